@@ -1,0 +1,148 @@
+"""Registry of physics degradations and `simulate()`, the one way to apply them.
+
+A degradation is a pure function `(image, level, rng) -> (image, params)` registered with a
+`DegradationSpec`: its physical unit, which direction is worse, and the level boundaries that map a
+level to severity none/mild/moderate/severe. `simulate` wraps it: it draws the rng from the seed,
+records a `Degradation` (the ground truth for training) and appends it to the image's provenance.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medq.errors import InvalidParameter, UnsupportedImage
+from medq.image import MedImage
+
+SEVERITIES = ("none", "mild", "moderate", "severe")
+
+DegradeFn = Callable[[MedImage, float, np.random.Generator], tuple[MedImage, dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class DegradationSpec:
+    """How one degradation is parameterised and graded.
+
+    `bounds` are the three level boundaries none|mild, mild|moderate, moderate|severe, listed in the
+    order severity grows (so decreasing for `worse="lower"`, e.g. photon counts). `levels` are the
+    representative levels used for `--severity`.
+    """
+
+    name: str
+    fn: DegradeFn
+    unit: str
+    worse: str  # "higher" or "lower"
+    bounds: tuple[float, float, float]
+    levels: dict[str, float]
+    modalities: tuple[str, ...]
+    finding: str
+    description: str
+
+    def severity(self, level: float) -> str:
+        """Map a physical level to none/mild/moderate/severe using `bounds`."""
+        sign = 1.0 if self.worse == "higher" else -1.0
+        n = sum(sign * float(level) >= sign * b for b in self.bounds)
+        return SEVERITIES[n]
+
+    def level_for(self, severity: str) -> float:
+        """Representative level of a severity (`mild`, `moderate`, `severe`)."""
+        if severity not in self.levels:
+            raise InvalidParameter(
+                f"severity {severity!r} unknown for {self.name}; choose from {sorted(self.levels)}")
+        return self.levels[severity]
+
+
+@dataclass
+class Degradation:
+    """Record of one applied degradation: name, level (+unit), severity, seed and every parameter."""
+
+    name: str
+    level: float
+    unit: str
+    severity: str
+    seed: int | None
+    finding: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly dict (numpy scalars converted)."""
+        return json.loads(json.dumps(asdict(self), default=_jsonable))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Degradation:
+        """Inverse of `to_dict`."""
+        return cls(**data)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+_REGISTRY: dict[str, DegradationSpec] = {}
+
+
+def register(name: str, *, unit: str, worse: str, bounds: tuple[float, float, float],
+             levels: dict[str, float], modalities: tuple[str, ...], finding: str
+             ) -> Callable[[DegradeFn], DegradeFn]:
+    """Decorator registering a degradation function under `name` (docstring = description)."""
+    if worse not in ("higher", "lower"):
+        raise ValueError("worse must be 'higher' or 'lower'")
+
+    def wrap(fn: DegradeFn) -> DegradeFn:
+        doc = (fn.__doc__ or name).strip().splitlines()[0]
+        spec = DegradationSpec(name, fn, unit, worse, tuple(bounds), dict(levels),
+                               tuple(modalities), finding, doc)
+        for sev, lev in levels.items():
+            if spec.severity(lev) != sev:
+                raise ValueError(f"{name}: level {lev} of {sev!r} grades as {spec.severity(lev)!r}")
+        _REGISTRY[name] = spec
+        return fn
+
+    return wrap
+
+
+def get_spec(name: str) -> DegradationSpec:
+    """The spec registered under `name`; InvalidParameter naming the choices when unknown."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise InvalidParameter(
+            f"unknown degradation {name!r}; choose from {', '.join(sorted(_REGISTRY))}") from None
+
+
+def available(modality: str | None = None) -> list[str]:
+    """Names of the registered degradations, optionally only those that apply to `modality`."""
+    return sorted(n for n, s in _REGISTRY.items() if modality is None or modality in s.modalities)
+
+
+def simulate(image: MedImage, kind: str, level: float | None = None, severity: str | None = None,
+             seed: int | None = 0) -> tuple[MedImage, Degradation]:
+    """Apply degradation `kind` at a physical `level` (or a named `severity`), reproducibly for `seed`."""
+    spec = get_spec(kind)
+    if image.modality not in spec.modalities:
+        raise UnsupportedImage(
+            f"{kind} applies to {'/'.join(spec.modalities)} images, not {image.modality}", image.source)
+    if (level is None) == (severity is None):
+        raise InvalidParameter("give exactly one of level or severity")
+    lev = float(spec.level_for(severity) if severity is not None else level)
+    if not np.isfinite(lev):
+        raise InvalidParameter(f"level must be finite, got {level}")
+    rng = np.random.default_rng(seed)
+    out, params = spec.fn(image, lev, rng)
+    record = Degradation(kind, lev, spec.unit, spec.severity(lev), seed, spec.finding, dict(params))
+    meta = dict(out.meta)
+    meta["degradations"] = [*image.meta.get("degradations", []), record.to_dict()]
+    meta.setdefault("history", list(image.meta.get("history", [])))
+    meta["history"].append({"step": "simulate", "kind": kind, "level": lev, "seed": seed})
+    return out.evolve(meta=meta), record

@@ -1,0 +1,59 @@
+"""Typed errors: every failure medq reports names the file and the reason in one line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class MedqError(Exception):
+    """Base of every error medq raises on purpose."""
+
+    def __init__(self, reason: str, path: str | Path | None = None) -> None:
+        self.reason = " ".join(str(reason).split())  # always one line
+        self.path = str(path) if path is not None else None
+        super().__init__(self.message)
+
+    @property
+    def message(self) -> str:
+        """The one-line message: `<file>: <reason>` (or the reason alone)."""
+        return f"{self.path}: {self.reason}" if self.path else self.reason
+
+    def to_dict(self) -> dict[str, str]:
+        """JSON form used in place of a result: `{"type", "message"}`."""
+        return {"type": type(self).__name__, "message": self.message}
+
+
+class InputError(MedqError):
+    """Something about the user's input is wrong; the CLI exits with code 2."""
+
+
+class MissingInput(InputError):
+    """The path does not exist."""
+
+
+class UnreadableImage(InputError):
+    """The file exists but cannot be decoded (corrupt, truncated, not an image)."""
+
+
+class UnsupportedImage(InputError):
+    """The file is readable but holds something medq does not handle (waveform, plan, 4D, …)."""
+
+
+class EmptySeries(InputError):
+    """A directory or series without any image in it."""
+
+
+class MixedSeries(InputError):
+    """A directory holding several DICOM series where one was expected."""
+
+
+class InvalidImage(InputError):
+    """The pixels are unusable: all NaN/inf, empty shape, constant where structure is needed."""
+
+
+class InvalidParameter(InputError):
+    """A user-supplied parameter is out of range or unknown (degradation kind, level, format)."""
+
+
+class ModelError(MedqError):
+    """A model, its weights or its config is broken; an internal error (CLI exit code 1)."""

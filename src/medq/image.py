@@ -1,0 +1,102 @@
+"""MedImage: the one data model every stage passes on (see DESIGN.md)."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from medq.errors import InvalidImage, InvalidParameter
+
+MODALITIES = ("CT", "MR", "PT", "CR", "DX", "US", "OP", "OT")
+"""DICOM modality codes medq knows; OT (other) when the source does not say."""
+
+REGIONS = (
+    "head", "brain", "chest", "abdomen", "pelvis", "spine", "extremity", "knee", "breast",
+    "retina", "unknown",
+)
+"""Anatomical regions, coarse on purpose: they feed the region prompt."""
+
+PHOTO_MODALITIES = ("OP",)
+"""Modalities whose images may be RGB `(y, x, 3)`."""
+
+
+@dataclass(frozen=True, eq=False)
+class MedImage:
+    """An image in physical units with its geometry, modality, region and acquisition physics.
+
+    `array` is float32, `(y, x)` or `(z, y, x)`, or `(y, x, 3)` for photographs; `spacing` is in mm
+    in the same axis order (spatial axes only). Never mutated in place: use `with_array`/`evolve`.
+    """
+
+    array: np.ndarray
+    spacing: tuple[float, ...] = ()
+    modality: str = "OT"
+    region: str = "unknown"
+    physics: dict[str, Any] = field(default_factory=dict)
+    source: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        arr = np.asarray(self.array)
+        if arr.dtype != np.float32:
+            arr = arr.astype(np.float32)
+        modality = str(self.modality).upper()
+        if modality not in MODALITIES:
+            raise InvalidParameter(f"unknown modality {self.modality!r}; expected one of {MODALITIES}")
+        region = str(self.region).lower()
+        if region not in REGIONS:
+            raise InvalidParameter(f"unknown region {self.region!r}; expected one of {REGIONS}")
+        rgb = arr.ndim == 3 and arr.shape[-1] == 3 and modality in PHOTO_MODALITIES
+        spatial = arr.ndim - 1 if rgb else arr.ndim
+        if spatial not in (2, 3) or min(arr.shape) == 0:
+            raise InvalidImage(f"image must be 2D or 3D with no empty axis, got shape {arr.shape}",
+                               self.source)
+        spacing = tuple(float(s) for s in self.spacing) if self.spacing else (1.0,) * spatial
+        if len(spacing) != spatial or not all(np.isfinite(s) and s > 0 for s in spacing):
+            raise InvalidParameter(f"spacing {spacing} does not fit shape {arr.shape}")
+        object.__setattr__(self, "array", arr)
+        object.__setattr__(self, "modality", modality)
+        object.__setattr__(self, "region", region)
+        object.__setattr__(self, "spacing", spacing)
+
+    @property
+    def is_rgb(self) -> bool:
+        """True for colour photographs `(y, x, 3)`."""
+        return self.modality in PHOTO_MODALITIES and self.array.ndim == 3 and self.array.shape[-1] == 3
+
+    @property
+    def is_volume(self) -> bool:
+        """True for 3D volumes `(z, y, x)`."""
+        return self.array.ndim == 3 and not self.is_rgb
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Shape of the pixel array."""
+        return tuple(self.array.shape)
+
+    def evolve(self, **changes: Any) -> MedImage:
+        """Return a copy with some fields replaced (meta and physics are copied, never shared)."""
+        changes.setdefault("meta", copy.deepcopy(self.meta))
+        changes.setdefault("physics", dict(self.physics))
+        return replace(self, **changes)
+
+    def with_array(self, array: np.ndarray, step: dict[str, Any] | None = None, **changes: Any) -> MedImage:
+        """Return a new image holding `array`; `step` is appended to `meta['history']` as provenance."""
+        meta = copy.deepcopy(self.meta)
+        if step is not None:
+            meta.setdefault("history", []).append(step)
+        return self.evolve(array=array, meta=meta, **changes)
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-friendly description: modality, region, shape, spacing, physics, source."""
+        return {
+            "path": self.source,
+            "modality": self.modality,
+            "region": self.region,
+            "shape": list(self.shape),
+            "spacing": [round(s, 6) for s in self.spacing],
+            "physics": dict(self.physics),
+        }

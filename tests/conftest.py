@@ -1,0 +1,56 @@
+"""Shared fixtures: real images from installed packages, read without medq's own I/O."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pydicom import dcmread
+from pydicom.data import get_testdata_file
+
+from medq.image import MedImage
+
+
+def testdata(name: str) -> str:
+    """Path of one of pydicom's bundled test files (never downloads)."""
+    path = get_testdata_file(name, download=False)
+    if path is None:
+        pytest.skip(f"pydicom test file {name} is not bundled with this pydicom")
+    return str(path)
+
+
+def _dicom_slice(name: str, modality: str, region: str) -> MedImage:
+    ds = dcmread(testdata(name))
+    arr = ds.pixel_array.astype(np.float32) * float(getattr(ds, "RescaleSlope", 1)) + float(
+        getattr(ds, "RescaleIntercept", 0))
+    sp = tuple(float(s) for s in ds.PixelSpacing)
+    return MedImage(arr, sp, modality, region, source=testdata(name))
+
+
+@pytest.fixture(scope="session")
+def ct_slice() -> MedImage:
+    """pydicom's CT_small.dcm in HU (128×128, 0.66 mm)."""
+    return _dicom_slice("CT_small.dcm", "CT", "unknown")
+
+
+@pytest.fixture(scope="session")
+def mr_slice() -> MedImage:
+    """pydicom's MR_small.dcm (64×64)."""
+    return _dicom_slice("MR_small.dcm", "MR", "unknown")
+
+
+@pytest.fixture(scope="session")
+def mni_t1() -> MedImage:
+    """nilearn's bundled MNI152 T1 template as a (z, y, x) volume, 1 mm."""
+    from nilearn.datasets import load_mni152_template
+
+    img = load_mni152_template(resolution=2)
+    arr = np.transpose(np.asarray(img.get_fdata(), dtype=np.float32), (2, 1, 0))
+    return MedImage(arr, (2.0, 2.0, 2.0), "MR", "brain")
+
+
+@pytest.fixture(scope="session")
+def retina() -> MedImage:
+    """scikit-image's bundled fundus photograph, RGB in [0, 1]."""
+    from skimage.data import retina as _retina
+
+    return MedImage(_retina().astype(np.float32) / 255.0, (1.0, 1.0), "OP", "retina")
