@@ -1,0 +1,196 @@
+"""Medical image I/O: `load` any supported file or DICOM series folder, `save` by target suffix.
+
+Formats: DICOM (file, series folder, enhanced multi-frame, compressed transfer syntaxes), NIfTI
+(.nii/.nii.gz), PNG/JPEG/TIFF and NumPy .npy. Every failure is a `medq.errors.InputError` subclass
+naming the path in one line. Non-finite pixels: an image with no finite pixel raises
+`InvalidImage`; otherwise NaN/±inf are replaced by the minimum finite value and the replaced
+fraction is recorded in `meta['nonfinite_fraction']`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from medq.errors import (
+    InvalidImage,
+    InvalidParameter,
+    MedqError,
+    MissingInput,
+    UnreadableImage,
+    UnsupportedImage,
+)
+from medq.image import PHOTO_MODALITIES, MedImage
+from medq.io import dicom, dicom_write, nifti, raster
+from medq.io.sidecar import read_sidecar, write_sidecar
+
+__all__ = ["FORMATS", "load", "read_sidecar", "save", "sniff", "write_sidecar"]
+
+FORMATS = ("dicom", "dicom-series", "nifti", "png", "jpeg", "tiff", "npy")
+"""Values of `meta['format']` and of `sniff`."""
+
+_MAGIC = (
+    (b"\x89PNG\r\n\x1a\n", "png"), (b"\xff\xd8\xff", "jpeg"), (b"II*\x00", "tiff"),
+    (b"MM\x00*", "tiff"), (b"II+\x00", "tiff"), (b"MM\x00+", "tiff"), (b"\x93NUMPY", "npy"),
+)
+_NOT_IMAGES = (".txt", ".md", ".json", ".csv", ".xml", ".html", ".pdf", ".zip", ".py", ".yaml")
+
+
+def _suffix_format(path: Path) -> str | None:
+    name = path.name.lower()
+    if name.endswith((".nii", ".nii.gz")):
+        return "nifti"
+    if path.suffix.lower() in dicom.DICOM_SUFFIXES:
+        return "dicom"
+    if path.suffix.lower() == ".npy":
+        return "npy"
+    return raster.RASTER_FORMATS.get(path.suffix.lower())
+
+
+def sniff(path: str | Path) -> str:
+    """Name the format of `path` from its content first, then its suffix (one of `FORMATS`).
+
+    Raises MissingInput, UnreadableImage (empty file) or UnsupportedImage (unknown kind of file).
+    """
+    p = Path(path)
+    if not p.exists():
+        raise MissingInput("no such file or directory", p)
+    if p.is_dir():
+        return "dicom-series"
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(352)
+    except OSError as e:
+        raise UnreadableImage(f"cannot read file ({e.strerror or e})", p) from e
+    if not head:
+        raise UnreadableImage("file is empty", p)
+    if head[128:132] == b"DICM":
+        return "dicom"
+    for magic, fmt in _MAGIC:
+        if head.startswith(magic):
+            return fmt
+    if head[344:348] in (b"n+1\x00", b"ni1\x00") or head[4:8] == b"n+2\x00":
+        return "nifti"
+    by_suffix = _suffix_format(p)
+    if by_suffix is not None:
+        return by_suffix
+    if head.startswith(b"\x1f\x8b"):
+        return "nifti"
+    if p.suffix and p.suffix.lower() in _NOT_IMAGES:
+        raise UnsupportedImage(f"unsupported file type {p.suffix!r}; expected DICOM, NIfTI, "
+                               "PNG, JPEG, TIFF or .npy", p)
+    return "dicom"  # no signature: a preamble-less DICOM is the only candidate left
+
+
+def _finite(image: MedImage) -> MedImage:
+    """Reject all-non-finite images; replace partial NaN/inf with the minimum finite value."""
+    arr = image.array
+    finite = np.isfinite(arr)
+    if finite.all():
+        return image
+    if not finite.any():
+        raise InvalidImage(f"all {arr.size} pixel values are NaN or infinite", image.source)
+    fixed = np.where(finite, arr, arr[finite].min())
+    meta = dict(image.meta, nonfinite_fraction=float(1.0 - finite.mean()))
+    return image.evolve(array=fixed, meta=meta)
+
+
+def _read(p: Path, fmt: str) -> MedImage:
+    if fmt == "dicom-series":
+        return dicom.read_series(p)
+    if fmt == "dicom":
+        try:
+            return dicom.read_file(p)
+        except UnreadableImage as e:
+            if p.suffix and p.suffix.lower() not in dicom.DICOM_SUFFIXES:
+                raise UnsupportedImage(f"unsupported file type {p.suffix!r}; expected DICOM, "
+                                       "NIfTI, PNG, JPEG, TIFF or .npy", p) from e
+            raise
+    if fmt == "nifti":
+        return nifti.read_nifti(p)
+    if fmt == "npy":
+        return raster.read_npy(p)
+    return raster.read_raster(p, fmt)
+
+
+def load(path: str | Path, *, modality: str | None = None, region: str | None = None) -> MedImage:
+    """Load a medical image file or DICOM series folder; `modality`/`region` override the file's."""
+    p = Path(path)
+    fmt = sniff(p)
+    try:
+        image = _finite(_read(p, fmt))
+        changes = _sidecar_fields(p, image) if fmt not in ("dicom", "dicom-series") else {}
+        changes.update({k: v for k, v in (("modality", modality), ("region", region)) if v})
+        if changes:
+            rgb = image.is_rgb
+            image = image.evolve(**changes)
+            if rgb and image.modality not in PHOTO_MODALITIES:
+                raise InvalidParameter(f"colour image cannot take modality {image.modality!r}", p)
+        return image
+    except MedqError as e:
+        if e.path is None:
+            raise type(e)(e.reason, p) from e
+        raise
+    except Exception as e:  # last guard: no raw library exception escapes
+        raise UnreadableImage(f"{type(e).__name__}: {e}", p) from e
+
+
+def _sidecar_fields(p: Path, image: MedImage) -> dict:
+    """Fields a medq sidecar restores for formats without headers (modality, region, ...)."""
+    side = read_sidecar(p)
+    fields: dict = {}
+    if side.get("Modality"):
+        fields["modality"] = side["Modality"]
+    if side.get("BodyPart"):
+        fields["region"] = side["BodyPart"]
+    if isinstance(side.get("Physics"), dict):
+        fields["physics"] = {**side["Physics"], **image.physics}
+    spacing = side.get("Spacing")
+    if isinstance(spacing, list) and len(spacing) == len(image.spacing):
+        fields["spacing"] = tuple(float(s) for s in spacing)
+    return fields
+
+
+def _target_format(p: Path) -> str:
+    fmt = _suffix_format(p)
+    if fmt is not None:
+        return fmt
+    if p.is_dir() or not p.suffix:
+        return "dicom-series"
+    raise InvalidParameter(f"unknown output format {p.suffix!r}; use .dcm, a folder (DICOM "
+                           "series), .nii, .nii.gz, .png, .jpg, .tif or .npy", p)
+
+
+def save(image: MedImage, path: str | Path, *, reference: str | Path | None = None,
+         description: str | None = None) -> Path:
+    """Write `image` atomically in the format named by `path`'s suffix; return the path written.
+
+    `.dcm` → derived DICOM file (2D); folder / no suffix → derived DICOM series (IM00001.dcm, …);
+    `.nii`/`.nii.gz`; `.png`/`.jpg`/`.tif`; `.npy`. `reference` is a DICOM file or series folder
+    whose header is the template (default: the image's own source DICOM files); `description`
+    becomes DerivationDescription (DICOM), descrip (NIfTI) or a PNG text chunk. Formats without
+    a header get a JSON sidecar (`<stem>.json`) with modality, region, spacing and physics.
+    """
+    p = Path(path)
+    fmt = _target_format(p)
+    if not np.all(np.isfinite(image.array)):
+        raise InvalidImage("cannot save an image with NaN or infinite pixels", p)
+    try:
+        if fmt in ("dicom", "dicom-series"):
+            return dicom_write.write_dicom(image, p, reference=reference, description=description)
+        if fmt == "nifti":
+            written = nifti.write_nifti(image, p, description=description)
+        elif fmt == "npy":
+            written = raster.write_npy(image, p)
+        else:
+            written = raster.write_raster(image, p, description=description)
+        write_sidecar(written, {"Modality": image.modality, "BodyPart": image.region,
+                                "Spacing": list(image.spacing), "Physics": image.physics})
+        return written
+    except MedqError as e:
+        if e.path is None:
+            raise type(e)(e.reason, p) from e
+        raise
+    except OSError as e:
+        raise InvalidParameter(f"cannot write ({e.strerror or e})", p) from e

@@ -1,0 +1,60 @@
+"""Atomic writes: write into a temporary sibling of the target, then `os.replace` it into place.
+
+A reader never sees a half-written file: either the old content or the complete new one.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+@contextmanager
+def atomic_path(dest: str | Path) -> Iterator[Path]:
+    """Yield a temporary file path beside `dest`; on success it is moved onto `dest` atomically.
+
+    The temporary name ends with `dest`'s own name, so writers that pick the encoding from the
+    suffix (nibabel's `.nii.gz`, Pillow's `.png`, NumPy's `.npy`) behave as for `dest`.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.parent / f".{secrets.token_hex(4)}.tmp.{dest.name}"
+    try:
+        yield tmp
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def atomic_dir(dest: str | Path) -> Iterator[Path]:
+    """Yield a temporary folder beside `dest`; on success it replaces `dest` (old one removed)."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_hex(4)
+    tmp = dest.parent / f".{dest.name}.{token}.tmp"
+    tmp.mkdir()
+    try:
+        yield tmp
+        if dest.exists():
+            old = dest.parent / f".{dest.name}.{token}.old"
+            os.replace(dest, old)
+            os.replace(tmp, dest)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def atomic_write_text(dest: str | Path, text: str) -> Path:
+    """Write `text` (UTF-8) to `dest` atomically; returns `dest`."""
+    with atomic_path(dest) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(dest)

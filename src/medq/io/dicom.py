@@ -1,0 +1,394 @@
+"""DICOM via pydicom: single files, series folders, enhanced multi-frame; writes derived DICOM.
+
+Axis convention: volumes are `(z, y, x)` = (slice, row, column). Slices are sorted ascending by
+ImagePositionPatient projected on the slice normal n = row direction × column direction (from
+ImageOrientationPatient), falling back to InstanceNumber. Spacing is `(slice spacing,
+PixelSpacing[0] (between rows), PixelSpacing[1] (between columns))` in mm. Pixel values have the
+Modality LUT / RescaleSlope+Intercept applied (CT in HU); MONOCHROME1 is NOT inverted (the
+photometric interpretation is kept in `meta['photometric']`). Colour images become RGB in [0, 1].
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+from pydicom.datadict import dictionary_VR
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+from pydicom.pixels import apply_color_lut, apply_modality_lut
+from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+from medq.errors import (
+    EmptySeries,
+    MedqError,
+    MixedSeries,
+    UnreadableImage,
+    UnsupportedImage,
+)
+from medq.image import MODALITIES, MedImage
+
+DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
+_PIXEL_TAGS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+_MODALITY_MAP = {"MG": "DX", "IO": "DX", "PX": "DX", "RG": "DX", "XC": "OP"}
+_REGION_WORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("retina", ("EYE", "EYES", "RETINA", "RETINAL", "FUNDUS", "OPHTHALMIC")),
+    ("brain", ("BRAIN", "CEREBRUM", "CEREBRAL", "NEURO", "NEURO3D")),
+    ("head", ("HEAD", "SKULL", "HEADNECK", "NECK", "FACE", "SINUS", "SINUSES", "IAC", "TMJ")),
+    ("breast", ("BREAST", "MAMMO", "MAMMOGRAPHY", "MAMMOGRAM")),
+    ("knee", ("KNEE", "KNEES")),
+    ("spine", ("SPINE", "CSPINE", "TSPINE", "LSPINE", "LUMBAR", "SACRUM", "COCCYX", "VERTEBRA")),
+    ("chest", ("CHEST", "THORAX", "LUNG", "LUNGS", "HEART", "CARDIAC", "RIBS", "CTHORAX")),
+    ("abdomen", ("ABDOMEN", "ABD", "ABDOMENPELVIS", "LIVER", "KIDNEY", "RENAL", "PANCREAS")),
+    ("pelvis", ("PELVIS", "HIP", "HIPS", "PROSTATE", "BLADDER", "UTERUS")),
+    ("extremity", ("EXTREMITY", "ARM", "HAND", "WRIST", "ELBOW", "SHOULDER", "FOREARM", "HUMERUS",
+                   "LEG", "FOOT", "ANKLE", "FEMUR", "TIBIA", "FIBULA", "FINGER", "TOE", "THIGH")),
+)
+# physics key -> DICOM keyword (exposure_mAs is handled apart: it has three sources)
+_PHYSICS_TAGS = {
+    "kvp": "KVP", "ctdi_vol": "CTDIvol", "convolution_kernel": "ConvolutionKernel",
+    "field_strength_T": "MagneticFieldStrength", "tr_ms": "RepetitionTime", "te_ms": "EchoTime",
+    "ti_ms": "InversionTime", "flip_angle_deg": "FlipAngle", "slice_thickness_mm": "SliceThickness",
+    "pixel_bandwidth": "PixelBandwidth", "xray_tube_current_mA": "XRayTubeCurrent",
+    "exposure_time_ms": "ExposureTime", "echo_train_length": "EchoTrainLength",
+    "imaging_frequency_MHz": "ImagingFrequency", "manufacturer": "Manufacturer",
+    "manufacturer_model": "ManufacturerModelName", "scan_options": "ScanOptions",
+    "mr_acquisition_type": "MRAcquisitionType", "filter_type": "FilterType",
+}
+
+
+def has_preamble(path: str | Path) -> bool:
+    """True when the file carries the 128-byte preamble followed by b'DICM'."""
+    with open(path, "rb") as fh:
+        head = fh.read(132)
+    return len(head) == 132 and head[128:] == b"DICM"
+
+
+def _has_pixels(ds: Dataset) -> bool:
+    return any(tag in ds for tag in _PIXEL_TAGS)
+
+
+def read_dataset(path: str | Path, *, stop_before_pixels: bool = False) -> Dataset:
+    """Parse a DICOM file; a preamble-less file counts as DICOM only if it yields pixel data."""
+    preamble = has_preamble(path)
+    try:
+        if preamble:
+            ds = pydicom.dcmread(path, stop_before_pixels=stop_before_pixels)
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ds = pydicom.dcmread(path, force=True)
+            sop = ds.get("SOPClassUID")
+            known = sop is not None and getattr(sop, "name", str(sop)) != str(sop)
+            if not _has_pixels(ds) and not known:
+                raise UnreadableImage("not a DICOM file (no 'DICM' preamble, no pixel data)", path)
+            if "TransferSyntaxUID" not in ds.file_meta:  # raw dataset: record how it was read
+                implicit, little = ds.original_encoding
+                ds.file_meta.TransferSyntaxUID = (
+                    ImplicitVRLittleEndian if implicit else
+                    ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
+    except MedqError:
+        raise
+    except Exception as e:
+        raise UnreadableImage(f"not a readable DICOM file ({type(e).__name__}: {e})", path) from e
+    return ds
+
+
+def _value(ds: Dataset, keyword: str) -> Any:
+    """`keyword` from the top level, else from the shared / first per-frame functional groups."""
+    if keyword in ds and ds[keyword].value not in (None, ""):
+        return ds[keyword].value
+    for group in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence"):
+        items = ds.get(group) or []
+        for elem in (items[0] if len(items) else []):
+            if elem.VR == "SQ":
+                for item in elem.value:
+                    if keyword in item and item[keyword].value not in (None, ""):
+                        return item[keyword].value
+    return None
+
+
+def _number(value: Any) -> float | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, (list, tuple, MultiValue)):
+        value = value[0] if len(value) else None
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if np.isfinite(out) else None
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple, MultiValue)):
+        value = "\\".join(str(v) for v in value)
+    text = str(value).strip()
+    return text or None
+
+
+def read_physics(ds: Dataset) -> dict[str, Any]:
+    """Acquisition physics the header states, as plain float/int/str (nothing guessed)."""
+    out: dict[str, Any] = {}
+    for key, kw in _PHYSICS_TAGS.items():
+        raw = _value(ds, kw)
+        vr = dictionary_VR(kw)
+        value = _text(raw) if vr in ("SH", "LO", "CS", "ST") else _number(raw)
+        if value is not None:
+            out[key] = int(value) if kw == "EchoTrainLength" else value
+    mas = _number(_value(ds, "ExposureInmAs"))
+    if mas is None and _number(_value(ds, "ExposureInuAs")) is not None:
+        mas = _number(_value(ds, "ExposureInuAs")) / 1000.0
+    if mas is None:
+        mas = _number(_value(ds, "Exposure"))
+    if mas is None and "xray_tube_current_mA" in out and "exposure_time_ms" in out:
+        mas = out["xray_tube_current_mA"] * out["exposure_time_ms"] / 1000.0
+    if mas is not None:
+        out["exposure_mAs"] = mas
+    return out
+
+
+def region_from_text(*texts: str | None) -> str:
+    """Map BodyPartExamined / descriptions to a medq region by keyword, first text that matches."""
+    for text in texts:
+        if not text:
+            continue
+        words = set("".join(c if c.isalnum() else " " for c in str(text).upper()).split())
+        for region, keys in _REGION_WORDS:
+            if words & set(keys):
+                return region
+    return "unknown"
+
+
+def _modality(ds: Dataset) -> str:
+    code = str(ds.get("Modality", "") or "").upper()
+    code = _MODALITY_MAP.get(code, code)
+    return code if code in MODALITIES else "OT"
+
+
+def _floats(value: Any) -> list[float] | None:
+    if value is None:
+        return None
+    try:
+        return [float(v) for v in value]
+    except (TypeError, ValueError):
+        return None
+
+
+def _frame_rescale(arr: np.ndarray, ds: Dataset) -> np.ndarray:
+    """Rescale each frame of a multi-frame dataset with its (per-frame or shared) transformation."""
+    if ds.get("ModalityLUTSequence") or "RescaleSlope" in ds:
+        return apply_modality_lut(arr, ds).astype(np.float32)
+    out = arr.astype(np.float32)
+    shared = (ds.get("SharedFunctionalGroupsSequence") or [Dataset()])[0]
+    per = ds.get("PerFrameFunctionalGroupsSequence") or []
+    for i in range(out.shape[0]):
+        items = [per[i]] if i < len(per) else []
+        for item in [*items, shared]:
+            seq = item.get("PixelValueTransformationSequence")
+            if seq:
+                slope = _number(seq[0].get("RescaleSlope"))
+                icpt = _number(seq[0].get("RescaleIntercept"))
+                out[i] = out[i] * (1.0 if slope is None else slope) + (icpt or 0.0)
+                break
+    return out
+
+
+def _pixels(ds: Dataset, path: Path) -> tuple[np.ndarray, bool]:
+    """Decoded pixels in physical units (float32) and whether they are RGB in [0, 1]."""
+    try:
+        arr = ds.pixel_array
+    except Exception as e:
+        ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+        name = getattr(ts, "name", "unknown transfer syntax")
+        raise UnreadableImage(f"cannot decode the pixel data ({name}): {e}", path) from e
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
+    frames = int(_number(ds.get("NumberOfFrames")) or 1)
+    if photometric == "PALETTE COLOR":
+        arr = apply_color_lut(arr, ds)
+        return arr.astype(np.float32) / (255.0 if arr.dtype == np.uint8 else 65535.0), True
+    if int(ds.get("SamplesPerPixel", 1)) > 1:
+        return arr.astype(np.float32) / float(2 ** int(ds.get("BitsStored", 8)) - 1), True
+    if frames > 1:
+        arr = _frame_rescale(arr, ds)
+        return arr * np.float32(_number(ds.get("DoseGridScaling")) or 1.0), False
+    arr = np.asarray(apply_modality_lut(arr, ds), dtype=np.float32)
+    if "DoseGridScaling" in ds:  # RT Dose: stored values × scaling = dose in Gy
+        arr = arr * np.float32(_number(ds.DoseGridScaling) or 1.0)
+    return arr, False
+
+
+def _order(positions: list[list[float] | None], iop: list[float] | None, numbers: list[Any],
+           fallback_dz: float | None, path: Path) -> tuple[list[int], float, dict[str, Any]]:
+    """Slice order, slice spacing and geometry notes from positions (or instance numbers)."""
+    n = len(positions)
+    info: dict[str, Any] = {}
+    if iop is not None and len(iop) == 6 and all(p is not None and len(p) == 3 for p in positions):
+        normal = np.cross(np.asarray(iop[:3]), np.asarray(iop[3:]))
+        proj = np.array([float(np.dot(p, normal)) for p in positions])
+        order = [int(i) for i in np.argsort(proj, kind="stable")]
+        if n < 2:
+            return order, float(fallback_dz or 1.0), {"z_spacing_source": "SliceThickness"}
+        gaps = np.diff(proj[order])
+        if np.any(gaps < 1e-3):
+            dup = int(np.sum(gaps < 1e-3))
+            raise UnsupportedImage(f"{n} slices but {dup} share a position with another slice "
+                                   "(multi-echo, repeated or multi-phase acquisition?)", path)
+        dz = float(np.median(gaps))
+        info = {"z_spacing_source": "ImagePositionPatient",
+                "irregular_spacing": bool(np.max(np.abs(gaps - dz)) > 0.01 * dz + 1e-3)}
+        return order, dz, info
+    keys = [(_number(v) if _number(v) is not None else float(i)) for i, v in enumerate(numbers)]
+    order = [int(i) for i in np.argsort(keys, kind="stable")]
+    source = "SpacingBetweenSlices/SliceThickness" if fallback_dz else "assumed"
+    return order, float(fallback_dz or 1.0), {"z_spacing_source": source, "sorted_by": "number"}
+
+
+def _spacing_yx(ds: Dataset) -> tuple[tuple[float, float] | None, str | None]:
+    for kw in ("PixelSpacing", "ImagerPixelSpacing", "NominalScannedPixelSpacing"):
+        sp = _floats(_value(ds, kw))
+        if sp and len(sp) == 2 and all(s > 0 for s in sp):
+            return (sp[0], sp[1]), kw
+    return None, None
+
+
+def _frame_positions(ds: Dataset, frames: int) -> list[list[float] | None]:
+    per = ds.get("PerFrameFunctionalGroupsSequence") or []
+    if len(per) == frames:
+        out: list[list[float] | None] = []
+        for item in per:
+            seq = item.get("PlanePositionSequence")
+            out.append(_floats(seq[0].get("ImagePositionPatient")) if seq else None)
+        return out
+    offsets, ipp = _floats(ds.get("GridFrameOffsetVector")), _floats(ds.get("ImagePositionPatient"))
+    iop = _floats(_value(ds, "ImageOrientationPatient"))
+    if offsets and ipp and iop and len(offsets) == frames:
+        normal = np.cross(iop[:3], iop[3:])
+        return [[float(v) for v in np.asarray(ipp) + o * normal] for o in offsets]
+    return [None] * frames
+
+
+def _assemble(datasets: list[Dataset], paths: list[Path], source: Path, fmt: str) -> MedImage:
+    """Build one MedImage from one (possibly multi-frame) dataset or a series of single frames."""
+    first = datasets[0]
+    if not _has_pixels(first):
+        sop = getattr(first.get("SOPClassUID"), "name", None) or "object of unknown SOP class"
+        raise UnsupportedImage(f"DICOM {sop} object has no image pixels", source)
+    iop = _floats(_value(first, "ImageOrientationPatient"))
+    dz_tag = _number(_value(first, "SpacingBetweenSlices")) or _number(
+        _value(first, "SliceThickness"))
+    frames = int(_number(first.get("NumberOfFrames")) or 1)
+    if len(datasets) == 1:
+        arr, rgb = _pixels(first, paths[0])
+        if frames > 1 and rgb:
+            raise UnsupportedImage(f"multi-frame colour DICOM ({frames} frames)", source)
+        positions = _frame_positions(first, frames) if frames > 1 else [
+            _floats(_value(first, "ImagePositionPatient"))]
+        numbers: list[Any] = list(range(frames))
+    else:
+        shapes = {(int(d.get("Rows", 0)), int(d.get("Columns", 0))) for d in datasets}
+        if len(shapes) > 1:
+            raise UnsupportedImage(f"series slices differ in size {sorted(shapes)}", source)
+        iops = {tuple(np.round(_floats(d.get("ImageOrientationPatient")) or [0] * 6, 3))
+                for d in datasets}
+        if len(iops) > 1:
+            raise UnsupportedImage("series slices have different orientations", source)
+        parts = [_pixels(d, p) for d, p in zip(datasets, paths, strict=True)]
+        if any(rgb for _, rgb in parts):
+            raise UnsupportedImage("colour DICOM series are not supported", source)
+        arr, rgb = np.stack([a for a, _ in parts]), False
+        positions = [_floats(d.get("ImagePositionPatient")) for d in datasets]
+        numbers = [d.get("InstanceNumber") for d in datasets]
+    sp_yx, sp_source = _spacing_yx(first)
+    meta: dict[str, Any] = {"format": fmt, "spacing_source": sp_source or "assumed"}
+    if arr.ndim == 3 and not rgb:
+        order, dz, info = _order(positions, iop, numbers, dz_tag, source)
+        arr = arr[order]
+        positions = [positions[i] for i in order]
+        if len(datasets) > 1:
+            paths = [paths[i] for i in order]
+        else:
+            meta["frame_order"] = order
+        meta.update(info)
+        spacing: tuple[float, ...] = (dz, *(sp_yx or (1.0, 1.0)))
+    else:
+        spacing = sp_yx or (1.0, 1.0)
+    modality = "OP" if rgb else _modality(first)
+    desc = [_text(first.get(k)) for k in ("SeriesDescription", "StudyDescription", "ProtocolName")]
+    region = region_from_text(_text(_value(first, "BodyPartExamined")), *desc)
+    ts = getattr(getattr(first, "file_meta", None), "TransferSyntaxUID", None)
+    meta.update({
+        "dicom_files": [str(p) for p in paths],
+        "dicom_modality": _text(first.get("Modality")),
+        "sop_class_uid": _text(first.get("SOPClassUID")),
+        "series_instance_uid": _text(first.get("SeriesInstanceUID")),
+        "study_instance_uid": _text(first.get("StudyInstanceUID")),
+        "frame_of_reference_uid": _text(first.get("FrameOfReferenceUID")),
+        "series_description": desc[0],
+        "photometric": _text(first.get("PhotometricInterpretation")),
+        "transfer_syntax": str(ts) if ts else None,
+        "bits_stored": int(first.get("BitsStored", 16)),
+        "number_of_frames": frames,
+        "orientation": iop,
+        "positions": positions if all(p is not None for p in positions) else None,
+    })
+    return MedImage(arr, spacing, modality, region, read_physics(first), str(source), meta)
+
+
+def read_file(path: str | Path) -> MedImage:
+    """Read one DICOM file (single- or enhanced multi-frame, any decodable transfer syntax)."""
+    path = Path(path)
+    ds = read_dataset(path)
+    try:
+        return _assemble([ds], [path], path, "dicom")
+    except MedqError:
+        raise
+    except Exception as e:
+        raise UnreadableImage(f"malformed DICOM ({type(e).__name__}: {e})", path) from e
+
+
+def scan_folder(folder: Path) -> dict[str, list[tuple[Path, Dataset]]]:
+    """Group the DICOM image files of `folder` by SeriesInstanceUID (other files are ignored)."""
+    groups: dict[str, list[tuple[Path, Dataset]]] = {}
+    for f in sorted(folder.iterdir()):
+        if not f.is_file() or f.name.startswith(".") or f.name.upper() == "DICOMDIR":
+            continue
+        if not has_preamble(f) and f.suffix.lower() not in (*DICOM_SUFFIXES, ""):
+            continue
+        try:
+            ds = read_dataset(f)
+        except UnreadableImage:
+            if has_preamble(f):
+                raise
+            continue  # README without suffix, random non-DICOM file
+        if _has_pixels(ds):
+            groups.setdefault(_text(ds.get("SeriesInstanceUID")) or "", []).append((f, ds))
+    return groups
+
+
+def read_series(folder: str | Path) -> MedImage:
+    """Read a folder holding exactly one DICOM series into a `(z, y, x)` volume."""
+    folder = Path(folder)
+    groups = scan_folder(folder)
+    if not groups:
+        raise EmptySeries("folder holds no DICOM image files", folder)
+    if len(groups) > 1:
+        names = [f"{uid or '<no UID>'} '{_text(items[0][1].get('SeriesDescription')) or ''}' "
+                 f"({len(items)} files)" for uid, items in groups.items()]
+        raise MixedSeries(f"folder holds {len(groups)} DICOM series: {'; '.join(names)}; "
+                          "load one series folder at a time", folder)
+    items = next(iter(groups.values()))
+    if len(items) > 1 and any(int(_number(d.get("NumberOfFrames")) or 1) > 1 for _, d in items):
+        raise UnsupportedImage(f"series holds {len(items)} files of which some are multi-frame; "
+                               "load the multi-frame file itself", folder)
+    try:
+        return _assemble([d for _, d in items], [p for p, _ in items], folder, "dicom-series")
+    except MedqError:
+        raise
+    except Exception as e:
+        raise UnreadableImage(f"malformed DICOM series ({type(e).__name__}: {e})", folder) from e

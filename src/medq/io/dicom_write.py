@@ -1,0 +1,270 @@
+"""Write derived DICOM: a `.dcm` file (2D) or a series folder, with new UIDs and a fitted rescale.
+
+The header template is the source DICOM (the image's `meta['dicom_files']` / `source`, or an
+explicit `reference` file or series folder), else a fresh modality-correct dataset (CT/MR/PET
+Image Storage, Secondary Capture otherwise). The output is uncompressed Explicit VR Little Endian,
+`ImageType` DERIVED\\SECONDARY, new SOPInstanceUID/SeriesInstanceUID, DerivationDescription,
+private tags, overlays and multi-frame functional groups removed (enhanced templates fall back
+to the legacy single-frame SOP class of their modality).
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+from pydicom.datadict import dictionary_VR
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian, generate_uid
+from pydicom.valuerep import format_number_as_ds
+
+from medq.errors import InvalidParameter, MissingInput
+from medq.image import MedImage
+from medq.io.atomic import atomic_dir, atomic_path
+from medq.io.dicom import (
+    _PHYSICS_TAGS,
+    _PIXEL_TAGS,
+    DICOM_SUFFIXES,
+    _floats,
+    _number,
+    _text,
+    _value,
+    has_preamble,
+    read_dataset,
+    read_physics,
+    read_series,
+)
+
+_STRIP = (
+    "PerFrameFunctionalGroupsSequence", "SharedFunctionalGroupsSequence", "NumberOfFrames",
+    "FrameIncrementPointer", "IconImageSequence", "ModalityLUTSequence", "PixelPaddingValue",
+    "PixelPaddingRangeLimit", "SmallestImagePixelValue", "LargestImagePixelValue",
+    "SmallestPixelValueInSeries", "LargestPixelValueInSeries", "PlanarConfiguration",
+    "GridFrameOffsetVector", "DimensionIndexSequence", "DimensionOrganizationSequence",
+    "RedPaletteColorLookupTableDescriptor", "GreenPaletteColorLookupTableDescriptor",
+    "BluePaletteColorLookupTableDescriptor", "RedPaletteColorLookupTableData",
+    "GreenPaletteColorLookupTableData", "BluePaletteColorLookupTableData",
+    "PaletteColorLookupTableUID", "DataSetTrailingPadding", "DoseGridScaling", *_PIXEL_TAGS,
+)
+_STORAGE = {"CT": "1.2.840.10008.5.1.4.1.1.2", "MR": "1.2.840.10008.5.1.4.1.1.4",
+            "PT": "1.2.840.10008.5.1.4.1.1.128"}
+_SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
+
+
+def encode_pixels(arr: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """Integer storage plus (RescaleSlope, RescaleIntercept) reproducing `arr` within half a step.
+
+    Integral data (or data spanning ≥ 1000 units) that fits 16 bits is stored as is (slope 1,
+    intercept 0: uint16 when non-negative, else int16); anything else uses the full uint16 range
+    with a fitted slope = range / 65535 and intercept = minimum (error ≤ slope / 2).
+    """
+    lo, hi = float(arr.min()), float(arr.max())
+    integral = bool(np.all(np.abs(arr - np.round(arr)) <= 1e-3))
+    if integral or hi - lo >= 1000:
+        if lo >= -0.5 and hi <= 65535.49:
+            return np.clip(np.round(arr), 0, 65535).astype(np.uint16), 1.0, 0.0
+        if lo >= -32768.49 and hi <= 32767.49:
+            return np.clip(np.round(arr), -32768, 32767).astype(np.int16), 1.0, 0.0
+    slope = float(format_number_as_ds((hi - lo) / 65535.0)) if hi > lo else 1.0
+    icpt = float(format_number_as_ds(lo))
+    stored = np.clip(np.round((arr.astype(np.float64) - icpt) / slope), 0, 65535)
+    return stored.astype(np.uint16), slope, icpt
+
+
+def _set(ds: Dataset, keyword: str, value: Any) -> None:
+    vr = dictionary_VR(keyword)
+    if vr == "IS":
+        value = int(round(float(value)))
+    elif vr == "DS":
+        value = format_number_as_ds(float(value))
+    elif vr in ("FD", "FL"):
+        value = float(value)
+    else:
+        value = str(value)[:64]
+    setattr(ds, keyword, value)
+
+
+def _templates(image: MedImage, reference: str | Path | None) -> list[Dataset]:
+    if reference is not None:
+        ref = Path(reference)
+        if not ref.exists():
+            raise MissingInput("reference DICOM does not exist", ref)
+        if ref.is_dir():
+            img = read_series(ref)
+            files = [Path(f) for f in img.meta["dicom_files"]]
+        else:
+            files = [ref]
+        return [read_dataset(f, stop_before_pixels=True) for f in files]
+    files = [Path(f) for f in image.meta.get("dicom_files") or []]
+    if not files and image.source and Path(image.source).is_file() and has_preamble(image.source):
+        files = [Path(image.source)]
+    found = [read_dataset(f, stop_before_pixels=True) for f in files if f.is_file()]
+    return found if len(found) == len(files) else found[:1]
+
+
+def _new_dataset(image: MedImage) -> Dataset:
+    ds = Dataset()
+    ds.SOPClassUID = _STORAGE.get(image.modality, _SECONDARY_CAPTURE)
+    ds.Modality = image.modality
+    ds.PatientName, ds.PatientID = "ANONYMOUS", "MEDQ"
+    ds.StudyInstanceUID = image.meta.get("study_instance_uid") or generate_uid()
+    ds.FrameOfReferenceUID = image.meta.get("frame_of_reference_uid") or generate_uid()
+    ds.StudyDate = dt.date.today().strftime("%Y%m%d")
+    ds.ImageOrientationPatient = image.meta.get("orientation") or [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+    if ds.SOPClassUID == _SECONDARY_CAPTURE:
+        ds.ConversionType = "WSD"
+    if image.region != "unknown":
+        ds.BodyPartExamined = image.region.upper()
+    if image.is_volume:
+        ds.SliceThickness = format_number_as_ds(image.spacing[0])
+        ds.SpacingBetweenSlices = format_number_as_ds(image.spacing[0])
+    return ds
+
+
+def _prepare(tpl: Dataset, image: MedImage) -> None:
+    """Strip pixels, private tags, overlays and multi-frame groups; make the SOP class legacy."""
+    frames = int(_number(tpl.get("NumberOfFrames")) or 1)
+    if frames > 1 or "PerFrameFunctionalGroupsSequence" in tpl:
+        for kw in ("PixelSpacing", "ImageOrientationPatient", "SliceThickness"):
+            if kw not in tpl and _value(tpl, kw) is not None:
+                setattr(tpl, kw, _value(tpl, kw))
+        tpl.SOPClassUID = _STORAGE.get(image.modality, _SECONDARY_CAPTURE)
+    tpl.remove_private_tags()
+    for kw in _STRIP:
+        if kw in tpl:
+            delattr(tpl, kw)
+    for tag in [e.tag for e in tpl if 0x5000 <= e.tag.group <= 0x60FF]:
+        del tpl[tag]
+
+
+def _derivation(image: MedImage, description: str | None) -> str:
+    if description:
+        return description[:1024]
+    steps = [s.get("name") or s.get("op") or s.get("step") or str(s) if isinstance(s, dict)
+             else str(s) for s in image.meta.get("history", [])]
+    return ("medq: " + "; ".join(str(s) for s in steps) if steps else "medq derived image")[:1024]
+
+
+def _dataset(base: Dataset, image: MedImage, k: int, stored: np.ndarray, rescale: tuple,
+             uids: dict[str, str], description: str | None) -> Dataset:
+    """One derived slice: header from `base`, new UIDs, geometry, rescale and pixel data."""
+    ds = copy.deepcopy(base)
+    src_sop, src_class = _text(ds.get("SOPInstanceUID")), _text(ds.get("SOPClassUID"))
+    _prepare(ds, image)
+    phys_before = read_physics(ds)
+    for key, value in image.physics.items():
+        if key in phys_before and phys_before[key] == value:
+            continue
+        if key == "exposure_mAs":
+            _set(ds, "ExposureInmAs", value)
+            _set(ds, "Exposure", value)
+        elif key in _PHYSICS_TAGS and value is not None:
+            _set(ds, _PHYSICS_TAGS[key], value)
+    now = dt.datetime.now()
+    ds.SOPInstanceUID = generate_uid()
+    ds.SeriesInstanceUID = uids["series"]
+    ds.StudyInstanceUID = ds.get("StudyInstanceUID") or uids["study"]
+    ds.SeriesNumber = int(_number(ds.get("SeriesNumber")) or 0) + 1000
+    ds.InstanceNumber = k + 1
+    ds.SeriesDescription = ((_text(ds.get("SeriesDescription")) or "medq") + " derived")[:64]
+    ds.ContentDate, ds.ContentTime = now.strftime("%Y%m%d"), now.strftime("%H%M%S")
+    ds.Modality = ds.get("Modality") or image.modality
+    old_type = list(ds.get("ImageType") or [])
+    ds.ImageType = ["DERIVED", "SECONDARY", *old_type[2:]]
+    ds.DerivationDescription = _derivation(image, description)
+    if src_sop and src_class:
+        ref = Dataset()
+        ref.ReferencedSOPClassUID, ref.ReferencedSOPInstanceUID = src_class, src_sop
+        ds.SourceImageSequence = [ref]
+    sy, sx = image.spacing[-2:]
+    sp_kw = image.meta.get("spacing_source")
+    if sp_kw not in ("ImagerPixelSpacing", "NominalScannedPixelSpacing"):
+        sp_kw = "PixelSpacing"
+    setattr(ds, sp_kw, [format_number_as_ds(sy), format_number_as_ds(sx)])
+    iop = _floats(ds.get("ImageOrientationPatient")) or image.meta.get("orientation")
+    positions = image.meta.get("positions")
+    nz = image.shape[0] if image.is_volume else 1
+    if positions and len(positions) == nz:
+        ipp = positions[k]
+    else:
+        origin = positions[0] if positions else (_floats(ds.get("ImagePositionPatient"))
+                                                 or [0.0, 0.0, 0.0])
+        normal = np.cross(iop[:3], iop[3:]) if iop else np.array([0.0, 0.0, 1.0])
+        dz = image.spacing[0] if image.is_volume else 0.0
+        ipp = list(np.asarray(origin, dtype=float) + k * dz * normal)
+    ds.ImagePositionPatient = [format_number_as_ds(float(v)) for v in ipp]
+    if iop:
+        ds.ImageOrientationPatient = [format_number_as_ds(float(v)) for v in iop]
+        if "SliceLocation" in ds or "SpacingBetweenSlices" in ds:
+            ds.SliceLocation = format_number_as_ds(float(np.dot(ipp, np.cross(iop[:3], iop[3:]))))
+    if image.is_volume and "SpacingBetweenSlices" in ds:
+        ds.SpacingBetweenSlices = format_number_as_ds(image.spacing[0])
+    ds.Rows, ds.Columns = int(stored.shape[0]), int(stored.shape[1])
+    if image.is_rgb:
+        ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, "RGB", 0
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+        for kw in ("RescaleSlope", "RescaleIntercept", "RescaleType", "WindowCenter",
+                   "WindowWidth", "VOILUTSequence"):
+            if kw in ds:
+                delattr(ds, kw)
+    else:
+        mono1 = _text(ds.get("PhotometricInterpretation")) == "MONOCHROME1"
+        ds.SamplesPerPixel = 1
+        ds.PhotometricInterpretation = "MONOCHROME1" if mono1 else "MONOCHROME2"
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 16, 15
+        ds.PixelRepresentation = int(stored.dtype == np.int16)
+        ds.RescaleSlope, ds.RescaleIntercept = (format_number_as_ds(v) for v in rescale)
+    data = stored.astype(stored.dtype.newbyteorder("<")).tobytes()
+    ds.PixelData = data + (b"\0" if len(data) % 2 else b"")
+    ds["PixelData"].VR = "OB" if image.is_rgb else "OW"
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+    return ds
+
+
+def write_dicom(image: MedImage, path: str | Path, *, reference: str | Path | None = None,
+                description: str | None = None) -> Path:
+    """Write a derived DICOM: one `.dcm` file (2D) or a series folder of IM00001.dcm, … (any)."""
+    path = Path(path)
+    as_file = path.suffix.lower() in DICOM_SUFFIXES
+    if as_file and image.is_volume:
+        raise InvalidParameter("a volume is written as a DICOM series folder; give a path without "
+                               "the .dcm suffix", path)
+    if not as_file and path.exists():
+        if not path.is_dir():
+            raise InvalidParameter("DICOM series target exists and is not a folder", path)
+        other = [f.name for f in path.iterdir()
+                 if not (f.name.startswith("IM") and f.suffix.lower() == ".dcm")]
+        if other:
+            raise InvalidParameter(f"will not replace folder holding other files ({other[0]}, …)",
+                                   path)
+    templates = _templates(image, reference)
+    if image.is_rgb:
+        stored_all = np.round(np.clip(image.array, 0.0, 1.0) * 255).astype(np.uint8)[None]
+        rescale: tuple = (1.0, 0.0)
+    else:
+        stored_all, slope, icpt = encode_pixels(image.array)
+        rescale = (slope, icpt)
+        stored_all = stored_all if image.is_volume else stored_all[None]
+    base_new = _new_dataset(image)
+    uids = {"series": generate_uid(), "study": str(base_new.StudyInstanceUID)}
+    out = []
+    for k in range(stored_all.shape[0]):
+        tpl = templates[k] if len(templates) == stored_all.shape[0] else (
+            templates[0] if templates else base_new)
+        out.append(_dataset(tpl, image, k, stored_all[k], rescale, uids, description))
+    if as_file:
+        with atomic_path(path) as tmp:
+            pydicom.dcmwrite(tmp, out[0], enforce_file_format=True)
+        return path
+    with atomic_dir(path) as tmp:
+        for k, ds in enumerate(out):
+            pydicom.dcmwrite(tmp / f"IM{k + 1:05d}.dcm", ds, enforce_file_format=True)
+    return path

@@ -1,0 +1,89 @@
+"""NIfTI-1/2 (.nii, .nii.gz) via nibabel.
+
+Axis convention: nibabel indexes voxels `(i, j, k)`; medq's array is its transpose `(z, y, x)` =
+`(k, j, i)`, and `spacing` is the header zooms reversed `(dk, dj, di)`. The voxel-to-world affine
+(nibabel's, mapping `(i, j, k, 1)` to RAS+ mm) is kept untouched in `meta['affine']` (list of lists)
+and written back on save, its columns rescaled to the image's current spacing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+
+from medq.errors import InvalidParameter, MedqError, UnreadableImage, UnsupportedImage
+from medq.image import MedImage
+from medq.io.atomic import atomic_path
+
+
+def read_nifti(path: str | Path) -> MedImage:
+    """Read a 2D/3D NIfTI (a 4D one only when its 4th axis has length 1) as `(z, y, x)`."""
+    path = Path(path)
+    try:
+        img = nib.load(str(path))
+        shape = tuple(int(s) for s in img.shape)
+        if len(shape) > 3 and any(s != 1 for s in shape[3:]):
+            raise UnsupportedImage(f"{len(shape)}D NIfTI of shape {shape} (e.g. a time series with "
+                                   f"{shape[3]} volumes) is not supported; extract one 3D volume",
+                                   path)
+        data = np.asarray(img.get_fdata(dtype=np.float32))
+        data = data.reshape(shape[:3]) if len(shape) > 3 else data
+        header = img.header
+        zooms = [float(z) for z in header.get_zooms()[: data.ndim]]
+        affine = np.asarray(img.affine, dtype=float)
+        meta: dict[str, Any] = {
+            "format": "nifti",
+            "affine": affine.tolist(),
+            "axcodes": list(nib.aff2axcodes(affine)),
+            "qform_code": int(header.get("qform_code", 0)),
+            "sform_code": int(header.get("sform_code", 0)),
+            "descrip": header["descrip"].item().decode("latin-1").strip("\0 ")
+            if "descrip" in header else "",
+        }
+    except MedqError:
+        raise
+    except Exception as e:
+        raise UnreadableImage(f"not a readable NIfTI file ({type(e).__name__}: {e})", path) from e
+    if data.ndim not in (2, 3):
+        raise UnsupportedImage(f"NIfTI with {data.ndim} dimensions is not supported", path)
+    arr = np.ascontiguousarray(data.T)
+    spacing = tuple(reversed(zooms))
+    if not all(np.isfinite(s) and s > 0 for s in spacing):
+        spacing, meta["spacing_assumed"] = (1.0,) * arr.ndim, True
+    return MedImage(arr, spacing, "OT", "unknown", {}, str(path), meta)
+
+
+def nifti_affine(image: MedImage) -> np.ndarray:
+    """Voxel-to-world affine for `image`: meta['affine'] with columns rescaled to its spacing."""
+    spacing_ijk = list(reversed(image.spacing)) + [1.0] * (3 - len(image.spacing))
+    affine = np.diag([*spacing_ijk, 1.0])
+    stored = image.meta.get("affine")
+    if stored is not None:
+        candidate = np.asarray(stored, dtype=float)
+        if candidate.shape == (4, 4) and np.all(np.isfinite(candidate)):
+            affine = candidate.copy()
+            for i, sp in enumerate(spacing_ijk[: len(image.spacing)]):
+                norm = float(np.linalg.norm(affine[:3, i]))
+                if norm > 0:
+                    affine[:3, i] *= sp / norm
+    return affine
+
+
+def write_nifti(image: MedImage, path: str | Path, *, description: str | None = None) -> Path:
+    """Write `image` as float32 NIfTI-1 (`.nii` or gzipped `.nii.gz`), atomically."""
+    path = Path(path)
+    if image.is_rgb:
+        raise InvalidParameter("RGB photographs are not written as NIfTI; use .png/.tif/.npy", path)
+    img = nib.Nifti1Image(np.ascontiguousarray(image.array.T), nifti_affine(image))
+    for kind in ("qform", "sform"):
+        code = image.meta.get(f"{kind}_code")
+        if code:
+            getattr(img, f"set_{kind}")(img.affine, code=int(code))
+    if description:
+        img.header["descrip"] = description.encode("latin-1", "replace")[:79]
+    with atomic_path(path) as tmp:
+        nib.save(img, str(tmp))
+    return path

@@ -1,0 +1,169 @@
+"""PNG / JPEG / TIFF via Pillow, and NumPy `.npy` arrays.
+
+Values: greyscale images keep their raw stored values as float32 (8-bit 0…255, 16-bit 0…65535,
+float TIFF as is) with `meta['bit_depth']` and `meta['value_range']`; colour images become RGB
+`(y, x, 3)` float32 in [0, 1] (stored / 255) with modality 'OP'. Alpha is dropped; an RGB image
+whose three channels are identical is read as greyscale. Raster files carry no trustworthy
+geometry, so spacing is 1 mm (`meta['spacing_assumed']`). Multi-page greyscale TIFF → `(z, y, x)`.
+
+Writing: greyscale is 8-bit (16-bit when the source was deeper than 8 bits; JPEG is always
+8-bit). Values already inside [0, 2**bits − 1] are written as rounded raw values; otherwise
+they are mapped linearly from [min, max] onto the full range, and PNG records that map in a
+`medq_rescale` text chunk ("slope intercept") which `read_raster` applies, so physical values
+come back. TIFF writes out-of-range or fractional data as float32 instead. RGB is clipped to
+[0, 1] × 255.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, PngImagePlugin
+
+from medq.errors import InvalidParameter, MedqError, UnreadableImage, UnsupportedImage
+from medq.image import MedImage
+from medq.io.atomic import atomic_path
+
+RASTER_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".tif": "tiff", ".tiff": "tiff"}
+_PIL_NAMES = {"png": "PNG", "jpeg": "JPEG", "tiff": "TIFF"}
+
+
+def _frame_array(frame: Image.Image) -> tuple[np.ndarray, int, bool]:
+    """Pixels of one Pillow frame, its bit depth and whether it is colour."""
+    mode = frame.mode
+    if mode in ("LA", "PA") or (mode == "P" and "transparency" in frame.info):
+        frame = frame.convert("RGBA")
+        mode = frame.mode
+    if mode == "P":
+        frame, mode = frame.convert("RGB"), "RGB"
+    if mode in ("RGBA", "CMYK", "YCbCr", "LAB", "HSV", "RGBX"):
+        frame, mode = frame.convert("RGB"), "RGB"
+    arr = np.asarray(frame)
+    if mode == "RGB":
+        if np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 0], arr[..., 2]):
+            return arr[..., 0], 8, False
+        return arr, 8, True
+    if mode == "1":
+        return arr.astype(np.uint8), 1, False
+    if mode == "L":
+        return arr, 8, False
+    if mode.startswith("I;16"):
+        return arr.astype(np.uint16), 16, False
+    if mode == "I":
+        return arr, 16 if arr.min() >= 0 and arr.max() <= 65535 else 32, False
+    if mode == "F":
+        return arr.astype(np.float32), 32, False
+    raise UnsupportedImage(f"unsupported Pillow image mode {mode!r}")
+
+
+def read_raster(path: str | Path, fmt: str) -> MedImage:
+    """Read a PNG/JPEG/TIFF file: raw grey values, or RGB in [0, 1] as modality 'OP'."""
+    path = Path(path)
+    try:
+        with Image.open(path) as img:
+            info = dict(img.info)
+            frames = []
+            for i in range(getattr(img, "n_frames", 1)):
+                img.seek(i)
+                img.load()
+                frames.append(_frame_array(img))
+    except MedqError as e:
+        raise type(e)(e.reason, path) from e
+    except Exception as e:
+        raise UnreadableImage(f"not a readable {fmt.upper()} image ({type(e).__name__}: {e})",
+                              path) from e
+    bits, rgb = frames[0][1], frames[0][2]
+    if len(frames) > 1:
+        if rgb or any(f[2] for f in frames) or len({f[0].shape for f in frames}) > 1:
+            raise UnsupportedImage("multi-page TIFF with colour or unequal pages", path)
+        arr = np.stack([f[0] for f in frames]).astype(np.float32)
+    else:
+        arr = frames[0][0].astype(np.float32)
+    meta: dict[str, Any] = {"format": fmt, "bit_depth": bits, "spacing_assumed": True}
+    if bits <= 16:
+        meta["value_range"] = [0, 2**bits - 1]
+    if rgb:
+        arr = arr / 255.0
+        meta["value_range"] = [0, 255]
+    rescale = str(info.get("medq_rescale", "")).split()
+    if len(rescale) == 2 and not rgb:
+        slope, icpt = float(rescale[0]), float(rescale[1])
+        arr = arr * np.float32(slope) + np.float32(icpt)
+        meta["rescale"] = [slope, icpt]
+    return MedImage(arr, (), "OP" if rgb else "OT", "unknown", {}, str(path), meta)
+
+
+def _grey_storage(image: MedImage, fmt: str) -> tuple[np.ndarray, tuple[float, float] | None]:
+    """Integer pixels for a grey image and the (slope, intercept) map used, if any."""
+    arr = image.array
+    depth = image.meta.get("bit_depth") or image.meta.get("bits_stored") or 8
+    bits = 16 if depth > 8 and fmt != "jpeg" else 8
+    top = 2**bits - 1
+    dtype = np.uint16 if bits == 16 else np.uint8
+    lo, hi = float(arr.min()), float(arr.max())
+    if lo >= -0.5 and hi <= top + 0.49:
+        return np.clip(np.round(arr), 0, top).astype(dtype), None
+    slope = (hi - lo) / top if hi > lo else 1.0
+    stored = np.clip(np.round((arr.astype(np.float64) - lo) / slope), 0, top).astype(dtype)
+    return stored, (slope, lo)
+
+
+def write_raster(image: MedImage, path: str | Path, *, description: str | None = None) -> Path:
+    """Write a PNG/JPEG (2D) or TIFF (2D or multi-page 3D) image, atomically."""
+    path = Path(path)
+    fmt = RASTER_FORMATS[path.suffix.lower()]
+    if image.is_volume and fmt != "tiff":
+        raise InvalidParameter(f"{fmt.upper()} holds one 2D image; save volumes as .tif, .nii.gz, "
+                               ".npy or a DICOM series folder", path)
+    kwargs: dict[str, Any] = {"format": _PIL_NAMES[fmt]}
+    if fmt == "jpeg":
+        kwargs["quality"] = 95
+    if image.is_rgb:
+        pages = [Image.fromarray(np.round(np.clip(image.array, 0, 1) * 255).astype(np.uint8))]
+    else:
+        lo, hi = float(image.array.min()), float(image.array.max())
+        integral = bool(np.all(np.abs(image.array - np.round(image.array)) <= 1e-3))
+        if fmt == "tiff" and not (integral and lo >= 0 and hi <= 65535):
+            stored, rescale = image.array.astype(np.float32), None
+        else:
+            stored, rescale = _grey_storage(image, fmt)
+        planes = list(stored) if image.is_volume else [stored]
+        pages = [Image.fromarray(p) for p in planes]
+        if fmt == "png":
+            pnginfo = PngImagePlugin.PngInfo()
+            if rescale is not None:
+                pnginfo.add_text("medq_rescale", f"{rescale[0]!r} {rescale[1]!r}")
+            if description:
+                pnginfo.add_text("Description", description)
+            kwargs["pnginfo"] = pnginfo
+    if len(pages) > 1:
+        kwargs.update(save_all=True, append_images=pages[1:])
+    with atomic_path(path) as tmp:
+        pages[0].save(tmp, **kwargs)
+    return path
+
+
+def read_npy(path: str | Path) -> MedImage:
+    """Read a 2D/3D real-valued `.npy` array (no pickles); spacing is 1 mm (not stored in .npy)."""
+    path = Path(path)
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except Exception as e:
+        raise UnreadableImage(f"not a readable .npy array ({type(e).__name__}: {e})", path) from e
+    if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "biuf":
+        raise UnsupportedImage(f".npy array of dtype {getattr(arr, 'dtype', '?')} is not a real "
+                               "image", path)
+    if arr.ndim not in (2, 3) or arr.size == 0:
+        raise UnsupportedImage(f".npy array of shape {arr.shape} is not a 2D or 3D image", path)
+    meta = {"format": "npy", "dtype": str(arr.dtype), "spacing_assumed": True}
+    return MedImage(arr.astype(np.float32), (), "OT", "unknown", {}, str(path), meta)
+
+
+def write_npy(image: MedImage, path: str | Path) -> Path:
+    """Write the float32 array as `.npy` (array only: spacing and metadata are not kept)."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        np.save(tmp, image.array.astype(np.float32), allow_pickle=False)
+    return path

@@ -1,0 +1,177 @@
+"""Bad input: every failure is the right InputError subclass, names the path, fits on one line."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pydicom
+import pytest
+from PIL import Image
+from pydicom.uid import generate_uid
+
+from conftest import testdata as tdata
+from medq.errors import (
+    EmptySeries,
+    InputError,
+    InvalidImage,
+    MissingInput,
+    MixedSeries,
+    UnreadableImage,
+    UnsupportedImage,
+)
+from medq.io import load
+
+
+def _random(name: str) -> Callable[[Path], Path]:
+    def make(tmp: Path) -> Path:
+        path = tmp / name
+        path.write_bytes(np.random.default_rng(7).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+        return path
+    return make
+
+
+def _write(name: str, content: bytes) -> Callable[[Path], Path]:
+    def make(tmp: Path) -> Path:
+        (tmp / name).write_bytes(content)
+        return tmp / name
+    return make
+
+
+def _pydicom_file(name: str) -> Callable[[Path], Path]:
+    return lambda tmp: Path(tdata(name))
+
+
+def _nifti(data: np.ndarray, name: str = "x.nii.gz") -> Callable[[Path], Path]:
+    def make(tmp: Path) -> Path:
+        nib.save(nib.Nifti1Image(data, np.eye(4)), tmp / name)
+        return tmp / name
+    return make
+
+
+def _npy(arr: np.ndarray) -> Callable[[Path], Path]:
+    def make(tmp: Path) -> Path:
+        np.save(tmp / "a.npy", arr, allow_pickle=True)
+        return tmp / "a.npy"
+    return make
+
+
+def _truncated_png(tmp: Path) -> Path:
+    Image.fromarray(np.arange(64 * 64, dtype=np.uint16).reshape(64, 64)).save(tmp / "t.png")
+    raw = (tmp / "t.png").read_bytes()
+    (tmp / "t.png").write_bytes(raw[: len(raw) // 2])
+    return tmp / "t.png"
+
+
+def _truncated_nifti(tmp: Path) -> Path:
+    path = _nifti(np.ones((20, 20, 20), np.float32))(tmp)
+    raw = gzip.decompress(path.read_bytes())
+    path.write_bytes(gzip.compress(raw[:1000]))
+    return path
+
+
+def _empty_dir(tmp: Path) -> Path:
+    (tmp / "empty").mkdir()
+    return tmp / "empty"
+
+
+def _dir_without_images(tmp: Path) -> Path:
+    folder = tmp / "docs"
+    folder.mkdir()
+    (folder / "README").write_text("series exported by hand\n")
+    (folder / "DICOMDIR").write_bytes(b"\0" * 200)
+    shutil.copy(tdata("rtplan.dcm"), folder / "plan.dcm")
+    return folder
+
+
+def _mixed_dir(tmp: Path) -> Path:
+    folder = tmp / "mixed"
+    folder.mkdir()
+    for series, n, desc in ((generate_uid(), 2, "AX CT"), (generate_uid(), 3, "COR CT")):
+        for i in range(n):
+            ds = pydicom.dcmread(tdata("CT_small.dcm"))
+            ds.SeriesInstanceUID, ds.SOPInstanceUID = series, generate_uid()
+            ds.SeriesDescription = desc
+            ds.ImagePositionPatient = [0, 0, float(i)]
+            ds.save_as(folder / f"{desc[:3]}{i}.dcm")
+    return folder
+
+
+def _series_with_truncated_slice(tmp: Path) -> Path:
+    folder = tmp / "broken"
+    folder.mkdir()
+    for i in range(2):
+        ds = pydicom.dcmread(tdata("MR_small.dcm"))
+        ds.SOPInstanceUID, ds.ImagePositionPatient = generate_uid(), [0, 0, float(i)]
+        ds.save_as(folder / f"s{i}.dcm")
+    shutil.copy(tdata("MR_truncated.dcm"), folder / "s2.dcm")
+    return folder
+
+
+CASES = [
+    ("truncated DICOM", _pydicom_file("MR_truncated.dcm"), UnreadableImage, "pixel data"),
+    ("ECG waveform", _pydicom_file("waveform_ecg.dcm"), UnsupportedImage, "Waveform"),
+    ("RT plan", _pydicom_file("rtplan.dcm"),
+     UnsupportedImage, "RT Plan Storage object has no image pixels"),
+    ("empty .dcm", _write("empty.dcm", b""), UnreadableImage, "empty"),
+    ("empty, no suffix", _write("empty", b""), UnreadableImage, "empty"),
+    ("random .dcm", _random("noise.dcm"), UnreadableImage, "DICOM"),
+    ("random, no suffix", _random("noise"), UnreadableImage, "DICOM"),
+    ("random .png", _random("noise.png"), UnreadableImage, "PNG"),
+    ("random .xyz", _random("noise.xyz"), UnsupportedImage, "unsupported file type"),
+    ("text .nii.gz", _write("notes.nii.gz", b"just some text\n" * 20), UnreadableImage, "NIfTI"),
+    ("text .txt", _write("notes.txt", b"just some text\n"), UnsupportedImage, "'.txt'"),
+    ("truncated PNG", _truncated_png, UnreadableImage, "PNG"),
+    ("truncated NIfTI", _truncated_nifti, UnreadableImage, "NIfTI"),
+    ("all-NaN NIfTI", _nifti(np.full((4, 4, 4), np.nan, np.float32)), InvalidImage, "NaN"),
+    ("4D NIfTI", _nifti(np.zeros((4, 4, 4, 3), np.float32)), UnsupportedImage, "4D"),
+    ("object .npy", _npy(np.array([{"a": 1}, None], dtype=object)), UnreadableImage, ".npy"),
+    ("4D .npy", _npy(np.zeros((2, 3, 4, 5))), UnsupportedImage, "shape (2, 3, 4, 5)"),
+    ("missing path", lambda tmp: tmp / "nowhere" / "ct.dcm", MissingInput, "no such file"),
+    ("empty folder", _empty_dir, EmptySeries, "no DICOM image"),
+    ("folder without images", _dir_without_images, EmptySeries, "no DICOM image"),
+    ("two series", _mixed_dir, MixedSeries, "2 DICOM series"),
+    ("series with truncated slice", _series_with_truncated_slice, UnreadableImage, "s2.dcm"),
+]
+
+
+@pytest.mark.parametrize(("make", "expected", "words"), [c[1:] for c in CASES],
+                         ids=[c[0] for c in CASES])
+def test_bad_input_raises_typed_one_line_error(tmp_path: Path, make, expected, words) -> None:
+    path = make(tmp_path)
+    with pytest.raises(InputError) as info:
+        load(path)
+    err = info.value
+    assert type(err) is expected, f"{type(err).__name__}: {err}"
+    message = str(err)
+    assert "\n" not in message
+    assert str(path) in message.split(": ")[0] or message.startswith(str(path))
+    assert words in message
+    assert err.to_dict()["type"] == expected.__name__
+
+
+def test_mixed_series_names_both_series(tmp_path: Path) -> None:
+    folder = _mixed_dir(tmp_path)
+    uids = {pydicom.dcmread(f).SeriesInstanceUID for f in folder.iterdir()}
+    with pytest.raises(MixedSeries) as info:
+        load(folder)
+    message = str(info.value)
+    assert all(uid in message for uid in uids)
+    assert "'AX CT' (2 files)" in message and "'COR CT' (3 files)" in message
+
+
+def test_4d_nifti_message_says_what_to_do(tmp_path: Path) -> None:
+    path = _nifti(np.zeros((4, 4, 4, 3), np.float32))(tmp_path)
+    with pytest.raises(UnsupportedImage, match="3 volumes.*extract one 3D volume"):
+        load(path)
+
+
+def test_bad_override_names_the_path() -> None:
+    from medq.errors import InvalidParameter
+
+    with pytest.raises(InvalidParameter, match="CT_small.dcm.*unknown modality"):
+        load(tdata("CT_small.dcm"), modality="XYZ")

@@ -1,0 +1,377 @@
+"""medq.io on real files: DICOM (file, series, multi-frame, compressed), NIfTI, PNG/TIFF, npy."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pydicom
+import pytest
+from PIL import Image
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+from conftest import testdata as tdata
+from medq.image import MedImage
+from medq.io import load, save, sniff
+from medq.io.dicom import region_from_text
+from medq.io.dicom_write import encode_pixels
+
+
+def _ct_stored() -> np.ndarray:
+    return pydicom.dcmread(tdata("CT_small.dcm")).pixel_array
+
+
+# ------------------------------------------------------------------ single DICOM files
+
+
+def test_ct_small_is_ct_in_hu_with_physics() -> None:
+    img = load(tdata("CT_small.dcm"))
+    assert img.modality == "CT" and img.shape == (128, 128)
+    np.testing.assert_array_equal(img.array, _ct_stored().astype(np.float32) - 1024)
+    assert img.array.min() == -896 and img.array.max() == 1167
+    assert img.spacing == pytest.approx((0.661468, 0.661468))
+    assert img.physics["kvp"] == 120 and img.physics["exposure_mAs"] == 170
+    assert img.physics["convolution_kernel"] == "STANDARD"
+    assert img.physics["slice_thickness_mm"] == 5.0
+    assert all(isinstance(v, (int, float, str)) for v in img.physics.values())
+    assert img.meta["format"] == "dicom" and img.meta["photometric"] == "MONOCHROME2"
+    assert img.meta["dicom_files"] == [tdata("CT_small.dcm")]
+    assert img.region == "unknown"  # CT_small states no body part
+    json.dumps([img.meta, img.physics])  # meta stays JSON-friendly
+
+
+def test_mr_small_physics_and_overrides() -> None:
+    img = load(tdata("MR_small.dcm"))
+    assert img.modality == "MR" and img.shape == (64, 64)
+    assert img.physics["tr_ms"] == 4000.0 and img.physics["te_ms"] == 240.0
+    assert img.physics["flip_angle_deg"] == 90.0
+    assert "field_strength_T" not in img.physics and "kvp" not in img.physics
+    over = load(tdata("MR_small.dcm"), modality="ct", region="brain")
+    assert (over.modality, over.region) == ("CT", "brain")
+
+
+@pytest.mark.parametrize("name", ["MR_small_jp2klossless.dcm", "MR_small_RLE.dcm",
+                                  "MR_small_jpeg_ls_lossless.dcm", "MR_small_bigendian.dcm",
+                                  "MR_small_implicit.dcm"])
+def test_compressed_and_other_syntaxes_equal_mr_small(name: str) -> None:
+    ref = load(tdata("MR_small.dcm"))
+    img = load(tdata(name))
+    np.testing.assert_array_equal(img.array, ref.array)
+    assert img.spacing == ref.spacing and img.modality == "MR"
+
+
+def test_preamble_less_dicom_without_suffix(tmp_path: Path) -> None:
+    ds = pydicom.dcmread(tdata("CT_small.dcm"))
+    target = tmp_path / "IMG0001"
+    ds.preamble, ds.file_meta = None, FileMetaDataset()
+    pydicom.dcmwrite(target, ds, implicit_vr=True, little_endian=True)
+    assert target.read_bytes()[128:132] != b"DICM"
+    assert sniff(target) == "dicom"
+    np.testing.assert_array_equal(load(target).array, load(tdata("CT_small.dcm")).array)
+
+
+def test_region_keywords() -> None:
+    assert region_from_text(None, "CT THORAX W/ CONTRAST") == "chest"
+    assert region_from_text("HEAD", "BRAIN") == "head"  # BodyPartExamined wins
+    assert region_from_text("", "MR BRAIN T1") == "brain"
+    assert region_from_text("LSPINE") == "spine"
+    assert region_from_text("L-SPINE") == "spine"
+    assert region_from_text("ABDOMENPELVIS") == "abdomen"
+    assert region_from_text("FUNDUS PHOTO") == "retina"
+    assert region_from_text("LEFT WRIST") == "extremity"
+    assert region_from_text("e+1", "WARM-UP") == "unknown"
+
+
+def test_region_from_body_part_tag(tmp_path: Path) -> None:
+    ds = pydicom.dcmread(tdata("CT_small.dcm"))
+    ds.BodyPartExamined = "CHEST"
+    ds.save_as(tmp_path / "chest.dcm")
+    assert load(tmp_path / "chest.dcm").region == "chest"
+
+
+# ------------------------------------------------------------------ derived DICOM writing
+
+
+def test_dicom_round_trip_is_derived(tmp_path: Path) -> None:
+    src = load(tdata("CT_small.dcm"))
+    out = save(src, tmp_path / "out.dcm", description="unit test derivation")
+    back = load(out)
+    assert np.abs(back.array - src.array).max() <= 1.0
+    assert back.spacing == pytest.approx(src.spacing) and back.modality == "CT"
+    assert back.physics["kvp"] == 120 and back.physics["exposure_mAs"] == 170
+    old, new = pydicom.dcmread(tdata("CT_small.dcm")), pydicom.dcmread(out)
+    assert new.SOPInstanceUID != old.SOPInstanceUID
+    assert new.SeriesInstanceUID != old.SeriesInstanceUID
+    assert new.StudyInstanceUID == old.StudyInstanceUID
+    assert "DERIVED" in list(new.ImageType)
+    assert new.DerivationDescription == "unit test derivation"
+    assert new.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
+    assert not any(e.tag.is_private for e in new)
+    assert new.SourceImageSequence[0].ReferencedSOPInstanceUID == old.SOPInstanceUID
+    assert [p.name for p in tmp_path.iterdir()] == ["out.dcm"]  # no temp file left
+
+
+@pytest.mark.parametrize("transform", [lambda a: a * 3 - 2000, lambda a: a / 3000 + 0.123,
+                                       lambda a: a * 40 + 0.25])
+def test_dicom_rescale_fits_new_range(tmp_path: Path, transform) -> None:
+    src = load(tdata("CT_small.dcm"))
+    new = src.with_array(transform(src.array), step={"name": "transform"})
+    back = load(save(new, tmp_path / "x.dcm"))
+    ds = pydicom.dcmread(tmp_path / "x.dcm")
+    slope = float(ds.RescaleSlope)
+    assert np.abs(back.array - new.array).max() <= max(slope / 2, 0.5) + 1e-3
+    assert np.abs(back.array - new.array).max() <= 1.0 or slope > 2
+    assert ds.BitsStored == 16 and ds.PixelRepresentation in (0, 1)
+    assert "transform" in ds.DerivationDescription
+
+
+def test_encode_pixels_choices() -> None:
+    hu = np.array([[-1024.0, 0.0], [40.0, 3071.0]])
+    stored, slope, icpt = encode_pixels(hu)
+    assert stored.dtype == np.int16 and (slope, icpt) == (1.0, 0.0)
+    stored, slope, icpt = encode_pixels(np.array([[0.0, 0.5], [0.25, 1.0]]))
+    assert stored.dtype == np.uint16 and slope < 1e-4 and icpt == 0.0
+
+
+def test_new_dicom_from_nifti_with_reference(tmp_path: Path, mni_t1: MedImage) -> None:
+    slab = mni_t1.with_array(mni_t1.array[40] * 1000.0, spacing=(2.0, 2.0))
+    out = save(slab, tmp_path / "ref.dcm", reference=tdata("MR_small.dcm"))
+    ds = pydicom.dcmread(out)
+    assert ds.Modality == "MR" and ds.Manufacturer == "TOSHIBA_MEC"
+    back = load(out)
+    assert back.shape == slab.shape and np.abs(back.array - slab.array).max() < 0.5
+
+
+# ------------------------------------------------------------------ series folders
+
+
+def _write_ct_series(folder: Path, n: int, iop: list[float], dz: float) -> list[int]:
+    """n CT_small copies along the normal of `iop`, shuffled names, slice k carries +100·k."""
+    base = pydicom.dcmread(tdata("CT_small.dcm"))
+    normal = np.cross(iop[:3], iop[3:])
+    origin = np.array([float(v) for v in base.ImagePositionPatient])
+    series = generate_uid()
+    rng = np.random.default_rng(1)
+    ks = list(rng.permutation(n))
+    folder.mkdir()
+    for j, k in enumerate(ks):
+        ds = pydicom.dcmread(tdata("CT_small.dcm"))
+        ds.SeriesInstanceUID, ds.SOPInstanceUID = series, generate_uid()
+        ds.ImageOrientationPatient = iop
+        ds.ImagePositionPatient = [round(float(v), 4) for v in origin + k * dz * normal]
+        ds.InstanceNumber = j + 1  # deliberately NOT the spatial order
+        ds.PixelData = (base.pixel_array + 100 * int(k)).astype(np.int16).tobytes()
+        ds.save_as(folder / secrets.token_hex(6))
+    (folder / "README").write_text("not a DICOM file\n")
+    (folder / "notes.txt").write_text("neither\n")
+    return ks
+
+
+@pytest.mark.parametrize("iop", [[1, 0, 0, 0, 1, 0], [1, 0, 0, 0, 0.8, -0.6]])
+def test_series_sorted_by_position(tmp_path: Path, iop: list[float]) -> None:
+    _write_ct_series(tmp_path / "ser", 6, iop, 2.5)
+    img = load(tmp_path / "ser")
+    hu = _ct_stored().astype(np.float32) - 1024
+    assert img.shape == (6, 128, 128) and img.meta["format"] == "dicom-series"
+    for k in range(6):
+        np.testing.assert_array_equal(img.array[k], hu + 100 * k)
+    assert img.spacing == pytest.approx((2.5, 0.661468, 0.661468), abs=1e-3)
+    assert not img.meta["irregular_spacing"]
+    assert len(img.meta["dicom_files"]) == 6 and img.source == str(tmp_path / "ser")
+    json.dumps([img.meta, img.physics])  # meta stays JSON-friendly
+
+
+def test_series_save_reload_keeps_geometry(tmp_path: Path) -> None:
+    _write_ct_series(tmp_path / "ser", 4, [1, 0, 0, 0, 1, 0], 3.0)
+    img = load(tmp_path / "ser")
+    out = save(img.with_array(img.array + 7), tmp_path / "derived")
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["IM00001.dcm", "IM00002.dcm", "IM00003.dcm", "IM00004.dcm"]
+    back = load(out)
+    np.testing.assert_allclose(back.array, img.array + 7, atol=1.0)
+    np.testing.assert_allclose(back.meta["positions"], img.meta["positions"], atol=1e-3)
+    assert back.spacing == pytest.approx(img.spacing, abs=1e-3)
+    uids = {pydicom.dcmread(p).SeriesInstanceUID for p in out.iterdir()}
+    assert len(uids) == 1 and uids != {img.meta["series_instance_uid"]}
+    save(back, out)  # overwriting a previous medq series folder is allowed
+    assert len(list(out.iterdir())) == 4
+
+
+def test_volume_series_from_mni_with_shuffled_names(tmp_path: Path, mni_t1: MedImage) -> None:
+    vol = mni_t1.with_array(mni_t1.array[30:42])
+    out = save(vol, tmp_path / "mni")
+    for f in list(out.iterdir()):
+        f.rename(out / f"{secrets.token_hex(5)}.dcm")
+    back = load(out)
+    assert back.shape == vol.shape and back.modality == "MR" and back.region == "brain"
+    np.testing.assert_allclose(back.array, vol.array, atol=1e-4)
+    assert back.spacing == pytest.approx((2.0, 2.0, 2.0))
+
+
+# ------------------------------------------------------------------ enhanced multi-frame
+
+
+def _enhanced_mr(path: Path, stored: np.ndarray, order: list[int]) -> None:
+    """Enhanced MR Image Storage file whose frames hold `stored[order]`, each with its position."""
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.4.1"
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.Modality, ds.SeriesInstanceUID, ds.StudyInstanceUID = "MR", generate_uid(), generate_uid()
+    ds.SeriesDescription = "T1 MPRAGE BRAIN"
+    ds.Rows, ds.Columns, ds.NumberOfFrames = stored.shape[1], stored.shape[2], len(order)
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+    measures, orient, pvt, timing = Dataset(), Dataset(), Dataset(), Dataset()
+    measures.PixelSpacing, measures.SliceThickness = [1.5, 1.25], 2.0
+    orient.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+    pvt.RescaleSlope, pvt.RescaleIntercept, pvt.RescaleType = 2, -100, "US"
+    timing.RepetitionTime, timing.FlipAngle = 2300.0, 9.0
+    shared = Dataset()
+    shared.PixelMeasuresSequence, shared.PlaneOrientationSequence = [measures], [orient]
+    shared.PixelValueTransformationSequence = [pvt]
+    shared.MRTimingAndRelatedParametersSequence = [timing]
+    ds.SharedFunctionalGroupsSequence = [shared]
+    frames = []
+    for k in order:
+        pos, item = Dataset(), Dataset()
+        pos.ImagePositionPatient = [-90.0, -120.0, -60.0 + 2.0 * k]
+        item.PlanePositionSequence = [pos]
+        frames.append(item)
+    ds.PerFrameFunctionalGroupsSequence = frames
+    ds.PixelData = stored[order].astype("<u2").tobytes()
+    ds.save_as(path, enforce_file_format=True)
+
+
+def test_enhanced_multiframe(tmp_path: Path, mni_t1: MedImage) -> None:
+    stored = np.round(mni_t1.array[20:30] * 4000).astype(np.uint16)
+    order = [int(i) for i in np.random.default_rng(3).permutation(10)]
+    _enhanced_mr(tmp_path / "enh.dcm", stored, order)
+    img = load(tmp_path / "enh.dcm")
+    assert img.shape == (10, *stored.shape[1:]) and img.modality == "MR"
+    np.testing.assert_array_equal(img.array, stored.astype(np.float32) * 2 - 100)
+    assert img.spacing == pytest.approx((2.0, 1.5, 1.25))
+    assert img.region == "brain"
+    assert img.physics["tr_ms"] == 2300.0 and img.physics["flip_angle_deg"] == 9.0
+    json.dumps([img.meta, img.physics])  # meta stays JSON-friendly
+    out = save(img, tmp_path / "legacy")  # written back as a legacy single-frame MR series
+    back = load(out)
+    np.testing.assert_allclose(back.array, img.array, atol=0.5)
+    assert pydicom.dcmread(next(out.iterdir())).SOPClassUID == "1.2.840.10008.5.1.4.1.1.4"
+
+
+# ------------------------------------------------------------------ NIfTI
+
+
+def test_nifti_axes_affine_and_round_trip(tmp_path: Path, mni_t1: MedImage) -> None:
+    data = np.transpose(mni_t1.array, (2, 1, 0))  # back to nibabel's (i, j, k)
+    affine = np.array([[-2.0, 0.1, 0, 90], [0, 1.9, 0.3, -120], [0, -0.2, 2.5, -70], [0, 0, 0, 1]])
+    nib.save(nib.Nifti1Image(data, affine), tmp_path / "t1.nii.gz")
+    img = load(tmp_path / "t1.nii.gz")
+    assert img.shape == mni_t1.shape and img.meta["format"] == "nifti"
+    assert img.array[5, 7, 9] == pytest.approx(data[9, 7, 5])
+    zooms = np.linalg.norm(affine[:3, :3], axis=0)
+    assert img.spacing == pytest.approx(tuple(zooms[::-1]), rel=1e-5)
+    np.testing.assert_allclose(img.meta["affine"], affine, atol=1e-5)
+    json.dumps([img.meta, img.physics])  # meta stays JSON-friendly
+    out = save(img.with_array(img.array * 2), tmp_path / "copy.nii")
+    back = load(out)
+    np.testing.assert_allclose(back.meta["affine"], affine, atol=1e-5)
+    np.testing.assert_allclose(back.array, img.array * 2, rtol=1e-6)
+
+
+def test_nifti_singleton_4th_axis_and_partial_nan(tmp_path: Path) -> None:
+    data = np.arange(4 * 5 * 6, dtype=np.float32).reshape(4, 5, 6, 1)
+    data[0, 0, 0, 0] = np.nan
+    nib.save(nib.Nifti1Image(data, np.eye(4)), tmp_path / "one.nii.gz")
+    img = load(tmp_path / "one.nii.gz")
+    assert img.shape == (6, 5, 4)
+    assert img.meta["nonfinite_fraction"] == pytest.approx(1 / data.size)
+    assert img.array[0, 0, 0] == 1.0  # the minimum finite value
+    assert np.isfinite(img.array).all()
+
+
+# ------------------------------------------------------------------ raster and npy
+
+
+def test_png_8bit_round_trip(tmp_path: Path, retina: MedImage) -> None:
+    grey = np.round(retina.array[::4, ::4, 1] * 255).astype(np.uint8)
+    Image.fromarray(grey).save(tmp_path / "g.png")
+    img = load(tmp_path / "g.png")
+    assert img.meta["bit_depth"] == 8 and img.modality == "OT"
+    np.testing.assert_array_equal(img.array, grey)
+    back = load(save(img, tmp_path / "g2.png"))
+    np.testing.assert_array_equal(back.array, grey)
+    assert Image.open(tmp_path / "g2.png").mode == "L"
+
+
+def test_png_16bit_round_trip(tmp_path: Path) -> None:
+    raw = _ct_stored().astype(np.uint16) * 20
+    Image.fromarray(raw).save(tmp_path / "ct16.png")
+    img = load(tmp_path / "ct16.png")
+    assert img.meta["bit_depth"] == 16 and img.meta["value_range"] == [0, 65535]
+    np.testing.assert_array_equal(img.array, raw)
+    save(img, tmp_path / "again.png")
+    assert Image.open(tmp_path / "again.png").mode.startswith("I")
+    np.testing.assert_array_equal(load(tmp_path / "again.png").array, raw)
+
+
+def test_rgb_png_round_trip(tmp_path: Path, retina: MedImage) -> None:
+    small = retina.with_array(retina.array[::4, ::4])
+    back = load(save(small, tmp_path / "fundus.png"), region="retina")
+    assert back.is_rgb and back.modality == "OP" and back.region == "retina"
+    assert back.array.min() >= 0 and back.array.max() <= 1
+    np.testing.assert_allclose(back.array, small.array, atol=0.5 / 255 + 1e-6)
+
+
+def test_ct_to_png_keeps_hu_through_text_chunk(tmp_path: Path) -> None:
+    ct = load(tdata("CT_small.dcm"))
+    back = load(save(ct, tmp_path / "ct.png"))
+    assert back.meta["bit_depth"] == 16
+    np.testing.assert_allclose(back.array, ct.array, atol=(1167 + 896) / 65535)
+
+
+def test_tiff_volume_and_npy_round_trip(tmp_path: Path, mni_t1: MedImage) -> None:
+    vol = mni_t1.with_array(mni_t1.array[40:44])
+    tif = load(save(vol, tmp_path / "v.tif"))
+    np.testing.assert_array_equal(tif.array, vol.array)
+    npy = load(save(vol, tmp_path / "v.npy"))
+    np.testing.assert_array_equal(npy.array, vol.array)
+    assert npy.meta["format"] == "npy" and npy.shape == vol.shape
+
+
+def test_save_rejects_volume_as_png_without_leftovers(tmp_path: Path, mni_t1: MedImage) -> None:
+    from medq.errors import InvalidParameter
+
+    with pytest.raises(InvalidParameter, match="v.png"):
+        save(mni_t1, tmp_path / "v.png")
+    with pytest.raises(InvalidParameter, match="unknown output format"):
+        save(mni_t1, tmp_path / "v.xyz")
+    assert os.listdir(tmp_path) == []
+    shutil.rmtree(tmp_path)
+
+
+def test_sidecar_keeps_modality_region_spacing_for_headerless_formats(tmp_path: Path) -> None:
+    """NIfTI/PNG carry no modality; medq's JSON sidecar brings it back on load."""
+    from medq.io import read_sidecar, write_sidecar
+
+    pet = MedImage(np.random.default_rng(0).random((4, 6, 5)) * 10, (2.0, 2.0, 3.0), "PT", "brain",
+                   physics={"injected_dose_MBq": 370.0})
+    out = save(pet, tmp_path / "pet.nii.gz")
+    assert (tmp_path / "pet.json").is_file()
+    back = load(out)
+    assert (back.modality, back.region) == ("PT", "brain")
+    assert back.physics["injected_dose_MBq"] == 370.0
+    assert load(out, modality="MR").modality == "MR"  # explicit arguments still win
+    write_sidecar(out, {"degradation": {"name": "pet_low_count"}})
+    assert read_sidecar(out)["Modality"] == "PT"  # merged, not replaced
+    xr = MedImage(np.arange(64, dtype=np.float32).reshape(8, 8), (0.2, 0.2), "DX", "chest")
+    back = load(save(xr, tmp_path / "xr.png"))
+    assert (back.modality, back.region, back.spacing) == ("DX", "chest", (0.2, 0.2))
