@@ -1,0 +1,92 @@
+"""medq benchmarks (`make bench`): speed targets live here, never in unit tests.
+
+Writes one JSON per suite under benchmarks/results/ and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def rate(fn: Callable[[], object], min_seconds: float = 3.0, min_runs: int = 5) -> dict[str, float]:
+    """Calls per second of `fn` after one warm-up call (median of per-call times)."""
+    fn()
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < min_runs or time.perf_counter() - start < min_seconds:
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    med = float(np.median(times))
+    return {"per_second": 1.0 / med, "median_s": med, "runs": len(times)}
+
+
+def ct_slice(size: int):
+    """pydicom's CT_small resampled to `size`² (spacing scaled so the field of view is kept)."""
+    from skimage.transform import resize
+
+    from medq.data.samples import load_sample
+
+    ct = load_sample("ct_small")
+    arr = resize(ct.array, (size, size), order=1, preserve_range=True, anti_aliasing=False)
+    scale = ct.shape[0] / size
+    return ct.evolve(array=arr, spacing=tuple(s * scale for s in ct.spacing))
+
+
+def bench_engine() -> dict[str, object]:
+    """Degradation engine speed: simulations per second per kind on CT/MR slices."""
+    from medq.degrade import simulate
+    from medq.image import MedImage
+
+    rows: dict[str, object] = {}
+    for size in (256, 512):
+        img = ct_slice(size)
+        for kind in ("ct_low_dose", "ct_sparse_view"):
+            r = rate(lambda img=img, kind=kind: simulate(img, kind, severity="moderate", seed=0))
+            rows[f"{kind}@{size}"] = r
+    mr = MedImage(ct_slice(256).array + 1024.0, (1.0, 1.0), "MR", "unknown")
+    for kind in ("mr_undersample", "mr_noise", "mr_motion"):
+        rows[f"{kind}@256"] = rate(
+            lambda kind=kind: simulate(mr, kind, severity="moderate", seed=0))
+    return rows
+
+
+SUITES: dict[str, Callable[[], dict[str, object]]] = {"engine": bench_engine}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the selected suites, print a table, write JSON results."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("suites", nargs="*", default=list(SUITES), help=f"any of {list(SUITES)}")
+    args = parser.parse_args(argv)
+    import torch
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    machine = {"python": platform.python_version(), "cpus": os.cpu_count(),
+               "torch_threads": torch.get_num_threads(), "platform": platform.platform()}
+    for name in args.suites:
+        rows = SUITES[name]()
+        print(f"\n== {name} ({machine['cpus']} cpus, torch threads {machine['torch_threads']})")
+        for key, r in rows.items():
+            print(f"  {key:28s} {r['per_second']:8.2f} /s   median {r['median_s'] * 1e3:8.1f} ms")
+        path = RESULTS / f"{name}.json"
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps({"machine": machine, "results": rows}, indent=2))
+        tmp.replace(path)
+        print(f"  -> {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Bundled real data (samples), phantoms derived from it, and benchmark builders."""

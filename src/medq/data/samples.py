@@ -1,0 +1,157 @@
+"""Bundled real samples: images that ship inside installed packages, loadable by name.
+
+Nothing is ever downloaded. File-backed samples come from pydicom's test files, nilearn's MNI152
+template and scikit-image's data folder; `pet_brain` and `xr_head` are derived from the real MNI152
+T1 and tissue maps by medq's phantoms (there is no bundled PET or radiograph to ship).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from medq.errors import InvalidParameter
+from medq.image import MedImage
+
+
+def _pydicom_file(name: str) -> Path:
+    from pydicom.data import get_testdata_file
+
+    path = get_testdata_file(name, download=False)
+    if path is None:
+        raise InvalidParameter(f"pydicom test file {name} is not bundled with this pydicom")
+    return Path(path)
+
+
+def _nilearn_file(name: str) -> Path:
+    import nilearn.datasets
+
+    return Path(nilearn.datasets.__file__).parent / "data" / name
+
+
+def _skimage_file(name: str) -> Path:
+    import skimage.data
+
+    return Path(skimage.data.__file__).parent / name
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One bundled sample: where it comes from and how to turn it into a MedImage."""
+
+    name: str
+    modality: str
+    region: str
+    origin: str
+    locate: Callable[[], Path] | None = None  # file-backed samples
+    build: Callable[[], MedImage] | None = None  # derived samples
+
+    @property
+    def derived(self) -> bool:
+        """True when the sample is computed from real data rather than read from a file."""
+        return self.build is not None
+
+    def path(self) -> Path | None:
+        """The installed file behind the sample, or None for derived ones."""
+        return self.locate() if self.locate else None
+
+
+def _pet_brain() -> MedImage:
+    from medq.data.phantoms import pet_brain
+
+    return pet_brain()
+
+
+def _xr_head() -> MedImage:
+    from medq.data.phantoms import radiograph_head
+
+    return radiograph_head()
+
+
+MNI_T1 = "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
+MNI_GM = "mni_icbm152_gm_tal_nlin_sym_09a_converted.nii.gz"
+MNI_WM = "mni_icbm152_wm_tal_nlin_sym_09a_converted.nii.gz"
+
+SAMPLES: dict[str, Sample] = {
+    s.name: s
+    for s in (
+        Sample("ct_small", "CT", "spine",
+               "pydicom test file CT_small.dcm (GE CT, 120 kVp, thoracic spine)",
+               locate=lambda: _pydicom_file("CT_small.dcm")),
+        Sample("mr_small", "MR", "unknown", "pydicom test file MR_small.dcm (Toshiba MR)",
+               locate=lambda: _pydicom_file("MR_small.dcm")),
+        Sample("mni_t1", "MR", "brain", "nilearn MNI152 ICBM 2009a T1 template, 1 mm",
+               locate=lambda: _nilearn_file(MNI_T1)),
+        Sample("retina", "OP", "retina", "scikit-image retina.jpg fundus photograph",
+               locate=lambda: _skimage_file("retina.jpg")),
+        Sample("pet_brain", "PT", "brain",
+               "FDG-like activity derived from nilearn's MNI152 grey/white-matter maps",
+               build=_pet_brain),
+        Sample("xr_head", "DX", "head",
+               "digitally reconstructed radiograph of the MNI152 head", build=_xr_head),
+    )
+}
+
+
+def get_sample(name: str) -> Sample:
+    """The Sample called `name`; InvalidParameter listing the names when unknown."""
+    try:
+        return SAMPLES[name]
+    except KeyError:
+        raise InvalidParameter(
+            f"unknown sample {name!r}; choose from {', '.join(SAMPLES)}") from None
+
+
+def load_sample(name: str) -> MedImage:
+    """Load a bundled sample as a MedImage (modality/region set where the file does not say)."""
+    from medq.io import load
+
+    sample = get_sample(name)
+    if sample.build is not None:
+        image = sample.build()
+    else:
+        image = load(sample.path(), modality=sample.modality)
+        if image.region == "unknown" and sample.region != "unknown":
+            image = image.evolve(region=sample.region)
+    meta = dict(image.meta, sample=name)
+    return image.evolve(meta=meta)
+
+
+def load_tissue_maps(resolution: int = 1) -> dict[str, MedImage]:
+    """nilearn's bundled MNI152 grey- and white-matter probability maps, as (z, y, x) MedImages."""
+    from medq.io import load
+
+    maps = {"gm": MNI_GM, "wm": MNI_WM}
+    out = {}
+    for key, fname in maps.items():
+        img = load(_nilearn_file(fname), modality="MR", region="brain")
+        if resolution > 1:
+            arr = img.array[::resolution, ::resolution, ::resolution]
+            img = img.evolve(array=arr, spacing=tuple(s * resolution for s in img.spacing))
+        out[key] = img
+    return out
+
+
+def export_samples(directory: str | Path, names: list[str] | None = None) -> list[Path]:
+    """Copy (file-backed) or write (derived) samples into `directory`; returns the written paths."""
+    from medq.io import save
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in names or list(SAMPLES):
+        sample = get_sample(name)
+        src = sample.path()
+        if src is not None:
+            dest = directory / f"{name}{''.join(src.suffixes)}"
+            tmp = dest.with_name(f".{dest.name}.tmp")
+            shutil.copyfile(src, tmp)
+            tmp.replace(dest)
+        else:
+            image = load_sample(name)
+            suffix = ".nii.gz" if image.is_volume else ".dcm"
+            dest = save(image, directory / f"{name}{suffix}")
+        written.append(Path(dest))
+    return written

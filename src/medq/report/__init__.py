@@ -1,0 +1,1 @@
+"""HTML reports and galleries (Jinja2 templates, matplotlib figures)."""

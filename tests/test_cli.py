@@ -1,0 +1,143 @@
+"""The CLI as a user meets it: real files, real exit codes, one-line errors, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+
+from conftest import testdata
+
+MEDQ = [sys.executable, "-m", "medq.cli"]
+
+
+def medq(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the real `medq` command in a subprocess."""
+    env = dict(os.environ)
+    env.pop("MEDQ_DEBUG", None)
+    return subprocess.run([*MEDQ, *map(str, args)], capture_output=True, text=True, cwd=cwd,
+                          env=env, timeout=300)
+
+
+def test_version() -> None:
+    import medq
+
+    res = medq("--version")
+    assert res.returncode == 0
+    assert res.stdout.strip() == f"medq {medq.__version__}"
+
+
+def test_info_ct_small_json_reports_kvp_and_exposure() -> None:
+    res = medq("info", testdata("CT_small.dcm"), "--json")
+    assert res.returncode == 0, res.stderr
+    (row,) = json.loads(res.stdout)
+    assert row["modality"] == "CT"
+    assert row["physics"]["kvp"] == 120
+    assert row["physics"]["exposure_mAs"] == 170
+    assert row["shape"] == [128, 128]
+    assert row["spacing"] == pytest.approx([0.661468, 0.661468])
+
+
+def test_simulate_ct_low_dose_writes_derived_noisy_dicom(tmp_path: Path) -> None:
+    src = testdata("CT_small.dcm")
+    out = tmp_path / "out.dcm"
+    res = medq("simulate", src, "--kind", "ct_low_dose", "--level", "1e5", "--seed", "1", "-o", out)
+    assert res.returncode == 0, res.stderr
+    ds_in, ds_out = pydicom.dcmread(src), pydicom.dcmread(out)
+    assert ds_out.SOPInstanceUID != ds_in.SOPInstanceUID
+    assert ds_out.SeriesInstanceUID != ds_in.SeriesInstanceUID
+    assert "DERIVED" in ds_out.ImageType
+    hu_in = ds_in.pixel_array * float(ds_in.RescaleSlope) + float(ds_in.RescaleIntercept)
+    hu_out = ds_out.pixel_array * float(ds_out.RescaleSlope) + float(ds_out.RescaleIntercept)
+    diff = hu_out - hu_in
+    assert np.std(diff) > 5.0  # visible noise, in HU
+    assert abs(np.median(diff)) < 20.0  # but the anatomy and calibration stay
+    sidecar = json.loads(next(tmp_path.glob("*.json")).read_text())
+    assert sidecar["degradation"]["name"] == "ct_low_dose"
+    assert sidecar["degradation"]["level"] == 1e5
+    assert sidecar["degradation"]["seed"] == 1
+
+
+def test_simulate_is_reproducible_for_a_seed(tmp_path: Path) -> None:
+    src = testdata("MR_small.dcm")
+    arrays = []
+    for name in ("a.dcm", "b.dcm"):
+        res = medq("simulate", src, "-k", "mr_noise", "--severity", "moderate", "--seed", "7",
+                   "-o", tmp_path / name)
+        assert res.returncode == 0, res.stderr
+        arrays.append(pydicom.dcmread(tmp_path / name).pixel_array)
+    np.testing.assert_array_equal(arrays[0], arrays[1])
+
+
+BAD_DICOM = ["MR_truncated.dcm", "waveform_ecg.dcm", "rtplan.dcm"]
+
+
+@pytest.fixture(scope="module")
+def bad_inputs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Every kind of bad input a user may hand medq."""
+    import nibabel as nib
+
+    d = tmp_path_factory.mktemp("bad")
+    paths = [Path(testdata(n)) for n in BAD_DICOM]
+    (d / "empty.dcm").write_bytes(b"")
+    (d / "random.dcm").write_bytes(np.random.default_rng(0).bytes(4096))
+    (d / "text.nii.gz").write_text("this is not a NIfTI volume\n")
+    (d / "empty_dir").mkdir()
+    nan = np.full((8, 8, 8), np.nan, np.float32)
+    nib.save(nib.Nifti1Image(nan, np.eye(4)), d / "nan.nii.gz")
+    nib.save(nib.Nifti1Image(np.ones((8, 8, 8, 3), np.float32), np.eye(4)), d / "4d.nii.gz")
+    paths += [d / n for n in ("empty.dcm", "random.dcm", "text.nii.gz", "empty_dir", "nan.nii.gz",
+                              "4d.nii.gz")]
+    paths.append(d / "missing.dcm")
+    return paths
+
+
+def test_each_bad_input_exits_2_with_one_line(bad_inputs: list[Path]) -> None:
+    for path in bad_inputs:
+        res = medq("info", path)
+        lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+        assert res.returncode == 2, (path, res.stderr)
+        assert 1 <= len(lines) <= 3, (path, res.stderr)
+        assert "Traceback" not in res.stderr
+        assert lines[0].startswith("medq: error: ") and path.name in lines[0], lines[0]
+
+
+def test_good_inputs_still_processed_beside_bad_ones(bad_inputs: list[Path]) -> None:
+    good = testdata("CT_small.dcm")
+    res = medq("info", bad_inputs[0], good, bad_inputs[3], "--json")
+    assert res.returncode == 2
+    rows = json.loads(res.stdout)
+    assert [r.get("modality") for r in rows] == [None, "CT", None]
+    assert rows[0]["error"]["type"] == "UnreadableImage"
+    assert rows[0]["path"] == str(bad_inputs[0])
+
+
+def test_simulate_wrong_modality_and_unknown_kind_exit_2(tmp_path: Path) -> None:
+    res = medq("simulate", testdata("CT_small.dcm"), "-k", "mr_undersample", "--level", "4",
+               "-o", tmp_path / "x.dcm")
+    assert res.returncode == 2 and "mr_undersample" in res.stderr and "Traceback" not in res.stderr
+    res = medq("simulate", testdata("CT_small.dcm"), "-k", "nope", "--level", "4",
+               "-o", tmp_path / "x.dcm")
+    assert res.returncode == 2 and "ct_low_dose" in res.stderr  # lists the choices
+    assert not (tmp_path / "x.dcm").exists()
+
+
+def test_samples_list_and_export(tmp_path: Path) -> None:
+    res = medq("samples", "--json")
+    assert res.returncode == 0, res.stderr
+    names = {row["name"] for row in json.loads(res.stdout)}
+    assert {"ct_small", "mr_small", "mni_t1", "retina", "pet_brain", "xr_head"} <= names
+    res = medq("samples", "--export", tmp_path / "s")
+    assert res.returncode == 0, res.stderr
+    exported = sorted(p.name for p in (tmp_path / "s").iterdir())
+    assert "ct_small.dcm" in exported and "mni_t1.nii.gz" in exported
+    res = medq("info", *sorted((tmp_path / "s").iterdir()), "--json")
+    assert res.returncode == 0, res.stderr
+    mods = {Path(r["path"]).name.split(".")[0]: r["modality"] for r in json.loads(res.stdout)}
+    assert mods["ct_small"] == "CT" and mods["retina"] == "OP" and mods["xr_head"] == "DX"

@@ -1,0 +1,75 @@
+"""Bundled samples load as real images, and the demo gallery is built from them."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from medq.data.samples import SAMPLES, get_sample, load_sample, load_tissue_maps
+from medq.errors import InvalidParameter
+
+EXPECTED = {
+    "ct_small": ("CT", 2),
+    "mr_small": ("MR", 2),
+    "mni_t1": ("MR", 3),
+    "retina": ("OP", 3),
+    "pet_brain": ("PT", 3),
+    "xr_head": ("DX", 2),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_each_sample_loads_with_modality_and_finite_pixels(name: str) -> None:
+    image = load_sample(name)
+    modality, ndim = EXPECTED[name]
+    assert image.modality == modality
+    assert image.array.ndim == ndim
+    assert np.isfinite(image.array).all()
+    assert image.array.std() > 0
+    assert image.meta["sample"] == name
+
+
+def test_ct_sample_is_in_hounsfield_units() -> None:
+    ct = load_sample("ct_small")
+    assert ct.array.min() < -900  # air outside the body
+    assert 0 < np.median(ct.array[ct.array > -200]) < 200  # soft tissue
+    assert ct.physics["kvp"] == 120
+
+
+def test_volume_sample_is_brain_with_1mm_spacing() -> None:
+    t1 = load_sample("mni_t1")
+    assert t1.region == "brain"
+    assert t1.spacing == pytest.approx((1.0, 1.0, 1.0))
+
+
+def test_tissue_maps_are_probabilities_on_the_template_grid() -> None:
+    maps = load_tissue_maps(resolution=2)
+    t1 = load_sample("mni_t1")
+    for m in maps.values():
+        assert m.shape == tuple(-(-n // 2) for n in t1.shape)
+        assert m.array.min() >= 0.0 and m.array.max() <= 1.0 + 1e-5
+    assert (maps["gm"].array > 0.5).sum() > 1000 and (maps["wm"].array > 0.5).sum() > 1000
+
+
+def test_unknown_sample_lists_choices() -> None:
+    with pytest.raises(InvalidParameter, match="ct_small"):
+        get_sample("nope")
+    assert set(EXPECTED) <= set(SAMPLES)
+
+
+def test_gallery_has_every_degradation_at_three_severities(tmp_path: Path) -> None:
+    from medq.degrade import available
+    from medq.report.gallery import build_gallery
+
+    index = build_gallery(tmp_path, samples=["ct_small", "mr_small"])
+    html = index.read_text()
+    n_rows = len(available("CT")) + len(available("MR"))
+    # one clean tile + three severity tiles per row
+    assert len(re.findall(r"<img class=\"tile\"", html)) == 4 * n_rows
+    for kind in available("CT") + available("MR"):
+        assert f"<th>{kind}<br>" in html
+    for name in ("ct_small.png", "mr_small.png"):
+        assert (tmp_path / name).stat().st_size > 10_000
