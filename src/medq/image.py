@@ -45,7 +45,8 @@ class MedImage:
             arr = arr.astype(np.float32)
         modality = str(self.modality).upper()
         if modality not in MODALITIES:
-            raise InvalidParameter(f"unknown modality {self.modality!r}; expected one of {MODALITIES}")
+            raise InvalidParameter(
+                f"unknown modality {self.modality!r}; expected one of {MODALITIES}")
         region = str(self.region).lower()
         if region not in REGIONS:
             raise InvalidParameter(f"unknown region {self.region!r}; expected one of {REGIONS}")
@@ -65,7 +66,8 @@ class MedImage:
     @property
     def is_rgb(self) -> bool:
         """True for colour photographs `(y, x, 3)`."""
-        return self.modality in PHOTO_MODALITIES and self.array.ndim == 3 and self.array.shape[-1] == 3
+        arr = self.array
+        return self.modality in PHOTO_MODALITIES and arr.ndim == 3 and arr.shape[-1] == 3
 
     @property
     def is_volume(self) -> bool:
@@ -83,8 +85,9 @@ class MedImage:
         changes.setdefault("physics", dict(self.physics))
         return replace(self, **changes)
 
-    def with_array(self, array: np.ndarray, step: dict[str, Any] | None = None, **changes: Any) -> MedImage:
-        """Return a new image holding `array`; `step` is appended to `meta['history']` as provenance."""
+    def with_array(self, array: np.ndarray, step: dict[str, Any] | None = None,
+                   **changes: Any) -> MedImage:
+        """Return a new image holding `array`; `step` joins `meta['history']` as provenance."""
         meta = copy.deepcopy(self.meta)
         if step is not None:
             meta.setdefault("history", []).append(step)
