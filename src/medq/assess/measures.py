@@ -1,0 +1,96 @@
+"""`compute_measures`: the applicable classical measures of one image, as one flat dict."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from medq.assess.artifacts import ghosting_ratio, qi_1, streak_index
+from medq.assess.iqms import (
+    CT_OFFSET_HU,
+    _f64,
+    _mask,
+    _mean_std,
+    blur,
+    cjv,
+    clipping_fraction,
+    cnr,
+    dynamic_range,
+    efc,
+    fber,
+    laplacian_variance,
+    noise_sigma_flat,
+    noise_sigma_wavelet,
+    sharpness,
+    snr,
+    snr_dietrich,
+    snr_tissue,
+    wm2max,
+)
+from medq.assess.masks import background_mask, foreground_mask, is_rgb, to_gray
+from medq.errors import InvalidImage
+
+
+def _tissue_measures(a: np.ndarray, tissue: Mapping[str, np.ndarray],
+                     sigma_air: float) -> dict[str, float]:
+    """snr_<name> per tissue; cnr/cjv for (wm, gm) or the first two masks; wm2max with a wm mask."""
+    out = {f"snr_{name}": snr_tissue(a, m) for name, m in tissue.items()}
+    names = ["wm", "gm"] if {"wm", "gm"} <= set(tissue) else list(tissue)[:2]
+    if len(names) == 2:
+        first, second = (tissue[n] for n in names)
+        out["cnr"] = cnr(a, first, second, sigma_air if np.isfinite(sigma_air) else 0.0)
+        out["cjv"] = cjv(a, first, second)
+    if "wm" in tissue:
+        out["wm2max"] = wm2max(a, tissue["wm"])
+    return out
+
+
+def compute_measures(array: np.ndarray, modality: str, mask: np.ndarray | None = None,
+                     tissue_masks: Mapping[str, np.ndarray] | None = None,
+                     value_range: tuple[float, float] | None = None) -> dict[str, float]:
+    """Return the applicable classical measures as `{name: float}`.
+
+    Always: foreground_fraction, noise_sigma, noise_sigma_flat, snr, efc, fber, sharpness,
+    laplacian_variance, blur, dynamic_range, clipping_fraction. MR adds snr_dietrich,
+    ghosting_ratio and qi_1; CT adds streak_index. `tissue_masks` (name → mask; "wm"/"gm" as in
+    MRIQC) add snr_<name>, cnr and cjv (for wm/gm or the first two) and wm2max (with "wm").
+    RGB photographs are measured on luminance. Non-finite pixels are excluded from every mask
+    (and set to the median for filtering). `value_range` defaults to (0, 1) for photographs.
+    """
+    modality = str(modality).upper()
+    rgb = is_rgb(array, modality)
+    a = to_gray(array) if rgb else _f64(array)
+    finite = np.isfinite(a)
+    if not finite.any():
+        raise InvalidImage("image has no finite pixel value")
+    if not finite.all():
+        a = np.where(finite, a, np.median(a[finite]))
+    fg = (foreground_mask(a, modality) if mask is None else _mask(a, mask)) & finite
+    bg = background_mask(fg) & finite
+    if value_range is None and rgb:
+        value_range = (0.0, 1.0)
+    offset = CT_OFFSET_HU if modality == "CT" else None
+    out = {
+        "foreground_fraction": float(fg.mean()),
+        "noise_sigma": noise_sigma_wavelet(a, fg),
+        "noise_sigma_flat": noise_sigma_flat(a, fg),
+        "snr": snr(a, fg),
+        "efc": efc(a, finite, offset),
+        "fber": fber(a, fg, bg, offset),
+        "sharpness": sharpness(a, fg),
+        "laplacian_variance": laplacian_variance(a, fg),
+        "blur": blur(a),
+        "dynamic_range": dynamic_range(a, fg, value_range),
+        "clipping_fraction": clipping_fraction(a, fg, value_range),
+    }
+    if modality == "MR":
+        out["snr_dietrich"] = snr_dietrich(a, fg, bg)
+        out["ghosting_ratio"] = ghosting_ratio(a, fg)
+        out["qi_1"] = qi_1(a, bg)
+    if modality == "CT":
+        out["streak_index"] = streak_index(a)
+    if tissue_masks:
+        tissue = {name: _mask(a, m) & finite for name, m in tissue_masks.items()}
+        out.update(_tissue_measures(a, tissue, _mean_std(a, bg)[1]))
+    return {k: float(v) for k, v in out.items()}

@@ -1,0 +1,76 @@
+"""Salient slice selection for 3D volumes, as in MedIQA.
+
+A volume is assessed on `n` (default 7) slices that cover the anatomy evenly:
+
+1. Slices without foreground (no pixel of the body mask; `foreground_mask` when no mask is given)
+   are dropped. Let `F` be the sorted list of the remaining m slice indices (it need not be
+   contiguous). When no slice has foreground, F falls back to every slice `0 … z−1`.
+2. If m ≤ n, every slice of F is returned once (sorted, no duplicates).
+3. Otherwise F is split into n parts of (nearly) equal length: part k holds positions
+   `[s_k, s_{k+1})` with `s_k = ⌊k·m/n⌋`, and its middle position is `⌊(s_k + s_{k+1})/2⌋`
+   (the upper middle for an even part). The slices at those positions are returned.
+
+Example: foreground on slices 10…79 of 100, n = 7 → m = 70, parts of 10 → 15, 25, …, 75.
+A 2D image counts as one slice: `[0]`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from medq.assess.masks import foreground_mask
+from medq.errors import InvalidImage, InvalidParameter
+
+
+def _slice_mask(volume: np.ndarray, mask: np.ndarray | None, modality: str | None) -> np.ndarray:
+    """Return the (z, y, x) foreground mask of `volume` (2D inputs become one slice)."""
+    vol = np.asarray(volume)
+    if vol.ndim == 2:
+        vol = vol[None]
+    if vol.ndim != 3 or vol.shape[0] < 1:
+        raise InvalidImage(f"salient slices need a (z, y, x) volume, got shape {np.shape(volume)}")
+    if mask is None:
+        return foreground_mask(vol, modality)
+    m = np.asarray(mask, dtype=bool)
+    m = m[None] if m.ndim == 2 else m
+    if m.shape != vol.shape:
+        raise InvalidImage(f"mask shape {np.shape(mask)} does not match volume {np.shape(volume)}")
+    return m
+
+
+def partition_middles(m: int, n: int) -> list[int]:
+    """Middle positions of n near-equal parts of range(m): ⌊(s_k + s_{k+1})/2⌋, s_k = ⌊k·m/n⌋.
+
+    For m ≤ n every position is returned once.
+    """
+    if n < 1:
+        raise InvalidParameter(f"number of slices must be ≥ 1, got {n}")
+    if m <= n:
+        return list(range(m))
+    starts = [k * m // n for k in range(n + 1)]
+    return [(starts[k] + starts[k + 1]) // 2 for k in range(n)]
+
+
+def salient_slices(volume: np.ndarray, mask: np.ndarray | None = None, n: int = 7,
+                   modality: str | None = None) -> list[int]:
+    """Return sorted indices of ≤ n salient slices: middles of n equal parts of the body range."""
+    m = _slice_mask(volume, mask, modality)
+    candidates = np.flatnonzero(m.any(axis=(1, 2)))
+    if candidates.size == 0:
+        candidates = np.arange(m.shape[0])
+    return [int(candidates[p]) for p in partition_middles(candidates.size, n)]
+
+
+def slice_weights(mask: np.ndarray, indices: list[int]) -> list[float]:
+    """Area prior for aggregating slice scores: w_i = |mask_i| / Σ_j |mask_j| (uniform if all 0).
+
+    The learned model predicts its own weights; this is the fallback and the classical default.
+    """
+    m = np.asarray(mask, dtype=bool)
+    m = m[None] if m.ndim == 2 else m
+    if not indices:
+        return []
+    areas = np.array([m[i].sum() for i in indices], dtype=np.float64)
+    if areas.sum() == 0:
+        return [1.0 / len(indices)] * len(indices)
+    return [float(w) for w in areas / areas.sum()]

@@ -1,0 +1,167 @@
+"""Agreement between predicted quality scores and subjective (or reference) scores.
+
+All functions take two 1D sequences of equal length (`pred`, `target`), drop pairs where either is
+NaN or ±inf, and return `nan` — never raise — when the statistic is undefined: fewer than 3 pairs
+left, or a constant input. A length mismatch is a caller's mistake and raises `InvalidParameter`.
+
+Definitions (n pairs, ranks by `scipy.stats`):
+
+* SRCC — Spearman's ρ: Pearson correlation of the ranks (ties get average ranks).
+* KRCC — Kendall's τ_b: (concordant − discordant) / sqrt((n0 − n1)(n0 − n2)), ties corrected.
+* PLCC — Pearson's r = cov(p, t) / (σ_p σ_t), on the raw predictions.
+* PLCC after the VQEG 4-parameter logistic map (VQEG FR-TV Phase II, 2003):
+  f(x) = (β1 − β2) / (1 + exp(−(x − β3)/|β4|)) + β2, fitted by least squares (`fit_logistic`).
+* RMSE = sqrt(mean((p − t)²)), raw or after the logistic map.
+* LDCTIQAC score (MICCAI 2023 low-dose CT IQA challenge) = |PLCC| + |SRCC| + |KRCC|, raw PLCC.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from scipy import stats
+from scipy.optimize import OptimizeWarning, curve_fit
+from scipy.special import expit
+
+from medq.errors import InvalidParameter
+
+ArrayLike = Sequence[float] | np.ndarray
+
+MIN_PAIRS = 3
+"""Fewest finite pairs for which a correlation is reported."""
+
+
+def _pairs(pred: ArrayLike, target: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """Flatten to float64 and keep the pairs where both values are finite."""
+    p = np.asarray(pred, dtype=np.float64).ravel()
+    t = np.asarray(target, dtype=np.float64).ravel()
+    if p.shape != t.shape:
+        raise InvalidParameter(f"pred has {p.size} values but target has {t.size}")
+    keep = np.isfinite(p) & np.isfinite(t)
+    return p[keep], t[keep]
+
+
+def _usable(p: np.ndarray, t: np.ndarray) -> bool:
+    """True when a correlation is defined: ≥ 3 pairs and neither side constant."""
+    return p.size >= MIN_PAIRS and np.ptp(p) > 0 and np.ptp(t) > 0
+
+
+def _statistic(func: Callable[..., Any], pred: ArrayLike, target: ArrayLike) -> float:
+    """Run a scipy.stats correlation on the clean pairs; nan where undefined."""
+    p, t = _pairs(pred, target)
+    if not _usable(p, t):
+        return float("nan")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        value = float(func(p, t)[0])
+    return value if np.isfinite(value) else float("nan")
+
+
+def srcc(pred: ArrayLike, target: ArrayLike) -> float:
+    """Spearman rank-order correlation ρ (Pearson r of the average ranks)."""
+    return _statistic(stats.spearmanr, pred, target)
+
+
+def krcc(pred: ArrayLike, target: ArrayLike) -> float:
+    """Kendall rank correlation τ_b = (C − D) / sqrt((n0 − n1)(n0 − n2)), ties corrected."""
+    return _statistic(stats.kendalltau, pred, target)
+
+
+def plcc(pred: ArrayLike, target: ArrayLike) -> float:
+    """Pearson linear correlation r = cov(p, t) / (σ_p·σ_t) of the raw predictions."""
+    return _statistic(stats.pearsonr, pred, target)
+
+
+def logistic4(x: ArrayLike, b1: float, b2: float, b3: float, b4: float) -> np.ndarray:
+    """VQEG logistic f(x) = (β1 − β2) / (1 + exp(−(x − β3)/|β4|)) + β2, overflow-free."""
+    x = np.asarray(x, dtype=np.float64)
+    scale = abs(b4) + 1e-12
+    return (b1 - b2) * expit((x - b3) / scale) + b2
+
+
+def fit_logistic(pred: ArrayLike, target: ArrayLike) -> tuple[float, float, float, float] | None:
+    """Least-squares β of `logistic4` mapping pred → target; None when there is nothing to fit.
+
+    Init: β1 = max(t), β2 = min(t) (swapped when PLCC < 0), β3 = median(p), β4 = std(p). When
+    curve_fit fails, or its fit is worse than the straight line (a logistic with large |β4| is
+    linear, so a proper optimum is never worse), the returned β describe that least-squares line
+    instead: the logistic with very large |β4| around β3 = mean(p), i.e. a linear fallback.
+    """
+    p, t = _pairs(pred, target)
+    if not _usable(p, t):
+        return None
+    slope, intercept = np.polyfit(p, t, 1)
+    linear_sse = float(np.sum((slope * p + intercept - t) ** 2))
+    rising = slope >= 0
+    init = [t.max() if rising else t.min(), t.min() if rising else t.max(), np.median(p),
+            float(np.std(p)) or 1.0]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", OptimizeWarning)
+            warnings.simplefilter("ignore", RuntimeWarning)
+            beta, _ = curve_fit(logistic4, p, t, p0=init, maxfev=20000)
+        sse = float(np.sum((logistic4(p, *beta) - t) ** 2))
+        if np.all(np.isfinite(beta)) and sse <= linear_sse * (1 + 1e-9):
+            return tuple(float(b) for b in beta)
+    except (RuntimeError, ValueError, OptimizeWarning):
+        pass
+    return _linear_as_logistic(slope, intercept, p)
+
+
+def _linear_as_logistic(slope: float, intercept: float,
+                        p: np.ndarray) -> tuple[float, float, float, float]:
+    """β of a logistic that equals the line slope·x + intercept (to < 1e-6 relative) on p's range.
+
+    Around its centre the logistic is linear with slope (β1 − β2)/(4|β4|); with |β4| = 1e4·range
+    the curvature over the data is negligible.
+    """
+    b3 = float(np.mean(p))
+    b4 = 1e4 * float(np.ptp(p))
+    height = 4.0 * b4 * slope
+    centre = slope * b3 + intercept
+    return centre + height / 2, centre - height / 2, b3, b4
+
+
+def plcc_logistic(pred: ArrayLike, target: ArrayLike) -> float:
+    """PLCC between f(pred) and target, f the fitted VQEG 4-parameter logistic (`fit_logistic`)."""
+    p, t = _pairs(pred, target)
+    beta = fit_logistic(p, t)
+    if beta is None:
+        return float("nan")
+    return plcc(logistic4(p, *beta), t)
+
+
+def rmse(pred: ArrayLike, target: ArrayLike, logistic: bool = False) -> float:
+    """Root-mean-square error sqrt(mean((p − t)²)); with `logistic`, p is first mapped by f."""
+    p, t = _pairs(pred, target)
+    if p.size == 0:
+        return float("nan")
+    if logistic:
+        beta = fit_logistic(p, t)
+        if beta is None:
+            return float("nan")
+        p = logistic4(p, *beta)
+    return float(np.sqrt(np.mean((p - t) ** 2)))
+
+
+def ldctiqac_score(pred: ArrayLike, target: ArrayLike) -> float:
+    """LDCTIQAC 2023 overall score |PLCC| + |SRCC| + |KRCC| (raw PLCC; at most 3)."""
+    return abs(plcc(pred, target)) + abs(srcc(pred, target)) + abs(krcc(pred, target))
+
+
+def correlation_report(pred: ArrayLike, target: ArrayLike) -> dict[str, float]:
+    """Every statistic: n, srcc, krcc, plcc, plcc_logistic, rmse, rmse_logistic, ldctiqac."""
+    p, t = _pairs(pred, target)
+    return {
+        "n": float(p.size),
+        "srcc": srcc(p, t),
+        "krcc": krcc(p, t),
+        "plcc": plcc(p, t),
+        "plcc_logistic": plcc_logistic(p, t),
+        "rmse": rmse(p, t),
+        "rmse_logistic": rmse(p, t, logistic=True),
+        "ldctiqac": ldctiqac_score(p, t),
+    }

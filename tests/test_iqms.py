@@ -1,0 +1,246 @@
+"""Classical IQMs and body masks: hand-computed values on synthetic arrays, real-image checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from medq.assess import artifacts, iqms, measures
+from medq.assess.masks import background_mask, foreground_mask
+from medq.errors import InvalidImage
+
+
+def _two_level(shape: tuple[int, int] = (20, 20)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Left half alternates 9/11 (μ 10, σ 1), right half 19/21 (μ 20, σ 1)."""
+    y, x = np.indices(shape)
+    checker = np.where((y + x) % 2 == 0, -1.0, 1.0)
+    left = x < shape[1] // 2
+    img = np.where(left, 10.0, 20.0) + checker
+    return img, left, ~left
+
+
+def _mr_phantom(rng: np.random.Generator, n: int = 96) -> tuple[np.ndarray, np.ndarray]:
+    """Textured ellipse (≈100) in the middle 40 % of x, on Rayleigh air (σ = 3)."""
+    y, x = np.indices((n, n))
+    obj = ((y - n / 2) / (0.35 * n)) ** 2 + ((x - n / 2) / (0.2 * n)) ** 2 < 1
+    texture = ndi.gaussian_filter(rng.normal(0, 20, (n, n)), 2)
+    air = np.hypot(rng.normal(0, 3, (n, n)), rng.normal(0, 3, (n, n)))
+    return np.where(obj, 100 + texture, 0) + air, obj
+
+
+# ------------------------------------------------------------------------ hand-computed values
+def test_cnr_cjv_fber_snr_by_hand():
+    img, a, b = _two_level()
+    assert iqms.cnr(img, a, b) == pytest.approx(10 / np.sqrt(2))
+    assert iqms.cnr(img, a, b, noise_sigma=np.sqrt(98.0)) == pytest.approx(1.0)
+    assert iqms.cjv(img, b, a) == pytest.approx(2 / 10)
+    # mean energy: (81 + 121)/2 = 101 vs (361 + 441)/2 = 401
+    assert iqms.fber(img, a, b) == pytest.approx(101 / 401)
+    assert iqms.snr(img, a, sigma=2.0) == pytest.approx(5.0)
+    n = int(a.sum())
+    assert iqms.snr_tissue(img, a) == pytest.approx(10 / np.sqrt(n / (n - 1)))
+    # median WM = 20 (19/21 in equal numbers → 20), P99.95 of the image ≈ 21
+    assert iqms.wm2max(img, b) == pytest.approx(20 / np.percentile(img, 99.95))
+
+
+def test_snr_dietrich_by_hand():
+    img, fg, bg = _two_level()
+    img = np.where(fg, 100.0, img - 20.0)  # fg constant 100; bg alternates −1/+1: σ_bg = 1
+    assert iqms.snr_dietrich(img, fg, bg) == pytest.approx(100 * np.sqrt((4 - np.pi) / 2))
+
+
+def test_efc_constant_is_maximum_and_delta_is_zero():
+    const = np.full((16, 16), 7.0)
+    # Σ (x/B) ln(x/B) of a constant image equals E_max = −√n·ln√n, so EFC = 1.
+    assert iqms.efc(const) == pytest.approx(1.0)
+    delta = np.zeros((16, 16))
+    delta[8, 8] = 5.0
+    assert iqms.efc(delta) == pytest.approx(0.0, abs=1e-12)
+    spread = ndi.gaussian_filter(delta, 2)
+    assert 0 < iqms.efc(spread) < 1
+    # negative values are shifted to ≥ 0 (offset = −min) or by the given offset
+    assert iqms.efc(const - 100.0, offset=100.0) == pytest.approx(1.0)
+    assert np.isnan(iqms.efc(np.ones(1).reshape(1, 1)))
+
+
+def test_clipping_and_dynamic_range_by_hand():
+    img = np.linspace(0, 1, 100).reshape(10, 10)
+    img.flat[-10:] = 1.0
+    # 1 pixel at 0 and 10 pixels at 1 (within 0.1 % of the range)
+    assert iqms.clipping_fraction(img, value_range=(0, 1)) == pytest.approx(0.11)
+    assert iqms.clipping_fraction(np.full((4, 4), 3.0)) == 1.0
+    ramp = np.arange(1001, dtype=float).reshape(1, 1001)
+    assert iqms.dynamic_range(ramp) == pytest.approx(990.0)
+    assert iqms.dynamic_range(ramp, value_range=(0, 2000)) == pytest.approx(0.495)
+
+
+def test_noise_estimators_recover_known_sigma_on_flat_images():
+    rng = np.random.default_rng(0)
+    for sigma in (2.0, 5.0, 20.0):
+        img = 100.0 + rng.normal(0, sigma, (128, 128))
+        assert iqms.noise_sigma_wavelet(img) == pytest.approx(sigma, rel=0.1)
+        assert iqms.noise_sigma_flat(img) == pytest.approx(sigma, rel=0.1)
+    vol = 50.0 + rng.normal(0, 4.0, (6, 64, 64))
+    vol[:, :, :32] += 300.0  # a step edge must not bias either estimator
+    mask = np.ones(vol.shape, bool)
+    assert iqms.noise_sigma_wavelet(vol, mask) == pytest.approx(4.0, rel=0.1)
+    assert iqms.noise_sigma_flat(vol, mask) == pytest.approx(4.0, rel=0.1)
+    assert np.isnan(iqms.noise_sigma_wavelet(vol, np.zeros(vol.shape, bool)))
+
+
+def test_haar_diagonal_ignores_ramps():
+    y, x = np.indices((8, 8), dtype=float)
+    np.testing.assert_allclose(iqms.haar_diagonal(3 * x + 2 * y + 1), 0.0, atol=1e-12)
+
+
+# ------------------------------------------------------------------------------ sensitivity
+def test_sharpness_falls_with_blur_on_real_ct(ct_slice):
+    img = ct_slice.array
+    fg = foreground_mask(img, "CT")
+    blurred = [img] + [ndi.gaussian_filter(img, s) for s in (0.5, 1.0, 2.0, 3.0)]
+    sharp = [iqms.sharpness(b, fg) for b in blurred]
+    lap = [iqms.laplacian_variance(b, fg) for b in blurred]
+    blur = [iqms.blur(b) for b in blurred]
+    assert all(np.diff(sharp) < 0) and all(np.diff(lap) < 0) and all(np.diff(blur) > 0)
+    assert iqms.sharpness(3 * img + 5, fg) == pytest.approx(sharp[0])
+
+
+def _add_streaks(img: np.ndarray, amplitude: float, n_lines: int = 12) -> np.ndarray:
+    """Thin straight lines through the centre at evenly spread angles, alternating sign."""
+    from skimage.draw import line
+
+    out = img.copy()
+    cy, cx = (s // 2 for s in img.shape)
+    r = min(img.shape) // 2 - 1
+    for k in range(n_lines):
+        t = np.pi * k / n_lines + 0.1
+        rr, cc = line(int(cy - r * np.sin(t)), int(cx - r * np.cos(t)),
+                      int(cy + r * np.sin(t)), int(cx + r * np.cos(t)))
+        out[rr, cc] += amplitude * (-1) ** k
+    return out
+
+
+def test_streak_index_rises_with_streak_lines(ct_slice):
+    img = ct_slice.array.astype(np.float64)
+    values = [artifacts.streak_index(_add_streaks(img, amp)) for amp in (0, 120, 240)]
+    assert values[0] >= 1
+    assert values[1] > 1.15 * values[0] and values[2] > values[1]
+
+
+def test_streak_index_rises_with_fewer_views():
+    from skimage.data import shepp_logan_phantom
+    from skimage.transform import iradon, radon, resize
+
+    phantom = resize(shepp_logan_phantom(), (128, 128)) * 1000
+    values = []
+    for views in (180, 15):
+        theta = np.linspace(0, 180, views, endpoint=False)
+        values.append(artifacts.streak_index(iradon(radon(phantom, theta), theta) - 1000))
+    assert values[1] > 2 * values[0]
+
+
+def test_streak_index_is_scale_free_on_noise():
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0, 1, (96, 96))
+    assert artifacts.streak_index(noise) == pytest.approx(artifacts.streak_index(50 * noise + 7))
+    assert artifacts.streak_index(noise) < 12
+
+
+def test_ghosting_ratio_and_qi1_rise_with_phase_encode_ghost():
+    rng = np.random.default_rng(0)
+    img, obj = _mr_phantom(rng)
+    ghost = img + 0.1 * np.roll(np.where(obj, img, 0), 30, axis=0)  # faint copy along y
+    clean_y = artifacts.ghosting_ratio(img, obj, pe_axis=-2)
+    ghost_y = artifacts.ghosting_ratio(ghost, obj, pe_axis=-2)
+    assert abs(clean_y) < 0.01 and ghost_y > 0.02
+    assert artifacts.ghosting_ratio(ghost, obj) == pytest.approx(ghost_y)  # max over axes
+    assert artifacts.ghosting_ratio(ghost, obj, pe_axis=-1) < ghost_y
+    bg = background_mask(obj)
+    assert artifacts.qi_1(ghost, bg) > artifacts.qi_1(img, bg) + 0.05
+    assert iqms.fber(ghost, obj, bg) < iqms.fber(img, obj, bg)
+    full = np.ones_like(obj)
+    assert np.isnan(artifacts.ghosting_ratio(img, full, pe_axis=-2))  # no clean background
+
+
+def test_ghosting_ratio_on_real_mr_slice(mni_t1):
+    s = mni_t1.array[45].astype(np.float64)
+    fg = foreground_mask(s, "MR")
+    ghost = s + 0.05 * np.roll(s, s.shape[0] // 2, axis=0)  # N/2 ghost along y
+    assert artifacts.ghosting_ratio(ghost, fg, -2) > artifacts.ghosting_ratio(s, fg, -2) + 0.02
+
+
+# ------------------------------------------------------------------------- real images, masks
+def test_foreground_masks_on_real_images(ct_slice, mr_slice, mni_t1, retina):
+    ct = foreground_mask(ct_slice.array, "CT")
+    assert 0.6 < ct.mean() < 0.95 and ct[64, 64]
+    assert not ct[0, 0] and not ct[0, -1]  # lung corners are air
+    assert 0.3 < foreground_mask(mr_slice.array, "MR").mean() <= 1.0
+    brain = foreground_mask(mni_t1.array, "MR")
+    assert brain.shape == mni_t1.shape and 0.1 < brain.mean() < 0.5
+    assert not brain[0].any() and brain[mni_t1.shape[0] // 2].mean() > 0.3
+    eye = foreground_mask(retina.array, "OP")
+    assert eye.shape == retina.shape[:2] and 0.5 < eye.mean() < 0.95
+    assert not eye[0, 0] and eye[eye.shape[0] // 2, eye.shape[1] // 2]
+
+
+def test_foreground_mask_edge_cases():
+    assert foreground_mask(np.full((8, 8), 5.0)).all()
+    with pytest.raises(InvalidImage):
+        foreground_mask(np.full((8, 8), np.nan))
+    img = np.zeros((32, 32))
+    img[8:24, 8:24] = 100.0
+    img[14:18, 14:18] = 0.0  # hole is filled
+    img[1, 1] = 100.0  # speck is removed
+    mask = foreground_mask(img)
+    assert mask[16, 16] and not mask[1, 1] and mask.sum() == 256
+
+
+def test_noise_sigma_grows_with_added_noise(ct_slice):
+    rng = np.random.default_rng(0)
+    img = ct_slice.array.astype(np.float64)
+    fg = foreground_mask(img, "CT")
+    s0, f0 = iqms.noise_sigma_wavelet(img, fg), iqms.noise_sigma_flat(img, fg)
+    previous = (s0, f0)
+    for sigma in (10.0, 20.0, 40.0):
+        noisy = img + rng.normal(0, sigma, img.shape)
+        s, f = iqms.noise_sigma_wavelet(noisy, fg), iqms.noise_sigma_flat(noisy, fg)
+        assert s == pytest.approx(np.hypot(s0, sigma), rel=0.15)
+        assert f == pytest.approx(np.hypot(f0, sigma), rel=0.15)
+        assert s > previous[0] and f > previous[1]
+        previous = (s, f)
+
+
+# ----------------------------------------------------------------------------- compute_measures
+COMMON = {"foreground_fraction", "noise_sigma", "noise_sigma_flat", "snr", "efc", "fber",
+          "sharpness", "laplacian_variance", "blur", "dynamic_range", "clipping_fraction"}
+
+
+def test_compute_measures_sets_per_modality(ct_slice, mr_slice, retina):
+    ct = measures.compute_measures(ct_slice.array, "CT")
+    assert set(ct) == COMMON | {"streak_index"}
+    mr = measures.compute_measures(mr_slice.array, "MR")
+    assert set(mr) == COMMON | {"snr_dietrich", "ghosting_ratio", "qi_1"}
+    op = measures.compute_measures(retina.array, "OP")
+    assert set(op) == COMMON and 0 < op["dynamic_range"] <= 1
+    for result in (ct, op):
+        assert all(isinstance(v, float) and np.isfinite(v) for v in result.values())
+
+
+def test_compute_measures_with_tissue_masks_on_volume(mni_t1):
+    vol = mni_t1.array
+    brain = foreground_mask(vol, "MR")
+    wm = brain & (vol > 0.7)
+    gm = brain & (vol > 0.35) & (vol < 0.6)
+    out = measures.compute_measures(vol, "MR", mask=brain, tissue_masks={"wm": wm, "gm": gm})
+    assert {"cnr", "cjv", "wm2max", "snr_wm", "snr_gm"} <= set(out)
+    assert out["cnr"] > 1 and 0 < out["cjv"] < 1 and 0.6 < out["wm2max"] <= 1
+
+
+def test_compute_measures_tolerates_nan_and_rejects_all_nan(ct_slice):
+    img = ct_slice.array.copy()
+    img[:5, :5] = np.nan
+    out = measures.compute_measures(img, "CT")
+    assert np.isfinite(out["noise_sigma"]) and np.isfinite(out["snr"])
+    with pytest.raises(InvalidImage):
+        measures.compute_measures(np.full((8, 8), np.nan), "CT")

@@ -1,0 +1,232 @@
+"""medq.metrics: correlation statistics, full-reference fidelity, segmentation overlap."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from skimage.metrics import normalized_root_mse, peak_signal_noise_ratio, structural_similarity
+
+from medq.errors import InvalidParameter
+from medq.metrics import correlation as corr
+from medq.metrics.fidelity import nrmse, psnr, ssim
+from medq.metrics.overlap import dice, dice_per_label, hd95
+
+# ----------------------------------------------------------------------------------- correlation
+PRED = [1.0, 2.0, 3.0, 4.0, 5.0]
+TARGET = [2.0, 1.0, 4.0, 3.0, 5.0]
+
+
+def test_rank_and_linear_correlations_by_hand():
+    # d = ranks differences (−1, 1, −1, 1, 0): ρ = 1 − 6·4/(5·24) = 0.8; 2 of 10 pairs
+    # discordant: τ = (8 − 2)/10 = 0.6; values are their own ranks so r = ρ.
+    assert corr.srcc(PRED, TARGET) == pytest.approx(0.8)
+    assert corr.krcc(PRED, TARGET) == pytest.approx(0.6)
+    assert corr.plcc(PRED, TARGET) == pytest.approx(0.8)
+    assert corr.ldctiqac_score(PRED, TARGET) == pytest.approx(2.2)
+    assert corr.rmse(PRED, TARGET) == pytest.approx(np.sqrt(4 / 5))
+
+
+def test_nan_pairs_are_dropped():
+    pred = [*PRED, np.nan, 7.0, np.inf]
+    target = [*TARGET, 1.0, np.nan, 2.0]
+    assert corr.srcc(pred, target) == pytest.approx(0.8)
+    assert corr.correlation_report(pred, target)["n"] == 5
+
+
+@pytest.mark.parametrize("pred,target", [
+    ([1.0, 2.0], [2.0, 3.0]),                     # n < 3
+    ([1.0, 1.0, 1.0, 1.0], [1.0, 2.0, 3.0, 4.0]),  # constant prediction
+    ([1.0, 2.0, 3.0, 4.0], [5.0, 5.0, 5.0, 5.0]),  # constant target
+    ([np.nan] * 5, [1.0, 2.0, 3.0, 4.0, 5.0]),     # nothing finite
+    ([], []),
+])
+def test_degenerate_inputs_give_nan_not_errors(pred, target):
+    report = corr.correlation_report(pred, target)
+    for key in ("srcc", "krcc", "plcc", "plcc_logistic", "rmse_logistic", "ldctiqac"):
+        assert np.isnan(report[key]), key
+    assert corr.fit_logistic(pred, target) is None
+
+
+def test_length_mismatch_raises():
+    with pytest.raises(InvalidParameter):
+        corr.srcc([1, 2, 3], [1, 2])
+
+
+def test_logistic_fit_recovers_a_logistic_relation():
+    x = np.linspace(-3, 3, 60)
+    y = corr.logistic4(x, 5.0, 1.0, 0.5, 0.7)
+    beta = corr.fit_logistic(x, y)
+    assert beta is not None
+    np.testing.assert_allclose(corr.logistic4(x, *beta), y, atol=1e-5)
+    assert corr.plcc_logistic(x, y) == pytest.approx(1.0, abs=1e-9)
+    assert corr.plcc(x, y) < 0.99
+    assert corr.rmse(x, y, logistic=True) < 1e-4 < corr.rmse(x, y)
+
+
+def test_decreasing_relation_maps_to_positive_plcc():
+    x = np.linspace(0, 1, 40)
+    y = 3.0 - 2.0 * x**3
+    assert corr.plcc(x, y) < 0
+    assert corr.plcc_logistic(x, y) > 0.99
+    assert corr.srcc(x, y) == pytest.approx(-1.0)
+    assert corr.ldctiqac_score(x, y) > 2.9
+
+
+def test_logistic_never_worse_than_linear_on_noise():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        x, y = rng.normal(size=12), rng.normal(size=12)
+        assert corr.plcc_logistic(x, y) >= abs(corr.plcc(x, y)) - 1e-6
+        assert corr.rmse(x, y, logistic=True) <= corr.rmse(x, y) + 1e-9
+
+
+def test_linear_fallback_reproduces_the_line():
+    x = np.linspace(2, 9, 15)
+    beta = corr._linear_as_logistic(1.5, -2.0, x)
+    np.testing.assert_allclose(corr.logistic4(x, *beta), 1.5 * x - 2.0, rtol=1e-6, atol=1e-6)
+
+
+def test_report_keys():
+    report = corr.correlation_report(np.arange(10.0), np.arange(10.0) ** 2)
+    assert set(report) == {"n", "srcc", "krcc", "plcc", "plcc_logistic", "rmse", "rmse_logistic",
+                           "ldctiqac"}
+    assert report["srcc"] == pytest.approx(1.0) and report["krcc"] == pytest.approx(1.0)
+
+
+# -------------------------------------------------------------------------------------- fidelity
+def test_psnr_by_hand():
+    ref = np.zeros((8, 8))
+    assert psnr(ref + 0.1, ref, data_range=1.0) == pytest.approx(20.0)  # 10·log10(1/0.01)
+    assert psnr(ref, ref, data_range=1.0) == np.inf
+    assert np.isnan(psnr(ref + 1, ref))  # ref range 0 and no data_range
+
+
+def test_psnr_window_clips_and_sets_range():
+    ref = np.zeros((10, 10))
+    x = ref.copy()
+    x[0, 0] = 1000.0  # clipped to 240 in the (−160, 240) window; R = 400
+    expected = 10 * np.log10(400.0**2 / (240.0**2 / 100))
+    assert psnr(x, ref, window=(-160, 240)) == pytest.approx(expected)
+    with pytest.raises(InvalidParameter):
+        psnr(x, ref, window=(10, 10))
+
+
+def test_psnr_matches_skimage_and_ignores_nan():
+    rng = np.random.default_rng(0)
+    ref = rng.uniform(0, 1, (32, 32))
+    x = ref + rng.normal(0, 0.05, ref.shape)
+    expected = peak_signal_noise_ratio(ref, x, data_range=1.0)
+    assert psnr(x, ref, data_range=1.0) == pytest.approx(expected)
+    x_nan = x.copy()
+    x_nan[0, 0] = np.nan
+    assert np.isfinite(psnr(x_nan, ref, data_range=1.0))
+    with pytest.raises(InvalidParameter):
+        psnr(x, ref[:8])
+
+
+def test_ssim_2d_3d_rgb_and_small():
+    rng = np.random.default_rng(0)
+    ref = rng.uniform(0, 1, (48, 48))
+    x = ref + rng.normal(0, 0.1, ref.shape)
+    expected = structural_similarity(x, ref, data_range=1.0, gaussian_weights=True, sigma=1.5,
+                                     use_sample_covariance=False)
+    assert ssim(x, ref, data_range=1.0) == pytest.approx(expected)
+    assert ssim(ref, ref) == pytest.approx(1.0)
+    vol = rng.uniform(0, 1, (16, 24, 24))
+    assert 0 < ssim(vol + rng.normal(0, 0.1, vol.shape), vol, data_range=1.0) < 1
+    thin = vol[:3]
+    assert ssim(thin, thin) == pytest.approx(1.0)
+    rgb = rng.uniform(0, 1, (32, 32, 3))
+    assert ssim(rgb, rgb, channel_axis=-1) == pytest.approx(1.0)
+    small = rng.uniform(0, 1, (6, 6))
+    assert ssim(small, small) == pytest.approx(1.0)
+    assert ssim(small * 0.5, small, data_range=1.0) < 1
+
+
+def test_nrmse():
+    rng = np.random.default_rng(0)
+    ref = rng.uniform(1, 2, (16, 16))
+    x = ref + rng.normal(0, 0.1, ref.shape)
+    assert nrmse(x, ref) == pytest.approx(normalized_root_mse(ref, x))
+    rmse = np.sqrt(np.mean((x - ref) ** 2))
+    assert nrmse(x, ref, "range") == pytest.approx(rmse / np.ptp(ref))
+    assert nrmse(x, ref, "mean") == pytest.approx(rmse / ref.mean())
+    with pytest.raises(InvalidParameter):
+        nrmse(x, ref, "max")
+
+
+# --------------------------------------------------------------------------------------- overlap
+def test_dice_binary_by_hand():
+    a = np.zeros((10, 10), bool)
+    b = np.zeros((10, 10), bool)
+    a[2:6, 2:6] = True  # 16 pixels
+    b[4:8, 2:6] = True  # 16 pixels, 8 shared
+    assert dice(a, b) == pytest.approx(2 * 8 / 32)
+    assert dice(a, a) == 1.0
+
+
+def test_dice_multilabel_mean_over_present_labels():
+    p = np.array([0, 1, 1, 2, 2, 0, 3])
+    t = np.array([0, 1, 0, 2, 2, 2, 0])
+    per = dice_per_label(p, t)
+    assert per == {1: pytest.approx(2 / 3), 2: pytest.approx(0.8), 3: 0.0}
+    assert dice(p, t) == pytest.approx((2 / 3 + 0.8 + 0.0) / 3)
+    assert dice(p, t, labels=[2]) == pytest.approx(0.8)
+
+
+def test_empty_mask_conventions():
+    empty = np.zeros((6, 6), bool)
+    full = empty.copy()
+    full[2, 2] = True
+    assert dice(empty, empty) == 1.0 and hd95(empty, empty) == 0.0
+    assert dice(full, empty) == 0.0 and hd95(full, empty) == np.inf
+    assert hd95(empty, full) == np.inf
+
+
+def test_hd95_single_voxels_with_spacing():
+    a = np.zeros((10, 12), bool)
+    b = np.zeros((10, 12), bool)
+    a[5, 5], b[5, 8] = True, True
+    assert hd95(a, b) == pytest.approx(3.0)
+    assert hd95(a, b, spacing=(1.0, 2.0)) == pytest.approx(6.0)
+    assert hd95(a, b, spacing=(2.0, 1.0)) == pytest.approx(3.0)
+    with pytest.raises(InvalidParameter):
+        hd95(a, b, spacing=(1.0,))
+
+
+def _brute_hd95(a: np.ndarray, b: np.ndarray, spacing: tuple[float, ...]) -> float:
+    from scipy import ndimage as ndi
+
+    def surface(m):
+        return np.argwhere(m & ~ndi.binary_erosion(m, border_value=0)) * np.asarray(spacing)
+
+    sa, sb = surface(a), surface(b)
+    d = np.sqrt(((sa[:, None, :] - sb[None, :, :]) ** 2).sum(-1))
+    return max(np.percentile(d.min(1), 95), np.percentile(d.min(0), 95))
+
+
+def test_hd95_matches_brute_force_in_3d():
+    zz, yy, xx = np.mgrid[:16, :20, :20]
+    a = (zz - 8) ** 2 + (yy - 10) ** 2 + (xx - 10) ** 2 < 30
+    b = (zz - 7) ** 2 / 2 + (yy - 11) ** 2 + (xx - 9) ** 2 < 40
+    spacing = (2.5, 0.8, 0.8)
+    assert hd95(a, b, spacing) == pytest.approx(_brute_hd95(a, b, spacing))
+    assert hd95(a, a, spacing) == 0.0
+
+
+def test_hd95_label_selects_one_structure():
+    p = np.zeros((12, 12), int)
+    t = np.zeros((12, 12), int)
+    p[2:5, 2:5], t[2:5, 2:5] = 1, 1
+    p[8, 8], t[8, 10] = 2, 2
+    assert hd95(p, t, label=1) == 0.0
+    assert hd95(p, t, label=2) == pytest.approx(2.0)
+    assert hd95(p, t) > 0  # non-zero union includes label 2's offset
+
+
+def test_dice_is_symmetric():
+    rng = np.random.default_rng(3)
+    for a, b in itertools.pairwise(rng.integers(0, 3, (4, 9, 9))):
+        assert dice(a, b) == pytest.approx(dice(b, a))
