@@ -10,7 +10,7 @@ from pydicom.data import get_testdata_file
 from medq.image import MedImage
 
 
-def testdata(name: str) -> str:
+def dicom_testfile(name: str) -> str:
     """Path of one of pydicom's bundled test files (never downloads)."""
     path = get_testdata_file(name, download=False)
     if path is None:
@@ -19,11 +19,11 @@ def testdata(name: str) -> str:
 
 
 def _dicom_slice(name: str, modality: str, region: str) -> MedImage:
-    ds = dcmread(testdata(name))
+    ds = dcmread(dicom_testfile(name))
     arr = ds.pixel_array.astype(np.float32) * float(getattr(ds, "RescaleSlope", 1)) + float(
         getattr(ds, "RescaleIntercept", 0))
     sp = tuple(float(s) for s in ds.PixelSpacing)
-    return MedImage(arr, sp, modality, region, source=testdata(name))
+    return MedImage(arr, sp, modality, region, source=dicom_testfile(name))
 
 
 @pytest.fixture(scope="session")

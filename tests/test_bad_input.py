@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 from pydicom.uid import generate_uid
 
-from conftest import testdata as tdata
+from conftest import dicom_testfile as tdata
 from medq.errors import (
     EmptySeries,
     InputError,

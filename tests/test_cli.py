@@ -12,12 +12,12 @@ import numpy as np
 import pydicom
 import pytest
 
-from conftest import testdata
+from conftest import dicom_testfile
 
 MEDQ = [sys.executable, "-m", "medq.cli"]
 
 
-def medq(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def run_medq(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     """Run the real `medq` command in a subprocess."""
     env = dict(os.environ)
     env.pop("MEDQ_DEBUG", None)
@@ -28,13 +28,13 @@ def medq(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str
 def test_version() -> None:
     import medq
 
-    res = medq("--version")
-    assert res.returncode == 0
+    res = run_medq("--version")
+    assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == f"medq {medq.__version__}"
 
 
 def test_info_ct_small_json_reports_kvp_and_exposure() -> None:
-    res = medq("info", testdata("CT_small.dcm"), "--json")
+    res = run_medq("info", dicom_testfile("CT_small.dcm"), "--json")
     assert res.returncode == 0, res.stderr
     (row,) = json.loads(res.stdout)
     assert row["modality"] == "CT"
@@ -45,9 +45,10 @@ def test_info_ct_small_json_reports_kvp_and_exposure() -> None:
 
 
 def test_simulate_ct_low_dose_writes_derived_noisy_dicom(tmp_path: Path) -> None:
-    src = testdata("CT_small.dcm")
+    src = dicom_testfile("CT_small.dcm")
     out = tmp_path / "out.dcm"
-    res = medq("simulate", src, "--kind", "ct_low_dose", "--level", "1e5", "--seed", "1", "-o", out)
+    res = run_medq("simulate", src, "--kind", "ct_low_dose", "--level", "1e5", "--seed", "1",
+                   "-o", out)
     assert res.returncode == 0, res.stderr
     ds_in, ds_out = pydicom.dcmread(src), pydicom.dcmread(out)
     assert ds_out.SOPInstanceUID != ds_in.SOPInstanceUID
@@ -65,10 +66,10 @@ def test_simulate_ct_low_dose_writes_derived_noisy_dicom(tmp_path: Path) -> None
 
 
 def test_simulate_is_reproducible_for_a_seed(tmp_path: Path) -> None:
-    src = testdata("MR_small.dcm")
+    src = dicom_testfile("MR_small.dcm")
     arrays = []
     for name in ("a.dcm", "b.dcm"):
-        res = medq("simulate", src, "-k", "mr_noise", "--severity", "moderate", "--seed", "7",
+        res = run_medq("simulate", src, "-k", "mr_noise", "--severity", "moderate", "--seed", "7",
                    "-o", tmp_path / name)
         assert res.returncode == 0, res.stderr
         arrays.append(pydicom.dcmread(tmp_path / name).pixel_array)
@@ -84,7 +85,7 @@ def bad_inputs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     import nibabel as nib
 
     d = tmp_path_factory.mktemp("bad")
-    paths = [Path(testdata(n)) for n in BAD_DICOM]
+    paths = [Path(dicom_testfile(n)) for n in BAD_DICOM]
     (d / "empty.dcm").write_bytes(b"")
     (d / "random.dcm").write_bytes(np.random.default_rng(0).bytes(4096))
     (d / "text.nii.gz").write_text("this is not a NIfTI volume\n")
@@ -100,7 +101,7 @@ def bad_inputs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 
 def test_each_bad_input_exits_2_with_one_line(bad_inputs: list[Path]) -> None:
     for path in bad_inputs:
-        res = medq("info", path)
+        res = run_medq("info", path)
         lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
         assert res.returncode == 2, (path, res.stderr)
         assert 1 <= len(lines) <= 3, (path, res.stderr)
@@ -109,8 +110,8 @@ def test_each_bad_input_exits_2_with_one_line(bad_inputs: list[Path]) -> None:
 
 
 def test_good_inputs_still_processed_beside_bad_ones(bad_inputs: list[Path]) -> None:
-    good = testdata("CT_small.dcm")
-    res = medq("info", bad_inputs[0], good, bad_inputs[3], "--json")
+    good = dicom_testfile("CT_small.dcm")
+    res = run_medq("info", bad_inputs[0], good, bad_inputs[3], "--json")
     assert res.returncode == 2
     rows = json.loads(res.stdout)
     assert [r.get("modality") for r in rows] == [None, "CT", None]
@@ -119,25 +120,26 @@ def test_good_inputs_still_processed_beside_bad_ones(bad_inputs: list[Path]) -> 
 
 
 def test_simulate_wrong_modality_and_unknown_kind_exit_2(tmp_path: Path) -> None:
-    res = medq("simulate", testdata("CT_small.dcm"), "-k", "mr_undersample", "--level", "4",
-               "-o", tmp_path / "x.dcm")
+    ct = dicom_testfile("CT_small.dcm")
+    res = run_medq("simulate", ct, "-k", "mr_undersample", "--level", "4", "-o", tmp_path / "x.dcm")
     assert res.returncode == 2 and "mr_undersample" in res.stderr and "Traceback" not in res.stderr
-    res = medq("simulate", testdata("CT_small.dcm"), "-k", "nope", "--level", "4",
+    res = run_medq("simulate", dicom_testfile("CT_small.dcm"), "-k", "nope", "--level", "4",
                "-o", tmp_path / "x.dcm")
     assert res.returncode == 2 and "ct_low_dose" in res.stderr  # lists the choices
     assert not (tmp_path / "x.dcm").exists()
 
 
 def test_samples_list_and_export(tmp_path: Path) -> None:
-    res = medq("samples", "--json")
+    res = run_medq("samples", "--json")
     assert res.returncode == 0, res.stderr
     names = {row["name"] for row in json.loads(res.stdout)}
     assert {"ct_small", "mr_small", "mni_t1", "retina", "pet_brain", "xr_head"} <= names
-    res = medq("samples", "--export", tmp_path / "s")
+    res = run_medq("samples", "--export", tmp_path / "s")
     assert res.returncode == 0, res.stderr
     exported = sorted(p.name for p in (tmp_path / "s").iterdir())
     assert "ct_small.dcm" in exported and "mni_t1.nii.gz" in exported
-    res = medq("info", *sorted((tmp_path / "s").iterdir()), "--json")
+    images = sorted(p for p in (tmp_path / "s").iterdir() if p.suffix != ".json")
+    res = run_medq("info", *images, "--json")
     assert res.returncode == 0, res.stderr
     mods = {Path(r["path"]).name.split(".")[0]: r["modality"] for r in json.loads(res.stdout)}
     assert mods["ct_small"] == "CT" and mods["retina"] == "OP" and mods["xr_head"] == "DX"

@@ -16,7 +16,7 @@ from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from conftest import testdata as tdata
+from conftest import dicom_testfile as tdata
 from medq.image import MedImage
 from medq.io import load, save, sniff
 from medq.io.dicom import region_from_text

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from medq.errors import InvalidParameter
 from medq.image import MedImage
 
@@ -120,18 +122,13 @@ def load_sample(name: str) -> MedImage:
 
 
 def load_tissue_maps(resolution: int = 1) -> dict[str, MedImage]:
-    """nilearn's bundled MNI152 grey- and white-matter probability maps, as (z, y, x) MedImages."""
-    from medq.io import load
+    """nilearn's bundled MNI152 grey/white-matter (and derived CSF) probability maps, (z, y, x)."""
+    from medq.data.phantoms import mni_maps
 
-    maps = {"gm": MNI_GM, "wm": MNI_WM}
-    out = {}
-    for key, fname in maps.items():
-        img = load(_nilearn_file(fname), modality="MR", region="brain")
-        if resolution > 1:
-            arr = img.array[::resolution, ::resolution, ::resolution]
-            img = img.evolve(array=arr, spacing=tuple(s * resolution for s in img.spacing))
-        out[key] = img
-    return out
+    maps, spacing = mni_maps(resolution)
+    return {key: MedImage(np.array(maps[key]), spacing, "MR", "brain",
+                          meta={"tissue_map": key, "derived_from": "nilearn MNI152 templates"})
+            for key in ("gm", "wm", "csf")}
 
 
 def export_samples(directory: str | Path, names: list[str] | None = None) -> list[Path]:

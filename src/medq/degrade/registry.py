@@ -59,7 +59,7 @@ class DegradationSpec:
 
 @dataclass
 class Degradation:
-    """Record of one applied degradation: name, level (+unit), severity, seed and every parameter."""
+    """Record of one applied degradation: name, level (+unit), severity, seed, every parameter."""
 
     name: str
     level: float
@@ -128,11 +128,12 @@ def available(modality: str | None = None) -> list[str]:
 
 def simulate(image: MedImage, kind: str, level: float | None = None, severity: str | None = None,
              seed: int | None = 0) -> tuple[MedImage, Degradation]:
-    """Apply degradation `kind` at a physical `level` (or a named `severity`), reproducibly for `seed`."""
+    """Apply degradation `kind` at a physical `level` (or a named `severity`), reproducibly."""
     spec = get_spec(kind)
     if image.modality not in spec.modalities:
         raise UnsupportedImage(
-            f"{kind} applies to {'/'.join(spec.modalities)} images, not {image.modality}", image.source)
+            f"{kind} applies to {'/'.join(spec.modalities)} images, not {image.modality}",
+            image.source)
     if (level is None) == (severity is None):
         raise InvalidParameter("give exactly one of level or severity")
     lev = float(spec.level_for(severity) if severity is not None else level)

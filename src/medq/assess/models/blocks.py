@@ -1,0 +1,415 @@
+"""Shared torch pieces of the quality models: output types, heads, attention blocks, base class.
+
+Input convention for every model: a float tensor `[B, 3, H, W]` with intensities in [0, 1]
+(windowed or min-max normalised by the caller; models do no intensity normalisation). Grey
+images may be passed as `[B, 1, H, W]` (or `[B, H, W]`): they are repeated to 3 channels.
+Outputs follow `ModelOutput`; scores are on medq's 1 (non-diagnostic) … 5 (excellent) scale.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from medq.errors import ModelError
+
+FINDING_TYPES = (
+    "noise", "blur", "low_resolution", "aliasing", "motion", "ghosting", "spike", "bias_field",
+    "streak", "low_contrast", "illumination",
+)
+"""Finding types of the finding heads, in logit order (DESIGN.md, Assessment)."""
+
+SEVERITIES = ("none", "mild", "moderate", "severe")
+"""Ordinal severity levels; the severity head predicts P(level > k) for k = 0 … K−2 (CORAL)."""
+
+SCORE_MIN, SCORE_MAX = 1.0, 5.0
+"""Quality score range: 1 = non-diagnostic … 5 = excellent."""
+
+
+@dataclass
+class HeadConfig:
+    """Output sizes shared by every model config (0 physics/findings disables that head)."""
+
+    n_physics: int = 8
+    n_findings: int = len(FINDING_TYPES)
+    n_severity: int = len(SEVERITIES)
+    slice_hidden: int = 64
+
+    def validate(self) -> None:
+        """Raise ModelError on impossible sizes."""
+        if self.n_physics < 0 or self.n_findings < 0 or self.n_severity < 2:
+            raise ModelError(f"bad head sizes in {self}: need n_physics, n_findings ≥ 0 and "
+                             "n_severity ≥ 2")
+
+
+@dataclass
+class ModelOutput:
+    """What every quality model returns for a batch of B images (optional parts may be None)."""
+
+    score: torch.Tensor
+    features: torch.Tensor
+    patch_scores: torch.Tensor | None = None
+    patch_weights: torch.Tensor | None = None
+    physics: torch.Tensor | None = None
+    finding_logits: torch.Tensor | None = None
+    severity_logits: torch.Tensor | None = None
+
+
+@dataclass
+class VolumeOutput:
+    """A 3D volume's score `Q = Σ w̄_i q_i` with its per-slice scores, weights and outputs."""
+
+    score: torch.Tensor
+    slice_scores: torch.Tensor
+    slice_weights: torch.Tensor
+    slices: ModelOutput
+
+
+def to_score_range(raw: torch.Tensor) -> torch.Tensor:
+    """Map unbounded values onto (SCORE_MIN, SCORE_MAX) with a sigmoid."""
+    return SCORE_MIN + (SCORE_MAX - SCORE_MIN) * torch.sigmoid(raw)
+
+
+def weighted_mean(scores: torch.Tensor, weights: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """MANIQA/WaDIQaM pooling over the last axis: `Σ w_i s_i / Σ w_i`."""
+    return (scores * weights).sum(-1) / (weights.sum(-1) + eps)
+
+
+def prepare_input(x: torch.Tensor) -> torch.Tensor:
+    """Check a batch and bring it to `[B, 3, H, W]` (grey channels are repeated)."""
+    if x.ndim == 3:
+        x = x[:, None]
+    if x.ndim != 4 or x.shape[1] not in (1, 3):
+        raise ModelError(f"model input must be [B, 1|3, H, W], got {tuple(x.shape)}")
+    return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+
+
+def prompt_tensor(prompts: Any, batch: int, dim: int, ref: torch.Tensor) -> torch.Tensor:
+    """Prompts as `[batch, dim]` on `ref`'s device: None → zeros, `[dim]` → repeated."""
+    if prompts is None:
+        return ref.new_zeros(batch, dim)
+    p = torch.as_tensor(prompts, dtype=ref.dtype, device=ref.device)
+    if p.ndim == 1:
+        p = p[None]
+    if p.shape[-1] != dim or p.shape[0] not in (1, batch):
+        raise ModelError(f"prompts must be [{batch}, {dim}] or [{dim}], got {tuple(p.shape)}")
+    return p.expand(batch, -1)
+
+
+def extract_patches(x: torch.Tensor, size: int, stride: int | None = None) -> tuple[torch.Tensor,
+                                                                                   int]:
+    """Cut `[B, C, H, W]` into `[B·P, C, size, size]` patches (stride defaults to size)."""
+    if x.shape[-1] < size or x.shape[-2] < size:
+        raise ModelError(f"image {tuple(x.shape[-2:])} is smaller than the {size}px patch")
+    stride = stride or size
+    b, c = x.shape[:2]
+    p = x.unfold(2, size, stride).unfold(3, size, stride)  # B, C, nh, nw, s, s
+    n = p.shape[2] * p.shape[3]
+    return p.permute(0, 2, 3, 1, 4, 5).reshape(b * n, c, size, size), n
+
+
+def mlp(dim_in: int, hidden: int, dim_out: int, dropout: float = 0.0) -> nn.Sequential:
+    """Two-layer perceptron Linear → GELU → Dropout → Linear."""
+    return nn.Sequential(nn.Linear(dim_in, hidden), nn.GELU(), nn.Dropout(dropout),
+                         nn.Linear(hidden, dim_out))
+
+
+class FindingHead(nn.Module):
+    """Multi-label finding logits plus CORAL ordinal severity logits per finding.
+
+    Severity logit k of finding f is `g_f(x) + b_{f,k}` with one shared projection per finding
+    and thresholds `b_{f,0} > b_{f,1} > …` kept strictly decreasing (softplus gaps), so the
+    cumulative probabilities P(level > k) are rank-consistent.
+    """
+
+    def __init__(self, dim: int, n_findings: int, n_severity: int) -> None:
+        super().__init__()
+        self.presence = nn.Linear(dim, n_findings)
+        self.severity = nn.Linear(dim, n_findings)
+        self.first = nn.Parameter(torch.zeros(n_findings, 1))
+        self.gaps = nn.Parameter(torch.zeros(n_findings, n_severity - 2))
+
+    def thresholds(self) -> torch.Tensor:
+        """Decreasing thresholds `[n_findings, n_severity − 1]`."""
+        steps = torch.cumsum(F.softplus(self.gaps), dim=1)
+        return self.first - torch.cat([torch.zeros_like(self.first), steps], dim=1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return finding logits `[B, F]` and severity logits `[B, F, K−1]`."""
+        return self.presence(x), self.severity(x)[..., None] + self.thresholds()
+
+
+def interpret_findings(finding_logits: torch.Tensor, severity_logits: torch.Tensor
+                       ) -> dict[str, torch.Tensor]:
+    """Probabilities from the finding heads.
+
+    Returns `presence` P(finding) `[B, F]`, `exceed` P(level > k) `[B, F, K−1]`, `severity_probs`
+    P(level = k) `[B, F, K]` and `expected_severity` E[level] = Σ_k P(level > k) in [0, K−1].
+    """
+    exceed = torch.sigmoid(severity_logits)
+    ones = torch.ones_like(exceed[..., :1])
+    upper = torch.cat([ones, exceed], dim=-1)
+    lower = torch.cat([exceed, torch.zeros_like(ones)], dim=-1)
+    return {
+        "presence": torch.sigmoid(finding_logits),
+        "exceed": exceed,
+        "severity_probs": (upper - lower).clamp_min(0.0),
+        "expected_severity": exceed.sum(-1),
+    }
+
+
+def coral_targets(levels: torch.Tensor, n_severity: int = len(SEVERITIES)) -> torch.Tensor:
+    """Integer severity levels `[...]` → CORAL binary targets `[..., K−1]` (level > k)."""
+    ks = torch.arange(n_severity - 1, device=levels.device)
+    return (levels[..., None] > ks).to(torch.float32)
+
+
+class AuxHeads(nn.Module):
+    """Physics regression and finding heads on a pooled feature (each optional)."""
+
+    def __init__(self, dim: int, cfg: HeadConfig) -> None:
+        super().__init__()
+        self.physics = mlp(dim, dim, cfg.n_physics) if cfg.n_physics else None
+        self.findings = (FindingHead(dim, cfg.n_findings, cfg.n_severity)
+                         if cfg.n_findings else None)
+
+    def forward(self, feat: torch.Tensor) -> dict[str, torch.Tensor | None]:
+        """Return `physics`, `finding_logits`, `severity_logits` (None for absent heads)."""
+        out: dict[str, torch.Tensor | None] = {
+            "physics": self.physics(feat) if self.physics is not None else None,
+            "finding_logits": None, "severity_logits": None}
+        if self.findings is not None:
+            out["finding_logits"], out["severity_logits"] = self.findings(feat)
+        return out
+
+
+class Mlp(nn.Module):
+    """Transformer feed-forward block (Linear → GELU → Linear)."""
+
+    def __init__(self, dim: int, ratio: float = 4.0, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.net = mlp(dim, int(dim * ratio), dim, dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the feed-forward network."""
+        return self.net(x)
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention over tokens `[..., N, C]` with an optional additive mask."""
+
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        if dim % heads:
+            raise ModelError(f"dim {dim} is not divisible by {heads} heads")
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Attend; `mask` broadcasts to `[..., heads, N, N]`."""
+        *lead, n, c = x.shape
+        qkv = self.qkv(x).view(*lead, n, 3, self.heads, c // self.heads)
+        q, k, v = qkv.movedim(-3, 0).transpose(-3, -2).unbind(0)  # [..., heads, N, d]
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return self.proj(out.transpose(-3, -2).reshape(*lead, n, c))
+
+
+class TransformerBlock(nn.Module):
+    """Pre-norm ViT block: x + MSA(LN(x)), x + MLP(LN(x))."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.attn = SelfAttention(dim, heads)
+        self.mlp = Mlp(dim, mlp_ratio, dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the block to `[B, N, C]`."""
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class TransposedAttention(nn.Module):
+    """MANIQA's TAB: attention across channels (C×C maps per head), size-independent.
+
+    Restormer-style: q, k are L2-normalised along tokens and scaled by a learned temperature,
+    so the block works for any number of tokens (MANIQA's Linear(N, N) projections do not).
+    """
+
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        if dim % heads:
+            raise ModelError(f"dim {dim} is not divisible by {heads} heads")
+        self.heads = heads
+        self.norm = nn.LayerNorm(dim)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.temperature = nn.Parameter(torch.ones(heads, 1, 1))
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply to `[B, N, C]` with a residual connection."""
+        b, n, c = x.shape
+        qkv = self.qkv(self.norm(x)).view(b, n, 3, self.heads, c // self.heads)
+        q, k, v = qkv.permute(2, 0, 3, 4, 1).unbind(0)  # [B, heads, c/h, N]
+        q, k = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
+        attn = (q @ k.transpose(-2, -1) * self.temperature).softmax(-1)
+        out = (attn @ v).reshape(b, c, n).transpose(1, 2)
+        return x + self.proj(out)
+
+
+class SwinBlock(nn.Module):
+    """Swin block: (shifted) window attention with relative position bias, then an MLP.
+
+    Token grids of any size work: the grid is padded to a multiple of the window and padded
+    tokens are masked out of every real token's attention.
+    """
+
+    def __init__(self, dim: int, heads: int, window: int, shift: bool,
+                 mlp_ratio: float = 4.0, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.window, self.shift = window, shift
+        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.attn = SelfAttention(dim, heads)
+        self.mlp = Mlp(dim, mlp_ratio, dropout)
+        self.rel_bias = nn.Parameter(torch.zeros((2 * window - 1) ** 2, heads))
+        nn.init.trunc_normal_(self.rel_bias, std=0.02)
+        coords = torch.stack(torch.meshgrid(torch.arange(window), torch.arange(window),
+                                            indexing="ij")).flatten(1)
+        rel = (coords[:, :, None] - coords[:, None, :]) + window - 1
+        self.register_buffer("rel_index", rel[0] * (2 * window - 1) + rel[1], persistent=False)
+        self._masks: dict[tuple[int, int, int, str], torch.Tensor | None] = {}
+
+    def _partition(self, x: torch.Tensor) -> torch.Tensor:
+        """`[B, Hp, Wp, C]` → `[B, nW, w·w, C]`."""
+        b, hp, wp, c = x.shape
+        w = self.window
+        x = x.view(b, hp // w, w, wp // w, w, c).transpose(2, 3)
+        return x.reshape(b, (hp // w) * (wp // w), w * w, c)
+
+    def _mask(self, h: int, w: int, shift: int, device: torch.device) -> torch.Tensor | None:
+        """Additive mask `[nW, 1, w·w, w·w]` for shifted regions and padding (None if unneeded)."""
+        key = (h, w, shift, str(device))
+        if key not in self._masks:
+            win = self.window
+            hp, wp = -(-h // win) * win, -(-w // win) * win
+            if shift == 0 and (hp, wp) == (h, w):
+                self._masks[key] = None
+            else:
+                label = torch.zeros(hp, wp, device=device)
+                label[h:, :] = 1
+                label[:, w:] = 1
+                label = torch.roll(label, (-shift, -shift), (0, 1))
+                if shift:
+                    cuts = (slice(0, -win), slice(-win, -shift), slice(-shift, None))
+                    for i, rs in enumerate(cuts):
+                        for j, cs in enumerate(cuts):
+                            label[rs, cs] += 2 * (3 * i + j + 1)
+                lab = self._partition(label[None, :, :, None]).squeeze(-1)[0]  # nW, w·w
+                diff = lab[:, :, None] != lab[:, None, :]
+                self._masks[key] = torch.zeros(diff.shape, device=device).masked_fill(
+                    diff, float("-inf"))[:, None]
+        return self._masks[key]
+
+    def forward(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """Apply to tokens `[B, H·W, C]` laid out on the `size = (H, W)` grid."""
+        h, w = size
+        b, _, c = x.shape
+        win = self.window
+        shift = win // 2 if self.shift and min(h, w) > win else 0
+        y = self.norm1(x).view(b, h, w, c)
+        hp, wp = -(-h // win) * win, -(-w // win) * win
+        y = F.pad(y, (0, 0, 0, wp - w, 0, hp - h))
+        if shift:
+            y = torch.roll(y, (-shift, -shift), (1, 2))
+        bias = self.rel_bias[self.rel_index].permute(2, 0, 1)  # heads, N, N
+        mask = self._mask(h, w, shift, x.device)
+        mask = bias if mask is None else bias + mask
+        y = self.attn(self._partition(y), mask.to(y.dtype))
+        y = y.view(b, hp // win, wp // win, win, win, c).transpose(2, 3).reshape(b, hp, wp, c)
+        if shift:
+            y = torch.roll(y, (shift, shift), (1, 2))
+        x = x + y[:, :h, :w].reshape(b, h * w, c)
+        return x + self.mlp(self.norm2(x))
+
+
+class SliceAggregator(nn.Module):
+    """MedIQA's slice weighting: `w̄ = softmax_i(MLP(f_i))`, `Q = Σ w̄_i q_i`."""
+
+    def __init__(self, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.net = mlp(dim, hidden, 1)
+
+    def forward(self, features: torch.Tensor, scores: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Features `[n, F]`, scores `[n]` → (volume score `[]`, slice weights `[n]`)."""
+        weights = self.net(features).squeeze(-1).softmax(0)
+        return (weights * scores).sum(), weights
+
+
+def make_config(config_class: type, name: str, **fields: Any) -> Any:
+    """Instantiate `config_class(**fields)`, turning unknown fields into a ModelError."""
+    try:
+        return config_class(**fields)
+    except TypeError as e:
+        raise ModelError(f"bad config for {name}: {e}") from e
+
+
+class IQAModel(nn.Module):
+    """Base class of the quality models: shared volume scoring, findings and checkpoints.
+
+    Subclasses set `config_class`, build `self.heads` (AuxHeads) and `self.slice_head`
+    (SliceAggregator) and implement `forward(x, prompts=None) -> ModelOutput`.
+    """
+
+    config_class: ClassVar[type]
+
+    def __init__(self, config: Any) -> None:
+        super().__init__()
+        config.validate()
+        self.config = config
+
+    def forward_volume(self, slices: torch.Tensor, prompts: Any = None) -> VolumeOutput:
+        """Score the slices `[n, C, H, W]` of one volume and aggregate with learned weights."""
+        out = self(slices, prompts)
+        score, weights = self.slice_head(out.features, out.score)
+        return VolumeOutput(score=score, slice_scores=out.score, slice_weights=weights,
+                            slices=out)
+
+    @staticmethod
+    def findings(output: ModelOutput) -> dict[str, torch.Tensor] | None:
+        """Finding probabilities and expected severities of an output (None without heads)."""
+        if output.finding_logits is None or output.severity_logits is None:
+            return None
+        return interpret_findings(output.finding_logits, output.severity_logits)
+
+    def n_parameters(self) -> int:
+        """Number of trainable parameters."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    def save_checkpoint(self, path: str | Path, **extra: Any) -> None:
+        """Write `{"model", "config", "state_dict", **extra}` with torch.save."""
+        torch.save({"model": type(self).__name__, "config": dataclasses.asdict(self.config),
+                    "state_dict": self.state_dict(), **extra}, path)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, map_location: str = "cpu") -> IQAModel:
+        """Rebuild a model from `save_checkpoint` output (the hook for shipped weights)."""
+        try:
+            ckpt = torch.load(path, map_location=map_location, weights_only=True)
+            fields = {k: tuple(v) if isinstance(v, list) else v
+                      for k, v in ckpt["config"].items()}
+            model = cls(cls.config_class(**fields))
+            model.load_state_dict(ckpt["state_dict"])
+        except FileNotFoundError as e:
+            raise ModelError("checkpoint file not found", path) from e
+        except (KeyError, TypeError, RuntimeError, ValueError) as e:
+            raise ModelError(f"checkpoint does not fit {cls.__name__} ({type(e).__name__}: "
+                             f"{e})", path) from e
+        return model.eval()

@@ -1,0 +1,214 @@
+"""MedIQA: MANIQA-style prompt-driven quality model (multi-layer ViT → TAB → Swin → two branches).
+
+Pipeline for a batch `[B, 3, H, W]` in [0, 1] (see `blocks` for the input convention):
+
+1. ViT encoder trained from scratch: patch embedding (stride = patch size), learned position
+   embedding (interpolated for other sizes: any H, W divisible by the patch size work), pre-norm
+   transformer blocks; the outputs of the `taps` blocks are concatenated along channels.
+2. Stages (one per Swin stage): Linear reduction to the stage width → `n_tab` transposed
+   attention blocks (channel attention) → prompt injection `x + FC_i(p)` with the stage's own
+   Linear(prompt_dim → width) → Swin blocks (window attention, every second block shifted).
+   MANIQA applies TAB before the reduction; here it follows it so TAB costs width² parameters.
+3. Heads on the last stage's tokens: per-patch score s_i and weight w_i = sigmoid(·), image
+   score `q = Σ w_i s_i / Σ w_i` with s_i mapped to (1, 5); on the mean token: physics
+   regression (stage-1 pretraining), finding logits and CORAL severity logits.
+4. Volumes: `forward_volume` scores the (salient) slices and weights them with a softmax over a
+   small MLP of the slice features: `Q = Σ w̄_i q_i`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from medq.assess.models import register_model
+from medq.assess.models.blocks import (
+    AuxHeads,
+    HeadConfig,
+    IQAModel,
+    ModelOutput,
+    SliceAggregator,
+    SwinBlock,
+    TransformerBlock,
+    TransposedAttention,
+    make_config,
+    mlp,
+    prepare_input,
+    prompt_tensor,
+    to_score_range,
+    weighted_mean,
+)
+from medq.assess.prompts import PROMPT_DIM
+from medq.errors import ModelError
+
+
+@dataclass
+class MedIQAConfig(HeadConfig):
+    """Sizes of a MedIQA model; the named presets are `mediqa-tiny`, `mediqa-s`, `mediqa-b`."""
+
+    image_size: int = 224
+    patch_size: int = 16
+    embed_dim: int = 128
+    depth: int = 6
+    heads: int = 4
+    taps: tuple[int, ...] = (1, 3, 5)
+    mlp_ratio: float = 4.0
+    n_tab: int = 1
+    stage_dims: tuple[int, ...] = (128, 64)
+    stage_depths: tuple[int, ...] = (2, 2)
+    stage_heads: tuple[int, ...] = (4, 2)
+    window_size: int = 7
+    prompt_dim: int = PROMPT_DIM
+    dropout: float = 0.0
+
+    def validate(self) -> None:
+        """Raise ModelError when the sizes do not fit together."""
+        super().validate()
+        taps = tuple(self.taps)
+        if not taps or list(taps) != sorted(set(taps)) or taps[0] < 0 or taps[-1] != self.depth - 1:
+            raise ModelError(f"taps {taps} must be increasing block indices ending at the last "
+                             f"block ({self.depth - 1}); later blocks would never train")
+        if self.image_size % self.patch_size:
+            raise ModelError(f"image_size {self.image_size} is not a multiple of patch_size "
+                             f"{self.patch_size}")
+        n = len(self.stage_dims)
+        if n == 0 or len(self.stage_depths) != n or len(self.stage_heads) != n:
+            raise ModelError("stage_dims, stage_depths and stage_heads need one entry per stage")
+        if self.window_size < 1 or self.prompt_dim < 1:
+            raise ModelError("window_size and prompt_dim must be ≥ 1")
+
+
+class ViTEncoder(nn.Module):
+    """Plain ViT from scratch returning the concatenated outputs of the tapped blocks."""
+
+    def __init__(self, cfg: MedIQAConfig) -> None:
+        super().__init__()
+        self.patch = cfg.patch_size
+        self.embed = nn.Conv2d(3, cfg.embed_dim, cfg.patch_size, stride=cfg.patch_size)
+        grid = cfg.image_size // cfg.patch_size
+        self.pos = nn.Parameter(torch.zeros(1, cfg.embed_dim, grid, grid))
+        nn.init.trunc_normal_(self.pos, std=0.02)
+        self.blocks = nn.ModuleList(TransformerBlock(cfg.embed_dim, cfg.heads, cfg.mlp_ratio,
+                                                     cfg.dropout) for _ in range(cfg.depth))
+        self.taps = tuple(cfg.taps)
+        self.norm = nn.LayerNorm(cfg.embed_dim * len(self.taps))
+        self.out_dim = cfg.embed_dim * len(self.taps)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+        """`[B, 3, H, W]` → tokens `[B, N, len(taps)·D]` and the token grid `(H/p, W/p)`."""
+        if x.shape[-1] % self.patch or x.shape[-2] % self.patch:
+            raise ModelError(f"image size {tuple(x.shape[-2:])} is not a multiple of the "
+                             f"patch size {self.patch}")
+        f = self.embed(x)
+        pos = self.pos
+        if pos.shape[-2:] != f.shape[-2:]:
+            pos = F.interpolate(pos, size=f.shape[-2:], mode="bicubic", align_corners=False)
+        grid = (f.shape[-2], f.shape[-1])
+        t = (f + pos).flatten(2).transpose(1, 2)
+        taps = []
+        for i, block in enumerate(self.blocks):
+            t = block(t)
+            if i in self.taps:
+                taps.append(t)
+        return self.norm(torch.cat(taps, dim=-1)), grid
+
+
+class Stage(nn.Module):
+    """Reduce → TAB × n → add the stage's prompt projection → Swin blocks."""
+
+    def __init__(self, dim_in: int, dim: int, depth: int, heads: int, cfg: MedIQAConfig) -> None:
+        super().__init__()
+        self.reduce = nn.Linear(dim_in, dim)
+        self.tabs = nn.ModuleList(TransposedAttention(dim, heads) for _ in range(cfg.n_tab))
+        self.prompt = nn.Linear(cfg.prompt_dim, dim)
+        self.blocks = nn.ModuleList(
+            SwinBlock(dim, heads, cfg.window_size, shift=bool(i % 2), mlp_ratio=cfg.mlp_ratio,
+                      dropout=cfg.dropout) for i in range(depth))
+
+    def forward(self, x: torch.Tensor, grid: tuple[int, int], prompts: torch.Tensor
+                ) -> torch.Tensor:
+        """Tokens `[B, N, dim_in]`, prompts `[B, prompt_dim]` → tokens `[B, N, dim]`."""
+        x = self.reduce(x)
+        for tab in self.tabs:
+            x = tab(x)
+        x = x + self.prompt(prompts)[:, None]
+        for block in self.blocks:
+            x = block(x, grid)
+        return x
+
+
+class MedIQA(IQAModel):
+    """Prompt-driven MANIQA-style quality model (see the module docstring)."""
+
+    config_class = MedIQAConfig
+
+    def __init__(self, config: MedIQAConfig | None = None) -> None:
+        super().__init__(config or MedIQAConfig())
+        cfg: MedIQAConfig = self.config
+        self.encoder = ViTEncoder(cfg)
+        dims = (self.encoder.out_dim, *cfg.stage_dims)
+        self.stages = nn.ModuleList(
+            Stage(dims[i], dims[i + 1], cfg.stage_depths[i], cfg.stage_heads[i], cfg)
+            for i in range(len(cfg.stage_dims)))
+        dim = dims[-1]
+        self.norm = nn.LayerNorm(dim)
+        self.score_branch = mlp(dim, dim, 1, cfg.dropout)
+        self.weight_branch = mlp(dim, dim, 1, cfg.dropout)
+        self.heads = AuxHeads(dim, cfg)
+        self.slice_head = SliceAggregator(dim, cfg.slice_hidden)
+        self.apply(_init_weights)
+
+    def forward(self, x: torch.Tensor, prompts: Any = None) -> ModelOutput:
+        """Score a batch `[B, 1|3, H, W]` in [0, 1]; prompts `[B, prompt_dim]`, `[prompt_dim]`."""
+        x = prepare_input(x)
+        p = prompt_tensor(prompts, x.shape[0], self.config.prompt_dim, x)
+        tokens, grid = self.encoder(x)
+        for stage in self.stages:
+            tokens = stage(tokens, grid, p)
+        tokens = self.norm(tokens)
+        patch_scores = to_score_range(self.score_branch(tokens).squeeze(-1))
+        patch_weights = torch.sigmoid(self.weight_branch(tokens).squeeze(-1))
+        features = tokens.mean(1)
+        return ModelOutput(score=weighted_mean(patch_scores, patch_weights), features=features,
+                           patch_scores=patch_scores, patch_weights=patch_weights,
+                           **self.heads(features))
+
+
+def _init_weights(module: nn.Module) -> None:
+    """ViT-style init: truncated normal linear weights, zero biases."""
+    if isinstance(module, nn.Linear):
+        nn.init.trunc_normal_(module.weight, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "mediqa-tiny": dict(image_size=32, patch_size=8, embed_dim=32, depth=2, heads=2, taps=(0, 1),
+                        stage_dims=(32, 16), stage_depths=(2, 1), stage_heads=(2, 2),
+                        window_size=2, slice_hidden=16),
+    "mediqa-s": dict(image_size=224, patch_size=16, embed_dim=128, depth=6, heads=4,
+                     taps=(1, 3, 5), stage_dims=(128, 64), stage_depths=(2, 2),
+                     stage_heads=(4, 2), window_size=7),
+    "mediqa-b": dict(image_size=224, patch_size=8, embed_dim=768, depth=10, heads=12,
+                     taps=(6, 7, 8, 9), n_tab=2, stage_dims=(768, 384), stage_depths=(2, 2),
+                     stage_heads=(4, 4), window_size=4, dropout=0.1, slice_hidden=128),
+}
+"""Named sizes: tiny for tests, s (CPU default), b (MANIQA-like: ViT-B/8 taps 6–9, GPU)."""
+
+
+def _factory(name: str) -> None:
+    """Register the preset `name`; keyword arguments override its fields."""
+
+    @register_model(name)
+    def build(**overrides: Any) -> MedIQA:
+        return MedIQA(make_config(MedIQAConfig, name, **{**PRESETS[name], **overrides}))
+
+    build.__doc__ = f"Build MedIQA with the {name!r} preset."
+
+
+for _name in PRESETS:
+    _factory(_name)

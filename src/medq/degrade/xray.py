@@ -1,0 +1,52 @@
+"""Radiograph (CR/DX) quantum noise at a detector dose.
+
+Value convention (shared with `medq.data.phantoms.radiograph_from_volume`): a radiograph holds
+the attenuation line integral p = ∫μ dl (dimensionless, ≥ 0), displayed as is, so dense or long
+paths are bright like a processed radiograph; the detector saw I = I0·e^{−p}. Images marked
+`meta["xr_domain"] == "line_integral"` are used directly; any other radiograph (e.g. a PNG) is
+mapped linearly from its [min, max] onto p ∈ [0, 4] and mapped back afterwards.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from medq.degrade.registry import register
+from medq.image import MedImage
+
+ASSUMED_P_RANGE = 4.0
+"""Line-integral span assumed for radiographs of unknown value domain (e^−4 ≈ 2 % transmission)."""
+
+
+def to_line_integral(image: MedImage) -> tuple[np.ndarray, float, float]:
+    """The radiograph as line integrals p, plus (offset, scale) so that value = offset + scale·p."""
+    a = image.array
+    if image.meta.get("xr_domain") == "line_integral":
+        return np.clip(a, 0, None), 0.0, 1.0
+    lo, hi = float(a.min()), float(a.max())
+    scale = (hi - lo) / ASSUMED_P_RANGE if hi > lo else 1.0
+    return (a - lo) / scale, lo, scale
+
+
+@register("xr_quantum_noise", unit="detector photons per pixel (unattenuated)", worse="lower",
+          bounds=(2e4, 3e3, 5e2), levels={"mild": 6e3, "moderate": 1e3, "severe": 1.5e2},
+          modalities=("CR", "DX"), finding="noise")
+def xr_quantum_noise(image: MedImage, level: float, rng: np.random.Generator
+                     ) -> tuple[MedImage, dict[str, Any]]:
+    """Quantum (Poisson) noise of a radiograph acquired with `level` photons per unattenuated pixel.
+
+    counts ~ Poisson(I0·e^{−p}) clipped at ≥ 1, p̂ = ln(I0/counts), back to the input's value
+    domain; noise is strongest where attenuation is high (few photons). Level: I0, worse lower;
+    none ≥ 2e4 > mild ≥ 3e3 > moderate ≥ 500 > severe (6e3 / 1e3 / 150 representative).
+    """
+    p, offset, scale = to_line_integral(image)
+    counts = np.maximum(rng.poisson(float(level) * np.exp(-p.astype(np.float64))), 1.0)
+    p_hat = np.log(float(level) / counts)
+    out = offset + scale * p_hat
+    params = {"I0": float(level), "domain": image.meta.get("xr_domain", "display"),
+              "value_offset": offset, "value_scale": scale,
+              "min_mean_counts": float(level * np.exp(-p.max())),
+              "detector": "ideal photon counting, no electronic noise"}
+    return image.with_array(out), params

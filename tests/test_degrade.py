@@ -1,0 +1,252 @@
+"""Physics degradation engine: projector, per-kind physics checks and registry-wide contracts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from medq.data import phantoms
+from medq.degrade import SEVERITIES, available, get_spec, kspace, projection, simulate
+from medq.degrade.pet import pet_counts
+from medq.errors import InvalidParameter, UnsupportedImage
+from medq.image import MedImage
+
+DETERMINISTIC = {"ct_sparse_view", "blur", "low_resolution", "low_contrast"}
+"""Kinds that use no randomness (same output for every seed)."""
+
+
+@pytest.fixture(scope="module")
+def pet_slice() -> MedImage:
+    """Middle axial slice of the MNI-derived PET phantom."""
+    vol = phantoms.pet_brain(resolution=2)
+    return MedImage(vol.array[vol.shape[0] // 2], vol.spacing[1:], "PT", "brain")
+
+
+@pytest.fixture(scope="module")
+def drr() -> MedImage:
+    """Skull radiograph DRR at 2 mm."""
+    return phantoms.radiograph_head(resolution=2)
+
+
+@pytest.fixture(scope="module")
+def mr_vol_slice(mni_t1: MedImage) -> MedImage:
+    """One axial slice of the MNI T1 volume."""
+    return MedImage(mni_t1.array[45], mni_t1.spacing[1:], "MR", "brain")
+
+
+@pytest.fixture(scope="module")
+def retina_small(retina: MedImage) -> MedImage:
+    """The fundus photograph downsampled 4× for speed."""
+    return MedImage(retina.array[::4, ::4], (4.0, 4.0), "OP", "retina")
+
+
+IMAGES = {"CT": ["ct_slice"], "MR": ["mr_slice", "mr_vol_slice"], "PT": ["pet_slice"],
+          "DX": ["drr"], "OP": ["retina_small"]}
+
+
+def _images(kind: str, request: pytest.FixtureRequest) -> list[MedImage]:
+    mods = get_spec(kind).modalities
+    return [request.getfixturevalue(n) for m, names in IMAGES.items() if m in mods for n in names]
+
+
+def _disk(n: int = 128, radius: float = 50, inside: float = 0.0, outside: float = -1000.0
+          ) -> np.ndarray:
+    yy, xx = np.mgrid[0:n, 0:n] - (n - 1) / 2
+    return np.where(yy ** 2 + xx ** 2 < radius ** 2, inside, outside).astype(np.float32)
+
+
+# --- projector -------------------------------------------------------------------------------
+
+def test_projector_adjoint_and_fbp_inverts() -> None:
+    rng = np.random.default_rng(1)
+    x = rng.random((2, 30, 40)).astype(np.float32)
+    geom = projection.geometry(x.shape, 16)
+    y = rng.random((2, geom.n_views, geom.n_det)).astype(np.float32)
+    lhs = float((projection.forward(x, geom) * y).sum())
+    rhs = float((x * projection.back(y, geom, (30, 40))).sum())
+    assert lhs == pytest.approx(rhs, rel=1e-4)
+    disk = _disk(inside=1.0, outside=0.0)
+    geom = projection.geometry(disk.shape)
+    sino = projection.forward(disk, geom)
+    assert sino[:, geom.n_det // 2].mean() == pytest.approx(100, rel=0.02)  # chord = diameter
+    rec = projection.fbp(sino, geom, disk.shape)
+    core = _disk(radius=40, inside=1.0, outside=0.0) > 0
+    assert rec[core].mean() == pytest.approx(1.0, abs=0.01) and rec[core].std() < 0.01
+
+
+def test_symmetric_and_plain_projectors_agree() -> None:
+    x = np.random.default_rng(2).random((24, 24)).astype(np.float32)
+    geom = projection.geometry(x.shape, 12)
+    plain = projection._matrix(geom.size, geom.n_views, geom.n_det, False)
+    brute = np.asarray(plain.T @ x.reshape(-1)).reshape(geom.n_views, geom.n_det)
+    assert np.allclose(projection.forward(x, geom), brute, atol=1e-4)
+
+
+# --- CT ----------------------------------------------------------------------------------------
+
+def test_ct_noise_scales_as_inverse_sqrt_dose(ct_slice: MedImage) -> None:
+    water = MedImage(_disk(), ct_slice.spacing, "CT")
+    core = _disk(radius=30, inside=1.0, outside=0.0) > 0
+    spec = get_spec("ct_low_dose")
+
+    def sigma(i0: float) -> float:
+        return float(np.mean([spec.fn(water, i0, np.random.default_rng(s))[0].array[core].std()
+                              for s in range(2)]))
+
+    ratio = sigma(2e4) / sigma(2e5)
+    assert ratio == pytest.approx(np.sqrt(10), rel=0.2)
+
+
+def test_ct_low_dose_records_geometry(ct_slice: MedImage) -> None:
+    out, rec = simulate(ct_slice, "ct_low_dose", severity="severe", seed=3)
+    for key in ("I0", "n_views", "n_detectors", "electronic_noise_counts", "window",
+                "detector_spacing_mm", "geometry", "recon"):
+        assert key in rec.params
+    assert rec.params["n_views"] == projection.default_views(128)
+    assert rec.severity == "severe" and rec.level == get_spec("ct_low_dose").levels["severe"]
+    assert out.meta["degradations"][-1] == rec.to_dict()
+    assert out.spacing == ct_slice.spacing and out.modality == "CT"
+
+
+# --- MR ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mask_type", kspace.MASK_TYPES)
+@pytest.mark.parametrize("r", [2.0, 4.0, 8.0])
+def test_undersampling_mask(mask_type: str, r: float) -> None:
+    n = 320
+    cf = kspace.centre_fraction_for(r)
+    mask, info = kspace.undersampling_mask(n, r, cf, mask_type, np.random.default_rng(0))
+    assert mask.sum() == pytest.approx(n / r, rel=0.15)
+    centre = int(round(n * cf))
+    start = (n - centre + 1) // 2
+    assert mask[start:start + centre].all() and info["centre_lines"] == centre
+
+
+def test_aliasing_grows_with_acceleration(mr_slice: MedImage) -> None:
+    ref = float(np.linalg.norm(mr_slice.array))
+    for seed in (0, 1, 2):
+        errs, types = [], set()
+        for r in (1.3, 2.5, 6.0):
+            out, rec = simulate(mr_slice, "mr_undersample", level=r, seed=seed)
+            errs.append(float(np.linalg.norm(out.array - mr_slice.array)) / ref)
+            assert rec.params["sampled_lines"] == pytest.approx(64 / r, abs=0.15 * 64 / r + 2)
+            types.add(rec.params["mask_type"])
+        assert errs[0] < errs[1] < errs[2], errs
+        assert len(types) == 1
+
+
+def test_rician_background_mean(mr_slice: MedImage) -> None:
+    padded = np.pad(mr_slice.array, 32)
+    img = MedImage(padded, mr_slice.spacing, "MR")
+    out, rec = simulate(img, "mr_noise", level=0.05, seed=4)
+    bg = np.ones(padded.shape, bool)
+    bg[32:-32, 32:-32] = False
+    assert out.array[bg].mean() == pytest.approx(rec.params["sigma"] * np.sqrt(np.pi / 2), rel=0.03)
+
+
+# --- PET ---------------------------------------------------------------------------------------
+
+def test_pet_counts_are_poisson_and_total_matches(pet_slice: MedImage) -> None:
+    level = 2e5
+    sim = pet_counts(pet_slice.array[None], level, np.random.default_rng(5), pixel_mm=2.0)
+    counts, expected = sim["counts"], sim["expected"]
+    assert counts.sum() == pytest.approx(level, rel=0.01)
+    busy = expected > 5
+    dispersion = np.mean((counts[busy] - expected[busy]) ** 2) / np.mean(expected[busy])
+    assert dispersion == pytest.approx(1.0, abs=0.05)
+    assert np.all(counts == np.round(counts)) and counts.min() >= 0
+    out, rec = simulate(pet_slice, "pet_low_count", level=level, seed=5)
+    assert rec.params["total_counts"] == pytest.approx(level, rel=0.01)
+    assert out.array.mean() == pytest.approx(pet_slice.array.mean(), rel=1e-3)
+
+
+# --- radiograph --------------------------------------------------------------------------------
+
+def test_quantum_noise_strongest_where_attenuation_high(drr: MedImage) -> None:
+    out, rec = simulate(drr, "xr_quantum_noise", level=1e3, seed=6)
+    err = out.array - drr.array
+    dense = drr.array > np.percentile(drr.array, 90)
+    thin = (drr.array > 0.2) & (drr.array < np.percentile(drr.array, 60))
+    assert err[dense].std() > 2 * err[thin].std()
+    assert abs(err[thin].mean()) < 0.05  # p̂ is unbiased when counts are plentiful
+    assert rec.params["domain"] == "line_integral"
+
+
+# --- registry-wide contracts -------------------------------------------------------------------
+
+def _error(a: MedImage, b: MedImage) -> float:
+    return float(np.sqrt(np.mean((a.array - b.array) ** 2)))
+
+
+@pytest.mark.parametrize("kind", available())
+def test_deterministic_and_monotone(kind: str, request: pytest.FixtureRequest) -> None:
+    images = _images(kind, request)
+    assert images, f"no test image for {kind}"
+    for image in images:
+        a, _ = simulate(image, kind, severity="moderate", seed=11)
+        b, _ = simulate(image, kind, severity="moderate", seed=11)
+        c, _ = simulate(image, kind, severity="moderate", seed=12)
+        assert np.array_equal(a.array, b.array)
+        assert np.array_equal(a.array, c.array) == (kind in DETERMINISTIC)
+        assert a.shape == image.shape and a.spacing == image.spacing and a.array.dtype == np.float32
+        fov = min(n * s for n, s in zip(image.shape[-2:], image.spacing[-2:], strict=True))
+        if kind == "mr_motion" and fov < 100:
+            continue  # MR_small's 20 mm FOV: mm-scale motion saturates (translation is capped)
+        errs = [_error(simulate(image, kind, severity=s, seed=11)[0], image)
+                for s in SEVERITIES[1:]]
+        assert 0 < errs[0] < errs[1] < errs[2], (kind, image.modality, errs)
+
+
+@pytest.mark.parametrize("kind", available())
+def test_spec_levels_grade_consistently(kind: str) -> None:
+    spec = get_spec(kind)
+    assert spec.finding in ("noise", "blur", "low_resolution", "aliasing", "motion", "ghosting",
+                            "spike", "bias_field", "streak", "low_contrast", "illumination")
+    for sev in SEVERITIES[1:]:
+        assert spec.severity(spec.level_for(sev)) == sev
+    assert spec.description and spec.fn.__doc__ and spec.unit
+
+
+@pytest.mark.parametrize("kind", ["mr_undersample", "mr_motion", "mr_bias_field", "blur",
+                                  "low_resolution", "mr_noise"])
+def test_volumes(kind: str, mni_t1: MedImage) -> None:
+    crop = MedImage(mni_t1.array[40:43, 20:84, 16:80], mni_t1.spacing, "MR", "brain")
+    out, rec = simulate(crop, kind, severity="moderate", seed=7)
+    assert out.shape == crop.shape and out.is_volume
+    assert rec.severity == "moderate" and rec.params
+    assert not np.allclose(out.array, crop.array)
+
+
+def test_tomographic_volumes(ct_slice: MedImage) -> None:
+    vol = MedImage(np.stack([ct_slice.array, ct_slice.array[::-1]]), (2.0, *ct_slice.spacing),
+                   "CT")
+    out, rec = simulate(vol, "ct_low_dose", severity="moderate", seed=8)
+    assert out.shape == vol.shape and rec.params["slicewise"] is True
+    assert not np.allclose(out.array[0], out.array[1][::-1])  # independent noise per slice
+    pet = phantoms.pet_brain(resolution=2)
+    crop = MedImage(pet.array[44:47], pet.spacing, "PT", "brain")
+    out, rec = simulate(crop, "pet_low_count", severity="mild", seed=8)
+    assert out.shape == crop.shape
+    assert rec.params["total_counts"] == pytest.approx(3 * rec.level, rel=0.01)
+
+
+def test_simulate_errors(mr_slice: MedImage, ct_slice: MedImage, retina: MedImage) -> None:
+    with pytest.raises(UnsupportedImage):
+        simulate(mr_slice, "ct_low_dose", severity="mild")
+    with pytest.raises(UnsupportedImage):
+        simulate(ct_slice, "fundus_illumination", severity="mild")
+    with pytest.raises(UnsupportedImage):
+        simulate(retina, "low_contrast", severity="mild")
+    with pytest.raises(InvalidParameter):
+        simulate(ct_slice, "no_such_kind", level=1.0)
+    with pytest.raises(InvalidParameter):
+        simulate(ct_slice, "blur")
+
+
+def test_record_roundtrip(ct_slice: MedImage) -> None:
+    out, rec = simulate(ct_slice, "ct_sparse_view", level=60, seed=None)
+    assert rec.severity == "moderate" and rec.params["n_views"] == 60
+    again = type(rec).from_dict(rec.to_dict())
+    assert again == rec or again.to_dict() == rec.to_dict()
+    twice, _ = simulate(out, "blur", level=2.0)
+    assert [d["name"] for d in twice.meta["degradations"]] == ["ct_sparse_view", "blur"]
