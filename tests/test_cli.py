@@ -143,3 +143,25 @@ def test_samples_list_and_export(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     mods = {Path(r["path"]).name.split(".")[0]: r["modality"] for r in json.loads(res.stdout)}
     assert mods["ct_small"] == "CT" and mods["retina"] == "OP" and mods["xr_head"] == "DX"
+
+
+def test_exported_headerless_samples_keep_modality_and_globs_skip_sidecars(tmp_path: Path) -> None:
+    assert run_medq("samples", "--export", tmp_path).returncode == 0
+    res = run_medq("info", *sorted(tmp_path.iterdir()), "--json")  # as `medq info dir/*` would
+    assert res.returncode == 0, res.stderr
+    rows = {Path(r["path"]).name: r for r in json.loads(res.stdout)}
+    assert not any(name.endswith(".json") for name in rows)
+    assert (rows["mni_t1.nii.gz"]["modality"], rows["mni_t1.nii.gz"]["region"]) == ("MR", "brain")
+    assert (rows["retina.jpg"]["modality"], rows["retina.jpg"]["region"]) == ("OP", "retina")
+
+
+def test_modality_option_lets_a_bare_file_be_simulated(tmp_path: Path) -> None:
+    src = tmp_path / "slice.npy"
+    np.save(src, pydicom.dcmread(dicom_testfile("MR_small.dcm")).pixel_array.astype(np.float32))
+    out = tmp_path / "o.npy"
+    res = run_medq("simulate", src, "-k", "mr_noise", "--severity", "mild", "-o", out)
+    assert res.returncode == 2 and "--modality" in res.stderr
+    res = run_medq("simulate", src, "-k", "mr_noise", "--severity", "mild", "--modality", "MR",
+                   "-o", tmp_path / "o.npy")
+    assert res.returncode == 0, res.stderr
+    assert run_medq("info", tmp_path / "o.npy", "--json").stdout.count('"MR"') == 1

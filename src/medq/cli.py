@@ -77,6 +77,15 @@ class Outcome:
         raise typer.Exit(self.code)
 
 
+def expand_inputs(paths: Iterable[Path]) -> list[Path]:
+    """The inputs to process: medq's own JSON sidecars of other inputs (from a glob) are skipped."""
+    from medq.io.sidecar import sidecar_path
+
+    paths = list(paths)
+    sidecars = {sidecar_path(p) for p in paths if p.suffix.lower() != ".json"}
+    return [p for p in paths if p not in sidecars]
+
+
 def error_object(path: str | os.PathLike[str], exc: BaseException) -> dict[str, Any]:
     """The JSON object standing in for a failed input: `{"path", "error": {"type", "message"}}`."""
     etype = type(exc).__name__ if isinstance(exc, MedqError) else "InternalError"
@@ -87,6 +96,14 @@ def print_json(data: Any) -> None:
     """Print JSON on stdout (plain, no Rich markup)."""
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
     sys.stdout.flush()
+
+
+MODALITY_OPTION = typer.Option(
+    None, "--modality", help="Modality when the file does not say (CT, MR, PT, CR, DX, OP).")
+
+KEY_PHYSICS = ("kvp", "exposure_mAs", "ctdi_vol", "convolution_kernel", "field_strength_T",
+               "tr_ms", "te_ms", "slice_thickness_mm")
+"""Physics shown in the `medq info` table (`--json` has all of it)."""
 
 
 def _version(value: bool) -> None:
@@ -107,14 +124,15 @@ def main(
 def info(
     paths: list[Path] = typer.Argument(..., help="Image files or DICOM series directories."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list, one object per input."),
+    modality: str | None = MODALITY_OPTION,
 ) -> None:
     """Show modality, region, shape, spacing and acquisition physics of each input."""
     from medq.io import load
 
     outcome = Outcome()
     rows: list[dict[str, Any]] = []
-    for path in paths:
-        result = outcome.run(path, lambda p=path: load(p))
+    for path in expand_inputs(paths):
+        result = outcome.run(path, lambda p=path: load(p, modality=modality))
         if isinstance(result, BaseException):
             rows.append(error_object(path, result))
         else:
@@ -127,11 +145,12 @@ def info(
 
 
 def _info_table(rows: Iterable[dict[str, Any]]) -> None:
-    table = Table("path", "modality", "region", "shape", "spacing (mm)", "physics")
+    table = Table("path", "modality", "region", "shape", "spacing (mm)", "key physics")
     for row in rows:
         if "error" in row:
             continue
-        physics = ", ".join(f"{k}={v}" for k, v in row["physics"].items())
+        physics = ", ".join(f"{k}={row['physics'][k]}" for k in KEY_PHYSICS
+                            if k in row["physics"])
         table.add_row(row["path"], row["modality"], row["region"],
                       "×".join(map(str, row["shape"])),
                       "×".join(f"{s:g}" for s in row["spacing"]), physics)
@@ -175,6 +194,7 @@ def simulate(
     severity: str | None = typer.Option(None, "--severity", help="mild, moderate or severe."),
     seed: int = typer.Option(0, "--seed", help="Random seed: same seed, same result."),
     as_json: bool = typer.Option(False, "--json", help="Print the degradation record as JSON."),
+    modality: str | None = MODALITY_OPTION,
 ) -> None:
     """Degrade an image with the physics engine; writes OUT and a JSON sidecar with the record."""
     from medq.degrade import simulate as run_simulate
@@ -183,7 +203,7 @@ def simulate(
     outcome = Outcome()
 
     def job() -> dict[str, Any]:
-        image = load(path)
+        image = load(path, modality=modality)
         degraded, record = run_simulate(image, kind, level=level, severity=severity, seed=seed)
         written = save(degraded, output, reference=image.source,
                        description=f"medq simulate {kind} level={record.level:g} seed={seed}")

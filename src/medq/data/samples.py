@@ -133,7 +133,8 @@ def load_tissue_maps(resolution: int = 1) -> dict[str, MedImage]:
 
 def export_samples(directory: str | Path, names: list[str] | None = None) -> list[Path]:
     """Copy (file-backed) or write (derived) samples into `directory`; returns the written paths."""
-    from medq.io import save
+    from medq.io import save, sniff, write_sidecar
+    from medq.io.atomic import atomic_path
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -143,9 +144,11 @@ def export_samples(directory: str | Path, names: list[str] | None = None) -> lis
         src = sample.path()
         if src is not None:
             dest = directory / f"{name}{''.join(src.suffixes)}"
-            tmp = dest.with_name(f".{dest.name}.tmp")
-            shutil.copyfile(src, tmp)
-            tmp.replace(dest)
+            with atomic_path(dest) as tmp:
+                shutil.copyfile(src, tmp)
+            if sniff(dest) not in ("dicom", "dicom-series"):  # headerless: say what it is
+                write_sidecar(dest, {"Modality": sample.modality, "BodyPart": sample.region,
+                                     "Source": sample.origin})
         else:
             image = load_sample(name)
             suffix = ".nii.gz" if image.is_volume else ".dcm"

@@ -131,8 +131,9 @@ def simulate(image: MedImage, kind: str, level: float | None = None, severity: s
     """Apply degradation `kind` at a physical `level` (or a named `severity`), reproducibly."""
     spec = get_spec(kind)
     if image.modality not in spec.modalities:
+        hint = " (the file does not say: pass --modality)" if image.modality == "OT" else ""
         raise UnsupportedImage(
-            f"{kind} applies to {'/'.join(spec.modalities)} images, not {image.modality}",
+            f"{kind} applies to {'/'.join(spec.modalities)} images, not {image.modality}{hint}",
             image.source)
     if (level is None) == (severity is None):
         raise InvalidParameter("give exactly one of level or severity")
