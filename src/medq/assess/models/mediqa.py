@@ -10,7 +10,10 @@ Pipeline for a batch `[B, 3, H, W]` in [0, 1] (see `blocks` for the input conven
    Linear(prompt_dim → width) → Swin blocks (window attention, every second block shifted).
    MANIQA applies TAB before the reduction; here it follows it so TAB costs width² parameters.
 3. Heads on the last stage's tokens: per-patch score s_i and weight w_i = sigmoid(·), image
-   score `q = Σ w_i s_i / Σ w_i` with s_i mapped to (1, 5); on the mean token: physics
+   score `q = Σ w_i s_i / Σ w_i` (MANIQA), mapped to (1, 5) by `1 + 4·sigmoid(q)` after the
+   pooling (mapping each patch first saturates and stalls training); `patch_scores` are the
+   s_i mapped the same way. The ViT stem sees `2x − 1` so that flat [0, 1] input does not
+   put a large common term in every token (that made training collapse). On the mean token: physics
    regression (stage-1 pretraining), finding logits and CORAL severity logits.
 4. Volumes: `forward_volume` scores the (salient) slices and weights them with a softmax over a
    small MLP of the slice features: `Q = Σ w̄_i q_i`.
@@ -26,15 +29,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from medq.assess.models import register_model
+from medq.assess.models.attention import SwinBlock, TransformerBlock, TransposedAttention
 from medq.assess.models.blocks import (
     AuxHeads,
     HeadConfig,
     IQAModel,
     ModelOutput,
     SliceAggregator,
-    SwinBlock,
-    TransformerBlock,
-    TransposedAttention,
     make_config,
     mlp,
     prepare_input,
@@ -103,7 +104,7 @@ class ViTEncoder(nn.Module):
         if x.shape[-1] % self.patch or x.shape[-2] % self.patch:
             raise ModelError(f"image size {tuple(x.shape[-2:])} is not a multiple of the "
                              f"patch size {self.patch}")
-        f = self.embed(x)
+        f = self.embed(x * 2.0 - 1.0)  # [0, 1] → [-1, 1]: no large DC term in every token
         pos = self.pos
         if pos.shape[-2:] != f.shape[-2:]:
             pos = F.interpolate(pos, size=f.shape[-2:], mode="bicubic", align_corners=False)
@@ -118,11 +119,15 @@ class ViTEncoder(nn.Module):
 
 
 class Stage(nn.Module):
-    """Reduce → TAB × n → add the stage's prompt projection → Swin blocks."""
+    """Reduce (Linear + LayerNorm) → TAB × n → add the stage's prompt projection → Swin blocks.
+
+    The LayerNorm keeps the reduced tokens at unit scale: without it the small-init reduction
+    leaves them so small that Adam's bias steps soon swamp the image signal (features collapse).
+    """
 
     def __init__(self, dim_in: int, dim: int, depth: int, heads: int, cfg: MedIQAConfig) -> None:
         super().__init__()
-        self.reduce = nn.Linear(dim_in, dim)
+        self.reduce = nn.Sequential(nn.Linear(dim_in, dim), nn.LayerNorm(dim))
         self.tabs = nn.ModuleList(TransposedAttention(dim, heads) for _ in range(cfg.n_tab))
         self.prompt = nn.Linear(cfg.prompt_dim, dim)
         self.blocks = nn.ModuleList(
@@ -170,11 +175,12 @@ class MedIQA(IQAModel):
         for stage in self.stages:
             tokens = stage(tokens, grid, p)
         tokens = self.norm(tokens)
-        patch_scores = to_score_range(self.score_branch(tokens).squeeze(-1))
+        raw = self.score_branch(tokens).squeeze(-1)
         patch_weights = torch.sigmoid(self.weight_branch(tokens).squeeze(-1))
         features = tokens.mean(1)
-        return ModelOutput(score=weighted_mean(patch_scores, patch_weights), features=features,
-                           patch_scores=patch_scores, patch_weights=patch_weights,
+        score = to_score_range(weighted_mean(raw, patch_weights))
+        return ModelOutput(score=score, features=features, patch_scores=to_score_range(raw),
+                           patch_weights=patch_weights,
                            **self.heads(features))
 
 

@@ -1,0 +1,128 @@
+"""Prompts: rules on real images, vocabularies, encode/decode."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import dicom_testfile
+from medq.assess.prompts import (
+    FIELDS,
+    PROMPT_DIM,
+    VOCABULARIES,
+    Prompts,
+    ct_type_from_kernel,
+    ct_type_from_window,
+    decode,
+    encode,
+    encode_many,
+    mr_type_from_physics,
+    mr_type_from_words,
+    prompts_from_image,
+)
+from medq.image import MedImage
+from medq.io.dicom import read_file
+
+
+def test_mr_small_header_is_t2() -> None:
+    image = read_file(dicom_testfile("MR_small.dcm"))  # TR 4000 ms, TE 240 ms
+    p = prompts_from_image(image)
+    assert (p.dimension, p.modality, p.type) == ("2d", "MR", "mr_t2")
+    assert p.source == {"dimension": "tags", "modality": "tags", "region": "default",
+                        "type": "tags"}
+    assert p.region == "unknown"
+
+
+def test_ct_small_standard_kernel_is_soft_tissue() -> None:
+    p = prompts_from_image(read_file(dicom_testfile("CT_small.dcm")))  # kernel STANDARD
+    assert (p.modality, p.type, p.source["type"]) == ("CT", "ct_soft_tissue", "tags")
+
+
+def test_fixtures_without_header(ct_slice: MedImage, mr_slice: MedImage, mni_t1: MedImage,
+                                 retina: MedImage) -> None:
+    ct, mr = prompts_from_image(ct_slice), prompts_from_image(mr_slice)
+    assert (ct.modality, ct.type, ct.source["type"]) == ("CT", "ct_other", "default")
+    assert (mr.modality, mr.type, mr.source["type"]) == ("MR", "mr_other", "default")
+    vol = prompts_from_image(mni_t1)
+    assert (vol.dimension, vol.region, vol.source["region"]) == ("3d", "brain", "tags")
+    fundus = prompts_from_image(retina)
+    assert (fundus.dimension, fundus.modality, fundus.region, fundus.type) == (
+        "2d", "OP", "retina", "fundus")
+
+
+def test_mr_rules_from_physics_and_description(mr_slice: MedImage) -> None:
+    assert mr_type_from_physics(500, 15) == "mr_t1"
+    assert mr_type_from_physics(4000, 100) == "mr_t2"
+    assert mr_type_from_physics(3000, 20) == "mr_pd"
+    assert mr_type_from_physics(9000, 120, 2500) == "mr_flair"
+    assert mr_type_from_physics(2300, 3, 900) == "mr_t1"  # MPRAGE
+    assert mr_type_from_physics(1200, 50) == "mr_other"
+    assert mr_type_from_physics(None, 20) is None
+    assert mr_type_from_words(["AX", "T2", "FLAIR"]) == "mr_flair"
+    flair = mr_slice.evolve(physics={"tr_ms": 9000.0, "te_ms": 120.0, "ti_ms": 2500.0})
+    assert prompts_from_image(flair).type == "mr_flair"
+    # the description wins over TR/TE
+    described = mr_slice.evolve(physics={"tr_ms": 4000.0, "te_ms": 240.0},
+                                meta={"series_description": "t1_mprage_sag_p2"})
+    assert prompts_from_image(described).type == "mr_t1"
+
+
+def test_ct_rules(ct_slice: MedImage) -> None:
+    assert ct_type_from_window(-600, 1500) == "ct_lung"
+    assert ct_type_from_window(400, 1800) == "ct_bone"
+    assert ct_type_from_window(40, 400) == "ct_soft_tissue"
+    assert ct_type_from_window(None, 400) is None
+    assert ct_type_from_kernel("B70f", "chest") == "ct_lung"
+    assert ct_type_from_kernel("B70f", "pelvis") == "ct_bone"
+    assert ct_type_from_kernel("Br40d") == "ct_soft_tissue"
+    assert ct_type_from_kernel("LUNG") == "ct_lung"
+    lung = ct_slice.evolve(meta={"window_center": "-600\\-500", "window_width": 1500})
+    assert prompts_from_image(lung).type == "ct_lung"
+
+
+def test_predict_missing_hook(ct_slice: MedImage) -> None:
+    calls = []
+
+    def guess(image: MedImage, missing: tuple[str, ...]) -> dict[str, str]:
+        calls.append(missing)
+        return {"region": "chest", "type": "no-such-type", "modality": "MR"}
+
+    p = prompts_from_image(ct_slice, predict_missing=guess)
+    assert calls == [("region", "type")]
+    assert p.modality == "CT"  # stated fields are never overridden
+    assert (p.region, p.source["region"]) == ("chest", "predicted")
+    assert (p.type, p.source["type"]) == ("other", "predicted")  # outside the vocabulary
+
+
+def test_unknown_values_go_to_catch_all(ct_slice: MedImage) -> None:
+    p = Prompts(dimension="4d", modality="XYZ", region="moon", type="banana")
+    assert (p.dimension, p.modality, p.region, p.type) == ("2d", "other", "unknown", "other")
+    assert Prompts(modality="cr").modality == "XR" and Prompts(modality="DX").modality == "XR"
+    us = prompts_from_image(ct_slice.evolve(modality="US"))
+    assert (us.modality, us.type, us.source["modality"]) == ("other", "other", "tags")
+    unknown = prompts_from_image(ct_slice.evolve(modality="OT"))
+    assert unknown.source == {"dimension": "tags", "modality": "default", "region": "default",
+                              "type": "default"}
+
+
+def test_encode_decode_round_trip() -> None:
+    assert sum(len(v) for v in VOCABULARIES.values()) == PROMPT_DIM
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        p = Prompts(**{f: VOCABULARIES[f][rng.integers(len(VOCABULARIES[f]))] for f in FIELDS})
+        vec = encode(p)
+        assert vec.shape == (PROMPT_DIM,) and vec.dtype == np.float32
+        assert vec.sum() == 4 and set(np.unique(vec)) == {0.0, 1.0}
+        back = decode(vec)
+        assert back == p and back.source == dict.fromkeys(FIELDS, "predicted")
+    batch = encode_many([Prompts(), Prompts(modality="CT")])
+    assert batch.shape == (2, PROMPT_DIM) and np.all(batch.sum(1) == 4)
+    with pytest.raises(ValueError):
+        decode(np.zeros(PROMPT_DIM + 1))
+
+
+def test_unknown_encodes_into_catch_all_slot() -> None:
+    vec = encode(Prompts(dimension="?", modality="?", region="?", type="?"))
+    assert decode(vec) == Prompts(dimension="2d", modality="other", region="unknown", type="other")
+    assert vec.sum() == 4
+    assert Prompts().to_dict()["source"] == dict.fromkeys(FIELDS, "default")
