@@ -26,6 +26,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/models_speed.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -126,3 +126,20 @@ def test_unknown_encodes_into_catch_all_slot() -> None:
     assert decode(vec) == Prompts(dimension="2d", modality="other", region="unknown", type="other")
     assert vec.sum() == 4
     assert Prompts().to_dict()["source"] == dict.fromkeys(FIELDS, "default")
+
+
+def test_ct_window_tags_reach_the_type_prompt(tmp_path) -> None:
+    """A lung-window CT file is typed ct_lung from its own WindowCenter/WindowWidth tags."""
+    import pydicom
+
+    from conftest import dicom_testfile
+    from medq.io import load
+
+    ds = pydicom.dcmread(dicom_testfile("CT_small.dcm"))
+    ds.WindowCenter, ds.WindowWidth = ["-600", "40"], ["1500", "400"]
+    ds.ProtocolName = "CHEST ROUTINE"
+    ds.save_as(tmp_path / "lung.dcm")
+    image = load(tmp_path / "lung.dcm")
+    assert (image.meta["window_center"], image.meta["window_width"]) == (-600.0, 1500.0)
+    assert image.meta["protocol_name"] == "CHEST ROUTINE"
+    assert prompts_from_image(image).type == "ct_lung"

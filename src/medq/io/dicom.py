@@ -330,6 +330,9 @@ def _assemble(datasets: list[Dataset], paths: list[Path], source: Path, fmt: str
         "study_instance_uid": _text(first.get("StudyInstanceUID")),
         "frame_of_reference_uid": _text(first.get("FrameOfReferenceUID")),
         "series_description": desc[0],
+        "protocol_name": desc[2],
+        "window_center": _first_number(_value(first, "WindowCenter")),
+        "window_width": _first_number(_value(first, "WindowWidth")),
         "photometric": _text(first.get("PhotometricInterpretation")),
         "transfer_syntax": str(ts) if ts else None,
         "bits_stored": int(first.get("BitsStored", 16)),
@@ -338,6 +341,19 @@ def _assemble(datasets: list[Dataset], paths: list[Path], source: Path, fmt: str
         "positions": positions if all(p is not None for p in positions) else None,
     })
     return MedImage(arr, spacing, modality, region, read_physics(first), str(source), meta)
+
+
+def _first_number(value: object) -> float | None:
+    """First item of a (multi-valued) numeric DICOM value as a float, or None."""
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        value = value[0] if len(value) else None  # type: ignore[arg-type]
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return number if np.isfinite(number) else None
 
 
 def read_file(path: str | Path) -> MedImage:
