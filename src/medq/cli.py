@@ -69,7 +69,7 @@ class Outcome:
 
     def _report(self, path: Any, exc: BaseException, code: int) -> None:
         err.print(f"medq: error: {fail_line(path, exc)}", markup=False, highlight=False)
-        # internal errors outrank bad input: 1 wins over 2 only when nothing else failed
+        # an internal error (1) outranks bad input (2) in the final exit code
         self.code = code if self.code == 0 else min(self.code, code)
 
     def exit(self) -> None:
@@ -258,14 +258,5 @@ def demo(
     outcome.exit()
 
 
-def run() -> None:
-    """Entry point that also turns an unexpected crash into exit code 1 with one line."""
-    try:
-        app()
-    except MedqError as exc:  # pragma: no cover - commands catch their own
-        err.print(f"medq: error: {exc.message}", markup=False)
-        sys.exit(EXIT_BAD_INPUT if isinstance(exc, InputError) else EXIT_INTERNAL)
-
-
 if __name__ == "__main__":  # pragma: no cover
-    run()
+    app()

@@ -14,6 +14,7 @@ from scipy import ndimage
 
 from medq.degrade.ct import MU_WATER, hu_to_mu
 from medq.image import MedImage
+from medq.io.nifti import image_from_nifti
 
 GM_UPTAKE, WM_UPTAKE, CSF_UPTAKE, TISSUE_UPTAKE = 10.0, 2.5, 0.3, 1.0
 """FDG-like activity concentrations in kBq/ml (grey matter ≈ 4× white matter)."""
@@ -25,13 +26,6 @@ BRAIN_HU = {"gm": 40.0, "wm": 25.0, "csf": 5.0}
 """HU of the brain tissue classes used for the head pseudo-CT."""
 
 
-def _nifti_to_zyx(img: object) -> tuple[np.ndarray, tuple[float, ...]]:
-    """A nibabel image as a float32 `(z, y, x)` array and its `(z, y, x)` spacing in mm."""
-    arr = np.transpose(np.asarray(img.get_fdata(), dtype=np.float32), (2, 1, 0))  # type: ignore[attr-defined]
-    zooms = img.header.get_zooms()[:3]  # type: ignore[attr-defined]
-    return np.ascontiguousarray(arr), tuple(float(z) for z in zooms[::-1])
-
-
 @lru_cache(maxsize=2)
 def mni_maps(resolution: int) -> tuple[dict[str, np.ndarray], tuple[float, ...]]:
     """Bundled MNI152 T1, GM and WM maps (no network access), `(z, y, x)`, cached read-only."""
@@ -41,7 +35,8 @@ def mni_maps(resolution: int) -> tuple[dict[str, np.ndarray], tuple[float, ...]]
                "wm": datasets.load_mni152_wm_template}
     maps, spacing = {}, ()
     for key, load in loaders.items():
-        maps[key], spacing = _nifti_to_zyx(load(resolution=resolution))
+        image = image_from_nifti(load(resolution=resolution))
+        maps[key], spacing = image.array, image.spacing
     t1 = maps["t1"] / max(float(maps["t1"].max()), 1e-12)
     tissue = np.clip(maps["gm"], 0, 1) + np.clip(maps["wm"], 0, 1)
     brain = ndimage.binary_fill_holes((t1 > 0.05) | (tissue > 0.05))

@@ -23,37 +23,41 @@ def read_nifti(path: str | Path) -> MedImage:
     """Read a 2D/3D NIfTI (a 4D one only when its 4th axis has length 1) as `(z, y, x)`."""
     path = Path(path)
     try:
-        img = nib.load(str(path))
-        shape = tuple(int(s) for s in img.shape)
-        if len(shape) > 3 and any(s != 1 for s in shape[3:]):
-            raise UnsupportedImage(f"{len(shape)}D NIfTI of shape {shape} (e.g. a time series with "
-                                   f"{shape[3]} volumes) is not supported; extract one 3D volume",
-                                   path)
-        data = np.asarray(img.get_fdata(dtype=np.float32))
-        data = data.reshape(shape[:3]) if len(shape) > 3 else data
-        header = img.header
-        zooms = [float(z) for z in header.get_zooms()[: data.ndim]]
-        affine = np.asarray(img.affine, dtype=float)
-        meta: dict[str, Any] = {
-            "format": "nifti",
-            "affine": affine.tolist(),
-            "axcodes": list(nib.aff2axcodes(affine)),
-            "qform_code": int(header.get("qform_code", 0)),
-            "sform_code": int(header.get("sform_code", 0)),
-            "descrip": header["descrip"].item().decode("latin-1").strip("\0 ")
-            if "descrip" in header else "",
-        }
+        return image_from_nifti(nib.load(str(path)), path)
     except MedqError:
         raise
     except Exception as e:
         raise UnreadableImage(f"not a readable NIfTI file ({type(e).__name__}: {e})", path) from e
+
+
+def image_from_nifti(img: Any, source: str | Path | None = None) -> MedImage:
+    """A loaded nibabel image as a MedImage in medq's `(z, y, x)` convention (modality OT)."""
+    shape = tuple(int(s) for s in img.shape)
+    if len(shape) > 3 and any(s != 1 for s in shape[3:]):
+        raise UnsupportedImage(f"{len(shape)}D NIfTI of shape {shape} (e.g. a time series with "
+                               f"{shape[3]} volumes) is not supported; extract one 3D volume",
+                               source)
+    data = np.asarray(img.get_fdata(dtype=np.float32))
+    data = data.reshape(shape[:3]) if len(shape) > 3 else data
     if data.ndim not in (2, 3):
-        raise UnsupportedImage(f"NIfTI with {data.ndim} dimensions is not supported", path)
+        raise UnsupportedImage(f"NIfTI with {data.ndim} dimensions is not supported", source)
+    header = img.header
+    zooms = [float(z) for z in header.get_zooms()[: data.ndim]]
+    affine = np.asarray(img.affine, dtype=float)
+    meta: dict[str, Any] = {
+        "format": "nifti",
+        "affine": affine.tolist(),
+        "axcodes": list(nib.aff2axcodes(affine)),
+        "qform_code": int(header.get("qform_code", 0)),
+        "sform_code": int(header.get("sform_code", 0)),
+        "descrip": header["descrip"].item().decode("latin-1").strip("\0 ")
+        if "descrip" in header else "",
+    }
     arr = np.ascontiguousarray(data.T)
     spacing = tuple(reversed(zooms))
     if not all(np.isfinite(s) and s > 0 for s in spacing):
         spacing, meta["spacing_assumed"] = (1.0,) * arr.ndim, True
-    return MedImage(arr, spacing, "OT", "unknown", {}, str(path), meta)
+    return MedImage(arr, spacing, "OT", "unknown", {}, str(source) if source else None, meta)
 
 
 def nifti_affine(image: MedImage) -> np.ndarray:
