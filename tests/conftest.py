@@ -54,3 +54,21 @@ def retina() -> MedImage:
     from skimage.data import retina as _retina
 
     return MedImage(_retina().astype(np.float32) / 255.0, (1.0, 1.0), "OP", "retina")
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A mediqa-tiny model trained by `train()` from configs/mediqa_tiny_test.yaml (≈ 30 s)."""
+    import os
+    from pathlib import Path
+
+    from medq.train.config import load_config
+    from medq.train.loop import train
+
+    root = tmp_path_factory.mktemp("tiny_run")
+    os.environ["MEDQ_CACHE_DIR"] = str(root / "cache")
+    cfg = load_config(Path(__file__).parents[1] / "configs" / "mediqa_tiny_test.yaml")
+    cfg.output = str(root / "run")
+    record = train(cfg, log=lambda msg: None)
+    return {"record": record, "checkpoint": root / "run" / "model.pt", "folder": root / "run",
+            "config": cfg}

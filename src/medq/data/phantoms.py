@@ -142,3 +142,63 @@ def radiograph_head(axis: str = "ap", resolution: int = 1) -> MedImage:
     image = radiograph_from_volume(head_pseudo_ct(resolution), axis)
     image.meta["derived_from"] = "nilearn MNI152 tissue maps (real data) + modelled skull"
     return image
+
+
+def paint_ellipsoids(shape: tuple[int, ...], shapes: list[tuple[np.ndarray, np.ndarray, float,
+                                                                  float]],
+                     background: float) -> np.ndarray:
+    """Paint ellipsoids `(centre, radii, angle, value)` (normalised [-1, 1] coordinates,
+    rotation in the last two axes) onto a `shape` grid, later ones over earlier ones."""
+    grids = np.meshgrid(*[np.linspace(-1, 1, n, dtype=np.float32) for n in shape], indexing="ij")
+    out = np.full(shape, background, dtype=np.float32)
+    for centre, radii, angle, value in shapes:
+        d = [g - c for g, c in zip(grids, centre, strict=True)]
+        ca, sa = np.cos(angle), np.sin(angle)
+        d[-2], d[-1] = ca * d[-2] + sa * d[-1], -sa * d[-2] + ca * d[-1]
+        inside = sum((di / r) ** 2 for di, r in zip(d, radii, strict=True)) <= 1.0
+        out[inside] = value
+    return out
+
+
+def random_body_ct(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """A random chest or abdomen CT phantom in HU, 2D `(y, x)` or 3D `(z, y, x)`.
+
+    Body ellipse (fat rim −100 HU, soft tissue 30–60 HU), then either two lungs (−850 HU) with
+    vessels or abdominal organs (40–70 HU) with bowel gas, a vertebra (cortex 900, marrow 250
+    HU) and small contrast-filled vessels, plus a smooth ±15 HU tissue texture. Every size,
+    position and value is drawn from `rng`, so geometry varies from call to call.
+    """
+    nd = len(shape)
+    u = rng.uniform
+
+    def ell(cy: float, cx: float, ry: float, rx: float, value: float, angle: float = 0.0,
+            rz: float = 1.2) -> tuple[np.ndarray, np.ndarray, float, float]:
+        centre = np.array(([0.0] if nd == 3 else []) + [cy, cx])
+        radii = np.array(([rz] if nd == 3 else []) + [ry, rx])
+        return centre, radii, angle, value
+
+    by, bx = u(0.55, 0.8), u(0.75, 0.95)
+    parts = [ell(0, 0, by, bx, -100.0), ell(0, 0, by - u(0.03, 0.08), bx - u(0.03, 0.08),
+                                             u(30, 60))]
+    if rng.random() < 0.5:  # chest
+        for side in (-1, 1):
+            parts.append(ell(u(-0.15, 0.0), side * u(0.35, 0.45), by * u(0.6, 0.8),
+                             bx * u(0.3, 0.4), -850.0, u(-0.3, 0.3)))
+        for _ in range(rng.integers(4, 12)):
+            parts.append(ell(u(-0.5, 0.3), u(-0.7, 0.7), u(0.01, 0.03), u(0.01, 0.03), 40.0))
+        parts.append(ell(u(-0.1, 0.15), u(-0.15, 0.15), u(0.15, 0.25), u(0.15, 0.25), 45.0))
+    else:  # abdomen
+        parts.append(ell(u(-0.2, 0.1), u(-0.6, -0.3), u(0.25, 0.4), u(0.25, 0.4), u(55, 70)))
+        for side in (-1, 1):
+            parts.append(ell(u(0.2, 0.35), side * u(0.3, 0.45), u(0.08, 0.12), u(0.06, 0.1),
+                             u(30, 40)))
+        for _ in range(rng.integers(2, 7)):
+            parts.append(ell(u(-0.4, 0.2), u(-0.2, 0.6), u(0.03, 0.1), u(0.03, 0.1), -900.0))
+    spine_y = by * u(0.55, 0.7)
+    parts += [ell(spine_y, 0, u(0.1, 0.14), u(0.1, 0.14), 900.0),
+              ell(spine_y, 0, u(0.07, 0.09), u(0.07, 0.09), 250.0),
+              ell(spine_y - 0.2, 0, 0.05, 0.05, u(150, 300))]
+    hu = paint_ellipsoids(tuple(shape), parts, -1000.0)
+    texture = ndimage.gaussian_filter(rng.standard_normal(shape).astype(np.float32), 2.0)
+    texture *= 15.0 / max(float(texture.std()), 1e-6)
+    return np.where(hu > -950, hu + texture, hu).astype(np.float32)

@@ -49,6 +49,32 @@ class DegradationSpec:
         n = sum(sign * float(level) >= sign * b for b in self.bounds)
         return SEVERITIES[n]
 
+    def _axis(self, level: float) -> float:
+        """Level on the grading axis: log for positive levels, oriented so larger is worse."""
+        sign = 1.0 if self.worse == "higher" else -1.0
+        return sign * float(np.log(max(float(level), 1e-12)))
+
+    def severity_value(self, level: float) -> float:
+        """Continuous severity in [0, 3.5]: 0.5 / 1.5 / 2.5 at the bounds, linear in log level.
+
+        Between and beyond the bounds the value is interpolated (extrapolated with the nearest
+        segment's slope) on the log-level axis, then clipped: 0 is "no degradation", 3 is the
+        worst severe the engine is meant to make. This is the continuous form of `severity`.
+        """
+        u = self._axis(level)
+        b = [self._axis(x) for x in self.bounds]
+        seg = 0 if u < b[1] else 1
+        t = 0.5 + seg + (u - b[seg]) / (b[seg + 1] - b[seg])
+        return float(np.clip(t, 0.0, 3.5))
+
+    def level_at(self, value: float) -> float:
+        """Inverse of `severity_value`: the level whose continuous severity is `value`."""
+        b = [self._axis(x) for x in self.bounds]
+        seg = 0 if value < 1.5 else 1
+        u = b[seg] + (value - 0.5 - seg) * (b[seg + 1] - b[seg])
+        sign = 1.0 if self.worse == "higher" else -1.0
+        return float(np.exp(sign * u))
+
     def level_for(self, severity: str) -> float:
         """Representative level of a severity (`mild`, `moderate`, `severe`)."""
         if severity not in self.levels:

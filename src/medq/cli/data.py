@@ -1,123 +1,25 @@
-"""Command-line interface: `medq info|samples|simulate|demo` (Typer + Rich).
-
-Every command follows one error contract: a bad input prints one line
-`medq: error: <file>: <reason>` on stderr, the other inputs are still processed, and the exit code
-is 2 when any input was bad, 1 on an internal error (set MEDQ_DEBUG=1 for the traceback).
-"""
+"""Data commands: `medq info`, `samples`, `simulate`, `degradations`, `demo`."""
 
 from __future__ import annotations
 
-import json
-import os
-import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from medq import __version__
-from medq.errors import InputError, MedqError
-
-app = typer.Typer(
-    name="medq",
-    help="Medical image quality: assess, describe, restore and segment CT, MRI, PET, "
-    "radiographs and fundus photographs.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
+from medq.cli.common import (
+    KEY_PHYSICS,
+    MODALITY_OPTION,
+    Outcome,
+    app,
+    err,
+    error_object,
+    expand_inputs,
+    out,
+    print_json,
 )
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
-
-EXIT_BAD_INPUT = 2
-EXIT_INTERNAL = 1
-
-T = TypeVar("T")
-
-
-def fail_line(path: str | os.PathLike[str] | None, exc: BaseException) -> str:
-    """The one-line error message for `exc` about `path`."""
-    if isinstance(exc, MedqError):
-        if exc.path is None and path is not None:
-            return f"{path}: {exc.reason}"
-        return exc.message
-    reason = " ".join(f"{type(exc).__name__}: {exc}".split())
-    return f"{path}: internal error: {reason}" if path else f"internal error: {reason}"
-
-
-class Outcome:
-    """Collects per-input failures and turns them into the exit code."""
-
-    def __init__(self) -> None:
-        self.code = 0
-
-    def run(self, path: str | os.PathLike[str] | None, fn: Callable[[], T]) -> T | BaseException:
-        """Call `fn`; on failure print the one-line error and remember the exit code."""
-        try:
-            return fn()
-        except InputError as exc:
-            self._report(path, exc, EXIT_BAD_INPUT)
-            return exc
-        except Exception as exc:  # noqa: BLE001 - the batch must go on; reported as internal
-            if os.environ.get("MEDQ_DEBUG"):
-                raise
-            self._report(path, exc, EXIT_INTERNAL)
-            return exc
-
-    def _report(self, path: Any, exc: BaseException, code: int) -> None:
-        err.print(f"medq: error: {fail_line(path, exc)}", markup=False, highlight=False)
-        # an internal error (1) outranks bad input (2) in the final exit code
-        self.code = code if self.code == 0 else min(self.code, code)
-
-    def exit(self) -> None:
-        """Exit with the collected code (0 when everything worked)."""
-        raise typer.Exit(self.code)
-
-
-def expand_inputs(paths: Iterable[Path]) -> list[Path]:
-    """The inputs to process: medq's own JSON sidecars of other inputs (from a glob) are skipped."""
-    from medq.io.sidecar import sidecar_path
-
-    paths = list(paths)
-    sidecars = {sidecar_path(p) for p in paths if p.suffix.lower() != ".json"}
-    return [p for p in paths if p not in sidecars]
-
-
-def error_object(path: str | os.PathLike[str], exc: BaseException) -> dict[str, Any]:
-    """The JSON object standing in for a failed input: `{"path", "error": {"type", "message"}}`."""
-    etype = type(exc).__name__ if isinstance(exc, MedqError) else "InternalError"
-    return {"path": str(path), "error": {"type": etype, "message": fail_line(path, exc)}}
-
-
-def print_json(data: Any) -> None:
-    """Print JSON on stdout (plain, no Rich markup)."""
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
-    sys.stdout.flush()
-
-
-MODALITY_OPTION = typer.Option(
-    None, "--modality", help="Modality when the file does not say (CT, MR, PT, CR, DX, OP).")
-
-KEY_PHYSICS = ("kvp", "exposure_mAs", "ctdi_vol", "convolution_kernel", "field_strength_T",
-               "tr_ms", "te_ms", "slice_thickness_mm")
-"""Physics shown in the `medq info` table (`--json` has all of it)."""
-
-
-def _version(value: bool) -> None:
-    if value:
-        out.print(f"medq {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def main(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                 help="Print the version and exit."),
-) -> None:
-    """medq: medical image quality toolkit."""
 
 
 @app.command()
@@ -256,7 +158,3 @@ def demo(
     if not isinstance(page, BaseException):
         out.print(f"gallery written: {page}", highlight=False)
     outcome.exit()
-
-
-if __name__ == "__main__":  # pragma: no cover
-    app()

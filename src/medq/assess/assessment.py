@@ -1,0 +1,101 @@
+"""The Assessment: score, grade, findings, measures, prompts, slices, model (DESIGN, Assessment).
+
+Grades follow the 1–5 score: ≥ 4.5 excellent, ≥ 3.5 good, ≥ 2.5 acceptable, ≥ 1.5 poor, else
+non-diagnostic; `recall` is true for poor and non-diagnostic images. Findings come from the
+model's finding heads: a type is reported when P(present) ≥ 0.5 and its expected severity
+E[level] ≥ 0.5, with the severity rounded to none/mild/moderate/severe, the presence probability
+as confidence and, as evidence, the expected severity plus the classical measures that bear on
+that finding. Only finding types the engine can produce for the image's modality are reported.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from medq.assess.models.blocks import FINDING_TYPES, SEVERITIES
+
+GRADES = ((4.5, "excellent"), (3.5, "good"), (2.5, "acceptable"), (1.5, "poor"),
+          (-math.inf, "non-diagnostic"))
+"""Score thresholds of the grades, best first."""
+
+EVIDENCE_MEASURES: dict[str, tuple[str, ...]] = {
+    "noise": ("noise_sigma", "snr"),
+    "blur": ("sharpness", "blur"),
+    "low_resolution": ("sharpness", "laplacian_variance"),
+    "aliasing": ("ghosting_ratio",),
+    "motion": ("ghosting_ratio", "efc"),
+    "ghosting": ("ghosting_ratio",),
+    "spike": ("qi_1",),
+    "bias_field": ("snr",),
+    "streak": ("streak_index",),
+    "low_contrast": ("dynamic_range", "fber"),
+    "illumination": ("dynamic_range",),
+}
+"""Classical measures quoted as evidence for each finding type."""
+
+
+def grade_for(score: float) -> str:
+    """Grade name of a 1–5 score."""
+    return next(name for bound, name in GRADES if score >= bound)
+
+
+def finding_types_for(modality: str) -> tuple[str, ...]:
+    """Finding types the engine can produce for a modality (radiographs share CR/DX)."""
+    from medq.degrade import available, get_spec
+
+    mods = {"CR": "DX"}.get(modality, modality)
+    found = {get_spec(k).finding for k in available(mods if mods != "OT" else None)}
+    return tuple(f for f in FINDING_TYPES if f in found)
+
+
+def clean_number(value: Any) -> float | None:
+    """A JSON-safe float: NaN and ±inf become None."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def findings_from(presence: np.ndarray, expected: np.ndarray, modality: str,
+                  measures: dict[str, float | None]) -> list[dict[str, Any]]:
+    """Findings list (worst first) from per-type presence probabilities and expected severities."""
+    allowed = finding_types_for(modality)
+    out = []
+    for i, kind in enumerate(FINDING_TYPES):
+        p, e = float(presence[i]), float(expected[i])
+        if kind not in allowed or p < 0.5 or e < 0.5:
+            continue
+        level = SEVERITIES[int(np.clip(round(e), 1, len(SEVERITIES) - 1))]
+        evidence = {"expected_severity": round(e, 2)}
+        evidence.update({m: measures[m] for m in EVIDENCE_MEASURES.get(kind, ())
+                         if measures.get(m) is not None})
+        out.append({"type": kind, "severity": level, "confidence": round(p, 3),
+                    "evidence": evidence})
+    return sorted(out, key=lambda f: (-SEVERITIES.index(f["severity"]), -f["confidence"]))
+
+
+@dataclass
+class Assessment:
+    """What `medq assess` says about one image (DESIGN, Assessment)."""
+
+    score: float
+    grade: str
+    recall: bool
+    findings: list[dict[str, Any]]
+    measures: dict[str, float | None]
+    prompts: dict[str, Any]
+    slices: list[dict[str, Any]] | None
+    model: str
+    path: str | None = None
+    modality: str = "OT"
+    shape: list[int] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly dict (`path` first, as in `medq assess --json`)."""
+        data = asdict(self)
+        return {"path": data.pop("path"), **data}

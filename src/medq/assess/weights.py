@@ -1,0 +1,59 @@
+"""Shipped and local model weights: find a checkpoint by name or path and rebuild its model.
+
+Shipped weights live in `medq/weights/<name>.pt` with a model card `<name>.md` beside them;
+any path to a checkpoint written by `medq train` works as well. Nothing is ever downloaded.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from medq.errors import ModelError
+
+WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
+"""Folder of the shipped weights (package data)."""
+
+DEFAULT_MODEL = "mediqa-s"
+"""Model used by `medq assess` when none is named."""
+
+
+def shipped() -> list[str]:
+    """Names of the shipped checkpoints."""
+    return sorted(p.stem for p in WEIGHTS_DIR.glob("*.pt"))
+
+
+def resolve(name_or_path: str | Path) -> Path:
+    """Path of a shipped checkpoint name, or an existing checkpoint path; ModelError otherwise."""
+    path = Path(name_or_path).expanduser()
+    if path.suffix == ".pt" and path.is_file():
+        return path
+    candidate = WEIGHTS_DIR / f"{name_or_path}.pt"
+    if candidate.is_file():
+        return candidate
+    names = ", ".join(shipped()) or "none"
+    raise ModelError(f"no weights called {str(name_or_path)!r}: give a checkpoint path or one "
+                     f"of the shipped models ({names})")
+
+
+@lru_cache(maxsize=4)
+def _load(path: str) -> tuple[Any, dict[str, Any]]:
+    import torch
+
+    from medq.assess.models.cnniqa import CNNIQA
+    from medq.assess.models.mediqa import MedIQA
+    from medq.assess.models.wadiqam import WaDIQaM
+
+    classes = {c.__name__: c for c in (MedIQA, CNNIQA, WaDIQaM)}
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        cls = classes[ckpt["model"]]
+    except (OSError, RuntimeError, KeyError, TypeError) as e:
+        raise ModelError(f"not a medq quality checkpoint ({type(e).__name__}: {e})", path) from e
+    return cls.from_checkpoint(path), dict(ckpt.get("medq", {}))
+
+
+def load_weights(name_or_path: str | Path) -> tuple[Any, dict[str, Any]]:
+    """(model in eval mode, training record) of a shipped name or a checkpoint path (cached)."""
+    return _load(str(resolve(name_or_path)))

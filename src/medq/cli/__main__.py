@@ -1,0 +1,5 @@
+"""`python -m medq.cli`."""
+
+from medq.cli import app
+
+app()

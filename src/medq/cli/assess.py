@@ -1,0 +1,98 @@
+"""`medq assess`: score, grade and findings of every input, batched."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from medq.cli.common import (
+    MODALITY_OPTION,
+    Outcome,
+    app,
+    err,
+    error_object,
+    expand_inputs,
+    out,
+    print_json,
+)
+
+
+def assess_inputs(paths: list[Path]) -> list[Path]:
+    """Inputs to assess: a DICOM series folder is one input, any other folder gives its files."""
+    from medq.io import sniff
+
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            try:
+                kind = sniff(path)
+            except Exception:  # noqa: BLE001 - an unreadable folder fails later, with its message
+                kind = None
+            if kind != "dicom-series":
+                files = sorted(p for p in path.iterdir() if p.is_file()
+                               and not p.name.startswith("."))
+                if files:
+                    found += files
+                    continue
+        found.append(path)
+    return expand_inputs(found)
+
+
+def _findings_text(findings: list[dict[str, Any]]) -> str:
+    return ", ".join(f"{f['type']} ({f['severity']})" for f in findings) or "none"
+
+
+@app.command()
+def assess(
+    paths: list[Path] = typer.Argument(..., help="Image files, DICOM series folders or folders "
+                                                 "of images."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON list, one object per input."),
+    model: str = typer.Option("mediqa-s", "--model", "-m",
+                              help="Shipped model name or path to a checkpoint (.pt)."),
+    batch_size: int = typer.Option(32, "--batch-size", help="Images per forward pass."),
+    measures: bool = typer.Option(True, "--measures/--no-measures",
+                                  help="Also compute the classical measures (slower)."),
+    modality: str | None = MODALITY_OPTION,
+) -> None:
+    """Assess image quality: 1–5 score, grade, recall flag, findings, measures, prompts."""
+    from medq.assess.predictor import Assessor
+
+    outcome = Outcome()
+    inputs = assess_inputs(paths)
+    assessor = outcome.run(model, lambda: Assessor(model, batch_size=batch_size,
+                                                   measures=measures, modality=modality))
+    if isinstance(assessor, BaseException):
+        outcome.exit()
+    with Progress(TextColumn("assessing"), BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), console=err, transient=True,
+                  disable=len(inputs) < 2 or not err.is_terminal) as bar:
+        task = bar.add_task("assess", total=len(inputs))
+        results = outcome.run(None, lambda: assessor.assess_many(
+            inputs, progress=lambda n: bar.advance(task, n)))
+    if isinstance(results, BaseException):
+        outcome.exit()
+    rows = []
+    for path, result in zip(inputs, results, strict=True):
+        if isinstance(result, BaseException):
+            outcome.fail(path, result)
+            rows.append(error_object(path, result))
+        else:
+            rows.append(dict(result.to_dict(), path=str(path)))
+    if as_json:
+        print_json(rows)
+    else:
+        table = Table("path", "score", "grade", "recall", "findings", "prompts")
+        for row in rows:
+            if "error" in row:
+                continue
+            p = row["prompts"]
+            table.add_row(row["path"], f"{row['score']:.2f}", row["grade"],
+                          "yes" if row["recall"] else "no", _findings_text(row["findings"]),
+                          f"{p['dimension']} {p['modality']} {p['region']} {p['type']}")
+        if table.row_count:
+            out.print(table)
+    outcome.exit()

@@ -1,0 +1,113 @@
+"""`medq train CONFIG` and `medq bench iqa`."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from medq.cli.common import Outcome, app, err, out, print_json
+
+bench_app = typer.Typer(help="Benchmarks on medq's held-out test split.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+BENCH_MODELS = ["mediqa-s", "mediqa-s-noprompt", "mediqa-s-nopretrain", "cnniqa", "wadiqam"]
+"""Rows of `medq bench iqa` by default: the shipped model, its ablations, the baselines."""
+
+TABLE_SUBSETS = ("CT", "MR", "PT", "XR", "OP", "2D", "3D", "overall")
+"""Column groups of the IQA table."""
+
+
+@app.command()
+def train(
+    config: Path = typer.Argument(..., help="Training config (YAML), e.g. configs/mediqa_s.yaml."),
+    scores: Path | None = typer.Option(None, "--scores", help="CSV path,score[,modality,region] "
+                                       "of your own expert scores to fine-tune on."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Run folder (default from "
+                                       "the config)."),
+) -> None:
+    """Train a quality model (physics pretraining → score fine-tuning) or the prompt classifier."""
+    from medq.train.config import load_config
+    from medq.train.loop import train as run_train
+
+    outcome = Outcome()
+
+    def job() -> dict[str, Any]:
+        cfg = load_config(config)
+        if output is not None:
+            cfg.output = str(output)
+        if scores is None:
+            return run_train(cfg)
+        from medq.train.scores import load_scores
+
+        train_set, test_set = load_scores(scores, size=cfg.bench.size, seed=cfg.seed)
+        return run_train(cfg, train_set, test_set)
+
+    result = outcome.run(config, job)
+    if not isinstance(result, BaseException):
+        out.print(f"trained {result['name']} → {result.get('output', '')}", highlight=False)
+    outcome.exit()
+
+
+def _cell(metrics: dict[str, Any], subset: str) -> list[str]:
+    m = metrics.get(subset)
+    if not m:
+        return ["–", "–", "–"]
+    return [f"{m[k]:.3f}" if m[k] == m[k] else "nan" for k in ("srcc", "plcc", "rmse")]
+
+
+@bench_app.command("iqa")
+def bench_iqa(
+    models: str = typer.Option(",".join(BENCH_MODELS), "--models",
+                               help="Comma-separated shipped names or checkpoint paths."),
+    classical: bool = typer.Option(True, "--classical/--no-classical",
+                                   help="Add rows for classical measures."),
+    results: Path = typer.Option(Path("benchmarks/results"), "--results",
+                                 help="Folder for the JSON results."),
+    as_json: bool = typer.Option(False, "--json", help="Print the rows as JSON."),
+) -> None:
+    """SRCC/PLCC/RMSE of every model per modality subset on the held-out test split."""
+    from medq.assess.weights import load_weights
+    from medq.data.bench import BenchPlan, build
+    from medq.io.atomic import atomic_write_text
+    from medq.train.evaluate import benchmark_rows
+    from medq.train.loop import set_threads
+
+    outcome = Outcome()
+    names = [m.strip() for m in models.split(",") if m.strip()]
+
+    def job() -> list[dict[str, Any]]:
+        set_threads()
+        record = load_weights(names[0])[1]
+        plan = BenchPlan(**record.get("bench_plan", {})) if record.get("bench_plan") else \
+            BenchPlan(size=int(record.get("image_size", 224)))
+        started = time.time()
+        data = build(plan, "test")
+        rows = benchmark_rows(data, names, classical)
+        payload = {"plan": plan.__dict__, "bench_key": plan.key(), "items": int(len(data["score"])),
+                   "seconds": round(time.time() - started, 1), "rows": rows}
+        results.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(results / "iqa.json", json.dumps(payload, indent=2, default=float))
+        return rows
+
+    rows = outcome.run(models, job)
+    if isinstance(rows, BaseException):
+        outcome.exit()
+    if as_json:
+        print_json(rows)
+        outcome.exit()
+    table = Table("model", *[f"{s}\nSRCC / PLCC / RMSE" for s in TABLE_SUBSETS],
+                  title="Quality assessment on the held-out test split")
+    for row in rows:
+        if "missing" in row:
+            err.print(f"medq: note: {row['missing']}", markup=False, highlight=False)
+            continue
+        table.add_row(row["model"], *[" / ".join(_cell(row["metrics"], s))
+                                      for s in TABLE_SUBSETS])
+    out.print(table)
+    out.print(f"JSON: {results / 'iqa.json'}", highlight=False)
+    outcome.exit()

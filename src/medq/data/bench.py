@@ -1,0 +1,203 @@
+"""Deterministic, cached quality benchmark: sources × engine degradations → model inputs + targets.
+
+Each item is one clean base image from a `Source` (2D, or a 3D slab) with zero, one or two
+engine degradations at random continuous severities (uniform in severity value 0.2–3.2, so
+mild to past severe is covered evenly). Its targets are computed from the engine's records:
+
+- `score`: the **physics-derived reference score** `1 + 4·Π_k (1 − min(s_k, 3)/3)` from the
+  continuous severities s_k of the applied degradations (5 = clean). It is not a radiologist's
+  opinion; users fine-tune on their own scores (`medq train … --scores`).
+- `physics`: per registered kind, the normalised log level `s_k / 3` (the level's position on
+  the kind's log axis between "none" and "severe"; 0 when the kind was not applied).
+- `severity`: per finding type, the ordinal severity 0–3 (none … severe) of the worst
+  degradation with that finding.
+
+Items are rendered with `medq.assess.preprocess` at the model's input size and stored as
+float16 arrays in the cache folder (`MEDQ_CACHE_DIR`, default `~/.cache/medq`), keyed by the
+plan's parameters, so a second build is a file read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medq.assess.models.blocks import FINDING_TYPES, SEVERITIES
+from medq.assess.preprocess import image_inputs
+from medq.assess.prompts import encode, prompts_from_image
+from medq.data.sources import Source, sources
+from medq.degrade import available, get_spec, simulate
+from medq.errors import InvalidParameter
+from medq.io.atomic import atomic_path, atomic_write_text
+
+KINDS: tuple[str, ...] = tuple(available())
+"""Registered degradation kinds, in physics-target order."""
+
+BENCH_VERSION = 1
+"""Bumped whenever item generation changes, so stale caches are never reused."""
+
+
+@dataclass(frozen=True)
+class BenchPlan:
+    """How many items of each split and dimension to build, at what input size, from what seed."""
+
+    size: int = 224
+    train_2d: int = 4000
+    train_3d: int = 120
+    test_2d_per_source: int = 50
+    test_3d_per_source: int = 20
+    seed: int = 0
+    clean_fraction: float = 0.12
+    pair_fraction: float = 0.25
+    n_slices: int = 7
+
+    def key(self) -> str:
+        """Cache key of this plan (and the generator version)."""
+        text = json.dumps({**asdict(self), "version": BENCH_VERSION, "kinds": KINDS},
+                          sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def cache_dir() -> Path:
+    """medq's cache folder: `$MEDQ_CACHE_DIR` or `~/.cache/medq`."""
+    return Path(os.environ.get("MEDQ_CACHE_DIR") or Path.home() / ".cache" / "medq")
+
+
+def reference_score(severities: list[float]) -> float:
+    """Physics-derived reference score `1 + 4·Π (1 − min(s, 3)/3)` of continuous severities."""
+    keep = np.prod([1.0 - min(max(s, 0.0), 3.0) / 3.0 for s in severities]) if severities else 1.0
+    return float(1.0 + 4.0 * keep)
+
+
+def targets(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Score, physics vector and per-finding severities from a list of degradation records."""
+    physics = np.zeros(len(KINDS), dtype=np.float32)
+    severity = np.zeros(len(FINDING_TYPES), dtype=np.int64)
+    values = []
+    for rec in records:
+        spec = get_spec(rec["name"])
+        s = spec.severity_value(rec["level"])
+        values.append(s)
+        physics[KINDS.index(rec["name"])] = s / 3.0
+        f = FINDING_TYPES.index(spec.finding)
+        severity[f] = max(severity[f], SEVERITIES.index(spec.severity(rec["level"])))
+    return {"score": reference_score(values), "physics": physics, "severity": severity}
+
+
+def _kinds_for(modality: str) -> list[str]:
+    """Kinds that apply to a modality (radiograph DX/CR share theirs)."""
+    return [k for k in KINDS if modality in get_spec(k).modalities]
+
+
+def make_item(source: Source, dim: str, seed: int, plan: BenchPlan) -> dict[str, Any]:
+    """Build one benchmark item (inputs + targets + provenance) deterministically from `seed`."""
+    rng = np.random.default_rng(seed)
+    image = source.draw(rng, dim)
+    kinds = _kinds_for(image.modality)
+    u = rng.random()
+    n = 0 if u < plan.clean_fraction else (2 if u < plan.clean_fraction + plan.pair_fraction
+                                           else 1)
+    chosen = list(rng.choice(kinds, size=min(n, len(kinds)), replace=False)) if n else []
+    for kind in chosen:
+        spec = get_spec(kind)
+        for _ in range(5):
+            level = spec.level_at(float(rng.uniform(0.2, 3.2)))
+            try:
+                image, _ = simulate(image, kind, level=level, seed=int(rng.integers(2**31)))
+                break
+            except InvalidParameter:
+                continue
+    records = image.meta.get("degradations", [])
+    prompts = prompts_from_image(image)
+    x, indices = image_inputs(image, plan.size, prompts.type, plan.n_slices)
+    if x.shape[1] == 1:
+        x = np.repeat(x, 3, axis=1)
+    return {"x": x.astype(np.float16), "prompt": encode(prompts), "source": source.name,
+            "modality": source.modality, "dim": dim, "records": records,
+            "slices": indices, **targets(records)}
+
+
+def _jobs(plan: BenchPlan, split: str) -> list[tuple[str, str, int]]:
+    """The (source name, dim, seed) list of a split, in a fixed order."""
+    jobs: list[tuple[str, str, int]] = []
+    base = plan.seed * 1_000_003 + (0 if split == "train" else 500_000)
+    if split == "train":
+        for dim, count in (("2d", plan.train_2d), ("3d", plan.train_3d)):
+            pool = sources("train", dim)
+            jobs += [(pool[i % len(pool)].name, dim, base + len(jobs) + i) for i in range(count)]
+    else:
+        for dim, count in (("2d", plan.test_2d_per_source), ("3d", plan.test_3d_per_source)):
+            for src in sources("test", dim):
+                jobs += [(src.name, dim, base + len(jobs) + i) for i in range(count)]
+    return jobs
+
+
+def _run(job: tuple[str, str, int], plan: BenchPlan) -> dict[str, Any]:
+    name, dim, seed = job
+    return make_item(next(s for s in sources() if s.name == name), dim, seed, plan)
+
+
+def _pack(items: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """Stack items into arrays: slices flat in `x` `[S, 3, H, W]`, item i at `offset[i]`."""
+    counts = np.array([it["x"].shape[0] for it in items])
+    x = np.concatenate([it["x"] for it in items])
+    return {"x": x, "n_valid": counts, "offset": np.r_[0, np.cumsum(counts)[:-1]],
+            "prompt": np.stack([it["prompt"] for it in items]),
+            "score": np.array([it["score"] for it in items], dtype=np.float32),
+            "physics": np.stack([it["physics"] for it in items]),
+            "severity": np.stack([it["severity"] for it in items]),
+            "source": np.array([it["source"] for it in items]),
+            "modality": np.array([it["modality"] for it in items]),
+            "dim": np.array([it["dim"] for it in items])}
+
+
+def item_slices(data: dict[str, np.ndarray], i: int) -> np.ndarray:
+    """The stored `[n, 3, H, W]` slices of item i (float32)."""
+    o, n = int(data["offset"][i]), int(data["n_valid"][i])
+    return data["x"][o:o + n].astype(np.float32)
+
+
+def build(plan: BenchPlan, split: str, workers: int = 2, progress: bool = True
+          ) -> dict[str, np.ndarray]:
+    """Build (or read from the cache) one split of the benchmark as packed arrays."""
+    if split not in ("train", "test"):
+        raise InvalidParameter(f"split must be 'train' or 'test', got {split!r}")
+    folder = cache_dir() / "bench" / plan.key()
+    path = folder / f"{split}.npz"
+    if path.exists():
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    jobs = sorted(_jobs(plan, split), key=lambda j: (j[0], j[1]))  # projector cache hits
+    items = _map(jobs, plan, workers, progress, f"building {split} benchmark")
+    packed = _pack(items)
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **packed)
+    records = [{"source": it["source"], "dim": it["dim"], "records": it["records"],
+                "score": it["score"]} for it in items]
+    atomic_write_text(folder / f"{split}.records.json", json.dumps(records))
+    atomic_write_text(folder / "plan.json", json.dumps(asdict(plan), indent=2))
+    return packed
+
+
+def _map(jobs: list[tuple[str, str, int]], plan: BenchPlan, workers: int, progress: bool,
+         label: str) -> list[dict[str, Any]]:
+    """Run the jobs (in processes when workers > 1) with a progress bar on stderr."""
+    from functools import partial
+
+    from rich.progress import track
+
+    fn = partial(_run, plan=plan)
+    if workers <= 1:
+        return [fn(j) for j in track(jobs, description=label, disable=not progress,
+                                     transient=True)]
+    with ProcessPoolExecutor(workers) as ex:
+        return list(track(ex.map(fn, jobs, chunksize=8), total=len(jobs), description=label,
+                          disable=not progress, transient=True))

@@ -1,0 +1,1 @@
+"""Training: configs (`config`), the two-stage loop (`loop`), evaluation and model cards."""

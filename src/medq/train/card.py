@@ -1,0 +1,66 @@
+"""Model cards: what a shipped model was trained on, how, and how well it does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from medq.data.sources import TEST_ZONE, sources
+from medq.io.atomic import atomic_write_text
+from medq.train.config import TrainConfig
+
+
+def metrics_table(metrics: dict[str, dict[str, float]]) -> str:
+    """Markdown table of subset → n, SRCC, PLCC, RMSE."""
+    lines = ["| subset | n | SRCC | PLCC | RMSE |", "|---|---|---|---|---|"]
+    for name, m in metrics.items():
+        lines.append(f"| {name} | {m['n']} | {m['srcc']:.3f} | {m['plcc']:.3f} | "
+                     f"{m['rmse']:.3f} |")
+    return "\n".join(lines)
+
+
+def card_text(cfg: TrainConfig, record: dict[str, Any]) -> str:
+    """The model card as Markdown."""
+    train = ", ".join(s.name for s in sources("train"))
+    test = ", ".join(s.name for s in sources("test"))
+    stages = "; ".join(f"{s.name}: {s.steps} steps, lr {s.lr:g}, losses {s.losses}"
+                       for s in cfg.stages)
+    return f"""# {cfg.name}
+
+Model `{cfg.model}` ({cfg.model_args or 'preset sizes'}), trained by `medq train` from
+`configs/{cfg.name.replace('-', '_')}.yaml`, seed {cfg.seed}, {record['threads']} CPU threads,
+wall time {record['wall_time_s']:.0f} s.
+
+## Score meaning
+The score is the **physics-derived reference score**: `1 + 4·Π(1 − min(s,3)/3)` over the
+continuous severities `s` (0 none … 3 severe) of the degradations medq's physics engine applied.
+It is **not** radiologists' opinion. Fine-tune on your own expert scores with
+`medq train configs/mediqa_s_finetune.yaml --scores my_scores.csv`.
+
+## Data
+Benchmark plan {record.get('bench_key', '')}: {cfg.bench.train_2d} 2D + {cfg.bench.train_3d} 3D
+training items at {cfg.bench.size}² ({record['train_items']} items), each a clean base image with
+0–2 engine degradations at severities drawn uniformly from 0.2–3.2.
+- Training sources: {train}.
+- Held-out test sources (never trained on): {test}.
+- The MNI152-derived sources are one subject split by z-zone: {TEST_ZONE[0]:.0%}–{TEST_ZONE[1]:.0%}
+  of the head's height is test only.
+
+## Training
+Stages: {stages}. Batch {cfg.batch_size}, AdamW (weight decay {cfg.weight_decay}), warm-up then
+cosine decay, gradient clipping {cfg.grad_clip}; slice weights fitted for {cfg.slice_steps}
+steps on frozen features of the training volumes. Prompts used: {cfg.use_prompts}.
+Physics head targets (normalised log level per kind): {', '.join(record['physics_targets'])}.
+
+## Test metrics (held-out split, {record['test_items']} items)
+{metrics_table(record['metrics'])}
+
+Reproduce: `medq train configs/{cfg.name.replace('-', '_')}.yaml` then `medq bench iqa`.
+"""
+
+
+def write_card(folder: Path, cfg: TrainConfig, record: dict[str, Any]) -> Path:
+    """Write `card.md` into `folder` (atomically); returns its path."""
+    path = Path(folder) / "card.md"
+    atomic_write_text(path, card_text(cfg, record))
+    return path

@@ -1,0 +1,104 @@
+"""Training configurations: a YAML file → `TrainConfig` (validated, with clear errors)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from medq.data.bench import BenchPlan
+from medq.errors import InvalidParameter
+
+LOSS_NAMES = ("physics", "score", "findings")
+"""Loss terms a stage can weight."""
+
+
+@dataclass
+class Stage:
+    """One training stage: which losses, how many steps, the learning rate."""
+
+    name: str
+    steps: int
+    lr: float = 3e-4
+    losses: dict[str, float] = field(default_factory=lambda: {"score": 1.0})
+    warmup: int = 50
+
+
+@dataclass
+class TrainConfig:
+    """Everything `medq train` needs; see `configs/*.yaml` for annotated examples."""
+
+    name: str
+    model: str
+    task: str = "quality"
+    model_args: dict[str, Any] = field(default_factory=dict)
+    stages: list[Stage] = field(default_factory=list)
+    bench: BenchPlan = field(default_factory=BenchPlan)
+    seed: int = 0
+    batch_size: int = 16
+    use_prompts: bool = True
+    train_crop: int | None = None
+    slice_steps: int = 300
+    grad_clip: float = 1.0
+    weight_decay: float = 0.05
+    init: str | None = None
+    output: str = "runs/{name}"
+
+    def output_dir(self) -> Path:
+        """Where the run writes its checkpoint, card and metrics."""
+        return Path(self.output.format(name=self.name))
+
+
+def _fields(cls: type, data: dict[str, Any], where: str) -> dict[str, Any]:
+    """Check that `data` only has fields of dataclass `cls`."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise InvalidParameter(f"unknown {where} field(s) {', '.join(unknown)}; "
+                               f"expected some of {', '.join(sorted(known))}")
+    return data
+
+
+def config_from_dict(data: dict[str, Any]) -> TrainConfig:
+    """Build and validate a TrainConfig from plain data (the parsed YAML)."""
+    if not isinstance(data, dict):
+        raise InvalidParameter("a training config must be a mapping")
+    data = dict(_fields(TrainConfig, data, "config"))
+    stages = []
+    for raw in data.pop("stages", []) or []:
+        stage = Stage(**_fields(Stage, dict(raw), "stage"))
+        bad = sorted(set(stage.losses) - set(LOSS_NAMES))
+        if bad or stage.steps < 0 or stage.lr <= 0:
+            raise InvalidParameter(f"stage {stage.name!r}: losses must be among {LOSS_NAMES}, "
+                                   "steps ≥ 0 and lr > 0")
+        stages.append(stage)
+    bench = BenchPlan(**_fields(BenchPlan, dict(data.pop("bench", {}) or {}), "bench"))
+    for key in ("name", "model"):
+        if key not in data:
+            raise InvalidParameter(f"config needs a {key!r}")
+    cfg = TrainConfig(**data, stages=stages, bench=bench)
+    if cfg.task not in ("quality", "prompts"):
+        raise InvalidParameter(f"task must be 'quality' or 'prompts', got {cfg.task!r}")
+    if cfg.batch_size < 1:
+        raise InvalidParameter("batch_size must be ≥ 1")
+    return cfg
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    """Read a YAML training config; InvalidParameter naming the file on any problem."""
+    import yaml
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise InvalidParameter("config file not found", path) from None
+    except yaml.YAMLError as e:
+        raise InvalidParameter(f"not valid YAML ({e})", path) from None
+    try:
+        return config_from_dict(data)
+    except InvalidParameter as e:
+        raise InvalidParameter(e.reason, path) from None
+    except TypeError as e:
+        raise InvalidParameter(f"bad config ({e})", path) from None

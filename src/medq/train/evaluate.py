@@ -1,0 +1,113 @@
+"""Score a packed benchmark split with a model and summarise agreement per subset."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from medq.assess.models.blocks import IQAModel
+from medq.data.bench import item_slices
+from medq.metrics.correlation import plcc_logistic, rmse, srcc
+
+
+@torch.no_grad()
+def predict(model: IQAModel, data: dict[str, np.ndarray], use_prompts: bool = True,
+            salient: bool = True, batch_size: int = 32) -> np.ndarray:
+    """Predicted score of every item: 2D items directly, 3D items by learned slice weighting.
+
+    `salient=False` scores a 3D item on its middle stored slice only (the ablation without
+    salient slices and slice weighting).
+    """
+    model.eval()
+    n = len(data["score"])
+    out = np.zeros(n, dtype=np.float32)
+    flat = [i for i in range(n) if data["dim"][i] == "2d"]
+    for start in range(0, len(flat), batch_size):
+        idx = flat[start:start + batch_size]
+        x = torch.from_numpy(data["x"][data["offset"][idx]].astype(np.float32))
+        p = torch.from_numpy(data["prompt"][idx]) if use_prompts else None
+        out[idx] = model(x, p).score.numpy()
+    for i in (i for i in range(n) if data["dim"][i] == "3d"):
+        k = int(data["n_valid"][i])
+        p = torch.from_numpy(data["prompt"][i]) if use_prompts else None
+        x = torch.from_numpy(item_slices(data, i))
+        if salient:
+            out[i] = float(model.forward_volume(x, p).score)
+        else:
+            out[i] = float(model(x[k // 2: k // 2 + 1], p).score[0])
+    return out
+
+
+def subset_metrics(pred: np.ndarray, target: np.ndarray) -> dict[str, float]:
+    """SRCC, PLCC (after the logistic fit) and RMSE of one subset (NaN when too small)."""
+    if len(pred) < 3:
+        return {"n": len(pred), "srcc": float("nan"), "plcc": float("nan"), "rmse": float("nan")}
+    return {"n": int(len(pred)), "srcc": srcc(pred, target), "plcc": plcc_logistic(pred, target),
+            "rmse": rmse(pred, target)}
+
+
+SUBSETS = {"CT": ("CT",), "MR": ("MR",), "PT": ("PT",), "XR": ("DX", "CR"), "OP": ("OP",)}
+"""Modality subsets of the benchmark table."""
+
+
+def evaluate(pred: np.ndarray, data: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Metrics overall, per modality subset, and for 2D / 3D items."""
+    target = data["score"]
+    result = {"overall": subset_metrics(pred, target)}
+    for name, mods in SUBSETS.items():
+        sel = np.isin(data["modality"], mods)
+        if sel.any():
+            result[name] = subset_metrics(pred[sel], target[sel])
+    for dim in ("2d", "3d"):
+        sel = data["dim"] == dim
+        if sel.any():
+            result[dim.upper()] = subset_metrics(pred[sel], target[sel])
+    return result
+
+
+CLASSICAL = {"noise σ (wavelet MAD)": ("noise_sigma_wavelet", -1.0),
+             "sharpness": ("sharpness", 1.0)}
+"""Classical measures scored as quality (sign: +1 when higher means better)."""
+
+
+def classical_scores(data: dict[str, np.ndarray], name: str) -> np.ndarray:
+    """A classical measure on each item's model view (mean over a volume's slices), signed."""
+    from medq.assess import iqms
+
+    func, sign = getattr(iqms, CLASSICAL[name][0]), CLASSICAL[name][1]
+    out = np.zeros(len(data["score"]), dtype=np.float64)
+    for i in range(len(out)):
+        slices = item_slices(data, i)
+        out[i] = sign * np.mean([func(s.mean(0)) for s in slices])
+    return out
+
+
+def benchmark_rows(data: dict[str, np.ndarray], models: list[str],
+                   classical: bool = True) -> list[dict[str, Any]]:
+    """Rows of the IQA table: each model (shipped name or path), ablations, classical measures.
+
+    `mediqa-s` also gives the row "mediqa-s (no salient slices)": its 3D items scored on the
+    middle slice alone. Models missing from disk are skipped with a `missing` note.
+    """
+    from medq.assess.weights import load_weights
+    from medq.errors import ModelError
+
+    rows = []
+    for name in models:
+        try:
+            model, record = load_weights(name)
+        except ModelError as e:
+            rows.append({"model": name, "missing": e.message})
+            continue
+        use_prompts = bool(record.get("use_prompts", True))
+        rows.append({"model": name, "metrics": evaluate(predict(model, data, use_prompts), data)})
+        if name == "mediqa-s":
+            pred = predict(model, data, use_prompts, salient=False)
+            rows.append({"model": "mediqa-s (no salient slices)",
+                         "metrics": evaluate(pred, data)})
+    if classical:
+        for name in CLASSICAL:
+            rows.append({"model": name, "metrics": evaluate(classical_scores(data, name), data)})
+    return rows

@@ -1,0 +1,90 @@
+"""Benchmark data: continuous severities, reference scores, targets, sources and their split."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from medq.data import bench
+from medq.data.sources import TEST_ZONE, _zone_mask, sources
+from medq.degrade import available, get_spec
+
+
+@pytest.mark.parametrize("kind", available())
+def test_severity_value_hits_bounds_and_inverts(kind: str) -> None:
+    spec = get_spec(kind)
+    assert [round(spec.severity_value(b), 6) for b in spec.bounds] == [0.5, 1.5, 2.5]
+    for s in (0.3, 1.0, 2.2, 3.1):
+        assert spec.severity_value(spec.level_at(s)) == pytest.approx(s, abs=1e-6)
+    # worse levels → larger values, matching the named severities
+    values = [spec.severity_value(spec.levels[k]) for k in ("mild", "moderate", "severe")]
+    assert values == sorted(values) and 0.5 <= values[0] <= 1.5 <= values[1] <= 2.5 <= values[2]
+
+
+def test_reference_score_examples() -> None:
+    assert bench.reference_score([]) == 5.0
+    assert bench.reference_score([3.0]) == 1.0
+    assert bench.reference_score([3.4]) == 1.0  # clipped at severe
+    assert bench.reference_score([1.5]) == pytest.approx(3.0)
+    assert bench.reference_score([1.5, 1.5]) == pytest.approx(2.0)  # 1 + 4·0.5·0.5
+
+
+def test_targets_from_records() -> None:
+    spec = get_spec("ct_low_dose")
+    recs = [{"name": "ct_low_dose", "level": spec.levels["moderate"]},
+            {"name": "blur", "level": get_spec("blur").levels["mild"]}]
+    t = bench.targets(recs)
+    s1 = spec.severity_value(spec.levels["moderate"])
+    s2 = get_spec("blur").severity_value(get_spec("blur").levels["mild"])
+    assert t["score"] == pytest.approx(bench.reference_score([s1, s2]))
+    assert t["physics"][bench.KINDS.index("ct_low_dose")] == pytest.approx(s1 / 3)
+    assert np.count_nonzero(t["physics"]) == 2
+    from medq.assess.models.blocks import FINDING_TYPES
+
+    assert t["severity"][FINDING_TYPES.index("noise")] == 2  # moderate
+    assert t["severity"][FINDING_TYPES.index("blur")] == 1  # mild
+
+
+def test_sources_split_is_disjoint() -> None:
+    train = {s.name for s in sources("train")}
+    test = {s.name for s in sources("test")}
+    assert train and test and not train & test
+    for nz in (91, 189, 193):
+        assert not (_zone_mask(nz, "train") & _zone_mask(nz, "test")).any()
+        assert (_zone_mask(nz, "train") | _zone_mask(nz, "test")).all()
+        frac = _zone_mask(nz, "test").mean()
+        assert frac == pytest.approx(TEST_ZONE[1] - TEST_ZONE[0], abs=0.02)
+    # every modality subset has held-out real or derived test images
+    assert {s.modality for s in sources("test")} >= {"CT", "MR", "PT", "DX", "OP"}
+
+
+def test_make_item_is_deterministic_and_labelled() -> None:
+    plan = bench.BenchPlan(size=32)
+    src = next(s for s in sources("test") if s.name == "ct_small")
+    a = bench.make_item(src, "2d", 7, plan)
+    b = bench.make_item(src, "2d", 7, plan)
+    assert np.array_equal(a["x"], b["x"]) and a["records"] == b["records"]
+    assert a["x"].shape == (1, 3, 32, 32) and a["x"].dtype == np.float16
+    assert 0.0 <= float(a["x"].min()) and float(a["x"].max()) <= 1.0
+    assert a["score"] == pytest.approx(bench.targets(a["records"])["score"])
+
+
+def test_volume_item_uses_salient_slices() -> None:
+    plan = bench.BenchPlan(size=32)
+    src = next(s for s in sources("train", "3d") if s.modality == "PT")
+    item = bench.make_item(src, "3d", 3, plan)
+    assert 1 <= item["x"].shape[0] <= 7 and item["slices"] == sorted(item["slices"])
+
+
+def test_build_is_cached(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("MEDQ_CACHE_DIR", str(tmp_path))
+    plan = bench.BenchPlan(size=32, train_2d=6, train_3d=2, test_2d_per_source=1,
+                           test_3d_per_source=1)
+    first = bench.build(plan, "train", workers=1, progress=False)
+    files = list(tmp_path.rglob("train.npz"))
+    assert len(files) == 1
+    mtime = files[0].stat().st_mtime
+    second = bench.build(plan, "train", workers=1, progress=False)
+    assert files[0].stat().st_mtime == mtime
+    assert np.array_equal(first["x"], second["x"]) and len(first["score"]) == 8
+    assert first["n_valid"].sum() == len(first["x"])

@@ -1,0 +1,114 @@
+"""Training (tiny config), checkpoints, the Assessor, `medq assess` and `medq train` on real files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import dicom_testfile
+
+from medq.assess.assessment import GRADES, grade_for
+from medq.assess.predictor import Assessor
+from medq.errors import InputError, InvalidParameter, ModelError
+from medq.image import MedImage
+from medq.train.config import config_from_dict, load_config
+
+MEDQ = [sys.executable, "-m", "medq.cli"]
+
+
+def test_tiny_training_writes_checkpoint_card_and_metrics(tiny_run: dict) -> None:
+    rec = tiny_run["record"]
+    folder: Path = tiny_run["folder"]
+    assert (folder / "model.pt").is_file() and (folder / "metrics.json").is_file()
+    card = (folder / "card.md").read_text()
+    assert "physics-derived reference score" in card and "not** radiologists" in card
+    assert set(rec["steps"]) == {"physics", "score"}
+    assert rec["metrics"]["overall"]["n"] == rec["test_items"] > 0
+    assert len(rec["physics_targets"]) == 14
+    losses = [h for h in rec["history"] if h["stage"] == "physics"]
+    assert losses and np.isfinite(losses[-1]["physics"])
+
+
+def test_grades_cover_the_score_range() -> None:
+    assert [grade_for(s) for s in (5.0, 4.0, 3.0, 2.0, 1.0)] == [g for _, g in GRADES]
+
+
+def test_assessor_on_real_slice_and_volume(tiny_run: dict, mni_t1: MedImage) -> None:
+    assessor = Assessor(tiny_run["checkpoint"])
+    a = assessor.assess(dicom_testfile("CT_small.dcm"))
+    assert 1.0 <= a.score <= 5.0 and a.grade == grade_for(a.score)
+    assert a.prompts["modality"] == "CT" and a.prompts["dimension"] == "2d"
+    assert a.measures["noise_sigma"] > 0 and a.slices is None and a.modality == "CT"
+    v = assessor.assess(mni_t1)
+    assert v.prompts["dimension"] == "3d" and 1 <= len(v.slices) <= 7
+    idx = [s["index"] for s in v.slices]
+    assert idx == sorted(idx) and sum(s["weight"] for s in v.slices) == pytest.approx(1, abs=1e-3)
+    json.dumps(v.to_dict())  # JSON-safe
+
+
+def test_assessor_batches_and_keeps_failures_in_place(tiny_run: dict, tmp_path: Path) -> None:
+    bad = tmp_path / "broken.dcm"
+    bad.write_bytes(b"not an image")
+    paths = [dicom_testfile("CT_small.dcm"), bad, dicom_testfile("MR_small.dcm")]
+    results = Assessor(tiny_run["checkpoint"], batch_size=2).assess_many(paths)
+    assert isinstance(results[1], InputError) and "broken.dcm" in results[1].message
+    assert results[0].modality == "CT" and results[2].modality == "MR"
+
+
+def test_cli_assess_json_exit_code_and_order(tiny_run: dict, tmp_path: Path) -> None:
+    bad = tmp_path / "empty.nii.gz"
+    bad.write_bytes(b"")
+    good = dicom_testfile("CT_small.dcm")
+    proc = subprocess.run([*MEDQ, "assess", good, str(bad), "--json", "--model",
+                           str(tiny_run["checkpoint"])], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    rows = json.loads(proc.stdout)
+    assert [r["path"] for r in rows] == [good, str(bad)]
+    assert "score" in rows[0] and rows[1]["error"]["type"] in ("UnreadableImage", "InvalidImage")
+    assert len(proc.stderr.strip().splitlines()) == 1 and "empty.nii.gz" in proc.stderr
+
+
+def test_unknown_model_is_a_clear_error() -> None:
+    with pytest.raises(ModelError, match="shipped models"):
+        Assessor("no-such-model")
+
+
+def test_config_errors_name_the_problem(tmp_path: Path) -> None:
+    with pytest.raises(InvalidParameter, match="unknown config field"):
+        config_from_dict({"name": "x", "model": "mediqa-tiny", "epochs": 3})
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nmodel: cnniqa\nstages: [{name: s, steps: 1, losses: {mse: 1}}]\n")
+    with pytest.raises(InvalidParameter, match="bad.yaml"):
+        load_config(bad)
+    proc = subprocess.run([*MEDQ, "train", str(bad)], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 2 and proc.stderr.startswith("medq: error:")
+
+
+def test_finetune_on_user_scores(tiny_run: dict, tmp_path: Path) -> None:
+    from medq.data.samples import export_samples
+    from medq.train.loop import train
+    from medq.train.scores import load_scores, read_scores
+
+    files = export_samples(tmp_path / "imgs", ["ct_small", "mr_small", "retina"])
+    csv = tmp_path / "scores.csv"
+    lines = ["path,score,modality"] + [f"{f.name},{s},{m}" for f, s, m in zip(
+        files * 2, (5, 4, 3, 2, 4.5, 1.5), ("", "", "OP") * 2, strict=True)]
+    (tmp_path / "imgs" / "scores.csv").write_text("\n".join(lines) + "\n")
+    assert len(read_scores(tmp_path / "imgs" / "scores.csv")) == 6
+    csv.write_text("path,score\nx.dcm,7\n")
+    with pytest.raises(InvalidParameter, match="outside 1–5"):
+        read_scores(csv)
+    train_set, test_set = load_scores(tmp_path / "imgs" / "scores.csv", size=32)
+    assert len(train_set["score"]) + len(test_set["score"]) == 6
+    assert not train_set["labelled"].any()
+    cfg = load_config(Path(__file__).parents[1] / "configs" / "mediqa_s_finetune.yaml")
+    cfg.init, cfg.output, cfg.slice_steps = str(tiny_run["checkpoint"]), str(tmp_path / "ft"), 0
+    cfg.stages[0].steps, cfg.stages[0].warmup, cfg.batch_size = 3, 1, 4
+    rec = train(cfg, train_set, test_set, log=lambda m: None)
+    assert (tmp_path / "ft" / "model.pt").is_file() and rec["train_items"] == 5
