@@ -65,7 +65,7 @@ def test_make_item_is_deterministic_and_labelled() -> None:
     b = bench.make_item(src, "2d", 7, plan)
     assert np.array_equal(a["x"], b["x"]) and a["records"] == b["records"]
     assert a["x"].shape == (1, 3, 32, 32) and a["x"].dtype == np.float16
-    assert 0.0 <= float(a["x"].min()) and float(a["x"].max()) <= 1.0
+    assert float(a["x"].min()) >= 0.0 and float(a["x"].max()) <= 1.0
     assert a["score"] == pytest.approx(bench.targets(a["records"])["score"])
 
 

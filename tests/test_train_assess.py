@@ -1,4 +1,4 @@
-"""Training (tiny config), checkpoints, the Assessor, `medq assess` and `medq train` on real files."""
+"""Tiny training run, checkpoints, the Assessor, `medq assess` and `medq train` on real files."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import dicom_testfile
 
+from conftest import dicom_testfile
 from medq.assess.assessment import GRADES, grade_for
 from medq.assess.predictor import Assessor
 from medq.errors import InputError, InvalidParameter, ModelError
