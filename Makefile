@@ -27,6 +27,9 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/models_speed.py
+	$(BIN)/python benchmarks/assess_speed.py
+	$(BIN)/medq bench iqa
+	$(BIN)/python benchmarks/ranking.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -70,7 +70,7 @@ def labels(image: MedImage) -> tuple[int, int]:
 def make_examples(source_split: str, n: int, seed: int) -> dict[str, np.ndarray]:
     """`n` labelled classifier inputs from the benchmark sources of a split."""
     from medq.data.sources import sources
-    from medq.degrade import simulate
+    from medq.degrade import get_spec, simulate
 
     rng = np.random.default_rng(seed)
     pool = sources(source_split, "2d")
@@ -78,7 +78,9 @@ def make_examples(source_split: str, n: int, seed: int) -> dict[str, np.ndarray]
     for i in range(n):
         src = pool[i % len(pool)]
         image = src.draw(rng, "2d")
-        kind = rng.choice(["none", "blur", "low_contrast", "low_resolution"])
+        kinds = ["none", *(k for k in ("blur", "low_contrast", "low_resolution")
+                           if image.modality in get_spec(k).modalities)]
+        kind = rng.choice(kinds)
         if kind != "none":
             image, _ = simulate(image, str(kind), severity=str(rng.choice(["mild", "moderate"])),
                                 seed=int(rng.integers(2**31)))

@@ -150,11 +150,23 @@ def degradations(
 def demo(
     output: Path = typer.Option(Path("demo-output"), "--output", "-o", help="Gallery folder."),
 ) -> None:
-    """Run the demo: every bundled sample × every degradation × three severities → a gallery."""
+    """Run the demo: every sample × degradation × severity, assessed → gallery + score table."""
+    import json
+
+    from medq.assess.predictor import Assessor
+    from medq.assess.weights import DEFAULT_MODEL
     from medq.report.gallery import build_gallery
 
     outcome = Outcome()
-    page = outcome.run(output, lambda: build_gallery(output, progress=err))
+    assessor = outcome.run(DEFAULT_MODEL, lambda: Assessor(DEFAULT_MODEL))
+    if isinstance(assessor, BaseException):
+        outcome.exit()
+    page = outcome.run(output, lambda: build_gallery(output, progress=err, assessor=assessor))
     if not isinstance(page, BaseException):
+        table = Table("sample", "score", "grade", "findings", title="medq assess (bundled samples)")
+        for row in json.loads((output / "assessment.json").read_text()):
+            findings = ", ".join(f"{f['type']} ({f['severity']})" for f in row["findings"])
+            table.add_row(row["sample"], f"{row['score']:.2f}", row["grade"], findings or "none")
+        out.print(table)
         out.print(f"gallery written: {page}", highlight=False)
     outcome.exit()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ class GalleryRow:
     unit: str
     tiles: list[str] = field(default_factory=list)
     records: list[dict[str, Any]] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -38,6 +40,8 @@ class GallerySample:
     clean: str
     grid_png: str
     rows: list[GalleryRow] = field(default_factory=list)
+    assessment: dict[str, Any] | None = None
+    clean_score: float | None = None
 
 
 def demo_plane(image: MedImage) -> MedImage:
@@ -77,8 +81,12 @@ def _grid_png(path: Path, title: str, labels: list[str], tiles: list[list[np.nda
 
 
 def build_gallery(directory: str | Path, samples: list[str] | None = None, seed: int = 0,
-                  progress: Console | None = None) -> Path:
-    """Simulate every degradation at three severities on each sample; write PNG grids + HTML."""
+                  progress: Console | None = None, assessor: Any = None) -> Path:
+    """Simulate every degradation at three severities on each sample; write PNG grids + HTML.
+
+    With an `assessor` (medq.assess.predictor.Assessor) each full sample is assessed and every
+    tile is scored; the assessments are also written to `assessment.json`.
+    """
     from medq.data.samples import SAMPLES, load_sample
     from medq.degrade import available, get_spec, simulate
     from medq.io.atomic import atomic_write_text
@@ -102,6 +110,7 @@ def build_gallery(directory: str | Path, samples: list[str] | None = None, seed:
             section = GallerySample(name, SAMPLES[name].origin, full.summary(), png_data_uri(clean),
                                     grid_png=f"{name}.png")
             grid: list[list[np.ndarray]] = []
+            planes = [plane]
             for kind in available(plane.modality):
                 spec = get_spec(kind)
                 row = GalleryRow(kind, spec.unit)
@@ -110,10 +119,13 @@ def build_gallery(directory: str | Path, samples: list[str] | None = None, seed:
                     degraded, record = simulate(plane, kind, severity=severity, seed=seed)
                     tile = to_uint8(degraded.array, window)
                     tiles.append(tile)
+                    planes.append(degraded)
                     row.tiles.append(png_data_uri(tile))
                     row.records.append(record.to_dict())
                 grid.append(tiles)
                 section.rows.append(row)
+            if assessor is not None:
+                _score(assessor, section, full, planes)
             _grid_png(directory / section.grid_png, f"{name} ({plane.modality})",
                       [r.kind for r in section.rows], grid)
             sections.append(section)
@@ -125,4 +137,17 @@ def build_gallery(directory: str | Path, samples: list[str] | None = None, seed:
         generated=time.strftime("%Y-%m-%d %H:%M:%S"))
     index = directory / "index.html"
     atomic_write_text(index, html)
+    if assessor is not None:
+        atomic_write_text(directory / "assessment.json", json.dumps(
+            [dict(s.assessment or {}, sample=s.name) for s in sections], indent=2))
     return index
+
+
+def _score(assessor: Any, section: GallerySample, full: MedImage, planes: list[MedImage]) -> None:
+    """Assess the full sample and score the clean plane and every degraded tile."""
+    section.assessment = assessor.assess(full).to_dict()
+    scores = [a.score for a in assessor.assess_many(planes)]
+    section.clean_score = scores[0]
+    k = len(SEVERITY_COLUMNS)
+    for i, row in enumerate(section.rows):
+        row.scores = scores[1 + i * k: 1 + (i + 1) * k]

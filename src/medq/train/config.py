@@ -44,6 +44,7 @@ class TrainConfig:
     weight_decay: float = 0.05
     init: str | None = None
     output: str = "runs/{name}"
+    log_every: int = 100
 
     def output_dir(self) -> Path:
         """Where the run writes its checkpoint, card and metrics."""

@@ -88,8 +88,10 @@ def benchmark_rows(data: dict[str, np.ndarray], models: list[str],
                    classical: bool = True) -> list[dict[str, Any]]:
     """Rows of the IQA table: each model (shipped name or path), ablations, classical measures.
 
-    `mediqa-s` also gives the row "mediqa-s (no salient slices)": its 3D items scored on the
-    middle slice alone. Models missing from disk are skipped with a `missing` note.
+    `mediqa-s` also gives the rows "mediqa-s (no salient slices)" (its 3D items scored on the
+    middle slice alone) and "prompts zeroed at inference" (the same weights without prompts;
+    the trained ablation is `mediqa-s-noprompt`). Models missing from disk are skipped with a
+    `missing` note.
     """
     from medq.assess.weights import load_weights
     from medq.errors import ModelError
@@ -107,7 +109,54 @@ def benchmark_rows(data: dict[str, np.ndarray], models: list[str],
             pred = predict(model, data, use_prompts, salient=False)
             rows.append({"model": "mediqa-s (no salient slices)",
                          "metrics": evaluate(pred, data)})
+            rows.append({"model": "mediqa-s (prompts zeroed at inference)",
+                         "metrics": evaluate(predict(model, data, False), data)})
     if classical:
         for name in CLASSICAL:
             rows.append({"model": name, "metrics": evaluate(classical_scores(data, name), data)})
     return rows
+
+
+RANKING_KINDS = {"CT": ("ct_low_dose", "blur"), "MR": ("mr_undersample", "mr_noise", "mr_motion",
+                                                       "blur"),
+                 "DX": ("xr_quantum_noise", "blur")}
+"""Degradation kinds of the severity-ranking check, per modality."""
+
+RANKING_SEVERITIES = (0.6, 1.3, 2.0, 2.7)
+"""Continuous severities of the ladder (after the clean image)."""
+
+
+def ranking_check(assessor: Any, images: dict[str, Any], seed: int = 0) -> dict[str, Any]:
+    """Score each image clean and at rising severities of each kind; Spearman(severity, −score).
+
+    Returns per (image, kind) the scores and the Spearman correlation between severity rank and
+    falling score (1 = perfectly monotone), the mean per kind, and the mean over kinds.
+    """
+    from scipy.stats import spearmanr
+
+    from medq.degrade import get_spec, simulate
+
+    pairs: dict[str, dict[str, Any]] = {}
+    for name, image in images.items():
+        for kind in RANKING_KINDS.get(image.modality, ()):
+            spec = get_spec(kind)
+            ladder = [image] + [simulate(image, kind, level=spec.level_at(s), seed=seed)[0]
+                                for s in RANKING_SEVERITIES]
+            scores = [a.score for a in assessor.assess_many(ladder)]
+            rho = float(spearmanr(np.arange(len(scores)), -np.asarray(scores))[0])
+            pairs[f"{name}/{kind}"] = {"scores": scores, "spearman": rho}
+    kinds = sorted({k.split("/")[1] for k in pairs})
+    per_kind = {k: float(np.mean([v["spearman"] for n, v in pairs.items()
+                                  if n.endswith("/" + k)])) for k in kinds}
+    return {"pairs": pairs, "per_kind": per_kind,
+            "mean": float(np.mean(list(per_kind.values()))) if per_kind else float("nan")}
+
+
+def held_out_images() -> dict[str, Any]:
+    """Real images held out from all training: pydicom CT/MR files and the skull radiograph."""
+    from medq.data.sources import sources
+
+    names = ("ct_small", "ct_693", "ct_head_j2k", "mr_small", "mr_abdomen", "xr_head")
+    found = {s.name: s for s in sources("test")}
+    rng = np.random.default_rng(0)
+    return {n: found[n].draw(rng, "2d") for n in names}

@@ -119,7 +119,7 @@ def run_stage(model: IQAModel, data: dict[str, np.ndarray], stage: Stage, cfg: T
         opt.step()
         for k, v in terms.items():
             running[k] = 0.9 * running.get(k, v.item()) + 0.1 * v.item()
-        if (step + 1) % 100 == 0 or step + 1 == stage.steps:
+        if (step + 1) % cfg.log_every == 0 or step + 1 == stage.steps:
             history.append({"stage": stage.name, "step": step + 1, **running})
             log(f"{stage.name} step {step + 1}/{stage.steps} "
                 + " ".join(f"{k}={v:.4f}" for k, v in running.items()))

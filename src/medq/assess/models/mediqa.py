@@ -2,7 +2,8 @@
 
 Pipeline for a batch `[B, 3, H, W]` in [0, 1] (see `blocks` for the input convention):
 
-1. ViT encoder trained from scratch: patch embedding (stride = patch size), learned position
+1. ViT encoder trained from scratch: patch embedding (stride = patch size; `stem="conv"`, the
+   mediqa-s default, uses 3×3 stride-2 convolutions instead of one linear projection), learned position
    embedding (interpolated for other sizes: any H, W divisible by the patch size work), pre-norm
    transformer blocks; the outputs of the `taps` blocks are concatenated along channels.
 2. Stages (one per Swin stage): Linear reduction to the stage width → `n_tab` transposed
@@ -65,6 +66,7 @@ class MedIQAConfig(HeadConfig):
     window_size: int = 7
     prompt_dim: int = PROMPT_DIM
     dropout: float = 0.0
+    stem: str = "patch"
 
     def validate(self) -> None:
         """Raise ModelError when the sizes do not fit together."""
@@ -79,8 +81,31 @@ class MedIQAConfig(HeadConfig):
         n = len(self.stage_dims)
         if n == 0 or len(self.stage_depths) != n or len(self.stage_heads) != n:
             raise ModelError("stage_dims, stage_depths and stage_heads need one entry per stage")
+        if self.stem not in ("patch", "conv"):
+            raise ModelError(f"stem must be 'patch' or 'conv', got {self.stem!r}")
+        if self.stem == "conv" and self.patch_size & (self.patch_size - 1):
+            raise ModelError(f"a conv stem needs a power-of-two patch size, got {self.patch_size}")
         if self.window_size < 1 or self.prompt_dim < 1:
             raise ModelError("window_size and prompt_dim must be ≥ 1")
+
+
+def conv_stem(dim: int, patch: int) -> nn.Sequential:
+    """Convolutional patch embedding: 3×3 stride-2 conv–BN–ReLU blocks down to `patch`, then 1×1.
+
+    Early convolutions make a ViT trained from scratch far easier to optimise than one linear
+    16×16 projection, and they see the pixel-level statistics (noise, edges) that quality
+    depends on. Widths double from dim/8 up to dim. The closing BatchNorm standardises each
+    embedding channel over images and positions: without it the ReLU features share one large
+    common direction, every token looks alike after LayerNorm and training stalls.
+    """
+    layers: list[nn.Module] = []
+    ch, n = 3, patch.bit_length() - 1
+    for k in range(n):
+        width = max(16, dim >> (n - 1 - k))
+        layers += [nn.Conv2d(ch, width, 3, stride=2, padding=1, bias=False),
+                   nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
+        ch = width
+    return nn.Sequential(*layers, nn.Conv2d(ch, dim, 1, bias=False), nn.BatchNorm2d(dim))
 
 
 class ViTEncoder(nn.Module):
@@ -89,7 +114,8 @@ class ViTEncoder(nn.Module):
     def __init__(self, cfg: MedIQAConfig) -> None:
         super().__init__()
         self.patch = cfg.patch_size
-        self.embed = nn.Conv2d(3, cfg.embed_dim, cfg.patch_size, stride=cfg.patch_size)
+        self.embed = (conv_stem(cfg.embed_dim, cfg.patch_size) if cfg.stem == "conv"
+                      else nn.Conv2d(3, cfg.embed_dim, cfg.patch_size, stride=cfg.patch_size))
         grid = cfg.image_size // cfg.patch_size
         self.pos = nn.Parameter(torch.zeros(1, cfg.embed_dim, grid, grid))
         nn.init.trunc_normal_(self.pos, std=0.02)
@@ -198,7 +224,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                         window_size=2, slice_hidden=16),
     "mediqa-s": dict(image_size=224, patch_size=16, embed_dim=128, depth=6, heads=4,
                      taps=(1, 3, 5), stage_dims=(128, 64), stage_depths=(2, 2),
-                     stage_heads=(4, 2), window_size=7),
+                     stage_heads=(4, 2), window_size=7, stem="conv"),
     "mediqa-b": dict(image_size=224, patch_size=8, embed_dim=768, depth=10, heads=12,
                      taps=(6, 7, 8, 9), n_tab=2, stage_dims=(768, 384), stage_depths=(2, 2),
                      stage_heads=(4, 4), window_size=4, dropout=0.1, slice_hidden=128),

@@ -1,0 +1,87 @@
+"""`medq assess` throughput (start-up excluded): 512² DICOM slices and 3D volumes, 2 CPU threads.
+
+Writes benchmarks/results/assess_speed.json. Usage:
+    python benchmarks/assess_speed.py [--slices 96] [--volumes 6] [--model mediqa-s]
+The goal for 512² slices is ≥ 50 slices/s on 2 cores; it is measured with and without the
+classical measures (the measures are numpy/scipy work per pixel, the model is batched).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def make_slices(folder: Path, n: int) -> list[Path]:
+    """n uncompressed 512² CT DICOM files (pydicom's 693_J2KI, decoded and re-written by medq)."""
+    from medq.data.sources import sources
+    from medq.io import save
+
+    src = next(s for s in sources("test") if s.name == "ct_693")
+    image = src.draw(None, "2d")  # type: ignore[arg-type]  # file sources ignore the rng
+    first = save(image, folder / "slice_000.dcm")
+    paths = [Path(first)]
+    for i in range(1, n):
+        dest = folder / f"slice_{i:03d}.dcm"
+        dest.write_bytes(paths[0].read_bytes())
+        paths.append(dest)
+    return paths
+
+
+def make_volumes(folder: Path, n: int) -> list[Path]:
+    """n NIfTI volumes: the MNI152 T1 (1 mm) and the PET brain phantom, alternating."""
+    from medq.data.samples import load_sample
+    from medq.io import save
+
+    images = [load_sample("mni_t1"), load_sample("pet_brain")]
+    return [Path(save(images[i % 2], folder / f"vol_{i}.nii.gz")) for i in range(n)]
+
+
+def throughput(assessor, paths: list[Path]) -> dict[str, float]:
+    """Inputs per second of `assess_many` after a warm-up call on the first input."""
+    assessor.assess_many(paths[:1])
+    t0 = time.perf_counter()
+    results = assessor.assess_many(paths)
+    seconds = time.perf_counter() - t0
+    failed = sum(isinstance(r, Exception) for r in results)
+    return {"inputs": len(paths), "seconds": round(seconds, 3),
+            "per_second": round(len(paths) / seconds, 2), "failed": failed}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--slices", type=int, default=96)
+    parser.add_argument("--volumes", type=int, default=6)
+    parser.add_argument("--model", default="mediqa-s")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    from medq.assess.predictor import Assessor
+
+    rows = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        slices = make_slices(folder, args.slices)
+        volumes = make_volumes(folder, args.volumes)
+        for measures in (False, True):
+            assessor = Assessor(args.model, measures=measures, threads=args.threads)
+            tag = "with_measures" if measures else "model_only"
+            rows[f"slices_512_{tag}"] = throughput(assessor, slices)
+            rows[f"volumes_{tag}"] = throughput(assessor, volumes)
+    for name, r in rows.items():
+        unit = "slices/s" if name.startswith("slices") else "volumes/s"
+        print(f"{name:32s} {r['per_second']:8.2f} {unit}  ({r['inputs']} in {r['seconds']} s)")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / "assess_speed.json"
+    out.write_text(json.dumps({"machine": platform.platform(), "model": args.model,
+                               "threads": args.threads, "results": rows}, indent=2))
+    print(f"written {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""Ship a training run: its weights (float16 state dict) and model card into medq/weights/.
+
+Usage: `python -m medq.train.ship runs/mediqa-s [runs/cnniqa ...]` — each run folder's
+`model.pt` becomes `medq/weights/<name>.pt` (weights halved to float16, loaded back as float32)
+and its `card.md` becomes `<name>.md`. Shipped weights must stay ≤ 25 MB.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+
+from medq.assess.weights import WEIGHTS_DIR
+from medq.errors import InvalidParameter
+from medq.io.atomic import atomic_path
+
+MAX_BYTES = 25 * 1024 * 1024
+"""Largest shipped weight file."""
+
+
+def ship_run(folder: str | Path, dest: Path = WEIGHTS_DIR) -> Path:
+    """Copy one run's checkpoint (float16) and card into `dest`; returns the weight path."""
+    folder = Path(folder)
+    src = folder / "model.pt"
+    if not src.is_file():
+        raise InvalidParameter("no model.pt in the run folder", folder)
+    ckpt = torch.load(src, map_location="cpu", weights_only=True)
+    ckpt["state_dict"] = {k: v.half() if v.is_floating_point() else v
+                          for k, v in ckpt["state_dict"].items()}
+    name = ckpt.get("medq", {}).get("name") or folder.name
+    path = dest / f"{name}.pt"
+    with atomic_path(path) as tmp:
+        torch.save(ckpt, tmp)
+    if path.stat().st_size > MAX_BYTES:
+        path.unlink()
+        raise InvalidParameter(f"weights of {name} exceed 25 MB", folder)
+    if (folder / "card.md").is_file():
+        with atomic_path(dest / f"{name}.md") as tmp:
+            shutil.copyfile(folder / "card.md", tmp)
+    return path
+
+
+if __name__ == "__main__":
+    for arg in sys.argv[1:]:
+        print(ship_run(arg))

@@ -1,0 +1,110 @@
+"""The shipped models on real images: size and cards, severity ranking, a new user's first run.
+
+Acceptance goals the shipped `mediqa-s` does not reach yet are kept as `xfail` tests with the
+reason (they turn into passes when a better model ships); the other tests are regression floors
+at what the shipped model does today, so a broken model or pipeline fails them.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from medq.assess.predictor import Assessor
+from medq.assess.weights import WEIGHTS_DIR, shipped
+
+MEDQ = [sys.executable, "-m", "medq.cli"]
+UNDERTRAINED = ("mediqa-s is undertrained (1,600 CPU steps): see its model card and "
+                "`make bench`")
+
+
+@pytest.fixture(scope="module")
+def ranking() -> dict:
+    from medq.train.evaluate import held_out_images, ranking_check
+
+    return ranking_check(Assessor("mediqa-s", measures=False), held_out_images())
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
+    """What a new user does: export the samples, degrade three of them, assess all six."""
+    folder = tmp_path_factory.mktemp("new_user")
+    exported = subprocess.run([*MEDQ, "samples", "--export", str(folder)], capture_output=True,
+                              text=True, timeout=300)
+    assert exported.returncode == 0, exported.stderr
+    pairs = {"ct_small.dcm": "ct_low_dose", "mr_small.dcm": "mr_undersample",
+             "mni_t1.nii.gz": "mr_undersample"}
+    degraded = []
+    for name, kind in pairs.items():
+        out = folder / f"degraded_{name}"
+        proc = subprocess.run([*MEDQ, "simulate", str(folder / name), "-k", kind,
+                               "--severity", "moderate", "--seed", "1", "-o", str(out)],
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        degraded.append(out)
+    clean = [folder / n for n in pairs]
+    proc = subprocess.run([*MEDQ, "assess", *map(str, clean + degraded), "--json"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_shipped_weights_are_small_and_have_cards() -> None:
+    names = shipped()
+    assert {"mediqa-s", "prompt-classifier"} <= set(names)
+    for name in names:
+        assert (WEIGHTS_DIR / f"{name}.pt").stat().st_size <= 25 * 1024 * 1024
+        card = (WEIGHTS_DIR / f"{name}.md").read_text()
+        assert "seed" in card and "medq train configs/" in card
+    assert "physics-derived reference score" in (WEIGHTS_DIR / "mediqa-s.md").read_text()
+
+
+def test_ranking_covers_the_kinds_and_beats_chance(ranking: dict) -> None:
+    """Regression floor: scores fall with severity more often than not (chance ≈ 0)."""
+    assert set(ranking["per_kind"]) == {"ct_low_dose", "blur", "mr_undersample", "mr_noise",
+                                        "mr_motion", "xr_quantum_noise"}
+    assert ranking["mean"] >= 0.45, ranking["per_kind"]
+    xr = ranking["pairs"]["xr_head/xr_quantum_noise"]["scores"]
+    assert xr[0] > xr[-1] + 0.5  # a clean radiograph beats its severe quantum-noise version
+
+
+@pytest.mark.xfail(reason=UNDERTRAINED, strict=False)
+def test_ranking_acceptance_goal(ranking: dict) -> None:
+    """Acceptance: mean Spearman(severity, falling score) ≥ 0.90 over the kinds."""
+    assert ranking["mean"] >= 0.90, ranking["per_kind"]
+
+
+def test_new_user_first_run(first_run: list[dict]) -> None:
+    assert [Path(r["path"]).name for r in first_run[:3]] == ["ct_small.dcm", "mr_small.dcm",
+                                                             "mni_t1.nii.gz"]
+    for row in first_run:
+        assert 1.0 <= row["score"] <= 5.0 and row["grade"] and isinstance(row["findings"], list)
+    volume, degraded_volume = first_run[2], first_run[5]
+    assert volume["prompts"]["dimension"] == "3d" and len(volume["slices"]) == 7
+    assert volume["score"] > degraded_volume["score"] + 0.3  # R≈2.5 undersampling of the MNI T1
+
+
+@pytest.mark.xfail(reason=UNDERTRAINED, strict=False)
+def test_new_user_every_clean_sample_beats_its_degraded_version(first_run: list[dict]) -> None:
+    for before, after in zip(first_run[:3], first_run[3:], strict=True):
+        assert before["score"] > after["score"] + 0.3, (before["path"], before["score"],
+                                                        after["score"])
+        assert after["findings"], after["path"]
+
+
+def test_series_directory_is_one_input(tmp_path: Path) -> None:
+    from medq.data.samples import load_sample
+    from medq.io import save
+
+    pet = load_sample("pet_brain")
+    folder = save(pet.evolve(array=pet.array[30:50]), tmp_path / "pet_series")
+    proc = subprocess.run([*MEDQ, "assess", str(folder), "--json"], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)
+    assert len(rows) == 1 and rows[0]["prompts"]["dimension"] == "3d"
+    assert rows[0]["modality"] == "PT" and rows[0]["slices"]
