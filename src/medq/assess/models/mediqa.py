@@ -5,7 +5,8 @@ Pipeline for a batch `[B, 3, H, W]` in [0, 1] (see `blocks` for the input conven
 1. ViT encoder trained from scratch: patch embedding (stride = patch size; `stem="conv"`, the
    mediqa-s default, uses 3×3 stride-2 convolutions instead of one linear projection), learned
    position embedding (interpolated for other sizes: any H, W divisible by the patch size
-   work), pre-norm transformer blocks; the outputs of the `taps` blocks are concatenated along channels.
+   work), pre-norm transformer blocks; the outputs of the `taps` blocks are concatenated
+   along channels.
 2. Stages (one per Swin stage): Linear reduction to the stage width → `n_tab` transposed
    attention blocks (channel attention) → prompt injection `x + FC_i(p)` with the stage's own
    Linear(prompt_dim → width) → Swin blocks (window attention, every second block shifted).
