@@ -55,7 +55,7 @@ def first_run(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
 
 def test_shipped_weights_are_small_and_have_cards() -> None:
     names = shipped()
-    assert {"mediqa-s", "prompt-classifier"} <= set(names)
+    assert "mediqa-s" in names
     for name in names:
         assert (WEIGHTS_DIR / f"{name}.pt").stat().st_size <= 25 * 1024 * 1024
         card = (WEIGHTS_DIR / f"{name}.md").read_text()

@@ -112,3 +112,15 @@ def test_finetune_on_user_scores(tiny_run: dict, tmp_path: Path) -> None:
     cfg.stages[0].steps, cfg.stages[0].warmup, cfg.batch_size = 3, 1, 4
     rec = train(cfg, train_set, test_set, log=lambda m: None)
     assert (tmp_path / "ft" / "model.pt").is_file() and rec["train_items"] == 5
+
+
+def test_prompt_classifier_trains_and_predicts(tmp_path: Path) -> None:
+    import torch
+
+    from medq.assess import prompt_classifier as pc
+
+    net, rec = pc.train_classifier(steps=3, n_train=14, n_test=7, log=lambda m: None)
+    assert 0.0 <= rec["test_modality_accuracy"] <= 1.0 and rec["n_train"] == 14
+    x = torch.from_numpy(pc.classifier_input(MedImage(np.zeros((40, 30)) + 1, (1, 1), "OT")))
+    m, r = net.eval()(x[None])
+    assert m.shape == (1, len(pc.MODALITIES)) and r.shape[0] == 1

@@ -41,11 +41,11 @@ def predict(model: IQAModel, data: dict[str, np.ndarray], use_prompts: bool = Tr
 
 
 def subset_metrics(pred: np.ndarray, target: np.ndarray) -> dict[str, float]:
-    """SRCC, PLCC (after the logistic fit) and RMSE of one subset (NaN when too small)."""
+    """SRCC, PLCC and RMSE (both after the 4-parameter logistic fit) of one subset."""
     if len(pred) < 3:
         return {"n": len(pred), "srcc": float("nan"), "plcc": float("nan"), "rmse": float("nan")}
     return {"n": int(len(pred)), "srcc": srcc(pred, target), "plcc": plcc_logistic(pred, target),
-            "rmse": rmse(pred, target)}
+            "rmse": rmse(pred, target, logistic=True)}
 
 
 SUBSETS = {"CT": ("CT",), "MR": ("MR",), "PT": ("PT",), "XR": ("DX", "CR"), "OP": ("OP",)}
