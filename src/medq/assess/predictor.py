@@ -73,7 +73,6 @@ class Assessor:
         image = item if isinstance(item, MedImage) else load(item, modality=self.modality)
         prompts = self.prompts(image)
         x, indices = image_inputs(image, self.size, prompts.type)
-        x = np.repeat(x, 3, axis=1) if x.shape[1] == 1 else x
         return {"image": image, "prompts": prompts, "x": torch.from_numpy(x),
                 "indices": indices, "p": torch.from_numpy(encode(prompts))}
 

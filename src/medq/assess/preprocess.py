@@ -100,18 +100,20 @@ def model_input(array: np.ndarray, modality: str, size: int,
 
 def image_inputs(image: Any, size: int, ct_type: str = "ct_soft_tissue", n_slices: int = 7,
                  salient: bool = True) -> tuple[np.ndarray, list[int]]:
-    """A MedImage → (`[n, C, size, size]` model inputs, slice indices; `[0]` for 2D images).
+    """A MedImage → (`[n, 3, size, size]` model inputs, slice indices; `[0]` for 2D images).
 
-    Volumes give their `n_slices` salient slices (`salient=False`: the middle slice only).
+    Grey images are repeated to three channels. Volumes give their `n_slices` salient slices
+    (`salient=False`: the middle slice only).
     """
     from medq.assess.slices import salient_slices
 
     window = ct_window(image.meta, ct_type) if image.modality == "CT" else None
     if not image.is_volume:
-        return model_input(image.array, image.modality, size, window)[None], [0]
-    if salient:
-        indices = salient_slices(image.array, n=n_slices, modality=image.modality)
+        indices, planes = [0], [image.array]
     else:
-        indices = [image.shape[0] // 2]
-    views = [model_input(image.array[i], image.modality, size, window) for i in indices]
-    return np.stack(views), [int(i) for i in indices]
+        indices = (salient_slices(image.array, n=n_slices, modality=image.modality) if salient
+                   else [image.shape[0] // 2])
+        planes = [image.array[i] for i in indices]
+    x = np.stack([model_input(a, image.modality, size, window) for a in planes])
+    x = np.repeat(x, 3, axis=1) if x.shape[1] == 1 else x
+    return x, [int(i) for i in indices]

@@ -117,8 +117,6 @@ def make_item(source: Source, dim: str, seed: int, plan: BenchPlan) -> dict[str,
     records = image.meta.get("degradations", [])
     prompts = prompts_from_image(image)
     x, indices = image_inputs(image, plan.size, prompts.type, plan.n_slices)
-    if x.shape[1] == 1:
-        x = np.repeat(x, 3, axis=1)
     return {"x": x.astype(np.float16), "prompt": encode(prompts), "source": source.name,
             "modality": source.modality, "dim": dim, "records": records,
             "slices": indices, **targets(records)}
@@ -144,8 +142,12 @@ def _run(job: tuple[str, str, int], plan: BenchPlan) -> dict[str, Any]:
     return make_item(next(s for s in sources() if s.name == name), dim, seed, plan)
 
 
-def _pack(items: list[dict[str, Any]]) -> dict[str, np.ndarray]:
-    """Stack items into arrays: slices flat in `x` `[S, 3, H, W]`, item i at `offset[i]`."""
+def pack(items: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """Stack items into arrays: slices flat in `x` `[S, 3, H, W]`, item i at `offset[i]`.
+
+    `labelled` marks items with engine records (physics and finding targets); items without
+    (`labelled: False`, e.g. user-scored images) train the score only.
+    """
     counts = np.array([it["x"].shape[0] for it in items])
     x = np.concatenate([it["x"] for it in items])
     return {"x": x, "n_valid": counts, "offset": np.r_[0, np.cumsum(counts)[:-1]],
@@ -153,6 +155,7 @@ def _pack(items: list[dict[str, Any]]) -> dict[str, np.ndarray]:
             "score": np.array([it["score"] for it in items], dtype=np.float32),
             "physics": np.stack([it["physics"] for it in items]),
             "severity": np.stack([it["severity"] for it in items]),
+            "labelled": np.array([it.get("labelled", True) for it in items]),
             "source": np.array([it["source"] for it in items]),
             "modality": np.array([it["modality"] for it in items]),
             "dim": np.array([it["dim"] for it in items])}
@@ -176,7 +179,7 @@ def build(plan: BenchPlan, split: str, workers: int = 2, progress: bool = True
             return {k: data[k] for k in data.files}
     jobs = sorted(_jobs(plan, split), key=lambda j: (j[0], j[1]))  # projector cache hits
     items = _map(jobs, plan, workers, progress, f"building {split} benchmark")
-    packed = _pack(items)
+    packed = pack(items)
     folder.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, **packed)

@@ -14,7 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from medq.assess.models.blocks import FINDING_TYPES
 from medq.assess.prompts import encode, prompts_from_image
+from medq.data.bench import KINDS
 from medq.errors import InvalidParameter, MedqError
 
 MIN_ROWS = 5
@@ -58,24 +60,11 @@ def _item(row: dict[str, Any], size: int) -> dict[str, Any]:
         image = image.evolve(region=row["region"])
     prompts = prompts_from_image(image)
     x, _ = image_inputs(image, size, prompts.type)
-    x = np.repeat(x, 3, axis=1) if x.shape[1] == 1 else x
     return {"x": x.astype(np.float16), "prompt": encode(prompts), "score": row["score"],
+            "physics": np.zeros(len(KINDS), np.float32),
+            "severity": np.zeros(len(FINDING_TYPES), np.int64), "labelled": False,
             "modality": image.modality, "dim": "3d" if image.is_volume else "2d",
             "source": str(row["path"])}
-
-
-def _pack(items: list[dict[str, Any]], n_physics: int, n_findings: int) -> dict[str, np.ndarray]:
-    counts = np.array([it["x"].shape[0] for it in items])
-    return {"x": np.concatenate([it["x"] for it in items]), "n_valid": counts,
-            "offset": np.r_[0, np.cumsum(counts)[:-1]],
-            "prompt": np.stack([it["prompt"] for it in items]),
-            "score": np.array([it["score"] for it in items], dtype=np.float32),
-            "physics": np.zeros((len(items), n_physics), np.float32),
-            "severity": np.zeros((len(items), n_findings), np.int64),
-            "labelled": np.zeros(len(items), bool),
-            "source": np.array([it["source"] for it in items]),
-            "modality": np.array([it["modality"] for it in items]),
-            "dim": np.array([it["dim"] for it in items])}
 
 
 def load_scores(path: str | Path, size: int = 224, seed: int = 0
@@ -83,8 +72,7 @@ def load_scores(path: str | Path, size: int = 224, seed: int = 0
     """(train, test) packed sets from a scores CSV; unreadable images are skipped with a note."""
     import sys
 
-    from medq.assess.models.blocks import FINDING_TYPES
-    from medq.data.bench import KINDS
+    from medq.data.bench import pack
 
     items = []
     for row in read_scores(path):
@@ -97,5 +85,4 @@ def load_scores(path: str | Path, size: int = 224, seed: int = 0
     order = np.random.default_rng(seed).permutation(len(items))
     n_test = max(1, len(items) // 5)
     test, train = order[:n_test], order[n_test:]
-    return (_pack([items[i] for i in train], len(KINDS), len(FINDING_TYPES)),
-            _pack([items[i] for i in test], len(KINDS), len(FINDING_TYPES)))
+    return pack([items[i] for i in train]), pack([items[i] for i in test])
