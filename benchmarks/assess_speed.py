@@ -15,6 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -24,7 +26,7 @@ def make_slices(folder: Path, n: int) -> list[Path]:
     from medq.io import save
 
     src = next(s for s in sources("test") if s.name == "ct_693")
-    image = src.draw(None, "2d")  # type: ignore[arg-type]  # file sources ignore the rng
+    image = src.draw(np.random.default_rng(0), "2d")
     first = save(image, folder / "slice_000.dcm")
     paths = [Path(first)]
     for i in range(1, n):

@@ -118,9 +118,16 @@ def test_prompt_classifier_trains_and_predicts(tmp_path: Path) -> None:
     import torch
 
     from medq.assess import prompt_classifier as pc
+    from medq.train.loop import train
 
-    net, rec = pc.train_classifier(steps=3, n_train=14, n_test=7, log=lambda m: None)
+    cfg = config_from_dict({"name": "pc", "model": "prompt-classifier", "task": "prompts",
+                            "model_args": {"steps": 3, "n_train": 14, "n_test": 7},
+                            "output": str(tmp_path / "pc")})
+    rec = train(cfg, log=lambda m: None)
     assert 0.0 <= rec["test_modality_accuracy"] <= 1.0 and rec["n_train"] == 14
+    assert "modality accuracy" in (tmp_path / "pc" / "card.md").read_text()
+    net = pc.PromptNet()
+    net.load_state_dict(torch.load(tmp_path / "pc" / "model.pt", weights_only=True)["state_dict"])
     x = torch.from_numpy(pc.classifier_input(MedImage(np.zeros((40, 30)) + 1, (1, 1), "OT")))
     m, r = net.eval()(x[None])
     assert m.shape == (1, len(pc.MODALITIES)) and r.shape[0] == 1

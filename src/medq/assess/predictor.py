@@ -18,6 +18,7 @@ import torch
 
 from medq.assess.assessment import Assessment, clean_number, findings_from, grade_for
 from medq.assess.preprocess import image_inputs
+from medq.assess.prompt_classifier import load_classifier
 from medq.assess.prompts import Prompts, encode, prompts_from_image
 from medq.assess.weights import DEFAULT_MODEL, load_weights
 from medq.errors import InputError, MedqError, ModelError
@@ -42,7 +43,7 @@ class Assessor:
         self.batch_size = max(1, int(batch_size))
         self.measures = measures
         self.modality = modality
-        self._predict_prompts = _prompt_classifier()
+        self._predict_prompts = load_classifier()
 
     def prompts(self, image: MedImage) -> Prompts:
         """The four prompts of an image (tags first, then the prompt classifier)."""
@@ -148,12 +149,3 @@ def _measures(image: MedImage, indices: list[int]) -> dict[str, float | None]:
         finite = [v[key] for v in values if np.isfinite(v[key])]
         merged[key] = clean_number(np.mean(finite)) if finite else None
     return merged
-
-
-def _prompt_classifier() -> Callable[[MedImage, tuple[str, ...]], dict[str, str]] | None:
-    """The shipped prompt classifier's `predict_missing` hook, or None when not shipped."""
-    try:
-        from medq.assess.prompt_classifier import load_classifier
-    except ImportError:
-        return None
-    return load_classifier()

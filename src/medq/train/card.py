@@ -64,3 +64,20 @@ def write_card(folder: Path, cfg: TrainConfig, record: dict[str, Any]) -> Path:
     path = Path(folder) / "card.md"
     atomic_write_text(path, card_text(cfg, record))
     return path
+
+
+def prompt_card_text(cfg: TrainConfig, record: dict[str, Any], net: Any) -> str:
+    """The prompt classifier's model card as Markdown."""
+    n_params = sum(p.numel() for p in net.parameters())
+    return f"""# {cfg.name}
+
+Prompt classifier (`PromptNet`, {n_params} parameters) trained by
+`medq train configs/prompt_classifier.yaml`: seed {cfg.seed}, {record['steps']} steps of batch
+64, {record['n_train']} examples drawn from the benchmark's training sources (clean or with mild/
+moderate blur, low contrast or low resolution), wall time {record['wall_time_s']:.0f} s.
+It fills the modality and region prompts of images whose files do not state them.
+
+Held-out test sources ({record['n_test']} examples): modality accuracy
+{record['test_modality_accuracy']:.3f}, region accuracy {record['test_region_accuracy']:.3f}.
+CT and MR types are not predicted (catch-all `ct_other` / `mr_other`).
+"""

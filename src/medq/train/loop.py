@@ -220,6 +220,7 @@ def _jsonable(obj: Any) -> Any:
 def train_prompt_classifier(cfg: TrainConfig, log: Any) -> dict[str, Any]:
     """Train the prompt classifier (`task: prompts`); `model_args` go to `train_classifier`."""
     from medq.assess.prompt_classifier import train_classifier
+    from medq.train.card import prompt_card_text
 
     set_threads()
     started = time.time()
@@ -230,17 +231,6 @@ def train_prompt_classifier(cfg: TrainConfig, log: Any) -> dict[str, Any]:
     with atomic_path(out / "model.pt") as tmp:
         torch.save({"model": "PromptNet", "state_dict": net.state_dict(), "medq": record}, tmp)
     atomic_write_text(out / "metrics.json", json.dumps(record, indent=2))
-    atomic_write_text(out / "card.md", f"""# {cfg.name}
-
-Prompt classifier (`PromptNet`, {sum(p.numel() for p in net.parameters())} parameters) trained
-by `medq train configs/prompt_classifier.yaml`: seed {cfg.seed}, {record['steps']} steps of batch
-64, {record['n_train']} examples drawn from the benchmark's training sources (clean or with mild/
-moderate blur, low contrast or low resolution), wall time {record['wall_time_s']:.0f} s.
-It fills the modality and region prompts of images whose files do not state them.
-
-Held-out test sources ({record['n_test']} examples): modality accuracy
-{record['test_modality_accuracy']:.3f}, region accuracy {record['test_region_accuracy']:.3f}.
-CT and MR types are not predicted (catch-all `ct_other` / `mr_other`).
-""")
+    atomic_write_text(out / "card.md", prompt_card_text(cfg, record, net))
     log(f"{cfg.name}: modality accuracy {record['test_modality_accuracy']:.3f} → {out}")
     return record
