@@ -1,0 +1,159 @@
+"""`medq qc run|export|make-archive`: QC of whole archives on Dask, results in a database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+
+from medq.cli.common import EXIT_BAD_INPUT, EXIT_INTERNAL, Outcome, app, err, out, print_json
+
+qc_app = typer.Typer(help="Quality control of whole archives: assess every item on Dask, keep "
+                          "the results in a database, export them.", no_args_is_help=True)
+app.add_typer(qc_app, name="qc")
+
+DB_OPTION = typer.Option("sqlite:///qc.sqlite", "--db",
+                         help="Results database: a SQLAlchemy URL (sqlite:///qc.sqlite, "
+                              "postgresql+psycopg://user:pw@host/db) or a SQLite file path.")
+
+
+class _RateColumn(ProgressColumn):
+    """Items per second."""
+
+    def render(self, task: Task) -> Text:
+        """The task's recent speed."""
+        speed = task.speed
+        return Text("" if speed is None else f"{speed:.1f} items/s", style="progress.data.speed")
+
+
+def _exit_code(results: list[dict[str, Any]]) -> int:
+    """1 when an item failed for an internal reason, else 2 when any input was bad, else 0."""
+    failed = [r for r in results if r["status"] == "error"]
+    if any(not r.get("bad_input", True) for r in failed):
+        return EXIT_INTERNAL
+    return EXIT_BAD_INPUT if failed else 0
+
+
+@qc_app.command("run")
+def run(
+    archive: Path = typer.Argument(..., help="Folder to QC (walked recursively) or one file."),
+    db: str = DB_OPTION,
+    workers: int | None = typer.Option(None, "--workers", "-w", min=1,
+                                       help="Local worker processes (default: one per core)."),
+    scheduler: str | None = typer.Option(None, "--scheduler",
+                                         help="Address of a running Dask scheduler to use "
+                                              "instead of local workers (tcp://host:8786)."),
+    model: str = typer.Option("mediqa-s", "--model", "-m",
+                              help="Shipped model name or path to a checkpoint (.pt)."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary at the end."),
+    measures: bool = typer.Option(True, "--measures/--no-measures",
+                                  help="Also compute the classical measures."),
+    batch_size: int = typer.Option(4, "--batch-size", min=1, help="Items per Dask task."),
+    retry_errors: bool = typer.Option(False, "--retry-errors",
+                                      help="Assess again the items stored as errors."),
+) -> None:
+    """Assess every item of an archive; unchanged items already in the database are skipped."""
+    from medq.assess.weights import resolve
+    from medq.qc.runner import run_qc
+    from medq.qc.store import Store
+
+    outcome = Outcome()
+    if isinstance(outcome.run(model, lambda: resolve(model)), BaseException):
+        outcome.exit()
+    store = outcome.run(db, lambda: Store(db))
+    if isinstance(store, BaseException):
+        outcome.exit()
+    results: list[dict[str, Any]] = []
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  _RateColumn(), TimeRemainingColumn(), console=err,
+                  disable=not err.is_terminal) as bar:
+        task = bar.add_task("finding items", total=None)
+
+        def on_plan(todo: int, skipped: int) -> None:
+            bar.update(task, total=todo, description="assessing" + (
+                f" ({skipped} unchanged skipped)" if skipped else ""))
+
+        def on_result(result: dict[str, Any]) -> None:
+            results.append({"status": result["status"], "bad_input": result.get("bad_input")})
+            if result["status"] == "error":
+                err.print(f"medq: error: {result['error']}", markup=False, highlight=False)
+            bar.advance(task)
+
+        summary = outcome.run(archive, lambda: run_qc(
+            archive, store, model=model, workers=workers, scheduler=scheduler,
+            measures=measures, batch=batch_size, retry_errors=retry_errors,
+            on_plan=on_plan, on_result=on_result))
+    store.close()
+    if isinstance(summary, BaseException):
+        outcome.exit()
+    public = {k: summary[k] for k in ("total", "ok", "errors", "skipped", "seconds")}
+    if as_json:
+        print_json(public)
+    else:
+        out.print(f"{public['total']} items: {public['ok']} ok, {public['errors']} errors, "
+                  f"{public['skipped']} skipped (unchanged) in {public['seconds']:.1f} s "
+                  f"→ {store.display_url}", highlight=False)
+    raise typer.Exit(_exit_code(results))
+
+
+@qc_app.command("export")
+def export(
+    db: str = DB_OPTION,
+    output: Path = typer.Option(..., "--output", "-o", help="File to write."),
+    fmt: str | None = typer.Option(None, "--format", "-f",
+                                   help="csv, tsv, parquet or json (default: from the suffix)."),
+    model: str | None = typer.Option(None, "--model", "-m",
+                                     help="Only the results of this model."),
+) -> None:
+    """Export the results: one row per item (path, status, score, grade, verdict, error, …)."""
+    from medq.qc.export import export_items
+    from medq.qc.store import Store
+
+    outcome = Outcome()
+    store = outcome.run(db, lambda: Store(db))
+    if isinstance(store, BaseException):
+        outcome.exit()
+    rows = outcome.run(output, lambda: export_items(store, output, fmt, model=model))
+    store.close()
+    if not isinstance(rows, BaseException):
+        err.print(f"{rows} rows → {output}", highlight=False)
+    outcome.exit()
+
+
+@qc_app.command("make-archive")
+def make_archive_command(
+    directory: Path = typer.Argument(..., help="Folder to write the archive into."),
+    n: int = typer.Option(1000, "--n", min=1, help="DICOM files to write (about)."),
+    all_samples: bool = typer.Option(True, "--all-samples/--fast-samples",
+                                     help="Use every bundled sample (radiograph, PET and fundus "
+                                          "take a few seconds to prepare) or only the fast ones."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the degradations."),
+    as_json: bool = typer.Option(False, "--json", help="Print what was written as JSON."),
+) -> None:
+    """Write a test archive: bundled samples × degradations as DICOM, plus corrupt files."""
+    from medq.qc.archive import ALL_SAMPLES, FAST_SAMPLES, make_archive
+
+    outcome = Outcome()
+    made = outcome.run(directory, lambda: make_archive(
+        directory, n, samples=ALL_SAMPLES if all_samples else FAST_SAMPLES, seed=seed))
+    if isinstance(made, BaseException):
+        outcome.exit()
+    summary = {"directory": str(directory), "files": made["files"], "items": len(made["items"]),
+               "series": len(made["series"]), "corrupt": len(made["corrupt"])}
+    if as_json:
+        print_json(summary)
+    else:
+        out.print(f"{summary['files']} DICOM files ({summary['items']} items, "
+                  f"{summary['series']} series, {summary['corrupt']} corrupt) → {directory}",
+                  highlight=False)

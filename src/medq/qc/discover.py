@@ -1,0 +1,185 @@
+"""Archive → QC items: a DICOM series in a folder is one 3D item, every other image file one item.
+
+DICOM files of a folder are grouped by SeriesInstanceUID (headers read with pydicom
+`stop_before_pixels`). A group of two or more single-frame slices of one size with positions is
+a series item; anything else (one file, projection views sharing a UID, multi-frame files) gives
+one item per file. Non-image DICOM objects (structured reports, presentation states, RT plans,
+…) and non-image files (text, JSON sidecars, …) are not items. A file that cannot be read —
+empty, random bytes, truncated — is still an item: assessing it records the reason.
+
+Item paths are what the results store records: the file, the series folder when the folder holds
+only that series, else `<folder>#<SeriesInstanceUID>`. `load_item` loads any of them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from medq.errors import EmptySeries, MedqError, MissingInput, UnreadableImage, UnsupportedImage
+from medq.image import MedImage
+
+NON_IMAGE_MODALITIES = frozenset({"SR", "PR", "KO", "RTPLAN", "RTSTRUCT", "RTRECORD", "DOC",
+                                  "REG", "ECG", "AU", "HD", "FID", "PLAN"})
+"""DICOM modalities of objects without an image to assess."""
+
+SERIES_MARK = "#"
+"""Separator of `<folder>#<SeriesInstanceUID>` item paths."""
+
+
+@dataclass(frozen=True)
+class Item:
+    """One thing to assess: its store path, its member files (sorted) and whether it is a series."""
+
+    path: str
+    files: tuple[str, ...]
+    series: bool = False
+
+
+@dataclass
+class _Header:
+    """What grouping needs from one DICOM file's header."""
+
+    path: Path
+    uid: str | None
+    frames: int
+    size: tuple[int, int]
+    positioned: bool
+
+
+def _is_candidate(path: Path) -> bool:
+    """True for files that may be images (hidden files, DICOMDIR and known non-images are not)."""
+    from medq.io import _NOT_IMAGES
+
+    name = path.name
+    if name.startswith(".") or name.upper() == "DICOMDIR":
+        return False
+    return not (path.suffix and path.suffix.lower() in _NOT_IMAGES)
+
+
+def _header(path: Path) -> _Header | None:
+    """The grouping header of a DICOM file; None for a non-image object; raises when unreadable."""
+    from medq.io.dicom import read_dataset
+
+    ds = read_dataset(path, stop_before_pixels=True)
+    if str(ds.get("Modality", "") or "").upper() in NON_IMAGE_MODALITIES:
+        return None
+    uid = str(ds.get("SeriesInstanceUID", "") or "").strip() or None
+    try:
+        frames = int(ds.get("NumberOfFrames") or 1)
+    except (TypeError, ValueError):
+        frames = 1
+    size = (int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0))
+    return _Header(path, uid, frames, size, ds.get("ImagePositionPatient") is not None)
+
+
+def _classify(path: Path) -> tuple[str, _Header | None]:
+    """('skip' | 'file' | 'unreadable' | 'dicom', header) for one file of a folder."""
+    from medq.io import sniff
+
+    if not _is_candidate(path):
+        return "skip", None
+    try:
+        fmt = sniff(path)
+    except UnsupportedImage:
+        return "skip", None
+    except MedqError:
+        return "unreadable", None  # empty or unreadable: an item whose assessment says why
+    if fmt != "dicom":
+        return "file", None
+    try:
+        header = _header(path)
+    except Exception:  # noqa: BLE001 - a malformed header is the file's problem, reported later
+        return "unreadable", None
+    return ("skip", None) if header is None else ("dicom", header)
+
+
+def _is_volume(group: list[_Header]) -> bool:
+    """A series item: ≥ 2 single-frame slices of one size, each with ImagePositionPatient."""
+    return (len(group) >= 2 and all(h.frames == 1 and h.positioned for h in group)
+            and len({h.size for h in group}) == 1)
+
+
+def folder_items(folder: Path, names: list[str]) -> list[Item]:
+    """The items among the files `names` of one folder."""
+    singles: list[Path] = []
+    dicom_like = 0  # single files that are (or may be) DICOM: they stop a folder being one series
+    groups: dict[str, list[_Header]] = {}
+    for name in sorted(names):
+        path = folder / name
+        kind, header = _classify(path)
+        if kind in ("file", "unreadable") or (header is not None and header.uid is None):
+            singles.append(path)
+            dicom_like += kind != "file"
+        elif header is not None and header.uid is not None:
+            groups.setdefault(header.uid, []).append(header)
+    volumes = {uid: g for uid, g in groups.items() if _is_volume(g)}
+    for uid, group in groups.items():
+        if uid not in volumes:
+            singles += [h.path for h in group]
+            dicom_like += len(group)
+    alone = len(volumes) == 1 and dicom_like == 0
+    items = [Item(str(p), (str(p),)) for p in singles]
+    for uid, group in volumes.items():
+        path = str(folder) if alone else f"{folder}{SERIES_MARK}{uid}"
+        items.append(Item(path, tuple(sorted(str(h.path) for h in group)), series=True))
+    return items
+
+
+def discover(archive: str | Path) -> list[Item]:
+    """Every item under `archive` (a folder, walked recursively, or one file), sorted by path."""
+    root = Path(archive).expanduser()
+    if not root.exists():
+        raise MissingInput("no such file or directory", root)
+    root = root.resolve()
+    if root.is_file():
+        return folder_items(root.parent, [root.name]) if _is_candidate(root) else []
+    items: list[Item] = []
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        items += folder_items(Path(folder), files)
+    return sorted(items, key=lambda item: item.path)
+
+
+def _load_group(files: list[Path], source: str) -> MedImage:
+    """One series from explicit member files (the folder may hold other series)."""
+    from medq.io import _finite
+    from medq.io.dicom import _assemble, read_dataset
+
+    datasets = [read_dataset(f) for f in files]
+    try:
+        image = _assemble(datasets, files, Path(source), "dicom-series")
+    except MedqError:
+        raise
+    except Exception as e:
+        raise UnreadableImage(f"malformed DICOM series ({type(e).__name__}: {e})", source) from e
+    return _finite(image)
+
+
+def load_item(item: Item | str | Path) -> MedImage:
+    """Load a QC item, or the item a stored path names (file, series folder, folder#UID)."""
+    from medq.io import load
+
+    if not isinstance(item, Item):
+        item = _item_from_path(str(item))
+    if not item.series or len(item.files) == 1:
+        return load(item.files[0])
+    if SERIES_MARK not in item.path or Path(item.path).is_dir():
+        return load(item.path)
+    return _load_group([Path(f) for f in item.files], item.path)
+
+
+def _item_from_path(path: str) -> Item:
+    """Rebuild the Item a stored path names (re-reading the folder's headers for a series)."""
+    p = Path(path)
+    if p.is_file():
+        return Item(path, (path,))
+    folder = p if p.is_dir() else Path(path.rsplit(SERIES_MARK, 1)[0])
+    if not folder.is_dir():
+        raise MissingInput("no such file or directory", path)
+    names = [f.name for f in folder.iterdir() if f.is_file()]
+    found = [i for i in folder_items(folder, names) if i.series and i.path == str(p)]
+    if not found:
+        raise EmptySeries("no DICOM series of that name in the folder", path)
+    return found[0]

@@ -1,0 +1,122 @@
+"""Export the QC results: one row per item (MRIQC-style group table) as CSV, TSV, Parquet or JSON.
+
+Columns: `path, status, score, grade, verdict, recall, error`, then modality, region, dimension,
+shape, findings, the latest review (`review`, `reviewer`, `reviewed_at`), description, model,
+fingerprint, run_id, updated_at, and one column per classical measure. In CSV/TSV/Parquet the
+findings become `type (severity)` text and the shape `ZxYxX`; JSON keeps them structured (and
+the measures as a `measures` object). Files are written atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from medq.errors import InvalidParameter
+
+if TYPE_CHECKING:
+    from medq.qc.store import Store
+
+FORMATS = ("csv", "tsv", "parquet", "json")
+"""Export formats."""
+
+COLUMNS = ("path", "status", "score", "grade", "verdict", "recall", "error", "modality", "region",
+           "dimension", "shape", "findings", "review", "reviewer", "reviewed_at", "description",
+           "model", "fingerprint", "run_id", "updated_at")
+"""Columns of every export, in order (measure columns follow in flat formats)."""
+
+_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".parquet": "parquet", ".pq": "parquet",
+             ".json": "json"}
+
+
+def format_for(path: str | Path, fmt: str | None = None) -> str:
+    """The export format: `fmt` when given, else from the file's suffix."""
+    if fmt is not None:
+        if fmt.lower() not in FORMATS:
+            raise InvalidParameter(f"unknown export format {fmt!r}; choose from "
+                                   f"{', '.join(FORMATS)}")
+        return fmt.lower()
+    found = _SUFFIXES.get(Path(path).suffix.lower())
+    if found is None:
+        raise InvalidParameter("cannot tell the export format from the suffix; give --format "
+                               f"({', '.join(FORMATS)})", path)
+    return found
+
+
+def _findings_text(findings: list[dict[str, Any]] | None) -> str | None:
+    if findings is None:
+        return None
+    return "; ".join(f"{f.get('type')} ({f.get('severity')})" for f in findings)
+
+
+def item_row(item: dict[str, Any], flat: bool) -> dict[str, Any]:
+    """One export row of a store item (see the module docstring for flat vs JSON)."""
+    review = item.get("last_review") or {}
+    row = {key: item.get(key) for key in COLUMNS}
+    row.update(review=review.get("decision"), reviewer=review.get("reviewer"),
+               reviewed_at=review.get("created_at"))
+    if not flat:
+        row["measures"] = item.get("measures")
+        return row
+    row["findings"] = _findings_text(item.get("findings"))
+    shape = item.get("shape")
+    row["shape"] = "x".join(str(s) for s in shape) if shape else None
+    for key, value in (item.get("measures") or {}).items():
+        row[key if key not in COLUMNS else f"measure_{key}"] = value
+    return row
+
+
+def export_rows(store: Store, *, flat: bool = True, model: str | None = None
+                ) -> list[dict[str, Any]]:
+    """Every item of the store (one model, or all), sorted by path, as export rows."""
+    return [item_row(item, flat) for item in store.items(sort="path", model=model)]
+
+
+def _columns(rows: list[dict[str, Any]]) -> list[str]:
+    """The fixed columns, then every measure column in name order."""
+    extra = sorted({key for row in rows for key in row} - set(COLUMNS))
+    return [*COLUMNS, *extra]
+
+
+def _write_delimited(path: Path, rows: list[dict[str, Any]], delimiter: str) -> None:
+    columns = _columns(rows)
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns, delimiter=delimiter, restval="",
+                                extrasaction="raise", lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: "" if v is None else v for k, v in row.items()})
+
+
+def _write_parquet(path: Path, rows: list[dict[str, Any]]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns = _columns(rows)
+    table = pa.Table.from_pylist([{c: row.get(c) for c in columns} for row in rows])
+    if not rows:
+        table = pa.table({c: pa.array([], type=pa.string()) for c in columns})
+    pq.write_table(table, path)
+
+
+def export_items(store: Store, dest: str | Path, fmt: str | None = None, *,
+                 model: str | None = None) -> int:
+    """Write the store's items to `dest` as csv/tsv/parquet/json; returns the number of rows."""
+    from medq.io.atomic import atomic_path
+
+    dest = Path(dest)
+    fmt = format_for(dest, fmt)
+    rows = export_rows(store, flat=fmt != "json", model=model)
+    try:
+        with atomic_path(dest) as tmp:
+            if fmt == "json":
+                tmp.write_text(json.dumps(rows, indent=2, default=str) + "\n", encoding="utf-8")
+            elif fmt == "parquet":
+                _write_parquet(tmp, rows)
+            else:
+                _write_delimited(tmp, rows, "," if fmt == "csv" else "\t")
+    except OSError as e:
+        raise InvalidParameter(f"cannot write ({e.strerror or e})", dest) from e
+    return len(rows)

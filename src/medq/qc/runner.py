@@ -1,0 +1,295 @@
+"""Assess an archive on Dask distributed and stream each result into the results store.
+
+`run_qc` discovers the items, fingerprints them, skips those already stored with the same
+fingerprint and model, and assesses the rest in small batches on a `LocalCluster` of worker
+processes (one thread each, torch threads = 1) or on an existing scheduler. Each worker loads the
+model once. Results are written by this (client) process as they arrive, one transaction each, so
+a run killed at any moment loses at most the items in flight. A failed item becomes an `error`
+row with its one-line reason; a batch that fails as a whole is retried item by item.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from medq.qc.discover import Item
+
+if TYPE_CHECKING:
+    from distributed import Client, Future
+
+    from medq.image import MedImage
+    from medq.qc.store import Store
+
+BATCH = 4
+"""Items per Dask task."""
+
+LOCAL_CLUSTER_CONFIG = {
+    # Dask's nanny sets MALLOC_TRIM_THRESHOLD_ for its workers, which turns glibc's adaptive
+    # mmap threshold off: every large NumPy temporary is then mmap'd and page-faulted afresh
+    # (≈ 20× the page faults, a third more wall time per item). medq's workers keep the default.
+    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+    # The workers' statistical profiler (a sample every 10 ms) and the 20 ms event-loop tick
+    # cost ≈ 5 % of a core per idle process; on a 2-core machine that is scaling lost.
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "1s",
+    "distributed.admin.system-monitor.interval": "2s",
+    "distributed.worker.memory.monitor-interval": "1s",
+    "distributed.scheduler.work-stealing-interval": "1s",
+}
+"""Dask settings of the LocalCluster `medq qc run` starts (a remote cluster keeps its own)."""
+
+IN_FLIGHT_PER_WORKER = 3
+"""Tasks kept in flight per worker thread (enough to hide scheduling latency, little memory)."""
+
+
+def default_workers() -> int:
+    """Worker processes by default: the CPU cores this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def model_key(model: str) -> str:
+    """The model as the store records it: a shipped name as is, a checkpoint by absolute path."""
+    path = Path(model).expanduser()
+    return str(path.resolve()) if path.is_file() else model
+
+
+# --- worker side ------------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=2)
+def worker_assessor(model: str, measures: bool = True) -> Any:
+    """The worker process's Assessor (loaded once per process, one torch thread)."""
+    import torch
+
+    from medq.assess.predictor import Assessor
+
+    torch.set_num_threads(1)
+    return Assessor(model, batch_size=16, measures=measures, threads=1)
+
+
+def error_result(item: Item, exc: BaseException) -> dict[str, Any]:
+    """The stored form of a failed item: status `error` and the one-line reason."""
+    from medq.cli.common import fail_line
+    from medq.errors import InputError
+
+    return {"path": item.path, "status": "error", "error": fail_line(item.path, exc),
+            "dimension": "3D" if item.series else None, "bad_input": isinstance(exc, InputError)}
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_once(message: str, kind: str) -> None:
+    """Log a one-line warning the first time this process meets a kind of problem."""
+    if kind not in _WARNED:
+        _WARNED.add(kind)
+        logging.getLogger(__name__).warning(message)
+
+
+def ok_result(item: Item, assessment: Any, image: MedImage) -> dict[str, Any]:
+    """The stored form of an assessed item (score, grade, verdict, findings, description, …)."""
+    from medq.describe import report_from, verdict_for
+
+    prompts = assessment.prompts or {}
+    try:
+        description = report_from(assessment, image).text
+    except Exception as e:  # noqa: BLE001 - the model result stands even if its wording fails
+        _warn_once(f"medq: warning: {item.path}: no description "
+                   f"({' '.join(f'{type(e).__name__}: {e}'.split())})", type(e).__name__)
+        description = None
+    return {
+        "path": item.path, "status": "ok", "error": None,
+        "dimension": "3D" if image.is_volume else "2D",
+        "modality": assessment.modality, "region": prompts.get("region") or image.region,
+        "shape": list(assessment.shape), "score": assessment.score, "grade": assessment.grade,
+        "verdict": verdict_for(assessment.score), "recall": assessment.recall,
+        "findings": assessment.findings, "measures": assessment.measures,
+        "description": description,
+    }
+
+
+def assess_batch(items: Sequence[Item], model: str, measures: bool = True) -> list[dict[str, Any]]:
+    """Load and assess a batch of items (runs on a worker); one result dict per item, in order."""
+    from medq.errors import MedqError
+    from medq.qc.discover import load_item
+
+    assessor = worker_assessor(model, measures)
+    results: list[dict[str, Any] | None] = [None] * len(items)
+    loaded: list[tuple[int, MedImage]] = []
+    for i, item in enumerate(items):
+        try:
+            loaded.append((i, load_item(item)))
+        except Exception as e:  # noqa: BLE001 - every failure is the item's error row
+            results[i] = error_result(item, e)
+    outcomes = assessor.assess_many([image for _, image in loaded]) if loaded else []
+    for (i, image), outcome in zip(loaded, outcomes, strict=True):
+        results[i] = (error_result(items[i], outcome) if isinstance(outcome, MedqError)
+                      else ok_result(items[i], outcome, image))
+    return [r for r in results if r is not None]
+
+
+def warm_worker(model: str, measures: bool = True) -> str:
+    """Load the model on this worker now (keeps start-up out of throughput measurements)."""
+    return worker_assessor(model, measures).name
+
+
+# --- client side ------------------------------------------------------------------------------
+
+def plan(items: Sequence[Item], known: dict[str, str],
+         ) -> tuple[list[tuple[Item, str]], list[tuple[Item, str, OSError]], int]:
+    """(to assess with fingerprints, unreadable at fingerprinting, skipped count)."""
+    from medq.qc.fingerprint import fingerprint
+
+    todo: list[tuple[Item, str]] = []
+    unreadable: list[tuple[Item, str, OSError]] = []
+    skipped = 0
+    for item in items:
+        try:
+            fp = fingerprint(item.files)
+        except OSError as e:
+            unreadable.append((item, "unreadable", e))
+            continue
+        if known.get(item.path) == fp:
+            skipped += 1
+        else:
+            todo.append((item, fp))
+    return todo, unreadable, skipped
+
+
+def start_client(workers: int | None, scheduler: str | None) -> tuple[Client, int]:
+    """A Dask client on the scheduler at `scheduler`, else on a new LocalCluster of processes."""
+    from distributed import Client, LocalCluster
+
+    from medq.errors import InvalidParameter
+
+    if scheduler:
+        try:
+            client = Client(scheduler, timeout="30s")
+        except (OSError, TimeoutError) as e:
+            raise InvalidParameter(f"cannot reach the Dask scheduler ({e})", scheduler) from e
+        return client, max(1, len(client.nthreads()))
+    import dask
+
+    n = max(1, int(workers or default_workers()))
+    with dask.config.set(LOCAL_CLUSTER_CONFIG):
+        # the scheduler's HTTP endpoint on a free loopback port: no clash with another run;
+        # Dask's own logs stay quiet (a worker closing mid-heartbeat logs a harmless ERROR);
+        # task failures still reach the client and are recorded as the items' errors
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                               host="127.0.0.1", dashboard_address="127.0.0.1:0",
+                               silence_logs=logging.CRITICAL)
+    return Client(cluster), n
+
+
+def stop_client(client: Client, own_cluster: bool) -> None:
+    """Close the client (and the LocalCluster it owns)."""
+    cluster = client.cluster if own_cluster else None
+    client.close()
+    if cluster is not None:
+        cluster.close()
+
+
+def _batches(todo: list[tuple[Item, str]], size: int) -> list[list[tuple[Item, str]]]:
+    return [todo[i:i + size] for i in range(0, len(todo), size)]
+
+
+def assess_on(client: Client, todo: list[tuple[Item, str]], model: str, record: Callable[
+        [dict[str, Any]], None], *, measures: bool = True, batch: int = BATCH,
+        window: int = 2) -> None:
+    """Assess `todo` on the cluster, calling `record(result)` for each item as it finishes."""
+    from distributed import as_completed
+
+    pending = _batches(todo, max(1, batch))
+    pending.reverse()  # pop() from the end keeps archive order
+    futures: dict[Future, list[tuple[Item, str]]] = {}
+
+    def submit() -> Future:
+        group = pending.pop()
+        fut = client.submit(assess_batch, [item for item, _ in group], model, measures,
+                            pure=False)
+        futures[fut] = group
+        return fut
+
+    queue = as_completed([submit() for _ in range(min(window, len(pending)))])
+    for fut in queue:
+        group = futures.pop(fut)
+        try:
+            results = fut.result()  # a lost scheduler (cancelled) ends the run
+        except Exception as exc:  # noqa: BLE001 - the task failed: its items must be recorded
+            if len(group) > 1:  # the batch failed as a whole: find the culprit item by item
+                pending += [[one] for one in reversed(group)]
+            else:
+                record({**error_result(group[0][0], exc), "fingerprint": group[0][1]})
+        else:
+            fps = {item.path: fp for item, fp in group}
+            for result in results:
+                record({**result, "fingerprint": fps[result["path"]]})
+        fut.release()
+        if pending:
+            queue.add(submit())
+
+
+def run_qc(archive: str | Path, store: Store, *, model: str = "mediqa-s",
+           workers: int | None = None, scheduler: str | None = None,
+           client: Client | None = None, measures: bool = True, batch: int = BATCH,
+           retry_errors: bool = False,
+           on_plan: Callable[[int, int], None] | None = None,
+           on_result: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """QC an archive into `store`; returns `{"total", "ok", "errors", "skipped", "seconds", …}`.
+
+    `client` reuses a running Dask client (else one is started from `workers`/`scheduler` and
+    closed at the end). `on_plan(to_assess, skipped)` is called once the archive is planned,
+    `on_result(result)` after each stored result.
+    """
+    from medq.assess.weights import resolve
+    from medq.qc.discover import discover
+
+    start = time.perf_counter()
+    resolve(model)  # an unknown model fails here (ModelError), not once per item on the workers
+    key = model_key(model)
+    items = discover(archive)
+    known = store.known(key)
+    if retry_errors:
+        failed = {row["path"] for row in store.items(status="error", model=key)}
+        known = {path: fp for path, fp in known.items() if path not in failed}
+    todo, unreadable, skipped = plan(items, known)
+    counts = {"ok": 0, "errors": 0}
+    if on_plan:
+        on_plan(len(todo) + len(unreadable), skipped)
+    own = client is None and bool(todo)
+    n_workers = None
+    if own:
+        client, n_workers = start_client(workers, scheduler)
+    assess_seconds = 0.0
+    try:
+        if client is not None and not own:
+            n_workers = len(client.nthreads())
+        run_id = store.start_run(str(Path(archive).expanduser().resolve()), key, n_workers,
+                                 scheduler)
+
+        def record(result: dict[str, Any]) -> None:
+            store.record({**result, "model": key, "run_id": run_id})
+            counts["ok" if result["status"] == "ok" else "errors"] += 1
+            if on_result:
+                on_result(result)
+
+        for item, fp, exc in unreadable:
+            record({**error_result(item, exc), "fingerprint": fp})
+        if todo and client is not None:
+            t0 = time.perf_counter()
+            window = IN_FLIGHT_PER_WORKER * max(1, sum(client.nthreads().values()))
+            assess_on(client, todo, key, record, measures=measures, batch=batch, window=window)
+            assess_seconds = time.perf_counter() - t0
+    finally:
+        if own and client is not None:
+            stop_client(client, own_cluster=not scheduler)
+    summary = {"total": len(items), **counts, "skipped": skipped,
+               "seconds": round(time.perf_counter() - start, 3)}
+    store.finish_run(run_id, summary)
+    return {**summary, "run_id": run_id, "assessed": len(todo),
+            "assess_seconds": round(assess_seconds, 3)}

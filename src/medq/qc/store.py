@@ -1,0 +1,408 @@
+"""The QC results store (SQLAlchemy): runs, one row per assessed item, and reviewers' decisions.
+
+SQLite by default (a plain file path or `sqlite:///qc.sqlite`; WAL journal and a busy timeout so
+a reader — the review app — never blocks the writer), PostgreSQL by URL
+(`postgresql+psycopg://user:password@host/db`). Every `record` is one transaction, an upsert by
+(path, model): a run killed at any moment and started again ends with one row per item.
+Reviews are an append-only audit table; they never change an item's model result.
+Timestamps come back as ISO 8601 strings in UTC.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from medq.errors import InvalidParameter
+
+DECISIONS = ("accept", "reject", "comment")
+"""Review decisions."""
+
+STATUSES = ("ok", "error")
+"""Item statuses."""
+
+metadata = sa.MetaData()
+
+runs_table = sa.Table(
+    "runs", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("archive", sa.Text, nullable=False),
+    sa.Column("model", sa.String(512), nullable=False),
+    sa.Column("medq_version", sa.String(32), nullable=False),
+    sa.Column("workers", sa.Integer),
+    sa.Column("scheduler", sa.Text),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.Column("total", sa.Integer),
+    sa.Column("ok", sa.Integer),
+    sa.Column("errors", sa.Integer),
+    sa.Column("skipped", sa.Integer),
+)
+
+items_table = sa.Table(
+    "items", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("path", sa.Text, nullable=False),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("model", sa.String(512), nullable=False),
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id", ondelete="SET NULL")),
+    sa.Column("dimension", sa.String(2)),
+    sa.Column("modality", sa.String(8)),
+    sa.Column("region", sa.String(32)),
+    sa.Column("shape", sa.JSON),
+    sa.Column("score", sa.Float),
+    sa.Column("grade", sa.String(32)),
+    sa.Column("verdict", sa.String(16)),
+    sa.Column("recall", sa.Boolean),
+    sa.Column("findings", sa.JSON),
+    sa.Column("measures", sa.JSON),
+    sa.Column("description", sa.Text),
+    sa.Column("status", sa.String(8), nullable=False),
+    sa.Column("error", sa.Text),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("path", "model", name="uq_items_path_model"),
+    sa.Index("ix_items_model_status", "model", "status"),
+    sa.Index("ix_items_score", "score"),
+    sa.Index("ix_items_verdict", "verdict"),
+)
+
+reviews_table = sa.Table(
+    "reviews", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("item_id", sa.Integer, sa.ForeignKey("items.id", ondelete="CASCADE"),
+              nullable=False, index=True),
+    sa.Column("reviewer", sa.String(128), nullable=False),
+    sa.Column("decision", sa.String(16), nullable=False),
+    sa.Column("comment", sa.Text, nullable=False, default=""),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+ITEM_COLUMNS = tuple(c.name for c in items_table.columns)
+"""Columns of an item row (every `items()` dict also has `reviewed` and `last_review`)."""
+
+_WRITABLE = tuple(c for c in ITEM_COLUMNS if c not in ("id", "created_at", "updated_at"))
+_JSON_COLUMNS = ("shape", "findings", "measures")
+
+
+def database_url(url: str | Path) -> str:
+    """A SQLAlchemy URL: URLs pass through, a plain file path becomes `sqlite:///<abs path>`."""
+    text = str(url)
+    if "://" in text:
+        return text
+    return f"sqlite:///{Path(text).expanduser().resolve()}"
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _iso(value: Any) -> str | None:
+    """A stored timestamp as ISO 8601 in UTC (SQLite hands back naive UTC datetimes)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.timezone.utc)
+    return value.astimezone(dt.timezone.utc).isoformat()
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe copy: NumPy scalars → Python numbers, NaN/inf → None, tuples → lists."""
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "tolist"):  # NumPy scalar or array
+        return _plain(value.tolist())
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    return json.loads(json.dumps(value, default=str))
+
+
+def _row(mapping: Any) -> dict[str, Any]:
+    data = dict(mapping)
+    for key in ("created_at", "updated_at", "started_at", "finished_at"):
+        if key in data:
+            data[key] = _iso(data[key])
+    return data
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def _create_schema(engine: Engine, attempts: int = 5) -> None:
+    """Create the tables and indexes that are missing (safe when several processes open at once).
+
+    `CREATE … IF NOT EXISTS` makes creation idempotent; the retry covers PostgreSQL's rare
+    catalog conflict between two sessions creating the same table at the same instant.
+    """
+    from sqlalchemy.schema import CreateIndex, CreateTable
+
+    for attempt in range(attempts):
+        try:
+            with engine.begin() as conn:
+                for table in metadata.sorted_tables:
+                    conn.execute(CreateTable(table, if_not_exists=True))
+                    for index in sorted(table.indexes, key=lambda i: i.name or ""):
+                        conn.execute(CreateIndex(index, if_not_exists=True))
+            return
+        except (sa.exc.IntegrityError, sa.exc.ProgrammingError, sa.exc.OperationalError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+
+
+class Store:
+    """The results database of `medq qc`: runs, items and reviews (see the module docstring)."""
+
+    def __init__(self, url: str | Path) -> None:
+        self.url = database_url(url)
+        try:
+            parsed = sa.engine.make_url(self.url)
+        except SQLAlchemyError as e:
+            raise InvalidParameter(f"not a database URL ({e})", str(url)) from e
+        self.display_url = parsed.render_as_string(hide_password=True)
+        self.dialect = parsed.get_backend_name()
+        kwargs: dict[str, Any] = {"future": True}
+        if self.dialect == "sqlite":
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+            if parsed.database and parsed.database != ":memory:":
+                parent = Path(parsed.database).parent
+                if not parent.is_dir():
+                    raise InvalidParameter("folder of the SQLite database does not exist",
+                                           parsed.database)
+        else:
+            kwargs["pool_pre_ping"] = True
+        try:
+            self.engine: Engine = sa.create_engine(self.url, **kwargs)
+        except (SQLAlchemyError, ImportError, ValueError) as e:
+            raise InvalidParameter(f"cannot use database ({type(e).__name__}: {e})",
+                                   self.display_url) from e
+        if self.dialect == "sqlite":
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        insert = (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(
+            items_table)
+        self._upsert = insert.on_conflict_do_update(  # created_at survives, the rest is new
+            index_elements=["path", "model"],
+            set_={k: insert.excluded[k] for k in (*_WRITABLE, "updated_at")},
+        ).returning(items_table.c.id)
+        try:
+            _create_schema(self.engine)
+        except SQLAlchemyError as e:
+            self.engine.dispose()
+            reason = " ".join(str(getattr(e, "orig", e) or e).split())
+            raise InvalidParameter(f"cannot open the results database ({reason})",
+                                   self.display_url) from e
+
+    def close(self) -> None:
+        """Release every pooled connection."""
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # runs ------------------------------------------------------------------------------------
+
+    def start_run(self, archive: str, model: str, workers: int | None,
+                  scheduler: str | None) -> int:
+        """Insert a run row (started now) and return its id."""
+        from medq import __version__
+
+        with self.engine.begin() as conn:
+            result = conn.execute(runs_table.insert().values(
+                archive=str(archive), model=str(model), medq_version=__version__,
+                workers=workers, scheduler=scheduler, started_at=_now(),
+                total=0, ok=0, errors=0, skipped=0))
+            return int(result.inserted_primary_key[0])
+
+    def finish_run(self, run_id: int, summary: dict[str, Any]) -> None:
+        """Mark a run finished with its counts (`total`, `ok`, `errors`, `skipped`)."""
+        values = {k: int(summary[k]) for k in ("total", "ok", "errors", "skipped")
+                  if summary.get(k) is not None}
+        with self.engine.begin() as conn:
+            conn.execute(runs_table.update().where(runs_table.c.id == run_id)
+                         .values(finished_at=_now(), **values))
+
+    def runs(self) -> list[dict[str, Any]]:
+        """Every run, newest first (`finished_at` is None for a run that was interrupted)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(runs_table).order_by(runs_table.c.id.desc()))
+            return [_row(r._mapping) for r in rows]
+
+    # items -----------------------------------------------------------------------------------
+
+    def known(self, model: str) -> dict[str, str]:
+        """path → fingerprint of every item already stored (status ok or error) for `model`."""
+        query = sa.select(items_table.c.path, items_table.c.fingerprint).where(
+            items_table.c.model == model, items_table.c.status.in_(STATUSES))
+        with self.engine.connect() as conn:
+            return {path: fp for path, fp in conn.execute(query)}
+
+    def record(self, result: dict[str, Any]) -> int:
+        """Upsert one item result by (path, model) in one transaction; returns the item id.
+
+        `result` carries item columns (`path`, `model`, `fingerprint` and `status` are required);
+        keys that are not columns are ignored. `created_at` survives an update.
+        """
+        missing = [k for k in ("path", "model", "fingerprint", "status") if not result.get(k)]
+        if missing:
+            raise InvalidParameter(f"result lacks {', '.join(missing)}", result.get("path"))
+        if result["status"] not in STATUSES:
+            raise InvalidParameter(f"unknown status {result['status']!r}", result["path"])
+        values = {k: result.get(k) for k in _WRITABLE}
+        values["path"] = str(values["path"])
+        for key in _JSON_COLUMNS:
+            values[key] = _plain(values[key])
+        if values["score"] is not None:
+            values["score"] = _plain(float(values["score"]))
+        if values["recall"] is not None:
+            values["recall"] = bool(values["recall"])
+        now = _now()
+        with self.engine.begin() as conn:
+            return int(conn.execute(self._upsert, {**values, "created_at": now,
+                                                   "updated_at": now}).scalar_one())
+
+    def _filtered(self, query: sa.Select, modality: str | None, verdict: str | None,
+                  status: str | None, min_score: float | None, max_score: float | None,
+                  reviewed: bool | None, model: str | None) -> sa.Select:
+        c = items_table.c
+        for column, value in ((c.modality, modality), (c.verdict, verdict), (c.status, status),
+                              (c.model, model)):
+            if value is not None:
+                query = query.where(column == value)
+        if min_score is not None:
+            query = query.where(c.score >= float(min_score))
+        if max_score is not None:
+            query = query.where(c.score <= float(max_score))
+        if reviewed is not None:
+            has_review = sa.exists().where(reviews_table.c.item_id == c.id)
+            query = query.where(has_review if reviewed else ~has_review)
+        return query
+
+    def items(self, *, modality: str | None = None, verdict: str | None = None,
+              status: str | None = None, min_score: float | None = None,
+              max_score: float | None = None, reviewed: bool | None = None,
+              sort: str = "score", descending: bool = False, limit: int | None = None,
+              offset: int = 0, model: str | None = None) -> list[dict[str, Any]]:
+        """Items matching every given filter, sorted by a column (empty values last).
+
+        Each dict holds all item columns plus `reviewed` (bool) and `last_review` (the newest
+        review as a dict, or None).
+        """
+        if sort not in ITEM_COLUMNS:
+            raise InvalidParameter(f"cannot sort by {sort!r}; choose from "
+                                   f"{', '.join(ITEM_COLUMNS)}")
+        column = items_table.c[sort]
+        order = column.desc() if descending else column.asc()
+        query = self._filtered(sa.select(items_table), modality, verdict, status, min_score,
+                               max_score, reviewed, model)
+        id_order = items_table.c.id.desc() if descending else items_table.c.id.asc()
+        query = query.order_by(order.nulls_last(), id_order).offset(max(0, int(offset)))
+        if limit is not None:
+            query = query.limit(max(0, int(limit)))
+        with self.engine.connect() as conn:
+            rows = [_row(r._mapping) for r in conn.execute(query)]
+            last = self._last_reviews(conn, [r["id"] for r in rows])
+        for row in rows:
+            row["last_review"] = last.get(row["id"])
+            row["reviewed"] = row["last_review"] is not None
+        return rows
+
+    def count(self, *, modality: str | None = None, verdict: str | None = None,
+              status: str | None = None, min_score: float | None = None,
+              max_score: float | None = None, reviewed: bool | None = None,
+              model: str | None = None) -> int:
+        """Number of items matching the filters of `items`."""
+        query = self._filtered(sa.select(sa.func.count()).select_from(items_table), modality,
+                               verdict, status, min_score, max_score, reviewed, model)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def item(self, item_id: int) -> dict[str, Any] | None:
+        """One item (same dict as `items`), or None when there is no such id."""
+        with self.engine.connect() as conn:
+            found = conn.execute(sa.select(items_table).where(items_table.c.id == int(item_id)))
+            mapping = found.mappings().first()
+            if mapping is None:
+                return None
+            row = _row(mapping)
+            row["last_review"] = self._last_reviews(conn, [row["id"]]).get(row["id"])
+        row["reviewed"] = row["last_review"] is not None
+        return row
+
+    @staticmethod
+    def _last_reviews(conn: sa.Connection, ids: list[int]) -> dict[int, dict[str, Any]]:
+        """item id → its newest review, for the given item ids."""
+        if not ids:
+            return {}
+        r = reviews_table.c
+        newest = (sa.select(sa.func.max(r.id)).where(r.item_id.in_(ids)).group_by(r.item_id)
+                  .scalar_subquery())
+        rows = conn.execute(sa.select(reviews_table).where(r.id.in_(newest)))
+        return {row.item_id: _row(row._mapping) for row in rows}
+
+    # reviews ---------------------------------------------------------------------------------
+
+    def add_review(self, item_id: int, reviewer: str, decision: str,
+                   comment: str = "") -> dict[str, Any]:
+        """Append a reviewer's decision (accept / reject / comment) on an item; returns it."""
+        if decision not in DECISIONS:
+            raise InvalidParameter(f"unknown review decision {decision!r}; choose from "
+                                   f"{', '.join(DECISIONS)}")
+        reviewer = " ".join(str(reviewer or "").split())
+        if not reviewer:
+            raise InvalidParameter("a review needs the reviewer's name")
+        values = {"item_id": int(item_id), "reviewer": reviewer[:128], "decision": decision,
+                  "comment": str(comment or ""), "created_at": _now()}
+        with self.engine.begin() as conn:
+            exists = conn.execute(sa.select(items_table.c.id)
+                                  .where(items_table.c.id == int(item_id))).first()
+            if exists is None:
+                raise InvalidParameter(f"no item with id {item_id}")
+            result = conn.execute(reviews_table.insert().values(**values))
+            values["id"] = int(result.inserted_primary_key[0])
+        return _row(values)
+
+    def reviews(self, item_id: int) -> list[dict[str, Any]]:
+        """Every review of an item, oldest first."""
+        query = (sa.select(reviews_table).where(reviews_table.c.item_id == int(item_id))
+                 .order_by(reviews_table.c.id))
+        with self.engine.connect() as conn:
+            return [_row(r._mapping) for r in conn.execute(query)]
+
+    def summary(self) -> dict[str, Any]:
+        """Totals: `{"total", "reviewed", "status": {...}, "modality": {...}, "verdict": {...}}`.
+
+        Empty values (e.g. the verdict of an error row) are not counted in the breakdowns.
+        """
+        c = items_table.c
+        out: dict[str, Any] = {"total": 0, "reviewed": 0}
+        with self.engine.connect() as conn:
+            out["total"] = int(conn.execute(sa.select(sa.func.count()).select_from(items_table))
+                               .scalar_one())
+            out["reviewed"] = int(conn.execute(
+                sa.select(sa.func.count(sa.distinct(reviews_table.c.item_id)))).scalar_one())
+            for key in ("status", "modality", "verdict"):
+                query = (sa.select(c[key], sa.func.count()).where(c[key].is_not(None))
+                         .group_by(c[key]).order_by(c[key]))
+                out[key] = {str(value): int(n) for value, n in conn.execute(query)}
+        return out

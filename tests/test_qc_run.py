@@ -1,0 +1,320 @@
+"""QC at scale on real data: discovery, fingerprints, the Dask runner, export, kill and resume."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.data import get_testdata_file
+
+from medq.data.samples import load_sample
+from medq.degrade import simulate
+from medq.image import MedImage
+from medq.io import save
+from medq.qc.archive import CORRUPT, make_archive
+from medq.qc.discover import SERIES_MARK, discover, load_item
+from medq.qc.fingerprint import fingerprint
+from medq.qc.store import Store
+
+MODEL = "mediqa-s"
+
+
+def _volume(start: int) -> MedImage:
+    """An 8-slice MR brain volume (2 mm in-plane) cut from the bundled MNI T1."""
+    t1 = load_sample("mni_t1")
+    arr = np.ascontiguousarray(t1.array[start:start + 64:8, ::2, ::2])
+    return t1.evolve(array=arr, spacing=(8.0, 2.0, 2.0))
+
+
+def _slice2d(name: str = "ct_small", seed: int = 0) -> MedImage:
+    image, _ = simulate(load_sample(name), "blur", severity="mild", seed=seed)
+    return image
+
+
+# --- discovery --------------------------------------------------------------------------------
+
+def test_a_series_folder_is_one_3d_item(tmp_path: Path) -> None:
+    volume = _volume(60)
+    folder = save(volume, tmp_path / "study" / "t1")
+    items = discover(tmp_path)
+    assert len(items) == 1
+    item = items[0]
+    assert item.series and item.path == str(folder.resolve()) and len(item.files) == 8
+    loaded = load_item(item.path)  # the stored path alone is enough to load it again
+    assert loaded.shape == volume.shape and loaded.is_volume
+    assert np.allclose(loaded.array, volume.array, atol=0.05 * float(np.ptp(volume.array)))
+
+
+def test_a_folder_mixing_series_and_single_files(tmp_path: Path) -> None:
+    a, b = save(_volume(50), tmp_path / "a"), save(_volume(90), tmp_path / "b")
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    for src, prefix in ((a, "a"), (b, "b")):
+        for f in src.iterdir():
+            shutil.copy(f, mixed / f"{prefix}_{f.name}")
+    save(_slice2d(seed=1), mixed / "ct_one.dcm")
+    save(_slice2d(seed=2), mixed / "ct_two.dcm")
+    save(_slice2d("mr_small"), mixed / "mr.png")  # writes mr.png and its mr.json sidecar
+    (mixed / "empty.dcm").write_bytes(b"")
+    (mixed / "notes.txt").write_text("not an image")
+    (mixed / ".hidden.dcm").write_bytes(b"x")
+    shutil.copy(get_testdata_file("test-SR.dcm", download=False), mixed / "sr.dcm")
+    items = {i.path: i for i in discover(mixed)}
+    uid_a = pydicom.dcmread(next(a.iterdir()), stop_before_pixels=True).SeriesInstanceUID
+    uid_b = pydicom.dcmread(next(b.iterdir()), stop_before_pixels=True).SeriesInstanceUID
+    root = mixed.resolve()
+    assert set(items) == {f"{root}{SERIES_MARK}{uid_a}", f"{root}{SERIES_MARK}{uid_b}",
+                          str(root / "ct_one.dcm"), str(root / "ct_two.dcm"),
+                          str(root / "mr.png"), str(root / "empty.dcm")}
+    series_a = items[f"{root}{SERIES_MARK}{uid_a}"]
+    assert series_a.series and len(series_a.files) == 8
+    assert all(Path(f).name.startswith("a_") for f in series_a.files)
+    loaded = load_item(series_a.path)
+    direct = load_item(a)
+    assert loaded.shape == direct.shape == (8, 117, 99)
+    assert np.array_equal(loaded.array, direct.array)
+
+
+def test_projection_views_sharing_a_series_uid_stay_separate(tmp_path: Path) -> None:
+    folder = tmp_path / "views"
+    for k in range(2):
+        path = save(_slice2d(seed=k), folder / f"view{k}.dcm")
+        ds = pydicom.dcmread(path)
+        ds.SeriesInstanceUID = "1.2.826.0.1.3680043.8.498.1"
+        del ds.ImagePositionPatient
+        ds.save_as(path)
+    items = discover(folder)
+    assert [Path(i.path).name for i in items] == ["view0.dcm", "view1.dcm"]
+    assert not any(i.series for i in items)
+
+
+def test_fingerprint_follows_content_not_names(tmp_path: Path) -> None:
+    src = save(_slice2d(), tmp_path / "one.dcm")
+    copy = tmp_path / "renamed.dcm"
+    shutil.copy(src, copy)
+    assert fingerprint([src]) == fingerprint([copy])
+    series = save(_volume(60), tmp_path / "vol")
+    files = sorted(series.iterdir())
+    assert fingerprint(files) == fingerprint(files[::-1])
+    data = bytearray(copy.read_bytes())
+    data[-1] ^= 0xFF
+    copy.write_bytes(bytes(data))
+    assert fingerprint([copy]) != fingerprint([src])
+
+
+# --- the Dask runner ----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A LocalCluster of 2 worker processes, one thread each (as `medq qc run` starts)."""
+    from distributed import Client
+
+    from medq.qc.runner import start_client, stop_client
+
+    client, n = start_client(2, None)
+    assert isinstance(client, Client) and n == 2
+    yield client
+    stop_client(client, own_cluster=True)
+
+
+@pytest.fixture(scope="module")
+def qc_done(tmp_path_factory: pytest.TempPathFactory, cluster) -> dict:
+    """An archive of 20 DICOM files (one 8-slice series) plus 4 corrupt files, QC'd once."""
+    from medq.qc.runner import run_qc
+
+    root = tmp_path_factory.mktemp("qc")
+    made = make_archive(root / "archive", 20)
+    store = Store(root / "qc.sqlite")
+    summary = run_qc(root / "archive", store, client=cluster)
+    return {"archive": root / "archive", "made": made, "store": store, "summary": summary,
+            "root": root}
+
+
+@pytest.mark.slow
+def test_run_stores_exactly_one_row_per_item(qc_done: dict) -> None:
+    from medq.assess.predictor import Assessor
+
+    made, store, summary = qc_done["made"], qc_done["store"], qc_done["summary"]
+    total = len(made["items"])
+    assert summary["total"] == total == 17 and summary["skipped"] == 0
+    assert summary["ok"] == total - len(CORRUPT) and summary["errors"] == len(CORRUPT)
+    rows = store.items(sort="path")
+    assert [r["path"] for r in rows] == made["items"]
+    for row in rows:
+        if row["path"] in made["corrupt"]:
+            assert row["status"] == "error" and row["score"] is None
+            assert row["error"].startswith(row["path"] + ": ")
+        else:
+            assert row["status"] == "ok" and 1.0 <= row["score"] <= 5.0 and row["error"] is None
+            assert row["verdict"] in ("good", "usable", "reject") and row["description"]
+    series = store.items(sort="path", modality="MR")
+    volume = next(r for r in series if r["path"] == made["series"][0])
+    assert volume["dimension"] == "3D" and volume["shape"] == [8, 117, 99]
+    direct = Assessor(MODEL, measures=False)  # the score does not depend on measures
+    for row in (volume, next(r for r in rows if r["modality"] == "CT")):
+        assert row["score"] == pytest.approx(direct.assess(load_item(row["path"])).score, abs=2e-3)
+    run = store.runs()[0]
+    assert run["finished_at"] and run["workers"] == 2 and run["ok"] == summary["ok"]
+
+
+@pytest.mark.slow
+def test_each_worker_process_loads_the_model_once(qc_done: dict, cluster) -> None:
+    from medq.qc.runner import worker_assessor
+
+    stats = cluster.run(lambda: worker_assessor.cache_info()._asdict())
+    assert len(stats) == 2
+    assert all(s["misses"] == 1 for s in stats.values())  # one model load per process …
+    assert sum(s["hits"] + s["misses"] for s in stats.values()) >= 17 // 4  # … many batches
+    assert all(s["hits"] + s["misses"] > 0 for s in stats.values())  # both did work
+
+
+@pytest.mark.slow
+def test_export_has_one_row_per_item_in_every_format(qc_done: dict) -> None:
+    import pyarrow.parquet as pq
+
+    from medq.qc.export import export_items
+
+    store, made, root = qc_done["store"], qc_done["made"], qc_done["root"]
+    tables = {}
+    for fmt in ("csv", "tsv", "parquet", "json"):
+        dest = root / f"export.{fmt}"
+        assert export_items(store, dest) == len(made["items"])
+        if fmt in ("csv", "tsv"):
+            with open(dest, newline="", encoding="utf-8") as fh:
+                tables[fmt] = list(csv.DictReader(fh, delimiter="," if fmt == "csv" else "\t"))
+        elif fmt == "parquet":
+            tables[fmt] = pq.read_table(dest).to_pylist()
+        else:
+            tables[fmt] = json.loads(dest.read_text())
+    for fmt, rows in tables.items():
+        assert [r["path"] for r in rows] == made["items"], fmt
+        for key in ("path", "status", "score", "grade", "verdict", "error"):
+            assert key in rows[0], (fmt, key)
+        by_path = {r["path"]: r for r in rows}
+        for path in made["corrupt"]:
+            assert by_path[path]["status"] == "error" and by_path[path]["error"], fmt
+        ok = [r for r in rows if r["status"] == "ok"]
+        assert len(ok) == len(made["items"]) - len(CORRUPT)
+        assert all(1.0 <= float(r["score"]) <= 5.0 for r in ok), fmt
+    assert "snr" in tables["csv"][0]
+    assert isinstance(next(r for r in tables["json"] if r["status"] == "ok")["measures"], dict)
+    cli = subprocess.run([sys.executable, "-m", "medq.cli", "qc", "export", "--db",
+                          str(root / "qc.sqlite"), "-o", str(root / "export.xlsx")],
+                         capture_output=True, text=True, timeout=120)
+    assert cli.returncode == 2 and "export.xlsx" in cli.stderr and "--format" in cli.stderr
+
+
+@pytest.mark.slow
+def test_rerun_skips_unchanged_and_reassesses_what_changed(qc_done: dict, cluster) -> None:
+    from medq.qc.runner import run_qc
+
+    store, made, archive = qc_done["store"], qc_done["made"], qc_done["archive"]
+    total = len(made["items"])
+    again = run_qc(archive, store, client=cluster)
+    assert again["skipped"] == total and again["ok"] == again["errors"] == 0
+    target = next(p for p in made["items"] if "/ct_small/" in p)
+    before = next(r for r in store.items() if r["path"] == target)
+    save(_slice2d(seed=99), target)  # same path, new content
+    changed = run_qc(archive, store, client=cluster)
+    assert changed["skipped"] == total - 1 and changed["ok"] == 1
+    after = store.item(before["id"])
+    assert after["fingerprint"] != before["fingerprint"] and after["run_id"] == changed["run_id"]
+    assert store.count() == total
+    retried = run_qc(archive, store, client=cluster, retry_errors=True)
+    assert retried["errors"] == len(CORRUPT) and retried["skipped"] == total - len(CORRUPT)
+    assert store.count() == total and store.count(status="error") == len(CORRUPT)
+
+
+# --- the command line ---------------------------------------------------------------------------
+
+def _medq(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "medq.cli", *args], capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_qc_run_rejects_bad_input_before_starting_workers(tmp_path: Path) -> None:
+    archive = tmp_path / "archive"
+    save(_slice2d(), archive / "ct.dcm")
+    db = tmp_path / "qc.sqlite"
+    unknown = _medq("qc", "run", str(archive), "--db", str(db), "--model", "no-such-model")
+    assert unknown.returncode == 1 and "no-such-model" in unknown.stderr and not db.exists()
+    missing = _medq("qc", "run", str(tmp_path / "nowhere"), "--db", str(db))
+    assert missing.returncode == 2 and "nowhere: no such file or directory" in missing.stderr
+    nodir = _medq("qc", "run", str(archive), "--db", str(tmp_path / "no" / "qc.sqlite"))
+    assert nodir.returncode == 2 and "does not exist" in nodir.stderr
+    assert Store(db).runs() == []  # nothing was started
+
+
+# --- kill -9 and resume, through the command line ------------------------------------------------
+
+def _qc_command(archive: Path, db: Path) -> list[str]:
+    return [sys.executable, "-m", "medq.cli", "qc", "run", str(archive), "--db", str(db),
+            "--workers", "2", "--json"]
+
+
+def _group_gone(pgid: int, within: float) -> bool:
+    """True once no process of the group is left (killed processes are reaped by init)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+@pytest.mark.slow
+def test_kill_9_mid_run_then_resume_leaves_exactly_one_row_per_item(tmp_path: Path) -> None:
+    made = make_archive(tmp_path / "archive", 24)
+    total = len(made["items"])
+    db = tmp_path / "qc.sqlite"
+    proc = subprocess.Popen(_qc_command(tmp_path / "archive", db), start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    watcher = None
+    deadline = time.monotonic() + 240
+    committed = 0
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if db.exists():
+                watcher = watcher or Store(db)
+                committed = watcher.count()
+                if committed >= 4:
+                    break
+            time.sleep(0.1)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the client and its Dask workers, mid-transaction
+        proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    assert _group_gone(proc.pid, within=20.0), "a Dask worker of the killed run survived"
+    assert watcher is not None
+    kept = watcher.count()
+    assert 4 <= kept < total
+    watcher.close()
+    resumed = subprocess.run(_qc_command(tmp_path / "archive", db), capture_output=True,
+                             text=True, timeout=400)
+    summary = json.loads(resumed.stdout)
+    assert summary["total"] == total and summary["skipped"] == kept
+    assert summary["ok"] + summary["errors"] == total - kept
+    assert resumed.returncode == (2 if summary["errors"] else 0)
+    store = Store(db)
+    rows = store.items(sort="path")
+    assert [r["path"] for r in rows] == made["items"]  # one row each: nothing lost or doubled
+    for row in rows:
+        expected = "error" if row["path"] in made["corrupt"] else "ok"
+        assert row["status"] == expected, row["path"]
+        assert (row["error"] or "").startswith(row["path"]) if expected == "error" else (
+            row["score"] is not None)
+    runs = store.runs()
+    assert len(runs) == 2 and runs[1]["finished_at"] is None and runs[0]["finished_at"]
+    store.close()

@@ -1,0 +1,297 @@
+"""The QC results store against SQLite and a real PostgreSQL server, with real assessments.
+
+PostgreSQL tests need MEDQ_TEST_POSTGRES_URL (`.ci/run` starts a throwaway server and sets it);
+each test gets its own schema.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import uuid
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from medq.describe import verdict_for
+from medq.errors import InvalidParameter
+from medq.qc.discover import Item
+from medq.qc.fingerprint import fingerprint
+from medq.qc.runner import assess_batch
+from medq.qc.store import Store
+
+PG_ENV = "MEDQ_TEST_POSTGRES_URL"
+MODEL = "mediqa-s"
+
+
+@pytest.fixture(scope="module")
+def assessed(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
+    """Real results as the QC workers make them: CT and MR samples, plus an empty file."""
+    from medq.data.samples import export_samples
+
+    folder = tmp_path_factory.mktemp("samples")
+    paths = export_samples(folder, ["ct_small", "mr_small"])
+    empty = folder / "empty.dcm"
+    empty.write_bytes(b"")
+    items = [Item(str(p), (str(p),)) for p in [*paths, empty]]
+    results = assess_batch(items, MODEL)
+    for item, result in zip(items, results, strict=True):
+        result.update(fingerprint=fingerprint(item.files), model=MODEL)
+    return results
+
+
+def _pg_url(schema: str) -> str:
+    url = os.environ[PG_ENV]
+    return f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path):
+    """An empty store: a SQLite file, or a fresh schema on the PostgreSQL test server."""
+    if request.param == "sqlite":
+        s = Store(tmp_path / "qc.sqlite")
+        yield s
+        s.close()
+        return
+    if not os.environ.get(PG_ENV):
+        pytest.skip(f"{PG_ENV} is not set: no PostgreSQL server to test against "
+                    "(.ci/run installs and starts one)")
+    schema = f"medq_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(os.environ[PG_ENV])
+    with admin.begin() as conn:
+        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    s = Store(_pg_url(schema))
+    yield s
+    s.close()
+    with admin.begin() as conn:
+        conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+    admin.dispose()
+
+
+def test_record_and_read_back_real_assessments(store: Store, assessed: list[dict]) -> None:
+    run = store.start_run("/archive", MODEL, 2, None)
+    ids = [store.record({**r, "run_id": run}) for r in assessed]
+    assert len(set(ids)) == len(assessed) == store.count()
+    for item_id, result in zip(ids, assessed, strict=True):
+        row = store.item(item_id)
+        assert row["path"] == result["path"] and row["status"] == result["status"]
+        assert row["run_id"] == run and row["reviewed"] is False and row["last_review"] is None
+        if result["status"] == "ok":
+            assert row["score"] == pytest.approx(result["score"])
+            assert row["verdict"] == verdict_for(row["score"])
+            assert row["findings"] == result["findings"]
+            assert row["measures"] == {k: (v if v == v else None)
+                                       for k, v in result["measures"].items()}
+            assert row["dimension"] == "2D" and row["modality"] in ("CT", "MR")
+            assert row["shape"] == result["shape"] and row["description"]
+            assert row["error"] is None
+        else:
+            assert row["score"] is None and row["verdict"] is None
+            assert row["error"].startswith(result["path"]) and "empty" in row["error"]
+    assert store.known(MODEL) == {r["path"]: r["fingerprint"] for r in assessed}
+    assert store.known("another-model") == {}
+    assert store.item(max(ids) + 100) is None
+
+
+def test_upsert_keeps_one_row_per_path_and_model(store: Store, assessed: list[dict]) -> None:
+    first = assessed[0]
+    item_id = store.record(first)
+    before = store.item(item_id)
+    again = store.record({**first, "fingerprint": "0" * 64, "score": 1.2,
+                          "verdict": verdict_for(1.2)})
+    after = store.item(item_id)
+    assert again == item_id and store.count() == 1
+    assert after["fingerprint"] == "0" * 64 and after["score"] == pytest.approx(1.2)
+    assert after["created_at"] == before["created_at"]
+    assert after["updated_at"] >= before["updated_at"]
+    other = store.record({**first, "model": "cnniqa"})
+    assert other != item_id and store.count() == 2
+    assert store.count(model="cnniqa") == 1
+    assert store.known(MODEL) == {first["path"]: "0" * 64}
+
+
+def test_concurrent_writers_of_one_item_leave_one_row(store: Store, assessed: list[dict]
+                                                      ) -> None:
+    result = assessed[1]
+    ids: list[int] = []
+    failures: list[BaseException] = []
+
+    def write(k: int) -> None:
+        try:
+            ids.append(store.record({**result, "score": 1.0 + k / 10}))
+        except BaseException as e:  # noqa: BLE001 - collected and asserted below
+            failures.append(e)
+
+    threads = [threading.Thread(target=write, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+    assert len(set(ids)) == 1 and store.count() == 1
+
+
+def _spread(assessed: list[dict]) -> list[dict]:
+    """Rows at scores 1.0 … 4.6 (copies of the real CT and MR results) plus the error row."""
+    rows = []
+    for k in range(10):
+        base = assessed[k % 2]
+        score = 1.0 + 0.4 * k
+        rows.append({**base, "path": f"{base['path']}#{k}", "score": score,
+                     "verdict": verdict_for(score)})
+    return [*rows, assessed[2]]
+
+
+def test_filters_sorting_and_paging(store: Store, assessed: list[dict]) -> None:
+    rows = _spread(assessed)
+    for row in rows:
+        store.record(row)
+    scores = sorted(r["score"] for r in rows if r["status"] == "ok")
+    listed = store.items()
+    assert [r["score"] for r in listed[:-1]] == pytest.approx(scores)
+    assert listed[-1]["status"] == "error"  # empty scores sort last, both directions
+    assert store.items(descending=True)[-1]["status"] == "error"
+    assert [r["score"] for r in store.items(descending=True)[:-1]] == pytest.approx(scores[::-1])
+    window = store.items(min_score=2.0, max_score=3.4)
+    assert window and all(2.0 <= r["score"] <= 3.4 for r in window)
+    assert len(window) == store.count(min_score=2.0, max_score=3.4) == sum(
+        2.0 <= s <= 3.4 for s in scores)
+    for verdict in ("good", "usable", "reject"):
+        found = store.items(verdict=verdict)
+        assert len(found) == sum(verdict_for(s) == verdict for s in scores)
+        assert all(r["verdict"] == verdict for r in found)
+    assert store.count(status="error") == 1 and store.count(status="ok") == len(scores)
+    ct = store.items(modality="CT")
+    assert ct and all(r["modality"] == "CT" for r in ct)
+    pages = [store.items(sort="path", limit=4, offset=o) for o in range(0, len(rows), 4)]
+    paths = [r["path"] for page in pages for r in page]
+    assert paths == sorted(r["path"] for r in rows)
+    with pytest.raises(InvalidParameter, match="cannot sort"):
+        store.items(sort="no_such_column")
+
+
+def test_reviews_are_an_append_only_audit(store: Store, assessed: list[dict]) -> None:
+    item_id = store.record(assessed[0])
+    other = store.record(assessed[1])
+    before = store.item(item_id)
+    first = store.add_review(item_id, "dr. ada", "accept", "diagnostic")
+    second = store.add_review(item_id, "dr. bo", "reject", "streaks")
+    assert first["id"] != second["id"] and second["decision"] == "reject"
+    assert [r["decision"] for r in store.reviews(item_id)] == ["accept", "reject"]
+    row = store.item(item_id)
+    assert row["reviewed"] and row["last_review"]["reviewer"] == "dr. bo"
+    for key in ("score", "grade", "verdict", "findings", "status", "updated_at"):
+        assert row[key] == before[key]
+    assert [r["id"] for r in store.items(reviewed=True)] == [item_id]
+    assert [r["id"] for r in store.items(reviewed=False)] == [other]
+    assert store.count(reviewed=True) == 1
+    with pytest.raises(InvalidParameter, match="decision"):
+        store.add_review(item_id, "dr. ada", "maybe")
+    with pytest.raises(InvalidParameter, match="no item"):
+        store.add_review(other + 1000, "dr. ada", "accept")
+    with pytest.raises(InvalidParameter, match="reviewer"):
+        store.add_review(item_id, "  ", "comment", "who?")
+    assert len(store.reviews(item_id)) == 2 and store.reviews(other) == []
+
+
+def test_runs_and_summary(store: Store, assessed: list[dict]) -> None:
+    first = store.start_run("/archive", MODEL, 1, None)
+    second = store.start_run("/archive", MODEL, None, "tcp://scheduler:8786")
+    for result in assessed:
+        store.record({**result, "run_id": second})
+    store.finish_run(second, {"total": 3, "ok": 2, "errors": 1, "skipped": 0})
+    runs = store.runs()
+    assert [r["id"] for r in runs] == [second, first]
+    assert runs[0]["finished_at"] is not None and runs[1]["finished_at"] is None  # interrupted
+    assert runs[0]["scheduler"] == "tcp://scheduler:8786" and runs[0]["errors"] == 1
+    assert runs[0]["medq_version"]
+    store.add_review(store.items()[0]["id"], "dr. ada", "comment", "check")
+    summary = store.summary()
+    ok = [r for r in assessed if r["status"] == "ok"]
+    assert summary["total"] == 3 and summary["reviewed"] == 1
+    assert summary["status"] == {"ok": 2, "error": 1}
+    assert summary["modality"] == {"CT": 1, "MR": 1}
+    assert sum(summary["verdict"].values()) == len(ok)
+
+
+def test_sqlite_is_wal_and_a_reader_never_blocks_the_writer(tmp_path: Path,
+                                                             assessed: list[dict]) -> None:
+    path = tmp_path / "qc.sqlite"
+    writer, reader = Store(str(path)), Store(f"sqlite:///{path}")
+    assert writer.url == reader.url == f"sqlite:///{path.resolve()}"
+    stop, counts, failures = threading.Event(), [], []
+
+    def read() -> None:
+        while not stop.is_set():
+            try:
+                counts.append(reader.count())
+            except BaseException as e:  # noqa: BLE001 - collected and asserted below
+                failures.append(e)
+                return
+
+    thread = threading.Thread(target=read)
+    thread.start()
+    try:
+        for k in range(150):
+            writer.record({**assessed[0], "path": f"{assessed[0]['path']}#{k}"})
+    finally:
+        stop.set()
+        thread.join()
+    assert failures == [] and counts and counts == sorted(counts)
+    assert writer.count() == 150
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    writer.close()
+    reader.close()
+
+
+def test_many_processes_may_open_a_new_database_at_once(tmp_path: Path) -> None:
+    """The QC run, the report and the review app open the store concurrently."""
+    url = f"sqlite:///{tmp_path / 'fresh.sqlite'}"
+    if os.environ.get(PG_ENV):  # also a fresh PostgreSQL schema
+        schema = f"medq_{uuid.uuid4().hex[:12]}"
+        admin = sa.create_engine(os.environ[PG_ENV])
+        with admin.begin() as conn:
+            conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+        urls = [url, _pg_url(schema)]
+    else:
+        admin, urls = None, [url]
+    try:
+        for target in urls:
+            barrier, failures, stores = threading.Barrier(6), [], []
+
+            def open_store(target: str = target, barrier: threading.Barrier = barrier,
+                           failures: list = failures, stores: list = stores) -> None:
+                barrier.wait()
+                try:
+                    stores.append(Store(target))
+                except BaseException as e:  # noqa: BLE001 - collected and asserted below
+                    failures.append(e)
+
+            threads = [threading.Thread(target=open_store) for _ in range(6)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            assert failures == [] and len(stores) == 6, target
+            stores[0].record({"path": "/a.dcm", "model": MODEL, "fingerprint": "f",
+                              "status": "error", "error": "/a.dcm: file is empty"})
+            assert all(s.count() == 1 for s in stores)
+            for s in stores:
+                s.close()
+    finally:
+        if admin is not None:
+            with admin.begin() as conn:
+                conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+            admin.dispose()
+
+
+def test_unusable_databases_are_bad_input(tmp_path: Path) -> None:
+    with pytest.raises(InvalidParameter, match="does not exist"):
+        Store(tmp_path / "missing" / "qc.sqlite")
+    with pytest.raises(InvalidParameter):
+        Store("nosuchdialect://host/db")
+    with pytest.raises(InvalidParameter, match="cannot open the results database"):
+        Store("postgresql+psycopg://medq@127.0.0.1:1/none?connect_timeout=5")
