@@ -1,0 +1,78 @@
+"""The list filters of the review app: query parameters → `Store.items` keyword arguments.
+
+The HTML list page gets its filters from a plain GET form, where an empty box arrives as an
+empty string; `parse_filters` turns those into None and anything unparsable into an error
+message instead of a crash. The JSON API takes the same filters as typed query parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlencode
+
+from medq.describe.schema import VERDICTS
+from medq.qc.store import STATUSES
+
+SORTS = ("score", "id", "path", "modality", "region", "verdict", "grade", "updated_at")
+"""Columns the lists can be sorted by."""
+
+REVIEWED = {"yes": True, "no": False}
+"""Values of the `reviewed` filter (anything else: no filter)."""
+
+PAGE_SIZE = 50
+"""Items per page of the HTML list."""
+
+FILTER_KEYS = ("modality", "verdict", "status", "min_score", "max_score", "reviewed", "sort",
+               "order", "page")
+"""Query parameters the HTML list understands."""
+
+
+def _score(text: str, name: str, errors: list[str]) -> float | None:
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        errors.append(f"{name} must be a number, not {text!r}")
+        return None
+    if not 0.0 <= value <= 6.0:
+        errors.append(f"{name} must lie between 1 and 5")
+        return None
+    return value
+
+
+def parse_filters(params: Mapping[str, str]) -> tuple[dict[str, Any], int, list[str]]:
+    """(Store.items keyword arguments, 1-based page, error messages) from the list's query."""
+    get = {k: (params.get(k) or "").strip() for k in FILTER_KEYS}
+    errors: list[str] = []
+    kwargs: dict[str, Any] = {
+        "modality": get["modality"] or None,
+        "verdict": get["verdict"] if get["verdict"] in VERDICTS else None,
+        "status": get["status"] if get["status"] in STATUSES else None,
+        "min_score": _score(get["min_score"], "minimum score", errors),
+        "max_score": _score(get["max_score"], "maximum score", errors),
+        "reviewed": REVIEWED.get(get["reviewed"]),
+        "sort": get["sort"] if get["sort"] in SORTS else "score",
+        "descending": get["order"] == "desc",
+    }
+    for key in ("verdict", "status"):
+        if get[key] and kwargs[key] is None:
+            errors.append(f"unknown {key} {get[key]!r}")
+    if (kwargs["min_score"] is not None and kwargs["max_score"] is not None
+            and kwargs["min_score"] > kwargs["max_score"]):
+        errors.append("the minimum score is above the maximum")
+    page = int(get["page"]) if get["page"].isdigit() and int(get["page"]) > 0 else 1
+    return kwargs, page, errors
+
+
+def count_filters(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The subset of `Store.items` arguments that `Store.count` takes."""
+    return {k: v for k, v in kwargs.items() if k not in ("sort", "descending", "limit", "offset")}
+
+
+def query_string(params: Mapping[str, str], **changes: Any) -> str:
+    """The list's query string with `changes` applied (empty values dropped)."""
+    merged = {k: params.get(k, "") for k in FILTER_KEYS}
+    merged.update({k: "" if v is None else str(v) for k, v in changes.items()})
+    return urlencode([(k, v) for k, v in merged.items() if v])

@@ -1,0 +1,110 @@
+"""Display pixels of stored QC items: the image behind an item, one plane of it, PNG bytes.
+
+Only paths recorded in the results store are ever opened: callers hand in an item looked up by
+its id, never a path that came from a client. CT is shown through a window chosen by region
+(brain for head scans, bone for extremities, soft tissue otherwise); other images through the
+0.5–99.5 percentiles of the whole image, so every slice of a volume shares one window.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+from typing import Any
+
+import numpy as np
+
+from medq.errors import MedqError, MissingInput
+from medq.image import MedImage
+from medq.report.render import CT_WINDOW, png_bytes, to_uint8
+
+CT_REGION_WINDOWS: dict[str, tuple[float, float]] = {
+    "head": (0.0, 80.0),  # brain: level 40, width 80 HU
+    "brain": (0.0, 80.0),
+    "extremity": (-500.0, 1300.0),  # bone: level 400, width 1800 HU
+}
+"""CT display windows (low, high HU) by region; any other region gets `CT_WINDOW`."""
+
+
+def window_for(image: MedImage) -> tuple[float, float]:
+    """Display window of an image: CT by region, RGB as is, else whole-image percentiles."""
+    if image.is_rgb:
+        return 0.0, 1.0
+    if image.modality == "CT":
+        return CT_REGION_WINDOWS.get(image.region, CT_WINDOW)
+    arr = image.array
+    step = max(1, int(round((arr.size / 2_000_000) ** (1 / arr.ndim))))
+    sample = arr[(slice(None, None, step),) * arr.ndim]
+    finite = sample[np.isfinite(sample)]
+    if not finite.size:
+        return 0.0, 1.0
+    lo, hi = (float(v) for v in np.percentile(finite, [0.5, 99.5]))
+    return lo, hi if hi > lo else lo + 1.0
+
+
+def slice_count(image: MedImage) -> int:
+    """Number of axial slices (1 for a 2D image)."""
+    return int(image.shape[0]) if image.is_volume else 1
+
+
+def plane(image: MedImage, index: int | None = None) -> MedImage:
+    """The 2D image shown for slice `index` (clamped; the middle slice when None)."""
+    if not image.is_volume:
+        return image
+    n = slice_count(image)
+    k = n // 2 if index is None else min(max(int(index), 0), n - 1)
+    return image.evolve(array=image.array[k], spacing=image.spacing[1:],
+                        meta=dict(image.meta, slice_index=k))
+
+
+def shrink(pixels: np.ndarray, max_side: int | None) -> np.ndarray:
+    """Downscale uint8 pixels so that the longer side is at most `max_side` (never enlarged)."""
+    if not max_side or max(pixels.shape[:2]) <= max_side:
+        return pixels
+    from PIL import Image
+
+    h, w = pixels.shape[:2]
+    f = max_side / max(h, w)
+    size = (max(1, round(w * f)), max(1, round(h * f)))
+    return np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.LANCZOS))
+
+
+def plane_pixels(image: MedImage, index: int | None = None, max_side: int | None = None,
+                 window: tuple[float, float] | None = None) -> np.ndarray:
+    """uint8 display pixels of slice `index` of `image` (whole-image window unless given)."""
+    shown = plane(image, index)
+    return shrink(to_uint8(shown.array, window or window_for(image)), max_side)
+
+
+@functools.lru_cache(maxsize=2)
+def _load(path: str, modality: str | None, stamp: tuple[int, int]) -> MedImage:
+    """Load once per (path, modality, size and mtime of the file or folder); changes reload."""
+    from medq.qc.discover import load_item
+
+    image = load_item(path)
+    if modality and modality != image.modality:
+        # the modality the item was assessed as (e.g. given for a headerless upload)
+        with contextlib.suppress(MedqError):
+            image = image.evolve(modality=modality)
+    return image
+
+
+def item_image(item: dict[str, Any]) -> MedImage:
+    """The image behind a stored item (its recorded path; raises MissingInput when gone)."""
+    from medq.qc.discover import SERIES_MARK
+
+    path = str(item["path"])
+    on_disk = path if os.path.exists(path) else path.rsplit(SERIES_MARK, 1)[0]
+    try:
+        st = os.stat(on_disk)
+    except OSError as e:
+        raise MissingInput("the recorded image is no longer there", path) from e
+    modality = item.get("modality")
+    stamp = (int(st.st_size), int(st.st_mtime_ns))
+    return _load(path, modality if modality and modality != "OT" else None, stamp)
+
+
+def item_png(item: dict[str, Any], index: int | None = None, max_side: int | None = None) -> bytes:
+    """PNG of slice `index` of a stored item's image (the whole image when 2D)."""
+    return png_bytes(plane_pixels(item_image(item), index, max_side))

@@ -1,0 +1,89 @@
+"""Access control and safety headers of the review app.
+
+Without a token every route is open (the server binds to 127.0.0.1 unless told otherwise). With
+a token, `/api/...` needs `Authorization: Bearer <token>`; the HTML pages accept the token once
+as `?token=...`, answer with a redirect to the same address without it and keep it in an
+HttpOnly, SameSite=Strict cookie. The API documentation (`/docs`, `/openapi.json`) stays open: it
+holds no data. Every response gets a content security policy that allows nothing from outside.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Awaitable, Callable
+from urllib.parse import urlencode
+
+from fastapi import Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+
+COOKIE = "medq_token"
+"""Name of the cookie that keeps the token for the HTML pages."""
+
+OPEN_PREFIXES = ("/docs", "/openapi.json", "/static-offline-docs", "/redoc")
+"""Paths served without a token."""
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; "
+                               "style-src 'self' 'unsafe-inline'; "
+                               "script-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+Next = Callable[[Request], Awaitable[Response]]
+
+
+def same(given: str | None, token: str) -> bool:
+    """Constant-time comparison of a presented token with the server's."""
+    return given is not None and secrets.compare_digest(given.encode(), token.encode())
+
+
+def bearer(request: Request) -> str | None:
+    """The token of an `Authorization: Bearer ...` header, if any."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    return value.strip() if scheme.lower() == "bearer" else None
+
+
+def _denied_page() -> HTMLResponse:
+    return HTMLResponse(
+        "<!doctype html><meta charset='utf-8'><link rel='icon' href='data:,'>"
+        "<title>medq: token needed</title><h1>This medq server needs a token</h1>"
+        "<p>Open the address you were given, ending in <code>?token=...</code>.</p>",
+        status_code=401)
+
+
+def token_gate(token: str | None) -> Callable[[Request, Next], Awaitable[Response]]:
+    """HTTP middleware enforcing the bearer token (API) or token cookie (pages)."""
+
+    async def gate(request: Request, call_next: Next) -> Response:
+        path = request.url.path
+        if token is None or path.startswith(OPEN_PREFIXES):
+            return await call_next(request)
+        if path.startswith("/api/"):
+            if same(bearer(request), token):
+                return await call_next(request)
+            return JSONResponse({"detail": "missing or wrong bearer token"}, status_code=401,
+                                headers={"WWW-Authenticate": "Bearer"})
+        given = request.query_params.get("token")
+        if given is not None and request.method == "GET":
+            if not same(given, token):
+                return _denied_page()
+            query = urlencode([(k, v) for k, v in request.query_params.multi_items()
+                               if k != "token"])
+            target = path + (f"?{query}" if query else "")
+            response = RedirectResponse(target, status_code=303)
+            response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/")
+            return response
+        if same(request.cookies.get(COOKIE), token):
+            return await call_next(request)
+        return _denied_page()
+
+    return gate
+
+
+async def safety_headers(request: Request, call_next: Next) -> Response:
+    """HTTP middleware adding the content security policy and friends to every response."""
+    response = await call_next(request)
+    for key, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(key, value)
+    return response

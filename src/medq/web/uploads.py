@@ -1,0 +1,200 @@
+"""Ad-hoc uploads: a size limit on the request body, a type check by content, assess and record.
+
+An upload is written under the server's uploads folder with a name medq chooses (the client's
+file name is only shown, never used as a path), checked with `medq.io.sniff` and `medq.io.load`,
+assessed with the server's Assessor and recorded in the store like any QC item, so it can be
+viewed and reviewed like the others. Anything that is not an image medq reads is deleted and
+answered with 400; a body over the limit with 413, before it is read in full.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+from medq.errors import InputError, UnsupportedImage
+
+SUFFIXES = (".dcm", ".dicom", ".ima", ".nii", ".nii.gz", ".png", ".jpg", ".jpeg", ".tif",
+            ".tiff", ".npy")
+"""File name endings kept from the client's name (they help `sniff` with headerless DICOM)."""
+
+FORMAT_SUFFIX = {"dicom": ".dcm", "png": ".png", "jpeg": ".jpg", "tiff": ".tif", "npy": ".npy"}
+"""File name ending of a stored upload, by sniffed format (NIfTI: .nii or .nii.gz)."""
+
+CHUNK = 1 << 20
+
+
+class BodyTooLarge(Exception):
+    """The request body went over the upload limit."""
+
+
+def uploads_folder(store: Any, folder: str | Path | None = None) -> Path:
+    """Where uploads go: `folder`, else `medq-uploads/` beside a SQLite file, else the cache."""
+    if folder is not None:
+        return Path(folder).expanduser().resolve()
+    import sqlalchemy as sa
+
+    url = sa.engine.make_url(store.url)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        return Path(url.database).resolve().parent / "medq-uploads"
+    from medq.data.bench import cache_dir
+
+    return cache_dir() / "uploads"
+
+
+def _too_large(exc: BaseException) -> bool:
+    """True when `exc` is BodyTooLarge or an exception group holding only such errors."""
+    inner = getattr(exc, "exceptions", None)
+    if isinstance(exc, BodyTooLarge):
+        return True
+    return bool(inner) and all(_too_large(e) for e in inner)
+
+
+class BodyLimit:
+    """ASGI middleware: a request to one of `paths` with a body over `limit` bytes gets 413.
+
+    The body may exceed the file limit by `slack` bytes (multipart headers and form fields).
+    """
+
+    def __init__(self, app: Any, limit: int, paths: tuple[str, ...], slack: int = 64_000) -> None:
+        self.app, self.file_limit, self.paths = app, int(limit), paths
+        self.limit = self.file_limit + int(slack)
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        """Pass the request on, counting body bytes for the watched paths."""
+        if scope["type"] != "http" or scope.get("path") not in self.paths:
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.limit:
+            await self._reject(scope, send)
+            return
+        seen = 0
+        started = False
+
+        async def counted() -> dict:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise BodyTooLarge
+            return message
+
+        async def watched(message: dict) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, watched)
+        except Exception as e:  # may arrive wrapped in an exception group by other middleware
+            if not _too_large(e):
+                raise
+            if not started:
+                await self._reject(scope, send)
+
+    async def _reject(self, scope: dict, send: Any) -> None:
+        from fastapi.responses import HTMLResponse, JSONResponse
+
+        mb = self.file_limit / 1e6
+        detail = f"upload larger than the limit of {mb:g} MB"
+        if str(scope.get("path", "")).startswith("/api/"):
+            response: Any = JSONResponse({"detail": detail}, status_code=413)
+        else:
+            response = HTMLResponse(f"<!doctype html><meta charset='utf-8'><title>medq</title>"
+                                    f"<h1>Upload refused</h1><p>{detail}.</p>"
+                                    "<p><a href='/upload'>Back</a></p>", status_code=413)
+        response.headers["Connection"] = "close"
+
+        async def empty() -> dict:
+            return {"type": "http.disconnect"}
+
+        await response(scope, empty, send)
+
+
+def client_suffix(name: str) -> str:
+    """The allowed ending of the client's file name, or '' (never a path component)."""
+    lower = os.path.basename(name or "").lower()
+    return next((s for s in sorted(SUFFIXES, key=len, reverse=True) if lower.endswith(s)), "")
+
+
+def store_upload(stream: Any, name: str, folder: Path, limit: int) -> Path:
+    """Copy an uploaded file object into `folder`, check its type, return the stored path.
+
+    Raises BodyTooLarge over `limit` bytes and InputError (message naming the client's file
+    name) when it is not an image medq can read; nothing is left behind in either case.
+    """
+    from medq.io import sniff
+
+    folder.mkdir(parents=True, exist_ok=True)
+    key = uuid.uuid4().hex
+    tmp = folder / f".{key}.upload{client_suffix(name)}"
+    shown = os.path.basename(name or "") or "upload"
+    try:
+        size = 0
+        with open(tmp, "wb") as fh:
+            while chunk := stream.read(CHUNK):
+                size += len(chunk)
+                if size > limit:
+                    raise BodyTooLarge
+                fh.write(chunk)
+        try:
+            fmt = sniff(tmp)
+        except InputError as e:
+            raise type(e)(e.reason, shown) from e
+        if fmt == "nifti":
+            with open(tmp, "rb") as fh:
+                suffix = ".nii.gz" if fh.read(2) == b"\x1f\x8b" else ".nii"
+        elif fmt in FORMAT_SUFFIX:
+            suffix = FORMAT_SUFFIX[fmt]
+        else:
+            raise UnsupportedImage(f"not an image file medq reads ({fmt})", shown)
+        final = folder / f"{key}{suffix}"
+        os.replace(tmp, final)
+        return final
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def load_upload(path: Path, name: str, modality: str | None) -> Any:
+    """Load a stored upload (the type check by content); delete it and re-raise on failure."""
+    from medq.io import load
+
+    try:
+        return load(path, modality=modality or None)
+    except InputError as e:
+        path.unlink(missing_ok=True)
+        raise type(e)(e.reason, os.path.basename(name or "") or "upload") from e
+    except Exception:
+        path.unlink(missing_ok=True)
+        raise
+
+
+class Uploader:
+    """The server's assessor (loaded on first use) plus where and how uploads are recorded."""
+
+    def __init__(self, store: Any, folder: Path, limit: int, model: str = "mediqa-s") -> None:
+        self.store, self.folder, self.limit, self.model = store, folder, int(limit), model
+        self._assessor: Any = None
+        self._lock = threading.Lock()
+
+    def assess_and_record(self, stream: Any, name: str, modality: str | None = None) -> int:
+        """Store, check, assess and record one uploaded file; returns the new item's id."""
+        from medq.qc.discover import Item
+        from medq.qc.fingerprint import fingerprint
+        from medq.qc.runner import model_key, ok_result
+
+        path = store_upload(stream, name, self.folder, self.limit)
+        image = load_upload(path, name, modality)
+        with self._lock:
+            if self._assessor is None:
+                from medq.assess.predictor import Assessor
+
+                self._assessor = Assessor(self.model)
+            assessment = self._assessor.assess(image)
+        item = Item(str(path), (str(path),))
+        return self.store.record({**ok_result(item, assessment, image), "model": model_key(
+            self.model), "fingerprint": fingerprint(item.files)})

@@ -1,0 +1,160 @@
+"""`medq qc report`: the self-contained HTML report of a results store filled with real results."""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest_qc import MODEL, filled_db
+from medq.report.qc_report import build_qc_report
+from medq.web.images import CT_REGION_WINDOWS, window_for
+
+MEDQ = [sys.executable, "-m", "medq.cli"]
+
+
+@pytest.fixture(scope="module")
+def qc_db(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict], dict]:
+    """A SQLite store holding real assessments of samples, degraded samples and a broken file."""
+    return filled_db(tmp_path_factory, "qc_report")
+
+
+def _flagged(rows: list[dict]) -> Counter:
+    return Counter(r["verdict"] for r in rows
+                   if r["status"] == "ok" and r["verdict"] in ("reject", "usable"))
+
+
+def _cards(html: str) -> list[str]:
+    return re.findall(r'<div class="card" data-verdict="(\w+)">', html)
+
+
+def test_report_counts_match_the_store(qc_db: tuple, tmp_path: Path) -> None:
+    db, rows, _ = qc_db
+    out = build_qc_report(db, tmp_path / "report.html")
+    html = out.read_text(encoding="utf-8")
+    flagged = _flagged(rows)
+    assert sum(flagged.values()) > 0
+    count = re.search(r'id="flagged-count">(\d+)<', html)
+    assert count and int(count.group(1)) == sum(flagged.values())
+    assert f"({flagged['reject']} reject, {flagged['usable']} usable)" in html
+    assert re.search(r'id="total-count">(\d+)<', html).group(1) == str(len(rows))
+    errors = [r for r in rows if r["status"] == "error"]
+    assert re.search(r'id="error-count">(\d+)<', html).group(1) == str(len(errors))
+    # one row per modality: verdict counts, errors, total
+    for modality in {r["modality"] for r in rows if r["status"] == "ok"}:
+        ok = [r for r in rows if r.get("modality") == modality]
+        cells = [Counter(r["verdict"] for r in ok)[v] for v in ("good", "usable", "reject")]
+        expected = "".join(f'<td class="num">{n}</td>' for n in [*cells, 0, len(ok)])
+        assert f"<tr><td>{modality}</td>{expected}</tr>" in html
+
+
+def test_report_is_self_contained_with_thumbnails(qc_db: tuple, tmp_path: Path) -> None:
+    db, rows, _ = qc_db
+    html = build_qc_report(db, tmp_path / "report.html").read_text(encoding="utf-8")
+    sources = re.findall(r'(?:src|href)="([^"]*)"', html)
+    assert sources and all(s.startswith("data:") or s.startswith("#") for s in sources)
+    assert "http://" not in html and "https://" not in html
+    thumbs = re.findall(r'<img src="(data:image/png;base64,[^"]+)" alt="item', html)
+    assert len(thumbs) == sum(_flagged(rows).values())
+    for uri in thumbs:
+        img = Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1])))
+        assert max(img.size) <= 160
+        assert np.asarray(img).std() > 5  # a real picture, not a blank tile
+    assert 'alt="score histograms per modality"' in html
+
+
+def test_flagged_items_reject_first_then_usable_worst_first(qc_db: tuple, tmp_path: Path) -> None:
+    db, rows, _ = qc_db
+    html = build_qc_report(db, tmp_path / "report.html").read_text(encoding="utf-8")
+    verdicts = _cards(html)
+    flagged = _flagged(rows)
+    assert verdicts == ["reject"] * flagged["reject"] + ["usable"] * flagged["usable"]
+    scores = [float(s) for s in re.findall(r"score <b>([\d.]+)</b>", html)]
+    rejects = scores[:flagged["reject"]]
+    assert rejects == sorted(rejects)
+    worst = min((r for r in rows if r["status"] == "ok"), key=lambda r: r["score"])
+    first_card = html.split('<div class="card"')[1]
+    assert worst["path"] in first_card
+
+
+def test_report_caps_thumbnails_and_says_how_many_more(qc_db: tuple, tmp_path: Path) -> None:
+    db, rows, _ = qc_db
+    html = build_qc_report(db, tmp_path / "r.html", max_flagged=2).read_text(encoding="utf-8")
+    total = sum(_flagged(rows).values())
+    assert len(_cards(html)) == 2
+    assert f"Showing the first 2;\n{total - 2} more are in the database" in html
+
+
+def test_report_lists_errors_and_provenance(qc_db: tuple, tmp_path: Path) -> None:
+    from medq import __version__
+
+    db, rows, _ = qc_db
+    html = build_qc_report(db, tmp_path / "report.html").read_text(encoding="utf-8")
+    errors = [r for r in rows if r["status"] == "error"]
+    section = html[html.index('id="errors"'):html.index('id="provenance"')]
+    for row in errors:
+        assert row["path"] in section and row["error"] in section
+    runs = html[html.index('id="provenance"'):]
+    assert f"<b>{MODEL}</b> ({len(rows)} items)" in runs
+    assert f"<td>{__version__}</td>" in runs
+    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", runs)
+
+
+def test_missing_image_does_not_stop_the_report(qc_db: tuple, tmp_path: Path) -> None:
+    import shutil
+
+    from conftest_qc import fill_store
+
+    db, rows, _ = qc_db
+    moved = tmp_path / "inputs"
+    moved.mkdir()
+    target = next(r for r in rows if r["status"] == "ok" and r["verdict"] == "reject")
+    copy = moved / Path(target["path"]).name
+    shutil.copy(target["path"], copy)
+    fill_store(tmp_path / "moved.sqlite", [{**target, "path": str(copy)}])
+    copy.unlink()
+    html = build_qc_report(tmp_path / "moved.sqlite", tmp_path / "r.html").read_text("utf-8")
+    assert "no image: the recorded image is no longer there" in html
+    assert re.search(r'id="flagged-count">1<', html)
+
+
+def test_empty_store_report(tmp_path: Path) -> None:
+    html = build_qc_report(tmp_path / "empty.sqlite", tmp_path / "r.html").read_text("utf-8")
+    assert re.search(r'id="flagged-count">0<', html)
+    assert "The database holds no items yet." in html and "No QC run is recorded" in html
+
+
+def test_ct_thumbnails_use_a_window_for_the_region() -> None:
+    from medq.data.samples import load_sample
+
+    ct = load_sample("ct_small")
+    assert window_for(ct.evolve(region="head")) == CT_REGION_WINDOWS["head"]
+    lo, hi = window_for(ct)
+    assert lo < 0 < 40 < hi  # soft tissue (HU) for a CT of unknown region
+    mr = load_sample("mni_t1")
+    lo, hi = window_for(mr)
+    assert np.mean((mr.array >= lo) & (mr.array <= hi)) > 0.98
+
+
+def test_cli_report_and_bad_database(qc_db: tuple, tmp_path: Path) -> None:
+    db, _, _ = qc_db
+    out = tmp_path / "cli.html"
+    res = subprocess.run([*MEDQ, "qc", "report", "--db", str(db), "-o", str(out)],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert out.exists() and 'id="flagged-count"' in out.read_text("utf-8")
+    missing = tmp_path / "no" / "qc.sqlite"
+    bad = subprocess.run([*MEDQ, "qc", "report", "--db", str(missing), "-o",
+                          str(tmp_path / "x.html")], capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2
+    lines = bad.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("medq: error:") and "does not exist" in lines[0]
+    assert not (tmp_path / "x.html").exists()

@@ -1,0 +1,382 @@
+"""The review app through FastAPI's test client, on a store filled with real assessments."""
+
+from __future__ import annotations
+
+import io
+import re
+import subprocess
+import sys
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest_qc import fill_store, qc_results
+from medq.qc.store import Store
+from medq.web.app import create_app
+
+with warnings.catch_warnings():  # starlette suggests httpx2 for its test client; httpx works
+    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
+    from fastapi.testclient import TestClient
+
+
+class Web:
+    """A test client on a fresh database plus what the test needs to check against it."""
+
+    def __init__(self, client: TestClient, db: Path, rows: list[dict], ids: dict[str, int],
+                 uploads: Path) -> None:
+        self.client, self.db, self.rows, self.ids, self.uploads = client, db, rows, ids, uploads
+
+    def id_of(self, **match: Any) -> int:
+        """Id of the first stored row whose fields equal `match`."""
+        row = next(r for r in self.rows if all(r.get(k) == v for k, v in match.items()))
+        return self.ids[row["path"]]
+
+    def ids_where(self, test: Any) -> set[int]:
+        """Ids of the rows for which `test(row)` is true."""
+        return {self.ids[r["path"]] for r in self.rows if test(r)}
+
+
+@pytest.fixture(scope="module")
+def rows(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
+    """Result rows of real assessments (samples, degraded samples, one broken file)."""
+    return qc_results(tmp_path_factory.getbasetemp() / "qc-inputs")
+
+
+@pytest.fixture
+def web(rows: list[dict], tmp_path: Path) -> Iterator[Web]:
+    """The app on a new database holding `rows`."""
+    db = tmp_path / "qc.sqlite"
+    ids = fill_store(db, rows)
+    uploads = tmp_path / "uploads"
+    with TestClient(create_app(db, uploads_dir=uploads)) as client:
+        yield Web(client, db, rows, ids, uploads)
+
+
+def listed_ids(html: str) -> list[int]:
+    """Item ids of the list page's rows, in order."""
+    return [int(i) for i in re.findall(r'<tr data-id="(\d+)"', html)]
+
+
+def png_pixels(data: bytes) -> np.ndarray:
+    """Decode PNG bytes."""
+    return np.asarray(Image.open(io.BytesIO(data)))
+
+
+def test_list_page_shows_every_item(web: Web) -> None:
+    r = web.client.get("/items")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assert sorted(listed_ids(r.text)) == sorted(web.ids.values())
+    assert f"<b>{len(web.rows)}</b> items match" in r.text
+    for row in web.rows:
+        assert row["path"] in r.text
+    assert "default-src 'self'" in r.headers["content-security-policy"]
+    assert web.client.get("/", follow_redirects=False).headers["location"] == "/items"
+
+
+def test_list_filters_and_sorting(web: Web) -> None:
+    get = web.client.get
+    assert set(listed_ids(get("/items?verdict=reject").text)) == web.ids_where(
+        lambda r: r.get("verdict") == "reject")
+    assert set(listed_ids(get("/items?modality=MR").text)) == web.ids_where(
+        lambda r: r.get("modality") == "MR")
+    assert set(listed_ids(get("/items?status=error").text)) == web.ids_where(
+        lambda r: r["status"] == "error")
+    scores = sorted(r["score"] for r in web.rows if r["status"] == "ok")
+    lo, hi = (scores[1] + scores[2]) / 2, (scores[-2] + scores[-1]) / 2
+    page = get(f"/items?min_score={lo}&max_score={hi}")
+    assert set(listed_ids(page.text)) == web.ids_where(
+        lambda r: r["status"] == "ok" and lo <= r["score"] <= hi)
+    descending = listed_ids(get("/items?status=ok&sort=score&order=desc").text)
+    by_id = {web.ids[r["path"]]: r["score"] for r in web.rows if r["status"] == "ok"}
+    assert [by_id[i] for i in descending] == sorted(by_id.values(), reverse=True)
+    # a plain GET form sends empty boxes as empty strings: no filter
+    blank = get("/items?modality=&verdict=&status=&min_score=&max_score=&reviewed=&sort=")
+    assert blank.status_code == 200 and len(listed_ids(blank.text)) == len(web.rows)
+    bad = get("/items?min_score=abc")
+    assert bad.status_code == 400 and "minimum score must be a number" in bad.text
+
+
+def test_reviewed_filter(web: Web) -> None:
+    target = web.id_of(status="ok")
+    with Store(web.db) as store:
+        store.add_review(target, "Dr Test", "accept")
+    assert listed_ids(web.client.get("/items?reviewed=yes").text) == [target]
+    assert target not in listed_ids(web.client.get("/items?reviewed=no").text)
+
+
+def test_item_pages_2d_3d_and_error(web: Web) -> None:
+    flat = next(r for r in web.rows if r["status"] == "ok" and r["dimension"] == "2D")
+    page = web.client.get(f"/items/{web.ids[flat['path']]}").text
+    assert flat["path"] in page and f"{flat['score']:.2f}" in page
+    assert flat["description"] in page and 'id="slice"' not in page
+    for name in flat["measures"]:
+        assert f"<th>{name}</th>" in page
+    volume = next(r for r in web.rows if r["dimension"] == "3D")
+    page = web.client.get(f"/items/{web.ids[volume['path']]}").text
+    assert f'max="{volume["shape"][0] - 1}"' in page
+    for finding in volume["findings"]:
+        assert finding["type"].replace("_", " ") in page
+    broken = next(r for r in web.rows if r["status"] == "error")
+    page = web.client.get(f"/items/{web.ids[broken['path']]}").text
+    assert broken["error"] in page and 'id="view"' not in page
+
+
+def test_item_images_and_slices(web: Web) -> None:
+    flat = next(r for r in web.rows if r["status"] == "ok" and r["modality"] == "CT")
+    r = web.client.get(f"/items/{web.ids[flat['path']]}/image.png")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    assert png_pixels(r.content).shape[:2] == tuple(flat["shape"][:2])
+    # a path passed by the client is ignored: the item's own image comes back
+    other = web.client.get(f"/items/{web.ids[flat['path']]}/image.png?path=/etc/passwd")
+    assert other.content == r.content
+    volume = next(r for r in web.rows if r["dimension"] == "3D")
+    vid, depth = web.ids[volume["path"]], volume["shape"][0]
+    a = png_pixels(web.client.get(f"/items/{vid}/image.png?slice=40").content)
+    b = png_pixels(web.client.get(f"/items/{vid}/image.png?slice=100").content)
+    assert a.shape == b.shape == tuple(volume["shape"][1:]) and np.abs(
+        a.astype(int) - b).mean() > 1
+    last = web.client.get(f"/items/{vid}/image.png?slice={depth - 1}").content
+    assert web.client.get(f"/items/{vid}/image.png?slice=100000").content == last
+    thumb = png_pixels(web.client.get(f"/items/{vid}/thumb.png").content)
+    assert max(thumb.shape[:2]) == 72
+
+
+@pytest.mark.parametrize("url", [
+    "/items/999999", "/items/999999/image.png", "/items/999999/restored.png",
+    "/api/items/999999", "/api/items/999999/reviews", "/items/../../etc/passwd",
+    "/items/%2e%2e/%2e%2e/etc/passwd", "/items/1/../../../../etc/passwd",
+    "/items/..%2f..%2fetc%2fpasswd/image.png", "/api/items/..%2F..%2Fetc%2Fpasswd",
+    "/items/-1/image.png", "/items/1%2F..%2F..%2Fetc%2Fpasswd",
+])
+def test_unknown_ids_and_path_traversal_are_404(web: Web, url: str) -> None:
+    r = web.client.get(url)
+    assert r.status_code == 404, (url, r.status_code)
+    assert "root:" not in r.text
+
+
+def test_review_via_form_keeps_the_model_result(web: Web) -> None:
+    target = web.id_of(status="ok", verdict="reject")
+    with Store(web.db) as store:
+        before = store.item(target)
+    form = {"reviewer": "Dr Ada", "decision": "accept", "comment": "diagnostic after all"}
+    r = web.client.post(f"/items/{target}/review", data=form, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == f"/items/{target}#reviews"
+    page = web.client.get(f"/items/{target}").text
+    assert re.search(r'class="reviewer">Dr Ada<.*class="decision">accept<.*'
+                     r'class="comment">diagnostic after all<', page, re.S)
+    with Store(web.db) as store:
+        after = store.item(target)
+        assert len(store.reviews(target)) == 1
+    for key in ("score", "grade", "verdict", "findings", "description", "updated_at"):
+        assert after[key] == before[key]
+    bad = web.client.post(f"/items/{target}/review", data={**form, "decision": "maybe"})
+    assert bad.status_code == 400 and "Review not saved" in bad.text
+    nameless = web.client.post(f"/items/{target}/review", data={**form, "reviewer": " "})
+    assert nameless.status_code == 400
+    assert web.client.post("/items/999999/review", data=form).status_code == 404
+    with Store(web.db) as store:
+        assert len(store.reviews(target)) == 1
+
+
+def test_review_via_api(web: Web) -> None:
+    target = web.id_of(status="ok", verdict="usable")
+    r = web.client.post(f"/api/items/{target}/review",
+                        json={"reviewer": "Dr Bo", "decision": "reject", "comment": "motion"})
+    assert r.status_code == 201
+    review = r.json()
+    assert (review["item_id"], review["reviewer"], review["decision"]) == (target, "Dr Bo",
+                                                                          "reject")
+    item = web.client.get(f"/api/items/{target}").json()
+    assert item["reviewed"] and item["last_review"]["id"] == review["id"]
+    assert [x["comment"] for x in item["reviews"]] == ["motion"]
+    assert item["verdict"] == "usable"  # the model's verdict stands
+    assert web.client.get(f"/api/items/{target}/reviews").json() == item["reviews"]
+    listed = web.client.get("/api/items?reviewed=true").json()
+    assert listed["total"] == 1 and listed["items"][0]["id"] == target
+    for body in ({"reviewer": "Dr Bo", "decision": "maybe"}, {"reviewer": "", "decision": "accept"},
+                 {"decision": "accept"}):
+        assert web.client.post(f"/api/items/{target}/review", json=body).status_code == 422
+    missing = web.client.post("/api/items/999999/review",
+                              json={"reviewer": "Dr Bo", "decision": "accept"})
+    assert missing.status_code == 404
+
+
+def test_review_persists_across_a_new_app_instance(web: Web) -> None:
+    target = web.id_of(modality="MR")
+    web.client.post(f"/api/items/{target}/review", json={"reviewer": "Dr Cy", "decision":
+                                                         "comment", "comment": "check again"})
+    with TestClient(create_app(web.db, uploads_dir=web.uploads)) as fresh:
+        reviews = fresh.get(f"/api/items/{target}/reviews").json()
+        assert [(x["reviewer"], x["comment"]) for x in reviews] == [("Dr Cy", "check again")]
+        assert "Dr Cy" in fresh.get(f"/items/{target}").text
+
+
+def test_api_items_filters_and_pages(web: Web) -> None:
+    first = web.client.get("/api/items?limit=3&offset=0&sort=id").json()
+    rest = web.client.get("/api/items?limit=100&offset=3&sort=id").json()
+    assert first["total"] == rest["total"] == len(web.rows)
+    ids = [x["id"] for x in first["items"] + rest["items"]]
+    assert ids == sorted(web.ids.values())
+    rejects = web.client.get("/api/items?verdict=reject&sort=score&order=desc").json()
+    assert {x["id"] for x in rejects["items"]} == web.ids_where(
+        lambda r: r.get("verdict") == "reject")
+    scores = [x["score"] for x in rejects["items"]]
+    assert scores == sorted(scores, reverse=True)
+    assert web.client.get("/api/items?verdict=bad").status_code == 422
+    assert web.client.get("/api/items?limit=0").status_code == 422
+
+
+def test_token_protects_api_and_pages(rows: list[dict], tmp_path: Path) -> None:
+    db = tmp_path / "qc.sqlite"
+    fill_store(db, rows)
+    with TestClient(create_app(db, token="s3cret", uploads_dir=tmp_path / "up")) as client:
+        denied = client.get("/api/items")
+        assert denied.status_code == 401 and denied.headers["www-authenticate"] == "Bearer"
+        assert client.get("/api/items", headers={"Authorization": "Bearer nope"}
+                          ).status_code == 401
+        ok = client.get("/api/items", headers={"Authorization": "Bearer s3cret"})
+        assert ok.status_code == 200 and ok.json()["total"] == len(rows)
+        assert client.get("/items").status_code == 401
+        assert client.get("/items/1/image.png").status_code == 401
+        assert client.get("/items?token=nope").status_code == 401
+        entry = client.get("/items?token=s3cret&verdict=reject", follow_redirects=False)
+        assert entry.status_code == 303 and entry.headers["location"] == "/items?verdict=reject"
+        cookie = entry.headers["set-cookie"].lower()
+        assert "httponly" in cookie and "samesite=strict" in cookie
+        assert client.get("/items").status_code == 200  # the cookie now carries the token
+        assert client.get("/api/items").status_code == 401  # the API wants the header
+        assert client.get("/docs").status_code == 200
+        assert client.get("/openapi.json").status_code == 200
+
+
+def test_openapi_docs_work_offline(web: Web) -> None:
+    docs = web.client.get("/docs").text
+    assert "/static-offline-docs/swagger-ui-bundle.js" in docs and "cdn" not in docs
+    assert web.client.get("/static-offline-docs/swagger-ui-bundle.js").status_code == 200
+    spec = web.client.get("/openapi.json").json()
+    for path in ("/api/items", "/api/items/{item_id}", "/api/items/{item_id}/review",
+                 "/api/items/{item_id}/reviews", "/api/upload"):
+        assert path in spec["paths"]
+    assert "HTTPBearer" in spec["components"]["securitySchemes"]
+    assert web.client.get("/static-offline-docs/../../../etc/passwd").status_code == 404
+
+
+def test_upload_is_assessed_like_the_batch(web: Web) -> None:
+    source = next(r for r in web.rows if r["status"] == "ok" and r["path"].endswith(".dcm"))
+    data = Path(source["path"]).read_bytes()
+    r = web.client.post("/api/upload", files={"file": ("../../evil name.dcm", data)})
+    assert r.status_code == 201, r.text
+    item = r.json()
+    stored = Path(item["path"])
+    assert stored.parent == web.uploads.resolve() and stored.read_bytes() == data
+    assert item["fingerprint"] == source["fingerprint"] and item["model"] == source["model"]
+    assert item["score"] == pytest.approx(source["score"], abs=1e-3)
+    assert item["verdict"] == source["verdict"]
+    assert web.client.get(f"/items/{item['id']}/image.png").status_code == 200
+    form = web.client.post("/upload", files={"file": ("scan.dcm", data)},
+                           follow_redirects=False)
+    assert form.status_code == 303 and re.fullmatch(r"/items/\d+", form.headers["location"])
+    assert len(list(web.uploads.iterdir())) == 2
+
+
+def test_upload_rejects_what_is_not_an_image(web: Web) -> None:
+    cases = [("notes.txt", b"just some text\n" * 20), ("fake.png", b"not a png at all" * 10),
+             ("empty.dcm", b""), ("page.html", b"<html><body>hi</body></html>")]
+    for name, data in cases:
+        r = web.client.post("/api/upload", files={"file": (name, data)})
+        assert r.status_code == 400, (name, r.text)
+        assert r.json()["detail"].startswith(f"{name}: ")
+    assert web.client.post("/api/upload", data={"modality": "CT"}).status_code == 400
+    page = web.client.post("/upload", files={"file": ("notes.txt", b"text" * 50)})
+    assert page.status_code == 400 and 'id="upload-error"' in page.text
+    assert not web.uploads.exists() or not any(web.uploads.iterdir())
+    with Store(web.db) as store:
+        assert store.count() == len(web.rows)
+
+
+def test_upload_size_limit(rows: list[dict], tmp_path: Path) -> None:
+    db = tmp_path / "qc.sqlite"
+    fill_store(db, rows)
+    uploads = tmp_path / "up"
+    big = Path(next(r["path"] for r in rows if r["dimension"] == "3D")).read_bytes()
+    assert len(big) > 100_000
+    with TestClient(create_app(db, upload_limit_mb=0.05, uploads_dir=uploads)) as client:
+        r = client.post("/api/upload", files={"file": ("mni.nii.gz", big)})
+        assert r.status_code == 413 and "limit" in r.json()["detail"]
+        page = client.post("/upload", files={"file": ("mni.nii.gz", big)})
+        assert page.status_code == 413
+
+        def chunked() -> Iterator[bytes]:  # no Content-Length: counted while it streams
+            yield (b'--xx\r\nContent-Disposition: form-data; name="file"; filename="a.nii.gz"'
+                   b"\r\nContent-Type: application/octet-stream\r\n\r\n")
+            for i in range(0, len(big), 16_384):
+                yield big[i:i + 16_384]
+            yield b"\r\n--xx--\r\n"
+
+        streamed = client.post("/api/upload", content=chunked(),
+                               headers={"Content-Type": "multipart/form-data; boundary=xx"})
+        assert streamed.status_code == 413
+    assert not uploads.exists() or not any(uploads.iterdir())
+    with Store(db) as store:
+        assert store.count() == len(rows)
+
+
+def test_restored_preview(web: Web, monkeypatch: pytest.MonkeyPatch) -> None:
+    import medq.web.restored as restored
+
+    target = web.id_of(status="ok", modality="CT")
+    url = f"/items/{target}/restored.png"
+
+    def unavailable() -> Any:
+        raise ImportError("No module named 'medq.restore'")
+
+    monkeypatch.setattr(restored, "_restorer", unavailable)
+    r = web.client.get(url)
+    assert r.status_code == 501 and "restoration is not available" in r.json()["detail"]
+
+    def broken(image: Any, **_: Any) -> Any:
+        raise RuntimeError("weights missing")
+
+    monkeypatch.setattr(restored, "_restorer", lambda: broken)
+    r = web.client.get(url)
+    assert r.status_code == 503 and "weights missing" in r.json()["detail"]
+
+    class Result:
+        def __init__(self, image: Any) -> None:
+            from scipy.ndimage import median_filter
+
+            self.image = image.evolve(array=median_filter(image.array, size=5))
+            self.note = "Restored with a 5×5 median."
+
+    monkeypatch.setattr(restored, "_restorer", lambda: lambda image, **_: Result(image))
+    r = web.client.get(url)
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    original = png_pixels(web.client.get(f"/items/{target}/image.png").content)
+    smoothed = png_pixels(r.content)
+    assert smoothed.shape == original.shape
+    assert np.abs(np.diff(smoothed.astype(float), axis=1)).mean() < np.abs(
+        np.diff(original.astype(float), axis=1)).mean()
+    assert "median" in r.headers["x-medq-note"]
+
+
+def test_real_restoration_answers_an_image_or_a_reason(web: Web) -> None:
+    r = web.client.get(f"/items/{web.id_of(status='ok', modality='CT')}/restored.png")
+    assert r.status_code in (200, 501, 503), r.text
+    if r.status_code == 200:
+        assert png_pixels(r.content).ndim == 2
+    else:
+        assert r.json()["detail"].startswith("restoration")
+
+
+def test_serve_cli_bad_database(tmp_path: Path) -> None:
+    res = subprocess.run([sys.executable, "-m", "medq.cli", "serve", "--db",
+                          str(tmp_path / "missing" / "qc.sqlite"), "--port", "8999"],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("medq: error:"), res.stderr
