@@ -85,7 +85,8 @@ def build_gallery(directory: str | Path, samples: list[str] | None = None, seed:
     """Simulate every degradation at three severities on each sample; write PNG grids + HTML.
 
     With an `assessor` (medq.assess.predictor.Assessor) each full sample is assessed and every
-    tile is scored; the assessments are also written to `assessment.json`.
+    tile is scored; the assessments are also written to `assessment.json`; and each sample is
+    degraded, described and restored (`report.restore_gallery`, a before/after section).
     """
     from medq.data.samples import SAMPLES, load_sample
     from medq.degrade import available, get_spec, simulate
@@ -96,6 +97,7 @@ def build_gallery(directory: str | Path, samples: list[str] | None = None, seed:
     names = samples or list(SAMPLES)
     started = time.perf_counter()
     sections: list[GallerySample] = []
+    restored: list[Any] = []
     bar = Progress(TextColumn("{task.description}"), BarColumn(),
                    TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
                    console=progress or Console(stderr=True), transient=False)
@@ -125,7 +127,10 @@ def build_gallery(directory: str | Path, samples: list[str] | None = None, seed:
                 grid.append(tiles)
                 section.rows.append(row)
             if assessor is not None:
+                from medq.report.restore_gallery import restore_row
+
                 _score(assessor, section, full, planes)
+                restored.append(restore_row(name, plane, assessor, seed))
             _grid_png(directory / section.grid_png, f"{name} ({plane.modality})",
                       [r.kind for r in section.rows], grid)
             sections.append(section)
@@ -135,6 +140,10 @@ def build_gallery(directory: str | Path, samples: list[str] | None = None, seed:
     html = env.get_template("gallery.html").render(
         sections=sections, severities=SEVERITY_COLUMNS, seconds=time.perf_counter() - started,
         generated=time.strftime("%Y-%m-%d %H:%M:%S"))
+    if restored:
+        from medq.report.restore_gallery import section_html
+
+        html = html.replace("</body>", section_html(restored) + "\n</body>")
     index = directory / "index.html"
     atomic_write_text(index, html)
     if assessor is not None:

@@ -10,8 +10,8 @@ from typing import Any
 from medq.data.bench import BenchPlan
 from medq.errors import InvalidParameter
 
-LOSS_NAMES = ("physics", "score", "findings")
-"""Loss terms a stage can weight."""
+LOSS_NAMES = ("physics", "score", "findings", "l1", "ssim", "prior")
+"""Loss terms a stage can weight (`l1`, `ssim`, `prior`: restoration, `task: restore`)."""
 
 
 @dataclass
@@ -44,6 +44,7 @@ class TrainConfig:
     weight_decay: float = 0.05
     init: str | None = None
     output: str = "runs/{name}"
+    pairs: dict[str, Any] = field(default_factory=dict)  # restoration pair plans (task: restore)
     log_every: int = 100
 
     def output_dir(self) -> Path:
@@ -79,8 +80,8 @@ def config_from_dict(data: dict[str, Any]) -> TrainConfig:
         if key not in data:
             raise InvalidParameter(f"config needs a {key!r}")
     cfg = TrainConfig(**data, stages=stages, bench=bench)
-    if cfg.task not in ("quality", "prompts"):
-        raise InvalidParameter(f"task must be 'quality' or 'prompts', got {cfg.task!r}")
+    if cfg.task not in ("quality", "prompts", "restore"):
+        raise InvalidParameter(f"task must be 'quality', 'prompts' or 'restore', got {cfg.task!r}")
     if cfg.batch_size < 1:
         raise InvalidParameter("batch_size must be ≥ 1")
     return cfg

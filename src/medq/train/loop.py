@@ -177,6 +177,10 @@ def train(cfg: TrainConfig, data: dict[str, np.ndarray] | None = None,
     log = log or (lambda msg: print(f"medq train: {msg}", file=sys.stderr, flush=True))
     if cfg.task == "prompts":
         return train_prompt_classifier(cfg, log)
+    if cfg.task == "restore":
+        from medq.train.restore_loop import train_restorer
+
+        return train_restorer(cfg, log)
     threads = set_threads()
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)

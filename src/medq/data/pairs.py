@@ -1,0 +1,238 @@
+"""Deterministic, cached restoration pairs (degraded, clean) from the benchmark sources.
+
+Each pair is one clean 2D image drawn from a `Source` of the requested split, degraded by the
+engine for one restoration task at a continuous severity (uniform in severity value, mild to
+past severe) and, for a share of the pairs, a second degradation of the same modality (e.g. blur
+then noise); a share of pairs stays clean (target = input) so a network learns to leave good
+images alone. Both images are normalised with the *degraded* image's scale
+(`medq.restore.normalise`, as at run time) and stored as float16 in the cache
+(`medq.data.bench.cache_dir()/restore/<key>/<split>.npz`), keyed by the plan, so a second build
+is a file read. Test pairs come only from held-out test sources.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from typing import Any
+
+import numpy as np
+
+from medq.data.bench import cache_dir
+from medq.data.sources import Source, sources
+from medq.degrade import get_spec, simulate
+from medq.errors import InvalidParameter
+from medq.io.atomic import atomic_path, atomic_write_text
+from medq.restore.condition import modality_group, truth, vector
+from medq.restore.normalise import scale_for
+
+PAIRS_VERSION = 1
+"""Bumped whenever pair generation changes, so stale caches are never reused."""
+
+TASKS: dict[str, tuple[str, ...]] = {
+    "ct_low_dose": ("CT",),
+    "ct_sparse_view": ("CT",),
+    "mr_undersample": ("MR",),
+    "mr_noise": ("MR",),
+    "mr_motion": ("MR",),
+    "pet_low_count": ("PT",),
+    "blur": ("CT", "MR", "PT", "DX"),
+    "low_resolution": ("CT", "MR", "PT", "DX"),
+    "xr_quantum_noise": ("DX",),
+}
+"""Restoration tasks (engine kinds) and the modalities their pairs are drawn from."""
+
+SECOND: dict[str, tuple[str, ...]] = {
+    "CT": ("ct_low_dose", "blur"), "MR": ("mr_noise", "blur", "mr_undersample"),
+    "PT": ("pet_low_count", "blur"), "DX": ("xr_quantum_noise", "blur"),
+}
+"""Second degradations of combined pairs, per modality (noise is always applied last)."""
+
+NOISE_KINDS = ("ct_low_dose", "mr_noise", "pet_low_count", "xr_quantum_noise")
+"""Kinds applied after the others in a combined pair (noise enters at acquisition's end)."""
+
+
+@dataclass(frozen=True)
+class PairPlan:
+    """Which pairs to build: split, tasks, counts, severity range, sizes and the seed."""
+
+    split: str = "train"
+    tasks: tuple[str, ...] = tuple(TASKS)
+    per_task: int = 100
+    clean: int = 60
+    combo_fraction: float = 0.2
+    severity_range: tuple[float, float] = (0.3, 3.2)
+    max_side: int = 320
+    seed: int = 0
+    source_names: tuple[str, ...] = field(default_factory=tuple)
+    levels: tuple[float, ...] = ()
+    """Fixed continuous severities, cycled over each task's pairs (no combinations); empty:
+    random severities in `severity_range`."""
+    pseudo_mr: bool = False
+    """Draw CT sources and recast them as MR (`pseudo_mr`) for every pair: body anatomy that
+    fills the field of view, unlike the brain template, for MR tasks that generalise."""
+
+    def key(self) -> str:
+        """Cache key of this plan (and the generator version); `pseudo_mr` counts when set."""
+        fields = asdict(self)
+        if not fields["pseudo_mr"]:
+            del fields["pseudo_mr"]  # a later field: plans without it keep their caches
+        text = json.dumps({**fields, "version": PAIRS_VERSION}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def pseudo_mr(image: Any, rng: np.random.Generator) -> Any:
+    """A CT image recast as an MR-like magnitude image with a random tissue contrast.
+
+    HU are mapped piecewise-linearly (air → 0; fat, water, soft tissue, bone to random
+    intensities in 0.1–1), then scaled to a random maximum: T1-, T2- or PD-like contrasts of
+    body anatomy. Only the intensities change; the MR engine degrades the result.
+    """
+    hu = np.array([-1000.0, -300.0, -100.0, 0.0, 60.0, 300.0, 2000.0])
+    values = np.r_[0.0, rng.uniform(0.02, 0.3), rng.uniform(0.1, 1.0, 5)]
+    array = np.interp(image.array, hu, values) * float(rng.uniform(100, 2000))
+    return image.evolve(array=array.astype(np.float32), modality="MR", physics={})
+
+
+def _pool(plan: PairPlan, modalities: tuple[str, ...]) -> list[Source]:
+    """Sources of the plan's split giving 2D images of the modalities."""
+    if plan.pseudo_mr:
+        modalities = ("CT",)
+    found = [s for s in sources(plan.split, "2d") if s.modality in modalities
+             and (not plan.source_names or s.name in plan.source_names)]
+    if not found:
+        raise InvalidParameter(f"no {plan.split} source for {'/'.join(modalities)}")
+    return found
+
+
+def _apply(image: Any, kind: str, rng: np.random.Generator, plan: PairPlan,
+           severity: float | None = None) -> Any:
+    """Degrade `image` by `kind` at a random (or given) continuous severity."""
+    spec = get_spec(kind)
+    for _ in range(4):
+        value = severity if severity is not None else float(rng.uniform(*plan.severity_range))
+        try:
+            return simulate(image, kind, level=spec.level_at(value),
+                            seed=int(rng.integers(2**31)))[0]
+        except InvalidParameter:
+            severity = None  # a level this image cannot take: draw another
+    return image
+
+
+def _fit(image: Any, max_side: int) -> Any:
+    """Centre-crop an image so no side exceeds `max_side` and both are multiples of 8."""
+    h, w = image.shape[:2]
+    nh, nw = min(h, max_side) // 8 * 8, min(w, max_side) // 8 * 8
+    y0, x0 = (h - nh) // 2, (w - nw) // 2
+    return image.evolve(array=np.ascontiguousarray(image.array[y0:y0 + nh, x0:x0 + nw]))
+
+
+def make_pair(task: str, seed: int, plan: PairPlan, severity: float | None = None
+              ) -> dict[str, Any]:
+    """One pair for `task` (or a clean pair for task `clean`), deterministic in `seed`."""
+    rng = np.random.default_rng(seed)
+    mods = TASKS.get(task, ("CT", "MR", "PT", "DX"))
+    pool = _pool(plan, mods)
+    source = pool[int(rng.integers(len(pool)))]
+    clean = _fit(source.draw(rng, "2d"), plan.max_side)
+    if plan.pseudo_mr:
+        clean = pseudo_mr(clean, rng)
+    image = clean
+    if task != "clean":
+        kinds = [task]
+        if severity is None and rng.random() < plan.combo_fraction:
+            extra = [k for k in SECOND[clean.modality] if k != task
+                     and get_spec(k).finding != get_spec(task).finding]
+            kinds.append(str(rng.choice(extra)))
+        kinds.sort(key=lambda k: k in NOISE_KINDS)
+        for kind in kinds:
+            image = _apply(image, kind, rng, plan, severity if kind == task else None)
+    records = image.meta.get("degradations", [])
+    scale = scale_for(image.array, image.modality)
+    presence, sev = truth(records)
+    return {"x": scale.forward(image.array).astype(np.float16),
+            "y": scale.forward(clean.array).astype(np.float16),
+            "cond": vector(presence, sev, image.modality), "task": task,
+            "source": source.name, "modality": modality_group(image.modality),
+            "level": next((float(r["level"]) for r in records if r["name"] == task), 0.0),
+            "scale": np.array([scale.offset, scale.scale], np.float64), "records": records}
+
+
+def _jobs(plan: PairPlan) -> list[tuple[str, int, float | None]]:
+    """The (task, seed, fixed severity or None) list of a plan, in a fixed order."""
+    base = plan.seed * 1_000_003 + (0 if plan.split == "train" else 500_000)
+    levels = plan.levels or (None,)
+    jobs = [(t, base + 1000 * i + j, levels[j % len(levels)]) for i, t in enumerate(plan.tasks)
+            for j in range(plan.per_task)]
+    return jobs + [("clean", base + 900_000 + j, None) for j in range(plan.clean)]
+
+
+def pack(pairs: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """Stack pairs of different shapes: flat pixels, per-pair shape and offset."""
+    shapes = np.array([p["x"].shape for p in pairs], np.int64)
+    sizes = shapes.prod(axis=1)
+    return {"x": np.concatenate([p["x"].ravel() for p in pairs]),
+            "y": np.concatenate([p["y"].ravel() for p in pairs]),
+            "shape": shapes, "offset": np.r_[0, np.cumsum(sizes)[:-1]],
+            "cond": np.stack([p["cond"] for p in pairs]),
+            "modality": np.array([p["modality"] for p in pairs]),
+            "scale": np.stack([p["scale"] for p in pairs]),
+            "task": np.array([p["task"] for p in pairs]),
+            "level": np.array([p["level"] for p in pairs], np.float64),
+            "source": np.array([p["source"] for p in pairs])}
+
+
+def concat(*packs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Join packed pair sets (offsets shifted)."""
+    shift = np.cumsum([0] + [len(p["x"]) for p in packs[:-1]])
+    out = {k: np.concatenate([p[k] for p in packs]) for k in packs[0] if k != "offset"}
+    out["offset"] = np.concatenate([p["offset"] + s for p, s in zip(packs, shift, strict=True)])
+    return out
+
+
+def pair_arrays(data: dict[str, np.ndarray], i: int) -> tuple[np.ndarray, np.ndarray]:
+    """(degraded, clean) normalised float32 images of pair i."""
+    o, (h, w) = int(data["offset"][i]), data["shape"][i]
+    n = int(h * w)
+    return (data["x"][o:o + n].reshape(h, w).astype(np.float32),
+            data["y"][o:o + n].reshape(h, w).astype(np.float32))
+
+
+def _run(job: tuple[str, int, float | None], plan: PairPlan) -> dict[str, Any]:
+    return make_pair(job[0], job[1], plan, job[2])
+
+
+def build_pairs(plan: PairPlan, workers: int = 2, progress: bool = True
+                ) -> dict[str, np.ndarray]:
+    """Build (or read from the cache) the pairs of a plan as packed arrays."""
+    from rich.progress import track
+
+    if plan.split not in ("train", "test"):
+        raise InvalidParameter(f"split must be 'train' or 'test', got {plan.split!r}")
+    folder = cache_dir() / "restore" / plan.key()
+    path = folder / f"{plan.split}.npz"
+    if path.exists():
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    jobs = _jobs(plan)
+    fn = partial(_run, plan=plan)
+    label = f"building {plan.split} restoration pairs"
+    if workers <= 1:
+        pairs = [fn(j) for j in track(jobs, description=label, disable=not progress,
+                                      transient=True)]
+    else:
+        with ProcessPoolExecutor(workers) as ex:
+            pairs = list(track(ex.map(fn, jobs, chunksize=4), total=len(jobs),
+                               description=label, disable=not progress, transient=True))
+    packed = pack(pairs)
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **packed)
+    atomic_write_text(folder / f"{plan.split}.records.json",
+                      json.dumps([{"task": p["task"], "source": p["source"],
+                                   "records": p["records"]} for p in pairs]))
+    atomic_write_text(folder / "plan.json", json.dumps(asdict(plan), indent=2))
+    return packed

@@ -1,0 +1,89 @@
+"""Run a restoration method over an image's 2D planes in normalised units and back.
+
+Every method is 2D: a volume is restored slice by slice (axial planes `array[z]`), a colour
+photograph channel by channel. The image (each channel of a photograph) is normalised once
+(`medq.restore.normalise.scale_for`), each plane restored, and the result mapped back exactly to
+physical units, so the caller gets an array of the input's shape and units.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from medq.image import MedImage
+from medq.restore.normalise import Scale, network_input, scale_for
+
+PlaneFn = Callable[[list[np.ndarray]], list[np.ndarray]]
+
+
+def _groups(image: MedImage) -> list[tuple[np.ndarray, Scale]]:
+    """The image as stacks of planes `[n, y, x]`, one stack per normalisation (RGB: 3)."""
+    arr = image.array
+    if image.is_rgb:
+        return [(arr[None, :, :, c], scale_for(arr[..., c], image.modality)) for c in range(3)]
+    stack = arr if image.is_volume else arr[None]
+    return [(stack, scale_for(arr, image.modality))]
+
+
+def normalised_planes(image: MedImage) -> list[np.ndarray]:
+    """Every normalised 2D plane of an image (slices, or channels of a photograph)."""
+    return [p for stack, scale in _groups(image) for p in scale.forward(stack)]
+
+
+def apply_planes(image: MedImage, fn: PlaneFn) -> np.ndarray:
+    """Restore every plane with `fn` (normalised planes in, restored planes out) → array."""
+    outs = []
+    for stack, scale in _groups(image):
+        restored = fn(list(scale.forward(stack)))
+        outs.append(scale.inverse(np.stack(restored)))
+    if image.is_rgb:
+        return np.stack([o[0] for o in outs], axis=-1).astype(np.float32)
+    return (outs[0] if image.is_volume else outs[0][0]).astype(np.float32)
+
+
+@torch.no_grad()
+def network_planes(model: torch.nn.Module, planes: list[np.ndarray], cond: np.ndarray | None,
+                   batch: int = 4) -> tuple[list[np.ndarray], dict[str, np.ndarray]]:
+    """Restore planes with a network (residual on unclipped values) and its mean prior output.
+
+    Returns the restored planes and, for a conditioned network, `presence` (mean prior
+    probability per finding type) and `severity` (mean prior severity 0–1).
+    """
+    model.eval()
+    out_planes: list[np.ndarray] = []
+    presence, severity = [], []
+    c = torch.from_numpy(np.asarray(cond, np.float32))[None] if cond is not None else None
+    for start in range(0, len(planes), batch):
+        chunk = planes[start:start + batch]
+        x = torch.from_numpy(np.stack([network_input(p) for p in chunk]))[:, None]
+        out = model(x, c.expand(len(chunk), -1) if c is not None else None)
+        residual = out["residual"][:, 0].numpy()
+        out_planes += [p + r for p, r in zip(chunk, residual, strict=True)]
+        if "prior_logits" in out:
+            presence.append(torch.sigmoid(out["prior_logits"]).numpy())
+            severity.append(out["prior_severity"].numpy())
+    prior = {}
+    if presence:
+        prior = {"presence": np.concatenate(presence).mean(0),
+                 "severity": np.concatenate(severity).mean(0)}
+    return out_planes, prior
+
+
+@torch.no_grad()
+def prior_of(model: torch.nn.Module, planes: list[np.ndarray], max_planes: int = 16
+             ) -> dict[str, np.ndarray]:
+    """The degradation prior's mean presence/severity over (up to `max_planes` evenly spaced)
+    planes; empty for a network without a prior."""
+    if getattr(model, "prior", None) is None:
+        return {}
+    idx = np.unique(np.linspace(0, len(planes) - 1, min(len(planes), max_planes)).astype(int))
+    presence, severity = [], []
+    for i in idx:
+        x = torch.from_numpy(network_input(planes[i]))[None, None]
+        logits, sev = model.prior(x)
+        presence.append(torch.sigmoid(logits)[0].numpy())
+        severity.append(sev[0].numpy())
+    return {"presence": np.mean(presence, axis=0), "severity": np.mean(severity, axis=0)}

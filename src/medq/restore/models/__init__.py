@@ -1,0 +1,80 @@
+"""Restoration networks: registry, checkpoints, and loading shipped weights by name.
+
+A checkpoint is `{"model": <class name>, "args": {...}, "state_dict": ..., "medq": <record>}`;
+shipped ones live in `medq/weights/<name>.pt` (float16, loaded back as float32) with their model
+card `<name>.md`. Any run folder's `model.pt` written by `medq train` works as well.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from medq.errors import ModelError
+from medq.restore.models.unet import RestoreUNet
+
+MODELS: dict[str, type[nn.Module]] = {"RestoreUNet": RestoreUNet}
+"""Restoration model classes by checkpoint name."""
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "restore-unet": {},
+    "restore-unet-tiny": {"channels": (8, 16), "bottleneck": 1, "embed": 16, "prior_width": 8},
+}
+"""Named sizes usable as `model:` in a training config (`model_args` override them)."""
+
+DEFAULT_RESTORER = "restore-s"
+"""Shipped network used by `medq restore` when none is named."""
+
+
+def build_model(name: str, **args: Any) -> RestoreUNet:
+    """A fresh restoration network of preset `name` (with `args` overriding the preset)."""
+    if name not in PRESETS:
+        raise ModelError(f"unknown restoration model {name!r}; choose from {sorted(PRESETS)}")
+    return RestoreUNet(**{**PRESETS[name], **args})
+
+
+def save_checkpoint(model: nn.Module, path: str | Path, record: dict[str, Any]) -> None:
+    """Write a checkpoint (architecture args + weights + training record) to `path`."""
+    torch.save({"model": type(model).__name__, "args": dict(model.args),
+                "state_dict": model.state_dict(), "medq": record}, path)
+
+
+def resolve(name_or_path: str | Path) -> Path:
+    """Checkpoint path of a shipped restorer name or an existing file; ModelError otherwise."""
+    from medq.assess.weights import WEIGHTS_DIR
+
+    path = Path(name_or_path).expanduser()
+    if path.is_dir() and (path / "model.pt").is_file():
+        return path / "model.pt"
+    if path.suffix == ".pt" and path.is_file():
+        return path
+    candidate = WEIGHTS_DIR / f"{name_or_path}.pt"
+    if candidate.is_file():
+        return candidate
+    names = ", ".join(sorted(p.stem for p in WEIGHTS_DIR.glob("restore-*.pt"))) or "none"
+    raise ModelError(f"no restoration weights called {str(name_or_path)!r}: give a checkpoint "
+                     f"path or one of the shipped restorers ({names})")
+
+
+@lru_cache(maxsize=4)
+def _load(path: str, mtime: float) -> tuple[RestoreUNet, dict[str, Any]]:
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        cls = MODELS[ckpt["model"]]
+        model = cls(**ckpt["args"])
+        model.load_state_dict({k: v.float() for k, v in ckpt["state_dict"].items()})
+    except (OSError, RuntimeError, KeyError, TypeError) as e:
+        raise ModelError(f"not a medq restoration checkpoint ({type(e).__name__}: {e})",
+                         path) from e
+    return model.eval(), dict(ckpt.get("medq", {}))
+
+
+def load_restorer(name_or_path: str | Path = DEFAULT_RESTORER
+                  ) -> tuple[RestoreUNet, dict[str, Any]]:
+    """(network in eval mode, training record) of a shipped name or a checkpoint (cached)."""
+    path = resolve(name_or_path)
+    return _load(str(path), path.stat().st_mtime)

@@ -1,0 +1,138 @@
+"""Assess → describe → restore → re-assess, with a quality gate.
+
+1. **Assess** the image (`medq.assess`, unless an Assessment is given) and **describe** it
+   (`medq.describe.report_from`).
+2. **Gate**: the problems to fix are the restorable findings (`condition.RESTORABLE`) of the
+   description. When there are none, the image is returned unchanged and the note says so: a
+   good image is never quietly altered. The network's own degradation-type prior is reported
+   (`detected`: types with probability ≥ `PRIOR_THRESHOLD`) but does not open the gate: in the
+   shipped network it does not yet separate clean from degraded images (see its model card and
+   `medq bench restore`'s gate numbers); `gate_on_prior=True` lets it.
+3. **Restore** with the chosen method: `auto`/`net` (the shipped network, conditioned on the
+   description), or the classical `bm3d`, `nlm`, `tv`.
+4. **Re-assess** the result; when the score did not rise, the note says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medq.assess.models.blocks import FINDING_TYPES
+from medq.errors import InvalidParameter
+from medq.image import MedImage
+from medq.restore import condition
+from medq.restore.apply import apply_planes, network_planes, normalised_planes, prior_of
+from medq.restore.classical import METHODS as CLASSICAL
+
+METHODS = ("auto", "net", *CLASSICAL)
+"""Values of `method` (`auto` is the network, gated)."""
+
+PRIOR_THRESHOLD = 0.5
+"""Prior probability at which the network's own detection counts as a finding to fix."""
+
+
+@dataclass
+class RestoreResult:
+    """What `medq restore` did to one image."""
+
+    image: MedImage
+    changed: bool
+    method: str
+    before: float | None
+    after: float | None
+    findings_addressed: list[str]
+    note: str
+    detected: dict[str, float] = field(default_factory=dict)
+    description: str = ""
+    path: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly summary (without the pixels)."""
+        return {"path": self.path, "method": self.method, "changed": self.changed,
+                "before": self.before, "after": self.after,
+                "findings_addressed": list(self.findings_addressed), "note": self.note,
+                "detected": dict(self.detected), "description": self.description}
+
+
+def _prior_findings(prior: dict[str, np.ndarray], threshold: float) -> dict[str, float]:
+    """Restorable finding types the prior detects, with their probabilities."""
+    if not prior:
+        return {}
+    return {t: round(float(prior["presence"][i]), 3) for i, t in enumerate(FINDING_TYPES)
+            if t in condition.RESTORABLE and prior["presence"][i] >= threshold}
+
+
+def _score(assessment: Any) -> float | None:
+    return None if assessment is None else float(assessment.score)
+
+
+def _assess(image: MedImage, assessor: Any) -> Any:
+    """Assess with the given Assessor, else medq's default model (loaded once)."""
+    if assessor is not None:
+        return assessor.assess(image)
+    import medq.assess
+
+    return medq.assess.assess(image)
+
+
+def _note(method: str, addressed: list[str], before: float | None, after: float | None) -> str:
+    """The one-line note for a changed image."""
+    what = ", ".join(a.replace("_", " ") for a in addressed)
+    line = (f"Restored with {method} for {what}" if addressed
+            else f"Restored with {method} (forced: nothing was found to repair)")
+    if before is None or after is None:
+        return line + "."
+    if after > before:
+        return line + f"; the re-assessed score rose from {before:.2f} to {after:.2f}."
+    return line + (f"; the re-assessed score did not rise ({before:.2f} → {after:.2f}): "
+                   "compare with the input before relying on it.")
+
+
+def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
+            model: str | Path | None = None, assessor: Any = None, reassess: bool = True,
+            force: bool = False, threshold: float = PRIOR_THRESHOLD,
+            gate_on_prior: bool = False) -> RestoreResult:
+    """Assess, describe, gate, restore and re-assess one image (see the module docstring).
+
+    `force` skips the gate (the method runs even when nothing was found); `reassess=False`
+    skips the second assessment (`after` is then None).
+    """
+    from medq.describe import report_from
+    from medq.restore.models import DEFAULT_RESTORER, load_restorer
+
+    if method not in METHODS:
+        raise InvalidParameter(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+    assessment = assessment if assessment is not None else _assess(image, assessor)
+    report = report_from(assessment, image)
+    net, _ = load_restorer(model or DEFAULT_RESTORER)
+    planes = normalised_planes(image)
+    detected = _prior_findings(prior_of(net, planes), threshold)
+    described = [f.type for f in report.findings if f.type in condition.RESTORABLE]
+    found = set(described) | (set(detected) if gate_on_prior else set())
+    addressed = sorted(found, key=FINDING_TYPES.index)
+    before = _score(assessment)
+    common = {"method": method, "before": before, "detected": detected,
+              "description": report.text, "path": image.source}
+    if not addressed and not force:
+        note = ("No noise, blur, aliasing, motion or streaks to repair were found; "
+                "the image is returned unchanged.")
+        return RestoreResult(image, False, after=before, findings_addressed=[], note=note,
+                             **common)
+    if method in CLASSICAL:
+        from medq.restore.classical import classical_plane
+
+        array = apply_planes(image, lambda ps: [classical_plane(method, p) for p in ps])
+    else:
+        presence, severity = condition.from_findings(report.findings)
+        cond = condition.vector(presence if report.findings else None, severity, image.modality)
+        array = apply_planes(image, lambda ps: network_planes(net, ps, cond)[0])
+    step = {"step": "restore", "method": method, "findings": addressed,
+            "model": str(model or DEFAULT_RESTORER) if method in ("auto", "net") else None}
+    restored = image.with_array(array, step=step)
+    after = _score(_assess(restored, assessor)) if reassess else None
+    return RestoreResult(restored, True, after=after, findings_addressed=addressed,
+                         note=_note(method, addressed, before, after), **common)

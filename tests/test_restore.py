@@ -1,0 +1,178 @@
+"""Restoration building blocks on real images: normalisation, conditioning, network, classical
+methods, engine pairs, and the gated pipeline with the shipped network."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from medq.data.samples import load_sample
+from medq.degrade import simulate
+from medq.metrics.fidelity import nrmse, psnr
+from medq.restore import condition
+from medq.restore.models import build_model
+from medq.restore.normalise import network_input, scale_for
+
+
+@pytest.mark.parametrize("name", ["ct_small", "mr_small", "pet_brain", "xr_head"])
+def test_normalisation_is_exactly_invertible(name: str) -> None:
+    image = load_sample(name)
+    scale = scale_for(image.array, image.modality)
+    back = scale.inverse(scale.forward(image.array))
+    assert np.allclose(back, image.array, rtol=1e-5, atol=1e-3 * float(np.ptp(image.array)))
+    norm = network_input(scale.forward(image.array))
+    assert norm.min() >= -0.5 and norm.max() <= 4.0
+    if image.modality == "CT":  # fixed HU map: water 1, air 0
+        assert scale.forward(np.array([0.0, -1000.0])).tolist() == [1.0, 0.0]
+
+
+def test_conditioning_from_engine_records_and_findings() -> None:
+    ct = load_sample("ct_small")
+    noisy, record = simulate(ct, "ct_low_dose", severity="severe", seed=0)
+    presence, severity = condition.truth(noisy.meta["degradations"])
+    i = condition.FINDING_TYPES.index("noise")
+    assert presence[i] == 1.0 and presence.sum() == 1.0
+    assert 0.8 < severity[i] <= 1.0  # severe ≈ 2.5–3 of 3
+    vec = condition.vector(presence, severity, "CT")
+    assert vec.shape == (condition.COND_DIM,)
+    assert vec[2 * condition.N_FINDINGS] == 1.0  # description given
+    assert vec[2 * condition.N_FINDINGS + 1 + condition.MODALITY_GROUPS.index("CT")] == 1.0
+    blind = condition.vector(None, None, "DX")
+    assert blind[:2 * condition.N_FINDINGS + 1].sum() == 0
+    assert blind[2 * condition.N_FINDINGS + 1 + condition.MODALITY_GROUPS.index("XR")] == 1.0
+    p, s = condition.from_findings([{"type": "blur", "severity": "moderate", "confidence": 0.8,
+                                     "evidence": {"expected_severity": 2.1}}])
+    j = condition.FINDING_TYPES.index("blur")
+    assert p[j] == pytest.approx(0.8) and s[j] == pytest.approx(0.7)
+    rng = np.random.default_rng(0)
+    corrupted = np.stack([condition.perturb(vec, rng) for _ in range(200)])
+    dropped = corrupted[:, 2 * condition.N_FINDINGS] == 0
+    assert 0.15 < dropped.mean() < 0.45  # the description is sometimes withheld
+    assert (corrupted[:, :2 * condition.N_FINDINGS] >= 0).all()
+    assert (corrupted[:, :2 * condition.N_FINDINGS] <= 1).all()
+    modality = corrupted[:, 2 * condition.N_FINDINGS + 1:]
+    hidden = modality[:, -1] == 1.0  # modality withheld as "other" now and then
+    assert 0.02 < hidden.mean() < 0.35
+    assert np.allclose(modality[~hidden], vec[2 * condition.N_FINDINGS + 1:])
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 37, 53), (2, 1, 64, 64), (1, 1, 128, 91)])
+def test_network_is_fully_convolutional_and_starts_as_identity(shape: tuple[int, ...]) -> None:
+    torch.manual_seed(0)
+    net = build_model("restore-unet-tiny").eval()
+    x = torch.rand(shape)
+    with torch.no_grad():
+        out = net(x, torch.zeros(shape[0], condition.COND_DIM))
+    assert out["image"].shape == x.shape
+    assert torch.equal(out["image"], x)  # zero-initialised residual: identity before training
+    assert out["prior_logits"].shape == (shape[0], condition.N_FINDINGS)
+    plain = build_model("restore-unet-tiny", conditioning=False)
+    assert "prior_logits" not in plain(x)
+
+
+@pytest.mark.parametrize("method", ["bm3d", "nlm", "tv"])
+def test_classical_methods_denoise_a_real_mr_slice(method: str) -> None:
+    from medq.restore.apply import apply_planes
+    from medq.restore.classical import classical_plane
+
+    mr = load_sample("mni_t1")
+    plane = mr.evolve(array=np.ascontiguousarray(mr.array[mr.shape[0] // 2]),
+                      spacing=mr.spacing[1:])
+    noisy, _ = simulate(plane, "mr_noise", severity="moderate", seed=1)
+    out = apply_planes(noisy, lambda ps: [classical_plane(method, p) for p in ps])
+    assert out.shape == plane.shape
+    assert psnr(out, plane.array) > psnr(noisy.array, plane.array) + 1.5
+
+
+def test_pairs_are_deterministic_and_come_from_the_split() -> None:
+    from medq.data.pairs import PairPlan, make_pair
+    from medq.data.sources import sources
+
+    plan = PairPlan(split="test", tasks=("mr_noise",), max_side=128)
+    a, b = make_pair("mr_noise", 7, plan), make_pair("mr_noise", 7, plan)
+    assert np.array_equal(a["x"], b["x"]) and np.array_equal(a["y"], b["y"])
+    assert a["source"] in {s.name for s in sources("test")}
+    assert a["records"][0]["name"] == "mr_noise"
+    assert not np.array_equal(a["x"], a["y"])
+    assert max(a["x"].shape) <= 128 and all(n % 8 == 0 for n in a["x"].shape)
+    clean = make_pair("clean", 3, PairPlan(split="train", max_side=128))
+    assert np.array_equal(clean["x"], clean["y"]) and not clean["records"]
+    assert clean["source"] in {s.name for s in sources("train")}
+    fixed = make_pair("blur", 5, plan, severity=2.0)
+    from medq.degrade import get_spec
+
+    assert get_spec("blur").severity_value(fixed["level"]) == pytest.approx(2.0, abs=1e-6)
+
+
+def test_unknown_method_and_missing_weights_are_clear_errors() -> None:
+    from medq.errors import InvalidParameter, ModelError
+    from medq.restore.models import load_restorer
+    from medq.restore.pipeline import restore
+
+    with pytest.raises(InvalidParameter, match="choose from auto, net, bm3d, nlm, tv"):
+        restore(load_sample("ct_small"), "median")
+    with pytest.raises(ModelError, match="no restoration weights"):
+        load_restorer("no-such-restorer")
+
+
+CT_SMALL_NOISE = pytest.mark.xfail(
+    strict=True, reason="the description reports CT_small's own quantum mottle as moderate "
+    "noise, so the gate opens and the shipped network smooths the real scan")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [pytest.param("ct_small", marks=CT_SMALL_NOISE), "mr_small",
+                                  "mni_t1", "retina", "pet_brain", "xr_head"])
+def test_quality_gate_leaves_every_bundled_sample_nearly_unchanged(name: str) -> None:
+    from medq.restore.pipeline import restore
+
+    image = load_sample(name)
+    result = restore(image, "auto", reassess=False)
+    change = nrmse(result.image.array, image.array)
+    assert change < 0.005, (name, change, result.note)
+    assert result.image.shape == image.shape
+    if not result.changed:
+        assert np.array_equal(result.image.array, image.array)
+        assert "unchanged" in result.note
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("kind", "margin"), [("xr_quantum_noise", 3.0), ("mr_noise", 3.0),
+                                              ("mr_undersample", 0.5)])
+def test_shipped_network_repairs_degraded_samples(kind: str, margin: float) -> None:
+    from medq.restore.pipeline import restore
+
+    image = load_sample("xr_head" if kind.startswith("xr") else "mni_t1")
+    if image.is_volume:
+        image = image.evolve(array=np.ascontiguousarray(image.array[image.shape[0] // 2]),
+                             spacing=image.spacing[1:])
+    degraded, _ = simulate(image, kind, severity="moderate", seed=3)
+    result = restore(degraded, "auto")
+    assert result.changed and result.findings_addressed, result.note
+    window = (-160.0, 240.0) if image.modality == "CT" else None
+    before = psnr(degraded.array, image.array, window=window)
+    after = psnr(result.image.array, image.array, window=window)
+    assert after > before + margin, (before, after)
+    assert result.before is not None and result.after is not None
+    assert result.image.meta["history"][-1]["step"] == "restore"
+    assert "Restored with auto" in result.note and str(round(result.before, 2)) in result.note
+
+
+def test_pseudo_mr_pairs_and_joined_pair_sets() -> None:
+    from medq.data.pairs import PairPlan, concat, make_pair, pack, pair_arrays
+    from medq.restore.condition import MODALITY_GROUPS
+
+    plan = PairPlan(tasks=("mr_noise",), pseudo_mr=True, source_names=("body_ct",), max_side=96)
+    pair = make_pair("mr_noise", 11, plan)
+    assert pair["source"] == "body_ct" and MODALITY_GROUPS[pair["modality"]] == "MR"
+    assert pair["records"][0]["name"] == "mr_noise"  # the MR engine accepted the recast image
+    assert 0.0 <= float(np.percentile(pair["y"].astype(np.float32), 50)) <= 1.0
+    assert plan.key() != PairPlan(tasks=("mr_noise",), source_names=("body_ct",),
+                                  max_side=96).key()
+    other = make_pair("clean", 2, PairPlan(max_side=64))
+    a, b = pack([pair]), pack([other, pair])
+    joined = concat(a, b)
+    for k, (src, i) in enumerate([(a, 0), (b, 0), (b, 1)]):
+        for got, want in zip(pair_arrays(joined, k), pair_arrays(src, i), strict=True):
+            assert np.array_equal(got, want)

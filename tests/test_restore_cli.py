@@ -1,0 +1,133 @@
+"""`medq restore`, `medq bench restore` and restoration training, as a user meets them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+
+from conftest import dicom_testfile
+from test_cli import run_medq
+
+
+@pytest.fixture(scope="module")
+def restore_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A tiny restoration network trained by `medq train configs/restore_tiny_test.yaml`."""
+    import os
+
+    root = tmp_path_factory.mktemp("restore_run")
+    os.environ["MEDQ_CACHE_DIR"] = str(root / "cache")
+    from medq.train.config import load_config
+    from medq.train.loop import train
+
+    cfg = load_config(Path(__file__).parents[1] / "configs" / "restore_tiny_test.yaml")
+    cfg.output = str(root / "run")
+    record = train(cfg, log=lambda msg: None)
+    return {"record": record, "folder": root / "run"}
+
+
+def test_tiny_restoration_training_writes_a_loadable_checkpoint(restore_run: dict) -> None:
+    from medq.data.sources import sources
+    from medq.restore.models import load_restorer
+
+    folder, record = restore_run["folder"], restore_run["record"]
+    assert {"model.pt", "card.md", "metrics.json"} <= {p.name for p in folder.iterdir()}
+    assert record["train_pairs"] == 14 and record["steps"] == {"restore": 30}
+    test_sources = {s.name for s in sources("test")}
+    assert set(record["metrics"]) == {"mr_noise", "clean"}
+    assert np.isfinite(record["metrics"]["mr_noise"]["net"])
+    assert all(h["l1"] > 0 for h in record["history"])
+    net, meta = load_restorer(folder / "model.pt")
+    assert meta["name"] == "restore-tiny-test" and net.conditioning
+    card = (folder / "card.md").read_text()
+    assert "restore-tiny-test" in card and "mr_noise" in card
+    assert not test_sources & set(record["train_plan"].get("source_names") or [])
+
+
+def test_ship_fits_restoration_runs(restore_run: dict, tmp_path: Path) -> None:
+    import torch
+
+    from medq.restore.models import load_restorer
+    from medq.train.ship import ship_run
+
+    path = ship_run(restore_run["folder"], dest=tmp_path)
+    assert path.name == "restore-tiny-test.pt" and (tmp_path / "restore-tiny-test.md").is_file()
+    ckpt = torch.load(path, weights_only=True)
+    assert all(v.dtype == torch.float16 for v in ckpt["state_dict"].values()
+               if v.is_floating_point())
+    net, _ = load_restorer(path)
+    x = torch.rand(1, 1, 40, 48)
+    with torch.no_grad():
+        assert net(x)["image"].shape == x.shape
+
+
+def test_bench_restore_on_a_tiny_plan(restore_run: dict) -> None:
+    from medq.restore.benchmark import run_benchmark
+
+    payload = run_benchmark([str(restore_run["folder"] / "model.pt")], per_level=1,
+                            bm3d_items=1, tasks=("mr_noise",), clean=2, timing_size=96)
+    row = payload["summary"]["tasks"]["mr_noise"]
+    assert row["n"] == 3 and row["n_bm3d"] == 1
+    assert {"input", "nlm", "tv", "bm3d", "net", "net+truth"} <= set(row)
+    assert row["nlm"]["psnr"] > row["input"]["psnr"]  # a denoiser helps on Rician noise
+    assert payload["timing_s_per_slice"]["bm3d"] > 0
+    assert payload["gate"]["clean_items"] == 2
+    assert any("BM3D on 1" in n for n in payload["summary"]["notes"])
+
+
+@pytest.mark.slow
+def test_cli_restore_dicom_keeps_format_and_header(tmp_path: Path) -> None:
+    src = dicom_testfile("CT_small.dcm")
+    noisy = tmp_path / "noisy.dcm"
+    res = run_medq("simulate", src, "--kind", "ct_low_dose", "--severity", "severe", "-o", noisy)
+    assert res.returncode == 0, res.stderr
+    out = tmp_path / "restored.dcm"
+    res = run_medq("restore", noisy, "-o", out, "--json")
+    assert res.returncode == 0, res.stderr
+    (row,) = json.loads(res.stdout)
+    assert row["changed"] and "noise" in row["findings_addressed"]
+    assert row["before"] is not None and row["after"] is not None and row["output"] == str(out)
+    ds_in, ds_out = pydicom.dcmread(noisy), pydicom.dcmread(out)
+    assert ds_out.SOPInstanceUID != ds_in.SOPInstanceUID
+    assert ds_out.PatientID == ds_in.PatientID and ds_out.Modality == "CT"
+    import medq
+
+    clean, restored = medq.load(src), medq.load(out)
+    from medq.metrics.fidelity import psnr
+
+    w = (-160.0, 240.0)
+    assert psnr(restored.array, clean.array, window=w) > \
+        psnr(medq.load(noisy).array, clean.array, window=w) + 3.0
+
+
+@pytest.mark.slow
+def test_cli_restore_several_inputs_nifti_and_bad_input(tmp_path: Path) -> None:
+    from medq.data.samples import export_samples
+
+    folder = tmp_path / "in"
+    export_samples(folder, ["mni_t1", "xr_head"])
+    inputs = sorted(p for p in folder.iterdir() if not p.name.endswith(".json"))
+    bad = folder / "broken.dcm"
+    bad.write_bytes(b"not a dicom")
+    out = tmp_path / "out"
+    res = run_medq("restore", *inputs, bad, "-o", out, "--method", "tv", "--json")
+    assert res.returncode == 2, res.stderr
+    rows = json.loads(res.stdout)
+    assert [Path(r["path"]).name for r in rows] == [p.name for p in inputs] + ["broken.dcm"]
+    assert rows[-1]["error"]["type"] in ("UnreadableImage", "UnsupportedImage")
+    assert res.stderr.count("medq: error:") == 1 and "broken.dcm" in res.stderr
+    import medq
+
+    for path, row in zip(inputs, rows[:-1], strict=True):
+        assert Path(row["output"]) == out / path.name and (out / path.name).is_file()
+        original, written = medq.load(path), medq.load(out / path.name)
+        assert written.shape == original.shape
+        if not row["changed"]:  # the gate left the clean sample alone
+            assert np.allclose(written.array, original.array, atol=1e-3 * np.ptp(original.array))
+    nii = next(p for p in inputs if p.name.endswith(".nii.gz"))
+    import nibabel
+
+    assert nibabel.load(out / nii.name).shape == nibabel.load(nii).shape
