@@ -6,6 +6,8 @@ model's finding heads: a type is reported when P(present) ≥ 0.5 and its expect
 E[level] ≥ 0.5, with the severity rounded to none/mild/moderate/severe, the presence probability
 as confidence and, as evidence, the expected severity plus the classical measures that bear on
 that finding. Only finding types the engine can produce for the image's modality are reported.
+`finding_scores` keeps the raw head outputs of every type (presence probability and expected
+severity), for callers that calibrate their own thresholds (`medq.describe`).
 """
 
 from __future__ import annotations
@@ -79,6 +81,14 @@ def findings_from(presence: np.ndarray, expected: np.ndarray, modality: str,
     return sorted(out, key=lambda f: (-SEVERITIES.index(f["severity"]), -f["confidence"]))
 
 
+def finding_scores_from(presence: np.ndarray, expected: np.ndarray
+                        ) -> dict[str, dict[str, float]]:
+    """Raw finding-head outputs per type: `{type: {"presence", "expected_severity"}}`."""
+    return {kind: {"presence": round(float(presence[i]), 4),
+                   "expected_severity": round(float(expected[i]), 4)}
+            for i, kind in enumerate(FINDING_TYPES)}
+
+
 @dataclass
 class Assessment:
     """What `medq assess` says about one image (DESIGN, Assessment)."""
@@ -94,6 +104,7 @@ class Assessment:
     path: str | None = None
     modality: str = "OT"
     shape: list[int] = field(default_factory=list)
+    finding_scores: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict (`path` first, as in `medq assess --json`)."""

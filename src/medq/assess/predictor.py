@@ -16,7 +16,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from medq.assess.assessment import Assessment, clean_number, findings_from, grade_for
+from medq.assess.assessment import (
+    Assessment,
+    clean_number,
+    finding_scores_from,
+    findings_from,
+    grade_for,
+)
 from medq.assess.preprocess import image_inputs
 from medq.assess.prompt_classifier import load_classifier
 from medq.assess.prompts import Prompts, encode, prompts_from_image
@@ -124,6 +130,7 @@ class Assessor:
         out = p["out"]
         measures = _measures(image, p["indices"]) if self.measures else {}
         score = float(out["score"][0])
+        presence, expected = out["presence"][0].numpy(), out["expected"][0].numpy()
         slices = None
         if image.is_volume:
             slices = [{"index": int(i), "score": round(float(s), 3), "weight": round(float(w), 4)}
@@ -131,11 +138,10 @@ class Assessor:
                                          out["slice_weights"], strict=True)]
         return Assessment(
             score=round(score, 3), grade=grade_for(score), recall=score < 2.5,
-            findings=findings_from(out["presence"][0].numpy(), out["expected"][0].numpy(),
-                                   image.modality, measures),
+            findings=findings_from(presence, expected, image.modality, measures),
             measures=measures, prompts=p["prompts"].to_dict(), slices=slices, model=self.name,
             path=str(image.source) if image.source else None, modality=image.modality,
-            shape=list(image.shape))
+            shape=list(image.shape), finding_scores=finding_scores_from(presence, expected))
 
 
 def _measures(image: MedImage, indices: list[int]) -> dict[str, float | None]:

@@ -1,14 +1,19 @@
-"""The structured description: `Finding` and `QualityReport`, and the verdict rule.
+"""The structured description: `Finding` and `QualityReport`, and the verdict and severity rules.
 
-Verdicts follow MedQ-Bench's three levels and the assessment's 1–5 score: ≥ 3.5 `good`
-(good or excellent grade), ≥ 2.5 `usable` (acceptable), below `reject` (poor or non-diagnostic,
-the images `medq assess` flags for recall).
+Verdicts follow MedQ-Bench's three levels and the 1–5 score: ≥ 3.5 `good` (good or excellent
+grade), ≥ 2.5 `usable` (acceptable), below `reject` (poor or non-diagnostic, the images
+`medq assess` flags for recall). Severities use the engine's continuous scale (0 none … 3 severe,
+bounds at 0.5 / 1.5 / 2.5), and a report's score is the one the engine's reference score would
+give those severities, `1 + 4·Π(1 − min(s, 3)/3)`, so the verdict follows from the findings.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+SEVERITIES = ("none", "mild", "moderate", "severe")
+"""Severity levels, mildest first (as the finding heads and the engine)."""
 
 VERDICTS = ("good", "usable", "reject")
 """Verdict levels, best first."""
@@ -17,25 +22,53 @@ VERDICT_BOUNDS = ((3.5, "good"), (2.5, "usable"))
 """Lowest score of each verdict above `reject`."""
 
 
+SEVERITY_BOUNDS = (0.5, 1.5, 2.5)
+"""Continuous severity where mild, moderate and severe begin."""
+
+
 def verdict_for(score: float) -> str:
     """Verdict (good / usable / reject) of a 1–5 quality score."""
     return next((name for bound, name in VERDICT_BOUNDS if score >= bound), "reject")
 
 
+def severity_for(value: float) -> str:
+    """Severity name (none / mild / moderate / severe) of a continuous severity value."""
+    return SEVERITIES[sum(value >= b for b in SEVERITY_BOUNDS)]
+
+
+def score_for(values: list[float]) -> float:
+    """1–5 score of continuous finding severities: the engine's reference score of them."""
+    from medq.data.bench import reference_score
+
+    return reference_score([float(v) for v in values])
+
+
 @dataclass
 class Finding:
-    """One quality problem: type, severity, confidence, coarse location and its evidence."""
+    """One quality problem: type, severity, confidence, coarse location and its evidence.
+
+    `severity_value` is the continuous severity (engine scale, 0.5–3.5 for a reported finding);
+    `confidence` the detector's probability that the problem is present at mild or worse.
+    """
 
     type: str
     severity: str
     confidence: float
     location: str = "global"
     evidence: dict[str, Any] = field(default_factory=dict)
+    severity_value: float = 0.0
 
 
 @dataclass
 class QualityReport:
-    """What `medq describe` says about one image (structured findings plus clinical text)."""
+    """What `medq describe` says about one image (structured findings plus clinical text).
+
+    `score` is the score of the findings (`score_for`) and `verdict` is `verdict_for(score)`;
+    `model_score` is the assessment model's own score. `normal` lists the finding types the text
+    states are absent. `basis` says where the findings come from: `detector` (the calibrated
+    evidence detector on the image), `detector + finding heads` (a calibration that also reads
+    this model's finding heads) or `finding heads` (no image: the model's own findings).
+    """
 
     modality: str
     region: str
@@ -45,6 +78,9 @@ class QualityReport:
     text: str
     path: str | None = None
     model: str = ""
+    model_score: float | None = None
+    normal: list[str] = field(default_factory=list)
+    basis: str = "detector"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict (`path` first, as in `medq describe --json`)."""

@@ -1,21 +1,173 @@
-"""Report → clinical sentences (first version: one sentence per finding plus the verdict)."""
+"""Findings → 2–5 clinical sentences on low-level appearance, ending with the verdict.
+
+Sentences, in order: one per finding (the worst first; a fourth and later finding share one
+sentence), what is fine (the `normal` types, in the modality's words), for volumes how many
+slices were assessed, and "Overall, the quality of this image is <verdict>." — at most five.
+Wording depends on the finding type, the modality and the severity; where several phrasings fit,
+one is chosen by a hash of the report's content, so the same input always reads the same.
+"""
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
-from medq.describe.schema import Finding, QualityReport, verdict_for
+from medq.describe.schema import Finding
+
+SEVERITY_WORDS = {"mild": ("mild", "slight"), "moderate": ("moderate", "noticeable"),
+                  "severe": ("severe", "marked")}
+"""Adjectives per severity (a hash picks one)."""
+
+SEVERITY_ADVERBS = {"mild": ("mildly", "slightly"), "moderate": ("moderately", "noticeably"),
+                    "severe": ("severely", "markedly")}
+"""Adverbs per severity."""
+
+CONSEQUENCE = {
+    "mild": ("without limiting interpretation", "while diagnostic detail is preserved"),
+    "moderate": ("which reduces the conspicuity of fine and low-contrast detail",
+                 "limiting the assessment of fine detail"),
+    "severe": ("which obscures diagnostic detail", "to a degree that limits interpretation"),
+}
+"""What a finding of each severity does to reading the image."""
+
+WHERE = {"global": "throughout the image", "central": "most marked centrally",
+         "peripheral": "most marked towards the periphery",
+         "superior": "most marked in the upper part of the image",
+         "inferior": "most marked in the lower part of the image"}
+"""Location phrases."""
+
+PHRASES: dict[str, dict[str, tuple[str, ...]]] = {
+    "noise": {
+        "CT": ("{adj} quantum mottle is present {where}",
+               "there is {adj} quantum mottle {where}, as from a low tube current"),
+        "MR": ("{adj} Rician noise gives a grainy appearance {where}",
+               "the signal-to-noise ratio is reduced, with {adj} graininess {where}"),
+        "PT": ("{adj} count-limited noise gives a blotchy uptake pattern {where}",
+               "the image is {adv} noisy from low counts {where}"),
+        "XR": ("{adj} quantum mottle from a low detector dose is visible {where}",
+               "there is {adj} quantum noise {where}, as from an underexposed radiograph"),
+        "": ("{adj} image noise is present {where}",),
+    },
+    "blur": {"": ("edges are {adv} unsharp and fine detail is blurred {where}",
+                  "there is {adj} blurring of edges and fine structure {where}")},
+    "low_resolution": {"": (
+        "spatial resolution is {adv} reduced: a coarse matrix loses fine detail {where}",
+        "there is {adj} loss of resolution, with blocky, interpolated edges {where}")},
+    "aliasing": {"MR": (
+        "{adj} aliasing wrap-around from undersampling repeats structures along the "
+        "phase-encode direction",
+        "undersampling artefact is {adj}: aliased copies and streaks run along the phase-encode "
+        "direction")},
+    "motion": {"MR": (
+        "{adj} motion artefact smears and ghosts the anatomy along the phase-encode direction",
+        "there is {adj} patient-motion artefact, with ghost replicas along the phase-encode "
+        "direction")},
+    "ghosting": {"MR": (
+        "a {adj} N/2 ghost of the anatomy is displaced by half the field of view",
+        "{adj} ghosting places a faint replica of the anatomy half a field of view away")},
+    "spike": {"MR": (
+        "a {adj} herringbone stripe pattern from a k-space spike overlies the image",
+        "{adj} corduroy striping, typical of a k-space spike, crosses the image")},
+    "bias_field": {"MR": (
+        "{adj} intensity inhomogeneity (bias field) shades the tissue, {where}",
+        "the signal is {adv} non-uniform from RF inhomogeneity, {where}")},
+    "streak": {"CT": (
+        "{adj} streak artefacts radiate across the image {where}, as from too few projection "
+        "views",
+        "there are {adj} view-aliasing streaks {where}")},
+    "low_contrast": {"": (
+        "contrast is {adv} reduced: tissue differences are compressed",
+        "there is {adj} loss of contrast, with poor differentiation between tissues")},
+    "illumination": {"OP": (
+        "illumination is {adv} uneven, darkening the fundus {where}",
+        "there is {adj} uneven illumination with shading {where}")},
+}
+"""Finding phrases per type and modality group ("" = any modality)."""
+
+NORMAL_WORDS: dict[str, dict[str, str]] = {
+    "noise": {"CT": "noise is low", "MR": "the signal-to-noise ratio is good",
+              "PT": "counts are adequate, with little noise", "XR": "quantum mottle is minimal",
+              "": "noise is low"},
+    "blur": {"": "edges are sharp"},
+    "low_resolution": {"": "fine detail is resolved"},
+    "streak": {"CT": "there are no streak artefacts"},
+    "aliasing": {"MR": "there is no wrap-around"},
+    "motion": {"MR": "there is no motion artefact"},
+    "ghosting": {"MR": "there is no ghosting"},
+    "spike": {"MR": "there is no spike artefact"},
+    "bias_field": {"MR": "the signal is uniform"},
+    "low_contrast": {"": "contrast is adequate"},
+    "illumination": {"OP": "illumination is even"},
+}
+"""How the text says a finding type is absent."""
+
+NORMAL_ORDER = ("noise", "blur", "streak", "aliasing", "motion", "ghosting", "low_contrast",
+                "illumination", "bias_field", "low_resolution", "spike")
+"""Which absent types the text mentions first (at most three)."""
+
+NUMBERS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
 
-def build_report(assessment: Any, image: Any = None) -> QualityReport:
-    """Build the QualityReport of an Assessment."""
-    findings = [Finding(f["type"], f["severity"], f["confidence"],
-                        evidence=dict(f.get("evidence", {}))) for f in assessment.findings]
-    verdict = verdict_for(assessment.score)
-    lines = [f"There is {f.severity} {f.type.replace('_', ' ')}." for f in findings]
-    lines = lines or ["No noise, blur or artifact is evident."]
-    text = " ".join([*lines, f"Overall, the quality of this image is {verdict}."])
-    prompts = assessment.prompts or {}
-    return QualityReport(modality=assessment.modality, region=str(prompts.get("region", "unknown")),
-                         score=assessment.score, verdict=verdict, findings=findings, text=text,
-                         path=assessment.path, model=assessment.model)
+def _group(modality: str) -> str:
+    return "XR" if modality in ("CR", "DX") else modality
+
+
+def _pick(options: tuple[str, ...], key: str) -> str:
+    """A deterministic choice among options, seeded by `key`."""
+    digest = hashlib.sha256(key.encode()).digest()
+    return options[digest[0] % len(options)]
+
+
+def _by_modality(table: dict[str, Any], modality: str) -> Any:
+    return table.get(_group(modality), table.get(""))
+
+
+def finding_clause(finding: Finding, modality: str, key: str) -> str:
+    """The clause describing one finding (no capital, no full stop)."""
+    options = _by_modality(PHRASES.get(finding.type, {}), modality) or (
+        "{adj} " + finding.type.replace("_", " ") + " is present {where}",)
+    adj = _pick(SEVERITY_WORDS[finding.severity], key + "adj")
+    adv = _pick(SEVERITY_ADVERBS[finding.severity], key + "adj")
+    text = _pick(options, key).format(adj=adj, adv=adv, where=WHERE.get(finding.location, ""))
+    return " ".join(text.replace(" ,", ",").split())
+
+
+def _sentence(clause: str) -> str:
+    return clause[0].upper() + clause[1:] + "."
+
+
+def _join(parts: list[str]) -> str:
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def compose(findings: list[Finding], normal: list[str], verdict: str, modality: str,
+            slices: list[dict[str, Any]] | None = None, shape: list[int] | None = None) -> str:
+    """The report text: finding sentences, what is fine, coverage (3D), then the verdict."""
+    key = "|".join([modality, verdict, *(f"{f.type}:{f.severity}:{f.location}"
+                                          for f in findings)])
+    sentences = []
+    for i, f in enumerate(findings[:2]):
+        clause = finding_clause(f, modality, f"{key}#{i}")
+        if i == 0:
+            clause += ", " + _pick(CONSEQUENCE[f.severity], key + "c")
+        sentences.append(_sentence(clause))
+    rest = findings[2:]
+    if len(rest) == 1:
+        sentences.append(_sentence(finding_clause(rest[0], modality, f"{key}#2")))
+    elif rest:
+        sentences.append(_sentence("Also present: " + _join(
+            [f"{f.severity} {f.type.replace('_', ' ')}" for f in rest])))
+    fine = [w for t in NORMAL_ORDER if t in normal
+            and (w := _by_modality(NORMAL_WORDS.get(t, {}), modality))][:3]
+    if fine and len(sentences) < 3:
+        lead = "Otherwise, " if findings else ""
+        sentences.append(_sentence(lead + _join(fine)))
+    elif not findings:
+        sentences.append("No definite noise, blur or artefact is identified.")
+    if slices and shape and len(sentences) < 4:
+        n = len(slices)
+        count = NUMBERS[n] if n < len(NUMBERS) else str(n)
+        sentences.append(f"{count.capitalize()} salient slice{'s' * (n != 1)} across the "
+                         f"{shape[0]}-slice volume {'were' if n != 1 else 'was'} assessed.")
+    sentences.append(f"Overall, the quality of this image is {verdict}.")
+    return " ".join(sentences)

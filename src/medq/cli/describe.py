@@ -1,0 +1,140 @@
+"""`medq describe` (findings, verdict and clinical text per input) and `medq bench describe`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from medq.cli.assess import assess_inputs
+from medq.cli.common import (
+    MODALITY_OPTION,
+    Outcome,
+    app,
+    err,
+    error_object,
+    out,
+    print_json,
+)
+from medq.cli.train import bench_app
+
+
+def _progress(label: str, disable: bool) -> Progress:
+    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                    console=err, transient=True, disable=disable or not err.is_terminal)
+
+
+def _findings_text(findings: list[dict[str, Any]]) -> str:
+    return "\n".join(f"{f['type']} ({f['severity']}, {f['location']})" for f in findings) or "none"
+
+
+@app.command()
+def describe(
+    paths: list[Path] = typer.Argument(..., help="Image files, DICOM series folders or folders "
+                                                 "of images."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON list, one object per input."),
+    model: str = typer.Option("mediqa-s", "--model", "-m",
+                              help="Shipped model name or path to a checkpoint (.pt)."),
+    batch_size: int = typer.Option(16, "--batch-size", help="Images per forward pass."),
+    modality: str | None = MODALITY_OPTION,
+) -> None:
+    """Describe image quality: verdict, findings (type, severity, location, evidence), text."""
+    from medq.assess.predictor import Assessor
+    from medq.describe import report_from
+    from medq.io import load
+
+    outcome = Outcome()
+    inputs = assess_inputs(paths)
+    assessor = outcome.run(model, lambda: Assessor(model, batch_size=batch_size,
+                                                   modality=modality))
+    if isinstance(assessor, BaseException):
+        outcome.exit()
+    rows: list[dict[str, Any]] = []
+    with _progress("describing", len(inputs) < 2) as bar:
+        task = bar.add_task("describe", total=len(inputs))
+        for start in range(0, len(inputs), batch_size):
+            chunk = inputs[start:start + batch_size]
+            images = [outcome.run(p, lambda p=p: load(p, modality=modality)) for p in chunk]
+            ok = [img for img in images if not isinstance(img, BaseException)]
+            assessed = outcome.run(None, lambda ok=ok: assessor.assess_many(ok))
+            results = iter([assessed] * len(ok) if isinstance(assessed, BaseException)
+                           else assessed)
+            for path, image in zip(chunk, images, strict=True):
+                result = image if isinstance(image, BaseException) else next(results)
+                if not isinstance(result, BaseException):
+                    result = outcome.run(path, lambda a=result, i=image: report_from(a, i))
+                elif result is not image and result is not assessed:
+                    outcome.fail(path, result)  # this input's own assessment error
+                if isinstance(result, BaseException):
+                    rows.append(error_object(path, result))
+                else:
+                    rows.append(dict(result.to_dict(), path=str(path)))
+            bar.advance(task, len(chunk))
+    if as_json:
+        print_json(rows)
+    else:
+        table = Table("path", "verdict", "score", "findings", "text", show_lines=True)
+        for row in rows:
+            if "error" not in row:
+                table.add_row(row["path"], row["verdict"], f"{row['score']:.2f}",
+                              _findings_text(row["findings"]), row["text"])
+        if table.row_count:
+            out.print(table)
+    outcome.exit()
+
+
+def _cell(m: dict[str, Any] | None, key: str, digits: int = 2) -> str:
+    if not m or m.get(key) is None:
+        return "–"
+    return f"{m[key]:.{digits}f}"
+
+
+@bench_app.command("describe")
+def bench_describe(
+    n: int = typer.Option(16, "--n", help="Items per 2D test source (3D sources get half)."),
+    model: str = typer.Option("mediqa-s", "--model", "-m",
+                              help="Shipped model name or path to a checkpoint (.pt)."),
+    results: Path = typer.Option(Path("benchmarks/results"), "--results",
+                                 help="Folder for the JSON results."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Description metrics (4 × 0–2, total /8) and finding-type accuracy on the test split."""
+    from medq.describe.bench import GROUPS, DescribePlan, run
+    from medq.describe.metrics import DIMENSIONS
+    from medq.io.atomic import atomic_write_text
+    from medq.train.loop import set_threads
+
+    outcome = Outcome()
+    plan = DescribePlan(per_2d=max(1, n), per_3d=max(1, n // 2))
+
+    def job() -> dict[str, Any]:
+        set_threads()
+        with _progress("describing", False) as bar:
+            task = bar.add_task("describe", total=None)
+            payload = run(plan, model, progress=lambda _, done, total: bar.update(
+                task, completed=done, total=total))
+        results.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(results / "describe.json", json.dumps(payload, indent=1, default=float))
+        return payload
+
+    payload = outcome.run(model, job)
+    if isinstance(payload, BaseException):
+        outcome.exit()
+    summ = payload["summary"]
+    if as_json:
+        print_json({k: v for k, v in payload.items() if k != "rows"})
+        outcome.exit()
+    table = Table("subset", "n", *DIMENSIONS, "total /8", "type acc.\n(moderate+)",
+                  title=f"Description metrics on the held-out test split ({model})")
+    for group in GROUPS:
+        m = summ.get(group)
+        if m:
+            table.add_row(group, str(m["n"]), *[_cell(m, d) for d in DIMENSIONS],
+                          _cell(m, "total"), _cell(m, "type_accuracy", 3))
+    out.print(table)
+    out.print(f"JSON: {results / 'describe.json'}", highlight=False)
+    outcome.exit()

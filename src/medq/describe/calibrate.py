@@ -1,0 +1,278 @@
+"""Fit the finding detector on the TRAINING sources (never the test split) and ship it as JSON.
+
+    python -m medq.describe.calibrate [--n2d 3000] [--n3d 150] [--heads MODEL] [--output PATH]
+
+1. **Data**: `degraded_item` on `sources('train', …)` (with `realism`: sub-threshold baseline
+   noise and zoomed fields of view; MR sources three times as often), the
+   evidence features of each image (`medq.describe.features`) and its continuous severity per
+   finding type (`items.severity_targets`); with `--heads`, also the named model's raw finding
+   scores and score (then the detector is tied to that checkpoint's SHA-256). Cached under
+   `cache_dir()/describe/`.
+2. **Fit**: a small ensemble of MLPs (standardised features → per type a presence logit and a
+   continuous severity), trained on 80 % of the items; the other 20 % pick each type's presence
+   threshold (fewest weighted errors, severity ≥ mild is "present"; per modality group where
+   the group has enough positives) and give the validation numbers written into the
+   calibration file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import time
+from concurrent.futures import ProcessPoolExecutor
+from functools import lru_cache, partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medq.assess.models.blocks import FINDING_TYPES
+from medq.describe.detector import CALIBRATION_PATH, HEAD_NAMES, det_threshold, head_vector
+from medq.describe.features import (
+    FEATURE_NAMES,
+    FEATURES_VERSION,
+    feature_vector,
+    modality_group,
+)
+from medq.describe.items import degraded_item, severity_targets
+
+SEED_BASE = 7_000_000
+"""Seeds of the calibration items (far from the quality benchmark's)."""
+
+SOURCE_WEIGHT = {"MR": 3}
+"""Share of each modality's sources in the calibration items: MR has nine finding types to
+learn from one training source, the others four or fewer."""
+
+ENSEMBLE = 3
+HIDDEN = 64
+STEPS = 2500
+RANGE_PERCENTILES = (0.5, 99.5)
+"""Every feature is clipped to this percentile range of the training items (here and at
+inference), so an image unlike any calibration image is not extrapolated from."""
+MIN_GROUP_POSITIVES = 20
+"""Validation positives a modality group needs for its own threshold of a type."""
+MISS_COST = 1.5
+"""Cost of missing a moderate-or-worse finding, relative to a false or a missed mild one."""
+MISSING_WEIGHT = 0.25
+"""Weight of the severity loss on types absent from an item (most entries are 0)."""
+
+
+def _jobs(n2d: int, n3d: int) -> list[tuple[str, str, int]]:
+    """(training source, dim, seed) of every calibration item; MR sources weighted up."""
+    from medq.data.sources import sources
+
+    jobs: list[tuple[str, str, int]] = []
+    for dim, count in (("2d", n2d), ("3d", n3d)):
+        pool = [s for s in sources("train", dim) for _ in range(SOURCE_WEIGHT.get(s.modality, 1))]
+        jobs += [(pool[i % len(pool)].name, dim, SEED_BASE + len(jobs) + i) for i in range(count)]
+    return jobs
+
+
+@lru_cache(maxsize=1)
+def _assessor(model: str) -> Any:
+    from medq.assess.predictor import Assessor
+
+    return Assessor(model, measures=False, threads=1)
+
+
+def _row(job: tuple[str, str, int], model: str | None) -> dict[str, Any]:
+    """Features, targets (and head outputs) of one calibration item."""
+    from medq.data.sources import sources
+
+    name, dim, seed = job
+    source = next(s for s in sources("train") if s.name == name)
+    image, records = degraded_item(source, dim, seed, clean_fraction=0.2, realism=True)
+    row = {"x": feature_vector(image), "y": severity_targets(records),
+           "modality": image.modality, "source": name, "dim": dim}
+    if model:
+        row["h"] = head_vector(_assessor(model).assess(image))
+    return row
+
+
+def model_sha(model: str) -> str:
+    """SHA-256 (first 16 hex digits) of a shipped or local checkpoint file."""
+    from medq.assess.weights import resolve
+
+    return hashlib.sha256(resolve(model).read_bytes()).hexdigest()[:16]
+
+
+def build(n2d: int, n3d: int, model: str | None = None, workers: int = 2
+          ) -> dict[str, np.ndarray]:
+    """The calibration arrays (cached): x features, y severities, h heads, modality, source."""
+    from rich.progress import track
+
+    from medq.data.bench import cache_dir
+    from medq.io.atomic import atomic_path
+
+    key = hashlib.sha256(json.dumps([n2d, n3d, FEATURE_NAMES, FEATURES_VERSION, SEED_BASE,
+                                     model and model_sha(model)]).encode()).hexdigest()[:12]
+    path = cache_dir() / "describe" / f"calibration-{key}.npz"
+    if path.exists():
+        with np.load(path) as data:
+            return {k: data[k] for k in data.files}
+    jobs = sorted(_jobs(n2d, n3d), key=lambda j: (j[0], j[1]))
+    fn = partial(_row, model=model)
+    with ProcessPoolExecutor(workers) as ex:
+        rows = list(track(ex.map(fn, jobs, chunksize=4), total=len(jobs),
+                          description="calibration items", transient=True))
+    data = {"x": np.stack([r["x"] for r in rows]), "y": np.stack([r["y"] for r in rows]),
+            "modality": np.array([r["modality"] for r in rows]),
+            "source": np.array([r["source"] for r in rows]),
+            "dim": np.array([r["dim"] for r in rows])}
+    if model:
+        data["h"] = np.stack([r["h"] for r in rows])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **data)
+    return data
+
+
+def allowed_matrix(modalities: np.ndarray) -> np.ndarray:
+    """Boolean `[n, types]`: the finding types the engine makes for each item's modality."""
+    from medq.assess.assessment import finding_types_for
+
+    table = {m: [t in finding_types_for(str(m)) for t in FINDING_TYPES]
+             for m in set(modalities.tolist())}
+    return np.array([table[m] for m in modalities.tolist()], dtype=bool)
+
+
+def _fit_one(x: np.ndarray, y: np.ndarray, allowed: np.ndarray, seed: int, steps: int = STEPS
+             ) -> list[dict]:
+    """Train one MLP; returns its layers as lists (JSON-ready)."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(seed)
+    n_types = y.shape[1]
+    net = nn.Sequential(nn.Linear(x.shape[1], HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, HIDDEN),
+                        nn.ReLU(), nn.Linear(HIDDEN, 2 * n_types))
+    opt = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=1e-3)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    mask = torch.from_numpy(allowed).float()
+    present = (yt >= 0.5).float()
+    weight = mask * torch.where(yt > 0, 1.0, MISSING_WEIGHT)
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(steps):
+        idx = torch.randint(0, len(xt), (256,), generator=gen)
+        out = net(xt[idx] + 0.05 * torch.randn(len(idx), x.shape[1], generator=gen))
+        logit, sev = out[:, :n_types], out[:, n_types:]
+        bce = nn.functional.binary_cross_entropy_with_logits(logit, present[idx],
+                                                             reduction="none")
+        huber = nn.functional.smooth_l1_loss(sev, yt[idx], reduction="none")
+        loss = ((bce * mask[idx]).sum() + (huber * weight[idx]).sum()) / mask[idx].sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+    return [{"w": m.weight.detach().numpy().T.round(5).tolist(),
+             "b": m.bias.detach().numpy().round(5).tolist()}
+            for m in net if isinstance(m, nn.Linear)]
+
+
+def _best_threshold(p: np.ndarray, value: np.ndarray) -> float:
+    """Presence threshold with the fewest weighted errors on items with continuous severities.
+
+    The costs follow the description metrics: a false finding costs 1 (preciseness), a missed
+    mild finding 1 and a missed moderate-or-worse one `MISS_COST` (completeness and the
+    type-accuracy check). 0.5 when the type never occurs.
+    """
+    truth = value >= 0.5
+    if truth.sum() == 0:
+        return 0.5
+    miss = np.where(value >= 1.5, MISS_COST, 1.0)
+    grid = np.linspace(0.05, 0.95, 37)
+    costs = [float(miss[truth & (p < t)].sum() + (~truth & (p >= t)).sum()) for t in grid]
+    return float(grid[int(np.argmin(costs))])
+
+
+def _description_metrics(p: np.ndarray, s: np.ndarray, allowed: np.ndarray,
+                         groups: np.ndarray, y: np.ndarray, thresholds: dict[str, float]
+                         ) -> dict[str, Any]:
+    """The description metrics the thresholds give on validation items (`validation`)."""
+    from medq.describe.metrics import summarise
+    from medq.describe.validation import references, rows, threshold_matrix
+
+    return summarise(rows(p, s, allowed, threshold_matrix(thresholds, groups), references(y)))
+
+
+def fit(data: dict[str, np.ndarray], model: str | None = None, seed: int = 0,
+        steps: int = STEPS, ensemble: int = ENSEMBLE) -> dict[str, Any]:
+    """Fit the detector on 80 % of the calibration items; thresholds and scores on the rest."""
+    from medq.describe.detector import Detector
+    from medq.train.loop import set_threads
+
+    set_threads(1)  # a tiny MLP: one thread is fastest, and leaves the other core free
+    x = data["x"].astype(np.float32)
+    if model:
+        x = np.concatenate([x, data["h"].astype(np.float32)], axis=1)
+    y = data["y"].astype(np.float32)
+    allowed = allowed_matrix(data["modality"])
+    rng = np.random.default_rng(seed)
+    val = rng.random(len(x)) < 0.2
+    lo, hi = np.percentile(x[~val], RANGE_PERCENTILES, axis=0)
+    x = np.clip(x, lo, hi)
+    mean, std = x[~val].mean(0), x[~val].std(0) + 1e-6
+    z = ((x - mean) / std).astype(np.float32)
+    nets = [_fit_one(z[~val], y[~val], allowed[~val], seed + k, steps) for k in range(ensemble)]
+    calib = {"version": 1, "features": list(FEATURE_NAMES) + (list(HEAD_NAMES) if model else []),
+             "types": list(FINDING_TYPES), "low": lo.round(6).tolist(),
+             "high": hi.round(6).tolist(), "mean": mean.round(6).tolist(),
+             "std": std.round(6).tolist(), "nets": nets, "thresholds": {},
+             "model": model, "model_sha": model and model_sha(model)}
+    det = Detector(calib)
+    p, s = det.predict(x[val])
+    truth = y[val] >= 0.5
+    groups = np.array([modality_group(m) for m in data["modality"][val]])
+    report = {}
+    for j, kind in enumerate(FINDING_TYPES):
+        sel = allowed[val][:, j]
+        target = y[val][:, j]
+        calib["thresholds"][kind] = round(_best_threshold(p[sel, j], target[sel]), 3)
+        for group in sorted(set(groups[sel].tolist())):
+            g = sel & (groups == group)
+            if truth[g, j].sum() >= MIN_GROUP_POSITIVES:
+                calib["thresholds"][f"{kind}@{group}"] = round(
+                    _best_threshold(p[g, j], target[g]), 3)
+        pred = p[sel, j] >= np.array([det_threshold(calib, kind, str(g)) for g in groups[sel]])
+        tp = int((pred & truth[sel, j]).sum())
+        report[kind] = {"n": int(sel.sum()), "positives": int(truth[sel, j].sum()),
+                        "recall": round(tp / max(int(truth[sel, j].sum()), 1), 3),
+                        "precision": round(tp / max(int(pred.sum()), 1), 3),
+                        "severity_mae": round(float(np.abs(s[sel, j] - y[val][sel, j])
+                                                    [truth[sel, j]].mean()), 3)
+                        if truth[sel, j].any() else None}
+    metrics = _description_metrics(p, s, allowed[val], groups, y[val], calib["thresholds"])
+    calib["validation"] = {"items": int(val.sum()), "per_type": report,
+                           "description_metrics": metrics,
+                           "note": "20 % of the training-source items (same sources as the fit, "
+                                   "which also chose the thresholds)"}
+    calib["trained_on"] = {"items": int((~val).sum()), "sources": sorted(set(
+        data["source"].tolist()))}
+    return calib
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line: build the calibration data, fit, write the calibration JSON."""
+    from medq.io.atomic import atomic_write_text
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n2d", type=int, default=3600)
+    ap.add_argument("--n3d", type=int, default=150)
+    ap.add_argument("--heads", default=None, help="also use this model's finding heads")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--output", type=Path, default=CALIBRATION_PATH)
+    args = ap.parse_args(argv)
+    started = time.time()
+    data = build(args.n2d, args.n3d, args.heads, args.workers)
+    calib = fit(data, args.heads)
+    calib["seconds"] = round(time.time() - started, 1)
+    atomic_write_text(args.output, json.dumps(calib))
+    print(json.dumps(calib["validation"], indent=1))
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()

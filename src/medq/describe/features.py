@@ -1,0 +1,245 @@
+"""Evidence features: cheap, contrast-normalised measurements that tell finding types apart.
+
+The description's finding detector (`medq.describe.detector`) reads these, never raw pixels.
+Every feature is computed in-plane on a 2D greyscale slice (photographs on luminance; volumes
+on their salient slices, averaged) and is, where it can be, independent of the intensity scale
+and of which image axis was the phase-encode direction:
+
+- **noise**: the finest Haar diagonal detail σ (MAD), the flattest-window σ and the background σ,
+  each divided by the robust contrast C = P99 − P1 of the body; the scale-2/scale-1 σ ratio
+  (white noise halves, structure does not) and the detail anisotropy |ln σ_LH/σ_HL|;
+- **sharpness**: the radial power spectrum in nine bands (fraction of the power, log), the
+  normalised gradient and Laplacian energies and Crété's blur;
+- **structured artefacts**: the high-/low-pass autocorrelation peaks along each axis (ghost and
+  alias copies), the N/2 peak, the ghosting ratio, the spectral peak (k-space spike), the angular
+  irregularity of the high-frequency spectrum and the CT streak index;
+- **intensity**: the floor and range relative to the modality's zero (contrast loss lifts the
+  floor), for CT the body's median and P99 in HU (calibrated units: contrast loss pulls soft
+  tissue and bone towards the image mean) and the span of a smooth (quadratic) field fitted to
+  the body (bias, illumination);
+- **context**: modality, pixel size, matrix size, 2D/3D.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from medq.assess.artifacts import ghosting_ratio, streak_index
+from medq.assess.iqms import blur, laplacian_variance, noise_sigma_flat, sharpness
+from medq.assess.masks import background_mask, foreground_mask, to_gray
+
+FEATURES_VERSION = 2
+"""Bumped whenever a feature's computation changes (cached calibration data is keyed by it)."""
+
+MODALITY_GROUPS = ("CT", "MR", "PT", "XR", "OP")
+"""Modality one-hot of the features (CR/DX are XR; anything else has all zeros)."""
+
+BANDS = (0.0, 0.02, 0.04, 0.07, 0.1, 0.14, 0.2, 0.28, 0.36, 0.5)
+"""Radial frequency band edges of the power spectrum, cycles per pixel."""
+
+ZERO_LEVEL = {"CT": -1024.0}
+"""The value of "no signal" per modality (air in HU for CT; 0 for magnitude images)."""
+
+CT_PADDING_HU = -1500.0
+"""CT values below this are padding outside the reconstruction circle (−2000, −3024, …): they
+are set to air (−1024 HU) before any feature is computed."""
+
+EPS = 1e-6
+
+LOG_FLOOR = 1e-4
+"""Smallest ratio kept by the log features (a noise-free phantom is not infinitely clean)."""
+
+TRIMMED_RMS_GAUSSIAN = 0.6068
+"""RMS of |N(0, 1)| below its 75th percentile: divides the trimmed RMS into a Gaussian σ."""
+
+SLICE_NAMES = (
+    "noise_hh", "noise_flat", "noise_bg", "noise_scale_ratio", "detail_anisotropy",
+    "detail_hh_ratio", *(f"band_{i}" for i in range(len(BANDS) - 1)), "spectral_anisotropy",
+    "angular_cv", "spectral_peak", "sharpness", "laplacian", "crete_blur", "ac_high_max",
+    "ac_high_half", "ac_low_max", "ac_low_half", "ghosting", "bg_level", "floor", "span",
+    "field_span", "field_cv", "streak", "has_background", "ct_tissue", "ct_top",
+)
+"""Per-slice features, in vector order."""
+
+CONTEXT_NAMES = (*(f"is_{m.lower()}" for m in MODALITY_GROUPS), "log_spacing", "log_matrix",
+                 "is_3d")
+"""Image-level context features appended after the slice features."""
+
+FEATURE_NAMES = SLICE_NAMES + CONTEXT_NAMES
+"""Every feature, in vector order."""
+
+
+def modality_group(modality: str) -> str:
+    """CT, MR, PT, XR (CR/DX) or OP; other modalities map to themselves."""
+    return "XR" if modality in ("CR", "DX") else modality
+
+
+def _log(x: float) -> float:
+    """ln x, floored at LOG_FLOOR (also for nan)."""
+    return float(np.log(max(float(x), LOG_FLOOR))) if np.isfinite(x) else float(np.log(LOG_FLOOR))
+
+
+def _haar_details(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Undecimated finest Haar details (LH: across rows, HL: across columns, HH: diagonal)."""
+    p, q, r, s = a[:-1, :-1], a[:-1, 1:], a[1:, :-1], a[1:, 1:]
+    return (p + q - r - s) / 2.0, (p - q + r - s) / 2.0, (p - q - r + s) / 2.0
+
+
+def _robust_sigma(coeffs: np.ndarray) -> float:
+    """σ of detail coefficients: RMS of the smallest 75 % (edges excluded; no zero for flat
+    quantised areas, unlike the MAD), scaled so Gaussian noise gives its σ."""
+    if coeffs.size == 0:
+        return float("nan")
+    mags = np.abs(coeffs)
+    kept = mags[mags <= np.quantile(mags, 0.75)]
+    return float(np.sqrt(np.mean(kept * kept)) / TRIMMED_RMS_GAUSSIAN)
+
+
+def _inner(mask: np.ndarray) -> np.ndarray:
+    """The 2×2 blocks wholly inside a mask (shape − 1 per axis)."""
+    return mask[:-1, :-1] & mask[:-1, 1:] & mask[1:, :-1] & mask[1:, 1:]
+
+
+def _noise(a: np.ndarray, fg: np.ndarray, contrast: float) -> dict[str, float]:
+    """Noise level, its spectrum (scale ratio) and direction (detail anisotropy)."""
+    inside = _inner(fg)
+    lh, hl, hh = (c[inside] for c in _haar_details(a))
+    s_hh, s_lh, s_hl = _robust_sigma(hh), _robust_sigma(lh), _robust_sigma(hl)
+    h, w = (n // 2 * 2 for n in a.shape)
+    pooled = a[:h, :w].reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))
+    fg2 = fg[:h, :w].reshape(h // 2, 2, w // 2, 2).all(axis=(1, 3))
+    s2 = _robust_sigma(_haar_details(pooled)[2][_inner(fg2)]) if fg2.sum() > 16 else s_hh
+    return {"noise_hh": _log(s_hh / contrast),
+            "noise_flat": _log(noise_sigma_flat(a, fg) / contrast),
+            "noise_scale_ratio": _log(s2 / max(s_hh, EPS * contrast)),
+            "detail_anisotropy": abs(_log(s_lh) - _log(s_hl)),
+            "detail_hh_ratio": _log(s_hh / max(0.5 * (s_lh + s_hl), EPS * contrast))}
+
+
+def _spectrum(a: np.ndarray, fg: np.ndarray) -> dict[str, float]:
+    """Radial band powers, high-frequency anisotropy, angular irregularity and the top peak."""
+    ny, nx = a.shape
+    centred = np.where(fg, a - a[fg].mean(), 0.0)
+    window = np.outer(np.hanning(ny), np.hanning(nx))
+    power = np.abs(np.fft.fftshift(np.fft.fft2(centred * window))) ** 2
+    fy, fx = np.meshgrid(np.fft.fftshift(np.fft.fftfreq(ny)), np.fft.fftshift(np.fft.fftfreq(nx)),
+                         indexing="ij")
+    r = np.hypot(fy, fx)
+    total = float(power[r > 0].sum()) + EPS
+    out = {f"band_{i}": _log(power[(r > lo) & (r <= hi)].sum() / total)
+           for i, (lo, hi) in enumerate(zip(BANDS[:-1], BANDS[1:], strict=True))}
+    high = (r > 0.25) & (r <= 0.5)
+    angle = np.mod(np.arctan2(fy, fx), np.pi)
+    along_y = high & (np.abs(angle - np.pi / 2) < np.pi / 9)
+    along_x = high & ((angle < np.pi / 9) | (angle > np.pi - np.pi / 9))
+    out["spectral_anisotropy"] = abs(_log(power[along_y].mean()) - _log(power[along_x].mean()))
+    ring = (r > 0.12) & (r <= 0.45)
+    bins = np.minimum((angle[ring] / np.pi * 90).astype(int), 89)
+    per_angle = np.bincount(bins, power[ring], 90) / np.maximum(np.bincount(bins, None, 90), 1)
+    per_angle = ndi.uniform_filter1d(per_angle, 3, mode="wrap")
+    out["angular_cv"] = float(np.std(np.log(per_angle + EPS)))
+    far = r > 0.08
+    out["spectral_peak"] = _log(power[far].max() / (np.median(power[far]) + EPS))
+    return out
+
+
+def _autocorrelation(x: np.ndarray) -> tuple[float, float]:
+    """Largest normalised autocorrelation at lags N/8 … N/2 along either axis, and at N/2."""
+    x = x - x.mean()
+    ac = np.real(np.fft.ifft2(np.abs(np.fft.fft2(x)) ** 2))
+    zero = ac[0, 0] + EPS
+    best = half = -1.0
+    for axis, n in ((0, x.shape[0]), (1, x.shape[1])):
+        line = ac[:, 0] if axis == 0 else ac[0, :]
+        lags = np.arange(max(2, n // 8), n // 2 + 1)
+        if lags.size:
+            best = max(best, float(line[lags].max() / zero))
+            half = max(half, float(line[n // 2] / zero))
+    return best, half
+
+
+def _field(a: np.ndarray, fg: np.ndarray, zero: float) -> tuple[float, float]:
+    """Span (P95 − P5 of a quadratic fit) and CV of the smooth intensity field over the body."""
+    body = ndi.binary_erosion(fg, iterations=2) if fg.sum() > 400 else fg
+    if body.sum() < 16:
+        return 0.0, 0.0
+    sigma = 0.08 * max(a.shape)
+    signal = np.maximum(a - zero, 0.0)
+    smooth = ndi.gaussian_filter(signal * fg, sigma) / (ndi.gaussian_filter(fg * 1.0, sigma) + EPS)
+    ys, xs = np.nonzero(body)
+    step = max(1, ys.size // 4000)
+    ys, xs = ys[::step], xs[::step]
+    v = np.log(smooth[ys, xs] + EPS * (1 + smooth.max()))
+    y, x = ys / a.shape[0] - 0.5, xs / a.shape[1] - 0.5
+    design = np.stack([np.ones_like(y), y, x, y * y, x * x, y * x], axis=1)
+    coef, *_ = np.linalg.lstsq(design, v, rcond=None)
+    fitted = design @ coef
+    values = smooth[ys, xs]
+    cv = float(values.std() / (values.mean() + EPS)) if values.mean() > 0 else 0.0
+    return float(np.percentile(fitted, 95) - np.percentile(fitted, 5)), cv
+
+
+def slice_features(array: np.ndarray, modality: str) -> dict[str, float]:
+    """The per-slice features of one 2D greyscale slice (see the module docstring)."""
+    a = np.asarray(array, dtype=np.float64)
+    finite = np.isfinite(a)
+    if not finite.all():
+        a = np.where(finite, a, np.median(a[finite]) if finite.any() else 0.0)
+    if modality == "CT":
+        a = np.where(a < CT_PADDING_HU, ZERO_LEVEL["CT"], a)
+    fg = foreground_mask(a, modality)
+    if fg.sum() < 64:
+        fg = np.ones_like(fg)
+    lo, hi = np.percentile(a[fg], [1.0, 99.0])
+    contrast = max(float(hi - lo), EPS * (1.0 + abs(float(hi))))
+    zero = ZERO_LEVEL.get(modality, 0.0)
+    p_lo, p_hi = np.percentile(a, [0.5, 99.5])
+    out: dict[str, float] = _noise(a, fg, contrast)
+    out.update(_spectrum(a, fg))
+    bg = background_mask(fg) & finite
+    has_bg = bg.sum() >= 64
+    out["noise_bg"] = _log(a[bg].std() / contrast) if has_bg else _log(0.0)
+    out["bg_level"] = float((np.median(a[bg]) - zero) / contrast) if has_bg else 0.0
+    out["has_background"] = float(has_bg)
+    out["sharpness"] = _log(sharpness(a, fg))
+    out["laplacian"] = _log(laplacian_variance(a, fg))
+    crete = blur(a)
+    out["crete_blur"] = float(crete) if np.isfinite(crete) else 0.5
+    high = a - ndi.gaussian_filter(a, 1.5)
+    low = ndi.gaussian_filter(a, 2.0)
+    out["ac_high_max"], out["ac_high_half"] = _autocorrelation(high)
+    out["ac_low_max"], out["ac_low_half"] = _autocorrelation(low)
+    ghost = ghosting_ratio(a, fg) if has_bg else float("nan")
+    out["ghosting"] = float(np.clip(ghost, -1, 1)) if np.isfinite(ghost) else 0.0
+    span = max(float(p_hi - zero), EPS)
+    out["floor"] = float(np.clip((p_lo - zero) / span, -1, 1))
+    out["span"] = _log((p_hi - p_lo) / span)
+    out["field_span"], out["field_cv"] = _field(a, fg, zero)
+    si = streak_index(a) if modality == "CT" else float("nan")
+    out["streak"] = _log(si) if np.isfinite(si) else 0.0
+    body = np.percentile(a[fg], [50.0, 99.0]) / 1000.0 if modality == "CT" else (0.0, 0.0)
+    out["ct_tissue"], out["ct_top"] = float(body[0]), float(body[1])
+    return out
+
+
+def feature_vector(image: Any, indices: list[int] | None = None) -> np.ndarray:
+    """The feature vector (FEATURE_NAMES order) of a MedImage; volumes on `indices` (salient)."""
+    from medq.assess.slices import salient_slices
+
+    array = to_gray(image.array) if image.is_rgb else np.asarray(image.array, dtype=np.float64)
+    if image.is_volume:
+        picked = indices if indices else salient_slices(array, modality=image.modality)
+        planes = [array[i] for i in picked]
+    else:
+        planes = [array]
+    rows = [slice_features(p, image.modality) for p in planes]
+    slice_part = [float(np.mean([r[k] for r in rows])) for k in SLICE_NAMES]
+    group = modality_group(image.modality)
+    context = [float(group == m) for m in MODALITY_GROUPS]
+    spacing = float(np.mean(image.spacing[-2:]))
+    context += [float(np.log(spacing)), float(np.log(min(planes[0].shape))),
+                float(image.is_volume)]
+    return np.asarray(slice_part + context, dtype=np.float32)

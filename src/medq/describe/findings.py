@@ -1,0 +1,126 @@
+"""Findings of one image: the calibrated detector on the image's evidence, or the model's heads.
+
+With the image at hand, every finding type the engine can produce for the modality
+(`finding_types_for`) gets the detector's presence probability and continuous severity; a type
+is reported when the probability reaches its calibrated threshold, with its severity, location
+and evidence (the detector's numbers, the finding heads' raw outputs and the classical measures
+that bear on it). Types whose probability is below half their threshold are `normal`: the text
+may say they are absent. Without an image, the assessment's own findings (finding heads,
+thresholded in `medq.assess.assessment`) are used as they are.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from medq.assess.assessment import EVIDENCE_MEASURES, finding_types_for
+from medq.assess.models.blocks import FINDING_TYPES
+from medq.describe.schema import SEVERITIES, Finding, severity_for
+
+NORMAL_FRACTION = 0.5
+"""A type is stated absent when its probability is below this fraction of its threshold."""
+
+KEY_FEATURES: dict[str, tuple[str, ...]] = {
+    "noise": ("noise_hh", "noise_flat", "noise_bg"),
+    "blur": ("sharpness", "crete_blur", "band_6"),
+    "low_resolution": ("sharpness", "band_6", "band_7"),
+    "aliasing": ("ac_high_max", "detail_anisotropy", "ghosting"),
+    "motion": ("ghosting", "spectral_anisotropy"),
+    "ghosting": ("ghosting", "ac_low_half"),
+    "spike": ("spectral_peak",),
+    "bias_field": ("field_span", "field_cv"),
+    "streak": ("streak", "angular_cv"),
+    "low_contrast": ("floor", "span", "ct_tissue"),
+    "illumination": ("field_span", "field_cv"),
+}
+"""Evidence features quoted for each finding type (names of `medq.describe.features`)."""
+
+
+@lru_cache(maxsize=8)
+def _sha(model: str) -> str | None:
+    from medq.describe.calibrate import model_sha
+    from medq.errors import ModelError
+
+    try:
+        return model_sha(model)
+    except ModelError:
+        return None
+
+
+def detector_inputs(assessment: Any, image: Any, detector: Any) -> tuple[np.ndarray, bool]:
+    """The detector's input vector and whether the model's heads are in it.
+
+    A heads calibration of another checkpoint gets neutral head inputs (the calibration means),
+    so the evidence features alone decide.
+    """
+    from medq.describe.detector import head_vector
+    from medq.describe.features import feature_vector
+
+    indices = [s["index"] for s in assessment.slices] if assessment.slices else None
+    x = feature_vector(image, indices)
+    if not detector.uses_heads:
+        return x, False
+    if _sha(assessment.model) == detector.calibration["model_sha"]:
+        return np.concatenate([x, head_vector(assessment)]), True
+    return np.concatenate([x, detector.mean[len(x):].astype(np.float32)]), False
+
+
+def _evidence(kind: str, p: float, value: float, x: np.ndarray, assessment: Any
+              ) -> dict[str, Any]:
+    from medq.describe.features import FEATURE_NAMES
+
+    ev: dict[str, Any] = {"probability": round(p, 3), "severity_value": round(value, 2)}
+    ev.update({name: round(float(x[FEATURE_NAMES.index(name)]), 3)
+               for name in KEY_FEATURES.get(kind, ())})
+    head = (getattr(assessment, "finding_scores", None) or {}).get(kind)
+    if head:
+        ev["head_presence"] = head["presence"]
+        ev["head_expected_severity"] = head["expected_severity"]
+    measures = assessment.measures or {}
+    ev.update({m: measures[m] for m in EVIDENCE_MEASURES.get(kind, ())
+               if measures.get(m) is not None})
+    return ev
+
+
+def detect(assessment: Any, image: Any) -> tuple[list[Finding], list[str], bool]:
+    """(findings worst first, normal types, whether the model's heads were used)."""
+    from medq.describe.detector import load_detector
+    from medq.describe.location import locate
+
+    detector = load_detector()
+    x, heads = detector_inputs(assessment, image, detector)
+    prob, sev = detector.predict(x)
+    middle = None
+    if assessment.slices:
+        middle = assessment.slices[len(assessment.slices) // 2]["index"]
+    findings, normal = [], []
+    for kind in finding_types_for(image.modality):
+        j = FINDING_TYPES.index(kind)
+        p, threshold = float(prob[0, j]), detector.threshold(kind, image.modality)
+        if p >= threshold:
+            value = round(max(float(sev[0, j]), 0.5), 2)
+            findings.append(Finding(kind, severity_for(value), round(p, 3),
+                                    locate(kind, image, middle),
+                                    _evidence(kind, p, value, x, assessment), value))
+        elif p < NORMAL_FRACTION * threshold:
+            normal.append(kind)
+    return sort_findings(findings), normal, heads
+
+
+def sort_findings(findings: list[Finding]) -> list[Finding]:
+    """Worst first: by severity value, then confidence."""
+    return sorted(findings, key=lambda f: (-f.severity_value, -f.confidence))
+
+
+def from_heads(assessment: Any) -> list[Finding]:
+    """The assessment's own findings (finding heads) as Finding objects."""
+    out = []
+    for f in assessment.findings:
+        value = float(f.get("evidence", {}).get("expected_severity",
+                                                SEVERITIES.index(f["severity"])))
+        out.append(Finding(f["type"], f["severity"], float(f["confidence"]),
+                           evidence=dict(f.get("evidence", {})), severity_value=round(value, 2)))
+    return sort_findings(out)

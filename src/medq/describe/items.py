@@ -1,0 +1,94 @@
+"""Degraded images with engine ground truth, for calibrating the finding detector and benchmarking.
+
+`degraded_item` mirrors `medq.data.bench.make_item`: a clean base image from a `Source` gets
+zero, one or two engine degradations at continuous severities drawn uniformly from 0.2–3.2, and
+keeps the image itself (the quality benchmark keeps only model inputs). For calibration on the
+training sources, `realism=True` makes the clean base image look more like a real scan before
+it is degraded: the modality's acquisition noise at a sub-threshold ("none") severity, because
+the training sources are noise-free phantoms while real scans never are, and (for 30 % of grey
+2D images) a zoomed field of view (a central 45–75 % crop), because real scans are often
+reconstructed inside the body with no air around it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from medq.assess.models.blocks import FINDING_TYPES
+from medq.data.sources import Source
+from medq.degrade import available, get_spec, simulate
+from medq.errors import InvalidParameter
+from medq.image import MedImage
+
+BASELINE_NOISE = {"CT": "ct_low_dose", "MR": "mr_noise", "PT": "pet_low_count",
+                  "DX": "xr_quantum_noise", "CR": "xr_quantum_noise"}
+"""Acquisition noise kind added below the mild bound to calibration images, per modality."""
+
+BASELINE_RANGE = (0.05, 0.45)
+"""Continuous severity range of the baseline noise (all below mild, 0.5)."""
+
+ZOOM = (0.3, (0.45, 0.75))
+"""Probability of a zoomed field of view, and the range of its crop fraction per side."""
+
+SEVERITY_RANGE = (0.2, 3.2)
+"""Continuous severity range of the applied degradations (as the quality benchmark)."""
+
+
+def kinds_for(modality: str) -> list[str]:
+    """Degradation kinds the engine applies to a modality."""
+    return [k for k in available() if modality in get_spec(k).modalities]
+
+
+def _apply(image: MedImage, kind: str, value: float, rng: np.random.Generator) -> MedImage:
+    """Apply one kind at continuous severity `value` (a few retries on impossible levels)."""
+    spec = get_spec(kind)
+    for _ in range(5):
+        try:
+            return simulate(image, kind, level=spec.level_at(value),
+                            seed=int(rng.integers(2**31)))[0]
+        except InvalidParameter:
+            value = float(rng.uniform(*SEVERITY_RANGE))
+    return image
+
+
+def zoomed(image: MedImage, rng: np.random.Generator) -> MedImage:
+    """A central crop of a 2D grey image (45–75 % per side): a field of view inside the body."""
+    h, w = image.shape
+    fy, fx = rng.uniform(*ZOOM[1], size=2)
+    ch, cw = max(32, int(h * fy)), max(32, int(w * fx))
+    y0, x0 = (h - ch) // 2, (w - cw) // 2
+    return image.evolve(array=np.ascontiguousarray(image.array[y0:y0 + ch, x0:x0 + cw]))
+
+
+def degraded_item(source: Source, dim: str, seed: int, clean_fraction: float = 0.12,
+                  pair_fraction: float = 0.25, realism: bool = False
+                  ) -> tuple[MedImage, list[dict[str, Any]]]:
+    """One deterministic (image, degradation records) pair from a source and a seed."""
+    rng = np.random.default_rng(seed)
+    image = source.draw(rng, dim)
+    if realism and not image.is_rgb and not image.is_volume and rng.random() < ZOOM[0] \
+            and min(image.shape) >= 96:
+        image = zoomed(image, rng)
+    kinds = kinds_for(image.modality)
+    u = rng.random()
+    n = 0 if u < clean_fraction else (2 if u < clean_fraction + pair_fraction else 1)
+    chosen = [str(k) for k in rng.choice(kinds, size=min(n, len(kinds)), replace=False)] \
+        if n else []
+    noise = BASELINE_NOISE.get(image.modality)
+    if realism and noise and noise not in chosen:
+        image = _apply(image, noise, float(rng.uniform(*BASELINE_RANGE)), rng)
+    for kind in chosen:
+        image = _apply(image, kind, float(rng.uniform(*SEVERITY_RANGE)), rng)
+    return image, list(image.meta.get("degradations", []))
+
+
+def severity_targets(records: list[dict[str, Any]]) -> np.ndarray:
+    """Continuous severity (0 … 3.5) per finding type (FINDING_TYPES order): the worst record."""
+    out = np.zeros(len(FINDING_TYPES), dtype=np.float32)
+    for rec in records:
+        spec = get_spec(rec["name"])
+        i = FINDING_TYPES.index(spec.finding)
+        out[i] = max(out[i], spec.severity_value(rec["level"]))
+    return out

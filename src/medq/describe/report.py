@@ -1,0 +1,50 @@
+"""Assessment (+ image) → QualityReport: findings, their score and verdict, and the text.
+
+The image is the one assessed: given, or loaded from `assessment.path`. With it, findings come
+from the calibrated detector (`medq.describe.findings.detect`); the report's score is the score
+of those findings (`score_for`) and the verdict follows from it, so verdict and findings never
+disagree. Without an image (an in-memory image not passed on), the report falls back to the
+model's own findings and score (`basis` = "finding heads").
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from medq.describe.schema import QualityReport, score_for, verdict_for
+
+
+def _image_of(assessment: Any, image: Any) -> Any:
+    """The image to describe: the given one, else the assessed file (None when neither)."""
+    if image is not None or not assessment.path:
+        return image
+    from medq.errors import MedqError
+    from medq.io import load
+
+    try:
+        return load(assessment.path, modality=assessment.modality)
+    except (MedqError, OSError, ValueError):
+        return None
+
+
+def build_report(assessment: Any, image: Any = None) -> QualityReport:
+    """Build the QualityReport of an Assessment (the image locates and checks the findings)."""
+    from medq.describe.findings import detect, from_heads
+    from medq.describe.text import compose
+
+    image = _image_of(assessment, image)
+    if image is not None:
+        findings, normal, heads = detect(assessment, image)
+        score = score_for([f.severity_value for f in findings])
+        basis = "detector + finding heads" if heads else "detector"
+    else:
+        findings, normal = from_heads(assessment), []
+        score, basis = float(assessment.score), "finding heads"
+    verdict = verdict_for(score)
+    text = compose(findings, normal, verdict, assessment.modality, assessment.slices,
+                   assessment.shape)
+    prompts = assessment.prompts or {}
+    return QualityReport(modality=assessment.modality, region=str(prompts.get("region", "unknown")),
+                         score=round(score, 3), verdict=verdict, findings=findings, text=text,
+                         path=assessment.path, model=assessment.model,
+                         model_score=assessment.score, normal=normal, basis=basis)

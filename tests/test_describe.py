@@ -1,0 +1,269 @@
+"""The description stage on real images: findings, location, text, metrics, CLI and benchmark."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from medq.assess.models.blocks import FINDING_TYPES
+from medq.data.samples import export_samples, load_sample
+from medq.degrade import simulate
+from medq.describe import VERDICTS, Finding, QualityReport, report_from, verdict_for
+from medq.describe.metrics import (
+    accuracy,
+    allowed_verdicts,
+    completeness,
+    consistency,
+    preciseness,
+    reference,
+    score_description,
+)
+from medq.describe.schema import score_for, severity_for
+
+
+@pytest.fixture(scope="module")
+def assessor():
+    from medq.assess.predictor import Assessor
+
+    return Assessor("mediqa-s")
+
+
+@pytest.fixture(scope="module")
+def ct():
+    return load_sample("ct_small")
+
+
+def _report(assessor, image) -> QualityReport:
+    return report_from(assessor.assess(image), image)
+
+
+def _sentences(text: str) -> list[str]:
+    return [s for s in re.split(r"(?<=\.)\s+", text.strip()) if s]
+
+
+# ------------------------------------------------------------------------------- rules and schema
+def test_verdict_and_severity_rules() -> None:
+    assert [verdict_for(s) for s in (5.0, 3.5, 3.49, 2.5, 2.49, 1.0)] == \
+        ["good", "good", "usable", "usable", "reject", "reject"]
+    assert [severity_for(v) for v in (0.0, 0.49, 0.5, 1.5, 2.49, 2.5, 3.4)] == \
+        ["none", "none", "mild", "moderate", "moderate", "severe", "severe"]
+    assert score_for([]) == 5.0
+    assert score_for([3.0]) == 1.0
+    assert score_for([1.5]) == pytest.approx(3.0)
+
+
+# ------------------------------------------------------------------------------------- metrics
+def test_reference_from_real_engine_records(ct) -> None:
+    noisy, rec = simulate(ct, "ct_low_dose", severity="severe", seed=0)
+    both, _ = simulate(noisy, "blur", severity="mild", seed=0)
+    ref = reference(both.meta["degradations"])
+    assert ref["findings"] == {"noise": "severe", "blur": "mild"}
+    assert ref["verdict"] == "reject"
+    assert reference([])["verdict"] == "good" and reference([])["findings"] == {}
+
+
+def test_metric_dimensions_follow_their_rules(ct) -> None:
+    image, _ = simulate(ct, "ct_low_dose", severity="moderate", seed=0)
+    records = image.meta["degradations"]
+    ref = reference(records)["findings"]
+    assert ref == {"noise": "moderate"}
+    assert completeness({"noise": "mild"}, ref) == 2
+    assert completeness({"blur": "moderate"}, ref) == 0
+    assert completeness({}, {}) == 2
+    assert preciseness({"noise": "moderate"}, ["blur"], ref) == 2
+    assert preciseness({"noise": "moderate", "blur": "mild"}, [], ref) == 1  # minor false finding
+    assert preciseness({"noise": "moderate"}, ["noise"], ref) == 0  # "noise is low": denial
+    assert preciseness({"noise": "mild", "streak": "severe"}, [], ref) == 0
+    assert preciseness({"noise": "severe"}, [], {"noise": "mild"}) == 0  # two levels apart
+    assert allowed_verdicts({}) == ["good"]
+    assert allowed_verdicts({"noise": "moderate"}) == ["usable", "reject"]
+    assert consistency({"noise": "severe"}, "reject") == 2
+    assert consistency({"noise": "severe"}, "usable") == 1
+    assert consistency({}, "reject") == 0
+    assert accuracy("good", "good") == 2 and accuracy("usable", "good") == 1
+    assert accuracy("reject", "good") == 0
+    verdict = reference(records)["verdict"]
+    assert verdict in allowed_verdicts({"noise": "moderate"})
+    row = score_description([Finding("noise", "moderate", 0.9)], ["blur"], verdict, records)
+    assert row["total"] == 8 and row["type_hits"] == [("noise", True)]
+    worse = score_description([Finding("blur", "severe", 0.9)], ["noise"], "good", records)
+    assert (worse["completeness"], worse["preciseness"], worse["consistency"]) == (0, 0, 0)
+
+
+# ------------------------------------------------------------------------------- the description
+def test_clean_ct_report_is_well_formed_and_deterministic(assessor, ct) -> None:
+    a = assessor.assess(ct)
+    first, second = report_from(a, ct), report_from(a, ct)
+    assert first.text == second.text and first.to_dict() == second.to_dict()
+    sentences = _sentences(first.text)
+    assert 2 <= len(sentences) <= 5
+    assert sentences[-1] == f"Overall, the quality of this image is {first.verdict}."
+    assert first.verdict in VERDICTS and first.verdict == verdict_for(first.score)
+    assert first.modality == "CT" and first.basis == "detector"
+    assert first.model_score == a.score
+    data = json.loads(json.dumps(first.to_dict()))
+    assert list(data)[0] == "path"
+    pred = {f.type: f.severity for f in first.findings}
+    assert consistency(pred, first.verdict) == 2
+    assert not set(pred) & set(first.normal)
+
+
+@pytest.mark.parametrize(("kind", "finding"), [("ct_low_dose", "noise"),
+                                               ("ct_sparse_view", "streak")])
+def test_severe_ct_degradation_is_found_and_verdict_drops(assessor, ct, kind, finding) -> None:
+    clean = _report(assessor, ct)
+    image, _ = simulate(ct, kind, severity="severe", seed=1)
+    report = _report(assessor, image)
+    types = {f.type: f for f in report.findings}
+    assert finding in types, report.text
+    assert types[finding].severity in ("moderate", "severe")
+    assert finding not in report.normal
+    assert VERDICTS.index(report.verdict) > VERDICTS.index(clean.verdict) or \
+        report.verdict == "reject"
+    f = types[finding]
+    assert 0 <= f.confidence <= 1 and f.evidence["probability"] == f.confidence
+    assert "head_presence" in f.evidence  # the model's finding head, quoted next to the detector
+
+
+def test_mr_noise_and_radiograph_noise_are_found(assessor) -> None:
+    for name, kind in (("mr_small", "mr_noise"), ("xr_head", "xr_quantum_noise")):
+        image, _ = simulate(load_sample(name), kind, severity="severe", seed=0)
+        report = _report(assessor, image)
+        assert "noise" in {f.type for f in report.findings}, (name, report.text)
+        assert report.verdict != "good"
+
+
+def test_findings_are_restricted_to_the_modality(assessor) -> None:
+    from medq.assess.assessment import finding_types_for
+
+    retina = load_sample("retina")
+    image, _ = simulate(retina, "fundus_illumination", severity="severe", seed=0)
+    report = _report(assessor, image)
+    allowed = set(finding_types_for("OP"))
+    assert {f.type for f in report.findings} <= allowed
+    assert set(report.normal) <= allowed
+    assert "streak" not in report.text and "k-space" not in report.text
+
+
+def test_phrasing_varies_by_finding_type_and_modality() -> None:
+    from medq.describe.text import compose
+
+    texts = {compose([Finding(kind, "moderate", 0.9, severity_value=2.0)], [], "usable", mod)
+             for kind, mod in (("noise", "CT"), ("noise", "MR"), ("noise", "DX"),
+                               ("streak", "CT"), ("aliasing", "MR"), ("blur", "CT"))}
+    assert len(texts) == 6
+    ct_noise = compose([Finding("noise", "severe", 0.9, "central", severity_value=3.0)], [],
+                       "reject", "CT")
+    assert "mottle" in ct_noise and "centrally" in ct_noise
+    alias = compose([Finding("aliasing", "moderate", 0.9, severity_value=2.0)], [], "usable",
+                    "MR")
+    assert "phase-encode" in alias
+    fine = compose([], ["noise", "blur", "streak"], "good", "CT")
+    assert "Noise is low" in fine and "sharp" in fine and "streak" in fine
+    many = compose([Finding(k, "mild", 0.9, severity_value=1.0) for k in
+                    ("noise", "blur", "streak", "low_contrast", "low_resolution")], [], "usable",
+                   "CT", slices=[{"index": i} for i in range(7)], shape=[30, 64, 64])
+    assert 2 <= len(_sentences(many)) <= 5
+    assert _sentences(many)[-1] == "Overall, the quality of this image is usable."
+
+
+def test_noise_in_the_upper_half_is_located_superior(ct) -> None:
+    from medq.describe.location import locate
+
+    rng = np.random.default_rng(0)
+    a = ct.array.copy()
+    half = a.shape[0] // 2
+    a[:half] += rng.normal(0, 60, a[:half].shape).astype(np.float32)
+    assert locate("noise", ct.with_array(a)) == "superior"
+    assert locate("low_contrast", ct) == "global"
+
+
+def test_report_without_image_uses_the_assessed_file(assessor, tmp_path: Path) -> None:
+    export_samples(tmp_path, ["ct_small"])
+    path = next(tmp_path.glob("ct_small*.dcm"))
+    a = assessor.assess(path)
+    assert report_from(a).basis == "detector"  # loaded back from assessment.path
+    a.path = None
+    fallback = report_from(a)
+    assert fallback.basis == "finding heads"
+    assert fallback.text.endswith(f"Overall, the quality of this image is {fallback.verdict}.")
+
+
+def test_assessment_keeps_raw_finding_scores(assessor, ct) -> None:
+    a = assessor.assess(ct)
+    assert set(a.finding_scores) == set(FINDING_TYPES)
+    for v in a.finding_scores.values():
+        assert 0.0 <= v["presence"] <= 1.0 and 0.0 <= v["expected_severity"] <= 3.0
+
+
+# ------------------------------------------------------------------------------ detector and bench
+def test_shipped_detector_is_calibrated_on_training_sources_only() -> None:
+    from medq.data.sources import sources
+    from medq.describe.detector import load_detector
+    from medq.describe.features import FEATURE_NAMES
+
+    det = load_detector()
+    cal = det.calibration
+    assert set(cal["trained_on"]["sources"]) <= {s.name for s in sources("train")}
+    assert cal["features"][:len(FEATURE_NAMES)] == list(FEATURE_NAMES)
+    assert set(det.thresholds) == set(FINDING_TYPES)
+    p, s = det.predict(np.zeros(len(cal["features"])))
+    assert p.shape == s.shape == (1, len(FINDING_TYPES))
+
+
+def test_bench_items_come_from_the_test_sources_and_round_trip(tmp_path: Path,
+                                                               monkeypatch) -> None:
+    from medq.data.sources import sources
+    from medq.describe.bench import DescribePlan, _make, jobs, load_item
+
+    plan = DescribePlan(per_2d=2, per_3d=1)
+    todo = jobs(plan)
+    assert todo == jobs(plan)
+    assert {name for name, _, _ in todo} == {s.name for s in sources("test")}
+    job = next(j for j in todo if j[0] == "retina_right")
+    image, header = load_item(_make(job, str(tmp_path)))
+    again, _ = load_item(_make(job, str(tmp_path / "again")))
+    np.testing.assert_array_equal(image.array, again.array)
+    assert header["source"] == "retina_right" and image.modality == "OP"
+    assert isinstance(header["meta"].get("degradations", []), list)
+
+
+@pytest.mark.slow
+def test_calibration_fits_on_real_training_items(tmp_path: Path, monkeypatch) -> None:
+    from medq.describe import calibrate
+    from medq.describe.detector import Detector
+
+    monkeypatch.setenv("MEDQ_CACHE_DIR", str(tmp_path))
+    data = calibrate.build(28, 0, workers=1)
+    assert data["x"].shape[0] == 28 and np.isfinite(data["x"]).all()
+    assert set(data["source"]) <= {s.name for s in __import__(
+        "medq.data.sources", fromlist=["sources"]).sources("train")}
+    cal = calibrate.fit(data, steps=50, ensemble=1)
+    p, s = Detector(cal).predict(data["x"])
+    assert p.shape == (28, len(FINDING_TYPES)) and (s >= 0).all()
+
+
+# ---------------------------------------------------------------------------------------- CLI
+def test_cli_describe_json_ct_and_nifti_with_a_bad_file(tmp_path: Path) -> None:
+    from test_cli import run_medq
+
+    export_samples(tmp_path, ["ct_small", "mni_t1"])
+    bad = tmp_path / "broken.dcm"
+    bad.write_bytes(b"not an image")
+    ct_path = next(tmp_path.glob("ct_small*.dcm"))
+    nii = next(tmp_path.glob("mni_t1*.nii*"))
+    res = run_medq("describe", ct_path, bad, nii, "--json")
+    assert res.returncode == 2
+    rows = json.loads(res.stdout)
+    assert [r["path"] for r in rows] == [str(ct_path), str(bad), str(nii)]
+    assert rows[1]["error"]["type"] and "broken.dcm" in res.stderr
+    for row in (rows[0], rows[2]):
+        assert row["verdict"] in VERDICTS
+        assert row["text"].endswith(f"Overall, the quality of this image is {row['verdict']}.")
+        assert isinstance(row["findings"], list)
+    assert "salient slices" in rows[2]["text"]  # coverage of the volume
+    assert rows[0]["modality"] == "CT" and rows[2]["modality"] == "MR"
