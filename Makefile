@@ -28,8 +28,11 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/models_speed.py
 	$(BIN)/python benchmarks/assess_speed.py
+	$(BIN)/python benchmarks/qc_speed.py
 	$(BIN)/medq bench iqa
 	$(BIN)/python benchmarks/ranking.py
+	$(BIN)/python benchmarks/restore_speed.py
+	$(BIN)/medq bench restore
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

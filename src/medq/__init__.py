@@ -14,7 +14,7 @@ from medq.errors import InputError, MedqError, ModelError  # noqa: E402
 from medq.image import MedImage  # noqa: E402
 
 _LAZY = {"load": "medq.io", "save": "medq.io", "simulate": "medq.degrade"}
-_SUBPACKAGES = ("assess",)
+_SUBPACKAGES = ("assess", "describe", "restore")
 
 __all__ = ["InputError", "MedImage", "MedqError", "ModelError", "__version__", *_LAZY,
            *_SUBPACKAGES]
