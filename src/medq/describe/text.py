@@ -30,6 +30,10 @@ CONSEQUENCE = {
 }
 """What a finding of each severity does to reading the image."""
 
+COMBINED = ("which, together with the other findings, limits interpretation",
+            "and the findings together degrade the image")
+"""Consequence of a mild worst finding when the findings together make the image a reject."""
+
 WHERE = {"global": "throughout the image", "central": "most marked centrally",
          "peripheral": "most marked towards the periphery",
          "superior": "most marked in the upper part of the image",
@@ -149,7 +153,8 @@ def compose(findings: list[Finding], normal: list[str], verdict: str, modality: 
     for i, f in enumerate(findings[:2]):
         clause = finding_clause(f, modality, f"{key}#{i}")
         if i == 0:
-            clause += ", " + _pick(CONSEQUENCE[f.severity], key + "c")
+            combined = f.severity == "mild" and verdict == "reject" and len(findings) > 1
+            clause += ", " + _pick(COMBINED if combined else CONSEQUENCE[f.severity], key + "c")
         sentences.append(_sentence(clause))
     rest = findings[2:]
     if len(rest) == 1:
