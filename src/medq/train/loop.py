@@ -94,6 +94,19 @@ def _lr(stage: Stage, step: int) -> float:
     return stage.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
 
 
+def optimise(model: torch.nn.Module, opt: torch.optim.Optimizer, terms: dict[str, torch.Tensor],
+             weights: dict[str, float], grad_clip: float, running: dict[str, float],
+             momentum: float) -> None:
+    """One optimiser step on the weighted loss terms; updates the running loss averages."""
+    loss = sum(weights.get(k, 0.0) * v for k, v in terms.items())
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    opt.step()
+    for k, v in terms.items():
+        running[k] = momentum * running.get(k, v.item()) + (1 - momentum) * v.item()
+
+
 def run_stage(model: IQAModel, data: dict[str, np.ndarray], stage: Stage, cfg: TrainConfig,
               rng: np.random.Generator, log: Any) -> list[dict[str, float]]:
     """Train all parameters for `stage.steps` steps; returns the logged loss history."""
@@ -112,13 +125,7 @@ def run_stage(model: IQAModel, data: dict[str, np.ndarray], stage: Stage, cfg: T
         terms = losses(model, batch, stage.losses, cfg.use_prompts)
         if not terms:
             continue
-        loss = sum(stage.losses[k] * v for k, v in terms.items())
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
-        for k, v in terms.items():
-            running[k] = 0.9 * running.get(k, v.item()) + 0.1 * v.item()
+        optimise(model, opt, terms, stage.losses, cfg.grad_clip, running, momentum=0.9)
         if (step + 1) % cfg.log_every == 0 or step + 1 == stage.steps:
             history.append({"stage": stage.name, "step": step + 1, **running})
             log(f"{stage.name} step {step + 1}/{stage.steps} "

@@ -30,7 +30,7 @@ from medq.restore.condition import N_FINDINGS, perturb
 from medq.restore.models import build_model, save_checkpoint
 from medq.restore.normalise import network_input
 from medq.train.config import Stage, TrainConfig
-from medq.train.loop import _lr, set_threads
+from medq.train.loop import _lr, optimise, set_threads
 
 
 def plan_from(cfg: TrainConfig, which: str) -> PairPlan:
@@ -130,13 +130,7 @@ def run_stage(model: torch.nn.Module, data: dict[str, np.ndarray], stage: Stage,
         batch = make_batch(data, rng.integers(0, n, cfg.batch_size), crop, rng,
                            model.conditioning)
         terms = losses(model, batch, stage.losses)
-        loss = sum(stage.losses.get(k, 0.0) * v for k, v in terms.items())
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
-        for k, v in terms.items():
-            running[k] = 0.95 * running.get(k, v.item()) + 0.05 * v.item()
+        optimise(model, opt, terms, stage.losses, cfg.grad_clip, running, momentum=0.95)
         if (step + 1) % cfg.log_every == 0 or step + 1 == stage.steps:
             history.append({"stage": stage.name, "step": step + 1,
                             "seconds": round(time.time() - started, 1), **running})
