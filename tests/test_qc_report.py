@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from conftest_qc import MODEL, filled_db
+from medq.qc.store import Store
 from medq.report.qc_report import build_qc_report
 from medq.web.images import CT_REGION_WINDOWS, window_for
 
@@ -127,6 +128,7 @@ def test_missing_image_does_not_stop_the_report(qc_db: tuple, tmp_path: Path) ->
 
 
 def test_empty_store_report(tmp_path: Path) -> None:
+    Store(tmp_path / "empty.sqlite").close()
     html = build_qc_report(tmp_path / "empty.sqlite", tmp_path / "r.html").read_text("utf-8")
     assert re.search(r'id="flagged-count">0<', html)
     assert "The database holds no items yet." in html and "No QC run is recorded" in html
@@ -158,3 +160,8 @@ def test_cli_report_and_bad_database(qc_db: tuple, tmp_path: Path) -> None:
     lines = bad.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("medq: error:") and "does not exist" in lines[0]
     assert not (tmp_path / "x.html").exists()
+    typo = tmp_path / "qc-typo.sqlite"  # a reader never creates an empty database
+    bad = subprocess.run([*MEDQ, "qc", "export", "--db", str(typo), "-o", str(tmp_path / "x.csv")],
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "no such results database" in bad.stderr
+    assert not typo.exists() and not (tmp_path / "x.csv").exists()

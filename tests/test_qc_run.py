@@ -157,6 +157,8 @@ def test_run_stores_exactly_one_row_per_item(qc_done: dict) -> None:
         else:
             assert row["status"] == "ok" and 1.0 <= row["score"] <= 5.0 and row["error"] is None
             assert row["verdict"] in ("good", "usable", "reject") and row["description"]
+            # verdict, findings and text come from one description: they never disagree
+            assert row["description"].endswith(f"quality of this image is {row['verdict']}.")
     series = store.items(sort="path", modality="MR")
     volume = next(r for r in series if r["path"] == made["series"][0])
     assert volume["dimension"] == "3D" and volume["shape"] == [8, 117, 99]

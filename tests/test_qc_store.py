@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from medq.describe import verdict_for
-from medq.errors import InvalidParameter
+from medq.errors import InvalidParameter, MissingInput
 from medq.qc.discover import Item
 from medq.qc.fingerprint import fingerprint
 from medq.qc.runner import assess_batch
@@ -80,7 +80,7 @@ def test_record_and_read_back_real_assessments(store: Store, assessed: list[dict
         assert row["run_id"] == run and row["reviewed"] is False and row["last_review"] is None
         if result["status"] == "ok":
             assert row["score"] == pytest.approx(result["score"])
-            assert row["verdict"] == verdict_for(row["score"])
+            assert row["verdict"] == result["verdict"]
             assert row["findings"] == result["findings"]
             assert row["measures"] == {k: (v if v == v else None)
                                        for k, v in result["measures"].items()}
@@ -291,6 +291,9 @@ def test_many_processes_may_open_a_new_database_at_once(tmp_path: Path) -> None:
 def test_unusable_databases_are_bad_input(tmp_path: Path) -> None:
     with pytest.raises(InvalidParameter, match="does not exist"):
         Store(tmp_path / "missing" / "qc.sqlite")
+    with pytest.raises(MissingInput, match="no such results database"):
+        Store(tmp_path / "qc.sqlite", create=False)
+    assert not (tmp_path / "qc.sqlite").exists()
     with pytest.raises(InvalidParameter):
         Store("nosuchdialect://host/db")
     with pytest.raises(InvalidParameter, match="cannot open the results database"):

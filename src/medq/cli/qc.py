@@ -121,7 +121,7 @@ def export(
     from medq.qc.store import Store
 
     outcome = Outcome()
-    store = outcome.run(db, lambda: Store(db))
+    store = outcome.run(db, lambda: Store(db, create=False))
     if isinstance(store, BaseException):
         outcome.exit()
     rows = outcome.run(output, lambda: export_items(store, output, fmt, model=model))

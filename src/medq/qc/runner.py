@@ -92,23 +92,29 @@ def _warn_once(message: str, kind: str) -> None:
 
 
 def ok_result(item: Item, assessment: Any, image: MedImage) -> dict[str, Any]:
-    """The stored form of an assessed item (score, grade, verdict, findings, description, …)."""
+    """The stored form of an assessed item (score, grade, verdict, findings, description, …).
+
+    Score and grade are the model's; verdict, findings and description come from one
+    `QualityReport`, so the stored verdict always agrees with the stored findings and text (as in
+    `medq describe`). If the wording fails, the model's own findings and score-based verdict stand.
+    """
     from medq.describe import report_from, verdict_for
 
     prompts = assessment.prompts or {}
+    verdict, findings, description = verdict_for(assessment.score), assessment.findings, None
     try:
-        description = report_from(assessment, image).text
+        report = report_from(assessment, image).to_dict()
+        verdict, findings, description = report["verdict"], report["findings"], report["text"]
     except Exception as e:  # noqa: BLE001 - the model result stands even if its wording fails
         _warn_once(f"medq: warning: {item.path}: no description "
                    f"({' '.join(f'{type(e).__name__}: {e}'.split())})", type(e).__name__)
-        description = None
     return {
         "path": item.path, "status": "ok", "error": None,
         "dimension": "3D" if image.is_volume else "2D",
         "modality": assessment.modality, "region": prompts.get("region") or image.region,
         "shape": list(assessment.shape), "score": assessment.score, "grade": assessment.grade,
-        "verdict": verdict_for(assessment.score), "recall": assessment.recall,
-        "findings": assessment.findings, "measures": assessment.measures,
+        "verdict": verdict, "recall": assessment.recall,
+        "findings": findings, "measures": assessment.measures,
         "description": description,
     }
 

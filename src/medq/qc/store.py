@@ -22,7 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from medq.errors import InvalidParameter
+from medq.errors import InvalidParameter, MissingInput
 
 DECISIONS = ("accept", "reject", "comment")
 """Review decisions."""
@@ -169,9 +169,13 @@ def _create_schema(engine: Engine, attempts: int = 5) -> None:
 
 
 class Store:
-    """The results database of `medq qc`: runs, items and reviews (see the module docstring)."""
+    """The results database of `medq qc`: runs, items and reviews (see the module docstring).
 
-    def __init__(self, url: str | Path) -> None:
+    `create=False` (readers: export, report) refuses a SQLite file that does not exist yet
+    instead of silently creating an empty database.
+    """
+
+    def __init__(self, url: str | Path, *, create: bool = True) -> None:
         self.url = database_url(url)
         try:
             parsed = sa.engine.make_url(self.url)
@@ -187,6 +191,9 @@ class Store:
                 if not parent.is_dir():
                     raise InvalidParameter("folder of the SQLite database does not exist",
                                            parsed.database)
+                if not create and not Path(parsed.database).is_file():
+                    raise MissingInput("no such results database (run `medq qc run` first)",
+                                       parsed.database)
         else:
             kwargs["pool_pre_ping"] = True
         try:

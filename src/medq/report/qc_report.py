@@ -157,7 +157,7 @@ def build_qc_report(db: Any, output: str | Path, *, max_flagged: int = 200,
     from medq.io.atomic import atomic_write_text
     from medq.qc.store import Store
 
-    store = db if isinstance(db, Store) else Store(db)
+    store = db if isinstance(db, Store) else Store(db, create=False)
     try:
         bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                        TimeElapsedColumn(), console=console or Console(stderr=True),
