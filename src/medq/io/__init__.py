@@ -9,6 +9,7 @@ fraction is recorded in `meta['nonfinite_fraction']`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,8 @@ from medq.image import PHOTO_MODALITIES, MedImage
 from medq.io import dicom, dicom_write, nifti, raster
 from medq.io.sidecar import read_sidecar, write_sidecar
 
-__all__ = ["FORMATS", "load", "read_sidecar", "save", "sniff", "write_sidecar"]
+__all__ = ["FORMATS", "NOT_IMAGE_SUFFIXES", "load", "load_series_files", "read_sidecar", "save",
+           "sniff", "write_sidecar"]
 
 FORMATS = ("dicom", "dicom-series", "nifti", "png", "jpeg", "tiff", "npy")
 """Values of `meta['format']` and of `sniff`."""
@@ -34,7 +36,9 @@ _MAGIC = (
     (b"\x89PNG\r\n\x1a\n", "png"), (b"\xff\xd8\xff", "jpeg"), (b"II*\x00", "tiff"),
     (b"MM\x00*", "tiff"), (b"II+\x00", "tiff"), (b"MM\x00+", "tiff"), (b"\x93NUMPY", "npy"),
 )
-_NOT_IMAGES = (".txt", ".md", ".json", ".csv", ".xml", ".html", ".pdf", ".zip", ".py", ".yaml")
+NOT_IMAGE_SUFFIXES = (".txt", ".md", ".json", ".csv", ".xml", ".html", ".pdf", ".zip", ".py",
+                      ".yaml")
+"""Suffixes of files that are never images (skipped when folders are walked)."""
 
 
 def _suffix_format(path: Path) -> str | None:
@@ -77,7 +81,7 @@ def sniff(path: str | Path) -> str:
         return by_suffix
     if head.startswith(b"\x1f\x8b"):
         return "nifti"
-    if p.suffix and p.suffix.lower() in _NOT_IMAGES:
+    if p.suffix and p.suffix.lower() in NOT_IMAGE_SUFFIXES:
         raise UnsupportedImage(f"unsupported file type {p.suffix!r}; expected DICOM, NIfTI, "
                                "PNG, JPEG, TIFF or .npy", p)
     return "dicom"  # no signature: a preamble-less DICOM is the only candidate left
@@ -134,6 +138,18 @@ def load(path: str | Path, *, modality: str | None = None, region: str | None = 
         raise
     except Exception as e:  # last guard: no raw library exception escapes
         raise UnreadableImage(f"{type(e).__name__}: {e}", p) from e
+
+
+def load_series_files(files: Sequence[str | Path], source: str | Path) -> MedImage:
+    """Load the given DICOM files as one series named `source` (their folder may hold others)."""
+    from medq.io.dicom import read_series_files
+
+    try:
+        return _finite(read_series_files(files, source))
+    except MedqError:
+        raise
+    except Exception as e:  # last guard: no raw library exception escapes
+        raise UnreadableImage(f"{type(e).__name__}: {e}", source) from e
 
 
 def _sidecar_fields(p: Path, image: MedImage) -> dict:

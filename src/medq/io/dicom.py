@@ -11,6 +11,7 @@ photometric interpretation is kept in `meta['photometric']`). Colour images beco
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -402,9 +403,22 @@ def read_series(folder: str | Path) -> MedImage:
     if len(items) > 1 and any(int(_number(d.get("NumberOfFrames")) or 1) > 1 for _, d in items):
         raise UnsupportedImage(f"series holds {len(items)} files of which some are multi-frame; "
                                "load the multi-frame file itself", folder)
+    return _assemble_series([d for _, d in items], [p for p, _ in items], folder)
+
+
+def _assemble_series(datasets: list[Dataset], paths: list[Path], source: Path) -> MedImage:
+    """`_assemble` for a series; anything but a medq error becomes a one-line UnreadableImage."""
     try:
-        return _assemble([d for _, d in items], [p for p, _ in items], folder, "dicom-series")
+        return _assemble(datasets, paths, source, "dicom-series")
     except MedqError:
         raise
     except Exception as e:
-        raise UnreadableImage(f"malformed DICOM series ({type(e).__name__}: {e})", folder) from e
+        raise UnreadableImage(f"malformed DICOM series ({type(e).__name__}: {e})", source) from e
+
+
+def read_series_files(files: Sequence[str | Path], source: str | Path) -> MedImage:
+    """Read the given DICOM files as one series named `source` (their folder may hold others)."""
+    paths = [Path(f) for f in files]
+    if not paths:
+        raise EmptySeries("no DICOM files given", source)
+    return _assemble_series([read_dataset(f) for f in paths], paths, Path(source))

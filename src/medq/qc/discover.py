@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from medq.errors import EmptySeries, MedqError, MissingInput, UnreadableImage, UnsupportedImage
+from medq.errors import EmptySeries, MedqError, MissingInput, UnsupportedImage
 from medq.image import MedImage
 
 NON_IMAGE_MODALITIES = frozenset({"SR", "PR", "KO", "RTPLAN", "RTSTRUCT", "RTRECORD", "DOC",
@@ -50,12 +50,12 @@ class _Header:
 
 def _is_candidate(path: Path) -> bool:
     """True for files that may be images (hidden files, DICOMDIR and known non-images are not)."""
-    from medq.io import _NOT_IMAGES
+    from medq.io import NOT_IMAGE_SUFFIXES
 
     name = path.name
     if name.startswith(".") or name.upper() == "DICOMDIR":
         return False
-    return not (path.suffix and path.suffix.lower() in _NOT_IMAGES)
+    return not (path.suffix and path.suffix.lower() in NOT_IMAGE_SUFFIXES)
 
 
 def _header(path: Path) -> _Header | None:
@@ -142,24 +142,9 @@ def discover(archive: str | Path) -> list[Item]:
     return sorted(items, key=lambda item: item.path)
 
 
-def _load_group(files: list[Path], source: str) -> MedImage:
-    """One series from explicit member files (the folder may hold other series)."""
-    from medq.io import _finite
-    from medq.io.dicom import _assemble, read_dataset
-
-    datasets = [read_dataset(f) for f in files]
-    try:
-        image = _assemble(datasets, files, Path(source), "dicom-series")
-    except MedqError:
-        raise
-    except Exception as e:
-        raise UnreadableImage(f"malformed DICOM series ({type(e).__name__}: {e})", source) from e
-    return _finite(image)
-
-
 def load_item(item: Item | str | Path) -> MedImage:
     """Load a QC item, or the item a stored path names (file, series folder, folder#UID)."""
-    from medq.io import load
+    from medq.io import load, load_series_files
 
     if not isinstance(item, Item):
         item = _item_from_path(str(item))
@@ -167,7 +152,7 @@ def load_item(item: Item | str | Path) -> MedImage:
         return load(item.files[0])
     if SERIES_MARK not in item.path or Path(item.path).is_dir():
         return load(item.path)
-    return _load_group([Path(f) for f in item.files], item.path)
+    return load_series_files(item.files, item.path)
 
 
 def _item_from_path(path: str) -> Item:
