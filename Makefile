@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/ranking.py
 	$(BIN)/python benchmarks/restore_speed.py
 	$(BIN)/medq bench restore
+	$(BIN)/medq bench describe
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -101,6 +101,21 @@ def print_json(data: Any) -> None:
     sys.stdout.flush()
 
 
+RESULTS_OPTION = typer.Option(Path("benchmarks/results"), "--results",
+                              help="Folder for the JSON results.")
+"""The `--results` option of the `medq bench` commands."""
+
+
+def write_results(folder: Path, name: str, payload: Any, indent: int = 2) -> Path:
+    """Write a benchmark's JSON payload atomically to `folder/name` (folder created); the path."""
+    from medq.io.atomic import atomic_write_text
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    atomic_write_text(path, json.dumps(payload, indent=indent, default=float))
+    return path
+
+
 MODALITY_OPTION = typer.Option(
     None, "--modality", help="Modality when the file does not say (CT, MR, PT, CR, DX, OP).")
 

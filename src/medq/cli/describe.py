@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +12,14 @@ from rich.table import Table
 from medq.cli.assess import assess_inputs
 from medq.cli.common import (
     MODALITY_OPTION,
+    RESULTS_OPTION,
     Outcome,
     app,
     err,
     error_object,
     out,
     print_json,
+    write_results,
 )
 from medq.cli.train import bench_app
 
@@ -98,14 +99,12 @@ def bench_describe(
     n: int = typer.Option(16, "--n", help="Items per 2D test source (3D sources get half)."),
     model: str = typer.Option("mediqa-s", "--model", "-m",
                               help="Shipped model name or path to a checkpoint (.pt)."),
-    results: Path = typer.Option(Path("benchmarks/results"), "--results",
-                                 help="Folder for the JSON results."),
+    results: Path = RESULTS_OPTION,
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Description metrics (4 × 0–2, total /8) and finding-type accuracy on the test split."""
     from medq.describe.bench import GROUPS, DescribePlan, run
     from medq.describe.metrics import DIMENSIONS
-    from medq.io.atomic import atomic_write_text
     from medq.train.loop import set_threads
 
     outcome = Outcome()
@@ -117,8 +116,7 @@ def bench_describe(
             task = bar.add_task("describe", total=None)
             payload = run(plan, model, progress=lambda _, done, total: bar.update(
                 task, completed=done, total=total))
-        results.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(results / "describe.json", json.dumps(payload, indent=1, default=float))
+        write_results(results, "describe.json", payload, indent=1)
         return payload
 
     payload = outcome.run(model, job)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,17 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from medq.cli.assess import assess_inputs
-from medq.cli.common import MODALITY_OPTION, Outcome, app, err, error_object, out, print_json
+from medq.cli.common import (
+    MODALITY_OPTION,
+    RESULTS_OPTION,
+    Outcome,
+    app,
+    err,
+    error_object,
+    out,
+    print_json,
+    write_results,
+)
 from medq.cli.train import bench_app
 from medq.errors import InvalidParameter
 
@@ -94,12 +103,10 @@ def bench_restore(
                                    "BM3D (slow: the others run on every item)."),
     models: str = typer.Option("restore-s,restore-s-nocond", "--models",
                                help="Conditioned network, then its no-conditioning ablation."),
-    results: Path = typer.Option(Path("benchmarks/results"), "--results",
-                                 help="Folder for restore.json."),
+    results: Path = RESULTS_OPTION,
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """PSNR/SSIM per task of input, NLM, TV, BM3D and the networks on held-out test images."""
-    from medq.io.atomic import atomic_write_text
     from medq.restore.benchmark import run_benchmark
 
     outcome = Outcome()
@@ -107,8 +114,7 @@ def bench_restore(
 
     def job() -> dict[str, Any]:
         payload = run_benchmark(names, per_level=per_level, bm3d_items=bm3d_items, console=err)
-        results.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(results / "restore.json", json.dumps(payload, indent=2, default=float))
+        write_results(results, "restore.json", payload)
         return payload
 
     payload = outcome.run(models, job)

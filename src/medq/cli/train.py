@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -10,7 +9,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from medq.cli.common import Outcome, app, err, out, print_json
+from medq.cli.common import RESULTS_OPTION, Outcome, app, err, out, print_json, write_results
 
 bench_app = typer.Typer(help="Benchmarks on medq's held-out test split.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
@@ -66,14 +65,12 @@ def bench_iqa(
                                help="Comma-separated shipped names or checkpoint paths."),
     classical: bool = typer.Option(True, "--classical/--no-classical",
                                    help="Add rows for classical measures."),
-    results: Path = typer.Option(Path("benchmarks/results"), "--results",
-                                 help="Folder for the JSON results."),
+    results: Path = RESULTS_OPTION,
     as_json: bool = typer.Option(False, "--json", help="Print the rows as JSON."),
 ) -> None:
     """SRCC/PLCC/RMSE of every model per modality subset on the held-out test split."""
     from medq.assess.weights import load_weights
     from medq.data.bench import BenchPlan, build
-    from medq.io.atomic import atomic_write_text
     from medq.train.evaluate import benchmark_rows
     from medq.train.loop import set_threads
 
@@ -90,8 +87,7 @@ def bench_iqa(
         rows = benchmark_rows(data, names, classical)
         payload = {"plan": plan.__dict__, "bench_key": plan.key(), "items": int(len(data["score"])),
                    "seconds": round(time.time() - started, 1), "rows": rows}
-        results.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(results / "iqa.json", json.dumps(payload, indent=2, default=float))
+        write_results(results, "iqa.json", payload)
         return rows
 
     rows = outcome.run(models, job)
