@@ -6,18 +6,20 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from medq.cli.common import (
+    INPUTS_ARGUMENT,
+    JSON_LIST_OPTION,
     MODALITY_OPTION,
+    QUALITY_MODEL_OPTION,
     Outcome,
     app,
-    err,
     error_object,
     expand_inputs,
     out,
     print_json,
+    progress_bar,
 )
 
 
@@ -48,11 +50,9 @@ def _findings_text(findings: list[dict[str, Any]]) -> str:
 
 @app.command()
 def assess(
-    paths: list[Path] = typer.Argument(..., help="Image files, DICOM series folders or folders "
-                                                 "of images."),
-    as_json: bool = typer.Option(False, "--json", help="Print a JSON list, one object per input."),
-    model: str = typer.Option("mediqa-s", "--model", "-m",
-                              help="Shipped model name or path to a checkpoint (.pt)."),
+    paths: list[Path] = INPUTS_ARGUMENT,
+    as_json: bool = JSON_LIST_OPTION,
+    model: str = QUALITY_MODEL_OPTION,
     batch_size: int = typer.Option(32, "--batch-size", help="Images per forward pass."),
     measures: bool = typer.Option(True, "--measures/--no-measures",
                                   help="Also compute the classical measures (slower)."),
@@ -67,9 +67,7 @@ def assess(
                                                    measures=measures, modality=modality))
     if isinstance(assessor, BaseException):
         outcome.exit()
-    with Progress(TextColumn("assessing"), BarColumn(), MofNCompleteColumn(),
-                  TimeRemainingColumn(), console=err, transient=True,
-                  disable=len(inputs) < 2 or not err.is_terminal) as bar:
+    with progress_bar("assessing", len(inputs) < 2) as bar:
         task = bar.add_task("assess", total=len(inputs))
         results = outcome.run(None, lambda: assessor.assess_many(
             inputs, progress=lambda n: bar.advance(task, n)))

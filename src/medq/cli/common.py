@@ -16,6 +16,13 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
 
 from medq import __version__
 from medq.errors import InputError, MedqError
@@ -99,6 +106,24 @@ def print_json(data: Any) -> None:
     """Print JSON on stdout (plain, no Rich markup)."""
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
     sys.stdout.flush()
+
+
+INPUTS_ARGUMENT = typer.Argument(
+    ..., help="Image files, DICOM series folders or folders of images.")
+"""The input paths of `medq assess`, `describe` and `restore`."""
+
+JSON_LIST_OPTION = typer.Option(False, "--json", help="Print a JSON list, one object per input.")
+"""`--json` of the per-input commands."""
+
+QUALITY_MODEL_OPTION = typer.Option("mediqa-s", "--model", "-m",
+                                    help="Shipped model name or path to a checkpoint (.pt).")
+"""`--model` of the commands that assess with a quality model."""
+
+
+def progress_bar(label: str, disable: bool = False) -> Progress:
+    """The per-input progress bar on stderr (hidden when `disable` or stderr is no terminal)."""
+    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                    console=err, transient=True, disable=disable or not err.is_terminal)
 
 
 RESULTS_OPTION = typer.Option(Path("benchmarks/results"), "--results",

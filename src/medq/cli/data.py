@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from medq.cli.common import (
+    JSON_LIST_OPTION,
     KEY_PHYSICS,
     MODALITY_OPTION,
     Outcome,
@@ -25,7 +26,7 @@ from medq.cli.common import (
 @app.command()
 def info(
     paths: list[Path] = typer.Argument(..., help="Image files or DICOM series directories."),
-    as_json: bool = typer.Option(False, "--json", help="Print a JSON list, one object per input."),
+    as_json: bool = JSON_LIST_OPTION,
     modality: str | None = MODALITY_OPTION,
 ) -> None:
     """Show modality, region, shape, spacing and acquisition physics of each input."""

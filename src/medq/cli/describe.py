@@ -6,27 +6,24 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from medq.cli.assess import assess_inputs
 from medq.cli.common import (
+    INPUTS_ARGUMENT,
+    JSON_LIST_OPTION,
     MODALITY_OPTION,
+    QUALITY_MODEL_OPTION,
     RESULTS_OPTION,
     Outcome,
     app,
-    err,
     error_object,
     out,
     print_json,
+    progress_bar,
     write_results,
 )
 from medq.cli.train import bench_app
-
-
-def _progress(label: str, disable: bool) -> Progress:
-    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                    console=err, transient=True, disable=disable or not err.is_terminal)
 
 
 def _findings_text(findings: list[dict[str, Any]]) -> str:
@@ -35,11 +32,9 @@ def _findings_text(findings: list[dict[str, Any]]) -> str:
 
 @app.command()
 def describe(
-    paths: list[Path] = typer.Argument(..., help="Image files, DICOM series folders or folders "
-                                                 "of images."),
-    as_json: bool = typer.Option(False, "--json", help="Print a JSON list, one object per input."),
-    model: str = typer.Option("mediqa-s", "--model", "-m",
-                              help="Shipped model name or path to a checkpoint (.pt)."),
+    paths: list[Path] = INPUTS_ARGUMENT,
+    as_json: bool = JSON_LIST_OPTION,
+    model: str = QUALITY_MODEL_OPTION,
     batch_size: int = typer.Option(16, "--batch-size", help="Images per forward pass."),
     modality: str | None = MODALITY_OPTION,
 ) -> None:
@@ -55,7 +50,7 @@ def describe(
     if isinstance(assessor, BaseException):
         outcome.exit()
     rows: list[dict[str, Any]] = []
-    with _progress("describing", len(inputs) < 2) as bar:
+    with progress_bar("describing", len(inputs) < 2) as bar:
         task = bar.add_task("describe", total=len(inputs))
         for start in range(0, len(inputs), batch_size):
             chunk = inputs[start:start + batch_size]
@@ -97,8 +92,7 @@ def _cell(m: dict[str, Any] | None, key: str, digits: int = 2) -> str:
 @bench_app.command("describe")
 def bench_describe(
     n: int = typer.Option(16, "--n", help="Items per 2D test source (3D sources get half)."),
-    model: str = typer.Option("mediqa-s", "--model", "-m",
-                              help="Shipped model name or path to a checkpoint (.pt)."),
+    model: str = QUALITY_MODEL_OPTION,
     results: Path = RESULTS_OPTION,
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
@@ -112,7 +106,7 @@ def bench_describe(
 
     def job() -> dict[str, Any]:
         set_threads()
-        with _progress("describing", False) as bar:
+        with progress_bar("describing", False) as bar:
             task = bar.add_task("describe", total=None)
             payload = run(plan, model, progress=lambda _, done, total: bar.update(
                 task, completed=done, total=total))

@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from medq.cli.assess import assess_inputs
 from medq.cli.common import (
+    INPUTS_ARGUMENT,
     MODALITY_OPTION,
     RESULTS_OPTION,
     Outcome,
@@ -19,6 +19,7 @@ from medq.cli.common import (
     error_object,
     out,
     print_json,
+    progress_bar,
     write_results,
 )
 from medq.cli.train import bench_app
@@ -42,8 +43,7 @@ def _check_output(inputs: list[Path], output: Path) -> None:
 
 @app.command()
 def restore(
-    paths: list[Path] = typer.Argument(..., help="Image files, DICOM series folders or folders "
-                                                 "of images."),
+    paths: list[Path] = INPUTS_ARGUMENT,
     output: Path = typer.Option(..., "--output", "-o", help="Output file (one input) or folder "
                                 "(several inputs; each result keeps its input's file name)."),
     method: str = typer.Option("auto", "--method", help=METHOD_HELP),
@@ -77,9 +77,7 @@ def restore(
                        description=f"medq restore {method}: {result.note}"[:64])
         return dict(result.to_dict(), path=str(path), output=str(written))
 
-    with Progress(TextColumn("restoring"), BarColumn(), MofNCompleteColumn(),
-                  TimeRemainingColumn(), console=err, transient=True,
-                  disable=len(inputs) < 2 or not err.is_terminal) as bar:
+    with progress_bar("restoring", len(inputs) < 2) as bar:
         task = bar.add_task("restore", total=len(inputs))
         for path in inputs:
             result = outcome.run(path, lambda p=path: job(p))
