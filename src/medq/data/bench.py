@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
-from pathlib import Path
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -32,10 +30,11 @@ import numpy as np
 from medq.assess.models.blocks import FINDING_TYPES, SEVERITIES
 from medq.assess.preprocess import image_inputs
 from medq.assess.prompts import encode, prompts_from_image
+from medq.data.cache import cache_dir, map_jobs, read_npz, write_npz
 from medq.data.sources import Source, sources
 from medq.degrade import available, get_spec, simulate
 from medq.errors import InvalidParameter
-from medq.io.atomic import atomic_path, atomic_write_text
+from medq.io.atomic import atomic_write_text
 
 KINDS: tuple[str, ...] = tuple(available())
 """Registered degradation kinds, in physics-target order."""
@@ -63,11 +62,6 @@ class BenchPlan:
         text = json.dumps({**asdict(self), "version": BENCH_VERSION, "kinds": KINDS},
                           sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def cache_dir() -> Path:
-    """medq's cache folder: `$MEDQ_CACHE_DIR` or `~/.cache/medq`."""
-    return Path(os.environ.get("MEDQ_CACHE_DIR") or Path.home() / ".cache" / "medq")
 
 
 def reference_score(severities: list[float]) -> float:
@@ -173,34 +167,16 @@ def build(plan: BenchPlan, split: str, workers: int = 2, progress: bool = True
     if split not in ("train", "test"):
         raise InvalidParameter(f"split must be 'train' or 'test', got {split!r}")
     folder = cache_dir() / "bench" / plan.key()
-    path = folder / f"{split}.npz"
-    if path.exists():
-        with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
+    cached = read_npz(folder / f"{split}.npz")
+    if cached is not None:
+        return cached
     jobs = sorted(_jobs(plan, split), key=lambda j: (j[0], j[1]))  # projector cache hits
-    items = _map(jobs, plan, workers, progress, f"building {split} benchmark")
+    items = map_jobs(partial(_run, plan=plan), jobs, workers, progress,
+                     f"building {split} benchmark")
     packed = pack(items)
-    folder.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, **packed)
+    write_npz(folder / f"{split}.npz", packed)
     records = [{"source": it["source"], "dim": it["dim"], "records": it["records"],
                 "score": it["score"]} for it in items]
     atomic_write_text(folder / f"{split}.records.json", json.dumps(records))
     atomic_write_text(folder / "plan.json", json.dumps(asdict(plan), indent=2))
     return packed
-
-
-def _map(jobs: list[tuple[str, str, int]], plan: BenchPlan, workers: int, progress: bool,
-         label: str) -> list[dict[str, Any]]:
-    """Run the jobs (in processes when workers > 1) with a progress bar on stderr."""
-    from functools import partial
-
-    from rich.progress import track
-
-    fn = partial(_run, plan=plan)
-    if workers <= 1:
-        return [fn(j) for j in track(jobs, description=label, disable=not progress,
-                                     transient=True)]
-    with ProcessPoolExecutor(workers) as ex:
-        return list(track(ex.map(fn, jobs, chunksize=8), total=len(jobs), description=label,
-                          disable=not progress, transient=True))

@@ -6,7 +6,7 @@ past severe) and, for a share of the pairs, a second degradation of the same mod
 then noise); a share of pairs stays clean (target = input) so a network learns to leave good
 images alone. Both images are normalised with the *degraded* image's scale
 (`medq.restore.normalise`, as at run time) and stored as float16 in the cache
-(`medq.data.bench.cache_dir()/restore/<key>/<split>.npz`), keyed by the plan, so a second build
+(`medq.data.cache.cache_dir()/restore/<key>/<split>.npz`), keyed by the plan, so a second build
 is a file read. Test pairs come only from held-out test sources.
 """
 
@@ -14,18 +14,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import Any
 
 import numpy as np
 
-from medq.data.bench import cache_dir
+from medq.data.cache import cache_dir, map_jobs, read_npz, write_npz
 from medq.data.sources import Source, sources
 from medq.degrade import get_spec, simulate
 from medq.errors import InvalidParameter
-from medq.io.atomic import atomic_path, atomic_write_text
+from medq.io.atomic import atomic_write_text
 from medq.restore.condition import modality_group, truth, vector
 from medq.restore.normalise import scale_for
 
@@ -208,29 +207,16 @@ def _run(job: tuple[str, int, float | None], plan: PairPlan) -> dict[str, Any]:
 def build_pairs(plan: PairPlan, workers: int = 2, progress: bool = True
                 ) -> dict[str, np.ndarray]:
     """Build (or read from the cache) the pairs of a plan as packed arrays."""
-    from rich.progress import track
-
     if plan.split not in ("train", "test"):
         raise InvalidParameter(f"split must be 'train' or 'test', got {plan.split!r}")
     folder = cache_dir() / "restore" / plan.key()
-    path = folder / f"{plan.split}.npz"
-    if path.exists():
-        with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
-    jobs = _jobs(plan)
-    fn = partial(_run, plan=plan)
-    label = f"building {plan.split} restoration pairs"
-    if workers <= 1:
-        pairs = [fn(j) for j in track(jobs, description=label, disable=not progress,
-                                      transient=True)]
-    else:
-        with ProcessPoolExecutor(workers) as ex:
-            pairs = list(track(ex.map(fn, jobs, chunksize=4), total=len(jobs),
-                               description=label, disable=not progress, transient=True))
+    cached = read_npz(folder / f"{plan.split}.npz")
+    if cached is not None:
+        return cached
+    pairs = map_jobs(partial(_run, plan=plan), _jobs(plan), workers, progress,
+                     f"building {plan.split} restoration pairs", chunksize=4)
     packed = pack(pairs)
-    folder.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, **packed)
+    write_npz(folder / f"{plan.split}.npz", packed)
     atomic_write_text(folder / f"{plan.split}.records.json",
                       json.dumps([{"task": p["task"], "source": p["source"],
                                    "records": p["records"]} for p in pairs]))

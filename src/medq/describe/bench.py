@@ -15,7 +15,6 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -99,18 +98,12 @@ def build_items(plan: DescribePlan, workers: int = 2, progress: bool = True) -> 
     """Paths of the stored items of a plan (built once, then read from the cache)."""
     from functools import partial
 
-    from rich.progress import track
-
-    from medq.data.bench import cache_dir
+    from medq.data.cache import cache_dir, map_jobs
 
     folder = cache_dir() / "describe" / f"bench-{plan.key()}"
     folder.mkdir(parents=True, exist_ok=True)
-    todo = jobs(plan)
-    fn = partial(_make, folder=str(folder))
-    with ProcessPoolExecutor(workers) as ex:
-        return list(track(ex.map(fn, todo, chunksize=2), total=len(todo),
-                          description="building description items", transient=True,
-                          disable=not progress))
+    return map_jobs(partial(_make, folder=str(folder)), jobs(plan), workers, progress,
+                    "building description items", chunksize=2)
 
 
 def group_of(modality: str) -> str:

@@ -40,7 +40,7 @@ def uploads_folder(store: Any, folder: str | Path | None = None) -> Path:
     url = sa.engine.make_url(store.url)
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
         return Path(url.database).resolve().parent / "medq-uploads"
-    from medq.data.bench import cache_dir
+    from medq.data.cache import cache_dir
 
     return cache_dir() / "uploads"
 

@@ -1,0 +1,50 @@
+"""The cache folder and the two steps every cached data set shares: a parallel build, an npz file.
+
+Deterministic data (the quality benchmark, restoration pairs) is built once, in worker processes
+with a progress bar, and kept as one `.npz` per split under `cache_dir()` — never in git.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medq.io.atomic import atomic_path
+
+
+def cache_dir() -> Path:
+    """medq's cache folder: `$MEDQ_CACHE_DIR` or `~/.cache/medq`."""
+    return Path(os.environ.get("MEDQ_CACHE_DIR") or Path.home() / ".cache" / "medq")
+
+
+def read_npz(path: Path) -> dict[str, np.ndarray] | None:
+    """The arrays of a cached `.npz`, or None when it is not there yet."""
+    if not path.exists():
+        return None
+    with np.load(path, allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
+
+
+def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write arrays to `path` atomically (its folder is created)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+
+
+def map_jobs(fn: Callable[[Any], Any], jobs: Sequence[Any], workers: int, progress: bool,
+             label: str, chunksize: int = 8) -> list[Any]:
+    """`[fn(j) for j in jobs]`, in `workers` processes when > 1, with a progress bar on stderr."""
+    from rich.progress import track
+
+    if workers <= 1:
+        return [fn(j) for j in track(jobs, description=label, disable=not progress,
+                                     transient=True)]
+    with ProcessPoolExecutor(workers) as ex:
+        return list(track(ex.map(fn, jobs, chunksize=chunksize), total=len(jobs),
+                          description=label, disable=not progress, transient=True))
