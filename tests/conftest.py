@@ -56,19 +56,30 @@ def retina() -> MedImage:
     return MedImage(_retina().astype(np.float32) / 255.0, (1.0, 1.0), "OP", "retina")
 
 
-@pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """A mediqa-tiny model trained by `train()` from configs/mediqa_tiny_test.yaml (≈ 30 s)."""
+def train_test_config(tmp_path_factory: pytest.TempPathFactory, config: str) -> dict:
+    """Train `configs/<config>.yaml` into a fresh folder with its own cache (`MEDQ_CACHE_DIR`)."""
     import os
     from pathlib import Path
 
     from medq.train.config import load_config
     from medq.train.loop import train
 
-    root = tmp_path_factory.mktemp("tiny_run")
+    root = tmp_path_factory.mktemp(config)
     os.environ["MEDQ_CACHE_DIR"] = str(root / "cache")
-    cfg = load_config(Path(__file__).parents[1] / "configs" / "mediqa_tiny_test.yaml")
+    cfg = load_config(Path(__file__).parents[1] / "configs" / f"{config}.yaml")
     cfg.output = str(root / "run")
     record = train(cfg, log=lambda msg: None)
     return {"record": record, "checkpoint": root / "run" / "model.pt", "folder": root / "run",
             "config": cfg}
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A mediqa-tiny model trained by `train()` from configs/mediqa_tiny_test.yaml (≈ 30 s)."""
+    return train_test_config(tmp_path_factory, "mediqa_tiny_test")
+
+
+@pytest.fixture(scope="module")
+def restore_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A tiny restoration network trained by `medq train configs/restore_tiny_test.yaml`."""
+    return train_test_config(tmp_path_factory, "restore_tiny_test")

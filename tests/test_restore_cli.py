@@ -13,22 +13,6 @@ from conftest import dicom_testfile
 from test_cli import run_medq
 
 
-@pytest.fixture(scope="module")
-def restore_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """A tiny restoration network trained by `medq train configs/restore_tiny_test.yaml`."""
-    import os
-
-    root = tmp_path_factory.mktemp("restore_run")
-    os.environ["MEDQ_CACHE_DIR"] = str(root / "cache")
-    from medq.train.config import load_config
-    from medq.train.loop import train
-
-    cfg = load_config(Path(__file__).parents[1] / "configs" / "restore_tiny_test.yaml")
-    cfg.output = str(root / "run")
-    record = train(cfg, log=lambda msg: None)
-    return {"record": record, "folder": root / "run"}
-
-
 def test_tiny_restoration_training_writes_a_loadable_checkpoint(restore_run: dict) -> None:
     from medq.data.sources import sources
     from medq.restore.models import load_restorer

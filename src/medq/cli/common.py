@@ -131,6 +131,15 @@ RESULTS_OPTION = typer.Option(Path("benchmarks/results"), "--results",
 """The `--results` option of the `medq bench` commands."""
 
 
+BENCH_JSON_OPTION = typer.Option(False, "--json", help="Print the summary as JSON.")
+"""`--json` of the `medq bench` commands."""
+
+
+def names_list(text: str) -> list[str]:
+    """The names of a comma-separated option value (`"a, b,"` → `["a", "b"]`)."""
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
 def write_results(folder: Path, name: str, payload: Any, indent: int = 2) -> Path:
     """Write a benchmark's JSON payload atomically to `folder/name` (folder created); the path."""
     from medq.io.atomic import atomic_write_text

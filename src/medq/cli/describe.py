@@ -10,6 +10,7 @@ from rich.table import Table
 
 from medq.cli.assess import assess_inputs
 from medq.cli.common import (
+    BENCH_JSON_OPTION,
     INPUTS_ARGUMENT,
     JSON_LIST_OPTION,
     MODALITY_OPTION,
@@ -94,7 +95,7 @@ def bench_describe(
     n: int = typer.Option(16, "--n", help="Items per 2D test source (3D sources get half)."),
     model: str = QUALITY_MODEL_OPTION,
     results: Path = RESULTS_OPTION,
-    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    as_json: bool = BENCH_JSON_OPTION,
 ) -> None:
     """Description metrics (4 × 0–2, total /8) and finding-type accuracy on the test split."""
     from medq.describe.bench import GROUPS, DescribePlan, run

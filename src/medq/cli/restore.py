@@ -10,6 +10,7 @@ from rich.table import Table
 
 from medq.cli.assess import assess_inputs
 from medq.cli.common import (
+    BENCH_JSON_OPTION,
     INPUTS_ARGUMENT,
     MODALITY_OPTION,
     RESULTS_OPTION,
@@ -17,6 +18,7 @@ from medq.cli.common import (
     app,
     err,
     error_object,
+    names_list,
     out,
     print_json,
     progress_bar,
@@ -102,13 +104,13 @@ def bench_restore(
     models: str = typer.Option("restore-s,restore-s-nocond", "--models",
                                help="Conditioned network, then its no-conditioning ablation."),
     results: Path = RESULTS_OPTION,
-    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    as_json: bool = BENCH_JSON_OPTION,
 ) -> None:
     """PSNR/SSIM per task of input, NLM, TV, BM3D and the networks on held-out test images."""
     from medq.restore.benchmark import run_benchmark
 
     outcome = Outcome()
-    names = [m.strip() for m in models.split(",") if m.strip()]
+    names = names_list(models)
 
     def job() -> dict[str, Any]:
         payload = run_benchmark(names, per_level=per_level, bm3d_items=bm3d_items, console=err)

@@ -9,7 +9,17 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from medq.cli.common import RESULTS_OPTION, Outcome, app, err, out, print_json, write_results
+from medq.cli.common import (
+    BENCH_JSON_OPTION,
+    RESULTS_OPTION,
+    Outcome,
+    app,
+    err,
+    names_list,
+    out,
+    print_json,
+    write_results,
+)
 
 bench_app = typer.Typer(help="Benchmarks on medq's held-out test split.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
@@ -66,7 +76,7 @@ def bench_iqa(
     classical: bool = typer.Option(True, "--classical/--no-classical",
                                    help="Add rows for classical measures."),
     results: Path = RESULTS_OPTION,
-    as_json: bool = typer.Option(False, "--json", help="Print the rows as JSON."),
+    as_json: bool = BENCH_JSON_OPTION,
 ) -> None:
     """SRCC/PLCC/RMSE of every model per modality subset on the held-out test split."""
     from medq.assess.weights import load_weights
@@ -75,7 +85,7 @@ def bench_iqa(
     from medq.train.loop import set_threads
 
     outcome = Outcome()
-    names = [m.strip() for m in models.split(",") if m.strip()]
+    names = names_list(models)
 
     def job() -> list[dict[str, Any]]:
         set_threads()
