@@ -69,7 +69,7 @@ def _make(job: tuple[str, str, int], folder: str) -> str:
     from pathlib import Path
 
     from medq.data.sources import sources
-    from medq.describe.items import degraded_item
+    from medq.data.items import degraded_item
     from medq.io.atomic import atomic_path
 
     name, dim, seed = job

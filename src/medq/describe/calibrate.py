@@ -4,7 +4,7 @@
 
 1. **Data**: `degraded_item` on `sources('train', …)` (with `realism`: sub-threshold baseline
    noise and zoomed fields of view; MR sources three times as often), the
-   evidence features of each image (`medq.describe.features`) and its continuous severity per
+   evidence features of each image (`medq.assess.evidence`) and its continuous severity per
    finding type (`items.severity_targets`); with `--heads`, also the named model's raw finding
    scores and score (then the detector is tied to that checkpoint's SHA-256). Cached under
    `cache_dir()/describe/`.
@@ -30,13 +30,13 @@ import numpy as np
 
 from medq.assess.models.blocks import FINDING_TYPES
 from medq.describe.detector import CALIBRATION_PATH, HEAD_NAMES, det_threshold, head_vector
-from medq.describe.features import (
+from medq.assess.evidence import (
     FEATURE_NAMES,
     FEATURES_VERSION,
     feature_vector,
     modality_group,
 )
-from medq.describe.items import degraded_item, severity_targets
+from medq.data.items import degraded_item, severity_targets
 
 SEED_BASE = 7_000_000
 """Seeds of the calibration items (far from the quality benchmark's)."""

@@ -63,7 +63,7 @@ class Detector:
 
     def threshold(self, kind: str, modality: str) -> float:
         """Presence threshold of a finding type for a modality."""
-        from medq.describe.features import modality_group
+        from medq.assess.evidence import modality_group
 
         return det_threshold(self.calibration, kind, modality_group(modality))
 

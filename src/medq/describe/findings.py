@@ -36,7 +36,7 @@ KEY_FEATURES: dict[str, tuple[str, ...]] = {
     "low_contrast": ("floor", "span", "ct_tissue"),
     "illumination": ("field_span", "field_cv"),
 }
-"""Evidence features quoted for each finding type (names of `medq.describe.features`)."""
+"""Evidence features quoted for each finding type (names of `medq.assess.evidence`)."""
 
 
 @lru_cache(maxsize=8)
@@ -57,7 +57,7 @@ def detector_inputs(assessment: Any, image: Any, detector: Any) -> tuple[np.ndar
     so the evidence features alone decide.
     """
     from medq.describe.detector import head_vector
-    from medq.describe.features import feature_vector
+    from medq.assess.evidence import feature_vector
 
     indices = [s["index"] for s in assessment.slices] if assessment.slices else None
     x = feature_vector(image, indices)
@@ -70,7 +70,7 @@ def detector_inputs(assessment: Any, image: Any, detector: Any) -> tuple[np.ndar
 
 def _evidence(kind: str, p: float, value: float, x: np.ndarray, assessment: Any
               ) -> dict[str, Any]:
-    from medq.describe.features import FEATURE_NAMES
+    from medq.assess.evidence import FEATURE_NAMES
 
     ev: dict[str, Any] = {"probability": round(p, 3), "severity_value": round(value, 2)}
     ev.update({name: round(float(x[FEATURE_NAMES.index(name)]), 3)

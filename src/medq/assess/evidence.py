@@ -1,6 +1,7 @@
 """Evidence features: cheap, contrast-normalised measurements that tell finding types apart.
 
-The description's finding detector (`medq.describe.detector`) reads these, never raw pixels.
+The description's finding detector (`medq.describe.detector`) reads these, never raw pixels,
+and the quality model takes them per slice as its measure input (`evidence_rows`).
 Every feature is computed in-plane on a 2D greyscale slice (photographs on luminance; volumes
 on their salient slices, averaged) and is, where it can be, independent of the intensity scale
 and of which image axis was the phase-encode direction:
@@ -225,21 +226,54 @@ def slice_features(array: np.ndarray, modality: str) -> dict[str, float]:
     return out
 
 
-def feature_vector(image: Any, indices: list[int] | None = None) -> np.ndarray:
-    """The feature vector (FEATURE_NAMES order) of a MedImage; volumes on `indices` (salient)."""
+def _planes(image: Any, indices: list[int] | None) -> list[np.ndarray]:
+    """The greyscale 2D planes features are computed on (volumes: `indices` or salient)."""
     from medq.assess.slices import salient_slices
 
     array = to_gray(image.array) if image.is_rgb else np.asarray(image.array, dtype=np.float64)
-    if image.is_volume:
-        picked = indices if indices else salient_slices(array, modality=image.modality)
-        planes = [array[i] for i in picked]
-    else:
-        planes = [array]
+    if not image.is_volume:
+        return [array]
+    picked = indices if indices else salient_slices(array, modality=image.modality)
+    return [array[i] for i in picked]
+
+
+def _context(image: Any, plane: np.ndarray) -> list[float]:
+    """Image-level context features (CONTEXT_NAMES order)."""
+    group = modality_group(image.modality)
+    spacing = float(np.mean(image.spacing[-2:]))
+    return [*(float(group == m) for m in MODALITY_GROUPS), float(np.log(spacing)),
+            float(np.log(min(plane.shape))), float(image.is_volume)]
+
+
+def feature_vector(image: Any, indices: list[int] | None = None) -> np.ndarray:
+    """The feature vector (FEATURE_NAMES order) of a MedImage; volumes on `indices` (salient)."""
+    planes = _planes(image, indices)
     rows = [slice_features(p, image.modality) for p in planes]
     slice_part = [float(np.mean([r[k] for r in rows])) for k in SLICE_NAMES]
-    group = modality_group(image.modality)
-    context = [float(group == m) for m in MODALITY_GROUPS]
-    spacing = float(np.mean(image.spacing[-2:]))
-    context += [float(np.log(spacing)), float(np.log(min(planes[0].shape))),
-                float(image.is_volume)]
-    return np.asarray(slice_part + context, dtype=np.float32)
+    return np.asarray(slice_part + _context(image, planes[0]), dtype=np.float32)
+
+
+EVIDENCE_SIZE = 256
+"""Longest side of the view the quality model's measure input is computed on (speed)."""
+
+
+def evidence_view(array: np.ndarray, longest: int = EVIDENCE_SIZE) -> np.ndarray:
+    """A 2D plane shrunk (area-antialiased) so its longer side is at most `longest` pixels."""
+    from skimage.transform import resize
+
+    h, w = array.shape
+    f = longest / max(h, w)
+    if f >= 1.0:
+        return array
+    shape = (max(8, round(h * f)), max(8, round(w * f)))
+    return resize(array, shape, order=1, anti_aliasing=True, preserve_range=True)
+
+
+def evidence_rows(image: Any, indices: list[int] | None = None,
+                  longest: int = EVIDENCE_SIZE) -> np.ndarray:
+    """Per-slice feature rows `[n, len(FEATURE_NAMES)]` on views of at most `longest` pixels."""
+    rows = []
+    for plane in _planes(image, indices):
+        found = slice_features(evidence_view(plane, longest), image.modality)
+        rows.append([found[k] for k in SLICE_NAMES] + _context(image, plane))
+    return np.asarray(rows, dtype=np.float32)

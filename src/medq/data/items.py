@@ -62,6 +62,14 @@ def zoomed(image: MedImage, rng: np.random.Generator) -> MedImage:
     return image.evolve(array=np.ascontiguousarray(image.array[y0:y0 + ch, x0:x0 + cw]))
 
 
+def _mark_baseline(image: MedImage) -> MedImage:
+    """Flag the last degradation record as baseline realism (part of the clean image)."""
+    records = [dict(r) for r in image.meta.get("degradations", [])]
+    if records:
+        records[-1]["baseline"] = True
+    return image.evolve(meta=dict(image.meta, degradations=records))
+
+
 def degraded_item(source: Source, dim: str, seed: int, clean_fraction: float = 0.12,
                   pair_fraction: float = 0.25, realism: bool = False
                   ) -> tuple[MedImage, list[dict[str, Any]]]:
@@ -79,6 +87,7 @@ def degraded_item(source: Source, dim: str, seed: int, clean_fraction: float = 0
     noise = BASELINE_NOISE.get(image.modality)
     if realism and noise and noise not in chosen:
         image = _apply(image, noise, float(rng.uniform(*BASELINE_RANGE)), rng)
+        image = _mark_baseline(image)
     for kind in chosen:
         image = _apply(image, kind, float(rng.uniform(*SEVERITY_RANGE)), rng)
     return image, list(image.meta.get("degradations", []))
