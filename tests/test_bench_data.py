@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from medq.assess.evidence import FEATURE_NAMES
 from medq.data import bench
 from medq.data.sources import TEST_ZONE, _zone_mask, sources
 from medq.degrade import available, get_spec
@@ -74,6 +75,20 @@ def test_volume_item_uses_salient_slices() -> None:
     src = next(s for s in sources("train", "3d") if s.modality == "PT")
     item = bench.make_item(src, "3d", 3, plan)
     assert 1 <= item["x"].shape[0] <= 7 and item["slices"] == sorted(item["slices"])
+    # one evidence row per stored slice, each from its own slice
+    assert item["m"].shape == (item["x"].shape[0], len(FEATURE_NAMES))
+    assert np.isfinite(item["m"]).all() and len(np.unique(item["m"][:, 0])) > 1
+
+
+def test_realism_noise_is_part_of_the_clean_image() -> None:
+    """Training items get sub-threshold acquisition noise that does not lower the score."""
+    plan = bench.BenchPlan(size=32, clean_fraction=1.0)
+    src = next(s for s in sources("train", "2d") if s.modality == "MR")
+    plain = bench.make_item(src, "2d", 11, plan)
+    real = bench.make_item(src, "2d", 11, plan, realism=True)
+    assert plain["records"] == real["records"] == [] and real["score"] == plain["score"] == 5.0
+    noise = FEATURE_NAMES.index("noise_hh")
+    assert real["m"][0, noise] > plain["m"][0, noise] + 0.2  # log σ/contrast: noisier
 
 
 def test_build_is_cached(tmp_path, monkeypatch) -> None:
@@ -88,3 +103,24 @@ def test_build_is_cached(tmp_path, monkeypatch) -> None:
     assert files[0].stat().st_mtime == mtime
     assert np.array_equal(first["x"], second["x"]) and len(first["score"]) == 8
     assert first["n_valid"].sum() == len(first["x"])
+
+
+def test_evidence_rows_use_a_view_of_at_most_256_pixels() -> None:
+    from medq.assess.evidence import EVIDENCE_SIZE, evidence_rows, evidence_view, feature_vector
+    from medq.image import MedImage
+
+    rng = np.random.default_rng(0)
+    ramp = np.linspace(100.0, 1000.0, 384)[None, :].repeat(512, 0)  # contrast set by structure
+    big = (ramp + rng.normal(0.0, 10.0, (512, 384))).astype(np.float32)
+    assert evidence_view(big).shape == (EVIDENCE_SIZE, 192)
+    small = big[:100, :80]
+    assert evidence_view(small) is small
+    image = MedImage(big, (0.5, 0.5), "MR", "brain")
+    rows = evidence_rows(image)
+    assert rows.shape == (1, len(FEATURE_NAMES))
+    noise = FEATURE_NAMES.index("noise_hh")
+    # shrinking 2× with antialiasing averages white noise over ≥ 2×2 pixels: σ falls 2–4×
+    drop = feature_vector(image)[noise] - rows[0, noise]
+    assert np.log(2.0) - 0.1 < drop < np.log(4.0)
+    # context keeps the native matrix size
+    assert rows[0, FEATURE_NAMES.index("log_matrix")] == pytest.approx(np.log(384.0))

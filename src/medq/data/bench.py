@@ -27,19 +27,21 @@ from typing import Any
 
 import numpy as np
 
+from medq.assess.evidence import evidence_rows
 from medq.assess.models.blocks import FINDING_TYPES, SEVERITIES
 from medq.assess.preprocess import image_inputs
 from medq.assess.prompts import encode, prompts_from_image
 from medq.data.cache import cache_dir, map_jobs, read_npz, write_npz
+from medq.data.items import degraded_item
 from medq.data.sources import Source, sources
-from medq.degrade import available, get_spec, simulate
+from medq.degrade import available, get_spec
 from medq.errors import InvalidParameter
 from medq.io.atomic import atomic_write_text
 
 KINDS: tuple[str, ...] = tuple(available())
 """Registered degradation kinds, in physics-target order."""
 
-BENCH_VERSION = 1
+BENCH_VERSION = 2
 """Bumped whenever item generation changes, so stale caches are never reused."""
 
 
@@ -85,35 +87,23 @@ def targets(records: list[dict[str, Any]]) -> dict[str, Any]:
     return {"score": reference_score(values), "physics": physics, "severity": severity}
 
 
-def _kinds_for(modality: str) -> list[str]:
-    """Kinds that apply to a modality (radiograph DX/CR share theirs)."""
-    return [k for k in KINDS if modality in get_spec(k).modalities]
+def make_item(source: Source, dim: str, seed: int, plan: BenchPlan, realism: bool = False
+              ) -> dict[str, Any]:
+    """Build one benchmark item (inputs + targets + provenance) deterministically from `seed`.
 
-
-def make_item(source: Source, dim: str, seed: int, plan: BenchPlan) -> dict[str, Any]:
-    """Build one benchmark item (inputs + targets + provenance) deterministically from `seed`."""
-    rng = np.random.default_rng(seed)
-    image = source.draw(rng, dim)
-    kinds = _kinds_for(image.modality)
-    u = rng.random()
-    n = 0 if u < plan.clean_fraction else (2 if u < plan.clean_fraction + plan.pair_fraction
-                                           else 1)
-    chosen = list(rng.choice(kinds, size=min(n, len(kinds)), replace=False)) if n else []
-    for kind in chosen:
-        spec = get_spec(kind)
-        for _ in range(5):
-            level = spec.level_at(float(rng.uniform(0.2, 3.2)))
-            try:
-                image, _ = simulate(image, kind, level=level, seed=int(rng.integers(2**31)))
-                break
-            except InvalidParameter:
-                continue
-    records = image.meta.get("degradations", [])
+    `realism` (training split) gives the clean base image sub-threshold acquisition noise and
+    sometimes a zoomed field of view (`medq.data.items`); that noise is part of the clean image
+    and does not lower the score. `m` holds the per-slice evidence rows (the model's measures).
+    """
+    image, records = degraded_item(source, dim, seed, plan.clean_fraction, plan.pair_fraction,
+                                   realism=realism)
+    records = [r for r in records if not r.get("baseline")]
     prompts = prompts_from_image(image)
     x, indices = image_inputs(image, plan.size, prompts.type, plan.n_slices)
-    return {"x": x.astype(np.float16), "prompt": encode(prompts), "source": source.name,
-            "modality": source.modality, "dim": dim, "records": records,
-            "slices": indices, **targets(records)}
+    m = evidence_rows(image, indices if image.is_volume else None)
+    return {"x": x.astype(np.float16), "m": m, "prompt": encode(prompts),
+            "source": source.name, "modality": source.modality, "dim": dim,
+            "records": records, "slices": indices, **targets(records)}
 
 
 def _jobs(plan: BenchPlan, split: str) -> list[tuple[str, str, int]]:
@@ -133,7 +123,8 @@ def _jobs(plan: BenchPlan, split: str) -> list[tuple[str, str, int]]:
 
 def _run(job: tuple[str, str, int], plan: BenchPlan) -> dict[str, Any]:
     name, dim, seed = job
-    return make_item(next(s for s in sources() if s.name == name), dim, seed, plan)
+    source = next(s for s in sources() if s.name == name)
+    return make_item(source, dim, seed, plan, realism=source.split == "train")
 
 
 def pack(items: list[dict[str, Any]]) -> dict[str, np.ndarray]:
@@ -144,7 +135,9 @@ def pack(items: list[dict[str, Any]]) -> dict[str, np.ndarray]:
     """
     counts = np.array([it["x"].shape[0] for it in items])
     x = np.concatenate([it["x"] for it in items])
-    return {"x": x, "n_valid": counts, "offset": np.r_[0, np.cumsum(counts)[:-1]],
+    m = np.concatenate([it["m"] for it in items]) if all("m" in it for it in items) else None
+    return {"x": x, "n_valid": counts, **({"m": m} if m is not None else {}),
+            "offset": np.r_[0, np.cumsum(counts)[:-1]],
             "prompt": np.stack([it["prompt"] for it in items]),
             "score": np.array([it["score"] for it in items], dtype=np.float32),
             "physics": np.stack([it["physics"] for it in items]),
@@ -159,6 +152,11 @@ def item_slices(data: dict[str, np.ndarray], i: int) -> np.ndarray:
     """The stored `[n, 3, H, W]` slices of item i (float32)."""
     o, n = int(data["offset"][i]), int(data["n_valid"][i])
     return data["x"][o:o + n].astype(np.float32)
+
+
+def slice_measures(data: dict[str, np.ndarray], rows: Any) -> np.ndarray | None:
+    """The evidence rows `[len(rows), F]` of stored slices `rows` (None when not stored)."""
+    return data["m"][rows].astype(np.float32) if "m" in data else None
 
 
 def build(plan: BenchPlan, split: str, workers: int = 2, progress: bool = True

@@ -52,6 +52,7 @@ def read_scores(path: str | Path) -> list[dict[str, Any]]:
 
 def _item(row: dict[str, Any], size: int) -> dict[str, Any]:
     """Load and prepare one scored image."""
+    from medq.assess.evidence import evidence_rows
     from medq.assess.preprocess import image_inputs
     from medq.io import load
 
@@ -59,8 +60,9 @@ def _item(row: dict[str, Any], size: int) -> dict[str, Any]:
     if row["region"]:
         image = image.evolve(region=row["region"])
     prompts = prompts_from_image(image)
-    x, _ = image_inputs(image, size, prompts.type)
-    return {"x": x.astype(np.float16), "prompt": encode(prompts), "score": row["score"],
+    x, indices = image_inputs(image, size, prompts.type)
+    m = evidence_rows(image, indices if image.is_volume else None)
+    return {"x": x.astype(np.float16), "m": m, "prompt": encode(prompts), "score": row["score"],
             "physics": np.zeros(len(KINDS), np.float32),
             "severity": np.zeros(len(FINDING_TYPES), np.int64), "labelled": False,
             "modality": image.modality, "dim": "3d" if image.is_volume else "2d",
