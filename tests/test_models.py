@@ -193,3 +193,30 @@ def test_tiny_model_overfits_eight_images() -> None:
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.1 * losses[0]
+
+
+def test_measures_are_required_clipped_and_change_the_score(tmp_path: Path) -> None:
+    model = build_model("mediqa-tiny", n_measures=3, measure_dim=8).eval()
+    train = torch.tensor([[0.0, 10.0, -1.0], [1.0, 20.0, 1.0], [2.0, 30.0, 0.0]]).repeat(50, 1)
+    model.measures.fit(train)
+    assert torch.allclose(model.measures.low, torch.tensor([0.0, 10.0, -1.0]))
+    x = torch.rand(2, 3, 32, 32)
+    with pytest.raises(ModelError, match="needs measures"):
+        model.run(x)
+    with pytest.raises(ModelError, match=r"measures must be \[2, 3\]"):
+        model(x, None, torch.zeros(2, 4))
+    m = torch.tensor([[0.0, 10.0, -1.0], [2.0, 30.0, 1.0]])
+    with torch.no_grad():
+        base = model.run(x, None, m).score
+        far = model.run(x, None, m * 1000).score  # beyond the training range: clipped
+        assert torch.allclose(far, model.run(x, None, torch.tensor(
+            [[0.0, 30.0, -1.0], [2.0, 30.0, 1.0]])).score)
+        assert (base - model.run(x, None, m.flip(0)).score).abs().max() > 0
+        nan = model.run(x, None, torch.full((2, 3), float("nan"))).score
+        assert torch.isfinite(nan).all()
+    path = tmp_path / "m.pt"
+    model.save_checkpoint(path)
+    again = type(model).from_checkpoint(path)
+    torch.testing.assert_close(again.measures.high, model.measures.high)
+    with torch.no_grad():
+        torch.testing.assert_close(again.run(x, None, m).score, base)

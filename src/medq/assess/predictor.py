@@ -1,7 +1,8 @@
 """The Assessor: load a quality model once, then assess many images in batches.
 
 For each image: prompts from its tags (gaps filled by the shipped prompt classifier), model
-inputs (`preprocess`; 3D volumes give 7 salient slices), one batched forward pass for all 2D
+inputs (`preprocess`; 3D volumes give 7 salient slices) with their evidence rows when the
+model takes measures (`evidence.evidence_rows`), one batched forward pass for all 2D
 inputs of a chunk and one per volume (`Q = Σ w̄_i q_i`), findings from the finding heads, and
 the classical measures (`measures.compute_measures`; on the salient slices for volumes).
 Paths that fail to load or assess become typed errors in place; the batch goes on.
@@ -10,6 +11,7 @@ Paths that fail to load or assess become typed errors in place; the batch goes o
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from medq.assess.assessment import (
     findings_from,
     grade_for,
 )
+from medq.assess.evidence import evidence_rows
 from medq.assess.preprocess import image_inputs
 from medq.assess.prompt_classifier import load_classifier
 from medq.assess.prompts import Prompts, encode, prompts_from_image
@@ -80,44 +83,57 @@ class Assessor:
         image = item if isinstance(item, MedImage) else load(item, modality=self.modality)
         prompts = self.prompts(image)
         x, indices = image_inputs(image, self.size, prompts.type)
-        return {"image": image, "prompts": prompts, "x": torch.from_numpy(x),
+        m = (torch.from_numpy(evidence_rows(image, indices if image.is_volume else None))
+             if self.model.uses_measures else None)
+        return {"image": image, "prompts": prompts, "x": torch.from_numpy(x), "m": m,
                 "indices": indices, "p": torch.from_numpy(encode(prompts))}
+
+    def _try_prepare(self, item: Item) -> dict[str, Any] | MedqError:
+        """`_prepare`, with a failure returned as a typed error instead of raised."""
+        try:
+            return self._prepare(item)
+        except MedqError as e:
+            return e
+        except (ValueError, OSError) as e:  # a reader's own error: still the input's fault
+            path = None if isinstance(item, MedImage) else item
+            return InputError(f"cannot assess ({type(e).__name__}: {e})", path)
 
     @torch.no_grad()
     def _chunk(self, chunk: Iterable[Item]) -> list[Assessment | MedqError]:
         """Prepare, forward (2D inputs batched together) and describe one chunk."""
-        prepared: list[dict[str, Any] | MedqError] = []
-        for item in chunk:
-            try:
-                prepared.append(self._prepare(item))
-            except MedqError as e:
-                prepared.append(e)
-            except (ValueError, OSError) as e:  # a reader's own error: still the input's fault
-                path = None if isinstance(item, MedImage) else item
-                prepared.append(InputError(f"cannot assess ({type(e).__name__}: {e})", path))
+        items = list(chunk)
+        workers = min(torch.get_num_threads(), len(items))
+        if workers > 1:  # loading and evidence are numpy/scipy work that releases the GIL
+            with ThreadPoolExecutor(workers) as pool:
+                prepared = list(pool.map(self._try_prepare, items))
+        else:
+            prepared = [self._try_prepare(item) for item in items]
         flat = [p for p in prepared if isinstance(p, dict) and not p["image"].is_volume]
         if flat:
+            m = torch.cat([p["m"] for p in flat]) if self.model.uses_measures else None
             out = self._forward(torch.cat([p["x"] for p in flat]),
-                                torch.stack([p["p"] for p in flat]))
+                                torch.stack([p["p"] for p in flat]), m)
             for j, p in enumerate(flat):
                 p["out"] = {k: v[j:j + 1] for k, v in out.items()}
         for p in prepared:
             if isinstance(p, dict) and p["image"].is_volume:
-                p["out"] = self._forward_volume(p["x"], p["p"])
+                p["out"] = self._forward_volume(p["x"], p["p"], p["m"])
         return [p if isinstance(p, MedqError) else self._describe(p) for p in prepared]
 
-    def _forward(self, x: torch.Tensor, p: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _forward(self, x: torch.Tensor, p: torch.Tensor, m: torch.Tensor | None
+                 ) -> dict[str, torch.Tensor]:
         """Batched forward of 2D inputs → score and finding probabilities."""
-        out = self.model(x, p if self.use_prompts else None)
+        out = self.model.run(x, p if self.use_prompts else None, m)
         found = self.model.findings(out)
         if found is None:
             raise ModelError(f"model {self.name} has no finding heads")
         return {"score": out.score, "presence": found["presence"],
                 "expected": found["expected_severity"]}
 
-    def _forward_volume(self, x: torch.Tensor, p: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _forward_volume(self, x: torch.Tensor, p: torch.Tensor, m: torch.Tensor | None
+                        ) -> dict[str, torch.Tensor]:
         """Forward of one volume's slices → volume score, slice scores/weights, findings."""
-        vol = self.model.forward_volume(x, p if self.use_prompts else None)
+        vol = self.model.forward_volume(x, p if self.use_prompts else None, m)
         found = self.model.findings(vol.slices)
         w = vol.slice_weights[:, None]
         return {"score": vol.score[None], "presence": (found["presence"] * w).sum(0)[None],

@@ -24,7 +24,8 @@ from medq.cli.common import (
 bench_app = typer.Typer(help="Benchmarks on medq's held-out test split.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
 
-BENCH_MODELS = ["mediqa-s", "mediqa-s-noprompt", "mediqa-s-nopretrain", "cnniqa", "wadiqam"]
+BENCH_MODELS = ["mediqa-s", "mediqa-s-noprompt", "mediqa-s-nopretrain", "mediqa-s-nomeasures",
+                "cnniqa", "wadiqam"]
 """Rows of `medq bench iqa` by default: the shipped model, its ablations, the baselines."""
 
 TABLE_SUBSETS = ("CT", "MR", "PT", "XR", "OP", "2D", "3D", "overall")

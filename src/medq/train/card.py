@@ -40,7 +40,9 @@ It is **not** radiologists' opinion. Fine-tune on your own expert scores with
 ## Data
 Benchmark plan {record.get('bench_key', '')}: {cfg.bench.train_2d} 2D + {cfg.bench.train_3d} 3D
 training items at {cfg.bench.size}² ({record['train_items']} items), each a clean base image with
-0–2 engine degradations at severities drawn uniformly from 0.2–3.2.
+0–2 engine degradations at severities drawn uniformly from 0.2–3.2. Training images first get
+sub-threshold acquisition noise (part of the clean image: the score stays 5) and, for 30 % of
+grey 2D images, a zoomed field of view, because real scans are never noise-free.
 - Training sources: {train}.
 - Held-out test sources (never trained on): {test}.
 - The MNI152-derived sources are one subject split by z-zone: {TEST_ZONE[0]:.0%}–{TEST_ZONE[1]:.0%}
@@ -50,6 +52,8 @@ training items at {cfg.bench.size}² ({record['train_items']} items), each a cle
 Stages: {stages}. Batch {cfg.batch_size}, AdamW (weight decay {cfg.weight_decay}), warm-up then
 cosine decay, gradient clipping {cfg.grad_clip}; slice weights fitted for {cfg.slice_steps}
 steps on frozen features of the training volumes. Prompts used: {cfg.use_prompts}.
+Classical measures per slice (`medq.assess.evidence`, on a view of at most 256 px):
+{cfg.model_args.get('n_measures', 0) or 'not used'}.
 Physics head targets (normalised log level per kind): {', '.join(record['physics_targets'])}.
 
 ## Test metrics (held-out split, {record['test_items']} items)

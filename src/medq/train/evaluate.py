@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from medq.assess.models.blocks import IQAModel
-from medq.data.bench import item_slices
+from medq.data.bench import item_slices, slice_measures
 from medq.metrics.correlation import plcc_logistic, rmse, srcc
 
 
@@ -26,17 +26,20 @@ def predict(model: IQAModel, data: dict[str, np.ndarray], use_prompts: bool = Tr
     flat = [i for i in range(n) if data["dim"][i] == "2d"]
     for start in range(0, len(flat), batch_size):
         idx = flat[start:start + batch_size]
-        x = torch.from_numpy(data["x"][data["offset"][idx]].astype(np.float32))
+        rows = data["offset"][idx]
+        x = torch.from_numpy(data["x"][rows].astype(np.float32))
         p = torch.from_numpy(data["prompt"][idx]) if use_prompts else None
-        out[idx] = model(x, p).score.numpy()
+        out[idx] = model.run(x, p, slice_measures(data, rows)).score.numpy()
     for i in (i for i in range(n) if data["dim"][i] == "3d"):
-        k = int(data["n_valid"][i])
+        o, k = int(data["offset"][i]), int(data["n_valid"][i])
         p = torch.from_numpy(data["prompt"][i]) if use_prompts else None
         x = torch.from_numpy(item_slices(data, i))
+        m = slice_measures(data, np.arange(o, o + k))
         if salient:
-            out[i] = float(model.forward_volume(x, p).score)
+            out[i] = float(model.forward_volume(x, p, m).score)
         else:
-            out[i] = float(model(x[k // 2: k // 2 + 1], p).score[0])
+            mid = slice(k // 2, k // 2 + 1)
+            out[i] = float(model.run(x[mid], p, None if m is None else m[mid]).score[0])
     return out
 
 

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from medq.assess.models import build_model
 from medq.assess.models.blocks import IQAModel, coral_targets
 from medq.data import bench
+from medq.errors import InvalidParameter
 from medq.io.atomic import atomic_path, atomic_write_text
 from medq.train.config import Stage, TrainConfig
 from medq.train.evaluate import evaluate, predict
@@ -57,7 +58,9 @@ def _batch(data: dict[str, np.ndarray], pairs: np.ndarray, rng: np.random.Genera
         y0, x0 = rng.integers(0, s - crop + 1, size=2)
         x = x[:, :, y0:y0 + crop, x0:x0 + crop]
     items = pairs[:, 0]
+    m = bench.slice_measures(data, pairs[:, 1])
     return {"x": torch.from_numpy(np.ascontiguousarray(x)),
+            **({"m": torch.from_numpy(m)} if m is not None else {}),
             "prompt": torch.from_numpy(data["prompt"][items]),
             "score": torch.from_numpy(data["score"][items]),
             "physics": torch.from_numpy(data["physics"][items]),
@@ -69,7 +72,7 @@ def _batch(data: dict[str, np.ndarray], pairs: np.ndarray, rng: np.random.Genera
 def losses(model: IQAModel, batch: dict[str, torch.Tensor], weights: dict[str, float],
            use_prompts: bool) -> dict[str, torch.Tensor]:
     """Weighted loss terms of one batch (`physics`/`findings` only on engine-labelled items)."""
-    out = model(batch["x"], batch["prompt"] if use_prompts else None)
+    out = model.run(batch["x"], batch["prompt"] if use_prompts else None, batch.get("m"))
     terms: dict[str, torch.Tensor] = {}
     lab = batch["labelled"]
     if weights.get("score"):
@@ -142,7 +145,8 @@ def _volume_features(model: IQAModel, data: dict[str, np.ndarray], use_prompts: 
     for i in np.flatnonzero(data["dim"] == "3d"):
         x = torch.from_numpy(bench.item_slices(data, i))
         p = torch.from_numpy(data["prompt"][i]) if use_prompts else None
-        out = model(x, p)
+        o, k = int(data["offset"][i]), int(data["n_valid"][i])
+        out = model.run(x, p, bench.slice_measures(data, np.arange(o, o + k)))
         found.append((out.features, out.score, float(data["score"][i])))
     return found
 
@@ -197,6 +201,13 @@ def train(cfg: TrainConfig, data: dict[str, np.ndarray] | None = None,
     log(f"{cfg.name}: {len(data['score'])} training items, {len(test['score'])} test items, "
         f"{threads} threads")
     model = _initial_model(cfg)
+    if model.uses_measures and not cfg.init:
+        n = model.config.n_measures
+        if "m" not in data or data["m"].shape[1] != n:
+            got = data["m"].shape[1] if "m" in data else 0
+            raise InvalidParameter(f"{cfg.model} takes {n} measures per slice but the training "
+                                   f"data has {got} (medq.assess.evidence.FEATURE_NAMES)")
+        model.measures.fit(data["m"])
     history = []
     for stage in cfg.stages:
         history += run_stage(model, data, stage, cfg, rng, log)

@@ -203,6 +203,40 @@ class SliceAggregator(nn.Module):
         return (weights * scores).sum(), weights
 
 
+class MeasureEncoder(nn.Module):
+    """Classical measures per image → an embedding: clip to the training range, standardise, MLP.
+
+    The range (0.5th–99.5th percentiles), mean and std are buffers set once from the training
+    items (`fit`), saved with the checkpoint, so an image unlike any training image is not
+    extrapolated from; non-finite measures count as the training mean.
+    """
+
+    def __init__(self, n: int, dim: int) -> None:
+        super().__init__()
+        self.register_buffer("low", torch.full((n,), -1e6))
+        self.register_buffer("high", torch.full((n,), 1e6))
+        self.register_buffer("mean", torch.zeros(n))
+        self.register_buffer("std", torch.ones(n))
+        self.net = mlp(n, dim, dim)
+
+    def fit(self, measures: Any) -> None:
+        """Set the clipping range and standardisation from training measures `[N, n]`."""
+        m = torch.as_tensor(measures, dtype=torch.float32)
+        m = torch.where(torch.isfinite(m), m, torch.nanmean(m, 0, keepdim=True).nan_to_num())
+        low, high = torch.quantile(m, 0.005, dim=0), torch.quantile(m, 0.995, dim=0)
+        clipped = torch.minimum(torch.maximum(m, low), high)
+        self.low.copy_(low)
+        self.high.copy_(high)
+        self.mean.copy_(clipped.mean(0))
+        self.std.copy_(clipped.std(0).clamp_min(1e-3))
+
+    def forward(self, measures: torch.Tensor) -> torch.Tensor:
+        """`[B, n]` measures → `[B, dim]` embedding."""
+        m = torch.where(torch.isfinite(measures), measures, self.mean)
+        m = torch.minimum(torch.maximum(m, self.low), self.high)
+        return self.net((m - self.mean) / self.std)
+
+
 def make_config(config_class: type, name: str, **fields: Any) -> Any:
     """Instantiate `config_class(**fields)`, turning unknown fields into a ModelError."""
     try:
@@ -215,7 +249,8 @@ class IQAModel(nn.Module):
     """Base class of the quality models: shared volume scoring, findings and checkpoints.
 
     Subclasses set `config_class`, build `self.heads` (AuxHeads) and `self.slice_head`
-    (SliceAggregator) and implement `forward(x, prompts=None) -> ModelOutput`.
+    (SliceAggregator) and implement `forward(x, prompts=None) -> ModelOutput` (models that
+    take classical measures: `forward(x, prompts, measures)`; callers use `run`).
     """
 
     config_class: ClassVar[type]
@@ -225,9 +260,23 @@ class IQAModel(nn.Module):
         config.validate()
         self.config = config
 
-    def forward_volume(self, slices: torch.Tensor, prompts: Any = None) -> VolumeOutput:
+    @property
+    def uses_measures(self) -> bool:
+        """Whether the model takes classical measures (evidence rows) beside the pixels."""
+        return getattr(self.config, "n_measures", 0) > 0
+
+    def run(self, x: torch.Tensor, prompts: Any = None, measures: Any = None) -> ModelOutput:
+        """Call the model, passing `measures` only to a model that takes them."""
+        if not self.uses_measures:
+            return self(x, prompts)
+        if measures is None:
+            raise ModelError(f"{type(self).__name__} needs measures (evidence rows) per image")
+        return self(x, prompts, torch.as_tensor(measures, dtype=x.dtype, device=x.device))
+
+    def forward_volume(self, slices: torch.Tensor, prompts: Any = None, measures: Any = None
+                       ) -> VolumeOutput:
         """Score the slices `[n, C, H, W]` of one volume and aggregate with learned weights."""
-        out = self(slices, prompts)
+        out = self.run(slices, prompts, measures)
         score, weights = self.slice_head(out.features, out.score)
         return VolumeOutput(score=score, slice_scores=out.score, slice_weights=weights,
                             slices=out)

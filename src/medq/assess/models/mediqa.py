@@ -19,6 +19,11 @@ Pipeline for a batch `[B, 3, H, W]` in [0, 1] (see `blocks` for the input conven
    regression (stage-1 pretraining), finding logits and CORAL severity logits.
 4. Volumes: `forward_volume` scores the (salient) slices and weights them with a softmax over a
    small MLP of the slice features: `Q = Σ w̄_i q_i`.
+5. Measures (`n_measures` > 0, mediqa-s): the slice's classical evidence features
+   (`medq.assess.evidence.evidence_rows`: noise, spectrum, blur, ghosting, streak, field, context)
+   are clipped and standardised with training statistics, embedded by a small MLP and added at
+   every stage by the stage's own Linear, like the prompts. They carry what a from-scratch ViT on
+   a resized 224² view learns slowly or loses: the pixel-level noise and sharpness of the scan.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from medq.assess.models.blocks import (
     AuxHeads,
     HeadConfig,
     IQAModel,
+    MeasureEncoder,
     ModelOutput,
     SliceAggregator,
     make_config,
@@ -68,6 +74,8 @@ class MedIQAConfig(HeadConfig):
     prompt_dim: int = PROMPT_DIM
     dropout: float = 0.0
     stem: str = "patch"
+    n_measures: int = 0
+    measure_dim: int = 64
 
     def validate(self) -> None:
         """Raise ModelError when the sizes do not fit together."""
@@ -86,6 +94,8 @@ class MedIQAConfig(HeadConfig):
             raise ModelError(f"stem must be 'patch' or 'conv', got {self.stem!r}")
         if self.stem == "conv" and self.patch_size & (self.patch_size - 1):
             raise ModelError(f"a conv stem needs a power-of-two patch size, got {self.patch_size}")
+        if self.n_measures < 0 or (self.n_measures and self.measure_dim < 1):
+            raise ModelError("n_measures must be ≥ 0 and measure_dim ≥ 1")
         if self.window_size < 1 or self.prompt_dim < 1:
             raise ModelError("window_size and prompt_dim must be ≥ 1")
 
@@ -157,17 +167,21 @@ class Stage(nn.Module):
         self.reduce = nn.Sequential(nn.Linear(dim_in, dim), nn.LayerNorm(dim))
         self.tabs = nn.ModuleList(TransposedAttention(dim, heads) for _ in range(cfg.n_tab))
         self.prompt = nn.Linear(cfg.prompt_dim, dim)
+        self.measure = nn.Linear(cfg.measure_dim, dim) if cfg.n_measures else None
         self.blocks = nn.ModuleList(
             SwinBlock(dim, heads, cfg.window_size, shift=bool(i % 2), mlp_ratio=cfg.mlp_ratio,
                       dropout=cfg.dropout) for i in range(depth))
 
-    def forward(self, x: torch.Tensor, grid: tuple[int, int], prompts: torch.Tensor
-                ) -> torch.Tensor:
-        """Tokens `[B, N, dim_in]`, prompts `[B, prompt_dim]` → tokens `[B, N, dim]`."""
+    def forward(self, x: torch.Tensor, grid: tuple[int, int], prompts: torch.Tensor,
+                measures: torch.Tensor | None = None) -> torch.Tensor:
+        """Tokens `[B, N, dim_in]`, prompts `[B, prompt_dim]` (and the measure embedding
+        `[B, measure_dim]`) → tokens `[B, N, dim]`."""
         x = self.reduce(x)
         for tab in self.tabs:
             x = tab(x)
         x = x + self.prompt(prompts)[:, None]
+        if self.measure is not None and measures is not None:
+            x = x + self.measure(measures)[:, None]
         for block in self.blocks:
             x = block(x, grid)
         return x
@@ -192,15 +206,26 @@ class MedIQA(IQAModel):
         self.weight_branch = mlp(dim, dim, 1, cfg.dropout)
         self.heads = AuxHeads(dim, cfg)
         self.slice_head = SliceAggregator(dim, cfg.slice_hidden)
+        self.measures = (MeasureEncoder(cfg.n_measures, cfg.measure_dim) if cfg.n_measures
+                         else None)
         self.apply(_init_weights)
 
-    def forward(self, x: torch.Tensor, prompts: Any = None) -> ModelOutput:
-        """Score a batch `[B, 1|3, H, W]` in [0, 1]; prompts `[B, prompt_dim]`, `[prompt_dim]`."""
+    def forward(self, x: torch.Tensor, prompts: Any = None,
+                measures: torch.Tensor | None = None) -> ModelOutput:
+        """Score a batch `[B, 1|3, H, W]` in [0, 1]; prompts `[B, prompt_dim]`, `[prompt_dim]`;
+        measures `[B, n_measures]` (evidence rows; required when `n_measures` > 0)."""
         x = prepare_input(x)
         p = prompt_tensor(prompts, x.shape[0], self.config.prompt_dim, x)
+        m = None
+        if self.measures is not None:
+            if measures is None or measures.shape != (x.shape[0], self.config.n_measures):
+                got = None if measures is None else tuple(measures.shape)
+                raise ModelError(f"measures must be [{x.shape[0]}, {self.config.n_measures}], "
+                                 f"got {got}")
+            m = self.measures(measures)
         tokens, grid = self.encoder(x)
         for stage in self.stages:
-            tokens = stage(tokens, grid, p)
+            tokens = stage(tokens, grid, p, m)
         tokens = self.norm(tokens)
         raw = self.score_branch(tokens).squeeze(-1)
         patch_weights = torch.sigmoid(self.weight_branch(tokens).squeeze(-1))
