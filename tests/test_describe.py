@@ -203,9 +203,9 @@ def test_assessment_keeps_raw_finding_scores(assessor, ct) -> None:
 
 # ------------------------------------------------------------------------------ detector and bench
 def test_shipped_detector_is_calibrated_on_training_sources_only() -> None:
+    from medq.assess.evidence import FEATURE_NAMES
     from medq.data.sources import sources
     from medq.describe.detector import load_detector
-    from medq.assess.evidence import FEATURE_NAMES
 
     det = load_detector()
     cal = det.calibration

@@ -68,8 +68,8 @@ def _make(job: tuple[str, str, int], folder: str) -> str:
     """Build one item and store it (image array + geometry + records) as an .npz file."""
     from pathlib import Path
 
-    from medq.data.sources import sources
     from medq.data.items import degraded_item
+    from medq.data.sources import sources
     from medq.io.atomic import atomic_path
 
     name, dim, seed = job

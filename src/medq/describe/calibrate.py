@@ -28,15 +28,15 @@ from typing import Any
 
 import numpy as np
 
-from medq.assess.models.blocks import FINDING_TYPES
-from medq.describe.detector import CALIBRATION_PATH, HEAD_NAMES, det_threshold, head_vector
 from medq.assess.evidence import (
     FEATURE_NAMES,
     FEATURES_VERSION,
     feature_vector,
     modality_group,
 )
+from medq.assess.models.blocks import FINDING_TYPES
 from medq.data.items import degraded_item, severity_targets
+from medq.describe.detector import CALIBRATION_PATH, HEAD_NAMES, det_threshold, head_vector
 
 SEED_BASE = 7_000_000
 """Seeds of the calibration items (far from the quality benchmark's)."""

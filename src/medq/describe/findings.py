@@ -56,8 +56,8 @@ def detector_inputs(assessment: Any, image: Any, detector: Any) -> tuple[np.ndar
     A heads calibration of another checkpoint gets neutral head inputs (the calibration means),
     so the evidence features alone decide.
     """
-    from medq.describe.detector import head_vector
     from medq.assess.evidence import feature_vector
+    from medq.describe.detector import head_vector
 
     indices = [s["index"] for s in assessment.slices] if assessment.slices else None
     x = feature_vector(image, indices)
