@@ -82,9 +82,9 @@ def _streak_slice(x: np.ndarray, region: np.ndarray, length: int,
         line = np.zeros_like(residual)
         for dy, dx in _line_offsets(length, np.pi * k / n_angles):
             line += padded[half + dy:half + dy + ny, half + dx:half + dx + nx]
-        energies.append((line / length) ** 2)
-    stack = np.stack(energies)
-    return float(stack.max(axis=0)[region].sum()), float(np.median(stack, axis=0)[region].sum())
+        energies.append((line[region] / length) ** 2)
+    stack = np.stack(energies)  # only the region's pixels: the max and median are per pixel
+    return float(stack.max(axis=0).sum()), float(np.median(stack, axis=0).sum())
 
 
 def streak_region(x: np.ndarray, flat_fraction: float = 0.5, border: int = 10) -> np.ndarray:
