@@ -220,30 +220,3 @@ def test_measures_are_required_clipped_and_change_the_score(tmp_path: Path) -> N
     torch.testing.assert_close(again.measures.high, model.measures.high)
     with torch.no_grad():
         torch.testing.assert_close(again.run(x, None, m).score, base)
-
-
-def test_ignored_measures_never_change_the_score(tmp_path: Path) -> None:
-    from medq.assess.evidence import FEATURE_NAMES
-
-    n = len(FEATURE_NAMES)
-    model = build_model("mediqa-tiny", n_measures=n, measure_dim=8,
-                        measure_ignore=["ct_top", "ct_tissue"]).eval()
-    model.measures.fit(torch.randn(200, n))
-    x, m = torch.rand(2, 3, 32, 32), torch.randn(2, n)
-    ignored = [FEATURE_NAMES.index("ct_top"), FEATURE_NAMES.index("ct_tissue")]
-    moved = m.clone()
-    moved[:, ignored] += 3.0
-    kept = m.clone()
-    kept[:, FEATURE_NAMES.index("noise_hh")] += 3.0
-    path = tmp_path / "m.pt"
-    model.save_checkpoint(path)
-    again = type(model).from_checkpoint(path)
-    with torch.no_grad():
-        base = model.run(x, None, m).score
-        torch.testing.assert_close(model.run(x, None, moved).score, base)
-        assert (model.run(x, None, kept).score - base).abs().max() > 0
-        torch.testing.assert_close(again.run(x, None, moved).score, base)
-    with pytest.raises(ModelError, match="unknown"):
-        build_model("mediqa-tiny", n_measures=n, measure_ignore=["no_such_measure"])
-    with pytest.raises(ModelError, match="evidence features"):
-        build_model("mediqa-tiny", n_measures=3, measure_ignore=["ct_top"])

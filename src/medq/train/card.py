@@ -19,13 +19,6 @@ def metrics_table(metrics: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
-def _ignored(model_args: dict[str, Any]) -> str:
-    """The card's note on measures the model never reads (empty when none)."""
-    names = model_args.get("measure_ignore") or []
-    return (f", of which {', '.join(names)} are ignored (always read as the training mean: "
-            "their values are fixed by the training phantoms)") if names else ""
-
-
 def card_text(cfg: TrainConfig, record: dict[str, Any]) -> str:
     """The model card as Markdown."""
     train = ", ".join(s.name for s in sources("train"))
@@ -60,7 +53,7 @@ Stages: {stages}. Batch {cfg.batch_size}, AdamW (weight decay {cfg.weight_decay}
 cosine decay, gradient clipping {cfg.grad_clip}; slice weights fitted for {cfg.slice_steps}
 steps on frozen features of the training volumes. Prompts used: {cfg.use_prompts}.
 Classical measures per slice (`medq.assess.evidence`, on a view of at most 256 px):
-{cfg.model_args.get('n_measures', 0) or 'not used'}{_ignored(cfg.model_args)}.
+{cfg.model_args.get('n_measures', 0) or 'not used'}.
 Physics head targets (normalised log level per kind): {', '.join(record['physics_targets'])}.
 
 ## Test metrics (held-out split, {record['test_items']} items)

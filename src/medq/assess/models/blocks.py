@@ -9,7 +9,6 @@ Outputs follow `ModelOutput`; scores are on medq's 1 (non-diagnostic) … 5 (exc
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -209,19 +208,15 @@ class MeasureEncoder(nn.Module):
 
     The range (0.5th–99.5th percentiles), mean and std are buffers set once from the training
     items (`fit`), saved with the checkpoint, so an image unlike any training image is not
-    extrapolated from; non-finite measures count as the training mean. Measures at `ignore`
-    (column indices) always read as the training mean: the model never learns from them.
+    extrapolated from; non-finite measures count as the training mean.
     """
 
-    def __init__(self, n: int, dim: int, ignore: Sequence[int] = ()) -> None:
+    def __init__(self, n: int, dim: int) -> None:
         super().__init__()
         self.register_buffer("low", torch.full((n,), -1e6))
         self.register_buffer("high", torch.full((n,), 1e6))
         self.register_buffer("mean", torch.zeros(n))
         self.register_buffer("std", torch.ones(n))
-        keep = torch.ones(n)
-        keep[list(ignore)] = 0.0
-        self.register_buffer("keep", keep, persistent=False)
         self.net = mlp(n, dim, dim)
 
     def fit(self, measures: Any) -> None:
@@ -239,7 +234,7 @@ class MeasureEncoder(nn.Module):
         """`[B, n]` measures → `[B, dim]` embedding."""
         m = torch.where(torch.isfinite(measures), measures, self.mean)
         m = torch.minimum(torch.maximum(m, self.low), self.high)
-        return self.net((m - self.mean) / self.std * self.keep)
+        return self.net((m - self.mean) / self.std)
 
 
 def make_config(config_class: type, name: str, **fields: Any) -> Any:

@@ -24,8 +24,6 @@ Pipeline for a batch `[B, 3, H, W]` in [0, 1] (see `blocks` for the input conven
    are clipped and standardised with training statistics, embedded by a small MLP and added at
    every stage by the stage's own Linear, like the prompts. They carry what a from-scratch ViT on
    a resized 224² view learns slowly or loses: the pixel-level noise and sharpness of the scan.
-   `measure_ignore` names features the model never reads (mediqa-s: the CT body HU levels,
-   which are fixed by the training phantoms' tissue values and vary freely on real scanners).
 """
 
 from __future__ import annotations
@@ -78,7 +76,6 @@ class MedIQAConfig(HeadConfig):
     stem: str = "patch"
     n_measures: int = 0
     measure_dim: int = 64
-    measure_ignore: tuple[str, ...] = ()
 
     def validate(self) -> None:
         """Raise ModelError when the sizes do not fit together."""
@@ -99,20 +96,8 @@ class MedIQAConfig(HeadConfig):
             raise ModelError(f"a conv stem needs a power-of-two patch size, got {self.patch_size}")
         if self.n_measures < 0 or (self.n_measures and self.measure_dim < 1):
             raise ModelError("n_measures must be ≥ 0 and measure_dim ≥ 1")
-        self.measure_columns()
         if self.window_size < 1 or self.prompt_dim < 1:
             raise ModelError("window_size and prompt_dim must be ≥ 1")
-
-
-    def measure_columns(self) -> list[int]:
-        """Column indices of `measure_ignore` in the evidence rows (ModelError if unknown)."""
-        from medq.assess.evidence import FEATURE_NAMES
-
-        unknown = sorted(set(self.measure_ignore) - set(FEATURE_NAMES))
-        if unknown or (self.measure_ignore and self.n_measures != len(FEATURE_NAMES)):
-            raise ModelError(f"measure_ignore {list(self.measure_ignore)} needs the "
-                             f"{len(FEATURE_NAMES)} evidence features; unknown: {unknown}")
-        return [FEATURE_NAMES.index(name) for name in self.measure_ignore]
 
 
 def conv_stem(dim: int, patch: int) -> nn.Sequential:
@@ -221,8 +206,8 @@ class MedIQA(IQAModel):
         self.weight_branch = mlp(dim, dim, 1, cfg.dropout)
         self.heads = AuxHeads(dim, cfg)
         self.slice_head = SliceAggregator(dim, cfg.slice_hidden)
-        self.measures = (MeasureEncoder(cfg.n_measures, cfg.measure_dim, cfg.measure_columns())
-                         if cfg.n_measures else None)
+        self.measures = (MeasureEncoder(cfg.n_measures, cfg.measure_dim) if cfg.n_measures
+                         else None)
         self.apply(_init_weights)
 
     def forward(self, x: torch.Tensor, prompts: Any = None,
