@@ -39,5 +39,6 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "ranking.json").write_text(json.dumps(results, indent=2))  # {model: result}
 
+
 if __name__ == "__main__":
     main()
