@@ -3,7 +3,8 @@
 Writes benchmarks/results/assess_speed.json. Usage:
     python benchmarks/assess_speed.py [--slices 96] [--volumes 6] [--model mediqa-s]
 The goal for 512² slices is ≥ 50 slices/s on 2 cores; it is measured with and without the
-classical measures (the measures are numpy/scipy work per pixel, the model is batched).
+classical measures (the measures are numpy/scipy work per pixel, the model is batched), and
+the single-thread cost of the model's per-slice measure input (evidence rows) is reported.
 """
 
 from __future__ import annotations
@@ -56,6 +57,25 @@ def throughput(assessor, paths: list[Path]) -> dict[str, float]:
             "per_second": round(len(paths) / seconds, 2), "failed": failed}
 
 
+def evidence_cost(path: Path, repeats: int = 10) -> dict[str, float]:
+    """Single-thread seconds per 512² slice of the measure input and of its streak index."""
+    from medq.assess.artifacts import streak_index
+    from medq.assess.evidence import evidence_rows, evidence_view
+    from medq.io import load
+
+    image = load(path)
+    view = evidence_view(image.array.astype(float))
+    out = {}
+    for name, fn in (("evidence_rows", lambda: evidence_rows(image)),
+                     ("streak_index_of_view", lambda: streak_index(view))):
+        fn()
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            fn()
+        out[name] = round((time.perf_counter() - t0) / repeats, 4)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--slices", type=int, default=96)
@@ -75,13 +95,17 @@ def main() -> None:
             tag = "with_measures" if measures else "model_only"
             rows[f"slices_512_{tag}"] = throughput(assessor, slices)
             rows[f"volumes_{tag}"] = throughput(assessor, volumes)
+        cost = evidence_cost(slices[0])
     for name, r in rows.items():
         unit = "slices/s" if name.startswith("slices") else "volumes/s"
         print(f"{name:32s} {r['per_second']:8.2f} {unit}  ({r['inputs']} in {r['seconds']} s)")
+    for name, seconds in cost.items():
+        print(f"{name:32s} {seconds:8.4f} s per 512² slice (one thread)")
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / "assess_speed.json"
     out.write_text(json.dumps({"machine": platform.platform(), "model": args.model,
-                               "threads": args.threads, "results": rows}, indent=2))
+                               "threads": args.threads, "results": rows,
+                               "seconds_per_slice": cost}, indent=2))
     print(f"written {out}")
 
 
