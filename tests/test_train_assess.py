@@ -131,3 +131,52 @@ def test_prompt_classifier_trains_and_predicts(tmp_path: Path) -> None:
     x = torch.from_numpy(pc.classifier_input(MedImage(np.zeros((40, 30)) + 1, (1, 1), "OT")))
     m, r = net.eval()(x[None])
     assert m.shape == (1, len(pc.MODALITIES)) and r.shape[0] == 1
+
+
+def test_seed_ensemble_trains_resumes_averages_and_fine_tunes(tiny_run: dict,
+                                                             tmp_path: Path) -> None:
+    import dataclasses
+    import shutil
+
+    from medq.assess.models.ensemble import SeedEnsemble
+    from medq.train.loop import train
+    from medq.train.ship import ship_run
+
+    out = tmp_path / "ens"
+    shutil.copytree(tiny_run["folder"], out / "seed-0")  # a finished seed-0 run is reused
+    cfg = dataclasses.replace(tiny_run["config"], ensemble=2, output=str(out))
+    logged: list[str] = []
+    rec = train(cfg, log=logged.append)
+    assert any("reused" in m for m in logged) and (out / "seed-1" / "model.pt").is_file()
+    assert rec["ensemble_seeds"] == [0, 1] and len(rec["members"]) == 2
+    assert rec["members"][0]["wall_time_s"] == tiny_run["record"]["wall_time_s"]
+    card = (out / "card.md").read_text()
+    assert "seed ensemble" in card and "Each member alone" in card
+
+    ct = dicom_testfile("CT_small.dcm")
+    ensemble = Assessor(out / "model.pt")
+    assert isinstance(ensemble.model, SeedEnsemble) and len(ensemble.model.members) == 2
+    alone = [Assessor(out / f"seed-{k}" / "model.pt", measures=False).assess(ct).score
+             for k in (0, 1)]
+    assert ensemble.assess(ct).score == pytest.approx(np.mean(alone), abs=2e-3)
+
+    from medq.data import bench
+    from medq.train.evaluate import benchmark_rows
+
+    rows = benchmark_rows(bench.build(cfg.bench, "test"), [str(out / "model.pt")], False)
+    assert [r["model"].rsplit(" (", 1)[-1] for r in rows[1:]] == ["seed 0 alone)",
+                                                                  "seed 1 alone)"]
+    assert rows[1]["metrics"]["overall"]["srcc"] == pytest.approx(
+        tiny_run["record"]["metrics"]["overall"]["srcc"], abs=1e-6, nan_ok=True)
+
+    shipped = ship_run(out, dest=tmp_path)  # float16 members, loaded back as float32
+    assert Assessor(shipped, measures=False).assess(ct).score == pytest.approx(
+        np.mean(alone), abs=0.05)
+
+    ft = dataclasses.replace(cfg, init=str(out / "model.pt"), ensemble=1,
+                             output=str(tmp_path / "ft"), slice_steps=0,
+                             stages=[dataclasses.replace(cfg.stages[-1], steps=2, warmup=1)])
+    rec = train(ft, log=lambda m: None)  # each member fine-tuned from its own weights
+    assert rec["ensemble_seeds"] == [0, 1] and (tmp_path / "ft" / "seed-1" / "model.pt").is_file()
+    with pytest.raises(InvalidParameter, match="members"):
+        train(dataclasses.replace(ft, ensemble=3), log=lambda m: None)

@@ -41,14 +41,13 @@ def resolve(name_or_path: str | Path) -> Path:
 def _load(path: str) -> tuple[Any, dict[str, Any]]:
     import torch
 
-    from medq.assess.models.cnniqa import CNNIQA
-    from medq.assess.models.mediqa import MedIQA
-    from medq.assess.models.wadiqam import WaDIQaM
+    from medq.assess.models import checkpoint_class
 
-    classes = {c.__name__: c for c in (MedIQA, CNNIQA, WaDIQaM)}
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        cls = classes[ckpt["model"]]
+        cls = checkpoint_class(ckpt["model"])
+    except ModelError as e:
+        raise ModelError(e.reason, path) from e
     except (OSError, RuntimeError, KeyError, TypeError) as e:
         raise ModelError(f"not a medq quality checkpoint ({type(e).__name__}: {e})", path) from e
     return cls.from_checkpoint(path), dict(ckpt.get("medq", {}))

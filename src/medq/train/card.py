@@ -19,8 +19,34 @@ def metrics_table(metrics: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+def _seed_text(record: dict[str, Any]) -> str:
+    """"seed 0", or the seeds of a seed ensemble."""
+    seeds = record.get("ensemble_seeds")
+    if not seeds:
+        return f"seed {record['seed']}"
+    return (f"a **seed ensemble** of {len(seeds)} runs (seeds {', '.join(map(str, seeds))}) whose "
+            "outputs are averaged")
+
+
+def _members_text(record: dict[str, Any]) -> str:
+    """Per-member SRCC table of a seed ensemble ('' for a single run)."""
+    members = record.get("members")
+    if not members:
+        return ""
+    subsets = [k for k in record["metrics"] if k != "overall"]
+    lines = ["", "Each member alone (SRCC; same split):", "",
+             "| seed | overall | " + " | ".join(subsets) + " |",
+             "|---" * (len(subsets) + 2) + "|"]
+    for m in members:
+        cells = [f"{m['metrics'].get(k, {}).get('srcc', float('nan')):.3f}"
+                 for k in ("overall", *subsets)]
+        lines.append(f"| {m['seed']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def card_text(cfg: TrainConfig, record: dict[str, Any]) -> str:
     """The model card as Markdown."""
+    summed = " (summed over the members)" if record.get("members") else ""
     train = ", ".join(s.name for s in sources("train"))
     test = ", ".join(s.name for s in sources("test"))
     stages = "; ".join(f"{s.name}: {s.steps} steps, lr {s.lr:g}, losses {s.losses}"
@@ -28,8 +54,8 @@ def card_text(cfg: TrainConfig, record: dict[str, Any]) -> str:
     return f"""# {cfg.name}
 
 Model `{cfg.model}` ({cfg.model_args or 'preset sizes'}), trained by `medq train` from
-`configs/{cfg.name.replace('-', '_')}.yaml`, seed {cfg.seed}, {record['threads']} CPU threads,
-wall time {record['wall_time_s']:.0f} s.
+`configs/{cfg.name.replace('-', '_')}.yaml`, {_seed_text(record)}, {record['threads']} CPU threads,
+wall time {record['wall_time_s']:.0f} s{summed}.
 
 ## Score meaning
 The score is the **physics-derived reference score**: `1 + 4·Π(1 − min(s,3)/3)` over the
@@ -58,7 +84,7 @@ Physics head targets (normalised log level per kind): {', '.join(record['physics
 
 ## Test metrics (held-out split, {record['test_items']} items)
 {metrics_table(record['metrics'])}
-
+{_members_text(record)}
 Reproduce: `medq train configs/{cfg.name.replace('-', '_')}.yaml` then `medq bench iqa`.
 """
 

@@ -43,6 +43,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     weight_decay: float = 0.05
     init: str | None = None
+    ensemble: int = 1  # seeds seed … seed+n−1 trained and averaged (medq.train.ensemble)
     output: str = "runs/{name}"
     pairs: dict[str, Any] = field(default_factory=dict)  # restoration pair plans (task: restore)
     log_every: int = 100
@@ -84,6 +85,8 @@ def config_from_dict(data: dict[str, Any]) -> TrainConfig:
         raise InvalidParameter(f"task must be 'quality', 'prompts' or 'restore', got {cfg.task!r}")
     if cfg.batch_size < 1:
         raise InvalidParameter("batch_size must be ≥ 1")
+    if not isinstance(cfg.ensemble, int) or cfg.ensemble < 1:
+        raise InvalidParameter(f"ensemble must be a whole number ≥ 1, got {cfg.ensemble!r}")
     return cfg
 
 

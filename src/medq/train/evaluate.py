@@ -93,8 +93,9 @@ def benchmark_rows(data: dict[str, np.ndarray], models: list[str],
 
     `mediqa-s` also gives the rows "mediqa-s (no salient slices)" (its 3D items scored on the
     middle slice alone) and "prompts zeroed at inference" (the same weights without prompts;
-    the trained ablation is `mediqa-s-noprompt`). Models missing from disk are skipped with a
-    `missing` note.
+    the trained ablation is `mediqa-s-noprompt`). A seed ensemble also gives one row per member
+    ("(seed k alone)"), comparable with single-seed rows. Models missing from disk are skipped
+    with a `missing` note.
     """
     from medq.assess.weights import load_weights
     from medq.errors import ModelError
@@ -108,6 +109,10 @@ def benchmark_rows(data: dict[str, np.ndarray], models: list[str],
             continue
         use_prompts = bool(record.get("use_prompts", True))
         rows.append({"model": name, "metrics": evaluate(predict(model, data, use_prompts), data)})
+        seeds = record.get("ensemble_seeds") or []
+        for seed, member in zip(seeds, getattr(model, "members", []), strict=False):
+            rows.append({"model": f"{name} (seed {seed} alone)",
+                         "metrics": evaluate(predict(member, data, use_prompts), data)})
         if name == "mediqa-s":
             pred = predict(model, data, use_prompts, salient=False)
             rows.append({"model": "mediqa-s (no salient slices)",

@@ -172,12 +172,32 @@ def fit_slice_weights(model: IQAModel, data: dict[str, np.ndarray], cfg: TrainCo
 
 
 def _initial_model(cfg: TrainConfig) -> IQAModel:
-    """A fresh model from the registry, or `cfg.init`'s checkpoint (a path or a shipped name)."""
+    """A fresh model from the registry, or `cfg.init`'s checkpoint (a path or a shipped name;
+    `NAME#k` is member k of a seed ensemble)."""
     if not cfg.init:
         return build_model(cfg.model, **cfg.model_args)
     from medq.assess.weights import load_weights
 
-    return copy.deepcopy(load_weights(cfg.init)[0])
+    name, _, member = cfg.init.partition("#")
+    model = load_weights(name)[0]
+    if hasattr(model, "members"):
+        if not member:
+            raise InvalidParameter(f"init {name!r} is a seed ensemble: fine-tune its members")
+        model = model.members[int(member)]
+    return copy.deepcopy(model)
+
+
+def ensemble_size(cfg: TrainConfig) -> tuple[int, bool]:
+    """(members to train, whether `cfg.init` is a seed ensemble whose members seed them)."""
+    if not cfg.init or "#" in cfg.init:
+        return cfg.ensemble, False
+    from medq.assess.weights import load_weights
+
+    members = len(getattr(load_weights(cfg.init)[0], "members", ()))
+    if members and cfg.ensemble not in (1, members):
+        raise InvalidParameter(f"init {cfg.init!r} has {members} members but the config asks "
+                               f"for ensemble: {cfg.ensemble}")
+    return max(cfg.ensemble, members), bool(members)
 
 
 def train(cfg: TrainConfig, data: dict[str, np.ndarray] | None = None,
@@ -192,6 +212,12 @@ def train(cfg: TrainConfig, data: dict[str, np.ndarray] | None = None,
         from medq.train.restore_loop import train_restorer
 
         return train_restorer(cfg, log)
+    n_members, split_init = ensemble_size(cfg)
+    if n_members > 1:
+        from medq.train.ensemble import train_ensemble
+
+        cfg = dataclasses.replace(cfg, ensemble=n_members)
+        return train_ensemble(cfg, train, data, test, log, split_init)
     threads = set_threads()
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
@@ -222,7 +248,8 @@ def train(cfg: TrainConfig, data: dict[str, np.ndarray] | None = None,
               "wall_time_s": round(wall, 1), "steps": {s.name: s.steps for s in cfg.stages},
               "slice_steps": cfg.slice_steps, "slice_loss": slice_loss,
               "train_items": int(len(data["score"])), "test_items": int(len(test["score"])),
-              "use_prompts": cfg.use_prompts, "physics_targets": list(bench.KINDS),
+              "use_prompts": cfg.use_prompts, "init": cfg.init,
+              "physics_targets": list(bench.KINDS),
               "image_size": int(data["x"].shape[-1]), "metrics": metrics, "history": history}
     with atomic_path(out / "model.pt") as tmp:
         model.save_checkpoint(tmp, medq=_jsonable(record))

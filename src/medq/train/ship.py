@@ -21,6 +21,11 @@ MAX_BYTES = 25 * 1024 * 1024
 """Largest shipped weight file."""
 
 
+def _half(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A state dict with its floating-point tensors in float16."""
+    return {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+
+
 def ship_run(folder: str | Path, dest: Path = WEIGHTS_DIR) -> Path:
     """Copy one run's checkpoint (float16) and card into `dest`; returns the weight path."""
     folder = Path(folder)
@@ -28,8 +33,8 @@ def ship_run(folder: str | Path, dest: Path = WEIGHTS_DIR) -> Path:
     if not src.is_file():
         raise InvalidParameter("no model.pt in the run folder", folder)
     ckpt = torch.load(src, map_location="cpu", weights_only=True)
-    ckpt["state_dict"] = {k: v.half() if v.is_floating_point() else v
-                          for k, v in ckpt["state_dict"].items()}
+    for part in ckpt.get("members", [ckpt]):  # a seed ensemble: every member
+        part["state_dict"] = _half(part["state_dict"])
     name = ckpt.get("medq", {}).get("name") or folder.name
     path = dest / f"{name}.pt"
     with atomic_path(path) as tmp:

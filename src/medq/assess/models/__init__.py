@@ -42,7 +42,7 @@ def build_model(name: str, **config: Any) -> Any:
     return factory(**config)
 
 
-from medq.assess.models import cnniqa, mediqa, wadiqam  # noqa: E402  (they register themselves)
+from medq.assess.models import cnniqa, ensemble, mediqa, wadiqam  # noqa: E402  (they register)
 from medq.assess.models.blocks import (  # noqa: E402
     FINDING_TYPES,
     SEVERITIES,
@@ -52,7 +52,21 @@ from medq.assess.models.blocks import (  # noqa: E402
     interpret_findings,
 )
 
+
+def checkpoint_class(name: str) -> Any:
+    """The model class a checkpoint's `"model"` entry names; ModelError when unknown."""
+    from medq.errors import ModelError
+
+    classes = {c.__name__: c for c in (mediqa.MedIQA, cnniqa.CNNIQA, wadiqam.WaDIQaM,
+                                       ensemble.SeedEnsemble)}
+    if name not in classes:
+        raise ModelError(f"unknown model class {name!r} in checkpoint; expected one of "
+                         f"{sorted(classes)}")
+    return classes[name]
+
+
 __all__ = [
     "FINDING_TYPES", "SEVERITIES", "IQAModel", "ModelOutput", "VolumeOutput", "available_models",
-    "build_model", "cnniqa", "interpret_findings", "mediqa", "register_model", "wadiqam",
+    "build_model", "checkpoint_class", "cnniqa", "ensemble", "interpret_findings", "mediqa",
+    "register_model", "wadiqam",
 ]

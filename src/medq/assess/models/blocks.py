@@ -292,23 +292,31 @@ class IQAModel(nn.Module):
         """Number of trainable parameters."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
+    def to_dict(self) -> dict[str, Any]:
+        """`{"model", "config", "state_dict"}`: what a checkpoint holds for this model."""
+        return {"model": type(self).__name__, "config": dataclasses.asdict(self.config),
+                "state_dict": self.state_dict()}
+
     def save_checkpoint(self, path: str | Path, **extra: Any) -> None:
         """Write `{"model", "config", "state_dict", **extra}` with torch.save."""
-        torch.save({"model": type(self).__name__, "config": dataclasses.asdict(self.config),
-                    "state_dict": self.state_dict(), **extra}, path)
+        torch.save({**self.to_dict(), **extra}, path)
+
+    @classmethod
+    def from_dict(cls, ckpt: dict[str, Any]) -> IQAModel:
+        """Rebuild a model (eval mode) from `to_dict` output; raises KeyError/TypeError/…"""
+        fields = {k: tuple(v) if isinstance(v, list) else v for k, v in ckpt["config"].items()}
+        model = cls(cls.config_class(**fields))
+        model.load_state_dict(ckpt["state_dict"])
+        return model.eval()
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, map_location: str = "cpu") -> IQAModel:
         """Rebuild a model from `save_checkpoint` output (the hook for shipped weights)."""
         try:
-            ckpt = torch.load(path, map_location=map_location, weights_only=True)
-            fields = {k: tuple(v) if isinstance(v, list) else v
-                      for k, v in ckpt["config"].items()}
-            model = cls(cls.config_class(**fields))
-            model.load_state_dict(ckpt["state_dict"])
+            model = cls.from_dict(torch.load(path, map_location=map_location, weights_only=True))
         except FileNotFoundError as e:
             raise ModelError("checkpoint file not found", path) from e
         except (KeyError, TypeError, RuntimeError, ValueError) as e:
             raise ModelError(f"checkpoint does not fit {cls.__name__} ({type(e).__name__}: "
                              f"{e})", path) from e
-        return model.eval()
+        return model

@@ -1,0 +1,108 @@
+"""Train a seed ensemble: the same recipe with seeds `seed … seed + n − 1`, averaged.
+
+`ensemble: 3` in a training config makes `medq train` train each member into
+`<output>/seed-<k>/` (a complete run with its own checkpoint, metrics and card), then write the
+averaged model (`medq.assess.models.ensemble.SeedEnsemble`) to `<output>/model.pt` with a card
+that lists every member's test metrics beside the ensemble's. A member folder that already holds
+a finished run of the same recipe (model, seed, benchmark, steps, prompts) is reused, so an
+interrupted ensemble resumes where it stopped. Fine-tuning (`init:`) from an ensemble checkpoint
+fine-tunes each member from its own weights.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from medq.assess.models.ensemble import SeedEnsemble, member_from_dict
+from medq.io.atomic import atomic_path, atomic_write_text
+from medq.train.config import TrainConfig
+
+RECIPE_KEYS = ("model", "seed", "bench_key", "steps", "slice_steps", "use_prompts", "init")
+"""Record fields a finished member run must share with the planned one to be reused."""
+
+
+def member_config(cfg: TrainConfig, k: int, split_init: bool = False) -> TrainConfig:
+    """The config of member `k`: seed `cfg.seed + k`, its own folder, one model (fine-tuned
+    from member k of `cfg.init` when `split_init`)."""
+    init = f"{cfg.init}#{k}" if split_init else cfg.init
+    return dataclasses.replace(cfg, seed=cfg.seed + k, ensemble=1, init=init,
+                               output=str(cfg.output_dir() / f"seed-{cfg.seed + k}"))
+
+
+def planned_record(cfg: TrainConfig) -> dict[str, Any]:
+    """The RECIPE_KEYS values a run of `cfg` writes into its record."""
+    return {"model": cfg.model, "seed": cfg.seed, "bench_key": cfg.bench.key(),
+            "steps": {s.name: s.steps for s in cfg.stages}, "slice_steps": cfg.slice_steps,
+            "use_prompts": cfg.use_prompts, "init": cfg.init}
+
+
+def finished_member(cfg: TrainConfig) -> dict[str, Any] | None:
+    """The record of a finished run of exactly this member recipe in its folder, else None."""
+    folder = cfg.output_dir()
+    try:
+        record = json.loads((folder / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not (folder / "model.pt").is_file():
+        return None
+    planned = planned_record(cfg)
+    same = all(record.get(k) == planned[k] for k in RECIPE_KEYS)
+    return record if same else None
+
+
+def train_ensemble(cfg: TrainConfig, train_one: Any, data: dict[str, np.ndarray] | None,
+                   test: dict[str, np.ndarray] | None, log: Any, split_init: bool = False
+                   ) -> dict[str, Any]:
+    """Train (or reuse) every member with `train_one(cfg, data, test, log)`, then average."""
+    from medq.data import bench
+
+    data = data if data is not None else bench.build(cfg.bench, "train")
+    test = test if test is not None else bench.build(cfg.bench, "test")
+    records, folders = [], []
+    for k in range(cfg.ensemble):
+        member = member_config(cfg, k, split_init)
+        record = finished_member(member)
+        if record is None:
+            log(f"{cfg.name}: member {k + 1}/{cfg.ensemble} (seed {member.seed})")
+            record = train_one(member, data, test, log)
+        else:
+            log(f"{cfg.name}: member {k + 1}/{cfg.ensemble} (seed {member.seed}) reused from "
+                f"{member.output_dir()}")
+        records.append(record)
+        folders.append(member.output_dir())
+    return assemble(cfg, folders, records, test, log)
+
+
+def assemble(cfg: TrainConfig, folders: list[Path], records: list[dict[str, Any]],
+             test: dict[str, np.ndarray], log: Any) -> dict[str, Any]:
+    """Average the members' checkpoints, evaluate on `test`, write checkpoint, metrics, card."""
+    from medq.train.card import write_card
+    from medq.train.evaluate import evaluate, predict
+    from medq.train.loop import _jsonable
+
+    members = [member_from_dict(torch.load(f / "model.pt", map_location="cpu",
+                                           weights_only=True)) for f in folders]
+    model = SeedEnsemble(members)
+    metrics = evaluate(predict(model, test, cfg.use_prompts), test)
+    out = cfg.output_dir()
+    record = {**records[0], "name": cfg.name, "output": str(out), "seed": cfg.seed,
+              "ensemble_seeds": [r["seed"] for r in records],
+              "wall_time_s": round(sum(r["wall_time_s"] for r in records), 1),
+              "members": [{"seed": r["seed"], "output": str(f), "wall_time_s": r["wall_time_s"],
+                           "metrics": r["metrics"]} for r, f in zip(records, folders, strict=True)],
+              "metrics": metrics, "history": []}
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / "model.pt") as tmp:
+        model.save_checkpoint(tmp, medq=_jsonable(record))
+    atomic_write_text(out / "metrics.json", json.dumps(_jsonable(record), indent=2))
+    write_card(out, cfg, record)
+    log(f"{cfg.name}: ensemble of {len(members)} seeds, test SRCC "
+        f"{metrics['overall']['srcc']:.3f} (members: "
+        + ", ".join(f"{r['metrics']['overall']['srcc']:.3f}" for r in records) + f") → {out}")
+    return record
