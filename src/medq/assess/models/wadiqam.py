@@ -5,6 +5,7 @@ through ten 3×3 conv layers (32-32, 64-64, 128-128, 256-256, 512-512 with 2×2 
 each pair) to a 512-d feature. Two branches (FC 512 → FC 1) give the patch quality y_i and the
 patch weight α_i = ReLU(·) + ε; the image score is `Σ α_i y_i / Σ α_i` (y_i mapped to 1…5).
 Prompts are accepted and ignored. Physics/finding heads use the weighted mean patch feature.
+Convolutions start from He (Kaiming) normal weights, as plain deep ReLU stacks need.
 """
 
 from __future__ import annotations
@@ -70,6 +71,10 @@ class WaDIQaM(IQAModel):
                        nn.Conv2d(width, width, 3, padding=1), nn.ReLU(inplace=True),
                        nn.MaxPool2d(2)]
             ch = width
+        for layer in layers:  # He init: with PyTorch's default the ten plain ReLU convs shrink
+            if isinstance(layer, nn.Conv2d):  # activations ~20× and the score never moves
+                nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+                nn.init.zeros_(layer.bias)
         self.backbone = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.quality = _branch(ch, cfg.hidden, cfg.dropout)
         self.weight = _branch(ch, cfg.hidden, cfg.dropout)
