@@ -124,3 +124,30 @@ def test_evidence_rows_use_a_view_of_at_most_256_pixels() -> None:
     assert np.log(2.0) - 0.1 < drop < np.log(4.0)
     # context keeps the native matrix size
     assert rows[0, FEATURE_NAMES.index("log_matrix")] == pytest.approx(np.log(384.0))
+
+
+def test_body_mr_source_gives_varied_mr_body_slices() -> None:
+    """MR-like body phantoms: an MR training source whose anatomy fills a body, not a brain."""
+    src = next(s for s in sources("train", "2d") if s.name == "body_mr")
+    images = [src.draw(np.random.default_rng(seed), "2d") for seed in range(4)]
+    for image in images:
+        a = image.array
+        assert image.modality == "MR" and a.ndim == 2 and 48 <= max(a.shape) <= 384
+        assert a.min() >= 0 and (a < 0.02 * a.max()).mean() > 0.05  # air around the body
+        assert 0.5 <= image.spacing[0] <= 8.0
+    assert len({img.shape for img in images}) > 1  # matrix size varies
+    body = [np.median(img.array[img.array > 0.05 * img.array.max()]) / img.array.max()
+            for img in images]
+    assert np.ptp(body) > 0.05  # tissue contrast varies
+
+
+def test_mr_realism_adds_a_faint_field_and_noise_below_mild() -> None:
+    from medq.data.items import degraded_item
+
+    src = next(s for s in sources("train", "2d") if s.name == "body_mr")
+    image, records = degraded_item(src, "2d", 5, clean_fraction=1.0, realism=True)
+    assert [r["name"] for r in records] == ["mr_bias_field", "mr_noise"]
+    assert all(r["baseline"] and get_spec(r["name"]).severity(r["level"]) == "none"
+               for r in records)
+    plain, none = degraded_item(src, "2d", 5, clean_fraction=1.0)
+    assert none == [] and not np.array_equal(plain.array, image.array)

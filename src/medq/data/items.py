@@ -4,8 +4,9 @@
 zero, one or two engine degradations at continuous severities drawn uniformly from 0.2–3.2, and
 keeps the image itself (the quality benchmark keeps only model inputs). For calibration on the
 training sources, `realism=True` makes the clean base image look more like a real scan before
-it is degraded: the modality's acquisition noise at a sub-threshold ("none") severity, because
-the training sources are noise-free phantoms while real scans never are, and (for 30 % of grey
+it is degraded: the modality's acquisition noise (and, for MR, a faint coil field) at a
+sub-threshold ("none") severity, because the training sources are noise-free, perfectly flat
+phantoms while real scans never are, and (for 30 % of grey
 2D images) a zoomed field of view (a central 45–75 % crop), because real scans are often
 reconstructed inside the body with no air around it.
 """
@@ -22,9 +23,10 @@ from medq.degrade import available, get_spec, simulate
 from medq.errors import InvalidParameter
 from medq.image import MedImage
 
-BASELINE_NOISE = {"CT": "ct_low_dose", "MR": "mr_noise", "PT": "pet_low_count",
-                  "DX": "xr_quantum_noise", "CR": "xr_quantum_noise"}
-"""Acquisition noise kind added below the mild bound to calibration images, per modality."""
+BASELINE = {"CT": ("ct_low_dose",), "MR": ("mr_bias_field", "mr_noise"),
+            "PT": ("pet_low_count",), "DX": ("xr_quantum_noise",), "CR": ("xr_quantum_noise",)}
+"""Acquisition effects added below the mild bound to training images, per modality: noise,
+and for MR a faint receive-coil field (no real MR is perfectly flat)."""
 
 BASELINE_RANGE = (0.05, 0.45)
 """Continuous severity range of the baseline noise (all below mild, 0.5)."""
@@ -84,10 +86,9 @@ def degraded_item(source: Source, dim: str, seed: int, clean_fraction: float = 0
     n = 0 if u < clean_fraction else (2 if u < clean_fraction + pair_fraction else 1)
     chosen = [str(k) for k in rng.choice(kinds, size=min(n, len(kinds)), replace=False)] \
         if n else []
-    noise = BASELINE_NOISE.get(image.modality)
-    if realism and noise and noise not in chosen:
-        image = _apply(image, noise, float(rng.uniform(*BASELINE_RANGE)), rng)
-        image = _mark_baseline(image)
+    for kind in BASELINE.get(image.modality, ()) if realism else ():
+        if kind not in chosen:
+            image = _mark_baseline(_apply(image, kind, float(rng.uniform(*BASELINE_RANGE)), rng))
     for kind in chosen:
         image = _apply(image, kind, float(rng.uniform(*SEVERITY_RANGE)), rng)
     return image, list(image.meta.get("degradations", []))

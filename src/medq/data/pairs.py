@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from medq.data.cache import cache_dir, map_jobs, read_npz, write_npz
+from medq.data.phantoms import pseudo_mr
 from medq.data.sources import Source, sources
 from medq.degrade import get_spec, simulate
 from medq.errors import InvalidParameter
@@ -81,19 +82,6 @@ class PairPlan:
             del fields["pseudo_mr"]  # a later field: plans without it keep their caches
         text = json.dumps({**fields, "version": PAIRS_VERSION}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def pseudo_mr(image: Any, rng: np.random.Generator) -> Any:
-    """A CT image recast as an MR-like magnitude image with a random tissue contrast.
-
-    HU are mapped piecewise-linearly (air → 0; fat, water, soft tissue, bone to random
-    intensities in 0.1–1), then scaled to a random maximum: T1-, T2- or PD-like contrasts of
-    body anatomy. Only the intensities change; the MR engine degrades the result.
-    """
-    hu = np.array([-1000.0, -300.0, -100.0, 0.0, 60.0, 300.0, 2000.0])
-    values = np.r_[0.0, rng.uniform(0.02, 0.3), rng.uniform(0.1, 1.0, 5)]
-    array = np.interp(image.array, hu, values) * float(rng.uniform(100, 2000))
-    return image.evolve(array=array.astype(np.float32), modality="MR", physics={})
 
 
 def _pool(plan: PairPlan, modalities: tuple[str, ...]) -> list[Source]:

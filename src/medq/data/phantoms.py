@@ -160,13 +160,14 @@ def paint_ellipsoids(shape: tuple[int, ...], shapes: list[tuple[np.ndarray, np.n
     return out
 
 
-def random_body_ct(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+def random_body_ct(rng: np.random.Generator, shape: tuple[int, ...], texture_hu: float = 15.0
+                   ) -> np.ndarray:
     """A random chest or abdomen CT phantom in HU, 2D `(y, x)` or 3D `(z, y, x)`.
 
     Body ellipse (fat rim −100 HU, soft tissue 30–60 HU), then either two lungs (−850 HU) with
     vessels or abdominal organs (40–70 HU) with bowel gas, a vertebra (cortex 900, marrow 250
-    HU) and small contrast-filled vessels, plus a smooth ±15 HU tissue texture. Every size,
-    position and value is drawn from `rng`, so geometry varies from call to call.
+    HU) and small contrast-filled vessels, plus a smooth tissue texture (`texture_hu` HU std).
+    Every size, position and value is drawn from `rng`, so geometry varies from call to call.
     """
     nd = len(shape)
     u = rng.uniform
@@ -200,5 +201,19 @@ def random_body_ct(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarr
               ell(spine_y - 0.2, 0, 0.05, 0.05, u(150, 300))]
     hu = paint_ellipsoids(tuple(shape), parts, -1000.0)
     texture = ndimage.gaussian_filter(rng.standard_normal(shape).astype(np.float32), 2.0)
-    texture *= 15.0 / max(float(texture.std()), 1e-6)
+    texture *= texture_hu / max(float(texture.std()), 1e-6)
     return np.where(hu > -950, hu + texture, hu).astype(np.float32)
+
+
+
+def pseudo_mr(image: MedImage, rng: np.random.Generator) -> MedImage:
+    """A CT image recast as an MR-like magnitude image with a random tissue contrast.
+
+    HU are mapped piecewise-linearly (air → 0; fat, water, soft tissue, bone to random
+    intensities in 0.1–1), then scaled to a random maximum: T1-, T2- or PD-like contrasts of
+    body anatomy. Only the intensities change; the MR engine degrades the result.
+    """
+    hu = np.array([-1000.0, -300.0, -100.0, 0.0, 60.0, 300.0, 2000.0])
+    values = np.r_[0.0, rng.uniform(0.02, 0.3), rng.uniform(0.1, 1.0, 5)]
+    array = np.interp(image.array, hu, values) * float(rng.uniform(100, 2000))
+    return image.evolve(array=array.astype(np.float32), modality="MR", physics={})

@@ -10,7 +10,8 @@ or volume region is seen by both training and testing:
   MNI152 head (as MR T1, head pseudo-CT and FDG-like PET, 2D slices and 3D slabs).
 - **train**: the rest of the MNI152 head (same three modalities, axial/coronal/sagittal),
   lateral skull radiographs, random chest/abdomen CT phantoms and their radiographs, the
-  left half of the retina photograph.
+  left half of the retina photograph, and MR-like slices of the body phantoms (random tissue
+  contrast, `phantoms.pseudo_mr`).
 
 The MNI-derived sources share one subject; their split is by z-zone (stated in the model card).
 """
@@ -180,6 +181,19 @@ def _body_ct(rng: np.random.Generator, dim: str) -> MedImage:
     return _with_window(img, rng)
 
 
+def _body_mr(rng: np.random.Generator, dim: str) -> MedImage:
+    """An MR-like slice (random tissue contrast) of a random chest/abdomen phantom; its tissue
+    texture is fainter than the CT phantom's, since the contrast map can steepen it."""
+    from medq.data.phantoms import pseudo_mr, random_body_ct
+
+    n, fov = 256, rng.uniform(300, 450)
+    hu = random_body_ct(rng, (n, n), texture_hu=float(rng.uniform(2.0, 8.0)))
+    ct = MedImage(hu, (fov / n, fov / n), "CT", "abdomen")
+    mr = pseudo_mr(ct, rng)
+    a, sp = augment_2d(mr.array, mr.spacing, rng, (64, 384))
+    return mr.evolve(array=a, spacing=sp)
+
+
 def _body_xr(rng: np.random.Generator, dim: str) -> MedImage:
     """A radiograph (DRR) of a random 3D chest/abdomen phantom."""
     from medq.data.phantoms import radiograph_from_volume, random_body_ct
@@ -221,6 +235,7 @@ def _from_loader(name: str, modality: str, split: str, loader: Callable[[], MedI
 SOURCES: tuple[Source, ...] = (
     *(_mni_source(m, s) for s in ("train", "test") for m in ("MR", "CT", "PT")),
     Source("body_ct", "CT", "train", ("2d",), _body_ct),
+    Source("body_mr", "MR", "train", ("2d",), _body_mr),
     Source("body_xr", "DX", "train", ("2d",), _body_xr),
     Source("skull_lateral_xr", "DX", "train", ("2d",), _skull_lateral),
     _from_loader("retina_left", "OP", "train", _retina_half("left"), (256, 512)),

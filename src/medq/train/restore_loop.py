@@ -223,7 +223,7 @@ def card_text(cfg: TrainConfig, record: dict[str, Any]) -> str:
     extra = "" if not more else (
         f"; and {more['per_task'] * len(more['tasks']) + more['clean']} more pairs of "
         f"{', '.join(more['tasks'])}" + (" on body CT phantoms recast as MR with random tissue "
-                                         "contrasts (`pairs.pseudo_mr`)" if more["pseudo_mr"]
+                                         "contrasts (`phantoms.pseudo_mr`)" if more["pseudo_mr"]
                                          else ""))
     rows = ["| task | n | input PSNR | restored PSNR | prior accuracy |", "|---|---|---|---|---|"]
     for task, m in record["metrics"].items():
