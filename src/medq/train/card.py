@@ -67,8 +67,9 @@ It is **not** radiologists' opinion. Fine-tune on your own expert scores with
 Benchmark plan {record.get('bench_key', '')}: {cfg.bench.train_2d} 2D + {cfg.bench.train_3d} 3D
 training items at {cfg.bench.size}² ({record['train_items']} items), each a clean base image with
 0–2 engine degradations at severities drawn uniformly from 0.2–3.2. Training images first get
-sub-threshold acquisition noise (part of the clean image: the score stays 5) and, for 30 % of
-grey 2D images, a zoomed field of view, because real scans are never noise-free.
+sub-threshold acquisition noise (for MR also a faint coil field; part of the clean image: the
+score stays 5) and, for 30 % of grey 2D images, a zoomed field of view, because real scans are
+never noise-free.
 - Training sources: {train}.
 - Held-out test sources (never trained on): {test}.
 - The MNI152-derived sources are one subject split by z-zone: {TEST_ZONE[0]:.0%}–{TEST_ZONE[1]:.0%}
