@@ -72,7 +72,7 @@ class WaDIQaM(IQAModel):
                        nn.MaxPool2d(2)]
             ch = width
         for layer in layers:  # He init: with PyTorch's default the ten plain ReLU convs shrink
-            if isinstance(layer, nn.Conv2d):  # activations ~20× and the score never moves
+            if isinstance(layer, nn.Conv2d):  # activations ~20× from first to last block
                 nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
                 nn.init.zeros_(layer.bias)
         self.backbone = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
