@@ -43,14 +43,14 @@ def _load(path: str) -> tuple[Any, dict[str, Any]]:
 
     from medq.assess.models import checkpoint_class
 
-    try:
+    try:  # read once: the file may hold several members
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        cls = checkpoint_class(ckpt["model"])
+        model = checkpoint_class(ckpt["model"]).from_dict(ckpt)
     except ModelError as e:
         raise ModelError(e.reason, path) from e
-    except (OSError, RuntimeError, KeyError, TypeError) as e:
+    except (OSError, RuntimeError, KeyError, TypeError, ValueError) as e:
         raise ModelError(f"not a medq quality checkpoint ({type(e).__name__}: {e})", path) from e
-    return cls.from_checkpoint(path), dict(ckpt.get("medq", {}))
+    return model, dict(ckpt.get("medq", {}))
 
 
 def load_weights(name_or_path: str | Path) -> tuple[Any, dict[str, Any]]:

@@ -20,7 +20,6 @@ import numpy as np
 import torch
 
 from medq.assess.models.ensemble import SeedEnsemble, member_from_dict
-from medq.io.atomic import atomic_path, atomic_write_text
 from medq.train.config import TrainConfig
 
 RECIPE_KEYS = ("model", "seed", "bench_key", "steps", "slice_steps", "use_prompts", "init")
@@ -82,9 +81,8 @@ def train_ensemble(cfg: TrainConfig, train_one: Any, data: dict[str, np.ndarray]
 def assemble(cfg: TrainConfig, folders: list[Path], records: list[dict[str, Any]],
              test: dict[str, np.ndarray], log: Any) -> dict[str, Any]:
     """Average the members' checkpoints, evaluate on `test`, write checkpoint, metrics, card."""
-    from medq.train.card import write_card
     from medq.train.evaluate import evaluate, predict
-    from medq.train.loop import _jsonable
+    from medq.train.loop import write_run
 
     members = [member_from_dict(torch.load(f / "model.pt", map_location="cpu",
                                            weights_only=True)) for f in folders]
@@ -97,11 +95,7 @@ def assemble(cfg: TrainConfig, folders: list[Path], records: list[dict[str, Any]
               "members": [{"seed": r["seed"], "output": str(f), "wall_time_s": r["wall_time_s"],
                            "metrics": r["metrics"]} for r, f in zip(records, folders, strict=True)],
               "metrics": metrics, "history": []}
-    out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out / "model.pt") as tmp:
-        model.save_checkpoint(tmp, medq=_jsonable(record))
-    atomic_write_text(out / "metrics.json", json.dumps(_jsonable(record), indent=2))
-    write_card(out, cfg, record)
+    write_run(out, model, cfg, record)
     log(f"{cfg.name}: ensemble of {len(members)} seeds, test SRCC "
         f"{metrics['overall']['srcc']:.3f} (members: "
         + ", ".join(f"{r['metrics']['overall']['srcc']:.3f}" for r in records) + f") → {out}")

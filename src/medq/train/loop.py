@@ -17,6 +17,7 @@ import math
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -203,7 +204,6 @@ def ensemble_size(cfg: TrainConfig) -> tuple[int, bool]:
 def train(cfg: TrainConfig, data: dict[str, np.ndarray] | None = None,
           test: dict[str, np.ndarray] | None = None, log: Any = None) -> dict[str, Any]:
     """Run every stage of `cfg`, fit slice weights, evaluate, write checkpoint + card."""
-    from medq.train.card import write_card
 
     log = log or (lambda msg: print(f"medq train: {msg}", file=sys.stderr, flush=True))
     if cfg.task == "prompts":
@@ -241,7 +241,6 @@ def train(cfg: TrainConfig, data: dict[str, np.ndarray] | None = None,
     wall = time.time() - started
     metrics = evaluate(predict(model, test, cfg.use_prompts), test)
     out = cfg.output_dir()
-    out.mkdir(parents=True, exist_ok=True)
     record = {"name": cfg.name, "model": cfg.model, "seed": cfg.seed, "threads": threads,
               "bench_key": cfg.bench.key(), "bench_plan": dataclasses.asdict(cfg.bench),
               "output": str(cfg.output_dir()),
@@ -251,13 +250,21 @@ def train(cfg: TrainConfig, data: dict[str, np.ndarray] | None = None,
               "use_prompts": cfg.use_prompts, "init": cfg.init,
               "physics_targets": list(bench.KINDS),
               "image_size": int(data["x"].shape[-1]), "metrics": metrics, "history": history}
+    write_run(out, model, cfg, record)
+    log(f"{cfg.name}: done in {wall:.0f} s; test SRCC {metrics['overall']['srcc']:.3f} "
+        f"→ {out}")
+    return record
+
+
+def write_run(out: Path, model: Any, cfg: TrainConfig, record: dict[str, Any]) -> None:
+    """Write a quality run's `model.pt` (with its record), `metrics.json` and `card.md`."""
+    from medq.train.card import write_card
+
+    out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / "model.pt") as tmp:
         model.save_checkpoint(tmp, medq=_jsonable(record))
     atomic_write_text(out / "metrics.json", json.dumps(_jsonable(record), indent=2))
     write_card(out, cfg, record)
-    log(f"{cfg.name}: done in {wall:.0f} s; test SRCC {metrics['overall']['srcc']:.3f} "
-        f"→ {out}")
-    return record
 
 
 def _jsonable(obj: Any) -> Any:

@@ -54,11 +54,6 @@ class SeedEnsemble(nn.Module):
         """Whether the members take classical measures (evidence rows) beside the pixels."""
         return bool(self.members[0].uses_measures)
 
-    @property
-    def config(self) -> Any:
-        """The first member's config (the recipe is shared)."""
-        return self.members[0].config
-
     def run(self, x: torch.Tensor, prompts: Any = None, measures: Any = None) -> ModelOutput:
         """Every member's `run`, averaged."""
         return average_outputs([m.run(x, prompts, measures) for m in self.members])
@@ -74,27 +69,15 @@ class SeedEnsemble(nn.Module):
 
     findings = staticmethod(IQAModel.findings)
 
-    def n_parameters(self) -> int:
-        """Number of trainable parameters over all members."""
-        return sum(m.n_parameters() for m in self.members)
-
     def save_checkpoint(self, path: str | Path, **extra: Any) -> None:
         """Write `{"model": "SeedEnsemble", "members": [...], **extra}` with torch.save."""
         members = [m.to_dict() for m in self.members]
         torch.save({"model": type(self).__name__, "members": members, **extra}, path)
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, map_location: str = "cpu") -> SeedEnsemble:
-        """Rebuild an ensemble written by `save_checkpoint`."""
-        try:
-            ckpt = torch.load(path, map_location=map_location, weights_only=True)
-            members = [member_from_dict(c) for c in ckpt["members"]]
-        except FileNotFoundError as e:
-            raise ModelError("checkpoint file not found", path) from e
-        except (KeyError, TypeError, RuntimeError, ValueError) as e:
-            raise ModelError(f"not a seed-ensemble checkpoint ({type(e).__name__}: {e})",
-                             path) from e
-        return cls(members).eval()
+    def from_dict(cls, ckpt: dict[str, Any]) -> SeedEnsemble:
+        """Rebuild an ensemble (eval mode) from what `save_checkpoint` wrote; raises KeyError/…"""
+        return cls([member_from_dict(c) for c in ckpt["members"]]).eval()
 
 
 def member_from_dict(ckpt: dict[str, Any]) -> IQAModel:
