@@ -55,8 +55,17 @@ def test_bench_restore_on_a_tiny_plan(restore_run: dict) -> None:
                             bm3d_items=1, tasks=("mr_noise",), clean=2, timing_size=96)
     row = payload["summary"]["tasks"]["mr_noise"]
     assert row["n"] == 3 and row["n_bm3d"] == 1
-    assert {"input", "nlm", "tv", "bm3d", "net", "net+truth"} <= set(row)
+    assert {"input", "nlm", "tv", "bm3d", "net", "net+truth", "net+described"} <= set(row)
     assert row["nlm"]["psnr"] > row["input"]["psnr"]  # a denoiser helps on Rician noise
+    # `+described` is `medq restore`: unchanged where medq describes nothing to repair
+    for item in payload["items"]:
+        m = item["metrics"]
+        if not item["described"]:
+            assert m["net+described"]["psnr"] == m["input"]["psnr"]
+        else:
+            assert set(item["described"]) <= {"noise", "blur", "low_resolution", "aliasing",
+                                              "motion", "streak"}
+    assert "described_minus_bm3d_db" in row
     assert payload["timing_s_per_slice"]["bm3d"] > 0
     assert payload["gate"]["clean_items"] == 2
     assert any("BM3D on 1" in n for n in payload["summary"]["notes"])

@@ -5,10 +5,13 @@ Items: per task, `per_level` pairs at each of three continuous severities (mild 
 plus clean test images for the quality gate. Rows: the degraded input, blind NLM, TV and BM3D
 (`classical`; BM3D on the first `bm3d_items` items of each task only, it is slow), the network
 without conditioning (ablation), the conditioned network run blind (no description: its own
-prior) and with the engine's true description (oracle). Fidelity in physical units against the
-clean image: PSNR/SSIM with the clean image's range, CT additionally in the [−160, 240] HU window
-(the headline CT number). Timing: seconds per 512² slice of each method. Gate: how often the
-network's prior flags a restorable problem on clean and on degraded images.
+prior), as `medq restore` runs it (`+described`: medq assesses and describes the degraded image;
+the image is returned unchanged when no restorable finding is described, else the network is
+conditioned on the description) and with the engine's true description (`+truth`, oracle).
+Fidelity in physical units against the clean image: PSNR/SSIM with the clean image's range, CT
+additionally in the [−160, 240] HU window (the headline CT number). Timing: seconds per 512²
+slice of each method. Gate: how often the network's prior flags a restorable problem on clean
+and on degraded images.
 """
 
 from __future__ import annotations
@@ -54,9 +57,13 @@ def fidelity(x: np.ndarray, ref: np.ndarray, is_ct: bool) -> dict[str, float]:
     return {"psnr": full["psnr_full"], "ssim": full["ssim_full"], **full}
 
 
-def _methods(nets: dict[str, Any], cond: np.ndarray, oracle: np.ndarray, with_bm3d: bool
-             ) -> dict[str, Any]:
-    """Method name → function of a normalised plane returning the restored plane."""
+def _methods(nets: dict[str, Any], cond: np.ndarray, oracle: np.ndarray, with_bm3d: bool,
+             described: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Method name → function of a normalised plane returning the restored plane.
+
+    `described` (`{"open": bool, "cond": vector}`) adds the conditioned network as `medq restore`
+    runs it: gated and conditioned on medq's own description of the degraded image.
+    """
     def net_fn(model: Any, c: np.ndarray | None) -> Any:
         return lambda p: network_planes(model, [p], c)[0][0]
 
@@ -69,6 +76,9 @@ def _methods(nets: dict[str, Any], cond: np.ndarray, oracle: np.ndarray, with_bm
         if model.conditioning:
             methods[label] = net_fn(model, cond)
             methods[f"{label}+truth"] = net_fn(model, oracle)
+            if described is not None:
+                methods[f"{label}+described"] = (net_fn(model, described["cond"])
+                                                 if described["open"] else lambda p: p)
         else:
             methods[label] = net_fn(model, None)
     return methods
@@ -89,6 +99,22 @@ def time_per_slice(fn: Any, repeats: int = 3, size: int = 512,
         fn(plane)
         times.append(time.perf_counter() - t)
     return float(np.median(times))
+
+
+def described_condition(assessor: Any, x: np.ndarray, scale: Scale, group: str,
+                         spacing: tuple[float, float]) -> dict[str, Any]:
+    """What `medq restore` feeds the network for a degraded plane: assess and describe it, open
+    the gate when a restorable finding is described, condition on the description."""
+    from medq.describe import report_from
+    from medq.image import MedImage
+    from medq.restore.condition import from_report
+    from medq.restore.pipeline import to_repair
+
+    modality = {"XR": "DX"}.get(group, group)
+    image = MedImage(scale.inverse(x), tuple(float(v) for v in spacing), modality)
+    report = report_from(assessor.assess(image), image)
+    return {"open": bool(to_repair(report)), "cond": from_report(report, modality),
+            "findings": to_repair(report)}
 
 
 def _gate(nets: dict[str, Any], data: dict[str, np.ndarray], threshold: float) -> dict[str, Any]:
@@ -129,6 +155,11 @@ def run_benchmark(models: list[str], per_level: int = 2, bm3d_items: int = 4,
              else f"net-{m}"): load_restorer(m)[0] for i, m in enumerate(models)}
     plan = test_plan(per_level, clean, tasks)
     data = build_pairs(plan, progress=console is not None)
+    assessor = None
+    if any(m.conditioning for m in nets.values()):
+        from medq.assess.predictor import Assessor
+
+        assessor = Assessor(measures=False)
     items: list[dict[str, Any]] = []
     seen: dict[str, int] = {}
     with Progress(console=console, transient=True, disable=console is None) as bar:
@@ -148,7 +179,14 @@ def run_benchmark(models: list[str], per_level: int = 2, bm3d_items: int = 4,
             ref = scale.inverse(y)
             row = {"task": task, "source": str(data["source"][i]), "level": float(data["level"][i]),
                    "shape": [int(s) for s in data["shape"][i]], "metrics": {}}
-            for name, fn in _methods(nets, blind, oracle, seen[task] <= bm3d_items).items():
+            described = None
+            if assessor is not None:
+                described = described_condition(
+                    assessor, x, scale, MODALITY_GROUPS[int(data["modality"][i])],
+                    tuple(data["spacing"][i]))
+                row["described"] = described["findings"]
+            for name, fn in _methods(nets, blind, oracle, seen[task] <= bm3d_items,
+                                     described).items():
                 with torch.no_grad():
                     restored = fn(x)
                 row["metrics"][name] = fidelity(scale.inverse(restored), ref, is_ct)
@@ -156,7 +194,7 @@ def run_benchmark(models: list[str], per_level: int = 2, bm3d_items: int = 4,
     timing = {name: round(time_per_slice(fn, repeats=1 if name == "bm3d" else 3,
                                          size=timing_size), 3)
               for name, fn in _methods(nets, blind, oracle, True).items()
-              if name != "input" and not name.endswith("+truth")}
+              if name != "input" and "+" not in name}
     gate = _gate(nets, data, PRIOR_THRESHOLD if threshold is None else threshold)
     summary = summarise(items, timing, gate, timing_size)
     return {"plan": plan.__dict__, "models": models, "threads": threads,
@@ -186,14 +224,18 @@ def summarise(items: list[dict[str, Any]], timing: dict[str, float], gate: dict[
                                                             "ssim_full")}
         both = [r for r in rows if "bm3d" in r["metrics"]]
         entry["n_bm3d"] = len(both)
-        entry["net_minus_bm3d_db"] = round(_mean(both, "net", "psnr") - _mean(both, "bm3d", "psnr"),
-                                           3) if both else None
+        for label, method in (("net", "net"), ("described", "net+described")):
+            entry[f"{label}_minus_bm3d_db"] = round(
+                _mean(both, method, "psnr") - _mean(both, "bm3d", "psnr"), 3) \
+                if both and method in methods else None
         entry["net_minus_nocond_db"] = round(_mean(rows, "net", "psnr")
                                              - _mean(rows, "net-nocond", "psnr"), 3) \
             if "net-nocond" in methods else None
         tasks[task] = entry
     margins = {k: t["net_minus_bm3d_db"] for k, t in tasks.items()
                if t["net_minus_bm3d_db"] is not None}
+    described = {k: t["described_minus_bm3d_db"] for k, t in tasks.items()
+                 if t.get("described_minus_bm3d_db") is not None}
     cond_gain = [t["net_minus_nocond_db"] for t in tasks.values()
                  if t.get("net_minus_nocond_db") is not None]
     counts = ", ".join(f"{k}: {t['n']}" for k, t in tasks.items())
@@ -203,6 +245,11 @@ def summarise(items: list[dict[str, Any]], timing: dict[str, float], gate: dict[
         worst = min(margins, key=margins.get)
         notes.append(f"net − BM3D: mean {np.mean(list(margins.values())):+.2f} dB over tasks, "
                      f"worst {margins[worst]:+.2f} dB ({worst}).")
+    if described:
+        worst = min(described, key=described.get)
+        notes.append(f"described (gated, conditioned on medq's description, as `medq restore`) − "
+                     f"BM3D: mean {np.mean(list(described.values())):+.2f} dB over tasks, worst "
+                     f"{described[worst]:+.2f} dB ({worst}).")
     if cond_gain:
         notes.append(f"conditioning (net − net-nocond): mean {np.mean(cond_gain):+.2f} dB over "
                      f"tasks, from {min(cond_gain):+.2f} to {max(cond_gain):+.2f} dB.")
@@ -214,4 +261,6 @@ def summarise(items: list[dict[str, Any]], timing: dict[str, float], gate: dict[
                      f"clean images {gate['false_alarm_rate']}, misses on degraded "
                      f"{gate['miss_rate']}.")
     mean = round(float(np.mean(list(margins.values()))), 3) if margins else None
-    return {"tasks": tasks, "mean_net_minus_bm3d_db": mean, "notes": notes}
+    mean_described = round(float(np.mean(list(described.values()))), 3) if described else None
+    return {"tasks": tasks, "mean_net_minus_bm3d_db": mean,
+            "mean_described_minus_bm3d_db": mean_described, "notes": notes}

@@ -39,12 +39,13 @@ def modality_group(modality: str) -> int:
 
 
 def truth(records: Iterable[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
-    """(presence, severity 0–1) per finding type from engine degradation records."""
+    """(presence, severity 0–1) per finding type from engine degradation records; baseline
+    records (acquisition realism, part of the clean image) do not count."""
     from medq.degrade import get_spec
 
     presence = np.zeros(N_FINDINGS, np.float32)
     severity = np.zeros(N_FINDINGS, np.float32)
-    for rec in records:
+    for rec in (r for r in records if not r.get("baseline")):
         spec = get_spec(rec["name"])
         i = FINDING_TYPES.index(spec.finding)
         value = min(spec.severity_value(rec["level"]), 3.0) / 3.0
@@ -69,6 +70,13 @@ def from_findings(findings: Iterable[Any]) -> tuple[np.ndarray, np.ndarray]:
         presence[i] = max(presence[i], float(get("confidence", 1.0) or 0.0))
         severity[i] = max(severity[i], float(np.clip(expected, 0.0, 3.0)) / 3.0)
     return presence, severity
+
+
+def from_report(report: Any, modality: str) -> np.ndarray:
+    """The conditioning vector of a description (`QualityReport`): its findings, or "no
+    description" when it has none (the network then relies on its own prior)."""
+    presence, severity = from_findings(report.findings)
+    return vector(presence if report.findings else None, severity, modality)
 
 
 def vector(presence: np.ndarray | None, severity: np.ndarray | None, modality: str

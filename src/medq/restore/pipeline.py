@@ -66,6 +66,11 @@ def _prior_findings(prior: dict[str, np.ndarray], threshold: float) -> dict[str,
             if t in condition.RESTORABLE and prior["presence"][i] >= threshold}
 
 
+def to_repair(report: Any) -> list[str]:
+    """The restorable finding types of a description: what opens the quality gate."""
+    return [f.type for f in report.findings if f.type in condition.RESTORABLE]
+
+
 def _score(assessment: Any) -> float | None:
     return None if assessment is None else float(assessment.score)
 
@@ -111,8 +116,7 @@ def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
     net, _ = load_restorer(model or DEFAULT_RESTORER)
     planes = normalised_planes(image)
     detected = _prior_findings(prior_of(net, planes), threshold)
-    described = [f.type for f in report.findings if f.type in condition.RESTORABLE]
-    found = set(described) | (set(detected) if gate_on_prior else set())
+    found = set(to_repair(report)) | (set(detected) if gate_on_prior else set())
     addressed = sorted(found, key=FINDING_TYPES.index)
     before = _score(assessment)
     common = {"method": method, "before": before, "detected": detected,
@@ -127,8 +131,7 @@ def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
 
         array = apply_planes(image, lambda ps: [classical_plane(method, p) for p in ps])
     else:
-        presence, severity = condition.from_findings(report.findings)
-        cond = condition.vector(presence if report.findings else None, severity, image.modality)
+        cond = condition.from_report(report, image.modality)
         array = apply_planes(image, lambda ps: network_planes(net, ps, cond)[0])
     step = {"step": "restore", "method": method, "findings": addressed,
             "model": str(model or DEFAULT_RESTORER) if method in ("auto", "net") else None}
