@@ -72,15 +72,6 @@ def _mark_baseline(image: MedImage) -> MedImage:
     return image.evolve(meta=dict(image.meta, degradations=records))
 
 
-def add_baseline(image: MedImage, rng: np.random.Generator, skip: Any = ()) -> MedImage:
-    """The modality's acquisition effects (`BASELINE`, except kinds in `skip`) at sub-threshold
-    severities, each record flagged as baseline: a clean image made to look acquired."""
-    for kind in BASELINE.get(image.modality, ()):
-        if kind not in skip:
-            image = _mark_baseline(_apply(image, kind, float(rng.uniform(*BASELINE_RANGE)), rng))
-    return image
-
-
 def degraded_item(source: Source, dim: str, seed: int, clean_fraction: float = 0.12,
                   pair_fraction: float = 0.25, realism: bool = False
                   ) -> tuple[MedImage, list[dict[str, Any]]]:
@@ -95,8 +86,9 @@ def degraded_item(source: Source, dim: str, seed: int, clean_fraction: float = 0
     n = 0 if u < clean_fraction else (2 if u < clean_fraction + pair_fraction else 1)
     chosen = [str(k) for k in rng.choice(kinds, size=min(n, len(kinds)), replace=False)] \
         if n else []
-    if realism:
-        image = add_baseline(image, rng, skip=chosen)
+    for kind in BASELINE.get(image.modality, ()) if realism else ():
+        if kind not in chosen:
+            image = _mark_baseline(_apply(image, kind, float(rng.uniform(*BASELINE_RANGE)), rng))
     for kind in chosen:
         image = _apply(image, kind, float(rng.uniform(*SEVERITY_RANGE)), rng)
     return image, list(image.meta.get("degradations", []))

@@ -21,9 +21,8 @@ from typing import Any
 import numpy as np
 
 from medq.data.cache import cache_dir, map_jobs, read_npz, write_npz
-from medq.data.items import ZOOM, add_baseline, zoomed
-from medq.data.phantoms import power_law_texture, pseudo_mr
-from medq.data.sources import Source, resize_longest, sources
+from medq.data.phantoms import pseudo_mr
+from medq.data.sources import Source, sources
 from medq.degrade import get_spec, simulate
 from medq.errors import InvalidParameter
 from medq.io.atomic import atomic_write_text
@@ -77,18 +76,11 @@ class PairPlan:
     """Draw CT sources and recast them as MR (`pseudo_mr`) for every pair: body anatomy that
     fills the field of view, unlike the brain template, for MR tasks that generalise."""
 
-    realism: bool = False
-    """Make each clean image look acquired before it is degraded (`_realistic`): sometimes a
-    small matrix or a zoomed field of view, and the modality's sub-threshold acquisition noise
-    (MR: and coil field), which the target keeps: a network must repair the degradation, not
-    strip a real scan's own noise and texture."""
-
     def key(self) -> str:
-        """Cache key of this plan (and the generator version); later fields count when set."""
+        """Cache key of this plan (and the generator version); `pseudo_mr` counts when set."""
         fields = asdict(self)
-        for later in ("pseudo_mr", "realism"):
-            if not fields[later]:
-                del fields[later]  # plans without them keep their caches
+        if not fields["pseudo_mr"]:
+            del fields["pseudo_mr"]  # a later field: plans without it keep their caches
         text = json.dumps({**fields, "version": PAIRS_VERSION}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -118,45 +110,6 @@ def _apply(image: Any, kind: str, rng: np.random.Generator, plan: PairPlan,
     return image
 
 
-SMALL = (0.2, (64, 160))
-"""Share of realistic clean images shrunk to a small matrix, and its longest-side range (real
-scans come as small as 64², e.g. fast MR localisers)."""
-
-TEXTURE = (0.7, (1.5, 3.0), {"CT": 0.02}, 0.06)
-"""Share of realistic clean images given fine anatomical detail, the range of its spectral
-exponent beta, and its largest relative amplitude per modality (default the last value): the
-signal above the modality's zero is modulated by (1 + a·T), T a `power_law_texture`."""
-
-
-def _textured(image: Any, rng: np.random.Generator) -> Any:
-    """The image with multiplicative power-law detail inside the body (`TEXTURE`)."""
-    from medq.assess.evidence import ZERO_LEVEL
-    from medq.assess.masks import foreground_mask
-
-    zero = ZERO_LEVEL.get(image.modality, 0.0)
-    amplitude = rng.uniform(0.0, TEXTURE[2].get(image.modality, TEXTURE[3]))
-    field = power_law_texture(image.shape, float(rng.uniform(*TEXTURE[1])), rng)
-    body = foreground_mask(image.array, image.modality)
-    a = image.array.astype(np.float32)
-    a = np.where(body, zero + (a - zero) * (1.0 + amplitude * field), a)
-    return image.evolve(array=a.astype(np.float32))
-
-
-def _realistic(image: Any, rng: np.random.Generator, task: str) -> Any:
-    """A clean image made to look acquired: a small matrix (`SMALL`) or a zoomed field of view
-    (`items.ZOOM`) sometimes, fine anatomical detail (`TEXTURE`) often, then
-    `items.add_baseline` (all but the task's own kind)."""
-    u = rng.random()
-    if u < SMALL[0] and max(image.shape) > SMALL[1][1]:
-        a, spacing = resize_longest(image.array, image.spacing, int(rng.integers(*SMALL[1])))
-        image = image.evolve(array=a, spacing=spacing)
-    elif u < SMALL[0] + ZOOM[0] and min(image.shape) >= 96:
-        image = zoomed(image, rng)
-    if rng.random() < TEXTURE[0] and not image.is_rgb:
-        image = _textured(image, rng)
-    return add_baseline(image, rng, skip=(task,))
-
-
 def _fit(image: Any, max_side: int) -> Any:
     """Centre-crop an image so no side exceeds `max_side` and both are multiples of 8."""
     h, w = image.shape[:2]
@@ -175,8 +128,6 @@ def make_pair(task: str, seed: int, plan: PairPlan, severity: float | None = Non
     clean = _fit(source.draw(rng, "2d"), plan.max_side)
     if plan.pseudo_mr:
         clean = pseudo_mr(clean, rng)
-    if plan.realism:
-        clean = _fit(_realistic(clean, rng, task), plan.max_side)
     image = clean
     if task != "clean":
         kinds = [task]

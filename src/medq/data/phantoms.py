@@ -205,21 +205,6 @@ def random_body_ct(rng: np.random.Generator, shape: tuple[int, ...], texture_hu:
     return np.where(hu > -950, hu + texture, hu).astype(np.float32)
 
 
-def power_law_texture(shape: tuple[int, int], beta: float, rng: np.random.Generator
-                      ) -> np.ndarray:
-    """A zero-mean, unit-std Gaussian random field with power spectrum ∝ 1/|f|^beta (2D).
-
-    Anatomy has detail at every scale down to the pixel (beta ≈ 2–3 for tissue); a smooth
-    template or phantom does not, so this field, laid over a clean image, gives it some.
-    """
-    fy = np.fft.fftfreq(shape[0])[:, None]
-    fx = np.fft.rfftfreq(shape[1])[None, :]
-    f = np.hypot(fy, fx)
-    f[0, 0] = np.inf  # no DC
-    spectrum = np.fft.rfft2(rng.standard_normal(shape)) * f ** (-beta / 2.0)
-    field = np.fft.irfft2(spectrum, s=shape)
-    return (field / max(float(field.std()), 1e-12)).astype(np.float32)
-
 
 def pseudo_mr(image: MedImage, rng: np.random.Generator) -> MedImage:
     """A CT image recast as an MR-like magnitude image with a random tissue contrast.

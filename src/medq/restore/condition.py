@@ -39,13 +39,12 @@ def modality_group(modality: str) -> int:
 
 
 def truth(records: Iterable[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
-    """(presence, severity 0–1) per finding type from engine degradation records; baseline
-    records (acquisition realism, part of the clean image) do not count."""
+    """(presence, severity 0–1) per finding type from engine degradation records."""
     from medq.degrade import get_spec
 
     presence = np.zeros(N_FINDINGS, np.float32)
     severity = np.zeros(N_FINDINGS, np.float32)
-    for rec in (r for r in records if not r.get("baseline")):
+    for rec in records:
         spec = get_spec(rec["name"])
         i = FINDING_TYPES.index(spec.finding)
         value = min(spec.severity_value(rec["level"]), 3.0) / 3.0
