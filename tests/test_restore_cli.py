@@ -66,6 +66,11 @@ def test_bench_restore_on_a_tiny_plan(restore_run: dict) -> None:
             assert set(item["described"]) <= {"noise", "blur", "low_resolution", "aliasing",
                                               "motion", "streak"}
     assert "described_minus_bm3d_db" in row
+    clean = payload["clean_check"]
+    assert len(clean["items"]) == 2 and 0 <= clean["opened"] <= 2
+    for item in clean["items"]:  # a closed gate leaves the clean image exactly as it was
+        assert item["nrmse"] >= 0 and (item["described"] or item["nrmse"] == 0.0)
+    assert any("clean test images" in n for n in payload["summary"]["notes"])
     assert payload["timing_s_per_slice"]["bm3d"] > 0
     assert payload["gate"]["clean_items"] == 2
     assert any("BM3D on 1" in n for n in payload["summary"]["notes"])
