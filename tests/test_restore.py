@@ -176,3 +176,27 @@ def test_pseudo_mr_pairs_and_joined_pair_sets() -> None:
     for k, (src, i) in enumerate([(a, 0), (b, 0), (b, 1)]):
         for got, want in zip(pair_arrays(joined, k), pair_arrays(src, i), strict=True):
             assert np.array_equal(got, want)
+
+
+def test_ct_padding_is_shown_as_air_and_returned_unchanged() -> None:
+    from medq.restore.apply import apply_planes
+
+    image = load_sample("ct_small")
+    a = image.array.astype(np.float32).copy()
+    yy, xx = np.mgrid[:a.shape[0], :a.shape[1]]
+    outside = (yy - a.shape[0] / 2) ** 2 + (xx - a.shape[1] / 2) ** 2 > (0.48 * a.shape[0]) ** 2
+    a[outside] = -2000.0  # a scanner's fill outside the reconstruction circle
+    padded = image.evolve(array=a)
+    seen = []
+
+    def shift(planes: list[np.ndarray]) -> list[np.ndarray]:
+        seen.extend(planes)
+        return [p + 0.1 for p in planes]  # +100 HU everywhere it is applied
+
+    out = apply_planes(padded, shift)
+    assert np.array_equal(out[outside], a[outside])  # padding kept exactly
+    assert np.allclose(out[~outside], a[~outside] + 100.0, atol=1e-2)
+    assert seen[0][outside].min() == pytest.approx(0.0)  # the method saw air (−1000 HU) there
+    mr = load_sample("mr_small")  # no padding convention outside CT: every pixel is restored
+    step = 0.1 * scale_for(mr.array, mr.modality).scale
+    assert np.allclose(apply_planes(mr, shift), mr.array + step, rtol=1e-5, atol=1e-2)

@@ -3,7 +3,8 @@
 Every method is 2D: a volume is restored slice by slice (axial planes `array[z]`), a colour
 photograph channel by channel. The image (each channel of a photograph) is normalised once
 (`medq.restore.normalise.scale_for`), each plane restored, and the result mapped back exactly to
-physical units, so the caller gets an array of the input's shape and units.
+physical units, so the caller gets an array of the input's shape and units. CT padding outside
+the reconstruction circle is shown to the method as air and returned unchanged (`keep_padding`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,35 @@ from medq.image import MedImage
 from medq.restore.normalise import Scale, network_input, scale_for
 
 PlaneFn = Callable[[list[np.ndarray]], list[np.ndarray]]
+
+AIR_HU = -1000.0
+"""What a restoration method sees where a CT image holds padding."""
+
+
+def keep_padding(fn: PlaneFn, level: float, air: float) -> PlaneFn:
+    """`fn` with padding (values below `level`) shown to it as `air` and returned unchanged.
+
+    CT scanners fill the corners outside the reconstruction circle with −2000, −3024 HU or so
+    (sometimes not even constant, after lossy compression); a method that saw that cliff would
+    "repair" it and bleed the repair into the body. Levels are in the planes' units.
+    """
+    def wrapped(planes: list[np.ndarray]) -> list[np.ndarray]:
+        masks = [p < level for p in planes]
+        outs = fn([np.where(m, np.float32(air), p) for p, m in zip(planes, masks, strict=True)])
+        return [np.where(m, p, o) for p, m, o in zip(planes, masks, outs, strict=True)]
+
+    return wrapped
+
+
+def padding_guard(fn: PlaneFn, modality: str, scale: Scale) -> PlaneFn:
+    """`keep_padding` for CT (below `CT_PADDING_HU`, in the planes' normalised units); `fn`
+    itself for other modalities, whose values have no padding convention."""
+    from medq.assess.evidence import CT_PADDING_HU
+
+    if modality != "CT":
+        return fn
+    level, air = scale.forward(np.array([CT_PADDING_HU, AIR_HU]))
+    return keep_padding(fn, float(level), float(air))
 
 
 def _groups(image: MedImage) -> list[tuple[np.ndarray, Scale]]:
@@ -37,7 +67,7 @@ def apply_planes(image: MedImage, fn: PlaneFn) -> np.ndarray:
     """Restore every plane with `fn` (normalised planes in, restored planes out) → array."""
     outs = []
     for stack, scale in _groups(image):
-        restored = fn(list(scale.forward(stack)))
+        restored = padding_guard(fn, image.modality, scale)(list(scale.forward(stack)))
         outs.append(scale.inverse(np.stack(restored)))
     if image.is_rgb:
         return np.stack([o[0] for o in outs], axis=-1).astype(np.float32)

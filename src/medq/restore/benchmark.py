@@ -24,7 +24,7 @@ import torch
 
 from medq.data.pairs import PairPlan, build_pairs, pair_arrays
 from medq.metrics.fidelity import psnr, ssim
-from medq.restore.apply import network_planes, prior_of
+from medq.restore.apply import network_planes, padding_guard, prior_of
 from medq.restore.classical import classical_plane
 from medq.restore.condition import MODALITY_GROUPS, N_FINDINGS, RESTORABLE
 from medq.restore.models import load_restorer
@@ -131,7 +131,10 @@ def clean_check(assessor: Any, model: Any, data: dict[str, np.ndarray]) -> dict[
                                         tuple(data["spacing"][i]))
         change = 0.0
         if described["open"]:
-            restored = network_planes(model, [x], described["cond"])[0][0]
+            cond = described["cond"]
+            net = padding_guard(lambda ps, c=cond: network_planes(model, ps, c)[0],
+                                MODALITY_GROUPS[int(data["modality"][i])], scale)
+            restored = net([x])[0]
             change = nrmse(scale.inverse(restored), scale.inverse(x))
         rows.append({"source": str(data["source"][i]), "described": described["findings"],
                      "nrmse": round(float(change), 5)})
@@ -205,14 +208,16 @@ def run_benchmark(models: list[str], per_level: int = 2, bm3d_items: int = 4,
                    "shape": [int(s) for s in data["shape"][i]], "metrics": {}}
             described = None
             if assessor is not None:
-                described = described_condition(
-                    assessor, x, scale, MODALITY_GROUPS[int(data["modality"][i])],
-                    tuple(data["spacing"][i]))
+                described = described_condition(assessor, x, scale,
+                                                MODALITY_GROUPS[int(data["modality"][i])],
+                                                tuple(data["spacing"][i]))
                 row["described"] = described["findings"]
+            group = MODALITY_GROUPS[int(data["modality"][i])]
             for name, fn in _methods(nets, blind, oracle, seen[task] <= bm3d_items,
                                      described).items():
+                guarded = padding_guard(lambda ps, fn=fn: [fn(p) for p in ps], group, scale)
                 with torch.no_grad():
-                    restored = fn(x)
+                    restored = guarded([x])[0]
                 row["metrics"][name] = fidelity(scale.inverse(restored), ref, is_ct)
             items.append(row)
     timing = {name: round(time_per_slice(fn, repeats=1 if name == "bm3d" else 3,
