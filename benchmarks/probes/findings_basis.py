@@ -1,0 +1,99 @@
+"""Probe: which basis gives better descriptions, the calibrated detector or the finding heads?
+
+On the cached description-benchmark items (test sources only, as `medq bench describe`), the
+description metrics (/8) and the finding-type accuracy (moderate or worse) of findings taken from
+(a) the calibrated detector on the evidence features (what `medq describe` ships), (b) the quality
+model's finding heads alone (presence ≥ 0.5 and expected severity ≥ 0.5, as
+`medq.assess.assessment.findings_from`) and (c) a blend of the two, and the largest head output
+per finding type (are the heads trained at all?). Usage:
+    python benchmarks/probes/findings_basis.py [--model mediqa-s]
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import numpy as np
+
+
+def collect(model: str) -> list[dict[str, Any]]:
+    """Per item: modality, records, detector probabilities/severities/thresholds, head outputs."""
+    from medq.assess.models.blocks import FINDING_TYPES
+    from medq.assess.predictor import Assessor
+    from medq.describe.bench import DescribePlan, build_items, load_item
+    from medq.describe.detector import load_detector
+    from medq.describe.findings import detector_inputs
+
+    assessor = Assessor(model, batch_size=16, measures=False)
+    detector = load_detector()
+    rows = []
+    for path in build_items(DescribePlan(), progress=False):
+        image, header = load_item(path)
+        a = assessor.assess(image)
+        prob, sev = detector.predict(detector_inputs(a, image, detector)[0])
+        rows.append({"modality": image.modality, "dim": header["dim"],
+                     "records": header["meta"].get("degradations", []),
+                     "prob": prob[0], "sev": sev[0],
+                     "thr": np.array([detector.threshold(t, image.modality)
+                                      for t in FINDING_TYPES]),
+                     "hp": np.array([a.finding_scores[t]["presence"] for t in FINDING_TYPES]),
+                     "he": np.array([a.finding_scores[t]["expected_severity"]
+                                     for t in FINDING_TYPES])})
+    return rows
+
+
+def evaluate(rows: list[dict[str, Any]], presence: Any, severity: Any) -> str:
+    """Description metrics when a type is found where `presence(row, j)` ≥ 1 (normal < 0.5)."""
+    from medq.assess.assessment import finding_types_for
+    from medq.assess.models.blocks import FINDING_TYPES
+    from medq.describe.bench import summary
+    from medq.describe.metrics import score_description
+    from medq.describe.schema import Finding, score_for, severity_for, verdict_for
+
+    scored = []
+    for r in rows:
+        found: dict[str, float] = {}
+        normal = []
+        for kind in finding_types_for(r["modality"]):
+            j = FINDING_TYPES.index(kind)
+            p = presence(r, j)
+            if p >= 1.0:
+                found[kind] = max(float(severity(r, j)), 0.5)
+            elif p < 0.5:
+                normal.append(kind)
+        findings = [Finding(k, severity_for(v), 1.0, severity_value=v) for k, v in found.items()]
+        verdict = verdict_for(score_for(list(found.values())))
+        row = score_description(findings, normal, verdict, r["records"])
+        row.update(group="XR" if r["modality"] in ("CR", "DX") else r["modality"], dim=r["dim"])
+        scored.append(row)
+    overall = summary(scored)["overall"]
+    return (f"{overall['total']:.2f}/8, type accuracy {overall['type_accuracy']:.3f} "
+            f"(completeness {overall['completeness']:.2f}, preciseness "
+            f"{overall['preciseness']:.2f}, accuracy {overall['accuracy']:.2f})")
+
+
+def main() -> None:
+    """Print the metrics of each basis and the heads' largest outputs."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", default="mediqa-s")
+    args = parser.parse_args()
+    from medq.assess.models.blocks import FINDING_TYPES
+
+    rows = collect(args.model)
+    print(f"{len(rows)} items")
+    print("detector:", evaluate(rows, lambda r, j: r["prob"][j] / r["thr"][j],
+                                lambda r, j: r["sev"][j]))
+    print("heads:   ", evaluate(rows, lambda r, j: 2 * r["hp"][j] * (r["he"][j] >= 0.5),
+                                lambda r, j: r["he"][j]))
+    for w in (0.25, 0.5):
+        print(f"blend {w}: ", evaluate(
+            rows, lambda r, j, w=w: (1 - w) * r["prob"][j] / r["thr"][j] + w * 2 * r["hp"][j],
+            lambda r, j, w=w: (1 - w) * r["sev"][j] + w * r["he"][j]))
+    top = np.max([r["hp"] for r in rows], axis=0)
+    print("largest head presence per type:",
+          ", ".join(f"{t} {v:.2f}" for t, v in zip(FINDING_TYPES, top, strict=True)))
+
+
+if __name__ == "__main__":
+    main()
