@@ -113,8 +113,8 @@ def described_condition(assessor: Any, x: np.ndarray, scale: Scale, group: str,
     modality = {"XR": "DX"}.get(group, group)
     image = MedImage(scale.inverse(x), tuple(float(v) for v in spacing), modality)
     report = report_from(assessor.assess(image), image)
-    return {"open": bool(to_repair(report)), "cond": from_report(report, modality),
-            "findings": to_repair(report)}
+    findings = to_repair(report)
+    return {"open": bool(findings), "cond": from_report(report, modality), "findings": findings}
 
 
 def clean_check(assessor: Any, model: Any, data: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -126,14 +126,12 @@ def clean_check(assessor: Any, model: Any, data: dict[str, np.ndarray]) -> dict[
     for i in np.flatnonzero(data["task"] == "clean"):
         x, _ = pair_arrays(data, int(i))
         scale = Scale(*data["scale"][i])
-        described = described_condition(assessor, x, scale,
-                                        MODALITY_GROUPS[int(data["modality"][i])],
-                                        tuple(data["spacing"][i]))
+        group = MODALITY_GROUPS[int(data["modality"][i])]
+        described = described_condition(assessor, x, scale, group, tuple(data["spacing"][i]))
         change = 0.0
         if described["open"]:
             cond = described["cond"]
-            net = padding_guard(lambda ps, c=cond: network_planes(model, ps, c)[0],
-                                MODALITY_GROUPS[int(data["modality"][i])], scale)
+            net = padding_guard(lambda ps, c=cond: network_planes(model, ps, c)[0], group, scale)
             restored = net([x])[0]
             change = nrmse(scale.inverse(restored), scale.inverse(x))
         rows.append({"source": str(data["source"][i]), "described": described["findings"],
@@ -199,7 +197,8 @@ def run_benchmark(models: list[str], per_level: int = 2, bm3d_items: int = 4,
             seen[task] = seen.get(task, 0) + 1
             x, y = pair_arrays(data, i)
             scale = Scale(*data["scale"][i])
-            is_ct = MODALITY_GROUPS[int(data["modality"][i])] == "CT"
+            group = MODALITY_GROUPS[int(data["modality"][i])]
+            is_ct = group == "CT"
             oracle = data["cond"][i]
             blind = oracle.copy()
             blind[:2 * N_FINDINGS + 1] = 0.0
@@ -208,11 +207,9 @@ def run_benchmark(models: list[str], per_level: int = 2, bm3d_items: int = 4,
                    "shape": [int(s) for s in data["shape"][i]], "metrics": {}}
             described = None
             if assessor is not None:
-                described = described_condition(assessor, x, scale,
-                                                MODALITY_GROUPS[int(data["modality"][i])],
+                described = described_condition(assessor, x, scale, group,
                                                 tuple(data["spacing"][i]))
                 row["described"] = described["findings"]
-            group = MODALITY_GROUPS[int(data["modality"][i])]
             for name, fn in _methods(nets, blind, oracle, seen[task] <= bm3d_items,
                                      described).items():
                 guarded = padding_guard(lambda ps, fn=fn: [fn(p) for p in ps], group, scale)
