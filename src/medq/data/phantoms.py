@@ -205,7 +205,6 @@ def random_body_ct(rng: np.random.Generator, shape: tuple[int, ...], texture_hu:
     return np.where(hu > -950, hu + texture, hu).astype(np.float32)
 
 
-
 def pseudo_mr(image: MedImage, rng: np.random.Generator) -> MedImage:
     """A CT image recast as an MR-like magnitude image with a random tissue contrast.
 

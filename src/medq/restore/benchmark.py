@@ -57,6 +57,11 @@ def fidelity(x: np.ndarray, ref: np.ndarray, is_ct: bool) -> dict[str, float]:
     return {"psnr": full["psnr_full"], "ssim": full["ssim_full"], **full}
 
 
+def _net_fn(model: Any, cond: np.ndarray | None) -> Any:
+    """A network as a function of one normalised plane, with a fixed conditioning vector."""
+    return lambda p: network_planes(model, [p], cond)[0][0]
+
+
 def _methods(nets: dict[str, Any], cond: np.ndarray, oracle: np.ndarray, with_bm3d: bool,
              described: dict[str, Any] | None = None) -> dict[str, Any]:
     """Method name → function of a normalised plane returning the restored plane.
@@ -64,9 +69,6 @@ def _methods(nets: dict[str, Any], cond: np.ndarray, oracle: np.ndarray, with_bm
     `described` (`{"open": bool, "cond": vector}`) adds the conditioned network as `medq restore`
     runs it: gated and conditioned on medq's own description of the degraded image.
     """
-    def net_fn(model: Any, c: np.ndarray | None) -> Any:
-        return lambda p: network_planes(model, [p], c)[0][0]
-
     methods: dict[str, Any] = {"input": lambda p: p,
                                "nlm": lambda p: classical_plane("nlm", p),
                                "tv": lambda p: classical_plane("tv", p)}
@@ -74,13 +76,13 @@ def _methods(nets: dict[str, Any], cond: np.ndarray, oracle: np.ndarray, with_bm
         methods["bm3d"] = lambda p: classical_plane("bm3d", p)
     for label, model in nets.items():
         if model.conditioning:
-            methods[label] = net_fn(model, cond)
-            methods[f"{label}+truth"] = net_fn(model, oracle)
+            methods[label] = _net_fn(model, cond)
+            methods[f"{label}+truth"] = _net_fn(model, oracle)
             if described is not None:
-                methods[f"{label}+described"] = (net_fn(model, described["cond"])
+                methods[f"{label}+described"] = (_net_fn(model, described["cond"])
                                                  if described["open"] else lambda p: p)
         else:
-            methods[label] = net_fn(model, None)
+            methods[label] = _net_fn(model, None)
     return methods
 
 
@@ -117,6 +119,13 @@ def described_condition(assessor: Any, x: np.ndarray, scale: Scale, group: str,
     return {"open": bool(findings), "cond": from_report(report, modality), "findings": findings}
 
 
+def restore_plane(fn: Any, x: np.ndarray, group: str, scale: Scale) -> np.ndarray:
+    """One normalised plane restored by `fn` (plane → plane), CT padding kept (`padding_guard`),
+    as `medq restore` applies every method."""
+    with torch.no_grad():
+        return padding_guard(lambda ps: [fn(p) for p in ps], group, scale)([x])[0]
+
+
 def clean_check(assessor: Any, model: Any, data: dict[str, np.ndarray]) -> dict[str, Any]:
     """`medq restore` on the clean test images: how often the gate opens, and the change (NRMSE,
     physical units) it makes to each (the acceptance asks < 0.5 %)."""
@@ -130,9 +139,8 @@ def clean_check(assessor: Any, model: Any, data: dict[str, np.ndarray]) -> dict[
         described = described_condition(assessor, x, scale, group, tuple(data["spacing"][i]))
         change = 0.0
         if described["open"]:
-            cond = described["cond"]
-            net = padding_guard(lambda ps, c=cond: network_planes(model, ps, c)[0], group, scale)
-            restored = net([x])[0]
+            net = _net_fn(model, described["cond"])
+            restored = restore_plane(net, x, group, scale)
             change = nrmse(scale.inverse(restored), scale.inverse(x))
         rows.append({"source": str(data["source"][i]), "described": described["findings"],
                      "nrmse": round(float(change), 5)})
@@ -142,11 +150,9 @@ def clean_check(assessor: Any, model: Any, data: dict[str, np.ndarray]) -> dict[
             "within_0.5_percent": sum(c < 0.005 for c in changes)}
 
 
-def _gate(nets: dict[str, Any], data: dict[str, np.ndarray], threshold: float) -> dict[str, Any]:
-    """Prior detection rates: false alarms on clean items, misses on degraded ones, per task."""
-    model = next((m for m in nets.values() if m.conditioning), None)
-    if model is None:
-        return {}
+def _gate(model: Any, data: dict[str, np.ndarray], threshold: float) -> dict[str, Any]:
+    """Prior detection rates of a conditioned network: false alarms on clean items, misses on
+    degraded ones, per task."""
     from medq.assess.models.blocks import FINDING_TYPES
 
     cols = [FINDING_TYPES.index(t) for t in RESTORABLE]
@@ -180,8 +186,9 @@ def run_benchmark(models: list[str], per_level: int = 2, bm3d_items: int = 4,
              else f"net-{m}"): load_restorer(m)[0] for i, m in enumerate(models)}
     plan = test_plan(per_level, clean, tasks)
     data = build_pairs(plan, progress=console is not None)
+    conditioned = next((m for m in nets.values() if m.conditioning), None)
     assessor = None
-    if any(m.conditioning for m in nets.values()):
+    if conditioned is not None:
         from medq.assess.predictor import Assessor
 
         assessor = Assessor(measures=False)
@@ -212,18 +219,17 @@ def run_benchmark(models: list[str], per_level: int = 2, bm3d_items: int = 4,
                 row["described"] = described["findings"]
             for name, fn in _methods(nets, blind, oracle, seen[task] <= bm3d_items,
                                      described).items():
-                guarded = padding_guard(lambda ps, fn=fn: [fn(p) for p in ps], group, scale)
-                with torch.no_grad():
-                    restored = guarded([x])[0]
+                restored = restore_plane(fn, x, group, scale)
                 row["metrics"][name] = fidelity(scale.inverse(restored), ref, is_ct)
             items.append(row)
     timing = {name: round(time_per_slice(fn, repeats=1 if name == "bm3d" else 3,
                                          size=timing_size), 3)
               for name, fn in _methods(nets, blind, oracle, True).items()
               if name != "input" and "+" not in name}
-    gate = _gate(nets, data, PRIOR_THRESHOLD if threshold is None else threshold)
-    conditioned = next((m for m in nets.values() if m.conditioning), None)
-    clean = clean_check(assessor, conditioned, data) if conditioned is not None else {}
+    gate, clean = {}, {}
+    if conditioned is not None:
+        gate = _gate(conditioned, data, PRIOR_THRESHOLD if threshold is None else threshold)
+        clean = clean_check(assessor, conditioned, data)
     summary = summarise(items, timing, gate, timing_size, clean)
     return {"plan": plan.__dict__, "models": models, "threads": threads, "clean_check": clean,
             "methods": list(items[0]["metrics"]) if items else [], "bm3d_items": bm3d_items,

@@ -204,7 +204,6 @@ def ensemble_size(cfg: TrainConfig) -> tuple[int, bool]:
 def train(cfg: TrainConfig, data: dict[str, np.ndarray] | None = None,
           test: dict[str, np.ndarray] | None = None, log: Any = None) -> dict[str, Any]:
     """Run every stage of `cfg`, fit slice weights, evaluate, write checkpoint + card."""
-
     log = log or (lambda msg: print(f"medq train: {msg}", file=sys.stderr, flush=True))
     if cfg.task == "prompts":
         return train_prompt_classifier(cfg, log)
