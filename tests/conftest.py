@@ -39,6 +39,12 @@ def mr_slice() -> MedImage:
 
 
 @pytest.fixture(scope="session")
+def mr_abdomen_slice() -> MedImage:
+    """pydicom's examples_overlay.dcm: an axial abdominal MR (300×484) with the arms beside it."""
+    return _dicom_slice("examples_overlay.dcm", "MR", "abdomen")
+
+
+@pytest.fixture(scope="session")
 def mni_t1() -> MedImage:
     """nilearn's bundled MNI152 T1 template as a (z, y, x) volume, 1 mm."""
     from nilearn.datasets import load_mni152_template

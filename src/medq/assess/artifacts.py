@@ -35,7 +35,8 @@ def qi_1(array: np.ndarray, bg: np.ndarray, k: float = 3.0) -> float:
 
 
 def ghosting_ratio(array: np.ndarray, mask: np.ndarray, pe_axis: int | None = None,
-                   margin: int = 3, min_pixels: int = 16) -> float:
+                   margin: int = 3, min_pixels: int = 16,
+                   tissue: np.ndarray | None = None) -> float:
     """MR ghosting: GR = (mean(x_ghost) − mean(x_clean)) / mean(x_object).
 
     Ghosts from motion or N/2 errors repeat the object along the phase-encode (PE) axis, so they
@@ -45,17 +46,20 @@ def ghosting_ratio(array: np.ndarray, mask: np.ndarray, pe_axis: int | None = No
     which uses the N/2-shifted mask instead of the whole band). `pe_axis` is −2 (y) or −1 (x);
     None returns the larger of the two, since the PE direction is seldom known from pixels. nan
     when the object spans the whole readout extent (no clean background) or a region is tiny.
+    `tissue` (default `mask`): every piece of anatomy — the arms beside an abdomen, a detached
+    skin fold (`foreground_mask(..., keep_ratio=0)`) — kept out of both the ghost and the clean
+    region, so real anatomy outside the main body is not read as a ghost.
     """
     a = _f64(array)
     m = _mask(a, mask)
     if pe_axis is None:
-        values = [ghosting_ratio(a, m, ax, margin, min_pixels) for ax in (-2, -1)]
+        values = [ghosting_ratio(a, m, ax, margin, min_pixels, tissue) for ax in (-2, -1)]
         finite = [v for v in values if np.isfinite(v)]
         return float(max(finite)) if finite else float("nan")
     if pe_axis not in (-2, -1, a.ndim - 2, a.ndim - 1):
         raise InvalidImage(f"pe_axis must be an in-plane axis (-2 or -1), got {pe_axis}")
     band = np.broadcast_to(m.any(axis=pe_axis, keepdims=True), m.shape)
-    bg = background_mask(m, margin)
+    bg = background_mask(m if tissue is None else _mask(a, tissue) | m, margin)
     ghost, clean = bg & band, bg & ~band
     if ghost.sum() < min_pixels or clean.sum() < min_pixels or not m.any():
         return float("nan")

@@ -32,8 +32,9 @@ from medq.assess.artifacts import ghosting_ratio, streak_index
 from medq.assess.iqms import blur, laplacian_variance, noise_sigma_flat, sharpness
 from medq.assess.masks import background_mask, foreground_mask, to_gray
 
-FEATURES_VERSION = 2
-"""Bumped whenever a feature's computation changes (cached calibration data is keyed by it)."""
+FEATURES_VERSION = 3
+"""Bumped whenever a feature's computation changes (cached calibration data is keyed by it;
+3: anatomy outside the main body, such as the arms, is no longer read as ghosting)."""
 
 MODALITY_GROUPS = ("CT", "MR", "PT", "XR", "OP")
 """Modality one-hot of the features (CR/DX are XR; anything else has all zeros)."""
@@ -213,7 +214,8 @@ def slice_features(array: np.ndarray, modality: str) -> dict[str, float]:
     low = ndi.gaussian_filter(a, 2.0)
     out["ac_high_max"], out["ac_high_half"] = _autocorrelation(high)
     out["ac_low_max"], out["ac_low_half"] = _autocorrelation(low)
-    ghost = ghosting_ratio(a, fg) if has_bg else float("nan")
+    every = foreground_mask(a, modality, keep_ratio=0.0)
+    ghost = ghosting_ratio(a, fg, tissue=every) if has_bg else float("nan")
     out["ghosting"] = float(np.clip(ghost, -1, 1)) if np.isfinite(ghost) else 0.0
     span = max(float(p_hi - zero), EPS)
     out["floor"] = float(np.clip((p_lo - zero) / span, -1, 1))

@@ -86,7 +86,8 @@ def compute_measures(array: np.ndarray, modality: str, mask: np.ndarray | None =
     }
     if modality == "MR":
         out["snr_dietrich"] = snr_dietrich(a, fg, bg)
-        out["ghosting_ratio"] = ghosting_ratio(a, fg)
+        every = foreground_mask(a, modality, keep_ratio=0.0) if mask is None else fg
+        out["ghosting_ratio"] = ghosting_ratio(a, fg, tissue=every)
         out["qi_1"] = qi_1(a, bg)
     if modality == "CT":
         out["streak_index"] = streak_index(a)
