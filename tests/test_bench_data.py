@@ -132,13 +132,27 @@ def test_body_mr_source_gives_varied_mr_body_slices() -> None:
     images = [src.draw(np.random.default_rng(seed), "2d") for seed in range(4)]
     for image in images:
         a = image.array
-        assert image.modality == "MR" and a.ndim == 2 and 48 <= max(a.shape) <= 384
+        assert image.modality == "MR" and a.ndim == 2 and 48 <= max(a.shape) <= 512
         assert a.min() >= 0 and (a < 0.02 * a.max()).mean() > 0.05  # air around the body
         assert 0.5 <= image.spacing[0] <= 8.0
     assert len({img.shape for img in images}) > 1  # matrix size varies
     body = [np.median(img.array[img.array > 0.05 * img.array.max()]) / img.array.max()
             for img in images]
     assert np.ptp(body) > 0.05  # tissue contrast varies
+
+
+def test_training_ct_reaches_clinical_matrices_and_test_slices_keep_their_sizes() -> None:
+    """Training CT reaches the 512² matrix (and sub-millimetre pixels) of clinical scans; the
+    held-out MNI test slices keep the 128–320 px they were always drawn at."""
+    train = {s.name: s for s in sources("train", "2d")}
+    body = [train["body_ct"].draw(np.random.default_rng(seed), "2d") for seed in range(24)]
+    assert max(max(img.shape) for img in body) == 512
+    assert min(img.spacing[0] for img in body) < 0.8
+    head = [train["mni_ct_train"].draw(np.random.default_rng(seed), "2d") for seed in range(24)]
+    assert max(max(img.shape) for img in head) > 384
+    test = next(s for s in sources("test", "2d") if s.name == "mni_ct_test")
+    sizes = [max(test.draw(np.random.default_rng(seed), "2d").shape) for seed in range(12)]
+    assert min(sizes) >= 128 and max(sizes) <= 320
 
 
 def test_mr_realism_adds_a_faint_field_and_noise_below_mild() -> None:

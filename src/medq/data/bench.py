@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from medq.assess.evidence import evidence_rows
+from medq.assess.evidence import FEATURES_VERSION, evidence_rows
 from medq.assess.models.blocks import FINDING_TYPES, SEVERITIES
 from medq.assess.preprocess import image_inputs
 from medq.assess.prompts import encode, prompts_from_image
@@ -41,7 +41,7 @@ from medq.io.atomic import atomic_write_text
 KINDS: tuple[str, ...] = tuple(available())
 """Registered degradation kinds, in physics-target order."""
 
-BENCH_VERSION = 3
+BENCH_VERSION = 4
 """Bumped whenever item generation changes, so stale caches are never reused."""
 
 
@@ -61,8 +61,8 @@ class BenchPlan:
 
     def key(self) -> str:
         """Cache key of this plan (and the generator version)."""
-        text = json.dumps({**asdict(self), "version": BENCH_VERSION, "kinds": KINDS},
-                          sort_keys=True)
+        text = json.dumps({**asdict(self), "version": BENCH_VERSION, "kinds": KINDS,
+                           "features": FEATURES_VERSION}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

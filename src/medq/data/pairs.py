@@ -29,9 +29,9 @@ from medq.io.atomic import atomic_write_text
 from medq.restore.condition import modality_group, truth, vector
 from medq.restore.normalise import scale_for
 
-PAIRS_VERSION = 2
+PAIRS_VERSION = 3
 """Bumped whenever pair generation changes, so stale caches are never reused (2: pixel
-spacing stored with each pair)."""
+spacing stored with each pair; 3: training sources reach 512² matrices)."""
 
 TASKS: dict[str, tuple[str, ...]] = {
     "ct_low_dose": ("CT",),

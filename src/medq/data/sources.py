@@ -34,6 +34,15 @@ CT_WINDOWS = ((40.0, 80.0), (40.0, 120.0), (40.0, 400.0), (50.0, 350.0), (-600.0
               (300.0, 1500.0))
 """CT display windows (centre, width) drawn for training images: brain, soft tissue, lung, bone."""
 
+MNI_SIZES = {"train": (128, 512), "test": (128, 320)}
+"""Longest side (px) of the MNI152 2D slices per split. Training reaches 512, the matrix of
+nearly every clinical CT, so a model learns how a 512² scan looks once shrunk to its input;
+the held-out test slices keep the sizes they have always had."""
+
+BODY_CT_MATRICES = (128, 192, 256, 320, 384, 512)
+BODY_CT_FOV = (250.0, 450.0)
+"""Matrix sizes and field of view (mm) of the body CT phantom slices: 0.5–3.5 mm pixels."""
+
 
 @dataclass(frozen=True)
 class Source:
@@ -139,7 +148,7 @@ def _mni_source(modality: str, split: str) -> Source:
         plane = np.take(arr, index, axis=axis)
         plane = plane[::-1] if axis else plane  # superior at the top
         spacing = tuple(s for i, s in enumerate(vol.spacing) if i != axis)
-        a, sp = augment_2d(plane, spacing, rng, (128, 320))
+        a, sp = augment_2d(plane, spacing, rng, MNI_SIZES[split])
         return _with_window(MedImage(a, sp, modality, region, meta=meta), rng)
 
     return Source(f"mni_{modality.lower()}_{split}", modality, split, ("2d", "3d"), draw)
@@ -175,8 +184,8 @@ def _body_ct(rng: np.random.Generator, dim: str) -> MedImage:
     """A random chest/abdomen CT phantom slice with randomised matrix size and window."""
     from medq.data.phantoms import random_body_ct
 
-    n = int(rng.choice([128, 192, 256, 320]))
-    fov = rng.uniform(320, 450)
+    n = int(rng.choice(BODY_CT_MATRICES))
+    fov = rng.uniform(*BODY_CT_FOV)
     img = MedImage(random_body_ct(rng, (n, n)), (fov / n, fov / n), "CT", "chest")
     return _with_window(img, rng)
 
@@ -190,7 +199,7 @@ def _body_mr(rng: np.random.Generator, dim: str) -> MedImage:
     hu = random_body_ct(rng, (n, n), texture_hu=float(rng.uniform(2.0, 8.0)))
     ct = MedImage(hu, (fov / n, fov / n), "CT", "abdomen")
     mr = pseudo_mr(ct, rng)
-    a, sp = augment_2d(mr.array, mr.spacing, rng, (64, 384))
+    a, sp = augment_2d(mr.array, mr.spacing, rng, (64, 512))
     return mr.evolve(array=a, spacing=sp)
 
 

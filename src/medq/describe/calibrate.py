@@ -103,11 +103,13 @@ def build(n2d: int, n3d: int, model: str | None = None, workers: int = 2
     """The calibration arrays (cached): x features, y severities, h heads, modality, source."""
     from rich.progress import track
 
+    from medq.data.bench import BENCH_VERSION
     from medq.data.cache import cache_dir
     from medq.io.atomic import atomic_path
 
     key = hashlib.sha256(json.dumps([n2d, n3d, FEATURE_NAMES, FEATURES_VERSION, SEED_BASE,
-                                     model and model_sha(model)]).encode()).hexdigest()[:12]
+                                     BENCH_VERSION, model and model_sha(model)]
+                                    ).encode()).hexdigest()[:12]
     path = cache_dir() / "describe" / f"calibration-{key}.npz"
     if path.exists():
         with np.load(path) as data:
