@@ -155,12 +155,12 @@ def test_training_ct_reaches_clinical_matrices_and_test_slices_keep_their_sizes(
     assert min(sizes) >= 128 and max(sizes) <= 320
 
 
-def test_mr_realism_adds_a_faint_field_and_noise_below_mild() -> None:
+def test_mr_realism_adds_a_faint_field_psf_and_noise_below_mild() -> None:
     from medq.data.items import degraded_item
 
     src = next(s for s in sources("train", "2d") if s.name == "body_mr")
     image, records = degraded_item(src, "2d", 5, clean_fraction=1.0, realism=True)
-    assert [r["name"] for r in records] == ["mr_bias_field", "mr_noise"]
+    assert [r["name"] for r in records] == ["mr_bias_field", "blur", "mr_noise"]
     assert all(r["baseline"] and get_spec(r["name"]).severity(r["level"]) == "none"
                for r in records)
     plain, none = degraded_item(src, "2d", 5, clean_fraction=1.0)

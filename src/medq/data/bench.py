@@ -41,7 +41,7 @@ from medq.io.atomic import atomic_write_text
 KINDS: tuple[str, ...] = tuple(available())
 """Registered degradation kinds, in physics-target order."""
 
-BENCH_VERSION = 4
+BENCH_VERSION = 5
 """Bumped whenever item generation changes, so stale caches are never reused."""
 
 

@@ -4,9 +4,9 @@
 zero, one or two engine degradations at continuous severities drawn uniformly from 0.2–3.2, and
 keeps the image itself (the quality benchmark keeps only model inputs). For calibration on the
 training sources, `realism=True` makes the clean base image look more like a real scan before
-it is degraded: the modality's acquisition noise (and, for MR, a faint coil field) at a
-sub-threshold ("none") severity, because the training sources are noise-free, perfectly flat
-phantoms while real scans never are, and (for 30 % of grey
+it is degraded: the modality's acquisition noise, point-spread function (and, for MR, a faint
+coil field) at a sub-threshold ("none") severity, because the training sources are noise-free,
+perfectly sharp and flat phantoms while real scans never are, and (for 30 % of grey
 2D images) a zoomed field of view (a central 45–75 % crop), because real scans are often
 reconstructed inside the body with no air around it.
 """
@@ -23,10 +23,13 @@ from medq.degrade import available, get_spec, simulate
 from medq.errors import InvalidParameter
 from medq.image import MedImage
 
-BASELINE = {"CT": ("ct_low_dose",), "MR": ("mr_bias_field", "mr_noise"),
-            "PT": ("pet_low_count",), "DX": ("xr_quantum_noise",), "CR": ("xr_quantum_noise",)}
-"""Acquisition effects added below the mild bound to training images, per modality: noise,
-and for MR a faint receive-coil field (no real MR is perfectly flat)."""
+BASELINE = {"CT": ("blur", "ct_low_dose"), "MR": ("mr_bias_field", "blur", "mr_noise"),
+            "PT": ("pet_low_count",), "DX": ("blur", "xr_quantum_noise"),
+            "CR": ("blur", "xr_quantum_noise")}
+"""Acquisition effects added below the mild bound to training images, per modality, in the
+order they act: the system's point-spread function (a sub-millimetre FWHM: a phantom is sharp to
+the last pixel, a real 512² scan at 0.5 mm pixels is not), for MR a faint receive-coil field
+(no real MR is perfectly flat), then noise. PET phantoms are blurred at their source already."""
 
 BASELINE_RANGE = (0.05, 0.45)
 """Continuous severity range of the baseline noise (all below mild, 0.5)."""
