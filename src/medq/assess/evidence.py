@@ -214,8 +214,8 @@ def slice_features(array: np.ndarray, modality: str) -> dict[str, float]:
     low = ndi.gaussian_filter(a, 2.0)
     out["ac_high_max"], out["ac_high_half"] = _autocorrelation(high)
     out["ac_low_max"], out["ac_low_half"] = _autocorrelation(low)
-    every = foreground_mask(a, modality, keep_ratio=0.0)
-    ghost = ghosting_ratio(a, fg, tissue=every) if has_bg else float("nan")
+    ghost = (ghosting_ratio(a, fg, tissue=foreground_mask(a, modality, keep_ratio=0.0))
+             if has_bg else float("nan"))
     out["ghosting"] = float(np.clip(ghost, -1, 1)) if np.isfinite(ghost) else 0.0
     span = max(float(p_hi - zero), EPS)
     out["floor"] = float(np.clip((p_lo - zero) / span, -1, 1))
