@@ -7,7 +7,7 @@ import pytest
 from scipy import ndimage as ndi
 
 from medq.assess import artifacts, iqms, measures
-from medq.assess.masks import background_mask, foreground_mask
+from medq.assess.masks import anatomy_mask, background_mask, foreground_mask
 from medq.errors import InvalidImage
 
 
@@ -178,7 +178,7 @@ def test_ghosting_ratio_leaves_the_arms_beside_a_real_abdomen_alone(mr_abdomen_s
 
     image = mr_abdomen_slice
     a = image.array.astype(np.float64)
-    body, every = foreground_mask(a, "MR"), foreground_mask(a, "MR", keep_ratio=0.0)
+    body, every = foreground_mask(a, "MR"), anatomy_mask(a, "MR")
     assert every.sum() > body.sum()  # the arms are separate pieces of anatomy
     assert artifacts.ghosting_ratio(a, body) > 0.06
     clean = artifacts.ghosting_ratio(a, body, tissue=every)
@@ -186,7 +186,7 @@ def test_ghosting_ratio_leaves_the_arms_beside_a_real_abdomen_alone(mr_abdomen_s
     level = get_spec("mr_ghosting").level_at(2.8)
     ghosted = simulate(image, "mr_ghosting", level=level, seed=0)[0].array.astype(np.float64)
     body_g = foreground_mask(ghosted, "MR")
-    every_g = foreground_mask(ghosted, "MR", keep_ratio=0.0)
+    every_g = anatomy_mask(ghosted, "MR")
     assert artifacts.ghosting_ratio(ghosted, body_g, tissue=every_g) > clean + 0.03
 
 

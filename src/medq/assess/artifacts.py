@@ -47,7 +47,7 @@ def ghosting_ratio(array: np.ndarray, mask: np.ndarray, pe_axis: int | None = No
     None returns the larger of the two, since the PE direction is seldom known from pixels. nan
     when the object spans the whole readout extent (no clean background) or a region is tiny.
     `tissue` (default `mask`): every piece of anatomy — the arms beside an abdomen, a detached
-    skin fold (`foreground_mask(..., keep_ratio=0)`) — kept out of both the ghost and the clean
+    skin fold (`masks.anatomy_mask`) — kept out of both the ghost and the clean
     region, so real anatomy outside the main body is not read as a ghost.
     """
     a = _f64(array)

@@ -30,7 +30,7 @@ from scipy import ndimage as ndi
 
 from medq.assess.artifacts import ghosting_ratio, streak_index
 from medq.assess.iqms import blur, laplacian_variance, noise_sigma_flat, sharpness
-from medq.assess.masks import background_mask, foreground_mask, to_gray
+from medq.assess.masks import anatomy_mask, background_mask, foreground_mask, to_gray
 
 FEATURES_VERSION = 3
 """Bumped whenever a feature's computation changes (cached calibration data is keyed by it;
@@ -214,8 +214,7 @@ def slice_features(array: np.ndarray, modality: str) -> dict[str, float]:
     low = ndi.gaussian_filter(a, 2.0)
     out["ac_high_max"], out["ac_high_half"] = _autocorrelation(high)
     out["ac_low_max"], out["ac_low_half"] = _autocorrelation(low)
-    ghost = (ghosting_ratio(a, fg, tissue=foreground_mask(a, modality, keep_ratio=0.0))
-             if has_bg else float("nan"))
+    ghost = ghosting_ratio(a, fg, tissue=anatomy_mask(a, modality)) if has_bg else float("nan")
     out["ghosting"] = float(np.clip(ghost, -1, 1)) if np.isfinite(ghost) else 0.0
     span = max(float(p_hi - zero), EPS)
     out["floor"] = float(np.clip((p_lo - zero) / span, -1, 1))

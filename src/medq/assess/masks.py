@@ -98,6 +98,12 @@ def foreground_mask(array: np.ndarray, modality: str | None = None, *,
     return np.stack([_clean_slice(s, min_fraction, keep_ratio) for s in raw])
 
 
+def anatomy_mask(array: np.ndarray, modality: str | None = None) -> np.ndarray:
+    """Every piece of anatomy, not only the main body: `foreground_mask` keeping all components
+    above the minimum size (the arms beside an abdomen, a detached skin fold)."""
+    return foreground_mask(array, modality, keep_ratio=0.0)
+
+
 def background_mask(fg: np.ndarray, margin: int = 2) -> np.ndarray:
     """Return the air/background mask: outside the foreground dilated by `margin` px in-plane."""
     fg = np.asarray(fg, dtype=bool)

@@ -28,7 +28,7 @@ from medq.assess.iqms import (
     snr_tissue,
     wm2max,
 )
-from medq.assess.masks import background_mask, foreground_mask, is_rgb, to_gray
+from medq.assess.masks import anatomy_mask, background_mask, foreground_mask, is_rgb, to_gray
 from medq.errors import InvalidImage
 
 
@@ -86,8 +86,8 @@ def compute_measures(array: np.ndarray, modality: str, mask: np.ndarray | None =
     }
     if modality == "MR":
         out["snr_dietrich"] = snr_dietrich(a, fg, bg)
-        every = foreground_mask(a, modality, keep_ratio=0.0) if mask is None else fg
-        out["ghosting_ratio"] = ghosting_ratio(a, fg, tissue=every)
+        tissue = anatomy_mask(a, modality) if mask is None else fg
+        out["ghosting_ratio"] = ghosting_ratio(a, fg, tissue=tissue)
         out["qi_1"] = qi_1(a, bg)
     if modality == "CT":
         out["streak_index"] = streak_index(a)
