@@ -128,6 +128,17 @@ def test_streak_index_rises_with_streak_lines(ct_slice):
     assert values[1] > 1.15 * values[0] and values[2] > values[1]
 
 
+def test_fast_median_filter_is_scipys_exactly(ct_slice, mr_abdomen_slice):
+    from medq.assess.filters import median_filter
+
+    for image in (ct_slice, mr_abdomen_slice):
+        a = image.array.astype(np.float64)[:, :-3]  # a non-square crop: edges on every side
+        for size in (3, 5, 7):
+            assert np.array_equal(median_filter(a, size), ndi.median_filter(a, size=size))
+    with pytest.raises(ValueError, match="odd"):
+        median_filter(ct_slice.array, 4)
+
+
 def test_streak_index_rises_with_fewer_views():
     from skimage.data import shepp_logan_phantom
     from skimage.transform import iradon, radon, resize

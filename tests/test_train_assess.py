@@ -59,6 +59,27 @@ def test_assessor_batches_and_keeps_failures_in_place(tiny_run: dict, tmp_path: 
     assert results[0].modality == "CT" and results[2].modality == "MR"
 
 
+def test_worker_processes_give_the_same_assessments_and_errors_in_place(
+        tiny_run: dict, tmp_path: Path, mni_t1: MedImage) -> None:
+    bad = tmp_path / "broken.dcm"
+    bad.write_bytes(b"not an image")
+    real = [dicom_testfile("CT_small.dcm"), dicom_testfile("MR_small.dcm"), mni_t1]
+    items = [*real, bad]
+    pooled = Assessor(tiny_run["checkpoint"], batch_size=3, threads=2)
+    results = pooled.assess_many(items)
+    assert pooled._pool is not None  # the batch was loaded and measured by worker processes
+    pooled.close()
+    alone = Assessor(tiny_run["checkpoint"], threads=1)
+    assert isinstance(results[-1], InputError) and results[-1].path == str(bad)
+    for item, got in zip(items[:3], results[:3], strict=True):
+        want = alone.assess(item)
+        assert got.score == pytest.approx(want.score, abs=2e-3)  # batched vs single forward
+        assert got.measures == want.measures and got.shape == want.shape
+        assert [f["type"] for f in got.to_dict()["findings"]] == [
+            f["type"] for f in want.to_dict()["findings"]]
+        assert [s["index"] for s in got.slices or []] == [s["index"] for s in want.slices or []]
+
+
 def test_cli_assess_json_exit_code_and_order(tiny_run: dict, tmp_path: Path) -> None:
     bad = tmp_path / "empty.nii.gz"
     bad.write_bytes(b"")

@@ -13,6 +13,10 @@ class MedqError(Exception):
         self.path = str(path) if path is not None else None
         super().__init__(self.message)
 
+    def __reduce__(self) -> tuple[type, tuple[str, str | None]]:
+        """Pickle by reason and path (errors cross from assessment worker processes)."""
+        return type(self), (self.reason, self.path)
+
     @property
     def message(self) -> str:
         """The one-line message: `<file>: <reason>` (or the reason alone)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
+from medq.assess.filters import median_filter
 from medq.assess.iqms import _f64, _mask, _ratio
 from medq.assess.masks import background_mask
 from medq.errors import InvalidImage
@@ -77,7 +78,7 @@ def _line_offsets(length: int, angle: float) -> list[tuple[int, int]]:
 def _streak_slice(x: np.ndarray, region: np.ndarray, length: int,
                   n_angles: int) -> tuple[float, float]:
     """Per-slice sums of max_θ and median_θ of the squared line-averaged residual over `region`."""
-    residual = x - ndi.median_filter(x, size=5)
+    residual = x - median_filter(x, 5)
     half = length // 2
     padded = np.pad(residual, half, mode="reflect")
     ny, nx = x.shape
@@ -99,7 +100,7 @@ def streak_region(x: np.ndarray, flat_fraction: float = 0.5, border: int = 10) -
     pixels at least `border` px from the image edge whose 5×5 neighbourhood is not constant
     (constant padding outside a CT reconstruction circle carries no information).
     """
-    smooth = ndi.median_filter(x, size=7)
+    smooth = median_filter(x, 7)
     grad = ndi.gaussian_gradient_magnitude(smooth, 3.0)
     live = ndi.uniform_filter(x * x, 5) - ndi.uniform_filter(x, 5) ** 2 > 1e-12 * (1 + x.var())
     live[:border] = live[-border:] = False

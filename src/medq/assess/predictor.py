@@ -10,22 +10,26 @@ Paths that fail to load or assess become typed errors in place; the batch goes o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from medq.assess.assessment import (
     Assessment,
-    clean_number,
     finding_scores_from,
     findings_from,
     grade_for,
 )
-from medq.assess.evidence import evidence_rows
+from medq.assess.loading import (
+    POOL_MIN_ITEMS,
+    Loaded,
+    load_many,
+    loader_pool,
+    resolve,
+)
 from medq.assess.preprocess import image_inputs
 from medq.assess.prompt_classifier import load_classifier
 from medq.assess.prompts import Prompts, encode, prompts_from_image
@@ -53,6 +57,8 @@ class Assessor:
         self.measures = measures
         self.modality = modality
         self._predict_prompts = load_classifier()
+        self.workers = torch.get_num_threads()
+        self._pool: Executor | None = None
 
     def prompts(self, image: MedImage) -> Prompts:
         """The four prompts of an image (tags first, then the prompt classifier)."""
@@ -67,47 +73,65 @@ class Assessor:
 
     def assess_many(self, items: Sequence[Item], progress: Callable[[int], None] | None = None
                     ) -> list[Assessment | MedqError]:
-        """Assess many inputs in chunks; failures are returned in place as MedqError."""
+        """Assess many inputs in chunks; failures are returned in place as MedqError.
+
+        Loading, evidence and measures of the next chunk run in worker processes (batches of
+        `POOL_MIN_ITEMS` or more, more than one thread) while the model runs on this one.
+        """
+        items = list(items)
+        chunks = [items[s:s + self.batch_size] for s in range(0, len(items), self.batch_size)]
+        pool = self._loader_pool() if len(items) >= POOL_MIN_ITEMS else None
         results: list[Assessment | MedqError] = []
-        for start in range(0, len(items), self.batch_size):
-            chunk = items[start:start + self.batch_size]
-            results += self._chunk(chunk)
+        pending = self._load(chunks[0], pool) if chunks else []
+        for k, chunk in enumerate(chunks):
+            loaded = resolve(pending)
+            pending = self._load(chunks[k + 1], pool) if k + 1 < len(chunks) else []
+            results += self._chunk(loaded)
             if progress:
                 progress(len(chunk))
         return results
 
-    def _prepare(self, item: Item) -> dict[str, Any]:
-        """Load (if a path) and prepare one input; raises typed errors."""
-        from medq.io import load
+    def close(self) -> None:
+        """Stop the loader worker processes (started by the first large `assess_many`)."""
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
 
-        image = item if isinstance(item, MedImage) else load(item, modality=self.modality)
+    def _loader_pool(self) -> Executor | None:
+        """The worker pool for loading and measuring (None with one thread)."""
+        if self._pool is None and self.workers > 1:
+            self._pool = loader_pool(self.workers)
+        return self._pool
+
+    def _load(self, items: list[Item], pool: Executor | None) -> list[Any]:
+        """Start loading and measuring `items` (futures with a pool, results without)."""
+        return load_many(items, self.modality, self.model.uses_measures, self.measures, pool)
+
+    def _prepare(self, loaded: Loaded) -> dict[str, Any]:
+        """Prompts and model inputs of one loaded input; raises typed errors."""
+        image = loaded.image
         prompts = self.prompts(image)
-        x, indices = image_inputs(image, self.size, prompts.type)
-        m = (torch.from_numpy(evidence_rows(image, indices if image.is_volume else None))
-             if self.model.uses_measures else None)
+        x, indices = image_inputs(image, self.size, prompts.type, indices=loaded.indices)
+        m = torch.from_numpy(loaded.rows) if loaded.rows is not None else None
         return {"image": image, "prompts": prompts, "x": torch.from_numpy(x), "m": m,
-                "indices": indices, "p": torch.from_numpy(encode(prompts))}
+                "indices": indices, "p": torch.from_numpy(encode(prompts)),
+                "measures": loaded.measures}
 
-    def _try_prepare(self, item: Item) -> dict[str, Any] | MedqError:
+    def _try_prepare(self, loaded: Loaded | MedqError) -> dict[str, Any] | MedqError:
         """`_prepare`, with a failure returned as a typed error instead of raised."""
+        if isinstance(loaded, MedqError):
+            return loaded
         try:
-            return self._prepare(item)
+            return self._prepare(loaded)
         except MedqError as e:
             return e
         except (ValueError, OSError) as e:  # a reader's own error: still the input's fault
-            path = None if isinstance(item, MedImage) else item
-            return InputError(f"cannot assess ({type(e).__name__}: {e})", path)
+            return InputError(f"cannot assess ({type(e).__name__}: {e})", loaded.image.source)
 
     @torch.no_grad()
-    def _chunk(self, chunk: Iterable[Item]) -> list[Assessment | MedqError]:
-        """Prepare, forward (2D inputs batched together) and describe one chunk."""
-        items = list(chunk)
-        workers = min(torch.get_num_threads(), len(items))
-        if workers > 1:  # loading and evidence are numpy/scipy work that releases the GIL
-            with ThreadPoolExecutor(workers) as pool:
-                prepared = list(pool.map(self._try_prepare, items))
-        else:
-            prepared = [self._try_prepare(item) for item in items]
+    def _chunk(self, chunk: list[Loaded | MedqError]) -> list[Assessment | MedqError]:
+        """Prepare, forward (2D inputs batched together) and describe one loaded chunk."""
+        prepared = [self._try_prepare(item) for item in chunk]
         flat = [p for p in prepared if isinstance(p, dict) and not p["image"].is_volume]
         if flat:
             m = torch.cat([p["m"] for p in flat]) if self.model.uses_measures else None
@@ -144,7 +168,7 @@ class Assessor:
         """Turn one prepared input with model outputs into an Assessment."""
         image: MedImage = p["image"]
         out = p["out"]
-        measures = _measures(image, p["indices"]) if self.measures else {}
+        measures = p["measures"]
         score = float(out["score"][0])
         presence, expected = out["presence"][0].numpy(), out["expected"][0].numpy()
         slices = None
@@ -159,15 +183,3 @@ class Assessor:
             path=str(image.source) if image.source else None, modality=image.modality,
             shape=list(image.shape), finding_scores=finding_scores_from(presence, expected))
 
-
-def _measures(image: MedImage, indices: list[int]) -> dict[str, float | None]:
-    """Classical measures of a 2D image, or the mean over a volume's salient slices."""
-    from medq.assess.measures import compute_measures
-
-    arrays = [image.array[i] for i in indices] if image.is_volume else [image.array]
-    values = [compute_measures(a, image.modality) for a in arrays]
-    merged = {}
-    for key in values[0]:
-        finite = [v[key] for v in values if np.isfinite(v[key])]
-        merged[key] = clean_number(np.mean(finite)) if finite else None
-    return merged

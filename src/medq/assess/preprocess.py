@@ -99,21 +99,19 @@ def model_input(array: np.ndarray, modality: str, size: int,
 
 
 def image_inputs(image: Any, size: int, ct_type: str = "ct_soft_tissue", n_slices: int = 7,
-                 salient: bool = True) -> tuple[np.ndarray, list[int]]:
+                 salient: bool = True, indices: list[int] | None = None
+                 ) -> tuple[np.ndarray, list[int]]:
     """A MedImage → (`[n, 3, size, size]` model inputs, slice indices; `[0]` for 2D images).
 
     Grey images are repeated to three channels. Volumes give their `n_slices` salient slices
-    (`salient=False`: the middle slice only).
+    (`salient=False`: the middle slice only), or the given `indices` when already chosen.
     """
-    from medq.assess.slices import salient_slices
+    from medq.assess.slices import input_indices
 
     window = ct_window(image.meta, ct_type) if image.modality == "CT" else None
-    if not image.is_volume:
-        indices, planes = [0], [image.array]
-    else:
-        indices = (salient_slices(image.array, n=n_slices, modality=image.modality) if salient
-                   else [image.shape[0] // 2])
-        planes = [image.array[i] for i in indices]
+    if indices is None:
+        indices = input_indices(image, n_slices, salient)
+    planes = [image.array[i] for i in indices] if image.is_volume else [image.array]
     x = np.stack([model_input(a, image.modality, size, window) for a in planes])
     x = np.repeat(x, 3, axis=1) if x.shape[1] == 1 else x
     return x, [int(i) for i in indices]

@@ -16,6 +16,8 @@ A 2D image counts as one slice: `[0]`.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from medq.assess.masks import foreground_mask
@@ -59,6 +61,15 @@ def salient_slices(volume: np.ndarray, mask: np.ndarray | None = None, n: int = 
     if candidates.size == 0:
         candidates = np.arange(m.shape[0])
     return [int(candidates[p]) for p in partition_middles(candidates.size, n)]
+
+
+def input_indices(image: Any, n: int = 7, salient: bool = True) -> list[int]:
+    """The planes of a MedImage a model sees: `[0]` for 2D, the salient (or middle) slices of 3D."""
+    if not image.is_volume:
+        return [0]
+    if not salient:
+        return [image.shape[0] // 2]
+    return salient_slices(image.array, n=n, modality=image.modality)
 
 
 def slice_weights(mask: np.ndarray, indices: list[int]) -> list[float]:

@@ -1,0 +1,133 @@
+"""The per-input work of an assessment that needs no model: load, evidence rows, classical measures.
+
+This is most of the cost of `medq assess` (the evidence and the measures are NumPy/SciPy work
+that mostly holds the GIL), so `Assessor.assess_many` runs it in worker processes for larger
+batches (`loader_pool`) while the main process runs the model. Everything here is a plain
+function of its arguments, so a worker needs nothing but this module.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medq.assess.evidence import evidence_rows
+from medq.assess.slices import input_indices
+from medq.errors import InputError, MedqError
+from medq.image import MedImage
+
+Item = MedImage | str | Path
+
+POOL_MIN_ITEMS = 2
+"""A single input is loaded in the calling process; batches go to the worker pool (forking two
+workers takes ~50 ms, once per Assessor)."""
+
+
+@dataclass
+class Loaded:
+    """One input, loaded and measured: the image, its slice indices, evidence rows and measures."""
+
+    image: MedImage
+    indices: list[int]
+    rows: np.ndarray | None = None
+    measures: dict[str, float | None] = field(default_factory=dict)
+
+
+def classical_measures(image: MedImage, indices: list[int]) -> dict[str, float | None]:
+    """Classical measures of a 2D image, or their mean over a volume's salient slices."""
+    from medq.assess.assessment import clean_number
+    from medq.assess.measures import compute_measures
+
+    arrays = [image.array[i] for i in indices] if image.is_volume else [image.array]
+    values = [compute_measures(a, image.modality) for a in arrays]
+    merged = {}
+    for key in values[0]:
+        finite = [v[key] for v in values if np.isfinite(v[key])]
+        merged[key] = clean_number(np.mean(finite)) if finite else None
+    return merged
+
+
+def load_measured(item: Item, modality: str | None, rows: bool, measures: bool
+                  ) -> Loaded | MedqError:
+    """Load one input and compute what it needs; a failure is returned as a typed error."""
+    from medq.io import load
+
+    try:
+        image = item if isinstance(item, MedImage) else load(item, modality=modality)
+        indices = input_indices(image)
+        return Loaded(image, indices,
+                      evidence_rows(image, indices if image.is_volume else None) if rows else None,
+                      classical_measures(image, indices) if measures else {})
+    except MedqError as e:
+        return e
+    except (ValueError, OSError) as e:  # a reader's own error: still the input's fault
+        path = None if isinstance(item, MedImage) else item
+        return InputError(f"cannot assess ({type(e).__name__}: {e})", path)
+
+
+def loader_pool(workers: int) -> Executor:
+    """A pool of `workers` forked processes for `load_measured`.
+
+    Fork, not spawn or forkserver: those re-run the caller's main script in every worker (a
+    script without an `if __name__ == "__main__"` guard would assess twice and fail). The
+    workers only run NumPy/SciPy and the readers, never torch, so the model's threads in the
+    parent are of no concern to them.
+    """
+    context = multiprocessing.get_context("fork")
+    return ProcessPoolExecutor(workers, mp_context=context, initializer=_single_thread)
+
+
+def _single_thread() -> None:
+    """Keep each worker's numeric libraries on one thread: the workers are the parallelism."""
+    import os
+
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = "1"
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+    except ImportError:  # optional: the environment variables cover libraries loaded later
+        pass
+
+
+def load_many(items: list[Item], modality: str | None, rows: bool, measures: bool,
+              pool: Executor | None) -> list[Any]:
+    """`load_measured` for every item, in order: futures when `pool` is given, else results."""
+    from concurrent.futures import BrokenExecutor
+
+    out: list[Any] = []
+    for item in items:
+        try:
+            if pool is not None:
+                out.append(pool.submit(load_measured, item, modality, rows, measures))
+                continue
+        except BrokenExecutor:  # a worker died earlier: go on in this process
+            pool = None
+        out.append(load_measured(item, modality, rows, measures))
+    return out
+
+
+def resolve(pending: list[Any]) -> list[Loaded | MedqError]:
+    """The results of `load_many` (waits on futures; a crashed worker is an internal error)."""
+    from concurrent.futures import Future
+
+    from medq.errors import ModelError
+
+    out: list[Loaded | MedqError] = []
+    for p in pending:
+        if not isinstance(p, Future):
+            out.append(p)
+            continue
+        try:
+            out.append(p.result())
+        except MedqError as e:
+            out.append(e)
+        except Exception as e:  # noqa: BLE001 — a worker died (memory, signal): report in place
+            out.append(ModelError(f"assessment worker failed ({type(e).__name__}: {e})"))
+    return out
