@@ -165,3 +165,27 @@ def test_mr_realism_adds_a_faint_field_psf_and_noise_below_mild() -> None:
                for r in records)
     plain, none = degraded_item(src, "2d", 5, clean_fraction=1.0)
     assert none == [] and not np.array_equal(plain.array, image.array)
+
+
+def test_zoomed_fields_of_view_are_off_centre_small_and_keep_physical_size() -> None:
+    from medq.data.items import SMALL_MATRIX, ZOOM, zoomed
+
+    src = next(s for s in sources("train", "2d") if s.name == "body_mr")
+    centres, small = [], 0
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        image = src.draw(rng, "2d")
+        crop = zoomed(image, rng)
+        extent = np.multiply(crop.shape, crop.spacing) / np.multiply(image.shape, image.spacing)
+        # the crop covers 25–75 % of each side (32 px at least), whatever matrix it is stored at
+        assert np.all(extent <= ZOOM[1][1] + 0.02), (seed, extent)
+        assert np.all((extent >= ZOOM[1][0] - 0.02) | (np.multiply(crop.shape, crop.spacing)
+                                                        <= 32 * np.asarray(image.spacing) + 1e-6))
+        if crop.spacing != image.spacing:  # stored at a smaller matrix: coarser pixels
+            assert max(crop.shape) <= SMALL_MATRIX[1][1] and crop.spacing[0] > image.spacing[0]
+            small += 1
+        found = np.argwhere(np.isin(image.array, crop.array[:1, :1]))  # locate a native crop
+        if crop.spacing == image.spacing and len(found):
+            centres.append((found[0] + np.asarray(crop.shape) / 2) / image.shape)
+    assert small >= 5  # some crops are stored at a small matrix, like a 64² MR
+    assert np.ptp(np.asarray(centres), axis=0).min() > 0.2  # not always the image centre

@@ -6,9 +6,10 @@ keeps the image itself (the quality benchmark keeps only model inputs). For cali
 training sources, `realism=True` makes the clean base image look more like a real scan before
 it is degraded: the modality's acquisition noise, point-spread function (and, for MR, a faint
 coil field) at a sub-threshold ("none") severity, because the training sources are noise-free,
-perfectly sharp and flat phantoms while real scans never are, and (for 30 % of grey
-2D images) a zoomed field of view (a central 45–75 % crop), because real scans are often
-reconstructed inside the body with no air around it.
+perfectly sharp and flat phantoms while real scans never are, and (for 40 % of grey
+2D images) a zoomed field of view (a 25–75 % crop anywhere in the image, half of them then
+stored at a small matrix), because real scans are often reconstructed inside the body with no
+air around it, off-centre (an orbit, a knee, a heart) and at small matrices.
 """
 
 from __future__ import annotations
@@ -34,8 +35,12 @@ the last pixel, a real 512² scan at 0.5 mm pixels is not), for MR a faint recei
 BASELINE_RANGE = (0.05, 0.45)
 """Continuous severity range of the baseline noise (all below mild, 0.5)."""
 
-ZOOM = (0.3, (0.45, 0.75))
+ZOOM = (0.4, (0.25, 0.75))
 """Probability of a zoomed field of view, and the range of its crop fraction per side."""
+
+SMALL_MATRIX = (0.5, (48, 160))
+"""Probability that a zoomed field of view is stored at a small matrix, and that matrix's range
+(longer side, pixels; never larger than the crop)."""
 
 SEVERITY_RANGE = (0.2, 3.2)
 """Continuous severity range of the applied degradations (as the quality benchmark)."""
@@ -59,12 +64,22 @@ def _apply(image: MedImage, kind: str, value: float, rng: np.random.Generator) -
 
 
 def zoomed(image: MedImage, rng: np.random.Generator) -> MedImage:
-    """A central crop of a 2D grey image (45–75 % per side): a field of view inside the body."""
+    """A crop of a 2D grey image (25–75 % per side, anywhere), sometimes at a smaller matrix."""
+    from skimage.transform import resize
+
     h, w = image.shape
     fy, fx = rng.uniform(*ZOOM[1], size=2)
     ch, cw = max(32, int(h * fy)), max(32, int(w * fx))
-    y0, x0 = (h - ch) // 2, (w - cw) // 2
-    return image.evolve(array=np.ascontiguousarray(image.array[y0:y0 + ch, x0:x0 + cw]))
+    y0, x0 = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+    crop = image.array[y0:y0 + ch, x0:x0 + cw]
+    spacing = image.spacing
+    longest = int(rng.integers(SMALL_MATRIX[1][0], SMALL_MATRIX[1][1] + 1))
+    if rng.random() < SMALL_MATRIX[0] and longest < max(ch, cw):
+        f = longest / max(ch, cw)
+        shape = (max(16, round(ch * f)), max(16, round(cw * f)))
+        crop = resize(crop, shape, order=1, anti_aliasing=True, preserve_range=True)
+        spacing = (spacing[0] * ch / shape[0], spacing[1] * cw / shape[1])
+    return image.evolve(array=np.ascontiguousarray(crop, dtype=np.float32), spacing=spacing)
 
 
 def _mark_baseline(image: MedImage) -> MedImage:

@@ -68,8 +68,9 @@ Benchmark plan {record.get('bench_key', '')}: {cfg.bench.train_2d} 2D + {cfg.ben
 training items at {cfg.bench.size}² ({record['train_items']} items), each a clean base image with
 0–2 engine degradations at severities drawn uniformly from 0.2–3.2. Training images first get
 sub-threshold acquisition noise (for MR also a faint coil field; part of the clean image: the
-score stays 5) and, for 30 % of grey 2D images, a zoomed field of view, because real scans are
-never noise-free.
+score stays 5) and, for 40 % of grey 2D images, a zoomed field of view (25–75 % per side,
+anywhere in the image, half of them at a 48–160 px matrix), because real scans are never
+noise-free and often show only part of the body.
 - Training sources: {train}.
 - Held-out test sources (never trained on): {test}.
 - The MNI152-derived sources are one subject split by z-zone: {TEST_ZONE[0]:.0%}–{TEST_ZONE[1]:.0%}
