@@ -47,8 +47,8 @@ def make_volumes(folder: Path, n: int) -> list[Path]:
 
 
 def throughput(assessor, paths: list[Path]) -> dict[str, float]:
-    """Inputs per second of `assess_many` after a warm-up call (which also starts the worker
-    processes that load and measure larger batches: start-up is excluded)."""
+    """Inputs per second of `assess_many` after a warm-up call (the timed call includes forking
+    its two loader workers, about 50 ms)."""
     from medq.assess.loading import POOL_MIN_ITEMS
 
     assessor.assess_many((paths * POOL_MIN_ITEMS)[:POOL_MIN_ITEMS])

@@ -60,15 +60,26 @@ def test_assessor_batches_and_keeps_failures_in_place(tiny_run: dict, tmp_path: 
 
 
 def test_worker_processes_give_the_same_assessments_and_errors_in_place(
-        tiny_run: dict, tmp_path: Path, mni_t1: MedImage) -> None:
+        tiny_run: dict, tmp_path: Path, mni_t1: MedImage, monkeypatch: pytest.MonkeyPatch
+) -> None:
     bad = tmp_path / "broken.dcm"
     bad.write_bytes(b"not an image")
     real = [dicom_testfile("CT_small.dcm"), dicom_testfile("MR_small.dcm"), mni_t1]
     items = [*real, bad]
-    pooled = Assessor(tiny_run["checkpoint"], batch_size=3, threads=2)
-    results = pooled.assess_many(items)
-    assert pooled._pool is not None  # the batch was loaded and measured by worker processes
-    pooled.close()
+    import medq.assess.predictor as predictor
+
+    pools = []
+
+    def spy(workers: int):  # record the worker pool assess_many forks for the batch
+        pools.append(real_pool(workers))
+        return pools[-1]
+
+    real_pool = predictor.loader_pool
+    monkeypatch.setattr(predictor, "loader_pool", spy)
+    results = Assessor(tiny_run["checkpoint"], batch_size=3, threads=2).assess_many(items)
+    assert len(pools) == 1  # the batch was loaded and measured by worker processes …
+    with pytest.raises(RuntimeError):  # … which were shut down when the call returned
+        pools[0].submit(int)
     alone = Assessor(tiny_run["checkpoint"], threads=1)
     assert isinstance(results[-1], InputError) and results[-1].path == str(bad)
     for item, got in zip(items[:3], results[:3], strict=True):

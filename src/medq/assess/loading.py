@@ -24,8 +24,8 @@ from medq.image import MedImage
 Item = MedImage | str | Path
 
 POOL_MIN_ITEMS = 2
-"""A single input is loaded in the calling process; batches go to the worker pool (forking two
-workers takes ~50 ms, once per Assessor)."""
+"""A single input is loaded in the calling process; batches go to a worker pool forked for the
+call (forking two workers takes ~50 ms)."""
 
 
 @dataclass

@@ -58,7 +58,6 @@ class Assessor:
         self.modality = modality
         self._predict_prompts = load_classifier()
         self.workers = torch.get_num_threads()
-        self._pool: Executor | None = None
 
     def prompts(self, image: MedImage) -> Prompts:
         """The four prompts of an image (tags first, then the prompt classifier)."""
@@ -75,33 +74,27 @@ class Assessor:
                     ) -> list[Assessment | MedqError]:
         """Assess many inputs in chunks; failures are returned in place as MedqError.
 
-        Loading, evidence and measures of the next chunk run in worker processes (batches of
-        `POOL_MIN_ITEMS` or more, more than one thread) while the model runs on this one.
+        Loading, evidence and measures of the next chunk run in worker processes forked for this
+        call (batches of `POOL_MIN_ITEMS` or more, more than one thread) while the model runs on
+        this one.
         """
         items = list(items)
         chunks = [items[s:s + self.batch_size] for s in range(0, len(items), self.batch_size)]
-        pool = self._loader_pool() if len(items) >= POOL_MIN_ITEMS else None
+        pool = (loader_pool(self.workers)
+                if len(items) >= POOL_MIN_ITEMS and self.workers > 1 else None)
         results: list[Assessment | MedqError] = []
-        pending = self._load(chunks[0], pool) if chunks else []
-        for k, chunk in enumerate(chunks):
-            loaded = resolve(pending)
-            pending = self._load(chunks[k + 1], pool) if k + 1 < len(chunks) else []
-            results += self._chunk(loaded)
-            if progress:
-                progress(len(chunk))
+        try:
+            pending = self._load(chunks[0], pool) if chunks else []
+            for k, chunk in enumerate(chunks):
+                loaded = resolve(pending)
+                pending = self._load(chunks[k + 1], pool) if k + 1 < len(chunks) else []
+                results += self._chunk(loaded)
+                if progress:
+                    progress(len(chunk))
+        finally:  # the workers live for one call: nothing lingers until interpreter exit
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
         return results
-
-    def close(self) -> None:
-        """Stop the loader worker processes (started by the first large `assess_many`)."""
-        if self._pool is not None:
-            self._pool.shutdown(cancel_futures=True)
-            self._pool = None
-
-    def _loader_pool(self) -> Executor | None:
-        """The worker pool for loading and measuring (None with one thread)."""
-        if self._pool is None and self.workers > 1:
-            self._pool = loader_pool(self.workers)
-        return self._pool
 
     def _load(self, items: list[Item], pool: Executor | None) -> list[Any]:
         """Start loading and measuring `items` (futures with a pool, results without)."""
