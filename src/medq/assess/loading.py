@@ -9,10 +9,11 @@ function of its arguments, so a worker needs nothing but this module.
 from __future__ import annotations
 
 import multiprocessing
+from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -22,6 +23,9 @@ from medq.errors import InputError, MedqError
 from medq.image import MedImage
 
 Item = MedImage | str | Path
+"""An input: an image already in memory or a path (file, or a directory holding one series)."""
+
+T = TypeVar("T")
 
 POOL_MIN_ITEMS = 2
 """A single input is loaded in the calling process; batches go to a worker pool forked for the
@@ -52,22 +56,28 @@ def classical_measures(image: MedImage, indices: list[int]) -> dict[str, float |
     return merged
 
 
+def captured(call: Callable[[], T], path: str | Path | None) -> T | MedqError:
+    """`call()`, with a failure returned as a typed error naming `path` instead of raised."""
+    try:
+        return call()
+    except MedqError as e:
+        return e
+    except (ValueError, OSError) as e:  # a reader's own error: still the input's fault
+        return InputError(f"cannot assess ({type(e).__name__}: {e})", path)
+
+
 def load_measured(item: Item, modality: str | None, rows: bool, measures: bool
                   ) -> Loaded | MedqError:
     """Load one input and compute what it needs; a failure is returned as a typed error."""
     from medq.io import load
 
-    try:
+    def run() -> Loaded:
         image = item if isinstance(item, MedImage) else load(item, modality=modality)
         indices = input_indices(image)
-        return Loaded(image, indices,
-                      evidence_rows(image, indices if image.is_volume else None) if rows else None,
+        return Loaded(image, indices, evidence_rows(image, indices) if rows else None,
                       classical_measures(image, indices) if measures else {})
-    except MedqError as e:
-        return e
-    except (ValueError, OSError) as e:  # a reader's own error: still the input's fault
-        path = None if isinstance(item, MedImage) else item
-        return InputError(f"cannot assess ({type(e).__name__}: {e})", path)
+
+    return captured(run, None if isinstance(item, MedImage) else item)
 
 
 def loader_pool(workers: int) -> Executor:
@@ -83,17 +93,14 @@ def loader_pool(workers: int) -> Executor:
 
 
 def _single_thread() -> None:
-    """Keep each worker's numeric libraries on one thread: the workers are the parallelism."""
-    import os
-
-    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[name] = "1"
+    """Keep each worker's BLAS on one thread (the workers are the parallelism) where
+    threadpoolctl is installed; a forked worker's libraries are already loaded, so environment
+    variables would come too late."""
     try:
         from threadpoolctl import threadpool_limits
-
-        threadpool_limits(1)
-    except ImportError:  # optional: the environment variables cover libraries loaded later
-        pass
+    except ImportError:
+        return
+    threadpool_limits(1)
 
 
 def load_many(items: list[Item], modality: str | None, rows: bool, measures: bool,
@@ -114,7 +121,10 @@ def load_many(items: list[Item], modality: str | None, rows: bool, measures: boo
 
 
 def resolve(pending: list[Any]) -> list[Loaded | MedqError]:
-    """The results of `load_many` (waits on futures; a crashed worker is an internal error)."""
+    """The results of `load_many` (waits on futures; a crashed worker is an internal error).
+
+    `load_measured` returns input errors rather than raising them, so whatever a future raises
+    is the worker's own failure."""
     from concurrent.futures import Future
 
     from medq.errors import ModelError
@@ -126,8 +136,6 @@ def resolve(pending: list[Any]) -> list[Loaded | MedqError]:
             continue
         try:
             out.append(p.result())
-        except MedqError as e:
-            out.append(e)
         except Exception as e:  # noqa: BLE001 — a worker died (memory, signal): report in place
             out.append(ModelError(f"assessment worker failed ({type(e).__name__}: {e})"))
     return out

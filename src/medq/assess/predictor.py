@@ -25,7 +25,9 @@ from medq.assess.assessment import (
 )
 from medq.assess.loading import (
     POOL_MIN_ITEMS,
+    Item,
     Loaded,
+    captured,
     load_many,
     loader_pool,
     resolve,
@@ -34,10 +36,8 @@ from medq.assess.preprocess import image_inputs
 from medq.assess.prompt_classifier import load_classifier
 from medq.assess.prompts import Prompts, encode, prompts_from_image
 from medq.assess.weights import DEFAULT_MODEL, load_weights
-from medq.errors import InputError, MedqError, ModelError
+from medq.errors import MedqError, ModelError
 from medq.image import MedImage
-
-Item = MedImage | str | Path
 
 
 class Assessor:
@@ -114,12 +114,7 @@ class Assessor:
         """`_prepare`, with a failure returned as a typed error instead of raised."""
         if isinstance(loaded, MedqError):
             return loaded
-        try:
-            return self._prepare(loaded)
-        except MedqError as e:
-            return e
-        except (ValueError, OSError) as e:  # a reader's own error: still the input's fault
-            return InputError(f"cannot assess ({type(e).__name__}: {e})", loaded.image.source)
+        return captured(lambda: self._prepare(loaded), loaded.image.source)
 
     @torch.no_grad()
     def _chunk(self, chunk: list[Loaded | MedqError]) -> list[Assessment | MedqError]:
