@@ -48,7 +48,7 @@ def make_volumes(folder: Path, n: int) -> list[Path]:
 
 def throughput(assessor, paths: list[Path]) -> dict[str, float]:
     """Inputs per second of `assess_many` after a warm-up call (the timed call includes forking
-    its two loader workers, about 50 ms)."""
+    its two loader workers)."""
     from medq.assess.loading import POOL_MIN_ITEMS
 
     assessor.assess_many((paths * POOL_MIN_ITEMS)[:POOL_MIN_ITEMS])

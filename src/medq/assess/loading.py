@@ -29,7 +29,7 @@ T = TypeVar("T")
 
 POOL_MIN_ITEMS = 2
 """A single input is loaded in the calling process; batches go to a worker pool forked for the
-call (forking two workers takes ~50 ms)."""
+call (forking the workers is cheap next to one slice's evidence)."""
 
 
 @dataclass
