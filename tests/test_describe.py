@@ -56,6 +56,27 @@ def test_verdict_and_severity_rules() -> None:
     assert score_for([1.5]) == pytest.approx(3.0)
 
 
+def test_report_rule_and_score_with_sub_mild_estimates() -> None:
+    from medq.describe.findings import decide
+    from medq.describe.schema import report_score
+
+    prob = np.array([0.9, 0.2, 0.05, 0.6, 0.9])
+    sev = np.array([1.8, 0.3, 0.1, 0.7, 2.0])
+    allowed = np.array([True, True, True, True, False])
+    d = decide(prob, sev, allowed, np.full(5, 0.5), normal_fraction=0.2)
+    assert d.reported == {0: 1.8, 3: 0.7}  # type 4 is not made for this modality
+    assert d.normal == [2]  # 0.05 < 0.2 · 0.5; type 1 (0.2) is neither reported nor denied
+    assert d.below == [0.3]  # type 2's 0.1 is under the floor
+    assert decide(prob, sev, allowed, np.full(5, 0.5), 0.0).normal == []
+    # sub-mild estimates lower the score, together by at most one more mild finding
+    assert report_score([1.8]) == score_for([1.8])
+    assert report_score([1.8], [0.3]) == pytest.approx(score_for([1.8, 0.3]))
+    assert report_score([], [0.45] * 4) == pytest.approx(score_for([0.5]))
+    for below in ([], [0.3], [0.49] * 6):
+        verdict = verdict_for(report_score([0.6], below))
+        assert consistency({"noise": "mild"}, verdict) == 2
+
+
 # ------------------------------------------------------------------------------------- metrics
 def test_reference_from_real_engine_records(ct) -> None:
     noisy, rec = simulate(ct, "ct_low_dose", severity="severe", seed=0)
@@ -244,6 +265,9 @@ def test_calibration_fits_on_real_training_items(tmp_path: Path, monkeypatch) ->
     assert set(data["source"]) <= {s.name for s in __import__(
         "medq.data.sources", fromlist=["sources"]).sources("train")}
     cal = calibrate.fit(data, steps=50, ensemble=1)
+    totals = cal["validation"]["total_by_normal_fraction"]
+    assert set(totals) == {str(f) for f in calibrate.NORMAL_FRACTIONS}
+    assert totals[str(cal["normal_fraction"])] == max(totals.values())
     p, s = Detector(cal).predict(data["x"])
     assert p.shape == (28, len(FINDING_TYPES)) and (s >= 0).all()
 

@@ -11,8 +11,11 @@
 2. **Fit**: a small ensemble of MLPs (standardised features → per type a presence logit and a
    continuous severity), trained on 80 % of the items; the other 20 % pick each type's presence
    threshold (fewest weighted errors, severity ≥ mild is "present"; per modality group where
-   the group has enough positives) and give the validation numbers written into the
-   calibration file.
+   the group has enough positives), the fraction of the thresholds below which a type is stated
+   absent (`NORMAL_FRACTIONS`, the best mean description total /8 on those items) and give the
+   validation numbers written into the calibration file.
+
+`--data NPZ` fits on an existing calibration data file (as cached by step 1) instead.
 """
 
 from __future__ import annotations
@@ -55,6 +58,10 @@ MIN_GROUP_POSITIVES = 20
 """Validation positives a modality group needs for its own threshold of a type."""
 MISS_COST = 1.5
 """Cost of missing a moderate-or-worse finding, relative to a false or a missed mild one."""
+NORMAL_FRACTIONS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5)
+"""Candidate fractions of a type's threshold below which the report states the type absent
+(0: never); the description metrics never reward such a statement and count a wrong one as a
+contradiction, so validation decides whether the detector is sure enough to make them."""
 MISSING_WEIGHT = 0.25
 """Weight of the severity loss on types absent from an item (most entries are 0)."""
 
@@ -191,13 +198,14 @@ def _best_threshold(p: np.ndarray, value: np.ndarray) -> float:
 
 
 def _description_metrics(p: np.ndarray, s: np.ndarray, allowed: np.ndarray,
-                         groups: np.ndarray, y: np.ndarray, thresholds: dict[str, float]
-                         ) -> dict[str, Any]:
+                         groups: np.ndarray, y: np.ndarray, thresholds: dict[str, float],
+                         normal_fraction: float) -> dict[str, Any]:
     """The description metrics the thresholds give on validation items (`validation`)."""
     from medq.describe.metrics import summarise
     from medq.describe.validation import references, rows, threshold_matrix
 
-    return summarise(rows(p, s, allowed, threshold_matrix(thresholds, groups), references(y)))
+    return summarise(rows(p, s, allowed, threshold_matrix(thresholds, groups), references(y),
+                          normal_fraction))
 
 
 def fit(data: dict[str, np.ndarray], model: str | None = None, seed: int = 0,
@@ -246,9 +254,14 @@ def fit(data: dict[str, np.ndarray], model: str | None = None, seed: int = 0,
                         "severity_mae": round(float(np.abs(s[sel, j] - y[val][sel, j])
                                                     [truth[sel, j]].mean()), 3)
                         if truth[sel, j].any() else None}
-    metrics = _description_metrics(p, s, allowed[val], groups, y[val], calib["thresholds"])
+    by_fraction = {f: _description_metrics(p, s, allowed[val], groups, y[val],
+                                           calib["thresholds"], f) for f in NORMAL_FRACTIONS}
+    calib["normal_fraction"] = max(NORMAL_FRACTIONS, key=lambda f: (by_fraction[f]["total"], f))
+    metrics = by_fraction[calib["normal_fraction"]]
     calib["validation"] = {"items": int(val.sum()), "per_type": report,
                            "description_metrics": metrics,
+                           "total_by_normal_fraction": {str(f): round(m["total"], 3)
+                                                        for f, m in by_fraction.items()},
                            "note": "20 % of the training-source items (same sources as the fit, "
                                    "which also chose the thresholds)"}
     calib["trained_on"] = {"items": int((~val).sum()), "sources": sorted(set(
@@ -266,10 +279,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--heads", default=None, help="also use this model's finding heads")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--output", type=Path, default=CALIBRATION_PATH)
+    ap.add_argument("--data", type=Path, default=None,
+                    help="fit on this calibration data file (.npz) instead of building one")
     args = ap.parse_args(argv)
     started = time.time()
-    data = build(args.n2d, args.n3d, args.heads, args.workers)
+    if args.data:
+        with np.load(args.data) as saved:
+            data = {k: saved[k] for k in saved.files}
+    else:
+        data = build(args.n2d, args.n3d, args.heads, args.workers)
     calib = fit(data, args.heads)
+    if args.data:
+        calib["data_file"] = args.data.name
     calib["seconds"] = round(time.time() - started, 1)
     atomic_write_text(args.output, json.dumps(calib))
     print(json.dumps(calib["validation"], indent=1))

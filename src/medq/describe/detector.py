@@ -3,7 +3,8 @@
 A small MLP ensemble fitted by `medq.describe.calibrate` on the training sources and shipped as
 `calibration.json` next to this module (plain numbers; inference is NumPy). For every finding
 type it gives P(present at ≥ mild) and a continuous severity (0 none … 3 severe, the engine's
-scale), and holds the per-type presence thresholds chosen on held-out training items.
+scale), and holds the per-type presence thresholds and the fraction of them below which a type
+is stated absent (`normal_fraction`), chosen on held-out training items.
 
 When the calibration was fitted with a model's finding heads (`--heads`), it is tied to that
 checkpoint's SHA-256: with any other model the head inputs are set to their calibration means
@@ -24,6 +25,10 @@ from medq.errors import ModelError
 
 CALIBRATION_PATH = Path(__file__).with_name("calibration.json")
 """The shipped calibration (evidence features only)."""
+
+NORMAL_FRACTION = 0.5
+"""A type is stated absent below this fraction of its threshold, unless the calibration says
+otherwise (`normal_fraction`, chosen on its validation items)."""
 
 HEAD_NAMES = (*(f"head_presence_{t}" for t in FINDING_TYPES),
               *(f"head_severity_{t}" for t in FINDING_TYPES), "head_score")
@@ -59,6 +64,7 @@ class Detector:
         self.nets = [[(np.asarray(layer["w"]), np.asarray(layer["b"])) for layer in net]
                      for net in calibration["nets"]]
         self.thresholds = {t: float(calibration["thresholds"].get(t, 0.5)) for t in self.types}
+        self.normal_fraction = float(calibration.get("normal_fraction", NORMAL_FRACTION))
         self.uses_heads = bool(calibration.get("model_sha"))
 
     def threshold(self, kind: str, modality: str) -> float:

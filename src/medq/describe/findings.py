@@ -4,15 +4,18 @@ With the image at hand, every finding type the engine can produce for the modali
 (`finding_types_for`) gets the detector's presence probability and continuous severity; a type
 is reported when the probability reaches its calibrated threshold, with its severity, location
 and evidence (the detector's numbers, the finding heads' raw outputs and the classical measures
-that bear on it). Types whose probability is below half their threshold are `normal`: the text
-may say they are absent. Without an image, the assessment's own findings (finding heads,
-thresholded in `medq.assess.assessment`) are used as they are.
+that bear on it). Types whose probability is below the calibration's `normal_fraction` of their
+threshold are `normal`: the text may say they are absent. The severities the detector estimates
+below mild for the other types (from `BELOW_MILD_FLOOR`) go into the report's score
+(`schema.report_score`). `decide` is that rule, shared with the calibration's validation.
+Without an image, the assessment's own findings (finding heads, thresholded in
+`medq.assess.assessment`) are used as they are.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -20,8 +23,9 @@ from medq.assess.assessment import EVIDENCE_MEASURES, finding_types_for
 from medq.assess.models.blocks import FINDING_TYPES
 from medq.describe.schema import SEVERITIES, Finding, severity_for
 
-NORMAL_FRACTION = 0.5
-"""A type is stated absent when its probability is below this fraction of its threshold."""
+BELOW_MILD_FLOOR = 0.2
+"""Sub-mild severity estimates from here up count in the report's score (the engine's quality
+benchmark draws continuous severities from 0.2)."""
 
 KEY_FEATURES: dict[str, tuple[str, ...]] = {
     "noise": ("noise_hh", "noise_flat", "noise_bg"),
@@ -85,8 +89,30 @@ def _evidence(kind: str, p: float, value: float, x: np.ndarray, assessment: Any
     return ev
 
 
-def detect(assessment: Any, image: Any) -> tuple[list[Finding], list[str], bool]:
-    """(findings worst first, normal types, whether the model's heads were used)."""
+class Decision(NamedTuple):
+    """What one image's detector outputs say: reported types, types stated absent, sub-mild."""
+
+    reported: dict[int, float]
+    """Type index → continuous severity (at least mild) of each reported finding."""
+    normal: list[int]
+    """Type indices stated absent."""
+    below: list[float]
+    """Sub-mild severity estimates (`BELOW_MILD_FLOOR` ≤ s < 0.5) of the unreported types."""
+
+
+def decide(prob: np.ndarray, sev: np.ndarray, allowed: np.ndarray, thresholds: np.ndarray,
+           normal_fraction: float) -> Decision:
+    """The report rule on one image's `[types]` detector outputs and presence thresholds."""
+    report = allowed & (prob >= thresholds)
+    normal = allowed & (prob < normal_fraction * thresholds)
+    below = allowed & ~report & (sev >= BELOW_MILD_FLOOR)
+    return Decision({int(j): max(float(sev[j]), 0.5) for j in np.flatnonzero(report)},
+                    [int(j) for j in np.flatnonzero(normal)],
+                    [min(float(sev[j]), 0.49) for j in np.flatnonzero(below)])
+
+
+def detect(assessment: Any, image: Any) -> tuple[list[Finding], list[str], list[float], bool]:
+    """(findings worst first, normal types, sub-mild estimates, whether heads were used)."""
     from medq.describe.detector import load_detector
     from medq.describe.location import locate
 
@@ -96,18 +122,18 @@ def detect(assessment: Any, image: Any) -> tuple[list[Finding], list[str], bool]
     middle = None
     if assessment.slices:
         middle = assessment.slices[len(assessment.slices) // 2]["index"]
-    findings, normal = [], []
-    for kind in finding_types_for(image.modality):
-        j = FINDING_TYPES.index(kind)
-        p, threshold = float(prob[0, j]), detector.threshold(kind, image.modality)
-        if p >= threshold:
-            value = round(max(float(sev[0, j]), 0.5), 2)
-            findings.append(Finding(kind, severity_for(value), round(p, 3),
-                                    locate(kind, image, middle),
-                                    _evidence(kind, p, value, x, assessment), value))
-        elif p < NORMAL_FRACTION * threshold:
-            normal.append(kind)
-    return sort_findings(findings), normal, heads
+    kinds = finding_types_for(image.modality)
+    allowed = np.array([t in kinds for t in FINDING_TYPES])
+    thresholds = np.array([detector.threshold(t, image.modality) for t in FINDING_TYPES])
+    decision = decide(prob[0], sev[0], allowed, thresholds, detector.normal_fraction)
+    findings = []
+    for j, raw in decision.reported.items():
+        kind, p, value = FINDING_TYPES[j], float(prob[0, j]), round(raw, 2)
+        findings.append(Finding(kind, severity_for(value), round(p, 3),
+                                locate(kind, image, middle),
+                                _evidence(kind, p, value, x, assessment), value))
+    normal = [FINDING_TYPES[j] for j in decision.normal]
+    return sort_findings(findings), normal, decision.below, heads
 
 
 def sort_findings(findings: list[Finding]) -> list[Finding]:

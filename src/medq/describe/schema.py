@@ -4,7 +4,9 @@ Verdicts follow MedQ-Bench's three levels and the 1–5 score: ≥ 3.5 `good` (g
 grade), ≥ 2.5 `usable` (acceptable), below `reject` (poor or non-diagnostic, the images
 `medq assess` flags for recall). Severities use the engine's continuous scale (0 none … 3 severe,
 bounds at 0.5 / 1.5 / 2.5), and a report's score is the one the engine's reference score would
-give those severities, `1 + 4·Π(1 − min(s, 3)/3)`, so the verdict follows from the findings.
+give those severities, `1 + 4·Π(1 − min(s, 3)/3)` (with the detector's sub-mild estimates of the
+other types counting at most as one more mild finding: `report_score`), so the verdict follows
+from the findings.
 """
 
 from __future__ import annotations
@@ -43,6 +45,18 @@ def score_for(values: list[float]) -> float:
     return reference_score([float(v) for v in values])
 
 
+def report_score(values: list[float], below: list[float] = ()) -> float:
+    """Score of reported severities and the detector's sub-mild estimates of the other types.
+
+    The engine's reference score counts every applied degradation, mild or not, so the
+    estimates below mild (`below`, each < 0.5) lower the score too, but together by no more than
+    one more mild finding would: `max(score_for(values + below), score_for(values + [0.5]))`.
+    The verdict thus stays within what the reported findings allow.
+    """
+    values = [float(v) for v in values]
+    return max(score_for([*values, *below]), score_for([*values, 0.5]))
+
+
 @dataclass
 class Finding:
     """One quality problem: type, severity, confidence, coarse location and its evidence.
@@ -63,7 +77,7 @@ class Finding:
 class QualityReport:
     """What `medq describe` says about one image (structured findings plus clinical text).
 
-    `score` is the score of the findings (`score_for`) and `verdict` is `verdict_for(score)`;
+    `score` is the score of the findings (`report_score`) and `verdict` is `verdict_for(score)`;
     `model_score` is the assessment model's own score. `normal` lists the finding types the text
     states are absent. `basis` says where the findings come from: `detector` (the calibrated
     evidence detector on the image), `detector + finding heads` (a calibration that also reads

@@ -3,11 +3,10 @@
 On calibration items the engine's ground truth is the continuous severity per finding type
 (`items.severity_targets`), which determines the reference findings (≥ mild) and the reference
 verdict, so the description metrics (`medq.describe.metrics`) can be computed for any set of
-presence thresholds without re-running the detector: a type is reported when its probability
-reaches the threshold (severity from the predicted value, at least mild), stated absent below
-`NORMAL_FRACTION` of it, and the verdict is the reference-score rule of the reported severities
-— exactly as `medq.describe.findings` and `report` do. `tune` raises each type's threshold
-where that improves the mean total /8 on those (training-source) items.
+presence thresholds without re-running the detector: the same rule as a report
+(`medq.describe.findings.decide`: reported at the threshold with at least mild severity, stated
+absent below `normal_fraction` of it, sub-mild estimates kept) and the same score
+(`schema.report_score`) give each item's findings and verdict.
 """
 
 from __future__ import annotations
@@ -17,9 +16,10 @@ from typing import Any
 import numpy as np
 
 from medq.assess.models.blocks import FINDING_TYPES
-from medq.describe.findings import NORMAL_FRACTION
+from medq.describe.detector import NORMAL_FRACTION
+from medq.describe.findings import decide
 from medq.describe.metrics import score_against
-from medq.describe.schema import score_for, severity_for, verdict_for
+from medq.describe.schema import report_score, score_for, severity_for, verdict_for
 
 
 def references(y: np.ndarray) -> list[dict[str, Any]]:
@@ -34,16 +34,16 @@ def references(y: np.ndarray) -> list[dict[str, Any]]:
 
 
 def rows(prob: np.ndarray, sev: np.ndarray, allowed: np.ndarray, thresholds: np.ndarray,
-         refs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+         refs: list[dict[str, Any]], normal_fraction: float = NORMAL_FRACTION
+         ) -> list[dict[str, Any]]:
     """Metric rows of every item for per-item thresholds `[n, types]`."""
     out = []
     for i, ref in enumerate(refs):
-        report = allowed[i] & (prob[i] >= thresholds[i])
-        values = {FINDING_TYPES[j]: max(float(sev[i, j]), 0.5) for j in np.flatnonzero(report)}
-        pred = {t: severity_for(v) for t, v in values.items()}
-        normal = [FINDING_TYPES[j] for j in np.flatnonzero(
-            allowed[i] & (prob[i] < NORMAL_FRACTION * thresholds[i]))]
-        row = score_against(pred, normal, verdict_for(score_for(list(values.values()))), ref)
+        d = decide(prob[i], sev[i], allowed[i], thresholds[i], normal_fraction)
+        pred = {FINDING_TYPES[j]: severity_for(v) for j, v in d.reported.items()}
+        normal = [FINDING_TYPES[j] for j in d.normal]
+        verdict = verdict_for(report_score(list(d.reported.values()), d.below))
+        row = score_against(pred, normal, verdict, ref)
         row["type_hits"] = [(t, t in pred) for t, s in ref["findings"].items()
                             if s in ("moderate", "severe")]
         out.append(row)
