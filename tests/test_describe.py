@@ -270,6 +270,27 @@ def test_calibration_fits_on_real_training_items(tmp_path: Path, monkeypatch) ->
     assert totals[str(cal["normal_fraction"])] == max(totals.values())
     p, s = Detector(cal).predict(data["x"])
     assert p.shape == (28, len(FINDING_TYPES)) and (s >= 0).all()
+    # a cached data file refits to the same detector (the fit is deterministic)
+    saved = tmp_path / "calibration-data.npz"
+    np.savez(saved, **data)
+    again = calibrate.fit(calibrate.read_data(saved), steps=50, ensemble=1)
+    assert again["nets"] == cal["nets"] and again["thresholds"] == cal["thresholds"]
+
+
+def test_calibration_data_file_errors_are_clear(tmp_path: Path) -> None:
+    from medq.describe import calibrate
+    from medq.errors import InvalidParameter, UnreadableImage
+
+    export_samples(tmp_path)
+    with pytest.raises(UnreadableImage, match="not a calibration data file"):
+        calibrate.read_data(tmp_path / "ct_small.dcm")
+    partial = tmp_path / "partial.npz"
+    np.savez(partial, x=np.zeros((2, 3)), y=np.zeros((2, len(FINDING_TYPES))))
+    with pytest.raises(InvalidParameter, match="lacks modality, source, dim"):
+        calibrate.read_data(partial)
+    with pytest.raises(SystemExit) as stop:
+        calibrate.main(["--data", str(partial), "--output", str(tmp_path / "c.json")])
+    assert stop.value.code == 2 and not (tmp_path / "c.json").exists()
 
 
 # ---------------------------------------------------------------------------------------- CLI

@@ -40,6 +40,7 @@ from medq.assess.evidence import (
 from medq.assess.models.blocks import FINDING_TYPES
 from medq.data.items import degraded_item, severity_targets
 from medq.describe.detector import CALIBRATION_PATH, HEAD_NAMES, det_threshold, head_vector
+from medq.errors import InputError
 
 SEED_BASE = 7_000_000
 """Seeds of the calibration items (far from the quality benchmark's)."""
@@ -269,6 +270,29 @@ def fit(data: dict[str, np.ndarray], model: str | None = None, seed: int = 0,
     return calib
 
 
+DATA_KEYS = ("x", "y", "modality", "source", "dim")
+"""Arrays of a calibration data file (plus `h` when it holds a model's head outputs)."""
+
+
+def read_data(path: Path, heads: bool = False) -> dict[str, np.ndarray]:
+    """A calibration data file (as `build` caches it), checked for what `fit` needs."""
+    from medq.errors import InvalidParameter, UnreadableImage
+
+    try:
+        with np.load(path) as saved:
+            data = {k: saved[k] for k in saved.files}
+    except (OSError, ValueError) as e:
+        raise UnreadableImage(f"not a calibration data file ({type(e).__name__})", path) from e
+    missing = [k for k in (*DATA_KEYS, *(("h",) if heads else ())) if k not in data]
+    if missing:
+        raise InvalidParameter(f"calibration data file lacks {', '.join(missing)}"
+                               + (" (built without --heads)" if missing == ["h"] else ""), path)
+    if data["x"].shape[1] != len(FEATURE_NAMES):
+        raise InvalidParameter(f"calibration data has {data['x'].shape[1]} features, this medq "
+                               f"computes {len(FEATURE_NAMES)}", path)
+    return data
+
+
 def main(argv: list[str] | None = None) -> None:
     """Command line: build the calibration data, fit, write the calibration JSON."""
     from medq.io.atomic import atomic_write_text
@@ -284,8 +308,10 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     started = time.time()
     if args.data:
-        with np.load(args.data) as saved:
-            data = {k: saved[k] for k in saved.files}
+        try:
+            data = read_data(args.data, bool(args.heads))
+        except InputError as e:
+            ap.error(str(e))
     else:
         data = build(args.n2d, args.n3d, args.heads, args.workers)
     calib = fit(data, args.heads)
