@@ -200,3 +200,23 @@ def test_ct_padding_is_shown_as_air_and_returned_unchanged() -> None:
     mr = load_sample("mr_small")  # no padding convention outside CT: every pixel is restored
     step = 0.1 * scale_for(mr.array, mr.modality).scale
     assert np.allclose(apply_planes(mr, shift), mr.array + step, rtol=1e-5, atol=1e-2)
+
+
+def test_fine_ct_pairs_have_finer_pixels_of_the_same_anatomy() -> None:
+    from medq.data.pairs import PairPlan, make_pair
+
+    common = {"tasks": ("ct_low_dose",), "max_side": 512, "source_names": ("body_ct",)}
+    fine, plain = PairPlan(fine_ct=1.0, **common), PairPlan(**common)
+    a, b = make_pair("ct_low_dose", 7, fine), make_pair("ct_low_dose", 7, plain)
+    factor = float(b["spacing"][0] / a["spacing"][0])
+    assert 1.6 <= factor <= 2.4 and a["source"] == b["source"] == "body_ct"
+    assert a["y"].shape[0] == pytest.approx(min(b["y"].shape[0] * factor, 512), abs=8)
+    assert a["records"][0]["name"] == "ct_low_dose"  # degraded after the upsampling
+    again = make_pair("ct_low_dose", 7, fine)
+    assert np.array_equal(a["x"], again["x"]) and np.array_equal(a["y"], again["y"])
+    assert fine.key() != plain.key()
+    mr = make_pair("mr_noise", 7, PairPlan(tasks=("mr_noise",), fine_ct=1.0, max_side=512,
+                                            source_names=("mni_mr_train",)))
+    assert mr["spacing"][0] == pytest.approx(make_pair(
+        "mr_noise", 7, PairPlan(tasks=("mr_noise",), max_side=512,
+                                source_names=("mni_mr_train",)))["spacing"][0])

@@ -75,12 +75,16 @@ class PairPlan:
     pseudo_mr: bool = False
     """Draw CT sources and recast them as MR (`pseudo_mr`) for every pair: body anatomy that
     fills the field of view, unlike the brain template, for MR tasks that generalise."""
+    fine_ct: float = 0.0
+    """Share of CT pairs whose clean image is first upsampled 1.6–2.4× (pixel size divided
+    alike) before it is degraded: the 0.4–0.5 mm pixels of a real 512² head CT."""
 
     def key(self) -> str:
-        """Cache key of this plan (and the generator version); `pseudo_mr` counts when set."""
+        """Cache key of this plan (and the generator version); later fields count when set."""
         fields = asdict(self)
-        if not fields["pseudo_mr"]:
-            del fields["pseudo_mr"]  # a later field: plans without it keep their caches
+        for later in ("pseudo_mr", "fine_ct"):
+            if not fields[later]:
+                del fields[later]  # plans without them keep their caches
         text = json.dumps({**fields, "version": PAIRS_VERSION}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -118,6 +122,16 @@ def _fit(image: Any, max_side: int) -> Any:
     return image.evolve(array=np.ascontiguousarray(image.array[y0:y0 + nh, x0:x0 + nw]))
 
 
+def _finer(image: Any, factor: float) -> Any:
+    """The image upsampled by `factor` (cubic), its pixel size divided alike."""
+    from skimage.transform import resize
+
+    h, w = image.shape[:2]
+    array = resize(image.array, (round(h * factor), round(w * factor)), order=3,
+                   preserve_range=True, anti_aliasing=False).astype(np.float32)
+    return image.evolve(array=array, spacing=tuple(s / factor for s in image.spacing))
+
+
 def make_pair(task: str, seed: int, plan: PairPlan, severity: float | None = None
               ) -> dict[str, Any]:
     """One pair for `task` (or a clean pair for task `clean`), deterministic in `seed`."""
@@ -125,7 +139,10 @@ def make_pair(task: str, seed: int, plan: PairPlan, severity: float | None = Non
     mods = TASKS.get(task, ("CT", "MR", "PT", "DX"))
     pool = _pool(plan, mods)
     source = pool[int(rng.integers(len(pool)))]
-    clean = _fit(source.draw(rng, "2d"), plan.max_side)
+    clean = source.draw(rng, "2d")
+    if plan.fine_ct and clean.modality == "CT" and rng.random() < plan.fine_ct:
+        clean = _finer(clean, float(rng.uniform(1.6, 2.4)))
+    clean = _fit(clean, plan.max_side)
     if plan.pseudo_mr:
         clean = pseudo_mr(clean, rng)
     image = clean

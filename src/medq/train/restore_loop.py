@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from medq.assess.models.blocks import FINDING_TYPES
 from medq.data.pairs import PairPlan, build_pairs, concat, pair_arrays
 from medq.io.atomic import atomic_path, atomic_write_text
-from medq.restore.condition import N_FINDINGS, perturb
+from medq.restore.condition import MODALITY_GROUPS, N_FINDINGS, perturb
 from medq.restore.models import build_model, save_checkpoint
 from medq.restore.normalise import network_input
 from medq.train.config import Stage, TrainConfig
@@ -65,6 +65,10 @@ TEXTURE_NOISE = 0.03
 without a noise finding: real scans carry noise, and a network that only learned noise-free
 targets would strip it (and fine texture) while it repairs aliasing, motion or blur."""
 
+TEXTURE_NOISE_CT = 0.01
+"""The same for CT, whose normalised unit is 1000 HU: 10 HU, about a standard-dose scan's own
+noise (0.03 would be 30 HU, as much as mild low-dose noise, which the network must remove)."""
+
 
 def make_batch(data: dict[str, np.ndarray], idx: np.ndarray, crop: int,
                rng: np.random.Generator, conditioned: bool) -> dict[str, torch.Tensor]:
@@ -72,7 +76,9 @@ def make_batch(data: dict[str, np.ndarray], idx: np.ndarray, crop: int,
     xs, ys = zip(*(_crop(*pair_arrays(data, int(i)), crop, rng) for i in idx), strict=True)
     cond = data["cond"][idx]
     noisy = cond[:, FINDING_TYPES.index("noise")] > 0.5
-    sigma = rng.uniform(0, TEXTURE_NOISE, len(idx)) * (rng.random(len(idx)) < 0.5) * ~noisy
+    limit = np.where(data["modality"][idx] == MODALITY_GROUPS.index("CT"), TEXTURE_NOISE_CT,
+                     TEXTURE_NOISE)
+    sigma = rng.uniform(0, limit) * (rng.random(len(idx)) < 0.5) * ~noisy
     texture = [s * rng.standard_normal(x.shape).astype(np.float32) for s, x in zip(sigma, xs,
                                                                                   strict=True)]
     xs = [x + t for x, t in zip(xs, texture, strict=True)]
@@ -225,6 +231,10 @@ def card_text(cfg: TrainConfig, record: dict[str, Any]) -> str:
         f"{', '.join(more['tasks'])}" + (" on body CT phantoms recast as MR with random tissue "
                                          "contrasts (`phantoms.pseudo_mr`)" if more["pseudo_mr"]
                                          else ""))
+    if plan.get("fine_ct"):
+        extra = (f"; {plan['fine_ct']:.0%} of the CT images upsampled 1.6–2.4× (pixel size "
+                 "alike) before they were degraded, like the fine pixels of a real 512² CT"
+                 + extra)
     rows = ["| task | n | input PSNR | restored PSNR | prior accuracy |", "|---|---|---|---|---|"]
     for task, m in record["metrics"].items():
         rows.append(f"| {task} | {m['n']} | {m.get('input', float('nan')):.2f} | "
@@ -247,7 +257,8 @@ building the cached pairs). Architecture: {record['args']}.
 {plan['severity_range'][1]} (a {plan['combo_fraction']:.0%} share with a second degradation,
 e.g. blur then noise), plus {plan['clean']} clean pairs (target = input){extra}. Random
 {record['crop']}² crops, flips and turns; batch {record['batch_size']}; half the pairs without a
-noise finding get the same Gaussian noise (σ ≤ {TEXTURE_NOISE} normalised) in input and target,
+noise finding get the same Gaussian noise (σ ≤ {TEXTURE_NOISE} normalised, CT
+{TEXTURE_NOISE_CT}) in input and target,
 so the network keeps a real scan's own noise and texture when it repairs something else.
 
 ## Training
