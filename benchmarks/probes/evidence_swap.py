@@ -9,6 +9,7 @@ Usage: python benchmarks/probes/evidence_swap.py [--model mediqa-s]
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 
 import numpy as np
 
@@ -32,8 +33,7 @@ def main() -> None:
               for name, img in (("MR_small", small), ("MNI slice", mni))}
 
     def score(image_of: str, evidence_of: str) -> float:
-        item = load_measured(loaded[image_of].image, None, True, False)
-        item.rows = loaded[evidence_of].rows
+        item = replace(loaded[image_of], rows=loaded[evidence_of].rows)
         return assessor._chunk([item])[0].score
 
     for image_of in loaded:

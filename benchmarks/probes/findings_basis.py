@@ -44,27 +44,29 @@ def collect(model: str) -> list[dict[str, Any]]:
 
 
 def evaluate(rows: list[dict[str, Any]], presence: Any, severity: Any) -> str:
-    """Description metrics when a type is found where `presence(row, j)` ≥ 1 (normal < 0.5)."""
+    """Description metrics when `presence(row, j)` ≥ 1 reports type j, by the report's own rule
+    (`findings.decide` with the shipped calibration's `normal_fraction`, `report_score`)."""
     from medq.assess.assessment import finding_types_for
     from medq.assess.models.blocks import FINDING_TYPES
     from medq.describe.bench import summary
+    from medq.describe.detector import load_detector
+    from medq.describe.findings import decide
     from medq.describe.metrics import score_description
-    from medq.describe.schema import Finding, score_for, severity_for, verdict_for
+    from medq.describe.schema import Finding, report_score, severity_for, verdict_for
 
+    normal_fraction = load_detector().normal_fraction
     scored = []
     for r in rows:
-        found: dict[str, float] = {}
-        normal = []
-        for kind in finding_types_for(r["modality"]):
-            j = FINDING_TYPES.index(kind)
-            p = presence(r, j)
-            if p >= 1.0:
-                found[kind] = max(float(severity(r, j)), 0.5)
-            elif p < 0.5:
-                normal.append(kind)
-        findings = [Finding(k, severity_for(v), 1.0, severity_value=v) for k, v in found.items()]
-        verdict = verdict_for(score_for(list(found.values())))
-        row = score_description(findings, normal, verdict, r["records"])
+        kinds = finding_types_for(r["modality"])
+        n = len(FINDING_TYPES)
+        d = decide(np.array([presence(r, j) for j in range(n)]),
+                   np.array([severity(r, j) for j in range(n)]),
+                   np.array([t in kinds for t in FINDING_TYPES]), np.ones(n), normal_fraction)
+        findings = [Finding(FINDING_TYPES[j], severity_for(v), 1.0, severity_value=v)
+                    for j, v in d.reported.items()]
+        verdict = verdict_for(report_score(list(d.reported.values()), d.below))
+        row = score_description(findings, [FINDING_TYPES[j] for j in d.normal], verdict,
+                                r["records"])
         row.update(group="XR" if r["modality"] in ("CR", "DX") else r["modality"], dim=r["dim"])
         scored.append(row)
     overall = summary(scored)["overall"]
