@@ -202,6 +202,29 @@ def test_ct_padding_is_shown_as_air_and_returned_unchanged() -> None:
     assert np.allclose(apply_planes(mr, shift), mr.array + step, rtol=1e-5, atol=1e-2)
 
 
+def test_soft_pairs_blur_the_clean_image_without_recording_it() -> None:
+    from scipy import ndimage
+
+    from medq.assess.models.blocks import FINDING_TYPES
+    from medq.data.pairs import SOFT_FWHM_PX, PairPlan, make_pair
+
+    common = {"tasks": ("ct_low_dose",), "source_names": ("body_ct",), "combo_fraction": 0.0}
+    soft, plain = PairPlan(soft=1.0, **common), PairPlan(**common)
+    a, b = make_pair("ct_low_dose", 3, soft), make_pair("ct_low_dose", 3, plain)
+    ya, yb = a["y"].astype(np.float32), b["y"].astype(np.float32)
+    assert ya.shape == yb.shape and a["source"] == b["source"]
+    assert np.square(np.diff(ya, axis=1)).mean() < 0.8 * np.square(np.diff(yb, axis=1)).mean()
+    # the same anatomy through a PSF inside the stated FWHM range (σ = FWHM / 2.355 px)
+    sigmas = np.linspace(SOFT_FWHM_PX[0], SOFT_FWHM_PX[1], 11) / 2.355
+    errors = [np.abs(ndimage.gaussian_filter(yb, s, mode="nearest") - ya).mean() for s in sigmas]
+    assert min(errors) < 0.1 * np.abs(yb - ya).mean()
+    # the softening is part of the clean image: only the task is recorded and described
+    assert [r["name"] for r in a["records"]] == ["ct_low_dose"]
+    assert a["cond"][FINDING_TYPES.index("blur")] == 0.0
+    again = make_pair("ct_low_dose", 3, soft)
+    assert np.array_equal(a["x"], again["x"]) and soft.key() != plain.key()
+
+
 def test_fine_ct_pairs_have_finer_pixels_of_the_same_anatomy() -> None:
     from medq.data.pairs import PairPlan, make_pair
 

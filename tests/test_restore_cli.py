@@ -48,6 +48,52 @@ def test_ship_fits_restoration_runs(restore_run: dict, tmp_path: Path) -> None:
         assert net(x)["image"].shape == x.shape
 
 
+def test_restoration_ensemble_reuses_members_averages_and_ships(restore_run: dict,
+                                                               tmp_path: Path) -> None:
+    import dataclasses
+    import shutil
+
+    import torch
+
+    from medq.restore.models import RestoreEnsemble, load_restorer
+    from medq.train.loop import train
+    from medq.train.ship import ship_run
+
+    cfg = dataclasses.replace(restore_run["config"], output=str(tmp_path / "run"),
+                              member_pairs=[{}, {"train": {"soft": 1.0}}])
+    shutil.copytree(restore_run["folder"], tmp_path / "run" / "member-0")  # same recipe: reused
+    logged: list[str] = []
+    record = train(cfg, log=logged.append)
+    assert any("member 1/2 reused" in m for m in logged)
+    assert not any("member 2/2 reused" in m for m in logged)  # trained with softened pairs
+    assert record["members"][1]["pairs"] == {"train": {"soft": 1.0}}
+    member_plan = json.loads((tmp_path / "run" / "member-1" / "metrics.json").read_text())
+    assert member_plan["train_plan"]["soft"] == 1.0 and member_plan["train_plan"]["tasks"] == [
+        "mr_noise", "blur"]
+    net, meta = load_restorer(tmp_path / "run" / "model.pt")
+    assert isinstance(net, RestoreEnsemble) and len(net.members) == 2 and net.conditioning
+    x = torch.rand(1, 1, 32, 40)
+    parts = [load_restorer(tmp_path / "run" / f"member-{k}" / "model.pt")[0] for k in (0, 1)]
+    with torch.no_grad():
+        out = net(x)
+        expected = torch.stack([p(x)["image"] for p in parts]).mean(0)
+        assert torch.allclose(out["image"], expected, atol=1e-6)
+        logits, severity = net.prior(x)
+        assert logits.shape == out["prior_logits"].shape and severity.shape[0] == 1
+    card = (tmp_path / "run" / "card.md").read_text()
+    assert "ensemble of 2" in card and "`pairs.train.soft: 1.0`" in card and "## Member 1" in card
+    assert set(record["metrics"]) == {"mr_noise", "clean"} and meta["name"] == cfg.name
+    logged.clear()
+    train(cfg, log=logged.append)  # both members finished: nothing retrained
+    assert sum("reused" in m for m in logged) == 2
+    shipped = ship_run(tmp_path / "run", dest=tmp_path / "weights")
+    ckpt = torch.load(shipped, weights_only=True)
+    assert len(ckpt["members"]) == 2 and all(
+        v.dtype == torch.float16 for m in ckpt["members"] for v in m["state_dict"].values()
+        if v.is_floating_point())
+    assert isinstance(load_restorer(shipped)[0], RestoreEnsemble)
+
+
 def test_bench_restore_on_a_tiny_plan(restore_run: dict) -> None:
     from medq.restore.benchmark import run_benchmark
 

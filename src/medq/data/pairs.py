@@ -78,11 +78,14 @@ class PairPlan:
     fine_ct: float = 0.0
     """Share of CT pairs whose clean image is first upsampled 1.6–2.4× (pixel size divided
     alike) before it is degraded: the 0.4–0.5 mm pixels of a real 512² head CT."""
+    soft: float = 0.0
+    """Share of pairs whose clean image is first softened by a Gaussian point-spread function of
+    `SOFT_FWHM_PX` pixels, in input and target alike (`_soften`)."""
 
     def key(self) -> str:
         """Cache key of this plan (and the generator version); later fields count when set."""
         fields = asdict(self)
-        for later in ("pseudo_mr", "fine_ct"):
+        for later in ("pseudo_mr", "fine_ct", "soft"):
             if not fields[later]:
                 del fields[later]  # plans without them keep their caches
         text = json.dumps({**fields, "version": PAIRS_VERSION}, sort_keys=True)
@@ -122,6 +125,23 @@ def _fit(image: Any, max_side: int) -> Any:
     return image.evolve(array=np.ascontiguousarray(image.array[y0:y0 + nh, x0:x0 + nw]))
 
 
+SOFT_FWHM_PX = (0.5, 3.0)
+"""Range of the full width at half maximum (pixels) of a softened clean image's PSF."""
+
+
+def _soften(image: Any, rng: np.random.Generator) -> Any:
+    """The image through a Gaussian PSF of random FWHM (`SOFT_FWHM_PX`), recorded as nothing.
+
+    Real scans are softer than their pixel grid (a 512² head CT at 0.43 mm pixels has edges
+    several pixels wide), while the phantoms are sharp to the last pixel; a network that only saw
+    pixel-sharp targets learns to sharpen every edge it meets and draws halos around a real
+    scan's skull when told of mild blur or low resolution. The softening is part of the clean image
+    (target and input alike), not a degradation to repair, so it leaves no record.
+    """
+    fwhm_mm = float(rng.uniform(*SOFT_FWHM_PX)) * float(np.mean(image.spacing[-2:]))
+    return image.evolve(array=simulate(image, "blur", level=fwhm_mm, seed=0)[0].array)
+
+
 def _finer(image: Any, factor: float) -> Any:
     """The image upsampled by `factor` (cubic), its pixel size divided alike."""
     from skimage.transform import resize
@@ -145,6 +165,8 @@ def make_pair(task: str, seed: int, plan: PairPlan, severity: float | None = Non
     clean = _fit(clean, plan.max_side)
     if plan.pseudo_mr:
         clean = pseudo_mr(clean, rng)
+    if plan.soft and rng.random() < plan.soft:
+        clean = _soften(clean, rng)
     image = clean
     if task != "clean":
         kinds = [task]

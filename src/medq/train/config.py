@@ -46,6 +46,8 @@ class TrainConfig:
     ensemble: int = 1  # seeds seed … seed+n−1 trained and averaged (medq.train.ensemble)
     output: str = "runs/{name}"
     pairs: dict[str, Any] = field(default_factory=dict)  # restoration pair plans (task: restore)
+    # restoration ensembles: per member, overrides of `pairs` (medq.train.restore_ensemble)
+    member_pairs: list[dict[str, Any]] = field(default_factory=list)
     log_every: int = 100
 
     def output_dir(self) -> Path:
@@ -85,6 +87,10 @@ def config_from_dict(data: dict[str, Any]) -> TrainConfig:
         raise InvalidParameter(f"task must be 'quality', 'prompts' or 'restore', got {cfg.task!r}")
     if cfg.batch_size < 1:
         raise InvalidParameter("batch_size must be ≥ 1")
+    if cfg.member_pairs and (cfg.task != "restore" or not all(
+            isinstance(m, dict) and set(m) <= {"train", "extra"} for m in cfg.member_pairs)):
+        raise InvalidParameter("member_pairs is for task: restore, a list of overrides of the "
+                               "'train' and 'extra' pair plans")
     if not isinstance(cfg.ensemble, int) or cfg.ensemble < 1:
         raise InvalidParameter(f"ensemble must be a whole number ≥ 1, got {cfg.ensemble!r}")
     return cfg

@@ -208,9 +208,10 @@ def train(cfg: TrainConfig, data: dict[str, np.ndarray] | None = None,
     if cfg.task == "prompts":
         return train_prompt_classifier(cfg, log)
     if cfg.task == "restore":
+        from medq.train.restore_ensemble import train_restore_ensemble
         from medq.train.restore_loop import train_restorer
 
-        return train_restorer(cfg, log)
+        return (train_restore_ensemble if cfg.member_pairs else train_restorer)(cfg, log)
     n_members, split_init = ensemble_size(cfg)
     if n_members > 1:
         from medq.train.ensemble import train_ensemble

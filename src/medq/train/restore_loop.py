@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from medq.assess.models.blocks import FINDING_TYPES
-from medq.data.pairs import PairPlan, build_pairs, concat, pair_arrays
+from medq.data.pairs import SOFT_FWHM_PX, PairPlan, build_pairs, concat, pair_arrays
 from medq.io.atomic import atomic_path, atomic_write_text
 from medq.restore.condition import MODALITY_GROUPS, N_FINDINGS, perturb
 from medq.restore.models import build_model, save_checkpoint
@@ -235,6 +235,11 @@ def card_text(cfg: TrainConfig, record: dict[str, Any]) -> str:
         extra = (f"; {plan['fine_ct']:.0%} of the CT images upsampled 1.6–2.4× (pixel size "
                  "alike) before they were degraded, like the fine pixels of a real 512² CT"
                  + extra)
+    if plan.get("soft"):
+        low, high = SOFT_FWHM_PX
+        extra += (f"; {plan['soft']:.0%} of the clean images softened by a Gaussian PSF of "
+                  f"{low:g}–{high:g} px FWHM, in input and target alike (real scans are softer "
+                  "than their pixel grid)")
     rows = ["| task | n | input PSNR | restored PSNR | prior accuracy |", "|---|---|---|---|---|"]
     for task, m in record["metrics"].items():
         rows.append(f"| {task} | {m['n']} | {m.get('input', float('nan')):.2f} | "

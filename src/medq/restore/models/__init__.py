@@ -1,8 +1,10 @@
 """Restoration networks: registry, checkpoints, and loading shipped weights by name.
 
-A checkpoint is `{"model": <class name>, "args": {...}, "state_dict": ..., "medq": <record>}`;
-shipped ones live in `medq/weights/<name>.pt` (float16, loaded back as float32) with their model
-card `<name>.md`. Any run folder's `model.pt` written by `medq train` works as well.
+A checkpoint is `{"model": <class name>, "args": {...}, "state_dict": ..., "medq": <record>}`,
+or for an ensemble (`RestoreEnsemble`) `{"model": "RestoreEnsemble", "members": [<checkpoint>,
+…], "medq": <record>}`. Shipped ones live in `medq/weights/<name>.pt` (float16, loaded back as
+float32) with their model card `<name>.md`. Any run folder's `model.pt` written by `medq train`
+works as well.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import torch
 from torch import nn
 
 from medq.errors import ModelError
+from medq.restore.models.ensemble import RestoreEnsemble
 from medq.restore.models.unet import RestoreUNet
 
 MODELS: dict[str, type[nn.Module]] = {"RestoreUNet": RestoreUNet}
@@ -37,10 +40,28 @@ def build_model(name: str, **args: Any) -> RestoreUNet:
     return RestoreUNet(**{**PRESETS[name], **args})
 
 
+def _member_dict(model: nn.Module) -> dict[str, Any]:
+    """The checkpoint entries (class, args, weights) of one network."""
+    return {"model": type(model).__name__, "args": dict(model.args),
+            "state_dict": model.state_dict()}
+
+
 def save_checkpoint(model: nn.Module, path: str | Path, record: dict[str, Any]) -> None:
     """Write a checkpoint (architecture args + weights + training record) to `path`."""
-    torch.save({"model": type(model).__name__, "args": dict(model.args),
-                "state_dict": model.state_dict(), "medq": record}, path)
+    if isinstance(model, RestoreEnsemble):
+        torch.save({"model": "RestoreEnsemble",
+                    "members": [_member_dict(m) for m in model.members], "medq": record}, path)
+        return
+    torch.save({**_member_dict(model), "medq": record}, path)
+
+
+def _from_dict(ckpt: dict[str, Any]) -> nn.Module:
+    """A network (or ensemble) from checkpoint entries, weights as float32."""
+    if "members" in ckpt:
+        return RestoreEnsemble([_from_dict(m) for m in ckpt["members"]])
+    model = MODELS[ckpt["model"]](**ckpt["args"])
+    model.load_state_dict({k: v.float() for k, v in ckpt["state_dict"].items()})
+    return model
 
 
 def resolve(name_or_path: str | Path) -> Path:
@@ -61,12 +82,10 @@ def resolve(name_or_path: str | Path) -> Path:
 
 
 @lru_cache(maxsize=4)
-def _load(path: str, mtime: float) -> tuple[RestoreUNet, dict[str, Any]]:
+def _load(path: str, mtime: float) -> tuple[nn.Module, dict[str, Any]]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        cls = MODELS[ckpt["model"]]
-        model = cls(**ckpt["args"])
-        model.load_state_dict({k: v.float() for k, v in ckpt["state_dict"].items()})
+        model = _from_dict(ckpt)
     except (OSError, RuntimeError, KeyError, TypeError) as e:
         raise ModelError(f"not a medq restoration checkpoint ({type(e).__name__}: {e})",
                          path) from e
@@ -74,7 +93,7 @@ def _load(path: str, mtime: float) -> tuple[RestoreUNet, dict[str, Any]]:
 
 
 def load_restorer(name_or_path: str | Path = DEFAULT_RESTORER
-                  ) -> tuple[RestoreUNet, dict[str, Any]]:
+                  ) -> tuple[nn.Module, dict[str, Any]]:
     """(network in eval mode, training record) of a shipped name or a checkpoint (cached)."""
     path = resolve(name_or_path)
     return _load(str(path), path.stat().st_mtime)
