@@ -137,6 +137,37 @@ def test_quality_gate_leaves_every_bundled_sample_nearly_unchanged(name: str) ->
         assert "unchanged" in result.note
 
 
+def test_gate_keeps_mild_detail_findings_alone_from_restoration() -> None:
+    from types import SimpleNamespace
+
+    from medq.describe.schema import Finding
+    from medq.restore.pipeline import mild_detail_only, to_repair
+
+    def report(*found: tuple[str, str]) -> SimpleNamespace:
+        return SimpleNamespace(findings=[Finding(t, s, 0.9) for t, s in found])
+
+    assert to_repair(report(("low_resolution", "mild"))) == []
+    assert to_repair(report(("blur", "mild"), ("motion", "mild"))) == []
+    assert to_repair(report(("low_resolution", "moderate"))) == ["low_resolution"]
+    assert to_repair(report(("blur", "mild"), ("noise", "mild"))) == ["blur", "noise"]
+    assert to_repair(report(("streak", "mild"))) == ["streak"]
+    assert to_repair(report(("low_contrast", "moderate"), ("blur", "mild"))) == []
+    assert not mild_detail_only(report()) and not mild_detail_only(report(("noise", "mild")))
+
+
+@pytest.mark.slow
+def test_clean_real_head_ct_described_mildly_soft_is_returned_unchanged() -> None:
+    from medq.data.sources import sources
+    from medq.restore.pipeline import restore
+
+    head = next(s for s in sources("test") if s.name == "ct_head_j2k")
+    image = head.draw(np.random.default_rng(0), "2d")
+    result = restore(image, "auto", reassess=False)
+    assert not result.changed and np.array_equal(result.image.array, image.array)
+    assert result.note.startswith("Only mild"), result.note
+    assert restore(image, "auto", reassess=False, force=True).changed  # --force still restores
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(("kind", "margin"), [("xr_quantum_noise", 3.0), ("mr_noise", 3.0),
                                               ("mr_undersample", 0.5)])

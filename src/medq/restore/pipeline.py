@@ -3,11 +3,13 @@
 1. **Assess** the image (`medq.assess`, unless an Assessment is given) and **describe** it
    (`medq.describe.report_from`).
 2. **Gate**: the problems to fix are the restorable findings (`condition.RESTORABLE`) of the
-   description. When there are none, the image is returned unchanged and the note says so: a
-   good image is never quietly altered. The network's own degradation-type prior is reported
-   (`detected`: types with probability ≥ `PRIOR_THRESHOLD`) but does not open the gate: in the
-   shipped network it does not yet separate clean from degraded images (see its model card and
-   `medq bench restore`'s gate numbers); `gate_on_prior=True` lets it.
+   description, unless all of them are mild findings the network repairs by adding detail
+   (`DETAIL_FINDINGS`: blur, low resolution, motion). When there are none, the image is
+   returned unchanged and the note says so: a good image is never quietly altered. The
+   network's own degradation-type prior is reported (`detected`: types with probability ≥
+   `PRIOR_THRESHOLD`) but does not open the gate: in the shipped network it does not yet
+   separate clean from degraded images (see its model card and `medq bench restore`'s gate
+   numbers); `gate_on_prior=True` lets it.
 3. **Restore** with the chosen method: `auto`/`net` (the shipped network, conditioned on the
    description), or the classical `bm3d`, `nlm`, `tv`.
 4. **Re-assess** the result; when the score did not rise, the note says so.
@@ -33,6 +35,12 @@ METHODS = ("auto", "net", *CLASSICAL)
 
 PRIOR_THRESHOLD = 0.5
 """Prior probability at which the network's own detection counts as a finding to fix."""
+
+DETAIL_FINDINGS = ("blur", "low_resolution", "motion")
+"""Findings the network repairs by adding detail. Alone and mild they do not open the gate:
+sharpening a nearly good image risks inventing detail, and the description's false alarms on
+clean real scans are mostly these (a real scan is softer than the phantoms the detector was
+calibrated on); `medq bench restore` reports the clean check and the mild items either way."""
 
 
 @dataclass
@@ -66,8 +74,17 @@ def _prior_findings(prior: dict[str, np.ndarray], threshold: float) -> dict[str,
             if t in condition.RESTORABLE and prior["presence"][i] >= threshold}
 
 
+def mild_detail_only(report: Any) -> bool:
+    """Whether every restorable finding of a description is a mild `DETAIL_FINDINGS` one."""
+    found = [f for f in report.findings if f.type in condition.RESTORABLE]
+    return bool(found) and all(f.type in DETAIL_FINDINGS and f.severity == "mild" for f in found)
+
+
 def to_repair(report: Any) -> list[str]:
-    """The restorable finding types of a description: what opens the quality gate."""
+    """The restorable finding types of a description that open the quality gate (none when all
+    are mild blur, low resolution or motion: `mild_detail_only`)."""
+    if mild_detail_only(report):
+        return []
     return [f.type for f in report.findings if f.type in condition.RESTORABLE]
 
 
@@ -122,7 +139,10 @@ def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
     common = {"method": method, "before": before, "detected": detected,
               "description": report.text, "path": image.source}
     if not addressed and not force:
-        note = ("No noise, blur, aliasing, motion or streaks to repair were found; "
+        note = ("Only mild blur, low resolution or motion was found: sharpening a nearly good "
+                "image risks inventing detail, so it is returned unchanged (force to restore)."
+                if mild_detail_only(report) else
+                "No noise, blur, aliasing, motion or streaks to repair were found; "
                 "the image is returned unchanged.")
         return RestoreResult(image, False, after=before, findings_addressed=[], note=note,
                              **common)
