@@ -41,18 +41,21 @@ def planned_record(cfg: TrainConfig) -> dict[str, Any]:
             "use_prompts": cfg.use_prompts, "init": cfg.init}
 
 
-def finished_member(cfg: TrainConfig) -> dict[str, Any] | None:
-    """The record of a finished run of exactly this member recipe in its folder, else None."""
-    folder = cfg.output_dir()
+def finished_run(folder: Path, matches: Any) -> dict[str, Any] | None:
+    """The record of a finished run in `folder` (model.pt beside metrics.json) for which
+    `matches(record)` holds, else None: how ensembles reuse members trained earlier."""
     try:
         record = json.loads((folder / "metrics.json").read_text())
     except (OSError, ValueError):
         return None
-    if not (folder / "model.pt").is_file():
-        return None
+    return record if (folder / "model.pt").is_file() and matches(record) else None
+
+
+def finished_member(cfg: TrainConfig) -> dict[str, Any] | None:
+    """The record of a finished run of exactly this member recipe in its folder, else None."""
     planned = planned_record(cfg)
-    same = all(record.get(k) == planned[k] for k in RECIPE_KEYS)
-    return record if same else None
+    return finished_run(cfg.output_dir(),
+                        lambda record: all(record.get(k) == planned[k] for k in RECIPE_KEYS))
 
 
 def train_ensemble(cfg: TrainConfig, train_one: Any, data: dict[str, np.ndarray] | None,

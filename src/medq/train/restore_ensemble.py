@@ -68,14 +68,10 @@ def planned_recipe(cfg: TrainConfig) -> dict[str, Any]:
 
 def finished_member(cfg: TrainConfig) -> dict[str, Any] | None:
     """The record of a finished run of exactly this member recipe in its folder, else None."""
-    folder = cfg.output_dir()
-    try:
-        record = json.loads((folder / "metrics.json").read_text())
-    except (OSError, ValueError):
-        return None
-    if not (folder / "model.pt").is_file() or recipe(record) != planned_recipe(cfg):
-        return None
-    return record
+    from medq.train.ensemble import finished_run
+
+    planned = planned_recipe(cfg)
+    return finished_run(cfg.output_dir(), lambda record: recipe(record) == planned)
 
 
 def train_restore_ensemble(cfg: TrainConfig, log: Any) -> dict[str, Any]:
