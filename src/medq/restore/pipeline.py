@@ -40,7 +40,7 @@ DETAIL_FINDINGS = ("blur", "low_resolution", "motion")
 """Findings the network repairs by adding detail. Alone and mild they do not open the gate:
 sharpening a nearly good image risks inventing detail, and the description's false alarms on
 clean real scans are mostly these (a real scan is softer than the phantoms the detector was
-calibrated on); `medq bench restore` reports the clean check and the mild items either way."""
+calibrated on); `medq bench restore`'s clean check counts how often the gate still opens."""
 
 
 @dataclass
@@ -83,9 +83,8 @@ def mild_detail_only(report: Any) -> bool:
 def to_repair(report: Any) -> list[str]:
     """The restorable finding types of a description that open the quality gate (none when all
     are mild blur, low resolution or motion: `mild_detail_only`)."""
-    if mild_detail_only(report):
-        return []
-    return [f.type for f in report.findings if f.type in condition.RESTORABLE]
+    return [] if mild_detail_only(report) else [
+        f.type for f in report.findings if f.type in condition.RESTORABLE]
 
 
 def _score(assessment: Any) -> float | None:

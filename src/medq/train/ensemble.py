@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,8 @@ def planned_record(cfg: TrainConfig) -> dict[str, Any]:
             "use_prompts": cfg.use_prompts, "init": cfg.init}
 
 
-def finished_run(folder: Path, matches: Any) -> dict[str, Any] | None:
+def finished_run(folder: Path, matches: Callable[[dict[str, Any]], bool]
+                 ) -> dict[str, Any] | None:
     """The record of a finished run in `folder` (model.pt beside metrics.json) for which
     `matches(record)` holds, else None: how ensembles reuse members trained earlier."""
     try:
