@@ -60,10 +60,10 @@ def planned_recipe(cfg: TrainConfig) -> dict[str, Any]:
     planned = {"model": cfg.model, "seed": cfg.seed,
                "args": dict(build_model(cfg.model, **cfg.model_args).args),
                "steps": {s.name: s.steps for s in cfg.stages},
-               "train_plan": dataclasses.asdict(plan_from(cfg, "train")),
-               "extra_plan": dataclasses.asdict(extra) if extra else None,
+               "train_plan": plan_from(cfg, "train").key(),
+               "extra_plan": extra.key() if extra else None,
                "crop": cfg.train_crop, "batch_size": cfg.batch_size}
-    return recipe(json.loads(json.dumps(planned, default=float)))
+    return json.loads(json.dumps(planned, default=float))  # as a record reads back
 
 
 def finished_member(cfg: TrainConfig) -> dict[str, Any] | None:
