@@ -18,7 +18,7 @@ from medq.assess.predictor import Assessor
 from medq.assess.weights import WEIGHTS_DIR, shipped
 
 MEDQ = [sys.executable, "-m", "medq.cli"]
-UNDERTRAINED = ("mediqa-s is undertrained (3 seeds × 1,600 CPU steps): see its model card and "
+UNDERTRAINED = ("mediqa-s is undertrained (2 seeds × 4,800 CPU steps): see its model card and "
                 "`make bench`")
 
 
