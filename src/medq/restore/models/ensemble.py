@@ -1,6 +1,6 @@
 """An ensemble of restoration networks whose outputs are averaged.
 
-`medq train` builds one from a config with `member_pairs` (`medq.train.restore_loop`): the same
+`medq train` builds one from a config with `member_pairs` (`medq.train.restore_ensemble`): the same
 network trained on differently prepared pairs (e.g. with and without softened clean images).
 Averaging members that err differently on scans unlike their training data steadies the result
 (`medq bench restore` shows the gain). The ensemble behaves like one network: `forward` returns
