@@ -80,16 +80,19 @@ def _streak_slice(x: np.ndarray, region: np.ndarray, length: int,
     """Per-slice sums of max_θ and median_θ of the squared line-averaged residual over `region`."""
     residual = x - median_filter(x, 5)
     half = length // 2
-    padded = np.pad(residual, half, mode="reflect")
+    # float32 line sums: half the memory traffic of the 16 × 21 shifted adds (relative change of
+    # the index ≈ 1e-7); the residual itself is taken in float64
+    padded = np.pad(residual, half, mode="reflect").astype(np.float32)
     ny, nx = x.shape
     energies = []
     for k in range(n_angles):
-        line = np.zeros_like(residual)
+        line = np.zeros((ny, nx), dtype=np.float32)
         for dy, dx in _line_offsets(length, np.pi * k / n_angles):
             line += padded[half + dy:half + dy + ny, half + dx:half + dx + nx]
         energies.append((line[region] / length) ** 2)
     stack = np.stack(energies)  # only the region's pixels: the max and median are per pixel
-    return float(stack.max(axis=0).sum()), float(np.median(stack, axis=0).sum())
+    return (float(stack.max(axis=0).sum(dtype=np.float64)),
+            float(np.median(stack, axis=0).sum(dtype=np.float64)))
 
 
 def streak_region(x: np.ndarray, flat_fraction: float = 0.5, border: int = 10) -> np.ndarray:
