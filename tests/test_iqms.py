@@ -128,6 +128,20 @@ def test_streak_index_rises_with_streak_lines(ct_slice):
     assert values[1] > 1.15 * values[0] and values[2] > values[1]
 
 
+def test_measured_streak_index_is_taken_on_a_256_view(ct_slice):
+    from medq.assess.filters import shrink
+    from medq.assess.measures import compute_measures
+
+    big = ndi.zoom(ct_slice.array.astype(np.float64), 4, order=1)  # 512², like most CT
+    values = []
+    for amp in (0, 120, 240):
+        streaked = _add_streaks(big, amp)
+        measured = compute_measures(streaked, "CT")["streak_index"]
+        assert measured == pytest.approx(artifacts.streak_index(shrink(streaked, 256)))
+        values.append(measured)
+    assert values[1] > 1.15 * values[0] and values[2] > values[1]
+
+
 def test_fast_median_filter_is_scipys_exactly(ct_slice, mr_abdomen_slice):
     from medq.assess.filters import median_filter
 

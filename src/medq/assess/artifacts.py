@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-from medq.assess.filters import median_filter
+from medq.assess.filters import median_filter, shrink
 from medq.assess.iqms import _f64, _mask, _ratio
 from medq.assess.masks import background_mask
 from medq.errors import InvalidImage
@@ -113,8 +113,13 @@ def streak_region(x: np.ndarray, flat_fraction: float = 0.5, border: int = 10) -
     return live & (grad <= np.quantile(grad[live], flat_fraction))
 
 
+STREAK_VIEW = 256
+"""Longest side of the view `compute_measures` takes the streak index on (`longest`)."""
+
+
 def streak_index(array: np.ndarray, length: int = 21, n_angles: int = 16,
-                 flat_fraction: float = 0.5, max_slices: int = 7) -> float:
+                 flat_fraction: float = 0.5, max_slices: int = 7,
+                 longest: int | None = None) -> float:
     """CT streak index SI = Σ max_θ (L_θ r)² / Σ median_θ (L_θ r)² over uniform regions (≥ 1).
 
     r = x − median5(x) is the fine residual (noise and thin streaks; edges are kept by the median
@@ -127,7 +132,10 @@ def streak_index(array: np.ndarray, length: int = 21, n_angles: int = 16,
     like rather than reading absolute values.
     Sums run over the uniform region (`streak_region`: air and flat tissue), where streaks show
     and anatomy is sparse.
-    Volumes: pooled over at most `max_slices` salient slices.
+    Volumes: pooled over at most `max_slices` salient slices. `longest`: each slice is first
+    shrunk (area-antialiased) to at most that many pixels on its longer side, so that the
+    `length`-px lines span a similar extent of anatomy on every matrix size (and a 512² slice
+    costs a quarter); `None` keeps the slice as it is.
     """
     from medq.assess.slices import salient_slices
 
@@ -135,6 +143,7 @@ def streak_index(array: np.ndarray, length: int = 21, n_angles: int = 16,
     slices = [a] if a.ndim == 2 else [a[i] for i in salient_slices(a, n=max_slices)]
     num = den = 0.0
     for x in slices:
+        x = shrink(x, longest) if longest else x
         if min(x.shape) <= 2 * length:
             continue
         region = streak_region(x, flat_fraction, border=length // 2 + 1)

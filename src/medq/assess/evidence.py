@@ -29,6 +29,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from medq.assess.artifacts import ghosting_ratio, streak_index
+from medq.assess.filters import shrink
 from medq.assess.iqms import blur, laplacian_variance, noise_sigma_flat, sharpness
 from medq.assess.masks import anatomy_mask, background_mask, foreground_mask, to_gray
 
@@ -260,14 +261,7 @@ EVIDENCE_SIZE = 256
 
 def evidence_view(array: np.ndarray, longest: int = EVIDENCE_SIZE) -> np.ndarray:
     """A 2D plane shrunk (area-antialiased) so its longer side is at most `longest` pixels."""
-    from skimage.transform import resize
-
-    h, w = array.shape
-    f = longest / max(h, w)
-    if f >= 1.0:
-        return array
-    shape = (max(8, round(h * f)), max(8, round(w * f)))
-    return resize(array, shape, order=1, anti_aliasing=True, preserve_range=True)
+    return shrink(array, longest)
 
 
 def evidence_rows(image: Any, indices: list[int] | None = None,

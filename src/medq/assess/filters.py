@@ -1,8 +1,8 @@
-"""A faster exact 2D median filter (SciPy's rank filter was the main cost of the evidence features).
+"""Plane filters shared by the measures and the evidence features: shrinking and a fast median.
 
-It gives exactly what `scipy.ndimage.median_filter` gives with its default `mode="reflect"`
-(half-sample symmetric padding). It exists only for speed (`benchmarks/assess_speed.py` reports
-the evidence cost per slice) and is tested against SciPy.
+`median_filter` gives exactly what `scipy.ndimage.median_filter` gives with its default
+`mode="reflect"` (half-sample symmetric padding). It exists only for speed
+(`benchmarks/assess_speed.py` reports the evidence cost per slice) and is tested against SciPy.
 """
 
 from __future__ import annotations
@@ -35,3 +35,16 @@ def median_filter(x: np.ndarray, size: int) -> np.ndarray:
         flat = windows.reshape(*windows.shape[:2], size * size)
         out[top:top + rows] = np.partition(flat, middle, axis=-1)[..., middle]
     return out
+
+
+def shrink(array: np.ndarray, longest: int) -> np.ndarray:
+    """A 2D plane shrunk (area-antialiased) so its longer side is at most `longest` pixels;
+    the plane itself when it is already that small."""
+    from skimage.transform import resize
+
+    h, w = array.shape
+    f = longest / max(h, w)
+    if f >= 1.0:
+        return array
+    shape = (max(8, round(h * f)), max(8, round(w * f)))
+    return resize(array, shape, order=1, anti_aliasing=True, preserve_range=True)

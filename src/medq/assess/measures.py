@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from medq.assess.artifacts import ghosting_ratio, qi_1, streak_index
+from medq.assess.artifacts import STREAK_VIEW, ghosting_ratio, qi_1, streak_index
 from medq.assess.iqms import (
     CT_OFFSET_HU,
     _f64,
@@ -53,8 +53,9 @@ def compute_measures(array: np.ndarray, modality: str, mask: np.ndarray | None =
 
     Always: foreground_fraction, noise_sigma, noise_sigma_flat, snr, efc, fber, sharpness,
     laplacian_variance, blur, dynamic_range, clipping_fraction. MR adds snr_dietrich,
-    ghosting_ratio and qi_1; CT adds streak_index. `tissue_masks` (name → mask; "wm"/"gm" as in
-    MRIQC) add snr_<name>, cnr and cjv (for wm/gm or the first two) and wm2max (with "wm").
+    ghosting_ratio and qi_1; CT adds streak_index (on a view of at most `STREAK_VIEW` = 256 px).
+    `tissue_masks` (name → mask; "wm"/"gm" as in MRIQC) add snr_<name>, cnr and cjv (for wm/gm
+    or the first two) and wm2max (with "wm").
     RGB photographs are measured on luminance. Non-finite pixels are excluded from every mask
     (and set to the median for filtering). `value_range` defaults to (0, 1) for photographs.
     """
@@ -90,7 +91,7 @@ def compute_measures(array: np.ndarray, modality: str, mask: np.ndarray | None =
         out["ghosting_ratio"] = ghosting_ratio(a, fg, tissue=tissue)
         out["qi_1"] = qi_1(a, bg)
     if modality == "CT":
-        out["streak_index"] = streak_index(a)
+        out["streak_index"] = streak_index(a, longest=STREAK_VIEW)
     if tissue_masks:
         tissue = {name: _mask(a, m) & finite for name, m in tissue_masks.items()}
         out.update(_tissue_measures(a, tissue, _mean_std(a, bg)[1]))
