@@ -142,6 +142,15 @@ def test_measured_streak_index_is_taken_on_a_256_view(ct_slice):
     assert values[1] > 1.15 * values[0] and values[2] > values[1]
 
 
+def test_wide_gaussian_is_scipys(ct_slice):
+    from medq.assess.filters import wide_gaussian
+
+    a = ct_slice.array.astype(np.float64)[:, :-3]
+    for x, sigma in ((a, 20.48), (a, 2.0), (a[:40, :9], 20.48)):  # radius beyond the image too
+        assert np.allclose(wide_gaussian(x, sigma), ndi.gaussian_filter(x, sigma),
+                           rtol=0, atol=1e-9 * np.abs(x).max())
+
+
 def test_fast_median_filter_is_scipys_exactly(ct_slice, mr_abdomen_slice):
     from medq.assess.filters import median_filter
 

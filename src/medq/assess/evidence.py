@@ -29,7 +29,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from medq.assess.artifacts import ghosting_ratio, streak_index
-from medq.assess.filters import shrink
+from medq.assess.filters import shrink, wide_gaussian
 from medq.assess.iqms import blur, laplacian_variance, noise_sigma_flat, sharpness
 from medq.assess.masks import anatomy_mask, background_mask, foreground_mask, to_gray
 
@@ -171,7 +171,7 @@ def _field(a: np.ndarray, fg: np.ndarray, zero: float) -> tuple[float, float]:
         return 0.0, 0.0
     sigma = 0.08 * max(a.shape)
     signal = np.maximum(a - zero, 0.0)
-    smooth = ndi.gaussian_filter(signal * fg, sigma) / (ndi.gaussian_filter(fg * 1.0, sigma) + EPS)
+    smooth = wide_gaussian(signal * fg, sigma) / (wide_gaussian(fg * 1.0, sigma) + EPS)
     ys, xs = np.nonzero(body)
     step = max(1, ys.size // 4000)
     ys, xs = ys[::step], xs[::step]

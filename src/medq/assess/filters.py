@@ -1,13 +1,16 @@
-"""Plane filters shared by the measures and the evidence features: shrinking and a fast median.
+"""Plane filters shared by the measures and the evidence features: shrinking, a fast median and a
+fast wide Gaussian.
 
-`median_filter` gives exactly what `scipy.ndimage.median_filter` gives with its default
-`mode="reflect"` (half-sample symmetric padding). It exists only for speed
-(`benchmarks/assess_speed.py` reports the evidence cost per slice) and is tested against SciPy.
+`median_filter` gives exactly what `scipy.ndimage.median_filter` gives, and `wide_gaussian` what
+`scipy.ndimage.gaussian_filter` gives up to float rounding, both with SciPy's default
+`mode="reflect"` (half-sample symmetric padding). They exist only for speed
+(`benchmarks/assess_speed.py` reports the evidence cost per slice) and are tested against SciPy.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from scipy import signal
 
 CHUNK_PIXELS = 8192
 """Output pixels per partition call: the copied windows (size² values each) of a band of rows
@@ -48,3 +51,23 @@ def shrink(array: np.ndarray, longest: int) -> np.ndarray:
         return array
     shape = (max(8, round(h * f)), max(8, round(w * f)))
     return resize(array, shape, order=1, anti_aliasing=True, preserve_range=True)
+
+
+def wide_gaussian(x: np.ndarray, sigma: float, truncate: float = 4.0) -> np.ndarray:
+    """2D Gaussian smoothing equal to `ndimage.gaussian_filter(x, sigma)` (same kernel, truncated
+    at `truncate`·σ, same reflect padding) up to rounding: each axis is one FFT convolution
+    instead of a direct one, about 2× faster for σ ≈ 20 px on 256² (the direct cost grows with
+    σ, the FFT's does not)."""
+    radius = int(truncate * float(sigma) + 0.5)
+    t = np.arange(-radius, radius + 1)
+    kernel = np.exp(-0.5 * (t / float(sigma)) ** 2)
+    kernel /= kernel.sum()
+    out = np.asarray(x, dtype=np.float64)
+    for axis in (0, 1):
+        pad = [(0, 0), (0, 0)]
+        pad[axis] = (radius, radius)
+        shape = [1, 1]
+        shape[axis] = kernel.size
+        out = signal.fftconvolve(np.pad(out, pad, mode="symmetric"), kernel.reshape(shape),
+                                 mode="valid", axes=axis)
+    return out
