@@ -59,6 +59,24 @@ def test_assessor_batches_and_keeps_failures_in_place(tiny_run: dict, tmp_path: 
     assert results[0].modality == "CT" and results[2].modality == "MR"
 
 
+def test_blank_and_tiny_images_are_typed_errors_in_place(tiny_run: dict, tmp_path: Path) -> None:
+    from PIL import Image
+
+    from medq.errors import InvalidImage
+
+    blank = MedImage(np.zeros((64, 64, 5), np.float32), (1.0, 1.0, 1.0), "MR",
+                     source=str(tmp_path / "blank.nii.gz"))
+    tiny = tmp_path / "tiny.png"
+    Image.fromarray(np.arange(9, dtype=np.uint8).reshape(3, 3)).save(tiny)
+    results = Assessor(tiny_run["checkpoint"]).assess_many(
+        [blank, tiny, dicom_testfile("CT_small.dcm")])
+    assert isinstance(results[0], InvalidImage) and "blank" in results[0].message
+    assert "blank.nii.gz" in str(results[0])
+    assert isinstance(results[1], InvalidImage) and "3×3" in str(results[1])
+    assert "tiny.png" in str(results[1])
+    assert results[2].modality == "CT" and 1.0 <= results[2].score <= 5.0
+
+
 def test_worker_processes_give_the_same_assessments_and_errors_in_place(
         tiny_run: dict, tmp_path: Path, mni_t1: MedImage, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -56,6 +56,25 @@ def classical_measures(image: MedImage, indices: list[int]) -> dict[str, float |
     return merged
 
 
+MIN_SIDE = 16
+"""Smallest in-plane side (pixels) medq assesses: the measures' windows and the model's
+resampling need a few pixels of content (a volume may have any number of slices)."""
+
+
+def check_assessable(image: MedImage) -> None:
+    """Raise InvalidImage for an image with nothing to assess: too small in-plane, or constant."""
+    from medq.errors import InvalidImage
+
+    plane = image.shape[-3:-1] if image.is_rgb else image.shape[-2:]
+    if min(plane) < MIN_SIDE:
+        raise InvalidImage(f"image is {plane[0]}×{plane[1]} pixels in-plane; medq assesses "
+                           f"images of at least {MIN_SIDE}×{MIN_SIDE}", image.source)
+    lo, hi = float(np.min(image.array)), float(np.max(image.array))
+    if not hi > lo:
+        raise InvalidImage(f"image is blank: every pixel is {lo:g}, nothing to assess",
+                           image.source)
+
+
 def captured(call: Callable[[], T], path: str | Path | None) -> T | MedqError:
     """`call()`, with a failure returned as a typed error naming `path` instead of raised."""
     try:
@@ -73,6 +92,7 @@ def load_measured(item: Item, modality: str | None, rows: bool, measures: bool
 
     def run() -> Loaded:
         image = item if isinstance(item, MedImage) else load(item, modality=modality)
+        check_assessable(image)
         indices = input_indices(image)
         return Loaded(image, indices, evidence_rows(image, indices) if rows else None,
                       classical_measures(image, indices) if measures else {})
