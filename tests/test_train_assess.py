@@ -68,13 +68,16 @@ def test_blank_and_tiny_images_are_typed_errors_in_place(tiny_run: dict, tmp_pat
                      source=str(tmp_path / "blank.nii.gz"))
     tiny = tmp_path / "tiny.png"
     Image.fromarray(np.arange(9, dtype=np.uint8).reshape(3, 3)).save(tiny)
+    holes = np.random.default_rng(0).random((64, 64)).astype(np.float32)
+    holes[:8] = np.nan  # partly non-finite is not blank
     results = Assessor(tiny_run["checkpoint"]).assess_many(
-        [blank, tiny, dicom_testfile("CT_small.dcm")])
+        [blank, tiny, dicom_testfile("CT_small.dcm"), MedImage(holes, (1.0, 1.0), "MR")])
     assert isinstance(results[0], InvalidImage) and "blank" in results[0].message
     assert "blank.nii.gz" in str(results[0])
     assert isinstance(results[1], InvalidImage) and "3×3" in str(results[1])
     assert "tiny.png" in str(results[1])
     assert results[2].modality == "CT" and 1.0 <= results[2].score <= 5.0
+    assert 1.0 <= results[3].score <= 5.0
 
 
 def test_worker_processes_give_the_same_assessments_and_errors_in_place(

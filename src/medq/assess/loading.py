@@ -69,7 +69,10 @@ def check_assessable(image: MedImage) -> None:
     if min(plane) < MIN_SIDE:
         raise InvalidImage(f"image is {plane[0]}×{plane[1]} pixels in-plane; medq assesses "
                            f"images of at least {MIN_SIDE}×{MIN_SIDE}", image.source)
-    lo, hi = float(np.min(image.array)), float(np.max(image.array))
+    finite = image.array[np.isfinite(image.array)]
+    if finite.size == 0:
+        raise InvalidImage("image has no finite pixel value, nothing to assess", image.source)
+    lo, hi = float(finite.min()), float(finite.max())
     if not hi > lo:
         raise InvalidImage(f"image is blank: every pixel is {lo:g}, nothing to assess",
                            image.source)
