@@ -9,6 +9,7 @@ function of its arguments, so a worker needs nothing but this module.
 from __future__ import annotations
 
 import multiprocessing
+import warnings
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -69,10 +70,16 @@ def check_assessable(image: MedImage) -> None:
     if min(plane) < MIN_SIDE:
         raise InvalidImage(f"image is {plane[0]}×{plane[1]} pixels in-plane; medq assesses "
                            f"images of at least {MIN_SIDE}×{MIN_SIDE}", image.source)
-    finite = image.array[np.isfinite(image.array)]
-    if finite.size == 0:
-        raise InvalidImage("image has no finite pixel value, nothing to assess", image.source)
-    lo, hi = float(finite.min()), float(finite.max())
+    a = image.array
+    with warnings.catch_warnings():  # all-NaN: nan, checked below; reductions copy nothing
+        warnings.simplefilter("ignore", RuntimeWarning)
+        lo, hi = float(np.nanmin(a)), float(np.nanmax(a))
+    if not (np.isfinite(lo) and np.isfinite(hi)):  # ±inf or all NaN: the finite values decide
+        finite = a[np.isfinite(a)]
+        if finite.size == 0:
+            raise InvalidImage("image has no finite pixel value, nothing to assess",
+                               image.source)
+        lo, hi = float(finite.min()), float(finite.max())
     if not hi > lo:
         raise InvalidImage(f"image is blank: every pixel is {lo:g}, nothing to assess",
                            image.source)
