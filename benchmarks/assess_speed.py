@@ -4,7 +4,8 @@ Writes benchmarks/results/assess_speed.json. Usage:
     python benchmarks/assess_speed.py [--slices 96] [--volumes 6] [--model mediqa-s]
 The goal for 512² slices is ≥ 50 slices/s on 2 cores; it is measured with and without the
 classical measures (the measures are numpy/scipy work per pixel, the model is batched), and
-the single-thread cost of the model's per-slice measure input (evidence rows) is reported.
+the single-thread costs of the model's per-slice measure input (evidence rows) and of the
+classical measures are reported.
 """
 
 from __future__ import annotations
@@ -61,16 +62,21 @@ def throughput(assessor, paths: list[Path]) -> dict[str, float]:
 
 
 def evidence_cost(path: Path, repeats: int = 10) -> dict[str, float]:
-    """Single-thread seconds per 512² slice of the measure input and of its streak index."""
+    """Single-thread seconds per 512² slice of the measure input, of its streak index and of the
+    classical measures (`compute_measures`, what `--no-measures` skips)."""
     from medq.assess.artifacts import streak_index
-    from medq.assess.evidence import evidence_rows, evidence_view
+    from medq.assess.evidence import EVIDENCE_SIZE, evidence_rows
+    from medq.assess.filters import shrink
+    from medq.assess.measures import compute_measures
     from medq.io import load
 
     image = load(path)
-    view = evidence_view(image.array.astype(float))
+    view = shrink(image.array.astype(float), EVIDENCE_SIZE)
     out = {}
     for name, fn in (("evidence_rows", lambda: evidence_rows(image)),
-                     ("streak_index_of_view", lambda: streak_index(view))):
+                     ("streak_index_of_view", lambda: streak_index(view)),
+                     ("classical_measures", lambda: compute_measures(image.array,
+                                                                     image.modality))):
         fn()
         t0 = time.perf_counter()
         for _ in range(repeats):

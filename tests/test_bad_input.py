@@ -175,3 +175,19 @@ def test_bad_override_names_the_path() -> None:
 
     with pytest.raises(InvalidParameter, match="CT_small.dcm.*unknown modality"):
         load(tdata("CT_small.dcm"), modality="XYZ")
+
+
+def test_assessment_refuses_images_with_nothing_to_grade() -> None:
+    from medq.assess.loading import check_assessable
+    from medq.image import MedImage
+
+    flat = np.full((32, 32), 7.0, np.float32)
+    flat[0, 0] = np.inf  # the finite pixels decide
+    for array, words in ((flat, "blank: every pixel is 7"),
+                         (np.full((32, 32), np.nan, np.float32), "no finite pixel"),
+                         (np.ones((8, 40), np.float32), "8×40 pixels")):
+        with pytest.raises(InvalidImage, match=words):
+            check_assessable(MedImage(array, (1.0, 1.0), "MR", source="x.nii.gz"))
+    varied = np.arange(1024, dtype=np.float32).reshape(32, 32)
+    varied[0, 0] = np.nan
+    check_assessable(MedImage(varied, (1.0, 1.0), "MR"))  # partly NaN, not blank: no error

@@ -106,15 +106,16 @@ def test_build_is_cached(tmp_path, monkeypatch) -> None:
 
 
 def test_evidence_rows_use_a_view_of_at_most_256_pixels() -> None:
-    from medq.assess.evidence import EVIDENCE_SIZE, evidence_rows, evidence_view, feature_vector
+    from medq.assess.evidence import EVIDENCE_SIZE, evidence_rows, feature_vector
+    from medq.assess.filters import shrink
     from medq.image import MedImage
 
     rng = np.random.default_rng(0)
     ramp = np.linspace(100.0, 1000.0, 384)[None, :].repeat(512, 0)  # contrast set by structure
     big = (ramp + rng.normal(0.0, 10.0, (512, 384))).astype(np.float32)
-    assert evidence_view(big).shape == (EVIDENCE_SIZE, 192)
+    assert shrink(big, EVIDENCE_SIZE).shape == (EVIDENCE_SIZE, 192)
     small = big[:100, :80]
-    assert evidence_view(small) is small
+    assert shrink(small, EVIDENCE_SIZE) is small
     image = MedImage(big, (0.5, 0.5), "MR", "brain")
     rows = evidence_rows(image)
     assert rows.shape == (1, len(FEATURE_NAMES))

@@ -129,6 +129,7 @@ def test_streak_index_rises_with_streak_lines(ct_slice):
 
 
 def test_measured_streak_index_is_taken_on_a_256_view(ct_slice):
+    from medq.assess.artifacts import STREAK_VIEW
     from medq.assess.filters import shrink
     from medq.assess.measures import compute_measures
 
@@ -137,7 +138,7 @@ def test_measured_streak_index_is_taken_on_a_256_view(ct_slice):
     for amp in (0, 120, 240):
         streaked = _add_streaks(big, amp)
         measured = compute_measures(streaked, "CT")["streak_index"]
-        assert measured == pytest.approx(artifacts.streak_index(shrink(streaked, 256)))
+        assert measured == pytest.approx(artifacts.streak_index(shrink(streaked, STREAK_VIEW)))
         values.append(measured)
     assert values[1] > 1.15 * values[0] and values[2] > values[1]
 

@@ -259,16 +259,11 @@ EVIDENCE_SIZE = 256
 """Longest side of the view the quality model's measure input is computed on (speed)."""
 
 
-def evidence_view(array: np.ndarray, longest: int = EVIDENCE_SIZE) -> np.ndarray:
-    """A 2D plane shrunk (area-antialiased) so its longer side is at most `longest` pixels."""
-    return shrink(array, longest)
-
-
 def evidence_rows(image: Any, indices: list[int] | None = None,
                   longest: int = EVIDENCE_SIZE) -> np.ndarray:
     """Per-slice feature rows `[n, len(FEATURE_NAMES)]` on views of at most `longest` pixels."""
     rows = []
     for plane in _planes(image, indices):
-        found = slice_features(evidence_view(plane, longest), image.modality)
+        found = slice_features(shrink(plane, longest), image.modality)
         rows.append([found[k] for k in SLICE_NAMES] + _context(image, plane))
     return np.asarray(rows, dtype=np.float32)
