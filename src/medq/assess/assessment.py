@@ -5,7 +5,9 @@ non-diagnostic; `recall` is true for poor and non-diagnostic images. Findings co
 model's finding heads: a type is reported when P(present) ≥ 0.5 and its expected severity
 E[level] ≥ 0.5, with the severity rounded to none/mild/moderate/severe, the presence probability
 as confidence and, as evidence, the expected severity plus the classical measures that bear on
-that finding. Only finding types the engine can produce for the image's modality are reported.
+that finding. Only finding types the engine can produce for the image's modality are reported
+(`finding_types_for`; a file that does not state its modality takes the predicted modality
+prompt, and only the generic types when that is `other` too).
 `finding_scores` keeps the raw head outputs of every type (presence probability and expected
 severity), for callers that calibrate their own thresholds (`medq.describe`).
 """
@@ -45,13 +47,38 @@ def grade_for(score: float) -> str:
     return next(name for bound, name in GRADES if score >= bound)
 
 
+KNOWN_GROUPS = {"CT": "CT", "MR": "MR", "PT": "PT", "CR": "DX", "DX": "DX", "OP": "OP"}
+"""Modalities with their own finding types, mapped to the modality the engine lists them under."""
+
+
 def finding_types_for(modality: str) -> tuple[str, ...]:
-    """Finding types the engine can produce for a modality (radiographs share CR/DX)."""
+    """Finding types the engine can produce for a modality (radiographs share CR/DX).
+
+    An unknown modality (`OT`: nothing says what the image is) gets the generic acquisition
+    effects only, the types the engine makes in two or more of CT, MR, PET, radiographs and
+    photographs (noise, blur, low resolution, low contrast): a CT streak or an MR ghost is not
+    claimed for an image nobody knows to be CT or MR.
+    """
     from medq.degrade import available, get_spec
 
-    mods = {"CR": "DX"}.get(modality, modality)
-    found = {get_spec(k).finding for k in available(mods if mods != "OT" else None)}
+    if modality == "OT":
+        spans: dict[str, set[str]] = {}
+        for kind in available():
+            spec = get_spec(kind)
+            spans.setdefault(spec.finding, set()).update(
+                KNOWN_GROUPS[m] for m in spec.modalities if m in KNOWN_GROUPS)
+        return tuple(f for f in FINDING_TYPES if len(spans.get(f, ())) >= 2)
+    found = {get_spec(k).finding for k in available(KNOWN_GROUPS.get(modality, modality))}
     return tuple(f for f in FINDING_TYPES if f in found)
+
+
+def finding_modality(modality: str, prompts: dict[str, Any] | None) -> str:
+    """The modality whose finding types apply: the image's own, or, when the file does not say
+    (`OT`), the modality prompt predicted for it (XR → DX); `OT` when that is `other` too."""
+    if modality != "OT" or not prompts:
+        return modality
+    return {"XR": "DX"}.get(str(prompts.get("modality")), str(prompts.get("modality"))) \
+        if prompts.get("modality") in ("CT", "MR", "PT", "XR", "OP") else "OT"
 
 
 def clean_number(value: Any) -> float | None:

@@ -19,6 +19,7 @@ import torch
 
 from medq.assess.assessment import (
     Assessment,
+    finding_modality,
     finding_scores_from,
     findings_from,
     grade_for,
@@ -159,6 +160,7 @@ class Assessor:
         measures = p["measures"]
         score = float(out["score"][0])
         presence, expected = out["presence"][0].numpy(), out["expected"][0].numpy()
+        prompts = p["prompts"].to_dict()
         slices = None
         if image.is_volume:
             slices = [{"index": int(i), "score": round(float(s), 3), "weight": round(float(w), 4)}
@@ -166,8 +168,9 @@ class Assessor:
                                          out["slice_weights"], strict=True)]
         return Assessment(
             score=round(score, 3), grade=grade_for(score), recall=score < 2.5,
-            findings=findings_from(presence, expected, image.modality, measures),
-            measures=measures, prompts=p["prompts"].to_dict(), slices=slices, model=self.name,
+            findings=findings_from(presence, expected, finding_modality(image.modality, prompts),
+                                   measures),
+            measures=measures, prompts=prompts, slices=slices, model=self.name,
             path=str(image.source) if image.source else None, modality=image.modality,
             shape=list(image.shape), finding_scores=finding_scores_from(presence, expected))
 
