@@ -174,23 +174,20 @@ def test_findings_are_restricted_to_the_modality(assessor) -> None:
 def test_unknown_modality_gets_generic_findings_only(assessor) -> None:
     from skimage import data
 
-    from medq.assess.assessment import finding_modality, finding_types_for
+    from medq.assess.assessment import finding_types_for
     from medq.image import MedImage
 
     generic = ("noise", "blur", "low_resolution", "low_contrast")
     assert finding_types_for("OT") == generic
-    assert finding_modality("OT", {"modality": "XR"}) == "DX"
-    assert finding_modality("OT", {"modality": "CT"}) == "CT"
-    assert finding_modality("OT", {"modality": "other"}) == "OT"
-    assert finding_modality("MR", {"modality": "CT"}) == "MR"  # the file's own tag wins
-    # a photograph of a man with a camera: its tripod and coat edges once read as CT streaks
+    # a photograph of a man with a camera: its tripod and coat edges once read as CT streaks,
+    # and the prompt classifier (which knows only medical modalities) guesses a modality for it
     photo = MedImage(data.camera().astype("float32"), (), "OT", "unknown")
     assessment = assessor.assess(photo)
-    assert assessment.prompts["modality"] == "other"  # the prompt classifier does not place it
+    assert {f["type"] for f in assessment.findings} <= set(generic)
     report = report_from(assessment, photo)
     assert {f.type for f in report.findings} <= set(generic), report.text
     assert set(report.normal) <= set(generic)
-    assert {f["type"] for f in assessment.findings} <= set(generic)
+    assert "streak" not in report.text
 
 
 def test_phrasing_varies_by_finding_type_and_modality() -> None:

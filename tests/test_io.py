@@ -375,3 +375,35 @@ def test_sidecar_keeps_modality_region_spacing_for_headerless_formats(tmp_path: 
     xr = MedImage(np.arange(64, dtype=np.float32).reshape(8, 8), (0.2, 0.2), "DX", "chest")
     back = load(save(xr, tmp_path / "xr.png"))
     assert (back.modality, back.region, back.spacing) == ("DX", "chest", (0.2, 0.2))
+
+
+# ------------------------------------------------------------------ modality from the values
+
+
+def test_headerless_hounsfield_image_loads_as_ct(tmp_path: Path) -> None:
+    from medq.io.units import INFERRED
+
+    ct = load(tdata("CT_small.dcm"))
+    np.save(tmp_path / "ct.npy", ct.array)
+    nib.save(nib.Nifti1Image(np.stack([ct.array.T] * 3, -1).astype(np.int16), np.eye(4)),
+             tmp_path / "ct.nii.gz")
+    for name in ("ct.npy", "ct.nii.gz"):
+        img = load(tmp_path / name)
+        assert img.modality == "CT" and img.meta["modality_from"] == INFERRED, name
+    assert load(tmp_path / "ct.npy", modality="MR").modality == "MR"  # the caller decides
+    # stored as HU + 1024, or as an MR's magnitudes: no units to read, the modality stays unknown
+    np.save(tmp_path / "stored.npy", ct.array + 1024.0)
+    mr = load(tdata("MR_small.dcm"))
+    np.save(tmp_path / "mr.npy", mr.array)
+    np.save(tmp_path / "air.npy", np.full((32, 32), -1000.0))  # no tissue
+    for name in ("stored.npy", "mr.npy", "air.npy"):
+        img = load(tmp_path / name)
+        assert img.modality == "OT" and "modality_from" not in img.meta, name
+
+
+def test_inferred_ct_is_assessed_as_ct_with_predicted_modality_prompt(tmp_path: Path) -> None:
+    from medq.assess.prompts import prompts_from_image
+
+    np.save(tmp_path / "ct.npy", load(tdata("CT_small.dcm")).array)
+    prompts = prompts_from_image(load(tmp_path / "ct.npy"))
+    assert prompts.modality == "CT" and prompts.source["modality"] == "predicted"

@@ -13,6 +13,8 @@ import pytest
 from conftest import dicom_testfile
 from medq.assess.assessment import GRADES, grade_for
 from medq.assess.predictor import Assessor
+from medq.data.samples import load_sample
+from medq.data.sources import sources
 from medq.errors import InputError, InvalidParameter, ModelError
 from medq.image import MedImage
 from medq.train.config import config_from_dict, load_config
@@ -178,12 +180,30 @@ def test_prompt_classifier_trains_and_predicts(tmp_path: Path) -> None:
                             "output": str(tmp_path / "pc")})
     rec = train(cfg, log=lambda m: None)
     assert 0.0 <= rec["test_modality_accuracy"] <= 1.0 and rec["n_train"] == 14
-    assert "modality accuracy" in (tmp_path / "pc" / "card.md").read_text()
+    assert "Modality accuracy per test source" in (tmp_path / "pc" / "card.md").read_text()
     net = pc.PromptNet()
     net.load_state_dict(torch.load(tmp_path / "pc" / "model.pt", weights_only=True)["state_dict"])
-    x = torch.from_numpy(pc.classifier_input(MedImage(np.zeros((40, 30)) + 1, (1, 1), "OT")))
-    m, r = net.eval()(x[None])
+    image = MedImage(np.zeros((40, 30)) + 1, (1, 1), "OT")
+    m, r = net.eval()(torch.from_numpy(pc.classifier_input(image))[None],
+                      torch.from_numpy(pc.intensity_cues(image))[None])
     assert m.shape == (1, len(pc.MODALITIES)) and r.shape[0] == 1
+    assert set(rec["test"]["per_source"]) <= {s.name for s in sources("test")}
+
+
+def test_prompt_classifier_unit_cues_and_varied_units() -> None:
+    from medq.assess import prompt_classifier as pc
+
+    ct = load_sample("ct_small")
+    cues = pc.intensity_cues(ct)
+    assert cues.shape == (pc.N_CUES,) and cues[0] == 0.0 and cues[3] < 0  # HU: P1 is air
+    stored = ct.evolve(array=ct.array + 1024.0)
+    assert pc.intensity_cues(stored)[2] == 0.0  # HU + 1024 has no negative values
+    assert pc.intensity_cues(load_sample("retina"))[0] == 1.0
+    rng = np.random.default_rng(0)
+    varied = [pc.vary_units(ct, rng).array for _ in range(40)]
+    assert any(np.array_equal(v, ct.array) for v in varied)  # kept in HU
+    assert any(v.max() <= 255 and v.min() >= 0 for v in varied)  # an 8-bit export
+    assert any(v.min() >= 0 and v.max() > 1000 for v in varied)  # HU + 1024
 
 
 def test_seed_ensemble_trains_resumes_averages_and_fine_tunes(tiny_run: dict,

@@ -6,8 +6,7 @@ model's finding heads: a type is reported when P(present) ≥ 0.5 and its expect
 E[level] ≥ 0.5, with the severity rounded to none/mild/moderate/severe, the presence probability
 as confidence and, as evidence, the expected severity plus the classical measures that bear on
 that finding. Only finding types the engine can produce for the image's modality are reported
-(`finding_types_for`; a file that does not state its modality takes the predicted modality
-prompt, and only the generic types when that is `other` too).
+(`finding_types_for`; an image of unknown modality gets the generic types only).
 `finding_scores` keeps the raw head outputs of every type (presence probability and expected
 severity), for callers that calibrate their own thresholds (`medq.describe`).
 """
@@ -54,10 +53,11 @@ KNOWN_GROUPS = {"CT": "CT", "MR": "MR", "PT": "PT", "CR": "DX", "DX": "DX", "OP"
 def finding_types_for(modality: str) -> tuple[str, ...]:
     """Finding types the engine can produce for a modality (radiographs share CR/DX).
 
-    An unknown modality (`OT`: nothing says what the image is) gets the generic acquisition
-    effects only, the types the engine makes in two or more of CT, MR, PET, radiographs and
-    photographs (noise, blur, low resolution, low contrast): a CT streak or an MR ghost is not
-    claimed for an image nobody knows to be CT or MR.
+    An unknown modality (`OT`: neither the file, a sidecar, `--modality` nor its values say what
+    the image is) gets the generic acquisition effects only, the types the engine makes in two
+    or more of CT, MR, PET, radiographs and photographs (noise, blur, low resolution, low
+    contrast): a CT streak or an MR ghost is not claimed for an image nobody knows to be CT or
+    MR (the prompt classifier's guess feeds the quality model, not this).
     """
     from medq.degrade import available, get_spec
 
@@ -70,15 +70,6 @@ def finding_types_for(modality: str) -> tuple[str, ...]:
         return tuple(f for f in FINDING_TYPES if len(spans.get(f, ())) >= 2)
     found = {get_spec(k).finding for k in available(KNOWN_GROUPS.get(modality, modality))}
     return tuple(f for f in FINDING_TYPES if f in found)
-
-
-def finding_modality(modality: str, prompts: dict[str, Any] | None) -> str:
-    """The modality whose finding types apply: the image's own, or, when the file does not say
-    (`OT`), the modality prompt predicted for it (XR → DX); `OT` when that is `other` too."""
-    if modality != "OT" or not prompts:
-        return modality
-    return {"XR": "DX"}.get(str(prompts.get("modality")), str(prompts.get("modality"))) \
-        if prompts.get("modality") in ("CT", "MR", "PT", "XR", "OP") else "OT"
 
 
 def clean_number(value: Any) -> float | None:

@@ -19,7 +19,6 @@ import torch
 
 from medq.assess.assessment import (
     Assessment,
-    finding_modality,
     finding_scores_from,
     findings_from,
     grade_for,
@@ -168,8 +167,7 @@ class Assessor:
                                          out["slice_weights"], strict=True)]
         return Assessment(
             score=round(score, 3), grade=grade_for(score), recall=score < 2.5,
-            findings=findings_from(presence, expected, finding_modality(image.modality, prompts),
-                                   measures),
+            findings=findings_from(presence, expected, image.modality, measures),
             measures=measures, prompts=prompts, slices=slices, model=self.name,
             path=str(image.source) if image.source else None, modality=image.modality,
             shape=list(image.shape), finding_scores=finding_scores_from(presence, expected))

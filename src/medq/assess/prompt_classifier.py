@@ -1,11 +1,17 @@
 """Prompt classifier: predicts modality and region of an image whose file does not state them.
 
 A small CNN (four conv blocks, global pooling, two linear heads) on a 64² view of the image
-normalised by percentiles (as nothing says it is CT, no window is applied). Trained by
-`medq train configs/prompt_classifier.yaml` on the benchmark's training sources (clean and with
-generic degradations); the held-out test sources give its accuracy in the model card. The type
-prompt follows from the modality for PET, radiographs and photographs; CT and MR types cannot
-be told from pixels alone and stay at their catch-all (`ct_other`, `mr_other`).
+normalised by percentiles (as nothing says it is CT, no window is applied), plus the unit cues
+the percentile view drops (`intensity_cues`). An image whose values are Hounsfield units (a
+NIfTI or NumPy CT: air and lung below −500, where no other modality stores values,
+`states_hounsfield`) is CT whatever its pixels look like. Trained by `medq train
+configs/prompt_classifier.yaml` on the benchmark's training sources (clean and with generic
+degradations), their units varied as files vary (`vary_units`: arbitrary scanner scales, CT
+stored as HU + 1024, 8-bit display exports that keep no units at all); the held-out test
+sources give its accuracy in the model card. A prediction below `CONFIDENCE` fills nothing
+(the prompt stays at its catch-all); the region is filled only with a modality. The type prompt
+follows from the modality for PET, radiographs and photographs; CT and MR types cannot be told
+from pixels alone and stay at their catch-all (`ct_other`, `mr_other`).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from torch import nn
 from medq.assess.preprocess import model_input
 from medq.assess.prompts import MODALITY_PROMPTS, REGION_PROMPTS, normalize
 from medq.image import MedImage
+from medq.io.units import in_hounsfield_units
 
 SIZE = 64
 """Input side of the classifier."""
@@ -32,8 +39,17 @@ WEIGHTS_NAME = "prompt-classifier"
 """File stem of the shipped classifier in medq/weights/."""
 
 
+CONFIDENCE = 0.8
+"""Smallest predicted probability that fills a prompt; below it the prompt stays `other` /
+`unknown` (a wrong modality prompt misleads the quality model more than none)."""
+
+N_CUES = 6
+"""Length of `intensity_cues`."""
+
+
 class PromptNet(nn.Module):
-    """Four conv–BN–ReLU–pool blocks → global average → modality and region logits."""
+    """Four conv–BN–ReLU–pool blocks → global average, with the unit cues → modality and region
+    logits."""
 
     def __init__(self, width: int = 24) -> None:
         super().__init__()
@@ -44,20 +60,75 @@ class PromptNet(nn.Module):
                        nn.MaxPool2d(2)]
             ch = w
         self.body = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.modality = nn.Linear(ch, len(MODALITIES))
-        self.region = nn.Linear(ch, len(REGION_PROMPTS))
+        self.modality = nn.Linear(ch + N_CUES, len(MODALITIES))
+        self.region = nn.Linear(ch + N_CUES, len(REGION_PROMPTS))
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """`[B, 3, 64, 64]` in [0, 1] → (modality logits, region logits)."""
-        f = self.body(x)
+    def forward(self, x: torch.Tensor, cues: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`[B, 3, 64, 64]` in [0, 1] and `[B, N_CUES]` → (modality logits, region logits)."""
+        f = torch.cat([self.body(x), cues], dim=1)
         return self.modality(f), self.region(f)
+
+
+def _plane(image: MedImage) -> np.ndarray:
+    """The 2D plane the classifier reads (the middle slice of a volume)."""
+    return image.array[image.shape[0] // 2] if image.is_volume else image.array
 
 
 def classifier_input(image: MedImage) -> np.ndarray:
     """The `[3, 64, 64]` input of an image (middle slice of a volume, percentile-normalised)."""
-    a = image.array[image.shape[0] // 2] if image.is_volume else image.array
-    x = model_input(a, "OT", SIZE)
+    x = model_input(_plane(image), "OT", SIZE)
     return np.repeat(x, 3, axis=0) if x.shape[0] == 1 else x
+
+
+def _signed_log(v: float) -> float:
+    """sign(v)·log10(1 + |v|) / 4: raw values from −3000 to 10⁴ onto about ±1."""
+    return float(np.sign(v) * np.log10(1.0 + abs(v)) / 4.0)
+
+
+def intensity_cues(image: MedImage) -> np.ndarray:
+    """Unit cues (`N_CUES`): colour, the fractions below −500 and below 0, and the signed logs
+    of the 1st, 50th and 99th percentiles of the raw values."""
+    a = np.asarray(_plane(image), dtype=np.float64)
+    a = a[np.isfinite(a)]
+    if a.size == 0:
+        return np.zeros(N_CUES, np.float32)
+    p1, p50, p99 = np.percentile(a, [1.0, 50.0, 99.0])
+    return np.array([float(image.is_rgb), float(np.mean(a < -500)), float(np.mean(a < 0)),
+                     _signed_log(p1), _signed_log(p50), _signed_log(p99)], np.float32)
+
+
+def states_hounsfield(image: MedImage) -> bool:
+    """Whether the plane the classifier reads is in Hounsfield units (`medq.io.units`): such an
+    image is CT whatever its pixels look like."""
+    return not image.is_rgb and in_hounsfield_units(_plane(image))
+
+
+def _modality_probabilities(logits: torch.Tensor, hounsfield: np.ndarray) -> np.ndarray:
+    """Softmax of the modality logits, with images in Hounsfield units set to CT (certain)."""
+    prob = torch.softmax(logits, 1).numpy()
+    prob[hounsfield] = np.eye(len(MODALITIES))[MODALITIES.index("CT")]
+    return prob
+
+
+def _export_8bit(image: MedImage, rng: np.random.Generator) -> MedImage:
+    """The image as an 8-bit display export (percentile window, jittered): no units left."""
+    a = image.array.astype(np.float64)
+    lo, hi = np.percentile(a, [rng.uniform(0.0, 2.0), rng.uniform(98.0, 100.0)])
+    out = np.round(np.clip((a - lo) / max(hi - lo, 1e-6), 0, 1) * 255.0)
+    return image.evolve(array=out.astype(np.float32))
+
+
+def vary_units(image: MedImage, rng: np.random.Generator) -> MedImage:
+    """The image in the units another file might hold it in: a quarter as 8-bit display
+    exports; CT otherwise in HU, a fifth stored as HU + 1024; other modalities at an arbitrary
+    scanner scale (× 10^U(−1, 3)). Photographs keep their 8-bit values."""
+    if image.is_rgb:
+        return image
+    if rng.random() < 0.25:
+        return _export_8bit(image, rng)
+    if image.modality == "CT":
+        return image.evolve(array=image.array + 1024.0) if rng.random() < 0.2 else image
+    return image.evolve(array=(image.array * 10.0 ** rng.uniform(-1.0, 3.0)).astype(np.float32))
 
 
 def labels(image: MedImage) -> tuple[int, int]:
@@ -67,14 +138,16 @@ def labels(image: MedImage) -> tuple[int, int]:
     return MODALITIES.index(mod), REGION_PROMPTS.index(normalize("region", region))
 
 
-def make_examples(source_split: str, n: int, seed: int) -> dict[str, np.ndarray]:
-    """`n` labelled classifier inputs from the benchmark sources of a split."""
+def make_examples(source_split: str, n: int, seed: int, units: str = "native"
+                  ) -> dict[str, np.ndarray]:
+    """`n` labelled classifier inputs from the benchmark sources of a split; `units`: `native`
+    (as the source gives them), `varied` (`vary_units`, for training) or `8bit` (exports)."""
     from medq.data.sources import sources
     from medq.degrade import get_spec, simulate
 
     rng = np.random.default_rng(seed)
     pool = sources(source_split, "2d")
-    xs, ms, rs = [], [], []
+    xs, cs, hu, ms, rs, names = [], [], [], [], [], []
     for i in range(n):
         src = pool[i % len(pool)]
         image = src.draw(rng, "2d")
@@ -84,34 +157,67 @@ def make_examples(source_split: str, n: int, seed: int) -> dict[str, np.ndarray]
         if kind != "none":
             image, _ = simulate(image, str(kind), severity=str(rng.choice(["mild", "moderate"])),
                                 seed=int(rng.integers(2**31)))
-        xs.append(classifier_input(image))
         m, r = labels(image.evolve(region=image.region if image.region != "unknown"
                                    else _SOURCE_REGIONS.get(src.name, "unknown")))
+        if units == "varied":
+            image = vary_units(image, rng)
+        elif units == "8bit" and not image.is_rgb:
+            image = _export_8bit(image, rng)
+        xs.append(classifier_input(image))
+        cs.append(intensity_cues(image))
+        hu.append(states_hounsfield(image))
         ms.append(m)
         rs.append(r)
-    return {"x": np.stack(xs).astype(np.float32), "modality": np.array(ms),
-            "region": np.array(rs)}
+        names.append(src.name)
+    return {"x": np.stack(xs).astype(np.float32), "cues": np.stack(cs), "hu": np.array(hu),
+            "modality": np.array(ms), "region": np.array(rs), "source": np.array(names)}
 
 
 _SOURCE_REGIONS = {"ct_small": "spine"}
 """Regions of test sources whose files do not state one."""
 
 
+@torch.no_grad()
+def held_out_check(net: PromptNet, test: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Accuracies on labelled examples: all, per source, and of the predictions that reach
+    `CONFIDENCE` (with the share that does)."""
+    m, r = net.eval()(torch.from_numpy(test["x"]), torch.from_numpy(test["cues"]))
+    prob = _modality_probabilities(m, test["hu"])
+    right = prob.argmax(1) == test["modality"]
+    sure = prob.max(1) >= CONFIDENCE
+    region_prob = torch.softmax(r, 1).numpy()
+    region_right = region_prob.argmax(1) == test["region"]
+    region_sure = sure & (region_prob.max(1) >= CONFIDENCE)  # filled only with the modality
+
+    def share(hit: np.ndarray, mask: np.ndarray) -> float | None:
+        return round(float(hit[mask].mean()), 3) if mask.any() else None
+
+    return {"modality_accuracy": round(float(right.mean()), 3),
+            "region_accuracy": round(float(region_right.mean()), 3),
+            "confident_share": round(float(sure.mean()), 3),
+            "confident_accuracy": share(right, sure),
+            "region_confident_share": round(float(region_sure.mean()), 3),
+            "region_confident_accuracy": share(region_right, region_sure),
+            "per_source": {str(s): round(float(right[test["source"] == s].mean()), 3)
+                           for s in dict.fromkeys(test["source"].tolist())}}
+
+
 def train_classifier(steps: int = 600, n_train: int = 1500, n_test: int = 200, seed: int = 0,
                      log: Callable[[str], None] = print) -> tuple[PromptNet, dict[str, Any]]:
-    """Train the classifier; returns it with its record (accuracies on held-out sources)."""
+    """Train the classifier; returns it with its record (accuracies on held-out sources, in
+    their native units and as 8-bit exports)."""
     torch.manual_seed(seed)
-    train = make_examples("train", n_train, seed)
-    test = make_examples("test", n_test, seed + 1)
+    train = make_examples("train", n_train, seed, units="varied")
     net = PromptNet()
     opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
     loss_fn = nn.CrossEntropyLoss()
     rng = np.random.default_rng(seed)
     for step in range(steps):
+        net.train()
         idx = rng.integers(0, len(train["x"]), 64)
         x = torch.from_numpy(train["x"][idx])
         x = torch.where(torch.rand(len(idx), 1, 1, 1) < 0.5, x, x.flip(-1))
-        m, r = net(x)
+        m, r = net(x, torch.from_numpy(train["cues"][idx]))
         loss = loss_fn(m, torch.from_numpy(train["modality"][idx])) + 0.5 * loss_fn(
             r, torch.from_numpy(train["region"][idx]))
         opt.zero_grad()
@@ -119,12 +225,13 @@ def train_classifier(steps: int = 600, n_train: int = 1500, n_test: int = 200, s
         opt.step()
         if (step + 1) % 100 == 0:
             log(f"prompt classifier step {step + 1}/{steps} loss={loss.item():.3f}")
-    net.eval()
-    with torch.no_grad():
-        m, r = net(torch.from_numpy(test["x"]))
+    native = held_out_check(net, make_examples("test", n_test, seed + 1))
+    export = held_out_check(net, make_examples("test", n_test, seed + 2, units="8bit"))
     record = {"steps": steps, "n_train": n_train, "n_test": n_test, "seed": seed,
-              "test_modality_accuracy": float((m.argmax(1).numpy() == test["modality"]).mean()),
-              "test_region_accuracy": float((r.argmax(1).numpy() == test["region"]).mean())}
+              "confidence": CONFIDENCE,
+              "test_modality_accuracy": native["modality_accuracy"],
+              "test_region_accuracy": native["region_accuracy"],
+              "test": native, "test_8bit": export}
     return net, record
 
 
@@ -148,13 +255,21 @@ def load_classifier() -> Callable[[MedImage, tuple[str, ...]], dict[str, str]] |
 
     @torch.no_grad()
     def predict_missing(image: MedImage, missing: tuple[str, ...]) -> dict[str, str]:
-        m, r = net(torch.from_numpy(classifier_input(image))[None])
-        modality = MODALITIES[int(m.argmax())]
+        m, r = net(torch.from_numpy(classifier_input(image))[None],
+                   torch.from_numpy(intensity_cues(image))[None])
+        pm = _modality_probabilities(m, np.array([states_hounsfield(image)]))[0]
+        pr = torch.softmax(r, 1)[0]
+        guess: dict[str, str] = {}
         if "modality" not in missing:
             modality = normalize("modality", image.modality)
-        guess = {"modality": modality, "region": REGION_PROMPTS[int(r.argmax())]}
+        elif float(pm.max()) >= CONFIDENCE:
+            modality = guess["modality"] = MODALITIES[int(pm.argmax())]
+        else:
+            return {}  # unsure of the modality: nothing is filled
+        if float(pr.max()) >= CONFIDENCE:
+            guess["region"] = REGION_PROMPTS[int(pr.argmax())]
         guess["type"] = {"PT": "pet", "XR": "radiograph", "OP": "fundus", "CT": "ct_other",
-                         "MR": "mr_other"}[modality]
+                         "MR": "mr_other"}.get(modality, "other")
         return {k: v for k, v in guess.items() if k in missing}
 
     return predict_missing

@@ -278,6 +278,8 @@ def prompts_from_image(image: MedImage, predict_missing: PredictMissing | None =
     if kind is not None:
         values["type"] = kind
     source = {name: "tags" for name in values}
+    if image.meta.get("modality_from") and "modality" in source:
+        source["modality"] = "predicted"  # read from the values (`medq.io.units`), not a tag
     missing = tuple(name for name in FIELDS if name not in values)
     if missing and predict_missing is not None:
         guesses = dict(predict_missing(image, missing) or {})

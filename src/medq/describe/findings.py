@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from medq.assess.assessment import EVIDENCE_MEASURES, finding_modality, finding_types_for
+from medq.assess.assessment import EVIDENCE_MEASURES, finding_types_for
 from medq.assess.models.blocks import FINDING_TYPES
 from medq.describe.schema import SEVERITIES, Finding, severity_for
 
@@ -122,7 +122,7 @@ def detect(assessment: Any, image: Any) -> tuple[list[Finding], list[str], list[
     middle = None
     if assessment.slices:
         middle = assessment.slices[len(assessment.slices) // 2]["index"]
-    kinds = finding_types_for(finding_modality(image.modality, assessment.prompts))
+    kinds = finding_types_for(image.modality)
     allowed = np.array([t in kinds for t in FINDING_TYPES])
     thresholds = np.array([detector.threshold(t, image.modality) for t in FINDING_TYPES])
     decision = decide(prob[0], sev[0], allowed, thresholds, detector.normal_fraction)

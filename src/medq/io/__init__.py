@@ -25,6 +25,7 @@ from medq.errors import (
 from medq.image import PHOTO_MODALITIES, MedImage
 from medq.io import dicom, dicom_write, nifti, raster
 from medq.io.sidecar import read_sidecar, write_sidecar
+from medq.io.units import infer_modality
 
 __all__ = ["FORMATS", "NOT_IMAGE_SUFFIXES", "load", "load_series_files", "read_sidecar", "save",
            "sniff", "write_sidecar"]
@@ -131,7 +132,7 @@ def load(path: str | Path, *, modality: str | None = None, region: str | None = 
             image = image.evolve(**changes)
             if rgb and image.modality not in PHOTO_MODALITIES:
                 raise InvalidParameter(f"colour image cannot take modality {image.modality!r}", p)
-        return image
+        return infer_modality(image)
     except MedqError as e:
         if e.path is None:
             raise type(e)(e.reason, p) from e

@@ -101,15 +101,48 @@ def write_card(folder: Path, cfg: TrainConfig, record: dict[str, Any]) -> Path:
 def prompt_card_text(cfg: TrainConfig, record: dict[str, Any], net: Any) -> str:
     """The prompt classifier's model card as Markdown."""
     n_params = sum(p.numel() for p in net.parameters())
+
+    def rows(check: dict[str, Any]) -> str:
+        return "\n".join(f"| {name} | {acc:.3f} |" for name, acc in check["per_source"].items())
+
+    def line(label: str, c: dict[str, Any]) -> str:
+        return (f"| {label} | {c['modality_accuracy']:.3f} | {c['confident_share']:.3f} | "
+                f"{c['confident_accuracy']} | {c['region_accuracy']:.3f} | "
+                f"{c['region_confident_share']:.3f} | {c['region_confident_accuracy']} |")
+
+    native, export = record["test"], record["test_8bit"]
     return f"""# {cfg.name}
 
 Prompt classifier (`PromptNet`, {n_params} parameters) trained by
 `medq train configs/prompt_classifier.yaml`: seed {cfg.seed}, {record['steps']} steps of batch
 64, {record['n_train']} examples drawn from the benchmark's training sources (clean or with mild/
-moderate blur, low contrast or low resolution), wall time {record['wall_time_s']:.0f} s.
-It fills the modality and region prompts of images whose files do not state them.
+moderate blur, low contrast or low resolution; units varied as files vary: arbitrary scanner
+scales, CT as HU or HU + 1024, a quarter as 8-bit display exports), wall time
+{record['wall_time_s']:.0f} s. It fills the modality and region prompts of images whose files do
+not state them, when its probability reaches {record['confidence']} (else they stay `other` /
+`unknown`).
 
-Held-out test sources ({record['n_test']} examples): modality accuracy
-{record['test_modality_accuracy']:.3f}, region accuracy {record['test_region_accuracy']:.3f}.
-CT and MR types are not predicted (catch-all `ct_other` / `mr_other`).
+## Held-out test sources ({record['n_test']} examples each check)
+
+| check | modality: accuracy | filled (≥ {record['confidence']}) | accuracy of filled | \
+region: accuracy | filled | accuracy of filled |
+|---|---|---|---|---|---|---|
+{line("native units (DICOM / NIfTI values)", native)}
+{line("8-bit display exports", export)}
+
+Modality accuracy per test source, native units:
+
+| source | accuracy |
+|---|---|
+{rows(native)}
+
+and as 8-bit exports:
+
+| source | accuracy |
+|---|---|
+{rows(export)}
+
+Without units (8-bit display exports) it reads pixels alone, learnt from the training
+sources' pixels; the table above shows which held-out scans it then misreads. CT and MR types
+are not predicted (catch-all `ct_other` / `mr_other`).
 """
