@@ -253,3 +253,17 @@ def test_seed_ensemble_trains_resumes_averages_and_fine_tunes(tiny_run: dict,
     assert rec["ensemble_seeds"] == [0, 1] and (tmp_path / "ft" / "seed-1" / "model.pt").is_file()
     with pytest.raises(InvalidParameter, match="members"):
         train(dataclasses.replace(ft, ensemble=3), log=lambda m: None)
+
+
+def test_shipped_prompt_classifier_fills_the_modality_only() -> None:
+    from medq.assess.prompt_classifier import load_classifier
+
+    predict = load_classifier()
+    assert predict is not None  # shipped in medq/weights
+    ct = load_sample("ct_small")
+    assert predict(ct, ("region",)) == {}  # a stated modality: no region guess
+    assert predict(ct.evolve(modality="OT"), ("modality", "region", "type")) == {
+        "modality": "CT", "type": "ct_other"}  # Hounsfield units
+    pet = load_sample("pet_brain")
+    assert predict(pet.evolve(modality="OT"), ("modality", "type")) == {
+        "modality": "PT", "type": "pet"}

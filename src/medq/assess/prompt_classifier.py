@@ -1,4 +1,4 @@
-"""Prompt classifier: predicts modality and region of an image whose file does not state them.
+"""Prompt classifier: predicts the modality of an image whose file does not state it.
 
 A small CNN (four conv blocks, global pooling, two linear heads) on a 64² view of the image
 normalised by percentiles (as nothing says it is CT, no window is applied), plus the unit cues
@@ -9,9 +9,11 @@ configs/prompt_classifier.yaml` on the benchmark's training sources (clean and w
 degradations), their units varied as files vary (`vary_units`: arbitrary scanner scales, CT
 stored as HU + 1024, 8-bit display exports that keep no units at all); the held-out test
 sources give its accuracy in the model card. A prediction below `CONFIDENCE` fills nothing
-(the prompt stays at its catch-all); the region is filled only with a modality. The type prompt
-follows from the modality for PET, radiographs and photographs; CT and MR types cannot be told
-from pixels alone and stay at their catch-all (`ct_other`, `mr_other`).
+(the prompt stays at its catch-all). The type prompt follows from the modality for PET,
+radiographs and photographs; CT and MR types cannot be told from pixels alone and stay at their
+catch-all (`ct_other`, `mr_other`). The region head is trained and its held-out accuracy
+reported, but it fills no prompt: right for about six images in ten, it gave one scan
+different regions at different noise levels, and so different scores.
 """
 
 from __future__ import annotations
@@ -69,9 +71,17 @@ class PromptNet(nn.Module):
         return self.modality(f), self.region(f)
 
 
+VIEW = 256
+"""Longest side of the plane the classifier reads (a larger one is taken on an integer stride:
+its 64² input and percentile cues need no more, and a 512² slice costs a quarter)."""
+
+
 def _plane(image: MedImage) -> np.ndarray:
-    """The 2D plane the classifier reads (the middle slice of a volume)."""
-    return image.array[image.shape[0] // 2] if image.is_volume else image.array
+    """The 2D plane the classifier reads: the middle slice of a volume, on a stride of at most
+    `VIEW` pixels per side."""
+    a = image.array[image.shape[0] // 2] if image.is_volume else image.array
+    step = max(1, -(-max(a.shape[:2]) // VIEW))
+    return a[::step, ::step]
 
 
 def classifier_input(image: MedImage) -> np.ndarray:
@@ -255,21 +265,16 @@ def load_classifier() -> Callable[[MedImage, tuple[str, ...]], dict[str, str]] |
 
     @torch.no_grad()
     def predict_missing(image: MedImage, missing: tuple[str, ...]) -> dict[str, str]:
-        m, r = net(torch.from_numpy(classifier_input(image))[None],
-                   torch.from_numpy(intensity_cues(image))[None])
-        pm = _modality_probabilities(m, np.array([states_hounsfield(image)]))[0]
-        pr = torch.softmax(r, 1)[0]
-        guess: dict[str, str] = {}
         if "modality" not in missing:
-            modality = normalize("modality", image.modality)
-        elif float(pm.max()) >= CONFIDENCE:
-            modality = guess["modality"] = MODALITIES[int(pm.argmax())]
-        else:
+            return {}  # the region head is not used (see the module docstring)
+        m, _ = net(torch.from_numpy(classifier_input(image))[None],
+                   torch.from_numpy(intensity_cues(image))[None])
+        prob = _modality_probabilities(m, np.array([states_hounsfield(image)]))[0]
+        if float(prob.max()) < CONFIDENCE:
             return {}  # unsure of the modality: nothing is filled
-        if float(pr.max()) >= CONFIDENCE:
-            guess["region"] = REGION_PROMPTS[int(pr.argmax())]
-        guess["type"] = {"PT": "pet", "XR": "radiograph", "OP": "fundus", "CT": "ct_other",
-                         "MR": "mr_other"}.get(modality, "other")
+        modality = MODALITIES[int(prob.argmax())]
+        guess = {"modality": modality, "type": {"PT": "pet", "XR": "radiograph", "OP": "fundus",
+                                                "CT": "ct_other", "MR": "mr_other"}[modality]}
         return {k: v for k, v in guess.items() if k in missing}
 
     return predict_missing

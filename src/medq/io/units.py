@@ -24,8 +24,8 @@ HU_AIR_SHARE = 0.02
 SOFT_TISSUE_P99 = -100.0
 """The 99th percentile must reach soft tissue (fat is about −100 HU): not an image of air."""
 
-MAX_VALUES = 2_000_000
-"""Values read at most (a large volume is sampled on an even stride)."""
+MAX_VALUES = 262_144
+"""Values read at most (a larger image, a volume, is sampled on an even stride)."""
 
 INFERRED = "hounsfield units"
 """`meta["modality_from"]` of an image whose modality was read from its values."""

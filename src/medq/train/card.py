@@ -118,9 +118,9 @@ Prompt classifier (`PromptNet`, {n_params} parameters) trained by
 64, {record['n_train']} examples drawn from the benchmark's training sources (clean or with mild/
 moderate blur, low contrast or low resolution; units varied as files vary: arbitrary scanner
 scales, CT as HU or HU + 1024, a quarter as 8-bit display exports), wall time
-{record['wall_time_s']:.0f} s. It fills the modality and region prompts of images whose files do
-not state them, when its probability reaches {record['confidence']} (else they stay `other` /
-`unknown`).
+{record['wall_time_s']:.0f} s. It fills the modality prompt of images whose files do not state
+it, when its probability reaches {record['confidence']} (else it stays `other`). Its region head is
+trained and measured below but fills nothing (too often wrong).
 
 ## Held-out test sources ({record['n_test']} examples each check)
 
