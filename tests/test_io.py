@@ -287,6 +287,20 @@ def test_nifti_axes_affine_and_round_trip(tmp_path: Path, mni_t1: MedImage) -> N
     np.testing.assert_allclose(back.array, img.array * 2, rtol=1e-6)
 
 
+def test_nifti_of_one_slice_is_a_2d_image_and_written_back_alike(tmp_path: Path) -> None:
+    data = np.arange(6 * 5, dtype=np.float32).reshape(6, 5, 1)
+    affine = np.diag([0.5, 0.7, 3.0, 1.0])
+    nib.save(nib.Nifti1Image(data, affine), tmp_path / "slice.nii.gz")
+    img = load(tmp_path / "slice.nii.gz")
+    assert img.shape == (5, 6) and not img.is_volume
+    assert img.spacing == pytest.approx((0.7, 0.5))
+    assert img.array[2, 3] == data[3, 2, 0]
+    back = nib.load(save(img, tmp_path / "back.nii.gz"))
+    assert back.shape == (6, 5, 1)
+    np.testing.assert_allclose(back.affine, affine)
+    np.testing.assert_array_equal(back.get_fdata(), data)
+
+
 def test_nifti_singleton_4th_axis_and_partial_nan(tmp_path: Path) -> None:
     data = np.arange(4 * 5 * 6, dtype=np.float32).reshape(4, 5, 6, 1)
     data[0, 0, 0, 0] = np.nan

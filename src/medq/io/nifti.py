@@ -20,7 +20,8 @@ from medq.io.atomic import atomic_path
 
 
 def read_nifti(path: str | Path) -> MedImage:
-    """Read a 2D/3D NIfTI (a 4D one only when its 4th axis has length 1) as `(z, y, x)`."""
+    """Read a 2D/3D NIfTI (a 4D one only when its 4th axis has length 1) as `(z, y, x)`; a
+    volume of one slice is a 2D image `(y, x)` (`meta["one_slice"]`, written back as it was)."""
     path = Path(path)
     try:
         return image_from_nifti(nib.load(str(path)), path)
@@ -39,6 +40,8 @@ def image_from_nifti(img: Any, source: str | Path | None = None) -> MedImage:
                                source)
     data = np.asarray(img.get_fdata(dtype=np.float32))
     data = data.reshape(shape[:3]) if len(shape) > 3 else data
+    one_slice = data.ndim == 3 and data.shape[2] == 1
+    data = data[:, :, 0] if one_slice else data  # one slice is a 2D image
     if data.ndim not in (2, 3):
         raise UnsupportedImage(f"NIfTI with {data.ndim} dimensions is not supported", source)
     header = img.header
@@ -53,6 +56,8 @@ def image_from_nifti(img: Any, source: str | Path | None = None) -> MedImage:
         "descrip": header["descrip"].item().decode("latin-1").strip("\0 ")
         if "descrip" in header else "",
     }
+    if one_slice:
+        meta["one_slice"] = True  # written back with its k axis of length 1
     arr = np.ascontiguousarray(data.T)
     spacing = tuple(reversed(zooms))
     if not all(np.isfinite(s) and s > 0 for s in spacing):
@@ -81,7 +86,10 @@ def write_nifti(image: MedImage, path: str | Path, *, description: str | None = 
     path = Path(path)
     if image.is_rgb:
         raise InvalidParameter("RGB photographs are not written as NIfTI; use .png/.tif/.npy", path)
-    img = nib.Nifti1Image(np.ascontiguousarray(image.array.T), nifti_affine(image))
+    data = np.ascontiguousarray(image.array.T)
+    if image.meta.get("one_slice") and data.ndim == 2:
+        data = data[:, :, None]
+    img = nib.Nifti1Image(data, nifti_affine(image))
     for kind in ("qform", "sform"):
         code = image.meta.get(f"{kind}_code")
         if code:
