@@ -29,7 +29,7 @@ from torch import nn
 from medq.assess.preprocess import model_input
 from medq.assess.prompts import MODALITY_PROMPTS, REGION_PROMPTS, normalize
 from medq.image import MedImage
-from medq.io.units import in_hounsfield_units
+from medq.io.units import HU_AIR, in_hounsfield_units
 
 SIZE = 64
 """Input side of the classifier."""
@@ -42,8 +42,8 @@ WEIGHTS_NAME = "prompt-classifier"
 
 
 CONFIDENCE = 0.8
-"""Smallest predicted probability that fills a prompt; below it the prompt stays `other` /
-`unknown` (a wrong modality prompt misleads the quality model more than none)."""
+"""Smallest predicted probability that fills the modality prompt; below it the prompt stays
+`other` (a wrong modality prompt misleads the quality model more than none)."""
 
 N_CUES = 6
 """Length of `intensity_cues`."""
@@ -96,14 +96,14 @@ def _signed_log(v: float) -> float:
 
 
 def intensity_cues(image: MedImage) -> np.ndarray:
-    """Unit cues (`N_CUES`): colour, the fractions below −500 and below 0, and the signed logs
+    """Unit cues (`N_CUES`): colour, the fractions below `HU_AIR` and below 0, and the signed logs
     of the 1st, 50th and 99th percentiles of the raw values."""
     a = np.asarray(_plane(image), dtype=np.float64)
     a = a[np.isfinite(a)]
     if a.size == 0:
         return np.zeros(N_CUES, np.float32)
     p1, p50, p99 = np.percentile(a, [1.0, 50.0, 99.0])
-    return np.array([float(image.is_rgb), float(np.mean(a < -500)), float(np.mean(a < 0)),
+    return np.array([float(image.is_rgb), float(np.mean(a < HU_AIR)), float(np.mean(a < 0)),
                      _signed_log(p1), _signed_log(p50), _signed_log(p99)], np.float32)
 
 
@@ -197,7 +197,7 @@ def held_out_check(net: PromptNet, test: dict[str, np.ndarray]) -> dict[str, Any
     sure = prob.max(1) >= CONFIDENCE
     region_prob = torch.softmax(r, 1).numpy()
     region_right = region_prob.argmax(1) == test["region"]
-    region_sure = sure & (region_prob.max(1) >= CONFIDENCE)  # filled only with the modality
+    region_sure = sure & (region_prob.max(1) >= CONFIDENCE)  # where a region guess would go
 
     def share(hit: np.ndarray, mask: np.ndarray) -> float | None:
         return round(float(hit[mask].mean()), 3) if mask.any() else None

@@ -125,7 +125,7 @@ trained and measured below but fills nothing (too often wrong).
 ## Held-out test sources ({record['n_test']} examples each check)
 
 | check | modality: accuracy | filled (≥ {record['confidence']}) | accuracy of filled | \
-region: accuracy | filled | accuracy of filled |
+region: accuracy | ≥ {record['confidence']} (with the modality) | accuracy there |
 |---|---|---|---|---|---|---|
 {line("native units (DICOM / NIfTI values)", native)}
 {line("8-bit display exports", export)}
