@@ -159,7 +159,6 @@ class Assessor:
         measures = p["measures"]
         score = float(out["score"][0])
         presence, expected = out["presence"][0].numpy(), out["expected"][0].numpy()
-        prompts = p["prompts"].to_dict()
         slices = None
         if image.is_volume:
             slices = [{"index": int(i), "score": round(float(s), 3), "weight": round(float(w), 4)}
@@ -168,7 +167,7 @@ class Assessor:
         return Assessment(
             score=round(score, 3), grade=grade_for(score), recall=score < 2.5,
             findings=findings_from(presence, expected, image.modality, measures),
-            measures=measures, prompts=prompts, slices=slices, model=self.name,
+            measures=measures, prompts=p["prompts"].to_dict(), slices=slices, model=self.name,
             path=str(image.source) if image.source else None, modality=image.modality,
             shape=list(image.shape), finding_scores=finding_scores_from(presence, expected))
 
