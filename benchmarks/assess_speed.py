@@ -62,21 +62,29 @@ def throughput(assessor, paths: list[Path]) -> dict[str, float]:
 
 
 def evidence_cost(path: Path, repeats: int = 10) -> dict[str, float]:
-    """Single-thread seconds per 512² slice of the measure input, of its streak index and of the
-    classical measures (`compute_measures`, what `--no-measures` skips)."""
+    """Single-thread seconds per 512² slice of the measure input, of its streak index, of the
+    classical measures (`compute_measures`, what `--no-measures` skips) and of the prompt
+    classifier's modality guess (run only for files that do not state a modality)."""
+    import torch
+
     from medq.assess.artifacts import streak_index
     from medq.assess.evidence import EVIDENCE_SIZE, evidence_rows
     from medq.assess.filters import shrink
     from medq.assess.measures import compute_measures
+    from medq.assess.prompt_classifier import load_classifier
     from medq.io import load
 
+    torch.set_num_threads(1)  # every cost below is one thread's
     image = load(path)
     view = shrink(image.array.astype(float), EVIDENCE_SIZE)
+    untagged = image.evolve(modality="OT")
+    guess = load_classifier()
     out = {}
     for name, fn in (("evidence_rows", lambda: evidence_rows(image)),
                      ("streak_index_of_view", lambda: streak_index(view)),
                      ("classical_measures", lambda: compute_measures(image.array,
-                                                                     image.modality))):
+                                                                     image.modality)),
+                     ("prompt_classifier", lambda: guess(untagged, ("modality", "type")))):
         fn()
         t0 = time.perf_counter()
         for _ in range(repeats):

@@ -46,10 +46,6 @@ def grade_for(score: float) -> str:
     return next(name for bound, name in GRADES if score >= bound)
 
 
-KNOWN_GROUPS = {"CT": "CT", "MR": "MR", "PT": "PT", "CR": "DX", "DX": "DX", "OP": "OP"}
-"""Modalities with their own finding types, mapped to the modality the engine lists them under."""
-
-
 def finding_types_for(modality: str) -> tuple[str, ...]:
     """Finding types the engine can produce for a modality (radiographs share CR/DX).
 
@@ -59,6 +55,7 @@ def finding_types_for(modality: str) -> tuple[str, ...]:
     contrast): a CT streak or an MR ghost is not claimed for an image nobody knows to be CT or
     MR (the prompt classifier's guess feeds the quality model, not this).
     """
+    from medq.assess.evidence import MODALITY_GROUPS, modality_group
     from medq.degrade import available, get_spec
 
     if modality == "OT":
@@ -66,9 +63,9 @@ def finding_types_for(modality: str) -> tuple[str, ...]:
         for kind in available():
             spec = get_spec(kind)
             spans.setdefault(spec.finding, set()).update(
-                KNOWN_GROUPS[m] for m in spec.modalities if m in KNOWN_GROUPS)
+                g for g in map(modality_group, spec.modalities) if g in MODALITY_GROUPS)
         return tuple(f for f in FINDING_TYPES if len(spans.get(f, ())) >= 2)
-    found = {get_spec(k).finding for k in available(KNOWN_GROUPS.get(modality, modality))}
+    found = {get_spec(k).finding for k in available({"CR": "DX"}.get(modality, modality))}
     return tuple(f for f in FINDING_TYPES if f in found)
 
 
