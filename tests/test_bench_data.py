@@ -190,3 +190,29 @@ def test_zoomed_fields_of_view_are_off_centre_small_and_keep_physical_size() -> 
             centres.append((found[0] + np.asarray(crop.shape) / 2) / image.shape)
     assert small >= 5  # some crops are stored at a small matrix, like a 64² MR
     assert np.ptp(np.asarray(centres), axis=0).min() > 0.2  # not always the image centre
+
+
+WORKERS_AFTER_TORCH = """
+import torch
+from medq.data.cache import map_jobs
+
+def work(i):
+    x = torch.rand(1, 1, 512, 512)  # output above torch's grain size: a parallel operation
+    return float(torch.nn.functional.interpolate(x, size=(224, 224), mode="bilinear").mean())
+
+torch.set_num_threads(2)
+torch.nn.functional.interpolate(torch.rand(4, 1, 1024, 1024), size=(224, 224), mode="bilinear")
+print(len(map_jobs(work, list(range(6)), workers=2, progress=False, label="x", chunksize=1)))
+"""
+
+
+def test_worker_pool_runs_torch_after_the_parent_used_its_thread_pool() -> None:
+    """Forked workers of a parent whose torch thread pool ran once used to wait forever on
+    their first parallel torch operation (a fresh `medq bench iqa` hung building its items)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", WORKERS_AFTER_TORCH], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["6"]

@@ -8,10 +8,9 @@ function of its arguments, so a worker needs nothing but this module.
 
 from __future__ import annotations
 
-import multiprocessing
 import warnings
 from collections.abc import Callable
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -111,26 +110,11 @@ def load_measured(item: Item, modality: str | None, rows: bool, measures: bool
 
 
 def loader_pool(workers: int) -> Executor:
-    """A pool of `workers` forked processes for `load_measured`.
+    """A pool of `workers` forked processes for `load_measured` (`medq.workers.worker_pool`:
+    forked, so a caller's script without a main guard is not re-run; one thread each)."""
+    from medq.workers import worker_pool
 
-    Fork, not spawn or forkserver: those re-run the caller's main script in every worker (a
-    script without an `if __name__ == "__main__"` guard would assess twice and fail). The
-    workers only run NumPy/SciPy and the readers, never torch, so the model's threads in the
-    parent are of no concern to them.
-    """
-    context = multiprocessing.get_context("fork")
-    return ProcessPoolExecutor(workers, mp_context=context, initializer=_single_thread)
-
-
-def _single_thread() -> None:
-    """Keep each worker's BLAS on one thread (the workers are the parallelism) where
-    threadpoolctl is installed; a forked worker's libraries are already loaded, so environment
-    variables would come too late."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return
-    threadpool_limits(1)
+    return worker_pool(workers)
 
 
 def load_many(items: list[Item], modality: str | None, rows: bool, measures: bool,

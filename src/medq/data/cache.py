@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +44,8 @@ def map_jobs(fn: Callable[[Any], Any], jobs: Sequence[Any], workers: int, progre
     if workers <= 1:
         return [fn(j) for j in track(jobs, description=label, disable=not progress,
                                      transient=True)]
-    with ProcessPoolExecutor(workers) as ex:
+    from medq.workers import worker_pool
+
+    with worker_pool(workers) as ex:
         return list(track(ex.map(fn, jobs, chunksize=chunksize), total=len(jobs),
                           description=label, disable=not progress, transient=True))

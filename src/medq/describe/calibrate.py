@@ -24,7 +24,6 @@ import argparse
 import hashlib
 import json
 import time
-from concurrent.futures import ProcessPoolExecutor
 from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
@@ -41,6 +40,7 @@ from medq.assess.models.blocks import FINDING_TYPES
 from medq.data.items import degraded_item, severity_targets
 from medq.describe.detector import CALIBRATION_PATH, HEAD_NAMES, det_threshold, head_vector
 from medq.errors import InputError
+from medq.workers import worker_pool
 
 SEED_BASE = 7_000_000
 """Seeds of the calibration items (far from the quality benchmark's)."""
@@ -124,7 +124,7 @@ def build(n2d: int, n3d: int, model: str | None = None, workers: int = 2
             return {k: data[k] for k in data.files}
     jobs = sorted(_jobs(n2d, n3d), key=lambda j: (j[0], j[1]))
     fn = partial(_row, model=model)
-    with ProcessPoolExecutor(workers) as ex:
+    with worker_pool(workers) as ex:
         rows = list(track(ex.map(fn, jobs, chunksize=4), total=len(jobs),
                           description="calibration items", transient=True))
     data = {"x": np.stack([r["x"] for r in rows]), "y": np.stack([r["y"] for r in rows]),

@@ -1,0 +1,35 @@
+"""Worker processes: a forked pool whose workers each run one thread.
+
+Every process pool of medq (cached data builds, calibration items, the loaders of
+`medq assess`) comes from `worker_pool`. Workers are forked, not spawned: spawn and forkserver
+re-import the caller's main script in every worker, so a user's script without an
+`if __name__ == "__main__"` guard would run twice. A forked worker inherits the parent's
+libraries as they were at the fork, and a torch thread pool the parent has already used does
+not survive it: the worker's first parallel torch operation waits forever for threads that do
+not exist. So each worker starts by putting torch (when loaded) and the BLAS/OpenMP libraries
+on one thread — the workers are the parallelism.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import sys
+from concurrent.futures import ProcessPoolExecutor
+
+
+def single_thread() -> None:
+    """Put this process's torch (when imported) and BLAS/OpenMP pools on one thread."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return
+    threadpool_limits(1)
+
+
+def worker_pool(workers: int) -> ProcessPoolExecutor:
+    """A pool of `workers` forked processes, each on one thread (`single_thread`)."""
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                               initializer=single_thread)
