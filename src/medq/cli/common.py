@@ -35,8 +35,21 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+PIPE_WIDTH = 160
+"""Columns of tables written to a file or a pipe (rich's default of 80 cut the benchmark tables'
+model names to a few letters); `COLUMNS` overrides it."""
+
+
+def console(stderr: bool = False) -> Console:
+    """A rich console on stdout or stderr, `PIPE_WIDTH` wide when it is not a terminal."""
+    made = Console(stderr=stderr, soft_wrap=True)
+    if not made.is_terminal and "COLUMNS" not in os.environ:
+        made.width = PIPE_WIDTH
+    return made
+
+
+out = console()
+err = console(stderr=True)
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 1
