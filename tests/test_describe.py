@@ -57,7 +57,7 @@ def test_verdict_and_severity_rules() -> None:
 
 
 def test_report_rule_and_score_with_sub_mild_estimates() -> None:
-    from medq.describe.findings import decide
+    from medq.assess.detector import decide
     from medq.describe.schema import report_score
 
     prob = np.array([0.9, 0.2, 0.05, 0.6, 0.9])
@@ -243,9 +243,9 @@ def test_assessment_keeps_raw_finding_scores(assessor, ct) -> None:
 
 # ------------------------------------------------------------------------------ detector and bench
 def test_shipped_detector_is_calibrated_on_training_sources_only() -> None:
+    from medq.assess.detector import load_detector
     from medq.assess.evidence import FEATURE_NAMES
     from medq.data.sources import sources
-    from medq.describe.detector import load_detector
 
     det = load_detector()
     cal = det.calibration
@@ -275,8 +275,8 @@ def test_bench_items_come_from_the_test_sources_and_round_trip(tmp_path: Path,
 
 @pytest.mark.slow
 def test_calibration_fits_on_real_training_items(tmp_path: Path, monkeypatch) -> None:
+    from medq.assess.detector import Detector
     from medq.describe import calibrate
-    from medq.describe.detector import Detector
 
     monkeypatch.setenv("MEDQ_CACHE_DIR", str(tmp_path))
     data = calibrate.build(28, 0, workers=1)

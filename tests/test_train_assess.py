@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import dicom_testfile
-from medq.assess.assessment import GRADES, grade_for
+from medq.assess.assessment import GRADES, combined_score, grade_for
 from medq.assess.predictor import Assessor
 from medq.data.samples import load_sample
 from medq.data.sources import sources
@@ -45,11 +45,26 @@ def test_assessor_on_real_slice_and_volume(tiny_run: dict, mni_t1: MedImage) -> 
     assert 1.0 <= a.score <= 5.0 and a.grade == grade_for(a.score)
     assert a.prompts["modality"] == "CT" and a.prompts["dimension"] == "2d"
     assert a.measures["noise_sigma"] > 0 and a.slices is None and a.modality == "CT"
+    assert a.score == pytest.approx(combined_score(a.model_score, a.evidence_score), abs=2e-3)
     v = assessor.assess(mni_t1)
     assert v.prompts["dimension"] == "3d" and 1 <= len(v.slices) <= 7
     idx = [s["index"] for s in v.slices]
     assert idx == sorted(idx) and sum(s["weight"] for s in v.slices) == pytest.approx(1, abs=1e-3)
     json.dumps(v.to_dict())  # JSON-safe
+
+
+def test_evidence_score_falls_with_radiograph_quantum_noise() -> None:
+    """The assessment's evidence score (view calibration on the evidence rows) grades the real
+    skull radiograph well and its severe quantum-noise version poorly."""
+    from medq.assess.detector import evidence_score
+    from medq.assess.evidence import evidence_rows
+    from medq.degrade import get_spec, simulate
+
+    xr = load_sample("xr_head")
+    noisy = simulate(xr, "xr_quantum_noise", level=get_spec("xr_quantum_noise").level_at(2.8),
+                     seed=0)[0]
+    clean_score = evidence_score(evidence_rows(xr), xr.modality)
+    assert clean_score >= 3.5 > evidence_score(evidence_rows(noisy), xr.modality) + 1.0
 
 
 def test_assessor_batches_and_keeps_failures_in_place(tiny_run: dict, tmp_path: Path) -> None:

@@ -19,10 +19,10 @@ import numpy as np
 
 def collect(model: str) -> list[dict[str, Any]]:
     """Per item: modality, records, detector probabilities/severities/thresholds, head outputs."""
+    from medq.assess.detector import load_detector
     from medq.assess.models.blocks import FINDING_TYPES
     from medq.assess.predictor import Assessor
     from medq.describe.bench import DescribePlan, build_items, load_item
-    from medq.describe.detector import load_detector
     from medq.describe.findings import detector_inputs
 
     assessor = Assessor(model, batch_size=16, measures=False)
@@ -47,10 +47,9 @@ def evaluate(rows: list[dict[str, Any]], presence: Any, severity: Any) -> str:
     """Description metrics when `presence(row, j)` ≥ 1 reports type j, by the report's own rule
     (`findings.decide` with the shipped calibration's `normal_fraction`, `report_score`)."""
     from medq.assess.assessment import finding_types_for
+    from medq.assess.detector import decide, load_detector
     from medq.assess.models.blocks import FINDING_TYPES
     from medq.describe.bench import summary
-    from medq.describe.detector import load_detector
-    from medq.describe.findings import decide
     from medq.describe.metrics import score_description
     from medq.describe.schema import Finding, report_score, severity_for, verdict_for
 

@@ -1,5 +1,12 @@
 """The Assessment: score, grade, findings, measures, prompts, slices, model (DESIGN, Assessment).
 
+The score is the mean of two estimates of the physics-derived reference score (`combined_score`):
+the quality model's (`model_score`) and the **evidence score** (`evidence_score`: the score of
+the findings the calibrated detector, `medq.assess.detector`, reads from the image's evidence
+rows, computed on the same ≤256-px views the model reads). The two err differently — the model
+ranks severities within an image well, the evidence is steadier across sources — and on the
+held-out test split their mean ranks quality better than either (`medq bench iqa`, row
+"medq assess"). Both parts are kept in the Assessment.
 Grades follow the 1–5 score: ≥ 4.5 excellent, ≥ 3.5 good, ≥ 2.5 acceptable, ≥ 1.5 poor, else
 non-diagnostic; `recall` is true for poor and non-diagnostic images. Findings come from the
 model's finding heads: a type is reported when P(present) ≥ 0.5 and its expected severity
@@ -39,6 +46,17 @@ EVIDENCE_MEASURES: dict[str, tuple[str, ...]] = {
     "illumination": ("dynamic_range",),
 }
 """Classical measures quoted as evidence for each finding type."""
+
+
+EVIDENCE_WEIGHT = 0.5
+"""Weight of the evidence score in the assessment's score (the model's is the rest): a plain
+mean, fixed beforehand rather than fitted on the test split."""
+
+
+def combined_score(model_score: float, evidence: float) -> float:
+    """The assessment's 1–5 score: `EVIDENCE_WEIGHT`-weighted mean of the model's and the
+    evidence score."""
+    return (1.0 - EVIDENCE_WEIGHT) * float(model_score) + EVIDENCE_WEIGHT * float(evidence)
 
 
 def grade_for(score: float) -> str:
@@ -120,6 +138,8 @@ class Assessment:
     modality: str = "OT"
     shape: list[int] = field(default_factory=list)
     finding_scores: dict[str, dict[str, float]] = field(default_factory=dict)
+    model_score: float | None = None
+    evidence_score: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict (`path` first, as in `medq assess --json`)."""

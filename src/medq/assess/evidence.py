@@ -1,6 +1,6 @@
 """Evidence features: cheap, contrast-normalised measurements that tell finding types apart.
 
-The description's finding detector (`medq.describe.detector`) reads these, never raw pixels,
+The description's finding detector (`medq.assess.detector`) reads these, never raw pixels,
 and the quality model takes them per slice as its measure input (`evidence_rows`).
 Every feature is computed in-plane on a 2D greyscale slice (photographs on luminance; volumes
 on their salient slices, averaged) and is, where it can be, independent of the intensity scale

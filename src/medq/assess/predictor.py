@@ -1,10 +1,12 @@
 """The Assessor: load a quality model once, then assess many images in batches.
 
 For each image: prompts from its tags (gaps filled by the shipped prompt classifier), model
-inputs (`preprocess`; 3D volumes give 7 salient slices) with their evidence rows when the
-model takes measures (`evidence.evidence_rows`), one batched forward pass for all 2D
-inputs of a chunk and one per volume (`Q = Σ w̄_i q_i`), findings from the finding heads, and
-the classical measures (`measures.compute_measures`; on the salient slices for volumes).
+inputs (`preprocess`; 3D volumes give 7 salient slices) and their evidence rows
+(`evidence.evidence_rows`: the measure input of models that take measures, and the input of the
+evidence score), one batched forward pass for all 2D inputs of a chunk and one per volume
+(`Q = Σ w̄_i q_i`), the score (`combined_score` of the model's score and the evidence score),
+findings from the finding heads, and the classical measures (`measures.compute_measures`; on the
+salient slices for volumes).
 Paths that fail to load or assess become typed errors in place; the batch goes on.
 """
 
@@ -19,10 +21,12 @@ import torch
 
 from medq.assess.assessment import (
     Assessment,
+    combined_score,
     finding_scores_from,
     findings_from,
     grade_for,
 )
+from medq.assess.detector import evidence_score
 from medq.assess.loading import (
     POOL_MIN_ITEMS,
     Item,
@@ -98,15 +102,16 @@ class Assessor:
 
     def _load(self, items: list[Item], pool: Executor | None) -> list[Any]:
         """Start loading and measuring `items` (futures with a pool, results without)."""
-        return load_many(items, self.modality, self.model.uses_measures, self.measures, pool)
+        return load_many(items, self.modality, True, self.measures, pool)
 
     def _prepare(self, loaded: Loaded) -> dict[str, Any]:
         """Prompts and model inputs of one loaded input; raises typed errors."""
         image = loaded.image
         prompts = self.prompts(image)
         x, indices = image_inputs(image, self.size, prompts.type, indices=loaded.indices)
-        m = torch.from_numpy(loaded.rows) if loaded.rows is not None else None
+        m = torch.from_numpy(loaded.rows) if self.model.uses_measures else None
         return {"image": image, "prompts": prompts, "x": torch.from_numpy(x), "m": m,
+                "rows": loaded.rows,
                 "indices": indices, "p": torch.from_numpy(encode(prompts)),
                 "measures": loaded.measures}
 
@@ -157,7 +162,9 @@ class Assessor:
         image: MedImage = p["image"]
         out = p["out"]
         measures = p["measures"]
-        score = float(out["score"][0])
+        model_score = float(out["score"][0])
+        evidence = evidence_score(p["rows"], image.modality)
+        score = combined_score(model_score, evidence)
         presence, expected = out["presence"][0].numpy(), out["expected"][0].numpy()
         slices = None
         if image.is_volume:
@@ -169,5 +176,6 @@ class Assessor:
             findings=findings_from(presence, expected, image.modality, measures),
             measures=measures, prompts=p["prompts"].to_dict(), slices=slices, model=self.name,
             path=str(image.source) if image.source else None, modality=image.modality,
-            shape=list(image.shape), finding_scores=finding_scores_from(presence, expected))
+            shape=list(image.shape), finding_scores=finding_scores_from(presence, expected),
+            model_score=round(model_score, 3), evidence_score=round(evidence, 3))
 

@@ -168,6 +168,6 @@ def run(plan: DescribePlan, model: str = "mediqa-s", batch_size: int = 16,
 
 def calibration_id() -> str:
     """SHA-256 (16 hex digits) of the shipped finding-detector calibration."""
-    from medq.describe.detector import CALIBRATION_PATH
+    from medq.assess.detector import CALIBRATION_PATH
 
     return hashlib.sha256(CALIBRATION_PATH.read_bytes()).hexdigest()[:16]

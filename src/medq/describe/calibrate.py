@@ -1,6 +1,12 @@
 """Fit the finding detector on the TRAINING sources (never the test split) and ship it as JSON.
 
-    python -m medq.describe.calibrate [--n2d 3000] [--n3d 150] [--heads MODEL] [--output PATH]
+    python -m medq.describe.calibrate [--n2d 3600] [--n3d 150] [--heads MODEL] [--view]
+                                      [--output PATH]
+
+Without `--view` the features are computed on the full planes (`evidence.feature_vector`) and
+the result is the description's calibration (`assess/detector-full.json`); with `--view` on the
+quality model's views of at most 256 px (the mean of `evidence.evidence_rows`) and it is the
+assessment's (`assess/detector-view.json`, its evidence score).
 
 1. **Data**: `degraded_item` on `sources('train', …)` (with `realism`: sub-threshold baseline
    noise and zoomed fields of view; MR sources three times as often), the
@@ -30,15 +36,22 @@ from typing import Any
 
 import numpy as np
 
+from medq.assess.detector import (
+    CALIBRATION_PATH,
+    HEAD_NAMES,
+    VIEW_CALIBRATION_PATH,
+    det_threshold,
+    head_vector,
+)
 from medq.assess.evidence import (
     FEATURE_NAMES,
     FEATURES_VERSION,
+    evidence_rows,
     feature_vector,
     modality_group,
 )
 from medq.assess.models.blocks import FINDING_TYPES
 from medq.data.items import degraded_item, severity_targets
-from medq.describe.detector import CALIBRATION_PATH, HEAD_NAMES, det_threshold, head_vector
 from medq.errors import InputError
 from medq.workers import worker_pool
 
@@ -85,14 +98,16 @@ def _assessor(model: str) -> Any:
     return Assessor(model, measures=False, threads=1)
 
 
-def _row(job: tuple[str, str, int], model: str | None) -> dict[str, Any]:
-    """Features, targets (and head outputs) of one calibration item."""
+def _row(job: tuple[str, str, int], model: str | None, view: bool = False) -> dict[str, Any]:
+    """Features, targets (and head outputs) of one calibration item (`view`: the mean of the
+    evidence rows, on views of at most `EVIDENCE_SIZE` px, instead of the full planes)."""
     from medq.data.sources import sources
 
     name, dim, seed = job
     source = next(s for s in sources("train") if s.name == name)
     image, records = degraded_item(source, dim, seed, clean_fraction=0.2, realism=True)
-    row = {"x": feature_vector(image), "y": severity_targets(records),
+    x = evidence_rows(image).mean(axis=0) if view else feature_vector(image)
+    row = {"x": x, "y": severity_targets(records),
            "modality": image.modality, "source": name, "dim": dim}
     if model:
         row["h"] = head_vector(_assessor(model).assess(image))
@@ -106,7 +121,7 @@ def model_sha(model: str) -> str:
     return hashlib.sha256(resolve(model).read_bytes()).hexdigest()[:16]
 
 
-def build(n2d: int, n3d: int, model: str | None = None, workers: int = 2
+def build(n2d: int, n3d: int, model: str | None = None, workers: int = 2, view: bool = False
           ) -> dict[str, np.ndarray]:
     """The calibration arrays (cached): x features, y severities, h heads, modality, source."""
     from rich.progress import track
@@ -117,13 +132,13 @@ def build(n2d: int, n3d: int, model: str | None = None, workers: int = 2
 
     key = hashlib.sha256(json.dumps([n2d, n3d, FEATURE_NAMES, FEATURES_VERSION, SEED_BASE,
                                      BENCH_VERSION, model and model_sha(model)]
-                                    ).encode()).hexdigest()[:12]
+                                    + (["view"] if view else [])).encode()).hexdigest()[:12]
     path = cache_dir() / "describe" / f"calibration-{key}.npz"
     if path.exists():
         with np.load(path) as data:
             return {k: data[k] for k in data.files}
     jobs = sorted(_jobs(n2d, n3d), key=lambda j: (j[0], j[1]))
-    fn = partial(_row, model=model)
+    fn = partial(_row, model=model, view=view)
     with worker_pool(workers) as ex:
         rows = list(track(ex.map(fn, jobs, chunksize=4), total=len(jobs),
                           description="calibration items", transient=True))
@@ -212,7 +227,7 @@ def _description_metrics(p: np.ndarray, s: np.ndarray, allowed: np.ndarray,
 def fit(data: dict[str, np.ndarray], model: str | None = None, seed: int = 0,
         steps: int = STEPS, ensemble: int = ENSEMBLE) -> dict[str, Any]:
     """Fit the detector on 80 % of the calibration items; thresholds and scores on the rest."""
-    from medq.describe.detector import Detector
+    from medq.assess.detector import Detector
     from medq.train.loop import set_threads
 
     set_threads(1)  # a tiny MLP: one thread is fastest, and leaves the other core free
@@ -302,7 +317,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--n3d", type=int, default=150)
     ap.add_argument("--heads", default=None, help="also use this model's finding heads")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--output", type=Path, default=CALIBRATION_PATH)
+    ap.add_argument("--view", action="store_true",
+                    help="features on the model's ≤256-px views (the evidence rows)")
+    ap.add_argument("--output", type=Path, default=None,
+                    help="where to write (default: the shipped calibration of the features)")
     ap.add_argument("--data", type=Path, default=None,
                     help="fit on this calibration data file (.npz) instead of building one")
     args = ap.parse_args(argv)
@@ -313,14 +331,16 @@ def main(argv: list[str] | None = None) -> None:
         except InputError as e:
             ap.error(str(e))
     else:
-        data = build(args.n2d, args.n3d, args.heads, args.workers)
+        data = build(args.n2d, args.n3d, args.heads, args.workers, args.view)
     calib = fit(data, args.heads)
+    calib["features_on"] = "view" if args.view else "full"
     if args.data:
         calib["data_file"] = args.data.name
     calib["seconds"] = round(time.time() - started, 1)
-    atomic_write_text(args.output, json.dumps(calib))
+    output = args.output or (VIEW_CALIBRATION_PATH if args.view else CALIBRATION_PATH)
+    atomic_write_text(output, json.dumps(calib))
     print(json.dumps(calib["validation"], indent=1))
-    print(f"wrote {args.output}")
+    print(f"wrote {output}")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ and evidence (the detector's numbers, the finding heads' raw outputs and the cla
 that bear on it). Types whose probability is below the calibration's `normal_fraction` of their
 threshold are `normal`: the text may say they are absent. The severities the detector estimates
 below mild for the other types (from `BELOW_MILD_FLOOR`) go into the report's score
-(`schema.report_score`). `decide` is that rule, shared with the calibration's validation.
+(`schema.report_score`). `decide` is that rule, shared with the calibration's validation and
+the assessment's evidence score (both in `medq.assess.detector`).
 Without an image, the assessment's own findings (finding heads, thresholded in
 `medq.assess.assessment`) are used as they are.
 """
@@ -15,17 +16,14 @@ Without an image, the assessment's own findings (finding heads, thresholded in
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
-from medq.assess.assessment import EVIDENCE_MEASURES, finding_types_for
+from medq.assess.assessment import EVIDENCE_MEASURES
+from medq.assess.detector import detect_types
 from medq.assess.models.blocks import FINDING_TYPES
 from medq.describe.schema import SEVERITIES, Finding, severity_for
-
-BELOW_MILD_FLOOR = 0.2
-"""Sub-mild severity estimates from here up count in the report's score (the engine's quality
-benchmark draws continuous severities from 0.2)."""
 
 KEY_FEATURES: dict[str, tuple[str, ...]] = {
     "noise": ("noise_hh", "noise_flat", "noise_bg"),
@@ -60,8 +58,8 @@ def detector_inputs(assessment: Any, image: Any, detector: Any) -> tuple[np.ndar
     A heads calibration of another checkpoint gets neutral head inputs (the calibration means),
     so the evidence features alone decide.
     """
+    from medq.assess.detector import head_vector
     from medq.assess.evidence import feature_vector
-    from medq.describe.detector import head_vector
 
     indices = [s["index"] for s in assessment.slices] if assessment.slices else None
     x = feature_vector(image, indices)
@@ -89,46 +87,20 @@ def _evidence(kind: str, p: float, value: float, x: np.ndarray, assessment: Any
     return ev
 
 
-class Decision(NamedTuple):
-    """What one image's detector outputs say: reported types, types stated absent, sub-mild."""
-
-    reported: dict[int, float]
-    """Type index → continuous severity (at least mild) of each reported finding."""
-    normal: list[int]
-    """Type indices stated absent."""
-    below: list[float]
-    """Sub-mild severity estimates (`BELOW_MILD_FLOOR` ≤ s < 0.5) of the unreported types."""
-
-
-def decide(prob: np.ndarray, sev: np.ndarray, allowed: np.ndarray, thresholds: np.ndarray,
-           normal_fraction: float) -> Decision:
-    """The report rule on one image's `[types]` detector outputs and presence thresholds."""
-    report = allowed & (prob >= thresholds)
-    normal = allowed & (prob < normal_fraction * thresholds)
-    below = allowed & ~report & (sev >= BELOW_MILD_FLOOR)
-    return Decision({int(j): max(float(sev[j]), 0.5) for j in np.flatnonzero(report)},
-                    [int(j) for j in np.flatnonzero(normal)],
-                    [min(float(sev[j]), 0.49) for j in np.flatnonzero(below)])
-
-
 def detect(assessment: Any, image: Any) -> tuple[list[Finding], list[str], list[float], bool]:
     """(findings worst first, normal types, sub-mild estimates, whether heads were used)."""
-    from medq.describe.detector import load_detector
+    from medq.assess.detector import load_detector
     from medq.describe.location import locate
 
     detector = load_detector()
     x, heads = detector_inputs(assessment, image, detector)
-    prob, sev = detector.predict(x)
+    prob, _, decision = detect_types(detector, x, image.modality)
     middle = None
     if assessment.slices:
         middle = assessment.slices[len(assessment.slices) // 2]["index"]
-    kinds = finding_types_for(image.modality)
-    allowed = np.array([t in kinds for t in FINDING_TYPES])
-    thresholds = np.array([detector.threshold(t, image.modality) for t in FINDING_TYPES])
-    decision = decide(prob[0], sev[0], allowed, thresholds, detector.normal_fraction)
     findings = []
     for j, raw in decision.reported.items():
-        kind, p, value = FINDING_TYPES[j], float(prob[0, j]), round(raw, 2)
+        kind, p, value = FINDING_TYPES[j], float(prob[j]), round(raw, 2)
         findings.append(Finding(kind, severity_for(value), round(p, 3),
                                 locate(kind, image, middle),
                                 _evidence(kind, p, value, x, assessment), value))

@@ -46,15 +46,11 @@ def score_for(values: list[float]) -> float:
 
 
 def report_score(values: list[float], below: list[float] = ()) -> float:
-    """Score of reported severities and the detector's sub-mild estimates of the other types.
+    """Score of reported severities and sub-mild estimates (`medq.assess.detector.findings_score`:
+    the sub-mild estimates together count no more than one more mild finding)."""
+    from medq.assess.detector import findings_score
 
-    The engine's reference score counts every applied degradation, mild or not, so the
-    estimates below mild (`below`, each < 0.5) lower the score too, but together by no more than
-    one more mild finding would: `max(score_for(values + below), score_for(values + [0.5]))`.
-    The verdict thus stays within what the reported findings allow.
-    """
-    values = [float(v) for v in values]
-    return max(score_for([*values, *below]), score_for([*values, 0.5]))
+    return findings_score(values, below)
 
 
 @dataclass
@@ -78,10 +74,11 @@ class QualityReport:
     """What `medq describe` says about one image (structured findings plus clinical text).
 
     `score` is the score of the findings (`report_score`) and `verdict` is `verdict_for(score)`;
-    `model_score` is the assessment model's own score. `normal` lists the finding types the text
-    states are absent. `basis` says where the findings come from: `detector` (the calibrated
-    evidence detector on the image), `detector + finding heads` (a calibration that also reads
-    this model's finding heads) or `finding heads` (no image: the model's own findings).
+    `model_score` is the score `medq assess` gives (its quality model's score and its evidence
+    score combined). `normal` lists the finding types the text states are absent. `basis` says
+    where the findings come from: `detector` (the calibrated evidence detector on the image),
+    `detector + finding heads` (a calibration that also reads this model's finding heads) or
+    `finding heads` (no image: the model's own findings).
     """
 
     modality: str

@@ -15,9 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from medq.assess.detector import NORMAL_FRACTION, decide
 from medq.assess.models.blocks import FINDING_TYPES
-from medq.describe.detector import NORMAL_FRACTION
-from medq.describe.findings import decide
 from medq.describe.metrics import score_against
 from medq.describe.schema import report_score, score_for, severity_for, verdict_for
 

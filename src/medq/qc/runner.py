@@ -94,9 +94,10 @@ def _warn_once(message: str, kind: str) -> None:
 def ok_result(item: Item, assessment: Any, image: MedImage) -> dict[str, Any]:
     """The stored form of an assessed item (score, grade, verdict, findings, description, …).
 
-    Score and grade are the model's; verdict, findings and description come from one
-    `QualityReport`, so the stored verdict always agrees with the stored findings and text (as in
-    `medq describe`). If the wording fails, the model's own findings and score-based verdict stand.
+    Score and grade are the assessment's (`medq assess`); verdict, findings and description
+    come from one `QualityReport`, so the stored verdict always agrees with the stored findings
+    and text (as in `medq describe`). If the wording fails, the assessment's own findings and
+    score-based verdict stand.
     """
     from medq.describe import report_from, verdict_for
 

@@ -87,14 +87,30 @@ def classical_scores(data: dict[str, np.ndarray], name: str) -> np.ndarray:
     return out
 
 
+def assess_scores(pred: np.ndarray, data: dict[str, np.ndarray]) -> np.ndarray:
+    """The scores `medq assess` gives the items: each model score combined with the evidence
+    score of the item's stored evidence rows (`assessment.combined_score`)."""
+    from medq.assess.assessment import combined_score
+    from medq.assess.detector import evidence_score
+
+    out = np.zeros(len(pred), dtype=np.float32)
+    for i, p in enumerate(pred):
+        o, k = int(data["offset"][i]), int(data["n_valid"][i])
+        out[i] = combined_score(float(p), evidence_score(data["m"][o:o + k],
+                                                         str(data["modality"][i])))
+    return out
+
+
 def benchmark_rows(data: dict[str, np.ndarray], models: list[str],
                    classical: bool = True) -> list[dict[str, Any]]:
     """Rows of the IQA table: each model (shipped name or path), ablations, classical measures.
 
-    `mediqa-s` also gives the rows "mediqa-s (no salient slices)" (its 3D items scored on the
-    middle slice alone) and "prompts zeroed at inference" (the same weights without prompts;
-    the trained ablation is `mediqa-s-noprompt`). A seed ensemble also gives one row per member
-    ("(seed k alone)"), comparable with single-seed rows. Models missing from disk are skipped
+    `mediqa-s` also gives the row "medq assess (mediqa-s + evidence score)" (the scores
+    `medq assess` reports: `assess_scores`), the rows "mediqa-s (no salient slices)" (its 3D
+    items scored on the middle slice alone) and "prompts zeroed at inference" (the same
+    weights without prompts; the trained ablation is `mediqa-s-noprompt`). A seed ensemble
+    also gives one row per member ("(seed k alone)"), comparable with single-seed rows.
+    Models missing from disk are skipped
     with a `missing` note.
     """
     from medq.assess.weights import load_weights
@@ -108,7 +124,11 @@ def benchmark_rows(data: dict[str, np.ndarray], models: list[str],
             rows.append({"model": name, "missing": e.message})
             continue
         use_prompts = bool(record.get("use_prompts", True))
-        rows.append({"model": name, "metrics": evaluate(predict(model, data, use_prompts), data)})
+        pred = predict(model, data, use_prompts)
+        rows.append({"model": name, "metrics": evaluate(pred, data)})
+        if name == "mediqa-s" and "m" in data:
+            rows.append({"model": "medq assess (mediqa-s + evidence score)",
+                         "metrics": evaluate(assess_scores(pred, data), data)})
         seeds = record.get("ensemble_seeds") or []
         for seed, member in zip(seeds, getattr(model, "members", []), strict=False):
             rows.append({"model": f"{name} (seed {seed} alone)",

@@ -1,7 +1,11 @@
 """The finding detector: evidence features (+ finding heads) → per-type presence and severity.
 
 A small MLP ensemble fitted by `medq.describe.calibrate` on the training sources and shipped as
-`calibration.json` next to this module (plain numbers; inference is NumPy). For every finding
+JSON next to this module (plain numbers; inference is NumPy), in two calibrations of the same
+features: `detector-full.json` on the full-resolution planes (`evidence.feature_vector`, what
+`medq describe` reads) and `detector-view.json` on the quality model's views of at most 256 px
+(the mean of `evidence.evidence_rows`, which `medq assess` computes anyway: its evidence score,
+`evidence_score`, costs no extra pass over the pixels). For every finding
 type it gives P(present at ≥ mild) and a continuous severity (0 none … 3 severe, the engine's
 scale), and holds the per-type presence thresholds and the fraction of them below which a type
 is stated absent (`normal_fraction`), chosen on held-out training items.
@@ -16,15 +20,22 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from medq.assess.models.blocks import FINDING_TYPES
 from medq.errors import ModelError
 
-CALIBRATION_PATH = Path(__file__).with_name("calibration.json")
-"""The shipped calibration (evidence features only)."""
+CALIBRATION_PATH = Path(__file__).with_name("detector-full.json")
+"""The description's calibration (evidence features of the full planes only)."""
+
+VIEW_CALIBRATION_PATH = Path(__file__).with_name("detector-view.json")
+"""The assessment's calibration (evidence features of the ≤256-px views: `evidence_rows`)."""
+
+BELOW_MILD_FLOOR = 0.2
+"""Sub-mild severity estimates from here up count in the findings' score (the engine's quality
+benchmark draws continuous severities from 0.2)."""
 
 NORMAL_FRACTION = 0.5
 """A type is stated absent below this fraction of its threshold, unless the calibration says
@@ -36,13 +47,16 @@ HEAD_NAMES = (*(f"head_presence_{t}" for t in FINDING_TYPES),
 
 
 def head_vector(assessment: Any) -> np.ndarray:
-    """The model's raw finding scores and score of an Assessment, as HEAD_NAMES."""
+    """The model's raw finding scores and its own score (`model_score`) of an Assessment, as
+    HEAD_NAMES."""
     scores = getattr(assessment, "finding_scores", None) or {}
     if not scores:
         raise ModelError("the assessment has no raw finding scores (finding_scores)")
     pres = [scores[t]["presence"] for t in FINDING_TYPES]
     sev = [scores[t]["expected_severity"] for t in FINDING_TYPES]
-    return np.asarray([*pres, *sev, float(assessment.score)], dtype=np.float32)
+    own = getattr(assessment, "model_score", None)
+    return np.asarray([*pres, *sev, float(assessment.score if own is None else own)],
+                      dtype=np.float32)
 
 
 def det_threshold(calibration: dict[str, Any], kind: str, group: str) -> float:
@@ -102,5 +116,65 @@ def _load(path: str) -> Detector:
 
 
 def load_detector(path: str | Path | None = None) -> Detector:
-    """The shipped (or given) calibration, loaded once."""
+    """The description's shipped (or a given) calibration, loaded once."""
     return _load(str(path or CALIBRATION_PATH))
+
+
+class Decision(NamedTuple):
+    """What one image's detector outputs say: reported types, types stated absent, sub-mild."""
+
+    reported: dict[int, float]
+    """Type index → continuous severity (at least mild) of each reported finding."""
+    normal: list[int]
+    """Type indices stated absent."""
+    below: list[float]
+    """Sub-mild severity estimates (`BELOW_MILD_FLOOR` ≤ s < 0.5) of the unreported types."""
+
+
+def decide(prob: np.ndarray, sev: np.ndarray, allowed: np.ndarray, thresholds: np.ndarray,
+           normal_fraction: float) -> Decision:
+    """The report rule on one image's `[types]` detector outputs and presence thresholds."""
+    report = allowed & (prob >= thresholds)
+    normal = allowed & (prob < normal_fraction * thresholds)
+    below = allowed & ~report & (sev >= BELOW_MILD_FLOOR)
+    return Decision({int(j): max(float(sev[j]), 0.5) for j in np.flatnonzero(report)},
+                    [int(j) for j in np.flatnonzero(normal)],
+                    [min(float(sev[j]), 0.49) for j in np.flatnonzero(below)])
+
+
+def findings_score(values: list[float], below: list[float] = ()) -> float:
+    """1–5 score of reported severities and the detector's sub-mild estimates of the other types.
+
+    The engine's reference score (`medq.data.bench.reference_score`) counts every applied
+    degradation, mild or not, so the estimates below mild (`below`, each < 0.5) lower the score
+    too, but together by no more than one more mild finding would:
+    `max(ref(values + below), ref(values + [0.5]))`. A verdict of this score thus stays within
+    what the reported findings allow.
+    """
+    from medq.data.bench import reference_score
+
+    values = [float(v) for v in values]
+    return max(reference_score([*values, *below]), reference_score([*values, 0.5]))
+
+
+def detect_types(detector: Detector, x: np.ndarray, modality: str) -> tuple[np.ndarray, np.ndarray,
+                                                                        Decision]:
+    """(presence probabilities, severities, decision) of one image's feature vector `x`, over
+    the finding types the engine can produce for its modality."""
+    from medq.assess.assessment import finding_types_for
+    from medq.assess.models.blocks import FINDING_TYPES
+
+    prob, sev = detector.predict(x)
+    kinds = finding_types_for(modality)
+    allowed = np.array([t in kinds for t in FINDING_TYPES])
+    thresholds = np.array([detector.threshold(t, modality) for t in FINDING_TYPES])
+    return prob[0], sev[0], decide(prob[0], sev[0], allowed, thresholds,
+                                   detector.normal_fraction)
+
+
+def evidence_score(rows: np.ndarray, modality: str) -> float:
+    """The findings' score (`findings_score`) the view calibration reads from evidence rows
+    `[slices, features]` (`medq.assess.evidence.evidence_rows`, averaged over the slices)."""
+    x = np.asarray(rows, dtype=np.float64).mean(axis=0)[None].astype(np.float32)
+    _, _, d = detect_types(_load(str(VIEW_CALIBRATION_PATH)), x, modality)
+    return findings_score(list(d.reported.values()), d.below)
