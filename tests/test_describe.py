@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from medq.assess.detector import severity_for
 from medq.assess.models.blocks import FINDING_TYPES
 from medq.data.samples import export_samples, load_sample
 from medq.degrade import simulate
@@ -22,7 +23,7 @@ from medq.describe.metrics import (
     reference,
     score_description,
 )
-from medq.describe.schema import score_for, severity_for
+from medq.describe.schema import score_for
 
 
 @pytest.fixture(scope="module")

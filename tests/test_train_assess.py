@@ -53,18 +53,25 @@ def test_assessor_on_real_slice_and_volume(tiny_run: dict, mni_t1: MedImage) -> 
     json.dumps(v.to_dict())  # JSON-safe
 
 
-def test_evidence_score_falls_with_radiograph_quantum_noise() -> None:
-    """The assessment's evidence score (view calibration on the evidence rows) grades the real
-    skull radiograph well and its severe quantum-noise version poorly."""
-    from medq.assess.detector import evidence_score
+def test_evidence_score_and_findings_follow_radiograph_quantum_noise() -> None:
+    """The assessment's evidence (view calibration on the evidence rows) grades the real skull
+    radiograph well with no finding, and its severe quantum-noise version poorly with noise."""
+    from medq.assess.assessment import findings_from
+    from medq.assess.detector import evidence_score, read_evidence
     from medq.assess.evidence import evidence_rows
     from medq.degrade import get_spec, simulate
 
     xr = load_sample("xr_head")
     noisy = simulate(xr, "xr_quantum_noise", level=get_spec("xr_quantum_noise").level_at(2.8),
                      seed=0)[0]
-    clean_score = evidence_score(evidence_rows(xr), xr.modality)
-    assert clean_score >= 3.5 > evidence_score(evidence_rows(noisy), xr.modality) + 1.0
+    clean, bad = read_evidence(evidence_rows(xr), xr.modality), read_evidence(
+        evidence_rows(noisy), xr.modality)
+    assert clean.score >= 3.5 > bad.score + 1.0
+    assert bad.score == evidence_score(evidence_rows(noisy), xr.modality)
+    assert findings_from(clean, {}) == []
+    found = findings_from(bad, {"noise_sigma": 1.0})
+    assert found[0]["type"] == "noise" and found[0]["severity"] in ("moderate", "severe")
+    assert found[0]["evidence"]["noise_sigma"] == 1.0
 
 
 def test_assessor_batches_and_keeps_failures_in_place(tiny_run: dict, tmp_path: Path) -> None:

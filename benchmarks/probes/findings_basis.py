@@ -47,11 +47,11 @@ def evaluate(rows: list[dict[str, Any]], presence: Any, severity: Any) -> str:
     """Description metrics when `presence(row, j)` ≥ 1 reports type j, by the report's own rule
     (`findings.decide` with the shipped calibration's `normal_fraction`, `report_score`)."""
     from medq.assess.assessment import finding_types_for
-    from medq.assess.detector import decide, load_detector
+    from medq.assess.detector import decide, load_detector, severity_for
     from medq.assess.models.blocks import FINDING_TYPES
     from medq.describe.bench import summary
     from medq.describe.metrics import score_description
-    from medq.describe.schema import Finding, report_score, severity_for, verdict_for
+    from medq.describe.schema import Finding, report_score, verdict_for
 
     normal_fraction = load_detector().normal_fraction
     scored = []

@@ -8,12 +8,14 @@ ranks severities within an image well, the evidence is steadier across sources �
 held-out test split their mean ranks quality better than either (`medq bench iqa`, row
 "medq assess"). Both parts are kept in the Assessment.
 Grades follow the 1–5 score: ≥ 4.5 excellent, ≥ 3.5 good, ≥ 2.5 acceptable, ≥ 1.5 poor, else
-non-diagnostic; `recall` is true for poor and non-diagnostic images. Findings come from the
-model's finding heads: a type is reported when P(present) ≥ 0.5 and its expected severity
-E[level] ≥ 0.5, with the severity rounded to none/mild/moderate/severe, the presence probability
-as confidence and, as evidence, the expected severity plus the classical measures that bear on
-that finding. Only finding types the engine can produce for the image's modality are reported
-(`finding_types_for`; an image of unknown modality gets the generic types only).
+non-diagnostic; `recall` is true for poor and non-diagnostic images. Findings are the ones
+behind the evidence score (`findings_from`): a type is reported when the detector's presence
+probability reaches its calibrated threshold, with the severity named from its continuous
+estimate, the probability as confidence and, as evidence, that estimate plus the classical
+measures that bear on the finding (`medq describe` reads the same detector on the full-resolution
+planes and may refine them). Only finding types the engine can produce for the image's
+modality are reported (`finding_types_for`; an image of unknown modality gets the generic types
+only).
 `finding_scores` keeps the raw head outputs of every type (presence probability and expected
 severity), for callers that calibrate their own thresholds (`medq.describe`).
 """
@@ -26,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from medq.assess.models.blocks import FINDING_TYPES, SEVERITIES
+from medq.assess.models.blocks import FINDING_TYPES
 
 GRADES = ((4.5, "excellent"), (3.5, "good"), (2.5, "acceptable"), (1.5, "poor"),
           (-math.inf, "non-diagnostic"))
@@ -96,22 +98,21 @@ def clean_number(value: Any) -> float | None:
     return v if math.isfinite(v) else None
 
 
-def findings_from(presence: np.ndarray, expected: np.ndarray, modality: str,
-                  measures: dict[str, float | None]) -> list[dict[str, Any]]:
-    """Findings list (worst first) from per-type presence probabilities and expected severities."""
-    allowed = finding_types_for(modality)
+def findings_from(evidence: Any, measures: dict[str, float | None]) -> list[dict[str, Any]]:
+    """Findings list (worst first) of the evidence detector's decision (`detector.Evidence`):
+    type, severity, the presence probability as confidence and, as evidence, the detector's
+    continuous severity plus the classical measures that bear on that finding."""
+    from medq.assess.detector import severity_for
+
     out = []
-    for i, kind in enumerate(FINDING_TYPES):
-        p, e = float(presence[i]), float(expected[i])
-        if kind not in allowed or p < 0.5 or e < 0.5:
-            continue
-        level = SEVERITIES[int(np.clip(round(e), 1, len(SEVERITIES) - 1))]
-        evidence = {"expected_severity": round(e, 2)}
-        evidence.update({m: measures[m] for m in EVIDENCE_MEASURES.get(kind, ())
-                         if measures.get(m) is not None})
-        out.append({"type": kind, "severity": level, "confidence": round(p, 3),
-                    "evidence": evidence})
-    return sorted(out, key=lambda f: (-SEVERITIES.index(f["severity"]), -f["confidence"]))
+    for j, value in evidence.decision.reported.items():
+        kind = FINDING_TYPES[j]
+        ev: dict[str, Any] = {"severity_value": round(value, 2)}
+        ev.update({m: measures[m] for m in EVIDENCE_MEASURES.get(kind, ())
+                   if measures.get(m) is not None})
+        out.append({"type": kind, "severity": severity_for(value),
+                    "confidence": round(float(evidence.prob[j]), 3), "evidence": ev})
+    return sorted(out, key=lambda f: (-f["evidence"]["severity_value"], -f["confidence"]))
 
 
 def finding_scores_from(presence: np.ndarray, expected: np.ndarray

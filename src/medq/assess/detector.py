@@ -33,6 +33,9 @@ CALIBRATION_PATH = Path(__file__).with_name("detector-full.json")
 VIEW_CALIBRATION_PATH = Path(__file__).with_name("detector-view.json")
 """The assessment's calibration (evidence features of the ≤256-px views: `evidence_rows`)."""
 
+SEVERITY_BOUNDS = (0.5, 1.5, 2.5)
+"""Continuous severity (the engine's scale) where mild, moderate and severe begin."""
+
 BELOW_MILD_FLOOR = 0.2
 """Sub-mild severity estimates from here up count in the findings' score (the engine's quality
 benchmark draws continuous severities from 0.2)."""
@@ -120,6 +123,13 @@ def load_detector(path: str | Path | None = None) -> Detector:
     return _load(str(path or CALIBRATION_PATH))
 
 
+def severity_for(value: float) -> str:
+    """Severity name (none / mild / moderate / severe) of a continuous severity value."""
+    from medq.assess.models.blocks import SEVERITIES
+
+    return SEVERITIES[sum(value >= b for b in SEVERITY_BOUNDS)]
+
+
 class Decision(NamedTuple):
     """What one image's detector outputs say: reported types, types stated absent, sub-mild."""
 
@@ -172,9 +182,25 @@ def detect_types(detector: Detector, x: np.ndarray, modality: str) -> tuple[np.n
                                    detector.normal_fraction)
 
 
-def evidence_score(rows: np.ndarray, modality: str) -> float:
-    """The findings' score (`findings_score`) the view calibration reads from evidence rows
-    `[slices, features]` (`medq.assess.evidence.evidence_rows`, averaged over the slices)."""
+class Evidence(NamedTuple):
+    """What the view calibration reads from one image's evidence rows."""
+
+    score: float
+    """The findings' score (`findings_score`): the assessment's evidence score."""
+    prob: np.ndarray
+    """Presence probability per finding type (FINDING_TYPES order)."""
+    decision: Decision
+    """Reported types with their severities, types stated absent, sub-mild estimates."""
+
+
+def read_evidence(rows: np.ndarray, modality: str) -> Evidence:
+    """The view calibration (`VIEW_CALIBRATION_PATH`) on evidence rows `[slices, features]`
+    (`medq.assess.evidence.evidence_rows`, averaged over the slices)."""
     x = np.asarray(rows, dtype=np.float64).mean(axis=0)[None].astype(np.float32)
-    _, _, d = detect_types(_load(str(VIEW_CALIBRATION_PATH)), x, modality)
-    return findings_score(list(d.reported.values()), d.below)
+    prob, _, d = detect_types(_load(str(VIEW_CALIBRATION_PATH)), x, modality)
+    return Evidence(findings_score(list(d.reported.values()), d.below), prob, d)
+
+
+def evidence_score(rows: np.ndarray, modality: str) -> float:
+    """The assessment's evidence score of evidence rows (`read_evidence(...).score`)."""
+    return read_evidence(rows, modality).score

@@ -5,8 +5,9 @@ inputs (`preprocess`; 3D volumes give 7 salient slices) and their evidence rows
 (`evidence.evidence_rows`: the measure input of models that take measures, and the input of the
 evidence score), one batched forward pass for all 2D inputs of a chunk and one per volume
 (`Q = Σ w̄_i q_i`), the score (`combined_score` of the model's score and the evidence score),
-findings from the finding heads, and the classical measures (`measures.compute_measures`; on the
-salient slices for volumes).
+findings from the evidence detector (the same decision as the evidence score), the finding
+heads' raw outputs (`finding_scores`), and the classical measures
+(`measures.compute_measures`; on the salient slices for volumes).
 Paths that fail to load or assess become typed errors in place; the batch goes on.
 """
 
@@ -26,7 +27,7 @@ from medq.assess.assessment import (
     findings_from,
     grade_for,
 )
-from medq.assess.detector import evidence_score
+from medq.assess.detector import read_evidence
 from medq.assess.loading import (
     POOL_MIN_ITEMS,
     Item,
@@ -163,8 +164,8 @@ class Assessor:
         out = p["out"]
         measures = p["measures"]
         model_score = float(out["score"][0])
-        evidence = evidence_score(p["rows"], image.modality)
-        score = combined_score(model_score, evidence)
+        evidence = read_evidence(p["rows"], image.modality)
+        score = combined_score(model_score, evidence.score)
         presence, expected = out["presence"][0].numpy(), out["expected"][0].numpy()
         slices = None
         if image.is_volume:
@@ -173,9 +174,9 @@ class Assessor:
                                          out["slice_weights"], strict=True)]
         return Assessment(
             score=round(score, 3), grade=grade_for(score), recall=score < 2.5,
-            findings=findings_from(presence, expected, image.modality, measures),
+            findings=findings_from(evidence, measures),
             measures=measures, prompts=p["prompts"].to_dict(), slices=slices, model=self.name,
             path=str(image.source) if image.source else None, modality=image.modality,
             shape=list(image.shape), finding_scores=finding_scores_from(presence, expected),
-            model_score=round(model_score, 3), evidence_score=round(evidence, 3))
+            model_score=round(model_score, 3), evidence_score=round(evidence.score, 3))
 

@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 
 from medq.assess.assessment import EVIDENCE_MEASURES
-from medq.assess.detector import detect_types
+from medq.assess.detector import detect_types, severity_for
 from medq.assess.models.blocks import FINDING_TYPES
-from medq.describe.schema import SEVERITIES, Finding, severity_for
+from medq.describe.schema import SEVERITIES, Finding
 
 KEY_FEATURES: dict[str, tuple[str, ...]] = {
     "noise": ("noise_hh", "noise_flat", "noise_bg"),

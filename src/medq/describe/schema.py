@@ -24,18 +24,9 @@ VERDICT_BOUNDS = ((3.5, "good"), (2.5, "usable"))
 """Lowest score of each verdict above `reject`."""
 
 
-SEVERITY_BOUNDS = (0.5, 1.5, 2.5)
-"""Continuous severity where mild, moderate and severe begin."""
-
-
 def verdict_for(score: float) -> str:
     """Verdict (good / usable / reject) of a 1–5 quality score."""
     return next((name for bound, name in VERDICT_BOUNDS if score >= bound), "reject")
-
-
-def severity_for(value: float) -> str:
-    """Severity name (none / mild / moderate / severe) of a continuous severity value."""
-    return SEVERITIES[sum(value >= b for b in SEVERITY_BOUNDS)]
 
 
 def score_for(values: list[float]) -> float:

@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from medq.assess.detector import NORMAL_FRACTION, decide
+from medq.assess.detector import NORMAL_FRACTION, decide, severity_for
 from medq.assess.models.blocks import FINDING_TYPES
 from medq.describe.metrics import score_against
-from medq.describe.schema import report_score, score_for, severity_for, verdict_for
+from medq.describe.schema import report_score, score_for, verdict_for
 
 
 def references(y: np.ndarray) -> list[dict[str, Any]]:
