@@ -58,8 +58,7 @@ def test_verdict_and_severity_rules() -> None:
 
 
 def test_report_rule_and_score_with_sub_mild_estimates() -> None:
-    from medq.assess.detector import decide
-    from medq.describe.schema import report_score
+    from medq.assess.detector import decide, findings_score
 
     prob = np.array([0.9, 0.2, 0.05, 0.6, 0.9])
     sev = np.array([1.8, 0.3, 0.1, 0.7, 2.0])
@@ -70,11 +69,11 @@ def test_report_rule_and_score_with_sub_mild_estimates() -> None:
     assert d.below == [0.3]  # type 2's 0.1 is under the floor
     assert decide(prob, sev, allowed, np.full(5, 0.5), 0.0).normal == []
     # sub-mild estimates lower the score, together by at most one more mild finding
-    assert report_score([1.8]) == score_for([1.8])
-    assert report_score([1.8], [0.3]) == pytest.approx(score_for([1.8, 0.3]))
-    assert report_score([], [0.45] * 4) == pytest.approx(score_for([0.5]))
+    assert findings_score([1.8]) == score_for([1.8])
+    assert findings_score([1.8], [0.3]) == pytest.approx(score_for([1.8, 0.3]))
+    assert findings_score([], [0.45] * 4) == pytest.approx(score_for([0.5]))
     for below in ([], [0.3], [0.49] * 6):
-        verdict = verdict_for(report_score([0.6], below))
+        verdict = verdict_for(findings_score([0.6], below))
         assert consistency({"noise": "mild"}, verdict) == 2
 
 

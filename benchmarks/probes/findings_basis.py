@@ -45,13 +45,13 @@ def collect(model: str) -> list[dict[str, Any]]:
 
 def evaluate(rows: list[dict[str, Any]], presence: Any, severity: Any) -> str:
     """Description metrics when `presence(row, j)` ≥ 1 reports type j, by the report's own rule
-    (`findings.decide` with the shipped calibration's `normal_fraction`, `report_score`)."""
+    (`findings.decide` with the shipped calibration's `normal_fraction`, `findings_score`)."""
     from medq.assess.assessment import finding_types_for
-    from medq.assess.detector import decide, load_detector, severity_for
+    from medq.assess.detector import decide, findings_score, load_detector, severity_for
     from medq.assess.models.blocks import FINDING_TYPES
     from medq.describe.bench import summary
     from medq.describe.metrics import score_description
-    from medq.describe.schema import Finding, report_score, verdict_for
+    from medq.describe.schema import Finding, verdict_for
 
     normal_fraction = load_detector().normal_fraction
     scored = []
@@ -63,7 +63,7 @@ def evaluate(rows: list[dict[str, Any]], presence: Any, severity: Any) -> str:
                    np.array([t in kinds for t in FINDING_TYPES]), np.ones(n), normal_fraction)
         findings = [Finding(FINDING_TYPES[j], severity_for(v), 1.0, severity_value=v)
                     for j, v in d.reported.items()]
-        verdict = verdict_for(report_score(list(d.reported.values()), d.below))
+        verdict = verdict_for(findings_score(list(d.reported.values()), d.below))
         row = score_description(findings, [FINDING_TYPES[j] for j in d.normal], verdict,
                                 r["records"])
         row.update(group="XR" if r["modality"] in ("CR", "DX") else r["modality"], dim=r["dim"])

@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from medq.assess.models.blocks import FINDING_TYPES
+from medq.assess.models.blocks import FINDING_TYPES, SEVERITIES
 from medq.errors import ModelError
 
 CALIBRATION_PATH = Path(__file__).with_name("detector-full.json")
@@ -125,8 +125,6 @@ def load_detector(path: str | Path | None = None) -> Detector:
 
 def severity_for(value: float) -> str:
     """Severity name (none / mild / moderate / severe) of a continuous severity value."""
-    from medq.assess.models.blocks import SEVERITIES
-
     return SEVERITIES[sum(value >= b for b in SEVERITY_BOUNDS)]
 
 
@@ -167,12 +165,11 @@ def findings_score(values: list[float], below: list[float] = ()) -> float:
     return max(reference_score([*values, *below]), reference_score([*values, 0.5]))
 
 
-def detect_types(detector: Detector, x: np.ndarray, modality: str) -> tuple[np.ndarray, np.ndarray,
-                                                                        Decision]:
+def detect_types(detector: Detector, x: np.ndarray, modality: str
+                 ) -> tuple[np.ndarray, np.ndarray, Decision]:
     """(presence probabilities, severities, decision) of one image's feature vector `x`, over
     the finding types the engine can produce for its modality."""
     from medq.assess.assessment import finding_types_for
-    from medq.assess.models.blocks import FINDING_TYPES
 
     prob, sev = detector.predict(x)
     kinds = finding_types_for(modality)

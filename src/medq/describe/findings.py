@@ -7,7 +7,7 @@ and evidence (the detector's numbers, the finding heads' raw outputs and the cla
 that bear on it). Types whose probability is below the calibration's `normal_fraction` of their
 threshold are `normal`: the text may say they are absent. The severities the detector estimates
 below mild for the other types (from `BELOW_MILD_FLOOR`) go into the report's score
-(`schema.report_score`). `decide` is that rule, shared with the calibration's validation and
+(`findings_score`). `decide` is that rule, shared with the calibration's validation and
 the assessment's evidence score (both in `medq.assess.detector`).
 Without an image, the assessment's own findings (finding heads, thresholded in
 `medq.assess.assessment`) are used as they are.

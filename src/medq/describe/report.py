@@ -2,16 +2,18 @@
 
 The image is the one assessed: given, or loaded from `assessment.path`. With it, findings come
 from the calibrated detector (`medq.describe.findings.detect`); the report's score is the score
-of those findings and the detector's sub-mild estimates (`report_score`) and the verdict follows
-from it, so verdict and findings never disagree. Without an image (an in-memory image not passed
-on), the report falls back to the model's own findings and score (`basis` = "finding heads").
+of those findings and the detector's sub-mild estimates (`medq.assess.detector.findings_score`)
+and the verdict follows from it, so verdict and findings never disagree. Without an image (an
+in-memory image not passed on), the report falls back to the model's own findings and score
+(`basis` = "finding heads").
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from medq.describe.schema import QualityReport, report_score, verdict_for
+from medq.assess.detector import findings_score
+from medq.describe.schema import QualityReport, verdict_for
 
 
 def _image_of(assessment: Any, image: Any) -> Any:
@@ -35,7 +37,7 @@ def build_report(assessment: Any, image: Any = None) -> QualityReport:
     image = _image_of(assessment, image)
     if image is not None:
         findings, normal, below, heads = detect(assessment, image)
-        score = report_score([f.severity_value for f in findings], below)
+        score = findings_score([f.severity_value for f in findings], below)
         basis = "detector + finding heads" if heads else "detector"
     else:
         findings, normal = from_heads(assessment), []

@@ -5,8 +5,8 @@ grade), ≥ 2.5 `usable` (acceptable), below `reject` (poor or non-diagnostic, t
 `medq assess` flags for recall). Severities use the engine's continuous scale (0 none … 3 severe,
 bounds at 0.5 / 1.5 / 2.5), and a report's score is the one the engine's reference score would
 give those severities, `1 + 4·Π(1 − min(s, 3)/3)` (with the detector's sub-mild estimates of the
-other types counting at most as one more mild finding: `report_score`), so the verdict follows
-from the findings.
+other types counting at most as one more mild finding: `medq.assess.detector.findings_score`), so
+the verdict follows from the findings.
 """
 
 from __future__ import annotations
@@ -35,13 +35,6 @@ def score_for(values: list[float]) -> float:
 
     return reference_score([float(v) for v in values])
 
-
-def report_score(values: list[float], below: list[float] = ()) -> float:
-    """Score of reported severities and sub-mild estimates (`medq.assess.detector.findings_score`:
-    the sub-mild estimates together count no more than one more mild finding)."""
-    from medq.assess.detector import findings_score
-
-    return findings_score(values, below)
 
 
 @dataclass

@@ -6,7 +6,7 @@ verdict, so the description metrics (`medq.describe.metrics`) can be computed fo
 presence thresholds without re-running the detector: the same rule as a report
 (`medq.describe.findings.decide`: reported at the threshold with at least mild severity, stated
 absent below `normal_fraction` of it, sub-mild estimates kept) and the same score
-(`schema.report_score`) give each item's findings and verdict.
+(`medq.assess.detector.findings_score`) give each item's findings and verdict.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from medq.assess.detector import NORMAL_FRACTION, decide, severity_for
+from medq.assess.detector import NORMAL_FRACTION, decide, findings_score, severity_for
 from medq.assess.models.blocks import FINDING_TYPES
 from medq.describe.metrics import score_against
-from medq.describe.schema import report_score, score_for, verdict_for
+from medq.describe.schema import score_for, verdict_for
 
 
 def references(y: np.ndarray) -> list[dict[str, Any]]:
@@ -41,7 +41,7 @@ def rows(prob: np.ndarray, sev: np.ndarray, allowed: np.ndarray, thresholds: np.
         d = decide(prob[i], sev[i], allowed[i], thresholds[i], normal_fraction)
         pred = {FINDING_TYPES[j]: severity_for(v) for j, v in d.reported.items()}
         normal = [FINDING_TYPES[j] for j in d.normal]
-        verdict = verdict_for(report_score(list(d.reported.values()), d.below))
+        verdict = verdict_for(findings_score(list(d.reported.values()), d.below))
         row = score_against(pred, normal, verdict, ref)
         row["type_hits"] = [(t, t in pred) for t, s in ref["findings"].items()
                             if s in ("moderate", "severe")]
