@@ -296,6 +296,26 @@ def test_calibration_fits_on_real_training_items(tmp_path: Path, monkeypatch) ->
     assert again["nets"] == cal["nets"] and again["thresholds"] == cal["thresholds"]
 
 
+def test_heads_calibration_leaves_out_items_the_model_refuses(monkeypatch) -> None:
+    """A zoomed training view that holds only air is blank: the quality model refuses it
+    (InvalidImage), so a `--heads` calibration leaves the item out instead of failing after
+    minutes of work; the evidence-only calibration keeps it, and its view features too."""
+    from medq.describe import calibrate
+
+    real = calibrate.degraded_item
+
+    def blank(*args, **kwargs):
+        image, records = real(*args, **kwargs)
+        return image.evolve(array=np.zeros_like(image.array)), records
+
+    monkeypatch.setattr(calibrate, "degraded_item", blank)
+    job = calibrate._jobs(1, 0)[0]
+    assert calibrate._row(job, "mediqa-s") is None
+    kept = calibrate._row(job, None)
+    assert kept is not None and kept["x"].shape == (len(calibrate.FEATURE_NAMES),)
+    assert calibrate._row(job, None, view=True)["x"].shape == kept["x"].shape
+
+
 def test_calibration_data_file_errors_are_clear(tmp_path: Path) -> None:
     from medq.describe import calibrate
     from medq.errors import InvalidParameter, UnreadableImage

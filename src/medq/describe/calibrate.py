@@ -98,9 +98,11 @@ def _assessor(model: str) -> Any:
     return Assessor(model, measures=False, threads=1)
 
 
-def _row(job: tuple[str, str, int], model: str | None, view: bool = False) -> dict[str, Any]:
+def _row(job: tuple[str, str, int], model: str | None, view: bool = False
+         ) -> dict[str, Any] | None:
     """Features, targets (and head outputs) of one calibration item (`view`: the mean of the
-    evidence rows, on views of at most `EVIDENCE_SIZE` px, instead of the full planes)."""
+    evidence rows, on views of at most `EVIDENCE_SIZE` px, instead of the full planes); None
+    when `model` refuses the image (a zoomed view that holds only air is blank)."""
     from medq.data.sources import sources
 
     name, dim, seed = job
@@ -110,7 +112,10 @@ def _row(job: tuple[str, str, int], model: str | None, view: bool = False) -> di
     row = {"x": x, "y": severity_targets(records),
            "modality": image.modality, "source": name, "dim": dim}
     if model:
-        row["h"] = head_vector(_assessor(model).assess(image))
+        try:
+            row["h"] = head_vector(_assessor(model).assess(image))
+        except InputError:
+            return None
     return row
 
 
@@ -140,8 +145,11 @@ def build(n2d: int, n3d: int, model: str | None = None, workers: int = 2, view: 
     jobs = sorted(_jobs(n2d, n3d), key=lambda j: (j[0], j[1]))
     fn = partial(_row, model=model, view=view)
     with worker_pool(workers) as ex:
-        rows = list(track(ex.map(fn, jobs, chunksize=4), total=len(jobs),
+        made = list(track(ex.map(fn, jobs, chunksize=4), total=len(jobs),
                           description="calibration items", transient=True))
+    rows = [r for r in made if r is not None]
+    if len(rows) < len(made):
+        print(f"{len(made) - len(rows)} of {len(made)} items left out: {model} cannot assess them")
     data = {"x": np.stack([r["x"] for r in rows]), "y": np.stack([r["y"] for r in rows]),
             "modality": np.array([r["modality"] for r in rows]),
             "source": np.array([r["source"] for r in rows]),
