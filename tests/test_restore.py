@@ -274,3 +274,32 @@ def test_fine_ct_pairs_have_finer_pixels_of_the_same_anatomy() -> None:
     assert mr["spacing"][0] == pytest.approx(make_pair(
         "mr_noise", 7, PairPlan(tasks=("mr_noise",), max_side=512,
                                 source_names=("mni_mr_train",)))["spacing"][0])
+
+
+def test_back_projection_keeps_what_the_low_resolution_input_measured() -> None:
+    """The consistency step takes the low-pass part from the input: a perfect super-resolution
+    of a real CT keeps part of its gain (the input's attenuated frequencies below the coarse
+    Nyquist come back with the low-pass: the price of the step), and a restoration that shifted
+    the mean or smoothed broad structure is pulled back to what the input shows."""
+    from scipy import ndimage as ndi
+
+    from medq.data.sources import sources
+    from medq.degrade import simulate
+    from medq.metrics.fidelity import psnr
+    from medq.restore.consistency import HALF_POWER, back_project
+
+    # the Gaussian's transfer is one half at the coarse matrix's Nyquist, 1/(2f)
+    sigma, f = HALF_POWER * 3.0, 3.0
+    assert np.exp(-2 * np.pi ** 2 * sigma ** 2 / (2 * f) ** 2) == pytest.approx(0.5)
+    head = next(s for s in sources("test") if s.name == "ct_head_j2k")
+    clean = head.draw(np.random.default_rng(0), "2d").array.astype(np.float64)
+    low = simulate(head.draw(np.random.default_rng(0), "2d"), "low_resolution", level=3.0,
+                   seed=0)[0].array.astype(np.float64)
+    window = (-160.0, 240.0)
+    kept = back_project(clean, low, 3.0)
+    assert psnr(kept, clean, window=window) > psnr(low, clean, window=window) + 1.0
+    shifted = back_project(clean + 40.0, low, 3.0)
+    assert abs(float(np.mean(shifted - clean))) < 1.0  # the 40 HU offset is gone
+    smoothed = ndi.gaussian_filter(clean, 6.0)  # broad structure lost
+    assert psnr(back_project(smoothed, low, 3.0), clean, window=window) > \
+        psnr(smoothed, clean, window=window) + 3.0

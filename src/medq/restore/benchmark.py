@@ -29,6 +29,7 @@ from medq.restore.classical import classical_plane
 from medq.restore.condition import MODALITY_GROUPS, N_FINDINGS, RESTORABLE
 from medq.restore.models import load_restorer
 from medq.restore.normalise import Scale
+from medq.restore.pipeline import consistent
 
 CT_WINDOW = (-160.0, 240.0)
 """Abdominal window of the headline CT numbers (HU)."""
@@ -57,9 +58,10 @@ def fidelity(x: np.ndarray, ref: np.ndarray, is_ct: bool) -> dict[str, float]:
     return {"psnr": full["psnr_full"], "ssim": full["ssim_full"], **full}
 
 
-def _net_fn(model: Any, cond: np.ndarray | None) -> Any:
-    """A network as a function of one normalised plane, with a fixed conditioning vector."""
-    return lambda p: network_planes(model, [p], cond)[0][0]
+def _net_fn(model: Any, cond: np.ndarray | None, factor: float | None = None) -> Any:
+    """A network as a function of one normalised plane, with a fixed conditioning vector (and
+    `medq restore`'s back-projection when a low-resolution `factor` is described)."""
+    return lambda p: consistent([p], network_planes(model, [p], cond)[0], factor)[0]
 
 
 def _methods(nets: dict[str, Any], cond: np.ndarray, oracle: np.ndarray, with_bm3d: bool,
@@ -79,8 +81,9 @@ def _methods(nets: dict[str, Any], cond: np.ndarray, oracle: np.ndarray, with_bm
             methods[label] = _net_fn(model, cond)
             methods[f"{label}+truth"] = _net_fn(model, oracle)
             if described is not None:
-                methods[f"{label}+described"] = (_net_fn(model, described["cond"])
-                                                 if described["open"] else lambda p: p)
+                methods[f"{label}+described"] = (
+                    _net_fn(model, described["cond"], described["factor"])
+                    if described["open"] else lambda p: p)
         else:
             methods[label] = _net_fn(model, None)
     return methods
@@ -110,13 +113,15 @@ def described_condition(assessor: Any, x: np.ndarray, scale: Scale, group: str,
     from medq.describe import report_from
     from medq.image import MedImage
     from medq.restore.condition import from_report
+    from medq.restore.consistency import matrix_factor
     from medq.restore.pipeline import to_repair
 
     modality = {"XR": "DX"}.get(group, group)
     image = MedImage(scale.inverse(x), tuple(float(v) for v in spacing), modality)
     report = report_from(assessor.assess(image), image)
     findings = to_repair(report)
-    return {"open": bool(findings), "cond": from_report(report, modality), "findings": findings}
+    return {"open": bool(findings), "cond": from_report(report, modality), "findings": findings,
+            "factor": matrix_factor(report)}
 
 
 def restore_plane(fn: Any, x: np.ndarray, group: str, scale: Scale) -> np.ndarray:
@@ -139,7 +144,7 @@ def clean_check(assessor: Any, model: Any, data: dict[str, np.ndarray]) -> dict[
         described = described_condition(assessor, x, scale, group, tuple(data["spacing"][i]))
         change = 0.0
         if described["open"]:
-            net = _net_fn(model, described["cond"])
+            net = _net_fn(model, described["cond"], described["factor"])
             restored = restore_plane(net, x, group, scale)
             change = nrmse(scale.inverse(restored), scale.inverse(x))
         rows.append({"source": str(data["source"][i]), "described": described["findings"],

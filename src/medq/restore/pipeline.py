@@ -11,7 +11,9 @@
    separate clean from degraded images (see its model card and `medq bench restore`'s gate
    numbers); `gate_on_prior=True` lets it.
 3. **Restore** with the chosen method: `auto`/`net` (the shipped network, conditioned on the
-   description), or the classical `bm3d`, `nlm`, `tv`.
+   description; when the description reports low resolution, the input keeps the frequencies
+   its coarser matrix measured: `consistency.back_project`), or the classical `bm3d`, `nlm`,
+   `tv`.
 4. **Re-assess** the result; when the score did not rise, the note says so.
 """
 
@@ -29,6 +31,7 @@ from medq.image import MedImage
 from medq.restore import condition
 from medq.restore.apply import apply_planes, network_planes, normalised_planes, prior_of
 from medq.restore.classical import METHODS as CLASSICAL
+from medq.restore.consistency import back_project, matrix_factor
 
 METHODS = ("auto", "net", *CLASSICAL)
 """Values of `method` (`auto` is the network, gated)."""
@@ -85,6 +88,15 @@ def to_repair(report: Any) -> list[str]:
     are mild blur, low resolution or motion: `mild_detail_only`)."""
     return [] if mild_detail_only(report) else [
         f.type for f in report.findings if f.type in condition.RESTORABLE]
+
+
+def consistent(measured: list[np.ndarray], restored: list[np.ndarray], factor: float | None
+               ) -> list[np.ndarray]:
+    """Restored planes back-projected onto what the measured planes hold (`factor` None: as
+    they are)."""
+    if factor is None:
+        return restored
+    return [back_project(y, x, factor) for x, y in zip(measured, restored, strict=True)]
 
 
 def _score(assessment: Any) -> float | None:
@@ -145,15 +157,19 @@ def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
                 "the image is returned unchanged.")
         return RestoreResult(image, False, after=before, findings_addressed=[], note=note,
                              **common)
+    factor = None
     if method in CLASSICAL:
         from medq.restore.classical import classical_plane
 
         array = apply_planes(image, lambda ps: [classical_plane(method, p) for p in ps])
     else:
         cond = condition.from_report(report, image.modality)
-        array = apply_planes(image, lambda ps: network_planes(net, ps, cond)[0])
+        factor = matrix_factor(report)
+        array = apply_planes(image, lambda ps: consistent(ps, network_planes(net, ps, cond)[0],
+                                                          factor))
     step = {"step": "restore", "method": method, "findings": addressed,
-            "model": str(model or DEFAULT_RESTORER) if method in ("auto", "net") else None}
+            "model": str(model or DEFAULT_RESTORER) if method in ("auto", "net") else None,
+            "back_projection_factor": None if factor is None else round(factor, 3)}
     restored = image.with_array(array, step=step)
     after = _score(_assess(restored, assessor)) if reassess else None
     return RestoreResult(restored, True, after=after, findings_addressed=addressed,
