@@ -3,10 +3,10 @@
 The score is the mean of two estimates of the physics-derived reference score (`combined_score`):
 the quality model's (`model_score`) and the **evidence score** (`evidence_score`: the score of
 the findings the calibrated detector, `medq.assess.detector`, reads from the image's evidence
-rows, computed on the same ≤256-px views the model reads). The two err differently — the model
-ranks severities within an image well, the evidence is steadier across sources — and on the
-held-out test split their mean ranks quality better than either (`medq bench iqa`, row
-"medq assess"). Both parts are kept in the Assessment.
+rows, computed on the same ≤256-px views the model reads). The two err differently — each
+ranks some held-out sources better than the other — and on the held-out test split their mean
+ranks quality better than either (`medq bench iqa`, row "medq assess"). Both parts are kept in
+the Assessment.
 Grades follow the 1–5 score: ≥ 4.5 excellent, ≥ 3.5 good, ≥ 2.5 acceptable, ≥ 1.5 poor, else
 non-diagnostic; `recall` is true for poor and non-diagnostic images. Findings are the ones
 behind the evidence score (`findings_from`): a type is reported when the detector's presence
