@@ -57,7 +57,7 @@ def test_evidence_score_and_findings_follow_radiograph_quantum_noise() -> None:
     """The assessment's evidence (view calibration on the evidence rows) grades the real skull
     radiograph well with no finding, and its severe quantum-noise version poorly with noise."""
     from medq.assess.assessment import findings_from
-    from medq.assess.detector import evidence_score, read_evidence
+    from medq.assess.detector import read_evidence
     from medq.assess.evidence import evidence_rows
     from medq.degrade import get_spec, simulate
 
@@ -67,7 +67,6 @@ def test_evidence_score_and_findings_follow_radiograph_quantum_noise() -> None:
     clean, bad = read_evidence(evidence_rows(xr), xr.modality), read_evidence(
         evidence_rows(noisy), xr.modality)
     assert clean.score >= 3.5 > bad.score + 1.0
-    assert bad.score == evidence_score(evidence_rows(noisy), xr.modality)
     assert findings_from(clean, {}) == []
     found = findings_from(bad, {"noise_sigma": 1.0})
     assert found[0]["type"] == "noise" and found[0]["severity"] in ("moderate", "severe")
@@ -119,8 +118,8 @@ def test_worker_processes_give_the_same_assessments_and_errors_in_place(
         pools.append(real_pool(workers))
         return pools[-1]
 
-    real_pool = predictor.loader_pool
-    monkeypatch.setattr(predictor, "loader_pool", spy)
+    real_pool = predictor.worker_pool
+    monkeypatch.setattr(predictor, "worker_pool", spy)
     results = Assessor(tiny_run["checkpoint"], batch_size=3, threads=2).assess_many(items)
     assert len(pools) == 1  # the batch was loaded and measured by worker processes …
     with pytest.raises(RuntimeError):  # … which were shut down when the call returned

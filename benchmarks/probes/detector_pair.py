@@ -19,7 +19,7 @@ import numpy as np
 def collect() -> list[dict[str, Any]]:
     """Per item: modality, records, and both calibrations' (presence / threshold, severity)."""
     from medq.assess.detector import VIEW_CALIBRATION_PATH, load_detector
-    from medq.assess.evidence import evidence_rows, feature_vector
+    from medq.assess.evidence import evidence_rows, feature_vector, view_features
     from medq.assess.models.blocks import FINDING_TYPES
     from medq.describe.bench import DescribePlan, build_items, load_item
 
@@ -30,7 +30,7 @@ def collect() -> list[dict[str, Any]]:
         row: dict[str, Any] = {"modality": image.modality, "dim": header["dim"],
                                "records": header["meta"].get("degradations", [])}
         for name, det, x in (("full", full, feature_vector(image)[None]),
-                             ("view", view, evidence_rows(image).mean(axis=0)[None])):
+                             ("view", view, view_features(evidence_rows(image))[None])):
             prob, sev = det.predict(x)
             thr = np.array([det.threshold(t, image.modality) for t in FINDING_TYPES])
             row[name] = (prob[0] / thr, sev[0])

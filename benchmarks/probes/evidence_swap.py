@@ -29,7 +29,7 @@ def main() -> None:
     mni = next(s for s in sources("test") if s.name == "mni_mr_test").draw(
         np.random.default_rng(1), "2d")
     assessor = Assessor(args.model, measures=False, threads=1)
-    loaded = {name: load_measured(img, None, True, False)
+    loaded = {name: load_measured(img, None, False)
               for name, img in (("MR_small", small), ("MNI slice", mni))}
 
     def score(image_of: str, evidence_of: str) -> float:

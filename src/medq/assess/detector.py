@@ -5,7 +5,7 @@ JSON next to this module (plain numbers; inference is NumPy), in two calibration
 features: `detector-full.json` on the full-resolution planes (`evidence.feature_vector`, what
 `medq describe` reads) and `detector-view.json` on the quality model's views of at most 256 px
 (the mean of `evidence.evidence_rows`, which `medq assess` computes anyway: its evidence score,
-`evidence_score`, costs no extra pass over the pixels). For every finding
+`read_evidence`, costs no extra pass over the pixels). For every finding
 type it gives P(present at ≥ mild) and a continuous severity (0 none … 3 severe, the engine's
 scale), and holds the per-type presence thresholds and the fraction of them below which a type
 is stated absent (`normal_fraction`), chosen on held-out training items.
@@ -193,11 +193,9 @@ class Evidence(NamedTuple):
 def read_evidence(rows: np.ndarray, modality: str) -> Evidence:
     """The view calibration (`VIEW_CALIBRATION_PATH`) on evidence rows `[slices, features]`
     (`medq.assess.evidence.evidence_rows`, averaged over the slices)."""
-    x = np.asarray(rows, dtype=np.float64).mean(axis=0)[None].astype(np.float32)
-    prob, _, d = detect_types(_load(str(VIEW_CALIBRATION_PATH)), x, modality)
+    from medq.assess.evidence import view_features
+
+    prob, _, d = detect_types(_load(str(VIEW_CALIBRATION_PATH)), view_features(rows)[None],
+                              modality)
     return Evidence(findings_score(list(d.reported.values()), d.below), prob, d)
 
-
-def evidence_score(rows: np.ndarray, modality: str) -> float:
-    """The assessment's evidence score of evidence rows (`read_evidence(...).score`)."""
-    return read_evidence(rows, modality).score

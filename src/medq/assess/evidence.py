@@ -259,6 +259,12 @@ EVIDENCE_SIZE = 256
 """Longest side of the view the quality model's measure input is computed on (speed)."""
 
 
+def view_features(rows: np.ndarray) -> np.ndarray:
+    """The feature vector of an image's views: its evidence rows `[slices, features]` averaged
+    over the slices (what the view calibration of the finding detector reads)."""
+    return np.asarray(rows, dtype=np.float64).mean(axis=0).astype(np.float32)
+
+
 def evidence_rows(image: Any, indices: list[int] | None = None,
                   longest: int = EVIDENCE_SIZE) -> np.ndarray:
     """Per-slice feature rows `[n, len(FEATURE_NAMES)]` on views of at most `longest` pixels."""

@@ -2,8 +2,8 @@
 
 This is most of the cost of `medq assess` (the evidence and the measures are NumPy/SciPy work
 that mostly holds the GIL), so `Assessor.assess_many` runs it in worker processes for larger
-batches (`loader_pool`) while the main process runs the model. Everything here is a plain
-function of its arguments, so a worker needs nothing but this module.
+batches (`medq.workers.worker_pool`) while the main process runs the model. Everything here is
+a plain function of its arguments, so a worker needs nothing but this module.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class Loaded:
 
     image: MedImage
     indices: list[int]
-    rows: np.ndarray | None = None
+    rows: np.ndarray
     measures: dict[str, float | None] = field(default_factory=dict)
 
 
@@ -94,30 +94,22 @@ def captured(call: Callable[[], T], path: str | Path | None) -> T | MedqError:
         return InputError(f"cannot assess ({type(e).__name__}: {e})", path)
 
 
-def load_measured(item: Item, modality: str | None, rows: bool, measures: bool
-                  ) -> Loaded | MedqError:
-    """Load one input and compute what it needs; a failure is returned as a typed error."""
+def load_measured(item: Item, modality: str | None, measures: bool) -> Loaded | MedqError:
+    """Load one input, its evidence rows (the model's measure input and the evidence score's)
+    and, with `measures`, its classical measures; a failure is returned as a typed error."""
     from medq.io import load
 
     def run() -> Loaded:
         image = item if isinstance(item, MedImage) else load(item, modality=modality)
         check_assessable(image)
         indices = input_indices(image)
-        return Loaded(image, indices, evidence_rows(image, indices) if rows else None,
+        return Loaded(image, indices, evidence_rows(image, indices),
                       classical_measures(image, indices) if measures else {})
 
     return captured(run, None if isinstance(item, MedImage) else item)
 
 
-def loader_pool(workers: int) -> Executor:
-    """A pool of `workers` forked processes for `load_measured` (`medq.workers.worker_pool`:
-    forked, so a caller's script without a main guard is not re-run; one thread each)."""
-    from medq.workers import worker_pool
-
-    return worker_pool(workers)
-
-
-def load_many(items: list[Item], modality: str | None, rows: bool, measures: bool,
+def load_many(items: list[Item], modality: str | None, measures: bool,
               pool: Executor | None) -> list[Any]:
     """`load_measured` for every item, in order: futures when `pool` is given, else results."""
     from concurrent.futures import BrokenExecutor
@@ -126,11 +118,11 @@ def load_many(items: list[Item], modality: str | None, rows: bool, measures: boo
     for item in items:
         try:
             if pool is not None:
-                out.append(pool.submit(load_measured, item, modality, rows, measures))
+                out.append(pool.submit(load_measured, item, modality, measures))
                 continue
         except BrokenExecutor:  # a worker died earlier: go on in this process
             pool = None
-        out.append(load_measured(item, modality, rows, measures))
+        out.append(load_measured(item, modality, measures))
     return out
 
 

@@ -34,7 +34,6 @@ from medq.assess.loading import (
     Loaded,
     captured,
     load_many,
-    loader_pool,
     resolve,
 )
 from medq.assess.preprocess import image_inputs
@@ -43,6 +42,7 @@ from medq.assess.prompts import Prompts, encode, prompts_from_image
 from medq.assess.weights import DEFAULT_MODEL, load_weights
 from medq.errors import MedqError, ModelError
 from medq.image import MedImage
+from medq.workers import worker_pool
 
 
 class Assessor:
@@ -85,7 +85,7 @@ class Assessor:
         """
         items = list(items)
         chunks = [items[s:s + self.batch_size] for s in range(0, len(items), self.batch_size)]
-        pool = (loader_pool(self.workers)
+        pool = (worker_pool(self.workers)
                 if len(items) >= POOL_MIN_ITEMS and self.workers > 1 else None)
         results: list[Assessment | MedqError] = []
         try:
@@ -103,7 +103,7 @@ class Assessor:
 
     def _load(self, items: list[Item], pool: Executor | None) -> list[Any]:
         """Start loading and measuring `items` (futures with a pool, results without)."""
-        return load_many(items, self.modality, True, self.measures, pool)
+        return load_many(items, self.modality, self.measures, pool)
 
     def _prepare(self, loaded: Loaded) -> dict[str, Any]:
         """Prompts and model inputs of one loaded input; raises typed errors."""

@@ -49,6 +49,7 @@ from medq.assess.evidence import (
     evidence_rows,
     feature_vector,
     modality_group,
+    view_features,
 )
 from medq.assess.models.blocks import FINDING_TYPES
 from medq.data.items import degraded_item, severity_targets
@@ -108,7 +109,7 @@ def _row(job: tuple[str, str, int], model: str | None, view: bool = False
     name, dim, seed = job
     source = next(s for s in sources("train") if s.name == name)
     image, records = degraded_item(source, dim, seed, clean_fraction=0.2, realism=True)
-    x = evidence_rows(image).mean(axis=0) if view else feature_vector(image)
+    x = view_features(evidence_rows(image)) if view else feature_vector(image)
     row = {"x": x, "y": severity_targets(records),
            "modality": image.modality, "source": name, "dim": dim}
     if model:

@@ -27,9 +27,9 @@ from medq.metrics.fidelity import psnr, ssim
 from medq.restore.apply import network_planes, padding_guard, prior_of
 from medq.restore.classical import classical_plane
 from medq.restore.condition import MODALITY_GROUPS, N_FINDINGS, RESTORABLE
+from medq.restore.consistency import consistent
 from medq.restore.models import load_restorer
 from medq.restore.normalise import Scale
-from medq.restore.pipeline import consistent
 
 CT_WINDOW = (-160.0, 240.0)
 """Abdominal window of the headline CT numbers (HU)."""

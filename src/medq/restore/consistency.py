@@ -34,6 +34,15 @@ def matrix_factor(report: Any) -> float | None:
     return float(get_spec("low_resolution").level_at(max(f.severity_value for f in found)))
 
 
+def consistent(measured: list[np.ndarray], restored: list[np.ndarray], factor: float | None
+               ) -> list[np.ndarray]:
+    """Restored planes back-projected onto what the measured planes hold (`back_project`;
+    `factor` None: as they are)."""
+    if factor is None:
+        return restored
+    return [back_project(y, x, factor) for x, y in zip(measured, restored, strict=True)]
+
+
 def back_project(restored: np.ndarray, measured: np.ndarray, factor: float) -> np.ndarray:
     """`restored` with its content below the coarse matrix's Nyquist taken from `measured`
     (2D planes, same units): `y + G_σ(x − y)`, σ = `HALF_POWER`·factor."""

@@ -31,7 +31,7 @@ from medq.image import MedImage
 from medq.restore import condition
 from medq.restore.apply import apply_planes, network_planes, normalised_planes, prior_of
 from medq.restore.classical import METHODS as CLASSICAL
-from medq.restore.consistency import back_project, matrix_factor
+from medq.restore.consistency import consistent, matrix_factor
 
 METHODS = ("auto", "net", *CLASSICAL)
 """Values of `method` (`auto` is the network, gated)."""
@@ -88,15 +88,6 @@ def to_repair(report: Any) -> list[str]:
     are mild blur, low resolution or motion: `mild_detail_only`)."""
     return [] if mild_detail_only(report) else [
         f.type for f in report.findings if f.type in condition.RESTORABLE]
-
-
-def consistent(measured: list[np.ndarray], restored: list[np.ndarray], factor: float | None
-               ) -> list[np.ndarray]:
-    """Restored planes back-projected onto what the measured planes hold (`factor` None: as
-    they are)."""
-    if factor is None:
-        return restored
-    return [back_project(y, x, factor) for x, y in zip(measured, restored, strict=True)]
 
 
 def _score(assessment: Any) -> float | None:

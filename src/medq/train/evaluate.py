@@ -91,13 +91,13 @@ def assess_scores(pred: np.ndarray, data: dict[str, np.ndarray]) -> np.ndarray:
     """The scores `medq assess` gives the items: each model score combined with the evidence
     score of the item's stored evidence rows (`assessment.combined_score`)."""
     from medq.assess.assessment import combined_score
-    from medq.assess.detector import evidence_score
+    from medq.assess.detector import read_evidence
 
     out = np.zeros(len(pred), dtype=np.float32)
     for i, p in enumerate(pred):
         o, k = int(data["offset"][i]), int(data["n_valid"][i])
-        out[i] = combined_score(float(p), evidence_score(data["m"][o:o + k],
-                                                         str(data["modality"][i])))
+        out[i] = combined_score(float(p), read_evidence(data["m"][o:o + k],
+                                                        str(data["modality"][i])).score)
     return out
 
 
@@ -110,8 +110,7 @@ def benchmark_rows(data: dict[str, np.ndarray], models: list[str],
     items scored on the middle slice alone) and "prompts zeroed at inference" (the same
     weights without prompts; the trained ablation is `mediqa-s-noprompt`). A seed ensemble
     also gives one row per member ("(seed k alone)"), comparable with single-seed rows.
-    Models missing from disk are skipped
-    with a `missing` note.
+    Models missing from disk are skipped with a `missing` note.
     """
     from medq.assess.weights import load_weights
     from medq.errors import ModelError
