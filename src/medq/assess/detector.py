@@ -166,17 +166,16 @@ def findings_score(values: list[float], below: list[float] = ()) -> float:
 
 
 def detect_types(detector: Detector, x: np.ndarray, modality: str
-                 ) -> tuple[np.ndarray, np.ndarray, Decision]:
-    """(presence probabilities, severities, decision) of one image's feature vector `x`, over
-    the finding types the engine can produce for its modality."""
+                 ) -> tuple[np.ndarray, Decision]:
+    """(presence probabilities, decision) of one image's feature vector `x`, over the finding
+    types the engine can produce for its modality."""
     from medq.assess.assessment import finding_types_for
 
     prob, sev = detector.predict(x)
     kinds = finding_types_for(modality)
     allowed = np.array([t in kinds for t in FINDING_TYPES])
     thresholds = np.array([detector.threshold(t, modality) for t in FINDING_TYPES])
-    return prob[0], sev[0], decide(prob[0], sev[0], allowed, thresholds,
-                                   detector.normal_fraction)
+    return prob[0], decide(prob[0], sev[0], allowed, thresholds, detector.normal_fraction)
 
 
 class Evidence(NamedTuple):
@@ -195,7 +194,6 @@ def read_evidence(rows: np.ndarray, modality: str) -> Evidence:
     (`medq.assess.evidence.evidence_rows`, averaged over the slices)."""
     from medq.assess.evidence import view_features
 
-    prob, _, d = detect_types(_load(str(VIEW_CALIBRATION_PATH)), view_features(rows)[None],
-                              modality)
+    prob, d = detect_types(_load(str(VIEW_CALIBRATION_PATH)), view_features(rows)[None], modality)
     return Evidence(findings_score(list(d.reported.values()), d.below), prob, d)
 

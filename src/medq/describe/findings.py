@@ -94,7 +94,7 @@ def detect(assessment: Any, image: Any) -> tuple[list[Finding], list[str], list[
 
     detector = load_detector()
     x, heads = detector_inputs(assessment, image, detector)
-    prob, _, decision = detect_types(detector, x, image.modality)
+    prob, decision = detect_types(detector, x, image.modality)
     middle = None
     if assessment.slices:
         middle = assessment.slices[len(assessment.slices) // 2]["index"]
