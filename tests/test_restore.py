@@ -303,3 +303,41 @@ def test_back_projection_keeps_what_the_low_resolution_input_measured() -> None:
     smoothed = ndi.gaussian_filter(clean, 6.0)  # broad structure lost
     assert psnr(back_project(smoothed, low, 3.0), clean, window=window) > \
         psnr(smoothed, clean, window=window) + 3.0
+
+
+def test_resampled_low_resolution_pairs_keep_the_record_and_vary_the_reconstruction() -> None:
+    """`resampling` pairs: the engine's finding and factor, another way back to the grid (cubic,
+    or MR k-space), the same clean target; plans without it keep their pairs and cache key."""
+    from medq.data.pairs import PairPlan, make_pair
+
+    common = {"tasks": ("low_resolution",), "combo_fraction": 0.0, "max_side": 256,
+              "source_names": ("mni_mr_train",)}
+    plan, plain = PairPlan(resampling=1.0, **common), PairPlan(**common)
+    seen = set()
+    for seed in range(6):
+        a, b = make_pair("low_resolution", seed, plan), make_pair("low_resolution", seed, plain)
+        rec, engine = a["records"][-1], b["records"][-1]
+        assert rec["name"] == engine["name"] == "low_resolution"
+        clean = [p["y"].astype(np.float64) * p["scale"][1] + p["scale"][0] for p in (a, b)]
+        assert np.allclose(*clean, atol=2e-3 * np.abs(clean[1]).max())  # normalised as float16
+        assert np.array_equal(a["cond"], b["cond"])
+        assert engine["params"]["upsampling"] == "linear"
+        seen.add(rec["params"]["upsampling"])
+        assert not np.array_equal(a["x"], b["x"])
+        again = make_pair("low_resolution", seed, plan)
+        assert np.array_equal(a["x"], again["x"])
+    assert seen == {"cubic", "kspace"}
+    assert plan.key() != plain.key() and plain.key() == PairPlan(resampling=0.0, **common).key()
+
+
+def test_training_leaves_out_pairs_that_are_not_finite() -> None:
+    from medq.data.pairs import pack
+    from medq.train.restore_loop import finite_pairs
+
+    good = np.zeros((8, 8), np.float16)
+    bad = good.copy()
+    bad[3, 3] = np.inf
+    pairs = [{"x": x, "y": y, "cond": np.zeros(3), "modality": 0, "scale": np.zeros(2),
+              "spacing": np.ones(2), "task": "t", "level": 0.0, "source": "s"}
+             for x, y in ((good, good), (bad, good), (good, bad), (good, good))]
+    assert finite_pairs(pack(pairs)).tolist() == [0, 3]

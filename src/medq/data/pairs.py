@@ -24,6 +24,7 @@ from medq.data.cache import cache_dir, map_jobs, read_npz, write_npz
 from medq.data.phantoms import pseudo_mr
 from medq.data.sources import Source, sources
 from medq.degrade import get_spec, simulate
+from medq.degrade.generic import coarse_matrix
 from medq.errors import InvalidParameter
 from medq.io.atomic import atomic_write_text
 from medq.restore.condition import modality_group, truth, vector
@@ -81,11 +82,16 @@ class PairPlan:
     soft: float = 0.0
     """Share of pairs whose clean image is first softened by a Gaussian point-spread function of
     `SOFT_FWHM_PX` pixels, in input and target alike (`_soften`)."""
+    resampling: float = 0.0
+    """Share of low-resolution degradations brought back to the grid otherwise than by the
+    engine's linear interpolation (`_resample`): cubic interpolation, or for MR the zero-filled
+    k-space of a coarser acquisition matrix (Gibbs ringing), so the network learns super-resolution
+    of any reconstruction, not of one interpolator's trace."""
 
     def key(self) -> str:
         """Cache key of this plan (and the generator version); later fields count when set."""
         fields = asdict(self)
-        for later in ("pseudo_mr", "fine_ct", "soft"):
+        for later in ("pseudo_mr", "fine_ct", "soft", "resampling"):
             if not fields[later]:
                 del fields[later]  # plans without them keep their caches
         text = json.dumps({**fields, "version": PAIRS_VERSION}, sort_keys=True)
@@ -110,11 +116,29 @@ def _apply(image: Any, kind: str, rng: np.random.Generator, plan: PairPlan,
     for _ in range(4):
         value = severity if severity is not None else float(rng.uniform(*plan.severity_range))
         try:
-            return simulate(image, kind, level=spec.level_at(value),
-                            seed=int(rng.integers(2**31)))[0]
+            out = simulate(image, kind, level=spec.level_at(value),
+                           seed=int(rng.integers(2**31)))[0]
         except InvalidParameter:
             severity = None  # a level this image cannot take: draw another
+            continue
+        if kind == "low_resolution" and plan.resampling and rng.random() < plan.resampling:
+            out = _resample(image, out, rng)
+        return out
     return image
+
+
+def _resample(before: Any, after: Any, rng: np.random.Generator) -> Any:
+    """`after` (the engine's low resolution of `before`) with its coarse matrix brought back to
+    the grid another way: cubic interpolation, or for MR half the time zero-filled k-space with a
+    random raised-cosine taper (0–0.5). The record keeps the engine's kind and factor and notes
+    the reconstruction."""
+    record = dict(after.meta["degradations"][-1])
+    kspace = before.modality == "MR" and rng.random() < 0.5
+    how, taper = ("kspace", float(rng.uniform(0.0, 0.5))) if kspace else ("cubic", 0.0)
+    array = coarse_matrix(before.array, record["level"], how, taper, magnitude=kspace)
+    record["params"] = {**record.get("params", {}), "upsampling": how, "taper": round(taper, 3)}
+    meta = {**after.meta, "degradations": [*after.meta["degradations"][:-1], record]}
+    return after.evolve(array=array.astype(np.float32), meta=meta)
 
 
 def _fit(image: Any, max_side: int) -> Any:

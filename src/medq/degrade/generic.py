@@ -81,15 +81,51 @@ def low_resolution(image: MedImage, level: float, rng: np.random.Generator
     Level: factor, worse higher; none < 1.5 ≤ mild < 2.5 ≤ moderate < 4 ≤ severe (2 / 3 / 6).
     """
     shape = spatial_shape(image)
-    low = tuple(shape[:-2]) + tuple(max(2, int(round(n / float(level)))) for n in shape[-2:])
-
-    def down_up(a: np.ndarray) -> np.ndarray:
-        small = resize(a, low, order=1, anti_aliasing=float(level) > 1, preserve_range=True)
-        return resize(small, shape, order=1, anti_aliasing=False, preserve_range=True)
-
-    out = _per_channel(image, down_up)
-    return image.with_array(out), {"factor": float(level), "low_shape": list(low),
+    out = _per_channel(image, lambda a: coarse_matrix(a, float(level)))
+    return image.with_array(out), {"factor": float(level), "low_shape": list(_coarse(shape, level)),
                                    "anti_aliasing": "gaussian", "upsampling": "linear"}
+
+
+RECONSTRUCTIONS = ("linear", "cubic", "kspace")
+"""Ways `coarse_matrix` brings a coarse matrix back to the grid (the engine uses `linear`)."""
+
+
+def _coarse(shape: tuple[int, ...], factor: float) -> tuple[int, ...]:
+    """The shape with its last two (in-plane) axes divided by `factor` (at least 2 each)."""
+    return tuple(shape[:-2]) + tuple(max(2, int(round(n / float(factor)))) for n in shape[-2:])
+
+
+def coarse_matrix(array: np.ndarray, factor: float, reconstruction: str = "linear",
+                  taper: float = 0.0, magnitude: bool = False) -> np.ndarray:
+    """A grey plane or volume as acquired on an in-plane matrix `factor` times coarser, on its
+    own grid again.
+
+    `linear` (the engine's `low_resolution`) and `cubic`: Gaussian anti-aliased downsampling,
+    then linear or cubic interpolation back. `kspace`: only the central 1/`factor` of the
+    in-plane spatial frequencies kept (what a scanner's coarser acquisition matrix measures),
+    their outer `taper` fraction rolled off by a raised cosine (0: a hard edge, full Gibbs
+    ringing), zero-filled back to the grid: the real part, or the modulus for `magnitude`
+    images (MR).
+    """
+    if reconstruction not in RECONSTRUCTIONS:
+        raise ValueError(f"reconstruction must be one of {RECONSTRUCTIONS}, got {reconstruction}")
+    a = np.asarray(array)
+    if reconstruction != "kspace":
+        small = resize(a, _coarse(a.shape, factor), order=1, anti_aliasing=float(factor) > 1,
+                       preserve_range=True)
+        return resize(small, a.shape, order=1 if reconstruction == "linear" else 3,
+                      anti_aliasing=False, preserve_range=True)
+    window = np.ones(a.shape[-2:])
+    for axis, n in enumerate(a.shape[-2:]):
+        keep = min(n, max(2, int(round(n / float(factor)))))
+        f = np.abs(np.fft.fftfreq(n)) * n  # distance from the centre, in samples
+        edge = keep / 2.0
+        ramp = max(float(taper) * edge, 1e-9)
+        w = np.clip((edge - f) / ramp, 0.0, 1.0)
+        w = 0.5 - 0.5 * np.cos(np.pi * w) if taper > 0 else (f < edge).astype(float)
+        window *= w[:, None] if axis == 0 else w[None, :]
+    out = np.fft.ifft2(np.fft.fft2(a, axes=(-2, -1)) * window, axes=(-2, -1))
+    return (np.abs(out) if magnitude else out.real).astype(a.dtype)
 
 
 @register("low_contrast", unit="contrast reduction fraction", worse="higher",
