@@ -118,6 +118,14 @@ def losses(model: torch.nn.Module, batch: dict[str, torch.Tensor], weights: dict
     return terms
 
 
+def finite_pairs(data: dict[str, np.ndarray]) -> np.ndarray:
+    """Indices of the pairs whose input and target are finite everywhere (a training slice at
+    the edge of a volume can hold almost nothing, and its normalised pixels overflow float16)."""
+    ok = [np.isfinite(a).all() and np.isfinite(b).all()
+          for a, b in (pair_arrays(data, i) for i in range(len(data["shape"])))]
+    return np.flatnonzero(ok)
+
+
 def run_stage(model: torch.nn.Module, data: dict[str, np.ndarray], stage: Stage,
               cfg: TrainConfig, rng: np.random.Generator, log: Any) -> list[dict[str, float]]:
     """Train for `stage.steps` steps; returns the logged loss history."""
@@ -127,13 +135,13 @@ def run_stage(model: torch.nn.Module, data: dict[str, np.ndarray], stage: Stage,
     opt = torch.optim.AdamW(model.parameters(), lr=stage.lr, weight_decay=cfg.weight_decay)
     history, running = [], {}
     model.train()
-    n = len(data["shape"])
+    pool = finite_pairs(data)
     started = time.time()
     for step in track(range(stage.steps), description=f"stage {stage.name}", transient=True,
                       disable=not sys.stderr.isatty()):
         for group in opt.param_groups:
             group["lr"] = _lr(stage, step)
-        batch = make_batch(data, rng.integers(0, n, cfg.batch_size), crop, rng,
+        batch = make_batch(data, pool[rng.integers(0, len(pool), cfg.batch_size)], crop, rng,
                            model.conditioning)
         terms = losses(model, batch, stage.losses)
         optimise(model, opt, terms, stage.losses, cfg.grad_clip, running, momentum=0.95)
@@ -191,7 +199,9 @@ def train_restorer(cfg: TrainConfig, log: Any) -> dict[str, Any]:
     data_s = time.time() - started
     model = build_model(cfg.model, **cfg.model_args)
     n_params = sum(p.numel() for p in model.parameters())
-    log(f"{cfg.name}: {len(data['shape'])} training pairs, {len(test['shape'])} test pairs, "
+    dropped = len(data["shape"]) - len(finite_pairs(data))
+    log(f"{cfg.name}: {len(data['shape'])} training pairs ({dropped} not finite, left out), "
+        f"{len(test['shape'])} test pairs, "
         f"{n_params} parameters, {threads} threads (pairs ready in {data_s:.0f} s)")
     history: list[dict[str, float]] = []
     for stage in cfg.stages:
@@ -240,6 +250,11 @@ def card_text(cfg: TrainConfig, record: dict[str, Any]) -> str:
         extra += (f"; {plan['soft']:.0%} of the clean images softened by a Gaussian PSF of "
                   f"{low:g}–{high:g} px FWHM, in input and target alike (real scans are softer "
                   "than their pixel grid)")
+    if plan.get("resampling"):
+        extra += (f"; {plan['resampling']:.0%} of the low-resolution inputs brought back to the "
+                  "grid by cubic interpolation or, for MR, as the zero-filled k-space of the "
+                  "coarser matrix (`pairs.resampling`) instead of the engine's linear "
+                  "interpolation")
     rows = ["| task | n | input PSNR | restored PSNR | prior accuracy |", "|---|---|---|---|---|"]
     for task, m in record["metrics"].items():
         rows.append(f"| {task} | {m['n']} | {m.get('input', float('nan')):.2f} | "
