@@ -11,9 +11,10 @@ low-resolution three ways:
   filter (transition width 3 % of the kept band), zero-filled — an MR scanner's coarser matrix.
 
 The network is given the true finding (low resolution at the factor's severity), as the
-benchmark's `+truth` arm; rows: the input, the network, and the network followed by
-`medq restore`'s back-projection at the true factor. PSNR in the normalised units of
-`medq.restore` (CT full range, others the 0.5–99.5 percentile range), mean over images, per
+benchmark's `+truth` arm, and applied as `medq restore` applies it (CT padding outside the
+reconstruction circle shown as air and kept); rows: the input, the network, and the network
+followed by `medq restore`'s back-projection at the true factor. PSNR as `medq bench restore`
+(CT in the [−160, 240] HU window, others over the clean image's range), mean over images, per
 reconstruction and factor. Usage:
     python benchmarks/probes/lowres_simulators.py [--model restore-s]
 """
@@ -58,7 +59,8 @@ def main() -> None:
     from medq.data.sources import sources
     from medq.degrade import get_spec, simulate
     from medq.metrics.fidelity import psnr
-    from medq.restore.apply import network_planes
+    from medq.restore.apply import network_planes, padding_guard
+    from medq.restore.benchmark import CT_WINDOW
     from medq.restore.condition import N_FINDINGS, vector
     from medq.restore.consistency import back_project
     from medq.restore.models import load_restorer
@@ -75,7 +77,7 @@ def main() -> None:
     for name, image in images.items():
         clean = image.array.astype(np.float64)
         scale = scale_for(clean, image.modality)
-        ref = scale.forward(clean)
+        window = CT_WINDOW if image.modality == "CT" else None
         for f in FACTORS:
             made = {"engine": simulate(image, "low_resolution", level=f, seed=0)[0].array,
                     "zoom": zoom_lowres(clean, f),
@@ -85,10 +87,14 @@ def main() -> None:
             i = FINDING_TYPES.index("low_resolution")
             presence[i], severity[i] = 1.0, min(spec.severity_value(f), 3.0) / 3.0
             cond = vector(presence, severity, image.modality)
+            def net(planes: list[np.ndarray], cond: np.ndarray = cond) -> list[np.ndarray]:
+                return network_planes(model, planes, cond)[0]
+
             for how, low in made.items():
                 x = scale.forward(low)
-                y = network_planes(model, [x], cond)[0][0].astype(np.float64)
-                found = [psnr(z, ref) for z in (x, y, back_project(y, x, f))]
+                y = padding_guard(net, image.modality, scale)([x])[0].astype(np.float64)
+                found = [psnr(scale.inverse(z), clean, window=window)
+                         for z in (x, y, back_project(y, x, f))]
                 rows.setdefault((how, f), []).append(found)
                 print(f"{name:12s} {how:7s} f={f:.2f}  input {found[0]:6.2f}  net {found[1]:6.2f}"
                       f"  net+back-projection {found[2]:6.2f}", flush=True)
