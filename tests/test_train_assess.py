@@ -73,6 +73,26 @@ def test_evidence_score_and_findings_follow_radiograph_quantum_noise() -> None:
     assert found[0]["evidence"]["noise_sigma"] == 1.0
 
 
+def test_confidence_score_counts_sure_findings_fully_and_doubtful_ones_in_part() -> None:
+    """The evidence score: a type at its presence threshold counts as a reported finding of its
+    severity, a doubtful one by its probability over the threshold, a disallowed one not at all;
+    the score falls steadily as the detector grows surer, with no jump at the threshold."""
+    from medq.assess.detector import confidence_score
+    from medq.data.bench import reference_score
+
+    sev = np.array([1.8, 1.2, 2.5])
+    thr = np.array([0.5, 0.4, 0.5])
+    allowed = np.array([True, True, False])
+    sure = confidence_score(np.array([0.9, 0.0, 0.9]), sev, allowed, thr)
+    assert sure == pytest.approx(reference_score([1.8]))
+    half = confidence_score(np.array([0.9, 0.2, 0.9]), sev, allowed, thr)
+    assert half == pytest.approx(reference_score([1.8, 0.6]))
+    steps = [confidence_score(np.array([0.0, p, 0.0]), sev, allowed, thr)
+             for p in np.linspace(0.0, 0.6, 13)]
+    assert steps[0] == 5.0 and all(np.diff(steps) <= 0) and steps[-1] == steps[-3]
+    assert max(-np.diff(steps)) <= 0.2 + 1e-9  # even steps: no jump at the threshold
+
+
 def test_assessor_batches_and_keeps_failures_in_place(tiny_run: dict, tmp_path: Path) -> None:
     bad = tmp_path / "broken.dcm"
     bad.write_bytes(b"not an image")

@@ -3,13 +3,16 @@
 On the cached held-out split of the quality benchmark (`medq bench iqa`), SRCC against the
 physics reference score of the model's score alone, the evidence score alone
 (`medq.assess.detector.read_evidence` on each item's stored evidence rows) and their weighted
-means (0.5 is what `medq assess` reports), overall, per modality and per test source. Then two
-other ways of turning the view detector's outputs into a score, next to the findings' score it
-ships: the reference score of every type's continuous severity (`continuous`) and of the
-severities weighted by presence over threshold (`prob-weighted`) — on the held-out split (alone
-and in the mean with the model) and on the calibration's own validation items (20 % of the
-training-source items, where such a choice is made; needs the cached `--view` calibration data).
-Usage:
+means (0.5 is what `medq assess` reports), overall, per modality and per test source. Then three
+ways of turning the view detector's outputs into a score: the score of the reported findings
+and the sub-mild estimates (`findings`, `detector.findings_score`, what `medq describe` grades
+by), the reference score of every type's continuous severity (`continuous`), and of the
+severities weighted by presence over threshold (`confidence`, `detector.confidence_score`, what
+`medq assess` ships) — SRCC on the held-out split (alone and in the mean with the model) and on
+the calibration's own validation items (20 % of the training-source items, where such a choice
+is made; needs the cached `--view` calibration data), and the mean score each gives the clean
+validation items (their reference score is 5: a variant that grades clean images down is not
+fit to ship, whatever it ranks). Usage:
     python benchmarks/probes/evidence_score.py [--model mediqa-s]
 """
 
@@ -26,7 +29,7 @@ def variants(prob: np.ndarray, sev: np.ndarray, modality: str, detector: object
              ) -> dict[str, float]:
     """The three scores of one image's detector outputs `[types]`."""
     from medq.assess.assessment import finding_types_for
-    from medq.assess.detector import decide, findings_score
+    from medq.assess.detector import confidence_score, decide, findings_score
     from medq.assess.models.blocks import FINDING_TYPES
     from medq.data.bench import reference_score
 
@@ -35,9 +38,7 @@ def variants(prob: np.ndarray, sev: np.ndarray, modality: str, detector: object
     d = decide(prob, sev, allowed, thr, detector.normal_fraction)
     return {"findings": findings_score(list(d.reported.values()), d.below),
             "continuous": reference_score([float(s) for s in sev[allowed] if s >= 0.2]),
-            "prob-weighted": reference_score([float(s) * min(1.0, p / t) for s, p, t in
-                                              zip(sev[allowed], prob[allowed], thr[allowed],
-                                                  strict=True)])}
+            "confidence": confidence_score(prob, sev, allowed, thr)}
 
 
 def main() -> None:
@@ -63,7 +64,7 @@ def main() -> None:
         prob, sev = det.predict(view_features(data["m"][o:o + k])[None])
         rows.append(variants(prob[0], sev[0], str(data["modality"][i]), det))
     score = {name: np.array([r[name] for r in rows]) for name in rows[0]}
-    ev = score["findings"]
+    ev = score["confidence"]
     groups = [("overall", np.ones(len(y), bool))]
     groups += [(m, data["modality"] == m) for m in sorted(set(data["modality"].tolist()))]
     groups += [(s, data["source"] == s) for s in sorted(set(data["source"].tolist()))]
@@ -94,9 +95,12 @@ def main() -> None:
     prob, sev = det.predict(x[val].astype(np.float32))
     found = [variants(p, s, str(m), det) for p, s, m in zip(prob, sev, modality[val],
                                                              strict=True)]
-    print(f"\nscore variants alone on the calibration's {int(val.sum())} validation items:")
+    clean = ref >= 5.0
+    print(f"\nscore variants alone on the calibration's {int(val.sum())} validation items "
+          f"(SRCC; mean score of its {int(clean.sum())} clean items):")
     for name in score:
-        print(f"  {name:14s} {spearmanr(ref, [f[name] for f in found])[0]:.3f}")
+        values = np.array([f[name] for f in found])
+        print(f"  {name:14s} {spearmanr(ref, values)[0]:.3f}; {values[clean].mean():.2f}")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 """The Assessment: score, grade, findings, measures, prompts, slices, model (DESIGN, Assessment).
 
 The score is the mean of two estimates of the physics-derived reference score (`combined_score`):
-the quality model's (`model_score`) and the **evidence score** (`evidence_score`: the score of
-the findings the calibrated detector, `medq.assess.detector`, reads from the image's evidence
-rows, computed on the same ≤256-px views the model reads). The two err differently — each
+the quality model's (`model_score`) and the **evidence score** (`evidence_score`: the reference
+score of every finding type's severity as the calibrated detector, `medq.assess.detector`, reads
+it from the image's evidence rows — computed on the same ≤256-px views the model reads —, each
+weighted by the detector's confidence: `detector.confidence_score`). The two err differently — each
 ranks some held-out sources better than the other — and on the held-out test split their mean
 ranks quality better than either (`medq bench iqa`, row "medq assess"). Both parts are kept in
 the Assessment.

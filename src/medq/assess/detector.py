@@ -165,16 +165,34 @@ def findings_score(values: list[float], below: list[float] = ()) -> float:
     return max(reference_score([*values, *below]), reference_score([*values, 0.5]))
 
 
+def confidence_score(prob: np.ndarray, sev: np.ndarray, allowed: np.ndarray,
+                     thresholds: np.ndarray) -> float:
+    """1–5 score of every allowed type's severity estimate weighted by the detector's confidence
+    in it: `ref([s_j · min(1, p_j / t_j)])` (`medq.data.bench.reference_score`). A type at or
+    above its presence threshold counts fully, as a reported finding does; a doubtful one in
+    proportion to its probability, so the score moves smoothly as a degradation grows past what
+    the detector is sure of, instead of jumping when a finding crosses its threshold."""
+    from medq.data.bench import reference_score
+
+    weight = np.minimum(1.0, prob / np.maximum(thresholds, 1e-6))
+    return reference_score([float(v) for v in (sev * weight)[allowed]])
+
+
+def _allowed_thresholds(detector: Detector, modality: str) -> tuple[np.ndarray, np.ndarray]:
+    """The types the engine can produce for a modality (mask) and their presence thresholds."""
+    from medq.assess.assessment import finding_types_for
+
+    kinds = finding_types_for(modality)
+    return (np.array([t in kinds for t in FINDING_TYPES]),
+            np.array([detector.threshold(t, modality) for t in FINDING_TYPES]))
+
+
 def detect_types(detector: Detector, x: np.ndarray, modality: str
                  ) -> tuple[np.ndarray, Decision]:
     """(presence probabilities, decision) of one image's feature vector `x`, over the finding
     types the engine can produce for its modality."""
-    from medq.assess.assessment import finding_types_for
-
     prob, sev = detector.predict(x)
-    kinds = finding_types_for(modality)
-    allowed = np.array([t in kinds for t in FINDING_TYPES])
-    thresholds = np.array([detector.threshold(t, modality) for t in FINDING_TYPES])
+    allowed, thresholds = _allowed_thresholds(detector, modality)
     return prob[0], decide(prob[0], sev[0], allowed, thresholds, detector.normal_fraction)
 
 
@@ -182,7 +200,8 @@ class Evidence(NamedTuple):
     """What the view calibration reads from one image's evidence rows."""
 
     score: float
-    """The findings' score (`findings_score`): the assessment's evidence score."""
+    """The confidence-weighted score of every type (`confidence_score`): the assessment's
+    evidence score."""
     prob: np.ndarray
     """Presence probability per finding type (FINDING_TYPES order)."""
     decision: Decision
@@ -194,6 +213,9 @@ def read_evidence(rows: np.ndarray, modality: str) -> Evidence:
     (`medq.assess.evidence.evidence_rows`, averaged over the slices)."""
     from medq.assess.evidence import view_features
 
-    prob, d = detect_types(_load(str(VIEW_CALIBRATION_PATH)), view_features(rows)[None], modality)
-    return Evidence(findings_score(list(d.reported.values()), d.below), prob, d)
+    detector = _load(str(VIEW_CALIBRATION_PATH))
+    prob, sev = detector.predict(view_features(rows)[None])
+    allowed, thresholds = _allowed_thresholds(detector, modality)
+    decision = decide(prob[0], sev[0], allowed, thresholds, detector.normal_fraction)
+    return Evidence(confidence_score(prob[0], sev[0], allowed, thresholds), prob[0], decision)
 
