@@ -57,7 +57,8 @@ class Finding:
 class QualityReport:
     """What `medq describe` says about one image (structured findings plus clinical text).
 
-    `score` is the score of the findings (`report_score`) and `verdict` is `verdict_for(score)`;
+    `score` is the score of the findings (`medq.assess.detector.findings_score`) and `verdict`
+    is `verdict_for(score)`;
     `model_score` is the score `medq assess` gives (its quality model's score and its evidence
     score combined). `normal` lists the finding types the text states are absent. `basis` says
     where the findings come from: `detector` (the calibrated evidence detector on the image),
