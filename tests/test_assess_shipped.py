@@ -67,7 +67,7 @@ def test_ranking_covers_the_kinds_and_beats_chance(ranking: dict) -> None:
     """Regression floor: scores fall with severity more often than not (chance ≈ 0)."""
     assert set(ranking["per_kind"]) == {"ct_low_dose", "blur", "mr_undersample", "mr_noise",
                                         "mr_motion", "xr_quantum_noise"}
-    assert ranking["mean"] >= 0.45, ranking["per_kind"]
+    assert ranking["mean"] >= 0.75, ranking["per_kind"]  # 0.83 measured (benchmarks/ranking.py)
     xr = ranking["pairs"]["xr_head/xr_quantum_noise"]["scores"]
     assert xr[0] > xr[-1] + 0.5  # a clean radiograph beats its severe quantum-noise version
 
@@ -88,12 +88,18 @@ def test_new_user_first_run(first_run: list[dict]) -> None:
     assert volume["score"] > degraded_volume["score"] + 0.3  # R≈2.5 undersampling of the MNI T1
 
 
-@pytest.mark.xfail(reason=UNDERTRAINED, strict=False)
 def test_new_user_every_clean_sample_beats_its_degraded_version(first_run: list[dict]) -> None:
+    """Acceptance: a clean sample is graded better than its moderate ct_low_dose /
+    mr_undersample version."""
     for before, after in zip(first_run[:3], first_run[3:], strict=True):
         assert before["score"] > after["score"] + 0.3, (before["path"], before["score"],
                                                         after["score"])
-        assert after["findings"], after["path"]
+
+
+@pytest.mark.xfail(reason=UNDERTRAINED, strict=False)
+def test_new_user_every_degraded_sample_has_a_finding(first_run: list[dict]) -> None:
+    for after in first_run[3:]:
+        assert after["findings"], after["path"]  # the 64² MR_small's aliasing goes unnamed
 
 
 def test_series_directory_is_one_input(tmp_path: Path) -> None:
