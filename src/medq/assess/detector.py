@@ -178,12 +178,15 @@ def confidence_score(prob: np.ndarray, sev: np.ndarray, allowed: np.ndarray,
     return reference_score([float(v) for v in (sev * weight)[allowed]])
 
 
-def _allowed_thresholds(detector: Detector, modality: str) -> tuple[np.ndarray, np.ndarray]:
-    """The types the engine can produce for a modality (mask) and their presence thresholds."""
+def _read(detector: Detector, x: np.ndarray, modality: str
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One image's presence probabilities and severities `[types]`, with the mask of the types
+    the engine can produce for its modality and their presence thresholds."""
     from medq.assess.assessment import finding_types_for
 
+    prob, sev = detector.predict(x)
     kinds = finding_types_for(modality)
-    return (np.array([t in kinds for t in FINDING_TYPES]),
+    return (prob[0], sev[0], np.array([t in kinds for t in FINDING_TYPES]),
             np.array([detector.threshold(t, modality) for t in FINDING_TYPES]))
 
 
@@ -191,9 +194,8 @@ def detect_types(detector: Detector, x: np.ndarray, modality: str
                  ) -> tuple[np.ndarray, Decision]:
     """(presence probabilities, decision) of one image's feature vector `x`, over the finding
     types the engine can produce for its modality."""
-    prob, sev = detector.predict(x)
-    allowed, thresholds = _allowed_thresholds(detector, modality)
-    return prob[0], decide(prob[0], sev[0], allowed, thresholds, detector.normal_fraction)
+    prob, sev, allowed, thresholds = _read(detector, x, modality)
+    return prob, decide(prob, sev, allowed, thresholds, detector.normal_fraction)
 
 
 class Evidence(NamedTuple):
@@ -214,8 +216,7 @@ def read_evidence(rows: np.ndarray, modality: str) -> Evidence:
     from medq.assess.evidence import view_features
 
     detector = _load(str(VIEW_CALIBRATION_PATH))
-    prob, sev = detector.predict(view_features(rows)[None])
-    allowed, thresholds = _allowed_thresholds(detector, modality)
-    decision = decide(prob[0], sev[0], allowed, thresholds, detector.normal_fraction)
-    return Evidence(confidence_score(prob[0], sev[0], allowed, thresholds), prob[0], decision)
+    prob, sev, allowed, thresholds = _read(detector, view_features(rows)[None], modality)
+    decision = decide(prob, sev, allowed, thresholds, detector.normal_fraction)
+    return Evidence(confidence_score(prob, sev, allowed, thresholds), prob, decision)
 

@@ -127,15 +127,15 @@ def finite_pairs(data: dict[str, np.ndarray]) -> np.ndarray:
 
 
 def run_stage(model: torch.nn.Module, data: dict[str, np.ndarray], stage: Stage,
-              cfg: TrainConfig, rng: np.random.Generator, log: Any) -> list[dict[str, float]]:
-    """Train for `stage.steps` steps; returns the logged loss history."""
+              cfg: TrainConfig, rng: np.random.Generator, log: Any, pool: np.ndarray
+              ) -> list[dict[str, float]]:
+    """Train for `stage.steps` steps on the pairs `pool` (indices); returns the loss history."""
     from rich.progress import track
 
     crop = int(cfg.train_crop or 96)
     opt = torch.optim.AdamW(model.parameters(), lr=stage.lr, weight_decay=cfg.weight_decay)
     history, running = [], {}
     model.train()
-    pool = finite_pairs(data)
     started = time.time()
     for step in track(range(stage.steps), description=f"stage {stage.name}", transient=True,
                       disable=not sys.stderr.isatty()):
@@ -199,13 +199,14 @@ def train_restorer(cfg: TrainConfig, log: Any) -> dict[str, Any]:
     data_s = time.time() - started
     model = build_model(cfg.model, **cfg.model_args)
     n_params = sum(p.numel() for p in model.parameters())
-    dropped = len(data["shape"]) - len(finite_pairs(data))
+    pool = finite_pairs(data)
+    dropped = len(data["shape"]) - len(pool)
     log(f"{cfg.name}: {len(data['shape'])} training pairs ({dropped} not finite, left out), "
         f"{len(test['shape'])} test pairs, "
         f"{n_params} parameters, {threads} threads (pairs ready in {data_s:.0f} s)")
     history: list[dict[str, float]] = []
     for stage in cfg.stages:
-        history += run_stage(model, data, stage, cfg, rng, log)
+        history += run_stage(model, data, stage, cfg, rng, log, pool)
     train_s = time.time() - started - data_s
     metrics = evaluate_pairs(model, test, model.conditioning)
     out = cfg.output_dir()
