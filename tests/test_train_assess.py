@@ -93,6 +93,26 @@ def test_confidence_score_counts_sure_findings_fully_and_doubtful_ones_in_part()
     assert max(-np.diff(steps)) <= 0.2 + 1e-9  # even steps: no jump at the threshold
 
 
+def test_suspected_types_are_the_unreported_ones_that_lower_the_score_like_a_finding() -> None:
+    from medq.assess.assessment import suspected_from
+    from medq.assess.detector import Decision, Evidence, confidence_weighted
+    from medq.assess.models.blocks import FINDING_TYPES
+    from medq.cli.assess import _findings_text
+
+    n = len(FINDING_TYPES)
+    prob, sev, thr = np.zeros(n), np.zeros(n), np.full(n, 0.5)
+    noise, blur, spike = (FINDING_TYPES.index(t) for t in ("noise", "blur", "spike"))
+    prob[[noise, blur, spike]] = 0.9, 0.4, 0.1
+    sev[[noise, blur, spike]] = 2.0, 1.0, 2.0  # blur weighs 0.8 (mild), spike 0.4 (below mild)
+    weighted = confidence_weighted(prob, sev, np.ones(n, bool), thr)
+    evidence = Evidence(1.0, prob, Decision({noise: 2.0}, [], []), weighted)
+    suspected = suspected_from(evidence)
+    assert suspected == [{"type": "blur", "severity": "mild", "confidence": 0.4}]
+    found = [{"type": "noise", "severity": "moderate"}]
+    assert _findings_text(found, suspected) == "noise (moderate), possible blur (mild)"
+    assert _findings_text([], []) == "none"
+
+
 def test_assessor_batches_and_keeps_failures_in_place(tiny_run: dict, tmp_path: Path) -> None:
     bad = tmp_path / "broken.dcm"
     bad.write_bytes(b"not an image")

@@ -17,8 +17,10 @@ measures that bear on the finding (`medq describe` reads the same detector on th
 planes and may refine them). Only finding types the engine can produce for the image's
 modality are reported (`finding_types_for`; an image of unknown modality gets the generic types
 only).
-`finding_scores` keeps the raw head outputs of every type (presence probability and expected
-severity), for callers that calibrate their own thresholds (`medq.describe`).
+`suspected` lists the doubtful types that pull the evidence score down as much as a mild finding
+or more without being reported (`suspected_from`), so a score below "good" with no finding still
+says why. `finding_scores` keeps the raw head outputs of every type (presence probability and
+expected severity), for callers that calibrate their own thresholds (`medq.describe`).
 """
 
 from __future__ import annotations
@@ -116,6 +118,20 @@ def findings_from(evidence: Any, measures: dict[str, float | None]) -> list[dict
     return sorted(out, key=lambda f: (-f["evidence"]["severity_value"], -f["confidence"]))
 
 
+def suspected_from(evidence: Any) -> list[dict[str, Any]]:
+    """The doubtful types that lower the evidence score as much as a mild finding or more: not
+    reported (presence below its threshold), but a confidence-weighted severity of at least mild
+    (`detector.confidence_weighted`). Type, severity named from that weighted value, and the
+    presence probability as confidence; worst first."""
+    from medq.assess.detector import SEVERITY_BOUNDS, severity_for
+
+    out = [{"type": FINDING_TYPES[j], "severity": severity_for(float(v)),
+            "confidence": round(float(evidence.prob[j]), 3)}
+           for j, v in enumerate(evidence.weighted)
+           if j not in evidence.decision.reported and v >= SEVERITY_BOUNDS[0]]
+    return sorted(out, key=lambda f: -f["confidence"])
+
+
 def finding_scores_from(presence: np.ndarray, expected: np.ndarray
                         ) -> dict[str, dict[str, float]]:
     """Raw finding-head outputs per type: `{type: {"presence", "expected_severity"}}`."""
@@ -142,6 +158,7 @@ class Assessment:
     finding_scores: dict[str, dict[str, float]] = field(default_factory=dict)
     model_score: float | None = None
     evidence_score: float | None = None
+    suspected: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict (`path` first, as in `medq assess --json`)."""

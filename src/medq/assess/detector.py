@@ -165,17 +165,25 @@ def findings_score(values: list[float], below: list[float] = ()) -> float:
     return max(reference_score([*values, *below]), reference_score([*values, 0.5]))
 
 
+def confidence_weighted(prob: np.ndarray, sev: np.ndarray, allowed: np.ndarray,
+                        thresholds: np.ndarray) -> np.ndarray:
+    """Each type's severity estimate weighted by the detector's confidence in it,
+    `s_j · min(1, p_j / t_j)`; 0 for the types the modality cannot have."""
+    weight = np.minimum(1.0, prob / np.maximum(thresholds, 1e-6))
+    return np.where(allowed, sev * weight, 0.0)
+
+
 def confidence_score(prob: np.ndarray, sev: np.ndarray, allowed: np.ndarray,
                      thresholds: np.ndarray) -> float:
-    """1–5 score of every allowed type's severity estimate weighted by the detector's confidence
-    in it: `ref([s_j · min(1, p_j / t_j)])` (`medq.data.bench.reference_score`). A type at or
-    above its presence threshold counts fully, as a reported finding does; a doubtful one in
-    proportion to its probability, so the score moves smoothly as a degradation grows past what
-    the detector is sure of, instead of jumping when a finding crosses its threshold."""
+    """1–5 reference score (`medq.data.bench.reference_score`) of the confidence-weighted
+    severities (`confidence_weighted`). A type at or above its presence threshold counts fully,
+    as a reported finding does; a doubtful one in proportion to its probability, so the score
+    moves smoothly as a degradation grows past what the detector is sure of, instead of jumping
+    when a finding crosses its threshold."""
     from medq.data.bench import reference_score
 
-    weight = np.minimum(1.0, prob / np.maximum(thresholds, 1e-6))
-    return reference_score([float(v) for v in (sev * weight)[allowed]])
+    weighted = confidence_weighted(prob, sev, allowed, thresholds)
+    return reference_score([float(v) for v in weighted[allowed]])
 
 
 def _read(detector: Detector, x: np.ndarray, modality: str
@@ -208,6 +216,8 @@ class Evidence(NamedTuple):
     """Presence probability per finding type (FINDING_TYPES order)."""
     decision: Decision
     """Reported types with their severities, types stated absent, sub-mild estimates."""
+    weighted: np.ndarray
+    """Confidence-weighted severity per type (`confidence_weighted`), what the score counts."""
 
 
 def read_evidence(rows: np.ndarray, modality: str) -> Evidence:
@@ -218,5 +228,6 @@ def read_evidence(rows: np.ndarray, modality: str) -> Evidence:
     detector = _load(str(VIEW_CALIBRATION_PATH))
     prob, sev, allowed, thresholds = _read(detector, view_features(rows)[None], modality)
     decision = decide(prob, sev, allowed, thresholds, detector.normal_fraction)
-    return Evidence(confidence_score(prob, sev, allowed, thresholds), prob, decision)
+    return Evidence(confidence_score(prob, sev, allowed, thresholds), prob, decision,
+                    confidence_weighted(prob, sev, allowed, thresholds))
 

@@ -26,6 +26,7 @@ from medq.assess.assessment import (
     finding_scores_from,
     findings_from,
     grade_for,
+    suspected_from,
 )
 from medq.assess.detector import read_evidence
 from medq.assess.loading import (
@@ -178,5 +179,6 @@ class Assessor:
             measures=measures, prompts=p["prompts"].to_dict(), slices=slices, model=self.name,
             path=str(image.source) if image.source else None, modality=image.modality,
             shape=list(image.shape), finding_scores=finding_scores_from(presence, expected),
-            model_score=round(model_score, 3), evidence_score=round(evidence.score, 3))
+            model_score=round(model_score, 3), evidence_score=round(evidence.score, 3),
+            suspected=suspected_from(evidence))
 

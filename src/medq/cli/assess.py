@@ -44,8 +44,11 @@ def assess_inputs(paths: list[Path]) -> list[Path]:
     return expand_inputs(found)
 
 
-def _findings_text(findings: list[dict[str, Any]]) -> str:
-    return ", ".join(f"{f['type']} ({f['severity']})" for f in findings) or "none"
+def _findings_text(findings: list[dict[str, Any]], suspected: list[dict[str, Any]] = ()
+                   ) -> str:
+    """Findings, then the suspected types as "possible …"; "none" when there is neither."""
+    return ", ".join([f"{f['type']} ({f['severity']})" for f in findings]
+                     + [f"possible {f['type']} ({f['severity']})" for f in suspected]) or "none"
 
 
 @app.command()
@@ -89,7 +92,8 @@ def assess(
                 continue
             p = row["prompts"]
             table.add_row(row["path"], f"{row['score']:.2f}", row["grade"],
-                          "yes" if row["recall"] else "no", _findings_text(row["findings"]),
+                          "yes" if row["recall"] else "no",
+                          _findings_text(row["findings"], row.get("suspected", [])),
                           f"{p['dimension']} {p['modality']} {p['region']} {p['type']}")
         if table.row_count:
             out.print(table)
