@@ -97,7 +97,7 @@ def test_suspected_types_are_the_unreported_ones_that_lower_the_score_like_a_fin
     from medq.assess.assessment import suspected_from
     from medq.assess.detector import Decision, Evidence, confidence_weighted
     from medq.assess.models.blocks import FINDING_TYPES
-    from medq.cli.assess import _findings_text
+    from medq.cli.common import findings_text
 
     n = len(FINDING_TYPES)
     prob, sev, thr = np.zeros(n), np.zeros(n), np.full(n, 0.5)
@@ -109,8 +109,8 @@ def test_suspected_types_are_the_unreported_ones_that_lower_the_score_like_a_fin
     suspected = suspected_from(evidence)
     assert suspected == [{"type": "blur", "severity": "mild", "confidence": 0.4}]
     found = [{"type": "noise", "severity": "moderate"}]
-    assert _findings_text(found, suspected) == "noise (moderate), possible blur (mild)"
-    assert _findings_text([], []) == "none"
+    assert findings_text(found, suspected) == "noise (moderate), possible blur (mild)"
+    assert findings_text([], []) == "none"
 
 
 def test_assessor_batches_and_keeps_failures_in_place(tiny_run: dict, tmp_path: Path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import typer
 from rich.table import Table
@@ -17,6 +16,7 @@ from medq.cli.common import (
     app,
     error_object,
     expand_inputs,
+    findings_text,
     out,
     print_json,
     progress_bar,
@@ -42,13 +42,6 @@ def assess_inputs(paths: list[Path]) -> list[Path]:
                     continue
         found.append(path)
     return expand_inputs(found)
-
-
-def _findings_text(findings: list[dict[str, Any]], suspected: list[dict[str, Any]] = ()
-                   ) -> str:
-    """Findings, then the suspected types as "possible …"; "none" when there is neither."""
-    return ", ".join([f"{f['type']} ({f['severity']})" for f in findings]
-                     + [f"possible {f['type']} ({f['severity']})" for f in suspected]) or "none"
 
 
 @app.command()
@@ -93,7 +86,7 @@ def assess(
             p = row["prompts"]
             table.add_row(row["path"], f"{row['score']:.2f}", row["grade"],
                           "yes" if row["recall"] else "no",
-                          _findings_text(row["findings"], row.get("suspected", [])),
+                          findings_text(row["findings"], row.get("suspected", [])),
                           f"{p['dimension']} {p['modality']} {p['region']} {p['type']}")
         if table.row_count:
             out.print(table)

@@ -148,6 +148,13 @@ BENCH_JSON_OPTION = typer.Option(False, "--json", help="Print the summary as JSO
 """`--json` of the `medq bench` commands."""
 
 
+def findings_text(findings: list[dict[str, Any]], suspected: Iterable[dict[str, Any]] = ()
+                  ) -> str:
+    """An Assessment's findings, then its suspected types as "possible …" ("none": neither)."""
+    return ", ".join([f"{f['type']} ({f['severity']})" for f in findings]
+                     + [f"possible {f['type']} ({f['severity']})" for f in suspected]) or "none"
+
+
 def names_list(text: str) -> list[str]:
     """The names of a comma-separated option value (`"a, b,"` → `["a", "b"]`)."""
     return [name.strip() for name in text.split(",") if name.strip()]

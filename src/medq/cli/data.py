@@ -18,6 +18,7 @@ from medq.cli.common import (
     err,
     error_object,
     expand_inputs,
+    findings_text,
     out,
     print_json,
 )
@@ -166,8 +167,8 @@ def demo(
     if not isinstance(page, BaseException):
         table = Table("sample", "score", "grade", "findings", title="medq assess (bundled samples)")
         for row in json.loads((output / "assessment.json").read_text()):
-            findings = ", ".join(f"{f['type']} ({f['severity']})" for f in row["findings"])
-            table.add_row(row["sample"], f"{row['score']:.2f}", row["grade"], findings or "none")
+            table.add_row(row["sample"], f"{row['score']:.2f}", row["grade"],
+                          findings_text(row["findings"], row.get("suspected", [])))
         out.print(table)
         out.print(f"gallery written: {page}", highlight=False)
     outcome.exit()
