@@ -122,7 +122,7 @@ def suspected_from(evidence: Any) -> list[dict[str, Any]]:
     """The doubtful types that lower the evidence score as much as a mild finding or more: not
     reported (presence below its threshold), but a confidence-weighted severity of at least mild
     (`detector.confidence_weighted`). Type, severity named from that weighted value, and the
-    presence probability as confidence; worst first."""
+    presence probability as confidence; most probable first."""
     from medq.assess.detector import SEVERITY_BOUNDS, severity_for
 
     out = [{"type": FINDING_TYPES[j], "severity": severity_for(float(v)),
