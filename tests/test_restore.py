@@ -330,6 +330,36 @@ def test_resampled_low_resolution_pairs_keep_the_record_and_vary_the_reconstruct
     assert plan.key() != plain.key() and plain.key() == PairPlan(resampling=0.0, **common).key()
 
 
+def test_ringing_pairs_band_limit_the_clean_mr_image_without_recording_it() -> None:
+    """`ringing` pairs: the clean MR image (target and input alike) is a zero-filled
+    reconstruction of a coarser matrix, so it holds almost no energy above the coarsest kept
+    frequency; nothing is recorded; CT pairs and plans without it are unchanged."""
+    from medq.data.items import RING_MATRIX
+    from medq.data.pairs import PairPlan, make_pair
+
+    def outer_energy(y: np.ndarray) -> float:
+        power = np.abs(np.fft.fft2(y - y.mean())) ** 2
+        fy, fx = np.abs(np.fft.fftfreq(y.shape[0]))[:, None], np.abs(np.fft.fftfreq(y.shape[1]))
+        return float(power[(fy > 0.5 / RING_MATRIX[0]) | (fx > 0.5 / RING_MATRIX[0])].sum()
+                     / power.sum())
+
+    common = {"tasks": ("mr_noise",), "combo_fraction": 0.0, "max_side": 256,
+              "pseudo_mr": True, "source_names": ("body_ct",)}
+    ring, plain = PairPlan(ringing=1.0, **common), PairPlan(**common)
+    for seed in range(3):
+        a, b = make_pair("mr_noise", seed, ring), make_pair("mr_noise", seed, plain)
+        assert a["y"].shape == b["y"].shape and a["source"] == b["source"]
+        ya, yb = a["y"].astype(np.float64), b["y"].astype(np.float64)
+        assert outer_energy(ya) < 0.1 * outer_energy(yb)
+        assert [r["name"] for r in a["records"]] == ["mr_noise"]
+        assert np.array_equal(a["x"], make_pair("mr_noise", seed, ring)["x"])
+    ct = {"tasks": ("ct_low_dose",), "combo_fraction": 0.0, "source_names": ("body_ct",)}
+    first, second = make_pair("ct_low_dose", 1, PairPlan(ringing=1.0, **ct)), \
+        make_pair("ct_low_dose", 1, PairPlan(**ct))
+    assert np.array_equal(first["x"], second["x"]) and np.array_equal(first["y"], second["y"])
+    assert ring.key() != plain.key() and plain.key() == PairPlan(ringing=0.0, **common).key()
+
+
 def test_training_leaves_out_pairs_that_are_not_finite() -> None:
     from medq.data.pairs import pack
     from medq.train.restore_loop import finite_pairs

@@ -21,6 +21,7 @@ import numpy as np
 from medq.assess.models.blocks import FINDING_TYPES
 from medq.data.sources import Source
 from medq.degrade import available, get_spec, simulate
+from medq.degrade.generic import coarse_matrix
 from medq.errors import InvalidParameter
 from medq.image import MedImage
 
@@ -44,6 +45,30 @@ SMALL_MATRIX = (0.5, (48, 160))
 
 SEVERITY_RANGE = (0.2, 3.2)
 """Continuous severity range of the applied degradations (as the quality benchmark)."""
+
+
+RING_MATRIX = (1.1, 1.45)
+"""Range of the factor by which a ringing clean MR image's acquisition matrix is coarser than
+its grid (`with_ringing`): below the engine's mild low resolution (1.5), so the image stays
+clean on the engine's scale."""
+RING_TAPER = (0.0, 0.3)
+"""Range of the raised-cosine roll-off (fraction of the kept frequencies) of `with_ringing`:
+from a hard k-space edge to a mild apodisation filter, as scanners apply."""
+
+
+def with_ringing(image: MedImage, rng: np.random.Generator) -> MedImage:
+    """The image as a scanner reconstructs it from a coarser acquisition matrix (`RING_MATRIX`)
+    zero-filled back to the grid, with a random roll-off (`RING_TAPER`), recorded as nothing.
+
+    Real MR images are Fourier reconstructions of a finite k-space, so their sharp edges carry
+    Gibbs ringing, and many are zero-filled to a finer display matrix; the MR training sources
+    (a smooth template, phantoms recast as MR) have none. A network that never saw ringing in a
+    clean image reads it as an artefact to remove and bends the edges of a real scan
+    (`benchmarks/probes/lowres_simulators.py`). Part of the clean image: nothing is recorded.
+    """
+    array = coarse_matrix(image.array, float(rng.uniform(*RING_MATRIX)), "kspace",
+                          float(rng.uniform(*RING_TAPER)), magnitude=True)
+    return image.evolve(array=array.astype(np.float32))
 
 
 def kinds_for(modality: str) -> list[str]:

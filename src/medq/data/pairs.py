@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from medq.data.cache import cache_dir, map_jobs, read_npz, write_npz
+from medq.data.items import with_ringing
 from medq.data.phantoms import pseudo_mr
 from medq.data.sources import Source, sources
 from medq.degrade import get_spec, simulate
@@ -87,11 +88,15 @@ class PairPlan:
     engine's linear interpolation (`_resample`): cubic interpolation, or for MR the zero-filled
     k-space of a coarser acquisition matrix (Gibbs ringing), so the network learns super-resolution
     of any reconstruction, not of one interpolator's trace."""
+    ringing: float = 0.0
+    """Share of MR pairs whose clean image is first reconstructed from a truncated k-space
+    (`items.with_ringing`): the Gibbs ringing a real MR image carries at its sharp edges, part
+    of the clean image (target and input alike), so the network learns to keep it."""
 
     def key(self) -> str:
         """Cache key of this plan (and the generator version); later fields count when set."""
         fields = asdict(self)
-        for later in ("pseudo_mr", "fine_ct", "soft", "resampling"):
+        for later in ("pseudo_mr", "fine_ct", "soft", "resampling", "ringing"):
             if not fields[later]:
                 del fields[later]  # plans without them keep their caches
         text = json.dumps({**fields, "version": PAIRS_VERSION}, sort_keys=True)
@@ -189,6 +194,8 @@ def make_pair(task: str, seed: int, plan: PairPlan, severity: float | None = Non
     clean = _fit(clean, plan.max_side)
     if plan.pseudo_mr:
         clean = pseudo_mr(clean, rng)
+    if plan.ringing and clean.modality == "MR" and rng.random() < plan.ringing:
+        clean = with_ringing(clean, rng)
     if plan.soft and rng.random() < plan.soft:
         clean = _soften(clean, rng)
     image = clean
