@@ -172,16 +172,18 @@ def allowed_matrix(modalities: np.ndarray) -> np.ndarray:
     return np.array([table[m] for m in modalities.tolist()], dtype=bool)
 
 
-def _fit_one(x: np.ndarray, y: np.ndarray, allowed: np.ndarray, seed: int, steps: int = STEPS
-             ) -> list[dict]:
-    """Train one MLP; returns its layers as lists (JSON-ready)."""
+def _fit_one(x: np.ndarray, y: np.ndarray, allowed: np.ndarray, seed: int, steps: int = STEPS,
+             hidden: int = HIDDEN, dropout: float = 0.0) -> list[dict]:
+    """Train one MLP (`dropout` after each hidden layer while fitting); returns its layers as
+    lists (JSON-ready)."""
     import torch
     from torch import nn
 
     torch.manual_seed(seed)
     n_types = y.shape[1]
-    net = nn.Sequential(nn.Linear(x.shape[1], HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, HIDDEN),
-                        nn.ReLU(), nn.Linear(HIDDEN, 2 * n_types))
+    net = nn.Sequential(nn.Linear(x.shape[1], hidden), nn.ReLU(), nn.Dropout(dropout),
+                        nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(dropout),
+                        nn.Linear(hidden, 2 * n_types))
     opt = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=1e-3)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
@@ -233,6 +235,21 @@ def _description_metrics(p: np.ndarray, s: np.ndarray, allowed: np.ndarray,
                           normal_fraction))
 
 
+def thresholds_for(p: np.ndarray, y: np.ndarray, allowed: np.ndarray, groups: np.ndarray
+                   ) -> dict[str, float]:
+    """Presence threshold of every type (`_best_threshold` on the items that can have it), and
+    of a type in a modality group (`type@group`) where the group has `MIN_GROUP_POSITIVES`."""
+    out: dict[str, float] = {}
+    for j, kind in enumerate(FINDING_TYPES):
+        sel = allowed[:, j]
+        out[kind] = round(_best_threshold(p[sel, j], y[sel, j]), 3)
+        for group in sorted(set(groups[sel].tolist())):
+            g = sel & (groups == group)
+            if (y[g, j] >= 0.5).sum() >= MIN_GROUP_POSITIVES:
+                out[f"{kind}@{group}"] = round(_best_threshold(p[g, j], y[g, j]), 3)
+    return out
+
+
 def fit(data: dict[str, np.ndarray], model: str | None = None, seed: int = 0,
         steps: int = STEPS, ensemble: int = ENSEMBLE) -> dict[str, Any]:
     """Fit the detector on 80 % of the calibration items; thresholds and scores on the rest."""
@@ -261,16 +278,10 @@ def fit(data: dict[str, np.ndarray], model: str | None = None, seed: int = 0,
     p, s = det.predict(x[val])
     truth = y[val] >= 0.5
     groups = np.array([modality_group(m) for m in data["modality"][val]])
+    calib["thresholds"] = thresholds_for(p, y[val], allowed[val], groups)
     report = {}
     for j, kind in enumerate(FINDING_TYPES):
         sel = allowed[val][:, j]
-        target = y[val][:, j]
-        calib["thresholds"][kind] = round(_best_threshold(p[sel, j], target[sel]), 3)
-        for group in sorted(set(groups[sel].tolist())):
-            g = sel & (groups == group)
-            if truth[g, j].sum() >= MIN_GROUP_POSITIVES:
-                calib["thresholds"][f"{kind}@{group}"] = round(
-                    _best_threshold(p[g, j], target[g]), 3)
         pred = p[sel, j] >= np.array([det_threshold(calib, kind, str(g)) for g in groups[sel]])
         tp = int((pred & truth[sel, j]).sum())
         report[kind] = {"n": int(sel.sum()), "positives": int(truth[sel, j].sum()),
