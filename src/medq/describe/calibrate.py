@@ -127,19 +127,26 @@ def model_sha(model: str) -> str:
     return hashlib.sha256(resolve(model).read_bytes()).hexdigest()[:16]
 
 
+def data_path(n2d: int, n3d: int, model: str | None = None, view: bool = False) -> Path:
+    """Where `build` caches the calibration data of these settings (keyed by them and by the
+    feature and item versions)."""
+    from medq.data.bench import BENCH_VERSION
+    from medq.data.cache import cache_dir
+
+    key = hashlib.sha256(json.dumps([n2d, n3d, FEATURE_NAMES, FEATURES_VERSION, SEED_BASE,
+                                     BENCH_VERSION, model and model_sha(model)]
+                                    + (["view"] if view else [])).encode()).hexdigest()[:12]
+    return cache_dir() / "describe" / f"calibration-{key}.npz"
+
+
 def build(n2d: int, n3d: int, model: str | None = None, workers: int = 2, view: bool = False
           ) -> dict[str, np.ndarray]:
     """The calibration arrays (cached): x features, y severities, h heads, modality, source."""
     from rich.progress import track
 
-    from medq.data.bench import BENCH_VERSION
-    from medq.data.cache import cache_dir
     from medq.io.atomic import atomic_path
 
-    key = hashlib.sha256(json.dumps([n2d, n3d, FEATURE_NAMES, FEATURES_VERSION, SEED_BASE,
-                                     BENCH_VERSION, model and model_sha(model)]
-                                    + (["view"] if view else [])).encode()).hexdigest()[:12]
-    path = cache_dir() / "describe" / f"calibration-{key}.npz"
+    path = data_path(n2d, n3d, model, view)
     if path.exists():
         with np.load(path) as data:
             return {k: data[k] for k in data.files}
@@ -354,8 +361,8 @@ def main(argv: list[str] | None = None) -> None:
         data = build(args.n2d, args.n3d, args.heads, args.workers, args.view)
     calib = fit(data, args.heads)
     calib["features_on"] = "view" if args.view else "full"
-    if args.data:
-        calib["data_file"] = args.data.name
+    # the data file's name, so probes find the cached items (`evidence_score.py`)
+    calib["data_file"] = (args.data or data_path(args.n2d, args.n3d, args.heads, args.view)).name
     calib["seconds"] = round(time.time() - started, 1)
     output = args.output or (VIEW_CALIBRATION_PATH if args.view else CALIBRATION_PATH)
     atomic_write_text(output, json.dumps(calib))
