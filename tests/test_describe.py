@@ -294,6 +294,11 @@ def test_calibration_fits_on_real_training_items(tmp_path: Path, monkeypatch) ->
     np.savez(saved, **data)
     again = calibrate.fit(calibrate.read_data(saved), steps=50, ensemble=1)
     assert again["nets"] == cal["nets"] and again["thresholds"] == cal["thresholds"]
+    # a wider recipe with dropout: layers of that width, a different fit of the same items
+    wide = calibrate.fit(data, steps=50, ensemble=1, hidden=16, dropout=0.3)
+    assert [np.shape(layer["w"]) for layer in wide["nets"][0]] == [
+        (data["x"].shape[1], 16), (16, 16), (16, 2 * len(FINDING_TYPES))]
+    assert not np.allclose(Detector(wide).predict(data["x"])[1], s)
 
 
 def test_heads_calibration_leaves_out_items_the_model_refuses(monkeypatch) -> None:

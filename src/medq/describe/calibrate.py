@@ -1,7 +1,7 @@
 """Fit the finding detector on the TRAINING sources (never the test split) and ship it as JSON.
 
     python -m medq.describe.calibrate [--n2d 3600] [--n3d 150] [--heads MODEL] [--view]
-                                      [--output PATH]
+                                      [--hidden 64] [--dropout 0.0] [--output PATH]
 
 Without `--view` the features are computed on the full planes (`evidence.feature_vector`) and
 the result is the description's calibration (`assess/detector-full.json`); with `--view` on the
@@ -258,7 +258,8 @@ def thresholds_for(p: np.ndarray, y: np.ndarray, allowed: np.ndarray, groups: np
 
 
 def fit(data: dict[str, np.ndarray], model: str | None = None, seed: int = 0,
-        steps: int = STEPS, ensemble: int = ENSEMBLE) -> dict[str, Any]:
+        steps: int = STEPS, ensemble: int = ENSEMBLE, hidden: int = HIDDEN, dropout: float = 0.0
+        ) -> dict[str, Any]:
     """Fit the detector on 80 % of the calibration items; thresholds and scores on the rest."""
     from medq.assess.detector import Detector
     from medq.train.loop import set_threads
@@ -275,7 +276,8 @@ def fit(data: dict[str, np.ndarray], model: str | None = None, seed: int = 0,
     x = np.clip(x, lo, hi)
     mean, std = x[~val].mean(0), x[~val].std(0) + 1e-6
     z = ((x - mean) / std).astype(np.float32)
-    nets = [_fit_one(z[~val], y[~val], allowed[~val], seed + k, steps) for k in range(ensemble)]
+    nets = [_fit_one(z[~val], y[~val], allowed[~val], seed + k, steps, hidden, dropout)
+            for k in range(ensemble)]
     calib = {"version": 1, "features": list(FEATURE_NAMES) + (list(HEAD_NAMES) if model else []),
              "types": list(FINDING_TYPES), "low": lo.round(6).tolist(),
              "high": hi.round(6).tolist(), "mean": mean.round(6).tolist(),
@@ -348,6 +350,9 @@ def main(argv: list[str] | None = None) -> None:
                     help="features on the model's ≤256-px views (the evidence rows)")
     ap.add_argument("--output", type=Path, default=None,
                     help="where to write (default: the shipped calibration of the features)")
+    ap.add_argument("--hidden", type=int, default=HIDDEN, help="width of each MLP's layers")
+    ap.add_argument("--dropout", type=float, default=0.0,
+                    help="dropout after each hidden layer while fitting")
     ap.add_argument("--data", type=Path, default=None,
                     help="fit on this calibration data file (.npz) instead of building one")
     args = ap.parse_args(argv)
@@ -359,7 +364,7 @@ def main(argv: list[str] | None = None) -> None:
             ap.error(str(e))
     else:
         data = build(args.n2d, args.n3d, args.heads, args.workers, args.view)
-    calib = fit(data, args.heads)
+    calib = fit(data, args.heads, hidden=args.hidden, dropout=args.dropout)
     calib["features_on"] = "view" if args.view else "full"
     # the data file's name, so probes find the cached items (`evidence_score.py`)
     calib["data_file"] = (args.data or data_path(args.n2d, args.n3d, args.heads, args.view)).name
