@@ -299,6 +299,10 @@ def test_calibration_fits_on_real_training_items(tmp_path: Path, monkeypatch) ->
     assert [np.shape(layer["w"]) for layer in wide["nets"][0]] == [
         (data["x"].shape[1], 16), (16, 16), (16, 2 * len(FINDING_TYPES))]
     assert not np.allclose(Detector(wide).predict(data["x"])[1], s)
+    # cross-fitted: one net per fold, every item predicted out of fold to choose the thresholds
+    crossed = calibrate.fit(data, steps=50, ensemble=1, folds=3)
+    assert len(crossed["nets"]) == 3 and crossed["folds"] == 3
+    assert crossed["validation"]["items"] == crossed["trained_on"]["items"] == 28
 
 
 def test_heads_calibration_leaves_out_items_the_model_refuses(monkeypatch) -> None:
