@@ -35,10 +35,8 @@ def out_of_source(data: dict[str, np.ndarray], hidden: int, dropout: float,
     prob, sev = np.zeros(y.shape), np.zeros(y.shape)
     for name in sorted(set(data["source"].tolist())):
         out = data["source"] == name
-        lo, hi = np.percentile(x[~out], cal.RANGE_PERCENTILES, axis=0)
-        clipped = np.clip(x, lo, hi)
-        mean, std = clipped[~out].mean(0), clipped[~out].std(0) + 1e-6
-        z = ((clipped - mean) / std).astype(np.float32)
+        lo, hi, mean, std = cal.scaling(x, ~out)
+        z = ((np.clip(x, lo, hi) - mean) / std).astype(np.float32)
         nets = [cal._fit_one(z[~out], y[~out], allowed[~out], 1 + 10 * k, hidden=hidden,
                              dropout=dropout) for k in range(members)]
         det = Detector({"types": list(FINDING_TYPES), "low": lo, "high": hi, "mean": mean,

@@ -258,6 +258,15 @@ def thresholds_for(p: np.ndarray, y: np.ndarray, allowed: np.ndarray, groups: np
     return out
 
 
+def scaling(x: np.ndarray, rows: np.ndarray
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The detector's input scaling from the `rows` it is fitted on: each feature's
+    `RANGE_PERCENTILES` range (low, high), and the mean and spread of the clipped features."""
+    lo, hi = np.percentile(x[rows], RANGE_PERCENTILES, axis=0)
+    clipped = np.clip(x[rows], lo, hi)
+    return lo, hi, clipped.mean(0), clipped.std(0) + 1e-6
+
+
 def _validation_masks(n: int, seed: int, folds: int) -> list[np.ndarray]:
     """Validation items of each fit: one random 20 % (`folds` ≤ 1), or the `folds` parts of a
     random partition (each item validates the nets fitted without it)."""
@@ -288,9 +297,8 @@ def fit(data: dict[str, np.ndarray], model: str | None = None, seed: int = 0,
     masks = _validation_masks(len(x), seed, folds)
     val = np.logical_or.reduce(masks)  # the items whose prediction chooses the thresholds
     scaled = ~masks[0] if folds <= 1 else np.ones(len(x), bool)  # items the scaling comes from
-    lo, hi = np.percentile(x[scaled], RANGE_PERCENTILES, axis=0)
+    lo, hi, mean, std = scaling(x, scaled)
     x = np.clip(x, lo, hi)
-    mean, std = x[scaled].mean(0), x[scaled].std(0) + 1e-6
     z = ((x - mean) / std).astype(np.float32)
     calib = {"version": 1, "features": list(FEATURE_NAMES) + (list(HEAD_NAMES) if model else []),
              "types": list(FINDING_TYPES), "low": lo.round(6).tolist(),
