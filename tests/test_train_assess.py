@@ -111,6 +111,9 @@ def test_suspected_types_are_the_unreported_ones_that_lower_the_score_like_a_fin
     found = [{"type": "noise", "severity": "moderate"}]
     assert findings_text(found, suspected) == "noise (moderate), possible blur (mild)"
     assert findings_text([], []) == "none"
+    low = [{"type": "low_contrast", "severity": "mild"}]
+    assert findings_text(low, [{"type": "bias_field", "severity": "mild"}]) == \
+        "low contrast (mild), possible bias field (mild)"
 
 
 def test_assessor_batches_and_keeps_failures_in_place(tiny_run: dict, tmp_path: Path) -> None:

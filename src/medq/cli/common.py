@@ -150,9 +150,13 @@ BENCH_JSON_OPTION = typer.Option(False, "--json", help="Print the summary as JSO
 
 def findings_text(findings: list[dict[str, Any]], suspected: Iterable[dict[str, Any]] = ()
                   ) -> str:
-    """An Assessment's findings, then its suspected types as "possible …" ("none": neither)."""
-    return ", ".join([f"{f['type']} ({f['severity']})" for f in findings]
-                     + [f"possible {f['type']} ({f['severity']})" for f in suspected]) or "none"
+    """An Assessment's findings, then its suspected types as "possible …" ("none": neither), in
+    words (`bias field`, not the JSON's `bias_field`)."""
+    def words(f: dict[str, Any]) -> str:
+        return f"{f['type'].replace('_', ' ')} ({f['severity']})"
+
+    return ", ".join([words(f) for f in findings]
+                     + [f"possible {words(f)}" for f in suspected]) or "none"
 
 
 def names_list(text: str) -> list[str]:
