@@ -31,6 +31,20 @@ def test_tiny_restoration_training_writes_a_loadable_checkpoint(restore_run: dic
     assert not test_sources & set(record["train_plan"].get("source_names") or [])
 
 
+def test_restoration_card_states_how_the_clean_images_were_altered(restore_run: dict) -> None:
+    """The model card names every pair-plan option that changed the training images."""
+    from medq.train.restore_loop import card_text
+
+    record = restore_run["record"]
+    plain = card_text(restore_run["config"], record)
+    assert "`pairs.resampling`" not in plain and "`pairs.ringing`" not in plain
+    plan = {**record["train_plan"], "soft": 0.5, "resampling": 0.5, "ringing": 0.25}
+    card = card_text(restore_run["config"], {**record, "train_plan": plan})
+    assert "50% of the clean images softened" in card
+    assert "50% of the low-resolution inputs" in card and "`pairs.resampling`" in card
+    assert "25% of the clean MR images" in card and "`pairs.ringing`" in card
+
+
 def test_ship_fits_restoration_runs(restore_run: dict, tmp_path: Path) -> None:
     import torch
 

@@ -88,9 +88,13 @@ def main() -> None:
         return
     with np.load(path) as saved:
         x, targets, modality = saved["x"], saved["y"], saved["modality"]
-    val = np.random.default_rng(0).random(len(x)) < 0.2  # the split `calibrate.fit` makes
     from medq.data.bench import reference_score
+    from medq.describe.calibrate import validation_masks
 
+    # the items `calibrate.fit` validated on (calibrations written before `seed` and `folds` were
+    # recorded used seed 0 and one 80/20 split)
+    val = np.logical_or.reduce(validation_masks(len(x), int(calib.get("seed", 0)),
+                                                int(calib.get("folds", 1))))
     ref = np.array([reference_score([float(v) for v in t if v > 0]) for t in targets[val]])
     prob, sev = det.predict(x[val].astype(np.float32))
     found = [variants(p, s, str(m), det) for p, s, m in zip(prob, sev, modality[val],

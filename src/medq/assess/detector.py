@@ -180,9 +180,14 @@ def confidence_score(prob: np.ndarray, sev: np.ndarray, allowed: np.ndarray,
     as a reported finding does; a doubtful one in proportion to its probability, so the score
     moves smoothly as a degradation grows past what the detector is sure of, instead of jumping
     when a finding crosses its threshold."""
+    return weighted_score(confidence_weighted(prob, sev, allowed, thresholds), allowed)
+
+
+def weighted_score(weighted: np.ndarray, allowed: np.ndarray) -> float:
+    """1–5 reference score of confidence-weighted severities (`confidence_weighted`) over the
+    types the modality can have."""
     from medq.data.bench import reference_score
 
-    weighted = confidence_weighted(prob, sev, allowed, thresholds)
     return reference_score([float(v) for v in weighted[allowed]])
 
 
@@ -228,6 +233,6 @@ def read_evidence(rows: np.ndarray, modality: str) -> Evidence:
     detector = _load(str(VIEW_CALIBRATION_PATH))
     prob, sev, allowed, thresholds = _read(detector, view_features(rows)[None], modality)
     decision = decide(prob, sev, allowed, thresholds, detector.normal_fraction)
-    return Evidence(confidence_score(prob, sev, allowed, thresholds), prob, decision,
-                    confidence_weighted(prob, sev, allowed, thresholds))
+    weighted = confidence_weighted(prob, sev, allowed, thresholds)
+    return Evidence(weighted_score(weighted, allowed), prob, decision, weighted)
 

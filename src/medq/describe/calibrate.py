@@ -267,7 +267,7 @@ def scaling(x: np.ndarray, rows: np.ndarray
     return lo, hi, clipped.mean(0), clipped.std(0) + 1e-6
 
 
-def _validation_masks(n: int, seed: int, folds: int) -> list[np.ndarray]:
+def validation_masks(n: int, seed: int, folds: int) -> list[np.ndarray]:
     """Validation items of each fit: one random 20 % (`folds` ≤ 1), or the `folds` parts of a
     random partition (each item validates the nets fitted without it)."""
     rng = np.random.default_rng(seed)
@@ -294,7 +294,7 @@ def fit(data: dict[str, np.ndarray], model: str | None = None, seed: int = 0,
         x = np.concatenate([x, data["h"].astype(np.float32)], axis=1)
     y = data["y"].astype(np.float32)
     allowed = allowed_matrix(data["modality"])
-    masks = _validation_masks(len(x), seed, folds)
+    masks = validation_masks(len(x), seed, folds)
     val = np.logical_or.reduce(masks)  # the items whose prediction chooses the thresholds
     scaled = ~masks[0] if folds <= 1 else np.ones(len(x), bool)  # items the scaling comes from
     lo, hi, mean, std = scaling(x, scaled)
@@ -339,7 +339,7 @@ def fit(data: dict[str, np.ndarray], model: str | None = None, seed: int = 0,
                            (f"every training-source item, predicted by the nets of the "
                             f"{folds}-fold cross-fit that were fitted without it (same sources; "
                             "these predictions also chose the thresholds)")}
-    calib["folds"] = max(1, folds)
+    calib["seed"], calib["folds"] = seed, max(1, folds)
     calib["trained_on"] = {"items": int((~masks[0]).sum()) if folds <= 1 else len(x),
                            "sources": sorted(set(data["source"].tolist()))}
     return calib

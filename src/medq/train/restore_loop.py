@@ -256,6 +256,10 @@ def card_text(cfg: TrainConfig, record: dict[str, Any]) -> str:
                   "grid by cubic interpolation or, for MR, as the zero-filled k-space of the "
                   "coarser matrix (`pairs.resampling`) instead of the engine's linear "
                   "interpolation")
+    if plan.get("ringing"):
+        extra += (f"; {plan['ringing']:.0%} of the clean MR images reconstructed from a slightly "
+                  "coarser matrix, zero-filled back (Gibbs ringing, `pairs.ringing`), in input "
+                  "and target alike")
     rows = ["| task | n | input PSNR | restored PSNR | prior accuracy |", "|---|---|---|---|---|"]
     for task, m in record["metrics"].items():
         rows.append(f"| {task} | {m['n']} | {m.get('input', float('nan')):.2f} | "
