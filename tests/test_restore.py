@@ -305,6 +305,51 @@ def test_back_projection_keeps_what_the_low_resolution_input_measured() -> None:
         psnr(smoothed, clean, window=window) + 3.0
 
 
+def test_back_projection_step_makes_the_restoration_give_the_input_again() -> None:
+    """One step y + (x − A_f(y)): a perfect restoration of a real CT is kept (acquired again it
+    is the input), a restoration with a halo of broad errors is pulled back to what the input
+    measured; `explain` finds an interpolated input's acquisition and factor, and a k-space
+    truncation (another roll-off than medq's) as `kspace`, never a factor above the one it is
+    told; with noise described the step only low-passes (`back_project`)."""
+    from medq.data.sources import sources
+    from medq.degrade import simulate
+    from medq.degrade.generic import coarse_matrix
+    from medq.metrics.fidelity import psnr
+    from medq.restore.consistency import (
+        LOW_PASS,
+        back_project,
+        back_project_step,
+        consistent,
+        explain,
+    )
+
+    head = next(s for s in sources("test") if s.name == "ct_head_j2k")
+    image = head.draw(np.random.default_rng(0), "2d")
+    clean = image.array.astype(np.float64)
+    yy, xx = np.mgrid[:clean.shape[0], :clean.shape[1]]
+    halo = clean + 30.0 * np.sin(2 * np.pi * yy / 128.0) * np.cos(2 * np.pi * xx / 160.0)
+    window = (-160.0, 240.0)
+    made = {"interpolated": simulate(image, "low_resolution", level=3.0, seed=0)[0].array,
+            "kspace": coarse_matrix(clean, 3.0, reconstruction="kspace", taper=0.05)}
+    for acquisition, low in made.items():
+        low = low.astype(np.float64)
+        factor, found = explain(low, clean, upto=4.0)
+        assert found == acquisition and factor == pytest.approx(3.0, rel=0.15)
+        assert explain(low, clean, upto=2.0)[0] <= 2.0
+        kept = back_project_step(clean, low, 3.0, acquisition)
+        assert psnr(kept, clean, window=window) > psnr(low, clean, window=window) + 5.0
+        pulled = back_project_step(halo, low, 3.0, acquisition)
+        assert psnr(pulled, clean, window=window) > psnr(halo, clean, window=window) + 5.0
+    low = made["interpolated"].astype(np.float64)
+    planes, done = consistent([low, low], [halo, clean], 4.0)
+    assert done["acquisition"] == "interpolated" and done["factor"] <= 4.0
+    assert psnr(planes[0], clean, window=window) > psnr(halo, clean, window=window) + 3.0
+    planes, done = consistent([low], [halo], 3.0, noisy=True)
+    assert done["step"] == LOW_PASS
+    assert np.array_equal(planes[0], back_project(halo, low, 3.0))
+    assert consistent([low], [halo], None) == ([halo], None)
+
+
 def test_resampled_low_resolution_pairs_keep_the_record_and_vary_the_reconstruction() -> None:
     """`resampling` pairs: the engine's finding and factor, another way back to the grid (cubic,
     or MR k-space), the same clean target; plans without it keep their pairs and cache key."""

@@ -12,11 +12,15 @@ low-resolution three ways:
 
 The network is given the true finding (low resolution at the factor's severity), as the
 benchmark's `+truth` arm, and applied as `medq restore` applies it (CT padding outside the
-reconstruction circle shown as air and kept); rows: the input, the network, and the network
-followed by `medq restore`'s back-projection at the true factor. PSNR as `medq bench restore`
-(CT in the [−160, 240] HU window, others over the clean image's range), mean over images, per
-reconstruction and factor. Usage:
-    python benchmarks/probes/lowres_simulators.py [--model restore-s]
+reconstruction circle shown as air and kept); columns: the input, the network, the network
+followed by the low-pass step `medq restore` takes when noise is also described
+(`consistency.back_project`), and by the back-projection step it takes otherwise
+(`consistency.back_project_step`, the acquisition that explains the input better), with the
+factor the step is told (the true one times `--factor-scale`: the description's estimate is
+rarely exact) and the share of planes whose input it explained as `kspace`. PSNR as `medq
+bench restore` (CT in the [−160, 240] HU window, others over the clean image's range), mean
+over images, per reconstruction and factor. Usage:
+    python benchmarks/probes/lowres_simulators.py [--model restore-s] [--factor-scale 1.0]
 """
 
 from __future__ import annotations
@@ -52,6 +56,8 @@ def main() -> None:
     """Print the table."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", default="restore-s")
+    parser.add_argument("--factor-scale", type=float, default=1.0,
+                        help="the consistency steps are told the true factor times this")
     args = parser.parse_args()
     import torch
 
@@ -62,7 +68,7 @@ def main() -> None:
     from medq.restore.apply import network_planes, padding_guard
     from medq.restore.benchmark import CT_WINDOW
     from medq.restore.condition import N_FINDINGS, vector
-    from medq.restore.consistency import back_project
+    from medq.restore.consistency import back_project, back_project_step
     from medq.restore.models import load_restorer
     from medq.restore.normalise import scale_for
     from medq.train.evaluate import held_out_images
@@ -93,20 +99,27 @@ def main() -> None:
             for how, low in made.items():
                 x = scale.forward(low)
                 y = padding_guard(net, image.modality, scale)([x])[0].astype(np.float64)
+                told = f * args.factor_scale
+                stepped, acquisition = back_project_step(y, x, told)
                 found = [psnr(scale.inverse(z), clean, window=window)
-                         for z in (x, y, back_project(y, x, f))]
+                         for z in (x, y, back_project(y, x, told), stepped)]
+                found.append(float(acquisition == "kspace"))
                 rows.setdefault((how, f), []).append(found)
                 print(f"{name:12s} {how:7s} f={f:.2f}  input {found[0]:6.2f}  net {found[1]:6.2f}"
-                      f"  net+back-projection {found[2]:6.2f}", flush=True)
-    print(f"\n{args.model}: mean PSNR over {len(images)} images (dB)")
-    print(f"{'reconstruction':15s} {'factor':>6s} {'input':>7s} {'net':>7s} {'net+bp':>7s}")
+                      f"  +low-pass {found[2]:6.2f}  +step {found[3]:6.2f} ({acquisition})",
+                      flush=True)
+    print(f"\n{args.model}: mean PSNR over {len(images)} images (dB), factor told = true × "
+          f"{args.factor_scale:g}")
+    print(f"{'reconstruction':15s} {'factor':>6s} {'input':>7s} {'net':>7s} {'+lowpass':>8s} "
+          f"{'+step':>7s} {'kspace':>6s}")
     for how in ("engine", "zoom", "kspace"):
         for f in FACTORS:
             m = np.mean(rows[(how, f)], axis=0)
-            print(f"{how:15s} {f:6.2f} {m[0]:7.2f} {m[1]:7.2f} {m[2]:7.2f}")
+            print(f"{how:15s} {f:6.2f} {m[0]:7.2f} {m[1]:7.2f} {m[2]:8.2f} {m[3]:7.2f} {m[4]:6.2f}")
         m = np.mean([v for (h, _), vs in rows.items() if h == how for v in vs], axis=0)
-        print(f"{how:15s} {'all':>6s} {m[0]:7.2f} {m[1]:7.2f} {m[2]:7.2f}  "
-              f"(net − input {m[1] - m[0]:+.2f}, net+bp − input {m[2] - m[0]:+.2f})")
+        print(f"{how:15s} {'all':>6s} {m[0]:7.2f} {m[1]:7.2f} {m[2]:8.2f} {m[3]:7.2f} {m[4]:6.2f}"
+              f"  (− input: net {m[1] - m[0]:+.2f}, low-pass {m[2] - m[0]:+.2f}, "
+              f"step {m[3] - m[0]:+.2f})")
 
 
 if __name__ == "__main__":
