@@ -15,8 +15,8 @@ benchmark's `+truth` arm, and applied as `medq restore` applies it (CT padding o
 reconstruction circle shown as air and kept); columns: the input, the network, the network
 followed by the low-pass step `medq restore` takes when noise is also described
 (`consistency.back_project`), and by the back-projection step it takes otherwise
-(`consistency.back_project_step`, the acquisition that explains the input better), with the
-factor the step is told (the true one times `--factor-scale`: the description's estimate is
+(`consistency.consistent`: the acquisition and factor that explain the input, the factor at
+most the one it is told: the true one times `--factor-scale`, as the description's estimate is
 rarely exact) and the share of planes whose input it explained as `kspace`. PSNR as `medq
 bench restore` (CT in the [−160, 240] HU window, others over the clean image's range), mean
 over images, per reconstruction and factor. Usage:
@@ -68,7 +68,7 @@ def main() -> None:
     from medq.restore.apply import network_planes, padding_guard
     from medq.restore.benchmark import CT_WINDOW
     from medq.restore.condition import N_FINDINGS, vector
-    from medq.restore.consistency import back_project, back_project_step
+    from medq.restore.consistency import back_project, consistent
     from medq.restore.models import load_restorer
     from medq.restore.normalise import scale_for
     from medq.train.evaluate import held_out_images
@@ -100,13 +100,15 @@ def main() -> None:
                 x = scale.forward(low)
                 y = padding_guard(net, image.modality, scale)([x])[0].astype(np.float64)
                 told = f * args.factor_scale
-                stepped, acquisition = back_project_step(y, x, told)
+                planes, done = consistent([x.astype(np.float64)], [y], told)
+                stepped, acquisition = planes[0], done["acquisition"]
                 found = [psnr(scale.inverse(z), clean, window=window)
                          for z in (x, y, back_project(y, x, told), stepped)]
                 found.append(float(acquisition == "kspace"))
                 rows.setdefault((how, f), []).append(found)
                 print(f"{name:12s} {how:7s} f={f:.2f}  input {found[0]:6.2f}  net {found[1]:6.2f}"
-                      f"  +low-pass {found[2]:6.2f}  +step {found[3]:6.2f} ({acquisition})",
+                      f"  +low-pass {found[2]:6.2f}  +step {found[3]:6.2f} ({acquisition}, "
+                      f"f={done['factor']:.2f})",
                       flush=True)
     print(f"\n{args.model}: mean PSNR over {len(images)} images (dB), factor told = true × "
           f"{args.factor_scale:g}")

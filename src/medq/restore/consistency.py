@@ -16,15 +16,16 @@ The acquisition is one of two families (`ACQUISITIONS`):
   then a projection: y' keeps the input's band exactly and the network's frequencies above it.
 
 Family and factor are those that explain the input best (the smallest mean square of
-x − A_f(y), `explain`), with the factor at most the description's (the low-resolution finding's
-continuous severity, on the engine's scale), on one plane of the image (its middle slice), for
-all of its planes. The description's estimate is often a quarter off either way, and the
-errors are not alike: told too small a factor, the step gives back to the input some of the
-detail the network added; told too large a one, it adds the input's detail between the two
-cutoffs on top of the network's (edges doubled). Taking the smaller of the two estimates
-keeps the step's errors on the input's side. `benchmarks/probes/lowres_simulators.py`
-measures the step on inputs made three ways, two of them (SciPy's zoom with cubic
-interpolation, a Fermi-filtered k-space truncation) written outside medq.
+x − A_f(y), `explain`), found on one plane of the image (its middle slice) for all of its
+planes, the factor at most the description's (the low-resolution finding's continuous
+severity, on the engine's scale) and at least two thirds of it. The description's estimate is
+often a quarter off either way, and the errors are not alike: told too small a factor, the
+step gives back to the input some of the detail the network added; told too large a one, it
+adds the input's detail between the two cutoffs on top of the network's (edges doubled).
+Never going above the description's estimate keeps the step's errors on the input's side.
+`benchmarks/probes/lowres_simulators.py` measures the step on inputs made three ways, two of
+them (SciPy's zoom with cubic interpolation, a Fermi-filtered k-space truncation) written
+outside medq.
 
 When the description also reports noise, the full step would put all the input's noise back.
 The step then takes only the input's low-pass part, y + G_σ(x − y) (`back_project`), with a
@@ -85,6 +86,11 @@ def acquire(plane: np.ndarray, factor: float, acquisition: str) -> np.ndarray:
 FACTOR_GRID = tuple(float(f) for f in np.geomspace(1.2, 8.0, 16))
 """Downsampling factors `explain` tries (besides the description's own)."""
 
+FACTOR_SPAN = 1.5
+"""`explain` tries factors from the description's divided by this up to the description's:
+below that range an output the network barely changed is "explained" by an acquisition close
+to the identity (`benchmarks/probes/lowres_simulators.py --factor-scale 0.8 / 1 / 1.3`)."""
+
 
 def back_project_step(restored: np.ndarray, measured: np.ndarray, factor: float,
                       acquisition: str) -> np.ndarray:
@@ -95,12 +101,13 @@ def back_project_step(restored: np.ndarray, measured: np.ndarray, factor: float,
 
 
 def explain(measured: np.ndarray, restored: np.ndarray, upto: float) -> tuple[float, str]:
-    """The factor (at most `upto`, from `FACTOR_GRID` and `upto` itself) and acquisition whose
-    A_f(restored) is closest to the measured plane (mean square)."""
+    """The factor (`upto` or a `FACTOR_GRID` value from `upto`/`FACTOR_SPAN` up to `upto`) and
+    acquisition whose A_f(restored) is closest to the measured plane (mean square)."""
     y = np.asarray(restored, dtype=np.float64)
     x = np.asarray(measured, dtype=np.float64)
     best, best_err = (float(upto), ACQUISITIONS[0]), math.inf
-    for factor in sorted({f for f in FACTOR_GRID if f < upto} | {float(upto)}):
+    for factor in sorted({f for f in FACTOR_GRID if upto / FACTOR_SPAN <= f < upto}
+                         | {float(upto)}):
         for acquisition in ACQUISITIONS:
             err = float(np.mean((x - acquire(y, factor, acquisition)) ** 2))
             if err < best_err:
