@@ -161,6 +161,34 @@ def test_cli_restore_dicom_keeps_format_and_header(tmp_path: Path) -> None:
         psnr(medq.load(noisy).array, clean.array, window=w) + 3.0
 
 
+def test_cli_restore_low_resolution_reports_its_consistency_step(tmp_path: Path) -> None:
+    """A radiograph on a 3.2× coarser matrix: described as low resolution, restored by the
+    network and made consistent with the input (the acquisition and factor are in the JSON,
+    the factor never above the described one), sharper than the input; the clean sample is
+    left alone and has no step."""
+    from medq.data.samples import export_samples
+
+    export_samples(tmp_path, ["xr_head"])
+    src = tmp_path / "xr_head.dcm"
+    low = tmp_path / "low.dcm"
+    res = run_medq("simulate", src, "--kind", "low_resolution", "--level", "3.2", "-o", low)
+    assert res.returncode == 0, res.stderr
+    res = run_medq("restore", low, src, "-o", tmp_path / "out", "--json")
+    assert res.returncode == 0, res.stderr
+    row, clean = json.loads(res.stdout)
+    assert row["changed"] and "low_resolution" in row["findings_addressed"]
+    step = row["consistency"]
+    assert step["step"] == "acquired again" and step["acquisition"] in ("interpolated", "kspace")
+    assert 1.0 < step["factor"] <= 6.5
+    assert not clean["changed"] and clean["consistency"] is None
+    import medq
+    from medq.metrics.fidelity import psnr
+
+    reference = medq.load(src).array
+    assert psnr(medq.load(tmp_path / "out" / "low.dcm").array, reference) > \
+        psnr(medq.load(low).array, reference) + 0.5
+
+
 @pytest.mark.slow
 def test_cli_restore_several_inputs_nifti_and_bad_input(tmp_path: Path) -> None:
     from medq.data.samples import export_samples

@@ -61,13 +61,16 @@ class RestoreResult:
     detected: dict[str, float] = field(default_factory=dict)
     description: str = ""
     path: str | None = None
+    consistency: dict[str, Any] | None = None
+    """What the low-resolution consistency step did (`consistency.consistent`), if it ran."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly summary (without the pixels)."""
         return {"path": self.path, "method": self.method, "changed": self.changed,
                 "before": self.before, "after": self.after,
                 "findings_addressed": list(self.findings_addressed), "note": self.note,
-                "detected": dict(self.detected), "description": self.description}
+                "detected": dict(self.detected), "description": self.description,
+                "consistency": self.consistency}
 
 
 def _prior_findings(prior: dict[str, np.ndarray], threshold: float) -> dict[str, float]:
@@ -171,4 +174,5 @@ def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
     restored = image.with_array(array, step=step)
     after = _score(_assess(restored, assessor)) if reassess else None
     return RestoreResult(restored, True, after=after, findings_addressed=addressed,
-                         note=_note(method, addressed, before, after), **common)
+                         note=_note(method, addressed, before, after),
+                         consistency=done or None, **common)
