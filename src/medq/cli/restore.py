@@ -53,6 +53,9 @@ def restore(
                               help="Shipped restorer name or path to a checkpoint (.pt)."),
     force: bool = typer.Option(False, "--force", help="Restore even when nothing was found "
                                "to repair (skips the quality gate)."),
+    consistency: bool = typer.Option(True, "--consistency/--no-consistency",
+                                     help="Make the network's output consistent with a "
+                                     "low-resolution input (one back-projection step)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list, one object per "
                                  "input: before/after scores and the findings addressed."),
     modality: str | None = MODALITY_OPTION,
@@ -73,7 +76,8 @@ def restore(
 
     def job(path: Path) -> dict[str, Any]:
         image = load(path, modality=modality)
-        result = run_restore(image, method, model=model, assessor=assessor, force=force)
+        result = run_restore(image, method, model=model, assessor=assessor, force=force,
+                             consistency=consistency)
         target = output_path(path, output, len(inputs) > 1)
         written = save(result.image, target, reference=image.source,
                        description=f"medq restore {method}: {result.note}"[:64])

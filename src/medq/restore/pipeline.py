@@ -123,10 +123,11 @@ def _note(method: str, addressed: list[str], before: float | None, after: float 
 def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
             model: str | Path | None = None, assessor: Any = None, reassess: bool = True,
             force: bool = False, threshold: float = PRIOR_THRESHOLD,
-            gate_on_prior: bool = False) -> RestoreResult:
+            gate_on_prior: bool = False, consistency: bool = True) -> RestoreResult:
     """Assess, describe, gate, restore and re-assess one image (see the module docstring).
 
-    `force` skips the gate (the method runs even when nothing was found); `reassess=False`
+    `force` skips the gate (the method runs even when nothing was found); `consistency=False`
+    returns the network's output without the low-resolution consistency step; `reassess=False`
     skips the second assessment (`after` is then None).
     """
     from medq.describe import report_from
@@ -159,7 +160,8 @@ def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
         array = apply_planes(image, lambda ps: [classical_plane(method, p) for p in ps])
     else:
         cond = condition.from_report(report, image.modality)
-        factor, noisy = matrix_factor(report), reports_noise(report)
+        factor = matrix_factor(report) if consistency else None
+        noisy = reports_noise(report)
 
         def restore_planes(ps: list[np.ndarray]) -> list[np.ndarray]:
             out, info = consistent(ps, network_planes(net, ps, cond)[0], factor, noisy)
