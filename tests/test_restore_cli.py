@@ -178,7 +178,7 @@ def test_cli_restore_low_resolution_reports_its_consistency_step(tmp_path: Path)
     row, clean = json.loads(res.stdout)
     assert row["changed"] and "low_resolution" in row["findings_addressed"]
     step = row["consistency"]
-    assert step["step"] == "acquired again" and step["acquisition"] in ("interpolated", "kspace")
+    assert step["step"] == "back-projection" and step["acquisition"] in ("interpolated", "kspace")
     assert 1.0 < step["factor"] <= 6.5
     assert not clean["changed"] and clean["consistency"] is None
     import medq

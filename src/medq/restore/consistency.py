@@ -50,6 +50,9 @@ ACQUISITIONS = ("interpolated", "kspace")
 KSPACE_TAPER = 0.1
 """Raised-cosine roll-off of the `kspace` acquisition, as a fraction of the kept band."""
 
+BACK_PROJECTION = "back-projection"
+"""The step's name (`back_project_step`) in what `consistent` reports."""
+
 LOW_PASS = "low-pass"
 """The step's name when noise is also described (`back_project`)."""
 
@@ -128,7 +131,7 @@ def consistent(measured: list[np.ndarray], restored: list[np.ndarray], factor: f
                                                                  "factor": round(factor, 3)}
     used, acquisition = explain(*pairs[len(pairs) // 2], upto=factor)
     return ([back_project_step(y, x, used, acquisition) for x, y in pairs],
-            {"step": "acquired again", "acquisition": acquisition, "factor": round(used, 3)})
+            {"step": BACK_PROJECTION, "acquisition": acquisition, "factor": round(used, 3)})
 
 
 def back_project(restored: np.ndarray, measured: np.ndarray, factor: float) -> np.ndarray:
