@@ -306,11 +306,12 @@ def test_back_projection_keeps_what_the_low_resolution_input_measured() -> None:
 
 
 def test_back_projection_step_makes_the_restoration_give_the_input_again() -> None:
-    """One step y + (x − A_f(y)): a perfect restoration of a real CT is kept (acquired again it
+    """One step y + (x − A(y)): a perfect restoration of a real CT is kept (acquired again it
     is the input), a restoration with a halo of broad errors is pulled back to what the input
-    measured; `explain` finds an interpolated input's acquisition and factor, and a k-space
-    truncation (another roll-off than medq's) as `kspace`, never a factor above the one it is
-    told; with noise described the step only low-passes (`back_project`)."""
+    measured; `explain` finds the acquisition and parameter of an interpolated coarse matrix, a
+    k-space truncation (another roll-off than medq's) and a Gaussian blur, never a parameter
+    above the one it is told; with noise described the step only low-passes a low-resolution
+    input (`back_project`) and leaves a blurred one alone."""
     from medq.data.sources import sources
     from medq.degrade import simulate
     from medq.degrade.generic import coarse_matrix
@@ -329,25 +330,51 @@ def test_back_projection_step_makes_the_restoration_give_the_input_again() -> No
     yy, xx = np.mgrid[:clean.shape[0], :clean.shape[1]]
     halo = clean + 30.0 * np.sin(2 * np.pi * yy / 128.0) * np.cos(2 * np.pi * xx / 160.0)
     window = (-160.0, 240.0)
-    made = {"interpolated": simulate(image, "low_resolution", level=3.0, seed=0)[0].array,
-            "kspace": coarse_matrix(clean, 3.0, reconstruction="kspace", taper=0.05)}
-    for acquisition, low in made.items():
+    sigma = 3.5 / 2.355 / image.spacing[-1]  # the engine's moderate blur, 3.5 mm FWHM
+    made = {"interpolated": (simulate(image, "low_resolution", level=3.0, seed=0)[0].array, 3.0),
+            "kspace": (coarse_matrix(clean, 3.0, reconstruction="kspace", taper=0.05), 3.0),
+            "psf": (simulate(image, "blur", level=3.5, seed=0)[0].array, sigma)}
+    told = {"interpolated": 3.6, "kspace": 3.6, "psf": 1.2 * sigma}
+    for acquisition, (low, parameter) in made.items():
         low = low.astype(np.float64)
-        factor, found = explain(low, clean, upto=4.0)
-        assert found == acquisition and factor == pytest.approx(3.0, rel=0.15)
-        assert explain(low, clean, upto=2.0)[0] <= 2.0
-        kept = back_project_step(clean, low, 3.0, acquisition)
+        found, value = explain(low, clean, told)
+        assert found == acquisition and value == pytest.approx(parameter, rel=0.1)
+        assert explain(low, clean, {acquisition: 0.8 * parameter})[1] <= 0.8 * parameter
+        kept = back_project_step(clean, low, parameter, acquisition)
         assert psnr(kept, clean, window=window) > psnr(low, clean, window=window) + 5.0
-        pulled = back_project_step(halo, low, 3.0, acquisition)
+        pulled = back_project_step(halo, low, parameter, acquisition)
         assert psnr(pulled, clean, window=window) > psnr(halo, clean, window=window) + 5.0
-    low = made["interpolated"].astype(np.float64)
-    planes, done = consistent([low, low], [halo, clean], 4.0)
+    low = made["interpolated"][0].astype(np.float64)
+    planes, done = consistent([low, low], [halo, clean], {"interpolated": 4.0})
     assert done["acquisition"] == "interpolated" and done["factor"] <= 4.0
     assert psnr(planes[0], clean, window=window) > psnr(halo, clean, window=window) + 3.0
-    planes, done = consistent([low], [halo], 3.0, noisy=True)
+    planes, done = consistent([low], [halo], {"interpolated": 3.0, "kspace": 3.0}, noisy=True)
     assert done["step"] == LOW_PASS
     assert np.array_equal(planes[0], back_project(halo, low, 3.0))
-    assert consistent([low], [halo], None) == ([halo], None)
+    assert consistent([low], [halo], {"psf": sigma}, noisy=True) == ([halo], None)
+    assert consistent([low], [halo], {}) == ([halo], None)
+
+
+def test_a_description_names_the_acquisitions_that_could_explain_its_image() -> None:
+    """Low resolution: the interpolated and k-space coarse matrices at the factor its severity
+    implies on the engine's scale; blur: a Gaussian PSF whose σ is the implied FWHM over the
+    in-plane pixel size; other findings: none."""
+    from medq.degrade import get_spec
+    from medq.describe.schema import Finding, QualityReport
+    from medq.restore.consistency import described
+
+    def report(*found: tuple[str, float]) -> QualityReport:
+        findings = [Finding(t, "moderate", 0.9, severity_value=v) for t, v in found]
+        return QualityReport("CT", "head", 2.0, "usable", findings, "")
+
+    both = described(report(("low_resolution", 2.0), ("blur", 2.0), ("noise", 1.0)),
+                     (2.0, 0.5, 0.5))
+    factor = get_spec("low_resolution").level_at(2.0)
+    fwhm = get_spec("blur").level_at(2.0)
+    assert both == pytest.approx({"interpolated": factor, "kspace": factor,
+                                  "psf": fwhm / 2.3548 / 0.5}, rel=1e-3)
+    assert 2.5 <= factor < 4.0 and 2.5 <= fwhm < 5.0  # moderate on the engine's scale
+    assert described(report(("streak", 2.0), ("noise", 2.0)), (0.5, 0.5)) == {}
 
 
 def test_resampled_low_resolution_pairs_keep_the_record_and_vary_the_reconstruction() -> None:

@@ -3,14 +3,14 @@
 Low-resolution and blur pairs at the benchmark's severities: `medq bench restore`'s held-out
 items of those tasks, and a fixed plan of pairs from the training sources (of the kind the
 network was trained on). Each item is assessed and described as `medq restore` does; on those
-whose description opens the gate and reports low resolution without noise, the conditioned
-network is applied three ways: without a consistency step, with the low-pass step
-(`consistency.back_project` at the described factor; what `medq restore` did before the full
-step, and still does when noise is also described) and with the step `medq restore` takes
-(`consistency.consistent`: the acquisition and factor that explain the input, at most the
-described one). Prints per item and the mean change over the network alone, per split and
-task. The training sources show what the step costs where the network is already right; the
-held-out ones what it saves where it is not. Usage:
+whose description opens the gate and reports low resolution or blur without noise, the
+conditioned network is applied three ways: without a consistency step, with the low-pass step
+(`consistency.back_project` at the described factor when low resolution is described; what
+`medq restore` did before the full step, and still does when noise is also described) and with
+the step `medq restore` takes (`consistency.consistent`: the acquisition and parameter that
+explain the input, at most the described one). Prints per item and the mean change over the
+network alone, per split and task. The training sources show what the step costs where the
+network is already right; the held-out ones what it saves where it is not. Usage:
     python benchmarks/probes/consistency_split.py [--model restore-s]
 """
 
@@ -65,25 +65,27 @@ def main() -> None:
             scale = Scale(*data["scale"][i])
             group = MODALITY_GROUPS[int(data["modality"][i])]
             d = described_condition(assessor, x, scale, group, tuple(data["spacing"][i]))
-            if not d["open"] or d["factor"] is None or d["noisy"]:
+            if not d["open"] or not d["acquisitions"] or d["noisy"]:
                 continue
-            factor, cond = d["factor"], d["cond"]
+            acquisitions, cond = d["acquisitions"], d["cond"]
+            factor = acquisitions.get("interpolated")
 
             def net(p: np.ndarray, cond: np.ndarray = cond) -> np.ndarray:
                 return network_planes(model, [p], cond)[0][0]
 
             ways = {"none": net,
-                    "low-pass": lambda p, f=factor, n=net: back_project(n(p), p, f),
-                    "step": lambda p, f=factor, n=net: consistent([p], [n(p)], f)[0][0]}
+                    "low-pass": net if factor is None else
+                    (lambda p, f=factor, n=net: back_project(n(p), p, f)),
+                    "step": lambda p, a=acquisitions, n=net: consistent([p], [n(p)], a)[0][0]}
             ref = scale.inverse(y)
             found = {k: fidelity(scale.inverse(restore_plane(fn, x, group, scale)), ref,
                                  group == "CT")["psnr"] for k, fn in ways.items()}
             gains.setdefault((split, task), []).append(
                 (found["low-pass"] - found["none"], found["step"] - found["none"]))
+            said = ", ".join(f"{k} {v:.2f}" for k, v in acquisitions.items())
             print(f"{split:9s} {task:15s} {str(data['source'][i]):17s} level "
-                  f"{float(data['level'][i]):5.2f} described factor {factor:4.2f}  net "
-                  f"{found['none']:6.2f}  low-pass {found['low-pass']:6.2f}  step "
-                  f"{found['step']:6.2f}", flush=True)
+                  f"{float(data['level'][i]):5.2f} ({said})  net {found['none']:6.2f}  "
+                  f"low-pass {found['low-pass']:6.2f}  step {found['step']:6.2f}", flush=True)
     print("\nmean change over the network alone (dB)")
     for (split, task), rows in gains.items():
         m = np.mean(rows, axis=0)

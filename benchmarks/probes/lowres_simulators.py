@@ -21,6 +21,7 @@ rarely exact) and the share of planes whose input it explained as `kspace`. PSNR
 bench restore` (CT in the [−160, 240] HU window, others over the clean image's range), mean
 over images, per reconstruction and factor. Usage:
     python benchmarks/probes/lowres_simulators.py [--model restore-s] [--factor-scale 1.0]
+        [--span 1.5]
 """
 
 from __future__ import annotations
@@ -58,6 +59,9 @@ def main() -> None:
     parser.add_argument("--model", default="restore-s")
     parser.add_argument("--factor-scale", type=float, default=1.0,
                         help="the consistency steps are told the true factor times this")
+    parser.add_argument("--span", type=float, default=None,
+                        help="search the factor from the told one divided by this (default: "
+                        "medq's consistency.SPAN; 1: no search)")
     args = parser.parse_args()
     import torch
 
@@ -74,6 +78,10 @@ def main() -> None:
     from medq.train.evaluate import held_out_images
 
     torch.set_num_threads(2)
+    if args.span is not None:
+        from medq.restore import consistency
+
+        consistency.SPAN = args.span
     images = held_out_images()
     images["mni_pt_test"] = next(s for s in sources("test") if s.name == "mni_pt_test").draw(
         np.random.default_rng(0), "2d")
@@ -100,7 +108,8 @@ def main() -> None:
                 x = scale.forward(low)
                 y = padding_guard(net, image.modality, scale)([x])[0].astype(np.float64)
                 told = f * args.factor_scale
-                planes, done = consistent([x.astype(np.float64)], [y], told)
+                planes, done = consistent([x.astype(np.float64)], [y],
+                                          {"interpolated": told, "kspace": told})
                 stepped, acquisition = planes[0], done["acquisition"]
                 found = [psnr(scale.inverse(z), clean, window=window)
                          for z in (x, y, back_project(y, x, told), stepped)]

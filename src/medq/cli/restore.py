@@ -55,7 +55,8 @@ def restore(
                                "to repair (skips the quality gate)."),
     consistency: bool = typer.Option(True, "--consistency/--no-consistency",
                                      help="Make the network's output consistent with a "
-                                     "low-resolution input (one back-projection step)."),
+                                     "low-resolution or blurred input (one back-projection "
+                                     "step)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list, one object per "
                                  "input: before/after scores and the findings addressed."),
     modality: str | None = MODALITY_OPTION,

@@ -58,11 +58,12 @@ def fidelity(x: np.ndarray, ref: np.ndarray, is_ct: bool) -> dict[str, float]:
     return {"psnr": full["psnr_full"], "ssim": full["ssim_full"], **full}
 
 
-def _net_fn(model: Any, cond: np.ndarray | None, factor: float | None = None,
+def _net_fn(model: Any, cond: np.ndarray | None, acquisitions: dict[str, float] | None = None,
             noisy: bool = False) -> Any:
     """A network as a function of one normalised plane, with a fixed conditioning vector (and
-    `medq restore`'s consistency step when a low-resolution `factor` is described)."""
-    return lambda p: consistent([p], network_planes(model, [p], cond)[0], factor, noisy)[0][0]
+    `medq restore`'s consistency step onto the described `acquisitions`)."""
+    return lambda p: consistent([p], network_planes(model, [p], cond)[0], acquisitions or {},
+                                noisy)[0][0]
 
 
 def _methods(nets: dict[str, Any], cond: np.ndarray, oracle: np.ndarray, with_bm3d: bool,
@@ -83,8 +84,8 @@ def _methods(nets: dict[str, Any], cond: np.ndarray, oracle: np.ndarray, with_bm
             methods[f"{label}+truth"] = _net_fn(model, oracle)
             if described is not None:
                 methods[f"{label}+described"] = (
-                    _net_fn(model, described["cond"], described["factor"], described["noisy"])
-                    if described["open"] else lambda p: p)
+                    _net_fn(model, described["cond"], described["acquisitions"],
+                            described["noisy"]) if described["open"] else lambda p: p)
         else:
             methods[label] = _net_fn(model, None)
     return methods
@@ -114,7 +115,8 @@ def described_condition(assessor: Any, x: np.ndarray, scale: Scale, group: str,
     from medq.describe import report_from
     from medq.image import MedImage
     from medq.restore.condition import from_report
-    from medq.restore.consistency import matrix_factor, reports_noise
+    from medq.restore.consistency import described as acquisitions_of
+    from medq.restore.consistency import reports_noise
     from medq.restore.pipeline import to_repair
 
     modality = {"XR": "DX"}.get(group, group)
@@ -122,7 +124,7 @@ def described_condition(assessor: Any, x: np.ndarray, scale: Scale, group: str,
     report = report_from(assessor.assess(image), image)
     findings = to_repair(report)
     return {"open": bool(findings), "cond": from_report(report, modality), "findings": findings,
-            "factor": matrix_factor(report), "noisy": reports_noise(report)}
+            "acquisitions": acquisitions_of(report, spacing), "noisy": reports_noise(report)}
 
 
 def restore_plane(fn: Any, x: np.ndarray, group: str, scale: Scale) -> np.ndarray:
@@ -145,7 +147,8 @@ def clean_check(assessor: Any, model: Any, data: dict[str, np.ndarray]) -> dict[
         described = described_condition(assessor, x, scale, group, tuple(data["spacing"][i]))
         change = 0.0
         if described["open"]:
-            net = _net_fn(model, described["cond"], described["factor"], described["noisy"])
+            net = _net_fn(model, described["cond"], described["acquisitions"],
+                          described["noisy"])
             restored = restore_plane(net, x, group, scale)
             change = nrmse(scale.inverse(restored), scale.inverse(x))
         rows.append({"source": str(data["source"][i]), "described": described["findings"],

@@ -11,10 +11,10 @@
    separate clean from degraded images (see its model card and `medq bench restore`'s gate
    numbers); `gate_on_prior=True` lets it.
 3. **Restore** with the chosen method: `auto`/`net` (the shipped network, conditioned on the
-   description; when the description reports low resolution, one back-projection step makes
-   the result, acquired again on the coarser matrix, give the input: `consistency`), or the
-   classical `bm3d`, `nlm`, `tv`. The step log names the described factor and what the step
-   did (`back_projection`: its acquisition and factor).
+   description; when the description reports low resolution or blur, one back-projection
+   step makes the result, acquired again, give the input: `consistency`), or the classical
+   `bm3d`, `nlm`, `tv`. The step log says what the consistency step did (`consistency`: its
+   acquisition and parameter).
 4. **Re-assess** the result; when the score did not rise, the note says so.
 """
 
@@ -32,7 +32,7 @@ from medq.image import MedImage
 from medq.restore import condition
 from medq.restore.apply import apply_planes, network_planes, normalised_planes, prior_of
 from medq.restore.classical import METHODS as CLASSICAL
-from medq.restore.consistency import consistent, matrix_factor, reports_noise
+from medq.restore.consistency import consistent, described, reports_noise
 
 METHODS = ("auto", "net", *CLASSICAL)
 """Values of `method` (`auto` is the network, gated)."""
@@ -62,7 +62,7 @@ class RestoreResult:
     description: str = ""
     path: str | None = None
     consistency: dict[str, Any] | None = None
-    """What the low-resolution consistency step did (`consistency.consistent`), if it ran."""
+    """What the consistency step did (`consistency.consistent`), if it ran."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly summary (without the pixels)."""
@@ -127,7 +127,7 @@ def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
     """Assess, describe, gate, restore and re-assess one image (see the module docstring).
 
     `force` skips the gate (the method runs even when nothing was found); `consistency=False`
-    returns the network's output without the low-resolution consistency step; `reassess=False`
+    returns the network's output without the consistency step; `reassess=False`
     skips the second assessment (`after` is then None).
     """
     from medq.describe import report_from
@@ -153,26 +153,25 @@ def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
                 "the image is returned unchanged.")
         return RestoreResult(image, False, after=before, findings_addressed=[], note=note,
                              **common)
-    factor, done = None, {}
+    done: dict[str, Any] = {}
     if method in CLASSICAL:
         from medq.restore.classical import classical_plane
 
         array = apply_planes(image, lambda ps: [classical_plane(method, p) for p in ps])
     else:
         cond = condition.from_report(report, image.modality)
-        factor = matrix_factor(report) if consistency else None
+        acquisitions = described(report, image.spacing) if consistency else {}
         noisy = reports_noise(report)
 
         def restore_planes(ps: list[np.ndarray]) -> list[np.ndarray]:
-            out, info = consistent(ps, network_planes(net, ps, cond)[0], factor, noisy)
+            out, info = consistent(ps, network_planes(net, ps, cond)[0], acquisitions, noisy)
             done.update(info or {})
             return out
 
         array = apply_planes(image, restore_planes)
     step = {"step": "restore", "method": method, "findings": addressed,
             "model": str(model or DEFAULT_RESTORER) if method in ("auto", "net") else None,
-            "back_projection_factor": None if factor is None else round(factor, 3),
-            "back_projection": done or None}
+            "consistency": done or None}
     restored = image.with_array(array, step=step)
     after = _score(_assess(restored, assessor)) if reassess else None
     return RestoreResult(restored, True, after=after, findings_addressed=addressed,
