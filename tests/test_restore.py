@@ -310,8 +310,9 @@ def test_back_projection_step_makes_the_restoration_give_the_input_again() -> No
     is the input), a restoration with a halo of broad errors is pulled back to what the input
     measured; `explain` finds the acquisition and parameter of an interpolated coarse matrix, a
     k-space truncation (another roll-off than medq's) and a Gaussian blur, never a parameter
-    above the one it is told; with noise described the step only low-passes a low-resolution
-    input (`back_project`) and leaves a blurred one alone."""
+    above the one it is told; with noise described, or when no coarse matrix of the output
+    explains the input, the step only low-passes a low-resolution input (`back_project`), and
+    with noise it leaves a blurred one alone."""
     from medq.data.sources import sources
     from medq.degrade import simulate
     from medq.degrade.generic import coarse_matrix
@@ -353,6 +354,10 @@ def test_back_projection_step_makes_the_restoration_give_the_input_again() -> No
     assert np.array_equal(planes[0], back_project(halo, low, 3.0))
     assert consistent([low], [halo], {"psf": sigma}, noisy=True) == ([halo], None)
     assert consistent([low], [halo], {}) == ([halo], None)
+    # an output no coarse matrix explains (here the network changed nothing: the closest
+    # acquisition is the gentlest one tried) gets the low-pass step only
+    planes, done = consistent([low], [low], {"interpolated": 3.0, "kspace": 3.0})
+    assert done["step"] == LOW_PASS and np.allclose(planes[0], low)
 
 
 def test_a_description_names_the_acquisitions_that_could_explain_its_image() -> None:

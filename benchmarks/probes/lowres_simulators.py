@@ -61,7 +61,7 @@ def main() -> None:
                         help="the consistency steps are told the true factor times this")
     parser.add_argument("--span", type=float, default=None,
                         help="search the factor from the told one divided by this (default: "
-                        "medq's consistency.SPAN; 1: no search)")
+                        "medq's consistency.SPAN)")
     args = parser.parse_args()
     import torch
 
@@ -110,14 +110,14 @@ def main() -> None:
                 told = f * args.factor_scale
                 planes, done = consistent([x.astype(np.float64)], [y],
                                           {"interpolated": told, "kspace": told})
-                stepped, acquisition = planes[0], done["acquisition"]
+                stepped, acquisition = planes[0], done.get("acquisition", done["step"])
                 found = [psnr(scale.inverse(z), clean, window=window)
                          for z in (x, y, back_project(y, x, told), stepped)]
                 found.append(float(acquisition == "kspace"))
                 rows.setdefault((how, f), []).append(found)
                 print(f"{name:12s} {how:7s} f={f:.2f}  input {found[0]:6.2f}  net {found[1]:6.2f}"
                       f"  +low-pass {found[2]:6.2f}  +step {found[3]:6.2f} ({acquisition}, "
-                      f"f={done['factor']:.2f})",
+                      f"f={done.get('factor', 0.0):.2f})",
                       flush=True)
     print(f"\n{args.model}: mean PSNR over {len(images)} images (dB), factor told = true × "
           f"{args.factor_scale:g}")

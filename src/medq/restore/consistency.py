@@ -28,15 +28,18 @@ estimate is often a quarter off either way, and the errors are not alike: told t
 parameter, the step gives back to the input some of the detail the network added; told too
 large a one, it adds the input's detail between the two cutoffs on top of the network's
 (edges doubled). Never going above the description's estimate keeps the step's errors on the
-input's side. `benchmarks/probes/lowres_simulators.py` measures the step on low-resolution
-inputs made three ways, two of them written outside medq;
+input's side. When the best coarse matrix is the gentlest one tried, the fit is being pulled
+towards the identity: no coarse matrix of the output explains the input (the network has
+damaged it beyond that, as on zero-filled MR magnitude images), and the step falls back to
+the low-pass step below. `benchmarks/probes/lowres_simulators.py` measures the step on
+low-resolution inputs made three ways, two of them written outside medq;
 `benchmarks/probes/consistency_split.py` on held-out and on training sources.
 
 When the description also reports noise, the full step would put all the input's noise back.
-For low resolution the step then takes only the input's low-pass part, y + G_σ(x − y)
-(`back_project`), with a Gaussian whose transfer is one half at the coarse matrix's Nyquist
-1/(2f): exp(−2π²σ²/(2f)²) = ½ → σ = f·√(2 ln 2)/π ≈ 0.375·f pixels, so only the noise below
-it returns; a blur finding with noise gets no step.
+For low resolution the step then (and in the case above) takes only the input's low-pass
+part, y + G_σ(x − y) (`back_project`), with a Gaussian whose transfer is one half at the
+coarse matrix's Nyquist 1/(2f): exp(−2π²σ²/(2f)²) = ½ → σ = f·√(2 ln 2)/π ≈ 0.375·f pixels,
+so only the noise below it returns; a blur finding with noise gets no step.
 """
 
 from __future__ import annotations
@@ -163,6 +166,11 @@ def consistent(measured: list[np.ndarray], restored: list[np.ndarray],
         return ([back_project(y, x, factor) for x, y in pairs],
                 {"step": LOW_PASS, "factor": round(factor, 3)})
     acquisition, parameter = explain(*pairs[len(pairs) // 2], acquisitions)
+    if PARAMETER[acquisition] == "factor" and \
+            parameter <= acquisitions[acquisition] / SPAN * (1.0 + 1e-9):
+        # the best fit sits at the gentlest end of the search, where it pulls towards the
+        # identity: no coarse matrix of this output explains the input
+        return consistent(measured, restored, acquisitions, noisy=True)
     return ([back_project_step(y, x, parameter, acquisition) for x, y in pairs],
             {"step": BACK_PROJECTION, "acquisition": acquisition,
              PARAMETER[acquisition]: round(parameter, 3)})
