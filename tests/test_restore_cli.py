@@ -187,6 +187,9 @@ def test_cli_restore_low_resolution_reports_its_consistency_step(tmp_path: Path)
     reference = medq.load(src).array
     assert psnr(medq.load(tmp_path / "out" / "low.dcm").array, reference) > \
         psnr(medq.load(low).array, reference) + 0.5
+    res = run_medq("restore", low, "-o", tmp_path / "table.dcm")
+    assert res.returncode == 0, res.stderr
+    assert f"consistency step: back-projection (acquisition {step['acquisition']}" in res.stdout
     res = run_medq("restore", low, "-o", tmp_path / "raw.dcm", "--json", "--no-consistency")
     assert res.returncode == 0, res.stderr
     (raw,) = json.loads(res.stdout)

@@ -43,6 +43,14 @@ def _check_output(inputs: list[Path], output: Path) -> None:
         output.mkdir(parents=True, exist_ok=True)
 
 
+def _consistency_line(done: dict[str, Any] | None) -> str:
+    """The table's line on the consistency step (empty when it did not run)."""
+    if not done:
+        return ""
+    what = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in done.items() if k != "step")
+    return f"\n  consistency step: {done['step']} ({what})"
+
+
 @app.command()
 def restore(
     paths: list[Path] = INPUTS_ARGUMENT,
@@ -97,7 +105,8 @@ def restore(
         for row in rows:
             if "error" not in row:
                 out.print(f"{row['path']} → {row['output']}\n  {row['description']}\n  "
-                          f"{row['note']}", highlight=False, markup=False)
+                          f"{row['note']}{_consistency_line(row.get('consistency'))}",
+                          highlight=False, markup=False)
     outcome.exit()
 
 
