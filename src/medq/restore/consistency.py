@@ -134,16 +134,21 @@ def back_project_step(restored: np.ndarray, measured: np.ndarray, parameter: flo
     return (y + (x - acquire(y, parameter, acquisition))).astype(np.asarray(restored).dtype)
 
 
+def tried(upto: float) -> list[float]:
+    """The parameters `explain` tries for a described one, gentlest first."""
+    return [float(p) for p in upto * np.geomspace(1.0 / SPAN, 1.0, STEPS_IN_SPAN)]
+
+
 def explain(measured: np.ndarray, restored: np.ndarray, acquisitions: dict[str, float]
             ) -> tuple[str, float]:
-    """The acquisition (of `acquisitions`) and parameter (from its value / `SPAN` up to it)
-    whose A(restored) is closest to the measured plane (mean square)."""
+    """The acquisition (of `acquisitions`) and parameter (of `tried` for its value) whose
+    A(restored) is closest to the measured plane (mean square)."""
     y = np.asarray(restored, dtype=np.float64)
     x = np.asarray(measured, dtype=np.float64)
     best, best_err = next(iter(acquisitions.items())), math.inf
     for acquisition, upto in acquisitions.items():
-        for parameter in upto * np.geomspace(1.0 / SPAN, 1.0, STEPS_IN_SPAN):
-            err = float(np.mean((x - acquire(y, float(parameter), acquisition)) ** 2))
+        for parameter in tried(upto):
+            err = float(np.mean((x - acquire(y, parameter, acquisition)) ** 2))
             if err < best_err:
                 best, best_err = (acquisition, float(parameter)), err
     return best
@@ -160,20 +165,25 @@ def consistent(measured: list[np.ndarray], restored: list[np.ndarray],
         return restored, None
     pairs = list(zip(measured, restored, strict=True))
     if noisy:
-        factor = acquisitions.get("interpolated")
-        if factor is None:
-            return restored, None
-        return ([back_project(y, x, factor) for x, y in pairs],
-                {"step": LOW_PASS, "factor": round(factor, 3)})
+        return _low_pass(pairs, acquisitions.get("interpolated"))
     acquisition, parameter = explain(*pairs[len(pairs) // 2], acquisitions)
-    if PARAMETER[acquisition] == "factor" and \
-            parameter <= acquisitions[acquisition] / SPAN * (1.0 + 1e-9):
+    if PARAMETER[acquisition] == "factor" and parameter == tried(acquisitions[acquisition])[0]:
         # the best fit sits at the gentlest end of the search, where it pulls towards the
         # identity: no coarse matrix of this output explains the input
-        return consistent(measured, restored, acquisitions, noisy=True)
+        return _low_pass(pairs, acquisitions[acquisition])
     return ([back_project_step(y, x, parameter, acquisition) for x, y in pairs],
             {"step": BACK_PROJECTION, "acquisition": acquisition,
              PARAMETER[acquisition]: round(parameter, 3)})
+
+
+def _low_pass(pairs: list[tuple[np.ndarray, np.ndarray]], factor: float | None
+              ) -> tuple[list[np.ndarray], dict[str, Any] | None]:
+    """The low-pass step (`back_project`) on (measured, restored) pairs at a low-resolution
+    `factor`; the restored planes as they are without one."""
+    if factor is None:
+        return [y for _, y in pairs], None
+    return ([back_project(y, x, factor) for x, y in pairs],
+            {"step": LOW_PASS, "factor": round(factor, 3)})
 
 
 def back_project(restored: np.ndarray, measured: np.ndarray, factor: float) -> np.ndarray:
