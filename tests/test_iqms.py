@@ -146,8 +146,12 @@ def test_measured_streak_index_is_taken_on_a_256_view(ct_slice):
 def test_wide_gaussian_is_scipys(ct_slice):
     from medq.assess.filters import wide_gaussian
 
+    from medq.assess.filters import MATRIX_SIDE
+
     a = ct_slice.array.astype(np.float64)[:, :-3]
-    for x, sigma in ((a, 20.48), (a, 2.0), (a[:40, :9], 20.48)):  # radius beyond the image too
+    tall = np.tile(a, (MATRIX_SIDE // a.shape[0] + 1, 1))  # the FFT path of larger planes
+    assert max(tall.shape) > MATRIX_SIDE >= max(a.shape)
+    for x, sigma in ((a, 20.48), (a, 2.0), (a[:40, :9], 20.48), (tall, 20.48)):
         assert np.allclose(wide_gaussian(x, sigma), ndi.gaussian_filter(x, sigma),
                            rtol=0, atol=1e-9 * np.abs(x).max())
 

@@ -84,15 +84,19 @@ def _streak_slice(x: np.ndarray, region: np.ndarray, length: int,
     # 512² CT moves by ≈ 2e-9 relative); the residual itself is taken in float64
     padded = np.pad(residual, half, mode="reflect").astype(np.float32)
     ny, nx = x.shape
-    energies = []
+    inside = np.flatnonzero(region)
+    stack = np.empty((inside.size, n_angles), dtype=np.float32)  # the region's pixels only
+    line = np.empty((ny, nx), dtype=np.float32)
     for k in range(n_angles):
-        line = np.zeros((ny, nx), dtype=np.float32)
+        line.fill(0.0)
         for dy, dx in _line_offsets(length, np.pi * k / n_angles):
             line += padded[half + dy:half + dy + ny, half + dx:half + dx + nx]
-        energies.append((line[region] / length) ** 2)
-    stack = np.stack(energies)  # only the region's pixels: the max and median are per pixel
-    return (float(stack.max(axis=0).sum(dtype=np.float64)),
-            float(np.median(stack, axis=0).sum(dtype=np.float64)))
+        stack[:, k] = (line.ravel()[inside] / length) ** 2
+    # per pixel over θ: a sort along the contiguous axis is ~8× faster than np.median over rows
+    ordered = np.sort(stack, axis=1)
+    mid = n_angles // 2
+    median = ordered[:, mid] if n_angles % 2 else (ordered[:, mid - 1] + ordered[:, mid]) / 2
+    return (float(ordered[:, -1].sum(dtype=np.float64)), float(median.sum(dtype=np.float64)))
 
 
 def streak_region(x: np.ndarray, flat_fraction: float = 0.5, border: int = 10) -> np.ndarray:

@@ -23,6 +23,8 @@ and of which image axis was the phase-encode direction:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -122,30 +124,53 @@ def _noise(a: np.ndarray, fg: np.ndarray, contrast: float) -> dict[str, float]:
             "detail_hh_ratio": _log(s_hh / max(0.5 * (s_lh + s_hl), EPS * contrast))}
 
 
-def _spectrum(a: np.ndarray, fg: np.ndarray) -> dict[str, float]:
-    """Radial band powers, high-frequency anisotropy, angular irregularity and the top peak."""
-    ny, nx = a.shape
-    centred = np.where(fg, a - a[fg].mean(), 0.0)
-    window = np.outer(np.hanning(ny), np.hanning(nx))
-    power = np.abs(np.fft.fftshift(np.fft.fft2(centred * window))) ** 2
+@dataclass(frozen=True)
+class _Grid:
+    """What `_spectrum` needs of a plane's frequency grid besides the power (one per shape)."""
+
+    window: np.ndarray
+    positive: np.ndarray
+    bands: tuple[np.ndarray, ...]
+    along_y: np.ndarray
+    along_x: np.ndarray
+    ring_bins: np.ndarray
+    ring: np.ndarray
+    far: np.ndarray
+
+
+@lru_cache(maxsize=8)
+def _grid(ny: int, nx: int) -> _Grid:
+    """The Hann window, band masks and angular bins of an ny×nx centred spectrum (cached)."""
     fy, fx = np.meshgrid(np.fft.fftshift(np.fft.fftfreq(ny)), np.fft.fftshift(np.fft.fftfreq(nx)),
                          indexing="ij")
     r = np.hypot(fy, fx)
-    total = float(power[r > 0].sum()) + EPS
-    out = {f"band_{i}": _log(power[(r > lo) & (r <= hi)].sum() / total)
-           for i, (lo, hi) in enumerate(zip(BANDS[:-1], BANDS[1:], strict=True))}
     high = (r > 0.25) & (r <= 0.5)
     angle = np.mod(np.arctan2(fy, fx), np.pi)
-    along_y = high & (np.abs(angle - np.pi / 2) < np.pi / 9)
-    along_x = high & ((angle < np.pi / 9) | (angle > np.pi - np.pi / 9))
-    out["spectral_anisotropy"] = abs(_log(power[along_y].mean()) - _log(power[along_x].mean()))
     ring = (r > 0.12) & (r <= 0.45)
-    bins = np.minimum((angle[ring] / np.pi * 90).astype(int), 89)
-    per_angle = np.bincount(bins, power[ring], 90) / np.maximum(np.bincount(bins, None, 90), 1)
+    return _Grid(
+        window=np.outer(np.hanning(ny), np.hanning(nx)), positive=r > 0,
+        bands=tuple((r > lo) & (r <= hi) for lo, hi in zip(BANDS[:-1], BANDS[1:], strict=True)),
+        along_y=high & (np.abs(angle - np.pi / 2) < np.pi / 9),
+        along_x=high & ((angle < np.pi / 9) | (angle > np.pi - np.pi / 9)),
+        ring_bins=np.minimum((angle[ring] / np.pi * 90).astype(int), 89), ring=ring,
+        far=r > 0.08)
+
+
+def _spectrum(a: np.ndarray, fg: np.ndarray) -> dict[str, float]:
+    """Radial band powers, high-frequency anisotropy, angular irregularity and the top peak."""
+    grid = _grid(*a.shape)
+    centred = np.where(fg, a - a[fg].mean(), 0.0)
+    power = np.abs(np.fft.fftshift(np.fft.fft2(centred * grid.window))) ** 2
+    total = float(power[grid.positive].sum()) + EPS
+    out = {f"band_{i}": _log(power[band].sum() / total) for i, band in enumerate(grid.bands)}
+    out["spectral_anisotropy"] = abs(_log(power[grid.along_y].mean())
+                                     - _log(power[grid.along_x].mean()))
+    bins = grid.ring_bins
+    per_angle = np.bincount(bins, power[grid.ring], 90) / np.maximum(np.bincount(bins, None, 90), 1)
     per_angle = ndi.uniform_filter1d(per_angle, 3, mode="wrap")
     out["angular_cv"] = float(np.std(np.log(per_angle + EPS)))
-    far = r > 0.08
-    out["spectral_peak"] = _log(power[far].max() / (np.median(power[far]) + EPS))
+    far = power[grid.far]
+    out["spectral_peak"] = _log(far.max() / (np.median(far) + EPS))
     return out
 
 
