@@ -3,7 +3,8 @@
 Writes benchmarks/results/assess_speed.json. Usage:
     python benchmarks/assess_speed.py [--slices 96] [--volumes 6] [--model mediqa-s]
 The goal for 512² slices is ≥ 50 slices/s on 2 cores; it is measured with and without the
-classical measures (the measures are numpy/scipy work per pixel, the model is batched), and
+classical measures, at the default precision (`auto`: bfloat16 where the CPU has it) and in
+float32 (the measures are numpy/scipy work per pixel, the model is batched), and
 the single-thread costs of the model's per-slice measure input (evidence rows) and of the
 classical measures are reported.
 """
@@ -100,6 +101,7 @@ def main() -> None:
     parser.add_argument("--model", default="mediqa-s")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
+    from medq.assess.precision import resolve_precision
     from medq.assess.predictor import Assessor
 
     rows = {}
@@ -107,9 +109,12 @@ def main() -> None:
         folder = Path(tmp)
         slices = make_slices(folder, args.slices)
         volumes = make_volumes(folder, args.volumes)
-        for measures in (False, True):
-            assessor = Assessor(args.model, measures=measures, threads=args.threads)
+        for measures, precision in ((False, "auto"), (True, "auto"), (False, "float32")):
+            assessor = Assessor(args.model, measures=measures, threads=args.threads,
+                                precision=precision)
             tag = "with_measures" if measures else "model_only"
+            if precision != "auto":
+                tag += f"_{precision}"
             rows[f"slices_512_{tag}"] = throughput(assessor, slices)
             rows[f"volumes_{tag}"] = throughput(assessor, volumes)
         cost = evidence_cost(slices[0])
@@ -121,7 +126,8 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / "assess_speed.json"
     out.write_text(json.dumps({"machine": platform.platform(), "model": args.model,
-                               "threads": args.threads, "results": rows,
+                               "threads": args.threads,
+                               "precision": resolve_precision("auto"), "results": rows,
                                "seconds_per_slice": cost}, indent=2))
     print(f"written {out}")
 

@@ -114,3 +114,32 @@ def test_series_directory_is_one_input(tmp_path: Path) -> None:
     rows = json.loads(proc.stdout)
     assert len(rows) == 1 and rows[0]["prompts"]["dimension"] == "3d"
     assert rows[0]["modality"] == "PT" and rows[0]["slices"]
+
+
+def test_bfloat16_assessment_agrees_with_float32() -> None:
+    """The faster bfloat16 arithmetic (`--precision auto` on CPUs that have it) moves a real
+    scan's score by far less than a grade step, and the finding heads' outputs by little."""
+    from medq.data.samples import load_sample
+    from medq.degrade import simulate
+
+    clean = load_sample("ct_small")
+    noisy = simulate(clean, "ct_low_dose", severity="severe", seed=0)[0]
+    runs = {p: Assessor("mediqa-s", precision=p).assess_many([clean, noisy])
+            for p in ("float32", "bfloat16")}
+    for exact, fast in zip(runs["float32"], runs["bfloat16"], strict=True):
+        assert fast.score == pytest.approx(exact.score, abs=0.05)
+        assert fast.model_score == pytest.approx(exact.model_score, abs=0.05)
+        for kind, heads in exact.finding_scores.items():
+            assert fast.finding_scores[kind]["presence"] == pytest.approx(heads["presence"],
+                                                                        abs=0.03)
+    assert runs["bfloat16"][0].model_score > runs["bfloat16"][1].model_score
+
+
+def test_unknown_precision_is_bad_input(tmp_path: Path) -> None:
+    from medq.data.samples import export_samples
+
+    paths = export_samples(tmp_path)
+    proc = subprocess.run([*MEDQ, "assess", str(paths[0]), "--precision", "half"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert "precision must be one of auto, float32, bfloat16" in proc.stderr

@@ -37,6 +37,7 @@ from medq.assess.loading import (
     load_many,
     resolve,
 )
+from medq.assess.precision import inference_precision, resolve_precision
 from medq.assess.preprocess import image_inputs
 from medq.assess.prompt_classifier import load_classifier
 from medq.assess.prompts import Prompts, encode, prompts_from_image
@@ -47,11 +48,15 @@ from medq.workers import worker_pool
 
 
 class Assessor:
-    """A loaded quality model with its settings; `assess(image)` or `assess_many(inputs)`."""
+    """A loaded quality model with its settings; `assess(image)` or `assess_many(inputs)`.
+
+    `precision` (`medq.assess.precision`): `auto` runs the model in bfloat16 where the CPU has
+    it natively (about 2× faster, scores within about 0.01), else float32.
+    """
 
     def __init__(self, model: str | Path = DEFAULT_MODEL, batch_size: int = 32,
                  measures: bool = True, threads: int | None = None,
-                 modality: str | None = None) -> None:
+                 modality: str | None = None, precision: str = "auto") -> None:
         from medq.train.loop import set_threads
 
         set_threads(threads)
@@ -62,6 +67,7 @@ class Assessor:
         self.batch_size = max(1, int(batch_size))
         self.measures = measures
         self.modality = modality
+        self.precision = resolve_precision(precision)
         self._predict_prompts = load_classifier()
         self.workers = torch.get_num_threads()
 
@@ -82,7 +88,9 @@ class Assessor:
 
         Loading, evidence and measures of the next chunk run in worker processes forked for this
         call (batches of `POOL_MIN_ITEMS` or more, more than one thread) while the model runs on
-        this one.
+        this one: on one thread while the workers hold the other cores (a multi-threaded model
+        waits on its own preempted threads: 18 → 26 slices/s on 2 cores), on all of them for
+        the last chunk.
         """
         items = list(items)
         chunks = [items[s:s + self.batch_size] for s in range(0, len(items), self.batch_size)]
@@ -94,10 +102,12 @@ class Assessor:
             for k, chunk in enumerate(chunks):
                 loaded = resolve(pending)
                 pending = self._load(chunks[k + 1], pool) if k + 1 < len(chunks) else []
+                torch.set_num_threads(1 if pool is not None and pending else self.workers)
                 results += self._chunk(loaded)
                 if progress:
                     progress(len(chunk))
         finally:  # the workers live for one call: nothing lingers until interpreter exit
+            torch.set_num_threads(self.workers)
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
         return results
@@ -128,15 +138,16 @@ class Assessor:
         """Prepare, forward (2D inputs batched together) and describe one loaded chunk."""
         prepared = [self._try_prepare(item) for item in chunk]
         flat = [p for p in prepared if isinstance(p, dict) and not p["image"].is_volume]
-        if flat:
-            m = torch.cat([p["m"] for p in flat]) if self.model.uses_measures else None
-            out = self._forward(torch.cat([p["x"] for p in flat]),
-                                torch.stack([p["p"] for p in flat]), m)
-            for j, p in enumerate(flat):
-                p["out"] = {k: v[j:j + 1] for k, v in out.items()}
-        for p in prepared:
-            if isinstance(p, dict) and p["image"].is_volume:
-                p["out"] = self._forward_volume(p["x"], p["p"], p["m"])
+        with inference_precision(self.precision):
+            if flat:
+                m = torch.cat([p["m"] for p in flat]) if self.model.uses_measures else None
+                out = self._forward(torch.cat([p["x"] for p in flat]),
+                                    torch.stack([p["p"] for p in flat]), m)
+                for j, p in enumerate(flat):
+                    p["out"] = {k: v[j:j + 1] for k, v in out.items()}
+            for p in prepared:
+                if isinstance(p, dict) and p["image"].is_volume:
+                    p["out"] = self._forward_volume(p["x"], p["p"], p["m"])
         return [p if isinstance(p, MedqError) else self._describe(p) for p in prepared]
 
     def _forward(self, x: torch.Tensor, p: torch.Tensor, m: torch.Tensor | None
@@ -146,18 +157,19 @@ class Assessor:
         found = self.model.findings(out)
         if found is None:
             raise ModelError(f"model {self.name} has no finding heads")
-        return {"score": out.score, "presence": found["presence"],
-                "expected": found["expected_severity"]}
+        return {"score": out.score.float(), "presence": found["presence"].float(),
+                "expected": found["expected_severity"].float()}
 
     def _forward_volume(self, x: torch.Tensor, p: torch.Tensor, m: torch.Tensor | None
                         ) -> dict[str, torch.Tensor]:
         """Forward of one volume's slices → volume score, slice scores/weights, findings."""
         vol = self.model.forward_volume(x, p if self.use_prompts else None, m)
         found = self.model.findings(vol.slices)
-        w = vol.slice_weights[:, None]
-        return {"score": vol.score[None], "presence": (found["presence"] * w).sum(0)[None],
-                "expected": (found["expected_severity"] * w).sum(0)[None],
-                "slice_scores": vol.slice_scores, "slice_weights": vol.slice_weights}
+        w = vol.slice_weights.float()[:, None]
+        return {"score": vol.score.float()[None],
+                "presence": (found["presence"].float() * w).sum(0)[None],
+                "expected": (found["expected_severity"].float() * w).sum(0)[None],
+                "slice_scores": vol.slice_scores.float(), "slice_weights": w[:, 0]}
 
     def _describe(self, p: dict[str, Any]) -> Assessment:
         """Turn one prepared input with model outputs into an Assessment."""

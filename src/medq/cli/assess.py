@@ -11,6 +11,7 @@ from medq.cli.common import (
     INPUTS_ARGUMENT,
     JSON_LIST_OPTION,
     MODALITY_OPTION,
+    PRECISION_OPTION,
     QUALITY_MODEL_OPTION,
     Outcome,
     app,
@@ -53,6 +54,7 @@ def assess(
     measures: bool = typer.Option(True, "--measures/--no-measures",
                                   help="Also compute the classical measures (slower)."),
     modality: str | None = MODALITY_OPTION,
+    precision: str = PRECISION_OPTION,
 ) -> None:
     """Assess image quality: 1–5 score, grade, recall flag, findings, measures, prompts."""
     from medq.assess.predictor import Assessor
@@ -60,7 +62,8 @@ def assess(
     outcome = Outcome()
     inputs = assess_inputs(paths)
     assessor = outcome.run(model, lambda: Assessor(model, batch_size=batch_size,
-                                                   measures=measures, modality=modality))
+                                                   measures=measures, modality=modality,
+                                                   precision=precision))
     if isinstance(assessor, BaseException):
         outcome.exit()
     with progress_bar("assessing", len(inputs) < 2) as bar:

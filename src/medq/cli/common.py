@@ -132,6 +132,12 @@ QUALITY_MODEL_OPTION = typer.Option("mediqa-s", "--model", "-m",
                                     help="Shipped model name or path to a checkpoint (.pt).")
 """`--model` of the commands that assess with a quality model."""
 
+PRECISION_OPTION = typer.Option(
+    "auto", "--precision",
+    help="Model arithmetic: auto (bfloat16 where the CPU has it natively, else float32), "
+         "float32 or bfloat16. bfloat16 is about 2× faster and moves scores by about 0.01.")
+"""`--precision` of the commands that assess with a quality model."""
+
 
 def progress_bar(label: str, disable: bool = False) -> Progress:
     """The per-input progress bar on stderr (hidden when `disable` or stderr is no terminal)."""

@@ -14,6 +14,7 @@ from medq.cli.common import (
     INPUTS_ARGUMENT,
     JSON_LIST_OPTION,
     MODALITY_OPTION,
+    PRECISION_OPTION,
     QUALITY_MODEL_OPTION,
     RESULTS_OPTION,
     Outcome,
@@ -38,6 +39,7 @@ def describe(
     model: str = QUALITY_MODEL_OPTION,
     batch_size: int = typer.Option(16, "--batch-size", help="Images per forward pass."),
     modality: str | None = MODALITY_OPTION,
+    precision: str = PRECISION_OPTION,
 ) -> None:
     """Describe image quality: verdict, findings (type, severity, location, evidence), text."""
     from medq.assess.predictor import Assessor
@@ -47,7 +49,8 @@ def describe(
     outcome = Outcome()
     inputs = assess_inputs(paths)
     assessor = outcome.run(model, lambda: Assessor(model, batch_size=batch_size,
-                                                   modality=modality))
+                                                   modality=modality,
+                                                   precision=precision))
     if isinstance(assessor, BaseException):
         outcome.exit()
     rows: list[dict[str, Any]] = []

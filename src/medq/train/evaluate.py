@@ -8,19 +8,27 @@ import numpy as np
 import torch
 
 from medq.assess.models.blocks import IQAModel
+from medq.assess.precision import inference_precision
 from medq.data.bench import item_slices, slice_measures
 from medq.metrics.correlation import plcc_logistic, rmse, srcc
 
 
 @torch.no_grad()
 def predict(model: IQAModel, data: dict[str, np.ndarray], use_prompts: bool = True,
-            salient: bool = True, batch_size: int = 32) -> np.ndarray:
+            salient: bool = True, batch_size: int = 32, precision: str = "auto") -> np.ndarray:
     """Predicted score of every item: 2D items directly, 3D items by learned slice weighting.
 
     `salient=False` scores a 3D item on its middle stored slice only (the ablation without
-    salient slices and slice weighting).
+    salient slices and slice weighting). `precision` as `medq assess` (`medq.assess.precision`).
     """
     model.eval()
+    with inference_precision(precision):
+        return _predict(model, data, use_prompts, salient, batch_size)
+
+
+def _predict(model: IQAModel, data: dict[str, np.ndarray], use_prompts: bool, salient: bool,
+             batch_size: int) -> np.ndarray:
+    """`predict` under the precision context already entered."""
     n = len(data["score"])
     out = np.zeros(n, dtype=np.float32)
     flat = [i for i in range(n) if data["dim"][i] == "2d"]
@@ -29,7 +37,7 @@ def predict(model: IQAModel, data: dict[str, np.ndarray], use_prompts: bool = Tr
         rows = data["offset"][idx]
         x = torch.from_numpy(data["x"][rows].astype(np.float32))
         p = torch.from_numpy(data["prompt"][idx]) if use_prompts else None
-        out[idx] = model.run(x, p, slice_measures(data, rows)).score.numpy()
+        out[idx] = model.run(x, p, slice_measures(data, rows)).score.float().numpy()
     for i in (i for i in range(n) if data["dim"][i] == "3d"):
         o, k = int(data["offset"][i]), int(data["n_valid"][i])
         p = torch.from_numpy(data["prompt"][i]) if use_prompts else None
