@@ -143,3 +143,24 @@ def test_unknown_precision_is_bad_input(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2
     assert "precision must be one of auto, float32, bfloat16" in proc.stderr
+
+
+def test_a_batch_of_volumes_holds_only_their_salient_planes() -> None:
+    """Loaded volumes keep their salient planes only (a chunk of CT series would otherwise hold
+    whole volumes); the assessment still reports the full shape, the salient slice indices and
+    the score of the volume assessed on its own."""
+    from medq.assess.loading import load_measured
+    from medq.assess.slices import input_indices
+    from medq.data.samples import load_sample
+
+    volume = load_sample("mni_t1")
+    indices = input_indices(volume)
+    loaded = load_measured(volume, None, measures=False)
+    assert loaded.image.shape == (len(indices), *volume.shape[1:])
+    assert loaded.shape == volume.shape and loaded.indices == indices
+    assessor = Assessor("mediqa-s", measures=False)
+    alone = assessor.assess(volume)
+    for result in assessor.assess_many([volume, volume]):  # two inputs: the worker pool
+        assert result.shape == list(volume.shape)
+        assert [s["index"] for s in result.slices] == indices
+        assert result.score == pytest.approx(alone.score, abs=0.01)

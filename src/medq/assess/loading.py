@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from medq.assess.evidence import evidence_rows
+from medq.assess.prompts import Prompts
 from medq.assess.slices import input_indices
 from medq.errors import InputError, MedqError
 from medq.image import MedImage
@@ -34,12 +35,24 @@ call (forking the workers is cheap next to one slice's evidence)."""
 
 @dataclass
 class Loaded:
-    """One input, loaded and measured: the image, its slice indices, evidence rows and measures."""
+    """One input, loaded and measured: the image (of a volume only its planes at `indices`, see
+    `slim`), its slice indices, evidence rows, measures, prompts and full shape."""
 
     image: MedImage
     indices: list[int]
     rows: np.ndarray
+    prompts: Prompts
+    shape: tuple[int, ...]
     measures: dict[str, float | None] = field(default_factory=dict)
+
+
+def slim(image: MedImage, indices: list[int]) -> MedImage:
+    """A volume reduced to its planes at `indices` (what the model reads once the evidence,
+    measures and prompts are taken), so a chunk of loaded CT series holds a few slices each
+    instead of whole volumes; 2D images as they are."""
+    if not image.is_volume:
+        return image
+    return image.evolve(array=np.ascontiguousarray(image.array[indices]))
 
 
 def classical_measures(image: MedImage, indices: list[int]) -> dict[str, float | None]:
@@ -95,15 +108,20 @@ def captured(call: Callable[[], T], path: str | Path | None) -> T | MedqError:
 
 
 def load_measured(item: Item, modality: str | None, measures: bool) -> Loaded | MedqError:
-    """Load one input, its evidence rows (the model's measure input and the evidence score's)
-    and, with `measures`, its classical measures; a failure is returned as a typed error."""
+    """Load one input, its evidence rows (the model's measure input and the evidence score's),
+    its prompts (tags, gaps filled by the shipped prompt classifier) and, with `measures`, its
+    classical measures; a volume keeps only its salient planes (`slim`); a failure is returned
+    as a typed error."""
+    from medq.assess.prompt_classifier import load_classifier
+    from medq.assess.prompts import prompts_from_image
     from medq.io import load
 
     def run() -> Loaded:
         image = item if isinstance(item, MedImage) else load(item, modality=modality)
         check_assessable(image)
         indices = input_indices(image)
-        return Loaded(image, indices, evidence_rows(image, indices),
+        return Loaded(slim(image, indices), indices, evidence_rows(image, indices),
+                      prompts_from_image(image, load_classifier()), tuple(image.shape),
                       classical_measures(image, indices) if measures else {})
 
     return captured(run, None if isinstance(item, MedImage) else item)

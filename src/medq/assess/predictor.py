@@ -117,14 +117,16 @@ class Assessor:
         return load_many(items, self.modality, self.measures, pool)
 
     def _prepare(self, loaded: Loaded) -> dict[str, Any]:
-        """Prompts and model inputs of one loaded input; raises typed errors."""
+        """Model inputs of one loaded input (a volume's planes are those at its indices);
+        raises typed errors."""
         image = loaded.image
-        prompts = self.prompts(image)
-        x, indices = image_inputs(image, self.size, prompts.type, indices=loaded.indices)
+        prompts = loaded.prompts
+        planes = list(range(len(loaded.indices))) if image.is_volume else loaded.indices
+        x, _ = image_inputs(image, self.size, prompts.type, indices=planes)
         m = torch.from_numpy(loaded.rows) if self.model.uses_measures else None
         return {"image": image, "prompts": prompts, "x": torch.from_numpy(x), "m": m,
-                "rows": loaded.rows,
-                "indices": indices, "p": torch.from_numpy(encode(prompts)),
+                "rows": loaded.rows, "shape": loaded.shape,
+                "indices": loaded.indices, "p": torch.from_numpy(encode(prompts)),
                 "measures": loaded.measures}
 
     def _try_prepare(self, loaded: Loaded | MedqError) -> dict[str, Any] | MedqError:
@@ -190,7 +192,7 @@ class Assessor:
             findings=findings_from(evidence, measures),
             measures=measures, prompts=p["prompts"].to_dict(), slices=slices, model=self.name,
             path=str(image.source) if image.source else None, modality=image.modality,
-            shape=list(image.shape), finding_scores=finding_scores_from(presence, expected),
+            shape=list(p["shape"]), finding_scores=finding_scores_from(presence, expected),
             model_score=round(model_score, 3), evidence_score=round(evidence.score, 3),
             suspected=suspected_from(evidence))
 
