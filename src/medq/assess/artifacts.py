@@ -78,10 +78,10 @@ def _line_offsets(length: int, angle: float) -> list[tuple[int, int]]:
 def _streak_slice(x: np.ndarray, region: np.ndarray, length: int,
                   n_angles: int) -> tuple[float, float]:
     """Per-slice sums of max_θ and median_θ of the squared line-averaged residual over `region`."""
-    residual = x - median_filter(x, 5)
+    # float32 medians and line sums: half the memory traffic of the partitions and of the
+    # 16 × 21 shifted adds (the index moves by ≈ 1e-7 relative); the residual is float64
+    residual = x - median_filter(x.astype(np.float32), 5)
     half = length // 2
-    # float32 line sums: half the memory traffic of the 16 × 21 shifted adds (the index of a
-    # 512² CT moves by ≈ 2e-9 relative); the residual itself is taken in float64
     padded = np.pad(residual, half, mode="reflect").astype(np.float32)
     ny, nx = x.shape
     inside = np.flatnonzero(region)
@@ -107,7 +107,7 @@ def streak_region(x: np.ndarray, flat_fraction: float = 0.5, border: int = 10) -
     pixels at least `border` px from the image edge whose 5×5 neighbourhood is not constant
     (constant padding outside a CT reconstruction circle carries no information).
     """
-    smooth = median_filter(x, 7)
+    smooth = median_filter(x.astype(np.float32), 7).astype(np.float64)  # as in _streak_slice
     grad = ndi.gaussian_gradient_magnitude(smooth, 3.0)
     live = ndi.uniform_filter(x * x, 5) - ndi.uniform_filter(x, 5) ** 2 > 1e-12 * (1 + x.var())
     live[:border] = live[-border:] = False
