@@ -144,9 +144,7 @@ def test_measured_streak_index_is_taken_on_a_256_view(ct_slice):
 
 
 def test_wide_gaussian_is_scipys(ct_slice):
-    from medq.assess.filters import wide_gaussian
-
-    from medq.assess.filters import MATRIX_SIDE
+    from medq.assess.filters import MATRIX_SIDE, wide_gaussian
 
     a = ct_slice.array.astype(np.float64)[:, :-3]
     tall = np.tile(a, (MATRIX_SIDE // a.shape[0] + 1, 1))  # the FFT path of larger planes

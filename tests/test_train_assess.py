@@ -207,6 +207,35 @@ def test_config_errors_name_the_problem(tmp_path: Path) -> None:
     proc = subprocess.run([*MEDQ, "train", str(bad)], capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == 2 and proc.stderr.startswith("medq: error:")
+    with pytest.raises(InvalidParameter, match="precision must be one of"):
+        config_from_dict({"name": "x", "model": "mediqa-tiny", "precision": "half"})
+
+
+def test_bfloat16_training_steps_compute_the_float32_objective(tiny_run: dict) -> None:
+    """A training step in bfloat16 (`precision: auto` where the CPU has it) computes the loss
+    terms of float32 up to bfloat16 rounding, in float32, with finite gradients."""
+    import torch
+
+    from medq.assess.precision import inference_precision
+    from medq.assess.weights import load_weights
+    from medq.data import bench
+    from medq.train.loop import _batch, losses, slice_pool
+
+    cfg = tiny_run["config"]
+    data = bench.build(cfg.bench, "train", progress=False)
+    model = load_weights(tiny_run["checkpoint"])[0].eval()
+    batch = _batch(data, slice_pool(data)[:8], np.random.default_rng(0), cfg.train_crop)
+    weights = cfg.stages[-1].losses
+    exact = losses(model, batch, weights, cfg.use_prompts)
+    with inference_precision("bfloat16"):
+        fast = losses(model, batch, weights, cfg.use_prompts)
+    assert set(fast) == set(exact) == {"score", "findings", "physics"}
+    for name, value in exact.items():
+        assert fast[name].dtype == torch.float32
+        assert fast[name].item() == pytest.approx(value.item(), rel=0.05)
+    sum(fast.values()).backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
 
 
 def test_finetune_on_user_scores(tiny_run: dict, tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from medq.assess.precision import resolve_precision
 from medq.data.sources import TEST_ZONE, sources
 from medq.io.atomic import atomic_write_text
 from medq.train.config import TrainConfig
@@ -78,8 +79,9 @@ noise-free and often show only part of the body.
 
 ## Training
 Stages: {stages}. Batch {cfg.batch_size}, AdamW (weight decay {cfg.weight_decay}), warm-up then
-cosine decay, gradient clipping {cfg.grad_clip}; slice weights fitted for {cfg.slice_steps}
-steps on frozen features of the training volumes. Prompts used: {cfg.use_prompts}.
+cosine decay, gradient clipping {cfg.grad_clip}, steps in {resolve_precision(cfg.precision)};
+slice weights fitted for {cfg.slice_steps} steps on frozen features of the training volumes.
+Prompts used: {cfg.use_prompts}.
 Classical measures per slice (`medq.assess.evidence`, on a view of at most 256 px):
 {cfg.model_args.get('n_measures', 0) or 'not used'}.
 Physics head targets (normalised log level per kind): {', '.join(record['physics_targets'])}.

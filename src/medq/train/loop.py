@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 from medq.assess.models import build_model
 from medq.assess.models.blocks import IQAModel, coral_targets
+from medq.assess.precision import inference_precision
 from medq.data import bench
 from medq.errors import InvalidParameter
 from medq.io.atomic import atomic_path, atomic_write_text
@@ -72,8 +73,12 @@ def _batch(data: dict[str, np.ndarray], pairs: np.ndarray, rng: np.random.Genera
 
 def losses(model: IQAModel, batch: dict[str, torch.Tensor], weights: dict[str, float],
            use_prompts: bool) -> dict[str, torch.Tensor]:
-    """Weighted loss terms of one batch (`physics`/`findings` only on engine-labelled items)."""
+    """Weighted loss terms of one batch (`physics`/`findings` only on engine-labelled items;
+    computed in float32 from outputs that may be bfloat16)."""
     out = model.run(batch["x"], batch["prompt"] if use_prompts else None, batch.get("m"))
+    out = dataclasses.replace(out, **{f.name: getattr(out, f.name).float()
+                                      for f in dataclasses.fields(out)
+                                      if isinstance(getattr(out, f.name), torch.Tensor)})
     terms: dict[str, torch.Tensor] = {}
     lab = batch["labelled"]
     if weights.get("score"):
@@ -126,7 +131,8 @@ def run_stage(model: IQAModel, data: dict[str, np.ndarray], stage: Stage, cfg: T
             group["lr"] = _lr(stage, step)
         batch = _batch(data, pool[rng.integers(0, len(pool), cfg.batch_size)], rng,
                        cfg.train_crop)
-        terms = losses(model, batch, stage.losses, cfg.use_prompts)
+        with inference_precision(cfg.precision):
+            terms = losses(model, batch, stage.losses, cfg.use_prompts)
         if not terms:
             continue
         optimise(model, opt, terms, stage.losses, cfg.grad_clip, running, momentum=0.9)
