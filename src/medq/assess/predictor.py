@@ -40,7 +40,7 @@ from medq.assess.loading import (
 from medq.assess.precision import inference_precision, resolve_precision
 from medq.assess.preprocess import image_inputs
 from medq.assess.prompt_classifier import load_classifier
-from medq.assess.prompts import Prompts, encode, prompts_from_image
+from medq.assess.prompts import encode
 from medq.assess.weights import DEFAULT_MODEL, load_weights
 from medq.errors import MedqError, ModelError
 from medq.image import MedImage
@@ -68,12 +68,8 @@ class Assessor:
         self.measures = measures
         self.modality = modality
         self.precision = resolve_precision(precision)
-        self._predict_prompts = load_classifier()
+        load_classifier()  # loaded (and cached) here, before the loader workers fork
         self.workers = torch.get_num_threads()
-
-    def prompts(self, image: MedImage) -> Prompts:
-        """The four prompts of an image (tags first, then the prompt classifier)."""
-        return prompts_from_image(image, self._predict_prompts)
 
     def assess(self, image: Item) -> Assessment:
         """Assess one image (MedImage or path); raises typed errors."""
