@@ -164,3 +164,18 @@ def test_a_batch_of_volumes_holds_only_their_salient_planes() -> None:
         assert result.shape == list(volume.shape)
         assert [s["index"] for s in result.slices] == indices
         assert result.score == pytest.approx(alone.score, abs=0.01)
+
+
+def test_a_folder_of_single_images_is_assessed_file_by_file(tmp_path: Path) -> None:
+    """A folder that is not one DICOM series (here the exported samples: three DICOM files of
+    three series, NIfTI volumes with JSON sidecars, a JPEG) gives one row per image file."""
+    from medq.data.samples import export_samples
+
+    export_samples(tmp_path)
+    images = sorted(p.name for p in tmp_path.iterdir() if p.suffix != ".json")
+    proc = subprocess.run([*MEDQ, "assess", str(tmp_path), "--json", "--no-measures"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)
+    assert sorted(Path(r["path"]).name for r in rows) == images and len(images) == 6
+    assert all(1.0 <= r["score"] <= 5.0 for r in rows)

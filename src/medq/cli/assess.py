@@ -25,19 +25,21 @@ from medq.cli.common import (
 
 
 def assess_inputs(paths: list[Path]) -> list[Path]:
-    """Inputs to assess: a DICOM series folder is one input, any other folder gives its files."""
-    from medq.io import sniff
+    """Inputs to assess: a folder holding a DICOM series of several files is one input (a volume);
+    any other folder gives its files (single DICOM images, NIfTI, PNG, …), each one input."""
+    from medq.errors import MedqError
+    from medq.io.dicom import scan_folder
 
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
             try:
-                kind = sniff(path)
-            except Exception:  # noqa: BLE001 - an unreadable folder fails later, with its message
-                kind = None
-            if kind != "dicom-series":
+                series = scan_folder(path)
+            except MedqError:  # an unreadable DICOM file: the folder fails later, with its message
+                series = None
+            if series is not None and all(len(files) <= 1 for files in series.values()):
                 files = sorted(p for p in path.iterdir() if p.is_file()
-                               and not p.name.startswith("."))
+                               and not p.name.startswith(".") and p.suffix.lower() != ".json")
                 if files:
                     found += files
                     continue
