@@ -18,7 +18,7 @@ from medq.assess.predictor import Assessor
 from medq.assess.weights import WEIGHTS_DIR, shipped
 
 MEDQ = [sys.executable, "-m", "medq.cli"]
-UNDERTRAINED = ("mediqa-s is undertrained (2 seeds × 4,800 CPU steps): see its model card and "
+UNDERTRAINED = ("mediqa-s is undertrained (2 seeds × 6,400 CPU steps): see its model card and "
                 "`make bench`")
 
 
