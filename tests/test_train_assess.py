@@ -216,7 +216,7 @@ def test_bfloat16_training_steps_compute_the_float32_objective(tiny_run: dict) -
     terms of float32 up to bfloat16 rounding, in float32, with finite gradients."""
     import torch
 
-    from medq.assess.precision import inference_precision
+    from medq.assess.precision import model_precision
     from medq.assess.weights import load_weights
     from medq.data import bench
     from medq.train.loop import _batch, losses, slice_pool
@@ -227,7 +227,7 @@ def test_bfloat16_training_steps_compute_the_float32_objective(tiny_run: dict) -
     batch = _batch(data, slice_pool(data)[:8], np.random.default_rng(0), cfg.train_crop)
     weights = cfg.stages[-1].losses
     exact = losses(model, batch, weights, cfg.use_prompts)
-    with inference_precision("bfloat16"):
+    with model_precision("bfloat16"):
         fast = losses(model, batch, weights, cfg.use_prompts)
     assert set(fast) == set(exact) == {"score", "findings", "physics"}
     for name, value in exact.items():

@@ -1,10 +1,11 @@
-"""Inference precision of the quality models: bfloat16 matrix products where the CPU has them.
+"""Arithmetic precision of the quality models: bfloat16 matrix products where the CPU has them.
 
 On CPUs with native bfloat16 dot products (AVX512-BF16, AMX) the models' linear layers,
 convolutions and attention run about twice as fast under `torch.autocast` in bfloat16, and the
 1–5 scores move by about 0.01 (`benchmarks/assess_speed.py` reports both precisions side by
-side). Elsewhere bfloat16 is emulated and slower, so `"auto"` keeps float32 there. Training
-always runs in float32.
+side). Elsewhere bfloat16 is emulated and slower, so `"auto"` keeps float32 there. `medq assess`
+defaults to `auto`; training runs in float32 unless its config says `precision: auto` (the
+weights and the optimiser stay float32 either way: only the forward products are bfloat16).
 """
 
 from __future__ import annotations
@@ -39,8 +40,8 @@ def resolve_precision(precision: str = "auto") -> str:
 
 
 @contextlib.contextmanager
-def inference_precision(precision: str) -> Iterator[None]:
-    """Run the block's model calls in `precision` (a resolved one: float32 or bfloat16)."""
+def model_precision(precision: str) -> Iterator[None]:
+    """Run the block's model calls in `precision` (auto, float32 or bfloat16)."""
     if resolve_precision(precision) == "bfloat16":
         with torch.autocast("cpu", dtype=torch.bfloat16):
             yield

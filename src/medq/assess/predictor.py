@@ -37,7 +37,7 @@ from medq.assess.loading import (
     load_many,
     resolve,
 )
-from medq.assess.precision import inference_precision, resolve_precision
+from medq.assess.precision import model_precision, resolve_precision
 from medq.assess.preprocess import image_inputs
 from medq.assess.prompt_classifier import load_classifier
 from medq.assess.prompts import encode
@@ -136,7 +136,7 @@ class Assessor:
         """Prepare, forward (2D inputs batched together) and describe one loaded chunk."""
         prepared = [self._try_prepare(item) for item in chunk]
         flat = [p for p in prepared if isinstance(p, dict) and not p["image"].is_volume]
-        with inference_precision(self.precision):
+        with model_precision(self.precision):
             if flat:
                 m = torch.cat([p["m"] for p in flat]) if self.model.uses_measures else None
                 out = self._forward(torch.cat([p["x"] for p in flat]),

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from medq.assess.models.blocks import IQAModel
-from medq.assess.precision import inference_precision
+from medq.assess.precision import model_precision
 from medq.data.bench import item_slices, slice_measures
 from medq.metrics.correlation import plcc_logistic, rmse, srcc
 
@@ -22,7 +22,7 @@ def predict(model: IQAModel, data: dict[str, np.ndarray], use_prompts: bool = Tr
     salient slices and slice weighting). `precision` as `medq assess` (`medq.assess.precision`).
     """
     model.eval()
-    with inference_precision(precision):
+    with model_precision(precision):
         return _predict(model, data, use_prompts, salient, batch_size)
 
 

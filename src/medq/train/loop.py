@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from medq.assess.models import build_model
 from medq.assess.models.blocks import IQAModel, coral_targets
-from medq.assess.precision import inference_precision
+from medq.assess.precision import model_precision
 from medq.data import bench
 from medq.errors import InvalidParameter
 from medq.io.atomic import atomic_path, atomic_write_text
@@ -131,7 +131,7 @@ def run_stage(model: IQAModel, data: dict[str, np.ndarray], stage: Stage, cfg: T
             group["lr"] = _lr(stage, step)
         batch = _batch(data, pool[rng.integers(0, len(pool), cfg.batch_size)], rng,
                        cfg.train_crop)
-        with inference_precision(cfg.precision):
+        with model_precision(cfg.precision):
             terms = losses(model, batch, stage.losses, cfg.use_prompts)
         if not terms:
             continue
