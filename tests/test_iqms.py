@@ -301,3 +301,23 @@ def test_compute_measures_tolerates_nan_and_rejects_all_nan(ct_slice):
     assert np.isfinite(out["noise_sigma"]) and np.isfinite(out["snr"])
     with pytest.raises(InvalidImage):
         measures.compute_measures(np.full((8, 8), np.nan), "CT")
+
+
+def test_assess_takes_a_ct_planes_streak_index_once_for_evidence_and_measures(ct_slice):
+    """The loader takes each CT plane's streak index once (`plane_streak`) for its evidence row
+    and its classical measures; both equal what they are alone, and both read the padding
+    outside the reconstruction circle as air."""
+    from medq.assess.evidence import evidence_rows
+    from medq.assess.loading import load_measured
+    from medq.assess.measures import compute_measures
+
+    a = ct_slice.array.astype(np.float64)
+    yy, xx = np.mgrid[:a.shape[0], :a.shape[1]] - (np.array(a.shape) / 2)[:, None, None]
+    padded = np.where(np.hypot(yy, xx) > 0.45 * a.shape[0], -3024.0, a)
+    image = ct_slice.evolve(array=padded)
+    loaded = load_measured(image, None, measures=True)
+    assert np.array_equal(loaded.rows, evidence_rows(image, [0]))
+    alone = compute_measures(padded, "CT")["streak_index"]
+    assert loaded.measures["streak_index"] == pytest.approx(alone, rel=1e-9)
+    as_air = compute_measures(np.where(padded < -1500, -1024.0, padded), "CT")["streak_index"]
+    assert alone == pytest.approx(as_air, rel=1e-9)

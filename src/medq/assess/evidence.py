@@ -210,14 +210,24 @@ def _field(a: np.ndarray, fg: np.ndarray, zero: float) -> tuple[float, float]:
     return float(np.percentile(fitted, 95) - np.percentile(fitted, 5)), cv
 
 
-def slice_features(array: np.ndarray, modality: str) -> dict[str, float]:
-    """The per-slice features of one 2D greyscale slice (see the module docstring)."""
+def read_plane(array: np.ndarray, modality: str) -> np.ndarray:
+    """A 2D greyscale plane as the features read it: float64, non-finite pixels set to the
+    median, CT padding outside the reconstruction circle (below `CT_PADDING_HU`) set to air."""
     a = np.asarray(array, dtype=np.float64)
     finite = np.isfinite(a)
     if not finite.all():
         a = np.where(finite, a, np.median(a[finite]) if finite.any() else 0.0)
     if modality == "CT":
         a = np.where(a < CT_PADDING_HU, ZERO_LEVEL["CT"], a)
+    return a
+
+
+def slice_features(array: np.ndarray, modality: str, streak: float | None = None
+                   ) -> dict[str, float]:
+    """The per-slice features of one 2D greyscale slice (see the module docstring); `streak`:
+    the CT streak index of this slice when the caller has it already (`plane_streak`)."""
+    a = read_plane(array, modality)
+    finite = np.isfinite(array)
     fg = foreground_mask(a, modality)
     if fg.sum() < 64:
         fg = np.ones_like(fg)
@@ -246,8 +256,9 @@ def slice_features(array: np.ndarray, modality: str) -> dict[str, float]:
     out["floor"] = float(np.clip((p_lo - zero) / span, -1, 1))
     out["span"] = _log((p_hi - p_lo) / span)
     out["field_span"], out["field_cv"] = _field(a, fg, zero)
-    si = streak_index(a) if modality == "CT" else float("nan")
-    out["streak"] = _log(si) if np.isfinite(si) else 0.0
+    if streak is None:
+        streak = streak_index(a) if modality == "CT" else float("nan")
+    out["streak"] = _log(streak) if np.isfinite(streak) else 0.0
     body = np.percentile(a[fg], [50.0, 99.0]) / 1000.0 if modality == "CT" else (0.0, 0.0)
     out["ct_tissue"], out["ct_top"] = float(body[0]), float(body[1])
     return out
@@ -290,11 +301,20 @@ def view_features(rows: np.ndarray) -> np.ndarray:
     return np.asarray(rows, dtype=np.float64).mean(axis=0).astype(np.float32)
 
 
-def evidence_rows(image: Any, indices: list[int] | None = None,
-                  longest: int = EVIDENCE_SIZE) -> np.ndarray:
-    """Per-slice feature rows `[n, len(FEATURE_NAMES)]` on views of at most `longest` pixels."""
+def plane_streak(plane: np.ndarray, longest: int = EVIDENCE_SIZE) -> float:
+    """The CT streak index of a plane as its evidence row reads it: `streak_index` of its view
+    of at most `longest` px (`read_plane`), so that the evidence rows and the classical
+    measures share one computation (`evidence_rows(streaks=…)`, `compute_measures(streak=…)`)."""
+    return streak_index(read_plane(shrink(np.asarray(plane, dtype=np.float64), longest), "CT"))
+
+
+def evidence_rows(image: Any, indices: list[int] | None = None, longest: int = EVIDENCE_SIZE,
+                  streaks: list[float] | None = None) -> np.ndarray:
+    """Per-slice feature rows `[n, len(FEATURE_NAMES)]` on views of at most `longest` pixels;
+    `streaks`: each plane's `plane_streak` when the caller has them already (CT)."""
+    planes = _planes(image, indices)
     rows = []
-    for plane in _planes(image, indices):
-        found = slice_features(shrink(plane, longest), image.modality)
+    for plane, streak in zip(planes, streaks or [None] * len(planes), strict=True):
+        found = slice_features(shrink(plane, longest), image.modality, streak)
         rows.append([found[k] for k in SLICE_NAMES] + _context(image, plane))
     return np.asarray(rows, dtype=np.float32)

@@ -6,7 +6,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from medq.assess.artifacts import STREAK_VIEW, ghosting_ratio, qi_1, streak_index
+from medq.assess.artifacts import STREAK_VIEW, ghosting_ratio, qi_1
+from medq.assess.evidence import plane_streak
 from medq.assess.iqms import (
     CT_OFFSET_HU,
     _f64,
@@ -48,12 +49,15 @@ def _tissue_measures(a: np.ndarray, tissue: Mapping[str, np.ndarray],
 
 def compute_measures(array: np.ndarray, modality: str, mask: np.ndarray | None = None,
                      tissue_masks: Mapping[str, np.ndarray] | None = None,
-                     value_range: tuple[float, float] | None = None) -> dict[str, float]:
+                     value_range: tuple[float, float] | None = None,
+                     streak: float | None = None) -> dict[str, float]:
     """Return the applicable classical measures as `{name: float}`.
 
     Always: foreground_fraction, noise_sigma, noise_sigma_flat, snr, efc, fber, sharpness,
     laplacian_variance, blur, dynamic_range, clipping_fraction. MR adds snr_dietrich,
-    ghosting_ratio and qi_1; CT adds streak_index (on a view of at most `STREAK_VIEW` = 256 px).
+    ghosting_ratio and qi_1; CT adds streak_index (`evidence.plane_streak`: on a view of at most
+    `STREAK_VIEW` = 256 px, padding outside the reconstruction circle read as air; `streak`
+    gives it when the caller has it already, as `medq assess` does from the evidence).
     `tissue_masks` (name → mask; "wm"/"gm" as in MRIQC) add snr_<name>, cnr and cjv (for wm/gm
     or the first two) and wm2max (with "wm").
     RGB photographs are measured on luminance. Non-finite pixels are excluded from every mask
@@ -91,7 +95,7 @@ def compute_measures(array: np.ndarray, modality: str, mask: np.ndarray | None =
         out["ghosting_ratio"] = ghosting_ratio(a, fg, tissue=tissue)
         out["qi_1"] = qi_1(a, bg)
     if modality == "CT":
-        out["streak_index"] = streak_index(a, longest=STREAK_VIEW)
+        out["streak_index"] = plane_streak(a, STREAK_VIEW) if streak is None else streak
     if tissue_masks:
         tissue = {name: _mask(a, m) & finite for name, m in tissue_masks.items()}
         out.update(_tissue_measures(a, tissue, _mean_std(a, bg)[1]))
