@@ -51,7 +51,7 @@ class TrainConfig:
     member_pairs: list[dict[str, Any]] = field(default_factory=list)
     log_every: int = 100
     # quality models: arithmetic of the training steps (`medq.assess.precision`); auto is
-    # bfloat16 where the CPU has it natively (about 1.6× faster steps), else float32
+    # bfloat16 where the CPU has it natively (faster steps: see the mediqa-s card), else float32
     precision: str = "float32"
 
     def output_dir(self) -> Path:
