@@ -304,10 +304,10 @@ def test_compute_measures_tolerates_nan_and_rejects_all_nan(ct_slice):
 
 
 def test_assess_takes_a_ct_planes_streak_index_once_for_evidence_and_measures(ct_slice):
-    """The loader takes each CT plane's streak index once (`plane_streak`) for its evidence row
-    and its classical measures; both equal what they are alone, and both read the padding
-    outside the reconstruction circle as air."""
-    from medq.assess.evidence import evidence_rows
+    """The loader takes each CT plane's streak index once (`evidence_views`, the evidence pass)
+    for its evidence row and its classical measures; both equal what they are alone, and both
+    read the padding outside the reconstruction circle as air."""
+    from medq.assess.evidence import evidence_rows, evidence_views, plane_streak
     from medq.assess.loading import load_measured
     from medq.assess.measures import compute_measures
 
@@ -317,6 +317,7 @@ def test_assess_takes_a_ct_planes_streak_index_once_for_evidence_and_measures(ct
     image = ct_slice.evolve(array=padded)
     loaded = load_measured(image, None, measures=True)
     assert np.array_equal(loaded.rows, evidence_rows(image, [0]))
+    assert evidence_views(image, [0])[1] == [pytest.approx(plane_streak(padded), rel=1e-12)]
     alone = compute_measures(padded, "CT")["streak_index"]
     assert loaded.measures["streak_index"] == pytest.approx(alone, rel=1e-9)
     as_air = compute_measures(np.where(padded < -1500, -1024.0, padded), "CT")["streak_index"]

@@ -222,10 +222,9 @@ def read_plane(array: np.ndarray, modality: str) -> np.ndarray:
     return a
 
 
-def slice_features(array: np.ndarray, modality: str, streak: float | None = None
-                   ) -> dict[str, float]:
-    """The per-slice features of one 2D greyscale slice (see the module docstring); `streak`:
-    the CT streak index of this slice when the caller has it already (`plane_streak`)."""
+def slice_features(array: np.ndarray, modality: str) -> dict[str, float]:
+    """The per-slice features of one 2D greyscale slice (see the module docstring), and under
+    `streak_index` (not a feature) the raw CT streak index the `streak` feature is the log of."""
     a = read_plane(array, modality)
     finite = np.isfinite(array)
     fg = foreground_mask(a, modality)
@@ -256,9 +255,8 @@ def slice_features(array: np.ndarray, modality: str, streak: float | None = None
     out["floor"] = float(np.clip((p_lo - zero) / span, -1, 1))
     out["span"] = _log((p_hi - p_lo) / span)
     out["field_span"], out["field_cv"] = _field(a, fg, zero)
-    if streak is None:
-        streak = streak_index(a) if modality == "CT" else float("nan")
-    out["streak"] = _log(streak) if np.isfinite(streak) else 0.0
+    out["streak_index"] = streak_index(a) if modality == "CT" else float("nan")
+    out["streak"] = _log(out["streak_index"]) if np.isfinite(out["streak_index"]) else 0.0
     body = np.percentile(a[fg], [50.0, 99.0]) / 1000.0 if modality == "CT" else (0.0, 0.0)
     out["ct_tissue"], out["ct_top"] = float(body[0]), float(body[1])
     return out
@@ -303,18 +301,23 @@ def view_features(rows: np.ndarray) -> np.ndarray:
 
 def plane_streak(plane: np.ndarray, longest: int = EVIDENCE_SIZE) -> float:
     """The CT streak index of a plane as its evidence row reads it: `streak_index` of its view
-    of at most `longest` px (`read_plane`), so that the evidence rows and the classical
-    measures share one computation (`evidence_rows(streaks=…)`, `compute_measures(streak=…)`)."""
+    of at most `longest` px (`read_plane`); `evidence_views` gives it for free beside the rows."""
     return streak_index(read_plane(shrink(np.asarray(plane, dtype=np.float64), longest), "CT"))
 
 
-def evidence_rows(image: Any, indices: list[int] | None = None, longest: int = EVIDENCE_SIZE,
-                  streaks: list[float] | None = None) -> np.ndarray:
-    """Per-slice feature rows `[n, len(FEATURE_NAMES)]` on views of at most `longest` pixels;
-    `streaks`: each plane's `plane_streak` when the caller has them already (CT)."""
-    planes = _planes(image, indices)
-    rows = []
-    for plane, streak in zip(planes, streaks or [None] * len(planes), strict=True):
-        found = slice_features(shrink(plane, longest), image.modality, streak)
+def evidence_views(image: Any, indices: list[int] | None = None, longest: int = EVIDENCE_SIZE
+                   ) -> tuple[np.ndarray, list[float]]:
+    """`evidence_rows` and each plane's raw CT streak index (`plane_streak`, nan for other
+    modalities), so the classical measures need not take it again (`compute_measures(streak=…)`)."""
+    rows, streaks = [], []
+    for plane in _planes(image, indices):
+        found = slice_features(shrink(plane, longest), image.modality)
         rows.append([found[k] for k in SLICE_NAMES] + _context(image, plane))
-    return np.asarray(rows, dtype=np.float32)
+        streaks.append(found["streak_index"])
+    return np.asarray(rows, dtype=np.float32), streaks
+
+
+def evidence_rows(image: Any, indices: list[int] | None = None,
+                  longest: int = EVIDENCE_SIZE) -> np.ndarray:
+    """Per-slice feature rows `[n, len(FEATURE_NAMES)]` on views of at most `longest` pixels."""
+    return evidence_views(image, indices, longest)[0]

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from medq.assess.evidence import evidence_rows, plane_streak
+from medq.assess.evidence import evidence_views
 from medq.assess.prompts import Prompts
 from medq.assess.slices import input_indices
 from medq.errors import InputError, MedqError
@@ -55,19 +55,14 @@ def slim(image: MedImage, indices: list[int]) -> MedImage:
     return image.evolve(array=np.ascontiguousarray(image.array[indices]))
 
 
-def planes_of(image: MedImage, indices: list[int]) -> list[np.ndarray]:
-    """The planes an assessment measures: the 2D image, or a volume's planes at `indices`."""
-    return [image.array[i] for i in indices] if image.is_volume else [image.array]
-
-
 def classical_measures(image: MedImage, indices: list[int],
                        streaks: list[float] | None = None) -> dict[str, float | None]:
     """Classical measures of a 2D image, or their mean over a volume's salient slices;
-    `streaks`: each plane's CT streak index when already taken (`evidence.plane_streak`)."""
+    `streaks`: each plane's CT streak index when already taken (`evidence.evidence_views`)."""
     from medq.assess.assessment import clean_number
     from medq.assess.measures import compute_measures
 
-    arrays = planes_of(image, indices)
+    arrays = [image.array[i] for i in indices] if image.is_volume else [image.array]
     values = [compute_measures(a, image.modality, streak=s)
               for a, s in zip(arrays, streaks or [None] * len(arrays), strict=True)]
     merged = {}
@@ -128,10 +123,8 @@ def load_measured(item: Item, modality: str | None, measures: bool) -> Loaded | 
         image = item if isinstance(item, MedImage) else load(item, modality=modality)
         check_assessable(image)
         indices = input_indices(image)
-        streaks = ([plane_streak(p) for p in planes_of(image, indices)]
-                   if image.modality == "CT" and not image.is_rgb else None)  # taken once
-        return Loaded(slim(image, indices), indices, evidence_rows(image, indices,
-                                                                   streaks=streaks),
+        rows, streaks = evidence_views(image, indices)  # a CT plane's streak index taken once
+        return Loaded(slim(image, indices), indices, rows,
                       prompts_from_image(image, load_classifier()), tuple(image.shape),
                       classical_measures(image, indices, streaks) if measures else {})
 
