@@ -126,6 +126,10 @@ def test_bench_restore_on_a_tiny_plan(restore_run: dict) -> None:
             assert set(item["described"]) <= {"noise", "blur", "low_resolution", "aliasing",
                                               "motion", "streak"}
     assert "described_minus_bm3d_db" in row
+    paired = row["psnr_on_bm3d_items"]  # every method on BM3D's one item: the margin's basis
+    bm3d_item = next(i["metrics"] for i in payload["items"] if "bm3d" in i["metrics"])
+    assert paired["input"] == round(bm3d_item["input"]["psnr"], 3)
+    assert row["described_minus_bm3d_db"] == round(paired["net+described"] - paired["bm3d"], 3)
     clean = payload["clean_check"]
     assert len(clean["items"]) == 2 and 0 <= clean["opened"] <= 2
     for item in clean["items"]:  # a closed gate leaves the clean image exactly as it was

@@ -153,5 +153,13 @@ def _print_table(payload: dict[str, Any]) -> None:
                  for m in methods]
         table.add_row(task, str(row["n"]), *cells)
     out.print(table)
+    paired = {t: r["psnr_on_bm3d_items"] for t, r in summary["tasks"].items()
+              if r.get("psnr_on_bm3d_items")}
+    if paired:  # BM3D's column averages only its first items of each task: compare like with like
+        table = Table("task", "n", *methods, title="PSNR on the items BM3D restored (paired)")
+        for task, row in paired.items():
+            table.add_row(task, str(summary["tasks"][task]["n_bm3d"]),
+                          *[f"{row[m]:.2f}" if m in row else "–" for m in methods])
+        out.print(table)
     for line in summary["notes"]:
         out.print(line, highlight=False, markup=False)

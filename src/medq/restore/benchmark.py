@@ -267,6 +267,8 @@ def summarise(items: list[dict[str, Any]], timing: dict[str, float], gate: dict[
                                                             "ssim_full")}
         both = [r for r in rows if "bm3d" in r["metrics"]]
         entry["n_bm3d"] = len(both)
+        # every method's PSNR on BM3D's own items: the columns above average different items
+        entry["psnr_on_bm3d_items"] = {m: _mean(both, m, "psnr") for m in methods} if both else {}
         for label, method in (("net", "net"), ("described", "net+described")):
             entry[f"{label}_minus_bm3d_db"] = round(
                 _mean(both, method, "psnr") - _mean(both, "bm3d", "psnr"), 3) \
