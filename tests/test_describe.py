@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import dicom_testfile
 from medq.assess.detector import severity_for
 from medq.assess.models.blocks import FINDING_TYPES
 from medq.data.samples import export_samples, load_sample
@@ -24,6 +25,7 @@ from medq.describe.metrics import (
     score_description,
 )
 from medq.describe.schema import score_for
+from medq.io import load
 
 
 @pytest.fixture(scope="module")
@@ -232,6 +234,23 @@ def test_report_without_image_uses_the_assessed_file(assessor, tmp_path: Path) -
     fallback = report_from(a)
     assert fallback.basis == "finding heads"
     assert fallback.text.endswith(f"Overall, the quality of this image is {fallback.verdict}.")
+
+
+def test_lossy_file_is_said_so_without_moving_the_score(assessor) -> None:
+    path = dicom_testfile("693_J2KI.dcm")  # JPEG 2000 at 339:1, as its header states
+    a = assessor.assess(path)
+    assert a.lossy_compression["ratio"] == pytest.approx(338.687, abs=1e-3)
+    report = report_from(a)
+    assert report.lossy_compression == a.lossy_compression
+    assert "lossy compression (JPEG 2000) at about 339:1" in report.text
+    assert 2 <= len(_sentences(report.text)) <= 5
+    assert report.text.endswith(f"Overall, the quality of this image is {report.verdict}.")
+    # a fact about the file, not the pixels: the same pixels without the flag score the same
+    image = load(path)
+    plain = image.evolve(meta={k: v for k, v in image.meta.items() if k != "lossy_compression"})
+    b = assessor.assess(plain)
+    assert b.lossy_compression is None and b.score == a.score
+    assert "lossy" not in report_from(b, plain).text
 
 
 def test_assessment_keeps_raw_finding_scores(assessor, ct) -> None:

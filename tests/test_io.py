@@ -66,6 +66,34 @@ def test_compressed_and_other_syntaxes_equal_mr_small(name: str) -> None:
     assert img.spacing == ref.spacing and img.modality == "MR"
 
 
+def test_lossy_compression_as_the_header_states_it(tmp_path: Path) -> None:
+    j2k = load(tdata("693_J2KI.dcm"))  # a 512² CT in 1.5 kB: JPEG 2000 at 339:1, flagged "01"
+    assert j2k.meta["lossy_compression"] == {
+        "stated_by": "LossyImageCompression", "ratio": pytest.approx(338.687, abs=1e-3),
+        "method": None, "transfer_syntax": "JPEG 2000 Image Compression"}
+    baseline = load(tdata("SC_rgb_jpeg_dcmtk.dcm")).meta["lossy_compression"]
+    assert baseline["ratio"] == pytest.approx(17.401) and baseline["method"] == "ISO_10918_1"
+    for name in ("CT_small.dcm", "MR_small_jp2klossless.dcm", "J2K_pixelrep_mismatch.dcm"):
+        assert "lossy_compression" not in load(tdata(name)).meta  # lossless or uncompressed
+    # the flag alone decides for a syntax that may be either way; a series counts its slices
+    folder = tmp_path / "series"
+    folder.mkdir()
+    for i in range(3):
+        ds = pydicom.dcmread(tdata("CT_small.dcm"))
+        ds.InstanceNumber, ds.SOPInstanceUID = i + 1, generate_uid()
+        ds.ImagePositionPatient = [0.0, 0.0, 5.0 * i]
+        if i:
+            ds.LossyImageCompression, ds.LossyImageCompressionRatio = "01", [12.5]
+        ds.save_as(folder / f"{i}.dcm")
+    series = load(folder)
+    assert series.shape[0] == 3
+    assert series.meta["lossy_compression"]["ratio"] == 12.5
+    assert series.meta["lossy_compression"]["slices"] == 2
+    # a derived file keeps the flag (DICOM: once lossy, always lossy), so it is read again
+    back = load(save(j2k, tmp_path / "derived.dcm"))
+    assert back.meta["lossy_compression"]["ratio"] == pytest.approx(338.687, abs=1e-3)
+
+
 def test_preamble_less_dicom_without_suffix(tmp_path: Path) -> None:
     ds = pydicom.dcmread(tdata("CT_small.dcm"))
     target = tmp_path / "IMG0001"

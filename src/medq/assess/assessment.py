@@ -21,6 +21,9 @@ only).
 or more without being reported (`suspected_from`), so a score below "good" with no finding still
 says why. `finding_scores` keeps the raw head outputs of every type (presence probability and
 expected severity), for callers that calibrate their own thresholds (`medq.describe`).
+`lossy_compression` repeats what the file's header states about lossy compression (a DICOM
+flagged lossy, e.g. a JPEG 2000 CT at 339:1): a fact about the file, not read from the pixels,
+so it changes neither the score nor the findings.
 """
 
 from __future__ import annotations
@@ -159,6 +162,9 @@ class Assessment:
     model_score: float | None = None
     evidence_score: float | None = None
     suspected: list[dict[str, Any]] = field(default_factory=list)
+    lossy_compression: dict[str, Any] | None = None
+    """How the file's header says its pixels were lossy compressed (`medq.io.dicom.
+    lossy_compression`: ratio, method, transfer syntax), None when it does not say so."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict (`path` first, as in `medq assess --json`)."""

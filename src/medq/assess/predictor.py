@@ -190,5 +190,6 @@ class Assessor:
             path=str(image.source) if image.source else None, modality=image.modality,
             shape=list(p["shape"]), finding_scores=finding_scores_from(presence, expected),
             model_score=round(model_score, 3), evidence_score=round(evidence.score, 3),
-            suspected=suspected_from(evidence))
+            suspected=suspected_from(evidence),
+            lossy_compression=image.meta.get("lossy_compression"))
 

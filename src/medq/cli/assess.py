@@ -91,7 +91,8 @@ def assess(
             p = row["prompts"]
             table.add_row(row["path"], f"{row['score']:.2f}", row["grade"],
                           "yes" if row["recall"] else "no",
-                          findings_text(row["findings"], row.get("suspected", [])),
+                          findings_text(row["findings"], row.get("suspected", []),
+                                        row.get("lossy_compression")),
                           f"{p['dimension']} {p['modality']} {p['region']} {p['type']}")
         if table.row_count:
             out.print(table)

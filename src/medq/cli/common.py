@@ -154,15 +154,21 @@ BENCH_JSON_OPTION = typer.Option(False, "--json", help="Print the summary as JSO
 """`--json` of the `medq bench` commands."""
 
 
-def findings_text(findings: list[dict[str, Any]], suspected: Iterable[dict[str, Any]] = ()
-                  ) -> str:
+def findings_text(findings: list[dict[str, Any]], suspected: Iterable[dict[str, Any]] = (),
+                  lossy: dict[str, Any] | None = None) -> str:
     """An Assessment's findings, then its suspected types as "possible …" ("none": neither), in
-    words (`bias field`, not the JSON's `bias_field`)."""
+    words (`bias field`, not the JSON's `bias_field`), then the lossy compression its file's
+    header states ("file: lossy, 339:1")."""
     def words(f: dict[str, Any]) -> str:
         return f"{f['type'].replace('_', ' ')} ({f['severity']})"
 
-    return ", ".join([words(f) for f in findings]
+    text = ", ".join([words(f) for f in findings]
                      + [f"possible {words(f)}" for f in suspected]) or "none"
+    if lossy:
+        ratio = lossy.get("ratio")
+        text += "; file: lossy" + (f", {ratio:.0f}:1" if isinstance(ratio, (int, float))
+                                   and ratio >= 1.5 else "")
+    return text
 
 
 def names_list(text: str) -> list[str]:

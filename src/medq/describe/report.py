@@ -43,10 +43,12 @@ def build_report(assessment: Any, image: Any = None) -> QualityReport:
         findings, normal = from_heads(assessment), []
         score, basis = float(assessment.score), "finding heads"
     verdict = verdict_for(score)
+    lossy = getattr(assessment, "lossy_compression", None)
     text = compose(findings, normal, verdict, assessment.modality, assessment.slices,
-                   assessment.shape)
+                   assessment.shape, lossy)
     prompts = assessment.prompts or {}
     return QualityReport(modality=assessment.modality, region=str(prompts.get("region", "unknown")),
                          score=round(score, 3), verdict=verdict, findings=findings, text=text,
                          path=assessment.path, model=assessment.model,
-                         model_score=assessment.score, normal=normal, basis=basis)
+                         model_score=assessment.score, normal=normal, basis=basis,
+                         lossy_compression=lossy)

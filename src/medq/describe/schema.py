@@ -77,6 +77,8 @@ class QualityReport:
     model_score: float | None = None
     normal: list[str] = field(default_factory=list)
     basis: str = "detector"
+    lossy_compression: dict[str, Any] | None = None
+    """What the file's header states about lossy compression (`Assessment.lossy_compression`)."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict (`path` first, as in `medq describe --json`)."""

@@ -1,8 +1,9 @@
 """Findings → 2–5 clinical sentences on low-level appearance, ending with the verdict.
 
 Sentences, in order: one per finding (the worst first; a fourth and later finding share one
-sentence), what is fine (the `normal` types, in the modality's words), for volumes how many
-slices were assessed, and "Overall, the quality of this image is <verdict>." — at most five.
+sentence), what is fine (the `normal` types, in the modality's words), the lossy compression the
+file's header states (if any), for volumes how many slices were assessed, and "Overall, the
+quality of this image is <verdict>." — at most five.
 Wording depends on the finding type, the modality and the severity; where several phrasings fit,
 one is chosen by a hash of the report's content, so the same input always reads the same.
 """
@@ -10,6 +11,7 @@ one is chosen by a hash of the report's content, so the same input always reads 
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any
 
 from medq.describe.schema import Finding
@@ -109,6 +111,10 @@ NORMAL_ORDER = ("noise", "blur", "streak", "aliasing", "motion", "ghosting", "lo
                 "illumination", "bias_field", "low_resolution", "spike")
 """Which absent types the text mentions first (at most three)."""
 
+SYNTAX_NOISE = r"\s*\(Process[^)]*\)|\s*Image Compression"
+"""Parts of a transfer syntax's name the text leaves out ("JPEG 2000 Image Compression" →
+"JPEG 2000", "JPEG Baseline (Process 1)" → "JPEG Baseline")."""
+
 NUMBERS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
 
@@ -144,9 +150,21 @@ def _join(parts: list[str]) -> str:
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
+def storage_sentence(lossy: dict[str, Any]) -> str:
+    """The sentence on a lossy-compressed file: how (transfer syntax or method) and the ratio."""
+    how = lossy.get("transfer_syntax") or lossy.get("method")
+    how = f" ({re.sub(SYNTAX_NOISE, '', how)})" if how else ""
+    ratio = lossy.get("ratio")
+    at = f" at about {ratio:.0f}:1" if isinstance(ratio, (int, float)) and ratio >= 1.5 else ""
+    return (f"The file header states lossy compression{how}{at}, which can remove fine detail "
+            "and add block or ringing artefacts.")
+
+
 def compose(findings: list[Finding], normal: list[str], verdict: str, modality: str,
-            slices: list[dict[str, Any]] | None = None, shape: list[int] | None = None) -> str:
-    """The report text: finding sentences, what is fine, coverage (3D), then the verdict."""
+            slices: list[dict[str, Any]] | None = None, shape: list[int] | None = None,
+            lossy: dict[str, Any] | None = None) -> str:
+    """The report text: finding sentences, what is fine, the file's lossy compression (when its
+    header states it), coverage (3D), then the verdict."""
     key = "|".join([modality, verdict, *(f"{f.type}:{f.severity}:{f.location}"
                                           for f in findings)])
     sentences = []
@@ -169,6 +187,8 @@ def compose(findings: list[Finding], normal: list[str], verdict: str, modality: 
         sentences.append(_sentence(lead + _join(fine)))
     elif not findings:
         sentences.append("No definite noise, blur or artefact is identified.")
+    if lossy and len(sentences) < 4:
+        sentences.append(storage_sentence(lossy))
     if slices and shape and len(sentences) < 4:
         n = len(slices)
         count = NUMBERS[n] if n < len(NUMBERS) else str(n)

@@ -154,6 +154,32 @@ def read_physics(ds: Dataset) -> dict[str, Any]:
     return out
 
 
+LOSSY_SYNTAXES = {
+    "1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51",  # JPEG baseline / extended
+    *(f"1.2.840.10008.1.2.4.{n}" for n in range(100, 109)),  # MPEG-2, H.264, HEVC video
+}
+"""Transfer syntaxes that are always lossy. JPEG 2000, JPEG-LS near-lossless and HTJ2K may be
+either: for them the header's Lossy Image Compression attribute decides."""
+
+
+def lossy_compression(ds: Dataset) -> dict[str, Any] | None:
+    """How the header says the pixels were lossy compressed, or None when it does not.
+
+    Lossy when Lossy Image Compression (0028,2110) is "01" (once lossy, a DICOM image keeps
+    that flag through every later copy) or the transfer syntax is always lossy (JPEG baseline,
+    MPEG); with the stated ratio(s) (0028,2112) and method(s) (0028,2114) where given.
+    """
+    flag = _text(_value(ds, "LossyImageCompression"))
+    ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    by_syntax = ts is not None and str(ts) in LOSSY_SYNTAXES
+    if flag != "01" and not by_syntax:
+        return None
+    ratio = _number(_value(ds, "LossyImageCompressionRatio"))
+    return {"stated_by": "LossyImageCompression" if flag == "01" else "TransferSyntaxUID",
+            "ratio": ratio, "method": _text(_value(ds, "LossyImageCompressionMethod")),
+            "transfer_syntax": getattr(ts, "name", None) or (str(ts) if ts else None)}
+
+
 def region_from_text(*texts: str | None) -> str:
     """Map BodyPartExamined / descriptions to a medq region by keyword, first text that matches."""
     for text in texts:
@@ -341,6 +367,10 @@ def _assemble(datasets: list[Dataset], paths: list[Path], source: Path, fmt: str
         "orientation": iop,
         "positions": positions if all(p is not None for p in positions) else None,
     })
+    lossy = [c for c in (lossy_compression(d) for d in datasets) if c]
+    if lossy:  # a series: the first lossy slice speaks for it, with how many slices are
+        meta["lossy_compression"] = {**lossy[0], "slices": len(lossy)} if len(datasets) > 1 \
+            else lossy[0]
     return MedImage(arr, spacing, modality, region, read_physics(first), str(source), meta)
 
 
