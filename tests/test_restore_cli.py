@@ -134,7 +134,12 @@ def test_bench_restore_on_a_tiny_plan(restore_run: dict) -> None:
     assert len(clean["items"]) == 2 and 0 <= clean["opened"] <= 2
     for item in clean["items"]:  # a closed gate leaves the clean image exactly as it was
         assert item["nrmse"] >= 0 and (item["described"] or item["nrmse"] == 0.0)
-    assert any("clean test images" in n for n in payload["summary"]["notes"])
+        assert item["lossy"] == (item["source"] == "ct_693")  # JPEG 2000 at 339:1 by its header
+    undegraded = [i for i in clean["items"] if not i["lossy"]]
+    assert clean["undegraded"] == len(undegraded) and clean["lossy_stored"] == [
+        i for i in clean["items"] if i["lossy"]]
+    assert clean["within_0.5_percent"] == sum(i["nrmse"] < 0.005 for i in undegraded)
+    assert any("undegraded test images" in n for n in payload["summary"]["notes"])
     assert payload["timing_s_per_slice"]["bm3d"] > 0
     assert payload["gate"]["clean_items"] == 2
     assert any("BM3D on 1" in n for n in payload["summary"]["notes"])
@@ -230,3 +235,20 @@ def test_cli_restore_several_inputs_nifti_and_bad_input(tmp_path: Path) -> None:
     import nibabel
 
     assert nibabel.load(out / nii.name).shape == nibabel.load(nii).shape
+
+
+def test_clean_check_sets_lossy_stored_sources_apart() -> None:
+    from medq.data.sources import sources, stored_lossy
+    from medq.restore.benchmark import clean_note
+
+    lossy = {s.name: stored_lossy(s.name) for s in sources("test")}
+    assert lossy["ct_693"]["ratio"] == pytest.approx(338.687, abs=1e-3)  # as its header states
+    assert [n for n, v in lossy.items() if v] == ["ct_693"]
+    clean = {"undegraded": 2, "opened_undegraded": 0, "max_nrmse": 0.0,
+             "within_0.5_percent": 2,
+             "lossy_stored": [{"source": "ct_693", "lossy_ratio": lossy["ct_693"]["ratio"],
+                               "described": ["low_resolution"], "nrmse": 0.0098}]}
+    note = clean_note(clean)
+    assert note.startswith("medq restore on 2 undegraded test images: the gate opened on 0;")
+    assert "ct_693, stored lossy at 339:1 by its file: described low_resolution, changed by " \
+           "0.98 %" in note

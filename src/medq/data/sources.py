@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import numpy as np
 from scipy import ndimage
@@ -257,6 +257,17 @@ SOURCES: tuple[Source, ...] = (
     _from_loader("retina_right", "OP", "test", _retina_half("right"), (384, 384)),
 )
 """Every benchmark source, train and test."""
+
+
+@cache
+def stored_lossy(name: str) -> dict | None:
+    """What the file header of source `name` states about lossy compression
+    (`meta['lossy_compression']`), None when it states none: such a base image is not clean
+    (pydicom's 693_J2KI, `ct_693`, is JPEG 2000 at 339:1), which benchmarks that treat every
+    base as clean must say."""
+    source = next(s for s in SOURCES if s.name == name)
+    image = source.draw(np.random.default_rng(0), source.dims[0])
+    return image.meta.get("lossy_compression")
 
 
 def sources(split: str | None = None, dim: str | None = None) -> list[Source]:
