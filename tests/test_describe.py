@@ -292,6 +292,23 @@ def test_bench_items_come_from_the_test_sources_and_round_trip(tmp_path: Path,
     assert isinstance(header["meta"].get("degradations", []), list)
 
 
+def test_bench_summary_per_source_names_the_lossy_one(ct) -> None:
+    from medq.describe.bench import summary
+
+    records = simulate(ct, "ct_low_dose", severity="moderate", seed=0)[0].meta["degradations"]
+    rows = []
+    for source, found in (("ct_693", []), ("ct_693", [("noise", "moderate")]),
+                          ("ct_small", [("noise", "moderate")])):
+        row = score_description([{"type": t, "severity": s} for t, s in found], [],
+                                "reject" if found else "good", records)
+        rows.append(dict(row, source=source, dim="2d", group="CT"))
+    out = summary(rows)
+    assert list(out["lossy_sources"]) == ["ct_693"]  # JPEG 2000 at 339:1 by its header
+    assert out["per_source"]["ct_693"]["n"] == 2
+    assert out["per_source"]["ct_693"]["total"] == np.mean([r["total"] for r in rows[:2]])
+    assert out["per_source"]["ct_small"]["total"] == rows[2]["total"] > rows[0]["total"]
+
+
 @pytest.mark.slow
 def test_calibration_fits_on_real_training_items(tmp_path: Path, monkeypatch) -> None:
     from medq.assess.detector import Detector

@@ -132,5 +132,11 @@ def bench_describe(
             table.add_row(group, str(m["n"]), *[_cell(m, d) for d in DIMENSIONS],
                           _cell(m, "total"), _cell(m, "type_accuracy", 3))
     out.print(table)
+    for name, lossy in summ.get("lossy_sources", {}).items():
+        m = summ["per_source"][name]
+        ratio = f" at {lossy['ratio']:.0f}:1" if lossy.get("ratio") else ""
+        out.print(f"{name}: its file states lossy compression{ratio}, yet its {m['n']} items' "
+                  f"references treat the base image as clean (their total: {m['total']:.2f} / 8)",
+                  highlight=False)
     out.print(f"JSON: {results / 'describe.json'}", highlight=False)
     outcome.exit()

@@ -131,7 +131,18 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
             per_type.setdefault(kind, []).append(hit)
     out["type_recall"] = {k: {"n": len(v), "recall": float(np.mean(v))}
                           for k, v in sorted(per_type.items())}
+    out["per_source"] = {name: summarise([r for r in rows if r["source"] == name])
+                         for name in dict.fromkeys(r["source"] for r in rows)}
+    out["lossy_sources"] = lossy_sources(list(out["per_source"]))
     return out
+
+
+def lossy_sources(names: list[str]) -> dict[str, dict[str, Any]]:
+    """The test sources whose file states lossy compression (`sources.stored_lossy`): their
+    items' references still treat the base image as clean, which the table's note says."""
+    from medq.data.sources import stored_lossy
+
+    return {n: lossy for n in names if (lossy := stored_lossy(n))}
 
 
 def run(plan: DescribePlan, model: str = "mediqa-s", batch_size: int = 16,
