@@ -94,6 +94,19 @@ def test_lossy_compression_as_the_header_states_it(tmp_path: Path) -> None:
     assert back.meta["lossy_compression"]["ratio"] == pytest.approx(338.687, abs=1e-3)
 
 
+def test_jpeg_files_are_lossy_by_format(tmp_path: Path) -> None:
+    from skimage import data
+
+    rgb = data.retina()[::4, ::4]
+    Image.fromarray(rgb).save(tmp_path / "fundus.jpg", quality=60)
+    Image.fromarray(rgb).save(tmp_path / "fundus.png")
+    lossy = load(tmp_path / "fundus.jpg").meta["lossy_compression"]
+    stored = (tmp_path / "fundus.jpg").stat().st_size
+    assert lossy["stated_by"] == "file format" and lossy["method"] == "ISO_10918_1"
+    assert lossy["ratio"] == pytest.approx(rgb.size / stored, abs=0.01) and lossy["ratio"] > 5
+    assert "lossy_compression" not in load(tmp_path / "fundus.png").meta
+
+
 def test_preamble_less_dicom_without_suffix(tmp_path: Path) -> None:
     ds = pydicom.dcmread(tdata("CT_small.dcm"))
     target = tmp_path / "IMG0001"

@@ -115,6 +115,10 @@ SYNTAX_NOISE = r"\s*\(Process[^)]*\)|\s*Image Compression"
 """Parts of a transfer syntax's name the text leaves out ("JPEG 2000 Image Compression" →
 "JPEG 2000", "JPEG Baseline (Process 1)" → "JPEG Baseline")."""
 
+METHOD_NAMES = {"ISO_10918_1": "JPEG", "ISO_14495_1": "JPEG-LS", "ISO_15444_1": "JPEG 2000",
+                "ISO_13818_2": "MPEG-2", "ISO_14496_10": "H.264"}
+"""DICOM's Lossy Image Compression Method codes (0028,2114), as the text names them."""
+
 NUMBERS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
 
@@ -151,13 +155,16 @@ def _join(parts: list[str]) -> str:
 
 
 def storage_sentence(lossy: dict[str, Any]) -> str:
-    """The sentence on a lossy-compressed file: how (transfer syntax or method) and the ratio."""
-    how = lossy.get("transfer_syntax") or lossy.get("method")
-    how = f" ({re.sub(SYNTAX_NOISE, '', how)})" if how else ""
+    """The sentence on a lossy-compressed file: how (transfer syntax, else method) and ratio."""
+    method = lossy.get("method")
+    how = lossy.get("transfer_syntax") or METHOD_NAMES.get(str(method), method)
+    how = re.sub(SYNTAX_NOISE, "", how) if how else ""
     ratio = lossy.get("ratio")
     at = f" at about {ratio:.0f}:1" if isinstance(ratio, (int, float)) and ratio >= 1.5 else ""
-    return (f"The file header states lossy compression{how}{at}, which can remove fine detail "
-            "and add block or ringing artefacts.")
+    lead = (f"The file is stored with lossy {how} compression" if lossy.get("stated_by")
+            == "file format" else "The file header states lossy compression"
+            + (f" ({how})" if how else ""))
+    return f"{lead}{at}, which can remove fine detail and add block or ringing artefacts."
 
 
 def compose(findings: list[Finding], normal: list[str], verdict: str, modality: str,

@@ -87,6 +87,11 @@ def read_raster(path: str | Path, fmt: str) -> MedImage:
     if rgb:
         arr = arr / 255.0
         meta["value_range"] = [0, 255]
+    if fmt == "jpeg":  # JPEG is lossy by design: stored bits against the decoded ones
+        decoded = arr.size * bits / 8
+        meta["lossy_compression"] = {"stated_by": "file format", "ratio": round(
+            decoded / max(path.stat().st_size, 1), 2), "method": "ISO_10918_1",
+            "transfer_syntax": None}
     rescale = str(info.get("medq_rescale", "")).split()
     if len(rescale) == 2 and not rgb:
         slope, icpt = float(rescale[0]), float(rescale[1])
