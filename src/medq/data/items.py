@@ -47,9 +47,8 @@ SMALL_MATRIX = (0.5, (48, 160))
 BACKGROUND_SUPPRESSION = 0.5
 """Share of MR training images whose air around the body keeps none of the baseline noise.
 Many MR reconstructions zero or filter the background (background suppression, masking), so a
-noise-free background belongs to clean scans; with noisy air in every training image, the model
-graded a real abdominal MR with clean air down, and the same scan with noise added only to its
-air up (3.00 → 3.19 at σ = 2 % of the body's P99)."""
+noise-free background belongs to clean scans; with noisy air in every training image the model
+graded a real abdominal MR up as noise was added (`benchmarks/probes/background_noise.py`)."""
 
 SEVERITY_RANGE = (0.2, 3.2)
 """Continuous severity range of the applied degradations (as the quality benchmark)."""
