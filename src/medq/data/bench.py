@@ -41,10 +41,9 @@ from medq.io.atomic import atomic_write_text
 KINDS: tuple[str, ...] = tuple(available())
 """Registered degradation kinds, in physics-target order."""
 
-BENCH_VERSION = 7
+BENCH_VERSION = 6
 """Bumped whenever item generation changes, so stale caches are never reused (6: zoomed fields
-of view anywhere in the image, 25–75 % per side, half of them at a small matrix; 7: half the MR
-training images with a suppressed background, `items.BACKGROUND_SUPPRESSION`)."""
+of view anywhere in the image, 25–75 % per side, half of them at a small matrix)."""
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,7 @@ coil field) at a sub-threshold ("none") severity, because the training sources a
 perfectly sharp and flat phantoms while real scans never are, and (for 40 % of grey
 2D images) a zoomed field of view (a 25–75 % crop anywhere in the image, half of them then
 stored at a small matrix), because real scans are often reconstructed inside the body with no
-air around it, off-centre (an orbit, a knee, a heart) and at small matrices; and (for half the MR
-images) a background with none of that noise, as scanners that suppress it give.
+air around it, off-centre (an orbit, a knee, a heart) and at small matrices.
 """
 
 from __future__ import annotations
@@ -43,12 +42,6 @@ ZOOM = (0.4, (0.25, 0.75))
 SMALL_MATRIX = (0.5, (48, 160))
 """Probability that a zoomed field of view is stored at a small matrix, and that matrix's range
 (longer side, pixels; never larger than the crop)."""
-
-BACKGROUND_SUPPRESSION = 0.5
-"""Share of MR training images whose air around the body keeps none of the baseline noise.
-Many MR reconstructions zero or filter the background (background suppression, masking), so a
-noise-free background belongs to clean scans; with noisy air in every training image the model
-graded a real abdominal MR up as noise was added (`benchmarks/probes/background_noise.py`)."""
 
 SEVERITY_RANGE = (0.2, 3.2)
 """Continuous severity range of the applied degradations (as the quality benchmark)."""
@@ -114,21 +107,6 @@ def zoomed(image: MedImage, rng: np.random.Generator) -> MedImage:
     return image.evolve(array=np.ascontiguousarray(crop, dtype=np.float32), spacing=spacing)
 
 
-def suppressed_background(image: MedImage, clean: MedImage, margin: int = 3) -> MedImage:
-    """`image` with the values of `clean` outside the body (foreground dilated by `margin` px
-    in-plane): a scanner's background suppression undoing the baseline noise in the air."""
-    from scipy import ndimage
-
-    from medq.assess.masks import foreground_mask
-
-    body = foreground_mask(clean.array, clean.modality)
-    structure = ndimage.generate_binary_structure(2, 1)
-    if body.ndim == 3:
-        structure = structure[None]
-    body = ndimage.binary_dilation(body, structure, iterations=margin)
-    return image.evolve(array=np.where(body, image.array, clean.array).astype(np.float32))
-
-
 def _mark_baseline(image: MedImage) -> MedImage:
     """Flag the last degradation record as baseline realism (part of the clean image)."""
     records = [dict(r) for r in image.meta.get("degradations", [])]
@@ -151,12 +129,9 @@ def degraded_item(source: Source, dim: str, seed: int, clean_fraction: float = 0
     n = 0 if u < clean_fraction else (2 if u < clean_fraction + pair_fraction else 1)
     chosen = [str(k) for k in rng.choice(kinds, size=min(n, len(kinds)), replace=False)] \
         if n else []
-    base = image
     for kind in BASELINE.get(image.modality, ()) if realism else ():
         if kind not in chosen:
             image = _mark_baseline(_apply(image, kind, float(rng.uniform(*BASELINE_RANGE)), rng))
-    if realism and image.modality == "MR" and rng.random() < BACKGROUND_SUPPRESSION:
-        image = suppressed_background(image, base)
     for kind in chosen:
         image = _apply(image, kind, float(rng.uniform(*SEVERITY_RANGE)), rng)
     return image, list(image.meta.get("degradations", []))
