@@ -329,9 +329,13 @@ def test_seed_ensemble_trains_resumes_averages_and_fine_tunes(tiny_run: dict,
     from medq.data import bench
     from medq.train.evaluate import benchmark_rows
 
-    rows = benchmark_rows(bench.build(cfg.bench, "test"), [str(out / "model.pt")], False)
+    test = bench.build(cfg.bench, "test")
+    rows = benchmark_rows(test, [str(out / "model.pt")], False)
     assert [r["model"].rsplit(" (", 1)[-1] for r in rows[1:]] == ["seed 0 alone)",
                                                                   "seed 1 alone)"]
+    sources = set(test["source"].tolist())  # within each test source too (n per source)
+    assert set(rows[0]["per_source"]) == sources and sum(
+        m["n"] for m in rows[0]["per_source"].values()) == len(test["score"])
     assert rows[1]["metrics"]["overall"]["srcc"] == pytest.approx(
         tiny_run["record"]["metrics"]["overall"]["srcc"], abs=1e-6, nan_ok=True)
 

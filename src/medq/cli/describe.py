@@ -135,8 +135,8 @@ def bench_describe(
     for name, lossy in summ.get("lossy_sources", {}).items():
         m = summ["per_source"][name]
         ratio = f" at {lossy['ratio']:.0f}:1" if lossy.get("ratio") else ""
-        out.print(f"{name}: its file states lossy compression{ratio}, yet its {m['n']} items' "
-                  f"references treat the base image as clean (their total: {m['total']:.2f} / 8)",
-                  highlight=False)
+        out.print(f"{name}: its file states lossy compression{ratio}; the references of its "
+                  f"{m['n']} items count the base image as clean (their total {m['total']:.2f} "
+                  "/ 8)", highlight=False)
     out.print(f"JSON: {results / 'describe.json'}", highlight=False)
     outcome.exit()

@@ -70,6 +70,22 @@ def _cell(metrics: dict[str, Any], subset: str) -> list[str]:
     return [f"{m[k]:.3f}" if m[k] == m[k] else "nan" for k in ("srcc", "plcc", "rmse")]
 
 
+def lossy_notes(rows: list[dict[str, Any]]) -> None:
+    """Under the IQA table: each test source whose file states lossy compression, and the
+    `medq assess` SRCC within it (its references still treat the base image as clean)."""
+    from medq.data.sources import lossy_sources
+
+    row = next((r for r in rows if r.get("model", "").startswith("medq assess")), None)
+    if not row or "per_source" not in row:
+        return
+    for name, lossy in lossy_sources(list(row["per_source"])).items():
+        m = row["per_source"][name]
+        ratio = f" at {lossy['ratio']:.0f}:1" if lossy.get("ratio") else ""
+        out.print(f"{name}: its file states lossy compression{ratio}; the references of its "
+                  f"{m['n']} items count the base image as clean (medq assess SRCC within "
+                  f"them {m['srcc']:.3f})", highlight=False)
+
+
 @bench_app.command("iqa")
 def bench_iqa(
     models: str = typer.Option(",".join(BENCH_MODELS), "--models",
@@ -116,5 +132,6 @@ def bench_iqa(
         table.add_row(row["model"], *[" / ".join(_cell(row["metrics"], s))
                                       for s in TABLE_SUBSETS])
     out.print(table)
+    lossy_notes(rows)
     out.print(f"JSON: {results / 'iqa.json'}", highlight=False)
     outcome.exit()

@@ -270,6 +270,12 @@ def stored_lossy(name: str) -> dict | None:
     return image.meta.get("lossy_compression")
 
 
+def lossy_sources(names: list[str]) -> dict[str, dict]:
+    """Those of `names` whose file states lossy compression, with what it states: benchmarks
+    whose references treat every base image as clean say so beside their tables."""
+    return {n: lossy for n in names if (lossy := stored_lossy(n))}
+
+
 def sources(split: str | None = None, dim: str | None = None) -> list[Source]:
     """The sources of a split (`train`/`test`, None for all) that can give `dim` images."""
     return [s for s in SOURCES if (split is None or s.split == split)

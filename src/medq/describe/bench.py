@@ -112,7 +112,9 @@ def group_of(modality: str) -> str:
 
 
 def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Metrics per modality group, 2D, 3D and overall, plus per-type recall (moderate+)."""
+    """Metrics per modality group, 2D, 3D and overall, plus per-type recall (moderate+), per
+    source, and the sources whose file states lossy compression (`sources.lossy_sources`)."""
+    from medq.data.sources import lossy_sources
     from medq.describe.metrics import summarise
 
     out = {}
@@ -135,14 +137,6 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
                          for name in dict.fromkeys(r["source"] for r in rows)}
     out["lossy_sources"] = lossy_sources(list(out["per_source"]))
     return out
-
-
-def lossy_sources(names: list[str]) -> dict[str, dict[str, Any]]:
-    """The test sources whose file states lossy compression (`sources.stored_lossy`): their
-    items' references still treat the base image as clean, which the table's note says."""
-    from medq.data.sources import stored_lossy
-
-    return {n: lossy for n in names if (lossy := stored_lossy(n))}
 
 
 def run(plan: DescribePlan, model: str = "mediqa-s", batch_size: int = 16,

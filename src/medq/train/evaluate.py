@@ -132,24 +132,32 @@ def benchmark_rows(data: dict[str, np.ndarray], models: list[str],
             continue
         use_prompts = bool(record.get("use_prompts", True))
         pred = predict(model, data, use_prompts)
-        rows.append({"model": name, "metrics": evaluate(pred, data)})
+        rows.append(table_row(name, pred, data))
         if name == "mediqa-s" and "m" in data:
-            rows.append({"model": "medq assess (mediqa-s + evidence score)",
-                         "metrics": evaluate(assess_scores(pred, data), data)})
+            rows.append(table_row("medq assess (mediqa-s + evidence score)",
+                                  assess_scores(pred, data), data))
         seeds = record.get("ensemble_seeds") or []
         for seed, member in zip(seeds, getattr(model, "members", []), strict=False):
-            rows.append({"model": f"{name} (seed {seed} alone)",
-                         "metrics": evaluate(predict(member, data, use_prompts), data)})
+            rows.append(table_row(f"{name} (seed {seed} alone)",
+                                  predict(member, data, use_prompts), data))
         if name == "mediqa-s":
-            pred = predict(model, data, use_prompts, salient=False)
-            rows.append({"model": "mediqa-s (no salient slices)",
-                         "metrics": evaluate(pred, data)})
-            rows.append({"model": "mediqa-s (prompts zeroed at inference)",
-                         "metrics": evaluate(predict(model, data, False), data)})
+            rows.append(table_row("mediqa-s (no salient slices)",
+                                  predict(model, data, use_prompts, salient=False), data))
+            rows.append(table_row("mediqa-s (prompts zeroed at inference)",
+                                  predict(model, data, False), data))
     if classical:
         for name in CLASSICAL:
-            rows.append({"model": name, "metrics": evaluate(classical_scores(data, name), data)})
+            rows.append(table_row(name, classical_scores(data, name), data))
     return rows
+
+
+def table_row(name: str, pred: np.ndarray, data: dict[str, np.ndarray]) -> dict[str, Any]:
+    """One row of the IQA table: metrics per subset (`evaluate`) and SRCC/PLCC/RMSE within each
+    test source (`per_source`; beside the table, for sources such as a lossy-stored file)."""
+    return {"model": name, "metrics": evaluate(pred, data),
+            "per_source": {str(s): subset_metrics(pred[data["source"] == s],
+                                                  data["score"][data["source"] == s])
+                           for s in dict.fromkeys(data["source"].tolist())}}
 
 
 RANKING_KINDS = {"CT": ("ct_low_dose", "blur"), "MR": ("mr_undersample", "mr_noise", "mr_motion",
