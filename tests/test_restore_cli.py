@@ -134,7 +134,7 @@ def test_bench_restore_on_a_tiny_plan(restore_run: dict) -> None:
     assert len(clean["items"]) == 2 and 0 <= clean["opened"] <= 2
     for item in clean["items"]:  # a closed gate leaves the clean image exactly as it was
         assert item["nrmse"] >= 0 and (item["described"] or item["nrmse"] == 0.0)
-        assert item["lossy"] == (item["source"] == "ct_693")  # JPEG 2000 at 339:1 by its header
+        assert item["lossy"] == (item["source"] in ("ct_693", "retina_right"))  # lossy files
     undegraded = [i for i in clean["items"] if not i["lossy"]]
     assert clean["undegraded"] == len(undegraded) and clean["lossy_stored"] == [
         i for i in clean["items"] if i["lossy"]]
@@ -243,7 +243,9 @@ def test_clean_check_sets_lossy_stored_sources_apart() -> None:
 
     lossy = {s.name: stored_lossy(s.name) for s in sources("test")}
     assert lossy["ct_693"]["ratio"] == pytest.approx(338.687, abs=1e-3)  # as its header states
-    assert [n for n, v in lossy.items() if v] == ["ct_693"]
+    assert [n for n, v in lossy.items() if v] == ["ct_693", "retina_right"]
+    assert lossy["ct_693"]["stated_by"] == "LossyImageCompression"
+    assert lossy["retina_right"]["stated_by"] == "file format"  # the retina photograph is a JPEG
     clean = {"undegraded": 2, "opened_undegraded": 0, "max_nrmse": 0.0,
              "within_0.5_percent": 2,
              "lossy_stored": [{"source": "ct_693", "lossy_ratio": lossy["ct_693"]["ratio"],
