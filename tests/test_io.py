@@ -105,6 +105,10 @@ def test_jpeg_files_are_lossy_by_format(tmp_path: Path) -> None:
     assert lossy["stated_by"] == "file format" and lossy["method"] == "ISO_10918_1"
     assert lossy["ratio"] == pytest.approx(rgb.size / stored, abs=0.01) and lossy["ratio"] > 5
     assert "lossy_compression" not in load(tmp_path / "fundus.png").meta
+    Image.fromarray(rgb).save(tmp_path / "jpeg.tif", compression="jpeg", quality=60)
+    Image.fromarray(rgb).save(tmp_path / "lzw.tif", compression="tiff_lzw")
+    assert load(tmp_path / "jpeg.tif").meta["lossy_compression"]["ratio"] > 5  # JPEG in a TIFF
+    assert "lossy_compression" not in load(tmp_path / "lzw.tif").meta
 
 
 def test_preamble_less_dicom_without_suffix(tmp_path: Path) -> None:

@@ -87,7 +87,8 @@ def read_raster(path: str | Path, fmt: str) -> MedImage:
     if rgb:
         arr = arr / 255.0
         meta["value_range"] = [0, 255]
-    if fmt == "jpeg":  # JPEG is lossy by design: stored bits against the decoded ones
+    if fmt == "jpeg" or info.get("compression") in ("jpeg", "tiff_jpeg"):  # JPEG, also in a TIFF,
+        # is lossy by design: stored bytes against the decoded ones
         decoded = arr.size * bits / 8
         meta["lossy_compression"] = {"stated_by": "file format", "ratio": round(
             decoded / max(path.stat().st_size, 1), 2), "method": "ISO_10918_1",
