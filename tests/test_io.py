@@ -83,12 +83,13 @@ def test_lossy_compression_as_the_header_states_it(tmp_path: Path) -> None:
         ds.InstanceNumber, ds.SOPInstanceUID = i + 1, generate_uid()
         ds.ImagePositionPatient = [0.0, 0.0, 5.0 * i]
         if i:
-            ds.LossyImageCompression, ds.LossyImageCompressionRatio = "01", [12.5]
+            ds.LossyImageCompression, ds.LossyImageCompressionRatio = "01", [12.5, 4.0]
         ds.save_as(folder / f"{i}.dcm")
     series = load(folder)
     assert series.shape[0] == 3
     assert series.meta["lossy_compression"]["ratio"] == 12.5
     assert series.meta["lossy_compression"]["slices"] == 2
+    assert series.meta["lossy_compression"]["ratios"] == [12.5, 4.0]  # compressed twice
     # a derived file keeps the flag (DICOM: once lossy, always lossy), so it is read again
     back = load(save(j2k, tmp_path / "derived.dcm"))
     assert back.meta["lossy_compression"]["ratio"] == pytest.approx(338.687, abs=1e-3)

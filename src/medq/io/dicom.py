@@ -167,17 +167,24 @@ def lossy_compression(ds: Dataset) -> dict[str, Any] | None:
 
     Lossy when Lossy Image Compression (0028,2110) is "01" (once lossy, a DICOM image keeps
     that flag through every later copy) or the transfer syntax is always lossy (JPEG baseline,
-    MPEG); with the stated ratio(s) (0028,2112) and method(s) (0028,2114) where given.
+    MPEG); with the stated ratio (0028,2112; the first, and every one under `ratios` when the
+    image was lossy compressed more than once) and method(s) (0028,2114) where given.
     """
     flag = _text(_value(ds, "LossyImageCompression"))
     ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
     by_syntax = ts is not None and str(ts) in LOSSY_SYNTAXES
     if flag != "01" and not by_syntax:
         return None
-    ratio = _number(_value(ds, "LossyImageCompressionRatio"))
-    return {"stated_by": "LossyImageCompression" if flag == "01" else "TransferSyntaxUID",
-            "ratio": ratio, "method": _text(_value(ds, "LossyImageCompressionMethod")),
-            "transfer_syntax": getattr(ts, "name", None) or (str(ts) if ts else None)}
+    raw = _value(ds, "LossyImageCompressionRatio")
+    ratios = [r for r in (_number(v) for v in (raw if isinstance(raw, (list, tuple, MultiValue))
+                                                else [raw])) if r is not None]
+    out = {"stated_by": "LossyImageCompression" if flag == "01" else "TransferSyntaxUID",
+           "ratio": ratios[0] if ratios else None,
+           "method": _text(_value(ds, "LossyImageCompressionMethod")),
+           "transfer_syntax": getattr(ts, "name", None) or (str(ts) if ts else None)}
+    if len(ratios) > 1:  # one value per successive lossy compression, first to last
+        out["ratios"] = ratios
+    return out
 
 
 def region_from_text(*texts: str | None) -> str:
