@@ -165,9 +165,9 @@ def findings_text(findings: list[dict[str, Any]], suspected: Iterable[dict[str, 
     text = ", ".join([words(f) for f in findings]
                      + [f"possible {words(f)}" for f in suspected]) or "none"
     if lossy:
-        ratio = lossy.get("ratio")
-        text += "; file: lossy" + (f", {ratio:.0f}:1" if isinstance(ratio, (int, float))
-                                   and ratio >= 1.5 else "")
+        from medq.describe.text import ratio_text
+
+        text += "; file: lossy" + (f", {ratio_text(lossy)}" if ratio_text(lossy) else "")
     return text
 
 

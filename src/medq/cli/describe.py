@@ -103,6 +103,7 @@ def bench_describe(
     """Description metrics (4 × 0–2, total /8) and finding-type accuracy on the test split."""
     from medq.describe.bench import GROUPS, DescribePlan, run
     from medq.describe.metrics import DIMENSIONS
+    from medq.describe.text import lossy_source_note
     from medq.train.loop import set_threads
 
     outcome = Outcome()
@@ -134,9 +135,7 @@ def bench_describe(
     out.print(table)
     for name, lossy in summ.get("lossy_sources", {}).items():
         m = summ["per_source"][name]
-        ratio = f" at {lossy['ratio']:.0f}:1" if lossy.get("ratio") else ""
-        out.print(f"{name}: its file states lossy compression{ratio}; the references of its "
-                  f"{m['n']} items count the base image as clean (their total {m['total']:.2f} "
-                  "/ 8)", highlight=False)
+        out.print(lossy_source_note(name, lossy, m["n"], f"their total {m['total']:.2f} / 8"),
+                  highlight=False)
     out.print(f"JSON: {results / 'describe.json'}", highlight=False)
     outcome.exit()

@@ -74,16 +74,16 @@ def lossy_notes(rows: list[dict[str, Any]]) -> None:
     """Under the IQA table: each test source whose file states lossy compression, and the
     `medq assess` SRCC within it (its references still treat the base image as clean)."""
     from medq.data.sources import lossy_sources
+    from medq.describe.text import lossy_source_note
 
     row = next((r for r in rows if r.get("model", "").startswith("medq assess")), None)
     if not row or "per_source" not in row:
         return
     for name, lossy in lossy_sources(list(row["per_source"])).items():
         m = row["per_source"][name]
-        ratio = f" at {lossy['ratio']:.0f}:1" if lossy.get("ratio") else ""
-        out.print(f"{name}: its file states lossy compression{ratio}; the references of its "
-                  f"{m['n']} items count the base image as clean (medq assess SRCC within "
-                  f"them {m['srcc']:.3f})", highlight=False)
+        out.print(lossy_source_note(name, lossy, m["n"],
+                                    f"medq assess SRCC within them {m['srcc']:.3f}"),
+                  highlight=False)
 
 
 @bench_app.command("iqa")

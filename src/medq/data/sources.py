@@ -262,9 +262,9 @@ SOURCES: tuple[Source, ...] = (
 @cache
 def stored_lossy(name: str) -> dict | None:
     """What the file header of source `name` states about lossy compression
-    (`meta['lossy_compression']`), None when it states none: such a base image is not clean
-    (pydicom's 693_J2KI, `ct_693`, is JPEG 2000 at 339:1), which benchmarks that treat every
-    base as clean must say."""
+    (`meta['lossy_compression']`), None when it states none: such a base image may not be
+    clean (pydicom's 693_J2KI, `ct_693`, is JPEG 2000 at 339:1), which benchmarks that treat
+    every base as clean must say."""
     source = next(s for s in SOURCES if s.name == name)
     image = source.draw(np.random.default_rng(0), source.dims[0])
     return image.meta.get("lossy_compression")

@@ -154,13 +154,26 @@ def _join(parts: list[str]) -> str:
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
+def ratio_text(lossy: dict[str, Any]) -> str:
+    """A `lossy_compression` record's ratio as "339:1" ("" when none is stated)."""
+    ratio = lossy.get("ratio")
+    return f"{ratio:.0f}:1" if isinstance(ratio, (int, float)) and ratio >= 1.5 else ""
+
+
+def lossy_source_note(name: str, lossy: dict[str, Any], n: int, result: str) -> str:
+    """The line a benchmark prints under its table for a test source stored lossy: its
+    references count the base image as clean, and `result` says how medq did within it."""
+    at = f" at {ratio_text(lossy)}" if ratio_text(lossy) else ""
+    return (f"{name}: its file states lossy compression{at}; the references of its {n} items "
+            f"count the base image as clean ({result})")
+
+
 def storage_sentence(lossy: dict[str, Any]) -> str:
     """The sentence on a lossy-compressed file: how (transfer syntax, else method) and ratio."""
     method = lossy.get("method")
     how = lossy.get("transfer_syntax") or METHOD_NAMES.get(str(method), method)
     how = re.sub(SYNTAX_NOISE, "", how) if how else ""
-    ratio = lossy.get("ratio")
-    at = f" at about {ratio:.0f}:1" if isinstance(ratio, (int, float)) and ratio >= 1.5 else ""
+    at = f" at about {ratio_text(lossy)}" if ratio_text(lossy) else ""
     lead = (f"The file is stored with lossy {how} compression" if lossy.get("stated_by")
             == "file format" else "The file header states lossy compression"
             + (f" ({how})" if how else ""))

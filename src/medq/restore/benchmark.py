@@ -174,8 +174,10 @@ def clean_note(clean: dict[str, Any]) -> str:
     text = (f"medq restore on {clean['undegraded']} undegraded test images: the gate opened on "
             f"{clean['opened_undegraded']}; {clean['within_0.5_percent']} changed by < 0.5 % "
             f"NRMSE (largest {100 * (clean['max_nrmse'] or 0.0):.2f} %).")
+    from medq.describe.text import ratio_text
+
     for r in clean["lossy_stored"]:
-        ratio = f" at {r['lossy_ratio']:.0f}:1" if r["lossy_ratio"] else ""
+        ratio = f" at {ratio_text({'ratio': r['lossy_ratio']})}" if r["lossy_ratio"] else ""
         found = ", ".join(r["described"]) or "nothing"
         text += (f" Not undegraded: {r['source']}, stored lossy{ratio} by its file: described "
                  f"{found}, changed by {100 * r['nrmse']:.2f} %.")
