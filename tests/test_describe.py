@@ -243,6 +243,9 @@ def test_lossy_file_is_said_so_without_moving_the_score(assessor) -> None:
     report = report_from(a)
     assert report.lossy_compression == a.lossy_compression
     assert "lossy compression (JPEG 2000) at about 339:1" in report.text
+    # its low resolution (the 339:1 wavelet coding smears the anatomy) is put down to it
+    assert [f.type for f in report.findings] == ["low_resolution"]
+    assert "339:1, which may account for the loss of fine detail." in report.text
     assert 2 <= len(_sentences(report.text)) <= 5
     assert report.text.endswith(f"Overall, the quality of this image is {report.verdict}.")
     # a fact about the file, not the pixels: the same pixels without the flag score the same

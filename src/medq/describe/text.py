@@ -168,8 +168,13 @@ def lossy_source_note(name: str, lossy: dict[str, Any], n: int, result: str) -> 
             f"count the base image as clean ({result})")
 
 
-def storage_sentence(lossy: dict[str, Any]) -> str:
-    """The sentence on a lossy-compressed file: how (transfer syntax, else method) and ratio."""
+DETAIL_LOSS = ("blur", "low_resolution")
+"""Findings lossy compression can cause: the storage sentence names it as a possible cause."""
+
+
+def storage_sentence(lossy: dict[str, Any], findings: list[Finding] = ()) -> str:
+    """The sentence on a lossy-compressed file: how (transfer syntax, else method) and ratio,
+    and, with a blur or low-resolution finding, that the compression may account for it."""
     method = lossy.get("method")
     how = lossy.get("transfer_syntax") or METHOD_NAMES.get(str(method), method)
     how = re.sub(SYNTAX_NOISE, "", how) if how else ""
@@ -177,6 +182,8 @@ def storage_sentence(lossy: dict[str, Any]) -> str:
     lead = (f"The file is stored with lossy {how} compression" if lossy.get("stated_by")
             == "file format" else "The file header states lossy compression"
             + (f" ({how})" if how else ""))
+    if any(f.type in DETAIL_LOSS for f in findings):
+        return f"{lead}{at}, which may account for the loss of fine detail."
     return f"{lead}{at}, which can remove fine detail and add block or ringing artefacts."
 
 
@@ -208,7 +215,7 @@ def compose(findings: list[Finding], normal: list[str], verdict: str, modality: 
     elif not findings:
         sentences.append("No definite noise, blur or artefact is identified.")
     if lossy and len(sentences) < 4:
-        sentences.append(storage_sentence(lossy))
+        sentences.append(storage_sentence(lossy, findings))
     if slices and shape and len(sentences) < 4:
         n = len(slices)
         count = NUMBERS[n] if n < len(NUMBERS) else str(n)
