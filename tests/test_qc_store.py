@@ -87,12 +87,42 @@ def test_record_and_read_back_real_assessments(store: Store, assessed: list[dict
             assert row["dimension"] == "2D" and row["modality"] in ("CT", "MR")
             assert row["shape"] == result["shape"] and row["description"]
             assert row["error"] is None
+            assert row["lossy_compression"] == {}  # the samples are stored losslessly
         else:
             assert row["score"] is None and row["verdict"] is None
             assert row["error"].startswith(result["path"]) and "empty" in row["error"]
     assert store.known(MODEL) == {r["path"]: r["fingerprint"] for r in assessed}
     assert store.known("another-model") == {}
     assert store.item(max(ids) + 100) is None
+
+
+def test_lossy_files_are_exported_and_an_older_database_gains_the_column(
+        store: Store, assessed: list[dict]) -> None:
+    from conftest import dicom_testfile
+    from medq.qc.export import export_rows
+
+    path = dicom_testfile("693_J2KI.dcm")  # JPEG 2000 at 339:1, as its header states
+    lossy = assess_batch([Item(path, (path,))], MODEL)[0]
+    assert lossy["lossy_compression"]["ratio"] == pytest.approx(338.687, abs=1e-3)
+    store.record({**lossy, "fingerprint": "1" * 64, "model": MODEL})
+    store.record({**assessed[0], "model": MODEL})
+    rows = {r["path"]: r for r in export_rows(store)}
+    assert rows[path]["lossy"] is True and rows[path]["lossy_ratio"] == pytest.approx(338.687,
+                                                                                      abs=1e-3)
+    assert rows[assessed[0]["path"]]["lossy"] is False and rows[assessed[0]["path"]][
+        "lossy_ratio"] is None
+    assert export_rows(store, flat=False)[0]["lossy_compression"] is not None
+    # a database made before the column: opening it adds the column, old rows read as unknown
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE items DROP COLUMN lossy_compression"))
+    reopened = Store(store.url)
+    try:
+        rows = {r["path"]: r for r in export_rows(reopened)}
+        assert rows[path]["lossy"] is None and rows[path]["lossy_ratio"] is None
+        reopened.record({**lossy, "fingerprint": "2" * 64, "model": MODEL})
+        assert {r["path"]: r for r in export_rows(reopened)}[path]["lossy"] is True
+    finally:
+        reopened.close()
 
 
 def test_upsert_keeps_one_row_per_path_and_model(store: Store, assessed: list[dict]) -> None:

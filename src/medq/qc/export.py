@@ -2,9 +2,11 @@
 
 Columns: `path, status, score, grade, verdict, recall, error`, then modality, region, dimension,
 shape, findings, the latest review (`review`, `reviewer`, `reviewed_at`), description, model,
-fingerprint, run_id, updated_at, and one column per classical measure. In CSV/TSV/Parquet the
-findings become `type (severity)` text and the shape `ZxYxX`; JSON keeps them structured (and
-the measures as a `measures` object). Files are written atomically.
+fingerprint, run_id, updated_at, `lossy` and `lossy_ratio` (what the file states about lossy
+compression: a curator keeps such files out of a training set), and one column per classical
+measure. In CSV/TSV/Parquet the findings become `type (severity)` text and the shape `ZxYxX`;
+JSON keeps them structured (the measures as a `measures` object, the lossy compression as
+`lossy_compression`). Files are written atomically.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ FORMATS = ("csv", "tsv", "parquet", "json")
 
 COLUMNS = ("path", "status", "score", "grade", "verdict", "recall", "error", "modality", "region",
            "dimension", "shape", "findings", "review", "reviewer", "reviewed_at", "description",
-           "model", "fingerprint", "run_id", "updated_at")
+           "model", "fingerprint", "run_id", "updated_at", "lossy", "lossy_ratio")
 """Columns of every export, in order (measure columns follow in flat formats)."""
 
 _SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".parquet": "parquet", ".pq": "parquet",
@@ -57,8 +59,12 @@ def item_row(item: dict[str, Any], flat: bool) -> dict[str, Any]:
     row = {key: item.get(key) for key in COLUMNS}
     row.update(review=review.get("decision"), reviewer=review.get("reviewer"),
                reviewed_at=review.get("created_at"))
+    lossy = item.get("lossy_compression")  # {} stored when not lossy; None: not known (an
+    row.update(lossy=None if lossy is None else bool(lossy),  # error, or stored by an older medq)
+               lossy_ratio=(lossy or {}).get("ratio"))
     if not flat:
         row["measures"] = item.get("measures")
+        row["lossy_compression"] = lossy
         return row
     row["findings"] = _findings_text(item.get("findings"))
     shape = item.get("shape")

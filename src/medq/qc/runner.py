@@ -116,7 +116,7 @@ def ok_result(item: Item, assessment: Any, image: MedImage) -> dict[str, Any]:
         "shape": list(assessment.shape), "score": assessment.score, "grade": assessment.grade,
         "verdict": verdict, "recall": assessment.recall,
         "findings": findings, "measures": assessment.measures,
-        "description": description,
+        "description": description, "lossy_compression": assessment.lossy_compression or {},
     }
 
 

@@ -66,6 +66,7 @@ items_table = sa.Table(
     sa.Column("findings", sa.JSON),
     sa.Column("measures", sa.JSON),
     sa.Column("description", sa.Text),
+    sa.Column("lossy_compression", sa.JSON),  # the Assessment's; {} when not lossy (added)
     sa.Column("status", sa.String(8), nullable=False),
     sa.Column("error", sa.Text),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
@@ -91,7 +92,11 @@ ITEM_COLUMNS = tuple(c.name for c in items_table.columns)
 """Columns of an item row (every `items()` dict also has `reviewed` and `last_review`)."""
 
 _WRITABLE = tuple(c for c in ITEM_COLUMNS if c not in ("id", "created_at", "updated_at"))
-_JSON_COLUMNS = ("shape", "findings", "measures")
+_JSON_COLUMNS = ("shape", "findings", "measures", "lossy_compression")
+
+ADDED_COLUMNS = {"items": ("lossy_compression",)}
+"""Columns added after a table's first release: `_create_schema` adds them to a database made
+before (nullable, so old rows read as unknown)."""
 
 
 def database_url(url: str | Path) -> str:
@@ -146,6 +151,15 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def _add_columns(conn: sa.Connection) -> None:
+    """Add the `ADDED_COLUMNS` a database made by an earlier medq lacks (ALTER TABLE … ADD)."""
+    for name, columns in ADDED_COLUMNS.items():
+        have = {c["name"] for c in sa.inspect(conn).get_columns(name)}
+        for column in (metadata.tables[name].c[c] for c in columns if c not in have):
+            kind = column.type.compile(dialect=conn.dialect)
+            conn.execute(sa.text(f'ALTER TABLE {name} ADD COLUMN "{column.name}" {kind}'))
+
+
 def _create_schema(engine: Engine, attempts: int = 5) -> None:
     """Create the tables and indexes that are missing (safe when several processes open at once).
 
@@ -161,6 +175,7 @@ def _create_schema(engine: Engine, attempts: int = 5) -> None:
                     conn.execute(CreateTable(table, if_not_exists=True))
                     for index in sorted(table.indexes, key=lambda i: i.name or ""):
                         conn.execute(CreateIndex(index, if_not_exists=True))
+                _add_columns(conn)
             return
         except (sa.exc.IntegrityError, sa.exc.ProgrammingError, sa.exc.OperationalError):
             if attempt == attempts - 1:
