@@ -381,3 +381,19 @@ def test_serve_cli_bad_database(tmp_path: Path) -> None:
     assert res.returncode == 2
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("medq: error:"), res.stderr
+
+
+def test_item_page_and_api_show_lossy_storage(web: Web) -> None:
+    from medq.qc.store import Store
+
+    row = next(r for r in web.rows if r["status"] == "ok")
+    assert row["lossy_compression"] == {}  # the test archive is stored losslessly
+    stated = {"stated_by": "LossyImageCompression", "ratio": 338.687, "method": None,
+              "transfer_syntax": "JPEG 2000 Image Compression"}
+    with Store(web.db) as store:
+        item_id = store.record({**row, "path": row["path"] + ".j2k", "lossy_compression": stated})
+    page = web.client.get(f"/items/{item_id}").text
+    assert 'id="lossy">lossy compression, 339:1' in page
+    assert web.client.get(f"/api/items/{item_id}").json()["lossy_compression"] == stated
+    plain = web.client.get(f"/items/{web.ids[row['path']]}").text
+    assert 'id="lossy"' not in plain

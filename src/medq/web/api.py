@@ -61,6 +61,8 @@ class Item(BaseModel):
     findings: list[dict[str, Any]] | None = None
     measures: dict[str, float | None] | None = None
     description: str | None = None
+    lossy_compression: dict[str, Any] | None = None
+    """What the file states about lossy compression ({} when not lossy; None: not recorded)."""
     status: str
     error: str | None = None
     created_at: str
