@@ -168,6 +168,21 @@ def test_clean_real_head_ct_described_mildly_soft_is_returned_unchanged() -> Non
     assert restore(image, "auto", reassess=False, force=True).changed  # --force still restores
 
 
+def test_restoring_a_lossy_file_says_what_it_cannot_recover() -> None:
+    from medq.data.sources import sources
+    from medq.restore.pipeline import restore
+
+    source = {s.name: s for s in sources("test")}
+    lossy = source["ct_693"].draw(np.random.default_rng(0), "2d")  # JPEG 2000 at 339:1
+    result = restore(lossy, "auto", reassess=False)
+    assert result.changed and result.findings_addressed == ["low_resolution"]
+    assert "The input file is lossy compressed at 339:1: detail the compression discarded is " \
+           "not recovered" in result.note
+    head = source["ct_head_j2k"].draw(np.random.default_rng(0), "2d")  # lossless J2K
+    forced = restore(head, "auto", reassess=False, force=True)
+    assert forced.changed and "lossy" not in forced.note
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(("kind", "margin"), [("xr_quantum_noise", 3.0), ("mr_noise", 3.0),
                                               ("mr_undersample", 0.5)])

@@ -107,17 +107,26 @@ def _assess(image: MedImage, assessor: Any) -> Any:
     return medq.assess.assess(image)
 
 
-def _note(method: str, addressed: list[str], before: float | None, after: float | None) -> str:
-    """The one-line note for a changed image."""
+def _note(method: str, addressed: list[str], before: float | None, after: float | None,
+          lossy: dict[str, Any] | None = None) -> str:
+    """The note for a changed image (and, for a lossy input file, what restoring cannot do)."""
     what = ", ".join(a.replace("_", " ") for a in addressed)
     line = (f"Restored with {method} for {what}" if addressed
             else f"Restored with {method} (forced: nothing was found to repair)")
     if before is None or after is None:
-        return line + "."
-    if after > before:
-        return line + f"; the re-assessed score rose from {before:.2f} to {after:.2f}."
-    return line + (f"; the re-assessed score did not rise ({before:.2f} → {after:.2f}): "
-                   "compare with the input before relying on it.")
+        line += "."
+    elif after > before:
+        line += f"; the re-assessed score rose from {before:.2f} to {after:.2f}."
+    else:
+        line += (f"; the re-assessed score did not rise ({before:.2f} → {after:.2f}): "
+                 "compare with the input before relying on it.")
+    if lossy:
+        from medq.describe.text import ratio_text
+
+        at = f" at {ratio_text(lossy)}" if ratio_text(lossy) else ""
+        line += (f" The input file is lossy compressed{at}: detail the compression discarded is "
+                 "not recovered, only made to look sharper or smoother.")
+    return line
 
 
 def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
@@ -175,5 +184,6 @@ def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
     restored = image.with_array(array, step=step)
     after = _score(_assess(restored, assessor)) if reassess else None
     return RestoreResult(restored, True, after=after, findings_addressed=addressed,
-                         note=_note(method, addressed, before, after),
+                         note=_note(method, addressed, before, after,
+                                    image.meta.get("lossy_compression")),
                          consistency=done or None, **common)
