@@ -171,6 +171,16 @@ def findings_text(findings: list[dict[str, Any]], suspected: Iterable[dict[str, 
     return text
 
 
+def lossy_source_note(name: str, lossy: dict[str, Any], n: int, result: str) -> str:
+    """The line a benchmark prints under its table for a test source stored lossy: its
+    references count the base image as clean, and `result` says how medq did within it."""
+    from medq.describe.text import ratio_text
+
+    at = f" at {ratio_text(lossy)}" if ratio_text(lossy) else ""
+    return (f"{name}: its file states lossy compression{at}; the references of its {n} items "
+            f"count the base image as clean ({result})")
+
+
 def names_list(text: str) -> list[str]:
     """The names of a comma-separated option value (`"a, b,"` → `["a", "b"]`)."""
     return [name.strip() for name in text.split(",") if name.strip()]

@@ -20,6 +20,7 @@ from medq.cli.common import (
     Outcome,
     app,
     error_object,
+    lossy_source_note,
     out,
     print_json,
     progress_bar,
@@ -103,7 +104,6 @@ def bench_describe(
     """Description metrics (4 × 0–2, total /8) and finding-type accuracy on the test split."""
     from medq.describe.bench import GROUPS, DescribePlan, run
     from medq.describe.metrics import DIMENSIONS
-    from medq.describe.text import lossy_source_note
     from medq.train.loop import set_threads
 
     outcome = Outcome()

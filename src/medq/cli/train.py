@@ -15,6 +15,7 @@ from medq.cli.common import (
     Outcome,
     app,
     err,
+    lossy_source_note,
     names_list,
     out,
     print_json,
@@ -74,7 +75,6 @@ def lossy_notes(rows: list[dict[str, Any]]) -> None:
     """Under the IQA table: each test source whose file states lossy compression, and the
     `medq assess` SRCC within it (its references still treat the base image as clean)."""
     from medq.data.sources import lossy_sources
-    from medq.describe.text import lossy_source_note
 
     row = next((r for r in rows if r.get("model", "").startswith("medq assess")), None)
     if not row or "per_source" not in row:

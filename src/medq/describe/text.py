@@ -160,14 +160,6 @@ def ratio_text(lossy: dict[str, Any]) -> str:
     return f"{ratio:.0f}:1" if isinstance(ratio, (int, float)) and ratio >= 1.5 else ""
 
 
-def lossy_source_note(name: str, lossy: dict[str, Any], n: int, result: str) -> str:
-    """The line a benchmark prints under its table for a test source stored lossy: its
-    references count the base image as clean, and `result` says how medq did within it."""
-    at = f" at {ratio_text(lossy)}" if ratio_text(lossy) else ""
-    return (f"{name}: its file states lossy compression{at}; the references of its {n} items "
-            f"count the base image as clean ({result})")
-
-
 DETAIL_LOSS = ("blur", "low_resolution")
 """Findings lossy compression can cause: the storage sentence names it as a possible cause."""
 

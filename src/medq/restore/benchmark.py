@@ -156,10 +156,9 @@ def clean_check(assessor: Any, model: Any, data: dict[str, np.ndarray]) -> dict[
                           described["noisy"])
             restored = restore_plane(net, x, group, scale)
             change = nrmse(scale.inverse(restored), scale.inverse(x))
-        lossy = stored_lossy(str(data["source"][i]))
         rows.append({"source": str(data["source"][i]), "described": described["findings"],
                      "nrmse": round(float(change), 5),
-                     "lossy_ratio": lossy.get("ratio") if lossy else None, "lossy": bool(lossy)})
+                     "lossy": stored_lossy(str(data["source"][i]))})  # what its file states
     changes = [r["nrmse"] for r in rows if not r["lossy"]]
     return {"items": rows, "opened": sum(bool(r["described"]) for r in rows),
             "undegraded": len(changes),
@@ -171,13 +170,13 @@ def clean_check(assessor: Any, model: Any, data: dict[str, np.ndarray]) -> dict[
 
 def clean_note(clean: dict[str, Any]) -> str:
     """The benchmark's note on `clean_check`: undegraded images, then lossy-stored ones."""
+    from medq.describe.text import ratio_text
+
     text = (f"medq restore on {clean['undegraded']} undegraded test images: the gate opened on "
             f"{clean['opened_undegraded']}; {clean['within_0.5_percent']} changed by < 0.5 % "
             f"NRMSE (largest {100 * (clean['max_nrmse'] or 0.0):.2f} %).")
-    from medq.describe.text import ratio_text
-
     for r in clean["lossy_stored"]:
-        ratio = f" at {ratio_text({'ratio': r['lossy_ratio']})}" if r["lossy_ratio"] else ""
+        ratio = f" at {ratio_text(r['lossy'])}" if ratio_text(r["lossy"]) else ""
         found = ", ".join(r["described"]) or "nothing"
         text += (f" Not undegraded: {r['source']}, stored lossy{ratio} by its file: described "
                  f"{found}, changed by {100 * r['nrmse']:.2f} %.")

@@ -154,10 +154,9 @@ def benchmark_rows(data: dict[str, np.ndarray], models: list[str],
 def table_row(name: str, pred: np.ndarray, data: dict[str, np.ndarray]) -> dict[str, Any]:
     """One row of the IQA table: metrics per subset (`evaluate`) and SRCC/PLCC/RMSE within each
     test source (`per_source`; beside the table, for sources such as a lossy-stored file)."""
+    masks = {str(s): data["source"] == s for s in dict.fromkeys(data["source"].tolist())}
     return {"model": name, "metrics": evaluate(pred, data),
-            "per_source": {str(s): subset_metrics(pred[data["source"] == s],
-                                                  data["score"][data["source"] == s])
-                           for s in dict.fromkeys(data["source"].tolist())}}
+            "per_source": {s: subset_metrics(pred[m], data["score"][m]) for s, m in masks.items()}}
 
 
 RANKING_KINDS = {"CT": ("ct_low_dose", "blur"), "MR": ("mr_undersample", "mr_noise", "mr_motion",
