@@ -463,3 +463,53 @@ def test_training_leaves_out_pairs_that_are_not_finite() -> None:
               "spacing": np.ones(2), "task": "t", "level": 0.0, "source": "s"}
              for x, y in ((good, good), (bad, good), (good, bad), (good, good))]
     assert finite_pairs(pack(pairs)).tolist() == [0, 3]
+
+
+class _DenserThanWater(torch.nn.Module):
+    """A restorer that also segments, as a joint restoration + segmentation model will: the
+    tiny preset's restoration plus class logits for "denser than water" (normalised CT above
+    1, i.e. above 0 HU) against the rest."""
+
+    def __init__(self, **args: object) -> None:
+        super().__init__()
+        self.inner = build_model("restore-unet-tiny", **args)
+        self.args = dict(self.inner.args)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> dict:
+        out = self.inner(x, cond)
+        out["labels"] = torch.cat([1.0 - x, x - 1.0], dim=1)
+        return out
+
+
+def test_a_network_that_also_segments_hands_back_its_label_map(tmp_path, monkeypatch) -> None:
+    from medq.data.sources import sources
+    from medq.restore import models
+    from medq.restore.pipeline import restore
+
+    monkeypatch.setitem(models.MODELS, "_DenserThanWater", _DenserThanWater)
+    path = tmp_path / "joint.pt"
+    models.save_checkpoint(_DenserThanWater(), path, {"task": "test"})
+    image = load_sample("ct_small")
+    a = image.array.astype(np.float32).copy()
+    yy, xx = np.mgrid[:a.shape[0], :a.shape[1]]
+    outside = (yy - a.shape[0] / 2) ** 2 + (xx - a.shape[1] / 2) ** 2 > (0.48 * a.shape[0]) ** 2
+    a[outside] = -2000.0  # a scanner's fill outside the reconstruction circle: seen as air
+    slice_ = image.evolve(array=a)
+    result = restore(slice_, "net", model=path, force=True, reassess=False)
+    assert result.labels is not None and result.labels.dtype == np.int16
+    assert np.array_equal(result.labels, ((a > 0) & ~outside).astype(np.int16))
+    assert 0 < result.labels.mean() < 0.5  # bone and soft tissue of a thoracic spine slice
+    summary = result.to_dict()["labels"]
+    assert summary["shape"] == [128, 128] and sum(summary["pixels"].values()) == a.size
+    head = next(s for s in sources("test") if s.name == "mni_ct_test")
+    volume = head.draw(np.random.default_rng(0), "3d")  # a head CT slab
+    labels = restore(volume, "net", model=path, force=True, reassess=False).labels
+    assert labels.shape == volume.shape
+    assert np.array_equal(labels, (volume.array > 0).astype(np.int16))
+    # nothing to hand back: a classical method, a network without labels, a photograph
+    assert restore(slice_, "tv", model=path, force=True, reassess=False).labels is None
+    plain = tmp_path / "plain.pt"
+    models.save_checkpoint(build_model("restore-unet-tiny"), plain, {"task": "test"})
+    assert restore(slice_, "net", model=plain, force=True, reassess=False).labels is None
+    retina = load_sample("retina")
+    assert restore(retina, "net", model=path, force=True, reassess=False).labels is None

@@ -10,6 +10,7 @@ the reconstruction circle is shown to the method as air and returned unchanged (
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -76,15 +77,17 @@ def apply_planes(image: MedImage, fn: PlaneFn) -> np.ndarray:
 
 @torch.no_grad()
 def network_planes(model: torch.nn.Module, planes: list[np.ndarray], cond: np.ndarray | None,
-                   batch: int = 4) -> tuple[list[np.ndarray], dict[str, np.ndarray]]:
-    """Restore planes with a network (residual on unclipped values) and its mean prior output.
+                   batch: int = 4) -> tuple[list[np.ndarray], dict[str, Any]]:
+    """Restore planes with a network (residual on unclipped values) and its other outputs.
 
-    Returns the restored planes and, for a conditioned network, `presence` (mean prior
-    probability per finding type) and `severity` (mean prior severity 0–1).
+    Returns the restored planes and a dict: for a conditioned network `presence` (mean prior
+    probability per finding type) and `severity` (mean prior severity 0–1); for a network that
+    also segments (its output has `labels`, class logits `[B, C, y, x]`), `labels`: one int16
+    label map (argmax over the classes) per plane, of what the network saw (CT padding as air).
     """
     model.eval()
     out_planes: list[np.ndarray] = []
-    presence, severity = [], []
+    presence, severity, labels = [], [], []
     c = torch.from_numpy(np.asarray(cond, np.float32))[None] if cond is not None else None
     for start in range(0, len(planes), batch):
         chunk = planes[start:start + batch]
@@ -95,11 +98,15 @@ def network_planes(model: torch.nn.Module, planes: list[np.ndarray], cond: np.nd
         if "prior_logits" in out:
             presence.append(torch.sigmoid(out["prior_logits"]).numpy())
             severity.append(out["prior_severity"].numpy())
-    prior = {}
+        if "labels" in out:
+            labels += list(out["labels"].argmax(dim=1).to(torch.int16).numpy())
+    extra: dict[str, Any] = {}
     if presence:
-        prior = {"presence": np.concatenate(presence).mean(0),
+        extra = {"presence": np.concatenate(presence).mean(0),
                  "severity": np.concatenate(severity).mean(0)}
-    return out_planes, prior
+    if labels:
+        extra["labels"] = labels
+    return out_planes, extra
 
 
 @torch.no_grad()

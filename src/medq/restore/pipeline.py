@@ -14,7 +14,9 @@
    description; when the description reports low resolution or blur, one back-projection
    step makes the result, acquired again, give the input: `consistency`), or the classical
    `bm3d`, `nlm`, `tv`. The step log says what the consistency step did (`consistency`: its
-   acquisition and parameter).
+   acquisition and parameter). A network that also segments (a `labels` output: the joint
+   restoration + segmentation the `segment` stage will ship) hands back its label map
+   (`RestoreResult.labels`).
 4. **Re-assess** the result; when the score did not rise, the note says so.
 """
 
@@ -63,6 +65,10 @@ class RestoreResult:
     path: str | None = None
     consistency: dict[str, Any] | None = None
     """What the consistency step did (`consistency.consistent`), if it ran."""
+    labels: np.ndarray | None = None
+    """The label map of a network that also segments (int16, the input's grey shape: `(y, x)`
+    or `(z, y, x)`), from the planes it restored; None for other methods, for a network without
+    a label output, for a photograph, and when the gate left the image unchanged."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly summary (without the pixels)."""
@@ -70,7 +76,16 @@ class RestoreResult:
                 "before": self.before, "after": self.after,
                 "findings_addressed": list(self.findings_addressed), "note": self.note,
                 "detected": dict(self.detected), "description": self.description,
-                "consistency": self.consistency}
+                "consistency": self.consistency, "labels": label_summary(self.labels)}
+
+
+def label_summary(labels: np.ndarray | None) -> dict[str, Any] | None:
+    """JSON summary of a label map: its shape and the pixel count of each class present."""
+    if labels is None:
+        return None
+    classes, counts = np.unique(labels, return_counts=True)
+    return {"shape": list(labels.shape),
+            "pixels": {str(int(c)): int(n) for c, n in zip(classes, counts, strict=True)}}
 
 
 def _prior_findings(prior: dict[str, np.ndarray], threshold: float) -> dict[str, float]:
@@ -163,6 +178,7 @@ def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
         return RestoreResult(image, False, after=before, findings_addressed=[], note=note,
                              **common)
     done: dict[str, Any] = {}
+    labels: list[np.ndarray] = []
     if method in CLASSICAL:
         from medq.restore.classical import classical_plane
 
@@ -173,7 +189,9 @@ def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
         noisy = reports_noise(report)
 
         def restore_planes(ps: list[np.ndarray]) -> list[np.ndarray]:
-            out, info = consistent(ps, network_planes(net, ps, cond)[0], acquisitions, noisy)
+            restored, extra = network_planes(net, ps, cond)
+            labels.extend(extra.get("labels", ()))
+            out, info = consistent(ps, restored, acquisitions, noisy)
             done.update(info or {})
             return out
 
@@ -186,4 +204,13 @@ def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
     return RestoreResult(restored, True, after=after, findings_addressed=addressed,
                          note=_note(method, addressed, before, after,
                                     image.meta.get("lossy_compression")),
-                         consistency=done or None, **common)
+                         consistency=done or None, labels=_label_map(image, labels),
+                         **common)
+
+
+def _label_map(image: MedImage, planes: list[np.ndarray]) -> np.ndarray | None:
+    """The per-plane label maps as one array of the image's grey shape (None for none, and for
+    a photograph, whose channels are restored one by one)."""
+    if not planes or image.is_rgb:
+        return None
+    return np.stack(planes) if image.is_volume else planes[0]
