@@ -165,3 +165,23 @@ def test_modality_option_lets_a_bare_file_be_simulated(tmp_path: Path) -> None:
                    "-o", tmp_path / "o.npy")
     assert res.returncode == 0, res.stderr
     assert run_medq("info", tmp_path / "o.npy", "--json").stdout.count('"MR"') == 1
+
+
+def test_assess_table_marks_the_prompts_the_file_did_not_state(tmp_path: Path,
+                                                               monkeypatch) -> None:
+    import shutil
+
+    from skimage import data, io
+
+    monkeypatch.setenv("COLUMNS", "200")  # one table line per input
+    io.imsave(tmp_path / "camera.png", data.camera())  # a grey PNG: no modality, no region
+    shutil.copy(dicom_testfile("CT_small.dcm"), tmp_path / "ct.dcm")
+    res = run_medq("assess", "camera.png", "ct.dcm", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    rows = {line.split("│")[1].strip(): line.split("│")[6].strip()
+            for line in res.stdout.splitlines() if line.count("│") == 7}
+    assert rows["ct.dcm"] == "2d CT unknown ct_soft_tissue", res.stdout  # the header says CT
+    assert rows["camera.png"].split()[1].endswith("?"), res.stdout  # the modality is a guess
+    assert "? predicted by medq's prompt classifier" in res.stdout
+    res = run_medq("assess", "camera.png", "--modality", "OP", cwd=tmp_path)
+    assert res.returncode == 0 and "?" not in res.stdout, res.stdout

@@ -12,6 +12,7 @@ from medq.cli.common import (
     JSON_LIST_OPTION,
     MODALITY_OPTION,
     PRECISION_OPTION,
+    PREDICTED_NOTE,
     QUALITY_MODEL_OPTION,
     Outcome,
     app,
@@ -21,6 +22,7 @@ from medq.cli.common import (
     out,
     print_json,
     progress_bar,
+    prompts_text,
 )
 
 
@@ -88,12 +90,13 @@ def assess(
         for row in rows:
             if "error" in row:
                 continue
-            p = row["prompts"]
             table.add_row(row["path"], f"{row['score']:.2f}", row["grade"],
                           "yes" if row["recall"] else "no",
                           findings_text(row["findings"], row.get("suspected", []),
                                         row.get("lossy_compression")),
-                          f"{p['dimension']} {p['modality']} {p['region']} {p['type']}")
+                          prompts_text(row["prompts"]))
+        if any("?" in prompts_text(r["prompts"]) for r in rows if "error" not in r):
+            table.caption = PREDICTED_NOTE
         if table.row_count:
             out.print(table)
     outcome.exit()

@@ -171,6 +171,21 @@ def findings_text(findings: list[dict[str, Any]], suspected: Iterable[dict[str, 
     return text
 
 
+PROMPT_FIELDS = ("dimension", "modality", "region", "type")
+"""The prompt fields a results table shows, in order."""
+
+PREDICTED_NOTE = ("? predicted by medq's prompt classifier: the file does not state it "
+                  "(--modality sets the modality)")
+"""Caption of a table with a predicted prompt."""
+
+
+def prompts_text(prompts: dict[str, Any]) -> str:
+    """The prompts as a table cell, a predicted field (the file did not state it) marked `?`."""
+    source = prompts.get("source", {})
+    return " ".join(f"{prompts[k]}{'?' if source.get(k) == 'predicted' else ''}"
+                    for k in PROMPT_FIELDS)
+
+
 def lossy_source_note(name: str, lossy: dict[str, Any], n: int, result: str) -> str:
     """The line a benchmark prints under its table for a test source stored lossy: its
     references count the base image as clean, and `result` says how medq did within it."""
