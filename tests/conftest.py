@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from pydicom import dcmread
@@ -89,3 +91,21 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
 def restore_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """A tiny restoration network trained by `medq train configs/restore_tiny_test.yaml`."""
     return train_test_config(tmp_path_factory, "restore_tiny_test")
+
+
+@pytest.fixture(scope="session")
+def radiograph_twins(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The skull radiograph sample as a MONOCHROME2 DICOM file and its MONOCHROME1 twin (the
+    stored values mirrored within their range, as a CR/DX system stores the same picture)."""
+    import medq
+    from medq.data.samples import load_sample
+
+    folder = tmp_path_factory.mktemp("twins")
+    plain = Path(medq.save(load_sample("xr_head"), folder / "monochrome2.dcm"))
+    ds = dcmread(plain)
+    stored = ds.pixel_array
+    mirrored = int(stored.min()) + int(stored.max()) - stored.astype(np.int64)
+    ds.PixelData = mirrored.astype(stored.dtype).tobytes()
+    ds.PhotometricInterpretation = "MONOCHROME1"
+    ds.save_as(folder / "monochrome1.dcm")
+    return plain, folder / "monochrome1.dcm"

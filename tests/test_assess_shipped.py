@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from medq.assess.predictor import Assessor
@@ -181,3 +182,27 @@ def test_a_folder_of_single_images_is_assessed_file_by_file(tmp_path: Path) -> N
     rows = json.loads(proc.stdout)
     assert sorted(Path(r["path"]).name for r in rows) == images and len(images) == 6
     assert all(1.0 <= r["score"] <= 5.0 for r in rows)
+
+
+def test_a_monochrome1_radiograph_is_judged_as_its_monochrome2_twin(radiograph_twins) -> None:
+    import medq
+    from medq.io import load
+    from medq.report.render import display_slice
+    from medq.restore.pipeline import restore
+
+    plain, inverted = (load(p) for p in radiograph_twins)
+    assessor = Assessor("mediqa-s")
+    a, b = assessor.assess_many([plain, inverted])
+    assert abs(a.score - b.score) < 1e-3 and a.findings == b.findings
+    # the same stored values read as MONOCHROME2 (bone dark) are graded as another picture
+    unshown = inverted.evolve(meta=dict(inverted.meta, photometric="MONOCHROME2"))
+    assert assessor.assess(unshown).score < a.score - 0.5
+    assert medq.describe(inverted).text == medq.describe(plain).text
+    assert np.allclose(display_slice(inverted), plain.array, atol=1e-3)  # thumbnails
+    # restored as shown, written back in the file's own polarity
+    fixed_plain = restore(plain, "tv", force=True, reassess=False).image
+    fixed = restore(inverted, "tv", force=True, reassess=False).image
+    assert fixed.meta["photometric"] == "MONOCHROME1"
+    lo, hi = float(inverted.array.min()), float(inverted.array.max())
+    assert np.allclose(lo + hi - fixed.array, fixed_plain.array, atol=1e-2)
+    assert not np.allclose(fixed.array, inverted.array, atol=1e-2)  # it did restore

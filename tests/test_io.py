@@ -467,3 +467,18 @@ def test_inferred_ct_is_assessed_as_ct_with_predicted_modality_prompt(tmp_path: 
     np.save(tmp_path / "ct.npy", load(tdata("CT_small.dcm")).array)
     prompts = prompts_from_image(load(tmp_path / "ct.npy"))
     assert prompts.modality == "CT" and prompts.source["modality"] == "predicted"
+
+
+def test_monochrome1_values_are_kept_and_shown_mirrored(radiograph_twins) -> None:
+    from medq.io.polarity import as_displayed, mirrored, value_range
+
+    plain, inverted = (load(p) for p in radiograph_twins)
+    assert inverted.meta["photometric"] == "MONOCHROME1"
+    assert not np.allclose(inverted.array, plain.array)  # the stored values, as the file has them
+    shown = as_displayed(inverted)
+    assert np.allclose(shown.array, plain.array, atol=1e-3)  # the same picture
+    assert shown.meta["photometric"] == "MONOCHROME2"
+    assert shown.meta["stored_photometric"] == "MONOCHROME1"
+    span = value_range(inverted.array)
+    assert np.allclose(mirrored(mirrored(inverted.array, span), span), inverted.array, atol=1e-5)
+    assert as_displayed(plain) is plain  # MONOCHROME2 and colour images are shown as stored

@@ -118,10 +118,12 @@ def load_measured(item: Item, modality: str | None, measures: bool) -> Loaded | 
     from medq.assess.prompt_classifier import load_classifier
     from medq.assess.prompts import prompts_from_image
     from medq.io import load
+    from medq.io.polarity import as_displayed
 
     def run() -> Loaded:
         image = item if isinstance(item, MedImage) else load(item, modality=modality)
         check_assessable(image)
+        image = as_displayed(image)  # a MONOCHROME1 radiograph as it is shown
         indices = input_indices(image)
         rows, streaks = evidence_views(image, indices)  # a CT plane's streak index taken once
         return Loaded(slim(image, indices), indices, rows,

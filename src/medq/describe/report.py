@@ -33,9 +33,11 @@ def build_report(assessment: Any, image: Any = None) -> QualityReport:
     """Build the QualityReport of an Assessment (the image locates and checks the findings)."""
     from medq.describe.findings import detect, from_heads
     from medq.describe.text import compose
+    from medq.io.polarity import as_displayed
 
     image = _image_of(assessment, image)
     if image is not None:
+        image = as_displayed(image)  # as the assessment read it
         findings, normal, below, heads = detect(assessment, image)
         score = findings_score([f.severity_value for f in findings], below)
         basis = "detector + finding heads" if heads else "detector"

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from medq.image import MedImage
-from medq.report.render import display_slice, display_window, png_data_uri, to_uint8
+from medq.report.render import display_window, png_data_uri, to_uint8
 
 SEVERITY_COLUMNS = ("mild", "moderate", "severe")
 
@@ -49,7 +49,8 @@ def demo_plane(image: MedImage) -> MedImage:
     if not image.is_volume:
         return image
     meta = dict(image.meta, slice_index=image.shape[0] // 2)
-    return image.evolve(array=display_slice(image), spacing=image.spacing[1:], meta=meta)
+    return image.evolve(array=image.array[image.shape[0] // 2], spacing=image.spacing[1:],
+                        meta=meta)
 
 
 def _grid_png(path: Path, title: str, labels: list[str], tiles: list[list[np.ndarray]]) -> None:

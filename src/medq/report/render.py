@@ -14,7 +14,11 @@ CT_WINDOW = (-160.0, 240.0)
 
 
 def display_slice(image: MedImage) -> np.ndarray:
-    """A 2D (or RGB) array to show: the middle axial slice of a volume, the image otherwise."""
+    """A 2D (or RGB) array to show: the middle axial slice of a volume, the image otherwise
+    (a MONOCHROME1 image mirrored so the minimum shows white, `io.polarity.as_displayed`)."""
+    from medq.io.polarity import as_displayed
+
+    image = as_displayed(image)
     if image.is_volume:
         return image.array[image.shape[0] // 2]
     return image.array

@@ -31,6 +31,7 @@ import numpy as np
 from medq.assess.models.blocks import FINDING_TYPES
 from medq.errors import InvalidParameter
 from medq.image import MedImage
+from medq.io.polarity import as_displayed, is_inverted, mirrored, value_range
 from medq.restore import condition
 from medq.restore.apply import apply_planes, network_planes, normalised_planes, prior_of
 from medq.restore.classical import METHODS as CLASSICAL
@@ -162,7 +163,8 @@ def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
     assessment = assessment if assessment is not None else _assess(image, assessor)
     report = report_from(assessment, image)
     net, _ = load_restorer(model or DEFAULT_RESTORER)
-    planes = normalised_planes(image)
+    shown = as_displayed(image)  # a MONOCHROME1 radiograph restored as it is shown
+    planes = normalised_planes(shown)
     detected = _prior_findings(prior_of(net, planes), threshold)
     found = set(to_repair(report)) | (set(detected) if gate_on_prior else set())
     addressed = sorted(found, key=FINDING_TYPES.index)
@@ -182,7 +184,7 @@ def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
     if method in CLASSICAL:
         from medq.restore.classical import classical_plane
 
-        array = apply_planes(image, lambda ps: [classical_plane(method, p) for p in ps])
+        array = apply_planes(shown, lambda ps: [classical_plane(method, p) for p in ps])
     else:
         cond = condition.from_report(report, image.modality)
         acquisitions = described(report, image.spacing) if consistency else {}
@@ -195,7 +197,9 @@ def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
             done.update(info or {})
             return out
 
-        array = apply_planes(image, restore_planes)
+        array = apply_planes(shown, restore_planes)
+    if is_inverted(image):  # back to the values the file stores
+        array = mirrored(array, value_range(image.array))
     step = {"step": "restore", "method": method, "findings": addressed,
             "model": str(model or DEFAULT_RESTORER) if method in ("auto", "net") else None,
             "consistency": done or None}

@@ -80,6 +80,7 @@ def plane_pixels(image: MedImage, index: int | None = None, max_side: int | None
 @functools.lru_cache(maxsize=2)
 def _load(path: str, modality: str | None, stamp: tuple[int, int]) -> MedImage:
     """Load once per (path, modality, size and mtime of the file or folder); changes reload."""
+    from medq.io.polarity import as_displayed
     from medq.qc.discover import load_item
 
     image = load_item(path)
@@ -87,7 +88,7 @@ def _load(path: str, modality: str | None, stamp: tuple[int, int]) -> MedImage:
         # the modality the item was assessed as (e.g. given for a headerless upload)
         with contextlib.suppress(MedqError):
             image = image.evolve(modality=modality)
-    return image
+    return as_displayed(image)  # a MONOCHROME1 radiograph shown as its file means it
 
 
 def item_image(item: dict[str, Any]) -> MedImage:

@@ -1,0 +1,48 @@
+"""Display polarity: a MONOCHROME1 image as it is meant to be seen.
+
+DICOM's MONOCHROME1 (common for CR/DX radiographs) shows the minimum value white: bone, which
+attenuates most, is stored low and displayed bright. `medq.io.load` keeps the stored values
+(physical, and written back unchanged) and the photometric interpretation in
+`meta['photometric']`. Everything that judges appearance — the assessment's model input,
+evidence rows and classical measures, the description, the restoration network, thumbnails —
+reads the image through `as_displayed`, so a radiograph looks the same to medq whichever way
+its file stores it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from medq.image import MedImage
+
+INVERTED = "MONOCHROME1"
+"""The photometric interpretation whose minimum value is displayed white."""
+
+
+def is_inverted(image: MedImage) -> bool:
+    """Whether a grey image is stored MONOCHROME1 (`meta['photometric']`)."""
+    return not image.is_rgb and str(image.meta.get("photometric") or "").upper() == INVERTED
+
+
+def value_range(array: np.ndarray) -> tuple[float, float]:
+    """(min, max) of the finite values (0, 0 when none)."""
+    finite = np.asarray(array)[np.isfinite(array)]
+    return (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+
+
+def mirrored(array: np.ndarray, span: tuple[float, float]) -> np.ndarray:
+    """`lo + hi − array` (float32): values mirrored within `span` = (lo, hi); its own inverse
+    (up to float32 rounding)."""
+    lo, hi = span
+    return (np.float64(lo) + np.float64(hi) - np.asarray(array, dtype=np.float64)
+            ).astype(np.float32)
+
+
+def as_displayed(image: MedImage) -> MedImage:
+    """The image with its values mirrored within their range when it is stored MONOCHROME1
+    (then `meta['photometric']` is MONOCHROME2 and `meta['stored_photometric']` MONOCHROME1);
+    any other image itself."""
+    if not is_inverted(image):
+        return image
+    meta = dict(image.meta, photometric="MONOCHROME2", stored_photometric=INVERTED)
+    return image.evolve(array=mirrored(image.array, value_range(image.array)), meta=meta)
