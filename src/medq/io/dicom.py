@@ -5,7 +5,8 @@ ImagePositionPatient projected on the slice normal n = row direction × column d
 ImageOrientationPatient), falling back to InstanceNumber. Spacing is `(slice spacing,
 PixelSpacing[0] (between rows), PixelSpacing[1] (between columns))` in mm. Pixel values have the
 Modality LUT / RescaleSlope+Intercept applied (CT in HU); MONOCHROME1 is NOT inverted (the
-photometric interpretation is kept in `meta['photometric']`). Colour images become RGB in [0, 1].
+photometric interpretation is kept in `meta['photometric']`; what judges appearance reads the
+image through `medq.io.polarity.as_displayed`). Colour images become RGB in [0, 1].
 """
 
 from __future__ import annotations
