@@ -191,3 +191,18 @@ def test_assessment_refuses_images_with_nothing_to_grade() -> None:
     varied = np.arange(1024, dtype=np.float32).reshape(32, 32)
     varied[0, 0] = np.nan
     check_assessable(MedImage(varied, (1.0, 1.0), "MR"))  # partly NaN, not blank: no error
+
+
+def test_one_series_of_a_folder_holding_several_is_named_with_its_uid(tmp_path: Path) -> None:
+    folder = _mixed_dir(tmp_path)
+    by_uid: dict[str, int] = {}
+    for f in folder.iterdir():
+        uid = pydicom.dcmread(f).SeriesInstanceUID
+        by_uid[uid] = by_uid.get(uid, 0) + 1
+    for uid, n in by_uid.items():
+        image = load(f"{folder}#{uid}")
+        assert image.shape[0] == n and image.source == f"{folder}#{uid}"
+    with pytest.raises(EmptySeries, match="no DICOM series of that SeriesInstanceUID"):
+        load(f"{folder}#1.2.3")
+    with pytest.raises(MixedSeries, match="name one as <folder>#<SeriesInstanceUID>"):
+        load(folder)

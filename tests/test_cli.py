@@ -185,3 +185,29 @@ def test_assess_table_marks_the_prompts_the_file_did_not_state(tmp_path: Path,
     assert "? predicted by medq's prompt classifier" in res.stdout
     res = run_medq("assess", "camera.png", "--modality", "OP", cwd=tmp_path)
     assert res.returncode == 0 and "?" not in res.stdout, res.stdout
+
+
+def test_a_folder_of_several_series_gives_one_input_per_series(tmp_path: Path) -> None:
+    from pydicom.uid import generate_uid
+
+    study = tmp_path / "study"  # as a PACS export by study: every series in one folder
+    study.mkdir()
+    for name, n in (("ax", 3), ("cor", 2), ("scout", 1)):
+        uid = generate_uid()
+        for i in range(n):
+            ds = pydicom.dcmread(dicom_testfile("CT_small.dcm"))
+            ds.SeriesInstanceUID, ds.SOPInstanceUID = uid, generate_uid()
+            ds.ImagePositionPatient = [0.0, 0.0, 2.5 * i]
+            ds.save_as(study / f"{name}{i}.dcm")
+    res = run_medq("assess", study, "--json", "--no-measures")
+    assert res.returncode == 0, res.stderr
+    found = {r["path"]: r["shape"] for r in json.loads(res.stdout)}
+    assert found.pop(str(study / "scout0.dcm")) == [128, 128]  # a single file: a 2D input
+    assert all(p.startswith(f"{study}#") for p in found)  # each series: <folder>#<uid>
+    assert sorted(shape[0] for shape in found.values()) == [2, 3], found
+    out = tmp_path / "restored"
+    res = run_medq("restore", study, "-o", out, "--method", "tv", "--force", "--json")
+    assert res.returncode == 0, res.stderr
+    written = {Path(r["output"]) for r in json.loads(res.stdout)}
+    series = sorted(len(list(p.iterdir())) for p in written if p.is_dir())
+    assert series == [2, 3] and (out / "scout0.dcm") in written

@@ -27,25 +27,20 @@ from medq.cli.common import (
 
 
 def assess_inputs(paths: list[Path]) -> list[Path]:
-    """Inputs to assess: a folder holding a DICOM series of several files is one input (a volume);
-    any other folder gives its files (single DICOM images, NIfTI, PNG, …), each one input."""
-    from medq.errors import MedqError
-    from medq.io.dicom import scan_folder
+    """Inputs to assess: a folder holding one DICOM series of several files is one input (a
+    volume); any other folder gives its items as `medq qc` finds them (`qc.discover`): each
+    DICOM series of several slices one volume, named `<folder>#<SeriesInstanceUID>` when the
+    folder holds more, and every other image file (single DICOM images, NIfTI, PNG, …) one."""
+    from medq.qc.discover import folder_items
 
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
-            try:
-                series = scan_folder(path)
-            except MedqError:  # an unreadable DICOM file: the folder fails later, with its message
-                series = None
-            if series is not None and all(len(files) <= 1 for files in series.values()):
-                files = sorted(p for p in path.iterdir() if p.is_file()
-                               and not p.name.startswith(".") and p.suffix.lower() != ".json")
-                if files:
-                    found += files
-                    continue
-        found.append(path)
+            items = folder_items(path, [f.name for f in path.iterdir() if f.is_file()])
+            if items:
+                found += [Path(item.path) for item in items]
+                continue
+        found.append(path)  # a missing path or a folder without images: fails with its reason
     return expand_inputs(found)
 
 

@@ -31,8 +31,16 @@ METHOD_HELP = "auto (the network, gated by the assessment), net, bm3d, nlm or tv
 
 
 def output_path(path: Path, output: Path, several: bool) -> Path:
-    """Where one input's result goes: OUT itself, or OUT/<input name> for several inputs."""
-    return output / path.name if several else output
+    """Where one input's result goes: OUT itself, or OUT/<input name> for several inputs (a
+    series of a folder holding several, `<folder>#<uid>`, gets the folder `OUT/<folder>#<uid>`)."""
+    from medq.io.dicom import series_in_folder
+
+    if not several:
+        return output
+    target = output / path.name
+    if series_in_folder(path):
+        target.mkdir(exist_ok=True)  # a series folder (its name has the UID's dots)
+    return target
 
 
 def _check_output(inputs: list[Path], output: Path) -> None:

@@ -59,6 +59,8 @@ def sniff(path: str | Path) -> str:
     Raises MissingInput, UnreadableImage (empty file) or UnsupportedImage (unknown kind of file).
     """
     p = Path(path)
+    if dicom.series_in_folder(p):
+        return "dicom-series"
     if not p.exists():
         raise MissingInput("no such file or directory", p)
     if p.is_dir():
@@ -103,7 +105,8 @@ def _finite(image: MedImage) -> MedImage:
 
 def _read(p: Path, fmt: str) -> MedImage:
     if fmt == "dicom-series":
-        return dicom.read_series(p)
+        named = dicom.series_in_folder(p)
+        return dicom.read_series(*named) if named else dicom.read_series(p)
     if fmt == "dicom":
         try:
             return dicom.read_file(p)
@@ -120,7 +123,8 @@ def _read(p: Path, fmt: str) -> MedImage:
 
 
 def load(path: str | Path, *, modality: str | None = None, region: str | None = None) -> MedImage:
-    """Load a medical image file or DICOM series folder; `modality`/`region` override the file's."""
+    """Load a medical image file, a DICOM series folder or one series of a folder holding
+    several (`<folder>#<SeriesInstanceUID>`); `modality`/`region` override the file's."""
     p = Path(path)
     fmt = sniff(p)
     try:

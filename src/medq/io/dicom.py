@@ -426,17 +426,39 @@ def scan_folder(folder: Path) -> dict[str, list[tuple[Path, Dataset]]]:
     return groups
 
 
-def read_series(folder: str | Path) -> MedImage:
-    """Read a folder holding exactly one DICOM series into a `(z, y, x)` volume."""
+SERIES_MARK = "#"
+"""Separator of `<folder>#<SeriesInstanceUID>`: one series of a folder that holds several."""
+
+
+def series_in_folder(path: str | Path) -> tuple[Path, str] | None:
+    """(folder, SeriesInstanceUID) of a `<folder>#<uid>` path that names no file or folder
+    itself but whose folder exists; None for any other path."""
+    text = str(path)
+    if SERIES_MARK not in text or Path(text).exists():
+        return None
+    folder, uid = text.rsplit(SERIES_MARK, 1)
+    return (Path(folder), uid) if uid and Path(folder).is_dir() else None
+
+
+def read_series(folder: str | Path, uid: str | None = None) -> MedImage:
+    """Read a folder holding exactly one DICOM series into a `(z, y, x)` volume, or with `uid`
+    the series of that SeriesInstanceUID among several (named `<folder>#<uid>`)."""
     folder = Path(folder)
     groups = scan_folder(folder)
     if not groups:
         raise EmptySeries("folder holds no DICOM image files", folder)
+    if uid is not None:
+        source = Path(f"{folder}{SERIES_MARK}{uid}")
+        if uid not in groups:
+            raise EmptySeries("the folder holds no DICOM series of that SeriesInstanceUID",
+                              source)
+        items = groups[uid]
+        return _assemble_series([d for _, d in items], [p for p, _ in items], source)
     if len(groups) > 1:
         names = [f"{uid or '<no UID>'} '{_text(items[0][1].get('SeriesDescription')) or ''}' "
                  f"({len(items)} files)" for uid, items in groups.items()]
         raise MixedSeries(f"folder holds {len(groups)} DICOM series: {'; '.join(names)}; "
-                          "load one series folder at a time", folder)
+                          f"name one as <folder>{SERIES_MARK}<SeriesInstanceUID>", folder)
     items = next(iter(groups.values()))
     if len(items) > 1 and any(int(_number(d.get("NumberOfFrames")) or 1) > 1 for _, d in items):
         raise UnsupportedImage(f"series holds {len(items)} files of which some are multi-frame; "

@@ -37,6 +37,7 @@ from medq.io.dicom import (
     read_dataset,
     read_physics,
     read_series,
+    series_in_folder,
 )
 
 _STRIP = (
@@ -91,10 +92,11 @@ def _set(ds: Dataset, keyword: str, value: Any) -> None:
 def _templates(image: MedImage, reference: str | Path | None) -> list[Dataset]:
     if reference is not None:
         ref = Path(reference)
-        if not ref.exists():
+        named = series_in_folder(ref)  # one series of a folder holding several
+        if not ref.exists() and not named:
             raise MissingInput("reference DICOM does not exist", ref)
-        if ref.is_dir():
-            img = read_series(ref)
+        if ref.is_dir() or named:
+            img = read_series(*named) if named else read_series(ref)
             files = [Path(f) for f in img.meta["dicom_files"]]
         else:
             files = [ref]

@@ -19,13 +19,11 @@ from pathlib import Path
 
 from medq.errors import EmptySeries, MedqError, MissingInput, UnsupportedImage
 from medq.image import MedImage
+from medq.io.dicom import SERIES_MARK  # `<folder>#<SeriesInstanceUID>` item paths
 
 NON_IMAGE_MODALITIES = frozenset({"SR", "PR", "KO", "RTPLAN", "RTSTRUCT", "RTRECORD", "DOC",
                                   "REG", "ECG", "AU", "HD", "FID", "PLAN"})
 """DICOM modalities of objects without an image to assess."""
-
-SERIES_MARK = "#"
-"""Separator of `<folder>#<SeriesInstanceUID>` item paths."""
 
 
 @dataclass(frozen=True)
