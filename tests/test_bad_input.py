@@ -206,3 +206,20 @@ def test_one_series_of_a_folder_holding_several_is_named_with_its_uid(tmp_path: 
         load(f"{folder}#1.2.3")
     with pytest.raises(MixedSeries, match="name one as <folder>#<SeriesInstanceUID>"):
         load(folder)
+
+
+def test_phase_like_reads_image_type_and_complex_component() -> None:
+    from medq.assess.loading import phase_like
+    from medq.image import MedImage
+
+    def mr(**meta: object) -> MedImage:
+        return MedImage(np.ones((32, 32), np.float32), (1.0, 1.0), "MR", "brain", meta=meta)
+
+    assert phase_like(mr(complex_component="PHASE")) == "Complex Image Component PHASE"
+    assert phase_like(mr(complex_component="MAGNITUDE")) is None
+    assert phase_like(mr(image_type=["ORIGINAL", "PRIMARY", "PHASE MAP", "P", "FFE"]))
+    assert phase_like(mr(image_type=["ORIGINAL", "PRIMARY", "M", "ND", "NORM"])) is None
+    assert phase_like(mr(image_type=["P", "PRIMARY"])) is None  # only values 3 on name a kind
+    ct = MedImage(np.ones((32, 32), np.float32), (1.0, 1.0), "CT", "head",
+                  meta={"image_type": ["ORIGINAL", "PRIMARY", "P"]})
+    assert phase_like(ct) is None

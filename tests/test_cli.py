@@ -211,3 +211,17 @@ def test_a_folder_of_several_series_gives_one_input_per_series(tmp_path: Path) -
     written = {Path(r["output"]) for r in json.loads(res.stdout)}
     series = sorted(len(list(p.iterdir())) for p in written if p.is_dir())
     assert series == [2, 3] and (out / "scout0.dcm") in written
+
+
+def test_an_mr_phase_image_is_refused_beside_its_magnitude_image(tmp_path: Path) -> None:
+    for name, kind in (("phase.dcm", "P"), ("magnitude.dcm", "M")):
+        ds = pydicom.dcmread(dicom_testfile("MR_small.dcm"))
+        ds.ImageType = ["ORIGINAL", "PRIMARY", kind, "ND"]  # as Siemens writes them
+        ds.save_as(tmp_path / name)
+    res = run_medq("assess", tmp_path / "phase.dcm", tmp_path / "magnitude.dcm", "--json")
+    assert res.returncode == 2
+    phase, magnitude = json.loads(res.stdout)
+    assert phase["error"]["type"] == "UnsupportedImage"
+    assert "not a magnitude image (ImageType ORIGINAL\\PRIMARY\\P\\ND)" in phase["error"]["message"]
+    assert 1.0 <= magnitude["score"] <= 5.0
+    assert res.stderr.strip().count("\n") == 0 and "phase.dcm" in res.stderr

@@ -77,9 +77,32 @@ MIN_SIDE = 16
 resampling need a few pixels of content (a volume may have any number of slices)."""
 
 
+NOT_MAGNITUDE = frozenset({"P", "PHASE", "PHASE MAP", "REAL", "IMAGINARY"})
+"""DICOM ImageType values (and Complex Image Components) of an MR image that is not a magnitude
+image: Siemens writes P for phase, Philips PHASE MAP, enhanced MR its complex component."""
+
+
+def phase_like(image: MedImage) -> str | None:
+    """What the header says when an MR image is a phase, real or imaginary image, else None."""
+    if image.modality != "MR":
+        return None
+    component = str(image.meta.get("complex_component") or "").upper()
+    if component in NOT_MAGNITUDE:
+        return f"Complex Image Component {component}"
+    kinds = [str(v).upper() for v in image.meta.get("image_type") or []]
+    shown = "\\".join(kinds)  # as DICOM writes a multi-valued string
+    return f"ImageType {shown}" if NOT_MAGNITUDE & set(kinds[2:]) else None
+
+
 def check_assessable(image: MedImage) -> None:
-    """Raise InvalidImage for an image with nothing to assess: too small in-plane, or constant."""
-    from medq.errors import InvalidImage
+    """Raise InvalidImage for an image with nothing to assess (too small in-plane, or constant)
+    and UnsupportedImage for an MR phase, real or imaginary image (`phase_like`)."""
+    from medq.errors import InvalidImage, UnsupportedImage
+
+    said = phase_like(image)
+    if said:
+        raise UnsupportedImage(f"not a magnitude image ({said}): medq assesses magnitude MR "
+                               "images", image.source)
 
     plane = image.shape[-3:-1] if image.is_rgb else image.shape[-2:]
     if min(plane) < MIN_SIDE:

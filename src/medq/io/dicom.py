@@ -369,6 +369,8 @@ def _assemble(datasets: list[Dataset], paths: list[Path], source: Path, fmt: str
         "window_center": _first_number(_value(first, "WindowCenter")),
         "window_width": _first_number(_value(first, "WindowWidth")),
         "photometric": _text(first.get("PhotometricInterpretation")),
+        "image_type": [_text(v) for v in _values(first.get("ImageType"))],
+        "complex_component": _text(_value(first, "ComplexImageComponent")) or None,
         "transfer_syntax": str(ts) if ts else None,
         "bits_stored": int(first.get("BitsStored", 16)),
         "number_of_frames": frames,
@@ -380,6 +382,15 @@ def _assemble(datasets: list[Dataset], paths: list[Path], source: Path, fmt: str
         meta["lossy_compression"] = {**lossy[0], "slices": len(lossy)} if len(datasets) > 1 \
             else lossy[0]
     return MedImage(arr, spacing, modality, region, read_physics(first), str(source), meta)
+
+
+def _values(value: object) -> list[object]:
+    """A (multi-valued) DICOM value as a list (empty for None)."""
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        return list(value)  # type: ignore[arg-type]
+    return [value]
 
 
 def _first_number(value: object) -> float | None:
