@@ -225,3 +225,19 @@ def test_an_mr_phase_image_is_refused_beside_its_magnitude_image(tmp_path: Path)
     assert "not a magnitude image (ImageType ORIGINAL\\PRIMARY\\P\\ND)" in phase["error"]["message"]
     assert 1.0 <= magnitude["score"] <= 5.0
     assert res.stderr.strip().count("\n") == 0 and "phase.dcm" in res.stderr
+
+
+def test_a_segmentation_is_refused_alone_and_skipped_in_a_folder(tmp_path: Path) -> None:
+    seg = dicom_testfile("liver_1frame.dcm")  # a DICOM SEG: a binary liver mask
+    res = run_medq("assess", seg, "--json", "--no-measures")
+    assert res.returncode == 2
+    (row,) = json.loads(res.stdout)
+    assert row["error"]["type"] == "UnsupportedImage"
+    assert "a segmentation (Modality SEG), not an acquired image" in row["error"]["message"]
+    folder = tmp_path / "export"
+    folder.mkdir()
+    for name in ("liver_1frame.dcm", "CT_small.dcm"):
+        (folder / name).write_bytes(Path(dicom_testfile(name)).read_bytes())
+    res = run_medq("assess", folder, "--json", "--no-measures")
+    assert res.returncode == 0, res.stderr
+    assert [Path(r["path"]).name for r in json.loads(res.stdout)] == ["CT_small.dcm"]

@@ -96,9 +96,15 @@ def phase_like(image: MedImage) -> str | None:
 
 def check_assessable(image: MedImage) -> None:
     """Raise InvalidImage for an image with nothing to assess (too small in-plane, or constant)
-    and UnsupportedImage for an MR phase, real or imaginary image (`phase_like`)."""
+    and UnsupportedImage for a derived map (`NOT_ACQUIRED`: a DICOM SEG, an RT dose grid) and
+    an MR phase, real or imaginary image (`phase_like`)."""
     from medq.errors import InvalidImage, UnsupportedImage
+    from medq.io.dicom import NOT_ACQUIRED
 
+    stated = str(image.meta.get("dicom_modality") or "").upper()
+    if stated in NOT_ACQUIRED:
+        raise UnsupportedImage(f"{NOT_ACQUIRED[stated]} (Modality {stated}), not an acquired "
+                               "image: nothing to grade", image.source)
     said = phase_like(image)
     if said:
         raise UnsupportedImage(f"not a magnitude image ({said}): medq assesses magnitude MR "

@@ -437,6 +437,10 @@ def scan_folder(folder: Path) -> dict[str, list[tuple[Path, Dataset]]]:
     return groups
 
 
+NOT_ACQUIRED = {"SEG": "a segmentation", "RTDOSE": "a radiotherapy dose grid"}
+"""DICOM modalities whose pixels are derived maps, not an acquired image with a quality to
+grade: `medq assess` refuses them and `medq qc` makes no items of them."""
+
 SERIES_MARK = "#"
 """Separator of `<folder>#<SeriesInstanceUID>`: one series of a folder that holds several."""
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from medq.errors import EmptySeries, MedqError, MissingInput, UnsupportedImage
 from medq.image import MedImage
-from medq.io.dicom import SERIES_MARK  # `<folder>#<SeriesInstanceUID>` item paths
+from medq.io.dicom import NOT_ACQUIRED, SERIES_MARK  # derived maps; `<folder>#<uid>` paths
 
 NON_IMAGE_MODALITIES = frozenset({"SR", "PR", "KO", "RTPLAN", "RTSTRUCT", "RTRECORD", "DOC",
                                   "REG", "ECG", "AU", "HD", "FID", "PLAN"})
@@ -61,7 +61,7 @@ def _header(path: Path) -> _Header | None:
     from medq.io.dicom import read_dataset
 
     ds = read_dataset(path, stop_before_pixels=True)
-    if str(ds.get("Modality", "") or "").upper() in NON_IMAGE_MODALITIES:
+    if str(ds.get("Modality", "") or "").upper() in NON_IMAGE_MODALITIES | set(NOT_ACQUIRED):
         return None
     uid = str(ds.get("SeriesInstanceUID", "") or "").strip() or None
     try:
