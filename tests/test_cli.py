@@ -241,3 +241,16 @@ def test_a_segmentation_is_refused_alone_and_skipped_in_a_folder(tmp_path: Path)
     res = run_medq("assess", folder, "--json", "--no-measures")
     assert res.returncode == 0, res.stderr
     assert [Path(r["path"]).name for r in json.loads(res.stdout)] == ["CT_small.dcm"]
+
+
+def test_a_modality_medq_does_not_grade_is_refused_unless_the_user_names_one() -> None:
+    us, nm = dicom_testfile("examples_jpeg2k.dcm"), dicom_testfile("JPEG2000.dcm")
+    res = run_medq("assess", us, nm, "--json", "--no-measures")
+    assert res.returncode == 2
+    for row, code in zip(json.loads(res.stdout), ("US", "NM"), strict=True):
+        assert row["error"]["type"] == "UnsupportedImage"
+        assert f"the file states Modality {code}, which medq does not grade" in \
+            row["error"]["message"]
+    res = run_medq("assess", us, "--modality", "OP", "--json", "--no-measures")
+    assert res.returncode == 0, res.stderr  # read as a photograph, as the user says
+    assert json.loads(res.stdout)[0]["modality"] == "OP"

@@ -94,17 +94,22 @@ def phase_like(image: MedImage) -> str | None:
     return f"ImageType {shown}" if NOT_MAGNITUDE & set(kinds[2:]) else None
 
 
-def check_assessable(image: MedImage) -> None:
+def check_assessable(image: MedImage, told: bool = False) -> None:
     """Raise InvalidImage for an image with nothing to assess (too small in-plane, or constant)
-    and UnsupportedImage for a derived map (`NOT_ACQUIRED`: a DICOM SEG, an RT dose grid) and
-    an MR phase, real or imaginary image (`phase_like`)."""
+    and UnsupportedImage for a derived map (`NOT_ACQUIRED`: a DICOM SEG, an RT dose grid), an
+    MR phase, real or imaginary image (`phase_like`) and, unless the user `told` medq what to
+    read it as (`--modality`), a file stating a modality medq does not grade (`GRADED`)."""
     from medq.errors import InvalidImage, UnsupportedImage
-    from medq.io.dicom import NOT_ACQUIRED
+    from medq.io.dicom import GRADED, NOT_ACQUIRED
 
     stated = str(image.meta.get("dicom_modality") or "").upper()
     if stated in NOT_ACQUIRED:
         raise UnsupportedImage(f"{NOT_ACQUIRED[stated]} (Modality {stated}), not an acquired "
                                "image: nothing to grade", image.source)
+    if "dicom_modality" in image.meta and stated not in GRADED and not told:
+        raise UnsupportedImage(f"the file states Modality {stated}, which medq does not grade "
+                               "(CT, MR, PET, radiographs, photographs); --modality reads it "
+                               "as one of those", image.source)
     said = phase_like(image)
     if said:
         raise UnsupportedImage(f"not a magnitude image ({said}): medq assesses magnitude MR "
@@ -151,7 +156,7 @@ def load_measured(item: Item, modality: str | None, measures: bool) -> Loaded | 
 
     def run() -> Loaded:
         image = item if isinstance(item, MedImage) else load(item, modality=modality)
-        check_assessable(image)
+        check_assessable(image, modality is not None)
         image = as_displayed(image)  # a MONOCHROME1 radiograph as it is shown
         indices = input_indices(image)
         rows, streaks = evidence_views(image, indices)  # a CT plane's streak index taken once

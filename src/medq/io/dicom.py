@@ -437,6 +437,11 @@ def scan_folder(folder: Path) -> dict[str, list[tuple[Path, Dataset]]]:
     return groups
 
 
+GRADED = frozenset({"CT", "MR", "PT", "CR", "DX", "MG", "IO", "PX", "RG", "OP", "XC", "OT", ""})
+"""DICOM Modality values medq grades: CT, MR, PET, radiographs, fundus and other photographs,
+and OT or none (graded by the acquisition effects every modality shares). A file stating any
+other (US, NM, XA, …) is refused unless the user says what to read it as (`--modality`)."""
+
 NOT_ACQUIRED = {"SEG": "a segmentation", "RTDOSE": "a radiotherapy dose grid"}
 """DICOM modalities whose pixels are derived maps, not an acquired image with a quality to
 grade: `medq assess` refuses them and `medq qc` makes no items of them."""
