@@ -254,3 +254,33 @@ def test_a_modality_medq_does_not_grade_is_refused_unless_the_user_names_one() -
     res = run_medq("assess", us, "--modality", "OP", "--json", "--no-measures")
     assert res.returncode == 0, res.stderr  # read as a photograph, as the user says
     assert json.loads(res.stdout)[0]["modality"] == "OP"
+
+
+def test_a_study_of_series_subfolders_is_walked_and_restored_in_its_layout(tmp_path: Path
+                                                                            ) -> None:
+    from pydicom.uid import generate_uid
+
+    study = tmp_path / "study"  # study/<series>/…: one folder per series, as most exports
+    for name, n in (("axial", 3), ("scout", 1)):
+        (study / name).mkdir(parents=True)
+        uid = generate_uid()
+        for i in range(n):
+            ds = pydicom.dcmread(dicom_testfile("CT_small.dcm"))
+            ds.SeriesInstanceUID, ds.SOPInstanceUID = uid, generate_uid()
+            ds.ImagePositionPatient = [0.0, 0.0, 2.5 * i]
+            ds.save_as(study / name / f"im{i}.dcm")
+    res = run_medq("assess", "study", "--json", "--no-measures", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert {r["path"]: r["shape"][0] for r in json.loads(res.stdout)} == {
+        "study/axial": 3, "study/scout/im0.dcm": 128}  # the series a volume, the scout 2D
+    res = run_medq("restore", "study", "-o", "out", "--method", "tv", "--force", "--json",
+                   cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert sorted(r["output"] for r in json.loads(res.stdout)) == ["out/axial",
+                                                                   "out/scout/im0.dcm"]
+    assert len(list((tmp_path / "out" / "axial").iterdir())) == 3
+    (tmp_path / "again").mkdir()
+    (tmp_path / "again" / "im0.dcm").write_bytes((study / "scout" / "im0.dcm").read_bytes())
+    res = run_medq("restore", "study/scout/im0.dcm", "again/im0.dcm", "-o", "out2",
+                   cwd=tmp_path)
+    assert res.returncode == 2 and "would both be written to out2/im0.dcm" in res.stderr

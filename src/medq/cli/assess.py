@@ -27,21 +27,33 @@ from medq.cli.common import (
 
 
 def assess_inputs(paths: list[Path]) -> list[Path]:
-    """Inputs to assess: a folder holding one DICOM series of several files is one input (a
-    volume); any other folder gives its items as `medq qc` finds them (`qc.discover`): each
-    DICOM series of several slices one volume, named `<folder>#<SeriesInstanceUID>` when the
-    folder holds more, and every other image file (single DICOM images, NIfTI, PNG, …) one."""
-    from medq.qc.discover import folder_items
+    """Inputs to assess: a folder gives its items as `medq qc` finds them (`qc.discover`, walking
+    its subfolders): each DICOM series of several slices one volume (its folder, or
+    `<folder>#<SeriesInstanceUID>` when the folder holds more), every other image file (single
+    DICOM images, NIfTI, PNG, …) one input. Paths stay as the user wrote them."""
+    from medq.qc.discover import discover
 
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
-            items = folder_items(path, [f.name for f in path.iterdir() if f.is_file()])
+            items = discover(path)
             if items:
-                found += [Path(item.path) for item in items]
+                found += [as_written(item.path, path) for item in items]
                 continue
         found.append(path)  # a missing path or a folder without images: fails with its reason
     return expand_inputs(found)
+
+
+def as_written(item: str, folder: Path) -> Path:
+    """A discovered item's path (absolute) under `folder` as the user wrote `folder`."""
+    import os
+
+    from medq.io.dicom import SERIES_MARK, series_in_folder
+
+    named = series_in_folder(item)
+    inside = os.path.relpath(named[0] if named else item, folder.resolve())
+    shown = folder if inside == "." else folder / inside
+    return Path(f"{shown}{SERIES_MARK}{named[1]}") if named else shown
 
 
 @app.command()

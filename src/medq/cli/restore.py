@@ -30,25 +30,43 @@ from medq.errors import InvalidParameter
 METHOD_HELP = "auto (the network, gated by the assessment), net, bm3d, nlm or tv."
 
 
-def output_path(path: Path, output: Path, several: bool) -> Path:
-    """Where one input's result goes: OUT itself, or OUT/<input name> for several inputs (a
-    series of a folder holding several, `<folder>#<uid>`, gets the folder `OUT/<folder>#<uid>`)."""
+def output_paths(paths: list[Path], inputs: list[Path], output: Path) -> dict[Path, Path]:
+    """Where each input's result goes: OUT itself for one input; for several, OUT/<its path
+    inside the folder argument it was found in> (a study's subfolders are kept), else
+    OUT/<its name>. InvalidParameter when two results would share a path."""
+    import os
+
+    if len(inputs) == 1:
+        return {inputs[0]: output}
+    folders = [p for p in paths if p.is_dir()]
+    targets: dict[Path, Path] = {}
+    for path in inputs:
+        inside = next((rel for f in folders if path != f
+                       and not (rel := os.path.relpath(path, f)).startswith("..")), None)
+        targets[path] = output / (inside or path.name)
+    seen: dict[Path, Path] = {}
+    for path, target in targets.items():
+        if target in seen:
+            raise InvalidParameter(f"{seen[target]} and {path} would both be written to "
+                                   f"{target}; restore them in separate runs", output)
+        seen[target] = path
+    return targets
+
+
+def _prepare(paths: list[Path], inputs: list[Path], output: Path) -> dict[Path, Path]:
+    """The output of every input (`output_paths`); several inputs need OUT to be a folder
+    (created when missing), and a series from a folder holding several gets its own folder."""
     from medq.io.dicom import series_in_folder
 
-    if not several:
-        return output
-    target = output / path.name
-    if series_in_folder(path):
-        target.mkdir(exist_ok=True)  # a series folder (its name has the UID's dots)
-    return target
-
-
-def _check_output(inputs: list[Path], output: Path) -> None:
-    """Several inputs need OUT to be a folder (created when missing)."""
+    targets = output_paths(paths, inputs, output)
     if len(inputs) > 1:
         if output.exists() and not output.is_dir():
             raise InvalidParameter("with several inputs OUT must be a folder", output)
-        output.mkdir(parents=True, exist_ok=True)
+        for path, target in targets.items():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if series_in_folder(path):
+                target.mkdir(exist_ok=True)  # a series folder (its name has the UID's dots)
+    return targets
 
 
 def _consistency_line(done: dict[str, Any] | None) -> str:
@@ -84,7 +102,7 @@ def restore(
 
     outcome = Outcome()
     inputs = assess_inputs(paths)
-    ready = outcome.run(output, lambda: _check_output(inputs, output))
+    ready = outcome.run(output, lambda: _prepare(paths, inputs, output))
     assessor = None if isinstance(ready, BaseException) else \
         outcome.run("mediqa-s", lambda: Assessor("mediqa-s", modality=modality))
     if isinstance(ready, BaseException) or isinstance(assessor, BaseException):
@@ -95,7 +113,7 @@ def restore(
         image = load(path, modality=modality)
         result = run_restore(image, method, model=model, assessor=assessor, force=force,
                              consistency=consistency)
-        target = output_path(path, output, len(inputs) > 1)
+        target = ready[path]
         written = save(result.image, target, reference=image.source,
                        description=f"medq restore {method}: {result.note}"[:64])
         return dict(result.to_dict(), path=str(path), output=str(written))
