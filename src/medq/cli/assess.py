@@ -97,13 +97,14 @@ def assess(
         for row in rows:
             if "error" in row:
                 continue
+            prompts = prompts_text(row["prompts"])
+            if "?" in prompts:
+                table.caption = PREDICTED_NOTE
             table.add_row(row["path"], f"{row['score']:.2f}", row["grade"],
                           "yes" if row["recall"] else "no",
                           findings_text(row["findings"], row.get("suspected", []),
                                         row.get("lossy_compression")),
-                          prompts_text(row["prompts"]))
-        if any("?" in prompts_text(r["prompts"]) for r in rows if "error" not in r):
-            table.caption = PREDICTED_NOTE
+                          prompts)
         if table.row_count:
             out.print(table)
     outcome.exit()

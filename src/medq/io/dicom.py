@@ -395,10 +395,8 @@ def _values(value: object) -> list[object]:
 
 def _first_number(value: object) -> float | None:
     """First item of a (multi-valued) numeric DICOM value as a float, or None."""
-    if value is None:
-        return None
-    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
-        value = value[0] if len(value) else None  # type: ignore[arg-type]
+    items = _values(value)
+    value = items[0] if items else None
     try:
         number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
