@@ -41,10 +41,9 @@ from medq.io.atomic import atomic_write_text
 KINDS: tuple[str, ...] = tuple(available())
 """Registered degradation kinds, in physics-target order."""
 
-BENCH_VERSION = 8
+BENCH_VERSION = 6
 """Bumped whenever item generation changes, so stale caches are never reused (6: zoomed fields
-of view anywhere in the image, 25–75 % per side, half of them at a small matrix; 8: MR
-baseline noise down to 0.13 % of the body's P99, `items.MR_NOISE_BASELINE`)."""
+of view anywhere in the image, 25–75 % per side, half of them at a small matrix)."""
 
 
 @dataclass(frozen=True)

@@ -36,12 +36,6 @@ the last pixel, a real 512² scan at 0.5 mm pixels is not), for MR a faint recei
 BASELINE_RANGE = (0.05, 0.45)
 """Continuous severity range of the baseline noise (all below mild, 0.5)."""
 
-MR_NOISE_BASELINE = (-1.0, 0.45)
-"""Continuous severity range of the MR baseline noise: the engine's scale extrapolated below
-its "none" floor, σ from 0.13 % to 0.93 % of the body's P99 (`BASELINE_RANGE` starts at
-0.54 %). A real MR can be cleaner than every training image was: pydicom's abdominal MR has a
-body wavelet σ of 0.48 % of its P99, and mediqa-s graded it up when mild noise was added."""
-
 ZOOM = (0.4, (0.25, 0.75))
 """Probability of a zoomed field of view, and the range of its crop fraction per side."""
 
@@ -137,8 +131,7 @@ def degraded_item(source: Source, dim: str, seed: int, clean_fraction: float = 0
         if n else []
     for kind in BASELINE.get(image.modality, ()) if realism else ():
         if kind not in chosen:
-            span = MR_NOISE_BASELINE if kind == "mr_noise" else BASELINE_RANGE
-            image = _mark_baseline(_apply(image, kind, float(rng.uniform(*span)), rng))
+            image = _mark_baseline(_apply(image, kind, float(rng.uniform(*BASELINE_RANGE)), rng))
     for kind in chosen:
         image = _apply(image, kind, float(rng.uniform(*SEVERITY_RANGE)), rng)
     return image, list(image.meta.get("degradations", []))
