@@ -223,3 +223,37 @@ def test_phase_like_reads_image_type_and_complex_component() -> None:
     ct = MedImage(np.ones((32, 32), np.float32), (1.0, 1.0), "CT", "head",
                   meta={"image_type": ["ORIGINAL", "PRIMARY", "P"]})
     assert phase_like(ct) is None
+
+
+def _dual_echo_dir(tmp: Path) -> Path:
+    """One MR series of 4 positions × 2 echoes (the second echo at 40 % of the first's signal)."""
+    folder = tmp / "dual_echo"
+    folder.mkdir()
+    uid = generate_uid()
+    for i in range(4):
+        for echo, (te, gain) in enumerate(((10.0, 1.0), (80.0, 0.4)), start=1):
+            ds = pydicom.dcmread(tdata("MR_small.dcm"))
+            ds.SeriesInstanceUID, ds.SOPInstanceUID = uid, generate_uid()
+            ds.ImagePositionPatient = [0.0, 0.0, 3.0 * i]
+            ds.EchoTime, ds.EchoNumbers = te, echo
+            ds.PixelData = (ds.pixel_array * gain).astype(ds.pixel_array.dtype).tobytes()
+            ds.save_as(folder / f"im{i}_{echo}.dcm")
+    return folder
+
+
+def test_a_multi_echo_series_is_one_volume_per_echo(tmp_path: Path) -> None:
+    from medq.qc.discover import discover
+
+    folder = _dual_echo_dir(tmp_path)
+    uid = pydicom.dcmread(next(folder.iterdir())).SeriesInstanceUID
+    with pytest.raises(UnsupportedImage, match="2 volumes at the same positions "
+                                               r"\(EchoNumbers=1, EchoNumbers=2\)"):
+        load(folder)
+    first, second = (load(f"{folder}#{uid}@EchoNumbers={n}") for n in (1, 2))
+    assert first.shape == second.shape == (4, 64, 64)
+    assert np.allclose(second.array, np.floor(first.array * 0.4), atol=1.0)
+    items = discover(folder)
+    assert [i.path for i in items] == [f"{folder}#{uid}@EchoNumbers={n}" for n in (1, 2)]
+    assert all(i.series and len(i.files) == 4 for i in items)
+    with pytest.raises(EmptySeries, match="no slice with EchoNumbers 3"):
+        load(f"{folder}#{uid}@EchoNumbers=3")

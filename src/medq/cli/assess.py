@@ -48,12 +48,13 @@ def as_written(item: str, folder: Path) -> Path:
     """A discovered item's path (absolute) under `folder` as the user wrote `folder`."""
     import os
 
-    from medq.io.dicom import SERIES_MARK, series_in_folder
+    from medq.io.dicom import series_in_folder
 
-    named = series_in_folder(item)
-    inside = os.path.relpath(named[0] if named else item, folder.resolve())
+    named = series_in_folder(item)  # `<folder>#<uid>[@<part>]`: the folder is a path, the rest not
+    where = str(named[0]) if named else item
+    inside = os.path.relpath(where, folder.resolve())
     shown = folder if inside == "." else folder / inside
-    return Path(f"{shown}{SERIES_MARK}{named[1]}") if named else shown
+    return Path(f"{shown}{item[len(where):]}")
 
 
 @app.command()

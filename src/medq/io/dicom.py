@@ -447,37 +447,85 @@ grade: `medq assess` refuses them and `medq qc` makes no items of them."""
 SERIES_MARK = "#"
 """Separator of `<folder>#<SeriesInstanceUID>`: one series of a folder that holds several."""
 
+PART_MARK = "@"
+"""Separator of `<folder>#<uid>@<keyword>=<value>`: one part of a series whose slices repeat
+their positions (`series_parts`)."""
 
-def series_in_folder(path: str | Path) -> tuple[Path, str] | None:
-    """(folder, SeriesInstanceUID) of a `<folder>#<uid>` path that names no file or folder
-    itself but whose folder exists; None for any other path."""
+SPLIT_KEYS = ("EchoNumbers", "TemporalPositionIdentifier", "AcquisitionNumber", "TriggerTime",
+              "EchoTime")
+"""Header keywords that tell the volumes of one series apart when its slices repeat positions
+(echoes, phases, repeated acquisitions), tried in this order."""
+
+
+def series_in_folder(path: str | Path) -> tuple[Path, str, str | None] | None:
+    """(folder, SeriesInstanceUID, part or None) of a `<folder>#<uid>[@<keyword>=<value>]` path
+    that names no file or folder itself but whose folder exists; None for any other path."""
     text = str(path)
     if SERIES_MARK not in text or Path(text).exists():
         return None
-    folder, uid = text.rsplit(SERIES_MARK, 1)
-    return (Path(folder), uid) if uid and Path(folder).is_dir() else None
+    folder, rest = text.rsplit(SERIES_MARK, 1)
+    uid, _, part = rest.partition(PART_MARK)
+    return (Path(folder), uid, part or None) if uid and Path(folder).is_dir() else None
 
 
-def read_series(folder: str | Path, uid: str | None = None) -> MedImage:
+def _position(ds: Dataset) -> tuple[float, ...] | None:
+    """ImagePositionPatient rounded to 0.01 mm (None when the file has none)."""
+    pos = _floats(_value(ds, "ImagePositionPatient"))
+    return tuple(round(v, 2) for v in pos) if pos else None
+
+
+def series_parts(datasets: Sequence[Dataset]) -> dict[str, list[int]] | None:
+    """The volumes of one series whose slices repeat positions (multi-echo, multi-phase):
+    `{"<keyword>=<value>": indices}` split by the first of `SPLIT_KEYS` that leaves no position
+    twice in a part; None when no position repeats or no keyword separates them."""
+    positions = [_position(d) for d in datasets]
+    if None in positions or len(set(positions)) == len(positions):
+        return None
+    for key in SPLIT_KEYS:
+        values = [_text(d.get(key)) for d in datasets]
+        if "" in values:
+            continue
+        parts: dict[str, list[int]] = {}
+        for i, value in enumerate(values):
+            parts.setdefault(f"{key}={value}", []).append(i)
+        if len(parts) > 1 and all(len({positions[i] for i in idx}) == len(idx)
+                                  for idx in parts.values()):
+            return parts
+    return None
+
+
+def read_series(folder: str | Path, uid: str | None = None, part: str | None = None
+                ) -> MedImage:
     """Read a folder holding exactly one DICOM series into a `(z, y, x)` volume, or with `uid`
-    the series of that SeriesInstanceUID among several (named `<folder>#<uid>`)."""
+    the series of that SeriesInstanceUID among several (named `<folder>#<uid>`), or with `part`
+    one volume of a series whose slices repeat positions (`<folder>#<uid>@<keyword>=<value>`)."""
     folder = Path(folder)
     groups = scan_folder(folder)
     if not groups:
         raise EmptySeries("folder holds no DICOM image files", folder)
     if uid is not None:
-        source = Path(f"{folder}{SERIES_MARK}{uid}")
+        source = Path(f"{folder}{SERIES_MARK}{uid}" + (f"{PART_MARK}{part}" if part else ""))
         if uid not in groups:
             raise EmptySeries("the folder holds no DICOM series of that SeriesInstanceUID",
                               source)
         items = groups[uid]
+        if part:
+            key, _, value = part.partition("=")
+            items = [(p, d) for p, d in items if _text(d.get(key)) == value]
+            if not items:
+                raise EmptySeries(f"the series has no slice with {key} {value}", source)
         return _assemble_series([d for _, d in items], [p for p, _ in items], source)
     if len(groups) > 1:
         names = [f"{uid or '<no UID>'} '{_text(items[0][1].get('SeriesDescription')) or ''}' "
                  f"({len(items)} files)" for uid, items in groups.items()]
         raise MixedSeries(f"folder holds {len(groups)} DICOM series: {'; '.join(names)}; "
                           f"name one as <folder>{SERIES_MARK}<SeriesInstanceUID>", folder)
-    items = next(iter(groups.values()))
+    uid, items = next(iter(groups.items()))
+    parts = series_parts([d for _, d in items])
+    if parts:
+        raise UnsupportedImage(f"the series holds {len(parts)} volumes at the same positions "
+                               f"({', '.join(parts)}); name one as <folder>{SERIES_MARK}{uid}"
+                               f"{PART_MARK}{next(iter(parts))}", folder)
     if len(items) > 1 and any(int(_number(d.get("NumberOfFrames")) or 1) > 1 for _, d in items):
         raise UnsupportedImage(f"series holds {len(items)} files of which some are multi-frame; "
                                "load the multi-frame file itself", folder)

@@ -16,10 +16,16 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from medq.errors import EmptySeries, MedqError, MissingInput, UnsupportedImage
 from medq.image import MedImage
-from medq.io.dicom import NOT_ACQUIRED, SERIES_MARK  # derived maps; `<folder>#<uid>` paths
+from medq.io.dicom import (  # derived maps; `<folder>#<uid>[@<part>]` paths
+    NOT_ACQUIRED,
+    PART_MARK,
+    SERIES_MARK,
+    series_parts,
+)
 
 NON_IMAGE_MODALITIES = frozenset({"SR", "PR", "KO", "RTPLAN", "RTSTRUCT", "RTRECORD", "DOC",
                                   "REG", "ECG", "AU", "HD", "FID", "PLAN"})
@@ -44,6 +50,8 @@ class _Header:
     frames: int
     size: tuple[int, int]
     positioned: bool
+    ds: Any = None
+    """The header itself (`io.dicom.series_parts` reads it when slices repeat positions)."""
 
 
 def _is_candidate(path: Path) -> bool:
@@ -69,7 +77,7 @@ def _header(path: Path) -> _Header | None:
     except (TypeError, ValueError):
         frames = 1
     size = (int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0))
-    return _Header(path, uid, frames, size, ds.get("ImagePositionPatient") is not None)
+    return _Header(path, uid, frames, size, ds.get("ImagePositionPatient") is not None, ds)
 
 
 def _classify(path: Path) -> tuple[str, _Header | None]:
@@ -117,11 +125,15 @@ def folder_items(folder: Path, names: list[str]) -> list[Item]:
         if uid not in volumes:
             singles += [h.path for h in group]
             dicom_like += len(group)
-    alone = len(volumes) == 1 and dicom_like == 0
+    parts = {uid: series_parts([h.ds for h in group]) for uid, group in volumes.items()}
+    alone = len(volumes) == 1 and dicom_like == 0 and not any(parts.values())
     items = [Item(str(p), (str(p),)) for p in singles]
     for uid, group in volumes.items():
         path = str(folder) if alone else f"{folder}{SERIES_MARK}{uid}"
-        items.append(Item(path, tuple(sorted(str(h.path) for h in group)), series=True))
+        for part, picked in (parts[uid] or {"": range(len(group))}).items():
+            files = tuple(sorted(str(group[i].path) for i in picked))
+            items.append(Item(f"{path}{PART_MARK}{part}" if part else path, files,
+                              series=len(files) > 1))
     return items
 
 
