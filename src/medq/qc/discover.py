@@ -2,13 +2,16 @@
 
 DICOM files of a folder are grouped by SeriesInstanceUID (headers read with pydicom
 `stop_before_pixels`). A group of two or more single-frame slices of one size with positions is
-a series item; anything else (one file, projection views sharing a UID, multi-frame files) gives
-one item per file. Non-image DICOM objects (structured reports, presentation states, RT plans,
-…) and non-image files (text, JSON sidecars, …) are not items. A file that cannot be read —
-empty, random bytes, truncated — is still an item: assessing it records the reason.
+a series item — one per echo or phase when its slices repeat positions (`io.dicom.series_parts`)
+—; anything else (one file, projection views sharing a UID, multi-frame files) gives one item
+per file. Non-image DICOM objects (structured reports, presentation states, RT plans, …),
+derived maps (segmentations, RT dose: `io.dicom.NOT_ACQUIRED`) and non-image files (text, JSON
+sidecars, …) are not items. A file that cannot be read — empty, random bytes, truncated — is
+still an item: assessing it records the reason.
 
 Item paths are what the results store records: the file, the series folder when the folder holds
-only that series, else `<folder>#<SeriesInstanceUID>`. `load_item` loads any of them.
+only that series, else `<folder>#<SeriesInstanceUID>`, and for one echo or phase
+`<folder>#<SeriesInstanceUID>@<keyword>=<value>`. `load_item` (and `medq.load`) loads any of them.
 """
 
 from __future__ import annotations
@@ -153,7 +156,8 @@ def discover(archive: str | Path) -> list[Item]:
 
 
 def load_item(item: Item | str | Path) -> MedImage:
-    """Load a QC item, or the item a stored path names (file, series folder, folder#UID)."""
+    """Load a QC item, or the item a stored path names (file, series folder, folder#UID,
+    folder#UID@part)."""
     from medq.io import load, load_series_files
 
     if not isinstance(item, Item):
