@@ -2,8 +2,8 @@
 
 DICOM files of a folder are grouped by SeriesInstanceUID (headers read with pydicom
 `stop_before_pixels`). A group of two or more single-frame slices of one size with positions is
-a series item — one per echo or phase when its slices repeat positions (`io.dicom.series_parts`)
-—; anything else (one file, projection views sharing a UID, multi-frame files) gives one item
+a series item (one per echo or phase when its slices repeat positions: `io.dicom.series_parts`);
+anything else (one file, projection views sharing a UID, multi-frame files) gives one item
 per file. Non-image DICOM objects (structured reports, presentation states, RT plans, …),
 derived maps (segmentations, RT dose: `io.dicom.NOT_ACQUIRED`) and non-image files (text, JSON
 sidecars, …) are not items. A file that cannot be read — empty, random bytes, truncated — is
