@@ -435,9 +435,11 @@ def scan_folder(folder: Path) -> dict[str, list[tuple[Path, Dataset]]]:
     return groups
 
 
-GRADED = frozenset({"CT", "MR", "PT", "CR", "DX", "MG", "IO", "PX", "RG", "OP", "XC", "OT", ""})
+GRADED = frozenset({"CT", "MR", "PT", "CR", "DX", "MG", "IO", "PX", "RG", "OP", "XC", "OT", "SC",
+                    ""})
 """DICOM Modality values medq grades: CT, MR, PET, radiographs, fundus and other photographs,
-and OT or none (graded by the acquisition effects every modality shares). A file stating any
+and OT, SC (a secondary capture written without one) or none (graded by the acquisition effects
+every modality shares). A file stating any
 other (US, NM, XA, …) is refused unless the user says what to read it as (`--modality`)."""
 
 NOT_ACQUIRED = {"SEG": "a segmentation", "RTDOSE": "a radiotherapy dose grid"}
