@@ -438,9 +438,9 @@ def scan_folder(folder: Path) -> dict[str, list[tuple[Path, Dataset]]]:
 GRADED = frozenset({"CT", "MR", "PT", "CR", "DX", "MG", "IO", "PX", "RG", "OP", "XC", "OT", "SC",
                     ""})
 """DICOM Modality values medq grades: CT, MR, PET, radiographs, fundus and other photographs,
-and OT, SC (a secondary capture written without one) or none (graded by the acquisition effects
-every modality shares). A file stating any
-other (US, NM, XA, …) is refused unless the user says what to read it as (`--modality`)."""
+and OT, SC (a secondary capture's code) or none, graded by the acquisition effects every
+modality shares. A file stating any other (US, NM, XA, …) is refused unless the user says what
+to read it as (`--modality`)."""
 
 NOT_ACQUIRED = {"SEG": "a segmentation", "RTDOSE": "a radiotherapy dose grid"}
 """DICOM modalities whose pixels are derived maps, not an acquired image with a quality to
