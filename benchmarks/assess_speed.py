@@ -63,8 +63,9 @@ def throughput(assessor, paths: list[Path]) -> dict[str, float]:
 
 
 def evidence_cost(path: Path, repeats: int = 10) -> dict[str, float]:
-    """Single-thread seconds per 512² slice of the measure input, of its streak index, of the
-    classical measures (`compute_measures`, what `--no-measures` skips) and of the prompt
+    """Single-thread seconds per 512² slice of the measure input (and of the same rows on a
+    128-px view, what a faster model would read once retrained on them), of its streak index,
+    of the classical measures (`compute_measures`, what `--no-measures` skips) and of the prompt
     classifier's modality guess (run only for files that do not state a modality)."""
     import torch
 
@@ -82,6 +83,7 @@ def evidence_cost(path: Path, repeats: int = 10) -> dict[str, float]:
     guess = load_classifier()
     out = {}
     for name, fn in (("evidence_rows", lambda: evidence_rows(image)),
+                     ("evidence_rows_128px", lambda: evidence_rows(image, longest=128)),
                      ("streak_index_of_view", lambda: streak_index(view)),
                      ("classical_measures", lambda: compute_measures(image.array,
                                                                      image.modality)),

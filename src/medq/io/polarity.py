@@ -6,7 +6,7 @@ attenuates most, is stored low and displayed bright. `medq.io.load` keeps the st
 `meta['photometric']`. Everything that judges appearance — the assessment's model input,
 evidence rows and classical measures, the description, the restoration network, thumbnails —
 reads the image through `as_displayed`, so a radiograph looks the same to medq whichever way
-its file stores it.
+its file stores it; what is computed on the shown values goes back through `as_stored`.
 """
 
 from __future__ import annotations
@@ -46,3 +46,9 @@ def as_displayed(image: MedImage) -> MedImage:
         return image
     meta = dict(image.meta, photometric="MONOCHROME2", stored_photometric=INVERTED)
     return image.evolve(array=mirrored(image.array, value_range(image.array)), meta=meta)
+
+
+def as_stored(array: np.ndarray, image: MedImage) -> np.ndarray:
+    """Values computed on `as_displayed(image)` (a restoration) in the polarity `image` is stored
+    in: mirrored back within the range of `image` when it is MONOCHROME1, else `array` itself."""
+    return mirrored(array, value_range(image.array)) if is_inverted(image) else array

@@ -31,7 +31,7 @@ import numpy as np
 from medq.assess.models.blocks import FINDING_TYPES
 from medq.errors import InvalidParameter
 from medq.image import MedImage
-from medq.io.polarity import as_displayed, is_inverted, mirrored, value_range
+from medq.io.polarity import as_displayed, as_stored
 from medq.restore import condition
 from medq.restore.apply import apply_planes, network_planes, normalised_planes, prior_of
 from medq.restore.classical import METHODS as CLASSICAL
@@ -198,8 +198,7 @@ def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
             return out
 
         array = apply_planes(shown, restore_planes)
-    if is_inverted(image):  # back to the values the file stores
-        array = mirrored(array, value_range(image.array))
+    array = as_stored(array, image)  # back to the values the file stores
     step = {"step": "restore", "method": method, "findings": addressed,
             "model": str(model or DEFAULT_RESTORER) if method in ("auto", "net") else None,
             "consistency": done or None}
