@@ -1,10 +1,10 @@
 """Medical image I/O: `load` any supported file or DICOM series folder, `save` by target suffix.
 
 Formats: DICOM (file, series folder, enhanced multi-frame, compressed transfer syntaxes), NIfTI
-(.nii/.nii.gz), PNG/JPEG/TIFF and NumPy .npy. Every failure is a `medq.errors.InputError` subclass
-naming the path in one line. Non-finite pixels: an image with no finite pixel raises
-`InvalidImage`; otherwise NaN/±inf are replaced by the minimum finite value and the replaced
-fraction is recorded in `meta['nonfinite_fraction']`.
+(.nii/.nii.gz), MetaImage (.mha/.mhd) and NRRD (.nrrd/.nhdr), PNG/JPEG/TIFF and NumPy .npy.
+Every failure is a `medq.errors.InputError` subclass naming the path in one line. Non-finite
+pixels: an image with no finite pixel raises `InvalidImage`; otherwise NaN/±inf are replaced by
+the minimum finite value and the replaced fraction is recorded in `meta['nonfinite_fraction']`.
 """
 
 from __future__ import annotations
@@ -23,23 +23,28 @@ from medq.errors import (
     UnsupportedImage,
 )
 from medq.image import PHOTO_MODALITIES, MedImage
-from medq.io import dicom, dicom_write, nifti, raster
+from medq.io import dicom, dicom_write, itk, nifti, raster
 from medq.io.sidecar import read_sidecar, write_sidecar
 from medq.io.units import infer_modality
 
 __all__ = ["FORMATS", "NOT_IMAGE_SUFFIXES", "load", "load_series_files", "read_sidecar", "save",
            "sniff", "write_sidecar"]
 
-FORMATS = ("dicom", "dicom-series", "nifti", "png", "jpeg", "tiff", "npy")
+FORMATS = ("dicom", "dicom-series", "nifti", "metaimage", "nrrd", "png", "jpeg", "tiff", "npy")
 """Values of `meta['format']` and of `sniff`."""
 
 _MAGIC = (
     (b"\x89PNG\r\n\x1a\n", "png"), (b"\xff\xd8\xff", "jpeg"), (b"II*\x00", "tiff"),
     (b"MM\x00*", "tiff"), (b"II+\x00", "tiff"), (b"MM\x00+", "tiff"), (b"\x93NUMPY", "npy"),
+    (b"NRRD000", "nrrd"), (b"ObjectType = Image", "metaimage"),
 )
 NOT_IMAGE_SUFFIXES = (".txt", ".md", ".json", ".csv", ".xml", ".html", ".pdf", ".zip", ".py",
-                      ".yaml")
-"""Suffixes of files that are never images (skipped when folders are walked)."""
+                      ".yaml", *itk.DATA_FILE_ENDINGS)
+"""Name endings of files that are never images of their own (skipped when folders are walked;
+the data files of detached MetaImage/NRRD headers are read through their header)."""
+
+EXPECTED = "DICOM, NIfTI, MetaImage, NRRD, PNG, JPEG, TIFF or .npy"
+"""The formats `load` reads, as error messages name them."""
 
 
 def _suffix_format(path: Path) -> str | None:
@@ -50,6 +55,8 @@ def _suffix_format(path: Path) -> str | None:
         return "dicom"
     if path.suffix.lower() == ".npy":
         return "npy"
+    if path.suffix.lower() in itk.ITK_FORMATS:
+        return itk.ITK_FORMATS[path.suffix.lower()]
     return raster.RASTER_FORMATS.get(path.suffix.lower())
 
 
@@ -82,11 +89,10 @@ def sniff(path: str | Path) -> str:
     by_suffix = _suffix_format(p)
     if by_suffix is not None:
         return by_suffix
+    if p.name.lower().endswith(NOT_IMAGE_SUFFIXES):
+        raise UnsupportedImage(f"unsupported file type {p.suffix!r}; expected {EXPECTED}", p)
     if head.startswith(b"\x1f\x8b"):
         return "nifti"
-    if p.suffix and p.suffix.lower() in NOT_IMAGE_SUFFIXES:
-        raise UnsupportedImage(f"unsupported file type {p.suffix!r}; expected DICOM, NIfTI, "
-                               "PNG, JPEG, TIFF or .npy", p)
     return "dicom"  # no signature: a preamble-less DICOM is the only candidate left
 
 
@@ -112,13 +118,15 @@ def _read(p: Path, fmt: str) -> MedImage:
             return dicom.read_file(p)
         except UnreadableImage as e:
             if p.suffix and p.suffix.lower() not in dicom.DICOM_SUFFIXES:
-                raise UnsupportedImage(f"unsupported file type {p.suffix!r}; expected DICOM, "
-                                       "NIfTI, PNG, JPEG, TIFF or .npy", p) from e
+                raise UnsupportedImage(f"unsupported file type {p.suffix!r}; expected "
+                                       f"{EXPECTED}", p) from e
             raise
     if fmt == "nifti":
         return nifti.read_nifti(p)
     if fmt == "npy":
         return raster.read_npy(p)
+    if fmt in ("metaimage", "nrrd"):
+        return itk.read_itk(p, fmt)
     return raster.read_raster(p, fmt)
 
 
@@ -180,7 +188,8 @@ def _target_format(p: Path) -> str:
     if p.is_dir() or not p.suffix:
         return "dicom-series"
     raise InvalidParameter(f"unknown output format {p.suffix!r}; use .dcm, a folder (DICOM "
-                           "series), .nii, .nii.gz, .png, .jpg, .tif or .npy", p)
+                           "series), .nii, .nii.gz, .mha, .mhd, .nrrd, .nhdr, .png, .jpg, .tif "
+                           "or .npy", p)
 
 
 def save(image: MedImage, path: str | Path, *, reference: str | Path | None = None,
@@ -188,10 +197,12 @@ def save(image: MedImage, path: str | Path, *, reference: str | Path | None = No
     """Write `image` atomically in the format named by `path`'s suffix; return the path written.
 
     `.dcm` → derived DICOM file (2D); folder / no suffix → derived DICOM series (IM00001.dcm, …);
-    `.nii`/`.nii.gz`; `.png`/`.jpg`/`.tif`; `.npy`. `reference` is a DICOM file or series folder
-    whose header is the template (default: the image's own source DICOM files); `description`
-    becomes DerivationDescription (DICOM), descrip (NIfTI) or a PNG text chunk. Formats without
-    a header get a JSON sidecar (`<stem>.json`) with modality, region, spacing and physics.
+    `.nii`/`.nii.gz`; `.mha`/`.mhd`/`.nrrd`/`.nhdr`; `.png`/`.jpg`/`.tif`; `.npy`. `reference`
+    is a DICOM file or series folder whose header is the template (default: the image's own
+    source DICOM files); `description` becomes DerivationDescription (DICOM), descrip (NIfTI),
+    a `medq_description` key (NRRD) or a PNG text chunk. Formats without a header (and MetaImage
+    and NRRD, whose headers lack them) get a JSON sidecar (`<stem>.json`) with modality, region,
+    spacing and physics.
     """
     p = Path(path)
     fmt = _target_format(p)
@@ -204,6 +215,8 @@ def save(image: MedImage, path: str | Path, *, reference: str | Path | None = No
             written = nifti.write_nifti(image, p, description=description)
         elif fmt == "npy":
             written = raster.write_npy(image, p)
+        elif fmt in ("metaimage", "nrrd"):
+            written = itk.write_itk(image, p, description=description)
         else:
             written = raster.write_raster(image, p, description=description)
         write_sidecar(written, {"Modality": image.modality, "BodyPart": image.region,

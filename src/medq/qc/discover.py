@@ -64,7 +64,7 @@ def _is_candidate(path: Path) -> bool:
     name = path.name
     if name.startswith(".") or name.upper() == "DICOMDIR":
         return False
-    return not (path.suffix and path.suffix.lower() in NOT_IMAGE_SUFFIXES)
+    return not name.lower().endswith(NOT_IMAGE_SUFFIXES)
 
 
 def _header(path: Path) -> _Header | None:

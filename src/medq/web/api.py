@@ -146,7 +146,7 @@ def post_review(request: Request, item_id: int, review: ReviewIn) -> Any:
 UPLOAD_SCHEMA = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
     "type": "object", "required": ["file"], "properties": {
         "file": {"type": "string", "format": "binary",
-                 "description": "DICOM, NIfTI, PNG, JPEG, TIFF or .npy"},
+                 "description": "DICOM, NIfTI, MetaImage, NRRD, PNG, JPEG, TIFF or .npy"},
         "modality": {"type": "string", "description": "modality when the file does not say"},
     }}}}}}
 

@@ -17,11 +17,12 @@ from typing import Any
 
 from medq.errors import InputError, UnsupportedImage
 
-SUFFIXES = (".dcm", ".dicom", ".ima", ".nii", ".nii.gz", ".png", ".jpg", ".jpeg", ".tif",
-            ".tiff", ".npy")
+SUFFIXES = (".dcm", ".dicom", ".ima", ".nii", ".nii.gz", ".mha", ".nrrd", ".png", ".jpg", ".jpeg",
+            ".tif", ".tiff", ".npy")
 """File name endings kept from the client's name (they help `sniff` with headerless DICOM)."""
 
-FORMAT_SUFFIX = {"dicom": ".dcm", "png": ".png", "jpeg": ".jpg", "tiff": ".tif", "npy": ".npy"}
+FORMAT_SUFFIX = {"dicom": ".dcm", "metaimage": ".mha", "nrrd": ".nrrd", "png": ".png",
+                 "jpeg": ".jpg", "tiff": ".tif", "npy": ".npy"}
 """File name ending of a stored upload, by sniffed format (NIfTI: .nii or .nii.gz)."""
 
 CHUNK = 1 << 20

@@ -1,0 +1,161 @@
+"""MetaImage (.mha, .mhd + data file) and NRRD (.nrrd, .nhdr + data file) via SimpleITK.
+
+Axis convention: SimpleITK's array is already `(z, y, x)`; its spacing, origin and direction
+are `(x, y, z)`, so `spacing` is the reversed spacing and the origin and direction cosines are
+kept as they are in `meta['origin']` / `meta['direction']` and written back on save. A volume of
+one slice is a 2D image (`meta['one_slice']`); a 2D image of three or four 8-bit components is
+an RGB photograph (modality 'OP', alpha dropped). The modality is read from a MetaImage's
+`Modality` field (`MET_MOD_CT` → CT, `MET_MOD_MR` → MR, …) or an NRRD `Modality` key; otherwise
+it is unknown ('OT': HU values make it CT, see `medq.io.units`).
+
+Writing is float32 (RGB: 8-bit), compressed. A one-file format (.mha, .nrrd) goes through a
+temporary file; a detached header (.mhd, .nhdr) and its data file are written in a temporary
+folder and moved in, the data file first, so a reader never finds a header whose data is
+incomplete.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medq.errors import InvalidParameter, UnreadableImage, UnsupportedImage
+from medq.image import MedImage
+from medq.io.atomic import atomic_path
+
+ITK_FORMATS = {".mha": "metaimage", ".mhd": "metaimage", ".nrrd": "nrrd", ".nhdr": "nrrd"}
+"""Suffix → format read and written through SimpleITK."""
+
+DETACHED = (".mhd", ".nhdr")
+"""Header suffixes whose pixels live in a separate data file."""
+
+DATA_FILE_ENDINGS = (".raw", ".zraw", ".raw.gz")
+"""Endings of the data files detached headers point to (never inputs of their own)."""
+
+_IMAGE_IO = {"metaimage": "MetaImageIO", "nrrd": "NrrdImageIO"}
+
+_METAIMAGE_MODALITY = {"MET_MOD_CT": "CT", "MET_MOD_MR": "MR", "MET_MOD_NM": "NM",
+                       "MET_MOD_US": "US"}
+
+
+def _modality(img: Any) -> str:
+    """The modality a MetaImage field or NRRD key states, else 'OT'."""
+    stated = img.GetMetaData("Modality").strip() if img.HasMetaDataKey("Modality") else ""
+    if stated in _METAIMAGE_MODALITY:
+        return _METAIMAGE_MODALITY[stated]
+    return stated.upper() if stated.isalpha() and 2 <= len(stated) <= 4 else "OT"
+
+
+def _pixels(img: Any, path: Path) -> tuple[np.ndarray, tuple[float, ...], bool, bool]:
+    """The `(z, y, x)` (or `(y, x)`, RGB `(y, x, 3)`) pixels, medq-order spacing, whether a
+    single slice was squeezed and whether the image is colour."""
+    import SimpleITK as sitk
+
+    kind = img.GetPixelIDTypeAsString()
+    if "complex" in kind:
+        raise UnsupportedImage(f"complex pixels ({kind}) are not supported; save the magnitude",
+                               path)
+    arr = sitk.GetArrayFromImage(img)
+    spacing = tuple(float(s) for s in reversed(img.GetSpacing()))
+    components = img.GetNumberOfComponentsPerPixel()
+    dims = img.GetDimension()
+    if dims == 4:
+        if arr.shape[0] != 1:
+            raise UnsupportedImage(f"4D image of {arr.shape[0]} volumes is not supported; "
+                                   "extract one 3D volume", path)
+        arr, spacing = arr[0], spacing[1:]
+    one_slice = arr.ndim - (components > 1) == 3 and arr.shape[0] == 1
+    if one_slice:
+        arr, spacing = arr[0], spacing[1:]
+    if components == 1:
+        return arr.astype(np.float32), spacing, one_slice, False
+    if arr.ndim == 3 and components in (3, 4) and arr.dtype == np.uint8:
+        return arr[..., :3].astype(np.float32) / 255.0, spacing, one_slice, True
+    raise UnsupportedImage(f"{components} components per pixel ({kind}, e.g. a vector or "
+                           "displacement field) is not an image medq reads", path)
+
+
+def read_itk(path: str | Path, fmt: str) -> MedImage:
+    """Read a MetaImage or NRRD file (`fmt` 'metaimage' or 'nrrd') as a MedImage."""
+    import SimpleITK as sitk
+
+    path = Path(path)
+    reader = sitk.ImageFileReader()
+    reader.SetImageIO(_IMAGE_IO[fmt])
+    reader.SetFileName(str(path))
+    try:
+        img = reader.Execute()
+    except RuntimeError as e:
+        last = [line for line in str(e).splitlines() if line.strip()]
+        reason = last[-1].strip() if last else type(e).__name__
+        raise UnreadableImage(f"not a readable {fmt} file ({reason[:160]})", path) from e
+    arr, spacing, one_slice, rgb = _pixels(img, path)
+    meta: dict[str, Any] = {"format": fmt, "origin": list(img.GetOrigin()),
+                            "direction": list(img.GetDirection())}
+    if one_slice:
+        meta["one_slice"] = True
+    if not all(np.isfinite(s) and s > 0 for s in spacing):
+        spacing, meta["spacing_assumed"] = (1.0,) * (arr.ndim - rgb), True
+    if rgb:
+        meta["value_range"] = [0, 255]
+    modality = "OP" if rgb else _modality(img)
+    return MedImage(arr, spacing, modality, "unknown", {}, str(path), meta)
+
+
+def _as_itk(image: MedImage, description: str | None) -> Any:
+    """The SimpleITK image of `image`: pixels, spacing, origin, direction and key-value pairs."""
+    import SimpleITK as sitk
+
+    if image.is_rgb:
+        pixels = np.round(np.clip(image.array, 0, 1) * 255).astype(np.uint8)
+        img = sitk.GetImageFromArray(pixels, isVector=True)
+    else:
+        pixels = np.asarray(image.array, dtype=np.float32)
+        if image.meta.get("one_slice") and pixels.ndim == 2:
+            pixels = pixels[None]
+        img = sitk.GetImageFromArray(pixels)
+    dims = img.GetDimension()
+    spacing = list(reversed(image.spacing))[:dims]
+    img.SetSpacing([*spacing, *[1.0] * (dims - len(spacing))])
+    origin, direction = image.meta.get("origin"), image.meta.get("direction")
+    if isinstance(origin, list) and len(origin) == dims:
+        img.SetOrigin([float(v) for v in origin])
+    if isinstance(direction, list) and len(direction) == dims * dims:
+        img.SetDirection([float(v) for v in direction])
+    img.SetMetaData("Modality", image.modality)
+    if description:
+        img.SetMetaData("medq_description", description.replace("\n", " "))
+    return img
+
+
+def write_itk(image: MedImage, path: str | Path, *, description: str | None = None) -> Path:
+    """Write `image` as MetaImage or NRRD (by suffix; detached header with its data file for
+    .mhd / .nhdr), compressed, atomically."""
+    import SimpleITK as sitk
+
+    path = Path(path)
+    img = _as_itk(image, description)
+    try:
+        if path.suffix.lower() not in DETACHED:
+            with atomic_path(path) as tmp:
+                sitk.WriteImage(img, str(tmp), True)
+            return path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        folder = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+        folder.mkdir()
+        try:
+            sitk.WriteImage(img, str(folder / path.name), True)
+            data = [f for f in folder.iterdir() if f.name != path.name]
+            for f in [*data, folder / path.name]:  # the header last
+                os.replace(f, path.parent / f.name)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+    except RuntimeError as e:
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+        raise InvalidParameter(f"cannot write ({lines[-1][:160] if lines else e})", path) from e
+    return path

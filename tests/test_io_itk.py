@@ -1,0 +1,113 @@
+"""MetaImage and NRRD (medq.io.itk) on real images, files written by SimpleITK itself."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from medq.errors import UnreadableImage, UnsupportedImage
+from medq.image import MedImage
+from medq.io import load, save, sniff
+
+SPACING_XYZ = (0.5, 0.8, 2.0)
+"""Anisotropic, so an axis order mix-up shows."""
+
+DIRECTION = (0.0, 1.0, 0.0, -1.0, 0.0, 0.0, 0.0, 0.0, 1.0)
+
+
+def _written_by_sitk(array: np.ndarray, path: Path, **meta: str) -> Path:
+    img = sitk.GetImageFromArray(array)
+    img.SetSpacing(SPACING_XYZ[: img.GetDimension()])
+    if img.GetDimension() == 3:
+        img.SetOrigin((-90.0, 12.5, 40.0))
+        img.SetDirection(DIRECTION)
+    for key, value in meta.items():
+        img.SetMetaData(key, value)
+    sitk.WriteImage(img, str(path), True)
+    return path
+
+
+@pytest.mark.parametrize("name", ["t1.mha", "t1.mhd", "t1.nrrd", "t1.nhdr"])
+def test_volume_reads_in_medq_axes_and_writes_back(tmp_path: Path, mni_t1: MedImage,
+                                                   name: str) -> None:
+    source = _written_by_sitk(mni_t1.array, tmp_path / name)
+    img = load(source)
+    assert img.meta["format"] == ("nrrd" if "nrrd" in name or "nhdr" in name else "metaimage")
+    np.testing.assert_array_equal(img.array, mni_t1.array)  # (z, y, x) as SimpleITK's array
+    assert img.spacing == pytest.approx(SPACING_XYZ[::-1])
+    assert img.modality == "OT" and img.region == "unknown"  # nothing states them
+    out = tmp_path / "out" / name
+    save(img.with_array(img.array * 2 - 5), out)
+    back = sitk.ReadImage(str(out))
+    np.testing.assert_allclose(sitk.GetArrayFromImage(back), mni_t1.array * 2 - 5, rtol=1e-6)
+    assert back.GetSpacing() == pytest.approx(SPACING_XYZ)
+    assert back.GetOrigin() == pytest.approx((-90.0, 12.5, 40.0))
+    assert back.GetDirection() == pytest.approx(DIRECTION)
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temporaries
+    if name.endswith((".mhd", ".nhdr")):  # the header and its data file
+        assert len([p for p in out.parent.iterdir() if p.suffix != ".json"]) == 2
+
+
+def test_a_2d_slice_in_hounsfield_units_is_ct(tmp_path: Path, ct_slice: MedImage) -> None:
+    img = load(_written_by_sitk(ct_slice.array, tmp_path / "ct.nrrd"))
+    assert img.shape == ct_slice.shape and img.spacing == pytest.approx((0.8, 0.5))
+    assert img.modality == "CT"  # inferred from the values, not stated
+
+
+def test_the_modality_the_header_states(tmp_path: Path, mr_slice: MedImage) -> None:
+    mha = _written_by_sitk(mr_slice.array, tmp_path / "mr.mha")
+    text = mha.read_bytes()
+    mha.write_bytes(text.replace(b"NDims = 2\n", b"NDims = 2\nModality = MET_MOD_MR\n", 1))
+    assert load(mha).modality == "MR"
+    nrrd = _written_by_sitk(mr_slice.array, tmp_path / "mr.nrrd", Modality="MR")
+    assert load(nrrd).modality == "MR"
+
+
+def test_content_decides_the_format_and_a_data_file_is_not_an_input(tmp_path: Path,
+                                                                    mr_slice: MedImage) -> None:
+    _written_by_sitk(mr_slice.array, tmp_path / "a.mha").rename(tmp_path / "scan")
+    _written_by_sitk(mr_slice.array, tmp_path / "b.nrrd").rename(tmp_path / "scan2.img")
+    assert sniff(tmp_path / "scan") == "metaimage" and sniff(tmp_path / "scan2.img") == "nrrd"
+    np.testing.assert_array_equal(load(tmp_path / "scan2.img").array, mr_slice.array)
+    _written_by_sitk(mr_slice.array, tmp_path / "c.mhd")
+    from medq.qc.discover import discover
+
+    names = [Path(item.path).name for item in discover(tmp_path)]
+    assert names == ["c.mhd", "scan", "scan2.img"], names  # c.zraw is read through c.mhd
+    with pytest.raises(UnsupportedImage, match="c.zraw"):
+        load(tmp_path / "c.zraw")
+    (tmp_path / "c.zraw").unlink()
+    with pytest.raises(UnreadableImage, match=r"c\.mhd.*not a readable metaimage"):
+        load(tmp_path / "c.mhd")
+
+
+def test_photographs_and_what_is_not_an_image(tmp_path: Path, retina: MedImage) -> None:
+    pixels = np.round(retina.array * 255).astype(np.uint8)
+    sitk.WriteImage(sitk.GetImageFromArray(pixels, isVector=True), str(tmp_path / "f.mha"))
+    photo = load(tmp_path / "f.mha")
+    assert photo.is_rgb and photo.modality == "OP"
+    np.testing.assert_allclose(photo.array, pixels / 255.0, atol=1e-6)
+    volumes = [sitk.GetImageFromArray(np.full((4, 5, 6), t, np.float32)) for t in range(3)]
+    sitk.WriteImage(sitk.JoinSeries(volumes), str(tmp_path / "fmri.nrrd"))  # a time series
+    with pytest.raises(UnsupportedImage, match="4D image of 3 volumes"):
+        load(tmp_path / "fmri.nrrd")
+    field = sitk.GetImageFromArray(np.zeros((4, 5, 2), np.float32), isVector=True)
+    sitk.WriteImage(field, str(tmp_path / "field.mha"))
+    with pytest.raises(UnsupportedImage, match="2 components per pixel"):
+        load(tmp_path / "field.mha")
+    (tmp_path / "broken.nrrd").write_bytes(b"NRRD0004\ntype: float\n")
+    with pytest.raises(UnreadableImage, match="broken.nrrd"):
+        load(tmp_path / "broken.nrrd")
+
+
+def test_medq_metadata_survives_a_round_trip(tmp_path: Path, mr_slice: MedImage) -> None:
+    out = save(mr_slice.evolve(region="knee"), tmp_path / "knee.nrrd", description="restored")
+    assert json.loads((tmp_path / "knee.json").read_text())["BodyPart"] == "knee"
+    (tmp_path / "knee.json").unlink()  # the header alone still states the modality
+    back = load(out)
+    assert back.modality == "MR" and back.shape == mr_slice.shape
+    assert sitk.ReadImage(str(out)).GetMetaData("medq_description") == "restored"
