@@ -285,6 +285,21 @@ def test_upload_is_assessed_like_the_batch(web: Web) -> None:
     assert len(list(web.uploads.iterdir())) == 2
 
 
+def test_upload_of_a_metaimage_is_stored_as_one(web: Web, tmp_path: Path) -> None:
+    import SimpleITK as sitk
+
+    from medq.qc.discover import load_item
+
+    source = next(r for r in web.rows if r["status"] == "ok" and r["modality"] == "CT")
+    img = sitk.GetImageFromArray(load_item(source["path"]).array)  # HU: read as CT
+    sitk.WriteImage(img, str(tmp_path / "scan.mha"), True)
+    data = (tmp_path / "scan.mha").read_bytes()
+    r = web.client.post("/api/upload", files={"file": ("scan", data)})  # no suffix: by content
+    assert r.status_code == 201, r.text
+    item = r.json()
+    assert item["path"].endswith(".mha") and item["modality"] == "CT" and item["status"] == "ok"
+
+
 def test_upload_rejects_what_is_not_an_image(web: Web) -> None:
     cases = [("notes.txt", b"just some text\n" * 20), ("fake.png", b"not a png at all" * 10),
              ("empty.dcm", b""), ("page.html", b"<html><body>hi</body></html>")]
