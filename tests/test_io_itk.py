@@ -56,6 +56,10 @@ def test_a_2d_slice_in_hounsfield_units_is_ct(tmp_path: Path, ct_slice: MedImage
     img = load(_written_by_sitk(ct_slice.array, tmp_path / "ct.nrrd"))
     assert img.shape == ct_slice.shape and img.spacing == pytest.approx((0.8, 0.5))
     assert img.modality == "CT"  # inferred from the values, not stated
+    one = load(_written_by_sitk(ct_slice.array[None], tmp_path / "one.mha"))  # a 1-slice volume
+    assert one.shape == ct_slice.shape and one.spacing == pytest.approx((0.8, 0.5))
+    back = sitk.ReadImage(str(save(one, tmp_path / "back.mha")))
+    assert back.GetSize() == (128, 128, 1) and back.GetSpacing() == pytest.approx(SPACING_XYZ)
 
 
 def test_the_modality_the_header_states(tmp_path: Path, mr_slice: MedImage) -> None:

@@ -3,10 +3,11 @@
 Axis convention: SimpleITK's array is already `(z, y, x)`; its spacing, origin and direction
 are `(x, y, z)`, so `spacing` is the reversed spacing and the origin and direction cosines are
 kept as they are in `meta['origin']` / `meta['direction']` and written back on save. A volume of
-one slice is a 2D image (`meta['one_slice']`); a 2D image of three or four 8-bit components is
-an RGB photograph (modality 'OP', alpha dropped). The modality is read from a MetaImage's
-`Modality` field (`MET_MOD_CT` → CT, `MET_MOD_MR` → MR, …) or an NRRD `Modality` key; otherwise
-it is unknown ('OT': HU values make it CT, see `medq.io.units`).
+one slice is a 2D image (`meta['one_slice']`, written back with `meta['slice_spacing']`); a 2D
+image of three or four 8-bit components is an RGB photograph (modality 'OP', alpha dropped). The
+modality is read from a MetaImage's `Modality` field (`MET_MOD_CT` → CT, `MET_MOD_MR` → MR, …)
+or an NRRD `Modality` key; otherwise it is unknown ('OT': HU values make it CT, see
+`medq.io.units`).
 
 Writing is float32 (RGB: 8-bit), compressed. A one-file format (.mha, .nrrd) goes through a
 temporary file; a detached header (.mhd, .nhdr) and its data file are written in a temporary
@@ -51,9 +52,9 @@ def _modality(img: Any) -> str:
     return stated.upper() if stated.isalpha() and 2 <= len(stated) <= 4 else "OT"
 
 
-def _pixels(img: Any, path: Path) -> tuple[np.ndarray, tuple[float, ...], bool, bool]:
-    """The `(z, y, x)` (or `(y, x)`, RGB `(y, x, 3)`) pixels, medq-order spacing, whether a
-    single slice was squeezed and whether the image is colour."""
+def _pixels(img: Any, path: Path) -> tuple[np.ndarray, tuple[float, ...], float | None, bool]:
+    """The `(z, y, x)` (or `(y, x)`, RGB `(y, x, 3)`) pixels, medq-order spacing, the slice
+    spacing of a single slice that was squeezed (else None) and whether the image is colour."""
     import SimpleITK as sitk
 
     kind = img.GetPixelIDTypeAsString()
@@ -69,9 +70,9 @@ def _pixels(img: Any, path: Path) -> tuple[np.ndarray, tuple[float, ...], bool, 
             raise UnsupportedImage(f"4D image of {arr.shape[0]} volumes is not supported; "
                                    "extract one 3D volume", path)
         arr, spacing = arr[0], spacing[1:]
-    one_slice = arr.ndim - (components > 1) == 3 and arr.shape[0] == 1
-    if one_slice:
-        arr, spacing = arr[0], spacing[1:]
+    one_slice = None
+    if arr.ndim - (components > 1) == 3 and arr.shape[0] == 1:
+        arr, spacing, one_slice = arr[0], spacing[1:], spacing[0]
     if components == 1:
         return arr.astype(np.float32), spacing, one_slice, False
     if arr.ndim == 3 and components in (3, 4) and arr.dtype == np.uint8:
@@ -97,8 +98,8 @@ def read_itk(path: str | Path, fmt: str) -> MedImage:
     arr, spacing, one_slice, rgb = _pixels(img, path)
     meta: dict[str, Any] = {"format": fmt, "origin": list(img.GetOrigin()),
                             "direction": list(img.GetDirection())}
-    if one_slice:
-        meta["one_slice"] = True
+    if one_slice is not None:
+        meta["one_slice"], meta["slice_spacing"] = True, one_slice
     if not all(np.isfinite(s) and s > 0 for s in spacing):
         spacing, meta["spacing_assumed"] = (1.0,) * (arr.ndim - rgb), True
     if rgb:
@@ -121,7 +122,9 @@ def _as_itk(image: MedImage, description: str | None) -> Any:
         img = sitk.GetImageFromArray(pixels)
     dims = img.GetDimension()
     spacing = list(reversed(image.spacing))[:dims]
-    img.SetSpacing([*spacing, *[1.0] * (dims - len(spacing))])
+    if len(spacing) < dims:  # a single slice written back as a volume: its slice spacing
+        spacing.append(float(image.meta.get("slice_spacing") or 1.0))
+    img.SetSpacing(spacing)
     origin, direction = image.meta.get("origin"), image.meta.get("direction")
     if isinstance(origin, list) and len(origin) == dims:
         img.SetOrigin([float(v) for v in origin])
