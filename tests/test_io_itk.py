@@ -78,10 +78,11 @@ def test_content_decides_the_format_and_a_data_file_is_not_an_input(tmp_path: Pa
     assert sniff(tmp_path / "scan") == "metaimage" and sniff(tmp_path / "scan2.img") == "nrrd"
     np.testing.assert_array_equal(load(tmp_path / "scan2.img").array, mr_slice.array)
     _written_by_sitk(mr_slice.array, tmp_path / "c.mhd")
+    _written_by_sitk(np.zeros((4, 5, 6), np.uint8), tmp_path / "c.seg.nrrd", Segment0_ID="x")
     from medq.qc.discover import discover
 
     names = [Path(item.path).name for item in discover(tmp_path)]
-    assert names == ["c.mhd", "scan", "scan2.img"], names  # c.zraw is read through c.mhd
+    assert names == ["c.mhd", "scan", "scan2.img"], names  # c.zraw: through c.mhd; a label map
     with pytest.raises(UnsupportedImage, match="c.zraw"):
         load(tmp_path / "c.zraw")
     (tmp_path / "c.zraw").unlink()
@@ -103,6 +104,10 @@ def test_photographs_and_what_is_not_an_image(tmp_path: Path, retina: MedImage) 
     sitk.WriteImage(field, str(tmp_path / "field.mha"))
     with pytest.raises(UnsupportedImage, match="2 components per pixel"):
         load(tmp_path / "field.mha")
+    seg = _written_by_sitk(np.zeros((4, 5, 6), np.uint8), tmp_path / "liver.seg.nrrd",
+                           Segment0_ID="liver", Segment0_Name="liver")
+    with pytest.raises(UnsupportedImage, match="a segmentation"):
+        load(seg)
     (tmp_path / "broken.nrrd").write_bytes(b"NRRD0004\ntype: float\n")
     with pytest.raises(UnreadableImage, match="broken.nrrd"):
         load(tmp_path / "broken.nrrd")

@@ -39,9 +39,10 @@ _MAGIC = (
     (b"NRRD000", "nrrd"), (b"ObjectType = Image", "metaimage"),
 )
 NOT_IMAGE_SUFFIXES = (".txt", ".md", ".json", ".csv", ".xml", ".html", ".pdf", ".zip", ".py",
-                      ".yaml", *itk.DATA_FILE_ENDINGS)
+                      ".yaml", *itk.DATA_FILE_ENDINGS, *itk.SEGMENTATION_ENDINGS)
 """Name endings of files that are never images of their own (skipped when folders are walked;
-the data files of detached MetaImage/NRRD headers are read through their header)."""
+the data files of detached MetaImage/NRRD headers are read through their header, 3D Slicer
+segmentations are label maps)."""
 
 EXPECTED = "DICOM, NIfTI, MetaImage, NRRD, PNG, JPEG, TIFF or .npy"
 """The formats `load` reads, as error messages name them."""

@@ -38,6 +38,9 @@ DETACHED = (".mhd", ".nhdr")
 DATA_FILE_ENDINGS = (".raw", ".zraw", ".raw.gz")
 """Endings of the data files detached headers point to (never inputs of their own)."""
 
+SEGMENTATION_ENDINGS = (".seg.nrrd",)
+"""3D Slicer's name for a segmentation: label maps, not acquired images (skipped in folders)."""
+
 _IMAGE_IO = {"metaimage": "MetaImageIO", "nrrd": "NrrdImageIO"}
 
 _METAIMAGE_MODALITY = {"MET_MOD_CT": "CT", "MET_MOD_MR": "MR", "MET_MOD_NM": "NM",
@@ -95,6 +98,9 @@ def read_itk(path: str | Path, fmt: str) -> MedImage:
         last = [line for line in str(e).splitlines() if line.strip()]
         reason = last[-1].strip() if last else type(e).__name__
         raise UnreadableImage(f"not a readable {fmt} file ({reason[:160]})", path) from e
+    if any(key.startswith("Segment0_") for key in img.GetMetaDataKeys()):
+        raise UnsupportedImage("a segmentation (3D Slicer segment keys), not an acquired image",
+                               path)
     arr, spacing, one_slice, rgb = _pixels(img, path)
     meta: dict[str, Any] = {"format": fmt, "origin": list(img.GetOrigin()),
                             "direction": list(img.GetDirection())}
