@@ -47,6 +47,12 @@ _METAIMAGE_MODALITY = {"MET_MOD_CT": "CT", "MET_MOD_MR": "MR", "MET_MOD_NM": "NM
                        "MET_MOD_US": "US"}
 
 
+def _reason(error: RuntimeError) -> str:
+    """The last line of an ITK exception (its message proper), at most 160 characters."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[-1][:160] if lines else type(error).__name__
+
+
 def _modality(img: Any) -> str:
     """The modality a MetaImage field or NRRD key states, else 'OT'."""
     stated = img.GetMetaData("Modality").strip() if img.HasMetaDataKey("Modality") else ""
@@ -95,9 +101,7 @@ def read_itk(path: str | Path, fmt: str) -> MedImage:
     try:
         img = reader.Execute()
     except RuntimeError as e:
-        last = [line for line in str(e).splitlines() if line.strip()]
-        reason = last[-1].strip() if last else type(e).__name__
-        raise UnreadableImage(f"not a readable {fmt} file ({reason[:160]})", path) from e
+        raise UnreadableImage(f"not a readable {fmt} file ({_reason(e)})", path) from e
     if any(key.startswith("Segment0_") for key in img.GetMetaDataKeys()):
         raise UnsupportedImage("a segmentation (3D Slicer segment keys), not an acquired image",
                                path)
@@ -165,6 +169,5 @@ def write_itk(image: MedImage, path: str | Path, *, description: str | None = No
         finally:
             shutil.rmtree(folder, ignore_errors=True)
     except RuntimeError as e:
-        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
-        raise InvalidParameter(f"cannot write ({lines[-1][:160] if lines else e})", path) from e
+        raise InvalidParameter(f"cannot write ({_reason(e)})", path) from e
     return path
