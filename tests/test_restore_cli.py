@@ -237,6 +237,32 @@ def test_cli_restore_several_inputs_nifti_and_bad_input(tmp_path: Path) -> None:
     assert nibabel.load(out / nii.name).shape == nibabel.load(nii).shape
 
 
+def test_cli_restore_keeps_a_metaimage_header_and_its_data_file(tmp_path: Path) -> None:
+    import SimpleITK as sitk
+
+    ds = pydicom.dcmread(dicom_testfile("CT_small.dcm"))
+    hu = ds.pixel_array * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+    img = sitk.GetImageFromArray(hu.astype(np.int16))
+    img.SetSpacing((0.66, 0.66))
+    img.SetOrigin((-42.0, 17.5))
+    sitk.WriteImage(img, str(tmp_path / "ct.mhd"))  # header + ct.raw, as many CT collections
+    noisy = tmp_path / "noisy.mhd"
+    assert run_medq("simulate", tmp_path / "ct.mhd", "--kind", "ct_low_dose", "--severity",
+                    "severe", "--seed", "3", "-o", noisy).returncode == 0
+    res = run_medq("restore", noisy, "-o", tmp_path / "out" / "restored.mhd", "--json")
+    assert res.returncode == 0, res.stderr
+    (row,) = json.loads(res.stdout)
+    assert row["changed"] and row["after"] > row["before"]
+    written = {p.name for p in (tmp_path / "out").iterdir()}
+    assert {"restored.mhd", "restored.zraw"} <= written and not any(
+        n.startswith(".") for n in written)
+    back = sitk.ReadImage(str(tmp_path / "out" / "restored.mhd"))
+    assert back.GetSize() == (128, 128) and back.GetOrigin() == pytest.approx((-42.0, 17.5))
+    restored = sitk.GetArrayFromImage(back)
+    degraded = sitk.GetArrayFromImage(sitk.ReadImage(str(noisy)))
+    assert np.abs(restored - hu).mean() < 0.8 * np.abs(degraded - hu).mean()  # closer to clean
+
+
 def test_clean_check_sets_lossy_stored_sources_apart() -> None:
     from medq.data.sources import sources, stored_lossy
     from medq.restore.benchmark import clean_note
