@@ -26,6 +26,7 @@ from medq.image import PHOTO_MODALITIES, MedImage
 from medq.io import dicom, dicom_write, itk, nifti, raster
 from medq.io.sidecar import read_sidecar, write_sidecar
 from medq.io.units import infer_modality
+from medq.io.volumes import VOLUME_MARK, volume_in_file
 
 __all__ = ["FORMATS", "NOT_IMAGE_SUFFIXES", "load", "load_series_files", "read_sidecar", "save",
            "sniff", "write_sidecar"]
@@ -69,6 +70,9 @@ def sniff(path: str | Path) -> str:
     p = Path(path)
     if dicom.series_in_folder(p):
         return "dicom-series"
+    named = volume_in_file(p)
+    if named:
+        return sniff(named[0])
     if not p.exists():
         raise MissingInput("no such file or directory", p)
     if p.is_dir():
@@ -111,6 +115,15 @@ def _finite(image: MedImage) -> MedImage:
 
 
 def _read(p: Path, fmt: str) -> MedImage:
+    named = volume_in_file(p)
+    if named:
+        file, volume = named
+        if fmt == "nifti":
+            return nifti.read_nifti(file, volume).evolve(source=str(p))
+        if fmt in ("metaimage", "nrrd"):
+            return itk.read_itk(file, fmt, volume).evolve(source=str(p))
+        raise InvalidParameter(f"only 4D NIfTI, MetaImage and NRRD files have volumes to name "
+                               f"with {VOLUME_MARK}", p)
     if fmt == "dicom-series":
         named = dicom.series_in_folder(p)
         return dicom.read_series(*named) if named else dicom.read_series(p)
@@ -132,13 +145,16 @@ def _read(p: Path, fmt: str) -> MedImage:
 
 
 def load(path: str | Path, *, modality: str | None = None, region: str | None = None) -> MedImage:
-    """Load a medical image file, a DICOM series folder or one series of a folder holding
-    several (`<folder>#<SeriesInstanceUID>`); `modality`/`region` override the file's."""
+    """Load a medical image file, a DICOM series folder, one series of a folder holding
+    several (`<folder>#<SeriesInstanceUID>`) or one volume of a 4D file (`<file>@volume=<k>`);
+    `modality`/`region` override the file's."""
     p = Path(path)
     fmt = sniff(p)
     try:
         image = _finite(_read(p, fmt))
-        changes = _sidecar_fields(p, image) if fmt not in ("dicom", "dicom-series") else {}
+        named = volume_in_file(p)  # a volume of a 4D file: the file's own sidecar
+        changes = (_sidecar_fields(named[0] if named else p, image)
+                   if fmt not in ("dicom", "dicom-series") else {})
         changes.update({k: v for k, v in (("modality", modality), ("region", region)) if v})
         if changes:
             rgb = image.is_rgb

@@ -61,10 +61,14 @@ def _modality(img: Any) -> str:
     return stated.upper() if stated.isalpha() and 2 <= len(stated) <= 4 else "OT"
 
 
-def _pixels(img: Any, path: Path) -> tuple[np.ndarray, tuple[float, ...], float | None, bool]:
-    """The `(z, y, x)` (or `(y, x)`, RGB `(y, x, 3)`) pixels, medq-order spacing, the slice
-    spacing of a single slice that was squeezed (else None) and whether the image is colour."""
+def _pixels(img: Any, path: Path, volume: int | None = None
+            ) -> tuple[np.ndarray, tuple[float, ...], float | None, bool]:
+    """The `(z, y, x)` (or `(y, x)`, RGB `(y, x, 3)`) pixels (of the `volume`-th volume of a 4D
+    image), medq-order spacing, the slice spacing of a single slice that was squeezed (else None)
+    and whether the image is colour."""
     import SimpleITK as sitk
+
+    from medq.io.volumes import check_volume, several_volumes
 
     kind = img.GetPixelIDTypeAsString()
     if "complex" in kind:
@@ -74,11 +78,12 @@ def _pixels(img: Any, path: Path) -> tuple[np.ndarray, tuple[float, ...], float 
     spacing = tuple(float(s) for s in reversed(img.GetSpacing()))
     components = img.GetNumberOfComponentsPerPixel()
     dims = img.GetDimension()
+    if volume is not None:
+        check_volume(volume, arr.shape[0] if dims == 4 else 0, path)
+    elif dims == 4 and arr.shape[0] != 1:
+        raise several_volumes(arr.shape[0], path)
     if dims == 4:
-        if arr.shape[0] != 1:
-            raise UnsupportedImage(f"4D image of {arr.shape[0]} volumes is not supported; "
-                                   "extract one 3D volume", path)
-        arr, spacing = arr[0], spacing[1:]
+        arr, spacing = arr[volume or 0], spacing[1:]
     one_slice = None
     if arr.ndim - (components > 1) == 3 and arr.shape[0] == 1:
         arr, spacing, one_slice = arr[0], spacing[1:], spacing[0]
@@ -90,8 +95,9 @@ def _pixels(img: Any, path: Path) -> tuple[np.ndarray, tuple[float, ...], float 
                            "displacement field) is not an image medq reads", path)
 
 
-def read_itk(path: str | Path, fmt: str) -> MedImage:
-    """Read a MetaImage or NRRD file (`fmt` 'metaimage' or 'nrrd') as a MedImage."""
+def read_itk(path: str | Path, fmt: str, volume: int | None = None) -> MedImage:
+    """Read a MetaImage or NRRD file (`fmt` 'metaimage' or 'nrrd') as a MedImage; `volume`
+    picks one 3D volume of a 4D file."""
     import SimpleITK as sitk
 
     path = Path(path)
@@ -105,9 +111,14 @@ def read_itk(path: str | Path, fmt: str) -> MedImage:
     if any(key.startswith("Segment0_") for key in img.GetMetaDataKeys()):
         raise UnsupportedImage("a segmentation (3D Slicer segment keys), not an acquired image",
                                path)
-    arr, spacing, one_slice, rgb = _pixels(img, path)
-    meta: dict[str, Any] = {"format": fmt, "origin": list(img.GetOrigin()),
-                            "direction": list(img.GetDirection())}
+    arr, spacing, one_slice, rgb = _pixels(img, path, volume)
+    n = img.GetDimension()
+    dims = min(n, 3)  # a volume of a 4D file keeps the 3D part of its geometry
+    direction = np.reshape(img.GetDirection(), (n, n))[:dims, :dims]
+    meta: dict[str, Any] = {"format": fmt, "origin": list(img.GetOrigin())[:dims],
+                            "direction": direction.ravel().tolist()}
+    if volume is not None:
+        meta["volume"], meta["volumes"] = volume, img.GetSize()[3]
     if one_slice is not None:
         meta["one_slice"], meta["slice_spacing"] = True, one_slice
     if not all(np.isfinite(s) and s > 0 for s in spacing):

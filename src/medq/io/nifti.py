@@ -19,27 +19,35 @@ from medq.image import MedImage
 from medq.io.atomic import atomic_path
 
 
-def read_nifti(path: str | Path) -> MedImage:
-    """Read a 2D/3D NIfTI (a 4D one only when its 4th axis has length 1) as `(z, y, x)`; a
-    volume of one slice is a 2D image `(y, x)` (`meta["one_slice"]`, written back as it was)."""
+def read_nifti(path: str | Path, volume: int | None = None) -> MedImage:
+    """Read a 2D/3D NIfTI (a 4D one only when its 4th axis has length 1, or its `volume`-th
+    3D volume) as `(z, y, x)`; a volume of one slice is a 2D image `(y, x)`
+    (`meta["one_slice"]`, written back as it was)."""
     path = Path(path)
     try:
-        return image_from_nifti(nib.load(str(path)), path)
+        return image_from_nifti(nib.load(str(path)), path, volume)
     except MedqError:
         raise
     except Exception as e:
         raise UnreadableImage(f"not a readable NIfTI file ({type(e).__name__}: {e})", path) from e
 
 
-def image_from_nifti(img: Any, source: str | Path | None = None) -> MedImage:
-    """A loaded nibabel image as a MedImage in medq's `(z, y, x)` convention (modality OT)."""
+def image_from_nifti(img: Any, source: str | Path | None = None, volume: int | None = None
+                     ) -> MedImage:
+    """A loaded nibabel image as a MedImage in medq's `(z, y, x)` convention (modality OT);
+    `volume` picks one 3D volume of a 4D image (`io.volumes.check_volume`)."""
+    from medq.io.volumes import check_volume, several_volumes
+
     shape = tuple(int(s) for s in img.shape)
-    if len(shape) > 3 and any(s != 1 for s in shape[3:]):
-        raise UnsupportedImage(f"{len(shape)}D NIfTI of shape {shape} (e.g. a time series with "
-                               f"{shape[3]} volumes) is not supported; extract one 3D volume",
-                               source)
-    data = np.asarray(img.get_fdata(dtype=np.float32))
-    data = data.reshape(shape[:3]) if len(shape) > 3 else data
+    count = int(np.prod(shape[3:])) if len(shape) > 3 else 1
+    if volume is not None:
+        check_volume(volume, count if len(shape) == 4 else 0, source)
+        data = np.asarray(img.dataobj[..., volume], dtype=np.float32)
+    elif count > 1:
+        raise several_volumes(count, source)
+    else:
+        data = np.asarray(img.get_fdata(dtype=np.float32))
+        data = data.reshape(shape[:3]) if len(shape) > 3 else data
     one_slice = data.ndim == 3 and data.shape[2] == 1
     data = data[:, :, 0] if one_slice else data  # one slice is a 2D image
     if data.ndim not in (2, 3):
@@ -58,6 +66,8 @@ def image_from_nifti(img: Any, source: str | Path | None = None) -> MedImage:
     }
     if one_slice:
         meta["one_slice"] = True  # written back with its k axis of length 1
+    if volume is not None:
+        meta["volume"], meta["volumes"] = volume, count
     arr = np.ascontiguousarray(data.T)
     spacing = tuple(reversed(zooms))
     if not all(np.isfinite(s) and s > 0 for s in spacing):

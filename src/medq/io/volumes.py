@@ -1,0 +1,56 @@
+"""One 3D volume of a 4D file (a diffusion or time series): `<file>@volume=<k>`.
+
+medq grades 2D and 3D images. A 4D NIfTI, MetaImage or NRRD file of several volumes is not
+read whole; `load("dwi.nii.gz@volume=0")` reads its first volume (k counts from 0), and the
+refusal of the whole file names that form.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from medq.errors import InvalidParameter, UnsupportedImage
+
+VOLUME_MARK = "@volume="
+"""Joins a 4D file's path and the index of one of its volumes."""
+
+_INDEX = re.compile(r"\d+")
+
+
+def volume_in_file(path: str | Path) -> tuple[Path, int] | None:
+    """(file, volume index) of a `<file>@volume=<k>` path that names no file itself but whose
+    file exists; None for any other path."""
+    text = str(path)
+    if VOLUME_MARK not in text or Path(text).exists():
+        return None
+    file, index = text.rsplit(VOLUME_MARK, 1)
+    return (Path(file), int(index)) if _INDEX.fullmatch(index) and Path(file).is_file() else None
+
+
+def several_volumes(count: int, source: str | Path | None) -> UnsupportedImage:
+    """The refusal of a whole 4D file: how many volumes it has and how to name one."""
+    return UnsupportedImage(f"4D image of {count} volumes (a diffusion or time series); assess "
+                            f"one 3D volume as <file>{VOLUME_MARK}<k>, k = 0 … {count - 1}",
+                            source)
+
+
+def check_volume(volume: int, count: int, source: str | Path | None) -> None:
+    """InvalidParameter unless `volume` indexes one of a 4D file's `count` volumes."""
+    if count < 1:
+        raise InvalidParameter("not a 4D image: it has no volumes to pick", source)
+    if not 0 <= volume < count:
+        raise InvalidParameter(f"volume {volume} does not exist: the file has {count} "
+                               f"(0 … {count - 1})", source)
+
+
+def volume_file_name(path: Path) -> str:
+    """The file name a result of `<file>@volume=<k>` is written under: `<stem>_volume<k><ext>`
+    (`dwi.nii.gz@volume=3` → `dwi_volume3.nii.gz`); other paths keep their name."""
+    named = volume_in_file(path)
+    if named is None:
+        return path.name
+    file, index = named
+    name = file.name
+    ext = ".nii.gz" if name.lower().endswith(".nii.gz") else file.suffix
+    return f"{name[:len(name) - len(ext)]}_volume{index}{ext}"

@@ -1,0 +1,86 @@
+"""One volume of a 4D file (`<file>@volume=<k>`): NIfTI and NRRD series built from the MNI T1."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from medq.errors import InvalidParameter, MissingInput, UnsupportedImage
+from medq.image import MedImage
+from medq.io import load, save
+from test_cli import run_medq
+
+
+def _series(mni_t1: MedImage) -> list[np.ndarray]:
+    """Three distinguishable volumes in medq's (z, y, x)."""
+    return [mni_t1.array, mni_t1.array * 2, mni_t1.array + 5]
+
+
+@pytest.fixture()
+def dwi(tmp_path: Path, mni_t1: MedImage) -> Path:
+    """A 4D NIfTI of three volumes, 2 × 2.5 × 3 mm."""
+    data = np.stack([v.T for v in _series(mni_t1)], axis=-1)  # (i, j, k, t)
+    path = tmp_path / "dwi.nii.gz"
+    nib.save(nib.Nifti1Image(data, np.diag([2.0, 2.5, 3.0, 1.0])), path)
+    return path
+
+
+def test_a_4d_nifti_is_refused_whole_and_read_one_volume_at_a_time(dwi: Path,
+                                                                  mni_t1: MedImage) -> None:
+    with pytest.raises(UnsupportedImage, match=r"4D image of 3 volumes.*@volume=<k>, k = 0 … 2"):
+        load(dwi)
+    one = load(f"{dwi}@volume=1")
+    np.testing.assert_allclose(one.array, mni_t1.array * 2, rtol=1e-6)
+    assert one.spacing == pytest.approx((3.0, 2.5, 2.0))
+    assert one.source == f"{dwi}@volume=1" and (one.meta["volume"], one.meta["volumes"]) == (1, 3)
+    with pytest.raises(InvalidParameter, match="volume 3 does not exist: the file has 3"):
+        load(f"{dwi}@volume=3")
+    with pytest.raises(MissingInput):
+        load(f"{dwi}@volume=first")
+    written = nib.load(save(one, dwi.parent / "one.nii.gz"))  # a 3D file with the geometry
+    assert written.shape == mni_t1.array.T.shape
+    np.testing.assert_allclose(np.diag(written.affine)[:3], [2.0, 2.5, 3.0])
+
+
+def test_a_4d_nrrd_volume_keeps_the_3d_geometry(tmp_path: Path, mni_t1: MedImage) -> None:
+    volumes = [sitk.GetImageFromArray(v) for v in _series(mni_t1)]
+    for v in volumes:
+        v.SetSpacing((2.0, 2.5, 3.0))
+        v.SetOrigin((-90.0, -126.0, -72.0))
+    sitk.WriteImage(sitk.JoinSeries(volumes), str(tmp_path / "fmri.nrrd"))
+    last = load(tmp_path / "fmri.nrrd@volume=2")
+    np.testing.assert_allclose(last.array, mni_t1.array + 5, rtol=1e-6)
+    assert last.spacing == pytest.approx((3.0, 2.5, 2.0))
+    assert last.meta["origin"] == pytest.approx([-90.0, -126.0, -72.0])
+    assert len(last.meta["direction"]) == 9
+    back = sitk.ReadImage(str(save(last, tmp_path / "last.nrrd")))
+    assert back.GetDimension() == 3 and back.GetOrigin() == pytest.approx((-90, -126, -72))
+
+
+def test_naming_a_volume_of_what_has_none(tmp_path: Path, mni_t1: MedImage) -> None:
+    save(mni_t1, tmp_path / "t1.nii.gz")
+    with pytest.raises(InvalidParameter, match="not a 4D image"):
+        load(tmp_path / "t1.nii.gz@volume=0")
+    save(mni_t1.evolve(array=mni_t1.array[40], spacing=(2.0, 2.0)), tmp_path / "slice.png")
+    with pytest.raises(InvalidParameter, match="only 4D NIfTI, MetaImage and NRRD"):
+        load(tmp_path / "slice.png@volume=0")
+
+
+def test_cli_assesses_and_restores_volumes_of_a_4d_file(dwi: Path) -> None:
+    res = run_medq("assess", dwi, f"{dwi}@volume=0", "--json", "--no-measures")
+    assert res.returncode == 2  # the whole file is refused, the volume assessed
+    whole, first = json.loads(res.stdout)
+    assert "@volume=<k>" in whole["error"]["message"]
+    assert first["path"] == f"{dwi}@volume=0" and 1 <= first["score"] <= 5
+    out = dwi.parent / "out"
+    res = run_medq("restore", f"{dwi}@volume=0", f"{dwi}@volume=2", "-o", out, "--method", "tv",
+                   "--json")
+    assert res.returncode == 0, res.stderr
+    assert sorted(p.name for p in out.glob("*.nii.gz")) == ["dwi_volume0.nii.gz",
+                                                             "dwi_volume2.nii.gz"]
+    assert nib.load(out / "dwi_volume2.nii.gz").shape == nib.load(dwi).shape[:3]
