@@ -114,8 +114,9 @@ def _finite(image: MedImage) -> MedImage:
     return image.evolve(array=fixed, meta=meta)
 
 
-def _read(p: Path, fmt: str) -> MedImage:
-    named = volume_in_file(p)
+def _read(p: Path, fmt: str, named: tuple[Path, int] | None = None) -> MedImage:
+    """The image `p` names, in format `fmt` (`named`: the file and index of one of its volumes,
+    `volume_in_file(p)`)."""
     if named:
         file, volume = named
         if fmt == "nifti":
@@ -150,10 +151,10 @@ def load(path: str | Path, *, modality: str | None = None, region: str | None = 
     `modality`/`region` override the file's."""
     p = Path(path)
     fmt = sniff(p)
+    named = volume_in_file(p)
     try:
-        image = _finite(_read(p, fmt))
-        named = volume_in_file(p)  # a volume of a 4D file: the file's own sidecar
-        changes = (_sidecar_fields(named[0] if named else p, image)
+        image = _finite(_read(p, fmt, named))
+        changes = (_sidecar_fields(named[0] if named else p, image)  # a volume: its file's
                    if fmt not in ("dicom", "dicom-series") else {})
         changes.update({k: v for k, v in (("modality", modality), ("region", region)) if v})
         if changes:
