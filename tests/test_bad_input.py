@@ -166,8 +166,9 @@ def test_mixed_series_names_both_series(tmp_path: Path) -> None:
 
 def test_4d_nifti_message_says_what_to_do(tmp_path: Path) -> None:
     path = _nifti(np.zeros((4, 4, 4, 3), np.float32))(tmp_path)
-    with pytest.raises(UnsupportedImage, match="3 volumes.*extract one 3D volume"):
+    with pytest.raises(UnsupportedImage, match="3 volumes.*as <file>@volume=<k>, k = 0 … 2"):
         load(path)
+    assert load(f"{path}@volume=2").shape == (4, 4, 4)  # what the message says works
 
 
 def test_bad_override_names_the_path() -> None:
