@@ -43,11 +43,11 @@ def _measures(job: tuple[str, str, int]) -> tuple[float, float, float, str, str]
 
 def main() -> None:
     """Rebuild the test split beside its clean bases and print the oracles' SRCC per subset."""
-    from medq.data.bench import BenchPlan, _jobs, build
+    from medq.data.bench import BenchPlan, build, ordered_jobs
     from medq.metrics.correlation import srcc
     from medq.workers import worker_pool
 
-    jobs = sorted(_jobs(BenchPlan(), "test"), key=lambda j: (j[0], j[1]))  # as `build` orders
+    jobs = ordered_jobs(BenchPlan(), "test")
     with worker_pool(2) as pool:
         rows = list(pool.map(_measures, jobs, chunksize=4))
     score = np.array([r[0] for r in rows])

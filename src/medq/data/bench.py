@@ -122,6 +122,12 @@ def _jobs(plan: BenchPlan, split: str) -> list[tuple[str, str, int]]:
     return jobs
 
 
+def ordered_jobs(plan: BenchPlan, split: str) -> list[tuple[str, str, int]]:
+    """The (source name, dim, seed) of a split in the order its packed items are stored
+    (grouped by source and dim, so the projector cache hits)."""
+    return sorted(_jobs(plan, split), key=lambda j: (j[0], j[1]))
+
+
 def _run(job: tuple[str, str, int], plan: BenchPlan) -> dict[str, Any]:
     name, dim, seed = job
     source = next(s for s in sources() if s.name == name)
@@ -169,8 +175,7 @@ def build(plan: BenchPlan, split: str, workers: int = 2, progress: bool = True
     cached = read_npz(folder / f"{split}.npz")
     if cached is not None:
         return cached
-    jobs = sorted(_jobs(plan, split), key=lambda j: (j[0], j[1]))  # projector cache hits
-    items = map_jobs(partial(_run, plan=plan), jobs, workers, progress,
+    items = map_jobs(partial(_run, plan=plan), ordered_jobs(plan, split), workers, progress,
                      f"building {split} benchmark")
     packed = pack(items)
     write_npz(folder / f"{split}.npz", packed)

@@ -114,15 +114,9 @@ def _finite(image: MedImage) -> MedImage:
     return image.evolve(array=fixed, meta=meta)
 
 
-def _read(p: Path, fmt: str, named: tuple[Path, int] | None = None) -> MedImage:
-    """The image `p` names, in format `fmt` (`named`: the file and index of one of its volumes,
-    `volume_in_file(p)`)."""
-    if named:
-        file, volume = named
-        if fmt == "nifti":
-            return nifti.read_nifti(file, volume).evolve(source=str(p))
-        if fmt in ("metaimage", "nrrd"):
-            return itk.read_itk(file, fmt, volume).evolve(source=str(p))
+def _read(p: Path, fmt: str, volume: int | None = None) -> MedImage:
+    """The image file `p` (format `fmt`) holds, or its `volume`-th volume (4D files)."""
+    if volume is not None and fmt not in ("nifti", "metaimage", "nrrd"):
         raise InvalidParameter(f"only 4D NIfTI, MetaImage and NRRD files have volumes to name "
                                f"with {VOLUME_MARK}", p)
     if fmt == "dicom-series":
@@ -137,11 +131,11 @@ def _read(p: Path, fmt: str, named: tuple[Path, int] | None = None) -> MedImage:
                                        f"{EXPECTED}", p) from e
             raise
     if fmt == "nifti":
-        return nifti.read_nifti(p)
+        return nifti.read_nifti(p, volume)
     if fmt == "npy":
         return raster.read_npy(p)
     if fmt in ("metaimage", "nrrd"):
-        return itk.read_itk(p, fmt)
+        return itk.read_itk(p, fmt, volume)
     return raster.read_raster(p, fmt)
 
 
@@ -151,11 +145,11 @@ def load(path: str | Path, *, modality: str | None = None, region: str | None = 
     `modality`/`region` override the file's."""
     p = Path(path)
     fmt = sniff(p)
-    named = volume_in_file(p)
+    file, volume = volume_in_file(p) or (p, None)  # a volume of a 4D file: that file
     try:
-        image = _finite(_read(p, fmt, named))
-        changes = (_sidecar_fields(named[0] if named else p, image)  # a volume: its file's
-                   if fmt not in ("dicom", "dicom-series") else {})
+        image = _read(file, fmt, volume)
+        image = _finite(image.evolve(source=str(p)) if file != p else image)
+        changes = _sidecar_fields(file, image) if fmt not in ("dicom", "dicom-series") else {}
         changes.update({k: v for k, v in (("modality", modality), ("region", region)) if v})
         if changes:
             rgb = image.is_rgb

@@ -61,14 +61,25 @@ def _modality(img: Any) -> str:
     return stated.upper() if stated.isalpha() and 2 <= len(stated) <= 4 else "OT"
 
 
-def _pixels(img: Any, path: Path, volume: int | None = None
-            ) -> tuple[np.ndarray, tuple[float, ...], float | None, bool]:
-    """The `(z, y, x)` (or `(y, x)`, RGB `(y, x, 3)`) pixels (of the `volume`-th volume of a 4D
-    image), medq-order spacing, the slice spacing of a single slice that was squeezed (else None)
-    and whether the image is colour."""
-    import SimpleITK as sitk
-
+def _one_volume(img: Any, path: Path, volume: int | None) -> tuple[Any, int | None]:
+    """A 4D image cut to its `volume`-th 3D volume (or its only one) inside SimpleITK, so no
+    array of the whole series is made, and the series' volume count; other images as they
+    are (count None)."""
     from medq.io.volumes import check_volume, several_volumes
+
+    count = img.GetSize()[3] if img.GetDimension() == 4 else None
+    if volume is not None:
+        check_volume(volume, count or 0, path)
+    elif count is not None and count != 1:
+        raise several_volumes(count, path)
+    return (img[:, :, :, volume or 0] if count is not None else img), count
+
+
+def _pixels(img: Any, path: Path) -> tuple[np.ndarray, tuple[float, ...], float | None, bool]:
+    """The `(z, y, x)` (or `(y, x)`, RGB `(y, x, 3)`) pixels of a 2D/3D image, medq-order
+    spacing, the slice spacing of a single slice that was squeezed (else None) and whether the
+    image is colour."""
+    import SimpleITK as sitk
 
     kind = img.GetPixelIDTypeAsString()
     if "complex" in kind:
@@ -77,13 +88,6 @@ def _pixels(img: Any, path: Path, volume: int | None = None
     arr = sitk.GetArrayFromImage(img)
     spacing = tuple(float(s) for s in reversed(img.GetSpacing()))
     components = img.GetNumberOfComponentsPerPixel()
-    dims = img.GetDimension()
-    if volume is not None:
-        check_volume(volume, arr.shape[0] if dims == 4 else 0, path)
-    elif dims == 4 and arr.shape[0] != 1:
-        raise several_volumes(arr.shape[0], path)
-    if dims == 4:
-        arr, spacing = arr[volume or 0], spacing[1:]
     one_slice = None
     if arr.ndim - (components > 1) == 3 and arr.shape[0] == 1:
         arr, spacing, one_slice = arr[0], spacing[1:], spacing[0]
@@ -111,14 +115,12 @@ def read_itk(path: str | Path, fmt: str, volume: int | None = None) -> MedImage:
     if any(key.startswith("Segment0_") for key in img.GetMetaDataKeys()):
         raise UnsupportedImage("a segmentation (3D Slicer segment keys), not an acquired image",
                                path)
-    arr, spacing, one_slice, rgb = _pixels(img, path, volume)
-    n = img.GetDimension()
-    dims = min(n, 3)  # a volume of a 4D file keeps the 3D part of its geometry
-    direction = np.reshape(img.GetDirection(), (n, n))[:dims, :dims]
-    meta: dict[str, Any] = {"format": fmt, "origin": list(img.GetOrigin())[:dims],
-                            "direction": direction.ravel().tolist()}
+    part, count = _one_volume(img, path, volume)
+    arr, spacing, one_slice, rgb = _pixels(part, path)
+    meta: dict[str, Any] = {"format": fmt, "origin": list(part.GetOrigin()),
+                            "direction": list(part.GetDirection())}
     if volume is not None:
-        meta["volume"], meta["volumes"] = volume, img.GetSize()[3]
+        meta["volume"], meta["volumes"] = volume, count
     if one_slice is not None:
         meta["one_slice"], meta["slice_spacing"] = True, one_slice
     if not all(np.isfinite(s) and s > 0 for s in spacing):
