@@ -249,6 +249,50 @@ def test_series_save_reload_keeps_geometry(tmp_path: Path) -> None:
     assert len(list(out.iterdir())) == 4
 
 
+@pytest.mark.parametrize("suffix", [".nii.gz", ".mha", ".nrrd"])
+def test_series_converted_keeps_patient_geometry(tmp_path: Path, suffix: str) -> None:
+    """A DICOM series written as NIfTI, MetaImage or NRRD keeps where each voxel lies in the
+    patient: world points agree with SimpleITK's own reading of the series (oblique slices)."""
+    import nibabel as nib
+    import SimpleITK as sitk
+
+    _write_ct_series(tmp_path / "ser", 5, [1, 0, 0, 0, 0.8, -0.6], 2.5)
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(tmp_path / "ser")))
+    truth = reader.Execute()  # LPS
+    out = save(load(tmp_path / "ser"), tmp_path / f"vol{suffix}")
+    corners = [(0, 0, 0), (127, 0, 0), (0, 127, 0), (5, 17, 4), (127, 127, 4)]  # (i, j, k)
+    expected = np.array([truth.TransformIndexToPhysicalPoint(c) for c in corners])
+    if suffix == ".nii.gz":
+        nii = nib.load(str(out))
+        ras = nib.affines.apply_affine(nii.affine, np.array(corners))
+        got = ras * [-1, -1, 1]
+        assert int(nii.header["sform_code"]) == 1 and int(nii.header["qform_code"]) == 1
+    else:
+        written = sitk.ReadImage(str(out))
+        got = np.array([written.TransformIndexToPhysicalPoint(c) for c in corners])
+    np.testing.assert_allclose(got, expected, atol=1e-3)
+    back = load(out)  # and the geometry read back is written again unchanged
+    again = save(back, tmp_path / f"again{suffix}")
+    if suffix == ".nii.gz":
+        np.testing.assert_allclose(nib.load(str(again)).affine, nib.load(str(out)).affine)
+    else:
+        assert sitk.ReadImage(str(again)).GetDirection() == pytest.approx(
+            sitk.ReadImage(str(out)).GetDirection())
+
+
+def test_dicom_slice_as_nifti_is_placed_at_its_position(tmp_path: Path) -> None:
+    """A single DICOM slice written as NIfTI: its first pixel at ImagePositionPatient (RAS+)."""
+    import nibabel as nib
+
+    img = load(tdata("CT_small.dcm"))
+    nii = nib.load(str(save(img, tmp_path / "slice.nii")))
+    ipp = np.array(img.meta["positions"][0])
+    np.testing.assert_allclose(nii.affine[:3, 3], ipp * [-1, -1, 1], atol=1e-4)
+    assert nib.aff2axcodes(nii.affine) == ("L", "P", "S")
+    np.testing.assert_allclose(np.abs(np.diag(nii.affine))[:2], img.spacing[::-1], atol=1e-6)
+
+
 def test_volume_series_from_mni_with_shuffled_names(tmp_path: Path, mni_t1: MedImage) -> None:
     vol = mni_t1.with_array(mni_t1.array[30:42])
     out = save(vol, tmp_path / "mni")

@@ -18,6 +18,9 @@ from medq.errors import InvalidParameter, MedqError, UnreadableImage, Unsupporte
 from medq.image import MedImage
 from medq.io.atomic import atomic_path
 
+SCANNER_CODE = 1
+"""NIfTI qform/sform code of scanner coordinates: what a frame taken from DICOM is."""
+
 
 def read_nifti(path: str | Path, volume: int | None = None) -> MedImage:
     """Read a 2D/3D NIfTI (a 4D one only when its 4th axis has length 1, or its `volume`-th
@@ -76,10 +79,16 @@ def image_from_nifti(img: Any, source: str | Path | None = None, volume: int | N
 
 
 def nifti_affine(image: MedImage) -> np.ndarray:
-    """Voxel-to-world affine for `image`: meta['affine'] with columns rescaled to its spacing."""
+    """Voxel-to-world affine for `image`: meta['affine'] with columns rescaled to its spacing;
+    for an image read from DICOM its patient geometry (`io.geometry.dicom_affine_ras`); else the
+    spacing alone."""
+    from medq.io.geometry import dicom_affine_ras
+
     spacing_ijk = list(reversed(image.spacing)) + [1.0] * (3 - len(image.spacing))
     affine = np.diag([*spacing_ijk, 1.0])
     stored = image.meta.get("affine")
+    if stored is None and (from_dicom := dicom_affine_ras(image)) is not None:
+        return from_dicom
     if stored is not None:
         candidate = np.asarray(stored, dtype=float)
         if candidate.shape == (4, 4) and np.all(np.isfinite(candidate)):
@@ -100,8 +109,9 @@ def write_nifti(image: MedImage, path: str | Path, *, description: str | None = 
     if image.meta.get("one_slice") and data.ndim == 2:
         data = data[:, :, None]
     img = nib.Nifti1Image(data, nifti_affine(image))
+    scanner = image.meta.get("affine") is None and image.meta.get("orientation") is not None
     for kind in ("qform", "sform"):
-        code = image.meta.get(f"{kind}_code")
+        code = image.meta.get(f"{kind}_code") or (SCANNER_CODE if scanner else 0)
         if code:
             getattr(img, f"set_{kind}")(img.affine, code=int(code))
     if description:

@@ -1,0 +1,70 @@
+"""Patient geometry carried across formats: a DICOM image's orientation and slice positions as
+the voxel-to-world frame that NIfTI, MetaImage and NRRD files store.
+
+DICOM states geometry in the patient's LPS frame (x towards the patient's left, y posterior, z
+superior, mm): ImageOrientationPatient gives the row direction cosine X (the way the column
+index grows) and the column direction cosine Y (the way the row index grows); each slice's
+ImagePositionPatient is the centre of its first pixel. Voxel `(k, j, i)` of medq's `(z, y, x)`
+array therefore lies at `P₀ + i·Δx·X + j·Δy·Y + k·Δz·N`, N the unit vector from the first slice's
+position towards the last (the slice normal X × Y for a single slice). MetaImage and NRRD store
+this frame in LPS as it is (origin P₀, direction columns X, Y, N); NIfTI stores it in RAS+, the
+first two world axes negated.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
+"""DICOM/ITK world axes (LPS) to NIfTI's (RAS+)."""
+
+
+def _unit(v: np.ndarray) -> np.ndarray | None:
+    """`v` scaled to length 1; None when it is not a finite non-zero vector."""
+    norm = float(np.linalg.norm(v))
+    return v / norm if np.all(np.isfinite(v)) and norm > 1e-6 else None
+
+
+def dicom_frame(image: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """(origin `(3,)`, direction `3×3` whose columns are the x, y and z array axes) in LPS mm of
+    an image read from DICOM (`meta['orientation']`, `meta['positions']`); None when the file
+    stated no orientation or position, or the slice positions no longer match the array."""
+    iop, positions = image.meta.get("orientation"), image.meta.get("positions")
+    if not iop or len(iop) != 6 or not positions or image.is_rgb:
+        return None
+    x, y = _unit(np.asarray(iop[:3], dtype=float)), _unit(np.asarray(iop[3:], dtype=float))
+    origin = np.asarray(positions[0], dtype=float)
+    if x is None or y is None or origin.shape != (3,) or not np.all(np.isfinite(origin)):
+        return None
+    n = _unit(np.cross(x, y))
+    if image.is_volume:
+        if len(positions) != image.array.shape[0]:
+            return None
+        if len(positions) > 1:
+            n = _unit(np.asarray(positions[-1], dtype=float) - origin)
+    if n is None:
+        return None
+    return origin, np.column_stack([x, y, n])
+
+
+def slice_step(image: Any) -> float:
+    """The z spacing a frame uses: the volume's, else the single slice's stated slice spacing."""
+    if image.is_volume:
+        return float(image.spacing[0])
+    return float(image.meta.get("slice_spacing") or 1.0)
+
+
+def dicom_affine_ras(image: Any) -> np.ndarray | None:
+    """The NIfTI voxel `(i, j, k)` → RAS+ mm affine of an image read from DICOM (`dicom_frame`
+    scaled by its current spacing); None when the file stated no geometry."""
+    frame = dicom_frame(image)
+    if frame is None:
+        return None
+    origin, direction = frame
+    dy, dx = image.spacing[-2:]
+    affine = np.eye(4)
+    affine[:3, :3] = LPS_TO_RAS @ (direction * np.array([dx, dy, slice_step(image)]))
+    affine[:3, 3] = LPS_TO_RAS @ origin
+    return affine
