@@ -272,6 +272,11 @@ def test_series_converted_keeps_patient_geometry(tmp_path: Path, suffix: str) ->
         written = sitk.ReadImage(str(out))
         got = np.array([written.TransformIndexToPhysicalPoint(c) for c in corners])
     np.testing.assert_allclose(got, expected, atol=1e-3)
+    if suffix == ".nii.gz":  # slices no longer matching their stated positions: no frame claimed
+        cut = load(tmp_path / "ser")
+        nii = nib.load(str(save(cut.evolve(array=cut.array[:3]), tmp_path / "cut.nii.gz")))
+        assert int(nii.header["sform_code"]) != 1
+        np.testing.assert_allclose(np.diag(nii.affine)[:3], cut.spacing[::-1])
     back = load(out)  # and the geometry read back is written again unchanged
     again = save(back, tmp_path / f"again{suffix}")
     if suffix == ".nii.gz":

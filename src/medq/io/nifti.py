@@ -78,17 +78,17 @@ def image_from_nifti(img: Any, source: str | Path | None = None, volume: int | N
     return MedImage(arr, spacing, "OT", "unknown", {}, str(source) if source else None, meta)
 
 
-def nifti_affine(image: MedImage) -> np.ndarray:
-    """Voxel-to-world affine for `image`: meta['affine'] with columns rescaled to its spacing;
-    for an image read from DICOM its patient geometry (`io.geometry.dicom_affine_ras`); else the
-    spacing alone."""
+def nifti_affine(image: MedImage) -> tuple[np.ndarray, bool]:
+    """Voxel-to-world affine for `image` and whether it is the scanner frame of a DICOM file:
+    meta['affine'] with columns rescaled to its spacing; for an image read from DICOM its patient
+    geometry (`io.geometry.dicom_affine_ras`); else the spacing alone."""
     from medq.io.geometry import dicom_affine_ras
 
     spacing_ijk = list(reversed(image.spacing)) + [1.0] * (3 - len(image.spacing))
     affine = np.diag([*spacing_ijk, 1.0])
     stored = image.meta.get("affine")
     if stored is None and (from_dicom := dicom_affine_ras(image)) is not None:
-        return from_dicom
+        return from_dicom, True
     if stored is not None:
         candidate = np.asarray(stored, dtype=float)
         if candidate.shape == (4, 4) and np.all(np.isfinite(candidate)):
@@ -97,7 +97,7 @@ def nifti_affine(image: MedImage) -> np.ndarray:
                 norm = float(np.linalg.norm(affine[:3, i]))
                 if norm > 0:
                     affine[:3, i] *= sp / norm
-    return affine
+    return affine, False
 
 
 def write_nifti(image: MedImage, path: str | Path, *, description: str | None = None) -> Path:
@@ -108,8 +108,8 @@ def write_nifti(image: MedImage, path: str | Path, *, description: str | None = 
     data = np.ascontiguousarray(image.array.T)
     if image.meta.get("one_slice") and data.ndim == 2:
         data = data[:, :, None]
-    img = nib.Nifti1Image(data, nifti_affine(image))
-    scanner = image.meta.get("affine") is None and image.meta.get("orientation") is not None
+    affine, scanner = nifti_affine(image)
+    img = nib.Nifti1Image(data, affine)
     for kind in ("qform", "sform"):
         code = image.meta.get(f"{kind}_code") or (SCANNER_CODE if scanner else 0)
         if code:
