@@ -331,12 +331,18 @@ def test_seed_ensemble_trains_resumes_averages_and_fine_tunes(tiny_run: dict,
 
     test = bench.build(cfg.bench, "test")
     rows = benchmark_rows(test, [str(out / "model.pt")], False)
-    assert [r["model"].rsplit(" (", 1)[-1] for r in rows[1:]] == ["seed 0 alone)",
-                                                                  "seed 1 alone)"]
+    assert [r["model"] for r in rows[1:]] == [
+        f"medq assess ({out / 'model.pt'} + evidence score)",  # a checkpoint taking measures
+        f"{out / 'model.pt'} (seed 0 alone)", f"{out / 'model.pt'} (seed 1 alone)"]
+    from medq.train.evaluate import assess_scores, evaluate, predict
+
+    combined = evaluate(assess_scores(predict(ensemble.model, test), test), test)
+    assert rows[1]["metrics"]["overall"]["srcc"] == pytest.approx(
+        combined["overall"]["srcc"], abs=1e-6, nan_ok=True)
     sources = set(test["source"].tolist())  # within each test source too (n per source)
     assert set(rows[0]["per_source"]) == sources and sum(
         m["n"] for m in rows[0]["per_source"].values()) == len(test["score"])
-    assert rows[1]["metrics"]["overall"]["srcc"] == pytest.approx(
+    assert rows[2]["metrics"]["overall"]["srcc"] == pytest.approx(
         tiny_run["record"]["metrics"]["overall"]["srcc"], abs=1e-6, nan_ok=True)
 
     shipped = ship_run(out, dest=tmp_path)  # float16 members, loaded back as float32

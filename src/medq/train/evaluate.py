@@ -113,8 +113,9 @@ def benchmark_rows(data: dict[str, np.ndarray], models: list[str],
                    classical: bool = True) -> list[dict[str, Any]]:
     """Rows of the IQA table: each model (shipped name or path), ablations, classical measures.
 
-    `mediqa-s` also gives the row "medq assess (mediqa-s + evidence score)" (the scores
-    `medq assess` reports: `assess_scores`), the rows "mediqa-s (no salient slices)" (its 3D
+    `mediqa-s` (and a checkpoint path of a model that takes measures, such as a trial run) also
+    gives the row "medq assess (<model> + evidence score)" (the scores `medq assess` would report
+    with it: `assess_scores`), the rows "mediqa-s (no salient slices)" (its 3D
     items scored on the middle slice alone) and "prompts zeroed at inference" (the same
     weights without prompts; the trained ablation is `mediqa-s-noprompt`). A seed ensemble
     also gives one row per member ("(seed k alone)"), comparable with single-seed rows.
@@ -133,8 +134,8 @@ def benchmark_rows(data: dict[str, np.ndarray], models: list[str],
         use_prompts = bool(record.get("use_prompts", True))
         pred = predict(model, data, use_prompts)
         rows.append(table_row(name, pred, data))
-        if name == "mediqa-s" and "m" in data:
-            rows.append(table_row("medq assess (mediqa-s + evidence score)",
+        if (name == "mediqa-s" or name.endswith(".pt")) and "m" in data and model.uses_measures:
+            rows.append(table_row(f"medq assess ({name} + evidence score)",
                                   assess_scores(pred, data), data))
         seeds = record.get("ensemble_seeds") or []
         for seed, member in zip(seeds, getattr(model, "members", []), strict=False):
