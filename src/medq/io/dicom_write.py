@@ -39,6 +39,7 @@ from medq.io.dicom import (
     read_series,
     series_in_folder,
 )
+from medq.io.geometry import file_frame, slice_positions
 
 _STRIP = (
     "PerFrameFunctionalGroupsSequence", "SharedFunctionalGroupsSequence", "NumberOfFrames",
@@ -116,7 +117,9 @@ def _new_dataset(image: MedImage) -> Dataset:
     ds.StudyInstanceUID = image.meta.get("study_instance_uid") or generate_uid()
     ds.FrameOfReferenceUID = image.meta.get("frame_of_reference_uid") or generate_uid()
     ds.StudyDate = dt.date.today().strftime("%Y%m%d")
-    ds.ImageOrientationPatient = image.meta.get("orientation") or [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+    frame = file_frame(image)  # a NIfTI, MetaImage or NRRD file's own geometry
+    ds.ImageOrientationPatient = image.meta.get("orientation") or (
+        frame[1][:, :2].T.ravel().tolist() if frame else [1.0, 0.0, 0.0, 0.0, 1.0, 0.0])
     if ds.SOPClassUID == _SECONDARY_CAPTURE:
         ds.ConversionType = "WSD"
     if image.region != "unknown":
@@ -189,6 +192,9 @@ def _dataset(base: Dataset, image: MedImage, k: int, stored: np.ndarray, rescale
     setattr(ds, sp_kw, [format_number_as_ds(sy), format_number_as_ds(sx)])
     iop = _floats(ds.get("ImageOrientationPatient")) or image.meta.get("orientation")
     positions = image.meta.get("positions")
+    if not positions and not _floats(ds.get("ImagePositionPatient")) and (
+            frame := file_frame(image)):
+        positions = slice_positions(image, frame)
     nz = image.shape[0] if image.is_volume else 1
     if positions and len(positions) == nz:
         ipp = positions[k]

@@ -1,5 +1,6 @@
-"""Patient geometry carried across formats: a DICOM image's orientation and slice positions as
-the voxel-to-world frame that NIfTI, MetaImage and NRRD files store.
+"""Patient geometry carried across formats: where an image lies in the patient, as a DICOM file
+(orientation and slice positions), a NIfTI file (affine) or a MetaImage/NRRD file (origin and
+direction) stated it, written in whichever of these formats the image is saved as.
 
 DICOM states geometry in the patient's LPS frame (x towards the patient's left, y posterior, z
 superior, mm): ImageOrientationPatient gives the row direction cosine X (the way the column
@@ -49,6 +50,46 @@ def dicom_frame(image: Any) -> tuple[np.ndarray, np.ndarray] | None:
     return origin, np.column_stack([x, y, n])
 
 
+def file_frame(image: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """(origin, direction) in LPS mm as a NIfTI (`meta['affine']`, RAS+) or MetaImage/NRRD
+    (`meta['origin']`, `meta['direction']`) file stated it, the direction's columns unit vectors
+    along the x, y and z array axes; None when the image came from neither."""
+    meta = image.meta
+    origin, direction = meta.get("origin"), meta.get("direction")
+    if isinstance(origin, list) and len(origin) == 3 and isinstance(direction, list) \
+            and len(direction) == 9:
+        columns = np.asarray(direction, dtype=float).reshape(3, 3)
+        start = np.asarray(origin, dtype=float)
+    elif meta.get("affine") is not None:
+        affine = np.asarray(meta["affine"], dtype=float)
+        if affine.shape != (4, 4):
+            return None
+        columns, start = LPS_TO_RAS @ affine[:3, :3], LPS_TO_RAS @ affine[:3, 3]
+    else:
+        return None
+    units = [_unit(columns[:, c]) for c in range(3)]
+    if any(u is None for u in units) or not np.all(np.isfinite(start)):
+        return None
+    direction = np.column_stack(units)
+    if not np.allclose(direction.T @ direction, np.eye(3), atol=1e-3):
+        return None  # sheared axes: neither DICOM nor ITK can state them
+    return start, direction
+
+
+def world_frame(image: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """Where the image lies in the patient (origin, direction; LPS mm) as its file stated it:
+    DICOM (`dicom_frame`), else NIfTI or MetaImage/NRRD (`file_frame`); None when none did."""
+    return dicom_frame(image) or file_frame(image)
+
+
+def slice_positions(image: Any, frame: tuple[np.ndarray, np.ndarray]) -> list[list[float]]:
+    """Each slice's first-pixel position (LPS mm, DICOM's ImagePositionPatient) in a frame."""
+    origin, direction = frame
+    count = image.shape[0] if image.is_volume else 1
+    step = slice_step(image) * direction[:, 2]
+    return [(origin + k * step).tolist() for k in range(count)]
+
+
 def slice_step(image: Any) -> float:
     """The z spacing a frame uses: the volume's, else the single slice's stated slice spacing."""
     if image.is_volume:
@@ -56,10 +97,10 @@ def slice_step(image: Any) -> float:
     return float(image.meta.get("slice_spacing") or 1.0)
 
 
-def dicom_affine_ras(image: Any) -> np.ndarray | None:
-    """The NIfTI voxel `(i, j, k)` → RAS+ mm affine of an image read from DICOM (`dicom_frame`
-    scaled by its current spacing); None when the file stated no geometry."""
-    frame = dicom_frame(image)
+def frame_affine_ras(image: Any) -> np.ndarray | None:
+    """The NIfTI voxel `(i, j, k)` → RAS+ mm affine of the frame its file stated (`world_frame`)
+    scaled by the image's current spacing; None when the file stated none."""
+    frame = world_frame(image)
     if frame is None:
         return None
     origin, direction = frame

@@ -28,7 +28,7 @@ import numpy as np
 from medq.errors import InvalidParameter, UnreadableImage, UnsupportedImage
 from medq.image import MedImage
 from medq.io.atomic import atomic_path
-from medq.io.geometry import dicom_frame
+from medq.io.geometry import world_frame
 
 ITK_FORMATS = {".mha": "metaimage", ".mhd": "metaimage", ".nrrd": "nrrd", ".nhdr": "nrrd"}
 """Suffix → format read and written through SimpleITK."""
@@ -150,7 +150,7 @@ def _as_itk(image: MedImage, description: str | None) -> Any:
         spacing.append(float(image.meta.get("slice_spacing") or 1.0))
     img.SetSpacing(spacing)
     origin, direction = image.meta.get("origin"), image.meta.get("direction")
-    if origin is None and direction is None and dims == 3 and (frame := dicom_frame(image)):
+    if origin is None and direction is None and dims == 3 and (frame := world_frame(image)):
         origin, direction = frame[0].tolist(), frame[1].ravel().tolist()  # LPS, as ITK's
     if isinstance(origin, list) and len(origin) == dims:
         img.SetOrigin([float(v) for v in origin])

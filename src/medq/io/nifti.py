@@ -19,7 +19,8 @@ from medq.image import MedImage
 from medq.io.atomic import atomic_path
 
 SCANNER_CODE = 1
-"""NIfTI qform/sform code of scanner coordinates: what a frame taken from DICOM is."""
+"""NIfTI qform/sform code of scanner coordinates: what a frame taken from DICOM, MetaImage or
+NRRD is."""
 
 
 def read_nifti(path: str | Path, volume: int | None = None) -> MedImage:
@@ -79,16 +80,17 @@ def image_from_nifti(img: Any, source: str | Path | None = None, volume: int | N
 
 
 def nifti_affine(image: MedImage) -> tuple[np.ndarray, bool]:
-    """Voxel-to-world affine for `image` and whether it is the scanner frame of a DICOM file:
-    meta['affine'] with columns rescaled to its spacing; for an image read from DICOM its patient
-    geometry (`io.geometry.dicom_affine_ras`); else the spacing alone."""
-    from medq.io.geometry import dicom_affine_ras
+    """Voxel-to-world affine for `image` and whether it is a scanner frame taken from another
+    format: meta['affine'] with columns rescaled to its spacing; for an image read from DICOM,
+    MetaImage or NRRD the patient geometry its file stated (`io.geometry.frame_affine_ras`);
+    else the spacing alone."""
+    from medq.io.geometry import frame_affine_ras
 
     spacing_ijk = list(reversed(image.spacing)) + [1.0] * (3 - len(image.spacing))
     affine = np.diag([*spacing_ijk, 1.0])
     stored = image.meta.get("affine")
-    if stored is None and (from_dicom := dicom_affine_ras(image)) is not None:
-        return from_dicom, True
+    if stored is None and (from_frame := frame_affine_ras(image)) is not None:
+        return from_frame, True
     if stored is not None:
         candidate = np.asarray(stored, dtype=float)
         if candidate.shape == (4, 4) and np.all(np.isfinite(candidate)):
