@@ -39,7 +39,7 @@ from medq.io.dicom import (
     read_series,
     series_in_folder,
 )
-from medq.io.geometry import file_frame, slice_positions
+from medq.io.geometry import file_frame, slice_position
 
 _STRIP = (
     "PerFrameFunctionalGroupsSequence", "SharedFunctionalGroupsSequence", "NumberOfFrames",
@@ -192,11 +192,11 @@ def _dataset(base: Dataset, image: MedImage, k: int, stored: np.ndarray, rescale
     setattr(ds, sp_kw, [format_number_as_ds(sy), format_number_as_ds(sx)])
     iop = _floats(ds.get("ImageOrientationPatient")) or image.meta.get("orientation")
     positions = image.meta.get("positions")
-    if not positions and not _floats(ds.get("ImagePositionPatient")) and (
-            frame := file_frame(image)):
-        positions = slice_positions(image, frame)
+    frame = None if positions or _floats(ds.get("ImagePositionPatient")) else file_frame(image)
     nz = image.shape[0] if image.is_volume else 1
-    if positions and len(positions) == nz:
+    if frame is not None:  # a NIfTI, MetaImage or NRRD file's own geometry
+        ipp = slice_position(image, frame, k)
+    elif positions and len(positions) == nz:
         ipp = positions[k]
     else:
         origin = positions[0] if positions else (_floats(ds.get("ImagePositionPatient"))

@@ -82,12 +82,10 @@ def world_frame(image: Any) -> tuple[np.ndarray, np.ndarray] | None:
     return dicom_frame(image) or file_frame(image)
 
 
-def slice_positions(image: Any, frame: tuple[np.ndarray, np.ndarray]) -> list[list[float]]:
-    """Each slice's first-pixel position (LPS mm, DICOM's ImagePositionPatient) in a frame."""
+def slice_position(image: Any, frame: tuple[np.ndarray, np.ndarray], k: int) -> list[float]:
+    """Slice k's first-pixel position in a frame (LPS mm, DICOM's ImagePositionPatient)."""
     origin, direction = frame
-    count = image.shape[0] if image.is_volume else 1
-    step = slice_step(image) * direction[:, 2]
-    return [(origin + k * step).tolist() for k in range(count)]
+    return (origin + k * slice_step(image) * direction[:, 2]).tolist()
 
 
 def slice_step(image: Any) -> float:
