@@ -39,7 +39,7 @@ from medq.io.dicom import (
     read_series,
     series_in_folder,
 )
-from medq.io.geometry import file_frame, slice_position
+from medq.io.geometry import dicom_geometry
 
 _STRIP = (
     "PerFrameFunctionalGroupsSequence", "SharedFunctionalGroupsSequence", "NumberOfFrames",
@@ -117,9 +117,7 @@ def _new_dataset(image: MedImage) -> Dataset:
     ds.StudyInstanceUID = image.meta.get("study_instance_uid") or generate_uid()
     ds.FrameOfReferenceUID = image.meta.get("frame_of_reference_uid") or generate_uid()
     ds.StudyDate = dt.date.today().strftime("%Y%m%d")
-    frame = file_frame(image)  # a NIfTI, MetaImage or NRRD file's own geometry
-    ds.ImageOrientationPatient = image.meta.get("orientation") or (
-        frame[1][:, :2].T.ravel().tolist() if frame else [1.0, 0.0, 0.0, 0.0, 1.0, 0.0])
+    ds.ImageOrientationPatient = image.meta.get("orientation") or [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
     if ds.SOPClassUID == _SECONDARY_CAPTURE:
         ds.ConversionType = "WSD"
     if image.region != "unknown":
@@ -192,11 +190,8 @@ def _dataset(base: Dataset, image: MedImage, k: int, stored: np.ndarray, rescale
     setattr(ds, sp_kw, [format_number_as_ds(sy), format_number_as_ds(sx)])
     iop = _floats(ds.get("ImageOrientationPatient")) or image.meta.get("orientation")
     positions = image.meta.get("positions")
-    frame = None if positions or _floats(ds.get("ImagePositionPatient")) else file_frame(image)
     nz = image.shape[0] if image.is_volume else 1
-    if frame is not None:  # a NIfTI, MetaImage or NRRD file's own geometry
-        ipp = slice_position(image, frame, k)
-    elif positions and len(positions) == nz:
+    if positions and len(positions) == nz:
         ipp = positions[k]
     else:
         origin = positions[0] if positions else (_floats(ds.get("ImagePositionPatient"))
@@ -254,6 +249,9 @@ def write_dicom(image: MedImage, path: str | Path, *, reference: str | Path | No
             raise InvalidParameter(f"will not replace folder holding other files ({other[0]}, …)",
                                    path)
     templates = _templates(image, reference)
+    if not templates and not image.meta.get("orientation") and (
+            stated := dicom_geometry(image)):  # a NIfTI, MetaImage or NRRD file's own frame
+        image = image.evolve(meta={**image.meta, **stated})
     if image.is_rgb:
         stored_all = np.round(np.clip(image.array, 0.0, 1.0) * 255).astype(np.uint8)[None]
         rescale: tuple = (1.0, 0.0)

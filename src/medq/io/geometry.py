@@ -82,10 +82,18 @@ def world_frame(image: Any) -> tuple[np.ndarray, np.ndarray] | None:
     return dicom_frame(image) or file_frame(image)
 
 
-def slice_position(image: Any, frame: tuple[np.ndarray, np.ndarray], k: int) -> list[float]:
-    """Slice k's first-pixel position in a frame (LPS mm, DICOM's ImagePositionPatient)."""
+def dicom_geometry(image: Any) -> dict[str, list] | None:
+    """The frame a NIfTI, MetaImage or NRRD file stated (`file_frame`) in the form DICOM states
+    it and medq's DICOM images carry in `meta`: `orientation` (ImageOrientationPatient) and
+    `positions` (each slice's ImagePositionPatient, LPS mm); None when the file stated none."""
+    frame = file_frame(image)
+    if frame is None:
+        return None
     origin, direction = frame
-    return (origin + k * slice_step(image) * direction[:, 2]).tolist()
+    step = slice_step(image) * direction[:, 2]
+    count = image.shape[0] if image.is_volume else 1
+    return {"orientation": direction[:, :2].T.ravel().tolist(),
+            "positions": [(origin + k * step).tolist() for k in range(count)]}
 
 
 def slice_step(image: Any) -> float:

@@ -86,11 +86,11 @@ def nifti_affine(image: MedImage) -> tuple[np.ndarray, bool]:
     else the spacing alone."""
     from medq.io.geometry import frame_affine_ras
 
-    spacing_ijk = list(reversed(image.spacing)) + [1.0] * (3 - len(image.spacing))
-    affine = np.diag([*spacing_ijk, 1.0])
     stored = image.meta.get("affine")
     if stored is None and (from_frame := frame_affine_ras(image)) is not None:
         return from_frame, True
+    spacing_ijk = list(reversed(image.spacing)) + [1.0] * (3 - len(image.spacing))
+    affine = np.diag([*spacing_ijk, 1.0])
     if stored is not None:
         candidate = np.asarray(stored, dtype=float)
         if candidate.shape == (4, 4) and np.all(np.isfinite(candidate)):
