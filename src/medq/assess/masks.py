@@ -104,6 +104,14 @@ def anatomy_mask(array: np.ndarray, modality: str | None = None) -> np.ndarray:
     return foreground_mask(array, modality, keep_ratio=0.0)
 
 
+def air_mask(fg: np.ndarray, anatomy: np.ndarray | None = None, margin: int = 2) -> np.ndarray:
+    """Return the air around the body: outside the body `fg` and every other piece of anatomy
+    (`anatomy`, from `anatomy_mask`: the arms beside an abdomen are not background), dilated
+    by `margin` px in-plane. What background measures (noise, level, FBER, QI1) read."""
+    fg = np.asarray(fg, dtype=bool)
+    return background_mask(fg if anatomy is None else fg | np.asarray(anatomy, dtype=bool), margin)
+
+
 def background_mask(fg: np.ndarray, margin: int = 2) -> np.ndarray:
     """Return the air/background mask: outside the foreground dilated by `margin` px in-plane."""
     fg = np.asarray(fg, dtype=bool)

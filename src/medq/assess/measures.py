@@ -29,7 +29,7 @@ from medq.assess.iqms import (
     snr_tissue,
     wm2max,
 )
-from medq.assess.masks import anatomy_mask, background_mask, foreground_mask, is_rgb, to_gray
+from medq.assess.masks import air_mask, anatomy_mask, foreground_mask, is_rgb, to_gray
 from medq.errors import InvalidImage
 
 
@@ -60,6 +60,8 @@ def compute_measures(array: np.ndarray, modality: str, mask: np.ndarray | None =
     gives it when the caller has it already, as `medq assess` does from the evidence).
     `tissue_masks` (name → mask; "wm"/"gm" as in MRIQC) add snr_<name>, cnr and cjv (for wm/gm
     or the first two) and wm2max (with "wm").
+    The background measures (fber, snr_dietrich, qi_1, the cnr's air σ) read the air outside
+    every piece of anatomy (`masks.air_mask`): the arms beside an abdomen are not background.
     RGB photographs are measured on luminance. Non-finite pixels are excluded from every mask
     (and set to the median for filtering). `value_range` defaults to (0, 1) for photographs.
     """
@@ -72,7 +74,8 @@ def compute_measures(array: np.ndarray, modality: str, mask: np.ndarray | None =
     if not finite.all():
         a = np.where(finite, a, np.median(a[finite]))
     fg = (foreground_mask(a, modality) if mask is None else _mask(a, mask)) & finite
-    bg = background_mask(fg) & finite
+    anatomy = anatomy_mask(a, modality) if mask is None else fg
+    bg = air_mask(fg, anatomy) & finite
     if value_range is None and rgb:
         value_range = (0.0, 1.0)
     offset = CT_OFFSET_HU if modality == "CT" else None
@@ -91,8 +94,7 @@ def compute_measures(array: np.ndarray, modality: str, mask: np.ndarray | None =
     }
     if modality == "MR":
         out["snr_dietrich"] = snr_dietrich(a, fg, bg)
-        tissue = anatomy_mask(a, modality) if mask is None else fg
-        out["ghosting_ratio"] = ghosting_ratio(a, fg, tissue=tissue)
+        out["ghosting_ratio"] = ghosting_ratio(a, fg, tissue=anatomy)
         out["qi_1"] = qi_1(a, bg)
     if modality == "CT":
         out["streak_index"] = plane_streak(a, STREAK_VIEW) if streak is None else streak
