@@ -7,7 +7,7 @@ import pytest
 from scipy import ndimage as ndi
 
 from medq.assess import artifacts, iqms, measures
-from medq.assess.masks import anatomy_mask, background_mask, foreground_mask
+from medq.assess.masks import anatomy_mask, background_mask, body_and_anatomy, foreground_mask
 from medq.errors import InvalidImage
 
 
@@ -338,3 +338,12 @@ def test_background_measures_read_the_air_not_the_arms(mr_abdomen_slice):
     for name in ("fber", "snr_dietrich", "qi_1"):
         assert got[name] == pytest.approx(without[name], rel=0.15), name
     assert got["snr_dietrich"] > 10.0 and got["fber"] > 100.0
+
+
+def test_body_and_anatomy_is_both_masks_at_once(mr_abdomen_slice, mni_t1):
+    """One labelling gives the body and every piece of anatomy, as the two masks do (2D, 3D)."""
+    for array in (mr_abdomen_slice.array, mni_t1.array):
+        body, every = body_and_anatomy(array, "MR")
+        assert (body == foreground_mask(array, "MR")).all()
+        assert (every == anatomy_mask(array, "MR")).all()
+        assert every.sum() > body.sum()  # the arms; the MNI head's detached pieces

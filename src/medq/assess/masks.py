@@ -62,21 +62,45 @@ def body_threshold(array: np.ndarray, modality: str | None = None) -> float:
     return float(lo + BET_FRACTION * (hi - lo))
 
 
-def _clean_slice(fg: np.ndarray, min_fraction: float, keep_ratio: float) -> np.ndarray:
-    """Open, keep the large components and fill holes in one 2D binary slice."""
+def _pieces(fg: np.ndarray, min_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """Open one 2D binary slice and label its pieces: (labels, size of each piece that is at
+    least `min_fraction` of the slice, 0 for the smaller ones)."""
     square = ndi.generate_binary_structure(2, 2)
     # opening whose erosion treats outside the image as foreground: a body cut by the image edge
     # keeps its edge pixels (a plain opening would nibble the corners of a full-frame mask)
     fg = ndi.binary_dilation(ndi.binary_erosion(fg, square, border_value=1), square)
-    labels, count = ndi.label(fg)
-    if count == 0:
-        return fg
+    labels, _ = ndi.label(fg)
     sizes = np.bincount(labels.ravel())[1:]
-    keep = (sizes >= keep_ratio * sizes.max()) & (sizes >= min_fraction * fg.size)
-    if not keep.any():
-        return np.zeros_like(fg)
-    fg = np.isin(labels, np.flatnonzero(keep) + 1)
-    return ndi.binary_fill_holes(fg)
+    return labels, np.where(sizes >= min_fraction * fg.size, sizes, 0)
+
+
+def _kept(labels: np.ndarray, sizes: np.ndarray, keep_ratio: float) -> np.ndarray:
+    """The pieces at least `keep_ratio` of the largest one, holes filled (all False if none)."""
+    if not sizes.any():
+        return np.zeros(labels.shape, dtype=bool)
+    keep = (sizes > 0) & (sizes >= keep_ratio * sizes.max())
+    return ndi.binary_fill_holes(np.isin(labels, np.flatnonzero(keep) + 1))
+
+
+def _threshold_mask(array: np.ndarray, modality: str | None, threshold: float | None
+                    ) -> np.ndarray:
+    """The raw foreground of step 1 (`arr > threshold`, finite pixels only), 2D or 3D."""
+    arr = to_gray(array) if is_rgb(array, modality) else np.asarray(array, dtype=np.float64)
+    if arr.ndim not in (2, 3):
+        raise InvalidImage(f"foreground mask needs a 2D or 3D image, got shape {arr.shape}")
+    thr = body_threshold(arr, modality) if threshold is None else float(threshold)
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(arr) & (arr > thr)
+
+
+def _per_slice(raw: np.ndarray, min_fraction: float, ratios: tuple[float, ...]
+               ) -> list[np.ndarray]:
+    """One mask per keep ratio, each cleaned per 2D slice from the same opening and labels."""
+    planes = [raw] if raw.ndim == 2 else list(raw)
+    found = [[_kept(*_pieces(p, min_fraction), r) for r in ratios] for p in planes]
+    if raw.ndim == 2:
+        return found[0]
+    return [np.stack([f[k] for f in found]) for k in range(len(ratios))]
 
 
 def foreground_mask(array: np.ndarray, modality: str | None = None, *,
@@ -87,21 +111,22 @@ def foreground_mask(array: np.ndarray, modality: str | None = None, *,
     `threshold` overrides the automatic one (−500 HU for CT, p2 + 0.1·(p98 − p2) otherwise).
     Non-finite pixels are never foreground. RGB input gives a 2D mask.
     """
-    arr = to_gray(array) if is_rgb(array, modality) else np.asarray(array, dtype=np.float64)
-    if arr.ndim not in (2, 3):
-        raise InvalidImage(f"foreground mask needs a 2D or 3D image, got shape {arr.shape}")
-    thr = body_threshold(arr, modality) if threshold is None else float(threshold)
-    with np.errstate(invalid="ignore"):
-        raw = np.isfinite(arr) & (arr > thr)
-    if arr.ndim == 2:
-        return _clean_slice(raw, min_fraction, keep_ratio)
-    return np.stack([_clean_slice(s, min_fraction, keep_ratio) for s in raw])
+    raw = _threshold_mask(array, modality, threshold)
+    return _per_slice(raw, min_fraction, (keep_ratio,))[0]
 
 
 def anatomy_mask(array: np.ndarray, modality: str | None = None) -> np.ndarray:
     """Every piece of anatomy, not only the main body: `foreground_mask` keeping all components
     above the minimum size (the arms beside an abdomen, a detached skin fold)."""
     return foreground_mask(array, modality, keep_ratio=0.0)
+
+
+def body_and_anatomy(array: np.ndarray, modality: str | None = None
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """`(foreground_mask, anatomy_mask)` of one image from one threshold, opening and labelling
+    (what the background measures need, at the cost of one mask)."""
+    body, anatomy = _per_slice(_threshold_mask(array, modality, None), 0.002, (0.25, 0.0))
+    return body, anatomy
 
 
 def air_mask(fg: np.ndarray, anatomy: np.ndarray | None = None, margin: int = 2) -> np.ndarray:

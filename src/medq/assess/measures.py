@@ -29,7 +29,7 @@ from medq.assess.iqms import (
     snr_tissue,
     wm2max,
 )
-from medq.assess.masks import air_mask, anatomy_mask, foreground_mask, is_rgb, to_gray
+from medq.assess.masks import air_mask, body_and_anatomy, is_rgb, to_gray
 from medq.errors import InvalidImage
 
 
@@ -73,8 +73,11 @@ def compute_measures(array: np.ndarray, modality: str, mask: np.ndarray | None =
         raise InvalidImage("image has no finite pixel value")
     if not finite.all():
         a = np.where(finite, a, np.median(a[finite]))
-    fg = (foreground_mask(a, modality) if mask is None else _mask(a, mask)) & finite
-    anatomy = anatomy_mask(a, modality) if mask is None else fg
+    if mask is None:
+        fg, anatomy = body_and_anatomy(a, modality)
+        fg &= finite
+    else:
+        fg = anatomy = _mask(a, mask) & finite
     bg = air_mask(fg, anatomy) & finite
     if value_range is None and rgb:
         value_range = (0.0, 1.0)
