@@ -33,7 +33,7 @@ from scipy import ndimage as ndi
 from medq.assess.artifacts import ghosting_ratio, streak_index
 from medq.assess.filters import shrink, wide_gaussian
 from medq.assess.iqms import blur, laplacian_variance, noise_sigma_flat, sharpness
-from medq.assess.masks import anatomy_mask, background_mask, foreground_mask, to_gray
+from medq.assess.masks import background_mask, body_and_anatomy, to_gray
 
 FEATURES_VERSION = 3
 """Bumped whenever a feature's computation changes (cached calibration data is keyed by it;
@@ -227,7 +227,7 @@ def slice_features(array: np.ndarray, modality: str) -> dict[str, float]:
     `streak_index` (not a feature) the raw CT streak index the `streak` feature is the log of."""
     a = read_plane(array, modality)
     finite = np.isfinite(array)
-    fg = foreground_mask(a, modality)
+    fg, anatomy = body_and_anatomy(a, modality)
     if fg.sum() < 64:
         fg = np.ones_like(fg)
     lo, hi = np.percentile(a[fg], [1.0, 99.0])
@@ -249,7 +249,7 @@ def slice_features(array: np.ndarray, modality: str) -> dict[str, float]:
     low = ndi.gaussian_filter(a, 2.0)
     out["ac_high_max"], out["ac_high_half"] = _autocorrelation(high)
     out["ac_low_max"], out["ac_low_half"] = _autocorrelation(low)
-    ghost = ghosting_ratio(a, fg, tissue=anatomy_mask(a, modality)) if has_bg else float("nan")
+    ghost = ghosting_ratio(a, fg, tissue=anatomy) if has_bg else float("nan")
     out["ghosting"] = float(np.clip(ghost, -1, 1)) if np.isfinite(ghost) else 0.0
     span = max(float(p_hi - zero), EPS)
     out["floor"] = float(np.clip((p_lo - zero) / span, -1, 1))
