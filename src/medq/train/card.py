@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from medq.assess.evidence import FEATURES_VERSION
 from medq.assess.precision import resolve_precision
 from medq.data.sources import TEST_ZONE, sources
 from medq.io.atomic import atomic_write_text
@@ -83,7 +84,7 @@ cosine decay, gradient clipping {cfg.grad_clip}, steps in {resolve_precision(cfg
 slice weights fitted for {cfg.slice_steps} steps on frozen features of the training volumes.
 Prompts used: {cfg.use_prompts}.
 Classical measures per slice (`medq.assess.evidence`, on a view of at most 256 px):
-{cfg.model_args.get('n_measures', 0) or 'not used'}.
+{cfg.model_args.get('n_measures', 0) or 'not used'} (evidence features version {FEATURES_VERSION}).
 Physics head targets (normalised log level per kind): {', '.join(record['physics_targets'])}.
 
 ## Test metrics (held-out split, {record['test_items']} items)
