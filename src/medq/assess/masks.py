@@ -30,6 +30,12 @@ CT_BODY_HU = -500.0
 BET_FRACTION = 0.1
 """Fraction of the robust [p2, p98] range above p2 where foreground starts (FSL BET's default)."""
 
+MIN_FRACTION = 0.002
+"""Smallest piece of the mask kept, as a fraction of the slice (step 2)."""
+
+KEEP_RATIO = 0.25
+"""The body: the largest piece and every piece at least this fraction of its size (step 2)."""
+
 LUMA = np.array([0.299, 0.587, 0.114])
 """Rec. 601 luminance weights used to turn an RGB photograph into one channel."""
 
@@ -104,8 +110,8 @@ def _per_slice(raw: np.ndarray, min_fraction: float, ratios: tuple[float, ...]
 
 
 def foreground_mask(array: np.ndarray, modality: str | None = None, *,
-                    threshold: float | None = None, min_fraction: float = 0.002,
-                    keep_ratio: float = 0.25) -> np.ndarray:
+                    threshold: float | None = None, min_fraction: float = MIN_FRACTION,
+                    keep_ratio: float = KEEP_RATIO) -> np.ndarray:
     """Return the body mask (bool, spatial shape): threshold → per-slice clean-up → fill holes.
 
     `threshold` overrides the automatic one (−500 HU for CT, p2 + 0.1·(p98 − p2) otherwise).
@@ -125,7 +131,8 @@ def body_and_anatomy(array: np.ndarray, modality: str | None = None
                      ) -> tuple[np.ndarray, np.ndarray]:
     """`(foreground_mask, anatomy_mask)` of one image from one threshold, opening and labelling
     (what the background measures need, at the cost of one mask)."""
-    body, anatomy = _per_slice(_threshold_mask(array, modality, None), 0.002, (0.25, 0.0))
+    body, anatomy = _per_slice(_threshold_mask(array, modality, None), MIN_FRACTION,
+                               (KEEP_RATIO, 0.0))
     return body, anatomy
 
 
