@@ -28,56 +28,38 @@ def held_out(model: str) -> dict[str, Any]:
     from medq.assess.predictor import Assessor
     from medq.assess.weights import load_weights
     from medq.data.bench import BenchPlan, build
-    from medq.degrade import get_spec, simulate
-    from medq.train.evaluate import (
-        RANKING_KINDS,
-        RANKING_SEVERITIES,
-        held_out_images,
-        predict,
-    )
+    from medq.train.evaluate import held_out_images, predict, ranking_ladders
 
     test = build(BenchPlan(), "test", progress=False)
     net, record = load_weights(model)
     features = np.stack([view_features(test["m"][int(o):int(o) + int(k)])
                          for o, k in zip(test["offset"], test["n_valid"], strict=True)])
     assessor = Assessor(model, measures=False)
-    ladders = []
-    for image in held_out_images().values():
-        for kind in RANKING_KINDS.get(image.modality, ()):
-            spec = get_spec(kind)
-            ladder = [image] + [simulate(image, kind, level=spec.level_at(s), seed=0)[0]
-                                for s in RANKING_SEVERITIES]
-            scores = [a.model_score for a in assessor.assess_many(ladder)]
-            ladders.append((kind, image.modality,
-                            [view_features(evidence_rows(x)) for x in ladder], scores))
+    ladders = [(f"{name}/{kind}", ladder[0].modality,
+                [view_features(evidence_rows(x)) for x in ladder],
+                [a.model_score for a in assessor.assess_many(ladder)])
+               for name, kind, ladder in ranking_ladders(held_out_images())]
     return {"y": test["score"], "modality": test["modality"], "features": features,
             "model": predict(net, test, bool(record.get("use_prompts", True))),
             "ladders": ladders}
 
 
-def evidence_score(detector: Any, x: np.ndarray, modality: str) -> float:
-    """The evidence score `medq assess` reports for one feature vector."""
-    from medq.assess.detector import _read, confidence_weighted, weighted_score
-
-    prob, sev, allowed, thr = _read(detector, x[None], modality)
-    return weighted_score(confidence_weighted(prob, sev, allowed, thr), allowed)
-
-
 def rates(detector: Any, data: dict[str, Any]) -> tuple[float, float, float]:
     """(evidence SRCC, `medq assess` SRCC, ranking mean over kinds) of one fitted detector."""
     from medq.assess.assessment import combined_score
+    from medq.assess.detector import evidence_of
+    from medq.train.evaluate import ladder_spearman, ranking_summary
 
-    ev = np.array([evidence_score(detector, x, str(m))
+    ev = np.array([evidence_of(detector, x, str(m)).score
                    for x, m in zip(data["features"], data["modality"], strict=True)])
     both = np.array([combined_score(m, e) for m, e in zip(data["model"], ev, strict=True)])
-    per_kind: dict[str, list[float]] = {}
-    for kind, modality, xs, model_scores in data["ladders"]:
-        scores = [combined_score(m, evidence_score(detector, x, modality))
+    pairs = {}
+    for pair, modality, xs, model_scores in data["ladders"]:
+        scores = [combined_score(m, evidence_of(detector, x, modality).score)
                   for x, m in zip(xs, model_scores, strict=True)]
-        per_kind.setdefault(kind, []).append(spearmanr(np.arange(len(scores)),
-                                                       -np.asarray(scores))[0])
+        pairs[pair] = {"spearman": ladder_spearman(scores)}
     return (float(spearmanr(data["y"], ev)[0]), float(spearmanr(data["y"], both)[0]),
-            float(np.mean([np.mean(v) for v in per_kind.values()])))
+            ranking_summary(pairs)["mean"])
 
 
 def main() -> None:

@@ -225,14 +225,19 @@ class Evidence(NamedTuple):
     """Confidence-weighted severity per type (`confidence_weighted`), what the score counts."""
 
 
+def evidence_of(detector: Detector, x: np.ndarray, modality: str) -> Evidence:
+    """What a calibration reads from one image's feature vector `x` (its score, presence
+    probabilities, decision and confidence-weighted severities)."""
+    prob, sev, allowed, thresholds = _read(detector, np.asarray(x)[None], modality)
+    decision = decide(prob, sev, allowed, thresholds, detector.normal_fraction)
+    weighted = confidence_weighted(prob, sev, allowed, thresholds)
+    return Evidence(weighted_score(weighted, allowed), prob, decision, weighted)
+
+
 def read_evidence(rows: np.ndarray, modality: str) -> Evidence:
     """The view calibration (`VIEW_CALIBRATION_PATH`) on evidence rows `[slices, features]`
     (`medq.assess.evidence.evidence_rows`, averaged over the slices)."""
     from medq.assess.evidence import view_features
 
-    detector = _load(str(VIEW_CALIBRATION_PATH))
-    prob, sev, allowed, thresholds = _read(detector, view_features(rows)[None], modality)
-    decision = decide(prob, sev, allowed, thresholds, detector.normal_fraction)
-    weighted = confidence_weighted(prob, sev, allowed, thresholds)
-    return Evidence(weighted_score(weighted, allowed), prob, decision, weighted)
+    return evidence_of(_load(str(VIEW_CALIBRATION_PATH)), view_features(rows), modality)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -169,30 +170,47 @@ RANKING_SEVERITIES = (0.6, 1.3, 2.0, 2.7)
 """Continuous severities of the ladder (after the clean image)."""
 
 
+def ranking_ladders(images: dict[str, Any], seed: int = 0
+                    ) -> Iterator[tuple[str, str, list[Any]]]:
+    """(image name, kind, ladder) of every ranking ladder: each image clean, then degraded by
+    each of its modality's kinds at `RANKING_SEVERITIES`."""
+    from medq.degrade import get_spec, simulate
+
+    for name, image in images.items():
+        for kind in RANKING_KINDS.get(image.modality, ()):
+            spec = get_spec(kind)
+            yield name, kind, [image] + [simulate(image, kind, level=spec.level_at(s),
+                                                  seed=seed)[0] for s in RANKING_SEVERITIES]
+
+
+def ladder_spearman(scores: Sequence[float]) -> float:
+    """Spearman(severity rank, falling score) of one ladder's scores (1 = perfectly monotone)."""
+    from scipy.stats import spearmanr
+
+    return float(spearmanr(np.arange(len(scores)), -np.asarray(scores))[0])
+
+
+def ranking_summary(pairs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The ranking result of per-ladder results (`"<image>/<kind>"` → `spearman`, …): the
+    ladders, the mean per kind and the mean over kinds."""
+    kinds = sorted({k.split("/")[1] for k in pairs})
+    per_kind = {k: float(np.mean([v["spearman"] for n, v in pairs.items()
+                                  if n.endswith("/" + k)])) for k in kinds}
+    return {"pairs": pairs, "per_kind": per_kind,
+            "mean": float(np.mean(list(per_kind.values()))) if per_kind else float("nan")}
+
+
 def ranking_check(assessor: Any, images: dict[str, Any], seed: int = 0) -> dict[str, Any]:
     """Score each image clean and at rising severities of each kind; Spearman(severity, −score).
 
     Returns per (image, kind) the scores and the Spearman correlation between severity rank and
     falling score (1 = perfectly monotone), the mean per kind, and the mean over kinds.
     """
-    from scipy.stats import spearmanr
-
-    from medq.degrade import get_spec, simulate
-
     pairs: dict[str, dict[str, Any]] = {}
-    for name, image in images.items():
-        for kind in RANKING_KINDS.get(image.modality, ()):
-            spec = get_spec(kind)
-            ladder = [image] + [simulate(image, kind, level=spec.level_at(s), seed=seed)[0]
-                                for s in RANKING_SEVERITIES]
-            scores = [a.score for a in assessor.assess_many(ladder)]
-            rho = float(spearmanr(np.arange(len(scores)), -np.asarray(scores))[0])
-            pairs[f"{name}/{kind}"] = {"scores": scores, "spearman": rho}
-    kinds = sorted({k.split("/")[1] for k in pairs})
-    per_kind = {k: float(np.mean([v["spearman"] for n, v in pairs.items()
-                                  if n.endswith("/" + k)])) for k in kinds}
-    return {"pairs": pairs, "per_kind": per_kind,
-            "mean": float(np.mean(list(per_kind.values()))) if per_kind else float("nan")}
+    for name, kind, ladder in ranking_ladders(images, seed):
+        scores = [a.score for a in assessor.assess_many(ladder)]
+        pairs[f"{name}/{kind}"] = {"scores": scores, "spearman": ladder_spearman(scores)}
+    return ranking_summary(pairs)
 
 
 def held_out_images() -> dict[str, Any]:
