@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import secrets
@@ -120,6 +121,29 @@ def test_preamble_less_dicom_without_suffix(tmp_path: Path) -> None:
     assert target.read_bytes()[128:132] != b"DICM"
     assert sniff(target) == "dicom"
     np.testing.assert_array_equal(load(target).array, load(tdata("CT_small.dcm")).array)
+
+
+def test_gzipped_dicom_is_read_and_written_gzipped(tmp_path: Path) -> None:
+    ref = load(tdata("MR_small.dcm"))
+    zipped = load(tdata("zipMR.gz"))  # pydicom's gzipped copy of MR_small
+    assert sniff(tdata("zipMR.gz")) == "dicom"
+    np.testing.assert_array_equal(zipped.array, ref.array)
+    assert zipped.modality == "MR" and zipped.spacing == ref.spacing
+    out = save(zipped.evolve(array=zipped.array + 1.0), tmp_path / "restored.gz")
+    assert out.read_bytes()[:2] == b"\x1f\x8b"
+    back = load(out)
+    np.testing.assert_allclose(back.array, ref.array + 1.0, atol=1e-3)
+    with gzip.open(out) as fh:
+        ds = pydicom.dcmread(fh)
+    src = pydicom.dcmread(tdata("MR_small.dcm"))
+    assert "DERIVED" in ds.ImageType and ds.SOPInstanceUID != src.SOPInstanceUID
+    assert ds.PatientName == src.PatientName  # the input's header is the template
+    # a gzipped file that is not DICOM inside is still taken for NIfTI, whatever its name
+    nifti = tmp_path / "t1.nii.gz"
+    save(ref, nifti)
+    renamed = tmp_path / "t1.gz"
+    shutil.copy(nifti, renamed)
+    assert sniff(renamed) == "nifti"
 
 
 def test_region_keywords() -> None:

@@ -1,7 +1,8 @@
 """Medical image I/O: `load` any supported file or DICOM series folder, `save` by target suffix.
 
-Formats: DICOM (file, series folder, enhanced multi-frame, compressed transfer syntaxes), NIfTI
-(.nii/.nii.gz), MetaImage (.mha/.mhd) and NRRD (.nrrd/.nhdr), PNG/JPEG/TIFF and NumPy .npy.
+Formats: DICOM (file, gzipped file, series folder, enhanced multi-frame, compressed transfer
+syntaxes), NIfTI (.nii/.nii.gz), MetaImage (.mha/.mhd) and NRRD (.nrrd/.nhdr), PNG/JPEG/TIFF and
+NumPy .npy.
 Every failure is a `medq.errors.InputError` subclass naming the path in one line. Non-finite
 pixels: an image with no finite pixel raises `InvalidImage`; otherwise NaN/±inf are replaced by
 the minimum finite value and the replaced fraction is recorded in `meta['nonfinite_fraction']`.
@@ -96,8 +97,8 @@ def sniff(path: str | Path) -> str:
         return by_suffix
     if p.name.lower().endswith(NOT_IMAGE_SUFFIXES):
         raise UnsupportedImage(f"unsupported file type {p.suffix!r}; expected {EXPECTED}", p)
-    if head.startswith(b"\x1f\x8b"):
-        return "nifti"
+    if head.startswith(dicom.GZIP_MAGIC):
+        return "dicom" if dicom.has_preamble(p) else "nifti"
     return "dicom"  # no signature: a preamble-less DICOM is the only candidate left
 
 
@@ -197,6 +198,8 @@ def _target_format(p: Path) -> str:
     fmt = _suffix_format(p)
     if fmt is not None:
         return fmt
+    if p.suffix.lower() == ".gz":  # not .nii.gz: a gzipped DICOM file, as medq reads them
+        return "dicom"
     if p.is_dir() or not p.suffix:
         return "dicom-series"
     raise InvalidParameter(f"unknown output format {p.suffix!r}; use .dcm, a folder (DICOM "
@@ -208,7 +211,8 @@ def save(image: MedImage, path: str | Path, *, reference: str | Path | None = No
          description: str | None = None) -> Path:
     """Write `image` atomically in the format named by `path`'s suffix; return the path written.
 
-    `.dcm` → derived DICOM file (2D); folder / no suffix → derived DICOM series (IM00001.dcm, …);
+    `.dcm` → derived DICOM file (2D), `.gz` (not `.nii.gz`) the same gzipped; folder / no
+    suffix → derived DICOM series (IM00001.dcm, …);
     `.nii`/`.nii.gz`; `.mha`/`.mhd`/`.nrrd`/`.nhdr`; `.png`/`.jpg`/`.tif`; `.npy`. `reference`
     is a DICOM file or series folder whose header is the template (default: the image's own
     source DICOM files); `description` becomes DerivationDescription (DICOM), descrip (NIfTI),

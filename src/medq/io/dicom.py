@@ -11,6 +11,8 @@ image through `medq.io.polarity.as_displayed`). Colour images become RGB in [0, 
 
 from __future__ import annotations
 
+import gzip
+import io
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,6 +36,9 @@ from medq.errors import (
 from medq.image import MODALITIES, MedImage
 
 DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
+GZIP_MAGIC = b"\x1f\x8b"
+MAX_GUNZIPPED = 2 << 30
+"""Largest decompressed size of a gzipped DICOM file medq reads (2 GiB; more is refused)."""
 _PIXEL_TAGS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 _MODALITY_MAP = {"MG": "DX", "IO": "DX", "PX": "DX", "RG": "DX", "XC": "OP"}
 _REGION_WORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -62,11 +67,40 @@ _PHYSICS_TAGS = {
 }
 
 
-def has_preamble(path: str | Path) -> bool:
-    """True when the file carries the 128-byte preamble followed by b'DICM'."""
+def is_gzipped(path: str | Path) -> bool:
+    """True when the file starts with the gzip signature."""
     with open(path, "rb") as fh:
-        head = fh.read(132)
+        return fh.read(2) == GZIP_MAGIC
+
+
+def _head(path: str | Path, n: int) -> bytes:
+    """The first `n` bytes of the file, decompressed when it is gzipped ('' when unreadable)."""
+    try:
+        if is_gzipped(path):
+            with gzip.open(path, "rb") as fh:
+                return fh.read(n)
+        with open(path, "rb") as fh:
+            return fh.read(n)
+    except (OSError, EOFError):
+        return b""
+
+
+def has_preamble(path: str | Path) -> bool:
+    """True when the file (or, gzipped, its content) carries the 128-byte preamble and b'DICM'."""
+    head = _head(path, 132)
     return len(head) == 132 and head[128:] == b"DICM"
+
+
+def _source(path: str | Path) -> str | Path | io.BytesIO:
+    """What pydicom reads: the path, or the decompressed bytes of a gzipped file."""
+    if not is_gzipped(path):
+        return path
+    with gzip.open(path, "rb") as fh:
+        data = fh.read(MAX_GUNZIPPED + 1)
+    if len(data) > MAX_GUNZIPPED:
+        raise UnreadableImage(f"gzipped file decompresses to more than {MAX_GUNZIPPED >> 30} GiB",
+                              path)
+    return io.BytesIO(data)
 
 
 def _has_pixels(ds: Dataset) -> bool:
@@ -77,12 +111,13 @@ def read_dataset(path: str | Path, *, stop_before_pixels: bool = False) -> Datas
     """Parse a DICOM file; a preamble-less file counts as DICOM only if it yields pixel data."""
     preamble = has_preamble(path)
     try:
+        source = _source(path)
         if preamble:
-            ds = pydicom.dcmread(path, stop_before_pixels=stop_before_pixels)
+            ds = pydicom.dcmread(source, stop_before_pixels=stop_before_pixels)
         else:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                ds = pydicom.dcmread(path, force=True)
+                ds = pydicom.dcmread(source, force=True)
             sop = ds.get("SOPClassUID")
             known = sop is not None and getattr(sop, "name", str(sop)) != str(sop)
             if not _has_pixels(ds) and not known:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import gzip
+import io
 from pathlib import Path
 from typing import Any
 
@@ -234,12 +236,14 @@ def _dataset(base: Dataset, image: MedImage, k: int, stored: np.ndarray, rescale
 
 def write_dicom(image: MedImage, path: str | Path, *, reference: str | Path | None = None,
                 description: str | None = None) -> Path:
-    """Write a derived DICOM: one `.dcm` file (2D) or a series folder of IM00001.dcm, … (any)."""
+    """Write a derived DICOM: one `.dcm` file (2D; `.gz`: gzipped, as the input medq read) or a
+    series folder of IM00001.dcm, … (any)."""
     path = Path(path)
-    as_file = path.suffix.lower() in DICOM_SUFFIXES
+    gzipped = path.suffix.lower() == ".gz"
+    as_file = gzipped or path.suffix.lower() in DICOM_SUFFIXES
     if as_file and image.is_volume:
         raise InvalidParameter("a volume is written as a DICOM series folder; give a path without "
-                               "the .dcm suffix", path)
+                               f"the {path.suffix} suffix", path)
     if not as_file and path.exists():
         if not path.is_dir():
             raise InvalidParameter("DICOM series target exists and is not a folder", path)
@@ -268,7 +272,12 @@ def write_dicom(image: MedImage, path: str | Path, *, reference: str | Path | No
         out.append(_dataset(tpl, image, k, stored_all[k], rescale, uids, description))
     if as_file:
         with atomic_path(path) as tmp:
-            pydicom.dcmwrite(tmp, out[0], enforce_file_format=True)
+            if gzipped:
+                buffer = io.BytesIO()
+                pydicom.dcmwrite(buffer, out[0], enforce_file_format=True)
+                tmp.write_bytes(gzip.compress(buffer.getvalue(), mtime=0))
+            else:
+                pydicom.dcmwrite(tmp, out[0], enforce_file_format=True)
         return path
     with atomic_dir(path) as tmp:
         for k, ds in enumerate(out):
