@@ -28,6 +28,7 @@ def collect() -> list[dict[str, Any]]:
     for path in build_items(DescribePlan(), progress=False):
         image, header = load_item(path)
         row: dict[str, Any] = {"modality": image.modality, "dim": header["dim"],
+                               "source": header["source"],
                                "records": header["meta"].get("degradations", [])}
         for name, det, x in (("full", full, feature_vector(image)[None]),
                              ("view", view, view_features(evidence_rows(image))[None])):

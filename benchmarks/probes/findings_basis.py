@@ -33,6 +33,7 @@ def collect(model: str) -> list[dict[str, Any]]:
         a = assessor.assess(image)
         prob, sev = detector.predict(detector_inputs(a, image, detector)[0])
         rows.append({"modality": image.modality, "dim": header["dim"],
+                     "source": header["source"],
                      "records": header["meta"].get("degradations", []),
                      "prob": prob[0], "sev": sev[0],
                      "thr": np.array([detector.threshold(t, image.modality)
@@ -43,9 +44,11 @@ def collect(model: str) -> list[dict[str, Any]]:
     return rows
 
 
-def evaluate(rows: list[dict[str, Any]], presence: Any, severity: Any) -> str:
+def evaluate(rows: list[dict[str, Any]], presence: Any, severity: Any,
+             normal_fraction: float | None = None) -> str:
     """Description metrics when `presence(row, j)` ≥ 1 reports type j, by the report's own rule
-    (`findings.decide` with the shipped calibration's `normal_fraction`, `findings_score`)."""
+    (`findings.decide` with `normal_fraction`, by default the shipped calibration's, and
+    `findings_score`)."""
     from medq.assess.assessment import finding_types_for
     from medq.assess.detector import decide, findings_score, load_detector, severity_for
     from medq.assess.models.blocks import FINDING_TYPES
@@ -53,7 +56,8 @@ def evaluate(rows: list[dict[str, Any]], presence: Any, severity: Any) -> str:
     from medq.describe.metrics import score_description
     from medq.describe.schema import Finding, verdict_for
 
-    normal_fraction = load_detector().normal_fraction
+    if normal_fraction is None:
+        normal_fraction = load_detector().normal_fraction
     scored = []
     for r in rows:
         kinds = finding_types_for(r["modality"])
@@ -66,7 +70,8 @@ def evaluate(rows: list[dict[str, Any]], presence: Any, severity: Any) -> str:
         verdict = verdict_for(findings_score(list(d.reported.values()), d.below))
         row = score_description(findings, [FINDING_TYPES[j] for j in d.normal], verdict,
                                 r["records"])
-        row.update(group="XR" if r["modality"] in ("CR", "DX") else r["modality"], dim=r["dim"])
+        row.update(group="XR" if r["modality"] in ("CR", "DX") else r["modality"], dim=r["dim"],
+                   source=r["source"])
         scored.append(row)
     overall = summary(scored)["overall"]
     return (f"{overall['total']:.2f}/8, type accuracy {overall['type_accuracy']:.3f} "

@@ -1,0 +1,77 @@
+"""Probe: how much the description metrics move with the seed of the full-resolution detector's
+calibration fit, and with its data.
+
+`medq describe` reads its findings from the full-resolution calibration of the finding detector
+(`python -m medq.describe.calibrate`, `src/medq/assess/detector-full.json`), a small MLP
+ensemble whose seed picks its validation split (which also sets the presence thresholds) and its
+initial weights. This refits it on a calibration data file (by default the one this medq builds,
+about 15 minutes on 2 cores the first time; `--data` names another cached file) for several
+seeds, with one 80/20 split (the shipped recipe) and cross-fitted (`--folds 5`), and prints for
+each fit the description total /8 and the finding-type accuracy (moderate or worse) on the
+description benchmark's held-out items (the report rule of `findings_basis.evaluate`, which
+reproduces `medq bench describe`), then the shipped calibration's on the same items. Usage:
+    python benchmarks/probes/describe_seeds.py [--data NPZ] [--seeds 4] [--folds 1,5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from findings_basis import evaluate  # noqa: E402
+
+
+def collect() -> list[dict[str, Any]]:
+    """Per description-benchmark item: modality, dim, records and full-plane features."""
+    from medq.assess.evidence import feature_vector
+    from medq.describe.bench import DescribePlan, build_items, load_item
+
+    rows = []
+    for path in build_items(DescribePlan(), progress=False):
+        image, header = load_item(path)
+        rows.append({"modality": image.modality, "dim": header["dim"],
+                     "source": header["source"], "records": header["meta"].get("degradations", []),
+                     "x": feature_vector(image)[None]})
+    return rows
+
+
+def described(detector: Any, rows: list[dict[str, Any]]) -> str:
+    """The description metrics of one calibration on the collected items."""
+    from medq.assess.models.blocks import FINDING_TYPES
+
+    for r in rows:
+        prob, sev = detector.predict(r["x"])
+        thr = np.array([detector.threshold(t, r["modality"]) for t in FINDING_TYPES])
+        r["presence"], r["severity"] = prob[0] / thr, sev[0]
+    return evaluate(rows, lambda r, j: r["presence"][j], lambda r, j: r["severity"][j],
+                    detector.normal_fraction)
+
+
+def main() -> None:
+    """Fit and print one line per (folds, seed), then the shipped calibration's line."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--data", type=Path, default=None)
+    parser.add_argument("--seeds", type=int, default=4)
+    parser.add_argument("--folds", default="1,5")
+    args = parser.parse_args()
+    from medq.assess.detector import Detector, load_detector
+    from medq.describe.calibrate import build, data_path, fit, read_data
+
+    calibration = read_data(args.data) if args.data else build(3600, 150)
+    print(f"calibration data: {(args.data or data_path(3600, 150)).name}")
+    rows = collect()
+    for folds in (int(f) for f in args.folds.split(",")):
+        for seed in range(args.seeds):
+            found = described(Detector(fit(calibration, seed=seed, folds=folds)), rows)
+            print(f"folds {folds} seed {seed}: {found}", flush=True)
+    shipped = load_detector()
+    print(f"shipped ({shipped.calibration['data_file']}): {described(shipped, rows)}")
+
+
+if __name__ == "__main__":
+    main()
