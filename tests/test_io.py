@@ -20,7 +20,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from conftest import dicom_testfile as tdata
 from medq.image import MedImage
 from medq.io import load, save, sniff
-from medq.io.dicom import region_from_text
+from medq.io.dicom_tags import region_from_text
 from medq.io.dicom_write import encode_pixels
 
 

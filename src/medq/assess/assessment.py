@@ -163,7 +163,7 @@ class Assessment:
     evidence_score: float | None = None
     suspected: list[dict[str, Any]] = field(default_factory=list)
     lossy_compression: dict[str, Any] | None = None
-    """How the file's header says its pixels were lossy compressed (`medq.io.dicom.
+    """How the file's header says its pixels were lossy compressed (`medq.io.dicom_tags.
     lossy_compression`: ratio, method, transfer syntax), None when it does not say so."""
 
     def to_dict(self) -> dict[str, Any]:

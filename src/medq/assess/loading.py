@@ -100,7 +100,7 @@ def check_assessable(image: MedImage, told: bool = False) -> None:
     MR phase, real or imaginary image (`phase_like`) and, unless the user `told` medq what to
     read it as (`--modality`), a file stating a modality medq does not grade (`GRADED`)."""
     from medq.errors import InvalidImage, UnsupportedImage
-    from medq.io.dicom import GRADED, NOT_ACQUIRED
+    from medq.io.dicom_tags import GRADED, NOT_ACQUIRED
 
     stated = str(image.meta.get("dicom_modality") or "").upper()
     if stated in NOT_ACQUIRED:

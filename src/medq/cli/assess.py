@@ -48,7 +48,7 @@ def as_written(item: str, folder: Path) -> Path:
     """A discovered item's path (absolute) under `folder` as the user wrote `folder`."""
     import os
 
-    from medq.io.dicom import series_in_folder
+    from medq.io.dicom_series import series_in_folder
 
     named = series_in_folder(item)  # `<folder>#<uid>[@<part>]`: the folder is a path, the rest not
     where = str(named[0]) if named else item

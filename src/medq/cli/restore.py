@@ -59,7 +59,7 @@ def output_paths(paths: list[Path], inputs: list[Path], output: Path) -> dict[Pa
 def _prepare(paths: list[Path], inputs: list[Path], output: Path) -> dict[Path, Path]:
     """The output of every input (`output_paths`); several inputs need OUT to be a folder
     (created when missing), and a series from a folder holding several gets its own folder."""
-    from medq.io.dicom import series_in_folder
+    from medq.io.dicom_series import series_in_folder
 
     targets = output_paths(paths, inputs, output)
     if len(inputs) > 1:

@@ -24,7 +24,7 @@ from medq.errors import (
     UnsupportedImage,
 )
 from medq.image import PHOTO_MODALITIES, MedImage
-from medq.io import dicom, dicom_write, itk, nifti, raster
+from medq.io import dicom, dicom_series, dicom_write, itk, nifti, raster
 from medq.io.sidecar import read_sidecar, write_sidecar
 from medq.io.units import infer_modality
 from medq.io.volumes import VOLUME_MARK, volume_in_file
@@ -69,7 +69,7 @@ def sniff(path: str | Path) -> str:
     Raises MissingInput, UnreadableImage (empty file) or UnsupportedImage (unknown kind of file).
     """
     p = Path(path)
-    if dicom.series_in_folder(p):
+    if dicom_series.series_in_folder(p):
         return "dicom-series"
     named = volume_in_file(p)
     if named:
@@ -121,8 +121,8 @@ def _read(p: Path, fmt: str, volume: int | None = None) -> MedImage:
         raise InvalidParameter(f"only 4D NIfTI, MetaImage and NRRD files have volumes to name "
                                f"with {VOLUME_MARK}", p)
     if fmt == "dicom-series":
-        named = dicom.series_in_folder(p)
-        return dicom.read_series(*named) if named else dicom.read_series(p)
+        named = dicom_series.series_in_folder(p)
+        return dicom_series.read_series(*named) if named else dicom_series.read_series(p)
     if fmt == "dicom":
         try:
             return dicom.read_file(p)
@@ -168,7 +168,7 @@ def load(path: str | Path, *, modality: str | None = None, region: str | None = 
 
 def load_series_files(files: Sequence[str | Path], source: str | Path) -> MedImage:
     """Load the given DICOM files as one series named `source` (their folder may hold others)."""
-    from medq.io.dicom import read_series_files
+    from medq.io.dicom_series import read_series_files
 
     try:
         return _finite(read_series_files(files, source))

@@ -27,19 +27,15 @@ from pydicom.valuerep import format_number_as_ds
 from medq.errors import InvalidParameter, MissingInput
 from medq.image import MedImage
 from medq.io.atomic import atomic_dir, atomic_path
-from medq.io.dicom import (
-    _PHYSICS_TAGS,
-    _PIXEL_TAGS,
-    DICOM_SUFFIXES,
-    _floats,
-    _number,
-    _text,
-    _value,
-    has_preamble,
-    read_dataset,
+from medq.io.dicom import _PIXEL_TAGS, DICOM_SUFFIXES, has_preamble, read_dataset
+from medq.io.dicom_series import read_series, series_in_folder
+from medq.io.dicom_tags import (
+    PHYSICS_TAGS,
+    as_floats,
+    as_number,
+    as_text,
     read_physics,
-    read_series,
-    series_in_folder,
+    tag_value,
 )
 from medq.io.geometry import dicom_geometry
 
@@ -132,11 +128,11 @@ def _new_dataset(image: MedImage) -> Dataset:
 
 def _prepare(tpl: Dataset, image: MedImage) -> None:
     """Strip pixels, private tags, overlays and multi-frame groups; make the SOP class legacy."""
-    frames = int(_number(tpl.get("NumberOfFrames")) or 1)
+    frames = int(as_number(tpl.get("NumberOfFrames")) or 1)
     if frames > 1 or "PerFrameFunctionalGroupsSequence" in tpl:
         for kw in ("PixelSpacing", "ImageOrientationPatient", "SliceThickness"):
-            if kw not in tpl and _value(tpl, kw) is not None:
-                setattr(tpl, kw, _value(tpl, kw))
+            if kw not in tpl and tag_value(tpl, kw) is not None:
+                setattr(tpl, kw, tag_value(tpl, kw))
         tpl.SOPClassUID = _STORAGE.get(image.modality, _SECONDARY_CAPTURE)
     tpl.remove_private_tags()
     for kw in _STRIP:
@@ -158,7 +154,7 @@ def _dataset(base: Dataset, image: MedImage, k: int, stored: np.ndarray, rescale
              uids: dict[str, str], description: str | None) -> Dataset:
     """One derived slice: header from `base`, new UIDs, geometry, rescale and pixel data."""
     ds = copy.deepcopy(base)
-    src_sop, src_class = _text(ds.get("SOPInstanceUID")), _text(ds.get("SOPClassUID"))
+    src_sop, src_class = as_text(ds.get("SOPInstanceUID")), as_text(ds.get("SOPClassUID"))
     _prepare(ds, image)
     phys_before = read_physics(ds)
     for key, value in image.physics.items():
@@ -167,15 +163,15 @@ def _dataset(base: Dataset, image: MedImage, k: int, stored: np.ndarray, rescale
         if key == "exposure_mAs":
             _set(ds, "ExposureInmAs", value)
             _set(ds, "Exposure", value)
-        elif key in _PHYSICS_TAGS and value is not None:
-            _set(ds, _PHYSICS_TAGS[key], value)
+        elif key in PHYSICS_TAGS and value is not None:
+            _set(ds, PHYSICS_TAGS[key], value)
     now = dt.datetime.now()
     ds.SOPInstanceUID = generate_uid()
     ds.SeriesInstanceUID = uids["series"]
     ds.StudyInstanceUID = ds.get("StudyInstanceUID") or uids["study"]
-    ds.SeriesNumber = int(_number(ds.get("SeriesNumber")) or 0) + 1000
+    ds.SeriesNumber = int(as_number(ds.get("SeriesNumber")) or 0) + 1000
     ds.InstanceNumber = k + 1
-    ds.SeriesDescription = ((_text(ds.get("SeriesDescription")) or "medq") + " derived")[:64]
+    ds.SeriesDescription = ((as_text(ds.get("SeriesDescription")) or "medq") + " derived")[:64]
     ds.ContentDate, ds.ContentTime = now.strftime("%Y%m%d"), now.strftime("%H%M%S")
     ds.Modality = ds.get("Modality") or image.modality
     old_type = list(ds.get("ImageType") or [])
@@ -190,13 +186,13 @@ def _dataset(base: Dataset, image: MedImage, k: int, stored: np.ndarray, rescale
     if sp_kw not in ("ImagerPixelSpacing", "NominalScannedPixelSpacing"):
         sp_kw = "PixelSpacing"
     setattr(ds, sp_kw, [format_number_as_ds(sy), format_number_as_ds(sx)])
-    iop = _floats(ds.get("ImageOrientationPatient")) or image.meta.get("orientation")
+    iop = as_floats(ds.get("ImageOrientationPatient")) or image.meta.get("orientation")
     positions = image.meta.get("positions")
     nz = image.shape[0] if image.is_volume else 1
     if positions and len(positions) == nz:
         ipp = positions[k]
     else:
-        origin = positions[0] if positions else (_floats(ds.get("ImagePositionPatient"))
+        origin = positions[0] if positions else (as_floats(ds.get("ImagePositionPatient"))
                                                  or [0.0, 0.0, 0.0])
         normal = np.cross(iop[:3], iop[3:]) if iop else np.array([0.0, 0.0, 1.0])
         dz = image.spacing[0] if image.is_volume else 0.0
@@ -217,7 +213,7 @@ def _dataset(base: Dataset, image: MedImage, k: int, stored: np.ndarray, rescale
             if kw in ds:
                 delattr(ds, kw)
     else:
-        mono1 = _text(ds.get("PhotometricInterpretation")) == "MONOCHROME1"
+        mono1 = as_text(ds.get("PhotometricInterpretation")) == "MONOCHROME1"
         ds.SamplesPerPixel = 1
         ds.PhotometricInterpretation = "MONOCHROME1" if mono1 else "MONOCHROME2"
         ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 16, 15

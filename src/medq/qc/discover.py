@@ -2,12 +2,13 @@
 
 DICOM files of a folder are grouped by SeriesInstanceUID (headers read with pydicom
 `stop_before_pixels`). A group of two or more single-frame slices of one size with positions is
-a series item (one per echo or phase when its slices repeat positions: `io.dicom.series_parts`);
-anything else (one file, projection views sharing a UID, multi-frame files) gives one item
-per file. Non-image DICOM objects (structured reports, presentation states, RT plans, …),
-derived maps (segmentations, RT dose: `io.dicom.NOT_ACQUIRED`) and non-image files (text, JSON
-sidecars, …) are not items. A file that cannot be read — empty, random bytes, truncated — is
-still an item: assessing it records the reason.
+a series item (one per echo or phase when its slices repeat positions:
+`io.dicom_series.series_parts`); anything else (one file, projection views sharing a UID,
+multi-frame files) gives one item per file. Non-image DICOM objects (structured reports,
+presentation states, RT plans, …), derived maps (segmentations, RT dose:
+`io.dicom_tags.NOT_ACQUIRED`) and non-image files (text, JSON sidecars, …) are not items. A
+file that cannot be read — empty, random bytes, truncated — is still an item: assessing it
+records the reason.
 
 Item paths are what the results store records: the file, the series folder when the folder holds
 only that series, else `<folder>#<SeriesInstanceUID>`, and for one echo or phase
@@ -23,12 +24,8 @@ from typing import Any
 
 from medq.errors import EmptySeries, MedqError, MissingInput, UnsupportedImage
 from medq.image import MedImage
-from medq.io.dicom import (  # derived maps; `<folder>#<uid>[@<part>]` paths
-    NOT_ACQUIRED,
-    PART_MARK,
-    SERIES_MARK,
-    series_parts,
-)
+from medq.io.dicom_series import PART_MARK, SERIES_MARK, series_parts  # `<folder>#<uid>[@<part>]`
+from medq.io.dicom_tags import NOT_ACQUIRED  # derived maps
 
 NON_IMAGE_MODALITIES = frozenset({"SR", "PR", "KO", "RTPLAN", "RTSTRUCT", "RTRECORD", "DOC",
                                   "REG", "ECG", "AU", "HD", "FID", "PLAN"})
@@ -54,7 +51,7 @@ class _Header:
     size: tuple[int, int]
     positioned: bool
     ds: Any = None
-    """The header itself (`io.dicom.series_parts` reads it when slices repeat positions)."""
+    """The header itself (`io.dicom_series.series_parts` reads it when slices repeat positions)."""
 
 
 def _is_candidate(path: Path) -> bool:

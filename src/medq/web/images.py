@@ -93,7 +93,7 @@ def _load(path: str, modality: str | None, stamp: tuple[int, int]) -> MedImage:
 
 def item_image(item: dict[str, Any]) -> MedImage:
     """The image behind a stored item (its recorded path; raises MissingInput when gone)."""
-    from medq.io.dicom import SERIES_MARK
+    from medq.io.dicom_series import SERIES_MARK
 
     path = str(item["path"])
     on_disk = path if os.path.exists(path) else path.rsplit(SERIES_MARK, 1)[0]

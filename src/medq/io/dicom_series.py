@@ -1,0 +1,140 @@
+"""DICOM series: the image files of a folder grouped by SeriesInstanceUID, one series of a folder
+holding several (`<folder>#<uid>`), the volumes of a series whose slices repeat positions
+(`<folder>#<uid>@<keyword>=<value>`), read as one `(z, y, x)` volume."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydicom.dataset import Dataset
+
+from medq.errors import EmptySeries, MedqError, MixedSeries, UnreadableImage, UnsupportedImage
+from medq.image import MedImage
+from medq.io.dicom import DICOM_SUFFIXES, _assemble, _has_pixels, has_preamble, read_dataset
+from medq.io.dicom_tags import as_floats, as_number, as_text, tag_value
+
+
+def scan_folder(folder: Path) -> dict[str, list[tuple[Path, Dataset]]]:
+    """Group the DICOM image files of `folder` by SeriesInstanceUID (other files are ignored)."""
+    groups: dict[str, list[tuple[Path, Dataset]]] = {}
+    for f in sorted(folder.iterdir()):
+        if not f.is_file() or f.name.startswith(".") or f.name.upper() == "DICOMDIR":
+            continue
+        if not has_preamble(f) and f.suffix.lower() not in (*DICOM_SUFFIXES, ""):
+            continue
+        try:
+            ds = read_dataset(f)
+        except UnreadableImage:
+            if has_preamble(f):
+                raise
+            continue  # README without suffix, random non-DICOM file
+        if _has_pixels(ds):
+            groups.setdefault(as_text(ds.get("SeriesInstanceUID")) or "", []).append((f, ds))
+    return groups
+
+
+SERIES_MARK = "#"
+"""Separator of `<folder>#<SeriesInstanceUID>`: one series of a folder that holds several."""
+
+PART_MARK = "@"
+"""Separator of `<folder>#<uid>@<keyword>=<value>`: one part of a series whose slices repeat
+their positions (`series_parts`)."""
+
+SPLIT_KEYS = ("EchoNumbers", "TemporalPositionIdentifier", "AcquisitionNumber", "TriggerTime",
+              "EchoTime")
+"""Header keywords that tell the volumes of one series apart when its slices repeat positions
+(echoes, phases, repeated acquisitions), tried in this order."""
+
+
+def series_in_folder(path: str | Path) -> tuple[Path, str, str | None] | None:
+    """(folder, SeriesInstanceUID, part or None) of a `<folder>#<uid>[@<keyword>=<value>]` path
+    that names no file or folder itself but whose folder exists; None for any other path."""
+    text = str(path)
+    if SERIES_MARK not in text or Path(text).exists():
+        return None
+    folder, rest = text.rsplit(SERIES_MARK, 1)
+    uid, _, part = rest.partition(PART_MARK)
+    return (Path(folder), uid, part or None) if uid and Path(folder).is_dir() else None
+
+
+def _position(ds: Dataset) -> tuple[float, ...] | None:
+    """ImagePositionPatient rounded to 0.01 mm (None when the file has none)."""
+    pos = as_floats(tag_value(ds, "ImagePositionPatient"))
+    return tuple(round(v, 2) for v in pos) if pos else None
+
+
+def series_parts(datasets: Sequence[Dataset]) -> dict[str, list[int]] | None:
+    """The volumes of one series whose slices repeat positions (multi-echo, multi-phase):
+    `{"<keyword>=<value>": indices}` split by the first of `SPLIT_KEYS` that leaves no position
+    twice in a part; None when no position repeats or no keyword separates them."""
+    positions = [_position(d) for d in datasets]
+    if None in positions or len(set(positions)) == len(positions):
+        return None
+    for key in SPLIT_KEYS:
+        values = [as_text(d.get(key)) for d in datasets]
+        if "" in values:
+            continue
+        parts: dict[str, list[int]] = {}
+        for i, value in enumerate(values):
+            parts.setdefault(f"{key}={value}", []).append(i)
+        if len(parts) > 1 and all(len({positions[i] for i in idx}) == len(idx)
+                                  for idx in parts.values()):
+            return parts
+    return None
+
+
+def read_series(folder: str | Path, uid: str | None = None, part: str | None = None
+                ) -> MedImage:
+    """Read a folder holding exactly one DICOM series into a `(z, y, x)` volume, or with `uid`
+    the series of that SeriesInstanceUID among several (named `<folder>#<uid>`), or with `part`
+    one volume of a series whose slices repeat positions (`<folder>#<uid>@<keyword>=<value>`)."""
+    folder = Path(folder)
+    groups = scan_folder(folder)
+    if not groups:
+        raise EmptySeries("folder holds no DICOM image files", folder)
+    if uid is not None:
+        source = Path(f"{folder}{SERIES_MARK}{uid}" + (f"{PART_MARK}{part}" if part else ""))
+        if uid not in groups:
+            raise EmptySeries("the folder holds no DICOM series of that SeriesInstanceUID",
+                              source)
+        items = groups[uid]
+        if part:
+            key, _, value = part.partition("=")
+            items = [(p, d) for p, d in items if as_text(d.get(key)) == value]
+            if not items:
+                raise EmptySeries(f"the series has no slice with {key} {value}", source)
+        return _assemble_series([d for _, d in items], [p for p, _ in items], source)
+    if len(groups) > 1:
+        names = [f"{uid or '<no UID>'} '{as_text(items[0][1].get('SeriesDescription')) or ''}' "
+                 f"({len(items)} files)" for uid, items in groups.items()]
+        raise MixedSeries(f"folder holds {len(groups)} DICOM series: {'; '.join(names)}; "
+                          f"name one as <folder>{SERIES_MARK}<SeriesInstanceUID>", folder)
+    uid, items = next(iter(groups.items()))
+    parts = series_parts([d for _, d in items])
+    if parts:
+        raise UnsupportedImage(f"the series holds {len(parts)} volumes at the same positions "
+                               f"({', '.join(parts)}); name one as <folder>{SERIES_MARK}{uid}"
+                               f"{PART_MARK}{next(iter(parts))}", folder)
+    if len(items) > 1 and any(int(as_number(d.get("NumberOfFrames")) or 1) > 1 for _, d in items):
+        raise UnsupportedImage(f"series holds {len(items)} files of which some are multi-frame; "
+                               "load the multi-frame file itself", folder)
+    return _assemble_series([d for _, d in items], [p for p, _ in items], folder)
+
+
+def _assemble_series(datasets: list[Dataset], paths: list[Path], source: Path) -> MedImage:
+    """`_assemble` for a series; anything but a medq error becomes a one-line UnreadableImage."""
+    try:
+        return _assemble(datasets, paths, source, "dicom-series")
+    except MedqError:
+        raise
+    except Exception as e:
+        raise UnreadableImage(f"malformed DICOM series ({type(e).__name__}: {e})", source) from e
+
+
+def read_series_files(files: Sequence[str | Path], source: str | Path) -> MedImage:
+    """Read the given DICOM files as one series named `source` (their folder may hold others)."""
+    paths = [Path(f) for f in files]
+    if not paths:
+        raise EmptySeries("no DICOM files given", source)
+    return _assemble_series([read_dataset(f) for f in paths], paths, Path(source))
