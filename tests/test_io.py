@@ -138,12 +138,13 @@ def test_gzipped_dicom_is_read_and_written_gzipped(tmp_path: Path) -> None:
     src = pydicom.dcmread(tdata("MR_small.dcm"))
     assert "DERIVED" in ds.ImageType and ds.SOPInstanceUID != src.SOPInstanceUID
     assert ds.PatientName == src.PatientName  # the input's header is the template
-    # a gzipped file that is not DICOM inside is still taken for NIfTI, whatever its name
+    # a gzipped file that is not DICOM inside is still read as NIfTI, whatever its name
     nifti = tmp_path / "t1.nii.gz"
     save(ref, nifti)
     renamed = tmp_path / "t1.gz"
     shutil.copy(nifti, renamed)
     assert sniff(renamed) == "nifti"
+    np.testing.assert_array_equal(load(renamed).array, load(nifti).array)
 
 
 def test_region_keywords() -> None:

@@ -1,4 +1,4 @@
-"""NIfTI-1/2 (.nii, .nii.gz) via nibabel.
+"""NIfTI-1/2 (.nii, .nii.gz, or found by its content under another name) via nibabel.
 
 Axis convention: nibabel indexes voxels `(i, j, k)`; medq's array is its transpose `(z, y, x)` =
 `(k, j, i)`, and `spacing` is the header zooms reversed `(dk, dj, di)`. The voxel-to-world affine
@@ -8,6 +8,7 @@ and written back on save, its columns rescaled to the image's current spacing.
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +30,23 @@ def read_nifti(path: str | Path, volume: int | None = None) -> MedImage:
     (`meta["one_slice"]`, written back as it was)."""
     path = Path(path)
     try:
-        return image_from_nifti(nib.load(str(path)), path, volume)
+        return image_from_nifti(_open(path), path, volume)
     except MedqError:
         raise
     except Exception as e:
         raise UnreadableImage(f"not a readable NIfTI file ({type(e).__name__}: {e})", path) from e
+
+
+def _open(path: Path) -> Any:
+    """nibabel's image of a NIfTI file; one named otherwise than .nii/.nii.gz (medq found it by
+    its content) is read from its bytes, gunzipped when gzipped."""
+    if path.name.lower().endswith((".nii", ".nii.gz")):
+        return nib.load(str(path))
+    data = path.read_bytes()
+    if data[:2] == b"\x1f\x8b":
+        data = gzip.decompress(data)
+    kind = nib.Nifti2Image if data[4:8] == b"n+2\x00" else nib.Nifti1Image
+    return kind.from_bytes(data)
 
 
 def image_from_nifti(img: Any, source: str | Path | None = None, volume: int | None = None
