@@ -24,7 +24,7 @@ from medq.errors import (
     UnsupportedImage,
 )
 from medq.image import PHOTO_MODALITIES, MedImage
-from medq.io import dicom, dicom_series, dicom_write, itk, nifti, raster
+from medq.io import dicom, dicom_series, dicom_write, gz, itk, nifti, raster
 from medq.io.sidecar import read_sidecar, write_sidecar
 from medq.io.units import infer_modality
 from medq.io.volumes import VOLUME_MARK, volume_in_file
@@ -97,7 +97,7 @@ def sniff(path: str | Path) -> str:
         return by_suffix
     if p.name.lower().endswith(NOT_IMAGE_SUFFIXES):
         raise UnsupportedImage(f"unsupported file type {p.suffix!r}; expected {EXPECTED}", p)
-    if head.startswith(dicom.GZIP_MAGIC):
+    if head.startswith(gz.GZIP_MAGIC):
         return "dicom" if dicom.has_preamble(p) else "nifti"
     return "dicom"  # no signature: a preamble-less DICOM is the only candidate left
 

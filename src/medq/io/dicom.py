@@ -13,7 +13,6 @@ image through `medq.io.polarity.as_displayed`). Colour images become RGB in [0, 
 
 from __future__ import annotations
 
-import gzip
 import io
 import warnings
 from pathlib import Path
@@ -27,6 +26,7 @@ from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRL
 
 from medq.errors import MedqError, UnreadableImage, UnsupportedImage
 from medq.image import MedImage
+from medq.io import gz
 from medq.io.dicom_tags import (
     as_floats,
     as_number,
@@ -39,46 +39,18 @@ from medq.io.dicom_tags import (
 )
 
 DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
-GZIP_MAGIC = b"\x1f\x8b"
-MAX_GUNZIPPED = 2 << 30
-"""Largest decompressed size of a gzipped DICOM file medq reads (2 GiB; more is refused)."""
 _PIXEL_TAGS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
-
-
-def is_gzipped(path: str | Path) -> bool:
-    """True when the file starts with the gzip signature."""
-    with open(path, "rb") as fh:
-        return fh.read(2) == GZIP_MAGIC
-
-
-def _head(path: str | Path, n: int) -> bytes:
-    """The first `n` bytes of the file, decompressed when it is gzipped ('' when unreadable)."""
-    try:
-        if is_gzipped(path):
-            with gzip.open(path, "rb") as fh:
-                return fh.read(n)
-        with open(path, "rb") as fh:
-            return fh.read(n)
-    except (OSError, EOFError):
-        return b""
 
 
 def has_preamble(path: str | Path) -> bool:
     """True when the file (or, gzipped, its content) carries the 128-byte preamble and b'DICM'."""
-    head = _head(path, 132)
-    return len(head) == 132 and head[128:] == b"DICM"
+    first = gz.head(path, 132)
+    return len(first) == 132 and first[128:] == b"DICM"
 
 
 def _source(path: str | Path) -> str | Path | io.BytesIO:
-    """What pydicom reads: the path, or the decompressed bytes of a gzipped file."""
-    if not is_gzipped(path):
-        return path
-    with gzip.open(path, "rb") as fh:
-        data = fh.read(MAX_GUNZIPPED + 1)
-    if len(data) > MAX_GUNZIPPED:
-        raise UnreadableImage(f"gzipped file decompresses to more than {MAX_GUNZIPPED >> 30} GiB",
-                              path)
-    return io.BytesIO(data)
+    """What pydicom reads: the path, or the decompressed content of a gzipped file."""
+    return io.BytesIO(gz.content(path)) if gz.is_gzipped(path) else path
 
 
 def _has_pixels(ds: Dataset) -> bool:

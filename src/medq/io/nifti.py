@@ -8,7 +8,6 @@ and written back on save, its columns rescaled to the image's current spacing.
 
 from __future__ import annotations
 
-import gzip
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ import numpy as np
 
 from medq.errors import InvalidParameter, MedqError, UnreadableImage, UnsupportedImage
 from medq.image import MedImage
+from medq.io import gz
 from medq.io.atomic import atomic_path
 
 SCANNER_CODE = 1
@@ -42,9 +42,7 @@ def _open(path: Path) -> Any:
     its content) is read from its bytes, gunzipped when gzipped."""
     if path.name.lower().endswith((".nii", ".nii.gz")):
         return nib.load(str(path))
-    data = path.read_bytes()
-    if data[:2] == b"\x1f\x8b":
-        data = gzip.decompress(data)
+    data = gz.content(path)
     kind = nib.Nifti2Image if data[4:8] == b"n+2\x00" else nib.Nifti1Image
     return kind.from_bytes(data)
 

@@ -1,0 +1,47 @@
+"""Gzip-wrapped image files (a gzipped DICOM under any name, a gzipped NIfTI not named .nii.gz):
+their first bytes and their content, decompressed, with a ceiling on the decompressed size."""
+
+from __future__ import annotations
+
+import gzip
+import io
+from pathlib import Path
+
+from medq.errors import UnreadableImage
+
+GZIP_MAGIC = b"\x1f\x8b"
+MAX_GUNZIPPED = 2 << 30
+"""Largest decompressed size of a gzipped file medq reads (2 GiB; more is refused)."""
+
+
+def is_gzipped(path: str | Path) -> bool:
+    """True when the file starts with the gzip signature."""
+    with open(path, "rb") as fh:
+        return fh.read(2) == GZIP_MAGIC
+
+
+def head(path: str | Path, n: int) -> bytes:
+    """The first `n` bytes of the file, of its decompressed content when it is gzipped
+    (b'' when it cannot be read)."""
+    try:
+        with open(path, "rb") as fh:
+            first = fh.read(n)
+        if first[:2] != GZIP_MAGIC:
+            return first
+        with gzip.open(path, "rb") as fh:
+            return fh.read(n)
+    except (OSError, EOFError):
+        return b""
+
+
+def content(path: str | Path) -> bytes:
+    """The file's bytes, decompressed when it is gzipped (UnreadableImage past `MAX_GUNZIPPED`)."""
+    data = Path(path).read_bytes()
+    if data[:2] != GZIP_MAGIC:
+        return data
+    with gzip.GzipFile(fileobj=io.BytesIO(data)) as fh:
+        out = fh.read(MAX_GUNZIPPED + 1)
+    if len(out) > MAX_GUNZIPPED:
+        raise UnreadableImage(f"gzipped file decompresses to more than {MAX_GUNZIPPED >> 30} GiB",
+                              path)
+    return out
