@@ -53,7 +53,8 @@ def _source(path: str | Path) -> str | Path | io.BytesIO:
     return io.BytesIO(gz.content(path)) if gz.is_gzipped(path) else path
 
 
-def _has_pixels(ds: Dataset) -> bool:
+def has_pixels(ds: Dataset) -> bool:
+    """True when the dataset carries pixel data (integer, float or double)."""
     return any(tag in ds for tag in _PIXEL_TAGS)
 
 
@@ -70,7 +71,7 @@ def read_dataset(path: str | Path, *, stop_before_pixels: bool = False) -> Datas
                 ds = pydicom.dcmread(source, force=True)
             sop = ds.get("SOPClassUID")
             known = sop is not None and getattr(sop, "name", str(sop)) != str(sop)
-            if not _has_pixels(ds) and not known:
+            if not has_pixels(ds) and not known:
                 raise UnreadableImage("not a DICOM file (no 'DICM' preamble, no pixel data)", path)
             if "TransferSyntaxUID" not in ds.file_meta:  # raw dataset: record how it was read
                 implicit, little = ds.original_encoding
@@ -178,10 +179,10 @@ def _frame_positions(ds: Dataset, frames: int) -> list[list[float] | None]:
     return [None] * frames
 
 
-def _assemble(datasets: list[Dataset], paths: list[Path], source: Path, fmt: str) -> MedImage:
+def assemble(datasets: list[Dataset], paths: list[Path], source: Path, fmt: str) -> MedImage:
     """Build one MedImage from one (possibly multi-frame) dataset or a series of single frames."""
     first = datasets[0]
-    if not _has_pixels(first):
+    if not has_pixels(first):
         sop = getattr(first.get("SOPClassUID"), "name", None) or "object of unknown SOP class"
         raise UnsupportedImage(f"DICOM {sop} object has no image pixels", source)
     iop = as_floats(tag_value(first, "ImageOrientationPatient"))
@@ -280,7 +281,7 @@ def read_file(path: str | Path) -> MedImage:
     path = Path(path)
     ds = read_dataset(path)
     try:
-        return _assemble([ds], [path], path, "dicom")
+        return assemble([ds], [path], path, "dicom")
     except MedqError:
         raise
     except Exception as e:

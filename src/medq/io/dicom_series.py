@@ -11,7 +11,7 @@ from pydicom.dataset import Dataset
 
 from medq.errors import EmptySeries, MedqError, MixedSeries, UnreadableImage, UnsupportedImage
 from medq.image import MedImage
-from medq.io.dicom import DICOM_SUFFIXES, _assemble, _has_pixels, has_preamble, read_dataset
+from medq.io.dicom import DICOM_SUFFIXES, assemble, has_pixels, has_preamble, read_dataset
 from medq.io.dicom_tags import as_floats, as_number, as_text, tag_value
 
 
@@ -29,7 +29,7 @@ def scan_folder(folder: Path) -> dict[str, list[tuple[Path, Dataset]]]:
             if has_preamble(f):
                 raise
             continue  # README without suffix, random non-DICOM file
-        if _has_pixels(ds):
+        if has_pixels(ds):
             groups.setdefault(as_text(ds.get("SeriesInstanceUID")) or "", []).append((f, ds))
     return groups
 
@@ -123,9 +123,9 @@ def read_series(folder: str | Path, uid: str | None = None, part: str | None = N
 
 
 def _assemble_series(datasets: list[Dataset], paths: list[Path], source: Path) -> MedImage:
-    """`_assemble` for a series; anything but a medq error becomes a one-line UnreadableImage."""
+    """`assemble` for a series; anything but a medq error becomes a one-line UnreadableImage."""
     try:
-        return _assemble(datasets, paths, source, "dicom-series")
+        return assemble(datasets, paths, source, "dicom-series")
     except MedqError:
         raise
     except Exception as e:
