@@ -39,7 +39,8 @@ from medq.io.dicom_tags import (
 )
 
 DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
-_PIXEL_TAGS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+PIXEL_TAGS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+"""The attributes that hold an image's pixels."""
 
 
 def has_preamble(path: str | Path) -> bool:
@@ -55,7 +56,7 @@ def _source(path: str | Path) -> str | Path | io.BytesIO:
 
 def has_pixels(ds: Dataset) -> bool:
     """True when the dataset carries pixel data (integer, float or double)."""
-    return any(tag in ds for tag in _PIXEL_TAGS)
+    return any(tag in ds for tag in PIXEL_TAGS)
 
 
 def read_dataset(path: str | Path, *, stop_before_pixels: bool = False) -> Dataset:

@@ -27,7 +27,7 @@ from pydicom.valuerep import format_number_as_ds
 from medq.errors import InvalidParameter, MissingInput
 from medq.image import MedImage
 from medq.io.atomic import atomic_dir, atomic_path
-from medq.io.dicom import _PIXEL_TAGS, DICOM_SUFFIXES, has_preamble, read_dataset
+from medq.io.dicom import DICOM_SUFFIXES, PIXEL_TAGS, has_preamble, read_dataset
 from medq.io.dicom_series import read_series, series_in_folder
 from medq.io.dicom_tags import (
     PHYSICS_TAGS,
@@ -48,7 +48,7 @@ _STRIP = (
     "RedPaletteColorLookupTableDescriptor", "GreenPaletteColorLookupTableDescriptor",
     "BluePaletteColorLookupTableDescriptor", "RedPaletteColorLookupTableData",
     "GreenPaletteColorLookupTableData", "BluePaletteColorLookupTableData",
-    "PaletteColorLookupTableUID", "DataSetTrailingPadding", "DoseGridScaling", *_PIXEL_TAGS,
+    "PaletteColorLookupTableUID", "DataSetTrailingPadding", "DoseGridScaling", *PIXEL_TAGS,
 )
 _STORAGE = {"CT": "1.2.840.10008.5.1.4.1.1.2", "MR": "1.2.840.10008.5.1.4.1.1.4",
             "PT": "1.2.840.10008.5.1.4.1.1.128"}
