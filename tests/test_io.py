@@ -147,6 +147,22 @@ def test_gzipped_dicom_is_read_and_written_gzipped(tmp_path: Path) -> None:
     np.testing.assert_array_equal(load(renamed).array, load(nifti).array)
 
 
+def test_gzipped_files_past_the_ceiling_or_corrupt_are_refused_by_name(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from medq.errors import InputError
+    from medq.io import gz
+
+    monkeypatch.setattr(gz, "MAX_GUNZIPPED", 4096)  # zipMR.gz holds 9,830 bytes
+    with pytest.raises(InputError, match="decompresses to more than") as big:
+        load(tdata("zipMR.gz"))
+    assert "zipMR.gz" in str(big.value)
+    broken = tmp_path / "broken.gz"
+    broken.write_bytes(Path(tdata("zipMR.gz")).read_bytes()[:60])  # truncated stream
+    with pytest.raises(InputError) as bad:
+        load(broken)
+    assert "broken.gz" in str(bad.value)
+
+
 def test_region_keywords() -> None:
     assert region_from_text(None, "CT THORAX W/ CONTRAST") == "chest"
     assert region_from_text("HEAD", "BRAIN") == "head"  # BodyPartExamined wins

@@ -126,8 +126,9 @@ def _read(p: Path, fmt: str, volume: int | None = None) -> MedImage:
     if fmt == "dicom":
         try:
             return dicom.read_file(p)
-        except UnreadableImage as e:
-            if p.suffix and p.suffix.lower() not in dicom.DICOM_SUFFIXES:
+        except UnreadableImage as e:  # a file medq took for DICOM only for want of a signature
+            if (p.suffix and p.suffix.lower() not in dicom.DICOM_SUFFIXES
+                    and not dicom.has_preamble(p)):
                 raise UnsupportedImage(f"unsupported file type {p.suffix!r}; expected "
                                        f"{EXPECTED}", p) from e
             raise
