@@ -315,10 +315,10 @@ def test_bench_summary_per_source_names_the_lossy_one(ct) -> None:
 @pytest.mark.slow
 def test_calibration_fits_on_real_training_items(tmp_path: Path, monkeypatch) -> None:
     from medq.assess.detector import Detector
-    from medq.describe import calibrate
+    from medq.describe import calibrate, calibration_data
 
     monkeypatch.setenv("MEDQ_CACHE_DIR", str(tmp_path))
-    data = calibrate.build(28, 0, workers=1)
+    data = calibration_data.build(28, 0, workers=1)
     assert data["x"].shape[0] == 28 and np.isfinite(data["x"]).all()
     assert set(data["source"]) <= {s.name for s in __import__(
         "medq.data.sources", fromlist=["sources"]).sources("train")}
@@ -331,7 +331,7 @@ def test_calibration_fits_on_real_training_items(tmp_path: Path, monkeypatch) ->
     # a cached data file refits to the same detector (the fit is deterministic)
     saved = tmp_path / "calibration-data.npz"
     np.savez(saved, **data)
-    again = calibrate.fit(calibrate.read_data(saved), steps=50, ensemble=1)
+    again = calibrate.fit(calibration_data.read_data(saved), steps=50, ensemble=1)
     assert again["nets"] == cal["nets"] and again["thresholds"] == cal["thresholds"]
     # a wider recipe with dropout: layers of that width, a different fit of the same items
     wide = calibrate.fit(data, steps=50, ensemble=1, hidden=16, dropout=0.3)
@@ -348,33 +348,34 @@ def test_heads_calibration_leaves_out_items_the_model_refuses(monkeypatch) -> No
     """A zoomed training view that holds only air is blank: the quality model refuses it
     (InvalidImage), so a `--heads` calibration leaves the item out instead of failing after
     minutes of work; the evidence-only calibration keeps it, and its view features too."""
-    from medq.describe import calibrate
+    from medq.describe import calibration_data as data
 
-    real = calibrate.degraded_item
+    real = data.degraded_item
 
     def blank(*args, **kwargs):
         image, records = real(*args, **kwargs)
         return image.evolve(array=np.zeros_like(image.array)), records
 
-    monkeypatch.setattr(calibrate, "degraded_item", blank)
-    job = calibrate._jobs(1, 0)[0]
-    assert calibrate._row(job, "mediqa-s") is None
-    kept = calibrate._row(job, None)
-    assert kept is not None and kept["x"].shape == (len(calibrate.FEATURE_NAMES),)
-    assert calibrate._row(job, None, view=True)["x"].shape == kept["x"].shape
+    monkeypatch.setattr(data, "degraded_item", blank)
+    job = data._jobs(1, 0)[0]
+    assert data._row(job, "mediqa-s") is None
+    kept = data._row(job, None)
+    assert kept is not None and kept["x"].shape == (len(data.FEATURE_NAMES),)
+    assert data._row(job, None, view=True)["x"].shape == kept["x"].shape
 
 
 def test_calibration_data_file_errors_are_clear(tmp_path: Path) -> None:
     from medq.describe import calibrate
+    from medq.describe.calibration_data import read_data
     from medq.errors import InvalidParameter, UnreadableImage
 
     export_samples(tmp_path)
     with pytest.raises(UnreadableImage, match="not a calibration data file"):
-        calibrate.read_data(tmp_path / "ct_small.dcm")
+        read_data(tmp_path / "ct_small.dcm")
     partial = tmp_path / "partial.npz"
     np.savez(partial, x=np.zeros((2, 3)), y=np.zeros((2, len(FINDING_TYPES))))
     with pytest.raises(InvalidParameter, match="lacks modality, source, dim"):
-        calibrate.read_data(partial)
+        read_data(partial)
     with pytest.raises(SystemExit) as stop:
         calibrate.main(["--data", str(partial), "--output", str(tmp_path / "c.json")])
     assert stop.value.code == 2 and not (tmp_path / "c.json").exists()

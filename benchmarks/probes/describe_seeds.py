@@ -60,7 +60,8 @@ def main() -> None:
     parser.add_argument("--folds", default="1,5")
     args = parser.parse_args()
     from medq.assess.detector import Detector, load_detector
-    from medq.describe.calibrate import build, data_path, fit, read_data
+    from medq.describe.calibrate import fit
+    from medq.describe.calibration_data import build, data_path, read_data
 
     calibration = read_data(args.data) if args.data else build(3600, 150)
     print(f"calibration data: {(args.data or data_path(3600, 150)).name}")

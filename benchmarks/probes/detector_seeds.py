@@ -70,7 +70,8 @@ def main() -> None:
     parser.add_argument("--folds", default="1,5")
     args = parser.parse_args()
     from medq.assess.detector import Detector
-    from medq.describe.calibrate import build, fit
+    from medq.describe.calibrate import fit
+    from medq.describe.calibration_data import build
 
     data = held_out(args.model)
     calibration = build(3600, 150, view=True)

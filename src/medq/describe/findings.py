@@ -43,7 +43,7 @@ KEY_FEATURES: dict[str, tuple[str, ...]] = {
 
 @lru_cache(maxsize=8)
 def _sha(model: str) -> str | None:
-    from medq.describe.calibrate import model_sha
+    from medq.describe.calibration_data import model_sha
     from medq.errors import ModelError
 
     try:

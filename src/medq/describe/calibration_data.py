@@ -1,0 +1,145 @@
+"""Calibration data of the finding detector: degraded items of the TRAINING sources (never the
+test split), their evidence features, continuous severities per finding type and, with a model,
+its finding-head outputs — built once in worker processes and cached under
+`cache_dir()/describe/` by settings, feature version and item version (`data_path`).
+`medq.describe.calibrate` fits the detector on them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import lru_cache, partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medq.assess.detector import head_vector
+from medq.assess.evidence import (
+    FEATURE_NAMES,
+    FEATURES_VERSION,
+    evidence_rows,
+    feature_vector,
+    view_features,
+)
+from medq.data.items import degraded_item, severity_targets
+from medq.errors import InputError
+from medq.workers import worker_pool
+
+SEED_BASE = 7_000_000
+"""Seeds of the calibration items (far from the quality benchmark's)."""
+
+SOURCE_WEIGHT = {"MR": 3}
+"""Share of each modality's sources in the calibration items: MR has nine finding types to
+learn from one training source, the others four or fewer."""
+
+def _jobs(n2d: int, n3d: int) -> list[tuple[str, str, int]]:
+    """(training source, dim, seed) of every calibration item; MR sources weighted up."""
+    from medq.data.sources import sources
+
+    jobs: list[tuple[str, str, int]] = []
+    for dim, count in (("2d", n2d), ("3d", n3d)):
+        pool = [s for s in sources("train", dim) for _ in range(SOURCE_WEIGHT.get(s.modality, 1))]
+        jobs += [(pool[i % len(pool)].name, dim, SEED_BASE + len(jobs) + i) for i in range(count)]
+    return jobs
+
+
+@lru_cache(maxsize=1)
+def _assessor(model: str) -> Any:
+    from medq.assess.predictor import Assessor
+
+    return Assessor(model, measures=False, threads=1)
+
+
+def _row(job: tuple[str, str, int], model: str | None, view: bool = False
+         ) -> dict[str, Any] | None:
+    """Features, targets (and head outputs) of one calibration item (`view`: the mean of the
+    evidence rows, on views of at most `EVIDENCE_SIZE` px, instead of the full planes); None
+    when `model` refuses the image (a zoomed view that holds only air is blank)."""
+    from medq.data.sources import sources
+
+    name, dim, seed = job
+    source = next(s for s in sources("train") if s.name == name)
+    image, records = degraded_item(source, dim, seed, clean_fraction=0.2, realism=True)
+    x = view_features(evidence_rows(image)) if view else feature_vector(image)
+    row = {"x": x, "y": severity_targets(records),
+           "modality": image.modality, "source": name, "dim": dim}
+    if model:
+        try:
+            row["h"] = head_vector(_assessor(model).assess(image))
+        except InputError:
+            return None
+    return row
+
+
+def model_sha(model: str) -> str:
+    """SHA-256 (first 16 hex digits) of a shipped or local checkpoint file."""
+    from medq.assess.weights import resolve
+
+    return hashlib.sha256(resolve(model).read_bytes()).hexdigest()[:16]
+
+
+def data_path(n2d: int, n3d: int, model: str | None = None, view: bool = False) -> Path:
+    """Where `build` caches the calibration data of these settings (keyed by them and by the
+    feature and item versions)."""
+    from medq.data.bench import BENCH_VERSION
+    from medq.data.cache import cache_dir
+
+    key = hashlib.sha256(json.dumps([n2d, n3d, FEATURE_NAMES, FEATURES_VERSION, SEED_BASE,
+                                     BENCH_VERSION, model and model_sha(model)]
+                                    + (["view"] if view else [])).encode()).hexdigest()[:12]
+    return cache_dir() / "describe" / f"calibration-{key}.npz"
+
+
+def build(n2d: int, n3d: int, model: str | None = None, workers: int = 2, view: bool = False
+          ) -> dict[str, np.ndarray]:
+    """The calibration arrays (cached): x features, y severities, h heads, modality, source."""
+    from rich.progress import track
+
+    from medq.io.atomic import atomic_path
+
+    path = data_path(n2d, n3d, model, view)
+    if path.exists():
+        with np.load(path) as data:
+            return {k: data[k] for k in data.files}
+    jobs = sorted(_jobs(n2d, n3d), key=lambda j: (j[0], j[1]))
+    fn = partial(_row, model=model, view=view)
+    with worker_pool(workers) as ex:
+        made = list(track(ex.map(fn, jobs, chunksize=4), total=len(jobs),
+                          description="calibration items", transient=True))
+    rows = [r for r in made if r is not None]
+    if len(rows) < len(made):
+        print(f"{len(made) - len(rows)} of {len(made)} items left out: {model} cannot assess them")
+    data = {"x": np.stack([r["x"] for r in rows]), "y": np.stack([r["y"] for r in rows]),
+            "modality": np.array([r["modality"] for r in rows]),
+            "source": np.array([r["source"] for r in rows]),
+            "dim": np.array([r["dim"] for r in rows])}
+    if model:
+        data["h"] = np.stack([r["h"] for r in rows])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **data)
+    return data
+
+
+DATA_KEYS = ("x", "y", "modality", "source", "dim")
+"""Arrays of a calibration data file (plus `h` when it holds a model's head outputs)."""
+
+
+def read_data(path: Path, heads: bool = False) -> dict[str, np.ndarray]:
+    """A calibration data file (as `build` caches it), checked for what `fit` needs."""
+    from medq.errors import InvalidParameter, UnreadableImage
+
+    try:
+        with np.load(path) as saved:
+            data = {k: saved[k] for k in saved.files}
+    except (OSError, ValueError) as e:
+        raise UnreadableImage(f"not a calibration data file ({type(e).__name__})", path) from e
+    missing = [k for k in (*DATA_KEYS, *(("h",) if heads else ())) if k not in data]
+    if missing:
+        raise InvalidParameter(f"calibration data file lacks {', '.join(missing)}"
+                               + (" (built without --heads)" if missing == ["h"] else ""), path)
+    if data["x"].shape[1] != len(FEATURE_NAMES):
+        raise InvalidParameter(f"calibration data has {data['x'].shape[1]} features, this medq "
+                               f"computes {len(FEATURE_NAMES)}", path)
+    return data
