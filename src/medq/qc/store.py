@@ -1,4 +1,5 @@
-"""The QC results store (SQLAlchemy): runs, one row per assessed item, and reviewers' decisions.
+"""The QC results store (SQLAlchemy): runs, one row per assessed item, and reviewers' decisions
+(the tables: `medq.qc.schema`).
 
 SQLite by default (a plain file path or `sqlite:///qc.sqlite`; WAL journal and a busy timeout so
 a reader — the review app — never blocks the writer), PostgreSQL by URL
@@ -13,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import time
 from pathlib import Path
 from typing import Any
 
@@ -23,81 +23,18 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from medq.errors import InvalidParameter, MissingInput
-
-DECISIONS = ("accept", "reject", "comment")
-"""Review decisions."""
-
-STATUSES = ("ok", "error")
-"""Item statuses."""
-
-metadata = sa.MetaData()
-
-runs_table = sa.Table(
-    "runs", metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("archive", sa.Text, nullable=False),
-    sa.Column("model", sa.String(512), nullable=False),
-    sa.Column("medq_version", sa.String(32), nullable=False),
-    sa.Column("workers", sa.Integer),
-    sa.Column("scheduler", sa.Text),
-    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("finished_at", sa.DateTime(timezone=True)),
-    sa.Column("total", sa.Integer),
-    sa.Column("ok", sa.Integer),
-    sa.Column("errors", sa.Integer),
-    sa.Column("skipped", sa.Integer),
+from medq.qc.schema import (
+    DECISIONS,
+    ITEM_COLUMNS,
+    STATUSES,
+    create_schema,
+    items_table,
+    reviews_table,
+    runs_table,
 )
-
-items_table = sa.Table(
-    "items", metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("path", sa.Text, nullable=False),
-    sa.Column("fingerprint", sa.String(64), nullable=False),
-    sa.Column("model", sa.String(512), nullable=False),
-    sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id", ondelete="SET NULL")),
-    sa.Column("dimension", sa.String(2)),
-    sa.Column("modality", sa.String(8)),
-    sa.Column("region", sa.String(32)),
-    sa.Column("shape", sa.JSON),
-    sa.Column("score", sa.Float),
-    sa.Column("grade", sa.String(32)),
-    sa.Column("verdict", sa.String(16)),
-    sa.Column("recall", sa.Boolean),
-    sa.Column("findings", sa.JSON),
-    sa.Column("measures", sa.JSON),
-    sa.Column("description", sa.Text),
-    sa.Column("lossy_compression", sa.JSON),  # the Assessment's; {} when not lossy (added)
-    sa.Column("status", sa.String(8), nullable=False),
-    sa.Column("error", sa.Text),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-    sa.UniqueConstraint("path", "model", name="uq_items_path_model"),
-    sa.Index("ix_items_model_status", "model", "status"),
-    sa.Index("ix_items_score", "score"),
-    sa.Index("ix_items_verdict", "verdict"),
-)
-
-reviews_table = sa.Table(
-    "reviews", metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("item_id", sa.Integer, sa.ForeignKey("items.id", ondelete="CASCADE"),
-              nullable=False, index=True),
-    sa.Column("reviewer", sa.String(128), nullable=False),
-    sa.Column("decision", sa.String(16), nullable=False),
-    sa.Column("comment", sa.Text, nullable=False, default=""),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-)
-
-ITEM_COLUMNS = tuple(c.name for c in items_table.columns)
-"""Columns of an item row (every `items()` dict also has `reviewed` and `last_review`)."""
 
 _WRITABLE = tuple(c for c in ITEM_COLUMNS if c not in ("id", "created_at", "updated_at"))
 _JSON_COLUMNS = ("shape", "findings", "measures", "lossy_compression")
-
-ADDED_COLUMNS = {"items": ("lossy_compression",)}
-"""Columns added after a table's first release: `_create_schema` adds them to a database made
-before (nullable, so old rows read as unknown)."""
-
 
 def database_url(url: str | Path) -> str:
     """A SQLAlchemy URL: URLs pass through, a plain file path becomes `sqlite:///<abs path>`."""
@@ -151,38 +88,6 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-def _add_columns(conn: sa.Connection) -> None:
-    """Add the `ADDED_COLUMNS` a database made by an earlier medq lacks (ALTER TABLE … ADD)."""
-    for name, columns in ADDED_COLUMNS.items():
-        have = {c["name"] for c in sa.inspect(conn).get_columns(name)}
-        for column in (metadata.tables[name].c[c] for c in columns if c not in have):
-            kind = column.type.compile(dialect=conn.dialect)
-            conn.execute(sa.text(f'ALTER TABLE {name} ADD COLUMN "{column.name}" {kind}'))
-
-
-def _create_schema(engine: Engine, attempts: int = 5) -> None:
-    """Create the tables and indexes that are missing (safe when several processes open at once).
-
-    `CREATE … IF NOT EXISTS` makes creation idempotent; the retry covers PostgreSQL's rare
-    catalog conflict between two sessions creating the same table at the same instant.
-    """
-    from sqlalchemy.schema import CreateIndex, CreateTable
-
-    for attempt in range(attempts):
-        try:
-            with engine.begin() as conn:
-                for table in metadata.sorted_tables:
-                    conn.execute(CreateTable(table, if_not_exists=True))
-                    for index in sorted(table.indexes, key=lambda i: i.name or ""):
-                        conn.execute(CreateIndex(index, if_not_exists=True))
-                _add_columns(conn)
-            return
-        except (sa.exc.IntegrityError, sa.exc.ProgrammingError, sa.exc.OperationalError):
-            if attempt == attempts - 1:
-                raise
-            time.sleep(0.2 * (attempt + 1))
-
-
 class Store:
     """The results database of `medq qc`: runs, items and reviews (see the module docstring).
 
@@ -225,7 +130,7 @@ class Store:
             set_={k: insert.excluded[k] for k in (*_WRITABLE, "updated_at")},
         ).returning(items_table.c.id)
         try:
-            _create_schema(self.engine)
+            create_schema(self.engine)
         except SQLAlchemyError as e:
             self.engine.dispose()
             reason = " ".join(str(getattr(e, "orig", e) or e).split())

@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from medq.describe.schema import VERDICTS
-from medq.qc.store import STATUSES
+from medq.qc.schema import STATUSES
 
 SORTS = ("score", "id", "path", "modality", "region", "verdict", "grade", "updated_at")
 """Columns the lists can be sorted by."""
