@@ -20,35 +20,22 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).parent))
-from findings_basis import evaluate  # noqa: E402
+from findings_basis import evaluate, item_rows, relative  # noqa: E402
 
 
 def collect() -> list[dict[str, Any]]:
-    """Per description-benchmark item: modality, dim, records and full-plane features."""
+    """Per description-benchmark item: the base fields and its full-plane features."""
     from medq.assess.evidence import feature_vector
-    from medq.describe.bench import DescribePlan, build_items, load_item
 
-    rows = []
-    for path in build_items(DescribePlan(), progress=False):
-        image, header = load_item(path)
-        rows.append({"modality": image.modality, "dim": header["dim"],
-                     "source": header["source"], "records": header["meta"].get("degradations", []),
-                     "x": feature_vector(image)[None]})
-    return rows
+    return [{**row, "x": feature_vector(image)[None]} for image, row in item_rows()]
 
 
 def described(detector: Any, rows: list[dict[str, Any]]) -> str:
     """The description metrics of one calibration on the collected items."""
-    from medq.assess.models.blocks import FINDING_TYPES
-
-    for r in rows:
-        prob, sev = detector.predict(r["x"])
-        thr = np.array([detector.threshold(t, r["modality"]) for t in FINDING_TYPES])
-        r["presence"], r["severity"] = prob[0] / thr, sev[0]
-    return evaluate(rows, lambda r, j: r["presence"][j], lambda r, j: r["severity"][j],
+    read = [dict(zip(("presence", "severity"), relative(detector, r["x"], r["modality"]),
+                     strict=True), **r) for r in rows]
+    return evaluate(read, lambda r, j: r["presence"][j], lambda r, j: r["severity"][j],
                     detector.normal_fraction)
 
 

@@ -11,42 +11,30 @@ as a fraction of each calibration's threshold, severities averaged). Usage:
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Any
 
-import numpy as np
+sys.path.insert(0, str(Path(__file__).parent))
+from findings_basis import evaluate, item_rows, relative  # noqa: E402
 
 
 def collect() -> list[dict[str, Any]]:
-    """Per item: modality, records, and both calibrations' (presence / threshold, severity)."""
+    """Per item: the base fields and both calibrations' (presence / threshold, severity)."""
     from medq.assess.detector import VIEW_CALIBRATION_PATH, load_detector
     from medq.assess.evidence import evidence_rows, feature_vector, view_features
-    from medq.assess.models.blocks import FINDING_TYPES
-    from medq.describe.bench import DescribePlan, build_items, load_item
 
     full, view = load_detector(), load_detector(VIEW_CALIBRATION_PATH)
     rows = []
-    for path in build_items(DescribePlan(), progress=False):
-        image, header = load_item(path)
-        row: dict[str, Any] = {"modality": image.modality, "dim": header["dim"],
-                               "source": header["source"],
-                               "records": header["meta"].get("degradations", [])}
-        for name, det, x in (("full", full, feature_vector(image)[None]),
-                             ("view", view, view_features(evidence_rows(image))[None])):
-            prob, sev = det.predict(x)
-            thr = np.array([det.threshold(t, image.modality) for t in FINDING_TYPES])
-            row[name] = (prob[0] / thr, sev[0])
+    for image, row in item_rows():
+        row["full"] = relative(full, feature_vector(image)[None], image.modality)
+        row["view"] = relative(view, view_features(evidence_rows(image))[None], image.modality)
         rows.append(row)
     return rows
 
 
 def main() -> None:
     """Print the description metrics of each basis (`findings_basis.evaluate`'s rule)."""
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).parent))
-    from findings_basis import evaluate
-
     rows = collect()
     print(f"{len(rows)} items")
     for name in ("full", "view"):

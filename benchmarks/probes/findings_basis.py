@@ -12,35 +12,53 @@ per finding type (are the heads trained at all?). Usage:
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 
+def item_rows() -> Iterator[tuple[Any, dict[str, Any]]]:
+    """Each cached description-benchmark item (test sources, as `medq bench describe`) and the
+    fields every probe row needs: modality, dim, source and the applied degradations."""
+    from medq.describe.bench import DescribePlan, build_items, load_item
+
+    for path in build_items(DescribePlan(), progress=False):
+        image, header = load_item(path)
+        yield image, {"modality": image.modality, "dim": header["dim"],
+                      "source": header["source"],
+                      "records": header["meta"].get("degradations", [])}
+
+
+def relative(detector: Any, x: np.ndarray, modality: str) -> tuple[np.ndarray, np.ndarray]:
+    """A calibration's (presence as a fraction of each type's threshold, severity) for one
+    feature vector `[1, features]`: a type is reported where the first reaches 1."""
+    from medq.assess.models.blocks import FINDING_TYPES
+
+    prob, sev = detector.predict(x)
+    thr = np.array([detector.threshold(t, modality) for t in FINDING_TYPES])
+    return prob[0] / thr, sev[0]
+
+
 def collect(model: str) -> list[dict[str, Any]]:
-    """Per item: modality, records, detector probabilities/severities/thresholds, head outputs."""
+    """Per item: the base fields, detector presence/threshold and severity, head outputs."""
     from medq.assess.detector import load_detector
     from medq.assess.models.blocks import FINDING_TYPES
     from medq.assess.predictor import Assessor
-    from medq.describe.bench import DescribePlan, build_items, load_item
     from medq.describe.findings import detector_inputs
 
     assessor = Assessor(model, batch_size=16, measures=False)
     detector = load_detector()
     rows = []
-    for path in build_items(DescribePlan(), progress=False):
-        image, header = load_item(path)
+    for image, row in item_rows():
         a = assessor.assess(image)
-        prob, sev = detector.predict(detector_inputs(a, image, detector)[0])
-        rows.append({"modality": image.modality, "dim": header["dim"],
-                     "source": header["source"],
-                     "records": header["meta"].get("degradations", []),
-                     "prob": prob[0], "sev": sev[0],
-                     "thr": np.array([detector.threshold(t, image.modality)
-                                      for t in FINDING_TYPES]),
-                     "hp": np.array([a.finding_scores[t]["presence"] for t in FINDING_TYPES]),
-                     "he": np.array([a.finding_scores[t]["expected_severity"]
-                                     for t in FINDING_TYPES])})
+        presence, sev = relative(detector, detector_inputs(a, image, detector)[0],
+                                 image.modality)
+        row.update(presence=presence, sev=sev,
+                   hp=np.array([a.finding_scores[t]["presence"] for t in FINDING_TYPES]),
+                   he=np.array([a.finding_scores[t]["expected_severity"]
+                                for t in FINDING_TYPES]))
+        rows.append(row)
     return rows
 
 
@@ -52,7 +70,7 @@ def evaluate(rows: list[dict[str, Any]], presence: Any, severity: Any,
     from medq.assess.assessment import finding_types_for
     from medq.assess.detector import decide, findings_score, load_detector, severity_for
     from medq.assess.models.blocks import FINDING_TYPES
-    from medq.describe.bench import summary
+    from medq.describe.bench import group_of, summary
     from medq.describe.metrics import score_description
     from medq.describe.schema import Finding, verdict_for
 
@@ -70,8 +88,7 @@ def evaluate(rows: list[dict[str, Any]], presence: Any, severity: Any,
         verdict = verdict_for(findings_score(list(d.reported.values()), d.below))
         row = score_description(findings, [FINDING_TYPES[j] for j in d.normal], verdict,
                                 r["records"])
-        row.update(group="XR" if r["modality"] in ("CR", "DX") else r["modality"], dim=r["dim"],
-                   source=r["source"])
+        row.update(group=group_of(r["modality"]), dim=r["dim"], source=r["source"])
         scored.append(row)
     overall = summary(scored)["overall"]
     return (f"{overall['total']:.2f}/8, type accuracy {overall['type_accuracy']:.3f} "
@@ -88,13 +105,13 @@ def main() -> None:
 
     rows = collect(args.model)
     print(f"{len(rows)} items")
-    print("detector:", evaluate(rows, lambda r, j: r["prob"][j] / r["thr"][j],
+    print("detector:", evaluate(rows, lambda r, j: r["presence"][j],
                                 lambda r, j: r["sev"][j]))
     print("heads:   ", evaluate(rows, lambda r, j: 2 * r["hp"][j] * (r["he"][j] >= 0.5),
                                 lambda r, j: r["he"][j]))
     for w in (0.25, 0.5):
         print(f"blend {w}: ", evaluate(
-            rows, lambda r, j, w=w: (1 - w) * r["prob"][j] / r["thr"][j] + w * 2 * r["hp"][j],
+            rows, lambda r, j, w=w: (1 - w) * r["presence"][j] + w * 2 * r["hp"][j],
             lambda r, j, w=w: (1 - w) * r["sev"][j] + w * r["he"][j]))
     top = np.max([r["hp"] for r in rows], axis=0)
     print("largest head presence per type:",
