@@ -9,6 +9,7 @@ from medq.assess.evidence import FEATURE_NAMES
 from medq.data import bench
 from medq.data.sources import TEST_ZONE, _zone_mask, sources
 from medq.degrade import available, get_spec
+from medq.errors import InvalidParameter
 
 
 @pytest.mark.parametrize("kind", available())
@@ -190,6 +191,27 @@ def test_zoomed_fields_of_view_are_off_centre_small_and_keep_physical_size() -> 
             centres.append((found[0] + np.asarray(crop.shape) / 2) / image.shape)
     assert small >= 5  # some crops are stored at a small matrix, like a 64² MR
     assert np.ptp(np.asarray(centres), axis=0).min() > 0.2  # not always the image centre
+
+
+def test_central_zoom_profile_crops_the_middle_at_the_source_matrix() -> None:
+    from medq.data.items import CENTRAL_ZOOM, degraded_item, zoomed
+    from medq.describe.calibration_data import data_path
+
+    src = next(s for s in sources("train", "2d") if s.name == "body_mr")
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        image = src.draw(rng, "2d")
+        crop = zoomed(image, rng, "central")
+        h, w = image.shape
+        ch, cw = crop.shape
+        assert crop.spacing == image.spacing  # kept at the source's pixel size
+        assert CENTRAL_ZOOM[1][0] - 0.02 <= ch / h <= CENTRAL_ZOOM[1][1] + 0.02
+        y0, x0 = (h - ch) // 2, (w - cw) // 2  # exactly the middle of the image
+        assert np.array_equal(crop.array, image.array[y0:y0 + ch, x0:x0 + cw])
+    with pytest.raises(InvalidParameter, match="zoom must be one of"):
+        degraded_item(src, "2d", 0, realism=True, zoom="edge")
+    # the default profile keeps the cache key it always had; another profile gets its own
+    assert data_path(10, 0) == data_path(10, 0, zoom="anywhere") != data_path(10, 0, zoom="central")
 
 
 WORKERS_AFTER_TORCH = """

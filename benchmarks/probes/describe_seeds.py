@@ -4,13 +4,15 @@ calibration fit, and with its data.
 `medq describe` reads its findings from the full-resolution calibration of the finding detector
 (`python -m medq.describe.calibrate`, `src/medq/assess/detector-full.json`), a small MLP
 ensemble whose seed picks its validation split (which also sets the presence thresholds) and its
-initial weights. This refits it on a calibration data file (by default the one this medq builds,
-about 15 minutes on 2 cores the first time; `--data` names another cached file) for several
+initial weights. This refits it on a calibration data file (by default the one the shipped
+recipe builds, `--zoom central`, about 20 minutes on 2 cores the first time; `--zoom anywhere`
+the benchmark's own zoom profile; `--data` names another cached file) for several
 seeds, with one 80/20 split (the shipped recipe) and cross-fitted (`--folds 5`), and prints for
 each fit the description total /8 and the finding-type accuracy (moderate or worse) on the
 description benchmark's held-out items (the report rule of `findings_basis.evaluate`, which
 reproduces `medq bench describe`), then the shipped calibration's on the same items. Usage:
-    python benchmarks/probes/describe_seeds.py [--data NPZ] [--seeds 4] [--folds 1,5]
+    python benchmarks/probes/describe_seeds.py [--data NPZ | --zoom central|anywhere] [--seeds 4]
+                                               [--folds 1,5]
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ def main() -> None:
     """Fit and print one line per (folds, seed), then the shipped calibration's line."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", type=Path, default=None)
+    parser.add_argument("--zoom", choices=("central", "anywhere"), default="central")
     parser.add_argument("--seeds", type=int, default=4)
     parser.add_argument("--folds", default="1,5")
     args = parser.parse_args()
@@ -50,8 +53,8 @@ def main() -> None:
     from medq.describe.calibrate import fit
     from medq.describe.calibration_data import build, data_path, read_data
 
-    calibration = read_data(args.data) if args.data else build(3600, 150)
-    print(f"calibration data: {(args.data or data_path(3600, 150)).name}")
+    calibration = read_data(args.data) if args.data else build(3600, 150, zoom=args.zoom)
+    print(f"calibration data: {(args.data or data_path(3600, 150, zoom=args.zoom)).name}")
     rows = collect()
     for folds in (int(f) for f in args.folds.split(",")):
         for seed in range(args.seeds):

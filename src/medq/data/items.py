@@ -43,6 +43,15 @@ SMALL_MATRIX = (0.5, (48, 160))
 """Probability that a zoomed field of view is stored at a small matrix, and that matrix's range
 (longer side, pixels; never larger than the crop)."""
 
+CENTRAL_ZOOM = (0.3, (0.45, 0.75))
+"""The `central` zoom profile (the benchmark's version-5 realism): probability of a zoomed
+field of view and its crop fraction per side, centred, kept at the source's matrix."""
+
+ZOOM_PROFILES = ("anywhere", "central")
+"""How `realism` zooms (`degraded_item(zoom=...)`): `anywhere` (`ZOOM`, `SMALL_MATRIX`; the
+benchmark and the training sets) or `central` (`CENTRAL_ZOOM`; the items the description's
+full-plane calibration is fitted on, `medq.describe.calibrate --zoom central`)."""
+
 SEVERITY_RANGE = (0.2, 3.2)
 """Continuous severity range of the applied degradations (as the quality benchmark)."""
 
@@ -88,13 +97,17 @@ def _apply(image: MedImage, kind: str, value: float, rng: np.random.Generator) -
     return image
 
 
-def zoomed(image: MedImage, rng: np.random.Generator) -> MedImage:
-    """A crop of a 2D grey image (25–75 % per side, anywhere), sometimes at a smaller matrix."""
+def zoomed(image: MedImage, rng: np.random.Generator, profile: str = "anywhere") -> MedImage:
+    """A crop of a 2D grey image: 25–75 % per side anywhere, sometimes at a smaller matrix, or
+    (`profile="central"`) 45–75 % per side in the middle."""
     from skimage.transform import resize
 
     h, w = image.shape
-    fy, fx = rng.uniform(*ZOOM[1], size=2)
+    fy, fx = rng.uniform(*(CENTRAL_ZOOM if profile == "central" else ZOOM)[1], size=2)
     ch, cw = max(32, int(h * fy)), max(32, int(w * fx))
+    if profile == "central":
+        y0, x0 = (h - ch) // 2, (w - cw) // 2
+        return image.evolve(array=np.ascontiguousarray(image.array[y0:y0 + ch, x0:x0 + cw]))
     y0, x0 = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
     crop = image.array[y0:y0 + ch, x0:x0 + cw]
     spacing = image.spacing
@@ -116,14 +129,18 @@ def _mark_baseline(image: MedImage) -> MedImage:
 
 
 def degraded_item(source: Source, dim: str, seed: int, clean_fraction: float = 0.12,
-                  pair_fraction: float = 0.25, realism: bool = False
+                  pair_fraction: float = 0.25, realism: bool = False, zoom: str = "anywhere"
                   ) -> tuple[MedImage, list[dict[str, Any]]]:
-    """One deterministic (image, degradation records) pair from a source and a seed."""
+    """One deterministic (image, degradation records) pair from a source and a seed (`zoom`:
+    the realism's zoom profile, one of `ZOOM_PROFILES`)."""
+    if zoom not in ZOOM_PROFILES:
+        raise InvalidParameter(f"zoom must be one of {', '.join(ZOOM_PROFILES)}, got {zoom!r}")
     rng = np.random.default_rng(seed)
     image = source.draw(rng, dim)
-    if realism and not image.is_rgb and not image.is_volume and rng.random() < ZOOM[0] \
+    chance = (CENTRAL_ZOOM if zoom == "central" else ZOOM)[0]
+    if realism and not image.is_rgb and not image.is_volume and rng.random() < chance \
             and min(image.shape) >= 96:
-        image = zoomed(image, rng)
+        image = zoomed(image, rng, zoom)
     kinds = kinds_for(image.modality)
     u = rng.random()
     n = 0 if u < clean_fraction else (2 if u < clean_fraction + pair_fraction else 1)

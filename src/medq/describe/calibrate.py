@@ -1,8 +1,8 @@
 """Fit the finding detector on the TRAINING sources (never the test split) and ship it as JSON.
 
     python -m medq.describe.calibrate [--n2d 3600] [--n3d 150] [--heads MODEL] [--view]
-                                      [--seed 0] [--folds 1] [--hidden 64] [--dropout 0.0]
-                                      [--output PATH]
+                                      [--zoom central|anywhere] [--seed 0] [--folds 1]
+                                      [--hidden 64] [--dropout 0.0] [--output PATH]
 
 Without `--view` the features are computed on the full planes (`evidence.feature_vector`) and
 the result is the description's calibration (`assess/detector-full.json`); with `--view` on the
@@ -10,7 +10,10 @@ quality model's views of at most 256 px (the mean of `evidence.evidence_rows`) a
 assessment's (`assess/detector-view.json`, its evidence score).
 
 1. **Data**: `degraded_item` on `sources('train', …)` (with `realism`: sub-threshold baseline
-   noise and zoomed fields of view; MR sources three times as often), the
+   noise and zoomed fields of view, by default for the full planes the `central` profile — 30 %
+   of grey 2D images cropped to their middle 45–75 % per side —, with `--view` the quality
+   benchmark's `anywhere` — 40 %, 25–75 % anywhere, half at a small matrix; MR sources three
+   times as often), the
    evidence features of each image (`medq.assess.evidence`) and its continuous severity per
    finding type (`items.severity_targets`); with `--heads`, also the named model's raw finding
    scores and score (then the detector is tied to that checkpoint's SHA-256). Built and cached
@@ -43,6 +46,7 @@ from medq.assess.detector import (
 )
 from medq.assess.evidence import FEATURE_NAMES, modality_group
 from medq.assess.models.blocks import FINDING_TYPES
+from medq.data.items import ZOOM_PROFILES
 from medq.describe.calibration_data import build, data_path, model_sha, read_data
 from medq.errors import InputError
 
@@ -249,6 +253,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--view", action="store_true",
                     help="features on the model's ≤256-px views (the evidence rows)")
+    ap.add_argument("--zoom", choices=ZOOM_PROFILES, default=None,
+                    help="the items' zoomed fields of view (`items.ZOOM_PROFILES`; default: "
+                         "central for the full planes, anywhere with --view)")
     ap.add_argument("--output", type=Path, default=None,
                     help="where to write (default: the shipped calibration of the features)")
     ap.add_argument("--seed", type=int, default=0,
@@ -261,6 +268,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--data", type=Path, default=None,
                     help="fit on this calibration data file (.npz) instead of building one")
     args = ap.parse_args(argv)
+    zoom = args.zoom or ("anywhere" if args.view else "central")
     started = time.time()
     if args.data:
         try:
@@ -268,12 +276,13 @@ def main(argv: list[str] | None = None) -> None:
         except InputError as e:
             ap.error(str(e))
     else:
-        data = build(args.n2d, args.n3d, args.heads, args.workers, args.view)
+        data = build(args.n2d, args.n3d, args.heads, args.workers, args.view, zoom)
     calib = fit(data, args.heads, seed=args.seed, hidden=args.hidden, dropout=args.dropout,
                 folds=args.folds)
     calib["features_on"] = "view" if args.view else "full"
     # the data file's name, so probes find the cached items (`evidence_score.py`)
-    calib["data_file"] = (args.data or data_path(args.n2d, args.n3d, args.heads, args.view)).name
+    calib["data_file"] = (args.data or data_path(args.n2d, args.n3d, args.heads, args.view,
+                                                 zoom)).name
     calib["seconds"] = round(time.time() - started, 1)
     output = args.output or (VIEW_CALIBRATION_PATH if args.view else CALIBRATION_PATH)
     atomic_write_text(output, json.dumps(calib))

@@ -51,16 +51,18 @@ def _assessor(model: str) -> Any:
     return Assessor(model, measures=False, threads=1)
 
 
-def _row(job: tuple[str, str, int], model: str | None, view: bool = False
-         ) -> dict[str, Any] | None:
+def _row(job: tuple[str, str, int], model: str | None, view: bool = False,
+         zoom: str = "anywhere") -> dict[str, Any] | None:
     """Features, targets (and head outputs) of one calibration item (`view`: the mean of the
-    evidence rows, on views of at most `EVIDENCE_SIZE` px, instead of the full planes); None
-    when `model` refuses the image (a zoomed view that holds only air is blank)."""
+    evidence rows, on views of at most `EVIDENCE_SIZE` px, instead of the full planes; `zoom`:
+    the realism's zoom profile, `items.ZOOM_PROFILES`); None when `model` refuses the image (a
+    zoomed view that holds only air is blank)."""
     from medq.data.sources import sources
 
     name, dim, seed = job
     source = next(s for s in sources("train") if s.name == name)
-    image, records = degraded_item(source, dim, seed, clean_fraction=0.2, realism=True)
+    image, records = degraded_item(source, dim, seed, clean_fraction=0.2, realism=True,
+                                   zoom=zoom)
     x = view_features(evidence_rows(image)) if view else feature_vector(image)
     row = {"x": x, "y": severity_targets(records),
            "modality": image.modality, "source": name, "dim": dim}
@@ -79,31 +81,35 @@ def model_sha(model: str) -> str:
     return hashlib.sha256(resolve(model).read_bytes()).hexdigest()[:16]
 
 
-def data_path(n2d: int, n3d: int, model: str | None = None, view: bool = False) -> Path:
+def data_path(n2d: int, n3d: int, model: str | None = None, view: bool = False,
+              zoom: str = "anywhere") -> Path:
     """Where `build` caches the calibration data of these settings (keyed by them and by the
-    feature and item versions)."""
+    feature and item versions; the default zoom profile adds nothing to the key)."""
     from medq.data.bench import BENCH_VERSION
     from medq.data.cache import cache_dir
 
     key = hashlib.sha256(json.dumps([n2d, n3d, FEATURE_NAMES, FEATURES_VERSION, SEED_BASE,
                                      BENCH_VERSION, model and model_sha(model)]
-                                    + (["view"] if view else [])).encode()).hexdigest()[:12]
+                                    + (["view"] if view else [])
+                                    + ([zoom] if zoom != "anywhere" else [])
+                                    ).encode()).hexdigest()[:12]
     return cache_dir() / "describe" / f"calibration-{key}.npz"
 
 
-def build(n2d: int, n3d: int, model: str | None = None, workers: int = 2, view: bool = False
-          ) -> dict[str, np.ndarray]:
-    """The calibration arrays (cached): x features, y severities, h heads, modality, source."""
+def build(n2d: int, n3d: int, model: str | None = None, workers: int = 2, view: bool = False,
+          zoom: str = "anywhere") -> dict[str, np.ndarray]:
+    """The calibration arrays (cached): x features, y severities, h heads, modality, source
+    (`zoom`: the items' zoom profile, `items.ZOOM_PROFILES`)."""
     from rich.progress import track
 
     from medq.io.atomic import atomic_path
 
-    path = data_path(n2d, n3d, model, view)
+    path = data_path(n2d, n3d, model, view, zoom)
     if path.exists():
         with np.load(path) as data:
             return {k: data[k] for k in data.files}
     jobs = sorted(_jobs(n2d, n3d), key=lambda j: (j[0], j[1]))
-    fn = partial(_row, model=model, view=view)
+    fn = partial(_row, model=model, view=view, zoom=zoom)
     with worker_pool(workers) as ex:
         made = list(track(ex.map(fn, jobs, chunksize=4), total=len(jobs),
                           description="calibration items", transient=True))
