@@ -342,6 +342,12 @@ def test_calibration_fits_on_real_training_items(tmp_path: Path, monkeypatch) ->
     crossed = calibrate.fit(data, steps=50, ensemble=1, folds=3)
     assert len(crossed["nets"]) == 3 and crossed["folds"] == 3
     assert crossed["validation"]["items"] == crossed["trained_on"]["items"] == 28
+    # the command fits the full planes on central-zoom items unless told otherwise
+    out = tmp_path / "detector.json"
+    calibrate.main(["--n2d", "12", "--n3d", "0", "--workers", "1", "--output", str(out)])
+    central = calibration_data.data_path(12, 0, zoom="central")
+    assert json.loads(out.read_text())["data_file"] == central.name and central.exists()
+    assert not calibration_data.data_path(12, 0).exists()
 
 
 def test_heads_calibration_leaves_out_items_the_model_refuses(monkeypatch) -> None:

@@ -3,13 +3,16 @@
 The view calibration of the finding detector (`python -m medq.describe.calibrate --view`) is a
 small MLP ensemble whose seed picks its validation split (which also sets the presence
 thresholds) and its initial weights. This refits it on the cached calibration data (built on
-first use, about 13 minutes on 2 cores) for several seeds, with one 80/20 split (`--folds 1`,
-the shipped recipe) and cross-fitted (`--folds 5`), and prints for each fit the held-out SRCC of
-the evidence score alone and of `medq assess`'s score (the mean with the model's score, on the
-quality benchmark's test split, as `medq bench iqa`), and the severity ranking of
+first use, about 13–20 minutes on 2 cores; `--zoom` picks the items' zoom profile, `anywhere`
+as shipped or `central` as the full-plane calibration's) for several seeds, with one 80/20
+split (`--folds 1`, the shipped recipe) and cross-fitted (`--folds 5`), and prints for each fit
+the held-out SRCC of the evidence score alone and of `medq assess`'s score (the mean with the
+model's score, on the quality benchmark's test split, as `medq bench iqa`), and the severity
+ranking of
 `benchmarks/ranking.py` (same ladders, same model scores). The mean over seeds is what a recipe
 is worth; one fit is a draw from it. Usage:
-    python benchmarks/probes/detector_seeds.py [--model mediqa-s] [--seeds 4] [--folds 1,5]
+    python benchmarks/probes/detector_seeds.py [--model mediqa-s] [--zoom anywhere|central]
+                                               [--seeds 4] [--folds 1,5]
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ def main() -> None:
     """Fit, score and print one line per (folds, seed) and the mean per folds setting."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", default="mediqa-s")
+    parser.add_argument("--zoom", choices=("anywhere", "central"), default="anywhere")
     parser.add_argument("--seeds", type=int, default=4)
     parser.add_argument("--folds", default="1,5")
     args = parser.parse_args()
@@ -74,7 +78,7 @@ def main() -> None:
     from medq.describe.calibration_data import build
 
     data = held_out(args.model)
-    calibration = build(3600, 150, view=True)
+    calibration = build(3600, 150, view=True, zoom=args.zoom)
     for folds in (int(f) for f in args.folds.split(",")):
         found = []
         for seed in range(args.seeds):
