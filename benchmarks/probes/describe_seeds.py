@@ -43,9 +43,11 @@ def described(detector: Any, rows: list[dict[str, Any]]) -> str:
 
 def main() -> None:
     """Fit and print one line per (folds, seed), then the shipped calibration's line."""
+    from medq.data.items import ZOOM_PROFILES
+
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", type=Path, default=None)
-    parser.add_argument("--zoom", choices=("central", "anywhere"), default="central")
+    parser.add_argument("--zoom", choices=tuple(ZOOM_PROFILES), default="central")
     parser.add_argument("--seeds", type=int, default=4)
     parser.add_argument("--folds", default="1,5")
     args = parser.parse_args()

@@ -67,9 +67,11 @@ def rates(detector: Any, data: dict[str, Any]) -> tuple[float, float, float]:
 
 def main() -> None:
     """Fit, score and print one line per (folds, seed) and the mean per folds setting."""
+    from medq.data.items import ZOOM_PROFILES
+
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", default="mediqa-s")
-    parser.add_argument("--zoom", choices=("anywhere", "central"), default="anywhere")
+    parser.add_argument("--zoom", choices=tuple(ZOOM_PROFILES), default="anywhere")
     parser.add_argument("--seeds", type=int, default=4)
     parser.add_argument("--folds", default="1,5")
     args = parser.parse_args()

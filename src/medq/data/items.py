@@ -49,10 +49,10 @@ CENTRAL_ZOOM = (0.3, (0.45, 0.75))
 """The `central` zoom profile (the benchmark's version-5 realism): probability of a zoomed
 field of view and its crop fraction per side, centred, kept at the source's matrix."""
 
-ZOOM_PROFILES = ("anywhere", "central")
-"""How `realism` zooms (`degraded_item(zoom=...)`): `anywhere` (`ZOOM`, `SMALL_MATRIX`; the
-benchmark and the training sets) or `central` (`CENTRAL_ZOOM`; the items the description's
-full-plane calibration is fitted on, `medq.describe.calibrate --zoom central`)."""
+ZOOM_PROFILES = {"anywhere": ZOOM, "central": CENTRAL_ZOOM}
+"""How `realism` zooms (`degraded_item(zoom=...)`), by name: `anywhere` (`ZOOM`, then
+`SMALL_MATRIX`; the benchmark and the training sets) or `central` (`CENTRAL_ZOOM`; the items the
+description's full-plane calibration is fitted on, `medq.describe.calibrate --zoom central`)."""
 
 SEVERITY_RANGE = (0.2, 3.2)
 """Continuous severity range of the applied degradations (as the quality benchmark)."""
@@ -105,7 +105,7 @@ def zoomed(image: MedImage, rng: np.random.Generator, profile: str = "anywhere")
     from skimage.transform import resize
 
     h, w = image.shape
-    fy, fx = rng.uniform(*(CENTRAL_ZOOM if profile == "central" else ZOOM)[1], size=2)
+    fy, fx = rng.uniform(*ZOOM_PROFILES[profile][1], size=2)
     ch, cw = max(32, int(h * fy)), max(32, int(w * fx))
     if profile == "central":
         y0, x0 = (h - ch) // 2, (w - cw) // 2
@@ -139,9 +139,8 @@ def degraded_item(source: Source, dim: str, seed: int, clean_fraction: float = 0
         raise InvalidParameter(f"zoom must be one of {', '.join(ZOOM_PROFILES)}, got {zoom!r}")
     rng = np.random.default_rng(seed)
     image = source.draw(rng, dim)
-    chance = (CENTRAL_ZOOM if zoom == "central" else ZOOM)[0]
-    if realism and not image.is_rgb and not image.is_volume and rng.random() < chance \
-            and min(image.shape) >= 96:
+    if realism and not image.is_rgb and not image.is_volume \
+            and rng.random() < ZOOM_PROFILES[zoom][0] and min(image.shape) >= 96:
         image = zoomed(image, rng, zoom)
     kinds = kinds_for(image.modality)
     u = rng.random()

@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--view", action="store_true",
                     help="features on the model's ≤256-px views (the evidence rows)")
-    ap.add_argument("--zoom", choices=ZOOM_PROFILES, default=None,
+    ap.add_argument("--zoom", choices=tuple(ZOOM_PROFILES), default=None,
                     help="the items' zoomed fields of view (`items.ZOOM_PROFILES`; default: "
                          "central for the full planes, anywhere with --view)")
     ap.add_argument("--output", type=Path, default=None,
