@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/qc_speed.py
 	$(BIN)/medq bench iqa
 	$(BIN)/python benchmarks/ranking.py
+	$(BIN)/python benchmarks/independent.py
 	$(BIN)/python benchmarks/restore_speed.py
 	$(BIN)/medq bench restore
 	$(BIN)/medq bench describe

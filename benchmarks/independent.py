@@ -1,0 +1,231 @@
+"""Severity ranking under independent simulators (`make bench`).
+
+`benchmarks/ranking.py` degrades the held-out real images with medq's own engine, which also
+made the training data. Here the same images (pydicom's CT and MR files, the skull radiograph,
+none of them ever trained on) are degraded by code medq has never trained on: scikit-image's
+Radon transform for CT sinogram noise, MONAI's fastMRI-style k-space masks and Rician noise,
+TorchIO's motion (Shaw et al.) and Gaussian blur in mm, and Poisson noise on a radiograph's
+transmitted counts. Each image is scored clean and at four rising strengths of each kind;
+Spearman(strength, falling score) is averaged per kind and over kinds, for `medq assess`'s
+score and for its two parts (the model's score and the evidence score). Writes
+benchmarks/results/independent.json (with each rung's findings and suspected types). Usage:
+    python benchmarks/independent.py [--model mediqa-s] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+RESULTS = Path(__file__).parent / "results"
+
+MU_WATER_PER_MM = 0.0192
+"""Linear attenuation of water at about 70 keV (1/mm): HU ↔ μ for the CT simulation."""
+
+
+def _tio_image(image: Any) -> Any:
+    """A 2D MedImage as a TorchIO image: tensor (1, 1, y, x), affine with its pixel spacing (the
+    plane's rows and columns are TorchIO's 2nd and 3rd axes, so that its motion, which splits
+    k-space along the 3rd axis, acts in-plane)."""
+    import torch
+    import torchio as tio
+
+    sy, sx = image.spacing[-2:]
+    affine = np.diag([1.0, float(sy), float(sx), 1.0])
+    data = torch.from_numpy(np.asarray(image.array, dtype=np.float32)[None, None].copy())
+    return tio.ScalarImage(tensor=data, affine=affine)
+
+
+def _apply_tio(image: Any, transform: Any) -> Any:
+    """`image` with a TorchIO transform applied to its 2D plane."""
+    out = transform(_tio_image(image))
+    return image.with_array(out.data[0, 0].numpy().astype(np.float32))
+
+
+def tio_blur(image: Any, sigma_mm: float, seed: int) -> Any:
+    """TorchIO Gaussian blur of σ = `sigma_mm` in-plane (mm, as the image's spacing)."""
+    import torchio as tio
+
+    return _apply_tio(image, tio.Blur(std=(0.0, sigma_mm, sigma_mm)))
+
+
+MOTION_FOV_CAP = 0.05
+"""Largest translation of `tio_motion` as a fraction of the field of view (a 1 mm move is
+small on a head, not on a 20 mm crop)."""
+
+
+def tio_motion(image: Any, amplitude: float, seed: int) -> Any:
+    """TorchIO rigid motion (k-space segments of moved copies, Shaw et al.; phase encoding along
+    the columns): the object moves twice, first at `motion_onset(amplitude)` of the acquisition
+    (after the k-space centre) and again halfway from there to the end, by in-plane rotations of
+    `amplitude` and −0.6 × `amplitude` degrees and translations of up to `amplitude` mm (at most
+    `MOTION_FOV_CAP` of the field of view) in directions drawn from `seed`."""
+    import torchio as tio
+
+    rng = np.random.default_rng(seed)
+    direction = rng.uniform(-1.0, 1.0, (2, 2))
+    direction /= np.abs(direction).max(axis=1, keepdims=True)
+    fov = min(float(s) * n for s, n in zip(image.spacing[-2:], image.shape[-2:], strict=True))
+    turn = np.array([[1.0, 0.0, 0.0], [-0.6, 0.0, 0.0]]) * amplitude
+    shift = np.concatenate([np.zeros((2, 1)), direction], axis=1) * min(amplitude,
+                                                                         MOTION_FOV_CAP * fov)
+    onset = motion_onset(amplitude)
+    return _apply_tio(image, tio.Motion(degrees=turn, translation=shift,
+                                        times=np.array([onset, (onset + 1.0) / 2.0]),
+                                        image_interpolation="linear"))
+
+
+def motion_onset(amplitude: float) -> float:
+    """When `tio_motion` first moves, as a fraction of the acquisition: later for small moves
+    (0.85 at 1 mm), earlier for large ones, never before the k-space centre (0.52 from 7.6 mm).
+    A moved k-space segment loses its detail whatever the size of the move, so the corrupted
+    share of k-space has to grow with the amplitude for the strength to rise."""
+    return float(max(0.52, 0.9 - 0.05 * amplitude))
+
+
+def monai_undersample(image: Any, acceleration: float, seed: int) -> Any:
+    """MONAI's fastMRI-style random k-space mask (8 % of the lines kept at the centre, the rest
+    at random for `acceleration` overall), zero-filled magnitude reconstruction."""
+    import torch
+    from monai.apps.reconstruction.transforms.array import RandomKspaceMask
+    from monai.data.fft_utils import fftn_centered
+
+    plane = torch.from_numpy(np.asarray(image.array, dtype=np.float32))
+    complex_plane = torch.stack([plane, torch.zeros_like(plane)], dim=-1)[None]  # (1, y, x, 2)
+    kspace = fftn_centered(complex_plane, spatial_dims=2, is_complex=True)
+    mask = RandomKspaceMask(center_fractions=[0.08], accelerations=[acceleration],
+                            spatial_dims=2, is_complex=True)
+    mask.set_random_state(seed=seed)
+    _, magnitude = mask(kspace)
+    return image.with_array(magnitude.reshape(plane.shape).numpy().astype(np.float32))
+
+
+def monai_rician(image: Any, relative_std: float, seed: int) -> Any:
+    """MONAI's Rician noise of σ = `relative_std` × the image's standard deviation."""
+    from monai.transforms import RandRicianNoise
+
+    noise = RandRicianNoise(prob=1.0, std=relative_std, relative=True, sample_std=False)
+    noise.set_random_state(seed=seed)
+    out = noise(np.asarray(image.array, dtype=np.float32)[None])
+    return image.with_array(np.asarray(out)[0].astype(np.float32))
+
+
+def _square(a: np.ndarray, fill: float) -> tuple[np.ndarray, tuple[slice, slice]]:
+    """`a` padded with `fill` to a centred square, and the slices that crop it back."""
+    n = max(a.shape)
+    top, left = (n - a.shape[0]) // 2, (n - a.shape[1]) // 2
+    out = np.full((n, n), fill, dtype=np.float64)
+    out[top:top + a.shape[0], left:left + a.shape[1]] = a
+    return out, (slice(top, top + a.shape[0]), slice(left, left + a.shape[1]))
+
+
+def ct_sinogram_noise(image: Any, photons: float, seed: int) -> Any:
+    """CT dose reduction by noise insertion with scikit-image's Radon transform: the slice's
+    line integrals (HU → μ of water at 70 keV, padding as air; one view per pixel over 180°),
+    Poisson counts of `photons` per ray, and the filtered back-projection of the change of the
+    log-transformed counts added to the slice (its resolution and texture kept)."""
+    from skimage.transform import iradon, radon
+
+    rng = np.random.default_rng(seed)
+    hu = np.asarray(image.array, dtype=np.float64)
+    mu, crop = _square(MU_WATER_PER_MM * (1.0 + np.maximum(hu, -1000.0) / 1000.0), 0.0)
+    pixel_mm = float(np.mean(image.spacing[-2:]))
+    theta = np.linspace(0.0, 180.0, mu.shape[0], endpoint=False)
+    line = radon(mu, theta=theta, circle=False) * pixel_mm
+    counts = np.maximum(rng.poisson(photons * np.exp(-line)), 1.0)
+    change = -np.log(counts / photons) - line
+    delta_mu = iradon(change, theta=theta, filter_name="ramp", circle=False,
+                      output_size=mu.shape[0]) / pixel_mm
+    out = hu + (1000.0 / MU_WATER_PER_MM) * delta_mu[crop]
+    return image.with_array(np.where(hu < -1000.0, hu, out).astype(np.float32))
+
+
+def xr_poisson(image: Any, photons: float, seed: int) -> Any:
+    """Radiograph quantum noise: pixel values read as line integrals (the darkest pixel 0, the
+    brightest 4, i.e. 2 % transmission), Poisson counts of `photons` per unattenuated pixel,
+    back to pixel values through the log."""
+    rng = np.random.default_rng(seed)
+    a = np.asarray(image.array, dtype=np.float64)
+    lo, hi = float(a.min()), float(a.max())
+    line = 4.0 * (a - lo) / max(hi - lo, 1e-12)
+    counts = np.maximum(rng.poisson(photons * np.exp(-line)), 1.0)
+    return image.with_array((lo + (hi - lo) * -np.log(counts / photons) / 4.0).astype(np.float32))
+
+
+Simulator = Callable[[Any, float, int], Any]
+
+LADDERS: dict[str, dict[str, tuple[Simulator, tuple[float, ...]]]] = {
+    "CT": {"ct_sinogram_noise": (ct_sinogram_noise, (2e5, 5e4, 1.5e4, 5e3)),
+           "blur": (tio_blur, (0.6, 1.2, 2.0, 3.0))},
+    "MR": {"mr_kspace_undersampling": (monai_undersample, (2.0, 3.0, 4.0, 6.0)),
+           "mr_rician_noise": (monai_rician, (0.03, 0.06, 0.1, 0.16)),
+           "mr_motion": (tio_motion, (1.0, 2.5, 5.0, 8.0)),
+           "blur": (tio_blur, (0.6, 1.2, 2.0, 3.0))},
+    "XR": {"xr_quantum_noise": (xr_poisson, (3e4, 1e4, 3e3, 1e3)),
+           "blur": (tio_blur, (0.6, 1.2, 2.0, 3.0))},
+}
+"""Per modality group (`evidence.modality_group`), each kind's simulator and its four strengths,
+mildest first (photons fall, the rest rise). Blur σ in mm, motion in degrees and mm, Rician σ
+relative to the image's SD."""
+
+
+def independent_ladders(images: dict[str, Any], seed: int = 0
+                        ) -> Iterator[tuple[str, str, list[Any]]]:
+    """(image name, kind, ladder) for each held-out image and each kind of its modality: the
+    image clean, then at each strength of `LADDERS` (one seed per ladder)."""
+    from medq.assess.evidence import modality_group
+
+    for name, image in images.items():
+        for kind, (simulate, strengths) in LADDERS.get(modality_group(image.modality), {}).items():
+            yield name, kind, [image] + [simulate(image, s, seed) for s in strengths]
+
+
+def main() -> None:
+    """Score every ladder and print the per-ladder scores and the per-kind Spearman means."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", default="mediqa-s")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    from medq.assess.predictor import Assessor
+    from medq.train.evaluate import held_out_images, ladder_spearman, ranking_summary
+
+    assessor = Assessor(args.model, measures=False)
+    parts = {"score": {}, "model_score": {}, "evidence_score": {}}
+    for name, kind, ladder in independent_ladders(held_out_images(), args.seed):
+        found = assessor.assess_many(ladder)
+        failed = [r for r in found if isinstance(r, Exception)]
+        if failed:
+            sys.exit(f"{name}/{kind}: {failed[0]}")
+        for part, pairs in parts.items():
+            scores = [float(getattr(r, part)) for r in found]
+            pairs[f"{name}/{kind}"] = {"scores": scores, "spearman": ladder_spearman(scores)}
+        parts["score"][f"{name}/{kind}"]["findings"] = [
+            [f"{f['type']} ({f['severity']})" for f in r.findings]
+            + [f"suspected {d['type']} ({d['confidence']:.2f})" for d in r.suspected]
+            for r in found]
+        scores = " ".join(f"{s:.2f}" for s in parts["score"][f"{name}/{kind}"]["scores"])
+        print(f"{name + '/' + kind:36s} ρ={parts['score'][f'{name}/{kind}']['spearman']:+.2f}"
+              f"  scores clean→severe: {scores}", flush=True)
+    results = {part: ranking_summary(pairs) for part, pairs in parts.items()}
+    print(f"{'kind':26s} {'medq assess':>12s} {'model':>8s} {'evidence':>9s}")
+    for kind in results["score"]["per_kind"]:
+        row = [results[p]["per_kind"][kind] for p in parts]
+        print(f"{kind:26s} {row[0]:12.3f} {row[1]:8.3f} {row[2]:9.3f}")
+    means = [results[p]["mean"] for p in parts]
+    print(f"{'mean over kinds':26s} {means[0]:12.3f} {means[1]:8.3f} {means[2]:9.3f}")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = {"model": args.model, "seed": args.seed,
+           "ladders": {m: {k: list(v[1]) for k, v in kinds.items()}
+                       for m, kinds in LADDERS.items()},
+           **results}
+    (RESULTS / "independent.json").write_text(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()

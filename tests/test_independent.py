@@ -1,0 +1,104 @@
+"""The independent simulators of `benchmarks/independent.py` do what their docstrings claim, on
+the held-out real images the benchmark degrades (its numbers mean nothing otherwise)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+import independent as ind  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def images() -> dict:
+    """The benchmark's held-out images (pydicom's CT and MR files, the skull radiograph)."""
+    from medq.train.evaluate import held_out_images
+
+    return held_out_images()
+
+
+def _diff_sd(a, b) -> float:
+    """Standard deviation of the change between two images."""
+    return float(np.std(np.asarray(a.array, float) - np.asarray(b.array, float)))
+
+
+def test_ct_sinogram_noise_adds_unbiased_noise_that_grows_as_photons_fall(images) -> None:
+    ct = images["ct_small"]
+    outs = [ind.ct_sinogram_noise(ct, photons, seed=0) for photons in (2e5, 1.5e4)]
+    for out in outs:
+        assert out.shape == ct.shape and out.array.dtype == np.float32
+        assert out.spacing == ct.spacing and out.modality == "CT"
+    mild, severe = (_diff_sd(o, ct) for o in outs)
+    # quantum noise: σ ∝ 1/√photons, a 13× dose cut gives about 3.6× the noise
+    assert 5.0 < mild < 60.0 and 2.5 < severe / mild < 5.0, (mild, severe)
+    body = ct.array > -200
+    shift = float(np.mean(outs[1].array[body] - ct.array[body]))
+    assert abs(shift) < 0.1 * severe  # noise, not a change of the HU scale
+    assert np.array_equal(ind.ct_sinogram_noise(ct, 1.5e4, seed=0).array, outs[1].array)
+
+
+def test_monai_undersampling_loses_detail_as_acceleration_grows(images) -> None:
+    mr = images["mr_abdomen"]
+    outs = [ind.monai_undersample(mr, r, seed=0) for r in (2.0, 6.0)]
+    errors = [_diff_sd(o, mr) for o in outs]
+    assert all(o.shape == mr.shape and np.all(o.array >= 0) for o in outs)  # magnitude images
+    assert 0.0 < errors[0] < errors[1], errors
+    # the zero-filled image keeps the low frequencies: far closer to the original than to zero
+    assert errors[1] < 0.5 * float(np.std(mr.array))
+
+
+def test_monai_rician_noise_is_relative_to_the_image_sd_and_lifts_the_background(images) -> None:
+    mr = images["mr_abdomen"]
+    out = ind.monai_rician(mr, 0.1, seed=0)
+    background = mr.array < np.percentile(mr.array, 10)
+    sd = float(np.std(mr.array))
+    assert out.array[background].mean() > mr.array[background].mean() + 0.05 * sd  # Rician floor
+    tissue = mr.array > np.percentile(mr.array, 75)  # bright tissue: nearly Gaussian, σ = 0.1·SD
+    assert 0.07 * sd < _diff_sd_where(out, mr, tissue) < 0.13 * sd
+
+
+def _diff_sd_where(a, b, where: np.ndarray) -> float:
+    """Standard deviation of the change between two images within a mask."""
+    return float(np.std(a.array[where].astype(float) - b.array[where].astype(float)))
+
+
+def test_tio_motion_keeps_the_kspace_centre_and_grows_with_amplitude(images) -> None:
+    mr = images["mr_abdomen"]
+    errors = [_diff_sd(ind.tio_motion(mr, a, seed=0), mr) for a in (1.0, 5.0, 8.0)]
+    assert errors[0] < errors[1] < errors[2], errors
+    mild = ind.tio_motion(mr, 1.0, seed=0).array
+    assert abs(float(mild.mean() / mr.array.mean()) - 1.0) < 0.01  # no global shift or rescale
+    assert [ind.motion_onset(a) for a in (1.0, 8.0, 20.0)] == pytest.approx([0.85, 0.52, 0.52])
+
+
+def test_tio_blur_sigma_is_in_millimetres(images) -> None:
+    xr = images["xr_head"]
+    for spacing in (0.5, 1.0):
+        impulse = np.zeros((65, 65), dtype=np.float32)
+        impulse[32, 32] = 1.0
+        plane = xr.evolve(array=impulse, spacing=(spacing, spacing))
+        out = ind.tio_blur(plane, 1.0, seed=0).array.astype(float)
+        profile = out[32] / out[32].sum()
+        x = (np.arange(65) - 32) * spacing
+        assert float(np.sqrt(np.sum(profile * x * x))) == pytest.approx(1.0, rel=0.1)
+
+
+def test_xr_poisson_noise_grows_as_photons_fall_and_keeps_the_range(images) -> None:
+    xr = images["xr_head"]
+    mild, severe = (ind.xr_poisson(xr, n, seed=0) for n in (3e4, 1e3))
+    assert 0.0 < _diff_sd(mild, xr) < _diff_sd(severe, xr)
+    assert abs(float(mild.array.mean() - xr.array.mean())) < 0.01 * float(np.ptp(xr.array))
+
+
+def test_every_held_out_image_gets_a_clean_first_ladder_of_five(images) -> None:
+    ladders = {(n, k): ladder for n, k, ladder in ind.independent_ladders(
+        {n: images[n] for n in ("mr_small", "xr_head")})}
+    assert set(ladders) == {("mr_small", k) for k in ind.LADDERS["MR"]} | {
+        ("xr_head", k) for k in ind.LADDERS["XR"]}
+    for (name, _), ladder in ladders.items():
+        assert len(ladder) == 5 and ladder[0] is images[name]
+        assert all(rung.shape == images[name].shape for rung in ladder)
