@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/independent.py
 	$(BIN)/python benchmarks/restore_speed.py
 	$(BIN)/medq bench restore
+	$(BIN)/python benchmarks/independent_restore.py
 	$(BIN)/medq bench describe
 
 lint: $(STAMP)

@@ -7,7 +7,8 @@ Radon transform for CT sinogram noise, MONAI's fastMRI-style k-space masks and R
 TorchIO's motion (Shaw et al.) and Gaussian blur in mm, and Poisson noise on a radiograph's
 transmitted counts. Each image is scored clean and at four rising strengths of each kind;
 Spearman(strength, falling score) is averaged per kind and over kinds, for `medq assess`'s
-score and for its two parts (the model's score and the evidence score). Writes
+score and for its two parts (the model's score and the evidence score), and how often
+`medq describe`'s findings name the kind on the three stronger rungs. Writes
 benchmarks/results/independent.json (with each rung's findings and suspected types). Usage:
     python benchmarks/independent.py [--model mediqa-s] [--seed 0]
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -175,6 +177,17 @@ mildest first (photons fall, the rest rise). Blur σ in mm, motion in degrees an
 relative to the image's SD."""
 
 
+EXPECTED_FINDINGS = {"ct_sinogram_noise": {"noise"}, "blur": {"blur"},
+                     "mr_kspace_undersampling": {"aliasing"}, "mr_rician_noise": {"noise"},
+                     "mr_motion": {"motion", "ghosting"}, "xr_quantum_noise": {"noise"}}
+"""The finding types of medq's description that name each kind right (TorchIO's motion shows
+as ghosts as much as blur, so either motion finding counts)."""
+
+DESCRIBED_RUNGS = (2, 3, 4)
+"""The rungs whose description is checked for the kind's finding (the mildest may be too mild
+to report)."""
+
+
 def independent_ladders(images: dict[str, Any], seed: int = 0
                         ) -> Iterator[tuple[str, str, list[Any]]]:
     """(image name, kind, ladder) for each held-out image and each kind of its modality: the
@@ -193,10 +206,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     from medq.assess.predictor import Assessor
+    from medq.describe import report_from
     from medq.train.evaluate import held_out_images, ladder_spearman, ranking_summary
 
     assessor = Assessor(args.model, measures=False)
     parts = {"score": {}, "model_score": {}, "evidence_score": {}}
+    named: dict[str, list[bool]] = defaultdict(list)
     for name, kind, ladder in independent_ladders(held_out_images(), args.seed):
         found = assessor.assess_many(ladder)
         failed = [r for r in found if isinstance(r, Exception)]
@@ -209,21 +224,31 @@ def main() -> None:
             [f"{f['type']} ({f['severity']})" for f in r.findings]
             + [f"suspected {d['type']} ({d['confidence']:.2f})" for d in r.suspected]
             for r in found]
+        described = [{f.type for f in report_from(found[k], ladder[k]).findings}
+                     for k in DESCRIBED_RUNGS]
+        named[kind] += [bool(types & EXPECTED_FINDINGS[kind]) for types in described]
+        parts["score"][f"{name}/{kind}"]["described"] = [sorted(t) for t in described]
         scores = " ".join(f"{s:.2f}" for s in parts["score"][f"{name}/{kind}"]["scores"])
         print(f"{name + '/' + kind:36s} ρ={parts['score'][f'{name}/{kind}']['spearman']:+.2f}"
               f"  scores clean→severe: {scores}", flush=True)
     results = {part: ranking_summary(pairs) for part, pairs in parts.items()}
-    print(f"{'kind':26s} {'medq assess':>12s} {'model':>8s} {'evidence':>9s}")
+    print(f"{'kind':26s} {'medq assess':>12s} {'model':>8s} {'evidence':>9s} {'described':>10s}")
     for kind in results["score"]["per_kind"]:
         row = [results[p]["per_kind"][kind] for p in parts]
-        print(f"{kind:26s} {row[0]:12.3f} {row[1]:8.3f} {row[2]:9.3f}")
+        print(f"{kind:26s} {row[0]:12.3f} {row[1]:8.3f} {row[2]:9.3f} "
+              f"{sum(named[kind]):6d}/{len(named[kind])}")
     means = [results[p]["mean"] for p in parts]
-    print(f"{'mean over kinds':26s} {means[0]:12.3f} {means[1]:8.3f} {means[2]:9.3f}")
+    hits = [h for v in named.values() for h in v]
+    print(f"{'mean over kinds':26s} {means[0]:12.3f} {means[1]:8.3f} {means[2]:9.3f} "
+          f"{sum(hits):6d}/{len(hits)}")
+    print(f"described: rungs {DESCRIBED_RUNGS} whose `medq describe` findings name the kind "
+          "(EXPECTED_FINDINGS)")
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = {"model": args.model, "seed": args.seed,
            "ladders": {m: {k: list(v[1]) for k, v in kinds.items()}
                        for m, kinds in LADDERS.items()},
-           **results}
+           **results,
+           "described": {k: {"named": sum(v), "rungs": len(v)} for k, v in named.items()}}
     (RESULTS / "independent.json").write_text(json.dumps(out, indent=2))
 
 

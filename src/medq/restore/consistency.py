@@ -188,8 +188,13 @@ def _low_pass(pairs: list[tuple[np.ndarray, np.ndarray]], factor: float | None
 
 def back_project(restored: np.ndarray, measured: np.ndarray, factor: float) -> np.ndarray:
     """`restored` with its content below the coarse matrix's Nyquist taken from `measured`
-    (2D planes, same units): `y + G_σ(x − y)`, σ = `HALF_POWER`·factor."""
+    (2D planes, same units): `low_pass_step` with σ = `HALF_POWER`·factor."""
+    return low_pass_step(restored, measured, HALF_POWER * float(factor))
+
+
+def low_pass_step(restored: np.ndarray, measured: np.ndarray, sigma: float) -> np.ndarray:
+    """`y + G_σ(x − y)`: the restored plane with the measured plane's content below a Gaussian
+    of σ pixels (2D planes, same units; the restored plane's dtype)."""
     y = np.asarray(restored, dtype=np.float64)
     x = np.asarray(measured, dtype=np.float64)
-    return (y + ndi.gaussian_filter(x - y, HALF_POWER * float(factor))).astype(
-        np.asarray(restored).dtype)
+    return (y + ndi.gaussian_filter(x - y, float(sigma))).astype(np.asarray(restored).dtype)
