@@ -188,15 +188,43 @@ DESCRIBED_RUNGS = (2, 3, 4)
 to report)."""
 
 
-def independent_ladders(images: dict[str, Any], seed: int = 0
+CACHE_VERSION = 1
+"""Bumped whenever a simulator or a ladder changes (part of every cached ladder's key)."""
+
+
+def _ladder_key(name: str, kind: str, image: Any, strengths: tuple[float, ...], seed: int) -> str:
+    """Cache key of one ladder: the image's pixels and spacing, the kind, its strengths, the
+    seed, `CACHE_VERSION` and the versions of the libraries that simulate."""
+    import hashlib
+    from importlib.metadata import version
+
+    digest = hashlib.sha256(np.ascontiguousarray(image.array).tobytes())
+    digest.update(repr((name, kind, tuple(image.spacing), strengths, seed, CACHE_VERSION,
+                        *(version(p) for p in ("torchio", "monai", "scikit-image")))).encode())
+    return digest.hexdigest()[:16]
+
+
+def independent_ladders(images: dict[str, Any], seed: int = 0, cache: bool = True
                         ) -> Iterator[tuple[str, str, list[Any]]]:
     """(image name, kind, ladder) for each held-out image and each kind of its modality: the
-    image clean, then at each strength of `LADDERS` (one seed per ladder)."""
+    image clean, then at each strength of `LADDERS` (one seed per ladder). The degraded rungs
+    are deterministic and kept under medq's cache folder (`independent/`) unless `cache` is
+    False."""
     from medq.assess.evidence import modality_group
+    from medq.data.cache import cache_dir, read_npz, write_npz
 
     for name, image in images.items():
         for kind, (simulate, strengths) in LADDERS.get(modality_group(image.modality), {}).items():
-            yield name, kind, [image] + [simulate(image, s, seed) for s in strengths]
+            path = cache_dir() / "independent" / f"{name}-{kind}-" \
+                f"{_ladder_key(name, kind, image, strengths, seed)}.npz"
+            stored = read_npz(path) if cache else None
+            if stored is None:
+                rungs = [simulate(image, s, seed) for s in strengths]
+                if cache:
+                    write_npz(path, {f"rung_{k}": r.array for k, r in enumerate(rungs)})
+            else:
+                rungs = [image.with_array(stored[f"rung_{k}"]) for k in range(len(strengths))]
+            yield name, kind, [image] + rungs
 
 
 def main() -> None:

@@ -102,3 +102,24 @@ def test_every_held_out_image_gets_a_clean_first_ladder_of_five(images) -> None:
     for (name, _), ladder in ladders.items():
         assert len(ladder) == 5 and ladder[0] is images[name]
         assert all(rung.shape == images[name].shape for rung in ladder)
+
+
+def test_ladders_are_cached_and_read_back_unchanged(images, tmp_path, monkeypatch) -> None:
+    """A second pass reads the rungs from the cache folder (no simulator runs) and gives the
+    same pixels; another seed is another ladder."""
+    monkeypatch.setenv("MEDQ_CACHE_DIR", str(tmp_path))
+    xr = {"xr_head": images["xr_head"]}
+    first = {k: [r.array for r in ladder] for _, k, ladder in ind.independent_ladders(xr)}
+    assert len(list((tmp_path / "independent").glob("xr_head-*.npz"))) == len(ind.LADDERS["XR"])
+
+    def refuse(*_: object) -> None:
+        raise AssertionError("simulated again instead of read from the cache")
+
+    monkeypatch.setattr(ind, "LADDERS", {m: {k: (refuse, v[1]) for k, v in kinds.items()}
+                                         for m, kinds in ind.LADDERS.items()})
+    again = {k: ladder for _, k, ladder in ind.independent_ladders(xr)}
+    for kind, arrays in first.items():
+        assert all(np.array_equal(a, r.array) for a, r in zip(arrays, again[kind], strict=True))
+        assert again[kind][1].spacing == images["xr_head"].spacing
+    with pytest.raises(AssertionError, match="simulated again"):
+        next(ind.independent_ladders(xr, seed=1))
