@@ -4,12 +4,13 @@
 made the training data. Here the same images (pydicom's CT and MR files, the skull radiograph,
 none of them ever trained on) are degraded by code medq has never trained on: scikit-image's
 Radon transform for CT sinogram noise, MONAI's fastMRI-style k-space masks and Rician noise,
-TorchIO's motion (Shaw et al.) and Gaussian blur in mm, and Poisson noise on a radiograph's
-transmitted counts. Each image is scored clean and at four rising strengths of each kind;
-Spearman(strength, falling score) is averaged per kind and over kinds, for `medq assess`'s
-score and for its two parts (the model's score and the evidence score), and how often
-`medq describe`'s findings name the kind on the three stronger rungs. Writes
-benchmarks/results/independent.json (with each rung's findings and suspected types). Usage:
+TorchIO's motion (Shaw et al.), ghosting, k-space spike, bias field and Gaussian blur in mm,
+and Poisson noise on a radiograph's transmitted counts. Each image is scored clean and at four
+rising strengths of each kind; Spearman(strength, falling score) is averaged per kind and over
+kinds, for `medq assess`'s score and for its two parts (the model's score and the evidence
+score), and how often `medq describe`'s findings name the kind on the three stronger rungs.
+Writes benchmarks/results/independent.json (with each rung's findings and suspected types).
+Usage:
     python benchmarks/independent.py [--model mediqa-s] [--seed 0]
 """
 
@@ -91,6 +92,36 @@ def motion_onset(amplitude: float) -> float:
     return float(max(0.52, 0.9 - 0.05 * amplitude))
 
 
+def tio_ghosting(image: Any, intensity: float, seed: int) -> Any:
+    """TorchIO discrete ghosts: every 4th phase-encode line (along the columns) attenuated by
+    `intensity`, the k-space centre line kept (4 ghost copies of about `intensity`/4)."""
+    import torchio as tio
+
+    return _apply_tio(image, tio.Ghosting(num_ghosts=4, axis=2, intensity=intensity,
+                                          restore=None))
+
+
+def tio_spike(image: Any, intensity: float, seed: int) -> Any:
+    """TorchIO k-space spike (herringbone stripes of about `intensity` × the image mean): one
+    spike of `intensity` × the spectrum's maximum, 10–40 % of the half-width off the centre per
+    axis, at a place drawn from `seed`."""
+    import torchio as tio
+
+    rng = np.random.default_rng(seed)
+    offset = rng.uniform(0.05, 0.2, 2) * rng.choice([-1.0, 1.0], 2)
+    return _apply_tio(image, tio.Spike(spikes_positions=np.array([[0.0, *(0.5 + offset)]]),
+                                       intensity=intensity))
+
+
+def tio_bias_field(image: Any, strength: float, seed: int) -> Any:
+    """TorchIO multiplicative bias field: exp of a cubic polynomial over the plane whose
+    coefficients, drawn once from `seed` in [−1, 1], are scaled by `strength`."""
+    import torchio as tio
+
+    coefficients = np.random.default_rng(seed).uniform(-1.0, 1.0, 20) * strength
+    return _apply_tio(image, tio.BiasField(coefficients=coefficients.tolist(), order=3))
+
+
 def monai_undersample(image: Any, acceleration: float, seed: int) -> Any:
     """MONAI's fastMRI-style random k-space mask (8 % of the lines kept at the centre, the rest
     at random for `acceleration` overall), zero-filled magnitude reconstruction."""
@@ -168,6 +199,9 @@ LADDERS: dict[str, dict[str, tuple[Simulator, tuple[float, ...]]]] = {
     "MR": {"mr_kspace_undersampling": (monai_undersample, (2.0, 3.0, 4.0, 6.0)),
            "mr_rician_noise": (monai_rician, (0.03, 0.06, 0.1, 0.16)),
            "mr_motion": (tio_motion, (1.0, 2.5, 5.0, 8.0)),
+           "mr_ghosting": (tio_ghosting, (0.15, 0.3, 0.5, 0.8)),
+           "mr_spike": (tio_spike, (0.03, 0.06, 0.12, 0.25)),
+           "mr_bias_field": (tio_bias_field, (0.1, 0.2, 0.35, 0.5)),
            "blur": (tio_blur, (0.6, 1.2, 2.0, 3.0))},
     "XR": {"xr_quantum_noise": (xr_poisson, (3e4, 1e4, 3e3, 1e3)),
            "blur": (tio_blur, (0.6, 1.2, 2.0, 3.0))},
@@ -179,7 +213,9 @@ relative to the image's SD."""
 
 EXPECTED_FINDINGS = {"ct_sinogram_noise": {"noise"}, "blur": {"blur"},
                      "mr_kspace_undersampling": {"aliasing"}, "mr_rician_noise": {"noise"},
-                     "mr_motion": {"motion", "ghosting"}, "xr_quantum_noise": {"noise"}}
+                     "mr_motion": {"motion", "ghosting"}, "mr_ghosting": {"ghosting"},
+                     "mr_spike": {"spike"}, "mr_bias_field": {"bias_field"},
+                     "xr_quantum_noise": {"noise"}}
 """The finding types of medq's description that name each kind right (TorchIO's motion shows
 as ghosts as much as blur, so either motion finding counts)."""
 

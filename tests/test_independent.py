@@ -71,6 +71,33 @@ def test_tio_motion_keeps_the_kspace_centre_and_grows_with_amplitude(images) -> 
     assert [ind.motion_onset(a) for a in (1.0, 8.0, 20.0)] == pytest.approx([0.85, 0.52, 0.52])
 
 
+def test_tio_ghosting_spike_and_bias_field_make_what_they_name(images) -> None:
+    """Ghosts grow with their intensity and keep the mean (the k-space centre is kept); a spike
+    adds one plane wave of about `intensity` × the image mean; a bias field multiplies the image
+    by a smooth positive field whose span grows with the strength."""
+    mr = images["mr_small"]
+    ghosts = [ind.tio_ghosting(mr, i, seed=0) for i in (0.15, 0.5)]
+    assert 0.0 < _diff_sd(ghosts[0], mr) < _diff_sd(ghosts[1], mr)
+    assert all(abs(float(g.array.mean() / mr.array.mean()) - 1.0) < 1e-3 for g in ghosts)
+
+    spiked = ind.tio_spike(mr, 0.1, seed=0)
+    change = np.fft.fft2(np.asarray(spiked.array, float) - np.asarray(mr.array, float))
+    power = np.abs(change) ** 2
+    assert np.sort(power.ravel())[-2:].sum() > 0.95 * power.sum()  # one cosine: ±k
+    amplitude = 2.0 * np.abs(change).max() / change.size
+    assert amplitude == pytest.approx(0.1 * float(mr.array.mean()), rel=0.1)
+
+    spans = []
+    for strength in (0.1, 0.5):
+        ratio = np.log(ind.tio_bias_field(mr, strength, seed=0).array / mr.array)
+        rows, cols = np.mgrid[:64, :64] / 63.0 - 0.5
+        design = np.stack([rows ** i * cols ** j for i in range(4) for j in range(4 - i)], -1)
+        fit = np.linalg.lstsq(design.reshape(-1, design.shape[-1]), ratio.ravel(), rcond=None)
+        assert fit[1][0] < 1e-6 * ratio.size  # exactly a cubic in the plane (log of the field)
+        spans.append(float(np.ptp(ratio)))
+    assert 0.0 < spans[0] < spans[1]
+
+
 def test_tio_blur_sigma_is_in_millimetres(images) -> None:
     xr = images["xr_head"]
     for spacing in (0.5, 1.0):
