@@ -288,10 +288,10 @@ def main() -> None:
             [f"{f['type']} ({f['severity']})" for f in r.findings]
             + [f"suspected {d['type']} ({d['confidence']:.2f})" for d in r.suspected]
             for r in found]
-        described = [{f.type for f in report_from(found[k], ladder[k]).findings}
-                     for k in DESCRIBED_RUNGS]
-        named[kind] += [bool(types & EXPECTED_FINDINGS[kind]) for types in described]
-        parts["score"][f"{name}/{kind}"]["described"] = [sorted(t) for t in described]
+        described = [report_from(found[k], ladder[k]).findings for k in DESCRIBED_RUNGS]
+        named[kind] += [bool({f.type for f in fs} & EXPECTED_FINDINGS[kind]) for fs in described]
+        parts["score"][f"{name}/{kind}"]["described"] = [
+            sorted(f"{f.type} ({f.severity})" for f in fs) for fs in described]
         scores = " ".join(f"{s:.2f}" for s in parts["score"][f"{name}/{kind}"]["scores"])
         print(f"{name + '/' + kind:36s} ρ={parts['score'][f'{name}/{kind}']['spearman']:+.2f}"
               f"  scores clean→severe: {scores}", flush=True)
