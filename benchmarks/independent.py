@@ -11,7 +11,9 @@ kinds, for `medq assess`'s score and for its two parts (the model's score and th
 score), and how often `medq describe`'s findings name the kind on the three stronger rungs.
 Writes benchmarks/results/independent.json (with each rung's findings and suspected types).
 Usage:
-    python benchmarks/independent.py [--model mediqa-s] [--seed 0]
+    python benchmarks/independent.py [FILE ...] [--modality M] [--model mediqa-s] [--seed 0]
+FILE: your own clean CT, MR or radiograph files instead of the held-out images (each degraded
+ladder is cached like the others; the results go to independent_files.json).
 """
 
 from __future__ import annotations
@@ -263,20 +265,65 @@ def independent_ladders(images: dict[str, Any], seed: int = 0, cache: bool = Tru
             yield name, kind, [image] + rungs
 
 
+def own_images(paths: list[str], modality: str | None = None) -> dict[str, Any]:
+    """Your own clean images by file name, each as one 2D plane (a volume's middle salient
+    slice; `modality` for files that do not state theirs); a file that cannot be read, or whose
+    modality no simulator here serves, is reported on stderr (`medq: error: <file>: <reason>`)
+    and left out."""
+    from medq.assess.evidence import modality_group
+    from medq.assess.slices import salient_slices
+    from medq.errors import MedqError, UnsupportedImage
+    from medq.io import load
+
+    images = {}
+    for path in paths:
+        try:
+            image = load(path, modality=modality)
+            if modality_group(image.modality) not in LADDERS:
+                raise UnsupportedImage(f"no independent simulator for modality {image.modality}"
+                                       f" (these serve {', '.join(LADDERS)})", path)
+            if image.is_rgb:
+                raise UnsupportedImage("a colour image; the simulators take greyscale", path)
+            if image.is_volume:
+                middle = salient_slices(image.array, n=1, modality=image.modality)[0]
+                image = image.evolve(array=np.ascontiguousarray(image.array[middle]),
+                                     spacing=tuple(image.spacing[-2:]))
+            images[Path(path).name] = image
+        except MedqError as error:
+            print(f"medq: error: {error.message}", file=sys.stderr)
+    return images
+
+
+def ladder_images(paths: list[str], modality: str | None = None) -> dict[str, Any]:
+    """The images to degrade: `own_images(paths, modality)`, or without paths the held-out real
+    images of `benchmarks/ranking.py`; exits with code 2 when none is left."""
+    from medq.train.evaluate import held_out_images
+
+    images = own_images(paths, modality) if paths else held_out_images()
+    if not images:
+        sys.exit(2)
+    return images
+
+
 def main() -> None:
     """Score every ladder and print the per-ladder scores and the per-kind Spearman means."""
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("images", nargs="*",
+                        help="your own clean CT, MR or radiograph files (default: the held-out "
+                             "real images); a volume gives its middle salient slice")
+    parser.add_argument("--modality", help="modality of files that do not state it (CT, MR, DX)")
     parser.add_argument("--model", default="mediqa-s")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     from medq.assess.predictor import Assessor
     from medq.describe import report_from
-    from medq.train.evaluate import held_out_images, ladder_spearman, ranking_summary
+    from medq.train.evaluate import ladder_spearman, ranking_summary
 
     assessor = Assessor(args.model, measures=False)
     parts = {"score": {}, "model_score": {}, "evidence_score": {}}
     named: dict[str, list[bool]] = defaultdict(list)
-    for name, kind, ladder in independent_ladders(held_out_images(), args.seed):
+    for name, kind, ladder in independent_ladders(ladder_images(args.images, args.modality),
+                                                  args.seed):
         found = assessor.assess_many(ladder)
         failed = [r for r in found if isinstance(r, Exception)]
         if failed:
@@ -313,7 +360,8 @@ def main() -> None:
                        for m, kinds in LADDERS.items()},
            **results,
            "described": {k: {"named": sum(v), "rungs": len(v)} for k, v in named.items()}}
-    (RESULTS / "independent.json").write_text(json.dumps(out, indent=2))
+    name = "independent_files.json" if args.images else "independent.json"
+    (RESULTS / name).write_text(json.dumps(out, indent=2))
 
 
 if __name__ == "__main__":

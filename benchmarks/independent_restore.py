@@ -7,9 +7,9 @@ as `medq restore` does (`auto`: assess → describe → gate → network) and by
 (`--method bm3d`, applied whatever the description says, as a user without medq would). PSNR
 against the clean image (CT in the [−160, 240] HU window, as `medq bench restore`), per kind:
 the input's, and each method's gain over it; and how often medq's re-assessed score rose where
-it repaired (`medq restore`'s before/after). Writes benchmarks/results/independent_restore.json.
-Usage:
-    python benchmarks/independent_restore.py [--seed 0] [--rungs 2,3]
+it repaired (`medq restore`'s before/after). Writes benchmarks/results/independent_restore.json
+(independent_restore_files.json for your own FILEs, as in `benchmarks/independent.py`). Usage:
+    python benchmarks/independent_restore.py [FILE ...] [--modality M] [--seed 0] [--rungs 2,3]
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from independent import independent_ladders  # noqa: E402
+from independent import independent_ladders, ladder_images  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -37,18 +37,22 @@ fields are described, not repaired)."""
 def main() -> None:
     """Restore the middle rungs of every independent ladder and print PSNR gains per kind."""
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("images", nargs="*",
+                        help="your own clean CT, MR or radiograph files (default: the held-out "
+                             "real images); a volume gives its middle salient slice")
+    parser.add_argument("--modality", help="modality of files that do not state it (CT, MR, DX)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rungs", default="2,3", help="ladder rungs (1 mildest … 4 severest)")
     args = parser.parse_args()
     from medq.assess.predictor import Assessor
     from medq.restore.benchmark import fidelity
     from medq.restore.pipeline import restore
-    from medq.train.evaluate import held_out_images
 
     rungs = [int(r) for r in args.rungs.split(",")]
     assessor = Assessor(measures=False)
     items, seconds = [], defaultdict(float)
-    for name, kind, ladder in independent_ladders(held_out_images(), args.seed):
+    for name, kind, ladder in independent_ladders(ladder_images(args.images, args.modality),
+                                                  args.seed):
         if kind not in RESTORE_KINDS:
             continue
         clean = np.asarray(ladder[0].array, dtype=np.float64)
@@ -94,7 +98,8 @@ def main() -> None:
           f"on {sum(r['auto'] < r['input'] for r in rose)} of those (the score is no check of "
           "the restoration's fidelity)")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "independent_restore.json").write_text(json.dumps(
+    name = "independent_restore_files.json" if args.images else "independent_restore.json"
+    (RESULTS / name).write_text(json.dumps(
         {"seed": args.seed, "rungs": rungs, "items": items, "per_kind": summary,
          "mean_gain_db": {"auto": medq, "bm3d": bm3d}, "seconds": dict(seconds)}, indent=2))
 

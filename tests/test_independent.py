@@ -146,3 +146,27 @@ def test_ladders_are_cached_and_read_back_unchanged(images, tmp_path, monkeypatc
         assert again[kind][1].spacing == images["xr_head"].spacing
     with pytest.raises(AssertionError, match="simulated again"):
         next(ind.independent_ladders(xr, seed=1))
+
+
+def test_own_images_give_one_plane_each_and_skip_what_no_simulator_serves(tmp_path, capsys
+                                                                         ) -> None:
+    """A user's files: a DICOM slice as it is, a NIfTI volume as its middle salient slice (2D
+    spacing), and one line on stderr for a colour photograph, a PET volume and a missing file,
+    which are left out."""
+    from medq.data.samples import load_sample
+    from medq.io import save
+
+    files = [save(load_sample(n), tmp_path / f"{n}{ext}") for n, ext in (
+        ("ct_small", ".dcm"), ("mni_t1", ".nii.gz"), ("retina", ".png"), ("pet_brain", ".nii.gz"))]
+    found = ind.own_images([str(f) for f in files] + [str(tmp_path / "missing.dcm")])
+    assert list(found) == ["ct_small.dcm", "mni_t1.nii.gz"]
+    assert found["ct_small.dcm"].shape == load_sample("ct_small").shape
+    plane = found["mni_t1.nii.gz"]
+    assert plane.array.ndim == 2 and len(plane.spacing) == 2 and plane.modality == "MR"
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 3 and all(e.startswith("medq: error: ") for e in errors)
+    assert "retina.png" in errors[0] and "pet_brain.nii.gz" in errors[1]
+    assert "missing.dcm" in errors[2]
+    with pytest.raises(SystemExit) as stop:
+        ind.ladder_images([str(tmp_path / "missing.dcm")])
+    assert stop.value.code == 2
