@@ -305,15 +305,22 @@ def ladder_images(paths: list[str], modality: str | None = None) -> dict[str, An
     return images
 
 
-def main() -> None:
-    """Score every ladder and print the per-ladder scores and the per-kind Spearman means."""
-    parser = argparse.ArgumentParser(description=__doc__)
+def ladder_parser(description: str) -> argparse.ArgumentParser:
+    """A command line taking the images to degrade (`ladder_images`): FILE ..., --modality and
+    --seed."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("images", nargs="*",
                         help="your own clean CT, MR or radiograph files (default: the held-out "
                              "real images); a volume gives its middle salient slice")
     parser.add_argument("--modality", help="modality of files that do not state it (CT, MR, DX)")
-    parser.add_argument("--model", default="mediqa-s")
     parser.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def main() -> None:
+    """Score every ladder and print the per-ladder scores and the per-kind Spearman means."""
+    parser = ladder_parser(__doc__)
+    parser.add_argument("--model", default="mediqa-s")
     args = parser.parse_args()
     from medq.assess.predictor import Assessor
     from medq.describe import report_from

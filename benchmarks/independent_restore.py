@@ -14,7 +14,6 @@ it repaired (`medq restore`'s before/after). Writes benchmarks/results/independe
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -24,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from independent import independent_ladders, ladder_images  # noqa: E402
+from independent import independent_ladders, ladder_images, ladder_parser  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -36,12 +35,7 @@ fields are described, not repaired)."""
 
 def main() -> None:
     """Restore the middle rungs of every independent ladder and print PSNR gains per kind."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("images", nargs="*",
-                        help="your own clean CT, MR or radiograph files (default: the held-out "
-                             "real images); a volume gives its middle salient slice")
-    parser.add_argument("--modality", help="modality of files that do not state it (CT, MR, DX)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser = ladder_parser(__doc__)
     parser.add_argument("--rungs", default="2,3", help="ladder rungs (1 mildest … 4 severest)")
     args = parser.parse_args()
     from medq.assess.predictor import Assessor
