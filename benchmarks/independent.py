@@ -317,6 +317,13 @@ def ladder_parser(description: str) -> argparse.ArgumentParser:
     return parser
 
 
+def results_file(stem: str, own_files: bool) -> Path:
+    """Where a benchmark writes its JSON: `results/<stem>.json`, or `<stem>_files.json` for a
+    run on your own files (the folder is created)."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    return RESULTS / f"{stem}{'_files' if own_files else ''}.json"
+
+
 def main() -> None:
     """Score every ladder and print the per-ladder scores and the per-kind Spearman means."""
     parser = ladder_parser(__doc__)
@@ -335,20 +342,21 @@ def main() -> None:
         failed = [r for r in found if isinstance(r, Exception)]
         if failed:
             sys.exit(f"{name}/{kind}: {failed[0]}")
+        key = f"{name}/{kind}"
         for part, pairs in parts.items():
             scores = [float(getattr(r, part)) for r in found]
-            pairs[f"{name}/{kind}"] = {"scores": scores, "spearman": ladder_spearman(scores)}
-        parts["score"][f"{name}/{kind}"]["findings"] = [
+            pairs[key] = {"scores": scores, "spearman": ladder_spearman(scores)}
+        entry = parts["score"][key]
+        entry["findings"] = [
             [f"{f['type']} ({f['severity']})" for f in r.findings]
             + [f"suspected {d['type']} ({d['confidence']:.2f})" for d in r.suspected]
             for r in found]
         described = [report_from(found[k], ladder[k]).findings for k in DESCRIBED_RUNGS]
         named[kind] += [bool({f.type for f in fs} & EXPECTED_FINDINGS[kind]) for fs in described]
-        parts["score"][f"{name}/{kind}"]["described"] = [
-            sorted(f"{f.type} ({f.severity})" for f in fs) for fs in described]
-        scores = " ".join(f"{s:.2f}" for s in parts["score"][f"{name}/{kind}"]["scores"])
-        print(f"{name + '/' + kind:36s} ρ={parts['score'][f'{name}/{kind}']['spearman']:+.2f}"
-              f"  scores clean→severe: {scores}", flush=True)
+        entry["described"] = [sorted(f"{f.type} ({f.severity})" for f in fs) for fs in described]
+        scores = " ".join(f"{s:.2f}" for s in entry["scores"])
+        print(f"{key:36s} ρ={entry['spearman']:+.2f}  scores clean→severe: {scores}",
+              flush=True)
     results = {part: ranking_summary(pairs) for part, pairs in parts.items()}
     print(f"{'kind':26s} {'medq assess':>12s} {'model':>8s} {'evidence':>9s} {'described':>10s}")
     for kind in results["score"]["per_kind"]:
@@ -361,14 +369,12 @@ def main() -> None:
           f"{sum(hits):6d}/{len(hits)}")
     print(f"described: rungs {DESCRIBED_RUNGS} whose `medq describe` findings name the kind "
           "(EXPECTED_FINDINGS)")
-    RESULTS.mkdir(parents=True, exist_ok=True)
     out = {"model": args.model, "seed": args.seed,
            "ladders": {m: {k: list(v[1]) for k, v in kinds.items()}
                        for m, kinds in LADDERS.items()},
            **results,
            "described": {k: {"named": sum(v), "rungs": len(v)} for k, v in named.items()}}
-    name = "independent_files.json" if args.images else "independent.json"
-    (RESULTS / name).write_text(json.dumps(out, indent=2))
+    results_file("independent", bool(args.images)).write_text(json.dumps(out, indent=2))
 
 
 if __name__ == "__main__":

@@ -19,18 +19,30 @@ import sys
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from independent import independent_ladders, ladder_images, ladder_parser  # noqa: E402
-
-RESULTS = Path(__file__).parent / "results"
+from independent import (  # noqa: E402
+    independent_ladders,
+    ladder_images,
+    ladder_parser,
+    results_file,
+)
 
 RESTORE_KINDS = ("ct_sinogram_noise", "blur", "mr_kspace_undersampling", "mr_rician_noise",
                  "mr_motion", "xr_quantum_noise")
 """The independent kinds that are restoration tasks of `medq restore` (ghosts, spikes and bias
 fields are described, not repaired)."""
+
+
+def psnr_of(image: Any, clean: np.ndarray, is_ct: bool) -> float:
+    """PSNR of an image against the clean plane (CT in the [−160, 240] HU window, as `medq bench
+    restore`)."""
+    from medq.restore.benchmark import fidelity
+
+    return fidelity(np.asarray(image.array, dtype=np.float64), clean, is_ct)["psnr"]
 
 
 def main() -> None:
@@ -39,7 +51,6 @@ def main() -> None:
     parser.add_argument("--rungs", default="2,3", help="ladder rungs (1 mildest … 4 severest)")
     args = parser.parse_args()
     from medq.assess.predictor import Assessor
-    from medq.restore.benchmark import fidelity
     from medq.restore.pipeline import restore
 
     rungs = [int(r) for r in args.rungs.split(",")]
@@ -54,14 +65,13 @@ def main() -> None:
         for rung in rungs:
             degraded = ladder[rung]
             row = {"image": name, "kind": kind, "rung": rung,
-                   "input": fidelity(np.asarray(degraded.array, np.float64), clean, is_ct)["psnr"]}
+                   "input": psnr_of(degraded, clean, is_ct)}
             for method in ("auto", "bm3d"):
                 t0 = time.perf_counter()
                 result = restore(degraded, method, assessor=assessor,
                                  reassess=method == "auto", force=method == "bm3d")
                 seconds[method] += time.perf_counter() - t0
-                out = np.asarray(result.image.array, dtype=np.float64)
-                row[method] = fidelity(out, clean, is_ct)["psnr"]
+                row[method] = psnr_of(result.image, clean, is_ct)
                 if method == "auto":
                     row.update(addressed=result.findings_addressed, before=result.before,
                                after=result.after)
@@ -91,9 +101,7 @@ def main() -> None:
     print(f"re-assessed score rose on {len(rose)} of {len(repaired)} repaired rungs, PSNR fell "
           f"on {sum(r['auto'] < r['input'] for r in rose)} of those (the score is no check of "
           "the restoration's fidelity)")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    name = "independent_restore_files.json" if args.images else "independent_restore.json"
-    (RESULTS / name).write_text(json.dumps(
+    results_file("independent_restore", bool(args.images)).write_text(json.dumps(
         {"seed": args.seed, "rungs": rungs, "items": items, "per_kind": summary,
          "mean_gain_db": {"auto": medq, "bm3d": bm3d}, "seconds": dict(seconds)}, indent=2))
 

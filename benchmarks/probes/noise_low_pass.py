@@ -23,6 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 from independent import independent_ladders  # noqa: E402
+from independent_restore import psnr_of  # noqa: E402
 
 NOISE_KINDS = ("ct_sinogram_noise", "mr_rician_noise", "xr_quantum_noise")
 
@@ -42,24 +43,22 @@ def with_noise_step(sigma: float) -> None:
     pipeline.consistent = benchmark.consistent = patched
 
 
-def independent_gains() -> dict[str, list[float]]:
+def independent_gains() -> dict[str, float]:
     """medq's PSNR gain over the input on every noise rung of the independent ladders."""
     from medq.assess.predictor import Assessor
-    from medq.restore.benchmark import fidelity
     from medq.restore.pipeline import restore
     from medq.train.evaluate import held_out_images
 
     assessor = Assessor(measures=False)
-    gains: dict[str, list[float]] = {}
+    gains: dict[str, float] = {}
     for name, kind, ladder in independent_ladders(held_out_images()):
         if kind not in NOISE_KINDS:
             continue
         clean, is_ct = np.asarray(ladder[0].array, float), ladder[0].modality == "CT"
         for rung, degraded in enumerate(ladder[1:], start=1):
             out = restore(degraded, "auto", assessor=assessor, reassess=False).image
-            gains[f"{name}/{kind}/{rung}"] = [
-                fidelity(np.asarray(out.array, float), clean, is_ct)["psnr"]
-                - fidelity(np.asarray(degraded.array, float), clean, is_ct)["psnr"]]
+            gains[f"{name}/{kind}/{rung}"] = (psnr_of(out, clean, is_ct)
+                                              - psnr_of(degraded, clean, is_ct))
     return gains
 
 
@@ -73,10 +72,9 @@ def main() -> None:
     with_noise_step(args.sigma)
     trial = independent_gains()
     for key in shipped:
-        print(f"{key:40s} shipped {shipped[key][0]:+6.2f}  with the step {trial[key][0]:+6.2f} dB")
-    print(f"mean over {len(shipped)} noise rungs: shipped "
-          f"{np.mean([v[0] for v in shipped.values()]):+.2f}, with the step "
-          f"{np.mean([v[0] for v in trial.values()]):+.2f} dB")
+        print(f"{key:40s} shipped {shipped[key]:+6.2f}  with the step {trial[key]:+6.2f} dB")
+    print(f"mean over {len(shipped)} noise rungs: shipped {np.mean(list(shipped.values())):+.2f},"
+          f" with the step {np.mean(list(trial.values())):+.2f} dB")
     if args.bench:
         from typer.main import get_command
 
