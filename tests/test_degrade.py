@@ -278,3 +278,21 @@ def test_coarse_matrix_reconstructions(mr_slice: MedImage) -> None:
     assert coarse_matrix(a, 3.0, "kspace", magnitude=True).min() >= 0.0
     with pytest.raises(ValueError, match="reconstruction"):
         coarse_matrix(a, 3.0, "nearest")
+
+
+def test_motion_trajectory_rebuilds_from_the_record(mr_vol_slice: MedImage) -> None:
+    from medq.degrade.mri import motion_trajectory
+
+    out, rec = simulate(mr_vol_slice, "mr_motion", severity="moderate", seed=5)
+    p, n = rec.params, mr_vol_slice.shape[-2]
+    traj = motion_trajectory(n, p["onset_fraction"], np.asarray(p["amplitudes"]),
+                             np.asarray(p["frequencies_cycles_per_scan"]),
+                             np.asarray(p["phases_rad"]),
+                             min(rec.level, p["translation_cap_mm"]), rec.level)
+    assert traj.shape == (3, n)
+    assert np.abs(traj[:2]).max() == pytest.approx(p["max_translation_mm"])
+    assert np.mean(np.abs(traj).max(axis=0) > 1e-9) == pytest.approx(p["fraction_lines_moved"])
+    assert np.all(traj[:, n // 2] == 0)  # poses relative to the k-space centre line
+    still = np.linspace(0.0, 1.0, n) < p["onset_fraction"]
+    assert still.any() and np.ptp(traj[:, still], axis=1).max() == 0  # no motion before onset
+    assert np.abs(traj).max() > 0

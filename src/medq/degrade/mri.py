@@ -90,6 +90,25 @@ def mr_noise(image: MedImage, level: float, rng: np.random.Generator
                                    "distribution": "rician"}
 
 
+def motion_trajectory(n_lines: int, onset: float, amp: np.ndarray, freq: np.ndarray,
+                      phase: np.ndarray, translation_mm: float, rotation_deg: float
+                      ) -> np.ndarray:
+    """Pose per phase-encode line `(3, n_lines)`: y and x translation (mm), rotation (degrees).
+
+    Per degree of freedom the sum of 3 sinusoids (`amp`, `freq` in cycles per scan and `phase`,
+    each `(3 dof, 3)`), still before `onset` (fraction of the scan), scaled so its peak is
+    `translation_mm` (y, x) or `rotation_deg`, and taken relative to the pose at the k-space
+    centre line. `mr_motion` records the arguments, so its trajectory can be rebuilt.
+    """
+    t = np.linspace(0.0, 1.0, n_lines)
+    waves = (amp[..., None] * np.sin(2 * np.pi * freq[..., None] * t + phase[..., None]))
+    traj = waves.sum(axis=1)  # (3 dof, lines)
+    traj = np.where(t >= onset, traj - traj[:, [int(np.searchsorted(t, onset))]], 0.0)
+    traj /= max(float(np.abs(traj).max()), 1e-12)
+    traj *= np.array([translation_mm, translation_mm, rotation_deg])[:, None]
+    return traj - traj[:, [n_lines // 2]]  # relative to the pose at the k-space centre
+
+
 @register("mr_motion", unit="motion amplitude in mm", worse="higher", bounds=(0.5, 2.0, 5.0),
           levels={"mild": 1.0, "moderate": 3.0, "severe": 8.0}, modalities=("MR",),
           finding="motion")
@@ -113,13 +132,7 @@ def mr_motion(image: MedImage, level: float, rng: np.random.Generator
 
     def corrupt(k: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
         n = k.shape[-2]
-        t = np.linspace(0.0, 1.0, n)
-        waves = (amp[..., None] * np.sin(2 * np.pi * freq[..., None] * t + phase[..., None]))
-        traj = waves.sum(axis=1)  # (3 dof, lines)
-        traj = np.where(t >= onset, traj - traj[:, [int(np.searchsorted(t, onset))]], 0.0)
-        traj /= max(float(np.abs(traj).max()), 1e-12)
-        traj *= np.array([min(level, cap), min(level, cap), level])[:, None]
-        traj -= traj[:, [n // 2]]  # relative to the pose at the k-space centre
+        traj = motion_trajectory(n, onset, amp, freq, phase, min(level, cap), level)
         angles = np.round(traj[2] / max(np.ptp(traj[2]) / 8, 1e-9)) * max(np.ptp(traj[2]) / 8,
                                                                           1e-9)
         img = kspace.ifft2c(k)
