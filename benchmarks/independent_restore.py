@@ -10,6 +10,7 @@ the input's, and each method's gain over it; and how often medq's re-assessed sc
 it repaired (`medq restore`'s before/after). Writes benchmarks/results/independent_restore.json
 (independent_restore_files.json for your own FILEs, as in `benchmarks/independent.py`). Usage:
     python benchmarks/independent_restore.py [FILE ...] [--modality M] [--seed 0] [--rungs 2,3]
+        [--restorer NAME_OR_CHECKPOINT] [--output JSON]
 """
 
 from __future__ import annotations
@@ -49,6 +50,10 @@ def main() -> None:
     """Restore the middle rungs of every independent ladder and print PSNR gains per kind."""
     parser = ladder_parser(__doc__)
     parser.add_argument("--rungs", default="2,3", help="ladder rungs (1 mildest … 4 severest)")
+    parser.add_argument("--restorer", help="restoration network of `auto`: a shipped name or a "
+                                           "checkpoint such as runs/<run>/model.pt (restore-s)")
+    parser.add_argument("--output", type=Path, help="JSON file to write (default: "
+                                                    "benchmarks/results/independent_restore.json)")
     args = parser.parse_args()
     from medq.assess.predictor import Assessor
     from medq.restore.pipeline import restore
@@ -68,7 +73,7 @@ def main() -> None:
                    "input": psnr_of(degraded, clean, is_ct)}
             for method in ("auto", "bm3d"):
                 t0 = time.perf_counter()
-                result = restore(degraded, method, assessor=assessor,
+                result = restore(degraded, method, assessor=assessor, model=args.restorer,
                                  reassess=method == "auto", force=method == "bm3d")
                 seconds[method] += time.perf_counter() - t0
                 row[method] = psnr_of(result.image, clean, is_ct)
@@ -101,8 +106,9 @@ def main() -> None:
     print(f"re-assessed score rose on {len(rose)} of {len(repaired)} repaired rungs, PSNR fell "
           f"on {sum(r['auto'] < r['input'] for r in rose)} of those (the score is no check of "
           "the restoration's fidelity)")
-    results_file("independent_restore", bool(args.images)).write_text(json.dumps(
-        {"seed": args.seed, "rungs": rungs, "items": items, "per_kind": summary,
+    (args.output or results_file("independent_restore", bool(args.images))).write_text(json.dumps(
+        {"seed": args.seed, "rungs": rungs, "restorer": args.restorer or "restore-s",
+         "items": items, "per_kind": summary,
          "mean_gain_db": {"auto": medq, "bm3d": bm3d}, "seconds": dict(seconds)}, indent=2))
 
 

@@ -269,6 +269,10 @@ def test_soft_pairs_blur_the_clean_image_without_recording_it() -> None:
     assert a["cond"][FINDING_TYPES.index("blur")] == 0.0
     again = make_pair("ct_low_dose", 3, soft)
     assert np.array_equal(a["x"], again["x"]) and soft.key() != plain.key()
+    # a task in soft_skip keeps its clean image as it is (CT's fixed scale: the very target)
+    skip = PairPlan(soft=1.0, soft_skip=("ct_low_dose", "mr_noise"), **common)
+    assert np.array_equal(make_pair("ct_low_dose", 3, skip)["y"], b["y"])
+    assert skip.key() not in (soft.key(), plain.key())
 
 
 def test_fine_ct_pairs_have_finer_pixels_of_the_same_anatomy() -> None:

@@ -40,7 +40,11 @@ def test_restoration_card_states_how_the_clean_images_were_altered(restore_run: 
     assert "`pairs.resampling`" not in plain and "`pairs.ringing`" not in plain
     plan = {**record["train_plan"], "soft": 0.5, "resampling": 0.5, "ringing": 0.25}
     card = card_text(restore_run["config"], {**record, "train_plan": plan})
-    assert "50% of the clean images softened" in card
+    assert "50% of the clean images softened" in card and "except" not in card
+    skipping = {**plan, "soft_skip": ["mr_noise"]}
+    assert "softened by a Gaussian PSF of 0.5–3 px FWHM, in input and target alike (real scans " \
+        "are softer than their pixel grid), except for mr_noise" in card_text(
+            restore_run["config"], {**record, "train_plan": skipping})
     assert "50% of the low-resolution inputs" in card and "`pairs.resampling`" in card
     assert "25% of the clean MR images" in card and "`pairs.ringing`" in card
 

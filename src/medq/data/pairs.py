@@ -83,6 +83,10 @@ class PairPlan:
     soft: float = 0.0
     """Share of pairs whose clean image is first softened by a Gaussian point-spread function of
     `SOFT_FWHM_PX` pixels, in input and target alike (`_soften`)."""
+    soft_skip: tuple[str, ...] = ()
+    """Tasks whose clean images are never softened by `soft`, e.g. the denoising tasks, so that a
+    network learns what noise is on pixel-sharp images only (tried for `restore-s`, not shipped:
+    the README's restoration section has the numbers)."""
     resampling: float = 0.0
     """Share of low-resolution degradations brought back to the grid otherwise than by the
     engine's linear interpolation (`_resample`): cubic interpolation, or for MR the zero-filled
@@ -96,7 +100,7 @@ class PairPlan:
     def key(self) -> str:
         """Cache key of this plan (and the generator version); later fields count when set."""
         fields = asdict(self)
-        for later in ("pseudo_mr", "fine_ct", "soft", "resampling", "ringing"):
+        for later in ("pseudo_mr", "fine_ct", "soft", "soft_skip", "resampling", "ringing"):
             if not fields[later]:
                 del fields[later]  # plans without them keep their caches
         text = json.dumps({**fields, "version": PAIRS_VERSION}, sort_keys=True)
@@ -196,7 +200,7 @@ def make_pair(task: str, seed: int, plan: PairPlan, severity: float | None = Non
         clean = pseudo_mr(clean, rng)
     if plan.ringing and clean.modality == "MR" and rng.random() < plan.ringing:
         clean = with_ringing(clean, rng)
-    if plan.soft and rng.random() < plan.soft:
+    if plan.soft and rng.random() < plan.soft and task not in plan.soft_skip:
         clean = _soften(clean, rng)
     image = clean
     if task != "clean":

@@ -38,7 +38,7 @@ def plan_from(cfg: TrainConfig, which: str) -> PairPlan:
     raw = dict(cfg.pairs.get(which, {}) or {})
     raw.setdefault("split", "test" if which == "eval" else "train")
     raw.setdefault("seed", cfg.seed)
-    for key in ("tasks", "severity_range", "source_names"):
+    for key in ("tasks", "severity_range", "source_names", "soft_skip"):
         if key in raw:
             raw[key] = tuple(raw[key])
     return PairPlan(**raw)
@@ -250,7 +250,9 @@ def card_text(cfg: TrainConfig, record: dict[str, Any]) -> str:
         low, high = SOFT_FWHM_PX
         extra += (f"; {plan['soft']:.0%} of the clean images softened by a Gaussian PSF of "
                   f"{low:g}–{high:g} px FWHM, in input and target alike (real scans are softer "
-                  "than their pixel grid)")
+                  "than their pixel grid)"
+                  + (f", except for {', '.join(plan['soft_skip'])}" if plan.get("soft_skip")
+                     else ""))
     if plan.get("resampling"):
         extra += (f"; {plan['resampling']:.0%} of the low-resolution inputs brought back to the "
                   "grid by cubic interpolation or, for MR, as the zero-filled k-space of the "
