@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -29,37 +30,33 @@ def main() -> None:
     parser.add_argument("--rungs", default="2,3")
     parser.add_argument("--kinds", default=",".join(RESTORE_KINDS))
     args = parser.parse_args()
-    import medq.restore.models as models
     from medq.assess.predictor import Assessor
+    from medq.restore.models import load_restorer, save_checkpoint
     from medq.restore.models.ensemble import RestoreEnsemble
     from medq.restore.pipeline import restore
     from medq.train.evaluate import held_out_images
 
-    ensemble, record = models.load_restorer(args.restorer)
+    ensemble, record = load_restorer(args.restorer)
     if not isinstance(ensemble, RestoreEnsemble):
         parser.error(f"{args.restorer} is one network, not an ensemble")
-    nets = {"ensemble": ensemble, **{f"member {k}": RestoreEnsemble([m])
-                                     for k, m in enumerate(ensemble.members)}}
-    shipped_loader = models.load_restorer
     assessor = Assessor(measures=False)
     kinds, rungs = args.kinds.split(","), [int(r) for r in args.rungs.split(",")]
-    try:
+    with tempfile.TemporaryDirectory() as folder:
+        nets = {"ensemble": args.restorer}
+        for k, member in enumerate(ensemble.members):  # each member as a checkpoint of its own
+            nets[f"member {k}"] = str(Path(folder) / f"member-{k}.pt")
+            save_checkpoint(member, nets[f"member {k}"], record)
         for name, kind, ladder in independent_ladders(held_out_images()):
             if kind not in kinds:
                 continue
             clean, is_ct = np.asarray(ladder[0].array, float), ladder[0].modality == "CT"
             for rung in rungs:
-                gains = {}
-                for label, net in nets.items():
-                    # `restore` loads its network by name: hand it this one
-                    models.load_restorer = lambda *_, net=net, **__: (net, record)
-                    out = restore(ladder[rung], "auto", assessor=assessor, reassess=False).image
-                    gains[label] = psnr_of(out, clean, is_ct) - psnr_of(ladder[rung], clean,
-                                                                         is_ct)
+                before = psnr_of(ladder[rung], clean, is_ct)
+                gains = {label: psnr_of(restore(ladder[rung], "auto", assessor=assessor,
+                                                model=net, reassess=False).image, clean, is_ct)
+                         - before for label, net in nets.items()}
                 print(f"{name:12s} {kind:24s} rung {rung}  " + "  ".join(
                     f"{label} {g:+6.2f}" for label, g in gains.items()), flush=True)
-    finally:
-        models.load_restorer = shipped_loader
 
 
 if __name__ == "__main__":
