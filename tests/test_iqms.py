@@ -200,6 +200,38 @@ def test_ghosting_ratio_and_qi1_rise_with_phase_encode_ghost():
     assert np.isnan(artifacts.ghosting_ratio(img, full, pe_axis=-2))  # no clean background
 
 
+def test_spike_contrast_finds_one_kspace_sample_over_a_speckled_spectrum():
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[:64, :64]
+    blob = np.exp(-((yy - 32) ** 2 + (xx - 30) ** 2) / 300.0)
+    noisy = blob + rng.normal(0, 0.01, blob.shape)
+    # white noise: the largest excess of ~3,500 exponential bins over their 7×7 median
+    assert 1.5 < artifacts.spike_contrast(noisy) < 4.0
+    # one integer frequency (10, 7) cycles: all its power in two bins, ~1e4 × the noise floor
+    spiked = noisy + 0.05 * np.cos(2 * np.pi * (10 * yy + 7 * xx) / 64)
+    assert artifacts.spike_contrast(spiked) > 8.0
+    # on an axis or within 0.06 cycles/pixel of the centre it is not read as a spike
+    for ky, kx in ((0, 9), (2, 2)):
+        near = noisy + 0.05 * np.cos(2 * np.pi * (ky * yy + kx * xx) / 64)
+        assert artifacts.spike_contrast(near) < 4.0
+    volume = np.stack([noisy, spiked, spiked])
+    assert artifacts.spike_contrast(volume) > artifacts.spike_contrast(noisy) + 2.0
+    with pytest.raises(InvalidImage):
+        artifacts.spike_contrast(np.zeros(5))
+
+
+def test_spike_contrast_rises_with_the_engines_spike_on_a_real_mr(mr_abdomen_slice):
+    from medq.degrade import simulate
+
+    clean = artifacts.spike_contrast(mr_abdomen_slice.array)
+    spiked = simulate(mr_abdomen_slice, "mr_spike", level=0.15, seed=0)[0].array
+    noisy = simulate(mr_abdomen_slice, "mr_noise", level=0.06, seed=0)[0].array
+    assert clean < 3.5 and artifacts.spike_contrast(noisy) < 3.5
+    assert artifacts.spike_contrast(spiked) > clean + 1.5
+    assert measures.compute_measures(spiked, "MR")["spike_contrast"] == pytest.approx(
+        artifacts.spike_contrast(spiked))
+
+
 def test_ghosting_ratio_on_real_mr_slice(mni_t1):
     s = mni_t1.array[45].astype(np.float64)
     fg = foreground_mask(s, "MR")
@@ -277,7 +309,7 @@ def test_compute_measures_sets_per_modality(ct_slice, mr_slice, retina):
     ct = measures.compute_measures(ct_slice.array, "CT")
     assert set(ct) == COMMON | {"streak_index"}
     mr = measures.compute_measures(mr_slice.array, "MR")
-    assert set(mr) == COMMON | {"snr_dietrich", "ghosting_ratio", "qi_1"}
+    assert set(mr) == COMMON | {"snr_dietrich", "ghosting_ratio", "qi_1", "spike_contrast"}
     op = measures.compute_measures(retina.array, "OP")
     assert set(op) == COMMON and 0 < op["dynamic_range"] <= 1
     for result in (ct, op):

@@ -6,9 +6,12 @@ body-masked, Hann-windowed spectrum with the median of all far frequencies, so t
 spectrum's own slope and the mask's leakage decide it as much as a spike does. A spike is one
 k-space sample: this measure takes the log power spectrum of the whole plane, subtracts its 7×7
 median (the local background) and keeps the largest excess beyond 0.06 cycles/pixel, away from
-the two axes (where a plane's edges put their own line). It prints both numbers for every MR item
+the two axes (where a plane's edges put their own line): `medq.assess.artifacts.spike_contrast`.
+It prints both numbers for every MR item
 of `medq bench describe` (cached; volumes on their salient slices), with the item's degradations,
-the spike items last per source. Usage:
+the spike items last per source; then the measure (`medq.assess.artifacts.spike_contrast`, a
+classical measure of `medq assess` for MR) on the held-out real MR images with the engine's
+spikes. Usage:
     python benchmarks/probes/spike_contrast.py
 """
 
@@ -18,21 +21,33 @@ import numpy as np
 
 
 def spike_contrast(plane: np.ndarray) -> float:
-    """Largest excess (natural log) of the plane's power spectrum over its 7×7 median."""
+    """`artifacts.spike_contrast` of the plane as the evidence features read it."""
+    from medq.assess.artifacts import spike_contrast as measure
     from medq.assess.evidence import read_plane
-    from medq.assess.filters import median_filter
 
-    a = read_plane(plane, "MR")
-    power = np.log(np.abs(np.fft.fftshift(np.fft.fft2(a - a.mean()))) ** 2 + 1e-12)
-    ny, nx = power.shape
-    fy, fx = np.meshgrid(np.fft.fftshift(np.fft.fftfreq(ny)), np.fft.fftshift(np.fft.fftfreq(nx)),
-                         indexing="ij")
-    far = (np.hypot(fy, fx) > 0.06) & (np.abs(fy) * ny > 1.5) & (np.abs(fx) * nx > 1.5)
-    return float((power - median_filter(power.astype(np.float32), 7))[far].max())
+    return measure(read_plane(plane, "MR"))
+
+
+def engine_spikes() -> None:
+    """`spike_contrast` as `medq assess` reports it, of each held-out real MR image clean and
+    with the engine's spike at its mild, moderate and severe levels (seeds 0 and 1)."""
+    from medq.assess.artifacts import spike_contrast as measure
+    from medq.degrade import get_spec, simulate
+    from medq.train.evaluate import held_out_images
+
+    levels = get_spec("mr_spike").levels
+    for name, image in held_out_images().items():
+        if image.modality != "MR":
+            continue
+        spiked = {sev: [measure(simulate(image, "mr_spike", level=lvl, seed=seed)[0].array)
+                        for seed in (0, 1)] for sev, lvl in levels.items()}
+        print(f"{name:12s} clean {measure(image.array):5.2f}  " + "  ".join(
+            f"{sev} {a:5.2f} / {b:5.2f}" for sev, (a, b) in spiked.items()))
 
 
 def main() -> None:
-    """Print spike contrast and spectral peak of every MR item of the description benchmark."""
+    """Print spike contrast and spectral peak of every MR item of the description benchmark,
+    then the measure on the held-out real MR images with the engine's spikes."""
     from medq.assess.evidence import FEATURE_NAMES, feature_vector
     from medq.assess.slices import salient_slices
     from medq.describe.bench import DescribePlan, build_items, load_item
@@ -58,6 +73,7 @@ def main() -> None:
             spikes = [r[i] for r in mine if r[1]]
             print(f"{source:12s} {name:13s} without a spike ≤ {max(clean):5.2f}; with one: "
                   + ", ".join(f"{v:.2f}" for v in sorted(spikes)))
+    engine_spikes()
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ EVIDENCE_MEASURES: dict[str, tuple[str, ...]] = {
     "aliasing": ("ghosting_ratio",),
     "motion": ("ghosting_ratio", "efc"),
     "ghosting": ("ghosting_ratio",),
-    "spike": ("qi_1",),
+    "spike": ("spike_contrast", "qi_1"),
     "bias_field": ("snr",),
     "streak": ("streak_index",),
     "low_contrast": ("dynamic_range", "fber"),

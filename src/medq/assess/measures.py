@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from medq.assess.artifacts import STREAK_VIEW, ghosting_ratio, qi_1
+from medq.assess.artifacts import STREAK_VIEW, ghosting_ratio, qi_1, spike_contrast
 from medq.assess.evidence import plane_streak
 from medq.assess.iqms import (
     CT_OFFSET_HU,
@@ -55,9 +55,10 @@ def compute_measures(array: np.ndarray, modality: str, mask: np.ndarray | None =
 
     Always: foreground_fraction, noise_sigma, noise_sigma_flat, snr, efc, fber, sharpness,
     laplacian_variance, blur, dynamic_range, clipping_fraction. MR adds snr_dietrich,
-    ghosting_ratio and qi_1; CT adds streak_index (`evidence.plane_streak`: on a view of at most
-    `STREAK_VIEW` = 256 px, padding outside the reconstruction circle read as air; `streak`
-    gives it when the caller has it already, as `medq assess` does from the evidence).
+    ghosting_ratio, qi_1 and spike_contrast (k-space spikes); CT adds streak_index
+    (`evidence.plane_streak`: on a view of at most `STREAK_VIEW` = 256 px, padding outside the
+    reconstruction circle read as air; `streak` gives it when the caller has it already, as
+    `medq assess` does from the evidence).
     `tissue_masks` (name → mask; "wm"/"gm" as in MRIQC) add snr_<name>, cnr and cjv (for wm/gm
     or the first two) and wm2max (with "wm").
     The background measures (fber, snr_dietrich, qi_1, the cnr's air σ) read the air outside
@@ -99,6 +100,7 @@ def compute_measures(array: np.ndarray, modality: str, mask: np.ndarray | None =
         out["snr_dietrich"] = snr_dietrich(a, fg, bg)
         out["ghosting_ratio"] = ghosting_ratio(a, fg, tissue=anatomy)
         out["qi_1"] = qi_1(a, bg)
+        out["spike_contrast"] = spike_contrast(a)
     if modality == "CT":
         out["streak_index"] = plane_streak(a, STREAK_VIEW) if streak is None else streak
     if tissue_masks:
