@@ -238,3 +238,41 @@ def test_worker_pool_runs_torch_after_the_parent_used_its_thread_pool() -> None:
                           text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["6"]
+
+
+def test_full_plane_vector_appends_the_extras_asked_for() -> None:
+    from medq.assess.artifacts import spike_contrast
+    from medq.assess.detector import Detector
+    from medq.assess.evidence import (
+        DETECTOR_EXTRAS,
+        evidence_rows,
+        feature_names,
+        feature_vector,
+        read_plane,
+    )
+    from medq.image import MedImage
+
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[:96, :96]
+    plane = (500.0 + 200.0 * np.exp(-((yy - 48) ** 2 + (xx - 44) ** 2) / 800.0)
+             + rng.normal(0.0, 5.0, (96, 96)) + 30.0 * np.cos(2 * np.pi * (17 * yy + 9 * xx) / 96))
+    mr = MedImage(plane.astype(np.float32), (1.0, 1.0), "MR", "brain")
+    plain, full = feature_vector(mr), feature_vector(mr, extras=("spike_contrast",))
+    assert plain.shape == (len(FEATURE_NAMES),) and full.shape == (len(FEATURE_NAMES) + 1,)
+    # a 96² plane is its own ≤256-px view: the evidence part is the model's row exactly
+    assert np.array_equal(plain, evidence_rows(mr)[0]) and np.array_equal(full[:-1], plain)
+    assert full[-1] == pytest.approx(spike_contrast(read_plane(plane, "MR")), rel=1e-5)
+    assert full[-1] > 8.0  # the cosine is one k-space sample
+    ct = MedImage(plane.astype(np.float32) - 1000.0, (1.0, 1.0), "CT", "head")
+    assert feature_vector(ct, extras=DETECTOR_EXTRAS)[-1] == 0.0  # an MR artefact only
+    assert feature_names(len(full)) == FEATURE_NAMES + ("spike_contrast",)
+    with pytest.raises(ValueError, match="evidence features"):
+        feature_names(3)
+    with pytest.raises(ValueError, match="unknown detector extras"):
+        feature_vector(mr, extras=("sharpness2",))
+    # a calibration reads the extras its feature list names, the shipped one none
+    assert Detector({"types": [], "mean": [], "std": [], "nets": [], "thresholds": {},
+                     "features": [*FEATURE_NAMES, "spike_contrast"]}).extras == DETECTOR_EXTRAS
+    from medq.assess.detector import load_detector
+
+    assert load_detector().extras == ()

@@ -368,6 +368,8 @@ def test_heads_calibration_leaves_out_items_the_model_refuses(monkeypatch) -> No
     kept = data._row(job, None)
     assert kept is not None and kept["x"].shape == (len(data.FEATURE_NAMES),)
     assert data._row(job, None, view=True)["x"].shape == kept["x"].shape
+    extra = data._row(job, None, extras=("spike_contrast",))["x"]
+    assert extra.shape == (len(data.FEATURE_NAMES) + 1,) and np.array_equal(extra[:-1], kept["x"])
 
 
 def test_calibration_data_file_errors_are_clear(tmp_path: Path) -> None:
@@ -382,6 +384,16 @@ def test_calibration_data_file_errors_are_clear(tmp_path: Path) -> None:
     np.savez(partial, x=np.zeros((2, 3)), y=np.zeros((2, len(FINDING_TYPES))))
     with pytest.raises(InvalidParameter, match="lacks modality, source, dim"):
         read_data(partial)
+    narrow = tmp_path / "narrow.npz"
+    np.savez(narrow, x=np.zeros((2, 3)), y=np.zeros((2, len(FINDING_TYPES))),
+             modality=np.array(["MR", "CT"]), source=np.array(["a", "b"]),
+             dim=np.array(["2d", "2d"]))
+    with pytest.raises(InvalidParameter, match="has 3 features: medq computes"):
+        read_data(narrow)
+    with pytest.raises(SystemExit) as stop:  # the extras are full-plane features
+        calibrate.main(["--view", "--extras", "spike_contrast", "--output",
+                        str(tmp_path / "c.json")])
+    assert stop.value.code == 2 and not (tmp_path / "c.json").exists()
     with pytest.raises(SystemExit) as stop:
         calibrate.main(["--data", str(partial), "--output", str(tmp_path / "c.json")])
     assert stop.value.code == 2 and not (tmp_path / "c.json").exists()

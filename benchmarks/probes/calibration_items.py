@@ -58,7 +58,7 @@ def main() -> None:
     if args._dump:
         dump(args._dump, args.every, args.count, args.zoom)
         return
-    from medq.assess.evidence import FEATURE_NAMES
+    from medq.assess.evidence import feature_names
 
     with tempfile.TemporaryDirectory() as tmp:
         mine, theirs = f"{tmp}/mine.npz", f"{tmp}/theirs.npz"
@@ -78,7 +78,8 @@ def main() -> None:
         return
     rel = np.max([np.abs(a[f"x{i}"] - b[f"x{i}"]) / (np.abs(b[f"x{i}"]) + 1e-12)
                   for i in range(n)], axis=0)
-    differing = {FEATURE_NAMES[j]: rel[j] for j in np.argsort(-rel) if rel[j] > 0}
+    names = feature_names(len(rel))
+    differing = {names[j]: rel[j] for j in np.argsort(-rel) if rel[j] > 0}
     print("features equal" if not differing else "largest relative difference per feature: "
           + ", ".join(f"{k} {v:.1e}" for k, v in differing.items()))
 

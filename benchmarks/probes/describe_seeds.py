@@ -10,9 +10,10 @@ the benchmark's own zoom profile; `--data` names another cached file) for severa
 seeds, with one 80/20 split (the shipped recipe) and cross-fitted (`--folds 5`), and prints for
 each fit the description total /8 and the finding-type accuracy (moderate or worse) on the
 description benchmark's held-out items (the report rule of `findings_basis.evaluate`, which
-reproduces `medq bench describe`), then the shipped calibration's on the same items. Usage:
+reproduces `medq bench describe`) and on the calibration's own validation items (with its
+spike recall), then the shipped calibration's on the benchmark items. Usage:
     python benchmarks/probes/describe_seeds.py [--data NPZ | --zoom central|anywhere] [--seeds 4]
-                                               [--folds 1,5]
+                                               [--folds 1,5] [--extras spike_contrast]
 """
 
 from __future__ import annotations
@@ -26,11 +27,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 from findings_basis import evaluate, item_rows, relative  # noqa: E402
 
 
-def collect() -> list[dict[str, Any]]:
-    """Per description-benchmark item: the base fields and its full-plane features."""
+def collect(extras: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """Per description-benchmark item: the base fields and its full-plane features (with the
+    detector `extras` asked for)."""
     from medq.assess.evidence import feature_vector
 
-    return [{**row, "x": feature_vector(image)[None]} for image, row in item_rows()]
+    return [{**row, "x": feature_vector(image, extras=extras)[None]}
+            for image, row in item_rows()]
 
 
 def described(detector: Any, rows: list[dict[str, Any]]) -> str:
@@ -50,21 +53,39 @@ def main() -> None:
     parser.add_argument("--zoom", choices=tuple(ZOOM_PROFILES), default="central")
     parser.add_argument("--seeds", type=int, default=4)
     parser.add_argument("--folds", default="1,5")
+    parser.add_argument("--extras", nargs="+", default=[],
+                        help="also fit with these full-plane extras (evidence.DETECTOR_EXTRAS), "
+                             "each seed beside its fit without them")
     args = parser.parse_args()
     from medq.assess.detector import Detector, load_detector
+    from medq.assess.evidence import FEATURE_NAMES
     from medq.describe.calibrate import fit
     from medq.describe.calibration_data import build, data_path, read_data
 
-    calibration = read_data(args.data) if args.data else build(3600, 150, zoom=args.zoom)
-    print(f"calibration data: {(args.data or data_path(3600, 150, zoom=args.zoom)).name}")
-    rows = collect()
+    extras = tuple(args.extras)
+    calibration = read_data(args.data) if args.data else build(3600, 150, zoom=args.zoom,
+                                                               extras=extras)
+    print("calibration data: "
+          f"{(args.data or data_path(3600, 150, zoom=args.zoom, extras=extras)).name}")
+    rows = collect(extras)
+    widths = {"": len(FEATURE_NAMES)}
+    if extras:
+        widths[f" with {', '.join(extras)}"] = len(FEATURE_NAMES) + len(extras)
     for folds in (int(f) for f in args.folds.split(",")):
         for seed in range(args.seeds):
-            found = described(Detector(fit(calibration, seed=seed, folds=folds)), rows)
-            print(f"folds {folds} seed {seed}: {found}", flush=True)
+            for label, width in widths.items():
+                calib = fit({**calibration, "x": calibration["x"][:, :width]}, seed=seed,
+                            folds=folds)
+                found = described(Detector(calib), [{**r, "x": r["x"][:, :width]} for r in rows])
+                own = calib["validation"]  # on the calibration's own validation items
+                print(f"folds {folds} seed {seed}{label}: {found}; validation "
+                      f"{own['description_metrics']['total']:.2f}/8, type accuracy "
+                      f"{own['description_metrics']['type_accuracy']:.3f}, spike recall "
+                      f"{own['per_type']['spike']['recall']:.2f}", flush=True)
     shipped = load_detector()
-    print(f"shipped ({shipped.calibration['data_file']}): {described(shipped, rows)}")
-
+    width = len(FEATURE_NAMES) + len(shipped.extras)  # the features it reads
+    print(f"shipped ({shipped.calibration['data_file']}): "
+          f"{described(shipped, [{**r, 'x': r['x'][:, :width]} for r in rows])}")
 
 if __name__ == "__main__":
     main()

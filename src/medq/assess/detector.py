@@ -1,14 +1,14 @@
 """The finding detector: evidence features (+ finding heads) → per-type presence and severity.
 
 A small MLP ensemble fitted by `medq.describe.calibrate` on the training sources and shipped as
-JSON next to this module (plain numbers; inference is NumPy), in two calibrations of the same
-features: `detector-full.json` on the full-resolution planes (`evidence.feature_vector`, what
-`medq describe` reads) and `detector-view.json` on the quality model's views of at most 256 px
-(the mean of `evidence.evidence_rows`, which `medq assess` computes anyway: its evidence score,
-`read_evidence`, costs no extra pass over the pixels). For every finding
-type it gives P(present at ≥ mild) and a continuous severity (0 none … 3 severe, the engine's
-scale), and holds the per-type presence thresholds and the fraction of them below which a type
-is stated absent (`normal_fraction`), chosen on held-out training items.
+JSON next to this module (plain numbers; inference is NumPy), in two calibrations:
+`detector-full.json` on the full-resolution planes (`evidence.feature_vector`, what `medq
+describe` reads: the evidence features and `evidence.DETECTOR_EXTRAS`) and `detector-view.json`
+on the quality model's views of at most 256 px (the mean of `evidence.evidence_rows`, which
+`medq assess` computes anyway: its evidence score, `read_evidence`, costs no extra pass over the
+pixels). For every finding type it gives P(present at ≥ mild) and a continuous severity (0 none
+… 3 severe, the engine's scale), and holds the per-type presence thresholds and the fraction of
+them below which a type is stated absent (`normal_fraction`), chosen on held-out training items.
 
 When the calibration was fitted with a model's finding heads (`--heads`), it is tied to that
 checkpoint's SHA-256: with any other model the head inputs are set to their calibration means
@@ -83,6 +83,10 @@ class Detector:
         self.thresholds = {t: float(calibration["thresholds"].get(t, 0.5)) for t in self.types}
         self.normal_fraction = float(calibration.get("normal_fraction", NORMAL_FRACTION))
         self.uses_heads = bool(calibration.get("model_sha"))
+        from medq.assess.evidence import DETECTOR_EXTRAS
+
+        # the full-plane extras this calibration reads after the evidence features
+        self.extras = tuple(n for n in calibration.get("features", ()) if n in DETECTOR_EXTRAS)
 
     def threshold(self, kind: str, modality: str) -> float:
         """Presence threshold of a finding type for a modality."""

@@ -19,6 +19,10 @@ and of which image axis was the phase-encode direction:
   tissue and bone towards the image mean) and the span of a smooth (quadratic) field fitted to
   the body (bias, illumination);
 - **context**: modality, pixel size, matrix size, 2D/3D.
+
+A full-resolution detector can also read `DETECTOR_EXTRAS` (the MR spike contrast of
+`medq.assess.artifacts`), appended to the full-plane vector when its calibration lists them
+(`python -m medq.describe.calibrate --extras`); the quality model's evidence rows never have them.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage as ndi
 
-from medq.assess.artifacts import ghosting_ratio, streak_index
+from medq.assess.artifacts import ghosting_ratio, spike_contrast, streak_index
 from medq.assess.filters import shrink, wide_gaussian
 from medq.assess.iqms import blur, laplacian_variance, noise_sigma_flat, sharpness
 from medq.assess.masks import background_mask, body_and_anatomy, to_gray
@@ -74,7 +78,23 @@ CONTEXT_NAMES = (*(f"is_{m.lower()}" for m in MODALITY_GROUPS), "log_spacing", "
 """Image-level context features appended after the slice features."""
 
 FEATURE_NAMES = SLICE_NAMES + CONTEXT_NAMES
-"""Every feature, in vector order."""
+"""Every feature of an evidence row (what the quality model and the view detector read), in
+vector order."""
+
+DETECTOR_EXTRAS = ("spike_contrast",)
+"""Full-plane features a full-resolution detector may read besides the evidence features (the
+quality model's rows do not have them): `artifacts.spike_contrast` of MR planes (0 for other
+modalities). Tried for the shipped calibration, not shipped: the README's description section."""
+
+
+def feature_names(width: int) -> tuple[str, ...]:
+    """The feature names of a full-plane vector of this width: the evidence features, then the
+    first extras."""
+    extra = width - len(FEATURE_NAMES)
+    if not 0 <= extra <= len(DETECTOR_EXTRAS):
+        raise ValueError(f"{width} features: medq computes {len(FEATURE_NAMES)} evidence features"
+                         f" and up to {len(DETECTOR_EXTRAS)} extras")
+    return FEATURE_NAMES + DETECTOR_EXTRAS[:extra]
 
 
 def modality_group(modality: str) -> str:
@@ -281,12 +301,23 @@ def _context(image: Any, plane: np.ndarray) -> list[float]:
             float(np.log(min(plane.shape))), float(image.is_volume)]
 
 
-def feature_vector(image: Any, indices: list[int] | None = None) -> np.ndarray:
-    """The feature vector (FEATURE_NAMES order) of a MedImage; volumes on `indices` (salient)."""
+def feature_vector(image: Any, indices: list[int] | None = None,
+                   extras: tuple[str, ...] = ()) -> np.ndarray:
+    """The full-plane feature vector of a MedImage (FEATURE_NAMES, then the `extras` of
+    `DETECTOR_EXTRAS` asked for); volumes on `indices` (salient), each feature the mean over
+    the planes."""
+    unknown = sorted(set(extras) - set(DETECTOR_EXTRAS))
+    if unknown:
+        raise ValueError(f"unknown detector extras {unknown}; medq has {DETECTOR_EXTRAS}")
     planes = _planes(image, indices)
     rows = [slice_features(p, image.modality) for p in planes]
     slice_part = [float(np.mean([r[k] for r in rows])) for k in SLICE_NAMES]
-    return np.asarray(slice_part + _context(image, planes[0]), dtype=np.float32)
+    extra_part = []
+    if "spike_contrast" in extras:
+        spikes = [spike_contrast(read_plane(p, image.modality)) for p in planes] \
+            if modality_group(image.modality) == "MR" else []
+        extra_part.append(float(np.mean([v for v in spikes if np.isfinite(v)] or [0.0])))
+    return np.asarray(slice_part + _context(image, planes[0]) + extra_part, dtype=np.float32)
 
 
 EVIDENCE_SIZE = 256

@@ -3,6 +3,7 @@
     python -m medq.describe.calibrate [--n2d 3600] [--n3d 150] [--heads MODEL] [--view]
                                       [--zoom central|anywhere] [--seed 0] [--folds 1]
                                       [--hidden 64] [--dropout 0.0] [--output PATH]
+                                      [--extras spike_contrast]
 
 Without `--view` the features are computed on the full planes (`evidence.feature_vector`) and
 the result is the description's calibration (`assess/detector-full.json`); with `--view` on the
@@ -44,7 +45,7 @@ from medq.assess.detector import (
     VIEW_CALIBRATION_PATH,
     det_threshold,
 )
-from medq.assess.evidence import FEATURE_NAMES, modality_group
+from medq.assess.evidence import DETECTOR_EXTRAS, feature_names, modality_group
 from medq.assess.models.blocks import FINDING_TYPES
 from medq.data.items import ZOOM_PROFILES
 from medq.describe.calibration_data import build, data_path, model_sha, read_data
@@ -197,7 +198,9 @@ def fit(data: dict[str, np.ndarray], model: str | None = None, seed: int = 0,
     lo, hi, mean, std = scaling(x, scaled)
     x = np.clip(x, lo, hi)
     z = ((x - mean) / std).astype(np.float32)
-    calib = {"version": 1, "features": list(FEATURE_NAMES) + (list(HEAD_NAMES) if model else []),
+    calib = {"version": 1,
+             "features": list(feature_names(data["x"].shape[1]))
+             + (list(HEAD_NAMES) if model else []),
              "types": list(FINDING_TYPES), "low": lo.round(6).tolist(),
              "high": hi.round(6).tolist(), "mean": mean.round(6).tolist(),
              "std": std.round(6).tolist(), "nets": [], "thresholds": {},
@@ -267,8 +270,13 @@ def main(argv: list[str] | None = None) -> None:
                     help="dropout after each hidden layer while fitting")
     ap.add_argument("--data", type=Path, default=None,
                     help="fit on this calibration data file (.npz) instead of building one")
+    ap.add_argument("--extras", nargs="+", choices=DETECTOR_EXTRAS, default=[],
+                    help="full-plane features beside the evidence features (tried, not shipped)")
     args = ap.parse_args(argv)
+    if args.view and args.extras:
+        ap.error("--extras are full-plane features: not with --view")
     zoom = args.zoom or ("anywhere" if args.view else "central")
+    extras = tuple(args.extras)
     started = time.time()
     if args.data:
         try:
@@ -276,13 +284,13 @@ def main(argv: list[str] | None = None) -> None:
         except InputError as e:
             ap.error(str(e))
     else:
-        data = build(args.n2d, args.n3d, args.heads, args.workers, args.view, zoom)
+        data = build(args.n2d, args.n3d, args.heads, args.workers, args.view, zoom, extras)
     calib = fit(data, args.heads, seed=args.seed, hidden=args.hidden, dropout=args.dropout,
                 folds=args.folds)
     calib["features_on"] = "view" if args.view else "full"
     # the data file's name, so probes find the cached items (`evidence_score.py`)
     calib["data_file"] = (args.data or data_path(args.n2d, args.n3d, args.heads, args.view,
-                                                 zoom)).name
+                                                 zoom, extras)).name
     calib["seconds"] = round(time.time() - started, 1)
     output = args.output or (VIEW_CALIBRATION_PATH if args.view else CALIBRATION_PATH)
     atomic_write_text(output, json.dumps(calib))

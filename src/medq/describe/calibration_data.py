@@ -19,6 +19,7 @@ from medq.assess.evidence import (
     FEATURE_NAMES,
     FEATURES_VERSION,
     evidence_rows,
+    feature_names,
     feature_vector,
     view_features,
 )
@@ -52,18 +53,19 @@ def _assessor(model: str) -> Any:
 
 
 def _row(job: tuple[str, str, int], model: str | None, view: bool = False,
-         zoom: str = "anywhere") -> dict[str, Any] | None:
+         zoom: str = "anywhere", extras: tuple[str, ...] = ()) -> dict[str, Any] | None:
     """Features, targets (and head outputs) of one calibration item (`view`: the mean of the
     evidence rows, on views of at most `EVIDENCE_SIZE` px, instead of the full planes; `zoom`:
-    the realism's zoom profile, `items.ZOOM_PROFILES`); None when `model` refuses the image (a
-    zoomed view that holds only air is blank)."""
+    the realism's zoom profile, `items.ZOOM_PROFILES`; `extras`: the full planes' detector extras,
+    `evidence.DETECTOR_EXTRAS`); None when `model` refuses the image (a zoomed view that holds
+    only air is blank)."""
     from medq.data.sources import sources
 
     name, dim, seed = job
     source = next(s for s in sources("train") if s.name == name)
     image, records = degraded_item(source, dim, seed, clean_fraction=0.2, realism=True,
                                    zoom=zoom)
-    x = view_features(evidence_rows(image)) if view else feature_vector(image)
+    x = view_features(evidence_rows(image)) if view else feature_vector(image, extras=extras)
     row = {"x": x, "y": severity_targets(records),
            "modality": image.modality, "source": name, "dim": dim}
     if model:
@@ -82,13 +84,16 @@ def model_sha(model: str) -> str:
 
 
 def data_path(n2d: int, n3d: int, model: str | None = None, view: bool = False,
-              zoom: str = "anywhere") -> Path:
+              zoom: str = "anywhere", extras: tuple[str, ...] = ()) -> Path:
     """Where `build` caches the calibration data of these settings (keyed by them and by the
     feature and item versions; the default zoom profile adds nothing to the key)."""
     from medq.data.bench import BENCH_VERSION
     from medq.data.cache import cache_dir
 
-    key = hashlib.sha256(json.dumps([n2d, n3d, FEATURE_NAMES, FEATURES_VERSION, SEED_BASE,
+    if view and extras:
+        raise ValueError("detector extras are full-plane features: not with view")
+    names = FEATURE_NAMES + tuple(extras)
+    key = hashlib.sha256(json.dumps([n2d, n3d, names, FEATURES_VERSION, SEED_BASE,
                                      BENCH_VERSION, model and model_sha(model)]
                                     + (["view"] if view else [])
                                     + ([zoom] if zoom != "anywhere" else [])
@@ -97,19 +102,20 @@ def data_path(n2d: int, n3d: int, model: str | None = None, view: bool = False,
 
 
 def build(n2d: int, n3d: int, model: str | None = None, workers: int = 2, view: bool = False,
-          zoom: str = "anywhere") -> dict[str, np.ndarray]:
+          zoom: str = "anywhere", extras: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
     """The calibration arrays (cached): x features, y severities, h heads, modality, source
-    (`zoom`: the items' zoom profile, `items.ZOOM_PROFILES`)."""
+    (`zoom`: the items' zoom profile, `items.ZOOM_PROFILES`; `extras`: full-plane detector
+    extras appended to x, `evidence.DETECTOR_EXTRAS`)."""
     from rich.progress import track
 
     from medq.io.atomic import atomic_path
 
-    path = data_path(n2d, n3d, model, view, zoom)
+    path = data_path(n2d, n3d, model, view, zoom, extras)
     if path.exists():
         with np.load(path) as data:
             return {k: data[k] for k in data.files}
     jobs = sorted(_jobs(n2d, n3d), key=lambda j: (j[0], j[1]))
-    fn = partial(_row, model=model, view=view, zoom=zoom)
+    fn = partial(_row, model=model, view=view, zoom=zoom, extras=tuple(extras))
     with worker_pool(workers) as ex:
         made = list(track(ex.map(fn, jobs, chunksize=4), total=len(jobs),
                           description="calibration items", transient=True))
@@ -145,7 +151,8 @@ def read_data(path: Path, heads: bool = False) -> dict[str, np.ndarray]:
     if missing:
         raise InvalidParameter(f"calibration data file lacks {', '.join(missing)}"
                                + (" (built without --heads)" if missing == ["h"] else ""), path)
-    if data["x"].shape[1] != len(FEATURE_NAMES):
-        raise InvalidParameter(f"calibration data has {data['x'].shape[1]} features, this medq "
-                               f"computes {len(FEATURE_NAMES)}", path)
+    try:
+        feature_names(data["x"].shape[1])
+    except ValueError as e:
+        raise InvalidParameter(f"calibration data has {e}", path) from None
     return data

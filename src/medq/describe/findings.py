@@ -22,6 +22,7 @@ import numpy as np
 
 from medq.assess.assessment import EVIDENCE_MEASURES
 from medq.assess.detector import detect_types, severity_for
+from medq.assess.evidence import FEATURE_NAMES
 from medq.assess.models.blocks import FINDING_TYPES
 from medq.describe.schema import SEVERITIES, Finding
 
@@ -32,7 +33,7 @@ KEY_FEATURES: dict[str, tuple[str, ...]] = {
     "aliasing": ("ac_high_max", "detail_anisotropy", "ghosting"),
     "motion": ("ghosting", "spectral_anisotropy"),
     "ghosting": ("ghosting", "ac_low_half"),
-    "spike": ("spectral_peak",),
+    "spike": ("spectral_peak", "spike_contrast"),
     "bias_field": ("field_span", "field_cv"),
     "streak": ("streak", "angular_cv"),
     "low_contrast": ("floor", "span", "ct_tissue"),
@@ -62,7 +63,7 @@ def detector_inputs(assessment: Any, image: Any, detector: Any) -> tuple[np.ndar
     from medq.assess.evidence import feature_vector
 
     indices = [s["index"] for s in assessment.slices] if assessment.slices else None
-    x = feature_vector(image, indices)
+    x = feature_vector(image, indices, detector.extras)
     if not detector.uses_heads:
         return x, False
     if _sha(assessment.model) == detector.calibration["model_sha"]:
@@ -70,13 +71,13 @@ def detector_inputs(assessment: Any, image: Any, detector: Any) -> tuple[np.ndar
     return np.concatenate([x, detector.mean[len(x):].astype(np.float32)]), False
 
 
-def _evidence(kind: str, p: float, value: float, x: np.ndarray, assessment: Any
-              ) -> dict[str, Any]:
-    from medq.assess.evidence import FEATURE_NAMES
-
+def _evidence(kind: str, p: float, value: float, x: np.ndarray, assessment: Any,
+              names: tuple[str, ...]) -> dict[str, Any]:
+    """The finding's evidence: detector numbers, the features the detector read (`names`, in
+    `x`'s order), the finding heads' outputs and the classical measures that bear on it."""
     ev: dict[str, Any] = {"probability": round(p, 3), "severity_value": round(value, 2)}
-    ev.update({name: round(float(x[FEATURE_NAMES.index(name)]), 3)
-               for name in KEY_FEATURES.get(kind, ())})
+    ev.update({name: round(float(x[names.index(name)]), 3)
+               for name in KEY_FEATURES.get(kind, ()) if name in names})
     head = (getattr(assessment, "finding_scores", None) or {}).get(kind)
     if head:
         ev["head_presence"] = head["presence"]
@@ -94,6 +95,7 @@ def detect(assessment: Any, image: Any) -> tuple[list[Finding], list[str], list[
 
     detector = load_detector()
     x, heads = detector_inputs(assessment, image, detector)
+    names = FEATURE_NAMES + detector.extras
     prob, decision = detect_types(detector, x, image.modality)
     middle = None
     if assessment.slices:
@@ -103,7 +105,7 @@ def detect(assessment: Any, image: Any) -> tuple[list[Finding], list[str], list[
         kind, p, value = FINDING_TYPES[j], float(prob[j]), round(raw, 2)
         findings.append(Finding(kind, severity_for(value), round(p, 3),
                                 locate(kind, image, middle),
-                                _evidence(kind, p, value, x, assessment), value))
+                                _evidence(kind, p, value, x, assessment, names), value))
     normal = [FINDING_TYPES[j] for j in decision.normal]
     return sort_findings(findings), normal, decision.below, heads
 
