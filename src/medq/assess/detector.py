@@ -3,12 +3,13 @@
 A small MLP ensemble fitted by `medq.describe.calibrate` on the training sources and shipped as
 JSON next to this module (plain numbers; inference is NumPy), in two calibrations:
 `detector-full.json` on the full-resolution planes (`evidence.feature_vector`, what `medq
-describe` reads: the evidence features and `evidence.DETECTOR_EXTRAS`) and `detector-view.json`
-on the quality model's views of at most 256 px (the mean of `evidence.evidence_rows`, which
-`medq assess` computes anyway: its evidence score, `read_evidence`, costs no extra pass over the
-pixels). For every finding type it gives P(present at ≥ mild) and a continuous severity (0 none
-… 3 severe, the engine's scale), and holds the per-type presence thresholds and the fraction of
-them below which a type is stated absent (`normal_fraction`), chosen on held-out training items.
+describe` reads: the evidence features, and any `evidence.DETECTOR_EXTRAS` its feature list
+names) and `detector-view.json` on the quality model's views of at most 256 px (the mean of
+`evidence.evidence_rows`, which `medq assess` computes anyway: its evidence score,
+`read_evidence`, costs no extra pass over the pixels). For every finding type it gives P(present
+at ≥ mild) and a continuous severity (0 none … 3 severe, the engine's scale), and holds the
+per-type presence thresholds and the fraction of them below which a type is stated absent
+(`normal_fraction`), chosen on held-out training items.
 
 When the calibration was fitted with a model's finding heads (`--heads`), it is tied to that
 checkpoint's SHA-256: with any other model the head inputs are set to their calibration means
