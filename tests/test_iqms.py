@@ -7,6 +7,7 @@ import pytest
 from scipy import ndimage as ndi
 
 from medq.assess import artifacts, iqms, measures
+from medq.assess.inu import inu_range
 from medq.assess.masks import anatomy_mask, background_mask, body_and_anatomy, foreground_mask
 from medq.errors import InvalidImage
 
@@ -232,6 +233,32 @@ def test_spike_contrast_rises_with_the_engines_spike_on_a_real_mr(mr_abdomen_sli
         artifacts.spike_contrast(spiked))
 
 
+def test_inu_range_recovers_a_known_smooth_field():
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:128, :128] / 128.0
+    body = (yy - 0.5) ** 2 + (xx - 0.5) ** 2 < 0.16
+    stripes = 100.0 + 20.0 * (np.sin(40 * yy) > 0)  # anatomy: two tissues in bands
+    tissue = np.where(body, stripes, 0.0) + rng.normal(0, 1, body.shape)
+    flat = inu_range(tissue, body)
+    field = 1.0 + 0.4 * (xx - 0.5)  # a linear 40 % ramp across the image
+    ramped = inu_range(tissue * field, body)
+    truth = np.percentile(field[body], 95) - np.percentile(field[body], 5)
+    truth /= np.median(field[body])
+    assert flat < 0.05 and ramped == pytest.approx(truth, abs=0.06)
+    assert np.isnan(inu_range(tissue, np.zeros_like(body)))  # no body: undefined
+
+
+def test_inu_range_follows_the_engines_bias_field_on_the_mni_volume(mni_t1):
+    from medq.degrade import simulate
+
+    fg = foreground_mask(mni_t1.array, "MR")
+    ranges = [measures.compute_measures(mni_t1.array, "MR")["inu_range"]]
+    for level in (0.3, 0.6):
+        biased = simulate(mni_t1, "mr_bias_field", level=level, seed=0)[0].array
+        ranges.append(inu_range(biased, fg))
+    assert ranges[0] < 0.1 and ranges[0] < ranges[1] < ranges[2]
+
+
 def test_ghosting_ratio_on_real_mr_slice(mni_t1):
     s = mni_t1.array[45].astype(np.float64)
     fg = foreground_mask(s, "MR")
@@ -309,7 +336,8 @@ def test_compute_measures_sets_per_modality(ct_slice, mr_slice, retina):
     ct = measures.compute_measures(ct_slice.array, "CT")
     assert set(ct) == COMMON | {"streak_index"}
     mr = measures.compute_measures(mr_slice.array, "MR")
-    assert set(mr) == COMMON | {"snr_dietrich", "ghosting_ratio", "qi_1", "spike_contrast"}
+    assert set(mr) == COMMON | {"snr_dietrich", "ghosting_ratio", "qi_1", "spike_contrast",
+                                "inu_range"}
     op = measures.compute_measures(retina.array, "OP")
     assert set(op) == COMMON and 0 < op["dynamic_range"] <= 1
     for result in (ct, op):

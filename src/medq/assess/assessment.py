@@ -48,7 +48,7 @@ EVIDENCE_MEASURES: dict[str, tuple[str, ...]] = {
     "motion": ("ghosting_ratio", "efc"),
     "ghosting": ("ghosting_ratio",),
     "spike": ("spike_contrast", "qi_1"),
-    "bias_field": ("snr",),
+    "bias_field": ("inu_range", "snr"),
     "streak": ("streak_index",),
     "low_contrast": ("dynamic_range", "fber"),
     "illumination": ("dynamic_range",),

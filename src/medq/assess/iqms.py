@@ -8,8 +8,8 @@ because slice spacing and in-plane resolution rarely match. A measure that is un
 input (empty mask, zero denominator) is `nan`, never an exception.
 
 Where MRIQC (Esteban et al. 2017, PLoS One 12:e0184661) has a measure, the name and the formula
-follow it: snr, snr_dietrich, cnr, cjv, efc, fber, wm2max, qi_1. Differences are stated in the
-function's docstring.
+follow it: snr, snr_dietrich, cnr, cjv, efc, fber, wm2max, qi_1 (and `medq.assess.inu`'s
+inu_range). Differences are stated in the function's docstring.
 """
 
 from __future__ import annotations

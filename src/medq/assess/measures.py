@@ -8,6 +8,7 @@ import numpy as np
 
 from medq.assess.artifacts import STREAK_VIEW, ghosting_ratio, qi_1, spike_contrast
 from medq.assess.evidence import plane_streak
+from medq.assess.inu import inu_range
 from medq.assess.iqms import (
     CT_OFFSET_HU,
     _f64,
@@ -55,7 +56,8 @@ def compute_measures(array: np.ndarray, modality: str, mask: np.ndarray | None =
 
     Always: foreground_fraction, noise_sigma, noise_sigma_flat, snr, efc, fber, sharpness,
     laplacian_variance, blur, dynamic_range, clipping_fraction. MR adds snr_dietrich,
-    ghosting_ratio, qi_1 and spike_contrast (k-space spikes); CT adds streak_index
+    ghosting_ratio, qi_1, spike_contrast (k-space spikes) and inu_range (the N4 bias field's
+    spread, `medq.assess.inu`); CT adds streak_index
     (`evidence.plane_streak`: on a view of at most `STREAK_VIEW` = 256 px, padding outside the
     reconstruction circle read as air; `streak` gives it when the caller has it already, as
     `medq assess` does from the evidence).
@@ -101,6 +103,7 @@ def compute_measures(array: np.ndarray, modality: str, mask: np.ndarray | None =
         out["ghosting_ratio"] = ghosting_ratio(a, fg, tissue=anatomy)
         out["qi_1"] = qi_1(a, bg)
         out["spike_contrast"] = spike_contrast(a)
+        out["inu_range"] = inu_range(a, fg)
     if modality == "CT":
         out["streak_index"] = plane_streak(a, STREAK_VIEW) if streak is None else streak
     if tissue_masks:
