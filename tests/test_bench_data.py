@@ -250,6 +250,8 @@ def test_full_plane_vector_appends_the_extras_asked_for() -> None:
         feature_vector,
         read_plane,
     )
+    from medq.assess.inu import inu_range
+    from medq.assess.masks import body_and_anatomy
     from medq.image import MedImage
 
     rng = np.random.default_rng(1)
@@ -272,7 +274,12 @@ def test_full_plane_vector_appends_the_extras_asked_for() -> None:
         feature_vector(mr, extras=("sharpness2",))
     # a calibration reads the extras its feature list names, the shipped one none
     assert Detector({"types": [], "mean": [], "std": [], "nets": [], "thresholds": {},
-                     "features": [*FEATURE_NAMES, "spike_contrast"]}).extras == DETECTOR_EXTRAS
+                     "features": [*FEATURE_NAMES, "spike_contrast"]}).extras == ("spike_contrast",)
+    # the N4 bias-field spread inside the body, after the spike contrast whatever the order asked
+    both = feature_vector(mr, extras=("inu_range", "spike_contrast"))
+    body = body_and_anatomy(read_plane(plane, "MR"), "MR")[0]
+    assert both[-2] == full[-1]
+    assert both[-1] == pytest.approx(inu_range(read_plane(plane, "MR"), body), rel=1e-5)
     from medq.assess.detector import load_detector
 
     assert load_detector().extras == ()

@@ -11,7 +11,7 @@ seeds, with one 80/20 split (the shipped recipe) and cross-fitted (`--folds 5`),
 each fit the description total /8 and the finding-type accuracy (moderate or worse) on the
 description benchmark's held-out items (the report rule of `findings_basis.evaluate`, which
 reproduces `medq bench describe`) and on the calibration's own validation items (with its
-spike recall), then the shipped calibration's on the benchmark items. Usage:
+spike and bias-field recall), then the shipped calibration's on the benchmark items. Usage:
     python benchmarks/probes/describe_seeds.py [--data NPZ | --zoom central|anywhere] [--seeds 4]
                                                [--folds 1,5] [--extras spike_contrast]
 """
@@ -74,14 +74,17 @@ def main() -> None:
     for folds in (int(f) for f in args.folds.split(",")):
         for seed in range(args.seeds):
             for label, width in widths.items():
-                calib = fit({**calibration, "x": calibration["x"][:, :width]}, seed=seed,
-                            folds=folds)
+                data = {**calibration, "x": calibration["x"][:, :width]}
+                if "features" in data:  # the names of the columns kept
+                    data["features"] = data["features"][:width]
+                calib = fit(data, seed=seed, folds=folds)
                 found = described(Detector(calib), [{**r, "x": r["x"][:, :width]} for r in rows])
                 own = calib["validation"]  # on the calibration's own validation items
                 print(f"folds {folds} seed {seed}{label}: {found}; validation "
                       f"{own['description_metrics']['total']:.2f}/8, type accuracy "
-                      f"{own['description_metrics']['type_accuracy']:.3f}, spike recall "
-                      f"{own['per_type']['spike']['recall']:.2f}", flush=True)
+                      f"{own['description_metrics']['type_accuracy']:.3f}, recall spike "
+                      f"{own['per_type']['spike']['recall']:.2f}, bias field "
+                      f"{own['per_type']['bias_field']['recall']:.2f}", flush=True)
     shipped = load_detector()
     width = len(FEATURE_NAMES) + len(shipped.extras)  # the features it reads
     print(f"shipped ({shipped.calibration['data_file']}): "

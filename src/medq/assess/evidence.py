@@ -81,10 +81,11 @@ FEATURE_NAMES = SLICE_NAMES + CONTEXT_NAMES
 """Every feature of an evidence row (what the quality model and the view detector read), in
 vector order."""
 
-DETECTOR_EXTRAS = ("spike_contrast",)
+DETECTOR_EXTRAS = ("spike_contrast", "inu_range")
 """Full-plane features a full-resolution detector may read besides the evidence features (the
-quality model's rows do not have them): `artifacts.spike_contrast` of MR planes (0 for other
-modalities). Tried for the shipped calibration, not shipped: the README's description section."""
+quality model's rows do not have them), in vector order: `artifacts.spike_contrast` and
+`inu.inu_range` (inside the body mask) of MR planes, 0 for other modalities. Tried for the
+shipped calibration, not shipped: the README's description section."""
 
 
 def feature_names(width: int) -> tuple[str, ...]:
@@ -312,12 +313,23 @@ def feature_vector(image: Any, indices: list[int] | None = None,
     planes = _planes(image, indices)
     rows = [slice_features(p, image.modality) for p in planes]
     slice_part = [float(np.mean([r[k] for r in rows])) for k in SLICE_NAMES]
-    extra_part = []
-    if "spike_contrast" in extras:
-        spikes = [spike_contrast(read_plane(p, image.modality)) for p in planes] \
-            if modality_group(image.modality) == "MR" else []
-        extra_part.append(float(np.mean([v for v in spikes if np.isfinite(v)] or [0.0])))
+    extra_part = [_extra(name, planes, image.modality) for name in DETECTOR_EXTRAS
+                  if name in extras]
     return np.asarray(slice_part + _context(image, planes[0]) + extra_part, dtype=np.float32)
+
+
+def _extra(name: str, planes: list[np.ndarray], modality: str) -> float:
+    """One detector extra of an image: its mean over the planes (MR only, else 0)."""
+    from medq.assess.inu import inu_range
+
+    if modality_group(modality) != "MR":
+        return 0.0
+    values = []
+    for plane in planes:
+        a = read_plane(plane, modality)
+        values.append(spike_contrast(a) if name == "spike_contrast"
+                      else inu_range(a, body_and_anatomy(a, modality)[0]))
+    return float(np.mean([v for v in values if np.isfinite(v)] or [0.0]))
 
 
 EVIDENCE_SIZE = 256

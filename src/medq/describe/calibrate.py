@@ -199,7 +199,8 @@ def fit(data: dict[str, np.ndarray], model: str | None = None, seed: int = 0,
     x = np.clip(x, lo, hi)
     z = ((x - mean) / std).astype(np.float32)
     calib = {"version": 1,
-             "features": list(feature_names(data["x"].shape[1]))
+             "features": [str(n) for n in data["features"]] if "features" in data
+             else list(feature_names(data["x"].shape[1]))
              + (list(HEAD_NAMES) if model else []),
              "types": list(FINDING_TYPES), "low": lo.round(6).tolist(),
              "high": hi.round(6).tolist(), "mean": mean.round(6).tolist(),
