@@ -314,7 +314,8 @@ def test_bench_summary_per_source_names_the_lossy_one(ct) -> None:
 
 @pytest.mark.slow
 def test_calibration_fits_on_real_training_items(tmp_path: Path, monkeypatch) -> None:
-    from medq.assess.detector import Detector
+    from medq.assess.detector import HEAD_NAMES, Detector
+    from medq.assess.evidence import FEATURE_NAMES
     from medq.describe import calibrate, calibration_data
 
     monkeypatch.setenv("MEDQ_CACHE_DIR", str(tmp_path))
@@ -323,6 +324,11 @@ def test_calibration_fits_on_real_training_items(tmp_path: Path, monkeypatch) ->
     assert set(data["source"]) <= {s.name for s in __import__(
         "medq.data.sources", fromlist=["sources"]).sources("train")}
     cal = calibrate.fit(data, steps=50, ensemble=1)
+    assert cal["features"] == list(data["features"]) == list(FEATURE_NAMES)  # columns named
+    # a heads calibration of named columns lists the heads after them
+    heads = calibrate.fit({**data, "h": np.zeros((28, len(HEAD_NAMES)), np.float32)},
+                          "mediqa-s", steps=50, ensemble=1)
+    assert heads["features"] == [*FEATURE_NAMES, *HEAD_NAMES]
     totals = cal["validation"]["total_by_normal_fraction"]
     assert set(totals) == {str(f) for f in calibrate.NORMAL_FRACTIONS}
     assert totals[str(cal["normal_fraction"])] == max(totals.values())

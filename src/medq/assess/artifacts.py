@@ -141,10 +141,10 @@ def streak_index(array: np.ndarray, length: int = 21, n_angles: int = 16,
     `length`-px lines span a similar extent of anatomy on every matrix size (and a 512² slice
     costs a quarter); `None` keeps the slice as it is.
     """
-    from medq.assess.slices import salient_slices
+    from medq.assess.slices import measured_planes
 
     a = _f64(array)
-    slices = [a] if a.ndim == 2 else [a[i] for i in salient_slices(a, n=max_slices)]
+    slices = [a[i] for i in measured_planes(a, max_slices)]
     num = den = 0.0
     for x in slices:
         x = shrink(x, longest) if longest else x
@@ -183,12 +183,12 @@ def spike_contrast(array: np.ndarray, size: int = 7, min_radius: float = 0.06,
     (MR_small) spreads the peak over several bins and lowers the contrast.
     Volumes: the mean over at most `max_slices` salient slices.
     """
-    from medq.assess.slices import salient_slices
+    from medq.assess.slices import measured_planes
 
     a = _f64(array)
     if a.ndim not in (2, 3):
         raise InvalidImage(f"spike_contrast takes a 2D plane or a 3D volume, got shape {a.shape}")
-    slices = [a] if a.ndim == 2 else [a[i] for i in salient_slices(a, n=max_slices)]
+    slices = [a[i] for i in measured_planes(a, max_slices)]
     values = [_plane_spike_contrast(x, size, min_radius) for x in slices if min(x.shape) > size]
     values = [v for v in values if np.isfinite(v)]
     return float(np.mean(values)) if values else float("nan")

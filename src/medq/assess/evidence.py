@@ -21,8 +21,9 @@ and of which image axis was the phase-encode direction:
 - **context**: modality, pixel size, matrix size, 2D/3D.
 
 A full-resolution detector can also read `DETECTOR_EXTRAS` (the MR spike contrast of
-`medq.assess.artifacts`), appended to the full-plane vector when its calibration lists them
-(`python -m medq.describe.calibrate --extras`); the quality model's evidence rows never have them.
+`medq.assess.artifacts` and the N4 bias-field spread of `medq.assess.inu`), appended to the
+full-plane vector when its calibration lists them (`python -m medq.describe.calibrate
+--extras`); the quality model's evidence rows never have them.
 """
 
 from __future__ import annotations
@@ -86,6 +87,15 @@ DETECTOR_EXTRAS = ("spike_contrast", "inu_range")
 quality model's rows do not have them), in vector order: `artifacts.spike_contrast` and
 `inu.inu_range` (inside the body mask) of MR planes, 0 for other modalities. Tried for the
 shipped calibration, not shipped: the README's description section."""
+
+
+def ordered_extras(extras: tuple[str, ...]) -> tuple[str, ...]:
+    """The detector extras asked for, in vector order (`DETECTOR_EXTRAS`'s); ValueError for a
+    name medq does not compute."""
+    unknown = sorted(set(extras) - set(DETECTOR_EXTRAS))
+    if unknown:
+        raise ValueError(f"unknown detector extras {unknown}; medq has {DETECTOR_EXTRAS}")
+    return tuple(name for name in DETECTOR_EXTRAS if name in extras)
 
 
 def feature_names(width: int) -> tuple[str, ...]:
@@ -307,14 +317,11 @@ def feature_vector(image: Any, indices: list[int] | None = None,
     """The full-plane feature vector of a MedImage (FEATURE_NAMES, then the `extras` of
     `DETECTOR_EXTRAS` asked for); volumes on `indices` (salient), each feature the mean over
     the planes."""
-    unknown = sorted(set(extras) - set(DETECTOR_EXTRAS))
-    if unknown:
-        raise ValueError(f"unknown detector extras {unknown}; medq has {DETECTOR_EXTRAS}")
+    wanted = ordered_extras(extras)
     planes = _planes(image, indices)
     rows = [slice_features(p, image.modality) for p in planes]
     slice_part = [float(np.mean([r[k] for r in rows])) for k in SLICE_NAMES]
-    extra_part = [_extra(name, planes, image.modality) for name in DETECTOR_EXTRAS
-                  if name in extras]
+    extra_part = [_extra(name, planes, image.modality) for name in wanted]
     return np.asarray(slice_part + _context(image, planes[0]) + extra_part, dtype=np.float32)
 
 

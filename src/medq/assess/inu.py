@@ -49,15 +49,14 @@ def inu_range(array: np.ndarray, mask: np.ndarray, max_slices: int = 7,
     anatomy that fills the whole field of view: on pydicom's 64² MR_small, whose body covers the
     image, it reads 0.35 on the clean image and no more with a field added.
     """
-    from medq.assess.slices import salient_slices
+    from medq.assess.slices import measured_planes
 
     a = _f64(array)
     if a.ndim not in (2, 3):
         raise InvalidImage(f"inu_range takes a 2D plane or a 3D volume, got shape {a.shape}")
     m = _mask(a, mask)
-    picked = [slice(None)] if a.ndim == 2 else salient_slices(a, n=max_slices)
     values = []
-    for index in picked:
+    for index in measured_planes(a, max_slices):
         plane, inside = a[index], m[index]
         if inside.sum() < min_pixels:
             continue

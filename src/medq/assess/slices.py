@@ -63,6 +63,13 @@ def salient_slices(volume: np.ndarray, mask: np.ndarray | None = None, n: int = 
     return [int(candidates[p]) for p in partition_middles(candidates.size, n)]
 
 
+def measured_planes(array: np.ndarray, n: int = 7) -> list[Any]:
+    """Indices of the planes a per-plane measure pools over: the whole of a 2D array
+    (`slice(None)`), the ≤ n salient slices of a 3D one (index the array, and its mask, with
+    them)."""
+    return [slice(None)] if array.ndim == 2 else salient_slices(array, n=n)
+
+
 def input_indices(image: Any, n: int = 7, salient: bool = True) -> list[int]:
     """The planes of a MedImage a model sees: `[0]` for 2D, the salient (or middle) slices of 3D."""
     if not image.is_volume:

@@ -175,6 +175,14 @@ def validation_masks(n: int, seed: int, folds: int) -> list[np.ndarray]:
     return [part == k for k in range(folds)]
 
 
+def column_names(data: dict[str, np.ndarray]) -> list[str]:
+    """The names of a calibration data file's feature columns: as it states them, else (files
+    built before they did) the evidence features and the first extras of its width."""
+    if "features" in data:
+        return [str(name) for name in data["features"]]
+    return list(feature_names(data["x"].shape[1]))
+
+
 def fit(data: dict[str, np.ndarray], model: str | None = None, seed: int = 0,
         steps: int = STEPS, ensemble: int = ENSEMBLE, hidden: int = HIDDEN, dropout: float = 0.0,
         folds: int = 1) -> dict[str, Any]:
@@ -199,9 +207,7 @@ def fit(data: dict[str, np.ndarray], model: str | None = None, seed: int = 0,
     x = np.clip(x, lo, hi)
     z = ((x - mean) / std).astype(np.float32)
     calib = {"version": 1,
-             "features": [str(n) for n in data["features"]] if "features" in data
-             else list(feature_names(data["x"].shape[1]))
-             + (list(HEAD_NAMES) if model else []),
+             "features": column_names(data) + (list(HEAD_NAMES) if model else []),
              "types": list(FINDING_TYPES), "low": lo.round(6).tolist(),
              "high": hi.round(6).tolist(), "mean": mean.round(6).tolist(),
              "std": std.round(6).tolist(), "nets": [], "thresholds": {},

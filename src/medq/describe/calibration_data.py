@@ -16,12 +16,12 @@ import numpy as np
 
 from medq.assess.detector import head_vector
 from medq.assess.evidence import (
-    DETECTOR_EXTRAS,
     FEATURE_NAMES,
     FEATURES_VERSION,
     evidence_rows,
     feature_names,
     feature_vector,
+    ordered_extras,
     view_features,
 )
 from medq.data.items import degraded_item, severity_targets
@@ -84,11 +84,6 @@ def model_sha(model: str) -> str:
     return hashlib.sha256(resolve(model).read_bytes()).hexdigest()[:16]
 
 
-def ordered(extras: tuple[str, ...]) -> tuple[str, ...]:
-    """Detector extras in vector order (`evidence.DETECTOR_EXTRAS`)."""
-    return tuple(name for name in DETECTOR_EXTRAS if name in extras)
-
-
 def data_path(n2d: int, n3d: int, model: str | None = None, view: bool = False,
               zoom: str = "anywhere", extras: tuple[str, ...] = ()) -> Path:
     """Where `build` caches the calibration data of these settings (keyed by them and by the
@@ -98,7 +93,7 @@ def data_path(n2d: int, n3d: int, model: str | None = None, view: bool = False,
 
     if view and extras:
         raise ValueError("detector extras are full-plane features: not with view")
-    names = FEATURE_NAMES + ordered(extras)
+    names = FEATURE_NAMES + ordered_extras(extras)
     key = hashlib.sha256(json.dumps([n2d, n3d, names, FEATURES_VERSION, SEED_BASE,
                                      BENCH_VERSION, model and model_sha(model)]
                                     + (["view"] if view else [])
@@ -129,7 +124,7 @@ def build(n2d: int, n3d: int, model: str | None = None, workers: int = 2, view: 
     if len(rows) < len(made):
         print(f"{len(made) - len(rows)} of {len(made)} items left out: {model} cannot assess them")
     data = {"x": np.stack([r["x"] for r in rows]), "y": np.stack([r["y"] for r in rows]),
-            "features": np.array(FEATURE_NAMES + ordered(extras)),
+            "features": np.array(FEATURE_NAMES + ordered_extras(extras)),
             "modality": np.array([r["modality"] for r in rows]),
             "source": np.array([r["source"] for r in rows]),
             "dim": np.array([r["dim"] for r in rows])}

@@ -34,7 +34,7 @@ KEY_FEATURES: dict[str, tuple[str, ...]] = {
     "motion": ("ghosting", "spectral_anisotropy"),
     "ghosting": ("ghosting", "ac_low_half"),
     "spike": ("spectral_peak", "spike_contrast"),
-    "bias_field": ("field_span", "field_cv"),
+    "bias_field": ("field_span", "field_cv", "inu_range"),
     "streak": ("streak", "angular_cv"),
     "low_contrast": ("floor", "span", "ct_tissue"),
     "illumination": ("field_span", "field_cv"),
