@@ -127,7 +127,7 @@ def test_clean_ct_report_is_well_formed_and_deterministic(assessor, ct) -> None:
     assert sentences[-1] == f"Overall, the quality of this image is {first.verdict}."
     assert first.verdict in VERDICTS and first.verdict == verdict_for(first.score)
     assert first.modality == "CT" and first.basis == "detector"
-    assert first.model_score == a.score
+    assert first.assess_score == a.score and first.model_score == a.model_score  # as assess's
     data = json.loads(json.dumps(first.to_dict()))
     assert list(data)[0] == "path"
     pred = {f.type: f.severity for f in first.findings}

@@ -52,5 +52,7 @@ def build_report(assessment: Any, image: Any = None) -> QualityReport:
     return QualityReport(modality=assessment.modality, region=str(prompts.get("region", "unknown")),
                          score=round(score, 3), verdict=verdict, findings=findings, text=text,
                          path=assessment.path, model=assessment.model,
-                         model_score=assessment.score, normal=normal, basis=basis,
+                         assess_score=assessment.score,
+                         model_score=getattr(assessment, "model_score", None),
+                         normal=normal, basis=basis,
                          lossy_compression=lossy)

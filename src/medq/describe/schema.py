@@ -59,8 +59,9 @@ class QualityReport:
 
     `score` is the score of the findings (`medq.assess.detector.findings_score`) and `verdict`
     is `verdict_for(score)`;
-    `model_score` is the score `medq assess` gives (its quality model's score and its evidence
-    score combined). `normal` lists the finding types the text states are absent. `basis` says
+    `assess_score` is the score `medq assess` gives (its quality model's score and its evidence
+    score combined), `model_score` the quality model's own score (as in the Assessment).
+    `normal` lists the finding types the text states are absent. `basis` says
     where the findings come from: `detector` (the calibrated evidence detector on the image),
     `detector + finding heads` (a calibration that also reads this model's finding heads) or
     `finding heads` (no image: the model's own findings).
@@ -74,6 +75,7 @@ class QualityReport:
     text: str
     path: str | None = None
     model: str = ""
+    assess_score: float | None = None
     model_score: float | None = None
     normal: list[str] = field(default_factory=list)
     basis: str = "detector"
