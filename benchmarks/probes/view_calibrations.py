@@ -65,13 +65,11 @@ def main() -> None:
     args = parser.parse_args()
     from independent import independent_ladders
 
-    from medq.assess.assessment import combined_score
-    from medq.assess.detector import VIEW_CALIBRATION_PATH, _load, evidence_of
-    from medq.assess.evidence import view_features
+    from medq.assess.detector import VIEW_CALIBRATION_PATH, load_detector
     from medq.assess.predictor import Assessor
     from medq.assess.weights import load_weights
     from medq.data.bench import BenchPlan, build
-    from medq.train.evaluate import held_out_images, predict, ranking_ladders
+    from medq.train.evaluate import assess_scores, held_out_images, predict, ranking_ladders
 
     data = build(BenchPlan(), "test", progress=False)
     model, record = load_weights(args.model)
@@ -85,11 +83,8 @@ def main() -> None:
           f"{'indep':>6s} {'MR':>6s}")
     for name in args.calibrations:
         path = VIEW_CALIBRATION_PATH if name == "shipped" else Path(name)
-        detector = _load(str(path))
-        scores = np.array([
-            combined_score(float(p), evidence_of(detector, view_features(
-                data["m"][int(data["offset"][i]):int(data["offset"][i] + data["n_valid"][i])]),
-                str(data["modality"][i])).score) for i, p in enumerate(pred)])
+        detector = load_detector(path)
+        scores = assess_scores(pred, data, detector)
         cells = [spearmanr(y, scores)[0], spearmanr(y[mr], scores[mr])[0],
                  *ranking(engine, detector), *ranking(independent, detector)]
         print(f"{name[-34:]:34s} " + " ".join(f"{c:6.3f}" for c in cells), flush=True)
