@@ -7,27 +7,50 @@ first use, about 13–20 minutes on 2 cores; `--zoom` picks the items' zoom prof
 as shipped or `central` as the full-plane calibration's) for several seeds, with one 80/20
 split (`--folds 1`, the shipped recipe) and cross-fitted (`--folds 5`), and prints for each fit
 the held-out SRCC of the evidence score alone and of `medq assess`'s score (the mean with the
-model's score, on the quality benchmark's test split, as `medq bench iqa`), and the severity
-ranking of
-`benchmarks/ranking.py` (same ladders, same model scores). The mean over seeds is what a recipe
-is worth; one fit is a draw from it. Usage:
+model's score, on the quality benchmark's test split, as `medq bench iqa`; also on its MR
+items), the severity ranking of `benchmarks/ranking.py` and the ranking on the independent
+simulators' ladders of `benchmarks/independent.py` (each also over MR kinds alone; same ladders,
+same model scores, the model run once). The mean over seeds is what a recipe is worth; one fit
+is a draw from it. `--calibrations FILE … [shipped]` judges calibration files instead of
+refitting (its `shipped` line reproduces the three benchmarks). Usage:
     python benchmarks/probes/detector_seeds.py [--model mediqa-s] [--zoom anywhere|central]
                                                [--seeds 4] [--folds 1,5]
+                                               [--calibrations FILE ... shipped]
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from scipy.stats import spearmanr
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+COLUMNS = ("evidence", "assess", "assess MR", "ranking", "ranking MR", "independent",
+           "independent MR")
+"""What `rates` gives, in order (SRCC of the evidence score and of `medq assess`, rankings)."""
+
+
+def ladder_inputs(assessor: Any, ladders: Any) -> list[tuple[str, str, list, list[float]]]:
+    """(ladder key, modality, each rung's view features, each rung's model score)."""
+    from medq.assess.evidence import evidence_rows, view_features
+
+    return [(f"{name}/{kind}", ladder[0].modality,
+             [view_features(evidence_rows(x)) for x in ladder],
+             [a.model_score for a in assessor.assess_many(ladder)])
+            for name, kind, ladder in ladders]
+
 
 def held_out(model: str) -> dict[str, Any]:
-    """The test split's references, model scores and evidence features, and the ranking
-    ladders' model scores and evidence features."""
-    from medq.assess.evidence import evidence_rows, view_features
+    """The test split's references, model scores and evidence features, and the engine's and
+    the independent simulators' ranking ladders' model scores and evidence features."""
+    from independent import independent_ladders
+
+    from medq.assess.evidence import view_features
     from medq.assess.predictor import Assessor
     from medq.assess.weights import load_weights
     from medq.data.bench import BenchPlan, build
@@ -38,35 +61,51 @@ def held_out(model: str) -> dict[str, Any]:
     features = np.stack([view_features(test["m"][int(o):int(o) + int(k)])
                          for o, k in zip(test["offset"], test["n_valid"], strict=True)])
     assessor = Assessor(model, measures=False)
-    ladders = [(f"{name}/{kind}", ladder[0].modality,
-                [view_features(evidence_rows(x)) for x in ladder],
-                [a.model_score for a in assessor.assess_many(ladder)])
-               for name, kind, ladder in ranking_ladders(held_out_images())]
+    images = held_out_images()
     return {"y": test["score"], "modality": test["modality"], "features": features,
             "model": predict(net, test, bool(record.get("use_prompts", True))),
-            "ladders": ladders}
+            "ladders": ladder_inputs(assessor, ranking_ladders(images)),
+            "independent": ladder_inputs(assessor, independent_ladders(images))}
 
 
-def rates(detector: Any, data: dict[str, Any]) -> tuple[float, float, float]:
-    """(evidence SRCC, `medq assess` SRCC, ranking mean over kinds) of one fitted detector."""
+def _ranking(detector: Any, ladders: list) -> tuple[float, float]:
+    """(mean over kinds, mean over MR kinds) of the ladders' Spearman with this detector."""
     from medq.assess.assessment import combined_score
     from medq.assess.detector import evidence_of
     from medq.train.evaluate import ladder_spearman, ranking_summary
 
-    ev = np.array([evidence_of(detector, x, str(m)).score
-                   for x, m in zip(data["features"], data["modality"], strict=True)])
-    both = np.array([combined_score(m, e) for m, e in zip(data["model"], ev, strict=True)])
     pairs = {}
-    for pair, modality, xs, model_scores in data["ladders"]:
+    for pair, modality, xs, model_scores in ladders:
         scores = [combined_score(m, evidence_of(detector, x, modality).score)
                   for x, m in zip(xs, model_scores, strict=True)]
         pairs[pair] = {"spearman": ladder_spearman(scores)}
+    summary = ranking_summary(pairs)
+    mr = [v for k, v in summary["per_kind"].items() if k.startswith("mr_")]
+    return summary["mean"], float(np.mean(mr))
+
+
+def rates(detector: Any, data: dict[str, Any]) -> tuple[float, ...]:
+    """One fitted detector's numbers, in `COLUMNS` order."""
+    from medq.assess.assessment import combined_score
+    from medq.assess.detector import evidence_of
+
+    ev = np.array([evidence_of(detector, x, str(m)).score
+                   for x, m in zip(data["features"], data["modality"], strict=True)])
+    both = np.array([combined_score(m, e) for m, e in zip(data["model"], ev, strict=True)])
+    mr = data["modality"] == "MR"
     return (float(spearmanr(data["y"], ev)[0]), float(spearmanr(data["y"], both)[0]),
-            ranking_summary(pairs)["mean"])
+            float(spearmanr(data["y"][mr], both[mr])[0]),
+            *_ranking(detector, data["ladders"]), *_ranking(detector, data["independent"]))
+
+
+def _line(label: str, values: Any) -> str:
+    """One printed row: a label and the numbers under `COLUMNS`."""
+    return f"{label:34s} " + " ".join(f"{v:>{max(len(c), 6)}.3f}" for c, v in
+                                      zip(COLUMNS, values, strict=True))
 
 
 def main() -> None:
-    """Fit, score and print one line per (folds, seed) and the mean per folds setting."""
+    """Fit (or read), score and print one line per fit and the mean per folds setting."""
     from medq.data.items import ZOOM_PROFILES
 
     parser = argparse.ArgumentParser(description=__doc__)
@@ -74,22 +113,28 @@ def main() -> None:
     parser.add_argument("--zoom", choices=tuple(ZOOM_PROFILES), default="anywhere")
     parser.add_argument("--seeds", type=int, default=4)
     parser.add_argument("--folds", default="1,5")
+    parser.add_argument("--calibrations", nargs="+", default=None,
+                        help="judge these calibration files ('shipped': the shipped view "
+                             "calibration) instead of refitting")
     args = parser.parse_args()
-    from medq.assess.detector import Detector
+    from medq.assess.detector import VIEW_CALIBRATION_PATH, Detector, load_detector
     from medq.describe.calibrate import fit
     from medq.describe.calibration_data import build
 
     data = held_out(args.model)
+    print(f"{'':34s} " + " ".join(f"{c:>6s}" for c in COLUMNS))
+    if args.calibrations:
+        for name in args.calibrations:
+            path = VIEW_CALIBRATION_PATH if name == "shipped" else Path(name)
+            print(_line(name[-34:], rates(load_detector(path), data)), flush=True)
+        return
     calibration = build(3600, 150, view=True, zoom=args.zoom)
     for folds in (int(f) for f in args.folds.split(",")):
         found = []
         for seed in range(args.seeds):
             found.append(rates(Detector(fit(calibration, seed=seed, folds=folds)), data))
-            print(f"folds {folds} seed {seed}: evidence SRCC {found[-1][0]:.3f}, "
-                  f"medq assess SRCC {found[-1][1]:.3f}, ranking {found[-1][2]:.3f}", flush=True)
-        mean = np.mean(found, axis=0)
-        print(f"folds {folds}, mean of {args.seeds} seeds: evidence {mean[0]:.3f}, "
-              f"medq assess {mean[1]:.3f}, ranking {mean[2]:.3f}")
+            print(_line(f"folds {folds} seed {seed}", found[-1]), flush=True)
+        print(_line(f"folds {folds}, mean of {args.seeds} seeds", np.mean(found, axis=0)))
 
 
 if __name__ == "__main__":

@@ -96,22 +96,17 @@ def classical_scores(data: dict[str, np.ndarray], name: str) -> np.ndarray:
     return out
 
 
-def assess_scores(pred: np.ndarray, data: dict[str, np.ndarray], detector: Any = None
-                  ) -> np.ndarray:
+def assess_scores(pred: np.ndarray, data: dict[str, np.ndarray]) -> np.ndarray:
     """The scores `medq assess` gives the items: each model score combined with the evidence
-    score of the item's stored evidence rows (`assessment.combined_score`), read by the shipped
-    view calibration or by `detector` (a loaded `medq.assess.detector.Detector`)."""
+    score of the item's stored evidence rows (`assessment.combined_score`)."""
     from medq.assess.assessment import combined_score
-    from medq.assess.detector import VIEW_CALIBRATION_PATH, evidence_of, load_detector
-    from medq.assess.evidence import view_features
+    from medq.assess.detector import read_evidence
 
-    detector = detector or load_detector(VIEW_CALIBRATION_PATH)
     out = np.zeros(len(pred), dtype=np.float32)
     for i, p in enumerate(pred):
         o, k = int(data["offset"][i]), int(data["n_valid"][i])
-        evidence = evidence_of(detector, view_features(data["m"][o:o + k]),
-                               str(data["modality"][i]))
-        out[i] = combined_score(float(p), evidence.score)
+        out[i] = combined_score(float(p), read_evidence(data["m"][o:o + k],
+                                                        str(data["modality"][i])).score)
     return out
 
 
