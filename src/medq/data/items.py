@@ -122,6 +122,15 @@ def zoomed(image: MedImage, rng: np.random.Generator, profile: str = "anywhere")
     return image.evolve(array=np.ascontiguousarray(crop, dtype=np.float32), spacing=spacing)
 
 
+def maybe_zoomed(image: MedImage, rng: np.random.Generator, zoom: str) -> MedImage:
+    """The realism's zoomed field of view (`zoomed`) of a grey 2D image of at least 96 px, at
+    the zoom profile's probability; other images as they are."""
+    if not image.is_rgb and not image.is_volume \
+            and rng.random() < ZOOM_PROFILES[zoom][0] and min(image.shape) >= 96:
+        return zoomed(image, rng, zoom)
+    return image
+
+
 def _mark_baseline(image: MedImage) -> MedImage:
     """Flag the last degradation record as baseline realism (part of the clean image)."""
     records = [dict(r) for r in image.meta.get("degradations", [])]
@@ -139,9 +148,8 @@ def degraded_item(source: Source, dim: str, seed: int, clean_fraction: float = 0
         raise InvalidParameter(f"zoom must be one of {', '.join(ZOOM_PROFILES)}, got {zoom!r}")
     rng = np.random.default_rng(seed)
     image = source.draw(rng, dim)
-    if realism and not image.is_rgb and not image.is_volume \
-            and rng.random() < ZOOM_PROFILES[zoom][0] and min(image.shape) >= 96:
-        image = zoomed(image, rng, zoom)
+    if realism:
+        image = maybe_zoomed(image, rng, zoom)
     kinds = kinds_for(image.modality)
     u = rng.random()
     n = 0 if u < clean_fraction else (2 if u < clean_fraction + pair_fraction else 1)
@@ -153,6 +161,41 @@ def degraded_item(source: Source, dim: str, seed: int, clean_fraction: float = 0
     for kind in chosen:
         image = _apply(image, kind, float(rng.uniform(*SEVERITY_RANGE)), rng)
     return image, list(image.meta.get("degradations", []))
+
+
+LADDER_RUNGS = 4
+"""Degraded rungs of a severity ladder (after its clean rung): one severity drawn in each of
+as many equal parts of `SEVERITY_RANGE`."""
+
+
+def severity_ladder(source: Source, seed: int, zoom: str = "anywhere"
+                    ) -> tuple[list[MedImage], str]:
+    """One deterministic severity ladder of a 2D training image (`realism` as in
+    `degraded_item`): the clean image with its sub-threshold baseline, then one kind of the
+    engine at `LADDER_RUNGS` rising severities, each rung with the same baseline realisation
+    (the kind's own baseline left out, as `degraded_item` leaves it out) and the same seed of
+    the kind, so the rungs differ only by the kind's severity. Returns (rungs, kind)."""
+    if zoom not in ZOOM_PROFILES:
+        raise InvalidParameter(f"zoom must be one of {', '.join(ZOOM_PROFILES)}, got {zoom!r}")
+    rng = np.random.default_rng(seed)
+    image = maybe_zoomed(source.draw(rng, "2d"), rng, zoom)
+    kind = str(rng.choice(kinds_for(image.modality)))
+    baseline = [(k, float(rng.uniform(*BASELINE_RANGE)), int(rng.integers(2**31)))
+                for k in BASELINE.get(image.modality, ())]
+    edges = np.linspace(*SEVERITY_RANGE, LADDER_RUNGS + 1)
+    values = [float(rng.uniform(lo, hi)) for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
+    kind_seed = int(rng.integers(2**31))
+
+    def based(skip: str | None) -> MedImage:
+        out = image
+        for k, value, k_seed in baseline:
+            if k != skip:
+                out = _mark_baseline(_apply(out, k, value, np.random.default_rng(k_seed)))
+        return out
+
+    under = based(kind)
+    return [based(None)] + [_apply(under, kind, v, np.random.default_rng(kind_seed))
+                            for v in values], kind
 
 
 def severity_targets(records: list[dict[str, Any]]) -> np.ndarray:

@@ -48,7 +48,22 @@ from medq.assess.detector import (
 from medq.assess.evidence import DETECTOR_EXTRAS, feature_names, modality_group
 from medq.assess.models.blocks import FINDING_TYPES
 from medq.data.items import ZOOM_PROFILES
-from medq.describe.calibration_data import build, data_path, model_sha, read_data
+from medq.describe.calibration_data import (
+    build,
+    build_ladders,
+    data_path,
+    model_sha,
+    read_data,
+)
+from medq.describe.ladders import (
+    LADDER_BATCH,
+    LADDERS,
+    RANK_MARGIN,
+    RANK_WEIGHT,
+    Rungs,
+    ladder_loss,
+    ladder_spearman,
+)
 from medq.errors import InputError
 
 ENSEMBLE = 3
@@ -67,8 +82,6 @@ NORMAL_FRACTIONS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5)
 contradiction, so validation decides whether the detector is sure enough to make them."""
 MISSING_WEIGHT = 0.25
 """Weight of the severity loss on types absent from an item (most entries are 0)."""
-
-
 def allowed_matrix(modalities: np.ndarray) -> np.ndarray:
     """Boolean `[n, types]`: the finding types the engine makes for each item's modality."""
     from medq.assess.assessment import finding_types_for
@@ -79,8 +92,10 @@ def allowed_matrix(modalities: np.ndarray) -> np.ndarray:
 
 
 def _fit_one(x: np.ndarray, y: np.ndarray, allowed: np.ndarray, seed: int, steps: int = STEPS,
-             hidden: int = HIDDEN, dropout: float = 0.0) -> list[dict]:
-    """Train one MLP (`dropout` after each hidden layer while fitting); returns its layers as
+             hidden: int = HIDDEN, dropout: float = 0.0,
+             ladders: Rungs | None = None) -> list[dict]:
+    """Train one MLP (`dropout` after each hidden layer while fitting; with `ladders`, also
+    their weight × `ladder_loss` on `LADDER_BATCH` of them per step); returns its layers as
     lists (JSON-ready)."""
     import torch
     from torch import nn
@@ -97,6 +112,8 @@ def _fit_one(x: np.ndarray, y: np.ndarray, allowed: np.ndarray, seed: int, steps
     present = (yt >= 0.5).float()
     weight = mask * torch.where(yt > 0, 1.0, MISSING_WEIGHT)
     gen = torch.Generator().manual_seed(seed)
+    lz, ly, la = (torch.from_numpy(np.asarray(a, np.float32)) for a in ladders[:3]) \
+        if ladders else (None, None, None)
     for _ in range(steps):
         idx = torch.randint(0, len(xt), (256,), generator=gen)
         out = net(xt[idx] + 0.05 * torch.randn(len(idx), x.shape[1], generator=gen))
@@ -105,6 +122,11 @@ def _fit_one(x: np.ndarray, y: np.ndarray, allowed: np.ndarray, seed: int, steps
                                                              reduction="none")
         huber = nn.functional.smooth_l1_loss(sev, yt[idx], reduction="none")
         loss = ((bce * mask[idx]).sum() + (huber * weight[idx]).sum()) / mask[idx].sum()
+        if lz is not None:
+            li = torch.randint(0, len(lz), (LADDER_BATCH,), generator=gen)
+            noisy = lz[li] + 0.05 * torch.randn(lz[li].shape, generator=gen)
+            loss = loss + ladders.weight * ladder_loss(net, noisy, ly[li], la[li],
+                                                       ladders.margin)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -185,12 +207,19 @@ def column_names(data: dict[str, np.ndarray]) -> list[str]:
 
 def fit(data: dict[str, np.ndarray], model: str | None = None, seed: int = 0,
         steps: int = STEPS, ensemble: int = ENSEMBLE, hidden: int = HIDDEN, dropout: float = 0.0,
-        folds: int = 1) -> dict[str, Any]:
+        folds: int = 1, ladders: dict[str, np.ndarray] | None = None,
+        rank_weight: float = RANK_WEIGHT, rank_margin: float = RANK_MARGIN) -> dict[str, Any]:
     """Fit the detector on 80 % of the calibration items, thresholds and scores on the rest; or,
     with `folds` > 1, cross-fitted: `ensemble` nets per fold, each fitted without its fold, all
     of them shipped (their mean is the detector), the thresholds chosen on every item's
     out-of-fold prediction. Cross-fitting spends every item on both jobs and averages over the
-    splits, whose luck otherwise moves the held-out SRCC of `medq assess` by ±0.03."""
+    splits, whose luck otherwise moves the held-out SRCC of `medq assess` by ±0.03.
+
+    With `ladders` (`calibration_data.build_ladders`), each fit also learns that a worse rung
+    of the same image reads worse (`ladder_loss`, weighted `rank_weight`, its margin
+    `rank_margin`), on the ladders outside its validation part
+    (one random 20 %, or the fold); the validation parts give `ladder_spearman`, the mean
+    Spearman of the evidence score along each ladder (1: every ladder falls)."""
     from medq.assess.detector import Detector
     from medq.train.loop import set_threads
 
@@ -213,11 +242,16 @@ def fit(data: dict[str, np.ndarray], model: str | None = None, seed: int = 0,
              "std": std.round(6).tolist(), "nets": [], "thresholds": {},
              "model": model, "model_sha": model and model_sha(model)}
     prob, sev = np.zeros(y.shape), np.zeros(y.shape)
+    lmasks = validation_masks(len(ladders["x"]), seed + 1, folds) if ladders else []
+    fold_nets = []
     for k, held in enumerate(masks):
+        rungs = Rungs(*_scaled_ladders(ladders, ~lmasks[k], lo, hi, mean, std), rank_weight,
+                      rank_margin) if ladders else None
         nets = [_fit_one(z[~held], y[~held], allowed[~held], seed + k * ensemble + j, steps,
-                         hidden, dropout) for j in range(ensemble)]
+                         hidden, dropout, rungs) for j in range(ensemble)]
         prob[held], sev[held] = Detector({**calib, "nets": nets}).predict(x[held])
         calib["nets"] += nets
+        fold_nets.append(nets)
     p, s = prob[val], sev[val]
     truth = y[val] >= 0.5
     groups = np.array([modality_group(m) for m in data["modality"][val]])
@@ -246,10 +280,23 @@ def fit(data: dict[str, np.ndarray], model: str | None = None, seed: int = 0,
                            (f"every training-source item, predicted by the nets of the "
                             f"{folds}-fold cross-fit that were fitted without it (same sources; "
                             "these predictions also chose the thresholds)")}
+    if ladders:
+        calib["ladders"] = {"n": len(ladders["x"]), "weight": rank_weight, "margin": rank_margin}
+        calib["validation"]["ladder_spearman"] = round(ladder_spearman(
+            calib, fold_nets, ladders, lmasks), 3)
     calib["seed"], calib["folds"] = seed, max(1, folds)
     calib["trained_on"] = {"items": int((~masks[0]).sum()) if folds <= 1 else len(x),
                            "sources": sorted(set(data["source"].tolist()))}
     return calib
+
+
+def _scaled_ladders(ladders: dict[str, np.ndarray], rows: np.ndarray, lo: np.ndarray,
+                    hi: np.ndarray, mean: np.ndarray, std: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The `rows` ladders as `_fit_one` takes them: features clipped and standardised as the
+    items', severities, and the types each ladder's modality can have."""
+    z = ((np.clip(ladders["x"][rows], lo, hi) - mean) / std).astype(np.float32)
+    return z, ladders["y"][rows].astype(np.float32), allowed_matrix(ladders["modality"][rows])
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -277,6 +324,13 @@ def main(argv: list[str] | None = None) -> None:
                     help="dropout after each hidden layer while fitting")
     ap.add_argument("--data", type=Path, default=None,
                     help="fit on this calibration data file (.npz) instead of building one")
+    ap.add_argument("--ladders", type=int, default=LADDERS,
+                    help="severity ladders of the training sources the fit also learns to rank "
+                         f"(default {LADDERS}; tried: 1000)")
+    ap.add_argument("--rank-weight", type=float, default=RANK_WEIGHT,
+                    help="weight of the ladder term beside the items' loss")
+    ap.add_argument("--rank-margin", type=float, default=RANK_MARGIN,
+                    help="fraction of the true rise in badness a rung's must rise by")
     ap.add_argument("--extras", nargs="+", choices=DETECTOR_EXTRAS, default=[],
                     help="full-plane features beside the evidence features (tried, not shipped)")
     args = ap.parse_args(argv)
@@ -292,8 +346,10 @@ def main(argv: list[str] | None = None) -> None:
             ap.error(str(e))
     else:
         data = build(args.n2d, args.n3d, args.heads, args.workers, args.view, zoom, extras)
+    ladders = build_ladders(args.ladders, args.workers, args.view, zoom) if args.ladders else None
     calib = fit(data, args.heads, seed=args.seed, hidden=args.hidden, dropout=args.dropout,
-                folds=args.folds)
+                folds=args.folds, ladders=ladders, rank_weight=args.rank_weight,
+                rank_margin=args.rank_margin)
     calib["features_on"] = "view" if args.view else "full"
     # the data file's name, so probes find the cached items (`evidence_score.py`)
     calib["data_file"] = (args.data or data_path(args.n2d, args.n3d, args.heads, args.view,

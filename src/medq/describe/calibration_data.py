@@ -24,7 +24,7 @@ from medq.assess.evidence import (
     ordered_extras,
     view_features,
 )
-from medq.data.items import degraded_item, severity_targets
+from medq.data.items import LADDER_RUNGS, degraded_item, severity_ladder, severity_targets
 from medq.errors import InputError
 from medq.workers import worker_pool
 
@@ -66,8 +66,7 @@ def _row(job: tuple[str, str, int], model: str | None, view: bool = False,
     source = next(s for s in sources("train") if s.name == name)
     image, records = degraded_item(source, dim, seed, clean_fraction=0.2, realism=True,
                                    zoom=zoom)
-    x = view_features(evidence_rows(image)) if view else feature_vector(image, extras=extras)
-    row = {"x": x, "y": severity_targets(records),
+    row = {"x": _features(image, view, extras), "y": severity_targets(records),
            "modality": image.modality, "source": name, "dim": dim}
     if model:
         try:
@@ -75,6 +74,66 @@ def _row(job: tuple[str, str, int], model: str | None, view: bool = False,
         except InputError:
             return None
     return row
+
+
+def _features(image: Any, view: bool, extras: tuple[str, ...]) -> np.ndarray:
+    """The detector's feature vector of one image: the mean of its evidence rows (`view`) or
+    its full planes' features with `extras`."""
+    return view_features(evidence_rows(image)) if view else feature_vector(image, extras=extras)
+
+
+def _ladder(job: tuple[str, int], view: bool, zoom: str) -> dict[str, Any]:
+    """Features and targets `[rungs, …]` of one severity ladder (`items.severity_ladder`)."""
+    from medq.data.sources import sources
+
+    name, seed = job
+    source = next(s for s in sources("train") if s.name == name)
+    rungs, kind = severity_ladder(source, seed, zoom)
+    return {"x": np.stack([_features(r, view, ()) for r in rungs]),
+            "y": np.stack([severity_targets(list(r.meta.get("degradations", [])))
+                           for r in rungs]),
+            "modality": rungs[0].modality, "source": name, "kind": kind}
+
+
+LADDER_SEED_BASE = 9_000_000
+"""Seeds of the severity ladders (far from the calibration items' and the benchmark's)."""
+
+
+def ladders_path(n: int, view: bool, zoom: str) -> Path:
+    """Where `build_ladders` caches `n` ladders (keyed like `data_path`)."""
+    from medq.data.bench import BENCH_VERSION
+    from medq.data.cache import cache_dir
+
+    key = hashlib.sha256(json.dumps([n, LADDER_RUNGS, FEATURE_NAMES, FEATURES_VERSION,
+                                     LADDER_SEED_BASE, BENCH_VERSION, view, zoom]
+                                    ).encode()).hexdigest()[:12]
+    return cache_dir() / "describe" / f"ladders-{key}.npz"
+
+
+def build_ladders(n: int, workers: int = 2, view: bool = False, zoom: str = "anywhere"
+                  ) -> dict[str, np.ndarray]:
+    """`n` severity ladders of the 2D training sources (MR weighted up as for the items;
+    cached): x `[n, rungs, features]`, y `[n, rungs, types]`, modality, source, kind."""
+    from rich.progress import track
+
+    from medq.data.sources import sources
+    from medq.io.atomic import atomic_path
+
+    path = ladders_path(n, view, zoom)
+    if path.exists():
+        with np.load(path) as data:
+            return {k: data[k] for k in data.files}
+    pool = [s.name for s in sources("train", "2d") for _ in range(SOURCE_WEIGHT.get(s.modality, 1))]
+    jobs = [(pool[i % len(pool)], LADDER_SEED_BASE + i) for i in range(n)]
+    with worker_pool(workers) as ex:
+        made = list(track(ex.map(partial(_ladder, view=view, zoom=zoom), jobs, chunksize=2),
+                          total=n, description="severity ladders", transient=True))
+    data = {k: np.stack([r[k] for r in made]) for k in ("x", "y")}
+    data.update({k: np.array([r[k] for r in made]) for k in ("modality", "source", "kind")})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **data)
+    return data
 
 
 def model_sha(model: str) -> str:
