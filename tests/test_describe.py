@@ -403,6 +403,9 @@ def test_calibration_data_file_errors_are_clear(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as stop:
         calibrate.main(["--data", str(partial), "--output", str(tmp_path / "c.json")])
     assert stop.value.code == 2 and not (tmp_path / "c.json").exists()
+    with pytest.raises(SystemExit) as stop:  # a negative count of ladders
+        calibrate.main(["--ladders", "-3", "--output", str(tmp_path / "c.json")])
+    assert stop.value.code == 2 and not (tmp_path / "c.json").exists()
 
 
 # ---------------------------------------------------------------------------------------- CLI

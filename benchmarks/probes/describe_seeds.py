@@ -11,9 +11,12 @@ seeds, with one 80/20 split (the shipped recipe) and cross-fitted (`--folds 5`),
 each fit the description total /8 and the finding-type accuracy (moderate or worse) on the
 description benchmark's held-out items (the report rule of `findings_basis.evaluate`, which
 reproduces `medq bench describe`) and on the calibration's own validation items (with its
-spike and bias-field recall), then the shipped calibration's on the benchmark items. Usage:
+spike and bias-field recall), then the shipped calibration's on the benchmark items.
+`--ladders N`: each refit also learns to rank N full-plane severity ladders of the training
+sources (`medq.describe.ladders`; tried, not shipped). Usage:
     python benchmarks/probes/describe_seeds.py [--data NPZ | --zoom central|anywhere] [--seeds 4]
                                                [--folds 1,5] [--extras spike_contrast]
+                                               [--ladders N]
 """
 
 from __future__ import annotations
@@ -56,17 +59,21 @@ def main() -> None:
     parser.add_argument("--extras", nargs="+", default=[],
                         help="also fit with these full-plane extras (evidence.DETECTOR_EXTRAS), "
                              "each seed beside its fit without them")
+    parser.add_argument("--ladders", type=int, default=0,
+                        help="severity ladders each refit also learns to rank (full planes, the "
+                             "zoom profile's; default 0 as shipped; tried: 1000)")
     args = parser.parse_args()
     from medq.assess.detector import Detector, load_detector
     from medq.assess.evidence import FEATURE_NAMES
     from medq.describe.calibrate import fit
-    from medq.describe.calibration_data import build, data_path, read_data
+    from medq.describe.calibration_data import build, build_ladders, data_path, read_data
 
     extras = tuple(args.extras)
     calibration = read_data(args.data) if args.data else build(3600, 150, zoom=args.zoom,
                                                                extras=extras)
     print("calibration data: "
           f"{(args.data or data_path(3600, 150, zoom=args.zoom, extras=extras)).name}")
+    ladders = build_ladders(args.ladders, zoom=args.zoom) if args.ladders else None
     rows = collect(extras)
     widths = {"": len(FEATURE_NAMES)}
     if extras:
@@ -77,7 +84,8 @@ def main() -> None:
                 data = {**calibration, "x": calibration["x"][:, :width]}
                 if "features" in data:  # the names of the columns kept
                     data["features"] = data["features"][:width]
-                calib = fit(data, seed=seed, folds=folds)
+                calib = fit(data, seed=seed, folds=folds,
+                            ladders=ladders if width == len(FEATURE_NAMES) else None)
                 found = described(Detector(calib), [{**r, "x": r["x"][:, :width]} for r in rows])
                 own = calib["validation"]  # on the calibration's own validation items
                 print(f"folds {folds} seed {seed}{label}: {found}; validation "

@@ -10,11 +10,15 @@ the held-out SRCC of the evidence score alone and of `medq assess`'s score (the 
 model's score, on the quality benchmark's test split, as `medq bench iqa`; also on its MR
 items), the severity ranking of `benchmarks/ranking.py` and the ranking on the independent
 simulators' ladders of `benchmarks/independent.py` (each also over MR kinds alone; same ladders,
-same model scores, the model run once). The mean over seeds is what a recipe is worth; one fit
-is a draw from it. `--calibrations FILE … [shipped]` judges calibration files instead of
-refitting (its `shipped` line reproduces the three benchmarks). Usage:
+same model scores, the model run once), and `samples`, the smallest lead of a clean bundled
+sample over its moderately degraded version in the new user's check of
+`tests/test_assess_shipped.py` (which asks for more than 0.25). The mean over seeds is what a
+recipe is worth; one fit is a draw from it. `--ladders N`: each refit also learns to rank N
+severity ladders of the training sources (`medq.describe.ladders`; tried, not shipped).
+`--calibrations FILE … [shipped]` judges calibration files instead of refitting (its `shipped`
+line reproduces the three benchmarks). Usage:
     python benchmarks/probes/detector_seeds.py [--model mediqa-s] [--zoom anywhere|central]
-                                               [--seeds 4] [--folds 1,5]
+                                               [--seeds 4] [--folds 1,5] [--ladders N]
                                                [--calibrations FILE ... shipped]
 """
 
@@ -31,8 +35,37 @@ from scipy.stats import spearmanr
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 COLUMNS = ("evidence", "assess", "assess MR", "ranking", "ranking MR", "independent",
-           "independent MR")
-"""What `rates` gives, in order (SRCC of the evidence score and of `medq assess`, rankings)."""
+           "independent MR", "samples")
+"""What `rates` gives, in order (SRCC of the evidence score and of `medq assess`, rankings,
+and the smallest lead of a clean sample over its degraded version, `sample_pairs`)."""
+
+SAMPLE_PAIRS = {"ct_small": "ct_low_dose", "mr_small": "mr_undersample",
+                "mni_t1": "mr_undersample"}
+"""The new user's check (`tests/test_assess_shipped.py`): each clean sample must score above
+its moderate version of this kind (seed 1), as files written and read back by medq."""
+
+
+def sample_pairs(assessor: Any) -> list[tuple[str, list, list[float]]]:
+    """(modality, [clean, degraded] view features, their model scores) of each sample pair,
+    made as `medq samples --export` and `medq simulate --severity moderate --seed 1` make them."""
+    import tempfile
+
+    from medq.assess.evidence import view_features
+    from medq.assess.loading import load_measured
+    from medq.data.samples import load_sample
+    from medq.degrade import simulate
+    from medq.io import load, save
+
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, kind in SAMPLE_PAIRS.items():
+            clean = Path(save(load_sample(name), Path(tmp) / name))
+            worse = simulate(load(clean), kind, severity="moderate", seed=1)[0]
+            paths = [clean, Path(save(worse, Path(tmp) / f"degraded_{name}"))]
+            loaded = [load_measured(path, None, False) for path in paths]
+            out.append((loaded[0].image.modality, [view_features(x.rows) for x in loaded],
+                        [a.model_score for a in assessor.assess_many(paths)]))
+    return out
 
 
 def ladder_inputs(assessor: Any, ladders: Any) -> list[tuple[str, str, list, list[float]]]:
@@ -65,7 +98,8 @@ def held_out(model: str) -> dict[str, Any]:
     return {"y": test["score"], "modality": test["modality"], "features": features,
             "model": predict(net, test, bool(record.get("use_prompts", True))),
             "ladders": ladder_inputs(assessor, ranking_ladders(images)),
-            "independent": ladder_inputs(assessor, independent_ladders(images))}
+            "independent": ladder_inputs(assessor, independent_ladders(images)),
+            "samples": sample_pairs(assessor)}
 
 
 def _ranking(detector: Any, ladders: list) -> tuple[float, float]:
@@ -93,9 +127,13 @@ def rates(detector: Any, data: dict[str, Any]) -> tuple[float, ...]:
                    for x, m in zip(data["features"], data["modality"], strict=True)])
     both = np.array([combined_score(m, e) for m, e in zip(data["model"], ev, strict=True)])
     mr = data["modality"] == "MR"
+    leads = [np.subtract(*[combined_score(m, evidence_of(detector, x, modality).score)
+                           for x, m in zip(xs, models, strict=True)])
+             for modality, xs, models in data["samples"]]
     return (float(spearmanr(data["y"], ev)[0]), float(spearmanr(data["y"], both)[0]),
             float(spearmanr(data["y"][mr], both[mr])[0]),
-            *_ranking(detector, data["ladders"]), *_ranking(detector, data["independent"]))
+            *_ranking(detector, data["ladders"]), *_ranking(detector, data["independent"]),
+            float(min(leads)))
 
 
 def _line(label: str, values: Any) -> str:
@@ -113,13 +151,16 @@ def main() -> None:
     parser.add_argument("--zoom", choices=tuple(ZOOM_PROFILES), default="anywhere")
     parser.add_argument("--seeds", type=int, default=4)
     parser.add_argument("--folds", default="1,5")
+    parser.add_argument("--ladders", type=int, default=0,
+                        help="severity ladders each refit also learns to rank (default 0, as "
+                             "the shipped calibration; tried: 1000)")
     parser.add_argument("--calibrations", nargs="+", default=None,
                         help="judge these calibration files ('shipped': the shipped view "
                              "calibration) instead of refitting")
     args = parser.parse_args()
     from medq.assess.detector import VIEW_CALIBRATION_PATH, Detector, load_detector
     from medq.describe.calibrate import fit
-    from medq.describe.calibration_data import build
+    from medq.describe.calibration_data import build, build_ladders
 
     data = held_out(args.model)
     print(f"{'':34s} " + " ".join(f"{c:>6s}" for c in COLUMNS))
@@ -129,10 +170,12 @@ def main() -> None:
             print(_line(name[-34:], rates(load_detector(path), data)), flush=True)
         return
     calibration = build(3600, 150, view=True, zoom=args.zoom)
+    ladders = build_ladders(args.ladders, view=True, zoom=args.zoom) if args.ladders else None
     for folds in (int(f) for f in args.folds.split(",")):
         found = []
         for seed in range(args.seeds):
-            found.append(rates(Detector(fit(calibration, seed=seed, folds=folds)), data))
+            fitted = fit(calibration, seed=seed, folds=folds, ladders=ladders)
+            found.append(rates(Detector(fitted), data))
             print(_line(f"folds {folds} seed {seed}", found[-1]), flush=True)
         print(_line(f"folds {folds}, mean of {args.seeds} seeds", np.mean(found, axis=0)))
 

@@ -3,7 +3,8 @@
     python -m medq.describe.calibrate [--n2d 3600] [--n3d 150] [--heads MODEL] [--view]
                                       [--zoom central|anywhere] [--seed 0] [--folds 1]
                                       [--hidden 64] [--dropout 0.0] [--output PATH]
-                                      [--extras spike_contrast]
+                                      [--extras spike_contrast] [--ladders N]
+                                      [--rank-weight 3] [--rank-margin 0.1]
 
 Without `--view` the features are computed on the full planes (`evidence.feature_vector`) and
 the result is the description's calibration (`assess/detector-full.json`); with `--view` on the
@@ -27,6 +28,8 @@ assessment's (`assess/detector-view.json`, its evidence score).
    validation numbers written into the calibration file.
 
 `--data NPZ` fits on an existing calibration data file (as cached by step 1) instead.
+`--ladders N` also fits on N severity ladders of the training sources (`medq.describe.ladders`;
+built and cached like the items; tried, not shipped).
 """
 
 from __future__ import annotations
@@ -336,6 +339,8 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     if args.view and args.extras:
         ap.error("--extras are full-plane features: not with --view")
+    if args.ladders < 0 or args.rank_weight < 0 or args.rank_margin < 0:
+        ap.error("--ladders, --rank-weight and --rank-margin take values of 0 or more")
     zoom = args.zoom or ("anywhere" if args.view else "central")
     extras = tuple(args.extras)
     started = time.time()
