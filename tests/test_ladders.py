@@ -104,3 +104,10 @@ def test_fit_with_ladders_ranks_its_ladders_better(tmp_path: Path, monkeypatch) 
                            torch.from_numpy(allowed).float()).item()
 
     assert violation(ranked) < 0.5 * violation(plain)  # 0.004 against 0.090 when written
+    # ladders carry the evidence features alone: a fit with the model's heads refuses them
+    from medq.assess.detector import HEAD_NAMES
+    from medq.errors import InvalidParameter
+
+    with pytest.raises(InvalidParameter, match="ladders carry the evidence features alone"):
+        calibrate.fit({**data, "h": np.zeros((len(data["x"]), len(HEAD_NAMES)), np.float32)},
+                      "mediqa-s", steps=5, ensemble=1, ladders=ladders)

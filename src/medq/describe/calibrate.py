@@ -85,6 +85,8 @@ NORMAL_FRACTIONS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5)
 contradiction, so validation decides whether the detector is sure enough to make them."""
 MISSING_WEIGHT = 0.25
 """Weight of the severity loss on types absent from an item (most entries are 0)."""
+
+
 def allowed_matrix(modalities: np.ndarray) -> np.ndarray:
     """Boolean `[n, types]`: the finding types the engine makes for each item's modality."""
     from medq.assess.assessment import finding_types_for
@@ -244,6 +246,12 @@ def fit(data: dict[str, np.ndarray], model: str | None = None, seed: int = 0,
              "high": hi.round(6).tolist(), "mean": mean.round(6).tolist(),
              "std": std.round(6).tolist(), "nets": [], "thresholds": {},
              "model": model, "model_sha": model and model_sha(model)}
+    if ladders and ladders["x"].shape[-1] != x.shape[1]:
+        from medq.errors import InvalidParameter
+
+        raise InvalidParameter(f"the ladders have {ladders['x'].shape[-1]} features and the "
+                               f"items {x.shape[1]}: ladders carry the evidence features alone "
+                               "(not with heads or extras)")
     prob, sev = np.zeros(y.shape), np.zeros(y.shape)
     lmasks = validation_masks(len(ladders["x"]), seed + 1, folds) if ladders else []
     fold_nets = []
