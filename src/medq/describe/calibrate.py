@@ -64,8 +64,8 @@ from medq.describe.ladders import (
     RANK_MARGIN,
     RANK_WEIGHT,
     Rungs,
+    held_out_spearman,
     ladder_loss,
-    ladder_spearman,
 )
 from medq.errors import InputError
 
@@ -293,7 +293,7 @@ def fit(data: dict[str, np.ndarray], model: str | None = None, seed: int = 0,
                             "these predictions also chose the thresholds)")}
     if ladders:
         calib["ladders"] = {"n": len(ladders["x"]), "weight": rank_weight, "margin": rank_margin}
-        calib["validation"]["ladder_spearman"] = round(ladder_spearman(
+        calib["validation"]["ladder_spearman"] = round(held_out_spearman(
             calib, fold_nets, ladders, lmasks), 3)
     calib["seed"], calib["folds"] = seed, max(1, folds)
     calib["trained_on"] = {"items": int((~masks[0]).sum()) if folds <= 1 else len(x),

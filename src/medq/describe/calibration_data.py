@@ -114,26 +114,18 @@ def build_ladders(n: int, workers: int = 2, view: bool = False, zoom: str = "any
                   ) -> dict[str, np.ndarray]:
     """`n` severity ladders of the 2D training sources (MR weighted up as for the items;
     cached): x `[n, rungs, features]`, y `[n, rungs, types]`, modality, source, kind."""
-    from rich.progress import track
-
     from medq.data.sources import sources
-    from medq.io.atomic import atomic_path
 
     path = ladders_path(n, view, zoom)
     if path.exists():
-        with np.load(path) as data:
-            return {k: data[k] for k in data.files}
+        return _read_cache(path)
     pool = [s.name for s in sources("train", "2d") for _ in range(SOURCE_WEIGHT.get(s.modality, 1))]
     jobs = [(pool[i % len(pool)], LADDER_SEED_BASE + i) for i in range(n)]
-    with worker_pool(workers) as ex:
-        made = list(track(ex.map(partial(_ladder, view=view, zoom=zoom), jobs, chunksize=2),
-                          total=n, description="severity ladders", transient=True))
+    made = _run(partial(_ladder, view=view, zoom=zoom), jobs, workers, "severity ladders",
+                chunksize=2)
     data = {k: np.stack([r[k] for r in made]) for k in ("x", "y")}
     data.update({k: np.array([r[k] for r in made]) for k in ("modality", "source", "kind")})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, **data)
-    return data
+    return _write_cache(path, data)
 
 
 def model_sha(model: str) -> str:
@@ -166,19 +158,12 @@ def build(n2d: int, n3d: int, model: str | None = None, workers: int = 2, view: 
     """The calibration arrays (cached): x features, y severities, h heads, modality, source
     (`zoom`: the items' zoom profile, `items.ZOOM_PROFILES`; `extras`: full-plane detector
     extras appended to x, `evidence.DETECTOR_EXTRAS`)."""
-    from rich.progress import track
-
-    from medq.io.atomic import atomic_path
-
     path = data_path(n2d, n3d, model, view, zoom, extras)
     if path.exists():
-        with np.load(path) as data:
-            return {k: data[k] for k in data.files}
+        return _read_cache(path)
     jobs = sorted(_jobs(n2d, n3d), key=lambda j: (j[0], j[1]))
-    fn = partial(_row, model=model, view=view, zoom=zoom, extras=tuple(extras))
-    with worker_pool(workers) as ex:
-        made = list(track(ex.map(fn, jobs, chunksize=4), total=len(jobs),
-                          description="calibration items", transient=True))
+    made = _run(partial(_row, model=model, view=view, zoom=zoom, extras=tuple(extras)), jobs,
+                workers, "calibration items", chunksize=4)
     rows = [r for r in made if r is not None]
     if len(rows) < len(made):
         print(f"{len(made) - len(rows)} of {len(made)} items left out: {model} cannot assess them")
@@ -189,6 +174,28 @@ def build(n2d: int, n3d: int, model: str | None = None, workers: int = 2, view: 
             "dim": np.array([r["dim"] for r in rows])}
     if model:
         data["h"] = np.stack([r["h"] for r in rows])
+    return _write_cache(path, data)
+
+
+def _run(fn: Any, jobs: list, workers: int, description: str, chunksize: int) -> list:
+    """`fn` over `jobs` in worker processes, in order, with a progress bar on stderr."""
+    from rich.progress import track
+
+    with worker_pool(workers) as ex:
+        return list(track(ex.map(fn, jobs, chunksize=chunksize), total=len(jobs),
+                          description=description, transient=True))
+
+
+def _read_cache(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of a cached data file."""
+    with np.load(path) as data:
+        return {k: data[k] for k in data.files}
+
+
+def _write_cache(path: Path, data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Write `data` to the cache file `path` atomically; returns `data`."""
+    from medq.io.atomic import atomic_path
+
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, **data)

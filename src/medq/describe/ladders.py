@@ -8,7 +8,7 @@ ladder (`medq.data.items.severity_ladder`: one training image clean, then one de
 rising severities) gives that order directly. `ladder_loss` is a hinge on neighbouring rungs
 of the badness the net's outputs imply (`badness`: −ln of the reference score's product, so
 the evidence score 1 + 4·e^−B falls exactly when B rises), added to the fit's loss by
-`medq.describe.calibrate` (`--ladders`), and `ladder_spearman` measures on held-out ladders
+`medq.describe.calibrate` (`--ladders`), and `held_out_spearman` measures on held-out ladders
 how often the evidence score falls.
 """
 
@@ -70,13 +70,13 @@ def ladder_loss(net: Any, z: torch.Tensor, y: torch.Tensor, allowed: torch.Tenso
     return torch.relu(margin * (true[:, 1:] - true[:, :-1]) - (found[:, 1:] - found[:, :-1])).mean()
 
 
-def ladder_spearman(calib: dict[str, Any], fold_nets: list[list[dict]],
-                    ladders: dict[str, np.ndarray], lmasks: list[np.ndarray]) -> float:
-    """Mean Spearman(rung, falling evidence score) over the validation ladders, each scored by
-    the nets fitted without it (a ladder whose scores all tie counts 0)."""
-    from scipy.stats import spearmanr
-
+def held_out_spearman(calib: dict[str, Any], fold_nets: list[list[dict]],
+                      ladders: dict[str, np.ndarray], lmasks: list[np.ndarray]) -> float:
+    """Mean Spearman(rung, falling evidence score) (`train.evaluate.ladder_spearman`) over the
+    validation ladders, each scored by the nets fitted without it (a ladder whose scores all
+    tie counts 0)."""
     from medq.assess.detector import Detector, evidence_of
+    from medq.train.evaluate import ladder_spearman
 
     rhos = []
     for nets, held in zip(fold_nets, lmasks, strict=True):
@@ -84,7 +84,5 @@ def ladder_spearman(calib: dict[str, Any], fold_nets: list[list[dict]],
         for i in np.flatnonzero(held):
             modality = str(ladders["modality"][i])
             scores = [evidence_of(detector, rung, modality).score for rung in ladders["x"][i]]
-            tied = np.ptp(scores) == 0
-            rhos.append(0.0 if tied else float(spearmanr(np.arange(len(scores)),
-                                                         -np.asarray(scores))[0]))
+            rhos.append(0.0 if np.ptp(scores) == 0 else ladder_spearman(scores))
     return float(np.mean(rhos)) if rhos else float("nan")
