@@ -117,8 +117,9 @@ def _fit_one(x: np.ndarray, y: np.ndarray, allowed: np.ndarray, seed: int, steps
     present = (yt >= 0.5).float()
     weight = mask * torch.where(yt > 0, 1.0, MISSING_WEIGHT)
     gen = torch.Generator().manual_seed(seed)
-    lz, ly, la = (torch.from_numpy(np.asarray(a, np.float32)) for a in ladders[:3]) \
-        if ladders else (None, None, None)
+    lz, ly, la = (torch.from_numpy(np.asarray(a, np.float32))
+                  for a in (ladders.z, ladders.y, ladders.allowed)) if ladders \
+        else (None, None, None)
     for _ in range(steps):
         idx = torch.randint(0, len(xt), (256,), generator=gen)
         out = net(xt[idx] + 0.05 * torch.randn(len(idx), x.shape[1], generator=gen))
