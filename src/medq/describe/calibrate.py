@@ -257,8 +257,8 @@ def fit(data: dict[str, np.ndarray], model: str | None = None, seed: int = 0,
     lmasks = validation_masks(len(ladders["x"]), seed + 1, folds) if ladders else []
     fold_nets = []
     for k, held in enumerate(masks):
-        rungs = Rungs(*_scaled_ladders(ladders, ~lmasks[k], lo, hi, mean, std), rank_weight,
-                      rank_margin) if ladders else None
+        rungs = _scaled_ladders(ladders, ~lmasks[k], (lo, hi, mean, std), rank_weight,
+                                rank_margin) if ladders else None
         nets = [_fit_one(z[~held], y[~held], allowed[~held], seed + k * ensemble + j, steps,
                          hidden, dropout, rungs) for j in range(ensemble)]
         prob[held], sev[held] = Detector({**calib, "nets": nets}).predict(x[held])
@@ -302,13 +302,15 @@ def fit(data: dict[str, np.ndarray], model: str | None = None, seed: int = 0,
     return calib
 
 
-def _scaled_ladders(ladders: dict[str, np.ndarray], rows: np.ndarray, lo: np.ndarray,
-                    hi: np.ndarray, mean: np.ndarray, std: np.ndarray
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _scaled_ladders(ladders: dict[str, np.ndarray], rows: np.ndarray,
+                    scale: tuple[np.ndarray, ...], weight: float, margin: float) -> Rungs:
     """The `rows` ladders as `_fit_one` takes them: features clipped and standardised as the
-    items', severities, and the types each ladder's modality can have."""
+    items' (`scale`: `scaling`'s low, high, mean, spread), severities, the types each ladder's
+    modality can have, and the term's weight and margin."""
+    lo, hi, mean, std = scale
     z = ((np.clip(ladders["x"][rows], lo, hi) - mean) / std).astype(np.float32)
-    return z, ladders["y"][rows].astype(np.float32), allowed_matrix(ladders["modality"][rows])
+    return Rungs(z, ladders["y"][rows].astype(np.float32),
+                 allowed_matrix(ladders["modality"][rows]), weight, margin)
 
 
 def main(argv: list[str] | None = None) -> None:

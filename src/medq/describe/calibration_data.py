@@ -60,12 +60,9 @@ def _row(job: tuple[str, str, int], model: str | None, view: bool = False,
     the realism's zoom profile, `items.ZOOM_PROFILES`; `extras`: the full planes' detector extras,
     `evidence.DETECTOR_EXTRAS`); None when `model` refuses the image (a zoomed view that holds
     only air is blank)."""
-    from medq.data.sources import sources
-
     name, dim, seed = job
-    source = next(s for s in sources("train") if s.name == name)
-    image, records = degraded_item(source, dim, seed, clean_fraction=0.2, realism=True,
-                                   zoom=zoom)
+    image, records = degraded_item(_training_source(name), dim, seed, clean_fraction=0.2,
+                                   realism=True, zoom=zoom)
     row = {"x": _features(image, view, extras), "y": severity_targets(records),
            "modality": image.modality, "source": name, "dim": dim}
     if model:
@@ -76,6 +73,13 @@ def _row(job: tuple[str, str, int], model: str | None, view: bool = False,
     return row
 
 
+def _training_source(name: str) -> Any:
+    """The training source of this name."""
+    from medq.data.sources import sources
+
+    return next(s for s in sources("train") if s.name == name)
+
+
 def _features(image: Any, view: bool, extras: tuple[str, ...]) -> np.ndarray:
     """The detector's feature vector of one image: the mean of its evidence rows (`view`) or
     its full planes' features with `extras`."""
@@ -84,11 +88,8 @@ def _features(image: Any, view: bool, extras: tuple[str, ...]) -> np.ndarray:
 
 def _ladder(job: tuple[str, int], view: bool, zoom: str) -> dict[str, Any]:
     """Features and targets `[rungs, …]` of one severity ladder (`items.severity_ladder`)."""
-    from medq.data.sources import sources
-
     name, seed = job
-    source = next(s for s in sources("train") if s.name == name)
-    rungs, kind = severity_ladder(source, seed, zoom)
+    rungs, kind = severity_ladder(_training_source(name), seed, zoom)
     return {"x": np.stack([_features(r, view, ()) for r in rungs]),
             "y": np.stack([severity_targets(list(r.meta.get("degradations", [])))
                            for r in rungs]),
@@ -102,12 +103,17 @@ LADDER_SEED_BASE = 9_000_000
 def ladders_path(n: int, view: bool, zoom: str) -> Path:
     """Where `build_ladders` caches `n` ladders (keyed like `data_path`)."""
     from medq.data.bench import BENCH_VERSION
+
+    return _cache_file("ladders", [n, LADDER_RUNGS, FEATURE_NAMES, FEATURES_VERSION,
+                                   LADDER_SEED_BASE, BENCH_VERSION, view, zoom])
+
+
+def _cache_file(stem: str, settings: list) -> Path:
+    """The cache file `describe/<stem>-<key>.npz`, keyed by the hash of `settings`."""
     from medq.data.cache import cache_dir
 
-    key = hashlib.sha256(json.dumps([n, LADDER_RUNGS, FEATURE_NAMES, FEATURES_VERSION,
-                                     LADDER_SEED_BASE, BENCH_VERSION, view, zoom]
-                                    ).encode()).hexdigest()[:12]
-    return cache_dir() / "describe" / f"ladders-{key}.npz"
+    key = hashlib.sha256(json.dumps(settings).encode()).hexdigest()[:12]
+    return cache_dir() / "describe" / f"{stem}-{key}.npz"
 
 
 def build_ladders(n: int, workers: int = 2, view: bool = False, zoom: str = "anywhere"
@@ -140,17 +146,13 @@ def data_path(n2d: int, n3d: int, model: str | None = None, view: bool = False,
     """Where `build` caches the calibration data of these settings (keyed by them and by the
     feature and item versions; the default zoom profile adds nothing to the key)."""
     from medq.data.bench import BENCH_VERSION
-    from medq.data.cache import cache_dir
 
     if view and extras:
         raise ValueError("detector extras are full-plane features: not with view")
     names = FEATURE_NAMES + ordered_extras(extras)
-    key = hashlib.sha256(json.dumps([n2d, n3d, names, FEATURES_VERSION, SEED_BASE,
-                                     BENCH_VERSION, model and model_sha(model)]
-                                    + (["view"] if view else [])
-                                    + ([zoom] if zoom != "anywhere" else [])
-                                    ).encode()).hexdigest()[:12]
-    return cache_dir() / "describe" / f"calibration-{key}.npz"
+    return _cache_file("calibration", [n2d, n3d, names, FEATURES_VERSION, SEED_BASE,
+                                       BENCH_VERSION, model and model_sha(model)]
+                       + (["view"] if view else []) + ([zoom] if zoom != "anywhere" else []))
 
 
 def build(n2d: int, n3d: int, model: str | None = None, workers: int = 2, view: bool = False,
