@@ -32,10 +32,11 @@ from medq.assess.models.blocks import FINDING_TYPES, SEVERITIES
 from medq.assess.preprocess import image_inputs
 from medq.assess.prompts import encode, prompts_from_image
 from medq.data.cache import cache_dir, map_jobs, read_npz, write_npz
-from medq.data.items import degraded_item
+from medq.data.items import LADDER_RUNGS, degraded_item, ladder_jobs, severity_ladder
 from medq.data.sources import Source, sources
 from medq.degrade import available, get_spec
 from medq.errors import InvalidParameter
+from medq.image import MedImage
 from medq.io.atomic import atomic_write_text
 
 KINDS: tuple[str, ...] = tuple(available())
@@ -96,9 +97,15 @@ def make_item(source: Source, dim: str, seed: int, plan: BenchPlan, realism: boo
     sometimes a zoomed field of view (`medq.data.items`); that noise is part of the clean image
     and does not lower the score. `m` holds the per-slice evidence rows (the model's measures).
     """
-    image, records = degraded_item(source, dim, seed, plan.clean_fraction, plan.pair_fraction,
-                                   realism=realism)
-    records = [r for r in records if not r.get("baseline")]
+    image, _ = degraded_item(source, dim, seed, plan.clean_fraction, plan.pair_fraction,
+                             realism=realism)
+    return _item(image, source, dim, plan)
+
+
+def _item(image: MedImage, source: Source, dim: str, plan: BenchPlan) -> dict[str, Any]:
+    """The benchmark item of one degraded image: model inputs, evidence rows, prompts, targets
+    from its engine records (the sub-threshold baseline's left out) and provenance."""
+    records = [r for r in image.meta.get("degradations", []) if not r.get("baseline")]
     prompts = prompts_from_image(image)
     x, indices = image_inputs(image, plan.size, prompts.type, plan.n_slices)
     m = evidence_rows(image, indices if image.is_volume else None)
@@ -153,6 +160,41 @@ def pack(items: list[dict[str, Any]]) -> dict[str, np.ndarray]:
             "source": np.array([it["source"] for it in items]),
             "modality": np.array([it["modality"] for it in items]),
             "dim": np.array([it["dim"] for it in items])}
+
+
+LADDER_SEED_OFFSET = 800_000
+"""Seeds of the model's severity ladders, after the plan's base (the test split's start at
+500,000, the calibration's ladders at 9,000,000)."""
+LADDER_WEIGHT = {"MR": 3}
+"""Share of each modality's training sources in the model's ladders (MR scores worst)."""
+
+
+def make_ladder(job: tuple[str, int], plan: BenchPlan) -> list[dict[str, Any]]:
+    """The benchmark items of one severity ladder (`items.severity_ladder`: a 2D training
+    image clean, then one engine kind at rising severities), rung by rung."""
+    name, seed = job
+    source = next(s for s in sources("train") if s.name == name)
+    rungs, kind = severity_ladder(source, seed)
+    return [{**_item(rung, source, "2d", plan), "kind": kind} for rung in rungs]
+
+
+def build_ladders(plan: BenchPlan, n: int, workers: int = 2, progress: bool = True
+                  ) -> dict[str, np.ndarray]:
+    """`n` severity ladders of the training sources as packed items (`pack`; cached beside
+    the plan's splits): rung r of ladder i is item `i·(LADDER_RUNGS + 1) + r`, `ladder` and
+    `kind` name each item's ladder and its degradation kind."""
+    path = cache_dir() / "bench" / plan.key() / f"ladders-{n}.npz"
+    cached = read_npz(path)
+    if cached is not None:
+        return cached
+    jobs = ladder_jobs(n, plan.seed * 1_000_003 + LADDER_SEED_OFFSET, LADDER_WEIGHT)
+    made = map_jobs(partial(make_ladder, plan=plan), jobs, workers, progress,
+                    "building severity ladders", chunksize=2)
+    items = [item for ladder in made for item in ladder]
+    packed = {**pack(items), "ladder": np.repeat(np.arange(n), LADDER_RUNGS + 1),
+              "kind": np.array([item["kind"] for item in items])}
+    write_npz(path, packed)
+    return packed
 
 
 def item_slices(data: dict[str, np.ndarray], i: int) -> np.ndarray:

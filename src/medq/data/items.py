@@ -198,6 +198,17 @@ def severity_ladder(source: Source, seed: int, zoom: str = "anywhere"
                             for v in values], kind
 
 
+def ladder_jobs(n: int, seed_base: int, weight: dict[str, int] | None = None
+                ) -> list[tuple[str, int]]:
+    """(2D training source, seed) of `n` severity ladders, the sources in turn, each
+    modality's repeated `weight[modality]` times (default once)."""
+    from medq.data.sources import sources
+
+    weight = weight or {}
+    pool = [s.name for s in sources("train", "2d") for _ in range(weight.get(s.modality, 1))]
+    return [(pool[i % len(pool)], seed_base + i) for i in range(n)]
+
+
 def severity_targets(records: list[dict[str, Any]]) -> np.ndarray:
     """Continuous severity (0 … 3.5) per finding type (FINDING_TYPES order): the worst record."""
     out = np.zeros(len(FINDING_TYPES), dtype=np.float32)

@@ -24,7 +24,13 @@ from medq.assess.evidence import (
     ordered_extras,
     view_features,
 )
-from medq.data.items import LADDER_RUNGS, degraded_item, severity_ladder, severity_targets
+from medq.data.items import (
+    LADDER_RUNGS,
+    degraded_item,
+    ladder_jobs,
+    severity_ladder,
+    severity_targets,
+)
 from medq.errors import InputError
 from medq.workers import worker_pool
 
@@ -120,13 +126,10 @@ def build_ladders(n: int, workers: int = 2, view: bool = False, zoom: str = "any
                   ) -> dict[str, np.ndarray]:
     """`n` severity ladders of the 2D training sources (MR weighted up as for the items;
     cached): x `[n, rungs, features]`, y `[n, rungs, types]`, modality, source, kind."""
-    from medq.data.sources import sources
-
     path = ladders_path(n, view, zoom)
     if path.exists():
         return _read_cache(path)
-    pool = [s.name for s in sources("train", "2d") for _ in range(SOURCE_WEIGHT.get(s.modality, 1))]
-    jobs = [(pool[i % len(pool)], LADDER_SEED_BASE + i) for i in range(n)]
+    jobs = ladder_jobs(n, LADDER_SEED_BASE, SOURCE_WEIGHT)
     made = _run(partial(_ladder, view=view, zoom=zoom), jobs, workers, "severity ladders",
                 chunksize=2)
     data = {k: np.stack([r[k] for r in made]) for k in ("x", "y")}

@@ -7,6 +7,8 @@ from typing import Any
 
 from medq.assess.evidence import FEATURES_VERSION
 from medq.assess.precision import resolve_precision
+from medq.data.bench import LADDER_WEIGHT
+from medq.data.items import LADDER_RUNGS
 from medq.data.sources import TEST_ZONE, sources
 from medq.io.atomic import atomic_write_text
 from medq.train.config import TrainConfig
@@ -46,6 +48,18 @@ def _members_text(record: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _start_text(cfg: TrainConfig) -> str:
+    """The card's lines on the starting weights and the severity ladders (when used)."""
+    text = f"\nStarting weights: `{cfg.init}`." if cfg.init else ""
+    if cfg.ladders:
+        text += (f"\nSeverity ladders for the rank loss: {cfg.ladders} of the 2D training "
+                 f"sources (an image clean, then one engine kind at {LADDER_RUNGS} rising "
+                 f"severities; MR sources ×{LADDER_WEIGHT['MR']}), {cfg.ladder_batch} per step; "
+                 f"each rung must score lower than the one before by {cfg.rank_margin:g} of its "
+                 "reference score's fall.")
+    return text
+
+
 def card_text(cfg: TrainConfig, record: dict[str, Any]) -> str:
     """The model card as Markdown."""
     summed = " (summed over the members)" if record.get("members") else ""
@@ -82,7 +96,7 @@ noise-free and often show only part of the body.
 Stages: {stages}. Batch {cfg.batch_size}, AdamW (weight decay {cfg.weight_decay}), warm-up then
 cosine decay, gradient clipping {cfg.grad_clip}, steps in {resolve_precision(cfg.precision)};
 slice weights fitted for {cfg.slice_steps} steps on frozen features of the training volumes.
-Prompts used: {cfg.use_prompts}.
+Prompts used: {cfg.use_prompts}.{_start_text(cfg)}
 Classical measures per slice (`medq.assess.evidence`, on a view of at most 256 px):
 {cfg.model_args.get('n_measures', 0) or 'not used'} (evidence features version {FEATURES_VERSION}).
 Physics head targets (normalised log level per kind): {', '.join(record['physics_targets'])}.

@@ -11,8 +11,9 @@ from medq.assess.precision import resolve_precision
 from medq.data.bench import BenchPlan
 from medq.errors import InvalidParameter
 
-LOSS_NAMES = ("physics", "score", "findings", "l1", "ssim", "prior")
-"""Loss terms a stage can weight (`l1`, `ssim`, `prior`: restoration, `task: restore`)."""
+LOSS_NAMES = ("physics", "score", "findings", "rank", "l1", "ssim", "prior")
+"""Loss terms a stage can weight (`rank`: severity ladders, `ladders:`; `l1`, `ssim`, `prior`:
+restoration, `task: restore`)."""
 
 
 @dataclass
@@ -50,6 +51,11 @@ class TrainConfig:
     # restoration ensembles: per member, overrides of `pairs` (medq.train.restore_ensemble)
     member_pairs: list[dict[str, Any]] = field(default_factory=list)
     log_every: int = 100
+    # quality models: severity ladders (`medq.data.bench.build_ladders`) for the `rank` loss, how
+    # many per step, and the hinge's margin as a fraction of the reference scores' fall per rung
+    ladders: int = 0
+    ladder_batch: int = 4
+    rank_margin: float = 0.25
     # quality models: arithmetic of the training steps (`medq.assess.precision`); auto is
     # bfloat16 where the CPU has it natively (faster steps: see the mediqa-s card), else float32
     precision: str = "float32"
@@ -95,6 +101,11 @@ def config_from_dict(data: dict[str, Any]) -> TrainConfig:
             isinstance(m, dict) and set(m) <= {"train", "extra"} for m in cfg.member_pairs)):
         raise InvalidParameter("member_pairs is for task: restore, a list of overrides of the "
                                "'train' and 'extra' pair plans")
+    if any(s.losses.get("rank") for s in cfg.stages) and (cfg.ladders < 1
+                                                          or cfg.ladder_batch < 1):
+        raise InvalidParameter("a stage weights the rank loss: set ladders and ladder_batch ≥ 1")
+    if cfg.rank_margin < 0:
+        raise InvalidParameter(f"rank_margin must be ≥ 0, got {cfg.rank_margin}")
     if not isinstance(cfg.ensemble, int) or cfg.ensemble < 1:
         raise InvalidParameter(f"ensemble must be a whole number ≥ 1, got {cfg.ensemble!r}")
     resolve_precision(cfg.precision)  # InvalidParameter for anything but auto/float32/bfloat16

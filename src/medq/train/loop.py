@@ -28,6 +28,7 @@ from medq.assess.models import build_model
 from medq.assess.models.blocks import IQAModel, coral_targets
 from medq.assess.precision import model_precision
 from medq.data import bench
+from medq.data.items import LADDER_RUNGS
 from medq.errors import InvalidParameter
 from medq.io.atomic import atomic_path, atomic_write_text
 from medq.train.config import Stage, TrainConfig
@@ -95,6 +96,26 @@ def losses(model: IQAModel, batch: dict[str, torch.Tensor], weights: dict[str, f
     return terms
 
 
+def rank_loss(model: IQAModel, batch: dict[str, torch.Tensor], rungs: int, margin: float,
+              use_prompts: bool) -> torch.Tensor:
+    """Hinge on neighbouring rungs of the severity ladders in `batch` (`rungs` items per
+    ladder, in order): the same image one rung worse must score lower by at least `margin`
+    times the fall of its reference score."""
+    out = model.run(batch["x"], batch["prompt"] if use_prompts else None, batch.get("m"))
+    found = out.score.float().reshape(-1, rungs)
+    true = batch["score"].reshape(-1, rungs)
+    return F.relu(margin * (true[:, :-1] - true[:, 1:]) - (found[:, :-1] - found[:, 1:])).mean()
+
+
+def _ladder_rows(ladders: dict[str, np.ndarray], n: int, rng: np.random.Generator
+                 ) -> np.ndarray:
+    """`[(item, row)]` of every rung of `n` ladders drawn at random, ladder by ladder."""
+    rungs = LADDER_RUNGS + 1
+    items = (rng.integers(0, len(ladders["ladder"]) // rungs, n)[:, None] * rungs
+             + np.arange(rungs)).ravel()
+    return np.stack([items, ladders["offset"][items]], axis=1)
+
+
 def _lr(stage: Stage, step: int) -> float:
     """Linear warm-up then cosine decay to 10 % of the stage's learning rate."""
     if step < stage.warmup:
@@ -117,8 +138,10 @@ def optimise(model: torch.nn.Module, opt: torch.optim.Optimizer, terms: dict[str
 
 
 def run_stage(model: IQAModel, data: dict[str, np.ndarray], stage: Stage, cfg: TrainConfig,
-              rng: np.random.Generator, log: Any) -> list[dict[str, float]]:
-    """Train all parameters for `stage.steps` steps; returns the logged loss history."""
+              rng: np.random.Generator, log: Any, ladders: dict[str, np.ndarray] | None = None
+              ) -> list[dict[str, float]]:
+    """Train all parameters for `stage.steps` steps (the `rank` loss on `ladders`); returns
+    the logged loss history."""
     from rich.progress import track
 
     pool = slice_pool(data)
@@ -133,6 +156,11 @@ def run_stage(model: IQAModel, data: dict[str, np.ndarray], stage: Stage, cfg: T
                        cfg.train_crop)
         with model_precision(cfg.precision):
             terms = losses(model, batch, stage.losses, cfg.use_prompts)
+            if stage.losses.get("rank") and ladders is not None:
+                rows = _ladder_rows(ladders, cfg.ladder_batch, rng)
+                terms["rank"] = rank_loss(model, _batch(ladders, rows, rng, cfg.train_crop),
+                                          LADDER_RUNGS + 1, cfg.rank_margin,
+                                          cfg.use_prompts)
         if not terms:
             continue
         optimise(model, opt, terms, stage.losses, cfg.grad_clip, running, momentum=0.9)
@@ -240,9 +268,10 @@ def train(cfg: TrainConfig, data: dict[str, np.ndarray] | None = None,
             raise InvalidParameter(f"{cfg.model} takes {n} measures per slice but the training "
                                    f"data has {got} (medq.assess.evidence.FEATURE_NAMES)")
         model.measures.fit(data["m"])
+    ladders = bench.build_ladders(cfg.bench, cfg.ladders) if cfg.ladders else None
     history = []
     for stage in cfg.stages:
-        history += run_stage(model, data, stage, cfg, rng, log)
+        history += run_stage(model, data, stage, cfg, rng, log, ladders)
     slice_loss = fit_slice_weights(model, data, cfg, rng)
     wall = time.time() - started
     metrics = evaluate(predict(model, test, cfg.use_prompts), test)
