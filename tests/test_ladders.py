@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -136,6 +137,11 @@ def test_model_ladders_pack_each_rung_as_a_benchmark_item(tmp_path: Path, monkey
     assert np.array_equal(again["x"], data["x"])
 
 
+@dataclasses.dataclass
+class _Out:
+    score: torch.Tensor
+
+
 class _Scores:
     """A 'model' whose scores the test sets: `run` returns them as they are."""
 
@@ -143,9 +149,7 @@ class _Scores:
         self.scores = scores
 
     def run(self, x, prompt, m):  # noqa: ANN001, ANN201
-        from types import SimpleNamespace
-
-        return SimpleNamespace(score=self.scores)
+        return _Out(self.scores)
 
 
 def test_rank_loss_asks_each_worse_rung_to_score_lower_by_a_margin() -> None:
@@ -181,8 +185,6 @@ def test_fine_tuning_with_the_rank_loss_orders_the_ladders(tiny_run: dict, tmp_p
                                                            ) -> None:
     """`medq train` with `ladders:` and a `rank` stage: the tiny model's ladder violations on
     its own ladders fall, and the history logs the rank term."""
-    import dataclasses
-
     from medq.assess.weights import load_weights
     from medq.data import bench
     from medq.train.config import Stage

@@ -33,7 +33,7 @@ from medq.assess.preprocess import image_inputs
 from medq.assess.prompts import encode, prompts_from_image
 from medq.data.cache import cache_dir, map_jobs, read_npz, write_npz
 from medq.data.items import LADDER_RUNGS, degraded_item, ladder_jobs, severity_ladder
-from medq.data.sources import Source, sources
+from medq.data.sources import Source, source_named, sources
 from medq.degrade import available, get_spec
 from medq.errors import InvalidParameter
 from medq.image import MedImage
@@ -137,7 +137,7 @@ def ordered_jobs(plan: BenchPlan, split: str) -> list[tuple[str, str, int]]:
 
 def _run(job: tuple[str, str, int], plan: BenchPlan) -> dict[str, Any]:
     name, dim, seed = job
-    source = next(s for s in sources() if s.name == name)
+    source = source_named(name)
     return make_item(source, dim, seed, plan, realism=source.split == "train")
 
 
@@ -173,7 +173,7 @@ def make_ladder(job: tuple[str, int], plan: BenchPlan) -> list[dict[str, Any]]:
     """The benchmark items of one severity ladder (`items.severity_ladder`: a 2D training
     image clean, then one engine kind at rising severities), rung by rung."""
     name, seed = job
-    source = next(s for s in sources("train") if s.name == name)
+    source = source_named(name, "train")
     rungs, kind = severity_ladder(source, seed)
     return [{**_item(rung, source, "2d", plan), "kind": kind} for rung in rungs]
 

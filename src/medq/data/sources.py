@@ -265,7 +265,7 @@ def stored_lossy(name: str) -> dict | None:
     (`meta['lossy_compression']`), None when it states none: such a base image may not be
     clean (pydicom's 693_J2KI, `ct_693`, is JPEG 2000 at 339:1), which benchmarks that treat
     every base as clean must say."""
-    source = next(s for s in SOURCES if s.name == name)
+    source = source_named(name)
     image = source.draw(np.random.default_rng(0), source.dims[0])
     return image.meta.get("lossy_compression")
 
@@ -280,3 +280,8 @@ def sources(split: str | None = None, dim: str | None = None) -> list[Source]:
     """The sources of a split (`train`/`test`, None for all) that can give `dim` images."""
     return [s for s in SOURCES if (split is None or s.split == split)
             and (dim is None or dim in s.dims)]
+
+
+def source_named(name: str, split: str | None = None) -> Source:
+    """The source called `name` (of `split` when given)."""
+    return next(s for s in sources(split) if s.name == name)

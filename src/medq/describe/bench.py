@@ -69,14 +69,14 @@ def _make(job: tuple[str, str, int], folder: str) -> str:
     from pathlib import Path
 
     from medq.data.items import degraded_item
-    from medq.data.sources import sources
+    from medq.data.sources import source_named
     from medq.io.atomic import atomic_path
 
     name, dim, seed = job
     path = Path(folder) / f"{name}-{dim}-{seed}.npz"
     if path.exists():
         return str(path)
-    source = next(s for s in sources("test") if s.name == name)
+    source = source_named(name, "test")
     image, _ = degraded_item(source, dim, seed)
     header = {"spacing": image.spacing, "modality": image.modality, "region": image.region,
               "physics": image.physics, "meta": image.meta, "source": name, "dim": dim}

@@ -31,6 +31,7 @@ from medq.data.items import (
     severity_ladder,
     severity_targets,
 )
+from medq.data.sources import source_named
 from medq.errors import InputError
 from medq.workers import worker_pool
 
@@ -67,7 +68,7 @@ def _row(job: tuple[str, str, int], model: str | None, view: bool = False,
     `evidence.DETECTOR_EXTRAS`); None when `model` refuses the image (a zoomed view that holds
     only air is blank)."""
     name, dim, seed = job
-    image, records = degraded_item(_training_source(name), dim, seed, clean_fraction=0.2,
+    image, records = degraded_item(source_named(name, "train"), dim, seed, clean_fraction=0.2,
                                    realism=True, zoom=zoom)
     row = {"x": _features(image, view, extras), "y": severity_targets(records),
            "modality": image.modality, "source": name, "dim": dim}
@@ -79,13 +80,6 @@ def _row(job: tuple[str, str, int], model: str | None, view: bool = False,
     return row
 
 
-def _training_source(name: str) -> Any:
-    """The training source of this name."""
-    from medq.data.sources import sources
-
-    return next(s for s in sources("train") if s.name == name)
-
-
 def _features(image: Any, view: bool, extras: tuple[str, ...]) -> np.ndarray:
     """The detector's feature vector of one image: the mean of its evidence rows (`view`) or
     its full planes' features with `extras`."""
@@ -95,7 +89,7 @@ def _features(image: Any, view: bool, extras: tuple[str, ...]) -> np.ndarray:
 def _ladder(job: tuple[str, int], view: bool, zoom: str) -> dict[str, Any]:
     """Features and targets `[rungs, …]` of one severity ladder (`items.severity_ladder`)."""
     name, seed = job
-    rungs, kind = severity_ladder(_training_source(name), seed, zoom)
+    rungs, kind = severity_ladder(source_named(name, "train"), seed, zoom)
     return {"x": np.stack([_features(r, view, ()) for r in rungs]),
             "y": np.stack([severity_targets(list(r.meta.get("degradations", [])))
                            for r in rungs]),

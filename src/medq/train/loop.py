@@ -72,14 +72,19 @@ def _batch(data: dict[str, np.ndarray], pairs: np.ndarray, rng: np.random.Genera
                                                                       bool))[items])}
 
 
+def _outputs(model: IQAModel, batch: dict[str, torch.Tensor], use_prompts: bool) -> Any:
+    """The model's outputs on a batch, every tensor in float32 (they may be bfloat16)."""
+    out = model.run(batch["x"], batch["prompt"] if use_prompts else None, batch.get("m"))
+    return dataclasses.replace(out, **{f.name: getattr(out, f.name).float()
+                                       for f in dataclasses.fields(out)
+                                       if isinstance(getattr(out, f.name), torch.Tensor)})
+
+
 def losses(model: IQAModel, batch: dict[str, torch.Tensor], weights: dict[str, float],
            use_prompts: bool) -> dict[str, torch.Tensor]:
     """Weighted loss terms of one batch (`physics`/`findings` only on engine-labelled items;
     computed in float32 from outputs that may be bfloat16)."""
-    out = model.run(batch["x"], batch["prompt"] if use_prompts else None, batch.get("m"))
-    out = dataclasses.replace(out, **{f.name: getattr(out, f.name).float()
-                                      for f in dataclasses.fields(out)
-                                      if isinstance(getattr(out, f.name), torch.Tensor)})
+    out = _outputs(model, batch, use_prompts)
     terms: dict[str, torch.Tensor] = {}
     lab = batch["labelled"]
     if weights.get("score"):
@@ -101,8 +106,7 @@ def rank_loss(model: IQAModel, batch: dict[str, torch.Tensor], rungs: int, margi
     """Hinge on neighbouring rungs of the severity ladders in `batch` (`rungs` items per
     ladder, in order): the same image one rung worse must score lower by at least `margin`
     times the fall of its reference score."""
-    out = model.run(batch["x"], batch["prompt"] if use_prompts else None, batch.get("m"))
-    found = out.score.float().reshape(-1, rungs)
+    found = _outputs(model, batch, use_prompts).score.reshape(-1, rungs)
     true = batch["score"].reshape(-1, rungs)
     return F.relu(margin * (true[:, :-1] - true[:, 1:]) - (found[:, :-1] - found[:, 1:])).mean()
 
