@@ -62,12 +62,13 @@ def ladder_loss(net: Any, z: torch.Tensor, y: torch.Tensor, allowed: torch.Tenso
     same image never reads as better."""
     import torch
 
+    from medq.train.evaluate import ladder_hinge
+
     n, rungs, width = z.shape
     out = net(z.reshape(-1, width)).reshape(n, rungs, -1)
     types = y.shape[-1]
     weighted = torch.sigmoid(out[..., :types]) * out[..., types:]
-    found, true = badness(weighted, allowed[:, None]), badness(y, allowed[:, None])
-    return torch.relu(margin * (true[:, 1:] - true[:, :-1]) - (found[:, 1:] - found[:, :-1])).mean()
+    return ladder_hinge(badness(weighted, allowed[:, None]), badness(y, allowed[:, None]), margin)
 
 
 def held_out_spearman(calib: dict[str, Any], fold_nets: list[list[dict]],

@@ -183,6 +183,13 @@ def ranking_ladders(images: dict[str, Any], seed: int = 0
                                                   seed=seed)[0] for s in RANKING_SEVERITIES]
 
 
+def ladder_hinge(found: torch.Tensor, true: torch.Tensor, margin: float) -> torch.Tensor:
+    """Mean hinge over neighbouring rungs of ladders `[n, rungs]` of a quantity that must rise
+    rung by rung: `found` must rise by at least `margin` times the rise of `true`."""
+    return torch.relu(margin * (true[:, 1:] - true[:, :-1])
+                      - (found[:, 1:] - found[:, :-1])).mean()
+
+
 def ladder_spearman(scores: Sequence[float]) -> float:
     """Spearman(severity rank, falling score) of one ladder's scores (1 = perfectly monotone)."""
     from scipy.stats import spearmanr

@@ -32,7 +32,7 @@ from medq.data.items import LADDER_RUNGS
 from medq.errors import InvalidParameter
 from medq.io.atomic import atomic_path, atomic_write_text
 from medq.train.config import Stage, TrainConfig
-from medq.train.evaluate import evaluate, predict
+from medq.train.evaluate import evaluate, ladder_hinge, predict
 
 
 def set_threads(threads: int | None = None) -> int:
@@ -107,8 +107,7 @@ def rank_loss(model: IQAModel, batch: dict[str, torch.Tensor], rungs: int, margi
     ladder, in order): the same image one rung worse must score lower by at least `margin`
     times the fall of its reference score."""
     found = _outputs(model, batch, use_prompts).score.reshape(-1, rungs)
-    true = batch["score"].reshape(-1, rungs)
-    return F.relu(margin * (true[:, :-1] - true[:, 1:]) - (found[:, :-1] - found[:, 1:])).mean()
+    return ladder_hinge(-found, -batch["score"].reshape(-1, rungs), margin)
 
 
 def _ladder_rows(ladders: dict[str, np.ndarray], n: int, rng: np.random.Generator
