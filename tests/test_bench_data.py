@@ -283,3 +283,38 @@ def test_full_plane_vector_appends_the_extras_asked_for() -> None:
     from medq.assess.detector import load_detector
 
     assert load_detector().extras == ()
+
+
+def test_mr_realism_states_some_images_at_fine_pixels_at_any_matrix() -> None:
+    from medq.data.items import FINE_PIXELS, degraded_item, maybe_fine_pixels
+
+    low = FINE_PIXELS[1][0]
+    src = next(s for s in sources("train", "2d") if s.name == "body_mr")
+    pixels = []
+    for seed in range(60):
+        image, _ = degraded_item(src, "2d", seed, clean_fraction=1.0, realism=True,
+                                 fine_pixels=0.3)
+        pixels.append((float(np.sqrt(image.spacing[0] * image.spacing[1])), max(image.shape)))
+    # fine pixels come at small matrices too (a 64² small-part MR at 0.3 mm); the source and the
+    # zoom alone never go below 0.75 · 300 mm / 512 px, 0.44 mm
+    fine = [(p, n) for p, n in pixels if p < 0.4]
+    assert any(n < 160 for _, n in fine), pixels
+    assert all(p >= low - 1e-6 for p, _ in fine) and 3 <= len(fine) <= 25
+    plain = [degraded_item(src, "2d", seed, realism=True)[0].spacing for seed in range(30)]
+    assert min(float(np.sqrt(np.prod(spacing))) for spacing in plain) >= 0.43
+    # only the stated geometry changes, and only for MR; a CT image, or the default chance of
+    # 0, leaves the rng untouched, so the default benchmark keeps its items and its cache key
+    rng = np.random.default_rng(1)
+    image = src.draw(rng, "2d")
+    restated = next(out for seed in range(20) if (
+        out := maybe_fine_pixels(image, np.random.default_rng(seed), 0.3)) is not image)
+    assert restated.array is image.array and restated.spacing[0] / restated.spacing[1] == \
+        pytest.approx(image.spacing[0] / image.spacing[1])
+    ct = next(s for s in sources("train", "2d") if s.name == "body_ct").draw(rng, "2d")
+    for case, chance in ((ct, 0.3), (image, 0.0)):
+        rng_case = np.random.default_rng(3)
+        assert maybe_fine_pixels(case, rng_case, chance) is case
+        assert rng_case.random() == np.random.default_rng(3).random()
+    plan = bench.BenchPlan()
+    assert plan.key() == bench.BenchPlan(fine_pixels=0.0).key() != \
+        bench.BenchPlan(fine_pixels=0.3).key()

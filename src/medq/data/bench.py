@@ -47,9 +47,14 @@ BENCH_VERSION = 6
 of view anywhere in the image, 25–75 % per side, half of them at a small matrix)."""
 
 
+ADDED = {"fine_pixels": 0.0}
+"""Plan settings added since version 6, with the default that keeps the items as they were."""
+
+
 @dataclass(frozen=True)
 class BenchPlan:
-    """How many items of each split and dimension to build, at what input size, from what seed."""
+    """How many items of each split and dimension to build, at what input size, from what seed
+    (`fine_pixels`: the training realism's chance of a fine MR pixel size, `items.FINE_PIXELS`)."""
 
     size: int = 224
     train_2d: int = 4000
@@ -60,10 +65,13 @@ class BenchPlan:
     clean_fraction: float = 0.12
     pair_fraction: float = 0.25
     n_slices: int = 7
+    fine_pixels: float = 0.0
 
     def key(self) -> str:
-        """Cache key of this plan (and the generator version)."""
-        text = json.dumps({**asdict(self), "version": BENCH_VERSION, "kinds": KINDS,
+        """Cache key of this plan (and the generator version); settings added after a version
+        are left out at their defaults, so the plans before them keep their keys."""
+        fields = {k: v for k, v in asdict(self).items() if k not in ADDED or v != ADDED[k]}
+        text = json.dumps({**fields, "version": BENCH_VERSION, "kinds": KINDS,
                            "features": FEATURES_VERSION}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -98,7 +106,7 @@ def make_item(source: Source, dim: str, seed: int, plan: BenchPlan, realism: boo
     and does not lower the score. `m` holds the per-slice evidence rows (the model's measures).
     """
     image, _ = degraded_item(source, dim, seed, plan.clean_fraction, plan.pair_fraction,
-                             realism=realism)
+                             realism=realism, fine_pixels=plan.fine_pixels)
     return _item(image, source, dim, plan)
 
 
@@ -174,7 +182,7 @@ def make_ladder(job: tuple[str, int], plan: BenchPlan) -> list[dict[str, Any]]:
     image clean, then one engine kind at rising severities), rung by rung."""
     name, seed = job
     source = source_named(name, "train")
-    rungs, kind = severity_ladder(source, seed)
+    rungs, kind = severity_ladder(source, seed, fine_pixels=plan.fine_pixels)
     return [{**_item(rung, source, "2d", plan), "kind": kind} for rung in rungs]
 
 

@@ -9,7 +9,9 @@ coil field) at a sub-threshold ("none") severity, because the training sources a
 perfectly sharp and flat phantoms while real scans never are, and (for 40 % of grey
 2D images) a zoomed field of view (a 25–75 % crop anywhere in the image, half of them then
 stored at a small matrix), because real scans are often reconstructed inside the body with no
-air around it, off-centre (an orbit, a knee, a heart) and at small matrices. The description's
+air around it, off-centre (an orbit, a knee, a heart) and at small matrices (`fine_pixels`
+then states that share of MR images at 0.2–0.6 mm pixels, `FINE_PIXELS`; off by default). The
+description's
 full-plane calibration zooms by the `central` profile instead (`zoom="central"`: 30 %, the
 middle 45–75 % per side at the source's matrix), on which it types findings better.
 """
@@ -44,6 +46,14 @@ ZOOM = (0.4, (0.25, 0.75))
 SMALL_MATRIX = (0.5, (48, 160))
 """Probability that a zoomed field of view is stored at a small matrix, and that matrix's range
 (longer side, pixels; never larger than the crop)."""
+
+FINE_PIXELS = ("MR", (0.2, 0.6))
+"""Modality and range (mm, drawn log-uniform) of the fine in-plane pixel size a realism image
+may be stated at (`degraded_item(fine_pixels=p)`; the benchmark's `fine_pixels`, 0 by default:
+tried, not shipped). Small-part coils and high-resolution sequences (knee, wrist, orbit) acquire
+0.2–0.5 mm pixels at any matrix, down to 64², while the MR training slices state 0.29–6.8 mm
+(1 % below 0.34) and few small matrices at fine pixels. The content stays; the engine's
+millimetre levels (blur FWHM, motion amplitude) then act on the stated grid."""
 
 CENTRAL_ZOOM = (0.3, (0.45, 0.75))
 """The `central` zoom profile (the benchmark's version-5 realism): probability of a zoomed
@@ -131,6 +141,24 @@ def maybe_zoomed(image: MedImage, rng: np.random.Generator, zoom: str) -> MedIma
     return image
 
 
+def maybe_fine_pixels(image: MedImage, rng: np.random.Generator, probability: float
+                      ) -> MedImage:
+    """The image stated at a fine pixel size (`FINE_PIXELS`, same array) with `probability`;
+    other modalities, or a probability of 0, as they are, with no draw from `rng`."""
+    if probability <= 0 or image.modality != FINE_PIXELS[0] or rng.random() >= probability:
+        return image
+    size = float(np.exp(rng.uniform(*np.log(FINE_PIXELS[1]))))
+    scale = size / float(np.sqrt(image.spacing[-2] * image.spacing[-1]))
+    spacing = (*image.spacing[:-2], image.spacing[-2] * scale, image.spacing[-1] * scale)
+    return image.evolve(spacing=spacing)
+
+
+def realistic_geometry(image: MedImage, rng: np.random.Generator, zoom: str,
+                       fine_pixels: float = 0.0) -> MedImage:
+    """The realism's field of view (`maybe_zoomed`), then its pixel size (`maybe_fine_pixels`)."""
+    return maybe_fine_pixels(maybe_zoomed(image, rng, zoom), rng, fine_pixels)
+
+
 def _mark_baseline(image: MedImage) -> MedImage:
     """Flag the last degradation record as baseline realism (part of the clean image)."""
     records = [dict(r) for r in image.meta.get("degradations", [])]
@@ -140,16 +168,17 @@ def _mark_baseline(image: MedImage) -> MedImage:
 
 
 def degraded_item(source: Source, dim: str, seed: int, clean_fraction: float = 0.12,
-                  pair_fraction: float = 0.25, realism: bool = False, zoom: str = "anywhere"
-                  ) -> tuple[MedImage, list[dict[str, Any]]]:
+                  pair_fraction: float = 0.25, realism: bool = False, zoom: str = "anywhere",
+                  fine_pixels: float = 0.0) -> tuple[MedImage, list[dict[str, Any]]]:
     """One deterministic (image, degradation records) pair from a source and a seed (`zoom`:
-    the realism's zoom profile, one of `ZOOM_PROFILES`)."""
+    the realism's zoom profile, one of `ZOOM_PROFILES`; `fine_pixels`: the realism's chance
+    of a fine pixel size, `FINE_PIXELS`)."""
     if zoom not in ZOOM_PROFILES:
         raise InvalidParameter(f"zoom must be one of {', '.join(ZOOM_PROFILES)}, got {zoom!r}")
     rng = np.random.default_rng(seed)
     image = source.draw(rng, dim)
     if realism:
-        image = maybe_zoomed(image, rng, zoom)
+        image = realistic_geometry(image, rng, zoom, fine_pixels)
     kinds = kinds_for(image.modality)
     u = rng.random()
     n = 0 if u < clean_fraction else (2 if u < clean_fraction + pair_fraction else 1)
@@ -168,7 +197,7 @@ LADDER_RUNGS = 4
 as many equal parts of `SEVERITY_RANGE`."""
 
 
-def severity_ladder(source: Source, seed: int, zoom: str = "anywhere"
+def severity_ladder(source: Source, seed: int, zoom: str = "anywhere", fine_pixels: float = 0.0
                     ) -> tuple[list[MedImage], str]:
     """One deterministic severity ladder of a 2D training image (`realism` as in
     `degraded_item`): the clean image with its sub-threshold baseline, then one kind of the
@@ -178,7 +207,7 @@ def severity_ladder(source: Source, seed: int, zoom: str = "anywhere"
     if zoom not in ZOOM_PROFILES:
         raise InvalidParameter(f"zoom must be one of {', '.join(ZOOM_PROFILES)}, got {zoom!r}")
     rng = np.random.default_rng(seed)
-    image = maybe_zoomed(source.draw(rng, "2d"), rng, zoom)
+    image = realistic_geometry(source.draw(rng, "2d"), rng, zoom, fine_pixels)
     kind = str(rng.choice(kinds_for(image.modality)))
     baseline = [(k, float(rng.uniform(*BASELINE_RANGE)), int(rng.integers(2**31)))
                 for k in BASELINE.get(image.modality, ())]
