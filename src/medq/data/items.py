@@ -11,9 +11,8 @@ perfectly sharp and flat phantoms while real scans never are, and (for 40 % of g
 stored at a small matrix), because real scans are often reconstructed inside the body with no
 air around it, off-centre (an orbit, a knee, a heart) and at small matrices (`fine_pixels`
 then states that share of MR images at 0.2–0.6 mm pixels, `FINE_PIXELS`; off by default). The
-description's
-full-plane calibration zooms by the `central` profile instead (`zoom="central"`: 30 %, the
-middle 45–75 % per side at the source's matrix), on which it types findings better.
+description's full-plane calibration zooms by the `central` profile instead (`zoom="central"`:
+30 %, the middle 45–75 % per side at the source's matrix), on which it types findings better.
 """
 
 from __future__ import annotations
