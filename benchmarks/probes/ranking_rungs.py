@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
-
 
 def main() -> None:
     """Print each selected ladder's levels, NRMSE per rung and the two scores per rung."""
@@ -23,6 +21,7 @@ def main() -> None:
                         help="comma-separated held-out image names ('all' for every one)")
     args = parser.parse_args()
     from medq.assess.predictor import Assessor
+    from medq.metrics.fidelity import nrmse
     from medq.train.evaluate import held_out_images, ranking_ladders
 
     images = held_out_images()
@@ -30,13 +29,11 @@ def main() -> None:
         images = {n: images[n] for n in args.images.split(",")}
     assessor = Assessor(args.model, measures=False)
     for name, kind, ladder in ranking_ladders(images):
-        clean = ladder[0].array.astype(np.float64)
-        nrmse = [float(np.sqrt(np.mean((rung.array - clean) ** 2)) / np.ptp(clean))
-                 for rung in ladder]
+        errors = [nrmse(rung.array, ladder[0].array, "range") for rung in ladder]
         levels = [rung.meta["degradations"][-1]["level"] for rung in ladder[1:]]
         got = assessor.assess_many(ladder)
         print(f"{name}/{kind}: levels " + " ".join(f"{v:.3g}" for v in levels))
-        print("   NRMSE    " + " ".join(f"{v:5.3f}" for v in nrmse))
+        print("   NRMSE    " + " ".join(f"{v:5.3f}" for v in errors))
         print("   model    " + " ".join(f"{a.model_score:5.2f}" for a in got))
         print("   evidence " + " ".join(f"{a.evidence_score:5.2f}" for a in got))
 
