@@ -65,26 +65,31 @@ def throughput(assessor, paths: list[Path]) -> dict[str, float]:
 def evidence_cost(path: Path, repeats: int = 10) -> dict[str, float]:
     """Single-thread seconds per 512² slice of the measure input (and of the same rows on a
     128-px view, what a faster model would read once retrained on them), of its streak index,
-    of the classical measures (`compute_measures`, what `--no-measures` skips) and of the prompt
+    of the classical measures (`compute_measures`, what `--no-measures` skips), of the body mask
+    (`body_and_anatomy`, taken by both, on the slice and on its view) and of the prompt
     classifier's modality guess (run only for files that do not state a modality)."""
     import torch
 
     from medq.assess.artifacts import streak_index
-    from medq.assess.evidence import EVIDENCE_SIZE, evidence_rows
+    from medq.assess.evidence import EVIDENCE_SIZE, evidence_rows, read_plane
     from medq.assess.filters import shrink
+    from medq.assess.masks import body_and_anatomy
     from medq.assess.measures import compute_measures
     from medq.assess.prompt_classifier import load_classifier
     from medq.io import load
 
     torch.set_num_threads(1)  # every cost below is one thread's
     image = load(path)
-    view = shrink(image.array.astype(float), EVIDENCE_SIZE)
+    plane = read_plane(image.array, image.modality)
+    view = read_plane(shrink(image.array.astype(float), EVIDENCE_SIZE), image.modality)
     untagged = image.evolve(modality="OT")
     guess = load_classifier()
     out = {}
     for name, fn in (("evidence_rows", lambda: evidence_rows(image)),
                      ("evidence_rows_128px", lambda: evidence_rows(image, longest=128)),
                      ("streak_index_of_view", lambda: streak_index(view)),
+                     ("body_mask", lambda: body_and_anatomy(plane, image.modality)),
+                     ("body_mask_of_view", lambda: body_and_anatomy(view, image.modality)),
                      ("classical_measures", lambda: compute_measures(image.array,
                                                                      image.modality)),
                      ("prompt_classifier", lambda: guess(untagged, ("modality", "type")))):

@@ -166,6 +166,31 @@ def test_fast_median_filter_is_scipys_exactly(ct_slice, mr_abdomen_slice):
         median_filter(ct_slice.array, 4)
 
 
+def test_binary_morphology_is_scipys_exactly(ct_slice, mr_abdomen_slice, mni_t1):
+    from medq.assess import morphology as mo
+    from medq.assess.masks import _threshold_mask
+
+    square, cross = ndi.generate_binary_structure(2, 2), ndi.generate_binary_structure(2, 1)
+    volume = _threshold_mask(mni_t1.array[::12], "MR", None)  # (z, y, x): in-plane only
+    masks = [_threshold_mask(ct_slice.array, "CT", None)[:, :-3],  # edges on every side
+             _threshold_mask(mr_abdomen_slice.array, "MR", None), volume,
+             np.random.default_rng(0).random((23, 9)) < 0.6, np.ones((5, 4), bool)]
+    for m in masks:
+        s, c = (square, cross) if m.ndim == 2 else (square[None], cross[None])
+        for r in (1, 2, 3):
+            assert np.array_equal(mo.erode_square(m, r), ndi.binary_erosion(m, s, iterations=r))
+            assert np.array_equal(mo.dilate_square(m, r), ndi.binary_dilation(m, s, iterations=r))
+            assert np.array_equal(mo.erode_cross(m, r), ndi.binary_erosion(m, c, iterations=r))
+            assert np.array_equal(mo.dilate_cross(m, r), ndi.binary_dilation(m, c, iterations=r))
+        assert np.array_equal(mo.erode_square(m, 1, border=True),
+                              ndi.binary_erosion(m, s, border_value=1))
+        assert np.array_equal(mo.fill_holes(m), ndi.binary_fill_holes(m))
+        assert np.array_equal(mo.fill_holes(~m), ndi.binary_fill_holes(~m))
+    assert mo.fill_holes(masks[1]).sum() > masks[1].sum()  # the bowel gas inside the abdomen
+    with pytest.raises(ValueError, match="one iteration"):
+        mo.erode_square(masks[0], 2, border=True)
+
+
 def test_streak_index_rises_with_fewer_views():
     from skimage.data import shepp_logan_phantom
     from skimage.transform import iradon, radon, resize

@@ -39,6 +39,7 @@ from medq.assess.artifacts import ghosting_ratio, spike_contrast, streak_index
 from medq.assess.filters import shrink, wide_gaussian
 from medq.assess.iqms import blur, laplacian_variance, noise_sigma_flat, sharpness
 from medq.assess.masks import background_mask, body_and_anatomy, to_gray
+from medq.assess.morphology import erode_cross
 
 FEATURES_VERSION = 3
 """Bumped whenever a feature's computation changes (cached calibration data is keyed by it;
@@ -222,7 +223,7 @@ def _autocorrelation(x: np.ndarray) -> tuple[float, float]:
 
 def _field(a: np.ndarray, fg: np.ndarray, zero: float) -> tuple[float, float]:
     """Span (P95 − P5 of a quadratic fit) and CV of the smooth intensity field over the body."""
-    body = ndi.binary_erosion(fg, iterations=2) if fg.sum() > 400 else fg
+    body = erode_cross(fg, 2) if fg.sum() > 400 else fg
     if body.sum() < 16:
         return 0.0, 0.0
     sigma = 0.08 * max(a.shape)

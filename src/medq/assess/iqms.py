@@ -19,6 +19,7 @@ from scipy import ndimage as ndi
 from skimage.measure import blur_effect
 
 from medq.assess.masks import background_mask
+from medq.assess.morphology import erode_square
 from medq.errors import InvalidImage
 
 MAD_TO_SIGMA = 0.6745
@@ -123,10 +124,7 @@ def noise_sigma_flat(array: np.ndarray, mask: np.ndarray | None = None, window: 
         mean = ndi.uniform_filter(x, size)
         return np.maximum(ndi.uniform_filter(x * x, size) - mean * mean, 0.0) * n / (n - 1)
 
-    structure = ndi.generate_binary_structure(2, 2)
-    if a.ndim == 3:
-        structure = structure[None]
-    valid = ndi.binary_erosion(m, structure, iterations=window // 2, border_value=0)
+    valid = erode_square(m, window // 2)  # windows wholly inside the mask
     if not valid.any():
         valid = m
     if not valid.any():

@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
+from medq.assess.morphology import dilate_cross, dilate_square, erode_square, fill_holes
 from medq.errors import InvalidImage
 
 CT_BODY_HU = -500.0
@@ -71,21 +72,36 @@ def body_threshold(array: np.ndarray, modality: str | None = None) -> float:
 def _pieces(fg: np.ndarray, min_fraction: float) -> tuple[np.ndarray, np.ndarray]:
     """Open one 2D binary slice and label its pieces: (labels, size of each piece that is at
     least `min_fraction` of the slice, 0 for the smaller ones)."""
-    square = ndi.generate_binary_structure(2, 2)
-    # opening whose erosion treats outside the image as foreground: a body cut by the image edge
-    # keeps its edge pixels (a plain opening would nibble the corners of a full-frame mask)
-    fg = ndi.binary_dilation(ndi.binary_erosion(fg, square, border_value=1), square)
+    # opening (3×3 square) whose erosion treats outside the image as foreground: a body cut by
+    # the image edge keeps its edge pixels (a plain opening would nibble a full-frame mask)
+    fg = dilate_square(erode_square(fg, 1, border=True), 1)
     labels, _ = ndi.label(fg)
     sizes = np.bincount(labels.ravel())[1:]
     return labels, np.where(sizes >= min_fraction * fg.size, sizes, 0)
 
 
 def _kept(labels: np.ndarray, sizes: np.ndarray, keep_ratio: float) -> np.ndarray:
-    """The pieces at least `keep_ratio` of the largest one, holes filled (all False if none)."""
-    if not sizes.any():
-        return np.zeros(labels.shape, dtype=bool)
-    keep = (sizes > 0) & (sizes >= keep_ratio * sizes.max())
-    return ndi.binary_fill_holes(np.isin(labels, np.flatnonzero(keep) + 1))
+    """Which pieces (by label, index 0 the background) are at least `keep_ratio` of the
+    largest one."""
+    keep = np.zeros(sizes.size + 1, dtype=bool)
+    if sizes.any():
+        keep[1:] = (sizes > 0) & (sizes >= keep_ratio * sizes.max())
+    return keep
+
+
+def _cleaned(plane: np.ndarray, min_fraction: float, ratios: tuple[float, ...]
+             ) -> list[np.ndarray]:
+    """One 2D slice's mask per keep ratio: opened, labelled once, the kept pieces with their
+    holes filled (filled once when two ratios keep the same pieces)."""
+    labels, sizes = _pieces(plane, min_fraction)
+    filled: dict[bytes, np.ndarray] = {}
+    out = []
+    for ratio in ratios:
+        keep = _kept(labels, sizes, ratio)
+        key = keep.tobytes()
+        out.append(filled[key].copy() if key in filled else filled.setdefault(
+            key, fill_holes(keep[labels])))
+    return out
 
 
 def _threshold_mask(array: np.ndarray, modality: str | None, threshold: float | None
@@ -103,7 +119,7 @@ def _per_slice(raw: np.ndarray, min_fraction: float, ratios: tuple[float, ...]
                ) -> list[np.ndarray]:
     """One mask per keep ratio, each cleaned per 2D slice from the same opening and labels."""
     planes = [raw] if raw.ndim == 2 else list(raw)
-    found = [[_kept(*_pieces(p, min_fraction), r) for r in ratios] for p in planes]
+    found = [_cleaned(p, min_fraction, ratios) for p in planes]
     if raw.ndim == 2:
         return found[0]
     return [np.stack([f[k] for f in found]) for k in range(len(ratios))]
@@ -149,7 +165,4 @@ def background_mask(fg: np.ndarray, margin: int = 2) -> np.ndarray:
     fg = np.asarray(fg, dtype=bool)
     if margin <= 0:
         return ~fg
-    structure = ndi.generate_binary_structure(2, 1)
-    if fg.ndim == 3:
-        structure = structure[None]
-    return ~ndi.binary_dilation(fg, structure=structure, iterations=margin)
+    return ~dilate_cross(fg, margin)
