@@ -160,10 +160,28 @@ def test_fast_median_filter_is_scipys_exactly(ct_slice, mr_abdomen_slice):
 
     for image in (ct_slice, mr_abdomen_slice):
         a = image.array.astype(np.float64)[:, :-3]  # a non-square crop: edges on every side
-        for size in (3, 5, 7):
-            assert np.array_equal(median_filter(a, size), ndi.median_filter(a, size=size))
+        for x in (a, a.astype(np.float32), np.round(a / 200)):  # float32 as the streak index; ties
+            for size in (3, 5, 7, 9):  # 3–7 by selection network, 9 by partition
+                assert np.array_equal(median_filter(x, size), ndi.median_filter(x, size=size))
+    holed = ct_slice.array.astype(np.float64)
+    holed[40:44, 50] = np.inf  # a non-finite plane takes the partition path, as SciPy orders it
+    assert np.array_equal(median_filter(holed, 5), ndi.median_filter(holed, size=5))
     with pytest.raises(ValueError, match="odd"):
         median_filter(ct_slice.array, 4)
+
+
+def test_selection_networks_give_the_ranks_they_promise():
+    from medq.assess.sorting import run_network, selection_network
+
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 5, 7, 13, 29):
+        wanted = tuple(sorted({0, n // 2, n - 1}))
+        values = rng.integers(0, 4, (n, 500)).astype(np.float64)  # 500 draws, many ties
+        out = run_network(selection_network(n, wanted), list(values))
+        ranked = np.sort(values, axis=0)
+        assert all(np.array_equal(out[r], ranked[r]) for r in wanted)
+    full = selection_network(25, tuple(range(25)))  # a whole sort, pruned to the median: fewer
+    assert len(selection_network(25, (12,))) < len(full)
 
 
 def test_binary_morphology_is_scipys_exactly(ct_slice, mr_abdomen_slice, mni_t1):
