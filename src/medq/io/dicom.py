@@ -193,7 +193,9 @@ def assemble(datasets: list[Dataset], paths: list[Path], source: Path, fmt: str)
     if len(datasets) == 1:
         arr, rgb = _pixels(first, paths[0])
         if frames > 1 and rgb:
-            raise UnsupportedImage(f"multi-frame colour DICOM ({frames} frames)", source)
+            raise UnsupportedImage(f"multi-frame colour DICOM ({frames} frames, such as a video"
+                                   " or cine loop): medq reads colour as one photograph",
+                                   source)
         positions = _frame_positions(first, frames) if frames > 1 else [
             as_floats(tag_value(first, "ImagePositionPatient"))]
         numbers: list[Any] = list(range(frames))
