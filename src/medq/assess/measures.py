@@ -85,11 +85,12 @@ def compute_measures(array: np.ndarray, modality: str, mask: np.ndarray | None =
     if value_range is None and rgb:
         value_range = (0.0, 1.0)
     offset = CT_OFFSET_HU if modality == "CT" else None
+    sigma = noise_sigma_wavelet(a, fg)
     out = {
         "foreground_fraction": float(fg.mean()),
-        "noise_sigma": noise_sigma_wavelet(a, fg),
+        "noise_sigma": sigma,
         "noise_sigma_flat": noise_sigma_flat(a, fg),
-        "snr": snr(a, fg),
+        "snr": snr(a, fg, sigma),
         "efc": efc(a, finite, offset),
         "fber": fber(a, fg, bg, offset),
         "sharpness": sharpness(a, fg),
