@@ -70,6 +70,23 @@ def test_automatic_mask_drops_empty_slices():
     assert out == [6, 9, 12, 15, 18, 21, 24]
 
 
+def test_slices_with_body_are_those_of_the_whole_body_mask(mni_t1):
+    from medq.assess.masks import foreground_mask, foreground_slices
+
+    vol = np.full((6, 40, 40), -1000.0)  # CT air
+    vol[1:5, 10:30, 10:30] = 40.0  # a body on slices 1–4 …
+    vol[2, 14:26, 14:26] = -1000.0  # … one with a hole (filled, still body)
+    vol[3] = -1000.0
+    vol[3, 5, 5] = 40.0  # a speck the opening removes: no body
+    vol[4, 0:2, :] = 40.0  # a thin band at the edge beside the body
+    assert foreground_slices(vol, "CT").tolist() == [False, True, True, False, True, False]
+    for v, modality in ((vol, "CT"), (mni_t1.array, "MR")):
+        assert np.array_equal(foreground_slices(v, modality),
+                              foreground_mask(v, modality).any(axis=(1, 2)))
+    with pytest.raises(InvalidImage, match="volume"):
+        foreground_slices(vol[0], "CT")
+
+
 def test_real_mni_volume(mni_t1):
     out = salient_slices(mni_t1.array, n=7, modality="MR")
     assert len(out) == 7 and out == sorted(out)

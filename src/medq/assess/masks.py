@@ -58,7 +58,8 @@ def is_rgb(array: np.ndarray, modality: str | None = None) -> bool:
 
 def body_threshold(array: np.ndarray, modality: str | None = None) -> float:
     """Return the foreground threshold: −500 HU for CT with air, else p2 + 0.1·(p98 − p2)."""
-    values = array[np.isfinite(array)]
+    finite = np.isfinite(array)
+    values = array.ravel() if finite.all() else array[finite]  # no copy when all finite
     if values.size == 0:
         raise InvalidImage("image has no finite pixel value")
     if str(modality).upper() == "CT" and values.min() < CT_BODY_HU:
@@ -135,6 +136,17 @@ def foreground_mask(array: np.ndarray, modality: str | None = None, *,
     """
     raw = _threshold_mask(array, modality, threshold)
     return _per_slice(raw, min_fraction, (keep_ratio,))[0]
+
+
+def foreground_slices(array: np.ndarray, modality: str | None = None) -> np.ndarray:
+    """Which slices of a (z, y, x) volume have body: `foreground_mask(array, modality)
+    .any(axis=(1, 2))`, without the hole filling and piece selection that cannot empty a slice
+    (a slice has body when a piece of its opened threshold mask reaches the minimum size)."""
+    raw = _threshold_mask(array, modality, None)
+    if raw.ndim != 3:
+        raise InvalidImage(f"foreground slices need a (z, y, x) volume, got shape {raw.shape}")
+    return np.array([bool(plane.any()) and bool(_pieces(plane, MIN_FRACTION)[1].any())
+                     for plane in raw])
 
 
 def anatomy_mask(array: np.ndarray, modality: str | None = None) -> np.ndarray:

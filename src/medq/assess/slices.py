@@ -20,24 +20,25 @@ from typing import Any
 
 import numpy as np
 
-from medq.assess.masks import foreground_mask
+from medq.assess.masks import foreground_slices
 from medq.errors import InvalidImage, InvalidParameter
 
 
-def _slice_mask(volume: np.ndarray, mask: np.ndarray | None, modality: str | None) -> np.ndarray:
-    """Return the (z, y, x) foreground mask of `volume` (2D inputs become one slice)."""
+def _with_body(volume: np.ndarray, mask: np.ndarray | None, modality: str | None) -> np.ndarray:
+    """Which slices of `volume` (2D inputs become one slice) have foreground: any pixel of
+    `mask`, else of the body mask (`masks.foreground_slices`)."""
     vol = np.asarray(volume)
     if vol.ndim == 2:
         vol = vol[None]
     if vol.ndim != 3 or vol.shape[0] < 1:
         raise InvalidImage(f"salient slices need a (z, y, x) volume, got shape {np.shape(volume)}")
     if mask is None:
-        return foreground_mask(vol, modality)
+        return foreground_slices(vol, modality)
     m = np.asarray(mask, dtype=bool)
     m = m[None] if m.ndim == 2 else m
     if m.shape != vol.shape:
         raise InvalidImage(f"mask shape {np.shape(mask)} does not match volume {np.shape(volume)}")
-    return m
+    return m.any(axis=(1, 2))
 
 
 def partition_middles(m: int, n: int) -> list[int]:
@@ -56,10 +57,10 @@ def partition_middles(m: int, n: int) -> list[int]:
 def salient_slices(volume: np.ndarray, mask: np.ndarray | None = None, n: int = 7,
                    modality: str | None = None) -> list[int]:
     """Return sorted indices of ≤ n salient slices: middles of n equal parts of the body range."""
-    m = _slice_mask(volume, mask, modality)
-    candidates = np.flatnonzero(m.any(axis=(1, 2)))
+    body = _with_body(volume, mask, modality)
+    candidates = np.flatnonzero(body)
     if candidates.size == 0:
-        candidates = np.arange(m.shape[0])
+        candidates = np.arange(body.size)
     return [int(candidates[p]) for p in partition_middles(candidates.size, n)]
 
 
