@@ -101,6 +101,20 @@ def evidence_cost(path: Path, repeats: int = 10) -> dict[str, float]:
     return out
 
 
+def volume_cost(path: Path, repeats: int = 3) -> dict[str, float]:
+    """Single-thread seconds of a volume's salient slices (which slices have body, then the
+    middles of seven parts) for the MNI T1 NIfTI (189 × 233 × 197)."""
+    from medq.assess.slices import input_indices
+    from medq.io import load
+
+    image = load(path)
+    input_indices(image)
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        input_indices(image)
+    return {"salient_slices_mni_t1": round((time.perf_counter() - t0) / repeats, 4)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--slices", type=int, default=96)
@@ -125,11 +139,13 @@ def main() -> None:
             rows[f"slices_512_{tag}"] = throughput(assessor, slices)
             rows[f"volumes_{tag}"] = throughput(assessor, volumes)
         cost = evidence_cost(slices[0])
+        cost.update(volume_cost(volumes[0]))
     for name, r in rows.items():
         unit = "slices/s" if name.startswith("slices") else "volumes/s"
         print(f"{name:32s} {r['per_second']:8.2f} {unit}  ({r['inputs']} in {r['seconds']} s)")
     for name, seconds in cost.items():
-        print(f"{name:32s} {seconds:8.4f} s per 512² slice (one thread)")
+        unit = "volume" if name.startswith("salient") else "512² slice"
+        print(f"{name:32s} {seconds:8.4f} s per {unit} (one thread)")
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / "assess_speed.json"
     out.write_text(json.dumps({"machine": platform.platform(), "model": args.model,
