@@ -95,14 +95,9 @@ def _cleaned(plane: np.ndarray, min_fraction: float, ratios: tuple[float, ...]
     """One 2D slice's mask per keep ratio: opened, labelled once, the kept pieces with their
     holes filled (filled once when two ratios keep the same pieces)."""
     labels, sizes = _pieces(plane, min_fraction)
-    filled: dict[bytes, np.ndarray] = {}
-    out = []
-    for ratio in ratios:
-        keep = _kept(labels, sizes, ratio)
-        key = keep.tobytes()
-        out.append(filled[key].copy() if key in filled else filled.setdefault(
-            key, fill_holes(keep[labels])))
-    return out
+    keeps = [_kept(labels, sizes, ratio).tobytes() for ratio in ratios]
+    filled = {k: fill_holes(np.frombuffer(k, dtype=bool)[labels]) for k in dict.fromkeys(keeps)}
+    return [filled[k].copy() for k in keeps]
 
 
 def _threshold_mask(array: np.ndarray, modality: str | None, threshold: float | None
