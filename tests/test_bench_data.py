@@ -71,6 +71,22 @@ def test_make_item_is_deterministic_and_labelled() -> None:
     assert a["score"] == pytest.approx(bench.targets(a["records"])["score"])
 
 
+def test_evidence_size_of_a_plan_sets_the_items_views_and_its_own_key() -> None:
+    from medq.assess.evidence import EVIDENCE_SIZE, evidence_rows
+    from medq.data.items import degraded_item
+
+    src = next(s for s in sources("test") if s.name == "ct_693")  # 512²: both views shrink it
+    small = bench.BenchPlan(size=32, evidence_size=128)
+    item = bench.make_item(src, "2d", 7, small)
+    image, _ = degraded_item(src, "2d", 7, small.clean_fraction, small.pair_fraction)
+    assert np.array_equal(item["m"], evidence_rows(image, None, 128))
+    assert not np.array_equal(item["m"], evidence_rows(image, None, EVIDENCE_SIZE))
+    assert np.array_equal(bench.make_item(src, "2d", 7, bench.BenchPlan(size=32))["m"],
+                          evidence_rows(image, None, EVIDENCE_SIZE))
+    assert bench.BenchPlan().key() == bench.BenchPlan(evidence_size=EVIDENCE_SIZE).key() != \
+        bench.BenchPlan(evidence_size=128).key()
+
+
 def test_volume_item_uses_salient_slices() -> None:
     plan = bench.BenchPlan(size=32)
     src = next(s for s in sources("train", "3d") if s.modality == "PT")

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from medq.assess.evidence import FEATURES_VERSION, evidence_rows
+from medq.assess.evidence import EVIDENCE_SIZE, FEATURES_VERSION, evidence_rows
 from medq.assess.models.blocks import FINDING_TYPES, SEVERITIES
 from medq.assess.preprocess import image_inputs
 from medq.assess.prompts import encode, prompts_from_image
@@ -47,14 +47,15 @@ BENCH_VERSION = 6
 of view anywhere in the image, 25–75 % per side, half of them at a small matrix)."""
 
 
-ADDED = {"fine_pixels": 0.0}
+ADDED = {"fine_pixels": 0.0, "evidence_size": EVIDENCE_SIZE}
 """Plan settings added since version 6, with the default that keeps the items as they were."""
 
 
 @dataclass(frozen=True)
 class BenchPlan:
     """How many items of each split and dimension to build, at what input size, from what seed
-    (`fine_pixels`: the training realism's chance of a fine MR pixel size, `items.FINE_PIXELS`)."""
+    (`fine_pixels`: the training realism's chance of a fine MR pixel size, `items.FINE_PIXELS`;
+    `evidence_size`: the longest side of the views the items' evidence rows are taken on)."""
 
     size: int = 224
     train_2d: int = 4000
@@ -66,6 +67,7 @@ class BenchPlan:
     pair_fraction: float = 0.25
     n_slices: int = 7
     fine_pixels: float = 0.0
+    evidence_size: int = EVIDENCE_SIZE
 
     def key(self) -> str:
         """Cache key of this plan (and the generator version); settings added after a version
@@ -116,7 +118,7 @@ def _item(image: MedImage, source: Source, dim: str, plan: BenchPlan) -> dict[st
     records = [r for r in image.meta.get("degradations", []) if not r.get("baseline")]
     prompts = prompts_from_image(image)
     x, indices = image_inputs(image, plan.size, prompts.type, plan.n_slices)
-    m = evidence_rows(image, indices if image.is_volume else None)
+    m = evidence_rows(image, indices if image.is_volume else None, plan.evidence_size)
     return {"x": x.astype(np.float16), "m": m, "prompt": encode(prompts),
             "source": source.name, "modality": source.modality, "dim": dim,
             "records": records, "slices": indices, **targets(records)}
