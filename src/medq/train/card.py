@@ -67,6 +67,7 @@ def card_text(cfg: TrainConfig, record: dict[str, Any]) -> str:
     test = ", ".join(s.name for s in sources("test"))
     stages = "; ".join(f"{s.name}: {s.steps} steps, lr {s.lr:g}, losses {s.losses}"
                        for s in cfg.stages)
+    view = cfg.bench.evidence_size
     return f"""# {cfg.name}
 
 Model `{cfg.model}` ({cfg.model_args or 'preset sizes'}), trained by `medq train` from
@@ -97,7 +98,7 @@ Stages: {stages}. Batch {cfg.batch_size}, AdamW (weight decay {cfg.weight_decay}
 cosine decay, gradient clipping {cfg.grad_clip}, steps in {resolve_precision(cfg.precision)};
 slice weights fitted for {cfg.slice_steps} steps on frozen features of the training volumes.
 Prompts used: {cfg.use_prompts}.{_start_text(cfg)}
-Classical measures per slice (`medq.assess.evidence`, on a view of at most 256 px):
+Classical measures per slice (`medq.assess.evidence`, on a view of at most {view} px):
 {cfg.model_args.get('n_measures', 0) or 'not used'} (evidence features version {FEATURES_VERSION}).
 Physics head targets (normalised log level per kind): {', '.join(record['physics_targets'])}.
 
