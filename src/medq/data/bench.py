@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from functools import partial
 from typing import Any
 
@@ -47,8 +47,8 @@ BENCH_VERSION = 6
 of view anywhere in the image, 25–75 % per side, half of them at a small matrix)."""
 
 
-ADDED = {"fine_pixels": 0.0, "evidence_size": EVIDENCE_SIZE}
-"""Plan settings added since version 6, with the default that keeps the items as they were."""
+ADDED = ("fine_pixels", "evidence_size")
+"""Plan settings added since version 6; at their defaults the items are as they were."""
 
 
 @dataclass(frozen=True)
@@ -72,8 +72,9 @@ class BenchPlan:
     def key(self) -> str:
         """Cache key of this plan (and the generator version); settings added after a version
         are left out at their defaults, so the plans before them keep their keys."""
-        fields = {k: v for k, v in asdict(self).items() if k not in ADDED or v != ADDED[k]}
-        text = json.dumps({**fields, "version": BENCH_VERSION, "kinds": KINDS,
+        default = {f.name: f.default for f in fields(self)}
+        kept = {k: v for k, v in asdict(self).items() if k not in ADDED or v != default[k]}
+        text = json.dumps({**kept, "version": BENCH_VERSION, "kinds": KINDS,
                            "features": FEATURES_VERSION}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
