@@ -28,11 +28,29 @@ def test_tiny_training_writes_checkpoint_card_and_metrics(tiny_run: dict) -> Non
     assert (folder / "model.pt").is_file() and (folder / "metrics.json").is_file()
     card = (folder / "card.md").read_text()
     assert "physics-derived reference score" in card and "not** radiologists" in card
+    assert card.count("configs/mediqa_tiny_test.yaml") == 2  # trained by, and reproduce with
     assert set(rec["steps"]) == {"physics", "score"}
     assert rec["metrics"]["overall"]["n"] == rec["test_items"] > 0
     assert len(rec["physics_targets"]) == 14
     losses = [h for h in rec["history"] if h["stage"] == "physics"]
     assert losses and np.isfinite(losses[-1]["physics"])
+
+
+def test_card_names_the_config_file_it_was_read_from(monkeypatch: pytest.MonkeyPatch,
+                                                    tmp_path: Path) -> None:
+    from medq.train.config import config_path
+
+    root = Path(__file__).parents[1]
+    monkeypatch.chdir(root)
+    trial = load_config(Path("configs/trials/mediqa_s_ladders_scratch.yaml"))
+    assert config_path(trial) == "configs/trials/mediqa_s_ladders_scratch.yaml"
+    assert config_path(load_config(root / "configs" / "mediqa_s.yaml")) == "configs/mediqa_s.yaml"
+    outside = load_config(root / "configs" / "cnniqa.yaml")
+    monkeypatch.chdir(tmp_path)  # read from outside the working folder: the path as given
+    assert config_path(load_config(root / "configs" / "cnniqa.yaml")) == \
+        (root / "configs" / "cnniqa.yaml").as_posix()
+    outside.config_file = None  # built in code, not read from a file: named after the config
+    assert config_path(outside) == "configs/cnniqa.yaml"
 
 
 def test_grades_cover_the_score_range() -> None:

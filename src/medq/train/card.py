@@ -11,7 +11,7 @@ from medq.data.bench import LADDER_WEIGHT
 from medq.data.items import LADDER_RUNGS
 from medq.data.sources import TEST_ZONE, sources
 from medq.io.atomic import atomic_write_text
-from medq.train.config import TrainConfig
+from medq.train.config import TrainConfig, config_path
 
 
 def metrics_table(metrics: dict[str, dict[str, float]]) -> str:
@@ -71,7 +71,7 @@ def card_text(cfg: TrainConfig, record: dict[str, Any]) -> str:
     return f"""# {cfg.name}
 
 Model `{cfg.model}` ({cfg.model_args or 'preset sizes'}), trained by `medq train` from
-`configs/{cfg.name.replace('-', '_')}.yaml`, {_seed_text(record)}, {record['threads']} CPU threads,
+`{config_path(cfg)}`, {_seed_text(record)}, {record['threads']} CPU threads,
 wall time {record['wall_time_s']:.0f} s{summed}.
 
 ## Score meaning
@@ -105,7 +105,7 @@ Physics head targets (normalised log level per kind): {', '.join(record['physics
 ## Test metrics (held-out split, {record['test_items']} items)
 {metrics_table(record['metrics'])}
 {_members_text(record)}
-Reproduce: `medq train configs/{cfg.name.replace('-', '_')}.yaml` then `medq bench iqa`.
+Reproduce: `medq train {config_path(cfg)}` then `medq bench iqa`.
 """
 
 

@@ -59,6 +59,8 @@ class TrainConfig:
     # quality models: arithmetic of the training steps (`medq.assess.precision`); auto is
     # bfloat16 where the CPU has it natively (faster steps: see the mediqa-s card), else float32
     precision: str = "float32"
+    # the YAML file this config was read from (`load_config`), named by the model card
+    config_file: str | None = None
 
     def output_dir(self) -> Path:
         """Where the run writes its checkpoint, card and metrics."""
@@ -124,8 +126,24 @@ def load_config(path: str | Path) -> TrainConfig:
     except yaml.YAMLError as e:
         raise InvalidParameter(f"not valid YAML ({e})", path) from None
     try:
-        return config_from_dict(data)
+        cfg = config_from_dict(data)
     except InvalidParameter as e:
         raise InvalidParameter(e.reason, path) from None
     except TypeError as e:
         raise InvalidParameter(f"bad config ({e})", path) from None
+    cfg.config_file = _shown(path)
+    return cfg
+
+
+def _shown(path: Path) -> str:
+    """A config path as a card shows it: relative to the working folder when inside it."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def config_path(cfg: TrainConfig) -> str:
+    """The config file that reproduces `cfg`: the file it was read from, else the one named
+    after it in `configs/`."""
+    return cfg.config_file or f"configs/{cfg.name.replace('-', '_')}.yaml"

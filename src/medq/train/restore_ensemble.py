@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from medq.io.atomic import atomic_path, atomic_write_text
-from medq.train.config import TrainConfig
+from medq.train.config import TrainConfig, config_path
 
 RECIPE_KEYS = ("model", "seed", "args", "steps", "train_plan", "extra_plan", "crop", "batch_size")
 """Record fields a finished member run must share with the planned one to be reused."""
@@ -147,7 +147,7 @@ def ensemble_card(cfg: TrainConfig, record: dict[str, Any], records: list[dict[s
     return f"""# {cfg.name}
 
 An **ensemble of {len(records)} restoration networks** whose outputs are averaged
-(`RestoreEnsemble`), trained by `medq train configs/{cfg.name.replace('-', '_')}.yaml`: the same
+(`RestoreEnsemble`), trained by `medq train {config_path(cfg)}`: the same
 network and budget, with differently prepared training pairs:
 {members}
 

@@ -29,7 +29,7 @@ from medq.io.atomic import atomic_path, atomic_write_text
 from medq.restore.condition import MODALITY_GROUPS, N_FINDINGS, perturb
 from medq.restore.models import build_model, save_checkpoint
 from medq.restore.normalise import network_input
-from medq.train.config import Stage, TrainConfig
+from medq.train.config import Stage, TrainConfig, config_path
 from medq.train.loop import _lr, optimise, set_threads
 
 
@@ -273,7 +273,7 @@ def card_text(cfg: TrainConfig, record: dict[str, Any]) -> str:
     return f"""# {cfg.name}
 
 Restoration network `RestoreUNet` ({record['parameters']} parameters, {cond}), trained by
-`medq train configs/{cfg.name.replace('-', '_')}.yaml`: seed {cfg.seed}, {record['threads']}
+`medq train {config_path(cfg)}`: seed {cfg.seed}, {record['threads']}
 CPU threads, {record['train_time_s']:.0f} s of training (+ {record['pairs_time_s']:.0f} s
 building the cached pairs). Architecture: {record['args']}.
 
