@@ -45,12 +45,12 @@ def test_card_names_the_config_file_it_was_read_from(monkeypatch: pytest.MonkeyP
     trial = load_config(Path("configs/trials/mediqa_s_ladders_scratch.yaml"))
     assert config_path(trial) == "configs/trials/mediqa_s_ladders_scratch.yaml"
     assert config_path(load_config(root / "configs" / "mediqa_s.yaml")) == "configs/mediqa_s.yaml"
-    outside = load_config(root / "configs" / "cnniqa.yaml")
+    built = load_config(root / "configs" / "cnniqa.yaml")
     monkeypatch.chdir(tmp_path)  # read from outside the working folder: the path as given
     assert config_path(load_config(root / "configs" / "cnniqa.yaml")) == \
         (root / "configs" / "cnniqa.yaml").as_posix()
-    outside.config_file = None  # built in code, not read from a file: named after the config
-    assert config_path(outside) == "configs/cnniqa.yaml"
+    built.config_file = None  # as if built in code, not read from a file: named after the config
+    assert config_path(built) == "configs/cnniqa.yaml"
 
 
 def test_grades_cover_the_score_range() -> None:
