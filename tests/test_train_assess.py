@@ -71,6 +71,25 @@ def test_assessor_on_real_slice_and_volume(tiny_run: dict, mni_t1: MedImage) -> 
     json.dumps(v.to_dict())  # JSON-safe
 
 
+def test_a_model_on_other_evidence_views_is_refused(tiny_run: dict, tmp_path: Path) -> None:
+    """A checkpoint whose measure input was taken on 128-px views (a trial plan's
+    `evidence_size`) is not scored on medq assess's 256-px rows: a ModelError naming both."""
+    import torch
+
+    from medq.errors import ModelError
+    from medq.train.evaluate import benchmark_rows
+
+    ckpt = torch.load(tiny_run["checkpoint"], map_location="cpu", weights_only=True)
+    assert Assessor(tiny_run["checkpoint"]).record["bench_plan"]["evidence_size"] == 256
+    ckpt["medq"]["bench_plan"]["evidence_size"] = 128
+    other = tmp_path / "evidence128.pt"
+    torch.save(ckpt, other)
+    with pytest.raises(ModelError, match="128-px views.*256-px views"):
+        Assessor(other)
+    (row,) = benchmark_rows({}, [str(other)], classical=False)
+    assert row["model"] == str(other) and "128-px views" in row["missing"]
+
+
 def test_evidence_score_and_findings_follow_radiograph_quantum_noise() -> None:
     """The assessment's evidence (view calibration on the evidence rows) grades the real skull
     radiograph well with no finding, and its severe quantum-noise version poorly with noise."""

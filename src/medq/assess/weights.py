@@ -56,3 +56,17 @@ def _load(path: str) -> tuple[Any, dict[str, Any]]:
 def load_weights(name_or_path: str | Path) -> tuple[Any, dict[str, Any]]:
     """(model in eval mode, training record) of a shipped name or a checkpoint path (cached)."""
     return _load(str(resolve(name_or_path)))
+
+
+def check_evidence_size(record: dict[str, Any], name: str | Path) -> None:
+    """ModelError when a checkpoint's measure input was taken on views of another size than
+    `medq assess` and the default benchmark take (`evidence.EVIDENCE_SIZE`): its scores would
+    be of rows it never saw (a trial plan's `evidence_size`, recorded in its `bench_plan`)."""
+    from medq.assess.evidence import EVIDENCE_SIZE
+
+    size = int((record.get("bench_plan") or {}).get("evidence_size", EVIDENCE_SIZE))
+    if size != EVIDENCE_SIZE:
+        raise ModelError(f"trained on evidence rows of {size}-px views; medq assess and the "
+                         f"default benchmark take them on {EVIDENCE_SIZE}-px views "
+                         "(its own benchmark plan's metrics are in its model card)", name)
+

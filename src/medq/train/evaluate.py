@@ -120,15 +120,17 @@ def benchmark_rows(data: dict[str, np.ndarray], models: list[str],
     items scored on the middle slice alone) and "prompts zeroed at inference" (the same
     weights without prompts; the trained ablation is `mediqa-s-noprompt`). A seed ensemble
     also gives one row per member ("(seed k alone)"), comparable with single-seed rows.
-    Models missing from disk are skipped with a `missing` note.
+    Models missing from disk, or whose measure input was taken on views of another size
+    (`weights.check_evidence_size`), are skipped with a `missing` note.
     """
-    from medq.assess.weights import load_weights
+    from medq.assess.weights import check_evidence_size, load_weights
     from medq.errors import ModelError
 
     rows = []
     for name in models:
         try:
             model, record = load_weights(name)
+            check_evidence_size(record, name)
         except ModelError as e:
             rows.append({"model": name, "missing": e.message})
             continue
