@@ -17,7 +17,8 @@ recipe is worth; one fit is a draw from it. `--ladders N`: each refit also learn
 severity ladders of the training sources (`medq.describe.ladders`; tried, not shipped).
 `--calibrations FILE … [shipped]` judges calibration files instead of refitting (its `shipped`
 line reproduces the three benchmarks). Usage:
-    python benchmarks/probes/detector_seeds.py [--model mediqa-s] [--zoom anywhere|central]
+    python benchmarks/probes/detector_seeds.py [--model mediqa-s [--member K]]
+                                               [--zoom anywhere|central]
                                                [--seeds 4] [--folds 1,5] [--ladders N]
                                                [--calibrations FILE ... shipped]
 """
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -142,12 +144,31 @@ def _line(label: str, values: Any) -> str:
                                       zip(COLUMNS, values, strict=True))
 
 
+def member_checkpoint(model: str, k: int, folder: Path) -> str:
+    """Member `k` of a seed-ensemble checkpoint written alone (with the ensemble's record) into
+    `folder`: a checkpoint `held_out` can load like any run's."""
+    import torch
+
+    from medq.assess.weights import resolve
+
+    ckpt = torch.load(resolve(model), map_location="cpu", weights_only=True)
+    members = ckpt.get("members") or []
+    if not 0 <= k < len(members):
+        raise SystemExit(f"{model} has {len(members)} ensemble members; --member {k} is not one")
+    record = {key: v for key, v in ckpt.get("medq", {}).items() if key != "ensemble_seeds"}
+    path = folder / f"member-{k}.pt"
+    torch.save({**members[k], "medq": record}, path)
+    return str(path)
+
+
 def main() -> None:
     """Fit (or read), score and print one line per fit and the mean per folds setting."""
     from medq.data.items import ZOOM_PROFILES
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", default="mediqa-s")
+    parser.add_argument("--member", type=int, default=None,
+                        help="judge member K of a seed-ensemble --model alone (0: its first seed)")
     parser.add_argument("--zoom", choices=tuple(ZOOM_PROFILES), default="anywhere")
     parser.add_argument("--seeds", type=int, default=4)
     parser.add_argument("--folds", default="1,5")
@@ -162,7 +183,10 @@ def main() -> None:
     from medq.describe.calibrate import fit
     from medq.describe.calibration_data import build, build_ladders
 
-    data = held_out(args.model)
+    with tempfile.TemporaryDirectory() as tmp:
+        model = args.model if args.member is None else member_checkpoint(args.model, args.member,
+                                                                         Path(tmp))
+        data = held_out(model)
     print(f"{'':34s} " + " ".join(f"{c:>6s}" for c in COLUMNS))
     if args.calibrations:
         for name in args.calibrations:
