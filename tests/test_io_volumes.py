@@ -67,7 +67,7 @@ def test_naming_a_volume_of_what_has_none(tmp_path: Path, mni_t1: MedImage) -> N
     with pytest.raises(InvalidParameter, match="not a 4D image"):
         load(tmp_path / "t1.nii.gz@volume=0")
     save(mni_t1.evolve(array=mni_t1.array[40], spacing=(2.0, 2.0)), tmp_path / "slice.png")
-    with pytest.raises(InvalidParameter, match="only 4D NIfTI, MetaImage and NRRD"):
+    with pytest.raises(InvalidParameter, match="only 4D NIfTI, MetaImage, NRRD"):
         load(tmp_path / "slice.png@volume=0")
 
 

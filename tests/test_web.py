@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 
 from conftest_qc import fill_store, qc_results
+from medq.image import MedImage
 from medq.qc.store import Store
 from medq.web.app import create_app
 
@@ -298,6 +299,17 @@ def test_upload_of_a_metaimage_is_stored_as_one(web: Web, tmp_path: Path) -> Non
     assert r.status_code == 201, r.text
     item = r.json()
     assert item["path"].endswith(".mha") and item["modality"] == "CT" and item["status"] == "ok"
+
+
+def test_upload_of_a_freesurfer_volume_keeps_its_compression(web: Web, tmp_path: Path,
+                                                            mni_t1: MedImage) -> None:
+    from medq.io import save
+
+    data = save(mni_t1, tmp_path / "T1.mgz").read_bytes()
+    r = web.client.post("/api/upload", files={"file": ("T1.mgz", data)})
+    assert r.status_code == 201, r.text
+    item = r.json()
+    assert item["path"].endswith(".mgz") and item["status"] == "ok", item
 
 
 def test_upload_rejects_what_is_not_an_image(web: Web) -> None:

@@ -33,10 +33,12 @@ METHOD_HELP = "auto (the network, gated by the assessment), net, bm3d, nlm or tv
 def output_paths(paths: list[Path], inputs: list[Path], output: Path) -> dict[Path, Path]:
     """Where each input's result goes: OUT itself for one input; for several, OUT/<its path
     inside the folder argument it was found in> (a study's subfolders are kept), else
-    OUT/<its name> (`<stem>_volume<k><ext>` for a volume of a 4D file). InvalidParameter when
-    two results would share a path."""
+    OUT/<its name> (`<stem>_volume<k><ext>` for a volume of a 4D file; NIfTI for a format medq
+    reads only, `io.neuro.writable_name`). InvalidParameter when two results would share a path.
+    """
     import os
 
+    from medq.io.neuro import writable_name
     from medq.io.volumes import volume_file_name
 
     if len(inputs) == 1:
@@ -46,7 +48,8 @@ def output_paths(paths: list[Path], inputs: list[Path], output: Path) -> dict[Pa
     for path in inputs:
         inside = next((rel for f in folders if path != f
                        and not (rel := os.path.relpath(path, f)).startswith("..")), None)
-        targets[path] = output / (inside or volume_file_name(path))
+        target = output / (inside or volume_file_name(path))
+        targets[path] = target.with_name(writable_name(target.name))
     seen: dict[Path, Path] = {}
     for path, target in targets.items():
         if target in seen:

@@ -2,7 +2,8 @@
 
 Formats: DICOM (file, gzipped file, series folder, enhanced multi-frame, compressed transfer
 syntaxes), NIfTI (.nii/.nii.gz), MetaImage (.mha/.mhd) and NRRD (.nrrd/.nhdr), PNG/JPEG/TIFF and
-NumPy .npy.
+NumPy .npy; through nibabel also FreeSurfer MGH/MGZ and Analyze (read and written), MINC,
+PAR/REC and AFNI HEAD/BRIK (read: `medq.io.neuro`).
 Every failure is a `medq.errors.InputError` subclass naming the path in one line. Non-finite
 pixels: an image with no finite pixel raises `InvalidImage`; otherwise NaN/±inf are replaced by
 the minimum finite value and the replaced fraction is recorded in `meta['nonfinite_fraction']`.
@@ -24,7 +25,7 @@ from medq.errors import (
     UnsupportedImage,
 )
 from medq.image import PHOTO_MODALITIES, MedImage
-from medq.io import dicom, dicom_series, dicom_write, gz, itk, nifti, raster
+from medq.io import dicom, dicom_series, dicom_write, gz, itk, neuro, nifti, raster
 from medq.io.sidecar import read_sidecar, write_sidecar
 from medq.io.units import infer_modality
 from medq.io.volumes import VOLUME_MARK, volume_in_file
@@ -32,7 +33,8 @@ from medq.io.volumes import VOLUME_MARK, volume_in_file
 __all__ = ["FORMATS", "NOT_IMAGE_SUFFIXES", "load", "load_series_files", "read_sidecar", "save",
            "sniff", "write_sidecar"]
 
-FORMATS = ("dicom", "dicom-series", "nifti", "metaimage", "nrrd", "png", "jpeg", "tiff", "npy")
+FORMATS = ("dicom", "dicom-series", "nifti", "metaimage", "nrrd", "png", "jpeg", "tiff", "npy",
+           *neuro.FORMATS)
 """Values of `meta['format']` and of `sniff`."""
 
 _MAGIC = (
@@ -44,9 +46,11 @@ NOT_IMAGE_SUFFIXES = (".txt", ".md", ".json", ".csv", ".xml", ".html", ".pdf", "
                       ".yaml", *itk.DATA_FILE_ENDINGS, *itk.SEGMENTATION_ENDINGS)
 """Name endings of files that are never images of their own (skipped when folders are walked;
 the data files of detached MetaImage/NRRD headers are read through their header, 3D Slicer
-segmentations are label maps)."""
+segmentations are label maps; the data file of an Analyze, PAR/REC or AFNI pair is skipped by
+`neuro.is_data_file`)."""
 
-EXPECTED = "DICOM, NIfTI, MetaImage, NRRD, PNG, JPEG, TIFF or .npy"
+EXPECTED = ("DICOM, NIfTI, MetaImage, NRRD, MGH/MGZ, Analyze, MINC, PAR/REC, AFNI, PNG, JPEG, "
+            "TIFF or .npy")
 """The formats `load` reads, as error messages name them."""
 
 
@@ -60,6 +64,8 @@ def _suffix_format(path: Path) -> str | None:
         return "npy"
     if path.suffix.lower() in itk.ITK_FORMATS:
         return itk.ITK_FORMATS[path.suffix.lower()]
+    if (fmt := neuro.suffix_format(path)) is not None:
+        return fmt
     return raster.RASTER_FORMATS.get(path.suffix.lower())
 
 
@@ -90,6 +96,8 @@ def sniff(path: str | Path) -> str:
     for magic, fmt in _MAGIC:
         if head.startswith(magic):
             return fmt
+    if (named := neuro.suffix_format(p)) is not None:  # a NIfTI pair's .hdr/.img too
+        return named
     if head[344:348] in (b"n+1\x00", b"ni1\x00") or head[4:8] == b"n+2\x00":
         return "nifti"
     by_suffix = _suffix_format(p)
@@ -117,9 +125,9 @@ def _finite(image: MedImage) -> MedImage:
 
 def _read(p: Path, fmt: str, volume: int | None = None) -> MedImage:
     """The image file `p` (format `fmt`) holds, or its `volume`-th volume (4D files)."""
-    if volume is not None and fmt not in ("nifti", "metaimage", "nrrd"):
-        raise InvalidParameter(f"only 4D NIfTI, MetaImage and NRRD files have volumes to name "
-                               f"with {VOLUME_MARK}", p)
+    if volume is not None and fmt not in ("nifti", "metaimage", "nrrd", *neuro.FORMATS):
+        raise InvalidParameter(f"only 4D NIfTI, MetaImage, NRRD, MGH, Analyze, MINC, PAR/REC "
+                               f"and AFNI files have volumes to name with {VOLUME_MARK}", p)
     if fmt == "dicom-series":
         named = dicom_series.series_in_folder(p)
         return dicom_series.read_series(*named) if named else dicom_series.read_series(p)
@@ -136,6 +144,8 @@ def _read(p: Path, fmt: str, volume: int | None = None) -> MedImage:
         return nifti.read_nifti(p, volume)
     if fmt == "npy":
         return raster.read_npy(p)
+    if fmt in neuro.FORMATS:
+        return neuro.read_neuro(p, fmt, volume)
     if fmt in ("metaimage", "nrrd"):
         return itk.read_itk(p, fmt, volume)
     return raster.read_raster(p, fmt)
@@ -204,8 +214,8 @@ def _target_format(p: Path) -> str:
     if p.is_dir() or not p.suffix:
         return "dicom-series"
     raise InvalidParameter(f"unknown output format {p.suffix!r}; use .dcm, a folder (DICOM "
-                           "series), .nii, .nii.gz, .mha, .mhd, .nrrd, .nhdr, .png, .jpg, .tif "
-                           "or .npy", p)
+                           "series), .nii, .nii.gz, .mha, .mhd, .nrrd, .nhdr, .mgz, .mgh, .hdr, "
+                           ".png, .jpg, .tif or .npy", p)
 
 
 def save(image: MedImage, path: str | Path, *, reference: str | Path | None = None,
@@ -214,7 +224,8 @@ def save(image: MedImage, path: str | Path, *, reference: str | Path | None = No
 
     `.dcm` → derived DICOM file (2D), `.gz` (not `.nii.gz`) the same gzipped; folder / no
     suffix → derived DICOM series (IM00001.dcm, …);
-    `.nii`/`.nii.gz`; `.mha`/`.mhd`/`.nrrd`/`.nhdr`; `.png`/`.jpg`/`.tif`; `.npy`. `reference`
+    `.nii`/`.nii.gz`; `.mha`/`.mhd`/`.nrrd`/`.nhdr`; `.mgz`/`.mgh`; `.hdr`/`.img` (Analyze, both
+    files); `.png`/`.jpg`/`.tif`; `.npy` (MINC, PAR/REC and AFNI are read only). `reference`
     is a DICOM file or series folder whose header is the template (default: the image's own
     source DICOM files); `description` becomes DerivationDescription (DICOM), descrip (NIfTI),
     a `medq_description` key (NRRD) or a PNG text chunk. Formats without a header (and MetaImage
@@ -234,6 +245,8 @@ def save(image: MedImage, path: str | Path, *, reference: str | Path | None = No
             written = raster.write_npy(image, p)
         elif fmt in ("metaimage", "nrrd"):
             written = itk.write_itk(image, p, description=description)
+        elif fmt in neuro.FORMATS:
+            written = neuro.write_neuro(image, p, fmt)
         else:
             written = raster.write_raster(image, p, description=description)
         write_sidecar(written, {"Modality": image.modality, "BodyPart": image.region,

@@ -47,10 +47,11 @@ def _open(path: Path) -> Any:
     return kind.from_bytes(data)
 
 
-def image_from_nifti(img: Any, source: str | Path | None = None, volume: int | None = None
-                     ) -> MedImage:
+def image_from_nifti(img: Any, source: str | Path | None = None, volume: int | None = None,
+                     fmt: str = "nifti") -> MedImage:
     """A loaded nibabel image as a MedImage in medq's `(z, y, x)` convention (modality OT);
-    `volume` picks one 3D volume of a 4D image (`io.volumes.check_volume`)."""
+    `volume` picks one 3D volume of a 4D image (`io.volumes.check_volume`); `fmt` is the
+    `meta['format']` (the NIfTI header fields are kept for NIfTI only: `io.neuro`'s formats)."""
     from medq.io.volumes import check_volume, several_volumes
 
     shape = tuple(int(s) for s in img.shape)
@@ -66,19 +67,17 @@ def image_from_nifti(img: Any, source: str | Path | None = None, volume: int | N
     one_slice = data.ndim == 3 and data.shape[2] == 1
     data = data[:, :, 0] if one_slice else data  # one slice is a 2D image
     if data.ndim not in (2, 3):
-        raise UnsupportedImage(f"NIfTI with {data.ndim} dimensions is not supported", source)
+        raise UnsupportedImage(f"an image of {data.ndim} dimensions is not supported", source)
     header = img.header
     zooms = [float(z) for z in header.get_zooms()[: data.ndim]]
     affine = np.asarray(img.affine, dtype=float)
-    meta: dict[str, Any] = {
-        "format": "nifti",
-        "affine": affine.tolist(),
-        "axcodes": list(nib.aff2axcodes(affine)),
-        "qform_code": int(header.get("qform_code", 0)),
-        "sform_code": int(header.get("sform_code", 0)),
-        "descrip": header["descrip"].item().decode("latin-1").strip("\0 ")
-        if "descrip" in header else "",
-    }
+    meta: dict[str, Any] = {"format": fmt, "affine": affine.tolist(),
+                            "axcodes": list(nib.aff2axcodes(affine))}
+    if fmt == "nifti":
+        meta.update(qform_code=int(header.get("qform_code", 0)),
+                    sform_code=int(header.get("sform_code", 0)),
+                    descrip=header["descrip"].item().decode("latin-1").strip("\0 ")
+                    if "descrip" in header else "")
     if one_slice:
         meta["one_slice"] = True  # written back with its k axis of length 1
     if volume is not None:

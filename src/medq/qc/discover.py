@@ -55,13 +55,15 @@ class _Header:
 
 
 def _is_candidate(path: Path) -> bool:
-    """True for files that may be images (hidden files, DICOMDIR and known non-images are not)."""
+    """True for files that may be images (hidden files, DICOMDIR, known non-images and the data
+    file of a header beside it are not)."""
     from medq.io import NOT_IMAGE_SUFFIXES
+    from medq.io.neuro import is_data_file
 
     name = path.name
     if name.startswith(".") or name.upper() == "DICOMDIR":
         return False
-    return not name.lower().endswith(NOT_IMAGE_SUFFIXES)
+    return not name.lower().endswith(NOT_IMAGE_SUFFIXES) and not is_data_file(path)
 
 
 def _header(path: Path) -> _Header | None:

@@ -17,13 +17,15 @@ from typing import Any
 
 from medq.errors import InputError, UnsupportedImage
 
-SUFFIXES = (".dcm", ".dicom", ".ima", ".nii", ".nii.gz", ".mha", ".nrrd", ".png", ".jpg", ".jpeg",
-            ".tif", ".tiff", ".npy")
-"""File name endings kept from the client's name (they help `sniff` with headerless DICOM)."""
+SUFFIXES = (".dcm", ".dicom", ".ima", ".nii", ".nii.gz", ".mha", ".nrrd", ".mgh", ".mgz", ".mnc",
+            ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".npy")
+"""File name endings kept from the client's name (they help `sniff` with headerless DICOM, and
+name MGH and MINC files, which have no signature medq reads)."""
 
 FORMAT_SUFFIX = {"dicom": ".dcm", "metaimage": ".mha", "nrrd": ".nrrd", "png": ".png",
-                 "jpeg": ".jpg", "tiff": ".tif", "npy": ".npy"}
-"""File name ending of a stored upload, by sniffed format (NIfTI: .nii or .nii.gz)."""
+                 "jpeg": ".jpg", "tiff": ".tif", "npy": ".npy", "minc": ".mnc"}
+"""File name ending of a stored upload, by sniffed format (NIfTI: .nii or .nii.gz; MGH: .mgh or
+.mgz; formats of two files cannot be uploaded)."""
 
 CHUNK = 1 << 20
 
@@ -146,9 +148,10 @@ def store_upload(stream: Any, name: str, folder: Path, limit: int) -> Path:
             fmt = sniff(tmp)
         except InputError as e:
             raise type(e)(e.reason, shown) from e
-        if fmt == "nifti":
+        if fmt in ("nifti", "mgh"):
             with open(tmp, "rb") as fh:
-                suffix = ".nii.gz" if fh.read(2) == b"\x1f\x8b" else ".nii"
+                gzipped = fh.read(2) == b"\x1f\x8b"
+            suffix = {"nifti": (".nii", ".nii.gz"), "mgh": (".mgh", ".mgz")}[fmt][gzipped]
         elif fmt in FORMAT_SUFFIX:
             suffix = FORMAT_SUFFIX[fmt]
         else:

@@ -1,0 +1,139 @@
+"""The other research volume formats, through nibabel: FreeSurfer MGH/MGZ, Analyze 7.5, MINC,
+Philips PAR/REC and AFNI HEAD/BRIK.
+
+They are read like NIfTI (`nifti.image_from_nifti`: medq's `(z, y, x)` array, the header zooms
+reversed as spacing, nibabel's voxel-to-world affine kept in `meta['affine']`, one volume of a
+4D file as `<file>@volume=<k>`), with `meta['format']` naming the format. PAR/REC is always MR,
+and so is an MGH volume whose header states a repetition time (FreeSurfer keeps TR, TE, TI and
+the flip angle of the scan it came from); both give those as physics. Other files say nothing of
+their modality: a medq sidecar, `--modality` or the prompt classifier does.
+
+medq writes MGH/MGZ and Analyze (`save` by suffix); MINC, PAR/REC and AFNI it reads only, so a
+restored or simulated result of one of them is written as NIfTI (`writable_name`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+
+from medq.errors import InvalidParameter, MedqError, UnreadableImage
+from medq.image import MedImage
+from medq.io.atomic import atomic_path
+
+SUFFIXES = {".mgh": "mgh", ".mgz": "mgh", ".hdr": "analyze", ".img": "analyze",
+            ".mnc": "minc", ".par": "parrec", ".rec": "parrec", ".head": "afni",
+            ".brik": "afni"}
+"""File name suffix (lower case) → format, for the formats this module reads."""
+
+FORMATS = ("mgh", "analyze", "minc", "parrec", "afni")
+"""Values of `meta['format']` (and of `io.sniff`) of these files."""
+
+WRITABLE = {"mgh": nib.MGHImage, "analyze": nib.AnalyzeImage}
+"""The formats medq writes, with nibabel's image class of each."""
+
+HEADER_OF = {".img": ".hdr", ".rec": ".par", ".brik": ".head", ".brik.gz": ".head"}
+"""Data file ending → its header's: a data file is read through its header, and skipped when a
+folder holding its header is walked, so that a pair is one input (`is_data_file`)."""
+
+MGH_PHYSICS = {"tr": "tr_ms", "te": "te_ms", "ti": "ti_ms", "flip_angle": "flip_angle_deg"}
+"""MGH header field (ms; the flip angle in radians) → medq physics key, read and written."""
+
+NAMES = {"mgh": "FreeSurfer MGH", "analyze": "Analyze", "minc": "MINC", "parrec": "PAR/REC",
+         "afni": "AFNI"}
+"""How messages name each format."""
+
+
+def suffix_format(path: Path) -> str | None:
+    """The format a file name's suffix names (`.brik.gz` included), or None."""
+    name = path.name.lower()
+    return "afni" if name.endswith(".brik.gz") else SUFFIXES.get(path.suffix.lower())
+
+
+def is_data_file(path: Path) -> bool:
+    """True for the data file of a pair whose header lies beside it (`x.img` with `x.hdr`,
+    `x.REC` with `x.PAR`, `x+orig.BRIK.gz` with `x+orig.HEAD`), in either letter case."""
+    name = path.name
+    ending = next((e for e in HEADER_OF if name.lower().endswith(e)), None)
+    if ending is None:
+        return False
+    stem, header = name[:len(name) - len(ending)], HEADER_OF[ending]
+    return any((path.parent / (stem + h)).is_file() for h in (header, header.upper()))
+
+
+def read_neuro(path: str | Path, fmt: str, volume: int | None = None) -> MedImage:
+    """Read a file of one of `FORMATS` (a data file through its header) as a MedImage."""
+    from medq.io.nifti import image_from_nifti
+
+    path = Path(path)
+    try:
+        img = nib.load(str(path))
+        image = image_from_nifti(img, path, volume, fmt)
+    except MedqError:
+        raise
+    except Exception as e:
+        raise UnreadableImage(f"not a readable {NAMES[fmt]} file ({type(e).__name__}: {e})",
+                              path) from e
+    physics = _physics(img, fmt)
+    if fmt == "parrec" or (fmt == "mgh" and physics.get("tr_ms")):
+        return image.evolve(modality="MR", physics=physics)
+    return image
+
+
+def _physics(img: Any, fmt: str) -> dict[str, float]:
+    """Acquisition parameters a PAR or MGH header states (positive values only)."""
+    header = img.header
+    if fmt == "mgh":
+        found = {name: np.degrees(header[key]) if key == "flip_angle" else header[key]
+                 for key, name in MGH_PHYSICS.items()}
+    elif fmt == "parrec":
+        defs = header.image_defs
+        found = {"tr_ms": np.ravel(header.general_info["repetition_time"])[0],
+                 "te_ms": defs["echo_time"][0], "flip_angle_deg": defs["image_flip_angle"][0]}
+    else:
+        return {}
+    return {k: round(float(v), 4) for k, v in found.items() if np.isfinite(v) and float(v) > 0}
+
+
+def write_neuro(image: MedImage, path: str | Path, fmt: str) -> Path:
+    """Write `image` as float32 MGH/MGZ or Analyze (.hdr + .img), atomically (the .img of an
+    Analyze pair is renamed into place before its .hdr)."""
+    from medq.io.nifti import nifti_affine
+
+    path = Path(path)
+    if fmt not in WRITABLE:
+        raise InvalidParameter(f"medq reads {NAMES.get(fmt, fmt)} files but does not write "
+                               f"them; write .nii.gz", path)
+    if image.is_rgb:
+        raise InvalidParameter(f"RGB photographs are not written as {NAMES[fmt]}; use "
+                               ".png/.tif/.npy", path)
+    data = np.ascontiguousarray(image.array.T, dtype=np.float32)
+    if image.meta.get("one_slice") and data.ndim == 2:
+        data = data[:, :, None]
+    affine = nifti_affine(image)[0]
+    if fmt == "analyze":
+        header_path = path.with_suffix(".hdr")
+        with atomic_path(header_path) as tmp, atomic_path(path.with_suffix(".img")) as tmp_img:
+            nib.save(nib.AnalyzeImage(data, affine), str(tmp))  # writes tmp and its .img
+            tmp.with_suffix(".img").replace(tmp_img)
+        return header_path
+    img = WRITABLE[fmt](data, affine)
+    for key, name in MGH_PHYSICS.items():  # the scan parameters FreeSurfer keeps
+        if (value := image.physics.get(name)) is not None:
+            img.header[key] = np.radians(value) if key == "flip_angle" else value
+    with atomic_path(path) as tmp:
+        nib.save(img, str(tmp))
+    return path
+
+
+def writable_name(name: str) -> str:
+    """The file name a result of an input named `name` is written under: its own when medq
+    writes its format, else the same stem as NIfTI (`scan.PAR` → `scan.nii.gz`)."""
+    fmt = suffix_format(Path(name))
+    if fmt is None or fmt in WRITABLE:
+        return name
+    ending = ".brik.gz" if name.lower().endswith(".brik.gz") else Path(name).suffix
+    return name[:len(name) - len(ending)] + ".nii.gz"

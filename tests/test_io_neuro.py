@@ -1,0 +1,132 @@
+"""Research volume formats through nibabel: MGH/MGZ, Analyze, MINC, PAR/REC and AFNI.
+
+Real files are nibabel's own test data (a Philips EPI phantom as PAR/REC, an AFNI EPI series,
+MINC 1 and 2 volumes); MGH and Analyze round trips use the MNI T1.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from medq.cli.restore import output_paths
+from medq.errors import InvalidParameter, UnreadableImage, UnsupportedImage
+from medq.image import MedImage
+from medq.io import load, save, sniff
+from medq.qc.discover import folder_items
+from test_cli import run_medq
+
+NIBABEL_DATA = Path(nib.__file__).parent / "tests" / "data"
+PARREC = "phantom_EPI_asc_CLEAR_2_1"
+
+
+@pytest.fixture()
+def parrec(tmp_path: Path) -> Path:
+    """nibabel's Philips EPI phantom (64² × 9 slices × 3 dynamics) as a PAR/REC pair."""
+    for suffix in (".PAR", ".REC"):
+        shutil.copy(NIBABEL_DATA / f"{PARREC}{suffix}", tmp_path)
+    return tmp_path / f"{PARREC}.PAR"
+
+
+def test_mgz_round_trip_keeps_pixels_geometry_and_modality(tmp_path: Path,
+                                                           mni_t1: MedImage) -> None:
+    written = save(mni_t1, tmp_path / "t1.mgz")
+    assert sniff(written) == "mgh" and nib.load(written).shape == mni_t1.array.shape[::-1]
+    back = load(written)
+    np.testing.assert_array_equal(back.array, mni_t1.array.astype(np.float32))
+    assert back.spacing == pytest.approx(mni_t1.spacing)
+    assert back.modality == "MR"  # from the sidecar medq wrote (the template states no TR)
+    assert back.meta["format"] == "mgh"
+    np.testing.assert_allclose(np.asarray(back.meta["affine"]), nib.load(written).affine)
+
+
+def test_an_mgh_stating_a_repetition_time_is_mr_with_its_physics(tmp_path: Path,
+                                                                mni_t1: MedImage) -> None:
+    img = nib.MGHImage(np.ascontiguousarray(mni_t1.array.T, dtype=np.float32), np.eye(4))
+    img.header["tr"], img.header["te"] = 2300.0, 2.98
+    img.header["flip_angle"] = np.radians(9.0)
+    nib.save(img, tmp_path / "orig.mgz")
+    image = load(tmp_path / "orig.mgz")
+    assert image.modality == "MR"
+    assert image.physics == pytest.approx({"tr_ms": 2300.0, "te_ms": 2.98,
+                                           "flip_angle_deg": 9.0}, rel=1e-4)
+    save(image, tmp_path / "restored.mgh")  # medq writes them back into the header
+    (tmp_path / "restored.json").unlink()  # so the sidecar is not what says so
+    again = load(tmp_path / "restored.mgh")
+    assert again.modality == "MR" and again.physics == pytest.approx(image.physics, rel=1e-4)
+
+
+def test_analyze_pair_is_written_whole_and_is_one_input(tmp_path: Path,
+                                                        mni_t1: MedImage) -> None:
+    written = save(mni_t1, tmp_path / "t1.img")
+    assert written == tmp_path / "t1.hdr" and (tmp_path / "t1.img").is_file()
+    assert not [p for p in tmp_path.iterdir() if ".tmp." in p.name]
+    for path in (tmp_path / "t1.hdr", tmp_path / "t1.img"):
+        back = load(path)
+        np.testing.assert_array_equal(back.array, mni_t1.array.astype(np.float32))
+        assert back.spacing == pytest.approx(mni_t1.spacing) and back.modality == "MR"
+    items = folder_items(tmp_path, [p.name for p in tmp_path.iterdir()])
+    assert [Path(i.path).name for i in items] == ["t1.hdr"]
+
+
+def test_analyze_header_without_its_data_file_is_unreadable(tmp_path: Path) -> None:
+    shutil.copy(NIBABEL_DATA / "analyze.hdr", tmp_path)
+    with pytest.raises(UnreadableImage, match=r"not a readable Analyze file"):
+        load(tmp_path / "analyze.hdr")
+
+
+def test_parrec_is_mr_with_its_physics_one_dynamic_at_a_time(parrec: Path) -> None:
+    with pytest.raises(UnsupportedImage, match=r"4D image of 3 volumes"):
+        load(parrec)
+    one = load(f"{parrec}@volume=1")
+    assert one.modality == "MR" and one.array.shape == (9, 64, 64)
+    assert one.spacing == pytest.approx((8.0, 3.75, 3.75))
+    assert one.physics == {"tr_ms": 2000.0, "te_ms": 30.0, "flip_angle_deg": 90.0}
+    data = np.asarray(nib.load(parrec).dataobj[..., 1], dtype=np.float32)
+    np.testing.assert_allclose(one.array, data.T, rtol=1e-6)
+    rec = load(f"{parrec.with_suffix('.REC')}@volume=1")  # the data file reads as its header
+    np.testing.assert_array_equal(rec.array, one.array)
+    items = folder_items(parrec.parent, [p.name for p in parrec.parent.iterdir()])
+    assert [Path(i.path).name for i in items] == [parrec.name]
+
+
+@pytest.mark.parametrize("name", ["minc1_1_scale.mnc", "small.mnc"])
+def test_minc_1_and_2_are_read(name: str) -> None:
+    image = load(NIBABEL_DATA / name)
+    expected = np.asarray(nib.load(NIBABEL_DATA / name).get_fdata(), dtype=np.float32).T
+    assert image.array.ndim == 3 and image.meta["format"] == "minc"
+    np.testing.assert_allclose(image.array, expected, rtol=1e-6)
+
+
+def test_afni_series_volume_is_read(tmp_path: Path) -> None:
+    for name in ("example4d+orig.HEAD", "example4d+orig.BRIK.gz"):
+        shutil.copy(NIBABEL_DATA / name, tmp_path)
+    image = load(f"{tmp_path / 'example4d+orig.HEAD'}@volume=2")
+    assert image.array.shape == (25, 41, 33) and image.spacing == pytest.approx((3.0,) * 3)
+    items = folder_items(tmp_path, [p.name for p in tmp_path.iterdir()])
+    assert [Path(i.path).name for i in items] == ["example4d+orig.HEAD"]
+
+
+def test_read_only_formats_are_written_as_nifti(tmp_path: Path, parrec: Path,
+                                                mni_t1: MedImage) -> None:
+    with pytest.raises(InvalidParameter, match=r"reads PAR/REC files but does not write them"):
+        save(mni_t1, tmp_path / "out.PAR")
+    inputs = [Path(f"{parrec}@volume=0"), NIBABEL_DATA / "small.mnc", tmp_path / "t1.mgz"]
+    targets = output_paths(inputs, inputs, tmp_path / "out")
+    assert [t.name for t in targets.values()] == [f"{PARREC}_volume0.nii.gz", "small.nii.gz",
+                                                  "t1.mgz"]
+
+
+def test_assess_a_parrec_dynamic_from_the_command_line(parrec: Path) -> None:
+    res = run_medq("assess", f"{parrec}@volume=0", "--json", "--no-measures")
+    assert res.returncode == 0, res.stderr
+    (found,) = json.loads(res.stdout)
+    prompts = found["prompts"]
+    assert (prompts["dimension"], prompts["modality"], prompts["source"]["modality"]) == (
+        "3d", "MR", "tags")
+    assert 1.0 <= found["score"] <= 5.0 and len(found["slices"]) == 7
