@@ -53,6 +53,9 @@ def test_a_4d_nrrd_volume_keeps_the_3d_geometry(tmp_path: Path, mni_t1: MedImage
         v.SetSpacing((2.0, 2.5, 3.0))
         v.SetOrigin((-90.0, -126.0, -72.0))
     sitk.WriteImage(sitk.JoinSeries(volumes), str(tmp_path / "fmri.nrrd"))
+    from medq.io.volumes import volume_count
+
+    assert volume_count(tmp_path / "fmri.nrrd") == 3  # from the header alone
     last = load(tmp_path / "fmri.nrrd@volume=2")
     np.testing.assert_allclose(last.array, mni_t1.array + 5, rtol=1e-6)
     assert last.spacing == pytest.approx((3.0, 2.5, 2.0))
@@ -84,3 +87,25 @@ def test_cli_assesses_and_restores_volumes_of_a_4d_file(dwi: Path) -> None:
     assert sorted(p.name for p in out.glob("*.nii.gz")) == ["dwi_volume0.nii.gz",
                                                              "dwi_volume2.nii.gz"]
     assert nib.load(out / "dwi_volume2.nii.gz").shape == nib.load(dwi).shape[:3]
+
+
+def test_each_volume_of_a_series_is_an_input_and_the_noisy_one_scores_lowest(
+        tmp_path: Path, mni_t1: MedImage) -> None:
+    from medq.io.volumes import each_volume, volume_count
+
+    rng = np.random.default_rng(0)
+    noisy = mni_t1.array + rng.normal(0.0, 0.15 * float(np.percentile(mni_t1.array, 99)),
+                                      mni_t1.array.shape).astype(np.float32)
+    series = tmp_path / "bold.nii.gz"
+    volumes = [mni_t1.array, noisy, mni_t1.array]
+    nib.save(nib.Nifti1Image(np.stack([v.T for v in volumes], axis=-1), np.eye(4)), series)
+    nrrd = tmp_path / "t1.nrrd"
+    save(mni_t1, nrrd)
+    assert [volume_count(p) for p in (series, nrrd, tmp_path / "none.nii")] == [3, 0, 0]
+    assert each_volume([nrrd, series]) == [nrrd] + [Path(f"{series}@volume={k}") for k in range(3)]
+    res = run_medq("assess", series, "--each-volume", "--json", "--no-measures")
+    assert res.returncode == 0, res.stderr
+    found = json.loads(res.stdout)
+    assert [r["path"] for r in found] == [f"{series}@volume={k}" for k in range(3)]
+    scores = [r["score"] for r in found]
+    assert scores[1] < min(scores[0], scores[2]) - 0.5 and scores[0] == scores[2], scores

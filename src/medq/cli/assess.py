@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from medq.cli.common import (
+    EACH_VOLUME_OPTION,
     INPUTS_ARGUMENT,
     JSON_LIST_OPTION,
     MODALITY_OPTION,
@@ -26,11 +27,12 @@ from medq.cli.common import (
 )
 
 
-def assess_inputs(paths: list[Path]) -> list[Path]:
+def assess_inputs(paths: list[Path], each: bool = False) -> list[Path]:
     """Inputs to assess: a folder gives its items as `medq qc` finds them (`qc.discover`, walking
     its subfolders): each DICOM series of several slices one volume (its folder, or
     `<folder>#<SeriesInstanceUID>` when the folder holds more), every other image file (single
-    DICOM images, NIfTI, PNG, …) one input. Paths stay as the user wrote them."""
+    DICOM images, NIfTI, PNG, …) one input; with `each`, a 4D file gives each of its volumes
+    (`io.volumes.each_volume`). Paths stay as the user wrote them."""
     from medq.qc.discover import discover
 
     found: list[Path] = []
@@ -41,6 +43,10 @@ def assess_inputs(paths: list[Path]) -> list[Path]:
                 found += [as_written(item.path, path) for item in items]
                 continue
         found.append(path)  # a missing path or a folder without images: fails with its reason
+    if each:
+        from medq.io.volumes import each_volume
+
+        found = each_volume(found)
     return expand_inputs(found)
 
 
@@ -67,12 +73,13 @@ def assess(
                                   help="Also compute the classical measures (slower)."),
     modality: str | None = MODALITY_OPTION,
     precision: str = PRECISION_OPTION,
+    each: bool = EACH_VOLUME_OPTION,
 ) -> None:
     """Assess image quality: 1–5 score, grade, recall flag, findings, measures, prompts."""
     from medq.assess.predictor import Assessor
 
     outcome = Outcome()
-    inputs = assess_inputs(paths)
+    inputs = assess_inputs(paths, each)
     assessor = outcome.run(model, lambda: Assessor(model, batch_size=batch_size,
                                                    measures=measures, modality=modality,
                                                    precision=precision))

@@ -138,6 +138,12 @@ PRECISION_OPTION = typer.Option(
          "float32 or bfloat16. bfloat16 is about 2× faster and moves scores by about 0.01.")
 """`--precision` of the commands that assess with a quality model."""
 
+EACH_VOLUME_OPTION = typer.Option(
+    False, "--each-volume",
+    help="Take every volume of a 4D file (a diffusion or time series) as an input of its own "
+         "(<file>@volume=<k>), instead of refusing the file.")
+"""`--each-volume` of the commands that read images (assess, describe, restore)."""
+
 
 def progress_bar(label: str, disable: bool = False) -> Progress:
     """The per-input progress bar on stderr (hidden when `disable` or stderr is no terminal)."""

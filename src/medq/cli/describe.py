@@ -11,6 +11,7 @@ from rich.table import Table
 from medq.cli.assess import assess_inputs
 from medq.cli.common import (
     BENCH_JSON_OPTION,
+    EACH_VOLUME_OPTION,
     INPUTS_ARGUMENT,
     JSON_LIST_OPTION,
     MODALITY_OPTION,
@@ -41,6 +42,7 @@ def describe(
     batch_size: int = typer.Option(16, "--batch-size", help="Images per forward pass."),
     modality: str | None = MODALITY_OPTION,
     precision: str = PRECISION_OPTION,
+    each: bool = EACH_VOLUME_OPTION,
 ) -> None:
     """Describe image quality: verdict, findings (type, severity, location, evidence), text."""
     from medq.assess.predictor import Assessor
@@ -48,7 +50,7 @@ def describe(
     from medq.io import load
 
     outcome = Outcome()
-    inputs = assess_inputs(paths)
+    inputs = assess_inputs(paths, each)
     assessor = outcome.run(model, lambda: Assessor(model, batch_size=batch_size,
                                                    modality=modality,
                                                    precision=precision))

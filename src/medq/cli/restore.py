@@ -11,6 +11,7 @@ from rich.table import Table
 from medq.cli.assess import assess_inputs
 from medq.cli.common import (
     BENCH_JSON_OPTION,
+    EACH_VOLUME_OPTION,
     INPUTS_ARGUMENT,
     MODALITY_OPTION,
     RESULTS_OPTION,
@@ -100,6 +101,7 @@ def restore(
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list, one object per "
                                  "input: before/after scores and the findings addressed."),
     modality: str | None = MODALITY_OPTION,
+    each: bool = EACH_VOLUME_OPTION,
 ) -> None:
     """Restore images guided by their assessment; the input's format is kept."""
     from medq.assess.predictor import Assessor
@@ -107,7 +109,7 @@ def restore(
     from medq.restore.pipeline import restore as run_restore
 
     outcome = Outcome()
-    inputs = assess_inputs(paths)
+    inputs = assess_inputs(paths, each)
     ready = outcome.run(output, lambda: _prepare(paths, inputs, output))
     assessor = None if isinstance(ready, BaseException) else \
         outcome.run("mediqa-s", lambda: Assessor("mediqa-s", modality=modality))

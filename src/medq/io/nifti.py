@@ -30,14 +30,14 @@ def read_nifti(path: str | Path, volume: int | None = None) -> MedImage:
     (`meta["one_slice"]`, written back as it was)."""
     path = Path(path)
     try:
-        return image_from_nifti(_open(path), path, volume)
+        return image_from_nifti(open_nifti(path), path, volume)
     except MedqError:
         raise
     except Exception as e:
         raise UnreadableImage(f"not a readable NIfTI file ({type(e).__name__}: {e})", path) from e
 
 
-def _open(path: Path) -> Any:
+def open_nifti(path: Path) -> Any:
     """nibabel's image of a NIfTI file; one named otherwise than .nii/.nii.gz (medq found it by
     its content) is read from its bytes, gunzipped when gzipped."""
     if path.name.lower().endswith((".nii", ".nii.gz")):

@@ -1,8 +1,9 @@
 """One 3D volume of a 4D file (a diffusion or time series): `<file>@volume=<k>`.
 
-medq grades 2D and 3D images. A 4D NIfTI, MetaImage or NRRD file of several volumes is not
-read whole; `load("dwi.nii.gz@volume=0")` reads its first volume (k counts from 0), and the
-refusal of the whole file names that form.
+medq grades 2D and 3D images. A 4D NIfTI, MetaImage, NRRD (or MGH, MINC, PAR/REC, AFNI) file of
+several volumes is not read whole; `load("dwi.nii.gz@volume=0")` reads its first volume (k counts
+from 0), the refusal of the whole file names that form, and `each_volume` turns such a file into
+all of its volumes (the commands' `--each-volume`).
 """
 
 from __future__ import annotations
@@ -54,3 +55,43 @@ def volume_file_name(path: Path) -> str:
     name = file.name
     ext = ".nii.gz" if name.lower().endswith(".nii.gz") else file.suffix
     return f"{name[:len(name) - len(ext)]}_volume{index}{ext}"
+
+
+def volume_count(path: str | Path) -> int:
+    """How many volumes a 4D image file holds, from its header alone; 0 for anything else (a
+    3D or 2D image, a folder, another format, a file that cannot be read: its loading says why)."""
+    from medq.io import sniff
+    from medq.io.neuro import FORMATS as NIBABEL_FORMATS
+
+    path = Path(path)
+    try:
+        if not path.is_file():
+            return 0
+        fmt = sniff(path)
+        if fmt == "nifti" or fmt in NIBABEL_FORMATS:
+            import nibabel as nib
+
+            from medq.io.nifti import open_nifti
+
+            shape = (open_nifti(path) if fmt == "nifti" else nib.load(str(path))).shape
+            return int(shape[3]) if len(shape) == 4 else 0
+        if fmt in ("metaimage", "nrrd"):
+            import SimpleITK as sitk
+
+            reader = sitk.ImageFileReader()
+            reader.SetFileName(str(path))
+            reader.ReadImageInformation()
+            return int(reader.GetSize()[3]) if reader.GetDimension() == 4 else 0
+    except Exception:  # noqa: BLE001 - an unreadable file is reported when it is loaded
+        return 0
+    return 0
+
+
+def each_volume(paths: list[Path]) -> list[Path]:
+    """The paths with every 4D file of two or more volumes replaced by its volumes
+    (`<file>@volume=0`, `<file>@volume=1`, …)."""
+    out: list[Path] = []
+    for path in paths:
+        count = volume_count(path)
+        out += [Path(f"{path}{VOLUME_MARK}{k}") for k in range(count)] if count > 1 else [path]
+    return out
