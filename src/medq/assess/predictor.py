@@ -65,6 +65,7 @@ class Assessor:
         self.name = str(self.record.get("name") or Path(str(model)).stem)
         self.size = int(self.record.get("image_size", 224))
         self.use_prompts = bool(self.record.get("use_prompts", True))
+        self.native = bool((self.record.get("bench_plan") or {}).get("native_crop", False))
         self.batch_size = max(1, int(batch_size))
         self.measures = measures
         self.modality = modality
@@ -119,7 +120,8 @@ class Assessor:
         image = loaded.image
         prompts = loaded.prompts
         planes = list(range(len(loaded.indices))) if image.is_volume else loaded.indices
-        x, _ = image_inputs(image, self.size, prompts.type, indices=planes)
+        x, _ = image_inputs(image, self.size, prompts.type, indices=planes,
+                            native=self.native)
         m = torch.from_numpy(loaded.rows) if self.model.uses_measures else None
         return {"image": image, "prompts": prompts, "x": torch.from_numpy(x), "m": m,
                 "rows": loaded.rows, "shape": loaded.shape,

@@ -11,6 +11,10 @@ on where the image came from:
 - **Geometry**: the image is resized with antialiasing so that its longer side is `size`, and
   zero-padded (centred) to `size × size`; aspect ratio is kept. Grey images give one channel,
   RGB photographs three.
+- **Native channel** (a model whose benchmark plan says `native_crop`): a grey image's second
+  of its three channels is a `size × size` window at the image's own pixel size instead of the
+  view's copy (`native_crop`: centred on the anatomy, zero-padded when the image is smaller),
+  so the model sees noise and fine detail that shrinking a 512² slice to 224² averages away.
 """
 
 from __future__ import annotations
@@ -90,6 +94,27 @@ def resize_square(array: np.ndarray, size: int) -> np.ndarray:
     return out.clamp_(0.0, 1.0).numpy()
 
 
+NATIVE_LEVEL = 0.1
+"""Normalised level above which a pixel counts as anatomy when the native window is centred."""
+
+
+def native_crop(array: np.ndarray, size: int) -> np.ndarray:
+    """`(y, x)` in [0, 1] → the `[1, size, size]` window at its own pixel size, centred on the
+    bounding box of the pixels above `NATIVE_LEVEL` (the image's centre when none is), kept
+    inside the image and zero-padded (centred) where the image is smaller than `size`."""
+    a = np.asarray(array, dtype=np.float32)
+    out = np.zeros((1, size, size), dtype=np.float32)
+    rows, cols = np.nonzero(a > NATIVE_LEVEL)
+    centre = [(int(r.min()) + int(r.max())) // 2 if r.size else n // 2
+              for r, n in ((rows, a.shape[0]), (cols, a.shape[1]))]
+    starts = [min(max(c - size // 2, 0), max(n - size, 0))
+              for c, n in zip(centre, a.shape, strict=True)]
+    window = a[starts[0]:starts[0] + size, starts[1]:starts[1] + size]
+    top, left = (size - window.shape[0]) // 2, (size - window.shape[1]) // 2
+    out[0, top:top + window.shape[0], left:left + window.shape[1]] = window
+    return out
+
+
 def model_input(array: np.ndarray, modality: str, size: int,
                 window: tuple[float, float] | None = None) -> np.ndarray:
     """One 2D image (grey or RGB) → the `[C, size, size]` float32 model input in [0, 1]."""
@@ -99,12 +124,13 @@ def model_input(array: np.ndarray, modality: str, size: int,
 
 
 def image_inputs(image: Any, size: int, ct_type: str = "ct_soft_tissue", n_slices: int = 7,
-                 salient: bool = True, indices: list[int] | None = None
+                 salient: bool = True, indices: list[int] | None = None, native: bool = False
                  ) -> tuple[np.ndarray, list[int]]:
     """A MedImage → (`[n, 3, size, size]` model inputs, slice indices; `[0]` for 2D images).
 
-    Grey images are repeated to three channels. Volumes give their `n_slices` salient slices
-    (`salient=False`: the middle slice only), or the given `indices` when already chosen.
+    Grey images are repeated to three channels (with `native`, the second is the plane's
+    `native_crop`). Volumes give their `n_slices` salient slices (`salient=False`: the middle
+    slice only), or the given `indices` when already chosen.
     """
     from medq.assess.slices import input_indices
 
@@ -112,6 +138,16 @@ def image_inputs(image: Any, size: int, ct_type: str = "ct_soft_tissue", n_slice
     if indices is None:
         indices = input_indices(image, n_slices, salient)
     planes = [image.array[i] for i in indices] if image.is_volume else [image.array]
+    if native and not image.is_rgb:
+        x = np.stack([_native_channels(normalise(a, image.modality, window), size)
+                      for a in planes])
+        return x, [int(i) for i in indices]
     x = np.stack([model_input(a, image.modality, size, window) for a in planes])
     x = np.repeat(x, 3, axis=1) if x.shape[1] == 1 else x
     return x, [int(i) for i in indices]
+
+
+def _native_channels(grey: np.ndarray, size: int) -> np.ndarray:
+    """`[3, size, size]` of a normalised grey plane: its view, its native window, its view."""
+    view = resize_square(grey, size)
+    return np.concatenate([view, native_crop(grey, size), view])

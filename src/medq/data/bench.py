@@ -47,7 +47,7 @@ BENCH_VERSION = 6
 of view anywhere in the image, 25–75 % per side, half of them at a small matrix)."""
 
 
-ADDED = ("fine_pixels", "evidence_size")
+ADDED = ("fine_pixels", "evidence_size", "native_crop")
 """Plan settings added since version 6; at their defaults the items are as they were."""
 
 
@@ -55,7 +55,9 @@ ADDED = ("fine_pixels", "evidence_size")
 class BenchPlan:
     """How many items of each split and dimension to build, at what input size, from what seed
     (`fine_pixels`: the training realism's chance of a fine MR pixel size, `items.FINE_PIXELS`;
-    `evidence_size`: the longest side of the views the items' evidence rows are taken on)."""
+    `evidence_size`: the longest side of the views the items' evidence rows are taken on;
+    `native_crop`: a grey input's second channel is its window at its own pixel size,
+    `preprocess.native_crop`)."""
 
     size: int = 224
     train_2d: int = 4000
@@ -68,6 +70,7 @@ class BenchPlan:
     n_slices: int = 7
     fine_pixels: float = 0.0
     evidence_size: int = EVIDENCE_SIZE
+    native_crop: bool = False
 
     def key(self) -> str:
         """Cache key of this plan (and the generator version); settings added after a version
@@ -118,7 +121,8 @@ def _item(image: MedImage, source: Source, dim: str, plan: BenchPlan) -> dict[st
     from its engine records (the sub-threshold baseline's left out) and provenance."""
     records = [r for r in image.meta.get("degradations", []) if not r.get("baseline")]
     prompts = prompts_from_image(image)
-    x, indices = image_inputs(image, plan.size, prompts.type, plan.n_slices)
+    x, indices = image_inputs(image, plan.size, prompts.type, plan.n_slices,
+                              native=plan.native_crop)
     m = evidence_rows(image, indices if image.is_volume else None, plan.evidence_size)
     return {"x": x.astype(np.float16), "m": m, "prompt": encode(prompts),
             "source": source.name, "modality": source.modality, "dim": dim,
