@@ -600,3 +600,39 @@ def test_monochrome1_values_are_kept_and_shown_mirrored(radiograph_twins) -> Non
     span = value_range(inverted.array)
     assert np.allclose(mirrored(mirrored(inverted.array, span), span), inverted.array, atol=1e-5)
     assert as_displayed(plain) is plain  # MONOCHROME2 and colour images are shown as stored
+
+
+SIEMENS_MOSAIC = Path(nib.__file__).parent / "tests" / "data" / "0.dcm"
+"""nibabel's Siemens diffusion mosaic header (its pixels shrunk to 256², no longer whole tiles)."""
+
+
+def test_a_siemens_mosaic_is_read_as_the_volume_of_its_tiles(tmp_path: Path,
+                                                             mni_t1: MedImage) -> None:
+    from medq.errors import UnsupportedImage
+
+    with pytest.raises(UnsupportedImage, match=r"mosaic of 48 slices: its 256×256 pixels are "
+                                               r"not a 7×7 grid"):
+        load(SIEMENS_MOSAIC)
+    nz, ny, nx = mni_t1.array.shape
+    y, x = (ny - 96) // 2, (nx - 96) // 2  # 8 MNI slices (96² each) on a 3×3 grid, one tile empty
+    slices = mni_t1.array[nz // 2 - 8:nz // 2 + 8:2, y:y + 96, x:x + 96]
+    slices = np.round(slices / slices.max() * 4000).astype(np.float32)
+    grid = np.zeros((9, 96, 96), np.float32)
+    grid[:8] = slices
+    mosaic = grid.reshape(3, 3, 96, 96).transpose(0, 2, 1, 3).reshape(288, 288)
+    ds = pydicom.dcmread(SIEMENS_MOSAIC)
+    ds.Rows, ds.Columns = mosaic.shape
+    ds.PixelData = mosaic.astype(np.uint16).tobytes()
+    ds[0x0019, 0x100A].value = 8
+    ds.save_as(tmp_path / "dwi_b0.dcm")
+    image = load(tmp_path / "dwi_b0.dcm")
+    assert image.modality == "MR" and image.array.shape == (8, 96, 96)
+    np.testing.assert_array_equal(image.array, slices)
+    assert image.spacing == pytest.approx((3.0, 1.796875, 1.796875))
+    from medq.qc.discover import discover
+
+    ds.InstanceNumber, ds.SOPInstanceUID = 2, generate_uid()  # the series' next volume
+    ds.save_as(tmp_path / "dwi_b1000.dcm")
+    items = discover(tmp_path)  # one series UID, but each mosaic is a volume of its own
+    assert [Path(i.path).name for i in items] == ["dwi_b0.dcm", "dwi_b1000.dcm"]
+    assert not any(i.series for i in items)

@@ -1,6 +1,7 @@
-"""DICOM files via pydicom: single files (gzipped too), enhanced multi-frame, any decodable
-transfer syntax; the slices of a series are assembled here too (`medq.io.dicom_series` groups
-them, `medq.io.dicom_tags` reads the header, `medq.io.dicom_write` writes derived DICOM).
+"""DICOM files via pydicom: single files (gzipped too), enhanced multi-frame, Siemens mosaics
+(`medq.io.mosaic`), any decodable transfer syntax; the slices of a series are assembled here too
+(`medq.io.dicom_series` groups them, `medq.io.dicom_tags` reads the header, `medq.io.dicom_write`
+writes derived DICOM).
 
 Axis convention: volumes are `(z, y, x)` = (slice, row, column). Slices are sorted ascending by
 ImagePositionPatient projected on the slice normal n = row direction × column direction (from
@@ -37,6 +38,7 @@ from medq.io.dicom_tags import (
     region_from_text,
     tag_value,
 )
+from medq.io.mosaic import mosaic_count, unmosaic
 
 DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
 PIXEL_TAGS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
@@ -199,6 +201,9 @@ def assemble(datasets: list[Dataset], paths: list[Path], source: Path, fmt: str)
         positions = _frame_positions(first, frames) if frames > 1 else [
             as_floats(tag_value(first, "ImagePositionPatient"))]
         numbers: list[Any] = list(range(frames))
+        if frames == 1 and not rgb and (count := mosaic_count(first)):
+            arr = unmosaic(arr, count, source)  # a Siemens mosaic: the volume of its tiles
+            positions, numbers = [None] * count, list(range(count))
     else:
         shapes = {(int(d.get("Rows", 0)), int(d.get("Columns", 0))) for d in datasets}
         if len(shapes) > 1:

@@ -4,8 +4,8 @@ DICOM files of a folder are grouped by SeriesInstanceUID (headers read with pydi
 `stop_before_pixels`). A group of two or more single-frame slices of one size with positions is
 a series item (one per echo or phase when its slices repeat positions:
 `io.dicom_series.series_parts`); anything else (one file, projection views sharing a UID,
-multi-frame files) gives one item per file. Non-image DICOM objects (structured reports,
-presentation states, RT plans, …), derived maps (segmentations, RT dose:
+multi-frame files, Siemens mosaics) gives one item per file. Non-image DICOM objects
+(structured reports, presentation states, RT plans, …), derived maps (segmentations, RT dose:
 `io.dicom_tags.NOT_ACQUIRED`) and non-image files (text, JSON sidecars, …) are not items. A
 file that cannot be read — empty, random bytes, truncated — is still an item: assessing it
 records the reason.
@@ -26,6 +26,7 @@ from medq.errors import EmptySeries, MedqError, MissingInput, UnsupportedImage
 from medq.image import MedImage
 from medq.io.dicom_series import PART_MARK, SERIES_MARK, series_parts  # `<folder>#<uid>[@<part>]`
 from medq.io.dicom_tags import NOT_ACQUIRED  # derived maps
+from medq.io.mosaic import mosaic_count
 
 NON_IMAGE_MODALITIES = frozenset({"SR", "PR", "KO", "RTPLAN", "RTSTRUCT", "RTRECORD", "DOC",
                                   "REG", "ECG", "AU", "HD", "FID", "PLAN"})
@@ -78,6 +79,7 @@ def _header(path: Path) -> _Header | None:
         frames = int(ds.get("NumberOfFrames") or 1)
     except (TypeError, ValueError):
         frames = 1
+    frames = frames if frames > 1 else mosaic_count(ds) or 1  # a mosaic holds a whole volume
     size = (int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0))
     return _Header(path, uid, frames, size, ds.get("ImagePositionPatient") is not None, ds)
 
