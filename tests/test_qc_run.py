@@ -237,6 +237,32 @@ def test_rerun_skips_unchanged_and_reassesses_what_changed(qc_done: dict, cluste
     assert store.count() == total and store.count(status="error") == len(CORRUPT)
 
 
+def test_each_volume_of_a_4d_file_is_an_item_of_its_own(tmp_path: Path, cluster) -> None:
+    import nibabel as nib
+
+    from medq.qc.runner import run_qc
+
+    clean = _volume(20).array
+    noisy = clean + np.random.default_rng(0).normal(
+        0.0, 0.15 * float(np.percentile(clean, 99)), clean.shape).astype(np.float32)
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    data = np.stack([v.T for v in (clean, noisy, clean)], axis=-1)
+    nib.save(nib.Nifti1Image(data, np.diag([2.0, 2.0, 8.0, 1.0])), archive / "bold.nii.gz")
+    assert [i.path for i in discover(archive)] == [str(archive / "bold.nii.gz")]
+    items = discover(archive, each_volume=True)
+    assert [i.path for i in items] == [f"{archive / 'bold.nii.gz'}@volume={k}" for k in range(3)]
+    np.testing.assert_allclose(load_item(items[1].path).array, noisy, rtol=1e-6)
+    store = Store(tmp_path / "qc.sqlite")
+    summary = run_qc(archive, store, client=cluster, measures=False, each_volume=True)
+    assert (summary["total"], summary["ok"], summary["errors"]) == (3, 3, 0)
+    scores = {row["path"]: row["score"] for row in store.items()}
+    assert min(scores, key=scores.get).endswith("@volume=1"), scores
+    again = run_qc(archive, store, client=cluster, each_volume=True)
+    assert again["skipped"] == 3  # unchanged: the file's fingerprint holds for each volume
+    store.close()
+
+
 # --- the command line ---------------------------------------------------------------------------
 
 def _medq(*args: str) -> subprocess.CompletedProcess:

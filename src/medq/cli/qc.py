@@ -17,7 +17,16 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from medq.cli.common import EXIT_BAD_INPUT, EXIT_INTERNAL, Outcome, app, err, out, print_json
+from medq.cli.common import (
+    EACH_VOLUME_OPTION,
+    EXIT_BAD_INPUT,
+    EXIT_INTERNAL,
+    Outcome,
+    app,
+    err,
+    out,
+    print_json,
+)
 
 qc_app = typer.Typer(help="Quality control of whole archives: assess every item on Dask, keep "
                           "the results in a database, export them.", no_args_is_help=True)
@@ -62,6 +71,7 @@ def run(
     batch_size: int = typer.Option(4, "--batch-size", min=1, help="Items per Dask task."),
     retry_errors: bool = typer.Option(False, "--retry-errors",
                                       help="Assess again the items stored as errors."),
+    each: bool = EACH_VOLUME_OPTION,
 ) -> None:
     """Assess every item of an archive; unchanged items already in the database are skipped."""
     from medq.assess.weights import resolve
@@ -92,7 +102,7 @@ def run(
 
         summary = outcome.run(archive, lambda: run_qc(
             archive, store, model=model, workers=workers, scheduler=scheduler,
-            measures=measures, batch=batch_size, retry_errors=retry_errors,
+            measures=measures, batch=batch_size, retry_errors=retry_errors, each_volume=each,
             on_plan=on_plan, on_result=on_result))
     store.close()
     if isinstance(summary, BaseException):

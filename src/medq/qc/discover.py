@@ -141,19 +141,32 @@ def folder_items(folder: Path, names: list[str]) -> list[Item]:
     return items
 
 
-def discover(archive: str | Path) -> list[Item]:
-    """Every item under `archive` (a folder, walked recursively, or one file), sorted by path."""
+def discover(archive: str | Path, each_volume: bool = False) -> list[Item]:
+    """Every item under `archive` (a folder, walked recursively, or one file), sorted by path;
+    with `each_volume`, a 4D file gives one item per volume (`<file>@volume=<k>`)."""
     root = Path(archive).expanduser()
     if not root.exists():
         raise MissingInput("no such file or directory", root)
     root = root.resolve()
     if root.is_file():
-        return folder_items(root.parent, [root.name]) if _is_candidate(root) else []
-    items: list[Item] = []
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        items += folder_items(Path(folder), files)
+        items = folder_items(root.parent, [root.name]) if _is_candidate(root) else []
+    else:
+        items = []
+        for folder, dirs, files in os.walk(root):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            items += folder_items(Path(folder), files)
+    if each_volume:
+        items = [part for item in items for part in _volumes(item)]
     return sorted(items, key=lambda item: item.path)
+
+
+def _volumes(item: Item) -> list[Item]:
+    """The item, or one item per volume when it is a 4D file (`io.volumes.volume_count`)."""
+    from medq.io.volumes import VOLUME_MARK, volume_count
+
+    count = 0 if item.series else volume_count(item.path)
+    return [Item(f"{item.path}{VOLUME_MARK}{k}", item.files) for k in range(count)] \
+        if count > 1 else [item]
 
 
 def load_item(item: Item | str | Path) -> MedImage:
@@ -163,7 +176,9 @@ def load_item(item: Item | str | Path) -> MedImage:
 
     if not isinstance(item, Item):
         item = _item_from_path(str(item))
-    if not item.series or len(item.files) == 1:
+    if not item.series:
+        return load(item.path)  # a file, or one volume of a 4D file
+    if len(item.files) == 1:
         return load(item.files[0])
     if SERIES_MARK not in item.path or Path(item.path).is_dir():
         return load(item.path)
@@ -172,9 +187,13 @@ def load_item(item: Item | str | Path) -> MedImage:
 
 def _item_from_path(path: str) -> Item:
     """Rebuild the Item a stored path names (re-reading the folder's headers for a series)."""
+    from medq.io.volumes import volume_in_file
+
     p = Path(path)
     if p.is_file():
         return Item(path, (path,))
+    if named := volume_in_file(path):  # one volume of a 4D file
+        return Item(path, (str(named[0]),))
     folder = p if p.is_dir() else Path(path.rsplit(SERIES_MARK, 1)[0])
     if not folder.is_dir():
         raise MissingInput("no such file or directory", path)

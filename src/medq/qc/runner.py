@@ -244,13 +244,14 @@ def assess_on(client: Client, todo: list[tuple[Item, str]], model: str, record: 
 def run_qc(archive: str | Path, store: Store, *, model: str = "mediqa-s",
            workers: int | None = None, scheduler: str | None = None,
            client: Client | None = None, measures: bool = True, batch: int = BATCH,
-           retry_errors: bool = False,
+           retry_errors: bool = False, each_volume: bool = False,
            on_plan: Callable[[int, int], None] | None = None,
            on_result: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """QC an archive into `store`; returns `{"total", "ok", "errors", "skipped", "seconds", …}`.
 
     `client` reuses a running Dask client (else one is started from `workers`/`scheduler` and
-    closed at the end). `on_plan(to_assess, skipped)` is called once the archive is planned,
+    closed at the end); `each_volume` makes every volume of a 4D file an item.
+    `on_plan(to_assess, skipped)` is called once the archive is planned,
     `on_result(result)` after each stored result.
     """
     from medq.assess.weights import resolve
@@ -259,7 +260,7 @@ def run_qc(archive: str | Path, store: Store, *, model: str = "mediqa-s",
     start = time.perf_counter()
     resolve(model)  # an unknown model fails here (ModelError), not once per item on the workers
     key = model_key(model)
-    items = discover(archive)
+    items = discover(archive, each_volume)
     known = store.known(key)
     if retry_errors:
         failed = {row["path"] for row in store.items(status="error", model=key)}
