@@ -109,3 +109,8 @@ def test_each_volume_of_a_series_is_an_input_and_the_noisy_one_scores_lowest(
     assert [r["path"] for r in found] == [f"{series}@volume={k}" for k in range(3)]
     scores = [r["score"] for r in found]
     assert scores[1] < min(scores[0], scores[2]) - 0.5 and scores[0] == scores[2], scores
+    assert [("volume_outlier" in r) for r in found] == [False, True, False]
+    assert found[1]["volume_outlier"] == {"series_median": scores[0], "volumes": 3,
+                                          "below_median": round(scores[0] - scores[1], 3)}
+    table = run_medq("assess", series, "--each-volume", "--no-measures")
+    assert f"{series}@volume=1: {scores[0] - scores[1]:.2f} below the median" in table.stdout

@@ -77,6 +77,7 @@ def assess(
 ) -> None:
     """Assess image quality: 1–5 score, grade, recall flag, findings, measures, prompts."""
     from medq.assess.predictor import Assessor
+    from medq.assess.series import outlying_volumes
 
     outcome = Outcome()
     inputs = assess_inputs(paths, each)
@@ -98,6 +99,10 @@ def assess(
             rows.append(error_object(path, result))
         else:
             rows.append(dict(result.to_dict(), path=str(path)))
+    outliers = outlying_volumes({r["path"]: r["score"] for r in rows if "score" in r})
+    for row in rows:
+        if row["path"] in outliers:
+            row["volume_outlier"] = outliers[row["path"]]
     if as_json:
         print_json(rows)
     else:
@@ -115,4 +120,8 @@ def assess(
                           prompts)
         if table.row_count:
             out.print(table)
+        for path, found in outliers.items():
+            out.print(f"{path}: {found['below_median']:.2f} below the median score "
+                      f"({found['series_median']:.2f}) of its file's {found['volumes']} volumes;"
+                      " look at this volume", highlight=False)
     outcome.exit()
