@@ -109,3 +109,29 @@ def radiograph_twins(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Pa
     ds.PhotometricInterpretation = "MONOCHROME1"
     ds.save_as(folder / "monochrome1.dcm")
     return plain, folder / "monochrome1.dcm"
+
+
+SIEMENS_MOSAIC = Path(__import__("nibabel").__file__).parent / "tests" / "data" / "0.dcm"
+"""nibabel's Siemens diffusion mosaic header (its pixels shrunk to 256², no longer whole tiles)."""
+
+
+def siemens_mosaic(volume: MedImage, path: Path, start: int = 0) -> np.ndarray:
+    """Write 8 slices (96² each, from `start`) of a volume as a Siemens mosaic on a 3×3 grid (the
+    last tile empty) in nibabel's real Siemens header; returns the slices as medq reads them."""
+    nz, ny, nx = volume.array.shape
+    y, x = (ny - 96) // 2, (nx - 96) // 2
+    slices = volume.array[start:start + 16:2, y:y + 96, x:x + 96]
+    slices = np.round(slices / slices.max() * 4000).astype(np.float32)
+    grid = np.zeros((9, 96, 96), np.float32)
+    grid[:8] = slices
+    mosaic = grid.reshape(3, 3, 96, 96).transpose(0, 2, 1, 3).reshape(288, 288)
+    ds = dcmread(SIEMENS_MOSAIC)
+    ds.Rows, ds.Columns = mosaic.shape
+    ds.PixelData = mosaic.astype(np.uint16).tobytes()
+    ds[0x0019, 0x100A].value = 8
+    ds.InstanceNumber = start
+    from pydicom.uid import generate_uid
+
+    ds.SOPInstanceUID = generate_uid()
+    ds.save_as(path)
+    return slices

@@ -17,6 +17,7 @@ from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
+from conftest import SIEMENS_MOSAIC, siemens_mosaic
 from conftest import dicom_testfile as tdata
 from medq.image import MedImage
 from medq.io import load, save, sniff
@@ -602,37 +603,21 @@ def test_monochrome1_values_are_kept_and_shown_mirrored(radiograph_twins) -> Non
     assert as_displayed(plain) is plain  # MONOCHROME2 and colour images are shown as stored
 
 
-SIEMENS_MOSAIC = Path(nib.__file__).parent / "tests" / "data" / "0.dcm"
-"""nibabel's Siemens diffusion mosaic header (its pixels shrunk to 256², no longer whole tiles)."""
-
-
 def test_a_siemens_mosaic_is_read_as_the_volume_of_its_tiles(tmp_path: Path,
                                                              mni_t1: MedImage) -> None:
     from medq.errors import UnsupportedImage
+    from medq.qc.discover import discover
 
     with pytest.raises(UnsupportedImage, match=r"mosaic of 48 slices: its 256×256 pixels are "
                                                r"not a 7×7 grid"):
         load(SIEMENS_MOSAIC)
-    nz, ny, nx = mni_t1.array.shape
-    y, x = (ny - 96) // 2, (nx - 96) // 2  # 8 MNI slices (96² each) on a 3×3 grid, one tile empty
-    slices = mni_t1.array[nz // 2 - 8:nz // 2 + 8:2, y:y + 96, x:x + 96]
-    slices = np.round(slices / slices.max() * 4000).astype(np.float32)
-    grid = np.zeros((9, 96, 96), np.float32)
-    grid[:8] = slices
-    mosaic = grid.reshape(3, 3, 96, 96).transpose(0, 2, 1, 3).reshape(288, 288)
-    ds = pydicom.dcmread(SIEMENS_MOSAIC)
-    ds.Rows, ds.Columns = mosaic.shape
-    ds.PixelData = mosaic.astype(np.uint16).tobytes()
-    ds[0x0019, 0x100A].value = 8
-    ds.save_as(tmp_path / "dwi_b0.dcm")
+    nz = mni_t1.array.shape[0]
+    slices = siemens_mosaic(mni_t1, tmp_path / "dwi_b0.dcm", nz // 2 - 8)
     image = load(tmp_path / "dwi_b0.dcm")
     assert image.modality == "MR" and image.array.shape == (8, 96, 96)
     np.testing.assert_array_equal(image.array, slices)
     assert image.spacing == pytest.approx((3.0, 1.796875, 1.796875))
-    from medq.qc.discover import discover
-
-    ds.InstanceNumber, ds.SOPInstanceUID = 2, generate_uid()  # the series' next volume
-    ds.save_as(tmp_path / "dwi_b1000.dcm")
+    siemens_mosaic(mni_t1, tmp_path / "dwi_b1000.dcm", nz // 2 - 6)  # the series' next volume
     items = discover(tmp_path)  # one series UID, but each mosaic is a volume of its own
     assert [Path(i.path).name for i in items] == ["dwi_b0.dcm", "dwi_b1000.dcm"]
     assert not any(i.series for i in items)

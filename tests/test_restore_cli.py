@@ -9,7 +9,7 @@ import numpy as np
 import pydicom
 import pytest
 
-from conftest import dicom_testfile
+from conftest import dicom_testfile, siemens_mosaic
 from test_cli import run_medq
 
 
@@ -239,6 +239,23 @@ def test_cli_restore_several_inputs_nifti_and_bad_input(tmp_path: Path) -> None:
     import nibabel
 
     assert nibabel.load(out / nii.name).shape == nibabel.load(nii).shape
+
+
+def test_cli_restore_writes_a_volume_from_one_dicom_file_as_a_series(tmp_path: Path,
+                                                                     mni_t1) -> None:
+    import medq
+
+    for k, name in enumerate(("dwi_b0.dcm", "dwi_b1000.dcm")):
+        siemens_mosaic(mni_t1, tmp_path / name, 30 + 2 * k)  # Siemens mosaics: one volume each
+    out = tmp_path / "out"
+    res = run_medq("restore", tmp_path / "dwi_b0.dcm", tmp_path / "dwi_b1000.dcm", "-o", out,
+                   "--method", "tv", "--force", "--json")
+    assert res.returncode == 0, res.stderr
+    rows = json.loads(res.stdout)
+    assert [Path(r["output"]) for r in rows] == [out / "dwi_b0", out / "dwi_b1000"]
+    for row in rows:
+        written = medq.load(row["output"])
+        assert written.shape == (8, 96, 96) and written.meta["format"] == "dicom-series"
 
 
 def test_cli_restore_keeps_a_metaimage_header_and_its_data_file(tmp_path: Path) -> None:

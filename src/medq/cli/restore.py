@@ -60,6 +60,19 @@ def output_paths(paths: list[Path], inputs: list[Path], output: Path) -> dict[Pa
     return targets
 
 
+def _dicom_file_name(target: Path) -> str:
+    """The stem of a DICOM file name (`x.dcm`, `x.dcm.gz`, `x.gz`: `x`), '' for other names: a
+    volume read from one DICOM file (multi-frame, Siemens mosaic) is written as a series folder
+    of that name."""
+    from medq.io.dicom import DICOM_SUFFIXES
+
+    name = target.name
+    for ending in (*(s + ".gz" for s in DICOM_SUFFIXES), *DICOM_SUFFIXES, ".gz"):
+        if ending and name.lower().endswith(ending) and not name.lower().endswith(".nii.gz"):
+            return name[:len(name) - len(ending)]
+    return ""
+
+
 def _prepare(paths: list[Path], inputs: list[Path], output: Path) -> dict[Path, Path]:
     """The output of every input (`output_paths`); several inputs need OUT to be a folder
     (created when missing), and a series from a folder holding several gets its own folder."""
@@ -122,6 +135,8 @@ def restore(
         result = run_restore(image, method, model=model, assessor=assessor, force=force,
                              consistency=consistency)
         target = ready[path]
+        if len(inputs) > 1 and result.image.is_volume and _dicom_file_name(target):
+            target = target.with_name(_dicom_file_name(target))  # a volume: a series folder
         written = save(result.image, target, reference=image.source,
                        description=f"medq restore {method}: {result.note}"[:64])
         return dict(result.to_dict(), path=str(path), output=str(written))
