@@ -103,6 +103,8 @@ def test_each_volume_of_a_series_is_an_input_and_the_noisy_one_scores_lowest(
     save(mni_t1, nrrd)
     assert [volume_count(p) for p in (series, nrrd, tmp_path / "none.nii")] == [3, 0, 0]
     assert each_volume([nrrd, series]) == [nrrd] + [Path(f"{series}@volume={k}") for k in range(3)]
+    (info,) = json.loads(run_medq("info", series, "--json").stdout)  # described, not refused
+    assert info["shape"] == [3, *mni_t1.array.shape] and info["volumes"] == 3
     res = run_medq("assess", series, "--each-volume", "--json", "--no-measures")
     assert res.returncode == 0, res.stderr
     found = json.loads(res.stdout)

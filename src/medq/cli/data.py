@@ -30,17 +30,24 @@ def info(
     as_json: bool = JSON_LIST_OPTION,
     modality: str | None = MODALITY_OPTION,
 ) -> None:
-    """Show modality, region, shape, spacing and acquisition physics of each input."""
+    """Show modality, region, shape, spacing and acquisition physics of each input (a 4D file:
+    its first volume's, with `volumes` and the volume count leading its shape)."""
     from medq.io import load
+    from medq.io.volumes import VOLUME_MARK, volume_count
 
     outcome = Outcome()
     rows: list[dict[str, Any]] = []
     for path in expand_inputs(paths):
-        result = outcome.run(path, lambda p=path: load(p, modality=modality))
+        count = volume_count(path)
+        first = Path(f"{path}{VOLUME_MARK}0") if count > 1 else path
+        result = outcome.run(path, lambda p=first: load(p, modality=modality))
         if isinstance(result, BaseException):
             rows.append(error_object(path, result))
         else:
-            rows.append(dict(result.summary(), path=str(path)))
+            row = dict(result.summary(), path=str(path))
+            if count > 1:
+                row.update(shape=[count, *row["shape"]], volumes=count)
+            rows.append(row)
     if as_json:
         print_json(rows)
     else:
