@@ -91,8 +91,9 @@ def held_out(model: str) -> dict[str, Any]:
     from medq.data.bench import BenchPlan, build
     from medq.train.evaluate import held_out_images, predict, ranking_ladders
 
-    test = build(BenchPlan(), "test", progress=False)
     net, record = load_weights(model)
+    plan = BenchPlan(**record["bench_plan"]) if record.get("bench_plan") else BenchPlan()
+    test = build(plan, "test", progress=False)  # the model's own inputs (a trial's plan)
     features = np.stack([view_features(test["m"][int(o):int(o) + int(k)])
                          for o, k in zip(test["offset"], test["n_valid"], strict=True)])
     assessor = Assessor(model, measures=False)
