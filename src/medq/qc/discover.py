@@ -173,12 +173,13 @@ def load_item(item: Item | str | Path) -> MedImage:
     """Load a QC item, or the item a stored path names (file, series folder, folder#UID,
     folder#UID@part)."""
     from medq.io import load, load_series_files
+    from medq.io.volumes import volume_in_file
 
     if not isinstance(item, Item):
         item = _item_from_path(str(item))
-    if not item.series:
-        return load(item.path)  # a file, or one volume of a 4D file
-    if len(item.files) == 1:
+    if not item.series and volume_in_file(item.path):
+        return load(item.path)  # one volume of a 4D file
+    if not item.series or len(item.files) == 1:
         return load(item.files[0])
     if SERIES_MARK not in item.path or Path(item.path).is_dir():
         return load(item.path)
