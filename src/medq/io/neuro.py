@@ -113,14 +113,13 @@ def write_neuro(image: MedImage, path: str | Path, fmt: str) -> Path:
     data = np.ascontiguousarray(image.array.T, dtype=np.float32)
     if image.meta.get("one_slice") and data.ndim == 2:
         data = data[:, :, None]
-    affine = nifti_affine(image)[0]
+    img = WRITABLE[fmt](data, nifti_affine(image)[0])
     if fmt == "analyze":
         header_path = path.with_suffix(".hdr")
         with atomic_path(header_path) as tmp, atomic_path(path.with_suffix(".img")) as tmp_img:
-            nib.save(nib.AnalyzeImage(data, affine), str(tmp))  # writes tmp and its .img
+            nib.save(img, str(tmp))  # writes tmp and its .img
             tmp.with_suffix(".img").replace(tmp_img)
         return header_path
-    img = WRITABLE[fmt](data, affine)
     for key, name in MGH_PHYSICS.items():  # the scan parameters FreeSurfer keeps
         if (value := image.physics.get(name)) is not None:
             img.header[key] = np.radians(value) if key == "flip_angle" else value
