@@ -617,6 +617,13 @@ def test_a_siemens_mosaic_is_read_as_the_volume_of_its_tiles(tmp_path: Path,
     assert image.modality == "MR" and image.array.shape == (8, 96, 96)
     np.testing.assert_array_equal(image.array, slices)
     assert image.spacing == pytest.approx((3.0, 1.796875, 1.796875))
+    ds = pydicom.dcmread(tmp_path / "dwi_b0.dcm")  # the mosaic states a tile-sized image's corner
+    row, column = np.asarray(ds.ImageOrientationPatient[:3]), np.asarray(
+        ds.ImageOrientationPatient[3:])
+    first = np.asarray(ds.ImagePositionPatient) + 96 * 1.796875 * (row + column)  # 288 − 96 = 2·96
+    positions = np.asarray(image.meta["positions"])
+    np.testing.assert_allclose(positions[0], first, atol=1e-4)
+    np.testing.assert_allclose(np.diff(positions, axis=0) @ np.cross(row, column), 3.0, atol=1e-3)
     siemens_mosaic(mni_t1, tmp_path / "dwi_b1000.dcm", nz // 2 - 6)  # the series' next volume
     items = discover(tmp_path)  # one series UID, but each mosaic is a volume of its own
     assert [Path(i.path).name for i in items] == ["dwi_b0.dcm", "dwi_b1000.dcm"]

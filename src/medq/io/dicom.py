@@ -38,7 +38,7 @@ from medq.io.dicom_tags import (
     region_from_text,
     tag_value,
 )
-from medq.io.mosaic import mosaic_count, unmosaic
+from medq.io.mosaic import mosaic_count, mosaic_positions, unmosaic
 
 DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
 PIXEL_TAGS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
@@ -203,7 +203,8 @@ def assemble(datasets: list[Dataset], paths: list[Path], source: Path, fmt: str)
         numbers: list[Any] = list(range(frames))
         if frames == 1 and not rgb and (count := mosaic_count(first)):
             arr = unmosaic(arr, count, source)  # a Siemens mosaic: the volume of its tiles
-            positions, numbers = [None] * count, list(range(count))
+            found = mosaic_positions(first, count, arr.shape[1:])
+            positions, numbers = found or [None] * count, list(range(count))
     else:
         shapes = {(int(d.get("Rows", 0)), int(d.get("Columns", 0))) for d in datasets}
         if len(shapes) > 1:
