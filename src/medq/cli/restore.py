@@ -60,17 +60,20 @@ def output_paths(paths: list[Path], inputs: list[Path], output: Path) -> dict[Pa
     return targets
 
 
-def _dicom_file_name(target: Path) -> str:
-    """The stem of a DICOM file name (`x.dcm`, `x.dcm.gz`, `x.gz`: `x`), '' for other names: a
-    volume read from one DICOM file (multi-frame, Siemens mosaic) is written as a series folder
-    of that name."""
+def _series_folder(target: Path) -> Path | None:
+    """The series folder a volume read from one DICOM file (multi-frame, Siemens mosaic) is
+    written to in place of the DICOM file name chosen for it (`x.dcm`, `x.dcm.gz`, `x.gz` →
+    `x`); None when `target` names another format."""
+    from medq.io import target_format
     from medq.io.dicom import DICOM_SUFFIXES
 
+    if target_format(target) != "dicom":
+        return None
     name = target.name
-    for ending in (*(s + ".gz" for s in DICOM_SUFFIXES), *DICOM_SUFFIXES, ".gz"):
-        if ending and name.lower().endswith(ending) and not name.lower().endswith(".nii.gz"):
-            return name[:len(name) - len(ending)]
-    return ""
+    for ending in (".gz", *DICOM_SUFFIXES):  # `.dcm.gz`: the `.gz`, then the `.dcm`
+        if name.lower().endswith(ending):
+            name = name[:len(name) - len(ending)]
+    return target.with_name(name)
 
 
 def _prepare(paths: list[Path], inputs: list[Path], output: Path) -> dict[Path, Path]:
@@ -135,8 +138,8 @@ def restore(
         result = run_restore(image, method, model=model, assessor=assessor, force=force,
                              consistency=consistency)
         target = ready[path]
-        if len(inputs) > 1 and result.image.is_volume and _dicom_file_name(target):
-            target = target.with_name(_dicom_file_name(target))  # a volume: a series folder
+        if len(inputs) > 1 and result.image.is_volume and (folder := _series_folder(target)):
+            target = folder  # a volume: a series folder
         written = save(result.image, target, reference=image.source,
                        description=f"medq restore {method}: {result.note}"[:64])
         return dict(result.to_dict(), path=str(path), output=str(written))

@@ -31,7 +31,7 @@ from medq.io.units import infer_modality
 from medq.io.volumes import VOLUME_MARK, volume_in_file
 
 __all__ = ["FORMATS", "NOT_IMAGE_SUFFIXES", "load", "load_series_files", "read_sidecar", "save",
-           "sniff", "write_sidecar"]
+           "sniff", "target_format", "write_sidecar"]
 
 FORMATS = ("dicom", "dicom-series", "nifti", "metaimage", "nrrd", "png", "jpeg", "tiff", "npy",
            *neuro.FORMATS)
@@ -205,7 +205,9 @@ def _sidecar_fields(p: Path, image: MedImage) -> dict:
     return fields
 
 
-def _target_format(p: Path) -> str:
+def target_format(p: Path) -> str:
+    """The format `save` writes a path in (its suffix; `.gz` alone: gzipped DICOM; a folder or no
+    suffix: a DICOM series); InvalidParameter for a suffix medq does not write."""
     fmt = _suffix_format(p)
     if fmt is not None:
         return fmt
@@ -233,7 +235,7 @@ def save(image: MedImage, path: str | Path, *, reference: str | Path | None = No
     spacing and physics.
     """
     p = Path(path)
-    fmt = _target_format(p)
+    fmt = target_format(p)
     if not np.all(np.isfinite(image.array)):
         raise InvalidImage("cannot save an image with NaN or infinite pixels", p)
     try:

@@ -87,11 +87,14 @@ def volume_count(path: str | Path) -> int:
     return 0
 
 
+def volume_paths(path: str | Path) -> list[str]:
+    """`<file>@volume=0`, `<file>@volume=1`, … of a 4D file of two or more volumes; `[path]`
+    for anything else."""
+    count = volume_count(path)
+    return [f"{path}{VOLUME_MARK}{k}" for k in range(count)] if count > 1 else [str(path)]
+
+
 def each_volume(paths: list[Path]) -> list[Path]:
     """The paths with every 4D file of two or more volumes replaced by its volumes
-    (`<file>@volume=0`, `<file>@volume=1`, …)."""
-    out: list[Path] = []
-    for path in paths:
-        count = volume_count(path)
-        out += [Path(f"{path}{VOLUME_MARK}{k}") for k in range(count)] if count > 1 else [path]
-    return out
+    (`volume_paths`)."""
+    return [Path(p) for path in paths for p in volume_paths(path)]

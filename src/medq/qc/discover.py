@@ -161,12 +161,10 @@ def discover(archive: str | Path, each_volume: bool = False) -> list[Item]:
 
 
 def _volumes(item: Item) -> list[Item]:
-    """The item, or one item per volume when it is a 4D file (`io.volumes.volume_count`)."""
-    from medq.io.volumes import VOLUME_MARK, volume_count
+    """The item, or one item per volume when it is a 4D file (`io.volumes.volume_paths`)."""
+    from medq.io.volumes import volume_paths
 
-    count = 0 if item.series else volume_count(item.path)
-    return [Item(f"{item.path}{VOLUME_MARK}{k}", item.files) for k in range(count)] \
-        if count > 1 else [item]
+    return [item] if item.series else [Item(p, item.files) for p in volume_paths(item.path)]
 
 
 def load_item(item: Item | str | Path) -> MedImage:
