@@ -135,3 +135,39 @@ def siemens_mosaic(volume: MedImage, path: Path, start: int = 0) -> np.ndarray:
     ds.SOPInstanceUID = generate_uid()
     ds.save_as(path)
     return slices
+
+
+TINY_PET = SIEMENS_MOSAIC.parent / "tinypet.v"
+"""nibabel's ECAT 7 file (a 10×10×3 frame of an FDG brain scan): its headers are the
+template of `ecat_pet`."""
+
+
+def ecat_pet(frames: list[np.ndarray], path: Path, spacing_mm: tuple[float, float, float]
+             ) -> Path:
+    """Write frames `(z, y, x)` of one shape as a dynamic ECAT 7 file in nibabel's real ECAT
+    headers: the main header, one directory block, then per frame a subheader and its
+    big-endian int16 voxels (x fastest), each frame with its own scale factor; returns `path`."""
+    from nibabel import ecat
+
+    template = ecat.load(str(TINY_PET))
+    header = template.header._structarr.copy()
+    header["num_frames"], header["num_planes"] = len(frames), frames[0].shape[0]
+    header["ecat_calibration_factor"] = 1.0
+    directory = np.zeros(128, ">i4")
+    directory[:4] = (31 - len(frames), 2, 0, len(frames))
+    blocks, start = [], 3  # 1-based: main header, directory, then each subheader and its data
+    for k, frame in enumerate(frames):
+        sub = template.get_subheaders().subheaders[0].copy()
+        nz, ny, nx = frame.shape
+        sub["x_dimension"], sub["y_dimension"], sub["z_dimension"] = nx, ny, nz
+        sub["x_pixel_size"], sub["y_pixel_size"] = spacing_mm[2] / 10, spacing_mm[1] / 10
+        sub["z_pixel_size"] = spacing_mm[0] / 10  # ECAT states centimetres
+        scale = float(np.abs(frame).max()) / 32000 or 1.0
+        sub["scale_factor"], sub["frame_start_time"] = scale, 60000 * k
+        voxels = np.round(frame / scale).astype(">i2").transpose(2, 1, 0).tobytes(order="F")
+        voxels += b"\0" * (-len(voxels) % 512)
+        directory[4 + 4 * k: 8 + 4 * k] = (k + 1, start, start + len(voxels) // 512, 1)
+        blocks += [sub.tobytes().ljust(512, b"\0"), voxels]
+        start += 1 + len(voxels) // 512
+    path.write_bytes(header.tobytes() + directory.tobytes() + b"".join(blocks))
+    return path

@@ -76,6 +76,20 @@ def test_simulate_is_reproducible_for_a_seed(tmp_path: Path) -> None:
     np.testing.assert_array_equal(arrays[0], arrays[1])
 
 
+def test_simulate_a_pet_nifti_into_a_new_dicom_series(tmp_path: Path) -> None:
+    from medq.data.samples import export_samples
+    from medq.io import load
+
+    (src,) = [p for p in export_samples(tmp_path, ["pet_brain"]) if p.name.endswith(".nii.gz")]
+    res = run_medq("simulate", src, "-k", "pet_low_count", "--severity", "mild",
+                   "-o", tmp_path / "series")  # no suffix: a DICOM series, its header new
+    assert res.returncode == 0, res.stderr
+    written, original = load(tmp_path / "series"), load(src)
+    assert written.meta["format"] == "dicom-series" and written.modality == "PT"
+    assert written.shape == original.shape and written.spacing == pytest.approx(original.spacing)
+    assert not np.allclose(written.array, original.array)  # the counts are lower
+
+
 BAD_DICOM = ["MR_truncated.dcm", "waveform_ecg.dcm", "rtplan.dcm"]
 
 

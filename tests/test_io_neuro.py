@@ -1,7 +1,8 @@
-"""Research volume formats through nibabel: MGH/MGZ, Analyze, MINC, PAR/REC and AFNI.
+"""Research volume formats through nibabel: MGH/MGZ, Analyze, MINC, PAR/REC, AFNI and ECAT.
 
 Real files are nibabel's own test data (a Philips EPI phantom as PAR/REC, an AFNI EPI series,
-MINC 1 and 2 volumes); MGH and Analyze round trips use the MNI T1.
+MINC 1 and 2 volumes, an FDG frame as ECAT 7); MGH and Analyze round trips use the MNI T1,
+and dynamic ECAT files are the PET sample's frames in that file's headers (`ecat_pet`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from conftest import TINY_PET, ecat_pet
 from medq.cli.restore import output_paths
 from medq.errors import InvalidParameter, UnreadableImage, UnsupportedImage
 from medq.image import MedImage
@@ -130,3 +132,42 @@ def test_assess_a_parrec_dynamic_from_the_command_line(parrec: Path) -> None:
     assert (prompts["dimension"], prompts["modality"], prompts["source"]["modality"]) == (
         "3d", "MR", "tags")
     assert 1.0 <= found["score"] <= 5.0 and len(found["slices"]) == 7
+
+
+def test_ecat_is_pet_with_its_tracer_and_frame_timing() -> None:
+    image = load(TINY_PET)  # nibabel's 10×10×3 frame of an FDG brain scan
+    assert image.modality == "PT" and image.meta["format"] == "ecat" and sniff(TINY_PET) == "ecat"
+    assert image.array.shape == (3, 10, 10)
+    assert image.spacing == pytest.approx((3.125, 2.2024, 2.2024), rel=1e-4)  # cm in the file
+    expected = np.asarray(nib.ecat.load(str(TINY_PET)).get_fdata())[..., 0].T
+    np.testing.assert_allclose(image.array, expected, rtol=1e-6)
+    assert image.physics == pytest.approx({
+        "radionuclide": "F-18", "radiopharmaceutical": "FDG", "pet_units": "Bq/cc",
+        "manufacturer": "CTI/Siemens ECAT", "half_life_s": 6586.2002,
+        "frame_start_ms": 1500016.0, "frame_duration_ms": 300000.0})
+    res = run_medq("assess", TINY_PET, "--json")  # a 10-voxel plane is not gradable
+    assert res.returncode == 2 and "10×10 pixels in-plane" in json.loads(res.stdout)[0][
+        "error"]["message"]
+
+
+def test_dynamic_ecat_frames_are_volumes_and_a_noisy_frame_scores_lower(tmp_path: Path) -> None:
+    from medq.data.samples import load_sample
+    from medq.degrade import simulate
+
+    pet_brain = load_sample("pet_brain")
+    clean = pet_brain.array.astype(np.float32)
+    noisy = simulate(pet_brain, "pet_low_count", severity="severe", seed=0)[0].array
+    path = ecat_pet([clean, clean, np.clip(noisy, 0, None)], tmp_path / "dynamic.v",
+                    pet_brain.spacing)
+    with pytest.raises(UnsupportedImage, match="4D image of 3 volumes"):
+        load(path)
+    second = load(f"{path}@volume=1")
+    assert second.modality == "PT" and second.physics["frame_start_ms"] == 60000.0
+    np.testing.assert_allclose(second.array, clean, atol=clean.max() / 30000)  # int16 steps
+    res = run_medq("assess", path, "--each-volume", "--json", "--no-measures")
+    assert res.returncode == 0, res.stderr
+    rows = json.loads(res.stdout)
+    assert [r["path"] for r in rows] == [f"{path}@volume={k}" for k in range(3)]
+    assert rows[2]["score"] < min(rows[0]["score"], rows[1]["score"]) - 0.5
+    targets = output_paths([path], [Path(r["path"]) for r in rows], tmp_path / "out")
+    assert [t.name for t in targets.values()] == [f"dynamic_volume{k}.nii.gz" for k in range(3)]

@@ -10,6 +10,7 @@ import pydicom
 import pytest
 
 from conftest import dicom_testfile, siemens_mosaic
+from medq.io import save
 from test_cli import run_medq
 
 
@@ -256,6 +257,21 @@ def test_cli_restore_writes_a_volume_from_one_dicom_file_as_a_series(tmp_path: P
     for row in rows:
         written = medq.load(row["output"])
         assert written.shape == (8, 96, 96) and written.meta["format"] == "dicom-series"
+
+
+def test_cli_restore_writes_a_nifti_result_as_a_new_dicom_series(tmp_path: Path,
+                                                                  mni_t1) -> None:
+    import medq
+
+    nii = save(mni_t1, tmp_path / "t1.nii.gz")  # no DICOM header to copy: a new one is made
+    res = run_medq("restore", nii, "-o", tmp_path / "series", "--method", "tv", "--force",
+                   "--json")
+    assert res.returncode == 0, res.stderr
+    (row,) = json.loads(res.stdout)
+    written = medq.load(row["output"])
+    assert row["output"] == str(tmp_path / "series") and written.meta["format"] == "dicom-series"
+    assert written.shape == mni_t1.array.shape and written.modality == "MR"
+    assert written.spacing == pytest.approx(mni_t1.spacing)
 
 
 def test_cli_restore_keeps_a_metaimage_header_and_its_data_file(tmp_path: Path) -> None:

@@ -220,8 +220,16 @@ def write_results(folder: Path, name: str, payload: Any, indent: int = 2) -> Pat
 MODALITY_OPTION = typer.Option(
     None, "--modality", help="Modality when the file does not say (CT, MR, PT, CR, DX, OP).")
 
+def dicom_reference(image: Any) -> str | None:
+    """The header template of a result written from `image` as DICOM: its own source when it
+    was read from DICOM (a file, series or mosaic), else None (a new header is made: a NIfTI,
+    MetaImage or ECAT source is no DICOM to copy)."""
+    return image.source if image.meta.get("dicom_files") else None
+
+
 KEY_PHYSICS = ("kvp", "exposure_mAs", "ctdi_vol", "convolution_kernel", "field_strength_T",
-               "tr_ms", "te_ms", "slice_thickness_mm")
+               "tr_ms", "te_ms", "slice_thickness_mm", "radiopharmaceutical", "radionuclide",
+               "frame_duration_ms")
 """Physics shown in the `medq info` table (`--json` has all of it)."""
 
 

@@ -15,6 +15,7 @@ from medq.cli.common import (
     MODALITY_OPTION,
     Outcome,
     app,
+    dicom_reference,
     err,
     error_object,
     expand_inputs,
@@ -116,7 +117,7 @@ def simulate(
     def job() -> dict[str, Any]:
         image = load(path, modality=modality)
         degraded, record = run_simulate(image, kind, level=level, severity=severity, seed=seed)
-        written = save(degraded, output, reference=image.source,
+        written = save(degraded, output, reference=dicom_reference(image),
                        description=f"medq simulate {kind} level={record.level:g} seed={seed}")
         sidecar = write_sidecar(written, {"source": str(path), "degradation": record.to_dict()})
         return {"path": str(path), "output": str(written), "sidecar": str(sidecar),

@@ -17,6 +17,7 @@ from medq.cli.common import (
     RESULTS_OPTION,
     Outcome,
     app,
+    dicom_reference,
     err,
     error_object,
     names_list,
@@ -140,7 +141,7 @@ def restore(
         target = ready[path]
         if len(inputs) > 1 and result.image.is_volume and (folder := _series_folder(target)):
             target = folder  # a volume: a series folder
-        written = save(result.image, target, reference=image.source,
+        written = save(result.image, target, reference=dicom_reference(image),
                        description=f"medq restore {method}: {result.note}"[:64])
         return dict(result.to_dict(), path=str(path), output=str(written))
 

@@ -3,7 +3,7 @@
 Formats: DICOM (file, gzipped file, series folder, enhanced multi-frame, compressed transfer
 syntaxes), NIfTI (.nii/.nii.gz), MetaImage (.mha/.mhd) and NRRD (.nrrd/.nhdr), PNG/JPEG/TIFF and
 NumPy .npy; through nibabel also FreeSurfer MGH/MGZ and Analyze (read and written), MINC,
-PAR/REC and AFNI HEAD/BRIK (read: `medq.io.neuro`).
+PAR/REC, AFNI HEAD/BRIK and ECAT 7 PET (read: `medq.io.neuro`).
 Every failure is a `medq.errors.InputError` subclass naming the path in one line. Non-finite
 pixels: an image with no finite pixel raises `InvalidImage`; otherwise NaN/±inf are replaced by
 the minimum finite value and the replaced fraction is recorded in `meta['nonfinite_fraction']`.
@@ -227,7 +227,7 @@ def save(image: MedImage, path: str | Path, *, reference: str | Path | None = No
     `.dcm` → derived DICOM file (2D), `.gz` (not `.nii.gz`) the same gzipped; folder / no
     suffix → derived DICOM series (IM00001.dcm, …);
     `.nii`/`.nii.gz`; `.mha`/`.mhd`/`.nrrd`/`.nhdr`; `.mgz`/`.mgh`; `.hdr`/`.img` (Analyze, both
-    files); `.png`/`.jpg`/`.tif`; `.npy` (MINC, PAR/REC and AFNI are read only). `reference`
+    files); `.png`/`.jpg`/`.tif`; `.npy` (MINC, PAR/REC, AFNI and ECAT are read only). `reference`
     is a DICOM file or series folder whose header is the template (default: the image's own
     source DICOM files); `description` becomes DerivationDescription (DICOM), descrip (NIfTI),
     a `medq_description` key (NRRD) or a PNG text chunk. Formats without a header (and MetaImage

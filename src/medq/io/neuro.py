@@ -1,14 +1,16 @@
 """The other research volume formats, through nibabel: FreeSurfer MGH/MGZ, Analyze 7.5, MINC,
-Philips PAR/REC and AFNI HEAD/BRIK.
+Philips PAR/REC, AFNI HEAD/BRIK and ECAT 7 (CTI/Siemens PET).
 
 They are read like NIfTI (`nifti.image_from_nifti`: medq's `(z, y, x)` array, the header zooms
 reversed as spacing, nibabel's voxel-to-world affine kept in `meta['affine']`, one volume of a
 4D file as `<file>@volume=<k>`), with `meta['format']` naming the format. PAR/REC is always MR,
 and so is an MGH volume whose header states a repetition time (FreeSurfer keeps TR, TE, TI and
-the flip angle of the scan it came from); both give those as physics. Other files say nothing of
+the flip angle of the scan it came from); both give those as physics. ECAT is always PET: its
+frames are the volumes of a dynamic scan, in the calibrated units its header states, with the
+radionuclide, tracer and each frame's start and duration as physics. Other files say nothing of
 their modality: a medq sidecar, `--modality` or the prompt classifier does.
 
-medq writes MGH/MGZ and Analyze (`save` by suffix); MINC, PAR/REC and AFNI it reads only, so a
+medq writes MGH/MGZ and Analyze (`save` by suffix); MINC, PAR/REC, AFNI and ECAT it reads only, so a
 restored or simulated result of one of them is written as NIfTI (`writable_name`).
 """
 
@@ -26,10 +28,10 @@ from medq.io.atomic import atomic_path
 
 SUFFIXES = {".mgh": "mgh", ".mgz": "mgh", ".hdr": "analyze", ".img": "analyze",
             ".mnc": "minc", ".par": "parrec", ".rec": "parrec", ".head": "afni",
-            ".brik": "afni"}
+            ".brik": "afni", ".v": "ecat"}
 """File name suffix (lower case) → format, for the formats this module reads."""
 
-FORMATS = ("mgh", "analyze", "minc", "parrec", "afni")
+FORMATS = ("mgh", "analyze", "minc", "parrec", "afni", "ecat")
 """Values of `meta['format']` (and of `io.sniff`) of these files."""
 
 WRITABLE = {"mgh": nib.MGHImage, "analyze": nib.AnalyzeImage}
@@ -43,7 +45,7 @@ MGH_PHYSICS = {"tr": "tr_ms", "te": "te_ms", "ti": "ti_ms", "flip_angle": "flip_
 """MGH header field (ms; the flip angle in radians) → medq physics key, read and written."""
 
 NAMES = {"mgh": "FreeSurfer MGH", "analyze": "Analyze", "minc": "MINC", "parrec": "PAR/REC",
-         "afni": "AFNI"}
+         "afni": "AFNI", "ecat": "ECAT 7"}
 """How messages name each format."""
 
 
@@ -64,28 +66,66 @@ def is_data_file(path: Path) -> bool:
     return any((path.parent / (stem + h)).is_file() for h in (header, header.upper()))
 
 
+def open_neuro(path: str | Path, fmt: str) -> Any:
+    """nibabel's image of a file of one of `FORMATS` (ECAT's, which nibabel does not recognise
+    by content, through its own loader)."""
+    return nib.ecat.load(str(path)) if fmt == "ecat" else nib.load(str(path))
+
+
+def spatial(img: Any) -> Any:
+    """An image whose header states its voxel sizes: ECAT's keeps them in its frames'
+    subheaders, so its frames are viewed (not read) as a NIfTI image on the same affine."""
+    return nib.Nifti1Image(img.dataobj, img.affine) if isinstance(img, nib.ecat.EcatImage) else img
+
+
 def read_neuro(path: str | Path, fmt: str, volume: int | None = None) -> MedImage:
     """Read a file of one of `FORMATS` (a data file through its header) as a MedImage."""
     from medq.io.nifti import image_from_nifti
 
     path = Path(path)
     try:
-        img = nib.load(str(path))
-        image = image_from_nifti(img, path, volume, fmt)
+        img = open_neuro(path, fmt)
+        image = image_from_nifti(spatial(img), path, volume, fmt)
+        physics = _physics(img, fmt, volume or 0)
     except MedqError:
         raise
     except Exception as e:
         raise UnreadableImage(f"not a readable {NAMES[fmt]} file ({type(e).__name__}: {e})",
                               path) from e
-    physics = _physics(img, fmt)
     if fmt == "parrec" or (fmt == "mgh" and physics.get("tr_ms")):
         return image.evolve(modality="MR", physics=physics)
+    if fmt == "ecat":
+        return image.evolve(modality="PT", physics=physics)
     return image
 
 
-def _physics(img: Any, fmt: str) -> dict[str, float]:
-    """Acquisition parameters a PAR or MGH header states (positive values only)."""
+def _text(value: Any) -> str:
+    """A header's fixed-width text field as a stripped string."""
+    raw = value.item() if hasattr(value, "item") else value
+    return (raw.decode("latin-1") if isinstance(raw, bytes) else str(raw)).strip("\0 ")
+
+
+def _ecat_physics(img: Any, frame: int) -> dict[str, Any]:
+    """What an ECAT header states of the tracer and of one frame (empty texts and zeros left
+    out): radionuclide, tracer, half-life, units, the frame's start and duration."""
+    header, sub = img.header, img.get_subheaders().subheaders[frame]
+    texts = {"radionuclide": _text(header["isotope_name"]),
+             "radiopharmaceutical": _text(header["radiopharmaceutical"]),
+             "pet_units": _text(header["data_units"]), "manufacturer": "CTI/Siemens ECAT"}
+    numbers = {"half_life_s": float(header["isotope_halflife"]),
+               "frame_start_ms": float(sub["frame_start_time"]),
+               "frame_duration_ms": float(sub["frame_duration"])}
+    return {**{k: v for k, v in texts.items() if v},
+            **{k: round(v, 4) for k, v in numbers.items()
+               if np.isfinite(v) and (v > 0 or k == "frame_start_ms")}}
+
+
+def _physics(img: Any, fmt: str, frame: int = 0) -> dict[str, Any]:
+    """Acquisition parameters a PAR, MGH or ECAT header states (positive values only; an
+    ECAT frame's own timing)."""
     header = img.header
+    if fmt == "ecat":
+        return _ecat_physics(img, frame)
     if fmt == "mgh":
         found = {name: np.degrees(header[key]) if key == "flip_angle" else header[key]
                  for key, name in MGH_PHYSICS.items()}

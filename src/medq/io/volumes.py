@@ -62,6 +62,7 @@ def volume_count(path: str | Path) -> int:
     3D or 2D image, a folder, another format, a file that cannot be read: its loading says why)."""
     from medq.io import sniff
     from medq.io.neuro import FORMATS as NIBABEL_FORMATS
+    from medq.io.neuro import open_neuro
 
     path = Path(path)
     try:
@@ -69,11 +70,10 @@ def volume_count(path: str | Path) -> int:
             return 0
         fmt = sniff(path)
         if fmt == "nifti" or fmt in NIBABEL_FORMATS:
-            import nibabel as nib
 
             from medq.io.nifti import open_nifti
 
-            shape = (open_nifti(path) if fmt == "nifti" else nib.load(str(path))).shape
+            shape = (open_nifti(path) if fmt == "nifti" else open_neuro(path, fmt)).shape
             return int(shape[3]) if len(shape) == 4 else 0
         if fmt in ("metaimage", "nrrd"):
             import SimpleITK as sitk

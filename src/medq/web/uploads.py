@@ -18,12 +18,13 @@ from typing import Any
 from medq.errors import InputError, UnsupportedImage
 
 SUFFIXES = (".dcm", ".dicom", ".ima", ".nii", ".nii.gz", ".mha", ".nrrd", ".mgh", ".mgz", ".mnc",
-            ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".npy")
+            ".v", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".npy")
 """File name endings kept from the client's name (they help `sniff` with headerless DICOM, and
-name MGH and MINC files, which have no signature medq reads)."""
+name MGH, MINC and ECAT files, which have no signature medq reads)."""
 
 FORMAT_SUFFIX = {"dicom": ".dcm", "metaimage": ".mha", "nrrd": ".nrrd", "png": ".png",
-                 "jpeg": ".jpg", "tiff": ".tif", "npy": ".npy", "minc": ".mnc"}
+                 "jpeg": ".jpg", "tiff": ".tif", "npy": ".npy", "minc": ".mnc",
+                 "ecat": ".v"}
 """File name ending of a stored upload, by sniffed format (NIfTI: .nii or .nii.gz; MGH: .mgh or
 .mgz; formats of two files cannot be uploaded)."""
 
