@@ -142,7 +142,7 @@ def test_ecat_is_pet_with_its_tracer_and_frame_timing() -> None:
     expected = np.asarray(nib.ecat.load(str(TINY_PET)).get_fdata())[..., 0].T
     np.testing.assert_allclose(image.array, expected, rtol=1e-6)
     assert image.physics == pytest.approx({
-        "radionuclide": "F-18", "radiopharmaceutical": "FDG", "pet_units": "Bq/cc",
+        "radionuclide": "F-18", "radiopharmaceutical": "FDG", "pet_units": "BQML",
         "manufacturer": "CTI/Siemens ECAT", "half_life_s": 6586.2002,
         "frame_start_ms": 1500016.0, "frame_duration_ms": 300000.0})
     res = run_medq("assess", TINY_PET, "--json")  # a 10-voxel plane is not gradable
@@ -171,3 +171,10 @@ def test_dynamic_ecat_frames_are_volumes_and_a_noisy_frame_scores_lower(tmp_path
     assert rows[2]["score"] < min(rows[0]["score"], rows[1]["score"]) - 0.5
     targets = output_paths([path], [Path(r["path"]) for r in rows], tmp_path / "out")
     assert [t.name for t in targets.values()] == [f"dynamic_volume{k}.nii.gz" for k in range(3)]
+    series = save(second, tmp_path / "frame1")  # as DICOM: the tracer and timing go along
+    back = load(series)
+    assert back.modality == "PT" and back.meta["format"] == "dicom-series"
+    np.testing.assert_allclose(back.array, second.array, atol=second.array.max() / 60000)
+    kept = ("radiopharmaceutical", "half_life_s", "pet_units", "manufacturer", "frame_duration_ms")
+    assert back.physics == pytest.approx({k: second.physics[k] for k in kept}
+                                         | {"slice_thickness_mm": 2.0})

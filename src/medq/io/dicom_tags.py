@@ -39,8 +39,14 @@ PHYSICS_TAGS = {
     "imaging_frequency_MHz": "ImagingFrequency", "manufacturer": "Manufacturer",
     "manufacturer_model": "ManufacturerModelName", "scan_options": "ScanOptions",
     "mr_acquisition_type": "MRAcquisitionType", "filter_type": "FilterType",
+    "frame_duration_ms": "ActualFrameDuration", "pet_units": "Units",
 }
-"""physics key → DICOM keyword (exposure_mAs is read apart: it has three sources)."""
+"""physics key → DICOM keyword (exposure_mAs is read apart: it has three sources; a PET
+tracer's from its sequence, `TRACER_TAGS`)."""
+
+TRACER_TAGS = {"radiopharmaceutical": "Radiopharmaceutical", "half_life_s": "RadionuclideHalfLife"}
+"""physics key → keyword in a PET image's first Radiopharmaceutical Information item (the
+radionuclide is that item's coded name, `radionuclide`)."""
 
 GRADED = frozenset({"CT", "MR", "PT", "CR", "DX", "MG", "IO", "PX", "RG", "OP", "XC", "OT", "SC",
                     ""})
@@ -109,7 +115,21 @@ def read_physics(ds: Dataset) -> dict[str, Any]:
         mas = out["xray_tube_current_mA"] * out["exposure_time_ms"] / 1000.0
     if mas is not None:
         out["exposure_mAs"] = mas
-    return out
+    return out | tracer(ds)
+
+
+def tracer(ds: Dataset) -> dict[str, Any]:
+    """What a PET header states of its tracer: radiopharmaceutical, half-life (s) and the
+    radionuclide's coded name, from the first Radiopharmaceutical Information item."""
+    items = ds.get("RadiopharmaceuticalInformationSequence") or []
+    if not len(items):
+        return {}
+    item = items[0]
+    found = {key: as_text(item.get(kw)) if dictionary_VR(kw) == "LO" else as_number(item.get(kw))
+             for key, kw in TRACER_TAGS.items()}
+    codes = item.get("RadionuclideCodeSequence") or []
+    found["radionuclide"] = as_text(codes[0].get("CodeMeaning")) if len(codes) else None
+    return {k: v for k, v in found.items() if v is not None}
 
 
 LOSSY_SYNTAXES = {

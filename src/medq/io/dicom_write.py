@@ -31,6 +31,7 @@ from medq.io.dicom import DICOM_SUFFIXES, PIXEL_TAGS, has_preamble, read_dataset
 from medq.io.dicom_series import read_series, series_in_folder
 from medq.io.dicom_tags import (
     PHYSICS_TAGS,
+    TRACER_TAGS,
     as_floats,
     as_number,
     as_text,
@@ -165,6 +166,10 @@ def _dataset(base: Dataset, image: MedImage, k: int, stored: np.ndarray, rescale
             _set(ds, "Exposure", value)
         elif key in PHYSICS_TAGS and value is not None:
             _set(ds, PHYSICS_TAGS[key], value)
+        elif key in TRACER_TAGS and value is not None and image.modality == "PT":
+            if not len(ds.get("RadiopharmaceuticalInformationSequence") or []):
+                ds.RadiopharmaceuticalInformationSequence = [Dataset()]
+            _set(ds.RadiopharmaceuticalInformationSequence[0], TRACER_TAGS[key], value)
     now = dt.datetime.now()
     ds.SOPInstanceUID = generate_uid()
     ds.SeriesInstanceUID = uids["series"]

@@ -66,6 +66,11 @@ def is_data_file(path: Path) -> bool:
     return any((path.parent / (stem + h)).is_file() for h in (header, header.upper()))
 
 
+DICOM_UNITS = {"bq/cc": "BQML", "bq/ml": "BQML"}
+"""ECAT data units (lower case) → DICOM's code for them (Units, 0054,1001); other units are not
+stated as physics."""
+
+
 def open_neuro(path: str | Path, fmt: str) -> Any:
     """nibabel's image of a file of one of `FORMATS` (ECAT's, which nibabel does not recognise
     by content, through its own loader)."""
@@ -107,11 +112,13 @@ def _text(value: Any) -> str:
 
 def _ecat_physics(img: Any, frame: int) -> dict[str, Any]:
     """What an ECAT header states of the tracer and of one frame (empty texts and zeros left
-    out): radionuclide, tracer, half-life, units, the frame's start and duration."""
+    out): radionuclide, tracer, half-life, units (DICOM's code), the frame's start and
+    duration; the keys DICOM PET physics has (`dicom_tags.read_physics`)."""
     header, sub = img.header, img.get_subheaders().subheaders[frame]
     texts = {"radionuclide": _text(header["isotope_name"]),
              "radiopharmaceutical": _text(header["radiopharmaceutical"]),
-             "pet_units": _text(header["data_units"]), "manufacturer": "CTI/Siemens ECAT"}
+             "pet_units": DICOM_UNITS.get(_text(header["data_units"]).lower(), ""),
+             "manufacturer": "CTI/Siemens ECAT"}
     numbers = {"half_life_s": float(header["isotope_halflife"]),
                "frame_start_ms": float(sub["frame_start_time"]),
                "frame_duration_ms": float(sub["frame_duration"])}
