@@ -220,6 +220,7 @@ def write_results(folder: Path, name: str, payload: Any, indent: int = 2) -> Pat
 MODALITY_OPTION = typer.Option(
     None, "--modality", help="Modality when the file does not say (CT, MR, PT, CR, DX, OP).")
 
+
 def dicom_reference(image: Any) -> str | None:
     """The header template of a result written from `image` as DICOM: its own source when it
     was read from DICOM (a file, series or mosaic), else None (a new header is made: a NIfTI,

@@ -10,8 +10,8 @@ frames are the volumes of a dynamic scan, in the calibrated units its header sta
 radionuclide, tracer and each frame's start and duration as physics. Other files say nothing of
 their modality: a medq sidecar, `--modality` or the prompt classifier does.
 
-medq writes MGH/MGZ and Analyze (`save` by suffix); MINC, PAR/REC, AFNI and ECAT it reads only, so a
-restored or simulated result of one of them is written as NIfTI (`writable_name`).
+medq writes MGH/MGZ and Analyze (`save` by suffix); MINC, PAR/REC, AFNI and ECAT it reads only,
+so a restored or simulated result of one of them is written as NIfTI (`writable_name`).
 """
 
 from __future__ import annotations
