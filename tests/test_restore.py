@@ -85,6 +85,23 @@ def test_classical_methods_denoise_a_real_mr_slice(method: str) -> None:
     assert psnr(out, plane.array) > psnr(noisy.array, plane.array) + 1.5
 
 
+def test_noise_estimate_of_an_empty_slice_is_the_floor() -> None:
+    """The MNI T1's slices above the head hold no detail: the blind σ estimate is its floor,
+    not nan (which NumPy warned about on the user's terminal), and NLM returns such a slice as
+    it is."""
+    import warnings
+
+    from medq.restore.classical import SIGMA_FLOOR, estimate_sigma, nlm_plane
+
+    mr = load_sample("mni_t1")
+    empty = next(p for p in mr.array if not np.any(p))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert estimate_sigma(empty) == SIGMA_FLOOR
+        assert np.array_equal(nlm_plane(empty), empty)
+    assert estimate_sigma(mr.array[mr.shape[0] // 2]) > SIGMA_FLOOR
+
+
 def test_pairs_are_deterministic_and_come_from_the_split() -> None:
     from medq.data.pairs import PairPlan, make_pair
     from medq.data.sources import sources

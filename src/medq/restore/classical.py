@@ -15,12 +15,22 @@ import numpy as np
 
 from medq.errors import InvalidParameter
 
+SIGMA_FLOOR = 1e-4
+"""Smallest σ `estimate_sigma` gives: the σ of a plane without noise or detail."""
+
 
 def estimate_sigma(plane: np.ndarray) -> float:
-    """Blind Gaussian noise σ of a plane (wavelet MAD estimate; floor 1e-4)."""
+    """Blind Gaussian noise σ of a plane (wavelet MAD estimate; floor `SIGMA_FLOOR`, also for a
+    plane without any detail, such as an empty slice of a volume, where the estimate is
+    undefined)."""
+    import warnings
+
     from skimage.restoration import estimate_sigma as skimage_sigma
 
-    return max(float(skimage_sigma(np.asarray(plane, np.float64))), 1e-4)
+    with warnings.catch_warnings():  # no detail at all: the median of nothing, nan
+        warnings.simplefilter("ignore", RuntimeWarning)
+        sigma = float(skimage_sigma(np.asarray(plane, np.float64)))
+    return max(sigma, SIGMA_FLOOR) if np.isfinite(sigma) else SIGMA_FLOOR
 
 
 def bm3d_plane(plane: np.ndarray, sigma: float | None = None) -> np.ndarray:
