@@ -17,12 +17,13 @@ from conftest import dicom_testfile
 MEDQ = [sys.executable, "-m", "medq.cli"]
 
 
-def run_medq(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """Run the real `medq` command in a subprocess."""
-    env = dict(os.environ)
-    env.pop("MEDQ_DEBUG", None)
+def run_medq(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+             ) -> subprocess.CompletedProcess[str]:
+    """Run the real `medq` command in a subprocess (`env`: variables to set for it)."""
+    full = dict(os.environ, **(env or {}))
+    full.pop("MEDQ_DEBUG", None)
     return subprocess.run([*MEDQ, *map(str, args)], capture_output=True, text=True, cwd=cwd,
-                          env=env, timeout=300)
+                          env=full, timeout=300)
 
 
 def test_version() -> None:

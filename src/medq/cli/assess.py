@@ -32,7 +32,8 @@ def assess_inputs(paths: list[Path], each: bool = False) -> list[Path]:
     its subfolders): each DICOM series of several slices one volume (its folder, or
     `<folder>#<SeriesInstanceUID>` when the folder holds more), every other image file (single
     DICOM images, NIfTI, PNG, …) one input; with `each`, a 4D file gives each of its volumes
-    (`io.volumes.each_volume`). Paths stay as the user wrote them."""
+    (`io.volumes.each_volume`). Paths stay as the user wrote them; archives are given unpacked
+    (`unpacked_inputs`)."""
     from medq.qc.discover import discover
 
     found: list[Path] = []
@@ -48,6 +49,15 @@ def assess_inputs(paths: list[Path], each: bool = False) -> list[Path]:
 
         found = each_volume(found)
     return expand_inputs(found)
+
+
+def unpacked_inputs(paths: list[Path]) -> list[Path]:
+    """The input paths with each zip or tar archive replaced by the folder it unpacks to, read
+    like any folder; lines and JSON name what is inside as `<archive>/<path inside>`
+    (`io.archive`)."""
+    from medq.io.archive import unpack_all
+
+    return unpack_all(list(paths))
 
 
 def as_written(item: str, folder: Path) -> Path:
@@ -78,9 +88,10 @@ def assess(
     """Assess image quality: 1–5 score, grade, recall flag, findings, measures, prompts."""
     from medq.assess.predictor import Assessor
     from medq.assess.series import outlying_volumes
+    from medq.io.archive import shown
 
     outcome = Outcome()
-    inputs = assess_inputs(paths, each)
+    inputs = assess_inputs(unpacked_inputs(paths), each)
     assessor = outcome.run(model, lambda: Assessor(model, batch_size=batch_size,
                                                    measures=measures, modality=modality,
                                                    precision=precision))
@@ -98,7 +109,7 @@ def assess(
             outcome.fail(path, result)
             rows.append(error_object(path, result))
         else:
-            rows.append(dict(result.to_dict(), path=str(path)))
+            rows.append(dict(result.to_dict(), path=shown(path)))
     outliers = outlying_volumes({r["path"]: r["score"] for r in rows if "score" in r})
     for row in rows:
         if row["path"] in outliers:

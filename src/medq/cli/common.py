@@ -58,13 +58,16 @@ T = TypeVar("T")
 
 
 def fail_line(path: str | os.PathLike[str] | None, exc: BaseException) -> str:
-    """The one-line error message for `exc` about `path`."""
+    """The one-line error message for `exc` about `path` (a path inside an archive written as
+    `<archive>/<path inside>`, `io.archive.shown`)."""
+    from medq.io.archive import shown
+
     if isinstance(exc, MedqError):
         if exc.path is None and path is not None:
-            return f"{path}: {exc.reason}"
-        return exc.message
+            return shown(f"{path}: {exc.reason}")
+        return shown(exc.message)
     reason = " ".join(f"{type(exc).__name__}: {exc}".split())
-    return f"{path}: internal error: {reason}" if path else f"internal error: {reason}"
+    return shown(f"{path}: internal error: {reason}" if path else f"internal error: {reason}")
 
 
 class Outcome:
@@ -111,8 +114,10 @@ def expand_inputs(paths: Iterable[Path]) -> list[Path]:
 
 def error_object(path: str | os.PathLike[str], exc: BaseException) -> dict[str, Any]:
     """The JSON object standing in for a failed input: `{"path", "error": {"type", "message"}}`."""
+    from medq.io.archive import shown
+
     etype = type(exc).__name__ if isinstance(exc, MedqError) else "InternalError"
-    return {"path": str(path), "error": {"type": etype, "message": fail_line(path, exc)}}
+    return {"path": shown(path), "error": {"type": etype, "message": fail_line(path, exc)}}
 
 
 def print_json(data: Any) -> None:
@@ -122,7 +127,7 @@ def print_json(data: Any) -> None:
 
 
 INPUTS_ARGUMENT = typer.Argument(
-    ..., help="Image files, DICOM series folders or folders of images.")
+    ..., help="Image files, DICOM series folders, folders of images or zip/tar archives of them.")
 """The input paths of `medq assess`, `describe` and `restore`."""
 
 JSON_LIST_OPTION = typer.Option(False, "--json", help="Print a JSON list, one object per input.")

@@ -27,25 +27,32 @@ from medq.cli.common import (
 
 @app.command()
 def info(
-    paths: list[Path] = typer.Argument(..., help="Image files or DICOM series directories."),
+    paths: list[Path] = typer.Argument(..., help="Image files, DICOM series directories or "
+                                       "zip/tar archives of them."),
     as_json: bool = JSON_LIST_OPTION,
     modality: str | None = MODALITY_OPTION,
 ) -> None:
     """Show modality, region, shape, spacing and acquisition physics of each input (a 4D file:
     its first volume's, with `volumes` and the volume count leading its shape)."""
+    from medq.cli.assess import assess_inputs, unpacked_inputs
     from medq.io import load
+    from medq.io.archive import shown
     from medq.io.volumes import VOLUME_MARK, volume_count
 
     outcome = Outcome()
     rows: list[dict[str, Any]] = []
-    for path in expand_inputs(paths):
+    inputs = []
+    for path in paths:  # an archive gives the images inside it, as `medq assess` finds them
+        folder = unpacked_inputs([path])[0]
+        inputs += assess_inputs([folder]) if folder != path else [path]
+    for path in expand_inputs(inputs):
         count = volume_count(path)
         first = Path(f"{path}{VOLUME_MARK}0") if count > 1 else path
         result = outcome.run(path, lambda p=first: load(p, modality=modality))
         if isinstance(result, BaseException):
             rows.append(error_object(path, result))
         else:
-            row = dict(result.summary(), path=str(path))
+            row = dict(result.summary(), path=shown(path))
             if count > 1:
                 row.update(shape=[count, *row["shape"]], volumes=count)
             rows.append(row)

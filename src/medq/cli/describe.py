@@ -8,7 +8,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from medq.cli.assess import assess_inputs
+from medq.cli.assess import assess_inputs, unpacked_inputs
 from medq.cli.common import (
     BENCH_JSON_OPTION,
     EACH_VOLUME_OPTION,
@@ -48,9 +48,10 @@ def describe(
     from medq.assess.predictor import Assessor
     from medq.describe import report_from
     from medq.io import load
+    from medq.io.archive import shown
 
     outcome = Outcome()
-    inputs = assess_inputs(paths, each)
+    inputs = assess_inputs(unpacked_inputs(paths), each)
     assessor = outcome.run(model, lambda: Assessor(model, batch_size=batch_size,
                                                    modality=modality,
                                                    precision=precision))
@@ -75,7 +76,7 @@ def describe(
                 if isinstance(result, BaseException):
                     rows.append(error_object(path, result))
                 else:
-                    rows.append(dict(result.to_dict(), path=str(path)))
+                    rows.append(dict(result.to_dict(), path=shown(path)))
             bar.advance(task, len(chunk))
     if as_json:
         print_json(rows)

@@ -8,7 +8,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from medq.cli.assess import assess_inputs
+from medq.cli.assess import assess_inputs, unpacked_inputs
 from medq.cli.common import (
     BENCH_JSON_OPTION,
     EACH_VOLUME_OPTION,
@@ -123,9 +123,11 @@ def restore(
     """Restore images guided by their assessment; the input's format is kept."""
     from medq.assess.predictor import Assessor
     from medq.io import load, save
+    from medq.io.archive import shown
     from medq.restore.pipeline import restore as run_restore
 
     outcome = Outcome()
+    paths = unpacked_inputs(paths)
     inputs = assess_inputs(paths, each)
     ready = outcome.run(output, lambda: _prepare(paths, inputs, output))
     assessor = None if isinstance(ready, BaseException) else \
@@ -143,7 +145,7 @@ def restore(
             target = folder  # a volume: a series folder
         written = save(result.image, target, reference=dicom_reference(image),
                        description=f"medq restore {method}: {result.note}"[:64])
-        return dict(result.to_dict(), path=str(path), output=str(written))
+        return dict(result.to_dict(), path=shown(path), output=str(written))
 
     with progress_bar("restoring", len(inputs) < 2) as bar:
         task = bar.add_task("restore", total=len(inputs))

@@ -25,7 +25,7 @@ from medq.errors import (
     UnsupportedImage,
 )
 from medq.image import PHOTO_MODALITIES, MedImage
-from medq.io import dicom, dicom_series, dicom_write, gz, itk, neuro, nifti, raster
+from medq.io import archive, dicom, dicom_series, dicom_write, gz, itk, neuro, nifti, raster
 from medq.io.sidecar import read_sidecar, write_sidecar
 from medq.io.units import infer_modality
 from medq.io.volumes import VOLUME_MARK, volume_in_file
@@ -42,12 +42,12 @@ _MAGIC = (
     (b"MM\x00*", "tiff"), (b"II+\x00", "tiff"), (b"MM\x00+", "tiff"), (b"\x93NUMPY", "npy"),
     (b"NRRD000", "nrrd"), (b"ObjectType = Image", "metaimage"),
 )
-NOT_IMAGE_SUFFIXES = (".txt", ".md", ".json", ".csv", ".xml", ".html", ".pdf", ".zip", ".py",
-                      ".yaml", *itk.DATA_FILE_ENDINGS, *itk.SEGMENTATION_ENDINGS)
+NOT_IMAGE_SUFFIXES = (".txt", ".md", ".json", ".csv", ".xml", ".html", ".pdf", ".py", ".yaml",
+                      *archive.ARCHIVE_ENDINGS, *itk.DATA_FILE_ENDINGS, *itk.SEGMENTATION_ENDINGS)
 """Name endings of files that are never images of their own (skipped when folders are walked;
 the data files of detached MetaImage/NRRD headers are read through their header, 3D Slicer
 segmentations are label maps; the data file of an Analyze, PAR/REC or AFNI pair is skipped by
-`neuro.is_data_file`)."""
+`neuro.is_data_file`; an archive is opened only when named as an input, `medq.io.archive`)."""
 
 EXPECTED = ("DICOM, NIfTI, MetaImage, NRRD, MGH/MGZ, Analyze, MINC, PAR/REC, AFNI, PNG, JPEG, "
             "TIFF or .npy")
@@ -84,6 +84,8 @@ def sniff(path: str | Path) -> str:
         raise MissingInput("no such file or directory", p)
     if p.is_dir():
         return "dicom-series"
+    if archive.is_archive(p):
+        raise archive.refusal(p)
     try:
         with open(p, "rb") as fh:
             head = fh.read(352)

@@ -24,6 +24,7 @@ from typing import Any
 
 from medq.errors import EmptySeries, MedqError, MissingInput, UnsupportedImage
 from medq.image import MedImage
+from medq.io.archive import is_archive
 from medq.io.dicom_series import PART_MARK, SERIES_MARK, series_parts  # `<folder>#<uid>[@<part>]`
 from medq.io.dicom_tags import NOT_ACQUIRED  # derived maps
 from medq.io.mosaic import mosaic_count
@@ -148,6 +149,10 @@ def discover(archive: str | Path, each_volume: bool = False) -> list[Item]:
     if not root.exists():
         raise MissingInput("no such file or directory", root)
     root = root.resolve()
+    if is_archive(root):
+        raise UnsupportedImage("a zip or tar archive: medq qc keeps each item's path for the "
+                               "review app, so unpack it and QC the folder (medq assess, "
+                               "describe, restore and info read archives as they are)", archive)
     if root.is_file():
         items = folder_items(root.parent, [root.name]) if _is_candidate(root) else []
     else:

@@ -1,0 +1,135 @@
+"""Archives as inputs: a zip or tar file of images (a study exported from PACS, a dataset
+download) is read as the folder it holds.
+
+`unpack` extracts an archive once per process into a private temporary folder, removed when
+the process exits, and returns that folder; the CLI then finds the images inside it as in any
+folder (`qc.discover`). `shown` writes a path inside such a folder as the user knows it,
+`<archive>/<path inside>`, in every line medq prints. Extraction is refused, with the archive
+named, when it is unreadable or encrypted, when a member would land outside the folder (an
+absolute path, `..`, a link pointing out: tar's `data` filter), or when its unpacked size
+exceeds the free space of the temporary folder.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import tarfile
+import tempfile
+import zipfile
+from pathlib import Path
+
+from medq.errors import InputError, MedqError, UnreadableImage, UnsupportedImage
+
+ARCHIVE_ENDINGS = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
+"""Name endings of the archives medq reads as folders."""
+
+_UNPACKED: dict[Path, tuple[Path, str, int]] = {}
+"""Archive (resolved) → (its extraction folder, the archive's path as first written, the pid of
+the process that made the folder and removes it)."""
+
+
+_FAILED: dict[Path, MedqError] = {}
+"""Archive (resolved) → why `unpack_all` could not unpack it."""
+
+
+def is_archive(path: str | os.PathLike[str]) -> bool:
+    """True for an existing file whose name ends like a zip or tar archive."""
+    p = Path(path)
+    return p.name.lower().endswith(ARCHIVE_ENDINGS) and p.is_file()
+
+
+def _is_zip(path: Path) -> bool:
+    """A zip archive by name (a tar archive otherwise), so a damaged one gets zip's reason."""
+    return path.name.lower().endswith(".zip")
+
+
+def _members_size(path: Path) -> int:
+    """Bytes the archive's members take once unpacked (as its index states them)."""
+    if _is_zip(path):
+        with zipfile.ZipFile(path) as z:
+            return sum(info.file_size for info in z.infolist())
+    with tarfile.open(path) as t:
+        return sum(member.size for member in t.getmembers() if member.isfile())
+
+
+def _extract(path: Path, into: Path) -> None:
+    """Extract every member of the archive at `path` into the folder `into`."""
+    if _is_zip(path):
+        with zipfile.ZipFile(path) as z:
+            for info in z.infolist():
+                name = info.filename.replace("\\", "/")
+                if name.startswith("/") or ".." in name.split("/"):
+                    raise UnsupportedImage(f"archive member {info.filename!r} would be "
+                                           "written outside the archive's folder; not "
+                                           "extracted", path)
+            z.extractall(into)
+        return
+    with tarfile.open(path) as t:
+        t.extractall(into, filter="data")
+
+
+def unpack(path: str | os.PathLike[str]) -> Path:
+    """The folder holding the archive's members (extracted on the first call in this process,
+    removed at its exit); typed errors naming the archive when it cannot be unpacked."""
+    archive = Path(path).resolve()
+    known = _UNPACKED.get(archive)
+    if known is not None:
+        return known[0]
+    try:
+        size = _members_size(archive)
+        free = shutil.disk_usage(tempfile.gettempdir()).free
+        if size > free:
+            raise InputError(f"archive unpacks to {size / 1e9:.1f} GB but the temporary "
+                             f"folder {tempfile.gettempdir()} has {free / 1e9:.1f} GB free "
+                             "(TMPDIR moves it)", path)
+        folder = Path(tempfile.mkdtemp(prefix="medq-archive-")).resolve()
+        try:
+            _extract(archive, folder)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, RuntimeError,
+            NotImplementedError) as e:  # corrupt, truncated, encrypted, unknown compression
+        raise UnreadableImage(f"cannot unpack archive ({type(e).__name__}: {e})", path) from e
+    _UNPACKED[archive] = (folder, str(path), os.getpid())
+    return folder
+
+
+def unpack_all(paths: list[Path]) -> list[Path]:
+    """The paths with every archive replaced by the folder it unpacks to (`unpack`); an archive
+    that cannot be unpacked stays as it is, and reading it later gives the reason (`refusal`)."""
+    out = []
+    for p in paths:
+        if is_archive(p):
+            try:
+                p = unpack(p)
+            except MedqError as e:
+                _FAILED[Path(p).resolve()] = e
+        out.append(p)
+    return out
+
+
+def refusal(path: str | os.PathLike[str]) -> MedqError:
+    """Why the archive at `path` is not read as an image: the reason it could not be unpacked,
+    else that only the commands taking folders read archives."""
+    return _FAILED.get(Path(path).resolve()) or UnsupportedImage(
+        "an archive of images, not an image: medq assess, describe, restore and info read the "
+        "images inside it; extract it for other commands", path)
+
+
+def shown(text: str | os.PathLike[str]) -> str:
+    """`text` with every extraction folder of this process written as its archive's path."""
+    out = str(text)
+    for folder, written, _ in _UNPACKED.values():
+        out = out.replace(str(folder), written)
+    return out
+
+
+@atexit.register
+def _remove_unpacked() -> None:
+    """Remove the extraction folders this process made (not those a forked parent made)."""
+    for folder, _, pid in list(_UNPACKED.values()):
+        if pid == os.getpid():
+            shutil.rmtree(folder, ignore_errors=True)
