@@ -314,11 +314,13 @@ def test_upload_of_a_freesurfer_volume_keeps_its_compression(web: Web, tmp_path:
 
 def test_upload_rejects_what_is_not_an_image(web: Web) -> None:
     cases = [("notes.txt", b"just some text\n" * 20), ("fake.png", b"not a png at all" * 10),
-             ("empty.dcm", b""), ("page.html", b"<html><body>hi</body></html>")]
+             ("empty.dcm", b""), ("page.html", b"<html><body>hi</body></html>"),
+             ("study.zip", b"PK\x03\x04" + b"\0" * 64)]
     for name, data in cases:
         r = web.client.post("/api/upload", files={"file": (name, data)})
         assert r.status_code == 400, (name, r.text)
         assert r.json()["detail"].startswith(f"{name}: ")
+    assert "one image per upload" in r.json()["detail"]  # the archive says what to do
     assert web.client.post("/api/upload", data={"modality": "CT"}).status_code == 400
     page = web.client.post("/upload", files={"file": ("notes.txt", b"text" * 50)})
     assert page.status_code == 400 and 'id="upload-error"' in page.text
