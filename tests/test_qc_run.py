@@ -275,7 +275,12 @@ def test_qc_run_rejects_bad_input_before_starting_workers(tmp_path: Path) -> Non
     save(_slice2d(), archive / "ct.dcm")
     db = tmp_path / "qc.sqlite"
     unknown = _medq("qc", "run", str(archive), "--db", str(db), "--model", "no-such-model")
-    assert unknown.returncode == 1 and "no-such-model" in unknown.stderr and not db.exists()
+    assert unknown.returncode == 2 and "no-such-model" in unknown.stderr and not db.exists()
+    junk = tmp_path / "junk.pt"
+    junk.write_text("not a checkpoint\n")
+    broken = _medq("qc", "run", str(archive), "--db", str(db), "--model", str(junk))
+    assert broken.returncode == 2 and not db.exists()
+    assert f"{junk}: not a medq quality checkpoint" in broken.stderr
     missing = _medq("qc", "run", str(tmp_path / "nowhere"), "--db", str(db))
     assert missing.returncode == 2 and "nowhere: no such file or directory" in missing.stderr
     nodir = _medq("qc", "run", str(archive), "--db", str(tmp_path / "no" / "qc.sqlite"))

@@ -123,14 +123,16 @@ def test_pairs_are_deterministic_and_come_from_the_split() -> None:
 
 
 def test_unknown_method_and_missing_weights_are_clear_errors() -> None:
-    from medq.errors import InvalidParameter, ModelError
+    from medq.errors import InvalidParameter
     from medq.restore.models import load_restorer
     from medq.restore.pipeline import restore
 
     with pytest.raises(InvalidParameter, match="choose from auto, net, bm3d, nlm, tv"):
         restore(load_sample("ct_small"), "median")
-    with pytest.raises(ModelError, match="no restoration weights"):
+    with pytest.raises(InvalidParameter, match="no restoration weights"):
         load_restorer("no-such-restorer")
+    with pytest.raises(InvalidParameter, match="shipped restorers"):
+        load_restorer("mediqa-s")  # a quality model
 
 
 CT_SMALL_NOISE = pytest.mark.xfail(

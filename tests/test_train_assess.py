@@ -15,7 +15,7 @@ from medq.assess.assessment import GRADES, combined_score, grade_for
 from medq.assess.predictor import Assessor
 from medq.data.samples import load_sample
 from medq.data.sources import sources
-from medq.errors import InputError, InvalidParameter, ModelError
+from medq.errors import InputError, InvalidParameter
 from medq.image import MedImage
 from medq.train.config import config_from_dict, load_config
 
@@ -230,8 +230,12 @@ def test_cli_assess_json_exit_code_and_order(tiny_run: dict, tmp_path: Path) -> 
 
 
 def test_unknown_model_is_a_clear_error() -> None:
-    with pytest.raises(ModelError, match="shipped models"):
+    """A model name or checkpoint the user got wrong is bad input (exit code 2), not medq's
+    internal error."""
+    with pytest.raises(InvalidParameter, match="shipped models"):
         Assessor("no-such-model")
+    with pytest.raises(InvalidParameter, match=r"shipped models \(cnniqa, .*mediqa-s"):
+        Assessor("restore-s")  # a restoration network
 
 
 def test_config_errors_name_the_problem(tmp_path: Path) -> None:

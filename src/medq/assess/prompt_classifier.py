@@ -28,6 +28,7 @@ from torch import nn
 
 from medq.assess.preprocess import model_input
 from medq.assess.prompts import MODALITY_PROMPTS, REGION_PROMPTS, normalize
+from medq.assess.weights import PROMPT_CLASSIFIER
 from medq.image import MedImage
 from medq.io.units import HU_AIR, in_hounsfield_units
 
@@ -37,7 +38,7 @@ SIZE = 64
 MODALITIES = tuple(m for m in MODALITY_PROMPTS if m != "other")
 """Modalities the classifier can answer."""
 
-WEIGHTS_NAME = "prompt-classifier"
+WEIGHTS_NAME = PROMPT_CLASSIFIER
 """File stem of the shipped classifier in medq/weights/."""
 
 

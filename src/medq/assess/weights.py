@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from medq.errors import ModelError
+from medq.errors import InvalidParameter, MedqError, ModelError
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 """Folder of the shipped weights (package data)."""
@@ -18,23 +18,48 @@ WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 DEFAULT_MODEL = "mediqa-s"
 """Model used by `medq assess` when none is named."""
 
+RESTORER_PREFIX = "restore-"
+"""Name prefix of the shipped restoration networks."""
+
+PROMPT_CLASSIFIER = "prompt-classifier"
+"""Name of the shipped prompt classifier (`medq.assess.prompt_classifier`)."""
+
 
 def shipped() -> list[str]:
     """Names of the shipped checkpoints."""
     return sorted(p.stem for p in WEIGHTS_DIR.glob("*.pt"))
 
 
+def why(exc: BaseException) -> str:
+    """`<type>: <first line of the message>` (at most 120 characters) of a loading failure."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0][:120]}" if lines else type(exc).__name__
+
+
+def checkpoint_error(reason: str, path: str | Path) -> MedqError:
+    """The error of a checkpoint that cannot be used: ModelError (an internal error, exit code 1)
+    for shipped weights, InvalidParameter (bad input, exit code 2) for a file the user named."""
+    shipped_file = Path(path).resolve().parent == WEIGHTS_DIR
+    return (ModelError if shipped_file else InvalidParameter)(reason, path)
+
+
+def quality_models() -> list[str]:
+    """Names of the shipped quality models (what `--model` of `medq assess` takes)."""
+    return [n for n in shipped() if not n.startswith(RESTORER_PREFIX) and n != PROMPT_CLASSIFIER]
+
+
 def resolve(name_or_path: str | Path) -> Path:
-    """Path of a shipped checkpoint name, or an existing checkpoint path; ModelError otherwise."""
+    """Path of a shipped checkpoint name, or an existing checkpoint path; InvalidParameter
+    (bad input) otherwise."""
     path = Path(name_or_path).expanduser()
     if path.suffix == ".pt" and path.is_file():
         return path
     candidate = WEIGHTS_DIR / f"{name_or_path}.pt"
-    if candidate.is_file():
+    if candidate.is_file() and candidate.stem in quality_models():
         return candidate
-    names = ", ".join(shipped()) or "none"
-    raise ModelError(f"no weights called {str(name_or_path)!r}: give a checkpoint path or one "
-                     f"of the shipped models ({names})")
+    names = ", ".join(quality_models()) or "none"
+    raise InvalidParameter(f"no weights called {str(name_or_path)!r}: give a checkpoint path "
+                           f"or one of the shipped models ({names})")
 
 
 @lru_cache(maxsize=4)
@@ -47,9 +72,9 @@ def _load(path: str) -> tuple[Any, dict[str, Any]]:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
         model = checkpoint_class(ckpt["model"]).from_dict(ckpt)
     except ModelError as e:
-        raise ModelError(e.reason, path) from e
-    except (OSError, RuntimeError, KeyError, TypeError, ValueError) as e:
-        raise ModelError(f"not a medq quality checkpoint ({type(e).__name__}: {e})", path) from e
+        raise checkpoint_error(e.reason, path) from e
+    except Exception as e:  # noqa: BLE001 — whatever torch.load or the rebuild trips on
+        raise checkpoint_error(f"not a medq quality checkpoint ({why(e)})", path) from e
     return model, dict(ckpt.get("medq", {}))
 
 

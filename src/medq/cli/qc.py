@@ -74,12 +74,12 @@ def run(
     each: bool = EACH_VOLUME_OPTION,
 ) -> None:
     """Assess every item of an archive; unchanged items already in the database are skipped."""
-    from medq.assess.weights import resolve
+    from medq.assess.weights import load_weights
     from medq.qc.runner import run_qc
     from medq.qc.store import Store
 
-    outcome = Outcome()
-    if isinstance(outcome.run(model, lambda: resolve(model)), BaseException):
+    outcome = Outcome()  # an unknown or broken model fails here, before any database or worker
+    if isinstance(outcome.run(model, lambda: load_weights(model)), BaseException):
         outcome.exit()
     store = outcome.run(db, lambda: Store(db))
     if isinstance(store, BaseException):

@@ -258,7 +258,7 @@ def run_qc(archive: str | Path, store: Store, *, model: str = "mediqa-s",
     from medq.qc.discover import discover
 
     start = time.perf_counter()
-    resolve(model)  # an unknown model fails here (ModelError), not once per item on the workers
+    resolve(model)  # an unknown model fails here (InvalidParameter), not per item on the workers
     key = model_key(model)
     items = discover(archive, each_volume)
     known = store.known(key)

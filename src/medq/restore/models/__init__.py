@@ -16,7 +16,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from medq.errors import ModelError
+from medq.assess.weights import checkpoint_error, why
+from medq.errors import InvalidParameter, ModelError
 from medq.restore.models.ensemble import RestoreEnsemble
 from medq.restore.models.unet import RestoreUNet
 
@@ -65,8 +66,9 @@ def _from_dict(ckpt: dict[str, Any]) -> nn.Module:
 
 
 def resolve(name_or_path: str | Path) -> Path:
-    """Checkpoint path of a shipped restorer name or an existing file; ModelError otherwise."""
-    from medq.assess.weights import WEIGHTS_DIR
+    """Checkpoint path of a shipped restorer name or an existing file; InvalidParameter (bad
+    input) otherwise."""
+    from medq.assess.weights import RESTORER_PREFIX, WEIGHTS_DIR
 
     path = Path(name_or_path).expanduser()
     if path.is_dir() and (path / "model.pt").is_file():
@@ -74,11 +76,11 @@ def resolve(name_or_path: str | Path) -> Path:
     if path.suffix == ".pt" and path.is_file():
         return path
     candidate = WEIGHTS_DIR / f"{name_or_path}.pt"
-    if candidate.is_file():
+    if candidate.is_file() and candidate.stem.startswith(RESTORER_PREFIX):
         return candidate
-    names = ", ".join(sorted(p.stem for p in WEIGHTS_DIR.glob("restore-*.pt"))) or "none"
-    raise ModelError(f"no restoration weights called {str(name_or_path)!r}: give a checkpoint "
-                     f"path or one of the shipped restorers ({names})")
+    names = ", ".join(sorted(p.stem for p in WEIGHTS_DIR.glob(f"{RESTORER_PREFIX}*.pt"))) or "none"
+    raise InvalidParameter(f"no restoration weights called {str(name_or_path)!r}: give a "
+                           f"checkpoint path or one of the shipped restorers ({names})")
 
 
 @lru_cache(maxsize=4)
@@ -86,9 +88,8 @@ def _load(path: str, mtime: float) -> tuple[nn.Module, dict[str, Any]]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
         model = _from_dict(ckpt)
-    except (OSError, RuntimeError, KeyError, TypeError) as e:
-        raise ModelError(f"not a medq restoration checkpoint ({type(e).__name__}: {e})",
-                         path) from e
+    except Exception as e:  # noqa: BLE001 — whatever torch.load or the rebuild trips on
+        raise checkpoint_error(f"not a medq restoration checkpoint ({why(e)})", path) from e
     return model.eval(), dict(ckpt.get("medq", {}))
 
 
