@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -240,6 +241,28 @@ def test_cli_restore_several_inputs_nifti_and_bad_input(tmp_path: Path) -> None:
     import nibabel
 
     assert nibabel.load(out / nii.name).shape == nibabel.load(nii).shape
+
+
+def test_cli_restore_never_replaces_its_input_and_keeps_the_name_in_a_folder(
+        tmp_path: Path) -> None:
+    """OUT naming the input (a file, or the folder of several inputs) is refused before anything
+    is written, the input's bytes unchanged; one input into an existing folder keeps its name."""
+    scan = tmp_path / "mr.dcm"
+    shutil.copy(dicom_testfile("MR_small.dcm"), scan)
+    other = tmp_path / "ct.dcm"
+    shutil.copy(dicom_testfile("CT_small.dcm"), other)
+    before = scan.read_bytes()
+    for args in (("restore", scan, "-o", scan), ("restore", scan, other, "-o", tmp_path)):
+        res = run_medq(*args, "--method", "tv", "--force")
+        assert res.returncode == 2, res.stderr
+        assert "would replace the input itself" in res.stderr
+        assert scan.read_bytes() == before
+    folder = tmp_path / "restored"
+    folder.mkdir()
+    res = run_medq("restore", scan, "-o", folder, "--method", "tv", "--force", "--json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)[0]["output"] == str(folder / "mr.dcm")
+    assert pydicom.dcmread(folder / "mr.dcm").Modality == "MR"
 
 
 def test_cli_restore_writes_a_volume_from_one_dicom_file_as_a_series(tmp_path: Path,

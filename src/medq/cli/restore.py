@@ -43,8 +43,8 @@ def output_paths(paths: list[Path], inputs: list[Path], output: Path) -> dict[Pa
     from medq.io.neuro import writable_name
     from medq.io.volumes import volume_file_name
 
-    if len(inputs) == 1:
-        return {inputs[0]: output}
+    if len(inputs) == 1 and not (output.is_dir() and not _is_series_input(inputs[0])):
+        return {inputs[0]: output}  # one input into an existing folder: OUT/<its name>
     folders = [p for p in paths if p.is_dir()]
     targets: dict[Path, Path] = {}
     for path in inputs:
@@ -59,6 +59,27 @@ def output_paths(paths: list[Path], inputs: list[Path], output: Path) -> dict[Pa
                                    f"{target}; restore them in separate runs", output)
         seen[target] = path
     return targets
+
+
+def _is_series_input(path: Path) -> bool:
+    """True for an input that is a DICOM series folder (or one series of a folder): its result
+    is a series folder, so an existing folder OUT receives it as it is."""
+    from medq.io.dicom_series import series_in_folder
+
+    return path.is_dir() or series_in_folder(path) is not None
+
+
+def _input_files(path: Path) -> set[Path]:
+    """The files and folders (resolved) an input is read from, which no result may replace."""
+    from medq.io.dicom_series import series_in_folder
+    from medq.io.volumes import volume_in_file
+
+    named = series_in_folder(path) or volume_in_file(path)
+    where = Path(named[0]) if named else path
+    found = {where.resolve()}
+    if where.is_dir():
+        found |= {f.resolve() for f in where.iterdir()}
+    return found
 
 
 def _series_folder(target: Path) -> Path | None:
@@ -83,6 +104,10 @@ def _prepare(paths: list[Path], inputs: list[Path], output: Path) -> dict[Path, 
     from medq.io.dicom_series import series_in_folder
 
     targets = output_paths(paths, inputs, output)
+    for path, target in targets.items():
+        if target.resolve() in _input_files(path):
+            raise InvalidParameter(f"the result of {path} would replace the input itself; "
+                                   "write it elsewhere (medq never overwrites its input)", output)
     if len(inputs) > 1:
         if output.exists() and not output.is_dir():
             raise InvalidParameter("with several inputs OUT must be a folder", output)
