@@ -34,6 +34,23 @@ def test_version() -> None:
     assert res.stdout.strip() == f"medq {medq.__version__}"
 
 
+def test_readers_warnings_stay_off_the_terminal() -> None:
+    """pydicom's notes on a file's quirks — MR_small_padded.dcm has 128 bytes of padding after
+    its pixel data — do not reach the terminal of `medq info` or `medq assess` (forked workers)."""
+    padded = dicom_testfile("MR_small_padded.dcm")
+    for args in (("info", padded), ("assess", padded, padded, "--no-measures")):
+        res = run_medq(*args)
+        assert res.returncode == 0 and res.stderr == "", res.stderr
+    import warnings
+
+    import medq
+
+    with warnings.catch_warnings(record=True) as caught:  # the library itself still says it
+        warnings.simplefilter("always")
+        medq.load(padded)
+    assert any("padding" in str(w.message) for w in caught)
+
+
 def test_info_ct_small_json_reports_kvp_and_exposure() -> None:
     res = run_medq("info", dicom_testfile("CT_small.dcm"), "--json")
     assert res.returncode == 0, res.stderr

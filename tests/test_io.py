@@ -477,6 +477,28 @@ def test_nifti_singleton_4th_axis_and_partial_nan(tmp_path: Path) -> None:
     assert np.isfinite(img.array).all()
 
 
+def test_nifti_that_is_not_a_grey_image_is_refused_with_its_reason(tmp_path: Path,
+                                                                    mni_t1: MedImage) -> None:
+    """Complex voxels (nibabel would drop the imaginary part with a ComplexWarning and medq
+    graded the real part), RGB voxels and a 5D file get an UnsupportedImage naming what they
+    hold, without a library warning."""
+    import warnings
+
+    from medq.errors import UnsupportedImage
+
+    t1 = np.asarray(mni_t1.array[::4, ::4, ::4], np.float32)
+    rgb = np.zeros(t1.shape, [("R", "u1"), ("G", "u1"), ("B", "u1")])
+    cases = {"complex.nii.gz": ((t1 + 1j * t1).astype(np.complex64), "complex-valued voxels"),
+             "rgb.nii.gz": (rgb, r"colour voxels \(R, G, B\)"),
+             "fived.nii.gz": (np.stack([t1, t1], -1)[:, :, :, None, :], "a 5D image")}
+    for name, (data, reason) in cases.items():
+        nib.save(nib.Nifti1Image(data, np.eye(4)), tmp_path / name)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with pytest.raises(UnsupportedImage, match=reason):
+                load(tmp_path / name)
+
+
 # ------------------------------------------------------------------ raster and npy
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -251,3 +252,17 @@ def main(
                                  help="Print the version and exit."),
 ) -> None:
     """medq: medical image quality toolkit."""
+    quiet_readers()
+
+
+QUIET_MODULES = r"(pydicom|nibabel|PIL|tifffile|SimpleITK)(\.|$)"
+"""Readers whose warnings about a file's quirks (excess padding after the pixel data, an invalid
+IS value, an implicit VR where explicit was expected) the CLI does not print: what medq could not
+read is an error line, the rest it read."""
+
+
+def quiet_readers() -> None:
+    """Hide the file readers' warnings from the terminal (`QUIET_MODULES`; forked workers
+    inherit the filter), unless MEDQ_DEBUG is set."""
+    if not os.environ.get("MEDQ_DEBUG"):
+        warnings.filterwarnings("ignore", module=QUIET_MODULES)

@@ -56,6 +56,16 @@ def image_from_nifti(img: Any, source: str | Path | None = None, volume: int | N
 
     shape = tuple(int(s) for s in img.shape)
     count = int(np.prod(shape[3:])) if len(shape) > 3 else 1
+    dtype = np.dtype(img.get_data_dtype())
+    if dtype.kind == "c":
+        raise UnsupportedImage("complex-valued voxels: medq assesses magnitude images (save "
+                               "the magnitude, |x|, as the image)", source)
+    if dtype.fields:
+        raise UnsupportedImage(f"colour voxels ({', '.join(dtype.names)}): medq reads colour "
+                               "images as PNG, JPEG, TIFF or DICOM", source)
+    if len(shape) > 4 and count > 1:
+        raise UnsupportedImage(f"a {len(shape)}D image of shape {shape}: medq reads 2D, 3D and "
+                               "4D images", source)
     if volume is not None:
         check_volume(volume, count if len(shape) == 4 else 0, source)
         data = np.asarray(img.dataobj[..., volume], dtype=np.float32)
