@@ -51,6 +51,18 @@ def test_readers_warnings_stay_off_the_terminal() -> None:
     assert any("padding" in str(w.message) for w in caught)
 
 
+def test_options_out_of_range_are_usage_errors() -> None:
+    """`--modality` takes the modalities medq grades (any case), `--batch-size` a positive
+    count: anything else exits with 2 before any input is read."""
+    ct = dicom_testfile("CT_small.dcm")
+    for args, option in ((("--modality", "US"), "--modality"), (("--batch-size", "0"),
+                                                                  "--batch-size")):
+        res = run_medq("assess", ct, *args)
+        assert res.returncode == 2 and option in res.stderr and res.stdout == ""
+    res = run_medq("info", ct, "--modality", "ct", "--json")
+    assert res.returncode == 0 and json.loads(res.stdout)[0]["modality"] == "CT"
+
+
 def test_info_ct_small_json_reports_kvp_and_exposure() -> None:
     res = run_medq("info", dicom_testfile("CT_small.dcm"), "--json")
     assert res.returncode == 0, res.stderr

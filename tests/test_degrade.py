@@ -241,6 +241,9 @@ def test_simulate_errors(mr_slice: MedImage, ct_slice: MedImage, retina: MedImag
         simulate(ct_slice, "no_such_kind", level=1.0)
     with pytest.raises(InvalidParameter):
         simulate(ct_slice, "blur")
+    for level in (0.0, -3.0, float("nan")):  # a PSF of −3 mm was recorded as severity "none"
+        with pytest.raises(InvalidParameter, match=r"positive number \(PSF FWHM in mm\)"):
+            simulate(ct_slice, "blur", level=level)
 
 
 def test_record_roundtrip(ct_slice: MedImage) -> None:

@@ -223,8 +223,23 @@ def write_results(folder: Path, name: str, payload: Any, indent: int = 2) -> Pat
     return path
 
 
+USER_MODALITIES = ("CT", "MR", "PT", "CR", "DX", "OP")
+"""What `--modality` takes: the modalities medq grades (case does not matter)."""
+
+
+def _modality(value: str | None) -> str | None:
+    """`--modality` upper-cased; a usage error (exit code 2) for anything medq does not grade."""
+    if value is None:
+        return None
+    if value.strip().upper() not in USER_MODALITIES:
+        raise typer.BadParameter(f"{value!r} is not a modality medq grades; use one of "
+                                 f"{', '.join(USER_MODALITIES)}")
+    return value.strip().upper()
+
+
 MODALITY_OPTION = typer.Option(
-    None, "--modality", help="Modality when the file does not say (CT, MR, PT, CR, DX, OP).")
+    None, "--modality", callback=_modality,
+    help="Modality when the file does not say (CT, MR, PT, CR, DX, OP).")
 
 
 def dicom_reference(image: Any) -> str | None:

@@ -39,7 +39,7 @@ def describe(
     paths: list[Path] = INPUTS_ARGUMENT,
     as_json: bool = JSON_LIST_OPTION,
     model: str = QUALITY_MODEL_OPTION,
-    batch_size: int = typer.Option(16, "--batch-size", help="Images per forward pass."),
+    batch_size: int = typer.Option(16, "--batch-size", min=1, help="Images per forward pass."),
     modality: str | None = MODALITY_OPTION,
     precision: str = PRECISION_OPTION,
     each: bool = EACH_VOLUME_OPTION,

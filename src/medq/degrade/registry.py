@@ -164,8 +164,8 @@ def simulate(image: MedImage, kind: str, level: float | None = None, severity: s
     if (level is None) == (severity is None):
         raise InvalidParameter("give exactly one of level or severity")
     lev = float(spec.level_for(severity) if severity is not None else level)
-    if not np.isfinite(lev):
-        raise InvalidParameter(f"level must be finite, got {level}")
+    if not np.isfinite(lev) or lev <= 0:  # every level is a positive physical quantity
+        raise InvalidParameter(f"level must be a positive number ({spec.unit}), got {level}")
     rng = np.random.default_rng(seed)
     out, params = spec.fn(image, lev, rng)
     record = Degradation(kind, lev, spec.unit, spec.severity(lev), seed, spec.finding, dict(params))
