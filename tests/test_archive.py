@@ -88,6 +88,7 @@ def test_bad_archives_fail_alone_with_their_reason(study: dict[str, Path],
         "damaged.zip: cannot unpack archive (BadZipFile: File is not a zip file)"
     assert "'../escaped.dcm' would be written outside" in rows["climb.zip"]["error"]["message"]
     assert rows["link.tar"]["error"]["message"].startswith("link.tar: cannot unpack archive")
+    assert rows["climb.zip"]["error"]["message"].startswith("climb.zip: ")  # as typed
     assert not (tmp_path.parent / "escaped.dcm").exists()
     assert sum("score" in row for row in rows.values()) == 3
     assert len(res.stderr.strip().splitlines()) == 3  # one line per bad archive
@@ -97,10 +98,11 @@ def test_info_describe_and_restore_read_archives_other_commands_say_so(
         study: dict[str, Path], tmp_path: Path) -> None:
     """`medq info` and `describe` list what is inside; `medq restore` writes each result under
     OUT at its path inside the archive, in its format; `medq simulate` says to extract it."""
-    info = run_medq("info", study["zip"], "--json")
-    assert info.returncode == 0, info.stderr
-    assert {Path(r["path"]).name: r["modality"] for r in json.loads(info.stdout)} == \
-        {"ct.dcm": "CT", "skull.dcm": "DX", "t1": "MR"}
+    for listed in (study["zip"], study["root"]):  # the archive, and the folder it came from
+        info = run_medq("info", listed, "--json")
+        assert info.returncode == 0, info.stderr
+        assert {Path(r["path"]).name: r["modality"] for r in json.loads(info.stdout)} == \
+            {"ct.dcm": "CT", "skull.dcm": "DX", "t1": "MR"}
 
     described = run_medq("describe", study["tar"], "--json")
     assert described.returncode == 0, described.stderr

@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from medq.cli.common import (
+    INPUTS_ARGUMENT,
     JSON_LIST_OPTION,
     KEY_PHYSICS,
     MODALITY_OPTION,
@@ -18,7 +19,6 @@ from medq.cli.common import (
     dicom_reference,
     err,
     error_object,
-    expand_inputs,
     findings_text,
     out,
     print_json,
@@ -27,8 +27,7 @@ from medq.cli.common import (
 
 @app.command()
 def info(
-    paths: list[Path] = typer.Argument(..., help="Image files, DICOM series directories or "
-                                       "zip/tar archives of them."),
+    paths: list[Path] = INPUTS_ARGUMENT,
     as_json: bool = JSON_LIST_OPTION,
     modality: str | None = MODALITY_OPTION,
 ) -> None:
@@ -41,11 +40,8 @@ def info(
 
     outcome = Outcome()
     rows: list[dict[str, Any]] = []
-    inputs = []
-    for path in paths:  # an archive gives the images inside it, as `medq assess` finds them
-        folder = unpacked_inputs([path])[0]
-        inputs += assess_inputs([folder]) if folder != path else [path]
-    for path in expand_inputs(inputs):
+    inputs = assess_inputs(unpacked_inputs(paths))  # folders and archives as medq assess
+    for path in inputs:
         count = volume_count(path)
         first = Path(f"{path}{VOLUME_MARK}0") if count > 1 else path
         result = outcome.run(path, lambda p=first: load(p, modality=modality))

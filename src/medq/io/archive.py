@@ -20,7 +20,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from medq.errors import InputError, MedqError, UnreadableImage, UnsupportedImage
+from medq.errors import EmptySeries, InputError, MedqError, UnreadableImage, UnsupportedImage
 
 ARCHIVE_ENDINGS = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 """Name endings of the archives medq reads as folders."""
@@ -45,17 +45,19 @@ def _is_zip(path: Path) -> bool:
     return path.name.lower().endswith(".zip")
 
 
-def _members_size(path: Path) -> int:
-    """Bytes the archive's members take once unpacked (as its index states them)."""
+def _members(path: Path) -> tuple[int, int]:
+    """How many members the archive lists and the bytes they take once unpacked."""
     if _is_zip(path):
         with zipfile.ZipFile(path) as z:
-            return sum(info.file_size for info in z.infolist())
+            infos = z.infolist()
+            return len(infos), sum(info.file_size for info in infos)
     with tarfile.open(path) as t:
-        return sum(member.size for member in t.getmembers() if member.isfile())
+        members = t.getmembers()
+        return len(members), sum(m.size for m in members if m.isfile())
 
 
-def _extract(path: Path, into: Path) -> None:
-    """Extract every member of the archive at `path` into the folder `into`."""
+def _extract(path: Path, into: Path, named: str | os.PathLike[str]) -> None:
+    """Extract every member of the archive at `path` (the user's `named`) into `into`."""
     if _is_zip(path):
         with zipfile.ZipFile(path) as z:
             for info in z.infolist():
@@ -63,7 +65,7 @@ def _extract(path: Path, into: Path) -> None:
                 if name.startswith("/") or ".." in name.split("/"):
                     raise UnsupportedImage(f"archive member {info.filename!r} would be "
                                            "written outside the archive's folder; not "
-                                           "extracted", path)
+                                           "extracted", named)
             z.extractall(into)
         return
     with tarfile.open(path) as t:
@@ -78,7 +80,9 @@ def unpack(path: str | os.PathLike[str]) -> Path:
     if known is not None:
         return known[0]
     try:
-        size = _members_size(archive)
+        count, size = _members(archive)
+        if count == 0:
+            raise EmptySeries("the archive holds no files", path)
         free = shutil.disk_usage(tempfile.gettempdir()).free
         if size > free:
             raise InputError(f"archive unpacks to {size / 1e9:.1f} GB but the temporary "
@@ -86,7 +90,7 @@ def unpack(path: str | os.PathLike[str]) -> Path:
                              "(TMPDIR moves it)", path)
         folder = Path(tempfile.mkdtemp(prefix="medq-archive-")).resolve()
         try:
-            _extract(archive, folder)
+            _extract(archive, folder, path)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
