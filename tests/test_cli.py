@@ -63,6 +63,30 @@ def test_options_out_of_range_are_usage_errors() -> None:
     assert res.returncode == 0 and json.loads(res.stdout)[0]["modality"] == "CT"
 
 
+def test_a_series_missing_a_slice_is_reported_by_assess_and_describe(tmp_path: Path,
+                                                                     mni_t1) -> None:
+    """The MNI T1 as a DICOM series with one slice file deleted: `medq assess` states the gap
+    (JSON `slice_gaps`, the table's "series: 1 slice missing?") and `medq describe`'s text says
+    coverage is incomplete."""
+    from medq.io import save
+
+    series = save(mni_t1.with_array(mni_t1.array[20:40]), tmp_path / "t1")
+    files = sorted(series.iterdir(), key=lambda f: pydicom.dcmread(f).ImagePositionPatient[2])
+    files[10].unlink()
+    res = run_medq("assess", series, "--json", "--no-measures")
+    assert res.returncode == 0, res.stderr
+    (row,) = json.loads(res.stdout)
+    assert row["slice_gaps"]["missing_slices"] == 1 and row["slice_gaps"]["spacing_mm"] == 2.0
+    table = run_medq("assess", series, "--no-measures")
+    assert "series: 1 slice missing?" in " ".join(table.stdout.split())
+    res = run_medq("describe", series, "--json")
+    assert res.returncode == 0, res.stderr
+    (report,) = json.loads(res.stdout)
+    assert ("Coverage is incomplete: the slices are 2 mm apart but one step is 4 mm, so about "
+            "one slice appears to be missing.") in report["text"]
+    assert report["text"].endswith(f"Overall, the quality of this image is {report['verdict']}.")
+
+
 def test_info_ct_small_json_reports_kvp_and_exposure() -> None:
     res = run_medq("info", dicom_testfile("CT_small.dcm"), "--json")
     assert res.returncode == 0, res.stderr

@@ -379,6 +379,23 @@ def test_volume_series_from_mni_with_shuffled_names(tmp_path: Path, mni_t1: MedI
     assert back.spacing == pytest.approx((2.0, 2.0, 2.0))
 
 
+def test_series_with_a_missing_slice_states_its_gap(tmp_path: Path, mni_t1: MedImage) -> None:
+    """A series written from the MNI T1 (2 mm slices) is evenly spaced; with two neighbouring
+    slices' files deleted it holds one 6 mm step: two slices missing, stated in `slice_gaps`
+    (and in `summary`, what `medq info` prints), the spacing still the usual 2 mm."""
+    out = save(mni_t1.with_array(mni_t1.array[30:42]), tmp_path / "mni")
+    assert "slice_gaps" not in load(out).meta and "slice_gaps" not in load(out).summary()
+    files = sorted(out.iterdir(), key=lambda f: pydicom.dcmread(f).ImagePositionPatient[2])
+    for f in files[5:7]:
+        f.unlink()
+    back = load(out)
+    assert back.shape[0] == 10 and back.spacing[0] == pytest.approx(2.0)
+    assert back.meta["slice_gaps"] == {"spacing_mm": 2.0, "smallest_step_mm": 2.0,
+                                       "largest_step_mm": 6.0, "gaps": 1, "missing_slices": 2,
+                                       "largest_step_after_slice": 4}
+    assert back.summary()["slice_gaps"]["missing_slices"] == 2
+
+
 # ------------------------------------------------------------------ enhanced multi-frame
 
 

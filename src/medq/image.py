@@ -94,8 +94,9 @@ class MedImage:
         return self.evolve(array=array, meta=meta, **changes)
 
     def summary(self) -> dict[str, Any]:
-        """JSON-friendly description: modality, region, shape, spacing, physics, source."""
-        return {
+        """JSON-friendly description: modality, region, shape, spacing, physics, source, and
+        a DICOM series' uneven spacing (`slice_gaps`) when it has one."""
+        out = {
             "path": self.source,
             "modality": self.modality,
             "region": self.region,
@@ -103,3 +104,6 @@ class MedImage:
             "spacing": [round(s, 6) for s in self.spacing],
             "physics": dict(self.physics),
         }
+        if self.meta.get("slice_gaps"):
+            out["slice_gaps"] = dict(self.meta["slice_gaps"])
+        return out

@@ -23,7 +23,9 @@ says why. `finding_scores` keeps the raw head outputs of every type (presence pr
 expected severity), for callers that calibrate their own thresholds (`medq.describe`).
 `lossy_compression` repeats what the file's header states about lossy compression (a DICOM
 flagged lossy, e.g. a JPEG 2000 CT at 339:1): a fact about the file, not read from the pixels,
-so it changes neither the score nor the findings.
+so it changes neither the score nor the findings. `slice_gaps` is the same kind of fact about a
+DICOM series whose slices are unevenly spaced (`medq.io.dicom.slice_gaps`: missing slices, the
+largest step), None for an evenly spaced one.
 """
 
 from __future__ import annotations
@@ -165,6 +167,9 @@ class Assessment:
     lossy_compression: dict[str, Any] | None = None
     """How the file's header says its pixels were lossy compressed (`medq.io.dicom_tags.
     lossy_compression`: ratio, method, transfer syntax), None when it does not say so."""
+    slice_gaps: dict[str, Any] | None = None
+    """How a DICOM series' slices are unevenly spaced (`medq.io.dicom.slice_gaps`: usual
+    spacing, smallest and largest step, gaps, missing slices), None when they are even."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict (`path` first, as in `medq assess --json`)."""

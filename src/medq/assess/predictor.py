@@ -194,5 +194,6 @@ class Assessor:
             shape=list(p["shape"]), finding_scores=finding_scores_from(presence, expected),
             model_score=round(model_score, 3), evidence_score=round(evidence.score, 3),
             suspected=suspected_from(evidence),
-            lossy_compression=image.meta.get("lossy_compression"))
+            lossy_compression=image.meta.get("lossy_compression"),
+            slice_gaps=image.meta.get("slice_gaps"))
 

@@ -127,7 +127,7 @@ def assess(
             table.add_row(row["path"], f"{row['score']:.2f}", row["grade"],
                           "yes" if row["recall"] else "no",
                           findings_text(row["findings"], row.get("suspected", []),
-                                        row.get("lossy_compression")),
+                                        row.get("lossy_compression"), row.get("slice_gaps")),
                           prompts)
         if table.row_count:
             out.print(table)

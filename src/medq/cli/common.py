@@ -167,10 +167,12 @@ BENCH_JSON_OPTION = typer.Option(False, "--json", help="Print the summary as JSO
 
 
 def findings_text(findings: list[dict[str, Any]], suspected: Iterable[dict[str, Any]] = (),
-                  lossy: dict[str, Any] | None = None) -> str:
+                  lossy: dict[str, Any] | None = None,
+                  gaps: dict[str, Any] | None = None) -> str:
     """An Assessment's findings, then its suspected types as "possible …" ("none": neither), in
     words (`bias field`, not the JSON's `bias_field`), then the lossy compression its file's
-    header states ("file: lossy, 339:1")."""
+    header states ("file: lossy, 339:1") and a series' uneven spacing ("series: 2 slices
+    missing?")."""
     def words(f: dict[str, Any]) -> str:
         return f"{f['type'].replace('_', ' ')} ({f['severity']})"
 
@@ -180,6 +182,10 @@ def findings_text(findings: list[dict[str, Any]], suspected: Iterable[dict[str, 
         from medq.describe.text import ratio_text
 
         text += "; file: lossy" + (f", {ratio_text(lossy)}" if ratio_text(lossy) else "")
+    if gaps:
+        from medq.describe.text import gaps_text
+
+        text += f"; series: {gaps_text(gaps)}"
     return text
 
 

@@ -66,6 +66,10 @@ def _info_table(rows: Iterable[dict[str, Any]]) -> None:
             continue
         physics = ", ".join(f"{k}={row['physics'][k]}" for k in KEY_PHYSICS
                             if k in row["physics"])
+        if row.get("slice_gaps"):  # the spacing column shows the usual spacing only
+            from medq.describe.text import gaps_text
+
+            physics = "; ".join(filter(None, [physics, f"series: {gaps_text(row['slice_gaps'])}"]))
         table.add_row(row["path"], row["modality"], row["region"],
                       "×".join(map(str, row["shape"])),
                       "×".join(f"{s:g}" for s in row["spacing"]), physics)

@@ -46,8 +46,9 @@ def build_report(assessment: Any, image: Any = None) -> QualityReport:
         score, basis = float(assessment.score), "finding heads"
     verdict = verdict_for(score)
     lossy = getattr(assessment, "lossy_compression", None)
+    gaps = getattr(assessment, "slice_gaps", None)
     text = compose(findings, normal, verdict, assessment.modality, assessment.slices,
-                   assessment.shape, lossy)
+                   assessment.shape, lossy, gaps)
     prompts = assessment.prompts or {}
     return QualityReport(modality=assessment.modality, region=str(prompts.get("region", "unknown")),
                          score=round(score, 3), verdict=verdict, findings=findings, text=text,
@@ -55,4 +56,4 @@ def build_report(assessment: Any, image: Any = None) -> QualityReport:
                          assess_score=assessment.score,
                          model_score=getattr(assessment, "model_score", None),
                          normal=normal, basis=basis,
-                         lossy_compression=lossy)
+                         lossy_compression=lossy, slice_gaps=gaps)

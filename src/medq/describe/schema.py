@@ -81,6 +81,8 @@ class QualityReport:
     basis: str = "detector"
     lossy_compression: dict[str, Any] | None = None
     """What the file's header states about lossy compression (`Assessment.lossy_compression`)."""
+    slice_gaps: dict[str, Any] | None = None
+    """How a DICOM series' slices are unevenly spaced (`Assessment.slice_gaps`)."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict (`path` first, as in `medq describe --json`)."""

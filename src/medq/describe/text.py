@@ -154,6 +154,28 @@ def _join(parts: list[str]) -> str:
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
+def gaps_text(gaps: dict[str, Any]) -> str:
+    """A `slice_gaps` record in a few words: "2 slices missing?" or "uneven spacing"."""
+    n = int(gaps.get("missing_slices") or 0)
+    return f"{n} slice{'s' * (n != 1)} missing?" if n else "uneven spacing"
+
+
+def coverage_sentence(gaps: dict[str, Any]) -> str:
+    """The sentence on an unevenly spaced series: its gaps and the slices they would hold, or
+    the range of its steps."""
+    spacing, largest = gaps["spacing_mm"], gaps["largest_step_mm"]
+    n, count = int(gaps.get("missing_slices") or 0), int(gaps.get("gaps") or 0)
+    if n:
+        where = (f"one step is {largest:g} mm" if count == 1
+                 else f"{NUMBERS[count] if count < len(NUMBERS) else count} steps reach up to "
+                      f"{largest:g} mm")
+        return (f"Coverage is incomplete: the slices are {spacing:g} mm apart but {where}, so "
+                f"about {NUMBERS[n] if n < len(NUMBERS) else n} slice{'s' * (n != 1)} "
+                f"appear{'s' * (n == 1)} to be missing.")
+    return (f"Slice spacing is uneven ({gaps['smallest_step_mm']:g}–{largest:g} mm between "
+            "neighbouring slices), so distances along the slice axis are approximate.")
+
+
 def ratio_text(lossy: dict[str, Any]) -> str:
     """A `lossy_compression` record's ratio as "339:1" ("" when none is stated)."""
     ratio = lossy.get("ratio")
@@ -181,9 +203,10 @@ def storage_sentence(lossy: dict[str, Any], findings: list[Finding] = ()) -> str
 
 def compose(findings: list[Finding], normal: list[str], verdict: str, modality: str,
             slices: list[dict[str, Any]] | None = None, shape: list[int] | None = None,
-            lossy: dict[str, Any] | None = None) -> str:
-    """The report text: finding sentences, what is fine, the file's lossy compression (when its
-    header states it), coverage (3D), then the verdict."""
+            lossy: dict[str, Any] | None = None, gaps: dict[str, Any] | None = None) -> str:
+    """The report text: finding sentences, what is fine, a series' missing slices or uneven
+    spacing, the file's lossy compression (when its header states it), the slices assessed
+    (3D), then the verdict."""
     key = "|".join([modality, verdict, *(f"{f.type}:{f.severity}:{f.location}"
                                           for f in findings)])
     sentences = []
@@ -206,6 +229,8 @@ def compose(findings: list[Finding], normal: list[str], verdict: str, modality: 
         sentences.append(_sentence(lead + _join(fine)))
     elif not findings:
         sentences.append("No definite noise, blur or artefact is identified.")
+    if gaps:
+        sentences.append(coverage_sentence(gaps))
     if lossy and len(sentences) < 4:
         sentences.append(storage_sentence(lossy, findings))
     if slices and shape and len(sentences) < 4:

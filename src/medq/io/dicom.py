@@ -148,13 +148,32 @@ def _order(positions: list[list[float] | None], iop: list[float] | None, numbers
             raise UnsupportedImage(f"{n} slices but {dup} share a position with another slice "
                                    "(multi-echo, repeated or multi-phase acquisition?)", path)
         dz = float(np.median(gaps))
-        info = {"z_spacing_source": "ImagePositionPatient",
-                "irregular_spacing": bool(np.max(np.abs(gaps - dz)) > 0.01 * dz + 1e-3)}
+        irregular = bool(np.max(np.abs(gaps - dz)) > 0.01 * dz + 1e-3)
+        info = {"z_spacing_source": "ImagePositionPatient", "irregular_spacing": irregular}
+        if irregular:
+            info["slice_gaps"] = slice_gaps(gaps, dz)
         return order, dz, info
     keys = [(as_number(v) if as_number(v) is not None else float(i)) for i, v in enumerate(numbers)]
     order = [int(i) for i in np.argsort(keys, kind="stable")]
     source = "SpacingBetweenSlices/SliceThickness" if fallback_dz else "assumed"
     return order, float(fallback_dz or 1.0), {"z_spacing_source": source, "sorted_by": "number"}
+
+
+GAP_FACTOR = 1.5
+"""A step between neighbouring slices this many times the series' usual spacing or more is a
+gap (slices missing from the series)."""
+
+
+def slice_gaps(steps: np.ndarray, spacing: float) -> dict[str, Any]:
+    """What an unevenly spaced series looks like: its usual (median) slice spacing, the
+    smallest and largest step between neighbouring slices, the number of gaps (steps of
+    `GAP_FACTOR` spacings or more) and of slices they would hold at the usual spacing, and
+    where the largest gap starts (slice index, 0 = lowest position)."""
+    gaps = steps >= GAP_FACTOR * spacing
+    missing = int(np.sum(np.rint(steps[gaps] / spacing) - 1)) if gaps.any() else 0
+    return {"spacing_mm": round(spacing, 3), "smallest_step_mm": round(float(steps.min()), 3),
+            "largest_step_mm": round(float(steps.max()), 3), "gaps": int(gaps.sum()),
+            "missing_slices": missing, "largest_step_after_slice": int(np.argmax(steps))}
 
 
 def _spacing_yx(ds: Dataset) -> tuple[tuple[float, float] | None, str | None]:
