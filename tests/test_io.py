@@ -112,6 +112,12 @@ def test_jpeg_files_are_lossy_by_format(tmp_path: Path) -> None:
     Image.fromarray(rgb).save(tmp_path / "lzw.tif", compression="tiff_lzw")
     assert load(tmp_path / "jpeg.tif").meta["lossy_compression"]["ratio"] > 5  # JPEG in a TIFF
     assert "lossy_compression" not in load(tmp_path / "lzw.tif").meta
+    # written as DICOM, the pixels stay flagged lossy (DICOM: once lossy, always lossy)
+    ds = pydicom.dcmread(save(load(tmp_path / "fundus.jpg"), tmp_path / "fundus.dcm"))
+    assert (ds.LossyImageCompression, ds.LossyImageCompressionMethod) == ("01", "ISO_10918_1")
+    again = load(tmp_path / "fundus.dcm").meta["lossy_compression"]
+    assert again["stated_by"] == "LossyImageCompression"
+    assert again["ratio"] == pytest.approx(lossy["ratio"])
 
 
 def test_preamble_less_dicom_without_suffix(tmp_path: Path) -> None:

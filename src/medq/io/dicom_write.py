@@ -127,6 +127,19 @@ def _new_dataset(image: MedImage) -> Dataset:
     return ds
 
 
+def _keep_lossy(ds: Dataset, lossy: dict[str, Any] | None) -> None:
+    """State in `ds` that its pixels were once lossy compressed, as DICOM requires of every
+    later copy (Lossy Image Compression "01", with the ratio and method where known): a JPEG
+    file's, or a DICOM source lossy by its transfer syntax alone, written out uncompressed."""
+    if not lossy or as_text(ds.get("LossyImageCompression")) == "01":
+        return
+    ds.LossyImageCompression = "01"
+    if lossy.get("ratio"):
+        ds.LossyImageCompressionRatio = format_number_as_ds(float(lossy["ratio"]))
+    if lossy.get("method"):
+        ds.LossyImageCompressionMethod = str(lossy["method"])
+
+
 def _prepare(tpl: Dataset, image: MedImage) -> None:
     """Strip pixels, private tags, overlays and multi-frame groups; make the SOP class legacy."""
     frames = int(as_number(tpl.get("NumberOfFrames")) or 1)
@@ -157,6 +170,7 @@ def _dataset(base: Dataset, image: MedImage, k: int, stored: np.ndarray, rescale
     ds = copy.deepcopy(base)
     src_sop, src_class = as_text(ds.get("SOPInstanceUID")), as_text(ds.get("SOPClassUID"))
     _prepare(ds, image)
+    _keep_lossy(ds, image.meta.get("lossy_compression"))
     phys_before = read_physics(ds)
     for key, value in image.physics.items():
         if key in phys_before and phys_before[key] == value:
