@@ -120,6 +120,26 @@ def test_jpeg_files_are_lossy_by_format(tmp_path: Path) -> None:
     assert again["ratio"] == pytest.approx(lossy["ratio"])
 
 
+def test_tiff_samples_pillow_cannot_open_are_read_by_tifffile(tmp_path: Path) -> None:
+    """scikit-image's camera as float64 and as signed 32-bit TIFF (Pillow has no mode for
+    either) reads with its values; complex samples are refused with what medq reads."""
+    import tifffile
+    from skimage import data
+
+    from medq.errors import UnsupportedImage
+
+    camera = data.camera()
+    tifffile.imwrite(tmp_path / "f64.tif", camera / 255.0)
+    tifffile.imwrite(tmp_path / "i32.tif", camera.astype(np.int32) - 100)
+    img = load(tmp_path / "f64.tif")
+    assert img.shape == camera.shape and img.meta["bit_depth"] == 32
+    np.testing.assert_allclose(img.array, camera / 255.0, atol=1e-7)
+    np.testing.assert_array_equal(load(tmp_path / "i32.tif").array, camera.astype(np.int32) - 100)
+    tifffile.imwrite(tmp_path / "c.tif", np.zeros((32, 32), np.complex64))
+    with pytest.raises(UnsupportedImage, match="reads grey .* and 8-bit colour TIFF"):
+        load(tmp_path / "c.tif")
+
+
 def test_preamble_less_dicom_without_suffix(tmp_path: Path) -> None:
     ds = pydicom.dcmread(tdata("CT_small.dcm"))
     target = tmp_path / "IMG0001"

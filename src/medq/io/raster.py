@@ -1,4 +1,5 @@
-"""PNG / JPEG / TIFF via Pillow, and NumPy `.npy` arrays.
+"""PNG / JPEG / TIFF via Pillow (a TIFF Pillow cannot open, such as float64 or signed 32-bit
+samples, via tifffile), and NumPy `.npy` arrays.
 
 Values: greyscale images keep their raw stored values as float32 (8-bit 0…255, 16-bit 0…65535,
 float TIFF as is) with `meta['bit_depth']` and `meta['value_range']`; colour images become RGB
@@ -58,17 +59,40 @@ def _frame_array(frame: Image.Image) -> tuple[np.ndarray, int, bool]:
     raise UnsupportedImage(f"unsupported Pillow image mode {mode!r}")
 
 
+def _tiff_pages(path: Path) -> list[tuple[np.ndarray, int, bool]]:
+    """The pages of a TIFF read by tifffile (samples Pillow has no mode for), as `_frame_array`
+    gives them: grey values as stored (floats as float32), 8-bit RGB(A) as colour."""
+    import tifffile
+
+    arr = np.asarray(tifffile.imread(path))
+    rgb = arr.ndim >= 3 and arr.shape[-1] in (3, 4) and arr.dtype == np.uint8
+    if rgb:
+        pages = [p[..., :3] for p in (arr if arr.ndim == 4 else arr[None])]
+    else:
+        pages = list(arr if arr.ndim == 3 else arr[None])
+    if arr.ndim < 2 or (arr.ndim > 3 and not rgb) or arr.dtype.kind not in "uif":
+        raise UnsupportedImage(f"TIFF of shape {arr.shape} and sample type {arr.dtype}: medq "
+                               "reads grey (integer or float) and 8-bit colour TIFF")
+    bits = 32 if arr.dtype.kind == "f" else 8 * arr.dtype.itemsize
+    return [(p.astype(np.float32) if arr.dtype.kind == "f" else p, bits, rgb) for p in pages]
+
+
 def read_raster(path: str | Path, fmt: str) -> MedImage:
     """Read a PNG/JPEG/TIFF file: raw grey values, or RGB in [0, 1] as modality 'OP'."""
     path = Path(path)
     try:
-        with Image.open(path) as img:
-            info = dict(img.info)
-            frames = []
-            for i in range(getattr(img, "n_frames", 1)):
-                img.seek(i)
-                img.load()
-                frames.append(_frame_array(img))
+        try:
+            with Image.open(path) as img:
+                info = dict(img.info)
+                frames = []
+                for i in range(getattr(img, "n_frames", 1)):
+                    img.seek(i)
+                    img.load()
+                    frames.append(_frame_array(img))
+        except Exception:
+            if fmt != "tiff":
+                raise
+            info, frames = {}, _tiff_pages(path)  # e.g. float64 samples
     except MedqError as e:
         raise type(e)(e.reason, path) from e
     except Exception as e:
