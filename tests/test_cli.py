@@ -87,6 +87,17 @@ def test_a_series_missing_a_slice_is_reported_by_assess_and_describe(tmp_path: P
     assert report["text"].endswith(f"Overall, the quality of this image is {report['verdict']}.")
 
 
+def test_info_names_the_modality_a_file_states_when_read_as_another() -> None:
+    """A colour ultrasound is read as a photograph (OP) and a segmentation as OT: `medq info`
+    says what the file states beside it; a CT stating CT has no such note."""
+    names = ("examples_palette.dcm", "liver_1frame.dcm", "CT_small.dcm")
+    res = run_medq("info", *(dicom_testfile(n) for n in names), "--json")
+    assert res.returncode == 0, res.stderr
+    rows = json.loads(res.stdout)
+    assert [(r["modality"], r.get("stated_modality")) for r in rows] == \
+        [("OP", "US"), ("OT", "SEG"), ("CT", None)]
+
+
 def test_info_ct_small_json_reports_kvp_and_exposure() -> None:
     res = run_medq("info", dicom_testfile("CT_small.dcm"), "--json")
     assert res.returncode == 0, res.stderr

@@ -94,8 +94,10 @@ class MedImage:
         return self.evolve(array=array, meta=meta, **changes)
 
     def summary(self) -> dict[str, Any]:
-        """JSON-friendly description: modality, region, shape, spacing, physics, source, and
-        a DICOM series' uneven spacing (`slice_gaps`) when it has one."""
+        """JSON-friendly description: modality, region, shape, spacing, physics, source, the
+        Modality a DICOM file states when medq reads it as another (`stated_modality`: a colour
+        ultrasound is read as a photograph, a nuclear medicine image as OT) and a DICOM
+        series' uneven spacing (`slice_gaps`) when it has one."""
         out = {
             "path": self.source,
             "modality": self.modality,
@@ -104,6 +106,9 @@ class MedImage:
             "spacing": [round(s, 6) for s in self.spacing],
             "physics": dict(self.physics),
         }
+        stated = str(self.meta.get("dicom_modality") or "").upper()
+        if stated and stated != self.modality:
+            out["stated_modality"] = stated
         if self.meta.get("slice_gaps"):
             out["slice_gaps"] = dict(self.meta["slice_gaps"])
         return out

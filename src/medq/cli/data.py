@@ -70,7 +70,9 @@ def _info_table(rows: Iterable[dict[str, Any]]) -> None:
             from medq.describe.text import gaps_text
 
             physics = "; ".join(filter(None, [physics, f"series: {gaps_text(row['slice_gaps'])}"]))
-        table.add_row(row["path"], row["modality"], row["region"],
+        modality = row["modality"] + (f" (file: {row['stated_modality']})"
+                                      if row.get("stated_modality") else "")
+        table.add_row(row["path"], modality, row["region"],
                       "×".join(map(str, row["shape"])),
                       "×".join(f"{s:g}" for s in row["spacing"]), physics)
     if table.row_count:
