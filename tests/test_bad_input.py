@@ -117,6 +117,8 @@ CASES = [
     ("ECG waveform", _pydicom_file("waveform_ecg.dcm"), UnsupportedImage, "Waveform"),
     ("RT plan", _pydicom_file("rtplan.dcm"),
      UnsupportedImage, "RT Plan Storage object has no image pixels"),
+    ("DICOMDIR", _pydicom_file("dicomdirtests/DICOMDIR"), UnsupportedImage,
+     "a DICOMDIR (the index of a DICOM medium), not an image: give medq the folder it indexes"),
     ("colour cine loop", _pydicom_file("SC_rgb_rle_2frame.dcm"), UnsupportedImage,
      "multi-frame colour DICOM (2 frames, such as a video or cine loop)"),
     ("empty .dcm", _write("empty.dcm", b""), UnreadableImage, "empty"),

@@ -56,6 +56,10 @@ def _source(path: str | Path) -> str | Path | io.BytesIO:
     return io.BytesIO(gz.content(path)) if gz.is_gzipped(path) else path
 
 
+MEDIA_DIRECTORY = "1.2.840.10008.1.3.10"
+"""SOP Class UID of a DICOMDIR (Media Storage Directory Storage)."""
+
+
 def has_pixels(ds: Dataset) -> bool:
     """True when the dataset carries pixel data (integer, float or double)."""
     return any(tag in ds for tag in PIXEL_TAGS)
@@ -205,8 +209,14 @@ def assemble(datasets: list[Dataset], paths: list[Path], source: Path, fmt: str)
     """Build one MedImage from one (possibly multi-frame) dataset or a series of single frames."""
     first = datasets[0]
     if not has_pixels(first):
-        sop = getattr(first.get("SOPClassUID"), "name", None) or "object of unknown SOP class"
-        raise UnsupportedImage(f"DICOM {sop} object has no image pixels", source)
+        uid = first.get("SOPClassUID") or getattr(first, "file_meta", {}).get(
+            "MediaStorageSOPClassUID")
+        if str(uid) == MEDIA_DIRECTORY:
+            raise UnsupportedImage("a DICOMDIR (the index of a DICOM medium), not an image: "
+                                   "give medq the folder it indexes", source)
+        name = getattr(uid, "name", None)
+        raise UnsupportedImage(f"DICOM {name} object has no image pixels" if name else
+                               "DICOM object of unknown SOP class has no image pixels", source)
     iop = as_floats(tag_value(first, "ImageOrientationPatient"))
     dz_tag = as_number(tag_value(first, "SpacingBetweenSlices")) or as_number(
         tag_value(first, "SliceThickness"))
