@@ -38,8 +38,9 @@ def test_a_4d_nifti_is_refused_whole_and_read_one_volume_at_a_time(dwi: Path,
     np.testing.assert_allclose(one.array, mni_t1.array * 2, rtol=1e-6)
     assert one.spacing == pytest.approx((3.0, 2.5, 2.0))
     assert one.source == f"{dwi}@volume=1" and (one.meta["volume"], one.meta["volumes"]) == (1, 3)
-    with pytest.raises(InvalidParameter, match="volume 3 does not exist: the file has 3"):
+    with pytest.raises(InvalidParameter, match="volume 3 does not exist: the file has 3") as e:
         load(f"{dwi}@volume=3")
+    assert e.value.message.startswith(f"{dwi}@volume=3: ")  # the input as named
     with pytest.raises(MissingInput):
         load(f"{dwi}@volume=first")
     written = nib.load(save(one, dwi.parent / "one.nii.gz"))  # a 3D file with the geometry

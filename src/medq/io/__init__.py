@@ -171,8 +171,8 @@ def load(path: str | Path, *, modality: str | None = None, region: str | None = 
             if rgb and image.modality not in PHOTO_MODALITIES:
                 raise InvalidParameter(f"colour image cannot take modality {image.modality!r}", p)
         return infer_modality(image)
-    except MedqError as e:
-        if e.path is None:
+    except MedqError as e:  # named as given: `<file>@volume=<k>` too, not the file alone
+        if e.path is None or (file != p and str(e.path) == str(file)):
             raise type(e)(e.reason, p) from e
         raise
     except Exception as e:  # last guard: no raw library exception escapes

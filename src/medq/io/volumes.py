@@ -31,9 +31,9 @@ def volume_in_file(path: str | Path) -> tuple[Path, int] | None:
 
 def several_volumes(count: int, source: str | Path | None) -> UnsupportedImage:
     """The refusal of a whole 4D file: how many volumes it has and how to name one."""
-    return UnsupportedImage(f"4D image of {count} volumes (a diffusion or time series); assess "
+    return UnsupportedImage(f"4D image of {count} volumes (a diffusion or time series); name "
                             f"one 3D volume as <file>{VOLUME_MARK}<k>, k = 0 … {count - 1}, "
-                            "or every volume with --each-volume", source)
+                            "or take every volume with --each-volume", source)
 
 
 def check_volume(volume: int, count: int, source: str | Path | None) -> None:
