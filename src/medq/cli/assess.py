@@ -33,7 +33,7 @@ def assess_inputs(paths: list[Path], each: bool = False) -> list[Path]:
     `<folder>#<SeriesInstanceUID>` when the folder holds more), every other image file (single
     DICOM images, NIfTI, PNG, …) one input; with `each`, a 4D file gives each of its volumes
     (`io.volumes.each_volume`). Paths stay as the user wrote them; archives are given unpacked
-    (`unpacked_inputs`)."""
+    (`io.archive.unpack_all`)."""
     from medq.qc.discover import discover
 
     found: list[Path] = []
@@ -49,15 +49,6 @@ def assess_inputs(paths: list[Path], each: bool = False) -> list[Path]:
 
         found = each_volume(found)
     return expand_inputs(found)
-
-
-def unpacked_inputs(paths: list[Path]) -> list[Path]:
-    """The input paths with each zip or tar archive replaced by the folder it unpacks to, read
-    like any folder; lines and JSON name what is inside as `<archive>/<path inside>`
-    (`io.archive`)."""
-    from medq.io.archive import unpack_all
-
-    return unpack_all(list(paths))
 
 
 def as_written(item: str, folder: Path) -> Path:
@@ -88,10 +79,10 @@ def assess(
     """Assess image quality: 1–5 score, grade, recall flag, findings, measures, prompts."""
     from medq.assess.predictor import Assessor
     from medq.assess.series import outlying_volumes
-    from medq.io.archive import shown
+    from medq.io.archive import shown, unpack_all
 
     outcome = Outcome()
-    inputs = assess_inputs(unpacked_inputs(paths), each)
+    inputs = assess_inputs(unpack_all(paths), each)
     assessor = outcome.run(model, lambda: Assessor(model, batch_size=batch_size,
                                                    measures=measures, modality=modality,
                                                    precision=precision))

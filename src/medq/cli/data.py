@@ -33,15 +33,14 @@ def info(
 ) -> None:
     """Show modality, region, shape, spacing and acquisition physics of each input (a 4D file:
     its first volume's, with `volumes` and the volume count leading its shape)."""
-    from medq.cli.assess import assess_inputs, unpacked_inputs
+    from medq.cli.assess import assess_inputs
     from medq.io import load
-    from medq.io.archive import shown
+    from medq.io.archive import shown, unpack_all
     from medq.io.volumes import VOLUME_MARK, volume_count
 
     outcome = Outcome()
     rows: list[dict[str, Any]] = []
-    inputs = assess_inputs(unpacked_inputs(paths))  # folders and archives as medq assess
-    for path in inputs:
+    for path in assess_inputs(unpack_all(paths)):  # folders and archives as medq assess
         count = volume_count(path)
         first = Path(f"{path}{VOLUME_MARK}0") if count > 1 else path
         result = outcome.run(path, lambda p=first: load(p, modality=modality))

@@ -8,7 +8,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from medq.cli.assess import assess_inputs, unpacked_inputs
+from medq.cli.assess import assess_inputs
 from medq.cli.common import (
     BENCH_JSON_OPTION,
     EACH_VOLUME_OPTION,
@@ -48,10 +48,10 @@ def describe(
     from medq.assess.predictor import Assessor
     from medq.describe import report_from
     from medq.io import load
-    from medq.io.archive import shown
+    from medq.io.archive import shown, unpack_all
 
     outcome = Outcome()
-    inputs = assess_inputs(unpacked_inputs(paths), each)
+    inputs = assess_inputs(unpack_all(paths), each)
     assessor = outcome.run(model, lambda: Assessor(model, batch_size=batch_size,
                                                    modality=modality,
                                                    precision=precision))

@@ -8,7 +8,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from medq.cli.assess import assess_inputs, unpacked_inputs
+from medq.cli.assess import assess_inputs
 from medq.cli.common import (
     BENCH_JSON_OPTION,
     EACH_VOLUME_OPTION,
@@ -148,11 +148,11 @@ def restore(
     """Restore images guided by their assessment; the input's format is kept."""
     from medq.assess.predictor import Assessor
     from medq.io import load, save
-    from medq.io.archive import shown
+    from medq.io.archive import shown, unpack_all
     from medq.restore.pipeline import restore as run_restore
 
     outcome = Outcome()
-    paths = unpacked_inputs(paths)
+    paths = unpack_all(paths)  # an archive: the folder it holds
     inputs = assess_inputs(paths, each)
     ready = outcome.run(output, lambda: _prepare(paths, inputs, output))
     assessor = None if isinstance(ready, BaseException) else \
