@@ -43,9 +43,14 @@ def checkpoint_error(reason: str, path: str | Path) -> MedqError:
     return (ModelError if shipped_file else InvalidParameter)(reason, path)
 
 
+def restorers() -> list[str]:
+    """Names of the shipped restoration networks (what `--model` of `medq restore` takes)."""
+    return [n for n in shipped() if n.startswith(RESTORER_PREFIX)]
+
+
 def quality_models() -> list[str]:
     """Names of the shipped quality models (what `--model` of `medq assess` takes)."""
-    return [n for n in shipped() if not n.startswith(RESTORER_PREFIX) and n != PROMPT_CLASSIFIER]
+    return [n for n in shipped() if n not in restorers() and n != PROMPT_CLASSIFIER]
 
 
 def resolve(name_or_path: str | Path) -> Path:

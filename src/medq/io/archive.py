@@ -34,10 +34,14 @@ _FAILED: dict[Path, MedqError] = {}
 """Archive (resolved) → why `unpack_all` could not unpack it."""
 
 
+def archive_name(name: str | os.PathLike[str]) -> bool:
+    """True for a file name that ends like a zip or tar archive."""
+    return Path(name).name.lower().endswith(ARCHIVE_ENDINGS)
+
+
 def is_archive(path: str | os.PathLike[str]) -> bool:
     """True for an existing file whose name ends like a zip or tar archive."""
-    p = Path(path)
-    return p.name.lower().endswith(ARCHIVE_ENDINGS) and p.is_file()
+    return archive_name(path) and Path(path).is_file()
 
 
 def _is_zip(path: Path) -> bool:

@@ -188,12 +188,12 @@ class Uploader:
 
     def assess_and_record(self, stream: Any, name: str, modality: str | None = None) -> int:
         """Store, check, assess and record one uploaded file; returns the new item's id."""
-        from medq.io.archive import ARCHIVE_ENDINGS
+        from medq.io.archive import archive_name
         from medq.qc.discover import Item
         from medq.qc.fingerprint import fingerprint
         from medq.qc.runner import model_key, ok_result
 
-        if (name or "").lower().endswith(ARCHIVE_ENDINGS):
+        if archive_name(name or ""):
             raise UnsupportedImage("a zip or tar archive: the review app assesses one image per "
                                    "upload; `medq assess <archive>` reads every image in it",
                                    os.path.basename(name))

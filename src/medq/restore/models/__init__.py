@@ -68,7 +68,7 @@ def _from_dict(ckpt: dict[str, Any]) -> nn.Module:
 def resolve(name_or_path: str | Path) -> Path:
     """Checkpoint path of a shipped restorer name or an existing file; InvalidParameter (bad
     input) otherwise."""
-    from medq.assess.weights import RESTORER_PREFIX, WEIGHTS_DIR
+    from medq.assess.weights import WEIGHTS_DIR, restorers
 
     path = Path(name_or_path).expanduser()
     if path.is_dir() and (path / "model.pt").is_file():
@@ -76,9 +76,9 @@ def resolve(name_or_path: str | Path) -> Path:
     if path.suffix == ".pt" and path.is_file():
         return path
     candidate = WEIGHTS_DIR / f"{name_or_path}.pt"
-    if candidate.is_file() and candidate.stem.startswith(RESTORER_PREFIX):
+    if candidate.is_file() and candidate.stem in restorers():
         return candidate
-    names = ", ".join(sorted(p.stem for p in WEIGHTS_DIR.glob(f"{RESTORER_PREFIX}*.pt"))) or "none"
+    names = ", ".join(restorers()) or "none"
     raise InvalidParameter(f"no restoration weights called {str(name_or_path)!r}: give a "
                            f"checkpoint path or one of the shipped restorers ({names})")
 
