@@ -4,28 +4,38 @@ Parts: classical measures (`iqms`, `measures`), body masks (`masks`), salient sl
 prompts (`prompts`, `prompt_classifier`), model inputs (`preprocess`), quality models
 (`models`, `weights`), the batched `predictor.Assessor` and the `assessment.Assessment` record.
 Submodules are imported on demand so that `import medq.assess` stays light. The package itself
-is callable: `medq.assess(image_or_path)` is `medq.assess.assess(...)`.
+is callable: `medq.assess(image_path_or_array)` is `medq.assess.assess(...)`.
 """
 
 from __future__ import annotations
 
 import sys
 import types
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 
-@lru_cache(maxsize=2)
-def _assessor(model: str, measures: bool) -> Any:
+@lru_cache(maxsize=4)
+def _assessor(model: str, measures: bool, modality: str | None) -> Any:
     from medq.assess.predictor import Assessor
 
-    return Assessor(model, measures=measures)
+    return Assessor(model, measures=measures, modality=modality)
 
 
-def assess(image: Any, model: str | Path = "mediqa-s", measures: bool = True) -> Any:
-    """Assess one MedImage or path with a shipped model (or checkpoint path) → Assessment."""
-    return _assessor(str(model), measures).assess(image)
+def assess(image: Any, model: str | Path = "mediqa-s", measures: bool = True, *,
+           modality: str | None = None, region: str | None = None,
+           spacing: float | Sequence[float] | None = None) -> Any:
+    """Assess one image → Assessment: a MedImage, a path (file, DICOM series folder) or a NumPy
+    array (`(y, x)`, `(z, y, x)` or colour `(y, x, 3)`; `medq.io.from_array`), with a shipped
+    model or a checkpoint path. `modality`, `region` and `spacing` (mm) replace what the input
+    states (an array states nothing: OT, or CT for Hounsfield values, at 1 mm)."""
+    from medq.io.arrays import as_image
+
+    item = image if isinstance(image, (str, Path)) and region is None and spacing is None \
+        else as_image(image, modality=modality, region=region, spacing=spacing)
+    return _assessor(str(model), measures, modality).assess(item)
 
 
 class _CallableModule(types.ModuleType):

@@ -23,8 +23,9 @@ from medq.assess.slices import input_indices
 from medq.errors import InputError, MedqError
 from medq.image import MedImage
 
-Item = MedImage | str | Path
-"""An input: an image already in memory or a path (file, or a directory holding one series)."""
+Item = MedImage | str | Path | np.ndarray
+"""An input: an image already in memory, a path (file, or a directory holding one series) or a
+NumPy array (`medq.io.arrays.from_array`)."""
 
 T = TypeVar("T")
 
@@ -151,11 +152,11 @@ def load_measured(item: Item, modality: str | None, measures: bool) -> Loaded | 
     as a typed error."""
     from medq.assess.prompt_classifier import load_classifier
     from medq.assess.prompts import prompts_from_image
-    from medq.io import load
+    from medq.io.arrays import as_image
     from medq.io.polarity import as_displayed
 
     def run() -> Loaded:
-        image = item if isinstance(item, MedImage) else load(item, modality=modality)
+        image = as_image(item, modality=modality)
         check_assessable(image, modality is not None)
         image = as_displayed(image)  # a MONOCHROME1 radiograph as it is shown
         indices = input_indices(image)
@@ -164,7 +165,7 @@ def load_measured(item: Item, modality: str | None, measures: bool) -> Loaded | 
                       prompts_from_image(image, load_classifier()), tuple(image.shape),
                       classical_measures(image, indices, streaks) if measures else {})
 
-    return captured(run, None if isinstance(item, MedImage) else item)
+    return captured(run, item if isinstance(item, (str, Path)) else None)
 
 
 def load_many(items: list[Item], modality: str | None, measures: bool,

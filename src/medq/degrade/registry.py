@@ -9,7 +9,7 @@ records a `Degradation` (the ground truth for training) and appends it to the im
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -152,12 +152,21 @@ def available(modality: str | None = None) -> list[str]:
     return sorted(n for n, s in _REGISTRY.items() if modality is None or modality in s.modalities)
 
 
-def simulate(image: MedImage, kind: str, level: float | None = None, severity: str | None = None,
-             seed: int | None = 0) -> tuple[MedImage, Degradation]:
-    """Apply degradation `kind` at a physical `level` (or a named `severity`), reproducibly."""
+def simulate(image: MedImage | np.ndarray | str | Path, kind: str, level: float | None = None,
+             severity: str | None = None, seed: int | None = 0, *, modality: str | None = None,
+             spacing: float | Sequence[float] | None = None) -> tuple[MedImage, Degradation]:
+    """Apply degradation `kind` at a physical `level` (or a named `severity`), reproducibly.
+
+    `image` is a MedImage, a path or a NumPy array (`medq.io.as_image`, with the caller's
+    `modality` and `spacing` in mm: the engine's levels are physical); the degraded pixels are
+    the result's `.array`."""
+    from medq.io.arrays import as_image
+
+    image = as_image(image, modality=modality, spacing=spacing)
     spec = get_spec(kind)
     if image.modality not in spec.modalities:
-        hint = " (the file does not say: pass --modality)" if image.modality == "OT" else ""
+        hint = (" (the input does not say: pass --modality, or modality= in Python)"
+                if image.modality == "OT" else "")
         raise UnsupportedImage(
             f"{kind} applies to {'/'.join(spec.modalities)} images, not {image.modality}{hint}",
             image.source)

@@ -4,13 +4,14 @@
 calibrated finding detector on the image's evidence features (`findings`, `detector`,
 `features`), located coarsely (`location`), scored and phrased (`schema`, `text`); `metrics`
 scores descriptions against the engine's ground truth and `bench` runs `medq bench describe`.
-The package is callable: `medq.describe(image_or_path)` assesses and describes in one step.
+The package is callable: `medq.describe(image_path_or_array)` assesses and describes in one step.
 """
 
 from __future__ import annotations
 
 import sys
 import types
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +27,16 @@ def report_from(assessment: Any, image: Any = None) -> QualityReport:
     return build_report(assessment, image)
 
 
-def describe(image: Any, model: str | Path = "mediqa-s") -> QualityReport:
-    """Assess and describe one MedImage or path with a shipped model (or checkpoint path)."""
+def describe(image: Any, model: str | Path = "mediqa-s", *, modality: str | None = None,
+             region: str | None = None, spacing: float | Sequence[float] | None = None
+             ) -> QualityReport:
+    """Assess and describe one image → QualityReport: a MedImage, a path or a NumPy array, as
+    `medq.assess` takes them (with the same `modality`, `region` and `spacing` overrides)."""
     from medq.assess import assess
-    from medq.image import MedImage
+    from medq.io.arrays import as_image
 
-    assessment = assess(image, model=model, measures=True)
-    return report_from(assessment, image if isinstance(image, MedImage) else None)
+    loaded = as_image(image, modality=modality, region=region, spacing=spacing)
+    return report_from(assess(loaded, model=model, modality=modality), loaded)
 
 
 class _CallableModule(types.ModuleType):

@@ -26,12 +26,13 @@ from medq.errors import (
 )
 from medq.image import PHOTO_MODALITIES, MedImage
 from medq.io import archive, dicom, dicom_series, dicom_write, gz, itk, neuro, nifti, raster
+from medq.io.arrays import as_image, finite_pixels, from_array
 from medq.io.sidecar import read_sidecar, write_sidecar
 from medq.io.units import infer_modality
 from medq.io.volumes import VOLUME_MARK, volume_in_file
 
-__all__ = ["FORMATS", "NOT_IMAGE_SUFFIXES", "load", "load_series_files", "read_sidecar", "save",
-           "sniff", "target_format", "write_sidecar"]
+__all__ = ["FORMATS", "NOT_IMAGE_SUFFIXES", "as_image", "from_array", "load", "load_series_files",
+           "read_sidecar", "save", "sniff", "target_format", "write_sidecar"]
 
 FORMATS = ("dicom", "dicom-series", "nifti", "metaimage", "nrrd", "png", "jpeg", "tiff", "npy",
            *neuro.FORMATS)
@@ -112,19 +113,6 @@ def sniff(path: str | Path) -> str:
     return "dicom"  # no signature: a preamble-less DICOM is the only candidate left
 
 
-def _finite(image: MedImage) -> MedImage:
-    """Reject all-non-finite images; replace partial NaN/inf with the minimum finite value."""
-    arr = image.array
-    finite = np.isfinite(arr)
-    if finite.all():
-        return image
-    if not finite.any():
-        raise InvalidImage(f"all {arr.size} pixel values are NaN or infinite", image.source)
-    fixed = np.where(finite, arr, arr[finite].min())
-    meta = dict(image.meta, nonfinite_fraction=float(1.0 - finite.mean()))
-    return image.evolve(array=fixed, meta=meta)
-
-
 def _read(p: Path, fmt: str, volume: int | None = None) -> MedImage:
     """The image file `p` (format `fmt`) holds, or its `volume`-th volume (4D files)."""
     if volume is not None and fmt not in ("nifti", "metaimage", "nrrd", *neuro.FORMATS):
@@ -162,7 +150,7 @@ def load(path: str | Path, *, modality: str | None = None, region: str | None = 
     file, volume = volume_in_file(p) or (p, None)  # a volume of a 4D file: that file
     try:
         image = _read(file, fmt, volume)
-        image = _finite(image.evolve(source=str(p)) if file != p else image)
+        image = finite_pixels(image.evolve(source=str(p)) if file != p else image)
         changes = _sidecar_fields(file, image) if fmt not in ("dicom", "dicom-series") else {}
         changes.update({k: v for k, v in (("modality", modality), ("region", region)) if v})
         if changes:
@@ -184,7 +172,7 @@ def load_series_files(files: Sequence[str | Path], source: str | Path) -> MedIma
     from medq.io.dicom_series import read_series_files
 
     try:
-        return _finite(read_series_files(files, source))
+        return finite_pixels(read_series_files(files, source))
     except MedqError:
         raise
     except Exception as e:  # last guard: no raw library exception escapes

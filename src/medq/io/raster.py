@@ -25,6 +25,7 @@ from PIL import Image, PngImagePlugin
 
 from medq.errors import InvalidParameter, MedqError, UnreadableImage, UnsupportedImage
 from medq.image import MedImage
+from medq.io.arrays import from_array
 from medq.io.atomic import atomic_path
 
 RASTER_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".tif": "tiff", ".tiff": "tiff"}
@@ -182,13 +183,12 @@ def read_npy(path: str | Path) -> MedImage:
         arr = np.load(path, allow_pickle=False)
     except Exception as e:
         raise UnreadableImage(f"not a readable .npy array ({type(e).__name__}: {e})", path) from e
-    if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "biuf":
-        raise UnsupportedImage(f".npy array of dtype {getattr(arr, 'dtype', '?')} is not a real "
-                               "image", path)
-    if arr.ndim not in (2, 3) or arr.size == 0:
-        raise UnsupportedImage(f".npy array of shape {arr.shape} is not a 2D or 3D image", path)
-    meta = {"format": "npy", "dtype": str(arr.dtype), "spacing_assumed": True}
-    return MedImage(arr.astype(np.float32), (), "OT", "unknown", {}, str(path), meta)
+    if not isinstance(arr, np.ndarray):
+        raise UnsupportedImage(f".npy file holds {type(arr).__name__}, not an array", path)
+    try:
+        return from_array(arr, source=str(path), meta={"format": "npy"})
+    except MedqError as e:
+        raise type(e)(f".npy {e.reason}", path) from e
 
 
 def write_npy(image: MedImage, path: str | Path) -> Path:

@@ -1,4 +1,5 @@
-"""Restoration stage: `medq.restore(image)` → RestoreResult (assess, describe, restore, re-assess).
+"""Restoration stage: `medq.restore(image_path_or_array)` → RestoreResult (assess, describe,
+restore, re-assess).
 
 Parts: intensity normalisation (`normalise`), the conditioning vector (`condition`), classical
 baselines (`classical`: BM3D, NLM, TV), the restoration networks (`models`), plane-wise
@@ -11,14 +12,26 @@ from __future__ import annotations
 
 import sys
 import types
+from collections.abc import Sequence
 from typing import Any
 
 
-def restore(image: Any, method: str = "auto", assessment: Any = None, **options: Any) -> Any:
-    """Restore one MedImage (gated by its assessment) → `pipeline.RestoreResult`."""
+def restore(image: Any, method: str = "auto", assessment: Any = None, *,
+            modality: str | None = None, region: str | None = None,
+            spacing: float | Sequence[float] | None = None, **options: Any) -> Any:
+    """Restore one image, gated by its assessment → `pipeline.RestoreResult` (the restored
+    pixels as a NumPy array: `result.array`). The image is a MedImage, a path or a NumPy array,
+    as `medq.assess` takes them (with the same `modality`, `region` and `spacing` overrides);
+    `options` are `pipeline.restore`'s."""
+    from medq.io.arrays import as_image
     from medq.restore.pipeline import restore as run
 
-    return run(image, method, assessment, **options)
+    loaded = as_image(image, modality=modality, region=region, spacing=spacing)
+    if modality is not None and options.get("assessor") is None:  # assessed as told, twice
+        from medq.assess import _assessor
+
+        options["assessor"] = _assessor("mediqa-s", True, modality)
+    return run(loaded, method, assessment, **options)
 
 
 def __getattr__(name: str) -> Any:

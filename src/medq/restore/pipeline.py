@@ -71,6 +71,11 @@ class RestoreResult:
     or `(z, y, x)`), from the planes it restored; None for other methods, for a network without
     a label output, for a photograph, and when the gate left the image unchanged."""
 
+    @property
+    def array(self) -> np.ndarray:
+        """The result's pixels (the input's when the gate left it unchanged), as `image.array`."""
+        return self.image.array
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly summary (without the pixels)."""
         return {"path": self.path, "method": self.method, "changed": self.changed,

@@ -1,0 +1,142 @@
+"""Arrays as images: what the Python API takes (`medq.assess(array)`, …) and `.npy` files hold.
+
+`from_array` turns a NumPy array (or anything `np.asarray` takes: a list, a CPU tensor) into a
+MedImage by the same rules as a `.npy` file: grey `(y, x)` or `(z, y, x)`, or colour channels last
+`(y, x, 3|4)` as a photograph; no spacing means 1 mm, flagged `spacing_assumed`; no modality
+means `OT` (`as_image`, like `medq.io.load`, then reads Hounsfield values as CT:
+`units.infer_modality`). `as_image` is
+what the API's entry points call on whatever they were given: a MedImage, a path or an array,
+with the caller's modality, region and spacing applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medq.errors import InvalidImage, InvalidParameter, UnsupportedImage
+from medq.image import PHOTO_MODALITIES, MedImage
+
+COLOUR_CHANNELS = (3, 4)
+"""Sizes of a last axis read as colour channels (RGB, RGBA: the alpha channel is dropped)."""
+
+MIN_COLOUR_SIDE = 5
+"""A `(y, x, 3|4)` array is colour only when y and x are at least this long (a 3- or 4-slice
+volume of a few pixels per side is not an image medq can grade either way)."""
+
+
+def finite_pixels(image: MedImage) -> MedImage:
+    """Reject all-non-finite images; replace partial NaN/inf with the minimum finite value
+    (the replaced fraction is recorded in `meta['nonfinite_fraction']`)."""
+    arr = image.array
+    finite = np.isfinite(arr)
+    if finite.all():
+        return image
+    if not finite.any():
+        raise InvalidImage(f"all {arr.size} pixel values are NaN or infinite", image.source)
+    fixed = np.where(finite, arr, arr[finite].min())
+    meta = dict(image.meta, nonfinite_fraction=float(1.0 - finite.mean()))
+    return image.evolve(array=fixed, meta=meta)
+
+
+def _colour(arr: np.ndarray, modality: str | None, source: str | None) -> bool:
+    """True when `arr` is a colour picture `(y, x, 3|4)`; UnsupportedImage when it looks like one
+    but the caller named a modality that is never colour."""
+    looks = (arr.ndim == 3 and arr.shape[-1] in COLOUR_CHANNELS
+             and min(arr.shape[:2]) >= MIN_COLOUR_SIDE)
+    if not looks:
+        return False
+    if modality is None or modality.upper() in PHOTO_MODALITIES:
+        return True
+    raise UnsupportedImage(f"array of shape {arr.shape} holds colour channels last, but only a "
+                           f"photograph (modality OP) is colour, not {modality.upper()}: give a "
+                           "grey image as (y, x) and a volume as (z, y, x)", source)
+
+
+def _unit_colour(arr: np.ndarray, source: str | None) -> np.ndarray:
+    """RGB values in [0, 1] (MedImage's colour scale) of 8-bit, 16-bit or float RGB(A)."""
+    rgb = arr[..., :3]
+    top = float(rgb.max()) if rgb.size else 0.0
+    if float(rgb.min()) < 0:
+        raise UnsupportedImage("colour array has negative values; expected 0–1, 0–255 or "
+                               "0–65535", source)
+    if arr.dtype.kind == "f" and top <= 1.0:
+        return rgb
+    scale = 255.0 if top <= 255 else 65535.0 if top <= 65535 else None
+    if scale is None:
+        raise UnsupportedImage(f"colour values up to {top:g}; expected 0–1, 0–255 or 0–65535",
+                               source)
+    return rgb / scale
+
+
+def _spacing(spacing: float | Sequence[float] | None, spatial: int) -> tuple[float, ...]:
+    """The spacing tuple of a number (every axis) or a sequence (one per spatial axis)."""
+    if spacing is None:
+        return ()
+    try:  # MedImage checks the count and the values
+        if np.isscalar(spacing):
+            return (float(spacing),) * spatial
+        return tuple(float(s) for s in spacing)
+    except (TypeError, ValueError) as e:
+        raise InvalidParameter(f"spacing must be a number or one number per axis, got "
+                               f"{spacing!r}") from e
+
+
+def from_array(array: Any, *, spacing: float | Sequence[float] | None = None,
+               modality: str | None = None, region: str | None = None,
+               source: str | None = None, meta: dict[str, Any] | None = None) -> MedImage:
+    """A MedImage of an array: grey `(y, x)` / `(z, y, x)` in its own units (a trailing axis of
+    length 1 is dropped), or colour `(y, x, 3|4)` as a photograph (modality OP, values scaled to
+    0–1). `spacing` in mm (a number for every axis, or one per axis; 1 mm when not given),
+    `modality` a DICOM code (else OT, or OP for colour), `region` one
+    of `medq.image.REGIONS`. Non-finite pixels are handled as files' are (`finite_pixels`).
+    Raises UnsupportedImage for what is not a real 2D/3D image, InvalidParameter for a bad
+    spacing, modality or region."""
+    try:
+        arr = np.asarray(array)
+    except Exception as e:  # ragged lists and the like
+        raise UnsupportedImage(f"not an array ({type(e).__name__}: {e})", source) from e
+    if arr.dtype.kind == "c":
+        raise UnsupportedImage("array of complex values: medq grades magnitude images "
+                               "(pass np.abs of it)", source)
+    if arr.dtype.kind not in "biuf":
+        raise UnsupportedImage(f"array of dtype {arr.dtype} is not a real image", source)
+    if arr.ndim == 3 and arr.shape[-1] == 1:
+        arr = arr[..., 0]
+    if arr.ndim not in (2, 3) or arr.size == 0:
+        raise UnsupportedImage(f"array of shape {arr.shape} is not a 2D (y, x) or 3D (z, y, x) "
+                               "image", source)
+    colour = _colour(arr, modality, source)
+    pixels = _unit_colour(arr, source) if colour else arr
+    spatial = 2 if colour else arr.ndim
+    info = {"format": "array", "dtype": str(arr.dtype), "spacing_assumed": spacing is None,
+            **(meta or {})}
+    image = MedImage(pixels.astype(np.float32), _spacing(spacing, spatial),
+                     modality or ("OP" if colour else "OT"), region or "unknown", {}, source,
+                     info)
+    return finite_pixels(image)
+
+
+def as_image(item: Any, *, modality: str | None = None, region: str | None = None,
+             spacing: float | Sequence[float] | None = None) -> MedImage:
+    """What a Python API entry point was given, as a MedImage: a MedImage (with the caller's
+    modality, region and spacing in place of its own), a path (`medq.io.load`: a file, a DICOM
+    series folder, `<file>@volume=<k>`) or an array (`from_array`)."""
+    from medq.io import load
+    from medq.io.units import infer_modality
+
+    if isinstance(item, MedImage):
+        changes = {k: v for k, v in (("modality", modality), ("region", region)) if v}
+        if spacing is not None:
+            changes["spacing"] = _spacing(spacing, len(item.spacing))
+        return item.evolve(**changes) if changes else item
+    if isinstance(item, (str, Path)):
+        image = load(item, modality=modality, region=region)
+        if spacing is None:
+            return image
+        return image.evolve(spacing=_spacing(spacing, len(image.spacing)),
+                            meta={**image.meta, "spacing_assumed": False})
+    return infer_modality(from_array(item, spacing=spacing, modality=modality, region=region))

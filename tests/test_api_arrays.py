@@ -1,0 +1,138 @@
+"""The Python API on NumPy arrays: `medq.io.from_array`/`as_image` and `medq.assess`,
+`medq.describe`, `medq.restore` given arrays, on real images from installed packages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from skimage.data import camera
+from skimage.data import retina as retina_pixels
+
+import medq
+from conftest import dicom_testfile
+from medq.assess.predictor import Assessor
+from medq.errors import InvalidImage, InvalidParameter, UnsupportedImage
+from medq.image import MedImage
+from medq.io import as_image, from_array, load
+
+
+def test_grey_array_is_an_image_in_its_own_units() -> None:
+    pixels = camera()
+    image = from_array(pixels)
+    assert image.shape == (512, 512) and image.array.dtype == np.float32
+    np.testing.assert_array_equal(image.array, pixels.astype(np.float32))
+    assert (image.modality, image.region, image.spacing) == ("OT", "unknown", (1.0, 1.0))
+    assert image.meta["spacing_assumed"] and image.meta["dtype"] == "uint8"
+    assert from_array(pixels[..., None]).shape == (512, 512)  # a trailing channel of one
+    told = from_array(pixels, spacing=0.5, modality="dx", region="chest")
+    assert (told.modality, told.region, told.spacing) == ("DX", "chest", (0.5, 0.5))
+    assert not told.meta["spacing_assumed"]
+
+
+def test_colour_array_is_a_photograph_scaled_to_one() -> None:
+    pixels = retina_pixels()
+    image = from_array(pixels)
+    assert image.modality == "OP" and image.is_rgb and not image.is_volume
+    np.testing.assert_allclose(image.array, pixels / 255.0, atol=1e-6)
+    rgba = np.concatenate([pixels, np.full(pixels.shape[:2] + (1,), 7, np.uint8)], axis=-1)
+    np.testing.assert_array_equal(from_array(rgba).array, image.array)  # alpha dropped
+    np.testing.assert_array_equal(from_array(pixels / 255.0).array, image.array.astype(np.float64)
+                                  .astype(np.float32))
+    with pytest.raises(UnsupportedImage, match="colour channels last.*not CT"):
+        from_array(pixels, modality="CT")
+
+
+def test_hounsfield_array_is_read_as_ct(ct_slice: MedImage) -> None:
+    assert as_image(ct_slice.array).modality == "CT"
+    assert from_array(ct_slice.array).modality == "OT"  # inference is as_image's, as load's
+    assert as_image(ct_slice.array + 1024.0).modality == "OT"  # stored values, not HU
+    assert as_image(ct_slice.array, modality="MR").modality == "MR"  # the caller decides
+
+
+@pytest.mark.parametrize(("array", "error", "words"), [
+    (np.zeros((2, 3, 4, 5)), UnsupportedImage, "shape (2, 3, 4, 5) is not a 2D"),
+    (np.zeros(7), UnsupportedImage, "shape (7,)"),
+    (np.zeros((0, 4)), UnsupportedImage, "shape (0, 4)"),
+    (np.ones((64, 64), complex), UnsupportedImage, "complex values"),
+    (np.array([["a", "b"], ["c", "d"]]), UnsupportedImage, "dtype <U1"),
+    ([[1.0, 2.0], [3.0]], UnsupportedImage, "not an array"),
+    (np.full((64, 64), np.nan), InvalidImage, "NaN or infinite"),
+])
+def test_what_is_not_an_image_is_refused_in_one_line(array, error, words) -> None:
+    with pytest.raises(error) as caught:
+        as_image(array)
+    assert words in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_partial_nan_and_spacing_rules(ct_slice: MedImage) -> None:
+    holed = ct_slice.array.copy()
+    holed[:4] = np.nan
+    image = as_image(holed, spacing=ct_slice.spacing)
+    assert np.isfinite(image.array).all() and image.meta["nonfinite_fraction"] == pytest.approx(
+        4 / 128)
+    assert image.spacing == ct_slice.spacing
+    with pytest.raises(InvalidParameter, match="does not fit"):
+        as_image(ct_slice.array, spacing=(1.0, 1.0, 1.0))
+    with pytest.raises(InvalidParameter, match="one number per axis"):
+        as_image(ct_slice.array, spacing="thin")
+    with pytest.raises(InvalidParameter, match="unknown modality"):
+        as_image(ct_slice.array, modality="XX")
+
+
+def test_a_colour_npy_file_is_a_photograph(tmp_path: Path) -> None:
+    np.save(tmp_path / "fundus.npy", retina_pixels())
+    image = load(tmp_path / "fundus.npy")
+    assert image.modality == "OP" and image.is_rgb and image.meta["format"] == "npy"
+
+
+def test_assess_an_array_as_its_medimage(ct_slice: MedImage) -> None:
+    told = medq.assess(ct_slice.array, modality="CT", spacing=ct_slice.spacing)
+    same = medq.assess(MedImage(ct_slice.array, ct_slice.spacing, "CT"))
+    assert told.score == same.score and told.findings == same.findings
+    assert told.modality == "CT" and told.path is None
+    rng = np.random.default_rng(0)
+    noisy = ct_slice.array + rng.normal(0.0, 120.0, ct_slice.shape)
+    worse = medq.assess(noisy, modality="CT", spacing=ct_slice.spacing)
+    assert worse.score < told.score - 0.5
+    assert "noise" in {f["type"] for f in worse.findings}
+
+
+def test_assess_many_takes_arrays_paths_and_images_with_errors_in_place(
+        ct_slice: MedImage) -> None:
+    results = Assessor("mediqa-s", measures=False).assess_many(
+        [ct_slice.array, np.zeros((64, 64)), dicom_testfile("CT_small.dcm"), ct_slice])
+    assert [type(r).__name__ for r in results] == ["Assessment", "InvalidImage", "Assessment",
+                                                   "Assessment"]
+    assert results[1].path is None and "blank" in results[1].reason
+    assert results[2].path == dicom_testfile("CT_small.dcm")
+
+
+def test_a_path_takes_the_modality_it_is_told(mr_slice: MedImage) -> None:
+    read_as = medq.assess(dicom_testfile("MR_small.dcm"), modality="CT")
+    assert read_as.modality == "CT"
+    assert medq.assess(dicom_testfile("MR_small.dcm")).modality == "MR"
+
+
+def test_describe_and_restore_an_array(ct_slice: MedImage) -> None:
+    noisy, _ = medq.simulate(ct_slice, "ct_low_dose", severity="severe", seed=1)
+    report = medq.describe(noisy.array, modality="CT", spacing=noisy.spacing)
+    assert "noise" in {f.type for f in report.findings}
+    assert report.text.endswith(f"Overall, the quality of this image is {report.verdict}.")
+    result = medq.restore(noisy.array, modality="CT", spacing=noisy.spacing)
+    assert isinstance(result.array, np.ndarray) and result.array.shape == ct_slice.shape
+    assert result.changed and "noise" in result.findings_addressed
+    assert result.after > result.before
+    err = np.abs(result.array - ct_slice.array).mean()
+    assert err < np.abs(noisy.array - ct_slice.array).mean()
+
+
+def test_simulate_an_array(mr_slice: MedImage) -> None:
+    told = dict(modality="MR", spacing=mr_slice.spacing)
+    out, record = medq.simulate(mr_slice.array, "mr_noise", severity="moderate", seed=3, **told)
+    same, _ = medq.simulate(mr_slice, "mr_noise", severity="moderate", seed=3)
+    np.testing.assert_array_equal(out.array, same.array)
+    assert record.severity == "moderate" and out.array.shape == mr_slice.shape
+    with pytest.raises(UnsupportedImage, match="pass --modality"):  # an array states nothing
+        medq.simulate(mr_slice.array, "mr_noise", severity="moderate")
