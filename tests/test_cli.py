@@ -322,6 +322,24 @@ def test_a_segmentation_is_refused_alone_and_skipped_in_a_folder(tmp_path: Path)
     assert [Path(r["path"]).name for r in json.loads(res.stdout)] == ["CT_small.dcm"]
 
 
+def test_an_exports_text_files_are_skipped_but_a_damaged_file_is_reported(tmp_path: Path
+                                                                           ) -> None:
+    folder = tmp_path / "export"
+    (folder / "IMAGES").mkdir(parents=True)
+    (folder / "IMAGES" / "IM0001").write_bytes(Path(dicom_testfile("CT_small.dcm")).read_bytes())
+    (folder / "README").write_text("Exported by PACS\r\nPatient: anonymised – 2 series\r\n")
+    (folder / "LOCKFILE").write_text("x")
+    (folder / "IMAGES" / "IM0002").write_bytes(
+        Path(dicom_testfile("CT_small.dcm")).read_bytes()[132:1000])  # truncated, no preamble
+    res = run_medq("assess", folder, "--json", "--no-measures")
+    assert res.returncode == 2
+    rows = {Path(r["path"]).name: r for r in json.loads(res.stdout)}
+    assert set(rows) == {"IM0001", "IM0002"}
+    assert 1.0 <= rows["IM0001"]["score"] <= 5.0 and rows["IM0002"]["error"]
+    res = run_medq("assess", folder / "README", "--no-measures")
+    assert res.returncode == 2 and "README: a plain-text file, not an image" in res.stderr
+
+
 def test_a_modality_medq_does_not_grade_is_refused_unless_the_user_names_one() -> None:
     us, nm = dicom_testfile("examples_jpeg2k.dcm"), dicom_testfile("JPEG2000.dcm")
     res = run_medq("assess", us, nm, "--json", "--no-measures")

@@ -110,7 +110,24 @@ def sniff(path: str | Path) -> str:
         raise UnsupportedImage(f"unsupported file type {p.suffix!r}; expected {EXPECTED}", p)
     if head.startswith(gz.GZIP_MAGIC):
         return "dicom" if dicom.has_preamble(p) else "nifti"
+    if is_text(head):  # a README or LOCKFILE of an export: never a DICOM, whose tags hold zeros
+        raise UnsupportedImage("a plain-text file, not an image", p)
     return "dicom"  # no signature: a preamble-less DICOM is the only candidate left
+
+
+def is_text(head: bytes) -> bool:
+    """True when the first bytes of a file are plain text: UTF-8 (a character cut at the end
+    allowed) of printable characters, tabs and line ends only. A DICOM data set without its
+    preamble begins with tag numbers and lengths, which hold zero bytes, so it never is."""
+    if not head or b"\0" in head:
+        return False
+    for cut in range(4):  # the read may end inside a multi-byte character
+        try:
+            text = head[:len(head) - cut].decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        return all(c.isprintable() or c in "\t\n\r\f\v" for c in text)
+    return False
 
 
 def _read(p: Path, fmt: str, volume: int | None = None) -> MedImage:
