@@ -58,6 +58,7 @@ def test_hounsfield_array_is_read_as_ct(ct_slice: MedImage) -> None:
     (np.ones((64, 64), complex), UnsupportedImage, "complex values"),
     (np.array([["a", "b"], ["c", "d"]]), UnsupportedImage, "dtype <U1"),
     ([[1.0, 2.0], [3.0]], UnsupportedImage, "not an array"),
+    (["a.dcm", "b.dcm"], UnsupportedImage, "for many inputs use medq.assess.predictor.Assessor"),
     (np.full((64, 64), np.nan), InvalidImage, "NaN or infinite"),
 ])
 def test_what_is_not_an_image_is_refused_in_one_line(array, error, words) -> None:
@@ -136,3 +137,18 @@ def test_simulate_an_array(mr_slice: MedImage) -> None:
     assert record.severity == "moderate" and out.array.shape == mr_slice.shape
     with pytest.raises(UnsupportedImage, match="pass --modality"):  # an array states nothing
         medq.simulate(mr_slice.array, "mr_noise", severity="moderate")
+
+
+def test_save_an_array_and_read_it_back(tmp_path: Path, ct_slice: MedImage) -> None:
+    written = medq.save(ct_slice.array, tmp_path / "ct.dcm", modality="CT",
+                        spacing=ct_slice.spacing)
+    back = load(written)
+    assert back.modality == "CT" and back.spacing == pytest.approx(ct_slice.spacing)
+    np.testing.assert_allclose(back.array, ct_slice.array, atol=0.5)  # stored as integers
+    nifti = load(medq.save(ct_slice.array, tmp_path / "ct.nii.gz", spacing=0.5))
+    assert nifti.modality == "CT" and nifti.spacing == (0.5, 0.5)  # Hounsfield values: CT
+    holed = ct_slice.array.copy()
+    holed[0, 0] = np.nan
+    with pytest.raises(InvalidImage, match="NaN or infinite"):
+        medq.save(holed, tmp_path / "holed.npy")
+    assert not (tmp_path / "holed.npy").exists()

@@ -227,9 +227,13 @@ def target_format(p: Path) -> str:
                            ".png, .jpg, .tif or .npy", p)
 
 
-def save(image: MedImage, path: str | Path, *, reference: str | Path | None = None,
-         description: str | None = None) -> Path:
+def save(image: MedImage | np.ndarray, path: str | Path, *, reference: str | Path | None = None,
+         description: str | None = None, modality: str | None = None, region: str | None = None,
+         spacing: float | Sequence[float] | None = None) -> Path:
     """Write `image` atomically in the format named by `path`'s suffix; return the path written.
+
+    `image` is a MedImage or a NumPy array (`as_image`: `modality`, `region` and `spacing` in mm
+    say what the array cannot, and replace a MedImage's own).
 
     `.dcm` → derived DICOM file (2D), `.gz` (not `.nii.gz`) the same gzipped; folder / no
     suffix → derived DICOM series (IM00001.dcm, …);
@@ -243,8 +247,11 @@ def save(image: MedImage, path: str | Path, *, reference: str | Path | None = No
     """
     p = Path(path)
     fmt = target_format(p)
-    if not np.all(np.isfinite(image.array)):
+    pixels = image.array if isinstance(image, MedImage) else image
+    if isinstance(pixels, np.ndarray) and pixels.dtype.kind == "f" and not np.isfinite(
+            pixels).all():
         raise InvalidImage("cannot save an image with NaN or infinite pixels", p)
+    image = as_image(image, modality=modality, region=region, spacing=spacing)
     try:
         if fmt in ("dicom", "dicom-series"):
             return dicom_write.write_dicom(image, p, reference=reference, description=description)

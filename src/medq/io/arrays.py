@@ -103,7 +103,10 @@ def from_array(array: Any, *, spacing: float | Sequence[float] | None = None,
         raise UnsupportedImage("array of complex values: medq grades magnitude images "
                                "(pass np.abs of it)", source)
     if arr.dtype.kind not in "biuf":
-        raise UnsupportedImage(f"array of dtype {arr.dtype} is not a real image", source)
+        many = arr.dtype.kind in "USO" and arr.ndim == 1  # a list of paths or images
+        raise UnsupportedImage(f"array of dtype {arr.dtype} is not a real image" + (
+            "; for many inputs use medq.assess.predictor.Assessor().assess_many(inputs)"
+            if many else ""), source)
     if arr.ndim == 3 and arr.shape[-1] == 1:
         arr = arr[..., 0]
     if arr.ndim not in (2, 3) or arr.size == 0:
