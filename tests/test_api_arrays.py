@@ -31,6 +31,15 @@ def test_grey_array_is_an_image_in_its_own_units() -> None:
     assert not told.meta["spacing_assumed"]
 
 
+def test_a_torch_tensor_is_an_array(ct_slice: MedImage) -> None:
+    import torch
+
+    tensor = torch.from_numpy(ct_slice.array).to(torch.bfloat16).requires_grad_(True)
+    image = as_image(tensor, spacing=ct_slice.spacing)
+    assert image.modality == "CT" and image.meta["dtype"] == "float32"
+    np.testing.assert_allclose(image.array, ct_slice.array, rtol=1 / 128, atol=1.0)
+
+
 def test_colour_array_is_a_photograph_scaled_to_one() -> None:
     pixels = retina_pixels()
     image = from_array(pixels)

@@ -1,16 +1,17 @@
 """Arrays as images: what the Python API takes (`medq.assess(array)`, …) and `.npy` files hold.
 
-`from_array` turns a NumPy array (or anything `np.asarray` takes: a list, a CPU tensor) into a
-MedImage by the same rules as a `.npy` file: grey `(y, x)` or `(z, y, x)`, or colour channels last
-`(y, x, 3|4)` as a photograph; no spacing means 1 mm, flagged `spacing_assumed`; no modality
-means `OT` (`as_image`, like `medq.io.load`, then reads Hounsfield values as CT:
-`units.infer_modality`). `as_image` is
-what the API's entry points call on whatever they were given: a MedImage, a path or an array,
-with the caller's modality, region and spacing applied.
+`from_array` turns a NumPy array (or anything `np.asarray` takes, such as a list, or a torch
+tensor on any device) into a MedImage by the same rules as a `.npy` file: grey `(y, x)` or
+`(z, y, x)`, or colour channels last `(y, x, 3|4)` as a photograph; no spacing means 1 mm,
+flagged `spacing_assumed`; no modality means `OT` (`as_image`, like `medq.io.load`, then reads
+Hounsfield values as CT: `units.infer_modality`). `as_image` is what the API's entry points call
+on whatever they were given: a MedImage, a path or an array, with the caller's modality, region
+and spacing applied.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,16 @@ def _spacing(spacing: float | Sequence[float] | None, spatial: int) -> tuple[flo
                                f"{spacing!r}") from e
 
 
+def _host(array: Any) -> Any:
+    """A torch tensor (on any device, with or without grad, any float type) as a NumPy array;
+    anything else as it is."""
+    torch = sys.modules.get("torch")
+    if torch is None or not isinstance(array, torch.Tensor):
+        return array
+    tensor = array.detach().cpu()
+    return (tensor.float() if tensor.is_floating_point() else tensor).numpy()
+
+
 def from_array(array: Any, *, spacing: float | Sequence[float] | None = None,
                modality: str | None = None, region: str | None = None,
                source: str | None = None, meta: dict[str, Any] | None = None) -> MedImage:
@@ -96,7 +107,7 @@ def from_array(array: Any, *, spacing: float | Sequence[float] | None = None,
     Raises UnsupportedImage for what is not a real 2D/3D image, InvalidParameter for a bad
     spacing, modality or region."""
     try:
-        arr = np.asarray(array)
+        arr = np.asarray(_host(array))
     except Exception as e:  # ragged lists and the like
         raise UnsupportedImage(f"not an array ({type(e).__name__}: {e})", source) from e
     if arr.dtype.kind == "c":
