@@ -33,8 +33,7 @@ def assess(image: Any, model: str | Path = "mediqa-s", measures: bool = True, *,
     states (an array states nothing: OT, or CT for Hounsfield values, at 1 mm)."""
     from medq.io.arrays import as_image
 
-    item = image if isinstance(image, (str, Path)) and region is None and spacing is None \
-        else as_image(image, modality=modality, region=region, spacing=spacing)
+    item = as_image(image, modality=modality, region=region, spacing=spacing)
     return _assessor(str(model), measures, modality).assess(item)
 
 

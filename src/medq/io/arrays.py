@@ -102,8 +102,8 @@ def from_array(array: Any, *, spacing: float | Sequence[float] | None = None,
     """A MedImage of an array: grey `(y, x)` / `(z, y, x)` in its own units (a trailing axis of
     length 1 is dropped), or colour `(y, x, 3|4)` as a photograph (modality OP, values scaled to
     0–1). `spacing` in mm (a number for every axis, or one per axis; 1 mm when not given),
-    `modality` a DICOM code (else OT, or OP for colour), `region` one
-    of `medq.image.REGIONS`. Non-finite pixels are handled as files' are (`finite_pixels`).
+    `modality` a DICOM code (else OT, or OP for colour), `region` one of `medq.image.REGIONS`.
+    Non-finite pixels are handled as files' are (`finite_pixels`).
     Raises UnsupportedImage for what is not a real 2D/3D image, InvalidParameter for a bad
     spacing, modality or region."""
     try:
