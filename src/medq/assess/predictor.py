@@ -52,9 +52,13 @@ class Assessor:
 
     `precision` (`medq.assess.precision`): `auto` runs the model in bfloat16 where the CPU has
     it natively (about 2× faster, scores within about 0.01), else float32.
+    `batch_size`: inputs per forward pass and per chunk the loader workers prepare ahead. 16
+    rather than 32: the forward's larger buffers cost this process about 1 s of system time
+    (page faults) per 96 512² slices, and 2-core throughput goes 21 → 24 slices/s
+    (`benchmarks/assess_speed.py`).
     """
 
-    def __init__(self, model: str | Path = DEFAULT_MODEL, batch_size: int = 32,
+    def __init__(self, model: str | Path = DEFAULT_MODEL, batch_size: int = 16,
                  measures: bool = True, threads: int | None = None,
                  modality: str | None = None, precision: str = "auto") -> None:
         from medq.train.loop import set_threads

@@ -69,7 +69,7 @@ def assess(
     paths: list[Path] = INPUTS_ARGUMENT,
     as_json: bool = JSON_LIST_OPTION,
     model: str = QUALITY_MODEL_OPTION,
-    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Images per forward pass."),
+    batch_size: int = typer.Option(16, "--batch-size", min=1, help="Images per forward pass."),
     measures: bool = typer.Option(True, "--measures/--no-measures",
                                   help="Also compute the classical measures (slower)."),
     modality: str | None = MODALITY_OPTION,
