@@ -420,6 +420,24 @@ def test_compute_measures_tolerates_nan_and_rejects_all_nan(ct_slice):
         measures.compute_measures(np.full((8, 8), np.nan), "CT")
 
 
+def test_ct_padding_and_air_below_minus_1024_keep_the_energy_measures_defined(ct_slice):
+    """A CT stored with padding outside the reconstruction circle (−2000) and air noise below
+    −1024 HU: EFC is defined (before: nan) and the padding counts as air, as in the evidence."""
+    yy, xx = np.mgrid[:128, :128]
+    outside = np.hypot(yy - 63.5, xx - 63.5) > 66
+    air = ct_slice.array.astype(np.float64)
+    air[outside] = -1024.0
+    air[:3, 60:68] = -1060.0  # air noise below −1024 HU, inside the circle
+    padded = air.copy()
+    padded[outside] = -2000.0
+    as_air, with_padding = (measures.compute_measures(a, "CT") for a in (air, padded))
+    assert 0 < with_padding["efc"] < 1
+    assert with_padding["efc"] == pytest.approx(as_air["efc"], rel=1e-12)
+    assert with_padding["fber"] == pytest.approx(as_air["fber"], rel=1e-12)
+    assert iqms.efc(air, offset=iqms.CT_OFFSET_HU) == pytest.approx(
+        iqms.efc(np.maximum(air, -1024.0), offset=iqms.CT_OFFSET_HU), rel=1e-12)
+
+
 def test_assess_takes_a_ct_planes_streak_index_once_for_evidence_and_measures(ct_slice):
     """The loader takes each CT plane's streak index once (`evidence_views`, the evidence pass)
     for its evidence row and its classical measures; both equal what they are alone, and both

@@ -243,8 +243,9 @@ def _field(a: np.ndarray, fg: np.ndarray, zero: float) -> tuple[float, float]:
 
 
 def read_plane(array: np.ndarray, modality: str) -> np.ndarray:
-    """A 2D greyscale plane as the features read it: float64, non-finite pixels set to the
-    median, CT padding outside the reconstruction circle (below `CT_PADDING_HU`) set to air."""
+    """A greyscale plane (or volume) as the features and the classical measures read it: float64,
+    non-finite pixels set to the median, CT padding outside the reconstruction circle (below
+    `CT_PADDING_HU`) set to air."""
     a = np.asarray(array, dtype=np.float64)
     finite = np.isfinite(a)
     if not finite.all():

@@ -218,7 +218,8 @@ def efc(array: np.ndarray, mask: np.ndarray | None = None, offset: float | None 
     """Entropy focus criterion, normalised as MRIQC: EFC = Σ (x/B)·ln(x/B) / E_max.
 
     Over the n voxels of `mask` (all when None), after adding `offset` (default max(0, −min), so
-    values are ≥ 0; `compute_measures` uses +1024 for CT): B = sqrt(Σ x²) is the total energy and
+    values are ≥ 0; `compute_measures` uses +1024 for CT, and values still below 0 — the noise of
+    air below −1024 HU — count as 0): B = sqrt(Σ x²) is the total energy and
     E_max = n·(1/√n)·ln(1/√n) = −√n·ln√n is the value when all voxels are equal. EFC is 1 for a
     constant image (maximum entropy, i.e. maximal ghosting/blurring of energy) and → 0 when the
     energy is focused in one voxel. Higher is worse.
@@ -228,9 +229,9 @@ def efc(array: np.ndarray, mask: np.ndarray | None = None, offset: float | None 
     n = x.size
     if n < 2:
         return float("nan")
-    x = x + _energy_offset(x, offset)
+    x = np.maximum(x + _energy_offset(x, offset), 0.0)  # CT air below −1024 HU: no energy
     energy = float(np.sqrt(np.sum(x * x)))
-    if energy == 0 or np.any(x < 0):
+    if energy == 0:
         return float("nan")
     e_max = n * (1.0 / np.sqrt(n)) * np.log(1.0 / np.sqrt(n))
     p = x / energy

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from medq.assess.artifacts import STREAK_VIEW, ghosting_ratio, qi_1, spike_contrast
-from medq.assess.evidence import plane_streak
+from medq.assess.evidence import plane_streak, read_plane
 from medq.assess.inu import inu_range
 from medq.assess.iqms import (
     CT_OFFSET_HU,
@@ -66,7 +66,10 @@ def compute_measures(array: np.ndarray, modality: str, mask: np.ndarray | None =
     The background measures (fber, snr_dietrich, qi_1, the cnr's air σ) read the air outside
     every piece of anatomy (`masks.air_mask`): the arms beside an abdomen are not background.
     RGB photographs are measured on luminance. Non-finite pixels are excluded from every mask
-    (and set to the median for filtering). `value_range` defaults to (0, 1) for photographs.
+    (and set to the median for filtering); CT padding outside the reconstruction circle (below
+    `evidence.CT_PADDING_HU`: −2000, −3024, …) is read as air, as the evidence rows read it (else
+    EFC is undefined and the padding's energy counts as background in FBER). `value_range`
+    defaults to (0, 1) for photographs.
     """
     modality = str(modality).upper()
     rgb = is_rgb(array, modality)
@@ -74,8 +77,7 @@ def compute_measures(array: np.ndarray, modality: str, mask: np.ndarray | None =
     finite = np.isfinite(a)
     if not finite.any():
         raise InvalidImage("image has no finite pixel value")
-    if not finite.all():
-        a = np.where(finite, a, np.median(a[finite]))
+    a = read_plane(a, modality)  # non-finite pixels → the median, CT padding → air
     if mask is None:
         fg, anatomy = body_and_anatomy(a, modality)
         fg &= finite
