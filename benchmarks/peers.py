@@ -1,0 +1,123 @@
+"""medq beside its peers on the same severity ladders (`make bench`).
+
+A generic no-reference IQA made for photographs (BRISQUE, the `brisque` package with its
+bundled LIVE model) and two of MRIQC's image quality measures as one-number quality scores
+(SNR, higher better; EFC, lower better; as `medq assess` reports them) score the
+same ladders as `medq assess`: the held-out real images (pydicom's CT and MR files, the skull
+radiograph) clean and at four rising severities of medq's engine (`benchmarks/ranking.py`) and
+of the independent simulators (`benchmarks/independent.py`: scikit-image, MONAI, TorchIO).
+For each ladder Spearman(severity, falling quality) is taken (1: every step ranked worse than
+the one before; −1: ranked better), averaged per kind and over kinds. BRISQUE reads the image
+as it is displayed (`medq.assess.preprocess.normalise`: CT in its soft-tissue window, other
+modalities between their 0.5th and 99.5th percentiles) as grey in [0, 1].
+Writes benchmarks/results/peers.json. Usage:
+    python benchmarks/peers.py [FILE ...] [--modality M] [--seed 0] [--model mediqa-s]
+FILE: your own clean CT, MR or radiograph files instead of the held-out images.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from independent import independent_ladders, ladder_images, ladder_parser, results_file  # noqa: E402
+
+PEERS = ("brisque", "mriqc_snr", "mriqc_efc")
+"""The peer scores, each turned so that higher means better quality."""
+
+
+def display(image: Any) -> np.ndarray:
+    """A 2D grey MedImage as displayed, in [0, 1] (float64)."""
+    from medq.assess.preprocess import ct_window, normalise
+
+    window = ct_window(image.meta) if image.modality == "CT" else None
+    return normalise(np.asarray(image.array), image.modality, window).astype(np.float64)
+
+
+def brisque_scorer() -> Callable[[Any], float]:
+    """BRISQUE's score of a MedImage's display (0 best … 100 worst), as `brisque` computes it."""
+    from brisque import BRISQUE
+
+    class Brisque(BRISQUE):
+        """brisque 0.2.0 on NumPy 2: some features come out as 1-element arrays, which its
+        scaling cannot turn into floats; they are flattened first, nothing else changes."""
+
+        def scale_features(self, features: Any) -> np.ndarray:
+            return super().scale_features([float(np.ravel(f)[0]) for f in features])
+
+    model = Brisque(url=False)
+    return lambda image: float(model.score(np.repeat(display(image)[..., None], 3, axis=-1)))
+
+
+def peer_scores(ladder: list[Any], brisque: Callable[[Any], float]) -> dict[str, list[float]]:
+    """Each peer's quality of every rung of a ladder, higher = better (the MRIQC measures as
+    `medq assess` reports them, `medq.assess.measures.compute_measures`)."""
+    from medq.assess.measures import compute_measures
+
+    out: dict[str, list[float]] = {name: [] for name in PEERS}
+    for image in ladder:
+        measures = compute_measures(image.array, image.modality)
+        out["brisque"].append(-brisque(image))
+        out["mriqc_snr"].append(measures["snr"])
+        out["mriqc_efc"].append(-measures["efc"])
+    return out
+
+
+def run(images: dict[str, Any], model: str, seed: int) -> dict[str, Any]:
+    """Spearman summaries per method and simulator (`ranking_summary`'s shape)."""
+    from medq.assess.predictor import Assessor
+    from medq.train.evaluate import ladder_spearman, ranking_ladders, ranking_summary
+
+    assessor = Assessor(model, measures=False)
+    brisque = brisque_scorer()
+    methods = ("medq", *PEERS)
+    pairs: dict[str, dict[str, dict[str, Any]]] = {}
+    for simulator, ladders in (("engine", ranking_ladders(images, seed)),
+                               ("independent", independent_ladders(images, seed))):
+        for name, kind, ladder in ladders:
+            found = assessor.assess_many(ladder)
+            failed = [r for r in found if isinstance(r, Exception)]
+            if failed:
+                sys.exit(f"{name}/{kind}: {failed[0]}")
+            scores = {"medq": [float(r.score) for r in found], **peer_scores(ladder, brisque)}
+            for method in methods:
+                pairs.setdefault(f"{simulator}:{method}", {})[f"{name}/{kind}"] = {
+                    "scores": scores[method], "spearman": ladder_spearman(scores[method])}
+            row = " ".join(f"{m} {ladder_spearman(scores[m]):+.2f}" for m in methods)
+            print(f"{simulator:11s} {name}/{kind:28s} {row}", flush=True)
+    return {key: ranking_summary(p) for key, p in pairs.items()}
+
+
+def table(results: dict[str, Any]) -> None:
+    """Per simulator: kinds as rows, methods as columns, then the mean over kinds."""
+    methods = ("medq", *PEERS)
+    for simulator in ("engine", "independent"):
+        kinds = results[f"{simulator}:medq"]["per_kind"]
+        print(f"\n{simulator} ladders: Spearman(severity, falling quality)")
+        print(f"{'kind':26s}" + "".join(f"{m:>11s}" for m in methods))
+        for kind in kinds:
+            print(f"{kind:26s}" + "".join(
+                f"{results[f'{simulator}:{m}']['per_kind'][kind]:11.3f}" for m in methods))
+        print(f"{'mean over kinds':26s}" + "".join(
+            f"{results[f'{simulator}:{m}']['mean']:11.3f}" for m in methods))
+
+
+def main() -> None:
+    """Score every ladder with medq and its peers; print the tables, write the JSON."""
+    parser = ladder_parser(__doc__)
+    parser.add_argument("--model", default="mediqa-s")
+    args = parser.parse_args()
+    results = run(ladder_images(args.images, args.modality), args.model, args.seed)
+    table(results)
+    out = {"model": args.model, "seed": args.seed, "peers": list(PEERS), **results}
+    results_file("peers", bool(args.images)).write_text(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
