@@ -8,8 +8,8 @@ radiograph) clean and at four rising severities of medq's engine (`benchmarks/ra
 of the independent simulators (`benchmarks/independent.py`: scikit-image, MONAI, TorchIO).
 For each ladder Spearman(severity, falling quality) is taken (1: every step ranked worse than
 the one before; −1: ranked better), averaged per kind and over kinds. BRISQUE reads the image
-as it is displayed (`medq.assess.preprocess.normalise`: CT in its soft-tissue window, other
-modalities between their 0.5th and 99.5th percentiles) as grey in [0, 1].
+as it is displayed (`medq.train.peers`: CT in its soft-tissue window, other modalities between
+their 0.5th and 99.5th percentiles) as grey in [0, 1].
 Writes benchmarks/results/peers.json. Usage:
     python benchmarks/peers.py [FILE ...] [--modality M] [--seed 0] [--model mediqa-s]
 FILE: your own clean CT, MR or radiograph files instead of the held-out images.
@@ -28,34 +28,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from independent import independent_ladders, ladder_images, ladder_parser, results_file  # noqa: E402
 
+from medq.train.peers import display  # noqa: E402
+
 PEERS = ("brisque", "mriqc_snr", "mriqc_efc")
 """The peer scores, each turned so that higher means better quality."""
 
 
-def display(image: Any) -> np.ndarray:
-    """A 2D grey MedImage as displayed, in [0, 1] (float64)."""
-    from medq.assess.preprocess import ct_window, normalise
-
-    window = ct_window(image.meta) if image.modality == "CT" else None
-    return normalise(np.asarray(image.array), image.modality, window).astype(np.float64)
-
-
-def brisque_scorer() -> Callable[[Any], float]:
-    """BRISQUE's score of a MedImage's display (0 best … 100 worst), as `brisque` computes it."""
-    from brisque import BRISQUE
-
-    class Brisque(BRISQUE):
-        """brisque 0.2.0 on NumPy 2: some features come out as 1-element arrays, which its
-        scaling cannot turn into floats; they are flattened first, nothing else changes."""
-
-        def scale_features(self, features: Any) -> np.ndarray:
-            return super().scale_features([float(np.ravel(f)[0]) for f in features])
-
-    model = Brisque(url=False)
-    return lambda image: float(model.score(np.repeat(display(image)[..., None], 3, axis=-1)))
-
-
-def peer_scores(ladder: list[Any], brisque: Callable[[Any], float]) -> dict[str, list[float]]:
+def peer_scores(ladder: list[Any], brisque: Callable[[np.ndarray], float]
+                ) -> dict[str, list[float]]:
     """Each peer's quality of every rung of a ladder, higher = better (the MRIQC measures as
     `medq assess` reports them, `medq.assess.measures.compute_measures`)."""
     from medq.assess.measures import compute_measures
@@ -63,7 +43,7 @@ def peer_scores(ladder: list[Any], brisque: Callable[[Any], float]) -> dict[str,
     out: dict[str, list[float]] = {name: [] for name in PEERS}
     for image in ladder:
         measures = compute_measures(image.array, image.modality)
-        out["brisque"].append(-brisque(image))
+        out["brisque"].append(-brisque(display(image)))
         out["mriqc_snr"].append(measures["snr"])
         out["mriqc_efc"].append(-measures["efc"])
     return out
@@ -73,6 +53,7 @@ def run(images: dict[str, Any], model: str, seed: int) -> dict[str, Any]:
     """Spearman summaries per method and simulator (`ranking_summary`'s shape)."""
     from medq.assess.predictor import Assessor
     from medq.train.evaluate import ladder_spearman, ranking_ladders, ranking_summary
+    from medq.train.peers import brisque_scorer
 
     assessor = Assessor(model, measures=False)
     brisque = brisque_scorer()

@@ -385,6 +385,10 @@ def test_seed_ensemble_trains_resumes_averages_and_fine_tunes(tiny_run: dict,
         m["n"] for m in rows[0]["per_source"].values()) == len(test["score"])
     assert rows[2]["metrics"]["overall"]["srcc"] == pytest.approx(
         tiny_run["record"]["metrics"]["overall"]["srcc"], abs=1e-6, nan_ok=True)
+    peers = {r["model"]: r for r in benchmark_rows(test, [], True)}  # classical rows and BRISQUE
+    assert set(peers) == {"noise σ (wavelet MAD)", "sharpness", "EFC (MRIQC)",
+                          "BRISQUE (generic NR-IQA)"}
+    assert all(np.isfinite(r["metrics"]["overall"]["srcc"]) for r in peers.values())
 
     shipped = ship_run(out, dest=tmp_path)  # float16 members, loaded back as float32
     assert Assessor(shipped, measures=False).assess(ct).score == pytest.approx(

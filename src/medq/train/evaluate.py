@@ -80,15 +80,21 @@ def evaluate(pred: np.ndarray, data: dict[str, np.ndarray]) -> dict[str, Any]:
 
 
 CLASSICAL = {"noise σ (wavelet MAD)": ("noise_sigma_wavelet", -1.0),
-             "sharpness": ("sharpness", 1.0)}
-"""Classical measures scored as quality (sign: +1 when higher means better)."""
+             "sharpness": ("sharpness", 1.0),
+             "EFC (MRIQC)": ("efc", -1.0),
+             "BRISQUE (generic NR-IQA)": ("brisque", -1.0)}
+"""Classical measures and peers scored as quality (`medq.assess.iqms` functions, or BRISQUE of
+`medq.train.peers`; sign: +1 when higher means better)."""
 
 
 def classical_scores(data: dict[str, np.ndarray], name: str) -> np.ndarray:
-    """A classical measure on each item's model view (mean over a volume's slices), signed."""
+    """A classical measure or peer on each item's model view (its grey window in [0, 1]; mean
+    over a volume's slices), signed; ModelError when a peer's package is not installed."""
     from medq.assess import iqms
+    from medq.train.peers import brisque_scorer
 
-    func, sign = getattr(iqms, CLASSICAL[name][0]), CLASSICAL[name][1]
+    what, sign = CLASSICAL[name]
+    func = brisque_scorer() if what == "brisque" else getattr(iqms, what)
     out = np.zeros(len(data["score"]), dtype=np.float64)
     for i in range(len(out)):
         slices = item_slices(data, i)
@@ -151,7 +157,10 @@ def benchmark_rows(data: dict[str, np.ndarray], models: list[str],
                                   predict(model, data, False), data))
     if classical:
         for name in CLASSICAL:
-            rows.append(table_row(name, classical_scores(data, name), data))
+            try:
+                rows.append(table_row(name, classical_scores(data, name), data))
+            except ModelError as e:
+                rows.append({"model": name, "missing": e.message})
     return rows
 
 
