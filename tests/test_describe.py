@@ -301,11 +301,17 @@ def test_bench_summary_per_source_names_the_lossy_one(ct) -> None:
     records = simulate(ct, "ct_low_dose", severity="moderate", seed=0)[0].meta["degradations"]
     rows = []
     for source, found in (("ct_693", []), ("ct_693", [("noise", "moderate")]),
-                          ("ct_small", [("noise", "moderate")])):
-        row = score_description([{"type": t, "severity": s} for t, s in found], [],
-                                "reject" if found else "good", records)
-        rows.append(dict(row, source=source, dim="2d", group="CT"))
+                          ("ct_small", [("noise", "moderate")]),
+                          ("mni_ct_test", [("noise", "moderate"), ("blur", "mild")])):
+        verdict = "reject" if found else "good"
+        row = score_description([{"type": t, "severity": s} for t, s in found], [], verdict,
+                                records)
+        rows.append(dict(row, source=source, dim="2d", group="CT", verdict=verdict))
     out = summary(rows)
+    truth = reference(records)["verdict"]  # where the points went: one false mild blur
+    assert out["contradictions"] == {"CT blur: false finding (minor)": 1}
+    assert out["verdicts"] == ({f"CT {truth} → good": 1} if truth == "reject" else
+                               {f"CT {truth} → good": 1, f"CT {truth} → reject": 3})
     assert list(out["lossy_sources"]) == ["ct_693"]  # JPEG 2000 at 339:1 by its header
     assert out["per_source"]["ct_693"]["n"] == 2
     assert out["per_source"]["ct_693"]["total"] == np.mean([r["total"] for r in rows[:2]])

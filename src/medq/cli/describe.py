@@ -140,5 +140,10 @@ def bench_describe(
         m = summ["per_source"][name]
         out.print(lossy_source_note(name, lossy, m["n"], f"their total {m['total']:.2f} / 8"),
                   highlight=False)
+    for name, key in (("contradictions", "most frequent contradictions"),
+                      ("verdicts", "most frequent wrong verdicts")):
+        top = list(summ.get(name, {}).items())[:4]
+        if top:
+            out.print(f"{key}: " + "; ".join(f"{k} ×{v}" for k, v in top), highlight=False)
     out.print(f"JSON: {results / 'describe.json'}", highlight=False)
     outcome.exit()

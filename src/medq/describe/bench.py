@@ -113,7 +113,9 @@ def group_of(modality: str) -> str:
 
 def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Metrics per modality group, 2D, 3D and overall, plus per-type recall (moderate+), per
-    source, and the sources whose file states lossy compression (`sources.lossy_sources`)."""
+    source, the sources whose file states lossy compression (`sources.lossy_sources`), and
+    where points are lost: each contradiction (`metrics.contradictions`: group, type, what,
+    minor/major) and each wrong verdict (group, reference → given), counted."""
     from medq.data.sources import lossy_sources
     from medq.describe.metrics import summarise
 
@@ -135,8 +137,19 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
                           for k, v in sorted(per_type.items())}
     out["per_source"] = {name: summarise([r for r in rows if r["source"] == name])
                          for name in dict.fromkeys(r["source"] for r in rows)}
+    out["contradictions"] = _counts(f"{r['group']} {kind}: {what} ({how})"
+                                    for r in rows for kind, what, how in r["contradictions"])
+    out["verdicts"] = _counts(f"{r['group']} {r['reference_verdict']} → {r['verdict']}"
+                              for r in rows if r["verdict"] != r["reference_verdict"])
     out["lossy_sources"] = lossy_sources(list(out["per_source"]))
     return out
+
+
+def _counts(keys: Any) -> dict[str, int]:
+    """How often each key occurs, most frequent first."""
+    from collections import Counter
+
+    return dict(Counter(keys).most_common())
 
 
 def run(plan: DescribePlan, model: str = "mediqa-s", batch_size: int = 16,

@@ -136,6 +136,8 @@ def score_description(findings: Iterable[Any], normal: Iterable[str], verdict: s
     ref = reference(records)
     pred = _as_pairs(findings)
     row = score_against(pred, list(normal), verdict, ref)
+    row["contradictions"] = [list(c) for c in contradictions(pred, list(normal),
+                                                             ref["findings"])]
     row["type_hits"] = type_hits(pred, records)
     row["reference_verdict"] = ref["verdict"]
     return row
