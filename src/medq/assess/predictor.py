@@ -53,9 +53,9 @@ class Assessor:
     `precision` (`medq.assess.precision`): `auto` runs the model in bfloat16 where the CPU has
     it natively (about 2× faster, scores within about 0.01), else float32.
     `batch_size`: inputs per forward pass and per chunk the loader workers prepare ahead. 16
-    rather than 32: the forward's larger buffers cost this process about 1 s of system time
-    (page faults) per 96 512² slices, and 2-core throughput goes 21 → 24 slices/s
-    (`benchmarks/assess_speed.py`).
+    rather than 32 halves the forward's buffers at the same throughput on a warm 2-core machine
+    (`benchmarks/assess_speed.py`); in one cold run the buffers of 32 cost this process about
+    1 s of system time (page faults) per 96 512² slices.
     """
 
     def __init__(self, model: str | Path = DEFAULT_MODEL, batch_size: int = 16,
