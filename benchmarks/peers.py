@@ -94,7 +94,12 @@ def main() -> None:
     parser = ladder_parser(__doc__)
     parser.add_argument("--model", default="mediqa-s")
     args = parser.parse_args()
-    results = run(ladder_images(args.images, args.modality), args.model, args.seed)
+    from medq.errors import MedqError
+
+    try:
+        results = run(ladder_images(args.images, args.modality), args.model, args.seed)
+    except MedqError as e:  # a peer's package missing, an unknown model: one line, no trace
+        sys.exit(f"peers: {e.message}")
     table(results)
     out = {"model": args.model, "seed": args.seed, "peers": list(PEERS), **results}
     results_file("peers", bool(args.images)).write_text(json.dumps(out, indent=2))
