@@ -8,8 +8,9 @@ radiograph) clean and at four rising severities of medq's engine (`benchmarks/ra
 of the independent simulators (`benchmarks/independent.py`: scikit-image, MONAI, TorchIO).
 For each ladder Spearman(severity, falling quality) is taken (1: every step ranked worse than
 the one before; −1: ranked better), averaged per kind and over kinds. BRISQUE reads the image
-as it is displayed (`medq.train.peers`: CT in its soft-tissue window, other modalities between
-their 0.5th and 99.5th percentiles) as grey in [0, 1].
+as the quality model reads it (`medq.train.peers.display`: CT in the window its file states,
+else soft tissue 40/400 HU; other modalities between their 0.5th and 99.5th percentiles) as
+grey in [0, 1].
 Writes benchmarks/results/peers.json. Usage:
     python benchmarks/peers.py [FILE ...] [--modality M] [--seed 0] [--model mediqa-s]
 FILE: your own clean CT, MR or radiograph files instead of the held-out images.

@@ -22,9 +22,9 @@ INSTALL = "pip install 'brisque>=0.2,<0.3' opencv-python-headless libsvm-officia
 
 
 def display(image: Any) -> np.ndarray:
-    """A 2D grey MedImage as displayed, in [0, 1] (float64): CT in its soft-tissue window (the
-    file's own window when it states one), other modalities between their 0.5th and 99.5th
-    percentiles (`medq.assess.preprocess.normalise`, what the quality model reads)."""
+    """A 2D grey MedImage as displayed, in [0, 1] (float64): CT in the window its file states,
+    else soft tissue (40/400 HU); other modalities between their 0.5th and 99.5th percentiles
+    (`medq.assess.preprocess.normalise`, what the quality model reads)."""
     from medq.assess.preprocess import ct_window, normalise
 
     window = ct_window(image.meta) if image.modality == "CT" else None
