@@ -36,7 +36,8 @@ def test_brisque_ranks_a_photograph_as_it_was_made_to(brisque) -> None:
 
 
 def test_display_is_what_a_reader_sees(ct_slice, mr_slice) -> None:
-    """CT in its soft-tissue window, MR between its percentiles, both in [0, 1]."""
+    """CT in its window (CT_small states none: soft tissue), MR between its percentiles, both in
+    [0, 1]."""
     ct, mr = peers.display(ct_slice), peers.display(mr_slice)
     for shown in (ct, mr):
         assert shown.shape == (ct_slice.shape if shown is ct else mr_slice.shape)
