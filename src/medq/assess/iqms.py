@@ -119,33 +119,19 @@ def noise_sigma_flat(array: np.ndarray, mask: np.ndarray | None = None, window: 
     size = _inplane(a.ndim, window)
     size = tuple(int(s) if s else 1 for s in size)
     n = window * window
+
+    def local_var(x: np.ndarray) -> np.ndarray:
+        mean = ndi.uniform_filter(x, size)
+        return np.maximum(ndi.uniform_filter(x * x, size) - mean * mean, 0.0) * n / (n - 1)
+
     valid = erode_square(m, window // 2)  # windows wholly inside the mask
     if not valid.any():
         valid = m
     if not valid.any():
         return float("nan")
-    smooth = ndi.gaussian_filter(a, _inplane(a.ndim, 2.0))
-    mean = ndi.uniform_filter(smooth, size)
-    flatness = (np.maximum(ndi.uniform_filter(smooth * smooth, size) - mean * mean, 0.0)
-                * n / (n - 1))[valid]
-    chosen = np.zeros_like(valid)
-    chosen[valid] = flatness <= np.quantile(flatness, fraction)
-    # the image's own variance only in the chosen windows (a tenth of them): gathered, not filtered
-    return float(np.sqrt(np.median(window_variance(a, chosen, window))))
-
-
-def window_variance(array: np.ndarray, where: np.ndarray, window: int) -> np.ndarray:
-    """Unbiased variance of the in-plane `window`×`window` window centred on each True pixel of
-    `where` (in `np.nonzero` order), the image mirrored at its edges as SciPy's `reflect`."""
-    h = window // 2
-    padded = np.pad(array, [(0, 0)] * (array.ndim - 2) + [(h, h), (h, h)], mode="symmetric")
-    centres = np.ravel_multi_index(
-        tuple(np.add(i, h) if axis >= array.ndim - 2 else i
-              for axis, i in enumerate(np.nonzero(where))), padded.shape)
-    nx = padded.shape[-1]
-    offsets = (np.arange(-h, h + 1)[:, None] * nx + np.arange(-h, h + 1)[None, :]).ravel()
-    values = padded.ravel().take(centres[:, None] + offsets[None, :])
-    return values.var(axis=1, ddof=1) if values.shape[1] > 1 else np.zeros(len(values))
+    flatness = local_var(ndi.gaussian_filter(a, _inplane(a.ndim, 2.0)))[valid]
+    chosen = flatness <= np.quantile(flatness, fraction)
+    return float(np.sqrt(np.median(local_var(a)[valid][chosen])))
 
 
 # ------------------------------------------------------------------------------ signal and contrast

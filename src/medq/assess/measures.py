@@ -108,7 +108,7 @@ def compute_measures(array: np.ndarray, modality: str, mask: np.ndarray | None =
         out["spike_contrast"] = spike_contrast(a)
         out["inu_range"] = inu_range(a, fg)
     if modality == "CT":
-        out["streak_index"] = plane_streak(a, STREAK_VIEW) if streak is None else streak
+        out["streak_index"] = plane_streak(array, STREAK_VIEW) if streak is None else streak
     if tissue_masks:
         tissue = {name: _mask(a, m) & finite for name, m in tissue_masks.items()}
         out.update(_tissue_measures(a, tissue, _mean_std(a, bg)[1]))
