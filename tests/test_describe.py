@@ -214,6 +214,29 @@ def test_phrasing_varies_by_finding_type_and_modality() -> None:
     assert _sentences(many)[-1] == "Overall, the quality of this image is usable."
 
 
+
+def test_a_ct_noise_finding_states_its_level_in_hu(assessor) -> None:
+    """CT noise is named with the σ a reader would measure in a uniform region (the flat-window
+    σ of the classical measures), and the number follows the dose; no HU for MR noise or when
+    the measures were not taken."""
+    from medq.describe.text import compose
+
+    ct = load_sample("ct_small")
+    levels = []
+    for severity in ("moderate", "severe"):
+        report = report_from(assessor.assess(simulate(ct, "ct_low_dose", severity=severity,
+                                                      seed=0)[0]))
+        found = re.search(r"σ ≈ (\d+) HU in the flattest tissue", report.text)
+        assert found and "noise" in [f.type for f in report.findings], report.text
+        levels.append(int(found.group(1)))
+    assert levels[0] < levels[1]
+    measured = {"noise_sigma_flat": 24.6}
+    for modality, evidence, shown in (("CT", measured, True), ("MR", measured, False),
+                                      ("CT", {}, False)):
+        text = compose([Finding("noise", "moderate", 0.9, evidence=evidence)], [], "usable",
+                       modality)
+        assert ("σ ≈ 25 HU" in text) is shown, text
+
 def test_noise_in_the_upper_half_is_located_superior(ct) -> None:
     from medq.describe.location import locate
 

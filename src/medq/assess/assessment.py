@@ -43,7 +43,7 @@ GRADES = ((4.5, "excellent"), (3.5, "good"), (2.5, "acceptable"), (1.5, "poor"),
 """Score thresholds of the grades, best first."""
 
 EVIDENCE_MEASURES: dict[str, tuple[str, ...]] = {
-    "noise": ("noise_sigma", "snr"),
+    "noise": ("noise_sigma", "noise_sigma_flat", "snr"),
     "blur": ("sharpness", "blur"),
     "low_resolution": ("sharpness", "laplacian_variance"),
     "aliasing": ("ghosting_ratio",),

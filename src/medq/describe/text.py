@@ -11,6 +11,7 @@ one is chosen by a hash of the report's content, so the same input always reads 
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from typing import Any
 
@@ -143,7 +144,17 @@ def finding_clause(finding: Finding, modality: str, key: str) -> str:
     adj = _pick(SEVERITY_WORDS[finding.severity], key + "adj")
     adv = _pick(SEVERITY_ADVERBS[finding.severity], key + "adj")
     text = _pick(options, key).format(adj=adj, adv=adv, where=WHERE.get(finding.location, ""))
-    return " ".join(text.replace(" ,", ",").split())
+    return " ".join(text.replace(" ,", ",").split()) + _measured(finding, modality)
+
+
+def _measured(finding: Finding, modality: str) -> str:
+    """A CT noise finding's level in HU, as a reader would measure it in a uniform region (the
+    flat-window σ of the classical measures, when they were computed), else nothing."""
+    sigma = (finding.evidence or {}).get("noise_sigma_flat")
+    if finding.type != "noise" or _group(modality) != "CT" or sigma is None \
+            or not math.isfinite(float(sigma)) or sigma <= 0:
+        return ""
+    return f" (σ ≈ {sigma:.0f} HU in the flattest tissue)"
 
 
 def _sentence(clause: str) -> str:
