@@ -29,7 +29,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from independent import independent_ladders, ladder_images, ladder_parser, results_file  # noqa: E402
 
-from medq.train.peers import display  # noqa: E402
+from medq.train.peers import brisque_scorer, display  # noqa: E402
 
 PEERS = ("brisque", "mriqc_snr", "mriqc_efc")
 """The peer scores, each turned so that higher means better quality."""
@@ -54,7 +54,6 @@ def run(images: dict[str, Any], model: str, seed: int) -> dict[str, Any]:
     """Spearman summaries per method and simulator (`ranking_summary`'s shape)."""
     from medq.assess.predictor import Assessor
     from medq.train.evaluate import ladder_spearman, ranking_ladders, ranking_summary
-    from medq.train.peers import brisque_scorer
 
     assessor = Assessor(model, measures=False)
     brisque = brisque_scorer()

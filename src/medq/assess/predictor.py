@@ -52,10 +52,9 @@ class Assessor:
 
     `precision` (`medq.assess.precision`): `auto` runs the model in bfloat16 where the CPU has
     it natively (about 2× faster, scores within about 0.01), else float32.
-    `batch_size`: inputs per forward pass and per chunk the loader workers prepare ahead. 16
-    rather than 32 halves the forward's buffers at the same throughput on a warm 2-core machine
-    (`benchmarks/assess_speed.py`); in one cold run the buffers of 32 cost this process about
-    1 s of system time (page faults) per 96 512² slices.
+    `batch_size`: inputs per forward pass and per chunk the loader workers prepare ahead; 16
+    rather than 32 halves the forward's buffers at the same 2-core throughput
+    (`benchmarks/assess_speed.py`).
     """
 
     def __init__(self, model: str | Path = DEFAULT_MODEL, batch_size: int = 16,

@@ -62,6 +62,11 @@ def ct_window(meta: Mapping[str, Any] | None, ct_type: str = "ct_soft_tissue"
     return DEFAULT_WINDOWS.get(ct_type, DEFAULT_WINDOWS["ct_soft_tissue"])
 
 
+def image_window(image: Any, ct_type: str = "ct_soft_tissue") -> tuple[float, float] | None:
+    """The window `normalise` reads a MedImage in: a CT's (`ct_window`), None otherwise."""
+    return ct_window(image.meta, ct_type) if image.modality == "CT" else None
+
+
 def normalise(array: np.ndarray, modality: str, window: tuple[float, float] | None = None
               ) -> np.ndarray:
     """Intensities to [0, 1] float32: CT by `window` (centre, width), others by percentiles."""
@@ -134,7 +139,7 @@ def image_inputs(image: Any, size: int, ct_type: str = "ct_soft_tissue", n_slice
     """
     from medq.assess.slices import input_indices
 
-    window = ct_window(image.meta, ct_type) if image.modality == "CT" else None
+    window = image_window(image, ct_type)
     if indices is None:
         indices = input_indices(image, n_slices, salient)
     planes = [image.array[i] for i in indices] if image.is_volume else [image.array]

@@ -25,10 +25,9 @@ def display(image: Any) -> np.ndarray:
     """A 2D grey MedImage as displayed, in [0, 1] (float64): CT in the window its file states,
     else soft tissue (40/400 HU); other modalities between their 0.5th and 99.5th percentiles
     (`medq.assess.preprocess.normalise`, what the quality model reads)."""
-    from medq.assess.preprocess import ct_window, normalise
+    from medq.assess.preprocess import image_window, normalise
 
-    window = ct_window(image.meta) if image.modality == "CT" else None
-    return normalise(np.asarray(image.array), image.modality, window).astype(np.float64)
+    return normalise(image.array, image.modality, image_window(image)).astype(np.float64)
 
 
 @lru_cache(maxsize=1)
