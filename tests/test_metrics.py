@@ -230,3 +230,84 @@ def test_dice_is_symmetric():
     rng = np.random.default_rng(3)
     for a, b in itertools.pairwise(rng.integers(0, 3, (4, 9, 9))):
         assert dice(a, b) == pytest.approx(dice(b, a))
+
+
+def test_vectorised_spearman_of_the_intervals_equals_scipys_with_ties():
+    from scipy.stats import spearmanr
+
+    from medq.metrics.uncertainty import _spearman
+
+    rng = np.random.default_rng(3)
+    t = rng.integers(1, 6, (5, 40)).astype(float)  # many ties, as reference scores have
+    p = t + rng.normal(0, 1.5, t.shape)
+    p[0, :10] = 2.0
+    expected = [spearmanr(p[i], t[i])[0] for i in range(5)]
+    assert _spearman(p, t) == pytest.approx(expected, abs=1e-12)
+
+
+def test_srcc_interval_holds_the_estimate_narrows_with_items_and_repeats():
+    from medq.metrics.uncertainty import srcc_interval
+
+    rng = np.random.default_rng(0)
+    t = rng.uniform(1, 5, 800)
+    p = t + rng.normal(0, 1.0, 800)
+    small, large = srcc_interval(p[:50], t[:50]), srcc_interval(p, t)
+    assert small[0] < corr.srcc(p[:50], t[:50]) < small[1]
+    assert large[0] < corr.srcc(p, t) < large[1]
+    # the width falls about as 1/√n: 16× the items, about a quarter of the width
+    ratio = (large[1] - large[0]) / (small[1] - small[0])
+    assert 0.15 < ratio < 0.4
+    assert srcc_interval(p, t) == large  # the same seed, the same interval
+    assert srcc_interval(p, t, seed=1) != large
+    narrow = srcc_interval(p, t, level=0.5)
+    assert large[0] < narrow[0] < narrow[1] < large[1]
+
+
+def test_srcc_gain_interval_is_paired():
+    """A model with less noise than another is better beyond doubt even where each SRCC's own
+    interval overlaps the other's; a model against itself gains exactly nothing."""
+    from medq.metrics.uncertainty import srcc_gain_interval, srcc_interval
+
+    rng = np.random.default_rng(1)
+    t = rng.uniform(1, 5, 300)
+    shared = rng.normal(0, 1.0, 300)
+    a = t + shared
+    b = t + shared + rng.normal(0, 0.5, 300)
+    ia, ib = srcc_interval(a, t), srcc_interval(b, t)
+    assert ia[0] < ib[1]  # the two intervals overlap …
+    low, high = srcc_gain_interval(a, b, t)
+    assert 0 < low < corr.srcc(a, t) - corr.srcc(b, t) < high  # … but the paired gain is sure
+    assert srcc_gain_interval(a, a, t) == (0.0, 0.0)
+    c = t + rng.normal(0, 1.0, 300)  # as good as a, in distribution
+    low, high = srcc_gain_interval(a, c, t)
+    assert low < 0 < high
+
+
+def test_mean_interval_matches_the_normal_approximation():
+    from medq.metrics.uncertainty import mean_interval
+
+    rng = np.random.default_rng(2)
+    v = rng.integers(3, 9, 400).astype(float)  # totals /8, as the description metrics give
+    half = 1.96 * v.std(ddof=1) / np.sqrt(v.size)
+    low, high = mean_interval(v)
+    assert low == pytest.approx(v.mean() - half, abs=0.03)
+    assert high == pytest.approx(v.mean() + half, abs=0.03)
+    assert mean_interval([7.0, 7.0, 7.0]) == (7.0, 7.0)
+
+
+def test_intervals_drop_nan_and_give_nan_where_undefined():
+    from medq.metrics.uncertainty import mean_interval, srcc_gain_interval, srcc_interval
+
+    rng = np.random.default_rng(4)
+    t = rng.uniform(1, 5, 60)
+    p = t + rng.normal(0, 1, 60)
+    with_nan = np.append(p, np.nan), np.append(t, 3.0)
+    assert srcc_interval(*with_nan) == srcc_interval(p, t)
+    assert all(np.isnan(srcc_interval([1.0, 2.0], [1.0, 2.0])))
+    assert all(np.isnan(srcc_interval(p, np.full(60, 3.0))))  # a constant reference
+    assert all(np.isnan(srcc_gain_interval(p, np.full(60, 2.0), t)))
+    assert all(np.isnan(mean_interval([5.0])))
+    with pytest.raises(InvalidParameter):
+        srcc_interval(p, t[:-1])
+    with pytest.raises(InvalidParameter):
+        srcc_interval(p, t, level=1.5)

@@ -385,6 +385,21 @@ def test_seed_ensemble_trains_resumes_averages_and_fine_tunes(tiny_run: dict,
         m["n"] for m in rows[0]["per_source"].values()) == len(test["score"])
     assert rows[2]["metrics"]["overall"]["srcc"] == pytest.approx(
         tiny_run["record"]["metrics"]["overall"]["srcc"], abs=1e-6, nan_ok=True)
+    for m in rows[0]["metrics"].values():  # every SRCC with its bootstrap interval
+        assert len(m["srcc_ci"]) == 2 and (m["srcc_ci"][0] <= m["srcc"] <= m["srcc_ci"][1]
+                                           or not np.isfinite(m["srcc"]))
+    member = str(out / "seed-0" / "model.pt")  # a member as the baseline: paired margins
+    rows = benchmark_rows(test, [str(out / "model.pt"), member], False, baselines=(member,))
+    by = {r["model"]: r for r in rows}
+    for name in (str(out / "model.pt"), f"medq assess ({out / 'model.pt'} + evidence score)"):
+        gains = by[name]["margins"][member]
+        assert set(gains) == set(by[name]["metrics"])
+        overall = gains["overall"]
+        assert overall["gain"] == pytest.approx(by[name]["metrics"]["overall"]["srcc"] - by[
+            member]["metrics"]["overall"]["srcc"], abs=1e-9, nan_ok=True)
+        assert overall["ci"][0] <= overall["gain"] <= overall["ci"][1] or not np.isfinite(
+            overall["gain"])
+    assert "margins" not in by[member]  # only the first model's rows are compared
     peers = {r["model"]: r for r in benchmark_rows(test, [], True)}  # classical rows and BRISQUE
     assert set(peers) == {"noise σ (wavelet MAD)", "sharpness", "EFC (MRIQC)",
                           "BRISQUE (generic NR-IQA)"}

@@ -86,6 +86,33 @@ def lossy_notes(rows: list[dict[str, Any]]) -> None:
                   highlight=False)
 
 
+def _interval(value: float, ci: list[float], signed: bool = False) -> str:
+    """`0.747 [0.71, 0.78]`, signed (`+0.05 [−0.01, +0.10]`) for a difference."""
+    f = "{:+.3f}" if signed else "{:.3f}"
+    g = "{:+.2f}" if signed else "{:.2f}"
+    return f"{f.format(value)} [{g.format(ci[0])}, {g.format(ci[1])}]"
+
+
+def margin_table(rows: list[dict[str, Any]]) -> None:
+    """Print the SRCC of the rows with margins (overall, 95 % interval) and their margins over
+    each learned baseline per subset (paired bootstrap intervals)."""
+    marked = [r for r in rows if r.get("margins")]
+    if not marked:
+        return
+    table = Table("SRCC difference", *TABLE_SUBSETS,
+                  title="Margins over the learned baselines (same items; 95 % bootstrap interval)")
+    for row in marked:
+        for base, per in row["margins"].items():
+            table.add_row(f"{row['model']} − {base}",
+                          *[_interval(per[s]["gain"], per[s]["ci"], signed=True) if s in per
+                            else "–" for s in TABLE_SUBSETS])
+    out.print(table)
+    for row in marked:
+        m = row["metrics"]["overall"]
+        out.print(f"{row['model']}: overall SRCC {_interval(m['srcc'], m['srcc_ci'])}",
+                  highlight=False)
+
+
 @bench_app.command("iqa")
 def bench_iqa(
     models: str = typer.Option(",".join(BENCH_MODELS), "--models",
@@ -132,6 +159,7 @@ def bench_iqa(
         table.add_row(row["model"], *[" / ".join(_cell(row["metrics"], s))
                                       for s in TABLE_SUBSETS])
     out.print(table)
+    margin_table(rows)
     lossy_notes(rows)
     out.print(f"JSON: {results / 'iqa.json'}", highlight=False)
     outcome.exit()

@@ -12,6 +12,7 @@ from medq.assess.models.blocks import IQAModel
 from medq.assess.precision import model_precision
 from medq.data.bench import item_slices, slice_measures
 from medq.metrics.correlation import plcc_logistic, rmse, srcc
+from medq.metrics.uncertainty import srcc_gain_interval, srcc_interval
 
 
 @torch.no_grad()
@@ -52,31 +53,59 @@ def _predict(model: IQAModel, data: dict[str, np.ndarray], use_prompts: bool, sa
     return out
 
 
-def subset_metrics(pred: np.ndarray, target: np.ndarray) -> dict[str, float]:
-    """SRCC, PLCC and RMSE (both after the 4-parameter logistic fit) of one subset."""
+def subset_metrics(pred: np.ndarray, target: np.ndarray, interval: bool = False
+                   ) -> dict[str, Any]:
+    """SRCC, PLCC and RMSE (both after the 4-parameter logistic fit) of one subset; with
+    `interval`, also the SRCC's 95 % bootstrap interval over the subset's items (`srcc_ci`)."""
     if len(pred) < 3:
-        return {"n": len(pred), "srcc": float("nan"), "plcc": float("nan"), "rmse": float("nan")}
-    return {"n": int(len(pred)), "srcc": srcc(pred, target), "plcc": plcc_logistic(pred, target),
-            "rmse": rmse(pred, target, logistic=True)}
+        out: dict[str, Any] = {"n": len(pred), "srcc": float("nan"), "plcc": float("nan"),
+                               "rmse": float("nan")}
+    else:
+        out = {"n": int(len(pred)), "srcc": srcc(pred, target),
+               "plcc": plcc_logistic(pred, target), "rmse": rmse(pred, target, logistic=True)}
+    if interval:
+        out["srcc_ci"] = list(srcc_interval(pred, target))
+    return out
 
 
 SUBSETS = {"CT": ("CT",), "MR": ("MR",), "PT": ("PT",), "XR": ("DX", "CR"), "OP": ("OP",)}
 """Modality subsets of the benchmark table."""
 
 
-def evaluate(pred: np.ndarray, data: dict[str, np.ndarray]) -> dict[str, Any]:
-    """Metrics overall, per modality subset, and for 2D / 3D items."""
+def subset_masks(data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Item mask of every table subset with items: overall, each modality subset, 2D, 3D."""
+    masks = {"overall": np.ones(len(data["score"]), dtype=bool)}
+    masks.update({name: np.isin(data["modality"], mods) for name, mods in SUBSETS.items()})
+    masks.update({dim.upper(): data["dim"] == dim for dim in ("2d", "3d")})
+    return {name: sel for name, sel in masks.items() if sel.any()}
+
+
+def evaluate(pred: np.ndarray, data: dict[str, np.ndarray], interval: bool = True
+             ) -> dict[str, Any]:
+    """Metrics overall, per modality subset, and for 2D / 3D items (with `interval`, each
+    SRCC's 95 % bootstrap interval, `srcc_ci`)."""
     target = data["score"]
-    result = {"overall": subset_metrics(pred, target)}
-    for name, mods in SUBSETS.items():
-        sel = np.isin(data["modality"], mods)
-        if sel.any():
-            result[name] = subset_metrics(pred[sel], target[sel])
-    for dim in ("2d", "3d"):
-        sel = data["dim"] == dim
-        if sel.any():
-            result[dim.upper()] = subset_metrics(pred[sel], target[sel])
-    return result
+    return {name: subset_metrics(pred[sel], target[sel], interval)
+            for name, sel in subset_masks(data).items()}
+
+
+BASELINES = ("cnniqa", "wadiqam")
+"""The learned baselines the issue's acceptance compares `mediqa-s` with, subset by subset."""
+
+
+def margins(pred: np.ndarray, baselines: dict[str, np.ndarray], data: dict[str, np.ndarray]
+            ) -> dict[str, dict[str, dict[str, Any]]]:
+    """SRCC(pred) − SRCC(baseline) per table subset, with its 95 % paired bootstrap interval
+    (both on the same resampled items: `medq.metrics.uncertainty.srcc_gain_interval`)."""
+    target = data["score"]
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for name, base in baselines.items():
+        out[name] = {}
+        for subset, sel in subset_masks(data).items():
+            gain = srcc(pred[sel], target[sel]) - srcc(base[sel], target[sel])
+            out[name][subset] = {"gain": gain, "ci": list(srcc_gain_interval(
+                pred[sel], base[sel], target[sel]))}
+    return out
 
 
 CLASSICAL = {"noise σ (wavelet MAD)": ("noise_sigma_wavelet", -1.0),
@@ -116,8 +145,8 @@ def assess_scores(pred: np.ndarray, data: dict[str, np.ndarray]) -> np.ndarray:
     return out
 
 
-def benchmark_rows(data: dict[str, np.ndarray], models: list[str],
-                   classical: bool = True) -> list[dict[str, Any]]:
+def benchmark_rows(data: dict[str, np.ndarray], models: list[str], classical: bool = True,
+                   baselines: Sequence[str] = BASELINES) -> list[dict[str, Any]]:
     """Rows of the IQA table: each model (shipped name or path), ablations, classical measures.
 
     `mediqa-s` (and a checkpoint path of a model that takes measures, such as a trial run) also
@@ -127,12 +156,21 @@ def benchmark_rows(data: dict[str, np.ndarray], models: list[str],
     weights without prompts; the trained ablation is `mediqa-s-noprompt`). A seed ensemble
     also gives one row per member ("(seed k alone)"), comparable with single-seed rows.
     Models missing from disk, or whose measure input was taken on views of another size
-    (`weights.check_evidence_size`), are skipped with a `missing` note.
+    (`weights.check_evidence_size`), are skipped with a `missing` note. When `baselines` (by
+    default the learned ones, `BASELINES`) are among the models, the rows of the first model and
+    of its `medq assess` get their `margins` over each baseline (`margins`: SRCC differences
+    per subset with paired bootstrap intervals).
     """
     from medq.assess.weights import check_evidence_size, load_weights
     from medq.errors import ModelError
 
-    rows = []
+    rows: list[dict[str, Any]] = []
+    preds: dict[str, np.ndarray] = {}
+
+    def add(name: str, pred: np.ndarray) -> None:
+        preds[name] = pred
+        rows.append(table_row(name, pred, data))
+
     for name in models:
         try:
             model, record = load_weights(name)
@@ -142,19 +180,19 @@ def benchmark_rows(data: dict[str, np.ndarray], models: list[str],
             continue
         use_prompts = bool(record.get("use_prompts", True))
         pred = predict(model, data, use_prompts)
-        rows.append(table_row(name, pred, data))
+        add(name, pred)
         if (name == "mediqa-s" or name.endswith(".pt")) and "m" in data and model.uses_measures:
-            rows.append(table_row(f"medq assess ({name} + evidence score)",
-                                  assess_scores(pred, data), data))
+            add(f"medq assess ({name} + evidence score)", assess_scores(pred, data))
         seeds = record.get("ensemble_seeds") or []
         for seed, member in zip(seeds, getattr(model, "members", []), strict=False):
-            rows.append(table_row(f"{name} (seed {seed} alone)",
-                                  predict(member, data, use_prompts), data))
+            add(f"{name} (seed {seed} alone)", predict(member, data, use_prompts))
         if name == "mediqa-s":
-            rows.append(table_row("mediqa-s (no salient slices)",
-                                  predict(model, data, use_prompts, salient=False), data))
-            rows.append(table_row("mediqa-s (prompts zeroed at inference)",
-                                  predict(model, data, False), data))
+            add("mediqa-s (no salient slices)", predict(model, data, use_prompts, salient=False))
+            add("mediqa-s (prompts zeroed at inference)", predict(model, data, False))
+    against = {b: preds[b] for b in baselines if b in preds and b != models[0]}
+    for row in rows:
+        if against and row["model"] in (models[0], f"medq assess ({models[0]} + evidence score)"):
+            row["margins"] = margins(preds[row["model"]], against, data)
     if classical:
         for name in CLASSICAL:
             try:
@@ -229,6 +267,20 @@ def ranking_check(assessor: Any, images: dict[str, Any], seed: int = 0) -> dict[
         scores = [a.score for a in assessor.assess_many(ladder)]
         pairs[f"{name}/{kind}"] = {"scores": scores, "spearman": ladder_spearman(scores)}
     return ranking_summary(pairs)
+
+
+def ranking_over_seeds(per_seed: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """The ranking result over ladders drawn with several seeds (`ranking_check` per seed):
+    each kind's mean over the seeds, the mean over kinds, the lowest and highest seed's mean
+    over kinds (`mean_range`), and every seed's own result (`per_seed`)."""
+    kinds = sorted({k for r in per_seed.values() for k in r["per_kind"]})
+    per_kind = {k: float(np.mean([r["per_kind"][k] for r in per_seed.values()
+                                  if k in r["per_kind"]])) for k in kinds}
+    means = [r["mean"] for r in per_seed.values()]
+    return {"seeds": sorted(per_seed), "per_kind": per_kind,
+            "mean": float(np.mean(list(per_kind.values()))) if per_kind else float("nan"),
+            "mean_range": [float(min(means)), float(max(means))],
+            "per_seed": {str(s): r for s, r in per_seed.items()}}
 
 
 def held_out_images() -> dict[str, Any]:
