@@ -338,6 +338,10 @@ def test_bench_summary_per_source_names_the_lossy_one(ct) -> None:
     assert out["per_source"]["ct_693"]["n"] == 2
     assert out["per_source"]["ct_693"]["total"] == np.mean([r["total"] for r in rows[:2]])
     assert out["per_source"]["ct_small"]["total"] == rows[2]["total"] > rows[0]["total"]
+    totals = [r["total"] for r in rows]  # the total's bootstrap interval spans the items' range
+    low, high = out["overall"]["total_ci"]
+    assert min(totals) <= low <= out["overall"]["total"] <= high <= max(totals)
+    assert np.isnan(out["per_source"]["ct_small"]["total_ci"]).all()  # one item: no interval
 
 
 @pytest.mark.slow

@@ -92,8 +92,12 @@ def describe(
 
 
 def _cell(m: dict[str, Any] | None, key: str, digits: int = 2) -> str:
+    """A summary value, with its 95 % interval (`<key>_ci`) on a second line when it has one."""
     if not m or m.get(key) is None:
         return "–"
+    ci = m.get(f"{key}_ci") or []
+    if len(ci) == 2 and all(c == c for c in ci):
+        return f"{m[key]:.{digits}f}\n[{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"
     return f"{m[key]:.{digits}f}"
 
 
@@ -129,7 +133,8 @@ def bench_describe(
         print_json({k: v for k, v in payload.items() if k != "rows"})
         outcome.exit()
     table = Table("subset", "n", *DIMENSIONS, "total /8", "type acc.\n(moderate+)",
-                  title=f"Description metrics on the held-out test split ({model})")
+                  title=f"Description metrics on the held-out test split ({model}); "
+                        "[95 % bootstrap interval]")
     for group in GROUPS:
         m = summ.get(group)
         if m:

@@ -156,13 +156,19 @@ def type_hits(pred: dict[str, str], records: list[dict[str, Any]]) -> list[tuple
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Mean of each dimension and the total, and the type accuracy on moderate-or-worse."""
+    """Mean of each dimension and the total, and the type accuracy on moderate-or-worse; the
+    total's and the type accuracy's 95 % bootstrap intervals over the items (`total_ci`,
+    `type_accuracy_ci`: `medq.metrics.uncertainty.mean_interval`)."""
+    from medq.metrics.uncertainty import mean_interval
+
     if not rows:
         return {"n": 0}
     out: dict[str, Any] = {"n": len(rows)}
     for key in (*DIMENSIONS, "total"):
         out[key] = float(np.mean([r[key] for r in rows]))
+    out["total_ci"] = list(mean_interval([r["total"] for r in rows]))
     hits = [hit for r in rows for _, hit in r["type_hits"]]
     out["type_accuracy"] = float(np.mean(hits)) if hits else None
+    out["type_accuracy_ci"] = list(mean_interval(np.asarray(hits, dtype=float)))
     out["type_n"] = len(hits)
     return out
