@@ -11,7 +11,9 @@ kinds, for `medq assess`'s score and for its two parts (the model's score and th
 score), and how often `medq describe`'s findings name the kind on the three stronger rungs.
 Writes benchmarks/results/independent.json (with each rung's findings and suspected types).
 Usage:
-    python benchmarks/independent.py [FILE ...] [--modality M] [--model mediqa-s] [--seed 0]
+    python benchmarks/independent.py [FILE ...] [--modality M] [--model M] [--seed 0] [--seeds 4]
+Each ladder is one random draw of the simulators, so they are drawn with `--seeds` seeds from
+`--seed` on; the means are over all of them (each seed's own in `per_seed`).
 FILE: your own clean CT, MR or radiograph files instead of the held-out images (each degraded
 ladder is cached like the others; the results go to independent_files.json).
 """
@@ -324,20 +326,17 @@ def results_file(stem: str, own_files: bool) -> Path:
     return RESULTS / f"{stem}{'_files' if own_files else ''}.json"
 
 
-def main() -> None:
-    """Score every ladder and print the per-ladder scores and the per-kind Spearman means."""
-    parser = ladder_parser(__doc__)
-    parser.add_argument("--model", default="mediqa-s")
-    args = parser.parse_args()
-    from medq.assess.predictor import Assessor
+def score_seed(assessor: Any, images: dict[str, Any], seed: int
+               ) -> tuple[dict[str, dict[str, Any]], dict[str, list[bool]]]:
+    """Every ladder of one seed scored: per part of the score (`medq assess`'s, the model's, the
+    evidence score) the per-ladder scores and Spearman, and per kind whether `medq describe`
+    names it on each of the stronger rungs."""
     from medq.describe import report_from
-    from medq.train.evaluate import ladder_spearman, ranking_summary
+    from medq.train.evaluate import ladder_spearman
 
-    assessor = Assessor(args.model, measures=False)
-    parts = {"score": {}, "model_score": {}, "evidence_score": {}}
+    parts: dict[str, dict[str, Any]] = {"score": {}, "model_score": {}, "evidence_score": {}}
     named: dict[str, list[bool]] = defaultdict(list)
-    for name, kind, ladder in independent_ladders(ladder_images(args.images, args.modality),
-                                                  args.seed):
+    for name, kind, ladder in independent_ladders(images, seed):
         found = assessor.assess_many(ladder)
         failed = [r for r in found if isinstance(r, Exception)]
         if failed:
@@ -355,21 +354,46 @@ def main() -> None:
         named[kind] += [bool({f.type for f in fs} & EXPECTED_FINDINGS[kind]) for fs in described]
         entry["described"] = [sorted(f"{f.type} ({f.severity})" for f in fs) for fs in described]
         scores = " ".join(f"{s:.2f}" for s in entry["scores"])
-        print(f"{key:36s} ρ={entry['spearman']:+.2f}  scores clean→severe: {scores}",
+        print(f"seed {seed} {key:36s} ρ={entry['spearman']:+.2f}  scores clean→severe: {scores}",
               flush=True)
-    results = {part: ranking_summary(pairs) for part, pairs in parts.items()}
+    return parts, named
+
+
+def main() -> None:
+    """Score every ladder of every seed; print the scores and the per-kind means over seeds."""
+    parser = ladder_parser(__doc__)
+    parser.add_argument("--model", default="mediqa-s")
+    parser.add_argument("--seeds", type=int, default=4,
+                        help="draw the ladders with seeds SEED … SEED+N−1 (default 4)")
+    args = parser.parse_args()
+    from medq.assess.predictor import Assessor
+    from medq.train.evaluate import ranking_over_seeds, ranking_summary
+
+    assessor = Assessor(args.model, measures=False)
+    images = ladder_images(args.images, args.modality)
+    per_seed: dict[str, dict[int, dict[str, Any]]] = defaultdict(dict)
+    named: dict[str, list[bool]] = defaultdict(list)
+    for seed in range(args.seed, args.seed + max(1, args.seeds)):
+        parts, hits = score_seed(assessor, images, seed)
+        for part, pairs in parts.items():
+            per_seed[part][seed] = ranking_summary(pairs)
+        for kind, v in hits.items():
+            named[kind] += v
+    results = {part: ranking_over_seeds(seeds) for part, seeds in per_seed.items()}
     print(f"{'kind':26s} {'medq assess':>12s} {'model':>8s} {'evidence':>9s} {'described':>10s}")
     for kind in results["score"]["per_kind"]:
-        row = [results[p]["per_kind"][kind] for p in parts]
+        row = [results[p]["per_kind"][kind] for p in results]
         print(f"{kind:26s} {row[0]:12.3f} {row[1]:8.3f} {row[2]:9.3f} "
               f"{sum(named[kind]):6d}/{len(named[kind])}")
-    means = [results[p]["mean"] for p in parts]
+    means = [results[p]["mean"] for p in results]
     hits = [h for v in named.values() for h in v]
     print(f"{'mean over kinds':26s} {means[0]:12.3f} {means[1]:8.3f} {means[2]:9.3f} "
           f"{sum(hits):6d}/{len(hits)}")
+    seeds = results["score"]["per_seed"]
+    print("medq assess per seed: " + ", ".join(f"{s} {r['mean']:.3f}" for s, r in seeds.items()))
     print(f"described: rungs {DESCRIBED_RUNGS} whose `medq describe` findings name the kind "
-          "(EXPECTED_FINDINGS)")
-    out = {"model": args.model, "seed": args.seed,
+          f"(EXPECTED_FINDINGS); means over the ladders of seeds {results['score']['seeds']}")
+    out = {"model": args.model, "seeds": results["score"]["seeds"],
            "ladders": {m: {k: list(v[1]) for k, v in kinds.items()}
                        for m, kinds in LADDERS.items()},
            **results,
