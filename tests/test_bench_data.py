@@ -108,6 +108,38 @@ def test_realism_noise_is_part_of_the_clean_image() -> None:
     assert real["m"][0, noise] > plain["m"][0, noise] + 0.2  # log σ/contrast: noisier
 
 
+def test_noisy_base_counts_its_noise_and_lets_the_drawn_degradations_act_on_it() -> None:
+    """A noisy base: the modality's noise first, recorded (so the reference counts it), then
+    the drawn degradations; never a second noise; the test split and plans without it keep
+    their items and keys."""
+    from medq.data.items import NOISY_BASE_RANGE, degraded_item
+
+    src = next(s for s in sources("train", "2d") if s.modality == "MR")
+    lower = []
+    for seed in range(6):
+        image, records = degraded_item(src, "2d", seed, clean_fraction=0.0, pair_fraction=1.0,
+                                       realism=True, noisy_base=1.0)
+        counted = [r for r in records if not r.get("baseline")]
+        assert counted[0]["name"] == "mr_noise"
+        assert NOISY_BASE_RANGE[0] <= get_spec("mr_noise").severity_value(
+            counted[0]["level"]) <= NOISY_BASE_RANGE[1] + 1e-6
+        assert [r["name"] for r in records].count("mr_noise") == 1  # no baseline noise too
+        assert 2 <= len(counted) <= 3
+        with_noise, without = (bench.targets(r)["score"] for r in (counted, counted[1:]))
+        assert with_noise <= without
+        lower.append(with_noise < without)
+    assert sum(lower) >= 3  # the base's noise lowers the reference (unless it is already 1)
+    plain = degraded_item(src, "2d", 3, realism=True)
+    zero = degraded_item(src, "2d", 3, realism=True, noisy_base=0.0)
+    assert np.array_equal(plain[0].array, zero[0].array) and plain[1] == zero[1]
+    assert bench.BenchPlan().key() == bench.BenchPlan(noisy_base=0.0).key() != bench.BenchPlan(
+        noisy_base=0.35).key()
+    test_src = next(s for s in sources("test") if s.name == "mr_small")  # no realism: as before
+    plan = bench.BenchPlan(size=32, noisy_base=1.0)
+    assert bench.make_item(test_src, "2d", 5, plan)["records"] == bench.make_item(
+        test_src, "2d", 5, bench.BenchPlan(size=32))["records"]
+
+
 def test_build_is_cached(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("MEDQ_CACHE_DIR", str(tmp_path))
     plan = bench.BenchPlan(size=32, train_2d=6, train_3d=2, test_2d_per_source=1,

@@ -47,7 +47,7 @@ BENCH_VERSION = 6
 of view anywhere in the image, 25–75 % per side, half of them at a small matrix)."""
 
 
-ADDED = ("fine_pixels", "evidence_size", "native_crop")
+ADDED = ("fine_pixels", "evidence_size", "native_crop", "noisy_base")
 """Plan settings added since version 6; at their defaults the items are as they were."""
 
 
@@ -57,7 +57,8 @@ class BenchPlan:
     (`fine_pixels`: the training realism's chance of a fine MR pixel size, `items.FINE_PIXELS`;
     `evidence_size`: the longest side of the views the items' evidence rows are taken on;
     `native_crop`: a grey input's second channel is its window at its own pixel size,
-    `preprocess.native_crop`)."""
+    `preprocess.native_crop`; `noisy_base`: the training items' chance of a noisy base,
+    `items.degraded_item`)."""
 
     size: int = 224
     train_2d: int = 4000
@@ -71,6 +72,7 @@ class BenchPlan:
     fine_pixels: float = 0.0
     evidence_size: int = EVIDENCE_SIZE
     native_crop: bool = False
+    noisy_base: float = 0.0
 
     def key(self) -> str:
         """Cache key of this plan (and the generator version); settings added after a version
@@ -112,7 +114,8 @@ def make_item(source: Source, dim: str, seed: int, plan: BenchPlan, realism: boo
     and does not lower the score. `m` holds the per-slice evidence rows (the model's measures).
     """
     image, _ = degraded_item(source, dim, seed, plan.clean_fraction, plan.pair_fraction,
-                             realism=realism, fine_pixels=plan.fine_pixels)
+                             realism=realism, fine_pixels=plan.fine_pixels,
+                             noisy_base=plan.noisy_base if realism else 0.0)
     return _item(image, source, dim, plan)
 
 

@@ -66,6 +66,15 @@ description's full-plane calibration is fitted on, `medq.describe.calibrate --zo
 SEVERITY_RANGE = (0.2, 3.2)
 """Continuous severity range of the applied degradations (as the quality benchmark)."""
 
+NOISE_KIND = {"CT": "ct_low_dose", "MR": "mr_noise", "PT": "pet_low_count",
+              "DX": "xr_quantum_noise", "CR": "xr_quantum_noise"}
+"""Each modality's noise degradation (`degraded_item(noisy_base=p)`)."""
+
+NOISY_BASE_RANGE = (0.5, 2.0)
+"""Continuous severity range of a noisy base (`degraded_item(noisy_base=p)`): from mild to
+moderate, where real scans' own noise sits on the engine's scales
+(`benchmarks/probes/noise_scale.py`: CT_small 2.1, MR_small 1.6, the abdominal MR 0.6)."""
+
 
 RING_MATRIX = (1.1, 1.45)
 """Range of the factor by which a ringing clean MR image's acquisition matrix is coarser than
@@ -168,10 +177,19 @@ def _mark_baseline(image: MedImage) -> MedImage:
 
 def degraded_item(source: Source, dim: str, seed: int, clean_fraction: float = 0.12,
                   pair_fraction: float = 0.25, realism: bool = False, zoom: str = "anywhere",
-                  fine_pixels: float = 0.0) -> tuple[MedImage, list[dict[str, Any]]]:
+                  fine_pixels: float = 0.0, noisy_base: float = 0.0
+                  ) -> tuple[MedImage, list[dict[str, Any]]]:
     """One deterministic (image, degradation records) pair from a source and a seed (`zoom`:
     the realism's zoom profile, one of `ZOOM_PROFILES`; `fine_pixels`: the realism's chance
-    of a fine pixel size, `FINE_PIXELS`)."""
+    of a fine pixel size, `FINE_PIXELS`).
+
+    `noisy_base`: the chance that the base image first gets its modality's noise
+    (`NOISE_KIND`) at a severity in `NOISY_BASE_RANGE`, recorded like any degradation (so it
+    counts in the reference), before the drawn degradations act on it. Real scans carry such
+    noise, and motion, undersampling or blur smear it: trained only on quiet bases, a model reads
+    a noisy scan that moved as *less* noisy, hence better (`benchmarks/probes/noisy_base.py`).
+    0 (the default) draws nothing extra, so the items of existing plans stay as they were.
+    """
     if zoom not in ZOOM_PROFILES:
         raise InvalidParameter(f"zoom must be one of {', '.join(ZOOM_PROFILES)}, got {zoom!r}")
     rng = np.random.default_rng(seed)
@@ -183,11 +201,18 @@ def degraded_item(source: Source, dim: str, seed: int, clean_fraction: float = 0
     n = 0 if u < clean_fraction else (2 if u < clean_fraction + pair_fraction else 1)
     chosen = [str(k) for k in rng.choice(kinds, size=min(n, len(kinds)), replace=False)] \
         if n else []
+    noise = NOISE_KIND.get(image.modality)
+    if noisy_base > 0 and noise and rng.random() < noisy_base:
+        chosen = [noise, *(k for k in chosen if k != noise)]
+        values = [float(rng.uniform(*NOISY_BASE_RANGE))]
+    else:
+        values = []
     for kind in BASELINE.get(image.modality, ()) if realism else ():
         if kind not in chosen:
             image = _mark_baseline(_apply(image, kind, float(rng.uniform(*BASELINE_RANGE)), rng))
     for kind in chosen:
-        image = _apply(image, kind, float(rng.uniform(*SEVERITY_RANGE)), rng)
+        value = values.pop(0) if values else float(rng.uniform(*SEVERITY_RANGE))
+        image = _apply(image, kind, value, rng)
     return image, list(image.meta.get("degradations", []))
 
 
