@@ -6,8 +6,9 @@ training template, where the shipped model ranks every ladder) and the held-out 
 draws the ranking ladders of MR undersampling and MR motion (`RANKING_SEVERITIES`, seeds 0–3)
 twice: on the image as it is, and on the image with the engine's MR noise at severity 1.6
 (MR_small's own level) added first. For each it prints the mean Spearman(severity, falling
-score) of the model's score and of `medq assess`'s. Motion and undersampling smear noise: a
-score that reads the smeared image as less noisy rises where it should fall. About 2 minutes.
+score) of the model's score, of the evidence score and of `medq assess`'s (their mean). Motion
+and undersampling smear noise: a score that reads the smeared image as less noisy rises where
+it should fall. About 2 minutes.
 Usage:
     python benchmarks/probes/noisy_base.py [--model mediqa-s] [--base 1.6] [--seeds 4]
 """
@@ -38,22 +39,24 @@ def main() -> None:
               "mr_abdomen": held_out["mr_abdomen"], "mr_small": held_out["mr_small"]}
     assessor = Assessor(args.model, measures=False)
     noise = get_spec("mr_noise")
-    print(f"{'image':12s} {'base':10s} {'kind':15s} {'model ρ':>8s} {'assess ρ':>9s}  per seed"
-          " (assess)")
+    print(f"{'image':12s} {'base':10s} {'kind':15s} {'model ρ':>8s} {'evidence ρ':>11s} "
+          f"{'assess ρ':>9s}  per seed (assess)")
     for name, image in images.items():
         noisy = simulate(image, "mr_noise", level=noise.level_at(args.base), seed=7)[0]
         for label, base in (("as is", image), (f"noise {args.base:g}", noisy)):
             for kind in ("mr_undersample", "mr_motion"):
                 spec = get_spec(kind)
-                model, score = [], []
+                model, evidence, score = [], [], []
                 for seed in range(args.seeds):
                     ladder = [base] + [simulate(base, kind, level=spec.level_at(s), seed=seed)[0]
                                        for s in RANKING_SEVERITIES]
                     found = assessor.assess_many(ladder)
                     model.append(ladder_spearman([r.model_score for r in found]))
+                    evidence.append(ladder_spearman([r.evidence_score for r in found]))
                     score.append(ladder_spearman([r.score for r in found]))
                 print(f"{name:12s} {label:10s} {kind:15s} {np.mean(model):+8.2f} "
-                      f"{np.mean(score):+9.2f}  " + " ".join(f"{v:+.2f}" for v in score),
+                      f"{np.mean(evidence):+11.2f} {np.mean(score):+9.2f}  "
+                      + " ".join(f"{v:+.2f}" for v in score),
                       flush=True)
 
 
