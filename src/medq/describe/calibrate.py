@@ -5,6 +5,7 @@
                                       [--hidden 64] [--dropout 0.0] [--output PATH]
                                       [--extras spike_contrast] [--ladders N]
                                       [--rank-weight 3] [--rank-margin 0.1]
+                                      [--noisy-base 0.35]
 
 Without `--view` the features are computed on the full planes (`evidence.feature_vector`) and
 the result is the description's calibration (`assess/detector-full.json`); with `--view` on the
@@ -345,6 +346,8 @@ def main(argv: list[str] | None = None) -> None:
                     help="weight of the ladder term beside the items' loss")
     ap.add_argument("--rank-margin", type=float, default=RANK_MARGIN,
                     help="fraction of the true rise in badness a rung's must rise by")
+    ap.add_argument("--noisy-base", type=float, default=0.0,
+                    help="chance that an item starts from a noisy base (items.degraded_item)")
     ap.add_argument("--extras", nargs="+", choices=DETECTOR_EXTRAS, default=[],
                     help="full-plane features beside the evidence features (tried, not shipped)")
     args = ap.parse_args(argv)
@@ -352,6 +355,8 @@ def main(argv: list[str] | None = None) -> None:
         ap.error("--extras are full-plane features: not with --view")
     if args.ladders < 0 or args.rank_weight < 0 or args.rank_margin < 0:
         ap.error("--ladders, --rank-weight and --rank-margin take values of 0 or more")
+    if not 0.0 <= args.noisy_base <= 1.0:
+        ap.error("--noisy-base is a chance between 0 and 1")
     zoom = args.zoom or ("anywhere" if args.view else "central")
     extras = tuple(args.extras)
     started = time.time()
@@ -361,7 +366,8 @@ def main(argv: list[str] | None = None) -> None:
         except InputError as e:
             ap.error(str(e))
     else:
-        data = build(args.n2d, args.n3d, args.heads, args.workers, args.view, zoom, extras)
+        data = build(args.n2d, args.n3d, args.heads, args.workers, args.view, zoom, extras,
+                     args.noisy_base)
     ladders = build_ladders(args.ladders, args.workers, args.view, zoom) if args.ladders else None
     calib = fit(data, args.heads, seed=args.seed, hidden=args.hidden, dropout=args.dropout,
                 folds=args.folds, ladders=ladders, rank_weight=args.rank_weight,
@@ -369,7 +375,8 @@ def main(argv: list[str] | None = None) -> None:
     calib["features_on"] = "view" if args.view else "full"
     # the data file's name, so probes find the cached items (`evidence_score.py`)
     calib["data_file"] = (args.data or data_path(args.n2d, args.n3d, args.heads, args.view,
-                                                 zoom, extras)).name
+                                                 zoom, extras, args.noisy_base)).name
+    calib["noisy_base"] = args.noisy_base
     calib["seconds"] = round(time.time() - started, 1)
     output = args.output or (VIEW_CALIBRATION_PATH if args.view else CALIBRATION_PATH)
     atomic_write_text(output, json.dumps(calib))

@@ -61,15 +61,17 @@ def _assessor(model: str) -> Any:
 
 
 def _row(job: tuple[str, str, int], model: str | None, view: bool = False,
-         zoom: str = "anywhere", extras: tuple[str, ...] = ()) -> dict[str, Any] | None:
+         zoom: str = "anywhere", extras: tuple[str, ...] = (), noisy_base: float = 0.0
+         ) -> dict[str, Any] | None:
     """Features, targets (and head outputs) of one calibration item (`view`: the mean of the
     evidence rows, on views of at most `EVIDENCE_SIZE` px, instead of the full planes; `zoom`:
     the realism's zoom profile, `items.ZOOM_PROFILES`; `extras`: the full planes' detector extras,
-    `evidence.DETECTOR_EXTRAS`); None when `model` refuses the image (a zoomed view that holds
-    only air is blank)."""
+    `evidence.DETECTOR_EXTRAS`; `noisy_base`: the items' chance of a noisy base,
+    `items.degraded_item`); None when `model` refuses the image (a zoomed view that holds only
+    air is blank)."""
     name, dim, seed = job
     image, records = degraded_item(source_named(name, "train"), dim, seed, clean_fraction=0.2,
-                                   realism=True, zoom=zoom)
+                                   realism=True, zoom=zoom, noisy_base=noisy_base)
     row = {"x": _features(image, view, extras), "y": severity_targets(records),
            "modality": image.modality, "source": name, "dim": dim}
     if model:
@@ -139,9 +141,11 @@ def model_sha(model: str) -> str:
 
 
 def data_path(n2d: int, n3d: int, model: str | None = None, view: bool = False,
-              zoom: str = "anywhere", extras: tuple[str, ...] = ()) -> Path:
+              zoom: str = "anywhere", extras: tuple[str, ...] = (), noisy_base: float = 0.0
+              ) -> Path:
     """Where `build` caches the calibration data of these settings (keyed by them and by the
-    feature and item versions; the default zoom profile adds nothing to the key)."""
+    feature and item versions; the default zoom profile and no noisy base add nothing to the
+    key)."""
     from medq.data.bench import BENCH_VERSION
 
     if view and extras:
@@ -149,20 +153,23 @@ def data_path(n2d: int, n3d: int, model: str | None = None, view: bool = False,
     names = FEATURE_NAMES + ordered_extras(extras)
     return _cache_file("calibration", [n2d, n3d, names, FEATURES_VERSION, SEED_BASE,
                                        BENCH_VERSION, model and model_sha(model)]
-                       + (["view"] if view else []) + ([zoom] if zoom != "anywhere" else []))
+                       + (["view"] if view else []) + ([zoom] if zoom != "anywhere" else [])
+                       + ([f"noisy_base={noisy_base}"] if noisy_base else []))
 
 
 def build(n2d: int, n3d: int, model: str | None = None, workers: int = 2, view: bool = False,
-          zoom: str = "anywhere", extras: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+          zoom: str = "anywhere", extras: tuple[str, ...] = (), noisy_base: float = 0.0
+          ) -> dict[str, np.ndarray]:
     """The calibration arrays (cached): x features, y severities, h heads, modality, source
     (`zoom`: the items' zoom profile, `items.ZOOM_PROFILES`; `extras`: full-plane detector
-    extras appended to x, `evidence.DETECTOR_EXTRAS`)."""
-    path = data_path(n2d, n3d, model, view, zoom, extras)
+    extras appended to x, `evidence.DETECTOR_EXTRAS`; `noisy_base`: the items' chance of a
+    noisy base, `items.degraded_item`)."""
+    path = data_path(n2d, n3d, model, view, zoom, extras, noisy_base)
     if path.exists():
         return _read_cache(path)
     jobs = sorted(_jobs(n2d, n3d), key=lambda j: (j[0], j[1]))
-    made = _run(partial(_row, model=model, view=view, zoom=zoom, extras=tuple(extras)), jobs,
-                workers, "calibration items", chunksize=4)
+    made = _run(partial(_row, model=model, view=view, zoom=zoom, extras=tuple(extras),
+                        noisy_base=noisy_base), jobs, workers, "calibration items", chunksize=4)
     rows = [r for r in made if r is not None]
     if len(rows) < len(made):
         print(f"{len(made) - len(rows)} of {len(made)} items left out: {model} cannot assess them")
