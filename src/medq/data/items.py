@@ -202,17 +202,18 @@ def degraded_item(source: Source, dim: str, seed: int, clean_fraction: float = 0
     chosen = [str(k) for k in rng.choice(kinds, size=min(n, len(kinds)), replace=False)] \
         if n else []
     noise = NOISE_KIND.get(image.modality)
+    base_noise = None  # a noisy base's severity: the modality's noise, applied first
     if noisy_base > 0 and noise and rng.random() < noisy_base:
-        chosen = [noise, *(k for k in chosen if k != noise)]
-        values = [float(rng.uniform(*NOISY_BASE_RANGE))]
-    else:
-        values = []
+        chosen = [k for k in chosen if k != noise]
+        base_noise = float(rng.uniform(*NOISY_BASE_RANGE))
+    applied = {*chosen, *([noise] if base_noise is not None else [])}
     for kind in BASELINE.get(image.modality, ()) if realism else ():
-        if kind not in chosen:
+        if kind not in applied:
             image = _mark_baseline(_apply(image, kind, float(rng.uniform(*BASELINE_RANGE)), rng))
+    if base_noise is not None:
+        image = _apply(image, noise, base_noise, rng)
     for kind in chosen:
-        value = values.pop(0) if values else float(rng.uniform(*SEVERITY_RANGE))
-        image = _apply(image, kind, value, rng)
+        image = _apply(image, kind, float(rng.uniform(*SEVERITY_RANGE)), rng)
     return image, list(image.meta.get("degradations", []))
 
 

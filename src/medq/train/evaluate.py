@@ -189,9 +189,10 @@ def benchmark_rows(data: dict[str, np.ndarray], models: list[str], classical: bo
         if name == "mediqa-s":
             add("mediqa-s (no salient slices)", predict(model, data, use_prompts, salient=False))
             add("mediqa-s (prompts zeroed at inference)", predict(model, data, False))
-    against = {b: preds[b] for b in baselines if b in preds and b != models[0]}
+    first = models[0] if models else None
+    against = {b: preds[b] for b in baselines if b in preds and b != first}
     for row in rows:
-        if against and row["model"] in (models[0], f"medq assess ({models[0]} + evidence score)"):
+        if against and row["model"] in (first, f"medq assess ({first} + evidence score)"):
             row["margins"] = margins(preds[row["model"]], against, data)
     if classical:
         for name in CLASSICAL:
