@@ -66,10 +66,6 @@ description's full-plane calibration is fitted on, `medq.describe.calibrate --zo
 SEVERITY_RANGE = (0.2, 3.2)
 """Continuous severity range of the applied degradations (as the quality benchmark)."""
 
-NOISE_KIND = {"CT": "ct_low_dose", "MR": "mr_noise", "PT": "pet_low_count",
-              "DX": "xr_quantum_noise", "CR": "xr_quantum_noise"}
-"""Each modality's noise degradation (`degraded_item(noisy_base=p)`)."""
-
 NOISY_BASE_RANGE = (0.5, 2.0)
 """Continuous severity range of a noisy base (`degraded_item(noisy_base=p)`): from mild to
 moderate, where real scans' own noise sits on the engine's scales
@@ -103,6 +99,11 @@ def with_ringing(image: MedImage, rng: np.random.Generator) -> MedImage:
 def kinds_for(modality: str) -> list[str]:
     """Degradation kinds the engine applies to a modality."""
     return [k for k in available() if modality in get_spec(k).modalities]
+
+
+def noise_kind(modality: str) -> str | None:
+    """The engine's noise degradation of a modality (its kind whose finding is noise)."""
+    return next((k for k in kinds_for(modality) if get_spec(k).finding == "noise"), None)
 
 
 def _apply(image: MedImage, kind: str, value: float, rng: np.random.Generator) -> MedImage:
@@ -184,7 +185,7 @@ def degraded_item(source: Source, dim: str, seed: int, clean_fraction: float = 0
     of a fine pixel size, `FINE_PIXELS`).
 
     `noisy_base`: the chance that the base image first gets its modality's noise
-    (`NOISE_KIND`) at a severity in `NOISY_BASE_RANGE`, recorded like any degradation (so it
+    (`noise_kind`) at a severity in `NOISY_BASE_RANGE`, recorded like any degradation (so it
     counts in the reference), before the drawn degradations act on it. Real scans carry such
     noise, and motion, undersampling or blur smear it: trained only on quiet bases, a model reads
     a noisy scan that moved as *less* noisy, hence better (`benchmarks/probes/noisy_base.py`).
@@ -201,7 +202,7 @@ def degraded_item(source: Source, dim: str, seed: int, clean_fraction: float = 0
     n = 0 if u < clean_fraction else (2 if u < clean_fraction + pair_fraction else 1)
     chosen = [str(k) for k in rng.choice(kinds, size=min(n, len(kinds)), replace=False)] \
         if n else []
-    noise = NOISE_KIND.get(image.modality)
+    noise = noise_kind(image.modality)
     base_noise = None  # a noisy base's severity: the modality's noise, applied first
     if noisy_base > 0 and noise and rng.random() < noisy_base:
         chosen = [k for k in chosen if k != noise]

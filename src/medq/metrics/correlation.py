@@ -34,14 +34,21 @@ MIN_PAIRS = 3
 """Fewest finite pairs for which a correlation is reported."""
 
 
+def finite_rows(*columns: ArrayLike) -> list[np.ndarray]:
+    """The columns flattened to float64, keeping the rows where every column is finite
+    (`InvalidParameter` when their lengths differ)."""
+    arrays = [np.asarray(c, dtype=np.float64).ravel() for c in columns]
+    if len({a.size for a in arrays}) > 1:
+        raise InvalidParameter("columns of unequal length: "
+                               + " and ".join(f"{a.size} values" for a in arrays))
+    keep = np.logical_and.reduce([np.isfinite(a) for a in arrays])
+    return [a[keep] for a in arrays]
+
+
 def _pairs(pred: ArrayLike, target: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """Flatten to float64 and keep the pairs where both values are finite."""
-    p = np.asarray(pred, dtype=np.float64).ravel()
-    t = np.asarray(target, dtype=np.float64).ravel()
-    if p.shape != t.shape:
-        raise InvalidParameter(f"pred has {p.size} values but target has {t.size}")
-    keep = np.isfinite(p) & np.isfinite(t)
-    return p[keep], t[keep]
+    p, t = finite_rows(pred, target)
+    return p, t
 
 
 def _usable(p: np.ndarray, t: np.ndarray) -> bool:

@@ -1,17 +1,18 @@
 """How sure a benchmark number is: percentile bootstrap confidence intervals.
 
 A benchmark's items are a sample; another draw of items would give another SRCC. The
-percentile bootstrap resamples the items with replacement (`n_resamples` times from a fixed `seed`,
-so the interval is reproducible) and reports the central `level` range of the statistic:
+percentile bootstrap resamples the items with replacement (`n_resamples` times from a
+fixed `seed`, so the interval is reproducible) and reports the central `level` range of
+the statistic:
 
 * `srcc_interval(pred, target)` — the interval of one model's SRCC;
 * `srcc_gain_interval(pred_a, pred_b, target)` — of SRCC(a) − SRCC(b) on the *same* resampled
   items (paired), the fair way to ask whether model a ranks better than model b: the two
   models' own intervals overlap far more than their difference varies;
-* `mean_interval(values)` — of a mean (a description total /8, a per-ladder Spearman).
+* `mean_interval(values)` — of a mean (a description total /8, a type accuracy).
 
-Pairs where a value is NaN or ±inf are dropped first, as the correlations in
-`medq.metrics.correlation` drop them; fewer than 3 pairs (or a constant side) give `(nan, nan)`.
+Pairs where a value is NaN or ±inf are dropped first, by the correlations' own
+`medq.metrics.correlation.finite_rows`; fewer than 3 pairs (or a constant side) give `(nan, nan)`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import numpy as np
 from scipy import stats
 
 from medq.errors import InvalidParameter
-from medq.metrics.correlation import MIN_PAIRS, ArrayLike
+from medq.metrics.correlation import MIN_PAIRS, ArrayLike, finite_rows
 
 N_RESAMPLES = 2000
 """Bootstrap resamples per interval."""
@@ -46,15 +47,6 @@ def _spearman(pred: np.ndarray, target: np.ndarray, axis: int = -1) -> np.ndarra
     with np.errstate(invalid="ignore", divide="ignore"):
         return (rp * rt).sum(axis=axis) / np.sqrt((rp * rp).sum(axis=axis)
                                                   * (rt * rt).sum(axis=axis))
-
-
-def _finite(*columns: ArrayLike) -> list[np.ndarray]:
-    """The columns as float64, keeping the rows where every column is finite."""
-    arrays = [np.asarray(c, dtype=np.float64).ravel() for c in columns]
-    if len({a.size for a in arrays}) > 1:
-        raise InvalidParameter(f"columns of unequal length: {[a.size for a in arrays]}")
-    keep = np.logical_and.reduce([np.isfinite(a) for a in arrays])
-    return [a[keep] for a in arrays]
 
 
 def _interval(data: tuple[np.ndarray, ...], statistic: Callable[..., np.ndarray],
@@ -85,7 +77,7 @@ def _gain(a: np.ndarray, b: np.ndarray, t: np.ndarray, axis: int = -1) -> np.nda
 def srcc_interval(pred: ArrayLike, target: ArrayLike, n_resamples: int = N_RESAMPLES,
                   level: float = LEVEL, seed: int = 0) -> Interval:
     """Percentile bootstrap interval of SRCC(pred, target) over resampled items."""
-    p, t = _finite(pred, target)
+    p, t = finite_rows(pred, target)
     if p.size < MIN_PAIRS or np.ptp(p) == 0 or np.ptp(t) == 0:
         return NAN_INTERVAL
     return _interval((p, t), _spearman, n_resamples, level, seed)
@@ -95,7 +87,7 @@ def srcc_gain_interval(pred_a: ArrayLike, pred_b: ArrayLike, target: ArrayLike,
                        n_resamples: int = N_RESAMPLES, level: float = LEVEL,
                        seed: int = 0) -> Interval:
     """Percentile bootstrap interval of SRCC(a) − SRCC(b), both on the same resampled items."""
-    a, b, t = _finite(pred_a, pred_b, target)
+    a, b, t = finite_rows(pred_a, pred_b, target)
     if a.size < MIN_PAIRS or np.ptp(t) == 0 or np.ptp(a) == 0 or np.ptp(b) == 0:
         return NAN_INTERVAL
     return _interval((a, b, t), _gain, n_resamples, level, seed)
@@ -104,7 +96,7 @@ def srcc_gain_interval(pred_a: ArrayLike, pred_b: ArrayLike, target: ArrayLike,
 def mean_interval(values: ArrayLike, n_resamples: int = N_RESAMPLES, level: float = LEVEL,
                   seed: int = 0) -> Interval:
     """Percentile bootstrap interval of the mean of `values`."""
-    (v,) = _finite(values)
+    (v,) = finite_rows(values)
     if v.size < 2:
         return NAN_INTERVAL
     if np.ptp(v) == 0:
