@@ -11,8 +11,11 @@ the one before; −1: ranked better), averaged per kind and over kinds. BRISQUE 
 as the quality model reads it (`medq.train.peers.display`: CT in the window its file states,
 else soft tissue 40/400 HU; other modalities between their 0.5th and 99.5th percentiles) as
 grey in [0, 1].
+Each ladder is one random draw of the simulators, so, as in `benchmarks/ranking.py` and
+`benchmarks/independent.py`, they are drawn with `--seeds` seeds (SEED … SEED+N−1, default 4) and
+the tables give the means over them (each seed's own in the JSON, `per_seed`).
 Writes benchmarks/results/peers.json. Usage:
-    python benchmarks/peers.py [FILE ...] [--modality M] [--seed 0] [--model mediqa-s]
+    python benchmarks/peers.py [FILE ...] [--modality M] [--seed 0] [--seeds 4] [--model mediqa-s]
 FILE: your own clean CT, MR or radiograph files instead of the held-out images.
 """
 
@@ -71,37 +74,56 @@ def run(images: dict[str, Any], model: str, seed: int) -> dict[str, Any]:
                 pairs.setdefault(f"{simulator}:{method}", {})[f"{name}/{kind}"] = {
                     "scores": scores[method], "spearman": ladder_spearman(scores[method])}
             row = " ".join(f"{m} {ladder_spearman(scores[m]):+.2f}" for m in methods)
-            print(f"{simulator:11s} {name}/{kind:28s} {row}", flush=True)
+            print(f"seed {seed} {simulator:11s} {name}/{kind:28s} {row}", flush=True)
     return {key: ranking_summary(p) for key, p in pairs.items()}
+
+
+def run_seeds(images: dict[str, Any], model: str, seeds: range) -> dict[str, Any]:
+    """`run` for every seed, each method and simulator combined over the seeds
+    (`ranking_over_seeds`: per-kind means, `mean_range`, `per_seed`)."""
+    from medq.train.evaluate import ranking_over_seeds
+
+    per_seed = {seed: run(images, model, seed) for seed in seeds}
+    return {key: ranking_over_seeds({seed: found[key] for seed, found in per_seed.items()})
+            for key in per_seed[seeds[0]]}
 
 
 def table(results: dict[str, Any]) -> None:
     """Per simulator: kinds as rows, methods as columns, then the mean over kinds."""
     methods = ("medq", *PEERS)
+    seeds = results["engine:medq"]["seeds"]
     for simulator in ("engine", "independent"):
         kinds = results[f"{simulator}:medq"]["per_kind"]
-        print(f"\n{simulator} ladders: Spearman(severity, falling quality)")
+        print(f"\n{simulator} ladders: Spearman(severity, falling quality), mean over seeds "
+              f"{', '.join(map(str, seeds))}")
         print(f"{'kind':26s}" + "".join(f"{m:>11s}" for m in methods))
         for kind in kinds:
             print(f"{kind:26s}" + "".join(
                 f"{results[f'{simulator}:{m}']['per_kind'][kind]:11.3f}" for m in methods))
         print(f"{'mean over kinds':26s}" + "".join(
             f"{results[f'{simulator}:{m}']['mean']:11.3f}" for m in methods))
+        print(f"{'lowest … highest seed':26s}" + "".join(
+            "{:>11s}".format("{:.2f}…{:.2f}".format(*results[f"{simulator}:{m}"]["mean_range"]))
+            for m in methods))
 
 
 def main() -> None:
     """Score every ladder with medq and its peers; print the tables, write the JSON."""
     parser = ladder_parser(__doc__)
     parser.add_argument("--model", default="mediqa-s")
+    parser.add_argument("--seeds", type=int, default=4,
+                        help="draw the ladders with seeds SEED … SEED+N−1 (default 4)")
     args = parser.parse_args()
     from medq.errors import MedqError
 
     try:
-        results = run(ladder_images(args.images, args.modality), args.model, args.seed)
+        results = run_seeds(ladder_images(args.images, args.modality), args.model,
+                            range(args.seed, args.seed + max(1, args.seeds)))
     except MedqError as e:  # a peer's package missing, an unknown model: one line, no trace
         sys.exit(f"peers: {e.message}")
     table(results)
-    out = {"model": args.model, "seed": args.seed, "peers": list(PEERS), **results}
+    out = {"model": args.model, "seeds": results["engine:medq"]["seeds"], "peers": list(PEERS),
+           **results}
     results_file("peers", bool(args.images)).write_text(json.dumps(out, indent=2))
 
 
