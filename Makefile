@@ -36,7 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/peers.py
 	$(BIN)/python benchmarks/restore_speed.py
 	$(BIN)/medq bench restore
-	$(BIN)/python benchmarks/independent_restore.py
+	$(BIN)/python benchmarks/independent_restore.py --seeds 4
 	$(BIN)/medq bench describe
 
 lint: $(STAMP)

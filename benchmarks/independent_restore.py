@@ -8,9 +8,12 @@ as `medq restore` does (`auto`: assess → describe → gate → network) and by
 against the clean image (CT in the [−160, 240] HU window, as `medq bench restore`), per kind:
 the input's, and each method's gain over it; and how often medq's re-assessed score rose where
 it repaired (`medq restore`'s before/after). Writes benchmarks/results/independent_restore.json
-(independent_restore_files.json for your own FILEs, as in `benchmarks/independent.py`). Usage:
-    python benchmarks/independent_restore.py [FILE ...] [--modality M] [--seed 0] [--rungs 2,3]
-        [--restorer NAME_OR_CHECKPOINT] [--output JSON]
+(independent_restore_files.json for your own FILEs, as in `benchmarks/independent.py`). Each
+ladder is one random draw of the simulators: with `--seeds N` (default 1; BM3D takes about
+3 minutes a seed) the ladders of seeds SEED … SEED+N−1 are all restored, every item keeps its
+seed, and the means per kind pool them (each seed's own mean over kinds beside). Usage:
+    python benchmarks/independent_restore.py [FILE ...] [--modality M] [--seed 0] [--seeds 1]
+        [--rungs 2,3] [--restorer NAME_OR_CHECKPOINT] [--output JSON]
 """
 
 from __future__ import annotations
@@ -46,6 +49,19 @@ def psnr_of(image: Any, clean: np.ndarray, is_ct: bool) -> float:
     return fidelity(np.asarray(image.array, dtype=np.float64), clean, is_ct)["psnr"]
 
 
+def per_kind(items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per kind: the items' count, mean input PSNR, each method's mean gain over the input and
+    how many medq repaired."""
+    summary = {}
+    for kind in sorted({r["kind"] for r in items}):
+        rows = [r for r in items if r["kind"] == kind]
+        summary[kind] = {"n": len(rows), "input_psnr": float(np.mean([r["input"] for r in rows])),
+                         **{f"{m}_gain_db": float(np.mean([r[m] - r["input"] for r in rows]))
+                            for m in ("auto", "bm3d")},
+                         "repaired": sum(bool(r["addressed"]) for r in rows)}
+    return summary
+
+
 def main() -> None:
     """Restore the middle rungs of every independent ladder and print PSNR gains per kind."""
     parser = ladder_parser(__doc__)
@@ -54,6 +70,8 @@ def main() -> None:
                                            "checkpoint such as runs/<run>/model.pt (restore-s)")
     parser.add_argument("--output", type=Path, help="JSON file to write (default: "
                                                     "benchmarks/results/independent_restore.json)")
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="restore the ladders of seeds SEED … SEED+N−1 (default 1)")
     args = parser.parse_args()
     from medq.assess.predictor import Assessor
     from medq.restore.pipeline import restore
@@ -61,15 +79,17 @@ def main() -> None:
     rungs = [int(r) for r in args.rungs.split(",")]
     assessor = Assessor(measures=False)
     items, seconds = [], defaultdict(float)
-    for name, kind, ladder in independent_ladders(ladder_images(args.images, args.modality),
-                                                  args.seed):
+    seeds = list(range(args.seed, args.seed + max(1, args.seeds)))
+    images = ladder_images(args.images, args.modality)
+    for seed, (name, kind, ladder) in ((s, lad) for s in seeds
+                                       for lad in independent_ladders(images, s)):
         if kind not in RESTORE_KINDS:
             continue
         clean = np.asarray(ladder[0].array, dtype=np.float64)
         is_ct = ladder[0].modality == "CT"
         for rung in rungs:
             degraded = ladder[rung]
-            row = {"image": name, "kind": kind, "rung": rung,
+            row = {"seed": seed, "image": name, "kind": kind, "rung": rung,
                    "input": psnr_of(degraded, clean, is_ct)}
             for method in ("auto", "bm3d"):
                 t0 = time.perf_counter()
@@ -82,16 +102,11 @@ def main() -> None:
                                after=result.after)
             items.append(row)
             gains = {m: row[m] - row["input"] for m in ("auto", "bm3d")}
-            print(f"{name + '/' + kind:36s} rung {rung}: input {row['input']:6.2f} dB  "
+            print(f"seed {seed} {name + '/' + kind:36s} rung {rung}: input {row['input']:6.2f} dB  "
                   f"medq {gains['auto']:+6.2f}  BM3D {gains['bm3d']:+6.2f}"
                   f"  (medq repaired: {', '.join(row['addressed']) or 'nothing'})", flush=True)
-    summary = {}
-    for kind in sorted({r["kind"] for r in items}):
-        rows = [r for r in items if r["kind"] == kind]
-        summary[kind] = {"n": len(rows), "input_psnr": float(np.mean([r["input"] for r in rows])),
-                         **{f"{m}_gain_db": float(np.mean([r[m] - r["input"] for r in rows]))
-                            for m in ("auto", "bm3d")},
-                         "repaired": sum(bool(r["addressed"]) for r in rows)}
+    summary = per_kind(items)
+    by_seed = {seed: per_kind([r for r in items if r["seed"] == seed]) for seed in seeds}
     print(f"{'kind':26s} {'n':>3s} {'input dB':>9s} {'medq':>7s} {'BM3D':>7s} {'repaired':>9s}")
     for kind, s in summary.items():
         print(f"{kind:26s} {s['n']:3d} {s['input_psnr']:9.2f} {s['auto_gain_db']:+7.2f} "
@@ -101,14 +116,19 @@ def main() -> None:
     print(f"{'mean over kinds':26s} {'':3s} {'':9s} {medq:+7.2f} {bm3d:+7.2f}   "
           f"(medq − BM3D {medq - bm3d:+.2f} dB; seconds: medq {seconds['auto']:.0f}, "
           f"BM3D {seconds['bm3d']:.0f})")
+    seed_means = {seed: {m: float(np.mean([s[f"{m}_gain_db"] for s in found.values()]))
+                         for m in ("auto", "bm3d")} for seed, found in by_seed.items()}
+    if len(seeds) > 1:
+        print("per seed, mean over kinds (medq / BM3D): " + ", ".join(
+            f"{seed} {g['auto']:+.2f} / {g['bm3d']:+.2f}" for seed, g in seed_means.items()))
     repaired = [r for r in items if r["addressed"]]
     rose = [r for r in repaired if r["after"] > r["before"]]
     print(f"re-assessed score rose on {len(rose)} of {len(repaired)} repaired rungs, PSNR fell "
           f"on {sum(r['auto'] < r['input'] for r in rose)} of those (the score is no check of "
           "the restoration's fidelity)")
     (args.output or results_file("independent_restore", bool(args.images))).write_text(json.dumps(
-        {"seed": args.seed, "rungs": rungs, "restorer": args.restorer or "restore-s",
-         "items": items, "per_kind": summary,
+        {"seeds": seeds, "rungs": rungs, "restorer": args.restorer or "restore-s",
+         "items": items, "per_kind": summary, "per_seed_mean_gain_db": seed_means,
          "mean_gain_db": {"auto": medq, "bm3d": bm3d}, "seconds": dict(seconds)}, indent=2))
 
 
