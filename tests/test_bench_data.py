@@ -87,6 +87,35 @@ def test_evidence_size_of_a_plan_sets_the_items_views_and_its_own_key() -> None:
         bench.BenchPlan(evidence_size=128).key()
 
 
+def test_evidence_extras_of_a_plan_append_efc_to_every_row_under_their_own_key() -> None:
+    """A plan's `evidence_extras` append the view's EFC after the features (the leading columns
+    as without them, so the detectors read them unchanged), key their own cache, keep the
+    plans without them at their keys, and come back as a tuple from a JSON list."""
+    from medq.assess.detector import read_evidence
+    from medq.assess.evidence import EVIDENCE_SIZE, read_plane, view_features
+    from medq.assess.filters import shrink
+    from medq.assess.iqms import efc
+    from medq.data.items import degraded_item
+
+    src = next(s for s in sources("test") if s.name == "ct_693")  # a 512² CT: its view shrinks
+    plan = bench.BenchPlan(size=32, evidence_extras=["efc"])
+    assert plan.evidence_extras == ("efc",)
+    item = bench.make_item(src, "2d", 7, plan)
+    plain = bench.make_item(src, "2d", 7, bench.BenchPlan(size=32))
+    assert item["m"].shape == (1, len(FEATURE_NAMES) + 1)
+    assert np.array_equal(item["m"][:, :len(FEATURE_NAMES)], plain["m"])
+    image, _ = degraded_item(src, "2d", 7, plan.clean_fraction, plan.pair_fraction)
+    view = read_plane(shrink(image.array.astype(np.float64), EVIDENCE_SIZE), "CT")
+    assert item["m"][0, -1] == pytest.approx(efc(view, None, 1024.0), rel=1e-6)
+    assert 0.0 < item["m"][0, -1] < 1.0
+    assert np.array_equal(view_features(item["m"]), view_features(plain["m"]))
+    assert read_evidence(item["m"], "CT").score == read_evidence(plain["m"], "CT").score
+    assert bench.BenchPlan().key() == bench.BenchPlan(evidence_extras=()).key() != \
+        bench.BenchPlan(evidence_extras=("efc",)).key()
+    with pytest.raises(ValueError, match="unknown evidence row extras"):
+        bench.make_item(src, "2d", 7, bench.BenchPlan(size=32, evidence_extras=("snr",)))
+
+
 def test_volume_item_uses_salient_slices() -> None:
     plan = bench.BenchPlan(size=32)
     src = next(s for s in sources("train", "3d") if s.modality == "PT")

@@ -90,6 +90,35 @@ def test_a_model_on_other_evidence_views_is_refused(tiny_run: dict, tmp_path: Pa
     assert row["model"] == str(other) and "128-px views" in row["missing"]
 
 
+def test_a_model_trained_with_row_extras_gets_them_from_the_loader(tiny_run: dict,
+                                                                  tmp_path: Path) -> None:
+    """A checkpoint whose plan appended `evidence_extras` to its rows is fed rows with them (the
+    loader takes them beside the features); one with an extra medq does not compute is refused
+    with a ModelError."""
+    import torch
+
+    from medq.assess.evidence import FEATURE_NAMES, evidence_rows
+    from medq.assess.loading import load_measured
+    from medq.errors import ModelError
+    from medq.io import load
+
+    assert Assessor(tiny_run["checkpoint"]).extras == ()
+    ckpt = torch.load(tiny_run["checkpoint"], map_location="cpu", weights_only=True)
+    ckpt["medq"]["bench_plan"]["evidence_extras"] = ["efc"]
+    torch.save(ckpt, tmp_path / "efc.pt")
+    assessor = Assessor(tmp_path / "efc.pt")
+    assert assessor.extras == ("efc",)
+    ct = dicom_testfile("CT_small.dcm")
+    (loaded,) = assessor._load([ct], None)
+    assert loaded.rows.shape == (1, len(FEATURE_NAMES) + 1)
+    assert np.array_equal(loaded.rows[:, :-1], load_measured(ct, None, False).rows)
+    assert np.array_equal(loaded.rows, evidence_rows(load(ct), None, extras=("efc",)))
+    ckpt["medq"]["bench_plan"]["evidence_extras"] = ["snr"]
+    torch.save(ckpt, tmp_path / "snr.pt")
+    with pytest.raises(ModelError, match="unknown evidence row extras"):
+        Assessor(tmp_path / "snr.pt")
+
+
 def test_evidence_score_and_findings_follow_radiograph_quantum_noise() -> None:
     """The assessment's evidence (view calibration on the evidence rows) grades the real skull
     radiograph well with no finding, and its severe quantum-noise version poorly with noise."""

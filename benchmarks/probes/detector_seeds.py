@@ -16,11 +16,14 @@ sample over its moderately degraded version in the new user's check of
 recipe is worth; one fit is a draw from it. `--ladders N`: each refit also learns to rank N
 severity ladders of the training sources (`medq.describe.ladders`; tried, not shipped).
 `--calibrations FILE … [shipped]` judges calibration files instead of refitting (its `shipped`
-line reproduces the three benchmarks). Usage:
+line reproduces the three benchmarks on seed 0's ladders). `--ladder-seeds N` draws both sets of
+ladders with seeds 0 … N−1 and ranks over all of them (each kind's mean over the draws, as
+`benchmarks/ranking.py` and `benchmarks/independent.py` report them). Usage:
     python benchmarks/probes/detector_seeds.py [--model mediqa-s [--member K]]
                                                [--zoom anywhere|central]
                                                [--seeds 4] [--folds 1,5] [--ladders N]
                                                [--calibrations FILE ... shipped]
+                                               [--ladder-seeds 1]
 """
 
 from __future__ import annotations
@@ -70,17 +73,19 @@ def sample_pairs(assessor: Any) -> list[tuple[str, list, list[float]]]:
     return out
 
 
-def ladder_inputs(assessor: Any, ladders: Any) -> list[tuple[str, str, list, list[float]]]:
-    """(ladder key, modality, each rung's view features, each rung's model score)."""
+def ladder_inputs(assessor: Any, ladders: Any, seed: int = 0
+                  ) -> list[tuple[str, str, list, list[float]]]:
+    """(ladder key, modality, each rung's view features, each rung's model score); the key
+    (`seed <seed> <image>/<kind>`) keeps the draws of one image and kind apart."""
     from medq.assess.evidence import evidence_rows, view_features
 
-    return [(f"{name}/{kind}", ladder[0].modality,
+    return [(f"seed {seed} {name}/{kind}", ladder[0].modality,
              [view_features(evidence_rows(x)) for x in ladder],
              [a.model_score for a in assessor.assess_many(ladder)])
             for name, kind, ladder in ladders]
 
 
-def held_out(model: str) -> dict[str, Any]:
+def held_out(model: str, ladder_seeds: int = 1) -> dict[str, Any]:
     """The test split's references, model scores and evidence features, and the engine's and
     the independent simulators' ranking ladders' model scores and evidence features."""
     from independent import independent_ladders
@@ -100,8 +105,10 @@ def held_out(model: str) -> dict[str, Any]:
     images = held_out_images()
     return {"y": test["score"], "modality": test["modality"], "features": features,
             "model": predict(net, test, bool(record.get("use_prompts", True))),
-            "ladders": ladder_inputs(assessor, ranking_ladders(images)),
-            "independent": ladder_inputs(assessor, independent_ladders(images)),
+            "ladders": [row for seed in range(ladder_seeds) for row in
+                        ladder_inputs(assessor, ranking_ladders(images, seed), seed)],
+            "independent": [row for seed in range(ladder_seeds) for row in
+                            ladder_inputs(assessor, independent_ladders(images, seed), seed)],
             "samples": sample_pairs(assessor)}
 
 
@@ -179,6 +186,8 @@ def main() -> None:
     parser.add_argument("--calibrations", nargs="+", default=None,
                         help="judge these calibration files ('shipped': the shipped view "
                              "calibration) instead of refitting")
+    parser.add_argument("--ladder-seeds", type=int, default=1,
+                        help="draw the ranking ladders with seeds 0 … N−1 (default 1: seed 0)")
     args = parser.parse_args()
     from medq.assess.detector import VIEW_CALIBRATION_PATH, Detector, load_detector
     from medq.describe.calibrate import fit
@@ -187,7 +196,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model if args.member is None else member_checkpoint(args.model, args.member,
                                                                          Path(tmp))
-        data = held_out(model)
+        data = held_out(model, max(1, args.ladder_seeds))
     print(f"{'':34s} " + " ".join(f"{c:>6s}" for c in COLUMNS))
     if args.calibrations:
         for name in args.calibrations:

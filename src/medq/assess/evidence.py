@@ -344,11 +344,44 @@ def _extra(name: str, planes: list[np.ndarray], modality: str) -> float:
 EVIDENCE_SIZE = 256
 """Longest side of the view the quality model's measure input is computed on (speed)."""
 
+def _view_efc(view: np.ndarray, modality: str) -> float:
+    """MRIQC's entropy focus criterion of a view (`iqms.efc`; CT offset by +1024 HU, as
+    `compute_measures` takes it); 1 (fully spread) when undefined."""
+    from medq.assess.iqms import efc
+
+    value = efc(view, None, -ZERO_LEVEL["CT"] if modality == "CT" else None)
+    return float(value) if np.isfinite(value) else 1.0
+
+
+ROW_EXTRA_FUNCTIONS = {"efc": _view_efc}
+"""Features an evidence row may carry after `FEATURE_NAMES`, for a quality model trained on them
+(a benchmark plan's `evidence_extras`, recorded in the checkpoint), each a function of the view
+(as `read_plane` gives it) and the modality: `efc`, which rises with ghosts, aliases, blur and
+noise alike within one image (`benchmarks/probes/ladder_features.py`). The detectors read the
+leading `FEATURE_NAMES` columns (`evidence_features`), so rows with extras serve them unchanged."""
+
+ROW_EXTRAS = tuple(ROW_EXTRA_FUNCTIONS)
+"""The names of the row extras, in row order."""
+
+
+def ordered_row_extras(extras: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """The row extras asked for, in `ROW_EXTRAS` order; ValueError for one medq does not take."""
+    unknown = sorted(set(extras) - set(ROW_EXTRAS))
+    if unknown:
+        raise ValueError(f"unknown evidence row extras {unknown}; medq has {ROW_EXTRAS}")
+    return tuple(name for name in ROW_EXTRAS if name in extras)
+
+
+def evidence_features(rows: np.ndarray) -> np.ndarray:
+    """The `FEATURE_NAMES` columns of evidence rows `[slices, features (+ extras)]`."""
+    return np.asarray(rows)[..., :len(FEATURE_NAMES)]
+
 
 def view_features(rows: np.ndarray) -> np.ndarray:
     """The feature vector of an image's views: its evidence rows `[slices, features]` averaged
-    over the slices (what the view calibration of the finding detector reads)."""
-    return np.asarray(rows, dtype=np.float64).mean(axis=0).astype(np.float32)
+    over the slices (what the view calibration of the finding detector reads; row extras left
+    out)."""
+    return np.asarray(evidence_features(rows), dtype=np.float64).mean(axis=0).astype(np.float32)
 
 
 def plane_streak(plane: np.ndarray, longest: int = EVIDENCE_SIZE) -> float:
@@ -357,19 +390,24 @@ def plane_streak(plane: np.ndarray, longest: int = EVIDENCE_SIZE) -> float:
     return streak_index(read_plane(shrink(np.asarray(plane, dtype=np.float64), longest), "CT"))
 
 
-def evidence_views(image: Any, indices: list[int] | None = None, longest: int = EVIDENCE_SIZE
-                   ) -> tuple[np.ndarray, list[float]]:
+def evidence_views(image: Any, indices: list[int] | None = None, longest: int = EVIDENCE_SIZE,
+                   extras: tuple[str, ...] = ()) -> tuple[np.ndarray, list[float]]:
     """`evidence_rows` and each plane's raw CT streak index (`plane_streak`, nan for other
     modalities), so the classical measures need not take it again (`compute_measures(streak=…)`)."""
+    wanted = ordered_row_extras(extras)
     rows, streaks = [], []
     for plane in _planes(image, indices):
-        found = slice_features(shrink(plane, longest), image.modality)
-        rows.append([found[k] for k in SLICE_NAMES] + _context(image, plane))
+        view = shrink(plane, longest)
+        found = slice_features(view, image.modality)
+        tail = [ROW_EXTRA_FUNCTIONS[name](read_plane(view, image.modality), image.modality)
+                for name in wanted]
+        rows.append([found[k] for k in SLICE_NAMES] + _context(image, plane) + tail)
         streaks.append(found["streak_index"])
     return np.asarray(rows, dtype=np.float32), streaks
 
 
 def evidence_rows(image: Any, indices: list[int] | None = None,
-                  longest: int = EVIDENCE_SIZE) -> np.ndarray:
-    """Per-slice feature rows `[n, len(FEATURE_NAMES)]` on views of at most `longest` pixels."""
-    return evidence_views(image, indices, longest)[0]
+                  longest: int = EVIDENCE_SIZE, extras: tuple[str, ...] = ()) -> np.ndarray:
+    """Per-slice feature rows `[n, len(FEATURE_NAMES) + len(extras)]` on views of at most
+    `longest` pixels (`extras`: of `ROW_EXTRAS`, after the features)."""
+    return evidence_views(image, indices, longest, extras)[0]

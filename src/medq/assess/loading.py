@@ -145,11 +145,13 @@ def captured(call: Callable[[], T], path: str | Path | None) -> T | MedqError:
         return InputError(f"cannot assess ({type(e).__name__}: {e})", path)
 
 
-def load_measured(item: Item, modality: str | None, measures: bool) -> Loaded | MedqError:
-    """Load one input, its evidence rows (the model's measure input and the evidence score's),
-    its prompts (tags, gaps filled by the shipped prompt classifier) and, with `measures`, its
-    classical measures; a volume keeps only its salient planes (`slim`); a failure is returned
-    as a typed error."""
+def load_measured(item: Item, modality: str | None, measures: bool,
+                  extras: tuple[str, ...] = ()) -> Loaded | MedqError:
+    """Load one input, its evidence rows (the model's measure input and the evidence score's;
+    `extras`: the row extras of a model trained on them, `evidence.ROW_EXTRAS`), its prompts
+    (tags, gaps filled by the shipped prompt classifier) and, with `measures`, its classical
+    measures; a volume keeps only its salient planes (`slim`); a failure is returned as a typed
+    error."""
     from medq.assess.prompt_classifier import load_classifier
     from medq.assess.prompts import prompts_from_image
     from medq.io.arrays import as_image
@@ -160,7 +162,7 @@ def load_measured(item: Item, modality: str | None, measures: bool) -> Loaded | 
         check_assessable(image, modality is not None)
         image = as_displayed(image)  # a MONOCHROME1 radiograph as it is shown
         indices = input_indices(image)
-        rows, streaks = evidence_views(image, indices)  # a CT plane's streak index taken once
+        rows, streaks = evidence_views(image, indices, extras=extras)  # streak index taken once
         return Loaded(slim(image, indices), indices, rows,
                       prompts_from_image(image, load_classifier()), tuple(image.shape),
                       classical_measures(image, indices, streaks) if measures else {})
@@ -169,7 +171,7 @@ def load_measured(item: Item, modality: str | None, measures: bool) -> Loaded | 
 
 
 def load_many(items: list[Item], modality: str | None, measures: bool,
-              pool: Executor | None) -> list[Any]:
+              pool: Executor | None, extras: tuple[str, ...] = ()) -> list[Any]:
     """`load_measured` for every item, in order: futures when `pool` is given, else results."""
     from concurrent.futures import BrokenExecutor
 
@@ -177,11 +179,11 @@ def load_many(items: list[Item], modality: str | None, measures: bool,
     for item in items:
         try:
             if pool is not None:
-                out.append(pool.submit(load_measured, item, modality, measures))
+                out.append(pool.submit(load_measured, item, modality, measures, extras))
                 continue
         except BrokenExecutor:  # a worker died earlier: go on in this process
             pool = None
-        out.append(load_measured(item, modality, measures))
+        out.append(load_measured(item, modality, measures, extras))
     return out
 
 

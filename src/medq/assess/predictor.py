@@ -41,7 +41,7 @@ from medq.assess.precision import model_precision, resolve_precision
 from medq.assess.preprocess import image_inputs
 from medq.assess.prompt_classifier import load_classifier
 from medq.assess.prompts import encode
-from medq.assess.weights import DEFAULT_MODEL, check_evidence_size, load_weights
+from medq.assess.weights import DEFAULT_MODEL, check_evidence_size, load_weights, row_extras
 from medq.errors import MedqError, ModelError
 from medq.image import MedImage
 from medq.workers import worker_pool
@@ -65,6 +65,7 @@ class Assessor:
         set_threads(threads)
         self.model, self.record = load_weights(model)
         check_evidence_size(self.record, model)
+        self.extras = row_extras(self.record, model)
         self.name = str(self.record.get("name") or Path(str(model)).stem)
         self.size = int(self.record.get("image_size", 224))
         self.use_prompts = bool(self.record.get("use_prompts", True))
@@ -115,7 +116,7 @@ class Assessor:
 
     def _load(self, items: list[Item], pool: Executor | None) -> list[Any]:
         """Start loading and measuring `items` (futures with a pool, results without)."""
-        return load_many(items, self.modality, self.measures, pool)
+        return load_many(items, self.modality, self.measures, pool, self.extras)
 
     def _prepare(self, loaded: Loaded) -> dict[str, Any]:
         """Model inputs of one loaded input (a volume's planes are those at its indices);

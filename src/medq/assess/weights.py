@@ -88,6 +88,19 @@ def load_weights(name_or_path: str | Path) -> tuple[Any, dict[str, Any]]:
     return _load(str(resolve(name_or_path)))
 
 
+def row_extras(record: dict[str, Any], name: str | Path) -> tuple[str, ...]:
+    """The evidence row extras a checkpoint's measure input was trained with (its benchmark
+    plan's `evidence_extras`, `evidence.ROW_EXTRAS`; none for the shipped model); a model error
+    for one this medq does not compute."""
+    from medq.assess.evidence import ordered_row_extras
+
+    wanted = tuple((record.get("bench_plan") or {}).get("evidence_extras") or ())
+    try:
+        return ordered_row_extras(wanted)
+    except ValueError as e:
+        raise ModelError(f"trained on {e}", name) from None
+
+
 def check_evidence_size(record: dict[str, Any], name: str | Path) -> None:
     """ModelError when a checkpoint's measure input was taken on views of another size than
     `medq assess` and the default benchmark take (`evidence.EVIDENCE_SIZE`): its scores would

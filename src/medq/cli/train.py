@@ -55,7 +55,8 @@ def train(
             return run_train(cfg)
         from medq.train.scores import load_scores
 
-        train_set, test_set = load_scores(scores, size=cfg.bench.size, seed=cfg.seed)
+        train_set, test_set = load_scores(scores, size=cfg.bench.size, seed=cfg.seed,
+                                          extras=cfg.bench.evidence_extras)
         return run_train(cfg, train_set, test_set)
 
     result = outcome.run(config, job)

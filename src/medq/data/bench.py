@@ -47,7 +47,7 @@ BENCH_VERSION = 6
 of view anywhere in the image, 25–75 % per side, half of them at a small matrix)."""
 
 
-ADDED = ("fine_pixels", "evidence_size", "native_crop", "noisy_base")
+ADDED = ("fine_pixels", "evidence_size", "native_crop", "noisy_base", "evidence_extras")
 """Plan settings added since version 6; at their defaults the items are as they were."""
 
 
@@ -58,7 +58,8 @@ class BenchPlan:
     `evidence_size`: the longest side of the views the items' evidence rows are taken on;
     `native_crop`: a grey input's second channel is its window at its own pixel size,
     `preprocess.native_crop`; `noisy_base`: the training items' chance of a noisy base,
-    `items.degraded_item`)."""
+    `items.degraded_item`; `evidence_extras`: features of `evidence.ROW_EXTRAS` appended to
+    every evidence row)."""
 
     size: int = 224
     train_2d: int = 4000
@@ -73,6 +74,11 @@ class BenchPlan:
     evidence_size: int = EVIDENCE_SIZE
     native_crop: bool = False
     noisy_base: float = 0.0
+    evidence_extras: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        """A plan read from JSON or YAML gives its extras as a list: kept as a tuple."""
+        object.__setattr__(self, "evidence_extras", tuple(self.evidence_extras))
 
     def key(self) -> str:
         """Cache key of this plan (and the generator version); settings added after a version
@@ -126,7 +132,8 @@ def _item(image: MedImage, source: Source, dim: str, plan: BenchPlan) -> dict[st
     prompts = prompts_from_image(image)
     x, indices = image_inputs(image, plan.size, prompts.type, plan.n_slices,
                               native=plan.native_crop)
-    m = evidence_rows(image, indices if image.is_volume else None, plan.evidence_size)
+    m = evidence_rows(image, indices if image.is_volume else None, plan.evidence_size,
+                      plan.evidence_extras)
     return {"x": x.astype(np.float16), "m": m, "prompt": encode(prompts),
             "source": source.name, "modality": source.modality, "dim": dim,
             "records": records, "slices": indices, **targets(records)}

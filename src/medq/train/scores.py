@@ -50,8 +50,8 @@ def read_scores(path: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _item(row: dict[str, Any], size: int) -> dict[str, Any]:
-    """Load and prepare one scored image."""
+def _item(row: dict[str, Any], size: int, extras: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Load and prepare one scored image (`extras`: evidence row extras, `evidence.ROW_EXTRAS`)."""
     from medq.assess.evidence import evidence_rows
     from medq.assess.preprocess import image_inputs
     from medq.io import load
@@ -61,7 +61,7 @@ def _item(row: dict[str, Any], size: int) -> dict[str, Any]:
         image = image.evolve(region=row["region"])
     prompts = prompts_from_image(image)
     x, indices = image_inputs(image, size, prompts.type)
-    m = evidence_rows(image, indices if image.is_volume else None)
+    m = evidence_rows(image, indices if image.is_volume else None, extras=extras)
     return {"x": x.astype(np.float16), "m": m, "prompt": encode(prompts), "score": row["score"],
             "physics": np.zeros(len(KINDS), np.float32),
             "severity": np.zeros(len(FINDING_TYPES), np.int64), "labelled": False,
@@ -69,9 +69,10 @@ def _item(row: dict[str, Any], size: int) -> dict[str, Any]:
             "source": str(row["path"])}
 
 
-def load_scores(path: str | Path, size: int = 224, seed: int = 0
+def load_scores(path: str | Path, size: int = 224, seed: int = 0, extras: tuple[str, ...] = ()
                 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """(train, test) packed sets from a scores CSV; unreadable images are skipped with a note."""
+    """(train, test) packed sets from a scores CSV (evidence rows with `extras`, as the plan of
+    the model fine-tuned); unreadable images are skipped with a note."""
     import sys
 
     from medq.data.bench import pack
@@ -79,7 +80,7 @@ def load_scores(path: str | Path, size: int = 224, seed: int = 0
     items = []
     for row in read_scores(path):
         try:
-            items.append(_item(row, size))
+            items.append(_item(row, size, extras))
         except MedqError as e:
             print(f"medq: note: skipping {e.message}", file=sys.stderr)
     if len(items) < MIN_ROWS:
