@@ -119,6 +119,24 @@ def test_a_model_trained_with_row_extras_gets_them_from_the_loader(tiny_run: dic
         Assessor(tmp_path / "snr.pt")
 
 
+def test_benchmark_rows_with_extras_serve_a_model_without_them(tiny_run: dict) -> None:
+    """A model trained without row extras scores a benchmark whose rows have them (a trial's
+    plan listed first) exactly as its own; one whose rows lack columns it reads is skipped with
+    a note."""
+    from medq.data import bench
+    from medq.train.evaluate import benchmark_rows, predict
+
+    test = bench.build(bench.BenchPlan(**tiny_run["record"]["bench_plan"]), "test")
+    wider = {**test, "m": np.concatenate([test["m"], np.full((len(test["m"]), 1), 0.7,
+                                                             np.float32)], axis=1)}
+    model = Assessor(tiny_run["checkpoint"]).model
+    assert np.array_equal(predict(model, wider), predict(model, test))
+    narrower = {**test, "m": test["m"][:, :-1]}
+    (row,) = benchmark_rows(narrower, [str(tiny_run["checkpoint"])], classical=False)
+    assert "reads" in row["missing"] and "list the model trained with row extras first" in \
+        row["missing"]
+
+
 def test_evidence_score_and_findings_follow_radiograph_quantum_noise() -> None:
     """The assessment's evidence (view calibration on the evidence rows) grades the real skull
     radiograph well with no finding, and its severe quantum-noise version poorly with noise."""

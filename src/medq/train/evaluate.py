@@ -28,6 +28,14 @@ def predict(model: IQAModel, data: dict[str, np.ndarray], use_prompts: bool = Tr
         return _predict(model, data, use_prompts, salient, batch_size)
 
 
+def model_measures(model: IQAModel, data: dict[str, np.ndarray], rows: Any) -> np.ndarray | None:
+    """The stored evidence rows of slices `rows` as `model` reads them: its `n_measures` leading
+    columns (a plan's row extras come after the features, so a model trained without them reads
+    the same features from rows that have them)."""
+    m = slice_measures(data, rows)
+    return m[:, :model.config.n_measures] if m is not None and model.uses_measures else m
+
+
 def _predict(model: IQAModel, data: dict[str, np.ndarray], use_prompts: bool, salient: bool,
              batch_size: int) -> np.ndarray:
     """`predict` under the precision context already entered."""
@@ -39,12 +47,12 @@ def _predict(model: IQAModel, data: dict[str, np.ndarray], use_prompts: bool, sa
         rows = data["offset"][idx]
         x = torch.from_numpy(data["x"][rows].astype(np.float32))
         p = torch.from_numpy(data["prompt"][idx]) if use_prompts else None
-        out[idx] = model.run(x, p, slice_measures(data, rows)).score.float().numpy()
+        out[idx] = model.run(x, p, model_measures(model, data, rows)).score.float().numpy()
     for i in (i for i in range(n) if data["dim"][i] == "3d"):
         o, k = int(data["offset"][i]), int(data["n_valid"][i])
         p = torch.from_numpy(data["prompt"][i]) if use_prompts else None
         x = torch.from_numpy(item_slices(data, i))
-        m = slice_measures(data, np.arange(o, o + k))
+        m = model_measures(model, data, np.arange(o, o + k))
         if salient:
             out[i] = float(model.forward_volume(x, p, m).score)
         else:
@@ -175,6 +183,7 @@ def benchmark_rows(data: dict[str, np.ndarray], models: list[str], classical: bo
         try:
             model, record = load_weights(name)
             check_evidence_size(record, name)
+            check_measure_columns(model, data, name)
         except ModelError as e:
             rows.append({"model": name, "missing": e.message})
             continue
@@ -201,6 +210,18 @@ def benchmark_rows(data: dict[str, np.ndarray], models: list[str], classical: bo
             except ModelError as e:
                 rows.append({"model": name, "missing": e.message})
     return rows
+
+
+def check_measure_columns(model: IQAModel, data: dict[str, np.ndarray], name: str) -> None:
+    """ModelError when the benchmark's evidence rows have fewer columns than `model` reads (a
+    model trained with row extras on a plan without them: list it first, its plan is used)."""
+    from medq.errors import ModelError
+
+    have = data["m"].shape[1] if "m" in data else 0
+    if model.uses_measures and have < model.config.n_measures:
+        raise ModelError(f"reads {model.config.n_measures} measures per slice; this benchmark's "
+                         f"rows have {have} (list the model trained with row extras first: "
+                         "the table is built on the first model's plan)", name)
 
 
 def table_row(name: str, pred: np.ndarray, data: dict[str, np.ndarray]) -> dict[str, Any]:
