@@ -33,7 +33,7 @@ def model_measures(model: IQAModel, data: dict[str, np.ndarray], rows: Any) -> n
     columns (a plan's row extras come after the features, so a model trained without them reads
     the same features from rows that have them)."""
     m = slice_measures(data, rows)
-    return m[:, :model.config.n_measures] if m is not None and model.uses_measures else m
+    return m[:, :model.n_measures] if m is not None and model.uses_measures else m
 
 
 def _predict(model: IQAModel, data: dict[str, np.ndarray], use_prompts: bool, salient: bool,
@@ -218,8 +218,8 @@ def check_measure_columns(model: IQAModel, data: dict[str, np.ndarray], name: st
     from medq.errors import ModelError
 
     have = data["m"].shape[1] if "m" in data else 0
-    if model.uses_measures and have < model.config.n_measures:
-        raise ModelError(f"reads {model.config.n_measures} measures per slice; this benchmark's "
+    if model.uses_measures and have < model.n_measures:
+        raise ModelError(f"reads {model.n_measures} measures per slice; this benchmark's "
                          f"rows have {have} (list the model trained with row extras first: "
                          "the table is built on the first model's plan)", name)
 

@@ -261,9 +261,14 @@ class IQAModel(nn.Module):
         self.config = config
 
     @property
+    def n_measures(self) -> int:
+        """Classical measures (evidence row columns) the model takes per slice; 0 for none."""
+        return int(getattr(self.config, "n_measures", 0))
+
+    @property
     def uses_measures(self) -> bool:
         """Whether the model takes classical measures (evidence rows) beside the pixels."""
-        return getattr(self.config, "n_measures", 0) > 0
+        return self.n_measures > 0
 
     def run(self, x: torch.Tensor, prompts: Any = None, measures: Any = None) -> ModelOutput:
         """Call the model, passing `measures` only to a model that takes them."""

@@ -50,6 +50,11 @@ class SeedEnsemble(nn.Module):
         self.members = nn.ModuleList(members)
 
     @property
+    def n_measures(self) -> int:
+        """Classical measures (evidence row columns) the members take per slice; 0 for none."""
+        return int(self.members[0].n_measures)
+
+    @property
     def uses_measures(self) -> bool:
         """Whether the members take classical measures (evidence rows) beside the pixels."""
         return bool(self.members[0].uses_measures)
