@@ -53,13 +53,12 @@ def peer_scores(ladder: list[Any], brisque: Callable[[np.ndarray], float]
     return out
 
 
-def run(images: dict[str, Any], model: str, seed: int) -> dict[str, Any]:
-    """Spearman summaries per method and simulator (`ranking_summary`'s shape)."""
-    from medq.assess.predictor import Assessor
+def run(images: dict[str, Any], assessor: Any, brisque: Callable[[np.ndarray], float],
+        seed: int) -> dict[str, Any]:
+    """Spearman summaries per method and simulator (`ranking_summary`'s shape) of one seed's
+    ladders, medq's scores from `assessor`."""
     from medq.train.evaluate import ladder_spearman, ranking_ladders, ranking_summary
 
-    assessor = Assessor(model, measures=False)
-    brisque = brisque_scorer()
     methods = ("medq", *PEERS)
     pairs: dict[str, dict[str, dict[str, Any]]] = {}
     for simulator, ladders in (("engine", ranking_ladders(images, seed)),
@@ -81,9 +80,11 @@ def run(images: dict[str, Any], model: str, seed: int) -> dict[str, Any]:
 def run_seeds(images: dict[str, Any], model: str, seeds: range) -> dict[str, Any]:
     """`run` for every seed, each method and simulator combined over the seeds
     (`ranking_over_seeds`: per-kind means, `mean_range`, `per_seed`)."""
+    from medq.assess.predictor import Assessor
     from medq.train.evaluate import ranking_over_seeds
 
-    per_seed = {seed: run(images, model, seed) for seed in seeds}
+    assessor, brisque = Assessor(model, measures=False), brisque_scorer()
+    per_seed = {seed: run(images, assessor, brisque, seed) for seed in seeds}
     return {key: ranking_over_seeds({seed: found[key] for seed, found in per_seed.items()})
             for key in per_seed[seeds[0]]}
 

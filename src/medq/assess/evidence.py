@@ -344,6 +344,7 @@ def _extra(name: str, planes: list[np.ndarray], modality: str) -> float:
 EVIDENCE_SIZE = 256
 """Longest side of the view the quality model's measure input is computed on (speed)."""
 
+
 def _view_efc(view: np.ndarray, modality: str) -> float:
     """MRIQC's entropy focus criterion of a view (`iqms.efc`; CT offset by +1024 HU, as
     `compute_measures` takes it); 1 (fully spread) when undefined."""
