@@ -30,6 +30,11 @@ def test_tiny_restoration_training_writes_a_loadable_checkpoint(restore_run: dic
     assert meta["name"] == "restore-tiny-test" and net.conditioning
     card = (folder / "card.md").read_text()
     assert "restore-tiny-test" in card and "mr_noise" in card
+    import torch  # trained where `device: auto` puts it; saved on the CPU either way
+
+    assert record["device"].split(" ")[0] == ("cuda" if torch.cuda.is_available() else "cpu")
+    state = torch.load(folder / "model.pt", weights_only=True)["state_dict"]
+    assert {t.device.type for t in state.values()} == {"cpu"}
     assert not test_sources & set(record["train_plan"].get("source_names") or [])
 
 

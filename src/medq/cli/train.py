@@ -40,8 +40,12 @@ def train(
                                        "of your own expert scores to fine-tune on."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Run folder (default from "
                                        "the config)."),
+    device: str | None = typer.Option(None, "--device", help="auto, cpu or cuda (default from "
+                                      "the config, whose default is auto: a CUDA GPU when "
+                                      "PyTorch sees one)."),
 ) -> None:
     """Train a quality model (physics pretraining → score fine-tuning) or the prompt classifier."""
+    from medq.assess.precision import resolve_device
     from medq.train.config import load_config
     from medq.train.loop import train as run_train
 
@@ -51,6 +55,9 @@ def train(
         cfg = load_config(config)
         if output is not None:
             cfg.output = str(output)
+        if device is not None:
+            resolve_device(device)  # InvalidParameter: an unknown name, or cuda without a GPU
+            cfg.device = device
         if scores is None:
             return run_train(cfg)
         from medq.train.scores import load_scores

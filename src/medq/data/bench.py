@@ -203,7 +203,7 @@ def make_ladder(job: tuple[str, int], plan: BenchPlan) -> list[dict[str, Any]]:
     return [{**_item(rung, source, "2d", plan), "kind": kind} for rung in rungs]
 
 
-def build_ladders(plan: BenchPlan, n: int, workers: int = 2, progress: bool = True
+def build_ladders(plan: BenchPlan, n: int, workers: int | None = None, progress: bool = True
                   ) -> dict[str, np.ndarray]:
     """`n` severity ladders of the training sources as packed items (`pack`; cached beside
     the plan's splits): rung r of ladder i is item `i·(LADDER_RUNGS + 1) + r`, `ladder` and
@@ -233,7 +233,7 @@ def slice_measures(data: dict[str, np.ndarray], rows: Any) -> np.ndarray | None:
     return data["m"][rows].astype(np.float32) if "m" in data else None
 
 
-def build(plan: BenchPlan, split: str, workers: int = 2, progress: bool = True
+def build(plan: BenchPlan, split: str, workers: int | None = None, progress: bool = True
           ) -> dict[str, np.ndarray]:
     """Build (or read from the cache) one split of the benchmark as packed arrays."""
     if split not in ("train", "test"):

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from medq.errors import InvalidParameter
 from medq.io.atomic import atomic_path
 
 
@@ -36,11 +37,25 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
         np.savez(fh, **arrays)
 
 
-def map_jobs(fn: Callable[[Any], Any], jobs: Sequence[Any], workers: int, progress: bool,
+def build_workers() -> int:
+    """Worker processes of a cached build: `$MEDQ_WORKERS`, else every core this process may
+    use (two on the reference machine; sixteen on a GPU workstation with sixteen)."""
+    raw = os.environ.get("MEDQ_WORKERS", "")
+    if raw.strip():
+        try:
+            return max(1, int(raw))
+        except ValueError:
+            raise InvalidParameter(f"MEDQ_WORKERS must be a whole number, got {raw!r}") from None
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def map_jobs(fn: Callable[[Any], Any], jobs: Sequence[Any], workers: int | None, progress: bool,
              label: str, chunksize: int = 8) -> list[Any]:
-    """`[fn(j) for j in jobs]`, in `workers` processes when > 1, with a progress bar on stderr."""
+    """`[fn(j) for j in jobs]`, in `workers` processes when > 1 (None: `build_workers()`), with
+    a progress bar on stderr."""
     from rich.progress import track
 
+    workers = build_workers() if workers is None else workers
     if workers <= 1:
         return [fn(j) for j in track(jobs, description=label, disable=not progress,
                                      transient=True)]

@@ -269,7 +269,7 @@ def _run(job: tuple[str, int, float | None], plan: PairPlan) -> dict[str, Any]:
     return make_pair(job[0], job[1], plan, job[2])
 
 
-def build_pairs(plan: PairPlan, workers: int = 2, progress: bool = True
+def build_pairs(plan: PairPlan, workers: int | None = None, progress: bool = True
                 ) -> dict[str, np.ndarray]:
     """Build (or read from the cache) the pairs of a plan as packed arrays."""
     if plan.split not in ("train", "test"):

@@ -94,7 +94,7 @@ def load_item(path: str) -> tuple[MedImage, dict[str, Any]]:
     return image, header
 
 
-def build_items(plan: DescribePlan, workers: int = 2, progress: bool = True) -> list[str]:
+def build_items(plan: DescribePlan, workers: int | None = None, progress: bool = True) -> list[str]:
     """Paths of the stored items of a plan (built once, then read from the cache)."""
     from functools import partial
 

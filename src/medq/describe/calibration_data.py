@@ -24,6 +24,7 @@ from medq.assess.evidence import (
     ordered_extras,
     view_features,
 )
+from medq.data.cache import map_jobs
 from medq.data.items import (
     LADDER_RUNGS,
     degraded_item,
@@ -33,7 +34,6 @@ from medq.data.items import (
 )
 from medq.data.sources import source_named
 from medq.errors import InputError
-from medq.workers import worker_pool
 
 SEED_BASE = 7_000_000
 """Seeds of the calibration items (far from the quality benchmark's)."""
@@ -118,7 +118,7 @@ def _cache_file(stem: str, settings: list) -> Path:
     return cache_dir() / "describe" / f"{stem}-{key}.npz"
 
 
-def build_ladders(n: int, workers: int = 2, view: bool = False, zoom: str = "anywhere"
+def build_ladders(n: int, workers: int | None = None, view: bool = False, zoom: str = "anywhere"
                   ) -> dict[str, np.ndarray]:
     """`n` severity ladders of the 2D training sources (MR weighted up as for the items;
     cached): x `[n, rungs, features]`, y `[n, rungs, types]`, modality, source, kind."""
@@ -157,9 +157,9 @@ def data_path(n2d: int, n3d: int, model: str | None = None, view: bool = False,
                        + ([f"noisy_base={noisy_base}"] if noisy_base else []))
 
 
-def build(n2d: int, n3d: int, model: str | None = None, workers: int = 2, view: bool = False,
-          zoom: str = "anywhere", extras: tuple[str, ...] = (), noisy_base: float = 0.0
-          ) -> dict[str, np.ndarray]:
+def build(n2d: int, n3d: int, model: str | None = None, workers: int | None = None,
+          view: bool = False, zoom: str = "anywhere", extras: tuple[str, ...] = (),
+          noisy_base: float = 0.0) -> dict[str, np.ndarray]:
     """The calibration arrays (cached): x features, y severities, h heads, modality, source
     (`zoom`: the items' zoom profile, `items.ZOOM_PROFILES`; `extras`: full-plane detector
     extras appended to x, `evidence.DETECTOR_EXTRAS`; `noisy_base`: the items' chance of a
@@ -183,13 +183,9 @@ def build(n2d: int, n3d: int, model: str | None = None, workers: int = 2, view: 
     return _write_cache(path, data)
 
 
-def _run(fn: Any, jobs: list, workers: int, description: str, chunksize: int) -> list:
+def _run(fn: Any, jobs: list, workers: int | None, description: str, chunksize: int) -> list:
     """`fn` over `jobs` in worker processes, in order, with a progress bar on stderr."""
-    from rich.progress import track
-
-    with worker_pool(workers) as ex:
-        return list(track(ex.map(fn, jobs, chunksize=chunksize), total=len(jobs),
-                          description=description, transient=True))
+    return map_jobs(fn, jobs, workers, True, description, chunksize)
 
 
 def _read_cache(path: Path) -> dict[str, np.ndarray]:

@@ -23,6 +23,18 @@ def metrics_table(metrics: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+def _device_type(record: dict[str, Any]) -> str:
+    """`cpu` or `cuda`: where a run's steps ran (runs recorded before devices were: `cpu`)."""
+    return str(record.get("device", "cpu")).split(" ")[0]
+
+
+def where_trained(record: dict[str, Any]) -> str:
+    """Where a run trained, as a card says it: CPU threads, or the GPU beside them."""
+    threads = f"{record['threads']} CPU threads"
+    device = record.get("device", "cpu")
+    return threads if device == "cpu" else f"on {device} with {threads}"
+
+
 def _seed_text(record: dict[str, Any]) -> str:
     """"seed 0", or the seeds of a seed ensemble."""
     seeds = record.get("ensemble_seeds")
@@ -68,10 +80,11 @@ def card_text(cfg: TrainConfig, record: dict[str, Any]) -> str:
     stages = "; ".join(f"{s.name}: {s.steps} steps, lr {s.lr:g}, losses {s.losses}"
                        for s in cfg.stages)
     view = cfg.bench.evidence_size
+    precision = resolve_precision(cfg.precision, _device_type(record))
     return f"""# {cfg.name}
 
 Model `{cfg.model}` ({cfg.model_args or 'preset sizes'}), trained by `medq train` from
-`{config_path(cfg)}`, {_seed_text(record)}, {record['threads']} CPU threads,
+`{config_path(cfg)}`, {_seed_text(record)}, {where_trained(record)},
 wall time {record['wall_time_s']:.0f} s{summed}.
 
 ## Score meaning
@@ -95,7 +108,7 @@ noise-free and often show only part of the body.
 
 ## Training
 Stages: {stages}. Batch {cfg.batch_size}, AdamW (weight decay {cfg.weight_decay}), warm-up then
-cosine decay, gradient clipping {cfg.grad_clip}, steps in {resolve_precision(cfg.precision)};
+cosine decay, gradient clipping {cfg.grad_clip}, steps in {precision};
 slice weights fitted for {cfg.slice_steps} steps on frozen features of the training volumes.
 Prompts used: {cfg.use_prompts}.{_start_text(cfg)}
 Classical measures per slice (`medq.assess.evidence`, on a view of at most {view} px):

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medq.assess.precision import resolve_precision
+from medq.assess.precision import DEVICES, resolve_precision
 from medq.data.bench import BenchPlan
 from medq.errors import InvalidParameter
 
@@ -59,6 +59,8 @@ class TrainConfig:
     # quality models: arithmetic of the training steps (`medq.assess.precision`); auto is
     # bfloat16 where the CPU has it natively (faster steps: see the mediqa-s card), else float32
     precision: str = "float32"
+    # where the steps run: auto (a CUDA GPU when PyTorch sees one, else the CPU), cpu or cuda
+    device: str = "auto"
     # the YAML file this config was read from (`load_config`), named by the model card
     config_file: str | None = None
 
@@ -111,6 +113,8 @@ def config_from_dict(data: dict[str, Any]) -> TrainConfig:
     if not isinstance(cfg.ensemble, int) or cfg.ensemble < 1:
         raise InvalidParameter(f"ensemble must be a whole number ≥ 1, got {cfg.ensemble!r}")
     resolve_precision(cfg.precision)  # InvalidParameter for anything but auto/float32/bfloat16
+    if cfg.device not in DEVICES:
+        raise InvalidParameter(f"device must be one of {', '.join(DEVICES)}, got {cfg.device!r}")
     return cfg
 
 

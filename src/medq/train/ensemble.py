@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from medq.assess.models.ensemble import SeedEnsemble, member_from_dict
+from medq.assess.precision import resolve_device
 from medq.train.config import TrainConfig
 
 RECIPE_KEYS = ("model", "seed", "bench_key", "steps", "slice_steps", "use_prompts", "init")
@@ -91,8 +92,9 @@ def assemble(cfg: TrainConfig, folders: list[Path], records: list[dict[str, Any]
 
     members = [member_from_dict(torch.load(f / "model.pt", map_location="cpu",
                                            weights_only=True)) for f in folders]
-    model = SeedEnsemble(members)
+    model = SeedEnsemble(members).to(resolve_device(cfg.device))
     metrics = evaluate(predict(model, test, cfg.use_prompts), test)
+    model.to("cpu")
     out = cfg.output_dir()
     record = {**records[0], "name": cfg.name, "output": str(out), "seed": cfg.seed,
               "ensemble_seeds": [r["seed"] for r in records],

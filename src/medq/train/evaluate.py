@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from medq.assess.models.blocks import IQAModel
-from medq.assess.precision import model_precision
+from medq.assess.precision import model_device, model_precision
 from medq.data.bench import item_slices, slice_measures
 from medq.metrics.correlation import plcc_logistic, rmse, srcc
 from medq.metrics.uncertainty import srcc_gain_interval, srcc_interval
@@ -24,8 +24,9 @@ def predict(model: IQAModel, data: dict[str, np.ndarray], use_prompts: bool = Tr
     salient slices and slice weighting). `precision` as `medq assess` (`medq.assess.precision`).
     """
     model.eval()
-    with model_precision(precision):
-        return _predict(model, data, use_prompts, salient, batch_size)
+    device = model_device(model)
+    with model_precision(precision, device.type):
+        return _predict(model, data, use_prompts, salient, batch_size, device)
 
 
 def model_measures(model: IQAModel, data: dict[str, np.ndarray], rows: Any) -> np.ndarray | None:
@@ -37,21 +38,21 @@ def model_measures(model: IQAModel, data: dict[str, np.ndarray], rows: Any) -> n
 
 
 def _predict(model: IQAModel, data: dict[str, np.ndarray], use_prompts: bool, salient: bool,
-             batch_size: int) -> np.ndarray:
-    """`predict` under the precision context already entered."""
+             batch_size: int, device: torch.device) -> np.ndarray:
+    """`predict` under the precision context already entered, inputs moved to `device`."""
     n = len(data["score"])
     out = np.zeros(n, dtype=np.float32)
     flat = [i for i in range(n) if data["dim"][i] == "2d"]
     for start in range(0, len(flat), batch_size):
         idx = flat[start:start + batch_size]
         rows = data["offset"][idx]
-        x = torch.from_numpy(data["x"][rows].astype(np.float32))
-        p = torch.from_numpy(data["prompt"][idx]) if use_prompts else None
-        out[idx] = model.run(x, p, model_measures(model, data, rows)).score.float().numpy()
+        x = torch.from_numpy(data["x"][rows].astype(np.float32)).to(device)
+        p = torch.from_numpy(data["prompt"][idx]).to(device) if use_prompts else None
+        out[idx] = model.run(x, p, model_measures(model, data, rows)).score.float().cpu().numpy()
     for i in (i for i in range(n) if data["dim"][i] == "3d"):
         o, k = int(data["offset"][i]), int(data["n_valid"][i])
-        p = torch.from_numpy(data["prompt"][i]) if use_prompts else None
-        x = torch.from_numpy(item_slices(data, i))
+        p = torch.from_numpy(data["prompt"][i]).to(device) if use_prompts else None
+        x = torch.from_numpy(item_slices(data, i)).to(device)
         m = model_measures(model, data, np.arange(o, o + k))
         if salient:
             out[i] = float(model.forward_volume(x, p, m).score)

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from medq.assess.models import build_model
 from medq.assess.models.blocks import IQAModel, coral_targets
-from medq.assess.precision import model_precision
+from medq.assess.precision import model_device, model_precision, resolve_device
 from medq.data import bench
 from medq.data.items import LADDER_RUNGS
 from medq.errors import InvalidParameter
@@ -70,6 +70,11 @@ def _batch(data: dict[str, np.ndarray], pairs: np.ndarray, rng: np.random.Genera
             "severity": torch.from_numpy(data["severity"][items]),
             "labelled": torch.from_numpy(data.get("labelled", np.ones(len(data["score"]),
                                                                       bool))[items])}
+
+
+def on_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    """`batch` with every tensor moved to `device` (unchanged on the CPU)."""
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
 def _outputs(model: IQAModel, batch: dict[str, torch.Tensor], use_prompts: bool) -> Any:
@@ -148,6 +153,7 @@ def run_stage(model: IQAModel, data: dict[str, np.ndarray], stage: Stage, cfg: T
     from rich.progress import track
 
     pool = slice_pool(data)
+    device = model_device(model)
     opt = torch.optim.AdamW(model.parameters(), lr=stage.lr, weight_decay=cfg.weight_decay)
     history, running = [], {}
     model.train()
@@ -155,13 +161,14 @@ def run_stage(model: IQAModel, data: dict[str, np.ndarray], stage: Stage, cfg: T
                       disable=not sys.stderr.isatty()):
         for group in opt.param_groups:
             group["lr"] = _lr(stage, step)
-        batch = _batch(data, pool[rng.integers(0, len(pool), cfg.batch_size)], rng,
-                       cfg.train_crop)
-        with model_precision(cfg.precision):
+        batch = on_device(_batch(data, pool[rng.integers(0, len(pool), cfg.batch_size)], rng,
+                                 cfg.train_crop), device)
+        with model_precision(cfg.precision, device.type):
             terms = losses(model, batch, stage.losses, cfg.use_prompts)
             if stage.losses.get("rank") and ladders is not None:
                 rows = _ladder_rows(ladders, cfg.ladder_batch, rng)
-                terms["rank"] = rank_loss(model, _batch(ladders, rows, rng, cfg.train_crop),
+                rungs = on_device(_batch(ladders, rows, rng, cfg.train_crop), device)
+                terms["rank"] = rank_loss(model, rungs,
                                           LADDER_RUNGS + 1, cfg.rank_margin,
                                           cfg.use_prompts)
         if not terms:
@@ -179,10 +186,10 @@ def _volume_features(model: IQAModel, data: dict[str, np.ndarray], use_prompts: 
                      ) -> list[tuple[torch.Tensor, torch.Tensor, float]]:
     """(slice features, slice scores, volume target) of every 3D item, model frozen."""
     model.eval()
-    found = []
+    found, device = [], model_device(model)
     for i in np.flatnonzero(data["dim"] == "3d"):
-        x = torch.from_numpy(bench.item_slices(data, i))
-        p = torch.from_numpy(data["prompt"][i]) if use_prompts else None
+        x = torch.from_numpy(bench.item_slices(data, i)).to(device)
+        p = torch.from_numpy(data["prompt"][i]).to(device) if use_prompts else None
         o, k = int(data["offset"][i]), int(data["n_valid"][i])
         out = model.run(x, p, bench.slice_measures(data, np.arange(o, o + k)))
         found.append((out.features, out.score, float(data["score"][i])))
@@ -256,13 +263,14 @@ def train(cfg: TrainConfig, data: dict[str, np.ndarray] | None = None,
         cfg = dataclasses.replace(cfg, ensemble=n_members)
         return train_ensemble(cfg, train, data, test, log, split_init)
     threads = set_threads()
+    device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     started = time.time()
     data = data if data is not None else bench.build(cfg.bench, "train")
     test = test if test is not None else bench.build(cfg.bench, "test")
     log(f"{cfg.name}: {len(data['score'])} training items, {len(test['score'])} test items, "
-        f"{threads} threads")
+        f"{threads} threads, on {device_name(device)}")
     model = _initial_model(cfg)
     if model.uses_measures and not cfg.init:
         n = model.config.n_measures
@@ -272,14 +280,17 @@ def train(cfg: TrainConfig, data: dict[str, np.ndarray] | None = None,
                                    f"data has {got} (medq.assess.evidence.FEATURE_NAMES)")
         model.measures.fit(data["m"])
     ladders = bench.build_ladders(cfg.bench, cfg.ladders) if cfg.ladders else None
+    model.to(device)  # after the builds: their worker processes fork from this one
     history = []
     for stage in cfg.stages:
         history += run_stage(model, data, stage, cfg, rng, log, ladders)
     slice_loss = fit_slice_weights(model, data, cfg, rng)
     wall = time.time() - started
     metrics = evaluate(predict(model, test, cfg.use_prompts), test)
+    model.to("cpu")  # checkpoints load anywhere
     out = cfg.output_dir()
     record = {"name": cfg.name, "model": cfg.model, "seed": cfg.seed, "threads": threads,
+              "device": device_name(device),
               "bench_key": cfg.bench.key(), "bench_plan": dataclasses.asdict(cfg.bench),
               "output": str(cfg.output_dir()),
               "wall_time_s": round(wall, 1), "steps": {s.name: s.steps for s in cfg.stages},
@@ -292,6 +303,13 @@ def train(cfg: TrainConfig, data: dict[str, np.ndarray] | None = None,
     log(f"{cfg.name}: done in {wall:.0f} s; test SRCC {metrics['overall']['srcc']:.3f} "
         f"→ {out}")
     return record
+
+
+def device_name(device: torch.device) -> str:
+    """`cpu`, or `cuda (<GPU name>)`, as logs and model cards show it."""
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return device.type
 
 
 def write_run(out: Path, model: Any, cfg: TrainConfig, record: dict[str, Any]) -> None:

@@ -24,13 +24,15 @@ import torch
 import torch.nn.functional as F
 
 from medq.assess.models.blocks import FINDING_TYPES
+from medq.assess.precision import model_device, resolve_device
 from medq.data.pairs import SOFT_FWHM_PX, PairPlan, build_pairs, concat, pair_arrays
 from medq.io.atomic import atomic_path, atomic_write_text
 from medq.restore.condition import MODALITY_GROUPS, N_FINDINGS, perturb
 from medq.restore.models import build_model, save_checkpoint
 from medq.restore.normalise import network_input
+from medq.train.card import where_trained
 from medq.train.config import Stage, TrainConfig, config_path
-from medq.train.loop import _lr, optimise, set_threads
+from medq.train.loop import _lr, device_name, on_device, optimise, set_threads
 
 
 def plan_from(cfg: TrainConfig, which: str) -> PairPlan:
@@ -133,6 +135,7 @@ def run_stage(model: torch.nn.Module, data: dict[str, np.ndarray], stage: Stage,
     from rich.progress import track
 
     crop = int(cfg.train_crop or 96)
+    device = model_device(model)
     opt = torch.optim.AdamW(model.parameters(), lr=stage.lr, weight_decay=cfg.weight_decay)
     history, running = [], {}
     model.train()
@@ -141,8 +144,8 @@ def run_stage(model: torch.nn.Module, data: dict[str, np.ndarray], stage: Stage,
                       disable=not sys.stderr.isatty()):
         for group in opt.param_groups:
             group["lr"] = _lr(stage, step)
-        batch = make_batch(data, pool[rng.integers(0, len(pool), cfg.batch_size)], crop, rng,
-                           model.conditioning)
+        batch = on_device(make_batch(data, pool[rng.integers(0, len(pool), cfg.batch_size)],
+                                     crop, rng, model.conditioning), device)
         terms = losses(model, batch, stage.losses)
         optimise(model, opt, terms, stage.losses, cfg.grad_clip, running, momentum=0.95)
         if (step + 1) % cfg.log_every == 0 or step + 1 == stage.steps:
@@ -187,6 +190,7 @@ def evaluate_pairs(model: torch.nn.Module, data: dict[str, np.ndarray], conditio
 def train_restorer(cfg: TrainConfig, log: Any) -> dict[str, Any]:
     """Train the restoration network of `cfg`; writes model.pt, metrics.json and card.md."""
     threads = set_threads()
+    device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     started = time.time()
@@ -203,16 +207,20 @@ def train_restorer(cfg: TrainConfig, log: Any) -> dict[str, Any]:
     dropped = len(data["shape"]) - len(pool)
     log(f"{cfg.name}: {len(data['shape'])} training pairs ({dropped} not finite, left out), "
         f"{len(test['shape'])} test pairs, "
-        f"{n_params} parameters, {threads} threads (pairs ready in {data_s:.0f} s)")
+        f"{n_params} parameters, {threads} threads, on {device_name(device)} "
+        f"(pairs ready in {data_s:.0f} s)")
     history: list[dict[str, float]] = []
+    model.to(device)
     for stage in cfg.stages:
         history += run_stage(model, data, stage, cfg, rng, log, pool)
+    model.to("cpu")  # evaluated and saved on the CPU: checkpoints load anywhere
     train_s = time.time() - started - data_s
     metrics = evaluate_pairs(model, test, model.conditioning)
     out = cfg.output_dir()
     out.mkdir(parents=True, exist_ok=True)
     record = {"name": cfg.name, "model": cfg.model, "task": "restore", "seed": cfg.seed,
-              "threads": threads, "parameters": n_params, "args": dict(model.args),
+              "threads": threads, "device": device_name(device), "parameters": n_params,
+              "args": dict(model.args),
               "train_plan": dataclasses.asdict(train_plan), "train_key": train_plan.key(),
               "extra_plan": dataclasses.asdict(extra) if extra else None,
               "eval_plan": dataclasses.asdict(eval_plan), "output": str(out),
@@ -273,8 +281,8 @@ def card_text(cfg: TrainConfig, record: dict[str, Any]) -> str:
     return f"""# {cfg.name}
 
 Restoration network `RestoreUNet` ({record['parameters']} parameters, {cond}), trained by
-`medq train {config_path(cfg)}`: seed {cfg.seed}, {record['threads']}
-CPU threads, {record['train_time_s']:.0f} s of training (+ {record['pairs_time_s']:.0f} s
+`medq train {config_path(cfg)}`: seed {cfg.seed}, {where_trained(record)},
+{record['train_time_s']:.0f} s of training (+ {record['pairs_time_s']:.0f} s
 building the cached pairs). Architecture: {record['args']}.
 
 ## Data
