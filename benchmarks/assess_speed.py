@@ -2,6 +2,7 @@
 
 Writes benchmarks/results/assess_speed.json. Usage:
     python benchmarks/assess_speed.py [--slices 96] [--volumes 6] [--model mediqa-s]
+                                      [--threads 2] [--device cpu]
 The goal for 512² slices is ≥ 50 slices/s on 2 cores; it is measured with and without the
 classical measures, at the default precision (`auto`: bfloat16 where the CPU has it) and in
 float32 (the measures are numpy/scipy work per pixel, the model is batched), and
@@ -121,6 +122,7 @@ def main() -> None:
     parser.add_argument("--volumes", type=int, default=6)
     parser.add_argument("--model", default="mediqa-s")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="where the model runs: cpu, cuda, auto")
     args = parser.parse_args()
     from medq.assess.precision import resolve_precision
     from medq.assess.predictor import Assessor
@@ -132,7 +134,7 @@ def main() -> None:
         volumes = make_volumes(folder, args.volumes)
         for measures, precision in ((False, "auto"), (True, "auto"), (False, "float32")):
             assessor = Assessor(args.model, measures=measures, threads=args.threads,
-                                precision=precision)
+                                precision=precision, device=args.device)
             tag = "with_measures" if measures else "model_only"
             if precision != "auto":
                 tag += f"_{precision}"
@@ -149,8 +151,9 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / "assess_speed.json"
     out.write_text(json.dumps({"machine": platform.platform(), "model": args.model,
-                               "threads": args.threads,
-                               "precision": resolve_precision("auto"), "results": rows,
+                               "threads": args.threads, "device": str(assessor.device),
+                               "precision": resolve_precision("auto", assessor.device.type),
+                               "results": rows,
                                "seconds_per_slice": cost}, indent=2))
     print(f"written {out}")
 

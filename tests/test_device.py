@@ -45,6 +45,12 @@ def test_cuda_without_a_gpu_is_bad_input_not_a_silent_cpu_run(tmp_path: Path) ->
     bad = subprocess.run([*MEDQ, "train", str(CONFIGS / "mediqa_tiny_test.yaml"), "--device",
                           "gpu"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "device must be one of" in bad.stderr
+    from medq.data.samples import export_samples
+
+    sample = export_samples(tmp_path / "samples", ["ct_small"])[0]
+    assess = subprocess.run([*MEDQ, "assess", str(sample), "--device", "cuda"],
+                            capture_output=True, text=True, timeout=120)
+    assert assess.returncode == 2 and "sees no CUDA GPU" in assess.stderr
 
 
 def test_build_workers_follow_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -90,3 +96,19 @@ def test_gpu_predictions_and_training_steps_match_the_cpu(tiny_run: dict) -> Non
     cpu_terms = losses(model.to("cpu"), batch, weights, cfg.use_prompts)
     for name, value in cpu_terms.items():
         assert gpu_terms[name].item() == pytest.approx(value.item(), rel=0.02, abs=1e-4)
+
+
+@pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU")
+def test_assessor_on_the_gpu_matches_the_cpu(tiny_run: dict, mni_t1, ct_slice) -> None:
+    """`medq assess --device cuda`: the model on the GPU, loading and evidence on the CPU; the
+    same scores and finding scores as on the CPU (float32), for a slice and a volume."""
+    from medq.assess.predictor import Assessor
+
+    runs = [Assessor(tiny_run["checkpoint"], precision="float32", device=d,
+                     measures=False).assess_many([ct_slice, mni_t1]) for d in ("cpu", "cuda")]
+    for cpu, gpu in zip(*runs, strict=True):
+        assert abs(cpu.model_score - gpu.model_score) < 0.02
+        assert cpu.slices is None or [s["index"] for s in cpu.slices] == [
+            s["index"] for s in gpu.slices]
+        for name, value in cpu.finding_scores.items():
+            assert abs(value["presence"] - gpu.finding_scores[name]["presence"]) < 0.02

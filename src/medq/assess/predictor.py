@@ -37,7 +37,7 @@ from medq.assess.loading import (
     load_many,
     resolve,
 )
-from medq.assess.precision import model_precision, resolve_precision
+from medq.assess.precision import model_precision, resolve_device, resolve_precision
 from medq.assess.preprocess import image_inputs
 from medq.assess.prompt_classifier import load_classifier
 from medq.assess.prompts import encode
@@ -55,11 +55,15 @@ class Assessor:
     `batch_size`: inputs per forward pass and per chunk the loader workers prepare ahead; 16
     rather than 32 halves the forward's buffers at the same 2-core throughput
     (`benchmarks/assess_speed.py`).
+    `device` (`cpu`, `cuda` or `auto`): where the model runs; loading, evidence and measures
+    stay on the CPU workers. The CPU is the default so that a QA store's scores do not depend
+    on which machine took them (a GPU's bfloat16 moves them by about as much as the CPU's).
     """
 
     def __init__(self, model: str | Path = DEFAULT_MODEL, batch_size: int = 16,
                  measures: bool = True, threads: int | None = None,
-                 modality: str | None = None, precision: str = "auto") -> None:
+                 modality: str | None = None, precision: str = "auto",
+                 device: str = "cpu") -> None:
         from medq.train.loop import set_threads
 
         set_threads(threads)
@@ -73,7 +77,9 @@ class Assessor:
         self.batch_size = max(1, int(batch_size))
         self.measures = measures
         self.modality = modality
-        self.precision = resolve_precision(precision)
+        self.device = resolve_device(device)
+        self.model.to(self.device)
+        self.precision = resolve_precision(precision, self.device.type)
         load_classifier()  # loaded (and cached) here, before the loader workers fork
         self.workers = torch.get_num_threads()
 
@@ -143,7 +149,7 @@ class Assessor:
         """Prepare, forward (2D inputs batched together) and describe one loaded chunk."""
         prepared = [self._try_prepare(item) for item in chunk]
         flat = [p for p in prepared if isinstance(p, dict) and not p["image"].is_volume]
-        with model_precision(self.precision):
+        with model_precision(self.precision, self.device.type):
             if flat:
                 m = torch.cat([p["m"] for p in flat]) if self.model.uses_measures else None
                 out = self._forward(torch.cat([p["x"] for p in flat]),
@@ -158,23 +164,30 @@ class Assessor:
     def _forward(self, x: torch.Tensor, p: torch.Tensor, m: torch.Tensor | None
                  ) -> dict[str, torch.Tensor]:
         """Batched forward of 2D inputs → score and finding probabilities."""
+        x, p, m = self._on_device(x, p, m)
         out = self.model.run(x, p if self.use_prompts else None, m)
         found = self.model.findings(out)
         if found is None:
             raise ModelError(f"model {self.name} has no finding heads")
-        return {"score": out.score.float(), "presence": found["presence"].float(),
-                "expected": found["expected_severity"].float()}
+        return {"score": out.score.float().cpu(), "presence": found["presence"].float().cpu(),
+                "expected": found["expected_severity"].float().cpu()}
+
+    def _on_device(self, *tensors: torch.Tensor | None) -> list[torch.Tensor | None]:
+        """`tensors` on the model's device (None stays None)."""
+        return [t if t is None else t.to(self.device) for t in tensors]
 
     def _forward_volume(self, x: torch.Tensor, p: torch.Tensor, m: torch.Tensor | None
                         ) -> dict[str, torch.Tensor]:
         """Forward of one volume's slices → volume score, slice scores/weights, findings."""
+        x, p, m = self._on_device(x, p, m)
         vol = self.model.forward_volume(x, p if self.use_prompts else None, m)
         found = self.model.findings(vol.slices)
         w = vol.slice_weights.float()[:, None]
-        return {"score": vol.score.float()[None],
-                "presence": (found["presence"].float() * w).sum(0)[None],
-                "expected": (found["expected_severity"].float() * w).sum(0)[None],
-                "slice_scores": vol.slice_scores.float(), "slice_weights": w[:, 0]}
+        out = {"score": vol.score.float()[None],
+               "presence": (found["presence"].float() * w).sum(0)[None],
+               "expected": (found["expected_severity"].float() * w).sum(0)[None],
+               "slice_scores": vol.slice_scores.float(), "slice_weights": w[:, 0]}
+        return {k: v.cpu() for k, v in out.items()}
 
     def _describe(self, p: dict[str, Any]) -> Assessment:
         """Turn one prepared input with model outputs into an Assessment."""

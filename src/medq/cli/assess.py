@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from medq.cli.common import (
+    DEVICE_OPTION,
     EACH_VOLUME_OPTION,
     INPUTS_ARGUMENT,
     JSON_LIST_OPTION,
@@ -74,6 +75,7 @@ def assess(
                                   help="Also compute the classical measures (slower)."),
     modality: str | None = MODALITY_OPTION,
     precision: str = PRECISION_OPTION,
+    device: str = DEVICE_OPTION,
     each: bool = EACH_VOLUME_OPTION,
 ) -> None:
     """Assess image quality: 1–5 score, grade, recall flag, findings, measures, prompts."""
@@ -85,7 +87,7 @@ def assess(
     inputs = assess_inputs(unpack_all(paths), each)
     assessor = outcome.run(model, lambda: Assessor(model, batch_size=batch_size,
                                                    measures=measures, modality=modality,
-                                                   precision=precision))
+                                                   precision=precision, device=device))
     if isinstance(assessor, BaseException):
         outcome.exit()
     with progress_bar("assessing", len(inputs) < 2) as bar:

@@ -144,6 +144,12 @@ PRECISION_OPTION = typer.Option(
          "float32 or bfloat16. bfloat16 is about 2× faster and moves scores by about 0.01.")
 """`--precision` of the commands that assess with a quality model."""
 
+DEVICE_OPTION = typer.Option(
+    "cpu", "--device",
+    help="Where the quality model runs: cpu, cuda or auto (a CUDA GPU when PyTorch sees one). "
+         "Loading and measuring stay on the CPU.")
+"""`--device` of `medq assess`."""
+
 EACH_VOLUME_OPTION = typer.Option(
     False, "--each-volume",
     help="Take every volume of a 4D file (a diffusion or time series) as an input of its own "
