@@ -28,18 +28,24 @@ full-plane vector when its calibration lists them (`python -m medq.describe.cali
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 from scipy import ndimage as ndi
 
 from medq.assess.artifacts import ghosting_ratio, spike_contrast, streak_index
-from medq.assess.filters import shrink, wide_gaussian
-from medq.assess.iqms import blur, laplacian_variance, noise_sigma_flat, sharpness
+from medq.assess.filters import shrink
+from medq.assess.iqms import blur, laplacian_variance, sharpness
 from medq.assess.masks import background_mask, body_and_anatomy, to_gray
-from medq.assess.morphology import erode_cross
+from medq.assess.plane_signal import (
+    BANDS,
+    EPS,
+    autocorrelation_peaks,
+    log_floored,
+    noise_stats,
+    smooth_field,
+    spectrum_stats,
+)
 
 FEATURES_VERSION = 3
 """Bumped whenever a feature's computation changes (cached calibration data is keyed by it;
@@ -48,23 +54,12 @@ FEATURES_VERSION = 3
 MODALITY_GROUPS = ("CT", "MR", "PT", "XR", "OP")
 """Modality one-hot of the features (CR/DX are XR; anything else has all zeros)."""
 
-BANDS = (0.0, 0.02, 0.04, 0.07, 0.1, 0.14, 0.2, 0.28, 0.36, 0.5)
-"""Radial frequency band edges of the power spectrum, cycles per pixel."""
-
 ZERO_LEVEL = {"CT": -1024.0}
 """The value of "no signal" per modality (air in HU for CT; 0 for magnitude images)."""
 
 CT_PADDING_HU = -1500.0
 """CT values below this are padding outside the reconstruction circle (−2000, −3024, …): they
 are set to air (−1024 HU) before any feature is computed."""
-
-EPS = 1e-6
-
-LOG_FLOOR = 1e-4
-"""Smallest ratio kept by the log features (a noise-free phantom is not infinitely clean)."""
-
-TRIMMED_RMS_GAUSSIAN = 0.6068
-"""RMS of |N(0, 1)| below its 75th percentile: divides the trimmed RMS into a Gaussian σ."""
 
 SLICE_NAMES = (
     "noise_hh", "noise_flat", "noise_bg", "noise_scale_ratio", "detail_anisotropy",
@@ -114,134 +109,6 @@ def modality_group(modality: str) -> str:
     return "XR" if modality in ("CR", "DX") else modality
 
 
-def _log(x: float) -> float:
-    """ln x, floored at LOG_FLOOR (also for nan)."""
-    return float(np.log(max(float(x), LOG_FLOOR))) if np.isfinite(x) else float(np.log(LOG_FLOOR))
-
-
-def _haar_details(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Undecimated finest Haar details (LH: across rows, HL: across columns, HH: diagonal)."""
-    p, q, r, s = a[:-1, :-1], a[:-1, 1:], a[1:, :-1], a[1:, 1:]
-    return (p + q - r - s) / 2.0, (p - q + r - s) / 2.0, (p - q - r + s) / 2.0
-
-
-def _robust_sigma(coeffs: np.ndarray) -> float:
-    """σ of detail coefficients: RMS of the smallest 75 % (edges excluded; no zero for flat
-    quantised areas, unlike the MAD), scaled so Gaussian noise gives its σ."""
-    if coeffs.size == 0:
-        return float("nan")
-    mags = np.abs(coeffs)
-    kept = mags[mags <= np.quantile(mags, 0.75)]
-    return float(np.sqrt(np.mean(kept * kept)) / TRIMMED_RMS_GAUSSIAN)
-
-
-def _inner(mask: np.ndarray) -> np.ndarray:
-    """The 2×2 blocks wholly inside a mask (shape − 1 per axis)."""
-    return mask[:-1, :-1] & mask[:-1, 1:] & mask[1:, :-1] & mask[1:, 1:]
-
-
-def _noise(a: np.ndarray, fg: np.ndarray, contrast: float) -> dict[str, float]:
-    """Noise level, its spectrum (scale ratio) and direction (detail anisotropy)."""
-    inside = _inner(fg)
-    lh, hl, hh = (c[inside] for c in _haar_details(a))
-    s_hh, s_lh, s_hl = _robust_sigma(hh), _robust_sigma(lh), _robust_sigma(hl)
-    h, w = (n // 2 * 2 for n in a.shape)
-    pooled = a[:h, :w].reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))
-    fg2 = fg[:h, :w].reshape(h // 2, 2, w // 2, 2).all(axis=(1, 3))
-    s2 = _robust_sigma(_haar_details(pooled)[2][_inner(fg2)]) if fg2.sum() > 16 else s_hh
-    return {"noise_hh": _log(s_hh / contrast),
-            "noise_flat": _log(noise_sigma_flat(a, fg) / contrast),
-            "noise_scale_ratio": _log(s2 / max(s_hh, EPS * contrast)),
-            "detail_anisotropy": abs(_log(s_lh) - _log(s_hl)),
-            "detail_hh_ratio": _log(s_hh / max(0.5 * (s_lh + s_hl), EPS * contrast))}
-
-
-@dataclass(frozen=True)
-class _Grid:
-    """What `_spectrum` needs of a plane's frequency grid besides the power (one per shape)."""
-
-    window: np.ndarray
-    positive: np.ndarray
-    bands: tuple[np.ndarray, ...]
-    along_y: np.ndarray
-    along_x: np.ndarray
-    ring_bins: np.ndarray
-    ring: np.ndarray
-    far: np.ndarray
-
-
-@lru_cache(maxsize=8)
-def _grid(ny: int, nx: int) -> _Grid:
-    """The Hann window, band masks and angular bins of an ny×nx centred spectrum (cached)."""
-    fy, fx = np.meshgrid(np.fft.fftshift(np.fft.fftfreq(ny)), np.fft.fftshift(np.fft.fftfreq(nx)),
-                         indexing="ij")
-    r = np.hypot(fy, fx)
-    high = (r > 0.25) & (r <= 0.5)
-    angle = np.mod(np.arctan2(fy, fx), np.pi)
-    ring = (r > 0.12) & (r <= 0.45)
-    return _Grid(
-        window=np.outer(np.hanning(ny), np.hanning(nx)), positive=r > 0,
-        bands=tuple((r > lo) & (r <= hi) for lo, hi in zip(BANDS[:-1], BANDS[1:], strict=True)),
-        along_y=high & (np.abs(angle - np.pi / 2) < np.pi / 9),
-        along_x=high & ((angle < np.pi / 9) | (angle > np.pi - np.pi / 9)),
-        ring_bins=np.minimum((angle[ring] / np.pi * 90).astype(int), 89), ring=ring,
-        far=r > 0.08)
-
-
-def _spectrum(a: np.ndarray, fg: np.ndarray) -> dict[str, float]:
-    """Radial band powers, high-frequency anisotropy, angular irregularity and the top peak."""
-    grid = _grid(*a.shape)
-    centred = np.where(fg, a - a[fg].mean(), 0.0)
-    power = np.abs(np.fft.fftshift(np.fft.fft2(centred * grid.window))) ** 2
-    total = float(power[grid.positive].sum()) + EPS
-    out = {f"band_{i}": _log(power[band].sum() / total) for i, band in enumerate(grid.bands)}
-    out["spectral_anisotropy"] = abs(_log(power[grid.along_y].mean())
-                                     - _log(power[grid.along_x].mean()))
-    bins = grid.ring_bins
-    per_angle = np.bincount(bins, power[grid.ring], 90) / np.maximum(np.bincount(bins, None, 90), 1)
-    per_angle = ndi.uniform_filter1d(per_angle, 3, mode="wrap")
-    out["angular_cv"] = float(np.std(np.log(per_angle + EPS)))
-    far = power[grid.far]
-    out["spectral_peak"] = _log(far.max() / (np.median(far) + EPS))
-    return out
-
-
-def _autocorrelation(x: np.ndarray) -> tuple[float, float]:
-    """Largest normalised autocorrelation at lags N/8 … N/2 along either axis, and at N/2."""
-    x = x - x.mean()
-    ac = np.real(np.fft.ifft2(np.abs(np.fft.fft2(x)) ** 2))
-    zero = ac[0, 0] + EPS
-    best = half = -1.0
-    for axis, n in ((0, x.shape[0]), (1, x.shape[1])):
-        line = ac[:, 0] if axis == 0 else ac[0, :]
-        lags = np.arange(max(2, n // 8), n // 2 + 1)
-        if lags.size:
-            best = max(best, float(line[lags].max() / zero))
-            half = max(half, float(line[n // 2] / zero))
-    return best, half
-
-
-def _field(a: np.ndarray, fg: np.ndarray, zero: float) -> tuple[float, float]:
-    """Span (P95 − P5 of a quadratic fit) and CV of the smooth intensity field over the body."""
-    body = erode_cross(fg, 2) if fg.sum() > 400 else fg
-    if body.sum() < 16:
-        return 0.0, 0.0
-    sigma = 0.08 * max(a.shape)
-    signal = np.maximum(a - zero, 0.0)
-    smooth = wide_gaussian(signal * fg, sigma) / (wide_gaussian(fg * 1.0, sigma) + EPS)
-    ys, xs = np.nonzero(body)
-    step = max(1, ys.size // 4000)
-    ys, xs = ys[::step], xs[::step]
-    v = np.log(smooth[ys, xs] + EPS * (1 + smooth.max()))
-    y, x = ys / a.shape[0] - 0.5, xs / a.shape[1] - 0.5
-    design = np.stack([np.ones_like(y), y, x, y * y, x * x, y * x], axis=1)
-    coef, *_ = np.linalg.lstsq(design, v, rcond=None)
-    fitted = design @ coef
-    values = smooth[ys, xs]
-    cv = float(values.std() / (values.mean() + EPS)) if values.mean() > 0 else 0.0
-    return float(np.percentile(fitted, 95) - np.percentile(fitted, 5)), cv
-
-
 def read_plane(array: np.ndarray, modality: str) -> np.ndarray:
     """A greyscale plane (or volume) as the features and the classical measures read it: float64,
     non-finite pixels set to the median, CT padding outside the reconstruction circle (below
@@ -267,29 +134,29 @@ def slice_features(array: np.ndarray, modality: str) -> dict[str, float]:
     contrast = max(float(hi - lo), EPS * (1.0 + abs(float(hi))))
     zero = ZERO_LEVEL.get(modality, 0.0)
     p_lo, p_hi = np.percentile(a, [0.5, 99.5])
-    out: dict[str, float] = _noise(a, fg, contrast)
-    out.update(_spectrum(a, fg))
+    out: dict[str, float] = noise_stats(a, fg, contrast)
+    out.update(spectrum_stats(a, fg))
     bg = background_mask(fg) & finite
     has_bg = bg.sum() >= 64
-    out["noise_bg"] = _log(a[bg].std() / contrast) if has_bg else _log(0.0)
+    out["noise_bg"] = log_floored(a[bg].std() / contrast) if has_bg else log_floored(0.0)
     out["bg_level"] = float((np.median(a[bg]) - zero) / contrast) if has_bg else 0.0
     out["has_background"] = float(has_bg)
-    out["sharpness"] = _log(sharpness(a, fg))
-    out["laplacian"] = _log(laplacian_variance(a, fg))
+    out["sharpness"] = log_floored(sharpness(a, fg))
+    out["laplacian"] = log_floored(laplacian_variance(a, fg))
     crete = blur(a)
     out["crete_blur"] = float(crete) if np.isfinite(crete) else 0.5
     high = a - ndi.gaussian_filter(a, 1.5)
     low = ndi.gaussian_filter(a, 2.0)
-    out["ac_high_max"], out["ac_high_half"] = _autocorrelation(high)
-    out["ac_low_max"], out["ac_low_half"] = _autocorrelation(low)
+    out["ac_high_max"], out["ac_high_half"] = autocorrelation_peaks(high)
+    out["ac_low_max"], out["ac_low_half"] = autocorrelation_peaks(low)
     ghost = ghosting_ratio(a, fg, tissue=anatomy) if has_bg else float("nan")
     out["ghosting"] = float(np.clip(ghost, -1, 1)) if np.isfinite(ghost) else 0.0
     span = max(float(p_hi - zero), EPS)
     out["floor"] = float(np.clip((p_lo - zero) / span, -1, 1))
-    out["span"] = _log((p_hi - p_lo) / span)
-    out["field_span"], out["field_cv"] = _field(a, fg, zero)
+    out["span"] = log_floored((p_hi - p_lo) / span)
+    out["field_span"], out["field_cv"] = smooth_field(a, fg, zero)
     out["streak_index"] = streak_index(a) if modality == "CT" else float("nan")
-    out["streak"] = _log(out["streak_index"]) if np.isfinite(out["streak_index"]) else 0.0
+    out["streak"] = log_floored(out["streak_index"]) if np.isfinite(out["streak_index"]) else 0.0
     body = np.percentile(a[fg], [50.0, 99.0]) / 1000.0 if modality == "CT" else (0.0, 0.0)
     out["ct_tissue"], out["ct_top"] = float(body[0]), float(body[1])
     return out
