@@ -48,9 +48,10 @@ def test_cuda_without_a_gpu_is_bad_input_not_a_silent_cpu_run(tmp_path: Path) ->
     from medq.data.samples import export_samples
 
     sample = export_samples(tmp_path / "samples", ["ct_small"])[0]
-    assess = subprocess.run([*MEDQ, "assess", str(sample), "--device", "cuda"],
-                            capture_output=True, text=True, timeout=120)
-    assert assess.returncode == 2 and "sees no CUDA GPU" in assess.stderr
+    for command in ("assess", "describe"):
+        proc = subprocess.run([*MEDQ, command, str(sample), "--device", "cuda"],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2 and "sees no CUDA GPU" in proc.stderr, command
 
 
 def test_build_workers_follow_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

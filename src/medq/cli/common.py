@@ -148,7 +148,7 @@ DEVICE_OPTION = typer.Option(
     "cpu", "--device",
     help="Where the quality model runs: cpu, cuda or auto (a CUDA GPU when PyTorch sees one). "
          "Loading and measuring stay on the CPU.")
-"""`--device` of `medq assess`."""
+"""`--device` of `medq assess` and `medq describe`."""
 
 EACH_VOLUME_OPTION = typer.Option(
     False, "--each-volume",

@@ -11,6 +11,7 @@ from rich.table import Table
 from medq.cli.assess import assess_inputs
 from medq.cli.common import (
     BENCH_JSON_OPTION,
+    DEVICE_OPTION,
     EACH_VOLUME_OPTION,
     INPUTS_ARGUMENT,
     JSON_LIST_OPTION,
@@ -42,6 +43,7 @@ def describe(
     batch_size: int = typer.Option(16, "--batch-size", min=1, help="Images per forward pass."),
     modality: str | None = MODALITY_OPTION,
     precision: str = PRECISION_OPTION,
+    device: str = DEVICE_OPTION,
     each: bool = EACH_VOLUME_OPTION,
 ) -> None:
     """Describe image quality: verdict, findings (type, severity, location, evidence), text."""
@@ -54,7 +56,7 @@ def describe(
     inputs = assess_inputs(unpack_all(paths), each)
     assessor = outcome.run(model, lambda: Assessor(model, batch_size=batch_size,
                                                    modality=modality,
-                                                   precision=precision))
+                                                   precision=precision, device=device))
     if isinstance(assessor, BaseException):
         outcome.exit()
     rows: list[dict[str, Any]] = []
