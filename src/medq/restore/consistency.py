@@ -40,16 +40,6 @@ For low resolution the step then (and in the case above) takes only the input's 
 part, y + G_σ(x − y) (`back_project`), with a Gaussian whose transfer is one half at the
 coarse matrix's Nyquist 1/(2f): exp(−2π²σ²/(2f)²) = ½ → σ = f·√(2 ln 2)/π ≈ 0.375·f pixels,
 so only the noise below it returns; a blur finding with noise gets no step.
-
-**Noise discrepancy** (`noise_discrepancy`; MR whose only restorable finding is noise). MR
-thermal noise is white in the image (independent k-space samples), so the finest Haar
-diagonal details of the input give its σ (Donoho's MAD, `iqms.noise_sigma_wavelet`). A
-denoiser's residual r = x − y should then be the noise alone; when it is larger, the network
-also took out anatomy (texture of a small or noisy matrix read as noise). With r = n + s, the
-noise n and the removed structure s uncorrelated, the output x − α·r closest to the clean image
-has α = σ_n² / σ_r²; the step uses α = min(1, σ̂² / var(r)) per plane, so a residual no larger
-than the noise is kept as it is. CT, PET and radiograph noise is coloured by reconstruction
-kernels and detector blur, where the finest details underestimate it: no step there.
 """
 
 from __future__ import annotations
@@ -165,15 +155,12 @@ def explain(measured: np.ndarray, restored: np.ndarray, acquisitions: dict[str, 
 
 
 def consistent(measured: list[np.ndarray], restored: list[np.ndarray],
-               acquisitions: dict[str, float], noisy: bool = False, white_noise: bool = False
+               acquisitions: dict[str, float], noisy: bool = False
                ) -> tuple[list[np.ndarray], dict[str, Any] | None]:
     """Restored planes made consistent with the measured planes and what was done: one
     `back_project_step` with the acquisition and parameter that `explain` the middle plane
     (`noisy`: the low-pass `back_project` at the low-resolution factor, or nothing without
-    one; no `acquisitions`: the planes as they are); `white_noise` (`white_noise_only`): the
-    `noise_discrepancy` step instead."""
-    if white_noise and restored:
-        return noise_discrepancy(measured, restored)
+    one; no `acquisitions`: the planes as they are)."""
     if not acquisitions or not restored:
         return restored, None
     pairs = list(zip(measured, restored, strict=True))
@@ -211,34 +198,3 @@ def low_pass_step(restored: np.ndarray, measured: np.ndarray, sigma: float) -> n
     y = np.asarray(restored, dtype=np.float64)
     x = np.asarray(measured, dtype=np.float64)
     return (y + ndi.gaussian_filter(x - y, float(sigma))).astype(np.asarray(restored).dtype)
-
-
-NOISE_DISCREPANCY = "noise discrepancy"
-"""The step's name (`noise_discrepancy`) in what `consistent` and the pipeline report."""
-
-
-def white_noise_only(report: Any, modality: str) -> bool:
-    """Whether the noise discrepancy step applies: an MR image whose only restorable finding
-    is noise (see the module docstring)."""
-    from medq.restore.condition import RESTORABLE
-
-    found = {f.type for f in report.findings if f.type in RESTORABLE}
-    return modality == "MR" and found == {"noise"}
-
-
-def noise_discrepancy(measured: list[np.ndarray], restored: list[np.ndarray]
-                      ) -> tuple[list[np.ndarray], dict[str, Any]]:
-    """Each restored plane y moved back towards its measured plane x by x − α(x − y), with
-    α = min(1, σ̂²/var(x − y)) and σ̂ the white-noise σ of x (the module docstring); what was
-    done (the mean α over the planes)."""
-    from medq.assess.iqms import noise_sigma_wavelet
-
-    out, alphas = [], []
-    for x, y in zip(measured, restored, strict=True):
-        x64 = np.asarray(x, dtype=np.float64)
-        residual = x64 - np.asarray(y, dtype=np.float64)
-        sigma, spread = noise_sigma_wavelet(x64), float(residual.var())
-        alpha = min(1.0, sigma * sigma / spread) if spread > 0 and np.isfinite(sigma) else 1.0
-        alphas.append(alpha)
-        out.append(y if alpha >= 1.0 else (x64 - alpha * residual).astype(np.asarray(y).dtype))
-    return out, {"step": NOISE_DISCREPANCY, "alpha": round(float(np.mean(alphas)), 3)}

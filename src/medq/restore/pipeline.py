@@ -12,9 +12,7 @@
    numbers); `gate_on_prior=True` lets it.
 3. **Restore** with the chosen method: `auto`/`net` (the shipped network, conditioned on the
    description; when the description reports low resolution or blur, one back-projection
-   step makes the result, acquired again, give the input; on MR with noise alone, a noise
-   discrepancy step keeps the residual no larger than the input's white noise: `consistency`),
-   or the classical
+   step makes the result, acquired again, give the input: `consistency`), or the classical
    `bm3d`, `nlm`, `tv`. The step log says what the consistency step did (`consistency`: its
    acquisition and parameter). A network that also segments (a `labels` output: the joint
    restoration + segmentation the `segment` stage will ship) hands back its label map
@@ -37,12 +35,7 @@ from medq.io.polarity import as_displayed, as_stored
 from medq.restore import condition
 from medq.restore.apply import apply_planes, network_planes, normalised_planes, prior_of
 from medq.restore.classical import METHODS as CLASSICAL
-from medq.restore.consistency import (
-    consistent,
-    described,
-    reports_noise,
-    white_noise_only,
-)
+from medq.restore.consistency import consistent, described, reports_noise
 
 METHODS = ("auto", "net", *CLASSICAL)
 """Values of `method` (`auto` is the network, gated)."""
@@ -201,12 +194,11 @@ def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
         cond = condition.from_report(report, image.modality)
         acquisitions = described(report, image.spacing) if consistency else {}
         noisy = reports_noise(report)
-        white = consistency and white_noise_only(report, image.modality)
 
         def restore_planes(ps: list[np.ndarray]) -> list[np.ndarray]:
             restored, extra = network_planes(net, ps, cond)
             labels.extend(extra.get("labels", ()))
-            out, info = consistent(ps, restored, acquisitions, noisy, white)
+            out, info = consistent(ps, restored, acquisitions, noisy)
             done.update(info or {})
             return out
 
