@@ -57,7 +57,8 @@ class Assessor:
     (`benchmarks/assess_speed.py`).
     `device` (`cpu`, `cuda` or `auto`): where the model runs; loading, evidence and measures
     stay on the CPU workers. The CPU is the default so that a QA store's scores do not depend
-    on which machine took them (a GPU's bfloat16 moves them by about as much as the CPU's).
+    on which machine took them (a GPU's arithmetic moves them slightly: `tests/test_device.py`
+    bounds the float32 difference by 0.02).
     """
 
     def __init__(self, model: str | Path = DEFAULT_MODEL, batch_size: int = 16,
