@@ -126,8 +126,8 @@ def build_ladders(n: int, workers: int | None = None, view: bool = False, zoom: 
     if path.exists():
         return _read_cache(path)
     jobs = ladder_jobs(n, LADDER_SEED_BASE, SOURCE_WEIGHT)
-    made = _run(partial(_ladder, view=view, zoom=zoom), jobs, workers, "severity ladders",
-                chunksize=2)
+    made = map_jobs(partial(_ladder, view=view, zoom=zoom), jobs, workers, True,
+                    "severity ladders", chunksize=2)
     data = {k: np.stack([r[k] for r in made]) for k in ("x", "y")}
     data.update({k: np.array([r[k] for r in made]) for k in ("modality", "source", "kind")})
     return _write_cache(path, data)
@@ -168,8 +168,9 @@ def build(n2d: int, n3d: int, model: str | None = None, workers: int | None = No
     if path.exists():
         return _read_cache(path)
     jobs = sorted(_jobs(n2d, n3d), key=lambda j: (j[0], j[1]))
-    made = _run(partial(_row, model=model, view=view, zoom=zoom, extras=tuple(extras),
-                        noisy_base=noisy_base), jobs, workers, "calibration items", chunksize=4)
+    made = map_jobs(partial(_row, model=model, view=view, zoom=zoom, extras=tuple(extras),
+                            noisy_base=noisy_base), jobs, workers, True, "calibration items",
+                    chunksize=4)
     rows = [r for r in made if r is not None]
     if len(rows) < len(made):
         print(f"{len(made) - len(rows)} of {len(made)} items left out: {model} cannot assess them")
@@ -181,11 +182,6 @@ def build(n2d: int, n3d: int, model: str | None = None, workers: int | None = No
     if model:
         data["h"] = np.stack([r["h"] for r in rows])
     return _write_cache(path, data)
-
-
-def _run(fn: Any, jobs: list, workers: int | None, description: str, chunksize: int) -> list:
-    """`fn` over `jobs` in worker processes, in order, with a progress bar on stderr."""
-    return map_jobs(fn, jobs, workers, True, description, chunksize)
 
 
 def _read_cache(path: Path) -> dict[str, np.ndarray]:
