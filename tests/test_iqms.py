@@ -95,6 +95,31 @@ def test_haar_diagonal_ignores_ramps():
     np.testing.assert_allclose(iqms.haar_diagonal(3 * x + 2 * y + 1), 0.0, atol=1e-12)
 
 
+def test_haar_details_split_directions_and_keep_white_noise_sigma():
+    y, x = np.indices((8, 8), dtype=float)
+    lh, hl, hh = iqms.haar_details(5 * x)  # varies across columns only
+    np.testing.assert_allclose(lh, 0.0, atol=1e-12)
+    np.testing.assert_allclose(hl, -5.0)  # (p − q + r − s) / 2 with q = p + 5, s = r + 5
+    lh, hl, hh = iqms.haar_details(5 * y)  # varies across rows only
+    np.testing.assert_allclose(hl, 0.0, atol=1e-12)
+    np.testing.assert_allclose(lh, -5.0)
+    np.testing.assert_array_equal(iqms.haar_details(x * y)[2], iqms.haar_diagonal(x * y))
+    noise = np.random.default_rng(1).normal(0, 3.0, (2, 200, 200))
+    assert all(d.shape == (2, 199, 199) for d in iqms.haar_details(noise))
+    for detail in iqms.haar_details(noise[0]):  # unit-norm filters: σ kept
+        assert detail.std() == pytest.approx(3.0, rel=0.03)
+
+
+def test_inner_blocks_are_the_two_by_two_blocks_inside_the_mask():
+    mask = np.ones((5, 5), bool)
+    mask[2, 2] = False
+    inner = iqms.inner_blocks(mask)
+    assert inner.shape == (4, 4)
+    # the four blocks that hold (2, 2) are out, all others in
+    assert not inner[1:3, 1:3].any() and inner.sum() == 12
+    assert not iqms.inner_blocks(np.zeros((3, 6, 6), bool)).any()
+
+
 # ------------------------------------------------------------------------------ sensitivity
 def test_sharpness_falls_with_blur_on_real_ct(ct_slice):
     img = ct_slice.array

@@ -81,14 +81,33 @@ def _energy_offset(array: np.ndarray, offset: float | None) -> float:
 
 
 # ------------------------------------------------------------------------------------------ noise
+def _corners(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The four corners of every 2×2 block in-plane: top-left, top-right, bottom-left,
+    bottom-right (each shaped as `a` minus one on the last two axes)."""
+    return a[..., :-1, :-1], a[..., :-1, 1:], a[..., 1:, :-1], a[..., 1:, 1:]
+
+
 def haar_diagonal(array: np.ndarray) -> np.ndarray:
     """Undecimated finest Haar diagonal (HH) coefficients in-plane: (a − b − c + d) / 2 per 2×2.
 
     The orthonormal Haar HH filter has unit norm, so white noise of std σ gives coefficients of
     std σ, while smooth structure (constant or linear ramps) gives 0. Shape: last two axes − 1.
     """
-    a = _f64(array)
-    return (a[..., :-1, :-1] - a[..., :-1, 1:] - a[..., 1:, :-1] + a[..., 1:, 1:]) / 2.0
+    p, q, r, s = _corners(_f64(array))
+    return (p - q - r + s) / 2.0
+
+
+def haar_details(array: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Undecimated finest Haar details in-plane (LH: across rows, HL: across columns, HH:
+    diagonal, as `haar_diagonal`), each of unit norm. Shape: last two axes − 1."""
+    p, q, r, s = _corners(_f64(array))
+    return (p + q - r - s) / 2.0, (p - q + r - s) / 2.0, (p - q - r + s) / 2.0
+
+
+def inner_blocks(mask: np.ndarray) -> np.ndarray:
+    """The in-plane 2×2 blocks lying wholly inside `mask` (the Haar coefficients it owns)."""
+    p, q, r, s = _corners(np.asarray(mask, dtype=bool))
+    return p & q & r & s
 
 
 def noise_sigma_wavelet(array: np.ndarray, mask: np.ndarray | None = None) -> float:
@@ -98,9 +117,7 @@ def noise_sigma_wavelet(array: np.ndarray, mask: np.ndarray | None = None) -> fl
     masks). Edges only occupy a few coefficients, so the median ignores them.
     """
     a = _f64(array)
-    m = _mask(a, mask)
-    inside = m[..., :-1, :-1] & m[..., :-1, 1:] & m[..., 1:, :-1] & m[..., 1:, 1:]
-    coeffs = haar_diagonal(a)[inside]
+    coeffs = haar_diagonal(a)[inner_blocks(_mask(a, mask))]
     if coeffs.size == 0:
         return float("nan")
     return float(np.median(np.abs(coeffs)) / MAD_TO_SIGMA)

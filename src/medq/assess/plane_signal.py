@@ -15,7 +15,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from medq.assess.filters import wide_gaussian
-from medq.assess.iqms import noise_sigma_flat
+from medq.assess.iqms import haar_details, haar_diagonal, inner_blocks, noise_sigma_flat
 from medq.assess.morphology import erode_cross
 
 BANDS = (0.0, 0.02, 0.04, 0.07, 0.1, 0.14, 0.2, 0.28, 0.36, 0.5)
@@ -35,12 +35,6 @@ def log_floored(x: float) -> float:
     return float(np.log(max(float(x), LOG_FLOOR))) if np.isfinite(x) else float(np.log(LOG_FLOOR))
 
 
-def _haar_details(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Undecimated finest Haar details (LH: across rows, HL: across columns, HH: diagonal)."""
-    p, q, r, s = a[:-1, :-1], a[:-1, 1:], a[1:, :-1], a[1:, 1:]
-    return (p + q - r - s) / 2.0, (p - q + r - s) / 2.0, (p - q - r + s) / 2.0
-
-
 def _robust_sigma(coeffs: np.ndarray) -> float:
     """σ of detail coefficients: RMS of the smallest 75 % (edges excluded; no zero for flat
     quantised areas, unlike the MAD), scaled so Gaussian noise gives its σ."""
@@ -51,20 +45,15 @@ def _robust_sigma(coeffs: np.ndarray) -> float:
     return float(np.sqrt(np.mean(kept * kept)) / TRIMMED_RMS_GAUSSIAN)
 
 
-def _inner(mask: np.ndarray) -> np.ndarray:
-    """The 2×2 blocks wholly inside a mask (shape − 1 per axis)."""
-    return mask[:-1, :-1] & mask[:-1, 1:] & mask[1:, :-1] & mask[1:, 1:]
-
-
 def noise_stats(a: np.ndarray, fg: np.ndarray, contrast: float) -> dict[str, float]:
     """Noise level, its spectrum (scale ratio) and direction (detail anisotropy)."""
-    inside = _inner(fg)
-    lh, hl, hh = (c[inside] for c in _haar_details(a))
+    inside = inner_blocks(fg)
+    lh, hl, hh = (c[inside] for c in haar_details(a))
     s_hh, s_lh, s_hl = _robust_sigma(hh), _robust_sigma(lh), _robust_sigma(hl)
     h, w = (n // 2 * 2 for n in a.shape)
     pooled = a[:h, :w].reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))
     fg2 = fg[:h, :w].reshape(h // 2, 2, w // 2, 2).all(axis=(1, 3))
-    s2 = _robust_sigma(_haar_details(pooled)[2][_inner(fg2)]) if fg2.sum() > 16 else s_hh
+    s2 = _robust_sigma(haar_diagonal(pooled)[inner_blocks(fg2)]) if fg2.sum() > 16 else s_hh
     return {"noise_hh": log_floored(s_hh / contrast),
             "noise_flat": log_floored(noise_sigma_flat(a, fg) / contrast),
             "noise_scale_ratio": log_floored(s2 / max(s_hh, EPS * contrast)),
