@@ -61,6 +61,9 @@ class TrainConfig:
     precision: str = "float32"
     # where the steps run: auto (a CUDA GPU when PyTorch sees one, else the CPU), cpu or cuda
     device: str = "auto"
+    # seconds of training between saves of the training state (`medq.train.resume`: an
+    # interrupted run continues where it stopped); 0: never saved
+    checkpoint_every_s: float = 120.0
     # the YAML file this config was read from (`load_config`), named by the model card
     config_file: str | None = None
 
@@ -113,6 +116,9 @@ def config_from_dict(data: dict[str, Any]) -> TrainConfig:
     if not isinstance(cfg.ensemble, int) or cfg.ensemble < 1:
         raise InvalidParameter(f"ensemble must be a whole number ≥ 1, got {cfg.ensemble!r}")
     resolve_precision(cfg.precision)  # InvalidParameter for anything but auto/float32/bfloat16
+    if not isinstance(cfg.checkpoint_every_s, int | float) or cfg.checkpoint_every_s < 0:
+        raise InvalidParameter("checkpoint_every_s must be a number of seconds ≥ 0 (0: never), "
+                               f"got {cfg.checkpoint_every_s!r}")
     if cfg.device not in DEVICES:
         raise InvalidParameter(f"device must be one of {', '.join(DEVICES)}, got {cfg.device!r}")
     return cfg

@@ -33,6 +33,7 @@ from medq.errors import InvalidParameter
 from medq.io.atomic import atomic_path, atomic_write_text
 from medq.train.config import Stage, TrainConfig
 from medq.train.evaluate import evaluate, ladder_hinge, predict
+from medq.train.resume import Checkpointer
 
 
 def set_threads(threads: int | None = None) -> int:
@@ -146,19 +147,17 @@ def optimise(model: torch.nn.Module, opt: torch.optim.Optimizer, terms: dict[str
 
 
 def run_stage(model: IQAModel, data: dict[str, np.ndarray], stage: Stage, cfg: TrainConfig,
-              rng: np.random.Generator, log: Any, ladders: dict[str, np.ndarray] | None = None
-              ) -> list[dict[str, float]]:
+              rng: np.random.Generator, log: Any, ladders: dict[str, np.ndarray] | None = None,
+              ck: Checkpointer | None = None, index: int = 0) -> list[dict[str, float]]:
     """Train all parameters for `stage.steps` steps (the `rank` loss on `ladders`); returns
-    the logged loss history."""
-    from rich.progress import track
-
+    the logged loss history. `ck`: saves the training state as it goes (stage `index` of the
+    run) and continues a saved one (`medq.train.resume`)."""
     pool = slice_pool(data)
     device = model_device(model)
     opt = torch.optim.AdamW(model.parameters(), lr=stage.lr, weight_decay=cfg.weight_decay)
-    history, running = [], {}
+    first, running, history = ck.stage_start(index, opt) if ck else (0, {}, [])
     model.train()
-    for step in track(range(stage.steps), description=f"stage {stage.name}", transient=True,
-                      disable=not sys.stderr.isatty()):
+    for step in stage_steps(stage, first):
         for group in opt.param_groups:
             group["lr"] = _lr(stage, step)
         batch = on_device(_batch(data, pool[rng.integers(0, len(pool), cfg.batch_size)], rng,
@@ -178,7 +177,17 @@ def run_stage(model: IQAModel, data: dict[str, np.ndarray], stage: Stage, cfg: T
             history.append({"stage": stage.name, "step": step + 1, **running})
             log(f"{stage.name} step {step + 1}/{stage.steps} "
                 + " ".join(f"{k}={v:.4f}" for k, v in running.items()))
+        if ck:
+            ck.step_done(index, stage.name, step + 1, model, opt, running, history, rng)
     return history
+
+
+def stage_steps(stage: Stage, first: int = 0) -> Any:
+    """The step numbers `first … stage.steps − 1` of a stage, with a progress bar on a terminal."""
+    from rich.progress import track
+
+    return track(range(first, stage.steps), description=f"stage {stage.name}", transient=True,
+                 disable=not sys.stderr.isatty(), total=stage.steps, completed=first)
 
 
 @torch.no_grad()
@@ -267,6 +276,7 @@ def train(cfg: TrainConfig, data: dict[str, np.ndarray] | None = None,
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     started = time.time()
+    built = data is None  # else handed over (a --scores set): the resume state is keyed by it
     data = data if data is not None else bench.build(cfg.bench, "train")
     test = test if test is not None else bench.build(cfg.bench, "test")
     log(f"{cfg.name}: {len(data['score'])} training items, {len(test['score'])} test items, "
@@ -280,12 +290,15 @@ def train(cfg: TrainConfig, data: dict[str, np.ndarray] | None = None,
                                    f"data has {got} (medq.assess.evidence.FEATURE_NAMES)")
         model.measures.fit(data["m"])
     ladders = bench.build_ladders(cfg.bench, cfg.ladders) if cfg.ladders else None
+    ck = Checkpointer(cfg, log, None if built else data)
+    first = ck.restore(model, rng)
     model.to(device)  # after the builds: their worker processes fork from this one
-    history = []
-    for stage in cfg.stages:
-        history += run_stage(model, data, stage, cfg, rng, log, ladders)
+    for index, stage in enumerate(cfg.stages):
+        if index >= first:
+            ck.finish_stage(run_stage(model, data, stage, cfg, rng, log, ladders, ck, index))
+    history = ck.history
     slice_loss = fit_slice_weights(model, data, cfg, rng)
-    wall = time.time() - started
+    wall = time.time() - started + ck.elapsed_before
     metrics = evaluate(predict(model, test, cfg.use_prompts), test)
     model.to("cpu")  # checkpoints load anywhere
     out = cfg.output_dir()
@@ -298,8 +311,10 @@ def train(cfg: TrainConfig, data: dict[str, np.ndarray] | None = None,
               "train_items": int(len(data["score"])), "test_items": int(len(test["score"])),
               "use_prompts": cfg.use_prompts, "init": cfg.init,
               "physics_targets": list(bench.KINDS),
-              "image_size": int(data["x"].shape[-1]), "metrics": metrics, "history": history}
+              "image_size": int(data["x"].shape[-1]), "metrics": metrics, "history": history,
+              "resumed": ck.resumed}
     write_run(out, model, cfg, record)
+    ck.done()
     log(f"{cfg.name}: done in {wall:.0f} s; test SRCC {metrics['overall']['srcc']:.3f} "
         f"→ {out}")
     return record

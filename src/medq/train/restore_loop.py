@@ -32,7 +32,8 @@ from medq.restore.models import build_model, save_checkpoint
 from medq.restore.normalise import network_input
 from medq.train.card import where_trained
 from medq.train.config import Stage, TrainConfig, config_path
-from medq.train.loop import _lr, device_name, on_device, optimise, set_threads
+from medq.train.loop import _lr, device_name, on_device, optimise, set_threads, stage_steps
+from medq.train.resume import Checkpointer
 
 
 def plan_from(cfg: TrainConfig, which: str) -> PairPlan:
@@ -129,19 +130,18 @@ def finite_pairs(data: dict[str, np.ndarray]) -> np.ndarray:
 
 
 def run_stage(model: torch.nn.Module, data: dict[str, np.ndarray], stage: Stage,
-              cfg: TrainConfig, rng: np.random.Generator, log: Any, pool: np.ndarray
-              ) -> list[dict[str, float]]:
-    """Train for `stage.steps` steps on the pairs `pool` (indices); returns the loss history."""
-    from rich.progress import track
-
+              cfg: TrainConfig, rng: np.random.Generator, log: Any, pool: np.ndarray,
+              ck: Checkpointer | None = None, index: int = 0) -> list[dict[str, float]]:
+    """Train for `stage.steps` steps on the pairs `pool` (indices); returns the loss history.
+    `ck`: saves the training state as it goes (stage `index` of the run) and continues a saved
+    one (`medq.train.resume`)."""
     crop = int(cfg.train_crop or 96)
     device = model_device(model)
     opt = torch.optim.AdamW(model.parameters(), lr=stage.lr, weight_decay=cfg.weight_decay)
-    history, running = [], {}
+    first, running, history = ck.stage_start(index, opt) if ck else (0, {}, [])
     model.train()
     started = time.time()
-    for step in track(range(stage.steps), description=f"stage {stage.name}", transient=True,
-                      disable=not sys.stderr.isatty()):
+    for step in stage_steps(stage, first):
         for group in opt.param_groups:
             group["lr"] = _lr(stage, step)
         batch = on_device(make_batch(data, pool[rng.integers(0, len(pool), cfg.batch_size)],
@@ -153,6 +153,8 @@ def run_stage(model: torch.nn.Module, data: dict[str, np.ndarray], stage: Stage,
                             "seconds": round(time.time() - started, 1), **running})
             log(f"{stage.name} step {step + 1}/{stage.steps} ({time.time() - started:.0f} s) "
                 + " ".join(f"{k}={v:.4f}" for k, v in running.items()))
+        if ck:
+            ck.step_done(index, stage.name, step + 1, model, opt, running, history, rng)
     return history
 
 
@@ -209,12 +211,15 @@ def train_restorer(cfg: TrainConfig, log: Any) -> dict[str, Any]:
         f"{len(test['shape'])} test pairs, "
         f"{n_params} parameters, {threads} threads, on {device_name(device)} "
         f"(pairs ready in {data_s:.0f} s)")
-    history: list[dict[str, float]] = []
+    ck = Checkpointer(cfg, log)
+    first = ck.restore(model, rng)
     model.to(device)
-    for stage in cfg.stages:
-        history += run_stage(model, data, stage, cfg, rng, log, pool)
+    for index, stage in enumerate(cfg.stages):
+        if index >= first:
+            ck.finish_stage(run_stage(model, data, stage, cfg, rng, log, pool, ck, index))
+    history = ck.history
     model.to("cpu")  # evaluated and saved on the CPU: checkpoints load anywhere
-    train_s = time.time() - started - data_s
+    train_s = time.time() - started - data_s + ck.elapsed_before
     metrics = evaluate_pairs(model, test, model.conditioning)
     out = cfg.output_dir()
     out.mkdir(parents=True, exist_ok=True)
@@ -225,15 +230,17 @@ def train_restorer(cfg: TrainConfig, log: Any) -> dict[str, Any]:
               "extra_plan": dataclasses.asdict(extra) if extra else None,
               "eval_plan": dataclasses.asdict(eval_plan), "output": str(out),
               "pairs_time_s": round(data_s, 1), "train_time_s": round(train_s, 1),
-              "wall_time_s": round(time.time() - started, 1),
+              "wall_time_s": round(time.time() - started + ck.elapsed_before, 1),
               "steps": {s.name: s.steps for s in cfg.stages}, "batch_size": cfg.batch_size,
               "crop": cfg.train_crop, "train_pairs": int(len(data["shape"])),
-              "test_pairs": int(len(test["shape"])), "metrics": metrics, "history": history}
+              "test_pairs": int(len(test["shape"])), "metrics": metrics, "history": history,
+              "resumed": ck.resumed}
     record = json.loads(json.dumps(record, default=float))
     with atomic_path(out / "model.pt") as tmp:
         save_checkpoint(model, tmp, record)
     atomic_write_text(out / "metrics.json", json.dumps(record, indent=2))
     atomic_write_text(out / "card.md", card_text(cfg, record))
+    ck.done()
     log(f"{cfg.name}: done in {record['wall_time_s']:.0f} s → {out}")
     return record
 

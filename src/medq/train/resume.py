@@ -1,0 +1,157 @@
+"""Resumable training: an interrupted `medq train` continues where it stopped.
+
+While a run trains, `<run folder>/resume.pt` holds what the next optimiser step needs: the stage
+and step reached, the model's and the optimiser's state, the running loss averages and the loss
+history, and the states of the random generators (NumPy's batch draws and augmentations,
+PyTorch's CPU and CUDA generators). Started again with the same recipe (`fingerprint`: every
+config field but where the run writes, how often it logs and how often it saves; with
+training arrays handed to the run, such as a `--scores` set, also `data_key` of them), `medq
+train` loads it and continues; on the same machine it ends with the same weights as a run that was
+never interrupted. A file of another recipe, or one that cannot be read, is left aside and the
+run starts over (the log says why). The file is written atomically (temporary file, then
+rename) at most every `checkpoint_every_s` seconds of training (a config field; 0: never) and
+removed once the run's checkpoint is written. Members of a seed ensemble each have their own
+(finished members are reused whole: `medq.train.ensemble`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from medq.io.atomic import atomic_path
+
+RESUME_FILE = "resume.pt"
+"""Name of the training state file in a run folder."""
+
+NOT_RECIPE = ("output", "config_file", "log_every", "checkpoint_every_s")
+"""Config fields that do not change what a run computes (left out of its `fingerprint`)."""
+
+
+def fingerprint(cfg: Any) -> str:
+    """A short hash of everything in a training config that decides the weights it trains."""
+    data = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in NOT_RECIPE}
+    text = json.dumps(data, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def data_key(arrays: dict[str, np.ndarray]) -> str:
+    """A short hash of training arrays handed to a run rather than built from its config (a
+    `--scores` fine-tuning set): names, shapes, small arrays whole, large ones every so many
+    rows."""
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.asarray(arrays[name])
+        h.update(f"{name}{a.shape}{a.dtype}".encode())
+        if a.dtype == object:
+            h.update(repr(a.tolist()).encode())
+        elif a.ndim == 0 or a.nbytes <= 1 << 24:
+            h.update(np.ascontiguousarray(a).tobytes())
+        else:  # e.g. the training slices: 256 rows spread over the array
+            h.update(np.ascontiguousarray(a[::max(1, len(a) // 256)]).tobytes())
+    return h.hexdigest()[:16]
+
+
+def _random_states(rng: np.random.Generator) -> dict[str, Any]:
+    """The states of NumPy's generator `rng` and of PyTorch's CPU (and CUDA) generators."""
+    states = {"numpy": rng.bit_generator.state, "torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _set_random_states(states: dict[str, Any], rng: np.random.Generator) -> None:
+    """Put the generators back in the saved `states` (CUDA's only where it was saved)."""
+    rng.bit_generator.state = states["numpy"]
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+class Checkpointer:
+    """Saves a run's training state every so often and hands it back after an interruption."""
+
+    def __init__(self, cfg: Any, log: Any, data: dict[str, np.ndarray] | None = None) -> None:
+        self.path = cfg.output_dir() / RESUME_FILE
+        self.key = fingerprint(cfg) + (data_key(data) if data is not None else "")
+        self.every = float(cfg.checkpoint_every_s)
+        self.log = log
+        self.started = self.saved_at = time.time()
+        self.state = self._read()
+        self.history: list[dict[str, Any]] = list(self.state["history"]) if self.state else []
+        """Loss history of the finished stages (`finish_stage` adds each)."""
+        self.elapsed_before = float(self.state["elapsed_s"]) if self.state else 0.0
+        """Seconds the run had trained before this start (0 for a fresh run)."""
+
+    def _read(self) -> dict[str, Any] | None:
+        """The saved state of this recipe, or None (no file, unreadable, another recipe)."""
+        if not self.path.is_file():
+            return None
+        try:
+            state = torch.load(self.path, map_location="cpu", weights_only=False)
+        except Exception as e:  # a truncated or foreign file: train from the start
+            self.log(f"cannot read {self.path} ({type(e).__name__}); training from the start")
+            return None
+        if not isinstance(state, dict) or state.get("fingerprint") != self.key:
+            self.log(f"{self.path} holds another recipe's state; training from the start")
+            return None
+        self.log(f"resuming from {self.path}: stage {state['stage_name']!r} at step "
+                 f"{state['step']} (delete the file to train from the start)")
+        return state
+
+    @property
+    def resumed(self) -> dict[str, Any] | None:
+        """Where this start resumed (stage, step, seconds trained before), None if fresh."""
+        if self.state is None:
+            return None
+        return {"stage": self.state["stage_name"], "step": int(self.state["step"]),
+                "trained_before_s": round(self.elapsed_before, 1)}
+
+    def restore(self, model: torch.nn.Module, rng: np.random.Generator) -> int:
+        """Load the saved weights and random states; the index of the stage to run first."""
+        if self.state is None:
+            return 0
+        model.load_state_dict(self.state["model"])
+        _set_random_states(self.state["random"], rng)
+        return int(self.state["stage"])
+
+    def stage_start(self, index: int, opt: torch.optim.Optimizer
+                    ) -> tuple[int, dict[str, float], list[dict[str, Any]]]:
+        """(first step, running loss averages, history so far) of stage `index`: where the
+        saved state left it (the optimiser's state loaded), else a fresh start."""
+        if self.state is None or int(self.state["stage"]) != index:
+            return 0, {}, []
+        opt.load_state_dict(self.state["optimizer"])
+        return (int(self.state["step"]), dict(self.state["running"]),
+                list(self.state["stage_history"]))
+
+    def step_done(self, index: int, stage_name: str, step: int, model: torch.nn.Module,
+                  opt: torch.optim.Optimizer, running: dict[str, float],
+                  stage_history: list[dict[str, Any]], rng: np.random.Generator) -> None:
+        """After `step` steps of stage `index`: save the state when the interval has passed."""
+        now = time.time()
+        if self.every <= 0 or now - self.saved_at < self.every:
+            return
+        state = {"fingerprint": self.key, "stage": index, "stage_name": stage_name, "step": step,
+                 "model": model.state_dict(), "optimizer": opt.state_dict(),
+                 "running": dict(running), "stage_history": list(stage_history),
+                 "history": list(self.history), "random": _random_states(rng),
+                 "elapsed_s": self.elapsed_before + now - self.started}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(self.path) as tmp:
+            torch.save(state, tmp)
+        self.saved_at = time.time()
+
+    def finish_stage(self, stage_history: list[dict[str, Any]]) -> None:
+        """Add a finished stage's loss history to the run's."""
+        self.history += stage_history
+
+    def done(self) -> None:
+        """The run's checkpoint is written: the training state is no longer needed."""
+        self.path.unlink(missing_ok=True)

@@ -1,0 +1,118 @@
+"""Resumable training (`medq.train.resume`): an interrupted `medq train` continues where it stopped
+and ends with the weights of a run that was never interrupted."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from medq.errors import InvalidParameter
+from medq.train.config import Stage, config_from_dict, load_config
+from medq.train.resume import RESUME_FILE, Checkpointer, data_key, fingerprint
+
+CONFIGS = Path(__file__).parents[1] / "configs"
+
+
+class Interrupted(Exception):
+    """Stands for Ctrl-C or a killed process in the middle of a stage."""
+
+
+def _stop_at(text: str, seen: list[str]):
+    """A training log that records every message and interrupts the run at `text`."""
+    def log(msg: str) -> None:
+        seen.append(msg)
+        if text in msg:
+            raise Interrupted(msg)
+    return log
+
+
+def _state(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a checkpoint's model, whatever the model type."""
+    found = torch.load(path, map_location="cpu", weights_only=False)
+    return {k: v for k, v in found["state_dict"].items()} if "state_dict" in found else found
+
+
+def _equal_checkpoints(a: Path, b: Path) -> bool:
+    """Whether two checkpoints hold the same tensors (bit for bit)."""
+    sa, sb = _state(a), _state(b)
+    tensors = [k for k, v in sa.items() if isinstance(v, torch.Tensor)]
+    return bool(tensors) and sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k])
+                                                            for k in tensors)
+
+
+def _interrupt_then_resume(cfg, stop_at: str, tmp_path: Path) -> tuple[dict, dict, list[str]]:
+    """Train `cfg` uninterrupted into `full/`, and into `resumed/` interrupted at the log
+    message `stop_at` then started again; (full record, resumed record, second start's log)."""
+    from medq.train.loop import train
+
+    full = train(dataclasses.replace(cfg, output=str(tmp_path / "full")), log=lambda m: None)
+    again = dataclasses.replace(cfg, output=str(tmp_path / "resumed"))
+    with pytest.raises(Interrupted):
+        train(again, log=_stop_at(stop_at, []))
+    assert (tmp_path / "resumed" / RESUME_FILE).is_file()
+    assert not (tmp_path / "resumed" / "model.pt").exists()
+    seen: list[str] = []
+    resumed = train(again, log=seen.append)
+    assert not (tmp_path / "resumed" / RESUME_FILE).exists()  # removed once the run is written
+    return full, resumed, seen
+
+
+def test_interrupted_quality_training_resumes_to_the_same_weights(tiny_run: dict,
+                                                                  tmp_path: Path) -> None:
+    # a state saved after every step; interrupted at step 10 of 20 of the second stage
+    cfg = dataclasses.replace(tiny_run["config"], checkpoint_every_s=1e-9, log_every=5)
+    full, resumed, seen = _interrupt_then_resume(cfg, "score step 10/20", tmp_path)
+    assert any("resuming from" in m and "'score' at step 9" in m for m in seen)
+    assert not any("physics step" in m for m in seen)  # the finished stage is not trained again
+    assert resumed["resumed"]["stage"] == "score" and resumed["resumed"]["step"] == 9
+    assert full["resumed"] is None
+    assert _equal_checkpoints(tmp_path / "full" / "model.pt", tmp_path / "resumed" / "model.pt")
+    assert json.dumps(resumed["metrics"]) == json.dumps(full["metrics"])  # NaN == NaN here
+    assert [h["step"] for h in resumed["history"]] == [h["step"] for h in full["history"]]
+
+
+def test_interrupted_restoration_training_resumes_to_the_same_weights(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEDQ_CACHE_DIR", str(tmp_path / "cache"))
+    cfg = dataclasses.replace(load_config(CONFIGS / "restore_tiny_test.yaml"),
+                              checkpoint_every_s=1e-9)
+    full, resumed, seen = _interrupt_then_resume(cfg, "restore step 20/30", tmp_path)
+    assert resumed["resumed"]["step"] == 19 and any("resuming from" in m for m in seen)
+    assert _equal_checkpoints(tmp_path / "full" / "model.pt", tmp_path / "resumed" / "model.pt")
+    assert json.dumps(resumed["metrics"]) == json.dumps(full["metrics"])
+
+
+def test_another_recipe_or_an_unreadable_state_trains_from_the_start(tmp_path: Path) -> None:
+    cfg = config_from_dict({"name": "r", "model": "mediqa-tiny", "output": str(tmp_path),
+                            "stages": [{"name": "score", "steps": 10}]})
+    # where it writes, how often it logs and saves do not change the weights; the rest does
+    same = dataclasses.replace(cfg, output="elsewhere", log_every=1, checkpoint_every_s=5)
+    assert fingerprint(same) == fingerprint(cfg)
+    for other in (dataclasses.replace(cfg, seed=1),
+                  dataclasses.replace(cfg, stages=[Stage("score", 10, lr=1e-3)])):
+        assert fingerprint(other) != fingerprint(cfg)
+    # arrays handed to a run (a --scores set) key its state too
+    scores = {"score": np.array([1.0, 4.0]), "source": np.array(["a.dcm", "b.dcm"]),
+              "x": np.zeros((600, 3, 64, 64), np.float32)}
+    other = {**scores, "x": scores["x"].copy()}
+    other["x"][256] = 1.0  # a change in a row the key samples
+    assert data_key(scores) == data_key({k: v.copy() for k, v in scores.items()})
+    assert data_key(other) != data_key(scores)
+    assert data_key({**scores, "score": np.array([1.0, 5.0])}) != data_key(scores)
+    assert (Checkpointer(cfg, print, scores).key != Checkpointer(cfg, print).key
+            != Checkpointer(cfg, print, {**scores, "score": np.array([2.0, 4.0])}).key)
+    (tmp_path / RESUME_FILE).write_bytes(b"not a training state")
+    seen: list[str] = []
+    assert Checkpointer(cfg, seen.append).state is None
+    assert any("cannot read" in m and "from the start" in m for m in seen)
+    torch.save({"fingerprint": "0" * 16, "stage": 0}, tmp_path / RESUME_FILE)
+    seen.clear()
+    assert Checkpointer(cfg, seen.append).resumed is None
+    assert any("another recipe" in m for m in seen)
+    with pytest.raises(InvalidParameter, match="checkpoint_every_s"):
+        config_from_dict({"name": "r", "model": "mediqa-tiny", "checkpoint_every_s": -1})
