@@ -64,8 +64,10 @@ def _interrupt_then_resume(cfg, stop_at: str, tmp_path: Path) -> tuple[dict, dic
 
 def test_interrupted_quality_training_resumes_to_the_same_weights(tiny_run: dict,
                                                                   tmp_path: Path) -> None:
-    # a state saved after every step; interrupted at step 10 of 20 of the second stage
-    cfg = dataclasses.replace(tiny_run["config"], checkpoint_every_s=1e-9, log_every=5)
+    # a state saved after every step; interrupted at step 10 of 20 of the second stage (on the
+    # CPU, whose kernels are deterministic: a GPU's may not be, see the test below)
+    cfg = dataclasses.replace(tiny_run["config"], checkpoint_every_s=1e-9, log_every=5,
+                              device="cpu")
     full, resumed, seen = _interrupt_then_resume(cfg, "score step 10/20", tmp_path)
     assert any("resuming from" in m and "'score' at step 9" in m for m in seen)
     assert not any("physics step" in m for m in seen)  # the finished stage is not trained again
@@ -80,11 +82,25 @@ def test_interrupted_restoration_training_resumes_to_the_same_weights(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MEDQ_CACHE_DIR", str(tmp_path / "cache"))
     cfg = dataclasses.replace(load_config(CONFIGS / "restore_tiny_test.yaml"),
-                              checkpoint_every_s=1e-9)
+                              checkpoint_every_s=1e-9, device="cpu")
     full, resumed, seen = _interrupt_then_resume(cfg, "restore step 20/30", tmp_path)
     assert resumed["resumed"]["step"] == 19 and any("resuming from" in m for m in seen)
     assert _equal_checkpoints(tmp_path / "full" / "model.pt", tmp_path / "resumed" / "model.pt")
     assert json.dumps(resumed["metrics"]) == json.dumps(full["metrics"])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_interrupted_training_on_the_gpu_resumes(tiny_run: dict, tmp_path: Path) -> None:
+    """On a GPU the state (with the CUDA generators) is saved and continued alike; its kernels
+    need not be deterministic, so the weights are compared within a tolerance."""
+    cfg = dataclasses.replace(tiny_run["config"], checkpoint_every_s=1e-9, log_every=5,
+                              device="cuda", precision="float32")
+    full, resumed, seen = _interrupt_then_resume(cfg, "score step 10/20", tmp_path)
+    assert resumed["resumed"]["step"] == 9 and resumed["device"].startswith("cuda")
+    a, b = (_state(tmp_path / run / "model.pt") for run in ("full", "resumed"))
+    for k, v in a.items():
+        if isinstance(v, torch.Tensor) and v.is_floating_point():
+            torch.testing.assert_close(b[k], v, rtol=1e-3, atol=1e-4)
 
 
 def test_another_recipe_or_an_unreadable_state_trains_from_the_start(tmp_path: Path) -> None:

@@ -3,15 +3,16 @@
 While a run trains, `<run folder>/resume.pt` holds what the next optimiser step needs: the stage
 and step reached, the model's and the optimiser's state, the running loss averages and the loss
 history, and the states of the random generators (NumPy's batch draws and augmentations,
-PyTorch's CPU and CUDA generators). Started again with the same recipe (`fingerprint`: every
-config field but where the run writes, how often it logs and how often it saves; with
-training arrays handed to the run, such as a `--scores` set, also `data_key` of them), `medq
-train` loads it and continues; on the same machine it ends with the same weights as a run that was
-never interrupted. A file of another recipe, or one that cannot be read, is left aside and the
-run starts over (the log says why). The file is written atomically (temporary file, then
-rename) at most every `checkpoint_every_s` seconds of training (a config field; 0: never) and
-removed once the run's checkpoint is written. Members of a seed ensemble each have their own
-(finished members are reused whole: `medq.train.ensemble`).
+PyTorch's CPU and CUDA generators). Started again with the same recipe
+(`fingerprint`: every config field but where the run writes, how often it logs and how often it
+saves; with training arrays handed to the run, such as a `--scores` set, also their `data_key`),
+`medq train` loads it and continues, and ends with the weights of a run that was never
+interrupted (on the CPU bit for bit; a GPU's kernels need not be deterministic). A file of another
+recipe, or one that cannot be read, is left aside and the run starts over (the log says why).
+The file is written atomically (temporary file, then rename) at most every `checkpoint_every_s`
+seconds of training (a config field; 0: never) and removed once the run's checkpoint is written.
+Members of a seed ensemble each have their own (finished members are reused whole:
+`medq.train.ensemble`).
 """
 
 from __future__ import annotations
