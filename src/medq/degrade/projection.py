@@ -72,13 +72,24 @@ def _matrix(size: int, n_views: int, n_det: int, symmetric: bool) -> sp.csr_matr
          + (n_det - 1) / 2.0)
     half = (np.abs(np.cos(theta)) + np.abs(np.sin(theta))) / 2.0  # footprint half-width
     j0 = np.rint(u).astype(np.int32) - 1
-    taps = [np.clip(np.minimum(u + half, j0 + k + 0.5) - np.maximum(u - half, j0 + k - 0.5), 0,
-                    None) / (2.0 * half) for k in range(3)]
-    base = np.arange(n_stored, dtype=np.int32) * n_det + j0  # (pixels, K)
-    indices = np.stack([base, base + 1, base + 2], axis=-1).reshape(-1)
-    data = np.stack(taps, axis=-1).reshape(-1).astype(np.float32)
+    # tap k: overlap of the footprint [u − half, u + half] with bin j0 + k, [e + k, e + k + 1]
+    # (e = j0 − ½), over its width; written in place, one (pixels, K) buffer at a time
+    lo, hi, width, edge = u - half, u + half, 2.0 * half, j0 - 0.5
+    data = np.empty((*u.shape, 3), dtype=np.float32)
+    tap, low = np.empty_like(u), np.empty_like(u)
+    for k in range(3):
+        np.minimum(hi, edge + (k + 1), out=tap)
+        np.maximum(lo, np.add(edge, k, out=low), out=low)
+        np.subtract(tap, low, out=tap)
+        np.clip(tap, 0, None, out=tap)
+        data[..., k] = np.divide(tap, width, out=tap)
+    indices = np.empty((*u.shape, 3), dtype=np.int32)  # bins j0, j0 + 1, j0 + 2 of each view
+    np.add(np.arange(n_stored, dtype=np.int32) * n_det, j0, out=indices[..., 0])
+    np.add(indices[..., 0], 1, out=indices[..., 1])
+    np.add(indices[..., 0], 2, out=indices[..., 2])
     indptr = np.arange(0, size * size * 3 * n_stored + 1, 3 * n_stored, dtype=np.int64)
-    return sp.csr_matrix((data, indices, indptr), shape=(size * size, n_stored * n_det))
+    return sp.csr_matrix((data.reshape(-1), indices.reshape(-1), indptr),
+                         shape=(size * size, n_stored * n_det))
 
 
 def _pad_square(images: np.ndarray, size: int) -> tuple[np.ndarray, tuple[int, int]]:
@@ -182,14 +193,19 @@ def fbp(sino: np.ndarray, geom: Geometry, shape: tuple[int, int], window: str = 
 
 def mlem(counts: np.ndarray, geom: Geometry, shape: tuple[int, int], n_iter: int,
          weights: np.ndarray | None = None) -> np.ndarray:
-    """MLEM for counts ~ Poisson(w·Ax): `n_iter` multiplicative updates from a uniform image."""
+    """MLEM for counts ~ Poisson(w·Ax): `n_iter` multiplicative updates from a uniform image.
+
+    `weights` may have fewer leading axes than `counts` (one system for several sinograms, e.g.
+    noisy and noise-free counts reconstructed together: each sparse product then reads the
+    system matrix once for all of them, and each comes out as it would alone).
+    """
     counts = np.asarray(counts, dtype=np.float32)
     w = np.ones_like(counts) if weights is None else np.asarray(weights, dtype=np.float32)
     sens = back(w, geom, shape)
     support = sens > 1e-6 * sens.max()
     lead = counts.shape[:-2]
     total = counts.reshape(*lead, -1).sum(-1)
-    area = support.reshape(*lead, -1).sum(-1) * geom.n_views
+    area = support.reshape(*support.shape[:-2], -1).sum(-1) * geom.n_views
     x = np.where(support, (total / np.maximum(area, 1))[..., None, None], 0).astype(np.float32)
     for _ in range(n_iter):
         est = w * forward(x, geom)
