@@ -67,26 +67,25 @@ def _matrix(size: int, n_views: int, n_det: int, symmetric: bool) -> sp.csr_matr
     n_stored = n_views // 4 + 1 if symmetric else n_views
     theta = np.arange(n_stored) * np.pi / n_views
     centre = (size - 1) / 2.0
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64) - centre
-    u = (xx.reshape(-1, 1) * np.cos(theta) + yy.reshape(-1, 1) * np.sin(theta)
-         + (n_det - 1) / 2.0)
-    half = (np.abs(np.cos(theta)) + np.abs(np.sin(theta))) / 2.0  # footprint half-width
-    j0 = np.rint(u).astype(np.int32) - 1
-    # tap k: overlap of the footprint [u − half, u + half] with bin j0 + k, [e + k, e + k + 1]
-    # (e = j0 − ½), over its width; written in place, one (pixels, K) buffer at a time
-    lo, hi, width, edge = u - half, u + half, 2.0 * half, j0 - 0.5
-    data = np.empty((*u.shape, 3), dtype=np.float32)
-    tap, low = np.empty_like(u), np.empty_like(u)
-    for k in range(3):
-        np.minimum(hi, edge + (k + 1), out=tap)
-        np.maximum(lo, np.add(edge, k, out=low), out=low)
-        np.subtract(tap, low, out=tap)
-        np.clip(tap, 0, None, out=tap)
-        data[..., k] = np.divide(tap, width, out=tap)
-    indices = np.empty((*u.shape, 3), dtype=np.int32)  # bins j0, j0 + 1, j0 + 2 of each view
-    np.add(np.arange(n_stored, dtype=np.int32) * n_det, j0, out=indices[..., 0])
-    np.add(indices[..., 0], 1, out=indices[..., 1])
-    np.add(indices[..., 0], 2, out=indices[..., 2])
+    cos, sin = np.cos(theta), np.sin(theta)
+    half = (np.abs(cos) + np.abs(sin)) / 2.0  # footprint half-width
+    width, first_bin = 2.0 * half, np.arange(n_stored, dtype=np.int32) * n_det
+    data = np.empty((size * size, n_stored, 3), dtype=np.float32)
+    indices = np.empty((size * size, n_stored, 3), dtype=np.int32)
+    # pixel rows in blocks of ≈ 2¹⁸ entries, so that each block's temporaries stay in cache
+    rows = max(1, (1 << 18) // (size * n_stored))
+    for top in range(0, size, rows):
+        yy, xx = np.mgrid[top:min(size, top + rows), 0:size].astype(np.float64) - centre
+        u = xx.reshape(-1, 1) * cos + yy.reshape(-1, 1) * sin + (n_det - 1) / 2.0
+        j0 = np.rint(u).astype(np.int32) - 1
+        # tap k: overlap of the footprint [u − half, u + half] with bin j0 + k, [e + k, e + k + 1]
+        # (e = j0 − ½), over the footprint's width
+        lo, hi, edge = u - half, u + half, j0 - 0.5
+        block = slice(top * size, top * size + len(u))
+        for k in range(3):
+            tap = np.minimum(hi, edge + (k + 1)) - np.maximum(lo, edge + k)
+            data[block, :, k] = np.clip(tap, 0, None, out=tap) / width
+            indices[block, :, k] = first_bin + j0 + k  # bins j0, j0 + 1, j0 + 2 of each view
     indptr = np.arange(0, size * size * 3 * n_stored + 1, 3 * n_stored, dtype=np.int64)
     return sp.csr_matrix((data.reshape(-1), indices.reshape(-1), indptr),
                          shape=(size * size, n_stored * n_det))
