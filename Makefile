@@ -28,6 +28,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/models_speed.py
 	$(BIN)/python benchmarks/train_speed.py
+	$(BIN)/python benchmarks/build_speed.py
 	$(BIN)/python benchmarks/assess_speed.py
 	$(BIN)/python benchmarks/assess_memory.py
 	$(BIN)/python benchmarks/qc_speed.py
