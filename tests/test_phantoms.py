@@ -97,3 +97,24 @@ def test_radiograph_head() -> None:
     assert mid[inside].max() > 2.0 and mid[inside[0]] < mid[inside].max()
     ct = phantoms.head_pseudo_ct(resolution=2)
     assert ct.modality == "CT" and ct.array.max() == phantoms.SKULL_HU
+
+
+def test_ellipsoids_painted_in_their_boxes_match_every_voxel_tested() -> None:
+    """Each ellipsoid is tested inside its bounding box only: the painting must equal testing
+    every voxel of the grid (rotated, off the grid, tiny, one-voxel axes)."""
+    rng = np.random.default_rng(5)
+    for i in range(60):
+        nd = int(rng.integers(2, 4))
+        shape = tuple(int(n) for n in rng.integers(1, 40, nd))
+        shapes = [(rng.uniform(-1.5, 1.5, nd), rng.uniform(0.001, 1.2, nd), rng.uniform(-3, 3),
+                   float(k + 1)) for k in range(4)]
+        grids = np.meshgrid(*[np.linspace(-1, 1, n, dtype=np.float32) for n in shape],
+                            indexing="ij")
+        brute = np.full(shape, -1.0, dtype=np.float32)
+        for centre, radii, angle, value in shapes:
+            d = [g - c for g, c in zip(grids, centre, strict=True)]
+            ca, sa = np.cos(angle), np.sin(angle)
+            d[-2], d[-1] = ca * d[-2] + sa * d[-1], -sa * d[-2] + ca * d[-1]
+            brute[sum((di / r) ** 2 for di, r in zip(d, radii, strict=True)) <= 1.0] = value
+        np.testing.assert_array_equal(phantoms.paint_ellipsoids(shape, shapes, -1.0), brute,
+                                      err_msg=f"case {i}, shape {shape}")
