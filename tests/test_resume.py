@@ -73,6 +73,8 @@ def test_interrupted_quality_training_resumes_to_the_same_weights(tiny_run: dict
     assert not any("physics step" in m for m in seen)  # the finished stage is not trained again
     assert resumed["resumed"]["stage"] == "score" and resumed["resumed"]["step"] == 9
     assert full["resumed"] is None
+    assert "resumed at step 9 of stage 'score'" in (tmp_path / "resumed" / "card.md").read_text()
+    assert "resumed" not in (tmp_path / "full" / "card.md").read_text()
     assert _equal_checkpoints(tmp_path / "full" / "model.pt", tmp_path / "resumed" / "model.pt")
     assert json.dumps(resumed["metrics"]) == json.dumps(full["metrics"])  # NaN == NaN here
     assert [h["step"] for h in resumed["history"]] == [h["step"] for h in full["history"]]
@@ -85,6 +87,7 @@ def test_interrupted_restoration_training_resumes_to_the_same_weights(
                               checkpoint_every_s=1e-9, device="cpu")
     full, resumed, seen = _interrupt_then_resume(cfg, "restore step 20/30", tmp_path)
     assert resumed["resumed"]["step"] == 19 and any("resuming from" in m for m in seen)
+    assert "resumed at step 19 of stage 'restore'" in (tmp_path / "resumed" / "card.md").read_text()
     assert _equal_checkpoints(tmp_path / "full" / "model.pt", tmp_path / "resumed" / "model.pt")
     assert json.dumps(resumed["metrics"]) == json.dumps(full["metrics"])
 

@@ -35,6 +35,15 @@ def where_trained(record: dict[str, Any]) -> str:
     return threads if device == "cpu" else f"on {device} with {threads}"
 
 
+def resumed_text(record: dict[str, Any]) -> str:
+    """" (interrupted, resumed at …)" for a run `medq.train.resume` continued, else ""."""
+    at = record.get("resumed")
+    if not at:
+        return ""
+    return (f" (interrupted and resumed at step {at['step']} of stage {at['stage']!r}; the "
+            f"{at['trained_before_s']:.0f} s trained before it included)")
+
+
 def _seed_text(record: dict[str, Any]) -> str:
     """"seed 0", or the seeds of a seed ensemble."""
     seeds = record.get("ensemble_seeds")
@@ -85,7 +94,7 @@ def card_text(cfg: TrainConfig, record: dict[str, Any]) -> str:
 
 Model `{cfg.model}` ({cfg.model_args or 'preset sizes'}), trained by `medq train` from
 `{config_path(cfg)}`, {_seed_text(record)}, {where_trained(record)},
-wall time {record['wall_time_s']:.0f} s{summed}.
+wall time {record['wall_time_s']:.0f} s{summed}{resumed_text(record)}.
 
 ## Score meaning
 The score is the **physics-derived reference score**: `1 + 4·Π(1 − min(s,3)/3)` over the
