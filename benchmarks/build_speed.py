@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from medq.degrade.projection import Geometry
+
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -36,11 +38,11 @@ def timed(fn: Callable[[], object], repeats: int = 3) -> float:
     return best
 
 
-def _forward_back(image: np.ndarray, geom: object) -> np.ndarray:
+def _forward_back(image: np.ndarray, geom: Geometry) -> np.ndarray:
     """One forward and one back projection of `image`."""
     from medq.degrade import projection as P
 
-    return P.back(P.forward(image, geom), geom, image.shape[-2:])  # type: ignore[arg-type]
+    return P.back(P.forward(image, geom), geom, (image.shape[-2], image.shape[-1]))
 
 
 def projector_rows() -> list[dict[str, float | int]]:

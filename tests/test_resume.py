@@ -34,7 +34,7 @@ def _stop_at(text: str, seen: list[str]):
 def _state(path: Path) -> dict[str, torch.Tensor]:
     """The tensors of a checkpoint's model, whatever the model type."""
     found = torch.load(path, map_location="cpu", weights_only=False)
-    return {k: v for k, v in found["state_dict"].items()} if "state_dict" in found else found
+    return found.get("state_dict", found)
 
 
 def _equal_checkpoints(a: Path, b: Path) -> bool:

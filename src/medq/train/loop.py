@@ -291,11 +291,10 @@ def train(cfg: TrainConfig, data: dict[str, np.ndarray] | None = None,
         model.measures.fit(data["m"])
     ladders = bench.build_ladders(cfg.bench, cfg.ladders) if cfg.ladders else None
     ck = Checkpointer(cfg, log, None if built else data)
-    first = ck.restore(model, rng)
+    ck.restore(model, rng)
     model.to(device)  # after the builds: their worker processes fork from this one
-    for index, stage in enumerate(cfg.stages):
-        if index >= first:
-            ck.finish_stage(run_stage(model, data, stage, cfg, rng, log, ladders, ck, index))
+    for index, stage in ck.stages_left(cfg.stages):
+        ck.finish_stage(run_stage(model, data, stage, cfg, rng, log, ladders, ck, index))
     history = ck.history
     slice_loss = fit_slice_weights(model, data, cfg, rng)
     wall = time.time() - started + ck.elapsed_before

@@ -212,11 +212,10 @@ def train_restorer(cfg: TrainConfig, log: Any) -> dict[str, Any]:
         f"{n_params} parameters, {threads} threads, on {device_name(device)} "
         f"(pairs ready in {data_s:.0f} s)")
     ck = Checkpointer(cfg, log)
-    first = ck.restore(model, rng)
+    ck.restore(model, rng)
     model.to(device)
-    for index, stage in enumerate(cfg.stages):
-        if index >= first:
-            ck.finish_stage(run_stage(model, data, stage, cfg, rng, log, pool, ck, index))
+    for index, stage in ck.stages_left(cfg.stages):
+        ck.finish_stage(run_stage(model, data, stage, cfg, rng, log, pool, ck, index))
     history = ck.history
     model.to("cpu")  # evaluated and saved on the CPU: checkpoints load anywhere
     train_s = time.time() - started - data_s + ck.elapsed_before

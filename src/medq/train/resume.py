@@ -114,13 +114,16 @@ class Checkpointer:
         return {"stage": self.state["stage_name"], "step": int(self.state["step"]),
                 "trained_before_s": round(self.elapsed_before, 1)}
 
-    def restore(self, model: torch.nn.Module, rng: np.random.Generator) -> int:
-        """Load the saved weights and random states; the index of the stage to run first."""
-        if self.state is None:
-            return 0
-        model.load_state_dict(self.state["model"])
-        _set_random_states(self.state["random"], rng)
-        return int(self.state["stage"])
+    def restore(self, model: torch.nn.Module, rng: np.random.Generator) -> None:
+        """Load the saved weights and random states (nothing for a fresh run)."""
+        if self.state is not None:
+            model.load_state_dict(self.state["model"])
+            _set_random_states(self.state["random"], rng)
+
+    def stages_left(self, stages: list[Any]) -> list[tuple[int, Any]]:
+        """(index, stage) of the stages still to train: from the saved one on, else all."""
+        first = int(self.state["stage"]) if self.state is not None else 0
+        return [(index, stage) for index, stage in enumerate(stages) if index >= first]
 
     def stage_start(self, index: int, opt: torch.optim.Optimizer
                     ) -> tuple[int, dict[str, float], list[dict[str, Any]]]:
