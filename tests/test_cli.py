@@ -266,6 +266,33 @@ def test_assess_table_marks_the_prompts_the_file_did_not_state(tmp_path: Path,
     assert res.returncode == 0 and "?" not in res.stdout, res.stdout
 
 
+def test_tables_name_every_input_however_deep_its_folder(tmp_path: Path) -> None:
+    import shutil
+
+    from medq.cli.common import path_table
+
+    deep = tmp_path.joinpath(*[f"export_folder_{i:02d}" for i in range(8)])  # > 160 columns
+    deep.mkdir(parents=True)
+    for name in ("first_scan.dcm", "second_scan.dcm"):
+        shutil.copy(dicom_testfile("CT_small.dcm"), deep / name)
+    for command in ("assess", "describe", "info"):
+        res = run_medq(command, deep / "first_scan.dcm", deep / "second_scan.dcm")
+        assert res.returncode == 0, res.stderr
+        assert f"in {deep}" in res.stdout, res.stdout  # the shared folder, once, in the title
+        cells = [line.split("│")[1].strip() for line in res.stdout.splitlines()
+                 if line.startswith("│") and "_scan.dcm" in line]
+        assert cells == ["first_scan.dcm", "second_scan.dcm"], res.stdout
+    res = run_medq("assess", deep / "first_scan.dcm")  # one input: its whole path, wrapped
+    body = res.stdout.split("╇")[-1]
+    folded = "".join(line.split("│")[1].strip() for line in body.splitlines()
+                     if line.startswith("│"))
+    assert folded == str(deep / "first_scan.dcm"), res.stdout
+    _, names = path_table(paths=["/a/b/study#1.2.3", "/a/b/x.dcm", "/a/c.nii"])
+    assert names == ["b/study#1.2.3", "b/x.dcm", "c.nii"]
+    _, names = path_table(paths=["x.dcm", "/abs/y.dcm"])  # nothing shared: as given
+    assert names == ["x.dcm", "/abs/y.dcm"]
+
+
 def test_a_folder_of_several_series_gives_one_input_per_series(tmp_path: Path) -> None:
     from pydicom.uid import generate_uid
 

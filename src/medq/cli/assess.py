@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
 from medq.cli.common import (
     DEVICE_OPTION,
@@ -22,6 +21,7 @@ from medq.cli.common import (
     expand_inputs,
     findings_text,
     out,
+    path_table,
     print_json,
     progress_bar,
     prompts_text,
@@ -110,14 +110,14 @@ def assess(
     if as_json:
         print_json(rows)
     else:
-        table = Table("path", "score", "grade", "recall", "findings", "prompts")
-        for row in rows:
-            if "error" in row:
-                continue
+        graded = [row for row in rows if "error" not in row]
+        table, names = path_table("score", "grade", "recall", "findings", "prompts",
+                                  paths=[row["path"] for row in graded])
+        for name, row in zip(names, graded, strict=True):
             prompts = prompts_text(row["prompts"])
             if "?" in prompts:
                 table.caption = PREDICTED_NOTE
-            table.add_row(row["path"], f"{row['score']:.2f}", row["grade"],
+            table.add_row(name, f"{row['score']:.2f}", row["grade"],
                           "yes" if row["recall"] else "no",
                           findings_text(row["findings"], row.get("suspected", []),
                                         row.get("lossy_compression"), row.get("slice_gaps")),

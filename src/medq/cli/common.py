@@ -24,6 +24,7 @@ from rich.progress import (
     TextColumn,
     TimeRemainingColumn,
 )
+from rich.table import Column, Table
 
 from medq import __version__
 from medq.errors import InputError, MedqError
@@ -170,6 +171,23 @@ RESULTS_OPTION = typer.Option(Path("benchmarks/results"), "--results",
 
 BENCH_JSON_OPTION = typer.Option(False, "--json", help="Print the summary as JSON.")
 """`--json` of the `medq bench` commands."""
+
+
+def path_table(*columns: str, paths: list[str], **options: Any) -> tuple[Table, list[str]]:
+    """A results table whose first column names each input, and the names to put in it.
+
+    Several inputs under one folder are named relative to it and the folder goes into the
+    title; a long name wraps (never cut to "…"), so every row says which file it is."""
+    heads = [p.partition("#")[0] for p in paths]  # `<folder>#<series>`: the folder is the path
+    try:
+        common = os.path.commonpath(heads) if len(paths) > 1 else ""
+    except ValueError:  # absolute and relative paths mixed
+        common = ""
+    names = list(paths)
+    if common and common not in heads and common != os.sep:
+        names = [os.path.relpath(h, common) + p[len(h):] for h, p in zip(heads, paths, strict=True)]
+        options.setdefault("title", f"in {common}")
+    return Table(Column("path", overflow="fold"), *columns, **options), names
 
 
 def findings_text(findings: list[dict[str, Any]], suspected: Iterable[dict[str, Any]] = (),

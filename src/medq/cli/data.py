@@ -21,6 +21,7 @@ from medq.cli.common import (
     error_object,
     findings_text,
     out,
+    path_table,
     print_json,
 )
 
@@ -59,10 +60,10 @@ def info(
 
 
 def _info_table(rows: Iterable[dict[str, Any]]) -> None:
-    table = Table("path", "modality", "region", "shape", "spacing (mm)", "key physics")
-    for row in rows:
-        if "error" in row:
-            continue
+    read = [row for row in rows if "error" not in row]
+    table, names = path_table("modality", "region", "shape", "spacing (mm)", "key physics",
+                              paths=[row["path"] for row in read])
+    for name, row in zip(names, read, strict=True):
         physics = ", ".join(f"{k}={row['physics'][k]}" for k in KEY_PHYSICS
                             if k in row["physics"])
         if row.get("slice_gaps"):  # the spacing column shows the usual spacing only
@@ -71,7 +72,7 @@ def _info_table(rows: Iterable[dict[str, Any]]) -> None:
             physics = "; ".join(filter(None, [physics, f"series: {gaps_text(row['slice_gaps'])}"]))
         modality = row["modality"] + (f" (file: {row['stated_modality']})"
                                       if row.get("stated_modality") else "")
-        table.add_row(row["path"], modality, row["region"],
+        table.add_row(name, modality, row["region"],
                       "×".join(map(str, row["shape"])),
                       "×".join(f"{s:g}" for s in row["spacing"]), physics)
     if table.row_count:

@@ -24,6 +24,7 @@ from medq.cli.common import (
     error_object,
     lossy_source_note,
     out,
+    path_table,
     print_json,
     progress_bar,
     write_results,
@@ -83,11 +84,12 @@ def describe(
     if as_json:
         print_json(rows)
     else:
-        table = Table("path", "verdict", "score", "findings", "text", show_lines=True)
-        for row in rows:
-            if "error" not in row:
-                table.add_row(row["path"], row["verdict"], f"{row['score']:.2f}",
-                              _findings_text(row["findings"]), row["text"])
+        described = [row for row in rows if "error" not in row]
+        table, names = path_table("verdict", "score", "findings", "text", show_lines=True,
+                                  paths=[row["path"] for row in described])
+        for name, row in zip(names, described, strict=True):
+            table.add_row(name, row["verdict"], f"{row['score']:.2f}",
+                          _findings_text(row["findings"]), row["text"])
         if table.row_count:
             out.print(table)
     outcome.exit()
