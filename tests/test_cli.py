@@ -239,7 +239,11 @@ def test_modality_option_lets_a_bare_file_be_simulated(tmp_path: Path) -> None:
     np.save(src, pydicom.dcmread(dicom_testfile("MR_small.dcm")).pixel_array.astype(np.float32))
     out = tmp_path / "o.npy"
     res = run_medq("simulate", src, "-k", "mr_noise", "--severity", "mild", "-o", out)
-    assert res.returncode == 2 and "--modality" in res.stderr
+    assert res.returncode == 2 and len(res.stderr.splitlines()) == 1, res.stderr
+    # the error passes on what medq's prompt classifier reads the values as
+    assert "reads it as MR: add --modality MR if so" in res.stderr, res.stderr
+    res = run_medq("simulate", src, "-k", "ct_low_dose", "--severity", "mild", "-o", out)
+    assert res.returncode == 2 and "reads it as MR, which ct_low_dose does not" in res.stderr
     res = run_medq("simulate", src, "-k", "mr_noise", "--severity", "mild", "--modality", "MR",
                    "-o", tmp_path / "o.npy")
     assert res.returncode == 0, res.stderr

@@ -119,13 +119,18 @@ def simulate(
 ) -> None:
     """Degrade an image with the physics engine; writes OUT and a JSON sidecar with the record."""
     from medq.degrade import simulate as run_simulate
+    from medq.errors import UnsupportedImage
     from medq.io import load, save, write_sidecar
 
     outcome = Outcome()
 
     def job() -> dict[str, Any]:
         image = load(path, modality=modality)
-        degraded, record = run_simulate(image, kind, level=level, severity=severity, seed=seed)
+        try:
+            degraded, record = run_simulate(image, kind, level=level, severity=severity,
+                                            seed=seed)
+        except UnsupportedImage as e:
+            raise UnsupportedImage(e.reason + _modality_guess(image, kind), e.path) from None
         written = save(degraded, output, reference=dicom_reference(image),
                        description=f"medq simulate {kind} level={record.level:g} seed={seed}")
         sidecar = write_sidecar(written, {"source": str(path), "degradation": record.to_dict()})
@@ -141,6 +146,25 @@ def simulate(
             out.print(f"{result['output']}: {rec['name']} level={rec['level']:g} {rec['unit']} "
                       f"({rec['severity']}), record in {result['sidecar']}", highlight=False)
     outcome.exit()
+
+
+def _modality_guess(image: Any, kind: str) -> str:
+    """For an image whose file states no modality, what medq's prompt classifier reads it as, to
+    add to the error of degradation `kind` ("" when it is unsure or the modality was stated)."""
+    if image.modality != "OT":
+        return ""
+    from medq.assess.prompt_classifier import load_classifier
+    from medq.degrade import get_spec
+
+    guess = load_classifier()
+    found = guess(image, ("modality",)).get("modality") if guess else None
+    if not found:
+        return ""
+    fits = [m for m in get_spec(kind).modalities
+            if m == found or (found == "XR" and m in ("CR", "DX"))]
+    if not fits:
+        return f"; medq's prompt classifier reads it as {found}, which {kind} does not apply to"
+    return f"; medq's prompt classifier reads it as {found}: add --modality {fits[0]} if so"
 
 
 @app.command("degradations")
