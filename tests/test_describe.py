@@ -303,7 +303,8 @@ def test_shipped_detector_is_calibrated_on_training_sources_only() -> None:
 
 def test_bench_items_come_from_the_test_sources_and_round_trip(tmp_path: Path,
                                                                monkeypatch) -> None:
-    from medq.data.sources import sources
+    from medq.data.items import degraded_item
+    from medq.data.sources import source_named, sources
     from medq.describe.bench import DescribePlan, _make, jobs, load_item
 
     plan = DescribePlan(per_2d=2, per_3d=1)
@@ -315,7 +316,13 @@ def test_bench_items_come_from_the_test_sources_and_round_trip(tmp_path: Path,
     again, _ = load_item(_make(job, str(tmp_path / "again")))
     np.testing.assert_array_equal(image.array, again.array)
     assert header["source"] == "retina_right" and image.modality == "OP"
-    assert isinstance(header["meta"].get("degradations", []), list)
+    # what was stored is the item `degraded_item` makes: pixels, geometry and engine records
+    made, records = degraded_item(source_named("retina_right", "test"), job[1], job[2])
+    np.testing.assert_array_equal(image.array, made.array)
+    assert (image.spacing, image.modality, image.region) == (
+        tuple(made.spacing), made.modality, made.region)
+    assert records and json.loads(json.dumps(records)) == header["meta"]["degradations"]
+    assert image.meta.get("degradations", []) == header["meta"].get("degradations", [])
 
 
 def test_bench_summary_per_source_names_the_lossy_one(ct) -> None:

@@ -394,13 +394,25 @@ def test_restored_preview(web: Web, monkeypatch: pytest.MonkeyPatch) -> None:
     assert "median" in r.headers["x-medq-note"]
 
 
-def test_real_restoration_answers_an_image_or_a_reason(web: Web) -> None:
+def test_real_restoration_serves_the_restored_plane_and_its_note(web: Web) -> None:
+    target = web.id_of(status="ok", modality="CT")
+    r = web.client.get(f"/items/{target}/restored.png")  # the shipped restoration, no stand-in
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png", r.text
+    original = png_pixels(web.client.get(f"/items/{target}/image.png").content)
+    assert png_pixels(r.content).shape == original.shape
+    assert r.headers["x-medq-note"].strip(), r.headers  # what was done, or why nothing was
+
+
+def test_restoration_that_fails_answers_503_with_the_reason(web: Web, monkeypatch) -> None:
+    from medq.web import restored
+
+    def broken(image: Any, **_: Any) -> Any:
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(restored, "_restorer", lambda: broken)
     r = web.client.get(f"/items/{web.id_of(status='ok', modality='CT')}/restored.png")
-    assert r.status_code in (200, 501, 503), r.text
-    if r.status_code == 200:
-        assert png_pixels(r.content).ndim == 2
-    else:
-        assert r.json()["detail"].startswith("restoration")
+    assert r.status_code == 503 and r.json()["detail"] == (
+        "restoration failed: RuntimeError: out of memory")
 
 
 def test_serve_cli_bad_database(tmp_path: Path) -> None:
