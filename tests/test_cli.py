@@ -234,6 +234,24 @@ def test_exported_headerless_samples_keep_modality_and_globs_skip_sidecars(tmp_p
     assert (rows["retina.jpg"]["modality"], rows["retina.jpg"]["region"]) == ("OP", "retina")
 
 
+def test_simulate_and_export_never_replace_what_is_there(tmp_path: Path) -> None:
+    import hashlib
+    import shutil
+
+    src = tmp_path / "ct.dcm"
+    shutil.copy(dicom_testfile("CT_small.dcm"), src)
+    before = hashlib.md5(src.read_bytes()).hexdigest()
+    res = run_medq("simulate", src, "-k", "blur", "--severity", "mild", "-o", src)
+    assert res.returncode == 2 and "would replace the input itself" in res.stderr, res.stderr
+    assert hashlib.md5(src.read_bytes()).hexdigest() == before
+    for target in (src, src / "sub"):  # a file where the export folder would go
+        res = run_medq("samples", "--export", target)
+        assert res.returncode == 2, res.stderr
+        assert res.stderr.strip() == f"medq: error: {target}: cannot write: {src} is a file, " \
+            "not a folder"
+    assert hashlib.md5(src.read_bytes()).hexdigest() == before
+
+
 def test_modality_option_lets_a_bare_file_be_simulated(tmp_path: Path) -> None:
     src = tmp_path / "slice.npy"
     np.save(src, pydicom.dcmread(dicom_testfile("MR_small.dcm")).pixel_array.astype(np.float32))

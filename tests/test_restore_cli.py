@@ -352,3 +352,17 @@ def test_clean_check_sets_lossy_stored_sources_apart() -> None:
     assert note.startswith("medq restore on 2 undegraded test images: the gate opened on 0;")
     assert "ct_693, stored lossy at 339:1 by its file: described low_resolution, changed by " \
            "0.98 %" in note
+
+
+def test_restore_checks_its_output_before_any_work(tmp_path: Path) -> None:
+    ct, mr = dicom_testfile("CT_small.dcm"), dicom_testfile("MR_small.dcm")
+    res = run_medq("restore", ct, "-o", tmp_path / "x.xyz", "--method", "tv")
+    assert res.returncode == 2 and "unknown output format '.xyz'" in res.stderr, res.stderr
+    res = run_medq("restore", ct, mr, "-o", tmp_path / "both.dcm", "--method", "tv", "--json")
+    assert res.returncode == 2 and not (tmp_path / "both.dcm").exists()
+    rows = json.loads(res.stdout)  # --json still prints a list: each input's error
+    assert [r["path"] for r in rows] == [str(ct), str(mr)]
+    assert all("several inputs OUT must be a folder" in r["error"]["message"] for r in rows)
+    (tmp_path / "file").write_text("x")
+    res = run_medq("restore", ct, "-o", tmp_path / "file" / "x.dcm", "--method", "tv")
+    assert res.returncode == 2 and f"{tmp_path / 'file'} is a file, not a folder" in res.stderr

@@ -27,7 +27,7 @@ from rich.progress import (
 from rich.table import Column, Table
 
 from medq import __version__
-from medq.errors import InputError, MedqError
+from medq.errors import InputError, InvalidParameter, MedqError
 
 app = typer.Typer(
     name="medq",
@@ -190,6 +190,26 @@ def path_table(*columns: str, paths: list[str], **options: Any) -> tuple[Table, 
     return Table(Column("path", overflow="fold"), *columns, **options), names
 
 
+def input_files(path: Path) -> set[Path]:
+    """The files and folders (resolved) an input is read from, which no result may replace."""
+    from medq.io.dicom_series import series_in_folder
+    from medq.io.volumes import volume_in_file
+
+    named = series_in_folder(path) or volume_in_file(path)
+    where = Path(named[0]) if named else path
+    found = {where.resolve()}
+    if where.is_dir():
+        found |= {f.resolve() for f in where.iterdir()}
+    return found
+
+
+def refuse_overwrite(path: Path, target: Path, output: Path) -> None:
+    """InvalidParameter (naming `output`) when writing `target` would replace input `path`."""
+    if target.resolve() in input_files(path):
+        raise InvalidParameter(f"the result of {path} would replace the input itself; "
+                               "write it elsewhere (medq never overwrites its input)", output)
+
+
 def findings_text(findings: list[dict[str, Any]], suspected: Iterable[dict[str, Any]] = (),
                   lossy: dict[str, Any] | None = None,
                   gaps: dict[str, Any] | None = None) -> str:
@@ -245,9 +265,9 @@ def names_list(text: str) -> list[str]:
 
 def write_results(folder: Path, name: str, payload: Any, indent: int = 2) -> Path:
     """Write a benchmark's JSON payload atomically to `folder/name` (folder created); the path."""
-    from medq.io.atomic import atomic_write_text
+    from medq.io.atomic import atomic_write_text, make_folder
 
-    folder.mkdir(parents=True, exist_ok=True)
+    make_folder(folder)
     path = folder / name
     atomic_write_text(path, json.dumps(payload, indent=indent, default=float))
     return path

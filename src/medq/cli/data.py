@@ -23,6 +23,7 @@ from medq.cli.common import (
     out,
     path_table,
     print_json,
+    refuse_overwrite,
 )
 
 
@@ -125,6 +126,7 @@ def simulate(
     outcome = Outcome()
 
     def job() -> dict[str, Any]:
+        refuse_overwrite(path, output, output)
         image = load(path, modality=modality)
         try:
             degraded, record = run_simulate(image, kind, level=level, severity=severity,

@@ -24,6 +24,7 @@ from medq.cli.common import (
     out,
     print_json,
     progress_bar,
+    refuse_overwrite,
     write_results,
 )
 from medq.cli.train import bench_app
@@ -69,19 +70,6 @@ def _is_series_input(path: Path) -> bool:
     return path.is_dir() or series_in_folder(path) is not None
 
 
-def _input_files(path: Path) -> set[Path]:
-    """The files and folders (resolved) an input is read from, which no result may replace."""
-    from medq.io.dicom_series import series_in_folder
-    from medq.io.volumes import volume_in_file
-
-    named = series_in_folder(path) or volume_in_file(path)
-    where = Path(named[0]) if named else path
-    found = {where.resolve()}
-    if where.is_dir():
-        found |= {f.resolve() for f in where.iterdir()}
-    return found
-
-
 def _series_folder(target: Path) -> Path | None:
     """The series folder a volume read from one DICOM file (multi-frame, Siemens mosaic) is
     written to in place of the DICOM file name chosen for it (`x.dcm`, `x.dcm.gz`, `x.gz` →
@@ -98,21 +86,36 @@ def _series_folder(target: Path) -> Path | None:
     return target.with_name(name)
 
 
+def _names_a_file(path: Path) -> bool:
+    """Whether `path` ends in an image format's suffix (`x.dcm`, `x.nii.gz`, `x.png`)."""
+    from medq.errors import MedqError
+    from medq.io import target_format
+
+    try:
+        return bool(path.suffix) and target_format(path) != "dicom-series"
+    except MedqError:
+        return False
+
+
 def _prepare(paths: list[Path], inputs: list[Path], output: Path) -> dict[Path, Path]:
     """The output of every input (`output_paths`); several inputs need OUT to be a folder
     (created when missing), and a series from a folder holding several gets its own folder."""
+    from medq.io import target_format
+    from medq.io.atomic import make_folder
     from medq.io.dicom_series import series_in_folder
 
     targets = output_paths(paths, inputs, output)
     for path, target in targets.items():
-        if target.resolve() in _input_files(path):
-            raise InvalidParameter(f"the result of {path} would replace the input itself; "
-                                   "write it elsewhere (medq never overwrites its input)", output)
+        refuse_overwrite(path, target, output)
+        target_format(target)  # a suffix medq cannot write fails now, not after the work
     if len(inputs) > 1:
         if output.exists() and not output.is_dir():
             raise InvalidParameter("with several inputs OUT must be a folder", output)
+        if not output.exists() and _names_a_file(output):
+            raise InvalidParameter("with several inputs OUT must be a folder, and this names a "
+                                   "file (its suffix is an image format's)", output)
         for path, target in targets.items():
-            target.parent.mkdir(parents=True, exist_ok=True)
+            make_folder(target.parent, output)
             if series_in_folder(path):
                 target.mkdir(exist_ok=True)  # a series folder (its name has the UID's dots)
     return targets
@@ -158,6 +161,9 @@ def restore(
     assessor = None if isinstance(ready, BaseException) else \
         outcome.run("mediqa-s", lambda: Assessor("mediqa-s", modality=modality))
     if isinstance(ready, BaseException) or isinstance(assessor, BaseException):
+        if as_json:  # still a JSON list, one error object per input
+            failure = ready if isinstance(ready, BaseException) else assessor
+            print_json([error_object(path, failure) for path in inputs])
         outcome.exit()
     rows: list[dict[str, Any]] = []
 
@@ -169,7 +175,7 @@ def restore(
         if len(inputs) > 1 and result.image.is_volume and (folder := _series_folder(target)):
             target = folder  # a volume: a series folder
         written = save(result.image, target, reference=dicom_reference(image),
-                       description=f"medq restore {method}: {result.note}"[:64])
+                       description=f"medq restore {method}: {result.note}")
         return dict(result.to_dict(), path=shown(path), output=str(written))
 
     with progress_bar("restoring", len(inputs) < 2) as bar:

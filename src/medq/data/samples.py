@@ -134,10 +134,9 @@ def load_tissue_maps(resolution: int = 1) -> dict[str, MedImage]:
 def export_samples(directory: str | Path, names: list[str] | None = None) -> list[Path]:
     """Copy (file-backed) or write (derived) samples into `directory`; returns the written paths."""
     from medq.io import save, sniff, write_sidecar
-    from medq.io.atomic import atomic_path
+    from medq.io.atomic import atomic_path, make_folder
 
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = make_folder(directory)
     written = []
     for name in names or list(SAMPLES):
         sample = get_sample(name)

@@ -13,6 +13,25 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+def make_folder(folder: str | Path, target: str | Path | None = None) -> Path:
+    """Create `folder` and its parents; InvalidParameter naming `target` (default: the folder)
+    when a file stands where a folder has to be, or the folder cannot be made."""
+    from medq.errors import InvalidParameter
+
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as e:
+        blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()),
+                       folder)
+        raise InvalidParameter(f"cannot write: {blocker} is a file, not a folder",
+                               target or folder) from e
+    except OSError as e:
+        raise InvalidParameter(f"cannot create the folder {folder} ({e.strerror or e})",
+                               target or folder) from e
+    return folder
+
+
 @contextmanager
 def atomic_path(dest: str | Path) -> Iterator[Path]:
     """Yield a temporary file path beside `dest`; on success it is moved onto `dest` atomically.
@@ -21,7 +40,7 @@ def atomic_path(dest: str | Path) -> Iterator[Path]:
     suffix (nibabel's `.nii.gz`, Pillow's `.png`, NumPy's `.npy`) behave as for `dest`.
     """
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(dest.parent, dest)
     tmp = dest.parent / f".{secrets.token_hex(4)}.tmp.{dest.name}"
     try:
         yield tmp
@@ -35,7 +54,7 @@ def atomic_path(dest: str | Path) -> Iterator[Path]:
 def atomic_dir(dest: str | Path) -> Iterator[Path]:
     """Yield a temporary folder beside `dest`; on success it replaces `dest` (old one removed)."""
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(dest.parent, dest)
     token = secrets.token_hex(4)
     tmp = dest.parent / f".{dest.name}.{token}.tmp"
     tmp.mkdir()

@@ -190,7 +190,8 @@ def _dataset(base: Dataset, image: MedImage, k: int, stored: np.ndarray, rescale
     ds.StudyInstanceUID = ds.get("StudyInstanceUID") or uids["study"]
     ds.SeriesNumber = int(as_number(ds.get("SeriesNumber")) or 0) + 1000
     ds.InstanceNumber = k + 1
-    ds.SeriesDescription = ((as_text(ds.get("SeriesDescription")) or "medq") + " derived")[:64]
+    series = as_text(ds.get("SeriesDescription")) or "medq"
+    ds.SeriesDescription = (series if series.endswith(" derived") else series + " derived")[:64]
     ds.ContentDate, ds.ContentTime = now.strftime("%Y%m%d"), now.strftime("%H%M%S")
     ds.Modality = ds.get("Modality") or image.modality
     old_type = list(ds.get("ImageType") or [])

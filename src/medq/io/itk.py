@@ -27,7 +27,7 @@ import numpy as np
 
 from medq.errors import InvalidParameter, UnreadableImage, UnsupportedImage
 from medq.image import MedImage
-from medq.io.atomic import atomic_path
+from medq.io.atomic import atomic_path, make_folder
 from medq.io.geometry import world_frame
 
 ITK_FORMATS = {".mha": "metaimage", ".mhd": "metaimage", ".nrrd": "nrrd", ".nhdr": "nrrd"}
@@ -174,7 +174,7 @@ def write_itk(image: MedImage, path: str | Path, *, description: str | None = No
             with atomic_path(path) as tmp:
                 sitk.WriteImage(img, str(tmp), True)
             return path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_folder(path.parent, path)
         folder = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
         folder.mkdir()
         try:

@@ -137,7 +137,10 @@ def write_nifti(image: MedImage, path: str | Path, *, description: str | None = 
         if code:
             getattr(img, f"set_{kind}")(img.affine, code=int(code))
     if description:
-        img.header["descrip"] = description.encode("latin-1", "replace")[:79]
+        text = description.encode("latin-1", "replace")
+        if len(text) > 79:  # the header holds 80 bytes: end on a whole word, marked as cut
+            text = text[:76].rsplit(b" ", 1)[0] + b"..."
+        img.header["descrip"] = text
     with atomic_path(path) as tmp:
         nib.save(img, str(tmp))
     return path

@@ -136,7 +136,7 @@ def _note(method: str, addressed: list[str], before: float | None, after: float 
             else f"Restored with {method} (forced: nothing was found to repair)")
     if before is None or after is None:
         line += "."
-    elif after > before:
+    elif round(after, 2) > round(before, 2):
         line += f"; the re-assessed score rose from {before:.2f} to {after:.2f}."
     else:
         line += (f"; the re-assessed score did not rise ({before:.2f} → {after:.2f}): "
