@@ -298,7 +298,8 @@ def test_tables_name_every_input_however_deep_its_folder(tmp_path: Path) -> None
     for name in ("first_scan.dcm", "second_scan.dcm"):
         shutil.copy(dicom_testfile("CT_small.dcm"), deep / name)
     for command in ("assess", "describe", "info"):
-        res = run_medq(command, deep / "first_scan.dcm", deep / "second_scan.dcm")
+        res = run_medq(command, deep / "first_scan.dcm", deep / "second_scan.dcm",
+                       env={"COLUMNS": "200"})  # one table line per input
         assert res.returncode == 0, res.stderr
         assert f"in {deep}" in res.stdout, res.stdout  # the shared folder, once, in the title
         cells = [line.split("│")[1].strip() for line in res.stdout.splitlines()
