@@ -59,18 +59,11 @@ def fidelity(x: np.ndarray, ref: np.ndarray, is_ct: bool) -> dict[str, float]:
 
 
 def _net_fn(model: Any, cond: np.ndarray | None, acquisitions: dict[str, float] | None = None,
-            noisy: bool = False, discrepancy: bool = False) -> Any:
+            noisy: bool = False) -> Any:
     """A network as a function of one normalised plane, with a fixed conditioning vector (and
-    `medq restore`'s consistency step onto the described `acquisitions`, or its noise
-    discrepancy step)."""
+    `medq restore`'s consistency step onto the described `acquisitions`)."""
     return lambda p: consistent([p], network_planes(model, [p], cond)[0], acquisitions or {},
-                                noisy, discrepancy)[0][0]
-
-
-def _described_fn(model: Any, described: dict[str, Any]) -> Any:
-    """The conditioned network as `medq restore` runs it on a plane `described_condition` read."""
-    return _net_fn(model, described["cond"], described["acquisitions"], described["noisy"],
-                   described["discrepancy"])
+                                noisy)[0][0]
 
 
 def _methods(nets: dict[str, Any], cond: np.ndarray, oracle: np.ndarray, with_bm3d: bool,
@@ -91,7 +84,8 @@ def _methods(nets: dict[str, Any], cond: np.ndarray, oracle: np.ndarray, with_bm
             methods[f"{label}+truth"] = _net_fn(model, oracle)
             if described is not None:
                 methods[f"{label}+described"] = (
-                    _described_fn(model, described) if described["open"] else lambda p: p)
+                    _net_fn(model, described["cond"], described["acquisitions"],
+                            described["noisy"]) if described["open"] else lambda p: p)
         else:
             methods[label] = _net_fn(model, None)
     return methods
@@ -123,7 +117,6 @@ def described_condition(assessor: Any, x: np.ndarray, scale: Scale, group: str,
     from medq.restore.condition import from_report
     from medq.restore.consistency import described as acquisitions_of
     from medq.restore.consistency import reports_noise
-    from medq.restore.discrepancy import applies as discrepancy_applies
     from medq.restore.pipeline import to_repair
 
     modality = {"XR": "DX"}.get(group, group)
@@ -131,8 +124,7 @@ def described_condition(assessor: Any, x: np.ndarray, scale: Scale, group: str,
     report = report_from(assessor.assess(image), image)
     findings = to_repair(report)
     return {"open": bool(findings), "cond": from_report(report, modality), "findings": findings,
-            "acquisitions": acquisitions_of(report, spacing), "noisy": reports_noise(report),
-            "discrepancy": discrepancy_applies(report, modality)}
+            "acquisitions": acquisitions_of(report, spacing), "noisy": reports_noise(report)}
 
 
 def restore_plane(fn: Any, x: np.ndarray, group: str, scale: Scale) -> np.ndarray:
@@ -160,7 +152,9 @@ def clean_check(assessor: Any, model: Any, data: dict[str, np.ndarray]) -> dict[
         described = described_condition(assessor, x, scale, group, tuple(data["spacing"][i]))
         change = 0.0
         if described["open"]:
-            restored = restore_plane(_described_fn(model, described), x, group, scale)
+            net = _net_fn(model, described["cond"], described["acquisitions"],
+                          described["noisy"])
+            restored = restore_plane(net, x, group, scale)
             change = nrmse(scale.inverse(restored), scale.inverse(x))
         rows.append({"source": str(data["source"][i]), "described": described["findings"],
                      "nrmse": round(float(change), 5),

@@ -155,17 +155,12 @@ def explain(measured: np.ndarray, restored: np.ndarray, acquisitions: dict[str, 
 
 
 def consistent(measured: list[np.ndarray], restored: list[np.ndarray],
-               acquisitions: dict[str, float], noisy: bool = False, discrepancy: bool = False
+               acquisitions: dict[str, float], noisy: bool = False
                ) -> tuple[list[np.ndarray], dict[str, Any] | None]:
     """Restored planes made consistent with the measured planes and what was done: one
     `back_project_step` with the acquisition and parameter that `explain` the middle plane
     (`noisy`: the low-pass `back_project` at the low-resolution factor, or nothing without
-    one; no `acquisitions`: the planes as they are); `discrepancy` (`discrepancy.applies`:
-    noise alone was described): the noise discrepancy step instead."""
-    if discrepancy and restored:
-        from medq.restore.discrepancy import discrepancy_step
-
-        return discrepancy_step(measured, restored)
+    one; no `acquisitions`: the planes as they are)."""
     if not acquisitions or not restored:
         return restored, None
     pairs = list(zip(measured, restored, strict=True))

@@ -36,7 +36,6 @@ from medq.restore import condition
 from medq.restore.apply import apply_planes, network_planes, normalised_planes, prior_of
 from medq.restore.classical import METHODS as CLASSICAL
 from medq.restore.consistency import consistent, described, reports_noise
-from medq.restore.discrepancy import applies as discrepancy_applies
 
 METHODS = ("auto", "net", *CLASSICAL)
 """Values of `method` (`auto` is the network, gated)."""
@@ -195,12 +194,11 @@ def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
         cond = condition.from_report(report, image.modality)
         acquisitions = described(report, image.spacing) if consistency else {}
         noisy = reports_noise(report)
-        residual_check = consistency and discrepancy_applies(report, image.modality)
 
         def restore_planes(ps: list[np.ndarray]) -> list[np.ndarray]:
             restored, extra = network_planes(net, ps, cond)
             labels.extend(extra.get("labels", ()))
-            out, info = consistent(ps, restored, acquisitions, noisy, residual_check)
+            out, info = consistent(ps, restored, acquisitions, noisy)
             done.update(info or {})
             return out
 
