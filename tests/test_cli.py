@@ -234,6 +234,22 @@ def test_exported_headerless_samples_keep_modality_and_globs_skip_sidecars(tmp_p
     assert (rows["retina.jpg"]["modality"], rows["retina.jpg"]["region"]) == ("OP", "retina")
 
 
+def test_a_pacs_disc_exports_viewer_files_are_not_inputs(tmp_path: Path) -> None:
+    import shutil
+
+    disc = tmp_path / "disc"
+    (disc / "viewer").mkdir(parents=True)
+    shutil.copy(dicom_testfile("CT_small.dcm"), disc / "IM0001")  # no suffix: a DICOM
+    shutil.copy(dicom_testfile("crayons.icc"), disc / "viewer" / "display.icc")
+    for name in ("autorun.inf", "viewer/viewer.exe", "viewer/index.htm", "viewer/Thumbs.db"):
+        (disc / name).write_bytes(b"MZ\x90\x00\x03\x00\x00\x00\x04")  # binary, not an image
+    res = run_medq("assess", disc, "--json", "--no-measures")
+    assert res.returncode == 0, res.stderr
+    assert [Path(r["path"]).name for r in json.loads(res.stdout)] == ["IM0001"]
+    res = run_medq("assess", disc / "viewer")
+    assert res.returncode == 2 and "holds no image medq reads" in res.stderr, res.stderr
+
+
 def test_simulate_and_export_never_replace_what_is_there(tmp_path: Path) -> None:
     import hashlib
     import shutil

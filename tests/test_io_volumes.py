@@ -41,8 +41,12 @@ def test_a_4d_nifti_is_refused_whole_and_read_one_volume_at_a_time(dwi: Path,
     with pytest.raises(InvalidParameter, match="volume 3 does not exist: the file has 3") as e:
         load(f"{dwi}@volume=3")
     assert e.value.message.startswith(f"{dwi}@volume=3: ")  # the input as named
-    with pytest.raises(MissingInput):
-        load(f"{dwi}@volume=first")
+    for index in ("first", "-1"):  # the file is there: the mark says what it takes
+        with pytest.raises(InvalidParameter, match=f"'{index}' is not a volume number: name a "
+                           "volume of dwi.nii.gz as @volume=<k>, k = 0, 1, 2"):
+            load(f"{dwi}@volume={index}")
+    with pytest.raises(MissingInput, match="no such file"):
+        load(f"{dwi.parent / 'other.nii.gz'}@volume=first")
     written = nib.load(save(one, dwi.parent / "one.nii.gz"))  # a 3D file with the geometry
     assert written.shape == mni_t1.array.T.shape
     np.testing.assert_allclose(np.diag(written.affine)[:3], [2.0, 2.5, 3.0])

@@ -20,7 +20,6 @@ from medq.errors import (
     InvalidImage,
     InvalidParameter,
     MedqError,
-    MissingInput,
     UnreadableImage,
     UnsupportedImage,
 )
@@ -29,7 +28,7 @@ from medq.io import archive, dicom, dicom_series, dicom_write, gz, itk, neuro, n
 from medq.io.arrays import as_image, finite_pixels, from_array
 from medq.io.sidecar import read_sidecar, write_sidecar
 from medq.io.units import infer_modality
-from medq.io.volumes import VOLUME_MARK, volume_in_file
+from medq.io.volumes import VOLUME_MARK, missing, volume_in_file
 
 __all__ = ["FORMATS", "NOT_IMAGE_SUFFIXES", "as_image", "from_array", "load", "load_series_files",
            "read_sidecar", "save", "sniff", "target_format", "write_sidecar"]
@@ -44,6 +43,10 @@ _MAGIC = (
     (b"NRRD000", "nrrd"), (b"ObjectType = Image", "metaimage"),
 )
 NOT_IMAGE_SUFFIXES = (".txt", ".md", ".json", ".csv", ".xml", ".html", ".pdf", ".py", ".yaml",
+                      # what a PACS disc export carries beside its images: a viewer and its files
+                      ".htm", ".js", ".css", ".exe", ".dll", ".ini", ".inf", ".cab", ".jar",
+                      ".ico", ".log", ".db", ".ds_store", ".rtf", ".doc", ".docx", ".xls",
+                      ".xlsx", ".icc", ".icm",
                       *archive.ARCHIVE_ENDINGS, *itk.DATA_FILE_ENDINGS, *itk.SEGMENTATION_ENDINGS)
 """Name endings of files that are never images of their own (skipped when folders are walked;
 the data files of detached MetaImage/NRRD headers are read through their header, 3D Slicer
@@ -82,7 +85,7 @@ def sniff(path: str | Path) -> str:
     if named:
         return sniff(named[0])
     if not p.exists():
-        raise MissingInput("no such file or directory", p)
+        raise missing(p)
     if p.is_dir():
         return "dicom-series"
     if archive.is_archive(p):

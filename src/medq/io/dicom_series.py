@@ -92,7 +92,7 @@ def read_series(folder: str | Path, uid: str | None = None, part: str | None = N
     folder = Path(folder)
     groups = scan_folder(folder)
     if not groups:
-        raise EmptySeries("folder holds no DICOM image files", folder)
+        raise EmptySeries("folder holds no image medq reads (DICOM, NIfTI, PNG, …)", folder)
     if uid is not None:
         source = Path(f"{folder}{SERIES_MARK}{uid}" + (f"{PART_MARK}{part}" if part else ""))
         if uid not in groups:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from medq.errors import InvalidParameter, UnsupportedImage
+from medq.errors import InputError, InvalidParameter, MissingInput, UnsupportedImage
 
 VOLUME_MARK = "@volume="
 """Joins a 4D file's path and the index of one of its volumes."""
@@ -29,11 +29,25 @@ def volume_in_file(path: str | Path) -> tuple[Path, int] | None:
     return (Path(file), int(index)) if _INDEX.fullmatch(index) and Path(file).is_file() else None
 
 
+def missing(path: str | Path) -> InputError:
+    """The error of a path that names nothing: MissingInput, or for `<file>@volume=<k>` of an
+    existing file with a `k` that is no whole number, what the mark takes."""
+    text = str(path)
+    if VOLUME_MARK in text:
+        file, index = text.rsplit(VOLUME_MARK, 1)
+        if Path(file).is_file() and not _INDEX.fullmatch(index):
+            return InvalidParameter(f"{index!r} is not a volume number: name a volume of "
+                                    f"{Path(file).name} as {VOLUME_MARK}<k>, k = 0, 1, 2, …",
+                                    path)
+    return MissingInput("no such file or directory", path)
+
+
 def several_volumes(count: int, source: str | Path | None) -> UnsupportedImage:
     """The refusal of a whole 4D file: how many volumes it has and how to name one."""
     return UnsupportedImage(f"4D image of {count} volumes (a diffusion or time series); name "
-                            f"one 3D volume as <file>{VOLUME_MARK}<k>, k = 0 … {count - 1}, "
-                            "or take every volume with --each-volume", source)
+                            f"one 3D volume as <file>{VOLUME_MARK}<k>, k = 0 … {count - 1} "
+                            "(medq assess, describe, restore and qc run also take every volume "
+                            "with --each-volume)", source)
 
 
 def check_volume(volume: int, count: int, source: str | Path | None) -> None:

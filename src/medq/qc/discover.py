@@ -191,7 +191,7 @@ def load_item(item: Item | str | Path) -> MedImage:
 
 def _item_from_path(path: str) -> Item:
     """Rebuild the Item a stored path names (re-reading the folder's headers for a series)."""
-    from medq.io.volumes import volume_in_file
+    from medq.io.volumes import missing, volume_in_file
 
     p = Path(path)
     if p.is_file():
@@ -200,7 +200,7 @@ def _item_from_path(path: str) -> Item:
         return Item(path, (str(named[0]),))
     folder = p if p.is_dir() else Path(path.rsplit(SERIES_MARK, 1)[0])
     if not folder.is_dir():
-        raise MissingInput("no such file or directory", path)
+        raise missing(path)
     names = [f.name for f in folder.iterdir() if f.is_file()]
     found = [i for i in folder_items(folder, names) if i.series and i.path == str(p)]
     if not found:
