@@ -582,6 +582,18 @@ def test_ct_to_png_keeps_hu_through_text_chunk(tmp_path: Path) -> None:
     np.testing.assert_allclose(back.array, ct.array, atol=(1167 + 896) / 65535)
 
 
+def test_ct_to_jpeg_keeps_hu_through_its_sidecar(tmp_path: Path, retina: MedImage) -> None:
+    ct = load(tdata("CT_small.dcm"))
+    back = load(save(ct, tmp_path / "ct.jpg"))
+    assert back.modality == "CT" and back.meta["lossy_compression"]
+    step = (1167 + 896) / 255  # 8 bits over the slice's range
+    assert abs(float(back.array.mean() - ct.array.mean())) < step
+    assert float(np.percentile(np.abs(back.array - ct.array), 90)) < 3 * step  # lossy, in HU
+    again = load(save(retina.evolve(array=retina.array[..., 1], modality="OP"),
+                      tmp_path / "ct.jpg"))  # another image on the same name: no stale map
+    assert again.array.max() <= 255 and "rescale" not in again.meta
+
+
 def test_tiff_volume_and_npy_round_trip(tmp_path: Path, mni_t1: MedImage) -> None:
     vol = mni_t1.with_array(mni_t1.array[40:44])
     tif = load(save(vol, tmp_path / "v.tif"))

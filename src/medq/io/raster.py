@@ -11,8 +11,9 @@ Writing: greyscale is 8-bit (16-bit when the source was deeper than 8 bits; JPEG
 8-bit). Values already inside [0, 2**bits − 1] are written as rounded raw values; otherwise
 they are mapped linearly from [min, max] onto the full range, and PNG records that map in a
 `medq_rescale` text chunk ("slope intercept") which `read_raster` applies, so physical values
-come back. TIFF writes out-of-range or fractional data as float32 instead. RGB is clipped to
-[0, 1] × 255.
+come back (a JPEG, which has no such chunk, keeps the map as `Rescale` in its medq sidecar; its
+8 bits and lossy coding still cost precision). TIFF writes out-of-range or fractional data as
+float32 instead. RGB is clipped to [0, 1] × 255.
 """
 
 from __future__ import annotations
@@ -119,6 +120,8 @@ def read_raster(path: str | Path, fmt: str) -> MedImage:
             decoded / max(path.stat().st_size, 1), 2), "method": "ISO_10918_1",
             "transfer_syntax": None}
     rescale = str(info.get("medq_rescale", "")).split()
+    if fmt == "jpeg" and not rgb:  # no text chunk in a JPEG: the sidecar holds medq's map
+        rescale = _sidecar_rescale(path)
     if len(rescale) == 2 and not rgb:
         slope, icpt = float(rescale[0]), float(rescale[1])
         arr = arr * np.float32(slope) + np.float32(icpt)
@@ -139,6 +142,17 @@ def _grey_storage(image: MedImage, fmt: str) -> tuple[np.ndarray, tuple[float, f
     slope = (hi - lo) / top if hi > lo else 1.0
     stored = np.clip(np.round((arr.astype(np.float64) - lo) / slope), 0, top).astype(dtype)
     return stored, (slope, lo)
+
+
+def _sidecar_rescale(path: Path) -> list[str]:
+    """The (slope, intercept) map a medq sidecar states for a grey JPEG, as text ([] if none)."""
+    from medq.io.sidecar import read_sidecar
+
+    found = read_sidecar(path).get("Rescale")
+    if isinstance(found, list) and len(found) == 2 and all(
+            isinstance(v, (int, float)) for v in found):
+        return [str(v) for v in found]
+    return []
 
 
 def write_raster(image: MedImage, path: str | Path, *, description: str | None = None) -> Path:
@@ -173,6 +187,10 @@ def write_raster(image: MedImage, path: str | Path, *, description: str | None =
         kwargs.update(save_all=True, append_images=pages[1:])
     with atomic_path(path) as tmp:
         pages[0].save(tmp, **kwargs)
+    if fmt == "jpeg" and not image.is_rgb:  # the values' map, where a PNG keeps it in the file
+        from medq.io.sidecar import write_sidecar
+
+        write_sidecar(path, {"Rescale": list(rescale) if rescale else None})
     return path
 
 
