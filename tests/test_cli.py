@@ -85,6 +85,16 @@ def test_a_series_missing_a_slice_is_reported_by_assess_and_describe(tmp_path: P
     assert ("Coverage is incomplete: the slices are 2 mm apart but one step is 4 mm, so about "
             "one slice appears to be missing.") in report["text"]
     assert report["text"].endswith(f"Overall, the quality of this image is {report['verdict']}.")
+    # a format of one slice spacing would move the slices after the gap: refused before the work
+    res = run_medq("restore", series, "-o", tmp_path / "t1.nii.gz", "--method", "tv")
+    assert res.returncode == 2 and not (tmp_path / "t1.nii.gz").exists()
+    assert "its slices are unevenly spaced (1 slice missing?): a .nii.gz file keeps one slice " \
+        "spacing" in res.stderr, res.stderr
+    res = run_medq("restore", series, "-o", tmp_path / "restored", "--method", "tv")
+    assert res.returncode == 0, res.stderr  # a DICOM series keeps every slice's position
+    z = sorted(float(pydicom.dcmread(f).ImagePositionPatient[2])
+               for f in (tmp_path / "restored").iterdir())
+    assert sorted(np.round(np.diff(z), 3).tolist()) == [2.0] * 17 + [4.0]
 
 
 def test_info_names_the_modality_a_file_states_when_read_as_another() -> None:

@@ -227,7 +227,7 @@ def findings_text(findings: list[dict[str, Any]], suspected: Iterable[dict[str, 
 
         text += "; file: lossy" + (f", {ratio_text(lossy)}" if ratio_text(lossy) else "")
     if gaps:
-        from medq.describe.text import gaps_text
+        from medq.io.dicom import gaps_text
 
         text += f"; series: {gaps_text(gaps)}"
     return text

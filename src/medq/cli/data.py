@@ -68,7 +68,7 @@ def _info_table(rows: Iterable[dict[str, Any]]) -> None:
         physics = ", ".join(f"{k}={row['physics'][k]}" for k in KEY_PHYSICS
                             if k in row["physics"])
         if row.get("slice_gaps"):  # the spacing column shows the usual spacing only
-            from medq.describe.text import gaps_text
+            from medq.io.dicom import gaps_text
 
             physics = "; ".join(filter(None, [physics, f"series: {gaps_text(row['slice_gaps'])}"]))
         modality = row["modality"] + (f" (file: {row['stated_modality']})"
@@ -121,13 +121,14 @@ def simulate(
     """Degrade an image with the physics engine; writes OUT and a JSON sidecar with the record."""
     from medq.degrade import simulate as run_simulate
     from medq.errors import UnsupportedImage
-    from medq.io import load, save, write_sidecar
+    from medq.io import check_writable, load, save, write_sidecar
 
     outcome = Outcome()
 
     def job() -> dict[str, Any]:
         refuse_overwrite(path, output, output)
         image = load(path, modality=modality)
+        check_writable(image, output)
         try:
             degraded, record = run_simulate(image, kind, level=level, severity=severity,
                                             seed=seed)

@@ -150,7 +150,7 @@ def restore(
 ) -> None:
     """Restore images guided by their assessment; the input's format is kept."""
     from medq.assess.predictor import Assessor
-    from medq.io import load, save
+    from medq.io import check_writable, load, save
     from medq.io.archive import shown, unpack_all
     from medq.restore.pipeline import restore as run_restore
 
@@ -169,11 +169,12 @@ def restore(
 
     def job(path: Path) -> dict[str, Any]:
         image = load(path, modality=modality)
+        target = ready[path]
+        if len(inputs) > 1 and image.is_volume and (folder := _series_folder(target)):
+            target = folder  # a volume: a series folder
+        check_writable(image, target)  # before the work, not after it
         result = run_restore(image, method, model=model, assessor=assessor, force=force,
                              consistency=consistency)
-        target = ready[path]
-        if len(inputs) > 1 and result.image.is_volume and (folder := _series_folder(target)):
-            target = folder  # a volume: a series folder
         written = save(result.image, target, reference=dicom_reference(image),
                        description=f"medq restore {method}: {result.note}")
         return dict(result.to_dict(), path=shown(path), output=str(written))

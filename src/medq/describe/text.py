@@ -165,12 +165,6 @@ def _join(parts: list[str]) -> str:
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
-def gaps_text(gaps: dict[str, Any]) -> str:
-    """A `slice_gaps` record in a few words: "2 slices missing?" or "uneven spacing"."""
-    n = int(gaps.get("missing_slices") or 0)
-    return f"{n} slice{'s' * (n != 1)} missing?" if n else "uneven spacing"
-
-
 def coverage_sentence(gaps: dict[str, Any]) -> str:
     """The sentence on an unevenly spaced series: its gaps and the slices they would hold, or
     the range of its steps."""

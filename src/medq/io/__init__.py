@@ -30,8 +30,9 @@ from medq.io.sidecar import read_sidecar, write_sidecar
 from medq.io.units import infer_modality
 from medq.io.volumes import VOLUME_MARK, missing, volume_in_file
 
-__all__ = ["FORMATS", "NOT_IMAGE_SUFFIXES", "as_image", "from_array", "load", "load_series_files",
-           "read_sidecar", "save", "sniff", "target_format", "write_sidecar"]
+__all__ = ["FORMATS", "NOT_IMAGE_SUFFIXES", "as_image", "check_writable", "from_array", "load",
+           "load_series_files", "read_sidecar", "save", "sniff", "target_format",
+           "write_sidecar"]
 
 FORMATS = ("dicom", "dicom-series", "nifti", "metaimage", "nrrd", "png", "jpeg", "tiff", "npy",
            *neuro.FORMATS)
@@ -230,6 +231,31 @@ def target_format(p: Path) -> str:
                            ".png, .jpg, .tif or .npy", p)
 
 
+GRID_FORMATS = ("nifti", "metaimage", "nrrd", *neuro.FORMATS)
+"""Formats that store one spacing per axis (an affine or origin + spacing), not each slice's
+position."""
+
+
+def check_writable(image: MedImage, path: str | Path) -> str:
+    """The format `path` names (`target_format`), once it is known to hold `image`:
+    InvalidParameter for a volume as PNG/JPEG, and for a series whose slices are unevenly spaced
+    (`meta['slice_gaps']`) in a format of one slice spacing, which would put the slices after a
+    gap out of place. Cheap: the commands call it before their work."""
+    p = Path(path)
+    fmt = target_format(p)
+    if image.is_volume and fmt in ("png", "jpeg"):
+        raise InvalidParameter(f"{fmt.upper()} holds one 2D image; save volumes as .tif, .nii.gz, "
+                               ".npy or a DICOM series folder", p)
+    gaps = image.meta.get("slice_gaps")
+    if image.is_volume and image.meta.get("irregular_spacing") and fmt in GRID_FORMATS:
+        what = dicom.gaps_text(gaps) if gaps else "uneven spacing"
+        suffix = ".nii.gz" if p.name.lower().endswith(".nii.gz") else p.suffix
+        raise InvalidParameter(f"its slices are unevenly spaced ({what}): a {suffix} file keeps "
+                               "one slice spacing and would put slices out of place; write a "
+                               "DICOM series folder to keep each slice's position", p)
+    return fmt
+
+
 def save(image: MedImage | np.ndarray, path: str | Path, *, reference: str | Path | None = None,
          description: str | None = None, modality: str | None = None, region: str | None = None,
          spacing: float | Sequence[float] | None = None) -> Path:
@@ -249,12 +275,13 @@ def save(image: MedImage | np.ndarray, path: str | Path, *, reference: str | Pat
     spacing and physics.
     """
     p = Path(path)
-    fmt = target_format(p)
+    target_format(p)
     pixels = image.array if isinstance(image, MedImage) else image
     if isinstance(pixels, np.ndarray) and pixels.dtype.kind == "f" and not np.isfinite(
             pixels).all():
         raise InvalidImage("cannot save an image with NaN or infinite pixels", p)
     image = as_image(image, modality=modality, region=region, spacing=spacing)
+    fmt = check_writable(image, p)
     try:
         if fmt in ("dicom", "dicom-series"):
             return dicom_write.write_dicom(image, p, reference=reference, description=description)

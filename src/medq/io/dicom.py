@@ -180,6 +180,12 @@ def slice_gaps(steps: np.ndarray, spacing: float) -> dict[str, Any]:
             "missing_slices": missing, "largest_step_after_slice": int(np.argmax(steps))}
 
 
+def gaps_text(gaps: dict[str, Any]) -> str:
+    """A `slice_gaps` record in a few words: "2 slices missing?" or "uneven spacing"."""
+    n = int(gaps.get("missing_slices") or 0)
+    return f"{n} slice{'s' * (n != 1)} missing?" if n else "uneven spacing"
+
+
 def _spacing_yx(ds: Dataset) -> tuple[tuple[float, float] | None, str | None]:
     for kw in ("PixelSpacing", "ImagerPixelSpacing", "NominalScannedPixelSpacing"):
         sp = as_floats(tag_value(ds, kw))

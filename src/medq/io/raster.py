@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, PngImagePlugin
 
-from medq.errors import InvalidParameter, MedqError, UnreadableImage, UnsupportedImage
+from medq.errors import MedqError, UnreadableImage, UnsupportedImage
 from medq.image import MedImage
 from medq.io.arrays import from_array
 from medq.io.atomic import atomic_path
@@ -158,10 +158,7 @@ def _sidecar_rescale(path: Path) -> list[str]:
 def write_raster(image: MedImage, path: str | Path, *, description: str | None = None) -> Path:
     """Write a PNG/JPEG (2D) or TIFF (2D or multi-page 3D) image, atomically."""
     path = Path(path)
-    fmt = RASTER_FORMATS[path.suffix.lower()]
-    if image.is_volume and fmt != "tiff":
-        raise InvalidParameter(f"{fmt.upper()} holds one 2D image; save volumes as .tif, .nii.gz, "
-                               ".npy or a DICOM series folder", path)
+    fmt = RASTER_FORMATS[path.suffix.lower()]  # a volume as PNG/JPEG: `io.check_writable`
     kwargs: dict[str, Any] = {"format": _PIL_NAMES[fmt]}
     if fmt == "jpeg":
         kwargs["quality"] = 95
