@@ -61,6 +61,10 @@ def test_options_out_of_range_are_usage_errors() -> None:
         assert res.returncode == 2 and option in res.stderr and res.stdout == ""
     res = run_medq("info", ct, "--modality", "ct", "--json")
     assert res.returncode == 0 and json.loads(res.stdout)[0]["modality"] == "CT"
+    res = run_medq("restore", ct, "-o", "never-written.dcm", "--method", "sharpen")
+    said = " ".join(res.stderr.replace("│", " ").split())  # the usage box, unwrapped
+    assert res.returncode == 2 and "'sharpen' is not a method; use auto, net, bm3d, nlm, tv" in said
+    assert not Path("never-written.dcm").exists()
 
 
 def test_a_series_missing_a_slice_is_reported_by_assess_and_describe(tmp_path: Path,

@@ -37,7 +37,8 @@ def resolve_device(device: str = "auto") -> torch.device:
         return torch.device("cpu")
     if not torch.cuda.is_available():
         raise InvalidParameter("device 'cuda' asked for, but PyTorch sees no CUDA GPU here "
-                               "(use device: auto or cpu)")
+                               "(use auto or cpu: --device on the command line, device: in "
+                               "a training config)")
     return torch.device("cuda")
 
 

@@ -33,6 +33,15 @@ from medq.errors import InvalidParameter
 METHOD_HELP = "auto (the network, gated by the assessment), net, bm3d, nlm or tv."
 
 
+def _known_method(value: str) -> str:
+    """`--method` as given, or a usage error (exit 2) naming the methods, before any input."""
+    from medq.restore.pipeline import METHODS
+
+    if value not in METHODS:
+        raise typer.BadParameter(f"{value!r} is not a method; use {', '.join(METHODS)}")
+    return value
+
+
 def output_paths(paths: list[Path], inputs: list[Path], output: Path) -> dict[Path, Path]:
     """Where each input's result goes: OUT itself for one input; for several, OUT/<its path
     inside the folder argument it was found in> (a study's subfolders are kept), else
@@ -134,7 +143,8 @@ def restore(
     paths: list[Path] = INPUTS_ARGUMENT,
     output: Path = typer.Option(..., "--output", "-o", help="Output file (one input) or folder "
                                 "(several inputs; each result keeps its input's file name)."),
-    method: str = typer.Option("auto", "--method", help=METHOD_HELP),
+    method: str = typer.Option("auto", "--method", help=METHOD_HELP,
+                               callback=lambda v: _known_method(v)),
     model: str = typer.Option("restore-s", "--model", "-m",
                               help="Shipped restorer name or path to a checkpoint (.pt)."),
     force: bool = typer.Option(False, "--force", help="Restore even when nothing was found "

@@ -79,7 +79,8 @@ class DegradationSpec:
         """Representative level of a severity (`mild`, `moderate`, `severe`)."""
         if severity not in self.levels:
             raise InvalidParameter(
-                f"severity {severity!r} unknown for {self.name}; choose from {sorted(self.levels)}")
+                f"severity {severity!r} unknown for {self.name}; choose from "
+                f"{', '.join(self.levels)}")
         return self.levels[severity]
 
 
@@ -171,7 +172,8 @@ def simulate(image: MedImage | np.ndarray | str | Path, kind: str, level: float 
             f"{kind} applies to {'/'.join(spec.modalities)} images, not {image.modality}{hint}",
             image.source)
     if (level is None) == (severity is None):
-        raise InvalidParameter("give exactly one of level or severity")
+        raise InvalidParameter("give exactly one of level or severity (--level or --severity "
+                               "on the command line)")
     lev = float(spec.level_for(severity) if severity is not None else level)
     if not np.isfinite(lev) or lev <= 0:  # every level is a positive physical quantity
         raise InvalidParameter(f"level must be a positive number ({spec.unit}), got {level}")
