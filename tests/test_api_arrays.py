@@ -83,6 +83,12 @@ def test_partial_nan_and_spacing_rules(ct_slice: MedImage) -> None:
     assert np.isfinite(image.array).all() and image.meta["nonfinite_fraction"] == pytest.approx(
         4 / 128)
     assert image.spacing == ct_slice.spacing
+    import medq
+
+    found = medq.assess(holed, modality="CT", spacing=ct_slice.spacing, measures=False)
+    assert found.nonfinite_fraction == pytest.approx(4 / 128)  # said, not only repaired
+    assert medq.assess(ct_slice.array, modality="CT", spacing=ct_slice.spacing,
+                       measures=False).nonfinite_fraction is None
     with pytest.raises(InvalidParameter, match="does not fit"):
         as_image(ct_slice.array, spacing=(1.0, 1.0, 1.0))
     with pytest.raises(InvalidParameter, match="one number per axis"):

@@ -170,6 +170,9 @@ class Assessment:
     slice_gaps: dict[str, Any] | None = None
     """How a DICOM series' slices are unevenly spaced (`medq.io.dicom.slice_gaps`: usual
     spacing, smallest and largest step, gaps, missing slices), None when they are even."""
+    nonfinite_fraction: float | None = None
+    """The share of pixels that were NaN or infinite in the file (read as its smallest finite
+    value, `medq.io.arrays`), None when every pixel was a number."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict (`path` first, as in `medq assess --json`)."""

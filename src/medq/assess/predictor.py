@@ -213,5 +213,6 @@ class Assessor:
             model_score=round(model_score, 3), evidence_score=round(evidence.score, 3),
             suspected=suspected_from(evidence),
             lossy_compression=image.meta.get("lossy_compression"),
-            slice_gaps=image.meta.get("slice_gaps"))
+            slice_gaps=image.meta.get("slice_gaps"),
+            nonfinite_fraction=image.meta.get("nonfinite_fraction") or None)
 

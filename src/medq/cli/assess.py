@@ -120,7 +120,8 @@ def assess(
             table.add_row(name, f"{row['score']:.2f}", row["grade"],
                           "yes" if row["recall"] else "no",
                           findings_text(row["findings"], row.get("suspected", []),
-                                        row.get("lossy_compression"), row.get("slice_gaps")),
+                                        row.get("lossy_compression"), row.get("slice_gaps"),
+                                        row.get("nonfinite_fraction")),
                           prompts)
         if table.row_count:
             out.print(table)

@@ -212,11 +212,12 @@ def refuse_overwrite(path: Path, target: Path, output: Path) -> None:
 
 def findings_text(findings: list[dict[str, Any]], suspected: Iterable[dict[str, Any]] = (),
                   lossy: dict[str, Any] | None = None,
-                  gaps: dict[str, Any] | None = None) -> str:
+                  gaps: dict[str, Any] | None = None, nonfinite: float | None = None) -> str:
     """An Assessment's findings, then its suspected types as "possible …" ("none": neither), in
     words (`bias field`, not the JSON's `bias_field`), then the lossy compression its file's
-    header states ("file: lossy, 339:1") and a series' uneven spacing ("series: 2 slices
-    missing?")."""
+    header states ("file: lossy, 339:1"), a series' uneven spacing ("series: 2 slices
+    missing?") and the share of pixels that were not numbers ("file: 5.0% of pixels not a
+    number", read as the smallest value)."""
     def words(f: dict[str, Any]) -> str:
         return f"{f['type'].replace('_', ' ')} ({f['severity']})"
 
@@ -230,6 +231,8 @@ def findings_text(findings: list[dict[str, Any]], suspected: Iterable[dict[str, 
         from medq.io.dicom import gaps_text
 
         text += f"; series: {gaps_text(gaps)}"
+    if nonfinite:
+        text += f"; file: {nonfinite:.1%} of pixels not a number"
     return text
 
 
