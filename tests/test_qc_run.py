@@ -98,6 +98,22 @@ def test_projection_views_sharing_a_series_uid_stay_separate(tmp_path: Path) -> 
     assert not any(i.series for i in items)
 
 
+def test_localizers_of_one_series_in_two_orientations_are_two_images(tmp_path: Path) -> None:
+    import medq
+
+    folder = tmp_path / "scouts"
+    for k, orientation in enumerate(([1, 0, 0, 0, 1, 0], [1, 0, 0, 0, 0, -1])):  # AP, lateral
+        path = save(_slice2d(seed=k), folder / f"scout{k}.dcm")
+        ds = pydicom.dcmread(path)
+        ds.SeriesInstanceUID = "1.2.826.0.1.3680043.8.498.2"
+        ds.ImageOrientationPatient, ds.ImagePositionPatient = orientation, [0, 0, 0]
+        ds.save_as(path)
+    items = discover(folder)
+    assert [Path(i.path).name for i in items] == ["scout0.dcm", "scout1.dcm"]
+    assert not any(i.series for i in items)
+    assert all(not medq.load(i.path).is_volume for i in items)  # each read as the image it is
+
+
 def test_fingerprint_follows_content_not_names(tmp_path: Path) -> None:
     src = save(_slice2d(), tmp_path / "one.dcm")
     copy = tmp_path / "renamed.dcm"

@@ -163,6 +163,12 @@ def _order(positions: list[list[float] | None], iop: list[float] | None, numbers
     return order, float(fallback_dz or 1.0), {"z_spacing_source": source, "sorted_by": "number"}
 
 
+def orientation_key(ds: Dataset) -> tuple[float, ...]:
+    """A slice's ImageOrientationPatient rounded to 3 decimals (zeros when it has none): the
+    slices of one volume share it."""
+    return tuple(np.round(as_floats(ds.get("ImageOrientationPatient")) or [0] * 6, 3))
+
+
 GAP_FACTOR = 1.5
 """A step between neighbouring slices this many times the series' usual spacing or more is a
 gap (slices missing from the series)."""
@@ -244,8 +250,7 @@ def assemble(datasets: list[Dataset], paths: list[Path], source: Path, fmt: str)
         shapes = {(int(d.get("Rows", 0)), int(d.get("Columns", 0))) for d in datasets}
         if len(shapes) > 1:
             raise UnsupportedImage(f"series slices differ in size {sorted(shapes)}", source)
-        iops = {tuple(np.round(as_floats(d.get("ImageOrientationPatient")) or [0] * 6, 3))
-                for d in datasets}
+        iops = {orientation_key(d) for d in datasets}
         if len(iops) > 1:
             raise UnsupportedImage("series slices have different orientations", source)
         parts = [_pixels(d, p) for d, p in zip(datasets, paths, strict=True)]

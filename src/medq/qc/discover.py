@@ -107,9 +107,13 @@ def _classify(path: Path) -> tuple[str, _Header | None]:
 
 
 def _is_volume(group: list[_Header]) -> bool:
-    """A series item: ≥ 2 single-frame slices of one size, each with ImagePositionPatient."""
+    """A series item: ≥ 2 single-frame slices of one size and one orientation, each with
+    ImagePositionPatient (two localizers of one series, frontal and lateral, are two images)."""
+    from medq.io.dicom import orientation_key
+
     return (len(group) >= 2 and all(h.frames == 1 and h.positioned for h in group)
-            and len({h.size for h in group}) == 1)
+            and len({h.size for h in group}) == 1
+            and len({orientation_key(h.ds) for h in group}) == 1)
 
 
 def folder_items(folder: Path, names: list[str]) -> list[Item]:
