@@ -143,8 +143,7 @@ def restore(
     paths: list[Path] = INPUTS_ARGUMENT,
     output: Path = typer.Option(..., "--output", "-o", help="Output file (one input) or folder "
                                 "(several inputs; each result keeps its input's file name)."),
-    method: str = typer.Option("auto", "--method", help=METHOD_HELP,
-                               callback=lambda v: _known_method(v)),
+    method: str = typer.Option("auto", "--method", help=METHOD_HELP, callback=_known_method),
     model: str = typer.Option("restore-s", "--model", "-m",
                               help="Shipped restorer name or path to a checkpoint (.pt)."),
     force: bool = typer.Option(False, "--force", help="Restore even when nothing was found "
