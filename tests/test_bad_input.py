@@ -136,8 +136,8 @@ CASES = [
     ("object .npy", _npy(np.array([{"a": 1}, None], dtype=object)), UnreadableImage, ".npy"),
     ("4D .npy", _npy(np.zeros((2, 3, 4, 5))), UnsupportedImage, "shape (2, 3, 4, 5)"),
     ("missing path", lambda tmp: tmp / "nowhere" / "ct.dcm", MissingInput, "no such file"),
-    ("empty folder", _empty_dir, EmptySeries, "no DICOM image"),
-    ("folder without images", _dir_without_images, EmptySeries, "no DICOM image"),
+    ("empty folder", _empty_dir, EmptySeries, "no image medq reads"),
+    ("folder without images", _dir_without_images, EmptySeries, "no image medq reads"),
     ("two series", _mixed_dir, MixedSeries, "2 DICOM series"),
     ("series with truncated slice", _series_with_truncated_slice, UnreadableImage, "s2.dcm"),
 ]

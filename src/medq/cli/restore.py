@@ -116,7 +116,8 @@ def _prepare(paths: list[Path], inputs: list[Path], output: Path) -> dict[Path, 
     targets = output_paths(paths, inputs, output)
     for path, target in targets.items():
         refuse_overwrite(path, target, output)
-        target_format(target)  # a suffix medq cannot write fails now, not after the work
+        if not _is_series_input(path):  # a series goes to a folder (its name may hold dots)
+            target_format(target)  # a suffix medq cannot write fails now, not after the work
     if len(inputs) > 1:
         if output.exists() and not output.is_dir():
             raise InvalidParameter("with several inputs OUT must be a folder", output)
