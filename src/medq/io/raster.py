@@ -203,7 +203,7 @@ def read_npy(path: str | Path) -> MedImage:
     try:
         return from_array(arr, source=str(path), meta={"format": "npy"})
     except MedqError as e:
-        raise type(e)(f".npy {e.reason}", path) from e
+        raise type(e)(e.reason, path) from e  # the path says .npy
 
 
 def write_npy(image: MedImage, path: str | Path) -> Path:
