@@ -366,3 +366,19 @@ def test_restore_checks_its_output_before_any_work(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     res = run_medq("restore", ct, "-o", tmp_path / "file" / "x.dcm", "--method", "tv")
     assert res.returncode == 2 and f"{tmp_path / 'file'} is a file, not a folder" in res.stderr
+
+
+def test_a_dicom_file_named_otherwise_is_restored_as_dicom(tmp_path: Path) -> None:
+    """DICOM in, DICOM out, whatever the input's name says (several inputs keep their names)."""
+    import shutil
+
+    shutil.copy(dicom_testfile("CT_small.dcm"), tmp_path / "ct_as.png")  # a DICOM named .png
+    shutil.copy(dicom_testfile("MR_small.dcm"), tmp_path / "IM0001")  # a DICOM without suffix
+    res = run_medq("restore", tmp_path / "ct_as.png", tmp_path / "IM0001", "-o", tmp_path / "out",
+                   "--method", "tv", "--json")
+    assert res.returncode == 0, res.stderr
+    written = [Path(r["output"]).name for r in json.loads(res.stdout)]
+    assert written == ["ct_as.png.dcm", "IM0001.dcm"]
+    for name, modality in zip(written, ("CT", "MR"), strict=True):
+        ds = pydicom.dcmread(tmp_path / "out" / name)  # the header kept: a derived DICOM
+        assert ds.Modality == modality and "DERIVED" in ds.ImageType

@@ -61,7 +61,7 @@ def output_paths(paths: list[Path], inputs: list[Path], output: Path) -> dict[Pa
         inside = next((rel for f in folders if path != f
                        and not (rel := os.path.relpath(path, f)).startswith("..")), None)
         target = output / (inside or volume_file_name(path))
-        targets[path] = target.with_name(writable_name(target.name))
+        targets[path] = _as_read(path, target.with_name(writable_name(target.name)))
     seen: dict[Path, Path] = {}
     for path, target in targets.items():
         if target in seen:
@@ -69,6 +69,20 @@ def output_paths(paths: list[Path], inputs: list[Path], output: Path) -> dict[Pa
                                    f"{target}; restore them in separate runs", output)
         seen[target] = path
     return targets
+
+
+def _as_read(path: Path, target: Path) -> Path:
+    """`target`, with `.dcm` added when `path` is a DICOM file whose name says another format
+    (`scan.png` holding DICOM → `scan.png.dcm`): DICOM in, DICOM out, header kept."""
+    from medq.errors import MedqError
+    from medq.io import sniff, target_format
+
+    try:
+        if path.is_file() and sniff(path) == "dicom" and target_format(target) != "dicom":
+            return target.with_name(target.name + ".dcm")
+    except MedqError:
+        pass  # unreadable or not writable: the input's own error says why
+    return target
 
 
 def _is_series_input(path: Path) -> bool:
