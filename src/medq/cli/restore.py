@@ -75,13 +75,14 @@ def _as_read(path: Path, target: Path) -> Path:
     """`target`, with `.dcm` added when `path` is a DICOM file whose name says another format
     (`scan.png` holding DICOM → `scan.png.dcm`): DICOM in, DICOM out, header kept."""
     from medq.errors import MedqError
-    from medq.io import sniff, target_format
+    from medq.io import sniff
 
     try:
-        if path.is_file() and sniff(path) == "dicom" and target_format(target) != "dicom":
-            return target.with_name(target.name + ".dcm")
+        is_dicom = path.is_file() and sniff(path) == "dicom"
     except MedqError:
-        pass  # unreadable or not writable: the input's own error says why
+        return target  # unreadable: its own error says why
+    if is_dicom and _format_named(target) not in ("dicom", None):
+        return target.with_name(target.name + ".dcm")
     return target
 
 
@@ -109,15 +110,21 @@ def _series_folder(target: Path) -> Path | None:
     return target.with_name(name)
 
 
-def _names_a_file(path: Path) -> bool:
-    """Whether `path` ends in an image format's suffix (`x.dcm`, `x.nii.gz`, `x.png`)."""
+def _format_named(path: Path) -> str | None:
+    """The format `path` would be written in (`io.target_format`), None for one medq cannot
+    write."""
     from medq.errors import MedqError
     from medq.io import target_format
 
     try:
-        return bool(path.suffix) and target_format(path) != "dicom-series"
+        return target_format(path)
     except MedqError:
-        return False
+        return None
+
+
+def _names_a_file(path: Path) -> bool:
+    """Whether `path` ends in an image format's suffix (`x.dcm`, `x.nii.gz`, `x.png`)."""
+    return bool(path.suffix) and _format_named(path) not in (None, "dicom-series")
 
 
 def _prepare(paths: list[Path], inputs: list[Path], output: Path) -> dict[Path, Path]:

@@ -285,6 +285,7 @@ def save(image: MedImage | np.ndarray, path: str | Path, *, reference: str | Pat
     try:
         if fmt in ("dicom", "dicom-series"):
             return dicom_write.write_dicom(image, p, reference=reference, description=description)
+        extra: dict = {}  # what a format's sidecar adds (a grey JPEG's value map)
         if fmt == "nifti":
             written = nifti.write_nifti(image, p, description=description)
         elif fmt == "npy":
@@ -294,9 +295,10 @@ def save(image: MedImage | np.ndarray, path: str | Path, *, reference: str | Pat
         elif fmt in neuro.FORMATS:
             written = neuro.write_neuro(image, p, fmt)
         else:
-            written = raster.write_raster(image, p, description=description)
+            written, extra = raster.write_raster(image, p, description=description)
         write_sidecar(written, {"Modality": image.modality, "BodyPart": image.region,
-                                "Spacing": list(image.spacing), "Physics": image.physics})
+                                "Spacing": list(image.spacing), "Physics": image.physics,
+                                **extra})
         return written
     except MedqError as e:
         if e.path is None:

@@ -155,8 +155,10 @@ def _sidecar_rescale(path: Path) -> list[str]:
     return []
 
 
-def write_raster(image: MedImage, path: str | Path, *, description: str | None = None) -> Path:
-    """Write a PNG/JPEG (2D) or TIFF (2D or multi-page 3D) image, atomically."""
+def write_raster(image: MedImage, path: str | Path, *, description: str | None = None
+                 ) -> tuple[Path, dict[str, Any]]:
+    """Write a PNG/JPEG (2D) or TIFF (2D or multi-page 3D) image, atomically; the path and what
+    its sidecar must add (a grey JPEG's value map, `Rescale`, which a PNG keeps in the file)."""
     path = Path(path)
     fmt = RASTER_FORMATS[path.suffix.lower()]  # a volume as PNG/JPEG: `io.check_writable`
     kwargs: dict[str, Any] = {"format": _PIL_NAMES[fmt]}
@@ -184,11 +186,9 @@ def write_raster(image: MedImage, path: str | Path, *, description: str | None =
         kwargs.update(save_all=True, append_images=pages[1:])
     with atomic_path(path) as tmp:
         pages[0].save(tmp, **kwargs)
-    if fmt == "jpeg" and not image.is_rgb:  # the values' map, where a PNG keeps it in the file
-        from medq.io.sidecar import write_sidecar
-
-        write_sidecar(path, {"Rescale": list(rescale) if rescale else None})
-    return path
+    if fmt == "jpeg" and not image.is_rgb:  # None clears a map an earlier file left there
+        return path, {"Rescale": list(rescale) if rescale else None}
+    return path, {}
 
 
 def read_npy(path: str | Path) -> MedImage:
