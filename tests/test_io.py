@@ -212,6 +212,20 @@ def test_region_from_body_part_tag(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ derived DICOM writing
 
 
+def test_derived_dicom_states_a_region_its_header_lacked(tmp_path: Path) -> None:
+    src = load(tdata("CT_small.dcm"))  # no BodyPartExamined: region unknown
+    assert src.region == "unknown"
+    told = save(src.evolve(region="spine"), tmp_path / "spine.dcm")
+    assert pydicom.dcmread(told).BodyPartExamined == "SPINE" and load(told).region == "spine"
+    ds = pydicom.dcmread(tdata("CT_small.dcm"))
+    ds.BodyPartExamined = "CHEST"
+    ds.save_as(tmp_path / "chest.dcm")
+    kept = save(load(tmp_path / "chest.dcm").evolve(region="spine"), tmp_path / "kept.dcm")
+    assert pydicom.dcmread(kept).BodyPartExamined == "CHEST"  # the header's own word stays
+    plain = save(src, tmp_path / "plain.dcm")
+    assert "BodyPartExamined" not in pydicom.dcmread(plain)
+
+
 def test_dicom_round_trip_is_derived(tmp_path: Path) -> None:
     src = load(tdata("CT_small.dcm"))
     out = save(src, tmp_path / "out.dcm", description="unit test derivation")

@@ -194,6 +194,8 @@ def _dataset(base: Dataset, image: MedImage, k: int, stored: np.ndarray, rescale
     ds.SeriesDescription = (series if series.endswith(" derived") else series + " derived")[:64]
     ds.ContentDate, ds.ContentTime = now.strftime("%Y%m%d"), now.strftime("%H%M%S")
     ds.Modality = ds.get("Modality") or image.modality
+    if not as_text(ds.get("BodyPartExamined")) and image.region != "unknown":
+        ds.BodyPartExamined = image.region.upper()  # a region medq was told, not the header
     old_type = list(ds.get("ImageType") or [])
     ds.ImageType = ["DERIVED", "SECONDARY", *old_type[2:]]
     ds.DerivationDescription = _derivation(image, description)
