@@ -125,6 +125,9 @@ def test_every_held_out_image_gets_a_clean_first_ladder_of_five(images) -> None:
     for (name, _), ladder in ladders.items():
         assert len(ladder) == 5 and ladder[0] is images[name]
         assert all(rung.shape == images[name].shape for rung in ladder)
+        clean = ladder[0].array.astype(np.float64)
+        change = [float(np.mean(np.abs(rung.array - clean))) for rung in ladder]
+        assert change[0] == 0 and all(np.diff(change) > 0), (name, change)  # each rung worse
 
 
 def test_ladders_are_cached_and_read_back_unchanged(images, tmp_path, monkeypatch) -> None:

@@ -230,7 +230,7 @@ def test_dicom_round_trip_is_derived(tmp_path: Path) -> None:
     src = load(tdata("CT_small.dcm"))
     out = save(src, tmp_path / "out.dcm", description="unit test derivation")
     back = load(out)
-    assert np.abs(back.array - src.array).max() <= 1.0
+    np.testing.assert_array_equal(back.array, src.array)  # integral HU: written exactly
     assert back.spacing == pytest.approx(src.spacing) and back.modality == "CT"
     assert back.physics["kvp"] == 120 and back.physics["exposure_mAs"] == 170
     old, new = pydicom.dcmread(tdata("CT_small.dcm")), pydicom.dcmread(out)
@@ -263,8 +263,11 @@ def test_encode_pixels_choices() -> None:
     hu = np.array([[-1024.0, 0.0], [40.0, 3071.0]])
     stored, slope, icpt = encode_pixels(hu)
     assert stored.dtype == np.int16 and (slope, icpt) == (1.0, 0.0)
-    stored, slope, icpt = encode_pixels(np.array([[0.0, 0.5], [0.25, 1.0]]))
+    np.testing.assert_array_equal(stored, hu)  # integral HU stored as they are
+    fractions = np.array([[0.0, 0.5], [0.25, 1.0]])
+    stored, slope, icpt = encode_pixels(fractions)
     assert stored.dtype == np.uint16 and slope < 1e-4 and icpt == 0.0
+    assert stored.max() == 65535 and np.abs(stored * slope + icpt - fractions).max() <= slope / 2
 
 
 def test_new_dicom_from_nifti_with_reference(tmp_path: Path, mni_t1: MedImage) -> None:

@@ -8,7 +8,13 @@ from scipy import ndimage as ndi
 
 from medq.assess import artifacts, iqms, measures
 from medq.assess.inu import inu_range
-from medq.assess.masks import anatomy_mask, background_mask, body_and_anatomy, foreground_mask
+from medq.assess.masks import (
+    air_mask,
+    anatomy_mask,
+    background_mask,
+    body_and_anatomy,
+    foreground_mask,
+)
 from medq.errors import InvalidImage
 
 
@@ -43,6 +49,9 @@ def test_cnr_cjv_fber_snr_by_hand():
     assert iqms.snr_tissue(img, a) == pytest.approx(10 / np.sqrt(n / (n - 1)))
     # median WM = 20 (19/21 in equal numbers → 20), P99.95 of the image ≈ 21
     assert iqms.wm2max(img, b) == pytest.approx(20 / np.percentile(img, 99.95))
+    big, _, right = _two_level((100, 100))
+    big[0, 0] = 1000.0  # one hot pixel in 10,000: beyond P99.95, so it is not the maximum read
+    assert iqms.wm2max(big, right) == pytest.approx(20 / 21)
 
 
 def test_snr_dietrich_by_hand():
@@ -420,13 +429,23 @@ def test_compute_measures_with_tissue_masks_on_volume(mni_t1):
     out = measures.compute_measures(vol, "MR", mask=brain, tissue_masks={"wm": wm, "gm": gm})
     assert {"cnr", "cjv", "wm2max", "snr_wm", "snr_gm"} <= set(out)
     assert out["cnr"] > 1 and 0 < out["cjv"] < 1 and 0.6 < out["wm2max"] <= 1
+    a = vol.astype(np.float64)
+    assert out["snr_wm"] == pytest.approx(iqms.snr_tissue(a, wm))
+    assert out["snr_gm"] == pytest.approx(iqms.snr_tissue(a, gm))
+    air = a[air_mask(brain, brain)]  # the cnr's noise: σ of the air outside the head
+    assert out["cnr"] == pytest.approx(iqms.cnr(a, wm, gm, float(air.std())))
+    assert out["cjv"] == pytest.approx(iqms.cjv(a, wm, gm))
 
 
 def test_compute_measures_tolerates_nan_and_rejects_all_nan(ct_slice):
     img = ct_slice.array.copy()
     img[:5, :5] = np.nan
     out = measures.compute_measures(img, "CT")
-    assert np.isfinite(out["noise_sigma"]) and np.isfinite(out["snr"])
+    filled = measures.compute_measures(np.where(np.isnan(img), np.nanmedian(img), img), "CT")
+    # NaN pixels read as the median (EFC and FBER also leave them out of the background)
+    same = [k for k in out if k not in ("efc", "fber")]
+    assert {k: out[k] for k in same} == pytest.approx({k: filled[k] for k in same}, rel=1e-9)
+    assert np.isfinite(out["efc"]) and np.isfinite(out["fber"])
     with pytest.raises(InvalidImage):
         measures.compute_measures(np.full((8, 8), np.nan), "CT")
 
@@ -489,6 +508,7 @@ def test_background_measures_read_the_air_not_the_arms(mr_abdomen_slice):
     for name in ("fber", "snr_dietrich", "qi_1"):
         assert got[name] == pytest.approx(without[name], rel=0.15), name
     assert got["snr_dietrich"] > 10.0 and got["fber"] > 100.0
+    assert 0.01 < got["qi_1"] < 0.2  # some artefactual air (0.046), not none
 
 
 def test_body_and_anatomy_is_both_masks_at_once(mr_abdomen_slice, mni_t1):

@@ -121,7 +121,10 @@ def test_psnr_matches_skimage_and_ignores_nan():
     assert psnr(x, ref, data_range=1.0) == pytest.approx(expected)
     x_nan = x.copy()
     x_nan[0, 0] = np.nan
-    assert np.isfinite(psnr(x_nan, ref, data_range=1.0))
+    kept = np.ones(ref.shape, bool)
+    kept[0, 0] = False  # the NaN pixel is left out, not read as 0
+    mse = np.mean((x[kept] - ref[kept]) ** 2)
+    assert psnr(x_nan, ref, data_range=1.0) == pytest.approx(10 * np.log10(1.0 / mse))
     with pytest.raises(InvalidParameter):
         psnr(x, ref[:8])
 
@@ -138,6 +141,10 @@ def test_ssim_2d_3d_rgb_and_small():
     assert 0 < ssim(vol + rng.normal(0, 0.1, vol.shape), vol, data_range=1.0) < 1
     thin = vol[:3]
     assert ssim(thin, thin) == pytest.approx(1.0)
+    noisy = thin + rng.normal(0, 0.1, thin.shape) * np.array([0.5, 1.0, 2.0])[:, None, None]
+    per_slice = [structural_similarity(noisy[i], thin[i], data_range=1.0, gaussian_weights=True,
+                                       sigma=1.5, use_sample_covariance=False) for i in range(3)]
+    assert ssim(noisy, thin, data_range=1.0) == pytest.approx(np.mean(per_slice))
     rgb = rng.uniform(0, 1, (32, 32, 3))
     assert ssim(rgb, rgb, channel_axis=-1) == pytest.approx(1.0)
     small = rng.uniform(0, 1, (6, 6))
@@ -290,8 +297,9 @@ def test_mean_interval_matches_the_normal_approximation():
     v = rng.integers(3, 9, 400).astype(float)  # totals /8, as the description metrics give
     half = 1.96 * v.std(ddof=1) / np.sqrt(v.size)
     low, high = mean_interval(v)
-    assert low == pytest.approx(v.mean() - half, abs=0.03)
-    assert high == pytest.approx(v.mean() + half, abs=0.03)
+    assert low == pytest.approx(v.mean() - half, abs=0.01)
+    assert high == pytest.approx(v.mean() + half, abs=0.01)
+    assert high - low == pytest.approx(2 * half, rel=0.05)  # a 90 % interval is 16 % narrower
     assert mean_interval([7.0, 7.0, 7.0]) == (7.0, 7.0)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from medq.assess.preprocess import DEFAULT_WINDOWS, image_inputs, native_crop, normalise
 from medq.image import MedImage
@@ -38,3 +39,7 @@ def test_the_native_window_follows_the_anatomy_and_stays_inside(ct_slice: MedIma
 def test_photographs_keep_their_colours(retina: MedImage) -> None:
     x, _ = image_inputs(retina, 224, native=True)
     np.testing.assert_array_equal(x, image_inputs(retina, 224)[0])
+    assert x.shape == (1, 3, 224, 224)
+    means = [float(x[0, c].mean()) for c in range(3)]
+    photo = [float(retina.array[..., c].mean()) for c in range(3)]
+    assert means == pytest.approx(photo, abs=0.03)  # red 0.63, green 0.25, blue 0.18: not grey

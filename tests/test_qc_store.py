@@ -10,6 +10,7 @@ import os
 import sqlite3
 import threading
 import uuid
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -135,7 +136,7 @@ def test_upsert_keeps_one_row_per_path_and_model(store: Store, assessed: list[di
     assert again == item_id and store.count() == 1
     assert after["fingerprint"] == "0" * 64 and after["score"] == pytest.approx(1.2)
     assert after["created_at"] == before["created_at"]
-    assert after["updated_at"] >= before["updated_at"]
+    assert after["updated_at"] > before["updated_at"]  # microsecond stamps: the write moved it
     other = store.record({**first, "model": "cnniqa"})
     assert other != item_id and store.count() == 2
     assert store.count(model="cnniqa") == 1
@@ -243,7 +244,7 @@ def test_runs_and_summary(store: Store, assessed: list[dict]) -> None:
     assert summary["total"] == 3 and summary["reviewed"] == 1
     assert summary["status"] == {"ok": 2, "error": 1}
     assert summary["modality"] == {"CT": 1, "MR": 1}
-    assert sum(summary["verdict"].values()) == len(ok)
+    assert summary["verdict"] == dict(Counter(r["verdict"] for r in ok))
 
 
 def test_sqlite_is_wal_and_a_reader_never_blocks_the_writer(tmp_path: Path,
