@@ -650,6 +650,26 @@ def test_sidecar_keeps_modality_region_spacing_for_headerless_formats(tmp_path: 
     assert (back.modality, back.region, back.spacing) == ("DX", "chest", (0.2, 0.2))
 
 
+def test_files_of_one_stem_keep_their_own_sidecars(tmp_path: Path) -> None:
+    """Saving scan.png beside scan.nii.gz never changes what scan.nii.gz loads as: the second
+    file's sidecar is scan.png.json; a stem sidecar of another tool (no `File`) still applies."""
+    import json
+
+    x = np.random.default_rng(0).random((16, 16)).astype(np.float32) * 100
+    nifti = save(MedImage(x, (0.5, 0.5), "PT", "brain"), tmp_path / "scan.nii.gz")
+    png = save(MedImage(x, (2.0, 2.0), "MR", "knee"), tmp_path / "scan.png")
+    assert (tmp_path / "scan.json").is_file() and (tmp_path / "scan.png.json").is_file()
+    for path, expected in ((nifti, ("PT", "brain", (0.5, 0.5))), (png, ("MR", "knee", (2.0, 2.0)))):
+        back = load(path)
+        assert (back.modality, back.region, back.spacing) == expected
+    save(MedImage(x, (0.5, 0.5), "CT", "brain"), tmp_path / "scan.nii.gz")  # rewritten in place
+    assert load(nifti).modality == "CT" and load(png).modality == "MR"
+    legacy = tmp_path / "other.nii.gz"
+    save(MedImage(x, (1.0, 1.0), "PT"), legacy)
+    (tmp_path / "other.json").write_text(json.dumps({"Modality": "MR"}))  # names no file
+    assert load(legacy).modality == "MR"
+
+
 # ------------------------------------------------------------------ modality from the values
 
 

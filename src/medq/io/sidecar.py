@@ -1,5 +1,8 @@
 """JSON sidecars: `<image stem>.json` beside an image holds what its format cannot.
 
+Each sidecar medq writes names its image (`File`), so two files of one stem (`scan.nii.gz`,
+`scan.png`) never share one: the second gets `<name>.json` (`scan.png.json`).
+
 medq writes the modality, region and physics of NIfTI/PNG/npy outputs (BIDS-style keys
 `Modality` and `BodyPart`) and every degradation record there; `load` reads them back. A sidecar
 is merged, never overwritten blindly, and written atomically.
@@ -7,6 +10,7 @@ is merged, never overwritten blindly, and written atomically.
 
 from __future__ import annotations
 
+import glob
 import json
 from pathlib import Path
 from typing import Any
@@ -26,9 +30,15 @@ def sidecar_path(image_path: str | Path) -> Path:
     return p.with_suffix(".json") if p.suffix else p.with_name(name + ".json")
 
 
-def read_sidecar(image_path: str | Path) -> dict[str, Any]:
-    """The sidecar's content, or {} when there is none or it is not a JSON object."""
-    path = sidecar_path(image_path)
+def own_sidecar_path(image_path: str | Path) -> Path:
+    """The sidecar named after the whole file name (`scan.png.json`): medq writes it when the
+    shared `<stem>.json` already describes another file of that stem (`scan.nii.gz`)."""
+    p = Path(image_path)
+    return p.with_name(p.name + ".json")
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    """A JSON object file's content, or {} when missing or not a JSON object."""
     if not path.is_file():
         return {}
     try:
@@ -38,7 +48,42 @@ def read_sidecar(image_path: str | Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def _siblings(p: Path) -> list[Path]:
+    """Other files whose `<stem>.json` sidecar is the same as `p`'s."""
+    shared = sidecar_path(p)
+    stem = shared.name[: -len(".json")]
+    return [q for q in p.parent.glob(glob.escape(stem) + ".*")
+            if q.name != p.name and q != shared and not q.name.endswith(".json")
+            and sidecar_path(q) == shared]
+
+
+def _claims(data: dict[str, Any], p: Path) -> bool:
+    """Whether a shared sidecar may be rewritten as `p`'s: it names `p` (`File`), or names no
+    file and no other file shares the stem (a stem sidecar of several files stays theirs)."""
+    named = data.get("File")
+    return named == p.name if named else not _siblings(p)
+
+
+def read_sidecar(image_path: str | Path) -> dict[str, Any]:
+    """The image's sidecar content: its own `<name>.json`, else the `<stem>.json` unless that one
+    names another file (`File`); {} when there is none. One file's save never changes another's
+    load."""
+    p = Path(image_path)
+    own = _read_json(own_sidecar_path(p))
+    if own:
+        return own
+    shared = _read_json(sidecar_path(p))
+    return shared if shared.get("File", p.name) == p.name else {}
+
+
 def write_sidecar(image_path: str | Path, data: dict[str, Any]) -> Path:
-    """Merge `data` into the image's sidecar (top-level keys replaced) and write it atomically."""
-    merged = {**read_sidecar(image_path), **data}
-    return atomic_write_text(sidecar_path(image_path), json.dumps(merged, indent=2, default=str))
+    """Merge `data` into the image's sidecar (top-level keys replaced; `File` names the image)
+    and write it atomically: the shared `<stem>.json` unless it describes another file of the
+    same stem, else `<name>.json`."""
+    p = Path(image_path)
+    shared = sidecar_path(p)
+    before = _read_json(shared)
+    use_shared = not own_sidecar_path(p).exists() and (not before or _claims(before, p))
+    target = shared if use_shared else own_sidecar_path(p)
+    merged = {**read_sidecar(p), **data, "File": p.name}
+    return atomic_write_text(target, json.dumps(merged, indent=2, default=str))
