@@ -461,3 +461,32 @@ def test_a_study_of_series_subfolders_is_walked_and_restored_in_its_layout(tmp_p
     res = run_medq("restore", "study/scout/im0.dcm", "again/im0.dcm", "-o", "out2",
                    cwd=tmp_path)
     assert res.returncode == 2 and "would both be written to out2/im0.dcm" in res.stderr
+
+
+@pytest.mark.parametrize("args, said", [
+    (("bench", "iqa", "--models", ","), "names no model"),
+    (("bench", "restore", "--per-level", "-3"), "greater than or equal to 1"),
+    (("bench", "describe", "--n", "0"), "greater than or equal to 1"),
+    (("degradations", "--modality", "XX"), "the engine's modalities are CR, CT"),
+])
+def test_options_that_name_nothing_are_usage_errors_before_any_work(args: tuple, said: str,
+                                                                     tmp_path: Path) -> None:
+    """An empty model list, a negative item count or a modality without degradations: exit 2
+    with the reason, no traceback and no results written (before: an IndexError, an
+    UnboundLocalError, a benchmark of 13 items, an empty table with exit 0)."""
+    res = run_medq(*args, cwd=tmp_path, env={"COLUMNS": "200"})
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert said in " ".join(res.stderr.split()) and "Traceback" not in res.stderr
+    assert not (tmp_path / "benchmarks").exists()
+
+
+def test_a_file_that_is_no_checkpoint_is_named_as_such(tmp_path: Path) -> None:
+    """`--model` with a text file or a CSV: one line saying it is no PyTorch checkpoint (before:
+    "KeyError: 101", a message cut mid-word, or "no weights called 'out.csv'")."""
+    image = dicom_testfile("CT_small.dcm")
+    for name, text in (("bad.pt", "hello\n"), ("out.csv", "path,score\n")):
+        (tmp_path / name).write_text(text)
+        res = run_medq("assess", image, "--model", tmp_path / name)
+        assert res.returncode == 2, res.stderr
+        assert res.stderr.strip() == (f"medq: error: {tmp_path / name}: not a PyTorch checkpoint "
+                                      "file (medq train writes them as .pt)")

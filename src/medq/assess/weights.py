@@ -6,6 +6,7 @@ any path to a checkpoint written by `medq train` works as well. Nothing is ever 
 
 from __future__ import annotations
 
+import zipfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -31,9 +32,13 @@ def shipped() -> list[str]:
 
 
 def why(exc: BaseException) -> str:
-    """`<type>: <first line of the message>` (at most 120 characters) of a loading failure."""
+    """`<type>: <first line of the message>` (cut at a word, at most 120 characters) of a loading
+    failure."""
     lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0][:120]}" if lines else type(exc).__name__
+    if not lines:
+        return type(exc).__name__
+    first = lines[0] if len(lines[0]) <= 120 else lines[0][:120].rsplit(" ", 1)[0] + " …"
+    return f"{type(exc).__name__}: {first}"
 
 
 def checkpoint_error(reason: str, path: str | Path) -> MedqError:
@@ -57,8 +62,8 @@ def resolve(name_or_path: str | Path) -> Path:
     """Path of a shipped checkpoint name, or an existing checkpoint path; InvalidParameter
     (bad input) otherwise."""
     path = Path(name_or_path).expanduser()
-    if path.suffix == ".pt" and path.is_file():
-        return path
+    if path.is_file() and (path.suffix == ".pt" or not (WEIGHTS_DIR / f"{path.name}.pt").is_file()):
+        return path  # any existing file is tried as a checkpoint (and refused if it is none)
     candidate = WEIGHTS_DIR / f"{name_or_path}.pt"
     if candidate.is_file() and candidate.stem in quality_models():
         return candidate
@@ -73,6 +78,9 @@ def _load(path: str) -> tuple[Any, dict[str, Any]]:
 
     from medq.assess.models import checkpoint_class
 
+    if not zipfile.is_zipfile(path):  # what torch.save writes; torch.load's own errors on any
+        raise checkpoint_error("not a PyTorch checkpoint file (medq train writes them as .pt)",
+                               path)  # other file read like "KeyError: 101"
     try:  # read once: the file may hold several members
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
         model = checkpoint_class(ckpt["model"]).from_dict(ckpt)

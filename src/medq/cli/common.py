@@ -261,9 +261,14 @@ def lossy_source_note(name: str, lossy: dict[str, Any], n: int, result: str) -> 
             f"count the base image as clean ({result})")
 
 
-def names_list(text: str) -> list[str]:
-    """The names of a comma-separated option value (`"a, b,"` → `["a", "b"]`)."""
-    return [name.strip() for name in text.split(",") if name.strip()]
+def names_list(text: str, option: str = "--models") -> list[str]:
+    """The names of a comma-separated option value (`"a, b,"` → `["a", "b"]`); a usage error
+    (exit 2) when it names none."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise typer.BadParameter("names no model: give one or more comma-separated model names "
+                                 "or checkpoint paths", param_hint=f"'{option}'")
+    return names
 
 
 def write_results(folder: Path, name: str, payload: Any, indent: int = 2) -> Path:

@@ -179,6 +179,10 @@ def degradations(
     from medq.degrade import available, get_spec
 
     specs = [get_spec(name) for name in available(modality.upper() if modality else None)]
+    if not specs:
+        known = sorted({m for name in available() for m in get_spec(name).modalities})
+        raise typer.BadParameter(f"no degradation for modality {modality!r}; the engine's "
+                                 f"modalities are {', '.join(known)}", param_hint="'--modality'")
     rows = [{"name": s.name, "modalities": list(s.modalities), "unit": s.unit, "worse": s.worse,
              "levels": s.levels, "finding": s.finding, "description": s.description}
             for s in specs]

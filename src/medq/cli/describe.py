@@ -107,7 +107,8 @@ def _cell(m: dict[str, Any] | None, key: str, digits: int = 2) -> str:
 
 @bench_app.command("describe")
 def bench_describe(
-    n: int = typer.Option(16, "--n", help="Items per 2D test source (3D sources get half)."),
+    n: int = typer.Option(16, "--n", min=1, help="Items per 2D test source (3D sources get "
+                          "half)."),
     model: str = QUALITY_MODEL_OPTION,
     results: Path = RESULTS_OPTION,
     as_json: bool = BENCH_JSON_OPTION,
