@@ -296,7 +296,7 @@ def test_qc_run_rejects_bad_input_before_starting_workers(tmp_path: Path) -> Non
     junk.write_text("not a checkpoint\n")
     broken = _medq("qc", "run", str(archive), "--db", str(db), "--model", str(junk))
     assert broken.returncode == 2 and not db.exists()
-    assert f"{junk}: not a medq quality checkpoint" in broken.stderr
+    assert f"{junk}: not a PyTorch checkpoint file" in broken.stderr
     missing = _medq("qc", "run", str(tmp_path / "nowhere"), "--db", str(db))
     assert missing.returncode == 2 and "nowhere: no such file or directory" in missing.stderr
     nodir = _medq("qc", "run", str(archive), "--db", str(tmp_path / "no" / "qc.sqlite"))
