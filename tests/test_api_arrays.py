@@ -167,3 +167,25 @@ def test_save_an_array_and_read_it_back(tmp_path: Path, ct_slice: MedImage) -> N
     with pytest.raises(InvalidImage, match="NaN or infinite"):
         medq.save(holed, tmp_path / "holed.npy")
     assert not (tmp_path / "holed.npy").exists()
+
+
+def test_the_stage_entry_points_show_their_own_signatures_and_docs() -> None:
+    """A notebook user sees `medq.assess`'s parameters (not `*args, **kwargs`) and its docstring
+    first in `help()`, and `dir(medq)` lists the public API only."""
+    import inspect
+
+    for entry, wanted in ((medq.assess, {"image", "model", "measures", "modality", "spacing"}),
+                          (medq.describe, {"image", "model", "modality", "region"}),
+                          (medq.restore, {"image", "method", "assessment", "modality"})):
+        assert wanted <= set(inspect.signature(entry).parameters)
+        assert entry.__doc__.startswith(f"{entry.__name__}(image")
+    assert "Any" not in dir(medq) and {"assess", "load", "MedImage"} <= set(dir(medq))
+    assert medq.assess.iqms.__name__ == "medq.assess.iqms"  # still a package of submodules
+
+
+def test_load_refuses_an_array_and_describe_an_assessment_with_the_way_to_do_it() -> None:
+    array = np.random.default_rng(0).random((32, 32))
+    with pytest.raises(InvalidParameter, match="reads a file or folder path, not a ndarray"):
+        medq.load(array)
+    with pytest.raises(InvalidParameter, match=r"not its Assessment: .*report_from"):
+        medq.describe(medq.assess(array))

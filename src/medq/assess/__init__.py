@@ -9,12 +9,12 @@ is callable: `medq.assess(image_path_or_array)` is `medq.assess.assess(...)`.
 
 from __future__ import annotations
 
-import sys
-import types
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+from medq import callable_package
 
 
 @lru_cache(maxsize=4)
@@ -37,11 +37,4 @@ def assess(image: Any, model: str | Path = "mediqa-s", measures: bool = True, *,
     return _assessor(str(model), measures, modality).assess(item)
 
 
-class _CallableModule(types.ModuleType):
-    """Lets `medq.assess(...)` call `assess` while `medq.assess.iqms` stays a submodule."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return assess(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+callable_package(__name__, assess)

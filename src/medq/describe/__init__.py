@@ -9,12 +9,11 @@ The package is callable: `medq.describe(image_path_or_array)` assesses and descr
 
 from __future__ import annotations
 
-import sys
-import types
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from medq import callable_package
 from medq.describe.schema import VERDICTS, Finding, QualityReport, verdict_for
 
 __all__ = ["VERDICTS", "Finding", "QualityReport", "describe", "report_from", "verdict_for"]
@@ -33,17 +32,16 @@ def describe(image: Any, model: str | Path = "mediqa-s", *, modality: str | None
     """Assess and describe one image → QualityReport: a MedImage, a path or a NumPy array, as
     `medq.assess` takes them (with the same `modality`, `region` and `spacing` overrides)."""
     from medq.assess import assess
+    from medq.assess.assessment import Assessment
+    from medq.errors import InvalidParameter
     from medq.io.arrays import as_image
 
+    if isinstance(image, Assessment):
+        raise InvalidParameter("medq.describe takes the image (a path, an array or a MedImage), "
+                               "not its Assessment: medq.describe.report_from(assessment, image) "
+                               "describes an assessment")
     loaded = as_image(image, modality=modality, region=region, spacing=spacing)
     return report_from(assess(loaded, model=model, modality=modality), loaded)
 
 
-class _CallableModule(types.ModuleType):
-    """Lets `medq.describe(...)` call `describe` while `medq.describe.text` stays a submodule."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return describe(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+callable_package(__name__, describe)

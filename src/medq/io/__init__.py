@@ -11,6 +11,7 @@ the minimum finite value and the replaced fraction is recorded in `meta['nonfini
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -166,6 +167,10 @@ def load(path: str | Path, *, modality: str | None = None, region: str | None = 
     """Load a medical image file, a DICOM series folder, one series of a folder holding
     several (`<folder>#<SeriesInstanceUID>`) or one volume of a 4D file (`<file>@volume=<k>`);
     `modality`/`region` override the file's."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise InvalidParameter(f"medq.load reads a file or folder path, not a {type(path).__name__}"
+                               ": give arrays to medq.assess, describe or restore directly, or "
+                               "make a MedImage with medq.io.from_array(array)")
     p = Path(path)
     fmt = sniff(p)
     file, volume = volume_in_file(p) or (p, None)  # a volume of a 4D file: that file

@@ -10,10 +10,10 @@ Submodules are imported on demand; the package itself is callable: `medq.restore
 
 from __future__ import annotations
 
-import sys
-import types
 from collections.abc import Sequence
 from typing import Any
+
+from medq import callable_package
 
 
 def restore(image: Any, method: str = "auto", assessment: Any = None, *,
@@ -42,11 +42,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'medq.restore' has no attribute {name!r}")
 
 
-class _CallableModule(types.ModuleType):
-    """Lets `medq.restore(...)` call `restore` while `medq.restore.models` stays a submodule."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return restore(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+callable_package(__name__, restore)
