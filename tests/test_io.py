@@ -19,6 +19,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from conftest import SIEMENS_MOSAIC, siemens_mosaic
 from conftest import dicom_testfile as tdata
+from medq.errors import InvalidParameter
 from medq.image import MedImage
 from medq.io import load, save, sniff
 from medq.io.dicom_tags import region_from_text
@@ -621,7 +622,6 @@ def test_tiff_volume_and_npy_round_trip(tmp_path: Path, mni_t1: MedImage) -> Non
 
 
 def test_save_rejects_volume_as_png_without_leftovers(tmp_path: Path, mni_t1: MedImage) -> None:
-    from medq.errors import InvalidParameter
 
     with pytest.raises(InvalidParameter, match="v.png"):
         save(mni_t1, tmp_path / "v.png")
@@ -668,6 +668,19 @@ def test_files_of_one_stem_keep_their_own_sidecars(tmp_path: Path) -> None:
     save(MedImage(x, (1.0, 1.0), "PT"), legacy)
     (tmp_path / "other.json").write_text(json.dumps({"Modality": "MR"}))  # names no file
     assert load(legacy).modality == "MR"
+
+
+def test_loading_a_series_folder_that_also_holds_other_images_says_so(tmp_path: Path) -> None:
+    """`medq.load(folder)` of a DICOM file beside a NIfTI and a PNG: refused with their names
+    (it returned the DICOM alone); the folder as a whole still goes to `medq assess`."""
+    shutil.copy(tdata("CT_small.dcm"), tmp_path / "ct.dcm")
+    assert load(tmp_path).shape == (128, 128)
+    x = np.random.default_rng(0).random((16, 16)).astype(np.float32)
+    save(MedImage(x, (1.0, 1.0), "MR"), tmp_path / "mr.nii.gz")
+    save(MedImage(x, (1.0, 1.0), "MR"), tmp_path / "mr.png")
+    with pytest.raises(InvalidParameter, match=r"other images beside its DICOM files \(mr.nii.gz, "
+                                               r"mr.png\)"):
+        load(tmp_path)
 
 
 # ------------------------------------------------------------------ modality from the values

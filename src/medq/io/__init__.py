@@ -173,6 +173,8 @@ def load(path: str | Path, *, modality: str | None = None, region: str | None = 
                                "make a MedImage with medq.io.from_array(array)")
     p = Path(path)
     fmt = sniff(p)
+    if fmt == "dicom-series" and p.is_dir():
+        _only_dicom_images(p)
     file, volume = volume_in_file(p) or (p, None)  # a volume of a 4D file: that file
     try:
         image = _read(file, fmt, volume)
@@ -191,6 +193,18 @@ def load(path: str | Path, *, modality: str | None = None, region: str | None = 
         raise
     except Exception as e:  # last guard: no raw library exception escapes
         raise UnreadableImage(f"{type(e).__name__}: {e}", p) from e
+
+
+def _only_dicom_images(folder: Path) -> None:
+    """InvalidParameter when a DICOM series folder also holds images of other formats (a NIfTI,
+    a PNG, …), which loading it as one series would leave out without a word."""
+    others = sorted(f.name for f in folder.iterdir() if f.is_file()
+                    and _suffix_format(f) not in (None, "dicom"))
+    if others:
+        shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+        raise InvalidParameter(f"holds other images beside its DICOM files ({shown}): load one "
+                               "file at a time, or give the folder to medq assess, which reads "
+                               "each", folder)
 
 
 def load_series_files(files: Sequence[str | Path], source: str | Path) -> MedImage:

@@ -48,12 +48,27 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def _one_image(a: Path, b: Path) -> bool:
+    """Whether two files are one image: the same file, or a header and its data file (`x.hdr`
+    and `x.img`)."""
+    from medq.io.neuro import is_data_file
+
+    return a.name == b.name or (sidecar_path(a) == sidecar_path(b)
+                                and (is_data_file(a) or is_data_file(b)))
+
+
+def _beside(p: Path, name: Any) -> Path:
+    """The file a sidecar's `File` names, in `p`'s folder (`p` itself when it names none)."""
+    base = Path(str(name or "")).name
+    return p.with_name(base) if base else p
+
+
 def _siblings(p: Path) -> list[Path]:
-    """Other files whose `<stem>.json` sidecar is the same as `p`'s."""
+    """Other images whose `<stem>.json` sidecar is the same as `p`'s."""
     shared = sidecar_path(p)
     stem = shared.name[: -len(".json")]
     return [q for q in p.parent.glob(glob.escape(stem) + ".*")
-            if q.name != p.name and q != shared and not q.name.endswith(".json")
+            if q != shared and not q.name.endswith(".json") and not _one_image(p, q)
             and sidecar_path(q) == shared]
 
 
@@ -61,7 +76,7 @@ def _claims(data: dict[str, Any], p: Path) -> bool:
     """Whether a shared sidecar may be rewritten as `p`'s: it names `p` (`File`), or names no
     file and no other file shares the stem (a stem sidecar of several files stays theirs)."""
     named = data.get("File")
-    return named == p.name if named else not _siblings(p)
+    return _one_image(p, _beside(p, named)) if named else not _siblings(p)
 
 
 def read_sidecar(image_path: str | Path) -> dict[str, Any]:
@@ -73,7 +88,7 @@ def read_sidecar(image_path: str | Path) -> dict[str, Any]:
     if own:
         return own
     shared = _read_json(sidecar_path(p))
-    return shared if shared.get("File", p.name) == p.name else {}
+    return shared if _one_image(p, _beside(p, shared.get("File"))) else {}
 
 
 def write_sidecar(image_path: str | Path, data: dict[str, Any]) -> Path:
