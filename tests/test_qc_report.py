@@ -65,6 +65,19 @@ def test_report_counts_match_the_store(qc_db: tuple, tmp_path: Path) -> None:
     assert f'<tr class="total"><td>all</td>{cells(rows)}</tr>' in html
 
 
+def test_histogram_legend_tells_score_bands_from_verdicts(qc_db: tuple, tmp_path: Path) -> None:
+    db, rows, _ = qc_db
+    html = build_qc_report(db, tmp_path / "report.html").read_text(encoding="utf-8")
+    legend = " ".join(re.search(r'id="histogram-legend">(.*?)</p>', html, re.S).group(1).split())
+    assert "verdict bounds" not in legend
+    assert "dotted lines mark the score bands (below 2.5 reject, below 3.5 usable" in legend
+    assert "verdict is its description's, read from its findings" in legend
+    assert "may differ from the score's band" in legend
+    from medq.describe import verdict_for  # the stored verdicts do differ from the bands here
+
+    assert any(r["verdict"] != verdict_for(r["score"]) for r in rows if r["status"] == "ok")
+
+
 def test_report_is_self_contained_with_thumbnails(qc_db: tuple, tmp_path: Path) -> None:
     db, rows, _ = qc_db
     html = build_qc_report(db, tmp_path / "report.html").read_text(encoding="utf-8")
@@ -175,3 +188,9 @@ def test_cli_report_and_bad_database(qc_db: tuple, tmp_path: Path) -> None:
                          capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "no such results database" in bad.stderr
     assert not typo.exists() and not (tmp_path / "x.csv").exists()
+    for command, name, what in (("report", "x.html", "report"), ("export", "x.csv", "output")):
+        nowhere = tmp_path / "nowhere" / name  # an output folder that does not exist: not made
+        bad = subprocess.run([*MEDQ, "qc", command, "--db", str(db), "-o", str(nowhere)],
+                             capture_output=True, text=True, timeout=300)
+        assert bad.returncode == 2 and not nowhere.parent.exists(), bad.stderr
+        assert bad.stderr.strip() == f"medq: error: {nowhere}: folder of the {what} does not exist"

@@ -301,7 +301,63 @@ def test_qc_run_rejects_bad_input_before_starting_workers(tmp_path: Path) -> Non
     assert missing.returncode == 2 and "nowhere: no such file or directory" in missing.stderr
     nodir = _medq("qc", "run", str(archive), "--db", str(tmp_path / "no" / "qc.sqlite"))
     assert nodir.returncode == 2 and "does not exist" in nodir.stderr
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "readme.txt").write_text("no image here\n")
+    for folder in (tmp_path / "empty", tmp_path / "notes"):  # nothing to assess: as medq assess
+        res = _medq("qc", "run", str(folder), "--db", str(db))
+        assert res.returncode == 2 and res.stderr.strip() == (
+            f"medq: error: {folder}: folder holds no image medq reads (DICOM, NIfTI, PNG, …)")
     assert Store(db).runs() == []  # nothing was started
+
+
+def test_ctrl_c_records_the_counts_so_far_and_a_rerun_continues(tmp_path: Path, cluster) -> None:
+    from medq.qc.runner import RunInterrupted, run_qc
+
+    archive = tmp_path / "archive"
+    for k in range(6):
+        save(_slice2d(seed=k), archive / f"ct{k}.dcm")
+    seen: list[str] = []
+
+    def ctrl_c_after_two(result: dict) -> None:
+        seen.append(result["path"])
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+
+    store = Store(tmp_path / "qc.sqlite")
+    with pytest.raises(RunInterrupted) as stopped:
+        run_qc(archive, store, client=cluster, measures=False, batch=1, on_result=ctrl_c_after_two)
+    assert (stopped.value.done, stopped.value.todo) == (2, 6)
+    assert str(stopped.value) == ("interrupted after 2 of 6 items; run the same command again "
+                                  "to continue")
+    [run] = store.runs()
+    assert run["finished_at"] is None  # interrupted, yet its counts are the true ones so far
+    assert (run["total"], run["ok"], run["errors"], run["skipped"]) == (6, 2, 0, 0)
+    assert sorted(r["path"] for r in store.items()) == sorted(seen)
+    again = run_qc(archive, store, client=cluster, measures=False)
+    assert (again["skipped"], again["ok"]) == (2, 4) and store.count() == 6
+    assert store.runs()[0]["finished_at"] is not None
+    store.close()
+
+
+def test_export_refuses_a_model_the_database_does_not_hold(tmp_path: Path) -> None:
+    from medq.errors import InvalidParameter
+    from medq.qc.export import export_items
+
+    db, dest = tmp_path / "qc.sqlite", tmp_path / "x.csv"
+    with Store(db) as store:
+        assert export_items(store, dest, model="other") == 0  # an empty database: header only
+        store.record({"path": "/a.dcm", "model": MODEL, "fingerprint": "f", "status": "error",
+                      "error": "/a.dcm: unreadable"})
+        dest.unlink()
+        with pytest.raises(InvalidParameter, match="no results for model 'nosuchmodel'; the "
+                                                   f"database holds: {MODEL}$"):
+            export_items(store, dest, model="nosuchmodel")
+        assert not dest.exists() and export_items(store, dest, model=MODEL) == 1
+    res = _medq("qc", "export", "--db", str(db), "-o", str(tmp_path / "y.csv"), "-m", "nosuch")
+    assert res.returncode == 2 and not (tmp_path / "y.csv").exists()
+    assert res.stderr.startswith("medq: error: sqlite:///") and res.stderr.strip().endswith(
+        f"qc.sqlite: no results for model 'nosuch'; the database holds: {MODEL}")
 
 
 # --- kill -9 and resume, through the command line ------------------------------------------------

@@ -196,6 +196,8 @@ def test_filters_sorting_and_paging(store: Store, assessed: list[dict]) -> None:
     assert store.count(status="error") == 1 and store.count(status="ok") == len(scores)
     ct = store.items(modality="CT")
     assert ct and all(r["modality"] == "CT" for r in ct)
+    assert [r["id"] for r in store.items(modality=" ct")] == [r["id"] for r in ct]  # any case
+    assert store.count(modality="mr") == store.count(modality="MR") > 0
     pages = [store.items(sort="path", limit=4, offset=o) for o in range(0, len(rows), 4)]
     paths = [r["path"] for page in pages for r in page]
     assert paths == sorted(r["path"] for r in rows)
@@ -224,6 +226,9 @@ def test_reviews_are_an_append_only_audit(store: Store, assessed: list[dict]) ->
         store.add_review(other + 1000, "dr. ada", "accept")
     with pytest.raises(InvalidParameter, match="reviewer"):
         store.add_review(item_id, "  ", "comment", "who?")
+    for empty in ("", "  \n"):
+        with pytest.raises(InvalidParameter, match="needs a comment"):
+            store.add_review(item_id, "dr. ada", "comment", empty)
     assert len(store.reviews(item_id)) == 2 and store.reviews(other) == []
 
 
@@ -238,6 +243,11 @@ def test_runs_and_summary(store: Store, assessed: list[dict]) -> None:
     assert runs[0]["finished_at"] is not None and runs[1]["finished_at"] is None  # interrupted
     assert runs[0]["scheduler"] == "tcp://scheduler:8786" and runs[0]["errors"] == 1
     assert runs[0]["medq_version"]
+    store.finish_run(first, {"total": 5, "ok": 3, "errors": 1, "skipped": 0}, finished=False)
+    interrupted = store.runs()[1]
+    assert interrupted["finished_at"] is None  # the counts so far, still not finished
+    assert (interrupted["total"], interrupted["ok"], interrupted["errors"]) == (5, 3, 1)
+    assert store.values("model") == [MODEL] and store.values("modality") == ["CT", "MR"]
     store.add_review(store.items()[0]["id"], "dr. ada", "comment", "check")
     summary = store.summary()
     ok = [r for r in assessed if r["status"] == "ok"]

@@ -179,6 +179,9 @@ def test_review_via_form_keeps_the_model_result(web: Web) -> None:
     assert bad.status_code == 400 and "Review not saved" in bad.text
     nameless = web.client.post(f"/items/{target}/review", data={**form, "reviewer": " "})
     assert nameless.status_code == 400
+    bare = web.client.post(f"/items/{target}/review",
+                           data={**form, "decision": "comment", "comment": ""})
+    assert bare.status_code == 400 and "needs a comment" in bare.text
     assert web.client.post("/items/999999/review", data=form).status_code == 404
     with Store(web.db) as store:
         assert len(store.reviews(target)) == 1
@@ -203,6 +206,12 @@ def test_review_via_api(web: Web) -> None:
     for body in ({"reviewer": "Dr Bo", "decision": "maybe"}, {"reviewer": "", "decision": "accept"},
                  {"decision": "accept"}):
         assert web.client.post(f"/api/items/{target}/review", json=body).status_code == 422
+    for comment in ("", "   "):  # a comment decision without a comment
+        bare = web.client.post(f"/api/items/{target}/review",
+                               json={"reviewer": "Dr Bo", "decision": "comment",
+                                     "comment": comment})
+        assert bare.status_code == 422 and "needs a comment" in bare.text
+    assert len(web.client.get(f"/api/items/{target}/reviews").json()) == 1
     missing = web.client.post("/api/items/999999/review",
                               json={"reviewer": "Dr Bo", "decision": "accept"})
     assert missing.status_code == 404
@@ -230,6 +239,10 @@ def test_api_items_filters_and_pages(web: Web) -> None:
     scores = [x["score"] for x in rejects["items"]]
     assert scores == sorted(scores, reverse=True)
     assert web.client.get("/api/items?verdict=bad").status_code == 422
+    mr = web.ids_where(lambda r: r.get("modality") == "MR")
+    for value in ("MR", "mr", "Mr"):  # modalities are stored upper-case; any case finds them
+        found = web.client.get(f"/api/items?modality={value}&limit=100").json()
+        assert mr and found["total"] == len(mr) and {x["id"] for x in found["items"]} == mr
     assert web.client.get("/api/items?limit=0").status_code == 422
 
 
@@ -274,8 +287,9 @@ def test_upload_is_assessed_like_the_batch(web: Web) -> None:
     r = web.client.post("/api/upload", files={"file": ("../../evil name.dcm", data)})
     assert r.status_code == 201, r.text
     item = r.json()
-    stored = Path(item["path"])
-    assert stored.parent == web.uploads.resolve() and stored.read_bytes() == data
+    stored = Path(item["path"])  # <uploads>/<random id>/<the client's name, sanitised>
+    assert stored.parent.parent == web.uploads.resolve() and stored.read_bytes() == data
+    assert stored.name == "evil_name.dcm" and re.fullmatch(r"[0-9a-f]{32}", stored.parent.name)
     assert item["fingerprint"] == source["fingerprint"] and item["model"] == source["model"]
     assert item["score"] == pytest.approx(source["score"], abs=1e-3)
     assert item["verdict"] == source["verdict"]
@@ -284,6 +298,7 @@ def test_upload_is_assessed_like_the_batch(web: Web) -> None:
                            follow_redirects=False)
     assert form.status_code == 303 and re.fullmatch(r"/items/\d+", form.headers["location"])
     assert len(list(web.uploads.iterdir())) == 2
+    assert "scan.dcm" in web.client.get(form.headers["location"]).text  # the page shows it
 
 
 def test_upload_of_a_metaimage_is_stored_as_one(web: Web, tmp_path: Path) -> None:
@@ -298,7 +313,8 @@ def test_upload_of_a_metaimage_is_stored_as_one(web: Web, tmp_path: Path) -> Non
     r = web.client.post("/api/upload", files={"file": ("scan", data)})  # no suffix: by content
     assert r.status_code == 201, r.text
     item = r.json()
-    assert item["path"].endswith(".mha") and item["modality"] == "CT" and item["status"] == "ok"
+    assert item["path"].endswith("/scan.mha") and item["modality"] == "CT"
+    assert item["status"] == "ok"
 
 
 def test_upload_of_a_freesurfer_volume_keeps_its_compression(web: Web, tmp_path: Path,
@@ -309,7 +325,7 @@ def test_upload_of_a_freesurfer_volume_keeps_its_compression(web: Web, tmp_path:
     r = web.client.post("/api/upload", files={"file": ("T1.mgz", data)})
     assert r.status_code == 201, r.text
     item = r.json()
-    assert item["path"].endswith(".mgz") and item["status"] == "ok", item
+    assert item["path"].endswith("/T1.mgz") and item["status"] == "ok", item
 
 
 def test_upload_rejects_what_is_not_an_image(web: Web) -> None:
@@ -422,6 +438,37 @@ def test_serve_cli_bad_database(tmp_path: Path) -> None:
     assert res.returncode == 2
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("medq: error:"), res.stderr
+
+
+def _serve(db: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "medq.cli", "serve", "--db", str(db), *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_serve_refuses_a_sqlite_file_that_does_not_exist(tmp_path: Path) -> None:
+    db = tmp_path / "nosuch.sqlite"
+    res = _serve(db, "--port", "8998")
+    assert res.returncode == 2 and not db.exists()
+    assert res.stderr.strip() == (f"medq: error: {db}: no such results database "
+                                  "(run `medq qc run` first)")
+
+
+def test_serve_refuses_an_address_it_cannot_listen_on(tmp_path: Path) -> None:
+    import socket
+
+    db = tmp_path / "qc.sqlite"
+    Store(db).close()
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        taken = _serve(db, "--port", str(port))
+    bad_host = _serve(db, "--host", "999.1.1.1", "--port", "8997")
+    for res, where in ((taken, f"127.0.0.1:{port}: the port is in use"),
+                       (bad_host, "999.1.1.1:8997: cannot listen on this address")):
+        assert res.returncode == 2, res.stderr
+        assert res.stderr.strip().splitlines() == [res.stderr.strip()]  # one line, no banner
+        assert res.stderr.startswith(f"medq: error: {where}"), res.stderr
 
 
 def test_item_page_and_api_show_lossy_storage(web: Web) -> None:

@@ -75,7 +75,7 @@ def run(
 ) -> None:
     """Assess every item of an archive; unchanged items already in the database are skipped."""
     from medq.assess.weights import load_weights
-    from medq.qc.runner import run_qc
+    from medq.qc.runner import RunInterrupted, run_qc
     from medq.qc.store import Store
 
     outcome = Outcome()  # an unknown or broken model fails here, before any database or worker
@@ -85,25 +85,30 @@ def run(
     if isinstance(store, BaseException):
         outcome.exit()
     results: list[dict[str, Any]] = []
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  _RateColumn(), TimeRemainingColumn(), console=err,
-                  disable=not err.is_terminal) as bar:
-        task = bar.add_task("finding items", total=None)
+    try:
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      _RateColumn(), TimeRemainingColumn(), console=err,
+                      disable=not err.is_terminal) as bar:
+            task = bar.add_task("finding items", total=None)
 
-        def on_plan(todo: int, skipped: int) -> None:
-            bar.update(task, total=todo, description="assessing" + (
-                f" ({skipped} unchanged skipped)" if skipped else ""))
+            def on_plan(todo: int, skipped: int) -> None:
+                bar.update(task, total=todo, description="assessing" + (
+                    f" ({skipped} unchanged skipped)" if skipped else ""))
 
-        def on_result(result: dict[str, Any]) -> None:
-            results.append({"status": result["status"], "bad_input": result.get("bad_input")})
-            if result["status"] == "error":
-                err.print(f"medq: error: {result['error']}", markup=False, highlight=False)
-            bar.advance(task)
+            def on_result(result: dict[str, Any]) -> None:
+                results.append({"status": result["status"], "bad_input": result.get("bad_input")})
+                if result["status"] == "error":
+                    err.print(f"medq: error: {result['error']}", markup=False, highlight=False)
+                bar.advance(task)
 
-        summary = outcome.run(archive, lambda: run_qc(
-            archive, store, model=model, workers=workers, scheduler=scheduler,
-            measures=measures, batch=batch_size, retry_errors=retry_errors, each_volume=each,
-            on_plan=on_plan, on_result=on_result))
+            summary = outcome.run(archive, lambda: run_qc(
+                archive, store, model=model, workers=workers, scheduler=scheduler,
+                measures=measures, batch=batch_size, retry_errors=retry_errors, each_volume=each,
+                on_plan=on_plan, on_result=on_result))
+    except RunInterrupted as e:  # Ctrl-C: the run row holds the counts so far
+        store.close()
+        err.print(str(e), markup=False, highlight=False)
+        raise typer.Exit(130) from e
     store.close()
     if isinstance(summary, BaseException):
         outcome.exit()

@@ -12,6 +12,31 @@ from medq.cli.qc import DB_OPTION
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
+def check_listen(host: str, port: int) -> None:
+    """InvalidParameter naming `host:port` unless a server can listen there now (each address
+    the host resolves to is bound, as uvicorn will, and released at once)."""
+    import errno
+    import socket
+
+    from medq.errors import InvalidParameter
+
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        for family, kind, proto, _, address in socket.getaddrinfo(
+                host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE):
+            with socket.socket(family, kind, proto) as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                sock.bind(address)
+    except OSError as e:
+        if e.errno == errno.EADDRINUSE:
+            raise InvalidParameter("the port is in use (another server?); choose another "
+                                   "--port", where) from e
+        raise InvalidParameter(f"cannot listen on this address ({e.strerror or e})",
+                               where) from e
+
+
 @app.command()
 def serve(
     db: str = DB_OPTION,
@@ -36,7 +61,8 @@ def serve(
     web_app = outcome.run(db, lambda: create_app(db, token=token,
                                                  upload_limit_mb=upload_limit_mb,
                                                  uploads_dir=uploads_dir, model=model))
-    if isinstance(web_app, BaseException):
+    if isinstance(web_app, BaseException) or isinstance(
+            outcome.run(None, lambda: check_listen(host, port)), BaseException):
         outcome.exit()
     import uvicorn
 

@@ -76,8 +76,13 @@ def item_row(item: dict[str, Any], flat: bool) -> dict[str, Any]:
 
 def export_rows(store: Store, *, flat: bool = True, model: str | None = None
                 ) -> list[dict[str, Any]]:
-    """Every item of the store (one model, or all), sorted by path, as export rows."""
-    return [item_row(item, flat) for item in store.items(sort="path", model=model)]
+    """Every item of the store (one model, or all), sorted by path, as export rows; a model
+    without results in a database that holds some is InvalidParameter naming those it holds."""
+    rows = [item_row(item, flat) for item in store.items(sort="path", model=model)]
+    if not rows and model is not None and store.count():
+        raise InvalidParameter(f"no results for model {model!r}; the database holds: "
+                               f"{', '.join(store.values('model'))}", store.display_url)
+    return rows
 
 
 def _columns(rows: list[dict[str, Any]]) -> list[str]:
@@ -111,9 +116,11 @@ def export_items(store: Store, dest: str | Path, fmt: str | None = None, *,
                  model: str | None = None) -> int:
     """Write the store's items to `dest` as csv/tsv/parquet/json; returns the number of rows."""
     from medq.io.atomic import atomic_path
+    from medq.qc.store import require_folder
 
     dest = Path(dest)
     fmt = format_for(dest, fmt)
+    require_folder(dest, "output")
     rows = export_rows(store, flat=fmt != "json", model=model)
     try:
         with atomic_path(dest) as tmp:

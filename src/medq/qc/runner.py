@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from medq.errors import InputError
 from medq.qc.discover import Item
 
 if TYPE_CHECKING:
@@ -75,7 +76,6 @@ def worker_assessor(model: str, measures: bool = True) -> Any:
 def error_result(item: Item, exc: BaseException) -> dict[str, Any]:
     """The stored form of a failed item: status `error` and the one-line reason."""
     from medq.cli.common import fail_line
-    from medq.errors import InputError
 
     return {"path": item.path, "status": "error", "error": fail_line(item.path, exc),
             "dimension": "3D" if item.series else None, "bad_input": isinstance(exc, InputError)}
@@ -241,6 +241,25 @@ def assess_on(client: Client, todo: list[tuple[Item, str]], model: str, record: 
             queue.add(submit())
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """A run stopped by Ctrl-C (SIGINT): `done` of the `todo` items it had to assess were
+    stored, and its run row holds those counts with `finished_at` left empty."""
+
+    def __init__(self, done: int, todo: int) -> None:
+        self.done, self.todo = done, todo
+        super().__init__(f"interrupted after {done} of {todo} items; run the same command "
+                         "again to continue")
+
+
+def nothing_to_assess(archive: str | Path) -> InputError:
+    """The error of an archive in which discovery found no item (as `medq assess` says it)."""
+    from medq.errors import EmptySeries, UnsupportedImage
+
+    if Path(archive).expanduser().is_dir():
+        return EmptySeries("folder holds no image medq reads (DICOM, NIfTI, PNG, …)", archive)
+    return UnsupportedImage("not an image file medq reads", archive)
+
+
 def run_qc(archive: str | Path, store: Store, *, model: str = "mediqa-s",
            workers: int | None = None, scheduler: str | None = None,
            client: Client | None = None, measures: bool = True, batch: int = BATCH,
@@ -252,7 +271,10 @@ def run_qc(archive: str | Path, store: Store, *, model: str = "mediqa-s",
     `client` reuses a running Dask client (else one is started from `workers`/`scheduler` and
     closed at the end); `each_volume` makes every volume of a 4D file an item.
     `on_plan(to_assess, skipped)` is called once the archive is planned,
-    `on_result(result)` after each stored result.
+    `on_result(result)` after each stored result. An archive without any item to assess is an
+    InputError (`nothing_to_assess`; one whose items are all unchanged is a run of skips).
+    Ctrl-C raises `RunInterrupted` once the run row holds the counts so far (`total`: the items
+    found), its `finished_at` left empty.
     """
     from medq.assess.weights import resolve
     from medq.qc.discover import discover
@@ -261,6 +283,8 @@ def run_qc(archive: str | Path, store: Store, *, model: str = "mediqa-s",
     resolve(model)  # an unknown model fails here (InvalidParameter), not per item on the workers
     key = model_key(model)
     items = discover(archive, each_volume)
+    if not items:
+        raise nothing_to_assess(archive)
     known = store.known(key)
     if retry_errors:
         failed = {row["path"] for row in store.items(status="error", model=key)}
@@ -274,6 +298,7 @@ def run_qc(archive: str | Path, store: Store, *, model: str = "mediqa-s",
     if own:
         client, n_workers = start_client(workers, scheduler)
     assess_seconds = 0.0
+    run_id = None
     try:
         if client is not None and not own:
             n_workers = len(client.nthreads())
@@ -293,6 +318,12 @@ def run_qc(archive: str | Path, store: Store, *, model: str = "mediqa-s",
             window = IN_FLIGHT_PER_WORKER * max(1, sum(client.nthreads().values()))
             assess_on(client, todo, key, record, measures=measures, batch=batch, window=window)
             assess_seconds = time.perf_counter() - t0
+    except KeyboardInterrupt as e:
+        done = counts["ok"] + counts["errors"]
+        if run_id is not None:  # the counts so far; not finished
+            store.finish_run(run_id, {"total": len(items), **counts, "skipped": skipped},
+                             finished=False)
+        raise RunInterrupted(done, len(todo) + len(unreadable)) from e
     finally:
         if own and client is not None:
             stop_client(client, own_cluster=not scheduler)

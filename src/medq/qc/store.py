@@ -33,8 +33,19 @@ from medq.qc.schema import (
     runs_table,
 )
 
+COMMENT_NEEDED = "a comment review needs a comment (write it, or accept or reject the item)"
+"""Why a `comment` review without text is refused."""
+
 _WRITABLE = tuple(c for c in ITEM_COLUMNS if c not in ("id", "created_at", "updated_at"))
 _JSON_COLUMNS = ("shape", "findings", "measures", "lossy_compression")
+
+
+def require_folder(path: str | Path, what: str) -> None:
+    """InvalidParameter naming `path` when the folder it goes into does not exist (medq creates
+    no folder for a database or an output: a typo must not make one at the filesystem root)."""
+    if not Path(path).expanduser().parent.is_dir():
+        raise InvalidParameter(f"folder of the {what} does not exist", path)
+
 
 def database_url(url: str | Path) -> str:
     """A SQLAlchemy URL: URLs pass through, a plain file path becomes `sqlite:///<abs path>`."""
@@ -107,10 +118,7 @@ class Store:
         if self.dialect == "sqlite":
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
             if parsed.database and parsed.database != ":memory:":
-                parent = Path(parsed.database).parent
-                if not parent.is_dir():
-                    raise InvalidParameter("folder of the SQLite database does not exist",
-                                           parsed.database)
+                require_folder(parsed.database, "SQLite database")
                 if not create and not Path(parsed.database).is_file():
                     raise MissingInput("no such results database (run `medq qc run` first)",
                                        parsed.database)
@@ -161,13 +169,15 @@ class Store:
                 total=0, ok=0, errors=0, skipped=0))
             return int(result.inserted_primary_key[0])
 
-    def finish_run(self, run_id: int, summary: dict[str, Any]) -> None:
-        """Mark a run finished with its counts (`total`, `ok`, `errors`, `skipped`)."""
-        values = {k: int(summary[k]) for k in ("total", "ok", "errors", "skipped")
-                  if summary.get(k) is not None}
+    def finish_run(self, run_id: int, summary: dict[str, Any], finished: bool = True) -> None:
+        """Record a run's counts (`total`, `ok`, `errors`, `skipped`) and mark it finished now;
+        `finished=False` (an interrupted run) records the counts and leaves `finished_at` empty."""
+        values: dict[str, Any] = {k: int(summary[k]) for k in ("total", "ok", "errors", "skipped")
+                                  if summary.get(k) is not None}
+        if finished:
+            values["finished_at"] = _now()
         with self.engine.begin() as conn:
-            conn.execute(runs_table.update().where(runs_table.c.id == run_id)
-                         .values(finished_at=_now(), **values))
+            conn.execute(runs_table.update().where(runs_table.c.id == run_id).values(**values))
 
     def runs(self) -> list[dict[str, Any]]:
         """Every run, newest first (`finished_at` is None for a run that was interrupted)."""
@@ -212,6 +222,7 @@ class Store:
                   status: str | None, min_score: float | None, max_score: float | None,
                   reviewed: bool | None, model: str | None) -> sa.Select:
         c = items_table.c
+        modality = modality.strip().upper() if modality else modality  # stored upper-case
         for column, value in ((c.modality, modality), (c.verdict, verdict), (c.status, status),
                               (c.model, model)):
             if value is not None:
@@ -264,6 +275,15 @@ class Store:
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar_one())
 
+    def values(self, column: str) -> list[str]:
+        """The distinct non-empty values of an item column (e.g. the models stored), sorted."""
+        if column not in ITEM_COLUMNS:
+            raise InvalidParameter(f"no item column {column!r}")
+        c = items_table.c[column]
+        query = sa.select(c).distinct().where(c.is_not(None)).order_by(c)
+        with self.engine.connect() as conn:
+            return [str(value) for value in conn.scalars(query)]
+
     def item(self, item_id: int) -> dict[str, Any] | None:
         """One item (same dict as `items`), or None when there is no such id."""
         with self.engine.connect() as conn:
@@ -298,6 +318,8 @@ class Store:
         reviewer = " ".join(str(reviewer or "").split())
         if not reviewer:
             raise InvalidParameter("a review needs the reviewer's name")
+        if decision == "comment" and not str(comment or "").strip():
+            raise InvalidParameter(COMMENT_NEEDED)
         values = {"item_id": int(item_id), "reviewer": reviewer[:128], "decision": decision,
                   "comment": str(comment or ""), "created_at": _now()}
         with self.engine.begin() as conn:

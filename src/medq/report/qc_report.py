@@ -87,7 +87,8 @@ def collect_totals(store: Any, progress: Progress | None = None) -> Totals:
 
 
 def histogram_uri(scores: dict[str, list[float]]) -> str | None:
-    """Score histograms (one panel per modality, bars coloured by verdict) as a PNG data URI."""
+    """Score histograms (one panel per modality, bars coloured by score band: the verdict a
+    score alone would give, not the items' own verdicts) as a PNG data URI."""
     if not any(scores.values()):
         return None
     import matplotlib
@@ -155,8 +156,9 @@ def build_qc_report(db: Any, output: str | Path, *, max_flagged: int = 200,
     """Write the QC report of a results store (a `Store` or its URL/path) to `output` (HTML)."""
     from medq import __version__
     from medq.io.atomic import atomic_write_text
-    from medq.qc.store import Store
+    from medq.qc.store import Store, require_folder
 
+    require_folder(output, "report")
     store = db if isinstance(db, Store) else Store(db, create=False)
     try:
         bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),

@@ -13,9 +13,10 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPBearer
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from medq.errors import InputError
+from medq.qc.store import COMMENT_NEEDED
 
 Verdict = Literal["good", "usable", "reject"]
 Decision = Literal["accept", "reject", "comment"]
@@ -26,7 +27,7 @@ router = APIRouter(prefix="/api", tags=["items"],
                                                     description="the server's --token"))])
 
 
-class ReviewIn(BaseModel):
+class ReviewFields(BaseModel):
     """A reviewer's decision on an item."""
 
     reviewer: str = Field(..., min_length=1, max_length=128, description="reviewer's name")
@@ -34,8 +35,18 @@ class ReviewIn(BaseModel):
     comment: str = Field("", max_length=10_000)
 
 
-class Review(ReviewIn):
-    """A stored review (audit row)."""
+class ReviewIn(ReviewFields):
+    """A new review: a `comment` decision must carry a comment (422 otherwise)."""
+
+    @model_validator(mode="after")
+    def _comment_has_text(self) -> ReviewIn:
+        if self.decision == "comment" and not self.comment.strip():
+            raise ValueError(COMMENT_NEEDED)
+        return self
+
+
+class Review(ReviewFields):
+    """A stored review (audit row; one stored before comments were required may lack one)."""
 
     id: int
     item_id: int

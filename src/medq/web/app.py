@@ -58,13 +58,14 @@ def _slices(item: dict[str, Any]) -> int:
 def create_app(db_url: str | Path, token: str | None = None,
                upload_limit_mb: float = UPLOAD_LIMIT_MB, uploads_dir: str | Path | None = None,
                model: str = "mediqa-s") -> FastAPI:
-    """The review app for the results store at `db_url` (optional bearer `token`)."""
+    """The review app for the results store at `db_url` (optional bearer `token`); a SQLite
+    file that does not exist is refused (MissingInput), as by `medq qc export`."""
     from fastapi_offline import FastAPIOffline
 
     from medq import __version__
     from medq.qc.store import Store
 
-    store = Store(db_url)
+    store = Store(db_url, create=False)
     limit = int(upload_limit_mb * 1e6)
 
     @asynccontextmanager

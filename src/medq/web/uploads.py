@@ -1,7 +1,9 @@
 """Ad-hoc uploads: a size limit on the request body, a type check by content, assess and record.
 
-An upload is written under the server's uploads folder with a name medq chooses (the client's
-file name is only shown, never used as a path), checked with `medq.io.sniff` and `medq.io.load`,
+An upload is written under the server's uploads folder as `<random id>/<file name>`: the
+client's file name sanitised (`upload_name`: no folders, only letters, digits, `.`, `_` and
+`-`, and an ending that names the format found), so the item shows the user's name but no
+client string ever chooses a folder. It is checked with `medq.io.sniff` and `medq.io.load`,
 assessed with the server's Assessor and recorded in the store like any QC item, so it can be
 viewed and reviewed like the others. Anything that is not an image medq reads is deleted and
 answered with 400; a body over the limit with 413, before it is read in full.
@@ -9,7 +11,9 @@ answered with 400; a body over the limit with 413, before it is read in full.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import threading
 import uuid
 from pathlib import Path
@@ -27,6 +31,12 @@ FORMAT_SUFFIX = {"dicom": ".dcm", "metaimage": ".mha", "nrrd": ".nrrd", "png": "
                  "ecat": ".v"}
 """File name ending of a stored upload, by sniffed format (NIfTI: .nii or .nii.gz; MGH: .mgh or
 .mgz; formats of two files cannot be uploaded)."""
+
+SAME_FORMAT = {".dicom": ".dcm", ".ima": ".dcm", ".jpeg": ".jpg", ".tiff": ".tif"}
+"""Client file name endings that mean the format of a stored ending."""
+
+NAME_LENGTH = 120
+"""Longest stored upload name, in characters."""
 
 CHUNK = 1 << 20
 
@@ -121,12 +131,38 @@ class BodyLimit:
 
 def client_suffix(name: str) -> str:
     """The allowed ending of the client's file name, or '' (never a path component)."""
-    lower = os.path.basename(name or "").lower()
+    lower = client_base(name).lower()
     return next((s for s in sorted(SUFFIXES, key=len, reverse=True) if lower.endswith(s)), "")
 
 
+def client_base(name: str) -> str:
+    """The last component of the client's file name (`/` or `\\` separated), or 'upload'."""
+    return os.path.basename((name or "").replace("\\", "/")) or "upload"
+
+
+def upload_name(name: str, suffix: str) -> str:
+    """The stored name of an upload: the client's base name with anything but letters, digits,
+    `.`, `_` and `-` replaced by `_`, no leading dot, and `suffix` (the format found) as its
+    ending, replacing an ending that names another format."""
+    ending = client_suffix(name)
+    base = client_base(name)
+    stem = base[:len(base) - len(ending)] if ending else base
+    if SAME_FORMAT.get(ending.lower(), ending.lower()) == suffix:
+        suffix = ending.lower()  # the client's own ending (`.jpeg`, `.IMA` as `.ima`) is kept
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).lstrip(".")[:NAME_LENGTH] or "upload"
+    return stem + suffix
+
+
+def _discard(path: Path) -> None:
+    """Delete a stored upload and its own folder."""
+    path.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # not empty or already gone
+        path.parent.rmdir()
+
+
 def store_upload(stream: Any, name: str, folder: Path, limit: int) -> Path:
-    """Copy an uploaded file object into `folder`, check its type, return the stored path.
+    """Copy an uploaded file object into `folder/<random id>/`, check its type, return the stored
+    path (`upload_name`).
 
     Raises BodyTooLarge over `limit` bytes and InputError (message naming the client's file
     name) when it is not an image medq can read; nothing is left behind in either case.
@@ -136,7 +172,7 @@ def store_upload(stream: Any, name: str, folder: Path, limit: int) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     key = uuid.uuid4().hex
     tmp = folder / f".{key}.upload{client_suffix(name)}"
-    shown = os.path.basename(name or "") or "upload"
+    shown = client_base(name)
     try:
         size = 0
         with open(tmp, "wb") as fh:
@@ -157,7 +193,8 @@ def store_upload(stream: Any, name: str, folder: Path, limit: int) -> Path:
             suffix = FORMAT_SUFFIX[fmt]
         else:
             raise UnsupportedImage(f"not an image file medq reads ({fmt})", shown)
-        final = folder / f"{key}{suffix}"
+        final = folder / key / upload_name(name, suffix)
+        final.parent.mkdir()
         os.replace(tmp, final)
         return final
     finally:
@@ -171,10 +208,10 @@ def load_upload(path: Path, name: str, modality: str | None) -> Any:
     try:
         return load(path, modality=modality or None)
     except InputError as e:
-        path.unlink(missing_ok=True)
-        raise type(e)(e.reason, os.path.basename(name or "") or "upload") from e
+        _discard(path)
+        raise type(e)(e.reason, client_base(name)) from e
     except Exception:
-        path.unlink(missing_ok=True)
+        _discard(path)
         raise
 
 
@@ -196,7 +233,7 @@ class Uploader:
         if archive_name(name or ""):
             raise UnsupportedImage("a zip or tar archive: the review app assesses one image per "
                                    "upload; `medq assess <archive>` reads every image in it",
-                                   os.path.basename(name))
+                                   client_base(name))
         path = store_upload(stream, name, self.folder, self.limit)
         image = load_upload(path, name, modality)
         with self._lock:
