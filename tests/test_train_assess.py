@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -327,8 +328,11 @@ def test_bfloat16_training_steps_compute_the_float32_objective(tiny_run: dict) -
 
 
 def test_finetune_on_user_scores(tiny_run: dict, tmp_path: Path) -> None:
+    """`medq train CONFIG --scores CSV` fine-tunes on the user's ratings; its record says so:
+    the card names the scores file, its rows and the held-out images, the reproduce line keeps
+    `--scores`, metrics.json is strict JSON (null for what is undefined) and the log says why
+    the SRCC of one held-out image is not computed, with the RMSE that is."""
     from medq.data.samples import export_samples
-    from medq.train.loop import train
     from medq.train.scores import load_scores, read_scores
 
     files = export_samples(tmp_path / "imgs", ["ct_small", "mr_small", "retina"])
@@ -343,11 +347,117 @@ def test_finetune_on_user_scores(tiny_run: dict, tmp_path: Path) -> None:
     train_set, test_set = load_scores(tmp_path / "imgs" / "scores.csv", size=32)
     assert len(train_set["score"]) + len(test_set["score"]) == 6
     assert not train_set["labelled"].any()
-    cfg = load_config(Path(__file__).parents[1] / "configs" / "mediqa_s_finetune.yaml")
-    cfg.init, cfg.output, cfg.slice_steps = str(tiny_run["checkpoint"]), str(tmp_path / "ft"), 0
-    cfg.stages[0].steps, cfg.stages[0].warmup, cfg.batch_size = 3, 1, 4
-    rec = train(cfg, train_set, test_set, log=lambda m: None)
-    assert (tmp_path / "ft" / "model.pt").is_file() and rec["train_items"] == 5
+    (tmp_path / "ft.yaml").write_text(
+        f"name: ft\nmodel: mediqa-tiny\ninit: {tiny_run['checkpoint']}\nbatch_size: 4\n"
+        "bench: {size: 32}\nslice_steps: 0\ncheckpoint_every_s: 0\noutput: ft\nstages:\n"
+        "  - {name: score, steps: 3, lr: 0.00005, losses: {score: 1.0}, warmup: 1}\n")
+    proc = subprocess.run([*MEDQ, "train", "ft.yaml", "--scores", "imgs/scores.csv"],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert ("test SRCC not computed: 1 held-out image (need ≥ 3 with different scores); "
+            "RMSE") in proc.stderr and "nan" not in proc.stderr
+    assert (tmp_path / "ft" / "model.pt").is_file()
+
+    def strict(name: str) -> None:
+        raise ValueError(f"metrics.json holds {name}")
+
+    rec = json.loads((tmp_path / "ft" / "metrics.json").read_text(), parse_constant=strict)
+    overall = rec["metrics"]["overall"]
+    assert rec["train_items"] == 5 and overall["n"] == 1 and overall["srcc"] is None
+    assert overall["rmse_raw"] >= 0 and "1 held-out image" in overall["not_computed"]
+    held = rec["scores"]["held_out"]
+    assert rec["scores"]["rows"] == 6 and rec["scores"]["file"] == "imgs/scores.csv"
+    assert len(held) == 1 and held[0] in {f.name for f in files}
+    card = (tmp_path / "ft" / "card.md").read_text()
+    assert "**your ratings**" in card and "not** radiologists" not in card
+    assert "engine degradations" not in card and f"`{held[0]}`" in card
+    assert "`imgs/scores.csv`: 6 rows" in card and "5 trained on, 1 held out" in card
+    assert "Reproduce: `medq train ft.yaml --scores imgs/scores.csv`." in card
+    assert "nan" not in card and "SRCC and PLCC not computed: 1 held-out image" in card
+    # `medq assess` reports the fine-tuned score on the raters' scale, not mixed with the
+    # evidence score (an estimate of the physics reference score), which stays beside it
+    from medq.assess.predictor import Assessor
+
+    assert rec["score_scale"] == "user"
+    tuned = Assessor(tmp_path / "ft" / "model.pt").assess(files[0])
+    assert tuned.score == tuned.model_score and tuned.evidence_score is not None
+    base = Assessor(tiny_run["checkpoint"]).assess(files[0])
+    assert base.score == pytest.approx((base.model_score + base.evidence_score) / 2, abs=2e-3)
+
+
+def test_scores_csv_as_spreadsheets_save_it(tmp_path: Path) -> None:
+    """A BOM, capitalised or padded column names and `;` or tab delimiters (with decimal
+    commas) are read; a header without the columns names those it found."""
+    from medq.data.samples import export_samples
+    from medq.train.scores import load_scores, read_scores
+
+    csv = tmp_path / "scores.csv"
+    for text in ("\ufeffpath,score\na.dcm,4\n", "Path,Score\na.dcm,4\n",
+                 " path , score \na.dcm,4\n", "path;score;Modality\na.dcm;4,0;CT\n",
+                 "PATH\tSCORE\na.dcm\t4\n"):
+        csv.write_text(text, encoding="utf-8")
+        (row,) = read_scores(csv)
+        assert row["path"] == tmp_path / "a.dcm" and row["score"] == 4.0, text
+    csv.write_text("Path; Score ;MODALITY\na.dcm;4,5;CT\n")
+    assert read_scores(csv)[0]["score"] == 4.5 and read_scores(csv)[0]["modality"] == "CT"
+    csv.write_text("image;rating\na.dcm;4\n")
+    with pytest.raises(InvalidParameter, match=r"'path' and 'score' \(found: image, rating\)"):
+        read_scores(csv)
+    (one,) = export_samples(tmp_path / "imgs", ["ct_small"])
+    csv.write_text(f"path,score\n{one},3\n")
+    with pytest.raises(InvalidParameter, match="only 1 usable row; need at least 5"):
+        load_scores(csv, size=32)
+    with pytest.raises(InvalidParameter, match="is a folder, not a scores file"):
+        read_scores(tmp_path)
+
+
+def test_training_config_is_checked_before_any_data_work(tmp_path: Path) -> None:
+    """A model name outside the registry or malformed stages are bad input at once: `medq
+    train` exits 2 without building any benchmark (a cold build takes many minutes)."""
+    with pytest.raises(InvalidParameter, match="unknown model 'nosuchmodel' for task 'quality'"):
+        config_from_dict({"name": "x", "model": "nosuchmodel"})
+    with pytest.raises(InvalidParameter, match="unknown model 'mediqa-s' for task 'restore'"):
+        config_from_dict({"name": "x", "model": "mediqa-s", "task": "restore"})
+    with pytest.raises(InvalidParameter, match="stages must be a list of mappings"):
+        config_from_dict({"name": "x", "model": "mediqa-tiny", "stages": ["score"]})
+    with pytest.raises(InvalidParameter, match="model_args must be a mapping"):
+        config_from_dict({"name": "x", "model": "mediqa-tiny", "model_args": "big"})
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nmodel: nosuchmodel\n")
+    env = {**os.environ, "MEDQ_CACHE_DIR": str(tmp_path / "cache")}
+    proc = subprocess.run([*MEDQ, "train", str(bad)], capture_output=True, text=True,
+                          timeout=60, env=env)
+    assert proc.returncode == 2 and proc.stderr.strip() == (
+        f"medq: error: {bad}: unknown model 'nosuchmodel' for task 'quality'; expected one of "
+        "cnniqa, mediqa-b, mediqa-s, mediqa-tiny, wadiqam")
+    assert not (tmp_path / "cache" / "bench").exists()
+
+
+def test_benchmark_builds_are_announced(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before the benchmark of a run is read or built, the log says so (a cold build is long)."""
+    from medq.data import bench
+    from medq.train.loop import build_split
+
+    cfg = config_from_dict({"name": "x", "model": "mediqa-tiny"})
+    built: list[str] = []
+    monkeypatch.setattr(bench, "build", lambda plan, split: built.append(split) or {})
+    said: list[str] = []
+    assert build_split(cfg, "test", said.append) == {} and built == ["test"]
+    assert said == [f"test benchmark (plan {cfg.bench.key()}): read from the cache, or built "
+                    "now (the first build takes a while; cached for later runs)"]
+
+
+def test_train_on_a_binary_file_or_a_folder_is_bad_input(tmp_path: Path) -> None:
+    """A DICOM file renamed .yaml and a folder are one-line bad-input errors (exit 2)."""
+    import shutil
+
+    shutil.copy(dicom_testfile("CT_small.dcm"), tmp_path / "x.yaml")
+    (tmp_path / "x").mkdir()
+    for arg, reason in (("x.yaml", "not a YAML text file"),
+                        ("x", "is a folder, not a training config")):
+        proc = subprocess.run([*MEDQ, "train", arg], capture_output=True, text=True,
+                              timeout=60, cwd=tmp_path)
+        assert proc.returncode == 2 and proc.stderr == f"medq: error: {arg}: {reason}\n"
 
 
 def test_prompt_classifier_trains_and_predicts(tmp_path: Path) -> None:

@@ -7,7 +7,9 @@ it from the image's evidence rows — computed on the same ≤256-px views the m
 weighted by the detector's confidence: `detector.confidence_score`). The two err differently — each
 ranks some held-out sources better than the other — and on the held-out test split their mean
 ranks quality better than either (`medq bench iqa`, row "medq assess"). Both parts are kept in
-the Assessment.
+the Assessment. A model fine-tuned on a user's own ratings (`medq train --scores`; its
+checkpoint's `score_scale` is "user") gives the score alone: its scale is the raters', not the
+reference score the evidence estimates.
 Grades follow the 1–5 score: ≥ 4.5 excellent, ≥ 3.5 good, ≥ 2.5 acceptable, ≥ 1.5 poor, else
 non-diagnostic; `recall` is true for poor and non-diagnostic images. Findings are the ones
 behind the evidence score (`findings_from`): a type is reported when the detector's presence
@@ -63,9 +65,17 @@ EVIDENCE_WEIGHT = 0.5
 mean, fixed beforehand rather than fitted on the test split."""
 
 
-def combined_score(model_score: float, evidence: float) -> float:
+USER_SCALE = "user"
+"""`score_scale` of a checkpoint fine-tuned on its users' own ratings (`medq train --scores`): the
+evidence score estimates the physics-derived reference score, another scale, so it is reported
+beside the model's but not mixed into the score."""
+
+
+def combined_score(model_score: float, evidence: float, scale: str = "reference") -> float:
     """The assessment's 1–5 score: `EVIDENCE_WEIGHT`-weighted mean of the model's and the
-    evidence score."""
+    evidence score; the model's alone when it was fine-tuned on user ratings (`USER_SCALE`)."""
+    if scale == USER_SCALE:
+        return float(model_score)
     return (1.0 - EVIDENCE_WEIGHT) * float(model_score) + EVIDENCE_WEIGHT * float(evidence)
 
 

@@ -74,6 +74,7 @@ class Assessor:
         self.name = str(self.record.get("name") or Path(str(model)).stem)
         self.size = int(self.record.get("image_size", 224))
         self.use_prompts = bool(self.record.get("use_prompts", True))
+        self.score_scale = str(self.record.get("score_scale", "reference"))
         self.native = bool((self.record.get("bench_plan") or {}).get("native_crop", False))
         self.batch_size = max(1, int(batch_size))
         self.measures = measures
@@ -197,7 +198,7 @@ class Assessor:
         measures = p["measures"]
         model_score = float(out["score"][0])
         evidence = read_evidence(p["rows"], image.modality)
-        score = combined_score(model_score, evidence.score)
+        score = combined_score(model_score, evidence.score, self.score_scale)
         presence, expected = out["presence"][0].numpy(), out["expected"][0].numpy()
         slices = None
         if image.is_volume:

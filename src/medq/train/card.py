@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -12,15 +13,31 @@ from medq.data.items import LADDER_RUNGS
 from medq.data.sources import TEST_ZONE, sources
 from medq.io.atomic import atomic_write_text
 from medq.train.config import TrainConfig, config_path
+from medq.train.evaluate import plural
 
 
-def metrics_table(metrics: dict[str, dict[str, float]]) -> str:
-    """Markdown table of subset → n, SRCC, PLCC, RMSE."""
+def number(value: float | None, spec: str = ".3f") -> str:
+    """`value` formatted by `spec`, or `–` when it is missing or not finite."""
+    return format(value, spec) if value is not None and math.isfinite(value) else "–"
+
+
+def _rmse_cell(m: dict[str, Any]) -> str:
+    """The RMSE after the logistic map, else the raw RMSE (marked) where the map is undefined."""
+    if m.get("rmse") is None or not math.isfinite(m["rmse"]):
+        raw = number(m.get("rmse_raw"))
+        return raw if raw == "–" else f"{raw} (raw)"
+    return number(m["rmse"])
+
+
+def metrics_table(metrics: dict[str, dict[str, Any]]) -> str:
+    """Markdown table of subset → n, SRCC, PLCC, RMSE, then why any correlation is missing."""
     lines = ["| subset | n | SRCC | PLCC | RMSE |", "|---|---|---|---|---|"]
     for name, m in metrics.items():
-        lines.append(f"| {name} | {m['n']} | {m['srcc']:.3f} | {m['plcc']:.3f} | "
-                     f"{m['rmse']:.3f} |")
-    return "\n".join(lines)
+        lines.append(f"| {name} | {m['n']} | {number(m['srcc'])} | {number(m['plcc'])} | "
+                     f"{_rmse_cell(m)} |")
+    notes = [f"- {name}: SRCC and PLCC not computed: {m['not_computed']}; RMSE (raw) without "
+             "the logistic map." for name, m in metrics.items() if m.get("not_computed")]
+    return "\n".join(lines + ([""] + notes if notes else []))
 
 
 def _device_type(record: dict[str, Any]) -> str:
@@ -63,8 +80,7 @@ def _members_text(record: dict[str, Any]) -> str:
              "| seed | overall | " + " | ".join(subsets) + " |",
              "|---" * (len(subsets) + 2) + "|"]
     for m in members:
-        cells = [f"{m['metrics'].get(k, {}).get('srcc', float('nan')):.3f}"
-                 for k in ("overall", *subsets)]
+        cells = [number(m["metrics"].get(k, {}).get("srcc")) for k in ("overall", *subsets)]
         lines.append(f"| {m['seed']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -84,19 +100,59 @@ def _start_text(cfg: TrainConfig) -> str:
 def card_text(cfg: TrainConfig, record: dict[str, Any]) -> str:
     """The model card as Markdown."""
     summed = " (summed over the members)" if record.get("members") else ""
-    train = ", ".join(s.name for s in sources("train"))
-    test = ", ".join(s.name for s in sources("test"))
     stages = "; ".join(f"{s.name}: {s.steps} steps, lr {s.lr:g}, losses {s.losses}"
                        for s in cfg.stages)
     view = cfg.bench.evidence_size
     precision = resolve_precision(cfg.precision, _device_type(record))
+    scores = record.get("scores")
+    command = f"medq train {config_path(cfg)}" + (f" --scores {scores['file']}" if scores else "")
+    split = f"held-out rows of `{scores['file']}`" if scores else "held-out split"
+    then = "" if scores else " then `medq bench iqa`"
     return f"""# {cfg.name}
 
-Model `{cfg.model}` ({cfg.model_args or 'preset sizes'}), trained by `medq train` from
-`{config_path(cfg)}`, {_seed_text(record)}, {where_trained(record)},
+Model `{cfg.model}` ({cfg.model_args or 'preset sizes'}), trained by `{command}`,
+{_seed_text(record)}, {where_trained(record)},
 wall time {record['wall_time_s']:.0f} s{summed}{resumed_text(record)}.
 
-## Score meaning
+{_scores_data(cfg, record) if scores else _bench_data(cfg, record)}
+## Training
+Stages: {stages}. Batch {cfg.batch_size}, AdamW (weight decay {cfg.weight_decay}), warm-up then
+cosine decay, gradient clipping {cfg.grad_clip}, steps in {precision};
+slice weights fitted for {cfg.slice_steps} steps on frozen features of the training volumes.
+Prompts used: {cfg.use_prompts}.{_start_text(cfg)}
+Classical measures per slice (`medq.assess.evidence`, on a view of at most {view} px):
+{cfg.model_args.get('n_measures', 0) or 'not used'} (evidence features version {FEATURES_VERSION}).
+Physics head targets (normalised log level per kind): {', '.join(record['physics_targets'])}.
+
+## Test metrics ({split}, {plural(record['test_items'], 'item')})
+{metrics_table(record['metrics'])}
+{_members_text(record)}
+Reproduce: `{command}`{then}.
+"""
+
+
+def _scores_data(cfg: TrainConfig, record: dict[str, Any]) -> str:
+    """The card's score meaning and data sections for a fine-tune on the user's scores."""
+    s = record["scores"]
+    held = ", ".join(f"`{p}`" for p in s["held_out"])
+    start = f"`{cfg.init}`" if cfg.init else f"a fresh `{cfg.model}`"
+    return f"""## Score meaning
+The score is **your ratings**: starting from {start}, the model was fine-tuned on the 1–5
+scores of `{s['file']}`, so it scores as those ratings do (not medq's physics-derived reference
+score).
+
+## Data
+Scores file `{s['file']}`: {s['rows']} rows, {s['train'] + len(s['held_out'])} of them usable
+images; {s['train']} trained on, {len(s['held_out'])} held out for the test (by image, seeded): \
+{held}.
+"""
+
+
+def _bench_data(cfg: TrainConfig, record: dict[str, Any]) -> str:
+    """The card's score meaning and data sections for a run on medq's benchmark."""
+    train = ", ".join(s.name for s in sources("train"))
+    test = ", ".join(s.name for s in sources("test"))
+    return f"""## Score meaning
 The score is the **physics-derived reference score**: `1 + 4·Π(1 − min(s,3)/3)` over the
 continuous severities `s` (0 none … 3 severe) of the degradations medq's physics engine applied.
 It is **not** radiologists' opinion. Fine-tune on your own expert scores with
@@ -114,20 +170,6 @@ noise-free and often show only part of the body.
 - Held-out test sources (never trained on): {test}.
 - The MNI152-derived sources are one subject split by z-zone: {TEST_ZONE[0]:.0%}–{TEST_ZONE[1]:.0%}
   of the head's height is test only.
-
-## Training
-Stages: {stages}. Batch {cfg.batch_size}, AdamW (weight decay {cfg.weight_decay}), warm-up then
-cosine decay, gradient clipping {cfg.grad_clip}, steps in {precision};
-slice weights fitted for {cfg.slice_steps} steps on frozen features of the training volumes.
-Prompts used: {cfg.use_prompts}.{_start_text(cfg)}
-Classical measures per slice (`medq.assess.evidence`, on a view of at most {view} px):
-{cfg.model_args.get('n_measures', 0) or 'not used'} (evidence features version {FEATURES_VERSION}).
-Physics head targets (normalised log level per kind): {', '.join(record['physics_targets'])}.
-
-## Test metrics (held-out split, {record['test_items']} items)
-{metrics_table(record['metrics'])}
-{_members_text(record)}
-Reproduce: `medq train {config_path(cfg)}` then `medq bench iqa`.
 """
 
 

@@ -87,8 +87,12 @@ def config_from_dict(data: dict[str, Any]) -> TrainConfig:
     if not isinstance(data, dict):
         raise InvalidParameter("a training config must be a mapping")
     data = dict(_fields(TrainConfig, data, "config"))
+    raw_stages = data.pop("stages", []) or []
+    if not isinstance(raw_stages, list) or not all(isinstance(r, dict) for r in raw_stages):
+        raise InvalidParameter("stages must be a list of mappings (name, steps, lr, losses, "
+                               "warmup)")
     stages = []
-    for raw in data.pop("stages", []) or []:
+    for raw in raw_stages:
         stage = Stage(**_fields(Stage, dict(raw), "stage"))
         bad = sorted(set(stage.losses) - set(LOSS_NAMES))
         if bad or stage.steps < 0 or stage.lr <= 0:
@@ -102,6 +106,7 @@ def config_from_dict(data: dict[str, Any]) -> TrainConfig:
     cfg = TrainConfig(**data, stages=stages, bench=bench)
     if cfg.task not in ("quality", "prompts", "restore"):
         raise InvalidParameter(f"task must be 'quality', 'prompts' or 'restore', got {cfg.task!r}")
+    _check_model(cfg)
     if cfg.batch_size < 1:
         raise InvalidParameter("batch_size must be ≥ 1")
     if cfg.member_pairs and (cfg.task != "restore" or not all(
@@ -124,15 +129,50 @@ def config_from_dict(data: dict[str, Any]) -> TrainConfig:
     return cfg
 
 
+def _check_model(cfg: TrainConfig) -> None:
+    """InvalidParameter unless `cfg.model` is in its task's registry and `model_args` a mapping."""
+    if not isinstance(cfg.model_args, dict):
+        raise InvalidParameter(f"model_args must be a mapping, got {cfg.model_args!r}")
+    if cfg.task == "quality":
+        from medq.assess.models import available_models
+
+        known = available_models()
+    elif cfg.task == "restore":
+        from medq.restore.models import PRESETS
+
+        known = sorted(PRESETS)
+    else:
+        return
+    if cfg.model not in known:
+        raise InvalidParameter(f"unknown model {cfg.model!r} for task {cfg.task!r}; expected one "
+                               f"of {', '.join(known)}")
+
+
+def _config_text(path: Path) -> str:
+    """The text of a config file; InvalidParameter when it is missing, a folder or not text."""
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except FileNotFoundError:
+        raise InvalidParameter("config file not found", path) from None
+    except IsADirectoryError:
+        raise InvalidParameter("is a folder, not a training config", path) from None
+    except UnicodeDecodeError:
+        raise InvalidParameter("not a YAML text file", path) from None
+    except OSError as e:
+        raise InvalidParameter(f"cannot read the config ({e.strerror})", path) from None
+    if "\x00" in text:
+        raise InvalidParameter("not a YAML text file", path)
+    return text
+
+
 def load_config(path: str | Path) -> TrainConfig:
     """Read a YAML training config; InvalidParameter naming the file on any problem."""
     import yaml
 
     path = Path(path)
+    text = _config_text(path)
     try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise InvalidParameter("config file not found", path) from None
+        data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise InvalidParameter(f"not valid YAML ({e})", path) from None
     try:
@@ -141,12 +181,12 @@ def load_config(path: str | Path) -> TrainConfig:
         raise InvalidParameter(e.reason, path) from None
     except TypeError as e:
         raise InvalidParameter(f"bad config ({e})", path) from None
-    cfg.config_file = _shown(path)
+    cfg.config_file = shown_path(path)
     return cfg
 
 
-def _shown(path: Path) -> str:
-    """A config path as a card shows it: relative to the working folder when inside it."""
+def shown_path(path: Path) -> str:
+    """A file path as a card shows it: relative to the working folder when inside it."""
     try:
         return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
     except ValueError:

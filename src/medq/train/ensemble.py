@@ -65,10 +65,10 @@ def train_ensemble(cfg: TrainConfig, train_one: Any, data: dict[str, np.ndarray]
                    test: dict[str, np.ndarray] | None, log: Any, split_init: bool = False
                    ) -> dict[str, Any]:
     """Train (or reuse) every member with `train_one(cfg, data, test, log)`, then average."""
-    from medq.data import bench
+    from medq.train.loop import build_split
 
-    data = data if data is not None else bench.build(cfg.bench, "train")
-    test = test if test is not None else bench.build(cfg.bench, "test")
+    data = data if data is not None else build_split(cfg, "train", log)
+    test = test if test is not None else build_split(cfg, "test", log)
     records, folders = [], []
     for k in range(cfg.ensemble):
         member = member_config(cfg, k, split_init)
@@ -87,8 +87,9 @@ def train_ensemble(cfg: TrainConfig, train_one: Any, data: dict[str, np.ndarray]
 def assemble(cfg: TrainConfig, folders: list[Path], records: list[dict[str, Any]],
              test: dict[str, np.ndarray], log: Any) -> dict[str, Any]:
     """Average the members' checkpoints, evaluate on `test`, write checkpoint, metrics, card."""
+    from medq.train.card import number
     from medq.train.evaluate import evaluate, predict
-    from medq.train.loop import write_run
+    from medq.train.loop import srcc_summary, write_run
 
     members = [member_from_dict(torch.load(f / "model.pt", map_location="cpu",
                                            weights_only=True)) for f in folders]
@@ -103,7 +104,7 @@ def assemble(cfg: TrainConfig, folders: list[Path], records: list[dict[str, Any]
                            "metrics": r["metrics"]} for r, f in zip(records, folders, strict=True)],
               "metrics": metrics, "history": []}
     write_run(out, model, cfg, record)
-    log(f"{cfg.name}: ensemble of {len(members)} seeds, test SRCC "
-        f"{metrics['overall']['srcc']:.3f} (members: "
-        + ", ".join(f"{r['metrics']['overall']['srcc']:.3f}" for r in records) + f") → {out}")
+    log(f"{cfg.name}: ensemble of {len(members)} seeds, {srcc_summary(metrics['overall'])} "
+        "(members' SRCC: " + ", ".join(number(r["metrics"]["overall"]["srcc"]) for r in records)
+        + f") → {out}")
     return record

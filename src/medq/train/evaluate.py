@@ -11,7 +11,7 @@ import torch
 from medq.assess.models.blocks import IQAModel
 from medq.assess.precision import model_device, model_precision
 from medq.data.bench import item_slices, slice_measures
-from medq.metrics.correlation import plcc_logistic, rmse, srcc
+from medq.metrics.correlation import MIN_PAIRS, finite_rows, plcc_logistic, rmse, srcc
 from medq.metrics.uncertainty import srcc_gain_interval, srcc_interval
 
 
@@ -62,16 +62,35 @@ def _predict(model: IQAModel, data: dict[str, np.ndarray], use_prompts: bool, sa
     return out
 
 
+def plural(n: int, noun: str) -> str:
+    """`1 image`, `2 images`: a count with its noun."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def not_computed(pred: np.ndarray, target: np.ndarray) -> str | None:
+    """Why a subset's correlations are undefined (too few items, constant scores), else None."""
+    p, t = finite_rows(pred, target)
+    if p.size < MIN_PAIRS:
+        return f"{plural(int(p.size), 'held-out image')} (need ≥ {MIN_PAIRS} with different scores)"
+    if np.ptp(t) == 0:
+        return f"all {p.size} held-out images have score {t[0]:g} (need different scores)"
+    if np.ptp(p) == 0:
+        return f"the model gives all {p.size} held-out images the same score"
+    return None
+
+
 def subset_metrics(pred: np.ndarray, target: np.ndarray, interval: bool = False
                    ) -> dict[str, Any]:
     """SRCC, PLCC and RMSE (both after the 4-parameter logistic fit) of one subset; with
-    `interval`, also the SRCC's 95 % bootstrap interval over the subset's items (`srcc_ci`)."""
-    if len(pred) < 3:
-        out: dict[str, Any] = {"n": len(pred), "srcc": float("nan"), "plcc": float("nan"),
-                               "rmse": float("nan")}
-    else:
-        out = {"n": int(len(pred)), "srcc": srcc(pred, target),
-               "plcc": plcc_logistic(pred, target), "rmse": rmse(pred, target, logistic=True)}
+    `interval`, also the SRCC's 95 % bootstrap interval over the subset's items (`srcc_ci`).
+    Where the correlations are undefined, `not_computed` says why and `rmse_raw` is the RMSE
+    without the logistic map."""
+    out: dict[str, Any] = {"n": int(len(pred)), "srcc": srcc(pred, target),
+                           "plcc": plcc_logistic(pred, target),
+                           "rmse": rmse(pred, target, logistic=True)}
+    why = not_computed(pred, target)
+    if why:
+        out.update(not_computed=why, rmse_raw=rmse(pred, target))
     if interval:
         out["srcc_ci"] = list(srcc_interval(pred, target))
     return out

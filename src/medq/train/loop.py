@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -24,6 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from medq.assess.assessment import USER_SCALE
 from medq.assess.models import build_model
 from medq.assess.models.blocks import IQAModel, coral_targets
 from medq.assess.precision import model_device, model_precision, resolve_device
@@ -255,8 +257,10 @@ def ensemble_size(cfg: TrainConfig) -> tuple[int, bool]:
 
 
 def train(cfg: TrainConfig, data: dict[str, np.ndarray] | None = None,
-          test: dict[str, np.ndarray] | None = None, log: Any = None) -> dict[str, Any]:
-    """Run every stage of `cfg`, fit slice weights, evaluate, write checkpoint + card."""
+          test: dict[str, np.ndarray] | None = None, log: Any = None,
+          scores: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run every stage of `cfg`, fit slice weights, evaluate, write checkpoint + card
+    (`scores`: what `medq.train.scores.describe` says of a `--scores` set handed over)."""
     log = log or (lambda msg: print(f"medq train: {msg}", file=sys.stderr, flush=True))
     if cfg.task == "prompts":
         return train_prompt_classifier(cfg, log)
@@ -270,15 +274,16 @@ def train(cfg: TrainConfig, data: dict[str, np.ndarray] | None = None,
         from medq.train.ensemble import train_ensemble
 
         cfg = dataclasses.replace(cfg, ensemble=n_members)
-        return train_ensemble(cfg, train, data, test, log, split_init)
+        return train_ensemble(cfg, functools.partial(train, scores=scores), data, test, log,
+                              split_init)
     threads = set_threads()
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     started = time.time()
     built = data is None  # else handed over (a --scores set): the resume state is keyed by it
-    data = data if data is not None else bench.build(cfg.bench, "train")
-    test = test if test is not None else bench.build(cfg.bench, "test")
+    data = data if data is not None else build_split(cfg, "train", log)
+    test = test if test is not None else build_split(cfg, "test", log)
     log(f"{cfg.name}: {len(data['score'])} training items, {len(test['score'])} test items, "
         f"{threads} threads, on {device_name(device)}")
     model = _initial_model(cfg)
@@ -311,12 +316,30 @@ def train(cfg: TrainConfig, data: dict[str, np.ndarray] | None = None,
               "use_prompts": cfg.use_prompts, "init": cfg.init,
               "physics_targets": list(bench.KINDS),
               "image_size": int(data["x"].shape[-1]), "metrics": metrics, "history": history,
-              "resumed": ck.resumed}
+              "resumed": ck.resumed,
+              **({"scores": scores, "score_scale": USER_SCALE} if scores else {})}
     write_run(out, model, cfg, record)
     ck.done()
-    log(f"{cfg.name}: done in {wall:.0f} s; test SRCC {metrics['overall']['srcc']:.3f} "
-        f"→ {out}")
+    log(f"{cfg.name}: done in {wall:.0f} s; {srcc_summary(metrics['overall'])} → {out}")
     return record
+
+
+def build_split(cfg: TrainConfig, split: str, log: Any) -> dict[str, np.ndarray]:
+    """The benchmark split of `cfg`'s plan (`bench.build`, with the progress bar `medq bench
+    iqa` shows), announced first: built on a cold cache, it takes long."""
+    log(f"{split} benchmark (plan {cfg.bench.key()}): read from the cache, or built now "
+        "(the first build takes a while; cached for later runs)")
+    return bench.build(cfg.bench, split)
+
+
+def srcc_summary(m: dict[str, Any]) -> str:
+    """`test SRCC 0.812`, or why it is not computed (with the RMSE where that is defined)."""
+    if m.get("srcc") is not None and math.isfinite(m["srcc"]):
+        return f"test SRCC {m['srcc']:.3f}"
+    rmse = m.get("rmse_raw")
+    tail = f"; RMSE {rmse:.3f} (no logistic map)" if rmse is not None and math.isfinite(rmse) \
+        else ""
+    return f"test SRCC not computed: {m.get('not_computed', 'undefined')}{tail}"
 
 
 def device_name(device: torch.device) -> str:
@@ -333,14 +356,25 @@ def write_run(out: Path, model: Any, cfg: TrainConfig, record: dict[str, Any]) -
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / "model.pt") as tmp:
         model.save_checkpoint(tmp, medq=_jsonable(record))
-    atomic_write_text(out / "metrics.json", json.dumps(_jsonable(record), indent=2))
+    atomic_write_text(out / "metrics.json", json.dumps(_jsonable(record), indent=2,
+                                                      allow_nan=False))
     write_card(out, cfg, record)
 
 
 def _jsonable(obj: Any) -> Any:
-    """Round-trip through JSON (numpy scalars → floats, NaN kept)."""
-    return json.loads(json.dumps(obj, default=float))
+    """Round-trip through JSON: numpy scalars → floats, non-finite numbers → None (null)."""
+    return _finite(json.loads(json.dumps(obj, default=float)))
 
+
+def _finite(obj: Any) -> Any:
+    """`obj` with every NaN or ±inf float, at any depth, replaced by None."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
+    return obj
 
 
 def train_prompt_classifier(cfg: TrainConfig, log: Any) -> dict[str, Any]:

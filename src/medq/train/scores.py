@@ -18,32 +18,68 @@ from medq.assess.models.blocks import FINDING_TYPES
 from medq.assess.prompts import encode, prompts_from_image
 from medq.data.bench import KINDS
 from medq.errors import InvalidParameter, MedqError
+from medq.train.evaluate import plural
 
 MIN_ROWS = 5
 """Fewest usable rows a scores file must have."""
 
 
-def read_scores(path: str | Path) -> list[dict[str, Any]]:
-    """Parse the CSV (header `path,score[,modality,region]`); relative paths are from its folder."""
-    path = Path(path)
+def _read_text(path: Path, what: str) -> str:
+    """The text of a user's file (a UTF-8 BOM dropped); InvalidParameter naming `path` when it
+    is missing, a folder or not UTF-8 text."""
     try:
-        text = path.read_text()
+        return path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
-        raise InvalidParameter("scores file not found", path) from None
-    reader = csv.DictReader(text.splitlines())
-    if not reader.fieldnames or not {"path", "score"} <= set(reader.fieldnames):
-        raise InvalidParameter("scores CSV needs a header with at least 'path' and 'score'",
-                               path)
+        raise InvalidParameter(f"{what} not found", path) from None
+    except IsADirectoryError:
+        raise InvalidParameter(f"is a folder, not a {what}", path) from None
+    except UnicodeDecodeError:
+        raise InvalidParameter(f"not a UTF-8 text {what} (save it as CSV UTF-8)", path) from None
+    except OSError as e:
+        raise InvalidParameter(f"cannot read the {what} ({e.strerror})", path) from None
+
+
+def _delimiter(first_line: str) -> str:
+    """The delimiter of a CSV header line: `;`, tab or `,` (comma when it cannot be told)."""
+    try:
+        return csv.Sniffer().sniff(first_line, delimiters=",;\t").delimiter
+    except csv.Error:
+        return ","
+
+
+def _score(raw: str | None, delimiter: str, n: int, path: Path) -> float:
+    """Line `n`'s score as a number in 1–5 (a decimal comma accepted in `;`/tab files)."""
+    text = (raw or "").strip()
+    if delimiter != ",":
+        text = text.replace(",", ".")
+    if not text:
+        raise InvalidParameter(f"line {n}: no score", path)
+    try:
+        score = float(text)
+    except ValueError:
+        raise InvalidParameter(f"line {n}: score {raw!r} is not a number", path) from None
+    if not 1.0 <= score <= 5.0:
+        raise InvalidParameter(f"line {n}: score {score:g} is outside 1–5", path)
+    return score
+
+
+def read_scores(path: str | Path) -> list[dict[str, Any]]:
+    """Parse the CSV (header `path,score[,modality,region]`, any case, `,`/`;`/tab-separated,
+    a UTF-8 BOM allowed); relative paths are from its folder."""
+    path = Path(path)
+    lines = _read_text(path, "scores file").splitlines()
+    delimiter = _delimiter(lines[0] if lines else "")
+    header = next(csv.reader(lines[:1], delimiter=delimiter), [])
+    names = [h.strip().lower() for h in header]
+    if not {"path", "score"} <= set(names):
+        found = ", ".join(h.strip() for h in header) or "no columns"
+        raise InvalidParameter("scores CSV needs a header with at least 'path' and 'score' "
+                               f"(found: {found})", path)
+    reader = csv.DictReader(lines[1:], fieldnames=names, delimiter=delimiter)
     rows = []
-    for n, row in enumerate(reader, start=2):
-        try:
-            score = float(row["score"])
-        except (TypeError, ValueError):
-            raise InvalidParameter(f"line {n}: score {row['score']!r} is not a number",
-                                   path) from None
-        if not 1.0 <= score <= 5.0:
-            raise InvalidParameter(f"line {n}: score {score} is outside 1–5", path)
-        image = Path(row["path"]).expanduser()
+    for row in reader:
+        score = _score(row["score"], delimiter, reader.line_num + 1, path)
+        image = Path((row["path"] or "").strip()).expanduser()
         rows.append({"path": image if image.is_absolute() else path.parent / image,
                      "score": score, "modality": (row.get("modality") or "").strip() or None,
                      "region": (row.get("region") or "").strip() or None})
@@ -84,8 +120,27 @@ def load_scores(path: str | Path, size: int = 224, seed: int = 0, extras: tuple[
         except MedqError as e:
             print(f"medq: note: skipping {e.message}", file=sys.stderr)
     if len(items) < MIN_ROWS:
-        raise InvalidParameter(f"only {len(items)} usable rows; need at least {MIN_ROWS}", path)
+        raise InvalidParameter(f"only {plural(len(items), 'usable row')}; need at least "
+                               f"{MIN_ROWS}", path)
     order = np.random.default_rng(seed).permutation(len(items))
     n_test = max(1, len(items) // 5)
     test, train = order[:n_test], order[n_test:]
     return pack([items[i] for i in train]), pack([items[i] for i in test])
+
+
+def describe(path: str | Path, train: dict[str, np.ndarray], test: dict[str, np.ndarray]
+             ) -> dict[str, Any]:
+    """What a run's record and card say of a `--scores` set: the file, its rows, how many were
+    trained on and which images were held out for the test (paths as the CSV gives them)."""
+    from medq.train.config import shown_path
+
+    path = Path(path)
+
+    def named(source: str) -> str:
+        try:
+            return Path(source).relative_to(path.parent).as_posix()
+        except ValueError:
+            return Path(source).as_posix()
+
+    return {"file": shown_path(path), "rows": len(read_scores(path)),
+            "train": int(len(train["score"])), "held_out": [named(s) for s in test["source"]]}
