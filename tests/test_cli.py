@@ -490,3 +490,13 @@ def test_a_file_that_is_no_checkpoint_is_named_as_such(tmp_path: Path) -> None:
         assert res.returncode == 2, res.stderr
         assert res.stderr.strip() == (f"medq: error: {tmp_path / name}: not a PyTorch checkpoint "
                                       "file (medq train writes them as .pt)")
+
+
+@pytest.mark.parametrize("command", [("qc", "run"), ("qc", "report"), ("serve",),
+                                     ("bench", "iqa"), ("restore",)])
+def test_help_is_whole_in_an_80_column_terminal(command: tuple[str, ...]) -> None:
+    """Long words (a database URL, the default model list, `file@volume=k`) were cut to "…" in
+    an 80-column terminal; help text now wraps whole."""
+    res = run_medq(*command, "--help", env={"COLUMNS": "80"})
+    assert res.returncode == 0, res.stderr
+    assert "…" not in res.stdout, res.stdout

@@ -154,7 +154,7 @@ DEVICE_OPTION = typer.Option(
 EACH_VOLUME_OPTION = typer.Option(
     False, "--each-volume",
     help="Take every volume of a 4D file (a diffusion or time series) as an input of its own "
-         "(<file>@volume=<k>), instead of refusing the file.")
+         "(named file@volume=k), instead of refusing the file.")
 """`--each-volume` of the commands that read images (assess, describe, restore, qc run)."""
 
 

@@ -29,12 +29,14 @@ from medq.cli.common import (
 )
 
 qc_app = typer.Typer(help="Quality control of whole archives: assess every item on Dask, keep "
-                          "the results in a database, export them.", no_args_is_help=True)
+                          "the results in a database, export them. The database (--db) is a "
+                          "SQLite file or a SQLAlchemy URL, e.g. "
+                          "postgresql+psycopg://user:pw@host/db.", no_args_is_help=True)
 app.add_typer(qc_app, name="qc")
 
-DB_OPTION = typer.Option("sqlite:///qc.sqlite", "--db",
-                         help="Results database: a SQLAlchemy URL (sqlite:///qc.sqlite, "
-                              "postgresql+psycopg://user:pw@host/db) or a SQLite file path.")
+DB_OPTION = typer.Option("qc.sqlite", "--db",
+                         help="Results database: a SQLite file, or a database URL (PostgreSQL: "
+                              "see `medq qc --help`).")
 
 
 class _RateColumn(ProgressColumn):
@@ -131,7 +133,8 @@ def export(
     model: str | None = typer.Option(None, "--model", "-m",
                                      help="Only the results of this model."),
 ) -> None:
-    """Export the results: one row per item (path, status, score, grade, verdict, error, …)."""
+    """Export the results: one row per item (path, status, score, grade, verdict, error and the
+    measures)."""
     from medq.qc.export import export_items
     from medq.qc.store import Store
 

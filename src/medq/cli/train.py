@@ -61,11 +61,11 @@ def train(
             cfg.device = device
         if scores is None:
             return run_train(cfg)
-        from medq.train.scores import load_scores
+        from medq.train.scores import describe, load_scores
 
         train_set, test_set = load_scores(scores, size=cfg.bench.size, seed=cfg.seed,
                                           extras=cfg.bench.evidence_extras)
-        return run_train(cfg, train_set, test_set)
+        return run_train(cfg, train_set, test_set, scores=describe(scores, train_set, test_set))
 
     result = outcome.run(config, job)
     if not isinstance(result, BaseException):
@@ -124,8 +124,10 @@ def margin_table(rows: list[dict[str, Any]]) -> None:
 
 @bench_app.command("iqa")
 def bench_iqa(
-    models: str = typer.Option(",".join(BENCH_MODELS), "--models",
-                               help="Comma-separated shipped names or checkpoint paths."),
+    models: str = typer.Option(",".join(BENCH_MODELS), "--models", show_default=False,
+                               help="Comma-separated shipped names or checkpoint paths "
+                                    "(default: the shipped model, its three ablations, CNNIQA "
+                                    "and WaDIQaM)."),
     classical: bool = typer.Option(True, "--classical/--no-classical",
                                    help="Add rows for classical measures."),
     results: Path = RESULTS_OPTION,
