@@ -53,14 +53,15 @@ def map_jobs(fn: Callable[[Any], Any], jobs: Sequence[Any], workers: int | None,
              label: str, chunksize: int = 8) -> list[Any]:
     """`[fn(j) for j in jobs]`, in `workers` processes when > 1 (None: `build_workers()`), with
     a progress bar on stderr."""
+    from rich.console import Console
     from rich.progress import track
 
+    bar = {"description": label, "disable": not progress, "transient": True,
+           "console": Console(stderr=True)}  # stdout stays for results (`--json`)
     workers = build_workers() if workers is None else workers
     if workers <= 1:
-        return [fn(j) for j in track(jobs, description=label, disable=not progress,
-                                     transient=True)]
+        return [fn(j) for j in track(jobs, **bar)]
     from medq.workers import worker_pool
 
     with worker_pool(workers) as ex:
-        return list(track(ex.map(fn, jobs, chunksize=chunksize), total=len(jobs),
-                          description=label, disable=not progress, transient=True))
+        return list(track(ex.map(fn, jobs, chunksize=chunksize), total=len(jobs), **bar))
