@@ -475,6 +475,28 @@ def test_ringing_pairs_band_limit_the_clean_mr_image_without_recording_it() -> N
     assert ring.key() != plain.key() and plain.key() == PairPlan(ringing=0.0, **common).key()
 
 
+def test_coarse_mr_pairs_shrink_the_clean_mr_image_and_its_pixels_alike() -> None:
+    """`coarse_mr` pairs: the clean MR image is shrunk 2–4× (at least 48 px a side) with its
+    pixel size multiplied alike; nothing is recorded; CT pairs and plans without
+    it are unchanged."""
+    from medq.data.pairs import COARSE_MIN_SIDE, PairPlan, make_pair
+
+    common = {"tasks": ("mr_noise",), "combo_fraction": 0.0, "max_side": 256,
+              "pseudo_mr": True, "source_names": ("body_ct",)}
+    coarse, plain = PairPlan(coarse_mr=1.0, **common), PairPlan(**common)
+    for seed in range(3):
+        a, b = make_pair("mr_noise", seed, coarse), make_pair("mr_noise", seed, plain)
+        shrink = np.array(b["y"].shape) / np.array(a["y"].shape)
+        assert min(a["y"].shape) >= COARSE_MIN_SIDE - 8 and shrink.min() > 1.5, shrink
+        assert a["spacing"] == pytest.approx(b["spacing"] * shrink, rel=0.15)
+        assert [r["name"] for r in a["records"]] == ["mr_noise"]
+    ct = {"tasks": ("ct_low_dose",), "combo_fraction": 0.0, "source_names": ("body_ct",)}
+    first, second = make_pair("ct_low_dose", 1, PairPlan(coarse_mr=1.0, **ct)), \
+        make_pair("ct_low_dose", 1, PairPlan(**ct))
+    assert np.array_equal(first["x"], second["x"]) and np.array_equal(first["y"], second["y"])
+    assert coarse.key() != plain.key() and plain.key() == PairPlan(coarse_mr=0.0, **common).key()
+
+
 def test_training_leaves_out_pairs_that_are_not_finite() -> None:
     from medq.data.pairs import pack
     from medq.train.restore_loop import finite_pairs
