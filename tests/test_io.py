@@ -664,23 +664,20 @@ def test_files_of_one_stem_keep_their_own_sidecars(tmp_path: Path) -> None:
         assert (back.modality, back.region, back.spacing) == expected
     save(MedImage(x, (0.5, 0.5), "CT", "brain"), tmp_path / "scan.nii.gz")  # rewritten in place
     assert load(nifti).modality == "CT" and load(png).modality == "MR"
+    from medq.cli.common import expand_inputs  # a glob's inputs: the images, not their sidecars
+
+    assert {p.name for p in expand_inputs(sorted(tmp_path.iterdir()))} == {"scan.nii.gz",
+                                                                           "scan.png"}
     legacy = tmp_path / "other.nii.gz"
     save(MedImage(x, (1.0, 1.0), "PT"), legacy)
-    (tmp_path / "other.json").write_text(json.dumps({"Modality": "MR"}))  # names no file
-    assert load(legacy).modality == "MR"
-
-
-def test_loading_a_series_folder_that_also_holds_other_images_says_so(tmp_path: Path) -> None:
-    """`medq.load(folder)` of a DICOM file beside a NIfTI and a PNG: refused with their names
-    (it returned the DICOM alone); the folder as a whole still goes to `medq assess`."""
-    shutil.copy(tdata("CT_small.dcm"), tmp_path / "ct.dcm")
-    assert load(tmp_path).shape == (128, 128)
-    x = np.random.default_rng(0).random((16, 16)).astype(np.float32)
-    save(MedImage(x, (1.0, 1.0), "MR"), tmp_path / "mr.nii.gz")
-    save(MedImage(x, (1.0, 1.0), "MR"), tmp_path / "mr.png")
-    with pytest.raises(InvalidParameter, match=r"other images beside its DICOM files \(mr.nii.gz, "
-                                               r"mr.png\)"):
-        load(tmp_path)
+    (tmp_path / "other.json").write_text(json.dumps({"Modality": "MR", "degradation": {}}))
+    assert load(legacy).modality == "MR"  # a sidecar that names no file applies
+    save(MedImage(x, (1.0, 1.0), "DX"), tmp_path / "other.png")  # takes none of its keys
+    assert set(json.loads((tmp_path / "other.png.json").read_text())) == {
+        "Modality", "BodyPart", "Spacing", "Physics", "File"}
+    (tmp_path / "scan.nii.gz").rename(tmp_path / "sub-01.nii.gz")  # renamed with its sidecar
+    (tmp_path / "scan.json").rename(tmp_path / "sub-01.json")
+    assert load(tmp_path / "sub-01.nii.gz").modality == "CT"
 
 
 # ------------------------------------------------------------------ modality from the values

@@ -319,3 +319,22 @@ def test_intervals_drop_nan_and_give_nan_where_undefined():
         srcc_interval(p, t[:-1])
     with pytest.raises(InvalidParameter):
         srcc_interval(p, t, level=1.5)
+
+
+def test_three_or_four_items_get_the_straight_line_not_a_crash():
+    """A subset of 3 held-out images (a small `--scores` fine-tune) made curve_fit raise a
+    TypeError after training: with no more points than the logistic's 4 parameters the fit is
+    the least-squares line."""
+    from scipy.stats import spearmanr
+
+    from medq.metrics.correlation import fit_logistic, logistic4
+    from medq.train.evaluate import subset_metrics
+
+    for pred, target in (([1.0, 2.0, 3.0], [1.0, 3.0, 2.0]), ([1.0, 2.0, 3.0, 4.0],
+                                                               [1.5, 1.0, 3.5, 4.0])):
+        beta = fit_logistic(pred, target)
+        slope, intercept = np.polyfit(pred, target, 1)
+        assert logistic4(np.array(pred), *beta) == pytest.approx(
+            slope * np.array(pred) + intercept, abs=1e-6)
+        assert subset_metrics(pred, target)["srcc"] == pytest.approx(
+            spearmanr(pred, target)[0])

@@ -409,6 +409,12 @@ def test_scores_csv_as_spreadsheets_save_it(tmp_path: Path) -> None:
         load_scores(csv, size=32)
     with pytest.raises(InvalidParameter, match="is a folder, not a scores file"):
         read_scores(tmp_path)
+    csv.write_text("path,score\n,3\n")  # an empty path is no image (it read as the folder)
+    with pytest.raises(InvalidParameter, match="line 2: no path"):
+        read_scores(csv)
+    csv.write_text("path,score,Score\na.dcm,3,4\n")
+    with pytest.raises(InvalidParameter, match="the header names score twice"):
+        read_scores(csv)
 
 
 def test_training_config_is_checked_before_any_data_work(tmp_path: Path) -> None:

@@ -32,8 +32,8 @@ def shipped() -> list[str]:
 
 
 def why(exc: BaseException) -> str:
-    """`<type>: <first line of the message>` (cut at a word, at most 120 characters) of a loading
-    failure."""
+    """`<type>: <first line of the message>` of a loading failure, a line over 120 characters cut
+    at a word (and marked " …")."""
     lines = str(exc).strip().splitlines()
     if not lines:
         return type(exc).__name__

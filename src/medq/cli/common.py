@@ -107,10 +107,11 @@ class Outcome:
 
 def expand_inputs(paths: Iterable[Path]) -> list[Path]:
     """The inputs to process: medq's own JSON sidecars of other inputs (from a glob) are skipped."""
-    from medq.io.sidecar import sidecar_path
+    from medq.io.sidecar import own_sidecar_path, sidecar_path
 
     paths = list(paths)
-    sidecars = {sidecar_path(p) for p in paths if p.suffix.lower() != ".json"}
+    sidecars = {side for p in paths if p.suffix.lower() != ".json"
+                for side in (sidecar_path(p), own_sidecar_path(p))}
     return [p for p in paths if p not in sidecars]
 
 

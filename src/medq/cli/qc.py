@@ -109,7 +109,7 @@ def run(
                 on_plan=on_plan, on_result=on_result))
     except RunInterrupted as e:  # Ctrl-C: the run row holds the counts so far
         store.close()
-        err.print(str(e), markup=False, highlight=False)
+        err.print(f"medq: {e}", markup=False, highlight=False)
         raise typer.Exit(130) from e
     store.close()
     if isinstance(summary, BaseException):

@@ -16,6 +16,7 @@ def check_listen(host: str, port: int) -> None:
     """InvalidParameter naming `host:port` unless a server can listen there now (each address
     the host resolves to is bound, as uvicorn will, and released at once)."""
     import errno
+    import os
     import socket
 
     from medq.errors import InvalidParameter
@@ -25,7 +26,8 @@ def check_listen(host: str, port: int) -> None:
         for family, kind, proto, _, address in socket.getaddrinfo(
                 host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE):
             with socket.socket(family, kind, proto) as sock:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if os.name != "nt":  # on Windows it would let the bind pass a listener
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 if family == socket.AF_INET6:
                     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
                 sock.bind(address)

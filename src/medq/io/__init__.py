@@ -164,17 +164,15 @@ def _read(p: Path, fmt: str, volume: int | None = None) -> MedImage:
 
 
 def load(path: str | Path, *, modality: str | None = None, region: str | None = None) -> MedImage:
-    """Load a medical image file, a DICOM series folder, one series of a folder holding
-    several (`<folder>#<SeriesInstanceUID>`) or one volume of a 4D file (`<file>@volume=<k>`);
-    `modality`/`region` override the file's."""
+    """Load a medical image file, a DICOM series folder (its DICOM files only: other files in
+    it are not read), one series of a folder holding several (`<folder>#<SeriesInstanceUID>`)
+    or one volume of a 4D file (`<file>@volume=<k>`); `modality`/`region` override the file's."""
     if not isinstance(path, (str, os.PathLike)):
         raise InvalidParameter(f"medq.load reads a file or folder path, not a {type(path).__name__}"
                                ": give arrays to medq.assess, describe or restore directly, or "
                                "make a MedImage with medq.io.from_array(array)")
     p = Path(path)
     fmt = sniff(p)
-    if fmt == "dicom-series" and p.is_dir():
-        _only_dicom_images(p)
     file, volume = volume_in_file(p) or (p, None)  # a volume of a 4D file: that file
     try:
         image = _read(file, fmt, volume)
@@ -193,18 +191,6 @@ def load(path: str | Path, *, modality: str | None = None, region: str | None = 
         raise
     except Exception as e:  # last guard: no raw library exception escapes
         raise UnreadableImage(f"{type(e).__name__}: {e}", p) from e
-
-
-def _only_dicom_images(folder: Path) -> None:
-    """InvalidParameter when a DICOM series folder also holds images of other formats (a NIfTI,
-    a PNG, …), which loading it as one series would leave out without a word."""
-    others = sorted(f.name for f in folder.iterdir() if f.is_file()
-                    and _suffix_format(f) not in (None, "dicom"))
-    if others:
-        shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
-        raise InvalidParameter(f"holds other images beside its DICOM files ({shown}): load one "
-                               "file at a time, or give the folder to medq assess, which reads "
-                               "each", folder)
 
 
 def load_series_files(files: Sequence[str | Path], source: str | Path) -> MedImage:
@@ -290,8 +276,8 @@ def save(image: MedImage | np.ndarray, path: str | Path, *, reference: str | Pat
     is a DICOM file or series folder whose header is the template (default: the image's own
     source DICOM files); `description` becomes DerivationDescription (DICOM), descrip (NIfTI),
     a `medq_description` key (NRRD) or a PNG text chunk. Formats without a header (and MetaImage
-    and NRRD, whose headers lack them) get a JSON sidecar (`<stem>.json`) with modality, region,
-    spacing and physics.
+    and NRRD, whose headers lack them) get a JSON sidecar (`<stem>.json`, or `<name>.json` when
+    the stem's names another file: `medq.io.sidecar`) with modality, region, spacing and physics.
     """
     p = Path(path)
     target_format(p)

@@ -64,31 +64,40 @@ def _beside(p: Path, name: Any) -> Path:
 
 
 def _siblings(p: Path) -> list[Path]:
-    """Other images whose `<stem>.json` sidecar is the same as `p`'s."""
+    """Other images (by their suffix: not a BIDS `.bval`) whose `<stem>.json` is `p`'s."""
+    from medq.io import _suffix_format
+
     shared = sidecar_path(p)
     stem = shared.name[: -len(".json")]
     return [q for q in p.parent.glob(glob.escape(stem) + ".*")
-            if q != shared and not q.name.endswith(".json") and not _one_image(p, q)
+            if q != shared and _suffix_format(q) is not None and not _one_image(p, q)
             and sidecar_path(q) == shared]
 
 
+def _names_another(data: dict[str, Any], p: Path) -> bool:
+    """Whether a shared sidecar names (`File`) another image that lies beside `p` (not `p`, its
+    pair's other file, nor a file since renamed to `p`)."""
+    named = _beside(p, data.get("File"))
+    return bool(data.get("File")) and not _one_image(p, named) and named.exists()
+
+
 def _claims(data: dict[str, Any], p: Path) -> bool:
-    """Whether a shared sidecar may be rewritten as `p`'s: it names `p` (`File`), or names no
-    file and no other file shares the stem (a stem sidecar of several files stays theirs)."""
-    named = data.get("File")
-    return _one_image(p, _beside(p, named)) if named else not _siblings(p)
+    """Whether a shared sidecar may be rewritten as `p`'s: it names no other image beside `p`;
+    one that names no file at all only when no other image shares the stem (a stem sidecar of
+    several files stays theirs)."""
+    return not _names_another(data, p) if data.get("File") else not _siblings(p)
 
 
 def read_sidecar(image_path: str | Path) -> dict[str, Any]:
     """The image's sidecar content: its own `<name>.json`, else the `<stem>.json` unless that one
-    names another file (`File`); {} when there is none. One file's save never changes another's
-    load."""
+    names another image beside it (`File`; a renamed pair keeps its sidecar); {} when there is
+    none. One file's save never changes another's load."""
     p = Path(image_path)
     own = _read_json(own_sidecar_path(p))
     if own:
         return own
     shared = _read_json(sidecar_path(p))
-    return shared if _one_image(p, _beside(p, shared.get("File"))) else {}
+    return {} if _names_another(shared, p) else shared
 
 
 def write_sidecar(image_path: str | Path, data: dict[str, Any]) -> Path:
@@ -100,5 +109,5 @@ def write_sidecar(image_path: str | Path, data: dict[str, Any]) -> Path:
     before = _read_json(shared)
     use_shared = not own_sidecar_path(p).exists() and (not before or _claims(before, p))
     target = shared if use_shared else own_sidecar_path(p)
-    merged = {**read_sidecar(p), **data, "File": p.name}
+    merged = {**(before if use_shared else _read_json(target)), **data, "File": p.name}
     return atomic_write_text(target, json.dumps(merged, indent=2, default=str))

@@ -92,10 +92,11 @@ def logistic4(x: ArrayLike, b1: float, b2: float, b3: float, b4: float) -> np.nd
 def fit_logistic(pred: ArrayLike, target: ArrayLike) -> tuple[float, float, float, float] | None:
     """Least-squares β of `logistic4` mapping pred → target; None when there is nothing to fit.
 
-    Init: β1 = max(t), β2 = min(t) (swapped when PLCC < 0), β3 = median(p), β4 = std(p). When
-    curve_fit fails, or its fit is worse than the straight line (a logistic with large |β4| is
-    linear, so a proper optimum is never worse), the returned β describe that least-squares line
-    instead: the logistic with very large |β4| around β3 = mean(p), i.e. a linear fallback.
+    Init: β1 = max(t), β2 = min(t) (swapped when PLCC < 0), β3 = median(p), β4 = std(p). With
+    four points or fewer, when curve_fit fails, or when its fit is worse than the straight line
+    (a logistic with large |β4| is linear, so a proper optimum is never worse), the returned β
+    describe that least-squares line instead: the logistic with very large |β4| around
+    β3 = mean(p), i.e. a linear fallback.
     """
     p, t = _pairs(pred, target)
     if not _usable(p, t):
@@ -105,6 +106,8 @@ def fit_logistic(pred: ArrayLike, target: ArrayLike) -> tuple[float, float, floa
     rising = slope >= 0
     init = [t.max() if rising else t.min(), t.min() if rising else t.max(), np.median(p),
             float(np.std(p)) or 1.0]
+    if p.size <= len(init):  # four parameters need more points than that: the line
+        return _linear_as_logistic(slope, intercept, p)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", OptimizeWarning)

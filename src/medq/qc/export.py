@@ -116,11 +116,9 @@ def export_items(store: Store, dest: str | Path, fmt: str | None = None, *,
                  model: str | None = None) -> int:
     """Write the store's items to `dest` as csv/tsv/parquet/json; returns the number of rows."""
     from medq.io.atomic import atomic_path
-    from medq.qc.store import require_folder
 
     dest = Path(dest)
     fmt = format_for(dest, fmt)
-    require_folder(dest, "output")
     rows = export_rows(store, flat=fmt != "json", model=model)
     try:
         with atomic_path(dest) as tmp:

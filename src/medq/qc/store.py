@@ -42,7 +42,7 @@ _JSON_COLUMNS = ("shape", "findings", "measures", "lossy_compression")
 
 def require_folder(path: str | Path, what: str) -> None:
     """InvalidParameter naming `path` when the folder it goes into does not exist (medq creates
-    no folder for a database or an output: a typo must not make one at the filesystem root)."""
+    no folder for a database: a typo in `--db` must not start an empty one elsewhere)."""
     if not Path(path).expanduser().parent.is_dir():
         raise InvalidParameter(f"folder of the {what} does not exist", path)
 

@@ -156,9 +156,8 @@ def build_qc_report(db: Any, output: str | Path, *, max_flagged: int = 200,
     """Write the QC report of a results store (a `Store` or its URL/path) to `output` (HTML)."""
     from medq import __version__
     from medq.io.atomic import atomic_write_text
-    from medq.qc.store import Store, require_folder
+    from medq.qc.store import Store
 
-    require_folder(output, "report")
     store = db if isinstance(db, Store) else Store(db, create=False)
     try:
         bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),

@@ -148,20 +148,21 @@ def _check_model(cfg: TrainConfig) -> None:
                                f"of {', '.join(known)}")
 
 
-def _config_text(path: Path) -> str:
-    """The text of a config file; InvalidParameter when it is missing, a folder or not text."""
+def read_text_file(path: Path, what: str, kind: str) -> str:
+    """The text of a file the user names (a UTF-8 BOM dropped); InvalidParameter naming `path`
+    when it is missing, a folder (`what`: "training config") or not text ("not a <kind>")."""
     try:
         text = path.read_bytes().decode("utf-8-sig")
     except FileNotFoundError:
-        raise InvalidParameter("config file not found", path) from None
+        raise InvalidParameter(f"{what} not found", path) from None
     except IsADirectoryError:
-        raise InvalidParameter("is a folder, not a training config", path) from None
+        raise InvalidParameter(f"is a folder, not a {what}", path) from None
     except UnicodeDecodeError:
-        raise InvalidParameter("not a YAML text file", path) from None
+        raise InvalidParameter(f"not a {kind}", path) from None
     except OSError as e:
-        raise InvalidParameter(f"cannot read the config ({e.strerror})", path) from None
+        raise InvalidParameter(f"cannot read the {what} ({e.strerror})", path) from None
     if "\x00" in text:
-        raise InvalidParameter("not a YAML text file", path)
+        raise InvalidParameter(f"not a {kind}", path)
     return text
 
 
@@ -170,7 +171,7 @@ def load_config(path: str | Path) -> TrainConfig:
     import yaml
 
     path = Path(path)
-    text = _config_text(path)
+    text = read_text_file(path, "training config", "YAML text file")
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:

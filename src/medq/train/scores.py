@@ -18,25 +18,11 @@ from medq.assess.models.blocks import FINDING_TYPES
 from medq.assess.prompts import encode, prompts_from_image
 from medq.data.bench import KINDS
 from medq.errors import InvalidParameter, MedqError
+from medq.train.config import read_text_file
 from medq.train.evaluate import plural
 
 MIN_ROWS = 5
 """Fewest usable rows a scores file must have."""
-
-
-def _read_text(path: Path, what: str) -> str:
-    """The text of a user's file (a UTF-8 BOM dropped); InvalidParameter naming `path` when it
-    is missing, a folder or not UTF-8 text."""
-    try:
-        return path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise InvalidParameter(f"{what} not found", path) from None
-    except IsADirectoryError:
-        raise InvalidParameter(f"is a folder, not a {what}", path) from None
-    except UnicodeDecodeError:
-        raise InvalidParameter(f"not a UTF-8 text {what} (save it as CSV UTF-8)", path) from None
-    except OSError as e:
-        raise InvalidParameter(f"cannot read the {what} ({e.strerror})", path) from None
 
 
 def _delimiter(first_line: str) -> str:
@@ -67,10 +53,14 @@ def read_scores(path: str | Path) -> list[dict[str, Any]]:
     """Parse the CSV (header `path,score[,modality,region]`, any case, `,`/`;`/tab-separated,
     a UTF-8 BOM allowed); relative paths are from its folder."""
     path = Path(path)
-    lines = _read_text(path, "scores file").splitlines()
+    lines = read_text_file(path, "scores file",
+                           "UTF-8 text file (save it as CSV UTF-8)").splitlines()
     delimiter = _delimiter(lines[0] if lines else "")
     header = next(csv.reader(lines[:1], delimiter=delimiter), [])
     names = [h.strip().lower() for h in header]
+    twice = sorted({n for n in names if n and names.count(n) > 1})
+    if twice:
+        raise InvalidParameter(f"the header names {', '.join(twice)} twice", path)
     if not {"path", "score"} <= set(names):
         found = ", ".join(h.strip() for h in header) or "no columns"
         raise InvalidParameter("scores CSV needs a header with at least 'path' and 'score' "
@@ -79,7 +69,9 @@ def read_scores(path: str | Path) -> list[dict[str, Any]]:
     rows = []
     for row in reader:
         score = _score(row["score"], delimiter, reader.line_num + 1, path)
-        image = Path((row["path"] or "").strip()).expanduser()
+        if not (row["path"] or "").strip():
+            raise InvalidParameter(f"line {reader.line_num + 1}: no path", path)
+        image = Path(row["path"].strip()).expanduser()
         rows.append({"path": image if image.is_absolute() else path.parent / image,
                      "score": score, "modality": (row.get("modality") or "").strip() or None,
                      "region": (row.get("region") or "").strip() or None})
