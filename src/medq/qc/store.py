@@ -40,13 +40,6 @@ _WRITABLE = tuple(c for c in ITEM_COLUMNS if c not in ("id", "created_at", "upda
 _JSON_COLUMNS = ("shape", "findings", "measures", "lossy_compression")
 
 
-def require_folder(path: str | Path, what: str) -> None:
-    """InvalidParameter naming `path` when the folder it goes into does not exist (medq creates
-    no folder for a database: a typo in `--db` must not start an empty one elsewhere)."""
-    if not Path(path).expanduser().parent.is_dir():
-        raise InvalidParameter(f"folder of the {what} does not exist", path)
-
-
 def database_url(url: str | Path) -> str:
     """A SQLAlchemy URL: URLs pass through, a plain file path becomes `sqlite:///<abs path>`."""
     text = str(url)
@@ -118,7 +111,9 @@ class Store:
         if self.dialect == "sqlite":
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
             if parsed.database and parsed.database != ":memory:":
-                require_folder(parsed.database, "SQLite database")
+                if not Path(parsed.database).parent.is_dir():  # a typo makes no database
+                    raise InvalidParameter("folder of the SQLite database does not exist",
+                                           parsed.database)
                 if not create and not Path(parsed.database).is_file():
                     raise MissingInput("no such results database (run `medq qc run` first)",
                                        parsed.database)
@@ -276,9 +271,10 @@ class Store:
             return int(conn.execute(query).scalar_one())
 
     def values(self, column: str) -> list[str]:
-        """The distinct non-empty values of an item column (e.g. the models stored), sorted."""
+        """The distinct values (NULL left out) of an item column, e.g. the models stored, sorted;
+        ValueError for a name that is no item column (a caller's mistake, not bad input)."""
         if column not in ITEM_COLUMNS:
-            raise InvalidParameter(f"no item column {column!r}")
+            raise ValueError(f"no item column {column!r}")
         c = items_table.c[column]
         query = sa.select(c).distinct().where(c.is_not(None)).order_by(c)
         with self.engine.connect() as conn:

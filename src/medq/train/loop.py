@@ -334,11 +334,12 @@ def build_split(cfg: TrainConfig, split: str, log: Any) -> dict[str, np.ndarray]
 
 def srcc_summary(m: dict[str, Any]) -> str:
     """`test SRCC 0.812`, or why it is not computed (with the RMSE where that is defined)."""
-    if m.get("srcc") is not None and math.isfinite(m["srcc"]):
-        return f"test SRCC {m['srcc']:.3f}"
-    rmse = m.get("rmse_raw")
-    tail = f"; RMSE {rmse:.3f} (no logistic map)" if rmse is not None and math.isfinite(rmse) \
-        else ""
+    from medq.train.card import number
+
+    if number(m.get("srcc")) != "–":
+        return f"test SRCC {number(m['srcc'])}"
+    rmse = number(m.get("rmse_raw"))
+    tail = f"; RMSE {rmse} (no logistic map)" if rmse != "–" else ""
     return f"test SRCC not computed: {m.get('not_computed', 'undefined')}{tail}"
 
 
