@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pydicom
@@ -500,3 +501,25 @@ def test_help_is_whole_in_an_80_column_terminal(command: tuple[str, ...]) -> Non
     res = run_medq(*command, "--help", env={"COLUMNS": "80"})
     assert res.returncode == 0, res.stderr
     assert "…" not in res.stdout, res.stdout
+
+
+def test_every_command_is_listed_on_one_unbroken_line() -> None:
+    """A command's first help paragraph is its line in `medq --help` and `medq qc --help`; a line
+    break inside it was printed as is (`info`, `train` and `qc export` broke mid-sentence)."""
+    import inspect
+
+    import typer
+
+    from medq.cli import app
+
+    def listed(group: Any, path: str) -> list[tuple[str, str]]:
+        """(command path, first help paragraph) of every command under a click group."""
+        out = []
+        for name, sub in getattr(group, "commands", {}).items():
+            first = inspect.cleandoc(sub.short_help or sub.help or "").split("\n\n")[0]
+            out += [(f"{path} {name}".strip(), first), *listed(sub, f"{path} {name}")]
+        return out
+
+    rows = listed(typer.main.get_command(app), "")
+    assert {"info", "train", "qc export", "bench iqa"} <= {name for name, _ in rows}
+    assert [name for name, first in rows if "\n" in first or not first] == []

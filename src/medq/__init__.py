@@ -1,7 +1,7 @@
-"""medq: assess, describe, restore and segment medical images (CT, MRI, PET, radiographs, fundus).
+"""medq: assess, describe and restore medical images (CT, MRI, PET, radiographs, fundus).
 
 The public API is imported lazily so that `import medq` stays fast: `medq.load`, `medq.save`,
-`medq.simulate`, `medq.assess` (and, as the stages land, describe/restore/segment).
+`medq.simulate`, `medq.assess`, `medq.describe` and `medq.restore`.
 """
 
 from __future__ import annotations

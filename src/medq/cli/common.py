@@ -31,7 +31,7 @@ from medq.errors import InputError, InvalidParameter, MedqError
 
 app = typer.Typer(
     name="medq",
-    help="Medical image quality: assess, describe, restore and segment CT, MRI, PET, "
+    help="Medical image quality: assess, describe and restore CT, MRI, PET, "
     "radiographs and fundus photographs.",
     no_args_is_help=True,
     add_completion=False,

@@ -33,8 +33,9 @@ def info(
     as_json: bool = JSON_LIST_OPTION,
     modality: str | None = MODALITY_OPTION,
 ) -> None:
-    """Show modality, region, shape, spacing and acquisition physics of each input (a 4D file:
-    its first volume's, with `volumes` and the volume count leading its shape)."""
+    """Show modality, region, shape, spacing and acquisition physics of each input.
+
+    A 4D file shows its first volume's, with `volumes` and the volume count leading its shape."""
     from medq.cli.assess import assess_inputs
     from medq.io import load
     from medq.io.archive import shown, unpack_all

@@ -133,8 +133,7 @@ def export(
     model: str | None = typer.Option(None, "--model", "-m",
                                      help="Only the results of this model."),
 ) -> None:
-    """Export the results: one row per item (path, status, score, grade, verdict, error and the
-    measures)."""
+    """Export the results: one row per item (path, status, score, verdict, error, measures…)."""
     from medq.qc.export import export_items
     from medq.qc.store import Store
 

@@ -44,8 +44,10 @@ def train(
                                       "the config, whose default is auto: a CUDA GPU when "
                                       "PyTorch sees one)."),
 ) -> None:
-    """Train a quality model (physics pretraining → score fine-tuning), a restoration network or
-    the prompt classifier; started again, an interrupted run continues where it stopped."""
+    """Train a quality model, a restoration network or the prompt classifier from a config.
+
+    A quality model is pretrained on physics parameters, then fine-tuned on scores. Started
+    again, an interrupted run continues where it stopped."""
     from medq.assess.precision import resolve_device
     from medq.train.config import load_config
     from medq.train.loop import train as run_train
