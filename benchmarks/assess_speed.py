@@ -1,4 +1,5 @@
-"""`medq assess` throughput (start-up excluded): 512² DICOM slices and 3D volumes, 2 CPU threads.
+"""`medq assess` throughput (start-up excluded): 512² DICOM slices and 3D volumes, 2 CPU threads;
+and, apart, the wall time of `medq assess` on one slice in a new process (start-up included).
 
 Writes benchmarks/results/assess_speed.json. Usage:
     python benchmarks/assess_speed.py [--slices 96] [--volumes 6] [--model mediqa-s]
@@ -116,6 +117,27 @@ def volume_cost(path: Path, repeats: int = 3) -> dict[str, float]:
     return {"salient_slices_mni_t1": round((time.perf_counter() - t0) / repeats, 4)}
 
 
+def first_run(path: Path, repeats: int = 3) -> dict[str, float]:
+    """Median wall seconds of `medq assess PATH --no-measures --json` as a new process (what a
+    user waits for one file: start-up, model loading and the assessment) and of `medq --version`
+    (the interpreter and the CLI alone)."""
+    import shutil
+    import subprocess
+    import sys
+
+    medq = shutil.which("medq", path=str(Path(sys.executable).parent)) or "medq"
+    out = {}
+    for name, args in (("one_file_run", ["assess", str(path), "--no-measures", "--json"]),
+                       ("cli_start", ["--version"])):
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            subprocess.run([medq, *args], check=True, capture_output=True)
+            times.append(time.perf_counter() - t0)
+        out[name] = round(float(np.median(times)), 3)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--slices", type=int, default=96)
@@ -142,19 +164,22 @@ def main() -> None:
             rows[f"volumes_{tag}"] = throughput(assessor, volumes)
         cost = evidence_cost(slices[0])
         cost.update(volume_cost(volumes[0]))
+        started = first_run(slices[0])
     for name, r in rows.items():
         unit = "slices/s" if name.startswith("slices") else "volumes/s"
         print(f"{name:32s} {r['per_second']:8.2f} {unit}  ({r['inputs']} in {r['seconds']} s)")
     for name, seconds in cost.items():
         unit = "volume" if name.startswith("salient") else "512² slice"
         print(f"{name:32s} {seconds:8.4f} s per {unit} (one thread)")
+    for name, seconds in started.items():
+        print(f"{name:32s} {seconds:8.3f} s wall, a new process")
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / "assess_speed.json"
     out.write_text(json.dumps({"machine": platform.platform(), "model": args.model,
                                "threads": args.threads, "device": str(assessor.device),
                                "precision": resolve_precision("auto", assessor.device.type),
                                "results": rows,
-                               "seconds_per_slice": cost}, indent=2))
+                               "seconds_per_slice": cost, "start_up": started}, indent=2))
     print(f"written {out}")
 
 

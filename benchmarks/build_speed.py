@@ -99,7 +99,7 @@ def main() -> None:
     ap.add_argument("--items", type=int, default=80)
     ap.add_argument("--config", default="configs/mediqa_s.yaml")
     args = ap.parse_args()
-    from medq.train.loop import set_threads
+    from medq.workers import set_threads
 
     set_threads(1)  # a build worker's share
     out = {"machine": platform.machine(), "projector": projector_rows(),

@@ -523,3 +523,24 @@ def test_every_command_is_listed_on_one_unbroken_line() -> None:
     rows = listed(typer.main.get_command(app), "")
     assert {"info", "train", "qc export", "bench iqa"} <= {name for name, _ in rows}
     assert [name for name, first in rows if "\n" in first or not first] == []
+
+
+START_UP_HEAVY = ("scipy.signal", "scipy.stats", "medq.train.loop", "medq.metrics")
+"""Modules `medq assess` and `medq describe` of one file have no use for, and whose import cost a
+second of every run before (`benchmarks/assess_speed.py` reports the one-file wall time)."""
+
+
+@pytest.mark.parametrize("command", ["assess", "describe"])
+def test_one_file_runs_leave_training_and_statistics_modules_unloaded(command: str) -> None:
+    """The whole command runs in a new interpreter that then lists which of `START_UP_HEAVY`
+    it loaded: none (before: `set_threads` pulled in the training loop, the metrics and
+    scipy.stats; the wide Gaussian scipy.signal)."""
+    code = ("import sys; from medq.cli import app\n"
+            f"sys.argv = ['medq', {command!r}, {str(dicom_testfile('CT_small.dcm'))!r}, '--json']\n"
+            "try:\n    app()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+            f"print('LOADED', sorted(m for m in {START_UP_HEAVY!r} if m in sys.modules))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout[:res.stdout.rindex("LOADED")])[0]["modality"] == "CT"
+    assert res.stdout.rstrip().endswith("LOADED []"), res.stdout[-300:]

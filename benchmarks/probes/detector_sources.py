@@ -57,7 +57,7 @@ def main() -> None:
     from medq.data.bench import reference_score
     from medq.describe import calibrate as cal
     from medq.describe.validation import threshold_matrix
-    from medq.train.loop import set_threads
+    from medq.workers import set_threads
 
     set_threads(1)
     data = cal.read_data(args.data)

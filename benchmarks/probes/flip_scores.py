@@ -34,7 +34,7 @@ def main() -> None:
     from medq.data.bench import BenchPlan, build
     from medq.metrics.correlation import srcc
     from medq.train.evaluate import assess_scores, predict
-    from medq.train.loop import set_threads
+    from medq.workers import set_threads
 
     set_threads()
     model, record = load_weights(args.model)

@@ -112,7 +112,7 @@ def main() -> None:
     from medq.data.pairs import _jobs, build_pairs, make_pair, pair_arrays
     from medq.restore.benchmark import fidelity, test_plan
     from medq.restore.normalise import Scale
-    from medq.train.loop import set_threads
+    from medq.workers import set_threads
 
     set_threads()
     plan = test_plan(2)

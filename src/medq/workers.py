@@ -13,8 +13,19 @@ on one thread — the workers are the parallelism.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
+
+
+def set_threads(threads: int | None = None) -> int:
+    """Use as many torch threads as cores (or `threads`); returns the number set."""
+    import torch
+
+    if not threads:
+        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    torch.set_num_threads(max(1, int(threads)))
+    return torch.get_num_threads()
 
 
 def single_thread() -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-from scipy import ndimage, signal
+from scipy import ndimage
 
 from medq.assess.sorting import window_medians
 
@@ -95,6 +95,8 @@ def wide_gaussian(x: np.ndarray, sigma: float, truncate: float = 4.0) -> np.ndar
         ny, nx = out.shape
         return _gaussian_matrix(ny, float(sigma), truncate) @ out @ \
             _gaussian_matrix(nx, float(sigma), truncate).T
+    from scipy import signal  # imported here: it costs half a second of every medq start-up
+
     radius = int(truncate * float(sigma) + 0.5)
     t = np.arange(-radius, radius + 1)
     kernel = np.exp(-0.5 * (t / float(sigma)) ** 2)

@@ -65,7 +65,7 @@ class Assessor:
                  measures: bool = True, threads: int | None = None,
                  modality: str | None = None, precision: str = "auto",
                  device: str = "cpu") -> None:
-        from medq.train.loop import set_threads
+        from medq.workers import set_threads
 
         set_threads(threads)
         self.model, self.record = load_weights(model)

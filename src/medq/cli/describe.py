@@ -116,7 +116,7 @@ def bench_describe(
     """Description metrics (4 × 0–2, total /8) and finding-type accuracy on the test split."""
     from medq.describe.bench import GROUPS, DescribePlan, run
     from medq.describe.metrics import DIMENSIONS
-    from medq.train.loop import set_threads
+    from medq.workers import set_threads
 
     outcome = Outcome()
     plan = DescribePlan(per_2d=max(1, n), per_3d=max(1, n // 2))

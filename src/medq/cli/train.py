@@ -139,7 +139,7 @@ def bench_iqa(
     from medq.assess.weights import load_weights
     from medq.data.bench import BenchPlan, build
     from medq.train.evaluate import benchmark_rows
-    from medq.train.loop import set_threads
+    from medq.workers import set_threads
 
     outcome = Outcome()
     names = names_list(models)

@@ -228,7 +228,7 @@ def fit(data: dict[str, np.ndarray], model: str | None = None, seed: int = 0,
     (one random 20 %, or the fold); the validation parts give `ladder_spearman`, the mean
     Spearman of the evidence score along each ladder (1: every ladder falls)."""
     from medq.assess.detector import Detector
-    from medq.train.loop import set_threads
+    from medq.workers import set_threads
 
     set_threads(1)  # a tiny MLP: one thread is fastest, and leaves the other core free
     x = data["x"].astype(np.float32)

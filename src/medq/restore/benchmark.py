@@ -211,7 +211,7 @@ def run_benchmark(models: list[str], per_level: int = 2, bm3d_items: int = 4,
     from rich.progress import Progress
 
     from medq.restore.pipeline import PRIOR_THRESHOLD
-    from medq.train.loop import set_threads
+    from medq.workers import set_threads
 
     threads = set_threads()
     started = time.time()

@@ -15,7 +15,6 @@ import dataclasses
 import functools
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -36,14 +35,7 @@ from medq.io.atomic import atomic_path, atomic_write_text
 from medq.train.config import Stage, TrainConfig
 from medq.train.evaluate import evaluate, ladder_hinge, predict
 from medq.train.resume import Checkpointer
-
-
-def set_threads(threads: int | None = None) -> int:
-    """Use as many torch threads as cores (or `threads`); returns the number set."""
-    if not threads:
-        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
-    torch.set_num_threads(max(1, int(threads)))
-    return torch.get_num_threads()
+from medq.workers import set_threads
 
 
 def slice_pool(data: dict[str, np.ndarray]) -> np.ndarray:

@@ -32,8 +32,9 @@ from medq.restore.models import build_model, save_checkpoint
 from medq.restore.normalise import network_input
 from medq.train.card import resumed_text, where_trained
 from medq.train.config import Stage, TrainConfig, config_path
-from medq.train.loop import _lr, device_name, on_device, optimise, set_threads, stage_steps
+from medq.train.loop import _lr, device_name, on_device, optimise, stage_steps
 from medq.train.resume import Checkpointer
+from medq.workers import set_threads
 
 
 def plan_from(cfg: TrainConfig, which: str) -> PairPlan:
