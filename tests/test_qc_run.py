@@ -423,3 +423,51 @@ def test_kill_9_mid_run_then_resume_leaves_exactly_one_row_per_item(tmp_path: Pa
     runs = store.runs()
     assert len(runs) == 2 and runs[1]["finished_at"] is None and runs[0]["finished_at"]
     store.close()
+
+
+def test_ctrl_c_in_a_terminal_stops_the_run_with_one_line(tmp_path: Path) -> None:
+    """Ctrl-C reaches the whole foreground process group, Dask's workers too: the run stops with
+    exit 130 and the one interrupted line, and no worker prints a KeyboardInterrupt traceback
+    (before: two tracebacks of 30 lines each)."""
+    make_archive(tmp_path / "archive", 24)
+    db = tmp_path / "qc.sqlite"
+    proc = subprocess.Popen(_qc_command(tmp_path / "archive", db), start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    watcher = None
+    while time.monotonic() < deadline and proc.poll() is None:
+        if db.exists():
+            watcher = watcher or Store(db)
+            if watcher.count() >= 2:
+                break
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("medq: interrupted after ") and last.endswith(
+        " items; run the same command again to continue"), err
+    assert out == "" and _group_gone(proc.pid, within=20.0)
+    watcher.close()
+
+
+def test_processes_started_while_ctrl_c_is_deferred_ignore_it() -> None:
+    """`ctrl_c_deferred`: a process started inside ignores SIGINT for good, and a Ctrl-C that
+    reaches this thread inside is raised as KeyboardInterrupt once the block ends, not before."""
+    import threading
+
+    from medq.qc.runner import ctrl_c_deferred
+
+    assert threading.current_thread() is threading.main_thread()  # where signals are handled
+    probe = "import signal; print(signal.getsignal(signal.SIGINT) is signal.SIG_IGN)"
+    reached = []
+    with pytest.raises(KeyboardInterrupt), ctrl_c_deferred():
+        child = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+        signal.pthread_kill(threading.get_ident(), signal.SIGINT)
+        time.sleep(0.05)
+        reached.append("the block's end")
+    assert reached == ["the block's end"] and child.stdout.strip() == "True"
+    outside = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert outside.stdout.strip() == "False"  # Python's own handler is back
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -13,8 +13,11 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import signal
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -168,6 +171,41 @@ def plan(items: Sequence[Item], known: dict[str, str],
     return todo, unreadable, skipped
 
 
+def dask_setup(worker: Any) -> None:
+    """Run by each worker process of medq's LocalCluster as it starts (a Dask preload): ignore
+    Ctrl-C. A terminal's Ctrl-C reaches every process of the foreground group, and the workers
+    answered it with KeyboardInterrupt tracebacks while `medq qc run` stopped the run itself
+    (`RunInterrupted`, then the cluster is closed)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@contextmanager
+def ctrl_c_deferred() -> Iterator[None]:
+    """Start the processes of the block deaf to Ctrl-C, and raise a Ctrl-C pressed meanwhile as
+    KeyboardInterrupt once it ends.
+
+    A terminal's Ctrl-C reaches every process of the foreground group: Dask's workers, still
+    importing, died with tracebacks, and a LocalCluster interrupted half-started cannot be closed
+    (Dask's exit hook printed an AssertionError). SIGINT is ignored meanwhile (an ignored signal
+    stays ignored in a child, through exec) and blocked in this thread (Linux then keeps it
+    pending instead of dropping it, unless another thread of this process takes it). Outside
+    the main thread, where Python does not handle signals, nothing changes."""
+    if threading.current_thread() is not threading.main_thread() or \
+            not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        pressed = signal.SIGINT in signal.sigpending()
+        signal.signal(signal.SIGINT, signal.default_int_handler if previous is None else previous)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a pending Ctrl-C is handled here
+    if pressed:  # in case the restored handler was not Python's own (it raises by itself)
+        raise KeyboardInterrupt
+
+
 def start_client(workers: int | None, scheduler: str | None) -> tuple[Client, int]:
     """A Dask client on the scheduler at `scheduler`, else on a new LocalCluster of processes."""
     from distributed import Client, LocalCluster
@@ -189,7 +227,7 @@ def start_client(workers: int | None, scheduler: str | None) -> tuple[Client, in
         # task failures still reach the client and are recorded as the items' errors
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                host="127.0.0.1", dashboard_address="127.0.0.1:0",
-                               silence_logs=logging.CRITICAL)
+                               silence_logs=logging.CRITICAL, preload=[__name__])
     return Client(cluster), n
 
 
@@ -295,12 +333,13 @@ def run_qc(archive: str | Path, store: Store, *, model: str = "mediqa-s",
         on_plan(len(todo) + len(unreadable), skipped)
     own = client is None and bool(todo)
     n_workers = None
-    if own:
-        client, n_workers = start_client(workers, scheduler)
     assess_seconds = 0.0
     run_id = None
     try:
-        if client is not None and not own:
+        if own:
+            with ctrl_c_deferred():  # a Ctrl-C meanwhile stops the run once the cluster is up
+                client, n_workers = start_client(workers, scheduler)
+        elif client is not None:
             n_workers = len(client.nthreads())
         run_id = store.start_run(str(Path(archive).expanduser().resolve()), key, n_workers,
                                  scheduler)
