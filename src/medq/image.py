@@ -23,6 +23,18 @@ PHOTO_MODALITIES = ("OP",)
 """Modalities whose images may be RGB `(y, x, 3)`."""
 
 
+def _as_float32(arr: np.ndarray, source: str | None) -> np.ndarray:
+    """`arr` as float32; InvalidImage when finite values lie beyond float32's range (±3.4e38)."""
+    with np.errstate(over="ignore"):
+        out = arr.astype(np.float32)
+    wide = arr.dtype.kind == "f" and arr.dtype.itemsize > 4
+    if wide and np.any(np.isinf(out) & np.isfinite(arr)):
+        top = float(np.abs(arr[np.isfinite(arr)]).max())
+        raise InvalidImage(f"pixel values up to {top:.3g} exceed the range medq computes in "
+                           f"(±{np.finfo(np.float32).max:.3g}): rescale the image", source)
+    return out
+
+
 @dataclass(frozen=True, eq=False)
 class MedImage:
     """An image in physical units with its geometry, modality, region and acquisition physics.
@@ -42,7 +54,7 @@ class MedImage:
     def __post_init__(self) -> None:
         arr = np.asarray(self.array)
         if arr.dtype != np.float32:
-            arr = arr.astype(np.float32)
+            arr = _as_float32(arr, self.source)
         modality = str(self.modality).upper()
         if modality not in MODALITIES:
             raise InvalidParameter(

@@ -8,6 +8,7 @@ is 2 when any input was bad, 1 on an internal error (set MEDQ_DEBUG=1 for the tr
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import warnings
@@ -336,7 +337,9 @@ read is an error line, the rest it read."""
 
 
 def quiet_readers() -> None:
-    """Hide the file readers' warnings from the terminal (`QUIET_MODULES`; forked workers
-    inherit the filter), unless MEDQ_DEBUG is set."""
+    """Hide the file readers' warnings from the terminal (`QUIET_MODULES`, and the notes
+    nibabel logs on a header it mends, such as a zero or negative pixdim; forked workers inherit
+    both), unless MEDQ_DEBUG is set."""
     if not os.environ.get("MEDQ_DEBUG"):
         warnings.filterwarnings("ignore", module=QUIET_MODULES)
+        logging.getLogger("nibabel").setLevel(logging.CRITICAL)

@@ -18,6 +18,7 @@ from skimage.filters import threshold_otsu
 from medq.degrade import kspace
 from medq.degrade.generic import smooth_field
 from medq.degrade.registry import register
+from medq.errors import InvalidImage
 from medq.image import MedImage
 
 PHASE_MAX_RAD = np.pi / 2
@@ -81,6 +82,9 @@ def mr_noise(image: MedImage, level: float, rng: np.random.Generator
     < 0.04 ≤ moderate < 0.1 ≤ severe (0.02 / 0.06 / 0.15).
     """
     ref = robust_max(image.array)
+    if not ref > 0:  # σ is a fraction of the brightest tissue: there is none
+        raise InvalidImage(f"mr_noise scales its noise to the image's bright tissue, but its "
+                           f"robust maximum is {ref:g}: not a magnitude MR image", image.source)
     sigma = float(level) * ref
     real = image.array + rng.normal(0.0, sigma, image.shape)
     imag = rng.normal(0.0, sigma, image.shape)
@@ -103,7 +107,8 @@ def motion_trajectory(n_lines: int, onset: float, amp: np.ndarray, freq: np.ndar
     t = np.linspace(0.0, 1.0, n_lines)
     waves = (amp[..., None] * np.sin(2 * np.pi * freq[..., None] * t + phase[..., None]))
     traj = waves.sum(axis=1)  # (3 dof, lines)
-    traj = np.where(t >= onset, traj - traj[:, [int(np.searchsorted(t, onset))]], 0.0)
+    start = min(int(np.searchsorted(t, onset)), n_lines - 1)  # an image of one line too
+    traj = np.where(t >= onset, traj - traj[:, [start]], 0.0)
     traj /= max(float(np.abs(traj).max()), 1e-12)
     traj *= np.array([translation_mm, translation_mm, rotation_deg])[:, None]
     return traj - traj[:, [n_lines // 2]]  # relative to the pose at the k-space centre

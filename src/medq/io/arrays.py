@@ -43,6 +43,16 @@ def finite_pixels(image: MedImage) -> MedImage:
     return image.evolve(array=fixed, meta=meta)
 
 
+def whole_numbers(arr: np.ndarray) -> bool:
+    """True when `arr` may be stored as whole numbers: every value within 1e-3 of one, and its
+    values not all rounded to the same one unless they were equal (data of a tiny scale, such as
+    1e-30 steps, is not)."""
+    rounded = np.round(arr)
+    if not np.all(np.abs(arr - rounded) <= 1e-3):
+        return False
+    return bool(np.ptp(rounded) > 0 or np.ptp(arr) == 0)
+
+
 def _colour(arr: np.ndarray, modality: str | None, source: str | None) -> bool:
     """True when `arr` is a colour picture `(y, x, 3|4)`; UnsupportedImage when it looks like one
     but the caller named a modality that is never colour."""
@@ -64,7 +74,7 @@ def _unit_colour(arr: np.ndarray, source: str | None) -> np.ndarray:
     if float(rgb.min()) < 0:
         raise UnsupportedImage("colour array has negative values; expected 0–1, 0–255 or "
                                "0–65535", source)
-    if arr.dtype.kind == "f" and top <= 1.0:
+    if arr.dtype.kind in "fb" and top <= 1.0:  # float 0–1, or True/False
         return rgb
     scale = 255.0 if top <= 255 else 65535.0 if top <= 65535 else None
     if scale is None:
@@ -128,7 +138,7 @@ def from_array(array: Any, *, spacing: float | Sequence[float] | None = None,
     spatial = 2 if colour else arr.ndim
     info = {"format": "array", "dtype": str(arr.dtype), "spacing_assumed": spacing is None,
             **(meta or {})}
-    image = MedImage(pixels.astype(np.float32), _spacing(spacing, spatial),
+    image = MedImage(pixels, _spacing(spacing, spatial),
                      modality or ("OP" if colour else "OT"), region or "unknown", {}, source,
                      info)
     return finite_pixels(image)

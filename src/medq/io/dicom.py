@@ -140,8 +140,9 @@ def _order(positions: list[list[float] | None], iop: list[float] | None, numbers
     """Slice order, slice spacing and geometry notes from positions (or instance numbers)."""
     n = len(positions)
     info: dict[str, Any] = {}
-    if iop is not None and len(iop) == 6 and all(p is not None and len(p) == 3 for p in positions):
-        normal = np.cross(np.asarray(iop[:3]), np.asarray(iop[3:]))
+    normal = np.cross(iop[:3], iop[3:]) if iop is not None and len(iop) == 6 else np.zeros(3)
+    if np.linalg.norm(normal) > 1e-6 and all(p is not None and len(p) == 3 for p in positions):
+        # a zero or parallel orientation has no slice normal: the numbers order the slices
         proj = np.array([float(np.dot(p, normal)) for p in positions])
         order = [int(i) for i in np.argsort(proj, kind="stable")]
         if n < 2:

@@ -26,6 +26,7 @@ from pydicom.valuerep import format_number_as_ds
 
 from medq.errors import InvalidParameter, MissingInput
 from medq.image import MedImage
+from medq.io.arrays import whole_numbers
 from medq.io.atomic import atomic_dir, atomic_path
 from medq.io.dicom import DICOM_SUFFIXES, PIXEL_TAGS, has_preamble, read_dataset
 from medq.io.dicom_series import read_series, series_in_folder
@@ -64,8 +65,7 @@ def encode_pixels(arr: np.ndarray) -> tuple[np.ndarray, float, float]:
     with a fitted slope = range / 65535 and intercept = minimum (error ≤ slope / 2).
     """
     lo, hi = float(arr.min()), float(arr.max())
-    integral = bool(np.all(np.abs(arr - np.round(arr)) <= 1e-3))
-    if integral or hi - lo >= 1000:
+    if whole_numbers(arr) or hi - lo >= 1000:
         if lo >= -0.5 and hi <= 65535.49:
             return np.clip(np.round(arr), 0, 65535).astype(np.uint16), 1.0, 0.0
         if lo >= -32768.49 and hi <= 32767.49:

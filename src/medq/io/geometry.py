@@ -45,9 +45,10 @@ def dicom_frame(image: Any) -> tuple[np.ndarray, np.ndarray] | None:
             return None
         if len(positions) > 1:
             n = _unit(np.asarray(positions[-1], dtype=float) - origin)
-    if n is None:
-        return None
-    return origin, np.column_stack([x, y, n])
+    direction = np.column_stack([x, y, n]) if n is not None else None
+    if direction is None or abs(float(np.linalg.det(direction))) < 1e-3:
+        return None  # parallel row and column directions: no frame to state
+    return origin, direction
 
 
 def file_frame(image: Any) -> tuple[np.ndarray, np.ndarray] | None:

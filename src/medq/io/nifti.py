@@ -66,13 +66,15 @@ def image_from_nifti(img: Any, source: str | Path | None = None, volume: int | N
     if len(shape) > 4 and count > 1:
         raise UnsupportedImage(f"a {len(shape)}D image of shape {shape}: medq reads 2D, 3D and "
                                "4D images", source)
+    # float64 voxels stay float64 until MedImage: values beyond float32 are refused by name
+    wide = np.float64 if dtype.kind == "f" and dtype.itemsize > 4 else np.float32
     if volume is not None:
         check_volume(volume, count if len(shape) == 4 else 0, source)
-        data = np.asarray(img.dataobj[..., volume], dtype=np.float32)
+        data = np.asarray(img.dataobj[..., volume], dtype=wide)
     elif count > 1:
         raise several_volumes(count, source)
     else:
-        data = np.asarray(img.get_fdata(dtype=np.float32))
+        data = np.asarray(img.get_fdata(dtype=wide))
         data = data.reshape(shape[:3]) if len(shape) > 3 else data
     one_slice = data.ndim == 3 and data.shape[2] == 1
     data = data[:, :, 0] if one_slice else data  # one slice is a 2D image
@@ -81,8 +83,9 @@ def image_from_nifti(img: Any, source: str | Path | None = None, volume: int | N
     header = img.header
     zooms = [float(z) for z in header.get_zooms()[: data.ndim]]
     affine = np.asarray(img.affine, dtype=float)
-    meta: dict[str, Any] = {"format": fmt, "affine": affine.tolist(),
-                            "axcodes": list(nib.aff2axcodes(affine))}
+    meta: dict[str, Any] = {"format": fmt}
+    if np.all(np.isfinite(affine)):  # a NaN pixdim or sform states no place in the patient
+        meta.update(affine=affine.tolist(), axcodes=list(nib.aff2axcodes(affine)))
     if fmt == "nifti":
         meta.update(qform_code=int(header.get("qform_code", 0)),
                     sform_code=int(header.get("sform_code", 0)),
@@ -115,6 +118,8 @@ def nifti_affine(image: MedImage) -> tuple[np.ndarray, bool]:
         candidate = np.asarray(stored, dtype=float)
         if candidate.shape == (4, 4) and np.all(np.isfinite(candidate)):
             affine = candidate.copy()
+            if np.linalg.matrix_rank(candidate[:3, :3]) < 3:  # a singular affine: no axes to keep
+                affine[:3, :3] = np.diag(spacing_ijk)
             for i, sp in enumerate(spacing_ijk[: len(image.spacing)]):
                 norm = float(np.linalg.norm(affine[:3, i]))
                 if norm > 0:

@@ -8,12 +8,13 @@ whose three channels are identical is read as greyscale. Raster files carry no t
 geometry, so spacing is 1 mm (`meta['spacing_assumed']`). Multi-page greyscale TIFF → `(z, y, x)`.
 
 Writing: greyscale is 8-bit (16-bit when the source was deeper than 8 bits; JPEG is always
-8-bit). Values already inside [0, 2**bits − 1] are written as rounded raw values; otherwise
-they are mapped linearly from [min, max] onto the full range, and PNG records that map in a
-`medq_rescale` text chunk ("slope intercept") which `read_raster` applies, so physical values
-come back (a JPEG, which has no such chunk, keeps the map as `Rescale` in its medq sidecar; its
-8 bits and lossy coding still cost precision). TIFF writes out-of-range or fractional data as
-float32 instead. RGB is clipped to [0, 1] × 255.
+8-bit). Values already inside [0, 2**bits − 1] are written as rounded raw values when they
+are whole numbers or span 64 levels or more; otherwise they are mapped linearly from [min, max]
+onto the full range, and PNG records that map in a `medq_rescale` text chunk ("slope
+intercept") which `read_raster` applies, so physical values come back (a JPEG, which has no
+such chunk, keeps the map as `Rescale` in its medq sidecar; its 8 bits and lossy coding still
+cost precision). TIFF writes out-of-range or fractional data as float32 instead. RGB is
+clipped to [0, 1] × 255.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from PIL import Image, PngImagePlugin
 
 from medq.errors import MedqError, UnreadableImage, UnsupportedImage
 from medq.image import MedImage
-from medq.io.arrays import from_array
+from medq.io.arrays import from_array, whole_numbers
 from medq.io.atomic import atomic_path
 
 RASTER_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".tif": "tiff", ".tiff": "tiff"}
@@ -137,7 +138,10 @@ def _grey_storage(image: MedImage, fmt: str) -> tuple[np.ndarray, tuple[float, f
     top = 2**bits - 1
     dtype = np.uint16 if bits == 16 else np.uint8
     lo, hi = float(arr.min()), float(arr.max())
-    if lo >= -0.5 and hi <= top + 0.49:
+    # as they are when rounding them costs little: whole numbers, or a range of 64 levels or
+    # more (fractions in 0–1 would round to 0 and 1: they are mapped onto the levels)
+    raw = whole_numbers(arr) or hi - lo >= 64
+    if raw and lo >= -0.5 and hi <= top + 0.49:
         return np.clip(np.round(arr), 0, top).astype(dtype), None
     slope = (hi - lo) / top if hi > lo else 1.0
     stored = np.clip(np.round((arr.astype(np.float64) - lo) / slope), 0, top).astype(dtype)
@@ -168,8 +172,7 @@ def write_raster(image: MedImage, path: str | Path, *, description: str | None =
         pages = [Image.fromarray(np.round(np.clip(image.array, 0, 1) * 255).astype(np.uint8))]
     else:
         lo, hi = float(image.array.min()), float(image.array.max())
-        integral = bool(np.all(np.abs(image.array - np.round(image.array)) <= 1e-3))
-        if fmt == "tiff" and not (integral and lo >= 0 and hi <= 65535):
+        if fmt == "tiff" and not (whole_numbers(image.array) and lo >= 0 and hi <= 65535):
             stored, rescale = image.array.astype(np.float32), None
         else:
             stored, rescale = _grey_storage(image, fmt)

@@ -67,7 +67,8 @@ class DegradationPrior(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(presence logits, severity 0–1), each `[B, N_FINDINGS]`."""
         h = self.features(x)
-        pooled = torch.cat([h.mean(dim=(2, 3)), h.std(dim=(2, 3))], dim=1)
+        spread = 1 if h.shape[-2] * h.shape[-1] > 1 else 0  # a 16² input leaves one position
+        pooled = torch.cat([h.mean(dim=(2, 3)), h.std(dim=(2, 3), correction=spread)], dim=1)
         logits, sev = self.head(pooled).chunk(2, dim=1)
         return logits, torch.sigmoid(sev)
 

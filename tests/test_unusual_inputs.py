@@ -1,0 +1,202 @@
+"""Valid but unusual images: odd geometry, odd sizes and odd value ranges are graded, restored and
+written back, or refused in one line naming the file — never an internal error."""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pydicom
+import pytest
+from pydicom.uid import generate_uid
+
+import medq
+from conftest import dicom_testfile
+from medq.errors import InvalidImage
+from medq.image import MedImage
+from medq.io import from_array
+from test_cli import run_medq
+
+
+def _ct_volume(ct_slice: MedImage, n: int = 3) -> np.ndarray:
+    """CT_small's slice, a little shifted per slice, as a NIfTI-ordered `(x, y, z)` volume."""
+    return np.stack([np.roll(ct_slice.array, 2 * k, axis=1) for k in range(n)]).T
+
+
+def _nifti_with_sform(data: np.ndarray, sform: np.ndarray, path: Path) -> Path:
+    """A NIfTI file whose only affine is `sform` (no qform), written as it is."""
+    header = nib.Nifti1Image(data, np.eye(4)).header
+    header.set_qform(None, code=0)
+    header.set_sform(sform, code=1)
+    nib.Nifti1Image(data, None, header=header).to_filename(path)
+    return path
+
+
+def _nifti_with_pixdim(data: np.ndarray, pixdim: tuple[float, float, float], path: Path) -> Path:
+    """An uncompressed NIfTI file (no qform, no sform) whose pixdim holds `pixdim` as stored,
+    however odd (nibabel would mend a zero or negative one when writing)."""
+    header = nib.Nifti1Image(data, np.eye(4)).header
+    header.set_qform(None, code=0)
+    header.set_sform(None, code=0)
+    nib.Nifti1Image(data, None, header=header).to_filename(path)
+    raw = bytearray(path.read_bytes())
+    struct.pack_into("<3f", raw, 80, *pixdim)  # pixdim[1..3], after pixdim[0] at byte 76
+    path.write_bytes(bytes(raw))
+    return path
+
+
+def test_a_16_pixel_image_is_restored_to_finite_values(tmp_path: Path, ct_slice: MedImage
+                                                       ) -> None:
+    """A 16×16 crop, the smallest image medq assesses, is restored by the network (whose
+    degradation prior pools a single position) and re-assessed, with nothing said on stderr."""
+    crop = tmp_path / "crop16.npy"
+    np.save(crop, ct_slice.array[56:72, 56:72])
+    out = tmp_path / "restored.npy"
+    res = run_medq("restore", crop, "-o", out, "--force")
+    assert res.returncode == 0, res.stderr
+    assert "Warning" not in res.stderr and "error" not in res.stderr
+    restored = medq.load(out)
+    assert restored.shape == (16, 16) and np.isfinite(restored.array).all()
+    assert "the re-assessed score" in res.stdout
+
+
+def test_a_nifti_without_usable_geometry_is_read_assessed_and_restored(tmp_path: Path,
+                                                                       ct_slice: MedImage
+                                                                       ) -> None:
+    """A NaN pixdim, a NaN sform and a singular sform (two voxel axes on one line) state no
+    place in the patient: the voxels are still read (1 mm assumed where no spacing is stated),
+    graded with a finite score and restored into a NIfTI file that loads back."""
+    data = _ct_volume(ct_slice)
+    singular = np.diag([0.66, 0.66, 0.0, 1.0])
+    nan_sform = np.diag([np.nan, 0.66, 5.0, 1.0])
+    files = [_nifti_with_pixdim(data, (math.nan, 0.66, 5.0), tmp_path / "nan pixdim.nii"),
+             _nifti_with_sform(data, nan_sform, tmp_path / "nan_sform.nii.gz"),
+             _nifti_with_sform(data, singular, tmp_path / "singular.nii.gz")]
+    for path in files[:2]:
+        image = medq.load(path)
+        assert image.shape == (3, 128, 128) and "affine" not in image.meta
+    res = run_medq("assess", *files, dicom_testfile("CT_small.dcm"), "--json", "--no-measures")
+    assert res.returncode == 0, res.stderr
+    scores = [row["score"] for row in json.loads(res.stdout)]
+    assert len(scores) == 4 and all(math.isfinite(s) for s in scores)
+    out = tmp_path / "restored.nii.gz"
+    res = run_medq("restore", files[2], "-o", out, "--method", "tv", "--force")
+    assert res.returncode == 0, res.stderr
+    restored = medq.load(out)
+    assert restored.shape == (3, 128, 128)
+    assert np.linalg.matrix_rank(np.asarray(restored.meta["affine"])[:3, :3]) == 3
+
+
+def test_nibabels_notes_on_a_mended_header_stay_off_the_terminal(tmp_path: Path,
+                                                                 ct_slice: MedImage) -> None:
+    """A negative pixdim is mended by nibabel (absolute values), which logs a note: `medq info`
+    reads the file and prints nothing on stderr."""
+    path = _nifti_with_pixdim(_ct_volume(ct_slice), (-0.66, -0.66, -5.0), tmp_path / "neg.nii")
+    res = run_medq("info", path, "--json")
+    assert res.returncode == 0 and res.stderr == "", res.stderr
+    assert json.loads(res.stdout)[0]["spacing"] == pytest.approx([5.0, 0.66, 0.66], abs=1e-4)
+
+
+def test_values_beyond_float32_are_refused_by_name_not_called_nan(tmp_path: Path,
+                                                                  ct_slice: MedImage) -> None:
+    """A float64 image whose finite values exceed float32's range (medq computes in float32) is
+    refused with that reason, as an array and as a `.npy` file beside a good one; the values it
+    does hold are not turned into infinities and repaired."""
+    huge = ct_slice.array.astype(np.float64) * 1e300
+    with pytest.raises(InvalidImage, match="exceed the range medq computes in"):
+        medq.assess(huge, measures=False)
+    spots = ct_slice.array.astype(np.float64)
+    spots[0, :3] = 1e40  # three pixels out of range: not silently replaced
+    with pytest.raises(InvalidImage, match="pixel values up to 1e\\+40"):
+        from_array(spots)
+    volume = tmp_path / "huge.nii.gz"  # a float64 NIfTI file alike
+    nib.save(nib.Nifti1Image(_ct_volume(ct_slice).astype(np.float64) * 1e300, np.eye(4),
+                             dtype=np.float64), volume)
+    with pytest.raises(InvalidImage, match="exceed the range medq computes in"):
+        medq.load(volume)
+    path = tmp_path / "huge.npy"
+    np.save(path, huge)
+    res = run_medq("assess", path, dicom_testfile("CT_small.dcm"), "--json", "--no-measures")
+    rows = json.loads(res.stdout)
+    assert res.returncode == 2 and rows[1]["score"] > 0
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"medq: error: {path}: pixel values up to")
+    assert "exceed the range medq computes in" in lines[0]
+
+
+def _series(folder: Path, orientation: list[float], n: int = 3) -> Path:
+    """CT_small as an `n`-slice series 5 mm apart stating ImageOrientationPatient
+    `orientation`."""
+    folder.mkdir()
+    series = generate_uid()
+    for i in range(n):
+        ds = pydicom.dcmread(dicom_testfile("CT_small.dcm"))
+        ds.SeriesInstanceUID, ds.SOPInstanceUID = series, generate_uid()
+        ds.InstanceNumber, ds.ImagePositionPatient = i + 1, [0.0, 0.0, 5.0 * i]
+        ds.ImageOrientationPatient = orientation
+        ds.save_as(folder / f"IM{i}.dcm")
+    return folder
+
+
+def test_a_series_without_a_slice_normal_is_ordered_by_number_and_written(tmp_path: Path
+                                                                          ) -> None:
+    """A series whose ImageOrientationPatient is all zeros or has parallel row and column
+    directions has no slice normal: its slices, at distinct positions, are not said to share
+    one but ordered by InstanceNumber; written as MetaImage or NIfTI it gets a valid frame."""
+    zeros = _series(tmp_path / "zeros", [0.0] * 6)
+    image = medq.load(zeros)
+    assert image.shape == (3, 128, 128) and image.spacing[0] == pytest.approx(5.0)
+    parallel = _series(tmp_path / "parallel", [1.0, 0.0, 0.0, 1.0, 0.0, 0.0])
+    for name in ("restored.mha", "restored.nii.gz"):
+        res = run_medq("restore", parallel, "-o", tmp_path / name, "--method", "tv", "--force")
+        assert res.returncode == 0, res.stderr
+        back = medq.load(tmp_path / name)
+        assert back.shape == (3, 128, 128) and np.isfinite(back.array).all()
+    affine = np.asarray(medq.load(tmp_path / "restored.nii.gz").meta["affine"])
+    assert np.linalg.matrix_rank(affine[:3, :3]) == 3
+
+
+def test_mr_simulation_of_odd_images_is_done_or_refused_in_one_line(tmp_path: Path,
+                                                                    mr_slice: MedImage) -> None:
+    """Motion is simulated on an MR image one phase-encode line high; Rician noise, set as a
+    fraction of the bright tissue, is refused by name for an image with no positive signal."""
+    line = mr_slice.with_array(mr_slice.array[30:31])
+    moved, record = medq.simulate(line, "mr_motion", severity="severe")
+    assert moved.shape == (1, 64) and np.isfinite(moved.array).all()
+    assert record.severity == "severe"
+    negative = tmp_path / "negative.npy"
+    np.save(negative, -1.0 - mr_slice.array)
+    out = tmp_path / "noisy.npy"
+    res = run_medq("simulate", negative, "-k", "mr_noise", "--severity", "mild", "--modality",
+                   "MR", "-o", out)
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 2 and len(lines) == 1 and not out.exists()
+    assert lines[0].startswith(f"medq: error: {negative}: mr_noise scales its noise")
+
+
+def test_a_true_false_colour_array_is_a_photograph_at_full_scale(retina: MedImage) -> None:
+    """A boolean colour array (a thresholded photograph) reads True as full intensity, as a
+    float array in 0–1 would, not as 1 of 255."""
+    bright = retina.array[::4, ::4] > 0.3
+    image = from_array(bright)
+    assert image.is_rgb and image.array.max() == 1.0
+    np.testing.assert_array_equal(image.array, bright.astype(np.float32))
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e-30], ids=["fractions 0-1", "1e-30 steps"])
+def test_an_image_of_fractions_keeps_its_values_in_every_format(tmp_path: Path,
+                                                               mr_slice: MedImage,
+                                                               scale: float) -> None:
+    """MR_small scaled to 0–1 (a normalised image) or to 1e-30 steps is written as PNG, JPEG,
+    TIFF and DICOM with its values mapped onto the stored levels, not rounded to whole numbers
+    (which leaves 0 and 1, or nothing)."""
+    values = (mr_slice.array / mr_slice.array.max()).astype(np.float64) * scale
+    span = float(np.ptp(values))
+    for suffix, tolerance in ((".png", 0.01), (".jpg", 0.05), (".tif", 0.01), (".dcm", 0.01)):
+        path = medq.save(values, tmp_path / f"fractions{suffix}", modality="MR")
+        back = medq.load(path).array
+        assert np.abs(back - values).max() <= tolerance * span, suffix
