@@ -163,7 +163,8 @@ def test_a_series_without_a_slice_normal_is_ordered_by_number_and_written(tmp_pa
 def test_mr_simulation_of_odd_images_is_done_or_refused_in_one_line(tmp_path: Path,
                                                                     mr_slice: MedImage) -> None:
     """Motion is simulated on an MR image one phase-encode line high; Rician noise, set as a
-    fraction of the bright tissue, is refused by name for an image with no positive signal."""
+    fraction of the bright tissue, is refused by name for an image of negative values only (a
+    training build's blank crop keeps getting no noise, as before)."""
     line = mr_slice.with_array(mr_slice.array[30:31])
     moved, record = medq.simulate(line, "mr_motion", severity="severe")
     assert moved.shape == (1, 64) and np.isfinite(moved.array).all()
@@ -176,6 +177,8 @@ def test_mr_simulation_of_odd_images_is_done_or_refused_in_one_line(tmp_path: Pa
     lines = res.stderr.strip().splitlines()
     assert res.returncode == 2 and len(lines) == 1 and not out.exists()
     assert lines[0].startswith(f"medq: error: {negative}: mr_noise scales its noise")
+    blank = mr_slice.with_array(np.zeros_like(mr_slice.array))
+    assert np.array_equal(medq.simulate(blank, "mr_noise", severity="mild")[0].array, blank.array)
 
 
 def test_a_true_false_colour_array_is_a_photograph_at_full_scale(retina: MedImage) -> None:

@@ -82,7 +82,7 @@ def mr_noise(image: MedImage, level: float, rng: np.random.Generator
     < 0.04 ≤ moderate < 0.1 ≤ severe (0.02 / 0.06 / 0.15).
     """
     ref = robust_max(image.array)
-    if not ref > 0:  # σ is a fraction of the brightest tissue: there is none
+    if ref < 0:  # σ is a fraction of the brightest tissue: none (a blank image stays blank)
         raise InvalidImage(f"mr_noise scales its noise to the image's bright tissue, but its "
                            f"robust maximum is {ref:g}: not a magnitude MR image", image.source)
     sigma = float(level) * ref
