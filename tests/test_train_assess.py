@@ -596,3 +596,15 @@ def test_shipped_prompt_classifier_fills_the_modality_only() -> None:
     pet = load_sample("pet_brain")
     assert predict(pet.evolve(modality="OT"), ("modality", "type")) == {
         "modality": "PT", "type": "pet"}
+
+
+def test_ship_command_has_help_and_names_a_folder_without_weights(tmp_path, capsys) -> None:
+    """`python -m medq.train.ship --help` prints its usage (it was taken for a run folder and
+    ended in a traceback); a folder without model.pt is one line and exit code 2."""
+    from medq.train.ship import main
+
+    with pytest.raises(SystemExit) as shown:
+        main(["--help"])
+    assert shown.value.code == 0 and "run folders written by medq train" in capsys.readouterr().out
+    assert main([str(tmp_path)]) == 2
+    assert capsys.readouterr().err == f"medq: error: {tmp_path}: no model.pt in the run folder\n"

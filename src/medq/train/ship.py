@@ -7,6 +7,7 @@ and its `card.md` becomes `<name>.md`. Shipped weights must stay ≤ 25 MB.
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import sys
 from pathlib import Path
@@ -48,6 +49,20 @@ def ship_run(folder: str | Path, dest: Path = WEIGHTS_DIR) -> Path:
     return path
 
 
+def main(argv: list[str] | None = None) -> int:
+    """Ship each run folder named; a bad folder is one line on stderr and exit code 2."""
+    parser = argparse.ArgumentParser(prog="python -m medq.train.ship",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="run folders written by medq train")
+    status = 0
+    for folder in parser.parse_args(argv).runs:
+        try:
+            print(ship_run(folder))
+        except InvalidParameter as e:
+            print(f"medq: error: {e}", file=sys.stderr)
+            status = 2
+    return status
+
+
 if __name__ == "__main__":
-    for arg in sys.argv[1:]:
-        print(ship_run(arg))
+    sys.exit(main())
