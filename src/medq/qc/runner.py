@@ -181,8 +181,8 @@ def dask_setup(worker: Any) -> None:
 
 @contextmanager
 def ctrl_c_deferred() -> Iterator[None]:
-    """Start the processes of the block deaf to Ctrl-C, and raise a Ctrl-C pressed meanwhile as
-    KeyboardInterrupt once it ends.
+    """Start the processes of the block deaf to Ctrl-C, and hand a Ctrl-C pressed meanwhile to
+    this process's own handler once it ends (Python's raises KeyboardInterrupt).
 
     A terminal's Ctrl-C reaches every process of the foreground group: Dask's workers, still
     importing, died with tracebacks, and a LocalCluster interrupted half-started cannot be closed
@@ -199,11 +199,8 @@ def ctrl_c_deferred() -> Iterator[None]:
     try:
         yield
     finally:
-        pressed = signal.SIGINT in signal.sigpending()
         signal.signal(signal.SIGINT, signal.default_int_handler if previous is None else previous)
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a pending Ctrl-C is handled here
-    if pressed:  # in case the restored handler was not Python's own (it raises by itself)
-        raise KeyboardInterrupt
 
 
 def start_client(workers: int | None, scheduler: str | None) -> tuple[Client, int]:
