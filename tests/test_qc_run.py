@@ -425,6 +425,12 @@ def test_kill_9_mid_run_then_resume_leaves_exactly_one_row_per_item(tmp_path: Pa
     store.close()
 
 
+def _ctrl_c_as_in_a_terminal() -> None:
+    """In the child before exec: SIGINT's default action, as a terminal's foreground job has it
+    (a test run started in the background, `nohup … &`, hands its children SIGINT ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_in_a_terminal_stops_the_run_with_one_line(tmp_path: Path) -> None:
     """Ctrl-C reaches the whole foreground process group, Dask's workers too: the run stops with
     exit 130 and the one interrupted line, and no worker prints a KeyboardInterrupt traceback
@@ -432,7 +438,8 @@ def test_ctrl_c_in_a_terminal_stops_the_run_with_one_line(tmp_path: Path) -> Non
     make_archive(tmp_path / "archive", 24)
     db = tmp_path / "qc.sqlite"
     proc = subprocess.Popen(_qc_command(tmp_path / "archive", db), start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_ctrl_c_as_in_a_terminal)
     deadline = time.monotonic() + 240
     watcher = None
     while time.monotonic() < deadline and proc.poll() is None:
@@ -462,12 +469,16 @@ def test_processes_started_while_ctrl_c_is_deferred_ignore_it() -> None:
     assert threading.current_thread() is threading.main_thread()  # where signals are handled
     probe = "import signal; print(signal.getsignal(signal.SIGINT) is signal.SIG_IGN)"
     reached = []
-    with pytest.raises(KeyboardInterrupt), ctrl_c_deferred():
-        child = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
-        signal.pthread_kill(threading.get_ident(), signal.SIGINT)
-        time.sleep(0.05)
-        reached.append("the block's end")
-    assert reached == ["the block's end"] and child.stdout.strip() == "True"
-    outside = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
-    assert outside.stdout.strip() == "False"  # Python's own handler is back
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
+    try:
+        with pytest.raises(KeyboardInterrupt), ctrl_c_deferred():
+            child = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+            signal.pthread_kill(threading.get_ident(), signal.SIGINT)
+            time.sleep(0.05)
+            reached.append("the block's end")
+        assert reached == ["the block's end"] and child.stdout.strip() == "True"
+        outside = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+        assert outside.stdout.strip() == "False"  # Python's own handler is back
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_DFL if inherited is None else inherited)
