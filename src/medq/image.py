@@ -28,7 +28,7 @@ def _as_float32(arr: np.ndarray, source: str | None) -> np.ndarray:
     with np.errstate(over="ignore"):
         out = arr.astype(np.float32)
     wide = arr.dtype.kind == "f" and arr.dtype.itemsize > 4
-    if wide and np.any(np.isinf(out) & np.isfinite(arr)):
+    if wide and np.isinf(out).any() and np.any(np.isinf(out) & np.isfinite(arr)):  # overflow only
         top = float(np.abs(arr[np.isfinite(arr)]).max())
         raise InvalidImage(f"pixel values up to {top:.3g} exceed the range medq computes in "
                            f"(±{np.finfo(np.float32).max:.3g}): rescale the image", source)

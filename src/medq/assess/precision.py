@@ -1,7 +1,7 @@
 """Where and in what arithmetic the models run: CPU or CUDA GPU, float32 or bfloat16.
 
 On CPUs with native bfloat16 dot products (AVX512-BF16, AMX) the models' linear layers,
-convolutions and attention run 1.5–2 times as fast under `torch.autocast` in bfloat16, and the
+convolutions and attention run about 1.5 times as fast under `torch.autocast` in bfloat16, and the
 1–5 scores move by about 0.01 (`benchmarks/assess_speed.py` reports both precisions side by
 side). Elsewhere bfloat16 is emulated and slower, so `"auto"` keeps float32 there. `medq assess`
 defaults to `auto`; training runs in float32 unless its config says `precision: auto` (the

@@ -144,7 +144,7 @@ QUALITY_MODEL_OPTION = typer.Option("mediqa-s", "--model", "-m",
 PRECISION_OPTION = typer.Option(
     "auto", "--precision",
     help="Model arithmetic: auto (bfloat16 where the CPU has it natively, else float32), "
-         "float32 or bfloat16. bfloat16 is 1.5–2× faster and moves scores by about 0.01.")
+         "float32 or bfloat16. bfloat16 is about 1.5× faster and moves scores by about 0.01.")
 """`--precision` of the commands that assess with a quality model."""
 
 DEVICE_OPTION = typer.Option(
