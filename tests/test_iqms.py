@@ -184,9 +184,25 @@ def test_wide_gaussian_is_scipys(ct_slice):
     a = ct_slice.array.astype(np.float64)[:, :-3]
     tall = np.tile(a, (MATRIX_SIDE // a.shape[0] + 1, 1))  # the FFT path of larger planes
     assert max(tall.shape) > MATRIX_SIDE >= max(a.shape)
-    for x, sigma in ((a, 20.48), (a, 2.0), (a[:40, :9], 20.48), (tall, 20.48)):
+    thin = tall[:, :9]  # the FFT path with a kernel wider than the plane (padding reflected again)
+    for x, sigma in ((a, 20.48), (a, 2.0), (a[:40, :9], 20.48), (tall, 20.48), (thin, 48.0)):
         assert np.allclose(wide_gaussian(x, sigma), ndi.gaussian_filter(x, sigma),
                            rtol=0, atol=1e-9 * np.abs(x).max())
+
+
+def test_power_spectrum_and_autocorrelation_are_numpys(ct_slice):
+    from medq.assess.filters import power_spectrum
+    from medq.assess.plane_signal import autocorrelation_peaks
+
+    x = ct_slice.array.astype(np.float64)[:, :-3] - ct_slice.array.mean()
+    power = np.abs(np.fft.fft2(x)) ** 2
+    assert np.allclose(power_spectrum(x), power, rtol=1e-9, atol=1e-9 * power.max())
+    ac = np.real(np.fft.ifft2(np.abs(np.fft.fft2(x - x.mean())) ** 2))
+    rows, cols = ac[:, 0] / ac[0, 0], ac[0, :] / ac[0, 0]
+    best = max(rows[x.shape[0] // 8:x.shape[0] // 2 + 1].max(),
+               cols[x.shape[1] // 8:x.shape[1] // 2 + 1].max())
+    half = max(rows[x.shape[0] // 2], cols[x.shape[1] // 2])
+    assert np.allclose(autocorrelation_peaks(x), (best, half), rtol=1e-6)
 
 
 def test_fast_median_filter_is_scipys_exactly(ct_slice, mr_abdomen_slice):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-from medq.assess.filters import median_filter, shrink
+from medq.assess.filters import median_filter, power_spectrum, shrink
 from medq.assess.iqms import _f64, _mask, _ratio
 from medq.assess.masks import background_mask
 from medq.assess.morphology import dilate_cross, erode_cross
@@ -156,7 +156,7 @@ def streak_index(array: np.ndarray, length: int = 21, n_angles: int = 16,
 
 def _plane_spike_contrast(x: np.ndarray, size: int, min_radius: float) -> float:
     """`spike_contrast` of one 2D plane (nan when no frequency qualifies)."""
-    power = np.log(np.abs(np.fft.fftshift(np.fft.fft2(x - x.mean()))) ** 2 + 1e-12)
+    power = np.log(np.fft.fftshift(power_spectrum(x - x.mean())) + 1e-12)
     ny, nx = power.shape
     fy, fx = np.meshgrid(np.fft.fftshift(np.fft.fftfreq(ny)), np.fft.fftshift(np.fft.fftfreq(nx)),
                          indexing="ij")

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+from scipy import fft as sp_fft
 from scipy import ndimage as ndi
 
-from medq.assess.filters import wide_gaussian
+from medq.assess.filters import power_spectrum, wide_gaussian
 from medq.assess.iqms import haar_details, haar_diagonal, inner_blocks, noise_sigma_flat
 from medq.assess.morphology import erode_cross
 
@@ -97,7 +98,7 @@ def spectrum_stats(a: np.ndarray, fg: np.ndarray) -> dict[str, float]:
     """Radial band powers, high-frequency anisotropy, angular irregularity and the top peak."""
     grid = _grid(*a.shape)
     centred = np.where(fg, a - a[fg].mean(), 0.0)
-    power = np.abs(np.fft.fftshift(np.fft.fft2(centred * grid.window))) ** 2
+    power = np.fft.fftshift(power_spectrum(centred * grid.window))
     total = float(power[grid.positive].sum()) + EPS
     out = {f"band_{i}": log_floored(power[band].sum() / total) for i, band in enumerate(grid.bands)}
     out["spectral_anisotropy"] = abs(log_floored(power[grid.along_y].mean())
@@ -114,7 +115,8 @@ def spectrum_stats(a: np.ndarray, fg: np.ndarray) -> dict[str, float]:
 def autocorrelation_peaks(x: np.ndarray) -> tuple[float, float]:
     """Largest normalised autocorrelation at lags N/8 … N/2 along either axis, and at N/2."""
     x = x - x.mean()
-    ac = np.real(np.fft.ifft2(np.abs(np.fft.fft2(x)) ** 2))
+    spectrum = sp_fft.rfft2(x)
+    ac = sp_fft.irfft2(spectrum.real ** 2 + spectrum.imag ** 2, s=x.shape)
     zero = ac[0, 0] + EPS
     best = half = -1.0
     for axis, n in ((0, x.shape[0]), (1, x.shape[1])):
