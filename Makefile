@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/build_speed.py
 	$(BIN)/python benchmarks/assess_speed.py
 	$(BIN)/python benchmarks/assess_memory.py
+	$(BIN)/python benchmarks/large_images.py
 	$(BIN)/python benchmarks/qc_speed.py
 	$(BIN)/medq bench iqa
 	$(BIN)/python benchmarks/ranking.py
