@@ -109,17 +109,24 @@ def wide_gaussian(x: np.ndarray, sigma: float, truncate: float = 4.0) -> np.ndar
     return _fft_filter_axis(_fft_filter_axis(out, kernel, 0), kernel, 1)
 
 
+FFT_ROWS = 64
+"""Lines filtered per real-FFT call of `wide_gaussian`'s large-plane path: the padded lines
+and their spectra stay small (a 3000×2500 plane held about 300 MB of them at once)."""
+
+
 def _fft_filter_axis(x: np.ndarray, kernel: np.ndarray, axis: int) -> np.ndarray:
     """`x` filtered along `axis` by the odd, symmetric `kernel` with half-sample symmetric
-    padding, by real FFTs of the padded length (overlap-save: the circular wrap reaches only
-    the first len(kernel) − 1 outputs, which are the padding's and dropped)."""
-    radius = kernel.size // 2
-    pad = [(0, 0)] * x.ndim
-    pad[axis] = (radius, radius)
-    padded = np.pad(x, pad, mode="symmetric")
-    n = sp_fft.next_fast_len(padded.shape[axis], real=True)
-    shape = [1] * x.ndim
-    shape[axis] = n // 2 + 1
-    spectrum = sp_fft.rfft(padded, n, axis=axis) * sp_fft.rfft(kernel, n).reshape(shape)
-    return np.take(sp_fft.irfft(spectrum, n, axis=axis),
-                   np.arange(2 * radius, 2 * radius + x.shape[axis]), axis=axis)
+    padding, by real FFTs of the padded length, `FFT_ROWS` lines at a time (overlap-save: the
+    circular wrap reaches only the first len(kernel) − 1 outputs, which are the padding's and
+    dropped)."""
+    lines = np.moveaxis(x, axis, -1)
+    out = np.empty(lines.shape)
+    radius, length = kernel.size // 2, lines.shape[-1]
+    n = sp_fft.next_fast_len(length + 2 * radius, real=True)
+    response = sp_fft.rfft(kernel, n)
+    for start in range(0, lines.shape[0], FFT_ROWS):
+        block = np.pad(lines[start:start + FFT_ROWS], [(0, 0), (radius, radius)],
+                       mode="symmetric")
+        filtered = sp_fft.irfft(sp_fft.rfft(block, n, axis=-1) * response, n, axis=-1)
+        out[start:start + FFT_ROWS] = filtered[:, 2 * radius:2 * radius + length]
+    return np.moveaxis(out, -1, axis)
