@@ -68,7 +68,7 @@ class _Grid:
 
     window: np.ndarray
     positive: np.ndarray
-    bands: tuple[np.ndarray, ...]
+    band: np.ndarray
     along_y: np.ndarray
     along_x: np.ndarray
     ring_bins: np.ndarray
@@ -76,9 +76,19 @@ class _Grid:
     far: np.ndarray
 
 
-@lru_cache(maxsize=8)
+GRID_CACHE_PIXELS = 1024 * 1024
+"""Largest plane whose frequency grid is kept for the next plane of its shape (a batch of
+slices); a larger one (a full-size radiograph's, several hundred MB) is built for its call."""
+
+
 def _grid(ny: int, nx: int) -> _Grid:
-    """The Hann window, band masks and angular bins of an ny×nx centred spectrum (cached)."""
+    """`_frequency_grid`, cached for planes up to `GRID_CACHE_PIXELS`."""
+    return _cached_grid(ny, nx) if ny * nx <= GRID_CACHE_PIXELS else _frequency_grid(ny, nx)
+
+
+def _frequency_grid(ny: int, nx: int) -> _Grid:
+    """The Hann window, radial band of each frequency (`len(BANDS) − 1` outside every band) and
+    the angular masks and bins of an ny×nx centred spectrum."""
     fy, fx = np.meshgrid(np.fft.fftshift(np.fft.fftfreq(ny)), np.fft.fftshift(np.fft.fftfreq(nx)),
                          indexing="ij")
     r = np.hypot(fy, fx)
@@ -87,11 +97,24 @@ def _grid(ny: int, nx: int) -> _Grid:
     ring = (r > 0.12) & (r <= 0.45)
     return _Grid(
         window=np.outer(np.hanning(ny), np.hanning(nx)), positive=r > 0,
-        bands=tuple((r > lo) & (r <= hi) for lo, hi in zip(BANDS[:-1], BANDS[1:], strict=True)),
+        band=_radial_band(r),
         along_y=high & (np.abs(angle - np.pi / 2) < np.pi / 9),
         along_x=high & ((angle < np.pi / 9) | (angle > np.pi - np.pi / 9)),
         ring_bins=np.minimum((angle[ring] / np.pi * 90).astype(int), 89), ring=ring,
         far=r > 0.08)
+
+
+_cached_grid = lru_cache(maxsize=8)(_frequency_grid)
+
+
+def _radial_band(r: np.ndarray) -> np.ndarray:
+    """The index i of the band BANDS[i] < r ≤ BANDS[i + 1] of each radius (int8), and
+    len(BANDS) − 1 for r = 0 and r > BANDS[−1]."""
+    outside = len(BANDS) - 1
+    band = np.full(r.shape, outside, dtype=np.int8)
+    for i, (lo, hi) in enumerate(zip(BANDS[:-1], BANDS[1:], strict=True)):
+        band[(r > lo) & (r <= hi)] = i
+    return band
 
 
 def spectrum_stats(a: np.ndarray, fg: np.ndarray) -> dict[str, float]:
@@ -100,7 +123,8 @@ def spectrum_stats(a: np.ndarray, fg: np.ndarray) -> dict[str, float]:
     centred = np.where(fg, a - a[fg].mean(), 0.0)
     power = np.fft.fftshift(power_spectrum(centred * grid.window))
     total = float(power[grid.positive].sum()) + EPS
-    out = {f"band_{i}": log_floored(power[band].sum() / total) for i, band in enumerate(grid.bands)}
+    out = {f"band_{i}": log_floored(power[grid.band == i].sum() / total)
+           for i in range(len(BANDS) - 1)}
     out["spectral_anisotropy"] = abs(log_floored(power[grid.along_y].mean())
                                      - log_floored(power[grid.along_x].mean()))
     bins = grid.ring_bins
