@@ -55,6 +55,24 @@ def test_tissue_maps_are_probabilities_on_the_template_grid() -> None:
     assert (maps["gm"].array > 0.5).sum() > 1000 and (maps["wm"].array > 0.5).sum() > 1000
 
 
+def test_an_exported_dicom_sample_reads_as_the_region_it_is_listed_with(tmp_path: Path) -> None:
+    """CT_small states no BodyPartExamined: its exported copy states the listed region (the only
+    change to it), so `medq info` on the file reads "spine" as `medq samples` lists it; MR_small,
+    listed without a region, is copied as it is."""
+    import pydicom
+
+    from medq.data.samples import export_samples
+    from medq.io import load
+
+    ct, mr = export_samples(tmp_path, ["ct_small", "mr_small"])
+    assert SAMPLES["ct_small"].region == "spine" and load(ct).region == "spine"
+    copy, source = pydicom.dcmread(ct), pydicom.dcmread(SAMPLES["ct_small"].path())
+    assert "BodyPartExamined" not in source and copy.BodyPartExamined == "SPINE"
+    del copy.BodyPartExamined
+    assert copy == source
+    assert mr.read_bytes() == SAMPLES["mr_small"].path().read_bytes()
+
+
 def test_unknown_sample_lists_choices() -> None:
     with pytest.raises(InvalidParameter, match="ct_small"):
         get_sample("nope")

@@ -131,6 +131,17 @@ def load_tissue_maps(resolution: int = 1) -> dict[str, MedImage]:
             for key in ("gm", "wm", "csf")}
 
 
+def _state_region(path: Path, region: str) -> None:
+    """Write `region` into the DICOM file `path` as BodyPartExamined where the file states none,
+    so an exported sample reads as the region `medq samples` lists (the copy's only change)."""
+    import pydicom
+
+    ds = pydicom.dcmread(path)
+    if region != "unknown" and not str(ds.get("BodyPartExamined") or "").strip():
+        ds.BodyPartExamined = region.upper()
+        ds.save_as(path)
+
+
 def export_samples(directory: str | Path, names: list[str] | None = None) -> list[Path]:
     """Copy (file-backed) or write (derived) samples into `directory`; returns the written paths."""
     from medq.io import save, sniff, write_sidecar
@@ -145,6 +156,8 @@ def export_samples(directory: str | Path, names: list[str] | None = None) -> lis
             dest = directory / f"{name}{''.join(src.suffixes)}"
             with atomic_path(dest) as tmp:
                 shutil.copyfile(src, tmp)
+                if sniff(tmp) in ("dicom", "dicom-series"):
+                    _state_region(tmp, sample.region)
             if sniff(dest) not in ("dicom", "dicom-series"):  # headerless: say what it is
                 write_sidecar(dest, {"Modality": sample.modality, "BodyPart": sample.region,
                                      "Source": sample.origin})
