@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import struct
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
+import SimpleITK as sitk
 from pydicom.uid import generate_uid
 
 import medq
@@ -203,3 +205,105 @@ def test_an_image_of_fractions_keeps_its_values_in_every_format(tmp_path: Path,
         path = medq.save(values, tmp_path / f"fractions{suffix}", modality="MR")
         back = medq.load(path).array
         assert np.abs(back - values).max() <= tolerance * span, suffix
+
+
+def _itk_with_header(volume: np.ndarray, path: Path, field: bytes, line: bytes) -> Path:
+    """`volume` `(z, y, x)` as a MetaImage or NRRD file SimpleITK wrote (0.66 × 0.66 × 5 mm;
+    .mhd: compressed, with its data file) whose header line starting `field` reads `line`."""
+    img = sitk.GetImageFromArray(volume)
+    img.SetSpacing((0.66, 0.66, 5.0))
+    sitk.WriteImage(img, str(path), path.suffix == ".mhd")
+    raw = path.read_bytes()
+    start = raw.index(field)
+    path.write_bytes(raw[:start] + line + raw[raw.index(b"\n", start):])
+    return path
+
+
+def test_itk_files_of_zero_nan_or_singular_geometry_are_read_like_nifti(tmp_path: Path,
+                                                                        ct_slice: MedImage
+                                                                        ) -> None:
+    """A zero or NaN spacing and a singular direction, which ITK refuses to make an image of,
+    are read as NIfTI files alike are: the voxels, no place in the patient, 1 mm where no usable
+    spacing is stated; `medq restore` writes such a MetaImage back as one that loads."""
+    volume = _ct_volume(ct_slice).T.astype(np.int16)
+    files = {  # name: header field, its odd line, the spacing medq reads
+        "zero.mha": (b"ElementSpacing", b"ElementSpacing = 0 0.66 5", (1.0, 1.0, 1.0)),
+        "nan.nrrd": (b"space directions", b"space directions: (nan,0,0) (0,0.66,0) (0,0,5)",
+                     (1.0, 1.0, 1.0)),
+        "singular.nrrd": (b"space directions",
+                          b"space directions: (0.66,0,0) (0.66,0,0) (0,0,5)", (5.0, 0.66, 0.66)),
+        "singular.mhd": (b"TransformMatrix", b"TransformMatrix = 1 0 0 1 0 0 0 0 1",
+                         (5.0, 0.66, 0.66)),
+    }
+    for name, (field, line, spacing) in files.items():
+        image = medq.load(_itk_with_header(volume, tmp_path / name, field, line))
+        np.testing.assert_array_equal(image.array, volume)
+        assert image.spacing == pytest.approx(spacing), name
+        assert image.meta.get("spacing_assumed", False) == (spacing[0] == 1.0), name
+        assert "origin" not in image.meta and "direction" not in image.meta, name
+    out = tmp_path / "restored.mha"
+    res = run_medq("restore", tmp_path / "zero.mha", "-o", out, "--method", "tv", "--force")
+    assert res.returncode == 0 and "Warning" not in res.stderr, res.stderr
+    assert medq.load(out).shape == volume.shape
+
+
+def test_a_restored_dicom_keeps_a_zero_pixel_spacing_it_stated(tmp_path: Path) -> None:
+    """A DICOM whose PixelSpacing is 0\\0 (no usable spacing: 1 mm assumed) is restored into a
+    DICOM that states what its source stated, not the 1\\1 medq assumed."""
+    ds = pydicom.dcmread(dicom_testfile("CT_small.dcm"))
+    ds.PixelSpacing = [0, 0]
+    ds.save_as(tmp_path / "zero.dcm")
+    out = tmp_path / "restored.dcm"
+    res = run_medq("restore", tmp_path / "zero.dcm", "-o", out, "--method", "tv", "--force")
+    assert res.returncode == 0, res.stderr
+    assert [float(v) for v in pydicom.dcmread(out).PixelSpacing] == [0.0, 0.0]
+
+
+def test_a_huge_rescale_slope_is_graded_quietly_or_refused_by_name(tmp_path: Path) -> None:
+    """RescaleSlope 1e30 (values up to about 3e33, within float32) is assessed and described
+    with nothing on stderr (the streak index squares no value beyond float32); 1e36 (beyond
+    float32) is refused with the reason, not read as infinities called 'not a number'."""
+    paths = []
+    for slope in ("1e30", "1e36"):
+        ds = pydicom.dcmread(dicom_testfile("CT_small.dcm"))
+        ds.RescaleSlope = slope
+        paths.append(tmp_path / f"slope{slope}.dcm")
+        ds.save_as(paths[-1])
+    for command in ("assess", "describe"):
+        res = run_medq(command, paths[0], "--json")
+        assert res.returncode == 0 and res.stderr == "", res.stderr
+        assert math.isfinite(json.loads(res.stdout)[0]["score"])
+    text = json.loads(res.stdout)[0]["text"]  # the description's noise level in HU
+    assert "σ ≈" in text and not re.search(r"\d{7}", text), text
+    res = run_medq("assess", paths[1], "--json", "--no-measures")
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 2 and len(lines) == 1, res.stderr
+    assert lines[0].startswith(f"medq: error: {paths[1]}: pixel values up to 2.19e+39 exceed")
+
+
+def test_values_below_float32_are_refused_by_name_not_called_blank(tmp_path: Path) -> None:
+    """A float64 image of denormal values (1e-310, none zero) would be all zeros in float32: it
+    is refused for being too small, not called blank; an image of zeros still is blank."""
+    tiny = np.full((64, 64), 1e-310) * np.linspace(1, 2, 64)
+    with pytest.raises(InvalidImage, match="pixel values of at most 2e-310 are too small for "
+                                           "the range medq computes in"):
+        from_array(tiny)
+    path = tmp_path / "tiny.npy"
+    np.save(path, tiny)
+    res = run_medq("assess", path, "--no-measures")
+    assert res.returncode == 2 and "rescale the image" in res.stderr
+    assert "blank" not in res.stderr, res.stderr
+    with pytest.raises(InvalidImage, match="blank"):
+        medq.assess(np.zeros((64, 64)), measures=False)
+
+
+def test_a_volume_of_one_pixel_rows_is_refused_as_a_stack_of_lines(tmp_path: Path) -> None:
+    """A NIfTI of 20 slices of 1×64 pixels is named for what it is, not as a 1×64 image."""
+    path = tmp_path / "lines.nii.gz"
+    data = np.random.default_rng(0).random((64, 1, 20)).astype(np.float32) * 100
+    nib.save(nib.Nifti1Image(data, np.eye(4)), path)
+    res = run_medq("assess", path, "--no-measures")
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.strip() == (f"medq: error: {path}: a stack of 20 lines of 64 pixels (slices "
+                                  "of 1×64), not of images; medq assesses images of at least "
+                                  "16×16 pixels in-plane")

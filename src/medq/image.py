@@ -23,15 +23,26 @@ PHOTO_MODALITIES = ("OP",)
 """Modalities whose images may be RGB `(y, x, 3)`."""
 
 
-def _as_float32(arr: np.ndarray, source: str | None) -> np.ndarray:
-    """`arr` as float32; InvalidImage when finite values lie beyond float32's range (±3.4e38)."""
-    with np.errstate(over="ignore"):
+def as_float32(arr: np.ndarray, source: str | None) -> np.ndarray:
+    """`arr` as float32; InvalidImage when finite values lie beyond float32's range (±3.4e38) or
+    every non-zero one below its normal numbers (±1.2e-38: they would compute as zeros)."""
+    with np.errstate(over="ignore", under="ignore"):
         out = arr.astype(np.float32)
     wide = arr.dtype.kind == "f" and arr.dtype.itemsize > 4
-    if wide and np.isinf(out).any() and np.any(np.isinf(out) & np.isfinite(arr)):  # overflow only
+    if not wide:
+        return out
+    if np.isinf(out).any() and np.any(np.isinf(out) & np.isfinite(arr)):  # overflow only
         top = float(np.abs(arr[np.isfinite(arr)]).max())
         raise InvalidImage(f"pixel values up to {top:.3g} exceed the range medq computes in "
                            f"(±{np.finfo(np.float32).max:.3g}): rescale the image", source)
+    tiny = float(np.finfo(np.float32).tiny)
+    if not np.any(np.abs(out) >= tiny):  # all zero, NaN or subnormal: perhaps underflow
+        finite = np.abs(arr[np.isfinite(arr)])
+        top = float(finite.max()) if finite.size else 0.0
+        if 0.0 < top < tiny:
+            raise InvalidImage(f"pixel values of at most {top:.3g} are too small for the range "
+                               f"medq computes in (float32, from ±{tiny:.3g}): "
+                               "rescale the image", source)
     return out
 
 
@@ -54,7 +65,7 @@ class MedImage:
     def __post_init__(self) -> None:
         arr = np.asarray(self.array)
         if arr.dtype != np.float32:
-            arr = _as_float32(arr, self.source)
+            arr = as_float32(arr, self.source)
         modality = str(self.modality).upper()
         if modality not in MODALITIES:
             raise InvalidParameter(

@@ -118,8 +118,11 @@ def check_assessable(image: MedImage, told: bool = False) -> None:
 
     plane = image.shape[-3:-1] if image.is_rgb else image.shape[-2:]
     if min(plane) < MIN_SIDE:
-        raise InvalidImage(f"image is {plane[0]}×{plane[1]} pixels in-plane; medq assesses "
-                           f"images of at least {MIN_SIDE}×{MIN_SIDE}", image.source)
+        what = (f"a stack of {image.shape[0]} lines of {max(plane)} pixels (slices of "
+                f"{plane[0]}×{plane[1]}), not of images" if image.is_volume and min(plane) == 1
+                else f"image is {plane[0]}×{plane[1]} pixels in-plane")
+        raise InvalidImage(f"{what}; medq assesses images of at least {MIN_SIDE}×{MIN_SIDE} "
+                           "pixels in-plane", image.source)
     a = image.array
     with warnings.catch_warnings():  # all-NaN: nan, checked below; reductions copy nothing
         warnings.simplefilter("ignore", RuntimeWarning)

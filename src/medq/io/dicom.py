@@ -26,7 +26,7 @@ from pydicom.pixels import apply_color_lut, apply_modality_lut
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from medq.errors import MedqError, UnreadableImage, UnsupportedImage
-from medq.image import MedImage
+from medq.image import MedImage, as_float32
 from medq.io import gz
 from medq.io.dicom_tags import (
     as_floats,
@@ -92,10 +92,11 @@ def read_dataset(path: str | Path, *, stop_before_pixels: bool = False) -> Datas
     return ds
 
 
-def _frame_rescale(arr: np.ndarray, ds: Dataset) -> np.ndarray:
-    """Rescale each frame of a multi-frame dataset with its (per-frame or shared) transformation."""
+def _frame_rescale(arr: np.ndarray, ds: Dataset, path: Path) -> np.ndarray:
+    """Rescale each frame of a multi-frame dataset with its (per-frame or shared) transformation
+    (InvalidImage when values come out beyond float32's range: `image.as_float32`)."""
     if ds.get("ModalityLUTSequence") or "RescaleSlope" in ds:
-        return apply_modality_lut(arr, ds).astype(np.float32)
+        return as_float32(apply_modality_lut(arr, ds), str(path))
     out = arr.astype(np.float32)
     shared = (ds.get("SharedFunctionalGroupsSequence") or [Dataset()])[0]
     per = ds.get("PerFrameFunctionalGroupsSequence") or []
@@ -127,9 +128,9 @@ def _pixels(ds: Dataset, path: Path) -> tuple[np.ndarray, bool]:
     if int(ds.get("SamplesPerPixel", 1)) > 1:
         return arr.astype(np.float32) / float(2 ** int(ds.get("BitsStored", 8)) - 1), True
     if frames > 1:
-        arr = _frame_rescale(arr, ds)
+        arr = _frame_rescale(arr, ds, path)
         return arr * np.float32(as_number(ds.get("DoseGridScaling")) or 1.0), False
-    arr = np.asarray(apply_modality_lut(arr, ds), dtype=np.float32)
+    arr = as_float32(np.asarray(apply_modality_lut(arr, ds)), str(path))  # a huge slope: refused
     if "DoseGridScaling" in ds:  # RT Dose: stored values × scaling = dose in Gy
         arr = arr * np.float32(as_number(ds.DoseGridScaling) or 1.0)
     return arr, False

@@ -203,11 +203,11 @@ def _dataset(base: Dataset, image: MedImage, k: int, stored: np.ndarray, rescale
         ref = Dataset()
         ref.ReferencedSOPClassUID, ref.ReferencedSOPInstanceUID = src_class, src_sop
         ds.SourceImageSequence = [ref]
-    sy, sx = image.spacing[-2:]
     sp_kw = image.meta.get("spacing_source")
-    if sp_kw not in ("ImagerPixelSpacing", "NominalScannedPixelSpacing"):
-        sp_kw = "PixelSpacing"
-    setattr(ds, sp_kw, [format_number_as_ds(sy), format_number_as_ds(sx)])
+    if sp_kw != "assumed":  # a DICOM source without a usable spacing keeps what it stated
+        sp_kw = sp_kw if sp_kw in ("ImagerPixelSpacing", "NominalScannedPixelSpacing") \
+            else "PixelSpacing"
+        setattr(ds, sp_kw, [format_number_as_ds(s) for s in image.spacing[-2:]])
     iop = as_floats(ds.get("ImageOrientationPatient")) or image.meta.get("orientation")
     positions = image.meta.get("positions")
     nz = image.shape[0] if image.is_volume else 1

@@ -7,7 +7,9 @@ one slice is a 2D image (`meta['one_slice']`, written back with `meta['slice_spa
 image of three or four 8-bit components is an RGB photograph (modality 'OP', alpha dropped). The
 modality is read from a MetaImage's `Modality` field (`MET_MOD_CT` → CT, `MET_MOD_MR` → MR, …)
 or an NRRD `Modality` key; otherwise it is unknown ('OT': HU values make it CT, see
-`medq.io.units`).
+`medq.io.units`). A file whose spacing (zero, NaN) or direction (singular) ITK refuses is read
+as a NIfTI file alike is: without a place in the patient, at 1 mm where it states no usable
+spacing (`meta['spacing_assumed']`; `medq.io.itk_header`).
 
 Writing is float32 (RGB: 8-bit), compressed. A one-file format (.mha, .nrrd) goes through a
 temporary file; a detached header (.mhd, .nhdr) and its data file are written in a temporary
@@ -20,6 +22,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +32,7 @@ from medq.errors import InvalidParameter, UnreadableImage, UnsupportedImage
 from medq.image import MedImage
 from medq.io.atomic import atomic_path, make_folder
 from medq.io.geometry import world_frame
+from medq.io.itk_header import HEADER_SUFFIX, unit_frame_header
 
 ITK_FORMATS = {".mha": "metaimage", ".mhd": "metaimage", ".nrrd": "nrrd", ".nhdr": "nrrd"}
 """Suffix → format read and written through SimpleITK."""
@@ -100,31 +104,72 @@ def _pixels(img: Any, path: Path) -> tuple[np.ndarray, tuple[float, ...], float 
                            "displacement field) is not an image medq reads", path)
 
 
-def read_itk(path: str | Path, fmt: str, volume: int | None = None) -> MedImage:
-    """Read a MetaImage or NRRD file (`fmt` 'metaimage' or 'nrrd') as a MedImage; `volume`
-    picks one 3D volume of a 4D file."""
+def _reader(path: Path, fmt: str) -> Any:
+    """SimpleITK's reader of the MetaImage or NRRD file `path`."""
     import SimpleITK as sitk
 
-    path = Path(path)
     reader = sitk.ImageFileReader()
     reader.SetImageIO(_IMAGE_IO[fmt])
     reader.SetFileName(str(path))
+    return reader
+
+
+def _stated_spacing(path: Path, fmt: str) -> tuple[float, ...] | None:
+    """The `(x, y, z)` spacing the header states (its magnitude), None where some axis has none
+    (zero, NaN, or a header ITK cannot parse)."""
+    reader = _reader(path, fmt)
     try:
-        img = reader.Execute()
-    except RuntimeError as e:
-        raise UnreadableImage(f"not a readable {fmt} file ({_reason(e)})", path) from e
+        reader.ReadImageInformation()
+    except RuntimeError:
+        return None
+    spacing = tuple(abs(float(s)) for s in reader.GetSpacing())
+    return spacing if all(np.isfinite(s) and s > 0 for s in spacing) else None
+
+
+def _read_without_frame(path: Path, fmt: str, error: RuntimeError) -> tuple[Any, bool]:
+    """The image of a file ITK refused (`error`), read through its header restated without
+    spacing, origin and direction (`itk_header.unit_frame_header`), at the spacing the header
+    states where that is usable, and whether it was; the refusal when that fails too."""
+    refused = UnreadableImage(f"not a readable {fmt} file ({_reason(error)})", path)
+    header = unit_frame_header(path, fmt)
+    if header is None:
+        raise refused from error
+    with tempfile.TemporaryDirectory(prefix="medq-header-") as folder:
+        restated = Path(folder) / f"header{HEADER_SUFFIX[fmt]}"
+        restated.write_text(header, encoding="latin-1")
+        try:
+            img = _reader(restated, fmt).Execute()
+        except RuntimeError:
+            raise refused from error
+    spacing = _stated_spacing(path, fmt)
+    if spacing is not None and len(spacing) == img.GetDimension():
+        img.SetSpacing(spacing)
+    return img, spacing is not None
+
+
+def read_itk(path: str | Path, fmt: str, volume: int | None = None) -> MedImage:
+    """Read a MetaImage or NRRD file (`fmt` 'metaimage' or 'nrrd') as a MedImage; `volume`
+    picks one 3D volume of a 4D file."""
+    path = Path(path)
+    framed = spaced = True
+    try:
+        img = _reader(path, fmt).Execute()
+    except RuntimeError as e:  # perhaps a spacing or direction ITK refuses: read without it
+        img, spaced = _read_without_frame(path, fmt, e)
+        framed = False
     if any(key.startswith("Segment0_") for key in img.GetMetaDataKeys()):
         raise UnsupportedImage("a segmentation (3D Slicer segment keys), not an acquired image",
                                path)
     part, count = _one_volume(img, path, volume)
     arr, spacing, one_slice, rgb = _pixels(part, path)
-    meta: dict[str, Any] = {"format": fmt, "origin": list(part.GetOrigin()),
-                            "direction": list(part.GetDirection())}
+    meta: dict[str, Any] = {"format": fmt}
+    if framed:  # where the image lies in the patient
+        meta.update(origin=list(part.GetOrigin()), direction=list(part.GetDirection()))
     if volume is not None:
         meta["volume"], meta["volumes"] = volume, count
     if one_slice is not None:
         meta["one_slice"], meta["slice_spacing"] = True, one_slice
-    if not all(np.isfinite(s) and s > 0 for s in spacing):
+    if not spaced or not all(np.isfinite(s) and s > 0 for s in spacing):
         spacing, meta["spacing_assumed"] = (1.0,) * (arr.ndim - rgb), True
     if rgb:
         meta["value_range"] = [0, 255]

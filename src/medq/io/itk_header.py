@@ -1,0 +1,101 @@
+"""A MetaImage or NRRD header without its geometry, for files whose geometry ITK refuses.
+
+ITK will not make an image of zero or NaN spacing or of a singular direction matrix (a valid
+file may state either: a scanner's export with no calibration, a hand-written header), so
+SimpleITK cannot read such a file at all. `unit_frame_header` restates the header without its
+spacing, origin and direction fields (ITK's defaults: 1 mm, at 0, identity) as a detached header
+(.mhd / .nhdr) that reads the original file's pixels where they are: an attached data block by
+its offset (MetaImage `HeaderSize`, NRRD `line skip`), a detached data file by its absolute
+path. Nothing is copied; every other field (pixel type, sizes, encoding, byte order) is kept.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+HEADER_BYTES = 1 << 20
+"""At most this much of a file is read as its header (headers are a few hundred bytes)."""
+
+HEADER_SUFFIX = {"metaimage": ".mhd", "nrrd": ".nhdr"}
+"""The detached header suffix of each format, naming the restated header."""
+
+_METAIMAGE_GEOMETRY = ("ElementSpacing", "ElementSize", "TransformMatrix", "Rotation",
+                       "Orientation", "Offset", "Position", "Origin", "CenterOfRotation",
+                       "AnatomicalOrientation")
+_NRRD_GEOMETRY = ("space", "space dimension", "space directions", "space origin", "space units",
+                  "spacings", "axis mins", "axis maxs", "axismins", "axismaxs", "thicknesses",
+                  "measurement frame")
+_NRRD_DATA = ("data file", "datafile")
+_NRRD_LINE_SKIP = ("line skip", "lineskip")
+
+
+def _text(path: Path) -> str:
+    """`path` as header text: its file-system bytes, one character a byte as the header's."""
+    return os.fsencode(path).decode("latin-1")
+
+
+def _absolute(name: str, folder: Path) -> str:
+    """A data file name (or file name pattern) a header states, absolute against its folder."""
+    return name if os.path.isabs(name) else os.path.join(_text(folder), name)
+
+
+def _metaimage(lines: list[str], path: Path) -> list[str] | None:
+    """The MetaImage header in `lines` (the file's start) without geometry, reading the
+    file's data where it lies."""
+    keys = [line.partition("=")[0].strip() for line in lines]
+    if "ElementDataFile" not in keys:
+        return None  # not a header to restate
+    last = keys.index("ElementDataFile")  # the header's last field
+    value, folder = lines[last].partition("=")[2].strip(), path.resolve().parent
+    out = [line.rstrip("\r") for line, key in zip(lines[:last], keys, strict=False)
+           if key not in _METAIMAGE_GEOMETRY]
+    if value == "LOCAL":  # the data follows the header: skip its bytes (latin-1: one a character)
+        offset = sum(len(line) + 1 for line in lines[: last + 1])
+        out = [line for line in out if line.partition("=")[0].strip() != "HeaderSize"]
+        return [*out, f"HeaderSize = {offset}", f"ElementDataFile = {_text(path.resolve())}"]
+    if value.startswith("LIST"):  # the data files follow, one a line
+        files = [_absolute(name.strip(), folder) for name in lines[last + 1:] if name.strip()]
+        return [*out, f"ElementDataFile = {value}", *files]
+    return [*out, f"ElementDataFile = {_absolute(value, folder)}"]
+
+
+def _nrrd(lines: list[str], path: Path) -> list[str] | None:
+    """The NRRD header in `lines` (the file's start) without geometry, reading the file's
+    data where it lies."""
+    if not lines or not lines[0].startswith("NRRD"):
+        return None
+    out, folder, data, skip, end = [lines[0]], path.resolve().parent, "", 0, 0
+    for i, raw in enumerate(lines[1:], start=1):
+        line = raw.rstrip("\r")
+        if not line.strip():  # the header's end (an attached data block follows)
+            end = i + 1
+            break
+        field, _, value = (part.strip() for part in line.partition(":"))
+        key = field.lower()
+        if line.startswith("#") or ":=" in line:  # a comment or a key/value pair
+            out.append(line)
+        elif key in _NRRD_LINE_SKIP and value.isdigit():
+            skip = int(value)
+        elif key in _NRRD_DATA and value.startswith("LIST"):  # the data files follow
+            files = [_absolute(name.strip(), folder) for name in lines[i + 1:] if name.strip()]
+            return [*out, f"line skip: {skip}", f"data file: {value}", *files]
+        elif key in _NRRD_DATA:
+            data = _absolute(value, folder)
+        elif key not in _NRRD_GEOMETRY:
+            out.append(line)
+    if not data and not end:
+        return None  # neither a data file nor the blank line that ends an attached header
+    if not data:  # attached: the data block follows the header's lines
+        data, skip = _text(path.resolve()), skip + end
+    return [*out, f"line skip: {skip}", f"data file: {data}"]
+
+
+def unit_frame_header(path: Path, fmt: str) -> str | None:
+    """The header of the MetaImage or NRRD file `path` (`fmt` 'metaimage' or 'nrrd') restated
+    as a detached header without spacing, origin or direction that reads the file's own data;
+    None when its start holds no header medq can restate."""
+    with open(path, "rb") as f:
+        lines = f.read(HEADER_BYTES).decode("latin-1").split("\n")  # an attached data block too
+    restated = (_metaimage if fmt == "metaimage" else _nrrd)(lines, path)
+    return "\n".join(restated) + "\n" if restated else None
