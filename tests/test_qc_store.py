@@ -339,3 +339,33 @@ def test_unusable_databases_are_bad_input(tmp_path: Path) -> None:
         Store("nosuchdialect://host/db")
     with pytest.raises(InvalidParameter, match="cannot open the results database"):
         Store("postgresql+psycopg://medq@127.0.0.1:1/none?connect_timeout=5")
+
+
+def test_a_database_this_user_may_not_write_is_read_but_never_written(
+        tmp_path: Path, assessed: list[dict], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Results on read-only storage (a shared archive's): export, report and the review app read
+    them through an immutable read-only connection, which leaves no WAL or shared-memory file
+    beside the database; every write is refused by name, and `medq qc run` refuses to start.
+    (Tests run as root, who may write anything, so the permission check is replaced.)"""
+    from medq.qc import store as store_module
+    from medq.qc.export import export_rows
+
+    path = tmp_path / "qc.sqlite"
+    with Store(path) as writer:
+        for row in assessed:
+            writer.record(row)
+        first = writer.items()[0]["id"]
+        writer.add_review(first, "Dr Rao", "accept")
+    assert not (tmp_path / "qc.sqlite-wal").exists()  # the last connection checkpointed it
+    monkeypatch.setattr(store_module, "_writable", lambda database: False)
+    with Store(path, create=False) as reader:
+        assert reader.read_only and reader.count() == len(assessed)
+        assert len(export_rows(reader)) == len(assessed)
+        assert [r["reviewer"] for r in reader.reviews(first)] == ["Dr Rao"]
+        assert not (tmp_path / "qc.sqlite-shm").exists()  # open, yet nothing written beside it
+        with pytest.raises(InvalidParameter, match="read-only for this user"):
+            reader.add_review(first, "Dr Rao", "reject")
+        with pytest.raises(InvalidParameter, match="read-only for this user"):
+            reader.record(assessed[0])
+    with pytest.raises(InvalidParameter, match="read-only for this user"):
+        Store(path)  # a writer: `medq qc run`

@@ -227,6 +227,31 @@ def test_review_persists_across_a_new_app_instance(web: Web) -> None:
         assert "Dr Cy" in fresh.get(f"/items/{target}").text
 
 
+def test_a_read_only_database_is_browsed_but_reviews_and_uploads_are_refused(
+        web: Web, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The app on results it may not write (tests run as root, so the permission check is
+    replaced): pages and the API read them; a review or an upload is refused with the reason
+    and no file is kept."""
+    from medq.qc import store as store_module
+
+    monkeypatch.setattr(store_module, "_writable", lambda database: False)
+    target = web.id_of(status="ok")
+    with TestClient(create_app(web.db, uploads_dir=web.uploads)) as app:
+        assert app.get(f"/items/{target}").status_code == 200
+        assert app.get("/api/items").json()["total"] == len(web.rows)
+        r = app.post(f"/api/items/{target}/review", json={"reviewer": "Dr Bo",
+                                                          "decision": "accept"})
+        assert r.status_code == 400 and "read-only for this user" in r.text
+        form = app.post(f"/items/{target}/review", data={"reviewer": "Dr Bo",
+                                                         "decision": "accept"})
+        assert form.status_code == 400 and "read-only for this user" in form.text
+        data = Path(web.rows[0]["path"]).read_bytes()
+        up = app.post("/api/upload", files={"file": ("scan.dcm", data)})
+        assert up.status_code == 400 and "read-only for this user" in up.text
+    assert not web.uploads.exists() or not any(web.uploads.iterdir())
+    assert web.client.get(f"/api/items/{target}/reviews").json() == []
+
+
 def test_api_items_filters_and_pages(web: Web) -> None:
     first = web.client.get("/api/items?limit=3&offset=0&sort=id").json()
     rest = web.client.get("/api/items?limit=100&offset=3&sort=id").json()

@@ -33,6 +33,10 @@ from medq.qc.schema import (
     runs_table,
 )
 
+READ_ONLY = ("the results database is read-only for this user: it can be exported, reported "
+             "and browsed, not written (runs, reviews, uploads)")
+"""Why a write to a SQLite database opened read-only is refused."""
+
 COMMENT_NEEDED = "a comment review needs a comment (write it, or accept or reject the item)"
 """Why a `comment` review without text is refused."""
 
@@ -46,6 +50,23 @@ def database_url(url: str | Path) -> str:
     if "://" in text:
         return text
     return f"sqlite:///{Path(text).expanduser().resolve()}"
+
+
+def _writable(database: Path) -> bool:
+    """Whether this process may write the SQLite file and its folder (its WAL and shared-memory
+    files live beside it)."""
+    import os
+
+    return os.access(database, os.W_OK) and os.access(database.parent, os.W_OK)
+
+
+def _read_only_url(database: Path) -> str:
+    """The URL of a SQLite file opened read-only and as immutable: a reader of a database it
+    may not write (a shared archive's results on read-only storage) can neither switch it to
+    WAL nor create the shared-memory file a WAL reader needs."""
+    from urllib.parse import quote
+
+    return f"sqlite:///file:{quote(str(database.resolve()))}?mode=ro&immutable=1&uri=true"
 
 
 def _now() -> dt.datetime:
@@ -87,6 +108,11 @@ def _row(mapping: Any) -> dict[str, Any]:
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
+    _read_pragmas(dbapi_conn, _record)
+
+
+def _read_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
     cur.execute("PRAGMA busy_timeout=30000")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
@@ -101,6 +127,7 @@ class Store:
 
     def __init__(self, url: str | Path, *, create: bool = True) -> None:
         self.url = database_url(url)
+        self.read_only = False
         try:
             parsed = sa.engine.make_url(self.url)
         except SQLAlchemyError as e:
@@ -117,6 +144,10 @@ class Store:
                 if not create and not Path(parsed.database).is_file():
                     raise MissingInput("no such results database (run `medq qc run` first)",
                                        parsed.database)
+                if Path(parsed.database).is_file() and not _writable(Path(parsed.database)):
+                    if create:  # a writer (medq qc run)
+                        raise InvalidParameter(READ_ONLY, parsed.database)
+                    self.url, self.read_only = _read_only_url(Path(parsed.database)), True
         else:
             kwargs["pool_pre_ping"] = True
         try:
@@ -125,7 +156,8 @@ class Store:
             raise InvalidParameter(f"cannot use database ({type(e).__name__}: {e})",
                                    self.display_url) from e
         if self.dialect == "sqlite":
-            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+            sa.event.listen(self.engine, "connect",
+                            _read_pragmas if self.read_only else _sqlite_pragmas)
         insert = (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(
             items_table)
         self._upsert = insert.on_conflict_do_update(  # created_at survives, the rest is new
@@ -139,6 +171,12 @@ class Store:
             reason = " ".join(str(getattr(e, "orig", e) or e).split())
             raise InvalidParameter(f"cannot open the results database ({reason})",
                                    self.display_url) from e
+
+    def _writing(self) -> Any:
+        """A write transaction; InvalidParameter when this process may not write the database."""
+        if self.read_only:
+            raise InvalidParameter(READ_ONLY, self.display_url)
+        return self.engine.begin()
 
     def close(self) -> None:
         """Release every pooled connection."""
@@ -157,7 +195,7 @@ class Store:
         """Insert a run row (started now) and return its id."""
         from medq import __version__
 
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             result = conn.execute(runs_table.insert().values(
                 archive=str(archive), model=str(model), medq_version=__version__,
                 workers=workers, scheduler=scheduler, started_at=_now(),
@@ -171,7 +209,7 @@ class Store:
                                   if summary.get(k) is not None}
         if finished:
             values["finished_at"] = _now()
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             conn.execute(runs_table.update().where(runs_table.c.id == run_id).values(**values))
 
     def runs(self) -> list[dict[str, Any]]:
@@ -209,7 +247,7 @@ class Store:
         if values["recall"] is not None:
             values["recall"] = bool(values["recall"])
         now = _now()
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             return int(conn.execute(self._upsert, {**values, "created_at": now,
                                                    "updated_at": now}).scalar_one())
 
@@ -318,7 +356,7 @@ class Store:
             raise InvalidParameter(COMMENT_NEEDED)
         values = {"item_id": int(item_id), "reviewer": reviewer[:128], "decision": decision,
                   "comment": str(comment or ""), "created_at": _now()}
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             exists = conn.execute(sa.select(items_table.c.id)
                                   .where(items_table.c.id == int(item_id))).first()
             if exists is None:

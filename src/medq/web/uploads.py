@@ -19,7 +19,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from medq.errors import InputError, UnsupportedImage
+from medq.errors import InputError, InvalidParameter, UnsupportedImage
+from medq.qc.store import READ_ONLY
 
 SUFFIXES = (".dcm", ".dicom", ".ima", ".nii", ".nii.gz", ".mha", ".nrrd", ".mgh", ".mgz", ".mnc",
             ".v", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".npy")
@@ -230,6 +231,8 @@ class Uploader:
         from medq.qc.fingerprint import fingerprint
         from medq.qc.runner import model_key, ok_result
 
+        if self.store.read_only:  # refused before the file is kept
+            raise InvalidParameter(READ_ONLY, self.store.display_url)
         if archive_name(name or ""):
             raise UnsupportedImage("a zip or tar archive: the review app assesses one image per "
                                    "upload; `medq assess <archive>` reads every image in it",
