@@ -21,8 +21,8 @@ from medq.assess.weights import WEIGHTS_DIR, shipped
 
 MEDQ = [sys.executable, "-m", "medq.cli"]
 SHORT_OF_GOALS = ("mediqa-s (2 seeds × 6,400 CPU steps) falls short of the goals on held-out "
-                  "scans, and longer training did not close the gap: see its model card, the "
-                  "README and `make bench`")
+                  "scans, and longer training did not close the gap: see its model card, "
+                  "docs/training.md and `make bench`")
 
 
 @pytest.fixture(scope="module")

@@ -299,3 +299,22 @@ def test_readme_python_block(line: int, code: str, workdir: Path,
     for marker, claims in PYTHON_CLAIMS.items():
         if marker in code:
             claims(ns, out.getvalue(), workdir)
+
+
+# ---------------------------------------------------------------- links between the pages
+
+
+def test_every_relative_link_resolves() -> None:
+    """Every markdown link `](path)` of README.md and docs/*.md that is not http(s) (nor a bare
+    `#anchor`) names a file that exists, relative to the page that holds it."""
+    pages = [README, *sorted((README.parent / "docs").glob("*.md"))]
+    assert len(pages) > 1, "docs/ holds no pages"
+    broken = []
+    for page in pages:
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text(encoding="utf-8")):
+            if re.match(r"https?://", target) or target.startswith("#"):
+                continue
+            path = target.split("#", 1)[0]
+            if not (page.parent / path).exists():
+                broken.append(f"{page.relative_to(README.parent)}: {target}")
+    assert not broken, broken

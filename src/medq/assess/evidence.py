@@ -82,7 +82,7 @@ DETECTOR_EXTRAS = ("spike_contrast", "inu_range")
 """Full-plane features a full-resolution detector may read besides the evidence features (the
 quality model's rows do not have them), in vector order: `artifacts.spike_contrast` and
 `inu.inu_range` (inside the body mask) of MR planes, 0 for other modalities. Tried for the
-shipped calibration, not shipped: the README's description section."""
+shipped calibration, not shipped: docs/trials.md (description)."""
 
 
 def ordered_extras(extras: tuple[str, ...]) -> tuple[str, ...]:

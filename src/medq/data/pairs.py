@@ -86,7 +86,7 @@ class PairPlan:
     soft_skip: tuple[str, ...] = ()
     """Tasks whose clean images are never softened by `soft`, e.g. the denoising tasks, so that a
     network learns what noise is on pixel-sharp images only (tried for `restore-s`, not shipped:
-    the README's restoration section has the numbers)."""
+    docs/trials.md has the numbers)."""
     resampling: float = 0.0
     """Share of low-resolution degradations brought back to the grid otherwise than by the
     engine's linear interpolation (`_resample`): cubic interpolation, or for MR the zero-filled

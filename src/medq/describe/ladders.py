@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 LADDERS = 0
 """Severity ladders a calibration fits on by default (`--ladders`;
 `calibration_data.build_ladders`): none, as the shipped calibrations were fitted. 1,000 view
-ladders were tried and not shipped (the README's assessment section)."""
+ladders were tried and not shipped (docs/trials.md, assessment)."""
 RANK_WEIGHT = 3.0
 """Weight of the ladder term (`ladder_loss`) beside the items' loss."""
 RANK_MARGIN = 0.1
