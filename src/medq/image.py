@@ -36,7 +36,7 @@ def as_float32(arr: np.ndarray, source: str | None) -> np.ndarray:
         raise InvalidImage(f"pixel values up to {top:.3g} exceed the range medq computes in "
                            f"(±{np.finfo(np.float32).max:.3g}): rescale the image", source)
     tiny = float(np.finfo(np.float32).tiny)
-    if not np.any(np.abs(out) >= tiny):  # all zero, NaN or subnormal: perhaps underflow
+    if out.size and not (out.max() >= tiny or out.min() <= -tiny):  # zero, NaN or subnormal
         finite = np.abs(arr[np.isfinite(arr)])
         top = float(finite.max()) if finite.size else 0.0
         if 0.0 < top < tiny:

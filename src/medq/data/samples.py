@@ -156,9 +156,10 @@ def export_samples(directory: str | Path, names: list[str] | None = None) -> lis
             dest = directory / f"{name}{''.join(src.suffixes)}"
             with atomic_path(dest) as tmp:
                 shutil.copyfile(src, tmp)
-                if sniff(tmp) in ("dicom", "dicom-series"):
+                dicom = sniff(tmp) in ("dicom", "dicom-series")
+                if dicom:
                     _state_region(tmp, sample.region)
-            if sniff(dest) not in ("dicom", "dicom-series"):  # headerless: say what it is
+            if not dicom:  # headerless: say what it is
                 write_sidecar(dest, {"Modality": sample.modality, "BodyPart": sample.region,
                                      "Source": sample.origin})
         else:

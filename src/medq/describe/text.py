@@ -154,8 +154,8 @@ def _measured(finding: Finding, modality: str) -> str:
     if finding.type != "noise" or _group(modality) != "CT" or sigma is None \
             or not math.isfinite(float(sigma)) or sigma <= 0:
         return ""
-    return f" (σ ≈ {sigma:.3g} HU in the flattest tissue)" if sigma >= 1000 \
-        else f" (σ ≈ {sigma:.0f} HU in the flattest tissue)"
+    level = f"{sigma:.3g}" if sigma >= 1000 else f"{sigma:.0f}"  # no 30-digit number
+    return f" (σ ≈ {level} HU in the flattest tissue)"
 
 
 def _sentence(clause: str) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -55,8 +56,6 @@ def database_url(url: str | Path) -> str:
 def _writable(database: Path) -> bool:
     """Whether this process may write the SQLite file and its folder (its WAL and shared-memory
     files live beside it)."""
-    import os
-
     return os.access(database, os.W_OK) and os.access(database.parent, os.W_OK)
 
 
@@ -105,17 +104,20 @@ def _row(mapping: Any) -> dict[str, Any]:
     return data
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    _read_pragmas(dbapi_conn, _record)
-
-
 def _read_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    """Settings of every SQLite connection: wait on a writer, enforce foreign keys."""
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA busy_timeout=30000")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    """`_read_pragmas`, and the WAL journal a connection that may write sets."""
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.close()
+    _read_pragmas(dbapi_conn, _record)
 
 
 class Store:
