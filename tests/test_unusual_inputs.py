@@ -247,6 +247,43 @@ def test_itk_files_of_zero_nan_or_singular_geometry_are_read_like_nifti(tmp_path
     assert medq.load(out).shape == volume.shape
 
 
+def _nrrd(path: Path, pixels: np.ndarray, fields: str) -> Path:
+    """`pixels` (int16, `(…, y, x)`) as an attached raw NRRD whose header adds `fields`."""
+    sizes = " ".join(str(n) for n in reversed(pixels.shape))
+    path.write_bytes(f"NRRD0004\ntype: short\ndimension: {pixels.ndim}\nsizes: {sizes}\n"
+                     f"endian: little\nencoding: raw\n{fields}\n".encode()
+                     + pixels.astype("<i2").tobytes())
+    return path
+
+
+def test_itk_files_that_state_no_usable_spacing_are_flagged_as_assumed(tmp_path: Path,
+                                                                       ct_slice: MedImage
+                                                                       ) -> None:
+    """ITK reads a NaN `spacings` entry, or a header without any spacing, at 1 mm without a
+    word: medq flags such a spacing as assumed, as it does for NIfTI, and keeps a stated one
+    (a single slice's NaN slice spacing is no loss)."""
+    volume = _ct_volume(ct_slice)[:4].astype(np.int16)
+    files = {  # name: its pixels, its spacing fields, the spacing medq reads, assumed?
+        "nan.nrrd": (volume, "spacings: NaN NaN NaN\n", (1.0, 1.0, 1.0), True),
+        "one_nan.nrrd": (volume, "spacings: 0.5 0.5 NaN\n", (1.0, 1.0, 1.0), True),
+        "none.nrrd": (volume, "", (1.0, 1.0, 1.0), True),
+        "slice.nrrd": (volume[:1], "spacings: 0.5 0.5 NaN\n", (0.5, 0.5), False),
+        "stated.nrrd": (volume, "spacings: 0.5 0.5 2\n", (2.0, 0.5, 0.5), False),
+    }
+    for name, (pixels, fields, spacing, assumed) in files.items():
+        image = medq.load(_nrrd(tmp_path / name, pixels, fields))
+        np.testing.assert_array_equal(image.array, pixels.squeeze())
+        assert image.spacing == pytest.approx(spacing), name
+        assert image.meta.get("spacing_assumed", False) is assumed, name
+    mha = tmp_path / "stated.mha"
+    sitk.WriteImage(sitk.GetImageFromArray(volume), str(mha))
+    raw = mha.read_bytes()
+    start = raw.index(b"ElementSpacing")
+    (tmp_path / "unstated.mha").write_bytes(raw[:start] + raw[raw.index(b"\n", start) + 1:])
+    assert not medq.load(mha).meta.get("spacing_assumed", False)
+    assert medq.load(tmp_path / "unstated.mha").meta["spacing_assumed"] is True
+
+
 def test_a_restored_dicom_keeps_a_zero_pixel_spacing_it_stated(tmp_path: Path) -> None:
     """A DICOM whose PixelSpacing is 0\\0 (no usable spacing: 1 mm assumed) is restored into a
     DICOM that states what its source stated, not the 1\\1 medq assumed."""

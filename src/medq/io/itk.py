@@ -32,7 +32,7 @@ from medq.errors import InvalidParameter, UnreadableImage, UnsupportedImage
 from medq.image import MedImage
 from medq.io.atomic import atomic_path, make_folder
 from medq.io.geometry import world_frame
-from medq.io.itk_header import HEADER_SUFFIX, unit_frame_header
+from medq.io.itk_header import HEADER_SUFFIX, stated_axes, unit_frame_header
 
 ITK_FORMATS = {".mha": "metaimage", ".mhd": "metaimage", ".nrrd": "nrrd", ".nhdr": "nrrd"}
 """Suffix → format read and written through SimpleITK."""
@@ -147,6 +147,13 @@ def _read_without_frame(path: Path, fmt: str, error: RuntimeError) -> tuple[Any,
     return img, spacing is not None
 
 
+def _states_spacing(path: Path, fmt: str, dims: int) -> bool:
+    """Whether the header states a usable spacing for each of the first `dims` axes (x first)
+    itself, not ITK's silent 1 mm for a NaN or missing one; True where it cannot be read."""
+    axes = stated_axes(path, fmt)
+    return axes is None or (len(axes) >= dims and all(axes[:dims]))
+
+
 def read_itk(path: str | Path, fmt: str, volume: int | None = None) -> MedImage:
     """Read a MetaImage or NRRD file (`fmt` 'metaimage' or 'nrrd') as a MedImage; `volume`
     picks one 3D volume of a 4D file."""
@@ -169,7 +176,8 @@ def read_itk(path: str | Path, fmt: str, volume: int | None = None) -> MedImage:
         meta["volume"], meta["volumes"] = volume, count
     if one_slice is not None:
         meta["one_slice"], meta["slice_spacing"] = True, one_slice
-    if not spaced or not all(np.isfinite(s) and s > 0 for s in spacing):
+    if not (spaced and _states_spacing(path, fmt, arr.ndim - rgb)
+            and all(np.isfinite(s) and s > 0 for s in spacing)):
         spacing, meta["spacing_assumed"] = (1.0,) * (arr.ndim - rgb), True
     if rgb:
         meta["value_range"] = [0, 255]

@@ -7,11 +7,16 @@ spacing, origin and direction fields (ITK's defaults: 1 mm, at 0, identity) as a
 (.mhd / .nhdr) that reads the original file's pixels where they are: an attached data block by
 its offset (MetaImage `HeaderSize`, NRRD `line skip`), a detached data file by its absolute
 path. Nothing is copied; every other field (pixel type, sizes, encoding, byte order) is kept.
+
+`stated_axes` tells, axis by axis, whether the header states a usable spacing at all: ITK reads
+a NRRD whose `spacings` are NaN, or a header with no spacing field, at 1 mm without a word.
 """
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from pathlib import Path
 
 HEADER_BYTES = 1 << 20
@@ -89,6 +94,64 @@ def _nrrd(lines: list[str], path: Path) -> list[str] | None:
     if not data:  # attached: the data block follows the header's lines
         data, skip = _text(path.resolve()), skip + end
     return [*out, f"line skip: {skip}", f"data file: {data}"]
+
+
+def _usable(values: list[float]) -> list[bool]:
+    """Whether each stated spacing (or axis vector length) is finite and positive."""
+    return [math.isfinite(v) and v > 0 for v in values]
+
+
+def _number(text: str) -> float:
+    """`text` as a number; NaN where it is none."""
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan
+
+
+def _nrrd_axes(fields: dict[str, str]) -> list[bool]:
+    """Per axis (fastest first), whether the NRRD fields state a usable spacing: by `space
+    directions` (a vector of finite, nonzero length; `none` for a non-spatial axis) or by
+    `spacings`, whichever states more."""
+    directions = [
+        math.hypot(*(_number(v) for v in vector.split(","))) if vector.strip() else math.nan
+        for vector in re.findall(r"\(([^)]*)\)|none", fields.get("space directions", ""))]
+    spacings = [_number(v) for v in fields.get("spacings", "").split()]
+    return max(_usable(directions), _usable(spacings), key=sum)
+
+
+def _fields(text: str, fmt: str) -> dict[str, str]:
+    """The header fields at the start of a MetaImage (`key = value`, up to `ElementDataFile`)
+    or NRRD file (`key: value`, up to the blank line), keys in lower case."""
+    fields: dict[str, str] = {}
+    separator, last = ("=", "elementdatafile") if fmt == "metaimage" else (":", "")
+    for line in text.split("\n")[1 if fmt == "nrrd" else 0:]:  # past the NRRD magic
+        key, sep, value = line.rstrip("\r").partition(separator)
+        if not line.strip() or (fmt == "metaimage" and not sep):
+            break  # the header's end: a blank line, or a data block
+        if sep and not line.startswith("#") and ":=" not in line:
+            fields.setdefault(key.strip().lower(), value.strip())
+        if key.strip().lower() == last:
+            break
+    return fields
+
+
+def stated_axes(path: Path, fmt: str) -> list[bool] | None:
+    """Per axis (x first), whether the header of the MetaImage or NRRD file `path` states a
+    usable spacing (finite, positive); an NRRD's leading non-spatial axis (colour) is left out.
+    None when its start holds no NRRD header."""
+    with open(path, "rb") as f:
+        text = f.read(HEADER_BYTES).decode("latin-1")
+    fields = _fields(text, fmt)
+    if fmt == "metaimage":
+        stated = fields.get("elementspacing", fields.get("elementsize", ""))
+        return _usable([_number(v) for v in stated.split()])
+    if not text.startswith("NRRD"):
+        return None
+    axes, kinds = _nrrd_axes(fields), fields.get("kinds", "").lower().split()
+    if len(axes) == len(kinds) > 1 and not axes[0] and kinds[0] not in ("domain", "space"):
+        axes = axes[1:]  # a colour or vector axis, which has no spacing
+    return axes
 
 
 def unit_frame_header(path: Path, fmt: str) -> str | None:
