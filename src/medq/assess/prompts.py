@@ -140,9 +140,11 @@ def _number(*values: Any) -> float | None:
 
 
 def _descriptions(image: MedImage) -> list[str]:
-    """Tokens of the series description and protocol name, when the image carries them."""
+    """Tokens of the series description and protocol name, then of a BIDS file name's suffix
+    (`T1w`, `FLAIR`: `medq.io.bids`), when the image carries them."""
     meta = image.meta or {}
-    return _words(meta.get("series_description"), meta.get("protocol_name"))
+    return _words(meta.get("series_description"), meta.get("protocol_name"),
+                  meta.get("bids_suffix"))
 
 
 def mr_type_from_words(words: Sequence[str]) -> str | None:
@@ -154,7 +156,7 @@ def mr_type_from_words(words: Sequence[str]) -> str | None:
         ("mr_pd", lambda w: w in ("PD", "PDW", "PDFS", "PROTON")),
         ("mr_t2", lambda w: w.startswith("T2") and not w.startswith("T2STAR")),
         ("mr_other", lambda w: w in ("DWI", "ADC", "DTI", "TRACE", "SWI", "BOLD", "PERFUSION",
-                                     "T2STAR", "DIFFUSION", "EPI", "ASL")),
+                                     "T2STAR", "T2STARW", "DIFFUSION", "EPI", "ASL")),
     )
     for name, test in rules:
         if any(test(w) for w in words):

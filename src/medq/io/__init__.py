@@ -27,6 +27,7 @@ from medq.errors import (
 from medq.image import PHOTO_MODALITIES, MedImage
 from medq.io import archive, dicom, dicom_series, dicom_write, gz, itk, neuro, nifti, raster
 from medq.io.arrays import as_image, finite_pixels, from_array
+from medq.io.bids import sidecar_acquisition
 from medq.io.sidecar import read_sidecar, write_sidecar
 from medq.io.units import infer_modality
 from medq.io.volumes import VOLUME_MARK, missing, volume_in_file
@@ -206,15 +207,15 @@ def load_series_files(files: Sequence[str | Path], source: str | Path) -> MedIma
 
 
 def _sidecar_fields(p: Path, image: MedImage) -> dict:
-    """Fields a medq sidecar restores for formats without headers (modality, region, ...)."""
+    """Fields a sidecar restores for formats without headers: medq's (modality, region, physics,
+    spacing) and a BIDS / dcm2niix sidecar's acquisition (`medq.io.bids`)."""
     side = read_sidecar(p)
-    fields: dict = {}
-    if side.get("Modality"):
-        fields["modality"] = side["Modality"]
-    if side.get("BodyPart"):
-        fields["region"] = side["BodyPart"]
-    if isinstance(side.get("Physics"), dict):
-        fields["physics"] = {**side["Physics"], **image.physics}
+    fields = sidecar_acquisition(side, p)  # modality, region, physics and meta it states
+    own = side.get("Physics") if isinstance(side.get("Physics"), dict) else {}
+    if own or "physics" in fields:  # the header's own, then medq's, then the BIDS keys
+        fields["physics"] = {**fields.get("physics", {}), **own, **image.physics}
+    if "meta" in fields:
+        fields["meta"] = {**fields["meta"], **image.meta}
     spacing = side.get("Spacing")
     if isinstance(spacing, list) and len(spacing) == len(image.spacing):
         fields["spacing"] = tuple(float(s) for s in spacing)

@@ -1,0 +1,106 @@
+"""The acquisition a BIDS / dcm2niix JSON sidecar states, in medq's terms.
+
+A NIfTI converted from DICOM by dcm2niix (and every BIDS dataset) keeps the DICOM header in a
+JSON sidecar beside it: `Modality`, `BodyPartExamined`, `SeriesDescription`, `ProtocolName`,
+`RepetitionTime` / `EchoTime` / `InversionTime` (in seconds, where DICOM states ms),
+`MagneticFieldStrength`, `ConvolutionKernel`, … `sidecar_acquisition` reads them as a DICOM
+file's tags are read (`medq.io.dicom_tags`), so the modality, region and type prompts of a
+converted scan are taken from its header, not guessed. A BIDS file name's suffix (`_T1w`,
+`_T2w`, `_FLAIR`, `_PDw`, `_bold`, `_pet`, …) states the modality when no sidecar does, and the
+contrast when no description does.
+medq's own sidecar keys (`Modality`, `BodyPart`, `Physics`) take precedence over these.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+from medq.image import MODALITIES, REGIONS
+from medq.io.dicom_tags import MODALITY_MAP, region_from_text
+
+BIDS_PHYSICS: dict[str, tuple[str, float]] = {
+    "RepetitionTime": ("tr_ms", 1000.0), "EchoTime": ("te_ms", 1000.0),
+    "InversionTime": ("ti_ms", 1000.0), "MagneticFieldStrength": ("field_strength_T", 1.0),
+    "FlipAngle": ("flip_angle_deg", 1.0), "SliceThickness": ("slice_thickness_mm", 1.0),
+    "PixelBandwidth": ("pixel_bandwidth", 1.0), "EchoTrainLength": ("echo_train_length", 1.0),
+    "ImagingFrequency": ("imaging_frequency_MHz", 1.0), "KVP": ("kvp", 1.0),
+    "XRayTubeCurrent": ("xray_tube_current_mA", 1.0), "CTDIvol": ("ctdi_vol", 1.0),
+}
+"""Sidecar key → (physics key, factor to medq's unit): BIDS states times in seconds."""
+
+BIDS_TEXT = {"ConvolutionKernel": "convolution_kernel", "Manufacturer": "manufacturer",
+             "ManufacturersModelName": "manufacturer_model", "ScanOptions": "scan_options",
+             "MRAcquisitionType": "mr_acquisition_type", "Units": "pet_units",
+             "TracerName": "radiopharmaceutical"}
+"""Sidecar key → physics key of a text value (`ManufacturersModelName` is BIDS's spelling)."""
+
+BIDS_META = {"SeriesDescription": "series_description", "ProtocolName": "protocol_name"}
+"""Sidecar key → meta key of the words the type prompt reads."""
+
+BIDS_MR_SUFFIXES = frozenset({
+    "T1w", "T2w", "PDw", "T2starw", "FLAIR", "inplaneT1", "inplaneT2", "PDT2", "angio", "UNIT1",
+    "T1map", "T2map", "T2starmap", "R1map", "R2map", "R2starmap", "PDmap", "MTRmap", "MTsat",
+    "T1rho", "MWFmap", "MTVmap", "Chimap", "S0map", "M0map", "bold", "cbv", "sbref", "dwi",
+    "asl", "m0scan", "magnitude", "magnitude1", "magnitude2", "phasediff", "fieldmap", "epi"})
+"""BIDS suffixes of MRI data (anat, func, dwi, perf, fmap): a file named so is an MR image."""
+
+_BIDS_NAME = re.compile(r"^sub-[A-Za-z0-9]+(?:_[A-Za-z]+-[A-Za-z0-9]+)*_([A-Za-z0-9]+)\.")
+"""A BIDS file name: `sub-<label>`, entities `_<key>-<value>`, then `_<suffix>.<extension>`."""
+
+
+def _number(value: Any) -> float | None:
+    """A finite number, or None (a list's first value, as DICOM multi-values are read)."""
+    if isinstance(value, list):
+        value = value[0] if value else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _text(value: Any) -> str | None:
+    """A non-empty string (a list of strings joined by backslashes, as DICOM writes them)."""
+    if isinstance(value, list):
+        value = "\\".join(str(v) for v in value)
+    return value.strip() or None if isinstance(value, str) else None
+
+
+def bids_suffix(path: str | Path) -> str | None:
+    """The suffix of a BIDS file name (`sub-01_ses-1_T1w.nii.gz` → `T1w`), else None."""
+    found = _BIDS_NAME.match(Path(path).name)
+    return found.group(1) if found else None
+
+
+def sidecar_acquisition(side: dict[str, Any], path: str | Path) -> dict[str, Any]:
+    """What a BIDS / dcm2niix sidecar `side` of the image `path` states, as MedImage fields:
+    `modality`, `region`, `physics` and `meta` (series description, protocol, BIDS suffix),
+    each only where stated."""
+    out: dict[str, Any] = {}
+    modality = (_text(side.get("Modality")) or "").upper()
+    modality = MODALITY_MAP.get(modality, modality)
+    suffix = bids_suffix(path)
+    if modality not in MODALITIES or modality == "OT":  # else the file name's datatype
+        modality = "MR" if suffix in BIDS_MR_SUFFIXES else "PT" if suffix == "pet" else ""
+    if modality:
+        out["modality"] = modality
+    part = _text(side.get("BodyPart"))  # medq's key: one of its regions
+    region = part.lower() if part and part.lower() in REGIONS else "unknown"
+    if region == "unknown":
+        region = region_from_text(part, _text(side.get("BodyPartExamined")))
+    if region != "unknown":
+        out["region"] = region
+    physics = {key: _number(side.get(name)) * factor for name, (key, factor)
+               in BIDS_PHYSICS.items() if _number(side.get(name)) is not None}
+    physics.update({key: _text(side.get(name)) for name, key in BIDS_TEXT.items()
+                    if _text(side.get(name))})
+    if physics:
+        out["physics"] = physics
+    meta = {key: _text(side.get(name)) for name, key in BIDS_META.items()
+            if _text(side.get(name))}
+    if suffix:
+        meta["bids_suffix"] = suffix
+    if meta:
+        out["meta"] = meta
+    return out

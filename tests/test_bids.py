@@ -1,0 +1,97 @@
+"""BIDS / dcm2niix sidecars and file names: a converted scan's header is read, not guessed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from medq.assess.prompts import prompts_from_image
+from medq.image import MedImage
+from medq.io import load, save
+from medq.io.bids import bids_suffix
+
+DCM2NIIX = {  # what dcm2niix writes beside a converted T1-weighted MPRAGE (times in seconds)
+    "Modality": "MR", "MagneticFieldStrength": 3, "Manufacturer": "Siemens",
+    "ManufacturersModelName": "Prisma_fit", "BodyPartExamined": "BRAIN",
+    "SeriesDescription": "t1_mprage_sag", "ProtocolName": "t1_mprage_sag",
+    "ImageType": ["ORIGINAL", "PRIMARY", "M", "ND"], "RepetitionTime": 2.3,
+    "EchoTime": 0.00226, "InversionTime": 0.9, "FlipAngle": 9,
+    "ConversionSoftware": "dcm2niix",
+}
+
+
+def _nifti(path: Path, mr_slice: MedImage, sidecar: dict | None = None) -> Path:
+    """A small MR volume written by nibabel (no medq sidecar), with `sidecar` beside it."""
+    volume = np.stack([mr_slice.array] * 4).T.astype(np.int16)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nib.save(nib.Nifti1Image(volume, np.diag([0.9, 0.9, 3.0, 1.0])), path)
+    if sidecar is not None:
+        path.with_name(path.name.replace(".nii.gz", ".json")).write_text(json.dumps(sidecar))
+    return path
+
+
+def test_a_dcm2niix_sidecar_states_modality_region_contrast_and_physics(tmp_path: Path,
+                                                                         mr_slice: MedImage
+                                                                         ) -> None:
+    """The sidecar's DICOM header is read as a DICOM file's tags are: MR, brain, T1 from the
+    description, TR/TE/TI in ms (BIDS states seconds), field strength; the prompts come from
+    the tags, not the prompt classifier."""
+    image = load(_nifti(tmp_path / "t1_mprage.nii.gz", mr_slice, DCM2NIIX))
+    assert (image.modality, image.region) == ("MR", "brain")
+    assert image.physics["tr_ms"] == pytest.approx(2300.0)
+    assert image.physics["te_ms"] == pytest.approx(2.26)
+    assert image.physics["ti_ms"] == pytest.approx(900.0)
+    assert image.physics["field_strength_T"] == 3.0
+    assert image.physics["manufacturer_model"] == "Prisma_fit"
+    assert image.meta["series_description"] == "t1_mprage_sag"
+    prompts = prompts_from_image(image)
+    assert (prompts.modality, prompts.region, prompts.type) == ("MR", "brain", "mr_t1")
+    assert set(prompts.source.values()) == {"tags"}
+
+
+def test_mr_contrast_follows_the_timing_when_no_description_names_it(tmp_path: Path,
+                                                                      mr_slice: MedImage
+                                                                      ) -> None:
+    """Without a description the contrast comes from TR/TE in seconds, converted: a long TR and
+    TE is T2-weighted (read as milliseconds unconverted, it would not be)."""
+    side = {"Modality": "MR", "RepetitionTime": 4.0, "EchoTime": 0.1}
+    prompts = prompts_from_image(load(_nifti(tmp_path / "scan.nii.gz", mr_slice, side)))
+    assert (prompts.type, prompts.source["type"]) == ("mr_t2", "tags")
+
+
+def test_a_bids_file_name_states_an_mr_modality_and_contrast(tmp_path: Path,
+                                                             mr_slice: MedImage) -> None:
+    """With no sidecar, a BIDS name's suffix states the modality (MRI datatypes, `_pet`) and
+    the contrast; a name that is not BIDS (no `sub-` label) states nothing."""
+    anat = tmp_path / "sub-01" / "ses-1" / "anat"
+    flair = load(_nifti(anat / "sub-01_ses-1_acq-fast_FLAIR.nii.gz", mr_slice))
+    prompts = prompts_from_image(flair)
+    assert (flair.modality, prompts.type, prompts.source["type"]) == ("MR", "mr_flair", "tags")
+    pet = load(_nifti(tmp_path / "sub-01" / "pet" / "sub-01_trc-FDG_pet.nii.gz", mr_slice))
+    assert pet.modality == "PT"
+    assert load(_nifti(tmp_path / "scan_T1w.nii.gz", mr_slice)).modality == "OT"
+    assert bids_suffix("sub-A12_run-2_T2starw.nii.gz") == "T2starw"
+    assert bids_suffix("T1w.nii.gz") is None
+
+
+def test_medq_keys_and_the_file_header_take_precedence(tmp_path: Path, mr_slice: MedImage
+                                                       ) -> None:
+    """medq's own sidecar keys (`Physics`, `BodyPart`) win over the BIDS keys beside them, and a
+    malformed BIDS value (text where a number belongs, NaN) is left out, not an error."""
+    side = {**DCM2NIIX, "Physics": {"tr_ms": 500.0}, "BodyPart": "head",
+            "EchoTime": "short", "FlipAngle": float("nan")}
+    image = load(_nifti(tmp_path / "scan.nii.gz", mr_slice, side))
+    assert image.physics["tr_ms"] == 500.0 and image.region == "head"
+    assert "te_ms" not in image.physics and "flip_angle_deg" not in image.physics
+
+
+def test_a_saved_copy_keeps_the_acquisition(tmp_path: Path, mr_slice: MedImage) -> None:
+    """medq's own save of a converted scan states its physics again, so the copy loads alike."""
+    image = load(_nifti(tmp_path / "sub-01_T1w.nii.gz", mr_slice, DCM2NIIX))
+    copy = load(save(image, tmp_path / "out" / "copy.nii.gz"))
+    assert (copy.modality, copy.region) == ("MR", "brain")
+    assert copy.physics["tr_ms"] == pytest.approx(2300.0)
