@@ -73,6 +73,20 @@ def test_an_exported_dicom_sample_reads_as_the_region_it_is_listed_with(tmp_path
     assert mr.read_bytes() == SAMPLES["mr_small"].path().read_bytes()
 
 
+def test_the_mni_t1_sample_states_its_contrast_loaded_and_exported(tmp_path: Path) -> None:
+    """The MNI T1 template's file names no contrast: the sample states T1 as the training
+    sources of the same template do, loaded and in its exported sidecar, so both are assessed
+    with the `mr_t1` prompt (the catch-all `mr_other` before)."""
+    from medq.assess.prompts import prompts_from_image
+    from medq.data.samples import export_samples
+    from medq.io import load
+
+    (exported,) = export_samples(tmp_path, ["mni_t1"])
+    for image in (load_sample("mni_t1"), load(exported)):
+        prompts = prompts_from_image(image)
+        assert (prompts.type, prompts.source["type"]) == ("mr_t1", "tags")
+
+
 def test_unknown_sample_lists_choices() -> None:
     with pytest.raises(InvalidParameter, match="ct_small"):
         get_sample("nope")

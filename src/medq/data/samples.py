@@ -49,6 +49,9 @@ class Sample:
     origin: str
     locate: Callable[[], Path] | None = None  # file-backed samples
     build: Callable[[], MedImage] | None = None  # derived samples
+    series: str = ""
+    """The series description a file-backed sample's file lacks (its MR contrast), as medq's
+    training sources of the same data state it."""
 
     @property
     def derived(self) -> bool:
@@ -85,7 +88,7 @@ SAMPLES: dict[str, Sample] = {
         Sample("mr_small", "MR", "unknown", "pydicom test file MR_small.dcm (Toshiba MR)",
                locate=lambda: _pydicom_file("MR_small.dcm")),
         Sample("mni_t1", "MR", "brain", "nilearn MNI152 ICBM 2009a T1 template, 1 mm",
-               locate=lambda: _nilearn_file(MNI_T1)),
+               locate=lambda: _nilearn_file(MNI_T1), series="T1w MNI152"),
         Sample("retina", "OP", "retina", "scikit-image retina.jpg fundus photograph",
                locate=lambda: _skimage_file("retina.jpg")),
         Sample("pet_brain", "PT", "brain",
@@ -118,6 +121,8 @@ def load_sample(name: str) -> MedImage:
         if image.region == "unknown" and sample.region != "unknown":
             image = image.evolve(region=sample.region)
     meta = dict(image.meta, sample=name)
+    if sample.series and not meta.get("series_description"):
+        meta["series_description"] = sample.series
     return image.evolve(meta=meta)
 
 
@@ -160,8 +165,9 @@ def export_samples(directory: str | Path, names: list[str] | None = None) -> lis
                 if dicom:
                     _state_region(tmp, sample.region)
             if not dicom:  # headerless: say what it is
-                write_sidecar(dest, {"Modality": sample.modality, "BodyPart": sample.region,
-                                     "Source": sample.origin})
+                stated = {"Modality": sample.modality, "BodyPart": sample.region,
+                          "SeriesDescription": sample.series, "Source": sample.origin}
+                write_sidecar(dest, {k: v for k, v in stated.items() if v})
         else:
             image = load_sample(name)
             suffix = ".nii.gz" if image.is_volume else ".dcm"
