@@ -18,10 +18,12 @@ from medq import callable_package
 
 
 @lru_cache(maxsize=4)
-def _assessor(model: str, measures: bool, modality: str | None) -> Any:
+def shared_assessor(model: str, measures: bool, modality: str | None,
+                    describe: bool = False) -> Any:
+    """The Assessor of these settings, loaded once per process (the last four kept)."""
     from medq.assess.predictor import Assessor
 
-    return Assessor(model, measures=measures, modality=modality)
+    return Assessor(model, measures=measures, modality=modality, describe=describe)
 
 
 def assess(image: Any, model: str | Path = "mediqa-s", measures: bool = True, *,
@@ -34,7 +36,7 @@ def assess(image: Any, model: str | Path = "mediqa-s", measures: bool = True, *,
     from medq.io.arrays import as_image
 
     item = as_image(image, modality=modality, region=region, spacing=spacing)
-    return _assessor(str(model), measures, modality).assess(item)
+    return shared_assessor(str(model), measures, modality).assess(item)
 
 
 callable_package(__name__, assess)

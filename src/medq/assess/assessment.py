@@ -183,8 +183,13 @@ class Assessment:
     nonfinite_fraction: float | None = None
     """The share of pixels that were NaN or infinite in the file (read as its smallest finite
     value, `medq.io.arrays`), None when every pixel was a number."""
+    detector_features: list[float] | None = field(default=None, repr=False)
+    """The description's full-plane detector features of the image, when the Assessor took
+    them for a description (`Assessor(describe=True)`); not part of the JSON output."""
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly dict (`path` first, as in `medq assess --json`)."""
+        """JSON-friendly dict (`path` first, as in `medq assess --json`; without the detector
+        features, an internal hand-over to the description)."""
         data = asdict(self)
+        data.pop("detector_features")
         return {"path": data.pop("path"), **data}

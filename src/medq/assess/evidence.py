@@ -28,6 +28,7 @@ full-plane vector when its calibration lists them (`python -m medq.describe.cali
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -122,28 +123,44 @@ def read_plane(array: np.ndarray, modality: str) -> np.ndarray:
     return a
 
 
-def slice_features(array: np.ndarray, modality: str) -> dict[str, float]:
+SHARED_MEASURES = ("noise_sigma_flat", "sharpness", "laplacian_variance", "blur")
+"""Classical measures (`measures.compute_measures`) that are also features of the same plane:
+`slice_features` takes them as `measured` instead of computing them again."""
+
+
+def slice_features(array: np.ndarray, modality: str,
+                   measured: Mapping[str, float] | None = None) -> dict[str, float]:
     """The per-slice features of one 2D greyscale slice (see the module docstring), and under
-    `streak_index` (not a feature) the raw CT streak index the `streak` feature is the log of."""
+    `streak_index` (not a feature) the raw CT streak index the `streak` feature is the log of.
+
+    `measured`: the plane's classical measures (`measures.compute_measures` of this same
+    array), whose `SHARED_MEASURES` are then read, not computed again; they are the same
+    computation on the same mask wherever every pixel is finite (else they are recomputed)."""
     a = read_plane(array, modality)
     finite = np.isfinite(array)
     fg, anatomy = body_and_anatomy(a, modality)
     if fg.sum() < 64:
         fg = np.ones_like(fg)
+        measured = None  # the measures read the small body itself
+    if measured is None or not finite.all():
+        measured = {}
+    known = {k: float(measured[k]) for k in SHARED_MEASURES if measured.get(k) is not None}
     lo, hi = np.percentile(a[fg], [1.0, 99.0])
     contrast = max(float(hi - lo), EPS * (1.0 + abs(float(hi))))
     zero = ZERO_LEVEL.get(modality, 0.0)
     p_lo, p_hi = np.percentile(a, [0.5, 99.5])
-    out: dict[str, float] = noise_stats(a, fg, contrast)
+    out: dict[str, float] = noise_stats(a, fg, contrast, known.get("noise_sigma_flat"))
     out.update(spectrum_stats(a, fg))
     bg = background_mask(fg) & finite
     has_bg = bg.sum() >= 64
     out["noise_bg"] = log_floored(a[bg].std() / contrast) if has_bg else log_floored(0.0)
     out["bg_level"] = float((np.median(a[bg]) - zero) / contrast) if has_bg else 0.0
     out["has_background"] = float(has_bg)
-    out["sharpness"] = log_floored(sharpness(a, fg))
-    out["laplacian"] = log_floored(laplacian_variance(a, fg))
-    crete = blur(a)
+    out["sharpness"] = log_floored(known["sharpness"] if "sharpness" in known
+                                   else sharpness(a, fg))
+    out["laplacian"] = log_floored(known["laplacian_variance"] if "laplacian_variance" in known
+                                   else laplacian_variance(a, fg))
+    crete = known["blur"] if "blur" in known else blur(a)
     out["crete_blur"] = float(crete) if np.isfinite(crete) else 0.5
     high = a - ndi.gaussian_filter(a, 1.5)
     low = ndi.gaussian_filter(a, 2.0)
@@ -182,13 +199,16 @@ def _context(image: Any, plane: np.ndarray) -> list[float]:
 
 
 def feature_vector(image: Any, indices: list[int] | None = None,
-                   extras: tuple[str, ...] = ()) -> np.ndarray:
+                   extras: tuple[str, ...] = (),
+                   measured: Sequence[Mapping[str, float]] | None = None) -> np.ndarray:
     """The full-plane feature vector of a MedImage (FEATURE_NAMES, then the `extras` of
     `DETECTOR_EXTRAS` asked for); volumes on `indices` (salient), each feature the mean over
-    the planes."""
+    the planes. `measured`: each plane's classical measures, when taken (`slice_features`)."""
     wanted = ordered_extras(extras)
     planes = _planes(image, indices)
-    rows = [slice_features(p, image.modality) for p in planes]
+    if measured is None or len(measured) != len(planes):
+        measured = [None] * len(planes)
+    rows = [slice_features(p, image.modality, m) for p, m in zip(planes, measured, strict=True)]
     slice_part = [float(np.mean([r[k] for r in rows])) for k in SLICE_NAMES]
     extra_part = [_extra(name, planes, image.modality) for name in wanted]
     return np.asarray(slice_part + _context(image, planes[0]) + extra_part, dtype=np.float32)

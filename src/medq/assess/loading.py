@@ -45,6 +45,9 @@ class Loaded:
     prompts: Prompts
     shape: tuple[int, ...]
     measures: dict[str, float | None] = field(default_factory=dict)
+    features: np.ndarray | None = None
+    """The description's full-plane detector features (`evidence.feature_vector`), when asked
+    for (`load_measured`'s `features`)."""
 
 
 def slim(image: MedImage, indices: list[int]) -> MedImage:
@@ -56,16 +59,25 @@ def slim(image: MedImage, indices: list[int]) -> MedImage:
     return image.evolve(array=np.ascontiguousarray(image.array[indices]))
 
 
-def classical_measures(image: MedImage, indices: list[int],
-                       streaks: list[float] | None = None) -> dict[str, float | None]:
-    """Classical measures of a 2D image, or their mean over a volume's salient slices;
-    `streaks`: each plane's CT streak index when already taken (`evidence.evidence_views`)."""
-    from medq.assess.assessment import clean_number
+def plane_measures(image: MedImage, indices: list[int],
+                   streaks: list[float] | None = None) -> list[dict[str, float]]:
+    """Classical measures of a 2D image, or of each of a volume's salient slices; `streaks`:
+    each plane's CT streak index when already taken (`evidence.evidence_views`)."""
     from medq.assess.measures import compute_measures
 
     arrays = [image.array[i] for i in indices] if image.is_volume else [image.array]
-    values = [compute_measures(a, image.modality, streak=s)
-              for a, s in zip(arrays, streaks or [None] * len(arrays), strict=True)]
+    return [compute_measures(a, image.modality, streak=s)
+            for a, s in zip(arrays, streaks or [None] * len(arrays), strict=True)]
+
+
+def classical_measures(image: MedImage, indices: list[int],
+                       streaks: list[float] | None = None,
+                       planes: list[dict[str, float]] | None = None) -> dict[str, float | None]:
+    """Classical measures of a 2D image, or their mean over a volume's salient slices
+    (`plane_measures`, or its `planes` when already taken)."""
+    from medq.assess.assessment import clean_number
+
+    values = planes if planes is not None else plane_measures(image, indices, streaks)
     merged = {}
     for key in values[0]:
         finite = [v[key] for v in values if np.isfinite(v[key])]
@@ -149,12 +161,15 @@ def captured(call: Callable[[], T], path: str | Path | None) -> T | MedqError:
 
 
 def load_measured(item: Item, modality: str | None, measures: bool,
-                  extras: tuple[str, ...] = ()) -> Loaded | MedqError:
+                  extras: tuple[str, ...] = (),
+                  features: tuple[str, ...] | None = None) -> Loaded | MedqError:
     """Load one input, its evidence rows (the model's measure input and the evidence score's;
     `extras`: the row extras of a model trained on them, `evidence.ROW_EXTRAS`), its prompts
-    (tags, gaps filled by the shipped prompt classifier) and, with `measures`, its classical
-    measures; a volume keeps only its salient planes (`slim`); a failure is returned as a typed
-    error."""
+    (tags, gaps filled by the shipped prompt classifier), with `measures` its classical
+    measures and with `features` (the detector's extras) the description's full-plane detector
+    features, which read the measures they share; a volume keeps only its salient planes
+    (`slim`); a failure is returned as a typed error."""
+    from medq.assess.evidence import feature_vector
     from medq.assess.prompt_classifier import load_classifier
     from medq.assess.prompts import prompts_from_image
     from medq.io.arrays import as_image
@@ -166,15 +181,20 @@ def load_measured(item: Item, modality: str | None, measures: bool,
         image = as_displayed(image)  # a MONOCHROME1 radiograph as it is shown
         indices = input_indices(image)
         rows, streaks = evidence_views(image, indices, extras=extras)  # streak index taken once
+        planes = plane_measures(image, indices, streaks) if measures else None
+        vector = None if features is None else feature_vector(
+            image, indices if image.is_volume else None, features, planes)
         return Loaded(slim(image, indices), indices, rows,
                       prompts_from_image(image, load_classifier()), tuple(image.shape),
-                      classical_measures(image, indices, streaks) if measures else {})
+                      classical_measures(image, indices, planes=planes) if measures else {},
+                      vector)
 
     return captured(run, item if isinstance(item, (str, Path)) else None)
 
 
 def load_many(items: list[Item], modality: str | None, measures: bool,
-              pool: Executor | None, extras: tuple[str, ...] = ()) -> list[Any]:
+              pool: Executor | None, extras: tuple[str, ...] = (),
+              features: tuple[str, ...] | None = None) -> list[Any]:
     """`load_measured` for every item, in order: futures when `pool` is given, else results."""
     from concurrent.futures import BrokenExecutor
 
@@ -182,11 +202,12 @@ def load_many(items: list[Item], modality: str | None, measures: bool,
     for item in items:
         try:
             if pool is not None:
-                out.append(pool.submit(load_measured, item, modality, measures, extras))
+                out.append(pool.submit(load_measured, item, modality, measures, extras,
+                                       features))
                 continue
         except BrokenExecutor:  # a worker died earlier: go on in this process
             pool = None
-        out.append(load_measured(item, modality, measures, extras))
+        out.append(load_measured(item, modality, measures, extras, features))
     return out
 
 

@@ -46,8 +46,10 @@ def _robust_sigma(coeffs: np.ndarray) -> float:
     return float(np.sqrt(np.mean(kept * kept)) / TRIMMED_RMS_GAUSSIAN)
 
 
-def noise_stats(a: np.ndarray, fg: np.ndarray, contrast: float) -> dict[str, float]:
-    """Noise level, its spectrum (scale ratio) and direction (detail anisotropy)."""
+def noise_stats(a: np.ndarray, fg: np.ndarray, contrast: float,
+                flat: float | None = None) -> dict[str, float]:
+    """Noise level, its spectrum (scale ratio) and direction (detail anisotropy); `flat`: the
+    plane's `noise_sigma_flat` when already taken."""
     inside = inner_blocks(fg)
     lh, hl, hh = (c[inside] for c in haar_details(a))
     s_hh, s_lh, s_hl = _robust_sigma(hh), _robust_sigma(lh), _robust_sigma(hl)
@@ -56,7 +58,8 @@ def noise_stats(a: np.ndarray, fg: np.ndarray, contrast: float) -> dict[str, flo
     fg2 = fg[:h, :w].reshape(h // 2, 2, w // 2, 2).all(axis=(1, 3))
     s2 = _robust_sigma(haar_diagonal(pooled)[inner_blocks(fg2)]) if fg2.sum() > 16 else s_hh
     return {"noise_hh": log_floored(s_hh / contrast),
-            "noise_flat": log_floored(noise_sigma_flat(a, fg) / contrast),
+            "noise_flat": log_floored((noise_sigma_flat(a, fg) if flat is None else flat)
+                                      / contrast),
             "noise_scale_ratio": log_floored(s2 / max(s_hh, EPS * contrast)),
             "detail_anisotropy": abs(log_floored(s_lh) - log_floored(s_hl)),
             "detail_hh_ratio": log_floored(s_hh / max(0.5 * (s_lh + s_hl), EPS * contrast))}

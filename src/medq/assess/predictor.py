@@ -28,7 +28,7 @@ from medq.assess.assessment import (
     grade_for,
     suspected_from,
 )
-from medq.assess.detector import read_evidence
+from medq.assess.detector import load_detector, read_evidence
 from medq.assess.loading import (
     POOL_MIN_ITEMS,
     Item,
@@ -59,12 +59,15 @@ class Assessor:
     stay on the CPU workers. The CPU is the default so that a QA store's scores do not depend
     on which machine took them (a GPU's arithmetic moves them slightly: `tests/test_device.py`
     bounds the float32 difference by 0.02).
+    `describe`: the loader workers also take each input's full-plane detector features
+    (`Assessment.detector_features`), which `medq.describe.report_from` then reads instead of
+    computing them after the batch on one core; they reuse the classical measures they share.
     """
 
     def __init__(self, model: str | Path = DEFAULT_MODEL, batch_size: int = 16,
                  measures: bool = True, threads: int | None = None,
                  modality: str | None = None, precision: str = "auto",
-                 device: str = "cpu") -> None:
+                 device: str = "cpu", describe: bool = False) -> None:
         from medq.workers import set_threads
 
         set_threads(threads)
@@ -83,6 +86,7 @@ class Assessor:
         self.model.to(self.device)
         self.precision = resolve_precision(precision, self.device.type)
         load_classifier()  # loaded (and cached) here, before the loader workers fork
+        self.features = load_detector().extras if describe else None
         self.workers = torch.get_num_threads()
 
     def assess(self, image: Item) -> Assessment:
@@ -124,7 +128,7 @@ class Assessor:
 
     def _load(self, items: list[Item], pool: Executor | None) -> list[Any]:
         """Start loading and measuring `items` (futures with a pool, results without)."""
-        return load_many(items, self.modality, self.measures, pool, self.extras)
+        return load_many(items, self.modality, self.measures, pool, self.extras, self.features)
 
     def _prepare(self, loaded: Loaded) -> dict[str, Any]:
         """Model inputs of one loaded input (a volume's planes are those at its indices);
@@ -138,7 +142,7 @@ class Assessor:
         return {"image": image, "prompts": prompts, "x": torch.from_numpy(x), "m": m,
                 "rows": loaded.rows, "shape": loaded.shape,
                 "indices": loaded.indices, "p": torch.from_numpy(encode(prompts)),
-                "measures": loaded.measures}
+                "measures": loaded.measures, "features": loaded.features}
 
     def _try_prepare(self, loaded: Loaded | MedqError) -> dict[str, Any] | MedqError:
         """`_prepare`, with a failure returned as a typed error instead of raised."""
@@ -215,5 +219,6 @@ class Assessor:
             suspected=suspected_from(evidence),
             lossy_compression=image.meta.get("lossy_compression"),
             slice_gaps=image.meta.get("slice_gaps"),
-            nonfinite_fraction=image.meta.get("nonfinite_fraction") or None)
+            nonfinite_fraction=image.meta.get("nonfinite_fraction") or None,
+            detector_features=None if p["features"] is None else p["features"].tolist())
 

@@ -57,7 +57,8 @@ def describe(
     inputs = assess_inputs(unpack_all(paths), each)
     assessor = outcome.run(model, lambda: Assessor(model, batch_size=batch_size,
                                                    modality=modality,
-                                                   precision=precision, device=device))
+                                                   precision=precision, device=device,
+                                                   describe=True))
     if isinstance(assessor, BaseException):
         outcome.exit()
     rows: list[dict[str, Any]] = []

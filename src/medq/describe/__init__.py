@@ -31,7 +31,7 @@ def describe(image: Any, model: str | Path = "mediqa-s", *, modality: str | None
              ) -> QualityReport:
     """Assess and describe one image → QualityReport: a MedImage, a path or a NumPy array, as
     `medq.assess` takes them (with the same `modality`, `region` and `spacing` overrides)."""
-    from medq.assess import assess
+    from medq.assess import shared_assessor
     from medq.assess.assessment import Assessment
     from medq.errors import InvalidParameter
     from medq.io.arrays import as_image
@@ -41,7 +41,8 @@ def describe(image: Any, model: str | Path = "mediqa-s", *, modality: str | None
                                "not its Assessment: medq.describe.report_from(assessment, image) "
                                "describes an assessment")
     loaded = as_image(image, modality=modality, region=region, spacing=spacing)
-    return report_from(assess(loaded, model=model, modality=modality), loaded)
+    assessor = shared_assessor(str(model), True, modality, describe=True)  # + detector input
+    return report_from(assessor.assess(loaded), loaded)
 
 
 callable_package(__name__, describe)

@@ -161,7 +161,7 @@ def run(plan: DescribePlan, model: str = "mediqa-s", batch_size: int = 16,
 
     started = time.time()
     paths = build_items(plan, progress=progress is not None)
-    assessor = Assessor(model, batch_size=batch_size, measures=False)
+    assessor = Assessor(model, batch_size=batch_size, measures=False, describe=True)
     rows = []
     for start in range(0, len(paths), batch_size):
         chunk = [load_item(p) for p in paths[start:start + batch_size]]

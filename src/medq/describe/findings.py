@@ -62,8 +62,12 @@ def detector_inputs(assessment: Any, image: Any, detector: Any) -> tuple[np.ndar
     from medq.assess.detector import head_vector
     from medq.assess.evidence import feature_vector
 
-    indices = [s["index"] for s in assessment.slices] if assessment.slices else None
-    x = feature_vector(image, indices, detector.extras)
+    taken = getattr(assessment, "detector_features", None)  # by the Assessor's workers
+    if taken is not None and len(taken) == len(FEATURE_NAMES) + len(detector.extras):
+        x = np.asarray(taken, dtype=np.float32)
+    else:
+        indices = [s["index"] for s in assessment.slices] if assessment.slices else None
+        x = feature_vector(image, indices, detector.extras)
     if not detector.uses_heads:
         return x, False
     if _sha(assessment.model) == detector.calibration["model_sha"]:

@@ -73,7 +73,7 @@ def worker_assessor(model: str, measures: bool = True) -> Any:
     from medq.assess.predictor import Assessor
 
     torch.set_num_threads(1)
-    return Assessor(model, batch_size=16, measures=measures, threads=1)
+    return Assessor(model, batch_size=16, measures=measures, threads=1, describe=True)
 
 
 def error_result(item: Item, exc: BaseException) -> dict[str, Any]:

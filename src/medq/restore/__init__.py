@@ -28,9 +28,9 @@ def restore(image: Any, method: str = "auto", assessment: Any = None, *,
 
     loaded = as_image(image, modality=modality, region=region, spacing=spacing)
     if modality is not None and options.get("assessor") is None:  # assessed as told, twice
-        from medq.assess import _assessor
+        from medq.assess import shared_assessor
 
-        options["assessor"] = _assessor("mediqa-s", True, modality)
+        options["assessor"] = shared_assessor("mediqa-s", True, modality)
     return run(loaded, method, assessment, **options)
 
 
