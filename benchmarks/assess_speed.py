@@ -6,7 +6,9 @@ Writes benchmarks/results/assess_speed.json. Usage:
                                       [--threads 2] [--device cpu]
 The goal for 512² slices is ≥ 50 slices/s on 2 cores; it is measured with and without the
 classical measures, at the default precision (`auto`: bfloat16 where the CPU has it) and in
-float32 (the measures are numpy/scipy work per pixel, the model is batched), and
+float32 (the measures are numpy/scipy work per pixel, the model is batched); `medq describe`'s
+throughput (load, assess, describe) with the detector's features taken by the loader workers
+and, for comparison, computed after each batch on one core; and
 the single-thread costs of the model's per-slice measure input (evidence rows) and of the
 classical measures are reported.
 """
@@ -138,6 +140,26 @@ def first_run(path: Path, repeats: int = 3) -> dict[str, float]:
     return out
 
 
+def describe_throughput(assessor, paths: list[Path]) -> dict[str, float]:
+    """Inputs per second of `medq describe`'s work (load, `assess_many`, `report_from` each)
+    after a warm-up call; `assessor` made with `describe=True` hands the detector's features
+    over from its loader workers, as `medq describe` does."""
+    from medq.describe import report_from
+    from medq.io import load
+
+    def run(batch: list[Path]) -> list:
+        images = [load(p) for p in batch]
+        return [report_from(a, i) for a, i in zip(assessor.assess_many(images), images,
+                                                  strict=True)]
+
+    run(paths[:2])
+    t0 = time.perf_counter()
+    reports = run(paths)
+    seconds = time.perf_counter() - t0
+    return {"inputs": len(reports), "seconds": round(seconds, 3),
+            "per_second": round(len(reports) / seconds, 2), "failed": 0}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--slices", type=int, default=96)
@@ -162,6 +184,12 @@ def main() -> None:
                 tag += f"_{precision}"
             rows[f"slices_512_{tag}"] = throughput(assessor, slices)
             rows[f"volumes_{tag}"] = throughput(assessor, volumes)
+        for describe in (False, True):  # `medq describe`, with and without the hand-over
+            assessor = Assessor(args.model, threads=args.threads, device=args.device,
+                                describe=describe)
+            tag = "described" if describe else "described_without_handover"
+            rows[f"slices_512_{tag}"] = describe_throughput(assessor, slices)
+            rows[f"volumes_{tag}"] = describe_throughput(assessor, volumes)
         cost = evidence_cost(slices[0])
         cost.update(volume_cost(volumes[0]))
         started = first_run(slices[0])
