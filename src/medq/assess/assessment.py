@@ -183,7 +183,7 @@ class Assessment:
     nonfinite_fraction: float | None = None
     """The share of pixels that were NaN or infinite in the file (read as its smallest finite
     value, `medq.io.arrays`), None when every pixel was a number."""
-    detector_features: list[float] | None = field(default=None, repr=False)
+    detector_features: list[float] | None = field(default=None, repr=False, compare=False)
     """The description's full-plane detector features of the image, when the Assessor took
     them for a description (`Assessor(describe=True)`); not part of the JSON output."""
 
