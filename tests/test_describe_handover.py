@@ -59,3 +59,14 @@ def test_shared_measures_are_the_features_own_computation(images: list) -> None:
     np.testing.assert_array_equal(feature_vector(ct, measured=measured), fresh)
     wrong = [{**measured[0], "blur": 0.99}]
     assert not np.array_equal(feature_vector(ct, measured=wrong), fresh)
+
+
+def test_features_of_another_image_are_not_used(images: list) -> None:
+    """An assessment described with an image of another shape than the one assessed gets that
+    image's own features, not the ones handed over."""
+    ct = images[0]
+    assessment = Assessor(describe=True).assess(ct)
+    crop = ct.with_array(ct.array[:100, :90])
+    assert report_from(assessment, crop).to_dict() == \
+        report_from(Assessor().assess(ct), crop).to_dict()
+

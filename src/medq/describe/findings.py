@@ -63,7 +63,8 @@ def detector_inputs(assessment: Any, image: Any, detector: Any) -> tuple[np.ndar
     from medq.assess.evidence import feature_vector
 
     taken = getattr(assessment, "detector_features", None)  # by the Assessor's workers
-    if taken is not None and len(taken) == len(FEATURE_NAMES) + len(detector.extras):
+    same = list(getattr(assessment, "shape", None) or []) == list(image.shape)  # its image
+    if taken is not None and same and len(taken) == len(FEATURE_NAMES) + len(detector.extras):
         x = np.asarray(taken, dtype=np.float32)
     else:
         indices = [s["index"] for s in assessment.slices] if assessment.slices else None
