@@ -91,8 +91,10 @@ def sidecar_acquisition(side: dict[str, Any], path: str | Path) -> dict[str, Any
         region = region_from_text(part, _text(side.get("BodyPartExamined")))
     if region != "unknown":
         out["region"] = region
-    physics = {key: _number(side.get(name)) * factor for name, (key, factor)
-               in BIDS_PHYSICS.items() if _number(side.get(name)) is not None}
+    numbers = {key: (_number(side.get(name)), factor)
+               for name, (key, factor) in BIDS_PHYSICS.items()}
+    physics = {key: value * factor for key, (value, factor) in numbers.items()
+               if value is not None}
     physics.update({key: _text(side.get(name)) for name, key in BIDS_TEXT.items()
                     if _text(side.get(name))})
     if physics:
