@@ -113,6 +113,7 @@ def test_metric_dimensions_follow_their_rules(ct) -> None:
     assert verdict in allowed_verdicts({"noise": "moderate"})
     row = score_description([Finding("noise", "moderate", 0.9)], ["blur"], verdict, records)
     assert row["total"] == 8 and row["type_hits"] == [("noise", True)]
+    assert (row["verdict"], row["reference_verdict"]) == (verdict, verdict)
     worse = score_description([Finding("blur", "severe", 0.9)], ["noise"], "good", records)
     assert (worse["completeness"], worse["preciseness"], worse["consistency"]) == (0, 0, 0)
 
@@ -336,7 +337,8 @@ def test_bench_summary_per_source_names_the_lossy_one(ct) -> None:
         verdict = "reject" if found else "good"
         row = score_description([{"type": t, "severity": s} for t, s in found], [], verdict,
                                 records)
-        rows.append(dict(row, source=source, dim="2d", group="CT", verdict=verdict))
+        assert row["verdict"] == verdict  # the summary reads it from the row (the probes' rows too)
+        rows.append(dict(row, source=source, dim="2d", group="CT"))
     out = summary(rows)
     assert reference(records)["verdict"] == "reject"  # moderate dose noise on CT_small
     assert out["contradictions"] == {"CT blur: false finding (minor)": 1}  # where points went

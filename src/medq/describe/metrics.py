@@ -132,14 +132,15 @@ def score_against(pred: dict[str, str], normal: list[str], verdict: str,
 
 def score_description(findings: Iterable[Any], normal: Iterable[str], verdict: str,
                       records: list[dict[str, Any]]) -> dict[str, Any]:
-    """The four dimensions, total /8 and type hits of one description against its records."""
+    """The four dimensions, total /8, type hits and both verdicts of one description against its
+    records."""
     ref = reference(records)
     pred = _as_pairs(findings)
     row = score_against(pred, list(normal), verdict, ref)
     row["contradictions"] = [list(c) for c in contradictions(pred, list(normal),
                                                              ref["findings"])]
     row["type_hits"] = type_hits(pred, records)
-    row["reference_verdict"] = ref["verdict"]
+    row["verdict"], row["reference_verdict"] = verdict, ref["verdict"]
     return row
 
 
