@@ -25,6 +25,7 @@ from medq.describe.metrics import (
     score_description,
 )
 from medq.describe.schema import score_for
+from medq.errors import InvalidParameter
 from medq.io import load
 
 
@@ -389,6 +390,16 @@ def test_calibration_fits_on_real_training_items(tmp_path: Path, monkeypatch) ->
     crossed = calibrate.fit(data, steps=50, ensemble=1, folds=3)
     assert len(crossed["nets"]) == 3 and crossed["folds"] == 3
     assert crossed["validation"]["items"] == crossed["trained_on"]["items"] == 28
+    # blended with gradient-boosted trees: the same nets, JSON-ready, outputs halfway between
+    blended = json.loads(json.dumps(calibrate.fit(data, steps=50, ensemble=1, trees=0.5)))
+    assert blended["nets"] == cal["nets"] and blended["trees"]["weight"] == 0.5
+    nets_only = Detector({**blended, "trees": None}).predict(data["x"])
+    trees_only = Detector({**blended, "trees": {**blended["trees"], "weight": 1.0}}
+                          ).predict(data["x"])
+    both = Detector(blended).predict(data["x"])
+    assert np.allclose(nets_only[0], p) and np.allclose(both[0], (p + trees_only[0]) / 2)
+    with pytest.raises(InvalidParameter, match="one 80/20 split"):
+        calibrate.fit(data, steps=50, ensemble=1, folds=3, trees=0.5)
     # the command fits the full planes on central-zoom items unless told otherwise
     out = tmp_path / "detector.json"
     calibrate.main(["--n2d", "12", "--n3d", "0", "--workers", "1", "--output", str(out)])

@@ -16,7 +16,9 @@ spike and bias-field recall), then the shipped calibration's on the benchmark it
 sources (`medq.describe.ladders`; tried, not shipped). Usage:
     python benchmarks/probes/describe_seeds.py [--data NPZ | --zoom central|anywhere] [--seeds 4]
                                                [--folds 1,5] [--extras spike_contrast]
-                                               [--ladders N]
+                                               [--ladders N] [--trees 0.5]
+`--trees W`: each one-split seed is also fitted blended with gradient-boosted trees of weight W
+(`calibrate --trees`; tried, not shipped).
 """
 
 from __future__ import annotations
@@ -62,6 +64,9 @@ def main() -> None:
     parser.add_argument("--ladders", type=int, default=0,
                         help="severity ladders each refit also learns to rank (full planes, the "
                              "zoom profile's; default 0 as shipped; tried: 1000)")
+    parser.add_argument("--trees", type=float, default=0.0,
+                        help="also fit each one-split seed blended with gradient-boosted trees "
+                             "of this weight (`calibrate --trees`; tried, not shipped)")
     args = parser.parse_args()
     from medq.assess.detector import Detector, load_detector
     from medq.assess.evidence import FEATURE_NAMES
@@ -80,11 +85,14 @@ def main() -> None:
         widths[f" with {', '.join(extras)}"] = len(FEATURE_NAMES) + len(extras)
     for folds in (int(f) for f in args.folds.split(",")):
         for seed in range(args.seeds):
-            for label, width in widths.items():
+            variants = [(label, width, 0.0) for label, width in widths.items()]
+            if args.trees and folds == 1:
+                variants.append((f" with trees {args.trees:g}", len(FEATURE_NAMES), args.trees))
+            for label, width, trees in variants:
                 data = {**calibration, "x": calibration["x"][:, :width]}
                 if "features" in data:  # the names of the columns kept
                     data["features"] = data["features"][:width]
-                calib = fit(data, seed=seed, folds=folds,
+                calib = fit(data, seed=seed, folds=folds, trees=trees,
                             ladders=ladders if width == len(FEATURE_NAMES) else None)
                 found = described(Detector(calib), [{**r, "x": r["x"][:, :width]} for r in rows])
                 own = calib["validation"]  # on the calibration's own validation items

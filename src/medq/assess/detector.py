@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from medq.assess.models.blocks import FINDING_TYPES, SEVERITIES
+from medq.assess.trees import Forest, sigmoid
 from medq.errors import ModelError
 
 CALIBRATION_PATH = Path(__file__).with_name("detector-full.json")
@@ -84,6 +85,8 @@ class Detector:
         self.thresholds = {t: float(calibration["thresholds"].get(t, 0.5)) for t in self.types}
         self.normal_fraction = float(calibration.get("normal_fraction", NORMAL_FRACTION))
         self.uses_heads = bool(calibration.get("model_sha"))
+        trees = calibration.get("trees")
+        self.trees = (Forest(trees), float(trees["weight"])) if trees else None
         from medq.assess.evidence import DETECTOR_EXTRAS
 
         # the full-plane extras this calibration reads after the evidence features
@@ -96,11 +99,14 @@ class Detector:
         return det_threshold(self.calibration, kind, modality_group(modality))
 
     def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Mean over the ensemble of P(present) and the continuous severity (clipped to 0–3.5).
+        """Mean over the ensemble of P(present) and the continuous severity (clipped to 0–3.5),
+        blended with the calibration's gradient-boosted trees where it has them.
 
         Features are first clipped to the calibration items' range (no extrapolation).
         """
-        z = (np.clip(np.atleast_2d(x), self.low, self.high) - self.mean) / self.std
+        clipped = np.clip(np.atleast_2d(x), self.low, self.high)
+        z = (clipped - self.mean) / self.std
+        n = len(self.types)
         probs, sevs = [], []
         for layers in self.nets:
             h = z
@@ -108,10 +114,15 @@ class Detector:
                 h = h @ w + b
                 if k < len(layers) - 1:
                     h = np.maximum(h, 0.0)
-            n = len(self.types)
-            probs.append(1.0 / (1.0 + np.exp(-h[:, :n])))
+            probs.append(sigmoid(h[:, :n]))
             sevs.append(h[:, n:])
-        return np.mean(probs, axis=0), np.clip(np.mean(sevs, axis=0), 0.0, 3.5)
+        prob, sev = np.mean(probs, axis=0), np.mean(sevs, axis=0)
+        if self.trees is not None:  # blended with gradient-boosted trees on the clipped features
+            forest, weight = self.trees
+            raw = forest.raw(clipped)
+            prob = (1 - weight) * prob + weight * sigmoid(raw[:, :n])
+            sev = (1 - weight) * sev + weight * raw[:, n:]
+        return prob, np.clip(sev, 0.0, 3.5)
 
 
 @lru_cache(maxsize=4)

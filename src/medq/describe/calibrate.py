@@ -5,7 +5,7 @@
                                       [--hidden 64] [--dropout 0.0] [--output PATH]
                                       [--extras spike_contrast] [--ladders N]
                                       [--rank-weight 3] [--rank-margin 0.1]
-                                      [--noisy-base 0.35]
+                                      [--noisy-base 0.35] [--trees 0.5]
 
 Without `--view` the features are computed on the full planes (`evidence.feature_vector`) and
 the result is the description's calibration (`assess/detector-full.json`); with `--view` on the
@@ -51,6 +51,7 @@ from medq.assess.detector import (
 )
 from medq.assess.evidence import DETECTOR_EXTRAS, feature_names, modality_group
 from medq.assess.models.blocks import FINDING_TYPES
+from medq.assess.trees import fit_forest
 from medq.data.items import ZOOM_PROFILES
 from medq.describe.calibration_data import (
     build,
@@ -215,7 +216,8 @@ def column_names(data: dict[str, np.ndarray]) -> list[str]:
 def fit(data: dict[str, np.ndarray], model: str | None = None, seed: int = 0,
         steps: int = STEPS, ensemble: int = ENSEMBLE, hidden: int = HIDDEN, dropout: float = 0.0,
         folds: int = 1, ladders: dict[str, np.ndarray] | None = None,
-        rank_weight: float = RANK_WEIGHT, rank_margin: float = RANK_MARGIN) -> dict[str, Any]:
+        rank_weight: float = RANK_WEIGHT, rank_margin: float = RANK_MARGIN,
+        trees: float = 0.0) -> dict[str, Any]:
     """Fit the detector on 80 % of the calibration items, thresholds and scores on the rest; or,
     with `folds` > 1, cross-fitted: `ensemble` nets per fold, each fitted without its fold, all
     of them shipped (their mean is the detector), the thresholds chosen on every item's
@@ -226,7 +228,11 @@ def fit(data: dict[str, np.ndarray], model: str | None = None, seed: int = 0,
     of the same image reads worse (`ladder_loss`, weighted `rank_weight`, its margin
     `rank_margin`), on the ladders outside its validation part
     (one random 20 %, or the fold); the validation parts give `ladder_spearman`, the mean
-    Spearman of the evidence score along each ladder (1: every ladder falls)."""
+    Spearman of the evidence score along each ladder (1: every ladder falls).
+
+    With `trees` > 0 (one split only), gradient-boosted trees are fitted beside the nets on the
+    same items (`trees.fit_forest`) and the detector's outputs are `trees` × theirs +
+    (1 − `trees`) × the nets'; the thresholds are chosen on the blend."""
     from medq.assess.detector import Detector
     from medq.workers import set_threads
 
@@ -254,6 +260,14 @@ def fit(data: dict[str, np.ndarray], model: str | None = None, seed: int = 0,
         raise InvalidParameter(f"the ladders have {ladders['x'].shape[-1]} features and the "
                                f"items {x.shape[1]}: ladders carry the evidence features alone "
                                "(not with heads or extras)")
+    if trees:
+        if folds > 1:
+            from medq.errors import InvalidParameter
+
+            raise InvalidParameter("gradient-boosted trees are fitted on one 80/20 split only "
+                                   "(--folds 1)")
+        calib["trees"] = {"weight": trees, **fit_forest(x[~masks[0]], y[~masks[0]],
+                                                        allowed[~masks[0]], seed)}
     prob, sev = np.zeros(y.shape), np.zeros(y.shape)
     lmasks = validation_masks(len(ladders["x"]), seed + 1, folds) if ladders else []
     fold_nets = []
@@ -350,7 +364,14 @@ def main(argv: list[str] | None = None) -> None:
                     help="chance that an item starts from a noisy base (items.degraded_item)")
     ap.add_argument("--extras", nargs="+", choices=DETECTOR_EXTRAS, default=[],
                     help="full-plane features beside the evidence features (tried, not shipped)")
+    ap.add_argument("--trees", type=float, default=0.0,
+                    help="weight of gradient-boosted trees blended with the nets (0: nets only; "
+                         "one split only)")
     args = ap.parse_args(argv)
+    if not 0.0 <= args.trees <= 1.0:
+        ap.error("--trees is a weight between 0 and 1")
+    if args.trees and args.folds > 1:
+        ap.error("--trees fits on one split: not with --folds")
     if args.view and args.extras:
         ap.error("--extras are full-plane features: not with --view")
     if args.ladders < 0 or args.rank_weight < 0 or args.rank_margin < 0:
@@ -371,7 +392,7 @@ def main(argv: list[str] | None = None) -> None:
     ladders = build_ladders(args.ladders, args.workers, args.view, zoom) if args.ladders else None
     calib = fit(data, args.heads, seed=args.seed, hidden=args.hidden, dropout=args.dropout,
                 folds=args.folds, ladders=ladders, rank_weight=args.rank_weight,
-                rank_margin=args.rank_margin)
+                rank_margin=args.rank_margin, trees=args.trees)
     calib["features_on"] = "view" if args.view else "full"
     # the data file's name, so probes find the cached items (`evidence_score.py`)
     calib["data_file"] = (args.data or data_path(args.n2d, args.n3d, args.heads, args.view,
