@@ -95,3 +95,38 @@ def test_a_saved_copy_keeps_the_acquisition(tmp_path: Path, mr_slice: MedImage) 
     copy = load(save(image, tmp_path / "out" / "copy.nii.gz"))
     assert (copy.modality, copy.region) == ("MR", "brain")
     assert copy.physics["tr_ms"] == pytest.approx(2300.0)
+
+
+def test_a_bids_dataset_s_sidecars_are_inherited(tmp_path: Path, mr_slice: MedImage) -> None:
+    """Inside a BIDS dataset the keys shared by many scans sit higher up (the inheritance
+    principle): the root's `T1w.json` gives every T1w its field strength and body part, a
+    subject's `sub-01_T1w.json` overrides it for that subject, the file's own sidecar overrides
+    both; files for other suffixes or entities do not apply, nor does anything outside a
+    dataset (no `dataset_description.json`)."""
+    root = tmp_path / "study"
+    root.mkdir()
+    (root / "dataset_description.json").write_text(json.dumps({"Name": "t", "BIDSVersion": "1.9"}))
+    (root / "T1w.json").write_text(json.dumps({"MagneticFieldStrength": 3, "EchoTime": 0.003,
+                                               "BodyPartExamined": "BRAIN"}))
+    (root / "task-rest_bold.json").write_text(json.dumps({"MagneticFieldStrength": 7}))
+    (root / "acq-fast_T1w.json").write_text(json.dumps({"MagneticFieldStrength": 0.55}))
+    sub1 = root / "sub-01"
+    sub1.mkdir()
+    (sub1 / "sub-01_T1w.json").write_text(json.dumps({"MagneticFieldStrength": 1.5}))
+    own = {"RepetitionTime": 2.3, "EchoTime": 0.0025}
+    one = load(_nifti(sub1 / "ses-1" / "anat" / "sub-01_ses-1_T1w.nii.gz", mr_slice, own))
+    assert one.region == "brain"  # the root's, the only body part stated
+    assert one.physics["field_strength_T"] == 1.5  # the subject's over the root's
+    assert one.physics["te_ms"] == pytest.approx(2.5)  # the file's own over the root's
+    assert one.physics["tr_ms"] == pytest.approx(2300.0)
+    two = load(_nifti(root / "sub-02" / "anat" / "sub-02_T1w.nii.gz", mr_slice))
+    assert (two.region, two.physics["field_strength_T"]) == ("brain", 3.0)  # no own sidecar
+    assert two.physics["te_ms"] == pytest.approx(3.0)
+    fast = load(_nifti(root / "sub-02" / "anat" / "sub-02_acq-fast_T1w.nii.gz", mr_slice))
+    assert fast.physics["field_strength_T"] == 0.55  # the entity's file is more specific
+    assert prompts_from_image(two).region == "brain"
+    outside = tmp_path / "loose" / "sub-03" / "anat"  # the same layout, no dataset root
+    outside.mkdir(parents=True)
+    (tmp_path / "loose" / "T1w.json").write_text(json.dumps({"BodyPartExamined": "BRAIN"}))
+    alone = load(_nifti(outside / "sub-03_T1w.nii.gz", mr_slice))
+    assert (alone.region, alone.physics) == ("unknown", {})

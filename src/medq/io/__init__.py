@@ -27,7 +27,7 @@ from medq.errors import (
 from medq.image import PHOTO_MODALITIES, MedImage
 from medq.io import archive, dicom, dicom_series, dicom_write, gz, itk, neuro, nifti, raster
 from medq.io.arrays import as_image, finite_pixels, from_array
-from medq.io.bids import sidecar_acquisition
+from medq.io.bids import inherited_sidecar, sidecar_acquisition
 from medq.io.sidecar import read_sidecar, write_sidecar
 from medq.io.units import infer_modality
 from medq.io.volumes import VOLUME_MARK, missing, volume_in_file
@@ -210,7 +210,8 @@ def _sidecar_fields(p: Path, image: MedImage) -> dict:
     """Fields a sidecar restores for formats without headers: medq's (modality, region, physics,
     spacing) and a BIDS / dcm2niix sidecar's acquisition (`medq.io.bids`)."""
     side = read_sidecar(p)
-    fields = sidecar_acquisition(side, p)  # modality, region, physics and meta it states
+    # modality, region, physics and meta it states, over what a BIDS dataset's files inherit
+    fields = sidecar_acquisition({**inherited_sidecar(p), **side}, p)
     own = side.get("Physics") if isinstance(side.get("Physics"), dict) else {}
     if own or "physics" in fields:  # the header's own, then medq's, then the BIDS keys
         fields["physics"] = {**fields.get("physics", {}), **own, **image.physics}

@@ -7,7 +7,11 @@ JSON sidecar beside it: `Modality`, `BodyPartExamined`, `SeriesDescription`, `Pr
 file's tags are read (`medq.io.dicom_tags`), so the modality, region and type prompts of a
 converted scan are taken from its header, not guessed. A BIDS file name's suffix (`_T1w`,
 `_T2w`, `_FLAIR`, `_PDw`, `_bold`, `_pet`, …) states the modality when no sidecar does, and the
-contrast when no description does.
+contrast when no description does. Inside a BIDS dataset (a folder with
+`dataset_description.json` above the file) the sidecar's keys are inherited as BIDS's
+inheritance principle says (`inherited_sidecar`): a `T1w.json` at the dataset root or a
+`sub-01_T1w.json` in the subject's folder states what every matching scan below shares, and the
+file's own sidecar overrides them.
 medq's own sidecar keys (`Modality`, `BodyPart`, `Physics`) take precedence over these.
 """
 
@@ -20,6 +24,7 @@ from typing import Any
 
 from medq.image import MODALITIES, REGIONS
 from medq.io.dicom_tags import MODALITY_MAP, region_from_text
+from medq.io.sidecar import read_json_object
 
 BIDS_PHYSICS: dict[str, tuple[str, float]] = {
     "RepetitionTime": ("tr_ms", 1000.0), "EchoTime": ("te_ms", 1000.0),
@@ -47,8 +52,17 @@ BIDS_MR_SUFFIXES = frozenset({
     "asl", "m0scan", "magnitude", "magnitude1", "magnitude2", "phasediff", "fieldmap", "epi"})
 """BIDS suffixes of MRI data (anat, func, dwi, perf, fmap): a file named so is an MR image."""
 
-_BIDS_NAME = re.compile(r"^sub-[A-Za-z0-9]+(?:_[A-Za-z]+-[A-Za-z0-9]+)*_([A-Za-z0-9]+)\.")
+_BIDS_NAME = re.compile(r"^(sub-[A-Za-z0-9]+(?:_[A-Za-z]+-[A-Za-z0-9]+)*)_([A-Za-z0-9]+)\.")
 """A BIDS file name: `sub-<label>`, entities `_<key>-<value>`, then `_<suffix>.<extension>`."""
+
+_ENTITY = re.compile(r"^([A-Za-z]+)-([A-Za-z0-9]+)$")
+"""One `<key>-<value>` entity of a BIDS file name."""
+
+DATASET_MARKER = "dataset_description.json"
+"""The file that makes a folder a BIDS dataset's root, where sidecar inheritance stops."""
+
+MAX_DATASET_DEPTH = 6
+"""Folders above a file searched for its dataset's root (sub-, ses- and a datatype: 3)."""
 
 
 def _number(value: Any) -> float | None:
@@ -70,7 +84,52 @@ def _text(value: Any) -> str | None:
 def bids_suffix(path: str | Path) -> str | None:
     """The suffix of a BIDS file name (`sub-01_ses-1_T1w.nii.gz` → `T1w`), else None."""
     found = _BIDS_NAME.match(Path(path).name)
-    return found.group(1) if found else None
+    return found.group(2) if found else None
+
+
+def _entities(parts: list[str]) -> dict[str, str] | None:
+    """`key-value` name parts as a dict, or None when one is not an entity."""
+    found = [_ENTITY.match(part) for part in parts]
+    return None if not all(found) else {m.group(1): m.group(2) for m in found if m}
+
+
+def dataset_root(path: str | Path) -> Path | None:
+    """The BIDS dataset folder holding `path`: the nearest folder above it with
+    `dataset_description.json` (at most `MAX_DATASET_DEPTH` up), else None."""
+    for folder in list(Path(path).absolute().parents)[:MAX_DATASET_DEPTH]:
+        if (folder / DATASET_MARKER).is_file():
+            return folder
+    return None
+
+
+def inherited_sidecar(path: str | Path) -> dict[str, Any]:
+    """The sidecar keys a BIDS file inherits (the inheritance principle): every
+    `[<entities>_]<suffix>.json` from the dataset root down to the file's folder whose suffix is
+    the file's and whose entities are all the file's, merged from the least specific (higher
+    up, then fewer entities) to the most, the file's own `<name>.json` left out (read by
+    `medq.io.sidecar`); {} outside a BIDS dataset or for a name that is not BIDS."""
+    p = Path(path).absolute()
+    found = _BIDS_NAME.match(p.name)
+    root = dataset_root(p) if found else None
+    if found is None or root is None:
+        return {}
+    mine, suffix = _entities(found.group(1).split("_")) or {}, found.group(2)
+    folders = [p.parent, *p.parent.parents]
+    folders = folders[:folders.index(root) + 1][::-1]  # the root first
+    applicable = []
+    for depth, folder in enumerate(folders):
+        for candidate in folder.glob(f"*{suffix}.json"):
+            parts = candidate.name[:-len(".json")].split("_")
+            entities = _entities(parts[:-1])
+            if (parts[-1] == suffix and entities is not None
+                    and all(mine.get(k) == v for k, v in entities.items())
+                    and not (folder == p.parent
+                             and candidate.name == f"{found.group(1)}_{suffix}.json")):
+                applicable.append((depth, len(entities), candidate.name, candidate))
+    merged: dict[str, Any] = {}
+    for *_, candidate in sorted(applicable):
+        merged.update(read_json_object(candidate))
+    return merged
 
 
 def sidecar_acquisition(side: dict[str, Any], path: str | Path) -> dict[str, Any]:

@@ -37,7 +37,7 @@ def own_sidecar_path(image_path: str | Path) -> Path:
     return p.with_name(p.name + ".json")
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def read_json_object(path: Path) -> dict[str, Any]:
     """A JSON object file's content, or {} when missing or not a JSON object."""
     if not path.is_file():
         return {}
@@ -93,10 +93,10 @@ def read_sidecar(image_path: str | Path) -> dict[str, Any]:
     names another image beside it (`File`; a renamed pair keeps its sidecar); {} when there is
     none. One file's save never changes another's load."""
     p = Path(image_path)
-    own = _read_json(own_sidecar_path(p))
+    own = read_json_object(own_sidecar_path(p))
     if own:
         return own
-    shared = _read_json(sidecar_path(p))
+    shared = read_json_object(sidecar_path(p))
     return {} if _names_another(shared, p) else shared
 
 
@@ -106,8 +106,8 @@ def write_sidecar(image_path: str | Path, data: dict[str, Any]) -> Path:
     same stem, else `<name>.json`."""
     p = Path(image_path)
     shared = sidecar_path(p)
-    before = _read_json(shared)
+    before = read_json_object(shared)
     use_shared = not own_sidecar_path(p).exists() and (not before or _claims(before, p))
     target = shared if use_shared else own_sidecar_path(p)
-    merged = {**(before if use_shared else _read_json(target)), **data, "File": p.name}
+    merged = {**(before if use_shared else read_json_object(target)), **data, "File": p.name}
     return atomic_write_text(target, json.dumps(merged, indent=2, default=str))
