@@ -52,6 +52,26 @@ def test_a_4d_nifti_is_refused_whole_and_read_one_volume_at_a_time(dwi: Path,
     np.testing.assert_allclose(np.diag(written.affine)[:3], [2.0, 2.5, 3.0])
 
 
+def test_a_gzipped_4d_nifti_is_unpacked_once_for_all_its_volumes(dwi: Path,
+                                                                 mni_t1: MedImage) -> None:
+    """Reading every volume of a gzipped series in turn unpacks the file once per process (it
+    unpacked the file up to each volume again: quadratic in the volumes); a rewritten file is
+    read anew, and each volume is the one nibabel reads."""
+    from medq.io import gz
+
+    gz._unpacked.cache_clear()
+    series = _series(mni_t1)
+    for k in (2, 0, 1, 2):
+        np.testing.assert_allclose(load(f"{dwi}@volume={k}").array, series[k], rtol=1e-6)
+    assert gz._unpacked.cache_info().misses == 1  # unpacked once
+    data = np.stack([v.T for v in series[::-1]], axis=-1)  # the same file name, new content
+    nib.save(nib.Nifti1Image(data, np.diag([2.0, 2.5, 3.0, 1.0])), dwi)
+    np.testing.assert_allclose(load(f"{dwi}@volume=0").array, series[2], rtol=1e-6)
+    assert gz._unpacked.cache_info().misses == 2
+    renamed = dwi.rename(dwi.parent / "dwi.data")  # a gzipped NIfTI found by its content
+    np.testing.assert_allclose(load(f"{renamed}@volume=1").array, series[1], rtol=1e-6)
+
+
 def test_a_4d_nrrd_volume_keeps_the_3d_geometry(tmp_path: Path, mni_t1: MedImage) -> None:
     volumes = [sitk.GetImageFromArray(v) for v in _series(mni_t1)]
     for v in volumes:

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import gzip
 import io
+import tempfile
+import threading
+from functools import lru_cache
 from pathlib import Path
+from typing import BinaryIO
 
 from medq.errors import UnreadableImage
 
@@ -44,4 +48,32 @@ def content(path: str | Path) -> bytes:
     if len(out) > MAX_GUNZIPPED:
         raise UnreadableImage(f"gzipped file decompresses to more than {MAX_GUNZIPPED >> 30} GiB",
                               path)
+    return out
+
+
+UNPACKED_LOCK = threading.Lock()
+"""Held while a reader seeks and reads the shared `unpacked` file (loads may run in threads)."""
+
+
+def unpacked(path: str | Path) -> BinaryIO:
+    """The decompressed content of a gzipped file in an anonymous temporary file (deleted when
+    dropped or when the process ends), unpacked once per process for the last file asked for:
+    the volumes of a gzipped 4D file are read one after the other (`--each-volume`), and
+    unpacking the file up to each volume again made that quadratic. Read it under
+    `UNPACKED_LOCK`; UnreadableImage past `MAX_GUNZIPPED`."""
+    stat = Path(path).stat()
+    return _unpacked(str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=1)
+def _unpacked(path: str, mtime_ns: int, size: int) -> BinaryIO:
+    """`unpacked` of one version of a file (its modification time and size in the key)."""
+    out = tempfile.TemporaryFile()  # noqa: SIM115 (kept open: the cache hands it out)
+    with gzip.open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            out.write(chunk)
+            if out.tell() > MAX_GUNZIPPED:
+                out.close()
+                raise UnreadableImage("gzipped file decompresses to more than "
+                                      f"{MAX_GUNZIPPED >> 30} GiB", path)
     return out

@@ -30,11 +30,23 @@ def read_nifti(path: str | Path, volume: int | None = None) -> MedImage:
     (`meta["one_slice"]`, written back as it was)."""
     path = Path(path)
     try:
+        if volume is not None and gz.is_gzipped(path):
+            return _volume_of_gzipped(path, volume)
         return image_from_nifti(open_nifti(path), path, volume)
     except MedqError:
         raise
     except Exception as e:
         raise UnreadableImage(f"not a readable NIfTI file ({type(e).__name__}: {e})", path) from e
+
+
+def _volume_of_gzipped(path: Path, volume: int) -> MedImage:
+    """One volume of a gzipped NIfTI, read from the file unpacked once per process
+    (`gz.unpacked`): reading each volume of a long series no longer unpacks the file up to it."""
+    kind = nib.Nifti2Image if gz.head(path, 8)[4:8] == b"n+2\x00" else nib.Nifti1Image
+    with gz.UNPACKED_LOCK:
+        holder = nib.fileholders.FileHolder(fileobj=gz.unpacked(path))
+        return image_from_nifti(kind.from_file_map({"header": holder, "image": holder}), path,
+                                volume)
 
 
 def open_nifti(path: Path) -> Any:
