@@ -88,6 +88,17 @@ def test_a_4d_nrrd_volume_keeps_the_3d_geometry(tmp_path: Path, mni_t1: MedImage
     assert len(last.meta["direction"]) == 9
     back = sitk.ReadImage(str(save(last, tmp_path / "last.nrrd")))
     assert back.GetDimension() == 3 and back.GetOrigin() == pytest.approx((-90, -126, -72))
+    from medq.io import itk
+
+    itk._read_series.cache_clear()  # every volume in turn: the file is read once
+    for k in (0, 1, 2):
+        np.testing.assert_allclose(load(tmp_path / f"fmri.nrrd@volume={k}").array,
+                                   _series(mni_t1)[k], rtol=1e-6)
+    assert itk._read_series.cache_info().misses == 1
+    sitk.WriteImage(sitk.JoinSeries(volumes[::-1]), str(tmp_path / "fmri.nrrd"))  # rewritten
+    np.testing.assert_allclose(load(tmp_path / "fmri.nrrd@volume=0").array, mni_t1.array + 5,
+                               rtol=1e-6)
+    assert itk._read_series.cache_info().misses == 2
 
 
 def test_naming_a_volume_of_what_has_none(tmp_path: Path, mni_t1: MedImage) -> None:

@@ -23,6 +23,7 @@ import os
 import secrets
 import shutil
 import tempfile
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -154,16 +155,34 @@ def _states_spacing(path: Path, fmt: str, dims: int) -> bool:
     return axes is None or (len(axes) >= dims and all(axes[:dims]))
 
 
+def _read_image(path: Path, fmt: str) -> tuple[Any, bool, bool]:
+    """SimpleITK's image of the file, whether it kept the file's frame (origin, direction) and
+    whether its spacing (a header ITK refuses is read without its frame)."""
+    try:
+        return _reader(path, fmt).Execute(), True, True
+    except RuntimeError as e:  # perhaps a spacing or direction ITK refuses: read without it
+        img, spaced = _read_without_frame(path, fmt, e)
+        return img, False, spaced
+
+
+@lru_cache(maxsize=1)
+def _read_series(path: str, fmt: str, mtime_ns: int, size: int) -> tuple[Any, bool, bool]:
+    """`_read_image` of one version of a file (time and size in the key), kept for the last
+    file read in this process: ITK reads a 4D file whole (a compressed NRRD unpacked whole) for
+    each volume asked for, and `--each-volume` asks for every one in turn."""
+    return _read_image(Path(path), fmt)
+
+
 def read_itk(path: str | Path, fmt: str, volume: int | None = None) -> MedImage:
     """Read a MetaImage or NRRD file (`fmt` 'metaimage' or 'nrrd') as a MedImage; `volume`
     picks one 3D volume of a 4D file."""
     path = Path(path)
-    framed = spaced = True
-    try:
-        img = _reader(path, fmt).Execute()
-    except RuntimeError as e:  # perhaps a spacing or direction ITK refuses: read without it
-        img, spaced = _read_without_frame(path, fmt, e)
-        framed = False
+    if volume is None:
+        img, framed, spaced = _read_image(path, fmt)
+    else:  # the volumes of a series are read one after the other: read the file once
+        stat = path.stat()
+        img, framed, spaced = _read_series(str(path.resolve()), fmt, stat.st_mtime_ns,
+                                           stat.st_size)
     if any(key.startswith("Segment0_") for key in img.GetMetaDataKeys()):
         raise UnsupportedImage("a segmentation (3D Slicer segment keys), not an acquired image",
                                path)
