@@ -7,9 +7,11 @@ import gzip
 import io
 import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from medq.errors import UnreadableImage
 
@@ -77,3 +79,15 @@ def _unpacked(path: str, mtime_ns: int, size: int) -> BinaryIO:
                 raise UnreadableImage("gzipped file decompresses to more than "
                                       f"{MAX_GUNZIPPED >> 30} GiB", path)
     return out
+
+
+@contextmanager
+def unpacked_image(path: str | Path, kind: Any) -> Iterator[Any]:
+    """nibabel's image (class `kind`, a single-file format) of a gzipped file read from its
+    `unpacked` copy, under `UNPACKED_LOCK` while the block reads it: one volume after another of
+    a gzipped 4D file (NIfTI, MGZ) costs a seek each, not an unpacking."""
+    from nibabel.fileholders import FileHolder
+
+    with UNPACKED_LOCK:
+        holder = FileHolder(fileobj=unpacked(path))
+        yield kind.from_file_map({key: holder for key, _ in kind.files_types})

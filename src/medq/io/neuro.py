@@ -24,6 +24,7 @@ import numpy as np
 
 from medq.errors import InvalidParameter, MedqError, UnreadableImage
 from medq.image import MedImage
+from medq.io import gz
 from medq.io.atomic import atomic_path
 
 SUFFIXES = {".mgh": "mgh", ".mgz": "mgh", ".hdr": "analyze", ".img": "analyze",
@@ -89,9 +90,14 @@ def read_neuro(path: str | Path, fmt: str, volume: int | None = None) -> MedImag
 
     path = Path(path)
     try:
-        img = open_neuro(path, fmt)
-        image = image_from_nifti(spatial(img), path, volume, fmt)
-        physics = _physics(img, fmt, volume or 0)
+        if fmt == "mgh" and volume is not None and gz.is_gzipped(path):  # a volume of an .mgz
+            with gz.unpacked_image(path, nib.MGHImage) as img:
+                image = image_from_nifti(img, path, volume, fmt)
+                physics = _physics(img, fmt, volume)
+        else:
+            img = open_neuro(path, fmt)
+            image = image_from_nifti(spatial(img), path, volume, fmt)
+            physics = _physics(img, fmt, volume or 0)
     except MedqError:
         raise
     except Exception as e:

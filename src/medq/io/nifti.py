@@ -43,10 +43,8 @@ def _volume_of_gzipped(path: Path, volume: int) -> MedImage:
     """One volume of a gzipped NIfTI, read from the file unpacked once per process
     (`gz.unpacked`): reading each volume of a long series no longer unpacks the file up to it."""
     kind = nib.Nifti2Image if gz.head(path, 8)[4:8] == b"n+2\x00" else nib.Nifti1Image
-    with gz.UNPACKED_LOCK:
-        holder = nib.fileholders.FileHolder(fileobj=gz.unpacked(path))
-        return image_from_nifti(kind.from_file_map({"header": holder, "image": holder}), path,
-                                volume)
+    with gz.unpacked_image(path, kind) as img:
+        return image_from_nifti(img, path, volume)
 
 
 def open_nifti(path: Path) -> Any:
