@@ -66,7 +66,8 @@ def bench_volumes(count: int = 120) -> dict[str, object]:
     """Reading every volume of a gzipped 4D NIfTI one after the other (`--each-volume`), in
     volumes per second: medq (the file unpacked once per process) against nibabel opening the
     file for each volume (what medq did: it unpacks the file up to that volume every time); and
-    medq on the same series as a compressed 4D NRRD (read once per process through ITK)."""
+    medq on the same series as a compressed 4D NRRD (read once per process through ITK) and as
+    a FreeSurfer .mgz (unpacked once, as the NIfTI)."""
     import tempfile
 
     import nibabel as nib
@@ -84,7 +85,7 @@ def bench_volumes(count: int = 120) -> dict[str, object]:
         nib.save(nib.Nifti1Image(series.astype(np.int16), np.eye(4)), path)
 
         def medq_pass() -> None:
-            gz._unpacked.cache_clear()  # the unpacking is part of the pass
+            gz.unpacked.cache_clear()  # the unpacking is part of the pass
             for k in range(count):
                 load(f"{path}@volume={k}")
 
@@ -101,9 +102,17 @@ def bench_volumes(count: int = 120) -> dict[str, object]:
             for k in range(count):
                 load(f"{nrrd}@volume={k}")
 
+        mgz = Path(tmp) / f"series_{count}.mgz"  # the same series as a FreeSurfer .mgz
+        nib.save(nib.MGHImage(series.astype(np.float32), np.eye(4)), mgz)
+
+        def mgz_pass() -> None:
+            gz.unpacked.cache_clear()
+            for k in range(count):
+                load(f"{mgz}@volume={k}")
+
         rows = {}
         for name, fn in (("medq", medq_pass), ("nibabel per volume", nibabel_pass),
-                         ("medq .nrrd (gzip)", nrrd_pass)):
+                         ("medq .nrrd (gzip)", nrrd_pass), ("medq .mgz", mgz_pass)):
             r = rate(fn, min_seconds=0.0, min_runs=2)
             rows[f"{count} vols, {name}"] = {**r, "per_second": count / r["median_s"],
                                                      "median_s": r["median_s"] / count}

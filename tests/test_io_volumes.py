@@ -59,25 +59,25 @@ def test_a_gzipped_4d_nifti_is_unpacked_once_for_all_its_volumes(dwi: Path,
     read anew, and each volume is the one nibabel reads."""
     from medq.io import gz
 
-    gz._unpacked.cache_clear()
+    gz.unpacked.cache_clear()
     series = _series(mni_t1)
     for k in (2, 0, 1, 2):
         np.testing.assert_allclose(load(f"{dwi}@volume={k}").array, series[k], rtol=1e-6)
-    assert gz._unpacked.cache_info().misses == 1  # unpacked once
+    assert gz.unpacked.cache_info().misses == 1  # unpacked once
     data = np.stack([v.T for v in series[::-1]], axis=-1)  # the same file name, new content
     nib.save(nib.Nifti1Image(data, np.diag([2.0, 2.5, 3.0, 1.0])), dwi)
     np.testing.assert_allclose(load(f"{dwi}@volume=0").array, series[2], rtol=1e-6)
-    assert gz._unpacked.cache_info().misses == 2
+    assert gz.unpacked.cache_info().misses == 2
     renamed = dwi.rename(dwi.parent / "dwi.data")  # a gzipped NIfTI found by its content
     np.testing.assert_allclose(load(f"{renamed}@volume=1").array, series[1], rtol=1e-6)
     mgh = nib.MGHImage(np.stack([v.T for v in series], axis=-1).astype(np.float32), np.eye(4))
     mgh.header["tr"] = 2000.0  # a FreeSurfer series (.mgz is gzipped) that states its TR
     nib.save(mgh, dwi.parent / "bold.mgz")
-    before = gz._unpacked.cache_info().misses
+    before = gz.unpacked.cache_info().misses
     for k in (0, 2, 1):
         one = load(f"{dwi.parent / 'bold.mgz'}@volume={k}")
         np.testing.assert_allclose(one.array, series[k], rtol=1e-6)
-    assert gz._unpacked.cache_info().misses == before + 1
+    assert gz.unpacked.cache_info().misses == before + 1
     assert (one.modality, one.physics["tr_ms"], one.meta["format"]) == ("MR", 2000.0, "mgh")
 
 

@@ -9,11 +9,11 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from medq.errors import UnreadableImage
+from medq.io.volumes import last_file_cache
 
 GZIP_MAGIC = b"\x1f\x8b"
 MAX_GUNZIPPED = 2 << 30
@@ -57,19 +57,12 @@ UNPACKED_LOCK = threading.Lock()
 """Held while a reader seeks and reads the shared `unpacked` file (loads may run in threads)."""
 
 
-def unpacked(path: str | Path) -> BinaryIO:
+@last_file_cache
+def unpacked(path: Path) -> BinaryIO:
     """The decompressed content of a gzipped file in an anonymous temporary file (deleted when
-    dropped or when the process ends), unpacked once per process for the last file asked for:
-    the volumes of a gzipped 4D file are read one after the other (`--each-volume`), and
-    unpacking the file up to each volume again made that quadratic. Read it under
-    `UNPACKED_LOCK`; UnreadableImage past `MAX_GUNZIPPED`."""
-    stat = Path(path).stat()
-    return _unpacked(str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size)
-
-
-@lru_cache(maxsize=1)
-def _unpacked(path: str, mtime_ns: int, size: int) -> BinaryIO:
-    """`unpacked` of one version of a file (its modification time and size in the key)."""
+    dropped or when the process ends), unpacked once per process for the last file asked for
+    (`volumes.last_file_cache`). Read it under `UNPACKED_LOCK`; UnreadableImage past
+    `MAX_GUNZIPPED`."""
     out = tempfile.TemporaryFile()  # noqa: SIM115 (kept open: the cache hands it out)
     with gzip.open(path, "rb") as fh:
         while chunk := fh.read(1 << 20):

@@ -23,7 +23,6 @@ import os
 import secrets
 import shutil
 import tempfile
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,7 @@ from medq.image import MedImage
 from medq.io.atomic import atomic_path, make_folder
 from medq.io.geometry import world_frame
 from medq.io.itk_header import HEADER_SUFFIX, stated_axes, unit_frame_header
+from medq.io.volumes import last_file_cache
 
 ITK_FORMATS = {".mha": "metaimage", ".mhd": "metaimage", ".nrrd": "nrrd", ".nhdr": "nrrd"}
 """Suffix → format read and written through SimpleITK."""
@@ -165,12 +165,9 @@ def _read_image(path: Path, fmt: str) -> tuple[Any, bool, bool]:
         return img, False, spaced
 
 
-@lru_cache(maxsize=1)
-def _read_series(path: str, fmt: str, mtime_ns: int, size: int) -> tuple[Any, bool, bool]:
-    """`_read_image` of one version of a file (time and size in the key), kept for the last
-    file read in this process: ITK reads a 4D file whole (a compressed NRRD unpacked whole) for
-    each volume asked for, and `--each-volume` asks for every one in turn."""
-    return _read_image(Path(path), fmt)
+_read_series = last_file_cache(_read_image)
+"""`_read_image` kept for the last file read in this process: ITK reads a 4D file whole (a
+compressed NRRD unpacked whole) for each volume asked for."""
 
 
 def read_itk(path: str | Path, fmt: str, volume: int | None = None) -> MedImage:
@@ -180,9 +177,7 @@ def read_itk(path: str | Path, fmt: str, volume: int | None = None) -> MedImage:
     if volume is None:
         img, framed, spaced = _read_image(path, fmt)
     else:  # the volumes of a series are read one after the other: read the file once
-        stat = path.stat()
-        img, framed, spaced = _read_series(str(path.resolve()), fmt, stat.st_mtime_ns,
-                                           stat.st_size)
+        img, framed, spaced = _read_series(path, fmt)
     if any(key.startswith("Segment0_") for key in img.GetMetaDataKeys()):
         raise UnsupportedImage("a segmentation (3D Slicer segment keys), not an acquired image",
                                path)

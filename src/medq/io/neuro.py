@@ -16,6 +16,7 @@ so a restored or simulated result of one of them is written as NIfTI (`writable_
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -90,12 +91,11 @@ def read_neuro(path: str | Path, fmt: str, volume: int | None = None) -> MedImag
 
     path = Path(path)
     try:
-        if fmt == "mgh" and volume is not None and gz.is_gzipped(path):  # a volume of an .mgz
-            with gz.unpacked_image(path, nib.MGHImage) as img:
-                image = image_from_nifti(img, path, volume, fmt)
-                physics = _physics(img, fmt, volume)
-        else:
-            img = open_neuro(path, fmt)
+        # a volume of an .mgz: from the file unpacked once for all its volumes
+        opened = gz.unpacked_image(path, nib.MGHImage) if (
+            fmt == "mgh" and volume is not None and gz.is_gzipped(path)) \
+            else nullcontext(open_neuro(path, fmt))
+        with opened as img:
             image = image_from_nifti(spatial(img), path, volume, fmt)
             physics = _physics(img, fmt, volume or 0)
     except MedqError:

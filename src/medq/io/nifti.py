@@ -42,8 +42,7 @@ def read_nifti(path: str | Path, volume: int | None = None) -> MedImage:
 def _volume_of_gzipped(path: Path, volume: int) -> MedImage:
     """One volume of a gzipped NIfTI, read from the file unpacked once per process
     (`gz.unpacked`): reading each volume of a long series no longer unpacks the file up to it."""
-    kind = nib.Nifti2Image if gz.head(path, 8)[4:8] == b"n+2\x00" else nib.Nifti1Image
-    with gz.unpacked_image(path, kind) as img:
+    with gz.unpacked_image(path, _nifti_kind(gz.head(path, 8))) as img:
         return image_from_nifti(img, path, volume)
 
 
@@ -53,8 +52,13 @@ def open_nifti(path: Path) -> Any:
     if path.name.lower().endswith((".nii", ".nii.gz")):
         return nib.load(str(path))
     data = gz.content(path)
-    kind = nib.Nifti2Image if data[4:8] == b"n+2\x00" else nib.Nifti1Image
-    return kind.from_bytes(data)
+    return _nifti_kind(data).from_bytes(data)
+
+
+def _nifti_kind(first: bytes) -> Any:
+    """nibabel's class of a NIfTI file from its first (decompressed) bytes: NIfTI-2 states its
+    magic at byte 4, NIfTI-1 otherwise."""
+    return nib.Nifti2Image if first[4:8] == b"n+2\x00" else nib.Nifti1Image
 
 
 def image_from_nifti(img: Any, source: str | Path | None = None, volume: int | None = None,

@@ -9,9 +9,14 @@ all of its volumes (the commands' `--each-volume`).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from functools import lru_cache, wraps
 from pathlib import Path
+from typing import Any, TypeVar
 
 from medq.errors import InputError, InvalidParameter, MissingInput, UnsupportedImage
+
+T = TypeVar("T")
 
 VOLUME_MARK = "@volume="
 """Joins a 4D file's path and the index of one of its volumes."""
@@ -112,3 +117,21 @@ def each_volume(paths: list[Path]) -> list[Path]:
     """The paths with every 4D file of two or more volumes replaced by its volumes
     (`volume_paths`)."""
     return [Path(p) for path in paths for p in volume_paths(path)]
+
+
+def last_file_cache(read: Callable[..., T]) -> Callable[..., T]:
+    """`read(path, *args)` kept for the last file version read in this process (the key: its
+    resolved path, modification time and size), for readers that must take a 4D file whole:
+    the volumes of a series are read one after the other (`--each-volume`), and reading the
+    whole file again for each made that quadratic. `cache_clear` and `cache_info` as
+    `functools.lru_cache`'s."""
+    cached = lru_cache(maxsize=1)(lambda version, path, *args: read(path, *args))
+
+    @wraps(read)
+    def call(path: str | Path, *args: Any) -> T:
+        p = Path(path)  # read (and named in its errors) as given
+        stat = p.stat()
+        return cached((str(p.resolve()), stat.st_mtime_ns, stat.st_size), p, *args)
+
+    call.cache_clear, call.cache_info = cached.cache_clear, cached.cache_info  # type: ignore
+    return call
