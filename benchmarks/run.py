@@ -62,12 +62,43 @@ def bench_engine() -> dict[str, object]:
     return rows
 
 
+def write_afni(stem: Path, series: np.ndarray) -> Path:
+    """A gzipped AFNI dataset (`<stem>+orig.HEAD` and `.BRIK.gz`, 1 mm, int16) of a 4D
+    `(i, j, k, t)` series, with the header attributes nibabel reads; its header's path."""
+    import gzip
+
+    x, y, z, t = series.shape
+
+    def attr(kind: str, name: str, values: list[float] | str) -> str:
+        if isinstance(values, str):
+            return f"type = string-attribute\nname = {name}\ncount = {len(values) + 1}\n'{values}~"
+        return f"type = {kind}-attribute\nname = {name}\ncount = {len(values)}\n" + \
+            " ".join(str(v) for v in values)
+
+    head = Path(f"{stem}+orig.HEAD")
+    head.write_text("\n\n".join([
+        attr("string", "TYPESTRING", "3DIM_HEAD_ANAT"),
+        attr("integer", "SCENE_DATA", [0, 2, 0, -999, -999, -999, -999, -999]),
+        attr("integer", "ORIENT_SPECIFIC", [0, 3, 4]),
+        attr("float", "ORIGIN", [0.0, 0.0, 0.0]),
+        attr("float", "DELTA", [1.0, 1.0, 1.0]),
+        attr("float", "IJK_TO_DICOM_REAL", [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0]),
+        attr("integer", "DATASET_RANK", [3, t, 0, 0, 0, 0, 0, 0]),
+        attr("integer", "DATASET_DIMENSIONS", [x, y, z, 0, 0]),
+        attr("integer", "BRICK_TYPES", [1] * t),
+        attr("float", "BRICK_FLOAT_FACS", [0.0] * t),
+        attr("string", "BYTEORDER_STRING", "LSB_FIRST")]) + "\n")
+    with gzip.open(f"{stem}+orig.BRIK.gz", "wb") as fh:
+        fh.write(series.astype("<i2").tobytes(order="F"))
+    return head
+
+
 def bench_volumes(count: int = 120) -> dict[str, object]:
     """Reading every volume of a gzipped 4D NIfTI one after the other (`--each-volume`), in
     volumes per second: medq (the file unpacked once per process) against nibabel opening the
     file for each volume (what medq did: it unpacks the file up to that volume every time); and
     medq on the same series as a compressed 4D NRRD (read once per process through ITK) and as
-    a FreeSurfer .mgz (unpacked once, as the NIfTI)."""
+    a FreeSurfer .mgz and an AFNI .HEAD/.BRIK.gz pair (each unpacked once, as the NIfTI)."""
     import tempfile
 
     import nibabel as nib
@@ -110,9 +141,17 @@ def bench_volumes(count: int = 120) -> dict[str, object]:
             for k in range(count):
                 load(f"{mgz}@volume={k}")
 
+        afni = write_afni(Path(tmp) / f"series_{count}", series)
+
+        def afni_pass() -> None:
+            gz.unpacked.cache_clear()
+            for k in range(count):
+                load(f"{afni}@volume={k}")
+
         rows = {}
         for name, fn in (("medq", medq_pass), ("nibabel per volume", nibabel_pass),
-                         ("medq .nrrd (gzip)", nrrd_pass), ("medq .mgz", mgz_pass)):
+                         ("medq .nrrd (gzip)", nrrd_pass), ("medq .mgz", mgz_pass),
+                         ("medq AFNI .BRIK.gz", afni_pass)):
             r = rate(fn, min_seconds=0.0, min_runs=2)
             rows[f"{count} vols, {name}"] = {**r, "per_second": count / r["median_s"],
                                                      "median_s": r["median_s"] / count}

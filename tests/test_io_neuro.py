@@ -106,10 +106,20 @@ def test_minc_1_and_2_are_read(name: str) -> None:
 
 
 def test_afni_series_volume_is_read(tmp_path: Path) -> None:
+    """One volume of a gzipped AFNI series, through its header or its data file; every volume
+    in turn unpacks the .BRIK.gz once per process (nibabel unpacks it up to each volume)."""
+    from medq.io import gz
+
     for name in ("example4d+orig.HEAD", "example4d+orig.BRIK.gz"):
         shutil.copy(NIBABEL_DATA / name, tmp_path)
     image = load(f"{tmp_path / 'example4d+orig.HEAD'}@volume=2")
     assert image.array.shape == (25, 41, 33) and image.spacing == pytest.approx((3.0,) * 3)
+    gz.unpacked.cache_clear()
+    dataobj = nib.load(tmp_path / "example4d+orig.HEAD").dataobj
+    for k, name in ((1, "HEAD"), (0, "BRIK.gz"), (2, "HEAD")):
+        one = load(f"{tmp_path / ('example4d+orig.' + name)}@volume={k}")
+        np.testing.assert_allclose(one.array, np.asarray(dataobj[..., k], np.float32).T)
+    assert gz.unpacked.cache_info().misses == 1
     items = folder_items(tmp_path, [p.name for p in tmp_path.iterdir()])
     assert [Path(i.path).name for i in items] == ["example4d+orig.HEAD"]
 

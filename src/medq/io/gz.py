@@ -75,12 +75,17 @@ def unpacked(path: Path) -> BinaryIO:
 
 
 @contextmanager
-def unpacked_image(path: str | Path, kind: Any) -> Iterator[Any]:
-    """nibabel's image (class `kind`, a single-file format) of a gzipped file read from its
-    `unpacked` copy, under `UNPACKED_LOCK` while the block reads it: one volume after another of
-    a gzipped 4D file (NIfTI, MGZ) costs a seek each, not an unpacking."""
+def unpacked_image(path: str | Path, kind: Any, others: dict[str, Path] | None = None
+                   ) -> Iterator[Any]:
+    """nibabel's image (class `kind`) of a gzipped file read from its `unpacked` copy, under
+    `UNPACKED_LOCK` while the block reads it: one volume after another of a gzipped 4D file
+    (NIfTI, MGZ, AFNI's .BRIK.gz) costs a seek each, not an unpacking. `others`: the other files
+    of a pair by nibabel's key (AFNI's `header`), read as they are; without them every key of
+    `kind` is the gzipped file (a single-file format)."""
     from nibabel.fileholders import FileHolder
 
     with UNPACKED_LOCK:
         holder = FileHolder(fileobj=unpacked(path))
-        yield kind.from_file_map({key: holder for key, _ in kind.files_types})
+        yield kind.from_file_map({key: FileHolder(filename=str(others[key]))
+                                  if others and key in others else holder
+                                  for key, _ in kind.files_types})

@@ -16,12 +16,13 @@ so a restored or simulated result of one of them is written as NIfTI (`writable_
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
 import nibabel as nib
 import numpy as np
+from nibabel.brikhead import AFNIImage
 
 from medq.errors import InvalidParameter, MedqError, UnreadableImage
 from medq.image import MedImage
@@ -85,17 +86,27 @@ def spatial(img: Any) -> Any:
     return nib.Nifti1Image(img.dataobj, img.affine) if isinstance(img, nib.ecat.EcatImage) else img
 
 
+def _opened(path: Path, fmt: str, volume: int | None) -> AbstractContextManager[Any]:
+    """nibabel's image of the file, in a context; one volume of a gzipped .mgz or AFNI
+    .BRIK.gz is read from the file unpacked once for all its volumes (`gz.unpacked_image`)."""
+    if volume is not None and fmt == "mgh" and gz.is_gzipped(path):
+        return gz.unpacked_image(path, nib.MGHImage)
+    if volume is not None and fmt == "afni":
+        files = AFNIImage.filespec_to_file_map(str(path))
+        data = Path(files["image"].filename)
+        if data.is_file() and gz.is_gzipped(data):
+            return gz.unpacked_image(data, AFNIImage,
+                                     {"header": Path(files["header"].filename)})
+    return nullcontext(open_neuro(path, fmt))
+
+
 def read_neuro(path: str | Path, fmt: str, volume: int | None = None) -> MedImage:
     """Read a file of one of `FORMATS` (a data file through its header) as a MedImage."""
     from medq.io.nifti import image_from_nifti
 
     path = Path(path)
     try:
-        # a volume of an .mgz: from the file unpacked once for all its volumes
-        opened = gz.unpacked_image(path, nib.MGHImage) if (
-            fmt == "mgh" and volume is not None and gz.is_gzipped(path)) \
-            else nullcontext(open_neuro(path, fmt))
-        with opened as img:
+        with _opened(path, fmt, volume) as img:
             image = image_from_nifti(spatial(img), path, volume, fmt)
             physics = _physics(img, fmt, volume or 0)
     except MedqError:
