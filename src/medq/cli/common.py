@@ -7,6 +7,7 @@ is 2 when any input was bad, 1 on an internal error (set MEDQ_DEBUG=1 for the tr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -328,6 +329,21 @@ def main(
 ) -> None:
     """medq: medical image quality toolkit."""
     quiet_readers()
+    if not os.environ.get("MEDQ_DEBUG"):
+        sys.excepthook = last_resort
+
+
+def last_resort(kind: type[BaseException], exc: BaseException, tb: Any) -> None:
+    """The one error line for an exception no command handled (the process then exits with
+    code 1): an output that cannot be written (stdout on a full disk or a closed descriptor)
+    says so; anything else is an internal error. MEDQ_DEBUG=1 keeps Python's traceback."""
+    if isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError):
+        line = f"cannot write the output ({exc.strerror or exc})"
+        with contextlib.suppress(OSError, ValueError):  # nothing more reaches that stdout:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second failure
+    else:
+        line = fail_line(None, exc)
+    sys.stderr.write(f"medq: error: {line}\n")
 
 
 QUIET_MODULES = r"(pydicom|nibabel|PIL|tifffile|SimpleITK)(\.|$)"

@@ -159,15 +159,18 @@ def export_samples(directory: str | Path, names: list[str] | None = None) -> lis
         src = sample.path()
         if src is not None:
             dest = directory / f"{name}{''.join(src.suffixes)}"
-            with atomic_path(dest) as tmp:
-                shutil.copyfile(src, tmp)
-                dicom = sniff(tmp) in ("dicom", "dicom-series")
-                if dicom:
-                    _state_region(tmp, sample.region)
-            if not dicom:  # headerless: say what it is
-                stated = {"Modality": sample.modality, "BodyPart": sample.region,
-                          "SeriesDescription": sample.series, "Source": sample.origin}
-                write_sidecar(dest, {k: v for k, v in stated.items() if v})
+            try:
+                with atomic_path(dest) as tmp:
+                    shutil.copyfile(src, tmp)
+                    dicom = sniff(tmp) in ("dicom", "dicom-series")
+                    if dicom:
+                        _state_region(tmp, sample.region)
+                if not dicom:  # headerless: say what it is
+                    stated = {"Modality": sample.modality, "BodyPart": sample.region,
+                              "SeriesDescription": sample.series, "Source": sample.origin}
+                    write_sidecar(dest, {k: v for k, v in stated.items() if v})
+            except OSError as e:  # a read-only or full folder: the user's to fix (exit 2)
+                raise InvalidParameter(f"cannot write ({e.strerror or e})", dest) from e
         else:
             image = load_sample(name)
             suffix = ".nii.gz" if image.is_volume else ".dcm"

@@ -29,6 +29,7 @@ from medq.io import archive, dicom, dicom_series, dicom_write, gz, itk, neuro, n
 from medq.io.arrays import as_image, finite_pixels, from_array
 from medq.io.bids import inherited_sidecar, sidecar_acquisition
 from medq.io.sidecar import read_sidecar, write_sidecar
+from medq.io.special import SPECIAL_REASON, is_special_file
 from medq.io.units import infer_modality
 from medq.io.volumes import VOLUME_MARK, missing, volume_in_file
 
@@ -91,6 +92,8 @@ def sniff(path: str | Path) -> str:
         raise missing(p)
     if p.is_dir():
         return "dicom-series"
+    if is_special_file(p):
+        raise UnsupportedImage(SPECIAL_REASON, p)
     if archive.is_archive(p):
         raise archive.refusal(p)
     try:
@@ -263,6 +266,11 @@ def check_writable(image: MedImage, path: str | Path) -> str:
     return fmt
 
 
+NONFINITE_FORMATS = ("nifti", "metaimage", "nrrd", "npy")
+"""Formats `save` writes as float32 as they are, NaN and infinite pixels included (a restored
+map keeps its undefined voxels: `io.arrays.with_nonfinite`); the others refuse them."""
+
+
 def save(image: MedImage | np.ndarray, path: str | Path, *, reference: str | Path | None = None,
          description: str | None = None, modality: str | None = None, region: str | None = None,
          spacing: float | Sequence[float] | None = None) -> Path:
@@ -282,11 +290,12 @@ def save(image: MedImage | np.ndarray, path: str | Path, *, reference: str | Pat
     the stem's names another file: `medq.io.sidecar`) with modality, region, spacing and physics.
     """
     p = Path(path)
-    target_format(p)
+    named = target_format(p)
     pixels = image.array if isinstance(image, MedImage) else image
     if isinstance(pixels, np.ndarray) and pixels.dtype.kind == "f" and not np.isfinite(
-            pixels).all():
-        raise InvalidImage("cannot save an image with NaN or infinite pixels", p)
+            pixels).all() and named not in NONFINITE_FORMATS:
+        raise InvalidImage("cannot save an image with NaN or infinite pixels in this format "
+                           "(NIfTI, MetaImage, NRRD and .npy keep them)", p)
     image = as_image(image, modality=modality, region=region, spacing=spacing)
     fmt = check_writable(image, p)
     try:

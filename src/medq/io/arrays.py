@@ -31,7 +31,8 @@ volume of a few pixels per side is not an image medq can grade either way)."""
 
 def finite_pixels(image: MedImage) -> MedImage:
     """Reject all-non-finite images; replace partial NaN/inf with the minimum finite value
-    (the replaced fraction is recorded in `meta['nonfinite_fraction']`)."""
+    (the replaced fraction is recorded in `meta['nonfinite_fraction']`, the pixels and their
+    values in `meta['nonfinite']`, so that a result can hand them back: `with_nonfinite`)."""
     arr = image.array
     finite = np.isfinite(arr)
     if finite.all():
@@ -39,8 +40,20 @@ def finite_pixels(image: MedImage) -> MedImage:
     if not finite.any():
         raise InvalidImage(f"all {arr.size} pixel values are NaN or infinite", image.source)
     fixed = np.where(finite, arr, arr[finite].min())
-    meta = dict(image.meta, nonfinite_fraction=float(1.0 - finite.mean()))
+    meta = dict(image.meta, nonfinite_fraction=float(1.0 - finite.mean()),
+                nonfinite={"mask": ~finite, "values": arr[~finite]})
     return image.evolve(array=fixed, meta=meta)
+
+
+def with_nonfinite(array: np.ndarray, image: MedImage) -> np.ndarray:
+    """`array` (a result of the same shape as `image`) with the NaN/inf pixels the file held
+    put back where `finite_pixels` replaced them (a map's undefined voxels stay undefined)."""
+    held = image.meta.get("nonfinite")
+    if not held or held["mask"].shape != np.shape(array):
+        return array
+    out = np.array(array, dtype=np.result_type(array, np.float32), copy=True)
+    out[held["mask"]] = held["values"]
+    return out
 
 
 def whole_numbers(arr: np.ndarray) -> bool:

@@ -1,6 +1,9 @@
 """Atomic writes: write into a temporary sibling of the target, then `os.replace` it into place.
 
-A reader never sees a half-written file: either the old content or the complete new one.
+A reader never sees a half-written file: either the old content or the complete new one. A
+target that is a symbolic link is written through it (the file it points to is replaced, the
+link kept), and one that is not a regular file (a named pipe, `/dev/stdout`, a device) is
+written into once the content is complete, never replaced.
 """
 
 from __future__ import annotations
@@ -8,9 +11,12 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from medq.io.special import is_special_file
 
 
 def make_folder(folder: str | Path, target: str | Path | None = None) -> Path:
@@ -32,19 +38,44 @@ def make_folder(folder: str | Path, target: str | Path | None = None) -> Path:
     return folder
 
 
+def _target(dest: str | Path) -> Path:
+    """The path a write to `dest` lands on: the file a symbolic link points to (followed to
+    its end, even where that file does not exist yet), else `dest` itself."""
+    dest = Path(dest)
+    return Path(os.path.realpath(dest)) if dest.is_symlink() else dest
+
+
+def _copy_into(tmp: Path, dest: Path) -> None:
+    """Stream the finished temporary file into a special file (InvalidParameter when it cannot
+    be written, such as a full device)."""
+    from medq.errors import InvalidParameter
+
+    try:
+        with open(tmp, "rb") as src, open(dest, "wb") as out:
+            shutil.copyfileobj(src, out)
+    except OSError as e:
+        raise InvalidParameter(f"cannot write ({e.strerror or e})", dest) from e
+
+
 @contextmanager
 def atomic_path(dest: str | Path) -> Iterator[Path]:
-    """Yield a temporary file path beside `dest`; on success it is moved onto `dest` atomically.
+    """Yield a temporary file path beside `dest`; on success it is moved onto `dest` atomically
+    (through a symbolic link; streamed into a named pipe or device, see the module docstring).
 
     The temporary name ends with `dest`'s own name, so writers that pick the encoding from the
     suffix (nibabel's `.nii.gz`, Pillow's `.png`, NumPy's `.npy`) behave as for `dest`.
     """
-    dest = Path(dest)
-    make_folder(dest.parent, dest)
-    tmp = dest.parent / f".{secrets.token_hex(4)}.tmp.{dest.name}"
+    dest = _target(dest)
+    special = is_special_file(dest)  # its folder (/dev) may take no temporary file: the system's
+    folder = Path(tempfile.gettempdir()) if special else make_folder(dest.parent, dest)
+    tmp = folder / f".{secrets.token_hex(4)}.tmp.{dest.name}"
     try:
         yield tmp
-        os.replace(tmp, dest)
+        if special:
+            _copy_into(tmp, dest)
+            tmp.unlink(missing_ok=True)
+        else:
+            os.replace(tmp, dest)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -52,8 +83,9 @@ def atomic_path(dest: str | Path) -> Iterator[Path]:
 
 @contextmanager
 def atomic_dir(dest: str | Path) -> Iterator[Path]:
-    """Yield a temporary folder beside `dest`; on success it replaces `dest` (old one removed)."""
-    dest = Path(dest)
+    """Yield a temporary folder beside `dest`; on success it replaces `dest` (old one removed;
+    through a symbolic link, which is kept)."""
+    dest = _target(dest)
     make_folder(dest.parent, dest)
     token = secrets.token_hex(4)
     tmp = dest.parent / f".{dest.name}.{token}.tmp"

@@ -68,6 +68,10 @@ def has_pixels(ds: Dataset) -> bool:
 def read_dataset(path: str | Path, *, stop_before_pixels: bool = False) -> Dataset:
     """Parse a DICOM file; a preamble-less file counts as DICOM only if it yields pixel data."""
     preamble = has_preamble(path)
+    if not preamble and gz.head(path, 4) == bytes(4):  # group 0 holds no file's data elements:
+        # a zero-filled file, which pydicom would walk 4 bytes at a time (minutes for a large one)
+        raise UnreadableImage("not a DICOM file (no 'DICM' preamble, and it starts with zero "
+                              "bytes, not a data element)", path)
     try:
         source = _source(path)
         if preamble:

@@ -57,13 +57,14 @@ class _Header:
 
 
 def _is_candidate(path: Path) -> bool:
-    """True for files that may be images (hidden files, DICOMDIR, known non-images and the data
-    file of a header beside it are not)."""
+    """True for files that may be images (hidden files, DICOMDIR, known non-images, the data
+    file of a header beside it and named pipes or devices are not)."""
     from medq.io import NOT_IMAGE_SUFFIXES
     from medq.io.neuro import is_data_file
+    from medq.io.special import is_special_file
 
     name = path.name
-    if name.startswith(".") or name.upper() == "DICOMDIR":
+    if name.startswith(".") or name.upper() == "DICOMDIR" or is_special_file(path):
         return False
     return not name.lower().endswith(NOT_IMAGE_SUFFIXES) and not is_data_file(path)
 

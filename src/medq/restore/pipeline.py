@@ -31,6 +31,7 @@ import numpy as np
 from medq.assess.models.blocks import FINDING_TYPES
 from medq.errors import InvalidParameter
 from medq.image import MedImage
+from medq.io.arrays import with_nonfinite
 from medq.io.polarity import as_displayed, as_stored
 from medq.restore import condition
 from medq.restore.apply import apply_planes, network_planes, normalised_planes, prior_of
@@ -182,7 +183,9 @@ def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
                 if mild_detail_only(report) else
                 "No noise, blur, aliasing, motion or streaks to repair were found; "
                 "the image is returned unchanged.")
-        return RestoreResult(image, False, after=before, findings_addressed=[], note=note,
+        kept = image.evolve(array=with_nonfinite(image.array, image)) \
+            if image.meta.get("nonfinite") else image  # the file's NaN/inf pixels, as they were
+        return RestoreResult(kept, False, after=before, findings_addressed=[], note=note,
                              **common)
     done: dict[str, Any] = {}
     labels: list[np.ndarray] = []
@@ -203,7 +206,7 @@ def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
             return out
 
         array = apply_planes(shown, restore_planes)
-    array = as_stored(array, image)  # back to the values the file stores
+    array = with_nonfinite(as_stored(array, image), image)  # back to the values the file stores
     step = {"step": "restore", "method": method, "findings": addressed,
             "model": str(model or DEFAULT_RESTORER) if method in ("auto", "net") else None,
             "consistency": done or None}
