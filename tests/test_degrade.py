@@ -244,6 +244,8 @@ def test_spec_levels_grade_consistently(kind: str) -> None:
     for sev in SEVERITIES[1:]:
         assert spec.severity(spec.level_for(sev)) == sev
     assert spec.description and spec.fn.__doc__ and spec.unit
+    low, high = spec.domain  # every level the engine draws (severity 0 … 3.2) is defined
+    assert all(low <= spec.level_at(v) <= high for v in np.linspace(0.0, 3.2, 33))
 
 
 @pytest.mark.parametrize("kind", ["mr_undersample", "mr_motion", "mr_bias_field", "blur",
@@ -285,6 +287,17 @@ def test_simulate_errors(mr_slice: MedImage, ct_slice: MedImage, retina: MedImag
     for level in (0.0, -3.0, float("nan")):  # a PSF of −3 mm was recorded as severity "none"
         with pytest.raises(InvalidParameter, match=r"positive number \(PSF FWHM in mm\)"):
             simulate(ct_slice, "blur", level=level)
+    # levels a degradation is not defined for: each was applied and recorded as if it were
+    # (a blank image for a contrast reduction ≥ 1, half a view "severe"), or crashed inside
+    for kind, level, words in (("low_contrast", 1.5, "from 0 to 0.99"),
+                               ("low_resolution", 0.5, "from 1 to 64"),
+                               ("ct_sparse_view", 0.5, "from 2 to 10000"),
+                               ("ct_low_dose", 1e300, "from 1 to 1e\\+10"),
+                               ("blur", 1e300, "from 0 to 200")):
+        with pytest.raises(InvalidParameter, match=f"{kind} is defined for levels {words}"):
+            simulate(ct_slice, kind, level=level)
+    with pytest.raises(InvalidParameter, match="seed must be a whole number ≥ 0, got -1"):
+        simulate(ct_slice, "blur", severity="mild", seed=-1)
 
 
 def test_record_roundtrip(ct_slice: MedImage) -> None:

@@ -185,15 +185,17 @@ def degradations(
         raise typer.BadParameter(f"no degradation for modality {modality!r}; the engine's "
                                  f"modalities are {', '.join(known)}", param_hint="'--modality'")
     rows = [{"name": s.name, "modalities": list(s.modalities), "unit": s.unit, "worse": s.worse,
-             "levels": s.levels, "finding": s.finding, "description": s.description}
-            for s in specs]
+             "levels": s.levels, "defined": list(s.domain), "finding": s.finding,
+             "description": s.description} for s in specs]
     if as_json:
         print_json(rows)
         return
-    table = Table("name", "modalities", "level unit", "mild / moderate / severe", "finding")
+    table = Table("name", "modalities", "level unit", "mild / moderate / severe", "defined",
+                  "finding")
     for r in rows:
         lv = " / ".join(f"{r['levels'][k]:g}" for k in ("mild", "moderate", "severe"))
-        table.add_row(r["name"], ",".join(r["modalities"]), r["unit"], lv, r["finding"])
+        table.add_row(r["name"], ",".join(r["modalities"]), r["unit"], lv,
+                      "{:g} – {:g}".format(*r["defined"]), r["finding"])
     out.print(table)
 
 

@@ -57,7 +57,7 @@ def transmission_counts(line_integrals: np.ndarray, i0: float, rng: np.random.Ge
 
 @register("ct_low_dose", unit="photons per detector bin per view (I0)", worse="lower",
           bounds=(3e5, 5e4, 5e3), levels={"mild": 1e5, "moderate": 1.5e4, "severe": 1e3},
-          modalities=("CT",), finding="noise")
+          modalities=("CT",), finding="noise", domain=(1.0, 1e10))
 def ct_low_dose(image: MedImage, level: float, rng: np.random.Generator
                 ) -> tuple[MedImage, dict[str, Any]]:
     """Low-dose CT: Poisson photon counts at incident flux I0 plus electronic noise, then FBP.
@@ -87,7 +87,7 @@ def ct_low_dose(image: MedImage, level: float, rng: np.random.Generator
 
 @register("ct_sparse_view", unit="projection views over 180°", worse="lower",
           bounds=(180, 90, 45), levels={"mild": 120, "moderate": 60, "severe": 24},
-          modalities=("CT",), finding="streak")
+          modalities=("CT",), finding="streak", domain=(2.0, 1e4))
 def ct_sparse_view(image: MedImage, level: float, rng: np.random.Generator
                    ) -> tuple[MedImage, dict[str, Any]]:
     """Sparse-view CT: FBP from only `level` evenly spaced views → angular-undersampling streaks.

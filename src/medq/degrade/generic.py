@@ -54,7 +54,8 @@ def _per_channel(image: MedImage, fn: Any) -> np.ndarray:
 
 
 @register("blur", unit="PSF FWHM in mm", worse="higher", bounds=(1.0, 2.5, 5.0),
-          levels={"mild": 1.5, "moderate": 3.5, "severe": 7.0}, modalities=ALL, finding="blur")
+          levels={"mild": 1.5, "moderate": 3.5, "severe": 7.0}, modalities=ALL, finding="blur",
+          domain=(0.0, 200.0))
 def blur(image: MedImage, level: float, rng: np.random.Generator
          ) -> tuple[MedImage, dict[str, Any]]:
     """Gaussian point-spread function of FWHM `level` mm along every spatial axis.
@@ -71,7 +72,7 @@ def blur(image: MedImage, level: float, rng: np.random.Generator
 
 @register("low_resolution", unit="downsampling factor", worse="higher", bounds=(1.5, 2.5, 4.0),
           levels={"mild": 2.0, "moderate": 3.0, "severe": 6.0}, modalities=ALL,
-          finding="low_resolution")
+          finding="low_resolution", domain=(1.0, 64.0))
 def low_resolution(image: MedImage, level: float, rng: np.random.Generator
                    ) -> tuple[MedImage, dict[str, Any]]:
     """Acquisition at a coarser in-plane matrix: anti-aliased downsampling by `level`, back up.
@@ -130,7 +131,7 @@ def coarse_matrix(array: np.ndarray, factor: float, reconstruction: str = "linea
 
 @register("low_contrast", unit="contrast reduction fraction", worse="higher",
           bounds=(0.1, 0.3, 0.55), levels={"mild": 0.2, "moderate": 0.45, "severe": 0.7},
-          modalities=GREY, finding="low_contrast")
+          modalities=GREY, finding="low_contrast", domain=(0.0, 0.99))
 def low_contrast(image: MedImage, level: float, rng: np.random.Generator
                  ) -> tuple[MedImage, dict[str, Any]]:
     """Contrast compressed around the image mean: out = m + (1 − c)(x − m).
@@ -147,7 +148,7 @@ def low_contrast(image: MedImage, level: float, rng: np.random.Generator
 
 @register("fundus_illumination", unit="illumination falloff fraction", worse="higher",
           bounds=(0.1, 0.3, 0.55), levels={"mild": 0.2, "moderate": 0.45, "severe": 0.75},
-          modalities=("OP",), finding="illumination")
+          modalities=("OP",), finding="illumination", domain=(0.0, 1.0))
 def fundus_illumination(image: MedImage, level: float, rng: np.random.Generator
                         ) -> tuple[MedImage, dict[str, Any]]:
     """Uneven fundus illumination: off-centre vignetting plus a gradient, and a mild defocus.

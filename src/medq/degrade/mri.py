@@ -49,7 +49,7 @@ def _through_kspace(image: MedImage, rng: np.random.Generator, corrupt: KCorrupt
 
 @register("mr_undersample", unit="acceleration factor R", worse="higher", bounds=(1.15, 2.0, 4.0),
           levels={"mild": 1.3, "moderate": 2.5, "severe": 6.0}, modalities=("MR",),
-          finding="aliasing")
+          finding="aliasing", domain=(0.5, 64.0))  # R < 1: every line kept (the "none" end)
 def mr_undersample(image: MedImage, level: float, rng: np.random.Generator
                    ) -> tuple[MedImage, dict[str, Any]]:
     """Cartesian undersampling by R with a fully sampled centre, zero-filled reconstruction.
@@ -72,7 +72,7 @@ def mr_undersample(image: MedImage, level: float, rng: np.random.Generator
 
 @register("mr_noise", unit="noise sigma / robust max", worse="higher", bounds=(0.01, 0.04, 0.1),
           levels={"mild": 0.02, "moderate": 0.06, "severe": 0.15}, modalities=("MR",),
-          finding="noise")
+          finding="noise", domain=(0.0, 10.0))
 def mr_noise(image: MedImage, level: float, rng: np.random.Generator
              ) -> tuple[MedImage, dict[str, Any]]:
     """Rician noise: complex Gaussian of σ in both channels, then the magnitude.
@@ -116,7 +116,7 @@ def motion_trajectory(n_lines: int, onset: float, amp: np.ndarray, freq: np.ndar
 
 @register("mr_motion", unit="motion amplitude in mm", worse="higher", bounds=(0.5, 2.0, 5.0),
           levels={"mild": 1.0, "moderate": 3.0, "severe": 8.0}, modalities=("MR",),
-          finding="motion")
+          finding="motion", domain=(0.0, 200.0))
 def mr_motion(image: MedImage, level: float, rng: np.random.Generator
               ) -> tuple[MedImage, dict[str, Any]]:
     """Rigid in-plane motion during a sequential (linear-order) phase-encode acquisition.
@@ -166,7 +166,7 @@ def mr_motion(image: MedImage, level: float, rng: np.random.Generator
 
 @register("mr_ghosting", unit="ghost intensity fraction", worse="higher",
           bounds=(0.02, 0.06, 0.15), levels={"mild": 0.04, "moderate": 0.1, "severe": 0.25},
-          modalities=("MR",), finding="ghosting")
+          modalities=("MR",), finding="ghosting", domain=(0.0, 1.0))
 def mr_ghosting(image: MedImage, level: float, rng: np.random.Generator
                 ) -> tuple[MedImage, dict[str, Any]]:
     """N/2 ghosting: alternate phase-encode lines modulated by 1 ± g·e^{iφ}.
@@ -189,7 +189,7 @@ def mr_ghosting(image: MedImage, level: float, rng: np.random.Generator
 
 @register("mr_spike", unit="spike amplitude / k-space max", worse="higher",
           bounds=(0.02, 0.1, 0.25), levels={"mild": 0.05, "moderate": 0.15, "severe": 0.4},
-          modalities=("MR",), finding="spike")
+          modalities=("MR",), finding="spike", domain=(0.0, 100.0))
 def mr_spike(image: MedImage, level: float, rng: np.random.Generator
              ) -> tuple[MedImage, dict[str, Any]]:
     """k-space spikes (herringbone): 1–2 corrupted k-space samples of amplitude a·max|k|.
@@ -218,7 +218,7 @@ def mr_spike(image: MedImage, level: float, rng: np.random.Generator
 
 @register("mr_bias_field", unit="field peak-to-peak fraction", worse="higher",
           bounds=(0.05, 0.2, 0.45), levels={"mild": 0.1, "moderate": 0.3, "severe": 0.6},
-          modalities=("MR",), finding="bias_field")
+          modalities=("MR",), finding="bias_field", domain=(0.0, 1.9))
 def mr_bias_field(image: MedImage, level: float, rng: np.random.Generator
                   ) -> tuple[MedImage, dict[str, Any]]:
     """Smooth multiplicative RF-inhomogeneity field 1 + b·u, u a random cubic spanning [−½, ½].

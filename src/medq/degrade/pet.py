@@ -54,7 +54,7 @@ def pet_counts(activity: np.ndarray, counts_per_slice: float, rng: np.random.Gen
 
 @register("pet_low_count", unit="true counts per slice", worse="lower", bounds=(2e6, 3e5, 5e4),
           levels={"mild": 8e5, "moderate": 1e5, "severe": 1.5e4}, modalities=("PT",),
-          finding="noise")
+          finding="noise", domain=(1.0, 1e12))
 def pet_low_count(image: MedImage, level: float, rng: np.random.Generator
                   ) -> tuple[MedImage, dict[str, Any]]:
     """Low-count PET: Poisson counts of the (attenuated) projections, then MLEM.

@@ -30,7 +30,9 @@ class DegradationSpec:
 
     `bounds` are the three level boundaries none|mild, mild|moderate, moderate|severe, listed in the
     order severity grows (so decreasing for `worse="lower"`, e.g. photon counts). `levels` are the
-    representative levels used for `--severity`.
+    representative levels used for `--severity`. `domain` is the closed range of levels the
+    degradation is defined on (a fraction below 1, a factor of at least 1, at least 2 views…);
+    `simulate` refuses a level outside it.
     """
 
     name: str
@@ -42,6 +44,7 @@ class DegradationSpec:
     modalities: tuple[str, ...]
     finding: str
     description: str
+    domain: tuple[float, float] = (0.0, float("inf"))
 
     def severity(self, level: float) -> str:
         """Map a physical level to none/mild/moderate/severe using `bounds`."""
@@ -120,7 +123,8 @@ _REGISTRY: dict[str, DegradationSpec] = {}
 
 
 def register(name: str, *, unit: str, worse: str, bounds: tuple[float, float, float],
-             levels: dict[str, float], modalities: tuple[str, ...], finding: str
+             levels: dict[str, float], modalities: tuple[str, ...], finding: str,
+             domain: tuple[float, float] = (0.0, float("inf"))
              ) -> Callable[[DegradeFn], DegradeFn]:
     """Decorator registering a degradation function under `name` (docstring = description)."""
     if worse not in ("higher", "lower"):
@@ -129,7 +133,7 @@ def register(name: str, *, unit: str, worse: str, bounds: tuple[float, float, fl
     def wrap(fn: DegradeFn) -> DegradeFn:
         doc = (fn.__doc__ or name).strip().splitlines()[0]
         spec = DegradationSpec(name, fn, unit, worse, tuple(bounds), dict(levels),
-                               tuple(modalities), finding, doc)
+                               tuple(modalities), finding, doc, tuple(domain))
         for sev, lev in levels.items():
             if spec.severity(lev) != sev:
                 raise ValueError(f"{name}: level {lev} of {sev!r} grades as {spec.severity(lev)!r}")
@@ -177,6 +181,12 @@ def simulate(image: MedImage | np.ndarray | str | Path, kind: str, level: float 
     lev = float(spec.level_for(severity) if severity is not None else level)
     if not np.isfinite(lev) or lev <= 0:  # every level is a positive physical quantity
         raise InvalidParameter(f"level must be a positive number ({spec.unit}), got {level}")
+    low, high = spec.domain
+    if not low <= lev <= high:
+        raise InvalidParameter(f"{kind} is defined for levels from {low:g} to {high:g} "
+                               f"({spec.unit}), got {lev:g}")
+    if seed is not None and (not isinstance(seed, (int, np.integer)) or seed < 0):
+        raise InvalidParameter(f"seed must be a whole number ≥ 0, got {seed}")
     rng = np.random.default_rng(seed)
     out, params = spec.fn(image, lev, rng)
     record = Degradation(kind, lev, spec.unit, spec.severity(lev), seed, spec.finding, dict(params))

@@ -32,7 +32,7 @@ def to_line_integral(image: MedImage) -> tuple[np.ndarray, float, float]:
 
 @register("xr_quantum_noise", unit="detector photons per pixel (unattenuated)", worse="lower",
           bounds=(2e4, 3e3, 5e2), levels={"mild": 6e3, "moderate": 1e3, "severe": 1.5e2},
-          modalities=("CR", "DX"), finding="noise")
+          modalities=("CR", "DX"), finding="noise", domain=(1.0, 1e12))
 def xr_quantum_noise(image: MedImage, level: float, rng: np.random.Generator
                      ) -> tuple[MedImage, dict[str, Any]]:
     """Quantum (Poisson) noise of a radiograph acquired with `level` photons per unattenuated pixel.
