@@ -534,3 +534,17 @@ def test_body_and_anatomy_is_both_masks_at_once(mr_abdomen_slice, mni_t1):
         assert (body == foreground_mask(array, "MR")).all()
         assert (every == anatomy_mask(array, "MR")).all()
         assert every.sum() > body.sum()  # the arms; the MNI head's detached pieces
+
+
+def test_evidence_features_do_not_depend_on_a_tiny_or_huge_intensity_scale(mr_abdomen_slice):
+    """A plane in SI units (an ADC map's 1e-9) or scaled by 1e12 reads as the same plane: the
+    features' small-value floors (1e-4 for the detail σ of `detail_anisotropy`, …) hit it at
+    its own scale, so a real MR at 1e-9 read as clean anisotropy 0 and a flat spectrum."""
+    from medq.assess.evidence import SLICE_NAMES, slice_features
+
+    base = np.asarray(mr_abdomen_slice.array, dtype=np.float64)
+    ref = slice_features(base, "MR")
+    for scale in (2.0 ** -30, 2.0 ** 40):  # powers of two: the features agree to rounding
+        got = slice_features(base * scale, "MR")
+        assert all(np.isclose(got[k], ref[k], rtol=1e-6, atol=1e-9) for k in SLICE_NAMES), \
+            scale

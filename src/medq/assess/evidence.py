@@ -123,6 +123,26 @@ def read_plane(array: np.ndarray, modality: str) -> np.ndarray:
     return a
 
 
+NOMINAL_RANGE = (2.0 ** -6, 2.0 ** 24)
+"""Robust maxima (P99 of |x|) of a non-CT plane that the features read as they are; a plane
+beyond them (a quantitative map in SI units, ADC at about 1e-9 m²/s; a float export scaled by
+1e12) is first scaled by a power of two into (128, 256] (`nominal_scale`). Every medq training
+and benchmark image lies within them (0.67 to 3,995)."""
+
+
+def nominal_scale(plane: np.ndarray, modality: str) -> tuple[np.ndarray, bool]:
+    """A non-CT plane scaled by a power of two (exact: ratios unchanged) into the range the
+    features' small-value floors were set for, when its robust maximum lies outside
+    `NOMINAL_RANGE`; and whether it was scaled. CT (calibrated HU) is kept as it is."""
+    if modality == "CT":
+        return plane, False
+    top = float(np.percentile(np.abs(plane), 99.0))
+    low, high = NOMINAL_RANGE
+    if top == 0.0 or low <= top <= high:
+        return plane, False
+    return np.ldexp(plane, 8 - int(np.ceil(np.log2(top)))), True
+
+
 SHARED_MEASURES = ("noise_sigma_flat", "sharpness", "laplacian_variance", "blur")
 """Classical measures (`measures.compute_measures`) that are also features of the same plane:
 `slice_features` takes them as `measured` instead of computing them again."""
@@ -136,7 +156,9 @@ def slice_features(array: np.ndarray, modality: str,
     `measured`: the plane's classical measures (`measures.compute_measures` of this same
     array), whose `SHARED_MEASURES` are then read, not computed again; they are the same
     computation on the same mask wherever every pixel is finite (else they are recomputed)."""
-    a = read_plane(array, modality)
+    a, scaled = nominal_scale(read_plane(array, modality), modality)
+    if scaled:
+        measured = None  # taken in the plane's own units
     finite = np.isfinite(array)
     fg, anatomy = body_and_anatomy(a, modality)
     if fg.sum() < 64:
