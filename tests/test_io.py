@@ -622,6 +622,23 @@ def test_tiff_volume_and_npy_round_trip(tmp_path: Path, mni_t1: MedImage) -> Non
     assert npy.meta["format"] == "npy" and npy.shape == vol.shape
 
 
+def test_an_integer_tiff_stays_one_through_a_restoration(tmp_path: Path) -> None:
+    """A 16-bit TIFF whose pixels came back fractional (and a little below 0, as a restoration's
+    undershoot) is written as 16-bit again, rounded and clipped, not as float32; an 8-bit one
+    as 8-bit."""
+    import tifffile
+
+    rng = np.random.default_rng(0)
+    for depth in (16, 8):
+        grey = rng.integers(0, 2**depth, (40, 48)).astype(f"uint{depth}")
+        tifffile.imwrite(tmp_path / f"g{depth}.tif", grey)
+        image = load(tmp_path / f"g{depth}.tif")
+        changed = image.with_array(image.array * 0.5 - 3.25)
+        back = tifffile.imread(save(changed, tmp_path / f"r{depth}.tif"))
+        assert back.dtype == np.dtype(f"uint{depth}")
+        np.testing.assert_array_equal(back, np.clip(np.round(grey * 0.5 - 3.25), 0, None))
+
+
 def test_save_rejects_volume_as_png_without_leftovers(tmp_path: Path, mni_t1: MedImage) -> None:
 
     with pytest.raises(InvalidParameter, match="v.png"):

@@ -172,7 +172,12 @@ def write_raster(image: MedImage, path: str | Path, *, description: str | None =
         pages = [Image.fromarray(np.round(np.clip(image.array, 0, 1) * 255).astype(np.uint8))]
     else:
         lo, hi = float(image.array.min()), float(image.array.max())
-        if fmt == "tiff" and not (whole_numbers(image.array) and lo >= 0 and hi <= 65535):
+        depth = image.meta.get("bit_depth")
+        if fmt == "tiff" and depth in (8, 16):  # an 8/16-bit TIFF or PNG read in stays one:
+            top = 2**depth - 1  # rounded, and clipped to its range (a restoration's undershoot)
+            stored = np.clip(np.round(image.array), 0, top).astype(f"uint{depth}")
+            rescale = None
+        elif fmt == "tiff" and not (whole_numbers(image.array) and lo >= 0 and hi <= 65535):
             stored, rescale = image.array.astype(np.float32), None
         else:
             stored, rescale = _grey_storage(image, fmt)
