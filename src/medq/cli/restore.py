@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -127,13 +128,18 @@ def _names_a_file(path: Path) -> bool:
     return bool(path.suffix) and _format_named(path) not in (None, "dicom-series")
 
 
-def _prepare(paths: list[Path], inputs: list[Path], output: Path) -> dict[Path, Path]:
+def _prepare(paths: list[Path], inputs: list[Path], output: Path, as_folder: bool = False
+             ) -> dict[Path, Path]:
     """The output of every input (`output_paths`); several inputs need OUT to be a folder
-    (created when missing), and a series from a folder holding several gets its own folder."""
+    (created when missing), and a series from a folder holding several gets its own folder.
+    `as_folder`: OUT was written with a trailing slash, a folder even for one input (made when
+    missing; the result keeps its input's name)."""
     from medq.io import target_format
     from medq.io.atomic import make_folder
     from medq.io.dicom_series import series_in_folder
 
+    if as_folder:
+        make_folder(output)
     targets = output_paths(paths, inputs, output)
     for path, target in targets.items():
         refuse_overwrite(path, target, output)
@@ -163,8 +169,10 @@ def _consistency_line(done: dict[str, Any] | None) -> str:
 @app.command()
 def restore(
     paths: list[Path] = INPUTS_ARGUMENT,
-    output: Path = typer.Option(..., "--output", "-o", help="Output file (one input) or folder "
-                                "(several inputs; each result keeps its input's file name)."),
+    output_text: str = typer.Option(..., "--output", "-o", metavar="PATH",
+                                    help="Output file (one input) or "
+                                    "folder (several inputs, or a name ending in '/'; each "
+                                    "result keeps its input's file name)."),
     method: str = typer.Option("auto", "--method", help=METHOD_HELP, callback=_known_method),
     model: str = typer.Option("restore-s", "--model", "-m",
                               help="Shipped restorer name or path to a checkpoint (.pt)."),
@@ -188,7 +196,9 @@ def restore(
     outcome = Outcome()
     paths = unpack_all(paths)  # an archive: the folder it holds
     inputs = assess_inputs(paths, each)
-    ready = outcome.run(output, lambda: _prepare(paths, inputs, output))
+    output = Path(output_text)
+    as_folder = output_text.endswith(("/", os.sep))
+    ready = outcome.run(output, lambda: _prepare(paths, inputs, output, as_folder))
     assessor = None if isinstance(ready, BaseException) else \
         outcome.run("mediqa-s", lambda: Assessor("mediqa-s", modality=modality))
     if isinstance(ready, BaseException) or isinstance(assessor, BaseException):
