@@ -135,6 +135,9 @@ CASES = [
     ("4D NIfTI", _nifti(np.zeros((4, 4, 4, 3), np.float32)), UnsupportedImage, "4D"),
     ("object .npy", _npy(np.array([{"a": 1}, None], dtype=object)), UnreadableImage, ".npy"),
     ("4D .npy", _npy(np.zeros((2, 3, 4, 5))), UnsupportedImage, "shape (2, 3, 4, 5)"),
+    ("text .npy", _write("notes.npy", b"just some text\n"), UnreadableImage, "no NumPy header"),
+    ("CT cut in its header", lambda tmp: _write("cut.dcm", Path(tdata("CT_small.dcm")).read_bytes()[
+        :300])(tmp), UnreadableImage, "CT Image Storage object has no pixel data (the file may"),
     ("missing path", lambda tmp: tmp / "nowhere" / "ct.dcm", MissingInput, "no such file"),
     ("empty folder", _empty_dir, EmptySeries, "no image medq reads"),
     ("folder without images", _dir_without_images, EmptySeries, "no image medq reads"),

@@ -491,6 +491,15 @@ def test_a_file_that_is_no_checkpoint_is_named_as_such(tmp_path: Path) -> None:
         assert res.returncode == 2, res.stderr
         assert res.stderr.strip() == (f"medq: error: {tmp_path / name}: not a PyTorch checkpoint "
                                       "file (medq train writes them as .pt)")
+    import torch
+
+    torch.save(torch.zeros(3), tmp_path / "tensor.pt")  # a checkpoint, but of no medq model
+    for command, kind in (("assess", "quality"), ("restore", "restoration")):
+        res = run_medq(command, image, "--model", tmp_path / "tensor.pt",
+                       *(("-o", tmp_path / "out.dcm") if command == "restore" else ()))
+        assert res.returncode == 2, res.stderr  # one line, no torch warning before it
+        assert res.stderr == (f"medq: error: {tmp_path / 'tensor.pt'}: not a medq {kind} "
+                              "checkpoint (it holds a Tensor without medq's entries)\n")
 
 
 @pytest.mark.parametrize("command", [("qc", "run"), ("qc", "report"), ("serve",),

@@ -6,6 +6,7 @@ any path to a checkpoint written by `medq train` works as well. Nothing is ever 
 
 from __future__ import annotations
 
+import warnings
 import zipfile
 from functools import lru_cache
 from pathlib import Path
@@ -72,17 +73,34 @@ def resolve(name_or_path: str | Path) -> Path:
                            f"or one of the shipped models ({names})")
 
 
-@lru_cache(maxsize=4)
-def _load(path: str) -> tuple[Any, dict[str, Any]]:
+def read_checkpoint(path: str, what: str) -> dict[str, Any]:
+    """The entries of a checkpoint file medq wrote (`torch.save` of a dict, read without
+    pickled code), or the error naming `what` it should have been: a file torch.save did not
+    write, one whose pickle holds code, or one holding a bare tensor rather than a dict."""
     import torch
-
-    from medq.assess.models import checkpoint_class
 
     if not zipfile.is_zipfile(path):  # what torch.save writes; torch.load's own errors on any
         raise checkpoint_error("not a PyTorch checkpoint file (medq train writes them as .pt)",
                                path)  # other file read like "KeyError: 101"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 — a pickle with code in it, a damaged archive
+        raise checkpoint_error(f"not a {what} (it holds more than tensors and plain values, "
+                               f"or is damaged: {type(e).__name__})", path) from e
+    if not isinstance(ckpt, dict) or "model" not in ckpt and "members" not in ckpt:
+        raise checkpoint_error(f"not a {what} (it holds a {type(ckpt).__name__} without medq's "
+                               "entries)", path)
+    return ckpt
+
+
+@lru_cache(maxsize=4)
+def _load(path: str) -> tuple[Any, dict[str, Any]]:
+    from medq.assess.models import checkpoint_class
+
+    ckpt = read_checkpoint(path, "medq quality checkpoint")
     try:  # read once: the file may hold several members
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
         model = checkpoint_class(ckpt["model"]).from_dict(ckpt)
     except ModelError as e:
         raise checkpoint_error(e.reason, path) from e

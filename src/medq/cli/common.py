@@ -235,7 +235,7 @@ def findings_text(findings: list[dict[str, Any]], suspected: Iterable[dict[str, 
 
         text += f"; series: {gaps_text(gaps)}"
     if nonfinite:
-        text += f"; file: {nonfinite:.1%} of pixels not a number"
+        text += f"; file: {nonfinite:.1%} of pixels NaN or infinite"
     return text
 
 

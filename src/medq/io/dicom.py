@@ -233,6 +233,9 @@ def assemble(datasets: list[Dataset], paths: list[Path], source: Path, fmt: str)
             raise UnsupportedImage("a DICOMDIR (the index of a DICOM medium), not an image: "
                                    "give medq the folder it indexes", source)
         name = getattr(uid, "name", None)
+        if name and "Image Storage" in name:  # an image object without its pixels: damaged
+            raise UnreadableImage(f"DICOM {name} object has no pixel data (the file may be "
+                                  "cut short)", source)
         raise UnsupportedImage(f"DICOM {name} object has no image pixels" if name else
                                "DICOM object of unknown SOP class has no image pixels", source)
     iop = as_floats(tag_value(first, "ImageOrientationPatient"))

@@ -202,6 +202,9 @@ def write_raster(image: MedImage, path: str | Path, *, description: str | None =
 def read_npy(path: str | Path) -> MedImage:
     """Read a 2D/3D real-valued `.npy` array (no pickles); spacing is 1 mm (not stored in .npy)."""
     path = Path(path)
+    with open(path, "rb") as fh:
+        if fh.read(6) != b"\x93NUMPY":  # np.load reads anything else as a pickle
+            raise UnreadableImage("not a .npy array (no NumPy header)", path)
     try:
         arr = np.load(path, allow_pickle=False)
     except Exception as e:

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from medq.assess.weights import checkpoint_error, why
+from medq.assess.weights import checkpoint_error, read_checkpoint, why
 from medq.errors import InvalidParameter, ModelError
 from medq.restore.models.ensemble import RestoreEnsemble
 from medq.restore.models.unet import RestoreUNet
@@ -85,10 +85,10 @@ def resolve(name_or_path: str | Path) -> Path:
 
 @lru_cache(maxsize=4)
 def _load(path: str, mtime: float) -> tuple[nn.Module, dict[str, Any]]:
+    ckpt = read_checkpoint(path, "medq restoration checkpoint")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
         model = _from_dict(ckpt)
-    except Exception as e:  # noqa: BLE001 — whatever torch.load or the rebuild trips on
+    except Exception as e:  # noqa: BLE001 — whatever the rebuild trips on
         raise checkpoint_error(f"not a medq restoration checkpoint ({why(e)})", path) from e
     return model.eval(), dict(ckpt.get("medq", {}))
 
