@@ -265,3 +265,22 @@ def test_a_multi_echo_series_is_one_volume_per_echo(tmp_path: Path) -> None:
     assert all(i.series and len(i.files) == 4 for i in items)
     with pytest.raises(EmptySeries, match="no slice with EchoNumbers 3"):
         load(f"{folder}#{uid}@EchoNumbers=3")
+
+
+def test_an_instance_stored_twice_is_read_once_and_stacked_slices_are_counted(
+        tmp_path: Path) -> None:
+    """A copied slice (same SOPInstanceUID) failed the whole series as 'sharing a position';
+    slices that all share one position are counted as such."""
+    for folder, positions in (("dup", (0.0, 1.0, 2.0)), ("same", (0.0, 0.0, 0.0))):
+        (tmp_path / folder).mkdir()
+        series = generate_uid()
+        for i, z in enumerate(positions):
+            ds = pydicom.dcmread(tdata("CT_small.dcm"))
+            ds.SeriesInstanceUID, ds.SOPInstanceUID = series, generate_uid()
+            ds.ImagePositionPatient = [0, 0, z]
+            ds.save_as(tmp_path / folder / f"s{i}.dcm")
+    shutil.copy(tmp_path / "dup" / "s1.dcm", tmp_path / "dup" / "s1 copy.dcm")
+    volume = load(tmp_path / "dup")
+    assert volume.shape == (3, 128, 128) and volume.spacing[0] == pytest.approx(1.0)
+    with pytest.raises(UnsupportedImage, match="3 slices at only 1 distinct position "):
+        load(tmp_path / "same")

@@ -275,9 +275,11 @@ def test_cli_restore_never_replaces_its_input_and_keeps_the_name_in_a_folder(
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)[0]["output"] == str(folder / "mr.dcm")
     assert pydicom.dcmread(folder / "mr.dcm").Modality == "MR"
-    res = run_medq("restore", scan, "-o", f"{tmp_path / 'new'}/", "--method", "tv", "--force")
+    res = run_medq("restore", scan, scan, "-o", f"{tmp_path / 'new'}/", "--method", "tv",
+                   "--force", "--json")
     assert res.returncode == 0, res.stderr  # a trailing slash: a folder, made, the name kept
     assert [p.name for p in (tmp_path / "new").iterdir()] == ["mr.dcm"]
+    assert len(json.loads(res.stdout)) == 1  # the same input named twice is restored once
 
 
 def test_cli_restore_writes_a_volume_from_one_dicom_file_as_a_series(tmp_path: Path,

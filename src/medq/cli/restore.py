@@ -195,7 +195,7 @@ def restore(
 
     outcome = Outcome()
     paths = unpack_all(paths)  # an archive: the folder it holds
-    inputs = assess_inputs(paths, each)
+    inputs = list(dict.fromkeys(assess_inputs(paths, each)))  # one input named twice: once
     output = Path(output_text)
     as_folder = output_text.endswith(("/", os.sep))
     ready = outcome.run(output, lambda: _prepare(paths, inputs, output, as_folder))

@@ -154,9 +154,10 @@ def _order(positions: list[list[float] | None], iop: list[float] | None, numbers
             return order, float(fallback_dz or 1.0), {"z_spacing_source": "SliceThickness"}
         gaps = np.diff(proj[order])
         if np.any(gaps < 1e-3):
-            dup = int(np.sum(gaps < 1e-3))
-            raise UnsupportedImage(f"{n} slices but {dup} share a position with another slice "
-                                   "(multi-echo, repeated or multi-phase acquisition?)", path)
+            places = n - int(np.sum(gaps < 1e-3))
+            raise UnsupportedImage(f"{n} slices at only {places} distinct position"
+                                   f"{'s' if places > 1 else ''} (multi-echo, repeated or "
+                                   "multi-phase acquisition?)", path)
         dz = float(np.median(gaps))
         irregular = bool(np.max(np.abs(gaps - dz)) > 0.01 * dz + 1e-3)
         info = {"z_spacing_source": "ImagePositionPatient", "irregular_spacing": irregular}

@@ -122,8 +122,25 @@ def read_series(folder: str | Path, uid: str | None = None, part: str | None = N
     return _assemble_series([d for _, d in items], [p for p, _ in items], folder)
 
 
+def distinct_instances(datasets: list[Dataset], paths: list[Path]
+                       ) -> tuple[list[Dataset], list[Path]]:
+    """The datasets (and their paths) without those repeating an earlier one's SOPInstanceUID:
+    the same instance stored twice, as copied folders and PACS exports hold it."""
+    seen: set[str] = set()
+    kept = []
+    for ds, path in zip(datasets, paths, strict=True):
+        uid = str(ds.get("SOPInstanceUID") or "")
+        if uid and uid in seen:
+            continue
+        seen.add(uid)
+        kept.append((ds, path))
+    return [ds for ds, _ in kept], [path for _, path in kept]
+
+
 def _assemble_series(datasets: list[Dataset], paths: list[Path], source: Path) -> MedImage:
-    """`assemble` for a series; anything but a medq error becomes a one-line UnreadableImage."""
+    """`assemble` for a series (an instance stored twice read once: `distinct_instances`);
+    anything but a medq error becomes a one-line UnreadableImage."""
+    datasets, paths = distinct_instances(datasets, paths)
     try:
         return assemble(datasets, paths, source, "dicom-series")
     except MedqError:
