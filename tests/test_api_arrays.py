@@ -164,9 +164,11 @@ def test_save_an_array_and_read_it_back(tmp_path: Path, ct_slice: MedImage) -> N
     assert nifti.modality == "CT" and nifti.spacing == (0.5, 0.5)  # Hounsfield values: CT
     holed = ct_slice.array.copy()
     holed[0, 0] = np.nan
-    with pytest.raises(InvalidImage, match="NaN or infinite"):
-        medq.save(holed, tmp_path / "holed.npy")
-    assert not (tmp_path / "holed.npy").exists()
+    with pytest.raises(InvalidImage, match="NaN or infinite pixels in this format"):
+        medq.save(holed, tmp_path / "holed.png")
+    assert not (tmp_path / "holed.png").exists()
+    kept = np.load(medq.save(holed, tmp_path / "holed.npy"))  # a float format keeps them
+    assert np.isnan(kept[0, 0]) and np.array_equal(kept[1:], holed[1:].astype(np.float32))
 
 
 def test_the_stage_entry_points_show_their_own_signatures_and_docs() -> None:

@@ -26,7 +26,7 @@ from medq.errors import (
 )
 from medq.image import PHOTO_MODALITIES, MedImage
 from medq.io import archive, dicom, dicom_series, dicom_write, gz, itk, neuro, nifti, raster
-from medq.io.arrays import as_image, finite_pixels, from_array
+from medq.io.arrays import as_image, finite_pixels, from_array, with_nonfinite
 from medq.io.bids import inherited_sidecar, sidecar_acquisition
 from medq.io.sidecar import read_sidecar, write_sidecar
 from medq.io.special import SPECIAL_REASON, is_special_file
@@ -297,6 +297,8 @@ def save(image: MedImage | np.ndarray, path: str | Path, *, reference: str | Pat
         raise InvalidImage("cannot save an image with NaN or infinite pixels in this format "
                            "(NIfTI, MetaImage, NRRD and .npy keep them)", p)
     image = as_image(image, modality=modality, region=region, spacing=spacing)
+    if image.meta.get("nonfinite") and named in NONFINITE_FORMATS:  # the NaN/inf pixels that
+        image = image.evolve(array=with_nonfinite(image.array, image))  # reading set aside
     fmt = check_writable(image, p)
     try:
         if fmt in ("dicom", "dicom-series"):
