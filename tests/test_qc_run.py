@@ -19,6 +19,7 @@ from pydicom.data import get_testdata_file
 
 from medq.data.samples import load_sample
 from medq.degrade import simulate
+from medq.errors import InvalidParameter
 from medq.image import MedImage
 from medq.io import save
 from medq.qc.archive import CORRUPT, make_archive
@@ -230,6 +231,17 @@ def test_export_has_one_row_per_item_in_every_format(qc_done: dict) -> None:
                           str(root / "qc.sqlite"), "-o", str(root / "export.xlsx")],
                          capture_output=True, text=True, timeout=120)
     assert cli.returncode == 2 and "export.xlsx" in cli.stderr and "--format" in cli.stderr
+    from medq.report.qc_report import build_qc_report
+
+    database = (root / "qc.sqlite").read_bytes()
+    scan = next(Path(p) for p in made["items"] if Path(p).is_file())
+    image = scan.read_bytes()
+    for target in (root / "qc.sqlite", root / "qc.sqlite-wal", scan):  # what medq reads
+        with pytest.raises(InvalidParameter, match="write the output elsewhere"):
+            export_items(store, target, "csv")
+        with pytest.raises(InvalidParameter, match="write the output elsewhere"):
+            build_qc_report(store, target)
+    assert (root / "qc.sqlite").read_bytes() == database and scan.read_bytes() == image
 
 
 @pytest.mark.slow
@@ -297,6 +309,8 @@ def test_qc_run_rejects_bad_input_before_starting_workers(tmp_path: Path) -> Non
     broken = _medq("qc", "run", str(archive), "--db", str(db), "--model", str(junk))
     assert broken.returncode == 2 and not db.exists()
     assert f"{junk}: not a PyTorch checkpoint file" in broken.stderr
+    many = _medq("qc", "run", str(archive), "--db", str(db), "--workers", "100000")
+    assert many.returncode == 2 and "--workers 100000: give 1 to" in many.stderr  # out of memory
     missing = _medq("qc", "run", str(tmp_path / "nowhere"), "--db", str(db))
     assert missing.returncode == 2 and "nowhere: no such file or directory" in missing.stderr
     nodir = _medq("qc", "run", str(archive), "--db", str(tmp_path / "no" / "qc.sqlite"))
@@ -341,7 +355,6 @@ def test_ctrl_c_records_the_counts_so_far_and_a_rerun_continues(tmp_path: Path, 
 
 
 def test_export_refuses_a_model_the_database_does_not_hold(tmp_path: Path) -> None:
-    from medq.errors import InvalidParameter
     from medq.qc.export import export_items
 
     db, dest = tmp_path / "qc.sqlite", tmp_path / "x.csv"

@@ -118,6 +118,7 @@ def export_items(store: Store, dest: str | Path, fmt: str | None = None, *,
     from medq.io.atomic import atomic_path
 
     dest = Path(dest)
+    store.refuse_output(dest)
     fmt = format_for(dest, fmt)
     rows = export_rows(store, flat=fmt != "json", model=model)
     try:

@@ -14,6 +14,7 @@ import functools
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -55,6 +56,23 @@ IN_FLIGHT_PER_WORKER = 3
 def default_workers() -> int:
     """Worker processes by default: the CPU cores this process may use."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+WORKERS_PER_CORE = 4
+"""Most local worker processes `--workers` may ask for, per core (each holds the model: some
+hundreds of MB; thousands of them ran a machine out of memory)."""
+
+
+def check_workers(workers: int | None) -> None:
+    """InvalidParameter (bad input) for a local worker count below 1 or above
+    `WORKERS_PER_CORE` × the cores."""
+    from medq.errors import InvalidParameter
+
+    limit = WORKERS_PER_CORE * default_workers()
+    if workers is not None and not 1 <= workers <= limit:
+        raise InvalidParameter(f"--workers {workers}: give 1 to {limit} ({WORKERS_PER_CORE} per "
+                               f"core of the {default_workers()} this process may use; each "
+                               "worker is a process holding the model)")
 
 
 def model_key(model: str) -> str:
@@ -203,8 +221,10 @@ def ctrl_c_deferred() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a pending Ctrl-C is handled here
 
 
-def start_client(workers: int | None, scheduler: str | None) -> tuple[Client, int]:
-    """A Dask client on the scheduler at `scheduler`, else on a new LocalCluster of processes."""
+def start_client(workers: int | None, scheduler: str | None, items: int | None = None
+                 ) -> tuple[Client, int]:
+    """A Dask client on the scheduler at `scheduler`, else on a new LocalCluster of processes
+    (`workers`, `check_workers`; never more than the `items` to assess)."""
     from distributed import Client, LocalCluster
 
     from medq.errors import InvalidParameter
@@ -217,7 +237,8 @@ def start_client(workers: int | None, scheduler: str | None) -> tuple[Client, in
         return client, max(1, len(client.nthreads()))
     import dask
 
-    n = max(1, int(workers or default_workers()))
+    check_workers(workers)
+    n = max(1, min(int(workers or default_workers()), items or sys.maxsize))
     with dask.config.set(LOCAL_CLUSTER_CONFIG):
         # the scheduler's HTTP endpoint on a free loopback port: no clash with another run;
         # Dask's own logs stay quiet (a worker closing mid-heartbeat logs a harmless ERROR);
@@ -315,6 +336,8 @@ def run_qc(archive: str | Path, store: Store, *, model: str = "mediqa-s",
     from medq.qc.discover import discover
 
     start = time.perf_counter()
+    if not scheduler:
+        check_workers(workers)  # before any work
     resolve(model)  # an unknown model fails here (InvalidParameter), not per item on the workers
     key = model_key(model)
     items = discover(archive, each_volume)
@@ -335,7 +358,8 @@ def run_qc(archive: str | Path, store: Store, *, model: str = "mediqa-s",
     try:
         if own:
             with ctrl_c_deferred():  # a Ctrl-C meanwhile stops the run once the cluster is up
-                client, n_workers = start_client(workers, scheduler)
+                client, n_workers = start_client(workers, scheduler,
+                                                 len(todo) + len(unreadable))
         elif client is not None:
             n_workers = len(client.nthreads())
         run_id = store.start_run(str(Path(archive).expanduser().resolve()), key, n_workers,

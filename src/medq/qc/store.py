@@ -136,6 +136,8 @@ class Store:
             raise InvalidParameter(f"not a database URL ({e})", str(url)) from e
         self.display_url = parsed.render_as_string(hide_password=True)
         self.dialect = parsed.get_backend_name()
+        self.database_file = Path(parsed.database).expanduser().resolve() if (  # SQLite's file
+            self.dialect == "sqlite" and parsed.database not in (None, "", ":memory:")) else None
         kwargs: dict[str, Any] = {"future": True}
         if self.dialect == "sqlite":
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
@@ -221,6 +223,25 @@ class Store:
             return [_row(r._mapping) for r in rows]
 
     # items -----------------------------------------------------------------------------------
+
+    def refuse_output(self, output: str | Path) -> None:
+        """InvalidParameter (naming `output`) when writing there would replace this database
+        (its SQLite file or journal) or an image whose results it holds: an export or a report
+        never overwrites what medq reads."""
+        target = Path(output).expanduser().resolve()
+        if self.database_file is not None:
+            stem = str(self.database_file)
+            if str(target) in (stem, *(stem + end for end in ("-wal", "-shm", "-journal"))):
+                raise InvalidParameter("that is the results database itself; write the output "
+                                       "elsewhere", output)
+        query = sa.select(items_table.c.path).where(
+            items_table.c.path.in_([str(target), str(output)])).limit(1)
+        with self.engine.connect() as conn:
+            found = conn.execute(query).first()
+        if found is not None:
+            raise InvalidParameter(f"that is an image of the results ({found[0]}); write the "
+                                   "output elsewhere (medq never overwrites what it reads)",
+                                   output)
 
     def known(self, model: str) -> dict[str, str]:
         """path → fingerprint of every item already stored (status ok or error) for `model`."""

@@ -160,6 +160,7 @@ def build_qc_report(db: Any, output: str | Path, *, max_flagged: int = 200,
 
     store = db if isinstance(db, Store) else Store(db, create=False)
     try:
+        store.refuse_output(output)
         bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                        TimeElapsedColumn(), console=console or Console(stderr=True),
                        transient=True)
