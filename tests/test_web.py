@@ -143,6 +143,8 @@ def test_item_images_and_slices(web: Web) -> None:
         a.astype(int) - b).mean() > 1
     last = web.client.get(f"/items/{vid}/image.png?slice={depth - 1}").content
     assert web.client.get(f"/items/{vid}/image.png?slice=100000").content == last
+    for size in (0, -5, 100000):  # a 1-pixel or full-size PNG came back
+        assert web.client.get(f"/items/{vid}/image.png?size={size}").status_code == 422
     thumb = png_pixels(web.client.get(f"/items/{vid}/thumb.png").content)
     assert max(thumb.shape[:2]) == 72
 
@@ -153,6 +155,8 @@ def test_item_images_and_slices(web: Web) -> None:
     "/items/%2e%2e/%2e%2e/etc/passwd", "/items/1/../../../../etc/passwd",
     "/items/..%2f..%2fetc%2fpasswd/image.png", "/api/items/..%2F..%2Fetc%2Fpasswd",
     "/items/-1/image.png", "/items/1%2F..%2F..%2Fetc%2Fpasswd",
+    "/items/99999999999999999999999", "/api/items/99999999999999999999999",  # beyond int64
+    "/api/items/99999999999999999999/reviews", "/items/99999999999999999999/image.png",
 ])
 def test_unknown_ids_and_path_traversal_are_404(web: Web, url: str) -> None:
     r = web.client.get(url)
@@ -215,6 +219,19 @@ def test_review_via_api(web: Web) -> None:
     missing = web.client.post("/api/items/999999/review",
                               json={"reviewer": "Dr Bo", "decision": "accept"})
     assert missing.status_code == 404
+    huge = web.client.post("/api/items/99999999999999999999999/review",
+                           json={"reviewer": "Dr Bo", "decision": "accept"})
+    assert huge.status_code == 404  # was a bare 500 (an id no database integer holds)
+    # a lone surrogate (its echo in the 422 could not be encoded: 500) and a NUL in a name
+    for body in ('{"reviewer": "Dr Bo", "decision": "comment", "comment": "\\ud800"}',
+                 '{"reviewer": "Dr\\u0000Bo", "decision": "accept"}'):
+        odd = web.client.post(f"/api/items/{target}/review", content=body,
+                              headers={"content-type": "application/json"})
+        assert odd.status_code == 422 and ("valid string" in odd.text
+                                           or "control characters" in odd.text), odd.text
+    far = web.client.get("/api/items?offset=99999999999999999999999")
+    assert far.status_code == 200 and far.json()["items"] == []
+    assert web.client.get("/items?page=99999999999999999999").status_code == 200
 
 
 def test_review_persists_across_a_new_app_instance(web: Web) -> None:
@@ -362,6 +379,10 @@ def test_upload_rejects_what_is_not_an_image(web: Web) -> None:
         assert r.status_code == 400, (name, r.text)
         assert r.json()["detail"].startswith(f"{name}: ")
     assert "one image per upload" in r.json()["detail"]  # the archive says what to do
+    buffer = io.BytesIO()
+    np.save(buffer, np.full((64, 64), 3.0))  # read, but blank: refused by the assessment
+    blank = web.client.post("/api/upload", files={"file": ("const.npy", buffer.getvalue())})
+    assert blank.status_code == 400 and blank.json()["detail"].startswith("const.npy: ")
     assert web.client.post("/api/upload", data={"modality": "CT"}).status_code == 400
     page = web.client.post("/upload", files={"file": ("notes.txt", b"text" * 50)})
     assert page.status_code == 400 and 'id="upload-error"' in page.text

@@ -15,6 +15,7 @@ import datetime as dt
 import json
 import math
 import os
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +119,23 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA journal_mode=WAL")
     cur.close()
     _read_pragmas(dbapi_conn, _record)
+
+
+def review_text_problem(reviewer: str, comment: str) -> str | None:
+    """Why a review's texts cannot be stored (a lone surrogate, which no encoding holds; a
+    control character in the reviewer's name), or None."""
+    for field, text in (("reviewer's name", reviewer), ("comment", comment)):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"the {field} is not valid text (a lone surrogate character)"
+    if any(unicodedata.category(ch) == "Cc" for ch in reviewer):
+        return "the reviewer's name holds control characters"
+    return None
+
+
+LARGEST_ID = 2**63 - 1
+"""The largest integer a database column holds: no item id (or row offset) lies beyond it."""
 
 
 class Store:
@@ -310,7 +328,8 @@ class Store:
         query = self._filtered(sa.select(items_table), modality, verdict, status, min_score,
                                max_score, reviewed, model)
         id_order = items_table.c.id.desc() if descending else items_table.c.id.asc()
-        query = query.order_by(order.nulls_last(), id_order).offset(max(0, int(offset)))
+        query = query.order_by(order.nulls_last(), id_order).offset(
+            min(max(0, int(offset)), LARGEST_ID))  # further than any row: an empty page
         if limit is not None:
             query = query.limit(max(0, int(limit)))
         with self.engine.connect() as conn:
@@ -343,6 +362,8 @@ class Store:
 
     def item(self, item_id: int) -> dict[str, Any] | None:
         """One item (same dict as `items`), or None when there is no such id."""
+        if not 0 < int(item_id) <= LARGEST_ID:  # a database integer holds no other id
+            return None
         with self.engine.connect() as conn:
             found = conn.execute(sa.select(items_table).where(items_table.c.id == int(item_id)))
             mapping = found.mappings().first()
@@ -375,6 +396,9 @@ class Store:
         reviewer = " ".join(str(reviewer or "").split())
         if not reviewer:
             raise InvalidParameter("a review needs the reviewer's name")
+        reason = review_text_problem(reviewer, str(comment or ""))
+        if reason:
+            raise InvalidParameter(reason)
         if decision == "comment" and not str(comment or "").strip():
             raise InvalidParameter(COMMENT_NEEDED)
         values = {"item_id": int(item_id), "reviewer": reviewer[:128], "decision": decision,

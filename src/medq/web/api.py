@@ -16,7 +16,7 @@ from fastapi.security import HTTPBearer
 from pydantic import BaseModel, Field, model_validator
 
 from medq.errors import InputError
-from medq.qc.store import COMMENT_NEEDED
+from medq.qc.store import COMMENT_NEEDED, review_text_problem
 
 Verdict = Literal["good", "usable", "reject"]
 Decision = Literal["accept", "reject", "comment"]
@@ -36,12 +36,16 @@ class ReviewFields(BaseModel):
 
 
 class ReviewIn(ReviewFields):
-    """A new review: a `comment` decision must carry a comment (422 otherwise)."""
+    """A new review: a `comment` decision must carry a comment, and its texts must be valid
+    (`Store.add_review`'s rules; 422 otherwise)."""
 
     @model_validator(mode="after")
     def _comment_has_text(self) -> ReviewIn:
         if self.decision == "comment" and not self.comment.strip():
             raise ValueError(COMMENT_NEEDED)
+        reason = review_text_problem(self.reviewer, self.comment)
+        if reason:
+            raise ValueError(reason)
         return self
 
 

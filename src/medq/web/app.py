@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import FastAPI, Form, HTTPException, Request, Response
+from fastapi import FastAPI, Form, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -102,6 +104,14 @@ def create_app(db_url: str | Path, token: str | None = None,
         return await run_in_threadpool(page, request, "message.html", exc.status_code,
                                        title=f"Error {exc.status_code}", message=str(exc.detail))
 
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        """422 naming each problem, without echoing the input back (a 2 MB comment came back
+        whole, and a lone surrogate in it could not be encoded at all)."""
+        problems = [{k: v for k, v in e.items() if k in ("type", "loc", "msg")}
+                    for e in exc.errors()]
+        return JSONResponse({"detail": jsonable_encoder(problems)}, status_code=422)
+
     @app.get("/", include_in_schema=False)
     def home() -> RedirectResponse:
         return RedirectResponse("/items", status_code=303)
@@ -122,8 +132,13 @@ def create_app(db_url: str | Path, token: str | None = None,
         return page(request, "item.html", item=item, reviews=store.reviews(item_id),
                     slices=_slices(item))
 
+    def clamped(item: dict[str, Any], index: int | None) -> int | None:
+        """A slice index within the item's slices (the scroller's ends past them)."""
+        return None if index is None else min(max(index, 0), _slices(item) - 1)
+
     def png(item_id: int, index: int | None, side: int | None) -> Response:
         item = item_or_404(item_id)
+        index = clamped(item, index)
         try:
             data = images.item_png(item, index, side)
         except MedqError as e:
@@ -131,8 +146,9 @@ def create_app(db_url: str | Path, token: str | None = None,
         return Response(data, media_type="image/png", headers=PNG_CACHE)
 
     @app.get("/items/{item_id:int}/image.png", include_in_schema=False)
-    def image_png(item_id: int, slice: int | None = None, size: int | None = None) -> Response:
-        return png(item_id, slice, min(size, 2048) if size else None)
+    def image_png(item_id: int, slice: int | None = None,
+                  size: int | None = Query(None, ge=16, le=2048)) -> Response:
+        return png(item_id, slice, size)
 
     @app.get("/items/{item_id:int}/thumb.png", include_in_schema=False)
     def thumb_png(item_id: int) -> Response:
@@ -143,7 +159,7 @@ def create_app(db_url: str | Path, token: str | None = None,
         from medq.web.restored import restored_png as render
 
         item = item_or_404(item_id)
-        status, body, note = render(item, slice)
+        status, body, note = render(item, clamped(item, slice))
         if status != 200:
             return JSONResponse({"detail": body}, status_code=status)
         return Response(body, media_type="image/png", headers={"X-Medq-Note": quote(note)})

@@ -244,7 +244,11 @@ class Uploader:
                 from medq.assess.predictor import Assessor
 
                 self._assessor = Assessor(self.model)
-            assessment = self._assessor.assess(image)
+            try:
+                assessment = self._assessor.assess(image)
+            except InputError as e:  # a blank or tiny image: as a load failure, not kept
+                _discard(path)
+                raise type(e)(e.reason, client_base(name)) from e
         item = Item(str(path), (str(path),))
         return self.store.record({**ok_result(item, assessment, image), "model": model_key(
             self.model), "fingerprint": fingerprint(item.files)})
