@@ -191,3 +191,24 @@ def test_load_refuses_an_array_and_describe_an_assessment_with_the_way_to_do_it(
         medq.load(array)
     with pytest.raises(InvalidParameter, match=r"not its Assessment: .*report_from"):
         medq.describe(medq.assess(array))
+
+
+def test_a_one_slice_array_is_a_plane_and_a_list_of_images_is_refused(ct_slice: MedImage
+                                                                      ) -> None:
+    """`(1, y, x)` (a channel-first tensor's plane) was graded as a one-slice volume, another
+    score than the same plane; a list of planes was stacked into a volume without a word; a
+    modality medq does not grade was taken in Python, refused on the command line."""
+    import torch
+
+    from medq.errors import InvalidParameter, UnsupportedImage
+
+    plane = np.asarray(ct_slice.array, dtype=np.float32)
+    flat = medq.assess(plane, modality="CT", measures=False)
+    for stacked in (plane[None], torch.from_numpy(plane)[None]):
+        one = medq.assess(stacked, modality="CT", measures=False)
+        assert one.score == flat.score and one.prompts == flat.prompts
+    with pytest.raises(UnsupportedImage, match="a list of 2 images: for many inputs use"):
+        medq.assess([plane, plane], modality="CT")
+    for entry in (medq.assess, medq.describe):
+        with pytest.raises(InvalidParameter, match="'US' is not a modality medq grades"):
+            entry(plane, modality="US")

@@ -22,6 +22,21 @@ REGIONS = (
 PHOTO_MODALITIES = ("OP",)
 """Modalities whose images may be RGB `(y, x, 3)`."""
 
+GRADED_MODALITIES = ("CT", "MR", "PT", "CR", "DX", "OP")
+"""Modalities a user may name for `medq assess`, `describe` and `restore` (the ones medq grades)."""
+
+
+def graded_modality(modality: str | None) -> str | None:
+    """A modality a user named for grading, upper-cased (None stays None); InvalidParameter for
+    one medq does not grade."""
+    if modality is None:
+        return None
+    code = str(modality).strip().upper()
+    if code not in GRADED_MODALITIES:
+        raise InvalidParameter(f"{modality!r} is not a modality medq grades; use one of "
+                               f"{', '.join(GRADED_MODALITIES)}")
+    return code
+
 
 def as_float32(arr: np.ndarray, source: str | None) -> np.ndarray:
     """`arr` as float32; InvalidImage when finite values lie beyond float32's range (±3.4e38) or

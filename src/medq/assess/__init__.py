@@ -33,9 +33,11 @@ def assess(image: Any, model: str | Path = "mediqa-s", measures: bool = True, *,
     array (`(y, x)`, `(z, y, x)` or colour `(y, x, 3)`; `medq.io.from_array`), with a shipped
     model or a checkpoint path. `modality`, `region` and `spacing` (mm) replace what the input
     states (an array states nothing: OT, or CT for Hounsfield values, at 1 mm)."""
+    from medq.image import graded_modality
     from medq.io.arrays import as_image
 
-    item = as_image(image, modality=modality, region=region, spacing=spacing)
+    item = as_image(image, modality=graded_modality(modality), region=region,
+                    spacing=spacing)
     return shared_assessor(str(model), measures, modality).assess(item)
 
 

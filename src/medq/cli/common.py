@@ -30,6 +30,7 @@ from rich.table import Column, Table
 
 from medq import __version__
 from medq.errors import InputError, InvalidParameter, MedqError
+from medq.image import graded_modality
 
 app = typer.Typer(
     name="medq",
@@ -284,18 +285,12 @@ def write_results(folder: Path, name: str, payload: Any, indent: int = 2) -> Pat
     return path
 
 
-USER_MODALITIES = ("CT", "MR", "PT", "CR", "DX", "OP")
-"""What `--modality` takes: the modalities medq grades (case does not matter)."""
-
-
 def _modality(value: str | None) -> str | None:
     """`--modality` upper-cased; a usage error (exit code 2) for anything medq does not grade."""
-    if value is None:
-        return None
-    if value.strip().upper() not in USER_MODALITIES:
-        raise typer.BadParameter(f"{value!r} is not a modality medq grades; use one of "
-                                 f"{', '.join(USER_MODALITIES)}")
-    return value.strip().upper()
+    try:
+        return graded_modality(value)
+    except InvalidParameter as e:
+        raise typer.BadParameter(e.reason) from None
 
 
 MODALITY_OPTION = typer.Option(

@@ -34,13 +34,15 @@ def describe(image: Any, model: str | Path = "mediqa-s", *, modality: str | None
     from medq.assess import shared_assessor
     from medq.assess.assessment import Assessment
     from medq.errors import InvalidParameter
+    from medq.image import graded_modality
     from medq.io.arrays import as_image
 
     if isinstance(image, Assessment):
         raise InvalidParameter("medq.describe takes the image (a path, an array or a MedImage), "
                                "not its Assessment: medq.describe.report_from(assessment, image) "
                                "describes an assessment")
-    loaded = as_image(image, modality=modality, region=region, spacing=spacing)
+    loaded = as_image(image, modality=graded_modality(modality), region=region,
+                    spacing=spacing)
     assessor = shared_assessor(str(model), True, modality, describe=True)  # + detector input
     return report_from(assessor.assess(loaded), loaded)
 

@@ -123,9 +123,10 @@ def from_array(array: Any, *, spacing: float | Sequence[float] | None = None,
                modality: str | None = None, region: str | None = None,
                source: str | None = None, meta: dict[str, Any] | None = None) -> MedImage:
     """A MedImage of an array: grey `(y, x)` / `(z, y, x)` in its own units (a trailing axis of
-    length 1 is dropped), or colour `(y, x, 3|4)` as a photograph (modality OP, values scaled to
-    0–1). `spacing` in mm (a number for every axis, or one per axis; 1 mm when not given),
-    `modality` a DICOM code (else OT, or OP for colour), `region` one of `medq.image.REGIONS`.
+    length 1 is dropped, as is a leading one: `(1, y, x)`), or colour `(y, x, 3|4)` as a
+    photograph (modality OP, values scaled to 0–1). `spacing` in mm (a number for every axis,
+    or one per axis; 1 mm when not given), `modality` a DICOM code (else OT, or OP for
+    colour), `region` one of `medq.image.REGIONS`.
     Non-finite pixels are handled as files' are (`finite_pixels`).
     Raises UnsupportedImage for what is not a real 2D/3D image, InvalidParameter for a bad
     spacing, modality or region."""
@@ -141,8 +142,15 @@ def from_array(array: Any, *, spacing: float | Sequence[float] | None = None,
         raise UnsupportedImage(f"array of dtype {arr.dtype} is not a real image" + (
             "; for many inputs use medq.assess.predictor.Assessor().assess_many(inputs)"
             if many else ""), source)
+    if isinstance(array, (list, tuple)) and array and all(
+            getattr(a, "ndim", 0) >= 2 for a in array):  # np.asarray would stack them silently
+        raise UnsupportedImage(f"a list of {len(array)} images: for many inputs use "
+                               "medq.assess.predictor.Assessor().assess_many(inputs); for one "
+                               "volume pass np.stack(images)", source)
     if arr.ndim == 3 and arr.shape[-1] == 1:
         arr = arr[..., 0]
+    elif arr.ndim == 3 and arr.shape[0] == 1 and arr.shape[-1] not in COLOUR_CHANNELS:
+        arr = arr[0]  # one slice (1, y, x), as a channel-first tensor holds a plane: 2D
     if arr.ndim not in (2, 3) or arr.size == 0:
         raise UnsupportedImage(f"array of shape {arr.shape} is not a 2D (y, x) or 3D (z, y, x) "
                                "image", source)

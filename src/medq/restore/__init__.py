@@ -23,10 +23,12 @@ def restore(image: Any, method: str = "auto", assessment: Any = None, *,
     pixels as a NumPy array: `result.array`). The image is a MedImage, a path or a NumPy array,
     as `medq.assess` takes them (with the same `modality`, `region` and `spacing` overrides);
     `options` are `pipeline.restore`'s."""
+    from medq.image import graded_modality
     from medq.io.arrays import as_image
     from medq.restore.pipeline import restore as run
 
-    loaded = as_image(image, modality=modality, region=region, spacing=spacing)
+    loaded = as_image(image, modality=graded_modality(modality), region=region,
+                    spacing=spacing)
     if modality is not None and options.get("assessor") is None:  # assessed as told, twice
         from medq.assess import shared_assessor
 
