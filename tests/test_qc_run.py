@@ -444,10 +444,12 @@ def _ctrl_c_as_in_a_terminal() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def test_ctrl_c_in_a_terminal_stops_the_run_with_one_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop", ["ctrl_c", "sigterm"])
+def test_ctrl_c_in_a_terminal_stops_the_run_with_one_line(tmp_path: Path, stop: str) -> None:
     """Ctrl-C reaches the whole foreground process group, Dask's workers too: the run stops with
     exit 130 and the one interrupted line, and no worker prints a KeyboardInterrupt traceback
-    (before: two tracebacks of 30 lines each)."""
+    (before: two tracebacks of 30 lines each). SIGTERM to medq alone (`timeout`, systemd, a
+    batch scheduler) stops it the same way with exit 143; it left the run row at 0 items."""
     make_archive(tmp_path / "archive", 24)
     db = tmp_path / "qc.sqlite"
     proc = subprocess.Popen(_qc_command(tmp_path / "archive", db), start_new_session=True,
@@ -461,14 +463,19 @@ def test_ctrl_c_in_a_terminal_stops_the_run_with_one_line(tmp_path: Path) -> Non
             if watcher.count() >= 2:
                 break
         time.sleep(0.1)
-    os.killpg(proc.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
+    if stop == "ctrl_c":
+        os.killpg(proc.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
+    else:
+        proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
+    assert proc.returncode == (130 if stop == "ctrl_c" else 143), err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
     last = err.strip().splitlines()[-1]
     assert last.startswith("medq: interrupted after ") and last.endswith(
         " items; run the same command again to continue"), err
     assert out == "" and _group_gone(proc.pid, within=20.0)
+    run = watcher.runs()[-1]
+    assert run["finished_at"] is None and run["ok"] + run["errors"] >= 2  # the counts so far
     watcher.close()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,13 @@ def run(
     if isinstance(store, BaseException):
         outcome.exit()
     results: list[dict[str, Any]] = []
+    terminated: list[int] = []
+
+    def terminate(signum: int, frame: Any) -> None:  # `timeout`, systemd, a scheduler's stop
+        terminated.append(signum)
+        raise KeyboardInterrupt  # stopped as Ctrl-C stops it: the counts so far are recorded
+
+    previous = signal.signal(signal.SIGTERM, terminate)
     try:
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                       _RateColumn(), TimeRemainingColumn(), console=err,
@@ -107,10 +115,12 @@ def run(
                 archive, store, model=model, workers=workers, scheduler=scheduler,
                 measures=measures, batch=batch_size, retry_errors=retry_errors, each_volume=each,
                 on_plan=on_plan, on_result=on_result))
-    except RunInterrupted as e:  # Ctrl-C: the run row holds the counts so far
+    except RunInterrupted as e:  # Ctrl-C or SIGTERM: the run row holds the counts so far
         store.close()
         err.print(f"medq: {e}", markup=False, highlight=False)
-        raise typer.Exit(130) from e
+        raise typer.Exit(143 if terminated else 130) from e
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     store.close()
     if isinstance(summary, BaseException):
         outcome.exit()

@@ -206,13 +206,14 @@ def ctrl_c_deferred() -> Iterator[None]:
     importing, died with tracebacks, and a LocalCluster interrupted half-started cannot be closed
     (Dask's exit hook printed an AssertionError). SIGINT is ignored meanwhile (an ignored signal
     stays ignored in a child, through exec) and blocked in this thread (Linux then keeps it
-    pending instead of dropping it, unless another thread of this process takes it). Outside
-    the main thread, where Python does not handle signals, nothing changes."""
+    pending instead of dropping it, unless another thread of this process takes it); SIGTERM
+    (`medq qc run` answers it as Ctrl-C) is held back the same way. Outside the main thread,
+    where Python does not handle signals, nothing changes."""
     if threading.current_thread() is not threading.main_thread() or \
             not hasattr(signal, "pthread_sigmask"):
         yield
         return
-    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         yield
