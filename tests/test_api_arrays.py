@@ -212,3 +212,19 @@ def test_a_one_slice_array_is_a_plane_and_a_list_of_images_is_refused(ct_slice: 
     for entry in (medq.assess, medq.describe):
         with pytest.raises(InvalidParameter, match="'US' is not a modality medq grades"):
             entry(plane, modality="US")
+
+
+def test_spacing_colour_and_empty_path_refusals_say_what_is_wrong(ct_slice: MedImage,
+                                                                  retina: MedImage,
+                                                                  tmp_path: Path) -> None:
+    from medq.errors import InvalidParameter
+
+    plane = np.asarray(ct_slice.array, dtype=np.float32)
+    for spacing in (0.0, -1.0, float("nan")):  # "spacing (0.0, 0.0) does not fit shape …"
+        with pytest.raises(InvalidParameter, match="spacing must be positive and finite"):
+            medq.assess(plane, spacing=spacing)
+    photo = medq.save(retina, tmp_path / "retina.png")
+    with pytest.raises(InvalidParameter, match="only a photograph \\(OP\\) is colour"):
+        load(photo, modality="CT")
+    with pytest.raises(InvalidParameter, match="an empty path names no file"):
+        load("")  # it read the current folder

@@ -94,8 +94,15 @@ class MedImage:
             raise InvalidImage(f"image must be 2D or 3D with no empty axis, got shape {arr.shape}",
                                self.source)
         spacing = tuple(float(s) for s in self.spacing) if self.spacing else (1.0,) * spatial
-        if len(spacing) != spatial or not all(np.isfinite(s) and s > 0 for s in spacing):
-            raise InvalidParameter(f"spacing {spacing} does not fit shape {arr.shape}")
+        if not all(np.isfinite(s) and s > 0 for s in spacing):
+            raise InvalidParameter(f"spacing must be positive and finite (mm), got {spacing}",
+                                   self.source)
+        if len(spacing) != spatial:
+            colour = arr.ndim == 3 and arr.shape[-1] in (3, 4) and not rgb
+            raise InvalidParameter(
+                f"{modality} image named for a colour picture of shape {arr.shape}: only a "
+                "photograph (OP) is colour" if colour and len(spacing) == 2 else
+                f"spacing {spacing} does not fit shape {arr.shape}", self.source)
         object.__setattr__(self, "array", arr)
         object.__setattr__(self, "modality", modality)
         object.__setattr__(self, "region", region)

@@ -175,6 +175,8 @@ def load(path: str | Path, *, modality: str | None = None, region: str | None = 
         raise InvalidParameter(f"medq.load reads a file or folder path, not a {type(path).__name__}"
                                ": give arrays to medq.assess, describe or restore directly, or "
                                "make a MedImage with medq.io.from_array(array)")
+    if not os.fspath(path).strip():  # Path("") is the current folder
+        raise InvalidParameter("an empty path names no file or folder")
     p = Path(path)
     fmt = sniff(p)
     file, volume = volume_in_file(p) or (p, None)  # a volume of a 4D file: that file
