@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from conftest_qc import MODEL, filled_db
+from medq.errors import InvalidParameter
 from medq.qc.store import Store
 from medq.report.qc_report import build_qc_report
 from medq.report.render import CT_WINDOW
@@ -114,6 +115,12 @@ def test_report_caps_thumbnails_and_says_how_many_more(qc_db: tuple, tmp_path: P
     total = sum(_flagged(rows).values())
     assert len(_cards(html)) == 2
     assert f"Showing the first 2;\n{total - 2} more are in the database" in html
+    none = build_qc_report(db, tmp_path / "r0.html", max_flagged=0).read_text(encoding="utf-8")
+    assert "No thumbnails asked for" in none and "Nothing flagged" not in none
+    assert "Showing the first 0" not in none  # it said so, and then "Nothing flagged."
+    with pytest.raises(InvalidParameter, match="name the output .html"):
+        build_qc_report(db, tmp_path / "r.pdf")  # it wrote HTML into r.pdf
+    assert not (tmp_path / "r.pdf").exists()
 
 
 def test_report_lists_errors_and_provenance(qc_db: tuple, tmp_path: Path) -> None:

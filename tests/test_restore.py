@@ -221,7 +221,8 @@ def test_shipped_network_repairs_degraded_samples(kind: str, margin: float) -> N
     assert after > before + margin, (before, after)
     assert result.before is not None and result.after is not None
     assert result.image.meta["history"][-1]["step"] == "restore"
-    assert "Restored with auto" in result.note and str(round(result.before, 2)) in result.note
+    assert "Restored with the network, conditioned on the description (auto)" in result.note
+    assert str(round(result.before, 2)) in result.note
 
 
 def test_pseudo_mr_pairs_and_joined_pair_sets() -> None:

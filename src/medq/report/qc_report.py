@@ -158,6 +158,8 @@ def build_qc_report(db: Any, output: str | Path, *, max_flagged: int = 200,
     from medq.io.atomic import atomic_write_text
     from medq.qc.store import Store
 
+    if Path(output).suffix.lower() not in (".html", ".htm"):  # r.pdf held HTML
+        raise InvalidParameter("the QC report is an HTML page: name the output .html", output)
     store = db if isinstance(db, Store) else Store(db, create=False)
     try:
         store.refuse_output(output)

@@ -129,12 +129,19 @@ def _assess(image: MedImage, assessor: Any) -> Any:
     return medq.assess.assess(image)
 
 
+METHOD_WORDS = {"auto": "the network, conditioned on the description (auto)",
+                "net": "the network (net)", "bm3d": "BM3D", "nlm": "non-local means",
+                "tv": "total variation"}
+"""How a restoration note names each `--method`."""
+
+
 def _note(method: str, addressed: list[str], before: float | None, after: float | None,
           lossy: dict[str, Any] | None = None) -> str:
     """The note for a changed image (and, for a lossy input file, what restoring cannot do)."""
     what = ", ".join(a.replace("_", " ") for a in addressed)
-    line = (f"Restored with {method} for {what}" if addressed
-            else f"Restored with {method} (forced: nothing was found to repair)")
+    how = METHOD_WORDS.get(method, method)
+    line = (f"Restored with {how} for {what}" if addressed
+            else f"Restored with {how} (forced: nothing was found to repair)")
     if before is None or after is None:
         line += "."
     elif round(after, 2) > round(before, 2):
