@@ -209,6 +209,9 @@ def test_a_one_slice_array_is_a_plane_and_a_list_of_images_is_refused(ct_slice: 
         assert one.score == flat.score and one.prompts == flat.prompts
     with pytest.raises(UnsupportedImage, match="a list of 2 images: for many inputs use"):
         medq.assess([plane, plane], modality="CT")
+    from medq.io.units import in_hounsfield_units
+
+    assert in_hounsfield_units(plane) and not in_hounsfield_units(plane * 1e30)  # read as CT
     for entry in (medq.assess, medq.describe):
         with pytest.raises(InvalidParameter, match="'US' is not a modality medq grades"):
             entry(plane, modality="US")

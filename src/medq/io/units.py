@@ -24,6 +24,10 @@ HU_AIR_SHARE = 0.02
 SOFT_TISSUE_P99 = -100.0
 """The 99th percentile must reach soft tissue (fat is about −100 HU): not an image of air."""
 
+HU_FLOOR, HU_CEILING = -4096.0, 40_000.0
+"""No CT value lies beyond these (padding −3024 … −2000; dense metal on an extended scale tens of
+thousands): an image whose 1st/99th percentiles do is not in Hounsfield units (CT × 1e30)."""
+
 MAX_VALUES = 262_144
 """Values read at most (a larger image, a volume, is sampled on an even stride)."""
 
@@ -33,12 +37,16 @@ INFERRED = "hounsfield units"
 
 def in_hounsfield_units(array: np.ndarray) -> bool:
     """Whether a grey image's values are Hounsfield units: at least `HU_AIR_SHARE` of them below
-    `HU_AIR` and a 99th percentile at soft tissue or above."""
+    `HU_AIR`, a 99th percentile at soft tissue or above, and 1st/99th percentiles within
+    `HU_FLOOR` … `HU_CEILING`."""
     flat = np.asarray(array).reshape(-1)
     flat = flat[:: max(1, flat.size // MAX_VALUES)].astype(np.float64)
     flat = flat[np.isfinite(flat)]
-    return bool(flat.size and np.mean(flat < HU_AIR) >= HU_AIR_SHARE
-                and np.percentile(flat, 99) >= SOFT_TISSUE_P99)
+    if not flat.size:
+        return False
+    low, high = np.percentile(flat, [1, 99])
+    return bool(np.mean(flat < HU_AIR) >= HU_AIR_SHARE and high >= SOFT_TISSUE_P99
+                and low >= HU_FLOOR and high <= HU_CEILING)
 
 
 def infer_modality(image: MedImage) -> MedImage:
