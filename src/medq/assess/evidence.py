@@ -123,20 +123,22 @@ def read_plane(array: np.ndarray, modality: str) -> np.ndarray:
     return a
 
 
-NOMINAL_RANGE = (2.0 ** -6, 2.0 ** 24)
-"""Robust maxima (P99 of |x|) of a non-CT plane that the features read as they are; a plane
+NOMINAL_RANGE = (2.0 ** -10, 2.0 ** 24)
+"""Largest magnitudes (max |x|) of a non-CT plane that the features read as they are; a plane
 beyond them (a quantitative map in SI units, ADC at about 1e-9 m²/s; a float export scaled by
-1e12) is first scaled by a power of two into (128, 256] (`nominal_scale`). Every medq training
-and benchmark image lies within them (0.67 to 3,995)."""
+1e12) is first scaled by a power of two so its largest magnitude lies in (128, 256]
+(`nominal_scale`). No plane or view of the description benchmark, nor of a sample of the
+training sources' items, lies outside them (their maxima: 0.028 to about 2,500;
+`benchmarks/probes/nominal_range.py`)."""
 
 
 def nominal_scale(plane: np.ndarray, modality: str) -> tuple[np.ndarray, bool]:
     """A non-CT plane scaled by a power of two (exact: ratios unchanged) into the range the
-    features' small-value floors were set for, when its robust maximum lies outside
+    features' small-value floors were set for, when its largest magnitude lies outside
     `NOMINAL_RANGE`; and whether it was scaled. CT (calibrated HU) is kept as it is."""
     if modality == "CT":
         return plane, False
-    top = float(np.percentile(np.abs(plane), 99.0))
+    top = float(np.max(np.abs(plane))) if plane.size else 0.0
     low, high = NOMINAL_RANGE
     if top == 0.0 or low <= top <= high:
         return plane, False
