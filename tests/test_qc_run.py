@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -239,9 +240,14 @@ def test_export_has_one_row_per_item_in_every_format(qc_done: dict) -> None:
     for target in (root / "qc.sqlite", root / "qc.sqlite-wal", scan):  # what medq reads
         with pytest.raises(InvalidParameter, match="write the output elsewhere"):
             export_items(store, target, "csv")
-        with pytest.raises(InvalidParameter, match="write the output elsewhere|output .html"):
-            build_qc_report(store, target)
     assert (root / "qc.sqlite").read_bytes() == database and scan.read_bytes() == image
+    named = root / "qc-copy.html"  # a database whose name a report could take
+    with sqlite3.connect(root / "qc.sqlite") as source, sqlite3.connect(named) as copy:
+        source.backup(copy)  # the rows still in the write-ahead log too
+    with pytest.raises(InvalidParameter, match="the results database itself"):
+        build_qc_report(named, named)
+    with Store(named, create=False) as copy:  # still the database, not a page written over it
+        assert copy.count() == store.count() == len(made["items"])
 
 
 @pytest.mark.slow

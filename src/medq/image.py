@@ -98,11 +98,12 @@ class MedImage:
             raise InvalidParameter(f"spacing must be positive and finite (mm), got {spacing}",
                                    self.source)
         if len(spacing) != spatial:
-            colour = arr.ndim == 3 and arr.shape[-1] in (3, 4) and not rgb
-            raise InvalidParameter(
-                f"{modality} image named for a colour picture of shape {arr.shape}: only a "
-                "photograph (OP) is colour" if colour and len(spacing) == 2 else
-                f"spacing {spacing} does not fit shape {arr.shape}", self.source)
+            if arr.ndim == 3 and arr.shape[-1] == 3 and len(spacing) == 2:  # RGB named grey
+                raise InvalidParameter(f"{modality} image named for a colour picture of shape "
+                                       f"{arr.shape}: only a photograph (OP) is colour",
+                                       self.source)
+            raise InvalidParameter(f"spacing {spacing} does not fit shape {arr.shape}",
+                                   self.source)
         object.__setattr__(self, "array", arr)
         object.__setattr__(self, "modality", modality)
         object.__setattr__(self, "region", region)

@@ -138,7 +138,7 @@ def nominal_scale(plane: np.ndarray, modality: str) -> tuple[np.ndarray, bool]:
     `NOMINAL_RANGE`; and whether it was scaled. CT (calibrated HU) is kept as it is."""
     if modality == "CT":
         return plane, False
-    top = float(np.max(np.abs(plane))) if plane.size else 0.0
+    top = max(float(plane.max()), -float(plane.min())) if plane.size else 0.0  # max |x|
     low, high = NOMINAL_RANGE
     if top == 0.0 or low <= top <= high:
         return plane, False

@@ -150,7 +150,7 @@ def _state_region(path: Path, region: str) -> None:
 def export_samples(directory: str | Path, names: list[str] | None = None) -> list[Path]:
     """Copy (file-backed) or write (derived) samples into `directory`; returns the written paths."""
     from medq.io import save, sniff, write_sidecar
-    from medq.io.atomic import atomic_path, make_folder
+    from medq.io.atomic import atomic_path, cannot_write, make_folder
 
     directory = make_folder(directory)
     written = []
@@ -170,7 +170,7 @@ def export_samples(directory: str | Path, names: list[str] | None = None) -> lis
                               "SeriesDescription": sample.series, "Source": sample.origin}
                     write_sidecar(dest, {k: v for k, v in stated.items() if v})
             except OSError as e:  # a read-only or full folder: the user's to fix (exit 2)
-                raise InvalidParameter(f"cannot write ({e.strerror or e})", dest) from e
+                raise cannot_write(e, dest) from e
         else:
             image = load_sample(name)
             suffix = ".nii.gz" if image.is_volume else ".dcm"

@@ -44,7 +44,7 @@ class DegradationSpec:
     modalities: tuple[str, ...]
     finding: str
     description: str
-    domain: tuple[float, float] = (0.0, float("inf"))
+    domain: tuple[float, float]
 
     def severity(self, level: float) -> str:
         """Map a physical level to none/mild/moderate/severe using `bounds`."""
@@ -124,8 +124,7 @@ _REGISTRY: dict[str, DegradationSpec] = {}
 
 def register(name: str, *, unit: str, worse: str, bounds: tuple[float, float, float],
              levels: dict[str, float], modalities: tuple[str, ...], finding: str,
-             domain: tuple[float, float] = (0.0, float("inf"))
-             ) -> Callable[[DegradeFn], DegradeFn]:
+             domain: tuple[float, float]) -> Callable[[DegradeFn], DegradeFn]:
     """Decorator registering a degradation function under `name` (docstring = description)."""
     if worse not in ("higher", "lower"):
         raise ValueError("worse must be 'higher' or 'lower'")

@@ -24,9 +24,10 @@ from medq.errors import (
     UnreadableImage,
     UnsupportedImage,
 )
-from medq.image import PHOTO_MODALITIES, MedImage
+from medq.image import MedImage
 from medq.io import archive, dicom, dicom_series, dicom_write, gz, itk, neuro, nifti, raster
 from medq.io.arrays import as_image, finite_pixels, from_array, with_nonfinite
+from medq.io.atomic import cannot_write
 from medq.io.bids import inherited_sidecar, sidecar_acquisition
 from medq.io.sidecar import read_sidecar, write_sidecar
 from medq.io.special import SPECIAL_REASON, is_special_file
@@ -185,11 +186,8 @@ def load(path: str | Path, *, modality: str | None = None, region: str | None = 
         image = finite_pixels(image.evolve(source=str(p)) if file != p else image)
         changes = _sidecar_fields(file, image) if fmt not in ("dicom", "dicom-series") else {}
         changes.update({k: v for k, v in (("modality", modality), ("region", region)) if v})
-        if changes:
-            rgb = image.is_rgb
+        if changes:  # a colour picture named as another modality: MedImage refuses it
             image = image.evolve(**changes)
-            if rgb and image.modality not in PHOTO_MODALITIES:
-                raise InvalidParameter(f"colour image cannot take modality {image.modality!r}", p)
         return infer_modality(image)
     except MedqError as e:  # named as given: `<file>@volume=<k>` too, not the file alone
         if e.path is None or (file != p and str(e.path) == str(file)):
@@ -325,4 +323,4 @@ def save(image: MedImage | np.ndarray, path: str | Path, *, reference: str | Pat
             raise type(e)(e.reason, p) from e
         raise
     except OSError as e:
-        raise InvalidParameter(f"cannot write ({e.strerror or e})", p) from e
+        raise cannot_write(e, p) from e

@@ -15,8 +15,12 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from medq.io.special import is_special_file
+
+if TYPE_CHECKING:
+    from medq.errors import InvalidParameter
 
 
 def make_folder(folder: str | Path, target: str | Path | None = None) -> Path:
@@ -45,16 +49,22 @@ def _target(dest: str | Path) -> Path:
     return Path(os.path.realpath(dest)) if dest.is_symlink() else dest
 
 
-def _copy_into(tmp: Path, dest: Path) -> None:
-    """Stream the finished temporary file into a special file (InvalidParameter when it cannot
-    be written, such as a full device)."""
+def cannot_write(error: OSError, path: str | Path) -> InvalidParameter:
+    """The bad-input error of an output that could not be written (a read-only or full
+    folder, a full device): `<path>: cannot write (<reason>)`."""
     from medq.errors import InvalidParameter
 
+    return InvalidParameter(f"cannot write ({error.strerror or error})", path)
+
+
+def _copy_into(tmp: Path, dest: Path) -> None:
+    """Stream the finished temporary file into a special file (`cannot_write` when it cannot
+    be written, such as a full device)."""
     try:
         with open(tmp, "rb") as src, open(dest, "wb") as out:
             shutil.copyfileobj(src, out)
     except OSError as e:
-        raise InvalidParameter(f"cannot write ({e.strerror or e})", dest) from e
+        raise cannot_write(e, dest) from e
 
 
 @contextmanager

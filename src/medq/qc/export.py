@@ -115,7 +115,7 @@ def _write_parquet(path: Path, rows: list[dict[str, Any]]) -> None:
 def export_items(store: Store, dest: str | Path, fmt: str | None = None, *,
                  model: str | None = None) -> int:
     """Write the store's items to `dest` as csv/tsv/parquet/json; returns the number of rows."""
-    from medq.io.atomic import atomic_path
+    from medq.io.atomic import atomic_path, cannot_write
 
     dest = Path(dest)
     store.refuse_output(dest)
@@ -130,5 +130,5 @@ def export_items(store: Store, dest: str | Path, fmt: str | None = None, *,
             else:
                 _write_delimited(tmp, rows, "," if fmt == "csv" else "\t")
     except OSError as e:
-        raise InvalidParameter(f"cannot write ({e.strerror or e})", dest) from e
+        raise cannot_write(e, dest) from e
     return len(rows)

@@ -225,7 +225,7 @@ def ctrl_c_deferred() -> Iterator[None]:
 def start_client(workers: int | None, scheduler: str | None, items: int | None = None
                  ) -> tuple[Client, int]:
     """A Dask client on the scheduler at `scheduler`, else on a new LocalCluster of processes
-    (`workers`, `check_workers`; never more than the `items` to assess)."""
+    (`workers`, checked by `run_qc`: `check_workers`; never more than the `items` to assess)."""
     from distributed import Client, LocalCluster
 
     from medq.errors import InvalidParameter
@@ -238,7 +238,6 @@ def start_client(workers: int | None, scheduler: str | None, items: int | None =
         return client, max(1, len(client.nthreads()))
     import dask
 
-    check_workers(workers)
     n = max(1, min(int(workers or default_workers()), items or sys.maxsize))
     with dask.config.set(LOCAL_CLUSTER_CONFIG):
         # the scheduler's HTTP endpoint on a free loopback port: no clash with another run;
