@@ -508,3 +508,33 @@ def test_processes_started_while_ctrl_c_is_deferred_ignore_it() -> None:
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     finally:
         signal.signal(signal.SIGINT, signal.SIG_DFL if inherited is None else inherited)
+
+
+def test_a_stop_during_a_results_write_waits_for_the_write(tmp_path: Path) -> None:
+    """`stop_signals_held`, around each result's write and count: a Ctrl-C or SIGTERM that
+    arrives inside is handled once the block ends, so the transaction completes and the run
+    row's last update finds the database unlocked (it met "database is locked" when a Ctrl-C
+    fell inside a commit)."""
+    import threading
+
+    from medq.qc.runner import stop_signals_held
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    store = Store(tmp_path / "qc.sqlite")
+    previous = signal.signal(signal.SIGTERM, stop)
+    written = []
+    try:
+        for kind in (signal.SIGINT, signal.SIGTERM):
+            with pytest.raises(KeyboardInterrupt), stop_signals_held():
+                signal.pthread_kill(threading.get_ident(), kind)
+                time.sleep(0.05)
+                run = store.start_run(str(tmp_path), "mediqa-s", 1, None)  # a write, whole
+                written.append(run)
+        store.finish_run(written[-1], {"total": 0, "ok": 0, "errors": 0, "skipped": 0},
+                         finished=False)  # the database is not locked
+        assert len(store.runs()) == 2
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        store.close()

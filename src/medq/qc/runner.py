@@ -197,6 +197,28 @@ def dask_setup(worker: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+"""What stops a run: Ctrl-C, and SIGTERM, which `medq qc run` answers as Ctrl-C."""
+
+
+@contextmanager
+def stop_signals_held() -> Iterator[None]:
+    """Hold `STOP_SIGNALS` back from this thread while the block runs (Linux keeps one that
+    arrives pending) and hand it to this process's handler once the block ends: a result's
+    write transaction and its count are never cut in half (a Ctrl-C inside a commit left the
+    write lock taken, and the run row's last update then met "database is locked"). Outside
+    the main thread, where Python does not handle signals, nothing changes."""
+    if threading.current_thread() is not threading.main_thread() or \
+            not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a pending stop is handled here
+
+
 @contextmanager
 def ctrl_c_deferred() -> Iterator[None]:
     """Start the processes of the block deaf to Ctrl-C, and hand a Ctrl-C pressed meanwhile to
@@ -207,19 +229,18 @@ def ctrl_c_deferred() -> Iterator[None]:
     (Dask's exit hook printed an AssertionError). SIGINT is ignored meanwhile (an ignored signal
     stays ignored in a child, through exec) and blocked in this thread (Linux then keeps it
     pending instead of dropping it, unless another thread of this process takes it); SIGTERM
-    (`medq qc run` answers it as Ctrl-C) is held back the same way. Outside the main thread,
-    where Python does not handle signals, nothing changes."""
-    if threading.current_thread() is not threading.main_thread() or \
-            not hasattr(signal, "pthread_sigmask"):
+    (`medq qc run` answers it as Ctrl-C) is held back the same way (`stop_signals_held`).
+    Outside the main thread, where Python does not handle signals, nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, signal.default_int_handler if previous is None else previous)
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a pending Ctrl-C is handled here
+    with stop_signals_held():
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            yield
+        finally:  # the handler back before the held signals are let through
+            signal.signal(signal.SIGINT,
+                          signal.default_int_handler if previous is None else previous)
 
 
 def start_client(workers: int | None, scheduler: str | None, items: int | None = None
@@ -366,8 +387,9 @@ def run_qc(archive: str | Path, store: Store, *, model: str = "mediqa-s",
                                  scheduler)
 
         def record(result: dict[str, Any]) -> None:
-            store.record({**result, "model": key, "run_id": run_id})
-            counts["ok" if result["status"] == "ok" else "errors"] += 1
+            with stop_signals_held():  # stored and counted, or neither
+                store.record({**result, "model": key, "run_id": run_id})
+                counts["ok" if result["status"] == "ok" else "errors"] += 1
             if on_result:
                 on_result(result)
 
