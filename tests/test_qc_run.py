@@ -523,7 +523,8 @@ def test_a_stop_during_a_results_write_waits_for_the_write(tmp_path: Path) -> No
         raise KeyboardInterrupt
 
     store = Store(tmp_path / "qc.sqlite")
-    previous = signal.signal(signal.SIGTERM, stop)
+    previous = signal.signal(signal.SIGTERM, stop)  # as `medq qc run` answers SIGTERM
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
     written = []
     try:
         for kind in (signal.SIGINT, signal.SIGTERM):
@@ -537,4 +538,5 @@ def test_a_stop_during_a_results_write_waits_for_the_write(tmp_path: Path) -> No
         assert len(store.runs()) == 2
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, signal.SIG_DFL if inherited is None else inherited)
         store.close()
