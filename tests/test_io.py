@@ -593,6 +593,43 @@ def test_rgb_png_round_trip(tmp_path: Path, retina: MedImage) -> None:
     np.testing.assert_allclose(back.array, small.array, atol=0.5 / 255 + 1e-6)
 
 
+def test_a_pictures_transparency_is_kept_through_png_and_tiff(tmp_path: Path,
+                                                               retina: MedImage) -> None:
+    from medq.degrade import simulate
+
+    rgb = np.round(retina.array[::8, ::8] * 255).astype(np.uint8)
+    alpha = np.full(rgb.shape[:2], 255, np.uint8)
+    alpha[:10, :] = 0  # a transparent band, as an exported fundus picture's mask
+    alpha[10:20, :] = 128
+    Image.fromarray(np.dstack([rgb, alpha]), "RGBA").save(tmp_path / "in.png")
+    image = load(tmp_path / "in.png")
+    assert image.is_rgb and image.shape == rgb.shape  # alpha is not a pixel value
+    np.testing.assert_array_equal(image.meta["alpha"], alpha)
+    save(image, tmp_path / "same.png")
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "same.png")),
+                                  np.asarray(Image.open(tmp_path / "in.png")))
+    blurred, _ = simulate(image, "blur", severity="moderate", seed=0)
+    save(blurred, tmp_path / "blurred.tif")
+    out = Image.open(tmp_path / "blurred.tif")
+    assert out.mode == "RGBA" and np.array_equal(np.asarray(out.getchannel("A")), alpha)
+    save(image, tmp_path / "flat.jpg")  # JPEG has no alpha channel
+    assert Image.open(tmp_path / "flat.jpg").mode == "RGB"
+    smaller = image.with_array(image.array[::2, ::2])  # no alpha matches a resampled picture
+    save(smaller, tmp_path / "smaller.png")
+    assert Image.open(tmp_path / "smaller.png").mode == "RGB"
+
+    grey = Image.fromarray(rgb[..., 1]).convert("LA")
+    grey.putalpha(Image.fromarray(alpha))
+    grey.save(tmp_path / "grey.png")
+    grey_image = load(tmp_path / "grey.png")
+    assert not grey_image.is_rgb and grey_image.shape == alpha.shape
+    save(grey_image, tmp_path / "grey_again.png")
+    again = Image.open(tmp_path / "grey_again.png")
+    assert again.mode == "LA" and np.array_equal(np.asarray(again), np.asarray(grey))
+    Image.fromarray(rgb).save(tmp_path / "opaque.png")
+    assert "alpha" not in load(tmp_path / "opaque.png").meta
+
+
 def test_ct_to_png_keeps_hu_through_text_chunk(tmp_path: Path) -> None:
     ct = load(tdata("CT_small.dcm"))
     back = load(save(ct, tmp_path / "ct.png"))

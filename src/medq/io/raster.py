@@ -4,8 +4,11 @@ samples, via tifffile), and NumPy `.npy` arrays.
 Values: greyscale images keep their raw stored values as float32 (8-bit 0…255, 16-bit 0…65535,
 float TIFF as is) with `meta['bit_depth']` and `meta['value_range']`; colour images become RGB
 `(y, x, 3)` float32 in [0, 1] (stored / 255) with modality 'OP'. Alpha is dropped; an RGB image
-whose three channels are identical is read as greyscale. Raster files carry no trustworthy
-geometry, so spacing is 1 mm (`meta['spacing_assumed']`). Multi-page greyscale TIFF → `(z, y, x)`.
+whose three channels are identical is read as greyscale. An alpha channel that is not fully
+opaque is not a pixel value: it is set aside as `meta['alpha']` (uint8, `(y, x)`) and written back
+by PNG and TIFF (`write_raster`), so a restored or degraded picture keeps its transparency.
+Raster files carry no trustworthy geometry, so spacing is 1 mm (`meta['spacing_assumed']`).
+Multi-page greyscale TIFF → `(z, y, x)`.
 
 Writing: greyscale is 8-bit (16-bit when the source was deeper than 8 bits; JPEG is always
 8-bit). Values already inside [0, 2**bits − 1] are written as rounded raw values when they
@@ -34,8 +37,20 @@ RASTER_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".tif": "tiff"
 _PIL_NAMES = {"png": "PNG", "jpeg": "JPEG", "tiff": "TIFF"}
 
 
+def _alpha_of(frame: Image.Image) -> np.ndarray | None:
+    """A frame's alpha channel (uint8) when it has one that is not fully opaque, else None."""
+    mode = frame.mode
+    if mode in ("LA", "PA") or (mode == "P" and "transparency" in frame.info):
+        frame, mode = frame.convert("RGBA"), "RGBA"
+    if mode != "RGBA":
+        return None
+    alpha = np.asarray(frame.getchannel("A"))
+    return None if bool((alpha == 255).all()) else alpha.copy()
+
+
 def _frame_array(frame: Image.Image) -> tuple[np.ndarray, int, bool]:
-    """Pixels of one Pillow frame, its bit depth and whether it is colour."""
+    """Pixels of one Pillow frame, its bit depth and whether it is colour (alpha left out:
+    `_alpha_of`)."""
     mode = frame.mode
     if mode in ("LA", "PA") or (mode == "P" and "transparency" in frame.info):
         frame = frame.convert("RGBA")
@@ -87,15 +102,16 @@ def read_raster(path: str | Path, fmt: str) -> MedImage:
         try:
             with Image.open(path) as img:
                 info = dict(img.info)
-                frames = []
+                frames, alpha = [], None
                 for i in range(getattr(img, "n_frames", 1)):
                     img.seek(i)
                     img.load()
                     frames.append(_frame_array(img))
+                    alpha = _alpha_of(img) if i == 0 else None
         except Exception:
             if fmt != "tiff":
                 raise
-            info, frames = {}, _tiff_pages(path)  # e.g. float64 samples
+            info, frames, alpha = {}, _tiff_pages(path), None  # e.g. float64 samples
     except MedqError as e:
         raise type(e)(e.reason, path) from e
     except Exception as e:
@@ -109,6 +125,8 @@ def read_raster(path: str | Path, fmt: str) -> MedImage:
     else:
         arr = frames[0][0].astype(np.float32)
     meta: dict[str, Any] = {"format": fmt, "bit_depth": bits, "spacing_assumed": True}
+    if alpha is not None and len(frames) == 1:
+        meta["alpha"] = alpha
     if bits <= 16:
         meta["value_range"] = [0, 2**bits - 1]
     if rgb:
@@ -168,6 +186,7 @@ def write_raster(image: MedImage, path: str | Path, *, description: str | None =
     kwargs: dict[str, Any] = {"format": _PIL_NAMES[fmt]}
     if fmt == "jpeg":
         kwargs["quality"] = 95
+    alpha = kept_alpha(image, fmt)
     if image.is_rgb:
         pages = [Image.fromarray(np.round(np.clip(image.array, 0, 1) * 255).astype(np.uint8))]
     else:
@@ -190,6 +209,8 @@ def write_raster(image: MedImage, path: str | Path, *, description: str | None =
             if description:
                 pnginfo.add_text("Description", description)
             kwargs["pnginfo"] = pnginfo
+    if alpha is not None:
+        pages = [with_alpha(pages[0], alpha)]
     if len(pages) > 1:
         kwargs.update(save_all=True, append_images=pages[1:])
     with atomic_path(path) as tmp:
@@ -197,6 +218,31 @@ def write_raster(image: MedImage, path: str | Path, *, description: str | None =
     if fmt == "jpeg" and not image.is_rgb:  # None clears a map an earlier file left there
         return path, {"Rescale": list(rescale) if rescale else None}
     return path, {}
+
+
+ALPHA_FORMATS = ("png", "tiff")
+"""Raster formats that keep a picture's alpha channel (`meta['alpha']`); JPEG has none."""
+
+
+def kept_alpha(image: MedImage, fmt: str) -> np.ndarray | None:
+    """The alpha channel `write_raster` writes back: the one reading set aside, for a PNG or
+    TIFF of the same in-plane shape (a resampled or cropped image has no alpha to match)."""
+    alpha = image.meta.get("alpha")
+    if alpha is None or fmt not in ALPHA_FORMATS or image.is_volume:
+        return None
+    alpha = np.asarray(alpha)
+    plane = image.shape[:2] if image.is_rgb else image.shape
+    return alpha.astype(np.uint8) if alpha.shape == tuple(plane) else None
+
+
+def with_alpha(page: Image.Image, alpha: np.ndarray) -> Image.Image:
+    """A colour or 8-bit grey page with `alpha` as its alpha channel (RGBA / LA); a deeper
+    grey page, which no common mode pairs with alpha, as it is."""
+    if page.mode not in ("RGB", "L"):
+        return page
+    out = page.convert("RGBA" if page.mode == "RGB" else "LA")
+    out.putalpha(Image.fromarray(alpha))
+    return out
 
 
 def read_npy(path: str | Path) -> MedImage:
