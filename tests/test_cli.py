@@ -553,3 +553,20 @@ def test_one_file_runs_leave_training_and_statistics_modules_unloaded(command: s
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout[:res.stdout.rindex("LOADED")])[0]["modality"] == "CT"
     assert res.stdout.rstrip().endswith("LOADED []"), res.stdout[-300:]
+
+
+def test_error_lines_follow_the_inputs_order(tmp_path: Path) -> None:
+    """An input refused by the assessment (blank) before one refused by the reader (not DICOM):
+    the error lines come in the order of the inputs, for every command that reads images
+    (`medq describe` read the files of a batch first and printed the reader's refusals first)."""
+    from PIL import Image
+
+    Image.fromarray(np.zeros((64, 64), np.uint8)).save(tmp_path / "blank.png")
+    (tmp_path / "junk.dcm").write_text("not an image")
+    inputs = (tmp_path / "blank.png", dicom_testfile("CT_small.dcm"), tmp_path / "junk.dcm")
+    for command in (("assess",), ("describe",), ("restore", "-o", tmp_path / "out")):
+        res = run_medq(*command, *inputs)
+        assert res.returncode == 2, (command, res.stderr)
+        named = [line.split(":")[2].strip() for line in res.stderr.splitlines()
+                 if line.startswith("medq: error:")]
+        assert [Path(n).name for n in named] == ["blank.png", "junk.dcm"], (command, res.stderr)

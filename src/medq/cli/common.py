@@ -83,15 +83,22 @@ class Outcome:
 
     def run(self, path: str | os.PathLike[str] | None, fn: Callable[[], T]) -> T | BaseException:
         """Call `fn`; on failure print the one-line error and remember the exit code."""
+        result = self.attempt(fn)
+        if isinstance(result, BaseException):
+            self.fail(path, result)
+        return result
+
+    @staticmethod
+    def attempt(fn: Callable[[], T]) -> T | BaseException:
+        """Call `fn`; a failure is returned, not yet reported (`fail` reports it in its turn,
+        so the error lines keep the inputs' order)."""
         try:
             return fn()
         except InputError as exc:
-            self._report(path, exc, EXIT_BAD_INPUT)
             return exc
         except Exception as exc:  # noqa: BLE001 - the batch must go on; reported as internal
             if os.environ.get("MEDQ_DEBUG"):
                 raise
-            self._report(path, exc, EXIT_INTERNAL)
             return exc
 
     def fail(self, path: Any, exc: BaseException) -> None:

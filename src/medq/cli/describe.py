@@ -66,7 +66,7 @@ def describe(
         task = bar.add_task("describe", total=len(inputs))
         for start in range(0, len(inputs), batch_size):
             chunk = inputs[start:start + batch_size]
-            images = [outcome.run(p, lambda p=p: load(p, modality=modality)) for p in chunk]
+            images = [outcome.attempt(lambda p=p: load(p, modality=modality)) for p in chunk]
             ok = [img for img in images if not isinstance(img, BaseException)]
             assessed = outcome.run(None, lambda ok=ok: assessor.assess_many(ok))
             results = iter([assessed] * len(ok) if isinstance(assessed, BaseException)
@@ -75,8 +75,8 @@ def describe(
                 result = image if isinstance(image, BaseException) else next(results)
                 if not isinstance(result, BaseException):
                     result = outcome.run(path, lambda a=result, i=image: report_from(a, i))
-                elif result is not image and result is not assessed:
-                    outcome.fail(path, result)  # this input's own assessment error
+                elif result is not assessed:
+                    outcome.fail(path, result)  # this input's own load or assessment error
                 if isinstance(result, BaseException):
                     rows.append(error_object(path, result))
                 else:
