@@ -64,10 +64,12 @@ def test_a_gzipped_4d_nifti_is_unpacked_once_for_all_its_volumes(dwi: Path,
     for k in (2, 0, 1, 2):
         np.testing.assert_allclose(load(f"{dwi}@volume={k}").array, series[k], rtol=1e-6)
     assert gz.unpacked.cache_info().misses == 1  # unpacked once
+    first_copy = gz.unpacked(dwi)
     data = np.stack([v.T for v in series[::-1]], axis=-1)  # the same file name, new content
     nib.save(nib.Nifti1Image(data, np.diag([2.0, 2.5, 3.0, 1.0])), dwi)
     np.testing.assert_allclose(load(f"{dwi}@volume=0").array, series[2], rtol=1e-6)
     assert gz.unpacked.cache_info().misses == 2
+    assert first_copy.closed  # the dropped copy is closed, not left to the garbage collector
     renamed = dwi.rename(dwi.parent / "dwi.data")  # a gzipped NIfTI found by its content
     np.testing.assert_allclose(load(f"{renamed}@volume=1").array, series[1], rtol=1e-6)
     mgh = nib.MGHImage(np.stack([v.T for v in series], axis=-1).astype(np.float32), np.eye(4))

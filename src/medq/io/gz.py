@@ -57,13 +57,21 @@ UNPACKED_LOCK = threading.Lock()
 """Held while a reader seeks and reads the shared `unpacked` file (loads may run in threads)."""
 
 
+_LAST_UNPACKED: list[BinaryIO] = []
+"""The temporary file `unpacked` made last: the one-entry cache drops it at the next file."""
+
+
 @last_file_cache
 def unpacked(path: Path) -> BinaryIO:
     """The decompressed content of a gzipped file in an anonymous temporary file (deleted when
-    dropped or when the process ends), unpacked once per process for the last file asked for
+    closed or when the process ends), unpacked once per process for the last file asked for
     (`volumes.last_file_cache`). Read it under `UNPACKED_LOCK`; UnreadableImage past
-    `MAX_GUNZIPPED`."""
+    `MAX_GUNZIPPED`. Called only on a cache miss, so the previous file's copy, which the cache
+    is about to drop and no reader holds outside the lock, is closed here."""
+    while _LAST_UNPACKED:
+        _LAST_UNPACKED.pop().close()
     out = tempfile.TemporaryFile()  # noqa: SIM115 (kept open: the cache hands it out)
+    _LAST_UNPACKED.append(out)
     with gzip.open(path, "rb") as fh:
         while chunk := fh.read(1 << 20):
             out.write(chunk)
