@@ -137,3 +137,27 @@ def test_restore_keeps_a_map_s_undefined_voxels(tmp_path: Path, mni_t1) -> None:
     cli = nib.load(tmp_path / "cli.nii.gz").get_fdata().T
     assert np.array_equal(np.isnan(cli), np.isnan(array))
     assert np.array_equal(np.isinf(cli), np.isinf(array))
+
+
+def test_only_a_failed_output_stream_is_called_an_output_that_cannot_be_written(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """`last_resort` (the CLI's hook for what no command handled): a full disk or a closed pipe
+    without a file name is the output stream; an OSError about a named file, or of another
+    kind, is not put down to the output."""
+    import errno
+
+    from medq.cli import common
+
+    monkeypatch.setattr(common.os, "dup2", lambda *a: None)  # keep pytest's own stdout
+    cases = [(OSError(errno.ENOSPC, "No space left on device"),
+              "cannot write the output (No space left on device)"),
+             (BrokenPipeError(errno.EPIPE, "Broken pipe"), "cannot write the output (Broken pipe)"),
+             (PermissionError(errno.EACCES, "Permission denied", "/opt/medq/weights.pt"),
+              "Permission denied"),
+             (OSError(errno.ENOSPC, "No space left on device", "/tmp/cache/x.npz"),
+              "/tmp/cache/x.npz")]
+    for exc, said in cases:
+        common.last_resort(type(exc), exc, None)
+        line = capsys.readouterr().err
+        assert line.startswith("medq: error: ") and said in line, line
+        assert ("cannot write the output" in line) == (exc.filename is None), line

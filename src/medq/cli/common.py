@@ -8,6 +8,7 @@ is 2 when any input was bad, 1 on an internal error (set MEDQ_DEBUG=1 for the tr
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -335,11 +336,18 @@ def main(
         sys.excepthook = last_resort
 
 
+OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EPIPE, errno.EBADF, errno.EIO, errno.EDQUOT,
+                           errno.EFBIG})
+"""Why a write to the output stream fails (full disk or quota, closed pipe or descriptor): an
+unhandled OSError of these, naming no file, is the command's output that could not be written."""
+
+
 def last_resort(kind: type[BaseException], exc: BaseException, tb: Any) -> None:
     """The one error line for an exception no command handled (the process then exits with
-    code 1): an output that cannot be written (stdout on a full disk or a closed descriptor)
-    says so; anything else is an internal error. MEDQ_DEBUG=1 keeps Python's traceback."""
-    if isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError):
+    code 1): an output that cannot be written (stdout on a full disk or a closed descriptor,
+    `OUTPUT_ERRNOS`) says so; anything else is an internal error. MEDQ_DEBUG=1 keeps Python's
+    traceback."""
+    if isinstance(exc, OSError) and exc.errno in OUTPUT_ERRNOS and exc.filename is None:
         line = f"cannot write the output ({exc.strerror or exc})"
         with contextlib.suppress(OSError, ValueError):  # nothing more reaches that stdout:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second failure
