@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -336,9 +338,12 @@ def test_finetune_on_user_scores(tiny_run: dict, tmp_path: Path) -> None:
     from medq.train.scores import load_scores, read_scores
 
     files = export_samples(tmp_path / "imgs", ["ct_small", "mr_small", "retina"])
+    files += [f.with_name(f"again_{f.name}") for f in files]  # six images (a copy is another)
+    for f in files[3:]:
+        shutil.copy(f.with_name(f.name.removeprefix("again_")), f)
     csv = tmp_path / "scores.csv"
     lines = ["path,score,modality"] + [f"{f.name},{s},{m}" for f, s, m in zip(
-        files * 2, (5, 4, 3, 2, 4.5, 1.5), ("", "", "OP") * 2, strict=True)]
+        files, (5, 4, 3, 2, 4.5, 1.5), ("", "", "OP") * 2, strict=True)]
     (tmp_path / "imgs" / "scores.csv").write_text("\n".join(lines) + "\n")
     assert len(read_scores(tmp_path / "imgs" / "scores.csv")) == 6
     csv.write_text("path,score\nx.dcm,7\n")
@@ -371,7 +376,9 @@ def test_finetune_on_user_scores(tiny_run: dict, tmp_path: Path) -> None:
     card = (tmp_path / "ft" / "card.md").read_text()
     assert "**your ratings**" in card and "not** radiologists" not in card
     assert "engine degradations" not in card and f"`{held[0]}`" in card
-    assert "`imgs/scores.csv`: 6 rows" in card and "5 trained on, 1 held out" in card
+    assert re.search(r"`imgs/scores.csv` \(SHA-256 [0-9a-f]{16}…\): 6 scored lines, 6 images, "
+                     "6 of them usable; 5 trained on, 1 held out", card), card
+    assert "Model `mediqa-tiny` ({'n_physics'" in card  # the starting weights' sizes
     assert "Reproduce: `medq train ft.yaml --scores imgs/scores.csv`." in card
     assert "nan" not in card and "SRCC and PLCC not computed: 1 held-out image" in card
     # `medq assess` reports the fine-tuned score on the raters' scale, not mixed with the
@@ -383,6 +390,12 @@ def test_finetune_on_user_scores(tiny_run: dict, tmp_path: Path) -> None:
     assert tuned.score == tuned.model_score and tuned.evidence_score is not None
     base = Assessor(tiny_run["checkpoint"]).assess(files[0])
     assert base.score == pytest.approx((base.model_score + base.evidence_score) / 2, abs=2e-3)
+    from medq.data import bench
+    from medq.train.evaluate import benchmark_rows
+
+    tuned_path = str(tmp_path / "ft" / "model.pt")  # no "medq assess (… + evidence score)" row
+    rows = benchmark_rows(bench.build(tiny_run["config"].bench, "test"), [tuned_path], False)
+    assert [r["model"] for r in rows] == [tuned_path] and rows[0]["score_scale"] == "user"
 
 
 def test_scores_csv_as_spreadsheets_save_it(tmp_path: Path) -> None:
@@ -405,7 +418,7 @@ def test_scores_csv_as_spreadsheets_save_it(tmp_path: Path) -> None:
         read_scores(csv)
     (one,) = export_samples(tmp_path / "imgs", ["ct_small"])
     csv.write_text(f"path,score\n{one},3\n")
-    with pytest.raises(InvalidParameter, match="only 1 usable row; need at least 5"):
+    with pytest.raises(InvalidParameter, match="only 1 usable image; need at least 5"):
         load_scores(csv, size=32)
     with pytest.raises(InvalidParameter, match="is a folder, not a scores file"):
         read_scores(tmp_path)
@@ -415,6 +428,56 @@ def test_scores_csv_as_spreadsheets_save_it(tmp_path: Path) -> None:
     csv.write_text("path,score,Score\na.dcm,3,4\n")
     with pytest.raises(InvalidParameter, match="the header names score twice"):
         read_scores(csv)
+
+
+def test_scores_csv_rows_are_checked_and_one_image_is_one_item(tmp_path: Path) -> None:
+    """An image on several lines (however its path is spelt) is one image with its raters' mean
+    score; lines that disagree on its modality, a row with more fields than the header (a
+    decimal comma in a comma-separated file), an unknown modality or region, a NaN score and
+    scores without spread are refused naming the line; rows of empty cells are skipped."""
+    from medq.train.scores import read_scores
+
+    csv = tmp_path / "scores.csv"
+    (tmp_path / "sub").mkdir()
+    csv.write_text("path,score,region\na.dcm,4,Chest\n./a.dcm,2,chest\nsub/../a.dcm,3,\n"
+                   "b.dcm,5,\n,,\n")
+    rows = read_scores(csv)
+    assert [(r["path"].name, r["score"], r["lines"]) for r in rows] == [
+        ("a.dcm", 3.0, [2, 3, 4]), ("b.dcm", 5.0, [5])]
+    assert rows[0]["region"] == "chest"
+    for text, said in (("path,score,modality\na.dcm,4,CT\na.dcm,2,MR\nb.dcm,1,\n",
+                        "lines 2, 3 name one image"),
+                       ("path,score\na.dcm,3,5\nb.dcm,1\n",
+                        "line 2: 3 fields but the header has 2 (a decimal comma"),
+                       ("path,score,modality\na.dcm,3,MRI\n", "line 2: 'MRI' is not a modality"),
+                       ("path,score,region\na.dcm,3,Thorax\n", "line 2: unknown region 'Thorax'"),
+                       ("path,score\na.dcm,nan\n", "line 2: score 'nan' is not a number"),
+                       ("path,score\na.dcm,3\nb.dcm,3\nc.dcm,3\n", "every image has score 3")):
+        csv.write_text(text)
+        with pytest.raises(InvalidParameter, match=re.escape(said)):
+            read_scores(csv)
+
+
+def test_train_refuses_what_scores_cannot_teach_and_a_file_as_run_folder(tmp_path: Path) -> None:
+    """Before any image is read: `--scores` with a restoration config, or with a stage that
+    weights no score loss (a physics stage: scores carry no engine record), and a run folder
+    that is a file, are bad input naming the file (exit 2)."""
+    root = Path(__file__).parents[1] / "configs"
+    csv = tmp_path / "scores.csv"
+    csv.write_text("path,score\nmissing.dcm,3\n")
+    (tmp_path / "afile").write_text("")
+    for args, said in (
+            ((root / "restore_tiny_test.yaml", "--scores", csv),
+             "--scores fine-tunes quality models (task: quality); this config trains task: "
+             "restore"),
+            ((root / "mediqa_tiny_test.yaml", "--scores", csv),
+             "stage 'physics' trains physics, which your scores cannot teach"),
+            ((root / "mediqa_tiny_test.yaml", "-o", tmp_path / "afile"),
+             f"{tmp_path / 'afile'}: the run folder is a file, not a folder")):
+        proc = subprocess.run([*MEDQ, "train", *map(str, args)], capture_output=True, text=True,
+                              timeout=300, cwd=tmp_path)
+        assert proc.returncode == 2 and said in proc.stderr, proc.stderr
+        assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
 
 
 def test_training_config_is_checked_before_any_data_work(tmp_path: Path) -> None:
@@ -525,6 +588,16 @@ def test_seed_ensemble_trains_resumes_averages_and_fine_tunes(tiny_run: dict,
     assert rec["members"][0]["wall_time_s"] == tiny_run["record"]["wall_time_s"]
     card = (out / "card.md").read_text()
     assert "seed ensemble" in card and "Each member alone" in card
+    from medq.data import bench
+    from medq.train.ensemble import finished_member, member_config
+
+    data = bench.build(cfg.bench, "train")  # a finished member is reused for its own recipe only
+    assert finished_member(member_config(cfg, 0), data) is not None
+    slower = dataclasses.replace(cfg, stages=[dataclasses.replace(s, lr=s.lr / 2)
+                                              for s in cfg.stages])
+    for other, arrays in ((slower, data), (dataclasses.replace(cfg, batch_size=3), data),
+                          (cfg, {**data, "score": data["score"][::-1].copy()})):
+        assert finished_member(member_config(other, 0), arrays) is None
 
     ct = dicom_testfile("CT_small.dcm")
     ensemble = Assessor(out / "model.pt", precision="float32")  # the average, not rounding
@@ -533,7 +606,6 @@ def test_seed_ensemble_trains_resumes_averages_and_fine_tunes(tiny_run: dict,
                       precision="float32").assess(ct).score for k in (0, 1)]
     assert ensemble.assess(ct).score == pytest.approx(np.mean(alone), abs=2e-3)
 
-    from medq.data import bench
     from medq.train.evaluate import benchmark_rows
 
     test = bench.build(cfg.bench, "test")

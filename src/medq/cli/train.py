@@ -49,6 +49,7 @@ def train(
     A quality model is pretrained on physics parameters, then fine-tuned on scores. Started
     again, an interrupted run continues where it stopped."""
     from medq.assess.precision import resolve_device
+    from medq.errors import InvalidParameter
     from medq.train.config import load_config
     from medq.train.loop import train as run_train
 
@@ -61,9 +62,13 @@ def train(
         if device is not None:
             resolve_device(device)  # InvalidParameter: an unknown name, or cuda without a GPU
             cfg.device = device
+        if cfg.output_dir().exists() and not cfg.output_dir().is_dir():
+            raise InvalidParameter("the run folder is a file, not a folder", cfg.output_dir())
         if scores is None:
             return run_train(cfg)
-        from medq.train.scores import describe, load_scores
+        from medq.train.scores import check_scores_config, describe, load_scores
+
+        check_scores_config(cfg, config)
 
         train_set, test_set = load_scores(scores, size=cfg.bench.size, seed=cfg.seed,
                                           extras=cfg.bench.evidence_extras)
@@ -174,5 +179,10 @@ def bench_iqa(
     out.print(table)
     margin_table(rows)
     lossy_notes(rows)
+    for row in rows:
+        if row.get("score_scale") == "user":
+            out.print(f"{row['model']} was fine-tuned on your raters' scores: this table ranks it "
+                      "against medq's physics-derived reference score, not those ratings (its "
+                      "card scores it on the held-out rows of its scores file).", highlight=False)
     out.print(f"JSON: {results / 'iqa.json'}", highlight=False)
     outcome.exit()

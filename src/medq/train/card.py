@@ -108,9 +108,10 @@ def card_text(cfg: TrainConfig, record: dict[str, Any]) -> str:
     command = f"medq train {config_path(cfg)}" + (f" --scores {scores['file']}" if scores else "")
     split = f"held-out rows of `{scores['file']}`" if scores else "held-out split"
     then = "" if scores else " then `medq bench iqa`"
+    sizes = record.get("model_args", cfg.model_args)
     return f"""# {cfg.name}
 
-Model `{cfg.model}` ({cfg.model_args or 'preset sizes'}), trained by `{command}`,
+Model `{cfg.model}` ({sizes or 'preset sizes'}), trained by `{command}`,
 {_seed_text(record)}, {where_trained(record)},
 wall time {record['wall_time_s']:.0f} s{summed}{resumed_text(record)}.
 
@@ -121,7 +122,7 @@ cosine decay, gradient clipping {cfg.grad_clip}, steps in {precision};
 slice weights fitted for {cfg.slice_steps} steps on frozen features of the training volumes.
 Prompts used: {cfg.use_prompts}.{_start_text(cfg)}
 Classical measures per slice (`medq.assess.evidence`, on a view of at most {view} px):
-{cfg.model_args.get('n_measures', 0) or 'not used'} (evidence features version {FEATURES_VERSION}).
+{sizes.get('n_measures', 0) or 'not used'} (evidence features version {FEATURES_VERSION}).
 Physics head targets (normalised log level per kind): {', '.join(record['physics_targets'])}.
 
 ## Test metrics ({split}, {plural(record['test_items'], 'item')})
@@ -136,15 +137,16 @@ def _scores_data(cfg: TrainConfig, record: dict[str, Any]) -> str:
     s = record["scores"]
     held = ", ".join(f"`{p}`" for p in s["held_out"])
     start = f"`{cfg.init}`" if cfg.init else f"a fresh `{cfg.model}`"
+    digest = f" (SHA-256 {s['sha256'][:16]}…)" if s.get("sha256") else ""
     return f"""## Score meaning
 The score is **your ratings**: starting from {start}, the model was fine-tuned on the 1–5
 scores of `{s['file']}`, so it scores as those ratings do (not medq's physics-derived reference
 score).
 
 ## Data
-Scores file `{s['file']}`: {s['rows']} rows, {s['train'] + len(s['held_out'])} of them usable
-images; {s['train']} trained on, {len(s['held_out'])} held out for the test (by image, seeded): \
-{held}.
+Scores file `{s['file']}`{digest}: {s['rows']} scored lines, \
+{s.get('images', s['rows'])} images, {s['train'] + len(s['held_out'])} of them usable; \
+{s['train']} trained on, {len(s['held_out'])} held out for the test (by image, seeded): {held}.
 """
 
 

@@ -4,8 +4,10 @@
 `<output>/seed-<k>/` (a complete run with its own checkpoint, metrics and card), then write the
 averaged model (`medq.assess.models.ensemble.SeedEnsemble`) to `<output>/model.pt` with a card
 that lists every member's test metrics beside the ensemble's. A member folder that already holds
-a finished run of the same recipe (model, seed, benchmark, steps, prompts) is reused, so an
-interrupted ensemble resumes where it stopped. Fine-tuning (`init:`) from an ensemble checkpoint
+a finished run of the same recipe (every config field that decides the weights,
+`resume.fingerprint`, and the training arrays' `resume.data_key`) is reused, so an
+interrupted ensemble resumes where it stopped, and a changed learning rate, batch or scores file
+trains anew. Fine-tuning (`init:`) from an ensemble checkpoint
 fine-tunes each member from its own weights.
 """
 
@@ -24,7 +26,8 @@ from medq.assess.models.ensemble import SeedEnsemble, member_from_dict
 from medq.assess.precision import resolve_device
 from medq.train.config import TrainConfig
 
-RECIPE_KEYS = ("model", "seed", "bench_key", "steps", "slice_steps", "use_prompts", "init")
+RECIPE_KEYS = ("model", "seed", "bench_key", "steps", "slice_steps", "use_prompts", "init",
+               "fingerprint", "data_key")
 """Record fields a finished member run must share with the planned one to be reused."""
 
 
@@ -36,11 +39,15 @@ def member_config(cfg: TrainConfig, k: int, split_init: bool = False) -> TrainCo
                                output=str(cfg.output_dir() / f"seed-{cfg.seed + k}"))
 
 
-def planned_record(cfg: TrainConfig) -> dict[str, Any]:
-    """The RECIPE_KEYS values a run of `cfg` writes into its record."""
+def planned_record(cfg: TrainConfig, data: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The RECIPE_KEYS values a run of `cfg` on the training arrays `data` (its plan's split,
+    or a `--scores` set) writes into its record."""
+    from medq.train.resume import data_key, fingerprint
+
     return {"model": cfg.model, "seed": cfg.seed, "bench_key": cfg.bench.key(),
             "steps": {s.name: s.steps for s in cfg.stages}, "slice_steps": cfg.slice_steps,
-            "use_prompts": cfg.use_prompts, "init": cfg.init}
+            "use_prompts": cfg.use_prompts, "init": cfg.init, "fingerprint": fingerprint(cfg),
+            "data_key": data_key(data)}
 
 
 def finished_run(folder: Path, matches: Callable[[dict[str, Any]], bool]
@@ -54,9 +61,10 @@ def finished_run(folder: Path, matches: Callable[[dict[str, Any]], bool]
     return record if (folder / "model.pt").is_file() and matches(record) else None
 
 
-def finished_member(cfg: TrainConfig) -> dict[str, Any] | None:
-    """The record of a finished run of exactly this member recipe in its folder, else None."""
-    planned = planned_record(cfg)
+def finished_member(cfg: TrainConfig, data: dict[str, np.ndarray]) -> dict[str, Any] | None:
+    """The record of a finished run of exactly this member recipe on `data` in its folder, else
+    None."""
+    planned = planned_record(cfg, data)
     return finished_run(cfg.output_dir(),
                         lambda record: all(record.get(k) == planned[k] for k in RECIPE_KEYS))
 
@@ -72,7 +80,7 @@ def train_ensemble(cfg: TrainConfig, train_one: Any, data: dict[str, np.ndarray]
     records, folders = [], []
     for k in range(cfg.ensemble):
         member = member_config(cfg, k, split_init)
-        record = finished_member(member)
+        record = finished_member(member, data)
         if record is None:
             log(f"{cfg.name}: member {k + 1}/{cfg.ensemble} (seed {member.seed})")
             record = train_one(member, data, test, log)

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from medq.assess.assessment import USER_SCALE
 from medq.assess.models.blocks import IQAModel
 from medq.assess.precision import model_device, model_precision
 from medq.data.bench import item_slices, slice_measures
@@ -179,10 +180,12 @@ def benchmark_rows(data: dict[str, np.ndarray], models: list[str], classical: bo
 
     `mediqa-s` (and a checkpoint path of a model that takes measures, such as a trial run) also
     gives the row "medq assess (<model> + evidence score)" (the scores `medq assess` would report
-    with it: `assess_scores`), the rows "mediqa-s (no salient slices)" (its 3D
-    items scored on the middle slice alone) and "prompts zeroed at inference" (the same
-    weights without prompts; the trained ablation is `mediqa-s-noprompt`). A seed ensemble
-    also gives one row per member ("(seed k alone)"), comparable with single-seed rows.
+    with it: `assess_scores`; not for a model fine-tuned on its users' ratings, whose score
+    `medq assess` reports alone: its row is marked `score_scale: user`), the rows "mediqa-s (no
+    salient slices)" (its 3D items scored on the middle slice alone) and "prompts zeroed at
+    inference" (the same weights without prompts; the trained ablation is `mediqa-s-noprompt`).
+    A seed ensemble also gives one row per member ("(seed k alone)"), comparable with
+    single-seed rows.
     Models missing from disk, or whose measure input was taken on views of another size
     (`weights.check_evidence_size`), are skipped with a `missing` note. When `baselines` (by
     default the learned ones, `BASELINES`) are among the models, the rows of the first model and
@@ -210,7 +213,9 @@ def benchmark_rows(data: dict[str, np.ndarray], models: list[str], classical: bo
         use_prompts = bool(record.get("use_prompts", True))
         pred = predict(model, data, use_prompts)
         add(name, pred)
-        if (name == "mediqa-s" or name.endswith(".pt")) and "m" in data and model.uses_measures:
+        if record.get("score_scale") == USER_SCALE:  # its raters' scale: `medq assess` reports
+            rows[-1]["score_scale"] = USER_SCALE  # its score alone, so no combined row
+        elif (name == "mediqa-s" or name.endswith(".pt")) and "m" in data and model.uses_measures:
             add(f"medq assess ({name} + evidence score)", assess_scores(pred, data))
         seeds = record.get("ensemble_seeds") or []
         for seed, member in zip(seeds, getattr(model, "members", []), strict=False):

@@ -34,7 +34,7 @@ from medq.errors import InvalidParameter
 from medq.io.atomic import atomic_path, atomic_write_text
 from medq.train.config import Stage, TrainConfig
 from medq.train.evaluate import evaluate, ladder_hinge, predict
-from medq.train.resume import Checkpointer
+from medq.train.resume import Checkpointer, data_key, fingerprint
 from medq.workers import set_threads
 
 
@@ -306,6 +306,8 @@ def train(cfg: TrainConfig, data: dict[str, np.ndarray] | None = None,
               "slice_steps": cfg.slice_steps, "slice_loss": slice_loss,
               "train_items": int(len(data["score"])), "test_items": int(len(test["score"])),
               "use_prompts": cfg.use_prompts, "init": cfg.init,
+              "fingerprint": fingerprint(cfg), "data_key": data_key(data),
+              "model_args": model_args(model, cfg),
               "physics_targets": list(bench.KINDS),
               "image_size": int(data["x"].shape[-1]), "metrics": metrics, "history": history,
               "resumed": ck.resumed,
@@ -314,6 +316,15 @@ def train(cfg: TrainConfig, data: dict[str, np.ndarray] | None = None,
     ck.done()
     log(f"{cfg.name}: done in {wall:.0f} s; {srcc_summary(metrics['overall'])} → {out}")
     return record
+
+
+def model_args(model: Any, cfg: TrainConfig) -> dict[str, Any]:
+    """The sizes a run's model has, as its card states them: the config's `model_args`, and the
+    physics and measure inputs of the model itself (from `init:`, those of the starting weights,
+    which a fine-tuning config does not restate)."""
+    sizes = getattr(model, "config", None)
+    found = {k: getattr(sizes, k) for k in ("n_physics", "n_measures") if hasattr(sizes, k)}
+    return {**cfg.model_args, **found}
 
 
 def build_split(cfg: TrainConfig, split: str, log: Any) -> dict[str, np.ndarray]:

@@ -2,13 +2,15 @@
 
 Each row's image is loaded (a DICOM series folder is one volume), prepared exactly as at
 inference (`preprocess.image_inputs`, salient slices for volumes) and labelled with its score;
-these items carry no engine record, so only the score loss trains on them. Rows are split by
-image, 80 % train / 20 % test (seeded), so no image is in both.
+these items carry no engine record, so only the score loss trains on them. Lines naming one
+file are one image (its raters' mean score), and images are split 80 % train / 20 % test
+(seeded), so no image is in both.
 """
 
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 from typing import Any
 
@@ -44,14 +46,59 @@ def _score(raw: str | None, delimiter: str, n: int, path: Path) -> float:
         score = float(text)
     except ValueError:
         raise InvalidParameter(f"line {n}: score {raw!r} is not a number", path) from None
+    if not math.isfinite(score):
+        raise InvalidParameter(f"line {n}: score {raw.strip()!r} is not a number", path)
     if not 1.0 <= score <= 5.0:
         raise InvalidParameter(f"line {n}: score {score:g} is outside 1–5", path)
     return score
 
 
+def _label(row: dict[str, Any], key: str, n: int, path: Path) -> str | None:
+    """Line `n`'s modality or region (None when blank), checked against what medq knows."""
+    from medq.image import REGIONS, graded_modality
+
+    text = (row.get(key) or "").strip()
+    if not text:
+        return None
+    if key == "modality":
+        try:
+            return graded_modality(text)
+        except InvalidParameter as e:
+            raise InvalidParameter(f"line {n}: {e.reason}", path) from None
+    if text.lower() not in REGIONS:
+        raise InvalidParameter(f"line {n}: unknown region {text!r}; use one of "
+                               f"{', '.join(REGIONS)}", path)
+    return text.lower()
+
+
+def _merged(rows: list[dict[str, Any]], path: Path) -> list[dict[str, Any]]:
+    """One row per image (its resolved path): an image scored on several lines (several raters)
+    gets their mean score, its `lines` listed; lines stating other modalities or regions for one
+    image are refused (a blank cell states none)."""
+    by_image: dict[Path, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_image.setdefault(row["path"].resolve(), []).append(row)
+    out = []
+    for same in by_image.values():
+        merged = {**same[0], "score": float(np.mean([r["score"] for r in same])),
+                  "lines": [r["line"] for r in same]}
+        for key in ("modality", "region"):
+            said = {r[key] for r in same if r[key]}  # a blank cell states nothing
+            if len(said) > 1:
+                lines = ", ".join(str(r["line"]) for r in same)
+                raise InvalidParameter(f"lines {lines} name one image ({same[0]['path']}) with "
+                                       f"different {key} values", path)
+            merged[key] = said.pop() if said else None
+        out.append(merged)
+    return out
+
+
 def read_scores(path: str | Path) -> list[dict[str, Any]]:
     """Parse the CSV (header `path,score[,modality,region]`, any case, `,`/`;`/tab-separated,
-    a UTF-8 BOM allowed); relative paths are from its folder."""
+    a UTF-8 BOM allowed; rows of empty cells, as spreadsheets save them, skipped); relative
+    paths are from its folder. One row per image: lines naming the same file (however its path
+    is spelt) are its raters' scores, averaged (`lines`). InvalidParameter naming the file and
+    line for a malformed row, an unknown modality or region, and for scores without spread."""
     path = Path(path)
     lines = read_text_file(path, "scores file",
                            "UTF-8 text file (save it as CSV UTF-8)").splitlines()
@@ -65,17 +112,49 @@ def read_scores(path: str | Path) -> list[dict[str, Any]]:
         found = ", ".join(h.strip() for h in header) or "no columns"
         raise InvalidParameter("scores CSV needs a header with at least 'path' and 'score' "
                                f"(found: {found})", path)
-    reader = csv.DictReader(lines[1:], fieldnames=names, delimiter=delimiter)
+    reader = csv.reader(lines[1:], delimiter=delimiter)
     rows = []
-    for row in reader:
-        score = _score(row["score"], delimiter, reader.line_num + 1, path)
-        if not (row["path"] or "").strip():
-            raise InvalidParameter(f"line {reader.line_num + 1}: no path", path)
+    for cells in reader:
+        n = reader.line_num + 1
+        if not any(c.strip() for c in cells):
+            continue  # a blank line, or a spreadsheet's row of empty cells
+        if len(cells) > len(names) and any(c.strip() for c in cells[len(names):]):
+            hint = (" (a decimal comma in a comma-separated file? quote the score, or save "
+                    "the file with ';')" if delimiter == "," else "")
+            raise InvalidParameter(f"line {n}: {len(cells)} fields but the header has "
+                                   f"{len(names)}{hint}", path)
+        row = dict(zip(names, cells, strict=False))
+        score = _score(row.get("score"), delimiter, n, path)
+        if not (row.get("path") or "").strip():
+            raise InvalidParameter(f"line {n}: no path", path)
         image = Path(row["path"].strip()).expanduser()
         rows.append({"path": image if image.is_absolute() else path.parent / image,
-                     "score": score, "modality": (row.get("modality") or "").strip() or None,
-                     "region": (row.get("region") or "").strip() or None})
+                     "score": score, "modality": _label(row, "modality", n, path),
+                     "region": _label(row, "region", n, path), "line": n})
+    rows = _merged(rows, path)
+    if len(rows) >= 2 and len({r["score"] for r in rows}) == 1:
+        raise InvalidParameter(f"every image has score {rows[0]['score']:g}: a model cannot "
+                               "learn which images are better from scores without spread", path)
     return rows
+
+
+SCORE_LOSSES = ("score",)
+"""Loss terms a `--scores` set can teach: its images carry a score but no engine record, so the
+physics and finding terms (and the ladders' rank term) have nothing to train on there."""
+
+
+def check_scores_config(cfg: Any, config: str | Path) -> None:
+    """InvalidParameter, naming the `config` file, unless `cfg` can fine-tune on a `--scores`
+    set: a quality model whose every stage weights the score loss."""
+    if cfg.task != "quality":
+        raise InvalidParameter(f"--scores fine-tunes quality models (task: quality); this "
+                               f"config trains task: {cfg.task}", config)
+    for stage in cfg.stages:
+        if stage.steps > 0 and not any(stage.losses.get(k) for k in SCORE_LOSSES):
+            taught = ", ".join(k for k, w in stage.losses.items() if w) or "no loss"
+            raise InvalidParameter(f"stage {stage.name!r} trains {taught}, which your scores "
+                                   "cannot teach (they carry no engine record): drop the "
+                                   "stage, or give it a score loss", config)
 
 
 def _item(row: dict[str, Any], size: int, extras: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -100,19 +179,30 @@ def _item(row: dict[str, Any], size: int, extras: tuple[str, ...] = ()) -> dict[
 def load_scores(path: str | Path, size: int = 224, seed: int = 0, extras: tuple[str, ...] = ()
                 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """(train, test) packed sets from a scores CSV (evidence rows with `extras`, as the plan of
-    the model fine-tuned); unreadable images are skipped with a note."""
+    the model fine-tuned); images scored on several lines and unreadable images are named in a
+    note, the latter skipped."""
     import sys
 
     from medq.data.bench import pack
 
+    rows = read_scores(path)
+    repeated = [r for r in rows if len(r["lines"]) > 1]
+    if repeated:
+        lines = "; ".join(", ".join(map(str, r["lines"])) for r in repeated[:5])
+        more = f" and {len(repeated) - 5} more" if len(repeated) > 5 else ""
+        print(f"medq: note: {path}: {plural(len(repeated), 'image')} scored on several lines "
+              f"(lines {lines}{more}): each is trained on its mean score", file=sys.stderr)
     items = []
-    for row in read_scores(path):
+    for row in rows:
         try:
             items.append(_item(row, size, extras))
         except MedqError as e:
             print(f"medq: note: skipping {e.message}", file=sys.stderr)
+    if len(items) < len(rows):
+        print(f"medq: note: {path}: {len(items)} of {plural(len(rows), 'image')} usable",
+              file=sys.stderr)
     if len(items) < MIN_ROWS:
-        raise InvalidParameter(f"only {plural(len(items), 'usable row')}; need at least "
+        raise InvalidParameter(f"only {plural(len(items), 'usable image')}; need at least "
                                f"{MIN_ROWS}", path)
     order = np.random.default_rng(seed).permutation(len(items))
     n_test = max(1, len(items) // 5)
@@ -122,8 +212,11 @@ def load_scores(path: str | Path, size: int = 224, seed: int = 0, extras: tuple[
 
 def describe(path: str | Path, train: dict[str, np.ndarray], test: dict[str, np.ndarray]
              ) -> dict[str, Any]:
-    """What a run's record and card say of a `--scores` set: the file, its rows, how many were
-    trained on and which images were held out for the test (paths as the CSV gives them)."""
+    """What a run's record and card say of a `--scores` set: the file (and a digest of its
+    content), its scored lines and images, how many were trained on and which images were held
+    out for the test (paths as the CSV gives them)."""
+    import hashlib
+
     from medq.train.config import shown_path
 
     path = Path(path)
@@ -134,5 +227,7 @@ def describe(path: str | Path, train: dict[str, np.ndarray], test: dict[str, np.
         except ValueError:
             return Path(source).as_posix()
 
-    return {"file": shown_path(path), "rows": len(read_scores(path)),
+    rows = read_scores(path)
+    return {"file": shown_path(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+            "rows": sum(len(r["lines"]) for r in rows), "images": len(rows),
             "train": int(len(train["score"])), "held_out": [named(s) for s in test["source"]]}
