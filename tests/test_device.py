@@ -29,7 +29,8 @@ def test_device_names_resolve_and_unknown_ones_are_refused() -> None:
         resolve_device("tpu")
     with pytest.raises(InvalidParameter, match="device must be one of"):
         config_from_dict({"name": "x", "model": "mediqa-tiny", "device": "gpu"})
-    assert config_from_dict({"name": "x", "model": "mediqa-tiny"}).device == "auto"
+    assert config_from_dict({"name": "x", "model": "mediqa-tiny", "stages": [
+        {"name": "s", "steps": 1, "losses": {"score": 1.0}}]}).device == "auto"
     native = HAS_CUDA and torch.cuda.is_bf16_supported()  # auto on a GPU: bfloat16 where native
     assert resolve_precision("auto", "cuda") == ("bfloat16" if native else "float32")
 

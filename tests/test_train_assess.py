@@ -300,6 +300,39 @@ def test_config_errors_name_the_problem(tmp_path: Path) -> None:
     assert proc.returncode == 2 and proc.stderr.startswith("medq: error:")
     with pytest.raises(InvalidParameter, match="precision must be one of"):
         config_from_dict({"name": "x", "model": "mediqa-tiny", "precision": "half"})
+    stage = {"name": "s", "steps": 2, "lr": 0.001, "losses": {"score": 1.0}}
+    base = {"name": "x", "model": "mediqa-tiny", "stages": [stage]}
+    loaded = config_from_dict({**base, "stages": [{**stage, "lr": "3e-4", "steps": "2"}]})
+    assert (loaded.stages[0].lr, loaded.stages[0].steps) == (3e-4, 2)  # YAML 1.1 reads 3e-4 as text
+    for change, said in (
+            ({"grad_clip": -1}, "grad_clip: must be > 0, got -1"),
+            ({"grad_clip": 0}, "grad_clip: must be > 0"),
+            ({"use_prompts": "false"}, "use_prompts: must be true or false, got 'false'"),
+            ({"log_every": 0}, "log_every: must be ≥ 1"),
+            ({"seed": "zero"}, "seed: must be a number"),
+            ({"weight_decay": -0.1}, "weight_decay: must be ≥ 0"),
+            ({"ensemble": True}, "ensemble: must be a whole number, got True"),
+            ({"output": "runs/{nmae}"}, "output: may name the run as {name}"),
+            ({"model_args": {"n_physic": 14}}, "model_args {'n_physic': 14} do not build"),
+            ({"pairs": {"train": {}}}, "pairs and member_pairs are for task: restore"),
+            ({"bench": {"size": "32px"}}, "bench.size: must be a number, got '32px'"),
+            ({"bench": {"noisy_base": 2}}, "bench.noisy_base: must lie in 0–1"),
+            ({"bench": {"evidence_extras": ["bogus"]}}, "bench.evidence_extras: unknown"),
+            ({"stages": []}, "stages: a config needs at least one stage"),
+            ({"stages": [{"name": "s", "lr": 0.1}]}, "stages[0]: needs steps"),
+            ({"stages": [{**stage, "steps": 20.5}]}, "stages[0].steps: must be a whole number"),
+            ({"stages": [{**stage, "warmup": -5}]}, "stages[0].warmup: must be ≥ 0"),
+            ({"stages": [{**stage, "losses": {"score": -1}}]}, "stages[0].losses.score: must be"),
+            ({"stages": [{**stage, "losses": ["score"]}]}, "stages[0].losses: must be a mapping"),
+            ({"stages": [stage, {**stage, "losses": {"l1": 1.0}}]},
+             "stages[1] ('s') has 2 steps but weights none of the quality losses"),
+            ({"task": "prompts", "model": "prompt-zzz"}, "for task 'prompts'")):
+        with pytest.raises(InvalidParameter, match=re.escape(said)):
+            config_from_dict({**base, **change})
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("name: x\nmodel: mediqa-tiny\nseed: 1\nseed: 2\n")
+    with pytest.raises(InvalidParameter, match="key 'seed' is written twice"):
+        load_config(twice)
 
 
 def test_bfloat16_training_steps_compute_the_float32_objective(tiny_run: dict) -> None:
@@ -473,11 +506,14 @@ def test_train_refuses_what_scores_cannot_teach_and_a_file_as_run_folder(tmp_pat
             ((root / "mediqa_tiny_test.yaml", "--scores", csv),
              "stage 'physics' trains physics, which your scores cannot teach"),
             ((root / "mediqa_tiny_test.yaml", "-o", tmp_path / "afile"),
-             f"{tmp_path / 'afile'}: the run folder is a file, not a folder")):
+             f"{tmp_path / 'afile'}: the run folder is a file, not a folder"),
+            ((root / "mediqa_s_finetune.yaml", "--scores", csv, "-o", tmp_path / "x{y}"),
+             "only 0 usable images")):  # a folder's braces are no placeholder
         proc = subprocess.run([*MEDQ, "train", *map(str, args)], capture_output=True, text=True,
                               timeout=300, cwd=tmp_path)
         assert proc.returncode == 2 and said in proc.stderr, proc.stderr
-        assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+        errors = [line for line in proc.stderr.splitlines() if not line.startswith("medq: note")]
+        assert len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr
 
 
 def test_training_config_is_checked_before_any_data_work(tmp_path: Path) -> None:
@@ -489,7 +525,7 @@ def test_training_config_is_checked_before_any_data_work(tmp_path: Path) -> None
         config_from_dict({"name": "x", "model": "mediqa-s", "task": "restore"})
     with pytest.raises(InvalidParameter, match="stages must be a list of mappings"):
         config_from_dict({"name": "x", "model": "mediqa-tiny", "stages": ["score"]})
-    with pytest.raises(InvalidParameter, match="model_args must be a mapping"):
+    with pytest.raises(InvalidParameter, match="model_args: must be a mapping"):
         config_from_dict({"name": "x", "model": "mediqa-tiny", "model_args": "big"})
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\nmodel: nosuchmodel\n")
@@ -507,7 +543,8 @@ def test_benchmark_builds_are_announced(monkeypatch: pytest.MonkeyPatch) -> None
     from medq.data import bench
     from medq.train.loop import build_split
 
-    cfg = config_from_dict({"name": "x", "model": "mediqa-tiny"})
+    cfg = config_from_dict({"name": "x", "model": "mediqa-tiny", "stages": [
+        {"name": "s", "steps": 1, "losses": {"score": 1.0}}]})
     built: list[str] = []
     monkeypatch.setattr(bench, "build", lambda plan, split: built.append(split) or {})
     said: list[str] = []

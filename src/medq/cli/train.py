@@ -57,8 +57,8 @@ def train(
 
     def job() -> dict[str, Any]:
         cfg = load_config(config)
-        if output is not None:
-            cfg.output = str(output)
+        if output is not None:  # a folder named as given: its braces are no placeholders
+            cfg.output = str(output).replace("{", "{{").replace("}", "}}")
         if device is not None:
             resolve_device(device)  # InvalidParameter: an unknown name, or cuda without a GPU
             cfg.device = device

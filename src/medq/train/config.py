@@ -72,9 +72,13 @@ class TrainConfig:
         return Path(self.output.format(name=self.name))
 
 
+NOT_USER_KEYS = ("config_file",)
+"""Config fields medq sets itself (the file a config was read from), not a YAML key."""
+
+
 def _fields(cls: type, data: dict[str, Any], where: str) -> dict[str, Any]:
     """Check that `data` only has fields of dataclass `cls`."""
-    known = {f.name for f in dataclasses.fields(cls)}
+    known = {f.name for f in dataclasses.fields(cls)} - set(NOT_USER_KEYS)
     unknown = sorted(set(data) - known)
     if unknown:
         raise InvalidParameter(f"unknown {where} field(s) {', '.join(unknown)}; "
@@ -83,27 +87,33 @@ def _fields(cls: type, data: dict[str, Any], where: str) -> dict[str, Any]:
 
 
 def config_from_dict(data: dict[str, Any]) -> TrainConfig:
-    """Build and validate a TrainConfig from plain data (the parsed YAML)."""
+    """Build and validate a TrainConfig from plain data (the parsed YAML): every field of its
+    declared type and within range, its model built from `model_args` (`config_check`)."""
     if not isinstance(data, dict):
         raise InvalidParameter("a training config must be a mapping")
+    from medq.train.config_check import check_ranges, check_sections, typed
+
     data = dict(_fields(TrainConfig, data, "config"))
     raw_stages = data.pop("stages", []) or []
     if not isinstance(raw_stages, list) or not all(isinstance(r, dict) for r in raw_stages):
         raise InvalidParameter("stages must be a list of mappings (name, steps, lr, losses, "
                                "warmup)")
     stages = []
-    for raw in raw_stages:
-        stage = Stage(**_fields(Stage, dict(raw), "stage"))
-        bad = sorted(set(stage.losses) - set(LOSS_NAMES))
-        if bad or stage.steps < 0 or stage.lr <= 0:
-            raise InvalidParameter(f"stage {stage.name!r}: losses must be among {LOSS_NAMES}, "
-                                   "steps ≥ 0 and lr > 0")
-        stages.append(stage)
-    bench = BenchPlan(**_fields(BenchPlan, dict(data.pop("bench", {}) or {}), "bench"))
+    for i, raw in enumerate(raw_stages):
+        missing = [k for k in ("name", "steps") if k not in raw]
+        if missing:
+            raise InvalidParameter(f"stages[{i}]: needs {' and '.join(missing)} (and lr, "
+                                   "losses, warmup)")
+        stages.append(Stage(**typed(Stage, _fields(Stage, dict(raw), f"stages[{i}]"),
+                                    f"stages[{i}].")))
+    raw_bench = data.pop("bench", {}) or {}
+    if not isinstance(raw_bench, dict):
+        raise InvalidParameter(f"bench: must be a mapping, got {raw_bench!r}")
+    bench = BenchPlan(**typed(BenchPlan, _fields(BenchPlan, dict(raw_bench), "bench"), "bench."))
     for key in ("name", "model"):
         if key not in data:
             raise InvalidParameter(f"config needs a {key!r}")
-    cfg = TrainConfig(**data, stages=stages, bench=bench)
+    cfg = TrainConfig(**typed(TrainConfig, data, ""), stages=stages, bench=bench)
     if cfg.task not in ("quality", "prompts", "restore"):
         raise InvalidParameter(f"task must be 'quality', 'prompts' or 'restore', got {cfg.task!r}")
     _check_model(cfg)
@@ -126,6 +136,8 @@ def config_from_dict(data: dict[str, Any]) -> TrainConfig:
                                f"got {cfg.checkpoint_every_s!r}")
     if cfg.device not in DEVICES:
         raise InvalidParameter(f"device must be one of {', '.join(DEVICES)}, got {cfg.device!r}")
+    check_ranges(cfg)
+    check_sections(cfg)
     return cfg
 
 
@@ -166,6 +178,25 @@ def read_text_file(path: Path, what: str, kind: str) -> str:
     return text
 
 
+def _unique_keys_loader() -> type:
+    """PyYAML's SafeLoader refusing a key written twice in one mapping (it keeps the last one
+    quietly: an edited value that is not the one read)."""
+    import yaml
+
+    class UniqueKeys(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+            seen = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key {key!r} is written twice", key_node.start_mark)
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return UniqueKeys
+
+
 def load_config(path: str | Path) -> TrainConfig:
     """Read a YAML training config; InvalidParameter naming the file on any problem."""
     import yaml
@@ -173,7 +204,7 @@ def load_config(path: str | Path) -> TrainConfig:
     path = Path(path)
     text = read_text_file(path, "training config", "YAML text file")
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_unique_keys_loader())  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as e:
         raise InvalidParameter(f"not valid YAML ({e})", path) from None
     try:
