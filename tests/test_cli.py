@@ -570,3 +570,28 @@ def test_error_lines_follow_the_inputs_order(tmp_path: Path) -> None:
         named = [line.split(":")[2].strip() for line in res.stderr.splitlines()
                  if line.startswith("medq: error:")]
         assert [Path(n).name for n in named] == ["blank.png", "junk.dcm"], (command, res.stderr)
+
+
+def test_benchmarks_check_every_model_and_the_results_folder_before_running(
+        tmp_path: Path) -> None:
+    """A benchmark takes minutes: a model named wrongly anywhere in `--models` (a missing file,
+    a network of the other kind) and a results folder that cannot be written are refused
+    before it starts, each naming what is wrong (exit 2), and nothing is written."""
+    (tmp_path / "afile").write_text("")
+    missing = tmp_path / "nope.pt"
+    cases = [
+        (("iqa", "--models", f"cnniqa,{missing}"), f"{missing}: checkpoint file not found"),
+        (("iqa", "--models", "cnniqa,restore-s"), "restore-s: a shipped restoration network, "
+         "not a quality model"),
+        (("restore", "--models", "restore-s,mediqa-s"), "mediqa-s: a shipped quality model, "
+         "not a restoration network"),
+        (("iqa", "--models", "cnniqa", "--results", tmp_path / "afile"), "is a file, not a folder"),
+        (("describe", "--results", tmp_path / "afile"), "is a file, not a folder"),
+        (("restore", "--results", tmp_path / "afile"), "is a file, not a folder")]
+    for args, said in cases:
+        if "--results" not in args:
+            args = (*args, "--results", tmp_path / "results")
+        res = run_medq("bench", *args)
+        assert res.returncode == 2 and said in res.stderr, (args, res.stderr)
+        assert res.stderr.strip().count("\n") == 0, res.stderr
+    assert not any((tmp_path / "results").glob("*.json"))

@@ -3,6 +3,8 @@ methods, engine pairs, and the gated pipeline with the shipped network."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -129,10 +131,12 @@ def test_unknown_method_and_missing_weights_are_clear_errors() -> None:
 
     with pytest.raises(InvalidParameter, match="choose from auto, net, bm3d, nlm, tv"):
         restore(load_sample("ct_small"), "median")
-    with pytest.raises(InvalidParameter, match="no restoration weights"):
+    with pytest.raises(InvalidParameter, match="no restoration network weights called"):
         load_restorer("no-such-restorer")
-    with pytest.raises(InvalidParameter, match="shipped restorers"):
-        load_restorer("mediqa-s")  # a quality model
+    with pytest.raises(InvalidParameter, match="a shipped quality model, not a restoration"):
+        load_restorer("mediqa-s")
+    with pytest.raises(InvalidParameter, match="mediqa-s.pt: a quality model, not a restoration"):
+        load_restorer(Path(__file__).parents[1] / "src" / "medq" / "weights" / "mediqa-s.pt")
 
 
 CT_SMALL_NOISE = pytest.mark.xfail(

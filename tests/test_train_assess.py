@@ -282,10 +282,17 @@ def test_cli_assess_json_exit_code_and_order(tiny_run: dict, tmp_path: Path) -> 
 def test_unknown_model_is_a_clear_error() -> None:
     """A model name or checkpoint the user got wrong is bad input (exit code 2), not medq's
     internal error."""
-    with pytest.raises(InvalidParameter, match="shipped models"):
+    with pytest.raises(InvalidParameter, match=r"no quality model weights called "
+                       r"'no-such-model': .* shipped ones \(cnniqa, .*mediqa-s"):
         Assessor("no-such-model")
-    with pytest.raises(InvalidParameter, match=r"shipped models \(cnniqa, .*mediqa-s"):
-        Assessor("restore-s")  # a restoration network
+    with pytest.raises(InvalidParameter, match="a shipped restoration network, not a quality "
+                       "model: `medq restore --model`, `medq bench restore --models` take it"):
+        Assessor("restore-s")
+    with pytest.raises(InvalidParameter, match="missing/model.pt: checkpoint file not found"):
+        Assessor("missing/model.pt")
+    with pytest.raises(InvalidParameter, match="restore-s.pt: a restoration network, not a "
+                       "quality model"):  # a file of the other kind, wherever it lies
+        Assessor(Path(__file__).parents[1] / "src" / "medq" / "weights" / "restore-s.pt")
 
 
 def test_config_errors_name_the_problem(tmp_path: Path) -> None:

@@ -68,9 +68,41 @@ def resolve(name_or_path: str | Path) -> Path:
     candidate = WEIGHTS_DIR / f"{name_or_path}.pt"
     if candidate.is_file() and candidate.stem in quality_models():
         return candidate
-    names = ", ".join(quality_models()) or "none"
-    raise InvalidParameter(f"no weights called {str(name_or_path)!r}: give a checkpoint path "
-                           f"or one of the shipped models ({names})")
+    raise unknown_weights(name_or_path, "quality model")
+
+
+def unknown_weights(name: str | Path, wanted: str) -> InvalidParameter:
+    """The error for a `--model(s)` value that names no checkpoint of the `wanted` kind (a key
+    of `CHECKPOINT_FAMILIES`): a path that does not exist, a shipped network of the other
+    kind, or a name medq does not ship."""
+    text = str(name)
+    if "/" in text or "\\" in text or text.endswith(".pt"):
+        return InvalidParameter("checkpoint file not found", text)
+    shipped_names = quality_models() if wanted == "quality model" else restorers()
+    other = restorers() if wanted == "quality model" else quality_models()
+    if text in other:
+        kind = next(k for k in CHECKPOINT_FAMILIES if k != wanted)
+        return InvalidParameter(f"a shipped {kind}, not a {wanted}: "
+                                f"{CHECKPOINT_FAMILIES[kind][1]} take it", text)
+    return InvalidParameter(f"no {wanted} weights called {text!r}: give a checkpoint path or "
+                            f"one of the shipped ones ({', '.join(shipped_names) or 'none'})")
+
+
+CHECKPOINT_FAMILIES = {
+    "quality model": (("MedIQA", "CNNIQA", "WaDIQaM", "SeedEnsemble"),
+                      "`medq assess --model`, `medq bench iqa --models`"),
+    "restoration network": (("RestoreUNet", "RestoreEnsemble"),
+                            "`medq restore --model`, `medq bench restore --models`"),
+}
+"""The model classes a checkpoint of each kind names, and the commands that take it."""
+
+
+def check_family(ckpt: dict[str, Any], wanted: str, path: str) -> None:
+    """InvalidParameter (bad input wherever the file lies) when a checkpoint is of the other
+    kind than `wanted` (a key of `CHECKPOINT_FAMILIES`), naming the commands that take it."""
+    for kind, (classes, commands) in CHECKPOINT_FAMILIES.items():
+        if kind != wanted and ckpt.get("model") in classes:
+            raise InvalidParameter(f"a {kind}, not a {wanted}: {commands} take it", path)
 
 
 def read_checkpoint(path: str, what: str) -> dict[str, Any]:
@@ -100,6 +132,7 @@ def _load(path: str) -> tuple[Any, dict[str, Any]]:
     from medq.assess.models import checkpoint_class
 
     ckpt = read_checkpoint(path, "medq quality checkpoint")
+    check_family(ckpt, "quality model", path)
     try:  # read once: the file may hold several members
         model = checkpoint_class(ckpt["model"]).from_dict(ckpt)
     except ModelError as e:

@@ -274,13 +274,29 @@ def lossy_source_note(name: str, lossy: dict[str, Any], n: int, result: str) -> 
 
 
 def names_list(text: str, option: str = "--models") -> list[str]:
-    """The names of a comma-separated option value (`"a, b,"` → `["a", "b"]`); a usage error
-    (exit 2) when it names none."""
-    names = [name.strip() for name in text.split(",") if name.strip()]
+    """The names of a comma-separated option value (`"a, b,"` → `["a", "b"]`; a name given
+    twice counts once); a usage error (exit 2) when it names none."""
+    names = list(dict.fromkeys(name.strip() for name in text.split(",") if name.strip()))
     if not names:
         raise typer.BadParameter("names no model: give one or more comma-separated model names "
                                  "or checkpoint paths", param_hint=f"'{option}'")
     return names
+
+
+def results_ready(folder: Path) -> None:
+    """Make a benchmark's results folder and check it can be written, before the benchmark
+    runs (it takes minutes): InvalidParameter naming it otherwise."""
+    import tempfile
+
+    from medq.io.atomic import make_folder
+
+    make_folder(folder)
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".medq-check-"):
+            pass
+    except OSError as e:
+        raise InvalidParameter(f"cannot write the results folder ({e.strerror or e})",
+                               folder) from None
 
 
 def write_results(folder: Path, name: str, payload: Any, indent: int = 2) -> Path:

@@ -27,6 +27,7 @@ from medq.cli.common import (
     path_table,
     print_json,
     progress_bar,
+    results_ready,
     write_results,
 )
 from medq.cli.train import bench_app
@@ -124,6 +125,7 @@ def bench_describe(
 
     def job() -> dict[str, Any]:
         set_threads()
+        results_ready(results)
         with progress_bar("describing", False) as bar:
             task = bar.add_task("describe", total=None)
             payload = run(plan, model, progress=lambda _, done, total: bar.update(

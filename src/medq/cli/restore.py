@@ -26,6 +26,7 @@ from medq.cli.common import (
     print_json,
     progress_bar,
     refuse_overwrite,
+    results_ready,
     write_results,
 )
 from medq.cli.train import bench_app
@@ -255,6 +256,15 @@ def bench_restore(
     names = names_list(models)
 
     def job() -> dict[str, Any]:
+        from medq.errors import MedqError
+        from medq.restore.models import load_restorer
+
+        results_ready(results)
+        for name in names:  # every network the user named, before the benchmark's minutes
+            try:
+                load_restorer(name)
+            except MedqError as e:
+                raise type(e)(e.reason, e.path or name) from None
         payload = run_benchmark(names, per_level=per_level, bm3d_items=bm3d_items, console=err)
         write_results(results, "restore.json", payload)
         return payload

@@ -14,13 +14,14 @@ from medq.cli.common import (
     RESULTS_OPTION,
     Outcome,
     app,
-    err,
     lossy_source_note,
     names_list,
     out,
     print_json,
+    results_ready,
     write_results,
 )
+from medq.errors import InvalidParameter, MedqError
 
 bench_app = typer.Typer(help="Benchmarks on medq's held-out test split.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
@@ -49,7 +50,6 @@ def train(
     A quality model is pretrained on physics parameters, then fine-tuned on scores. Started
     again, an interrupted run continues where it stopped."""
     from medq.assess.precision import resolve_device
-    from medq.errors import InvalidParameter
     from medq.train.config import load_config
     from medq.train.loop import train as run_train
 
@@ -151,6 +151,12 @@ def bench_iqa(
 
     def job() -> list[dict[str, Any]]:
         set_threads()
+        results_ready(results)
+        for name in names:  # every model the user named, before the benchmark's minutes
+            try:
+                load_weights(name)
+            except MedqError as e:
+                raise type(e)(e.reason, e.path or name) from None
         record = load_weights(names[0])[1]
         plan = BenchPlan(**record.get("bench_plan", {})) if record.get("bench_plan") else \
             BenchPlan(size=int(record.get("image_size", 224)))
@@ -165,6 +171,9 @@ def bench_iqa(
     rows = outcome.run(models, job)
     if isinstance(rows, BaseException):
         outcome.exit()
+    for row in rows:  # a model the user named that could not be benchmarked: exit code 2
+        if "missing" in row:
+            outcome.fail(None, InvalidParameter(row["missing"]))
     if as_json:
         print_json(rows)
         outcome.exit()
@@ -172,7 +181,6 @@ def bench_iqa(
                   title="Quality assessment on the held-out test split")
     for row in rows:
         if "missing" in row:
-            err.print(f"medq: note: {row['missing']}", markup=False, highlight=False)
             continue
         table.add_row(row["model"], *[" / ".join(_cell(row["metrics"], s))
                                       for s in TABLE_SUBSETS])

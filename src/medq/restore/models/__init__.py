@@ -16,8 +16,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from medq.assess.weights import checkpoint_error, read_checkpoint, why
-from medq.errors import InvalidParameter, ModelError
+from medq.assess.weights import check_family, checkpoint_error, read_checkpoint, why
+from medq.errors import ModelError
 from medq.restore.models.ensemble import RestoreEnsemble
 from medq.restore.models.unet import RestoreUNet
 
@@ -68,7 +68,7 @@ def _from_dict(ckpt: dict[str, Any]) -> nn.Module:
 def resolve(name_or_path: str | Path) -> Path:
     """Checkpoint path of a shipped restorer name or an existing file; InvalidParameter (bad
     input) otherwise."""
-    from medq.assess.weights import WEIGHTS_DIR, restorers
+    from medq.assess.weights import WEIGHTS_DIR, restorers, unknown_weights
 
     path = Path(name_or_path).expanduser()
     if path.is_dir() and (path / "model.pt").is_file():
@@ -78,14 +78,13 @@ def resolve(name_or_path: str | Path) -> Path:
     candidate = WEIGHTS_DIR / f"{name_or_path}.pt"
     if candidate.is_file() and candidate.stem in restorers():
         return candidate
-    names = ", ".join(restorers()) or "none"
-    raise InvalidParameter(f"no restoration weights called {str(name_or_path)!r}: give a "
-                           f"checkpoint path or one of the shipped restorers ({names})")
+    raise unknown_weights(name_or_path, "restoration network")
 
 
 @lru_cache(maxsize=4)
 def _load(path: str, mtime: float) -> tuple[nn.Module, dict[str, Any]]:
     ckpt = read_checkpoint(path, "medq restoration checkpoint")
+    check_family(ckpt, "restoration network", path)
     try:
         model = _from_dict(ckpt)
     except Exception as e:  # noqa: BLE001 — whatever the rebuild trips on
