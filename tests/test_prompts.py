@@ -143,3 +143,20 @@ def test_ct_window_tags_reach_the_type_prompt(tmp_path) -> None:
     assert (image.meta["window_center"], image.meta["window_width"]) == (-600.0, 1500.0)
     assert image.meta["protocol_name"] == "CHEST ROUTINE"
     assert prompts_from_image(image).type == "ct_lung"
+
+
+def test_a_modality_the_user_names_is_the_prompts_source_user() -> None:
+    """`--modality` (`load(..., modality=)`, `modality=` in Python) reads a file as that
+    modality over what its header says; the prompts then say the value is the user's, not the
+    tags' (it said `tags` for a modality the header contradicts)."""
+    import medq
+    from medq.io import load
+
+    path = dicom_testfile("CT_small.dcm")
+    assert prompts_from_image(load(path)).source["modality"] == "tags"
+    named = load(path, modality="PT", region="Chest".lower())
+    said = prompts_from_image(named)
+    assert (said.modality, said.source["modality"], said.source["region"]) == ("PT", "user", "user")
+    array = medq.io.from_array(np.random.default_rng(0).random((64, 64)) * 100)
+    api = medq.assess(array, modality="MR")
+    assert api.prompts["source"]["modality"] == "user"

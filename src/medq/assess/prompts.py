@@ -61,8 +61,8 @@ VOCABULARIES: dict[str, tuple[str, ...]] = {
 FALLBACK = {"dimension": "2d", "modality": "other", "region": "unknown", "type": "other"}
 """Catch-all value of each field, used for anything outside the vocabulary."""
 
-SOURCES = ("tags", "predicted", "default")
-"""Where a prompt value came from."""
+SOURCES = ("tags", "predicted", "default", "user")
+"""Where a prompt value came from (`user`: named by the user over what the file says)."""
 
 PROMPT_DIM = sum(len(v) for v in VOCABULARIES.values())
 """Length of the encoded prompt vector (sum of the four vocabulary sizes)."""
@@ -92,7 +92,9 @@ def normalize(field_name: str, value: Any) -> str:
 
 @dataclass(frozen=True)
 class Prompts:
-    """The four prompts plus where each came from (`source[field]` ∈ tags/predicted/default)."""
+    """The four prompts plus where each came from (`source[field]` ∈ tags/predicted/default,
+    or user: named with `--modality`/`--region` or `modality=`/`region=`, over what the file
+    says)."""
 
     dimension: str = "2d"
     modality: str = "other"
@@ -282,6 +284,9 @@ def prompts_from_image(image: MedImage, predict_missing: PredictMissing | None =
     source = {name: "tags" for name in values}
     if image.meta.get("modality_from") and "modality" in source:
         source["modality"] = "predicted"  # read from the values (`medq.io.units`), not a tag
+    for name in image.meta.get("named", ()):  # --modality / --region, or modality= in Python
+        if name in source:
+            source[name] = "user"
     missing = tuple(name for name in FIELDS if name not in values)
     if missing and predict_missing is not None:
         guesses = dict(predict_missing(image, missing) or {})

@@ -76,6 +76,9 @@ def unknown_weights(name: str | Path, wanted: str) -> InvalidParameter:
     of `CHECKPOINT_FAMILIES`): a path that does not exist, a shipped network of the other
     kind, or a name medq does not ship."""
     text = str(name)
+    if not text.strip():
+        return InvalidParameter(f"an empty name names no {wanted}: give a shipped name or a "
+                                "checkpoint path")
     if "/" in text or "\\" in text or text.endswith(".pt"):
         return InvalidParameter("checkpoint file not found", text)
     shipped_names = quality_models() if wanted == "quality model" else restorers()

@@ -319,7 +319,8 @@ def _modality(value: str | None) -> str | None:
 
 MODALITY_OPTION = typer.Option(
     None, "--modality", callback=_modality,
-    help="Modality when the file does not say (CT, MR, PT, CR, DX, OP).")
+    help="Read the inputs as this modality, over what the files say (CT, MR, PT, CR, DX, "
+         "OP); the prompts then give its source as user.")
 
 
 def dicom_reference(image: Any) -> str | None:

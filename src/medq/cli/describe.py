@@ -124,8 +124,11 @@ def bench_describe(
     plan = DescribePlan(per_2d=max(1, n), per_3d=max(1, n // 2))
 
     def job() -> dict[str, Any]:
+        from medq.assess.weights import load_weights
+
         set_threads()
         results_ready(results)
+        load_weights(model)  # a wrong name at once, before the items are built
         with progress_bar("describing", False) as bar:
             task = bar.add_task("describe", total=None)
             payload = run(plan, model, progress=lambda _, done, total: bar.update(

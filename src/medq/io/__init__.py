@@ -26,7 +26,7 @@ from medq.errors import (
 )
 from medq.image import MedImage
 from medq.io import archive, dicom, dicom_series, dicom_write, gz, itk, neuro, nifti, raster
-from medq.io.arrays import as_image, finite_pixels, from_array, with_nonfinite
+from medq.io.arrays import as_image, finite_pixels, from_array, named_changes, with_nonfinite
 from medq.io.atomic import cannot_write
 from medq.io.bids import inherited_sidecar, sidecar_acquisition
 from medq.io.sidecar import read_sidecar, write_sidecar
@@ -185,7 +185,8 @@ def load(path: str | Path, *, modality: str | None = None, region: str | None = 
         image = _read(file, fmt, volume)
         image = finite_pixels(image.evolve(source=str(p)) if file != p else image)
         changes = _sidecar_fields(file, image) if fmt not in ("dicom", "dicom-series") else {}
-        changes.update({k: v for k, v in (("modality", modality), ("region", region)) if v})
+        named = named_changes(image.evolve(**changes) if changes else image, modality, region)
+        changes.update(named)
         if changes:  # a colour picture named as another modality: MedImage refuses it
             image = image.evolve(**changes)
         return infer_modality(image)

@@ -174,7 +174,7 @@ def as_image(item: Any, *, modality: str | None = None, region: str | None = Non
     from medq.io.units import infer_modality
 
     if isinstance(item, MedImage):
-        changes = {k: v for k, v in (("modality", modality), ("region", region)) if v}
+        changes = named_changes(item, modality, region)
         if spacing is not None:
             changes["spacing"] = _spacing(spacing, len(item.spacing))
         return item.evolve(**changes) if changes else item
@@ -184,4 +184,17 @@ def as_image(item: Any, *, modality: str | None = None, region: str | None = Non
             return image
         return image.evolve(spacing=_spacing(spacing, len(image.spacing)),
                             meta={**image.meta, "spacing_assumed": False})
-    return infer_modality(from_array(item, spacing=spacing, modality=modality, region=region))
+    image = from_array(item, spacing=spacing, modality=modality, region=region)
+    named = named_changes(image, modality, region)
+    return infer_modality(image.evolve(**named) if named else image)
+
+
+def named_changes(image: MedImage, modality: str | None, region: str | None) -> dict[str, Any]:
+    """The `evolve` changes that put the modality and region a user named in place of the
+    image's own, recording which they named (`meta['named']`: the prompts say `user`)."""
+    changes: dict[str, Any] = {k: v for k, v in (("modality", modality), ("region", region))
+                               if v}
+    if changes:
+        named = sorted({*image.meta.get("named", ()), *changes})
+        changes["meta"] = {**image.meta, "named": named}
+    return changes

@@ -278,6 +278,10 @@ def train(cfg: TrainConfig, data: dict[str, np.ndarray] | None = None,
     test = test if test is not None else build_split(cfg, "test", log)
     log(f"{cfg.name}: {len(data['score'])} training items, {len(test['score'])} test items, "
         f"{threads} threads, on {device_name(device)}")
+    if (cfg.output_dir() / "model.pt").exists():
+        log(f"{cfg.name}: {cfg.output_dir()} holds a finished run of another recipe (or of this "
+            "one, outside an ensemble): its model.pt, card.md and metrics.json are replaced "
+            "when this run ends")
     model = _initial_model(cfg)
     if model.uses_measures and not cfg.init:
         n = model.config.n_measures

@@ -162,7 +162,8 @@ UPLOAD_SCHEMA = {"requestBody": {"required": True, "content": {"multipart/form-d
     "type": "object", "required": ["file"], "properties": {
         "file": {"type": "string", "format": "binary",
                  "description": "DICOM, NIfTI, MetaImage, NRRD, PNG, JPEG, TIFF or .npy"},
-        "modality": {"type": "string", "description": "modality when the file does not say"},
+        "modality": {"type": "string",
+                     "description": "modality to read the file as, over what it says"},
     }}}}}}
 
 
