@@ -283,6 +283,16 @@ def names_list(text: str, option: str = "--models") -> list[str]:
     return names
 
 
+def load_named(names: list[str], load: Callable[[str], Any]) -> None:
+    """`load` every model the user named before a benchmark's minutes start; a failure is
+    raised naming its own entry of the option (not the whole comma-separated value)."""
+    for name in names:
+        try:
+            load(name)
+        except MedqError as e:
+            raise type(e)(e.reason, e.path or name) from None
+
+
 def results_ready(folder: Path) -> None:
     """Make a benchmark's results folder and check it can be written, before the benchmark
     runs (it takes minutes): InvalidParameter naming it otherwise."""

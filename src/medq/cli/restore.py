@@ -21,6 +21,7 @@ from medq.cli.common import (
     dicom_reference,
     err,
     error_object,
+    load_named,
     names_list,
     out,
     print_json,
@@ -256,15 +257,10 @@ def bench_restore(
     names = names_list(models)
 
     def job() -> dict[str, Any]:
-        from medq.errors import MedqError
         from medq.restore.models import load_restorer
 
         results_ready(results)
-        for name in names:  # every network the user named, before the benchmark's minutes
-            try:
-                load_restorer(name)
-            except MedqError as e:
-                raise type(e)(e.reason, e.path or name) from None
+        load_named(names, load_restorer)
         payload = run_benchmark(names, per_level=per_level, bm3d_items=bm3d_items, console=err)
         write_results(results, "restore.json", payload)
         return payload

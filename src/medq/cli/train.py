@@ -14,6 +14,7 @@ from medq.cli.common import (
     RESULTS_OPTION,
     Outcome,
     app,
+    load_named,
     lossy_source_note,
     names_list,
     out,
@@ -21,7 +22,7 @@ from medq.cli.common import (
     results_ready,
     write_results,
 )
-from medq.errors import InvalidParameter, MedqError
+from medq.errors import InvalidParameter
 
 bench_app = typer.Typer(help="Benchmarks on medq's held-out test split.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
@@ -152,11 +153,7 @@ def bench_iqa(
     def job() -> list[dict[str, Any]]:
         set_threads()
         results_ready(results)
-        for name in names:  # every model the user named, before the benchmark's minutes
-            try:
-                load_weights(name)
-            except MedqError as e:
-                raise type(e)(e.reason, e.path or name) from None
+        load_named(names, load_weights)
         record = load_weights(names[0])[1]
         plan = BenchPlan(**record.get("bench_plan", {})) if record.get("bench_plan") else \
             BenchPlan(size=int(record.get("image_size", 224)))
