@@ -117,6 +117,12 @@ def test_restoration_ensemble_reuses_members_averages_and_ships(restore_run: dic
     logged.clear()
     train(cfg, log=logged.append)  # both members finished: nothing retrained
     assert sum("reused" in m for m in logged) == 2
+    from medq.train.restore_ensemble import finished_member, member_config
+
+    slower = dataclasses.replace(cfg, stages=[dataclasses.replace(s, lr=s.lr / 2)
+                                              for s in cfg.stages])  # another recipe: retrained
+    assert finished_member(member_config(cfg, 0)) is not None
+    assert finished_member(member_config(slower, 0)) is None
     shipped = ship_run(tmp_path / "run", dest=tmp_path / "weights")
     ckpt = torch.load(shipped, weights_only=True)
     assert len(ckpt["members"]) == 2 and all(

@@ -69,7 +69,7 @@ def fail_line(path: str | os.PathLike[str] | None, exc: BaseException) -> str:
     from medq.io.archive import shown
 
     if isinstance(exc, MedqError):
-        if exc.path is None and path is not None:
+        if exc.path is None and path is not None and str(path).strip():
             return shown(f"{path}: {exc.reason}")
         return shown(exc.message)
     reason = " ".join(f"{type(exc).__name__}: {exc}".split())

@@ -19,7 +19,8 @@ from typing import Any
 from medq.io.atomic import atomic_path, atomic_write_text
 from medq.train.config import TrainConfig, config_path
 
-RECIPE_KEYS = ("model", "seed", "args", "steps", "train_plan", "extra_plan", "crop", "batch_size")
+RECIPE_KEYS = ("model", "seed", "args", "steps", "train_plan", "extra_plan", "crop", "batch_size",
+               "fingerprint")
 """Record fields a finished member run must share with the planned one to be reused."""
 
 
@@ -55,6 +56,7 @@ def planned_recipe(cfg: TrainConfig) -> dict[str, Any]:
     """The recipe (`recipe`) a run of `cfg` would record."""
     from medq.restore.models import build_model
     from medq.train.restore_loop import plan_from
+    from medq.train.resume import fingerprint
 
     extra = plan_from(cfg, "extra") if cfg.pairs.get("extra") else None
     planned = {"model": cfg.model, "seed": cfg.seed,
@@ -62,7 +64,8 @@ def planned_recipe(cfg: TrainConfig) -> dict[str, Any]:
                "steps": {s.name: s.steps for s in cfg.stages},
                "train_plan": plan_from(cfg, "train").key(),
                "extra_plan": extra.key() if extra else None,
-               "crop": cfg.train_crop, "batch_size": cfg.batch_size}
+               "crop": cfg.train_crop, "batch_size": cfg.batch_size,
+               "fingerprint": fingerprint(cfg)}
     return json.loads(json.dumps(planned, default=float))  # as a record reads back
 
 

@@ -33,7 +33,7 @@ from medq.restore.normalise import network_input
 from medq.train.card import resumed_text, where_trained
 from medq.train.config import Stage, TrainConfig, config_path
 from medq.train.loop import _lr, device_name, on_device, optimise, stage_steps
-from medq.train.resume import Checkpointer
+from medq.train.resume import Checkpointer, fingerprint
 from medq.workers import set_threads
 
 
@@ -232,7 +232,8 @@ def train_restorer(cfg: TrainConfig, log: Any) -> dict[str, Any]:
               "pairs_time_s": round(data_s, 1), "train_time_s": round(train_s, 1),
               "wall_time_s": round(time.time() - started + ck.elapsed_before, 1),
               "steps": {s.name: s.steps for s in cfg.stages}, "batch_size": cfg.batch_size,
-              "crop": cfg.train_crop, "train_pairs": int(len(data["shape"])),
+              "crop": cfg.train_crop, "fingerprint": fingerprint(cfg),
+              "train_pairs": int(len(data["shape"])),
               "test_pairs": int(len(test["shape"])), "metrics": metrics, "history": history,
               "resumed": ck.resumed}
     record = json.loads(json.dumps(record, default=float))
