@@ -298,15 +298,14 @@ def results_ready(folder: Path) -> None:
     runs (it takes minutes): InvalidParameter naming it otherwise."""
     import tempfile
 
-    from medq.io.atomic import make_folder
+    from medq.io.atomic import cannot_write, make_folder
 
     make_folder(folder)
     try:
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".medq-check-"):
             pass
     except OSError as e:
-        raise InvalidParameter(f"cannot write the results folder ({e.strerror or e})",
-                               folder) from None
+        raise cannot_write(e, folder) from None
 
 
 def write_results(folder: Path, name: str, payload: Any, indent: int = 2) -> Path:

@@ -67,13 +67,14 @@ def train(
             raise InvalidParameter("the run folder is a file, not a folder", cfg.output_dir())
         if scores is None:
             return run_train(cfg)
-        from medq.train.scores import check_scores_config, describe, load_scores
+        from medq.train.scores import check_scores_config, describe, load_scores, read_scores
 
         check_scores_config(cfg, config)
-
+        rows = read_scores(scores)
         train_set, test_set = load_scores(scores, size=cfg.bench.size, seed=cfg.seed,
-                                          extras=cfg.bench.evidence_extras)
-        return run_train(cfg, train_set, test_set, scores=describe(scores, train_set, test_set))
+                                          extras=cfg.bench.evidence_extras, rows=rows)
+        return run_train(cfg, train_set, test_set,
+                         scores=describe(scores, rows, train_set, test_set))
 
     result = outcome.run(config, job)
     if not isinstance(result, BaseException):

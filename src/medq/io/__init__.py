@@ -185,8 +185,7 @@ def load(path: str | Path, *, modality: str | None = None, region: str | None = 
         image = _read(file, fmt, volume)
         image = finite_pixels(image.evolve(source=str(p)) if file != p else image)
         changes = _sidecar_fields(file, image) if fmt not in ("dicom", "dicom-series") else {}
-        named = named_changes(image.evolve(**changes) if changes else image, modality, region)
-        changes.update(named)
+        changes.update(named_changes(changes.get("meta", image.meta), modality, region))
         if changes:  # a colour picture named as another modality: MedImage refuses it
             image = image.evolve(**changes)
         return infer_modality(image)

@@ -174,7 +174,7 @@ def as_image(item: Any, *, modality: str | None = None, region: str | None = Non
     from medq.io.units import infer_modality
 
     if isinstance(item, MedImage):
-        changes = named_changes(item, modality, region)
+        changes = named_changes(item.meta, modality, region)
         if spacing is not None:
             changes["spacing"] = _spacing(spacing, len(item.spacing))
         return item.evolve(**changes) if changes else item
@@ -184,17 +184,17 @@ def as_image(item: Any, *, modality: str | None = None, region: str | None = Non
             return image
         return image.evolve(spacing=_spacing(spacing, len(image.spacing)),
                             meta={**image.meta, "spacing_assumed": False})
-    image = from_array(item, spacing=spacing, modality=modality, region=region)
-    named = named_changes(image, modality, region)
-    return infer_modality(image.evolve(**named) if named else image)
+    named = named_changes({}, modality, region)
+    return infer_modality(from_array(item, spacing=spacing, **named))
 
 
-def named_changes(image: MedImage, modality: str | None, region: str | None) -> dict[str, Any]:
-    """The `evolve` changes that put the modality and region a user named in place of the
-    image's own, recording which they named (`meta['named']`: the prompts say `user`)."""
+def named_changes(meta: dict[str, Any], modality: str | None, region: str | None
+                  ) -> dict[str, Any]:
+    """The `evolve` changes that put the modality and region a user named in place of an
+    image's own, its `meta` recording which they named (`meta['named']`: the prompts say
+    `user`)."""
     changes: dict[str, Any] = {k: v for k, v in (("modality", modality), ("region", region))
                                if v}
     if changes:
-        named = sorted({*image.meta.get("named", ()), *changes})
-        changes["meta"] = {**image.meta, "named": named}
+        changes["meta"] = {**meta, "named": sorted({*meta.get("named", ()), *changes})}
     return changes

@@ -37,24 +37,16 @@ RASTER_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".tif": "tiff"
 _PIL_NAMES = {"png": "PNG", "jpeg": "JPEG", "tiff": "TIFF"}
 
 
-def _alpha_of(frame: Image.Image) -> np.ndarray | None:
-    """A frame's alpha channel (uint8) when it has one that is not fully opaque, else None."""
-    mode = frame.mode
-    if mode in ("LA", "PA") or (mode == "P" and "transparency" in frame.info):
-        frame, mode = frame.convert("RGBA"), "RGBA"
-    if mode != "RGBA":
-        return None
-    alpha = np.asarray(frame.getchannel("A"))
-    return None if bool((alpha == 255).all()) else alpha.copy()
-
-
-def _frame_array(frame: Image.Image) -> tuple[np.ndarray, int, bool]:
-    """Pixels of one Pillow frame, its bit depth and whether it is colour (alpha left out:
-    `_alpha_of`)."""
-    mode = frame.mode
+def _frame_array(frame: Image.Image) -> tuple[np.ndarray, int, bool, np.ndarray | None]:
+    """Pixels of one Pillow frame, its bit depth, whether it is colour, and its alpha channel
+    (uint8) when it has one that is not fully opaque (else None: alpha is no pixel value)."""
+    mode, alpha = frame.mode, None
     if mode in ("LA", "PA") or (mode == "P" and "transparency" in frame.info):
         frame = frame.convert("RGBA")
         mode = frame.mode
+    if mode == "RGBA":
+        alpha = np.asarray(frame.getchannel("A"))
+        alpha = None if bool((alpha == 255).all()) else alpha.copy()
     if mode == "P":
         frame, mode = frame.convert("RGB"), "RGB"
     if mode in ("RGBA", "CMYK", "YCbCr", "LAB", "HSV", "RGBX"):
@@ -62,24 +54,24 @@ def _frame_array(frame: Image.Image) -> tuple[np.ndarray, int, bool]:
     arr = np.asarray(frame)
     if mode == "RGB":
         if np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 0], arr[..., 2]):
-            return arr[..., 0], 8, False
-        return arr, 8, True
+            return arr[..., 0], 8, False, alpha
+        return arr, 8, True, alpha
     if mode == "1":
-        return arr.astype(np.uint8), 1, False
+        return arr.astype(np.uint8), 1, False, None
     if mode == "L":
-        return arr, 8, False
+        return arr, 8, False, None
     if mode.startswith("I;16"):
-        return arr.astype(np.uint16), 16, False
+        return arr.astype(np.uint16), 16, False, None
     if mode == "I":
-        return arr, 16 if arr.min() >= 0 and arr.max() <= 65535 else 32, False
+        return arr, 16 if arr.min() >= 0 and arr.max() <= 65535 else 32, False, None
     if mode == "F":
-        return arr.astype(np.float32), 32, False
+        return arr.astype(np.float32), 32, False, None
     raise UnsupportedImage(f"unsupported Pillow image mode {mode!r}")
 
 
-def _tiff_pages(path: Path) -> list[tuple[np.ndarray, int, bool]]:
+def _tiff_pages(path: Path) -> list[tuple[np.ndarray, int, bool, None]]:
     """The pages of a TIFF read by tifffile (samples Pillow has no mode for), as `_frame_array`
-    gives them: grey values as stored (floats as float32), 8-bit RGB(A) as colour."""
+    gives them: grey values as stored (floats as float32), 8-bit RGB(A) as colour (no alpha)."""
     import tifffile
 
     arr = np.asarray(tifffile.imread(path))
@@ -92,7 +84,8 @@ def _tiff_pages(path: Path) -> list[tuple[np.ndarray, int, bool]]:
         raise UnsupportedImage(f"TIFF of shape {arr.shape} and sample type {arr.dtype}: medq "
                                "reads grey (integer or float) and 8-bit colour TIFF")
     bits = 32 if arr.dtype.kind == "f" else 8 * arr.dtype.itemsize
-    return [(p.astype(np.float32) if arr.dtype.kind == "f" else p, bits, rgb) for p in pages]
+    return [(p.astype(np.float32) if arr.dtype.kind == "f" else p, bits, rgb, None)
+            for p in pages]
 
 
 def read_raster(path: str | Path, fmt: str) -> MedImage:
@@ -102,22 +95,21 @@ def read_raster(path: str | Path, fmt: str) -> MedImage:
         try:
             with Image.open(path) as img:
                 info = dict(img.info)
-                frames, alpha = [], None
+                frames = []
                 for i in range(getattr(img, "n_frames", 1)):
                     img.seek(i)
                     img.load()
                     frames.append(_frame_array(img))
-                    alpha = _alpha_of(img) if i == 0 else None
         except Exception:
             if fmt != "tiff":
                 raise
-            info, frames, alpha = {}, _tiff_pages(path), None  # e.g. float64 samples
+            info, frames = {}, _tiff_pages(path)  # e.g. float64 samples
     except MedqError as e:
         raise type(e)(e.reason, path) from e
     except Exception as e:
         raise UnreadableImage(f"not a readable {fmt.upper()} image ({type(e).__name__}: {e})",
                               path) from e
-    bits, rgb = frames[0][1], frames[0][2]
+    bits, rgb, alpha = frames[0][1:]
     if len(frames) > 1:
         if rgb or any(f[2] for f in frames) or len({f[0].shape for f in frames}) > 1:
             raise UnsupportedImage("multi-page TIFF with colour or unequal pages", path)

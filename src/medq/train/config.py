@@ -117,8 +117,6 @@ def config_from_dict(data: dict[str, Any]) -> TrainConfig:
     if cfg.task not in ("quality", "prompts", "restore"):
         raise InvalidParameter(f"task must be 'quality', 'prompts' or 'restore', got {cfg.task!r}")
     _check_model(cfg)
-    if cfg.batch_size < 1:
-        raise InvalidParameter("batch_size must be ≥ 1")
     if cfg.member_pairs and (cfg.task != "restore" or not all(
             isinstance(m, dict) and set(m) <= {"train", "extra"} for m in cfg.member_pairs)):
         raise InvalidParameter("member_pairs is for task: restore, a list of overrides of the "
@@ -126,14 +124,7 @@ def config_from_dict(data: dict[str, Any]) -> TrainConfig:
     if any(s.losses.get("rank") for s in cfg.stages) and (cfg.ladders < 1
                                                           or cfg.ladder_batch < 1):
         raise InvalidParameter("a stage weights the rank loss: set ladders and ladder_batch ≥ 1")
-    if cfg.rank_margin < 0:
-        raise InvalidParameter(f"rank_margin must be ≥ 0, got {cfg.rank_margin}")
-    if not isinstance(cfg.ensemble, int) or cfg.ensemble < 1:
-        raise InvalidParameter(f"ensemble must be a whole number ≥ 1, got {cfg.ensemble!r}")
     resolve_precision(cfg.precision)  # InvalidParameter for anything but auto/float32/bfloat16
-    if not isinstance(cfg.checkpoint_every_s, int | float) or cfg.checkpoint_every_s < 0:
-        raise InvalidParameter("checkpoint_every_s must be a number of seconds ≥ 0 (0: never), "
-                               f"got {cfg.checkpoint_every_s!r}")
     if cfg.device not in DEVICES:
         raise InvalidParameter(f"device must be one of {', '.join(DEVICES)}, got {cfg.device!r}")
     check_ranges(cfg)

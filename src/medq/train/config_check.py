@@ -99,6 +99,11 @@ def _at_least(value: float | None, low: float, name: str, strict: bool = False) 
         raise _bad(name, f"must be {'>' if strict else '≥'} {low:g}", value)
 
 
+def trains_none_of(stage: Any, losses: tuple[str, ...]) -> bool:
+    """Whether a stage with steps weights none of `losses` (it would train nothing of them)."""
+    return stage.steps > 0 and not any(stage.losses.get(k) for k in losses)
+
+
 def check_stages(cfg: Any) -> None:
     """Every stage: steps ≥ 0, lr > 0, warm-up ≥ 0, loss names of the task with weights ≥ 0, and
     a stage with steps weights one of them (it would train nothing)."""
@@ -118,7 +123,7 @@ def check_stages(cfg: Any) -> None:
                 raise InvalidParameter(f"{at}.losses: unknown loss {loss!r}; a {cfg.task} "
                                        f"stage weights some of {', '.join(task_losses)}")
             _at_least(weight, 0, f"{at}.losses.{loss}")
-        if stage.steps and not any(stage.losses.get(k) for k in task_losses):
+        if trains_none_of(stage, task_losses):
             raise InvalidParameter(f"{at} ({stage.name!r}) has {stage.steps} steps but weights "
                                    f"none of the {cfg.task} losses ({', '.join(task_losses)}): "
                                    "it would train nothing")
@@ -127,7 +132,9 @@ def check_stages(cfg: Any) -> None:
 def check_ranges(cfg: Any) -> None:
     """The config's numbers within what training can use, and its output template."""
     check_stages(cfg)
-    for key, low, strict in (("seed", 0, False), ("grad_clip", 0, True),
+    for key, low, strict in (("seed", 0, False), ("grad_clip", 0, True), ("batch_size", 1, False),
+                             ("ensemble", 1, False), ("rank_margin", 0, False),
+                             ("checkpoint_every_s", 0, False),
                              ("weight_decay", 0, False), ("slice_steps", 0, False),
                              ("log_every", 1, False), ("ladders", 0, False),
                              ("ladder_batch", 1, False), ("train_crop", 16, False)):
@@ -160,9 +167,9 @@ def check_sections(cfg: Any) -> None:
         ordered_row_extras(cfg.bench.evidence_extras)
     except ValueError as e:
         raise InvalidParameter(f"bench.evidence_extras: {e}") from None
-    if cfg.task != "restore" and (cfg.pairs or cfg.member_pairs):
-        raise InvalidParameter(f"pairs and member_pairs are for task: restore; this config "
-                               f"trains task: {cfg.task}")
+    if cfg.task != "restore" and cfg.pairs:  # member_pairs: refused by `config_from_dict`
+        raise InvalidParameter(f"pairs is for task: restore; this config trains task: "
+                               f"{cfg.task}")
     if cfg.task == "prompts":
         _check_prompt_args(cfg)
         return

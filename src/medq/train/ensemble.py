@@ -26,9 +26,10 @@ from medq.assess.models.ensemble import SeedEnsemble, member_from_dict
 from medq.assess.precision import resolve_device
 from medq.train.config import TrainConfig
 
-RECIPE_KEYS = ("model", "seed", "bench_key", "steps", "slice_steps", "use_prompts", "init",
-               "fingerprint", "data_key")
-"""Record fields a finished member run must share with the planned one to be reused."""
+RECIPE_KEYS = ("fingerprint", "bench_key", "data_key")
+"""Record fields a finished member run must share with the planned one to be reused: every
+config field that decides the weights (model, seed, steps, rates, `init`, …), the benchmark's
+cache key (its generator's version beside the plan) and the training arrays' key."""
 
 
 def member_config(cfg: TrainConfig, k: int, split_init: bool = False) -> TrainConfig:
@@ -44,9 +45,7 @@ def planned_record(cfg: TrainConfig, data: dict[str, np.ndarray]) -> dict[str, A
     or a `--scores` set) writes into its record."""
     from medq.train.resume import data_key, fingerprint
 
-    return {"model": cfg.model, "seed": cfg.seed, "bench_key": cfg.bench.key(),
-            "steps": {s.name: s.steps for s in cfg.stages}, "slice_steps": cfg.slice_steps,
-            "use_prompts": cfg.use_prompts, "init": cfg.init, "fingerprint": fingerprint(cfg),
+    return {"fingerprint": fingerprint(cfg), "bench_key": cfg.bench.key(),
             "data_key": data_key(data)}
 
 

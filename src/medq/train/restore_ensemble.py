@@ -19,9 +19,10 @@ from typing import Any
 from medq.io.atomic import atomic_path, atomic_write_text
 from medq.train.config import TrainConfig, config_path
 
-RECIPE_KEYS = ("model", "seed", "args", "steps", "train_plan", "extra_plan", "crop", "batch_size",
-               "fingerprint")
-"""Record fields a finished member run must share with the planned one to be reused."""
+RECIPE_KEYS = ("fingerprint", "args", "train_plan", "extra_plan")
+"""Record fields a finished member run must share with the planned one to be reused: every
+config field that decides the weights (model, seed, steps, rates, crop, batch, …), the network's
+built arguments (its preset's too) and the pair plans' cache keys."""
 
 
 def member_config(cfg: TrainConfig, k: int) -> TrainConfig:
@@ -59,13 +60,10 @@ def planned_recipe(cfg: TrainConfig) -> dict[str, Any]:
     from medq.train.resume import fingerprint
 
     extra = plan_from(cfg, "extra") if cfg.pairs.get("extra") else None
-    planned = {"model": cfg.model, "seed": cfg.seed,
+    planned = {"fingerprint": fingerprint(cfg),
                "args": dict(build_model(cfg.model, **cfg.model_args).args),
-               "steps": {s.name: s.steps for s in cfg.stages},
                "train_plan": plan_from(cfg, "train").key(),
-               "extra_plan": extra.key() if extra else None,
-               "crop": cfg.train_crop, "batch_size": cfg.batch_size,
-               "fingerprint": fingerprint(cfg)}
+               "extra_plan": extra.key() if extra else None}
     return json.loads(json.dumps(planned, default=float))  # as a record reads back
 
 

@@ -149,8 +149,10 @@ def check_scores_config(cfg: Any, config: str | Path) -> None:
     if cfg.task != "quality":
         raise InvalidParameter(f"--scores fine-tunes quality models (task: quality); this "
                                f"config trains task: {cfg.task}", config)
+    from medq.train.config_check import trains_none_of
+
     for stage in cfg.stages:
-        if stage.steps > 0 and not any(stage.losses.get(k) for k in SCORE_LOSSES):
+        if trains_none_of(stage, SCORE_LOSSES):
             taught = ", ".join(k for k, w in stage.losses.items() if w) or "no loss"
             raise InvalidParameter(f"stage {stage.name!r} trains {taught}, which your scores "
                                    "cannot teach (they carry no engine record): drop the "
@@ -176,16 +178,17 @@ def _item(row: dict[str, Any], size: int, extras: tuple[str, ...] = ()) -> dict[
             "source": str(row["path"])}
 
 
-def load_scores(path: str | Path, size: int = 224, seed: int = 0, extras: tuple[str, ...] = ()
+def load_scores(path: str | Path, size: int = 224, seed: int = 0, extras: tuple[str, ...] = (),
+                rows: list[dict[str, Any]] | None = None
                 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """(train, test) packed sets from a scores CSV (evidence rows with `extras`, as the plan of
-    the model fine-tuned); images scored on several lines and unreadable images are named in a
-    note, the latter skipped."""
+    the model fine-tuned; `rows`: its `read_scores`, when already read); images scored on
+    several lines and unreadable images are named in a note, the latter skipped."""
     import sys
 
     from medq.data.bench import pack
 
-    rows = read_scores(path)
+    rows = read_scores(path) if rows is None else rows
     repeated = [r for r in rows if len(r["lines"]) > 1]
     if repeated:
         lines = "; ".join(", ".join(map(str, r["lines"])) for r in repeated[:5])
@@ -210,11 +213,12 @@ def load_scores(path: str | Path, size: int = 224, seed: int = 0, extras: tuple[
     return pack([items[i] for i in train]), pack([items[i] for i in test])
 
 
-def describe(path: str | Path, train: dict[str, np.ndarray], test: dict[str, np.ndarray]
-             ) -> dict[str, Any]:
-    """What a run's record and card say of a `--scores` set: the file (and a digest of its
-    content), its scored lines and images, how many were trained on and which images were held
-    out for the test (paths as the CSV gives them)."""
+def describe(path: str | Path, rows: list[dict[str, Any]], train: dict[str, np.ndarray],
+             test: dict[str, np.ndarray]) -> dict[str, Any]:
+    """What a run's record and card say of a `--scores` set (its `read_scores` rows, packed
+    into `train` and `test`): the file (and a digest of its content), its scored lines and
+    images, how many were trained on and which images were held out for the test (paths as
+    the CSV gives them)."""
     import hashlib
 
     from medq.train.config import shown_path
@@ -227,7 +231,6 @@ def describe(path: str | Path, train: dict[str, np.ndarray], test: dict[str, np.
         except ValueError:
             return Path(source).as_posix()
 
-    rows = read_scores(path)
     return {"file": shown_path(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
             "rows": sum(len(r["lines"]) for r in rows), "images": len(rows),
             "train": int(len(train["score"])), "held_out": [named(s) for s in test["source"]]}
