@@ -134,4 +134,5 @@ def test_another_recipe_or_an_unreadable_state_trains_from_the_start(tmp_path: P
     assert Checkpointer(cfg, seen.append).resumed is None
     assert any("another recipe" in m for m in seen)
     with pytest.raises(InvalidParameter, match="checkpoint_every_s"):
-        config_from_dict({"name": "r", "model": "mediqa-tiny", "checkpoint_every_s": -1})
+        config_from_dict({"name": "r", "model": "mediqa-tiny", "checkpoint_every_s": -1,
+                          "stages": [{"name": "s", "steps": 1, "losses": {"score": 1.0}}]})
