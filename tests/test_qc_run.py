@@ -526,17 +526,23 @@ def test_a_stop_during_a_results_write_waits_for_the_write(tmp_path: Path) -> No
     previous = signal.signal(signal.SIGTERM, stop)  # as `medq qc run` answers SIGTERM
     inherited = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
     written = []
+    idle = threading.Event()
+    other = threading.Thread(target=idle.wait, daemon=True)  # as Dask's threads in the client
+    other.start()
     try:
         for kind in (signal.SIGINT, signal.SIGTERM):
-            with pytest.raises(KeyboardInterrupt), stop_signals_held():
-                signal.pthread_kill(threading.get_ident(), kind)
-                time.sleep(0.05)
-                run = store.start_run(str(tmp_path), "mediqa-s", 1, None)  # a write, whole
-                written.append(run)
+            # delivered to this thread, then to another one (Python runs the handler here)
+            for target in (threading.get_ident(), other.ident):
+                with pytest.raises(KeyboardInterrupt), stop_signals_held():
+                    signal.pthread_kill(target, kind)
+                    time.sleep(0.05)
+                    run = store.start_run(str(tmp_path), "mediqa-s", 1, None)  # a write, whole
+                    written.append(run)
         store.finish_run(written[-1], {"total": 0, "ok": 0, "errors": 0, "skipped": 0},
                          finished=False)  # the database is not locked
-        assert len(store.runs()) == 2
+        assert len(store.runs()) == 4
     finally:
+        idle.set()
         signal.signal(signal.SIGTERM, previous)
         signal.signal(signal.SIGINT, signal.SIG_DFL if inherited is None else inherited)
         store.close()

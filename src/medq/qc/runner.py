@@ -202,21 +202,39 @@ STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
 @contextmanager
-def stop_signals_held() -> Iterator[None]:
-    """Hold `STOP_SIGNALS` back from this thread while the block runs (Linux keeps one that
-    arrives pending) and hand it to this process's handler once the block ends: a result's
-    write transaction and its count are never cut in half (a Ctrl-C inside a commit left the
-    write lock taken, and the run row's last update then met "database is locked"). Outside
-    the main thread, where Python does not handle signals, nothing changes."""
-    if threading.current_thread() is not threading.main_thread() or \
-            not hasattr(signal, "pthread_sigmask"):
-        yield
-        return
+def _stop_signals_blocked() -> Iterator[None]:
+    """Block `STOP_SIGNALS` in this thread while the block runs (Linux keeps one that arrives
+    for this thread pending) and unblock them once it ends."""
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a pending stop is handled here
+
+
+@contextmanager
+def stop_signals_held() -> Iterator[None]:
+    """Hold `STOP_SIGNALS` back while the block runs and hand one that arrived to this process's
+    handler once the block ends: a result's write transaction and its count are never cut in
+    half (a Ctrl-C inside a commit left the write lock taken, and the run row's last update then
+    met "database is locked"; one between the write and the count left the run row a result
+    short). Blocking the signal in this thread is not enough, as another thread of the process
+    (Dask's) may take it and Python then runs the handler here: meanwhile the handler only notes
+    the signal. Outside the main thread, where Python does not handle signals, nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, _frame: caught.append(signum))
+                for sig in STOP_SIGNALS}
+    try:
+        with _stop_signals_blocked():
+            yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+        if caught:  # handled by the handler put back, as if it had just arrived
+            signal.raise_signal(caught[0])
 
 
 @contextmanager
@@ -239,8 +257,7 @@ def ctrl_c_deferred() -> Iterator[None]:
         try:
             yield
         finally:  # the handler back before the held signals are let through
-            signal.signal(signal.SIGINT,
-                          signal.default_int_handler if previous is None else previous)
+            signal.signal(signal.SIGINT, previous)
 
 
 def start_client(workers: int | None, scheduler: str | None, items: int | None = None
