@@ -154,7 +154,7 @@ class _Scores:
 
 
 def test_rank_loss_asks_each_worse_rung_to_score_lower_by_a_margin() -> None:
-    from medq.train.loop import rank_loss
+    from medq.train.losses import rank_loss
 
     true = torch.tensor([5.0, 4.0, 3.0, 5.0, 3.0, 1.0])  # two ladders of three rungs
     batch = {"x": torch.zeros(6, 1), "prompt": torch.zeros(6, 1), "score": true}
@@ -189,7 +189,8 @@ def test_fine_tuning_with_the_rank_loss_orders_the_ladders(tiny_run: dict, tmp_p
     from medq.assess.weights import load_weights
     from medq.data import bench
     from medq.train.config import Stage
-    from medq.train.loop import _batch, rank_loss, train
+    from medq.train.loop import _batch, train
+    from medq.train.losses import rank_loss
 
     cfg = dataclasses.replace(
         tiny_run["config"], init=str(tiny_run["checkpoint"]), ladders=4, ladder_batch=4,

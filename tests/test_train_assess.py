@@ -353,7 +353,8 @@ def test_bfloat16_training_steps_compute_the_float32_objective(tiny_run: dict) -
     from medq.assess.precision import model_precision
     from medq.assess.weights import load_weights
     from medq.data import bench
-    from medq.train.loop import _batch, losses, slice_pool
+    from medq.train.loop import _batch, slice_pool
+    from medq.train.losses import losses
 
     cfg = tiny_run["config"]
     data = bench.build(cfg.bench, "train", progress=False)

@@ -40,6 +40,10 @@ def train(
     config: Path = typer.Argument(..., help="Training config (YAML), e.g. configs/mediqa_s.yaml."),
     scores: Path | None = typer.Option(None, "--scores", help="CSV path,score[,modality,region] "
                                        "of your own expert scores to fine-tune on."),
+    tagged: Path | None = typer.Option(None, "--tagged", help="Folder (or one file) of your "
+                                       "scans: the dose (CT, radiograph mAs; CTDIvol) and MR "
+                                       "field strength their DICOM headers state train the "
+                                       "stages that weight the acquisition loss."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Run folder (default from "
                                        "the config)."),
     device: str | None = typer.Option(None, "--device", help="auto, cpu or cuda (default from "
@@ -48,8 +52,9 @@ def train(
 ) -> None:
     """Train a quality model, a restoration network or the prompt classifier from a config.
 
-    A quality model is pretrained on physics parameters, then fine-tuned on scores. Started
-    again, an interrupted run continues where it stopped."""
+    A quality model is pretrained on physics parameters (the engine's, and with --tagged the
+    acquisitions your scans' headers state), then fine-tuned on scores. Started again, an
+    interrupted run continues where it stopped."""
     from medq.assess.precision import resolve_device
     from medq.train.config import load_config
     from medq.train.loop import train as run_train
@@ -65,21 +70,51 @@ def train(
             cfg.device = device
         if cfg.output_dir().exists() and not cfg.output_dir().is_dir():
             raise InvalidParameter("the run folder is a file, not a folder", cfg.output_dir())
+        check_tagged_config(cfg, config, tagged)
         if scores is None:
-            return run_train(cfg)
+            return run_train(cfg, tagged=tagged_set(cfg, tagged))
         from medq.train.scores import check_scores_config, describe, load_scores, read_scores
 
-        check_scores_config(cfg, config)
+        check_scores_config(cfg, config, tagged=tagged is not None)
         rows = read_scores(scores)
         train_set, test_set = load_scores(scores, size=cfg.bench.size, seed=cfg.seed,
                                           extras=cfg.bench.evidence_extras, rows=rows)
         return run_train(cfg, train_set, test_set,
-                         scores=describe(scores, rows, train_set, test_set))
+                         scores=describe(scores, rows, train_set, test_set),
+                         tagged=tagged_set(cfg, tagged))
 
     result = outcome.run(config, job)
     if not isinstance(result, BaseException):
         out.print(f"trained {result['name']} → {result.get('output', '')}", highlight=False)
     outcome.exit()
+
+
+def check_tagged_config(cfg: Any, config: Path, tagged: Path | None) -> None:
+    """InvalidParameter, naming the config file, when its stages and `--tagged` do not go
+    together: an acquisition stage needs images, and images need such a stage."""
+    weighted = [s.name for s in cfg.stages if s.steps and s.losses.get("acquisition")]
+    if weighted and tagged is None:
+        raise InvalidParameter(f"stage {weighted[0]!r} weights the acquisition loss, which "
+                               "trains on what your scans' DICOM headers state: give them "
+                               "with --tagged FOLDER", config)
+    if tagged is not None and not weighted:
+        raise InvalidParameter("--tagged images train the acquisition loss, which no stage of "
+                               "this config weights (see configs/mediqa_s_tagged.yaml)", config)
+    if tagged is not None and cfg.task != "quality":
+        raise InvalidParameter(f"--tagged trains quality models (task: quality); this config "
+                               f"trains task: {cfg.task}", config)
+
+
+def tagged_set(cfg: Any, tagged: Path | None) -> dict[str, Any] | None:
+    """`{"train", "test", "summary"}` of the `--tagged` images, prepared as the config's plan
+    prepares its items (None without --tagged)."""
+    if tagged is None:
+        return None
+    from medq.train.acquisition import load_tagged
+
+    train_set, test_set, summary = load_tagged(tagged, size=cfg.bench.size, seed=cfg.seed,
+                                               extras=cfg.bench.evidence_extras)
+    return {"train": train_set, "test": test_set, "summary": summary}
 
 
 def _cell(metrics: dict[str, Any], subset: str) -> list[str]:

@@ -184,7 +184,36 @@ def pack(items: list[dict[str, Any]]) -> dict[str, np.ndarray]:
             "labelled": np.array([it.get("labelled", True) for it in items]),
             "source": np.array([it["source"] for it in items]),
             "modality": np.array([it["modality"] for it in items]),
-            "dim": np.array([it["dim"] for it in items])}
+            "dim": np.array([it["dim"] for it in items]),
+            **{k: np.stack([it[k] for it in items]) for k in OPTIONAL_KEYS
+               if all(k in it for it in items)}}
+
+
+OPTIONAL_KEYS = ("scored", "acquisition", "acq_known")
+"""Per-item arrays some packed sets have (`medq.train.acquisition`: images without a score
+and the acquisition their headers state); `concat` fills them in for sets without."""
+
+
+def _filled(data: dict[str, np.ndarray], key: str, like: np.ndarray) -> np.ndarray:
+    """`data[key]`, or what it means where absent: every item scored, no acquisition stated."""
+    if key in data:
+        return data[key]
+    n = len(data["score"])
+    return np.ones(n, bool) if key == "scored" else np.zeros((n, *like.shape[1:]), like.dtype)
+
+
+def concat(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Two packed sets as one (`b`'s items after `a`'s; their slice rows alike)."""
+    if ("m" in a) != ("m" in b):
+        raise ValueError("one packed set has evidence rows and the other has none")
+    out = {k: np.concatenate([a[k], b[k]]) for k in a
+           if k not in OPTIONAL_KEYS and k != "offset" and k in b}
+    out["offset"] = np.concatenate([a["offset"], b["offset"] + len(a["x"])])
+    for key in OPTIONAL_KEYS:
+        like = a.get(key, b.get(key))
+        if like is not None:
+            out[key] = np.concatenate([_filled(a, key, like), _filled(b, key, like)])
+    return out
 
 
 LADDER_SEED_OFFSET = 800_000

@@ -104,8 +104,10 @@ def card_text(cfg: TrainConfig, record: dict[str, Any]) -> str:
                        for s in cfg.stages)
     view = cfg.bench.evidence_size
     precision = resolve_precision(cfg.precision, _device_type(record))
-    scores = record.get("scores")
-    command = f"medq train {config_path(cfg)}" + (f" --scores {scores['file']}" if scores else "")
+    scores, tagged = record.get("scores"), record.get("tagged")
+    command = (f"medq train {config_path(cfg)}" + (f" --tagged {tagged['archive']}" if tagged
+                                                     else "")
+               + (f" --scores {scores['file']}" if scores else ""))
     split = f"held-out rows of `{scores['file']}`" if scores else "held-out split"
     then = "" if scores else " then `medq bench iqa`"
     sizes = record.get("model_args", cfg.model_args)
@@ -124,11 +126,32 @@ Prompts used: {cfg.use_prompts}.{_start_text(cfg)}
 Classical measures per slice (`medq.assess.evidence`, on a view of at most {view} px):
 {sizes.get('n_measures', 0) or 'not used'} (evidence features version {FEATURES_VERSION}).
 Physics head targets (normalised log level per kind): {', '.join(record['physics_targets'])}.
-
+{_tagged_text(record)}
 ## Test metrics ({split}, {plural(record['test_items'], 'item')})
 {metrics_table(record['metrics'])}
 {_members_text(record)}
 Reproduce: `{command}`{then}.
+"""
+
+
+def _tagged_text(record: dict[str, Any]) -> str:
+    """The card's section on the images whose headers state their acquisition ('' without)."""
+    t = record.get("tagged")
+    if not t:
+        return ""
+    counts = ", ".join(f"{k} {n}" for k, n in t["per_target"].items())
+    lines = ["| target | n | SRCC | MAE (doublings) |", "|---|---|---|---|"]
+    lines += [f"| {k} | {m['n']} | {number(m['srcc'])} | {number(m['mae_doublings'], '.2f')} |"
+              for k, m in t["metrics"].items()]
+    return f"""
+## Acquisition pretraining (your DICOM headers)
+Acquisition head targets (`medq.train.acquisition`: log2 of the header's value over a
+reference, per target): {', '.join(t['targets'])}. Archive `{t['archive']}`: {t['items']} images,
+{t['tagged']} stating an acquisition ({counts}); {t['train']} trained on, {t['held_out']} held
+out (by archive item, seeded). Held-out estimates against the headers' values (SRCC needs ≥ 3
+images with different values):
+
+{chr(10).join(lines)}
 """
 
 

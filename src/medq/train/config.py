@@ -11,9 +11,10 @@ from medq.assess.precision import DEVICES, resolve_precision
 from medq.data.bench import BenchPlan
 from medq.errors import InvalidParameter
 
-LOSS_NAMES = ("physics", "score", "findings", "rank", "l1", "ssim", "prior")
-"""Loss terms a stage can weight (`rank`: severity ladders, `ladders:`; `l1`, `ssim`, `prior`:
-restoration, `task: restore`)."""
+LOSS_NAMES = ("physics", "score", "findings", "rank", "acquisition", "l1", "ssim", "prior")
+"""Loss terms a stage can weight (`rank`: severity ladders, `ladders:`; `acquisition`: what the
+DICOM headers of `medq train --tagged` images state; `l1`, `ssim`, `prior`: restoration,
+`task: restore`)."""
 
 
 @dataclass

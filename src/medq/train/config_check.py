@@ -19,7 +19,7 @@ from typing import Any
 
 from medq.errors import InvalidParameter
 
-QUALITY_LOSSES = ("physics", "score", "findings", "rank")
+QUALITY_LOSSES = ("physics", "score", "findings", "rank", "acquisition")
 """Loss terms of a quality model's stages."""
 
 RESTORE_LOSSES = ("l1", "ssim", "prior")

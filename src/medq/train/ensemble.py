@@ -69,17 +69,20 @@ def finished_member(cfg: TrainConfig, data: dict[str, np.ndarray]) -> dict[str, 
 
 
 def train_ensemble(cfg: TrainConfig, train_one: Any, data: dict[str, np.ndarray] | None,
-                   test: dict[str, np.ndarray] | None, log: Any, split_init: bool = False
-                   ) -> dict[str, Any]:
-    """Train (or reuse) every member with `train_one(cfg, data, test, log)`, then average."""
+                   test: dict[str, np.ndarray] | None, log: Any, split_init: bool = False,
+                   tagged: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train (or reuse) every member with `train_one(cfg, data, test, log)`, then average
+    (`tagged`: the images with stated acquisitions `train_one` trains on beside `data`)."""
+    from medq.data.bench import concat
     from medq.train.loop import build_split
 
     data = data if data is not None else build_split(cfg, "train", log)
     test = test if test is not None else build_split(cfg, "test", log)
+    trained_on = concat(data, tagged["train"]) if tagged else data  # what a member's key covers
     records, folders = [], []
     for k in range(cfg.ensemble):
         member = member_config(cfg, k, split_init)
-        record = finished_member(member, data)
+        record = finished_member(member, trained_on)
         if record is None:
             log(f"{cfg.name}: member {k + 1}/{cfg.ensemble} (seed {member.seed})")
             record = train_one(member, data, test, log)
@@ -88,11 +91,12 @@ def train_ensemble(cfg: TrainConfig, train_one: Any, data: dict[str, np.ndarray]
                 f"{member.output_dir()}")
         records.append(record)
         folders.append(member.output_dir())
-    return assemble(cfg, folders, records, test, log)
+    return assemble(cfg, folders, records, test, log, tagged)
 
 
 def assemble(cfg: TrainConfig, folders: list[Path], records: list[dict[str, Any]],
-             test: dict[str, np.ndarray], log: Any) -> dict[str, Any]:
+             test: dict[str, np.ndarray], log: Any, tagged: dict[str, Any] | None = None
+             ) -> dict[str, Any]:
     """Average the members' checkpoints, evaluate on `test`, write checkpoint, metrics, card."""
     from medq.train.card import number
     from medq.train.evaluate import evaluate, predict
@@ -110,6 +114,11 @@ def assemble(cfg: TrainConfig, folders: list[Path], records: list[dict[str, Any]
               "members": [{"seed": r["seed"], "output": str(f), "wall_time_s": r["wall_time_s"],
                            "metrics": r["metrics"]} for r, f in zip(records, folders, strict=True)],
               "metrics": metrics, "history": []}
+    if tagged:
+        from medq.train.acquisition import held_out_metrics
+
+        record["tagged"] = {**records[0]["tagged"],
+                            "metrics": held_out_metrics(model, tagged["test"], cfg.use_prompts)}
     write_run(out, model, cfg, record)
     log(f"{cfg.name}: ensemble of {len(members)} seeds, {srcc_summary(metrics['overall'])} "
         "(members' SRCC: " + ", ".join(number(r["metrics"]["overall"]["srcc"]) for r in records)

@@ -22,27 +22,29 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from medq.assess.assessment import USER_SCALE
 from medq.assess.models import build_model
-from medq.assess.models.blocks import IQAModel, coral_targets
+from medq.assess.models.blocks import IQAModel
 from medq.assess.precision import model_device, model_precision, resolve_device
 from medq.data import bench
 from medq.data.items import LADDER_RUNGS
 from medq.errors import InvalidParameter
 from medq.io.atomic import atomic_path, atomic_write_text
 from medq.train.config import Stage, TrainConfig
-from medq.train.evaluate import evaluate, ladder_hinge, predict
+from medq.train.evaluate import evaluate, predict
+from medq.train.losses import losses, rank_loss, stage_items
 from medq.train.resume import Checkpointer, data_key, fingerprint
 from medq.workers import set_threads
 
 
-def slice_pool(data: dict[str, np.ndarray]) -> np.ndarray:
-    """`[(item, row of x)]` pairs of every stored slice: 2D items and each valid 3D slice."""
-    pairs = [(i, int(data["offset"][i]) + k) for i in range(len(data["score"]))
+def slice_pool(data: dict[str, np.ndarray], items: np.ndarray | None = None) -> np.ndarray:
+    """`[(item, row of x)]` pairs of every stored slice of `items` (default all): 2D items and
+    each valid 3D slice."""
+    chosen = range(len(data["score"])) if items is None else np.flatnonzero(items)
+    pairs = [(int(i), int(data["offset"][i]) + k) for i in chosen
              for k in range(int(data["n_valid"][i]))]
-    return np.array(pairs, dtype=np.int64)
+    return np.array(pairs, dtype=np.int64).reshape(-1, 2)
 
 
 def _batch(data: dict[str, np.ndarray], pairs: np.ndarray, rng: np.random.Generator,
@@ -64,50 +66,13 @@ def _batch(data: dict[str, np.ndarray], pairs: np.ndarray, rng: np.random.Genera
             "physics": torch.from_numpy(data["physics"][items]),
             "severity": torch.from_numpy(data["severity"][items]),
             "labelled": torch.from_numpy(data.get("labelled", np.ones(len(data["score"]),
-                                                                      bool))[items])}
+                                                                      bool))[items]),
+            **{k: torch.from_numpy(data[k][items]) for k in bench.OPTIONAL_KEYS if k in data}}
 
 
 def on_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
     """`batch` with every tensor moved to `device` (unchanged on the CPU)."""
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-
-
-def _outputs(model: IQAModel, batch: dict[str, torch.Tensor], use_prompts: bool) -> Any:
-    """The model's outputs on a batch, every tensor in float32 (they may be bfloat16)."""
-    out = model.run(batch["x"], batch["prompt"] if use_prompts else None, batch.get("m"))
-    return dataclasses.replace(out, **{f.name: getattr(out, f.name).float()
-                                       for f in dataclasses.fields(out)
-                                       if isinstance(getattr(out, f.name), torch.Tensor)})
-
-
-def losses(model: IQAModel, batch: dict[str, torch.Tensor], weights: dict[str, float],
-           use_prompts: bool) -> dict[str, torch.Tensor]:
-    """Weighted loss terms of one batch (`physics`/`findings` only on engine-labelled items;
-    computed in float32 from outputs that may be bfloat16)."""
-    out = _outputs(model, batch, use_prompts)
-    terms: dict[str, torch.Tensor] = {}
-    lab = batch["labelled"]
-    if weights.get("score"):
-        terms["score"] = F.mse_loss(out.score, batch["score"])
-    if weights.get("physics") and out.physics is not None and lab.any():
-        terms["physics"] = F.mse_loss(out.physics[lab], batch["physics"][lab])
-    if weights.get("findings") and out.finding_logits is not None and lab.any():
-        sev = batch["severity"][lab]
-        presence = F.binary_cross_entropy_with_logits(out.finding_logits[lab],
-                                                      (sev > 0).float())
-        ordinal = F.binary_cross_entropy_with_logits(out.severity_logits[lab],
-                                                     coral_targets(sev))
-        terms["findings"] = presence + ordinal
-    return terms
-
-
-def rank_loss(model: IQAModel, batch: dict[str, torch.Tensor], rungs: int, margin: float,
-              use_prompts: bool) -> torch.Tensor:
-    """Hinge on neighbouring rungs of the severity ladders in `batch` (`rungs` items per
-    ladder, in order): the same image one rung worse must score lower by at least `margin`
-    times the fall of its reference score."""
-    found = _outputs(model, batch, use_prompts).score.reshape(-1, rungs)
-    return ladder_hinge(-found, -batch["score"].reshape(-1, rungs), margin)
 
 
 def _ladder_rows(ladders: dict[str, np.ndarray], n: int, rng: np.random.Generator
@@ -146,7 +111,7 @@ def run_stage(model: IQAModel, data: dict[str, np.ndarray], stage: Stage, cfg: T
     """Train all parameters for `stage.steps` steps (the `rank` loss on `ladders`); returns
     the logged loss history. `ck`: saves the training state as it goes (stage `index` of the
     run) and continues a saved one (`medq.train.resume`)."""
-    pool = slice_pool(data)
+    pool = slice_pool(data, stage_items(data, stage.losses))
     device = model_device(model)
     opt = torch.optim.AdamW(model.parameters(), lr=stage.lr, weight_decay=cfg.weight_decay)
     first, running, history = ck.stage_start(index, opt) if ck else (0, {}, [])
@@ -190,7 +155,8 @@ def _volume_features(model: IQAModel, data: dict[str, np.ndarray], use_prompts: 
     """(slice features, slice scores, volume target) of every 3D item, model frozen."""
     model.eval()
     found, device = [], model_device(model)
-    for i in np.flatnonzero(data["dim"] == "3d"):
+    scored = data.get("scored", np.ones(len(data["score"]), bool))
+    for i in np.flatnonzero((data["dim"] == "3d") & scored):
         x = torch.from_numpy(bench.item_slices(data, i)).to(device)
         p = torch.from_numpy(data["prompt"][i]).to(device) if use_prompts else None
         o, k = int(data["offset"][i]), int(data["n_valid"][i])
@@ -250,9 +216,12 @@ def ensemble_size(cfg: TrainConfig) -> tuple[int, bool]:
 
 def train(cfg: TrainConfig, data: dict[str, np.ndarray] | None = None,
           test: dict[str, np.ndarray] | None = None, log: Any = None,
-          scores: dict[str, Any] | None = None) -> dict[str, Any]:
+          scores: dict[str, Any] | None = None,
+          tagged: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run every stage of `cfg`, fit slice weights, evaluate, write checkpoint + card
-    (`scores`: what `medq.train.scores.describe` says of a `--scores` set handed over)."""
+    (`scores`: what `medq.train.scores.describe` says of a `--scores` set handed over;
+    `tagged`: `{"train", "test", "summary"}` of `acquisition.load_tagged`, images whose
+    headers state their acquisition, trained on beside `data`)."""
     log = log or (lambda msg: print(f"medq train: {msg}", file=sys.stderr, flush=True))
     if cfg.task == "prompts":
         return train_prompt_classifier(cfg, log)
@@ -266,8 +235,8 @@ def train(cfg: TrainConfig, data: dict[str, np.ndarray] | None = None,
         from medq.train.ensemble import train_ensemble
 
         cfg = dataclasses.replace(cfg, ensemble=n_members)
-        return train_ensemble(cfg, functools.partial(train, scores=scores), data, test, log,
-                              split_init)
+        return train_ensemble(cfg, functools.partial(train, scores=scores, tagged=tagged),
+                              data, test, log, split_init, tagged)
     threads = set_threads()
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
@@ -276,6 +245,8 @@ def train(cfg: TrainConfig, data: dict[str, np.ndarray] | None = None,
     built = data is None  # else handed over (a --scores set): the resume state is keyed by it
     data = data if data is not None else build_split(cfg, "train", log)
     test = test if test is not None else build_split(cfg, "test", log)
+    if tagged:
+        data = bench.concat(data, tagged["train"])
     log(f"{cfg.name}: {len(data['score'])} training items, {len(test['score'])} test items, "
         f"{threads} threads, on {device_name(device)}")
     if (cfg.output_dir() / "model.pt").exists():
@@ -283,6 +254,10 @@ def train(cfg: TrainConfig, data: dict[str, np.ndarray] | None = None,
             "one, outside an ensemble): its model.pt, card.md and metrics.json are replaced "
             "when this run ends")
     model = _initial_model(cfg)
+    if tagged:
+        from medq.train.acquisition import TARGETS
+
+        model.add_acquisition_head(len(TARGETS))
     if model.uses_measures and not cfg.init:
         n = model.config.n_measures
         if "m" not in data or data["m"].shape[1] != n:
@@ -291,7 +266,7 @@ def train(cfg: TrainConfig, data: dict[str, np.ndarray] | None = None,
                                    f"data has {got} (medq.assess.evidence.FEATURE_NAMES)")
         model.measures.fit(data["m"])
     ladders = bench.build_ladders(cfg.bench, cfg.ladders) if cfg.ladders else None
-    ck = Checkpointer(cfg, log, None if built else data)
+    ck = Checkpointer(cfg, log, None if built and not tagged else data)
     ck.restore(model, rng)
     model.to(device)  # after the builds: their worker processes fork from this one
     for index, stage in ck.stages_left(cfg.stages):
@@ -300,6 +275,11 @@ def train(cfg: TrainConfig, data: dict[str, np.ndarray] | None = None,
     slice_loss = fit_slice_weights(model, data, cfg, rng)
     wall = time.time() - started + ck.elapsed_before
     metrics = evaluate(predict(model, test, cfg.use_prompts), test)
+    if tagged:
+        from medq.train.acquisition import TARGETS, held_out_metrics
+
+        tagged_record = {**tagged["summary"], "targets": list(TARGETS),
+                         "metrics": held_out_metrics(model, tagged["test"], cfg.use_prompts)}
     model.to("cpu")  # checkpoints load anywhere
     out = cfg.output_dir()
     record = {"name": cfg.name, "model": cfg.model, "seed": cfg.seed, "threads": threads,
@@ -315,7 +295,8 @@ def train(cfg: TrainConfig, data: dict[str, np.ndarray] | None = None,
               "physics_targets": list(bench.KINDS),
               "image_size": int(data["x"].shape[-1]), "metrics": metrics, "history": history,
               "resumed": ck.resumed,
-              **({"scores": scores, "score_scale": USER_SCALE} if scores else {})}
+              **({"scores": scores, "score_scale": USER_SCALE} if scores else {}),
+              **({"tagged": tagged_record} if tagged else {})}
     write_run(out, model, cfg, record)
     ck.done()
     log(f"{cfg.name}: done in {wall:.0f} s; {srcc_summary(metrics['overall'])} → {out}")
@@ -328,6 +309,8 @@ def model_args(model: Any, cfg: TrainConfig) -> dict[str, Any]:
     which a fine-tuning config does not restate)."""
     sizes = getattr(model, "config", None)
     found = {k: getattr(sizes, k) for k in ("n_physics", "n_measures") if hasattr(sizes, k)}
+    if getattr(sizes, "n_acquisition", 0):
+        found["n_acquisition"] = sizes.n_acquisition
     return {**cfg.model_args, **found}
 
 

@@ -143,39 +143,48 @@ SCORE_LOSSES = ("score",)
 physics and finding terms (and the ladders' rank term) have nothing to train on there."""
 
 
-def check_scores_config(cfg: Any, config: str | Path) -> None:
+def check_scores_config(cfg: Any, config: str | Path, tagged: bool = False) -> None:
     """InvalidParameter, naming the `config` file, unless `cfg` can fine-tune on a `--scores`
-    set: a quality model whose every stage weights the score loss."""
+    set: a quality model whose every stage weights the score loss (or, with `tagged` images,
+    the acquisition loss their headers teach)."""
     if cfg.task != "quality":
         raise InvalidParameter(f"--scores fine-tunes quality models (task: quality); this "
                                f"config trains task: {cfg.task}", config)
     from medq.train.config_check import trains_none_of
 
     for stage in cfg.stages:
-        if trains_none_of(stage, SCORE_LOSSES):
+        if trains_none_of(stage, SCORE_LOSSES + (("acquisition",) if tagged else ())):
             taught = ", ".join(k for k, w in stage.losses.items() if w) or "no loss"
             raise InvalidParameter(f"stage {stage.name!r} trains {taught}, which your scores "
                                    "cannot teach (they carry no engine record): drop the "
                                    "stage, or give it a score loss", config)
 
 
-def _item(row: dict[str, Any], size: int, extras: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Load and prepare one scored image (`extras`: evidence row extras, `evidence.ROW_EXTRAS`)."""
+def user_item(image: Any, size: int, extras: tuple[str, ...], score: float, source: str
+              ) -> dict[str, Any]:
+    """A training item of one of the user's images (`score` as rated; no engine record):
+    model inputs and evidence rows with `extras` (`evidence.ROW_EXTRAS`)."""
     from medq.assess.evidence import evidence_rows
     from medq.assess.preprocess import image_inputs
+
+    prompts = prompts_from_image(image)
+    x, indices = image_inputs(image, size, prompts.type)
+    m = evidence_rows(image, indices if image.is_volume else None, extras=extras)
+    return {"x": x.astype(np.float16), "m": m, "prompt": encode(prompts), "score": score,
+            "physics": np.zeros(len(KINDS), np.float32),
+            "severity": np.zeros(len(FINDING_TYPES), np.int64), "labelled": False,
+            "modality": image.modality, "dim": "3d" if image.is_volume else "2d",
+            "source": source}
+
+
+def _item(row: dict[str, Any], size: int, extras: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Load and prepare one scored image (`extras`: evidence row extras, `evidence.ROW_EXTRAS`)."""
     from medq.io import load
 
     image = load(row["path"], modality=row["modality"])
     if row["region"]:
         image = image.evolve(region=row["region"])
-    prompts = prompts_from_image(image)
-    x, indices = image_inputs(image, size, prompts.type)
-    m = evidence_rows(image, indices if image.is_volume else None, extras=extras)
-    return {"x": x.astype(np.float16), "m": m, "prompt": encode(prompts), "score": row["score"],
-            "physics": np.zeros(len(KINDS), np.float32),
-            "severity": np.zeros(len(FINDING_TYPES), np.int64), "labelled": False,
-            "modality": image.modality, "dim": "3d" if image.is_volume else "2d",
-            "source": str(row["path"])}
+    return user_item(image, size, extras, row["score"], str(row["path"]))
 
 
 def load_scores(path: str | Path, size: int = 224, seed: int = 0, extras: tuple[str, ...] = (),

@@ -34,18 +34,20 @@ SCORE_MIN, SCORE_MAX = 1.0, 5.0
 
 @dataclass
 class HeadConfig:
-    """Output sizes shared by every model config (0 physics/findings disables that head)."""
+    """Output sizes shared by every model config (0 physics/findings/acquisition disables that
+    head; `n_acquisition`: what DICOM headers state, `medq.train.acquisition`)."""
 
     n_physics: int = 8
     n_findings: int = len(FINDING_TYPES)
     n_severity: int = len(SEVERITIES)
     slice_hidden: int = 64
+    n_acquisition: int = 0
 
     def validate(self) -> None:
         """Raise ModelError on impossible sizes."""
-        if self.n_physics < 0 or self.n_findings < 0 or self.n_severity < 2:
-            raise ModelError(f"bad head sizes in {self}: need n_physics, n_findings ≥ 0 and "
-                             "n_severity ≥ 2")
+        if min(self.n_physics, self.n_findings, self.n_acquisition) < 0 or self.n_severity < 2:
+            raise ModelError(f"bad head sizes in {self}: need n_physics, n_findings, "
+                             "n_acquisition ≥ 0 and n_severity ≥ 2")
 
 
 @dataclass
@@ -59,6 +61,7 @@ class ModelOutput:
     physics: torch.Tensor | None = None
     finding_logits: torch.Tensor | None = None
     severity_logits: torch.Tensor | None = None
+    acquisition: torch.Tensor | None = None
 
 
 @dataclass
@@ -171,19 +174,24 @@ def coral_targets(levels: torch.Tensor, n_severity: int = len(SEVERITIES)) -> to
 
 
 class AuxHeads(nn.Module):
-    """Physics regression and finding heads on a pooled feature (each optional)."""
+    """Physics regression, finding and acquisition heads on a pooled feature (each optional)."""
 
     def __init__(self, dim: int, cfg: HeadConfig) -> None:
         super().__init__()
+        self.dim = dim
         self.physics = mlp(dim, dim, cfg.n_physics) if cfg.n_physics else None
         self.findings = (FindingHead(dim, cfg.n_findings, cfg.n_severity)
                          if cfg.n_findings else None)
+        n_acquisition = getattr(cfg, "n_acquisition", 0)
+        self.acquisition = mlp(dim, dim, n_acquisition) if n_acquisition else None
 
     def forward(self, feat: torch.Tensor) -> dict[str, torch.Tensor | None]:
-        """Return `physics`, `finding_logits`, `severity_logits` (None for absent heads)."""
+        """Return `physics`, `finding_logits`, `severity_logits`, `acquisition` (None for
+        absent heads)."""
         out: dict[str, torch.Tensor | None] = {
             "physics": self.physics(feat) if self.physics is not None else None,
-            "finding_logits": None, "severity_logits": None}
+            "finding_logits": None, "severity_logits": None,
+            "acquisition": self.acquisition(feat) if self.acquisition is not None else None}
         if self.findings is not None:
             out["finding_logits"], out["severity_logits"] = self.findings(feat)
         return out
@@ -292,6 +300,14 @@ class IQAModel(nn.Module):
         if output.finding_logits is None or output.severity_logits is None:
             return None
         return interpret_findings(output.finding_logits, output.severity_logits)
+
+    def add_acquisition_head(self, n: int) -> None:
+        """Give the model a fresh acquisition head of `n` outputs when it has none of that size
+        (a checkpoint trained without one, fine-tuned on DICOM-stated acquisitions)."""
+        if self.config.n_acquisition == n:
+            return
+        self.config.n_acquisition = n
+        self.heads.acquisition = mlp(self.heads.dim, self.heads.dim, n) if n else None
 
     def n_parameters(self) -> int:
         """Number of trainable parameters."""

@@ -35,7 +35,8 @@ def average_outputs(outputs: list[ModelOutput]) -> ModelOutput:
         features=torch.cat([o.features for o in outputs], dim=-1),
         physics=_mean([o.physics for o in outputs]),
         finding_logits=_mean([o.finding_logits for o in outputs]),
-        severity_logits=_mean([o.severity_logits for o in outputs]))
+        severity_logits=_mean([o.severity_logits for o in outputs]),
+        acquisition=_mean([o.acquisition for o in outputs]))
 
 
 class SeedEnsemble(nn.Module):

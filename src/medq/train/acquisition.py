@@ -1,0 +1,163 @@
+"""Physics pretraining on your own scans: the acquisition their DICOM headers state.
+
+MedIQA pretrains its encoder on physical parameters read from the images' headers — the CT
+tube current–time product (dose) and the MR field strength — whose values go with image
+quality. `medq train CONFIG --tagged ARCHIVE` does the same on the user's archive: every image
+whose header states one of `TARGETS` becomes a training item, and a stage that weights the
+`acquisition` loss regresses them (MSE on the targets the header states, the others masked out).
+
+Each target is `log2(value / reference)`: one unit is a doubling (half the dose is −1), so CT
+and radiograph exposures of any protocol, CTDIvol and field strengths share one scale. An MR
+header without MagneticFieldStrength gives it from the imaging frequency (the proton's Larmor
+frequency, 42.577 MHz per tesla). Items are split by archive item (a DICOM series is one), 20 %
+held out: the card gives, per target, the held-out Spearman correlation of the head's estimate
+with the header's value.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from medq.errors import InvalidParameter, MedqError
+from medq.image import MedImage
+from medq.train.evaluate import plural
+
+TARGETS: dict[str, tuple[frozenset[str], str, float]] = {
+    "ct_exposure": (frozenset({"CT"}), "exposure_mAs", 100.0),
+    "ct_ctdi_vol": (frozenset({"CT"}), "ctdi_vol", 10.0),
+    "xr_exposure": (frozenset({"CR", "DX"}), "exposure_mAs", 5.0),
+    "mr_field": (frozenset({"MR"}), "field_strength_T", 1.5),
+}
+"""Target → (modalities, `MedImage.physics` key, reference value: the target is 0 there)."""
+
+STATED = ("a CT or radiograph exposure (mAs: Exposure, or XRayTubeCurrent with ExposureTime), "
+          "a CTDIvol or an MR field strength (MagneticFieldStrength or ImagingFrequency)")
+"""What a header must state to be a training item, in its DICOM keywords."""
+
+PROTON_MHZ_PER_T = 42.577
+"""The proton's gyromagnetic ratio / 2π: an MR imaging frequency over it is the field (T)."""
+
+MIN_ITEMS = 5
+"""Fewest tagged images a run trains on (one of them is held out)."""
+
+
+def stated(image: MedImage, key: str) -> float | None:
+    """The positive value of physics `key` the header states (an MR field strength also from
+    its imaging frequency), else None."""
+    value = image.physics.get(key)
+    if value is None and key == "field_strength_T" and image.physics.get("imaging_frequency_MHz"):
+        value = float(image.physics["imaging_frequency_MHz"]) / PROTON_MHZ_PER_T
+    if isinstance(value, (int, float)) and math.isfinite(value) and value > 0:
+        return float(value)
+    return None
+
+
+def targets(image: MedImage) -> tuple[np.ndarray, np.ndarray]:
+    """(`log2(value / reference)` per target, whether the header states it) for one image."""
+    values = np.zeros(len(TARGETS), np.float32)
+    known = np.zeros(len(TARGETS), bool)
+    for k, (modalities, key, reference) in enumerate(TARGETS.values()):
+        value = stated(image, key) if image.modality in modalities else None
+        if value is not None:
+            values[k], known[k] = math.log2(value / reference), True
+    return values, known
+
+
+def _tagged_item(image: MedImage, source: str, size: int, extras: tuple[str, ...]
+                 ) -> dict[str, Any] | None:
+    """A training item of one image (no score), or None when its header states no target."""
+    from medq.train.scores import user_item
+
+    values, known = targets(image)
+    if not known.any():
+        return None
+    item = user_item(image, size, extras, float("nan"), source)
+    return {**item, "scored": False, "acquisition": values, "acq_known": known}
+
+
+def load_tagged(archive: str | Path, size: int = 224, seed: int = 0,
+                extras: tuple[str, ...] = ()) -> tuple[dict[str, np.ndarray],
+                                                      dict[str, np.ndarray], dict[str, Any]]:
+    """(train, test, summary) from the images of `archive` (a folder or one file, read as
+    `medq qc` reads it) whose headers state a target; unreadable images are skipped with a note,
+    and the summary counts the images per target."""
+    from rich.progress import track
+
+    from medq.data.bench import pack
+    from medq.qc.discover import discover, load_item
+    from medq.train.config import shown_path
+
+    found = discover(archive)
+    items: list[dict[str, Any]] = []
+    unreadable = 0
+    for entry in track(found, description="tagged images", transient=True,
+                       disable=not sys.stderr.isatty()):
+        try:
+            item = _tagged_item(load_item(entry), entry.path, size, extras)
+        except MedqError as e:
+            unreadable += 1
+            print(f"medq: note: skipping {e.message}", file=sys.stderr)
+            continue
+        if item is not None:
+            items.append(item)
+    if len(items) < MIN_ITEMS:
+        raise InvalidParameter(f"{len(items)} of {plural(len(found), 'image')} state {STATED}; "
+                               f"need at least {MIN_ITEMS}", archive)
+    order = np.random.default_rng(seed).permutation(len(items))
+    n_test = max(1, len(items) // 5)
+    train, test = pack([items[i] for i in order[n_test:]]), pack([items[i] for i in order[:n_test]])
+    known = np.stack([it["acq_known"] for it in items])
+    summary = {"archive": shown_path(Path(archive)), "items": len(found), "tagged": len(items),
+               "unreadable": unreadable, "train": len(items) - n_test, "held_out": n_test,
+               "per_target": {name: int(n) for name, n in zip(TARGETS, known.sum(0), strict=True)
+                              if n}}
+    counts = ", ".join(f"{k} {n}" for k, n in summary["per_target"].items())
+    print(f"medq: note: {archive}: {len(items)} of {plural(len(found), 'image')} state an "
+          f"acquisition ({counts})", file=sys.stderr)
+    return train, test, summary
+
+
+@torch.no_grad()
+def estimates(model: Any, data: dict[str, np.ndarray], use_prompts: bool = True) -> np.ndarray:
+    """The acquisition head's estimate `[items, targets]` for every item (a volume: the mean
+    over its stored slices)."""
+    from medq.assess.precision import model_device
+    from medq.data.bench import item_slices
+    from medq.train.evaluate import model_measures
+
+    model.eval()
+    device = model_device(model)
+    found = []
+    for i in range(len(data["score"])):
+        o, k = int(data["offset"][i]), int(data["n_valid"][i])
+        x = torch.from_numpy(item_slices(data, i)).to(device)
+        p = torch.from_numpy(data["prompt"][i]).to(device) if use_prompts else None
+        out = model.run(x, p, model_measures(model, data, np.arange(o, o + k)))
+        found.append(out.acquisition.float().mean(0).cpu().numpy())
+    return np.stack(found)
+
+
+def held_out_metrics(model: Any, test: dict[str, np.ndarray], use_prompts: bool = True
+                     ) -> dict[str, dict[str, Any]]:
+    """Per target stated by held-out images: n, Spearman correlation of estimate and header
+    value (None under 3 images or without spread) and mean absolute error (doublings)."""
+    from scipy.stats import spearmanr
+
+    found = estimates(model, test, use_prompts)
+    metrics: dict[str, dict[str, Any]] = {}
+    for k, name in enumerate(TARGETS):
+        rows = test["acq_known"][:, k]
+        if not rows.any():
+            continue
+        truth, guess = test["acquisition"][rows, k], found[rows, k]
+        srcc = (float(spearmanr(truth, guess)[0])
+                if rows.sum() >= 3 and np.ptp(truth) > 0 else None)
+        metrics[name] = {"n": int(rows.sum()), "srcc": srcc,
+                         "mae_doublings": float(np.abs(truth - guess).mean())}
+    return metrics
