@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/ranking.py
 	$(BIN)/python benchmarks/independent.py
 	$(BIN)/python benchmarks/peers.py
+	$(BIN)/python benchmarks/tagged.py
 	$(BIN)/python benchmarks/restore_speed.py
 	$(BIN)/medq bench restore
 	$(BIN)/python benchmarks/independent_restore.py --seeds 4
