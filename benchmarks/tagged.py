@@ -30,9 +30,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 RESULTS = Path(__file__).parent / "results"
 DOSES_MAS = (25, 50, 100, 200, 400)
 ENGINE_I0_PER_MAS = 500.0
-"""medq's engine: incident photons per ray per mAs, as many as the independent simulator's (the
-engine's own full dose, 1e6, would make noise at 25–400 mAs too faint to show on these slices:
-a wavelet σ of 0.7–3.7 HU)."""
+"""medq's engine: incident photons per ray per mAs, as many as the independent simulator's (at
+the engine's own full dose, 1e6 at 400 mAs, the noise of these slices is too faint to read)."""
 RADON_PHOTONS_PER_MAS = 500.0
 """The independent simulator: photons per ray per mAs (its ladder's 2e5 … 5e3 span 400 … 10)."""
 CACHE_VERSION = 2
