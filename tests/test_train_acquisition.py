@@ -144,10 +144,22 @@ def test_train_tagged_through_the_cli(tmp_path: Path) -> None:
     assert "## Acquisition pretraining (your DICOM headers)" in card
     assert "12 stating an acquisition (ct_exposure 8, mr_field 4)" in card
     assert "Reproduce: `medq train tg.yaml --tagged scans --scores scores.csv`." in card
-    assessed = subprocess.run([*MEDQ, "assess", str(archive / "ct_0.dcm"), "--model",
-                               "tg/model.pt", "--json"], capture_output=True, text=True,
-                              timeout=120, cwd=tmp_path)
-    assert assessed.returncode == 0 and 1 <= json.loads(assessed.stdout)[0]["score"] <= 5
+    assessed = subprocess.run([*MEDQ, "assess", str(archive / "ct_0.dcm"),
+                               str(archive / "mr_1.dcm"), "--model", "tg/model.pt", "--json"],
+                              capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert assessed.returncode == 0, assessed.stderr
+    ct, mr = json.loads(assessed.stdout)
+    assert 1 <= ct["score"] <= 5  # the head's estimates of the targets it learnt, beside the
+    (exposure,) = ct["acquisition"].values()  # header's: CTDIvol, never stated, is left out
+    assert set(ct["acquisition"]) == {"ct_exposure"} and exposure["stated"] == 25
+    assert exposure["unit"] == "mAs" and exposure["estimated"] > 0
+    assert mr["acquisition"]["mr_field"]["stated"] == 3.0 and mr["acquisition"]["mr_field"][
+        "unit"] == "T"
+    plain = subprocess.run([*MEDQ, "assess", str(archive / "ct_0.dcm"), "--model",
+                            "tg/model.pt"], capture_output=True, text=True, timeout=120,
+                           cwd=tmp_path)
+    assert f"looks like {exposure['estimated']:g} mAs exposure (the header states 25 mAs)" in \
+        plain.stdout
     for args, reason in (
             (["tg.yaml", "--scores", "scores.csv"], "stage 'acquisition' weights the "
              "acquisition loss"),

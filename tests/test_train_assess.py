@@ -276,6 +276,7 @@ def test_cli_assess_json_exit_code_and_order(tiny_run: dict, tmp_path: Path) -> 
     rows = json.loads(proc.stdout)
     assert [r["path"] for r in rows] == [good, str(bad)]
     assert "score" in rows[0] and rows[1]["error"]["type"] in ("UnreadableImage", "InvalidImage")
+    assert rows[0]["acquisition"] is None  # a model without an acquisition head (no --tagged)
     assert len(proc.stderr.strip().splitlines()) == 1 and "empty.nii.gz" in proc.stderr
 
 

@@ -183,6 +183,10 @@ class Assessment:
     nonfinite_fraction: float | None = None
     """The share of pixels that were NaN or infinite in the file (read as its smallest finite
     value, `medq.io.arrays`), None when every pixel was a number."""
+    acquisition: dict[str, dict[str, Any]] | None = None
+    """A model with an acquisition head (`medq train --tagged`): per target of the image's
+    modality, the head's estimate from the pixels beside what the header states
+    (`medq.assess.acquisition.report`); None for models without one (the shipped ones)."""
     detector_features: list[float] | None = field(default=None, repr=False, compare=False)
     """The description's full-plane detector features of the image, when the Assessor took
     them for a description (`Assessor(describe=True)`); not part of the JSON output."""

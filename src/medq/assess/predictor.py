@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from medq.assess.acquisition import report as acquisition_report
 from medq.assess.assessment import (
     Assessment,
     combined_score,
@@ -79,6 +80,7 @@ class Assessor:
         self.use_prompts = bool(self.record.get("use_prompts", True))
         self.score_scale = str(self.record.get("score_scale", "reference"))
         self.native = bool((self.record.get("bench_plan") or {}).get("native_crop", False))
+        self.acquisition = tuple((self.record.get("tagged") or {}).get("per_target", ()))
         self.batch_size = max(1, int(batch_size))
         self.measures = measures
         self.modality = modality
@@ -176,7 +178,9 @@ class Assessor:
         if found is None:
             raise ModelError(f"model {self.name} has no finding heads")
         return {"score": out.score.float().cpu(), "presence": found["presence"].float().cpu(),
-                "expected": found["expected_severity"].float().cpu()}
+                "expected": found["expected_severity"].float().cpu(),
+                **({} if out.acquisition is None else
+                   {"acquisition": out.acquisition.float().cpu()})}
 
     def _on_device(self, *tensors: torch.Tensor | None) -> list[torch.Tensor | None]:
         """`tensors` on the model's device (None stays None)."""
@@ -193,6 +197,8 @@ class Assessor:
                "presence": (found["presence"].float() * w).sum(0)[None],
                "expected": (found["expected_severity"].float() * w).sum(0)[None],
                "slice_scores": vol.slice_scores.float(), "slice_weights": w[:, 0]}
+        if vol.slices.acquisition is not None:  # weighted over the slices as the score is
+            out["acquisition"] = (vol.slices.acquisition.float() * w).sum(0)[None]
         return {k: v.cpu() for k, v in out.items()}
 
     def _describe(self, p: dict[str, Any]) -> Assessment:
@@ -220,5 +226,7 @@ class Assessor:
             lossy_compression=image.meta.get("lossy_compression"),
             slice_gaps=image.meta.get("slice_gaps"),
             nonfinite_fraction=image.meta.get("nonfinite_fraction") or None,
-            detector_features=None if p["features"] is None else p["features"].tolist())
+            detector_features=None if p["features"] is None else p["features"].tolist(),
+            acquisition=None if "acquisition" not in out else
+            acquisition_report(image, out["acquisition"][0].numpy(), self.acquisition))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -125,8 +126,24 @@ def assess(
                           prompts)
         if table.row_count:
             out.print(table)
+        for row in graded:
+            if row.get("acquisition"):
+                out.print(f"{row['path']}: looks like {acquisition_text(row['acquisition'])}",
+                          highlight=False)
         for path, found in outliers.items():
             out.print(f"{path}: {found['below_median']:.2f} below the median score "
                       f"({found['series_median']:.2f}) of its file's {found['volumes']} volumes;"
                       " look at this volume", highlight=False)
     outcome.exit()
+
+
+def acquisition_text(found: dict[str, dict[str, Any]]) -> str:
+    """`26.1 mAs exposure (the header states 25 mAs)`, per target an acquisition head learnt."""
+    from medq.assess.acquisition import LABELS
+
+    parts = []
+    for name, f in found.items():
+        stated = f"the header states {f['stated']:g} {f['unit']}" if f["stated"] is not None \
+            else "the header does not say"
+        parts.append(f"{f['estimated']:g} {f['unit']} {LABELS[name]} ({stated})")
+    return "; ".join(parts)

@@ -16,7 +16,6 @@ with the header's value.
 
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -24,49 +23,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from medq.assess.acquisition import STATED, TARGETS, targets
 from medq.errors import InvalidParameter, MedqError
 from medq.image import MedImage
 from medq.train.evaluate import plural
 
-TARGETS: dict[str, tuple[frozenset[str], str, float]] = {
-    "ct_exposure": (frozenset({"CT"}), "exposure_mAs", 100.0),
-    "ct_ctdi_vol": (frozenset({"CT"}), "ctdi_vol", 10.0),
-    "xr_exposure": (frozenset({"CR", "DX"}), "exposure_mAs", 5.0),
-    "mr_field": (frozenset({"MR"}), "field_strength_T", 1.5),
-}
-"""Target → (modalities, `MedImage.physics` key, reference value: the target is 0 there)."""
-
-STATED = ("a CT or radiograph exposure (mAs: Exposure, or XRayTubeCurrent with ExposureTime), "
-          "a CTDIvol or an MR field strength (MagneticFieldStrength or ImagingFrequency)")
-"""What a header must state to be a training item, in its DICOM keywords."""
-
-PROTON_MHZ_PER_T = 42.577
-"""The proton's gyromagnetic ratio / 2π: an MR imaging frequency over it is the field (T)."""
+__all__ = ["MIN_ITEMS", "TARGETS", "estimates", "held_out_metrics", "load_tagged", "targets"]
 
 MIN_ITEMS = 5
 """Fewest tagged images a run trains on (one of them is held out)."""
-
-
-def stated(image: MedImage, key: str) -> float | None:
-    """The positive value of physics `key` the header states (an MR field strength also from
-    its imaging frequency), else None."""
-    value = image.physics.get(key)
-    if value is None and key == "field_strength_T" and image.physics.get("imaging_frequency_MHz"):
-        value = float(image.physics["imaging_frequency_MHz"]) / PROTON_MHZ_PER_T
-    if isinstance(value, (int, float)) and math.isfinite(value) and value > 0:
-        return float(value)
-    return None
-
-
-def targets(image: MedImage) -> tuple[np.ndarray, np.ndarray]:
-    """(`log2(value / reference)` per target, whether the header states it) for one image."""
-    values = np.zeros(len(TARGETS), np.float32)
-    known = np.zeros(len(TARGETS), bool)
-    for k, (modalities, key, reference) in enumerate(TARGETS.values()):
-        value = stated(image, key) if image.modality in modalities else None
-        if value is not None:
-            values[k], known[k] = math.log2(value / reference), True
-    return values, known
 
 
 def _tagged_item(image: MedImage, source: str, size: int, extras: tuple[str, ...]

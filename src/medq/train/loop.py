@@ -255,7 +255,7 @@ def train(cfg: TrainConfig, data: dict[str, np.ndarray] | None = None,
             "when this run ends")
     model = _initial_model(cfg)
     if tagged:
-        from medq.train.acquisition import TARGETS
+        from medq.assess.acquisition import TARGETS
 
         model.add_acquisition_head(len(TARGETS))
     if model.uses_measures and not cfg.init:
