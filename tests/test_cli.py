@@ -481,6 +481,18 @@ def test_options_that_name_nothing_are_usage_errors_before_any_work(args: tuple,
     assert not (tmp_path / "benchmarks").exists()
 
 
+@pytest.mark.parametrize("args", [("assess", ""), ("train", " "), ("info", "--json", "")])
+def test_an_empty_argument_is_refused_before_any_work(args: tuple, tmp_path: Path) -> None:
+    """`medq assess "$SCAN"` with the variable unset: exit 2 naming the empty argument (before:
+    Path("") read as the current folder, and all of it assessed)."""
+    (tmp_path / "scan.dcm").write_bytes(Path(dicom_testfile("CT_small.dcm")).read_bytes())
+    res = run_medq(*args, cwd=tmp_path)
+    assert res.returncode == 2 and res.stdout == "", res.stdout + res.stderr
+    assert res.stderr.strip() == (f"medq: error: argument {len(args)} (after {args[-2]}) is "
+                                  "empty: it names no file, folder or value (an unset shell "
+                                  "variable?)")
+
+
 def test_a_file_that_is_no_checkpoint_is_named_as_such(tmp_path: Path) -> None:
     """`--model` with a text file or a CSV: one line saying it is no PyTorch checkpoint (before:
     "KeyError: 101", a message cut mid-word, or "no weights called 'out.csv'")."""

@@ -71,8 +71,8 @@ def test_the_modality_the_header_states(tmp_path: Path, mr_slice: MedImage) -> N
     assert load(nrrd).modality == "MR"
 
 
-def test_content_decides_the_format_and_a_data_file_is_not_an_input(tmp_path: Path,
-                                                                    mr_slice: MedImage) -> None:
+def test_content_decides_the_format_and_a_data_file_is_not_an_input(
+        tmp_path: Path, mr_slice: MedImage, capfd: pytest.CaptureFixture[str]) -> None:
     _written_by_sitk(mr_slice.array, tmp_path / "a.mha").rename(tmp_path / "scan")
     _written_by_sitk(mr_slice.array, tmp_path / "b.nrrd").rename(tmp_path / "scan2.img")
     assert sniff(tmp_path / "scan") == "metaimage" and sniff(tmp_path / "scan2.img") == "nrrd"
@@ -86,8 +86,14 @@ def test_content_decides_the_format_and_a_data_file_is_not_an_input(tmp_path: Pa
     with pytest.raises(UnsupportedImage, match="c.zraw"):
         load(tmp_path / "c.zraw")
     (tmp_path / "c.zraw").unlink()
-    with pytest.raises(UnreadableImage, match=r"c\.mhd.*not a readable metaimage"):
+    capfd.readouterr()
+    with pytest.raises(UnreadableImage, match=r"c\.mhd: its data file c\.zraw is missing"):
         load(tmp_path / "c.mhd")
+    (tmp_path / "d.nhdr").write_text("NRRD0004\ntype: short\ndimension: 2\nsizes: 4 4\n"
+                                     "encoding: raw\ndata file: d.raw\n\n")
+    with pytest.raises(UnreadableImage, match=r"d\.nhdr: its data file d\.raw is missing"):
+        load(tmp_path / "d.nhdr")
+    assert capfd.readouterr().err == ""  # before ITK, which printed its own lines on stderr
 
 
 def test_photographs_and_what_is_not_an_image(tmp_path: Path, retina: MedImage) -> None:

@@ -360,6 +360,19 @@ def main(
     quiet_readers()
     if not os.environ.get("MEDQ_DEBUG"):
         sys.excepthook = last_resort
+    if Path(sys.argv[0]).name in ("medq", "__main__.py"):  # the command line, not a test runner's
+        refuse_empty_arguments(sys.argv[1:])
+
+
+def refuse_empty_arguments(args: list[str]) -> None:
+    """Exit 2 with one line when an argument is empty or blank: `medq assess "$SCAN"` with the
+    variable unset would otherwise read Path("") as the current folder and assess all of it."""
+    for k, arg in enumerate(args, 1):
+        if not arg.strip():
+            after = f" (after {args[k - 2]})" if k > 1 else ""
+            err.print(f"medq: error: argument {k}{after} is empty: it names no file, folder or "
+                      "value (an unset shell variable?)", highlight=False)
+            raise typer.Exit(2)
 
 
 OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EPIPE, errno.EBADF, errno.EIO, errno.EDQUOT,

@@ -32,7 +32,7 @@ from medq.errors import InvalidParameter, UnreadableImage, UnsupportedImage
 from medq.image import MedImage
 from medq.io.atomic import atomic_path, make_folder
 from medq.io.geometry import world_frame
-from medq.io.itk_header import HEADER_SUFFIX, stated_axes, unit_frame_header
+from medq.io.itk_header import HEADER_SUFFIX, missing_data_file, stated_axes, unit_frame_header
 from medq.io.volumes import last_file_cache
 
 ITK_FORMATS = {".mha": "metaimage", ".mhd": "metaimage", ".nrrd": "nrrd", ".nhdr": "nrrd"}
@@ -174,6 +174,9 @@ def read_itk(path: str | Path, fmt: str, volume: int | None = None) -> MedImage:
     """Read a MetaImage or NRRD file (`fmt` 'metaimage' or 'nrrd') as a MedImage; `volume`
     picks one 3D volume of a 4D file."""
     path = Path(path)
+    missing = missing_data_file(path, fmt) if path.suffix.lower() in DETACHED else None
+    if missing:  # before ITK, which prints its own complaint on stderr
+        raise UnreadableImage(f"its data file {missing} is missing", path)
     if volume is None:
         img, framed, spaced = _read_image(path, fmt)
     else:  # the volumes of a series are read one after the other: read the file once

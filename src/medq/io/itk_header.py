@@ -162,3 +162,17 @@ def unit_frame_header(path: Path, fmt: str) -> str | None:
         lines = f.read(HEADER_BYTES).decode("latin-1").split("\n")  # an attached data block too
     restated = (_metaimage if fmt == "metaimage" else _nrrd)(lines, path)
     return "\n".join(restated) + "\n" if restated else None
+
+
+def missing_data_file(path: Path, fmt: str) -> str | None:
+    """The one data file the detached header `path` names (MetaImage `ElementDataFile`, NRRD
+    `data file`), as it names it, when that file does not exist; None otherwise (data in the
+    file itself, a list or a pattern of files, or a file that is there)."""
+    with open(path, "rb") as f:
+        fields = _fields(f.read(HEADER_BYTES).decode("latin-1"), fmt)
+    name = fields.get("elementdatafile") if fmt == "metaimage" else next(
+        (fields[k] for k in _NRRD_DATA if k in fields), None)
+    if not name or name == "LOCAL" or name.startswith("LIST") or "%" in name or \
+            (fmt == "nrrd" and " " in name):
+        return None
+    return None if os.path.exists(_absolute(name, path.resolve().parent)) else name
