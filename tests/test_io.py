@@ -759,12 +759,12 @@ def test_headerless_hounsfield_image_loads_as_ct(tmp_path: Path) -> None:
         assert img.modality == "OT" and "modality_from" not in img.meta, name
 
 
-def test_inferred_ct_is_assessed_as_ct_with_predicted_modality_prompt(tmp_path: Path) -> None:
+def test_inferred_ct_is_assessed_as_ct_with_a_modality_prompt_from_values(tmp_path: Path) -> None:
     from medq.assess.prompts import prompts_from_image
 
     np.save(tmp_path / "ct.npy", load(tdata("CT_small.dcm")).array)
     prompts = prompts_from_image(load(tmp_path / "ct.npy"))
-    assert prompts.modality == "CT" and prompts.source["modality"] == "predicted"
+    assert prompts.modality == "CT" and prompts.source["modality"] == "values"
 
 
 def test_monochrome1_values_are_kept_and_shown_mirrored(radiograph_twins) -> None:

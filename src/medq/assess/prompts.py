@@ -6,8 +6,10 @@ slot (`other` / `unknown`; for the dimension, `2d`), so any value encodes and no
 
 `prompts_from_image` reads what the image states (its array, modality, region, physics and
 `meta['series_description']`/`meta['protocol_name']`) and records per field where the value came
-from: `tags` (stated by, or derived by fixed rules from, the image and its header), `predicted`
-(filled in by a learned classifier through the `predict_missing` hook) or `default` (catch-all).
+from: `tags` (stated by, or derived by fixed rules from, the image and its header), `values`
+(a modality the file does not state, read from its pixel values: Hounsfield units are CT,
+`medq.io.units`), `predicted` (filled in by a learned classifier through the `predict_missing`
+hook) or `default` (catch-all).
 
 Type rules (first that applies wins):
 
@@ -61,8 +63,9 @@ VOCABULARIES: dict[str, tuple[str, ...]] = {
 FALLBACK = {"dimension": "2d", "modality": "other", "region": "unknown", "type": "other"}
 """Catch-all value of each field, used for anything outside the vocabulary."""
 
-SOURCES = ("tags", "predicted", "default", "user")
-"""Where a prompt value came from (`user`: named by the user over what the file says)."""
+SOURCES = ("tags", "values", "predicted", "default", "user")
+"""Where a prompt value came from (`values`: read from the pixel values; `user`: named by the
+user over what the file says)."""
 
 PROMPT_DIM = sum(len(v) for v in VOCABULARIES.values())
 """Length of the encoded prompt vector (sum of the four vocabulary sizes)."""
@@ -92,9 +95,9 @@ def normalize(field_name: str, value: Any) -> str:
 
 @dataclass(frozen=True)
 class Prompts:
-    """The four prompts plus where each came from (`source[field]` ∈ tags/predicted/default,
-    or user: named with `--modality`/`--region` or `modality=`/`region=`, over what the file
-    says)."""
+    """The four prompts plus where each came from (`source[field]` ∈ tags/values/predicted/
+    default, or user: named with `--modality`/`--region` or `modality=`/`region=`, over what
+    the file says)."""
 
     dimension: str = "2d"
     modality: str = "other"
@@ -283,7 +286,7 @@ def prompts_from_image(image: MedImage, predict_missing: PredictMissing | None =
         values["type"] = kind
     source = {name: "tags" for name in values}
     if image.meta.get("modality_from") and "modality" in source:
-        source["modality"] = "predicted"  # read from the values (`medq.io.units`), not a tag
+        source["modality"] = "values"  # read from the pixel values (`medq.io.units`), not a tag
     for name in image.meta.get("named", ()):  # --modality / --region, or modality= in Python
         if name in source:
             source[name] = "user"

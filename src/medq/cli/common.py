@@ -251,15 +251,16 @@ def findings_text(findings: list[dict[str, Any]], suspected: Iterable[dict[str, 
 PROMPT_FIELDS = ("dimension", "modality", "region", "type")
 """The prompt fields a results table shows, in order."""
 
-PREDICTED_NOTE = ("? predicted by medq's prompt classifier: the file does not state it "
-                  "(--modality sets the modality)")
-"""Caption of a table with a predicted prompt."""
+PREDICTED_NOTE = ("? the file does not state it: predicted by medq's prompt classifier, or CT "
+                  "read from Hounsfield units (--modality sets the modality)")
+"""Caption of a table with a prompt the file did not state."""
 
 
 def prompts_text(prompts: dict[str, Any]) -> str:
-    """The prompts as a table cell, a predicted field (the file did not state it) marked `?`."""
+    """The prompts as a table cell, a field the file did not state (predicted, or read from the
+    pixel values) marked `?`."""
     source = prompts.get("source", {})
-    return " ".join(f"{prompts[k]}{'?' if source.get(k) == 'predicted' else ''}"
+    return " ".join(f"{prompts[k]}{'?' if source.get(k) in ('predicted', 'values') else ''}"
                     for k in PROMPT_FIELDS)
 
 

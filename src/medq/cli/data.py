@@ -111,7 +111,7 @@ def samples(
 @app.command()
 def simulate(
     path: Path = typer.Argument(..., help="Image file or DICOM series directory."),
-    kind: str = typer.Option(..., "--kind", "-k", help="Degradation name (see --list)."),
+    kind: str = typer.Option(..., "--kind", "-k", help="Degradation name (see medq degradations)."),
     output: Path = typer.Option(..., "--output", "-o", help="Output file (format from suffix)."),
     level: float | None = typer.Option(None, "--level", help="Physical level (unit per kind)."),
     severity: str | None = typer.Option(None, "--severity", help="mild, moderate or severe."),

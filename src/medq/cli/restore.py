@@ -33,7 +33,8 @@ from medq.cli.common import (
 from medq.cli.train import bench_app
 from medq.errors import InvalidParameter
 
-METHOD_HELP = "auto (the network, gated by the assessment), net, bm3d, nlm or tv."
+METHOD_HELP = ("auto (the network), net, bm3d, nlm or tv; whichever, the assessment gates it: "
+               "an image with nothing to repair is returned unchanged unless --force.")
 
 
 def _known_method(value: str) -> str:

@@ -185,8 +185,9 @@ def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
     common = {"method": method, "before": before, "detected": detected,
               "description": report.text, "path": image.source}
     if not addressed and not force:
-        note = ("Only mild blur, low resolution or motion was found: sharpening a nearly good "
-                "image risks inventing detail, so it is returned unchanged (force to restore)."
+        note = ("Only mild blur, low resolution or motion was found: sharpening risks "
+                "inventing detail that is not there, so the image is returned unchanged "
+                "(--force restores it anyway)."
                 if mild_detail_only(report) else
                 "No noise, blur, aliasing, motion or streaks to repair were found; "
                 "the image is returned unchanged.")
