@@ -68,6 +68,44 @@ def _archive(folder: Path) -> Path:
     return folder
 
 
+def test_what_is_not_taken_from_an_archive(tmp_path: Path) -> None:
+    """A copy of a file is one image (it would sit on both sides of the split), a field
+    strength in gauss or an exposure of 0 is no value (0 lets the next tag speak), a series'
+    exposure is the mean over its slices, whatever their file names, and `exclude`d files (a
+    --scores run's held-out images) are left out."""
+    archive = _archive(tmp_path / "a")
+    (archive / "dups").mkdir()
+    (archive / "dups" / "copy.dcm").write_bytes((archive / "ct_0.dcm").read_bytes())
+    ds = pydicom.dcmread(dicom_testfile("MR_small.dcm"))
+    ds.MagneticFieldStrength, ds.ImagingFrequency = "15000", "127.731"  # gauss; 3 T by frequency
+    ds.SeriesInstanceUID = pydicom.uid.generate_uid()
+    ds.save_as(archive / "gauss.dcm")
+    odd = medq.load(archive / "gauss.dcm")
+    assert _target(str(archive / "gauss.dcm"), "mr_field") is None  # no value taken...
+    from medq.assess.acquisition import implausible
+
+    assert implausible(odd) == ["field_strength_T=15000"]  # ...and said
+    ds = pydicom.dcmread(dicom_testfile("CT_small.dcm"))
+    ds.Exposure, ds.XRayTubeCurrent, ds.ExposureTime = "0", "200", "1000"
+    ds.save_as(tmp_path / "zero.dcm")
+    assert _target(str(tmp_path / "zero.dcm"), "ct_exposure") == pytest.approx(1.0)  # 200 mAs
+    series = tmp_path / "series"
+    series.mkdir()
+    uid = pydicom.uid.generate_uid()
+    for k in range(4):  # names in the opposite order of the positions
+        ds = pydicom.dcmread(dicom_testfile("CT_small.dcm"))
+        ds.SeriesInstanceUID, ds.SOPInstanceUID = uid, pydicom.uid.generate_uid()
+        ds.ImagePositionPatient = [0.0, 0.0, 5.0 * k]
+        ds.InstanceNumber, ds.Exposure = k + 1, str(50 * (k + 1))
+        ds.save_as(series / f"{9 - k}.dcm")
+    assert medq.load(series).physics["exposure_mAs"] == pytest.approx(125.0)
+    train, test, summary = load_tagged(archive, size=32, exclude=[archive / "ct_1.dcm"])
+    assert summary["duplicates"] == 1 and summary["implausible"] == 1
+    assert summary["excluded"] == 1 and summary["tagged"] == 11  # 12 + gauss − ct_1
+    sources = {Path(s).name for s in np.concatenate([train["source"], test["source"]])}
+    assert "ct_1.dcm" not in sources and len({"ct_0.dcm", "copy.dcm"} & sources) == 1
+
+
 def test_tagged_sets_join_the_training_data_and_each_loss_sees_its_items(tmp_path: Path) -> None:
     """Tagged images are unscored items with their targets; joined to a scored set they keep
     their offsets, the scored items count as stating nothing, a stage draws only items with a
@@ -122,11 +160,13 @@ def test_train_tagged_through_the_cli(tmp_path: Path) -> None:
                            "scores.csv"], capture_output=True, text=True, timeout=300,
                           cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert "scans: 12 of 12 images state an acquisition (ct_exposure 8, mr_field 4)" in \
+    # the --scores held-out image is no tagged training image either
+    assert "scans: 11 of 12 images state an acquisition (ct_exposure 7, mr_field 4)" in \
         proc.stderr
     rec = json.loads((tmp_path / "tg" / "metrics.json").read_text())
     tagged = rec["tagged"]
-    assert tagged["archive"] == "scans" and tagged["train"] == 10 and tagged["held_out"] == 2
+    assert tagged["archive"] == "scans" and tagged["train"] == 9 and tagged["held_out"] == 2
+    assert tagged["excluded"] == 1 and len(tagged["held_out_items"]) == 2
     assert set(tagged["metrics"]) <= {"ct_exposure", "mr_field"} and all(
         m["mae_doublings"] >= 0 for m in tagged["metrics"].values())
     losses_logged = [h["acquisition"] for h in rec["history"] if h["stage"] == "acquisition"]
@@ -141,8 +181,9 @@ def test_train_tagged_through_the_cli(tmp_path: Path) -> None:
     assert found[truth == truth.min()].mean() < found[truth == truth.max()].mean()
     assert rec["model_args"]["n_acquisition"] == len(TARGETS)
     card = (tmp_path / "tg" / "card.md").read_text()
-    assert "## Acquisition pretraining (your DICOM headers)" in card
-    assert "12 stating an acquisition (ct_exposure 8, mr_field 4)" in card
+    assert "## Acquisition pretraining (what your scans' headers state)" in card
+    assert "11 stating an acquisition: ct_exposure 7 (" in card and "mr_field 4 (" in card
+    assert "skipped: 1 held out by --scores" in card
     assert "Reproduce: `medq train tg.yaml --tagged scans --scores scores.csv`." in card
     assessed = subprocess.run([*MEDQ, "assess", str(archive / "ct_0.dcm"),
                                str(archive / "mr_1.dcm"), "--model", "tg/model.pt", "--json"],
@@ -160,6 +201,8 @@ def test_train_tagged_through_the_cli(tmp_path: Path) -> None:
                            cwd=tmp_path)
     assert f"looks like {exposure['estimated']:g} mAs exposure (the header states 25 mAs)" in \
         plain.stdout
+    only_acquisition = (tmp_path / "tg.yaml").read_text().split("  - {name: score")[0]
+    (tmp_path / "acq.yaml").write_text(only_acquisition)
     for args, reason in (
             (["tg.yaml", "--scores", "scores.csv"], "stage 'acquisition' weights the "
              "acquisition loss"),
@@ -167,7 +210,23 @@ def test_train_tagged_through_the_cli(tmp_path: Path) -> None:
               "scans"],
              "no stage of this config weights"),
             (["tg.yaml", "--tagged", "scores.csv", "--scores", "scores.csv"],
-             "0 of 0 images state")):
+             "0 of 0 images state"),
+            (["acq.yaml", "--tagged", "scans", "--scores", "scores.csv"],
+             "no stage weights the score loss")):
         bad = subprocess.run([*MEDQ, "train", *args], capture_output=True, text=True,
                              timeout=120, cwd=tmp_path)
         assert bad.returncode == 2 and reason in bad.stderr, bad.stderr
+
+
+def test_a_loss_of_the_other_task_is_refused() -> None:
+    """`acquisition` (or `score`) in a restoration stage, `l1` in a quality stage: bad input
+    naming the stage, before any data work (before: a restore config weighting acquisition
+    was told to give --tagged, then that --tagged trains quality models only)."""
+    from medq.errors import InvalidParameter
+    from medq.train.config import config_from_dict
+
+    for task, model, loss in (("restore", "restore-unet-tiny", "acquisition"),
+                              ("quality", "mediqa-tiny", "l1")):
+        stage = {"name": "s", "steps": 2, "lr": 1e-3, "losses": {loss: 1.0}}
+        with pytest.raises(InvalidParameter, match=rf"stages\[0\].losses: '{loss}' is no {task}"):
+            config_from_dict({"name": "x", "model": model, "task": task, "stages": [stage]})

@@ -335,8 +335,10 @@ def test_config_errors_name_the_problem(tmp_path: Path) -> None:
             ({"stages": [{**stage, "warmup": -5}]}, "stages[0].warmup: must be ≥ 0"),
             ({"stages": [{**stage, "losses": {"score": -1}}]}, "stages[0].losses.score: must be"),
             ({"stages": [{**stage, "losses": ["score"]}]}, "stages[0].losses: must be a mapping"),
-            ({"stages": [stage, {**stage, "losses": {"l1": 1.0}}]},
+            ({"stages": [stage, {**stage, "losses": {"score": 0.0}}]},
              "stages[1] ('s') has 2 steps but weights none of the quality losses"),
+            ({"stages": [stage, {**stage, "losses": {"l1": 1.0}}]},
+             "stages[1].losses: 'l1' is no quality loss"),
             ({"task": "prompts", "model": "prompt-zzz"}, "for task 'prompts'")):
         with pytest.raises(InvalidParameter, match=re.escape(said)):
             config_from_dict({**base, **change})

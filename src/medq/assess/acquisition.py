@@ -17,6 +17,11 @@ import numpy as np
 
 from medq.image import MedImage
 
+PLAUSIBLE = {"exposure_mAs": (0.01, 5000.0), "ctdi_vol": (0.01, 500.0),
+             "field_strength_T": (0.01, 12.0)}
+"""The range of values a header may state; outside it (a field strength in gauss, a mistyped
+exposure) the value is not taken (`implausible`)."""
+
 TARGETS: dict[str, tuple[frozenset[str], str, float]] = {
     "ct_exposure": (frozenset({"CT"}), "exposure_mAs", 100.0),
     "ct_ctdi_vol": (frozenset({"CT"}), "ctdi_vol", 10.0),
@@ -33,15 +38,32 @@ PROTON_MHZ_PER_T = 42.577
 """The proton's gyromagnetic ratio / 2π: an MR imaging frequency over it is the field (T)."""
 
 
+def _positive(value: Any) -> float | None:
+    """`value` as a float when it is a finite positive number (0 means not recorded)."""
+    ok = isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+    return float(value) if ok else None
+
+
 def stated(image: MedImage, key: str) -> float | None:
-    """The positive value of physics `key` the header states (an MR field strength also from
-    its imaging frequency), else None."""
-    value = image.physics.get(key)
-    if value is None and key == "field_strength_T" and image.physics.get("imaging_frequency_MHz"):
-        value = float(image.physics["imaging_frequency_MHz"]) / PROTON_MHZ_PER_T
-    if isinstance(value, (int, float)) and math.isfinite(value) and value > 0:
-        return float(value)
-    return None
+    """The value of physics `key` the header states, positive and within `PLAUSIBLE` (an MR
+    field strength also from its imaging frequency), else None."""
+    value = _positive(image.physics.get(key))
+    if value is None and key == "field_strength_T":
+        mhz = _positive(image.physics.get("imaging_frequency_MHz"))
+        value = None if mhz is None else mhz / PROTON_MHZ_PER_T
+    low, high = PLAUSIBLE[key]
+    return value if value is not None and low <= value <= high else None
+
+
+def implausible(image: MedImage) -> list[str]:
+    """`key=value` of each target value the header states outside `PLAUSIBLE` (not taken)."""
+    found = []
+    for modalities, key, _ in TARGETS.values():
+        value = _positive(image.physics.get(key))
+        low, high = PLAUSIBLE[key]
+        if image.modality in modalities and value is not None and not low <= value <= high:
+            found.append(f"{key}={value:g}")
+    return found
 
 
 def targets(image: MedImage) -> tuple[np.ndarray, np.ndarray]:

@@ -80,7 +80,8 @@ class Assessor:
         self.use_prompts = bool(self.record.get("use_prompts", True))
         self.score_scale = str(self.record.get("score_scale", "reference"))
         self.native = bool((self.record.get("bench_plan") or {}).get("native_crop", False))
-        self.acquisition = tuple((self.record.get("tagged") or {}).get("per_target", ()))
+        tagged = self.record.get("tagged") or {}  # the targets its training images stated
+        self.acquisition = tuple(tagged.get("per_target_train", tagged.get("per_target", ())))
         self.batch_size = max(1, int(batch_size))
         self.measures = measures
         self.modality = modality

@@ -81,7 +81,7 @@ def train(
                                           extras=cfg.bench.evidence_extras, rows=rows)
         return run_train(cfg, train_set, test_set,
                          scores=describe(scores, rows, train_set, test_set),
-                         tagged=tagged_set(cfg, tagged))
+                         tagged=tagged_set(cfg, tagged, exclude=test_set["source"]))
 
     result = outcome.run(config, job)
     if not isinstance(result, BaseException):
@@ -105,15 +105,17 @@ def check_tagged_config(cfg: Any, config: Path, tagged: Path | None) -> None:
                                f"trains task: {cfg.task}", config)
 
 
-def tagged_set(cfg: Any, tagged: Path | None) -> dict[str, Any] | None:
+def tagged_set(cfg: Any, tagged: Path | None, exclude: Any = ()) -> dict[str, Any] | None:
     """`{"train", "test", "summary"}` of the `--tagged` images, prepared as the config's plan
-    prepares its items (None without --tagged)."""
+    prepares its items, without the files of `exclude` (the `--scores` held-out images, which
+    the test must not have seen); None without --tagged."""
     if tagged is None:
         return None
     from medq.train.acquisition import load_tagged
 
     train_set, test_set, summary = load_tagged(tagged, size=cfg.bench.size, seed=cfg.seed,
-                                               extras=cfg.bench.evidence_extras)
+                                               extras=cfg.bench.evidence_extras,
+                                               exclude=exclude)
     return {"train": train_set, "test": test_set, "summary": summary}
 
 

@@ -34,8 +34,8 @@ from medq.io.dicom_tags import (
     as_text,
     dicom_modality,
     lossy_compression,
-    read_physics,
     region_from_text,
+    series_physics,
     tag_value,
 )
 from medq.io.mosaic import mosaic_count, mosaic_positions, unmosaic
@@ -277,6 +277,7 @@ def assemble(datasets: list[Dataset], paths: list[Path], source: Path, fmt: str)
         positions = [positions[i] for i in order]
         if len(datasets) > 1:
             paths = [paths[i] for i in order]
+            datasets = [datasets[i] for i in order]  # the first by position speaks for them
         else:
             meta["frame_order"] = order
         meta.update(info)
@@ -312,7 +313,7 @@ def assemble(datasets: list[Dataset], paths: list[Path], source: Path, fmt: str)
     if lossy:  # a series: the first lossy slice speaks for it, with how many slices are
         meta["lossy_compression"] = {**lossy[0], "slices": len(lossy)} if len(datasets) > 1 \
             else lossy[0]
-    return MedImage(arr, spacing, modality, region, read_physics(first), str(source), meta)
+    return MedImage(arr, spacing, modality, region, series_physics(datasets), str(source), meta)
 
 
 def _values(value: object) -> list[object]:

@@ -106,16 +106,32 @@ def read_physics(ds: Dataset) -> dict[str, Any]:
         value = as_text(raw) if vr in ("SH", "LO", "CS", "ST") else as_number(raw)
         if value is not None:
             out[key] = int(value) if kw == "EchoTrainLength" else value
-    mas = as_number(tag_value(ds, "ExposureInmAs"))
-    if mas is None and as_number(tag_value(ds, "ExposureInuAs")) is not None:
-        mas = as_number(tag_value(ds, "ExposureInuAs")) / 1000.0
-    if mas is None:
-        mas = as_number(tag_value(ds, "Exposure"))
-    if mas is None and "xray_tube_current_mA" in out and "exposure_time_ms" in out:
-        mas = out["xray_tube_current_mA"] * out["exposure_time_ms"] / 1000.0
+    micro = as_number(tag_value(ds, "ExposureInuAs"))
+    stated = [as_number(tag_value(ds, "ExposureInmAs")), None if micro is None else micro / 1000,
+              as_number(tag_value(ds, "Exposure"))]
+    if "xray_tube_current_mA" in out and "exposure_time_ms" in out:
+        stated.append(out["xray_tube_current_mA"] * out["exposure_time_ms"] / 1000.0)
+    mas = next((v for v in stated if v is not None and v > 0), None)  # 0: not recorded
     if mas is not None:
         out["exposure_mAs"] = mas
     return out | tracer(ds)
+
+
+PER_SLICE = ("exposure_mAs", "xray_tube_current_mA", "ctdi_vol")
+"""Physics a series may state slice by slice (tube current modulation): its mean is the series'."""
+
+
+def series_physics(datasets: list[Dataset]) -> dict[str, Any]:
+    """The physics of a series (its slices in order): the first slice's, with each `PER_SLICE`
+    value the mean over the slices that state it (one file's physics as `read_physics`)."""
+    physics = read_physics(datasets[0])
+    if len(datasets) > 1:
+        slices = [read_physics(ds) for ds in datasets]
+        for key in PER_SLICE:
+            values = [p[key] for p in slices if isinstance(p.get(key), (int, float))]
+            if values:
+                physics[key] = float(np.mean(values))
+    return physics
 
 
 def tracer(ds: Dataset) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from medq.assess.acquisition import STATED, TARGETS, targets
+from medq.assess.acquisition import STATED, TARGETS, implausible, targets
 from medq.errors import InvalidParameter, MedqError
 from medq.image import MedImage
 from medq.train.evaluate import plural
@@ -46,45 +46,86 @@ def _tagged_item(image: MedImage, source: str, size: int, extras: tuple[str, ...
     return {**item, "scored": False, "acquisition": values, "acq_known": known}
 
 
-def load_tagged(archive: str | Path, size: int = 224, seed: int = 0,
-                extras: tuple[str, ...] = ()) -> tuple[dict[str, np.ndarray],
-                                                      dict[str, np.ndarray], dict[str, Any]]:
-    """(train, test, summary) from the images of `archive` (a folder or one file, read as
-    `medq qc` reads it) whose headers state a target; unreadable images are skipped with a note,
-    and the summary counts the images per target."""
+def _read(found: list[Any], size: int, extras: tuple[str, ...], exclude: set[str]
+          ) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """The tagged items of the archive's `found` entries, and how many entries were skipped and
+    why (unreadable, the same bytes as an earlier one, a value out of range, `exclude`d)."""
     from rich.progress import track
 
+    from medq.qc.discover import load_item
+    from medq.qc.fingerprint import fingerprint
+
+    items: list[dict[str, Any]] = []
+    skipped = dict.fromkeys(("unreadable", "duplicates", "implausible", "excluded"), 0)
+    seen: set[str] = set()
+    for entry in track(found, description="tagged images", transient=True,
+                       disable=not sys.stderr.isatty()):
+        if {str(Path(f).resolve()) for f in entry.files} & exclude:
+            skipped["excluded"] += 1
+            continue
+        try:
+            digest = fingerprint(entry.files)
+            image = load_item(entry)
+            odd = implausible(image)
+            item = _tagged_item(image, entry.path, size, extras)
+        except (MedqError, OSError) as e:
+            skipped["unreadable"] += 1
+            print(f"medq: note: skipping {getattr(e, 'message', None) or e}", file=sys.stderr)
+            continue
+        if digest in seen:  # a copy would sit on both sides of the split
+            skipped["duplicates"] += 1
+            continue
+        seen.add(digest)
+        if odd:
+            skipped["implausible"] += 1
+            print(f"medq: note: {entry.path}: {', '.join(odd)} is out of the plausible range; "
+                  "not trained on", file=sys.stderr)
+        if item is not None:
+            items.append(item)
+    return items, skipped
+
+
+def load_tagged(archive: str | Path, size: int = 224, seed: int = 0,
+                extras: tuple[str, ...] = (), exclude: Any = ()
+                ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, Any]]:
+    """(train, test, summary) from the images of `archive` (a folder or one file, read as
+    `medq qc` reads it) whose headers state a target. Unreadable images, byte-for-byte copies of
+    an earlier one and the files of `exclude` (a `--scores` run's held-out images) are skipped,
+    values out of `PLAUSIBLE` are not taken; the summary counts them, and the images per target
+    in all and in training."""
     from medq.data.bench import pack
-    from medq.qc.discover import discover, load_item
+    from medq.qc.discover import discover
     from medq.train.config import shown_path
 
     found = discover(archive)
-    items: list[dict[str, Any]] = []
-    unreadable = 0
-    for entry in track(found, description="tagged images", transient=True,
-                       disable=not sys.stderr.isatty()):
-        try:
-            item = _tagged_item(load_item(entry), entry.path, size, extras)
-        except MedqError as e:
-            unreadable += 1
-            print(f"medq: note: skipping {e.message}", file=sys.stderr)
-            continue
-        if item is not None:
-            items.append(item)
+    items, skipped = _read(found, size, extras, {str(Path(f).resolve()) for f in exclude})
     if len(items) < MIN_ITEMS:
         raise InvalidParameter(f"{len(items)} of {plural(len(found), 'image')} state {STATED}; "
                                f"need at least {MIN_ITEMS}", archive)
     order = np.random.default_rng(seed).permutation(len(items))
     n_test = max(1, len(items) // 5)
-    train, test = pack([items[i] for i in order[n_test:]]), pack([items[i] for i in order[:n_test]])
+    train = pack([items[i] for i in order[n_test:]])
+    test = pack([items[i] for i in order[:n_test]])
     known = np.stack([it["acq_known"] for it in items])
+    per_train = train["acq_known"].sum(0)
     summary = {"archive": shown_path(Path(archive)), "items": len(found), "tagged": len(items),
-               "unreadable": unreadable, "train": len(items) - n_test, "held_out": n_test,
+               **skipped, "train": len(items) - n_test, "held_out": n_test,
+               "held_out_items": [str(s) for s in test["source"]],
                "per_target": {name: int(n) for name, n in zip(TARGETS, known.sum(0), strict=True)
-                              if n}}
+                              if n},
+               "per_target_train": {name: int(n) for name, n in zip(TARGETS, per_train,
+                                                                   strict=True) if n}}
     counts = ", ".join(f"{k} {n}" for k, n in summary["per_target"].items())
     print(f"medq: note: {archive}: {len(items)} of {plural(len(found), 'image')} state an "
           f"acquisition ({counts})", file=sys.stderr)
+    for k, name in enumerate(TARGETS):
+        values = np.stack([it["acquisition"] for it in items])[known[:, k], k]
+        if len(values) and np.ptp(values) == 0:
+            print(f"medq: note: {archive}: every image states the same {name}: the head "
+                  "learns that value, not how images differ", file=sys.stderr)
+        if name in summary["per_target"] and name not in summary["per_target_train"]:
+            print(f"medq: note: {archive}: no training image states {name} (all held out): "
+                  "the head does not learn it", file=sys.stderr)
     return train, test, summary
 
 

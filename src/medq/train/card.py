@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from shlex import quote
 from typing import Any
 
 from medq.assess.evidence import FEATURES_VERSION
@@ -105,9 +106,9 @@ def card_text(cfg: TrainConfig, record: dict[str, Any]) -> str:
     view = cfg.bench.evidence_size
     precision = resolve_precision(cfg.precision, _device_type(record))
     scores, tagged = record.get("scores"), record.get("tagged")
-    command = (f"medq train {config_path(cfg)}" + (f" --tagged {tagged['archive']}" if tagged
-                                                     else "")
-               + (f" --scores {scores['file']}" if scores else ""))
+    command = (f"medq train {quote(config_path(cfg))}"
+               + (f" --tagged {quote(tagged['archive'])}" if tagged else "")
+               + (f" --scores {quote(scores['file'])}" if scores else ""))
     split = f"held-out rows of `{scores['file']}`" if scores else "held-out split"
     then = "" if scores else " then `medq bench iqa`"
     sizes = record.get("model_args", cfg.model_args)
@@ -139,17 +140,27 @@ def _tagged_text(record: dict[str, Any]) -> str:
     t = record.get("tagged")
     if not t:
         return ""
-    counts = ", ".join(f"{k} {n}" for k, n in t["per_target"].items())
+    trained = t.get("per_target_train", t["per_target"])
+    counts = ", ".join(f"{k} {n} ({trained.get(k, 0)} in training)"
+                       for k, n in t["per_target"].items())
+    skipped = ", ".join(f"{t[k]} {what}" for k, what in (
+        ("unreadable", "unreadable"), ("duplicates", "copies of another file"),
+        ("excluded", "held out by --scores"), ("implausible", "with a value out of range "
+                                                              "(not taken)")) if t.get(k))
+    held = ", ".join(f"`{p}`" for p in t.get("held_out_items", [])[:20])
+    more = len(t.get("held_out_items", [])) - 20
+    held += f" and {more} more" if more > 0 else ""
     lines = ["| target | n | SRCC | MAE (doublings) |", "|---|---|---|---|"]
     lines += [f"| {k} | {m['n']} | {number(m['srcc'])} | {number(m['mae_doublings'], '.2f')} |"
               for k, m in t["metrics"].items()]
     return f"""
-## Acquisition pretraining (your DICOM headers)
+## Acquisition pretraining (what your scans' headers state)
 Acquisition head targets (`medq.train.acquisition`: log2 of the header's value over a
 reference, per target): {', '.join(t['targets'])}. Archive `{t['archive']}`: {t['items']} images,
-{t['tagged']} stating an acquisition ({counts}); {t['train']} trained on, {t['held_out']} held
-out (by archive item, seeded). Held-out estimates against the headers' values (SRCC needs ≥ 3
-images with different values):
+{t['tagged']} stating an acquisition: {counts}{'; skipped: ' + skipped if skipped else ''}.
+{t['train']} trained on, {t['held_out']} held out (by archive item, seeded): {held}.
+Held-out estimates against the headers' values
+(SRCC needs ≥ 3 images with different values):
 
 {chr(10).join(lines)}
 """

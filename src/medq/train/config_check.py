@@ -122,6 +122,10 @@ def check_stages(cfg: Any) -> None:
             if loss not in LOSS_NAMES:
                 raise InvalidParameter(f"{at}.losses: unknown loss {loss!r}; a {cfg.task} "
                                        f"stage weights some of {', '.join(task_losses)}")
+            if weight and loss not in task_losses and cfg.task in ("quality", "restore"):
+                raise InvalidParameter(f"{at}.losses: {loss!r} is no {cfg.task} loss; a "
+                                       f"{cfg.task} stage weights some of "
+                                       f"{', '.join(task_losses)}")
             _at_least(weight, 0, f"{at}.losses.{loss}")
         if trains_none_of(stage, task_losses):
             raise InvalidParameter(f"{at} ({stage.name!r}) has {stage.steps} steps but weights "

@@ -117,7 +117,7 @@ def assemble(cfg: TrainConfig, folders: list[Path], records: list[dict[str, Any]
     if tagged:
         from medq.train.acquisition import held_out_metrics
 
-        record["tagged"] = {**records[0]["tagged"],
+        record["tagged"] = {**records[0]["tagged"], **tagged["summary"],  # as loaded this time
                             "metrics": held_out_metrics(model, tagged["test"], cfg.use_prompts)}
     write_run(out, model, cfg, record)
     log(f"{cfg.name}: ensemble of {len(members)} seeds, {srcc_summary(metrics['overall'])} "

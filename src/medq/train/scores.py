@@ -152,6 +152,9 @@ def check_scores_config(cfg: Any, config: str | Path, tagged: bool = False) -> N
                                f"config trains task: {cfg.task}", config)
     from medq.train.config_check import trains_none_of
 
+    if not any(stage.steps and stage.losses.get("score") for stage in cfg.stages):
+        raise InvalidParameter("no stage weights the score loss: the run would not learn your "
+                               "scores", config)
     for stage in cfg.stages:
         if trains_none_of(stage, SCORE_LOSSES + (("acquisition",) if tagged else ())):
             taught = ", ".join(k for k, w in stage.losses.items() if w) or "no loss"
