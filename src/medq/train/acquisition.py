@@ -94,9 +94,13 @@ def load_tagged(archive: str | Path, size: int = 224, seed: int = 0,
     values out of `PLAUSIBLE` are not taken; the summary counts them, and the images per target
     in all and in training."""
     from medq.data.bench import pack
+    from medq.io.archive import is_archive
     from medq.qc.discover import discover
     from medq.train.config import shown_path
 
+    if is_archive(Path(archive)):
+        raise InvalidParameter("a zip or tar archive: unpack it and give --tagged the folder "
+                               "(each image's path names it in the card)", archive)
     found = discover(archive)
     items, skipped = _read(found, size, extras, {str(Path(f).resolve()) for f in exclude})
     if len(items) < MIN_ITEMS:
