@@ -44,6 +44,12 @@ def _positive(value: Any) -> float | None:
     return float(value) if ok else None
 
 
+def _plausible(key: str, value: float | None) -> bool:
+    """Whether `value` of physics `key` lies within `PLAUSIBLE`."""
+    low, high = PLAUSIBLE[key]
+    return value is not None and low <= value <= high
+
+
 def stated(image: MedImage, key: str) -> float | None:
     """The value of physics `key` the header states, positive and within `PLAUSIBLE` (an MR
     field strength also from its imaging frequency), else None."""
@@ -51,8 +57,7 @@ def stated(image: MedImage, key: str) -> float | None:
     if value is None and key == "field_strength_T":
         mhz = _positive(image.physics.get("imaging_frequency_MHz"))
         value = None if mhz is None else mhz / PROTON_MHZ_PER_T
-    low, high = PLAUSIBLE[key]
-    return value if value is not None and low <= value <= high else None
+    return value if _plausible(key, value) else None
 
 
 def implausible(image: MedImage) -> list[str]:
@@ -60,8 +65,7 @@ def implausible(image: MedImage) -> list[str]:
     found = []
     for modalities, key, _ in TARGETS.values():
         value = _positive(image.physics.get(key))
-        low, high = PLAUSIBLE[key]
-        if image.modality in modalities and value is not None and not low <= value <= high:
+        if image.modality in modalities and value is not None and not _plausible(key, value):
             found.append(f"{key}={value:g}")
     return found
 

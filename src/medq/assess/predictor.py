@@ -81,7 +81,7 @@ class Assessor:
         self.score_scale = str(self.record.get("score_scale", "reference"))
         self.native = bool((self.record.get("bench_plan") or {}).get("native_crop", False))
         tagged = self.record.get("tagged") or {}  # the targets its training images stated
-        self.acquisition = tuple(tagged.get("per_target_train", tagged.get("per_target", ())))
+        self.acquisition = tuple(tagged.get("per_target_train", ()))
         self.batch_size = max(1, int(batch_size))
         self.measures = measures
         self.modality = modality

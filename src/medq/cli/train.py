@@ -97,12 +97,9 @@ def check_tagged_config(cfg: Any, config: Path, tagged: Path | None) -> None:
         raise InvalidParameter(f"stage {weighted[0]!r} weights the acquisition loss, which "
                                "trains on what your scans' DICOM headers state: give them "
                                "with --tagged FOLDER", config)
-    if tagged is not None and not weighted:
+    if tagged is not None and not weighted:  # a restoration config never does (config_check)
         raise InvalidParameter("--tagged images train the acquisition loss, which no stage of "
                                "this config weights (see configs/mediqa_s_tagged.yaml)", config)
-    if tagged is not None and cfg.task != "quality":
-        raise InvalidParameter(f"--tagged trains quality models (task: quality); this config "
-                               f"trains task: {cfg.task}", config)
 
 
 def tagged_set(cfg: Any, tagged: Path | None, exclude: Any = ()) -> dict[str, Any] | None:

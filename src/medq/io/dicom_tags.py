@@ -124,9 +124,9 @@ PER_SLICE = ("exposure_mAs", "xray_tube_current_mA", "ctdi_vol")
 def series_physics(datasets: list[Dataset]) -> dict[str, Any]:
     """The physics of a series (its slices in order): the first slice's, with each `PER_SLICE`
     value the mean over the slices that state it (one file's physics as `read_physics`)."""
-    physics = read_physics(datasets[0])
-    if len(datasets) > 1:
-        slices = [read_physics(ds) for ds in datasets]
+    slices = [read_physics(ds) for ds in datasets]
+    physics = slices[0]
+    if len(slices) > 1:
         for key in PER_SLICE:
             values = [p[key] for p in slices if isinstance(p.get(key), (int, float))]
             if values:

@@ -122,9 +122,9 @@ def load_tagged(archive: str | Path, size: int = 224, seed: int = 0,
     counts = ", ".join(f"{k} {n}" for k, n in summary["per_target"].items())
     print(f"medq: note: {archive}: {len(items)} of {plural(len(found), 'image')} state an "
           f"acquisition ({counts})", file=sys.stderr)
+    values = np.stack([it["acquisition"] for it in items])
     for k, name in enumerate(TARGETS):
-        values = np.stack([it["acquisition"] for it in items])[known[:, k], k]
-        if len(values) and np.ptp(values) == 0:
+        if known[:, k].any() and np.ptp(values[known[:, k], k]) == 0:
             print(f"medq: note: {archive}: every image states the same {name}: the head "
                   "learns that value, not how images differ", file=sys.stderr)
         if name in summary["per_target"] and name not in summary["per_target_train"]:

@@ -140,15 +140,15 @@ def _tagged_text(record: dict[str, Any]) -> str:
     t = record.get("tagged")
     if not t:
         return ""
-    trained = t.get("per_target_train", t["per_target"])
+    trained = t["per_target_train"]
     counts = ", ".join(f"{k} {n} ({trained.get(k, 0)} in training)"
                        for k, n in t["per_target"].items())
     skipped = ", ".join(f"{t[k]} {what}" for k, what in (
         ("unreadable", "unreadable"), ("duplicates", "copies of another file"),
         ("excluded", "held out by --scores"), ("implausible", "with a value out of range "
                                                               "(not taken)")) if t.get(k))
-    held = ", ".join(f"`{p}`" for p in t.get("held_out_items", [])[:20])
-    more = len(t.get("held_out_items", [])) - 20
+    held = ", ".join(f"`{p}`" for p in t["held_out_items"][:20])
+    more = len(t["held_out_items"]) - 20
     held += f" and {more} more" if more > 0 else ""
     lines = ["| target | n | SRCC | MAE (doublings) |", "|---|---|---|---|"]
     lines += [f"| {k} | {m['n']} | {number(m['srcc'])} | {number(m['mae_doublings'], '.2f')} |"

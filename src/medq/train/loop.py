@@ -276,7 +276,7 @@ def train(cfg: TrainConfig, data: dict[str, np.ndarray] | None = None,
     wall = time.time() - started + ck.elapsed_before
     metrics = evaluate(predict(model, test, cfg.use_prompts), test)
     if tagged:
-        from medq.train.acquisition import TARGETS, held_out_metrics
+        from medq.train.acquisition import held_out_metrics  # TARGETS: imported above
 
         tagged_record = {**tagged["summary"], "targets": list(TARGETS),
                          "metrics": held_out_metrics(model, tagged["test"], cfg.use_prompts)}
