@@ -50,7 +50,7 @@ def test_targets_are_what_real_headers_state(tmp_path: Path) -> None:
 def _archive(folder: Path) -> Path:
     """Eight CT_small copies at 25–200 mAs (noise as the dose asks, strong enough to show on the
     tiny model's 32-px input) and four MR_small copies at
-    1.5 or 3 T, each its own series, beside a text file."""
+    1.5 or 3 T, each its own series and patient, beside a text file."""
     folder.mkdir()
     rng = np.random.default_rng(0)
     base = pydicom.dcmread(dicom_testfile("CT_small.dcm")).pixel_array.astype(np.float32)
@@ -59,10 +59,12 @@ def _archive(folder: Path) -> Path:
         noisy = base + rng.normal(0, 3000 / np.sqrt(mas), base.shape)
         ds.PixelData = noisy.clip(-32768, 32767).round().astype(np.int16).tobytes()
         ds.Exposure, ds.SeriesInstanceUID = str(mas), pydicom.uid.generate_uid()
+        ds.PatientID = f"CT{i}"  # each its own patient: the split is per image
         ds.save_as(folder / f"ct_{i}.dcm")
     for i, tesla in enumerate([1.5, 3.0] * 2):
         ds = pydicom.dcmread(dicom_testfile("MR_small.dcm"))
         ds.MagneticFieldStrength, ds.SeriesInstanceUID = str(tesla), pydicom.uid.generate_uid()
+        ds.PatientID = f"MR{i}"
         ds.save_as(folder / f"mr_{i}.dcm")
     (folder / "readme.txt").write_text("not an image")
     return folder

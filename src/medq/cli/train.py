@@ -81,7 +81,7 @@ def train(
                                           extras=cfg.bench.evidence_extras, rows=rows)
         return run_train(cfg, train_set, test_set,
                          scores=describe(scores, rows, train_set, test_set),
-                         tagged=tagged_set(cfg, tagged, exclude=test_set["source"]))
+                         tagged=tagged_set(cfg, tagged, held_out=test_set))
 
     result = outcome.run(config, job)
     if not isinstance(result, BaseException):
@@ -102,17 +102,20 @@ def check_tagged_config(cfg: Any, config: Path, tagged: Path | None) -> None:
                                "this config weights (see configs/mediqa_s_tagged.yaml)", config)
 
 
-def tagged_set(cfg: Any, tagged: Path | None, exclude: Any = ()) -> dict[str, Any] | None:
+def tagged_set(cfg: Any, tagged: Path | None, held_out: dict[str, Any] | None = None
+               ) -> dict[str, Any] | None:
     """`{"train", "test", "summary"}` of the `--tagged` images, prepared as the config's plan
-    prepares its items, without the files of `exclude` (the `--scores` held-out images, which
-    the test must not have seen); None without --tagged."""
+    prepares its items, without the files and patients of `held_out` (the `--scores` test set,
+    which the test must not have seen); None without --tagged."""
     if tagged is None:
         return None
     from medq.train.acquisition import load_tagged
 
     train_set, test_set, summary = load_tagged(tagged, size=cfg.bench.size, seed=cfg.seed,
                                                extras=cfg.bench.evidence_extras,
-                                               exclude=exclude)
+                                               exclude=(held_out or {}).get("source", ()),
+                                               exclude_subjects=(held_out or {}).get("subject",
+                                                                                     ()))
     return {"train": train_set, "test": test_set, "summary": summary}
 
 

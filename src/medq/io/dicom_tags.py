@@ -3,6 +3,7 @@ lossy compression, region and modality codes, and which modalities medq grades."
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import numpy as np
@@ -208,3 +209,12 @@ def dicom_modality(ds: Dataset) -> str:
     code = str(ds.get("Modality", "") or "").upper()
     code = MODALITY_MAP.get(code, code)
     return code if code in MODALITIES else "OT"
+
+
+def patient_digest(patient_id: str | None) -> str | None:
+    """A short digest of a DICOM PatientID (None when the header states none): enough to tell
+    patients apart (`medq.train.split` holds out whole patients), without keeping the ID."""
+    text = (patient_id or "").strip()
+    if not text:
+        return None
+    return "patient:" + hashlib.sha256(f"medq-subject:{text}".encode()).hexdigest()[:16]

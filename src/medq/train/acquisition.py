@@ -9,9 +9,9 @@ whose header states one of `TARGETS` becomes a training item, and a stage that w
 Each target is `log2(value / reference)`: one unit is a doubling (half the dose is −1), so CT
 and radiograph exposures of any protocol, CTDIvol and field strengths share one scale. An MR
 header without MagneticFieldStrength gives it from the imaging frequency (the proton's Larmor
-frequency, 42.577 MHz per tesla). Items are split by archive item (a DICOM series is one), 20 %
-held out: the card gives, per target, the held-out Spearman correlation of the head's estimate
-with the header's value.
+frequency, 42.577 MHz per tesla). 20 % of the items (a DICOM series is one) are held out, whole
+patients at a time where the headers name them (`medq.train.split`): the card gives, per
+target, the held-out Spearman correlation of the head's estimate with the header's value.
 """
 
 from __future__ import annotations
@@ -46,10 +46,11 @@ def _tagged_item(image: MedImage, source: str, size: int, extras: tuple[str, ...
     return {**item, "scored": False, "acquisition": values, "acq_known": known}
 
 
-def _read(found: list[Any], size: int, extras: tuple[str, ...], exclude: set[str]
-          ) -> tuple[list[dict[str, Any]], dict[str, int]]:
+def _read(found: list[Any], size: int, extras: tuple[str, ...], exclude: set[str],
+          exclude_subjects: set[str]) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """The tagged items of the archive's `found` entries, and how many entries were skipped and
-    why (unreadable, the same bytes as an earlier one, a value out of range, `exclude`d)."""
+    why (unreadable, the same bytes as an earlier one, a value out of range, `exclude`d or of an
+    `exclude_subjects` patient)."""
     from rich.progress import track
 
     from medq.qc.discover import load_item
@@ -75,6 +76,9 @@ def _read(found: list[Any], size: int, extras: tuple[str, ...], exclude: set[str
         if digest in seen:  # a copy would sit on both sides of the split
             skipped["duplicates"] += 1
             continue
+        if item is not None and item["subject"] in exclude_subjects:
+            skipped["excluded"] += 1
+            continue
         seen.add(digest)
         if odd:
             skipped["implausible"] += 1
@@ -86,39 +90,46 @@ def _read(found: list[Any], size: int, extras: tuple[str, ...], exclude: set[str
 
 
 def load_tagged(archive: str | Path, size: int = 224, seed: int = 0,
-                extras: tuple[str, ...] = (), exclude: Any = ()
+                extras: tuple[str, ...] = (), exclude: Any = (), exclude_subjects: Any = ()
                 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, Any]]:
     """(train, test, summary) from the images of `archive` (a folder or one file, read as
     `medq qc` reads it) whose headers state a target. Unreadable images, byte-for-byte copies of
-    an earlier one and the files of `exclude` (a `--scores` run's held-out images) are skipped,
+    an earlier one and the files and patients (`split.subject_key`) of `exclude` and
+    `exclude_subjects` (a `--scores` run's held-out images) are skipped,
     values out of `PLAUSIBLE` are not taken; the summary counts them, and the images per target
     in all and in training."""
     from medq.data.bench import pack
     from medq.io.archive import is_archive
     from medq.qc.discover import discover
     from medq.train.config import shown_path
+    from medq.train.split import held_out
 
     if is_archive(Path(archive)):
         raise InvalidParameter("a zip or tar archive: unpack it and give --tagged the folder "
                                "(each image's path names it in the card)", archive)
     found = discover(archive)
-    items, skipped = _read(found, size, extras, {str(Path(f).resolve()) for f in exclude})
+    items, skipped = _read(found, size, extras, {str(Path(f).resolve()) for f in exclude},
+                           {str(k) for k in exclude_subjects if k})
     if len(items) < MIN_ITEMS:
         raise InvalidParameter(f"{len(items)} of {plural(len(found), 'image')} state {STATED}; "
                                f"need at least {MIN_ITEMS}", archive)
-    order = np.random.default_rng(seed).permutation(len(items))
-    n_test = max(1, len(items) // 5)
-    train = pack([items[i] for i in order[n_test:]])
-    test = pack([items[i] for i in order[:n_test]])
+    subjects = [it["subject"] for it in items]
+    train_at, test_at, mixed = held_out(subjects, seed)
+    train, test = pack([items[i] for i in train_at]), pack([items[i] for i in test_at])
+    n_test = len(test_at)
     known = np.stack([it["acq_known"] for it in items])
     per_train = train["acq_known"].sum(0)
     summary = {"archive": shown_path(Path(archive)), "items": len(found), "tagged": len(items),
                **skipped, "train": len(items) - n_test, "held_out": n_test,
+               "subjects": len({k for k in subjects if k is not None}),
+               "split": "image" if mixed else "subject",
                "held_out_items": [str(s) for s in test["source"]],
                "per_target": {name: int(n) for name, n in zip(TARGETS, known.sum(0), strict=True)
                               if n},
                "per_target_train": {name: int(n) for name, n in zip(TARGETS, per_train,
                                                                    strict=True) if n}}
+    if mixed:
+        print(f"medq: note: {archive}: {mixed}", file=sys.stderr)
     counts = ", ".join(f"{k} {n}" for k, n in summary["per_target"].items())
     print(f"medq: note: {archive}: {len(items)} of {plural(len(found), 'image')} state an "
           f"acquisition ({counts})", file=sys.stderr)

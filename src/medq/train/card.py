@@ -145,8 +145,8 @@ def _tagged_text(record: dict[str, Any]) -> str:
                        for k, n in t["per_target"].items())
     skipped = ", ".join(f"{t[k]} {what}" for k, what in (
         ("unreadable", "unreadable"), ("duplicates", "copies of another file"),
-        ("excluded", "held out by --scores"), ("implausible", "with a value out of range "
-                                                              "(not taken)")) if t.get(k))
+        ("excluded", "held out by --scores, or of its held-out patients"),
+        ("implausible", "with a value out of range (not taken)")) if t.get(k))
     held = ", ".join(f"`{p}`" for p in t["held_out_items"][:20])
     more = len(t["held_out_items"]) - 20
     held += f" and {more} more" if more > 0 else ""
@@ -158,12 +158,23 @@ def _tagged_text(record: dict[str, Any]) -> str:
 Acquisition head targets (`medq.train.acquisition`: log2 of the header's value over a
 reference, per target): {', '.join(t['targets'])}. Archive `{t['archive']}`: {t['items']} images,
 {t['tagged']} stating an acquisition: {counts}{'; skipped: ' + skipped if skipped else ''}.
-{t['train']} trained on, {t['held_out']} held out (by archive item, seeded): {held}.
+{t['train']} trained on, {t['held_out']} held out ({_split_words(t)}, seeded): {held}.
 Held-out estimates against the headers' values
 (SRCC needs ≥ 3 images with different values):
 
 {chr(10).join(lines)}
 """
+
+
+def _split_words(tagged: dict[str, Any]) -> str:
+    """How a tagged archive's held-out images were chosen, in the card's words."""
+    n = tagged.get("subjects", 0)
+    if tagged.get("split") == "image":
+        return (f"by image: its {n} named patient{'s' if n != 1 else ''} were too few to hold "
+                "whole patients out, so held-out images' patients are also trained on")
+    if n:
+        return f"whole patients: {n} named by PatientID or BIDS subject, the rest one per image"
+    return "by image: no header names a patient"
 
 
 def _scores_data(cfg: TrainConfig, record: dict[str, Any]) -> str:

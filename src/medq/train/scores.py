@@ -4,7 +4,8 @@ Each row's image is loaded (a DICOM series folder is one volume), prepared exact
 inference (`preprocess.image_inputs`, salient slices for volumes) and labelled with its score;
 these items carry no engine record, so only the score loss trains on them. Lines naming one
 file are one image (its raters' mean score), and images are split 80 % train / 20 % test
-(seeded), so no image is in both.
+(seeded) by subject (`medq.train.split`: a DICOM PatientID or BIDS `sub-` label), so no image,
+nor where the files say so any patient, is in both.
 """
 
 from __future__ import annotations
@@ -169,6 +170,7 @@ def user_item(image: Any, size: int, extras: tuple[str, ...], score: float, sour
     model inputs and evidence rows with `extras` (`evidence.ROW_EXTRAS`)."""
     from medq.assess.evidence import evidence_rows
     from medq.assess.preprocess import image_inputs
+    from medq.train.split import subject_key
 
     prompts = prompts_from_image(image)
     x, indices = image_inputs(image, size, prompts.type)
@@ -177,7 +179,7 @@ def user_item(image: Any, size: int, extras: tuple[str, ...], score: float, sour
             "physics": np.zeros(len(KINDS), np.float32),
             "severity": np.zeros(len(FINDING_TYPES), np.int64), "labelled": False,
             "modality": image.modality, "dim": "3d" if image.is_volume else "2d",
-            "source": source}
+            "source": source, "subject": subject_key(image, source)}
 
 
 def _item(row: dict[str, Any], size: int, extras: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -198,7 +200,7 @@ def load_scores(path: str | Path, size: int = 224, seed: int = 0, extras: tuple[
     several lines and unreadable images are named in a note, the latter skipped."""
     import sys
 
-    from medq.data.bench import pack
+    from medq.train.split import held_out
 
     rows = read_scores(path) if rows is None else rows
     repeated = [r for r in rows if len(r["lines"]) > 1]
@@ -219,10 +221,18 @@ def load_scores(path: str | Path, size: int = 224, seed: int = 0, extras: tuple[
     if len(items) < MIN_ROWS:
         raise InvalidParameter(f"only {plural(len(items), 'usable image')}; need at least "
                                f"{MIN_ROWS}", path)
-    order = np.random.default_rng(seed).permutation(len(items))
-    n_test = max(1, len(items) // 5)
-    test, train = order[:n_test], order[n_test:]
-    return pack([items[i] for i in train]), pack([items[i] for i in test])
+    train, test, note = held_out([it["subject"] for it in items], seed)
+    if note:
+        print(f"medq: note: {path}: {note}", file=sys.stderr)
+    return _packed([items[i] for i in train]), _packed([items[i] for i in test])
+
+
+def _packed(items: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """`bench.pack` of scored items, with each item's subject ("" when its file names none), so
+    `--tagged` can leave the held-out patients' other images out too."""
+    from medq.data.bench import pack
+
+    return {**pack(items), "subject": np.array([it["subject"] or "" for it in items])}
 
 
 def describe(path: str | Path, rows: list[dict[str, Any]], train: dict[str, np.ndarray],
