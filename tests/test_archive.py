@@ -139,3 +139,37 @@ def test_a_walked_folder_does_not_open_the_archives_in_it(study: dict[str, Path]
     assert found == {"study/ct.dcm", "study/skull.dcm", "study/t1"}
     with pytest.raises(UnsupportedImage, match="unpack it and QC the folder"):
         discover(study["zip"])
+
+
+def test_archives_a_walked_folder_leaves_unread_are_named(tmp_path: Path) -> None:
+    """A folder's walk does not open the archives in it, and says so: a note beside the images
+    it read, and, for a folder holding nothing but archives, an error naming them and what to
+    do (`medq qc run` included); a damaged archive named among `medq restore`'s inputs fails
+    alone, the other inputs are restored."""
+    shutil.copy(dicom_testfile("CT_small.dcm"), tmp_path / "ct.dcm")
+    only, mixed = tmp_path / "only", tmp_path / "mixed"
+    for folder in (only, mixed):
+        folder.mkdir()
+        with zipfile.ZipFile(folder / "study.zip", "w") as z:
+            z.write(tmp_path / "ct.dcm", "ct.dcm")
+    shutil.copy(tmp_path / "ct.dcm", mixed / "ct.dcm")
+    res = run_medq("info", "only", "mixed", "--json", cwd=tmp_path)
+    assert res.returncode == 2
+    rows = _rows(res)
+    assert set(rows) == {"only", "mixed/ct.dcm"}
+    assert rows["only"]["error"]["message"] == (
+        "only: folder holds no image medq reads (DICOM, NIfTI, PNG, …); 1 zip/tar archive "
+        "inside not opened (only/study.zip): name it to read it")
+    assert "medq: note: mixed: 1 zip/tar archive inside not opened (mixed/study.zip): name it "\
+        "to read it" in res.stderr
+    res = run_medq("qc", "run", "only", "--db", f"sqlite:///{tmp_path / 'qc.sqlite'}",
+                   cwd=tmp_path)
+    assert res.returncode == 2 and "unpack it to QC the images" in res.stderr
+
+    (tmp_path / "damaged.zip").write_bytes(b"PK\x03\x04 not really a zip")
+    res = run_medq("restore", "ct.dcm", "damaged.zip", "-o", "out/", "--method", "tv",
+                   "--force", cwd=tmp_path)
+    assert res.returncode == 2
+    assert res.stderr.strip().splitlines()[0] == \
+        "medq: error: damaged.zip: cannot unpack archive (BadZipFile: File is not a zip file)"
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["ct.dcm"]

@@ -18,6 +18,7 @@ from medq.cli.common import (
     QUALITY_MODEL_OPTION,
     Outcome,
     app,
+    err,
     error_object,
     expand_inputs,
     findings_text,
@@ -36,6 +37,7 @@ def assess_inputs(paths: list[Path], each: bool = False) -> list[Path]:
     DICOM images, NIfTI, PNG, …) one input; with `each`, a 4D file gives each of its volumes
     (`io.volumes.each_volume`). Paths stay as the user wrote them; archives are given unpacked
     (`io.archive.unpack_all`)."""
+    from medq.io.archive import shown, unopened
     from medq.qc.discover import discover
 
     found: list[Path] = []
@@ -44,6 +46,9 @@ def assess_inputs(paths: list[Path], each: bool = False) -> list[Path]:
             items = discover(path)
             if items:
                 found += [as_written(item.path, path) for item in items]
+                if left := unopened(path, "name {them} to read {them}"):
+                    err.print(f"medq: note: {shown(path)}: {shown(left)}", markup=False,
+                              highlight=False)
                 continue
         found.append(path)  # a missing path or a folder without images: fails with its reason
     if each:

@@ -78,6 +78,7 @@ def run(
 ) -> None:
     """Assess every item of an archive; unchanged items already in the database are skipped."""
     from medq.assess.weights import load_weights
+    from medq.io.archive import unopened
     from medq.qc.runner import RunInterrupted, run_qc
     from medq.qc.store import Store
 
@@ -102,6 +103,9 @@ def run(
             task = bar.add_task("finding items", total=None)
 
             def on_plan(todo: int, skipped: int) -> None:
+                if Path(archive).is_dir() and (left := unopened(archive, "unpack {them} to QC "
+                                                                "the images")):
+                    err.print(f"medq: note: {archive}: {left}", markup=False, highlight=False)
                 bar.update(task, total=todo, description="assessing" + (
                     f" ({skipped} unchanged skipped)" if skipped else ""))
 

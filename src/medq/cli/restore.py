@@ -138,6 +138,7 @@ def _prepare(paths: list[Path], inputs: list[Path], output: Path, as_folder: boo
     `as_folder`: OUT was written with a trailing slash, a folder even for one input (made when
     missing; the result keeps its input's name)."""
     from medq.io import target_format
+    from medq.io.archive import archive_name
     from medq.io.atomic import make_folder
     from medq.io.dicom_series import series_in_folder
 
@@ -146,7 +147,9 @@ def _prepare(paths: list[Path], inputs: list[Path], output: Path, as_folder: boo
     targets = output_paths(paths, inputs, output)
     for path, target in targets.items():
         refuse_overwrite(path, target, output)
-        if not _is_series_input(path):  # a series goes to a folder (its name may hold dots)
+        # a series goes to a folder (its name may hold dots); an archive still an input could
+        # not be unpacked and fails alone when read
+        if not _is_series_input(path) and not archive_name(path):
             target_format(target)  # a suffix medq cannot write fails now, not after the work
     if len(inputs) > 1:
         if output.exists() and not output.is_dir():

@@ -105,6 +105,30 @@ def unpack(path: str | os.PathLike[str]) -> Path:
     return folder
 
 
+def archives_under(folder: str | os.PathLike[str]) -> list[Path]:
+    """The zip and tar archives under `folder` (walked as `qc.discover` walks it: hidden files
+    and folders skipped), sorted, written under `folder` as given."""
+    found = []
+    for where, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found += [Path(where) / f for f in files if not f.startswith(".") and archive_name(f)]
+    return sorted(p for p in found if p.is_file())
+
+
+def unopened(folder: str | os.PathLike[str], advice: str) -> str:
+    """What a walked folder leaves unread, for a note or an error: its zip and tar archives
+    (a walked folder never opens them, so a study beside its own export is not read twice)
+    and `advice` on reading them (`{them}` becomes "it" for one); "" when it holds none."""
+    found = archives_under(folder)
+    if not found:
+        return ""
+    names = ", ".join(str(p) for p in found[:3]) + (f" and {len(found) - 3} more"
+                                                    if len(found) > 3 else "")
+    some = "1 zip/tar archive" if len(found) == 1 else f"{len(found)} zip/tar archives"
+    return f"{some} inside not opened ({names}): " + advice.format(
+        them="it" if len(found) == 1 else "them")
+
+
 def unpack_all(paths: list[Path]) -> list[Path]:
     """The paths with every archive replaced by the folder it unpacks to (`unpack`); an archive
     that cannot be unpacked stays as it is, and reading it later gives the reason (`refusal`)."""

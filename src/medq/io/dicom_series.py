@@ -11,6 +11,7 @@ from pydicom.dataset import Dataset
 
 from medq.errors import EmptySeries, MedqError, MixedSeries, UnreadableImage, UnsupportedImage
 from medq.image import MedImage
+from medq.io.archive import unopened
 from medq.io.dicom import DICOM_SUFFIXES, assemble, has_pixels, has_preamble, read_dataset
 from medq.io.dicom_tags import as_floats, as_number, as_text, tag_value
 
@@ -84,6 +85,14 @@ def series_parts(datasets: Sequence[Dataset]) -> dict[str, list[int]] | None:
     return None
 
 
+def empty_folder(folder: str | Path, advice: str) -> EmptySeries:
+    """The error of a folder that holds no image medq reads, naming the archives in it (which a
+    folder's walk does not open) with `advice` on them."""
+    archives = unopened(folder, advice)
+    return EmptySeries("folder holds no image medq reads (DICOM, NIfTI, PNG, …)"
+                       + (f"; {archives}" if archives else ""), folder)
+
+
 def read_series(folder: str | Path, uid: str | None = None, part: str | None = None
                 ) -> MedImage:
     """Read a folder holding exactly one DICOM series into a `(z, y, x)` volume, or with `uid`
@@ -92,7 +101,7 @@ def read_series(folder: str | Path, uid: str | None = None, part: str | None = N
     folder = Path(folder)
     groups = scan_folder(folder)
     if not groups:
-        raise EmptySeries("folder holds no image medq reads (DICOM, NIfTI, PNG, …)", folder)
+        raise empty_folder(folder, "name {them} to read {them}")
     if uid is not None:
         source = Path(f"{folder}{SERIES_MARK}{uid}" + (f"{PART_MARK}{part}" if part else ""))
         if uid not in groups:

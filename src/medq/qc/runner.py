@@ -347,10 +347,11 @@ class RunInterrupted(KeyboardInterrupt):
 
 def nothing_to_assess(archive: str | Path) -> InputError:
     """The error of an archive in which discovery found no item (as `medq assess` says it)."""
-    from medq.errors import EmptySeries, UnsupportedImage
+    from medq.errors import UnsupportedImage
+    from medq.io.dicom_series import empty_folder
 
     if Path(archive).expanduser().is_dir():
-        return EmptySeries("folder holds no image medq reads (DICOM, NIfTI, PNG, …)", archive)
+        return empty_folder(archive, "unpack {them} to QC the images")
     return UnsupportedImage("not an image file medq reads", archive)
 
 
