@@ -246,6 +246,17 @@ def test_dicom_round_trip_is_derived(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["out.dcm"]  # no temp file left
 
 
+def test_a_derived_file_does_not_carry_its_sources_preamble_on(tmp_path: Path) -> None:
+    """The 128 bytes before `DICM` may hold anything (a TIFF header, a program); a derived file
+    starts from zeros, whatever its source held there."""
+    ds = pydicom.dcmread(tdata("CT_small.dcm"))
+    ds.preamble = b"MZ" + bytes(range(126))
+    ds.save_as(tmp_path / "polyglot.dcm")
+    assert (tmp_path / "polyglot.dcm").read_bytes()[:2] == b"MZ"
+    out = save(load(tmp_path / "polyglot.dcm"), tmp_path / "derived.dcm")
+    assert out.read_bytes()[:132] == bytes(128) + b"DICM"
+
+
 @pytest.mark.parametrize("transform", [lambda a: a * 3 - 2000, lambda a: a / 3000 + 0.123,
                                        lambda a: a * 40 + 0.25])
 def test_dicom_rescale_fits_new_range(tmp_path: Path, transform) -> None:

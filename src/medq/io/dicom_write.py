@@ -168,6 +168,9 @@ def _dataset(base: Dataset, image: MedImage, k: int, stored: np.ndarray, rescale
              uids: dict[str, str], description: str | None) -> Dataset:
     """One derived slice: header from `base`, new UIDs, geometry, rescale and pixel data."""
     ds = copy.deepcopy(base)
+    # the 128-byte preamble is free for any use (a TIFF header, a program: DICOM/PE polyglots);
+    # a derived file starts from zeros rather than carry the source's on
+    ds.preamble = bytes(128)
     src_sop, src_class = as_text(ds.get("SOPInstanceUID")), as_text(ds.get("SOPClassUID"))
     _prepare(ds, image)
     _keep_lossy(ds, image.meta.get("lossy_compression"))
