@@ -130,3 +130,21 @@ def test_a_bids_dataset_s_sidecars_are_inherited(tmp_path: Path, mr_slice: MedIm
     (tmp_path / "loose" / "T1w.json").write_text(json.dumps({"BodyPartExamined": "BRAIN"}))
     alone = load(_nifti(outside / "sub-03_T1w.nii.gz", mr_slice))
     assert (alone.region, alone.physics) == ("unknown", {})
+
+
+def test_a_ct_sidecar_states_the_exposure_and_dose(tmp_path: Path, mr_slice: MedImage) -> None:
+    """dcm2niix writes a CT's Exposure (mAs) as `XRayExposure` and its CTDIvol as is: both are
+    the acquisition `medq train --tagged` regresses; an exposure of 0 is not recorded."""
+    from medq.assess.acquisition import TARGETS, targets
+
+    side = {"Modality": "CT", "XRayExposure": 200, "XRayTubeCurrent": 250, "CTDIvol": 12.5,
+            "KVP": 120}
+    image = load(_nifti(tmp_path / "ct.nii.gz", mr_slice, side))
+    assert image.modality == "CT"
+    assert image.physics["exposure_mAs"] == 200.0 and image.physics["ctdi_vol"] == 12.5
+    values, known = targets(image)
+    stated = {name: float(v) for name, v, k in zip(TARGETS, values, known, strict=True) if k}
+    assert stated == {"ct_exposure": pytest.approx(1.0), "ct_ctdi_vol": pytest.approx(0.3219,
+                                                                                      abs=1e-4)}
+    zero = load(_nifti(tmp_path / "zero.nii.gz", mr_slice, {**side, "XRayExposure": 0}))
+    assert "exposure_mAs" not in zero.physics

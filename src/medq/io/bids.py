@@ -33,8 +33,10 @@ BIDS_PHYSICS: dict[str, tuple[str, float]] = {
     "PixelBandwidth": ("pixel_bandwidth", 1.0), "EchoTrainLength": ("echo_train_length", 1.0),
     "ImagingFrequency": ("imaging_frequency_MHz", 1.0), "KVP": ("kvp", 1.0),
     "XRayTubeCurrent": ("xray_tube_current_mA", 1.0), "CTDIvol": ("ctdi_vol", 1.0),
+    "XRayExposure": ("exposure_mAs", 1.0),
 }
-"""Sidecar key → (physics key, factor to medq's unit): BIDS states times in seconds."""
+"""Sidecar key → (physics key, factor to medq's unit): BIDS states times in seconds; dcm2niix
+writes a CT's `Exposure` (mAs) as `XRayExposure` (0: not recorded, as in DICOM, so not taken)."""
 
 BIDS_TEXT = {"ConvolutionKernel": "convolution_kernel", "Manufacturer": "manufacturer",
              "ManufacturersModelName": "manufacturer_model", "ScanOptions": "scan_options",
@@ -153,7 +155,7 @@ def sidecar_acquisition(side: dict[str, Any], path: str | Path) -> dict[str, Any
     numbers = {key: (_number(side.get(name)), factor)
                for name, (key, factor) in BIDS_PHYSICS.items()}
     physics = {key: value * factor for key, (value, factor) in numbers.items()
-               if value is not None}
+               if value is not None and not (key == "exposure_mAs" and value <= 0)}
     physics.update({key: _text(side.get(name)) for name, key in BIDS_TEXT.items()
                     if _text(side.get(name))})
     if physics:
