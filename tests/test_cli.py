@@ -531,7 +531,8 @@ def test_help_is_whole_in_an_80_column_terminal(command: tuple[str, ...]) -> Non
 
 def test_every_command_is_listed_on_one_unbroken_line() -> None:
     """A command's first help paragraph is its line in `medq --help` and `medq qc --help`; a line
-    break inside it was printed as is (`info`, `train` and `qc export` broke mid-sentence)."""
+    break inside it was printed as is (`info`, `train` and `qc export` broke mid-sentence), as
+    was one in a later paragraph of its own help (`info`, `train`: ragged at 80 columns)."""
     import inspect
 
     import typer
@@ -543,7 +544,9 @@ def test_every_command_is_listed_on_one_unbroken_line() -> None:
         out = []
         for name, sub in getattr(group, "commands", {}).items():
             first = inspect.cleandoc(sub.short_help or sub.help or "").split("\n\n")[0]
-            out += [(f"{path} {name}".strip(), first), *listed(sub, f"{path} {name}")]
+            later = inspect.cleandoc(sub.help or "").split("\n\n")[1:]
+            out += [(f"{path} {name}".strip(), text) for text in (first, *later)]
+            out += listed(sub, f"{path} {name}")
         return out
 
     rows = listed(typer.main.get_command(app), "")

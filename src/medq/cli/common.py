@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import inspect
 import json
 import logging
 import os
@@ -44,6 +45,16 @@ app = typer.Typer(
 PIPE_WIDTH = 160
 """Columns of tables written to a file or a pipe (rich's default of 80 cut the benchmark tables'
 model names to a few letters); `COLUMNS` overrides it."""
+
+
+def reflowed(fn: Any) -> Any:
+    """Decorator (under `@app.command()`): the command's docstring with each paragraph on one
+    line, since the help keeps a later paragraph's line breaks and Rich then wraps every line
+    of it again (ragged at 80 columns)."""
+    paragraphs = inspect.cleandoc(fn.__doc__ or "").split("\n\n")
+    fn.__doc__ = "\n\n".join(" ".join(line.strip() for line in p.splitlines())
+                              for p in paragraphs)
+    return fn
 
 
 def console(stderr: bool = False) -> Console:

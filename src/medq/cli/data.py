@@ -23,11 +23,13 @@ from medq.cli.common import (
     out,
     path_table,
     print_json,
+    reflowed,
     refuse_overwrite,
 )
 
 
 @app.command()
+@reflowed
 def info(
     paths: list[Path] = INPUTS_ARGUMENT,
     as_json: bool = JSON_LIST_OPTION,

@@ -19,6 +19,7 @@ from medq.cli.common import (
     names_list,
     out,
     print_json,
+    reflowed,
     results_ready,
     write_results,
 )
@@ -36,6 +37,7 @@ TABLE_SUBSETS = ("CT", "MR", "PT", "XR", "OP", "2D", "3D", "overall")
 
 
 @app.command()
+@reflowed
 def train(
     config: Path = typer.Argument(..., help="Training config (YAML), e.g. configs/mediqa_s.yaml."),
     scores: Path | None = typer.Option(None, "--scores", help="CSV path,score[,modality,region] "
