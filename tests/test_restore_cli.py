@@ -288,6 +288,34 @@ def test_cli_restore_never_replaces_its_input_and_keeps_the_name_in_a_folder(
     assert len(json.loads(res.stdout)) == 1  # the same input named twice is restored once
 
 
+def test_cli_restore_into_a_folder_inside_its_input_folder_never_replaces_an_input(
+        tmp_path: Path) -> None:
+    """OUT inside the input folder: a second run does not read the first run's results as
+    inputs (they nested one folder deeper each run, and an input could be replaced), and no
+    result may replace another input of the run."""
+    study = tmp_path / "study"
+    study.mkdir()
+    shutil.copy(dicom_testfile("CT_small.dcm"), study / "ct.dcm")
+    shutil.copy(dicom_testfile("MR_small.dcm"), study / "mr.dcm")
+    for run in range(2):
+        res = run_medq("restore", "study", "-o", "study/restored", "--method", "tv", "--force",
+                       "--json", cwd=tmp_path)
+        assert res.returncode == 0, res.stderr
+        assert sorted(r["path"] for r in json.loads(res.stdout)) == ["study/ct.dcm",
+                                                                     "study/mr.dcm"]
+        assert ("images already in it are not read as inputs" in res.stderr) == (run == 1)
+    assert sorted(p.relative_to(study).as_posix() for p in study.rglob("*")) == [
+        "ct.dcm", "mr.dcm", "restored", "restored/ct.dcm", "restored/mr.dcm"]
+    (study / "r").mkdir()
+    shutil.copy(dicom_testfile("MR_small.dcm"), study / "r" / "ct.dcm")  # named like study/ct
+    before = (study / "r" / "ct.dcm").read_bytes()
+    res = run_medq("restore", "study", "study/r/ct.dcm", "-o", "study/r", "--method", "tv",
+                   "--force", cwd=tmp_path)  # named, so an input, though inside OUT
+    assert res.returncode == 2
+    assert "the result of study/ct.dcm would replace the input study/r/ct.dcm" in res.stderr
+    assert (study / "r" / "ct.dcm").read_bytes() == before
+
+
 def test_cli_restore_writes_a_volume_from_one_dicom_file_as_a_series(tmp_path: Path,
                                                                      mni_t1) -> None:
     import medq

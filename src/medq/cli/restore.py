@@ -21,6 +21,7 @@ from medq.cli.common import (
     dicom_reference,
     err,
     error_object,
+    input_files,
     load_named,
     names_list,
     out,
@@ -145,8 +146,12 @@ def _prepare(paths: list[Path], inputs: list[Path], output: Path, as_folder: boo
     if as_folder:
         make_folder(output)
     targets = output_paths(paths, inputs, output)
+    read = {f: path for path in inputs for f in input_files(path)}
     for path, target in targets.items():
         refuse_overwrite(path, target, output)
+        if (other := read.get(target.resolve())) is not None:
+            raise InvalidParameter(f"the result of {path} would replace the input {other}; "
+                                   "write it elsewhere (medq never overwrites its input)", output)
         # a series goes to a folder (its name may hold dots); an archive still an input could
         # not be unpacked and fails alone when read
         if not _is_series_input(path) and not archive_name(path):
@@ -162,6 +167,31 @@ def _prepare(paths: list[Path], inputs: list[Path], output: Path, as_folder: boo
             if series_in_folder(path):
                 target.mkdir(exist_ok=True)  # a series folder (its name has the UID's dots)
     return targets
+
+
+def _outside(inputs: list[Path], paths: list[Path], output: Path) -> list[Path]:
+    """The inputs without those a folder's walk found inside OUT (the results of an earlier run
+    into a folder within the input folder: restoring them would nest and replace them), with a
+    note saying how many were left out; inputs named on the command line stay."""
+    from medq.io.dicom_series import series_in_folder
+
+    out = output.resolve()
+    if not out.is_dir():
+        return inputs
+
+    def within(path: Path) -> bool:
+        named = series_in_folder(path)
+        where = (Path(named[0]) if named else path).resolve()
+        return where == out or out in where.parents
+
+    named_inputs = {p.resolve() for p in paths}
+    left = [p for p in inputs if p.resolve() not in named_inputs and within(p)]
+    if left:
+        many = f"{len(left)} images" if len(left) > 1 else "image"
+        err.print(f"medq: note: {output}: lies inside an input folder; the {many} already in "
+                  "it are not read as inputs",
+                  markup=False, highlight=False)
+    return [p for p in inputs if p not in left]
 
 
 def _consistency_line(done: dict[str, Any] | None) -> str:
@@ -201,8 +231,8 @@ def restore(
 
     outcome = Outcome()
     paths = unpack_all(paths)  # an archive: the folder it holds
-    inputs = list(dict.fromkeys(assess_inputs(paths, each)))  # one input named twice: once
     output = Path(output_text)
+    inputs = _outside(list(dict.fromkeys(assess_inputs(paths, each))), paths, output)
     as_folder = output_text.endswith(("/", os.sep))
     ready = outcome.run(output, lambda: _prepare(paths, inputs, output, as_folder))
     assessor = None if isinstance(ready, BaseException) else \
@@ -226,7 +256,7 @@ def restore(
                        description=f"medq restore {method}: {result.note}")
         return dict(result.to_dict(), path=shown(path), output=str(written))
 
-    with progress_bar("restoring", len(inputs) < 2) as bar:
+    with progress_bar("restoring") as bar:  # one volume takes long too
         task = bar.add_task("restore", total=len(inputs))
         for path in inputs:
             result = outcome.run(path, lambda p=path: job(p))
