@@ -284,3 +284,23 @@ def test_an_instance_stored_twice_is_read_once_and_stacked_slices_are_counted(
     assert volume.shape == (3, 128, 128) and volume.spacing[0] == pytest.approx(1.0)
     with pytest.raises(UnsupportedImage, match="3 slices at only 1 distinct position "):
         load(tmp_path / "same")
+
+
+def test_copies_of_one_instance_in_a_folder_are_each_an_image(tmp_path: Path) -> None:
+    """Two files of one SOPInstanceUID alone in a folder were one "series" read once, so a
+    damaged copy was never reported when its name sorted second, and hid the good copy when it
+    sorted first; each is now an input of its own, under its own path."""
+    from medq.qc.discover import discover
+
+    for name, damaged in (("first", "a.dcm"), ("second", "z.dcm")):
+        folder = tmp_path / name
+        folder.mkdir()
+        good = Path(tdata("CT_small.dcm")).read_bytes()
+        (folder / "m.dcm").write_bytes(good)
+        (folder / damaged).write_bytes(good[:20000])
+        items = discover(folder)
+        assert [Path(i.path).name for i in items] == sorted(["m.dcm", damaged])
+        assert not any(i.series for i in items)
+        assert load(folder / "m.dcm").shape == (128, 128)
+        with pytest.raises(UnreadableImage, match="cannot decode the pixel data"):
+            load(folder / damaged)

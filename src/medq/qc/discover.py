@@ -109,10 +109,13 @@ def _classify(path: Path) -> tuple[str, _Header | None]:
 
 def _is_volume(group: list[_Header]) -> bool:
     """A series item: ≥ 2 single-frame slices of one size and one orientation, each with
-    ImagePositionPatient (two localizers of one series, frontal and lateral, are two images)."""
+    ImagePositionPatient (two localizers of one series, frontal and lateral, are two images),
+    that are not all one instance (copies of one SOPInstanceUID are each an image of their own,
+    so a damaged copy is not hidden behind a good one)."""
     from medq.io.dicom import orientation_key
 
-    return (len(group) >= 2 and all(h.frames == 1 and h.positioned for h in group)
+    instances = {str(h.ds.get("SOPInstanceUID") or "") or id(h) for h in group}
+    return (len(instances) >= 2 and all(h.frames == 1 and h.positioned for h in group)
             and len({h.size for h in group}) == 1
             and len({orientation_key(h.ds) for h in group}) == 1)
 
