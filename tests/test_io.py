@@ -716,6 +716,20 @@ def test_sidecar_keeps_modality_region_spacing_for_headerless_formats(tmp_path: 
     assert (back.modality, back.region, back.spacing) == ("DX", "chest", (0.2, 0.2))
 
 
+def test_sidecar_keeps_the_words_the_mr_contrast_is_read_from(tmp_path: Path) -> None:
+    """A NIfTI written by medq (`medq simulate`, `medq restore`) states its input's series
+    description and protocol in the sidecar, so a degraded copy is read with the clean one's
+    prompts (the MNI T1 lost its T1 contrast to `mr_other`)."""
+    from medq.assess.prompts import prompts_from_image
+
+    t1 = MedImage(np.random.default_rng(0).random((6, 8, 8)), (1.0, 1.0, 1.0), "MR", "brain",
+                  meta={"series_description": "T1w MNI152", "protocol_name": "t1_mprage"})
+    back = load(save(t1, tmp_path / "t1.nii.gz"))
+    assert back.meta["series_description"] == "T1w MNI152"
+    assert back.meta["protocol_name"] == "t1_mprage"
+    assert prompts_from_image(back).type == "mr_t1"
+
+
 def test_files_of_one_stem_keep_their_own_sidecars(tmp_path: Path) -> None:
     """Saving scan.png beside scan.nii.gz never changes what scan.nii.gz loads as: the second
     file's sidecar is scan.png.json; a stem sidecar of another tool (no `File`) still applies."""

@@ -28,7 +28,7 @@ from medq.image import MedImage
 from medq.io import archive, dicom, dicom_series, dicom_write, gz, itk, neuro, nifti, raster
 from medq.io.arrays import as_image, finite_pixels, from_array, named_changes, with_nonfinite
 from medq.io.atomic import cannot_write
-from medq.io.bids import inherited_sidecar, sidecar_acquisition
+from medq.io.bids import BIDS_META, inherited_sidecar, sidecar_acquisition
 from medq.io.sidecar import read_sidecar, write_sidecar
 from medq.io.special import SPECIAL_REASON, is_special_file
 from medq.io.units import infer_modality
@@ -314,9 +314,11 @@ def save(image: MedImage | np.ndarray, path: str | Path, *, reference: str | Pat
             written = neuro.write_neuro(image, p, fmt)
         else:
             written, extra = raster.write_raster(image, p, description=description)
+        stated = {name: image.meta[key] for name, key in BIDS_META.items()
+                  if image.meta.get(key)}  # the words the MR contrast is read from
         write_sidecar(written, {"Modality": image.modality, "BodyPart": image.region,
                                 "Spacing": list(image.spacing), "Physics": image.physics,
-                                **extra})
+                                **stated, **extra})
         return written
     except MedqError as e:
         if e.path is None:
