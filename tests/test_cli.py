@@ -307,17 +307,20 @@ def test_assess_table_marks_the_prompts_the_file_did_not_state(tmp_path: Path,
 
     monkeypatch.setenv("COLUMNS", "200")  # one table line per input
     io.imsave(tmp_path / "camera.png", data.camera())  # a grey PNG: no modality, no region
+    io.imsave(tmp_path / "astronaut.jpg", data.astronaut())  # colour: read as a fundus photo
     shutil.copy(dicom_testfile("CT_small.dcm"), tmp_path / "ct.dcm")
     np.save(tmp_path / "hu.npy", pydicom.dcmread(tmp_path / "ct.dcm").pixel_array - 1024)
-    res = run_medq("assess", "camera.png", "ct.dcm", "hu.npy", cwd=tmp_path)
+    res = run_medq("assess", "camera.png", "ct.dcm", "hu.npy", "astronaut.jpg", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     rows = {line.split("│")[1].strip(): line.split("│")[6].strip()
             for line in res.stdout.splitlines() if line.count("│") == 7}
     assert rows["ct.dcm"] == "2d CT unknown ct_soft_tissue", res.stdout  # the header says CT
     assert rows["camera.png"].split()[1].endswith("?"), res.stdout  # the modality is a guess
     assert rows["hu.npy"].split()[1] == "CT?", res.stdout  # read from its Hounsfield units
-    assert ("? the file does not state it: predicted by medq's prompt classifier, or CT read "
-            "from Hounsfield units") in " ".join(res.stdout.split())
+    assert rows["astronaut.jpg"] == "2d OP? retina? fundus?", res.stdout  # no file said so
+    assert ("? the file does not state it: predicted by medq's prompt classifier, or read from "
+            "the pixels (CT from Hounsfield units, a colour picture as a fundus photograph") \
+        in " ".join(res.stdout.split())
     found = json.loads(run_medq("assess", "hu.npy", "--json", cwd=tmp_path).stdout)[0]
     assert found["prompts"]["source"]["modality"] == "values"  # not the classifier's guess
     res = run_medq("assess", "camera.png", "--modality", "OP", cwd=tmp_path)

@@ -275,11 +275,15 @@ def prompts_from_image(image: MedImage, predict_missing: PredictMissing | None =
     if image.modality != "OT":  # OT means the source did not say
         values["modality"] = modality
     region = image.region
+    derived = set()  # fields that follow from the modality alone: they take its source
     if region == "unknown" and modality == "OP":
         region = "retina"  # ophthalmic photographs in medq are fundus images
+        derived.add("region")
     if region != "unknown":
         values["region"] = region
     kind = _type(image, modality)
+    if modality in ("PT", "XR", "OP"):
+        derived.add("type")
     if kind is None and image.modality not in ("OT", "CT", "MR"):
         kind = "other"  # a stated modality without types of its own (US)
     if kind is not None:
@@ -290,6 +294,8 @@ def prompts_from_image(image: MedImage, predict_missing: PredictMissing | None =
     for name in image.meta.get("named", ()):  # --modality / --region, or modality= in Python
         if name in source:
             source[name] = "user"
+    for name in derived & set(source) - set(image.meta.get("named", ())):
+        source[name] = source.get("modality", source[name])
     missing = tuple(name for name in FIELDS if name not in values)
     if missing and predict_missing is not None:
         guesses = dict(predict_missing(image, missing) or {})

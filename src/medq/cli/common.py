@@ -262,8 +262,9 @@ def findings_text(findings: list[dict[str, Any]], suspected: Iterable[dict[str, 
 PROMPT_FIELDS = ("dimension", "modality", "region", "type")
 """The prompt fields a results table shows, in order."""
 
-PREDICTED_NOTE = ("? the file does not state it: predicted by medq's prompt classifier, or CT "
-                  "read from Hounsfield units (--modality sets the modality)")
+PREDICTED_NOTE = ("? the file does not state it: predicted by medq's prompt classifier, or read "
+                  "from the pixels (CT from Hounsfield units, a colour picture as a fundus "
+                  "photograph; --modality sets the modality)")
 """Caption of a table with a prompt the file did not state."""
 
 

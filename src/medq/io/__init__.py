@@ -220,6 +220,9 @@ def _sidecar_fields(p: Path, image: MedImage) -> dict:
         fields["physics"] = {**fields.get("physics", {}), **own, **image.physics}
     if "meta" in fields:
         fields["meta"] = {**fields["meta"], **image.meta}
+    if "modality" in fields and image.meta.get("modality_from"):  # stated after all
+        fields["meta"] = {k: v for k, v in fields.get("meta", image.meta).items()
+                          if k != "modality_from"}
     spacing = side.get("Spacing")
     if isinstance(spacing, list) and len(spacing) == len(image.spacing):
         fields["spacing"] = tuple(float(s) for s in spacing)

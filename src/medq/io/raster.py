@@ -32,6 +32,7 @@ from medq.errors import MedqError, UnreadableImage, UnsupportedImage
 from medq.image import MedImage
 from medq.io.arrays import from_array, whole_numbers
 from medq.io.atomic import atomic_path
+from medq.io.units import COLOUR
 
 RASTER_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".tif": "tiff", ".tiff": "tiff"}
 _PIL_NAMES = {"png": "PNG", "jpeg": "JPEG", "tiff": "TIFF"}
@@ -137,6 +138,8 @@ def read_raster(path: str | Path, fmt: str) -> MedImage:
         slope, icpt = float(rescale[0]), float(rescale[1])
         arr = arr * np.float32(slope) + np.float32(icpt)
         meta["rescale"] = [slope, icpt]
+    if rgb:  # a colour picture states no modality: medq reads it as a fundus photograph
+        meta["modality_from"] = COLOUR
     return MedImage(arr, (), "OP" if rgb else "OT", "unknown", {}, str(path), meta)
 
 

@@ -33,6 +33,8 @@ MAX_VALUES = 262_144
 
 INFERRED = "hounsfield units"
 """`meta["modality_from"]` of an image whose modality was read from its values."""
+COLOUR = "colour"
+"""`meta["modality_from"]` of a colour picture whose file states no modality (read as OP)."""
 
 
 def in_hounsfield_units(array: np.ndarray) -> bool:
