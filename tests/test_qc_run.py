@@ -319,6 +319,7 @@ def test_qc_run_rejects_bad_input_before_starting_workers(tmp_path: Path) -> Non
     assert many.returncode == 2 and "--workers 100000: give 1 to" in many.stderr  # out of memory
     missing = _medq("qc", "run", str(tmp_path / "nowhere"), "--db", str(db))
     assert missing.returncode == 2 and "nowhere: no such file or directory" in missing.stderr
+    assert not db.exists()  # refused: no empty database that `qc export` would then accept
     nodir = _medq("qc", "run", str(archive), "--db", str(tmp_path / "no" / "qc.sqlite"))
     assert nodir.returncode == 2 and "does not exist" in nodir.stderr
     (tmp_path / "empty").mkdir()
@@ -328,7 +329,10 @@ def test_qc_run_rejects_bad_input_before_starting_workers(tmp_path: Path) -> Non
         res = _medq("qc", "run", str(folder), "--db", str(db))
         assert res.returncode == 2 and res.stderr.strip() == (
             f"medq: error: {folder}: folder holds no image medq reads (DICOM, NIfTI, PNG, …)")
-    assert Store(db).runs() == []  # nothing was started
+        assert not db.exists()
+    Store(db).close()  # a database that was there before a refused run stays
+    res = _medq("qc", "run", str(tmp_path / "empty"), "--db", str(db))
+    assert res.returncode == 2 and db.exists() and Store(db).runs() == []
 
 
 def test_ctrl_c_records_the_counts_so_far_and_a_rerun_continues(tmp_path: Path, cluster) -> None:

@@ -28,6 +28,7 @@ from medq.cli.common import (
     out,
     print_json,
 )
+from medq.errors import InputError
 
 qc_app = typer.Typer(help="Quality control of whole archives: assess every item on Dask, keep "
                           "the results in a database, export them. The database (--db) is a "
@@ -125,6 +126,9 @@ def run(
         raise typer.Exit(143 if terminated else 130) from e
     finally:
         signal.signal(signal.SIGTERM, previous)
+    if isinstance(summary, InputError):  # refused (nothing to assess): no empty database left
+        store.discard()
+        outcome.exit()
     store.close()
     if isinstance(summary, BaseException):
         outcome.exit()

@@ -156,6 +156,8 @@ class Store:
         self.dialect = parsed.get_backend_name()
         self.database_file = Path(parsed.database).expanduser().resolve() if (  # SQLite's file
             self.dialect == "sqlite" and parsed.database not in (None, "", ":memory:")) else None
+        self.created = self.database_file is not None and not self.database_file.exists()
+        """Whether opening made the SQLite file (`discard` removes it again)."""
         kwargs: dict[str, Any] = {"future": True}
         if self.dialect == "sqlite":
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
@@ -203,6 +205,16 @@ class Store:
     def close(self) -> None:
         """Release every pooled connection."""
         self.engine.dispose()
+
+    def discard(self) -> None:
+        """Close, and remove the SQLite file (and its journal files) when opening made it and
+        nothing was written since: a run refused before its first write leaves no empty
+        database that readers would accept."""
+        written = self.created and (self.runs() or self.count())
+        self.close()
+        if self.created and self.database_file is not None and not written:
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(f"{self.database_file}{suffix}").unlink(missing_ok=True)
 
     def __enter__(self) -> Store:
         return self
