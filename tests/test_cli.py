@@ -532,6 +532,31 @@ def test_help_is_whole_in_an_80_column_terminal(command: tuple[str, ...]) -> Non
     assert "…" not in res.stdout, res.stdout
 
 
+def test_usage_errors_are_one_line_with_exit_code_2(tmp_path: Path) -> None:
+    """An unknown command or option, a missing argument, an option value out of range and a
+    flag given a value are each one `medq: error:` line naming where help is (they were boxed
+    Rich panels over several lines); help and --version still exit 0."""
+    ct = dicom_testfile("CT_small.dcm")
+    cases = {("bogus",): "medq: error: No such command 'bogus'. (see medq --help)",
+             ("assess",): "medq: error: Missing argument 'paths'. (see medq assess --help)",
+             ("assess", ct, "--modality", "US"):
+                 "medq: error: Invalid value for '--modality': 'US' is not a modality medq "
+                 "grades; use one of CT, MR, PT, CR, DX, OP (see medq assess --help)",
+             ("assess", ct, "--no-such-option"):
+                 "medq: error: No such option: --no-such-option (see medq assess --help)",
+             ("qc", "run"): "medq: error: Missing argument 'archive'. (see medq qc run --help)"}
+    for args, line in cases.items():
+        res = run_medq(*args, cwd=tmp_path)
+        assert res.returncode == 2 and res.stdout == "", (args, res.stdout)
+        assert res.stderr == line + "\n", (args, res.stderr)
+    res = run_medq("assess", ct, "--batch-size", "0")
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and "--batch-size" in res.stderr
+    for args in (("--help",), ("--version",), ("qc", "--help")):
+        assert run_medq(*args).returncode == 0
+    res = run_medq("assess", ct, "--modality", "xr", "--no-measures", "--json")
+    assert res.returncode == 0 and json.loads(res.stdout)[0]["modality"] == "DX"  # XR: DX
+
+
 def test_every_command_is_listed_on_one_unbroken_line() -> None:
     """A command's first help paragraph is its line in `medq --help` and `medq qc --help`; a line
     break inside it was printed as is (`info`, `train` and `qc export` broke mid-sentence), as

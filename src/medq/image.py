@@ -26,12 +26,18 @@ GRADED_MODALITIES = ("CT", "MR", "PT", "CR", "DX", "OP")
 """Modalities a user may name for `medq assess`, `describe` and `restore` (the ones medq grades)."""
 
 
+MODALITY_ALIASES = {"XR": "DX", "PET": "PT", "MRI": "MR"}
+"""Names a user may give for a modality, as medq's tables and docs say them (a radiograph is
+XR in the prompts, PET is PT in DICOM)."""
+
+
 def graded_modality(modality: str | None) -> str | None:
-    """A modality a user named for grading, upper-cased (None stays None); InvalidParameter for
-    one medq does not grade."""
+    """A modality a user named for grading, upper-cased, an alias (`MODALITY_ALIASES`: XR, PET,
+    MRI) as its DICOM code (None stays None); InvalidParameter for one medq does not grade."""
     if modality is None:
         return None
     code = str(modality).strip().upper()
+    code = MODALITY_ALIASES.get(code, code)
     if code not in GRADED_MODALITIES:
         raise InvalidParameter(f"{modality!r} is not a modality medq grades; use one of "
                                f"{', '.join(GRADED_MODALITIES)}")

@@ -34,7 +34,42 @@ from medq import __version__
 from medq.errors import InputError, InvalidParameter, MedqError
 from medq.image import graded_modality
 
+
+def _is(exc: BaseException, name: str) -> bool:
+    """Whether `exc` is a Click exception of class `name` (Typer ships Click inside itself in
+    some releases and uses the `click` package in others: the class is found by name)."""
+    return any(c.__name__ == name for c in type(exc).__mro__)
+
+
+class OneLineErrors(typer.core.TyperGroup):
+    """medq's command group: a usage error (an unknown command or option, a missing argument, a
+    value out of range) is one line on stderr, `medq: error: <reason> (see medq <command>
+    --help)`, exit code 2, as every other bad input is, not a boxed panel."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        """Run the command line; usage errors and aborts as medq reports errors."""
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except Exception as e:
+            if _is(e, "NoArgsIsHelpError"):  # the help is printed already
+                sys.exit(e.exit_code)  # type: ignore[attr-defined]
+            if _is(e, "ClickException"):
+                ctx = getattr(e, "ctx", None)
+                see = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+                message = " ".join(e.format_message().split())  # type: ignore[attr-defined]
+                err.print(f"medq: error: {message}{see}", markup=False, highlight=False)
+                sys.exit(e.exit_code)  # type: ignore[attr-defined]
+            if _is(e, "Abort"):
+                err.print("medq: aborted", markup=False, highlight=False)
+                sys.exit(1)
+            raise
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 app = typer.Typer(
+    cls=OneLineErrors,
     name="medq",
     help="Medical image quality: assess, describe and restore CT, MRI, PET, "
     "radiographs and fundus photographs.",
@@ -342,7 +377,7 @@ def _modality(value: str | None) -> str | None:
 MODALITY_OPTION = typer.Option(
     None, "--modality", callback=_modality,
     help="Read the inputs as this modality, over what the files say (CT, MR, PT, CR, DX, "
-         "OP); the prompts then give its source as user.")
+         "OP; XR is read as DX, PET as PT); the prompts then give its source as user.")
 
 
 def dicom_reference(image: Any) -> str | None:
