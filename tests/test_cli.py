@@ -535,7 +535,8 @@ def test_help_is_whole_in_an_80_column_terminal(command: tuple[str, ...]) -> Non
 def test_usage_errors_are_one_line_with_exit_code_2(tmp_path: Path) -> None:
     """An unknown command or option, a missing argument, an option value out of range and a
     flag given a value are each one `medq: error:` line naming where help is (they were boxed
-    Rich panels over several lines); help and --version still exit 0."""
+    Rich panels over several lines); help and --version still exit 0, and the help shows no
+    flag as taking a value (`--json <bool>`)."""
     ct = dicom_testfile("CT_small.dcm")
     cases = {("bogus",): "medq: error: No such command 'bogus'. (see medq --help)",
              ("assess",): "medq: error: Missing argument 'paths'. (see medq assess --help)",
@@ -553,6 +554,9 @@ def test_usage_errors_are_one_line_with_exit_code_2(tmp_path: Path) -> None:
     assert res.returncode == 2 and res.stderr.count("\n") == 1 and "--batch-size" in res.stderr
     for args in (("--help",), ("--version",), ("qc", "--help")):
         assert run_medq(*args).returncode == 0
+    for command in ("assess", "restore", "qc run"):  # a flag is not shown taking a value
+        shown = run_medq(*command.split(), "--help", env={"COLUMNS": "120"}).stdout
+        assert "--json" in shown and "<bool>" not in shown, shown
     res = run_medq("assess", ct, "--modality", "xr", "--no-measures", "--json")
     assert res.returncode == 0 and json.loads(res.stdout)[0]["modality"] == "DX"  # XR: DX
 

@@ -41,6 +41,18 @@ def _is(exc: BaseException, name: str) -> bool:
     return any(c.__name__ == name for c in type(exc).__mro__)
 
 
+def _flags_take_no_value(command: Any) -> None:
+    """Give every on/off flag of `command` and its subcommands (`--json`, `--help`) an empty
+    metavar, so the help does not show it as taking a value (`--json <bool>`)."""
+    ctx = typer.Context(command)
+    params = [*command.params, command.get_help_option(ctx)]
+    for param in params:
+        if param is not None and getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    for sub in getattr(command, "commands", {}).values():
+        _flags_take_no_value(sub)
+
+
 class OneLineErrors(typer.core.TyperGroup):
     """medq's command group: a usage error (an unknown command or option, a missing argument, a
     value out of range) is one line on stderr, `medq: error: <reason> (see medq <command>
@@ -48,6 +60,7 @@ class OneLineErrors(typer.core.TyperGroup):
 
     def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
         """Run the command line; usage errors and aborts as medq reports errors."""
+        _flags_take_no_value(self)
         if not standalone_mode:
             return super().main(*args, standalone_mode=False, **kwargs)
         try:
