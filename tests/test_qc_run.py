@@ -232,6 +232,15 @@ def test_export_has_one_row_per_item_in_every_format(qc_done: dict) -> None:
                           str(root / "qc.sqlite"), "-o", str(root / "export.xlsx")],
                          capture_output=True, text=True, timeout=120)
     assert cli.returncode == 2 and "export.xlsx" in cli.stderr and "--format" in cli.stderr
+    for fmt, read in (("csv", lambda b: list(csv.DictReader(b.decode().splitlines()))),
+                      ("json", json.loads)):  # `-o -`: standard output, no file named "-"
+        cli = subprocess.run([sys.executable, "-m", "medq.cli", "qc", "export", "--db",
+                              str(root / "qc.sqlite"), "-o", "-", "--format", fmt],
+                             capture_output=True, timeout=120, cwd=root)
+        assert cli.returncode == 0, cli.stderr
+        assert [r["path"] for r in read(cli.stdout)] == made["items"], fmt
+        assert cli.stderr.decode().strip().endswith("rows → standard output")
+    assert not (root / "-").exists()
     from medq.report.qc_report import build_qc_report
 
     database = (root / "qc.sqlite").read_bytes()

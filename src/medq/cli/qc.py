@@ -145,7 +145,8 @@ def run(
 @qc_app.command("export")
 def export(
     db: str = DB_OPTION,
-    output: Path = typer.Option(..., "--output", "-o", help="File to write."),
+    output: Path = typer.Option(..., "--output", "-o", help="File to write; - writes to "
+                                "standard output (csv unless --format says otherwise)."),
     fmt: str | None = typer.Option(None, "--format", "-f",
                                    help="csv, tsv, parquet or json (default: from the suffix)."),
     model: str | None = typer.Option(None, "--model", "-m",
@@ -162,7 +163,8 @@ def export(
     rows = outcome.run(output, lambda: export_items(store, output, fmt, model=model))
     store.close()
     if not isinstance(rows, BaseException):
-        err.print(f"{rows} rows → {output}", highlight=False)
+        err.print(f"{rows} rows → {'standard output' if str(output) == '-' else output}",
+                  highlight=False)
     outcome.exit()
 
 

@@ -114,21 +114,44 @@ def _write_parquet(path: Path, rows: list[dict[str, Any]]) -> None:
 
 def export_items(store: Store, dest: str | Path, fmt: str | None = None, *,
                  model: str | None = None) -> int:
-    """Write the store's items to `dest` as csv/tsv/parquet/json; returns the number of rows."""
+    """Write the store's items to `dest` as csv/tsv/parquet/json (`-`: standard output, csv
+    unless `fmt` says otherwise); returns the number of rows."""
+    import sys
+    import tempfile
+
     from medq.io.atomic import atomic_path, cannot_write
 
+    if str(dest) == STDOUT:
+        fmt = format_for(dest, fmt or "csv")
+        rows = export_rows(store, flat=fmt != "json", model=model)
+        with tempfile.TemporaryDirectory(prefix="medq-export-") as folder:
+            made = Path(folder) / f"items.{fmt}"
+            _write(made, rows, fmt)
+            sys.stdout.flush()
+            sys.stdout.buffer.write(made.read_bytes())
+            sys.stdout.buffer.flush()
+        return len(rows)
     dest = Path(dest)
     store.refuse_output(dest)
     fmt = format_for(dest, fmt)
     rows = export_rows(store, flat=fmt != "json", model=model)
     try:
         with atomic_path(dest) as tmp:
-            if fmt == "json":
-                tmp.write_text(json.dumps(rows, indent=2, default=str) + "\n", encoding="utf-8")
-            elif fmt == "parquet":
-                _write_parquet(tmp, rows)
-            else:
-                _write_delimited(tmp, rows, "," if fmt == "csv" else "\t")
+            _write(tmp, rows, fmt)
     except OSError as e:
         raise cannot_write(e, dest) from e
     return len(rows)
+
+
+STDOUT = "-"
+"""The `--output` that names standard output."""
+
+
+def _write(path: Path, rows: list[dict[str, Any]], fmt: str) -> None:
+    """Write `rows` to `path` in the export format `fmt`."""
+    if fmt == "json":
+        path.write_text(json.dumps(rows, indent=2, default=str) + "\n", encoding="utf-8")
+    elif fmt == "parquet":
+        _write_parquet(path, rows)
+    else:
+        _write_delimited(path, rows, "," if fmt == "csv" else "\t")
