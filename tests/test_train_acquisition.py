@@ -186,7 +186,7 @@ def test_train_tagged_through_the_cli(tmp_path: Path) -> None:
     assert "## Acquisition pretraining (what your scans' headers state)" in card
     assert "11 stating an acquisition: ct_exposure 7 (" in card and "mr_field 4 (" in card
     assert "skipped: 1 held out by --scores" in card
-    assert "Reproduce: `medq train tg.yaml --tagged scans --scores scores.csv`." in card
+    assert "Reproduce: `medq train tg.yaml --tagged scans --scores scores.csv -o tg`." in card
     assessed = subprocess.run([*MEDQ, "assess", str(archive / "ct_0.dcm"),
                                str(archive / "mr_1.dcm"), "--model", "tg/model.pt", "--json"],
                               capture_output=True, text=True, timeout=120, cwd=tmp_path)

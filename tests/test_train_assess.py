@@ -426,7 +426,7 @@ def test_finetune_on_user_scores(tiny_run: dict, tmp_path: Path) -> None:
     assert re.search(r"`imgs/scores.csv` \(SHA-256 [0-9a-f]{16}…\): 6 scored lines, 6 images, "
                      "6 of them usable; 5 trained on, 1 held out", card), card
     assert "Model `mediqa-tiny` ({'n_physics'" in card  # the starting weights' sizes
-    assert "Reproduce: `medq train ft.yaml --scores imgs/scores.csv`." in card
+    assert "Reproduce: `medq train ft.yaml --scores imgs/scores.csv -o ft`." in card
     assert "nan" not in card and "SRCC and PLCC not computed: 1 held-out image" in card
     # `medq assess` reports the fine-tuned score on the raters' scale, not mixed with the
     # evidence score (an estimate of the physics reference score), which stays beside it
@@ -496,7 +496,7 @@ def test_scores_csv_rows_are_checked_and_one_image_is_one_item(tmp_path: Path) -
                         "lines 2, 3 name one image"),
                        ("path,score\na.dcm,3,5\nb.dcm,1\n",
                         "line 2: 3 fields but the header has 2 (a decimal comma"),
-                       ("path,score,modality\na.dcm,3,MRI\n", "line 2: 'MRI' is not a modality"),
+                       ("path,score,modality\na.dcm,3,XA\n", "line 2: 'XA' is not a modality"),
                        ("path,score,region\na.dcm,3,Thorax\n", "line 2: unknown region 'Thorax'"),
                        ("path,score\na.dcm,nan\n", "line 2: score 'nan' is not a number"),
                        ("path,score\na.dcm,3\nb.dcm,3\nc.dcm,3\n", "every image has score 3")):

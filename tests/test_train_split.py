@@ -50,7 +50,7 @@ def test_a_subject_too_large_to_hold_out_is_always_trained_on() -> None:
 
 def test_one_subject_falls_back_to_images_and_says_so() -> None:
     train, test, note = held_out(["p"] * 6, 0)
-    assert len(test) == 1 and len(train) == 5 and note and "too few" in note
+    assert len(test) == 1 and len(train) == 5 and note and "no whole subject" in note
 
 
 def test_subject_keys_from_headers_and_bids_paths(tmp_path: Path) -> None:
@@ -122,3 +122,82 @@ def test_scores_files_hold_out_whole_patients(tmp_path: Path) -> None:
     assert not _owners(train, owner) & _owners(test, owner)
     assert set(test["subject"]) <= {medq.load(tmp_path / "a" / n).meta["patient_key"]
                                     for n in owner}
+
+
+def test_scores_record_how_the_split_was_made_and_which_lines_were_not_used(
+        tmp_path: Path) -> None:
+    """The `--scores` record (and card) says whole patients were held out, or that the split
+    fell back to images; the lines whose image could not be read are named; a decimal comma in
+    a quoted score of a comma-separated file is read as the error message advises."""
+    from medq.train.card import _scores_data
+    from medq.train.scores import describe, load_scores, read_scores
+
+    owner = _patients_archive(tmp_path / "a")
+    csv = tmp_path / "scores.csv"
+    names = sorted(owner)
+    csv.write_text("path,score\n" + "".join(f'a/{name},"{1 + i % 4},5"\n'
+                                            for i, name in enumerate(names))
+                   + "a/missing.dcm,3\n")
+    rows = read_scores(csv)
+    assert [r["score"] for r in rows[:3]] == [1.5, 2.5, 3.5]
+    train, test = load_scores(csv, size=32, rows=rows)
+    said = describe(csv, rows, train, test)
+    assert said["split"] == "subject" and said["subjects"] == 10
+    assert said["skipped_lines"] == [len(names) + 2]  # the header is line 1
+
+    class Cfg:
+        init, model = "", "mediqa-tiny"
+
+    card = _scores_data(Cfg(), {"scores": said})
+    assert "held out for the test (whole patients: 10 named" in card
+    assert f"Not used (the image could not be read; the training log says why): line " \
+        f"{len(names) + 2}." in card
+    ds = pydicom.dcmread(tmp_path / "a" / "p5_s0.dcm")
+    for k in range(3):  # with patient-0's three series: five images of one patient
+        ds.PatientID, ds.SOPInstanceUID = "patient-0", pydicom.uid.generate_uid()
+        ds.PixelData = (ds.pixel_array + k + 1).astype(np.int16).tobytes()
+        ds.save_as(tmp_path / "a" / f"extra{k}.dcm")
+    ones = [n for n in names if owner[n] == "patient-0"] + [f"extra{k}.dcm" for k in range(3)]
+    one = tmp_path / "one.csv"  # every image of one patient: by image, said
+    one.write_text("path,score\n" + "".join(f"a/{n},{1 + i % 5}\n" for i, n in enumerate(ones)))
+    rows = read_scores(one)
+    train, test = load_scores(one, size=32, rows=rows)
+    said = describe(one, rows, train, test)
+    assert said["split"] == "image" and said["subjects"] == 1
+    assert "by image: its 1 named patient was too few" in _scores_data(Cfg(), {"scores": said})
+
+
+def test_tagged_images_the_score_stage_trains_on_are_never_held_out(tmp_path: Path) -> None:
+    """With `--scores`, the tagged images (and their patients) that the score stage trains on
+    are kept out of the acquisition test, which would otherwise be measured on trained
+    images; a dcm2niix sidecar's PatientID names the patient of a NIfTI file."""
+    owner = _patients_archive(tmp_path / "a")
+    keys = {medq.load(tmp_path / "a" / n).meta["patient_key"] for n in owner}
+    scored = sorted(keys)[:6]
+    for seed in range(3):
+        train, test, summary = load_tagged(tmp_path / "a", size=32, seed=seed,
+                                           trained_subjects=scored)
+        held = {medq.load(s).meta["patient_key"] for s in test["source"]}
+        assert held and not held & set(scored)
+    train, test, summary = load_tagged(tmp_path / "a", size=32,
+                                       trained=[tmp_path / "a" / "p5_s0.dcm"])
+    assert not any(Path(s).name == "p5_s0.dcm" for s in test["source"])
+    import json as _json
+
+    import nibabel as nib
+
+    nib.save(nib.Nifti1Image(np.zeros((8, 8, 2), np.int16), np.eye(4)), tmp_path / "ct.nii.gz")
+    (tmp_path / "ct.json").write_text(_json.dumps({"Modality": "CT", "PatientID": "PAT03"}))
+    key = subject_key(medq.load(tmp_path / "ct.nii.gz"))
+    assert key and key.startswith("patient:") and "PAT03" not in key
+
+
+def test_a_run_folder_given_as_the_model_names_its_checkpoint(tmp_path: Path) -> None:
+    """`--model runs/x` (the folder `medq train` wrote) says to give runs/x/model.pt, not that
+    a checkpoint file is missing."""
+    from medq.assess.weights import unknown_weights
+
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "model.pt").write_bytes(b"")
+    said = unknown_weights(tmp_path / "run", "quality model")
+    assert said.reason == f"a run folder, not a checkpoint: give {tmp_path / 'run' / 'model.pt'}"

@@ -79,6 +79,9 @@ def unknown_weights(name: str | Path, wanted: str) -> InvalidParameter:
     if not text.strip():
         return InvalidParameter(f"an empty name names no {wanted}: give a shipped name or a "
                                 "checkpoint path")
+    if Path(text).is_dir() and (Path(text) / "model.pt").is_file():
+        return InvalidParameter(f"a run folder, not a checkpoint: give "
+                                f"{Path(text) / 'model.pt'}", text)
     if "/" in text or "\\" in text or text.endswith(".pt"):
         return InvalidParameter("checkpoint file not found", text)
     shipped_names = quality_models() if wanted == "quality model" else restorers()

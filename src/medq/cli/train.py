@@ -83,7 +83,8 @@ def train(
                                           extras=cfg.bench.evidence_extras, rows=rows)
         return run_train(cfg, train_set, test_set,
                          scores=describe(scores, rows, train_set, test_set),
-                         tagged=tagged_set(cfg, tagged, held_out=test_set))
+                         tagged=tagged_set(cfg, tagged, held_out=test_set,
+                                           trained=train_set))
 
     result = outcome.run(config, job)
     if not isinstance(result, BaseException):
@@ -104,11 +105,12 @@ def check_tagged_config(cfg: Any, config: Path, tagged: Path | None) -> None:
                                "this config weights (see configs/mediqa_s_tagged.yaml)", config)
 
 
-def tagged_set(cfg: Any, tagged: Path | None, held_out: dict[str, Any] | None = None
-               ) -> dict[str, Any] | None:
+def tagged_set(cfg: Any, tagged: Path | None, held_out: dict[str, Any] | None = None,
+               trained: dict[str, Any] | None = None) -> dict[str, Any] | None:
     """`{"train", "test", "summary"}` of the `--tagged` images, prepared as the config's plan
     prepares its items, without the files and patients of `held_out` (the `--scores` test set,
-    which the test must not have seen); None without --tagged."""
+    which the test must not have seen), and holding none of those of `trained` (its training
+    set, which the score stage trains on) out; None without --tagged."""
     if tagged is None:
         return None
     from medq.train.acquisition import load_tagged
@@ -117,7 +119,10 @@ def tagged_set(cfg: Any, tagged: Path | None, held_out: dict[str, Any] | None = 
                                                extras=cfg.bench.evidence_extras,
                                                exclude=(held_out or {}).get("source", ()),
                                                exclude_subjects=(held_out or {}).get("subject",
-                                                                                     ()))
+                                                                                     ()),
+                                               trained=(trained or {}).get("source", ()),
+                                               trained_subjects=(trained or {}).get("subject",
+                                                                                    ()))
     return {"train": train_set, "test": test_set, "summary": summary}
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from medq.image import MODALITIES, REGIONS
-from medq.io.dicom_tags import MODALITY_MAP, region_from_text
+from medq.io.dicom_tags import MODALITY_MAP, patient_digest, region_from_text
 from medq.io.sidecar import read_json_object
 
 BIDS_PHYSICS: dict[str, tuple[str, float]] = {
@@ -164,6 +164,8 @@ def sidecar_acquisition(side: dict[str, Any], path: str | Path) -> dict[str, Any
             if _text(side.get(name))}
     if suffix:
         meta["bids_suffix"] = suffix
+    if patient := patient_digest(_text(side.get("PatientID"))):  # kept as a digest only
+        meta["patient_key"] = patient
     if meta:
         out["meta"] = meta
     return out

@@ -90,12 +90,14 @@ def _read(found: list[Any], size: int, extras: tuple[str, ...], exclude: set[str
 
 
 def load_tagged(archive: str | Path, size: int = 224, seed: int = 0,
-                extras: tuple[str, ...] = (), exclude: Any = (), exclude_subjects: Any = ()
+                extras: tuple[str, ...] = (), exclude: Any = (), exclude_subjects: Any = (),
+                trained: Any = (), trained_subjects: Any = ()
                 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, Any]]:
     """(train, test, summary) from the images of `archive` (a folder or one file, read as
     `medq qc` reads it) whose headers state a target. Unreadable images, byte-for-byte copies of
     an earlier one and the files and patients (`split.subject_key`) of `exclude` and
-    `exclude_subjects` (a `--scores` run's held-out images) are skipped,
+    `exclude_subjects` (a `--scores` run's held-out images) are skipped, and those of `trained`
+    and `trained_subjects` (its training images) are never held out,
     values out of `PLAUSIBLE` are not taken; the summary counts them, and the images per target
     in all and in training."""
     from medq.data.bench import pack
@@ -114,7 +116,11 @@ def load_tagged(archive: str | Path, size: int = 224, seed: int = 0,
         raise InvalidParameter(f"{len(items)} of {plural(len(found), 'image')} state {STATED}; "
                                f"need at least {MIN_ITEMS}", archive)
     subjects = [it["subject"] for it in items]
-    train_at, test_at, mixed = held_out(subjects, seed)
+    scored = {str(Path(f).resolve()) for f in trained}
+    also = {str(k) for k in trained_subjects if k}
+    forced = [i for i, it in enumerate(items)
+              if str(Path(it["source"]).resolve()) in scored or it["subject"] in also]
+    train_at, test_at, mixed = held_out(subjects, seed, trained=forced)
     train, test = pack([items[i] for i in train_at]), pack([items[i] for i in test_at])
     n_test = len(test_at)
     known = np.stack([it["acq_known"] for it in items])

@@ -108,7 +108,9 @@ def card_text(cfg: TrainConfig, record: dict[str, Any]) -> str:
     scores, tagged = record.get("scores"), record.get("tagged")
     command = (f"medq train {quote(config_path(cfg))}"
                + (f" --tagged {quote(tagged['archive'])}" if tagged else "")
-               + (f" --scores {quote(scores['file'])}" if scores else ""))
+               + (f" --scores {quote(scores['file'])}" if scores else "")
+               + f" -o {quote(str(cfg.output_dir()))}"
+               + (f" --device {cfg.device}" if cfg.device != "auto" else ""))
     split = f"held-out rows of `{scores['file']}`" if scores else "held-out split"
     then = "" if scores else " then `medq bench iqa`"
     sizes = record.get("model_args", cfg.model_args)
@@ -170,11 +172,13 @@ def _split_words(tagged: dict[str, Any]) -> str:
     """How a tagged archive's held-out images were chosen, in the card's words."""
     n = tagged.get("subjects", 0)
     if tagged.get("split") == "image":
-        return (f"by image: its {n} named patient{'s' if n != 1 else ''} were too few to hold "
-                "whole patients out, so held-out images' patients are also trained on")
+        were = "patient was" if n == 1 else "patients were"
+        return (f"by image: its {n} named {were} too few to hold whole patients out, so "
+                "held-out images' patients are also trained on: the held-out numbers flatter "
+                "new patients")
     if n:
         return f"whole patients: {n} named by PatientID or BIDS subject, the rest one per image"
-    return "by image: no header names a patient"
+    return "by image: no file names a patient"
 
 
 def _scores_data(cfg: TrainConfig, record: dict[str, Any]) -> str:
@@ -191,8 +195,18 @@ score).
 ## Data
 Scores file `{s['file']}`{digest}: {s['rows']} scored lines, \
 {s.get('images', s['rows'])} images, {s['train'] + len(s['held_out'])} of them usable; \
-{s['train']} trained on, {len(s['held_out'])} held out for the test (by image, seeded): {held}.
+{s['train']} trained on, {len(s['held_out'])} held out for the test ({_split_words(s)}, \
+seeded): {held}.{_skipped_lines(s)}
 """
+
+
+def _skipped_lines(scores: dict[str, Any]) -> str:
+    """The card's line naming the scores file's lines whose images could not be used."""
+    lines = scores.get("skipped_lines") or []
+    if not lines:
+        return ""
+    return (f"\nNot used (the image could not be read; the training log says why): line"
+            f"{'s' if len(lines) > 1 else ''} {', '.join(map(str, lines))}.")
 
 
 def _bench_data(cfg: TrainConfig, record: dict[str, Any]) -> str:

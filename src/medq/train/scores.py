@@ -37,9 +37,10 @@ def _delimiter(first_line: str) -> str:
 
 
 def _score(raw: str | None, delimiter: str, n: int, path: Path) -> float:
-    """Line `n`'s score as a number in 1–5 (a decimal comma accepted in `;`/tab files)."""
+    """Line `n`'s score as a number in 1–5 (a decimal comma accepted in `;`/tab files, and in
+    a quoted field of a comma-separated one: `"4,5"`)."""
     text = (raw or "").strip()
-    if delimiter != ",":
+    if text.count(",") == 1 and "." not in text:
         text = text.replace(",", ".")
     if not text:
         raise InvalidParameter(f"line {n}: no score", path)
@@ -214,7 +215,11 @@ def load_scores(path: str | Path, size: int = 224, seed: int = 0, extras: tuple[
         try:
             items.append(_item(row, size, extras))
         except MedqError as e:
-            print(f"medq: note: skipping {e.message}", file=sys.stderr)
+            lines = ", ".join(map(str, row["lines"]))
+            hint = (" (a Windows path: write / between folders)"
+                    if "\\" in str(row["path"]) and not Path(row["path"]).exists() else "")
+            print(f"medq: note: {path}: line {lines}: skipping {e.message}{hint}",
+                  file=sys.stderr)
     if len(items) < len(rows):
         print(f"medq: note: {path}: {len(items)} of {plural(len(rows), 'image')} usable",
               file=sys.stderr)
@@ -240,7 +245,8 @@ def describe(path: str | Path, rows: list[dict[str, Any]], train: dict[str, np.n
     """What a run's record and card say of a `--scores` set (its `read_scores` rows, packed
     into `train` and `test`): the file (and a digest of its content), its scored lines and
     images, how many were trained on and which images were held out for the test (paths as
-    the CSV gives them)."""
+    the CSV gives them), the lines of the images that could not be used, and how the split was
+    made (`split.held_out`: whole patients, or by image when too few were named)."""
     import hashlib
 
     from medq.train.config import shown_path
@@ -253,6 +259,13 @@ def describe(path: str | Path, rows: list[dict[str, Any]], train: dict[str, np.n
         except ValueError:
             return Path(source).as_posix()
 
+    used = {str(s) for s in (*train["source"], *test["source"])}
+    skipped = sorted(n for r in rows if str(r["path"]) not in used for n in r["lines"])
+    named_subjects = {str(k) for k in (*train.get("subject", ()), *test.get("subject", ())) if k}
+    mixed = bool({str(k) for k in train.get("subject", ()) if k}
+                 & {str(k) for k in test.get("subject", ()) if k})
     return {"file": shown_path(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
             "rows": sum(len(r["lines"]) for r in rows), "images": len(rows),
-            "train": int(len(train["score"])), "held_out": [named(s) for s in test["source"]]}
+            "train": int(len(train["score"])), "held_out": [named(s) for s in test["source"]],
+            "skipped_lines": skipped, "subjects": len(named_subjects),
+            "split": "image" if mixed else "subject"}

@@ -41,30 +41,37 @@ def subject_key(image: Any, path: str | Path | None = None) -> str | None:
     return f"bids:{found.group(1)}" if found else None
 
 
-def held_out(keys: list[str | None], seed: int = 0
+def held_out(keys: list[str | None], seed: int = 0, trained: Any = ()
              ) -> tuple[np.ndarray, np.ndarray, str | None]:
     """(train, test) indices into `keys` (one subject key per image, None: its own subject) with
     whole subjects held out, about `FRACTION` of the images; and a note when the split could not
-    keep subjects apart (None otherwise). Seeded; without keys it is the permutation split."""
+    keep subjects apart (None otherwise). `trained`: indices of images trained on anyway (by
+    another loss), whose subjects are never held out. Seeded; without keys or `trained` it is
+    the permutation split."""
     n = len(keys)
     groups: dict[object, list[int]] = {}
     for i, key in enumerate(keys):
         groups.setdefault(key if key is not None else ("image", i), []).append(i)
     members = list(groups.values())
+    kept = {int(i) for i in trained}
     order = np.random.default_rng(seed).permutation(len(members))
     target, cap = max(1, n // 5), max(1, math.floor(n * MAX_FRACTION))
     test: list[int] = []
     for g in order:
         if len(test) >= target:
             break
-        if len(test) + len(members[g]) <= min(cap, n - 1):
+        if len(test) + len(members[g]) <= min(cap, n - 1) and not kept & set(members[g]):
             test.extend(members[g])
     note = None
     if not test:  # every subject too large to hold out: per image, said plainly
-        test = [int(i) for i in np.random.default_rng(seed).permutation(n)[:target]]
-        note = (f"{len(members)} subject{'s' if len(members) != 1 else ''} for {n} images, too "
-                "few to hold whole subjects out: the held-out images' subjects are also trained "
-                "on, so the held-out numbers flatter new patients")
+        free = [int(i) for i in np.random.default_rng(seed).permutation(n) if int(i) not in kept]
+        test = free[:target] or [int(np.random.default_rng(seed).permutation(n)[0])]
+        subjects = f"{len(members)} subject{'s' if len(members) != 1 else ''} for {n} images"
+        also = ", some of them trained on by another loss" if kept else ""
+        note = (f"no whole subject could be held out ({subjects}{also}): the held-out images' "
+                "subjects are also trained on, so the held-out numbers flatter new patients"
+                if free else "every image is also trained on by another loss: the held-out "
+                "numbers are measured on trained images")
     held = set(test)
     train = [i for g in order for i in members[g] if i not in held]
     return np.array(train, dtype=int), np.array(test, dtype=int), note
