@@ -232,3 +232,4 @@ def test_a_loss_of_the_other_task_is_refused() -> None:
         stage = {"name": "s", "steps": 2, "lr": 1e-3, "losses": {loss: 1.0}}
         with pytest.raises(InvalidParameter, match=rf"stages\[0\].losses: '{loss}' is no {task}"):
             config_from_dict({"name": "x", "model": model, "task": task, "stages": [stage]})
+

@@ -96,9 +96,11 @@ def _owners(data: dict[str, np.ndarray], owner: dict[str, str]) -> set[str]:
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_tagged_archives_hold_out_whole_patients(tmp_path: Path, seed: int) -> None:
+def test_tagged_archives_hold_out_whole_patients(tmp_path: Path, seed: int, monkeypatch) -> None:
     owner = _patients_archive(tmp_path / "a")
-    train, test, summary = load_tagged(tmp_path / "a", size=32, seed=seed)
+    monkeypatch.chdir(tmp_path)
+    train, test, summary = load_tagged("a", size=32, seed=seed)
+    assert all(p.startswith("a/") for p in summary["held_out_items"])  # as the user wrote it
     assert summary["split"] == "subject" and summary["subjects"] == 10
     assert len(train["score"]) + len(test["score"]) == 20 and 4 <= len(test["score"]) <= 8
     assert not _owners(train, owner) & _owners(test, owner)

@@ -14,6 +14,7 @@ from medq.cli.common import (
     RESULTS_OPTION,
     Outcome,
     app,
+    err,
     load_named,
     lossy_source_note,
     names_list,
@@ -86,7 +87,12 @@ def train(
                          tagged=tagged_set(cfg, tagged, held_out=test_set,
                                            trained=train_set))
 
-    result = outcome.run(config, job)
+    try:
+        result = outcome.run(config, job)
+    except KeyboardInterrupt:  # Ctrl-C: the run folder keeps its last checkpoint
+        err.print("medq: interrupted; run the same command again to continue from the run's "
+                  "last checkpoint", markup=False, highlight=False)
+        raise typer.Exit(130) from None
     if not isinstance(result, BaseException):
         out.print(f"trained {result['name']} → {result.get('output', '')}", highlight=False)
     outcome.exit()

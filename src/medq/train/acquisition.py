@@ -47,7 +47,8 @@ def _tagged_item(image: MedImage, source: str, size: int, extras: tuple[str, ...
 
 
 def _read(found: list[Any], size: int, extras: tuple[str, ...], exclude: set[str],
-          exclude_subjects: set[str]) -> tuple[list[dict[str, Any]], dict[str, int]]:
+          exclude_subjects: set[str], archive: str | Path
+          ) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """The tagged items of the archive's `found` entries, and how many entries were skipped and
     why (unreadable, the same bytes as an earlier one, a value out of range, `exclude`d or of an
     `exclude_subjects` patient)."""
@@ -82,8 +83,8 @@ def _read(found: list[Any], size: int, extras: tuple[str, ...], exclude: set[str
         seen.add(digest)
         if odd:
             skipped["implausible"] += 1
-            print(f"medq: note: {entry.path}: {', '.join(odd)} is out of the plausible range; "
-                  "not trained on", file=sys.stderr)
+            print(f"medq: note: {_as_given(entry.path, archive)}: {', '.join(odd)} is out of "
+                  "the plausible range; not trained on", file=sys.stderr)
         if item is not None:
             items.append(item)
     return items, skipped
@@ -111,7 +112,7 @@ def load_tagged(archive: str | Path, size: int = 224, seed: int = 0,
                                "(each image's path names it in the card)", archive)
     found = discover(archive)
     items, skipped = _read(found, size, extras, {str(Path(f).resolve()) for f in exclude},
-                           {str(k) for k in exclude_subjects if k})
+                           {str(k) for k in exclude_subjects if k}, archive)
     if len(items) < MIN_ITEMS:
         raise InvalidParameter(f"{len(items)} of {plural(len(found), 'image')} state {STATED}; "
                                f"need at least {MIN_ITEMS}", archive)
@@ -129,7 +130,7 @@ def load_tagged(archive: str | Path, size: int = 224, seed: int = 0,
                **skipped, "train": len(items) - n_test, "held_out": n_test,
                "subjects": len({k for k in subjects if k is not None}),
                "split": "image" if mixed else "subject",
-               "held_out_items": [str(s) for s in test["source"]],
+               "held_out_items": [_as_given(s, archive) for s in test["source"]],
                "per_target": {name: int(n) for name, n in zip(TARGETS, known.sum(0), strict=True)
                               if n},
                "per_target_train": {name: int(n) for name, n in zip(TARGETS, per_train,
@@ -148,6 +149,14 @@ def load_tagged(archive: str | Path, size: int = 224, seed: int = 0,
             print(f"medq: note: {archive}: no training image states {name} (all held out): "
                   "the head does not learn it", file=sys.stderr)
     return train, test, summary
+
+
+def _as_given(item: str, archive: str | Path) -> str:
+    """An archive item's path under `archive` as the user wrote it (discovery resolves it)."""
+    try:
+        return str(Path(archive) / Path(item).relative_to(Path(archive).resolve()))
+    except ValueError:
+        return item
 
 
 @torch.no_grad()
