@@ -261,14 +261,20 @@ def path_table(*columns: str, paths: list[str], **options: Any) -> tuple[Table, 
     return Table(Column("path", overflow="fold"), *columns, **options), names
 
 
-def input_files(path: Path) -> set[Path]:
-    """The files and folders (resolved) an input is read from, which no result may replace."""
+def read_from(path: Path) -> Path:
+    """The file or folder (resolved) an input is read from: a series' folder for
+    `<folder>#<uid>`, the file for `<file>@volume=<k>`."""
     from medq.io.dicom_series import series_in_folder
     from medq.io.volumes import volume_in_file
 
     named = series_in_folder(path) or volume_in_file(path)
-    where = Path(named[0]) if named else path
-    found = {where.resolve()}
+    return (Path(named[0]) if named else path).resolve()
+
+
+def input_files(path: Path) -> set[Path]:
+    """The files and folders (resolved) an input is read from, which no result may replace."""
+    where = read_from(path)
+    found = {where}
     if where.is_dir():
         found |= {f.resolve() for f in where.iterdir()}
     return found

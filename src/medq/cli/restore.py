@@ -27,6 +27,7 @@ from medq.cli.common import (
     out,
     print_json,
     progress_bar,
+    read_from,
     refuse_overwrite,
     results_ready,
     write_results,
@@ -173,15 +174,12 @@ def _outside(inputs: list[Path], paths: list[Path], output: Path) -> list[Path]:
     """The inputs without those a folder's walk found inside OUT (the results of an earlier run
     into a folder within the input folder: restoring them would nest and replace them), with a
     note saying how many were left out; inputs named on the command line stay."""
-    from medq.io.dicom_series import series_in_folder
-
     out = output.resolve()
     if not out.is_dir():
         return inputs
 
     def within(path: Path) -> bool:
-        named = series_in_folder(path)
-        where = (Path(named[0]) if named else path).resolve()
+        where = read_from(path)
         return where == out or out in where.parents
 
     named_inputs = {p.resolve() for p in paths}

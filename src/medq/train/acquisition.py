@@ -105,7 +105,7 @@ def load_tagged(archive: str | Path, size: int = 224, seed: int = 0,
     from medq.io.archive import is_archive
     from medq.qc.discover import discover
     from medq.train.config import shown_path
-    from medq.train.split import held_out
+    from medq.train.split import held_out, split_made
 
     if is_archive(Path(archive)):
         raise InvalidParameter("a zip or tar archive: unpack it and give --tagged the folder "
@@ -121,22 +121,21 @@ def load_tagged(archive: str | Path, size: int = 224, seed: int = 0,
     also = {str(k) for k in trained_subjects if k}
     forced = [i for i, it in enumerate(items)
               if str(Path(it["source"]).resolve()) in scored or it["subject"] in also]
-    train_at, test_at, mixed = held_out(subjects, seed, trained=forced)
+    train_at, test_at, note = held_out(subjects, seed, trained=forced)
     train, test = pack([items[i] for i in train_at]), pack([items[i] for i in test_at])
     n_test = len(test_at)
     known = np.stack([it["acq_known"] for it in items])
     per_train = train["acq_known"].sum(0)
     summary = {"archive": shown_path(Path(archive)), "items": len(found), "tagged": len(items),
                **skipped, "train": len(items) - n_test, "held_out": n_test,
-               "subjects": len({k for k in subjects if k is not None}),
-               "split": "image" if mixed else "subject",
+               **split_made([subjects[i] for i in train_at], [subjects[i] for i in test_at]),
                "held_out_items": [_as_given(s, archive) for s in test["source"]],
                "per_target": {name: int(n) for name, n in zip(TARGETS, known.sum(0), strict=True)
                               if n},
                "per_target_train": {name: int(n) for name, n in zip(TARGETS, per_train,
                                                                    strict=True) if n}}
-    if mixed:
-        print(f"medq: note: {archive}: {mixed}", file=sys.stderr)
+    if note:
+        print(f"medq: note: {archive}: {note}", file=sys.stderr)
     counts = ", ".join(f"{k} {n}" for k, n in summary["per_target"].items())
     print(f"medq: note: {archive}: {len(items)} of {plural(len(found), 'image')} state an "
           f"acquisition ({counts})", file=sys.stderr)

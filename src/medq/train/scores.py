@@ -250,6 +250,7 @@ def describe(path: str | Path, rows: list[dict[str, Any]], train: dict[str, np.n
     import hashlib
 
     from medq.train.config import shown_path
+    from medq.train.split import split_made
 
     path = Path(path)
 
@@ -261,11 +262,7 @@ def describe(path: str | Path, rows: list[dict[str, Any]], train: dict[str, np.n
 
     used = {str(s) for s in (*train["source"], *test["source"])}
     skipped = sorted(n for r in rows if str(r["path"]) not in used for n in r["lines"])
-    named_subjects = {str(k) for k in (*train.get("subject", ()), *test.get("subject", ())) if k}
-    mixed = bool({str(k) for k in train.get("subject", ()) if k}
-                 & {str(k) for k in test.get("subject", ()) if k})
     return {"file": shown_path(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
             "rows": sum(len(r["lines"]) for r in rows), "images": len(rows),
             "train": int(len(train["score"])), "held_out": [named(s) for s in test["source"]],
-            "skipped_lines": skipped, "subjects": len(named_subjects),
-            "split": "image" if mixed else "subject"}
+            "skipped_lines": skipped, **split_made(train["subject"], test["subject"])}

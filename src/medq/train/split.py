@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["FRACTION", "held_out", "subject_key"]
+__all__ = ["FRACTION", "held_out", "split_made", "subject_key"]
 
 FRACTION = 0.2
 """Share of the images held out (at least one)."""
@@ -55,7 +55,7 @@ def held_out(keys: list[str | None], seed: int = 0, trained: Any = ()
     members = list(groups.values())
     kept = {int(i) for i in trained}
     order = np.random.default_rng(seed).permutation(len(members))
-    target, cap = max(1, n // 5), max(1, math.floor(n * MAX_FRACTION))
+    target, cap = max(1, n // round(1 / FRACTION)), max(1, math.floor(n * MAX_FRACTION))
     test: list[int] = []
     for g in order:
         if len(test) >= target:
@@ -75,3 +75,12 @@ def held_out(keys: list[str | None], seed: int = 0, trained: Any = ()
     held = set(test)
     train = [i for g in order for i in members[g] if i not in held]
     return np.array(train, dtype=int), np.array(test, dtype=int), note
+
+
+def split_made(train_keys: Any, test_keys: Any) -> dict[str, Any]:
+    """How a split of these subject keys (None or "": no subject named) came out, as records and
+    cards state it: `subjects` named, and `split` "subject" when no named subject is on both
+    sides, else "image" (`held_out` fell back to images)."""
+    train = {str(k) for k in train_keys if k}
+    test = {str(k) for k in test_keys if k}
+    return {"subjects": len(train | test), "split": "image" if train & test else "subject"}
