@@ -89,13 +89,27 @@ def train(
 
     try:
         result = outcome.run(config, job)
-    except KeyboardInterrupt:  # Ctrl-C: the run folder keeps its last checkpoint
-        err.print("medq: interrupted; run the same command again to continue from the run's "
-                  "last checkpoint", markup=False, highlight=False)
+    except KeyboardInterrupt as stop:  # Ctrl-C: the state saved at the step's end, if any
+        err.print(f"medq: {interrupted_line(stop)}", markup=False, highlight=False)
         raise typer.Exit(130) from None
     if not isinstance(result, BaseException):
         out.print(f"trained {result['name']} → {result.get('output', '')}", highlight=False)
     outcome.exit()
+
+
+def interrupted_line(stop: KeyboardInterrupt) -> str:
+    """What a Ctrl-C'd `medq train` tells the user: where the run stopped and what the same
+    command does next (`medq.train.resume.Interrupted` when it stopped at a step's end)."""
+    from medq.train.resume import Interrupted
+
+    if not isinstance(stop, Interrupted):
+        return ("interrupted; run the same command again: it continues from the run's last "
+                "saved state (resume.pt in the run folder), if one was saved, else starts over")
+    if stop.saved is None:
+        return (f"interrupted at {stop.stage} step {stop.step}; nothing saved "
+                "(checkpoint_every_s is 0 in the config): the same command starts over")
+    return (f"interrupted at {stop.stage} step {stop.step}, saved in {stop.saved}; run the "
+            "same command again to continue from there")
 
 
 def check_tagged_config(cfg: Any, config: Path, tagged: Path | None) -> None:

@@ -10,17 +10,24 @@ saves; with training arrays handed to the run, such as a `--scores` set, also th
 interrupted (on the CPU bit for bit; a GPU's kernels need not be deterministic). A file of another
 recipe, or one that cannot be read, is left aside and the run starts over (the log says why).
 The file is written atomically (temporary file, then rename) at most every `checkpoint_every_s`
-seconds of training (a config field; 0: never) and removed once the run's checkpoint is written.
+seconds of training (a config field; 0: never), and when Ctrl-C stops the run: the first Ctrl-C
+lets the step under way finish, saves the state at that step and raises `Interrupted` (a second
+Ctrl-C stops at once). It is removed once the run's checkpoint is written.
 Members of a seed ensemble each have their own (finished members are reused whole:
 `medq.train.ensemble`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
+import signal
+import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -75,6 +82,15 @@ def _set_random_states(states: dict[str, Any], rng: np.random.Generator) -> None
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during training, taken at the end of a step: the stage and step reached and the
+    state file written there (None when the config saves no state, `checkpoint_every_s: 0`)."""
+
+    def __init__(self, stage: str, step: int, saved: Path | None) -> None:
+        super().__init__(f"interrupted at {stage} step {step}")
+        self.stage, self.step, self.saved = stage, step, saved
+
+
 class Checkpointer:
     """Saves a run's training state every so often and hands it back after an interruption."""
 
@@ -89,6 +105,8 @@ class Checkpointer:
         """Loss history of the finished stages (`finish_stage` adds each)."""
         self.elapsed_before = float(self.state["elapsed_s"]) if self.state else 0.0
         """Seconds the run had trained before this start (0 for a fresh run)."""
+        self.stop_asked = False
+        """Set by the first Ctrl-C under `stopping_at_step_end`."""
 
     def _read(self) -> dict[str, Any] | None:
         """The saved state of this recipe, or None (no file, unreadable, another recipe)."""
@@ -135,22 +153,46 @@ class Checkpointer:
         return (int(self.state["step"]), dict(self.state["running"]),
                 list(self.state["stage_history"]))
 
+    @contextlib.contextmanager
+    def stopping_at_step_end(self) -> Iterator[None]:
+        """Within the block, the first Ctrl-C only asks the run to stop: `step_done` saves the
+        state at the end of the step under way and raises `Interrupted`; a second Ctrl-C stops
+        at once. Only where Python's own Ctrl-C handler is in place, in the main thread (a run
+        started with Ctrl-C ignored, or from another thread, is left as it is)."""
+        if (threading.current_thread() is not threading.main_thread()
+                or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+            yield
+            return
+
+        def ask(signum: int, frame: Any) -> None:
+            self.stop_asked = True
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+        signal.signal(signal.SIGINT, ask)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
     def step_done(self, index: int, stage_name: str, step: int, model: torch.nn.Module,
                   opt: torch.optim.Optimizer, running: dict[str, float],
                   stage_history: list[dict[str, Any]], rng: np.random.Generator) -> None:
-        """After `step` steps of stage `index`: save the state when the interval has passed."""
+        """After `step` steps of stage `index`: save the state when the interval has passed, or
+        when Ctrl-C asked the run to stop (then raise `Interrupted`)."""
         now = time.time()
-        if self.every <= 0 or now - self.saved_at < self.every:
-            return
-        state = {"fingerprint": self.key, "stage": index, "stage_name": stage_name, "step": step,
-                 "model": model.state_dict(), "optimizer": opt.state_dict(),
-                 "running": dict(running), "stage_history": list(stage_history),
-                 "history": list(self.history), "random": _random_states(rng),
-                 "elapsed_s": self.elapsed_before + now - self.started}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(self.path) as tmp:
-            torch.save(state, tmp)
-        self.saved_at = time.time()
+        due = self.every > 0 and (self.stop_asked or now - self.saved_at >= self.every)
+        if due:
+            state = {"fingerprint": self.key, "stage": index, "stage_name": stage_name,
+                     "step": step, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                     "running": dict(running), "stage_history": list(stage_history),
+                     "history": list(self.history), "random": _random_states(rng),
+                     "elapsed_s": self.elapsed_before + now - self.started}
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(self.path) as tmp:
+                torch.save(state, tmp)
+            self.saved_at = time.time()
+        if self.stop_asked:
+            raise Interrupted(stage_name, step, self.path if due else None)
 
     def finish_stage(self, stage_history: list[dict[str, Any]]) -> None:
         """Add a finished stage's loss history to the run's."""
