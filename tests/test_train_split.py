@@ -203,3 +203,32 @@ def test_a_run_folder_given_as_the_model_names_its_checkpoint(tmp_path: Path) ->
     (tmp_path / "run" / "model.pt").write_bytes(b"")
     said = unknown_weights(tmp_path / "run", "quality model")
     assert said.reason == f"a run folder, not a checkpoint: give {tmp_path / 'run' / 'model.pt'}"
+
+
+def test_scored_copies_of_one_image_under_other_names_are_never_split(tmp_path: Path,
+                                                                      capsys) -> None:
+    """PNG files name no patient; a scores file that lists one picture under several names
+    (a copy per rater, say) keeps its copies on one side of the split, and says so."""
+    from medq.train.scores import load_scores
+
+    folder = tmp_path / "png"
+    folder.mkdir()
+    base = medq.load(dicom_testfile("CT_small.dcm")).array
+    lines = []
+    for k in range(12):  # twelve pictures, the first three also saved under two more names
+        picture = np.clip((base + 40 * k + 1100) / 12, 0, 255).astype(np.uint8)
+        for c in range(3 if k < 3 else 1):
+            name = f"pic{k}_copy{c}.png"
+            medq.save(medq.io.arrays.from_array(picture, modality="CT"), folder / name)
+            lines.append(f"png/{name},{1 + k % 5}\n")
+    csv = tmp_path / "scores.csv"
+    csv.write_text("path,score,modality\n" + "".join(line.strip() + ",CT\n" for line in lines))
+    for seed in range(8):
+        train, test = load_scores(csv, size=32, seed=seed)
+        assert len(train["score"]) + len(test["score"]) == 18
+
+        def pictures(data):
+            return {Path(s).name.split("_")[0] for s in data["source"]}
+
+        assert not pictures(train) & pictures(test), seed
+    assert "6 images under another name are pixel for pixel copies" in capsys.readouterr().err

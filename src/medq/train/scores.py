@@ -226,10 +226,33 @@ def load_scores(path: str | Path, size: int = 224, seed: int = 0, extras: tuple[
     if len(items) < MIN_ROWS:
         raise InvalidParameter(f"only {plural(len(items), 'usable image')}; need at least "
                                f"{MIN_ROWS}", path)
-    train, test, note = held_out([it["subject"] for it in items], seed)
+    keys, copies = copy_groups(items)
+    if copies:
+        print(f"medq: note: {path}: {plural(copies, 'image')} under another name are pixel for "
+              "pixel copies of an earlier one: each set of copies is held out or trained on "
+              "together", file=sys.stderr)
+    train, test, note = held_out(keys, seed)
     if note:
         print(f"medq: note: {path}: {note}", file=sys.stderr)
     return _packed([items[i] for i in train]), _packed([items[i] for i in test])
+
+
+def copy_groups(items: list[dict[str, Any]]) -> tuple[list[str | None], int]:
+    """The split keys of scored items: each item's subject (`split.subject_key`), and for
+    items whose file names none but whose model input is the same pixel for pixel as another's
+    (a file copied under another name), one shared key, so the copies never sit on both sides
+    of the split; and how many items are such later copies."""
+    import hashlib
+
+    digests = [hashlib.sha256(np.ascontiguousarray(it["x"]).tobytes()).hexdigest()[:16]
+               for it in items]
+    counts: dict[str, int] = {}
+    for it, d in zip(items, digests, strict=True):
+        if not it["subject"]:  # a named patient's copies are held out together already
+            counts[d] = counts.get(d, 0) + 1
+    keys = [it["subject"] or (f"copy:{d}" if counts[d] > 1 else None)
+            for it, d in zip(items, digests, strict=True)]
+    return keys, sum(c - 1 for c in counts.values())
 
 
 def _packed(items: list[dict[str, Any]]) -> dict[str, np.ndarray]:
