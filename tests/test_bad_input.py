@@ -304,3 +304,24 @@ def test_copies_of_one_instance_in_a_folder_are_each_an_image(tmp_path: Path) ->
         assert load(folder / "m.dcm").shape == (128, 128)
         with pytest.raises(UnreadableImage, match="cannot decode the pixel data"):
             load(folder / damaged)
+
+
+def test_a_patient_folder_of_series_folders_names_them_when_read_as_one_image(
+        tmp_path: Path) -> None:
+    # `medq.load` (and a --scores line) reads a folder as one series; the walks of assess, info
+    # and qc enter subfolders, a single read does not, so its error says where the images are
+    patient = tmp_path / "patient"
+    for name in ("s2", "s1", ".hidden"):
+        (patient / name).mkdir(parents=True)
+        shutil.copy(tdata("CT_small.dcm"), patient / name / "slice.dcm")
+    (patient / "empty").mkdir()
+    with pytest.raises(EmptySeries) as err:
+        load(patient)
+    assert str(err.value).endswith("no image medq reads (DICOM, NIfTI, PNG, …) at its top "
+                                   "level; its subfolders s1, s2 hold files: name one image or "
+                                   "series folder (medq assess, info and qc walk a folder's "
+                                   "subfolders themselves)")
+    assert load(patient / "s1").shape == (128, 128)
+    with pytest.raises(EmptySeries) as err:
+        load(patient / "empty")
+    assert "subfolder" not in str(err.value)

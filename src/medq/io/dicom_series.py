@@ -85,12 +85,31 @@ def series_parts(datasets: Sequence[Dataset]) -> dict[str, list[int]] | None:
     return None
 
 
-def empty_folder(folder: str | Path, advice: str) -> EmptySeries:
+def empty_folder(folder: str | Path, advice: str, walked: bool = True) -> EmptySeries:
     """The error of a folder that holds no image medq reads, naming the archives in it (which a
-    folder's walk does not open) with `advice` on them."""
+    folder's walk does not open) with `advice` on them; when the folder was read as one image
+    (not `walked`), also the subfolders that hold files, which such a read does not enter."""
     archives = unopened(folder, advice)
+    below = "" if walked else subfolders_note(Path(folder))
     return EmptySeries("folder holds no image medq reads (DICOM, NIfTI, PNG, …)"
-                       + (f"; {archives}" if archives else ""), folder)
+                       + (" at its top level" if below else "")
+                       + "".join(f"; {part}" for part in (below, archives) if part), folder)
+
+
+def subfolders_note(folder: Path) -> str:
+    """The subfolders of `folder` that hold files, named for an error ("" when none): a
+    patient's folder of series folders is read one series folder at a time."""
+    try:
+        found = sorted(d.name for d in folder.iterdir() if d.is_dir()
+                       and not d.name.startswith(".") and any(f.is_file() for f in d.iterdir()))
+    except OSError:
+        return ""
+    if not found:
+        return ""
+    names = ", ".join(found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3 else "")
+    which = f"its subfolders {names} hold" if len(found) > 1 else f"its subfolder {names} holds"
+    return (f"{which} files: name one image or series folder (medq assess, info and qc walk a "
+            "folder's subfolders themselves)")
 
 
 def read_series(folder: str | Path, uid: str | None = None, part: str | None = None
@@ -101,7 +120,7 @@ def read_series(folder: str | Path, uid: str | None = None, part: str | None = N
     folder = Path(folder)
     groups = scan_folder(folder)
     if not groups:
-        raise empty_folder(folder, "name {them} to read {them}")
+        raise empty_folder(folder, "name {them} to read {them}", walked=False)
     if uid is not None:
         source = Path(f"{folder}{SERIES_MARK}{uid}" + (f"{PART_MARK}{part}" if part else ""))
         if uid not in groups:
