@@ -160,6 +160,17 @@ def describe_throughput(assessor, paths: list[Path]) -> dict[str, float]:
             "per_second": round(len(reports) / seconds, 2), "failed": 0}
 
 
+def cpu_name() -> str:
+    """The CPU's model name (Linux's /proc/cpuinfo; else what Python's platform says)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--slices", type=int, default=96)
@@ -201,11 +212,15 @@ def main() -> None:
         print(f"{name:32s} {seconds:8.4f} s per {unit} (one thread)")
     for name, seconds in started.items():
         print(f"{name:32s} {seconds:8.3f} s wall, a new process")
+    auto = resolve_precision("auto", assessor.device.type)
+    print(f"CPU {cpu_name()}: --precision auto runs the model in {auto}"
+          + ("" if auto == "bfloat16" else " (no native bfloat16 here)"))
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / "assess_speed.json"
-    out.write_text(json.dumps({"machine": platform.platform(), "model": args.model,
+    out.write_text(json.dumps({"machine": platform.platform(), "cpu": cpu_name(),
+                               "model": args.model,
                                "threads": args.threads, "device": str(assessor.device),
-                               "precision": resolve_precision("auto", assessor.device.type),
+                               "precision": auto,
                                "results": rows,
                                "seconds_per_slice": cost, "start_up": started}, indent=2))
     print(f"written {out}")
