@@ -231,3 +231,18 @@ def test_spacing_colour_and_empty_path_refusals_say_what_is_wrong(ct_slice: MedI
         load(photo, modality="CT")
     with pytest.raises(InvalidParameter, match="an empty path names no file"):
         load("")  # it read the current folder
+
+
+def test_restoring_a_colour_array_gives_it_back_in_its_own_units() -> None:
+    # an 8-bit RGB photograph comes back on 0–255 (the MedImage keeps 0–1), never outside the
+    # colour range, whether the network ran or the gate left it as it was
+    rgb = retina_pixels()[::6, ::6]  # 8-bit, 0–255
+    forced = medq.restore(rgb, force=True, reassess=False)
+    assert forced.changed and forced.array.shape == rgb.shape
+    assert forced.array.min() >= 0.0 and forced.array.max() <= 255.0 and forced.array.max() > 200
+    assert forced.image.array.min() >= 0.0 and forced.image.array.max() <= 1.0
+    kept = medq.restore(rgb, reassess=False)  # the gate finds nothing to repair on it
+    assert not kept.changed
+    np.testing.assert_allclose(kept.array, rgb, atol=1e-3)
+    unit = medq.restore(rgb / 255.0, force=True, reassess=False)
+    assert unit.array.max() <= 1.0

@@ -80,20 +80,22 @@ def _colour(arr: np.ndarray, modality: str | None, source: str | None) -> bool:
                            "grey image as (y, x) and a volume as (z, y, x)", source)
 
 
-def _unit_colour(arr: np.ndarray, source: str | None) -> np.ndarray:
-    """RGB values in [0, 1] (MedImage's colour scale) of 8-bit, 16-bit or float RGB(A)."""
+def _unit_colour(arr: np.ndarray, source: str | None) -> tuple[np.ndarray, float]:
+    """RGB values in [0, 1] (MedImage's colour scale) of 8-bit, 16-bit or float RGB(A), and the
+    full scale they were divided by (1, 255 or 65535: `meta["colour_scale"]`, so results come
+    back in the caller's units)."""
     rgb = arr[..., :3]
     top = float(rgb.max()) if rgb.size else 0.0
     if float(rgb.min()) < 0:
         raise UnsupportedImage("colour array has negative values; expected 0–1, 0–255 or "
                                "0–65535", source)
     if arr.dtype.kind in "fb" and top <= 1.0:  # float 0–1, or True/False
-        return rgb
+        return rgb, 1.0
     scale = 255.0 if top <= 255 else 65535.0 if top <= 65535 else None
     if scale is None:
         raise UnsupportedImage(f"colour values up to {top:g}; expected 0–1, 0–255 or 0–65535",
                                source)
-    return rgb / scale
+    return rgb / scale, scale
 
 
 def _spacing(spacing: float | Sequence[float] | None, spatial: int) -> tuple[float, ...]:
@@ -155,10 +157,10 @@ def from_array(array: Any, *, spacing: float | Sequence[float] | None = None,
         raise UnsupportedImage(f"array of shape {arr.shape} is not a 2D (y, x) or 3D (z, y, x) "
                                "image", source)
     colour = _colour(arr, modality, source)
-    pixels = _unit_colour(arr, source) if colour else arr
+    pixels, scale = _unit_colour(arr, source) if colour else (arr, None)
     spatial = 2 if colour else arr.ndim
     info = {"format": "array", "dtype": str(arr.dtype), "spacing_assumed": spacing is None,
-            **(meta or {})}
+            **({"colour_scale": scale} if colour else {}), **(meta or {})}
     image = MedImage(pixels, _spacing(spacing, spatial),
                      modality or ("OP" if colour else "OT"), region or "unknown", {}, source,
                      info)

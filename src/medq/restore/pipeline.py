@@ -74,8 +74,13 @@ class RestoreResult:
 
     @property
     def array(self) -> np.ndarray:
-        """The result's pixels (the input's when the gate left it unchanged), as `image.array`."""
-        return self.image.array
+        """The result's pixels (the input's when the gate left it unchanged), as `image.array`;
+        a colour array given as 0–255 or 0–65535 comes back on that scale (`image` keeps
+        MedImage's 0–1)."""
+        scale = self.image.meta.get("colour_scale") if self.image.is_rgb else None
+        if not scale or scale == 1.0:
+            return self.image.array
+        return (np.asarray(self.image.array, dtype=np.float32) * np.float32(scale))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly summary (without the pixels)."""
@@ -214,6 +219,8 @@ def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
             return out
 
         array = apply_planes(shown, restore_planes)
+    if image.is_rgb:  # a colour outside 0–1 (MedImage's colour scale) is no colour
+        array = np.clip(array, 0.0, 1.0)
     array = with_nonfinite(as_stored(array, image), image)  # back to the values the file stores
     step = {"step": "restore", "method": method, "findings": addressed,
             "model": str(model or DEFAULT_RESTORER) if method in ("auto", "net") else None,
