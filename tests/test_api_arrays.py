@@ -171,6 +171,19 @@ def test_save_an_array_and_read_it_back(tmp_path: Path, ct_slice: MedImage) -> N
     assert np.isnan(kept[0, 0]) and np.array_equal(kept[1:], holed[1:].astype(np.float32))
 
 
+def test_an_array_saved_as_png_keeps_every_level_it_needs(tmp_path: Path) -> None:
+    # a 12-bit radiograph's counts need a 16-bit PNG; 8-bit values stay an 8-bit one
+    from PIL import Image
+
+    counts = np.asarray(camera(), dtype=np.uint16) * 16  # 0–4080
+    written = medq.save(counts, tmp_path / "counts.png")
+    assert Image.open(written).mode.startswith("I")  # 16-bit grey
+    np.testing.assert_array_equal(load(written).array, counts)
+    eight = medq.save(camera(), tmp_path / "camera.png")
+    assert Image.open(eight).mode == "L"
+    np.testing.assert_array_equal(load(eight).array, camera())
+
+
 def test_the_stage_entry_points_show_their_own_signatures_and_docs() -> None:
     """A notebook user sees `medq.assess`'s parameters (not `*args, **kwargs`) and its docstring
     first in `help()`, and `dir(medq)` lists the public API only."""

@@ -146,11 +146,13 @@ def read_raster(path: str | Path, fmt: str) -> MedImage:
 def _grey_storage(image: MedImage, fmt: str) -> tuple[np.ndarray, tuple[float, float] | None]:
     """Integer pixels for a grey image and the (slope, intercept) map used, if any."""
     arr = image.array
-    depth = image.meta.get("bit_depth") or image.meta.get("bits_stored") or 8
+    lo, hi = float(arr.min()), float(arr.max())
+    # the source's depth; without one (an array, a volume's plane) what the values need
+    fits_8 = lo >= -0.5 and hi <= 255.49 and whole_numbers(arr)
+    depth = image.meta.get("bit_depth") or image.meta.get("bits_stored") or (8 if fits_8 else 16)
     bits = 16 if depth > 8 and fmt != "jpeg" else 8
     top = 2**bits - 1
     dtype = np.uint16 if bits == 16 else np.uint8
-    lo, hi = float(arr.min()), float(arr.max())
     # as they are when rounding them costs little: whole numbers, or a range of 64 levels or
     # more (fractions in 0–1 would round to 0 and 1: they are mapped onto the levels)
     raw = whole_numbers(arr) or hi - lo >= 64
