@@ -259,3 +259,25 @@ def test_restoring_a_colour_array_gives_it_back_in_its_own_units() -> None:
     np.testing.assert_allclose(kept.array, rgb, atol=1e-3)
     unit = medq.restore(rgb / 255.0, force=True, reassess=False)
     assert unit.array.max() <= 1.0
+
+
+def test_assess_many_refuses_one_input_and_report_from_takes_an_array(ct_slice: MedImage
+                                                                      ) -> None:
+    # one array or path given to assess_many was iterated over (64 rows, or the path's letters)
+    assessor = Assessor("mediqa-s", measures=False)
+    for one in (ct_slice.array, dicom_testfile("CT_small.dcm"), ct_slice):
+        with pytest.raises(InvalidParameter, match="takes a sequence of inputs"):
+            assessor.assess_many(one)
+    for bad in (0, -1, "a", 2.5, True):
+        with pytest.raises(InvalidParameter, match="batch_size must be a whole number"):
+            Assessor("mediqa-s", batch_size=bad)
+    from medq.describe import report_from
+
+    assessment = medq.assess(ct_slice.array, modality="CT", spacing=ct_slice.spacing)
+    from_array = report_from(assessment, ct_slice.array)  # as the README's arrays rule says
+    from_image = report_from(assessment, ct_slice)
+    assert [(f.type, f.location) for f in from_array.findings] == \
+        [(f.type, f.location) for f in from_image.findings] != []  # spacing assumed: 1 mm
+    for wrong in (None, ct_slice.array, "CT_small.dcm"):
+        with pytest.raises(InvalidParameter, match="report_from takes an Assessment"):
+            report_from(wrong)

@@ -13,11 +13,12 @@ Paths that fail to load or assess become typed errors in place; the batch goes o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from medq.assess.acquisition import report as acquisition_report
@@ -43,7 +44,7 @@ from medq.assess.preprocess import image_inputs
 from medq.assess.prompt_classifier import load_classifier
 from medq.assess.prompts import encode
 from medq.assess.weights import DEFAULT_MODEL, check_evidence_size, load_weights, row_extras
-from medq.errors import MedqError, ModelError
+from medq.errors import InvalidParameter, MedqError, ModelError
 from medq.image import MedImage
 from medq.workers import worker_pool
 
@@ -82,7 +83,10 @@ class Assessor:
         self.native = bool((self.record.get("bench_plan") or {}).get("native_crop", False))
         tagged = self.record.get("tagged") or {}  # the targets its training images stated
         self.acquisition = tuple(tagged.get("per_target_train", ()))
-        self.batch_size = max(1, int(batch_size))
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+                or batch_size < 1:
+            raise InvalidParameter(f"batch_size must be a whole number ≥ 1, got {batch_size!r}")
+        self.batch_size = int(batch_size)
         self.measures = measures
         self.modality = modality
         self.device = resolve_device(device)
@@ -109,6 +113,11 @@ class Assessor:
         waits on its own preempted threads: 18 → 26 slices/s on 2 cores), on all of them for
         the last chunk.
         """
+        if isinstance(items, (str, Path, np.ndarray, torch.Tensor, MedImage)) \
+                or not isinstance(items, Iterable):
+            raise InvalidParameter(f"assess_many takes a sequence of inputs (a list of paths, "
+                                   f"arrays or images), got one {type(items).__name__}; "
+                                   "wrap it in a list, or call assess()")
         items = list(items)
         chunks = [items[s:s + self.batch_size] for s in range(0, len(items), self.batch_size)]
         pool = (worker_pool(self.workers)

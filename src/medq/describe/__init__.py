@@ -20,9 +20,22 @@ __all__ = ["VERDICTS", "Finding", "QualityReport", "describe", "report_from", "v
 
 
 def report_from(assessment: Any, image: Any = None) -> QualityReport:
-    """The QualityReport of an Assessment (the image, when given, locates the findings)."""
+    """The QualityReport of an Assessment (the image, when given, locates the findings): the
+    image as a MedImage, a path or a NumPy array, read as the assessment read it."""
+    from medq.assess.assessment import Assessment
     from medq.describe.report import build_report
+    from medq.errors import InvalidParameter
+    from medq.image import MedImage, graded_modality
+    from medq.io.arrays import as_image
 
+    if not isinstance(assessment, Assessment):
+        raise InvalidParameter(f"report_from takes an Assessment (medq.assess(image)), got "
+                               f"{type(assessment).__name__}; medq.describe(image) assesses "
+                               "and describes an image in one call")
+    if image is not None and not isinstance(image, MedImage):
+        prompts = assessment.prompts or {}
+        told = prompts.get("modality") if isinstance(prompts, dict) else None
+        image = as_image(image, modality=graded_modality(told) if told and told != "OT" else None)
     return build_report(assessment, image)
 
 
