@@ -289,13 +289,19 @@ def test_simulate_errors(mr_slice: MedImage, ct_slice: MedImage, retina: MedImag
             simulate(ct_slice, "blur", level=level)
     # levels a degradation is not defined for: each was applied and recorded as if it were
     # (a blank image for a contrast reduction ≥ 1, half a view "severe"), or crashed inside
-    for kind, level, words in (("low_contrast", 1.5, "from 0 to 0.99"),
-                               ("low_resolution", 0.5, "from 1 to 64"),
-                               ("ct_sparse_view", 0.5, "from 2 to 10000"),
-                               ("ct_low_dose", 1e300, "from 1 to 1e\\+10"),
-                               ("blur", 1e300, "from 0 to 200")):
+    for kind, level, words in (("low_contrast", 1.5, "> 0 – 0.99"),
+                               ("low_resolution", 0.5, "1 – 64"),
+                               ("ct_sparse_view", 0.5, "2 – 10000"),
+                               ("ct_low_dose", 1e300, "1 – 1e\\+10"),
+                               ("blur", 1e300, "> 0 – 200")):
         with pytest.raises(InvalidParameter, match=f"{kind} is defined for levels {words}"):
             simulate(ct_slice, kind, level=level)
+    for level in ("abc", [1, 2], True):  # not a number: one typed line, not float()'s error
+        with pytest.raises(InvalidParameter, match="level must be a positive number"):
+            simulate(ct_slice, "blur", level=level)
+    region = simulate(ct_slice.array, "blur", severity="mild", modality="CT", region="head",
+                      spacing=ct_slice.spacing)[0].region  # as assess, describe, restore
+    assert region == "head"
     with pytest.raises(InvalidParameter, match="seed must be a whole number ≥ 0, got -1"):
         simulate(ct_slice, "blur", severity="mild", seed=-1)
 

@@ -197,7 +197,7 @@ def degradations(
     for r in rows:
         lv = " / ".join(f"{r['levels'][k]:g}" for k in ("mild", "moderate", "severe"))
         table.add_row(r["name"], ",".join(r["modalities"]), r["unit"], lv,
-                      "{:g} – {:g}".format(*r["defined"]), r["finding"])
+                      get_spec(r["name"]).domain_text(), r["finding"])
     out.print(table)
 
 

@@ -78,6 +78,12 @@ class DegradationSpec:
         sign = 1.0 if self.worse == "higher" else -1.0
         return float(np.exp(sign * u))
 
+    def domain_text(self) -> str:
+        """The levels `simulate` takes, as the table and its errors say it: "0 – 200" is written
+        "> 0 – 200", since a level is a positive quantity."""
+        low, high = self.domain
+        return f"{'> ' if low <= 0 else ''}{max(low, 0):g} – {high:g}"
+
     def level_for(self, severity: str) -> float:
         """Representative level of a severity (`mild`, `moderate`, `severe`)."""
         if severity not in self.levels:
@@ -158,15 +164,16 @@ def available(modality: str | None = None) -> list[str]:
 
 def simulate(image: MedImage | np.ndarray | str | Path, kind: str, level: float | None = None,
              severity: str | None = None, seed: int | None = 0, *, modality: str | None = None,
-             spacing: float | Sequence[float] | None = None) -> tuple[MedImage, Degradation]:
+             region: str | None = None, spacing: float | Sequence[float] | None = None
+             ) -> tuple[MedImage, Degradation]:
     """Apply degradation `kind` at a physical `level` (or a named `severity`), reproducibly.
 
     `image` is a MedImage, a path or a NumPy array (`medq.io.as_image`, with the caller's
-    `modality` and `spacing` in mm: the engine's levels are physical); the degraded pixels are
-    the result's `.array`."""
+    `modality`, `region` and `spacing` in mm: the engine's levels are physical); the degraded
+    pixels are the result's `.array`."""
     from medq.io.arrays import as_image
 
-    image = as_image(image, modality=modality, spacing=spacing)
+    image = as_image(image, modality=modality, region=region, spacing=spacing)
     spec = get_spec(kind)
     if image.modality not in spec.modalities:
         hint = (" (the input does not say: pass --modality, or modality= in Python)"
@@ -177,12 +184,18 @@ def simulate(image: MedImage | np.ndarray | str | Path, kind: str, level: float 
     if (level is None) == (severity is None):
         raise InvalidParameter("give exactly one of level or severity (--level or --severity "
                                "on the command line)")
-    lev = float(spec.level_for(severity) if severity is not None else level)
+    try:
+        if isinstance(level, (bool, str, bytes)):
+            raise TypeError
+        lev = float(spec.level_for(severity) if severity is not None else level)
+    except (TypeError, ValueError):
+        raise InvalidParameter(f"level must be a positive number ({spec.unit}), got "
+                               f"{level!r}") from None
     if not np.isfinite(lev) or lev <= 0:  # every level is a positive physical quantity
         raise InvalidParameter(f"level must be a positive number ({spec.unit}), got {level}")
     low, high = spec.domain
     if not low <= lev <= high:
-        raise InvalidParameter(f"{kind} is defined for levels from {low:g} to {high:g} "
+        raise InvalidParameter(f"{kind} is defined for levels {spec.domain_text()} "
                                f"({spec.unit}), got {lev:g}")
     if seed is not None and (not isinstance(seed, (int, np.integer)) or seed < 0):
         raise InvalidParameter(f"seed must be a whole number ≥ 0, got {seed}")
