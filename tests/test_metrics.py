@@ -10,6 +10,7 @@ from skimage.metrics import normalized_root_mse, peak_signal_noise_ratio, struct
 
 from medq.errors import InvalidParameter
 from medq.metrics import correlation as corr
+from medq.metrics.correlation import plcc, rmse, srcc
 from medq.metrics.fidelity import nrmse, psnr, ssim
 from medq.metrics.overlap import dice, dice_per_label, hd95
 
@@ -338,3 +339,40 @@ def test_three_or_four_items_get_the_straight_line_not_a_crash():
             slope * np.array(pred) + intercept, abs=1e-6)
         assert subset_metrics(pred, target)["srcc"] == pytest.approx(
             spearmanr(pred, target)[0])
+
+
+@pytest.mark.parametrize("call, words", [
+    (lambda: srcc(np.array([1 + 1j, 2, 3, 4]), [1, 2, 3, 4]), "complex values"),
+    (lambda: srcc(["a", "b", "c"], [1, 2, 3]), "expected numbers"),
+    (lambda: srcc([[1, 2], [3]], [1, 2, 3]), "not an array of numbers"),
+    (lambda: plcc(None, [1, 2, 3]), "got None"),
+    (lambda: psnr("a", "b"), "image: expected numbers"),
+    (lambda: ssim(np.ones((8, 8)) + 1j, np.ones((8, 8))), "image: complex values"),
+    (lambda: ssim(np.eye(16), np.eye(16), channel_axis=5), "channel_axis 5 is not an axis"),
+    (lambda: psnr(np.eye(16), np.eye(16), window=(0.2,)), "window must be \\(low, high\\)"),
+    (lambda: psnr(np.eye(16), np.eye(16), mask=np.ones((3, 3))), "mask shape \\(3, 3\\)"),
+    (lambda: psnr(np.eye(16), np.eye(16), data_range=[1, 2]), "data_range must be one number"),
+])
+def test_what_is_not_numbers_is_refused_in_one_typed_line(call, words):
+    # each gave a bare ValueError/TypeError/IndexError from NumPy or skimage, or (complex) a
+    # value computed on the real part alone
+    with pytest.raises(InvalidParameter, match=words):
+        call()
+
+
+def test_huge_finite_values_and_tensors_with_grad_are_measured():
+    # the squares overflowed: PSNR nan, SSIM an OverflowError, RMSE inf
+    import torch
+
+    rng = np.random.default_rng(0)
+    ref = rng.uniform(0, 1, (64, 64))
+    x = ref + rng.normal(0, 0.05, ref.shape)
+    assert psnr(x * 1e300, ref * 1e300) == pytest.approx(psnr(x, ref), rel=1e-12)
+    assert ssim(x * 1e300, ref * 1e300) == pytest.approx(ssim(x, ref), rel=1e-9)
+    assert nrmse(x * 1e300, ref * 1e300) == pytest.approx(nrmse(x, ref), rel=1e-12)
+    assert psnr(x * 1e300, ref * 1e300, data_range=2e300) == pytest.approx(
+        psnr(x, ref, data_range=2.0), rel=1e-12)
+    assert rmse([1e300, 2e300, 3e300, -1e300], [1, 2, 3.5, 0]) == pytest.approx(
+        np.sqrt(3.75) * 1e300, rel=1e-12)
+    graded = torch.tensor([1.0, 2, 3, 4], requires_grad=True)
+    assert srcc(graded, [1, 3, 2, 4]) == pytest.approx(0.8)

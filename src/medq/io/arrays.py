@@ -111,7 +111,7 @@ def _spacing(spacing: float | Sequence[float] | None, spatial: int) -> tuple[flo
                                f"{spacing!r}") from e
 
 
-def _host(array: Any) -> Any:
+def host_array(array: Any) -> Any:
     """A torch tensor (on any device, with or without grad, any float type) as a NumPy array;
     anything else as it is."""
     torch = sys.modules.get("torch")
@@ -133,7 +133,7 @@ def from_array(array: Any, *, spacing: float | Sequence[float] | None = None,
     Raises UnsupportedImage for what is not a real 2D/3D image, InvalidParameter for a bad
     spacing, modality or region."""
     try:
-        arr = np.asarray(_host(array))
+        arr = np.asarray(host_array(array))
     except Exception as e:  # ragged lists and the like
         raise UnsupportedImage(f"not an array ({type(e).__name__}: {e})", source) from e
     if arr.dtype.kind == "c":

@@ -27,6 +27,7 @@ from scipy.optimize import OptimizeWarning, curve_fit
 from scipy.special import expit
 
 from medq.errors import InvalidParameter
+from medq.metrics.values import as_values, common_scale
 
 ArrayLike = Sequence[float] | np.ndarray
 
@@ -37,7 +38,8 @@ MIN_PAIRS = 3
 def finite_rows(*columns: ArrayLike) -> list[np.ndarray]:
     """The columns flattened to float64, keeping the rows where every column is finite
     (`InvalidParameter` when their lengths differ)."""
-    arrays = [np.asarray(c, dtype=np.float64).ravel() for c in columns]
+    arrays = [as_values(c, f"column {k + 1} of {len(columns)}").ravel()
+              for k, c in enumerate(columns)]
     if len({a.size for a in arrays}) > 1:
         raise InvalidParameter("columns of unequal length: "
                                + " and ".join(f"{a.size} values" for a in arrays))
@@ -154,7 +156,8 @@ def rmse(pred: ArrayLike, target: ArrayLike, logistic: bool = False) -> float:
         if beta is None:
             return float("nan")
         p = logistic4(p, *beta)
-    return float(np.sqrt(np.mean((p - t) ** 2)))
+    scale = common_scale(p, t)  # exact: huge but finite scores do not overflow the squares
+    return float(np.sqrt(np.mean((p * scale - t * scale) ** 2)) / scale)
 
 
 def ldctiqac_score(pred: ArrayLike, target: ArrayLike) -> float:

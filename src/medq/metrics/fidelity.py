@@ -8,10 +8,13 @@ images to it first, as low-dose CT papers do; the data range then defaults to th
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from skimage.metrics import structural_similarity
 
 from medq.errors import InvalidParameter
+from medq.metrics.values import as_values, common_scale
 
 Window = tuple[float, float]
 
@@ -19,28 +22,45 @@ SSIM_SIGMA = 1.5
 """Gaussian window σ of SSIM (Wang et al. 2004), with population covariances."""
 
 
-def _prepare(x: np.ndarray, ref: np.ndarray,
-             window: Window | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Return float64 copies (clipped to `window`) and the mask of pixels finite in both."""
-    a = np.asarray(x, dtype=np.float64)
-    b = np.asarray(ref, dtype=np.float64)
+def _prepare(x: np.ndarray, ref: np.ndarray, window: Window | None
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Return float64 copies (clipped to `window`, then scaled by `values.common_scale` so
+    squares of huge values stay finite), the mask of pixels finite in both, and that scale."""
+    a, b = as_values(x, "image"), as_values(ref, "reference")
     if a.shape != b.shape:
         raise InvalidParameter(f"image shape {a.shape} differs from reference shape {b.shape}")
     if window is not None:
-        lo, hi = float(window[0]), float(window[1])
-        if not hi > lo:
-            raise InvalidParameter(f"window must be (low, high) with high > low, got {window}")
+        lo, hi = _window(window)
         a, b = np.clip(a, lo, hi), np.clip(b, lo, hi)
-    return a, b, np.isfinite(a) & np.isfinite(b)
+    scale = common_scale(a, b)
+    if scale != 1.0:
+        a, b = a * scale, b * scale
+    return a, b, np.isfinite(a) & np.isfinite(b), scale
+
+
+def _window(window: Any) -> tuple[float, float]:
+    """(low, high) of an intensity window; InvalidParameter unless two numbers, high > low."""
+    try:
+        lo, hi = (float(v) for v in window)
+    except (TypeError, ValueError):
+        raise InvalidParameter(f"window must be (low, high), two numbers, got {window!r}") from None
+    if not hi > lo:
+        raise InvalidParameter(f"window must be (low, high) with high > low, got {window}")
+    return lo, hi
 
 
 def _data_range(ref: np.ndarray, valid: np.ndarray, window: Window | None,
-                data_range: float | None) -> float:
-    """Data range R: given, else the window width, else max − min of the (finite) reference."""
+                data_range: float | None, scale: float = 1.0) -> float:
+    """Data range R (in `_prepare`'s scaled units): given, else the window width, else
+    max − min of the (finite) reference."""
     if data_range is not None:
-        return float(data_range)
+        given = as_values(data_range, "data_range")
+        if given.size != 1:
+            raise InvalidParameter(f"data_range must be one number, got {data_range!r}")
+        return float(given.ravel()[0]) * scale
     if window is not None:
-        return float(window[1] - window[0])
+        lo, hi = _window(window)
+        return (hi - lo) * scale
     values = ref[valid]
     return float(values.max() - values.min()) if values.size else float("nan")
 
@@ -52,10 +72,14 @@ def psnr(x: np.ndarray, ref: np.ndarray, data_range: float | None = None,
     R = `data_range`, else the window width, else max(ref) − min(ref). inf when x == ref; nan when
     R is 0 or no pixel is usable.
     """
-    a, b, valid = _prepare(x, ref, window)
+    a, b, valid, scale = _prepare(x, ref, window)
     if mask is not None:
-        valid &= np.asarray(mask, dtype=bool)
-    r = _data_range(b, valid, window, data_range)
+        inside = as_values(mask, "mask") != 0
+        if inside.shape != valid.shape:
+            raise InvalidParameter(f"mask shape {inside.shape} differs from image shape "
+                                   f"{valid.shape}")
+        valid &= inside
+    r = _data_range(b, valid, window, data_range, scale)
     if not valid.any() or not np.isfinite(r) or r <= 0:
         return float("nan")
     mse = float(np.mean((a[valid] - b[valid]) ** 2))
@@ -66,7 +90,7 @@ def nrmse(x: np.ndarray, ref: np.ndarray, normalization: str = "euclidean",
           window: Window | None = None) -> float:
     """Normalised RMSE: ‖x − ref‖/‖ref‖ ("euclidean", as skimage), RMSE/(max − min) of ref
     ("range") or RMSE/mean(ref) ("mean"); nan when the normaliser is 0."""
-    a, b, valid = _prepare(x, ref, window)
+    a, b, valid, _ = _prepare(x, ref, window)  # a ratio: the common scale cancels
     if not valid.any():
         return float("nan")
     diff, b = a[valid] - b[valid], b[valid]
@@ -93,13 +117,16 @@ def ssim(x: np.ndarray, ref: np.ndarray, data_range: float | None = None,
     largest odd size that fits (≥ 3); 3D volumes with fewer than 7 slices are averaged over 2D
     slices.
     """
-    a, b, valid = _prepare(x, ref, window)
-    r = _data_range(b, valid, window, data_range)
+    a, b, valid, scale = _prepare(x, ref, window)
+    r = _data_range(b, valid, window, data_range, scale)
     if not valid.any() or not np.isfinite(r) or r <= 0:
         return float("nan")
     if not valid.all():
         fill = float(np.median(b[valid]))
         a, b = np.where(valid, a, fill), np.where(valid, b, fill)
+    if channel_axis is not None and not -a.ndim <= channel_axis < a.ndim:
+        raise InvalidParameter(f"channel_axis {channel_axis} is not an axis of an image of "
+                               f"shape {a.shape}")
     channel = None if channel_axis is None else channel_axis % a.ndim
     spatial = [n for i, n in enumerate(a.shape) if i != channel]
     if len(spatial) == 3 and spatial[0] < 7 and channel_axis is None:
