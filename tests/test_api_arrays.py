@@ -281,3 +281,25 @@ def test_assess_many_refuses_one_input_and_report_from_takes_an_array(ct_slice: 
     for wrong in (None, ct_slice.array, "CT_small.dcm"):
         with pytest.raises(InvalidParameter, match="report_from takes an Assessment"):
             report_from(wrong)
+
+
+def test_wrong_kinds_of_argument_are_refused_in_one_typed_line(ct_slice: MedImage,
+                                                               tmp_path: Path) -> None:
+    # each gave a bare TypeError/ValueError/AttributeError from deep inside
+    from medq.errors import InvalidImage
+
+    with pytest.raises(InvalidParameter, match="save needs a file or folder path, got 5"):
+        medq.save(ct_slice.array, 5)
+    with pytest.raises(InvalidParameter, match="got None"):
+        medq.save(ct_slice.array, None)
+    with pytest.raises(InvalidImage, match="pixels must be real numbers"):
+        MedImage(np.array([["a", "b"], ["c", "d"]]), (1.0, 1.0), "CT", "head")
+    with pytest.raises(InvalidParameter, match="spacing must be numbers"):
+        MedImage(ct_slice.array, ("a", 1.0), "CT", "head")
+    with pytest.raises(InvalidParameter, match="assessment must be the Assessment"):
+        medq.restore(ct_slice, assessment="x")
+    volume = ct_slice.evolve(array=np.stack([ct_slice.array] * 4),
+                             spacing=(5.0, *ct_slice.spacing))
+    with pytest.raises(InvalidParameter, match="the assessment is of a 2D image, this image is 3D"):
+        medq.restore(volume, assessment=medq.assess(ct_slice))
+    assert not list(tmp_path.iterdir())

@@ -47,6 +47,8 @@ def graded_modality(modality: str | None) -> str | None:
 def as_float32(arr: np.ndarray, source: str | None) -> np.ndarray:
     """`arr` as float32; InvalidImage when finite values lie beyond float32's range (±3.4e38) or
     every non-zero one below its normal numbers (±1.2e-38: they would compute as zeros)."""
+    if arr.dtype.kind not in "biuf":  # text, objects, complex: no pixel values
+        raise InvalidImage(f"pixels must be real numbers, got {arr.dtype} values", source)
     with np.errstate(over="ignore", under="ignore"):
         out = arr.astype(np.float32)
     wide = arr.dtype.kind == "f" and arr.dtype.itemsize > 4
@@ -99,7 +101,12 @@ class MedImage:
         if spatial not in (2, 3) or min(arr.shape) == 0:
             raise InvalidImage(f"image must be 2D or 3D with no empty axis, got shape {arr.shape}",
                                self.source)
-        spacing = tuple(float(s) for s in self.spacing) if self.spacing else (1.0,) * spatial
+        try:
+            spacing = (tuple(float(s) for s in self.spacing) if self.spacing
+                       else (1.0,) * spatial)
+        except (TypeError, ValueError):
+            raise InvalidParameter(f"spacing must be numbers (mm), got {self.spacing!r}",
+                                   self.source) from None
         if not all(np.isfinite(s) and s > 0 for s in spacing):
             raise InvalidParameter(f"spacing must be positive and finite (mm), got {spacing}",
                                    self.source)

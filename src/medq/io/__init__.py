@@ -292,6 +292,8 @@ def save(image: MedImage | np.ndarray, path: str | Path, *, reference: str | Pat
     and NRRD, whose headers lack them) get a JSON sidecar (`<stem>.json`, or `<name>.json` when
     the stem's names another file: `medq.io.sidecar`) with modality, region, spacing and physics.
     """
+    if not isinstance(path, (str, os.PathLike)) or not str(path):
+        raise InvalidParameter(f"save needs a file or folder path, got {path!r}")
     p = Path(path)
     named = target_format(p)
     pixels = image.array if isinstance(image, MedImage) else image

@@ -163,6 +163,23 @@ def _note(method: str, addressed: list[str], before: float | None, after: float 
     return line
 
 
+def check_assessment(assessment: Any, image: MedImage) -> None:
+    """InvalidParameter unless `assessment` is None or an Assessment of an image of `image`'s
+    dimension (a 2D assessment cannot gate a volume)."""
+    from medq.assess.assessment import Assessment
+
+    if assessment is None:
+        return
+    if not isinstance(assessment, Assessment):
+        raise InvalidParameter(f"assessment must be the Assessment of this image "
+                               f"(medq.assess(image)) or None, got {type(assessment).__name__}")
+    said = (assessment.prompts or {}).get("dimension")
+    if said in ("2d", "3d") and said != ("3d" if image.is_volume else "2d"):
+        raise InvalidParameter(f"the assessment is of a {said.upper()} image, this image is "
+                               f"{'3D' if image.is_volume else '2D'}: assess this image",
+                               image.source)
+
+
 def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
             model: str | Path | None = None, assessor: Any = None, reassess: bool = True,
             force: bool = False, threshold: float = PRIOR_THRESHOLD,
@@ -178,6 +195,7 @@ def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
 
     if method not in METHODS:
         raise InvalidParameter(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+    check_assessment(assessment, image)
     assessment = assessment if assessment is not None else _assess(image, assessor)
     report = report_from(assessment, image)
     net, _ = load_restorer(model or DEFAULT_RESTORER)
