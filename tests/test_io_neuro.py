@@ -97,12 +97,38 @@ def test_parrec_is_mr_with_its_physics_one_dynamic_at_a_time(parrec: Path) -> No
     assert [Path(i.path).name for i in items] == [parrec.name]
 
 
+def _minc_zyx(path: Path) -> np.ndarray:
+    """A MINC file's voxels in medq's (volume,) z, y, x order, by its own dimension names."""
+    img = nib.load(path)
+    names = [str(n) for n in img.dataobj.minc_file._dim_names]
+    order = [names.index(n) for n in ("time", "zspace", "yspace", "xspace") if n in names]
+    return np.transpose(np.asarray(img.get_fdata(), dtype=np.float32), order)
+
+
 @pytest.mark.parametrize("name", ["minc1_1_scale.mnc", "small.mnc"])
 def test_minc_1_and_2_are_read(name: str) -> None:
+    # MINC keeps zspace, yspace, xspace (slowest first): medq's slices are its z planes
     image = load(NIBABEL_DATA / name)
-    expected = np.asarray(nib.load(NIBABEL_DATA / name).get_fdata(), dtype=np.float32).T
     assert image.array.ndim == 3 and image.meta["format"] == "minc"
-    np.testing.assert_allclose(image.array, expected, rtol=1e-6)
+    np.testing.assert_allclose(image.array, _minc_zyx(NIBABEL_DATA / name), rtol=1e-6)
+
+
+@pytest.mark.parametrize("name, volumes, shape", [("minc1_4d.mnc", 2, (10, 20, 20)),
+                                                  ("minc2-4d-d.mnc", 5, (16, 16, 16))])
+def test_4d_minc_volumes_are_its_time_points(name: str, volumes: int, shape: tuple) -> None:
+    # nibabel keeps MINC's time axis first: it was read as the last spatial axis (20 "volumes"
+    # of 20×10×2 for minc1_4d), and every volume was a slab across time
+    from medq.io.volumes import volume_count
+
+    path = NIBABEL_DATA / name
+    assert volume_count(path) == volumes
+    expected = _minc_zyx(path)
+    for k in range(volumes):
+        image = load(f"{path}@volume={k}")
+        assert image.shape == shape
+        np.testing.assert_allclose(image.array, expected[k], rtol=1e-6)
+    with pytest.raises(UnsupportedImage, match=f"{volumes} volumes"):
+        load(path)
 
 
 def test_afni_series_volume_is_read(tmp_path: Path) -> None:

@@ -8,7 +8,8 @@ and so is an MGH volume whose header states a repetition time (FreeSurfer keeps 
 the flip angle of the scan it came from); both give those as physics. ECAT is always PET: its
 frames are the volumes of a dynamic scan, in the calibrated units its header states, with the
 radionuclide, tracer and each frame's start and duration as physics. Other files say nothing of
-their modality: a medq sidecar, `--modality` or the prompt classifier does.
+their modality: a medq sidecar, `--modality` or the prompt classifier does. A MINC file's axes
+are read by their names (`minc`: its time axis, which nibabel keeps first, gives the volumes).
 
 medq writes MGH/MGZ and Analyze (`save` by suffix); MINC, PAR/REC, AFNI and ECAT it reads only,
 so a restored or simulated result of one of them is written as NIfTI (`writable_name`).
@@ -81,9 +82,14 @@ def open_neuro(path: str | Path, fmt: str) -> Any:
 
 
 def spatial(img: Any) -> Any:
-    """An image whose header states its voxel sizes: ECAT's keeps them in its frames'
-    subheaders, so its frames are viewed (not read) as a NIfTI image on the same affine."""
-    return nib.Nifti1Image(img.dataobj, img.affine) if isinstance(img, nib.ecat.EcatImage) else img
+    """An image whose header states its voxel sizes, with its axes as medq reads them: ECAT's
+    keeps the sizes in its frames' subheaders, so its frames are viewed (not read) as a NIfTI
+    image on the same affine; MINC's axes are put in x, y, z, time order (`minc.as_read`)."""
+    from medq.io import minc
+
+    if isinstance(img, nib.ecat.EcatImage):
+        return nib.Nifti1Image(img.dataobj, img.affine)
+    return minc.as_read(img) if minc.is_minc(img) else img
 
 
 def _opened(path: Path, fmt: str, volume: int | None) -> AbstractContextManager[Any]:

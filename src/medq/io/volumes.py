@@ -89,10 +89,13 @@ def volume_count(path: str | Path) -> int:
             return 0
         fmt = sniff(path)
         if fmt == "nifti" or fmt in NIBABEL_FORMATS:
-
+            from medq.io import minc
             from medq.io.nifti import open_nifti
 
-            shape = (open_nifti(path) if fmt == "nifti" else open_neuro(path, fmt)).shape
+            img = open_nifti(path) if fmt == "nifti" else open_neuro(path, fmt)
+            if minc.is_minc(img):  # its time axis is first: counted in medq's axis order
+                return minc.volume_count(img)
+            shape = img.shape
             return int(shape[3]) if len(shape) == 4 else 0
         if fmt in ("metaimage", "nrrd"):
             import SimpleITK as sitk
