@@ -559,3 +559,24 @@ def test_a_stop_during_a_results_write_waits_for_the_write(tmp_path: Path) -> No
         signal.signal(signal.SIGTERM, previous)
         signal.signal(signal.SIGINT, signal.SIG_DFL if inherited is None else inherited)
         store.close()
+
+
+def test_links_to_nothing_and_loops_of_links_are_bad_input_not_internal_errors(
+        tmp_path: Path) -> None:
+    # `medq qc run` stored them as "internal error: FileNotFoundError …" and exited 1
+    from medq.errors import MissingInput, UnreadableImage
+    from medq.qc.runner import error_result, plan
+
+    folder = tmp_path / "d"
+    folder.mkdir()
+    shutil.copy(get_testdata_file("CT_small.dcm"), folder / "ct.dcm")
+    (folder / "dangling.dcm").symlink_to(tmp_path / "nonexistent")
+    (folder / "b").symlink_to("a")
+    (folder / "a").symlink_to("b")
+    todo, unreadable, skipped = plan(discover(folder), {})
+    assert [Path(item.path).name for item, _ in todo] == ["ct.dcm"] and skipped == 0
+    found = {Path(item.path).name: exc for item, _, exc in unreadable}
+    assert isinstance(found["dangling.dcm"], MissingInput)
+    assert isinstance(found["a"], UnreadableImage) and "loop of symbolic links" in str(found["a"])
+    stored = error_result(next(i for i, _, _ in unreadable), found["a"])
+    assert stored["bad_input"] and "internal error" not in stored["error"]

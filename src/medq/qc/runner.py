@@ -168,19 +168,35 @@ def warm_worker(model: str, measures: bool = True) -> str:
 
 # --- client side ------------------------------------------------------------------------------
 
+def unreadable_file(error: OSError, path: str) -> InputError:
+    """The input error of a file the walk found but cannot open: a link to nothing, a loop of
+    links, a file without read permission (the input's fault, not medq's)."""
+    import errno
+
+    from medq.errors import MissingInput, UnreadableImage
+
+    if isinstance(error, FileNotFoundError):
+        return MissingInput("no such file or directory (a symbolic link to a missing file?)",
+                            path)
+    reason = ("a loop of symbolic links" if error.errno == errno.ELOOP
+              else "permission denied" if isinstance(error, PermissionError)
+              else error.strerror or type(error).__name__)
+    return UnreadableImage(f"cannot read the file ({reason})", path)
+
+
 def plan(items: Sequence[Item], known: dict[str, str],
-         ) -> tuple[list[tuple[Item, str]], list[tuple[Item, str, OSError]], int]:
+         ) -> tuple[list[tuple[Item, str]], list[tuple[Item, str, InputError]], int]:
     """(to assess with fingerprints, unreadable at fingerprinting, skipped count)."""
     from medq.qc.fingerprint import fingerprint
 
     todo: list[tuple[Item, str]] = []
-    unreadable: list[tuple[Item, str, OSError]] = []
+    unreadable: list[tuple[Item, str, InputError]] = []
     skipped = 0
     for item in items:
         try:
             fp = fingerprint(item.files)
         except OSError as e:
-            unreadable.append((item, "unreadable", e))
+            unreadable.append((item, "unreadable", unreadable_file(e, item.path)))
             continue
         if known.get(item.path) == fp:
             skipped += 1
