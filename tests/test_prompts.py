@@ -160,3 +160,36 @@ def test_a_modality_the_user_names_is_the_prompts_source_user() -> None:
     array = medq.io.from_array(np.random.default_rng(0).random((64, 64)) * 100)
     api = medq.assess(array, modality="MR")
     assert api.prompts["source"]["modality"] == "user"
+
+
+def test_colour_files_and_arrays_that_state_no_photograph_say_their_prompts_come_from_values(
+        tmp_path) -> None:
+    # a colour DICOM stating OT (pydicom's SC_rgb_jpeg) or no modality, and a colour array, are
+    # read as fundus photographs by their colour: their prompts said "tags"; a colour DICOM
+    # stating CT is not a CT to grade (a screen capture), unless the user says what it is
+    import pydicom
+    from skimage.data import astronaut
+
+    from medq.assess.loading import check_assessable
+    from medq.errors import UnsupportedImage
+    from medq.io import from_array, load
+
+    stated_ot = load(dicom_testfile("SC_rgb_jpeg.dcm"))
+    assert stated_ot.is_rgb and stated_ot.meta["dicom_modality"] == "OT"
+    for image in (stated_ot, from_array(astronaut())):
+        source = prompts_from_image(image).source
+        assert source["modality"] == "values", source
+    told = from_array(astronaut(), modality="OP")
+    assert prompts_from_image(told).source["modality"] != "values"
+    ds = pydicom.dcmread(dicom_testfile("SC_jpeg_no_color_transform.dcm"))
+    ds.Modality = "CT"
+    ds.save_as(tmp_path / "colour_ct.dcm")
+    colour_ct = load(tmp_path / "colour_ct.dcm")
+    with pytest.raises(UnsupportedImage, match="colour pixels in a file stating Modality CT"):
+        check_assessable(colour_ct)
+    check_assessable(colour_ct, told=True)  # --modality OP: read as a photograph
+    ds.Modality = "OP"
+    ds.save_as(tmp_path / "photo.dcm")
+    photo = load(tmp_path / "photo.dcm")
+    check_assessable(photo)
+    assert prompts_from_image(photo).source["modality"] == "tags"

@@ -113,7 +113,7 @@ def check_assessable(image: MedImage, told: bool = False) -> None:
     MR phase, real or imaginary image (`phase_like`) and, unless the user `told` medq what to
     read it as (`--modality`), a file stating a modality medq does not grade (`GRADED`)."""
     from medq.errors import InvalidImage, UnsupportedImage
-    from medq.io.dicom_tags import GRADED, NOT_ACQUIRED
+    from medq.io.dicom_tags import GRADED, NOT_ACQUIRED, PHOTOGRAPHS
 
     stated = str(image.meta.get("dicom_modality") or "").upper()
     if stated in NOT_ACQUIRED:
@@ -123,6 +123,10 @@ def check_assessable(image: MedImage, told: bool = False) -> None:
         raise UnsupportedImage(f"the file states Modality {stated}, which medq does not grade "
                                "(CT, MR, PET, radiographs, photographs); --modality reads it "
                                "as one of those", image.source)
+    if image.is_rgb and stated not in PHOTOGRAPHS | {"OT", "SC", ""} and not told:
+        raise UnsupportedImage(f"colour pixels in a file stating Modality {stated} (a screen "
+                               "capture or a fused display?): medq grades such images in grey; "
+                               "--modality OP reads it as a photograph", image.source)
     said = phase_like(image)
     if said:
         raise UnsupportedImage(f"not a magnitude image ({said}): medq assesses magnitude MR "

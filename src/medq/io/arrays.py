@@ -20,6 +20,7 @@ import numpy as np
 
 from medq.errors import InvalidImage, InvalidParameter, UnsupportedImage
 from medq.image import PHOTO_MODALITIES, MedImage
+from medq.io.units import COLOUR
 
 COLOUR_CHANNELS = (3, 4)
 """Sizes of a last axis read as colour channels (RGB, RGBA: the alpha channel is dropped)."""
@@ -160,7 +161,8 @@ def from_array(array: Any, *, spacing: float | Sequence[float] | None = None,
     pixels, scale = _unit_colour(arr, source) if colour else (arr, None)
     spatial = 2 if colour else arr.ndim
     info = {"format": "array", "dtype": str(arr.dtype), "spacing_assumed": spacing is None,
-            **({"colour_scale": scale} if colour else {}), **(meta or {})}
+            **({"colour_scale": scale} if colour else {}),
+            **({"modality_from": COLOUR} if colour and not modality else {}), **(meta or {})}
     image = MedImage(pixels, _spacing(spacing, spatial),
                      modality or ("OP" if colour else "OT"), region or "unknown", {}, source,
                      info)

@@ -29,6 +29,7 @@ from medq.errors import MedqError, UnreadableImage, UnsupportedImage
 from medq.image import MedImage, as_float32
 from medq.io import gz
 from medq.io.dicom_tags import (
+    PHOTOGRAPHS,
     as_floats,
     as_number,
     as_text,
@@ -40,6 +41,7 @@ from medq.io.dicom_tags import (
     tag_value,
 )
 from medq.io.mosaic import mosaic_count, mosaic_positions, unmosaic
+from medq.io.units import COLOUR
 
 DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
 PIXEL_TAGS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
@@ -286,6 +288,8 @@ def assemble(datasets: list[Dataset], paths: list[Path], source: Path, fmt: str)
     else:
         spacing = sp_yx or (1.0, 1.0)
     modality = "OP" if rgb else dicom_modality(first)
+    if rgb and as_text(first.get("Modality")).upper() not in PHOTOGRAPHS:
+        meta["modality_from"] = COLOUR  # a colour picture, read as a photograph, not stated so
     desc = [as_text(first.get(k))
             for k in ("SeriesDescription", "StudyDescription", "ProtocolName")]
     region = region_from_text(as_text(tag_value(first, "BodyPartExamined")), *desc)

@@ -56,6 +56,12 @@ and OT, SC (a secondary capture's code) or none, graded by the acquisition effec
 modality shares. A file stating any other (US, NM, XA, …) is refused unless the user says what
 to read it as (`--modality`)."""
 
+PHOTOGRAPHS = frozenset({"OP", "XC"})
+"""DICOM Modality values that state a photograph (ophthalmic, external camera): a colour image
+stating one of them is a photograph by its tags; one stating OT, SC or none is read as one by
+its colour (`meta["modality_from"]`), and one stating a greyscale modality (CT, MR, …) is not
+graded (`assess.loading.check_assessable`)."""
+
 NOT_ACQUIRED = {"SEG": "a segmentation", "RTDOSE": "a radiotherapy dose grid"}
 """DICOM modalities whose pixels are derived maps, not an acquired image with a quality to
 grade: `medq assess` refuses them and `medq qc` makes no items of them."""

@@ -33,6 +33,7 @@ from medq.image import MedImage
 from medq.io.atomic import atomic_path, make_folder
 from medq.io.geometry import world_frame
 from medq.io.itk_header import HEADER_SUFFIX, missing_data_file, stated_axes, unit_frame_header
+from medq.io.units import COLOUR
 from medq.io.volumes import last_file_cache
 
 ITK_FORMATS = {".mha": "metaimage", ".mhd": "metaimage", ".nrrd": "nrrd", ".nhdr": "nrrd"}
@@ -198,6 +199,8 @@ def read_itk(path: str | Path, fmt: str, volume: int | None = None) -> MedImage:
         spacing, meta["spacing_assumed"] = (1.0,) * (arr.ndim - rgb), True
     if rgb:
         meta["value_range"] = [0, 255]
+    if rgb:  # a colour picture states no modality: read as a photograph by its colour
+        meta["modality_from"] = COLOUR
     modality = "OP" if rgb else _modality(img)
     return MedImage(arr, spacing, modality, "unknown", {}, str(path), meta)
 
