@@ -133,10 +133,13 @@ def run(
     if isinstance(summary, BaseException):
         outcome.exit()
     public = {k: summary[k] for k in ("total", "ok", "errors", "skipped", "seconds")}
+    from medq.train.evaluate import plural  # here: it imports torch
+
     if as_json:
         print_json(public)
     else:
-        out.print(f"{public['total']} items: {public['ok']} ok, {public['errors']} errors, "
+        out.print(f"{plural(public['total'], 'item')}: {public['ok']} ok, "
+                  f"{plural(public['errors'], 'error')}, "
                   f"{public['skipped']} skipped (unchanged) in {public['seconds']:.1f} s "
                   f"→ {store.display_url}", highlight=False)
     raise typer.Exit(_exit_code(results))

@@ -207,10 +207,15 @@ def plan(items: Sequence[Item], known: dict[str, str],
 
 def dask_setup(worker: Any) -> None:
     """Run by each worker process of medq's LocalCluster as it starts (a Dask preload): ignore
-    Ctrl-C. A terminal's Ctrl-C reaches every process of the foreground group, and the workers
-    answered it with KeyboardInterrupt tracebacks while `medq qc run` stopped the run itself
-    (`RunInterrupted`, then the cluster is closed)."""
+    Ctrl-C, and hide the file readers' warnings as `medq` does (`cli.common.quiet_readers`:
+    Dask's workers are new processes, which do not inherit the filter; a pydicom warning on a
+    good file reached the terminal). A terminal's Ctrl-C reaches every process of the
+    foreground group, and the workers answered it with KeyboardInterrupt tracebacks while `medq
+    qc run` stopped the run itself (`RunInterrupted`, then the cluster is closed)."""
+    from medq.cli.common import quiet_readers
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    quiet_readers()
 
 
 STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
@@ -395,7 +400,9 @@ def run_qc(archive: str | Path, store: Store, *, model: str = "mediqa-s",
         check_workers(workers)  # before any work
     resolve(model)  # an unknown model fails here (InvalidParameter), not per item on the workers
     key = model_key(model)
-    items = discover(archive, each_volume)
+    own = {str(f) for f in store.own_files}  # a database kept inside the archive is no input
+    items = [i for i in discover(archive, each_volume)
+             if not own & {str(Path(f).resolve()) for f in i.files}]
     if not items:
         raise nothing_to_assess(archive)
     known = store.known(key)

@@ -206,15 +206,24 @@ class Store:
         """Release every pooled connection."""
         self.engine.dispose()
 
+    @property
+    def own_files(self) -> list[Path]:
+        """The files a SQLite database is kept in (the database and its journal files, which
+        need not exist yet); none for a database server."""
+        if self.database_file is None:
+            return []
+        return [Path(f"{self.database_file}{suffix}") for suffix in ("", "-wal", "-shm",
+                                                                      "-journal")]
+
     def discard(self) -> None:
         """Close, and remove the SQLite file (and its journal files) when opening made it and
         nothing was written since: a run refused before its first write leaves no empty
         database that readers would accept."""
         written = self.created and (self.runs() or self.count())
         self.close()
-        if self.created and self.database_file is not None and not written:
-            for suffix in ("", "-wal", "-shm", "-journal"):
-                Path(f"{self.database_file}{suffix}").unlink(missing_ok=True)
+        if self.created and not written:
+            for path in self.own_files:
+                path.unlink(missing_ok=True)
 
     def __enter__(self) -> Store:
         return self
