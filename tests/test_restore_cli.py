@@ -286,6 +286,10 @@ def test_cli_restore_never_replaces_its_input_and_keeps_the_name_in_a_folder(
     assert res.returncode == 0, res.stderr  # a trailing slash: a folder, made, the name kept
     assert [p.name for p in (tmp_path / "new").iterdir()] == ["mr.dcm"]
     assert len(json.loads(res.stdout)) == 1  # the same input named twice is restored once
+    res = run_medq("restore", scan, scan, "-o", tmp_path / "twice", "--method", "tv", "--force")
+    assert res.returncode == 0, res.stderr  # two inputs given: OUT is a folder all the same
+    assert [p.name for p in (tmp_path / "twice").iterdir()] == ["mr.dcm"]  # was twice/IM00001
+    assert f"medq: note: {scan} given more than once: restored once" in res.stderr
 
 
 def test_cli_restore_into_a_folder_inside_its_input_folder_never_replaces_an_input(

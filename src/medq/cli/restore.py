@@ -230,8 +230,13 @@ def restore(
     outcome = Outcome()
     paths = unpack_all(paths)  # an archive: the folder it holds
     output = Path(output_text)
-    inputs = _outside(list(dict.fromkeys(assess_inputs(paths, each))), paths, output)
-    as_folder = output_text.endswith(("/", os.sep))
+    found = assess_inputs(paths, each)
+    inputs = _outside(list(dict.fromkeys(found)), paths, output)
+    twice = sorted({shown(p) for p in found if found.count(p) > 1})
+    if twice:  # one result each; several inputs given, so OUT is a folder all the same
+        err.print(f"medq: note: {', '.join(twice)} given more than once: restored once",
+                  markup=False, highlight=False)
+    as_folder = output_text.endswith(("/", os.sep)) or (len(found) > 1 and len(inputs) == 1)
     ready = outcome.run(output, lambda: _prepare(paths, inputs, output, as_folder))
     assessor = None if isinstance(ready, BaseException) else \
         outcome.run("mediqa-s", lambda: Assessor("mediqa-s", modality=modality))
