@@ -5,6 +5,9 @@ itself (`estimate_sigma`, the wavelet median-absolute-deviation estimate of scik
 user without a noise model would: BM3D (the `bm3d` package, σ = the estimate), non-local means
 (scikit-image, fast mode, h = 0.8 σ, 5×5 patches in an 13×13 search window) and total variation
 (Chambolle, weight = σ). They are denoisers: on blur, aliasing or streaks they change little.
+Non-local means and total variation repeat bit for bit; the `bm3d` package's own arithmetic does
+not quite: two runs on the same plane differ in the last digits (about 1e-6 of a unit-scale
+plane on one machine, as little as that after medq scales the result back).
 """
 
 from __future__ import annotations
