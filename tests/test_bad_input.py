@@ -278,6 +278,7 @@ def test_an_instance_stored_twice_is_read_once_and_stacked_slices_are_counted(
             ds = pydicom.dcmread(tdata("CT_small.dcm"))
             ds.SeriesInstanceUID, ds.SOPInstanceUID = series, generate_uid()
             ds.ImagePositionPatient = [0, 0, z]
+            ds.PixelData = (ds.pixel_array + i).astype(np.int16).tobytes()  # three acquisitions
             ds.save_as(tmp_path / folder / f"s{i}.dcm")
     shutil.copy(tmp_path / "dup" / "s1.dcm", tmp_path / "dup" / "s1 copy.dcm")
     volume = load(tmp_path / "dup")
@@ -325,3 +326,29 @@ def test_a_patient_folder_of_series_folders_names_them_when_read_as_one_image(
     with pytest.raises(EmptySeries) as err:
         load(patient / "empty")
     assert "subfolder" not in str(err.value)
+
+
+def test_a_slice_sent_again_under_a_new_uid_is_read_once(tmp_path: Path) -> None:
+    # a PACS that sends a slice again gives it a new SOPInstanceUID: the series was refused as
+    # "6 slices at only 5 distinct positions"; a different slice at one position still is
+    from medq.qc.discover import discover, load_item
+
+    for k in range(5):
+        ds = pydicom.dcmread(tdata("CT_small.dcm"))
+        ds.SeriesInstanceUID = "1.2.826.0.1.3680043.8.498.1"
+        ds.SOPInstanceUID = generate_uid()
+        ds.ImagePositionPatient = [0, 0, 5.0 * k]
+        ds.PixelData = (ds.pixel_array + 10 * k).astype(np.int16).tobytes()
+        ds.save_as(tmp_path / f"s{k}.dcm")
+    again = pydicom.dcmread(tmp_path / "s2.dcm")
+    again.SOPInstanceUID = generate_uid()
+    again.save_as(tmp_path / "s2_again.dcm")
+    volume = load(tmp_path)
+    assert volume.shape == (5, 128, 128)
+    np.testing.assert_array_equal(volume.array[2], load(tmp_path / "s2.dcm").array)
+    items = discover(tmp_path)
+    assert len(items) == 1 and load_item(items[0]).shape == (5, 128, 128)
+    again.PixelData = (again.pixel_array + 1).astype(np.int16).tobytes()
+    again.save_as(tmp_path / "s2_again.dcm")
+    with pytest.raises(UnsupportedImage, match="6 slices at only 5 distinct positions"):
+        load(tmp_path)

@@ -152,17 +152,31 @@ def read_series(folder: str | Path, uid: str | None = None, part: str | None = N
 
 def distinct_instances(datasets: list[Dataset], paths: list[Path]
                        ) -> tuple[list[Dataset], list[Path]]:
-    """The datasets (and their paths) without those repeating an earlier one's SOPInstanceUID:
-    the same instance stored twice, as copied folders and PACS exports hold it."""
+    """The datasets (and their paths) without those repeating an earlier one: the same
+    SOPInstanceUID (an instance stored twice, as copied folders and PACS exports hold it), or
+    the same position and the same pixel bytes under a new SOPInstanceUID (a slice sent again);
+    two different slices at one position stay, and the series is refused by `assemble`."""
     seen: set[str] = set()
+    placed: dict[tuple[float, ...], list[bytes]] = {}
     kept = []
     for ds, path in zip(datasets, paths, strict=True):
         uid = str(ds.get("SOPInstanceUID") or "")
         if uid and uid in seen:
             continue
         seen.add(uid)
+        where, pixels = _position(ds), ds.get("PixelData")
+        if where is not None and isinstance(pixels, bytes):
+            if pixels in placed.get(where, []):
+                continue
+            placed.setdefault(where, []).append(pixels)
         kept.append((ds, path))
     return [ds for ds, _ in kept], [path for _, path in kept]
+
+
+def _position(ds: Dataset) -> tuple[float, ...] | None:
+    """A slice's ImagePositionPatient rounded to 1 µm, or None when it states none."""
+    values = as_floats(ds.get("ImagePositionPatient"))
+    return tuple(round(v, 3) for v in values) if values and len(values) == 3 else None
 
 
 def _assemble_series(datasets: list[Dataset], paths: list[Path], source: Path) -> MedImage:
