@@ -188,6 +188,12 @@ def test_colour_files_and_arrays_that_state_no_photograph_say_their_prompts_come
     with pytest.raises(UnsupportedImage, match="colour pixels in a file stating Modality CT"):
         check_assessable(colour_ct)
     check_assessable(colour_ct, told=True)  # --modality OP: read as a photograph
+    del ds.Modality  # a colour file stating no modality at all: a photograph by its colour
+    ds.save_as(tmp_path / "unstated.dcm")
+    unstated = load(tmp_path / "unstated.dcm")
+    check_assessable(unstated)
+    assert unstated.modality == "OP" and prompts_from_image(unstated).source["modality"] == \
+        "values"
     ds.Modality = "OP"
     ds.save_as(tmp_path / "photo.dcm")
     photo = load(tmp_path / "photo.dcm")

@@ -288,7 +288,7 @@ def assemble(datasets: list[Dataset], paths: list[Path], source: Path, fmt: str)
     else:
         spacing = sp_yx or (1.0, 1.0)
     modality = "OP" if rgb else dicom_modality(first)
-    if rgb and as_text(first.get("Modality")).upper() not in PHOTOGRAPHS:
+    if rgb and (as_text(first.get("Modality")) or "").upper() not in PHOTOGRAPHS:
         meta["modality_from"] = COLOUR  # a colour picture, read as a photograph, not stated so
     desc = [as_text(first.get(k))
             for k in ("SeriesDescription", "StudyDescription", "ProtocolName")]
