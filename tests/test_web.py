@@ -186,9 +186,15 @@ def test_review_via_form_keeps_the_model_result(web: Web) -> None:
     bare = web.client.post(f"/items/{target}/review",
                            data={**form, "decision": "comment", "comment": ""})
     assert bare.status_code == 400 and "needs a comment" in bare.text
+    # the form stored what the API refuses (a 20,000-character comment, a 500-character name
+    # cut to 128): the item's API pages then failed with 500 for good
+    for field, size in (("comment", 20_000), ("reviewer", 500)):
+        long = web.client.post(f"/items/{target}/review", data={**form, field: "x" * size})
+        assert long.status_code == 400 and f"{size} characters long" in long.text
     assert web.client.post("/items/999999/review", data=form).status_code == 404
     with Store(web.db) as store:
         assert len(store.reviews(target)) == 1
+    assert web.client.get(f"/api/items/{target}/reviews").status_code == 200
 
 
 def test_review_via_api(web: Web) -> None:

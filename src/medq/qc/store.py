@@ -121,10 +121,19 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     _read_pragmas(dbapi_conn, _record)
 
 
+REVIEWER_MAX, COMMENT_MAX = 128, 10_000
+"""Longest reviewer's name and comment (characters) a review may store: the web API and the
+review page take no longer ones, so no stored review is one the API cannot hand back."""
+
+
 def review_text_problem(reviewer: str, comment: str) -> str | None:
-    """Why a review's texts cannot be stored (a lone surrogate, which no encoding holds; a
-    control character in the reviewer's name), or None."""
-    for field, text in (("reviewer's name", reviewer), ("comment", comment)):
+    """Why a review's texts cannot be stored (longer than `REVIEWER_MAX` / `COMMENT_MAX`; a
+    lone surrogate, which no encoding holds; a control character in the reviewer's name), or
+    None."""
+    for field, text, most in (("reviewer's name", reviewer, REVIEWER_MAX),
+                              ("comment", comment, COMMENT_MAX)):
+        if len(text) > most:
+            return f"the {field} is {len(text)} characters long; at most {most} are stored"
         try:
             text.encode("utf-8")
         except UnicodeEncodeError:
@@ -422,7 +431,7 @@ class Store:
             raise InvalidParameter(reason)
         if decision == "comment" and not str(comment or "").strip():
             raise InvalidParameter(COMMENT_NEEDED)
-        values = {"item_id": int(item_id), "reviewer": reviewer[:128], "decision": decision,
+        values = {"item_id": int(item_id), "reviewer": reviewer, "decision": decision,
                   "comment": str(comment or ""), "created_at": _now()}
         with self._writing() as conn:
             exists = conn.execute(sa.select(items_table.c.id)

@@ -16,7 +16,7 @@ from fastapi.security import HTTPBearer
 from pydantic import BaseModel, Field, model_validator
 
 from medq.errors import InputError
-from medq.qc.store import COMMENT_NEEDED, review_text_problem
+from medq.qc.store import COMMENT_MAX, COMMENT_NEEDED, REVIEWER_MAX, review_text_problem
 
 Verdict = Literal["good", "usable", "reject"]
 Decision = Literal["accept", "reject", "comment"]
@@ -30,9 +30,10 @@ router = APIRouter(prefix="/api", tags=["items"],
 class ReviewFields(BaseModel):
     """A reviewer's decision on an item."""
 
-    reviewer: str = Field(..., min_length=1, max_length=128, description="reviewer's name")
+    reviewer: str = Field(..., min_length=1, max_length=REVIEWER_MAX,
+                          description="reviewer's name")
     decision: Decision
-    comment: str = Field("", max_length=10_000)
+    comment: str = Field("", max_length=COMMENT_MAX)
 
 
 class ReviewIn(ReviewFields):
