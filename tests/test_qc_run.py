@@ -593,3 +593,12 @@ def test_a_database_kept_inside_the_archive_is_not_an_input(tmp_path: Path) -> N
     assert "qc.sqlite" not in res.stderr and res.stdout.startswith("1 item: "), res.stdout
     with Store(scans / "qc.sqlite", create=False) as store:
         assert [Path(r["path"]).name for r in store.items()] == ["ct.dcm"]
+
+
+def test_a_malformed_scheduler_address_is_a_usage_error(tmp_path: Path) -> None:
+    # `--scheduler notaurl` failed as "internal error: ValueError …", exit 1
+    from medq.qc.runner import start_client
+
+    for address in ("notaurl", "tcp://host:notaport"):
+        with pytest.raises(InvalidParameter, match="not a Dask scheduler address"):
+            start_client(None, address)

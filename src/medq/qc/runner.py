@@ -294,6 +294,9 @@ def start_client(workers: int | None, scheduler: str | None, items: int | None =
             client = Client(scheduler, timeout="30s")
         except (OSError, TimeoutError) as e:
             raise InvalidParameter(f"cannot reach the Dask scheduler ({e})", scheduler) from e
+        except (ValueError, TypeError) as e:  # no port, a port that is not a number, …
+            raise InvalidParameter(f"not a Dask scheduler address ({e}); give one as "
+                                   "tcp://HOST:PORT", scheduler) from e
         return client, max(1, len(client.nthreads()))
     import dask
 
