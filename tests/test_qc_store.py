@@ -369,3 +369,28 @@ def test_a_database_this_user_may_not_write_is_read_but_never_written(
             reader.record(assessed[0])
     with pytest.raises(InvalidParameter, match="read-only for this user"):
         Store(path)  # a writer: `medq qc run`
+
+
+def test_exports_have_the_same_columns_whatever_the_database_holds(
+        store: Store, assessed: list[dict], tmp_path: Path) -> None:
+    # a CT-only database lacked the MR measure columns and an all-errors one every measure
+    # column, and its Parquet score column had no number type
+    import pyarrow.parquet as pq
+
+    from medq.assess.measures import MEASURE_NAMES
+    from medq.qc.export import export_items
+
+    failed = next(r for r in assessed if r["status"] == "error")
+    store.record({**failed, "model": MODEL})
+    headers = []
+    for name in ("errors", "ct"):
+        if name == "ct":
+            store.record({**next(r for r in assessed if r.get("modality") == "CT"),
+                          "model": MODEL})
+        export_items(store, tmp_path / f"{name}.csv")
+        headers.append((tmp_path / f"{name}.csv").read_text().splitlines()[0].split(","))
+        export_items(store, tmp_path / f"{name}.parquet")
+        schema = pq.read_schema(tmp_path / f"{name}.parquet")
+        assert str(schema.field("score").type) == "double", name
+        assert str(schema.field("ghosting_ratio").type) == "double", name
+    assert headers[0] == headers[1] and set(MEASURE_NAMES) <= set(headers[0])

@@ -33,6 +33,13 @@ from medq.assess.iqms import (
 from medq.assess.masks import air_mask, body_and_anatomy, is_rgb, to_gray
 from medq.errors import InvalidImage
 
+MEASURE_NAMES = ("foreground_fraction", "noise_sigma", "noise_sigma_flat", "snr", "efc", "fber",
+                 "sharpness", "laplacian_variance", "blur", "dynamic_range", "clipping_fraction",
+                 "snr_dietrich", "ghosting_ratio", "qi_1", "spike_contrast", "inu_range",
+                 "streak_index")
+"""Every measure `compute_measures` gives without tissue masks (MR's and CT's own included), in
+its order: `medq qc export` writes one column each, whatever the modalities of a database."""
+
 
 def _tissue_measures(a: np.ndarray, tissue: Mapping[str, np.ndarray],
                      sigma_air: float) -> dict[str, float]:

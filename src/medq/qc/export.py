@@ -85,10 +85,24 @@ def export_rows(store: Store, *, flat: bool = True, model: str | None = None
     return rows
 
 
+def _measure_columns() -> list[str]:
+    """The columns of every measure `compute_measures` gives (`MEASURE_NAMES`), present in
+    every flat export whatever modalities the database holds (empty where a measure does not
+    apply), so a nightly loader always reads the same header."""
+    from medq.assess.measures import MEASURE_NAMES
+
+    return [k if k not in COLUMNS else f"measure_{k}" for k in MEASURE_NAMES]
+
+
+NUMBERS = ("score", "lossy_ratio")
+"""Fixed columns that hold numbers (the measure columns do too)."""
+
+
 def _columns(rows: list[dict[str, Any]]) -> list[str]:
-    """The fixed columns, then every measure column in name order."""
-    extra = sorted({key for row in rows for key in row} - set(COLUMNS))
-    return [*COLUMNS, *extra]
+    """The fixed columns, every measure column, then any other column in name order."""
+    measures = _measure_columns()
+    extra = sorted({key for row in rows for key in row} - set(COLUMNS) - set(measures))
+    return [*COLUMNS, *measures, *extra]
 
 
 def _write_delimited(path: Path, rows: list[dict[str, Any]], delimiter: str) -> None:
@@ -109,6 +123,11 @@ def _write_parquet(path: Path, rows: list[dict[str, Any]]) -> None:
     table = pa.Table.from_pylist([{c: row.get(c) for c in columns} for row in rows])
     if not rows:
         table = pa.table({c: pa.array([], type=pa.string()) for c in columns})
+    numbers = {*NUMBERS, *_measure_columns()}
+    for i, field in enumerate(table.schema):  # a column empty in every row: typed all the same
+        if pa.types.is_null(field.type):
+            kind = pa.float64() if field.name in numbers else pa.string()
+            table = table.set_column(i, field.name, table.column(i).cast(kind))
     pq.write_table(table, path)
 
 
