@@ -394,3 +394,27 @@ def test_exports_have_the_same_columns_whatever_the_database_holds(
         assert str(schema.field("score").type) == "double", name
         assert str(schema.field("ghosting_ratio").type) == "double", name
     assert headers[0] == headers[1] and set(MEASURE_NAMES) <= set(headers[0])
+
+
+def test_items_no_longer_in_the_archive_are_found_and_pruned_with_their_reviews(
+        store: Store, assessed: list[dict], tmp_path: Path) -> None:
+    # deleted or renamed files kept their rows: exports listed files that no longer exist, and
+    # a renamed series twice; `medq qc run` now names them, and --prune removes them
+    from medq.qc.runner import vanished
+
+    ok = [r for r in assessed if r["status"] == "ok"]
+    archive = Path(ok[0]["path"]).parent
+    for row in ok:
+        store.record({**row, "model": MODEL})
+    outside = {**ok[0], "path": "/elsewhere/scan.dcm", "model": MODEL}
+    series = {**ok[0], "path": f"{archive}#1.2.3", "model": MODEL}  # a series since regrouped
+    store.record(outside)
+    store.record(series)
+    kept, deleted = Item(ok[0]["path"], (ok[0]["path"],)), ok[1]["path"]
+    gone = vanished(store.known(MODEL), [kept], archive)
+    assert gone == sorted([deleted, series["path"]])  # not the item of another archive
+    item_id = next(r["id"] for r in store.items() if r["path"] == deleted)
+    store.add_review(item_id, "Dr Ada", "accept")
+    assert store.forget(gone, MODEL) == 2
+    assert {r["path"] for r in store.items()} == {ok[0]["path"], "/elsewhere/scan.dcm"}
+    assert store.reviews(item_id) == [] and store.forget([], MODEL) == 0

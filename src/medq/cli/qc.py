@@ -76,6 +76,10 @@ def run(
     retry_errors: bool = typer.Option(False, "--retry-errors",
                                       help="Assess again the items stored as errors."),
     each: bool = EACH_VOLUME_OPTION,
+    prune: bool = typer.Option(False, "--prune",
+                               help="Remove from the database the items stored under this "
+                                    "archive that are no longer in it (deleted, renamed), "
+                                    "with their reviews."),
 ) -> None:
     """Assess every item of an archive; unchanged items already in the database are skipped."""
     from medq.assess.weights import load_weights
@@ -119,7 +123,7 @@ def run(
             summary = outcome.run(archive, lambda: run_qc(
                 archive, store, model=model, workers=workers, scheduler=scheduler,
                 measures=measures, batch=batch_size, retry_errors=retry_errors, each_volume=each,
-                on_plan=on_plan, on_result=on_result))
+                prune=prune, on_plan=on_plan, on_result=on_result))
     except RunInterrupted as e:  # Ctrl-C or SIGTERM: the run row holds the counts so far
         store.close()
         err.print(f"medq: {e}", markup=False, highlight=False)
@@ -134,6 +138,18 @@ def run(
         outcome.exit()
     public = {k: summary[k] for k in ("total", "ok", "errors", "skipped", "seconds")}
     from medq.train.evaluate import plural  # here: it imports torch
+
+    gone, pruned = summary.get("gone") or [], summary.get("pruned", 0)
+    if gone:
+        first = ", ".join(gone[:3]) + (f" and {len(gone) - 3} more" if len(gone) > 3 else "")
+        err.print(f"medq: note: {archive}: {plural(len(gone), 'item')} stored from earlier runs "
+                  f"{'is' if len(gone) == 1 else 'are'} no longer there ({first}); "
+                  f"{'it stays' if len(gone) == 1 else 'they stay'} in the database and its "
+                  "exports until --prune removes them",
+                  markup=False, highlight=False)
+    if pruned:
+        err.print(f"medq: note: {archive}: removed {plural(pruned, 'item')} no longer there "
+                  "(and their reviews) from the database", markup=False, highlight=False)
 
     if as_json:
         print_json(public)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from medq.errors import InputError
-from medq.qc.discover import Item
+from medq.qc.discover import SERIES_MARK, Item
 
 if TYPE_CHECKING:
     from distributed import Client, Future
@@ -382,13 +382,15 @@ def nothing_to_assess(archive: str | Path) -> InputError:
 def run_qc(archive: str | Path, store: Store, *, model: str = "mediqa-s",
            workers: int | None = None, scheduler: str | None = None,
            client: Client | None = None, measures: bool = True, batch: int = BATCH,
-           retry_errors: bool = False, each_volume: bool = False,
+           retry_errors: bool = False, each_volume: bool = False, prune: bool = False,
            on_plan: Callable[[int, int], None] | None = None,
            on_result: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """QC an archive into `store`; returns `{"total", "ok", "errors", "skipped", "seconds", …}`.
 
     `client` reuses a running Dask client (else one is started from `workers`/`scheduler` and
-    closed at the end); `each_volume` makes every volume of a 4D file an item.
+    closed at the end); `each_volume` makes every volume of a 4D file an item. Items stored
+    under the archive that the walk no longer finds (`vanished`) are listed under `gone`, or
+    with `prune` removed with their reviews (counted under `pruned`).
     `on_plan(to_assess, skipped)` is called once the archive is planned,
     `on_result(result)` after each stored result. An archive without any item to assess is an
     InputError (`nothing_to_assess`; one whose items are all unchanged is a run of skips).
@@ -403,12 +405,14 @@ def run_qc(archive: str | Path, store: Store, *, model: str = "mediqa-s",
         check_workers(workers)  # before any work
     resolve(model)  # an unknown model fails here (InvalidParameter), not per item on the workers
     key = model_key(model)
-    own = {str(f) for f in store.own_files}  # a database kept inside the archive is no input
+    database = {str(f) for f in store.own_files}  # a database kept inside the archive: no input
     items = [i for i in discover(archive, each_volume)
-             if not own & {str(Path(f).resolve()) for f in i.files}]
+             if not database & {str(Path(f).resolve()) for f in i.files}]
     if not items:
         raise nothing_to_assess(archive)
     known = store.known(key)
+    gone = vanished(known, items, archive)
+    pruned = store.forget(gone, key) if prune else 0
     if retry_errors:
         failed = {row["path"] for row in store.items(status="error", model=key)}
         known = {path: fp for path, fp in known.items() if path not in failed}
@@ -457,4 +461,15 @@ def run_qc(archive: str | Path, store: Store, *, model: str = "mediqa-s",
                "seconds": round(time.perf_counter() - start, 3)}
     store.finish_run(run_id, summary)
     return {**summary, "run_id": run_id, "assessed": len(todo),
-            "assess_seconds": round(assess_seconds, 3)}
+            "assess_seconds": round(assess_seconds, 3),
+            "gone": [] if prune else gone, "pruned": pruned}
+
+
+def vanished(known: dict[str, str], items: Sequence[Item], archive: str | Path) -> list[str]:
+    """The stored items under `archive` (its files, series `<folder>#<uid>` and volumes
+    `<file>@volume=<k>`) that this walk did not find: deleted, renamed or regrouped since."""
+    root = str(Path(archive).expanduser().resolve())
+    found = {item.path for item in items}
+    inside = (os.sep, SERIES_MARK, "@")
+    return sorted(p for p in known if p not in found
+                  and (p == root or any(p.startswith(root + mark) for mark in inside)))

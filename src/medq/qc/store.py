@@ -16,6 +16,7 @@ import json
 import math
 import os
 import unicodedata
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -297,6 +298,19 @@ class Store:
             items_table.c.model == model, items_table.c.status.in_(STATUSES))
         with self.engine.connect() as conn:
             return {path: fp for path, fp in conn.execute(query)}
+
+    def forget(self, paths: Sequence[str], model: str) -> int:
+        """Remove the items at `paths` for `model`, and their reviews, in one transaction (files
+        no longer in the archive: `medq qc run --prune`); returns how many were removed."""
+        if not paths:
+            return 0
+        with self._writing() as conn:
+            ids = [row[0] for row in conn.execute(sa.select(items_table.c.id).where(
+                items_table.c.model == model, items_table.c.path.in_(list(paths))))]
+            if ids:
+                conn.execute(reviews_table.delete().where(reviews_table.c.item_id.in_(ids)))
+                conn.execute(items_table.delete().where(items_table.c.id.in_(ids)))
+        return len(ids)
 
     def record(self, result: dict[str, Any]) -> int:
         """Upsert one item result by (path, model) in one transaction; returns the item id.
