@@ -565,7 +565,8 @@ def test_links_to_nothing_and_loops_of_links_are_bad_input_not_internal_errors(
         tmp_path: Path) -> None:
     # `medq qc run` stored them as "internal error: FileNotFoundError …" and exited 1
     from medq.errors import MissingInput, UnreadableImage
-    from medq.qc.runner import error_result, plan
+    from medq.qc.planning import plan
+    from medq.qc.runner import error_result
 
     folder = tmp_path / "d"
     folder.mkdir()

@@ -400,7 +400,7 @@ def test_items_no_longer_in_the_archive_are_found_and_pruned_with_their_reviews(
         store: Store, assessed: list[dict], tmp_path: Path) -> None:
     # deleted or renamed files kept their rows: exports listed files that no longer exist, and
     # a renamed series twice; `medq qc run` now names them, and --prune removes them
-    from medq.qc.runner import vanished
+    from medq.qc.planning import vanished
 
     ok = [r for r in assessed if r["status"] == "ok"]
     archive = Path(ok[0]["path"]).parent

@@ -1,11 +1,12 @@
 """Assess an archive on Dask distributed and stream each result into the results store.
 
 `run_qc` discovers the items, fingerprints them, skips those already stored with the same
-fingerprint and model, and assesses the rest in small batches on a `LocalCluster` of worker
-processes (one thread each, torch threads = 1) or on an existing scheduler. Each worker loads the
-model once. Results are written by this (client) process as they arrive, one transaction each, so
-a run killed at any moment loses at most the items in flight. A failed item becomes an `error`
-row with its one-line reason; a batch that fails as a whole is retried item by item.
+fingerprint and model (`planning`), and assesses the rest in small batches on a `LocalCluster`
+of worker processes (one thread each, torch threads = 1) or on an existing scheduler. Each worker
+loads the model once. Results are written by this (client) process as they arrive, one
+transaction each, so a run killed at any moment loses at most the items in flight. A failed item
+becomes an `error` row with its one-line reason; a batch that fails as a whole is retried item
+by item.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from medq.errors import InputError
-from medq.qc.discover import SERIES_MARK, Item
+from medq.qc.discover import Item
+from medq.qc.planning import plan, vanished
 
 if TYPE_CHECKING:
     from distributed import Client, Future
@@ -167,43 +169,6 @@ def warm_worker(model: str, measures: bool = True) -> str:
 
 
 # --- client side ------------------------------------------------------------------------------
-
-def unreadable_file(error: OSError, path: str) -> InputError:
-    """The input error of a file the walk found but cannot open: a link to nothing, a loop of
-    links, a file without read permission (the input's fault, not medq's)."""
-    import errno
-
-    from medq.errors import MissingInput, UnreadableImage
-
-    if isinstance(error, FileNotFoundError):
-        return MissingInput("no such file or directory (a symbolic link to a missing file?)",
-                            path)
-    reason = ("a loop of symbolic links" if error.errno == errno.ELOOP
-              else "permission denied" if isinstance(error, PermissionError)
-              else error.strerror or type(error).__name__)
-    return UnreadableImage(f"cannot read the file ({reason})", path)
-
-
-def plan(items: Sequence[Item], known: dict[str, str],
-         ) -> tuple[list[tuple[Item, str]], list[tuple[Item, str, InputError]], int]:
-    """(to assess with fingerprints, unreadable at fingerprinting, skipped count)."""
-    from medq.qc.fingerprint import fingerprint
-
-    todo: list[tuple[Item, str]] = []
-    unreadable: list[tuple[Item, str, InputError]] = []
-    skipped = 0
-    for item in items:
-        try:
-            fp = fingerprint(item.files)
-        except OSError as e:
-            unreadable.append((item, "unreadable", unreadable_file(e, item.path)))
-            continue
-        if known.get(item.path) == fp:
-            skipped += 1
-        else:
-            todo.append((item, fp))
-    return todo, unreadable, skipped
-
 
 def dask_setup(worker: Any) -> None:
     """Run by each worker process of medq's LocalCluster as it starts (a Dask preload): ignore
@@ -463,13 +428,3 @@ def run_qc(archive: str | Path, store: Store, *, model: str = "mediqa-s",
     return {**summary, "run_id": run_id, "assessed": len(todo),
             "assess_seconds": round(assess_seconds, 3),
             "gone": [] if prune else gone, "pruned": pruned}
-
-
-def vanished(known: dict[str, str], items: Sequence[Item], archive: str | Path) -> list[str]:
-    """The stored items under `archive` (its files, series `<folder>#<uid>` and volumes
-    `<file>@volume=<k>`) that this walk did not find: deleted, renamed or regrouped since."""
-    root = str(Path(archive).expanduser().resolve())
-    found = {item.path for item in items}
-    inside = (os.sep, SERIES_MARK, "@")
-    return sorted(p for p in known if p not in found
-                  and (p == root or any(p.startswith(root + mark) for mark in inside)))
