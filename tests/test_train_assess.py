@@ -521,6 +521,8 @@ def test_train_refuses_what_scores_cannot_teach_and_a_file_as_run_folder(tmp_pat
              "stage 'physics' trains physics, which your scores cannot teach"),
             ((root / "mediqa_tiny_test.yaml", "-o", tmp_path / "afile"),
              f"{tmp_path / 'afile'}: the run folder is a file, not a folder"),
+            ((root / "mediqa_tiny_test.yaml", "-o", tmp_path / "afile" / "run"),  # was found
+             f"cannot make the run folder: {tmp_path / 'afile'} is a file"),  # after training
             ((root / "mediqa_s_finetune.yaml", "--scores", csv, "-o", tmp_path / "x{y}"),
              "only 0 usable images")):  # a folder's braces are no placeholder
         proc = subprocess.run([*MEDQ, "train", *map(str, args)], capture_output=True, text=True,
@@ -528,6 +530,34 @@ def test_train_refuses_what_scores_cannot_teach_and_a_file_as_run_folder(tmp_pat
         assert proc.returncode == 2 and said in proc.stderr, proc.stderr
         errors = [line for line in proc.stderr.splitlines() if not line.startswith("medq: note")]
         assert len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_init_is_checked_before_any_data_work() -> None:
+    """`init:` naming a member an ensemble does not have, a member of a single model, another
+    architecture than `model:` (CNNIQA was trained and carded as mediqa-tiny), or given to a
+    restoration run (where it was silently ignored) is refused at once, naming `init`."""
+    from medq.train.loop import check_init
+
+    tiny = {"name": "x", "model": "mediqa-tiny",
+            "stages": [{"name": "score", "steps": 1, "lr": 1e-4, "losses": {"score": 1.0}}]}
+    for init, said in (("mediqa-s#5", "has 2 members (#0 … #1), not #5"),
+                       ("mediqa-s#x", "not #x"),
+                       ("cnniqa#0", "is one model, not a seed ensemble"),
+                       ("cnniqa", "is a cnniqa checkpoint, but the config's model is mediqa-tiny")):
+        with pytest.raises(InvalidParameter, match=re.escape(said)):
+            check_init(config_from_dict({**tiny, "init": init}))
+    assert check_init(config_from_dict({**tiny, "model": "mediqa-s", "init": "mediqa-s#1"}))
+    with pytest.raises(InvalidParameter, match="init: a restore run starts from fresh weights"):
+        config_from_dict({**tiny, "model": "restore-unet-tiny", "task": "restore",
+                          "init": "x.pt", "stages": [{"name": "l1", "steps": 1, "lr": 1e-4,
+                                                      "losses": {"l1": 1.0}}]})
+    for field, value, said in (("per_task", -6, "must be a whole number ≥ 0"),
+                               ("soft", 1.5, "must lie in 0 … 1")):  # -6 trained on clean pairs
+        with pytest.raises(InvalidParameter, match=f"pairs.train.{field}: {said}"):
+            config_from_dict({**tiny, "model": "restore-unet-tiny", "task": "restore",
+                              "pairs": {"train": {field: value}},
+                              "stages": [{"name": "l1", "steps": 1, "lr": 1e-4,
+                                          "losses": {"l1": 1.0}}]})
 
 
 def test_training_config_is_checked_before_any_data_work(tmp_path: Path) -> None:

@@ -71,8 +71,7 @@ def train(
         if device is not None:
             resolve_device(device)  # InvalidParameter: an unknown name, or cuda without a GPU
             cfg.device = device
-        if cfg.output_dir().exists() and not cfg.output_dir().is_dir():
-            raise InvalidParameter("the run folder is a file, not a folder", cfg.output_dir())
+        check_run_folder(cfg.output_dir())
         check_tagged_config(cfg, config, tagged)
         if scores is None:
             return run_train(cfg, tagged=tagged_set(cfg, tagged))
@@ -95,6 +94,22 @@ def train(
     if not isinstance(result, BaseException):
         out.print(f"trained {result['name']} → {result.get('output', '')}", highlight=False)
     outcome.exit()
+
+
+def check_run_folder(folder: Path) -> None:
+    """InvalidParameter, before any work, when the run folder cannot be made or written: it is
+    a file, a file stands on its path, or its nearest existing folder is not writable (a
+    read-only mount); found only after training, such a run was lost with an internal error."""
+    import os
+
+    if folder.exists() and not folder.is_dir():
+        raise InvalidParameter("the run folder is a file, not a folder", folder)
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise InvalidParameter(f"cannot make the run folder: {existing} is a file", folder)
+    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+        raise InvalidParameter(f"cannot write the run folder ({existing} is not writable)",
+                               folder)
 
 
 def interrupted_line(stop: KeyboardInterrupt) -> str:

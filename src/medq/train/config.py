@@ -125,6 +125,9 @@ def config_from_dict(data: dict[str, Any]) -> TrainConfig:
     if any(s.losses.get("rank") for s in cfg.stages) and (cfg.ladders < 1
                                                           or cfg.ladder_batch < 1):
         raise InvalidParameter("a stage weights the rank loss: set ladders and ladder_batch ≥ 1")
+    if cfg.init and cfg.task != "quality":  # it was silently ignored
+        raise InvalidParameter(f"init: a {cfg.task} run starts from fresh weights (init takes a "
+                               "quality model's checkpoint); remove it")
     resolve_precision(cfg.precision)  # InvalidParameter for anything but auto/float32/bfloat16
     if cfg.device not in DEVICES:
         raise InvalidParameter(f"device must be one of {', '.join(DEVICES)}, got {cfg.device!r}")

@@ -209,9 +209,32 @@ def _check_pairs(cfg: Any) -> None:
             if not isinstance(member.pairs.get(which) or {}, dict):
                 raise _bad(where, "must be a mapping", member.pairs.get(which))
             try:
-                plan_from(dataclasses.replace(member, output="."), which)
+                plan = plan_from(dataclasses.replace(member, output="."), which)
             except (TypeError, ValueError) as e:
                 raise InvalidParameter(f"{where}: {e}") from None
+            _check_pair_ranges(plan, where)
+
+
+PAIR_COUNTS = ("per_task", "clean", "seed")
+"""Pair plan fields that count (whole numbers ≥ 0)."""
+PAIR_SHARES = ("combo_fraction", "fine_ct", "soft", "resampling", "ringing", "coarse_mr")
+"""Pair plan fields that are shares of the pairs (0 … 1)."""
+
+
+def _check_pair_ranges(plan: Any, where: str) -> None:
+    """InvalidParameter naming `where.<field>` for a pair plan value training cannot use: a
+    negative count (it trained on the clean pairs alone, and the card repeated "-6 pairs"), a
+    share outside 0 … 1, a largest side under 16 px."""
+    for name in PAIR_COUNTS:
+        value = getattr(plan, name, 0)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise _bad(f"{where}.{name}", "must be a whole number ≥ 0", value)
+    for name in PAIR_SHARES:
+        value = getattr(plan, name, 0.0)
+        if not 0.0 <= float(value) <= 1.0:
+            raise _bad(f"{where}.{name}", "must lie in 0 … 1", value)
+    if getattr(plan, "max_side", 16) < 16:
+        raise _bad(f"{where}.max_side", "must be at least 16 (pixels)", plan.max_side)
 
 
 def _check_prompt_args(cfg: Any) -> None:

@@ -201,13 +201,37 @@ def _initial_model(cfg: TrainConfig) -> IQAModel:
     return copy.deepcopy(model)
 
 
-def ensemble_size(cfg: TrainConfig) -> tuple[int, bool]:
-    """(members to train, whether `cfg.init` is a seed ensemble whose members seed them)."""
-    if not cfg.init or "#" in cfg.init:
-        return cfg.ensemble, False
+def check_init(cfg: TrainConfig) -> Any:
+    """`cfg.init`'s model (None without one), checked before any data is built: a member `#k`
+    only of a seed ensemble and within its members, and the architecture `cfg.model` names
+    (a CNNIQA checkpoint under `model: mediqa-tiny` trained CNNIQA and was carded otherwise)."""
+    if not cfg.init:
+        return None
     from medq.assess.weights import load_weights
 
-    members = len(getattr(load_weights(cfg.init)[0], "members", ()))
+    name, hashed, member = cfg.init.partition("#")
+    model, record = load_weights(name)
+    members = getattr(model, "members", None)
+    if hashed and members is None:
+        raise InvalidParameter(f"init: {name!r} is one model, not a seed ensemble: drop "
+                               f"'#{member}'", cfg.config_file or None)
+    if hashed and not (member.isdigit() and int(member) < len(members)):
+        raise InvalidParameter(f"init: {name!r} has {len(members)} members (#0 … "
+                               f"#{len(members) - 1}), not #{member}", cfg.config_file or None)
+    trained = record.get("model")  # the registry's architecture name
+    if trained and trained != cfg.model:
+        raise InvalidParameter(f"init: {name!r} is a {trained} checkpoint, but the config's "
+                               f"model is {cfg.model}; name the same architecture",
+                               cfg.config_file or None)
+    return model
+
+
+def ensemble_size(cfg: TrainConfig) -> tuple[int, bool]:
+    """(members to train, whether `cfg.init` is a seed ensemble whose members seed them)."""
+    model = check_init(cfg)
+    if model is None or "#" in cfg.init:
+        return cfg.ensemble, False
+    members = len(getattr(model, "members", ()))
     if members and cfg.ensemble not in (1, members):
         raise InvalidParameter(f"init {cfg.init!r} has {members} members but the config asks "
                                f"for ensemble: {cfg.ensemble}")
