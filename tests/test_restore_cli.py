@@ -51,6 +51,7 @@ def test_restoration_card_states_how_the_clean_images_were_altered(restore_run: 
     record = restore_run["record"]
     plain = card_text(restore_run["config"], record)
     assert "`pairs.resampling`" not in plain and "`pairs.ringing`" not in plain
+    assert f" -o {restore_run['folder']}`" in plain  # the reproduce line names the run folder
     plan = {**record["train_plan"], "soft": 0.5, "resampling": 0.5, "ringing": 0.25}
     card = card_text(restore_run["config"], {**record, "train_plan": plan})
     assert "50% of the clean images softened" in card and "except" not in card

@@ -32,6 +32,7 @@ def test_tiny_training_writes_checkpoint_card_and_metrics(tiny_run: dict) -> Non
     card = (folder / "card.md").read_text()
     assert "physics-derived reference score" in card and "not** radiologists" in card
     assert card.count("configs/mediqa_tiny_test.yaml") == 2  # trained by, and reproduce with
+    assert f"then `medq bench iqa --models {folder / 'model.pt'}`" in card  # this run's row
     assert set(rec["steps"]) == {"physics", "score"}
     assert rec["metrics"]["overall"]["n"] == rec["test_items"] > 0
     assert len(rec["physics_targets"]) == 14

@@ -98,6 +98,17 @@ def _start_text(cfg: TrainConfig) -> str:
     return text
 
 
+def train_command(cfg: TrainConfig, record: dict[str, Any]) -> str:
+    """The `medq train` command that reproduces a run: its config, `--tagged` and `--scores`
+    data, run folder and a device other than auto."""
+    scores, tagged = record.get("scores"), record.get("tagged")
+    return (f"medq train {quote(config_path(cfg))}"
+            + (f" --tagged {quote(tagged['archive'])}" if tagged else "")
+            + (f" --scores {quote(scores['file'])}" if scores else "")
+            + f" -o {quote(str(cfg.output_dir()))}"
+            + (f" --device {cfg.device}" if cfg.device != "auto" else ""))
+
+
 def card_text(cfg: TrainConfig, record: dict[str, Any]) -> str:
     """The model card as Markdown."""
     summed = " (summed over the members)" if record.get("members") else ""
@@ -105,14 +116,11 @@ def card_text(cfg: TrainConfig, record: dict[str, Any]) -> str:
                        for s in cfg.stages)
     view = cfg.bench.evidence_size
     precision = resolve_precision(cfg.precision, _device_type(record))
-    scores, tagged = record.get("scores"), record.get("tagged")
-    command = (f"medq train {quote(config_path(cfg))}"
-               + (f" --tagged {quote(tagged['archive'])}" if tagged else "")
-               + (f" --scores {quote(scores['file'])}" if scores else "")
-               + f" -o {quote(str(cfg.output_dir()))}"
-               + (f" --device {cfg.device}" if cfg.device != "auto" else ""))
+    scores = record.get("scores")
+    command = train_command(cfg, record)
     split = f"held-out rows of `{scores['file']}`" if scores else "held-out split"
-    then = "" if scores else " then `medq bench iqa`"
+    then = "" if scores else (" then `medq bench iqa --models "
+                              f"{quote(str(cfg.output_dir() / 'model.pt'))}`")
     sizes = record.get("model_args", cfg.model_args)
     return f"""# {cfg.name}
 

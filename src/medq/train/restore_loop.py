@@ -30,8 +30,8 @@ from medq.io.atomic import atomic_path, atomic_write_text
 from medq.restore.condition import MODALITY_GROUPS, N_FINDINGS, perturb
 from medq.restore.models import build_model, save_checkpoint
 from medq.restore.normalise import network_input
-from medq.train.card import resumed_text, where_trained
-from medq.train.config import Stage, TrainConfig, config_path
+from medq.train.card import resumed_text, train_command, where_trained
+from medq.train.config import Stage, TrainConfig
 from medq.train.loop import _lr, device_name, on_device, optimise, stage_steps
 from medq.train.resume import Checkpointer, fingerprint
 from medq.workers import set_threads
@@ -294,7 +294,7 @@ def card_text(cfg: TrainConfig, record: dict[str, Any]) -> str:
     return f"""# {cfg.name}
 
 Restoration network `RestoreUNet` ({record['parameters']} parameters, {cond}), trained by
-`medq train {config_path(cfg)}`: seed {cfg.seed}, {where_trained(record)},
+`{train_command(cfg, record)}`: seed {cfg.seed}, {where_trained(record)},
 {record['train_time_s']:.0f} s of training{resumed_text(record)} (+ {record['pairs_time_s']:.0f} s
 building the cached pairs). Architecture: {record['args']}.
 
