@@ -381,12 +381,13 @@ def test_finetune_on_user_scores(tiny_run: dict, tmp_path: Path) -> None:
     """`medq train CONFIG --scores CSV` fine-tunes on the user's ratings; its record says so:
     the card names the scores file, its rows and the held-out images, the reproduce line keeps
     `--scores`, metrics.json is strict JSON (null for what is undefined) and the log says why
-    the SRCC of one held-out image is not computed, with the RMSE that is."""
+    the SRCC of two held-out images is not computed, with the RMSE that is. The copies are held
+    out or trained on together (the DICOM pairs by their PatientID, the PNG pair by its pixels)."""
     from medq.data.samples import export_samples
     from medq.train.scores import load_scores, read_scores
 
     files = export_samples(tmp_path / "imgs", ["ct_small", "mr_small", "retina"])
-    files += [f.with_name(f"again_{f.name}") for f in files]  # six images (a copy is another)
+    files += [f.with_name(f"again_{f.name}") for f in files]  # six images, three pairs
     for f in files[3:]:
         shutil.copy(f.with_name(f.name.removeprefix("again_")), f)
     csv = tmp_path / "scores.csv"
@@ -407,8 +408,9 @@ def test_finetune_on_user_scores(tiny_run: dict, tmp_path: Path) -> None:
     proc = subprocess.run([*MEDQ, "train", "ft.yaml", "--scores", "imgs/scores.csv"],
                           capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert ("test SRCC not computed: 1 held-out image (need ≥ 3 with different scores); "
+    assert ("test SRCC not computed: 2 held-out images (need ≥ 3 with different scores); "
             "RMSE") in proc.stderr and "nan" not in proc.stderr
+    assert "1 image under another name are pixel for pixel copies" in proc.stderr
     assert (tmp_path / "ft" / "model.pt").is_file()
 
     def strict(name: str) -> None:
@@ -416,19 +418,19 @@ def test_finetune_on_user_scores(tiny_run: dict, tmp_path: Path) -> None:
 
     rec = json.loads((tmp_path / "ft" / "metrics.json").read_text(), parse_constant=strict)
     overall = rec["metrics"]["overall"]
-    assert rec["train_items"] == 5 and overall["n"] == 1 and overall["srcc"] is None
-    assert overall["rmse_raw"] >= 0 and "1 held-out image" in overall["not_computed"]
+    assert rec["train_items"] == 4 and overall["n"] == 2 and overall["srcc"] is None
+    assert overall["rmse_raw"] >= 0 and "2 held-out images" in overall["not_computed"]
     held = rec["scores"]["held_out"]
     assert rec["scores"]["rows"] == 6 and rec["scores"]["file"] == "imgs/scores.csv"
-    assert len(held) == 1 and held[0] in {f.name for f in files}
+    assert len(held) == 2 and len({h.removeprefix("again_") for h in held}) == 1  # a pair
     card = (tmp_path / "ft" / "card.md").read_text()
     assert "**your ratings**" in card and "not** radiologists" not in card
     assert "engine degradations" not in card and f"`{held[0]}`" in card
     assert re.search(r"`imgs/scores.csv` \(SHA-256 [0-9a-f]{16}…\): 6 scored lines, 6 images, "
-                     "6 of them usable; 5 trained on, 1 held out", card), card
+                     "6 of them usable; 4 trained on, 2 held out", card), card
     assert "Model `mediqa-tiny` ({'n_physics'" in card  # the starting weights' sizes
     assert "Reproduce: `medq train ft.yaml --scores imgs/scores.csv -o ft`." in card
-    assert "nan" not in card and "SRCC and PLCC not computed: 1 held-out image" in card
+    assert "nan" not in card and "SRCC and PLCC not computed: 2 held-out images" in card
     # `medq assess` reports the fine-tuned score on the raters' scale, not mixed with the
     # evidence score (an estimate of the physics reference score), which stays beside it
     from medq.assess.predictor import Assessor

@@ -57,3 +57,10 @@ def vanished(known: dict[str, str], items: Sequence[Item], archive: str | Path) 
     inside = (os.sep, SERIES_MARK, "@")
     return sorted(p for p in known if p not in found
                   and (p == root or any(p.startswith(root + mark) for mark in inside)))
+
+
+def outside(items: Sequence[Item], files: Sequence[str | Path]) -> list[Item]:
+    """The items that hold none of `files` (the results database's own files, when it is kept
+    inside the archive it records: it is no input)."""
+    own = {str(Path(f).resolve()) for f in files}
+    return [i for i in items if not own & {str(Path(f).resolve()) for f in i.files}]

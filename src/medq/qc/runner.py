@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from medq.errors import InputError
 from medq.qc.discover import Item
-from medq.qc.planning import plan, vanished
+from medq.qc.planning import outside, plan, vanished
 
 if TYPE_CHECKING:
     from distributed import Client, Future
@@ -370,9 +370,7 @@ def run_qc(archive: str | Path, store: Store, *, model: str = "mediqa-s",
         check_workers(workers)  # before any work
     resolve(model)  # an unknown model fails here (InvalidParameter), not per item on the workers
     key = model_key(model)
-    database = {str(f) for f in store.own_files}  # a database kept inside the archive: no input
-    items = [i for i in discover(archive, each_volume)
-             if not database & {str(Path(f).resolve()) for f in i.files}]
+    items = outside(discover(archive, each_volume), store.own_files)
     if not items:
         raise nothing_to_assess(archive)
     known = store.known(key)
