@@ -22,7 +22,7 @@ demo: $(STAMP)
 	$(BIN)/medq demo --output demo-output
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n $(JOBS) -q tests
+	$(BIN)/python -m pytest -n $(JOBS) -q --durations=20 tests
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
