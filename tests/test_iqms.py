@@ -433,6 +433,9 @@ def test_compute_measures_sets_per_modality(ct_slice, mr_slice, retina):
                                 "inu_range"}
     op = measures.compute_measures(retina.array, "OP")
     assert set(op) == COMMON and 0 < op["dynamic_range"] <= 1
+    # MEASURE_NAMES (one `medq qc export` column each) lists exactly what they give
+    assert set(measures.MEASURE_NAMES) == set(ct) | set(mr) | set(op)
+    assert len(measures.MEASURE_NAMES) == len(set(measures.MEASURE_NAMES))
     for result in (ct, op):
         assert all(isinstance(v, float) and np.isfinite(v) for v in result.values())
 

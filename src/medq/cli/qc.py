@@ -29,6 +29,7 @@ from medq.cli.common import (
     print_json,
 )
 from medq.errors import InputError
+from medq.wording import plural
 
 qc_app = typer.Typer(help="Quality control of whole archives: assess every item on Dask, keep "
                           "the results in a database, export them. The database (--db) is a "
@@ -137,8 +138,6 @@ def run(
     if isinstance(summary, BaseException):
         outcome.exit()
     public = {k: summary[k] for k in ("total", "ok", "errors", "skipped", "seconds")}
-    from medq.train.evaluate import plural  # here: it imports torch
-
     gone, pruned = summary.get("gone") or [], summary.get("pruned", 0)
     if gone:
         first = ", ".join(gone[:3]) + (f" and {len(gone) - 3} more" if len(gone) > 3 else "")

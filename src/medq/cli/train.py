@@ -102,11 +102,10 @@ def check_run_folder(folder: Path) -> None:
     read-only mount); found only after training, such a run was lost with an internal error."""
     import os
 
-    if folder.exists() and not folder.is_dir():
-        raise InvalidParameter("the run folder is a file, not a folder", folder)
     existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
     if existing is not None and not existing.is_dir():
-        raise InvalidParameter(f"cannot make the run folder: {existing} is a file", folder)
+        raise InvalidParameter("the run folder is a file, not a folder" if existing == folder
+                               else f"cannot make the run folder: {existing} is a file", folder)
     if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
         raise InvalidParameter(f"cannot write the run folder ({existing} is not writable)",
                                folder)

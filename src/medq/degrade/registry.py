@@ -162,6 +162,17 @@ def available(modality: str | None = None) -> list[str]:
     return sorted(n for n, s in _REGISTRY.items() if modality is None or modality in s.modalities)
 
 
+def _level(level: Any, unit: str) -> float:
+    """A level given as a number (a NumPy scalar too); InvalidParameter for text, a list or
+    True (float() gave bare errors for the first two and read True as 1)."""
+    if not isinstance(level, (bool, str, bytes)):
+        try:
+            return float(level)
+        except (TypeError, ValueError):
+            pass
+    raise InvalidParameter(f"level must be a positive number ({unit}), got {level!r}")
+
+
 def simulate(image: MedImage | np.ndarray | str | Path, kind: str, level: float | None = None,
              severity: str | None = None, seed: int | None = 0, *, modality: str | None = None,
              region: str | None = None, spacing: float | Sequence[float] | None = None
@@ -184,13 +195,7 @@ def simulate(image: MedImage | np.ndarray | str | Path, kind: str, level: float 
     if (level is None) == (severity is None):
         raise InvalidParameter("give exactly one of level or severity (--level or --severity "
                                "on the command line)")
-    try:
-        if isinstance(level, (bool, str, bytes)):
-            raise TypeError
-        lev = float(spec.level_for(severity) if severity is not None else level)
-    except (TypeError, ValueError):
-        raise InvalidParameter(f"level must be a positive number ({spec.unit}), got "
-                               f"{level!r}") from None
+    lev = float(spec.level_for(severity)) if severity is not None else _level(level, spec.unit)
     if not np.isfinite(lev) or lev <= 0:  # every level is a positive physical quantity
         raise InvalidParameter(f"level must be a positive number ({spec.unit}), got {level}")
     low, high = spec.domain

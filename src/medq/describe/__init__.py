@@ -32,9 +32,8 @@ def report_from(assessment: Any, image: Any = None) -> QualityReport:
         raise InvalidParameter(f"report_from takes an Assessment (medq.assess(image)), got "
                                f"{type(assessment).__name__}; medq.describe(image) assesses "
                                "and describes an image in one call")
-    if image is not None and not isinstance(image, MedImage):
-        prompts = assessment.prompts or {}
-        told = prompts.get("modality") if isinstance(prompts, dict) else None
+    if image is not None and not isinstance(image, MedImage):  # read as the assessment read it
+        told = (assessment.prompts or {}).get("modality")
         image = as_image(image, modality=graded_modality(told) if told and told != "OT" else None)
     return build_report(assessment, image)
 

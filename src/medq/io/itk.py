@@ -197,10 +197,8 @@ def read_itk(path: str | Path, fmt: str, volume: int | None = None) -> MedImage:
     if not (spaced and _states_spacing(path, fmt, arr.ndim - rgb)
             and all(np.isfinite(s) and s > 0 for s in spacing)):
         spacing, meta["spacing_assumed"] = (1.0,) * (arr.ndim - rgb), True
-    if rgb:
-        meta["value_range"] = [0, 255]
     if rgb:  # a colour picture states no modality: read as a photograph by its colour
-        meta["modality_from"] = COLOUR
+        meta["value_range"], meta["modality_from"] = [0, 255], COLOUR
     modality = "OP" if rgb else _modality(img)
     return MedImage(arr, spacing, modality, "unknown", {}, str(path), meta)
 

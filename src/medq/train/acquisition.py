@@ -26,7 +26,7 @@ import torch
 from medq.assess.acquisition import STATED, TARGETS, implausible, targets
 from medq.errors import InvalidParameter, MedqError
 from medq.image import MedImage
-from medq.train.evaluate import plural
+from medq.wording import plural
 
 __all__ = ["MIN_ITEMS", "TARGETS", "estimates", "held_out_metrics", "load_tagged", "targets"]
 

@@ -14,7 +14,7 @@ from medq.data.items import LADDER_RUNGS
 from medq.data.sources import TEST_ZONE, sources
 from medq.io.atomic import atomic_write_text
 from medq.train.config import TrainConfig, config_path
-from medq.train.evaluate import plural
+from medq.wording import plural
 
 
 def number(value: float | None, spec: str = ".3f") -> str:

@@ -14,6 +14,7 @@ from medq.assess.precision import model_device, model_precision
 from medq.data.bench import item_slices, slice_measures
 from medq.metrics.correlation import MIN_PAIRS, finite_rows, plcc_logistic, rmse, srcc
 from medq.metrics.uncertainty import srcc_gain_interval, srcc_interval
+from medq.wording import plural
 
 
 @torch.no_grad()
@@ -61,11 +62,6 @@ def _predict(model: IQAModel, data: dict[str, np.ndarray], use_prompts: bool, sa
             mid = slice(k // 2, k // 2 + 1)
             out[i] = float(model.run(x[mid], p, None if m is None else m[mid]).score[0])
     return out
-
-
-def plural(n: int, noun: str) -> str:
-    """`1 image`, `2 images`: a count with its noun."""
-    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def not_computed(pred: np.ndarray, target: np.ndarray) -> str | None:

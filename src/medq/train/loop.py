@@ -293,10 +293,8 @@ def train(cfg: TrainConfig, data: dict[str, np.ndarray] | None = None,
     ck = Checkpointer(cfg, log, None if built and not tagged else data)
     ck.restore(model, rng)
     model.to(device)  # after the builds: their worker processes fork from this one
-    with ck.stopping_at_step_end():  # Ctrl-C: saved at the step's end
-        for index, stage in ck.stages_left(cfg.stages):
-            ck.finish_stage(run_stage(model, data, stage, cfg, rng, log, ladders, ck, index))
-    history = ck.history
+    history = ck.run_stages(cfg.stages, lambda index, stage: run_stage(
+        model, data, stage, cfg, rng, log, ladders, ck, index))
     slice_loss = fit_slice_weights(model, data, cfg, rng)
     wall = time.time() - started + ck.elapsed_before
     metrics = evaluate(predict(model, test, cfg.use_prompts), test)

@@ -215,10 +215,8 @@ def train_restorer(cfg: TrainConfig, log: Any) -> dict[str, Any]:
     ck = Checkpointer(cfg, log)
     ck.restore(model, rng)
     model.to(device)
-    with ck.stopping_at_step_end():  # Ctrl-C: saved at the step's end
-        for index, stage in ck.stages_left(cfg.stages):
-            ck.finish_stage(run_stage(model, data, stage, cfg, rng, log, pool, ck, index))
-    history = ck.history
+    history = ck.run_stages(cfg.stages, lambda index, stage: run_stage(
+        model, data, stage, cfg, rng, log, pool, ck, index))
     model.to("cpu")  # evaluated and saved on the CPU: checkpoints load anywhere
     train_s = time.time() - started - data_s + ck.elapsed_before
     metrics = evaluate_pairs(model, test, model.conditioning)

@@ -26,7 +26,7 @@ import json
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +102,7 @@ class Checkpointer:
         self.started = self.saved_at = time.time()
         self.state = self._read()
         self.history: list[dict[str, Any]] = list(self.state["history"]) if self.state else []
-        """Loss history of the finished stages (`finish_stage` adds each)."""
+        """Loss history of the finished stages (`run_stages` adds each)."""
         self.elapsed_before = float(self.state["elapsed_s"]) if self.state else 0.0
         """Seconds the run had trained before this start (0 for a fresh run)."""
         self.stop_asked = False
@@ -194,9 +194,14 @@ class Checkpointer:
         if self.stop_asked:
             raise Interrupted(stage_name, step, self.path if due else None)
 
-    def finish_stage(self, stage_history: list[dict[str, Any]]) -> None:
-        """Add a finished stage's loss history to the run's."""
-        self.history += stage_history
+    def run_stages(self, stages: list[Any],
+                   run: Callable[[int, Any], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+        """`run(index, stage)` for each stage still to train (`stages_left`), Ctrl-C taken at a
+        step's end (`stopping_at_step_end`); returns the run's loss history, every stage's."""
+        with self.stopping_at_step_end():
+            for index, stage in self.stages_left(stages):
+                self.history += run(index, stage)
+        return self.history
 
     def done(self) -> None:
         """The run's checkpoint is written: the training state is no longer needed."""

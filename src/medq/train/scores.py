@@ -22,7 +22,7 @@ from medq.assess.prompts import encode, prompts_from_image
 from medq.data.bench import KINDS
 from medq.errors import InvalidParameter, MedqError
 from medq.train.config import read_text_file
-from medq.train.evaluate import plural
+from medq.wording import plural
 
 MIN_ROWS = 5
 """Fewest usable rows a scores file must have."""

@@ -1,0 +1,9 @@
+"""Small wording helpers shared by messages, logs and model cards (no heavy imports, so the CLI
+can use them before torch is loaded)."""
+
+from __future__ import annotations
+
+
+def plural(n: int, noun: str) -> str:
+    """`1 image`, `2 images`: a count with its noun."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
