@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +22,45 @@ def dicom_testfile(name: str) -> str:
     if path is None:  # the acceptance tests rely on these files: a missing one is a failure
         pytest.fail(f"pydicom test file {name} is not bundled with this pydicom")
     return str(path)
+
+
+MEDQ = [sys.executable, "-m", "medq.cli"]
+"""The `medq` command in a new interpreter."""
+
+
+def run_medq(*args: object, cwd: Path | str | None = None, env: dict[str, str] | None = None,
+             new_process: bool = False) -> subprocess.CompletedProcess[str]:
+    """Run `medq ARGS` and return its exit code, stdout and stderr.
+
+    By default the command line runs in this test's interpreter (the same Typer app, argument
+    parsing, error lines and exit codes, without the seconds a new interpreter takes to import
+    torch and medq). `new_process=True` runs it as its own process, for what only a process
+    shows: start-up imports, the last-resort handler of internal errors, signals, forked
+    workers' terminal output, and what the command reads once at import (`COLUMNS`: the consoles'
+    width). `env`: variables set for the run."""
+    argv = [str(a) for a in args]
+    extra = dict(env or {})
+    if new_process:
+        full = dict(os.environ, **extra)
+        full.pop("MEDQ_DEBUG", None)
+        return subprocess.run([*MEDQ, *argv], capture_output=True, text=True, cwd=cwd,
+                              env=full, timeout=600)
+    from typer.testing import CliRunner
+
+    from medq.cli import app
+
+    extra.setdefault("MEDQ_DEBUG", None)  # type: ignore[arg-type]
+    hook, command_line = sys.excepthook, sys.argv
+    sys.argv = ["medq", *argv]  # what the command reads of its own command line
+    try:
+        with contextlib.chdir(cwd or os.getcwd()):
+            result = CliRunner().invoke(app, argv, prog_name="medq", env=extra)
+    finally:
+        sys.excepthook, sys.argv = hook, command_line
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception  # an internal error: the test shows its traceback
+    return subprocess.CompletedProcess(["medq", *argv], result.exit_code, result.stdout,
+                                       result.stderr)
 
 
 def _dicom_slice(name: str, modality: str, region: str) -> MedImage:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -85,6 +86,16 @@ class TransposedAttention(nn.Module):
         return x + self.proj(out)
 
 
+def relative_index(window: int) -> torch.Tensor:
+    """Index of each (query, key) token pair of a window×window window into the
+    `(2·window − 1)²` relative-position bias table (int64 `[w², w²]`; built in NumPy so that a
+    model built on the meta device, as `medq train`'s config check does, gets it too)."""
+    ys, xs = np.divmod(np.arange(window * window, dtype=np.int64), window)
+    dy = ys[:, None] - ys[None, :] + window - 1
+    dx = xs[:, None] - xs[None, :] + window - 1
+    return torch.from_numpy(dy * (2 * window - 1) + dx)
+
+
 class SwinBlock(nn.Module):
     """Swin block: (shifted) window attention with relative position bias, then an MLP.
 
@@ -101,10 +112,7 @@ class SwinBlock(nn.Module):
         self.mlp = Mlp(dim, mlp_ratio, dropout)
         self.rel_bias = nn.Parameter(torch.zeros((2 * window - 1) ** 2, heads))
         nn.init.trunc_normal_(self.rel_bias, std=0.02)
-        coords = torch.stack(torch.meshgrid(torch.arange(window), torch.arange(window),
-                                            indexing="ij")).flatten(1)
-        rel = (coords[:, :, None] - coords[:, None, :]) + window - 1
-        self.register_buffer("rel_index", rel[0] * (2 * window - 1) + rel[1], persistent=False)
+        self.register_buffer("rel_index", relative_index(window), persistent=False)
         self._layouts: dict[tuple[int, int, int, str], tuple[torch.Tensor, torch.Tensor,
                                                             torch.Tensor | None]] = {}
 
