@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+from conftest import run_medq
 from medq.errors import InvalidParameter, MissingInput, UnsupportedImage
 from medq.image import MedImage
 from medq.io import load, save
-from test_cli import run_medq
 
 
 def _series(mni_t1: MedImage) -> list[np.ndarray]:
@@ -81,6 +81,32 @@ def test_a_gzipped_4d_nifti_is_unpacked_once_for_all_its_volumes(dwi: Path,
         np.testing.assert_allclose(one.array, series[k], rtol=1e-6)
     assert gz.unpacked.cache_info().misses == before + 1
     assert (one.modality, one.physics["tr_ms"], one.meta["format"]) == ("MR", 2000.0, "mgh")
+
+
+def _volume_matches(path: str, expected: np.ndarray) -> bool:
+    """Whether a worker reads the volume at `path` as `expected` (medq's z, y, x)."""
+    return bool(np.allclose(load(path).array, expected, rtol=1e-6))
+
+
+def test_forked_workers_read_the_volumes_a_parent_unpacked_correctly(
+        dwi: Path, mni_t1: MedImage) -> None:
+    """A parent that read a volume of a gzipped series, then forked workers reading its volumes:
+    each worker reads its own unpacked copy, and the parent's copy stays where it was (before,
+    they shared the parent's file offset, so loads at once read each other's bytes: wrong
+    pixels or a refused file)."""
+    from medq.io import gz
+    from medq.workers import worker_pool
+
+    series = _series(mni_t1)
+    load(f"{dwi}@volume=0")  # the parent's copy is made and cached
+    copy = gz.unpacked(dwi)
+    copy.seek(0)
+    ks = [2, 1, 0, 2]
+    with worker_pool(2) as pool:
+        read = list(pool.map(_volume_matches, [f"{dwi}@volume={k}" for k in ks],
+                             [series[k] for k in ks]))
+    assert read == [True] * len(ks)
+    assert copy.tell() == 0 and gz.unpacked(dwi) is copy  # untouched by the workers
 
 
 def test_a_4d_nrrd_volume_keeps_the_3d_geometry(tmp_path: Path, mni_t1: MedImage) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -70,16 +71,32 @@ def unpacked(path: Path) -> BinaryIO:
     is about to drop and no reader holds outside the lock, is closed here."""
     while _LAST_UNPACKED:
         _LAST_UNPACKED.pop().close()
-    out = tempfile.TemporaryFile()  # noqa: SIM115 (kept open: the cache hands it out)
+    # unbuffered: closing it moves no file offset (a buffered file seeks back over what it read
+    # ahead, and a forked child's copy shares the parent's offset: `_forget_unpacked`)
+    out = tempfile.TemporaryFile(buffering=0)  # noqa: SIM115 (kept open: the cache hands it out)
     _LAST_UNPACKED.append(out)
     with gzip.open(path, "rb") as fh:
         while chunk := fh.read(1 << 20):
-            out.write(chunk)
+            view = memoryview(chunk)
+            while view:  # an unbuffered write may take part of it
+                view = view[out.write(view):]
             if out.tell() > MAX_GUNZIPPED:
                 out.close()
                 raise UnreadableImage("gzipped file decompresses to more than "
                                       f"{MAX_GUNZIPPED >> 30} GiB", path)
     return out
+
+
+def _forget_unpacked() -> None:
+    """In a forked child: drop the parent's `unpacked` copy. Its descriptor shares the parent's
+    file offset, so readers in two processes seeking it at once read each other's bytes (a
+    worker pool's loads gave wrong pixels); the child unpacks its own copy when asked."""
+    unpacked.cache_clear()
+    while _LAST_UNPACKED:
+        _LAST_UNPACKED.pop().close()  # the child's descriptor only: the parent's stays open
+
+
+os.register_at_fork(after_in_child=_forget_unpacked)
 
 
 @contextmanager
