@@ -78,10 +78,12 @@ def _extract(path: Path, into: Path, named: str | os.PathLike[str]) -> None:
 
 def unpack(path: str | os.PathLike[str]) -> Path:
     """The folder holding the archive's members (extracted on the first call in this process,
-    removed at its exit); typed errors naming the archive when it cannot be unpacked."""
+    removed at its exit; `shown` then writes it as this call names the archive); typed errors
+    naming the archive when it cannot be unpacked."""
     archive = Path(path).resolve()
     known = _UNPACKED.get(archive)
-    if known is not None:
+    if known is not None:  # results name it as this call does (`shown`)
+        _UNPACKED[archive] = (known[0], str(path), known[2])
         return known[0]
     try:
         count, size = _members(archive)
