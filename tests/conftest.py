@@ -36,8 +36,8 @@ def run_medq(*args: object, cwd: Path | str | None = None, env: dict[str, str] |
     parsing, error lines and exit codes, without the seconds a new interpreter takes to import
     torch and medq). `new_process=True` runs it as its own process, for what only a process
     shows: start-up imports, the last-resort handler of internal errors, signals, forked
-    workers' terminal output, and what the command reads once at import (`COLUMNS`: the consoles'
-    width). `env`: variables set for the run."""
+    workers' terminal output. `env`: variables set for the run (`COLUMNS` sizes the tables, as
+    in a new process)."""
     argv = [str(a) for a in args]
     extra = dict(env or {})
     if new_process:
@@ -47,16 +47,21 @@ def run_medq(*args: object, cwd: Path | str | None = None, env: dict[str, str] |
                               env=full, timeout=600)
     from typer.testing import CliRunner
 
-    from medq.cli import app
+    from medq.cli import app, common
 
     extra.setdefault("MEDQ_DEBUG", None)  # type: ignore[arg-type]
     hook, command_line = sys.excepthook, sys.argv
+    widths = common.out.width, common.err.width
     sys.argv = ["medq", *argv]  # what the command reads of its own command line
+    columns = extra.get("COLUMNS") or os.environ.get("COLUMNS")
+    for stream in (common.out, common.err):  # as a new process on a pipe sizes its consoles
+        stream.width = int(columns) if columns else common.PIPE_WIDTH
     try:
         with contextlib.chdir(cwd or os.getcwd()):
             result = CliRunner().invoke(app, argv, prog_name="medq", env=extra)
     finally:
         sys.excepthook, sys.argv = hook, command_line
+        common.out.width, common.err.width = widths
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception  # an internal error: the test shows its traceback
     return subprocess.CompletedProcess(["medq", *argv], result.exit_code, result.stdout,

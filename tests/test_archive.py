@@ -12,10 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import dicom_testfile
+from conftest import dicom_testfile, run_medq
 from medq.data.samples import load_sample
 from medq.io import save
-from test_cli import run_medq
 
 
 @pytest.fixture(scope="module")

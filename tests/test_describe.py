@@ -462,7 +462,7 @@ def test_calibration_data_file_errors_are_clear(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------------------------------- CLI
 def test_cli_describe_json_ct_and_nifti_with_a_bad_file(tmp_path: Path) -> None:
-    from test_cli import run_medq
+    from conftest import run_medq
 
     export_samples(tmp_path, ["ct_small", "mni_t1"])
     bad = tmp_path / "broken.dcm"

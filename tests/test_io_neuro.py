@@ -15,13 +15,12 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from conftest import TINY_PET, ecat_pet
+from conftest import TINY_PET, ecat_pet, run_medq
 from medq.cli.restore import output_paths
 from medq.errors import InvalidParameter, UnreadableImage, UnsupportedImage
 from medq.image import MedImage
 from medq.io import load, save, sniff
 from medq.qc.discover import folder_items
-from test_cli import run_medq
 
 NIBABEL_DATA = Path(nib.__file__).parent / "tests" / "data"
 PARREC = "phantom_EPI_asc_CLEAR_2_1"

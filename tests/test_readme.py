@@ -21,8 +21,8 @@ import pydicom
 import pytest
 
 import medq
+from conftest import run_medq
 from medq.errors import MedqError
-from test_cli import run_medq
 
 README = Path(__file__).parents[1] / "README.md"
 TEXT = README.read_text(encoding="utf-8")

@@ -10,9 +10,8 @@ import numpy as np
 import pydicom
 import pytest
 
-from conftest import dicom_testfile, siemens_mosaic
+from conftest import dicom_testfile, run_medq, siemens_mosaic
 from medq.io import save
-from test_cli import run_medq
 
 
 def test_tiny_restoration_training_writes_a_loadable_checkpoint(restore_run: dict) -> None:

@@ -13,11 +13,10 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from conftest import dicom_testfile
+from conftest import MEDQ, dicom_testfile, run_medq
 from medq.errors import InvalidImage, InvalidParameter, UnreadableImage, UnsupportedImage
 from medq.io import load, save
 from medq.io.atomic import atomic_write_text
-from test_cli import MEDQ, run_medq
 
 FULL = Path("/dev/full")
 HAS_FULL = FULL.exists() and stat.S_ISCHR(FULL.stat().st_mode)

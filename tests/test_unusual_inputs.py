@@ -17,11 +17,10 @@ import SimpleITK as sitk
 from pydicom.uid import generate_uid
 
 import medq
-from conftest import dicom_testfile
+from conftest import dicom_testfile, run_medq
 from medq.errors import InvalidImage
 from medq.image import MedImage
 from medq.io import from_array
-from test_cli import run_medq
 
 
 def _ct_volume(ct_slice: MedImage, n: int = 3) -> np.ndarray:
