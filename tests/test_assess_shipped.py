@@ -9,17 +9,15 @@ at what the shipped model does today, so a broken model or pipeline fails them.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import run_medq
 from medq.assess.predictor import Assessor
 from medq.assess.weights import WEIGHTS_DIR, shipped
 
-MEDQ = [sys.executable, "-m", "medq.cli"]
 SHORT_OF_GOALS = ("mediqa-s (2 seeds × 6,400 CPU steps) falls short of the goals on held-out "
                   "scans, and longer training did not close the gap: see its model card, "
                   "docs/training.md and `make bench`")
@@ -39,22 +37,19 @@ def ranking() -> dict:
 def first_run(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
     """What a new user does: export the samples, degrade three of them, assess all six."""
     folder = tmp_path_factory.mktemp("new_user")
-    exported = subprocess.run([*MEDQ, "samples", "--export", str(folder)], capture_output=True,
-                              text=True, timeout=300)
+    exported = run_medq("samples", "--export", folder)
     assert exported.returncode == 0, exported.stderr
     pairs = {"ct_small.dcm": "ct_low_dose", "mr_small.dcm": "mr_undersample",
              "mni_t1.nii.gz": "mr_undersample"}
     degraded = []
     for name, kind in pairs.items():
         out = folder / f"degraded_{name}"
-        proc = subprocess.run([*MEDQ, "simulate", str(folder / name), "-k", kind,
-                               "--severity", "moderate", "--seed", "1", "-o", str(out)],
-                              capture_output=True, text=True, timeout=300)
+        proc = run_medq("simulate", folder / name, "-k", kind, "--severity", "moderate",
+                        "--seed", "1", "-o", out)
         assert proc.returncode == 0, proc.stderr
         degraded.append(out)
     clean = [folder / n for n in pairs]
-    proc = subprocess.run([*MEDQ, "assess", *map(str, clean + degraded), "--json"],
-                          capture_output=True, text=True, timeout=600)
+    proc = run_medq("assess", *clean, *degraded, "--json")
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
@@ -123,8 +118,7 @@ def test_series_directory_is_one_input(tmp_path: Path) -> None:
 
     pet = load_sample("pet_brain")
     folder = save(pet.evolve(array=pet.array[30:50]), tmp_path / "pet_series")
-    proc = subprocess.run([*MEDQ, "assess", str(folder), "--json"], capture_output=True,
-                          text=True, timeout=300)
+    proc = run_medq("assess", folder, "--json")
     assert proc.returncode == 0, proc.stderr
     rows = json.loads(proc.stdout)
     assert len(rows) == 1 and rows[0]["prompts"]["dimension"] == "3d"
@@ -154,8 +148,7 @@ def test_unknown_precision_is_bad_input(tmp_path: Path) -> None:
     from medq.data.samples import export_samples
 
     paths = export_samples(tmp_path)
-    proc = subprocess.run([*MEDQ, "assess", str(paths[0]), "--precision", "half"],
-                          capture_output=True, text=True, timeout=300)
+    proc = run_medq("assess", paths[0], "--precision", "half")
     assert proc.returncode == 2
     assert "precision must be one of auto, float32, bfloat16" in proc.stderr
 
@@ -188,8 +181,7 @@ def test_a_folder_of_single_images_is_assessed_file_by_file(tmp_path: Path) -> N
 
     export_samples(tmp_path)
     images = sorted(p.name for p in tmp_path.iterdir() if p.suffix != ".json")
-    proc = subprocess.run([*MEDQ, "assess", str(tmp_path), "--json", "--no-measures"],
-                          capture_output=True, text=True, timeout=600)
+    proc = run_medq("assess", tmp_path, "--json", "--no-measures")
     assert proc.returncode == 0, proc.stderr
     rows = json.loads(proc.stdout)
     assert sorted(Path(r["path"]).name for r in rows) == images and len(images) == 6

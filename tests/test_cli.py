@@ -28,7 +28,7 @@ def test_readers_warnings_stay_off_the_terminal() -> None:
     its pixel data — do not reach the terminal of `medq info` or `medq assess` (forked workers)."""
     padded = dicom_testfile("MR_small_padded.dcm")
     for args in (("info", padded), ("assess", padded, padded, "--no-measures")):
-        res = run_medq(*args)
+        res = run_medq(*args, new_process=True)  # the terminal a process writes to
         assert res.returncode == 0 and res.stderr == "", res.stderr
     import warnings
 
@@ -70,8 +70,7 @@ def test_a_series_missing_a_slice_is_reported_by_assess_and_describe(tmp_path: P
     assert res.returncode == 0, res.stderr
     (row,) = json.loads(res.stdout)
     assert row["slice_gaps"]["missing_slices"] == 1 and row["slice_gaps"]["spacing_mm"] == 2.0
-    table = run_medq("assess", series, "--no-measures", env={"COLUMNS": "240"},
-                     new_process=True)  # one line a row
+    table = run_medq("assess", series, "--no-measures", env={"COLUMNS": "240"})  # one line a row
     assert "series: 1 slice missing?" in table.stdout
     res = run_medq("describe", series, "--json")
     assert res.returncode == 0, res.stderr
@@ -299,8 +298,7 @@ def test_assess_table_marks_the_prompts_the_file_did_not_state(tmp_path: Path,
     io.imsave(tmp_path / "astronaut.jpg", data.astronaut())  # colour: read as a fundus photo
     shutil.copy(dicom_testfile("CT_small.dcm"), tmp_path / "ct.dcm")
     np.save(tmp_path / "hu.npy", pydicom.dcmread(tmp_path / "ct.dcm").pixel_array - 1024)
-    res = run_medq("assess", "camera.png", "ct.dcm", "hu.npy", "astronaut.jpg", cwd=tmp_path,
-                   new_process=True)
+    res = run_medq("assess", "camera.png", "ct.dcm", "hu.npy", "astronaut.jpg", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     rows = {line.split("│")[1].strip(): line.split("│")[6].strip()
             for line in res.stdout.splitlines() if line.count("│") == 7}
@@ -328,7 +326,7 @@ def test_tables_name_every_input_however_deep_its_folder(tmp_path: Path) -> None
         shutil.copy(dicom_testfile("CT_small.dcm"), deep / name)
     for command in ("assess", "describe", "info"):
         res = run_medq(command, deep / "first_scan.dcm", deep / "second_scan.dcm",
-                       env={"COLUMNS": "200"}, new_process=True)  # one table line per input
+                       env={"COLUMNS": "200"})  # one table line per input
         assert res.returncode == 0, res.stderr
         assert f"in {deep}" in res.stdout, res.stdout  # the shared folder, once, in the title
         cells = [line.split("│")[1].strip() for line in res.stdout.splitlines()
@@ -473,7 +471,7 @@ def test_options_that_name_nothing_are_usage_errors_before_any_work(args: tuple,
     """An empty model list, a negative item count or a modality without degradations: exit 2
     with the reason, no traceback and no results written (before: an IndexError, an
     UnboundLocalError, a benchmark of 13 items, an empty table with exit 0)."""
-    res = run_medq(*args, cwd=tmp_path, env={"COLUMNS": "200"}, new_process=True)
+    res = run_medq(*args, cwd=tmp_path, env={"COLUMNS": "200"})
     assert res.returncode == 2, res.stdout + res.stderr
     assert said in " ".join(res.stderr.split()) and "Traceback" not in res.stderr
     assert not (tmp_path / "benchmarks").exists()
@@ -517,7 +515,7 @@ def test_a_file_that_is_no_checkpoint_is_named_as_such(tmp_path: Path) -> None:
 def test_help_is_whole_in_an_80_column_terminal(command: tuple[str, ...]) -> None:
     """Long words (a database URL, the default model list, `file@volume=k`) were cut to "…" in
     an 80-column terminal; help text now wraps whole."""
-    res = run_medq(*command, "--help", env={"COLUMNS": "80"}, new_process=True)
+    res = run_medq(*command, "--help", env={"COLUMNS": "80"})
     assert res.returncode == 0, res.stderr
     assert "…" not in res.stdout, res.stdout
 
@@ -545,8 +543,7 @@ def test_usage_errors_are_one_line_with_exit_code_2(tmp_path: Path) -> None:
     for args in (("--help",), ("--version",), ("qc", "--help")):
         assert run_medq(*args).returncode == 0
     for command in ("assess", "restore", "qc run"):  # a flag is not shown taking a value
-        shown = run_medq(*command.split(), "--help", env={"COLUMNS": "120"},
-                         new_process=True).stdout
+        shown = run_medq(*command.split(), "--help", env={"COLUMNS": "120"}).stdout
         assert "--json" in shown and "<bool>" not in shown, shown
     res = run_medq("assess", ct, "--modality", "xr", "--no-measures", "--json")
     assert res.returncode == 0 and json.loads(res.stdout)[0]["modality"] == "DX"  # XR: DX

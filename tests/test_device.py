@@ -4,20 +4,18 @@ worker processes of the cached builds."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from conftest import run_medq
 from medq.assess.precision import resolve_device, resolve_precision
 from medq.data.cache import build_workers
 from medq.errors import InvalidParameter
 from medq.train.config import config_from_dict
 
-MEDQ = [sys.executable, "-m", "medq.cli"]
 CONFIGS = Path(__file__).parents[1] / "configs"
 HAS_CUDA = torch.cuda.is_available()
 
@@ -39,20 +37,17 @@ def test_device_names_resolve_and_unknown_ones_are_refused() -> None:
 def test_cuda_without_a_gpu_is_bad_input_not_a_silent_cpu_run(tmp_path: Path) -> None:
     with pytest.raises(InvalidParameter, match="sees no CUDA GPU"):
         resolve_device("cuda")
-    proc = subprocess.run([*MEDQ, "train", str(CONFIGS / "mediqa_tiny_test.yaml"), "--device",
-                           "cuda", "-o", str(tmp_path / "run")], capture_output=True, text=True,
-                          timeout=120)
+    proc = run_medq("train", CONFIGS / "mediqa_tiny_test.yaml", "--device", "cuda", "-o",
+                    tmp_path / "run")
     assert proc.returncode == 2 and "sees no CUDA GPU" in proc.stderr
     assert proc.stderr.startswith("medq: error:") and not (tmp_path / "run").exists()
-    bad = subprocess.run([*MEDQ, "train", str(CONFIGS / "mediqa_tiny_test.yaml"), "--device",
-                          "gpu"], capture_output=True, text=True, timeout=120)
+    bad = run_medq("train", CONFIGS / "mediqa_tiny_test.yaml", "--device", "gpu")
     assert bad.returncode == 2 and "device must be one of" in bad.stderr
     from medq.data.samples import export_samples
 
     sample = export_samples(tmp_path / "samples", ["ct_small"])[0]
     for command in ("assess", "describe"):
-        proc = subprocess.run([*MEDQ, command, str(sample), "--device", "cuda"],
-                              capture_output=True, text=True, timeout=120)
+        proc = run_medq(command, sample, "--device", "cuda")
         assert proc.returncode == 2 and "sees no CUDA GPU" in proc.stderr, command
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import base64
 import io
 import re
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -14,14 +12,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import run_medq
 from conftest_qc import MODEL, filled_db
 from medq.errors import InvalidParameter
 from medq.qc.store import Store
 from medq.report.qc_report import build_qc_report
 from medq.report.render import CT_WINDOW
 from medq.web.images import CT_REGION_WINDOWS, window_for
-
-MEDQ = [sys.executable, "-m", "medq.cli"]
 
 
 @pytest.fixture(scope="module")
@@ -179,24 +176,20 @@ def test_ct_thumbnails_use_a_window_for_the_region() -> None:
 def test_cli_report_and_bad_database(qc_db: tuple, tmp_path: Path) -> None:
     db, _, _ = qc_db
     out = tmp_path / "cli.html"
-    res = subprocess.run([*MEDQ, "qc", "report", "--db", str(db), "-o", str(out)],
-                         capture_output=True, text=True, timeout=300)
+    res = run_medq("qc", "report", "--db", db, "-o", out)
     assert res.returncode == 0, res.stderr
     assert out.exists() and 'id="flagged-count"' in out.read_text("utf-8")
     missing = tmp_path / "no" / "qc.sqlite"
-    bad = subprocess.run([*MEDQ, "qc", "report", "--db", str(missing), "-o",
-                          str(tmp_path / "x.html")], capture_output=True, text=True, timeout=300)
+    bad = run_medq("qc", "report", "--db", missing, "-o", tmp_path / "x.html")
     assert bad.returncode == 2
     lines = bad.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("medq: error:") and "does not exist" in lines[0]
     assert not (tmp_path / "x.html").exists()
     typo = tmp_path / "qc-typo.sqlite"  # a reader never creates an empty database
-    bad = subprocess.run([*MEDQ, "qc", "export", "--db", str(typo), "-o", str(tmp_path / "x.csv")],
-                         capture_output=True, text=True, timeout=300)
+    bad = run_medq("qc", "export", "--db", typo, "-o", tmp_path / "x.csv")
     assert bad.returncode == 2 and "no such results database" in bad.stderr
     assert not typo.exists() and not (tmp_path / "x.csv").exists()
     for command, name in (("report", "x.html"), ("export", "x.csv")):
         made = tmp_path / "new" / command / name  # outputs make their folder, as every writer
-        res = subprocess.run([*MEDQ, "qc", command, "--db", str(db), "-o", str(made)],
-                             capture_output=True, text=True, timeout=300)
+        res = run_medq("qc", command, "--db", db, "-o", made)
         assert res.returncode == 0 and made.is_file(), res.stderr

@@ -18,6 +18,7 @@ import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 
+from conftest import run_medq
 from medq.data.samples import load_sample
 from medq.degrade import simulate
 from medq.errors import InvalidParameter
@@ -228,9 +229,7 @@ def test_export_has_one_row_per_item_in_every_format(qc_done: dict) -> None:
         assert all(1.0 <= float(r["score"]) <= 5.0 for r in ok), fmt
     assert "snr" in tables["csv"][0]
     assert isinstance(next(r for r in tables["json"] if r["status"] == "ok")["measures"], dict)
-    cli = subprocess.run([sys.executable, "-m", "medq.cli", "qc", "export", "--db",
-                          str(root / "qc.sqlite"), "-o", str(root / "export.xlsx")],
-                         capture_output=True, text=True, timeout=120)
+    cli = run_medq("qc", "export", "--db", root / "qc.sqlite", "-o", root / "export.xlsx")
     assert cli.returncode == 2 and "export.xlsx" in cli.stderr and "--format" in cli.stderr
     for fmt, read in (("csv", lambda b: list(csv.DictReader(b.decode().splitlines()))),
                       ("json", json.loads)):  # `-o -`: standard output, no file named "-"
@@ -308,39 +307,34 @@ def test_each_volume_of_a_4d_file_is_an_item_of_its_own(tmp_path: Path, cluster)
 
 # --- the command line ---------------------------------------------------------------------------
 
-def _medq(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "medq.cli", *args], capture_output=True,
-                          text=True, timeout=300)
-
-
 def test_qc_run_rejects_bad_input_before_starting_workers(tmp_path: Path) -> None:
     archive = tmp_path / "archive"
     save(_slice2d(), archive / "ct.dcm")
     db = tmp_path / "qc.sqlite"
-    unknown = _medq("qc", "run", str(archive), "--db", str(db), "--model", "no-such-model")
+    unknown = run_medq("qc", "run", str(archive), "--db", str(db), "--model", "no-such-model")
     assert unknown.returncode == 2 and "no-such-model" in unknown.stderr and not db.exists()
     junk = tmp_path / "junk.pt"
     junk.write_text("not a checkpoint\n")
-    broken = _medq("qc", "run", str(archive), "--db", str(db), "--model", str(junk))
+    broken = run_medq("qc", "run", str(archive), "--db", str(db), "--model", str(junk))
     assert broken.returncode == 2 and not db.exists()
     assert f"{junk}: not a PyTorch checkpoint file" in broken.stderr
-    many = _medq("qc", "run", str(archive), "--db", str(db), "--workers", "100000")
+    many = run_medq("qc", "run", str(archive), "--db", str(db), "--workers", "100000")
     assert many.returncode == 2 and "--workers 100000: give 1 to" in many.stderr  # out of memory
-    missing = _medq("qc", "run", str(tmp_path / "nowhere"), "--db", str(db))
+    missing = run_medq("qc", "run", str(tmp_path / "nowhere"), "--db", str(db))
     assert missing.returncode == 2 and "nowhere: no such file or directory" in missing.stderr
     assert not db.exists()  # refused: no empty database that `qc export` would then accept
-    nodir = _medq("qc", "run", str(archive), "--db", str(tmp_path / "no" / "qc.sqlite"))
+    nodir = run_medq("qc", "run", str(archive), "--db", str(tmp_path / "no" / "qc.sqlite"))
     assert nodir.returncode == 2 and "does not exist" in nodir.stderr
     (tmp_path / "empty").mkdir()
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "readme.txt").write_text("no image here\n")
     for folder in (tmp_path / "empty", tmp_path / "notes"):  # nothing to assess: as medq assess
-        res = _medq("qc", "run", str(folder), "--db", str(db))
+        res = run_medq("qc", "run", str(folder), "--db", str(db))
         assert res.returncode == 2 and res.stderr.strip() == (
             f"medq: error: {folder}: folder holds no image medq reads (DICOM, NIfTI, PNG, …)")
         assert not db.exists()
     Store(db).close()  # a database that was there before a refused run stays
-    res = _medq("qc", "run", str(tmp_path / "empty"), "--db", str(db))
+    res = run_medq("qc", "run", str(tmp_path / "empty"), "--db", str(db))
     assert res.returncode == 2 and db.exists() and Store(db).runs() == []
 
 
@@ -386,7 +380,7 @@ def test_export_refuses_a_model_the_database_does_not_hold(tmp_path: Path) -> No
                                                    f"database holds: {MODEL}$"):
             export_items(store, dest, model="nosuchmodel")
         assert not dest.exists() and export_items(store, dest, model=MODEL) == 1
-    res = _medq("qc", "export", "--db", str(db), "-o", str(tmp_path / "y.csv"), "-m", "nosuch")
+    res = run_medq("qc", "export", "--db", str(db), "-o", str(tmp_path / "y.csv"), "-m", "nosuch")
     assert res.returncode == 2 and not (tmp_path / "y.csv").exists()
     assert res.stderr.startswith("medq: error: sqlite:///") and res.stderr.strip().endswith(
         f"qc.sqlite: no results for model 'nosuch'; the database holds: {MODEL}")

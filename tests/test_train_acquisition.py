@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,13 +13,11 @@ import pytest
 import torch
 
 import medq
-from conftest import dicom_testfile
+from conftest import dicom_testfile, run_medq
 from medq.assess.models import build_model
 from medq.data import bench
 from medq.data.samples import export_samples
 from medq.train.acquisition import TARGETS, load_tagged, targets
-
-MEDQ = [sys.executable, "-m", "medq.cli"]
 
 
 def _target(path: str, name: str) -> float | None:
@@ -158,9 +154,8 @@ def test_train_tagged_through_the_cli(tmp_path: Path) -> None:
     (tmp_path / "tg.yaml").write_text(
         "name: tg\nmodel: mediqa-tiny\nbatch_size: 4\nbench: {size: 32}\nslice_steps: 0\n"
         f"checkpoint_every_s: 0\nlog_every: 20\noutput: tg\nstages:\n{stages}")
-    proc = subprocess.run([*MEDQ, "train", "tg.yaml", "--tagged", "scans", "--scores",
-                           "scores.csv"], capture_output=True, text=True, timeout=300,
-                          cwd=tmp_path)
+    proc = run_medq("train", "tg.yaml", "--tagged", "scans", "--scores", "scores.csv",
+                    cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     # the --scores held-out image is no tagged training image either
     assert "scans: 11 of 12 images state an acquisition (ct_exposure 7, mr_field 4)" in \
@@ -187,9 +182,8 @@ def test_train_tagged_through_the_cli(tmp_path: Path) -> None:
     assert "11 stating an acquisition: ct_exposure 7 (" in card and "mr_field 4 (" in card
     assert "skipped: 1 held out by --scores" in card
     assert "Reproduce: `medq train tg.yaml --tagged scans --scores scores.csv -o tg`." in card
-    assessed = subprocess.run([*MEDQ, "assess", str(archive / "ct_0.dcm"),
-                               str(archive / "mr_1.dcm"), "--model", "tg/model.pt", "--json"],
-                              capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assessed = run_medq("assess", archive / "ct_0.dcm", archive / "mr_1.dcm", "--model",
+                        "tg/model.pt", "--json", cwd=tmp_path)
     assert assessed.returncode == 0, assessed.stderr
     ct, mr = json.loads(assessed.stdout)
     assert 1 <= ct["score"] <= 5  # the head's estimates of the targets it learnt, beside the
@@ -198,9 +192,7 @@ def test_train_tagged_through_the_cli(tmp_path: Path) -> None:
     assert exposure["unit"] == "mAs" and exposure["estimated"] > 0
     assert mr["acquisition"]["mr_field"]["stated"] == 3.0 and mr["acquisition"]["mr_field"][
         "unit"] == "T"
-    plain = subprocess.run([*MEDQ, "assess", str(archive / "ct_0.dcm"), "--model",
-                            "tg/model.pt"], capture_output=True, text=True, timeout=120,
-                           cwd=tmp_path)
+    plain = run_medq("assess", archive / "ct_0.dcm", "--model", "tg/model.pt", cwd=tmp_path)
     assert f"looks like {exposure['estimated']:g} mAs exposure (the header states 25 mAs)" in \
         plain.stdout
     only_acquisition = (tmp_path / "tg.yaml").read_text().split("  - {name: score")[0]
@@ -215,8 +207,7 @@ def test_train_tagged_through_the_cli(tmp_path: Path) -> None:
              "0 of 0 images state"),
             (["acq.yaml", "--tagged", "scans", "--scores", "scores.csv"],
              "no stage weights the score loss")):
-        bad = subprocess.run([*MEDQ, "train", *args], capture_output=True, text=True,
-                             timeout=120, cwd=tmp_path)
+        bad = run_medq("train", *args, cwd=tmp_path)
         assert bad.returncode == 2 and reason in bad.stderr, bad.stderr
 
 

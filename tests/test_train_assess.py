@@ -6,14 +6,12 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import dicom_testfile
+from conftest import dicom_testfile, run_medq
 from medq.assess.assessment import GRADES, combined_score, grade_for
 from medq.assess.predictor import Assessor
 from medq.data.samples import load_sample
@@ -21,8 +19,6 @@ from medq.data.sources import sources
 from medq.errors import InputError, InvalidParameter
 from medq.image import MedImage
 from medq.train.config import config_from_dict, load_config
-
-MEDQ = [sys.executable, "-m", "medq.cli"]
 
 
 def test_tiny_training_writes_checkpoint_card_and_metrics(tiny_run: dict) -> None:
@@ -270,9 +266,7 @@ def test_cli_assess_json_exit_code_and_order(tiny_run: dict, tmp_path: Path) -> 
     bad = tmp_path / "empty.nii.gz"
     bad.write_bytes(b"")
     good = dicom_testfile("CT_small.dcm")
-    proc = subprocess.run([*MEDQ, "assess", good, str(bad), "--json", "--model",
-                           str(tiny_run["checkpoint"])], capture_output=True, text=True,
-                          timeout=120)
+    proc = run_medq("assess", good, bad, "--json", "--model", tiny_run["checkpoint"])
     assert proc.returncode == 2, proc.stderr
     rows = json.loads(proc.stdout)
     assert [r["path"] for r in rows] == [good, str(bad)]
@@ -304,8 +298,7 @@ def test_config_errors_name_the_problem(tmp_path: Path) -> None:
     bad.write_text("name: x\nmodel: cnniqa\nstages: [{name: s, steps: 1, losses: {mse: 1}}]\n")
     with pytest.raises(InvalidParameter, match="bad.yaml"):
         load_config(bad)
-    proc = subprocess.run([*MEDQ, "train", str(bad)], capture_output=True, text=True,
-                          timeout=60)
+    proc = run_medq("train", bad)
     assert proc.returncode == 2 and proc.stderr.startswith("medq: error:")
     with pytest.raises(InvalidParameter, match="precision must be one of"):
         config_from_dict({"name": "x", "model": "mediqa-tiny", "precision": "half"})
@@ -405,8 +398,7 @@ def test_finetune_on_user_scores(tiny_run: dict, tmp_path: Path) -> None:
         f"name: ft\nmodel: mediqa-tiny\ninit: {tiny_run['checkpoint']}\nbatch_size: 4\n"
         "bench: {size: 32}\nslice_steps: 0\ncheckpoint_every_s: 0\noutput: ft\nstages:\n"
         "  - {name: score, steps: 3, lr: 0.00005, losses: {score: 1.0}, warmup: 1}\n")
-    proc = subprocess.run([*MEDQ, "train", "ft.yaml", "--scores", "imgs/scores.csv"],
-                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    proc = run_medq("train", "ft.yaml", "--scores", "imgs/scores.csv", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert ("test SRCC not computed: 2 held-out images (need ≥ 3 with different scores); "
             "RMSE") in proc.stderr and "nan" not in proc.stderr
@@ -528,8 +520,7 @@ def test_train_refuses_what_scores_cannot_teach_and_a_file_as_run_folder(tmp_pat
              f"cannot make the run folder: {tmp_path / 'afile'} is a file"),  # after training
             ((root / "mediqa_s_finetune.yaml", "--scores", csv, "-o", tmp_path / "x{y}"),
              "only 0 usable images")):  # a folder's braces are no placeholder
-        proc = subprocess.run([*MEDQ, "train", *map(str, args)], capture_output=True, text=True,
-                              timeout=300, cwd=tmp_path)
+        proc = run_medq("train", *args, cwd=tmp_path)
         assert proc.returncode == 2 and said in proc.stderr, proc.stderr
         errors = [line for line in proc.stderr.splitlines() if not line.startswith("medq: note")]
         assert len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr
@@ -577,8 +568,7 @@ def test_training_config_is_checked_before_any_data_work(tmp_path: Path) -> None
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\nmodel: nosuchmodel\n")
     env = {**os.environ, "MEDQ_CACHE_DIR": str(tmp_path / "cache")}
-    proc = subprocess.run([*MEDQ, "train", str(bad)], capture_output=True, text=True,
-                          timeout=60, env=env)
+    proc = run_medq("train", bad, env=env)
     assert proc.returncode == 2 and proc.stderr.strip() == (
         f"medq: error: {bad}: unknown model 'nosuchmodel' for task 'quality'; expected one of "
         "cnniqa, mediqa-b, mediqa-s, mediqa-tiny, wadiqam")
@@ -608,8 +598,7 @@ def test_train_on_a_binary_file_or_a_folder_is_bad_input(tmp_path: Path) -> None
     (tmp_path / "x").mkdir()
     for arg, reason in (("x.yaml", "not a YAML text file"),
                         ("x", "is a folder, not a training config")):
-        proc = subprocess.run([*MEDQ, "train", arg], capture_output=True, text=True,
-                              timeout=60, cwd=tmp_path)
+        proc = run_medq("train", arg, cwd=tmp_path)
         assert proc.returncode == 2 and proc.stderr == f"medq: error: {arg}: {reason}\n"
 
 

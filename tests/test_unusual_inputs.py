@@ -97,8 +97,8 @@ def test_nibabels_notes_on_a_mended_header_stay_off_the_terminal(tmp_path: Path,
     """A negative pixdim is mended by nibabel (absolute values), which logs a note: `medq info`
     reads the file and prints nothing on stderr."""
     path = _nifti_with_pixdim(_ct_volume(ct_slice), (-0.66, -0.66, -5.0), tmp_path / "neg.nii")
-    res = run_medq("info", path, "--json")
-    assert res.returncode == 0 and res.stderr == "", res.stderr
+    res = run_medq("info", path, "--json", new_process=True)  # nibabel logs to the process's
+    assert res.returncode == 0 and res.stderr == "", res.stderr  # stderr
     assert json.loads(res.stdout)[0]["spacing"] == pytest.approx([5.0, 0.66, 0.66], abs=1e-4)
 
 
@@ -306,7 +306,7 @@ def test_a_huge_rescale_slope_is_graded_quietly_or_refused_by_name(tmp_path: Pat
         paths.append(tmp_path / f"slope{slope}.dcm")
         ds.save_as(paths[-1])
     for command in ("assess", "describe"):
-        res = run_medq(command, paths[0], "--json")
+        res = run_medq(command, paths[0], "--json", new_process=True)  # NumPy warns on stderr
         assert res.returncode == 0 and res.stderr == "", res.stderr
         assert math.isfinite(json.loads(res.stdout)[0]["score"])
     text = json.loads(res.stdout)[0]["text"]  # the description's noise level in HU
