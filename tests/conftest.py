@@ -52,11 +52,11 @@ def run_medq(*args: object, cwd: Path | str | None = None, env: dict[str, str] |
     extra.setdefault("MEDQ_DEBUG", None)  # type: ignore[arg-type]
     hook, command_line = sys.excepthook, sys.argv
     widths = common.out.width, common.err.width
-    sys.argv = ["medq", *argv]  # what the command reads of its own command line
     columns = extra.get("COLUMNS") or os.environ.get("COLUMNS")
-    for stream in (common.out, common.err):  # as a new process on a pipe sizes its consoles
-        stream.width = int(columns) if columns else common.PIPE_WIDTH
     try:
+        sys.argv = ["medq", *argv]  # what the command reads of its own command line
+        for stream in (common.out, common.err):  # as a new process on a pipe sizes them
+            stream.width = int(columns) if columns else common.PIPE_WIDTH
         with contextlib.chdir(cwd or os.getcwd()):
             result = CliRunner().invoke(app, argv, prog_name="medq", env=extra)
     finally:

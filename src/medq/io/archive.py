@@ -82,7 +82,7 @@ def unpack(path: str | os.PathLike[str]) -> Path:
     naming the archive when it cannot be unpacked."""
     archive = Path(path).resolve()
     known = _UNPACKED.get(archive)
-    if known is not None:  # results name it as this call does (`shown`)
+    if known is not None:
         _UNPACKED[archive] = (known[0], str(path), known[2])
         return known[0]
     try:

@@ -69,8 +69,7 @@ def unpacked(path: Path) -> BinaryIO:
     (`volumes.last_file_cache`). Read it under `UNPACKED_LOCK`; UnreadableImage past
     `MAX_GUNZIPPED`. Called only on a cache miss, so the previous file's copy, which the cache
     is about to drop and no reader holds outside the lock, is closed here."""
-    while _LAST_UNPACKED:
-        _LAST_UNPACKED.pop().close()
+    _close_last()
     # unbuffered: closing it moves no file offset (a buffered file seeks back over what it read
     # ahead, and a forked child's copy shares the parent's offset: `_forget_unpacked`)
     out = tempfile.TemporaryFile(buffering=0)  # noqa: SIM115 (kept open: the cache hands it out)
@@ -87,13 +86,22 @@ def unpacked(path: Path) -> BinaryIO:
     return out
 
 
-def _forget_unpacked() -> None:
-    """In a forked child: drop the parent's `unpacked` copy. Its descriptor shares the parent's
-    file offset, so readers in two processes seeking it at once read each other's bytes (a
-    worker pool's loads gave wrong pixels); the child unpacks its own copy when asked."""
-    unpacked.cache_clear()
+def _close_last() -> None:
+    """Close the copy `unpacked` made last (in a forked child, the child's descriptor only: the
+    parent's stays open)."""
     while _LAST_UNPACKED:
-        _LAST_UNPACKED.pop().close()  # the child's descriptor only: the parent's stays open
+        _LAST_UNPACKED.pop().close()
+
+
+def _forget_unpacked() -> None:
+    """In a forked child: drop the parent's `unpacked` copy and lock. The copy's descriptor
+    shares the parent's file offset, so readers in two processes seeking it at once read each
+    other's bytes (a worker pool's loads gave wrong pixels); the child unpacks its own copy
+    when asked. The lock is new because a thread of the parent may have held it at the fork."""
+    global UNPACKED_LOCK
+    UNPACKED_LOCK = threading.Lock()
+    unpacked.cache_clear()
+    _close_last()
 
 
 os.register_at_fork(after_in_child=_forget_unpacked)
