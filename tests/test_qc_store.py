@@ -347,7 +347,7 @@ def test_a_database_this_user_may_not_write_is_read_but_never_written(
     them through an immutable read-only connection, which leaves no WAL or shared-memory file
     beside the database; every write is refused by name, and `medq qc run` refuses to start.
     (Tests run as root, who may write anything, so the permission check is replaced.)"""
-    from medq.qc import store as store_module
+    from medq.qc import database as database_module
     from medq.qc.export import export_rows
 
     path = tmp_path / "qc.sqlite"
@@ -357,7 +357,7 @@ def test_a_database_this_user_may_not_write_is_read_but_never_written(
         first = writer.items()[0]["id"]
         writer.add_review(first, "Dr Rao", "accept")
     assert not (tmp_path / "qc.sqlite-wal").exists()  # the last connection checkpointed it
-    monkeypatch.setattr(store_module, "_writable", lambda database: False)
+    monkeypatch.setattr(database_module, "writable", lambda database: False)
     with Store(path, create=False) as reader:
         assert reader.read_only and reader.count() == len(assessed)
         assert len(export_rows(reader)) == len(assessed)

@@ -255,9 +255,9 @@ def test_a_read_only_database_is_browsed_but_reviews_and_uploads_are_refused(
     """The app on results it may not write (tests run as root, so the permission check is
     replaced): pages and the API read them; a review or an upload is refused with the reason
     and no file is kept."""
-    from medq.qc import store as store_module
+    from medq.qc import database as database_module
 
-    monkeypatch.setattr(store_module, "_writable", lambda database: False)
+    monkeypatch.setattr(database_module, "writable", lambda database: False)
     target = web.id_of(status="ok")
     with TestClient(create_app(web.db, uploads_dir=web.uploads)) as app:
         assert app.get(f"/items/{target}").status_code == 200

@@ -1,31 +1,32 @@
 """The QC results store (SQLAlchemy): runs, one row per assessed item, and reviewers' decisions
 (the tables: `medq.qc.schema`).
 
-SQLite by default (a plain file path or `sqlite:///qc.sqlite`; WAL journal and a busy timeout so
-a reader — the review app — never blocks the writer), PostgreSQL by URL
-(`postgresql+psycopg://user:password@host/db`). Every `record` is one transaction, an upsert by
-(path, model): a run killed at any moment and started again ends with one row per item.
-Reviews are an append-only audit table; they never change an item's model result.
-Timestamps come back as ISO 8601 strings in UTC.
+SQLite by default, PostgreSQL by URL (how a database is opened: `medq.qc.database`). Every
+`record` is one transaction, an upsert by (path, model): a run killed at any moment and started
+again ends with one row per item. Reviews are an append-only audit table; they never change an
+item's model result. Timestamps come back as ISO 8601 strings in UTC (row values: `medq.qc.rows`).
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import json
-import math
-import os
-import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from medq.errors import InvalidParameter, MissingInput
+from medq.errors import InvalidParameter
+from medq.qc.database import READ_ONLY, open_database
+from medq.qc.rows import (
+    COMMENT_NEEDED,
+    LARGEST_ID,
+    now,
+    plain,
+    review_text_problem,
+    row_dict,
+)
 from medq.qc.schema import (
     DECISIONS,
     ITEM_COLUMNS,
@@ -36,116 +37,8 @@ from medq.qc.schema import (
     runs_table,
 )
 
-READ_ONLY = ("the results database is read-only for this user: it can be exported, reported "
-             "and browsed, not written (runs, reviews, uploads)")
-"""Why a write to a SQLite database opened read-only is refused."""
-
-COMMENT_NEEDED = "a comment review needs a comment (write it, or accept or reject the item)"
-"""Why a `comment` review without text is refused."""
-
 _WRITABLE = tuple(c for c in ITEM_COLUMNS if c not in ("id", "created_at", "updated_at"))
 _JSON_COLUMNS = ("shape", "findings", "measures", "lossy_compression")
-
-
-def database_url(url: str | Path) -> str:
-    """A SQLAlchemy URL: URLs pass through, a plain file path becomes `sqlite:///<abs path>`."""
-    text = str(url)
-    if "://" in text:
-        return text
-    return f"sqlite:///{Path(text).expanduser().resolve()}"
-
-
-def _writable(database: Path) -> bool:
-    """Whether this process may write the SQLite file and its folder (its WAL and shared-memory
-    files live beside it)."""
-    return os.access(database, os.W_OK) and os.access(database.parent, os.W_OK)
-
-
-def _read_only_url(database: Path) -> str:
-    """The URL of a SQLite file opened read-only and as immutable: a reader of a database it
-    may not write (a shared archive's results on read-only storage) can neither switch it to
-    WAL nor create the shared-memory file a WAL reader needs."""
-    from urllib.parse import quote
-
-    return f"sqlite:///file:{quote(str(database.resolve()))}?mode=ro&immutable=1&uri=true"
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
-
-
-def _iso(value: Any) -> str | None:
-    """A stored timestamp as ISO 8601 in UTC (SQLite hands back naive UTC datetimes)."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.timezone.utc)
-    return value.astimezone(dt.timezone.utc).isoformat()
-
-
-def _plain(value: Any) -> Any:
-    """JSON-safe copy: NumPy scalars → Python numbers, NaN/inf → None, tuples → lists."""
-    if value is None or isinstance(value, (str, bool, int)):
-        return value
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if hasattr(value, "tolist"):  # NumPy scalar or array
-        return _plain(value.tolist())
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    return json.loads(json.dumps(value, default=str))
-
-
-def _row(mapping: Any) -> dict[str, Any]:
-    data = dict(mapping)
-    for key in ("created_at", "updated_at", "started_at", "finished_at"):
-        if key in data:
-            data[key] = _iso(data[key])
-    return data
-
-
-def _read_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    """Settings of every SQLite connection: wait on a writer, enforce foreign keys."""
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA busy_timeout=30000")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.close()
-
-
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    """`_read_pragmas`, and the WAL journal a connection that may write sets."""
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.close()
-    _read_pragmas(dbapi_conn, _record)
-
-
-REVIEWER_MAX, COMMENT_MAX = 128, 10_000
-"""Longest reviewer's name and comment (characters) a review may store: the web API and the
-review page take no longer ones, so no stored review is one the API cannot hand back."""
-
-
-def review_text_problem(reviewer: str, comment: str) -> str | None:
-    """Why a review's texts cannot be stored (longer than `REVIEWER_MAX` / `COMMENT_MAX`; a
-    lone surrogate, which no encoding holds; a control character in the reviewer's name), or
-    None."""
-    for field, text, most in (("reviewer's name", reviewer, REVIEWER_MAX),
-                              ("comment", comment, COMMENT_MAX)):
-        if len(text) > most:
-            return f"the {field} is {len(text)} characters long; at most {most} are stored"
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            return f"the {field} is not valid text (a lone surrogate character)"
-    if any(unicodedata.category(ch) == "Cc" for ch in reviewer):
-        return "the reviewer's name holds control characters"
-    return None
-
-
-LARGEST_ID = 2**63 - 1
-"""The largest integer a database column holds: no item id (or row offset) lies beyond it."""
 
 
 class Store:
@@ -156,42 +49,12 @@ class Store:
     """
 
     def __init__(self, url: str | Path, *, create: bool = True) -> None:
-        self.url = database_url(url)
-        self.read_only = False
-        try:
-            parsed = sa.engine.make_url(self.url)
-        except SQLAlchemyError as e:
-            raise InvalidParameter(f"not a database URL ({e})", str(url)) from e
-        self.display_url = parsed.render_as_string(hide_password=True)
-        self.dialect = parsed.get_backend_name()
-        self.database_file = Path(parsed.database).expanduser().resolve() if (  # SQLite's file
-            self.dialect == "sqlite" and parsed.database not in (None, "", ":memory:")) else None
-        self.created = self.database_file is not None and not self.database_file.exists()
+        opened = open_database(url, create=create)
+        self.engine = opened.engine
+        self.url, self.display_url, self.dialect = opened.url, opened.display_url, opened.dialect
+        self.database_file, self.read_only = opened.database_file, opened.read_only
+        self.created = opened.created
         """Whether opening made the SQLite file (`discard` removes it again)."""
-        kwargs: dict[str, Any] = {"future": True}
-        if self.dialect == "sqlite":
-            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
-            if parsed.database and parsed.database != ":memory:":
-                if not Path(parsed.database).parent.is_dir():  # a typo makes no database
-                    raise InvalidParameter("folder of the SQLite database does not exist",
-                                           parsed.database)
-                if not create and not Path(parsed.database).is_file():
-                    raise MissingInput("no such results database (run `medq qc run` first)",
-                                       parsed.database)
-                if Path(parsed.database).is_file() and not _writable(Path(parsed.database)):
-                    if create:  # a writer (medq qc run)
-                        raise InvalidParameter(READ_ONLY, parsed.database)
-                    self.url, self.read_only = _read_only_url(Path(parsed.database)), True
-        else:
-            kwargs["pool_pre_ping"] = True
-        try:
-            self.engine: Engine = sa.create_engine(self.url, **kwargs)
-        except (SQLAlchemyError, ImportError, ValueError) as e:
-            raise InvalidParameter(f"cannot use database ({type(e).__name__}: {e})",
-                                   self.display_url) from e
-        if self.dialect == "sqlite":
-            sa.event.listen(self.engine, "connect",
-                            _read_pragmas if self.read_only else _sqlite_pragmas)
         insert = (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(
             items_table)
         self._upsert = insert.on_conflict_do_update(  # created_at survives, the rest is new
@@ -251,7 +114,7 @@ class Store:
         with self._writing() as conn:
             result = conn.execute(runs_table.insert().values(
                 archive=str(archive), model=str(model), medq_version=__version__,
-                workers=workers, scheduler=scheduler, started_at=_now(),
+                workers=workers, scheduler=scheduler, started_at=now(),
                 total=0, ok=0, errors=0, skipped=0))
             return int(result.inserted_primary_key[0])
 
@@ -261,7 +124,7 @@ class Store:
         values: dict[str, Any] = {k: int(summary[k]) for k in ("total", "ok", "errors", "skipped")
                                   if summary.get(k) is not None}
         if finished:
-            values["finished_at"] = _now()
+            values["finished_at"] = now()
         with self._writing() as conn:
             conn.execute(runs_table.update().where(runs_table.c.id == run_id).values(**values))
 
@@ -269,7 +132,7 @@ class Store:
         """Every run, newest first (`finished_at` is None for a run that was interrupted)."""
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(runs_table).order_by(runs_table.c.id.desc()))
-            return [_row(r._mapping) for r in rows]
+            return [row_dict(r._mapping) for r in rows]
 
     # items -----------------------------------------------------------------------------------
 
@@ -326,15 +189,15 @@ class Store:
         values = {k: result.get(k) for k in _WRITABLE}
         values["path"] = str(values["path"])
         for key in _JSON_COLUMNS:
-            values[key] = _plain(values[key])
+            values[key] = plain(values[key])
         if values["score"] is not None:
-            values["score"] = _plain(float(values["score"]))
+            values["score"] = plain(float(values["score"]))
         if values["recall"] is not None:
             values["recall"] = bool(values["recall"])
-        now = _now()
+        stamp = now()
         with self._writing() as conn:
-            return int(conn.execute(self._upsert, {**values, "created_at": now,
-                                                   "updated_at": now}).scalar_one())
+            return int(conn.execute(self._upsert, {**values, "created_at": stamp,
+                                                   "updated_at": stamp}).scalar_one())
 
     def _filtered(self, query: sa.Select, modality: str | None, verdict: str | None,
                   status: str | None, min_score: float | None, max_score: float | None,
@@ -377,7 +240,7 @@ class Store:
         if limit is not None:
             query = query.limit(max(0, int(limit)))
         with self.engine.connect() as conn:
-            rows = [_row(r._mapping) for r in conn.execute(query)]
+            rows = [row_dict(r._mapping) for r in conn.execute(query)]
             last = self._last_reviews(conn, [r["id"] for r in rows])
         for row in rows:
             row["last_review"] = last.get(row["id"])
@@ -413,7 +276,7 @@ class Store:
             mapping = found.mappings().first()
             if mapping is None:
                 return None
-            row = _row(mapping)
+            row = row_dict(mapping)
             row["last_review"] = self._last_reviews(conn, [row["id"]]).get(row["id"])
         row["reviewed"] = row["last_review"] is not None
         return row
@@ -427,7 +290,7 @@ class Store:
         newest = (sa.select(sa.func.max(r.id)).where(r.item_id.in_(ids)).group_by(r.item_id)
                   .scalar_subquery())
         rows = conn.execute(sa.select(reviews_table).where(r.id.in_(newest)))
-        return {row.item_id: _row(row._mapping) for row in rows}
+        return {row.item_id: row_dict(row._mapping) for row in rows}
 
     # reviews ---------------------------------------------------------------------------------
 
@@ -446,7 +309,7 @@ class Store:
         if decision == "comment" and not str(comment or "").strip():
             raise InvalidParameter(COMMENT_NEEDED)
         values = {"item_id": int(item_id), "reviewer": reviewer, "decision": decision,
-                  "comment": str(comment or ""), "created_at": _now()}
+                  "comment": str(comment or ""), "created_at": now()}
         with self._writing() as conn:
             exists = conn.execute(sa.select(items_table.c.id)
                                   .where(items_table.c.id == int(item_id))).first()
@@ -454,14 +317,14 @@ class Store:
                 raise InvalidParameter(f"no item with id {item_id}")
             result = conn.execute(reviews_table.insert().values(**values))
             values["id"] = int(result.inserted_primary_key[0])
-        return _row(values)
+        return row_dict(values)
 
     def reviews(self, item_id: int) -> list[dict[str, Any]]:
         """Every review of an item, oldest first."""
         query = (sa.select(reviews_table).where(reviews_table.c.item_id == int(item_id))
                  .order_by(reviews_table.c.id))
         with self.engine.connect() as conn:
-            return [_row(r._mapping) for r in conn.execute(query)]
+            return [row_dict(r._mapping) for r in conn.execute(query)]
 
     def summary(self) -> dict[str, Any]:
         """Totals: `{"total", "reviewed", "status": {...}, "modality": {...}, "verdict": {...}}`.

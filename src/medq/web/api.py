@@ -16,7 +16,7 @@ from fastapi.security import HTTPBearer
 from pydantic import BaseModel, Field, model_validator
 
 from medq.errors import InputError
-from medq.qc.store import COMMENT_MAX, COMMENT_NEEDED, REVIEWER_MAX, review_text_problem
+from medq.qc.rows import COMMENT_MAX, COMMENT_NEEDED, REVIEWER_MAX, review_text_problem
 
 Verdict = Literal["good", "usable", "reject"]
 Decision = Literal["accept", "reject", "comment"]

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from medq.errors import InputError, InvalidParameter, UnsupportedImage
-from medq.qc.store import READ_ONLY
+from medq.qc.database import READ_ONLY
 
 SUFFIXES = (".dcm", ".dicom", ".ima", ".nii", ".nii.gz", ".mha", ".nrrd", ".mgh", ".mgz", ".mnc",
             ".v", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".npy")

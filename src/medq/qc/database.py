@@ -1,0 +1,123 @@
+"""Opening the QC results database: its URL, SQLite's settings, and read-only access.
+
+SQLite by default (a plain file path or `sqlite:///qc.sqlite`; WAL journal and a busy timeout so
+a reader — the review app — never blocks the writer), PostgreSQL by URL
+(`postgresql+psycopg://user:password@host/db`). A SQLite file this process may not write is
+opened read-only (readers) or refused (writers).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from medq.errors import InvalidParameter, MissingInput
+
+READ_ONLY = ("the results database is read-only for this user: it can be exported, reported "
+             "and browsed, not written (runs, reviews, uploads)")
+"""Why a write to a SQLite database opened read-only is refused."""
+
+
+def database_url(url: str | Path) -> str:
+    """A SQLAlchemy URL: URLs pass through, a plain file path becomes `sqlite:///<abs path>`."""
+    text = str(url)
+    if "://" in text:
+        return text
+    return f"sqlite:///{Path(text).expanduser().resolve()}"
+
+
+def writable(database: Path) -> bool:
+    """Whether this process may write the SQLite file and its folder (its WAL and shared-memory
+    files live beside it)."""
+    return os.access(database, os.W_OK) and os.access(database.parent, os.W_OK)
+
+
+def read_only_url(database: Path) -> str:
+    """The URL of a SQLite file opened read-only and as immutable: a reader of a database it
+    may not write (a shared archive's results on read-only storage) can neither switch it to
+    WAL nor create the shared-memory file a WAL reader needs."""
+    from urllib.parse import quote
+
+    return f"sqlite:///file:{quote(str(database.resolve()))}?mode=ro&immutable=1&uri=true"
+
+
+def _read_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    """Settings of every SQLite connection: wait on a writer, enforce foreign keys."""
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    """`_read_pragmas`, and the WAL journal a connection that may write sets."""
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.close()
+    _read_pragmas(dbapi_conn, _record)
+
+
+class Database(NamedTuple):
+    """An opened database: its engine and what the store needs to know of it."""
+
+    engine: Engine
+    url: str
+    display_url: str
+    """The URL with any password hidden, for messages."""
+    dialect: str
+    database_file: Path | None
+    """SQLite's file (None for a database server or an in-memory database)."""
+    created: bool
+    """Whether opening made the SQLite file."""
+    read_only: bool
+
+
+def _sqlite_file_url(url: str, database: str, create: bool) -> tuple[str, bool]:
+    """(URL to open, read-only) for a SQLite file; InvalidParameter / MissingInput when a
+    writer may not write it, its folder is missing, or a reader's file does not exist."""
+    path = Path(database)
+    if not path.parent.is_dir():  # a typo makes no database
+        raise InvalidParameter("folder of the SQLite database does not exist", database)
+    if not create and not path.is_file():
+        raise MissingInput("no such results database (run `medq qc run` first)", database)
+    if path.is_file() and not writable(path):
+        if create:  # a writer (medq qc run)
+            raise InvalidParameter(READ_ONLY, database)
+        return read_only_url(path), True
+    return url, False
+
+
+def open_database(url: str | Path, *, create: bool = True) -> Database:
+    """An engine on `url` (a file path or a SQLAlchemy URL); `create=False` (readers) refuses
+    a SQLite file that does not exist yet instead of silently creating an empty database."""
+    url = database_url(url)
+    try:
+        parsed = sa.engine.make_url(url)
+    except SQLAlchemyError as e:
+        raise InvalidParameter(f"not a database URL ({e})", str(url)) from e
+    display_url = parsed.render_as_string(hide_password=True)
+    dialect = parsed.get_backend_name()
+    on_file = dialect == "sqlite" and parsed.database not in (None, "", ":memory:")
+    database_file = Path(parsed.database).expanduser().resolve() if on_file else None
+    created = database_file is not None and not database_file.exists()
+    read_only = False
+    kwargs: dict[str, Any] = {"future": True}
+    if dialect == "sqlite":
+        kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        if on_file:
+            url, read_only = _sqlite_file_url(url, parsed.database, create)
+    else:
+        kwargs["pool_pre_ping"] = True
+    try:
+        engine = sa.create_engine(url, **kwargs)
+    except (SQLAlchemyError, ImportError, ValueError) as e:
+        raise InvalidParameter(f"cannot use database ({type(e).__name__}: {e})",
+                               display_url) from e
+    if dialect == "sqlite":
+        sa.event.listen(engine, "connect", _read_pragmas if read_only else _sqlite_pragmas)
+    return Database(engine, url, display_url, dialect, database_file, created, read_only)

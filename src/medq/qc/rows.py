@@ -1,0 +1,82 @@
+"""What a QC results row holds: JSON-safe values, UTC timestamps and reviewers' texts.
+
+Timestamps come back as ISO 8601 strings in UTC; NumPy numbers are stored as Python numbers and
+NaN/inf as empty; a review's texts are checked before they are stored, so no stored review is
+one the web API cannot hand back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import unicodedata
+from typing import Any
+
+COMMENT_NEEDED = "a comment review needs a comment (write it, or accept or reject the item)"
+"""Why a `comment` review without text is refused."""
+
+REVIEWER_MAX, COMMENT_MAX = 128, 10_000
+"""Longest reviewer's name and comment (characters) a review may store: the web API and the
+review page take no longer ones, so no stored review is one the API cannot hand back."""
+
+LARGEST_ID = 2**63 - 1
+"""The largest integer a database column holds: no item id (or row offset) lies beyond it."""
+
+TIMESTAMPS = ("created_at", "updated_at", "started_at", "finished_at")
+"""The timestamp columns of the tables."""
+
+
+def now() -> dt.datetime:
+    """The current time, in UTC."""
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def iso(value: Any) -> str | None:
+    """A stored timestamp as ISO 8601 in UTC (SQLite hands back naive UTC datetimes)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.timezone.utc)
+    return value.astimezone(dt.timezone.utc).isoformat()
+
+
+def plain(value: Any) -> Any:
+    """JSON-safe copy: NumPy scalars → Python numbers, NaN/inf → None, tuples → lists."""
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if hasattr(value, "tolist"):  # NumPy scalar or array
+        return plain(value.tolist())
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    return json.loads(json.dumps(value, default=str))
+
+
+def row_dict(mapping: Any) -> dict[str, Any]:
+    """A database row as a dict, its timestamps as ISO 8601 strings."""
+    data = dict(mapping)
+    for key in TIMESTAMPS:
+        if key in data:
+            data[key] = iso(data[key])
+    return data
+
+
+def review_text_problem(reviewer: str, comment: str) -> str | None:
+    """Why a review's texts cannot be stored (longer than `REVIEWER_MAX` / `COMMENT_MAX`; a
+    lone surrogate, which no encoding holds; a control character in the reviewer's name), or
+    None."""
+    for field, text, most in (("reviewer's name", reviewer, REVIEWER_MAX),
+                              ("comment", comment, COMMENT_MAX)):
+        if len(text) > most:
+            return f"the {field} is {len(text)} characters long; at most {most} are stored"
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"the {field} is not valid text (a lone surrogate character)"
+    if any(unicodedata.category(ch) == "Cc" for ch in reviewer):
+        return "the reviewer's name holds control characters"
+    return None
