@@ -318,7 +318,7 @@ def test_assess_table_marks_the_prompts_the_file_did_not_state(tmp_path: Path,
 def test_tables_name_every_input_however_deep_its_folder(tmp_path: Path) -> None:
     import shutil
 
-    from medq.cli.common import path_table
+    from medq.cli.cells import path_table
 
     deep = tmp_path.joinpath(*[f"export_folder_{i:02d}" for i in range(8)])  # > 160 columns
     deep.mkdir(parents=True)

@@ -181,7 +181,7 @@ def test_suspected_types_are_the_unreported_ones_that_lower_the_score_like_a_fin
     from medq.assess.assessment import suspected_from
     from medq.assess.detector import Decision, Evidence, confidence_weighted
     from medq.assess.models.blocks import FINDING_TYPES
-    from medq.cli.common import findings_text
+    from medq.cli.cells import findings_text
 
     n = len(FINDING_TYPES)
     prob, sev, thr = np.zeros(n), np.zeros(n), np.full(n, 0.5)

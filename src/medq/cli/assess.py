@@ -7,6 +7,7 @@ from typing import Any
 
 import typer
 
+from medq.cli.cells import PREDICTED_NOTE, findings_text, path_table, prompts_text
 from medq.cli.common import (
     DEVICE_OPTION,
     EACH_VOLUME_OPTION,
@@ -14,19 +15,15 @@ from medq.cli.common import (
     JSON_LIST_OPTION,
     MODALITY_OPTION,
     PRECISION_OPTION,
-    PREDICTED_NOTE,
     QUALITY_MODEL_OPTION,
     Outcome,
     app,
     err,
     error_object,
     expand_inputs,
-    findings_text,
     out,
-    path_table,
     print_json,
     progress_bar,
-    prompts_text,
 )
 
 

@@ -28,7 +28,6 @@ from rich.progress import (
     TextColumn,
     TimeRemainingColumn,
 )
-from rich.table import Column, Table
 
 from medq import __version__
 from medq.errors import InputError, InvalidParameter, MedqError
@@ -235,32 +234,6 @@ def progress_bar(label: str, disable: bool = False) -> Progress:
                     console=err, transient=True, disable=disable or not err.is_terminal)
 
 
-RESULTS_OPTION = typer.Option(Path("benchmarks/results"), "--results",
-                              help="Folder for the JSON results.")
-"""The `--results` option of the `medq bench` commands."""
-
-
-BENCH_JSON_OPTION = typer.Option(False, "--json", help="Print the summary as JSON.")
-"""`--json` of the `medq bench` commands."""
-
-
-def path_table(*columns: str, paths: list[str], **options: Any) -> tuple[Table, list[str]]:
-    """A results table whose first column names each input, and the names to put in it.
-
-    Several inputs under one folder are named relative to it and the folder goes into the
-    title; a long name wraps (never cut to "…"), so every row says which file it is."""
-    heads = [p.partition("#")[0] for p in paths]  # `<folder>#<series>`: the folder is the path
-    try:
-        common = os.path.commonpath(heads) if len(paths) > 1 else ""
-    except ValueError:  # absolute and relative paths mixed
-        common = ""
-    names = list(paths)
-    if common and common not in heads and common != os.sep:
-        names = [os.path.relpath(h, common) + p[len(h):] for h, p in zip(heads, paths, strict=True)]
-        options.setdefault("title", f"in {common}")
-    return Table(Column("path", overflow="fold"), *columns, **options), names
-
-
 def read_from(path: Path) -> Path:
     """The file or folder (resolved) an input is read from: a series' folder for
     `<folder>#<uid>`, the file for `<file>@volume=<k>`."""
@@ -287,104 +260,6 @@ def refuse_overwrite(path: Path, target: Path, output: Path) -> None:
                                "write it elsewhere (medq never overwrites its input)", output)
 
 
-def findings_text(findings: list[dict[str, Any]], suspected: Iterable[dict[str, Any]] = (),
-                  lossy: dict[str, Any] | None = None,
-                  gaps: dict[str, Any] | None = None, nonfinite: float | None = None) -> str:
-    """An Assessment's findings, then its suspected types as "possible …" ("none": neither), in
-    words (`bias field`, not the JSON's `bias_field`), then the lossy compression its file's
-    header states ("file: lossy, 339:1"), a series' uneven spacing ("series: 2 slices
-    missing?") and the share of pixels that were not numbers ("file: 5.0% of pixels not a
-    number", read as the smallest value)."""
-    def words(f: dict[str, Any]) -> str:
-        return f"{f['type'].replace('_', ' ')} ({f['severity']})"
-
-    text = ", ".join([words(f) for f in findings]
-                     + [f"possible {words(f)}" for f in suspected]) or "none"
-    if lossy:
-        from medq.describe.text import ratio_text
-
-        text += "; file: lossy" + (f", {ratio_text(lossy)}" if ratio_text(lossy) else "")
-    if gaps:
-        from medq.io.dicom import gaps_text
-
-        text += f"; series: {gaps_text(gaps)}"
-    if nonfinite:
-        text += f"; file: {nonfinite:.1%} of pixels NaN or infinite"
-    return text
-
-
-PROMPT_FIELDS = ("dimension", "modality", "region", "type")
-"""The prompt fields a results table shows, in order."""
-
-PREDICTED_NOTE = ("? the file does not state it: predicted by medq's prompt classifier, or read "
-                  "from the pixels (CT from Hounsfield units, a colour picture as a fundus "
-                  "photograph; --modality sets the modality)")
-"""Caption of a table with a prompt the file did not state."""
-
-
-def prompts_text(prompts: dict[str, Any]) -> str:
-    """The prompts as a table cell, a field the file did not state (predicted, or read from the
-    pixel values) marked `?`."""
-    source = prompts.get("source", {})
-    return " ".join(f"{prompts[k]}{'?' if source.get(k) in ('predicted', 'values') else ''}"
-                    for k in PROMPT_FIELDS)
-
-
-def lossy_source_note(name: str, lossy: dict[str, Any], n: int, result: str) -> str:
-    """The line a benchmark prints under its table for a test source stored lossy: its
-    references count the base image as clean, and `result` says how medq did within it."""
-    from medq.describe.text import ratio_text
-
-    at = f" at {ratio_text(lossy)}" if ratio_text(lossy) else ""
-    return (f"{name}: its file states lossy compression{at}; the references of its {n} items "
-            f"count the base image as clean ({result})")
-
-
-def names_list(text: str, option: str = "--models") -> list[str]:
-    """The names of a comma-separated option value (`"a, b,"` → `["a", "b"]`; a name given
-    twice counts once); a usage error (exit 2) when it names none."""
-    names = list(dict.fromkeys(name.strip() for name in text.split(",") if name.strip()))
-    if not names:
-        raise typer.BadParameter("names no model: give one or more comma-separated model names "
-                                 "or checkpoint paths", param_hint=f"'{option}'")
-    return names
-
-
-def load_named(names: list[str], load: Callable[[str], Any]) -> None:
-    """`load` every model the user named before a benchmark's minutes start; a failure is
-    raised naming its own entry of the option (not the whole comma-separated value)."""
-    for name in names:
-        try:
-            load(name)
-        except MedqError as e:
-            raise type(e)(e.reason, e.path or name) from None
-
-
-def results_ready(folder: Path) -> None:
-    """Make a benchmark's results folder and check it can be written, before the benchmark
-    runs (it takes minutes): InvalidParameter naming it otherwise."""
-    import tempfile
-
-    from medq.io.atomic import cannot_write, make_folder
-
-    make_folder(folder)
-    try:
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".medq-check-"):
-            pass
-    except OSError as e:
-        raise cannot_write(e, folder) from None
-
-
-def write_results(folder: Path, name: str, payload: Any, indent: int = 2) -> Path:
-    """Write a benchmark's JSON payload atomically to `folder/name` (folder created); the path."""
-    from medq.io.atomic import atomic_write_text, make_folder
-
-    make_folder(folder)
-    path = folder / name
-    atomic_write_text(path, json.dumps(payload, indent=indent, default=float))
-    return path
-
-
 def _modality(value: str | None) -> str | None:
     """`--modality` upper-cased; a usage error (exit code 2) for anything medq does not grade."""
     try:
@@ -404,12 +279,6 @@ def dicom_reference(image: Any) -> str | None:
     was read from DICOM (a file, series or mosaic), else None (a new header is made: a NIfTI,
     MetaImage or ECAT source is no DICOM to copy)."""
     return image.source if image.meta.get("dicom_files") else None
-
-
-KEY_PHYSICS = ("kvp", "exposure_mAs", "ctdi_vol", "convolution_kernel", "field_strength_T",
-               "tr_ms", "te_ms", "slice_thickness_mm", "radiopharmaceutical", "radionuclide",
-               "frame_duration_ms")
-"""Physics shown in the `medq info` table (`--json` has all of it)."""
 
 
 def _version(value: bool) -> None:

@@ -9,19 +9,17 @@ from typing import Any
 import typer
 from rich.table import Table
 
+from medq.cli.cells import KEY_PHYSICS, findings_text, path_table
 from medq.cli.common import (
     INPUTS_ARGUMENT,
     JSON_LIST_OPTION,
-    KEY_PHYSICS,
     MODALITY_OPTION,
     Outcome,
     app,
     dicom_reference,
     err,
     error_object,
-    findings_text,
     out,
-    path_table,
     print_json,
     reflowed,
     refuse_overwrite,

@@ -9,8 +9,15 @@ import typer
 from rich.table import Table
 
 from medq.cli.assess import assess_inputs
-from medq.cli.common import (
+from medq.cli.bench_results import (
     BENCH_JSON_OPTION,
+    RESULTS_OPTION,
+    lossy_source_note,
+    results_ready,
+    write_results,
+)
+from medq.cli.cells import path_table
+from medq.cli.common import (
     DEVICE_OPTION,
     EACH_VOLUME_OPTION,
     INPUTS_ARGUMENT,
@@ -18,17 +25,12 @@ from medq.cli.common import (
     MODALITY_OPTION,
     PRECISION_OPTION,
     QUALITY_MODEL_OPTION,
-    RESULTS_OPTION,
     Outcome,
     app,
     error_object,
-    lossy_source_note,
     out,
-    path_table,
     print_json,
     progress_bar,
-    results_ready,
-    write_results,
 )
 from medq.cli.train import bench_app
 

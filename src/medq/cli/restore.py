@@ -10,27 +10,29 @@ import typer
 from rich.table import Table
 
 from medq.cli.assess import assess_inputs
-from medq.cli.common import (
+from medq.cli.bench_results import (
     BENCH_JSON_OPTION,
+    RESULTS_OPTION,
+    load_named,
+    names_list,
+    results_ready,
+    write_results,
+)
+from medq.cli.common import (
     EACH_VOLUME_OPTION,
     INPUTS_ARGUMENT,
     MODALITY_OPTION,
-    RESULTS_OPTION,
     Outcome,
     app,
     dicom_reference,
     err,
     error_object,
     input_files,
-    load_named,
-    names_list,
     out,
     print_json,
     progress_bar,
     read_from,
     refuse_overwrite,
-    results_ready,
-    write_results,
 )
 from medq.cli.train import bench_app
 from medq.errors import InvalidParameter

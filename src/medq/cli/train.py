@@ -9,21 +9,16 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from medq.cli.common import (
+from medq.cli.bench_results import (
     BENCH_JSON_OPTION,
     RESULTS_OPTION,
-    Outcome,
-    app,
-    err,
     load_named,
     lossy_source_note,
     names_list,
-    out,
-    print_json,
-    reflowed,
     results_ready,
     write_results,
 )
+from medq.cli.common import Outcome, app, err, out, print_json, reflowed
 from medq.errors import InvalidParameter
 
 bench_app = typer.Typer(help="Benchmarks on medq's held-out test split.", no_args_is_help=True)

@@ -1,0 +1,77 @@
+"""How results read in the terminal's tables: the path column, findings and prompts in words,
+and the physics `medq info` shows."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from typing import Any
+
+from rich.table import Column, Table
+
+
+def path_table(*columns: str, paths: list[str], **options: Any) -> tuple[Table, list[str]]:
+    """A results table whose first column names each input, and the names to put in it.
+
+    Several inputs under one folder are named relative to it and the folder goes into the
+    title; a long name wraps (never cut to "…"), so every row says which file it is."""
+    heads = [p.partition("#")[0] for p in paths]  # `<folder>#<series>`: the folder is the path
+    try:
+        common = os.path.commonpath(heads) if len(paths) > 1 else ""
+    except ValueError:  # absolute and relative paths mixed
+        common = ""
+    names = list(paths)
+    if common and common not in heads and common != os.sep:
+        names = [os.path.relpath(h, common) + p[len(h):] for h, p in zip(heads, paths, strict=True)]
+        options.setdefault("title", f"in {common}")
+    return Table(Column("path", overflow="fold"), *columns, **options), names
+
+
+def findings_text(findings: list[dict[str, Any]], suspected: Iterable[dict[str, Any]] = (),
+                  lossy: dict[str, Any] | None = None,
+                  gaps: dict[str, Any] | None = None, nonfinite: float | None = None) -> str:
+    """An Assessment's findings, then its suspected types as "possible …" ("none": neither), in
+    words (`bias field`, not the JSON's `bias_field`), then the lossy compression its file's
+    header states ("file: lossy, 339:1"), a series' uneven spacing ("series: 2 slices
+    missing?") and the share of pixels that were not numbers ("file: 5.0% of pixels not a
+    number", read as the smallest value)."""
+    def words(f: dict[str, Any]) -> str:
+        return f"{f['type'].replace('_', ' ')} ({f['severity']})"
+
+    text = ", ".join([words(f) for f in findings]
+                     + [f"possible {words(f)}" for f in suspected]) or "none"
+    if lossy:
+        from medq.describe.text import ratio_text
+
+        text += "; file: lossy" + (f", {ratio_text(lossy)}" if ratio_text(lossy) else "")
+    if gaps:
+        from medq.io.dicom import gaps_text
+
+        text += f"; series: {gaps_text(gaps)}"
+    if nonfinite:
+        text += f"; file: {nonfinite:.1%} of pixels NaN or infinite"
+    return text
+
+
+PROMPT_FIELDS = ("dimension", "modality", "region", "type")
+"""The prompt fields a results table shows, in order."""
+
+
+PREDICTED_NOTE = ("? the file does not state it: predicted by medq's prompt classifier, or read "
+                  "from the pixels (CT from Hounsfield units, a colour picture as a fundus "
+                  "photograph; --modality sets the modality)")
+"""Caption of a table with a prompt the file did not state."""
+
+
+def prompts_text(prompts: dict[str, Any]) -> str:
+    """The prompts as a table cell, a field the file did not state (predicted, or read from the
+    pixel values) marked `?`."""
+    source = prompts.get("source", {})
+    return " ".join(f"{prompts[k]}{'?' if source.get(k) in ('predicted', 'values') else ''}"
+                    for k in PROMPT_FIELDS)
+
+
+KEY_PHYSICS = ("kvp", "exposure_mAs", "ctdi_vol", "convolution_kernel", "field_strength_T",
+               "tr_ms", "te_ms", "slice_thickness_mm", "radiopharmaceutical", "radionuclide",
+               "frame_duration_ms")
+"""Physics shown in the `medq info` table (`--json` has all of it)."""
