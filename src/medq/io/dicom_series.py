@@ -13,7 +13,7 @@ from medq.errors import EmptySeries, MedqError, MixedSeries, UnreadableImage, Un
 from medq.image import MedImage
 from medq.io.archive import unopened
 from medq.io.dicom import DICOM_SUFFIXES, assemble, has_pixels, has_preamble, read_dataset
-from medq.io.dicom_tags import as_floats, as_number, as_text, tag_value
+from medq.io.dicom_tags import as_floats, as_number, as_text
 
 
 def scan_folder(folder: Path) -> dict[str, list[tuple[Path, Dataset]]]:
@@ -60,9 +60,9 @@ def series_in_folder(path: str | Path) -> tuple[Path, str, str | None] | None:
 
 
 def _position(ds: Dataset) -> tuple[float, ...] | None:
-    """ImagePositionPatient rounded to 0.01 mm (None when the file has none)."""
-    pos = as_floats(tag_value(ds, "ImagePositionPatient"))
-    return tuple(round(v, 2) for v in pos) if pos else None
+    """A slice's ImagePositionPatient rounded to 1 µm, or None when it states none."""
+    values = as_floats(ds.get("ImagePositionPatient"))
+    return tuple(round(v, 3) for v in values) if values and len(values) == 3 else None
 
 
 def series_parts(datasets: Sequence[Dataset]) -> dict[str, list[int]] | None:
@@ -171,12 +171,6 @@ def distinct_instances(datasets: list[Dataset], paths: list[Path]
             placed.setdefault(where, []).append(pixels)
         kept.append((ds, path))
     return [ds for ds, _ in kept], [path for _, path in kept]
-
-
-def _position(ds: Dataset) -> tuple[float, ...] | None:
-    """A slice's ImagePositionPatient rounded to 1 µm, or None when it states none."""
-    values = as_floats(ds.get("ImagePositionPatient"))
-    return tuple(round(v, 3) for v in values) if values and len(values) == 3 else None
 
 
 def _assemble_series(datasets: list[Dataset], paths: list[Path], source: Path) -> MedImage:
