@@ -456,6 +456,28 @@ def test_compute_measures_with_tissue_masks_on_volume(mni_t1):
     assert out["cjv"] == pytest.approx(iqms.cjv(a, wm, gm))
 
 
+def test_compute_measures_on_a_ct_volume_reads_the_streak_index_on_its_salient_slices(ct_slice):
+    """A CT volume gets the median of its salient slices' streak indices: a stack of one real
+    slice gives that slice's value, a one-slice volume too; a plane with no body gives nan."""
+    plane = ct_slice.array.astype(np.float64)
+    own = measures.compute_measures(plane, "CT")["streak_index"]
+    assert np.isfinite(own)
+    for volume in (np.stack([plane] * 5), plane[None]):
+        assert measures.compute_measures(volume, "CT")["streak_index"] == pytest.approx(own)
+    empty = np.full((3, 64, 64), -1000.0)
+    assert np.isnan(measures.compute_measures(empty, "CT")["streak_index"])
+
+
+def test_measures_of_a_plane_one_pixel_wide_are_nan_not_an_error():
+    """No gradient is defined on a side of one pixel: sharpness is nan, the set is complete."""
+    rng = np.random.default_rng(0)
+    for shape in ((1, 32), (32, 1), (1, 1), (2, 1, 32)):
+        a = rng.random(shape) + 1
+        assert np.isnan(iqms.sharpness(a))
+        for modality in ("MR", "CT", "DX"):
+            assert np.isnan(measures.compute_measures(a, modality)["sharpness"])
+
+
 def test_compute_measures_tolerates_nan_and_rejects_all_nan(ct_slice):
     img = ct_slice.array.copy()
     img[:5, :5] = np.nan

@@ -271,9 +271,12 @@ def sharpness(array: np.ndarray, mask: np.ndarray | None = None) -> float:
 
     Blur removes high frequencies from the numerator faster than from the variance, so the value
     falls monotonically with Gaussian blur; it is invariant to intensity scale and offset. Noise
-    raises it: read it together with the noise measures.
+    raises it: read it together with the noise measures. nan for a plane less than 2 px on a side
+    (no gradient is defined there).
     """
     a = _f64(array)
+    if a.ndim < 2 or min(a.shape[-2:]) < 2:
+        return float("nan")
     gy, gx = (np.gradient(a, axis=ax) for ax in (-2, -1))
     return _normalised_energy(np.sqrt(gy * gy + gx * gx), a, _mask(a, mask))
 
@@ -286,11 +289,13 @@ def laplacian_variance(array: np.ndarray, mask: np.ndarray | None = None) -> flo
 
 
 def blur(array: np.ndarray) -> float:
-    """Crété-Roffet perceptual blur (0 sharp … 1 blurred), max over the in-plane axes (skimage)."""
+    """Crété-Roffet perceptual blur (0 sharp … 1 blurred), max over the in-plane axes (skimage);
+    nan for a plane under 12 px on a side or a constant image."""
     a = _f64(array)
-    if min(a.shape[-2:]) < 12:
+    if min(a.shape[-2:]) < 12 or float(np.ptp(a)) == 0.0:
         return float("nan")
-    per_axis = blur_effect(a, reduce_func=None)
+    with np.errstate(invalid="ignore", divide="ignore"):  # a volume's z axis: read, then dropped
+        per_axis = blur_effect(a, reduce_func=None)
     return float(max(per_axis[-2:]))
 
 

@@ -31,6 +31,7 @@ from medq.assess.iqms import (
     wm2max,
 )
 from medq.assess.masks import air_mask, body_and_anatomy, is_rgb, to_gray
+from medq.assess.slices import salient_slices
 from medq.errors import InvalidImage
 
 MEASURE_NAMES = ("foreground_fraction", "noise_sigma", "noise_sigma_flat", "snr", "efc", "fber",
@@ -55,6 +56,15 @@ def _tissue_measures(a: np.ndarray, tissue: Mapping[str, np.ndarray],
     return out
 
 
+def _ct_streak(array: np.ndarray, fg: np.ndarray) -> float:
+    """`plane_streak` of a plane; of a volume, the median over its salient slices (nan when no
+    slice holds the body)."""
+    if array.ndim == 2:
+        return plane_streak(array, STREAK_VIEW)
+    found = [plane_streak(array[i], STREAK_VIEW) for i in salient_slices(array, fg, modality="CT")]
+    return float(np.median(found)) if found else float("nan")
+
+
 def compute_measures(array: np.ndarray, modality: str, mask: np.ndarray | None = None,
                      tissue_masks: Mapping[str, np.ndarray] | None = None,
                      value_range: tuple[float, float] | None = None,
@@ -66,7 +76,8 @@ def compute_measures(array: np.ndarray, modality: str, mask: np.ndarray | None =
     ghosting_ratio, qi_1, spike_contrast (k-space spikes) and inu_range (the N4 bias field's
     spread, `medq.assess.inu`); CT adds streak_index
     (`evidence.plane_streak`: on a view of at most `STREAK_VIEW` = 256 px, padding outside the
-    reconstruction circle read as air; `streak` gives it when the caller has it already, as
+    reconstruction circle read as air; of a volume the median over its salient slices; `streak`
+    gives it when the caller has it already, as
     `medq assess` does from the evidence).
     `tissue_masks` (name → mask; "wm"/"gm" as in MRIQC) add snr_<name>, cnr and cjv (for wm/gm
     or the first two) and wm2max (with "wm").
@@ -115,7 +126,8 @@ def compute_measures(array: np.ndarray, modality: str, mask: np.ndarray | None =
         out["spike_contrast"] = spike_contrast(a)
         out["inu_range"] = inu_range(a, fg)
     if modality == "CT":
-        out["streak_index"] = plane_streak(array, STREAK_VIEW) if streak is None else streak
+        out["streak_index"] = _ct_streak(to_gray(array) if rgb else array, fg) if (
+            streak is None) else streak
     if tissue_masks:
         tissue = {name: _mask(a, m) & finite for name, m in tissue_masks.items()}
         out.update(_tissue_measures(a, tissue, _mean_std(a, bg)[1]))
