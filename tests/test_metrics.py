@@ -83,6 +83,22 @@ def test_logistic_never_worse_than_linear_on_noise():
         assert corr.rmse(x, y, logistic=True) <= corr.rmse(x, y) + 1e-9
 
 
+def test_logistic_fit_does_not_depend_on_the_units_of_the_scores():
+    """The same scores in tiny or huge units give the same logistic PLCC and RMSE (in the
+    target's units), and values near the smallest float give a number, not an exception."""
+    rng = np.random.default_rng(0)
+    p = np.sort(rng.normal(size=30))
+    t = 1 / (1 + np.exp(-2 * p)) + rng.normal(0, 0.05, 30)
+    reference = corr.plcc_logistic(p, t), corr.rmse(p, t, logistic=True)
+    assert reference[0] > corr.plcc(p, t) + 0.01  # the curve is fitted, not the line
+    for scale in (1e-300, 1e-12, 1e10, 1e160, 1e300):
+        assert (corr.plcc_logistic(p * scale, t), corr.rmse(p * scale, t, logistic=True)) == \
+            pytest.approx(reference, rel=1e-6)
+        assert corr.plcc_logistic(p, t * scale) == pytest.approx(reference[0], rel=1e-6)
+    tiny = corr.plcc_logistic([1e-300, 2e-300, 3e-300, 5e-300], [1, 2, 3, 4])
+    assert 0.9 < tiny <= 1.0
+
+
 def test_linear_fallback_reproduces_the_line():
     x = np.linspace(2, 9, 15)
     beta = corr._linear_as_logistic(1.5, -2.0, x)

@@ -87,40 +87,65 @@ def plcc(pred: ArrayLike, target: ArrayLike) -> float:
 def logistic4(x: ArrayLike, b1: float, b2: float, b3: float, b4: float) -> np.ndarray:
     """VQEG logistic f(x) = (β1 − β2) / (1 + exp(−(x − β3)/|β4|)) + β2, overflow-free."""
     x = np.asarray(x, dtype=np.float64)
-    scale = abs(b4) + 1e-12
-    return (b1 - b2) * expit((x - b3) / scale) + b2
+    scale = max(abs(b4), np.finfo(np.float64).tiny)  # β4 = 0: the step function
+    with np.errstate(over="ignore"):
+        return (b1 - b2) * expit((x - b3) / scale) + b2
+
+
+def _unit(values: np.ndarray) -> tuple[float, float]:
+    """(low, spread) that map `values` onto [0, 1] as (v − low) / spread, without squares, so
+    neither tiny (1e-300) nor huge (1e300) units overflow or underflow. (Not centred on 0: the
+    fit's finite differences step relative to each β, and a β3 of 1e-17 would never move.)"""
+    low, high = float(values.min()), float(values.max())
+    spread = high - low if np.isfinite(high - low) else 2.0 * (high / 2 - low / 2)
+    return low, spread
 
 
 def fit_logistic(pred: ArrayLike, target: ArrayLike) -> tuple[float, float, float, float] | None:
     """Least-squares β of `logistic4` mapping pred → target; None when there is nothing to fit.
 
-    Init: β1 = max(t), β2 = min(t) (swapped when PLCC < 0), β3 = median(p), β4 = std(p). With
-    four points or fewer, when curve_fit fails, or when its fit is worse than the straight line
-    (a logistic with large |β4| is linear, so a proper optimum is never worse), the returned β
-    describe that least-squares line instead: the logistic with very large |β4| around
-    β3 = mean(p), i.e. a linear fallback.
+    The fit runs on both sides mapped to unit range (`_unit`), so its result does not depend
+    on the units of the scores, and β is mapped back. Init: β1 = max(t), β2 = min(t) (swapped
+    when PLCC < 0), β3 = median(p), β4 = std(p). With four points or fewer, when curve_fit
+    fails, or when its fit is worse than the straight line (a logistic with large |β4| is
+    linear, so a proper optimum is never worse), the returned β describe that least-squares line
+    instead: the logistic with very large |β4| around β3 = mean(p), i.e. a linear fallback.
     """
     p, t = _pairs(pred, target)
     if not _usable(p, t):
         return None
-    slope, intercept = np.polyfit(p, t, 1)
-    linear_sse = float(np.sum((slope * p + intercept - t) ** 2))
+    (pc, ps), (tc, ts) = _unit(p), _unit(t)
+    if not (ps > 0 and ts > 0):  # a range below the smallest float: nothing to fit
+        return None
+    x, y = (p - pc) / ps, (t - tc) / ts
+    beta = _fit_unit(x, y)
+
+    def back(b1: float, b2: float, b3: float, b4: float) -> tuple[float, float, float, float]:
+        return tc + ts * b1, tc + ts * b2, pc + ps * b3, ps * abs(b4)
+
+    return back(*beta)
+
+
+def _fit_unit(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float, float]:
+    """`fit_logistic`'s β for scores already in unit range."""
+    slope, intercept = np.polyfit(x, y, 1)
+    linear_sse = float(np.sum((slope * x + intercept - y) ** 2))
     rising = slope >= 0
-    init = [t.max() if rising else t.min(), t.min() if rising else t.max(), np.median(p),
-            float(np.std(p)) or 1.0]
-    if p.size <= len(init):  # four parameters need more points than that: the line
-        return _linear_as_logistic(slope, intercept, p)
+    init = [y.max() if rising else y.min(), y.min() if rising else y.max(), np.median(x),
+            float(np.std(x)) or 1.0]
+    if x.size <= len(init):  # four parameters need more points than that: the line
+        return _linear_as_logistic(slope, intercept, x)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", OptimizeWarning)
             warnings.simplefilter("ignore", RuntimeWarning)
-            beta, _ = curve_fit(logistic4, p, t, p0=init, maxfev=20000)
-        sse = float(np.sum((logistic4(p, *beta) - t) ** 2))
+            beta, _ = curve_fit(logistic4, x, y, p0=init, maxfev=20000)
+        sse = float(np.sum((logistic4(x, *beta) - y) ** 2))
         if np.all(np.isfinite(beta)) and sse <= linear_sse * (1 + 1e-9):
             return tuple(float(b) for b in beta)
-    except (RuntimeError, ValueError, OptimizeWarning):
+    except (RuntimeError, ValueError, OptimizeWarning, np.linalg.LinAlgError):
         pass
-    return _linear_as_logistic(slope, intercept, p)
+    return _linear_as_logistic(slope, intercept, x)
 
 
 def _linear_as_logistic(slope: float, intercept: float,
