@@ -159,6 +159,17 @@ def test_undersampling_mask(mask_type: str, r: float) -> None:
     assert mask[start:start + centre].all() and info["centre_lines"] == centre
 
 
+@pytest.mark.parametrize("mask_type", kspace.MASK_TYPES)
+def test_undersampling_mask_whose_centre_is_every_line_keeps_them_all(mask_type: str) -> None:
+    """A line or two of phase encoding, or a centre fraction of 1: the centre is the mask (the
+    equispaced spacing was 0 there, and NumPy's arange divided by it)."""
+    for n, cf in ((1, 0.08), (2, 1.0), (5, 1.0)):
+        for seed in range(4):
+            mask, info = kspace.undersampling_mask(n, 4.0, cf, mask_type,
+                                                   np.random.default_rng(seed))
+            assert mask.all() and info["sampled_lines"] == n
+
+
 def test_aliasing_grows_with_acceleration(mr_slice: MedImage) -> None:
     ref = float(np.linalg.norm(mr_slice.array))
     for seed in (0, 1, 2):

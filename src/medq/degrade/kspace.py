@@ -60,6 +60,9 @@ def undersampling_mask(n_lines: int, acceleration: float, centre_fraction: float
         prob = max(0.0, (n_lines / r - n_low) / max(n_lines - n_low, 1))
         outer = rng.uniform(size=n_lines) < prob
         info["line_probability"] = prob
+    elif n_low >= n_lines:  # the centre is every line: none outside it to space
+        outer = np.zeros(n_lines, dtype=bool)
+        info.update(line_spacing=float("inf"), offset=0)
     else:
         step = r * (n_low - n_lines) / min(n_low * r - n_lines, -1e-9)
         offset = int(rng.integers(0, max(1, int(round(step)))))
