@@ -51,6 +51,11 @@ def test_colour_array_is_a_photograph_scaled_to_one() -> None:
                                   .astype(np.float32))
     with pytest.raises(UnsupportedImage, match="colour channels last.*not CT"):
         from_array(pixels, modality="CT")
+    spotted = pixels / 255.0
+    spotted[0, 0, 0] = np.nan  # a NaN pixel is read as the others (not a scale of "nan")
+    read = from_array(spotted)
+    assert read.meta["colour_scale"] == 1.0 and read.meta["nonfinite_fraction"] > 0
+    np.testing.assert_allclose(read.array[1:], image.array[1:], atol=1e-6)
 
 
 def test_hounsfield_array_is_read_as_ct(ct_slice: MedImage) -> None:
@@ -222,6 +227,9 @@ def test_a_one_slice_array_is_a_plane_and_a_list_of_images_is_refused(ct_slice: 
         assert one.score == flat.score and one.prompts == flat.prompts
     with pytest.raises(UnsupportedImage, match="a list of 2 images: for many inputs use"):
         medq.assess([plane, plane], modality="CT")
+    # one spacing per axis the caller gave: the dropped axis' entry goes with it
+    assert from_array(plane[None], spacing=(3.0, 0.5, 0.6)).spacing == (0.5, 0.6)
+    assert from_array(plane[..., None], spacing=(0.5, 0.6, 3.0)).spacing == (0.5, 0.6)
     from medq.io.units import in_hounsfield_units
 
     assert in_hounsfield_units(plane) and not in_hounsfield_units(plane * 1e30)  # read as CT

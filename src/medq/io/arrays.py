@@ -86,8 +86,9 @@ def _unit_colour(arr: np.ndarray, source: str | None) -> tuple[np.ndarray, float
     full scale they were divided by (1, 255 or 65535: `meta["colour_scale"]`, so results come
     back in the caller's units)."""
     rgb = arr[..., :3]
-    top = float(rgb.max()) if rgb.size else 0.0
-    if float(rgb.min()) < 0:
+    finite = rgb[np.isfinite(rgb)] if rgb.dtype.kind == "f" else rgb  # NaN/inf: `finite_pixels`
+    top = float(finite.max()) if finite.size else 0.0
+    if finite.size and float(finite.min()) < 0:
         raise UnsupportedImage("colour array has negative values; expected 0–1, 0–255 or "
                                "0–65535", source)
     if arr.dtype.kind in "fb" and top <= 1.0:  # float 0–1, or True/False
@@ -112,6 +113,22 @@ def _spacing(spacing: float | Sequence[float] | None, spatial: int) -> tuple[flo
                                f"{spacing!r}") from e
 
 
+def _dropped(spacing: float | Sequence[float] | None, axis: int
+             ) -> float | Sequence[float] | None:
+    """The spacing of an array whose `axis` of length 1 is dropped: a sequence of three (one
+    per axis the caller gave) loses that axis' entry; anything else stays as it is."""
+    if spacing is None or np.isscalar(spacing):
+        return spacing
+    try:
+        values = list(spacing)  # type: ignore[arg-type]
+    except TypeError:
+        return spacing
+    if len(values) != 3:
+        return spacing
+    del values[axis]
+    return values
+
+
 def host_array(array: Any) -> Any:
     """A torch tensor (on any device, with or without grad, any float type) as a NumPy array;
     anything else as it is."""
@@ -126,7 +143,8 @@ def from_array(array: Any, *, spacing: float | Sequence[float] | None = None,
                modality: str | None = None, region: str | None = None,
                source: str | None = None, meta: dict[str, Any] | None = None) -> MedImage:
     """A MedImage of an array: grey `(y, x)` / `(z, y, x)` in its own units (a trailing axis of
-    length 1 is dropped, as is a leading one: `(1, y, x)`), or colour `(y, x, 3|4)` as a
+    length 1 is dropped, as is a leading one: `(1, y, x)`; a spacing given per axis loses
+    that axis' entry too), or colour `(y, x, 3|4)` as a
     photograph (modality OP, values scaled to 0–1). `spacing` in mm (a number for every axis,
     or one per axis; 1 mm when not given), `modality` a DICOM code (else OT, or OP for
     colour), `region` one of `medq.image.REGIONS`.
@@ -151,9 +169,9 @@ def from_array(array: Any, *, spacing: float | Sequence[float] | None = None,
                                "medq.assess.predictor.Assessor().assess_many(inputs); for one "
                                "volume pass np.stack(images)", source)
     if arr.ndim == 3 and arr.shape[-1] == 1:
-        arr = arr[..., 0]
+        arr, spacing = arr[..., 0], _dropped(spacing, -1)
     elif arr.ndim == 3 and arr.shape[0] == 1 and arr.shape[-1] not in COLOUR_CHANNELS:
-        arr = arr[0]  # one slice (1, y, x), as a channel-first tensor holds a plane: 2D
+        arr, spacing = arr[0], _dropped(spacing, 0)  # one slice (1, y, x) is a plane: 2D
     if arr.ndim not in (2, 3) or arr.size == 0:
         raise UnsupportedImage(f"array of shape {arr.shape} is not a 2D (y, x) or 3D (z, y, x) "
                                "image", source)
