@@ -310,4 +310,15 @@ def test_wrong_kinds_of_argument_are_refused_in_one_typed_line(ct_slice: MedImag
                              spacing=(5.0, *ct_slice.spacing))
     with pytest.raises(InvalidParameter, match="the assessment is of a 2D image, this image is 3D"):
         medq.restore(volume, assessment=medq.assess(ct_slice))
+    # an assessment of another image of the same dimension was taken for this one's
+    from medq.describe import report_from
+
+    own = medq.assess(ct_slice)
+    part = ct_slice.evolve(array=ct_slice.array[:64])
+    shape = r"the assessment is of an image of shape \(128, 128\), this image is \(64, 128\)"
+    with pytest.raises(InvalidParameter, match=shape):
+        medq.restore(part, assessment=own)
+    with pytest.raises(InvalidParameter, match=shape):
+        report_from(own, part.array)
+    assert report_from(own, ct_slice).verdict == medq.describe(ct_slice).verdict
     assert not list(tmp_path.iterdir())

@@ -197,3 +197,17 @@ class Assessment:
         data = asdict(self)
         data.pop("detector_features")
         return {"path": data.pop("path"), **data}
+
+
+def mismatch(assessment: Assessment, image: Any) -> str | None:
+    """Why `assessment` cannot be the Assessment of `image` (a MedImage): another dimension
+    (a 2D assessment cannot gate a volume) or another shape; None when it can be."""
+    said = (assessment.prompts or {}).get("dimension")
+    own = "3d" if image.is_volume else "2d"
+    if said in ("2d", "3d") and said != own:
+        return (f"the assessment is of a {said.upper()} image, this image is {own.upper()}: "
+                "assess this image")
+    if assessment.shape and tuple(assessment.shape) != tuple(image.shape):
+        return (f"the assessment is of an image of shape {tuple(assessment.shape)}, this image "
+                f"is {tuple(image.shape)}: assess this image")
+    return None

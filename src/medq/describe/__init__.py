@@ -21,8 +21,11 @@ __all__ = ["VERDICTS", "Finding", "QualityReport", "describe", "report_from", "v
 
 def report_from(assessment: Any, image: Any = None) -> QualityReport:
     """The QualityReport of an Assessment (the image, when given, locates the findings): the
-    image as a MedImage, a path or a NumPy array, read as the assessment read it."""
-    from medq.assess.assessment import Assessment
+    image as a MedImage, a path or a NumPy array, read as the assessment read it; an image of
+    another dimension or shape is refused (InvalidParameter). Without the image (an assessment
+    of an array has no path to read it from), the findings are the assessment's finding heads
+    alone, and the report's `basis` says so."""
+    from medq.assess.assessment import Assessment, mismatch
     from medq.describe.report import build_report
     from medq.errors import InvalidParameter
     from medq.image import MedImage, graded_modality
@@ -35,6 +38,9 @@ def report_from(assessment: Any, image: Any = None) -> QualityReport:
     if image is not None and not isinstance(image, MedImage):  # read as the assessment read it
         told = (assessment.prompts or {}).get("modality")
         image = as_image(image, modality=graded_modality(told) if told and told != "OT" else None)
+    reason = mismatch(assessment, image) if image is not None else None
+    if reason:
+        raise InvalidParameter(reason, image.source)
     return build_report(assessment, image)
 
 

@@ -165,19 +165,17 @@ def _note(method: str, addressed: list[str], before: float | None, after: float 
 
 def check_assessment(assessment: Any, image: MedImage) -> None:
     """InvalidParameter unless `assessment` is None or an Assessment of an image of `image`'s
-    dimension (a 2D assessment cannot gate a volume)."""
-    from medq.assess.assessment import Assessment
+    dimension and shape (`medq.assess.assessment.mismatch`)."""
+    from medq.assess.assessment import Assessment, mismatch
 
     if assessment is None:
         return
     if not isinstance(assessment, Assessment):
         raise InvalidParameter(f"assessment must be the Assessment of this image "
                                f"(medq.assess(image)) or None, got {type(assessment).__name__}")
-    said = (assessment.prompts or {}).get("dimension")
-    if said in ("2d", "3d") and said != ("3d" if image.is_volume else "2d"):
-        raise InvalidParameter(f"the assessment is of a {said.upper()} image, this image is "
-                               f"{'3D' if image.is_volume else '2D'}: assess this image",
-                               image.source)
+    reason = mismatch(assessment, image)
+    if reason:
+        raise InvalidParameter(reason, image.source)
 
 
 def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
