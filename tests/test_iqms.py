@@ -478,6 +478,21 @@ def test_measures_of_a_plane_one_pixel_wide_are_nan_not_an_error():
             assert np.isnan(measures.compute_measures(a, modality)["sharpness"])
 
 
+def test_complex_values_and_a_bad_value_range_are_refused_by_name(mr_slice):
+    """Complex pixels were cast to their real part with only NumPy's warning; a value range of
+    one number raised IndexError."""
+    from medq.errors import InvalidParameter
+
+    a = np.asarray(mr_slice.array, dtype=np.float64)
+    with pytest.raises(InvalidImage, match="complex"):
+        iqms.efc(a + 1j * a)
+    with pytest.raises(InvalidImage, match="complex"):
+        measures.compute_measures(a * (1 + 1j), "MR")
+    for bad in ((1,), (1.0, 0.0), (0.0, np.inf), "ab"):
+        with pytest.raises(InvalidParameter, match="value_range"):
+            measures.compute_measures(a, "MR", value_range=bad)
+
+
 def test_compute_measures_tolerates_nan_and_rejects_all_nan(ct_slice):
     img = ct_slice.array.copy()
     img[:5, :5] = np.nan

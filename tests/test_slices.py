@@ -106,3 +106,9 @@ def test_weights_and_errors():
         salient_slices(np.zeros((5, 8, 8)), mask, n=0)
     with pytest.raises(InvalidImage):
         salient_slices(np.zeros((5, 8, 8)), np.zeros((4, 8, 8), bool))
+    for n in (2.5, None, True):  # a TypeError from deep inside before
+        with pytest.raises(InvalidParameter, match="whole number"):
+            salient_slices(np.zeros((5, 8, 8)), mask, n=n)
+    assert salient_slices(np.zeros((5, 8, 8)), mask, n=np.int64(2)) == [1, 3]
+    with pytest.raises(InvalidParameter, match=r"slice indices \[500\] lie outside"):
+        slice_weights(mask, [500])  # an IndexError before

@@ -20,7 +20,7 @@ from skimage.measure import blur_effect
 
 from medq.assess.masks import background_mask
 from medq.assess.morphology import erode_square
-from medq.errors import InvalidImage
+from medq.errors import InvalidImage, InvalidParameter
 
 MAD_TO_SIGMA = 0.6745
 """Median of |N(0, 1)|: σ = median(|d|) / 0.6745 for zero-mean Gaussian d (Donoho & Johnstone)."""
@@ -34,7 +34,10 @@ CT_OFFSET_HU = 1024.0
 
 # ---------------------------------------------------------------------------------------- helpers
 def _f64(array: np.ndarray) -> np.ndarray:
-    """Return `array` as float64 (2D or 3D)."""
+    """Return `array` as float64 (2D or 3D); complex values are refused, not cast to their real
+    part."""
+    if np.iscomplexobj(array):
+        raise InvalidImage("measures need real values, got complex ones (pass np.abs of them)")
     arr = np.asarray(array, dtype=np.float64)
     if arr.ndim not in (2, 3):
         raise InvalidImage(f"measures need a 2D or 3D array, got shape {arr.shape}")
@@ -49,6 +52,18 @@ def _mask(array: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
     if m.shape != array.shape:
         raise InvalidImage(f"mask shape {m.shape} does not match image shape {array.shape}")
     return m
+
+
+def _range(value_range: tuple[float, float]) -> tuple[float, float]:
+    """`value_range` as two finite numbers (low, high); InvalidParameter otherwise."""
+    try:
+        lo, hi = (float(v) for v in value_range)
+    except (TypeError, ValueError):
+        raise InvalidParameter(f"value_range must be two numbers (low, high), got "
+                               f"{value_range!r}") from None
+    if not (np.isfinite(lo) and np.isfinite(hi) and hi > lo):
+        raise InvalidParameter(f"value_range must be finite with high > low, got {value_range!r}")
+    return lo, hi
 
 
 def _inplane(ndim: int, size: float) -> tuple[float, ...]:
@@ -311,7 +326,8 @@ def dynamic_range(array: np.ndarray, mask: np.ndarray | None = None,
     lo, hi = np.percentile(values, [0.5, 99.5])
     if value_range is None:
         return float(hi - lo)
-    return _ratio(float(hi - lo), float(value_range[1] - value_range[0]))
+    low, high = _range(value_range)
+    return _ratio(float(hi - lo), high - low)
 
 
 def clipping_fraction(array: np.ndarray, mask: np.ndarray | None = None,
@@ -326,6 +342,6 @@ def clipping_fraction(array: np.ndarray, mask: np.ndarray | None = None,
     values = a[_mask(a, mask)]
     if values.size == 0:
         return float("nan")
-    lo, hi = (float(a.min()), float(a.max())) if value_range is None else value_range
+    lo, hi = (float(a.min()), float(a.max())) if value_range is None else _range(value_range)
     tol = rtol * (hi - lo)
     return float(np.mean((values <= lo + tol) | (values >= hi - tol)))

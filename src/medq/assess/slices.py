@@ -46,8 +46,8 @@ def partition_middles(m: int, n: int) -> list[int]:
 
     For m ≤ n every position is returned once.
     """
-    if n < 1:
-        raise InvalidParameter(f"number of slices must be ≥ 1, got {n}")
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise InvalidParameter(f"number of slices must be a whole number ≥ 1, got {n!r}")
     if m <= n:
         return list(range(m))
     starts = [k * m // n for k in range(n + 1)]
@@ -89,6 +89,9 @@ def slice_weights(mask: np.ndarray, indices: list[int]) -> list[float]:
     m = m[None] if m.ndim == 2 else m
     if not indices:
         return []
+    outside = [i for i in indices if not -len(m) <= int(i) < len(m)]
+    if outside:
+        raise InvalidParameter(f"slice indices {outside} lie outside the mask's {len(m)} slices")
     areas = np.array([m[i].sum() for i in indices], dtype=np.float64)
     if areas.sum() == 0:
         return [1.0 / len(indices)] * len(indices)
