@@ -147,6 +147,10 @@ def test_describe_and_restore_an_array(ct_slice: MedImage) -> None:
     assert result.after > result.before
     err = np.abs(result.array - ct_slice.array).mean()
     assert err < np.abs(noisy.array - ct_slice.array).mean()
+    # a channel-first plane (1, y, x) comes back in that shape, with the same pixels
+    first = medq.restore(noisy.array[None], modality="CT", spacing=(1.0, *noisy.spacing))
+    assert first.array.shape == (1, *ct_slice.shape)
+    np.testing.assert_array_equal(first.array[0], result.array)
 
 
 def test_simulate_an_array(mr_slice: MedImage) -> None:

@@ -144,7 +144,8 @@ def from_array(array: Any, *, spacing: float | Sequence[float] | None = None,
                source: str | None = None, meta: dict[str, Any] | None = None) -> MedImage:
     """A MedImage of an array: grey `(y, x)` / `(z, y, x)` in its own units (a trailing axis of
     length 1 is dropped, as is a leading one: `(1, y, x)`; a spacing given per axis loses
-    that axis' entry too), or colour `(y, x, 3|4)` as a
+    that axis' entry too, and `meta["array_shape"]` keeps the shape given, so that a restored
+    array comes back in it), or colour `(y, x, 3|4)` as a
     photograph (modality OP, values scaled to 0–1). `spacing` in mm (a number for every axis,
     or one per axis; 1 mm when not given), `modality` a DICOM code (else OT, or OP for
     colour), `region` one of `medq.image.REGIONS`.
@@ -168,6 +169,7 @@ def from_array(array: Any, *, spacing: float | Sequence[float] | None = None,
         raise UnsupportedImage(f"a list of {len(array)} images: for many inputs use "
                                "medq.assess.predictor.Assessor().assess_many(inputs); for one "
                                "volume pass np.stack(images)", source)
+    given_shape = list(arr.shape)
     if arr.ndim == 3 and arr.shape[-1] == 1:
         arr, spacing = arr[..., 0], _dropped(spacing, -1)
     elif arr.ndim == 3 and arr.shape[0] == 1 and arr.shape[-1] not in COLOUR_CHANNELS:
@@ -179,6 +181,7 @@ def from_array(array: Any, *, spacing: float | Sequence[float] | None = None,
     pixels, scale = _unit_colour(arr, source) if colour else (arr, None)
     spatial = 2 if colour else arr.ndim
     info = {"format": "array", "dtype": str(arr.dtype), "spacing_assumed": spacing is None,
+            **({"array_shape": given_shape} if given_shape != list(arr.shape) else {}),
             **({"colour_scale": scale} if colour else {}),
             **({"modality_from": COLOUR} if colour and not modality else {}), **(meta or {})}
     image = MedImage(pixels, _spacing(spacing, spatial),

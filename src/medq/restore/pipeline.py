@@ -76,11 +76,13 @@ class RestoreResult:
     def array(self) -> np.ndarray:
         """The result's pixels (the input's when the gate left it unchanged), as `image.array`;
         a colour array given as 0–255 or 0–65535 comes back on that scale (`image` keeps
-        MedImage's 0–1)."""
+        MedImage's 0–1), and an array given with an axis of one (`(1, y, x)`) in that shape."""
         scale = self.image.meta.get("colour_scale") if self.image.is_rgb else None
-        if not scale or scale == 1.0:
-            return self.image.array
-        return (np.asarray(self.image.array, dtype=np.float32) * np.float32(scale))
+        out = self.image.array
+        if scale and scale != 1.0:
+            out = np.asarray(out, dtype=np.float32) * np.float32(scale)
+        given = self.image.meta.get("array_shape")
+        return out.reshape(given) if given and int(np.prod(given)) == out.size else out
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly summary (without the pixels)."""
