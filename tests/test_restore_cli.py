@@ -167,6 +167,10 @@ def test_bench_restore_on_a_tiny_plan(restore_run: dict) -> None:
     assert payload["timing_s_per_slice"]["bm3d"] > 0
     assert payload["gate"]["clean_items"] == 2
     assert any("BM3D on 1" in n for n in payload["summary"]["notes"])
+    none = run_benchmark([str(restore_run["folder"] / "model.pt")], per_level=1, bm3d_items=0,
+                         tasks=("mr_noise",), clean=1, timing_size=64)  # BM3D left out entirely
+    assert "bm3d" not in none["timing_s_per_slice"] and none["summary"]["tasks"]["mr_noise"][
+        "n_bm3d"] == 0 and "bm3d" not in none["methods"]
 
 
 @pytest.mark.slow

@@ -283,7 +283,8 @@ def restore(
 def bench_restore(
     per_level: int = typer.Option(2, "--per-level", min=1, help="Items per task and severity."),
     bm3d_items: int = typer.Option(4, "--bm3d-items", min=0, help="Items per task also restored by "
-                                   "BM3D (slow: the others run on every item)."),
+                                   "BM3D (slow: the others run on every item); 0 leaves BM3D "
+                                   "out, its timing too."),
     models: str = typer.Option("restore-s,restore-s-nocond", "--models",
                                help="Conditioned network, then its no-conditioning ablation."),
     results: Path = RESULTS_OPTION,

@@ -257,7 +257,7 @@ def run_benchmark(models: list[str], per_level: int = 2, bm3d_items: int = 4,
             items.append(row)
     timing = {name: round(time_per_slice(fn, repeats=1 if name == "bm3d" else 3,
                                          size=timing_size), 3)
-              for name, fn in _methods(nets, blind, oracle, True).items()
+              for name, fn in _methods(nets, blind, oracle, bm3d_items > 0).items()
               if name != "input" and "+" not in name}
     gate, clean = {}, {}
     if conditioned is not None:
