@@ -429,3 +429,29 @@ def test_a_dicom_file_named_otherwise_is_restored_as_dicom(tmp_path: Path) -> No
     for name, modality in zip(written, ("CT", "MR"), strict=True):
         ds = pydicom.dcmread(tmp_path / "out" / name)  # the header kept: a derived DICOM
         assert ds.Modality == modality and "DERIVED" in ds.ImageType
+
+
+def test_a_restored_png_keeps_its_values_within_the_files_range(tmp_path: Path) -> None:
+    """A denoised 8-bit PNG dipped below 0, and the writer then stretched it onto 0–255 with a
+    value map only medq reads (a mean 10 levels off for any viewer); a 12-bit PNG came back
+    16× brighter. The result is clipped to what the file holds and stored as it is."""
+    from PIL import Image
+    from skimage.data import camera
+
+    rng = np.random.default_rng(0)
+    clean = camera()[128:384, 128:384].astype(np.float64)
+    files = {"n8.png": np.clip(clean + rng.normal(0, 60, clean.shape), 0, 255).astype(np.uint8),
+             "c12.png": np.clip(clean * 16 + rng.normal(0, 900, clean.shape), 0, 4095
+                                ).astype(np.uint16)}
+    for name, pixels in files.items():
+        Image.fromarray(pixels).save(tmp_path / name)
+        res = run_medq("restore", tmp_path / name, "-o", tmp_path / f"r_{name}", "--json")
+        assert res.returncode == 0, res.stderr
+        assert json.loads(res.stdout)[0]["changed"]
+        with Image.open(tmp_path / f"r_{name}") as out:
+            assert "medq_rescale" not in out.info and out.mode == Image.open(tmp_path / name).mode
+            restored = np.asarray(out).astype(np.float64)
+        scale = 16 if name == "c12.png" else 1
+        assert restored.max() <= 255 * scale + 40 * scale  # the file's range, not stretched
+        # nearer the clean picture than the noisy file (a value map would have moved it)
+        assert np.abs(restored - clean * scale).mean() < np.abs(pixels - clean * scale).mean()

@@ -1,4 +1,5 @@
-"""Display polarity: a MONOCHROME1 image as it is meant to be seen.
+"""Display polarity (a MONOCHROME1 image as it is meant to be seen), and the values a result
+goes back to before it is stored.
 
 DICOM's MONOCHROME1 (common for CR/DX radiographs) shows the minimum value white: bone, which
 attenuates most, is stored low and displayed bright. `medq.io.load` keeps the stored values
@@ -52,3 +53,23 @@ def as_stored(array: np.ndarray, image: MedImage) -> np.ndarray:
     """Values computed on `as_displayed(image)` (a restoration) in the polarity `image` is stored
     in: mirrored back within the range of `image` when it is MONOCHROME1, else `array` itself."""
     return mirrored(array, value_range(image.array)) if is_inverted(image) else array
+
+
+def storable_range(image: MedImage) -> tuple[float, float] | None:
+    """The values the file of a grey `image` can hold, in its units: `meta['value_range']` (a
+    PNG's or TIFF's bit depth, an integer NIfTI's type) through the file's own value map
+    (`meta['rescale']`: slope, intercept); None when the file holds any value (floats)."""
+    span = image.meta.get("value_range")
+    if image.is_rgb or not span or len(span) != 2:
+        return None
+    slope, icpt = image.meta.get("rescale") or (1.0, 0.0)
+    ends = sorted(float(v) * float(slope) + float(icpt) for v in span)
+    return ends[0], ends[1]
+
+
+def within_storable(array: np.ndarray, image: MedImage) -> np.ndarray:
+    """`array` (a result computed from `image`, in its stored values) clipped to what its file
+    can hold (`storable_range`): a restored 8-bit PNG that dips below 0 is clipped at 0, not
+    stretched by a value map onto 0–255."""
+    span = storable_range(image)
+    return array if span is None else np.clip(array, *span).astype(np.asarray(array).dtype)
