@@ -524,6 +524,45 @@ def test_nifti_axes_affine_and_round_trip(tmp_path: Path, mni_t1: MedImage) -> N
     np.testing.assert_allclose(back.array, img.array * 2, rtol=1e-6)
 
 
+def test_nifti_header_frames_units_and_integer_type_are_written_back(tmp_path: Path) -> None:
+    """Each was lost on save: the qform (overwritten by the sform), an sform whose voxel sizes
+    differ from pixdim (rescaled to them: another place in the patient), the units (dropped),
+    the integer type (float32). Zooms in microns are read as mm."""
+    rng = np.random.default_rng(0)
+    voxels = (rng.random((20, 24, 6)) * 200).astype(np.int16)
+    turn = np.deg2rad(10)
+    sform = np.eye(4)
+    sform[:3, :3] = np.array([[np.cos(turn), -np.sin(turn), 0], [np.sin(turn), np.cos(turn), 0],
+                              [0, 0, 1]]) @ np.diag([1.1, 1.2, 3.0])
+    sform[:3, 3] = [5, -3, 7]
+    made = nib.Nifti1Image(voxels, None)
+    made.set_qform(np.diag([-0.9, 0.9, 2.5, 1.0]), code=1)
+    made.set_sform(sform, code=2)
+    made.header.set_xyzt_units("mm", "sec")
+    nib.save(made, tmp_path / "scan.nii.gz")
+    image = load(tmp_path / "scan.nii.gz")
+    back = nib.load(save(image.with_array(image.array + 0.4), tmp_path / "out.nii.gz"))
+    for frame in ("qform", "sform"):
+        np.testing.assert_allclose(getattr(back.header, f"get_{frame}")(),
+                                   getattr(made.header, f"get_{frame}")(), atol=1e-5)
+    assert (int(back.header["qform_code"]), int(back.header["sform_code"])) == (1, 2)
+    assert back.header.get_xyzt_units() == ("mm", "sec")
+    assert back.get_data_dtype() == np.int16  # rounded back to the integers it stored
+    np.testing.assert_array_equal(np.asanyarray(back.dataobj), voxels)
+    # a resampled image's frames follow its new spacing
+    coarse = (image.spacing[0], *(2 * s for s in image.spacing[1:]))
+    half = image.evolve(array=image.array[:, ::2, ::2], spacing=coarse)
+    np.testing.assert_allclose(nib.load(save(half, tmp_path / "half.nii.gz")).affine[:3, :2],
+                               sform[:3, :2] * 2, atol=1e-5)
+    micron = nib.Nifti1Image(voxels, np.diag([500.0, 500.0, 2000.0, 1.0]))
+    micron.header.set_xyzt_units("micron")
+    nib.save(micron, tmp_path / "micron.nii.gz")
+    assert load(tmp_path / "micron.nii.gz").spacing == pytest.approx((2.0, 0.5, 0.5))
+    kept = nib.load(save(load(tmp_path / "micron.nii.gz"), tmp_path / "micron_out.nii.gz"))
+    assert kept.header.get_xyzt_units()[0] == "micron"
+    np.testing.assert_allclose(kept.affine, micron.affine)
+
+
 def test_nifti_of_one_slice_is_a_2d_image_and_written_back_alike(tmp_path: Path) -> None:
     data = np.arange(6 * 5, dtype=np.float32).reshape(6, 5, 1)
     affine = np.diag([0.5, 0.7, 3.0, 1.0])

@@ -11,10 +11,10 @@ or an NRRD `Modality` key; otherwise it is unknown ('OT': HU values make it CT, 
 as a NIfTI file alike is: without a place in the patient, at 1 mm where it states no usable
 spacing (`meta['spacing_assumed']`; `medq.io.itk_header`).
 
-Writing is float32 (RGB: 8-bit), compressed. A one-file format (.mha, .nrrd) goes through a
-temporary file; a detached header (.mhd, .nhdr) and its data file are written in a temporary
-folder and moved in, the data file first, so a reader never finds a header whose data is
-incomplete.
+Writing keeps integer pixels in their type (else float32; RGB: 8-bit), compressed. A one-file
+format (.mha, .nrrd) goes through a temporary file; a detached header (.mhd, .nhdr) and its
+data file are written in a temporary folder and moved in, the data file first, so a reader never
+finds a header whose data is incomplete.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from medq.image import MedImage
 from medq.io.atomic import atomic_path, make_folder
 from medq.io.geometry import world_frame
 from medq.io.itk_header import HEADER_SUFFIX, missing_data_file, stated_axes, unit_frame_header
+from medq.io.polarity import in_stored_type, integer_storage
 from medq.io.units import COLOUR
 from medq.io.volumes import last_file_cache
 
@@ -199,6 +200,10 @@ def read_itk(path: str | Path, fmt: str, volume: int | None = None) -> MedImage:
         spacing, meta["spacing_assumed"] = (1.0,) * (arr.ndim - rgb), True
     if rgb:  # a colour picture states no modality: read as a photograph by its colour
         meta["value_range"], meta["modality_from"] = [0, 255], COLOUR
+    else:  # integer pixels are written back as the same integers
+        import SimpleITK as sitk
+
+        meta.update(integer_storage(sitk.GetArrayViewFromImage(part).dtype))
     modality = "OP" if rgb else _modality(img)
     return MedImage(arr, spacing, modality, "unknown", {}, str(path), meta)
 
@@ -211,7 +216,7 @@ def _as_itk(image: MedImage, description: str | None) -> Any:
         pixels = np.round(np.clip(image.array, 0, 1) * 255).astype(np.uint8)
         img = sitk.GetImageFromArray(pixels, isVector=True)
     else:
-        pixels = np.asarray(image.array, dtype=np.float32)
+        pixels = in_stored_type(image.array, image)
         if image.meta.get("one_slice") and pixels.ndim == 2:
             pixels = pixels[None]
         img = sitk.GetImageFromArray(pixels)

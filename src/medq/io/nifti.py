@@ -3,7 +3,12 @@
 Axis convention: nibabel indexes voxels `(i, j, k)`; medq's array is its transpose `(z, y, x)` =
 `(k, j, i)`, and `spacing` is the header zooms reversed `(dk, dj, di)`. The voxel-to-world affine
 (nibabel's, mapping `(i, j, k, 1)` to RAS+ mm) is kept untouched in `meta['affine']` (list of lists)
-and written back on save, its columns rescaled to the image's current spacing.
+and written back on save; NIfTI's own qform and sform are kept apart (`meta['qform']`,
+`meta['sform']`, with their codes) and written back as they were, as are its space and time
+units (`meta['xyzt_units']`). Only when the image's spacing changed since it was read
+(`meta['affine_spacing']`) are their columns rescaled by the change. Spacing is in mm: zooms in
+microns or metres are converted. Integer voxels without a value map are written back as the
+same integers (`io.polarity.integer_storage`), other voxels as float32.
 """
 
 from __future__ import annotations
@@ -22,6 +27,10 @@ from medq.io.atomic import atomic_path
 SCANNER_CODE = 1
 """NIfTI qform/sform code of scanner coordinates: what a frame taken from DICOM, MetaImage or
 NRRD is."""
+
+SPACE_UNITS_MM = {"micron": 1e-3, "meter": 1e3}
+"""Millimetres per NIfTI space unit other than mm (`unknown` is read as mm, as every reader
+does)."""
 
 
 def read_nifti(path: str | Path, volume: int | None = None) -> MedImage:
@@ -97,14 +106,12 @@ def image_from_nifti(img: Any, source: str | Path | None = None, volume: int | N
     header = img.header
     zooms = [float(z) for z in header.get_zooms()[: data.ndim]]
     affine = np.asarray(img.affine, dtype=float)
-    meta: dict[str, Any] = {"format": fmt}
+    meta: dict[str, Any] = {"format": fmt, **_integer_voxels(header, dtype)}
     if np.all(np.isfinite(affine)):  # a NaN pixdim or sform states no place in the patient
         meta.update(affine=affine.tolist(), axcodes=list(nib.aff2axcodes(affine)))
     if fmt == "nifti":
-        meta.update(qform_code=int(header.get("qform_code", 0)),
-                    sform_code=int(header.get("sform_code", 0)),
-                    descrip=header["descrip"].item().decode("latin-1").strip("\0 ")
-                    if "descrip" in header else "")
+        meta.update(_nifti_fields(header))
+        zooms = [z * SPACE_UNITS_MM.get(meta["xyzt_units"][0], 1.0) for z in zooms]
     if one_slice:
         meta["one_slice"] = True  # written back with its k axis of length 1
     if volume is not None:
@@ -113,7 +120,48 @@ def image_from_nifti(img: Any, source: str | Path | None = None, volume: int | N
     spacing = tuple(reversed(zooms))
     if not all(np.isfinite(s) and s > 0 for s in spacing):
         spacing, meta["spacing_assumed"] = (1.0,) * arr.ndim, True
+    meta["affine_spacing"] = list(spacing)  # what the stored frames were read with
     return MedImage(arr, spacing, "OT", "unknown", {}, str(source) if source else None, meta)
+
+
+def _integer_voxels(header: Any, dtype: np.dtype) -> dict[str, Any]:
+    """`integer_storage` of voxels stored as integers with no value map (`scl_slope` 0, 1 or
+    unset and no intercept): written back as those integers."""
+    from medq.io.polarity import integer_storage
+
+    try:
+        slope, inter = header.get_slope_inter()
+    except (AttributeError, ValueError):  # a format without a value map
+        slope, inter = None, None
+    if slope not in (None, 1.0) or inter not in (None, 0.0):
+        return {}
+    return integer_storage(dtype)
+
+
+def _nifti_fields(header: Any) -> dict[str, Any]:
+    """What a NIfTI header states that medq writes back: the qform and sform with their codes,
+    the space and time units and the description."""
+    out: dict[str, Any] = {"xyzt_units": list(header.get_xyzt_units()),
+                           "descrip": header["descrip"].item().decode("latin-1").strip("\0 ")
+                           if "descrip" in header else ""}
+    for kind in ("qform", "sform"):
+        code = int(header.get(f"{kind}_code", 0))
+        out[f"{kind}_code"] = code
+        matrix = getattr(header, f"get_{kind}")() if code else None
+        if matrix is not None and np.all(np.isfinite(matrix)):
+            out[kind] = np.asarray(matrix, dtype=float).tolist()
+    return out
+
+
+def _spacing_change(image: MedImage) -> list[float] | None:
+    """Per `(i, j, k)` column, the factor the image's spacing changed by since its frames were
+    read (`meta['affine_spacing']`; all 1 when unchanged); None when that is not known."""
+    before = image.meta.get("affine_spacing")
+    if not before or len(before) != len(image.spacing):
+        return None
+    ratios = [now / was if was > 0 else 1.0 for now, was in zip(image.spacing, before,
+                                                                  strict=True)]
+    return list(reversed(ratios)) + [1.0] * (3 - len(ratios))
 
 
 def nifti_affine(image: MedImage) -> tuple[np.ndarray, bool]:
@@ -134,6 +182,8 @@ def nifti_affine(image: MedImage) -> tuple[np.ndarray, bool]:
             affine = candidate.copy()
             if np.linalg.matrix_rank(candidate[:3, :3]) < 3:  # a singular affine: no axes to keep
                 affine[:3, :3] = np.diag(spacing_ijk)
+            elif (change := _spacing_change(image)) is not None:  # kept, scaled by the change
+                return _scaled(affine, change), False
             for i, sp in enumerate(spacing_ijk[: len(image.spacing)]):
                 norm = float(np.linalg.norm(affine[:3, i]))
                 if norm > 0:
@@ -141,20 +191,37 @@ def nifti_affine(image: MedImage) -> tuple[np.ndarray, bool]:
     return affine, False
 
 
+def _scaled(matrix: Any, change: list[float]) -> np.ndarray:
+    """A 4×4 frame with its `(i, j, k)` columns multiplied by `change`."""
+    out = np.asarray(matrix, dtype=float).copy()
+    out[:3, :3] *= np.asarray(change, dtype=float)[None, :]
+    return out
+
+
 def write_nifti(image: MedImage, path: str | Path, *, description: str | None = None) -> Path:
-    """Write `image` as float32 NIfTI-1 (`.nii` or gzipped `.nii.gz`), atomically."""
+    """Write `image` as NIfTI-1 (`.nii` or gzipped `.nii.gz`), atomically: integer voxels in
+    the type they were read in, others float32; the qform, sform and units as read."""
+    from medq.io.polarity import in_stored_type
+
     path = Path(path)
     if image.is_rgb:
         raise InvalidParameter("RGB photographs are not written as NIfTI; use .png/.tif/.npy", path)
-    data = np.ascontiguousarray(image.array.T)
+    data = np.ascontiguousarray(in_stored_type(image.array, image).T)
     if image.meta.get("one_slice") and data.ndim == 2:
         data = data[:, :, None]
     affine, scanner = nifti_affine(image)
     img = nib.Nifti1Image(data, affine)
+    change = _spacing_change(image)
     for kind in ("qform", "sform"):
         code = image.meta.get(f"{kind}_code") or (SCANNER_CODE if scanner else 0)
+        own = image.meta.get(kind)  # a singular frame (no axes to keep) is replaced
+        usable = own is not None and change is not None and np.linalg.matrix_rank(
+            np.asarray(own, dtype=float)[:3, :3]) == 3
+        frame = _scaled(own, change) if usable else img.affine
         if code:
-            getattr(img, f"set_{kind}")(img.affine, code=int(code))
+            getattr(img, f"set_{kind}")(frame, code=int(code))
+    units = image.meta.get("xyzt_units") if change is not None else None
+    img.header.set_xyzt_units(*(units or ("mm", "sec")))
     if description:
         text = description.encode("latin-1", "replace")
         if len(text) > 79:  # the header holds 80 bytes: end on a whole word, marked as cut

@@ -73,3 +73,27 @@ def within_storable(array: np.ndarray, image: MedImage) -> np.ndarray:
     stretched by a value map onto 0–255."""
     span = storable_range(image)
     return array if span is None else np.clip(array, *span).astype(np.asarray(array).dtype)
+
+
+def integer_storage(dtype: np.dtype) -> dict:
+    """The meta of pixels a file stores as integers of `dtype` (with no value map): their type
+    (`stored_dtype`, written back by `in_stored_type`) and range (`value_range`); {} for
+    floats."""
+    dtype = np.dtype(dtype)
+    if dtype.kind not in "iu":
+        return {}
+    info = np.iinfo(dtype)
+    return {"stored_dtype": dtype.name, "value_range": [int(info.min), int(info.max)]}
+
+
+def in_stored_type(array: np.ndarray, image: MedImage) -> np.ndarray:
+    """A grey image's pixels for its writer: rounded and clipped into the integer type its
+    file stored (`meta['stored_dtype']`, `integer_storage`), as a PNG or DICOM writer keeps its
+    type; float32 when the file stored floats or a pixel is not a number."""
+    name = image.meta.get("stored_dtype")
+    values = np.asarray(array)
+    if not name or image.is_rgb or np.dtype(name).kind not in "iu" or not np.isfinite(
+            values).all():
+        return values.astype(np.float32, copy=False)
+    info = np.iinfo(np.dtype(name))
+    return np.clip(np.round(values), info.min, info.max).astype(name)
