@@ -98,7 +98,7 @@ def test_projection_views_sharing_a_series_uid_stay_separate(tmp_path: Path) -> 
         ds.save_as(path)
     items = discover(folder)
     assert [Path(i.path).name for i in items] == ["view0.dcm", "view1.dcm"]
-    assert not any(i.series for i in items)
+    assert not any(i.series or i.note for i in items)  # images of their own: no note
 
 
 def test_localizers_of_one_series_in_two_orientations_are_two_images(tmp_path: Path) -> None:
@@ -113,8 +113,40 @@ def test_localizers_of_one_series_in_two_orientations_are_two_images(tmp_path: P
         ds.save_as(path)
     items = discover(folder)
     assert [Path(i.path).name for i in items] == ["scout0.dcm", "scout1.dcm"]
-    assert not any(i.series for i in items)
+    assert not any(i.series or i.note for i in items)
     assert all(not medq.load(i.path).is_volume for i in items)  # each read as the image it is
+
+
+def test_a_series_split_into_single_images_says_why(tmp_path: Path) -> None:
+    """A CT series with one slice of another size, or some slices without a position, was read
+    file by file without a word; projection views and localizers (images of their own) stay
+    quiet."""
+    from medq.qc.discover import split_notes
+
+    source = get_testdata_file("CT_small.dcm", download=False)
+    for name, odd in (("sizes", "crop"), ("places", "unplaced")):
+        for k in range(3):
+            ds = pydicom.dcmread(source)
+            ds.SeriesInstanceUID, ds.InstanceNumber = f"1.2.826.0.1.3680043.8.498.7{len(name)}", k + 1
+            ds.SOPInstanceUID = f"1.2.826.0.1.3680043.8.498.8{len(name)}{k}"
+            ds.ImagePositionPatient = [0, 0, 5.0 * k]
+            if k == 1 and odd == "crop":
+                cut = ds.pixel_array[:100, :120].copy()
+                ds.Rows, ds.Columns, ds.PixelData = 100, 120, cut.tobytes()
+            if k == 1 and odd == "unplaced":
+                del ds.ImagePositionPatient
+            (tmp_path / name).mkdir(exist_ok=True)
+            ds.save_as(tmp_path / name / f"IM{k}")
+    items = discover(tmp_path)
+    assert len(items) == 6 and not any(i.series for i in items)
+    notes = dict(split_notes(items))
+    assert notes[str((tmp_path / "sizes").resolve())].endswith(
+        "are read one by one: slices differ in size (128×128, 100×120)")
+    assert notes[str((tmp_path / "places").resolve())].endswith(
+        "are read one by one: 1 of 3 state no slice position (ImagePositionPatient)")
+    res = run_medq("assess", tmp_path / "sizes", "--json", "--no-measures")
+    assert res.returncode == 0 and len(json.loads(res.stdout)) == 3
+    assert res.stderr.count("medq: note:") == 1 and "slices differ in size" in res.stderr
 
 
 def test_fingerprint_follows_content_not_names(tmp_path: Path) -> None:

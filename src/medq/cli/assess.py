@@ -35,7 +35,7 @@ def assess_inputs(paths: list[Path], each: bool = False) -> list[Path]:
     (`io.volumes.each_volume`). Paths stay as the user wrote them; archives are given unpacked
     (`io.archive.unpack_all`)."""
     from medq.io.archive import shown, unopened
-    from medq.qc.discover import discover
+    from medq.qc.discover import discover, split_notes
 
     found: list[Path] = []
     for path in paths:
@@ -43,6 +43,9 @@ def assess_inputs(paths: list[Path], each: bool = False) -> list[Path]:
             items = discover(path)
             if items:
                 found += [as_written(item.path, path) for item in items]
+                for where, note in split_notes(items):
+                    err.print(f"medq: note: {shown(as_written(where, path))}: {note}",
+                              markup=False, highlight=False)
                 if left := unopened(path, "name {them} to read {them}"):
                     err.print(f"medq: note: {shown(path)}: {shown(left)}", markup=False,
                               highlight=False)

@@ -149,6 +149,8 @@ def run(
     if pruned:
         err.print(f"medq: note: {archive}: removed {plural(pruned, 'item')} no longer there "
                   "(and their reviews) from the database", markup=False, highlight=False)
+    for where, note in summary.get("split") or []:
+        err.print(f"medq: note: {where}: {note}", markup=False, highlight=False)
 
     if as_json:
         print_json(public)

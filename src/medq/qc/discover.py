@@ -41,6 +41,8 @@ class Item:
     path: str
     files: tuple[str, ...]
     series: bool = False
+    note: str = ""
+    """Why a file of a DICOM series of several files is an item of its own (`split_reason`)."""
 
 
 @dataclass
@@ -120,6 +122,30 @@ def _is_volume(group: list[_Header]) -> bool:
             and len({orientation_key(h.ds) for h in group}) == 1)
 
 
+def split_reason(group: list[_Header]) -> str:
+    """Why the slices of one series, which state where they lie, are not one volume: some
+    state no position, or their sizes differ ("" otherwise: projection views, which state no
+    position, localizers in two orientations and multi-frame files are images of their own)."""
+    placed = [h for h in group if h.positioned and h.frames == 1]
+    if len(placed) < 1 or len({str(h.ds.get("SOPInstanceUID") or "") or id(h)
+                               for h in group}) < 2:
+        return ""
+    if len(placed) < len(group) and all(h.frames == 1 for h in group):
+        return (f"{len(group) - len(placed)} of {len(group)} state no slice position "
+                "(ImagePositionPatient)")
+    sizes = [h.size for h in placed]
+    if len(set(sizes)) > 1:
+        common = sorted(set(sizes), key=lambda size: -sizes.count(size))
+        return "slices differ in size (" + ", ".join(f"{r}×{c}" for r, c in common[:3]) + ")"
+    return ""
+
+
+def split_notes(items: list[Item]) -> list[tuple[str, str]]:
+    """(folder, note) once per DICOM series read file by file (`Item.note`), in item order."""
+    return list(dict.fromkeys((str(Path(item.path).parent), item.note) for item in items
+                              if item.note))
+
+
 def folder_items(folder: Path, names: list[str]) -> list[Item]:
     """The items among the files `names` of one folder."""
     singles: list[Path] = []
@@ -134,13 +160,17 @@ def folder_items(folder: Path, names: list[str]) -> list[Item]:
         elif header is not None and header.uid is not None:
             groups.setdefault(header.uid, []).append(header)
     volumes = {uid: g for uid, g in groups.items() if _is_volume(g)}
+    notes: dict[Path, str] = {}
     for uid, group in groups.items():
         if uid not in volumes:
             singles += [h.path for h in group]
             dicom_like += len(group)
+            if reason := split_reason(group):
+                note = f"the {len(group)} files of series {uid} are read one by one: {reason}"
+                notes.update((h.path, note) for h in group)
     parts = {uid: series_parts([h.ds for h in group]) for uid, group in volumes.items()}
     alone = len(volumes) == 1 and dicom_like == 0 and not any(parts.values())
-    items = [Item(str(p), (str(p),)) for p in singles]
+    items = [Item(str(p), (str(p),), note=notes.get(p, "")) for p in singles]
     for uid, group in volumes.items():
         path = str(folder) if alone else f"{folder}{SERIES_MARK}{uid}"
         for part, picked in (parts[uid] or {"": range(len(group))}).items():

@@ -363,7 +363,7 @@ def run_qc(archive: str | Path, store: Store, *, model: str = "mediqa-s",
     found), its `finished_at` left empty.
     """
     from medq.assess.weights import resolve
-    from medq.qc.discover import discover
+    from medq.qc.discover import discover, split_notes
 
     start = time.perf_counter()
     if not scheduler:
@@ -425,4 +425,4 @@ def run_qc(archive: str | Path, store: Store, *, model: str = "mediqa-s",
     store.finish_run(run_id, summary)
     return {**summary, "run_id": run_id, "assessed": len(todo),
             "assess_seconds": round(assess_seconds, 3),
-            "gone": [] if prune else gone, "pruned": pruned}
+            "gone": [] if prune else gone, "pruned": pruned, "split": split_notes(items)}
