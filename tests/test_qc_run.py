@@ -127,7 +127,8 @@ def test_a_series_split_into_single_images_says_why(tmp_path: Path) -> None:
     for name, odd in (("sizes", "crop"), ("places", "unplaced")):
         for k in range(3):
             ds = pydicom.dcmread(source)
-            ds.SeriesInstanceUID, ds.InstanceNumber = f"1.2.826.0.1.3680043.8.498.7{len(name)}", k + 1
+            ds.SeriesInstanceUID = f"1.2.826.0.1.3680043.8.498.7{len(name)}"
+            ds.InstanceNumber = k + 1
             ds.SOPInstanceUID = f"1.2.826.0.1.3680043.8.498.8{len(name)}{k}"
             ds.ImagePositionPatient = [0, 0, 5.0 * k]
             if k == 1 and odd == "crop":

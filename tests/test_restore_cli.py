@@ -455,3 +455,26 @@ def test_a_restored_png_keeps_its_values_within_the_files_range(tmp_path: Path) 
         assert restored.max() <= 255 * scale + 40 * scale  # the file's range, not stretched
         # nearer the clean picture than the noisy file (a value map would have moved it)
         assert np.abs(restored - clean * scale).mean() < np.abs(pixels - clean * scale).mean()
+
+
+def test_slices_of_one_series_restored_file_by_file_stay_one_derived_series(tmp_path: Path
+                                                                            ) -> None:
+    """Radiograph-like slices of one series stating no position are inputs of their own; each
+    restored file became a series of its own, every one numbered 1, so the order was lost."""
+    folder = tmp_path / "series"
+    folder.mkdir()
+    for k in range(3):
+        ds = pydicom.dcmread(dicom_testfile("CT_small.dcm"))
+        ds.SeriesInstanceUID, ds.InstanceNumber = "1.2.826.0.1.3680043.8.498.55", k + 3
+        ds.SOPInstanceUID = f"1.2.826.0.1.3680043.8.498.56{k}"
+        del ds.ImagePositionPatient
+        ds.save_as(folder / f"IM{k}.dcm")
+    uids = []
+    for out in (tmp_path / "a", tmp_path / "b"):
+        res = run_medq("restore", folder, "-o", out, "--method", "tv", "--force")
+        assert res.returncode == 0, res.stderr
+        written = [pydicom.dcmread(f) for f in sorted(out.iterdir())]
+        assert [int(ds.InstanceNumber) for ds in written] == [3, 4, 5]
+        assert len({ds.SeriesInstanceUID for ds in written}) == 1
+        uids.append(written[0].SeriesInstanceUID)
+    assert len(set(uids)) == 2 and "1.2.826.0.1.3680043.8.498.55" not in uids

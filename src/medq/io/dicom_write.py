@@ -14,6 +14,7 @@ import copy
 import datetime as dt
 import gzip
 import io
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -192,7 +193,8 @@ def _dataset(base: Dataset, image: MedImage, k: int, stored: np.ndarray, rescale
     ds.SeriesInstanceUID = uids["series"]
     ds.StudyInstanceUID = ds.get("StudyInstanceUID") or uids["study"]
     ds.SeriesNumber = int(as_number(ds.get("SeriesNumber")) or 0) + 1000
-    ds.InstanceNumber = k + 1
+    own = as_number(ds.get("InstanceNumber"))  # one slice keeps its place in the series
+    ds.InstanceNumber = int(own) if not image.is_volume and own is not None and own >= 0 else k + 1
     series = as_text(ds.get("SeriesDescription")) or "medq"
     ds.SeriesDescription = (series if series.endswith(" derived") else series + " derived")[:64]
     ds.ContentDate, ds.ContentTime = now.strftime("%Y%m%d"), now.strftime("%H%M%S")
@@ -255,6 +257,20 @@ def _dataset(base: Dataset, image: MedImage, k: int, stored: np.ndarray, rescale
     return ds
 
 
+RUN_TOKEN = secrets.token_hex(16)
+"""Drawn once per process (inherited by forked workers): the derived series of one command."""
+
+
+def _series_uid(templates: list[Dataset], path: Path) -> str:
+    """The SeriesInstanceUID of a derived 2D file: the slices of one source series written into
+    one folder by one command share one derived series (each slice is its own input when the
+    series was read file by file); anything else gets a new UID."""
+    source = as_text(templates[0].get("SeriesInstanceUID")) if templates else ""
+    if not source:
+        return generate_uid()
+    return generate_uid(entropy_srcs=[RUN_TOKEN, source, str(path.resolve().parent)])
+
+
 def write_dicom(image: MedImage, path: str | Path, *, reference: str | Path | None = None,
                 description: str | None = None) -> Path:
     """Write a derived DICOM: one `.dcm` file (2D; `.gz`: gzipped, as the input medq read) or a
@@ -285,7 +301,8 @@ def write_dicom(image: MedImage, path: str | Path, *, reference: str | Path | No
         rescale = (slope, icpt)
         stored_all = stored_all if image.is_volume else stored_all[None]
     base_new = _new_dataset(image)
-    uids = {"series": generate_uid(), "study": str(base_new.StudyInstanceUID)}
+    uids = {"series": _series_uid(templates, path) if as_file else generate_uid(),
+            "study": str(base_new.StudyInstanceUID)}
     out = []
     for k in range(stored_all.shape[0]):
         tpl = templates[k] if len(templates) == stored_all.shape[0] else (
