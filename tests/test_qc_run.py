@@ -592,7 +592,7 @@ def test_links_to_nothing_and_loops_of_links_are_bad_input_not_internal_errors(
         tmp_path: Path) -> None:
     # `medq qc run` stored them as "internal error: FileNotFoundError …" and exited 1
     from medq.errors import MissingInput, UnreadableImage
-    from medq.qc.planning import plan
+    from medq.qc.planning import outside, plan
     from medq.qc.runner import error_result
 
     folder = tmp_path / "d"
@@ -601,7 +601,10 @@ def test_links_to_nothing_and_loops_of_links_are_bad_input_not_internal_errors(
     (folder / "dangling.dcm").symlink_to(tmp_path / "nonexistent")
     (folder / "b").symlink_to("a")
     (folder / "a").symlink_to("b")
-    todo, unreadable, skipped = plan(discover(folder), {})
+    found_items = discover(folder)
+    # leaving the database's own files out followed the links: the loop aborted the whole run
+    assert outside(found_items, [folder / "qc.sqlite"]) == found_items
+    todo, unreadable, skipped = plan(found_items, {})
     assert [Path(item.path).name for item, _ in todo] == ["ct.dcm"] and skipped == 0
     found = {Path(item.path).name: exc for item, _, exc in unreadable}
     assert isinstance(found["dangling.dcm"], MissingInput)

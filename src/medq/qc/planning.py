@@ -62,5 +62,14 @@ def vanished(known: dict[str, str], items: Sequence[Item], archive: str | Path) 
 def outside(items: Sequence[Item], files: Sequence[str | Path]) -> list[Item]:
     """The items that hold none of `files` (the results database's own files, when it is kept
     inside the archive it records: it is no input)."""
-    own = {str(Path(f).resolve()) for f in files}
-    return [i for i in items if not own & {str(Path(f).resolve()) for f in i.files}]
+    own = {_resolved(f) for f in files}
+    return [i for i in items if not own & {_resolved(f) for f in i.files}]
+
+
+def _resolved(path: str | Path) -> str:
+    """The absolute path with its links followed as far as they lead (a loop of links, which
+    `Path.resolve` refuses with RuntimeError on some Pythons, stays as it is written)."""
+    try:
+        return str(Path(path).resolve())
+    except (OSError, RuntimeError):
+        return str(Path(path).absolute())
