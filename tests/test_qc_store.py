@@ -232,6 +232,35 @@ def test_reviews_are_an_append_only_audit(store: Store, assessed: list[dict]) ->
     assert len(store.reviews(item_id)) == 2 and store.reviews(other) == []
 
 
+def test_a_review_of_content_since_changed_is_history_not_the_items_review(
+        store: Store, assessed: list[dict]) -> None:
+    """A file reviewed, then changed and re-assessed, still counted as reviewed (export,
+    report, the app's work queue) with the old decision; now it is unreviewed again, and the
+    old decision stays in its history with the fingerprint it was made on. Re-recording the
+    same content keeps the review; a review stored before fingerprints were kept still counts."""
+    from medq.qc.export import export_rows
+
+    item_id = store.record(assessed[0])
+    old = store.add_review(item_id, "dr. ada", "reject", "motion")
+    assert old["fingerprint"] == assessed[0]["fingerprint"]
+    store.record(assessed[0])  # the same content again (e.g. --retry-errors): still reviewed
+    assert store.item(item_id)["reviewed"] and store.summary()["reviewed"] == 1
+    store.record({**assessed[0], "fingerprint": "f" * 64})  # the file changed: re-assessed
+    row = store.item(item_id)
+    assert not row["reviewed"] and row["last_review"] is None
+    assert store.summary()["reviewed"] == 0 and store.count(reviewed=True) == 0
+    assert item_id in [r["id"] for r in store.items(reviewed=False)]
+    exported = {r["path"]: r for r in export_rows(store)}[assessed[0]["path"]]
+    assert exported["review"] is None and exported["reviewer"] is None
+    assert [(r["decision"], r["fingerprint"]) for r in store.reviews(item_id)] == [
+        ("reject", assessed[0]["fingerprint"])]
+    store.add_review(item_id, "dr. bo", "accept")
+    assert store.item(item_id)["last_review"]["reviewer"] == "dr. bo"
+    with store.engine.begin() as conn:  # a review stored by an earlier medq: no fingerprint
+        conn.execute(sa.text("UPDATE reviews SET fingerprint = NULL"))
+    assert store.item(item_id)["last_review"]["reviewer"] == "dr. bo"
+
+
 def test_runs_and_summary(store: Store, assessed: list[dict]) -> None:
     first = store.start_run("/archive", MODEL, 1, None)
     second = store.start_run("/archive", MODEL, None, "tcp://scheduler:8786")

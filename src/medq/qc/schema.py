@@ -71,12 +71,13 @@ reviews_table = sa.Table(
     sa.Column("decision", sa.String(16), nullable=False),
     sa.Column("comment", sa.Text, nullable=False, default=""),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("fingerprint", sa.String(64)),  # the item's content when reviewed (added)
 )
 
 ITEM_COLUMNS = tuple(c.name for c in items_table.columns)
 """Columns of an item row (every `items()` dict also has `reviewed` and `last_review`)."""
 
-ADDED_COLUMNS = {"items": ("lossy_compression",)}
+ADDED_COLUMNS = {"items": ("lossy_compression",), "reviews": ("fingerprint",)}
 """Columns added after a table's first release: `create_schema` adds them to a database made
 before (nullable, so old rows read as unknown)."""
 

@@ -4,7 +4,9 @@
 SQLite by default, PostgreSQL by URL (how a database is opened: `medq.qc.database`). Every
 `record` is one transaction, an upsert by (path, model): a run killed at any moment and started
 again ends with one row per item. Reviews are an append-only audit table; they never change an
-item's model result. Timestamps come back as ISO 8601 strings in UTC (row values: `medq.qc.rows`).
+item's model result, and one made before the item's content changed (and was re-assessed) no
+longer counts as its review. Timestamps come back as ISO 8601 strings in UTC (row values:
+`medq.qc.rows`).
 """
 
 from __future__ import annotations
@@ -38,6 +40,11 @@ from medq.qc.schema import (
 )
 
 _WRITABLE = tuple(c for c in ITEM_COLUMNS if c not in ("id", "created_at", "updated_at"))
+
+_CURRENT = sa.or_(reviews_table.c.fingerprint.is_(None),
+                  reviews_table.c.fingerprint == items_table.c.fingerprint)
+"""A review of the item's current content: made on the same fingerprint (or before reviews
+recorded it). A review of content that has since changed and been re-assessed is history."""
 _JSON_COLUMNS = ("shape", "findings", "measures", "lossy_compression")
 
 
@@ -213,7 +220,7 @@ class Store:
         if max_score is not None:
             query = query.where(c.score <= float(max_score))
         if reviewed is not None:
-            has_review = sa.exists().where(reviews_table.c.item_id == c.id)
+            has_review = sa.exists().where(reviews_table.c.item_id == c.id, _CURRENT)
             query = query.where(has_review if reviewed else ~has_review)
         return query
 
@@ -283,12 +290,13 @@ class Store:
 
     @staticmethod
     def _last_reviews(conn: sa.Connection, ids: list[int]) -> dict[int, dict[str, Any]]:
-        """item id → its newest review, for the given item ids."""
+        """item id → its newest review of its current content (`_CURRENT`), for the given ids."""
         if not ids:
             return {}
         r = reviews_table.c
-        newest = (sa.select(sa.func.max(r.id)).where(r.item_id.in_(ids)).group_by(r.item_id)
-                  .scalar_subquery())
+        newest = (sa.select(sa.func.max(r.id))
+                  .select_from(reviews_table.join(items_table, r.item_id == items_table.c.id))
+                  .where(r.item_id.in_(ids), _CURRENT).group_by(r.item_id).scalar_subquery())
         rows = conn.execute(sa.select(reviews_table).where(r.id.in_(newest)))
         return {row.item_id: row_dict(row._mapping) for row in rows}
 
@@ -311,16 +319,18 @@ class Store:
         values = {"item_id": int(item_id), "reviewer": reviewer, "decision": decision,
                   "comment": str(comment or ""), "created_at": now()}
         with self._writing() as conn:
-            exists = conn.execute(sa.select(items_table.c.id)
+            exists = conn.execute(sa.select(items_table.c.fingerprint)
                                   .where(items_table.c.id == int(item_id))).first()
             if exists is None:
                 raise InvalidParameter(f"no item with id {item_id}")
+            values["fingerprint"] = exists[0]  # the content this decision is about
             result = conn.execute(reviews_table.insert().values(**values))
             values["id"] = int(result.inserted_primary_key[0])
         return row_dict(values)
 
     def reviews(self, item_id: int) -> list[dict[str, Any]]:
-        """Every review of an item, oldest first."""
+        """Every review of an item, oldest first (with the `fingerprint` of the content each was
+        made on: one of content since changed is history, not the item's review)."""
         query = (sa.select(reviews_table).where(reviews_table.c.item_id == int(item_id))
                  .order_by(reviews_table.c.id))
         with self.engine.connect() as conn:
@@ -337,7 +347,9 @@ class Store:
             out["total"] = int(conn.execute(sa.select(sa.func.count()).select_from(items_table))
                                .scalar_one())
             out["reviewed"] = int(conn.execute(
-                sa.select(sa.func.count(sa.distinct(reviews_table.c.item_id)))).scalar_one())
+                sa.select(sa.func.count(sa.distinct(reviews_table.c.item_id))).select_from(
+                    reviews_table.join(items_table, reviews_table.c.item_id == items_table.c.id))
+                .where(_CURRENT)).scalar_one())
             for key in ("status", "modality", "verdict"):
                 query = (sa.select(c[key], sa.func.count()).where(c[key].is_not(None))
                          .group_by(c[key]).order_by(c[key]))

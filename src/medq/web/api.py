@@ -56,6 +56,8 @@ class Review(ReviewFields):
     id: int
     item_id: int
     created_at: str
+    fingerprint: str | None = None
+    """The content the review was made on (None: a review stored before medq recorded it)."""
 
 
 class Item(BaseModel):
