@@ -312,6 +312,30 @@ def test_rerun_skips_unchanged_and_reassesses_what_changed(qc_done: dict, cluste
     assert store.count() == total and store.count(status="error") == len(CORRUPT)
 
 
+def test_items_stored_without_measures_are_measured_when_a_run_asks(tmp_path: Path,
+                                                                     cluster) -> None:
+    """A database filled with --no-measures skipped every item on a run with measures, which
+    then never held any."""
+    from medq.qc.runner import run_qc
+
+    archive = tmp_path / "a"
+    for k in range(2):
+        save(_slice2d(seed=k), archive / f"ct{k}.dcm")
+    store = Store(tmp_path / "qc.sqlite")
+    try:
+        first = run_qc(archive, store, client=cluster, measures=False)
+        assert first["ok"] == 2 and store.unmeasured(MODEL) == {
+            str((archive / f"ct{k}.dcm").resolve()) for k in range(2)}
+        again = run_qc(archive, store, client=cluster, measures=False)
+        assert again["skipped"] == 2  # nothing asked for that is missing
+        measured = run_qc(archive, store, client=cluster)
+        assert measured["ok"] == 2 and measured["skipped"] == 0
+        assert all(row["measures"].get("snr") for row in store.items())
+        assert run_qc(archive, store, client=cluster)["skipped"] == 2
+    finally:
+        store.close()
+
+
 def test_each_volume_of_a_4d_file_is_an_item_of_its_own(tmp_path: Path, cluster) -> None:
     import nibabel as nib
 
@@ -333,7 +357,7 @@ def test_each_volume_of_a_4d_file_is_an_item_of_its_own(tmp_path: Path, cluster)
     assert (summary["total"], summary["ok"], summary["errors"]) == (3, 3, 0)
     scores = {row["path"]: row["score"] for row in store.items()}
     assert min(scores, key=scores.get).endswith("@volume=1"), scores
-    again = run_qc(archive, store, client=cluster, each_volume=True)
+    again = run_qc(archive, store, client=cluster, measures=False, each_volume=True)
     assert again["skipped"] == 3  # unchanged: the file's fingerprint holds for each volume
     store.close()
 

@@ -260,15 +260,26 @@ def _dataset(base: Dataset, image: MedImage, k: int, stored: np.ndarray, rescale
 RUN_TOKEN = secrets.token_hex(16)
 """Drawn once per process (inherited by forked workers): the derived series of one command."""
 
+_WRITTEN: dict[tuple[str, str], tuple[int, set[str]]] = {}
+"""(source series, folder) → (generation, source instances written into it): the same
+instance written there again (another derivative of one slice) starts a new derived series."""
+
 
 def _series_uid(templates: list[Dataset], path: Path) -> str:
     """The SeriesInstanceUID of a derived 2D file: the slices of one source series written into
     one folder by one command share one derived series (each slice is its own input when the
-    series was read file by file); anything else gets a new UID."""
+    series was read file by file), two derivatives of one slice do not; anything else gets a
+    new UID."""
     source = as_text(templates[0].get("SeriesInstanceUID")) if templates else ""
-    if not source:
+    instance = as_text(templates[0].get("SOPInstanceUID")) if templates else ""
+    if not source or not instance:
         return generate_uid()
-    return generate_uid(entropy_srcs=[RUN_TOKEN, source, str(path.resolve().parent)])
+    key = (source, str(path.resolve().parent))
+    generation, written = _WRITTEN.get(key, (0, set()))
+    if instance in written:
+        generation, written = generation + 1, set()
+    _WRITTEN[key] = (generation, written | {instance})
+    return generate_uid(entropy_srcs=[RUN_TOKEN, source, key[1], str(generation)])
 
 
 def write_dicom(image: MedImage, path: str | Path, *, reference: str | Path | None = None,

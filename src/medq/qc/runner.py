@@ -379,6 +379,9 @@ def run_qc(archive: str | Path, store: Store, *, model: str = "mediqa-s",
     if retry_errors:
         failed = {row["path"] for row in store.items(status="error", model=key)}
         known = {path: fp for path, fp in known.items() if path not in failed}
+    if measures:  # stored by a run without measures: assessed again, with them
+        lacking = store.unmeasured(key)
+        known = {path: fp for path, fp in known.items() if path not in lacking}
     todo, unreadable, skipped = plan(items, known)
     counts = {"ok": 0, "errors": 0}
     if on_plan:

@@ -169,6 +169,14 @@ class Store:
         with self.engine.connect() as conn:
             return {path: fp for path, fp in conn.execute(query)}
 
+    def unmeasured(self, model: str) -> set[str]:
+        """Paths of the items assessed (status ok) for `model` without classical measures (a run
+        with `--no-measures`): a run that asks for measures assesses them again."""
+        c = items_table.c
+        query = sa.select(c.path, c.measures).where(c.model == model, c.status == "ok")
+        with self.engine.connect() as conn:
+            return {path for path, measures in conn.execute(query) if not measures}
+
     def forget(self, paths: Sequence[str], model: str) -> int:
         """Remove the items at `paths` for `model`, and their reviews, in one transaction (files
         no longer in the archive: `medq qc run --prune`); returns how many were removed."""
