@@ -172,3 +172,29 @@ def test_archives_a_walked_folder_leaves_unread_are_named(tmp_path: Path) -> Non
     assert res.stderr.strip().splitlines()[0] == \
         "medq: error: damaged.zip: cannot unpack archive (BadZipFile: File is not a zip file)"
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["ct.dcm"]
+
+
+def test_a_zip_members_utf8_name_is_kept_when_the_archive_does_not_flag_it(tmp_path: Path
+                                                                          ) -> None:
+    """Linux `zip` and macOS write UTF-8 names without zip's UTF-8 flag; they were read as
+    code page 437 ("scan ├⌐.dcm"), shown so and restored under that name. Info-ZIP's Unicode
+    Path field, where present, gives the name."""
+    from medq.io.archive import member_name
+
+    name = "scan é ü.dcm"
+    stand_in = "scan xx yy.dcm"  # as long in bytes as the UTF-8 name
+    assert len(stand_in.encode()) == len(name.encode())
+    archive = tmp_path / "u.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.write(dicom_testfile("CT_small.dcm"), stand_in)
+    archive.write_bytes(archive.read_bytes().replace(stand_in.encode(), name.encode()))
+    (info,) = zipfile.ZipFile(archive).infolist()
+    assert not info.flag_bits & 0x800 and info.filename != name  # read as code page 437
+    assert member_name(info) == name
+    res = run_medq("assess", archive, "--json", "--no-measures")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)[0]["path"].endswith(f"u.zip/{name}")
+    field = bytes([1]) + zipfile.crc32(b"legacy.dcm").to_bytes(4, "little") + name.encode()
+    flagged = zipfile.ZipInfo("legacy.dcm")
+    flagged.extra = (0x7075).to_bytes(2, "little") + len(field).to_bytes(2, "little") + field
+    assert member_name(flagged) == name

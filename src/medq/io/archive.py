@@ -60,17 +60,47 @@ def _members(path: Path) -> tuple[int, int]:
         return len(members), sum(m.size for m in members if m.isfile())
 
 
+UNICODE_PATH_FIELD = 0x7075
+"""Info-ZIP's Unicode Path extra field: the member's name in UTF-8, beside a legacy one."""
+
+
+def member_name(info: zipfile.ZipInfo) -> str:
+    """A zip member's name as written: UTF-8 when the archive flags it, else from Info-ZIP's
+    Unicode Path field (Linux `zip` flags nothing and writes one), else the legacy name read
+    as UTF-8 when it is valid UTF-8 (macOS and most tools write UTF-8 unflagged), else as
+    zipfile read it (code page 437)."""
+    if info.flag_bits & 0x800:
+        return info.filename
+    extra, at = info.extra, 0
+    while at + 4 <= len(extra):
+        kind, size = int.from_bytes(extra[at:at + 2], "little"), int.from_bytes(
+            extra[at + 2:at + 4], "little")
+        if kind == UNICODE_PATH_FIELD and size > 5 and extra[at + 4] == 1:
+            try:
+                return extra[at + 9:at + 4 + size].decode("utf-8")
+            except UnicodeDecodeError:
+                break
+        at += 4 + size
+    try:
+        return info.filename.encode("cp437").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return info.filename
+
+
 def _extract(path: Path, into: Path, named: str | os.PathLike[str]) -> None:
     """Extract every member of the archive at `path` (the user's `named`) into `into`."""
     if _is_zip(path):
         with zipfile.ZipFile(path) as z:
-            for info in z.infolist():
+            infos = z.infolist()
+            for info in infos:
+                info.filename = member_name(info)
                 name = info.filename.replace("\\", "/")
                 if name.startswith("/") or ".." in name.split("/"):
                     raise UnsupportedImage(f"archive member {info.filename!r} would be "
                                            "written outside the archive's folder; not "
                                            "extracted", named)
-            z.extractall(into)
+            for info in infos:
+                z.extract(info, into)
         return
     with tarfile.open(path) as t:
         t.extractall(into, filter="data")
