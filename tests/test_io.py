@@ -240,6 +240,9 @@ def test_dicom_round_trip_is_derived(tmp_path: Path) -> None:
     assert new.StudyInstanceUID == old.StudyInstanceUID
     assert "DERIVED" in list(new.ImageType)
     assert new.DerivationDescription == "unit test derivation"
+    # medq's symbols in plain text: a Latin-1 header stored "→" as "?"
+    arrow = pydicom.dcmread(save(src, tmp_path / "arrow.dcm", description="score 1.2 → 2.5"))
+    assert arrow.DerivationDescription == "score 1.2 -> 2.5"
     assert new.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
     assert not any(e.tag.is_private for e in new)
     assert new.SourceImageSequence[0].ReferencedSOPInstanceUID == old.SOPInstanceUID

@@ -157,12 +157,21 @@ def _prepare(tpl: Dataset, image: MedImage) -> None:
         del tpl[tag]
 
 
+PLAIN_SYMBOLS = str.maketrans({"→": "->", "≥": ">=", "≤": "<=", "×": "x", "–": "-",
+                               "—": "-", "σ": "sigma", "µ": "u", "…": "..."})
+"""medq's symbols in plain text: a header in Latin-1 (ISO_IR 100) or ASCII, as most are, would
+store them as '?'."""
+
+
 def _derivation(image: MedImage, description: str | None) -> str:
+    """DerivationDescription (at most 1024 characters): the description given, else the
+    image's history, in plain symbols (`PLAIN_SYMBOLS`)."""
     if description:
-        return description[:1024]
+        return description.translate(PLAIN_SYMBOLS)[:1024]
     steps = [s.get("name") or s.get("op") or s.get("step") or str(s) if isinstance(s, dict)
              else str(s) for s in image.meta.get("history", [])]
-    return ("medq: " + "; ".join(str(s) for s in steps) if steps else "medq derived image")[:1024]
+    text = "medq: " + "; ".join(str(s) for s in steps) if steps else "medq derived image"
+    return text.translate(PLAIN_SYMBOLS)[:1024]
 
 
 def _dataset(base: Dataset, image: MedImage, k: int, stored: np.ndarray, rescale: tuple,
