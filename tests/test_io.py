@@ -241,7 +241,9 @@ def test_dicom_round_trip_is_derived(tmp_path: Path) -> None:
     assert "DERIVED" in list(new.ImageType)
     assert new.DerivationDescription == "unit test derivation"
     # medq's symbols in plain text: a Latin-1 header stored "→" as "?"
-    arrow = pydicom.dcmread(save(src, tmp_path / "arrow.dcm", description="score 1.2 → 2.5"))
+    elsewhere = tmp_path / "other"
+    elsewhere.mkdir()
+    arrow = pydicom.dcmread(save(src, elsewhere / "arrow.dcm", description="score 1.2 → 2.5"))
     assert arrow.DerivationDescription == "score 1.2 -> 2.5"
     assert new.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
     assert not any(e.tag.is_private for e in new)
