@@ -193,3 +193,30 @@ def test_cli_report_and_bad_database(qc_db: tuple, tmp_path: Path) -> None:
         made = tmp_path / "new" / command / name  # outputs make their folder, as every writer
         res = run_medq("qc", command, "--db", db, "-o", made)
         assert res.returncode == 0 and made.is_file(), res.stderr
+
+
+def test_a_database_of_two_models_is_reported_one_model_at_a_time(qc_db: tuple,
+                                                                   tmp_path: Path) -> None:
+    """Two models' results of the same files made one report of twice the items, two cards
+    per file, neither naming its model."""
+    import shutil
+
+    db, rows, _ = qc_db
+    both = tmp_path / "both.sqlite"
+    shutil.copy(db, both)
+    with Store(both) as store:
+        for row in store.items():
+            store.record({**row, "model": "other-model", "score": 1.0, "verdict": "reject"})
+    with pytest.raises(InvalidParameter, match=r"holds the results of 2 models \(.*\): name one "
+                                               "with --model"):
+        build_qc_report(both, tmp_path / "mixed.html")
+    html = build_qc_report(both, tmp_path / "one.html", model=MODEL).read_text(encoding="utf-8")
+    assert re.search(r'id="total-count">(\d+)<', html).group(1) == str(len(rows))
+    assert f"model {MODEL}" in html and "other-model" not in html
+    with pytest.raises(InvalidParameter, match="no results for model 'nope'"):
+        build_qc_report(both, tmp_path / "nope.html", model="nope")
+    res = run_medq("qc", "report", "--db", both, "-o", tmp_path / "cli.html", "-m", "other-model")
+    assert res.returncode == 0, res.stderr
+    cli = (tmp_path / "cli.html").read_text(encoding="utf-8")
+    assert len(_cards(cli)) == sum(r["status"] == "ok" for r in rows)  # every one a reject
+    assert run_medq("qc", "report", "--db", both, "-o", tmp_path / "x.html").returncode == 2

@@ -72,13 +72,14 @@ def short_time(iso: str | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def collect_totals(store: Any, progress: Progress | None = None) -> Totals:
-    """Read every item of the store once (in pages) and count it."""
+def collect_totals(store: Any, progress: Progress | None = None,
+                   model: str | None = None) -> Totals:
+    """Read every item of the store (of one model, or all) once, in pages, and count it."""
     totals = Totals()
-    n = store.count()
+    n = store.count(model=model)
     task = progress.add_task("qc report: totals", total=n) if progress else None
     for offset in range(0, n, PAGE):
-        page = store.items(sort="id", limit=PAGE, offset=offset)
+        page = store.items(sort="id", limit=PAGE, offset=offset, model=model)
         for item in page:
             totals.add(item)
         if progress is not None and task is not None:
@@ -138,22 +139,42 @@ def thumbnail_uri(item: dict[str, Any], max_side: int) -> tuple[str | None, str 
         return None, f"{type(e).__name__}: {e}"
 
 
-def flagged_items(store: Any, limit: int) -> tuple[list[dict[str, Any]], dict[str, int]]:
+def flagged_items(store: Any, limit: int, model: str | None = None
+                  ) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """Flagged items to show (reject first, worst score first; at most `limit`) and their counts."""
-    counts = {v: store.count(verdict=v, status="ok") for v in FLAGGED}
+    counts = {v: store.count(verdict=v, status="ok", model=model) for v in FLAGGED}
     shown: list[dict[str, Any]] = []
     for verdict in FLAGGED:
         room = limit - len(shown)
         if room <= 0:
             break
-        shown += store.items(verdict=verdict, status="ok", sort="score", limit=room)
+        shown += store.items(verdict=verdict, status="ok", sort="score", limit=room,
+                             model=model)
     return shown, counts
+
+
+def one_model(store: Any, model: str | None) -> str | None:
+    """The model a report covers: `model`, checked against the database, or the only one it
+    holds; InvalidParameter when it holds several and none is named (one report mixing two
+    models' scores of one file counts each file twice) or the named one has no results."""
+    models = store.values("model")
+    if model is None:
+        if len(models) > 1:
+            raise InvalidParameter(f"the database holds the results of {len(models)} models "
+                                   f"({', '.join(models)}): name one with --model",
+                                   store.display_url)
+        return models[0] if models else None
+    if model not in models and models:
+        raise InvalidParameter(f"no results for model {model!r}; the database holds: "
+                               f"{', '.join(models)}", store.display_url)
+    return model
 
 
 def build_qc_report(db: Any, output: str | Path, *, max_flagged: int = 200,
                     max_errors: int = 500, thumb_side: int = 160,
-                    console: Console | None = None) -> Path:
-    """Write the QC report of a results store (a `Store` or its URL/path) to `output` (HTML)."""
+                    console: Console | None = None, model: str | None = None) -> Path:
+    """Write the QC report of a results store (a `Store` or its URL/path) to `output` (HTML):
+    the results of one model (`model`; needed only when the database holds several)."""
     from medq import __version__
     from medq.io.atomic import atomic_write_text
     from medq.qc.store import Store
@@ -163,24 +184,28 @@ def build_qc_report(db: Any, output: str | Path, *, max_flagged: int = 200,
     store = db if isinstance(db, Store) else Store(db, create=False)
     try:
         store.refuse_output(output)
+        model = one_model(store, model)
         bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                        TimeElapsedColumn(), console=console or Console(stderr=True),
                        transient=True)
         with bar:
-            totals = collect_totals(store, bar)
-            flagged, flagged_counts = flagged_items(store, max(0, int(max_flagged)))
+            totals = collect_totals(store, bar, model)
+            flagged, flagged_counts = flagged_items(store, max(0, int(max_flagged)), model)
             task = bar.add_task("qc report: thumbnails", total=len(flagged))
             for item in flagged:
                 item["thumb"], item["thumb_error"] = thumbnail_uri(item, thumb_side)
                 bar.advance(task)
-        errors = store.items(status="error", sort="path", limit=max(0, int(max_errors)))
+        errors = store.items(status="error", sort="path", limit=max(0, int(max_errors)),
+                             model=model)
         context = {
             "totals": totals, "verdicts": VERDICTS, "colours": VERDICT_COLOURS,
             "modalities": sorted(totals.table), "histogram": histogram_uri(totals.scores),
             "flagged": flagged, "flagged_counts": flagged_counts,
             "flagged_total": sum(flagged_counts.values()), "errors": errors,
-            "error_total": store.count(status="error"), "runs": store.runs(),
-            "summary": store.summary(), "database": store.display_url,
+            "error_total": store.count(status="error", model=model),
+            "runs": [run for run in store.runs() if model is None or run["model"] == model],
+            "summary": store.summary(model=model), "database": store.display_url,
+            "model": model,
             "medq_version": __version__,
             "generated": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         }
