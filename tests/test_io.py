@@ -566,6 +566,32 @@ def test_nifti_header_frames_units_and_integer_type_are_written_back(tmp_path: P
     np.testing.assert_allclose(kept.affine, micron.affine)
 
 
+@pytest.mark.parametrize("flat", [0, 1])
+def test_a_single_coronal_or_sagittal_nifti_slice_is_a_2d_image_in_its_place(
+        tmp_path: Path, flat: int) -> None:
+    """A volume of one coronal `(i, 1, k)` or sagittal `(1, j, k)` slice was refused as "a stack
+    of lines"; an axial one was read. It is a 2D image, and written back with its slice axis
+    last and its frame columns alike: every voxel value at the same place in the patient."""
+    rng = np.random.default_rng(0)
+    shape = [6, 7, 5]
+    shape[flat] = 1
+    voxels = rng.random(shape).astype(np.float32)
+    affine = np.array([[-2.0, 0.1, 0, 90], [0, 1.5, 0.2, -120], [0, -0.1, 3.0, -70], [0, 0, 0, 1]])
+    nib.save(nib.Nifti1Image(voxels, affine), tmp_path / "one.nii.gz")
+    image = load(tmp_path / "one.nii.gz")
+    kept = [a for a in range(3) if a != flat]
+    zooms = np.linalg.norm(affine[:3, :3], axis=0)
+    assert image.shape == (shape[kept[1]], shape[kept[0]]) and not image.is_volume
+    assert image.spacing == pytest.approx((zooms[kept[1]], zooms[kept[0]]), rel=1e-5)
+    back = nib.load(save(image, tmp_path / "back.nii.gz"))
+    assert back.shape == (shape[kept[0]], shape[kept[1]], 1)
+    written = back.get_fdata()
+    for index in np.ndindex(*voxels.shape):
+        moved = tuple(index[a] for a in (*kept, flat))
+        assert written[moved] == pytest.approx(float(voxels[index]))
+        np.testing.assert_allclose(back.affine @ [*moved, 1], affine @ [*index, 1], atol=1e-4)
+
+
 def test_nifti_of_one_slice_is_a_2d_image_and_written_back_alike(tmp_path: Path) -> None:
     data = np.arange(6 * 5, dtype=np.float32).reshape(6, 5, 1)
     affine = np.diag([0.5, 0.7, 3.0, 1.0])

@@ -145,3 +145,26 @@ def test_integer_pixels_are_written_back_in_their_type(tmp_path: Path, ct_slice:
     sitk.WriteImage(sitk.GetImageFromArray(floats), str(tmp_path / f"f{suffix}"))
     back = sitk.ReadImage(str(save(load(tmp_path / f"f{suffix}"), tmp_path / f"fo{suffix}")))
     assert sitk.GetArrayViewFromImage(back).dtype == np.float32
+
+
+@pytest.mark.parametrize("flat", [0, 1])  # ITK index axis x (sagittal) or y (coronal)
+def test_a_single_coronal_or_sagittal_slice_is_a_2d_image_in_its_place(tmp_path: Path,
+                                                                       flat: int) -> None:
+    """A file of one coronal or sagittal slice was refused as "a stack of lines"; it is a 2D
+    image, written back with every voxel value at the same place in the patient."""
+    size = [7, 6, 5]  # ITK's (x, y, z)
+    size[flat] = 1
+    pixels = np.random.default_rng(0).random(size[::-1]).astype(np.float32)
+    made = sitk.GetImageFromArray(pixels)
+    made.SetSpacing((0.5, 0.7, 3.0))
+    made.SetOrigin((10.0, 20.0, 30.0))
+    turn = np.deg2rad(20)
+    made.SetDirection([np.cos(turn), -np.sin(turn), 0, np.sin(turn), np.cos(turn), 0, 0, 0, 1])
+    sitk.WriteImage(made, str(tmp_path / "one.nrrd"))
+    image = load(tmp_path / "one.nrrd")
+    assert not image.is_volume and image.array.size == pixels.size
+    back = sitk.ReadImage(str(save(image, tmp_path / "back.nrrd")))
+    for index in np.ndindex(*size):
+        place = made.TransformIndexToPhysicalPoint([int(i) for i in index])
+        there = back.TransformPhysicalPointToIndex(place)
+        assert back[there] == pytest.approx(made[[int(i) for i in index]])

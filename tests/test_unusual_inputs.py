@@ -334,10 +334,10 @@ def test_values_below_float32_are_refused_by_name_not_called_blank(tmp_path: Pat
 
 
 def test_a_volume_of_one_pixel_rows_is_refused_as_a_stack_of_lines(tmp_path: Path) -> None:
-    """A NIfTI of 20 slices of 1×64 pixels is named for what it is, not as a 1×64 image."""
-    path = tmp_path / "lines.nii.gz"
-    data = np.random.default_rng(0).random((64, 1, 20)).astype(np.float32) * 100
-    nib.save(nib.Nifti1Image(data, np.eye(4)), path)
+    """An array of 20 slices of 1×64 pixels is named for what it is, not as a 1×64 image (a
+    NIfTI of that shape states a coronal plane, and is read as one: `test_io`)."""
+    path = tmp_path / "lines.npy"
+    np.save(path, np.random.default_rng(0).random((20, 1, 64)).astype(np.float32) * 100)
     res = run_medq("assess", path, "--no-measures")
     assert res.returncode == 2, res.stderr
     assert res.stderr.strip() == (f"medq: error: {path}: a stack of 20 lines of 64 pixels (slices "

@@ -69,6 +69,19 @@ def _modality(img: Any) -> str:
     return stated.upper() if stated.isalpha() and 2 <= len(stated) <= 4 else "OT"
 
 
+def _slice_axis_last(img: Any) -> Any:
+    """A single coronal or sagittal slice (a 3D image of one column or row of voxels: size 1
+    along x or y, not z) with that axis moved last, as an axial slice's is; ITK moves the
+    spacing and direction with it, so every voxel keeps its place in the patient."""
+    import SimpleITK as sitk
+
+    size = img.GetSize()
+    if img.GetDimension() != 3 or size[2] == 1 or 1 not in size[:2]:
+        return img
+    flat = size.index(1)
+    return sitk.PermuteAxes(img, [a for a in (0, 1, 2) if a != flat] + [flat])
+
+
 def _one_volume(img: Any, path: Path, volume: int | None) -> tuple[Any, int | None]:
     """A 4D image cut to its `volume`-th 3D volume (or its only one) inside SimpleITK, so no
     array of the whole series is made, and the series' volume count; other images as they
@@ -187,6 +200,7 @@ def read_itk(path: str | Path, fmt: str, volume: int | None = None) -> MedImage:
         raise UnsupportedImage("a segmentation (3D Slicer segment keys), not an acquired image",
                                path)
     part, count = _one_volume(img, path, volume)
+    part = _slice_axis_last(part)
     arr, spacing, one_slice, rgb = _pixels(part, path)
     meta: dict[str, Any] = {"format": fmt}
     if framed:  # where the image lies in the patient

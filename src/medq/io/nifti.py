@@ -36,7 +36,8 @@ does)."""
 def read_nifti(path: str | Path, volume: int | None = None) -> MedImage:
     """Read a 2D/3D NIfTI (a 4D one only when its 4th axis has length 1, or its `volume`-th
     3D volume) as `(z, y, x)`; a volume of one slice is a 2D image `(y, x)`
-    (`meta["one_slice"]`, written back as it was)."""
+    (`meta["one_slice"]`, written back as a volume of one slice; a coronal or sagittal slice's
+    voxel axes are read, and written, with the slice axis last, its frames alike)."""
     path = Path(path)
     try:
         if volume is not None and gz.is_gzipped(path):
@@ -99,18 +100,20 @@ def image_from_nifti(img: Any, source: str | Path | None = None, volume: int | N
     else:
         data = np.asarray(img.get_fdata(dtype=wide))
         data = data.reshape(shape[:3]) if len(shape) > 3 else data
+    header = img.header
+    order = _slice_axis_last(data.shape)
+    data = np.transpose(data, order) if order else data
     one_slice = data.ndim == 3 and data.shape[2] == 1
     data = data[:, :, 0] if one_slice else data  # one slice is a 2D image
     if data.ndim not in (2, 3):
         raise UnsupportedImage(f"an image of {data.ndim} dimensions is not supported", source)
-    header = img.header
-    zooms = [float(z) for z in header.get_zooms()[: data.ndim]]
-    affine = np.asarray(img.affine, dtype=float)
+    zooms = [float(z) for z in _in_order(header.get_zooms()[:3], order)[: data.ndim]]
+    affine = _columns_in_order(img.affine, order)
     meta: dict[str, Any] = {"format": fmt, **_integer_voxels(header, dtype)}
     if np.all(np.isfinite(affine)):  # a NaN pixdim or sform states no place in the patient
         meta.update(affine=affine.tolist(), axcodes=list(nib.aff2axcodes(affine)))
     if fmt == "nifti":
-        meta.update(_nifti_fields(header))
+        meta.update(_nifti_fields(header, order))
         zooms = [z * SPACE_UNITS_MM.get(meta["xyzt_units"][0], 1.0) for z in zooms]
     if one_slice:
         meta["one_slice"] = True  # written back with its k axis of length 1
@@ -138,9 +141,34 @@ def _integer_voxels(header: Any, dtype: np.dtype) -> dict[str, Any]:
     return integer_storage(dtype)
 
 
-def _nifti_fields(header: Any) -> dict[str, Any]:
-    """What a NIfTI header states that medq writes back: the qform and sform with their codes,
-    the space and time units and the description."""
+def _slice_axis_last(shape: tuple[int, ...]) -> tuple[int, int, int] | None:
+    """The voxel axis order that puts a single coronal or sagittal slice's axis of length 1
+    last, as an axial one's is (`(i, 1, k)` → `(i, k, 1)`); None when no axis moves."""
+    if len(shape) != 3 or shape[2] == 1 or 1 not in shape[:2]:
+        return None
+    flat = shape.index(1)
+    return tuple(a for a in (0, 1, 2) if a != flat) + (flat,)  # type: ignore[return-value]
+
+
+def _in_order(values: Any, order: tuple[int, ...] | None) -> list[Any]:
+    """Per-axis values in the voxel axis order `order` (as they are without one)."""
+    values = list(values)
+    return [values[a] for a in order] if order else values
+
+
+def _columns_in_order(matrix: Any, order: tuple[int, ...] | None) -> np.ndarray:
+    """A 4×4 frame whose voxel-axis columns follow `order`: the same place in the patient for
+    the voxels moved to that order."""
+    out = np.asarray(matrix, dtype=float).copy()
+    if order:
+        out[:3, :3] = out[:3, list(order)]
+    return out
+
+
+def _nifti_fields(header: Any, order: tuple[int, ...] | None = None) -> dict[str, Any]:
+    """What a NIfTI header states that medq writes back: the qform and sform with their codes
+    (their columns in the voxel axis `order` medq reads), the space and time units and the
+    description."""
     out: dict[str, Any] = {"xyzt_units": list(header.get_xyzt_units()),
                            "descrip": header["descrip"].item().decode("latin-1").strip("\0 ")
                            if "descrip" in header else ""}
@@ -149,7 +177,7 @@ def _nifti_fields(header: Any) -> dict[str, Any]:
         out[f"{kind}_code"] = code
         matrix = getattr(header, f"get_{kind}")() if code else None
         if matrix is not None and np.all(np.isfinite(matrix)):
-            out[kind] = np.asarray(matrix, dtype=float).tolist()
+            out[kind] = _columns_in_order(matrix, order).tolist()
     return out
 
 
