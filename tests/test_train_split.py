@@ -194,15 +194,19 @@ def test_tagged_images_the_score_stage_trains_on_are_never_held_out(tmp_path: Pa
     assert key and key.startswith("patient:") and "PAT03" not in key
 
 
-def test_a_run_folder_given_as_the_model_names_its_checkpoint(tmp_path: Path) -> None:
-    """`--model runs/x` (the folder `medq train` wrote) says to give runs/x/model.pt, not that
-    a checkpoint file is missing."""
-    from medq.assess.weights import unknown_weights
+def test_a_run_folder_given_as_the_model_is_read_as_its_checkpoint(tmp_path: Path) -> None:
+    """`--model runs/x` (the folder `medq train` wrote) is its runs/x/model.pt, for the quality
+    model as for the restoration network (which took it while the assessment refused it), and
+    QC results name the checkpoint."""
+    from medq.assess.weights import resolve
+    from medq.qc.runner import model_key
+    from medq.restore.models import resolve as resolve_restorer
 
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "model.pt").write_bytes(b"")
-    said = unknown_weights(tmp_path / "run", "quality model")
-    assert said.reason == f"a run folder, not a checkpoint: give {tmp_path / 'run' / 'model.pt'}"
+    checkpoint = tmp_path / "run" / "model.pt"
+    assert resolve(tmp_path / "run") == checkpoint == resolve_restorer(tmp_path / "run")
+    assert model_key(str(tmp_path / "run")) == str(checkpoint.resolve())
 
 
 def test_scored_copies_of_one_image_under_other_names_are_never_split(tmp_path: Path,

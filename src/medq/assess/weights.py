@@ -62,13 +62,18 @@ def quality_models() -> list[str]:
 def resolve(name_or_path: str | Path) -> Path:
     """Path of a shipped checkpoint name, or an existing checkpoint path; InvalidParameter
     (bad input) otherwise."""
-    path = Path(name_or_path).expanduser()
+    path = run_checkpoint(Path(name_or_path).expanduser())
     if path.is_file() and (path.suffix == ".pt" or not (WEIGHTS_DIR / f"{path.name}.pt").is_file()):
         return path  # any existing file is tried as a checkpoint (and refused if it is none)
     candidate = WEIGHTS_DIR / f"{name_or_path}.pt"
     if candidate.is_file() and candidate.stem in quality_models():
         return candidate
     raise unknown_weights(name_or_path, "quality model")
+
+
+def run_checkpoint(path: Path) -> Path:
+    """The checkpoint of a run folder `medq train` wrote (`<folder>/model.pt`), else `path`."""
+    return path / "model.pt" if path.is_dir() and (path / "model.pt").is_file() else path
 
 
 def unknown_weights(name: str | Path, wanted: str) -> InvalidParameter:
@@ -79,9 +84,6 @@ def unknown_weights(name: str | Path, wanted: str) -> InvalidParameter:
     if not text.strip():
         return InvalidParameter(f"an empty name names no {wanted}: give a shipped name or a "
                                 "checkpoint path")
-    if Path(text).is_dir() and (Path(text) / "model.pt").is_file():
-        return InvalidParameter(f"a run folder, not a checkpoint: give "
-                                f"{Path(text) / 'model.pt'}", text)
     if "/" in text or "\\" in text or text.endswith(".pt"):
         return InvalidParameter("checkpoint file not found", text)
     shipped_names = quality_models() if wanted == "quality model" else restorers()

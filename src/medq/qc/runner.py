@@ -78,8 +78,11 @@ def check_workers(workers: int | None) -> None:
 
 
 def model_key(model: str) -> str:
-    """The model as the store records it: a shipped name as is, a checkpoint by absolute path."""
-    path = Path(model).expanduser()
+    """The model as the store records it: a shipped name as is, a checkpoint (or a run folder's)
+    by absolute path."""
+    from medq.assess.weights import run_checkpoint
+
+    path = run_checkpoint(Path(model).expanduser())
     return str(path.resolve()) if path.is_file() else model
 
 

@@ -68,11 +68,9 @@ def _from_dict(ckpt: dict[str, Any]) -> nn.Module:
 def resolve(name_or_path: str | Path) -> Path:
     """Checkpoint path of a shipped restorer name or an existing file; InvalidParameter (bad
     input) otherwise."""
-    from medq.assess.weights import WEIGHTS_DIR, restorers, unknown_weights
+    from medq.assess.weights import WEIGHTS_DIR, restorers, run_checkpoint, unknown_weights
 
-    path = Path(name_or_path).expanduser()
-    if path.is_dir() and (path / "model.pt").is_file():
-        return path / "model.pt"
+    path = run_checkpoint(Path(name_or_path).expanduser())
     if path.suffix == ".pt" and path.is_file():
         return path
     candidate = WEIGHTS_DIR / f"{name_or_path}.pt"
