@@ -544,14 +544,18 @@ def test_nifti_header_frames_units_and_integer_type_are_written_back(tmp_path: P
     made.header.set_xyzt_units("mm", "sec")
     nib.save(made, tmp_path / "scan.nii.gz")
     image = load(tmp_path / "scan.nii.gz")
-    back = nib.load(save(image.with_array(image.array + 0.4), tmp_path / "out.nii.gz"))
+    back = nib.load(save(image.with_array(image.array + 1), tmp_path / "out.nii.gz"))
     for frame in ("qform", "sform"):
         np.testing.assert_allclose(getattr(back.header, f"get_{frame}")(),
                                    getattr(made.header, f"get_{frame}")(), atol=1e-5)
     assert (int(back.header["qform_code"]), int(back.header["sform_code"])) == (1, 2)
     assert back.header.get_xyzt_units() == ("mm", "sec")
-    assert back.get_data_dtype() == np.int16  # rounded back to the integers it stored
-    np.testing.assert_array_equal(np.asanyarray(back.dataobj), voxels)
+    assert back.get_data_dtype() == np.int16  # whole numbers: the integers it stored
+    np.testing.assert_array_equal(np.asanyarray(back.dataobj), voxels + 1)
+    for values in (image.array + 0.4, image.array * 400):  # fractions, or beyond int16
+        kept = nib.load(save(image.with_array(values), tmp_path / "floats.nii.gz"))
+        assert kept.get_data_dtype() == np.float32  # nothing rounded or cut off
+        np.testing.assert_allclose(kept.get_fdata().T, values, rtol=1e-6)
     # a resampled image's frames follow its new spacing
     coarse = (image.spacing[0], *(2 * s for s in image.spacing[1:]))
     half = image.evolve(array=image.array[:, ::2, ::2], spacing=coarse)

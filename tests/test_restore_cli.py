@@ -478,3 +478,22 @@ def test_slices_of_one_series_restored_file_by_file_stay_one_derived_series(tmp_
         assert len({ds.SeriesInstanceUID for ds in written}) == 1
         uids.append(written[0].SeriesInstanceUID)
     assert len(set(uids)) == 2 and "1.2.826.0.1.3680043.8.498.55" not in uids
+
+
+def test_a_restored_integer_nifti_keeps_its_type_and_range(tmp_path: Path) -> None:
+    """A uint8 volume was restored to float32 values from −7 to 246; it comes back uint8,
+    clipped and rounded to what its type holds, its frame unchanged."""
+    import nibabel as nib
+
+    rng = np.random.default_rng(0)
+    clean = np.clip(rng.normal(120, 30, (48, 40, 6)), 0, 255)
+    noisy = np.clip(clean + rng.normal(0, 40, clean.shape), 0, 255).astype(np.uint8)
+    affine = np.diag([0.9, 0.9, 3.0, 1.0])
+    nib.save(nib.Nifti1Image(noisy, affine), tmp_path / "u8.nii.gz")
+    res = run_medq("restore", tmp_path / "u8.nii.gz", "-o", tmp_path / "out.nii.gz",
+                   "--method", "tv", "--force")
+    assert res.returncode == 0, res.stderr
+    out = nib.load(tmp_path / "out.nii.gz")
+    assert out.get_data_dtype() == np.uint8
+    np.testing.assert_allclose(out.affine, affine)
+    assert not np.array_equal(np.asanyarray(out.dataobj), noisy)  # restored, in its own type

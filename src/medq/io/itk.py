@@ -11,10 +11,10 @@ or an NRRD `Modality` key; otherwise it is unknown ('OT': HU values make it CT, 
 as a NIfTI file alike is: without a place in the patient, at 1 mm where it states no usable
 spacing (`meta['spacing_assumed']`; `medq.io.itk_header`).
 
-Writing keeps integer pixels in their type (else float32; RGB: 8-bit), compressed. A one-file
-format (.mha, .nrrd) goes through a temporary file; a detached header (.mhd, .nhdr) and its
-data file are written in a temporary folder and moved in, the data file first, so a reader never
-finds a header whose data is incomplete.
+Writing keeps integer pixels in their type while they are whole numbers within it (else
+float32; RGB: 8-bit), compressed. A one-file format (.mha, .nrrd) goes through a temporary file;
+a detached header (.mhd, .nhdr) and its data file are written in a temporary folder and moved
+in, the data file first, so a reader never finds a header whose data is incomplete.
 """
 
 from __future__ import annotations

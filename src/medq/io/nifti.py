@@ -7,8 +7,9 @@ and written back on save; NIfTI's own qform and sform are kept apart (`meta['qfo
 `meta['sform']`, with their codes) and written back as they were, as are its space and time
 units (`meta['xyzt_units']`). Only when the image's spacing changed since it was read
 (`meta['affine_spacing']`) are their columns rescaled by the change. Spacing is in mm: zooms in
-microns or metres are converted. Integer voxels without a value map are written back as the
-same integers (`io.polarity.integer_storage`), other voxels as float32.
+microns or metres are converted. Integer voxels without a value map are written back in their
+type when the values to write are whole numbers within it, as a restoration leaves them
+(`io.polarity.in_stored_type`); anything else (a degradation's values) as float32.
 """
 
 from __future__ import annotations
@@ -227,8 +228,9 @@ def _scaled(matrix: Any, change: list[float]) -> np.ndarray:
 
 
 def write_nifti(image: MedImage, path: str | Path, *, description: str | None = None) -> Path:
-    """Write `image` as NIfTI-1 (`.nii` or gzipped `.nii.gz`), atomically: integer voxels in
-    the type they were read in, others float32; the qform, sform and units as read."""
+    """Write `image` as NIfTI-1 (`.nii` or gzipped `.nii.gz`), atomically: in the integer type
+    it was read in when its values are whole numbers within it, else float32
+    (`io.polarity.in_stored_type`); the qform, sform and units as read."""
     from medq.io.polarity import in_stored_type
 
     path = Path(path)

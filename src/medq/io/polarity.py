@@ -68,11 +68,17 @@ def storable_range(image: MedImage) -> tuple[float, float] | None:
 
 
 def within_storable(array: np.ndarray, image: MedImage) -> np.ndarray:
-    """`array` (a result computed from `image`, in its stored values) clipped to what its file
-    can hold (`storable_range`): a restored 8-bit PNG that dips below 0 is clipped at 0, not
-    stretched by a value map onto 0–255."""
+    """`array` (a result computed from `image`, in its stored values) as its file can hold it:
+    clipped to `storable_range` (a restored 8-bit PNG that dips below 0 is clipped at 0, not
+    stretched by a value map onto 0–255), and rounded when the file stores integers
+    (`integer_storage`), so the writer keeps their type."""
     span = storable_range(image)
-    return array if span is None else np.clip(array, *span).astype(np.asarray(array).dtype)
+    if span is None:
+        return array
+    out = np.clip(array, *span)
+    if np.dtype(image.meta.get("stored_dtype") or "float32").kind in "iu":
+        out = np.round(out)
+    return out.astype(np.asarray(array).dtype)
 
 
 def integer_storage(dtype: np.dtype) -> dict:
@@ -87,13 +93,20 @@ def integer_storage(dtype: np.dtype) -> dict:
 
 
 def in_stored_type(array: np.ndarray, image: MedImage) -> np.ndarray:
-    """A grey image's pixels for its writer: rounded and clipped into the integer type its
-    file stored (`meta['stored_dtype']`, `integer_storage`), as a PNG or DICOM writer keeps its
-    type; float32 when the file stored floats or a pixel is not a number."""
+    """A grey image's pixels for its writer: in the integer type its file stored
+    (`meta['stored_dtype']`, `integer_storage`) when they are whole numbers within its range, as
+    a restoration leaves them (`within_storable`); float32 otherwise (a degradation's values,
+    a pixel that is not a number, a file of floats), so nothing is rounded or cut off."""
+    from medq.io.arrays import whole_numbers
+
     name = image.meta.get("stored_dtype")
     values = np.asarray(array)
+    floats = values.astype(np.float32, copy=False)
     if not name or image.is_rgb or np.dtype(name).kind not in "iu" or not np.isfinite(
             values).all():
-        return values.astype(np.float32, copy=False)
+        return floats
     info = np.iinfo(np.dtype(name))
-    return np.clip(np.round(values), info.min, info.max).astype(name)
+    if values.size and (values.min() < info.min or values.max() > info.max
+                        or not whole_numbers(values)):
+        return floats
+    return np.round(values).astype(name)
