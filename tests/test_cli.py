@@ -477,6 +477,15 @@ def test_options_that_name_nothing_are_usage_errors_before_any_work(args: tuple,
     assert not (tmp_path / "benchmarks").exists()
 
 
+def test_degradations_read_modality_aliases_as_the_other_commands_do() -> None:
+    """`--modality PET` or `XR` found no degradation, while assess, info and simulate read them
+    as PT and DX."""
+    for alias, code in (("PET", "PT"), ("xr", "DX")):
+        named, coded = (run_medq("degradations", "--modality", m, "--json") for m in (alias, code))
+        assert named.returncode == 0, named.stderr
+        assert json.loads(named.stdout) == json.loads(coded.stdout) != []
+
+
 @pytest.mark.parametrize("args", [("assess", ""), ("train", " "), ("info", "--json", "")])
 def test_an_empty_argument_is_refused_before_any_work(args: tuple, tmp_path: Path) -> None:
     """`medq assess "$SCAN"` with the variable unset: exit 2 naming the empty argument (before:

@@ -53,7 +53,7 @@ class Assessor:
     """A loaded quality model with its settings; `assess(image)` or `assess_many(inputs)`.
 
     `precision` (`medq.assess.precision`): `auto` runs the model in bfloat16 where the CPU has
-    it natively (about 1.5× faster, scores within about 0.01), else float32.
+    it natively (about 1.1× faster, scores within about 0.01), else float32.
     `batch_size`: inputs per forward pass and per chunk the loader workers prepare ahead; 16
     rather than 32 halves the forward's buffers at the same 2-core throughput
     (`benchmarks/assess_speed.py`).

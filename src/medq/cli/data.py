@@ -173,13 +173,17 @@ def _modality_guess(image: Any, kind: str) -> str:
 
 @app.command("degradations")
 def degradations(
-    modality: str | None = typer.Option(None, "--modality", help="Only kinds for this modality."),
+    modality: str | None = typer.Option(None, "--modality", help="Only kinds for this modality "
+                                        "(XR is read as DX, PET as PT, as elsewhere)."),
     as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
 ) -> None:
     """List the physics degradations with their units and severity levels."""
     from medq.degrade import available, get_spec
+    from medq.image import MODALITY_ALIASES
 
-    specs = [get_spec(name) for name in available(modality.upper() if modality else None)]
+    code = modality.strip().upper() if modality else None
+    specs = [get_spec(name) for name in available(MODALITY_ALIASES.get(code, code) if code
+                                                  else None)]
     if not specs:
         known = sorted({m for name in available() for m in get_spec(name).modalities})
         raise typer.BadParameter(f"no degradation for modality {modality!r}; the engine's "
