@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -280,11 +280,13 @@ def start_client(workers: int | None, scheduler: str | None, items: int | None =
 
 
 def stop_client(client: Client, own_cluster: bool) -> None:
-    """Close the client (and the LocalCluster it owns)."""
-    cluster = client.cluster if own_cluster else None
-    client.close()
-    if cluster is not None:
-        cluster.close()
+    """Close the client (and the LocalCluster it owns). A close that times out (a loaded
+    machine, a run stopped in the middle of a call) is left to the process's exit rather than
+    raised over the run's own outcome: an interrupted run still ends with its one line."""
+    closers = [client.close] + ([client.cluster.close] if own_cluster else [])
+    for close in closers:
+        with suppress(TimeoutError, OSError):  # asyncio's TimeoutError is this one
+            close()
 
 
 def _batches(todo: list[tuple[Item, str]], size: int) -> list[list[tuple[Item, str]]]:
