@@ -261,6 +261,22 @@ def test_a_review_of_content_since_changed_is_history_not_the_items_review(
     assert store.item(item_id)["last_review"]["reviewer"] == "dr. bo"
 
 
+def test_items_stored_without_measures_are_found_in_the_database(
+        store: Store, assessed: list[dict]) -> None:
+    """`unmeasured` filters in SQL (SQLite and PostgreSQL): ok items stored with no measures
+    ({} or none), not those with measures, not errors, not another model's."""
+    ok = [row for row in assessed if row["status"] == "ok"]
+    assert len(ok) >= 2 and all(row["measures"] for row in ok)
+    store.record(ok[0])
+    store.record({**ok[1], "measures": {}})
+    store.record({**ok[1], "model": "other", "measures": None})
+    for row in assessed:
+        if row["status"] == "error":
+            store.record(row)
+    assert store.unmeasured(MODEL) == {ok[1]["path"]}
+    assert store.unmeasured("other") == {ok[1]["path"]}
+
+
 def test_runs_and_summary(store: Store, assessed: list[dict]) -> None:
     first = store.start_run("/archive", MODEL, 1, None)
     second = store.start_run("/archive", MODEL, None, "tcp://scheduler:8786")

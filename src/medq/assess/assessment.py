@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from medq.assess.models.blocks import FINDING_TYPES
+from medq.errors import InvalidParameter
 
 GRADES = ((4.5, "excellent"), (3.5, "good"), (2.5, "acceptable"), (1.5, "poor"),
           (-math.inf, "non-diagnostic"))
@@ -199,15 +200,16 @@ class Assessment:
         return {"path": data.pop("path"), **data}
 
 
-def mismatch(assessment: Assessment, image: Any) -> str | None:
-    """Why `assessment` cannot be the Assessment of `image` (a MedImage): another dimension
-    (a 2D assessment cannot gate a volume) or another shape; None when it can be."""
+def check_fits(assessment: Assessment, image: Any) -> None:
+    """InvalidParameter (naming the image) unless `assessment` can be the Assessment of `image`
+    (a MedImage): not of another dimension (a 2D assessment cannot gate a volume), nor of
+    another shape."""
     said = (assessment.prompts or {}).get("dimension")
     own = "3d" if image.is_volume else "2d"
     if said in ("2d", "3d") and said != own:
-        return (f"the assessment is of a {said.upper()} image, this image is {own.upper()}: "
-                "assess this image")
+        raise InvalidParameter(f"the assessment is of a {said.upper()} image, this image is "
+                               f"{own.upper()}: assess this image", image.source)
     if assessment.shape and tuple(assessment.shape) != tuple(image.shape):
-        return (f"the assessment is of an image of shape {tuple(assessment.shape)}, this image "
-                f"is {tuple(image.shape)}: assess this image")
-    return None
+        raise InvalidParameter(f"the assessment is of an image of shape "
+                               f"{tuple(assessment.shape)}, this image is {tuple(image.shape)}: "
+                               "assess this image", image.source)

@@ -25,7 +25,7 @@ def report_from(assessment: Any, image: Any = None) -> QualityReport:
     another dimension or shape is refused (InvalidParameter). Without the image (an assessment
     of an array has no path to read it from), the findings are the assessment's finding heads
     alone, and the report's `basis` says so."""
-    from medq.assess.assessment import Assessment, mismatch
+    from medq.assess.assessment import Assessment, check_fits
     from medq.describe.report import build_report
     from medq.errors import InvalidParameter
     from medq.image import MedImage, graded_modality
@@ -38,9 +38,8 @@ def report_from(assessment: Any, image: Any = None) -> QualityReport:
     if image is not None and not isinstance(image, MedImage):  # read as the assessment read it
         told = (assessment.prompts or {}).get("modality")
         image = as_image(image, modality=graded_modality(told) if told and told != "OT" else None)
-    reason = mismatch(assessment, image) if image is not None else None
-    if reason:
-        raise InvalidParameter(reason, image.source)
+    if image is not None:
+        check_fits(assessment, image)
     return build_report(assessment, image)
 
 

@@ -116,3 +116,14 @@ def frame_affine_ras(image: Any) -> np.ndarray | None:
     affine[:3, :3] = LPS_TO_RAS @ (direction * np.array([dx, dy, slice_step(image)]))
     affine[:3, 3] = LPS_TO_RAS @ origin
     return affine
+
+
+def slice_axis_last(size: tuple[int, ...]) -> tuple[int, int, int] | None:
+    """The voxel axis order `(i, j, k)` that puts a single coronal or sagittal slice's axis of
+    length 1 last, as an axial slice's is (`(i, 1, k)` → `(i, k, 1)`); None when no axis moves
+    (not 3D, an axial slice, or no axis of length 1). NIfTI's shape and ITK's size are both in
+    voxel axis order."""
+    if len(size) != 3 or size[2] == 1 or 1 not in size[:2]:
+        return None
+    flat = list(size).index(1)
+    return (*(a for a in (0, 1, 2) if a != flat), flat)  # type: ignore[return-value]

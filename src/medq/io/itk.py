@@ -31,7 +31,7 @@ import numpy as np
 from medq.errors import InvalidParameter, UnreadableImage, UnsupportedImage
 from medq.image import MedImage
 from medq.io.atomic import atomic_path, make_folder
-from medq.io.geometry import world_frame
+from medq.io.geometry import slice_axis_last, world_frame
 from medq.io.itk_header import HEADER_SUFFIX, missing_data_file, stated_axes, unit_frame_header
 from medq.io.polarity import in_stored_type, integer_storage
 from medq.io.units import COLOUR
@@ -70,16 +70,13 @@ def _modality(img: Any) -> str:
 
 
 def _slice_axis_last(img: Any) -> Any:
-    """A single coronal or sagittal slice (a 3D image of one column or row of voxels: size 1
-    along x or y, not z) with that axis moved last, as an axial slice's is; ITK moves the
-    spacing and direction with it, so every voxel keeps its place in the patient."""
+    """A single coronal or sagittal slice with its axis of length 1 moved last
+    (`geometry.slice_axis_last`); ITK moves the spacing and direction with it, so every voxel
+    keeps its place in the patient."""
     import SimpleITK as sitk
 
-    size = img.GetSize()
-    if img.GetDimension() != 3 or size[2] == 1 or 1 not in size[:2]:
-        return img
-    flat = size.index(1)
-    return sitk.PermuteAxes(img, [a for a in (0, 1, 2) if a != flat] + [flat])
+    order = slice_axis_last(img.GetSize()) if img.GetDimension() == 3 else None
+    return sitk.PermuteAxes(img, list(order)) if order else img
 
 
 def _one_volume(img: Any, path: Path, volume: int | None) -> tuple[Any, int | None]:

@@ -24,6 +24,8 @@ from medq.errors import InvalidParameter, MedqError, UnreadableImage, Unsupporte
 from medq.image import MedImage
 from medq.io import gz
 from medq.io.atomic import atomic_path
+from medq.io.geometry import frame_affine_ras, slice_axis_last
+from medq.io.polarity import in_stored_type, integer_storage
 
 SCANNER_CODE = 1
 """NIfTI qform/sform code of scanner coordinates: what a frame taken from DICOM, MetaImage or
@@ -102,7 +104,7 @@ def image_from_nifti(img: Any, source: str | Path | None = None, volume: int | N
         data = np.asarray(img.get_fdata(dtype=wide))
         data = data.reshape(shape[:3]) if len(shape) > 3 else data
     header = img.header
-    order = _slice_axis_last(data.shape)
+    order = slice_axis_last(data.shape)
     data = np.transpose(data, order) if order else data
     one_slice = data.ndim == 3 and data.shape[2] == 1
     data = data[:, :, 0] if one_slice else data  # one slice is a 2D image
@@ -131,8 +133,6 @@ def image_from_nifti(img: Any, source: str | Path | None = None, volume: int | N
 def _integer_voxels(header: Any, dtype: np.dtype) -> dict[str, Any]:
     """`integer_storage` of voxels stored as integers with no value map (`scl_slope` 0, 1 or
     unset and no intercept): written back as those integers."""
-    from medq.io.polarity import integer_storage
-
     try:
         slope, inter = header.get_slope_inter()
     except (AttributeError, ValueError):  # a format without a value map
@@ -140,15 +140,6 @@ def _integer_voxels(header: Any, dtype: np.dtype) -> dict[str, Any]:
     if slope not in (None, 1.0) or inter not in (None, 0.0):
         return {}
     return integer_storage(dtype)
-
-
-def _slice_axis_last(shape: tuple[int, ...]) -> tuple[int, int, int] | None:
-    """The voxel axis order that puts a single coronal or sagittal slice's axis of length 1
-    last, as an axial one's is (`(i, 1, k)` → `(i, k, 1)`); None when no axis moves."""
-    if len(shape) != 3 or shape[2] == 1 or 1 not in shape[:2]:
-        return None
-    flat = shape.index(1)
-    return tuple(a for a in (0, 1, 2) if a != flat) + (flat,)  # type: ignore[return-value]
 
 
 def _in_order(values: Any, order: tuple[int, ...] | None) -> list[Any]:
@@ -198,8 +189,6 @@ def nifti_affine(image: MedImage) -> tuple[np.ndarray, bool]:
     format: meta['affine'] with columns rescaled to its spacing; for an image read from DICOM,
     MetaImage or NRRD the patient geometry its file stated (`io.geometry.frame_affine_ras`);
     else the spacing alone."""
-    from medq.io.geometry import frame_affine_ras
-
     stored = image.meta.get("affine")
     if stored is None and (from_frame := frame_affine_ras(image)) is not None:
         return from_frame, True
@@ -231,8 +220,6 @@ def write_nifti(image: MedImage, path: str | Path, *, description: str | None = 
     """Write `image` as NIfTI-1 (`.nii` or gzipped `.nii.gz`), atomically: in the integer type
     it was read in when its values are whole numbers within it, else float32
     (`io.polarity.in_stored_type`); the qform, sform and units as read."""
-    from medq.io.polarity import in_stored_type
-
     path = Path(path)
     if image.is_rgb:
         raise InvalidParameter("RGB photographs are not written as NIfTI; use .png/.tif/.npy", path)

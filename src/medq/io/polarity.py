@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from medq.image import MedImage
+from medq.io.arrays import whole_numbers
 
 INVERTED = "MONOCHROME1"
 """The photometric interpretation whose minimum value is displayed white."""
@@ -97,8 +98,6 @@ def in_stored_type(array: np.ndarray, image: MedImage) -> np.ndarray:
     (`meta['stored_dtype']`, `integer_storage`) when they are whole numbers within its range, as
     a restoration leaves them (`within_storable`); float32 otherwise (a degradation's values,
     a pixel that is not a number, a file of floats), so nothing is rounded or cut off."""
-    from medq.io.arrays import whole_numbers
-
     name = image.meta.get("stored_dtype")
     values = np.asarray(array)
     floats = values.astype(np.float32, copy=False)

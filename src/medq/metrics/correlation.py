@@ -117,13 +117,8 @@ def fit_logistic(pred: ArrayLike, target: ArrayLike) -> tuple[float, float, floa
     (pc, ps), (tc, ts) = _unit(p), _unit(t)
     if not (ps > 0 and ts > 0):  # a range below the smallest float: nothing to fit
         return None
-    x, y = (p - pc) / ps, (t - tc) / ts
-    beta = _fit_unit(x, y)
-
-    def back(b1: float, b2: float, b3: float, b4: float) -> tuple[float, float, float, float]:
-        return tc + ts * b1, tc + ts * b2, pc + ps * b3, ps * abs(b4)
-
-    return back(*beta)
+    b1, b2, b3, b4 = _fit_unit((p - pc) / ps, (t - tc) / ts)
+    return tc + ts * b1, tc + ts * b2, pc + ps * b3, ps * abs(b4)  # back in the scores' units
 
 
 def _fit_unit(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float, float]:

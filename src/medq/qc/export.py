@@ -78,11 +78,8 @@ def export_rows(store: Store, *, flat: bool = True, model: str | None = None
                 ) -> list[dict[str, Any]]:
     """Every item of the store (one model, or all), sorted by path, as export rows; a model
     without results in a database that holds some is InvalidParameter naming those it holds."""
-    rows = [item_row(item, flat) for item in store.items(sort="path", model=model)]
-    if not rows and model is not None and store.count():
-        raise InvalidParameter(f"no results for model {model!r}; the database holds: "
-                               f"{', '.join(store.values('model'))}", store.display_url)
-    return rows
+    store.check_model(model)
+    return [item_row(item, flat) for item in store.items(sort="path", model=model)]
 
 
 def _measure_columns() -> list[str]:

@@ -173,9 +173,10 @@ class Store:
         """Paths of the items assessed (status ok) for `model` without classical measures (a run
         with `--no-measures`): a run that asks for measures assesses them again."""
         c = items_table.c
-        query = sa.select(c.path, c.measures).where(c.model == model, c.status == "ok")
-        with self.engine.connect() as conn:
-            return {path for path, measures in conn.execute(query) if not measures}
+        empty = sa.or_(c.measures.is_(None), sa.cast(c.measures, sa.Text).in_(["{}", "null"]))
+        query = sa.select(c.path).where(c.model == model, c.status == "ok", empty)
+        with self.engine.connect() as conn:  # the filter runs in the database: no JSON read here
+            return set(conn.scalars(query))
 
     def forget(self, paths: Sequence[str], model: str) -> int:
         """Remove the items at `paths` for `model`, and their reviews, in one transaction (files
@@ -281,6 +282,14 @@ class Store:
         query = sa.select(c).distinct().where(c.is_not(None)).order_by(c)
         with self.engine.connect() as conn:
             return [str(value) for value in conn.scalars(query)]
+
+    def check_model(self, model: str | None) -> None:
+        """InvalidParameter, naming the models it holds, when `model` is named and the database
+        holds results but none of that model (a filter that would give nothing by a typo)."""
+        held = self.values("model") if model is not None else []
+        if held and model not in held:
+            raise InvalidParameter(f"no results for model {model!r}; the database holds: "
+                                   f"{', '.join(held)}", self.display_url)
 
     def item(self, item_id: int) -> dict[str, Any] | None:
         """One item (same dict as `items`), or None when there is no such id."""

@@ -154,20 +154,17 @@ def flagged_items(store: Any, limit: int, model: str | None = None
 
 
 def one_model(store: Any, model: str | None) -> str | None:
-    """The model a report covers: `model`, checked against the database, or the only one it
-    holds; InvalidParameter when it holds several and none is named (one report mixing two
-    models' scores of one file counts each file twice) or the named one has no results."""
+    """The model a report covers: `model`, checked against the database (`Store.check_model`),
+    or the only one it holds; InvalidParameter when it holds several and none is named (one
+    report mixing two models' scores of one file counts each file twice)."""
+    if model is not None:
+        store.check_model(model)
+        return model
     models = store.values("model")
-    if model is None:
-        if len(models) > 1:
-            raise InvalidParameter(f"the database holds the results of {len(models)} models "
-                                   f"({', '.join(models)}): name one with --model",
-                                   store.display_url)
-        return models[0] if models else None
-    if model not in models and models:
-        raise InvalidParameter(f"no results for model {model!r}; the database holds: "
-                               f"{', '.join(models)}", store.display_url)
-    return model
+    if len(models) > 1:
+        raise InvalidParameter(f"the database holds the results of {len(models)} models "
+                               f"({', '.join(models)}): name one with --model", store.display_url)
+    return models[0] if models else None
 
 
 def build_qc_report(db: Any, output: str | Path, *, max_flagged: int = 200,

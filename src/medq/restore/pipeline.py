@@ -167,17 +167,15 @@ def _note(method: str, addressed: list[str], before: float | None, after: float 
 
 def check_assessment(assessment: Any, image: MedImage) -> None:
     """InvalidParameter unless `assessment` is None or an Assessment of an image of `image`'s
-    dimension and shape (`medq.assess.assessment.mismatch`)."""
-    from medq.assess.assessment import Assessment, mismatch
+    dimension and shape (`medq.assess.assessment.check_fits`)."""
+    from medq.assess.assessment import Assessment, check_fits
 
     if assessment is None:
         return
     if not isinstance(assessment, Assessment):
         raise InvalidParameter(f"assessment must be the Assessment of this image "
                                f"(medq.assess(image)) or None, got {type(assessment).__name__}")
-    reason = mismatch(assessment, image)
-    if reason:
-        raise InvalidParameter(reason, image.source)
+    check_fits(assessment, image)
 
 
 def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
