@@ -358,7 +358,7 @@ def test_bench_summary_per_source_names_the_lossy_one(ct) -> None:
 def test_calibration_fits_on_real_training_items(tmp_path: Path, monkeypatch) -> None:
     from medq.assess.detector import HEAD_NAMES, Detector
     from medq.assess.evidence import FEATURE_NAMES
-    from medq.describe import calibrate, calibration_data
+    from medq.describe import calibrate, calibrate_cli, calibration_data
 
     monkeypatch.setenv("MEDQ_CACHE_DIR", str(tmp_path))
     data = calibration_data.build(28, 0, workers=1)
@@ -402,7 +402,7 @@ def test_calibration_fits_on_real_training_items(tmp_path: Path, monkeypatch) ->
         calibrate.fit(data, steps=50, ensemble=1, folds=3, trees=0.5)
     # the command fits the full planes on central-zoom items unless told otherwise
     out = tmp_path / "detector.json"
-    calibrate.main(["--n2d", "12", "--n3d", "0", "--workers", "1", "--output", str(out)])
+    calibrate_cli.main(["--n2d", "12", "--n3d", "0", "--workers", "1", "--output", str(out)])
     central = calibration_data.data_path(12, 0, zoom="central")
     assert json.loads(out.read_text())["data_file"] == central.name and central.exists()
     assert not calibration_data.data_path(12, 0).exists()
@@ -431,7 +431,7 @@ def test_heads_calibration_leaves_out_items_the_model_refuses(monkeypatch) -> No
 
 
 def test_calibration_data_file_errors_are_clear(tmp_path: Path) -> None:
-    from medq.describe import calibrate
+    from medq.describe import calibrate_cli
     from medq.describe.calibration_data import read_data
     from medq.errors import InvalidParameter, UnreadableImage
 
@@ -449,14 +449,14 @@ def test_calibration_data_file_errors_are_clear(tmp_path: Path) -> None:
     with pytest.raises(InvalidParameter, match="has 3 features: medq computes"):
         read_data(narrow)
     with pytest.raises(SystemExit) as stop:  # the extras are full-plane features
-        calibrate.main(["--view", "--extras", "spike_contrast", "--output",
+        calibrate_cli.main(["--view", "--extras", "spike_contrast", "--output",
                         str(tmp_path / "c.json")])
     assert stop.value.code == 2 and not (tmp_path / "c.json").exists()
     with pytest.raises(SystemExit) as stop:
-        calibrate.main(["--data", str(partial), "--output", str(tmp_path / "c.json")])
+        calibrate_cli.main(["--data", str(partial), "--output", str(tmp_path / "c.json")])
     assert stop.value.code == 2 and not (tmp_path / "c.json").exists()
     with pytest.raises(SystemExit) as stop:  # a negative count of ladders
-        calibrate.main(["--ladders", "-3", "--output", str(tmp_path / "c.json")])
+        calibrate_cli.main(["--ladders", "-3", "--output", str(tmp_path / "c.json")])
     assert stop.value.code == 2 and not (tmp_path / "c.json").exists()
 
 

@@ -554,7 +554,7 @@ def test_processes_started_while_ctrl_c_is_deferred_ignore_it() -> None:
     reaches this thread inside is raised as KeyboardInterrupt once the block ends, not before."""
     import threading
 
-    from medq.qc.runner import ctrl_c_deferred
+    from medq.qc.signals import ctrl_c_deferred
 
     assert threading.current_thread() is threading.main_thread()  # where signals are handled
     probe = "import signal; print(signal.getsignal(signal.SIGINT) is signal.SIG_IGN)"
@@ -581,7 +581,7 @@ def test_a_stop_during_a_results_write_waits_for_the_write(tmp_path: Path) -> No
     fell inside a commit)."""
     import threading
 
-    from medq.qc.runner import stop_signals_held
+    from medq.qc.signals import stop_signals_held
 
     def stop(signum: int, frame: object) -> None:
         raise KeyboardInterrupt

@@ -100,7 +100,8 @@ def assemble(cfg: TrainConfig, folders: list[Path], records: list[dict[str, Any]
     """Average the members' checkpoints, evaluate on `test`, write checkpoint, metrics, card."""
     from medq.train.card import number
     from medq.train.evaluate import evaluate, predict
-    from medq.train.loop import srcc_summary, write_run
+    from medq.train.loop import srcc_summary
+    from medq.train.run_files import write_run
 
     members = [member_from_dict(torch.load(f / "model.pt", map_location="cpu",
                                            weights_only=True)) for f in folders]

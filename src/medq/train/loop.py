@@ -17,7 +17,6 @@ import json
 import math
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,6 +34,7 @@ from medq.train.config import Stage, TrainConfig
 from medq.train.evaluate import evaluate, predict
 from medq.train.losses import losses, rank_loss, stage_items
 from medq.train.resume import Checkpointer, data_key, fingerprint
+from medq.train.run_files import write_run
 from medq.workers import set_threads
 
 
@@ -361,34 +361,6 @@ def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
     return device.type
-
-
-def write_run(out: Path, model: Any, cfg: TrainConfig, record: dict[str, Any]) -> None:
-    """Write a quality run's `model.pt` (with its record), `metrics.json` and `card.md`."""
-    from medq.train.card import write_card
-
-    out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out / "model.pt") as tmp:
-        model.save_checkpoint(tmp, medq=_jsonable(record))
-    atomic_write_text(out / "metrics.json", json.dumps(_jsonable(record), indent=2,
-                                                      allow_nan=False))
-    write_card(out, cfg, record)
-
-
-def _jsonable(obj: Any) -> Any:
-    """Round-trip through JSON: numpy scalars → floats, non-finite numbers → None (null)."""
-    return _finite(json.loads(json.dumps(obj, default=float)))
-
-
-def _finite(obj: Any) -> Any:
-    """`obj` with every NaN or ±inf float, at any depth, replaced by None."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_finite(v) for v in obj]
-    return obj
 
 
 def train_prompt_classifier(cfg: TrainConfig, log: Any) -> dict[str, Any]:
