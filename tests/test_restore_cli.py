@@ -65,6 +65,7 @@ def test_restoration_card_states_how_the_clean_images_were_altered(restore_run: 
 def test_ship_fits_restoration_runs(restore_run: dict, tmp_path: Path) -> None:
     import torch
 
+    from medq.errors import InvalidParameter
     from medq.restore.models import load_restorer
     from medq.train.ship import ship_run
 
@@ -77,6 +78,14 @@ def test_ship_fits_restoration_runs(restore_run: dict, tmp_path: Path) -> None:
     x = torch.rand(1, 1, 40, 48)
     with torch.no_grad():
         assert net(x)["image"].shape == x.shape
+    # weights over the limit are refused before they replace the shipped ones
+    before = path.read_bytes()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("medq.train.ship.MAX_BYTES", len(before) // 2)
+        with pytest.raises(InvalidParameter, match="exceed 25 MB"):
+            ship_run(restore_run["folder"], dest=tmp_path)
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == [
+        "restore-tiny-test.md", "restore-tiny-test.pt"]
 
 
 def test_restoration_ensemble_reuses_members_averages_and_ships(restore_run: dict,

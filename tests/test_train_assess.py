@@ -90,6 +90,29 @@ def test_a_model_on_other_evidence_views_is_refused(tiny_run: dict, tmp_path: Pa
     assert row["model"] == str(other) and "128-px views" in row["missing"]
 
 
+def test_a_checkpoint_rewritten_in_place_is_read_again(tiny_run: dict, tmp_path: Path) -> None:
+    """A long-lived process (the review app, a notebook) that loaded a checkpoint reads it again
+    once a training run rewrote it at the same path, for the quality model as for the
+    restoration network; a checkpoint under any file name is taken by both."""
+    import os
+    import shutil
+
+    import torch
+
+    from medq.assess.weights import load_weights
+    from medq.restore.models import resolve as resolve_restorer
+
+    path = tmp_path / "net.ckpt"
+    shutil.copyfile(tiny_run["checkpoint"], path)
+    _, record = load_weights(path)
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    ckpt["medq"]["name"] = "rewritten"
+    torch.save(ckpt, path)
+    os.utime(path, (path.stat().st_atime, path.stat().st_mtime + 5))
+    assert record["name"] != "rewritten" and load_weights(path)[1]["name"] == "rewritten"
+    assert resolve_restorer(path) == path
+
+
 def test_a_model_trained_with_row_extras_gets_them_from_the_loader(tiny_run: dict,
                                                                   tmp_path: Path) -> None:
     """A checkpoint whose plan appended `evidence_extras` to its rows is fed rows with them (the

@@ -59,16 +59,17 @@ def quality_models() -> list[str]:
     return [n for n in shipped() if n not in restorers() and n != PROMPT_CLASSIFIER]
 
 
-def resolve(name_or_path: str | Path) -> Path:
-    """Path of a shipped checkpoint name, or an existing checkpoint path; InvalidParameter
-    (bad input) otherwise."""
+def resolve(name_or_path: str | Path, wanted: str = "quality model") -> Path:
+    """Path of a shipped checkpoint name of the `wanted` kind (a key of `CHECKPOINT_FAMILIES`),
+    or of an existing checkpoint file or run folder; InvalidParameter (bad input) otherwise."""
     path = run_checkpoint(Path(name_or_path).expanduser())
     if path.is_file() and (path.suffix == ".pt" or not (WEIGHTS_DIR / f"{path.name}.pt").is_file()):
         return path  # any existing file is tried as a checkpoint (and refused if it is none)
     candidate = WEIGHTS_DIR / f"{name_or_path}.pt"
-    if candidate.is_file() and candidate.stem in quality_models():
+    names = quality_models() if wanted == "quality model" else restorers()
+    if candidate.is_file() and candidate.stem in names:
         return candidate
-    raise unknown_weights(name_or_path, "quality model")
+    raise unknown_weights(name_or_path, wanted)
 
 
 def run_checkpoint(path: Path) -> Path:
@@ -136,7 +137,9 @@ def read_checkpoint(path: str, what: str) -> dict[str, Any]:
 
 
 @lru_cache(maxsize=4)
-def _load(path: str) -> tuple[Any, dict[str, Any]]:
+def _load(path: str, mtime: float) -> tuple[Any, dict[str, Any]]:
+    """The model and record of checkpoint `path` as of its modification time `mtime` (a file
+    rewritten in place, as by a training run, is read again)."""
     from medq.assess.models import checkpoint_class
 
     ckpt = read_checkpoint(path, "medq quality checkpoint")
@@ -152,7 +155,8 @@ def _load(path: str) -> tuple[Any, dict[str, Any]]:
 
 def load_weights(name_or_path: str | Path) -> tuple[Any, dict[str, Any]]:
     """(model in eval mode, training record) of a shipped name or a checkpoint path (cached)."""
-    return _load(str(resolve(name_or_path)))
+    path = resolve(name_or_path)
+    return _load(str(path), path.stat().st_mtime)
 
 
 def row_extras(record: dict[str, Any], name: str | Path) -> tuple[str, ...]:

@@ -107,6 +107,7 @@ def make_archive(directory: str | Path, n: int = 40, *, samples: tuple[str, ...]
     """
     from medq.degrade import simulate
     from medq.io import save
+    from medq.io.atomic import atomic_write_text
 
     root = Path(directory).expanduser().resolve()
     root.mkdir(parents=True, exist_ok=True)
@@ -131,6 +132,6 @@ def make_archive(directory: str | Path, n: int = 40, *, samples: tuple[str, ...]
     if corrupt:
         template = Path(items[0]) if items else Path(series[0]) / "IM00001.dcm"
         broken = [str(p) for p in _write_corrupt(root / "corrupt", template, seed)]
-        (root / "README.txt").write_text("medq QC test archive: not an image\n", encoding="utf-8")
+        atomic_write_text(root / "README.txt", "medq QC test archive: not an image\n")
     return {"items": sorted(items + series + broken), "corrupt": broken,
             "files": n_files + n_series * SERIES_SLICES, "series": series}

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from medq.io.atomic import atomic_path, atomic_write_text
+from medq.io.atomic import atomic_write_text
 from medq.train.config import TrainConfig, config_path
 
 RECIPE_KEYS = ("fingerprint", "args", "train_plan", "extra_plan")
@@ -113,8 +113,7 @@ def assemble(cfg: TrainConfig, folders: list[Path], records: list[dict[str, Any]
                           for k, (r, f) in enumerate(zip(records, folders, strict=True))],
               "metrics": evaluate_pairs(model, test, model.conditioning), "history": []}
     record = json.loads(json.dumps(record, default=float))
-    with atomic_path(out / "model.pt") as tmp:
-        save_checkpoint(model, tmp, record)
+    save_checkpoint(model, out / "model.pt", record)
     atomic_write_text(out / "metrics.json", json.dumps(record, indent=2))
     atomic_write_text(out / "card.md", ensemble_card(cfg, record, records))
     log(f"{cfg.name}: ensemble of {len(folders)} members → {out}")

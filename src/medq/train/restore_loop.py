@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from medq.assess.models.blocks import FINDING_TYPES
 from medq.assess.precision import model_device, resolve_device
 from medq.data.pairs import SOFT_FWHM_PX, PairPlan, build_pairs, concat, pair_arrays
-from medq.io.atomic import atomic_path, atomic_write_text
+from medq.io.atomic import atomic_write_text
 from medq.restore.condition import MODALITY_GROUPS, N_FINDINGS, perturb
 from medq.restore.models import build_model, save_checkpoint
 from medq.restore.normalise import network_input
@@ -236,8 +236,7 @@ def train_restorer(cfg: TrainConfig, log: Any) -> dict[str, Any]:
               "test_pairs": int(len(test["shape"])), "metrics": metrics, "history": history,
               "resumed": ck.resumed}
     record = json.loads(json.dumps(record, default=float))
-    with atomic_path(out / "model.pt") as tmp:
-        save_checkpoint(model, tmp, record)
+    save_checkpoint(model, out / "model.pt", record)
     atomic_write_text(out / "metrics.json", json.dumps(record, indent=2))
     atomic_write_text(out / "card.md", card_text(cfg, record))
     ck.done()

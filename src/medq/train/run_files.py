@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from medq.io.atomic import atomic_path, atomic_write_text
+from medq.io.atomic import atomic_write_text
 from medq.train.config import TrainConfig
 
 
@@ -16,8 +16,7 @@ def write_run(out: Path, model: Any, cfg: TrainConfig, record: dict[str, Any]) -
     from medq.train.card import write_card
 
     out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out / "model.pt") as tmp:
-        model.save_checkpoint(tmp, medq=_jsonable(record))
+    model.save_checkpoint(out / "model.pt", medq=_jsonable(record))
     atomic_write_text(out / "metrics.json", json.dumps(_jsonable(record), indent=2,
                                                       allow_nan=False))
     write_card(out, cfg, record)

@@ -38,11 +38,10 @@ def ship_run(folder: str | Path, dest: Path = WEIGHTS_DIR) -> Path:
         part["state_dict"] = _half(part["state_dict"])
     name = ckpt.get("medq", {}).get("name") or folder.name
     path = dest / f"{name}.pt"
-    with atomic_path(path) as tmp:
+    with atomic_path(path) as tmp:  # too large: refused before it replaces shipped weights
         torch.save(ckpt, tmp)
-    if path.stat().st_size > MAX_BYTES:
-        path.unlink()
-        raise InvalidParameter(f"weights of {name} exceed 25 MB", folder)
+        if Path(tmp).stat().st_size > MAX_BYTES:
+            raise InvalidParameter(f"weights of {name} exceed 25 MB", folder)
     if (folder / "card.md").is_file():
         with atomic_path(dest / f"{name}.md") as tmp:
             shutil.copyfile(folder / "card.md", tmp)

@@ -319,8 +319,11 @@ class IQAModel(nn.Module):
                 "state_dict": self.state_dict()}
 
     def save_checkpoint(self, path: str | Path, **extra: Any) -> None:
-        """Write `{"model", "config", "state_dict", **extra}` with torch.save."""
-        torch.save({**self.to_dict(), **extra}, path)
+        """Write `{"model", "config", "state_dict", **extra}` with torch.save (atomically)."""
+        from medq.io.atomic import atomic_path
+
+        with atomic_path(path) as tmp:
+            torch.save({**self.to_dict(), **extra}, tmp)
 
     @classmethod
     def from_dict(cls, ckpt: dict[str, Any]) -> IQAModel:

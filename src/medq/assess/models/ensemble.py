@@ -76,9 +76,13 @@ class SeedEnsemble(nn.Module):
     findings = staticmethod(IQAModel.findings)
 
     def save_checkpoint(self, path: str | Path, **extra: Any) -> None:
-        """Write `{"model": "SeedEnsemble", "members": [...], **extra}` with torch.save."""
+        """Write `{"model": "SeedEnsemble", "members": [...], **extra}` with torch.save
+        (atomically)."""
+        from medq.io.atomic import atomic_path
+
         members = [m.to_dict() for m in self.members]
-        torch.save({"model": type(self).__name__, "members": members, **extra}, path)
+        with atomic_path(path) as tmp:
+            torch.save({"model": type(self).__name__, "members": members, **extra}, tmp)
 
     @classmethod
     def from_dict(cls, ckpt: dict[str, Any]) -> SeedEnsemble:

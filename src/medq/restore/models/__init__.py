@@ -48,12 +48,17 @@ def _member_dict(model: nn.Module) -> dict[str, Any]:
 
 
 def save_checkpoint(model: nn.Module, path: str | Path, record: dict[str, Any]) -> None:
-    """Write a checkpoint (architecture args + weights + training record) to `path`."""
+    """Write a checkpoint (architecture args + weights + training record) to `path`
+    (atomically)."""
+    from medq.io.atomic import atomic_path
+
     if isinstance(model, RestoreEnsemble):
-        torch.save({"model": "RestoreEnsemble",
-                    "members": [_member_dict(m) for m in model.members], "medq": record}, path)
-        return
-    torch.save({**_member_dict(model), "medq": record}, path)
+        entries = {"model": "RestoreEnsemble",
+                   "members": [_member_dict(m) for m in model.members], "medq": record}
+    else:
+        entries = {**_member_dict(model), "medq": record}
+    with atomic_path(path) as tmp:
+        torch.save(entries, tmp)
 
 
 def _from_dict(ckpt: dict[str, Any]) -> nn.Module:
@@ -66,21 +71,16 @@ def _from_dict(ckpt: dict[str, Any]) -> nn.Module:
 
 
 def resolve(name_or_path: str | Path) -> Path:
-    """Checkpoint path of a shipped restorer name or an existing file; InvalidParameter (bad
-    input) otherwise."""
-    from medq.assess.weights import WEIGHTS_DIR, restorers, run_checkpoint, unknown_weights
+    """Checkpoint path of a shipped restorer name, an existing file or a run folder;
+    InvalidParameter (bad input) otherwise."""
+    from medq.assess.weights import resolve as resolve_checkpoint
 
-    path = run_checkpoint(Path(name_or_path).expanduser())
-    if path.suffix == ".pt" and path.is_file():
-        return path
-    candidate = WEIGHTS_DIR / f"{name_or_path}.pt"
-    if candidate.is_file() and candidate.stem in restorers():
-        return candidate
-    raise unknown_weights(name_or_path, "restoration network")
+    return resolve_checkpoint(name_or_path, "restoration network")
 
 
 @lru_cache(maxsize=4)
 def _load(path: str, mtime: float) -> tuple[nn.Module, dict[str, Any]]:
+    """The network and record of checkpoint `path` as of its modification time `mtime`."""
     ckpt = read_checkpoint(path, "medq restoration checkpoint")
     check_family(ckpt, "restoration network", path)
     try:
