@@ -178,6 +178,25 @@ def test_4d_nifti_message_says_what_to_do(tmp_path: Path) -> None:
     assert load(f"{path}@volume=2").shape == (4, 4, 4)  # what the message says works
 
 
+def test_a_reader_fault_is_an_unreadable_file_unless_medq_debug_is_set(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reader that trips on a file (here: a fault planted in the NIfTI reader) reports it as
+    that file's one-line UnreadableImage; MEDQ_DEBUG=1 lets the fault itself through with its
+    traceback, so that a fault of medq's own code is not taken for a bad file."""
+    path = _nifti(np.ones((4, 4, 4), np.float32))(tmp_path)
+
+    def fault(*args, **kwargs):
+        raise AttributeError("planted fault")
+
+    monkeypatch.setattr("medq.io.nifti.image_from_nifti", fault)
+    monkeypatch.delenv("MEDQ_DEBUG", raising=False)
+    with pytest.raises(UnreadableImage, match="not a readable NIfTI file.*AttributeError"):
+        load(path)
+    monkeypatch.setenv("MEDQ_DEBUG", "1")
+    with pytest.raises(AttributeError, match="planted fault"):
+        load(path)
+
+
 def test_bad_override_names_the_path() -> None:
     from medq.errors import InvalidParameter
 

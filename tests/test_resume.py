@@ -106,6 +106,19 @@ def test_interrupted_training_on_the_gpu_resumes(tiny_run: dict, tmp_path: Path)
             torch.testing.assert_close(b[k], v, rtol=1e-3, atol=1e-4)
 
 
+class _Planted:
+    """An object whose unpickling would run code (it records that it ran)."""
+
+    ran = False
+
+    def __reduce__(self):
+        return (_Planted._run, ())
+
+    @staticmethod
+    def _run() -> None:
+        _Planted.ran = True
+
+
 def test_another_recipe_or_an_unreadable_state_trains_from_the_start(tmp_path: Path) -> None:
     cfg = config_from_dict({"name": "r", "model": "mediqa-tiny", "output": str(tmp_path),
                             "stages": [{"name": "score", "steps": 10}]})
@@ -133,6 +146,12 @@ def test_another_recipe_or_an_unreadable_state_trains_from_the_start(tmp_path: P
     seen.clear()
     assert Checkpointer(cfg, seen.append).resumed is None
     assert any("another recipe" in m for m in seen)
+    # a state whose pickle would run code (a file planted in the run folder) is never run
+    torch.save({"fingerprint": Checkpointer(cfg, print).key, "stage": 0, "step": 1,
+                "stage_name": "score", "code": _Planted()}, tmp_path / RESUME_FILE)
+    seen.clear()
+    assert Checkpointer(cfg, seen.append).state is None and not _Planted.ran
+    assert any("cannot read" in m for m in seen)
     with pytest.raises(InvalidParameter, match="checkpoint_every_s"):
         config_from_dict({"name": "r", "model": "mediqa-tiny", "checkpoint_every_s": -1,
                           "stages": [{"name": "s", "steps": 1, "losses": {"score": 1.0}}]})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 
@@ -61,3 +62,14 @@ class InvalidParameter(InputError):
 
 class ModelError(MedqError):
     """A model, its weights or its config is broken; an internal error (CLI exit code 1)."""
+
+
+def unreadable(exc: Exception, path: str | Path, what: str | None = None) -> UnreadableImage:
+    """The UnreadableImage of a file a reader tripped on with `exc` (`<what> (<type>: <text>)`,
+    or `<type>: <text>`); with MEDQ_DEBUG set, `exc` itself is raised instead, so that a fault
+    of medq's own code shows its traceback rather than passing for a bad file."""
+    if os.environ.get("MEDQ_DEBUG"):
+        raise exc
+    detail = f"{type(exc).__name__}: {exc}"
+    return UnreadableImage(f"{what} ({detail})" if what else detail, path)
+

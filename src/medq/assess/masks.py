@@ -81,7 +81,7 @@ def _pieces(fg: np.ndarray, min_fraction: float) -> tuple[np.ndarray, np.ndarray
     return labels, np.where(sizes >= min_fraction * fg.size, sizes, 0)
 
 
-def _kept(labels: np.ndarray, sizes: np.ndarray, keep_ratio: float) -> np.ndarray:
+def _kept(sizes: np.ndarray, keep_ratio: float) -> np.ndarray:
     """Which pieces (by label, index 0 the background) are at least `keep_ratio` of the
     largest one."""
     keep = np.zeros(sizes.size + 1, dtype=bool)
@@ -95,7 +95,7 @@ def _cleaned(plane: np.ndarray, min_fraction: float, ratios: tuple[float, ...]
     """One 2D slice's mask per keep ratio: opened, labelled once, the kept pieces with their
     holes filled (filled once when two ratios keep the same pieces)."""
     labels, sizes = _pieces(plane, min_fraction)
-    keeps = [_kept(labels, sizes, ratio).tobytes() for ratio in ratios]
+    keeps = [_kept(sizes, ratio).tobytes() for ratio in ratios]
     filled = {k: fill_holes(np.frombuffer(k, dtype=bool)[labels]) for k in dict.fromkeys(keeps)}
     return [filled[k].copy() for k in keeps]
 

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from medq.errors import InvalidImage
+from medq.io.dicom_tags import as_number
 
 DEFAULT_WINDOWS: dict[str, tuple[float, float]] = {
     "ct_soft_tissue": (40.0, 400.0),
@@ -40,22 +41,11 @@ ROBUST_PERCENTILES = (0.5, 99.5)
 """Percentiles mapped to 0 and 1 for modalities without a display window."""
 
 
-def _first_number(value: Any) -> float | None:
-    """First finite number in a scalar or sequence (DICOM windows can be multi-valued)."""
-    if isinstance(value, (list, tuple, np.ndarray)):
-        value = value[0] if len(value) else None
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    return number if np.isfinite(number) else None
-
-
 def ct_window(meta: Mapping[str, Any] | None, ct_type: str = "ct_soft_tissue"
               ) -> tuple[float, float]:
     """The CT window (centre, width): the file's when it states a positive width, else by type."""
     meta = meta or {}
-    center, width = _first_number(meta.get("window_center")), _first_number(
+    center, width = as_number(meta.get("window_center")), as_number(
         meta.get("window_width"))
     if center is not None and width is not None and width > 1:
         return center, width

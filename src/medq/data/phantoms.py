@@ -13,6 +13,7 @@ import numpy as np
 from scipy import ndimage
 
 from medq.degrade.ct import MU_WATER, hu_to_mu
+from medq.errors import InvalidImage, InvalidParameter
 from medq.image import MedImage
 from medq.io.nifti import image_from_nifti
 
@@ -83,7 +84,7 @@ def _drr_pixels(mu: np.ndarray, spacing: tuple[float, ...], axis: str
     """Line integrals of μ (per mm) through a `(z, y, x)` volume; superior at the top."""
     ax = {"ap": 1, "pa": 1, "lat": 2, "lateral": 2}.get(axis)
     if ax is None:
-        raise ValueError(f"unknown radiograph axis {axis!r}; choose 'ap' or 'lat'")
+        raise InvalidParameter(f"unknown radiograph axis {axis!r}; choose 'ap' or 'lat'")
     p = mu.sum(axis=ax) * spacing[ax]
     keep = tuple(s for i, s in enumerate(spacing) if i != ax)
     return np.ascontiguousarray(p[::-1]), (keep[0], keep[1])
@@ -107,7 +108,7 @@ def radiograph_from_volume(volume: MedImage, axis: str = "ap",
     radiograph; the detector intensity is I0·e^{−p}, which is what `xr_quantum_noise` samples.
     """
     if not volume.is_volume:
-        raise ValueError("radiograph_from_volume needs a (z, y, x) volume")
+        raise InvalidImage("radiograph_from_volume needs a (z, y, x) volume", volume.source)
     if attenuation is None:
         attenuation = (hu_to_mu(volume.array) if volume.modality == "CT"
                        else mr_pseudo_attenuation(volume.array))

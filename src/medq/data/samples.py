@@ -76,8 +76,6 @@ def _xr_head() -> MedImage:
 
 
 MNI_T1 = "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
-MNI_GM = "mni_icbm152_gm_tal_nlin_sym_09a_converted.nii.gz"
-MNI_WM = "mni_icbm152_wm_tal_nlin_sym_09a_converted.nii.gz"
 
 SAMPLES: dict[str, Sample] = {
     s.name: s

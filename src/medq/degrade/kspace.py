@@ -32,12 +32,6 @@ def kcoords(n: int) -> np.ndarray:
     return np.fft.fftshift(np.fft.fftfreq(n))
 
 
-def shift_ramp(shape: tuple[int, int], dy: float, dx: float) -> np.ndarray:
-    """k-space phase ramp exp(−2πi(ky·dy + kx·dx)) that translates the image by (dy, dx) pixels."""
-    ky, kx = kcoords(shape[0])[:, None], kcoords(shape[1])[None, :]
-    return np.exp(-2j * np.pi * (ky * dy + kx * dx))
-
-
 def centre_fraction_for(acceleration: float) -> float:
     """fastMRI-style fully sampled centre fraction: 0.08 up to R = 4, then 0.32/R (0.04 at 8)."""
     return float(min(0.08, 0.32 / max(acceleration, 1e-6)))

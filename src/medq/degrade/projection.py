@@ -34,11 +34,6 @@ class Geometry:
     n_views: int
     n_det: int
 
-    @property
-    def angles_deg(self) -> np.ndarray:
-        """View angles in degrees (θ_k = k·180/n_views)."""
-        return np.arange(self.n_views) * 180.0 / self.n_views
-
     def describe(self) -> dict[str, object]:
         """Parameters recorded in a Degradation: beam, views, bins, angular range."""
         return {"geometry": "parallel", "n_views": self.n_views, "n_detectors": self.n_det,

@@ -18,8 +18,7 @@ import numpy as np
 
 from medq.errors import InvalidParameter, UnsupportedImage
 from medq.image import MedImage
-
-SEVERITIES = ("none", "mild", "moderate", "severe")
+from medq.severity import SEVERITIES
 
 DegradeFn = Callable[[MedImage, float, np.random.Generator], tuple[MedImage, dict[str, Any]]]
 

@@ -1,8 +1,8 @@
 """Description stage: an Assessment (+ its image) → a structured `QualityReport` with clinical text.
 
 `report_from(assessment, image)` needs no quality model of its own: findings come from the
-calibrated finding detector on the image's evidence features (`findings`, `detector`,
-`features`), located coarsely (`location`), scored and phrased (`schema`, `text`); `metrics`
+calibrated finding detector (`medq.assess.detector`) on the image's evidence features
+(`findings`), located coarsely (`location`), scored and phrased (`schema`, `text`); `metrics`
 scores descriptions against the engine's ground truth and `bench` runs `medq bench describe`.
 The package is callable: `medq.describe(image_path_or_array)` assesses and describes in one step.
 """

@@ -24,7 +24,7 @@ from medq.assess.evidence import (
     ordered_extras,
     view_features,
 )
-from medq.data.cache import map_jobs
+from medq.data.cache import map_jobs, read_npz, write_npz
 from medq.data.items import (
     LADDER_RUNGS,
     degraded_item,
@@ -123,14 +123,16 @@ def build_ladders(n: int, workers: int | None = None, view: bool = False, zoom: 
     """`n` severity ladders of the 2D training sources (MR weighted up as for the items;
     cached): x `[n, rungs, features]`, y `[n, rungs, types]`, modality, source, kind."""
     path = ladders_path(n, view, zoom)
-    if path.exists():
-        return _read_cache(path)
+    cached = read_npz(path)
+    if cached is not None:
+        return cached
     jobs = ladder_jobs(n, LADDER_SEED_BASE, SOURCE_WEIGHT)
     made = map_jobs(partial(_ladder, view=view, zoom=zoom), jobs, workers, True,
                     "severity ladders", chunksize=2)
     data = {k: np.stack([r[k] for r in made]) for k in ("x", "y")}
     data.update({k: np.array([r[k] for r in made]) for k in ("modality", "source", "kind")})
-    return _write_cache(path, data)
+    write_npz(path, data)
+    return data
 
 
 def model_sha(model: str) -> str:
@@ -165,8 +167,9 @@ def build(n2d: int, n3d: int, model: str | None = None, workers: int | None = No
     extras appended to x, `evidence.DETECTOR_EXTRAS`; `noisy_base`: the items' chance of a
     noisy base, `items.degraded_item`)."""
     path = data_path(n2d, n3d, model, view, zoom, extras, noisy_base)
-    if path.exists():
-        return _read_cache(path)
+    cached = read_npz(path)
+    if cached is not None:
+        return cached
     jobs = sorted(_jobs(n2d, n3d), key=lambda j: (j[0], j[1]))
     made = map_jobs(partial(_row, model=model, view=view, zoom=zoom, extras=tuple(extras),
                             noisy_base=noisy_base), jobs, workers, True, "calibration items",
@@ -181,22 +184,7 @@ def build(n2d: int, n3d: int, model: str | None = None, workers: int | None = No
             "dim": np.array([r["dim"] for r in rows])}
     if model:
         data["h"] = np.stack([r["h"] for r in rows])
-    return _write_cache(path, data)
-
-
-def _read_cache(path: Path) -> dict[str, np.ndarray]:
-    """The arrays of a cached data file."""
-    with np.load(path) as data:
-        return {k: data[k] for k in data.files}
-
-
-def _write_cache(path: Path, data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Write `data` to the cache file `path` atomically; returns `data`."""
-    from medq.io.atomic import atomic_path
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, **data)
+    write_npz(path, data)
     return data
 
 

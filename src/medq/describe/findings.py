@@ -24,7 +24,8 @@ from medq.assess.assessment import EVIDENCE_MEASURES
 from medq.assess.detector import detect_types, severity_for
 from medq.assess.evidence import FEATURE_NAMES
 from medq.assess.models.blocks import FINDING_TYPES
-from medq.describe.schema import SEVERITIES, Finding
+from medq.describe.schema import Finding
+from medq.severity import SEVERITIES
 
 KEY_FEATURES: dict[str, tuple[str, ...]] = {
     "noise": ("noise_hh", "noise_flat", "noise_bg"),

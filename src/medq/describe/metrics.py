@@ -30,7 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from medq.describe.schema import SEVERITIES, VERDICTS, score_for, verdict_for
+from medq.describe.schema import VERDICTS, score_for, verdict_for
+from medq.severity import SEVERITIES
 
 DIMENSIONS = ("completeness", "preciseness", "consistency", "accuracy")
 """The four 0–2 dimensions, in table order."""

@@ -14,9 +14,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-SEVERITIES = ("none", "mild", "moderate", "severe")
-"""Severity levels, mildest first (as the finding heads and the engine)."""
-
 VERDICTS = ("good", "usable", "reject")
 """Verdict levels, best first."""
 

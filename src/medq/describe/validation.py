@@ -4,7 +4,7 @@ On calibration items the engine's ground truth is the continuous severity per fi
 (`items.severity_targets`), which determines the reference findings (≥ mild) and the reference
 verdict, so the description metrics (`medq.describe.metrics`) can be computed for any set of
 presence thresholds without re-running the detector: the same rule as a report
-(`medq.describe.findings.decide`: reported at the threshold with at least mild severity, stated
+(`medq.assess.detector.decide`: reported at the threshold with at least mild severity, stated
 absent below `normal_fraction` of it, sub-mild estimates kept) and the same score
 (`medq.assess.detector.findings_score`) give each item's findings and verdict.
 """

@@ -23,6 +23,7 @@ from medq.errors import (
     MedqError,
     UnreadableImage,
     UnsupportedImage,
+    unreadable,
 )
 from medq.image import MedImage
 from medq.io import archive, dicom, dicom_series, dicom_write, gz, itk, neuro, nifti, raster
@@ -194,7 +195,7 @@ def load(path: str | Path, *, modality: str | None = None, region: str | None = 
             raise type(e)(e.reason, p) from e
         raise
     except Exception as e:  # last guard: no raw library exception escapes
-        raise UnreadableImage(f"{type(e).__name__}: {e}", p) from e
+        raise unreadable(e, p) from e
 
 
 def load_series_files(files: Sequence[str | Path], source: str | Path) -> MedImage:
@@ -206,7 +207,7 @@ def load_series_files(files: Sequence[str | Path], source: str | Path) -> MedIma
     except MedqError:
         raise
     except Exception as e:  # last guard: no raw library exception escapes
-        raise UnreadableImage(f"{type(e).__name__}: {e}", source) from e
+        raise unreadable(e, source) from e
 
 
 def _sidecar_fields(p: Path, image: MedImage) -> dict:

@@ -25,7 +25,7 @@ from pydicom.dataset import Dataset
 from pydicom.pixels import apply_color_lut, apply_modality_lut
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from medq.errors import MedqError, UnreadableImage, UnsupportedImage
+from medq.errors import MedqError, UnreadableImage, UnsupportedImage, unreadable
 from medq.image import MedImage, as_float32
 from medq.io import gz
 from medq.io.dicom_tags import (
@@ -304,8 +304,8 @@ def assemble(datasets: list[Dataset], paths: list[Path], source: Path, fmt: str)
         "frame_of_reference_uid": as_text(first.get("FrameOfReferenceUID")),
         "series_description": desc[0],
         "protocol_name": desc[2],
-        "window_center": _first_number(tag_value(first, "WindowCenter")),
-        "window_width": _first_number(tag_value(first, "WindowWidth")),
+        "window_center": as_number(tag_value(first, "WindowCenter")),
+        "window_width": as_number(tag_value(first, "WindowWidth")),
         "photometric": as_text(first.get("PhotometricInterpretation")),
         "image_type": [as_text(v) for v in _values(first.get("ImageType"))],
         "complex_component": as_text(tag_value(first, "ComplexImageComponent")) or None,
@@ -331,17 +331,6 @@ def _values(value: object) -> list[object]:
     return [value]
 
 
-def _first_number(value: object) -> float | None:
-    """First item of a (multi-valued) numeric DICOM value as a float, or None."""
-    items = _values(value)
-    value = items[0] if items else None
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    return number if np.isfinite(number) else None
-
-
 def read_file(path: str | Path) -> MedImage:
     """Read one DICOM file (single- or enhanced multi-frame, any decodable transfer syntax)."""
     path = Path(path)
@@ -351,6 +340,6 @@ def read_file(path: str | Path) -> MedImage:
     except MedqError:
         raise
     except Exception as e:
-        raise UnreadableImage(f"malformed DICOM ({type(e).__name__}: {e})", path) from e
+        raise unreadable(e, path, "malformed DICOM") from e
 
 

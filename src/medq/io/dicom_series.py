@@ -9,7 +9,14 @@ from pathlib import Path
 
 from pydicom.dataset import Dataset
 
-from medq.errors import EmptySeries, MedqError, MixedSeries, UnreadableImage, UnsupportedImage
+from medq.errors import (
+    EmptySeries,
+    MedqError,
+    MixedSeries,
+    UnreadableImage,
+    UnsupportedImage,
+    unreadable,
+)
 from medq.image import MedImage
 from medq.io.archive import unopened
 from medq.io.dicom import DICOM_SUFFIXES, assemble, has_pixels, has_preamble, read_dataset
@@ -182,7 +189,7 @@ def _assemble_series(datasets: list[Dataset], paths: list[Path], source: Path) -
     except MedqError:
         raise
     except Exception as e:
-        raise UnreadableImage(f"malformed DICOM series ({type(e).__name__}: {e})", source) from e
+        raise unreadable(e, source, "malformed DICOM series") from e
 
 
 def read_series_files(files: Sequence[str | Path], source: str | Path) -> MedImage:

@@ -85,7 +85,7 @@ def as_number(value: Any) -> float | None:
     """The first number of a value (a multi-value's first), None when absent or not finite."""
     if value is None or value == "":
         return None
-    if isinstance(value, (list, tuple, MultiValue)):
+    if isinstance(value, (list, tuple, MultiValue, np.ndarray)):
         value = value[0] if len(value) else None
     try:
         out = float(value)

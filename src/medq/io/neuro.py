@@ -25,7 +25,7 @@ import nibabel as nib
 import numpy as np
 from nibabel.brikhead import AFNIImage
 
-from medq.errors import InvalidParameter, MedqError, UnreadableImage
+from medq.errors import InvalidParameter, MedqError, unreadable
 from medq.image import MedImage
 from medq.io import gz
 from medq.io.atomic import atomic_path
@@ -118,8 +118,7 @@ def read_neuro(path: str | Path, fmt: str, volume: int | None = None) -> MedImag
     except MedqError:
         raise
     except Exception as e:
-        raise UnreadableImage(f"not a readable {NAMES[fmt]} file ({type(e).__name__}: {e})",
-                              path) from e
+        raise unreadable(e, path, f"not a readable {NAMES[fmt]} file") from e
     if fmt == "parrec" or (fmt == "mgh" and physics.get("tr_ms")):
         return image.evolve(modality="MR", physics=physics)
     if fmt == "ecat":

@@ -20,7 +20,7 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
-from medq.errors import InvalidParameter, MedqError, UnreadableImage, UnsupportedImage
+from medq.errors import InvalidParameter, MedqError, UnsupportedImage, unreadable
 from medq.image import MedImage
 from medq.io import gz
 from medq.io.atomic import atomic_path
@@ -49,7 +49,7 @@ def read_nifti(path: str | Path, volume: int | None = None) -> MedImage:
     except MedqError:
         raise
     except Exception as e:
-        raise UnreadableImage(f"not a readable NIfTI file ({type(e).__name__}: {e})", path) from e
+        raise unreadable(e, path, "not a readable NIfTI file") from e
 
 
 def _volume_of_gzipped(path: Path, volume: int) -> MedImage:

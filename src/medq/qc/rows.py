@@ -1,15 +1,13 @@
-"""What a QC results row holds: JSON-safe values, UTC timestamps and reviewers' texts.
+"""What a QC results row holds: UTC timestamps and reviewers' texts.
 
-Timestamps come back as ISO 8601 strings in UTC; NumPy numbers are stored as Python numbers and
-NaN/inf as empty; a review's texts are checked before they are stored, so no stored review is
-one the web API cannot hand back.
+Timestamps come back as ISO 8601 strings in UTC; values are stored JSON-safe
+(`medq.jsonsafe.plain`: NumPy numbers as Python numbers, NaN/inf as empty); a review's texts are
+checked before they are stored, so no stored review is one the web API cannot hand back.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
-import math
 import unicodedata
 from typing import Any
 
@@ -39,21 +37,6 @@ def iso(value: Any) -> str | None:
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.timezone.utc)
     return value.astimezone(dt.timezone.utc).isoformat()
-
-
-def plain(value: Any) -> Any:
-    """JSON-safe copy: NumPy scalars → Python numbers, NaN/inf → None, tuples → lists."""
-    if value is None or isinstance(value, (str, bool, int)):
-        return value
-    if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    if hasattr(value, "tolist"):  # NumPy scalar or array
-        return plain(value.tolist())
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    return json.loads(json.dumps(value, default=str))
 
 
 def row_dict(mapping: Any) -> dict[str, Any]:

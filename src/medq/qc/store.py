@@ -20,12 +20,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from medq.errors import InvalidParameter
+from medq.jsonsafe import plain
 from medq.qc.database import READ_ONLY, open_database
 from medq.qc.rows import (
     COMMENT_NEEDED,
     LARGEST_ID,
     now,
-    plain,
     review_text_problem,
     row_dict,
 )

@@ -160,10 +160,10 @@ def run_stage(model: torch.nn.Module, data: dict[str, np.ndarray], stage: Stage,
 
 
 def _psnr(a: np.ndarray, ref: np.ndarray) -> float:
-    """PSNR in dB with the reference's range (normalised units)."""
-    mse = float(np.mean((a - ref) ** 2))
-    r = float(ref.max() - ref.min()) or 1.0
-    return float("inf") if mse == 0 else 10 * np.log10(r * r / mse)
+    """PSNR in dB with the reference's range (1 for a constant reference; normalised units)."""
+    from medq.metrics.fidelity import psnr
+
+    return psnr(a, ref, data_range=float(ref.max() - ref.min()) or 1.0)
 
 
 @torch.no_grad()

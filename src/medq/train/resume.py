@@ -113,7 +113,7 @@ class Checkpointer:
         if not self.path.is_file():
             return None
         try:
-            state = torch.load(self.path, map_location="cpu", weights_only=False)
+            state = torch.load(self.path, map_location="cpu", weights_only=True)  # no pickled code
         except Exception as e:  # a truncated or foreign file: train from the start
             self.log(f"cannot read {self.path} ({type(e).__name__}); training from the start")
             return None

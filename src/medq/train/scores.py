@@ -36,7 +36,7 @@ def _delimiter(first_line: str) -> str:
         return ","
 
 
-def _score(raw: str | None, delimiter: str, n: int, path: Path) -> float:
+def _score(raw: str | None, n: int, path: Path) -> float:
     """Line `n`'s score as a number in 1–5 (a decimal comma accepted in `;`/tab files, and in
     a quoted field of a comma-separated one: `"4,5"`)."""
     text = (raw or "").strip()
@@ -126,7 +126,7 @@ def read_scores(path: str | Path) -> list[dict[str, Any]]:
             raise InvalidParameter(f"line {n}: {len(cells)} fields but the header has "
                                    f"{len(names)}{hint}", path)
         row = dict(zip(names, cells, strict=False))
-        score = _score(row.get("score"), delimiter, n, path)
+        score = _score(row.get("score"), n, path)
         if not (row.get("path") or "").strip():
             raise InvalidParameter(f"line {n}: no path", path)
         image = Path(row["path"].strip()).expanduser()

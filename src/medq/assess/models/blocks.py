@@ -18,15 +18,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from medq.errors import ModelError
+from medq.severity import SEVERITIES
 
 FINDING_TYPES = (
     "noise", "blur", "low_resolution", "aliasing", "motion", "ghosting", "spike", "bias_field",
     "streak", "low_contrast", "illumination",
 )
 """Finding types of the finding heads, in logit order (DESIGN.md, Assessment)."""
-
-SEVERITIES = ("none", "mild", "moderate", "severe")
-"""Ordinal severity levels; the severity head predicts P(level > k) for k = 0 … K−2 (CORAL)."""
 
 SCORE_MIN, SCORE_MAX = 1.0, 5.0
 """Quality score range: 1 = non-diagnostic … 5 = excellent."""
