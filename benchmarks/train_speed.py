@@ -24,7 +24,8 @@ from medq.assess.models.blocks import FINDING_TYPES
 from medq.assess.precision import model_precision, resolve_precision
 from medq.assess.prompts import PROMPT_DIM
 from medq.data.bench import KINDS
-from medq.train.loop import losses, optimise
+from medq.train.losses import losses
+from medq.train.steps import optimise
 from medq.workers import set_threads
 
 RESULTS = Path(__file__).parent / "results"

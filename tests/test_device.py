@@ -79,8 +79,9 @@ def test_gpu_predictions_and_training_steps_match_the_cpu(tiny_run: dict) -> Non
     from medq.assess.weights import load_weights
     from medq.data import bench
     from medq.train.evaluate import predict
-    from medq.train.loop import _batch, on_device, slice_pool
+    from medq.train.loop import _batch, slice_pool
     from medq.train.losses import losses
+    from medq.train.steps import on_device
 
     cfg = tiny_run["config"]
     test = bench.build(cfg.bench, "test", progress=False)

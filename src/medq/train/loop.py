@@ -14,7 +14,6 @@ import copy
 import dataclasses
 import functools
 import json
-import math
 import sys
 import time
 from typing import Any
@@ -35,6 +34,7 @@ from medq.train.evaluate import evaluate, predict
 from medq.train.losses import losses, rank_loss, stage_items
 from medq.train.resume import Checkpointer, data_key, fingerprint
 from medq.train.run_files import write_run
+from medq.train.steps import device_name, on_device, run_steps
 from medq.workers import set_threads
 
 
@@ -70,11 +70,6 @@ def _batch(data: dict[str, np.ndarray], pairs: np.ndarray, rng: np.random.Genera
             **{k: torch.from_numpy(data[k][items]) for k in bench.OPTIONAL_KEYS if k in data}}
 
 
-def on_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
-    """`batch` with every tensor moved to `device` (unchanged on the CPU)."""
-    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-
-
 def _ladder_rows(ladders: dict[str, np.ndarray], n: int, rng: np.random.Generator
                  ) -> np.ndarray:
     """`[(item, row)]` of every rung of `n` ladders drawn at random, ladder by ladder."""
@@ -84,41 +79,14 @@ def _ladder_rows(ladders: dict[str, np.ndarray], n: int, rng: np.random.Generato
     return np.stack([items, ladders["offset"][items]], axis=1)
 
 
-def _lr(stage: Stage, step: int) -> float:
-    """Linear warm-up then cosine decay to 10 % of the stage's learning rate."""
-    if step < stage.warmup:
-        return stage.lr * (step + 1) / stage.warmup
-    t = (step - stage.warmup) / max(1, stage.steps - stage.warmup)
-    return stage.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
-
-
-def optimise(model: torch.nn.Module, opt: torch.optim.Optimizer, terms: dict[str, torch.Tensor],
-             weights: dict[str, float], grad_clip: float, running: dict[str, float],
-             momentum: float) -> None:
-    """One optimiser step on the weighted loss terms; updates the running loss averages."""
-    loss = sum(weights.get(k, 0.0) * v for k, v in terms.items())
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-    opt.step()
-    for k, v in terms.items():
-        running[k] = momentum * running.get(k, v.item()) + (1 - momentum) * v.item()
-
-
 def run_stage(model: IQAModel, data: dict[str, np.ndarray], stage: Stage, cfg: TrainConfig,
               rng: np.random.Generator, log: Any, ladders: dict[str, np.ndarray] | None = None,
               ck: Checkpointer | None = None, index: int = 0) -> list[dict[str, float]]:
     """Train all parameters for `stage.steps` steps (the `rank` loss on `ladders`); returns
-    the logged loss history. `ck`: saves the training state as it goes (stage `index` of the
-    run) and continues a saved one (`medq.train.resume`)."""
+    the logged loss history (`run_steps`)."""
     pool = slice_pool(data, stage_items(data, stage.losses))
-    device = model_device(model)
-    opt = torch.optim.AdamW(model.parameters(), lr=stage.lr, weight_decay=cfg.weight_decay)
-    first, running, history = ck.stage_start(index, opt) if ck else (0, {}, [])
-    model.train()
-    for step in stage_steps(stage, first):
-        for group in opt.param_groups:
-            group["lr"] = _lr(stage, step)
+
+    def terms_of(device: torch.device) -> dict[str, torch.Tensor]:
         batch = on_device(_batch(data, pool[rng.integers(0, len(pool), cfg.batch_size)], rng,
                                  cfg.train_crop), device)
         with model_precision(cfg.precision, device.type):
@@ -126,27 +94,11 @@ def run_stage(model: IQAModel, data: dict[str, np.ndarray], stage: Stage, cfg: T
             if stage.losses.get("rank") and ladders is not None:
                 rows = _ladder_rows(ladders, cfg.ladder_batch, rng)
                 rungs = on_device(_batch(ladders, rows, rng, cfg.train_crop), device)
-                terms["rank"] = rank_loss(model, rungs,
-                                          LADDER_RUNGS + 1, cfg.rank_margin,
+                terms["rank"] = rank_loss(model, rungs, LADDER_RUNGS + 1, cfg.rank_margin,
                                           cfg.use_prompts)
-        if not terms:
-            continue
-        optimise(model, opt, terms, stage.losses, cfg.grad_clip, running, momentum=0.9)
-        if (step + 1) % cfg.log_every == 0 or step + 1 == stage.steps:
-            history.append({"stage": stage.name, "step": step + 1, **running})
-            log(f"{stage.name} step {step + 1}/{stage.steps} "
-                + " ".join(f"{k}={v:.4f}" for k, v in running.items()))
-        if ck:
-            ck.step_done(index, stage.name, step + 1, model, opt, running, history, rng)
-    return history
+        return terms
 
-
-def stage_steps(stage: Stage, first: int = 0) -> Any:
-    """The step numbers `first … stage.steps − 1` of a stage, with a progress bar on a terminal."""
-    from rich.progress import track
-
-    return track(range(first, stage.steps), description=f"stage {stage.name}", transient=True,
-                 disable=not sys.stderr.isatty(), total=stage.steps, completed=first)
+    return run_steps(model, stage, cfg, rng, log, terms_of, 0.9, ck, index)
 
 
 @torch.no_grad()
@@ -354,13 +306,6 @@ def srcc_summary(m: dict[str, Any]) -> str:
     rmse = number(m.get("rmse_raw"))
     tail = f"; RMSE {rmse} (no logistic map)" if rmse != "–" else ""
     return f"test SRCC not computed: {m.get('not_computed', 'undefined')}{tail}"
-
-
-def device_name(device: torch.device) -> str:
-    """`cpu`, or `cuda (<GPU name>)`, as logs and model cards show it."""
-    if device.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(device)})"
-    return device.type
 
 
 def train_prompt_classifier(cfg: TrainConfig, log: Any) -> dict[str, Any]:

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from medq.assess.models.blocks import FINDING_TYPES
-from medq.assess.precision import model_device, resolve_device
+from medq.assess.precision import resolve_device
 from medq.data.pairs import SOFT_FWHM_PX, PairPlan, build_pairs, concat, pair_arrays
 from medq.io.atomic import atomic_write_text
 from medq.restore.condition import MODALITY_GROUPS, N_FINDINGS, perturb
@@ -32,8 +32,8 @@ from medq.restore.models import build_model, save_checkpoint
 from medq.restore.normalise import network_input
 from medq.train.card import resumed_text, train_command, where_trained
 from medq.train.config import Stage, TrainConfig
-from medq.train.loop import _lr, device_name, on_device, optimise, stage_steps
 from medq.train.resume import Checkpointer, fingerprint
+from medq.train.steps import device_name, on_device, run_steps
 from medq.workers import set_threads
 
 
@@ -133,30 +133,16 @@ def finite_pairs(data: dict[str, np.ndarray]) -> np.ndarray:
 def run_stage(model: torch.nn.Module, data: dict[str, np.ndarray], stage: Stage,
               cfg: TrainConfig, rng: np.random.Generator, log: Any, pool: np.ndarray,
               ck: Checkpointer | None = None, index: int = 0) -> list[dict[str, float]]:
-    """Train for `stage.steps` steps on the pairs `pool` (indices); returns the loss history.
-    `ck`: saves the training state as it goes (stage `index` of the run) and continues a saved
-    one (`medq.train.resume`)."""
+    """Train for `stage.steps` steps on the pairs `pool` (indices); returns the loss history
+    (`loop.run_steps`)."""
     crop = int(cfg.train_crop or 96)
-    device = model_device(model)
-    opt = torch.optim.AdamW(model.parameters(), lr=stage.lr, weight_decay=cfg.weight_decay)
-    first, running, history = ck.stage_start(index, opt) if ck else (0, {}, [])
-    model.train()
-    started = time.time()
-    for step in stage_steps(stage, first):
-        for group in opt.param_groups:
-            group["lr"] = _lr(stage, step)
+
+    def terms_of(device: torch.device) -> dict[str, torch.Tensor]:
         batch = on_device(make_batch(data, pool[rng.integers(0, len(pool), cfg.batch_size)],
                                      crop, rng, model.conditioning), device)
-        terms = losses(model, batch, stage.losses)
-        optimise(model, opt, terms, stage.losses, cfg.grad_clip, running, momentum=0.95)
-        if (step + 1) % cfg.log_every == 0 or step + 1 == stage.steps:
-            history.append({"stage": stage.name, "step": step + 1,
-                            "seconds": round(time.time() - started, 1), **running})
-            log(f"{stage.name} step {step + 1}/{stage.steps} ({time.time() - started:.0f} s) "
-                + " ".join(f"{k}={v:.4f}" for k, v in running.items()))
-        if ck:
-            ck.step_done(index, stage.name, step + 1, model, opt, running, history, rng)
-    return history
+        return losses(model, batch, stage.losses)
+
+    return run_steps(model, stage, cfg, rng, log, terms_of, 0.95, ck, index)
 
 
 def _psnr(a: np.ndarray, ref: np.ndarray) -> float:
