@@ -23,7 +23,7 @@ from medq.errors import InvalidParameter
 from medq.image import MedImage
 from medq.io import load, save, sniff
 from medq.io.dicom_tags import region_from_text
-from medq.io.dicom_write import encode_pixels
+from medq.io.dicom_values import encode_pixels
 
 
 def _ct_stored() -> np.ndarray:
@@ -247,6 +247,47 @@ def test_dicom_round_trip_is_derived(tmp_path: Path) -> None:
     # medq's symbols in plain text: a Latin-1 header stored "→" as "?"
     arrow = pydicom.dcmread(save(src, tmp_path / "arrow.dcm", description="score 1.2 → 2.5"))
     assert arrow.DerivationDescription == "score 1.2 -> 2.5"
+    assert new.SliceLocation == old.SliceLocation  # the slice did not move: as stated
+
+
+def test_a_derived_file_keeps_its_history_padding_and_simulated_mark(tmp_path: Path) -> None:
+    """A simulated image says so in its series description for good; a file derived from a
+    derived one keeps the source's derivation after its own; the source's pixel padding is
+    restated in the new stored values while the padding pixels are still there."""
+    from medq.degrade import simulate
+
+    ds = pydicom.dcmread(tdata("CT_small.dcm"))
+    pixels = ds.pixel_array.copy()
+    pixels[:6, :6] = -2000  # stored padding (RescaleIntercept -1024: -3024 HU)
+    ds.PixelData = pixels.astype(ds.pixel_array.dtype).tobytes()
+    ds.PixelPaddingValue = -2000
+    ds["PixelPaddingValue"].VR = "SS"
+    ds.save_as(tmp_path / "padded.dcm")
+    src = load(tmp_path / "padded.dcm")
+    degraded, _ = simulate(src, "ct_low_dose", severity="moderate", seed=0)
+    first = pydicom.dcmread(save(degraded, tmp_path / "sim.dcm", reference=tmp_path / "padded.dcm",
+                                 description="medq simulate ct_low_dose"))
+    assert first.SeriesDescription.endswith(" simulated")
+    again = load(tmp_path / "sim.dcm")
+    second = pydicom.dcmread(save(again, tmp_path / "restored.dcm", description="medq restore"))
+    assert second.SeriesDescription == first.SeriesDescription
+    assert second.DerivationDescription == "medq restore; from: medq simulate ct_low_dose"
+    padded = pydicom.dcmread(save(src, tmp_path / "copy.dcm"))
+    stored_padding = (-3024 - float(padded.RescaleIntercept)) / float(padded.RescaleSlope)
+    assert padded.PixelPaddingValue == stored_padding
+    assert (padded.pixel_array[:6, :6] == padded.PixelPaddingValue).all()
+    assert "PixelPaddingValue" not in second  # its padding pixels are noisy now: none stated
+
+
+def test_pet_is_stored_with_a_zero_intercept(tmp_path: Path) -> None:
+    """The PET IOD requires RescaleIntercept 0: activity is stored by a slope alone."""
+    activity = np.random.default_rng(0).gamma(2.0, 1500.0, (32, 32)).astype(np.float32) + 0.3
+    out = pydicom.dcmread(save(MedImage(activity, (2.0, 2.0), "PT", "brain"), tmp_path / "p.dcm"))
+    assert float(out.RescaleIntercept) == 0.0
+    back = out.pixel_array * float(out.RescaleSlope)
+    assert np.abs(back - activity).max() <= float(out.RescaleSlope) / 2 + 1e-6
+    stored, slope, icpt = encode_pixels(np.array([[-2.5, 0.0], [1.0, 5.0]]), zero_intercept=True)
+    assert stored.dtype == np.int16 and icpt == 0.0 and abs(stored[1, 1] * slope - 5.0) < slope
 
 
 def test_a_derived_file_does_not_carry_its_sources_preamble_on(tmp_path: Path) -> None:
@@ -830,6 +871,11 @@ def test_files_of_one_stem_keep_their_own_sidecars(tmp_path: Path) -> None:
     (tmp_path / "scan.nii.gz").rename(tmp_path / "sub-01.nii.gz")  # renamed with its sidecar
     (tmp_path / "scan.json").rename(tmp_path / "sub-01.json")
     assert load(tmp_path / "sub-01.nii.gz").modality == "CT"
+    before = (tmp_path / "sub-01.json").read_bytes()  # another file of the renamed stem
+    save(MedImage(x, (1.0, 1.0), "MR", "brain"), tmp_path / "sub-01.nii")
+    assert (tmp_path / "sub-01.json").read_bytes() == before
+    assert load(tmp_path / "sub-01.nii.gz").modality == "CT"
+    assert load(tmp_path / "sub-01.nii").modality == "MR"
 
 
 # ------------------------------------------------------------------ modality from the values

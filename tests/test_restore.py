@@ -229,6 +229,20 @@ def test_shipped_network_repairs_degraded_samples(kind: str, margin: float) -> N
     assert str(round(result.before, 2)) in result.note
 
 
+def test_a_restoration_of_an_image_without_negative_values_makes_none() -> None:
+    """A denoiser's undershoot is no activity: a restored PET (all values ≥ 0) has none below 0
+    (the shipped network's gave −0.15 here)."""
+    from medq.restore.pipeline import restore
+
+    image = load_sample("pet_brain")
+    image = image.evolve(array=np.ascontiguousarray(image.array[image.shape[0] // 2]),
+                         spacing=image.spacing[1:])
+    degraded, _ = simulate(image, "pet_low_count", severity="moderate", seed=3)
+    assert degraded.array.min() >= 0
+    result = restore(degraded, "auto", reassess=False)
+    assert result.changed and result.image.array.min() >= 0
+
+
 def test_pseudo_mr_pairs_and_joined_pair_sets() -> None:
     from medq.data.pairs import PairPlan, concat, make_pair, pack, pair_arrays
     from medq.restore.condition import MODALITY_GROUPS

@@ -27,7 +27,6 @@ from pydicom.valuerep import format_number_as_ds
 
 from medq.errors import InvalidParameter, MissingInput
 from medq.image import MedImage
-from medq.io.arrays import whole_numbers
 from medq.io.atomic import atomic_dir, atomic_path
 from medq.io.dicom import DICOM_SUFFIXES, PIXEL_TAGS, has_preamble, read_dataset
 from medq.io.dicom_series import read_series, series_in_folder
@@ -40,6 +39,7 @@ from medq.io.dicom_tags import (
     read_physics,
     tag_value,
 )
+from medq.io.dicom_values import encode_pixels, keep_padding, padding_of
 from medq.io.geometry import dicom_geometry
 
 _STRIP = (
@@ -56,25 +56,6 @@ _STRIP = (
 _STORAGE = {"CT": "1.2.840.10008.5.1.4.1.1.2", "MR": "1.2.840.10008.5.1.4.1.1.4",
             "PT": "1.2.840.10008.5.1.4.1.1.128"}
 _SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
-
-
-def encode_pixels(arr: np.ndarray) -> tuple[np.ndarray, float, float]:
-    """Integer storage plus (RescaleSlope, RescaleIntercept) reproducing `arr` within half a step.
-
-    Integral data (or data spanning ≥ 1000 units) that fits 16 bits is stored as is (slope 1,
-    intercept 0: uint16 when non-negative, else int16); anything else uses the full uint16 range
-    with a fitted slope = range / 65535 and intercept = minimum (error ≤ slope / 2).
-    """
-    lo, hi = float(arr.min()), float(arr.max())
-    if whole_numbers(arr) or hi - lo >= 1000:
-        if lo >= -0.5 and hi <= 65535.49:
-            return np.clip(np.round(arr), 0, 65535).astype(np.uint16), 1.0, 0.0
-        if lo >= -32768.49 and hi <= 32767.49:
-            return np.clip(np.round(arr), -32768, 32767).astype(np.int16), 1.0, 0.0
-    slope = float(format_number_as_ds((hi - lo) / 65535.0)) if hi > lo else 1.0
-    icpt = float(format_number_as_ds(lo))
-    stored = np.clip(np.round((arr.astype(np.float64) - icpt) / slope), 0, 65535)
-    return stored.astype(np.uint16), slope, icpt
 
 
 def _set(ds: Dataset, keyword: str, value: Any) -> None:
@@ -145,9 +126,12 @@ def _prepare(tpl: Dataset, image: MedImage) -> None:
     """Strip pixels, private tags, overlays and multi-frame groups; make the SOP class legacy."""
     frames = int(as_number(tpl.get("NumberOfFrames")) or 1)
     if frames > 1 or "PerFrameFunctionalGroupsSequence" in tpl:
-        for kw in ("PixelSpacing", "ImageOrientationPatient", "SliceThickness"):
+        for kw in ("PixelSpacing", "ImageOrientationPatient", "SliceThickness", "WindowCenter",
+                   "WindowWidth", "RescaleType"):
             if kw not in tpl and tag_value(tpl, kw) is not None:
                 setattr(tpl, kw, tag_value(tpl, kw))
+        if "EchoTime" not in tpl and tag_value(tpl, "EffectiveEchoTime") is not None:
+            tpl.EchoTime = tag_value(tpl, "EffectiveEchoTime")  # an enhanced MR's echo
         tpl.SOPClassUID = _STORAGE.get(image.modality, _SECONDARY_CAPTURE)
     tpl.remove_private_tags()
     for kw in _STRIP:
@@ -163,15 +147,25 @@ PLAIN_SYMBOLS = str.maketrans({"→": "->", "≥": ">=", "≤": "<=", "×": "x",
 store them as '?'."""
 
 
-def _derivation(image: MedImage, description: str | None) -> str:
+def _derivation(image: MedImage, description: str | None, before: str | None = None) -> str:
     """DerivationDescription (at most 1024 characters): the description given, else the
-    image's history, in plain symbols (`PLAIN_SYMBOLS`)."""
+    image's history, in plain symbols (`PLAIN_SYMBOLS`), followed by the source's own (`before`:
+    a restored file still says it was simulated, or lossy converted)."""
     if description:
-        return description.translate(PLAIN_SYMBOLS)[:1024]
-    steps = [s.get("name") or s.get("op") or s.get("step") or str(s) if isinstance(s, dict)
-             else str(s) for s in image.meta.get("history", [])]
-    text = "medq: " + "; ".join(str(s) for s in steps) if steps else "medq derived image"
+        text = description
+    else:
+        steps = [s.get("name") or s.get("op") or s.get("step") or str(s) if isinstance(s, dict)
+                 else str(s) for s in image.meta.get("history", [])]
+        text = "medq: " + "; ".join(str(s) for s in steps) if steps else "medq derived image"
+    if before and before not in text:
+        text = f"{text}; from: {before}"
     return text.translate(PLAIN_SYMBOLS)[:1024]
+
+
+def _simulated(image: MedImage) -> bool:
+    """Whether the image's history holds a degradation by `medq simulate` (synthetic pixels)."""
+    return any(isinstance(s, dict) and s.get("step") == "simulate"
+               for s in image.meta.get("history", []))
 
 
 def _dataset(base: Dataset, image: MedImage, k: int, stored: np.ndarray, rescale: tuple,
@@ -182,6 +176,9 @@ def _dataset(base: Dataset, image: MedImage, k: int, stored: np.ndarray, rescale
     # a derived file starts from zeros rather than carry the source's on
     ds.preamble = bytes(128)
     src_sop, src_class = as_text(ds.get("SOPInstanceUID")), as_text(ds.get("SOPClassUID"))
+    padding = padding_of(ds)
+    before = as_text(ds.get("DerivationDescription"))
+    old_ipp, old_location = as_floats(ds.get("ImagePositionPatient")), ds.get("SliceLocation")
     _prepare(ds, image)
     _keep_lossy(ds, image.meta.get("lossy_compression"))
     phys_before = read_physics(ds)
@@ -205,14 +202,16 @@ def _dataset(base: Dataset, image: MedImage, k: int, stored: np.ndarray, rescale
     own = as_number(ds.get("InstanceNumber"))  # one slice keeps its place in the series
     ds.InstanceNumber = int(own) if not image.is_volume and own is not None and own >= 0 else k + 1
     series = as_text(ds.get("SeriesDescription")) or "medq"
-    ds.SeriesDescription = (series if series.endswith(" derived") else series + " derived")[:64]
+    if not series.endswith((" derived", " simulated")):  # a simulated image says so for good
+        series += " simulated" if _simulated(image) else " derived"
+    ds.SeriesDescription = series[:64]
     ds.ContentDate, ds.ContentTime = now.strftime("%Y%m%d"), now.strftime("%H%M%S")
     ds.Modality = ds.get("Modality") or image.modality
     if not as_text(ds.get("BodyPartExamined")) and image.region != "unknown":
         ds.BodyPartExamined = image.region.upper()  # a region medq was told, not the header
     old_type = list(ds.get("ImageType") or [])
     ds.ImageType = ["DERIVED", "SECONDARY", *old_type[2:]]
-    ds.DerivationDescription = _derivation(image, description)
+    ds.DerivationDescription = _derivation(image, description, before)
     if src_sop and src_class:
         ref = Dataset()
         ref.ReferencedSOPClassUID, ref.ReferencedSOPInstanceUID = src_class, src_sop
@@ -236,7 +235,10 @@ def _dataset(base: Dataset, image: MedImage, k: int, stored: np.ndarray, rescale
     ds.ImagePositionPatient = [format_number_as_ds(float(v)) for v in ipp]
     if iop:
         ds.ImageOrientationPatient = [format_number_as_ds(float(v)) for v in iop]
-        if "SliceLocation" in ds or "SpacingBetweenSlices" in ds:
+        unmoved = old_location is not None and old_ipp and np.allclose(old_ipp, ipp, atol=1e-4)
+        if unmoved:  # the slice stays where it was: its stated location too
+            ds.SliceLocation = old_location
+        elif "SliceLocation" in ds or "SpacingBetweenSlices" in ds:
             ds.SliceLocation = format_number_as_ds(float(np.dot(ipp, np.cross(iop[:3], iop[3:]))))
     if image.is_volume and "SpacingBetweenSlices" in ds:
         ds.SpacingBetweenSlices = format_number_as_ds(image.spacing[0])
@@ -255,6 +257,7 @@ def _dataset(base: Dataset, image: MedImage, k: int, stored: np.ndarray, rescale
         ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 16, 15
         ds.PixelRepresentation = int(stored.dtype == np.int16)
         ds.RescaleSlope, ds.RescaleIntercept = (format_number_as_ds(v) for v in rescale)
+        keep_padding(ds, padding, stored, rescale)
     data = stored.astype(stored.dtype.newbyteorder("<")).tobytes()
     ds.PixelData = data + (b"\0" if len(data) % 2 else b"")
     ds["PixelData"].VR = "OB" if image.is_rgb else "OW"
@@ -317,7 +320,7 @@ def write_dicom(image: MedImage, path: str | Path, *, reference: str | Path | No
         stored_all = np.round(np.clip(image.array, 0.0, 1.0) * 255).astype(np.uint8)[None]
         rescale: tuple = (1.0, 0.0)
     else:
-        stored_all, slope, icpt = encode_pixels(image.array)
+        stored_all, slope, icpt = encode_pixels(image.array, zero_intercept=image.modality == "PT")
         rescale = (slope, icpt)
         stored_all = stored_all if image.is_volume else stored_all[None]
     base_new = _new_dataset(image)

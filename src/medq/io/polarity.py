@@ -68,6 +68,15 @@ def storable_range(image: MedImage) -> tuple[float, float] | None:
     return ends[0], ends[1]
 
 
+def no_new_negatives(array: np.ndarray, image: MedImage) -> np.ndarray:
+    """`array` (a result computed from `image`, in its stored values) clipped at 0 when `image`
+    has no negative value: a PET's activity, an MR magnitude or a photograph's intensity stays
+    physical after a denoiser's undershoot; anything else unchanged."""
+    if image.is_rgb or value_range(image.array)[0] < 0:
+        return array
+    return np.maximum(array, 0, dtype=np.asarray(array).dtype)
+
+
 def within_storable(array: np.ndarray, image: MedImage) -> np.ndarray:
     """`array` (a result computed from `image`, in its stored values) as its file can hold it:
     clipped to `storable_range` (a restored 8-bit PNG that dips below 0 is clipped at 0, not

@@ -82,10 +82,13 @@ def _names_another(data: dict[str, Any], p: Path) -> bool:
 
 
 def _claims(data: dict[str, Any], p: Path) -> bool:
-    """Whether a shared sidecar may be rewritten as `p`'s: it names no other image beside `p`;
-    one that names no file at all only when no other image shares the stem (a stem sidecar of
-    several files stays theirs)."""
-    return not _names_another(data, p) if data.get("File") else not _siblings(p)
+    """Whether a shared sidecar may be rewritten as `p`'s: one that names `p` (or its pair's
+    other file); else one that names no other image beside `p` only when no other image shares
+    the stem (a stem sidecar of several files, or one renamed with another file of the stem,
+    stays theirs)."""
+    if data.get("File") and _one_image(p, _beside(p, data["File"])):
+        return True
+    return not _names_another(data, p) and not _siblings(p)
 
 
 def read_sidecar(image_path: str | Path) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from medq.assess.models.blocks import FINDING_TYPES
 from medq.errors import InvalidParameter
 from medq.image import MedImage
 from medq.io.arrays import with_nonfinite
-from medq.io.polarity import as_displayed, as_stored, within_storable
+from medq.io.polarity import as_displayed, as_stored, no_new_negatives, within_storable
 from medq.restore import condition
 from medq.restore.apply import apply_planes, network_planes, normalised_planes, prior_of
 from medq.restore.classical import METHODS as CLASSICAL
@@ -237,7 +237,8 @@ def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
         array = apply_planes(shown, restore_planes)
     if image.is_rgb:  # a colour outside 0–1 (MedImage's colour scale) is no colour
         array = np.clip(array, 0.0, 1.0)
-    array = with_nonfinite(within_storable(as_stored(array, image), image), image)  # as stored
+    array = as_stored(array, image)  # the file's own values: physical, and what it can hold
+    array = with_nonfinite(within_storable(no_new_negatives(array, image), image), image)
     step = {"step": "restore", "method": method, "findings": addressed,
             "model": str(model or DEFAULT_RESTORER) if method in ("auto", "net") else None,
             "consistency": done or None}
