@@ -583,9 +583,15 @@ def test_nifti_header_frames_units_and_integer_type_are_written_back(tmp_path: P
     made.set_qform(np.diag([-0.9, 0.9, 2.5, 1.0]), code=1)
     made.set_sform(sform, code=2)
     made.header.set_xyzt_units("mm", "sec")
+    made.header["pixdim"][4] = 2.0  # the sequence's TR
+    made.header["descrip"] = b"test T1 sub-01"
     nib.save(made, tmp_path / "scan.nii.gz")
     image = load(tmp_path / "scan.nii.gz")
     back = nib.load(save(image.with_array(image.array + 1), tmp_path / "out.nii.gz"))
+    assert float(back.header["pixdim"][4]) == 2.0
+    assert back.header["descrip"].item() == b"test T1 sub-01"
+    told = nib.load(save(image, tmp_path / "told.nii.gz", description="medq restore"))
+    assert told.header["descrip"].item() == b"medq restore; from: test T1 sub-01"
     for frame in ("qform", "sform"):
         np.testing.assert_allclose(getattr(back.header, f"get_{frame}")(),
                                    getattr(made.header, f"get_{frame}")(), atol=1e-5)

@@ -159,11 +159,14 @@ def _columns_in_order(matrix: Any, order: tuple[int, ...] | None) -> np.ndarray:
 
 def _nifti_fields(header: Any, order: tuple[int, ...] | None = None) -> dict[str, Any]:
     """What a NIfTI header states that medq writes back: the qform and sform with their codes
-    (their columns in the voxel axis `order` medq reads), the space and time units and the
-    description."""
+    (their columns in the voxel axis `order` medq reads), the space and time units, the time
+    step (pixdim[4], an fMRI's or a sequence's TR) and the description."""
     out: dict[str, Any] = {"xyzt_units": list(header.get_xyzt_units()),
                            "descrip": header["descrip"].item().decode("latin-1").strip("\0 ")
                            if "descrip" in header else ""}
+    step = float(header["pixdim"][4]) if "pixdim" in header else 0.0
+    if np.isfinite(step) and step > 0:
+        out["time_step"] = step
     for kind in ("qform", "sform"):
         code = int(header.get(f"{kind}_code", 0))
         out[f"{kind}_code"] = code
@@ -239,11 +242,18 @@ def write_nifti(image: MedImage, path: str | Path, *, description: str | None = 
             getattr(img, f"set_{kind}")(frame, code=int(code))
     units = image.meta.get("xyzt_units") if change is not None else None
     img.header.set_xyzt_units(*(units or ("mm", "sec")))
-    if description:
-        text = description.encode("latin-1", "replace")
-        if len(text) > 79:  # the header holds 80 bytes: end on a whole word, marked as cut
-            text = text[:76].rsplit(b" ", 1)[0] + b"..."
-        img.header["descrip"] = text
+    if image.meta.get("time_step"):
+        pixdim = img.header["pixdim"].copy()
+        pixdim[4] = float(image.meta["time_step"])
+        img.header["pixdim"] = pixdim
+    own = str(image.meta.get("descrip") or "")
+    text = (f"{description}; from: {own}" if own and own not in description else description) \
+        if description else own
+    if text:
+        raw = text.encode("latin-1", "replace")
+        if len(raw) > 79:  # the header holds 80 bytes: end on a whole word, marked as cut
+            raw = raw[:76].rsplit(b" ", 1)[0] + b"..."
+        img.header["descrip"] = raw
     with atomic_path(path) as tmp:
         nib.save(img, str(tmp))
     return path
