@@ -201,6 +201,24 @@ def test_good_inputs_still_processed_beside_bad_ones(bad_inputs: list[Path]) -> 
     assert rows[0]["path"] == str(bad_inputs[0])
 
 
+def test_an_input_the_user_may_not_read_does_not_stop_the_others(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command line's own readable check refused the whole call for one unreadable input
+    (a usage error, nothing assessed); each input is now read, and fails, on its own."""
+    import os
+    import shutil
+
+    good, locked = tmp_path / "ok.dcm", tmp_path / "locked.dcm"
+    shutil.copyfile(dicom_testfile("CT_small.dcm"), good)
+    shutil.copyfile(good, locked)
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, *a, **k: Path(path) != locked
+                        and real_access(path, mode, *a, **k))
+    res = run_medq("info", good, locked, "--json")
+    assert res.returncode == 0, res.stderr  # this process may read it after all (root)
+    assert [r.get("modality") for r in json.loads(res.stdout)] == ["CT", "CT"]
+
+
 def test_simulate_wrong_modality_and_unknown_kind_exit_2(tmp_path: Path) -> None:
     ct = dicom_testfile("CT_small.dcm")
     res = run_medq("simulate", ct, "-k", "mr_undersample", "--level", "4", "-o", tmp_path / "x.dcm")

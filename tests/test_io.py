@@ -849,6 +849,21 @@ def test_sidecar_keeps_the_words_the_mr_contrast_is_read_from(tmp_path: Path) ->
     assert prompts_from_image(back).type == "mr_t1"
 
 
+def test_an_output_whose_record_cannot_be_written_is_left_as_it_was(tmp_path: Path) -> None:
+    """The image and its sidecar are one output: when the sidecar cannot be written (a folder
+    in its place), the error names it and the earlier image stays (it was replaced first)."""
+    from medq.errors import InvalidParameter
+
+    x = np.random.default_rng(0).random((16, 16)).astype(np.float32)
+    earlier = save(MedImage(x, (1.0, 1.0), "MR", "brain"), tmp_path / "r.nii")
+    content = earlier.read_bytes()
+    (tmp_path / "r.json").unlink()
+    (tmp_path / "r.json").mkdir()
+    with pytest.raises(InvalidParameter, match=r"r.nii: cannot write its record .*r.json"):
+        save(MedImage(x * 2, (1.0, 1.0), "MR", "brain"), tmp_path / "r.nii")
+    assert earlier.read_bytes() == content
+
+
 def test_files_of_one_stem_keep_their_own_sidecars(tmp_path: Path) -> None:
     """Saving scan.png beside scan.nii.gz never changes what scan.nii.gz loads as: the second
     file's sidecar is scan.png.json; a stem sidecar of another tool (no `File`) still applies."""

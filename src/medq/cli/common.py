@@ -199,7 +199,8 @@ def print_json(data: Any) -> None:
 
 
 INPUTS_ARGUMENT = typer.Argument(
-    ..., help="Image files, DICOM series folders, folders of images or zip/tar archives of them.")
+    ..., readable=False,  # an unreadable input is that input's error, not the whole call's
+    help="Image files, DICOM series folders, folders of images or zip/tar archives of them.")
 """The input paths of `medq assess`, `describe` and `restore`."""
 
 JSON_LIST_OPTION = typer.Option(False, "--json", help="Print a JSON list, one object per input.")

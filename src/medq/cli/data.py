@@ -110,7 +110,7 @@ def samples(
 
 @app.command()
 def simulate(
-    path: Path = typer.Argument(..., help="Image file or DICOM series directory."),
+    path: Path = typer.Argument(..., readable=False, help="Image file or DICOM series directory."),
     kind: str = typer.Option(..., "--kind", "-k", help="Degradation name (see medq degradations)."),
     output: Path = typer.Option(..., "--output", "-o", help="Output file (format from suffix)."),
     level: float | None = typer.Option(None, "--level", help="Physical level (unit per kind)."),
@@ -123,6 +123,7 @@ def simulate(
     from medq.degrade import simulate as run_simulate
     from medq.errors import UnsupportedImage
     from medq.io import check_writable, load, save, write_sidecar
+    from medq.io.sidecar import check_sidecar_writable
 
     outcome = Outcome()
 
@@ -130,6 +131,7 @@ def simulate(
         refuse_overwrite(path, output, output)
         image = load(path, modality=modality)
         check_writable(image, output)
+        check_sidecar_writable(output)  # its record too, before the image replaces anything
         try:
             degraded, record = run_simulate(image, kind, level=level, severity=severity,
                                             seed=seed)

@@ -30,7 +30,7 @@ from medq.io import archive, dicom, dicom_series, dicom_write, gz, itk, neuro, n
 from medq.io.arrays import as_image, finite_pixels, from_array, named_changes, with_nonfinite
 from medq.io.atomic import cannot_write
 from medq.io.bids import BIDS_META, inherited_sidecar, sidecar_acquisition
-from medq.io.sidecar import read_sidecar, write_sidecar
+from medq.io.sidecar import check_sidecar_writable, read_sidecar, write_sidecar
 from medq.io.special import SPECIAL_REASON, is_special_file
 from medq.io.units import infer_modality
 from medq.io.volumes import VOLUME_MARK, missing, volume_in_file
@@ -307,6 +307,8 @@ def save(image: MedImage | np.ndarray, path: str | Path, *, reference: str | Pat
         image = image.evolve(array=with_nonfinite(image.array, image))  # reading set aside
     fmt = check_writable(image, p)
     try:
+        if fmt not in ("dicom", "dicom-series"):
+            check_sidecar_writable(p)  # before the image: a failed record replaces nothing
         if fmt in ("dicom", "dicom-series"):
             return dicom_write.write_dicom(image, p, reference=reference, description=description)
         extra: dict = {}  # what a format's sidecar adds (a grey JPEG's value map)

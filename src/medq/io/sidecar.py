@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import glob
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -103,14 +104,35 @@ def read_sidecar(image_path: str | Path) -> dict[str, Any]:
     return {} if _names_another(shared, p) else shared
 
 
-def write_sidecar(image_path: str | Path, data: dict[str, Any]) -> Path:
-    """Merge `data` into the image's sidecar (top-level keys replaced; `File` names the image)
-    and write it atomically: the shared `<stem>.json` unless it describes another file of the
-    same stem, else `<name>.json`."""
+def sidecar_target(image_path: str | Path) -> Path:
+    """The sidecar a write for the image goes to: the shared `<stem>.json` unless it describes
+    another file of the same stem, else `<name>.json`."""
     p = Path(image_path)
     shared = sidecar_path(p)
     before = read_json_object(shared)
     use_shared = not own_sidecar_path(p).exists() and (not before or _claims(before, p))
-    target = shared if use_shared else own_sidecar_path(p)
-    merged = {**(before if use_shared else read_json_object(target)), **data, "File": p.name}
+    return shared if use_shared else own_sidecar_path(p)
+
+
+def check_sidecar_writable(image_path: str | Path) -> None:
+    """InvalidParameter naming the image's sidecar when it could not be written (a folder in its
+    place, a read-only folder): checked before the image is written, so a run that fails on its
+    record leaves an earlier output as it was."""
+    from medq.errors import InvalidParameter
+
+    target = sidecar_target(image_path)
+    if target.exists() and not target.is_file():
+        raise InvalidParameter(f"cannot write its record {target}: not a file", image_path)
+    folder = target.parent if target.parent.exists() else None
+    if folder is not None and not os.access(folder, os.W_OK | os.X_OK):
+        raise InvalidParameter(f"cannot write its record {target}: permission denied",
+                               image_path)
+
+
+def write_sidecar(image_path: str | Path, data: dict[str, Any]) -> Path:
+    """Merge `data` into the image's sidecar (`sidecar_target`; top-level keys replaced; `File`
+    names the image) and write it atomically."""
+    p = Path(image_path)
+    target = sidecar_target(p)
+    merged = {**read_json_object(target), **data, "File": p.name}
     return atomic_write_text(target, json.dumps(merged, indent=2, default=str))
