@@ -197,6 +197,18 @@ def test_a_reader_fault_is_an_unreadable_file_unless_medq_debug_is_set(
         load(path)
 
 
+def test_a_file_name_with_a_newline_stays_on_one_line(tmp_path: Path) -> None:
+    from conftest import run_medq
+
+    bad = tmp_path / "bad\nname.dcm"
+    bad.write_bytes(b"")
+    with pytest.raises(UnreadableImage) as caught:
+        load(bad)
+    assert caught.value.message.endswith("bad\\nname.dcm: file is empty")
+    res = run_medq("info", bad)
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1
+
+
 def test_bad_override_names_the_path() -> None:
     from medq.errors import InvalidParameter
 

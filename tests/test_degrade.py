@@ -370,3 +370,21 @@ def test_motion_trajectory_rebuilds_from_the_record(mr_vol_slice: MedImage) -> N
     still = np.linspace(0.0, 1.0, n) < p["onset_fraction"]
     assert still.any() and np.ptp(traj[:, still], axis=1).max() == 0  # no motion before onset
     assert np.abs(traj).max() > 0
+
+
+def test_degradations_refuse_what_they_cannot_apply_with_typed_errors() -> None:
+    """A fundus photograph's illumination on a volume was a broadcasting ValueError, and a blur
+    at a pixel size stated a million times too small ran out of memory (38 GiB)."""
+    from medq.errors import InvalidParameter, UnsupportedImage
+
+    rng = np.random.default_rng(0)
+    with pytest.raises(UnsupportedImage, match="2D photographs, not a volume"):
+        simulate(rng.random((6, 40, 40)).astype(np.float32), "fundus_illumination",
+                 severity="severe", modality="OP")
+    with pytest.raises(InvalidParameter, match="wider than the image: check the spacing"):
+        simulate(rng.random((64, 64)).astype(np.float32) * 100, "blur", severity="mild",
+                 spacing=1e-9, modality="MR")
+    blurred, _ = simulate(rng.random((64, 64)).astype(np.float32) * 100, "blur",
+                          severity="mild", spacing=0.5, modality="MR")
+    assert blurred.shape == (64, 64)
+

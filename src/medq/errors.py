@@ -20,8 +20,9 @@ class MedqError(Exception):
 
     @property
     def message(self) -> str:
-        """The one-line message: `<file>: <reason>` (or the reason alone)."""
-        return f"{self.path}: {self.reason}" if self.path else self.reason
+        """The one-line message: `<file>: <reason>` (or the reason alone); a control character
+        in the file's name (a newline) is shown escaped (`\\n`), so the message stays one line."""
+        return f"{printable(self.path)}: {self.reason}" if self.path else self.reason
 
     def to_dict(self) -> dict[str, str]:
         """JSON form used in place of a result: `{"type", "message"}`."""
@@ -73,3 +74,7 @@ def unreadable(exc: Exception, path: str | Path, what: str | None = None) -> Unr
     detail = f"{type(exc).__name__}: {exc}"
     return UnreadableImage(f"{what} ({detail})" if what else detail, path)
 
+
+def printable(name: str | Path) -> str:
+    """A file name as one line: its control characters (a newline) escaped (`\\n`)."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(name))

@@ -30,7 +30,7 @@ from rich.progress import (
 )
 
 from medq import __version__
-from medq.errors import InputError, InvalidParameter, MedqError
+from medq.errors import InputError, InvalidParameter, MedqError, printable
 from medq.image import graded_modality
 
 
@@ -128,10 +128,11 @@ def fail_line(path: str | os.PathLike[str] | None, exc: BaseException) -> str:
 
     if isinstance(exc, MedqError):
         if exc.path is None and path is not None and str(path).strip():
-            return shown(f"{path}: {exc.reason}")
+            return shown(f"{printable(path)}: {exc.reason}")
         return shown(exc.message)
     reason = " ".join(f"{type(exc).__name__}: {exc}".split())
-    return shown(f"{path}: internal error: {reason}" if path else f"internal error: {reason}")
+    return shown(f"{printable(path)}: internal error: {reason}" if path
+                 else f"internal error: {reason}")
 
 
 class Outcome:

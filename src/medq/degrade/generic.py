@@ -13,6 +13,7 @@ from scipy import ndimage
 from skimage.transform import resize
 
 from medq.degrade.registry import register
+from medq.errors import InvalidParameter, UnsupportedImage
 from medq.image import MODALITIES, MedImage
 
 ALL = tuple(m for m in MODALITIES)
@@ -65,6 +66,12 @@ def blur(image: MedImage, level: float, rng: np.random.Generator
     (1.5 / 3.5 / 7 mm representative).
     """
     sigma = tuple(float(level) / FWHM_PER_SIGMA / s for s in image.spacing)
+    shape = spatial_shape(image)
+    if any(s > n for s, n in zip(sigma, shape, strict=True)):  # wider than the image: the
+        raise InvalidParameter(  # stated pixel size is wrong (µm taken as mm), or the level
+            f"a blur of {level:g} mm is {max(sigma):.3g} pixels wide at the stated pixel size "
+            f"({min(image.spacing):.3g} mm), wider than the image: check the spacing",
+            image.source)
     out = _per_channel(image, lambda a: ndimage.gaussian_filter(a, sigma, mode="nearest"))
     return image.with_array(out), {"psf": "gaussian", "fwhm_mm": float(level),
                                    "sigma_px": [round(s, 4) for s in sigma]}
@@ -158,6 +165,9 @@ def fundus_illumination(image: MedImage, level: float, rng: np.random.Generator
     a Gaussian of σ = f·0.4 % of the image diagonal. Level: f, worse higher; none < 0.1 ≤ mild
     < 0.3 ≤ moderate < 0.55 ≤ severe (0.2 / 0.45 / 0.75).
     """
+    if image.is_volume:
+        raise UnsupportedImage("fundus_illumination applies to 2D photographs, not a volume",
+                               image.source)
     f = float(np.clip(level, 0.0, 1.0))
     ny, nx = spatial_shape(image)[:2]
     cy, cx = rng.uniform(-0.25, 0.25, 2)
