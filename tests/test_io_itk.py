@@ -171,3 +171,26 @@ def test_a_single_coronal_or_sagittal_slice_is_a_2d_image_in_its_place(tmp_path:
         place = made.TransformIndexToPhysicalPoint([int(i) for i in index])
         there = back.TransformPhysicalPointToIndex(place)
         assert back[there] == pytest.approx(made[[int(i) for i in index]])
+
+
+def test_a_truncated_metaimage_says_so_in_one_line(tmp_path: Path) -> None:
+    """ITK printed its own complaint on stderr and gave 'Reason: Success' for a MetaImage cut
+    short; its own or its data file's missing bytes are now the one-line reason."""
+    from conftest import run_medq
+
+    volume = np.random.default_rng(0).random((8, 32, 32)).astype(np.float32)
+    sitk.WriteImage(sitk.GetImageFromArray(volume), str(tmp_path / "whole.mha"))
+    data = (tmp_path / "whole.mha").read_bytes()
+    (tmp_path / "cut.mha").write_bytes(data[: len(data) // 2])
+    sitk.WriteImage(sitk.GetImageFromArray(volume), str(tmp_path / "pair.mhd"))
+    raw = next(tmp_path.glob("pair*.raw"))
+    raw.write_bytes(raw.read_bytes()[:1000])
+    assert load(tmp_path / "whole.mha").shape == (8, 32, 32)
+    res = run_medq("info", tmp_path / "cut.mha", tmp_path / "pair.mhd", new_process=True)
+    assert res.returncode == 2
+    header = len(data) - 32768  # 8 × 32 × 32 float32 values after the header
+    assert res.stderr.strip().splitlines() == [
+        f"medq: error: {tmp_path / 'cut.mha'}: file is truncated ({len(data) // 2 - header} of "
+        "32768 bytes of pixel data)",
+        f"medq: error: {tmp_path / 'pair.mhd'}: file is truncated (1000 of 32768 bytes of pixel "
+        "data)"]

@@ -96,9 +96,9 @@ def _extract(path: Path, into: Path, named: str | os.PathLike[str]) -> None:
                 info.filename = member_name(info)
                 name = info.filename.replace("\\", "/")
                 if name.startswith("/") or ".." in name.split("/"):
-                    raise UnsupportedImage(f"archive member {info.filename!r} would be "
-                                           "written outside the archive's folder; not "
-                                           "extracted", named)
+                    raise UnsupportedImage(f"archive refused, nothing in it read: its member "
+                                           f"{info.filename!r} would be written outside the "
+                                           "archive's folder", named)
             for info in infos:
                 z.extract(info, into)
         return

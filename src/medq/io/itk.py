@@ -32,7 +32,13 @@ from medq.errors import InvalidParameter, UnreadableImage, UnsupportedImage
 from medq.image import MedImage
 from medq.io.atomic import atomic_path, make_folder
 from medq.io.geometry import slice_axis_last, world_frame
-from medq.io.itk_header import HEADER_SUFFIX, missing_data_file, stated_axes, unit_frame_header
+from medq.io.itk_header import (
+    HEADER_SUFFIX,
+    missing_data_file,
+    short_data,
+    stated_axes,
+    unit_frame_header,
+)
 from medq.io.polarity import in_stored_type, integer_storage
 from medq.io.units import COLOUR
 from medq.io.volumes import last_file_cache
@@ -189,6 +195,10 @@ def read_itk(path: str | Path, fmt: str, volume: int | None = None) -> MedImage:
     missing = missing_data_file(path, fmt) if path.suffix.lower() in DETACHED else None
     if missing:  # before ITK, which prints its own complaint on stderr
         raise UnreadableImage(f"its data file {missing} is missing", path)
+    short = short_data(path) if fmt == "metaimage" else None
+    if short:  # before ITK, which prints its complaint and gives 'Reason: Success'
+        raise UnreadableImage(f"file is truncated ({short[0]} of {short[1]} bytes of pixel "
+                              "data)", path)
     if volume is None:
         img, framed, spaced = _read_image(path, fmt)
     else:  # the volumes of a series are read one after the other: read the file once

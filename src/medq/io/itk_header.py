@@ -176,3 +176,42 @@ def missing_data_file(path: Path, fmt: str) -> str | None:
             (fmt == "nrrd" and " " in name):
         return None
     return None if os.path.exists(_absolute(name, path.resolve().parent)) else name
+
+
+_METAIMAGE_BYTES = {"MET_CHAR": 1, "MET_UCHAR": 1, "MET_SHORT": 2, "MET_USHORT": 2, "MET_INT": 4,
+                    "MET_UINT": 4, "MET_LONG": 4, "MET_ULONG": 4, "MET_LONG_LONG": 8,
+                    "MET_ULONG_LONG": 8, "MET_FLOAT": 4, "MET_DOUBLE": 8}
+"""Bytes per value of each MetaImage element type."""
+
+
+def short_data(path: Path) -> tuple[int, int] | None:
+    """(bytes present, bytes stated) of an uncompressed MetaImage's pixel data when the file
+    (its own data, `LOCAL`, or the one data file it names) holds fewer than its header states
+    (a truncated copy); None when complete or not to be told (compressed, a list of files)."""
+    with open(path, "rb") as f:
+        head = f.read(HEADER_BYTES)
+    text = head.decode("latin-1")
+    fields = _fields(text, "metaimage")
+    name = fields.get("elementdatafile", "")
+    kind = fields.get("elementtype", "").upper()
+    if fields.get("compresseddata", "false").lower() == "true" or kind not in _METAIMAGE_BYTES \
+            or not name or name.startswith("LIST") or "%" in name:
+        return None
+    try:
+        sizes = [int(v) for v in fields.get("dimsize", "").split()]
+        channels = int(fields.get("elementnumberofchannels", "1"))
+    except ValueError:
+        return None
+    stated = math.prod(sizes) * channels * _METAIMAGE_BYTES[kind] if sizes else 0
+    if name == "LOCAL":
+        marker = text.find("ElementDataFile")
+        end = text.find("\n", marker)
+        if marker < 0 or end < 0:
+            return None
+        present = path.stat().st_size - (end + 1)
+    else:
+        data = Path(_absolute(name, path.resolve().parent))
+        if not data.is_file():
+            return None
+        present = data.stat().st_size
+    return (present, stated) if 0 <= present < stated else None
