@@ -211,3 +211,40 @@ def test_cli_ctrl_c_line_names_the_saved_state() -> None:
     assert "nothing saved (checkpoint_every_s is 0" in interrupted_line(
         Interrupted("score", 3, None))
     assert "if one was saved, else starts over" in interrupted_line(KeyboardInterrupt())
+
+
+def test_sigterm_stops_training_as_ctrl_c_does_saving_the_state(tmp_path: Path) -> None:
+    """A scheduler's pre-emption, `timeout` or `docker stop` sends SIGTERM: the run stopped at
+    once with nothing saved (exit 143, no message); it now stops as Ctrl-C stops it, the state
+    saved at the step's end, with its one line and exit 143."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    import yaml
+
+    from conftest import MEDQ
+
+    cfg = yaml.safe_load((Path(__file__).parents[1] / "configs" / "restore_tiny_test.yaml")
+                         .read_text())
+    cfg.update(log_every=1, output=str(tmp_path / "run"))
+    cfg["stages"][0]["steps"] = 100_000
+    (tmp_path / "long.yaml").write_text(yaml.safe_dump(cfg))
+    env = dict(os.environ, MEDQ_CACHE_DIR=str(tmp_path / "cache"))
+    env.pop("MEDQ_DEBUG", None)
+    proc = subprocess.Popen([*MEDQ, "train", str(tmp_path / "long.yaml")], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    started = time.time()
+    for line in proc.stdout:  # the log's first step: training has begun
+        lines.append(line)
+        if "restore step 3/" in line or time.time() - started > 300:
+            break
+    proc.send_signal(signal.SIGTERM)
+    rest, _ = proc.communicate(timeout=120)
+    last = (lines + rest.splitlines())[-1].strip()
+    assert proc.returncode == 143, rest
+    assert last.startswith("medq: interrupted at restore step") and "resume.pt" in last, last
+    assert (tmp_path / "run" / "resume.pt").is_file()
+

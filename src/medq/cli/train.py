@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -81,11 +82,20 @@ def train(
                          tagged=tagged_set(cfg, tagged, held_out=test_set,
                                            trained=train_set))
 
+    terminated: list[int] = []
+
+    def terminate(signum: int, frame: Any) -> None:  # `timeout`, a scheduler's pre-emption
+        terminated.append(signum)
+        signal.raise_signal(signal.SIGINT)  # stopped as Ctrl-C stops it: saved at the step end
+
+    previous = signal.signal(signal.SIGTERM, terminate)
     try:
         result = outcome.run(config, job)
     except KeyboardInterrupt as stop:  # Ctrl-C: the state saved at the step's end, if any
         err.print(f"medq: {interrupted_line(stop)}", markup=False, highlight=False)
-        raise typer.Exit(130) from None
+        raise typer.Exit(143 if terminated else 130) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     if not isinstance(result, BaseException):
         out.print(f"trained {result['name']} → {result.get('output', '')}", highlight=False)
     outcome.exit()
