@@ -90,6 +90,18 @@ def test_a_model_on_other_evidence_views_is_refused(tiny_run: dict, tmp_path: Pa
     assert row["model"] == str(other) and "128-px views" in row["missing"]
 
 
+def test_bench_iqa_refuses_models_of_different_test_splits(tiny_run: dict,
+                                                           tmp_path: Path) -> None:
+    """Every model was scored on the first one's benchmark plan: the shipped CNNIQA (224 px) on
+    a tiny 32-px split, in a table still titled the held-out test split."""
+    from conftest import run_medq
+
+    res = run_medq("bench", "iqa", "--models", f"{tiny_run['folder']},cnniqa", "--no-classical",
+                   "--results", tmp_path / "r")
+    assert res.returncode == 2 and "different benchmark plans" in res.stderr
+    assert "32 px" in res.stderr and "224 px" in res.stderr and not (tmp_path / "r").exists()
+
+
 def test_a_checkpoint_rewritten_in_place_is_read_again(tiny_run: dict, tmp_path: Path) -> None:
     """A long-lived process (the review app, a notebook) that loaded a checkpoint reads it again
     once a training run rewrote it at the same path, for the quality model as for the

@@ -227,31 +227,37 @@ def bench_iqa(
 ) -> None:
     """SRCC/PLCC/RMSE of every model per modality subset on the held-out test split."""
     from medq.assess.weights import load_weights
-    from medq.data.bench import BenchPlan, build
+    from medq.data.bench import build
     from medq.train.evaluate import benchmark_rows
     from medq.workers import set_threads
 
     outcome = Outcome()
     names = names_list(models)
 
-    def job() -> list[dict[str, Any]]:
+    def job() -> dict[str, Any]:
         set_threads()
-        results_ready(results)
         load_named(names, load_weights)
-        record = load_weights(names[0])[1]
-        plan = BenchPlan(**record.get("bench_plan", {})) if record.get("bench_plan") else \
-            BenchPlan(size=int(record.get("image_size", 224)))
+        plans = {name: test_plan(load_weights(name)[1]) for name in names}
+        plan = plans[names[0]]
+        other = next((n for n in names if plans[n].key() != plan.key()), None)
+        if other is not None:  # one table, one test split: rows of other splits mislead
+            raise InvalidParameter(
+                f"{names[0]} and {other} were trained on different benchmark plans (plan "
+                f"{plan.key()}, {plan.size} px; plan {plans[other].key()}, {plans[other].size} "
+                "px), so they have no common test split: benchmark them in separate runs")
+        results_ready(results)
         started = time.time()
         data = build(plan, "test")
         rows = benchmark_rows(data, names, classical)
         payload = {"plan": plan.__dict__, "bench_key": plan.key(), "items": int(len(data["score"])),
                    "seconds": round(time.time() - started, 1), "rows": rows}
         write_results(results, "iqa.json", payload)
-        return rows
+        return payload
 
-    rows = outcome.run(models, job)
-    if isinstance(rows, BaseException):
+    payload = outcome.run(models, job)
+    if isinstance(payload, BaseException):
         outcome.exit()
+    rows = payload["rows"]
     for row in rows:  # a model the user named that could not be benchmarked: exit code 2
         if "missing" in row:
             outcome.fail(None, InvalidParameter(row["missing"]))
@@ -259,7 +265,8 @@ def bench_iqa(
         print_json(rows)
         outcome.exit()
     table = Table("model", *[f"{s}\nSRCC / PLCC / RMSE" for s in TABLE_SUBSETS],
-                  title="Quality assessment on the held-out test split")
+                  title=f"Quality assessment on the held-out test split (plan "
+                        f"{payload['bench_key']}, {payload['items']} items)")
     for row in rows:
         if "missing" in row:
             continue
@@ -275,3 +282,13 @@ def bench_iqa(
                       "card scores it on the held-out rows of its scores file).", highlight=False)
     out.print(f"JSON: {results / 'iqa.json'}", highlight=False)
     outcome.exit()
+
+
+def test_plan(record: dict[str, Any]) -> Any:
+    """The benchmark plan whose test split scores a model: its training record's plan, else
+    the default plan at its input size."""
+    from medq.data.bench import BenchPlan
+
+    stated = record.get("bench_plan")
+    return BenchPlan(**stated) if stated else BenchPlan(size=int(record.get("image_size", 224)))
+
