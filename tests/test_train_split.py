@@ -206,7 +206,11 @@ def test_a_run_folder_given_as_the_model_is_read_as_its_checkpoint(tmp_path: Pat
     (tmp_path / "run" / "model.pt").write_bytes(b"")
     checkpoint = tmp_path / "run" / "model.pt"
     assert resolve(tmp_path / "run") == checkpoint == resolve_restorer(tmp_path / "run")
-    assert model_key(str(tmp_path / "run")) == str(checkpoint.resolve())
+    key = model_key(str(tmp_path / "run"))  # by path and content: retrained, it is another
+    assert key == f"{checkpoint.resolve()}#sha256=e3b0c44298fc"  # (the empty file's digest)
+    checkpoint.write_bytes(b"retrained")
+    assert model_key(str(tmp_path / "run")).startswith(f"{checkpoint.resolve()}#sha256=")
+    assert model_key(str(tmp_path / "run")) != key
 
 
 def test_scored_copies_of_one_image_under_other_names_are_never_split(tmp_path: Path,

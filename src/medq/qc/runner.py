@@ -79,11 +79,20 @@ def check_workers(workers: int | None) -> None:
 
 def model_key(model: str) -> str:
     """The model as the store records it: a shipped name as is, a checkpoint (or a run folder's)
-    by absolute path."""
+    by absolute path and the start of its content's SHA-256 (`<path>#sha256=<12 hex>`), so a
+    model trained again into the same folder assesses every item again."""
+    import hashlib
+
     from medq.assess.weights import run_checkpoint
 
     path = run_checkpoint(Path(model).expanduser())
-    return str(path.resolve()) if path.is_file() else model
+    if not path.is_file():
+        return model
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return f"{path.resolve()}#sha256={digest.hexdigest()[:12]}"
 
 
 # --- worker side ------------------------------------------------------------------------------
