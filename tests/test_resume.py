@@ -152,6 +152,9 @@ def test_another_recipe_or_an_unreadable_state_trains_from_the_start(tmp_path: P
     seen.clear()
     assert Checkpointer(cfg, seen.append).state is None and not _Planted.ran
     assert any("cannot read" in m for m in seen)
+    with pytest.raises(InvalidParameter, match="no stage has steps"):  # an untrained "run"
+        config_from_dict({"name": "r", "model": "mediqa-tiny",
+                          "stages": [{"name": "s", "steps": 0, "losses": {"score": 1.0}}]})
     with pytest.raises(InvalidParameter, match="checkpoint_every_s"):
         config_from_dict({"name": "r", "model": "mediqa-tiny", "checkpoint_every_s": -1,
                           "stages": [{"name": "s", "steps": 1, "losses": {"score": 1.0}}]})

@@ -70,6 +70,10 @@ def train(
         check_run_folder(cfg.output_dir())
         check_tagged_config(cfg, config, tagged)
         if scores is None:
+            if cfg.init and tagged is None:  # configs/mediqa_s_finetune.yaml run as it stands
+                err.print(f"medq: note: {config}: fine-tunes {cfg.init} on medq's own "
+                          "benchmark, as no --scores were given (to fine-tune on your raters' "
+                          "scores: --scores FILE.csv)", markup=False, highlight=False)
             return run_train(cfg, tagged=tagged_set(cfg, tagged))
         from medq.train.scores import check_scores_config, describe, load_scores, read_scores
 

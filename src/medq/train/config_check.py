@@ -131,6 +131,11 @@ def check_stages(cfg: Any) -> None:
             raise InvalidParameter(f"{at} ({stage.name!r}) has {stage.steps} steps but weights "
                                    f"none of the {cfg.task} losses ({', '.join(task_losses)}): "
                                    "it would train nothing")
+    if cfg.task in ("quality", "restore") and not any(s.steps for s in cfg.stages) \
+            and not getattr(cfg, "init", None):
+        raise InvalidParameter("stages: no stage has steps, so the run would save an untrained "
+                               "model as finished (give steps, or init: a checkpoint to "
+                               "evaluate)")
 
 
 def check_ranges(cfg: Any) -> None:
