@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -34,6 +35,11 @@ def test_tiny_training_writes_checkpoint_card_and_metrics(tiny_run: dict) -> Non
     assert len(rec["physics_targets"]) == 14
     losses = [h for h in rec["history"] if h["stage"] == "physics"]
     assert losses and np.isfinite(losses[-1]["physics"])
+    from medq.train.config import load_config  # the config as it ran, every default written
+
+    again = load_config(folder / "config.yaml")
+    assert dataclasses.replace(again, config_file=None) == dataclasses.replace(
+        tiny_run["config"], config_file=None)
 
 
 def test_card_names_the_config_file_it_was_read_from(monkeypatch: pytest.MonkeyPatch,

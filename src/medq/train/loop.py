@@ -33,7 +33,7 @@ from medq.train.config import Stage, TrainConfig
 from medq.train.evaluate import evaluate, predict
 from medq.train.losses import losses, rank_loss, stage_items
 from medq.train.resume import Checkpointer, data_key, fingerprint
-from medq.train.run_files import write_run
+from medq.train.run_files import write_config, write_run
 from medq.train.steps import device_name, on_device, run_steps
 from medq.workers import set_threads
 
@@ -322,6 +322,7 @@ def train_prompt_classifier(cfg: TrainConfig, log: Any) -> dict[str, Any]:
     with atomic_path(out / "model.pt") as tmp:
         torch.save({"model": "PromptNet", "state_dict": net.state_dict(), "medq": record}, tmp)
     atomic_write_text(out / "metrics.json", json.dumps(record, indent=2))
+    write_config(out, cfg)
     atomic_write_text(out / "card.md", prompt_card_text(cfg, record, net))
     log(f"{cfg.name}: modality accuracy {record['test_modality_accuracy']:.3f} → {out}")
     return record

@@ -18,6 +18,7 @@ from typing import Any
 
 from medq.io.atomic import atomic_write_text
 from medq.train.config import TrainConfig, config_path
+from medq.train.run_files import write_config
 
 RECIPE_KEYS = ("fingerprint", "args", "train_plan", "extra_plan")
 """Record fields a finished member run must share with the planned one to be reused: every
@@ -115,6 +116,7 @@ def assemble(cfg: TrainConfig, folders: list[Path], records: list[dict[str, Any]
     record = json.loads(json.dumps(record, default=float))
     save_checkpoint(model, out / "model.pt", record)
     atomic_write_text(out / "metrics.json", json.dumps(record, indent=2))
+    write_config(out, cfg)
     atomic_write_text(out / "card.md", ensemble_card(cfg, record, records))
     log(f"{cfg.name}: ensemble of {len(folders)} members → {out}")
     return record

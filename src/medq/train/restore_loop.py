@@ -33,6 +33,7 @@ from medq.restore.normalise import network_input
 from medq.train.card import resumed_text, train_command, where_trained
 from medq.train.config import Stage, TrainConfig
 from medq.train.resume import Checkpointer, fingerprint
+from medq.train.run_files import write_config
 from medq.train.steps import device_name, on_device, run_steps
 from medq.workers import set_threads
 
@@ -224,6 +225,7 @@ def train_restorer(cfg: TrainConfig, log: Any) -> dict[str, Any]:
     record = json.loads(json.dumps(record, default=float))
     save_checkpoint(model, out / "model.pt", record)
     atomic_write_text(out / "metrics.json", json.dumps(record, indent=2))
+    write_config(out, cfg)
     atomic_write_text(out / "card.md", card_text(cfg, record))
     ck.done()
     log(f"{cfg.name}: done in {record['wall_time_s']:.0f} s → {out}")

@@ -1,4 +1,5 @@
-"""A quality run's folder: `model.pt` with its record, `metrics.json` and `card.md`."""
+"""A run's folder: `model.pt` with its record, `metrics.json`, `card.md` and `config.yaml`, the
+config as it ran (every default written out; `medq train RUN/config.yaml` trains it again)."""
 
 from __future__ import annotations
 
@@ -19,4 +20,21 @@ def write_run(out: Path, model: Any, cfg: TrainConfig, record: dict[str, Any]) -
     model.save_checkpoint(out / "model.pt", medq=plain(record))
     atomic_write_text(out / "metrics.json", json.dumps(plain(record), indent=2,
                                                       allow_nan=False))
+    write_config(out, cfg)
     write_card(out, cfg, record)
+
+
+def write_config(out: Path, cfg: TrainConfig) -> Path:
+    """Write `out/config.yaml`: the config as this run trained by it, every default written out,
+    so the run can be trained again after its own config file changed (or when the config was
+    changed in Python)."""
+    import dataclasses
+
+    import yaml
+
+    data = dataclasses.asdict(cfg)
+    data.pop("config_file", None)
+    text = (f"# The config run {cfg.name} was trained by (read from "
+            f"{cfg.config_file or 'Python'}), every default written out.\n"
+            + yaml.safe_dump(plain(data), sort_keys=False))
+    return atomic_write_text(out / "config.yaml", text)
