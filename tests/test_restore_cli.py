@@ -194,7 +194,10 @@ def test_cli_restore_dicom_keeps_format_and_header(tmp_path: Path) -> None:
     (row,) = json.loads(res.stdout)
     assert row["changed"] and "noise" in row["findings_addressed"]
     assert row["before"] is not None and row["after"] is not None and row["output"] == str(out)
+    assert row["model"] == "restore-s"  # the network that restored it
     ds_in, ds_out = pydicom.dcmread(noisy), pydicom.dcmread(out)
+    assert ds_out.SeriesDescription.endswith(" simulated")  # and it says so for good
+    assert "from: medq simulate ct_low_dose" in ds_out.DerivationDescription
     assert ds_out.SOPInstanceUID != ds_in.SOPInstanceUID
     assert ds_out.PatientID == ds_in.PatientID and ds_out.Modality == "CT"
     import medq

@@ -71,6 +71,9 @@ class RestoreResult:
     """The label map of a network that also segments (int16, the input's grey shape: `(y, x)`
     or `(z, y, x)`), from the planes it restored; None for other methods, for a network without
     a label output, for a photograph, and when the gate left the image unchanged."""
+    model: str | None = None
+    """The restoration network that restored the image (a shipped name or a checkpoint path);
+    None for a classical method and when the gate left the image unchanged."""
 
     @property
     def array(self) -> np.ndarray:
@@ -90,7 +93,8 @@ class RestoreResult:
                 "before": self.before, "after": self.after,
                 "findings_addressed": list(self.findings_addressed), "note": self.note,
                 "detected": dict(self.detected), "description": self.description,
-                "consistency": self.consistency, "labels": label_summary(self.labels)}
+                "consistency": self.consistency, "labels": label_summary(self.labels),
+                "model": self.model}
 
 
 def label_summary(labels: np.ndarray | None) -> dict[str, Any] | None:
@@ -239,8 +243,8 @@ def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
         array = np.clip(array, 0.0, 1.0)
     array = as_stored(array, image)  # the file's own values: physical, and what it can hold
     array = with_nonfinite(within_storable(no_new_negatives(array, image), image), image)
-    step = {"step": "restore", "method": method, "findings": addressed,
-            "model": str(model or DEFAULT_RESTORER) if method in ("auto", "net") else None,
+    network = str(model or DEFAULT_RESTORER) if method in ("auto", "net") else None
+    step = {"step": "restore", "method": method, "findings": addressed, "model": network,
             "consistency": done or None}
     restored = image.with_array(array, step=step)
     after = _score(_assess(restored, assessor)) if reassess else None
@@ -248,7 +252,7 @@ def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
                          note=_note(method, addressed, before, after,
                                     image.meta.get("lossy_compression")),
                          consistency=done or None, labels=_label_map(image, labels),
-                         **common)
+                         model=network, **common)
 
 
 def _label_map(image: MedImage, planes: list[np.ndarray]) -> np.ndarray | None:
