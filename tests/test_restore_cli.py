@@ -509,3 +509,15 @@ def test_a_restored_integer_nifti_keeps_its_type_and_range(tmp_path: Path) -> No
     assert out.get_data_dtype() == np.uint8
     np.testing.assert_allclose(out.affine, affine)
     assert not np.array_equal(np.asanyarray(out.dataobj), noisy)  # restored, in its own type
+
+
+def test_an_unchanged_jpeg_is_written_as_its_own_bytes(tmp_path: Path) -> None:
+    """The gate left the bundled fundus photograph unchanged, yet it was encoded again (lossy:
+    up to 6 levels off); it is now its input's bytes."""
+    res = run_medq("samples", "--export", tmp_path / "s")
+    assert res.returncode == 0, res.stderr
+    res = run_medq("restore", tmp_path / "s" / "retina.jpg", "-o", tmp_path / "r.jpg", "--json")
+    assert res.returncode == 0, res.stderr
+    (row,) = json.loads(res.stdout)
+    assert not row["changed"] and row["model"] is None
+    assert (tmp_path / "r.jpg").read_bytes() == (tmp_path / "s" / "retina.jpg").read_bytes()

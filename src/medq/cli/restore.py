@@ -194,6 +194,21 @@ def _outside(inputs: list[Path], paths: list[Path], output: Path) -> list[Path]:
     return [p for p in inputs if p not in left]
 
 
+def _keep_jpeg_bytes(path: Path, image: Any, written: Path) -> None:
+    """An unchanged JPEG written as JPEG is its input's bytes (encoded again, it lost detail
+    while its report said "returned unchanged"); one read through a value map is left as
+    written, its sidecar's map fitting the new bytes."""
+    import shutil
+
+    from medq.io import sniff, target_format
+    from medq.io.atomic import atomic_path
+
+    if (path.is_file() and not image.meta.get("rescale") and target_format(written) == "jpeg"
+            and sniff(path) == "jpeg"):
+        with atomic_path(written) as tmp:
+            shutil.copyfile(path, tmp)
+
+
 def _consistency_line(done: dict[str, Any] | None) -> str:
     """The table's line on the consistency step (empty when it did not run)."""
     if not done:
@@ -259,6 +274,8 @@ def restore(
                              consistency=consistency)
         written = save(result.image, target, reference=dicom_reference(image),
                        description=f"medq restore {method}: {result.note}")
+        if not result.changed:
+            _keep_jpeg_bytes(path, image, written)
         return dict(result.to_dict(), path=shown(path), output=str(written))
 
     with progress_bar("restoring") as bar:  # one volume takes long too
