@@ -406,3 +406,20 @@ def test_mr_realism_states_some_images_at_fine_pixels_at_any_matrix() -> None:
     plan = bench.BenchPlan()
     assert plan.key() == bench.BenchPlan(fine_pixels=0.0).key() != \
         bench.BenchPlan(fine_pixels=0.3).key()
+
+
+def _double(x: int) -> int:
+    return 2 * x
+
+
+def test_a_build_logs_its_progress_where_stderr_is_no_terminal(capsys) -> None:
+    """A bar shows nothing in a log file (nohup, a scheduler's job): a build there says how far
+    it is in plain lines, one per tenth done."""
+    from medq.data.cache import map_jobs
+
+    assert map_jobs(_double, list(range(25)), 1, True, "test items") == [2 * i for i in range(25)]
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 10 and lines[0].startswith("test items: 3/25 (")
+    assert lines[-1].startswith("test items: 25/25 (")
+    assert map_jobs(_double, [1, 2], 1, False, "quiet") == [2, 4]
+    assert capsys.readouterr().err == ""

@@ -7,7 +7,7 @@ with a progress bar, and kept as one `.npz` per split under `cache_dir()` — ne
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,16 +52,39 @@ def build_workers() -> int:
 def map_jobs(fn: Callable[[Any], Any], jobs: Sequence[Any], workers: int | None, progress: bool,
              label: str, chunksize: int = 8) -> list[Any]:
     """`[fn(j) for j in jobs]`, in `workers` processes when > 1 (None: `build_workers()`), with
-    a progress bar on stderr."""
+    a progress bar on stderr (a line at every tenth done where stderr is no terminal: a log)."""
     from rich.console import Console
     from rich.progress import track
 
-    bar = {"description": label, "disable": not progress, "transient": True,
-           "console": Console(stderr=True)}  # stdout stays for results (`--json`)
+    console = Console(stderr=True)  # stdout stays for results (`--json`)
     workers = build_workers() if workers is None else workers
+
+    def shown(results: Iterable[Any]) -> list[Any]:
+        if not progress:
+            return list(results)
+        if console.is_terminal:
+            return list(track(results, description=label, total=len(jobs), transient=True,
+                              console=console))
+        return list(_logged(results, len(jobs), label))
+
     if workers <= 1:
-        return [fn(j) for j in track(jobs, **bar)]
+        return shown(fn(j) for j in jobs)
     from medq.workers import worker_pool
 
     with worker_pool(workers) as ex:
-        return list(track(ex.map(fn, jobs, chunksize=chunksize), total=len(jobs), **bar))
+        return shown(ex.map(fn, jobs, chunksize=chunksize))
+
+
+def _logged(results: Iterable[Any], total: int, label: str) -> Iterator[Any]:
+    """`results`, with a plain line on stderr at every tenth of `total` done (progress in a log
+    file, where a bar shows nothing)."""
+    import sys
+    import time
+
+    started, next_tenth = time.time(), 1
+    for done, result in enumerate(results, 1):
+        yield result
+        if total and done * 10 >= next_tenth * total:
+            print(f"{label}: {done}/{total} ({time.time() - started:.0f} s)", file=sys.stderr,
+                  flush=True)
+            next_tenth = done * 10 // total + 1
