@@ -602,6 +602,13 @@ def test_training_config_is_checked_before_any_data_work(tmp_path: Path) -> None
         config_from_dict({"name": "x", "model": "nosuchmodel"})
     with pytest.raises(InvalidParameter, match="unknown model 'mediqa-s' for task 'restore'"):
         config_from_dict({"name": "x", "model": "mediqa-s", "task": "restore"})
+    with pytest.raises(InvalidParameter, match="is a model of task restore: add task: restore"):
+        config_from_dict({"name": "x", "model": "restore-unet-tiny"})  # task: left out
+    with pytest.raises(InvalidParameter, match="unknown pairs.train field.* foo; expected some "
+                       "of clean, "):  # (was PairPlan.__init__()'s keyword error)
+        config_from_dict({"name": "x", "model": "restore-unet-tiny", "task": "restore",
+                          "pairs": {"train": {"tasks": ["mr_noise"], "foo": 1}},
+                          "stages": [{"name": "r", "steps": 1, "losses": {"l1": 1.0}}]})
     with pytest.raises(InvalidParameter, match="stages must be a list of mappings"):
         config_from_dict({"name": "x", "model": "mediqa-tiny", "stages": ["score"]})
     with pytest.raises(InvalidParameter, match="model_args: must be a mapping"):

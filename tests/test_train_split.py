@@ -211,6 +211,14 @@ def test_a_run_folder_given_as_the_model_is_read_as_its_checkpoint(tmp_path: Pat
     checkpoint.write_bytes(b"retrained")
     assert model_key(str(tmp_path / "run")).startswith(f"{checkpoint.resolve()}#sha256=")
     assert model_key(str(tmp_path / "run")) != key
+    from medq.errors import InvalidParameter  # a run still training, and a folder of runs
+
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "resume.pt").write_bytes(b"")
+    with pytest.raises(InvalidParameter, match="half: a run not finished yet"):
+        resolve(tmp_path / "half")
+    with pytest.raises(InvalidParameter, match="a folder without model.pt: give a restoration"):
+        resolve_restorer(tmp_path)
 
 
 def test_scored_copies_of_one_image_under_other_names_are_never_split(tmp_path: Path,

@@ -85,6 +85,13 @@ def unknown_weights(name: str | Path, wanted: str) -> InvalidParameter:
     if not text.strip():
         return InvalidParameter(f"an empty name names no {wanted}: give a shipped name or a "
                                 "checkpoint path")
+    folder = Path(text).expanduser()
+    if folder.is_dir():  # a run folder without its model.pt
+        if (folder / "resume.pt").is_file():
+            return InvalidParameter("a run not finished yet (its resume.pt, no model.pt): run "
+                                    "its medq train command again to finish it", text)
+        return InvalidParameter(f"a folder without model.pt: give a {wanted}'s checkpoint "
+                                "file or the run folder medq train wrote", text)
     if "/" in text or "\\" in text or text.endswith(".pt"):
         return InvalidParameter("checkpoint file not found", text)
     shipped_names = quality_models() if wanted == "quality model" else restorers()

@@ -77,8 +77,9 @@ NOT_USER_KEYS = ("config_file",)
 """Config fields medq sets itself (the file a config was read from), not a YAML key."""
 
 
-def _fields(cls: type, data: dict[str, Any], where: str) -> dict[str, Any]:
-    """Check that `data` only has fields of dataclass `cls`."""
+def check_fields(cls: type, data: dict[str, Any], where: str) -> dict[str, Any]:
+    """`data`, when it only has fields of dataclass `cls`; else InvalidParameter naming the
+    unknown ones and those `cls` takes."""
     known = {f.name for f in dataclasses.fields(cls)} - set(NOT_USER_KEYS)
     unknown = sorted(set(data) - known)
     if unknown:
@@ -94,7 +95,7 @@ def config_from_dict(data: dict[str, Any]) -> TrainConfig:
         raise InvalidParameter("a training config must be a mapping")
     from medq.train.config_check import check_ranges, check_sections, typed
 
-    data = dict(_fields(TrainConfig, data, "config"))
+    data = dict(check_fields(TrainConfig, data, "config"))
     raw_stages = data.pop("stages", []) or []
     if not isinstance(raw_stages, list) or not all(isinstance(r, dict) for r in raw_stages):
         raise InvalidParameter("stages must be a list of mappings (name, steps, lr, losses, "
@@ -105,12 +106,13 @@ def config_from_dict(data: dict[str, Any]) -> TrainConfig:
         if missing:
             raise InvalidParameter(f"stages[{i}]: needs {' and '.join(missing)} (and lr, "
                                    "losses, warmup)")
-        stages.append(Stage(**typed(Stage, _fields(Stage, dict(raw), f"stages[{i}]"),
+        stages.append(Stage(**typed(Stage, check_fields(Stage, dict(raw), f"stages[{i}]"),
                                     f"stages[{i}].")))
     raw_bench = data.pop("bench", {}) or {}
     if not isinstance(raw_bench, dict):
         raise InvalidParameter(f"bench: must be a mapping, got {raw_bench!r}")
-    bench = BenchPlan(**typed(BenchPlan, _fields(BenchPlan, dict(raw_bench), "bench"), "bench."))
+    bench = BenchPlan(**typed(BenchPlan, check_fields(BenchPlan, dict(raw_bench), "bench"),
+                              "bench."))
     for key in ("name", "model"):
         if key not in data:
             raise InvalidParameter(f"config needs a {key!r}")
@@ -151,8 +153,22 @@ def _check_model(cfg: TrainConfig) -> None:
     else:
         return
     if cfg.model not in known:
+        other = "restore" if cfg.task == "quality" else "quality"
+        hint = f" ({cfg.model!r} is a model of task {other}: add task: {other})" \
+            if cfg.model in _models_of(other) else ""
         raise InvalidParameter(f"unknown model {cfg.model!r} for task {cfg.task!r}; expected one "
-                               f"of {', '.join(known)}")
+                               f"of {', '.join(known)}{hint}")
+
+
+def _models_of(task: str) -> list[str]:
+    """The model names a config of `task` ('quality' or 'restore') may name."""
+    if task == "quality":
+        from medq.assess.models import available_models
+
+        return list(available_models())
+    from medq.restore.models import PRESETS
+
+    return sorted(PRESETS)
 
 
 def read_text_file(path: Path, what: str, kind: str) -> str:

@@ -39,8 +39,11 @@ from medq.workers import set_threads
 
 
 def plan_from(cfg: TrainConfig, which: str) -> PairPlan:
-    """The `pairs.<which>` plan of a config (`train`, `extra` or `eval`), seeded by it."""
-    raw = dict(cfg.pairs.get(which, {}) or {})
+    """The `pairs.<which>` plan of a config (`train`, `extra` or `eval`), seeded by it; an
+    unknown field is refused naming the fields a plan takes."""
+    from medq.train.config import check_fields
+
+    raw = check_fields(PairPlan, dict(cfg.pairs.get(which, {}) or {}), f"pairs.{which}")
     raw.setdefault("split", "test" if which == "eval" else "train")
     raw.setdefault("seed", cfg.seed)
     for key in ("tasks", "severity_range", "source_names", "soft_skip"):
