@@ -411,6 +411,25 @@ def test_bfloat16_training_steps_compute_the_float32_objective(tiny_run: dict) -
     assert grads and all(torch.isfinite(g).all() for g in grads)
 
 
+def test_a_scores_modality_that_contradicts_the_header_is_named(tmp_path: Path, capsys) -> None:
+    """The modality column is what trains (prompts); a row that calls a CT file MR was taken
+    silently (every row marked CT took a model's held-out SRCC from 0.80 to −1)."""
+    from medq.data.samples import export_samples
+    from medq.train.scores import load_scores
+
+    files = export_samples(tmp_path, ["ct_small", "mr_small", "retina"])
+    files += [f.with_name(f"again_{f.name}") for f in files]
+    for f in files[3:]:
+        shutil.copy(f.with_name(f.name.removeprefix("again_")), f)
+    modalities = ("MR", "MR", "", "", "", "")  # line 2: CT_small called MR; line 3 agrees
+    lines = ["path,score,modality"] + [f"{f.name},{s},{m}" for f, s, m in zip(
+        files, (5, 4, 3, 2, 4.5, 1.5), modalities, strict=True)]
+    (tmp_path / "scores.csv").write_text("\n".join(lines) + "\n")
+    load_scores(tmp_path / "scores.csv", size=32)
+    notes = [n for n in capsys.readouterr().err.splitlines() if "overrides" in n]
+    assert len(notes) == 1 and "(line 2 says MR, the file CT)" in notes[0], notes
+
+
 def test_finetune_on_user_scores(tiny_run: dict, tmp_path: Path) -> None:
     """`medq train CONFIG --scores CSV` fine-tunes on the user's ratings; its record says so:
     the card names the scores file, its rows and the held-out images, the reproduce line keeps

@@ -183,14 +183,24 @@ def user_item(image: Any, size: int, extras: tuple[str, ...], score: float, sour
             "source": source, "subject": subject_key(image, source)}
 
 
-def _item(row: dict[str, Any], size: int, extras: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Load and prepare one scored image (`extras`: evidence row extras, `evidence.ROW_EXTRAS`)."""
+def _item(row: dict[str, Any], size: int, extras: tuple[str, ...] = ()
+          ) -> tuple[dict[str, Any], str | None]:
+    """Load and prepare one scored image (`extras`: evidence row extras, `evidence.ROW_EXTRAS`),
+    with the modality its DICOM header states when the row's modality contradicts it."""
+    from medq.image import graded_modality
     from medq.io import load
 
     image = load(row["path"], modality=row["modality"])
     if row["region"]:
         image = image.evolve(region=row["region"])
-    return user_item(image, size, extras, row["score"], str(row["path"]))
+    stated = str(image.meta.get("dicom_modality") or "").upper()
+    try:
+        contradicted = bool(row["modality"] and stated) and graded_modality(stated) != \
+            row["modality"]
+    except MedqError:  # a header modality medq does not grade: nothing to contradict
+        contradicted = False
+    return (user_item(image, size, extras, row["score"], str(row["path"])),
+            stated if contradicted else None)
 
 
 def load_scores(path: str | Path, size: int = 224, seed: int = 0, extras: tuple[str, ...] = (),
@@ -210,10 +220,14 @@ def load_scores(path: str | Path, size: int = 224, seed: int = 0, extras: tuple[
         more = f" and {len(repeated) - 5} more" if len(repeated) > 5 else ""
         print(f"medq: note: {path}: {plural(len(repeated), 'image')} scored on several lines "
               f"(lines {lines}{more}): each is trained on its mean score", file=sys.stderr)
-    items = []
+    items, contradicted = [], []
     for row in rows:
         try:
-            items.append(_item(row, size, extras))
+            item, stated = _item(row, size, extras)
+            items.append(item)
+            if stated:
+                contradicted.append(f"line {row['lines'][0]} says {row['modality']}, the file "
+                                    f"{stated}")
         except MedqError as e:
             lines = ", ".join(map(str, row["lines"]))
             hint = (" (a Windows path: write / between folders)"
@@ -222,6 +236,12 @@ def load_scores(path: str | Path, size: int = 224, seed: int = 0, extras: tuple[
                   file=sys.stderr)
     if len(items) < len(rows):
         print(f"medq: note: {path}: {len(items)} of {plural(len(rows), 'image')} usable",
+              file=sys.stderr)
+    if contradicted:  # the row's modality is what trains: say where it overrides the header
+        more = f" and {len(contradicted) - 3} more" if len(contradicted) > 3 else ""
+        headers = plural(len(contradicted), "DICOM header")
+        print(f"medq: note: {path}: the modality column overrides what {headers} state "
+              f"({'; '.join(contradicted[:3])}{more}); check the column if that is not meant",
               file=sys.stderr)
     if len(items) < MIN_ROWS:
         raise InvalidParameter(f"only {plural(len(items), 'usable image')}; need at least "
