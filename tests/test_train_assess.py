@@ -70,6 +70,8 @@ def test_assessor_on_real_slice_and_volume(tiny_run: dict, mni_t1: MedImage) -> 
     assert a.prompts["modality"] == "CT" and a.prompts["dimension"] == "2d"
     assert a.measures["noise_sigma"] > 0 and a.slices is None and a.modality == "CT"
     assert a.score == pytest.approx(combined_score(a.model_score, a.evidence_score), abs=2e-3)
+    # a checkpoint is named with its file: two runs of one config are told apart
+    assert a.model == f"mediqa-tiny-test ({tiny_run['checkpoint'].resolve()})"
     v = assessor.assess(mni_t1)
     assert v.prompts["dimension"] == "3d" and 1 <= len(v.slices) <= 7
     idx = [s["index"] for s in v.slices]

@@ -43,7 +43,13 @@ from medq.assess.precision import model_precision, resolve_device, resolve_preci
 from medq.assess.preprocess import image_inputs
 from medq.assess.prompt_classifier import load_classifier
 from medq.assess.prompts import encode
-from medq.assess.weights import DEFAULT_MODEL, check_evidence_size, load_weights, row_extras
+from medq.assess.weights import (
+    DEFAULT_MODEL,
+    check_evidence_size,
+    load_weights,
+    model_id,
+    row_extras,
+)
 from medq.errors import InvalidParameter, MedqError, ModelError
 from medq.image import MedImage
 from medq.workers import worker_pool
@@ -76,7 +82,7 @@ class Assessor:
         self.model, self.record = load_weights(model)
         check_evidence_size(self.record, model)
         self.extras = row_extras(self.record, model)
-        self.name = str(self.record.get("name") or Path(str(model)).stem)
+        self.name = model_id(model, self.record)
         self.size = int(self.record.get("image_size", 224))
         self.use_prompts = bool(self.record.get("use_prompts", True))
         self.score_scale = str(self.record.get("score_scale", "reference"))

@@ -160,6 +160,14 @@ def _load(path: str, mtime: float) -> tuple[Any, dict[str, Any]]:
     return model, dict(ckpt.get("medq", {}))
 
 
+def model_id(name_or_path: str | Path, record: dict[str, Any]) -> str:
+    """The model an assessment names: a shipped model's name; a checkpoint's run name with its
+    file (`mediqa-s-finetuned (/abs/runs/x/model.pt)`), so two runs of one config differ."""
+    path = resolve(name_or_path)
+    name = str(record.get("name") or path.stem)
+    return name if path.resolve().parent == WEIGHTS_DIR else f"{name} ({path.resolve()})"
+
+
 def load_weights(name_or_path: str | Path) -> tuple[Any, dict[str, Any]]:
     """(model in eval mode, training record) of a shipped name or a checkpoint path (cached)."""
     path = resolve(name_or_path)
