@@ -216,10 +216,13 @@ def test_cli_ctrl_c_line_names_the_saved_state() -> None:
     assert "if one was saved, else starts over" in interrupted_line(KeyboardInterrupt())
 
 
-def test_sigterm_stops_training_as_ctrl_c_does_saving_the_state(tmp_path: Path) -> None:
+@pytest.mark.parametrize("background", [False, True], ids=["terminal", "background-job"])
+def test_sigterm_stops_training_as_ctrl_c_does_saving_the_state(tmp_path: Path,
+                                                                background: bool) -> None:
     """A scheduler's pre-emption, `timeout` or `docker stop` sends SIGTERM: the run stopped at
     once with nothing saved (exit 143, no message); it now stops as Ctrl-C stops it, the state
-    saved at the step's end, with its one line and exit 143."""
+    saved at the step's end, with its one line and exit 143 — also as a shell script's
+    background job (`medq train … &`), which starts with Ctrl-C ignored."""
     import os
     import signal
     import subprocess
@@ -236,8 +239,10 @@ def test_sigterm_stops_training_as_ctrl_c_does_saving_the_state(tmp_path: Path) 
     (tmp_path / "long.yaml").write_text(yaml.safe_dump(cfg))
     env = dict(os.environ, MEDQ_CACHE_DIR=str(tmp_path / "cache"))
     env.pop("MEDQ_DEBUG", None)
+    ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if background else None
     proc = subprocess.Popen([*MEDQ, "train", str(tmp_path / "long.yaml")], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=ignore)
     lines: list[str] = []
     started = time.time()
     for line in proc.stdout:  # the log's first step: training has begun

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import sys
 from concurrent.futures import ProcessPoolExecutor
 
@@ -29,7 +30,9 @@ def set_threads(threads: int | None = None) -> int:
 
 
 def single_thread() -> None:
-    """Put this process's torch (when imported) and BLAS/OpenMP pools on one thread."""
+    """Put this process's torch (when imported) and BLAS/OpenMP pools on one thread, and let
+    SIGTERM end it as it ends any process (not through a handler its parent had set)."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     torch = sys.modules.get("torch")
     if torch is not None:
         torch.set_num_threads(1)

@@ -89,15 +89,16 @@ def train(
     terminated: list[int] = []
 
     def terminate(signum: int, frame: Any) -> None:  # `timeout`, a scheduler's pre-emption
-        terminated.append(signum)
-        signal.raise_signal(signal.SIGINT)  # stopped as Ctrl-C stops it: saved at the step end
+        terminated.append(signum)  # outside the steps; within them the run saves at the step's
+        raise KeyboardInterrupt  # end first (`Checkpointer.stopping_at_step_end`)
 
     previous = signal.signal(signal.SIGTERM, terminate)
     try:
         result = outcome.run(config, job)
     except KeyboardInterrupt as stop:  # Ctrl-C: the state saved at the step's end, if any
         err.print(f"medq: {interrupted_line(stop)}", markup=False, highlight=False)
-        raise typer.Exit(143 if terminated else 130) from None
+        by_term = terminated or getattr(stop, "signum", None) == signal.SIGTERM
+        raise typer.Exit(143 if by_term else 130) from None
     finally:
         signal.signal(signal.SIGTERM, previous)
     if not isinstance(result, BaseException):

@@ -83,12 +83,14 @@ def _set_random_states(states: dict[str, Any], rng: np.random.Generator) -> None
 
 
 class Interrupted(KeyboardInterrupt):
-    """Ctrl-C during training, taken at the end of a step: the stage and step reached and the
-    state file written there (None when the config saves no state, `checkpoint_every_s: 0`)."""
+    """Ctrl-C (or SIGTERM) during training, taken at the end of a step: the stage and step
+    reached, the state file written there (None when the config saves no state,
+    `checkpoint_every_s: 0`) and the signal that stopped it."""
 
-    def __init__(self, stage: str, step: int, saved: Path | None) -> None:
+    def __init__(self, stage: str, step: int, saved: Path | None,
+                 signum: int = signal.SIGINT) -> None:
         super().__init__(f"interrupted at {stage} step {step}")
-        self.stage, self.step, self.saved = stage, step, saved
+        self.stage, self.step, self.saved, self.signum = stage, step, saved, signum
 
 
 class Checkpointer:
@@ -106,7 +108,9 @@ class Checkpointer:
         self.elapsed_before = float(self.state["elapsed_s"]) if self.state else 0.0
         """Seconds the run had trained before this start (0 for a fresh run)."""
         self.stop_asked = False
-        """Set by the first Ctrl-C under `stopping_at_step_end`."""
+        """Set by the first Ctrl-C (or SIGTERM) under `stopping_at_step_end`."""
+        self.stop_signal: int | None = None
+        """The signal that asked the run to stop."""
 
     def _read(self) -> dict[str, Any] | None:
         """The saved state of this recipe, or None (no file, unreadable, another recipe)."""
@@ -158,21 +162,29 @@ class Checkpointer:
         """Within the block, the first Ctrl-C only asks the run to stop: `step_done` saves the
         state at the end of the step under way and raises `Interrupted`; a second Ctrl-C stops
         at once. Only where Python's own Ctrl-C handler is in place, in the main thread (a run
-        started with Ctrl-C ignored, or from another thread, is left as it is)."""
-        if (threading.current_thread() is not threading.main_thread()
-                or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        started with Ctrl-C ignored, or from another thread, is left as it is). SIGTERM is
+        taken the same way where a handler of the caller's is in place (`medq train`'s, even
+        in a background job whose Ctrl-C is ignored); the signal that asked is `stop_signal`."""
+        if threading.current_thread() is not threading.main_thread():
             yield
             return
+        taken = [sig for sig, ours in ((signal.SIGINT, signal.default_int_handler),
+                                       (signal.SIGTERM, None))
+                 if (signal.getsignal(sig) is ours if ours else callable(signal.getsignal(sig)))]
+        previous = {sig: signal.getsignal(sig) for sig in taken}
 
         def ask(signum: int, frame: Any) -> None:
-            self.stop_asked = True
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+            self.stop_asked, self.stop_signal = True, signum
+            for sig, handler in previous.items():  # a second signal acts at once
+                signal.signal(sig, handler)
 
-        signal.signal(signal.SIGINT, ask)
+        for sig in taken:
+            signal.signal(sig, ask)
         try:
             yield
         finally:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
     def step_done(self, index: int, stage_name: str, step: int, model: torch.nn.Module,
                   opt: torch.optim.Optimizer, running: dict[str, float],
@@ -192,7 +204,8 @@ class Checkpointer:
                 torch.save(state, tmp)
             self.saved_at = time.time()
         if self.stop_asked:
-            raise Interrupted(stage_name, step, self.path if due else None)
+            raise Interrupted(stage_name, step, self.path if due else None,
+                              self.stop_signal or signal.SIGINT)
 
     def run_stages(self, stages: list[Any],
                    run: Callable[[int, Any], list[dict[str, Any]]]) -> list[dict[str, Any]]:
