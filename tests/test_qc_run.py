@@ -336,6 +336,33 @@ def test_items_stored_without_measures_are_measured_when_a_run_asks(tmp_path: Pa
         store.close()
 
 
+def test_a_checkpoint_path_runs_on_the_workers_and_names_its_results(tmp_path: Path,
+                                                                      cluster) -> None:
+    """A run with --model <checkpoint> is stored under the checkpoint's path and content
+    (`<path>#sha256=…`); its workers load the checkpoint itself (they were handed the key, and
+    failed every item), and export filters by the path the run was given."""
+    import shutil
+
+    from medq.assess.weights import WEIGHTS_DIR
+    from medq.qc.export import export_rows
+    from medq.qc.runner import run_qc
+
+    archive = tmp_path / "a"
+    for k in range(2):
+        save(_slice2d(seed=k), archive / f"ct{k}.dcm")
+    checkpoint = tmp_path / "mine.pt"
+    shutil.copyfile(WEIGHTS_DIR / "cnniqa.pt", checkpoint)
+    store = Store(tmp_path / "qc.sqlite")
+    try:
+        summary = run_qc(archive, store, model=str(checkpoint), client=cluster, measures=False)
+        assert summary["ok"] == 2 and summary["errors"] == 0, summary
+        (held,) = store.values("model")
+        assert held.startswith(f"{checkpoint.resolve()}#sha256=")
+        assert len(export_rows(store, model=str(checkpoint))) == 2
+    finally:
+        store.close()
+
+
 def test_each_volume_of_a_4d_file_is_an_item_of_its_own(tmp_path: Path, cluster) -> None:
     import nibabel as nib
 

@@ -78,7 +78,7 @@ def export_rows(store: Store, *, flat: bool = True, model: str | None = None
                 ) -> list[dict[str, Any]]:
     """Every item of the store (one model, or all), sorted by path, as export rows; a model
     without results in a database that holds some is InvalidParameter naming those it holds."""
-    store.check_model(model)
+    model = store.check_model(model)
     return [item_row(item, flat) for item in store.items(sort="path", model=model)]
 
 

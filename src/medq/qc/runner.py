@@ -95,6 +95,19 @@ def model_key(model: str) -> str:
     return f"{path.resolve()}#sha256={digest.hexdigest()[:12]}"
 
 
+def stored_model(held: list[str], model: str | None) -> str | None:
+    """The stored model key a `--model` filter names among those a database `held`: the key
+    itself, else for a checkpoint path the key of its present content, else of its only stored
+    version (a model retrained since); the value as given when none matches (to be refused)."""
+    if model is None or model in held:
+        return model
+    key = model_key(model)
+    if key == model or key in held:
+        return key
+    versions = [h for h in held if h.startswith(key.split("#sha256=")[0] + "#sha256=")]
+    return versions[0] if len(versions) == 1 else model
+
+
 # --- worker side ------------------------------------------------------------------------------
 
 @functools.lru_cache(maxsize=2)
@@ -319,8 +332,9 @@ def run_qc(archive: str | Path, store: Store, *, model: str = "mediqa-s",
     start = time.perf_counter()
     if not scheduler:
         check_workers(workers)  # before any work
-    resolve(model)  # an unknown model fails here (InvalidParameter), not per item on the workers
+    checkpoint = resolve(model)  # an unknown model fails here, not per item on the workers
     key = model_key(model)
+    loaded = model if key == model else str(checkpoint.resolve())  # what the workers load
     items = outside(discover(archive, each_volume), store.own_files)
     if not items:
         raise nothing_to_assess(archive)
@@ -363,7 +377,8 @@ def run_qc(archive: str | Path, store: Store, *, model: str = "mediqa-s",
         if todo and client is not None:
             t0 = time.perf_counter()
             window = IN_FLIGHT_PER_WORKER * max(1, sum(client.nthreads().values()))
-            assess_on(client, todo, key, record, measures=measures, batch=batch, window=window)
+            assess_on(client, todo, loaded, record, measures=measures, batch=batch,
+                      window=window)
             assess_seconds = time.perf_counter() - t0
     except KeyboardInterrupt as e:
         done = counts["ok"] + counts["errors"]

@@ -283,13 +283,18 @@ class Store:
         with self.engine.connect() as conn:
             return [str(value) for value in conn.scalars(query)]
 
-    def check_model(self, model: str | None) -> None:
-        """InvalidParameter, naming the models it holds, when `model` is named and the database
-        holds results but none of that model (a filter that would give nothing by a typo)."""
+    def check_model(self, model: str | None) -> str | None:
+        """The stored model `model` names (`runner.stored_model`: a checkpoint's path names its
+        stored key); InvalidParameter, naming the models it holds, when the database holds
+        results but none of that model (a filter that would give nothing by a typo)."""
+        from medq.qc.runner import stored_model
+
         held = self.values("model") if model is not None else []
+        model = stored_model(held, model)
         if held and model not in held:
             raise InvalidParameter(f"no results for model {model!r}; the database holds: "
                                    f"{', '.join(held)}", self.display_url)
+        return model
 
     def item(self, item_id: int) -> dict[str, Any] | None:
         """One item (same dict as `items`), or None when there is no such id."""

@@ -158,8 +158,7 @@ def one_model(store: Any, model: str | None) -> str | None:
     or the only one it holds; InvalidParameter when it holds several and none is named (one
     report mixing two models' scores of one file counts each file twice)."""
     if model is not None:
-        store.check_model(model)
-        return model
+        return store.check_model(model)
     models = store.values("model")
     if len(models) > 1:
         raise InvalidParameter(f"the database holds the results of {len(models)} models "
