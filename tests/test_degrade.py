@@ -381,10 +381,13 @@ def test_degradations_refuse_what_they_cannot_apply_with_typed_errors() -> None:
     with pytest.raises(UnsupportedImage, match="2D photographs, not a volume"):
         simulate(rng.random((6, 40, 40)).astype(np.float32), "fundus_illumination",
                  severity="severe", modality="OP")
-    with pytest.raises(InvalidParameter, match="wider than the image: check the spacing"):
+    with pytest.raises(InvalidParameter, match="many times the image: check the spacing"):
         simulate(rng.random((64, 64)).astype(np.float32) * 100, "blur", severity="mild",
                  spacing=1e-9, modality="MR")
     blurred, _ = simulate(rng.random((64, 64)).astype(np.float32) * 100, "blur",
                           severity="mild", spacing=0.5, modality="MR")
     assert blurred.shape == (64, 64)
+    thin, _ = simulate(rng.random((2, 64, 64)).astype(np.float32) * 100, "blur",
+                       severity="severe", spacing=1.0, modality="MR")  # σ 3 px over 2 slices
+    assert thin.shape == (2, 64, 64)
 

@@ -186,6 +186,11 @@ def test_a_truncated_metaimage_says_so_in_one_line(tmp_path: Path) -> None:
     raw = next(tmp_path.glob("pair*.raw"))
     raw.write_bytes(raw.read_bytes()[:1000])
     assert load(tmp_path / "whole.mha").shape == (8, 32, 32)
+    (tmp_path / "text.mha").write_text(  # values written as text: shorter than binary, whole
+        "ObjectType = Image\nNDims = 2\nBinaryData = False\nDimSize = 4 3\n"
+        "ElementType = MET_FLOAT\nElementDataFile = LOCAL\n0 1 2 3 4 5 6 7 8 9 10 11\n")
+    np.testing.assert_array_equal(load(tmp_path / "text.mha").array,
+                                  np.arange(12, dtype=np.float32).reshape(3, 4))
     res = run_medq("info", tmp_path / "cut.mha", tmp_path / "pair.mhd", new_process=True)
     assert res.returncode == 2
     header = len(data) - 32768  # 8 × 32 × 32 float32 values after the header

@@ -43,3 +43,15 @@ def test_photographs_keep_their_colours(retina: MedImage) -> None:
     means = [float(x[0, c].mean()) for c in range(3)]
     photo = [float(retina.array[..., c].mean()) for c in range(3)]
     assert means == pytest.approx(photo, abs=0.03)  # red 0.63, green 0.25, blue 0.18: not grey
+
+
+def test_a_window_stated_as_an_array_reads_its_first_values() -> None:
+    """Window values kept as NumPy arrays (a caller's meta) are read by their first value, as
+    lists are; the shared number reader compared them with "" and raised."""
+    import numpy as np
+
+    from medq.assess.preprocess import ct_window
+
+    meta = {"window_center": np.array([40.0, -600.0]), "window_width": np.array([400.0, 1500.0])}
+    assert ct_window(meta) == (40.0, 400.0)
+    assert ct_window({"window_center": np.array(50.0), "window_width": [350.0]}) == (50.0, 350.0)

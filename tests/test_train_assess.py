@@ -108,6 +108,9 @@ def test_bench_iqa_refuses_models_of_different_test_splits(tiny_run: dict,
                    "--results", tmp_path / "r")
     assert res.returncode == 2 and "different benchmark plans" in res.stderr
     assert "32 px" in res.stderr and "224 px" in res.stderr and not (tmp_path / "r").exists()
+    from medq.data.bench import BenchPlan, test_split_plan  # training-only settings: one split
+
+    assert test_split_plan(BenchPlan(fine_pixels=0.3, noisy_base=0.35)).key() == BenchPlan().key()
 
 
 def test_a_checkpoint_rewritten_in_place_is_read_again(tiny_run: dict, tmp_path: Path) -> None:

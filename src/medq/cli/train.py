@@ -242,7 +242,7 @@ def bench_iqa(
     def job() -> dict[str, Any]:
         set_threads()
         load_named(names, load_weights)
-        plans = {name: test_plan(load_weights(name)[1]) for name in names}
+        plans = {name: scoring_plan(load_weights(name)[1]) for name in names}
         plan = plans[names[0]]
         other = next((n for n in names if plans[n].key() != plan.key()), None)
         if other is not None:  # one table, one test split: rows of other splits mislead
@@ -289,11 +289,13 @@ def bench_iqa(
     outcome.exit()
 
 
-def test_plan(record: dict[str, Any]) -> Any:
-    """The benchmark plan whose test split scores a model: its training record's plan, else
-    the default plan at its input size."""
-    from medq.data.bench import BenchPlan
+def scoring_plan(record: dict[str, Any]) -> Any:
+    """The benchmark plan whose test split scores a model: its training record's plan (its
+    training-only settings at their defaults, `bench.test_split_plan`), else the default plan
+    at its input size."""
+    from medq.data.bench import BenchPlan, test_split_plan
 
     stated = record.get("bench_plan")
-    return BenchPlan(**stated) if stated else BenchPlan(size=int(record.get("image_size", 224)))
+    return test_split_plan(BenchPlan(**stated)) if stated else BenchPlan(
+        size=int(record.get("image_size", 224)))
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from functools import partial
 from typing import Any
 
@@ -88,6 +88,18 @@ class BenchPlan:
         text = json.dumps({**kept, "version": BENCH_VERSION, "kinds": KINDS,
                            "features": FEATURES_VERSION}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+TRAINING_ONLY = ("train_2d", "train_3d", "fine_pixels", "noisy_base")
+"""Plan settings that act on the training split alone (its size, and the realism only training
+items get): plans differing only in them share one test split."""
+
+
+def test_split_plan(plan: BenchPlan) -> BenchPlan:
+    """The plan whose test split `plan`'s is: its training-only settings at their defaults (the
+    same items, built and cached once for every such plan)."""
+    default = {f.name: f.default for f in fields(plan) if f.name in TRAINING_ONLY}
+    return replace(plan, **default)
 
 
 def reference_score(severities: list[float]) -> float:

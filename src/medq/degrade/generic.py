@@ -54,6 +54,11 @@ def _per_channel(image: MedImage, fn: Any) -> np.ndarray:
     return np.stack([fn(image.array[..., c]) for c in range(3)], axis=-1)
 
 
+BLUR_WIDEST = 8
+"""A blur's σ in pixels may reach this many times the image's largest side (beyond, the
+stated pixel size is taken to be wrong: a kernel that size does not fit in memory)."""
+
+
 @register("blur", unit="PSF FWHM in mm", worse="higher", bounds=(1.0, 2.5, 5.0),
           levels={"mild": 1.5, "moderate": 3.5, "severe": 7.0}, modalities=ALL, finding="blur",
           domain=(0.0, 200.0))
@@ -67,10 +72,10 @@ def blur(image: MedImage, level: float, rng: np.random.Generator
     """
     sigma = tuple(float(level) / FWHM_PER_SIGMA / s for s in image.spacing)
     shape = spatial_shape(image)
-    if any(s > n for s, n in zip(sigma, shape, strict=True)):  # wider than the image: the
-        raise InvalidParameter(  # stated pixel size is wrong (µm taken as mm), or the level
+    if max(sigma) > BLUR_WIDEST * max(shape):  # a pixel size stated far too small (µm as mm):
+        raise InvalidParameter(  # its kernel would not fit in memory
             f"a blur of {level:g} mm is {max(sigma):.3g} pixels wide at the stated pixel size "
-            f"({min(image.spacing):.3g} mm), wider than the image: check the spacing",
+            f"({min(image.spacing):.3g} mm), many times the image: check the spacing",
             image.source)
     out = _per_channel(image, lambda a: ndimage.gaussian_filter(a, sigma, mode="nearest"))
     return image.with_array(out), {"psf": "gaussian", "fwhm_mm": float(level),

@@ -82,10 +82,13 @@ def tag_value(ds: Dataset, keyword: str) -> Any:
 
 
 def as_number(value: Any) -> float | None:
-    """The first number of a value (a multi-value's first), None when absent or not finite."""
-    if value is None or value == "":
+    """The first number of a value (a multi-value's or an array's first), None when absent or
+    not finite."""
+    if isinstance(value, np.ndarray):
+        value = value.ravel()[0] if value.size else None
+    if value is None or (isinstance(value, str) and value == ""):
         return None
-    if isinstance(value, (list, tuple, MultiValue, np.ndarray)):
+    if isinstance(value, (list, tuple, MultiValue)):
         value = value[0] if len(value) else None
     try:
         out = float(value)

@@ -53,15 +53,21 @@ def padding_of(ds: Dataset) -> list[float]:
 def keep_padding(ds: Dataset, padding: list[float], stored: np.ndarray, rescale: tuple
                   ) -> None:
     """State the source's pixel padding again, in the new stored values, where the new storage
-    expresses it exactly and the slice still holds padding pixels (a restoration leaves them as
-    they were); else none (the padding would name values the slice does not hold)."""
+    expresses it exactly and the slice's padding is intact: pixels of that value and none near
+    it (a restoration leaves padding as it was; noise added to it, as a simulated low dose
+    does, leaves a few pixels on the value by chance, which must not be hidden as padding)."""
     if not padding:
         return
     slope, icpt = rescale
     info = np.iinfo(stored.dtype)
     raw = [round((v - icpt) / slope) for v in padding]
     if any(abs(r * slope + icpt - v) > 1e-3 * max(1.0, abs(v)) or not info.min <= r <= info.max
-           for r, v in zip(raw, padding, strict=True)) or not np.any(stored == raw[0]):
+           for r, v in zip(raw, padding, strict=True)):
+        return
+    values = stored.astype(np.int64)
+    exact = values == raw[0]
+    near = np.abs(values - raw[0]) <= max(1, 0.01 * int(values.max() - values.min()))
+    if not exact.any() or (near & ~exact).any():
         return
     vr = "SS" if stored.dtype == np.int16 else "US"
     ds.add_new("PixelPaddingValue", vr, int(raw[0]))

@@ -162,6 +162,14 @@ def _derivation(image: MedImage, description: str | None, before: str | None = N
     return text.translate(PLAIN_SYMBOLS)[:1024]
 
 
+def _series_description(series: str, simulated: bool) -> str:
+    """A derived series' description (at most 64 characters): the source's ending in
+    ` derived`, or in ` simulated` once any medq simulation made its pixels, kept for good."""
+    base = series.removesuffix(" simulated").removesuffix(" derived")
+    mark = " simulated" if simulated or series.endswith(" simulated") else " derived"
+    return base[:64 - len(mark)] + mark
+
+
 def _simulated(image: MedImage) -> bool:
     """Whether the image's history holds a degradation by `medq simulate` (synthetic pixels)."""
     return any(isinstance(s, dict) and s.get("step") == "simulate"
@@ -201,10 +209,8 @@ def _dataset(base: Dataset, image: MedImage, k: int, stored: np.ndarray, rescale
     ds.SeriesNumber = int(as_number(ds.get("SeriesNumber")) or 0) + 1000
     own = as_number(ds.get("InstanceNumber"))  # one slice keeps its place in the series
     ds.InstanceNumber = int(own) if not image.is_volume and own is not None and own >= 0 else k + 1
-    series = as_text(ds.get("SeriesDescription")) or "medq"
-    if not series.endswith((" derived", " simulated")):  # a simulated image says so for good
-        series += " simulated" if _simulated(image) else " derived"
-    ds.SeriesDescription = series[:64]
+    ds.SeriesDescription = _series_description(as_text(ds.get("SeriesDescription")) or "medq",
+                                               _simulated(image))
     ds.ContentDate, ds.ContentTime = now.strftime("%Y%m%d"), now.strftime("%H%M%S")
     ds.Modality = ds.get("Modality") or image.modality
     if not as_text(ds.get("BodyPartExamined")) and image.region != "unknown":

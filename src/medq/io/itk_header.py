@@ -195,8 +195,10 @@ def short_data(path: Path) -> tuple[int, int] | None:
     name = fields.get("elementdatafile", "")
     kind = fields.get("elementtype", "").upper()
     if fields.get("compresseddata", "false").lower() == "true" or kind not in _METAIMAGE_BYTES \
-            or not name or name.startswith("LIST") or "%" in name:
-        return None
+            or not name or name.startswith("LIST") or "%" in name \
+            or fields.get("binarydata", "true").lower() == "false" \
+            or fields.get("headersize", "0").strip() not in ("0", ""):
+        return None  # text values, or a data file with a header of its own: not told
     try:
         sizes = [int(v) for v in fields.get("dimsize", "").split()]
         channels = int(fields.get("elementnumberofchannels", "1"))

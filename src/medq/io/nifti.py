@@ -219,6 +219,13 @@ def _scaled(matrix: Any, change: list[float]) -> np.ndarray:
     return out
 
 
+def _cut(raw: bytes, size: int) -> bytes:
+    """`raw` in at most `size` bytes: ended on a whole word and marked `...` when cut."""
+    if len(raw) <= size:
+        return raw
+    return raw[:size - 3].rsplit(b" ", 1)[0] + b"..."
+
+
 def write_nifti(image: MedImage, path: str | Path, *, description: str | None = None) -> Path:
     """Write `image` as NIfTI-1 (`.nii` or gzipped `.nii.gz`), atomically: in the integer type
     it was read in when its values are whole numbers within it, else float32
@@ -247,12 +254,12 @@ def write_nifti(image: MedImage, path: str | Path, *, description: str | None = 
         pixdim[4] = float(image.meta["time_step"])
         img.header["pixdim"] = pixdim
     own = str(image.meta.get("descrip") or "")
-    text = (f"{description}; from: {own}" if own and own not in description else description) \
-        if description else own
-    if text:
-        raw = text.encode("latin-1", "replace")
-        if len(raw) > 79:  # the header holds 80 bytes: end on a whole word, marked as cut
-            raw = raw[:76].rsplit(b" ", 1)[0] + b"..."
+    if description and own and own not in description:  # the file's own, then medq's cut to fit
+        tail = _cut(f"; from: {own}".encode("latin-1", "replace"), 48)
+        raw = _cut(description.encode("latin-1", "replace"), 79 - len(tail)) + tail
+    else:
+        raw = _cut((description or own).encode("latin-1", "replace"), 79)
+    if raw:
         img.header["descrip"] = raw
     with atomic_path(path) as tmp:
         nib.save(img, str(tmp))
