@@ -62,7 +62,7 @@ def map_jobs(fn: Callable[[Any], Any], jobs: Sequence[Any], workers: int | None,
     def shown(results: Iterable[Any]) -> list[Any]:
         if not progress:
             return list(results)
-        if console.is_terminal:
+        if console.is_terminal or console.is_jupyter:
             return list(track(results, description=label, total=len(jobs), transient=True,
                               console=console))
         return list(_logged(results, len(jobs), label))

@@ -72,8 +72,9 @@ class RestoreResult:
     or `(z, y, x)`), from the planes it restored; None for other methods, for a network without
     a label output, for a photograph, and when the gate left the image unchanged."""
     model: str | None = None
-    """The restoration network that restored the image (a shipped name or a checkpoint path);
-    None for a classical method and when the gate left the image unchanged."""
+    """The restoration network that restored the image, as named (a shipped name, or the
+    checkpoint or run folder given); None for a classical method and when the gate left the
+    image unchanged."""
 
     @property
     def array(self) -> np.ndarray:

@@ -322,7 +322,7 @@ def train_prompt_classifier(cfg: TrainConfig, log: Any) -> dict[str, Any]:
     with atomic_path(out / "model.pt") as tmp:
         torch.save({"model": "PromptNet", "state_dict": net.state_dict(), "medq": record}, tmp)
     atomic_write_text(out / "metrics.json", json.dumps(record, indent=2))
-    write_config(out, cfg)
+    write_config(out, cfg, record)
     atomic_write_text(out / "card.md", prompt_card_text(cfg, record, net))
     log(f"{cfg.name}: modality accuracy {record['test_modality_accuracy']:.3f} → {out}")
     return record

@@ -116,7 +116,7 @@ def assemble(cfg: TrainConfig, folders: list[Path], records: list[dict[str, Any]
     record = json.loads(json.dumps(record, default=float))
     save_checkpoint(model, out / "model.pt", record)
     atomic_write_text(out / "metrics.json", json.dumps(record, indent=2))
-    write_config(out, cfg)
+    write_config(out, cfg, record)
     atomic_write_text(out / "card.md", ensemble_card(cfg, record, records))
     log(f"{cfg.name}: ensemble of {len(folders)} members → {out}")
     return record

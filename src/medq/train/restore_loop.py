@@ -228,7 +228,7 @@ def train_restorer(cfg: TrainConfig, log: Any) -> dict[str, Any]:
     record = json.loads(json.dumps(record, default=float))
     save_checkpoint(model, out / "model.pt", record)
     atomic_write_text(out / "metrics.json", json.dumps(record, indent=2))
-    write_config(out, cfg)
+    write_config(out, cfg, record)
     atomic_write_text(out / "card.md", card_text(cfg, record))
     ck.done()
     log(f"{cfg.name}: done in {record['wall_time_s']:.0f} s → {out}")
