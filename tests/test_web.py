@@ -537,3 +537,30 @@ def test_item_page_and_api_show_lossy_storage(web: Web) -> None:
     assert web.client.get(f"/api/items/{item_id}").json()["lossy_compression"] == stated
     plain = web.client.get(f"/items/{web.ids[row['path']]}").text
     assert 'id="lossy"' not in plain
+
+
+def test_pages_of_other_sites_can_neither_post_nor_rebind(tmp_path: Path) -> None:
+    """Without a token, a page elsewhere could submit a review in the reviewer's name (CSRF) or,
+    rebinding its own name to 127.0.0.1, read the API (DNS rebinding): a POST from another
+    origin (or the `null` origin) gets 403, a request for another host name 421; the app's own
+    pages, local names and clients that state no origin (curl) pass."""
+    from fastapi.testclient import TestClient
+
+    from medq.web.app import create_app
+
+    db = tmp_path / "qc.sqlite"
+    Store(db).close()
+    review = {"reviewer": "Dr A", "decision": "accept"}
+    with TestClient(create_app(db, host="127.0.0.1"), base_url="http://127.0.0.1:8000") as c:
+        assert c.get("/api/items").status_code == 200
+        assert c.get("/api/items", headers={"host": "localhost:8000"}).status_code == 200
+        assert c.get("/api/items", headers={"host": "rebind.example"}).status_code == 421
+        for origin in ("https://evil.example", "null"):
+            refused = c.post("/items/1/review", data=review, headers={"origin": origin})
+            assert refused.status_code == 403, origin
+        own = c.post("/items/1/review", data=review, headers={"origin": "http://127.0.0.1:8000"})
+        assert own.status_code == 404  # past the check: no item 1 in an empty database
+        assert c.post("/items/1/review", data=review).status_code == 404  # no origin: curl
+        huge = c.post("/api/items/1/review", content=b"x" * 2_000_000,
+                      headers={"content-type": "application/json"})
+        assert huge.status_code == 413 and "request larger than" in huge.json()["detail"]

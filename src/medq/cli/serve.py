@@ -62,7 +62,8 @@ def serve(
     outcome = Outcome()
     web_app = outcome.run(db, lambda: create_app(db, token=token,
                                                  upload_limit_mb=upload_limit_mb,
-                                                 uploads_dir=uploads_dir, model=model))
+                                                 uploads_dir=uploads_dir, model=model,
+                                                 host=host))
     if isinstance(web_app, BaseException) or isinstance(
             outcome.run(None, lambda: check_listen(host, port)), BaseException):
         outcome.exit()

@@ -27,7 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from medq.errors import InputError, MedqError
 from medq.web import api, images
 from medq.web.filters import PAGE_SIZE, SORTS, count_filters, parse_filters, query_string
-from medq.web.security import safety_headers, token_gate
+from medq.web.security import safety_headers, same_site, token_gate
 from medq.web.uploads import BodyLimit, Uploader, uploads_folder
 
 UPLOAD_LIMIT_MB = 200.0
@@ -59,8 +59,9 @@ def _slices(item: dict[str, Any]) -> int:
 
 def create_app(db_url: str | Path, token: str | None = None,
                upload_limit_mb: float = UPLOAD_LIMIT_MB, uploads_dir: str | Path | None = None,
-               model: str = "mediqa-s") -> FastAPI:
-    """The review app for the results store at `db_url` (optional bearer `token`); a SQLite
+               model: str = "mediqa-s", host: str | None = None) -> FastAPI:
+    """The review app for the results store at `db_url` (optional bearer `token`; `host`: the
+    address it is served on, whose name requests must use, `security.same_site`); a SQLite
     file that does not exist is refused (MissingInput), as by `medq qc export`."""
     from fastapi_offline import FastAPIOffline
 
@@ -82,6 +83,7 @@ def create_app(db_url: str | Path, token: str | None = None,
     app.state.store = store
     app.state.uploader = Uploader(store, uploads_folder(store, uploads_dir), limit, model)
     app.middleware("http")(token_gate(token or None))
+    app.middleware("http")(same_site(host, token or None))
     app.middleware("http")(safety_headers)
     app.add_middleware(BodyLimit, limit=limit, paths=("/upload", "/api/upload"))
     app.include_router(api.router)

@@ -5,13 +5,19 @@ a token, `/api/...` needs `Authorization: Bearer <token>`; the HTML pages accept
 as `?token=...`, answer with a redirect to the same address without it and keep it in an
 HttpOnly, SameSite=Strict cookie. The API documentation (`/docs`, `/openapi.json`) stays open: it
 holds no data. Every response gets a content security policy that allows nothing from outside.
+
+Two checks guard a server without a token from the web pages its user opens (`same_site`): a
+request whose Host names another site is refused (a site that rebinds its name to 127.0.0.1 could
+read and review otherwise), and so is a POST whose Origin or Referer names another site, or the
+`null` origin of a page that hides its own (a page elsewhere could submit the review form in the
+reviewer's name). A client that states neither (curl, a script) is not a browser page: it passes.
 """
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Awaitable, Callable
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from fastapi import Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
@@ -27,7 +33,7 @@ SECURITY_HEADERS = {
                                "style-src 'self' 'unsafe-inline'; "
                                "script-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",  # no-referrer made the pages' own POSTs Origin: null
 }
 
 Next = Callable[[Request], Awaitable[Response]]
@@ -77,6 +83,43 @@ def token_gate(token: str | None) -> Callable[[Request, Next], Awaitable[Respons
         if same(request.cookies.get(COOKIE), token):
             return await call_next(request)
         return _denied_page()
+
+    return gate
+
+
+LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")
+"""Host names that reach a server bound to a local address."""
+
+WILDCARDS = ("0.0.0.0", "::", "")
+"""Bind addresses that listen on every interface (then any Host name may be right)."""
+
+
+def _host_name(netloc: str) -> str:
+    """The host of `host[:port]` or `[v6]:port`, lower case, without the port."""
+    netloc = netloc.strip().lower()
+    if netloc.startswith("["):
+        return netloc[1:].split("]", 1)[0]
+    return netloc.rsplit(":", 1)[0] if netloc.count(":") == 1 else netloc
+
+
+def same_site(bound: str | None, token: str | None
+              ) -> Callable[[Request, Next], Awaitable[Response]]:
+    """HTTP middleware: 421 for a Host other than the bound address or a local name (without a
+    token, on a specific address); 403 for a POST whose Origin or Referer is another site."""
+    check_host = not token and bound is not None and bound.lower() not in WILDCARDS
+    allowed = {*LOCAL_NAMES, (bound or "").lower().strip("[]")}
+
+    async def gate(request: Request, call_next: Next) -> Response:
+        host = request.headers.get("host", "")
+        if check_host and _host_name(host) not in allowed:
+            return JSONResponse({"detail": "this server answers to its own address only"},
+                                status_code=421)
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            source = request.headers.get("origin") or request.headers.get("referer")
+            if source and (source == "null" or urlsplit(source).netloc.lower() != host.lower()):
+                return JSONResponse({"detail": "a request from another site is refused"},
+                                    status_code=403)
+        return await call_next(request)
 
     return gate
 

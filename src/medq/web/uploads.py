@@ -68,24 +68,33 @@ def _too_large(exc: BaseException) -> bool:
     return bool(inner) and all(_too_large(e) for e in inner)
 
 
+OTHER_BODY_LIMIT = 1_000_000
+"""Largest body of a request other than an upload (a review: its texts are at most 10,000
+characters), in bytes."""
+
+
 class BodyLimit:
-    """ASGI middleware: a request to one of `paths` with a body over `limit` bytes gets 413.
+    """ASGI middleware: a request to one of `paths` with a body over `limit` bytes gets 413, and
+    one to any other path with a body over `OTHER_BODY_LIMIT` (a review read whole before its
+    check: a 150 MB one took 0.5 GB).
 
     The body may exceed the file limit by `slack` bytes (multipart headers and form fields).
     """
 
     def __init__(self, app: Any, limit: int, paths: tuple[str, ...], slack: int = 64_000) -> None:
         self.app, self.file_limit, self.paths = app, int(limit), paths
-        self.limit = self.file_limit + int(slack)
+        self.upload_limit = self.file_limit + int(slack)
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        """Pass the request on, counting body bytes for the watched paths."""
-        if scope["type"] != "http" or scope.get("path") not in self.paths:
+        """Pass the request on, counting its body bytes."""
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        upload = scope.get("path") in self.paths
+        limit = self.upload_limit if upload else OTHER_BODY_LIMIT
         length = dict(scope.get("headers") or []).get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.limit:
-            await self._reject(scope, send)
+        if length is not None and length.isdigit() and int(length) > limit:
+            await self._reject(scope, send, upload)
             return
         seen = 0
         started = False
@@ -94,7 +103,7 @@ class BodyLimit:
             nonlocal seen
             message = await receive()
             seen += len(message.get("body", b""))
-            if seen > self.limit:
+            if seen > limit:
                 raise BodyTooLarge
             return message
 
@@ -109,13 +118,13 @@ class BodyLimit:
             if not _too_large(e):
                 raise
             if not started:
-                await self._reject(scope, send)
+                await self._reject(scope, send, upload)
 
-    async def _reject(self, scope: dict, send: Any) -> None:
+    async def _reject(self, scope: dict, send: Any, upload: bool) -> None:
         from fastapi.responses import HTMLResponse, JSONResponse
 
-        mb = self.file_limit / 1e6
-        detail = f"upload larger than the limit of {mb:g} MB"
+        mb = (self.file_limit if upload else OTHER_BODY_LIMIT) / 1e6
+        detail = f"{'upload' if upload else 'request'} larger than the limit of {mb:g} MB"
         if str(scope.get("path", "")).startswith("/api/"):
             response: Any = JSONResponse({"detail": detail}, status_code=413)
         else:
