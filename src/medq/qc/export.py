@@ -109,7 +109,20 @@ def _write_delimited(path: Path, rows: list[dict[str, Any]], delimiter: str) -> 
                                 extrasaction="raise", lineterminator="\n")
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: "" if v is None else v for k, v in row.items()})
+            writer.writerow({k: "" if v is None else inert(v) for k, v in row.items()})
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""Characters a spreadsheet reads a cell starting with as a formula."""
+
+
+def inert(value: Any) -> Any:
+    """A delimited file's cell as a spreadsheet shows it, never runs it: text starting like a
+    formula (a reviewer named `=HYPERLINK(…)` through the review app) gets a leading `'`;
+    numbers and other text as they are."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def _write_parquet(path: Path, rows: list[dict[str, Any]]) -> None:

@@ -27,7 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from medq.errors import InputError, MedqError
 from medq.web import api, images
 from medq.web.filters import PAGE_SIZE, SORTS, count_filters, parse_filters, query_string
-from medq.web.security import safety_headers, same_site, token_gate
+from medq.web.security import bounded_numbers, safety_headers, same_site, token_gate
 from medq.web.uploads import BodyLimit, Uploader, uploads_folder
 
 UPLOAD_LIMIT_MB = 200.0
@@ -84,6 +84,7 @@ def create_app(db_url: str | Path, token: str | None = None,
     app.state.uploader = Uploader(store, uploads_folder(store, uploads_dir), limit, model)
     app.middleware("http")(token_gate(token or None))
     app.middleware("http")(same_site(host, token or None))
+    app.middleware("http")(bounded_numbers)
     app.middleware("http")(safety_headers)
     app.add_middleware(BodyLimit, limit=limit, paths=("/upload", "/api/upload"))
     app.include_router(api.router)

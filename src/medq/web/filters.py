@@ -62,7 +62,8 @@ def parse_filters(params: Mapping[str, str]) -> tuple[dict[str, Any], int, list[
     if (kwargs["min_score"] is not None and kwargs["max_score"] is not None
             and kwargs["min_score"] > kwargs["max_score"]):
         errors.append("the minimum score is above the maximum")
-    page = int(get["page"]) if get["page"].isdigit() and int(get["page"]) > 0 else 1
+    raw = get["page"]  # "²" is a digit to str.isdigit, and no number to int
+    page = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 9 and int(raw) else 1
     return kwargs, page, errors
 
 

@@ -124,6 +124,28 @@ def same_site(bound: str | None, token: str | None
     return gate
 
 
+LONGEST_NUMBER = 18
+"""Digits a number in a path or query may have (an id fits 64 bits); a longer one is no id of
+this database, and Python refuses to read one of over 4300 digits (a 500 before)."""
+
+
+async def bounded_numbers(request: Request, call_next: Next) -> Response:
+    """HTTP middleware: 404 for a path, 400 for a query, holding a number of more than
+    `LONGEST_NUMBER` digits (JSON under /api/, else plain text)."""
+    def too_long(text: str) -> bool:
+        return len(text) > LONGEST_NUMBER and text.isascii() and text.lstrip("+-").isdigit()
+
+    path = request.url.path
+    status = 404 if any(too_long(s) for s in path.split("/")) else (
+        400 if any(too_long(v) for _, v in request.query_params.multi_items()) else 0)
+    if not status:
+        return await call_next(request)
+    detail = "no such item" if status == 404 else "a number in the query is out of range"
+    if path.startswith("/api/"):
+        return JSONResponse({"detail": detail}, status_code=status)
+    return Response(detail, status_code=status, media_type="text/plain")
+
+
 async def safety_headers(request: Request, call_next: Next) -> Response:
     """HTTP middleware adding the content security policy and friends to every response."""
     response = await call_next(request)
