@@ -463,3 +463,27 @@ def test_items_no_longer_in_the_archive_are_found_and_pruned_with_their_reviews(
     assert store.forget(gone, MODEL) == 2
     assert {r["path"] for r in store.items()} == {ok[0]["path"], "/elsewhere/scan.dcm"}
     assert store.reviews(item_id) == [] and store.forget([], MODEL) == 0
+
+
+def test_another_applications_sqlite_file_is_never_written_into(tmp_path: Path) -> None:
+    """`medq serve --db` (or qc run, export) on another application's SQLite file added medq's
+    tables to it; an empty file was turned into a results database by a reader."""
+    import sqlite3
+
+    from medq.errors import InvalidParameter
+
+    foreign = tmp_path / "foreign.sqlite"
+    with sqlite3.connect(foreign) as conn:
+        conn.execute("create table notes(x)")
+    for create in (True, False):
+        with pytest.raises(InvalidParameter, match=r"not a medq results database: it holds "
+                                                   r"other tables \(notes\)"):
+            Store(foreign, create=create)
+    with sqlite3.connect(foreign) as conn:
+        assert [r[0] for r in conn.execute("select name from sqlite_master")] == ["notes"]
+    empty = tmp_path / "empty.sqlite"
+    empty.touch()
+    with pytest.raises(InvalidParameter, match="holds no medq QC results"):
+        Store(empty, create=False)
+    Store(empty).close()  # a writer makes it a results database
+    Store(empty, create=False).close()

@@ -35,6 +35,7 @@ from medq.qc.schema import (
     STATUSES,
     create_schema,
     items_table,
+    metadata,
     reviews_table,
     runs_table,
 )
@@ -69,12 +70,31 @@ class Store:
             set_={k: insert.excluded[k] for k in (*_WRITABLE, "updated_at")},
         ).returning(items_table.c.id)
         try:
+            self._check_tables(create)
             create_schema(self.engine)
         except SQLAlchemyError as e:
             self.engine.dispose()
             reason = " ".join(str(getattr(e, "orig", e) or e).split())
             raise InvalidParameter(f"cannot open the results database ({reason})",
                                    self.display_url) from e
+        except InvalidParameter:
+            self.engine.dispose()
+            raise
+
+    def _check_tables(self, create: bool) -> None:
+        """InvalidParameter before any table is made: for a SQLite file holding another
+        application's tables and none of medq's (its file is its own), and for a reader
+        (`create=False`) on a database without medq's tables (an empty file, say)."""
+        present = set(sa.inspect(self.engine).get_table_names())
+        if present & set(metadata.tables):
+            return
+        if self.database_file is not None and present:
+            shown = ", ".join(sorted(present)[:4]) + (" …" if len(present) > 4 else "")
+            raise InvalidParameter(f"not a medq results database: it holds other tables "
+                                   f"({shown})", self.display_url)
+        if not create:
+            raise InvalidParameter("holds no medq QC results (no medq tables): run medq qc run "
+                                   "with this --db first", self.display_url)
 
     def _writing(self) -> Any:
         """A write transaction; InvalidParameter when this process may not write the database."""
