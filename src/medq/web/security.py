@@ -124,20 +124,24 @@ def same_site(bound: str | None, token: str | None
     return gate
 
 
-LONGEST_NUMBER = 18
-"""Digits a number in a path or query may have (an id fits 64 bits); a longer one is no id of
-this database, and Python refuses to read one of over 4300 digits (a 500 before)."""
+LONGEST_ID = 18
+"""Digits an id in a path may have (it fits 64 bits): a longer one is no id of this database."""
+
+LONGEST_QUERY_NUMBER = 1000
+"""Digits a number in a query may have (Python refuses to read one of over 4300: a 500)."""
 
 
 async def bounded_numbers(request: Request, call_next: Next) -> Response:
-    """HTTP middleware: 404 for a path, 400 for a query, holding a number of more than
-    `LONGEST_NUMBER` digits (JSON under /api/, else plain text)."""
-    def too_long(text: str) -> bool:
-        return len(text) > LONGEST_NUMBER and text.isascii() and text.lstrip("+-").isdigit()
+    """HTTP middleware: 404 for a path holding a number of more than `LONGEST_ID` digits, 400
+    for a query holding one of more than `LONGEST_QUERY_NUMBER` (JSON under /api/, else plain
+    text)."""
+    def too_long(text: str, digits: int) -> bool:
+        return len(text) > digits and text.isascii() and text.lstrip("+-").isdigit()
 
     path = request.url.path
-    status = 404 if any(too_long(s) for s in path.split("/")) else (
-        400 if any(too_long(v) for _, v in request.query_params.multi_items()) else 0)
+    status = 404 if any(too_long(s, LONGEST_ID) for s in path.split("/")) else (
+        400 if any(too_long(v, LONGEST_QUERY_NUMBER)
+                   for _, v in request.query_params.multi_items()) else 0)
     if not status:
         return await call_next(request)
     detail = "no such item" if status == 404 else "a number in the query is out of range"
