@@ -576,3 +576,18 @@ def test_numbers_no_database_holds_are_answered_not_crashed_on(web: Web) -> None
         assert answer.status_code == 404, path
     assert web.client.get(f"/api/items/{many}").json() == {"detail": "no such item"}
     assert web.client.get(f"/items?page={many}").status_code == 400
+
+
+def test_the_access_log_never_holds_the_token() -> None:
+    """uvicorn's access log printed `GET /items?token=s3cr3t`; `medq serve` redacts it."""
+    import logging
+
+    from medq.web.security import TokenRedaction
+
+    record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1,
+                               '%s - "%s %s HTTP/%s" %d', ("127.0.0.1:1", "GET",
+                                                          "/items?page=2&token=s3cr3t&x=1",
+                                                          "1.1", 303), None)
+    assert TokenRedaction().filter(record)
+    assert "s3cr3t" not in record.getMessage()
+    assert "/items?page=2&token=***&x=1" in record.getMessage()

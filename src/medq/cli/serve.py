@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import typer
@@ -77,4 +78,7 @@ def serve(
     err.print(f"medq review app for {web_app.state.store.display_url} at "
               f"http://{shown}:{port}/{hint}; API docs at /docs", markup=False,
               highlight=False)
+    from medq.web.security import TokenRedaction
+
+    logging.getLogger("uvicorn.access").addFilter(TokenRedaction())  # no token in the log
     uvicorn.run(web_app, host=host, port=port, log_level=log_level.lower())

@@ -15,6 +15,8 @@ reviewer's name). A client that states neither (curl, a script) is not a browser
 
 from __future__ import annotations
 
+import logging
+import re
 import secrets
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlencode, urlsplit
@@ -156,3 +158,25 @@ async def safety_headers(request: Request, call_next: Next) -> Response:
     for key, value in SECURITY_HEADERS.items():
         response.headers.setdefault(key, value)
     return response
+
+
+_TOKEN_IN_QUERY = re.compile(r"([?&]token=)[^&\s]*")
+
+
+def redacted(text: str) -> str:
+    """`text` with the value of every `token=` query parameter written as `***`."""
+    return _TOKEN_IN_QUERY.sub(r"\1***", text)
+
+
+class TokenRedaction(logging.Filter):
+    """A logging filter writing the `?token=` of a logged request line as `***` (uvicorn's
+    access log printed the token a reviewer opened the app with)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Redact the record's arguments and message; keep the record."""
+        if isinstance(record.args, tuple):
+            record.args = tuple(redacted(a) if isinstance(a, str) else a for a in record.args)
+        if isinstance(record.msg, str):
+            record.msg = redacted(record.msg)
+        return True
+
