@@ -591,3 +591,26 @@ def test_the_access_log_never_holds_the_token() -> None:
     assert TokenRedaction().filter(record)
     assert "s3cr3t" not in record.getMessage()
     assert "/items?page=2&token=***&x=1" in record.getMessage()
+
+
+def test_a_review_after_the_database_file_was_removed_is_refused_not_lost(tmp_path: Path) -> None:
+    """The database file deleted while serving: a review answered 201 and was lost with the
+    old file's remains; it is now 503, and a new database in its place is not written through
+    the old connection either."""
+    from fastapi.testclient import TestClient
+
+    from medq.web.app import create_app
+
+    db = tmp_path / "qc.sqlite"
+    with Store(db) as store:
+        item = store.record({"path": "/a.dcm", "model": "mediqa-s", "fingerprint": "f",
+                             "status": "ok", "score": 3.0})
+    review = {"reviewer": "Dr A", "decision": "accept"}
+    with TestClient(create_app(db)) as client:
+        assert client.post(f"/api/items/{item}/review", json=review).status_code == 201
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{db}{suffix}").unlink(missing_ok=True)
+        gone = client.post(f"/api/items/{item}/review", json=review)
+        assert gone.status_code == 503 and "deleted or replaced" in gone.json()["detail"]
+        page = client.post(f"/items/{item}/review", data=review)
+        assert page.status_code == 503

@@ -57,6 +57,11 @@ class InvalidImage(InputError):
     """The pixels are unusable: all NaN/inf, empty shape, constant where structure is needed."""
 
 
+class DatabaseGone(MedqError):
+    """The results database's file was deleted or replaced while medq had it open: a write
+    would land in the old file's remains and be lost."""
+
+
 class InvalidParameter(InputError):
     """A user-supplied parameter is out of range or unknown (degradation kind, level, format)."""
 

@@ -121,3 +121,33 @@ def open_database(url: str | Path, *, create: bool = True) -> Database:
     if dialect == "sqlite":
         sa.event.listen(engine, "connect", _read_pragmas if read_only else _sqlite_pragmas)
     return Database(engine, url, display_url, dialect, database_file, created, read_only)
+
+
+def check_tables(engine: Any, database_file: Path | None, create: bool, display_url: str) -> None:
+    """InvalidParameter before any table is made: for a SQLite file holding another
+    application's tables and none of medq's (its file is its own), and for a reader
+    (`create=False`) on a database without medq's tables (an empty file, say)."""
+    from medq.qc.schema import metadata
+
+    present = set(sa.inspect(engine).get_table_names())
+    if present & set(metadata.tables):
+        return
+    if database_file is not None and present:
+        shown = ", ".join(sorted(present)[:4]) + (" …" if len(present) > 4 else "")
+        raise InvalidParameter(f"not a medq results database: it holds other tables ({shown})",
+                               display_url)
+    if not create:
+        raise InvalidParameter("holds no medq QC results (no medq tables): run medq qc run "
+                               "with this --db first", display_url)
+
+
+def file_identity(database_file: Path | None) -> tuple[int, int] | None:
+    """(device, inode) of a SQLite file, None for a database server or a missing file."""
+    if database_file is None:
+        return None
+    try:
+        found = database_file.stat()
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
+

@@ -19,9 +19,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
-from medq.errors import InvalidParameter
+from medq.errors import DatabaseGone, InvalidParameter
 from medq.jsonsafe import plain
-from medq.qc.database import READ_ONLY, open_database
+from medq.qc.database import READ_ONLY, check_tables, file_identity, open_database
 from medq.qc.rows import (
     COMMENT_NEEDED,
     LARGEST_ID,
@@ -35,7 +35,6 @@ from medq.qc.schema import (
     STATUSES,
     create_schema,
     items_table,
-    metadata,
     reviews_table,
     runs_table,
 )
@@ -70,7 +69,7 @@ class Store:
             set_={k: insert.excluded[k] for k in (*_WRITABLE, "updated_at")},
         ).returning(items_table.c.id)
         try:
-            self._check_tables(create)
+            check_tables(self.engine, self.database_file, create, self.display_url)
             create_schema(self.engine)
         except SQLAlchemyError as e:
             self.engine.dispose()
@@ -80,26 +79,18 @@ class Store:
         except InvalidParameter:
             self.engine.dispose()
             raise
-
-    def _check_tables(self, create: bool) -> None:
-        """InvalidParameter before any table is made: for a SQLite file holding another
-        application's tables and none of medq's (its file is its own), and for a reader
-        (`create=False`) on a database without medq's tables (an empty file, say)."""
-        present = set(sa.inspect(self.engine).get_table_names())
-        if present & set(metadata.tables):
-            return
-        if self.database_file is not None and present:
-            shown = ", ".join(sorted(present)[:4]) + (" …" if len(present) > 4 else "")
-            raise InvalidParameter(f"not a medq results database: it holds other tables "
-                                   f"({shown})", self.display_url)
-        if not create:
-            raise InvalidParameter("holds no medq QC results (no medq tables): run medq qc run "
-                                   "with this --db first", self.display_url)
+        self._file_id = file_identity(self.database_file)
 
     def _writing(self) -> Any:
-        """A write transaction; InvalidParameter when this process may not write the database."""
+        """A write transaction; InvalidParameter when this process may not write the database,
+        DatabaseGone when its SQLite file was deleted or replaced since it was opened (the
+        write would be lost with the old file's remains)."""
         if self.read_only:
             raise InvalidParameter(READ_ONLY, self.display_url)
+        if self._file_id is not None and file_identity(self.database_file) != self._file_id:
+            raise DatabaseGone("the results database file was deleted or replaced while open; "
+                               "nothing was written (restart with the database in place)",
+                               self.display_url)
         return self.engine.begin()
 
     def close(self) -> None:

@@ -9,6 +9,7 @@ in `medq.web.api`, access control in `medq.web.security`, uploads in `medq.web.u
 
 from __future__ import annotations
 
+import html
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -24,7 +25,7 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from medq.errors import InputError, MedqError
+from medq.errors import DatabaseGone, InputError, MedqError
 from medq.web import api, images
 from medq.web.filters import PAGE_SIZE, SORTS, count_filters, parse_filters, query_string
 from medq.web.security import bounded_numbers, safety_headers, same_site, token_gate
@@ -106,6 +107,15 @@ def create_app(db_url: str | Path, token: str | None = None,
                                 headers=exc.headers)
         return await run_in_threadpool(page, request, "message.html", exc.status_code,
                                        title=f"Error {exc.status_code}", message=str(exc.detail))
+
+    @app.exception_handler(DatabaseGone)
+    async def database_gone(request: Request, exc: DatabaseGone) -> Response:
+        """503: the database file went away under the server; nothing was stored."""
+        detail = exc.reason
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"detail": detail}, status_code=503)
+        return HTMLResponse(f"<!doctype html><meta charset='utf-8'><title>medq</title>"
+                            f"<h1>Not saved</h1><p>{html.escape(detail)}.</p>", status_code=503)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
