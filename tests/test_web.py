@@ -614,3 +614,22 @@ def test_a_review_after_the_database_file_was_removed_is_refused_not_lost(tmp_pa
         assert gone.status_code == 503 and "deleted or replaced" in gone.json()["detail"]
         page = client.post(f"/items/{item}/review", data=review)
         assert page.status_code == 503
+
+
+def test_an_upload_stating_a_huge_image_is_refused_before_it_is_read(web: Web) -> None:
+    """A 1 MB gzipped NIfTI whose header says 1024³ voxels of zeros took the server to 5.8 GB
+    before it was refused as blank; its stated size is refused first, and nothing is kept."""
+    import gzip
+
+    import nibabel as nib
+
+    header = nib.Nifti1Header()
+    header.set_data_shape((1024, 1024, 1024))
+    header.set_data_dtype(np.uint8)
+    bomb = gzip.compress(header.binaryblock + b"\0" * 4 + b"\0" * 1_000_000)
+    before = web.client.get("/api/items").json()["total"]
+    r = web.client.post("/api/upload", files={"file": ("bomb.nii.gz", bomb)})
+    assert r.status_code == 400 and "1,073,741,824 pixel values" in r.json()["detail"]
+    assert r.json()["detail"].startswith("bomb.nii.gz: ")
+    assert web.client.get("/api/items").json()["total"] == before
+    assert not [p for p in web.uploads.rglob("*") if p.is_file()]

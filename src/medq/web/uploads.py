@@ -12,6 +12,7 @@ answered with 400; a body over the limit with 413, before it is read in full.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 import threading
@@ -211,11 +212,63 @@ def store_upload(stream: Any, name: str, folder: Path, limit: int) -> Path:
         tmp.unlink(missing_ok=True)
 
 
+UPLOAD_VALUES = 1 << 29
+"""Most pixel values (voxels × samples) an upload's header may state: 2 GB as float32, a whole
+body CT; a small file stating more (a compressed bomb: 1 MB of zeros saying 1024³) is refused
+before it is read."""
+
+
+def declared_values(path: Path) -> int | None:
+    """How many pixel values the upload's header states (NIfTI/MGH, DICOM, PNG/JPEG/TIFF,
+    MetaImage/NRRD), read without its pixels; None where it cannot be told this way."""
+    from medq.io import sniff
+
+    fmt = sniff(path)
+    if fmt in ("nifti", "mgh"):
+        import nibabel as nib
+
+        return math.prod(int(n) for n in nib.load(str(path)).shape)
+    if fmt == "dicom":
+        import pydicom
+
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        return int(ds.get("Rows", 0)) * int(ds.get("Columns", 0)) * int(
+            ds.get("NumberOfFrames", 1) or 1) * int(ds.get("SamplesPerPixel", 1) or 1)
+    if fmt in ("png", "jpeg", "tiff"):
+        from PIL import Image
+
+        with Image.open(path) as im:
+            return im.width * im.height * len(im.getbands()) * getattr(im, "n_frames", 1)
+    if fmt in ("metaimage", "nrrd"):
+        import SimpleITK as sitk
+
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(str(path))
+        reader.ReadImageInformation()
+        return math.prod(reader.GetSize()) * reader.GetNumberOfComponents()
+    return None
+
+
+def check_declared_size(path: Path) -> None:
+    """UnsupportedImage when the upload's header states more than `UPLOAD_VALUES` values; a
+    header that cannot be read is left to the loader, which names its reason."""
+    try:
+        stated = declared_values(path)
+    except Exception:  # noqa: BLE001 - a damaged header: the loader reports it
+        return
+    if stated is not None and stated > UPLOAD_VALUES:
+        raise UnsupportedImage(f"its header states {stated:,} pixel values, more than the "
+                               f"review app reads ({UPLOAD_VALUES:,}); assess it with medq "
+                               "assess")
+
+
 def load_upload(path: Path, name: str, modality: str | None) -> Any:
-    """Load a stored upload (the type check by content); delete it and re-raise on failure."""
+    """Load a stored upload (the type check by content, its stated size first); delete it and
+    re-raise on failure."""
     from medq.io import load
 
     try:
+        check_declared_size(path)
         return load(path, modality=modality or None)
     except InputError as e:
         _discard(path)
