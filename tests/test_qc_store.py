@@ -293,10 +293,16 @@ def test_runs_and_summary(store: Store, assessed: list[dict]) -> None:
     assert interrupted["finished_at"] is None  # the counts so far, still not finished
     assert (interrupted["total"], interrupted["ok"], interrupted["errors"]) == (5, 3, 1)
     assert store.values("model") == [MODEL] and store.values("modality") == ["CT", "MR"]
-    store.add_review(store.items()[0]["id"], "dr. ada", "comment", "check")
+    first = store.items()[0]["id"]
+    store.add_review(first, "dr. ada", "reject", "motion")
+    store.add_review(first, "dr. bo", "comment", "check")  # a comment decides nothing
     summary = store.summary()
     ok = [r for r in assessed if r["status"] == "ok"]
     assert summary["total"] == 3 and summary["reviewed"] == 1
+    standing = store.item(first)["last_review"]  # the reject stands, not the later comment
+    assert (standing["decision"], standing["reviewer"]) == ("reject", "dr. ada")
+    store.add_review(store.items()[1]["id"], "dr. bo", "comment", "only a note")
+    assert store.summary()["reviewed"] == 1 and store.count(reviewed=True) == 1
     assert summary["status"] == {"ok": 2, "error": 1}
     assert summary["modality"] == {"CT": 1, "MR": 1}
     assert summary["verdict"] == dict(Counter(r["verdict"] for r in ok))

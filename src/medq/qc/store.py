@@ -22,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from medq.errors import DatabaseGone, InvalidParameter
 from medq.jsonsafe import plain
 from medq.qc.database import READ_ONLY, check_tables, file_identity, open_database
+from medq.qc.reviews import DECIDED, decided, standing_reviews
 from medq.qc.rows import (
     COMMENT_NEEDED,
     LARGEST_ID,
@@ -41,10 +42,6 @@ from medq.qc.schema import (
 
 _WRITABLE = tuple(c for c in ITEM_COLUMNS if c not in ("id", "created_at", "updated_at"))
 
-_CURRENT = sa.or_(reviews_table.c.fingerprint.is_(None),
-                  reviews_table.c.fingerprint == items_table.c.fingerprint)
-"""A review of the item's current content: made on the same fingerprint (or before reviews
-recorded it). A review of content that has since changed and been re-assessed is history."""
 _JSON_COLUMNS = ("shape", "findings", "measures", "lossy_compression")
 
 
@@ -240,7 +237,7 @@ class Store:
         if max_score is not None:
             query = query.where(c.score <= float(max_score))
         if reviewed is not None:
-            has_review = sa.exists().where(reviews_table.c.item_id == c.id, _CURRENT)
+            has_review = sa.exists().where(reviews_table.c.item_id == c.id, DECIDED)
             query = query.where(has_review if reviewed else ~has_review)
         return query
 
@@ -268,10 +265,10 @@ class Store:
             query = query.limit(max(0, int(limit)))
         with self.engine.connect() as conn:
             rows = [row_dict(r._mapping) for r in conn.execute(query)]
-            last = self._last_reviews(conn, [r["id"] for r in rows])
+            last = standing_reviews(conn, [r["id"] for r in rows])
         for row in rows:
             row["last_review"] = last.get(row["id"])
-            row["reviewed"] = row["last_review"] is not None
+            row["reviewed"] = decided(row["last_review"])
         return rows
 
     def count(self, *, modality: str | None = None, verdict: str | None = None,
@@ -317,21 +314,9 @@ class Store:
             if mapping is None:
                 return None
             row = row_dict(mapping)
-            row["last_review"] = self._last_reviews(conn, [row["id"]]).get(row["id"])
-        row["reviewed"] = row["last_review"] is not None
+            row["last_review"] = standing_reviews(conn, [row["id"]]).get(row["id"])
+        row["reviewed"] = decided(row["last_review"])
         return row
-
-    @staticmethod
-    def _last_reviews(conn: sa.Connection, ids: list[int]) -> dict[int, dict[str, Any]]:
-        """item id → its newest review of its current content (`_CURRENT`), for the given ids."""
-        if not ids:
-            return {}
-        r = reviews_table.c
-        newest = (sa.select(sa.func.max(r.id))
-                  .select_from(reviews_table.join(items_table, r.item_id == items_table.c.id))
-                  .where(r.item_id.in_(ids), _CURRENT).group_by(r.item_id).scalar_subquery())
-        rows = conn.execute(sa.select(reviews_table).where(r.id.in_(newest)))
-        return {row.item_id: row_dict(row._mapping) for row in rows}
 
     # reviews ---------------------------------------------------------------------------------
 
@@ -384,7 +369,7 @@ class Store:
             out["reviewed"] = int(conn.execute(
                 sa.select(sa.func.count(sa.distinct(reviews_table.c.item_id))).select_from(
                     reviews_table.join(items_table, reviews_table.c.item_id == items_table.c.id))
-                .where(_CURRENT, mine)).scalar_one())
+                .where(DECIDED, mine)).scalar_one())
             for key in ("status", "modality", "verdict"):
                 query = (sa.select(c[key], sa.func.count()).where(c[key].is_not(None), mine)
                          .group_by(c[key]).order_by(c[key]))
