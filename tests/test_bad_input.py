@@ -195,6 +195,9 @@ def test_a_reader_fault_is_an_unreadable_file_unless_medq_debug_is_set(
     monkeypatch.setenv("MEDQ_DEBUG", "1")
     with pytest.raises(AttributeError, match="planted fault"):
         load(path)
+    monkeypatch.setenv("MEDQ_DEBUG", "0")  # says no, as it reads
+    with pytest.raises(UnreadableImage):
+        load(path)
 
 
 def test_a_file_name_with_a_newline_stays_on_one_line(tmp_path: Path) -> None:

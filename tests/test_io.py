@@ -248,6 +248,13 @@ def test_dicom_round_trip_is_derived(tmp_path: Path) -> None:
     arrow = pydicom.dcmread(save(src, tmp_path / "arrow.dcm", description="score 1.2 → 2.5"))
     assert arrow.DerivationDescription == "score 1.2 -> 2.5"
     assert new.SliceLocation == old.SliceLocation  # the slice did not move: as stated
+    # a volume written over one slice's header: every location computed alike (slice 0 kept
+    # the header's own, which is no location of this volume's convention)
+    volume = src.evolve(array=np.stack([src.array] * 4), spacing=(2.0, *src.spacing))
+    folder = save(volume, tmp_path / "vol", reference=tdata("CT_small.dcm"))
+    steps = np.diff([float(pydicom.dcmread(f).SliceLocation)
+                     for f in sorted(Path(folder).glob("IM*.dcm"))])
+    np.testing.assert_allclose(steps, 2.0, atol=1e-3)
 
 
 def test_a_derived_file_keeps_its_history_padding_and_simulated_mark(tmp_path: Path) -> None:

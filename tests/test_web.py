@@ -214,7 +214,7 @@ def test_review_via_api(web: Web) -> None:
     listed = web.client.get("/api/items?reviewed=true").json()
     assert listed["total"] == 1 and listed["items"][0]["id"] == target
     for body in ({"reviewer": "Dr Bo", "decision": "maybe"}, {"reviewer": "", "decision": "accept"},
-                 {"decision": "accept"}):
+                 {"reviewer": "   ", "decision": "accept"}, {"decision": "accept"}):
         assert web.client.post(f"/api/items/{target}/review", json=body).status_code == 422
     for comment in ("", "   "):  # a comment decision without a comment
         bare = web.client.post(f"/api/items/{target}/review",
@@ -576,6 +576,8 @@ def test_numbers_no_database_holds_are_answered_not_crashed_on(web: Web) -> None
         assert answer.status_code == 404, path
     assert web.client.get(f"/api/items/{many}").json() == {"detail": "no such item"}
     assert web.client.get(f"/items?page={many}").status_code == 400
+    low = web.client.get("/items?min_score=0")  # the range its message states (0–6 passed)
+    assert low.status_code == 400 and "between 1 and 5" in low.text
 
 
 def test_the_access_log_never_holds_the_token() -> None:

@@ -74,7 +74,7 @@ def unreadable(exc: Exception, path: str | Path, what: str | None = None) -> Unr
     """The UnreadableImage of a file a reader tripped on with `exc` (`<what> (<type>: <text>)`,
     or `<type>: <text>`); with MEDQ_DEBUG set, `exc` itself is raised instead, so that a fault
     of medq's own code shows its traceback rather than passing for a bad file."""
-    if os.environ.get("MEDQ_DEBUG"):
+    if debugging():
         raise exc
     detail = f"{type(exc).__name__}: {exc}"
     return UnreadableImage(f"{what} ({detail})" if what else detail, path)
@@ -83,3 +83,9 @@ def unreadable(exc: Exception, path: str | Path, what: str | None = None) -> Unr
 def printable(name: str | Path) -> str:
     """A file name as one line: its control characters (a newline) escaped (`\\n`)."""
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(name))
+
+
+def debugging() -> bool:
+    """Whether MEDQ_DEBUG asks for tracebacks (set, and not `0`, `false`, `no` or `off`)."""
+    return os.environ.get("MEDQ_DEBUG", "").strip().lower() not in ("", "0", "false", "no", "off")
+

@@ -30,7 +30,7 @@ from rich.progress import (
 )
 
 from medq import __version__
-from medq.errors import InputError, InvalidParameter, MedqError, printable
+from medq.errors import InputError, InvalidParameter, MedqError, debugging, printable
 from medq.image import graded_modality
 
 
@@ -157,7 +157,7 @@ class Outcome:
         except InputError as exc:
             return exc
         except Exception as exc:  # noqa: BLE001 - the batch must go on; reported as internal
-            if os.environ.get("MEDQ_DEBUG"):
+            if debugging():
                 raise
             return exc
 
@@ -297,7 +297,7 @@ def main(
 ) -> None:
     """medq: medical image quality toolkit."""
     quiet_readers()
-    if not os.environ.get("MEDQ_DEBUG"):
+    if not debugging():
         sys.excepthook = last_resort
     if Path(sys.argv[0]).name in ("medq", "__main__.py"):  # the command line, not a test runner's
         refuse_empty_arguments(sys.argv[1:])
@@ -344,6 +344,6 @@ def quiet_readers() -> None:
     """Hide the file readers' warnings from the terminal (`QUIET_MODULES`, and the notes
     nibabel logs on a header it mends, such as a zero or negative pixdim; forked workers inherit
     both), unless MEDQ_DEBUG is set."""
-    if not os.environ.get("MEDQ_DEBUG"):
+    if not debugging():
         warnings.filterwarnings("ignore", module=QUIET_MODULES)
         logging.getLogger("nibabel").setLevel(logging.CRITICAL)

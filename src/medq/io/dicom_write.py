@@ -177,8 +177,9 @@ def _simulated(image: MedImage) -> bool:
 
 
 def _dataset(base: Dataset, image: MedImage, k: int, stored: np.ndarray, rescale: tuple,
-             uids: dict[str, str], description: str | None) -> Dataset:
-    """One derived slice: header from `base`, new UIDs, geometry, rescale and pixel data."""
+             uids: dict[str, str], description: str | None, own: bool = True) -> Dataset:
+    """One derived slice: header from `base` (`own`: the header of this very slice's source,
+    not one shared by every slice), new UIDs, geometry, rescale and pixel data."""
     ds = copy.deepcopy(base)
     # the 128-byte preamble is free for any use (a TIFF header, a program: DICOM/PE polyglots);
     # a derived file starts from zeros rather than carry the source's on
@@ -207,8 +208,9 @@ def _dataset(base: Dataset, image: MedImage, k: int, stored: np.ndarray, rescale
     ds.SeriesInstanceUID = uids["series"]
     ds.StudyInstanceUID = ds.get("StudyInstanceUID") or uids["study"]
     ds.SeriesNumber = int(as_number(ds.get("SeriesNumber")) or 0) + 1000
-    own = as_number(ds.get("InstanceNumber"))  # one slice keeps its place in the series
-    ds.InstanceNumber = int(own) if not image.is_volume and own is not None and own >= 0 else k + 1
+    number = as_number(ds.get("InstanceNumber"))  # one slice keeps its place in the series
+    ds.InstanceNumber = int(number) if not image.is_volume and number is not None and number >= 0 \
+        else k + 1
     ds.SeriesDescription = _series_description(as_text(ds.get("SeriesDescription")) or "medq",
                                                _simulated(image))
     ds.ContentDate, ds.ContentTime = now.strftime("%Y%m%d"), now.strftime("%H%M%S")
@@ -241,7 +243,8 @@ def _dataset(base: Dataset, image: MedImage, k: int, stored: np.ndarray, rescale
     ds.ImagePositionPatient = [format_number_as_ds(float(v)) for v in ipp]
     if iop:
         ds.ImageOrientationPatient = [format_number_as_ds(float(v)) for v in iop]
-        unmoved = old_location is not None and old_ipp and np.allclose(old_ipp, ipp, atol=1e-4)
+        unmoved = own and old_location is not None and old_ipp and np.allclose(
+            old_ipp, ipp, atol=1e-4)  # (a shared header's location is another slice's)
         if unmoved:  # the slice stays where it was: its stated location too
             ds.SliceLocation = old_location
         elif "SliceLocation" in ds or "SpacingBetweenSlices" in ds:
@@ -334,9 +337,9 @@ def write_dicom(image: MedImage, path: str | Path, *, reference: str | Path | No
             "study": str(base_new.StudyInstanceUID)}
     out = []
     for k in range(stored_all.shape[0]):
-        tpl = templates[k] if len(templates) == stored_all.shape[0] else (
-            templates[0] if templates else base_new)
-        out.append(_dataset(tpl, image, k, stored_all[k], rescale, uids, description))
+        own = len(templates) == stored_all.shape[0]  # each slice its own source's header
+        tpl = templates[k] if own else (templates[0] if templates else base_new)
+        out.append(_dataset(tpl, image, k, stored_all[k], rescale, uids, description, own))
     if as_file:
         with atomic_path(path) as tmp:
             if gzipped:

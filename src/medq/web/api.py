@@ -42,6 +42,8 @@ class ReviewIn(ReviewFields):
 
     @model_validator(mode="after")
     def _comment_has_text(self) -> ReviewIn:
+        if not self.reviewer.strip():  # as an empty name (a 400 from the store before)
+            raise ValueError("a review needs the reviewer's name")
         if self.decision == "comment" and not self.comment.strip():
             raise ValueError(COMMENT_NEEDED)
         reason = review_text_problem(self.reviewer, self.comment)

@@ -36,7 +36,7 @@ def _score(text: str, name: str, errors: list[str]) -> float | None:
     except ValueError:
         errors.append(f"{name} must be a number, not {text!r}")
         return None
-    if not 0.0 <= value <= 6.0:
+    if not 1.0 <= value <= 5.0:  # as the message says, and the form's inputs allow
         errors.append(f"{name} must lie between 1 and 5")
         return None
     return value
