@@ -324,7 +324,7 @@ def test_items_stored_without_measures_are_measured_when_a_run_asks(tmp_path: Pa
     store = Store(tmp_path / "qc.sqlite")
     try:
         first = run_qc(archive, store, client=cluster, measures=False)
-        assert first["ok"] == 2 and store.unmeasured(MODEL) == {
+        assert first["ok"] == 2 and store.again(MODEL, unmeasured=True) == {
             str((archive / f"ct{k}.dcm").resolve()) for k in range(2)}
         again = run_qc(archive, store, client=cluster, measures=False)
         assert again["skipped"] == 2  # nothing asked for that is missing

@@ -273,8 +273,12 @@ def test_items_stored_without_measures_are_found_in_the_database(
     for row in assessed:
         if row["status"] == "error":
             store.record(row)
-    assert store.unmeasured(MODEL) == {ok[1]["path"]}
-    assert store.unmeasured("other") == {ok[1]["path"]}
+    assert store.again(MODEL, unmeasured=True) == {ok[1]["path"]}
+    assert store.again("other", unmeasured=True) == {ok[1]["path"]}
+    failed = {row["path"] for row in assessed if row["status"] == "error"}
+    assert failed and store.again(MODEL, errors=True) == failed
+    assert store.again(MODEL, unmeasured=True, errors=True) == failed | {ok[1]["path"]}
+    assert store.again(MODEL) == set()
 
 
 def test_runs_and_summary(store: Store, assessed: list[dict]) -> None:

@@ -31,13 +31,19 @@ MODALITY_ALIASES = {"XR": "DX", "PET": "PT", "MRI": "MR"}
 XR in the prompts, PET is PT in DICOM)."""
 
 
+def modality_code(modality: str) -> str:
+    """A modality as a user writes it, upper-cased, an alias (`MODALITY_ALIASES`: XR, PET, MRI)
+    as its DICOM code."""
+    code = str(modality).strip().upper()
+    return MODALITY_ALIASES.get(code, code)
+
+
 def graded_modality(modality: str | None) -> str | None:
-    """A modality a user named for grading, upper-cased, an alias (`MODALITY_ALIASES`: XR, PET,
-    MRI) as its DICOM code (None stays None); InvalidParameter for one medq does not grade."""
+    """A modality a user named for grading (`modality_code`; None stays None); InvalidParameter
+    for one medq does not grade."""
     if modality is None:
         return None
-    code = str(modality).strip().upper()
-    code = MODALITY_ALIASES.get(code, code)
+    code = modality_code(modality)
     if code not in GRADED_MODALITIES:
         raise InvalidParameter(f"{modality!r} is not a modality medq grades; use one of "
                                f"{', '.join(GRADED_MODALITIES)}")

@@ -13,9 +13,10 @@ import inspect
 import json
 import logging
 import os
+import signal
 import sys
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -347,3 +348,22 @@ def quiet_readers() -> None:
     if not debugging():
         warnings.filterwarnings("ignore", module=QUIET_MODULES)
         logging.getLogger("nibabel").setLevel(logging.CRITICAL)
+
+
+@contextlib.contextmanager
+def sigterm_as_ctrl_c() -> Iterator[list[int]]:
+    """Within the block SIGTERM (`timeout`, systemd, a scheduler's stop) stops the command as
+    Ctrl-C does (KeyboardInterrupt); yields the list of SIGTERMs received, so that the command
+    can exit 143 rather than 130."""
+    terminated: list[int] = []
+
+    def terminate(signum: int, frame: Any) -> None:
+        terminated.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield terminated
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+

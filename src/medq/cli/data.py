@@ -181,11 +181,10 @@ def degradations(
 ) -> None:
     """List the physics degradations with their units and severity levels."""
     from medq.degrade import available, get_spec
-    from medq.image import MODALITY_ALIASES
+    from medq.image import modality_code
 
-    code = modality.strip().upper() if modality else None
-    specs = [get_spec(name) for name in available(MODALITY_ALIASES.get(code, code) if code
-                                                  else None)]
+    code = modality_code(modality) if modality else None
+    specs = [get_spec(name) for name in available(code or None)]
     if not specs:
         known = sorted({m for name in available() for m in get_spec(name).modalities})
         raise typer.BadParameter(f"no degradation for modality {modality!r}; the engine's "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from medq.cli.common import (
     err,
     out,
     print_json,
+    sigterm_as_ctrl_c,
 )
 from medq.errors import InputError
 from medq.wording import plural
@@ -96,42 +96,35 @@ def run(
     if isinstance(store, BaseException):
         outcome.exit()
     results: list[dict[str, Any]] = []
-    terminated: list[int] = []
+    with sigterm_as_ctrl_c() as terminated:  # SIGTERM: stopped as Ctrl-C stops it
+        try:
+            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                          _RateColumn(), TimeRemainingColumn(), console=err,
+                          disable=not err.is_terminal) as bar:
+                task = bar.add_task("finding items", total=None)
 
-    def terminate(signum: int, frame: Any) -> None:  # `timeout`, systemd, a scheduler's stop
-        terminated.append(signum)
-        raise KeyboardInterrupt  # stopped as Ctrl-C stops it: the counts so far are recorded
+                def on_plan(todo: int, skipped: int) -> None:
+                    if Path(archive).is_dir() and (left := unopened(archive, "unpack {them} to QC "
+                                                                    "the images")):
+                        err.print(f"medq: note: {archive}: {left}", markup=False, highlight=False)
+                    bar.update(task, total=todo, description="assessing" + (
+                        f" ({skipped} unchanged skipped)" if skipped else ""))
 
-    previous = signal.signal(signal.SIGTERM, terminate)
-    try:
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      _RateColumn(), TimeRemainingColumn(), console=err,
-                      disable=not err.is_terminal) as bar:
-            task = bar.add_task("finding items", total=None)
+                def on_result(result: dict[str, Any]) -> None:
+                    results.append({"status": result["status"],
+                                    "bad_input": result.get("bad_input")})
+                    if result["status"] == "error":
+                        err.print(f"medq: error: {result['error']}", markup=False, highlight=False)
+                    bar.advance(task)
 
-            def on_plan(todo: int, skipped: int) -> None:
-                if Path(archive).is_dir() and (left := unopened(archive, "unpack {them} to QC "
-                                                                "the images")):
-                    err.print(f"medq: note: {archive}: {left}", markup=False, highlight=False)
-                bar.update(task, total=todo, description="assessing" + (
-                    f" ({skipped} unchanged skipped)" if skipped else ""))
-
-            def on_result(result: dict[str, Any]) -> None:
-                results.append({"status": result["status"], "bad_input": result.get("bad_input")})
-                if result["status"] == "error":
-                    err.print(f"medq: error: {result['error']}", markup=False, highlight=False)
-                bar.advance(task)
-
-            summary = outcome.run(archive, lambda: run_qc(
-                archive, store, model=model, workers=workers, scheduler=scheduler,
-                measures=measures, batch=batch_size, retry_errors=retry_errors, each_volume=each,
-                prune=prune, on_plan=on_plan, on_result=on_result))
-    except RunInterrupted as e:  # Ctrl-C or SIGTERM: the run row holds the counts so far
-        store.close()
-        err.print(f"medq: {e}", markup=False, highlight=False)
-        raise typer.Exit(143 if terminated else 130) from e
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+                summary = outcome.run(archive, lambda: run_qc(
+                    archive, store, model=model, workers=workers, scheduler=scheduler,
+                    measures=measures, batch=batch_size, retry_errors=retry_errors,
+                    each_volume=each, prune=prune, on_plan=on_plan, on_result=on_result))
+        except RunInterrupted as e:  # Ctrl-C or SIGTERM: the run row holds the counts so far
+            store.close()
+            err.print(f"medq: {e}", markup=False, highlight=False)
+            raise typer.Exit(143 if terminated else 130) from e
     if isinstance(summary, InputError):  # refused (nothing to assess): no empty database left
         store.discard()
         outcome.exit()

@@ -19,7 +19,7 @@ from medq.cli.bench_results import (
     results_ready,
     write_results,
 )
-from medq.cli.common import Outcome, app, err, out, print_json, reflowed
+from medq.cli.common import Outcome, app, err, out, print_json, reflowed, sigterm_as_ctrl_c
 from medq.errors import InvalidParameter
 
 bench_app = typer.Typer(help="Benchmarks on medq's held-out test split.", no_args_is_help=True)
@@ -86,21 +86,15 @@ def train(
                          tagged=tagged_set(cfg, tagged, held_out=test_set,
                                            trained=train_set))
 
-    terminated: list[int] = []
-
-    def terminate(signum: int, frame: Any) -> None:  # `timeout`, a scheduler's pre-emption
-        terminated.append(signum)  # outside the steps; within them the run saves at the step's
-        raise KeyboardInterrupt  # end first (`Checkpointer.stopping_at_step_end`)
-
-    previous = signal.signal(signal.SIGTERM, terminate)
-    try:
-        result = outcome.run(config, job)
-    except KeyboardInterrupt as stop:  # Ctrl-C: the state saved at the step's end, if any
-        err.print(f"medq: {interrupted_line(stop)}", markup=False, highlight=False)
-        by_term = terminated or getattr(stop, "signum", None) == signal.SIGTERM
-        raise typer.Exit(143 if by_term else 130) from None
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    # SIGTERM outside the steps stops at once; within them the run takes it itself and saves
+    # at the step's end first (`Checkpointer.stopping_at_step_end`)
+    with sigterm_as_ctrl_c() as terminated:
+        try:
+            result = outcome.run(config, job)
+        except KeyboardInterrupt as stop:  # Ctrl-C: the state saved at the step's end, if any
+            err.print(f"medq: {interrupted_line(stop)}", markup=False, highlight=False)
+            by_term = terminated or getattr(stop, "signum", None) == signal.SIGTERM
+            raise typer.Exit(143 if by_term else 130) from None
     if not isinstance(result, BaseException):
         out.print(f"trained {result['name']} → {result.get('output', '')}", highlight=False)
     outcome.exit()

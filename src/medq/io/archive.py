@@ -99,8 +99,7 @@ def _extract(path: Path, into: Path, named: str | os.PathLike[str]) -> None:
                     raise UnsupportedImage(f"archive refused, nothing in it read: its member "
                                            f"{info.filename!r} would be written outside the "
                                            "archive's folder", named)
-            for info in infos:
-                z.extract(info, into)
+            z.extractall(into, infos)
         return
     with tarfile.open(path) as t:
         t.extractall(into, filter="data")

@@ -81,7 +81,7 @@ def _slice_axis_last(img: Any) -> Any:
     keeps its place in the patient."""
     import SimpleITK as sitk
 
-    order = slice_axis_last(img.GetSize()) if img.GetDimension() == 3 else None
+    order = slice_axis_last(img.GetSize())
     return sitk.PermuteAxes(img, list(order)) if order else img
 
 

@@ -77,22 +77,22 @@ def check_workers(workers: int | None) -> None:
                                "worker is a process holding the model)")
 
 
+CONTENT_MARK = "#sha256="
+"""Between a checkpoint's path and the start of its content's fingerprint in a model key."""
+
+
 def model_key(model: str) -> str:
     """The model as the store records it: a shipped name as is, a checkpoint (or a run folder's)
-    by absolute path and the start of its content's SHA-256 (`<path>#sha256=<12 hex>`), so a
-    model trained again into the same folder assesses every item again."""
-    import hashlib
-
+    by absolute path and the start of its fingerprint, the SHA-256 an item's files get
+    (`<path>#sha256=<12 hex>`), so a model trained again into the same folder assesses every
+    item again."""
     from medq.assess.weights import run_checkpoint
+    from medq.qc.fingerprint import fingerprint
 
     path = run_checkpoint(Path(model).expanduser())
     if not path.is_file():
         return model
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return f"{path.resolve()}#sha256={digest.hexdigest()[:12]}"
+    return f"{path.resolve()}{CONTENT_MARK}{fingerprint([path])[:12]}"
 
 
 def stored_model(held: list[str], model: str | None) -> str | None:
@@ -104,7 +104,8 @@ def stored_model(held: list[str], model: str | None) -> str | None:
     key = model_key(model)
     if key == model or key in held:
         return key
-    versions = [h for h in held if h.startswith(key.split("#sha256=")[0] + "#sha256=")]
+    stem = key.split(CONTENT_MARK)[0] + CONTENT_MARK
+    versions = [h for h in held if h.startswith(stem)]
     return versions[0] if len(versions) == 1 else model
 
 
@@ -341,12 +342,8 @@ def run_qc(archive: str | Path, store: Store, *, model: str = "mediqa-s",
     known = store.known(key)
     gone = vanished(known, items, archive)
     pruned = store.forget(gone, key) if prune else 0
-    if retry_errors:
-        failed = {row["path"] for row in store.items(status="error", model=key)}
-        known = {path: fp for path, fp in known.items() if path not in failed}
-    if measures:  # stored by a run without measures: assessed again, with them
-        lacking = store.unmeasured(key)
-        known = {path: fp for path, fp in known.items() if path not in lacking}
+    again = store.again(key, unmeasured=measures, errors=retry_errors)  # though unchanged
+    known = {path: fp for path, fp in known.items() if path not in again}
     todo, unreadable, skipped = plan(items, known)
     counts = {"ok": 0, "errors": 0}
     if on_plan:

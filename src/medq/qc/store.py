@@ -177,12 +177,18 @@ class Store:
         with self.engine.connect() as conn:
             return {path: fp for path, fp in conn.execute(query)}
 
-    def unmeasured(self, model: str) -> set[str]:
-        """Paths of the items assessed (status ok) for `model` without classical measures (a run
-        with `--no-measures`): a run that asks for measures assesses them again."""
+    def again(self, model: str, *, unmeasured: bool = False, errors: bool = False) -> set[str]:
+        """Paths of the items of `model` a run assesses again though unchanged: with
+        `unmeasured`, those assessed (status ok) without classical measures (a run with
+        `--no-measures`); with `errors`, those stored as errors (`--retry-errors`). One query,
+        paths only."""
         c = items_table.c
         empty = sa.or_(c.measures.is_(None), sa.cast(c.measures, sa.Text).in_(["{}", "null"]))
-        query = sa.select(c.path).where(c.model == model, c.status == "ok", empty)
+        wanted = [sa.and_(c.status == "ok", empty)] if unmeasured else []
+        wanted += [c.status == "error"] if errors else []
+        if not wanted:
+            return set()
+        query = sa.select(c.path).where(c.model == model, sa.or_(*wanted))
         with self.engine.connect() as conn:  # the filter runs in the database: no JSON read here
             return set(conn.scalars(query))
 
