@@ -212,6 +212,10 @@ def test_a_database_of_two_models_is_reported_one_model_at_a_time(qc_db: tuple,
         build_qc_report(both, tmp_path / "mixed.html")
     html = build_qc_report(both, tmp_path / "one.html", model=MODEL).read_text(encoding="utf-8")
     assert re.search(r'id="total-count">(\d+)<', html).group(1) == str(len(rows))
+    with Store(both) as store:  # this model's reviewed items, not the database's
+        store.add_review(store.items(model="other-model")[0]["id"], "Dr A", "accept")
+    html = build_qc_report(both, tmp_path / "one.html", model=MODEL).read_text(encoding="utf-8")
+    assert re.search(r'id="reviewed-count">(\d+)<', html).group(1) == "0"
     assert f"model {MODEL}" in html and "other-model" not in html
     with pytest.raises(InvalidParameter, match="no results for model 'nope'"):
         build_qc_report(both, tmp_path / "nope.html", model="nope")

@@ -360,24 +360,23 @@ class Store:
         with self.engine.connect() as conn:
             return [row_dict(r._mapping) for r in conn.execute(query)]
 
-    def summary(self, model: str | None = None) -> dict[str, Any]:
-        """Totals (of one model's items, or all): `{"total", "reviewed", "status": {...},
-        "modality": {...}, "verdict": {...}}`.
+    def summary(self) -> dict[str, Any]:
+        """Totals of the items: `{"total", "reviewed", "status": {...}, "modality": {...},
+        "verdict": {...}}`.
 
         Empty values (e.g. the verdict of an error row) are not counted in the breakdowns.
         """
         c = items_table.c
-        mine = sa.true() if model is None else c.model == model
         out: dict[str, Any] = {"total": 0, "reviewed": 0}
         with self.engine.connect() as conn:
             out["total"] = int(conn.execute(sa.select(sa.func.count()).select_from(items_table)
-                                            .where(mine)).scalar_one())
+                                            ).scalar_one())
             out["reviewed"] = int(conn.execute(
                 sa.select(sa.func.count(sa.distinct(reviews_table.c.item_id))).select_from(
                     reviews_table.join(items_table, reviews_table.c.item_id == items_table.c.id))
-                .where(DECIDED, mine)).scalar_one())
+                .where(DECIDED)).scalar_one())
             for key in ("status", "modality", "verdict"):
-                query = (sa.select(c[key], sa.func.count()).where(c[key].is_not(None), mine)
+                query = (sa.select(c[key], sa.func.count()).where(c[key].is_not(None))
                          .group_by(c[key]).order_by(c[key]))
                 out[key] = {str(value): int(n) for value, n in conn.execute(query)}
         return out
