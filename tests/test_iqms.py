@@ -440,6 +440,18 @@ def test_compute_measures_sets_per_modality(ct_slice, mr_slice, retina):
         assert all(isinstance(v, float) and np.isfinite(v) for v in result.values())
 
 
+def test_ct_snr_is_signal_above_air_so_water_and_fat_bodies_read_positive_and_fall_with_noise():
+    """A CT body of water (0 HU) or fat (−100 HU) has an SNR above 0 that falls as its noise
+    grows (in HU the water body read 0 and the fat one negative)."""
+    y, x = np.indices((160, 160))
+    rng = np.random.default_rng(0)
+    for hu in (-100.0, 0.0, 40.0):
+        body = np.where((y - 80) ** 2 + (x - 80) ** 2 < 60 ** 2, hu, -1000.0)
+        quiet, noisy = (measures.compute_measures(body + rng.normal(0, s, body.shape), "CT")["snr"]
+                        for s in (5.0, 20.0))
+        assert quiet > noisy > 0
+
+
 def test_compute_measures_with_tissue_masks_on_volume(mni_t1):
     vol = mni_t1.array
     brain = foreground_mask(vol, "MR")

@@ -110,7 +110,7 @@ def compute_measures(array: np.ndarray, modality: str, mask: np.ndarray | None =
         "foreground_fraction": float(fg.mean()),
         "noise_sigma": sigma,
         "noise_sigma_flat": noise_sigma_flat(a, fg),
-        "snr": snr(a, fg, sigma),
+        "snr": snr(a, fg, sigma, offset),
         "efc": efc(a, finite, offset),
         "fber": fber(a, fg, bg, offset),
         "sharpness": sharpness(a, fg),

@@ -122,11 +122,14 @@ def mr_motion(image: MedImage, level: float, rng: np.random.Generator
     """Rigid in-plane motion during a sequential (linear-order) phase-encode acquisition.
 
     The object follows a smooth random trajectory (per degree of freedom a sum of 3 sinusoids of
-    0.5–3 cycles per scan) that starts at a random onset in [10 %, 50 %] of the scan; its peak
-    translation is `level` mm (capped at 10 % of the FOV, only relevant for tiny FOVs) and peak
-    rotation `level` degrees (1°/mm, quantised to 9 angles). Each line takes the k-space of its
+    0.5–3 cycles per scan) that starts at a random onset in [10 %, 50 %] of the scan, scaled so
+    its largest excursion from the resting pose is `level` mm in y or x translation (capped at
+    10 % of the FOV, only relevant for tiny FOVs) or `level` degrees of rotation (1°/mm,
+    quantised to 9 angles). Each line takes the k-space of its
     pose (translation = phase ramp); poses are relative to the pose at the k-space centre, so
-    the result shows ghosting/blurring rather than a global shift. Level: amplitude in mm,
+    the result shows ghosting/blurring rather than a global shift; the peak translation from
+    that pose (recorded as `max_translation_mm`) is then about 0.6–1.6 × `level` by draw (the
+    grade follows the nominal level). Level: amplitude in mm,
     worse higher; none < 0.5 ≤ mild < 2 ≤ moderate < 5 ≤ severe (1 / 3 / 8).
     """
     onset = float(rng.uniform(0.1, 0.5))

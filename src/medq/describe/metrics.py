@@ -14,9 +14,11 @@ continuous severities s of every applied degradation (`medq.data.bench.reference
   both whose severities differ by two or more levels (*major*). 2 = none, 1 = one minor and no
   major, 0 = otherwise.
 - **consistency** (the verdict follows the findings): each predicted finding's severity bounds
-  its continuous severity (mild 0.5–1.5, moderate 1.5–2.5, severe 2.5–3, unlisted types < 0.5);
-  the verdicts those severities allow under the reference-score rule form a range. 2 = the verdict
-  is in it, 1 = one level outside, 0 = further.
+  its continuous severity (mild 0.5–1.5, moderate 1.5–2.5, severe 2.5–3), and the unlisted
+  types together add at most one sub-mild severity (< 0.5); the verdicts those severities allow
+  under the reference-score rule form a range. 2 = the verdict is in it, 1 = one level outside,
+  0 = further. (Several sub-mild degradations can lower the reference verdict below what one
+  allows, so a description listing none of them, as it should, then scores 1 here.)
 - **quality accuracy**: 2 = verdict equals the reference verdict, 1 = adjacent, 0 = opposite.
 
 The total is their sum (/8). `type_hits` gives the acceptance check "finding type correct": for

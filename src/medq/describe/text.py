@@ -148,8 +148,9 @@ def finding_clause(finding: Finding, modality: str, key: str) -> str:
 
 
 def _measured(finding: Finding, modality: str) -> str:
-    """A CT noise finding's level in HU, as a reader would measure it in a uniform region (the
-    flat-window σ of the classical measures, when they were computed), else nothing."""
+    """A CT noise finding's level in HU in the flattest tissue (the flat-window σ of the classical
+    measures, when they were computed), else nothing. It reads 7-px windows: on CT's correlated
+    noise about a quarter below the std of a large uniform ROI (`iqms.noise_sigma_flat`)."""
     sigma = (finding.evidence or {}).get("noise_sigma_flat")
     if finding.type != "noise" or _group(modality) != "CT" or sigma is None \
             or not math.isfinite(float(sigma)) or sigma <= 0:

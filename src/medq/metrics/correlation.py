@@ -131,14 +131,14 @@ def _fit_unit(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float, float]
     if x.size <= len(init):  # four parameters need more points than that: the line
         return _linear_as_logistic(slope, intercept, x)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", OptimizeWarning)
+        with warnings.catch_warnings():  # "covariance could not be estimated" comes with
+            warnings.simplefilter("ignore", OptimizeWarning)  # steep fits; it is not used
             warnings.simplefilter("ignore", RuntimeWarning)
             beta, _ = curve_fit(logistic4, x, y, p0=init, maxfev=20000)
         sse = float(np.sum((logistic4(x, *beta) - y) ** 2))
         if np.all(np.isfinite(beta)) and sse <= linear_sse * (1 + 1e-9):
             return tuple(float(b) for b in beta)
-    except (RuntimeError, ValueError, OptimizeWarning, np.linalg.LinAlgError):
+    except (RuntimeError, ValueError, np.linalg.LinAlgError):
         pass
     return _linear_as_logistic(slope, intercept, x)
 

@@ -21,6 +21,10 @@ Window = tuple[float, float]
 SSIM_SIGMA = 1.5
 """Gaussian window σ of SSIM (Wang et al. 2004), with population covariances."""
 
+SSIM_3D_SLICES = 11
+"""Fewest slices a volume's SSIM takes the 3D Gaussian window over (its 11-px extent); thinner
+volumes average their slices' 2D SSIM."""
+
 
 def _prepare(x: np.ndarray, ref: np.ndarray, window: Window | None
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
@@ -114,8 +118,9 @@ def ssim(x: np.ndarray, ref: np.ndarray, data_range: float | None = None,
     SSIM = [(2μxμy + C1)(2σxy + C2)] / [(μx² + μy² + C1)(σx² + σy² + C2)], C1 = (0.01R)²,
     C2 = (0.03R)², local statistics under a Gaussian window (σ = 1.5, population covariances).
     R as in `psnr`. Images too small for the 11-px Gaussian window use a uniform window of the
-    largest odd size that fits (≥ 3); 3D volumes with fewer than 7 slices are averaged over 2D
-    slices.
+    largest odd size that fits (≥ 3; population covariances too); 3D volumes (slices first)
+    with fewer than `SSIM_3D_SLICES` slices are the mean of their 2D slices' SSIM, so a
+    volume's SSIM does not jump when a slice is added (a uniform 3D window in between did).
     """
     a, b, valid, scale = _prepare(x, ref, window)
     r = _data_range(b, valid, window, data_range, scale)
@@ -129,12 +134,12 @@ def ssim(x: np.ndarray, ref: np.ndarray, data_range: float | None = None,
                                f"shape {a.shape}")
     channel = None if channel_axis is None else channel_axis % a.ndim
     spatial = [n for i, n in enumerate(a.shape) if i != channel]
-    if len(spatial) == 3 and spatial[0] < 7 and channel_axis is None:
+    if len(spatial) == 3 and spatial[0] < SSIM_3D_SLICES and channel_axis is None:
         return float(np.mean([ssim(a[i], b[i], data_range=r) for i in range(a.shape[0])]))
     side = min(spatial)
     if side < 3:
         return float("nan")
     options: dict = {"gaussian_weights": True, "sigma": SSIM_SIGMA, "use_sample_covariance": False}
     if side < 11:
-        options = {"win_size": side if side % 2 else side - 1}
+        options = {"win_size": side if side % 2 else side - 1, "use_sample_covariance": False}
     return float(structural_similarity(a, b, data_range=r, channel_axis=channel_axis, **options))
