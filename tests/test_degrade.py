@@ -391,3 +391,18 @@ def test_degradations_refuse_what_they_cannot_apply_with_typed_errors() -> None:
                        severity="severe", spacing=1.0, modality="MR")  # σ 3 px over 2 slices
     assert thin.shape == (2, 64, 64)
 
+
+
+def test_blur_records_the_width_the_image_got_where_the_kernel_falls_short():
+    """On pixels much coarser than the blur the sampled Gaussian does next to nothing; the
+    record says so (`fwhm_applied_mm`), measured here as a point's second moment."""
+    point = np.zeros((65, 65), np.float32)
+    point[32, 32] = 1.0
+    x = np.arange(65) - 32.0
+    for pixel, fwhm in ((0.7, 1.5), (2.0, 1.5), (4.0, 1.5), (4.0, 3.5)):
+        out, rec = simulate(point, "blur", level=fwhm, modality="PT", spacing=(pixel, pixel))
+        profile = out.array[:, 32].astype(float)
+        measured = 2.3548 * np.sqrt(np.sum(profile * x * x) / profile.sum()) * pixel
+        assert rec.params["fwhm_mm"] == fwhm
+        assert rec.params["fwhm_applied_mm"] == pytest.approx([measured] * 2, abs=2e-3)
+    assert rec.params["fwhm_applied_mm"][0] < 0.7 * fwhm  # 4 mm pixels: well short
