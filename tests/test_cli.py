@@ -110,6 +110,21 @@ def test_info_ct_small_json_reports_kvp_and_exposure() -> None:
     assert row["physics"]["exposure_mAs"] == 170
     assert row["shape"] == [128, 128]
     assert row["spacing"] == pytest.approx([0.661468, 0.661468])
+    assert "spacing_assumed" not in row
+
+
+def test_info_says_when_the_pixel_size_is_assumed(tmp_path: Path) -> None:
+    """A DICOM stating a pixel size of 0 is read at 1 mm, and `medq info` says it is assumed
+    (it printed 1×1 as if stated)."""
+    ds = pydicom.dcmread(dicom_testfile("CT_small.dcm"))
+    ds.PixelSpacing = [0, 0]
+    ds.save_as(tmp_path / "zero.dcm")
+    res = run_medq("info", tmp_path / "zero.dcm", "--json")
+    assert res.returncode == 0, res.stderr
+    (row,) = json.loads(res.stdout)
+    assert row["spacing"] == [1.0, 1.0] and row["spacing_assumed"] is True
+    table = run_medq("info", tmp_path / "zero.dcm")
+    assert "1×1 (assumed)" in table.stdout
 
 
 def test_simulate_ct_low_dose_writes_derived_noisy_dicom(tmp_path: Path) -> None:

@@ -144,6 +144,14 @@ class MedImage:
         """Shape of the pixel array."""
         return tuple(self.array.shape)
 
+    @property
+    def spacing_assumed(self) -> bool:
+        """Whether the in-plane pixel size is medq's 1 mm because the file states none it can use
+        (a raster file, an array, a DICOM or NIfTI whose stated spacing is missing or not a
+        positive number)."""
+        return bool(self.meta.get("spacing_assumed")) or self.meta.get("spacing_source") == \
+            "assumed"
+
     def evolve(self, **changes: Any) -> MedImage:
         """Return a copy with some fields replaced (meta and physics are copied, never shared)."""
         changes.setdefault("meta", copy.deepcopy(self.meta))
@@ -161,8 +169,9 @@ class MedImage:
     def summary(self) -> dict[str, Any]:
         """JSON-friendly description: modality, region, shape, spacing, physics, source, the
         Modality a DICOM file states when medq reads it as another (`stated_modality`: a colour
-        ultrasound is read as a photograph, a nuclear medicine image as OT) and a DICOM
-        series' uneven spacing (`slice_gaps`) when it has one."""
+        ultrasound is read as a photograph, a nuclear medicine image as OT), `spacing_assumed`
+        when the file states no usable pixel size, and a DICOM series' uneven spacing
+        (`slice_gaps`) when it has one."""
         out = {
             "path": self.source,
             "modality": self.modality,
@@ -174,6 +183,8 @@ class MedImage:
         stated = str(self.meta.get("dicom_modality") or "").upper()
         if stated and stated != self.modality:
             out["stated_modality"] = stated
+        if self.spacing_assumed:
+            out["spacing_assumed"] = True
         if self.meta.get("slice_gaps"):
             out["slice_gaps"] = dict(self.meta["slice_gaps"])
         return out

@@ -76,7 +76,8 @@ def _info_table(rows: Iterable[dict[str, Any]]) -> None:
                                       if row.get("stated_modality") else "")
         table.add_row(name, modality, row["region"],
                       "×".join(map(str, row["shape"])),
-                      "×".join(f"{s:g}" for s in row["spacing"]), physics)
+                      "×".join(f"{s:g}" for s in row["spacing"])
+                      + (" (assumed)" if row.get("spacing_assumed") else ""), physics)
     if table.row_count:
         out.print(table)
 
