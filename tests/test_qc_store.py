@@ -278,7 +278,14 @@ def test_items_stored_without_measures_are_found_in_the_database(
     failed = {row["path"] for row in assessed if row["status"] == "error"}
     assert failed and store.again(MODEL, errors=True) == failed
     assert store.again(MODEL, unmeasured=True, errors=True) == failed | {ok[1]["path"]}
-    assert store.again(MODEL) == set()
+    assert store.again(MODEL) == set()  # the input's errors: the same file fails the same way
+    bad = next(row for row in assessed if row["status"] == "error")
+    assert bad["bad_input"] is True
+    internal = {**bad, "path": "/a/internal.dcm", "bad_input": False,
+                "error": "/a/internal.dcm: internal error: TypeError: oops"}
+    store.record(internal)  # medq's own failure: a later run (a fixed medq) tries it again
+    store.record({**bad, "path": "/a/old.dcm", "bad_input": None})  # cause not recorded
+    assert store.again(MODEL) == {"/a/internal.dcm", "/a/old.dcm"}
 
 
 def test_runs_and_summary(store: Store, assessed: list[dict]) -> None:
@@ -473,6 +480,84 @@ def test_items_no_longer_in_the_archive_are_found_and_pruned_with_their_reviews(
     assert store.forget(gone, MODEL) == 2
     assert {r["path"] for r in store.items()} == {ok[0]["path"], "/elsewhere/scan.dcm"}
     assert store.reviews(item_id) == [] and store.forget([], MODEL) == 0
+
+
+def test_siblings_named_like_the_archive_and_a_4d_file_read_another_way_are_not_gone(
+        tmp_path: Path) -> None:
+    """`site@2/…` and `site#old/…` beside `site` are not under it (--prune deleted them and
+    their reviews), and a 4D file walked whole after a run volume by volume (or the other way)
+    is still there; a volume a shrunk file no longer has is gone."""
+    from medq.qc.planning import vanished
+
+    site = tmp_path / "site"
+    site.mkdir()
+    own = [f"{site}/a.dcm", f"{site}#1.2.3", f"{site}/fmri.nii@volume=0",
+           f"{site}/fmri.nii@volume=1", f"{site}/dwi.nii"]
+    siblings = [f"{tmp_path}/site@2/b.dcm", f"{tmp_path}/site#old/c.dcm"]
+    known = dict.fromkeys(own + siblings, "fp")
+    whole = [Item(f"{site}/fmri.nii", (f"{site}/fmri.nii",))]
+    volumes = [Item(f"{site}/dwi.nii@volume={k}", (f"{site}/dwi.nii",)) for k in (0, 1)]
+    assert vanished(known, whole + volumes, site) == sorted([f"{site}/a.dcm", f"{site}#1.2.3"])
+    shrunk = [Item(f"{site}/fmri.nii@volume=0", (f"{site}/fmri.nii",))]
+    assert f"{site}/fmri.nii@volume=1" in vanished(known, shrunk, site)
+
+
+def test_a_folder_the_walk_may_not_list_is_an_error_and_what_it_held_is_not_gone(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A folder without permission to list was skipped in silence, its stored items called
+    gone (and `--prune` deleted them with their reviews). The tests run as root, whom no
+    permission stops, so listing that folder is made to fail as it would for another user."""
+    from pydicom.data import get_testdata_file
+
+    from medq.qc.discover import UNLISTED, discover
+    from medq.qc.planning import plan, vanished
+
+    archive = tmp_path / "site"
+    for name in ("open", "locked"):
+        (archive / name).mkdir(parents=True)
+        (archive / name / "ct.dcm").write_bytes(Path(get_testdata_file("CT_small.dcm"))
+                                                .read_bytes())
+    locked = str((archive / "locked").resolve())
+    real_scandir, real_listdir = os.scandir, os.listdir
+
+    def refuse(real):  # as the system refuses a folder its user may not read
+        def listing(path: str = ".") -> object:
+            if str(path) == locked:
+                raise PermissionError(13, "Permission denied", str(path))
+            return real(path)
+        return listing
+
+    monkeypatch.setattr(os, "scandir", refuse(real_scandir))
+    monkeypatch.setattr(os, "listdir", refuse(real_listdir))
+    items = discover(archive)
+    assert [(i.path, i.note) for i in items] == [(locked, UNLISTED),
+                                                 (str(archive.resolve() / "open" / "ct.dcm"), "")]
+    todo, unreadable, _ = plan(items, {})
+    assert [i.path for i, _ in todo] == [items[1].path]
+    (item, _, error), = unreadable
+    assert item.path == locked and "cannot list the folder (permission denied)" in error.message
+    known = {f"{locked}/ct.dcm": "fp", items[1].path: "fp"}
+    assert vanished(known, items, archive) == []
+
+
+def test_an_export_never_replaces_a_file_of_a_series_or_a_4d_file_stored_by_volume(
+        store: Store, assessed: list[dict], tmp_path: Path) -> None:
+    """The store names a series by its folder (`<folder>` or `<folder>#<uid>`) and a 4D file's
+    volumes `<file>@volume=<k>`: their files were not recognised as images it reads, and an
+    export replaced them."""
+    row = next(r for r in assessed if r["status"] == "ok")
+    for name in ("t1", "t2", "fmri.nii"):
+        (tmp_path / name).mkdir() if "." not in name else (tmp_path / name).write_bytes(b"x")
+    for folder in ("t1", "t2"):
+        (tmp_path / folder / "IM1.dcm").write_bytes(b"slice")
+    for path in (tmp_path / "t1", f"{tmp_path / 't2'}#1.2.3", f"{tmp_path / 'fmri.nii'}@volume=0"):
+        store.record({**row, "path": str(path), "model": MODEL})
+    for target in (tmp_path / "t1" / "IM1.dcm", tmp_path / "t2" / "IM1.dcm",
+                   tmp_path / "fmri.nii"):
+        with pytest.raises(InvalidParameter, match="write the output elsewhere"):
+            store.refuse_output(target)
+    store.refuse_output(tmp_path / "t1" / "new.csv")  # nothing there to replace
+    store.refuse_output(tmp_path / "other.csv")
 
 
 def test_another_applications_sqlite_file_is_never_written_into(tmp_path: Path) -> None:

@@ -45,6 +45,11 @@ class Item:
     """Why a file of a DICOM series of several files is an item of its own (`split_reason`)."""
 
 
+UNLISTED = "a folder the walk could not list"
+"""The note of an item that is a folder `discover` could not list (no permission): stored as an
+error, and the items stored under it are not taken for gone."""
+
+
 @dataclass
 class _Header:
     """What grouping needs from one DICOM file's header."""
@@ -143,7 +148,7 @@ def split_reason(group: list[_Header]) -> str:
 def split_notes(items: list[Item]) -> list[tuple[str, str]]:
     """(folder, note) once per DICOM series read file by file (`Item.note`), in item order."""
     return list(dict.fromkeys((str(Path(item.path).parent), item.note) for item in items
-                              if item.note))
+                              if item.note and item.note != UNLISTED))
 
 
 def folder_items(folder: Path, names: list[str]) -> list[Item]:
@@ -194,10 +199,11 @@ def discover(archive: str | Path, each_volume: bool = False) -> list[Item]:
     if root.is_file():
         items = folder_items(root.parent, [root.name]) if _is_candidate(root) else []
     else:
-        items = []
-        for folder, dirs, files in os.walk(root):
+        items, unlisted = [], []  # folders the walk may not list: an item each, which fails
+        for folder, dirs, files in os.walk(root, onerror=lambda e: unlisted.append(e.filename)):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
             items += folder_items(Path(folder), files)
+        items += [Item(str(f), (str(f),), note=UNLISTED) for f in unlisted]
     if each_volume:
         items = [part for item in items for part in _volumes(item)]
     return sorted(items, key=lambda item: item.path)

@@ -9,7 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from medq.errors import InputError
-from medq.qc.discover import SERIES_MARK, Item
+from medq.io.volumes import VOLUME_MARK
+from medq.qc.discover import SERIES_MARK, UNLISTED, Item
 
 
 def unreadable_file(error: OSError, path: str) -> InputError:
@@ -25,6 +26,9 @@ def unreadable_file(error: OSError, path: str) -> InputError:
     reason = ("a loop of symbolic links" if error.errno == errno.ELOOP
               else "permission denied" if isinstance(error, PermissionError)
               else error.strerror or type(error).__name__)
+    if os.path.isdir(path):
+        return UnreadableImage(f"cannot list the folder ({reason}); nothing in it is assessed",
+                               path)
     return UnreadableImage(f"cannot read the file ({reason})", path)
 
 
@@ -38,6 +42,8 @@ def plan(items: Sequence[Item], known: dict[str, str],
     skipped = 0
     for item in items:
         try:
+            if item.note == UNLISTED:
+                os.listdir(item.path)  # the folder's own error (no permission)
             fp = fingerprint(item.files)
         except OSError as e:
             unreadable.append((item, "unreadable", unreadable_file(e, item.path)))
@@ -51,12 +57,34 @@ def plan(items: Sequence[Item], known: dict[str, str],
 
 def vanished(known: dict[str, str], items: Sequence[Item], archive: str | Path) -> list[str]:
     """The stored items under `archive` (its files, series `<folder>#<uid>` and volumes
-    `<file>@volume=<k>`) that this walk did not find: deleted, renamed or regrouped since."""
-    root = str(Path(archive).expanduser().resolve())
+    `<file>@volume=<k>`) that this walk did not find: deleted, renamed or regrouped since.
+
+    Not under it: a sibling whose name only starts like it (`site@2/…`, `site#old/…` beside
+    `site`). Not vanished: the volumes of a 4D file this walk found whole (a run without
+    `--each-volume` after one with it), nor the whole file whose volumes it found."""
+    root_path = Path(archive).expanduser().resolve()
+    root = str(root_path)
     found = {item.path for item in items}
-    inside = (os.sep, SERIES_MARK, "@")
-    return sorted(p for p in known if p not in found
-                  and (p == root or any(p.startswith(root + mark) for mark in inside)))
+    split = {_whole_file(p) for p in found} - found  # 4D files found volume by volume
+    unlisted = [item.path for item in items if item.note == UNLISTED]
+
+    def under_root(p: str) -> bool:
+        rest = p[len(root):]
+        if not p.startswith(root) or (rest and os.sep in rest and not rest.startswith(os.sep)):
+            return False
+        return (rest == "" or rest.startswith(os.sep)
+                or (rest.startswith(SERIES_MARK) and root_path.is_dir())
+                or (rest.startswith(VOLUME_MARK) and not root_path.is_dir()))
+
+    return sorted(p for p in known if p not in found | split and _whole_file(p) not in found
+                  and under_root(p) and not any(p.startswith(f + os.sep) or
+                                                p.startswith(f + SERIES_MARK) for f in unlisted))
+
+
+def _whole_file(path: str) -> str:
+    """The file an item `<file>@volume=<k>` is a volume of; any other item's own path."""
+    head, mark, k = path.rpartition(VOLUME_MARK)
+    return head if mark and k.isdigit() else path
 
 
 def outside(items: Sequence[Item], files: Sequence[str | Path]) -> list[Item]:

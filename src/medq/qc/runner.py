@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from medq.errors import InputError
 from medq.qc.discover import Item
 from medq.qc.planning import outside, plan, vanished
-from medq.qc.signals import ctrl_c_deferred, stop_signals_held
+from medq.qc.signals import ctrl_c_deferred, stop_signals_held, stop_signals_ignored
 
 if TYPE_CHECKING:
     from distributed import Client, Future
@@ -296,7 +296,8 @@ class RunInterrupted(KeyboardInterrupt):
     def __init__(self, done: int, todo: int) -> None:
         self.done, self.todo = done, todo
         super().__init__(f"interrupted after {done} of {todo} items; run the same command "
-                         "again to continue")
+                         "again to continue" if todo else "interrupted while finding the items; "
+                         "nothing was assessed")
 
 
 def nothing_to_assess(archive: str | Path) -> InputError:
@@ -336,23 +337,21 @@ def run_qc(archive: str | Path, store: Store, *, model: str = "mediqa-s",
     checkpoint = resolve(model)  # an unknown model fails here, not per item on the workers
     key = model_key(model)
     loaded = model if key == model else str(checkpoint.resolve())  # what the workers load
-    items = outside(discover(archive, each_volume), store.own_files)
-    if not items:
-        raise nothing_to_assess(archive)
-    known = store.known(key)
-    gone = vanished(known, items, archive)
-    pruned = store.forget(gone, key) if prune else 0
-    again = store.again(key, unmeasured=measures, errors=retry_errors)  # though unchanged
-    known = {path: fp for path, fp in known.items() if path not in again}
-    todo, unreadable, skipped = plan(items, known)
-    counts = {"ok": 0, "errors": 0}
-    if on_plan:
-        on_plan(len(todo) + len(unreadable), skipped)
-    own = client is None and bool(todo)
-    n_workers = None
-    assess_seconds = 0.0
-    run_id = None
-    try:
+    counts, items, todo, unreadable = {"ok": 0, "errors": 0}, [], [], []
+    own, n_workers, assess_seconds, run_id, skipped = False, None, 0.0, None, 0
+    try:  # a Ctrl-C while walking or fingerprinting a big archive is a RunInterrupted too
+        items = outside(discover(archive, each_volume), store.own_files)
+        if not items:
+            raise nothing_to_assess(archive)
+        known = store.known(key)
+        gone = vanished(known, items, archive)
+        pruned = store.forget(gone, key) if prune else 0
+        again = store.again(key, unmeasured=measures, errors=retry_errors)  # though unchanged
+        known = {path: fp for path, fp in known.items() if path not in again}
+        todo, unreadable, skipped = plan(items, known)
+        if on_plan:
+            on_plan(len(todo) + len(unreadable), skipped)
+        own = client is None and bool(todo)
         if own:
             with ctrl_c_deferred():  # a Ctrl-C meanwhile stops the run once the cluster is up
                 client, n_workers = start_client(workers, scheduler,
@@ -385,7 +384,8 @@ def run_qc(archive: str | Path, store: Store, *, model: str = "mediqa-s",
         raise RunInterrupted(done, len(todo) + len(unreadable)) from e
     finally:
         if own and client is not None:
-            stop_client(client, own_cluster=not scheduler)
+            with stop_signals_ignored():
+                stop_client(client, own_cluster=not scheduler)
     summary = {"total": len(items), **counts, "skipped": skipped,
                "seconds": round(time.perf_counter() - start, 3)}
     store.finish_run(run_id, summary)

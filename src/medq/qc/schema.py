@@ -54,6 +54,7 @@ items_table = sa.Table(
     sa.Column("lossy_compression", sa.JSON),  # the Assessment's; {} when not lossy (added)
     sa.Column("status", sa.String(8), nullable=False),
     sa.Column("error", sa.Text),
+    sa.Column("bad_input", sa.Boolean),  # an error's cause: the input (else medq's) (added)
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.UniqueConstraint("path", "model", name="uq_items_path_model"),
@@ -77,7 +78,7 @@ reviews_table = sa.Table(
 ITEM_COLUMNS = tuple(c.name for c in items_table.columns)
 """Columns of an item row (every `items()` dict also has `reviewed` and `last_review`)."""
 
-ADDED_COLUMNS = {"items": ("lossy_compression",), "reviews": ("fingerprint",)}
+ADDED_COLUMNS = {"items": ("lossy_compression", "bad_input"), "reviews": ("fingerprint",)}
 """Columns added after a table's first release: `create_schema` adds them to a database made
 before (nullable, so old rows read as unknown)."""
 

@@ -69,3 +69,19 @@ def ctrl_c_deferred() -> Iterator[None]:
             yield
         finally:  # the handler back before the held signals are let through
             signal.signal(signal.SIGINT, previous)
+
+
+@contextmanager
+def stop_signals_ignored() -> Iterator[None]:
+    """Ignore `STOP_SIGNALS` while the block runs: closing the cluster of a run that is already
+    stopping (a second Ctrl-C there left Dask's exit hook printing a traceback instead of the
+    run's one line). Outside the main thread nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)

@@ -161,8 +161,17 @@ class Store:
             if str(target) in (stem, *(stem + end for end in ("-wal", "-shm", "-journal"))):
                 raise InvalidParameter("that is the results database itself; write the output "
                                        "elsewhere", output)
-        query = sa.select(items_table.c.path).where(
-            items_table.c.path.in_([str(target), str(output)])).limit(1)
+        path = items_table.c.path
+        held = path.in_([str(target), str(output)])
+        if target.is_file():  # a member of a series item, or a 4D file stored by volume
+            from medq.io.dicom_series import SERIES_MARK
+            from medq.io.volumes import VOLUME_MARK
+
+            folder = str(target.parent)
+            held |= path == folder
+            held |= path.startswith(folder + SERIES_MARK, autoescape=True)
+            held |= path.startswith(str(target) + VOLUME_MARK, autoescape=True)
+        query = sa.select(path).where(held).limit(1)
         with self.engine.connect() as conn:
             found = conn.execute(query).first()
         if found is not None:
@@ -178,16 +187,17 @@ class Store:
             return {path: fp for path, fp in conn.execute(query)}
 
     def again(self, model: str, *, unmeasured: bool = False, errors: bool = False) -> set[str]:
-        """Paths of the items of `model` a run assesses again though unchanged: with
-        `unmeasured`, those assessed (status ok) without classical measures (a run with
-        `--no-measures`); with `errors`, those stored as errors (`--retry-errors`). One query,
-        paths only."""
+        """Paths of the items of `model` a run assesses again though unchanged: always those
+        whose stored error was medq's own (an internal error, or one stored by a medq that did
+        not record the cause), not the input's; with `unmeasured`, those assessed (status ok)
+        without classical measures (a run with `--no-measures`); with `errors`, every stored
+        error (`--retry-errors`). One query, paths only."""
         c = items_table.c
         empty = sa.or_(c.measures.is_(None), sa.cast(c.measures, sa.Text).in_(["{}", "null"]))
         wanted = [sa.and_(c.status == "ok", empty)] if unmeasured else []
-        wanted += [c.status == "error"] if errors else []
-        if not wanted:
-            return set()
+        wanted.append(sa.and_(c.status == "error",
+                              sa.true() if errors else sa.or_(c.bad_input.is_(None),
+                                                               c.bad_input.is_(False))))
         query = sa.select(c.path).where(c.model == model, sa.or_(*wanted))
         with self.engine.connect() as conn:  # the filter runs in the database: no JSON read here
             return set(conn.scalars(query))
@@ -222,8 +232,9 @@ class Store:
             values[key] = plain(values[key])
         if values["score"] is not None:
             values["score"] = plain(float(values["score"]))
-        if values["recall"] is not None:
-            values["recall"] = bool(values["recall"])
+        for key in ("recall", "bad_input"):
+            if values[key] is not None:
+                values[key] = bool(values[key])
         stamp = now()
         with self._writing() as conn:
             return int(conn.execute(self._upsert, {**values, "created_at": stamp,
