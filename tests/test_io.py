@@ -404,6 +404,26 @@ def test_series_save_reload_keeps_geometry(tmp_path: Path) -> None:
     assert len(list(out.iterdir())) == 4
 
 
+def test_a_series_is_never_written_over_a_folder_of_series_medq_did_not_write(
+        tmp_path: Path) -> None:
+    """A scanner export named IM00001.dcm, … looked like medq's own output by name, and a
+    series written into it deleted what it held; so did a folder of two medq series."""
+    _write_ct_series(tmp_path / "ser", 3, [1, 0, 0, 0, 1, 0], 3.0)
+    scanner = tmp_path / "export"
+    scanner.mkdir()
+    for k, f in enumerate(sorted((tmp_path / "ser").iterdir())):
+        (scanner / f"IM{k + 1:05d}.dcm").write_bytes(f.read_bytes())
+    before = {f.name: f.read_bytes() for f in scanner.iterdir()}
+    image = load(tmp_path / "ser")
+    with pytest.raises(InvalidParameter, match="DICOM files medq did not write"):
+        save(image, scanner)
+    assert {f.name: f.read_bytes() for f in scanner.iterdir()} == before
+    first, second = save(image, tmp_path / "a"), save(image, tmp_path / "b")
+    (first / "IM00004.dcm").write_bytes((second / "IM00001.dcm").read_bytes())
+    with pytest.raises(InvalidParameter, match="2 series"):
+        save(image, first)
+
+
 @pytest.mark.parametrize("suffix", [".nii.gz", ".mha", ".nrrd"])
 def test_series_converted_keeps_patient_geometry(tmp_path: Path, suffix: str) -> None:
     """A DICOM series written as NIfTI, MetaImage or NRRD keeps where each voxel lies in the

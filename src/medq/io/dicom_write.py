@@ -14,6 +14,7 @@ import copy
 import datetime as dt
 import gzip
 import io
+import re
 import secrets
 from pathlib import Path
 from typing import Any
@@ -303,6 +304,26 @@ def _series_uid(templates: list[Dataset], path: Path) -> str:
     return generate_uid(entropy_srcs=[RUN_TOKEN, source, key[1], str(generation)])
 
 
+def _not_an_earlier_output(folder: Path) -> str | None:
+    """What in `folder` is not one series medq wrote (files `IM00001.dcm`, … whose
+    DerivationDescription is medq's, of one SeriesInstanceUID), or None when it is that (or
+    empty): only such a folder is replaced. A scanner export named `IM0001.dcm`, … looked like
+    medq's own by name, and writing into it deleted its series."""
+    series = set()
+    for f in sorted(folder.iterdir()):
+        if not re.fullmatch(r"IM\d{5}\.dcm", f.name):
+            return f"other files ({f.name}, …)"
+        try:
+            ds = pydicom.dcmread(f, stop_before_pixels=True,
+                                 specific_tags=["DerivationDescription", "SeriesInstanceUID"])
+        except (OSError, pydicom.errors.InvalidDicomError):
+            return f"a file medq did not write ({f.name})"
+        if not (as_text(ds.get("DerivationDescription")) or "").startswith("medq"):
+            return f"DICOM files medq did not write ({f.name}, …)"
+        series.add(as_text(ds.get("SeriesInstanceUID")))
+    return f"{len(series)} series" if len(series) > 1 else None
+
+
 def write_dicom(image: MedImage, path: str | Path, *, reference: str | Path | None = None,
                 description: str | None = None) -> Path:
     """Write a derived DICOM: one `.dcm` file (2D; `.gz`: gzipped, as the input medq read) or a
@@ -316,11 +337,9 @@ def write_dicom(image: MedImage, path: str | Path, *, reference: str | Path | No
     if not as_file and path.exists():
         if not path.is_dir():
             raise InvalidParameter("DICOM series target exists and is not a folder", path)
-        other = [f.name for f in path.iterdir()
-                 if not (f.name.startswith("IM") and f.suffix.lower() == ".dcm")]
-        if other:
-            raise InvalidParameter(f"will not replace folder holding other files ({other[0]}, …)",
-                                   path)
+        if other := _not_an_earlier_output(path):
+            raise InvalidParameter(f"will not replace a folder holding {other}; write the "
+                                   "series to a new folder", path)
     templates = _templates(image, reference)
     if not templates and not image.meta.get("orientation") and (
             stated := dicom_geometry(image)):  # a NIfTI, MetaImage or NRRD file's own frame
