@@ -136,6 +136,17 @@ def test_a_path_takes_the_modality_it_is_told(mr_slice: MedImage) -> None:
     assert medq.assess(dicom_testfile("MR_small.dcm")).modality == "MR"
 
 
+def test_the_python_api_takes_the_modality_aliases_the_command_line_takes(
+        mr_slice: MedImage) -> None:
+    """`--modality XR` (or PET, MRI) works on the command line; medq.assess, describe and
+    restore refused them ("unknown modality 'XR'")."""
+    plane = mr_slice.array
+    assert medq.assess(plane, modality="MRI", measures=False).modality == "MR"
+    assert medq.assess(plane, modality="xr", measures=False).modality == "DX"
+    assert medq.describe(plane, modality="PET").modality == "PT"
+    assert medq.restore(plane, modality="MRI", method="tv").array.shape == plane.shape
+
+
 def test_describe_and_restore_an_array(ct_slice: MedImage) -> None:
     noisy, _ = medq.simulate(ct_slice, "ct_low_dose", severity="severe", seed=1)
     report = medq.describe(noisy.array, modality="CT", spacing=noisy.spacing)

@@ -36,9 +36,9 @@ def assess(image: Any, model: str | Path = "mediqa-s", measures: bool = True, *,
     from medq.image import graded_modality
     from medq.io.arrays import as_image
 
-    item = as_image(image, modality=graded_modality(modality), region=region,
-                    spacing=spacing)
-    return shared_assessor(str(model), measures, modality).assess(item)
+    code = graded_modality(modality)  # an alias (XR, PET, MRI) as its DICOM code
+    item = as_image(image, modality=code, region=region, spacing=spacing)
+    return shared_assessor(str(model), measures, code).assess(item)
 
 
 callable_package(__name__, assess)

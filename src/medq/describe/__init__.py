@@ -58,8 +58,8 @@ def describe(image: Any, model: str | Path = "mediqa-s", *, modality: str | None
         raise InvalidParameter("medq.describe takes the image (a path, an array or a MedImage), "
                                "not its Assessment: medq.describe.report_from(assessment, image) "
                                "describes an assessment")
-    loaded = as_image(image, modality=graded_modality(modality), region=region,
-                    spacing=spacing)
+    modality = graded_modality(modality)  # an alias (XR, PET, MRI) as its DICOM code
+    loaded = as_image(image, modality=modality, region=region, spacing=spacing)
     assessor = shared_assessor(str(model), True, modality, describe=True)  # + detector input
     return report_from(assessor.assess(loaded), loaded)
 

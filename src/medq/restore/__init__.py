@@ -27,8 +27,8 @@ def restore(image: Any, method: str = "auto", assessment: Any = None, *,
     from medq.io.arrays import as_image
     from medq.restore.pipeline import restore as run
 
-    loaded = as_image(image, modality=graded_modality(modality), region=region,
-                    spacing=spacing)
+    modality = graded_modality(modality)  # an alias (XR, PET, MRI) as its DICOM code
+    loaded = as_image(image, modality=modality, region=region, spacing=spacing)
     if modality is not None and options.get("assessor") is None:  # assessed as told, twice
         from medq.assess import shared_assessor
 
