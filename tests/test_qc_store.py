@@ -582,3 +582,18 @@ def test_another_applications_sqlite_file_is_never_written_into(tmp_path: Path) 
         Store(empty, create=False)
     Store(empty).close()  # a writer makes it a results database
     Store(empty, create=False).close()
+
+
+def test_an_item_whose_file_states_no_modality_is_stored_as_graded() -> None:
+    """A NIfTI MR was stored as OT (the file states no modality), so a filter by MR missed it
+    though `medq assess` graded it as MR; a file's own modality stands."""
+    from types import SimpleNamespace
+
+    from medq.qc.rows import graded_as
+
+    def item(modality: str, told: str | None) -> SimpleNamespace:
+        return SimpleNamespace(modality=modality, prompts={"modality": told} if told else {})
+
+    assert [graded_as(item("OT", "MR")), graded_as(item("OT", "XR")),
+            graded_as(item("OT", "other")), graded_as(item("OT", None)),
+            graded_as(item("CT", "MR"))] == ["MR", "DX", "OT", "OT", "CT"]

@@ -121,12 +121,14 @@ def check_assessable(image: MedImage, told: bool = False) -> None:
                                "image: nothing to grade", image.source)
     if "dicom_modality" in image.meta and stated not in GRADED and not told:
         raise UnsupportedImage(f"the file states Modality {stated}, which medq does not grade "
-                               "(CT, MR, PET, radiographs, photographs); --modality reads it "
-                               "as one of those", image.source)
+                               "(CT, MR, PET, radiographs, photographs); the --modality of "
+                               "medq assess, describe or restore reads it as one of those",
+                               image.source)
     if image.is_rgb and stated not in PHOTOGRAPHS | {"OT", "SC", ""} and not told:
         raise UnsupportedImage(f"colour pixels in a file stating Modality {stated} (a screen "
                                "capture or a fused display?): medq grades such images in grey; "
-                               "--modality OP reads it as a photograph", image.source)
+                               "the --modality OP of medq assess, describe or restore reads it "
+                               "as a photograph", image.source)
     said = phase_like(image)
     if said:
         raise UnsupportedImage(f"not a magnitude image ({said}): medq assesses magnitude MR "

@@ -138,7 +138,7 @@ def run(
         err.print(f"medq: note: {archive}: {plural(len(gone), 'item')} stored from earlier runs "
                   f"{'is' if len(gone) == 1 else 'are'} no longer there ({first}); "
                   f"{'it stays' if len(gone) == 1 else 'they stay'} in the database and its "
-                  "exports until --prune removes them",
+                  f"exports until --prune removes {'it' if len(gone) == 1 else 'them'}",
                   markup=False, highlight=False)
     if pruned:
         err.print(f"medq: note: {archive}: removed {plural(pruned, 'item')} no longer there "

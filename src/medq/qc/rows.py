@@ -63,3 +63,13 @@ def review_text_problem(reviewer: str, comment: str) -> str | None:
     if any(unicodedata.category(ch) == "Cc" for ch in reviewer):
         return "the reviewer's name holds control characters"
     return None
+
+
+def graded_as(assessment: Any) -> str:
+    """The modality an item is stored under: the file's, or, where it states none (OT: a NIfTI,
+    a PNG), the one the prompt classifier graded it as (MR, CT, PT, OP; XR as DX), so a filter
+    by modality finds it."""
+    told = (assessment.prompts or {}).get("modality")
+    if assessment.modality != "OT" or told in (None, "other"):
+        return assessment.modality
+    return "DX" if told == "XR" else told

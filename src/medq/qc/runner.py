@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from medq.errors import InputError
 from medq.qc.discover import Item
 from medq.qc.planning import outside, plan, vanished
+from medq.qc.rows import graded_as
 from medq.qc.signals import ctrl_c_deferred, stop_signals_held, stop_signals_ignored
 
 if TYPE_CHECKING:
@@ -161,7 +162,7 @@ def ok_result(item: Item, assessment: Any, image: MedImage) -> dict[str, Any]:
     return {
         "path": item.path, "status": "ok", "error": None,
         "dimension": "3D" if image.is_volume else "2D",
-        "modality": assessment.modality, "region": prompts.get("region") or image.region,
+        "modality": graded_as(assessment), "region": prompts.get("region") or image.region,
         "shape": list(assessment.shape), "score": assessment.score, "grade": assessment.grade,
         "verdict": verdict, "recall": assessment.recall,
         "findings": findings, "measures": assessment.measures,
