@@ -104,6 +104,27 @@ def test_noise_estimate_of_an_empty_slice_is_the_floor() -> None:
     assert estimate_sigma(mr.array[mr.shape[0] // 2]) > SIGMA_FLOOR
 
 
+def test_the_blind_noise_estimate_reads_most_of_cts_coarse_grained_noise() -> None:
+    """Low-dose CT noise after filtered back-projection is coarser than a pixel: the wavelet
+    estimate alone read under a fifth of its std (blind BM3D then left the image as it was);
+    the estimate reads over half of it, and white noise as it is."""
+    from skimage.restoration import estimate_sigma as wavelet_sigma
+
+    from medq.degrade import simulate
+    from medq.restore.classical import estimate_sigma
+
+    y, x = np.indices((256, 256))
+    water = np.where((y - 128) ** 2 + (x - 128) ** 2 < 110 ** 2, 0.0, -1000.0).astype(np.float32)
+    noisy, _ = simulate(water, "ct_low_dose", level=1.5e4, modality="CT", spacing=(0.7, 0.7),
+                        seed=1)
+    inside = (y - 128) ** 2 + (x - 128) ** 2 < 80 ** 2
+    truth = float((noisy.array - water)[inside].std())
+    assert wavelet_sigma(noisy.array.astype(float)) < 0.2 * truth
+    assert 0.5 * truth < estimate_sigma(noisy.array) < 1.1 * truth
+    white = np.random.default_rng(0).normal(0.0, 0.05, (128, 128))
+    assert estimate_sigma(white) == pytest.approx(0.05, rel=0.05)
+
+
 def test_pairs_are_deterministic_and_come_from_the_split() -> None:
     from medq.data.pairs import PairPlan, make_pair
     from medq.data.sources import sources
@@ -204,6 +225,27 @@ def test_restoring_a_lossy_file_says_what_it_cannot_recover() -> None:
     head = source["ct_head_j2k"].draw(np.random.default_rng(0), "2d")  # lossless J2K
     forced = restore(head, "auto", reassess=False, force=True)
     assert forced.changed and "lossy" not in forced.note
+
+
+def test_a_denoiser_does_not_claim_what_it_cannot_repair_nor_the_gate_hide_what_was_found(
+        ) -> None:
+    """BM3D on an image described as low-resolution said "Restored with BM3D for low
+    resolution" and changed next to nothing; an image with severe ghosting (which medq does not
+    restore) was said to have nothing to repair."""
+    from types import SimpleNamespace
+
+    from medq.data.sources import sources
+    from medq.restore.pipeline import _unchanged_note, restore
+
+    lossy = {s.name: s for s in sources("test")}["ct_693"].draw(np.random.default_rng(0), "2d")
+    result = restore(lossy, "bm3d", reassess=False)  # described as low resolution, not noise
+    assert not result.changed and result.findings_addressed == []
+    assert result.note.startswith("BM3D removes noise, and the description reports low "
+                                  "resolution, which it does not address"), result.note
+    ghost = SimpleNamespace(findings=[SimpleNamespace(type="ghosting", severity="severe")])
+    assert _unchanged_note(ghost, "auto", set()) == (
+        "Severe ghosting was found, which medq does not restore; the image is returned "
+        "unchanged.")
 
 
 @pytest.mark.slow

@@ -37,7 +37,8 @@ from medq.cli.common import (
 from medq.cli.train import bench_app
 from medq.errors import InvalidParameter
 
-METHOD_HELP = ("auto (the network), net, bm3d, nlm or tv; whichever, the assessment gates it: "
+METHOD_HELP = ("auto (the network, conditioned on the description; net is the same), bm3d, nlm "
+               "or tv (denoisers: they address noise only); whichever, the assessment gates it: "
                "an image with nothing to repair is returned unchanged unless --force.")
 
 
@@ -273,7 +274,7 @@ def restore(
         result = run_restore(image, method, model=model, assessor=assessor, force=force,
                              consistency=consistency)
         written = save(result.image, target, reference=dicom_reference(image),
-                       description=f"medq restore {method}: {result.note}")
+                       description=f"medq restore {method}: {result.note.rstrip('.')}")
         if not result.changed:
             _keep_jpeg_bytes(path, image, written)
         return dict(result.to_dict(), path=shown(path), output=str(written))

@@ -71,7 +71,7 @@ PHRASES: dict[str, dict[str, tuple[str, ...]]] = {
         "direction")},
     "ghosting": {"MR": (
         "a {adj} N/2 ghost of the anatomy is displaced by half the field of view",
-        "{adj} ghosting places a faint replica of the anatomy half a field of view away")},
+        "{adj} ghosting places a replica of the anatomy half a field of view away")},
     "spike": {"MR": (
         "a {adj} herringbone stripe pattern from a k-space spike overlies the image",
         "{adj} corduroy striping, typical of a k-space spike, crosses the image")},
@@ -84,7 +84,7 @@ PHRASES: dict[str, dict[str, tuple[str, ...]]] = {
         "there are {adj} view-aliasing streaks {where}")},
     "low_contrast": {"": (
         "contrast is {adv} reduced: tissue differences are compressed",
-        "there is {adj} loss of contrast, with poor differentiation between tissues")},
+        "there is {adj} loss of contrast, so tissues are less clearly differentiated")},
     "illumination": {"OP": (
         "illumination is {adv} uneven, darkening the fundus {where}",
         "there is {adj} uneven illumination with shading {where}")},
@@ -243,7 +243,8 @@ def compose(findings: list[Finding], normal: list[str], verdict: str, modality: 
     if slices and shape and len(sentences) < 4:
         n = len(slices)
         count = NUMBERS[n] if n < len(NUMBERS) else str(n)
-        sentences.append(f"{count.capitalize()} salient slice{'s' * (n != 1)} across the "
+        sentences.append(f"All {count} slices of the volume were assessed." if n == shape[0] > 1
+                         else f"{count.capitalize()} salient slice{'s' * (n != 1)} across the "
                          f"{shape[0]}-slice volume {'were' if n != 1 else 'was'} assessed.")
     sentences.append(f"Overall, the quality of this image is {verdict}.")
     return " ".join(sentences)

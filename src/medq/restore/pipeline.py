@@ -142,7 +142,8 @@ def _assess(image: MedImage, assessor: Any) -> Any:
 
 
 METHOD_WORDS = {"auto": "the network, conditioned on the description (auto)",
-                "net": "the network (net)", "bm3d": "BM3D", "nlm": "non-local means",
+                "net": "the network, conditioned on the description (net)", "bm3d": "BM3D",
+                "nlm": "non-local means",
                 "tv": "total variation"}
 """How a restoration note names each `--method`."""
 
@@ -168,6 +169,32 @@ def _note(method: str, addressed: list[str], before: float | None, after: float 
         line += (f" The input file is lossy compressed{at}: detail the compression discarded is "
                  "not recovered, only made to look sharper or smoother.")
     return line
+
+
+DENOISED = ("noise",)
+"""The findings the classical methods (denoisers) address."""
+
+
+def _unchanged_note(report: Any, method: str, found: set[str]) -> str:
+    """Why the quality gate returned the image as it was: only mild detail findings, findings
+    the method does not address, findings medq does not restore, or none at all."""
+    if found and method in CLASSICAL:
+        what = ", ".join(sorted(t.replace("_", " ") for t in found))
+        return (f"{METHOD_WORDS[method]} removes noise, and the description reports {what}, "
+                "which it does not address: the image is returned unchanged (--method auto "
+                "restores it).")
+    if mild_detail_only(report):
+        return ("Only mild blur, low resolution or motion was found: sharpening risks "
+                "inventing detail that is not there, so the image is returned unchanged "
+                "(--force restores it anyway).")
+    other = [f"{f.severity} {f.type.replace('_', ' ')}" for f in report.findings
+             if f.type not in condition.RESTORABLE]
+    if other:
+        listed = ", ".join(other[:-1]) + " and " + other[-1] if len(other) > 1 else other[0]
+        return (f"{listed[0].upper()}{listed[1:]} {'was' if len(other) == 1 else 'were'} found, "
+                "which medq does not restore; the image is returned unchanged.")
+    return ("No noise, blur, aliasing, motion or streaks to repair were found; the image is "
+            "returned unchanged.")
 
 
 def check_assessment(assessment: Any, image: MedImage) -> None:
@@ -207,16 +234,13 @@ def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
     detected = _prior_findings(prior_of(net, planes), threshold)
     found = set(to_repair(report)) | (set(detected) if gate_on_prior else set())
     addressed = sorted(found, key=FINDING_TYPES.index)
+    if method in CLASSICAL:  # denoisers: blur, aliasing or streaks they leave as they are
+        addressed = [a for a in addressed if a in DENOISED]
     before = _score(assessment)
     common = {"method": method, "before": before, "detected": detected,
               "description": report.text, "path": image.source}
     if not addressed and not force:
-        note = ("Only mild blur, low resolution or motion was found: sharpening risks "
-                "inventing detail that is not there, so the image is returned unchanged "
-                "(--force restores it anyway)."
-                if mild_detail_only(report) else
-                "No noise, blur, aliasing, motion or streaks to repair were found; "
-                "the image is returned unchanged.")
+        note = _unchanged_note(report, method, found)
         kept = image.evolve(array=with_nonfinite(image.array, image)) \
             if image.meta.get("nonfinite") else image  # the file's NaN/inf pixels, as they were
         return RestoreResult(kept, False, after=before, findings_addressed=[], note=note,
