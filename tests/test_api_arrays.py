@@ -311,6 +311,10 @@ def test_wrong_kinds_of_argument_are_refused_in_one_typed_line(ct_slice: MedImag
     # each gave a bare TypeError/ValueError/AttributeError from deep inside
     from medq.errors import InvalidImage
 
+    for wrong in (None, {"a": 1}):  # "array of dtype object is not a real image"
+        with pytest.raises(UnsupportedImage, match="expected a path, a MedImage or an array, "
+                                                   f"got {type(wrong).__name__}"):
+            medq.assess(wrong)
     with pytest.raises(InvalidParameter, match="save needs a file or folder path, got 5"):
         medq.save(ct_slice.array, 5)
     with pytest.raises(InvalidParameter, match="got None"):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -423,3 +425,21 @@ def test_a_build_logs_its_progress_where_stderr_is_no_terminal(capsys) -> None:
     assert lines[-1].startswith("test items: 25/25 (")
     assert map_jobs(_double, [1, 2], 1, False, "quiet") == [2, 4]
     assert capsys.readouterr().err == ""
+
+
+def test_threads_follow_omp_num_threads_when_the_environment_sets_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A user's OMP_NUM_THREADS=1 was raised to one thread per core by medq.assess."""
+    import torch
+
+    from medq.workers import set_threads
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        assert set_threads() == 1
+        assert set_threads(2) == 2  # an explicit count still wins
+        monkeypatch.setenv("OMP_NUM_THREADS", "lots")
+        assert set_threads() == len(os.sched_getaffinity(0))
+    finally:
+        torch.set_num_threads(before)

@@ -406,3 +406,10 @@ def test_blur_records_the_width_the_image_got_where_the_kernel_falls_short():
         assert rec.params["fwhm_mm"] == fwhm
         assert rec.params["fwhm_applied_mm"] == pytest.approx([measured] * 2, abs=2e-3)
     assert rec.params["fwhm_applied_mm"][0] < 0.7 * fwhm  # 4 mm pixels: well short
+
+
+def test_a_severity_is_named_in_any_case(ct_slice) -> None:
+    """`--severity Mild` was refused though `--modality pet` is taken in any case."""
+    upper, rec = simulate(ct_slice, "blur", severity=" Mild ")
+    lower, _ = simulate(ct_slice, "blur", severity="mild")
+    assert rec.severity == "mild" and np.array_equal(upper.array, lower.array)

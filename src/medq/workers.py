@@ -20,11 +20,14 @@ from concurrent.futures import ProcessPoolExecutor
 
 
 def set_threads(threads: int | None = None) -> int:
-    """Use as many torch threads as cores (or `threads`); returns the number set."""
+    """Use as many torch threads as cores (or `threads`, else `OMP_NUM_THREADS` when the
+    environment sets it: a user's limit for the whole process); returns the number set."""
     import torch
 
     if not threads:
-        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+        told = os.environ.get("OMP_NUM_THREADS", "").strip()
+        threads = int(told) if told.isdigit() and int(told) > 0 else (
+            len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
     torch.set_num_threads(max(1, int(threads)))
     return torch.get_num_threads()
 

@@ -212,15 +212,28 @@ QUALITY_MODEL_OPTION = typer.Option("mediqa-s", "--model", "-m",
                                     help="Shipped model name or path to a checkpoint (.pt).")
 """`--model` of the commands that assess with a quality model."""
 
+def _one_of(name: str) -> Callable[[str], str]:
+    """A callback refusing, as a usage error (exit code 2), a value not in
+    `medq.assess.precision`'s tuple `name` (PRECISIONS, DEVICES), before any input is read."""
+    def check(value: str) -> str:
+        from medq.assess import precision
+
+        allowed = getattr(precision, name)
+        if value not in allowed:
+            raise typer.BadParameter(f"{value!r} is not one of {', '.join(allowed)}")
+        return value
+    return check
+
+
 PRECISION_OPTION = typer.Option(
-    "auto", "--precision",
+    "auto", "--precision", callback=_one_of("PRECISIONS"),
     help="Model arithmetic: auto (bfloat16 where the CPU has it natively, else float32), "
          "float32 or bfloat16. bfloat16 moves scores by about 0.01; it is about 1.1× faster "
          "where the CPU computes it natively, and about 3× slower where it does not (AVX2).")
 """`--precision` of the commands that assess with a quality model."""
 
 DEVICE_OPTION = typer.Option(
-    "cpu", "--device",
+    "cpu", "--device", callback=_one_of("DEVICES"),
     help="Where the quality model runs: cpu, cuda or auto (a CUDA GPU when PyTorch sees one). "
          "Loading and measuring stay on the CPU.")
 """`--device` of `medq assess` and `medq describe`."""
@@ -272,10 +285,16 @@ def _modality(value: str | None) -> str | None:
         raise typer.BadParameter(e.reason) from None
 
 
-MODALITY_OPTION = typer.Option(
-    None, "--modality", callback=_modality,
-    help="Read the inputs as this modality, over what the files say (CT, MR, PT, CR, DX, "
-         "OP; XR is read as DX, PET as PT); the prompts then give its source as user.")
+MODALITY_HELP = ("Read the inputs as this modality, over what the files say (CT, MR, PT, CR, DX, "
+                 "OP; XR is read as DX, PET as PT)")
+
+MODALITY_OPTION = typer.Option(None, "--modality", callback=_modality,
+                               help=MODALITY_HELP + "; the prompts then give its source as user.")
+"""`--modality` of the commands that assess (assess, describe, restore)."""
+
+READ_AS_OPTION = typer.Option(None, "--modality", callback=_modality,
+                              help=MODALITY_HELP + ".")
+"""`--modality` of the commands that only read (info, simulate)."""
 
 
 def dicom_reference(image: Any) -> str | None:

@@ -13,7 +13,7 @@ from medq.cli.cells import KEY_PHYSICS, findings_text, path_table
 from medq.cli.common import (
     INPUTS_ARGUMENT,
     JSON_LIST_OPTION,
-    MODALITY_OPTION,
+    READ_AS_OPTION,
     Outcome,
     app,
     dicom_reference,
@@ -31,7 +31,7 @@ from medq.cli.common import (
 def info(
     paths: list[Path] = INPUTS_ARGUMENT,
     as_json: bool = JSON_LIST_OPTION,
-    modality: str | None = MODALITY_OPTION,
+    modality: str | None = READ_AS_OPTION,
 ) -> None:
     """Show modality, region, shape, spacing and acquisition physics of each input.
 
@@ -118,7 +118,7 @@ def simulate(
     severity: str | None = typer.Option(None, "--severity", help="mild, moderate or severe."),
     seed: int = typer.Option(0, "--seed", help="Random seed: same seed, same result."),
     as_json: bool = typer.Option(False, "--json", help="Print the degradation record as JSON."),
-    modality: str | None = MODALITY_OPTION,
+    modality: str | None = READ_AS_OPTION,
 ) -> None:
     """Degrade an image with the physics engine; writes OUT and a JSON sidecar with the record."""
     from medq.degrade import simulate as run_simulate

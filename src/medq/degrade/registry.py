@@ -84,12 +84,14 @@ class DegradationSpec:
         return f"{'> ' if low <= 0 else ''}{max(low, 0):g} – {high:g}"
 
     def level_for(self, severity: str) -> float:
-        """Representative level of a severity (`mild`, `moderate`, `severe`)."""
-        if severity not in self.levels:
+        """Representative level of a severity (`mild`, `moderate`, `severe`; any case, as
+        `--modality` takes any)."""
+        named = str(severity).strip().lower()
+        if named not in self.levels:
             raise InvalidParameter(
                 f"severity {severity!r} unknown for {self.name}; choose from "
                 f"{', '.join(self.levels)}")
-        return self.levels[severity]
+        return self.levels[named]
 
 
 @dataclass

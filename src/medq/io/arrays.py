@@ -209,6 +209,9 @@ def as_image(item: Any, *, modality: str | None = None, region: str | None = Non
             return image
         return image.evolve(spacing=_spacing(spacing, len(image.spacing)),
                             meta={**image.meta, "spacing_assumed": False})
+    if item is None or isinstance(item, (dict, set, bytes, int, float)):
+        raise UnsupportedImage(f"expected a path, a MedImage or an array, got "
+                               f"{type(item).__name__}")
     named = named_changes({}, modality, region)
     return infer_modality(from_array(item, spacing=spacing, **named))
 
