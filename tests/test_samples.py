@@ -100,9 +100,27 @@ def test_gallery_has_every_degradation_at_three_severities(tmp_path: Path) -> No
     index = build_gallery(tmp_path, samples=["ct_small", "mr_small"])
     html = index.read_text()
     n_rows = len(available("CT")) + len(available("MR"))
-    # one clean tile + three severity tiles per row
-    assert len(re.findall(r"<img class=\"tile\"", html)) == 4 * n_rows
+    # three severity tiles per row, and each sample's clean tile once (it was in every row)
+    assert len(re.findall(r"<img class=\"tile\"", html)) == 3 * n_rows + 2
     for kind in available("CT") + available("MR"):
         assert f"<th>{kind}<br>" in html
     for name in ("ct_small.png", "mr_small.png"):
         assert (tmp_path / name).stat().st_size > 10_000
+
+
+def test_page_tiles_are_shrunk_to_twice_their_shown_size() -> None:
+    """The demo page carried the 1411-px fundus photograph whole in every tile showing it 180
+    px wide (24.7 MB); small images keep every pixel."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    from medq.report.render import TILE_SIDE, png_data_uri
+
+    def size(uri: str) -> tuple[int, int]:
+        return Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))).size
+
+    photo = np.random.default_rng(0).integers(0, 255, (1411, 1000, 3), dtype=np.uint8)
+    assert size(png_data_uri(photo, TILE_SIDE)) == (255, 360)
+    assert size(png_data_uri(photo[:128, :100], TILE_SIDE)) == (100, 128)

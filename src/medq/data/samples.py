@@ -118,7 +118,8 @@ def load_sample(name: str) -> MedImage:
         image = load(sample.path(), modality=sample.modality)
         if image.region == "unknown" and sample.region != "unknown":
             image = image.evolve(region=sample.region)
-    meta = dict(image.meta, sample=name)
+    named = [n for n in image.meta.get("named", ()) if n != "modality"]  # the package's, not
+    meta = dict(image.meta, sample=name, named=named)  # the user's: its prompts say "tags"
     if sample.series and not meta.get("series_description"):
         meta["series_description"] = sample.series
     return image.evolve(meta=meta)

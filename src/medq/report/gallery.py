@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from medq.image import MedImage
-from medq.report.render import display_window, png_data_uri, to_uint8
+from medq.report.render import TILE_SIDE, display_window, png_data_uri, to_uint8
 
 SEVERITY_COLUMNS = ("mild", "moderate", "severe")
 
@@ -42,6 +42,8 @@ class GallerySample:
     rows: list[GalleryRow] = field(default_factory=list)
     assessment: dict[str, Any] | None = None
     clean_score: float | None = None
+    findings: str = ""
+    """The full sample's findings as `medq assess` prints them (with an assessor)."""
 
 
 def demo_plane(image: MedImage) -> MedImage:
@@ -110,8 +112,8 @@ def build_gallery(directory: str | Path, samples: list[str] | None = None, seed:
             plane = demo_plane(full)
             window = display_window(plane)
             clean = to_uint8(plane.array, window)
-            section = GallerySample(name, SAMPLES[name].origin, full.summary(), png_data_uri(clean),
-                                    grid_png=f"{name}.png")
+            section = GallerySample(name, SAMPLES[name].origin, full.summary(),
+                                    png_data_uri(clean, TILE_SIDE), grid_png=f"{name}.png")
             grid: list[list[np.ndarray]] = []
             planes = [plane]
             for kind in available(plane.modality):
@@ -123,7 +125,7 @@ def build_gallery(directory: str | Path, samples: list[str] | None = None, seed:
                     tile = to_uint8(degraded.array, window)
                     tiles.append(tile)
                     planes.append(degraded)
-                    row.tiles.append(png_data_uri(tile))
+                    row.tiles.append(png_data_uri(tile, TILE_SIDE))
                     row.records.append(record.to_dict())
                 grid.append(tiles)
                 section.rows.append(row)
@@ -155,7 +157,11 @@ def build_gallery(directory: str | Path, samples: list[str] | None = None, seed:
 
 def _score(assessor: Any, section: GallerySample, full: MedImage, planes: list[MedImage]) -> None:
     """Assess the full sample and score the clean plane and every degraded tile."""
-    section.assessment = assessor.assess(full).to_dict()
+    from medq.cli.cells import findings_text  # the words `medq assess` prints
+
+    a = section.assessment = assessor.assess(full).to_dict()
+    section.findings = findings_text(a["findings"], a["suspected"], a["lossy_compression"],
+                                     a["slice_gaps"], a["nonfinite_fraction"])
     scores = [a.score for a in assessor.assess_many(planes)]
     section.clean_score = scores[0]
     k = len(SEVERITY_COLUMNS)

@@ -52,6 +52,18 @@ def png_bytes(pixels: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def png_data_uri(pixels: np.ndarray) -> str:
-    """PNG as a `data:` URI, for self-contained HTML."""
+def png_data_uri(pixels: np.ndarray, max_side: int | None = None) -> str:
+    """PNG as a `data:` URI, for self-contained HTML; with `max_side`, shrunk (Lanczos) so its
+    longer side is at most that many pixels (a page showing a 1411-px photograph 180 px wide
+    carried all of it, four times)."""
+    if max_side is not None and max(pixels.shape[:2]) > max_side:
+        from PIL import Image
+
+        scale = max_side / max(pixels.shape[:2])
+        size = (max(1, round(pixels.shape[1] * scale)), max(1, round(pixels.shape[0] * scale)))
+        pixels = np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.LANCZOS))
     return "data:image/png;base64," + base64.b64encode(png_bytes(pixels)).decode("ascii")
+
+
+TILE_SIDE = 360
+"""Longest side (pixels) of the demo pages' tiles: twice the 180 px they are shown at."""

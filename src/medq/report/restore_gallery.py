@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from medq.image import MedImage
-from medq.report.render import display_window, png_data_uri, to_uint8
+from medq.report.render import TILE_SIDE, display_window, png_data_uri, to_uint8
 
 DEMO_KIND = {"CT": "ct_low_dose", "MR": "mr_noise", "PT": "pet_low_count", "DX": "xr_quantum_noise",
              "CR": "xr_quantum_noise", "OP": "blur"}
@@ -55,7 +55,7 @@ def restore_row(name: str, plane: MedImage, assessor: Any = None, seed: int = 0)
     result = restore(degraded, "auto", assessor=assessor)
     clean = restore(plane, "auto", assessor=assessor, reassess=False)
     window = display_window(plane)
-    tiles = tuple(png_data_uri(to_uint8(a, window))
+    tiles = tuple(png_data_uri(to_uint8(a, window), TILE_SIDE)
                   for a in (degraded.array, result.image.array, plane.array))
     return RestoreRow(name, kind, tiles, result.description, result.note, clean.note,
                       clean.changed, (_psnr(degraded.array, plane.array, plane.modality),
@@ -77,7 +77,8 @@ def section_html(rows: list[RestoreRow]) -> str:
         before, after = (f"{s:.2f}" if s is not None else "–" for s in r.scores)
         parts.append(
             f"<tr><td>{esc(r.name)}<br><span class='rec'>{esc(r.kind)}, moderate</span></td>"
-            + "".join(f"<td><img class='tile' src='{t}'></td>" for t in r.tiles)
+            + "".join(f"<td><img class='tile' src='{t}' alt='{esc(r.name)} {what}'></td>"
+                      for t, what in zip(r.tiles, ("degraded", "restored", "clean"), strict=True))
             + f"<td style='text-align:left;max-width:420px'><p>{esc(r.description)}</p>"
             f"<p>{esc(r.note)}</p><p class='rec'>score {before} → {after}; PSNR "
             f"{r.psnr[0]:.2f} → {r.psnr[1]:.2f} dB. Clean image: {esc(r.clean_note)}</p></td></tr>")
