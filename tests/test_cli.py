@@ -491,6 +491,9 @@ def test_a_study_of_series_subfolders_is_walked_and_restored_in_its_layout(tmp_p
     res = run_medq("restore", "study/scout/im0.dcm", "again/im0.dcm", "-o", "out2",
                    cwd=tmp_path)
     assert res.returncode == 2 and "would both be written to out2/im0.dcm" in res.stderr
+    res = run_medq("restore", "study/scout/im0.dcm", "again/im0.dcm", "-o", "out3/",
+                   cwd=tmp_path)  # refused before any work: no empty folder left behind
+    assert res.returncode == 2 and not (tmp_path / "out3").exists()
 
 
 @pytest.mark.parametrize("args, said", [

@@ -142,13 +142,32 @@ def _prepare(paths: list[Path], inputs: list[Path], output: Path, as_folder: boo
     (created when missing), and a series from a folder holding several gets its own folder.
     `as_folder`: OUT was written with a trailing slash, a folder even for one input (made when
     missing; the result keeps its input's name)."""
-    from medq.io import target_format
-    from medq.io.archive import archive_name
     from medq.io.atomic import make_folder
     from medq.io.dicom_series import series_in_folder
 
+    made = as_folder and not output.exists()
     if as_folder:
         make_folder(output)
+    try:
+        targets = _checked_targets(paths, inputs, output)
+    except InvalidParameter:
+        if made and not any(output.iterdir()):
+            output.rmdir()  # refused before any work: no empty OUT left behind
+        raise
+    if len(inputs) > 1:
+        for path, target in targets.items():
+            make_folder(target.parent, output)
+            if series_in_folder(path):
+                target.mkdir(exist_ok=True)  # a series folder (its name has the UID's dots)
+    return targets
+
+
+def _checked_targets(paths: list[Path], inputs: list[Path], output: Path) -> dict[Path, Path]:
+    """`output_paths`, refused (InvalidParameter) where a result would replace an input, has a
+    suffix medq cannot write, or several inputs meet an OUT that is no folder."""
+    from medq.io import target_format
+    from medq.io.archive import archive_name
+
     targets = output_paths(paths, inputs, output)
     read = {f: path for path in inputs for f in input_files(path)}
     for path, target in targets.items():
@@ -166,10 +185,6 @@ def _prepare(paths: list[Path], inputs: list[Path], output: Path, as_folder: boo
         if not output.exists() and _names_a_file(output):
             raise InvalidParameter("with several inputs OUT must be a folder, and this names a "
                                    "file (its suffix is an image format's)", output)
-        for path, target in targets.items():
-            make_folder(target.parent, output)
-            if series_in_folder(path):
-                target.mkdir(exist_ok=True)  # a series folder (its name has the UID's dots)
     return targets
 
 
