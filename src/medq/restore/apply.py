@@ -1,7 +1,8 @@
 """Run a restoration method over an image's 2D planes in normalised units and back.
 
-Every method is 2D: a volume is restored slice by slice (axial planes `array[z]`), a colour
-photograph channel by channel. The image (each channel of a photograph) is normalised once
+Every method is 2D: a volume is restored slice by slice (planes `array[z]`, or across its thick
+axis when another axis holds the thick slices: `plane_axis`), a colour photograph channel by
+channel. The image (each channel of a photograph) is normalised once
 (`medq.restore.normalise.scale_for`), each plane restored, and the result mapped back exactly to
 physical units, so the caller gets an array of the input's shape and units. CT padding outside
 the reconstruction circle is shown to the method as air and returned unchanged (`keep_padding`).
@@ -50,12 +51,40 @@ def padding_guard(fn: PlaneFn, modality: str, scale: Scale) -> PlaneFn:
     return keep_padding(fn, float(level), float(air))
 
 
+THICK = 1.5
+"""How many times every other axis's spacing a volume's axis must have for its planes to be
+restored across it rather than across the first axis (`plane_axis`)."""
+
+
+def plane_axis(image: MedImage) -> int:
+    """The axis a volume's planes are taken across: the first (its slices), unless another's
+    spacing is over `THICK` times every other's (thick sagittal or coronal slices stored along
+    another axis, as reslicing to a standard orientation leaves them): planes in the fine
+    directions, as the network was trained on (across the thick axis it lost 2.9 dB)."""
+    if not image.is_volume or image.is_rgb:
+        return 0
+    spacing = list(image.spacing)
+    k = int(np.argmax(spacing))
+    rest = spacing[:k] + spacing[k + 1:]
+    return k if k and spacing[k] > THICK * max(rest) else 0
+
+
+def plane_spacing(image: MedImage) -> tuple[float, ...]:
+    """The pixel size (mm) of the planes `apply_planes` restores (the image's spacing without
+    `plane_axis`'s)."""
+    axis = plane_axis(image)
+    spacing = tuple(image.spacing)
+    return spacing[:axis] + spacing[axis + 1:] if image.is_volume and not image.is_rgb \
+        else spacing
+
+
 def _groups(image: MedImage) -> list[tuple[np.ndarray, Scale]]:
-    """The image as stacks of planes `[n, y, x]`, one stack per normalisation (RGB: 3)."""
+    """The image as stacks of planes `[n, y, x]` (across `plane_axis`), one stack per
+    normalisation (RGB: 3)."""
     arr = image.array
     if image.is_rgb:
         return [(arr[None, :, :, c], scale_for(arr[..., c], image.modality)) for c in range(3)]
-    stack = arr if image.is_volume else arr[None]
+    stack = np.moveaxis(arr, plane_axis(image), 0) if image.is_volume else arr[None]
     return [(stack, scale_for(arr, image.modality))]
 
 
@@ -72,7 +101,9 @@ def apply_planes(image: MedImage, fn: PlaneFn) -> np.ndarray:
         outs.append(scale.inverse(np.stack(restored)))
     if image.is_rgb:
         return np.stack([o[0] for o in outs], axis=-1).astype(np.float32)
-    return (outs[0] if image.is_volume else outs[0][0]).astype(np.float32)
+    if image.is_volume:
+        return np.ascontiguousarray(np.moveaxis(outs[0], 0, plane_axis(image)), np.float32)
+    return outs[0][0].astype(np.float32)
 
 
 @torch.no_grad()

@@ -34,7 +34,14 @@ from medq.image import MedImage
 from medq.io.arrays import with_nonfinite
 from medq.io.polarity import as_displayed, as_stored, no_new_negatives, within_storable
 from medq.restore import condition
-from medq.restore.apply import apply_planes, network_planes, normalised_planes, prior_of
+from medq.restore.apply import (
+    apply_planes,
+    network_planes,
+    normalised_planes,
+    plane_axis,
+    plane_spacing,
+    prior_of,
+)
 from medq.restore.classical import METHODS as CLASSICAL
 from medq.restore.consistency import consistent, described, reports_noise
 
@@ -253,7 +260,7 @@ def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
         array = apply_planes(shown, lambda ps: [classical_plane(method, p) for p in ps])
     else:
         cond = condition.from_report(report, image.modality)
-        acquisitions = described(report, image.spacing) if consistency else {}
+        acquisitions = described(report, plane_spacing(image)) if consistency else {}
         noisy = reports_noise(report)
 
         def restore_planes(ps: list[np.ndarray]) -> list[np.ndarray]:
@@ -285,4 +292,4 @@ def _label_map(image: MedImage, planes: list[np.ndarray]) -> np.ndarray | None:
     a photograph, whose channels are restored one by one)."""
     if not planes or image.is_rgb:
         return None
-    return np.stack(planes) if image.is_volume else planes[0]
+    return np.moveaxis(np.stack(planes), 0, plane_axis(image)) if image.is_volume else planes[0]
