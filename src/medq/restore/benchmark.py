@@ -127,6 +127,18 @@ def described_condition(assessor: Any, x: np.ndarray, scale: Scale, group: str,
             "acquisitions": acquisitions_of(report, spacing), "noisy": reports_noise(report)}
 
 
+def took_anatomy(described: dict[str, Any], x: np.ndarray, restored: np.ndarray, scale: Scale,
+                 group: str) -> bool:
+    """Whether `medq restore` would return this plane unchanged after restoring it for noise
+    alone: it took out over `REMOVED_LIMIT` times the input's own noise (`removed_share`)."""
+    from medq.restore.pipeline import REMOVED_LIMIT, removed_share
+
+    if described["findings"] != ["noise"]:
+        return False
+    share = removed_share(scale.inverse(x), scale.inverse(restored), {"XR": "DX"}.get(group, group))
+    return share > REMOVED_LIMIT
+
+
 def restore_plane(fn: Any, x: np.ndarray, group: str, scale: Scale) -> np.ndarray:
     """One normalised plane restored by `fn` (plane → plane), CT padding kept (`padding_guard`),
     as `medq restore` applies every method."""
@@ -253,6 +265,9 @@ def run_benchmark(models: list[str], per_level: int = 2, bm3d_items: int = 4,
             for name, fn in _methods(nets, blind, oracle, seen[task] <= bm3d_items,
                                      described).items():
                 restored = restore_plane(fn, x, group, scale)
+                if name.endswith("+described") and took_anatomy(described, x, restored, scale,
+                                                                group):
+                    restored = x  # as medq restore returns it
                 row["metrics"][name] = fidelity(scale.inverse(restored), ref, is_ct)
             items.append(row)
     timing = {name: round(time_per_slice(fn, repeats=1 if name == "bm3d" else 3,
