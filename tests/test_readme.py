@@ -248,9 +248,11 @@ def claims_describe(ns: dict[str, Any], out: str, cwd: Path) -> None:
 
 
 def claims_restore(ns: dict[str, Any], out: str, cwd: Path) -> None:
-    """`medq.restore` on a MedImage; the result saved as a derived DICOM beside its source."""
+    """`medq.restore` on a MedImage restores the noisy radiograph; the result saved as a derived
+    DICOM."""
+    assert ns["result"].changed and ns["result"].findings_addressed == ["noise"], out
     ds = pydicom.dcmread(cwd / "restored.dcm")
-    assert ds.ImageType[0] == "DERIVED" and ds.Modality == "CT"
+    assert ds.ImageType[0] == "DERIVED" and ds.Modality == "DX"
 
 
 def claims_python(ns: dict[str, Any], out: str, cwd: Path) -> None:
@@ -274,7 +276,7 @@ PYTHON_CLAIMS: dict[str, Callable[[dict[str, Any], str, Path], None]] = {
     "assess_many(paths)": claims_assess_many,
     'medq.save(result.array, "restored.nii.gz"': claims_arrays,
     "report_from(assessment, image)": claims_describe,
-    "reference=noisy.source": claims_restore,
+    "load_sample(\"xr_head\")": claims_restore,
     'level=5e4, seed=1': claims_python,
     "compute_measures(ct.array": claims_measures,
 }
