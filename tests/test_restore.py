@@ -659,5 +659,6 @@ def test_a_noise_restoration_that_takes_out_anatomy_is_returned_unchanged() -> N
     kept = restore(noisy, "auto", reassess=False)
     assert kept.changed and kept.findings_addressed == ["noise"]
     assert removed_share(noisy.array, kept.image.array, "CT") < REMOVED_LIMIT
+    assert np.isnan(removed_share(noisy.array, kept.image.array, "PT"))  # no flat noise to read
     assert psnr(kept.image.array, head.array, window=(-160.0, 240.0)) > \
         psnr(noisy.array, head.array, window=(-160.0, 240.0)) + 3
