@@ -150,7 +150,8 @@ def test_unknown_precision_is_bad_input(tmp_path: Path) -> None:
     paths = export_samples(tmp_path)
     proc = run_medq("assess", paths[0], "--precision", "half")
     assert proc.returncode == 2
-    assert "precision must be one of auto, float32, bfloat16" in proc.stderr
+    assert "Invalid value for '--precision': 'half' is not one of auto, float32, bfloat16" \
+        in proc.stderr  # a usage error, before the model is loaded
 
 
 def test_a_batch_of_volumes_holds_only_their_salient_planes() -> None:
