@@ -182,8 +182,9 @@ class Assessment:
     """How a DICOM series' slices are unevenly spaced (`medq.io.dicom.slice_gaps`: usual
     spacing, smallest and largest step, gaps, missing slices), None when they are even."""
     nonfinite_fraction: float | None = None
-    """The share of pixels that were NaN or infinite in the file (read as its smallest finite
-    value, `medq.io.arrays`), None when every pixel was a number."""
+    """The share of pixels that were NaN or infinite in the file (read as 0, or as its smallest
+    value where it goes below 0: `medq.io.arrays.finite_pixels`), None when every pixel was a
+    number."""
     acquisition: dict[str, dict[str, Any]] | None = None
     """A model with an acquisition head (`medq train --tagged`): per target of the image's
     modality, the head's estimate from the pixels beside what the header states

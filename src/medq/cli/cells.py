@@ -34,7 +34,7 @@ def findings_text(findings: list[dict[str, Any]], suspected: Iterable[dict[str, 
     words (`bias field`, not the JSON's `bias_field`), then the lossy compression its file's
     header states ("file: lossy, 339:1"), a series' uneven spacing ("series: 2 slices
     missing?") and the share of pixels that were not numbers ("file: 5.0% of pixels not a
-    number", read as the smallest value)."""
+    number", read as no signal: `io.arrays.finite_pixels`)."""
     def words(f: dict[str, Any]) -> str:
         return f"{f['type'].replace('_', ' ')} ({f['severity']})"
 

@@ -31,16 +31,18 @@ volume of a few pixels per side is not an image medq can grade either way)."""
 
 
 def finite_pixels(image: MedImage) -> MedImage:
-    """Reject all-non-finite images; replace partial NaN/inf with the minimum finite value
-    (the replaced fraction is recorded in `meta['nonfinite_fraction']`, the pixels and their
-    values in `meta['nonfinite']`, so that a result can hand them back: `with_nonfinite`)."""
+    """Reject all-non-finite images; replace partial NaN/inf with 0 (no signal), or with the
+    smallest finite value where the image goes below 0 (CT's air), so a map whose background is
+    stored as NaN reads as having a dark background, not one of its darkest tissue (the replaced
+    fraction is recorded in `meta['nonfinite_fraction']`, the pixels and their values in
+    `meta['nonfinite']`, so that a result can hand them back: `with_nonfinite`)."""
     arr = image.array
     finite = np.isfinite(arr)
     if finite.all():
         return image
     if not finite.any():
         raise InvalidImage(f"all {arr.size} pixel values are NaN or infinite", image.source)
-    fixed = np.where(finite, arr, arr[finite].min())
+    fixed = np.where(finite, arr, min(float(arr[finite].min()), 0.0))
     meta = dict(image.meta, nonfinite_fraction=float(1.0 - finite.mean()),
                 nonfinite={"mask": ~finite, "values": arr[~finite]})
     return image.evolve(array=fixed, meta=meta)
