@@ -597,3 +597,20 @@ def test_an_item_whose_file_states_no_modality_is_stored_as_graded() -> None:
     assert [graded_as(item("OT", "MR")), graded_as(item("OT", "XR")),
             graded_as(item("OT", "other")), graded_as(item("OT", None)),
             graded_as(item("CT", "MR"))] == ["MR", "DX", "OT", "OT", "CT"]
+
+
+def test_a_write_lock_held_too_long_is_one_line_not_the_statement() -> None:
+    """A run whose write met SQLite's lock held by another process past the busy timeout
+    printed the whole INSERT with its parameters; it is one line, and other errors pass."""
+    from medq.errors import DatabaseBusy, DatabaseUnavailable
+    from medq.qc.database import locked_as_busy
+
+    locked = sa.exc.OperationalError("INSERT INTO items …", {"findings": "x" * 2000},
+                                     sqlite3.OperationalError("database is locked"))
+    busy = pytest.raises(DatabaseBusy, match="held the results database's write lock")
+    with busy as caught, locked_as_busy("qc.sqlite"):
+        raise locked
+    assert isinstance(caught.value, DatabaseUnavailable) and "INSERT" not in str(caught.value)
+    other = sa.exc.OperationalError("SELECT", {}, sqlite3.OperationalError("disk I/O error"))
+    with pytest.raises(sa.exc.OperationalError), locked_as_busy("qc.sqlite"):
+        raise other

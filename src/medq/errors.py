@@ -57,9 +57,17 @@ class InvalidImage(InputError):
     """The pixels are unusable: all NaN/inf, empty shape, constant where structure is needed."""
 
 
-class DatabaseGone(MedqError):
+class DatabaseUnavailable(MedqError):
+    """The results database cannot take a write now; nothing was written (HTTP 503)."""
+
+
+class DatabaseGone(DatabaseUnavailable):
     """The results database's file was deleted or replaced while medq had it open: a write
     would land in the old file's remains and be lost."""
+
+
+class DatabaseBusy(DatabaseUnavailable):
+    """Another process held the SQLite database's write lock past the busy timeout (30 s)."""
 
 
 class InvalidParameter(InputError):

@@ -9,6 +9,8 @@ opened read-only (readers) or refused (writers).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -16,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from medq.errors import InvalidParameter, MissingInput
+from medq.errors import DatabaseBusy, InvalidParameter, MissingInput
 
 READ_ONLY = ("the results database is read-only for this user: it can be exported, reported "
              "and browsed, not written (runs, reviews, uploads)")
@@ -151,3 +153,15 @@ def file_identity(database_file: Path | None) -> tuple[int, int] | None:
         return None
     return found.st_dev, found.st_ino
 
+
+@contextmanager
+def locked_as_busy(url: str) -> Iterator[None]:
+    """DatabaseBusy (one line) for SQLite's "database is locked": another process held the
+    write lock past the busy timeout (a run printed the whole statement, parameters and all)."""
+    try:
+        yield
+    except sa.exc.OperationalError as e:
+        if "database is locked" not in str(e.orig):
+            raise
+        raise DatabaseBusy("another process held the results database's write lock for over "
+                           "30 s; nothing was written (run again when it is done)", url) from None

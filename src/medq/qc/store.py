@@ -11,7 +11,8 @@ longer counts as its review. Timestamps come back as ISO 8601 strings in UTC (ro
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,13 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from medq.errors import DatabaseGone, InvalidParameter
 from medq.jsonsafe import plain
-from medq.qc.database import READ_ONLY, check_tables, file_identity, open_database
+from medq.qc.database import (
+    READ_ONLY,
+    check_tables,
+    file_identity,
+    locked_as_busy,
+    open_database,
+)
 from medq.qc.reviews import DECIDED, decided, standing_reviews
 from medq.qc.rows import (
     COMMENT_NEEDED,
@@ -78,17 +85,19 @@ class Store:
             raise
         self._file_id = file_identity(self.database_file)
 
-    def _writing(self) -> Any:
+    @contextmanager
+    def _writing(self) -> Iterator[sa.Connection]:
         """A write transaction; InvalidParameter when this process may not write the database,
-        DatabaseGone when its SQLite file was deleted or replaced since it was opened (the
-        write would be lost with the old file's remains)."""
+        DatabaseGone when its SQLite file was deleted or replaced since it was opened (the write
+        would be lost with the old file's remains), DatabaseBusy (`locked_as_busy`)."""
         if self.read_only:
             raise InvalidParameter(READ_ONLY, self.display_url)
         if self._file_id is not None and file_identity(self.database_file) != self._file_id:
             raise DatabaseGone("the results database file was deleted or replaced while open; "
                                "nothing was written (restart with the database in place)",
                                self.display_url)
-        return self.engine.begin()
+        with locked_as_busy(self.display_url), self.engine.begin() as conn:
+            yield conn
 
     def close(self) -> None:
         """Release every pooled connection."""

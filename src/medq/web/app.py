@@ -25,7 +25,7 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from medq.errors import DatabaseGone, InputError, MedqError
+from medq.errors import DatabaseUnavailable, InputError, MedqError
 from medq.web import api, images
 from medq.web.filters import PAGE_SIZE, SORTS, count_filters, parse_filters, query_string
 from medq.web.security import bounded_numbers, safety_headers, same_site, token_gate
@@ -108,9 +108,10 @@ def create_app(db_url: str | Path, token: str | None = None,
         return await run_in_threadpool(page, request, "message.html", exc.status_code,
                                        title=f"Error {exc.status_code}", message=str(exc.detail))
 
-    @app.exception_handler(DatabaseGone)
-    async def database_gone(request: Request, exc: DatabaseGone) -> Response:
-        """503: the database file went away under the server; nothing was stored."""
+    @app.exception_handler(DatabaseUnavailable)
+    async def database_gone(request: Request, exc: DatabaseUnavailable) -> Response:
+        """503: the database file went away under the server, or another process held its
+        write lock too long; nothing was stored."""
         detail = exc.reason
         if request.url.path.startswith("/api/"):
             return JSONResponse({"detail": detail}, status_code=503)
