@@ -149,8 +149,7 @@ class MedImage:
         """Whether the in-plane pixel size is medq's 1 mm because the file states none it can use
         (a raster file, an array, a DICOM or NIfTI whose stated spacing is missing or not a
         positive number)."""
-        return bool(self.meta.get("spacing_assumed")) or self.meta.get("spacing_source") == \
-            "assumed"
+        return bool(self.meta.get("spacing_assumed"))
 
     def evolve(self, **changes: Any) -> MedImage:
         """Return a copy with some fields replaced (meta and physics are copied, never shared)."""

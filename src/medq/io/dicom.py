@@ -273,7 +273,8 @@ def assemble(datasets: list[Dataset], paths: list[Path], source: Path, fmt: str)
         positions = [as_floats(d.get("ImagePositionPatient")) for d in datasets]
         numbers = [d.get("InstanceNumber") for d in datasets]
     sp_yx, sp_source = _spacing_yx(first)
-    meta: dict[str, Any] = {"format": fmt, "spacing_source": sp_source or "assumed"}
+    meta: dict[str, Any] = {"format": fmt, "spacing_source": sp_source or "assumed",
+                            "spacing_assumed": sp_source is None}
     if arr.ndim == 3 and not rgb:
         order, dz, info = _order(positions, iop, numbers, dz_tag, source)
         arr = arr[order]

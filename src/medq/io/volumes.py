@@ -24,14 +24,20 @@ VOLUME_MARK = "@volume="
 _INDEX = re.compile(r"\d+")
 
 
+def volume_mark(path: str | Path) -> tuple[str, int] | None:
+    """(file, volume index) of a path written `<file>@volume=<k>`, whether or not anything is
+    there (a stored item's path); None for any other path."""
+    file, mark, index = str(path).rpartition(VOLUME_MARK)
+    return (file, int(index)) if mark and _INDEX.fullmatch(index) else None
+
+
 def volume_in_file(path: str | Path) -> tuple[Path, int] | None:
     """(file, volume index) of a `<file>@volume=<k>` path that names no file itself but whose
     file exists; None for any other path."""
-    text = str(path)
-    if VOLUME_MARK not in text or Path(text).exists():
+    named = volume_mark(path)
+    if named is None or Path(path).exists() or not Path(named[0]).is_file():
         return None
-    file, index = text.rsplit(VOLUME_MARK, 1)
-    return (Path(file), int(index)) if _INDEX.fullmatch(index) and Path(file).is_file() else None
+    return Path(named[0]), named[1]
 
 
 def missing(path: str | Path) -> InputError:

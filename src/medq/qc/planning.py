@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from medq.errors import InputError
-from medq.io.volumes import VOLUME_MARK
+from medq.io.volumes import VOLUME_MARK, volume_mark
 from medq.qc.discover import SERIES_MARK, UNLISTED, Item
 
 
@@ -64,27 +64,25 @@ def vanished(known: dict[str, str], items: Sequence[Item], archive: str | Path) 
     `--each-volume` after one with it), nor the whole file whose volumes it found."""
     root_path = Path(archive).expanduser().resolve()
     root = str(root_path)
+    own_marks = (SERIES_MARK,) if root_path.is_dir() else (VOLUME_MARK,)  # the root's own items
     found = {item.path for item in items}
     split = {_whole_file(p) for p in found} - found  # 4D files found volume by volume
-    unlisted = [item.path for item in items if item.note == UNLISTED]
+    unlisted = tuple(item.path + mark for item in items if item.note == UNLISTED
+                     for mark in (os.sep, SERIES_MARK))  # what the walk could not list held
 
     def under_root(p: str) -> bool:
         rest = p[len(root):]
-        if not p.startswith(root) or (rest and os.sep in rest and not rest.startswith(os.sep)):
-            return False
-        return (rest == "" or rest.startswith(os.sep)
-                or (rest.startswith(SERIES_MARK) and root_path.is_dir())
-                or (rest.startswith(VOLUME_MARK) and not root_path.is_dir()))
+        return p.startswith(root) and (rest == "" or rest.startswith(os.sep) or (
+            rest.startswith(own_marks) and os.sep not in rest))
 
     return sorted(p for p in known if p not in found | split and _whole_file(p) not in found
-                  and under_root(p) and not any(p.startswith(f + os.sep) or
-                                                p.startswith(f + SERIES_MARK) for f in unlisted))
+                  and under_root(p) and not p.startswith(unlisted))
 
 
 def _whole_file(path: str) -> str:
     """The file an item `<file>@volume=<k>` is a volume of; any other item's own path."""
-    head, mark, k = path.rpartition(VOLUME_MARK)
-    return head if mark and k.isdigit() else path
+    named = volume_mark(path)
+    return named[0] if named else path
 
 
 def outside(items: Sequence[Item], files: Sequence[str | Path]) -> list[Item]:

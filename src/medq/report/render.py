@@ -52,17 +52,23 @@ def png_bytes(pixels: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def png_data_uri(pixels: np.ndarray, max_side: int | None = None) -> str:
-    """PNG as a `data:` URI, for self-contained HTML; with `max_side`, shrunk (Lanczos) so its
-    longer side is at most that many pixels (a page showing a 1411-px photograph 180 px wide
-    carried all of it, four times)."""
-    if max_side is not None and max(pixels.shape[:2]) > max_side:
-        from PIL import Image
+def shrink(pixels: np.ndarray, max_side: int | None) -> np.ndarray:
+    """Downscale uint8 pixels so that the longer side is at most `max_side` (never enlarged)."""
+    if not max_side or max(pixels.shape[:2]) <= max_side:
+        return pixels
+    from PIL import Image
 
-        scale = max_side / max(pixels.shape[:2])
-        size = (max(1, round(pixels.shape[1] * scale)), max(1, round(pixels.shape[0] * scale)))
-        pixels = np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.LANCZOS))
-    return "data:image/png;base64," + base64.b64encode(png_bytes(pixels)).decode("ascii")
+    h, w = pixels.shape[:2]
+    f = max_side / max(h, w)
+    size = (max(1, round(w * f)), max(1, round(h * f)))
+    return np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.LANCZOS))
+
+
+def png_data_uri(pixels: np.ndarray, max_side: int | None = None) -> str:
+    """PNG as a `data:` URI, for self-contained HTML; with `max_side`, `shrink`-ed to it first (a
+    page showing a 1411-px photograph 180 px wide carried all of it, four times)."""
+    encoded = base64.b64encode(png_bytes(shrink(pixels, max_side))).decode("ascii")
+    return "data:image/png;base64," + encoded
 
 
 TILE_SIDE = 360

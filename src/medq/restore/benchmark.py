@@ -108,6 +108,13 @@ def time_per_slice(fn: Any, repeats: int = 3, size: int = 512,
     return float(np.median(times))
 
 
+def group_modality(group: str) -> str:
+    """The modality code of an item's modality group (`condition.MODALITY_GROUPS`; XR as DX)."""
+    from medq.image import MODALITY_ALIASES
+
+    return MODALITY_ALIASES.get(group, group)
+
+
 def described_condition(assessor: Any, x: np.ndarray, scale: Scale, group: str,
                          spacing: tuple[float, float]) -> dict[str, Any]:
     """What `medq restore` feeds the network for a degraded plane: assess and describe it, open
@@ -119,24 +126,12 @@ def described_condition(assessor: Any, x: np.ndarray, scale: Scale, group: str,
     from medq.restore.consistency import reports_noise
     from medq.restore.pipeline import to_repair
 
-    modality = {"XR": "DX"}.get(group, group)
+    modality = group_modality(group)
     image = MedImage(scale.inverse(x), tuple(float(v) for v in spacing), modality)
     report = report_from(assessor.assess(image), image)
     findings = to_repair(report)
     return {"open": bool(findings), "cond": from_report(report, modality), "findings": findings,
             "acquisitions": acquisitions_of(report, spacing), "noisy": reports_noise(report)}
-
-
-def took_anatomy(described: dict[str, Any], x: np.ndarray, restored: np.ndarray, scale: Scale,
-                 group: str) -> bool:
-    """Whether `medq restore` would return this plane unchanged after restoring it for noise
-    alone: it took out over `REMOVED_LIMIT` times the input's own noise (`removed_share`)."""
-    from medq.restore.pipeline import REMOVED_LIMIT, removed_share
-
-    if described["findings"] != ["noise"]:
-        return False
-    share = removed_share(scale.inverse(x), scale.inverse(restored), {"XR": "DX"}.get(group, group))
-    return share > REMOVED_LIMIT
 
 
 def restore_plane(fn: Any, x: np.ndarray, group: str, scale: Scale) -> np.ndarray:
@@ -222,7 +217,7 @@ def run_benchmark(models: list[str], per_level: int = 2, bm3d_items: int = 4,
     """Run the restoration benchmark; returns the payload written to restore.json."""
     from rich.progress import Progress
 
-    from medq.restore.pipeline import PRIOR_THRESHOLD
+    from medq.restore.pipeline import PRIOR_THRESHOLD, took_anatomy
     from medq.workers import set_threads
 
     threads = set_threads()
@@ -265,8 +260,9 @@ def run_benchmark(models: list[str], per_level: int = 2, bm3d_items: int = 4,
             for name, fn in _methods(nets, blind, oracle, seen[task] <= bm3d_items,
                                      described).items():
                 restored = restore_plane(fn, x, group, scale)
-                if name.endswith("+described") and took_anatomy(described, x, restored, scale,
-                                                                group):
+                if name.endswith("+described") and took_anatomy(
+                        described["findings"], scale.inverse(x), scale.inverse(restored),
+                        group_modality(group)):
                     restored = x  # as medq restore returns it
                 row["metrics"][name] = fidelity(scale.inverse(restored), ref, is_ct)
             items.append(row)

@@ -184,8 +184,8 @@ DENOISED = ("noise",)
 REMOVED_LIMIT = 1.5
 """Most a restoration for noise alone may take out, in units of the input's own noise σ (the
 std of input − output inside the body over `iqms.noise_sigma_flat`): restorations that removed
-noise took out 0.9–1.4 of it on held-out CT, one that smeared CT_small's bone into blobs
-1.7–2.0 (`removed_share`)."""
+noise took out 0.86–1.35 of it on held-out CT, those that smeared CT_small's bone into blobs
+1.65–1.91 (`removed_share`; `benchmarks/probes/removed_share.py`)."""
 
 
 def removed_share(before: np.ndarray, after: np.ndarray, modality: str) -> float:
@@ -198,11 +198,23 @@ def removed_share(before: np.ndarray, after: np.ndarray, modality: str) -> float
     from medq.assess.iqms import noise_sigma_flat
     from medq.assess.masks import foreground_mask
 
+    if modality == "PT":
+        return float("nan")
     body = foreground_mask(before, modality)
-    if modality == "PT" or not body.any():
+    if not body.any():
         return float("nan")
     sigma = noise_sigma_flat(before, body)
     return float(np.std((before - after)[body]) / sigma) if sigma > 0 else float("nan")
+
+
+def took_anatomy(addressed: list[str], before: np.ndarray, after: np.ndarray,
+                 modality: str) -> float | None:
+    """`removed_share` of a network's restoration for noise alone when it is over
+    `REMOVED_LIMIT` (`medq restore` then returns the image as it was), else None."""
+    if addressed != ["noise"]:
+        return None
+    share = removed_share(before, after, modality)
+    return share if share > REMOVED_LIMIT else None
 
 
 def _unchanged_note(report: Any, method: str, found: set[str]) -> str:
@@ -294,9 +306,8 @@ def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
         array = apply_planes(shown, restore_planes)
     if image.is_rgb:  # a colour outside 0–1 (MedImage's colour scale) is no colour
         array = np.clip(array, 0.0, 1.0)
-    denoised = addressed == ["noise"] and not image.is_rgb and method not in CLASSICAL
-    share = removed_share(shown.array, array, image.modality) if denoised else float("nan")
-    if share > REMOVED_LIMIT and not force:
+    checked = not (image.is_rgb or force or method in CLASSICAL)  # a network's grey result
+    if checked and (share := took_anatomy(addressed, shown.array, array, image.modality)):
         note = (f"The network took out {share:.1f} times the image's own noise, so more than "
                 "noise (anatomy smoothed away); the image is returned unchanged (--force keeps "
                 "the restoration).")

@@ -17,7 +17,7 @@ import numpy as np
 
 from medq.errors import MedqError, MissingInput
 from medq.image import MedImage
-from medq.report.render import CT_WINDOW, png_bytes, to_uint8
+from medq.report.render import CT_WINDOW, png_bytes, shrink, to_uint8
 
 CT_REGION_WINDOWS: dict[str, tuple[float, float]] = {
     "head": (0.0, 80.0),  # brain: level 40, width 80 HU
@@ -56,18 +56,6 @@ def plane(image: MedImage, index: int | None = None) -> MedImage:
     k = n // 2 if index is None else min(max(int(index), 0), n - 1)
     return image.evolve(array=image.array[k], spacing=image.spacing[1:],
                         meta=dict(image.meta, slice_index=k))
-
-
-def shrink(pixels: np.ndarray, max_side: int | None) -> np.ndarray:
-    """Downscale uint8 pixels so that the longer side is at most `max_side` (never enlarged)."""
-    if not max_side or max(pixels.shape[:2]) <= max_side:
-        return pixels
-    from PIL import Image
-
-    h, w = pixels.shape[:2]
-    f = max_side / max(h, w)
-    size = (max(1, round(w * f)), max(1, round(h * f)))
-    return np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.LANCZOS))
 
 
 def plane_pixels(image: MedImage, index: int | None = None, max_side: int | None = None,
