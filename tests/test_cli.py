@@ -520,6 +520,10 @@ def test_degradations_read_modality_aliases_as_the_other_commands_do() -> None:
         named, coded = (run_medq("degradations", "--modality", m, "--json") for m in (alias, code))
         assert named.returncode == 0, named.stderr
         assert json.loads(named.stdout) == json.loads(coded.stdout) != []
+    # a defined range starting at 0 says the 0 is left out, as `simulate` refuses level 0
+    rows = {r["name"]: r for r in json.loads(run_medq("degradations", "--json").stdout)}
+    assert rows["pet_low_count"]["defined_text"] == "1 – 1e+12"
+    assert rows["blur"]["defined_text"] == "> 0 – 200"
 
 
 @pytest.mark.parametrize("args", [("assess", ""), ("train", " "), ("info", "--json", "")])

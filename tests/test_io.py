@@ -853,6 +853,19 @@ def test_save_rejects_volume_as_png_without_leftovers(tmp_path: Path, mni_t1: Me
     shutil.rmtree(tmp_path)
 
 
+def test_a_volume_to_one_dicom_file_is_refused_by_the_check_before_any_work(
+        tmp_path: Path, mni_t1: MedImage) -> None:
+    # the check the commands run first (`medq simulate` refused it after 17 s of work)
+    from medq.io import check_writable
+
+    for name in ("v.dcm", "v.dcm.gz"):
+        with pytest.raises(InvalidParameter, match="DICOM series folder"):
+            check_writable(mni_t1, tmp_path / name)
+    assert check_writable(mni_t1, tmp_path / "series") == "dicom-series"
+    one = MedImage(mni_t1.array[40], mni_t1.spacing[1:], "MR", "brain")
+    assert check_writable(one, tmp_path / "s.dcm") == "dicom"
+
+
 def test_sidecar_keeps_modality_region_spacing_for_headerless_formats(tmp_path: Path) -> None:
     """NIfTI/PNG carry no modality; medq's JSON sidecar brings it back on load."""
     from medq.io import read_sidecar, write_sidecar

@@ -191,7 +191,9 @@ def degradations(
         raise typer.BadParameter(f"no degradation for modality {modality!r}; the engine's "
                                  f"modalities are {', '.join(known)}", param_hint="'--modality'")
     rows = [{"name": s.name, "modalities": list(s.modalities), "unit": s.unit, "worse": s.worse,
-             "levels": s.levels, "defined": list(s.domain), "finding": s.finding,
+             "levels": s.levels, "defined": list(s.domain),
+             "defined_text": s.domain_text(),  # "> 0 – 200": a level of 0 is refused
+             "finding": s.finding,
              "description": s.description} for s in specs]
     if as_json:
         print_json(rows)
@@ -200,8 +202,8 @@ def degradations(
                   "finding")
     for r in rows:
         lv = " / ".join(f"{r['levels'][k]:g}" for k in ("mild", "moderate", "severe"))
-        table.add_row(r["name"], ",".join(r["modalities"]), r["unit"], lv,
-                      get_spec(r["name"]).domain_text(), r["finding"])
+        table.add_row(r["name"], ",".join(r["modalities"]), r["unit"], lv, r["defined_text"],
+                      r["finding"])
     out.print(table)
 
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from medq.degrade import projection
 from medq.degrade.registry import register
+from medq.errors import InvalidParameter
 from medq.image import MedImage
 
 MU_WATER = 0.0192
@@ -67,7 +68,7 @@ def ct_low_dose(image: MedImage, level: float, rng: np.random.Generator
     ≥ 1 → p̂ = ln(I0/counts) → FBP (ramp × Hann). Linearity trick: the output is the input plus
     FBP(p̂ − p) converted to HU, so the full-dose anatomy stays crisp and only the dose-dependent
     noise (and photon starvation streaks) is added. Level: I0, worse lower; full dose ≈ 1e6;
-    severity none ≥ 3e5 > mild ≥ 5e4 > moderate ≥ 5e3 > severe (1e5 / 1.5e4 / 1e3 representative:
+    severity none > 3e5 ≥ mild > 5e4 ≥ moderate > 5e3 ≥ severe (1e5 / 1.5e4 / 1e3 representative:
     ≈ 8 / 20 / 85 HU noise on pydicom's CT_small; more on larger bodies).
     """
     hu = _slices(image)
@@ -96,12 +97,15 @@ def ct_sparse_view(image: MedImage, level: float, rng: np.random.Generator
     The streak component is FBP_sparse(p) − FBP_reference(p) with the reference at ≈ π/2·N
     views, added to the input so anatomy keeps its resolution and only the undersampling error
     is new (deterministic: the rng is not used). Level: number of views, worse lower; severity
-    none ≥ 180 > mild ≥ 90 > moderate ≥ 45 > severe (120 / 60 / 24 representative).
+    none > 180 ≥ mild > 90 ≥ moderate > 45 ≥ severe (120 / 60 / 24 representative).
     """
     hu = _slices(image)
     mu = hu_to_mu(hu)
     ref = projection.geometry(hu.shape)
-    sparse = projection.geometry(hu.shape, max(2, int(round(level))))
+    try:
+        sparse = projection.fitting(projection.geometry(hu.shape, max(2, int(round(level)))))
+    except ValueError as e:
+        raise InvalidParameter(str(e), image.source) from None
     recon = [projection.fbp(projection.forward(mu, g), g, hu.shape[-2:], WINDOW)
              for g in (sparse, ref)]
     out = hu + (recon[0] - recon[1]) * np.float32(1000.0 / MU_WATER)

@@ -64,8 +64,8 @@ def pet_low_count(image: MedImage, level: float, rng: np.random.Generator
     (volumes: level × slices in total, shared by activity) → Poisson → 10 MLEM iterations with the
     same attenuation-weighted model. Noise-only output: input + MLEM(counts) − MLEM(expected), so
     the recon's resolution loss is not added, then clipped at 0 and rescaled to preserve the mean
-    (input activity units). Level: counts/slice, worse lower; none ≥ 2e6 > mild ≥ 3e5 > moderate
-    ≥ 5e4 > severe (8e5 / 1e5 / 1.5e4 representative).
+    (input activity units). Level: counts/slice, worse lower; none > 2e6 ≥ mild > 3e5 ≥ moderate
+    > 5e4 ≥ severe (8e5 / 1e5 / 1.5e4 representative).
     """
     act = image.array[None] if image.array.ndim == 2 else image.array
     pix = float(np.sqrt(image.spacing[-2] * image.spacing[-1]))

@@ -52,6 +52,28 @@ def geometry(shape: tuple[int, ...], n_views: int | None = None) -> Geometry:
     return Geometry(size, int(n_views or default_views(size)), n_det)
 
 
+PROJECTOR_BUDGET = 4 << 30
+"""Bytes a projector matrix may take beyond what its grid's default views need (`fitting`)."""
+
+
+def matrix_bytes(geom: Geometry) -> int:
+    """Memory of the geometry's system matrix while it is built: per pixel, 3 taps of a value
+    and an index for every stored view (a quarter of them and one when `n_views` divides by 4)."""
+    stored = geom.n_views // 4 + 1 if _symmetric(geom) else geom.n_views
+    return geom.size ** 2 * stored * 3 * 8
+
+
+def fitting(geom: Geometry) -> Geometry:
+    """`geom`, or ValueError when its matrix needs over `PROJECTOR_BUDGET` and more than the
+    grid's default views do (9,999 views of a 128² image asked for 15 GB and died of it)."""
+    need = matrix_bytes(geom)
+    if need > max(PROJECTOR_BUDGET, matrix_bytes(geometry((geom.size, geom.size)))):
+        raise ValueError(f"{geom.n_views} views of a {geom.size}² grid would need "
+                         f"{need / 2 ** 30:.1f} GiB for the projector; use fewer views (or a "
+                         "multiple of 4, which needs a quarter)")
+    return geom
+
+
 def _symmetric(geom: Geometry) -> bool:
     return geom.n_views % 4 == 0 and geom.n_views >= 4
 

@@ -39,7 +39,7 @@ def xr_quantum_noise(image: MedImage, level: float, rng: np.random.Generator
 
     counts ~ Poisson(I0·e^{−p}) clipped at ≥ 1, p̂ = ln(I0/counts), back to the input's value
     domain; noise is strongest where attenuation is high (few photons). Level: I0, worse lower;
-    none ≥ 2e4 > mild ≥ 3e3 > moderate ≥ 500 > severe (6e3 / 1e3 / 150 representative).
+    none > 2e4 ≥ mild > 3e3 ≥ moderate > 500 ≥ severe (6e3 / 1e3 / 150 representative).
     """
     p, offset, scale = to_line_integral(image)
     counts = np.maximum(rng.poisson(float(level) * np.exp(-p.astype(np.float64))), 1.0)

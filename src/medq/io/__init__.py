@@ -260,6 +260,8 @@ def check_writable(image: MedImage, path: str | Path) -> str:
     if image.is_volume and fmt in ("png", "jpeg"):
         raise InvalidParameter(f"{fmt.upper()} holds one 2D image; save volumes as .tif, .nii.gz, "
                                ".npy or a DICOM series folder", p)
+    if fmt == "dicom":
+        dicom_write.refuse_volume_as_file(image, p)
     gaps = image.meta.get("slice_gaps")
     if image.is_volume and image.meta.get("irregular_spacing") and fmt in GRID_FORMATS:
         what = dicom.gaps_text(gaps) if gaps else "uneven spacing"

@@ -39,6 +39,7 @@ from medq.io.dicom_tags import (
     region_from_text,
     series_physics,
     tag_value,
+    value_domain,
 )
 from medq.io.mosaic import mosaic_count, mosaic_positions, unmosaic
 from medq.io.units import COLOUR
@@ -315,6 +316,7 @@ def assemble(datasets: list[Dataset], paths: list[Path], source: Path, fmt: str)
         "number_of_frames": frames,
         "orientation": iop,
         "positions": positions if all(p is not None for p in positions) else None,
+        **value_domain(first),
     })
     lossy = [c for c in (lossy_compression(d) for d in datasets) if c]
     if lossy:  # a series: the first lossy slice speaks for it, with how many slices are

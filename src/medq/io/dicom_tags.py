@@ -227,3 +227,29 @@ def patient_digest(patient_id: str | None) -> str | None:
     if not text:
         return None
     return "patient:" + hashlib.sha256(f"medq-subject:{text}".encode()).hexdigest()[:16]
+
+
+MEDQ_PRIVATE = (0x0071, "medq")
+"""medq's private block (group, creator): what DICOM has no attribute for."""
+
+LINE_INTEGRAL = "line_integral"
+"""A radiograph whose values are attenuation line integrals p (`medq.degrade.xray`)."""
+
+
+def mark_value_domain(ds: Dataset, meta: dict[str, Any]) -> None:
+    """Keep a radiograph's line-integral domain in a derived file: DICOM's LOG intensity
+    relationship (higher value, less beam) and, as it states no scale, medq's private element
+    (written from memory the sample was exact p; read back it was mapped onto an assumed span)."""
+    if meta.get("xr_domain") != LINE_INTEGRAL:
+        return
+    ds.PixelIntensityRelationship, ds.PixelIntensityRelationshipSign = "LOG", -1
+    ds.private_block(*MEDQ_PRIVATE, create=True).add_new(0x01, "LO", LINE_INTEGRAL)
+
+
+def value_domain(ds: Dataset) -> dict[str, Any]:
+    """`{"xr_domain": "line_integral"}` for a file `mark_value_domain` marked, else {}."""
+    try:
+        element = ds.private_block(*MEDQ_PRIVATE)[0x01]
+    except KeyError:
+        return {}
+    return {"xr_domain": LINE_INTEGRAL} if as_text(element.value) == LINE_INTEGRAL else {}

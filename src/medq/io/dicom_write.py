@@ -37,6 +37,7 @@ from medq.io.dicom_tags import (
     as_floats,
     as_number,
     as_text,
+    mark_value_domain,
     read_physics,
     tag_value,
 )
@@ -190,6 +191,7 @@ def _dataset(base: Dataset, image: MedImage, k: int, stored: np.ndarray, rescale
     before = as_text(ds.get("DerivationDescription"))
     old_ipp, old_location = as_floats(ds.get("ImagePositionPatient")), ds.get("SliceLocation")
     _prepare(ds, image)
+    mark_value_domain(ds, image.meta)
     _keep_lossy(ds, image.meta.get("lossy_compression"))
     phys_before = read_physics(ds)
     for key, value in image.physics.items():
@@ -324,16 +326,22 @@ def _not_an_earlier_output(folder: Path) -> str | None:
     return f"{len(series)} series" if len(series) > 1 else None
 
 
+def refuse_volume_as_file(image: MedImage, path: Path) -> bool:
+    """Whether `path` names one DICOM file (`.dcm`, `.gz`…), not a series folder;
+    InvalidParameter when it does and `image` is a volume."""
+    as_file = path.suffix.lower() == ".gz" or path.suffix.lower() in DICOM_SUFFIXES
+    if as_file and image.is_volume:
+        raise InvalidParameter("a volume is written as a DICOM series folder; give a path without "
+                               f"the {path.suffix} suffix", path)
+    return as_file
+
+
 def write_dicom(image: MedImage, path: str | Path, *, reference: str | Path | None = None,
                 description: str | None = None) -> Path:
     """Write a derived DICOM: one `.dcm` file (2D; `.gz`: gzipped, as the input medq read) or a
     series folder of IM00001.dcm, … (any)."""
     path = Path(path)
-    gzipped = path.suffix.lower() == ".gz"
-    as_file = gzipped or path.suffix.lower() in DICOM_SUFFIXES
-    if as_file and image.is_volume:
-        raise InvalidParameter("a volume is written as a DICOM series folder; give a path without "
-                               f"the {path.suffix} suffix", path)
+    as_file = refuse_volume_as_file(image, path)
     if not as_file and path.exists():
         if not path.is_dir():
             raise InvalidParameter("DICOM series target exists and is not a folder", path)
@@ -361,7 +369,7 @@ def write_dicom(image: MedImage, path: str | Path, *, reference: str | Path | No
         out.append(_dataset(tpl, image, k, stored_all[k], rescale, uids, description, own))
     if as_file:
         with atomic_path(path) as tmp:
-            if gzipped:
+            if path.suffix.lower() == ".gz":
                 buffer = io.BytesIO()
                 pydicom.dcmwrite(buffer, out[0], enforce_file_format=True)
                 tmp.write_bytes(gzip.compress(buffer.getvalue(), mtime=0))
