@@ -684,3 +684,17 @@ def test_benchmarks_check_every_model_and_the_results_folder_before_running(
         assert res.returncode == 2 and said in res.stderr, (args, res.stderr)
         assert res.stderr.strip().count("\n") == 0, res.stderr
     assert not any((tmp_path / "results").glob("*.json"))
+
+
+def test_file_names_that_look_like_markup_are_shown_as_they_are(tmp_path: Path) -> None:
+    """`x[/y]z.dcm` was read as a closing markup tag: an internal error that lost the whole
+    batch's table; `[red]a.dcm` was listed as `a.dcm`, and a newline split its row."""
+    (tmp_path / "x[").mkdir()
+    names = ["x[/y]z.dcm", "[red]colored.dcm", "new\nline.dcm"]
+    for name in names:
+        (tmp_path / name).write_bytes(Path(dicom_testfile("CT_small.dcm")).read_bytes())
+    res = run_medq("info", *names, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    for shown in ("x[/y]z.dcm", "[red]colored.dcm", "new\\nline.dcm"):
+        assert shown in res.stdout
+    assert "\nline.dcm" not in res.stdout

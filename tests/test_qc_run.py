@@ -681,6 +681,29 @@ def test_links_to_nothing_and_loops_of_links_are_bad_input_not_internal_errors(
     assert stored["bad_input"] and "internal error" not in stored["error"]
 
 
+def test_a_file_name_that_is_not_utf8_is_stored_escaped_and_still_assessed(
+        tmp_path: Path) -> None:
+    # the database stores text: one such name ended every run before anything was stored
+    from medq.qc.discover import split_notes
+    from medq.qc.planning import plan
+
+    folder = tmp_path / "d"
+    folder.mkdir()
+    shutil.copy(get_testdata_file("CT_small.dcm"), folder / "ok.dcm")
+    odd = os.fsdecode(bytes(folder) + b"/bad_\xff\xfe.dcm")
+    shutil.copy(get_testdata_file("CT_small.dcm"), odd)
+    found = {Path(item.path).name: item for item in discover(folder)}
+    assert sorted(found) == ["bad_\\xff\\xfe.dcm", "ok.dcm"]
+    item = found["bad_\\xff\\xfe.dcm"]
+    assert item.files == (odd,) and load_item(item).shape == (128, 128)
+    assert "not UTF-8" in dict(split_notes([item]))[str(folder)]
+    todo, _, _ = plan(list(found.values()), {})
+    with Store(tmp_path / "qc.sqlite") as store:
+        for it, fp in todo:
+            store.record({"path": it.path, "model": "m", "fingerprint": fp, "status": "ok"})
+        assert sorted(Path(r["path"]).name for r in store.items()) == sorted(found)
+
+
 def test_a_database_kept_inside_the_archive_is_not_an_input(tmp_path: Path) -> None:
     # `medq qc run scans --db scans/qc.sqlite` read its own database and its WAL and SHM files
     # as three bad inputs (exit 2; the database exists before the folder is walked)

@@ -134,11 +134,11 @@ def assess(
         for row in graded:
             if row.get("acquisition"):
                 out.print(f"{row['path']}: looks like {acquisition_text(row['acquisition'])}",
-                          highlight=False)
+                          highlight=False, markup=False)
         for path, found in outliers.items():
             out.print(f"{path}: {found['below_median']:.2f} below the median score "
                       f"({found['series_median']:.2f}) of its file's {found['volumes']} volumes;"
-                      " look at this volume", highlight=False)
+                      " look at this volume", highlight=False, markup=False)
     outcome.exit()
 
 

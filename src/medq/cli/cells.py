@@ -23,8 +23,19 @@ def path_table(*columns: str, paths: list[str], **options: Any) -> tuple[Table, 
     names = list(paths)
     if common and common not in heads and common != os.sep:
         names = [os.path.relpath(h, common) + p[len(h):] for h, p in zip(heads, paths, strict=True)]
-        options.setdefault("title", f"in {common}")
-    return Table(Column("path", overflow="fold"), *columns, **options), names
+        options.setdefault("title", f"in {as_cell(common)}")
+    return Table(Column("path", overflow="fold"), *columns, **options), [as_cell(n) for n in names]
+
+
+def as_cell(name: str) -> str:
+    """A file name as a table shows it: as it is, not read as markup (`x[/y]z.dcm` crashed the
+    table and lost the batch's results; `[red]a.dcm` read as `a.dcm`), with a newline shown as
+    `\\n` (it split the row), as the error lines write it (`errors.printable`)."""
+    from rich.markup import escape
+
+    from medq.errors import printable
+
+    return escape(printable(name))
 
 
 def findings_text(findings: list[dict[str, Any]], suspected: Iterable[dict[str, Any]] = (),

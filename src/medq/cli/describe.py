@@ -163,5 +163,5 @@ def bench_describe(
         top = list(summ.get(name, {}).items())[:4]
         if top:
             out.print(f"{key}: " + "; ".join(f"{k} ×{v}" for k, v in top), highlight=False)
-    out.print(f"JSON: {results / 'describe.json'}", highlight=False)
+    out.print(f"JSON: {results / 'describe.json'}", highlight=False, markup=False)
     outcome.exit()

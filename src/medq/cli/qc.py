@@ -152,7 +152,7 @@ def run(
         out.print(f"{plural(public['total'], 'item')}: {public['ok']} ok, "
                   f"{plural(public['errors'], 'error')}, "
                   f"{public['skipped']} skipped (unchanged) in {public['seconds']:.1f} s "
-                  f"→ {store.display_url}", highlight=False)
+                  f"→ {store.display_url}", highlight=False, markup=False)
     raise typer.Exit(_exit_code(results))
 
 
@@ -178,7 +178,7 @@ def export(
     store.close()
     if not isinstance(rows, BaseException):
         err.print(f"{rows} rows → {'standard output' if str(output) == '-' else output}",
-                  highlight=False)
+                  highlight=False, markup=False)
     outcome.exit()
 
 
@@ -207,4 +207,4 @@ def make_archive_command(
     else:
         out.print(f"{summary['files']} DICOM files ({summary['items']} items, "
                   f"{summary['series']} series, {summary['corrupt']} corrupt) → {directory}",
-                  highlight=False)
+                  highlight=False, markup=False)

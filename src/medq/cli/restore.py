@@ -345,7 +345,7 @@ def bench_restore(
         print_json(payload["summary"])
         outcome.exit()
     _print_table(payload)
-    out.print(f"JSON: {results / 'restore.json'}", highlight=False)
+    out.print(f"JSON: {results / 'restore.json'}", highlight=False, markup=False)
     outcome.exit()
 
 

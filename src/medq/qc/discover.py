@@ -206,7 +206,21 @@ def discover(archive: str | Path, each_volume: bool = False) -> list[Item]:
         items += [Item(str(f), (str(f),), note=UNLISTED) for f in unlisted]
     if each_volume:
         items = [part for item in items for part in _volumes(item)]
-    return sorted(items, key=lambda item: item.path)
+    return sorted((_storable(item) for item in items), key=lambda item: item.path)
+
+
+def _storable(item: Item) -> Item:
+    """The item, its path written with `\\xff` escapes where its name is not UTF-8 text (a
+    database stores text: one such name ended every run before anything was stored); it is
+    still read from its files, and a note says the review app cannot open it."""
+    try:
+        item.path.encode("utf-8")
+        return item
+    except UnicodeEncodeError:
+        path = os.fsencode(item.path).decode("utf-8", "backslashreplace")
+        note = (f"{Path(path).name}: the name is not UTF-8 text, stored as written here; "
+                "rename it for the review app to open it")
+        return Item(path, item.files, item.series, item.note or note)
 
 
 def _volumes(item: Item) -> list[Item]:
