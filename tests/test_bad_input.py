@@ -386,3 +386,16 @@ def test_a_slice_sent_again_under_a_new_uid_is_read_once(tmp_path: Path) -> None
     again.save_as(tmp_path / "s2_again.dcm")
     with pytest.raises(UnsupportedImage, match="6 slices at only 5 distinct positions"):
         load(tmp_path)
+
+
+def test_a_refusal_of_the_system_reads_as_words_not_an_exception(tmp_path: Path) -> None:
+    # a folder that may not be listed read "PermissionError: [Errno 13] Permission denied: …"
+    from medq.errors import unreadable
+
+    (tmp_path / "f.dcm").write_bytes(b"x")
+    folder = unreadable(PermissionError(13, "Permission denied", str(tmp_path)), tmp_path)
+    assert folder.reason == "cannot list the folder (permission denied)"
+    file = unreadable(PermissionError(13, "Permission denied"), tmp_path / "f.dcm")
+    assert file.reason == "cannot read the file (permission denied)"
+    cut = unreadable(OSError("Expected 400 bytes, got 100"), tmp_path / "f.dcm", "not a NIfTI")
+    assert cut.reason == "not a NIfTI (OSError: Expected 400 bytes, got 100)"

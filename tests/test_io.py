@@ -866,6 +866,17 @@ def test_a_volume_to_one_dicom_file_is_refused_by_the_check_before_any_work(
     assert check_writable(one, tmp_path / "s.dcm") == "dicom"
 
 
+def test_a_64_bit_integer_nifti_is_written_back_in_its_type(tmp_path: Path) -> None:
+    # nibabel refuses int64 data without a stated type: `medq restore` of such a file ended in
+    # an internal error
+    data = np.arange(32 * 32 * 4, dtype=np.int64).reshape(32, 32, 4) * 1000
+    nib.save(nib.Nifti1Image(data, np.eye(4), dtype=np.int64), tmp_path / "in.nii.gz")
+    save(load(tmp_path / "in.nii.gz"), tmp_path / "out.nii.gz")
+    back = nib.load(tmp_path / "out.nii.gz")
+    assert back.get_data_dtype() == np.int64
+    np.testing.assert_array_equal(np.asarray(back.dataobj), data)
+
+
 def test_sidecar_keeps_modality_region_spacing_for_headerless_formats(tmp_path: Path) -> None:
     """NIfTI/PNG carry no modality; medq's JSON sidecar brings it back on load."""
     from medq.io import read_sidecar, write_sidecar

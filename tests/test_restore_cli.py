@@ -277,6 +277,40 @@ def test_cli_restore_several_inputs_nifti_and_bad_input(tmp_path: Path) -> None:
     assert nibabel.load(out / nii.name).shape == nibabel.load(nii).shape
 
 
+def test_a_loop_of_links_or_a_file_it_cannot_write_fails_alone_in_a_restored_folder(
+        tmp_path: Path) -> None:
+    # a loop of symbolic links raised while the targets were checked, and a stray .gif was
+    # refused for its suffix: either ended the whole batch before anything was restored
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(dicom_testfile("CT_small.dcm"), folder / "ct.dcm")
+    (folder / "a.dcm").symlink_to("b.dcm")
+    (folder / "b.dcm").symlink_to("a.dcm")
+    (folder / "anim.gif").write_bytes(b"GIF89a" + bytes(32))
+    out = tmp_path / "out"
+    res = run_medq("restore", folder, "-o", out, "--method", "tv", "--json")
+    assert res.returncode == 2, res.stderr
+    rows = {Path(r["path"]).name: r for r in json.loads(res.stdout)}
+    assert "error" not in rows["ct.dcm"] and (out / "ct.dcm").is_file()
+    assert {name for name, r in rows.items() if "error" in r} == {"a.dcm", "b.dcm", "anim.gif"}
+    assert "loop of symbolic links" in rows["a.dcm"]["error"]["message"]  # was "no such file"
+    assert "internal error" not in res.stderr
+
+
+def test_the_files_an_input_folder_holds_are_none_where_it_may_not_be_listed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # an unlistable subfolder ended `medq restore DIR` as an internal error (PermissionError)
+    from medq.cli.common import input_files
+
+    (tmp_path / "locked").mkdir()
+
+    def refused(self: Path):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "iterdir", refused)
+    assert input_files(tmp_path / "locked") == {(tmp_path / "locked").resolve()}
+
+
 def test_cli_restore_never_replaces_its_input_and_keeps_the_name_in_a_folder(
         tmp_path: Path) -> None:
     """OUT naming the input (a file, or the folder of several inputs) is refused before anything

@@ -84,6 +84,13 @@ def unreadable(exc: Exception, path: str | Path, what: str | None = None) -> Unr
     of medq's own code shows its traceback rather than passing for a bad file."""
     if debugging():
         raise exc
+    if isinstance(exc, OSError) and exc.errno is not None and exc.strerror:
+        # the system's refusal in words, as `medq qc` gives it (not "PermissionError: [Errno 13]")
+        import os
+
+        where = "list the folder" if os.path.isdir(path) else "read the file"
+        return UnreadableImage(f"cannot {where} ({exc.strerror[0].lower()}{exc.strerror[1:]})",
+                               path)
     detail = f"{type(exc).__name__}: {exc}"
     return UnreadableImage(f"{what} ({detail})" if what else detail, path)
 

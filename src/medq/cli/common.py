@@ -258,15 +258,28 @@ def read_from(path: Path) -> Path:
     from medq.io.volumes import volume_in_file
 
     named = series_in_folder(path) or volume_in_file(path)
-    return (Path(named[0]) if named else path).resolve()
+    return _resolved(Path(named[0]) if named else path)
+
+
+def _resolved(path: Path) -> Path:
+    """`path` resolved; a loop of symbolic links as it is written, absolute (resolving it
+    raised and ended a whole `medq restore` batch; reading it fails alone, as bad input)."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError):
+        return Path(os.path.abspath(path))
 
 
 def input_files(path: Path) -> set[Path]:
-    """The files and folders (resolved) an input is read from, which no result may replace."""
+    """The files and folders (resolved) an input is read from, which no result may replace
+    (a folder that may not be listed holds none: reading it fails alone)."""
     where = read_from(path)
     found = {where}
-    if where.is_dir():
-        found |= {f.resolve() for f in where.iterdir()}
+    try:
+        if where.is_dir():
+            found |= {_resolved(f) for f in where.iterdir()}
+    except OSError:
+        pass
     return found
 
 

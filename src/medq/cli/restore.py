@@ -176,8 +176,9 @@ def _checked_targets(paths: list[Path], inputs: list[Path], output: Path) -> dic
             raise InvalidParameter(f"the result of {path} would replace the input {other}; "
                                    "write it elsewhere (medq never overwrites its input)", output)
         # a series goes to a folder (its name may hold dots); an archive still an input could
-        # not be unpacked and fails alone when read
-        if not _is_series_input(path) and not archive_name(path):
+        # not be unpacked and fails alone when read; among several inputs one that cannot be
+        # written (a stray .gif in a folder) fails alone too, not the batch
+        if len(inputs) == 1 and not _is_series_input(path) and not archive_name(path):
             target_format(target)  # a suffix medq cannot write fails now, not after the work
     if len(inputs) > 1:
         if output.exists() and not output.is_dir():

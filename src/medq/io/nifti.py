@@ -237,7 +237,9 @@ def write_nifti(image: MedImage, path: str | Path, *, description: str | None = 
     if image.meta.get("one_slice") and data.ndim == 2:
         data = data[:, :, None]
     affine, scanner = nifti_affine(image)
-    img = nib.Nifti1Image(data, affine)
+    # nibabel refuses 64-bit integers without a stated type (an int64 scan's restoration failed
+    # as an internal error); it writes them as they are, in the type they were read in
+    img = nib.Nifti1Image(data, affine, dtype=data.dtype if data.dtype.itemsize == 8 else None)
     change = _spacing_change(image)
     for kind in ("qform", "sform"):
         code = image.meta.get(f"{kind}_code") or (SCANNER_CODE if scanner else 0)

@@ -14,7 +14,13 @@ from functools import lru_cache, wraps
 from pathlib import Path
 from typing import Any, TypeVar
 
-from medq.errors import InputError, InvalidParameter, MissingInput, UnsupportedImage
+from medq.errors import (
+    InputError,
+    InvalidParameter,
+    MissingInput,
+    UnreadableImage,
+    UnsupportedImage,
+)
 
 T = TypeVar("T")
 
@@ -50,7 +56,24 @@ def missing(path: str | Path) -> InputError:
             return InvalidParameter(f"{index!r} is not a volume number: name a volume of "
                                     f"{Path(file).name} as {VOLUME_MARK}<k>, k = 0, 1, 2, …",
                                     path)
-    return MissingInput("no such file or directory", path)
+    return _unreachable(text) or MissingInput("no such file or directory", path)
+
+
+def _unreachable(path: str) -> InputError | None:
+    """The error of a symbolic link that leads nowhere (a loop, a missing target), in `medq qc`'s
+    words (a loop read as "no such file or directory"), else None."""
+    import errno
+    import os
+
+    try:
+        os.stat(path)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return UnreadableImage("cannot read the file (a loop of symbolic links)", path)
+        if os.path.islink(path):
+            return MissingInput("no such file or directory (a symbolic link to a missing file?)",
+                                path)
+    return None
 
 
 def several_volumes(count: int, source: str | Path | None) -> UnsupportedImage:
