@@ -96,7 +96,8 @@ def train(
             by_term = terminated or getattr(stop, "signum", None) == signal.SIGTERM
             raise typer.Exit(143 if by_term else 130) from None
     if not isinstance(result, BaseException):
-        out.print(f"trained {result['name']} → {result.get('output', '')}", highlight=False, markup=False)
+        out.print(f"trained {result['name']} → {result.get('output', '')}", highlight=False,
+                  markup=False)
     outcome.exit()
 
 
