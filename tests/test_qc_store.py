@@ -558,6 +558,14 @@ def test_an_export_never_replaces_a_file_of_a_series_or_a_4d_file_stored_by_volu
             store.refuse_output(target)
     store.refuse_output(tmp_path / "t1" / "new.csv")  # nothing there to replace
     store.refuse_output(tmp_path / "other.csv")
+    # the sidecars medq reads beside them (a PET that lost its sidecar read as OT)
+    store.record({**row, "path": str(tmp_path / "pet.nii.gz"), "model": MODEL})
+    store.record({**row, "path": str(tmp_path / "x.png"), "model": MODEL})
+    for sidecar in ("pet.json", "x.png.json", "x.json", "t1.json", "fmri.json"):
+        with pytest.raises(InvalidParameter, match="or its sidecar"):
+            store.refuse_output(tmp_path / sidecar)
+    store.refuse_output(tmp_path / "pet_results.json")
+    store.refuse_output(tmp_path / "t1" / "IM1.json")
 
 
 def test_another_applications_sqlite_file_is_never_written_into(tmp_path: Path) -> None:

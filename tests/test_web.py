@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import dicom_testfile
 from conftest_qc import fill_store, qc_results
 from medq.image import MedImage
 from medq.qc.store import Store
@@ -390,6 +391,10 @@ def test_upload_rejects_what_is_not_an_image(web: Web) -> None:
     blank = web.client.post("/api/upload", files={"file": ("const.npy", buffer.getvalue())})
     assert blank.status_code == 400 and blank.json()["detail"].startswith("const.npy: ")
     assert web.client.post("/api/upload", data={"modality": "CT"}).status_code == 400
+    # a modality medq does not grade, refused as everywhere else (US was graded and stored)
+    dicom = Path(dicom_testfile("CT_small.dcm")).read_bytes()
+    us = web.client.post("/api/upload", files={"file": ("ct.dcm", dicom)}, data={"modality": "US"})
+    assert us.status_code == 400 and "not a modality medq grades" in us.json()["detail"]
     page = web.client.post("/upload", files={"file": ("notes.txt", b"text" * 50)})
     assert page.status_code == 400 and 'id="upload-error"' in page.text
     assert not web.uploads.exists() or not any(web.uploads.iterdir())

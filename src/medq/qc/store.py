@@ -29,6 +29,7 @@ from medq.qc.database import (
     locked_as_busy,
     open_database,
 )
+from medq.qc.outputs import refuse_output
 from medq.qc.reviews import DECIDED, decided, standing_reviews
 from medq.qc.rows import (
     COMMENT_NEEDED,
@@ -161,32 +162,9 @@ class Store:
     # items -----------------------------------------------------------------------------------
 
     def refuse_output(self, output: str | Path) -> None:
-        """InvalidParameter (naming `output`) when writing there would replace this database
-        (its SQLite file or journal) or an image whose results it holds: an export or a report
-        never overwrites what medq reads."""
-        target = Path(output).expanduser().resolve()
-        if self.database_file is not None:
-            stem = str(self.database_file)
-            if str(target) in (stem, *(stem + end for end in ("-wal", "-shm", "-journal"))):
-                raise InvalidParameter("that is the results database itself; write the output "
-                                       "elsewhere", output)
-        path = items_table.c.path
-        held = path.in_([str(target), str(output)])
-        if target.is_file():  # a member of a series item, or a 4D file stored by volume
-            from medq.io.dicom_series import SERIES_MARK
-            from medq.io.volumes import VOLUME_MARK
-
-            folder = str(target.parent)
-            held |= path == folder
-            held |= path.startswith(folder + SERIES_MARK, autoescape=True)
-            held |= path.startswith(str(target) + VOLUME_MARK, autoescape=True)
-        query = sa.select(path).where(held).limit(1)
-        with self.engine.connect() as conn:
-            found = conn.execute(query).first()
-        if found is not None:
-            raise InvalidParameter(f"that is an image of the results ({found[0]}); write the "
-                                   "output elsewhere (medq never overwrites what it reads)",
-                                   output)
+        """InvalidParameter when writing `output` would replace this database, an image whose
+        results it holds or that image's sidecar (`qc.outputs.refuse_output`)."""
+        refuse_output(self.engine, self.database_file, output)
 
     def known(self, model: str) -> dict[str, str]:
         """path → fingerprint of every item already stored (status ok or error) for `model`."""

@@ -288,6 +288,7 @@ class Uploader:
 
     def assess_and_record(self, stream: Any, name: str, modality: str | None = None) -> int:
         """Store, check, assess and record one uploaded file; returns the new item's id."""
+        from medq.image import graded_modality
         from medq.io.archive import archive_name
         from medq.qc.discover import Item
         from medq.qc.fingerprint import fingerprint
@@ -295,6 +296,7 @@ class Uploader:
 
         if self.store.read_only:  # refused before the file is kept
             raise InvalidParameter(READ_ONLY, self.store.display_url)
+        modality = graded_modality(modality or None)  # "US" was graded and stored as US
         if archive_name(name or ""):
             raise UnsupportedImage("a zip or tar archive: the review app assesses one image per "
                                    "upload; `medq assess <archive>` reads every image in it",
