@@ -431,6 +431,22 @@ def test_a_database_this_user_may_not_write_is_read_but_never_written(
             reader.record(assessed[0])
     with pytest.raises(InvalidParameter, match="read-only for this user"):
         Store(path)  # a writer: `medq qc run`
+    from medq.qc.database import is_snapshot
+
+    # while a writer has it open, a reader shares its journal and sees its later commits (an
+    # immutable reader kept showing the results it opened on)
+    with Store(path, create=False) as snapshot:
+        assert is_snapshot(snapshot.url)
+    monkeypatch.setattr(database_module, "writable", lambda database: True)
+    with Store(path) as writer:
+        writer.record({**assessed[0], "path": "/elsewhere/new.dcm"})
+        monkeypatch.setattr(database_module, "writable", lambda database: False)
+        with Store(path, create=False) as reader:
+            assert not is_snapshot(reader.url) and reader.count() == len(assessed) + 1
+            writer.add_review(first, "Dr Lee", "reject")
+            writer.record({**assessed[0], "path": "/elsewhere/newer.dcm"})
+            assert reader.count() == len(assessed) + 2
+            assert [r["reviewer"] for r in reader.reviews(first)] == ["Dr Rao", "Dr Lee"]
 
 
 def test_exports_have_the_same_columns_whatever_the_database_holds(

@@ -73,6 +73,13 @@ def serve(
     if host not in LOCAL_HOSTS and not token:
         err.print(f"medq: warning: serving on {host} without --token: anyone who can reach "
                   "this address can read and review the results", markup=False)
+    from medq.qc.database import is_snapshot
+
+    store = web_app.state.store
+    if store.read_only and is_snapshot(store.url):
+        err.print(f"medq: note: {store.display_url}: read-only for this user and no run has it "
+                  "open, so the app shows it as it is now; restart the app to see later runs "
+                  "and reviews", markup=False, highlight=False)
     shown = f"[{host}]" if ":" in host else host
     hint = " (open it once with ?token=<your token>)" if token else ""
     err.print(f"medq review app for {web_app.state.store.display_url} at "

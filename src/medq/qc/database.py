@@ -40,12 +40,21 @@ def writable(database: Path) -> bool:
 
 
 def read_only_url(database: Path) -> str:
-    """The URL of a SQLite file opened read-only and as immutable: a reader of a database it
-    may not write (a shared archive's results on read-only storage) can neither switch it to
-    WAL nor create the shared-memory file a WAL reader needs."""
+    """The URL of a SQLite file this process may not write, opened read-only. While a writer
+    holds it open (its shared-memory file is there) the reader shares that journal and sees
+    what is committed later (a run, another reviewer); otherwise it is opened immutable, as it
+    is now (`is_snapshot`): on read-only storage a reader may not create the shared-memory
+    file, and one it created would be its own, barring the owner's next writer."""
     from urllib.parse import quote
 
-    return f"sqlite:///file:{quote(str(database.resolve()))}?mode=ro&immutable=1&uri=true"
+    shared = Path(f"{database}-shm").is_file()
+    return (f"sqlite:///file:{quote(str(database.resolve()))}?mode=ro"
+            f"{'' if shared else '&immutable=1'}&uri=true")
+
+
+def is_snapshot(url: str) -> bool:
+    """Whether `url` opens a SQLite file immutable: later commits are not seen until reopened."""
+    return "immutable=1" in url
 
 
 def _read_pragmas(dbapi_conn: Any, _record: Any) -> None:
