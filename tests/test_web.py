@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+import shutil
 import subprocess
 import sys
 import warnings
@@ -126,6 +127,21 @@ def test_item_pages_2d_3d_and_error(web: Web) -> None:
     broken = next(r for r in web.rows if r["status"] == "error")
     page = web.client.get(f"/items/{web.ids[broken['path']]}").text
     assert broken["error"] in page and 'id="view"' not in page
+
+
+def test_an_item_whose_file_changed_since_its_assessment_says_so(web: Web,
+                                                                   tmp_path: Path) -> None:
+    # the page showed the new pixels beside the old score, and a review there was of neither
+    from medq.qc.fingerprint import fingerprint
+
+    scan = tmp_path / "scan.dcm"
+    shutil.copy(dicom_testfile("CT_small.dcm"), scan)
+    row = next(r for r in web.rows if r["status"] == "ok" and r["dimension"] == "2D")
+    with Store(web.db) as store:
+        item_id = store.record({**row, "path": str(scan), "fingerprint": fingerprint([scan])})
+    assert 'id="changed"' not in web.client.get(f"/items/{item_id}").text
+    shutil.copy(dicom_testfile("MR_small.dcm"), scan)
+    assert 'id="changed"' in web.client.get(f"/items/{item_id}").text
 
 
 def test_item_images_and_slices(web: Web) -> None:

@@ -237,7 +237,7 @@ def load_item(item: Item | str | Path) -> MedImage:
     from medq.io.volumes import volume_in_file
 
     if not isinstance(item, Item):
-        item = _item_from_path(str(item))
+        item = item_from_path(str(item))
     if not item.series and volume_in_file(item.path):
         return load(item.path)  # one volume of a 4D file
     if not item.series or len(item.files) == 1:
@@ -247,7 +247,7 @@ def load_item(item: Item | str | Path) -> MedImage:
     return load_series_files(item.files, item.path)
 
 
-def _item_from_path(path: str) -> Item:
+def item_from_path(path: str) -> Item:
     """Rebuild the Item a stored path names (re-reading the folder's headers for a series)."""
     from medq.io.volumes import missing, volume_in_file
 

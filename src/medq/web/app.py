@@ -144,7 +144,7 @@ def create_app(db_url: str | Path, token: str | None = None,
     def item_page(request: Request, item_id: int) -> HTMLResponse:
         item = item_or_404(item_id)
         return page(request, "item.html", item=item, reviews=store.reviews(item_id),
-                    slices=_slices(item))
+                    slices=_slices(item), changed=images.changed_since(item))
 
     def clamped(item: dict[str, Any], index: int | None) -> int | None:
         """A slice index within the item's slices (the scroller's ends past them)."""

@@ -94,6 +94,30 @@ def item_image(item: dict[str, Any]) -> MedImage:
     return _load(path, modality if modality and modality != "OT" else None, stamp)
 
 
+def changed_since(item: dict[str, Any]) -> bool:
+    """Whether the item's files no longer hold what was assessed (their fingerprint differs
+    from the stored one): the page then shows new pixels beside the old score. False when they
+    cannot be read (the image's own message says why)."""
+    from medq.io.dicom_series import SERIES_MARK
+
+    path = str(item["path"])
+    on_disk = path if os.path.exists(path) else path.rsplit(SERIES_MARK, 1)[0]
+    try:
+        st = os.stat(on_disk)
+        return _fingerprint(path, (int(st.st_size), int(st.st_mtime_ns))) != item["fingerprint"]
+    except (OSError, MedqError):
+        return False
+
+
+@functools.lru_cache(maxsize=64)
+def _fingerprint(path: str, stamp: tuple[int, int]) -> str:
+    """The fingerprint of the files a stored path names, once per size and mtime."""
+    from medq.qc.discover import item_from_path
+    from medq.qc.fingerprint import fingerprint
+
+    return fingerprint(item_from_path(path).files)
+
+
 def item_png(item: dict[str, Any], index: int | None = None, max_side: int | None = None) -> bytes:
     """PNG of slice `index` of a stored item's image (the whole image when 2D)."""
     return png_bytes(plane_pixels(item_image(item), index, max_side))
