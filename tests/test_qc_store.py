@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from medq.assess.assessment import grade_for
 from medq.describe import verdict_for
 from medq.errors import InvalidParameter, MissingInput
 from medq.qc.discover import Item
@@ -171,7 +172,7 @@ def _spread(assessed: list[dict]) -> list[dict]:
         base = assessed[k % 2]
         score = 1.0 + 0.4 * k
         rows.append({**base, "path": f"{base['path']}#{k}", "score": score,
-                     "verdict": verdict_for(score)})
+                     "verdict": verdict_for(score), "grade": grade_for(score)})
     return [*rows, assessed[2]]
 
 
@@ -203,6 +204,19 @@ def test_filters_sorting_and_paging(store: Store, assessed: list[dict]) -> None:
     assert paths == sorted(r["path"] for r in rows)
     with pytest.raises(InvalidParameter, match="cannot sort"):
         store.items(sort="no_such_column")
+    # grades and verdicts sort by quality as the score does, not alphabetically
+    from medq.assess.assessment import GRADES
+    from medq.describe.schema import VERDICTS
+    from medq.qc.schema import QUALITY_ORDER
+
+    assert QUALITY_ORDER["grade"] == tuple(name for _, name in GRADES)[::-1]
+    assert set(QUALITY_ORDER["verdict"]) == set(VERDICTS)
+    for column in ("grade", "verdict"):
+        ranks = [QUALITY_ORDER[column].index(r[column])
+                 for r in store.items(sort=column) if r["status"] == "ok"]
+        assert ranks == sorted(ranks) and len(set(ranks)) > 1, column
+    by_grade = [r["score"] for r in store.items(sort="grade") if r["status"] == "ok"]
+    assert sorted(by_grade) == pytest.approx(sorted(scores))
 
 
 def test_reviews_are_an_append_only_audit(store: Store, assessed: list[dict]) -> None:
@@ -312,6 +326,10 @@ def test_runs_and_summary(store: Store, assessed: list[dict]) -> None:
     assert summary["total"] == 3 and summary["reviewed"] == 1
     standing = store.item(first)["last_review"]  # the reject stands, not the later comment
     assert (standing["decision"], standing["reviewer"]) == ("reject", "dr. ada")
+    from medq.qc.export import export_rows
+
+    exported = {r["path"]: r for r in export_rows(store)}[store.item(first)["path"]]
+    assert (exported["review"], exported["review_comment"]) == ("reject", "motion")  # the why
     store.add_review(store.items()[1]["id"], "dr. bo", "comment", "only a note")
     assert store.summary()["reviewed"] == 1 and store.count(reviewed=True) == 1
     assert summary["status"] == {"ok": 2, "error": 1}

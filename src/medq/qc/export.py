@@ -1,7 +1,8 @@
 """Export the QC results: one row per item (MRIQC-style group table) as CSV, TSV, Parquet or JSON.
 
 Columns: `path, status, score, grade, verdict, recall, error`, then modality, region, dimension,
-shape, findings, the latest review (`review`, `reviewer`, `reviewed_at`), description, model,
+shape, findings, the latest review (`review`, `reviewer`, `reviewed_at`, `review_comment`),
+description, model,
 fingerprint, run_id, updated_at, `lossy` and `lossy_ratio` (what the file states about lossy
 compression: a curator keeps such files out of a training set), and one column per classical
 measure. In CSV/TSV/Parquet the findings become `type (severity)` text and the shape `ZxYxX`;
@@ -25,8 +26,8 @@ FORMATS = ("csv", "tsv", "parquet", "json")
 """Export formats."""
 
 COLUMNS = ("path", "status", "score", "grade", "verdict", "recall", "error", "modality", "region",
-           "dimension", "shape", "findings", "review", "reviewer", "reviewed_at", "description",
-           "model", "fingerprint", "run_id", "updated_at", "lossy", "lossy_ratio")
+           "dimension", "shape", "findings", "review", "reviewer", "reviewed_at", "review_comment",
+           "description", "model", "fingerprint", "run_id", "updated_at", "lossy", "lossy_ratio")
 """Columns of every export, in order (measure columns follow in flat formats)."""
 
 _SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".parquet": "parquet", ".pq": "parquet",
@@ -58,7 +59,7 @@ def item_row(item: dict[str, Any], flat: bool) -> dict[str, Any]:
     review = item.get("last_review") or {}
     row = {key: item.get(key) for key in COLUMNS}
     row.update(review=review.get("decision"), reviewer=review.get("reviewer"),
-               reviewed_at=review.get("created_at"))
+               reviewed_at=review.get("created_at"), review_comment=review.get("comment"))
     lossy = item.get("lossy_compression")  # {} stored when not lossy; None: not known (an
     row.update(lossy=None if lossy is None else bool(lossy),  # error, or stored by an older medq)
                lossy_ratio=(lossy or {}).get("ratio"))

@@ -15,6 +15,11 @@ DECISIONS = ("accept", "reject", "comment")
 STATUSES = ("ok", "error")
 """Item statuses."""
 
+QUALITY_ORDER = {"grade": ("non-diagnostic", "poor", "acceptable", "good", "excellent"),
+                 "verdict": ("reject", "usable", "good")}
+"""The text columns that sort by quality, worst first as a rising score does (alphabetically,
+"excellent" came before "good" and "reject" between "good" and "usable")."""
+
 metadata = sa.MetaData()
 
 runs_table = sa.Table(

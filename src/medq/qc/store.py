@@ -41,6 +41,7 @@ from medq.qc.rows import (
 from medq.qc.schema import (
     DECISIONS,
     ITEM_COLUMNS,
+    QUALITY_ORDER,
     STATUSES,
     create_schema,
     items_table,
@@ -258,7 +259,9 @@ class Store:
         if sort not in ITEM_COLUMNS:
             raise InvalidParameter(f"cannot sort by {sort!r}; choose from "
                                    f"{', '.join(ITEM_COLUMNS)}")
-        column = items_table.c[sort]
+        column: Any = items_table.c[sort]
+        if sort in QUALITY_ORDER:
+            column = sa.case({v: k for k, v in enumerate(QUALITY_ORDER[sort])}, value=column)
         order = column.desc() if descending else column.asc()
         query = self._filtered(sa.select(items_table), modality, verdict, status, min_score,
                                max_score, reviewed, model)

@@ -314,5 +314,9 @@ class Uploader:
                 _discard(path)
                 raise type(e)(e.reason, client_base(name)) from e
         item = Item(str(path), (str(path),))
-        return self.store.record({**ok_result(item, assessment, image), "model": model_key(
-            self.model), "fingerprint": fingerprint(item.files)})
+        try:
+            return self.store.record({**ok_result(item, assessment, image), "model": model_key(
+                self.model), "fingerprint": fingerprint(item.files)})
+        except BaseException:
+            _discard(path)  # not recorded (a database gone or busy): no patient file kept
+            raise
