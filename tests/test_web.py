@@ -309,6 +309,17 @@ def test_api_items_filters_and_pages(web: Web) -> None:
         found = web.client.get(f"/api/items?modality={value}&limit=100").json()
         assert mr and found["total"] == len(mr) and {x["id"] for x in found["items"]} == mr
     assert web.client.get("/api/items?limit=0").status_code == 422
+    # a second model's results: each file is two items, told apart and filtered by model
+    assert 'id="f-model"' not in web.client.get("/items").text
+    with Store(web.db) as store:
+        extra = store.record({**web.rows[0], "model": "cnniqa"})
+    one = web.client.get("/api/items?model=cnniqa").json()
+    assert [x["id"] for x in one["items"]] == [extra] and one["total"] == 1
+    assert web.client.get("/api/items?model=mediqa-s").json()["total"] == len(web.rows)
+    past = web.client.get("/items?page=40").text  # past the end: a way back
+    assert 'id="past-end"' in past and 'First page</a>' in past
+    page = web.client.get("/items?model=cnniqa").text
+    assert 'id="f-model"' in page and listed_ids(page) == [extra] and "cnniqa" in page
 
 
 def test_token_protects_api_and_pages(rows: list[dict], tmp_path: Path) -> None:

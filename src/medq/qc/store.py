@@ -363,7 +363,7 @@ class Store:
 
     def summary(self) -> dict[str, Any]:
         """Totals of the items: `{"total", "reviewed", "status": {...}, "modality": {...},
-        "verdict": {...}}`.
+        "verdict": {...}, "model": {...}}`.
 
         Empty values (e.g. the verdict of an error row) are not counted in the breakdowns.
         """
@@ -376,7 +376,7 @@ class Store:
                 sa.select(sa.func.count(sa.distinct(reviews_table.c.item_id))).select_from(
                     reviews_table.join(items_table, reviews_table.c.item_id == items_table.c.id))
                 .where(DECIDED)).scalar_one())
-            for key in ("status", "modality", "verdict"):
+            for key in ("status", "modality", "verdict", "model"):
                 query = (sa.select(c[key], sa.func.count()).where(c[key].is_not(None))
                          .group_by(c[key]).order_by(c[key]))
                 out[key] = {str(value): int(n) for value, n in conn.execute(query)}

@@ -124,13 +124,14 @@ def list_items(request: Request, modality: str | None = None, verdict: Verdict |
                status: Literal["ok", "error"] | None = None,
                min_score: float | None = Query(None, ge=0, le=6),
                max_score: float | None = Query(None, ge=0, le=6),
-               reviewed: bool | None = None, sort: Sort = "score",
+               reviewed: bool | None = None, model: str | None = None, sort: Sort = "score",
                order: Literal["asc", "desc"] = "asc",
                limit: int = Query(50, ge=1, le=1000), offset: int = Query(0, ge=0)) -> Any:
     """Items matching every given filter, sorted, one page at a time."""
     store = store_of(request)
     filters = {"modality": modality, "verdict": verdict, "status": status,
-               "min_score": min_score, "max_score": max_score, "reviewed": reviewed}
+               "min_score": min_score, "max_score": max_score, "reviewed": reviewed,
+               "model": model}
     items = store.items(**filters, sort=sort, descending=order == "desc", limit=limit,
                         offset=offset)
     return {"total": store.count(**filters), "limit": limit, "offset": offset, "items": items}

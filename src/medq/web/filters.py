@@ -23,8 +23,8 @@ REVIEWED = {"yes": True, "no": False}
 PAGE_SIZE = 50
 """Items per page of the HTML list."""
 
-FILTER_KEYS = ("modality", "verdict", "status", "min_score", "max_score", "reviewed", "sort",
-               "order", "page")
+FILTER_KEYS = ("modality", "verdict", "status", "min_score", "max_score", "reviewed", "model",
+               "sort", "order", "page")
 """Query parameters the HTML list understands."""
 
 
@@ -53,6 +53,7 @@ def parse_filters(params: Mapping[str, str]) -> tuple[dict[str, Any], int, list[
         "min_score": _score(get["min_score"], "minimum score", errors),
         "max_score": _score(get["max_score"], "maximum score", errors),
         "reviewed": REVIEWED.get(get["reviewed"]),
+        "model": get["model"] or None,  # a database two models assessed lists each item twice
         "sort": get["sort"] if get["sort"] in SORTS else "score",
         "descending": get["order"] == "desc",
     }
