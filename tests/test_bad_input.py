@@ -399,3 +399,20 @@ def test_a_refusal_of_the_system_reads_as_words_not_an_exception(tmp_path: Path)
     assert file.reason == "cannot read the file (permission denied)"
     cut = unreadable(OSError("Expected 400 bytes, got 100"), tmp_path / "f.dcm", "not a NIfTI")
     assert cut.reason == "not a NIfTI (OSError: Expected 400 bytes, got 100)"
+
+
+@pytest.mark.parametrize("gzipped", [True, False])
+def test_a_nifti_stating_more_voxels_than_its_file_holds_is_refused_before_reading(
+        tmp_path: Path, gzipped: bool) -> None:
+    # a 173-byte .nii.gz stating 1000³ float voxels took 4 GB of memory before it failed
+    from medq.errors import UnreadableImage
+    from medq.io import load
+
+    header = nib.Nifti1Header()
+    header.set_data_shape((1000, 1000, 1000))
+    header.set_data_dtype(np.float32)
+    raw = header.binaryblock + bytes(4) + bytes(100_000)
+    path = tmp_path / ("big.nii.gz" if gzipped else "big.nii")
+    path.write_bytes(gzip.compress(raw) if gzipped else raw)
+    with pytest.raises(UnreadableImage, match="states 4,000,000,000 bytes of voxels"):
+        load(path)

@@ -86,11 +86,11 @@ def unreadable(exc: Exception, path: str | Path, what: str | None = None) -> Unr
         raise exc
     if isinstance(exc, OSError) and exc.errno is not None and exc.strerror:
         # the system's refusal in words, as `medq qc` gives it (not "PermissionError: [Errno 13]")
-        import os
-
+        words = exc.strerror[0].lower() + exc.strerror[1:]
+        other = exc.filename and os.path.abspath(exc.filename) != os.path.abspath(path)
+        words += f": {Path(exc.filename).name}" if other else ""  # a pair's data file
         where = "list the folder" if os.path.isdir(path) else "read the file"
-        return UnreadableImage(f"cannot {where} ({exc.strerror[0].lower()}{exc.strerror[1:]})",
-                               path)
+        return UnreadableImage(f"{what or f'cannot {where}'} ({words})", path)
     detail = f"{type(exc).__name__}: {exc}"
     return UnreadableImage(f"{what} ({detail})" if what else detail, path)
 

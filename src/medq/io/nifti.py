@@ -20,7 +20,13 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
-from medq.errors import InvalidParameter, MedqError, UnsupportedImage, unreadable
+from medq.errors import (
+    InvalidParameter,
+    MedqError,
+    UnreadableImage,
+    UnsupportedImage,
+    unreadable,
+)
 from medq.image import MedImage
 from medq.io import gz
 from medq.io.atomic import atomic_path
@@ -74,6 +80,28 @@ def _nifti_kind(first: bytes) -> Any:
     return nib.Nifti2Image if first[4:8] == b"n+2\x00" else nib.Nifti1Image
 
 
+GZIP_MOST = 1100
+"""More than deflate's largest ratio (about 1032:1): a gzipped file of n bytes holds less than
+this times n."""
+
+
+def _check_fits_file(shape: tuple[int, ...], dtype: np.dtype, source: str | Path | None
+                     ) -> None:
+    """UnreadableImage when the header states more voxel bytes than its file could hold (a
+    173-byte .nii.gz stating 1000³ voxels took 4 GB of memory before it failed, one stating
+    more failed as "MemoryError: ")."""
+    path = Path(source) if source is not None else None
+    if path is None or not path.is_file():
+        return
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        room = size * GZIP_MOST if fh.read(2) == b"\x1f\x8b" else size
+    stated = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+    if stated > room:
+        raise UnreadableImage(f"its header states {stated:,} bytes of voxels, more than its "
+                              f"{size:,} bytes can hold (truncated or damaged)", source)
+
+
 def image_from_nifti(img: Any, source: str | Path | None = None, volume: int | None = None,
                      fmt: str = "nifti") -> MedImage:
     """A loaded nibabel image as a MedImage in medq's `(z, y, x)` convention (modality OT);
@@ -93,6 +121,8 @@ def image_from_nifti(img: Any, source: str | Path | None = None, volume: int | N
     if len(shape) > 4 and count > 1:
         raise UnsupportedImage(f"a {len(shape)}D image of shape {shape}: medq reads 2D, 3D and "
                                "4D images", source)
+    if fmt == "nifti" and bytes(img.header.get("magic", b"")).startswith((b"n+1", b"n+2")):
+        _check_fits_file(shape, dtype, source)  # one file (a pair's header holds no voxels)
     # float64 voxels stay float64 until MedImage: values beyond float32 are refused by name
     wide = np.float64 if dtype.kind == "f" and dtype.itemsize > 4 else np.float32
     if volume is not None:
