@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -443,3 +445,48 @@ def test_threads_follow_omp_num_threads_when_the_environment_sets_it(
         assert set_threads() == len(os.sched_getaffinity(0))
     finally:
         torch.set_num_threads(before)
+
+
+
+BUILD_SCRIPT = """
+import sys, time
+from pathlib import Path
+from medq.data.cache import map_jobs
+
+def job(k):
+    time.sleep(0.5)
+    (Path(sys.argv[1]) / f"done-{k}").touch()
+    return k
+
+print("started", flush=True)
+map_jobs(job, list(range(400)), workers=2, progress=False, label="build", chunksize=1)
+"""
+
+
+def test_two_ctrl_c_during_a_build_stop_it_and_its_workers(tmp_path: Path) -> None:
+    """A second Ctrl-C while a cached build ran left `medq train` waiting forever on its
+    workers (and they ran on after it was killed); the pool now drops its queued jobs and
+    kills its workers as soon as the build is interrupted."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    (tmp_path / "build.py").write_text(BUILD_SCRIPT)
+    proc = subprocess.Popen([sys.executable, "build.py", str(tmp_path)], cwd=tmp_path,
+                            start_new_session=True, stdout=subprocess.PIPE, text=True,
+                            stderr=subprocess.DEVNULL,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    assert proc.stdout.readline().strip() == "started"
+    time.sleep(3)  # workers busy, most jobs still queued
+    for _ in range(2):  # Ctrl-C twice at the terminal: the whole process group
+        os.killpg(proc.pid, signal.SIGINT)
+        time.sleep(0.3)
+    try:
+        proc.wait(timeout=60)  # a guard against the hang, not a speed target
+        done = len(list(tmp_path.glob("done-*")))
+        time.sleep(1.5)  # a worker left running would go on marking jobs done
+        assert len(list(tmp_path.glob("done-*"))) == done < 400
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)

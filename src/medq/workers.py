@@ -50,3 +50,13 @@ def worker_pool(workers: int) -> ProcessPoolExecutor:
     """A pool of `workers` forked processes, each on one thread (`single_thread`)."""
     return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
                                initializer=single_thread)
+
+
+def stop_pool(pool: ProcessPoolExecutor) -> None:
+    """End `pool` now: queued jobs dropped and its workers killed. On Ctrl-C, leaving the pool
+    as a `with` block does waited for every queued job (a benchmark build ran to its end and was
+    thrown away), and a second Ctrl-C left the parent waiting on workers that never ended."""
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        process.kill()
+    pool.shutdown(wait=False, cancel_futures=True)
+

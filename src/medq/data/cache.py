@@ -69,10 +69,16 @@ def map_jobs(fn: Callable[[Any], Any], jobs: Sequence[Any], workers: int | None,
 
     if workers <= 1:
         return shown(fn(j) for j in jobs)
-    from medq.workers import worker_pool
+    from medq.workers import stop_pool, worker_pool
 
-    with worker_pool(workers) as ex:
-        return shown(ex.map(fn, jobs, chunksize=chunksize))
+    pool = worker_pool(workers)
+    try:
+        done = shown(pool.map(fn, jobs, chunksize=chunksize))
+    except BaseException:  # a Ctrl-C (or a job's error): stop now, not after every job
+        stop_pool(pool)
+        raise
+    pool.shutdown()
+    return done
 
 
 def _logged(results: Iterable[Any], total: int, label: str) -> Iterator[Any]:
