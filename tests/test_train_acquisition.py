@@ -181,7 +181,9 @@ def test_train_tagged_through_the_cli(tmp_path: Path) -> None:
     assert "## Acquisition pretraining (what your scans' headers state)" in card
     assert "11 stating an acquisition: ct_exposure 7 (" in card and "mr_field 4 (" in card
     assert "skipped: 1 held out by --scores" in card
-    assert "Reproduce: `medq train tg.yaml --tagged scans --scores scores.csv -o tg`." in card
+    # the user's data by absolute path: the command runs from any folder
+    assert (f"Reproduce: `medq train tg.yaml --tagged {tmp_path.resolve() / 'scans'} --scores "
+            f"{tmp_path.resolve() / 'scores.csv'} -o tg`.") in card
     assessed = run_medq("assess", archive / "ct_0.dcm", archive / "mr_1.dcm", "--model",
                         "tg/model.pt", "--json", cwd=tmp_path)
     assert assessed.returncode == 0, assessed.stderr

@@ -30,6 +30,8 @@ def test_tiny_training_writes_checkpoint_card_and_metrics(tiny_run: dict) -> Non
     assert "physics-derived reference score" in card and "not** radiologists" in card
     assert card.count("configs/mediqa_tiny_test.yaml") == 2  # trained by, and reproduce with
     assert f"then `medq bench iqa --models {folder / 'model.pt'}`" in card  # this run's row
+    assert f"wall time {rec['wall_time_s']:.0f} s of training" in card  # the build apart
+    assert rec["slice_loss"] is not None and "slice weights fitted for" in card
     assert set(rec["steps"]) == {"physics", "score"}
     assert rec["metrics"]["overall"]["n"] == rec["test_items"] > 0
     assert len(rec["physics_targets"]) == 14
@@ -486,7 +488,11 @@ def test_finetune_on_user_scores(tiny_run: dict, tmp_path: Path) -> None:
     assert re.search(r"`imgs/scores.csv` \(SHA-256 [0-9a-f]{16}…\): 6 scored lines, 6 images, "
                      "6 of them usable; 4 trained on, 2 held out", card), card
     assert "Model `mediqa-tiny` ({'n_physics'" in card  # the starting weights' sizes
-    assert "Reproduce: `medq train ft.yaml --scores imgs/scores.csv -o ft`." in card
+    # the scores by absolute path (the command runs from any folder); only 2D images: no
+    # slice weights fitted, and the card no longer claims a fit
+    assert (f"Reproduce: `medq train ft.yaml --scores {tmp_path.resolve() / 'imgs/scores.csv'} "
+            "-o ft`.") in card
+    assert rec["slice_loss"] is None and "no slice weights fitted" in card
     assert "nan" not in card and "SRCC and PLCC not computed: 2 held-out images" in card
     # `medq assess` reports the fine-tuned score on the raters' scale, not mixed with the
     # evidence score (an estimate of the physics reference score), which stays beside it

@@ -101,12 +101,31 @@ def _start_text(cfg: TrainConfig) -> str:
 def train_command(cfg: TrainConfig, record: dict[str, Any]) -> str:
     """The `medq train` command that reproduces a run: its config, `--tagged` and `--scores`
     data, run folder and a device other than auto."""
+    import os
+
     scores, tagged = record.get("scores"), record.get("tagged")
+    # the user's data by absolute path: the command runs from any folder (a relative one did
+    # not outside the folder it was typed in)
     return (f"medq train {quote(config_path(cfg))}"
-            + (f" --tagged {quote(tagged['archive'])}" if tagged else "")
-            + (f" --scores {quote(scores['file'])}" if scores else "")
+            + (f" --tagged {quote(os.path.abspath(tagged['archive']))}" if tagged else "")
+            + (f" --scores {quote(os.path.abspath(scores['file']))}" if scores else "")
             + f" -o {quote(str(cfg.output_dir()))}"
             + (f" --device {cfg.device}" if cfg.device != "auto" else ""))
+
+
+def _build_text(record: dict[str, Any]) -> str:
+    """" (+ N s building the cached benchmark)" when the run built it (0 s: it was cached)."""
+    seconds = record.get("build_time_s") or 0.0
+    return f" (+ {seconds:.0f} s building the benchmark)" if seconds >= 1 else ""
+
+
+def _slice_text(cfg: TrainConfig, record: dict[str, Any]) -> str:
+    """What the card says of the slice weights: fitted, or not (no training volumes, or 0
+    steps: the sentence claimed a fit that never ran)."""
+    if record.get("slice_loss") is None:
+        return "no slice weights fitted (no training volumes, or slice_steps 0)."
+    return (f"slice weights fitted for {cfg.slice_steps} steps on frozen features of the "
+            "training volumes.")
 
 
 def card_text(cfg: TrainConfig, record: dict[str, Any]) -> str:
@@ -126,13 +145,14 @@ def card_text(cfg: TrainConfig, record: dict[str, Any]) -> str:
 
 Model `{cfg.model}` ({sizes or 'preset sizes'}), trained by `{command}`,
 {_seed_text(record)}, {where_trained(record)},
-wall time {record['wall_time_s']:.0f} s{summed}{resumed_text(record)}.
+wall time {record['wall_time_s']:.0f} s of training{summed}{_build_text(record)}\
+{resumed_text(record)}.
 
 {_scores_data(cfg, record) if scores else _bench_data(cfg, record)}
 ## Training
 Stages: {stages}. Batch {cfg.batch_size}, AdamW (weight decay {cfg.weight_decay}), warm-up then
 cosine decay, gradient clipping {cfg.grad_clip}, steps in {precision};
-slice weights fitted for {cfg.slice_steps} steps on frozen features of the training volumes.
+{_slice_text(cfg, record)}
 Prompts used: {cfg.use_prompts}.{_start_text(cfg)}
 Classical measures per slice (`medq.assess.evidence`, on a view of at most {view} px):
 {sizes.get('n_measures', 0) or 'not used'} (evidence features version {FEATURES_VERSION}).

@@ -217,18 +217,18 @@ def train(cfg: TrainConfig, data: dict[str, np.ndarray] | None = None,
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    started = time.time()
+    building = time.time()
     built = data is None  # else handed over (a --scores set): the resume state is keyed by it
     data = data if data is not None else build_split(cfg, "train", log)
     test = test if test is not None else build_split(cfg, "test", log)
+    started = time.time()  # the wall time is the training's; a first build's is its own
     if tagged:
         data = bench.concat(data, tagged["train"])
     log(f"{cfg.name}: {len(data['score'])} training items, {len(test['score'])} test items, "
         f"{threads} threads, on {device_name(device)}")
     if (cfg.output_dir() / "model.pt").exists():
-        log(f"{cfg.name}: {cfg.output_dir()} holds a finished run of another recipe (or of this "
-            "one, outside an ensemble): its model.pt, card.md and metrics.json are replaced "
-            "when this run ends")
+        log(f"{cfg.name}: {cfg.output_dir()} holds a finished run: its model.pt, card.md and "
+            "metrics.json are replaced when this run ends (give -o another folder to keep it)")
     model = _initial_model(cfg)
     if tagged:
         from medq.assess.acquisition import TARGETS
@@ -261,7 +261,8 @@ def train(cfg: TrainConfig, data: dict[str, np.ndarray] | None = None,
               "device": device_name(device),
               "bench_key": cfg.bench.key(), "bench_plan": dataclasses.asdict(cfg.bench),
               "output": str(cfg.output_dir()),
-              "wall_time_s": round(wall, 1), "steps": {s.name: s.steps for s in cfg.stages},
+              "wall_time_s": round(wall, 1), "build_time_s": round(started - building, 1),
+              "steps": {s.name: s.steps for s in cfg.stages},
               "slice_steps": cfg.slice_steps, "slice_loss": slice_loss,
               "train_items": int(len(data["score"])), "test_items": int(len(test["score"])),
               "use_prompts": cfg.use_prompts, "init": cfg.init,
