@@ -693,7 +693,7 @@ def test_file_names_that_look_like_markup_are_shown_as_they_are(tmp_path: Path) 
     names = ["x[/y]z.dcm", "[red]colored.dcm", "new\nline.dcm"]
     for name in names:
         (tmp_path / name).write_bytes(Path(dicom_testfile("CT_small.dcm")).read_bytes())
-    res = run_medq("info", *names, cwd=tmp_path)
+    res = run_medq("info", *names, cwd=tmp_path, env={"COLUMNS": "250"})  # names unwrapped
     assert res.returncode == 0, res.stderr
     for shown in ("x[/y]z.dcm", "[red]colored.dcm", "new\\nline.dcm"):
         assert shown in res.stdout
