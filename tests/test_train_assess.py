@@ -384,6 +384,14 @@ def test_config_errors_name_the_problem(tmp_path: Path) -> None:
             ({"task": "prompts", "model": "prompt-zzz"}, "for task 'prompts'")):
         with pytest.raises(InvalidParameter, match=re.escape(said)):
             config_from_dict({**base, **change})
+    # a restoration config holding quality settings (they were silently ignored); at their
+    # defaults, as a run's config.yaml writes them out, they pass
+    restore = {"name": "r", "model": "restore-unet-tiny", "task": "restore",
+               "stages": [{"name": "fit", "steps": 2, "lr": 0.001, "losses": {"l1": 1.0}}]}
+    for change in ({"bench": {"size": 32}}, {"slice_steps": 5}, {"use_prompts": False}):
+        with pytest.raises(InvalidParameter, match="a restoration run .* does not use it"):
+            config_from_dict({**restore, **change})
+    config_from_dict({**restore, "bench": {}, "slice_steps": 300, "use_prompts": True})
     twice = tmp_path / "twice.yaml"
     twice.write_text("name: x\nmodel: mediqa-tiny\nseed: 1\nseed: 2\n")
     with pytest.raises(InvalidParameter, match="key 'seed' is written twice"):

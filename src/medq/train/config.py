@@ -88,6 +88,11 @@ def check_fields(cls: type, data: dict[str, Any], where: str) -> dict[str, Any]:
     return data
 
 
+QUALITY_ONLY = ("bench", "use_prompts", "slice_steps", "ladders", "ladder_batch", "rank_margin")
+"""TrainConfig fields only a quality run uses: a restoration config may hold them at their
+defaults only (its config.yaml writes every default out)."""
+
+
 def config_from_dict(data: dict[str, Any]) -> TrainConfig:
     """Build and validate a TrainConfig from plain data (the parsed YAML): every field of its
     declared type and within range, its model built from `model_args` (`config_check`)."""
@@ -127,6 +132,12 @@ def config_from_dict(data: dict[str, Any]) -> TrainConfig:
     if any(s.losses.get("rank") for s in cfg.stages) and (cfg.ladders < 1
                                                           or cfg.ladder_batch < 1):
         raise InvalidParameter("a stage weights the rank loss: set ladders and ladder_batch ≥ 1")
+    if cfg.task == "restore":  # quality settings a restoration run cannot use were ignored
+        unused = [f.name for f in dataclasses.fields(TrainConfig) if f.name in QUALITY_ONLY
+                  and getattr(cfg, f.name) != getattr(TrainConfig(name="", model=""), f.name)]
+        if unused:
+            raise InvalidParameter(f"{', '.join(unused)}: a restoration run (task: restore) does "
+                                   "not use it; its images come from pairs")
     if cfg.init and cfg.task != "quality":  # it was silently ignored
         raise InvalidParameter(f"init: a {cfg.task} run starts from fresh weights (init takes a "
                                "quality model's checkpoint); remove it")
