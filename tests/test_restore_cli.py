@@ -51,6 +51,9 @@ def test_restoration_card_states_how_the_clean_images_were_altered(restore_run: 
     plain = card_text(restore_run["config"], record)
     assert "`pairs.resampling`" not in plain and "`pairs.ringing`" not in plain
     assert f" -o {restore_run['folder']}`" in plain  # the reproduce line names the run folder
+    # a clean pair's input PSNR is infinite: "–", not "nan"; the prior accuracy says what a
+    # prior that names nothing scores
+    assert "nan" not in plain and "a prior that names no finding scores 0.909" in plain
     plan = {**record["train_plan"], "soft": 0.5, "resampling": 0.5, "ringing": 0.25}
     card = card_text(restore_run["config"], {**record, "train_plan": plan})
     assert "50% of the clean images softened" in card and "except" not in card

@@ -180,6 +180,11 @@ def evaluate_pairs(model: torch.nn.Module, data: dict[str, np.ndarray], conditio
             for task, r in rows.items()}
 
 
+def _cell(value: float | None, digits: int) -> str:
+    """A card's table cell: the number, or – where it is missing or not finite."""
+    return f"{value:.{digits}f}" if value is not None and np.isfinite(value) else "–"
+
+
 def train_restorer(cfg: TrainConfig, log: Any) -> dict[str, Any]:
     """Train the restoration network of `cfg`; writes model.pt, metrics.json and card.md."""
     threads = set_threads()
@@ -273,8 +278,12 @@ def card_text(cfg: TrainConfig, record: dict[str, Any]) -> str:
                   "real matrix, `pairs.coarse_mr`)")
     rows = ["| task | n | input PSNR | restored PSNR | prior accuracy |", "|---|---|---|---|---|"]
     for task, m in record["metrics"].items():
-        rows.append(f"| {task} | {m['n']} | {m.get('input', float('nan')):.2f} | "
-                    f"{m.get('net', float('nan')):.2f} | {m.get('prior_acc', float('nan')):.3f} |")
+        rows.append(f"| {task} | {m['n']} | {_cell(m.get('input'), 2)} | "
+                    f"{_cell(m.get('net'), 2)} | {_cell(m.get('prior_acc'), 3)} |")
+    rows.append(f"\nPrior accuracy: the share of the {N_FINDINGS} finding labels the degradation-"
+                f"type prior gets right, averaged over the pairs (a prior that names no finding "
+                f"scores {(N_FINDINGS - 1) / N_FINDINGS:.3f} on a pair of one degradation); "
+                "– where a value is not defined (a clean image's input PSNR is infinite).")
     stages = "; ".join(f"{s.name}: {s.steps} steps, lr {s.lr:g}, losses {s.losses}"
                        for s in cfg.stages)
     cond = ("degradation-type prior + FiLM conditioning on the description"
