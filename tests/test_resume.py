@@ -256,3 +256,18 @@ def test_sigterm_stops_training_as_ctrl_c_does_saving_the_state(tmp_path: Path,
     assert last.startswith("medq: interrupted at restore step") and "resume.pt" in last, last
     assert (tmp_path / "run" / "resume.pt").is_file()
 
+
+
+def test_a_resume_state_given_as_a_model_says_what_it_is(tmp_path: Path) -> None:
+    # `medq assess --model runs/x/resume.pt` read "not a medq quality checkpoint (TypeError:
+    # unhashable type: 'collections.OrderedDict')"
+    import torch
+
+    from medq.assess.weights import load_weights
+    from medq.errors import MedqError
+
+    path = tmp_path / "resume.pt"
+    torch.save({"fingerprint": "f", "stage": 0, "stage_name": "physics", "step": 3,
+                "model": torch.nn.Linear(2, 2).state_dict(), "optimizer": {}}, path)
+    with pytest.raises(MedqError, match="a training run's resume state, not a model"):
+        load_weights(path)

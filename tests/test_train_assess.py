@@ -466,6 +466,10 @@ def test_finetune_on_user_scores(tiny_run: dict, tmp_path: Path) -> None:
     csv.write_text("path,score\nx.dcm,7\n")
     with pytest.raises(InvalidParameter, match="outside 1–5"):
         read_scores(csv)
+    csv.write_text("path,score\na.dcm,0\nb.dcm,3\nc.dcm,7\nd.dcm,x\n")  # every bad line at once
+    with pytest.raises(InvalidParameter, match=r"line 2: score 0 is outside 1–5; line 4: score 7 "
+                                               r"is outside 1–5; line 5: score 'x' is not a"):
+        read_scores(csv)
     train_set, test_set = load_scores(tmp_path / "imgs" / "scores.csv", size=32)
     assert len(train_set["score"]) + len(test_set["score"]) == 6
     assert not train_set["labelled"].any()

@@ -140,6 +140,10 @@ def read_checkpoint(path: str, what: str) -> dict[str, Any]:
     if not isinstance(ckpt, dict) or "model" not in ckpt and "members" not in ckpt:
         raise checkpoint_error(f"not a {what} (it holds a {type(ckpt).__name__} without medq's "
                                "entries)", path)
+    if "optimizer" in ckpt and "step" in ckpt:  # read as a model it failed as a TypeError
+        raise checkpoint_error("a training run's resume state, not a model: the run's model.pt "
+                               "is written when it ends (run its medq train command again to "
+                               "finish it)", path)
     return ckpt
 
 

@@ -219,6 +219,17 @@ def _unique_keys_loader() -> type:
     return UniqueKeys
 
 
+def yaml_problem(error: Exception) -> str:
+    """A YAML error in one line: its problem and where (`line 6, column 13`), not PyYAML's
+    several lines quoting "<unicode string>" and the text under a caret."""
+    problem = getattr(error, "problem", None) or getattr(error, "context", None)
+    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+    if not problem:
+        return " ".join(str(error).split())
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{problem}{where}"
+
+
 def load_config(path: str | Path) -> TrainConfig:
     """Read a YAML training config; InvalidParameter naming the file on any problem."""
     import yaml
@@ -228,7 +239,7 @@ def load_config(path: str | Path) -> TrainConfig:
     try:
         data = yaml.load(text, Loader=_unique_keys_loader())  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as e:
-        raise InvalidParameter(f"not valid YAML ({e})", path) from None
+        raise InvalidParameter(f"not valid YAML ({yaml_problem(e)})", path) from None
     try:
         cfg = config_from_dict(data)
     except InvalidParameter as e:

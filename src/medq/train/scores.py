@@ -115,29 +115,41 @@ def read_scores(path: str | Path) -> list[dict[str, Any]]:
         raise InvalidParameter("scores CSV needs a header with at least 'path' and 'score' "
                                f"(found: {found})", path)
     reader = csv.reader(lines[1:], delimiter=delimiter)
-    rows = []
+    rows, problems = [], []
     for cells in reader:
         n = reader.line_num + 1
         if not any(c.strip() for c in cells):
             continue  # a blank line, or a spreadsheet's row of empty cells
-        if len(cells) > len(names) and any(c.strip() for c in cells[len(names):]):
-            hint = (" (a decimal comma in a comma-separated file? quote the score, or save "
-                    "the file with ';')" if delimiter == "," else "")
-            raise InvalidParameter(f"line {n}: {len(cells)} fields but the header has "
-                                   f"{len(names)}{hint}", path)
-        row = dict(zip(names, cells, strict=False))
-        score = _score(row.get("score"), n, path)
-        if not (row.get("path") or "").strip():
-            raise InvalidParameter(f"line {n}: no path", path)
-        image = Path(row["path"].strip()).expanduser()
-        rows.append({"path": image if image.is_absolute() else path.parent / image,
-                     "score": score, "modality": _label(row, "modality", n, path),
-                     "region": _label(row, "region", n, path), "line": n})
+        try:
+            rows.append(_row(names, cells, n, path, delimiter))
+        except InvalidParameter as e:  # every bad line at once, not one per attempt
+            problems.append(e.reason)
+    if problems:
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise InvalidParameter("; ".join(problems[:5]) + more, path)
     rows = _merged(rows, path)
     if len(rows) >= 2 and len({r["score"] for r in rows}) == 1:
         raise InvalidParameter(f"every image has score {rows[0]['score']:g}: a model cannot "
                                "learn which images are better from scores without spread", path)
     return rows
+
+
+def _row(names: list[str], cells: list[str], n: int, path: Path, delimiter: str
+         ) -> dict[str, Any]:
+    """One scored line (line `n`) as a row; InvalidParameter naming the line when malformed."""
+    if len(cells) > len(names) and any(c.strip() for c in cells[len(names):]):
+        hint = (" (a decimal comma in a comma-separated file? quote the score, or save "
+                "the file with ';')" if delimiter == "," else "")
+        raise InvalidParameter(f"line {n}: {len(cells)} fields but the header has "
+                               f"{len(names)}{hint}", path)
+    row = dict(zip(names, cells, strict=False))
+    score = _score(row.get("score"), n, path)
+    if not (row.get("path") or "").strip():
+        raise InvalidParameter(f"line {n}: no path", path)
+    image = Path(row["path"].strip()).expanduser()
+    return {"path": image if image.is_absolute() else path.parent / image,
+            "score": score, "modality": _label(row, "modality", n, path),
+            "region": _label(row, "region", n, path), "line": n}
 
 
 SCORE_LOSSES = ("score",)
