@@ -877,6 +877,14 @@ def test_a_64_bit_integer_nifti_is_written_back_in_its_type(tmp_path: Path) -> N
     np.testing.assert_array_equal(np.asarray(back.dataobj), data)
 
 
+def test_a_colour_npy_is_written_back_on_the_scale_it_was_read_in(tmp_path: Path) -> None:
+    # `medq restore rgb.npy` wrote 0–1 values for a 0–255 array (medq.restore returns 0–255)
+    rgb = (np.random.default_rng(0).random((32, 32, 3)) * 255).astype(np.uint8)
+    np.save(tmp_path / "in.npy", rgb)
+    save(load(tmp_path / "in.npy"), tmp_path / "out.npy")
+    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), rgb, atol=1e-3)
+
+
 def test_sidecar_keeps_modality_region_spacing_for_headerless_formats(tmp_path: Path) -> None:
     """NIfTI/PNG carry no modality; medq's JSON sidecar brings it back on load."""
     from medq.io import read_sidecar, write_sidecar

@@ -261,8 +261,11 @@ def read_npy(path: str | Path) -> MedImage:
 
 
 def write_npy(image: MedImage, path: str | Path) -> Path:
-    """Write the float32 array as `.npy` (array only: spacing and metadata are not kept)."""
+    """Write the float32 array as `.npy` (array only: spacing and metadata are not kept); a
+    colour array read as 0–255 or 0–65535 is written on that scale, as `medq.restore` returns
+    it (`meta["colour_scale"]`: it was written as MedImage's 0–1)."""
     path = Path(path)
+    scale = float(image.meta.get("colour_scale") or 1.0) if image.is_rgb else 1.0
     with atomic_path(path) as tmp:
-        np.save(tmp, image.array.astype(np.float32), allow_pickle=False)
+        np.save(tmp, image.array.astype(np.float32) * np.float32(scale), allow_pickle=False)
     return path
