@@ -125,6 +125,13 @@ def test_info_says_when_the_pixel_size_is_assumed(tmp_path: Path) -> None:
     assert row["spacing"] == [1.0, 1.0] and row["spacing_assumed"] is True
     table = run_medq("info", tmp_path / "zero.dcm")
     assert "1×1 (assumed)" in table.stdout
+    # as is every implausible size: inf was refused as the user's own bad argument, 1e-300
+    # shown as 0 and 1e308 overflowed the measures
+    for value in ("1e-300", "1e308", "-2"):
+        ds.PixelSpacing = [value, value]
+        ds.save_as(tmp_path / "odd.dcm")
+        (row,) = json.loads(run_medq("info", tmp_path / "odd.dcm", "--json").stdout)
+        assert row["spacing"] == [1.0, 1.0] and row["spacing_assumed"] is True, value
 
 
 def test_simulate_ct_low_dose_writes_derived_noisy_dicom(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -48,6 +49,17 @@ def graded_modality(modality: str | None) -> str | None:
         raise InvalidParameter(f"{modality!r} is not a modality medq grades; use one of "
                                f"{', '.join(GRADED_MODALITIES)}")
     return code
+
+
+PLAUSIBLE_SPACING_MM = (1e-4, 1e4)
+"""Pixel sizes a file may state: 0.1 µm to 10 m."""
+
+
+def plausible_spacing(spacing: Sequence[float]) -> bool:
+    """Whether every pixel size a file states is a finite length within `PLAUSIBLE_SPACING_MM`
+    (else its reader takes 1 mm, marked assumed)."""
+    low, high = PLAUSIBLE_SPACING_MM
+    return all(np.isfinite(s) and low <= s <= high for s in spacing)
 
 
 def as_float32(arr: np.ndarray, source: str | None) -> np.ndarray:

@@ -26,7 +26,7 @@ from pydicom.pixels import apply_color_lut, apply_modality_lut
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from medq.errors import MedqError, UnreadableImage, UnsupportedImage, unreadable
-from medq.image import MedImage, as_float32
+from medq.image import MedImage, as_float32, plausible_spacing
 from medq.io import gz
 from medq.io.dicom_tags import (
     PHOTOGRAPHS,
@@ -204,9 +204,12 @@ def gaps_text(gaps: dict[str, Any]) -> str:
 
 
 def _spacing_yx(ds: Dataset) -> tuple[tuple[float, float] | None, str | None]:
+    """The in-plane pixel size the header states and its keyword; (None, None) when none is
+    plausible (`image.plausible_spacing`: inf was refused as the user's own bad argument,
+    1e-300 shown as 0, 1e308 overflowed the measures)."""
     for kw in ("PixelSpacing", "ImagerPixelSpacing", "NominalScannedPixelSpacing"):
         sp = as_floats(tag_value(ds, kw))
-        if sp and len(sp) == 2 and all(s > 0 for s in sp):
+        if sp and len(sp) == 2 and plausible_spacing(sp):
             return (sp[0], sp[1]), kw
     return None, None
 

@@ -27,7 +27,7 @@ from medq.errors import (
     UnsupportedImage,
     unreadable,
 )
-from medq.image import MedImage
+from medq.image import MedImage, plausible_spacing
 from medq.io import gz
 from medq.io.atomic import atomic_path
 from medq.io.geometry import frame_affine_ras, slice_axis_last
@@ -154,7 +154,7 @@ def image_from_nifti(img: Any, source: str | Path | None = None, volume: int | N
         meta["volume"], meta["volumes"] = volume, count
     arr = np.ascontiguousarray(data.T)
     spacing = tuple(reversed(zooms))
-    if not all(np.isfinite(s) and s > 0 for s in spacing):
+    if not plausible_spacing(spacing):
         spacing, meta["spacing_assumed"] = (1.0,) * arr.ndim, True
     meta["affine_spacing"] = list(spacing)  # what the stored frames were read with
     return MedImage(arr, spacing, "OT", "unknown", {}, str(source) if source else None, meta)
