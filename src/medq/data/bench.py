@@ -42,10 +42,11 @@ from medq.io.atomic import atomic_write_text
 KINDS: tuple[str, ...] = tuple(available())
 """Registered degradation kinds, in physics-target order."""
 
-BENCH_VERSION = 7
+BENCH_VERSION = 8
 """Bumped whenever item generation changes, so stale caches are never reused (6: zoomed fields
-of view anywhere in the image, 25–75 % per side, half of them at a small matrix; 7: blur records
-the FWHM it applied, and the evidence rows of the measure fixes since 6 Dec 2026)."""
+of view anywhere in the image, 25–75 % per side, half of them at a small matrix; 7 was a reverted
+trial's, whose caches must not be read; 8: blur records the FWHM it applied, and the evidence
+rows of the measure fixes since 6 Dec 2026)."""
 
 
 ADDED = ("fine_pixels", "evidence_size", "native_crop", "noisy_base", "evidence_extras")
