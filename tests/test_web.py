@@ -140,8 +140,15 @@ def test_an_item_whose_file_changed_since_its_assessment_says_so(web: Web,
     with Store(web.db) as store:
         item_id = store.record({**row, "path": str(scan), "fingerprint": fingerprint([scan])})
     assert 'id="changed"' not in web.client.get(f"/items/{item_id}").text
+    web.client.post(f"/api/items/{item_id}/review", json={"reviewer": "erin",
+                                                          "decision": "accept"})
     shutil.copy(dicom_testfile("MR_small.dcm"), scan)
     assert 'id="changed"' in web.client.get(f"/items/{item_id}").text
+    assert "of earlier content" not in web.client.get(f"/items/{item_id}").text
+    with Store(web.db) as store:  # assessed again: the review is of the old content
+        store.record({**row, "path": str(scan), "fingerprint": fingerprint([scan])})
+    page = web.client.get(f"/items/{item_id}").text
+    assert 'id="changed"' not in page and "of earlier content: no longer counts" in page
 
 
 def test_item_images_and_slices(web: Web) -> None:
