@@ -483,6 +483,15 @@ def test_restored_preview(web: Web, monkeypatch: pytest.MonkeyPatch) -> None:
     r = web.client.get(url)
     assert r.status_code == 503 and "weights missing" in r.json()["detail"]
 
+    def refused(image: Any, **_: Any) -> Any:
+        from medq.errors import UnsupportedImage
+
+        raise UnsupportedImage("too small to restore", "/srv/archive/patient/scan.dcm")
+
+    monkeypatch.setattr(restored, "_restorer", lambda: refused)
+    detail = web.client.get(url).json()["detail"]  # the reason, not the server's paths
+    assert detail == "restoration failed: too small to restore"
+
     class Result:
         def __init__(self, image: Any) -> None:
             from scipy.ndimage import median_filter

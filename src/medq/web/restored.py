@@ -43,12 +43,12 @@ def restored_png(item: dict[str, Any], index: int | None = None) -> tuple[int, b
     try:
         image = item_image(item)
     except InputError as e:
-        return 404, e.message, ""
+        return 404, e.reason, ""  # the page names the item; no server path
     shown = plane(image, index)
     try:
         restored, note = _image_of(restore(shown, reassess=False))
     except MedqError as e:
-        return 503, f"restoration failed: {e.message}", ""
+        return 503, f"restoration failed: {e.reason}", ""
     except Exception as e:  # noqa: BLE001 - the page shows the reason; the server goes on
         return 503, f"restoration failed: {type(e).__name__}: {e}", ""
     return 200, png_bytes(plane_pixels(restored, None, None, window_for(image))), note
