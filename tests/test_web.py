@@ -151,6 +151,15 @@ def test_an_item_whose_file_changed_since_its_assessment_says_so(web: Web,
     assert 'id="changed"' not in page and "of earlier content: no longer counts" in page
 
 
+def test_a_newline_in_a_path_is_shown_not_hidden(web: Web) -> None:
+    # `retina<newline>x.png` was shown as `retina x.png`, another file's name
+    row = next(r for r in web.rows if r["status"] == "ok")
+    with Store(web.db) as store:
+        item_id = store.record({**row, "path": "/scans/retina\nx.png"})
+    assert "/scans/retina\\nx.png" in web.client.get(f"/items/{item_id}").text
+    assert "/scans/retina\\nx.png" in web.client.get("/items?sort=id&order=desc").text
+
+
 def test_item_images_and_slices(web: Web) -> None:
     flat = next(r for r in web.rows if r["status"] == "ok" and r["modality"] == "CT")
     r = web.client.get(f"/items/{web.ids[flat['path']]}/image.png")

@@ -42,12 +42,14 @@ PNG_CACHE = {"Cache-Control": "private, max-age=60"}
 
 def _templates() -> Jinja2Templates:
     from medq import __version__
+    from medq.errors import printable
     from medq.report.qc_report import VERDICT_COLOURS, short_time
 
     env = Environment(loader=PackageLoader("medq.web", "templates"),
                       autoescape=select_autoescape(["html"]))
     env.globals.update(colours=VERDICT_COLOURS, medq_version=__version__)
     env.filters["when"] = short_time
+    env.filters["printable"] = printable  # a newline in a path shown as \n, not as a space
     return Jinja2Templates(env=env)
 
 
