@@ -416,3 +416,17 @@ def test_a_nifti_stating_more_voxels_than_its_file_holds_is_refused_before_readi
     path.write_bytes(gzip.compress(raw) if gzipped else raw)
     with pytest.raises(UnreadableImage, match="states 4,000,000,000 bytes of voxels"):
         load(path)
+
+
+def test_a_npy_of_text_names_no_python_call(tmp_path: Path) -> None:
+    # `medq info words.npy` advised "use medq.assess.predictor.Assessor().assess_many(inputs)"
+    from medq.errors import UnsupportedImage
+    from medq.io import from_array, load
+
+    np.save(tmp_path / "words.npy", np.array(["a", "b", "c"]))
+    with pytest.raises(UnsupportedImage) as caught:
+        load(tmp_path / "words.npy")
+    assert "dtype <U1 is not a real image" in str(caught.value)
+    assert "assess_many" not in str(caught.value)
+    with pytest.raises(UnsupportedImage, match="assess_many"):  # the Python API's list of paths
+        from_array(np.array(["a.dcm", "b.dcm"]))

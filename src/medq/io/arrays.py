@@ -162,7 +162,8 @@ def from_array(array: Any, *, spacing: float | Sequence[float] | None = None,
         raise UnsupportedImage("array of complex values: medq grades magnitude images "
                                "(pass np.abs of it)", source)
     if arr.dtype.kind not in "biuf":
-        many = arr.dtype.kind in "USO" and arr.ndim == 1  # a list of paths or images
+        # a list of paths or images handed to the Python API (not a .npy file of text)
+        many = arr.dtype.kind in "USO" and arr.ndim == 1 and source is None
         raise UnsupportedImage(f"array of dtype {arr.dtype} is not a real image" + (
             "; for many inputs use medq.assess.predictor.Assessor().assess_many(inputs)"
             if many else ""), source)
