@@ -702,6 +702,24 @@ def test_a_file_name_that_is_not_utf8_is_stored_escaped_and_still_assessed(
         for it, fp in todo:
             store.record({"path": it.path, "model": "m", "fingerprint": fp, "status": "ok"})
         assert sorted(Path(r["path"]).name for r in store.items()) == sorted(found)
+        # an error naming such a file, and a run on a folder of such a name, are stored too
+        store.record({"path": item.path, "model": "m", "fingerprint": "f", "status": "error",
+                      "error": f"{odd}: not a DICOM file"})
+        store.start_run(os.fsdecode(bytes(folder) + b"_\xff"), "m", 1, None)
+        assert "bad_\\xff\\xfe.dcm: not a DICOM" in store.item(
+            store.items(status="error")[0]["id"])["error"]
+    # a series folder and a 4D file of such names are read from their own paths
+    import nibabel as nib
+
+    series = save(_volume(60), os.fsdecode(bytes(tmp_path) + b"/s_\xff/t1"))
+    data = np.stack([_volume(20).array.T] * 2, axis=-1)
+    nib.save(nib.Nifti1Image(data, np.eye(4)), os.fsdecode(bytes(tmp_path) + b"/s_\xff/f.nii"))
+    items = {Path(i.path).name: i for i in discover(os.fsdecode(bytes(tmp_path) + b"/s_\xff"),
+                                                   each_volume=True)}
+    assert sorted(items) == ["f.nii@volume=0", "f.nii@volume=1", "t1"]
+    assert load_item(items["t1"]).shape == _volume(60).shape and items["t1"].read_as == str(
+        Path(series).resolve())
+    assert load_item(items["f.nii@volume=1"]).shape == _volume(20).shape
 
 
 def test_a_database_kept_inside_the_archive_is_not_an_input(tmp_path: Path) -> None:

@@ -297,13 +297,15 @@ def test_a_loop_of_links_or_a_file_it_cannot_write_fails_alone_in_a_restored_fol
     assert "error" not in rows["ct.dcm"] and (out / "ct.dcm").is_file()
     assert {name for name, r in rows.items() if "error" in r} == {"a.dcm", "b.dcm", "anim.gif"}
     assert "loop of symbolic links" in rows["a.dcm"]["error"]["message"]  # was "no such file"
+    again = run_medq("restore", folder, "-o", out, "--method", "tv", "--json", "--force")
+    assert again.returncode == 2 and "internal error" not in again.stderr  # into OUT as it is
     assert "internal error" not in res.stderr
 
 
 def test_the_files_an_input_folder_holds_are_none_where_it_may_not_be_listed(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # an unlistable subfolder ended `medq restore DIR` as an internal error (PermissionError)
-    from medq.cli.common import input_files
+    from medq.cli.paths import input_files
 
     (tmp_path / "locked").mkdir()
 

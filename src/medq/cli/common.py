@@ -251,45 +251,6 @@ def progress_bar(label: str, disable: bool = False) -> Progress:
                     console=err, transient=True, disable=disable or not err.is_terminal)
 
 
-def read_from(path: Path) -> Path:
-    """The file or folder (resolved) an input is read from: a series' folder for
-    `<folder>#<uid>`, the file for `<file>@volume=<k>`."""
-    from medq.io.dicom_series import series_in_folder
-    from medq.io.volumes import volume_in_file
-
-    named = series_in_folder(path) or volume_in_file(path)
-    return _resolved(Path(named[0]) if named else path)
-
-
-def _resolved(path: Path) -> Path:
-    """`path` resolved; a loop of symbolic links as it is written, absolute (resolving it
-    raised and ended a whole `medq restore` batch; reading it fails alone, as bad input)."""
-    try:
-        return path.resolve()
-    except (RuntimeError, OSError):
-        return Path(os.path.abspath(path))
-
-
-def input_files(path: Path) -> set[Path]:
-    """The files and folders (resolved) an input is read from, which no result may replace
-    (a folder that may not be listed holds none: reading it fails alone)."""
-    where = read_from(path)
-    found = {where}
-    try:
-        if where.is_dir():
-            found |= {_resolved(f) for f in where.iterdir()}
-    except OSError:
-        pass
-    return found
-
-
-def refuse_overwrite(path: Path, target: Path, output: Path) -> None:
-    """InvalidParameter (naming `output`) when writing `target` would replace input `path`."""
-    if target.resolve() in input_files(path):
-        raise InvalidParameter(f"the result of {path} would replace the input itself; "
-                               "write it elsewhere (medq never overwrites its input)", output)
-
-
 def _modality(value: str | None) -> str | None:
     """`--modality` upper-cased; a usage error (exit code 2) for anything medq does not grade."""
     try:

@@ -22,8 +22,8 @@ from medq.cli.common import (
     out,
     print_json,
     reflowed,
-    refuse_overwrite,
 )
+from medq.cli.paths import refuse_overwrite
 
 
 @app.command()

@@ -27,15 +27,14 @@ from medq.cli.common import (
     dicom_reference,
     err,
     error_object,
-    input_files,
     out,
     print_json,
     progress_bar,
-    read_from,
-    refuse_overwrite,
 )
+from medq.cli.paths import input_files, read_from, refuse_overwrite
 from medq.cli.train import bench_app
 from medq.errors import InvalidParameter
+from medq.io.special import resolved
 
 METHOD_HELP = ("auto (the network, conditioned on the description; net is the same), bm3d, nlm "
                "or tv (denoisers: they address noise only); whichever, the assessment gates it: "
@@ -172,7 +171,7 @@ def _checked_targets(paths: list[Path], inputs: list[Path], output: Path) -> dic
     read = {f: path for path in inputs for f in input_files(path)}
     for path, target in targets.items():
         refuse_overwrite(path, target, output)
-        if (other := read.get(target.resolve())) is not None:
+        if (other := read.get(resolved(target))) is not None:
             raise InvalidParameter(f"the result of {path} would replace the input {other}; "
                                    "write it elsewhere (medq never overwrites its input)", output)
         # a series goes to a folder (its name may hold dots); an archive still an input could
@@ -193,7 +192,7 @@ def _outside(inputs: list[Path], paths: list[Path], output: Path) -> list[Path]:
     """The inputs without those a folder's walk found inside OUT (the results of an earlier run
     into a folder within the input folder: restoring them would nest and replace them), with a
     note saying how many were left out; inputs named on the command line stay."""
-    out = output.resolve()
+    out = resolved(output)
     if not out.is_dir():
         return inputs
 
@@ -201,8 +200,8 @@ def _outside(inputs: list[Path], paths: list[Path], output: Path) -> list[Path]:
         where = read_from(path)
         return where == out or out in where.parents
 
-    named_inputs = {p.resolve() for p in paths}
-    left = [p for p in inputs if p.resolve() not in named_inputs and within(p)]
+    named_inputs = {resolved(p) for p in paths}
+    left = [p for p in inputs if resolved(p) not in named_inputs and within(p)]
     if left:
         many = f"{len(left)} images" if len(left) > 1 else "image"
         err.print(f"medq: note: {output}: lies inside an input folder; the {many} already in "

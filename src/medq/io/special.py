@@ -1,4 +1,5 @@
-"""Paths that are neither regular files nor folders: named pipes, devices and sockets.
+"""Paths that are neither regular files nor folders (named pipes, devices and sockets), and
+paths whose links lead nowhere.
 
 medq never reads one as an image (opening a pipe waits for a writer, a device such as
 `/dev/zero` never ends) and never replaces one with a written result (`medq.io.atomic`).
@@ -22,3 +23,13 @@ def is_special_file(path: str | Path) -> bool:
 
 SPECIAL_REASON = "not a regular file (a named pipe, device or socket): medq reads files and folders"
 """Why such a path is refused as an input."""
+
+
+def resolved(path: str | Path) -> Path:
+    """The absolute path with its links followed as far as they lead; a loop of links (which
+    `Path.resolve` refuses with RuntimeError on some Pythons, ending a whole batch) stays as it
+    is written, made absolute: reading it fails alone, as bad input."""
+    try:
+        return Path(path).resolve()
+    except (OSError, RuntimeError):
+        return Path(path).absolute()

@@ -43,6 +43,8 @@ class Item:
     series: bool = False
     note: str = ""
     """Why a file of a DICOM series of several files is an item of its own (`split_reason`)."""
+    read_as: str = ""
+    """The path to read when `path` had to be written with escapes (`storable`), else empty."""
 
 
 UNLISTED = "a folder the walk could not list"
@@ -209,18 +211,25 @@ def discover(archive: str | Path, each_volume: bool = False) -> list[Item]:
     return sorted((_storable(item) for item in items), key=lambda item: item.path)
 
 
-def _storable(item: Item) -> Item:
-    """The item, its path written with `\\xff` escapes where its name is not UTF-8 text (a
-    database stores text: one such name ended every run before anything was stored); it is
-    still read from its files, and a note says the review app cannot open it."""
+def storable(path: str) -> str:
+    """`path` as text a database stores: a name that is not UTF-8 written with `\\xff`
+    escapes (one such name ended every run before anything was stored)."""
     try:
-        item.path.encode("utf-8")
-        return item
+        path.encode("utf-8")
+        return path
     except UnicodeEncodeError:
-        path = os.fsencode(item.path).decode("utf-8", "backslashreplace")
-        note = (f"{Path(path).name}: the name is not UTF-8 text, stored as written here; "
-                "rename it for the review app to open it")
-        return Item(path, item.files, item.series, item.note or note)
+        return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _storable(item: Item) -> Item:
+    """The item, stored under `storable(path)`: one whose name had to be escaped is still read
+    from its own path (`read_as`), and a note says the review app cannot open it."""
+    path = storable(item.path)
+    if path == item.path:
+        return item
+    note = (f"{Path(path).name}: the name is not UTF-8 text, stored as written here; rename it "
+            "for the review app to open it")
+    return Item(path, item.files, item.series, item.note or note, read_as=item.path)
 
 
 def _volumes(item: Item) -> list[Item]:
@@ -238,13 +247,14 @@ def load_item(item: Item | str | Path) -> MedImage:
 
     if not isinstance(item, Item):
         item = item_from_path(str(item))
-    if not item.series and volume_in_file(item.path):
-        return load(item.path)  # one volume of a 4D file
+    path = item.read_as or item.path
+    if not item.series and volume_in_file(path):
+        return load(path)  # one volume of a 4D file
     if not item.series or len(item.files) == 1:
         return load(item.files[0])
-    if SERIES_MARK not in item.path or Path(item.path).is_dir():
-        return load(item.path)
-    return load_series_files(item.files, item.path)
+    if SERIES_MARK not in path or Path(path).is_dir():
+        return load(path)
+    return load_series_files(item.files, path)
 
 
 def item_from_path(path: str) -> Item:

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from medq.errors import InputError
+from medq.io.special import resolved
 from medq.io.volumes import VOLUME_MARK, volume_mark
 from medq.qc.discover import SERIES_MARK, UNLISTED, Item
 
@@ -88,14 +89,5 @@ def _whole_file(path: str) -> str:
 def outside(items: Sequence[Item], files: Sequence[str | Path]) -> list[Item]:
     """The items that hold none of `files` (the results database's own files, when it is kept
     inside the archive it records: it is no input)."""
-    own = {_resolved(f) for f in files}
-    return [i for i in items if not own & {_resolved(f) for f in i.files}]
-
-
-def _resolved(path: str | Path) -> str:
-    """The absolute path with its links followed as far as they lead (a loop of links, which
-    `Path.resolve` refuses with RuntimeError on some Pythons, stays as it is written)."""
-    try:
-        return str(Path(path).resolve())
-    except (OSError, RuntimeError):
-        return str(Path(path).absolute())
+    own = {resolved(f) for f in files}
+    return [i for i in items if not own & {resolved(f) for f in i.files}]

@@ -29,6 +29,7 @@ from medq.qc.database import (
     locked_as_busy,
     open_database,
 )
+from medq.qc.discover import storable
 from medq.qc.outputs import refuse_output
 from medq.qc.reviews import DECIDED, decided, standing_reviews
 from medq.qc.rows import (
@@ -139,7 +140,7 @@ class Store:
 
         with self._writing() as conn:
             result = conn.execute(runs_table.insert().values(
-                archive=str(archive), model=str(model), medq_version=__version__,
+                archive=storable(str(archive)), model=str(model), medq_version=__version__,
                 workers=workers, scheduler=scheduler, started_at=now(),
                 total=0, ok=0, errors=0, skipped=0))
             return int(result.inserted_primary_key[0])
@@ -216,6 +217,9 @@ class Store:
             raise InvalidParameter(f"unknown status {result['status']!r}", result["path"])
         values = {k: result.get(k) for k in _WRITABLE}
         values["path"] = str(values["path"])
+        for key in ("path", "error", "description"):  # a name that is not UTF-8, in any text
+            if isinstance(values[key], str):
+                values[key] = storable(values[key])
         for key in _JSON_COLUMNS:
             values[key] = plain(values[key])
         if values["score"] is not None:
