@@ -132,6 +132,16 @@ def test_info_says_when_the_pixel_size_is_assumed(tmp_path: Path) -> None:
         ds.save_as(tmp_path / "odd.dcm")
         (row,) = json.loads(run_medq("info", tmp_path / "odd.dcm", "--json").stdout)
         assert row["spacing"] == [1.0, 1.0] and row["spacing_assumed"] is True, value
+    # a slice thickness likewise: -3 was refused as the user's own bad argument
+    frames = pydicom.dcmread(dicom_testfile("CT_small.dcm"))
+    frames.PixelData, frames.NumberOfFrames = np.stack([frames.pixel_array] * 3).tobytes(), 3
+    del frames.ImagePositionPatient
+    for value in ("-3", "1e308"):
+        frames.SliceThickness = frames.SpacingBetweenSlices = value
+        frames.save_as(tmp_path / "frames.dcm")
+        res = run_medq("info", tmp_path / "frames.dcm", "--json")
+        assert res.returncode == 0, res.stderr
+        assert json.loads(res.stdout)[0]["spacing"][0] == 1.0, value
 
 
 def test_simulate_ct_low_dose_writes_derived_noisy_dicom(tmp_path: Path) -> None:
@@ -705,3 +715,9 @@ def test_file_names_that_look_like_markup_are_shown_as_they_are(tmp_path: Path) 
     for shown in ("x[/y]z.dcm", "[red]colored.dcm", "new\\nline.dcm"):
         assert shown in res.stdout
     assert "\nline.dcm" not in res.stdout
+    # text from a header too: a kernel named B[/x]30 crashed the table the same way
+    ds = pydicom.dcmread(dicom_testfile("CT_small.dcm"))
+    ds.ConvolutionKernel = "B[/x]30"
+    ds.save_as(tmp_path / "kernel.dcm")
+    res = run_medq("info", tmp_path / "kernel.dcm", cwd=tmp_path, env={"COLUMNS": "250"})
+    assert res.returncode == 0 and "convolution_kernel=B[/x]30" in res.stdout, res.stderr

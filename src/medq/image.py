@@ -159,8 +159,9 @@ class MedImage:
     @property
     def spacing_assumed(self) -> bool:
         """Whether the in-plane pixel size is medq's 1 mm because the file states none it can use
-        (a raster file, an array, a DICOM or NIfTI whose stated spacing is missing or not a
-        positive number)."""
+        (a raster file, an array, a DICOM or NIfTI whose stated spacing is missing or not
+        plausible: `plausible_spacing`); a slice spacing medq assumed is the meta's
+        `z_spacing_source` "assumed"."""
         return bool(self.meta.get("spacing_assumed"))
 
     def evolve(self, **changes: Any) -> MedImage:

@@ -9,7 +9,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from medq.cli.cells import KEY_PHYSICS, findings_text, path_table
+from medq.cli.cells import KEY_PHYSICS, as_cell, findings_text, path_table
 from medq.cli.common import (
     INPUTS_ARGUMENT,
     JSON_LIST_OPTION,
@@ -74,10 +74,10 @@ def _info_table(rows: Iterable[dict[str, Any]]) -> None:
             physics = "; ".join(filter(None, [physics, f"series: {gaps_text(row['slice_gaps'])}"]))
         modality = row["modality"] + (f" (file: {row['stated_modality']})"
                                       if row.get("stated_modality") else "")
-        table.add_row(name, modality, row["region"],
+        table.add_row(name, as_cell(modality), row["region"],  # header text, as it is
                       "×".join(map(str, row["shape"])),
                       "×".join(f"{s:g}" for s in row["spacing"])
-                      + (" (assumed)" if row.get("spacing_assumed") else ""), physics)
+                      + (" (assumed)" if row.get("spacing_assumed") else ""), as_cell(physics))
     if table.row_count:
         out.print(table)
 

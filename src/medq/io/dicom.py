@@ -247,8 +247,8 @@ def assemble(datasets: list[Dataset], paths: list[Path], source: Path, fmt: str)
         raise UnsupportedImage(f"DICOM {name} object has no image pixels" if name else
                                "DICOM object of unknown SOP class has no image pixels", source)
     iop = as_floats(tag_value(first, "ImageOrientationPatient"))
-    dz_tag = as_number(tag_value(first, "SpacingBetweenSlices")) or as_number(
-        tag_value(first, "SliceThickness"))
+    dz_tag = next((dz for dz in (as_number(tag_value(first, kw)) for kw in (
+        "SpacingBetweenSlices", "SliceThickness")) if dz and plausible_spacing([dz])), None)
     frames = int(as_number(first.get("NumberOfFrames")) or 1)
     if len(datasets) == 1:
         arr, rgb = _pixels(first, paths[0])
