@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import re
 import shutil
 import subprocess
@@ -149,6 +150,29 @@ def test_an_item_whose_file_changed_since_its_assessment_says_so(web: Web,
         store.record({**row, "path": str(scan), "fingerprint": fingerprint([scan])})
     page = web.client.get(f"/items/{item_id}").text
     assert 'id="changed"' not in page and "of earlier content: no longer counts" in page
+    # a volume of a 4D file, and a series whose member is rewritten in place (its folder's
+    # own mtime unchanged): neither was seen to change
+    import nibabel as nib
+
+    from medq.io import save
+    from medq.web.images import changed_since
+
+    data = np.random.default_rng(0).random((24, 24, 6, 2)).astype(np.float32)
+    nib.save(nib.Nifti1Image(data, np.eye(4)), tmp_path / "f.nii.gz")
+    volume = {"path": f"{tmp_path / 'f.nii.gz'}@volume=1",
+              "fingerprint": fingerprint([tmp_path / "f.nii.gz"])}
+    assert not changed_since(volume) and changed_since({**volume, "fingerprint": "old"})
+    folder = save(MedImage(np.random.default_rng(1).random((4, 32, 32)).astype(np.float32) * 100,
+                           (2.0, 1.0, 1.0), "CT"), tmp_path / "series")
+    members = sorted(folder.iterdir())
+    series = {"path": str(folder.resolve()), "fingerprint": fingerprint(members)}
+    assert not changed_since(series)
+    before = folder.stat()
+    with open(members[1], "r+b") as fh:  # the same size, other bytes
+        fh.seek(-64, os.SEEK_END)
+        fh.write(bytes(64))
+    os.utime(folder, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert changed_since(series)
 
 
 def test_a_newline_in_a_path_is_shown_not_hidden(web: Web) -> None:

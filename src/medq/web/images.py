@@ -66,8 +66,8 @@ def plane_pixels(image: MedImage, index: int | None = None, max_side: int | None
 
 
 @functools.lru_cache(maxsize=2)
-def _load(path: str, modality: str | None, stamp: tuple[int, int]) -> MedImage:
-    """Load once per (path, modality, size and mtime of the file or folder); changes reload."""
+def _load(path: str, modality: str | None, stamp: tuple[int, int, int]) -> MedImage:
+    """Load once per (path, modality, `_stamp`); changes reload."""
     from medq.io.polarity import as_displayed
     from medq.qc.discover import load_item
 
@@ -79,18 +79,34 @@ def _load(path: str, modality: str | None, stamp: tuple[int, int]) -> MedImage:
     return as_displayed(image)  # a MONOCHROME1 radiograph shown as its file means it
 
 
+def _stamp(path: str) -> tuple[int, int, int]:
+    """(files, bytes, newest mtime) of what a stored path names on disk: its file, the file of
+    `<file>@volume=<k>` (it was taken for gone), or every file of a series' folder (a member
+    rewritten in place leaves the folder's own mtime as it was); OSError when it is gone."""
+    from medq.io.dicom_series import SERIES_MARK
+    from medq.io.volumes import volume_mark
+
+    on_disk = path
+    if not os.path.exists(path):
+        named = volume_mark(path)
+        on_disk = named[0] if named else path.rsplit(SERIES_MARK, 1)[0]
+    st = os.stat(on_disk)
+    if not os.path.isdir(on_disk):
+        return 1, int(st.st_size), int(st.st_mtime_ns)
+    with os.scandir(on_disk) as entries:
+        files = [e.stat() for e in entries if e.is_file()]
+    return (len(files), sum(int(f.st_size) for f in files),
+            max([int(st.st_mtime_ns), *(int(f.st_mtime_ns) for f in files)]))
+
+
 def item_image(item: dict[str, Any]) -> MedImage:
     """The image behind a stored item (its recorded path; raises MissingInput when gone)."""
-    from medq.io.dicom_series import SERIES_MARK
-
     path = str(item["path"])
-    on_disk = path if os.path.exists(path) else path.rsplit(SERIES_MARK, 1)[0]
     try:
-        st = os.stat(on_disk)
+        stamp = _stamp(path)
     except OSError as e:
         raise MissingInput("the recorded image is no longer there", path) from e
     modality = item.get("modality")
-    stamp = (int(st.st_size), int(st.st_mtime_ns))
     return _load(path, modality if modality and modality != "OT" else None, stamp)
 
 
@@ -98,20 +114,16 @@ def changed_since(item: dict[str, Any]) -> bool:
     """Whether the item's files no longer hold what was assessed (their fingerprint differs
     from the stored one): the page then shows new pixels beside the old score. False when they
     cannot be read (the image's own message says why)."""
-    from medq.io.dicom_series import SERIES_MARK
-
     path = str(item["path"])
-    on_disk = path if os.path.exists(path) else path.rsplit(SERIES_MARK, 1)[0]
     try:
-        st = os.stat(on_disk)
-        return _fingerprint(path, (int(st.st_size), int(st.st_mtime_ns))) != item["fingerprint"]
+        return _fingerprint(path, _stamp(path)) != item["fingerprint"]
     except (OSError, MedqError):
         return False
 
 
 @functools.lru_cache(maxsize=64)
-def _fingerprint(path: str, stamp: tuple[int, int]) -> str:
-    """The fingerprint of the files a stored path names, once per size and mtime."""
+def _fingerprint(path: str, stamp: tuple[int, int, int]) -> str:
+    """The fingerprint of the files a stored path names, once per `_stamp`."""
     from medq.qc.discover import item_from_path
     from medq.qc.fingerprint import fingerprint
 
