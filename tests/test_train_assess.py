@@ -392,6 +392,11 @@ def test_config_errors_name_the_problem(tmp_path: Path) -> None:
         with pytest.raises(InvalidParameter, match="a restoration run .* does not use it"):
             config_from_dict({**restore, **change})
     config_from_dict({**restore, "bench": {}, "slice_steps": 300, "use_prompts": True})
+    broken = tmp_path / "broken.yaml"  # PyYAML's several lines and "<unicode string>": one line
+    broken.write_text("name: x\nmodel: mediqa-tiny\nstages: [a, b\n")
+    with pytest.raises(InvalidParameter, match=r"not valid YAML \(expected ',' or '\]', but got "
+                                               r"'<stream end>' at line 4, column 1\)$"):
+        load_config(broken)
     twice = tmp_path / "twice.yaml"
     twice.write_text("name: x\nmodel: mediqa-tiny\nseed: 1\nseed: 2\n")
     with pytest.raises(InvalidParameter, match="key 'seed' is written twice"):

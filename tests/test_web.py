@@ -496,6 +496,20 @@ def test_upload_size_limit(rows: list[dict], tmp_path: Path) -> None:
         assert store.count() == len(rows)
 
 
+def test_an_upload_that_fails_after_it_is_stored_keeps_no_file(tmp_path: Path) -> None:
+    # a model that would not load, or a database that refused the row, left the patient file
+    from medq.errors import MedqError
+    from medq.web.uploads import Uploader
+
+    dicom = Path(dicom_testfile("CT_small.dcm")).read_bytes()
+    with Store(tmp_path / "qc.sqlite") as store:
+        uploader = Uploader(store, tmp_path / "up", limit=10 << 20,
+                            model=str(tmp_path / "no-such-model.pt"))
+        with pytest.raises(MedqError):
+            uploader.assess_and_record(io.BytesIO(dicom), "ct.dcm")
+    assert not any(p.is_file() for p in (tmp_path / "up").rglob("*"))
+
+
 def test_restored_preview(web: Web, monkeypatch: pytest.MonkeyPatch) -> None:
     import medq.web.restored as restored
 

@@ -54,8 +54,10 @@ def worker_pool(workers: int) -> ProcessPoolExecutor:
 
 def stop_pool(pool: ProcessPoolExecutor) -> None:
     """End `pool` now: queued jobs dropped and its workers killed. On Ctrl-C, leaving the pool
-    as a `with` block does waited for every queued job (a benchmark build ran to its end and was
-    thrown away), and a second Ctrl-C left the parent waiting on workers that never ended."""
+    as a `with` block waited for the jobs under way, and a second Ctrl-C left the parent waiting
+    forever on workers that ran on after it was killed."""
+    # the executor's own processes (CPython keeps them in `_processes`; it has no public way
+    # to stop its workers before Python 3.14)
     for process in list((getattr(pool, "_processes", None) or {}).values()):
         process.kill()
     pool.shutdown(wait=False, cancel_futures=True)

@@ -65,12 +65,12 @@ def matrix_bytes(geom: Geometry) -> int:
 
 def fitting(geom: Geometry) -> Geometry:
     """`geom`, or ValueError when its matrix needs over `PROJECTOR_BUDGET` and more than the
-    grid's default views do (9,999 views of a 128² image asked for 15 GB and died of it)."""
+    grid's default views do (9,999 views of a 256² image asked for 15 GB and died of it)."""
     need = matrix_bytes(geom)
     if need > max(PROJECTOR_BUDGET, matrix_bytes(geometry((geom.size, geom.size)))):
+        quarter = "" if _symmetric(geom) else " (or a multiple of 4, which needs a quarter)"
         raise ValueError(f"{geom.n_views} views of a {geom.size}² grid would need "
-                         f"{need / 2 ** 30:.1f} GiB for the projector; use fewer views (or a "
-                         "multiple of 4, which needs a quarter)")
+                         f"{need / 2 ** 30:.1f} GiB for the projector; use fewer views{quarter}")
     return geom
 
 

@@ -47,7 +47,7 @@ def read_only_url(database: Path) -> str:
     file, and one it created would be its own, barring the owner's next writer."""
     from urllib.parse import quote
 
-    shared = Path(f"{database}-shm").is_file()
+    shared = Path(f"{database.resolve()}-shm").is_file()  # SQLite's, beside a link's target
     return (f"sqlite:///file:{quote(str(database.resolve()))}?mode=ro"
             f"{'' if shared else '&immutable=1'}&uri=true")
 

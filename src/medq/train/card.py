@@ -104,8 +104,8 @@ def train_command(cfg: TrainConfig, record: dict[str, Any]) -> str:
     import os
 
     scores, tagged = record.get("scores"), record.get("tagged")
-    # the user's data by absolute path: the command runs from any folder (a relative one did
-    # not outside the folder it was typed in)
+    # the user's data by absolute path (a relative one named nothing outside the folder it was
+    # typed in); the config and run folder as the run was given them
     return (f"medq train {quote(config_path(cfg))}"
             + (f" --tagged {quote(os.path.abspath(tagged['archive']))}" if tagged else "")
             + (f" --scores {quote(os.path.abspath(scores['file']))}" if scores else "")

@@ -30,7 +30,7 @@ from medq.io.atomic import atomic_write_text
 from medq.restore.condition import MODALITY_GROUPS, N_FINDINGS, perturb
 from medq.restore.models import build_model, save_checkpoint
 from medq.restore.normalise import network_input
-from medq.train.card import resumed_text, train_command, where_trained
+from medq.train.card import number, resumed_text, train_command, where_trained
 from medq.train.config import Stage, TrainConfig
 from medq.train.resume import Checkpointer, fingerprint
 from medq.train.run_files import write_config
@@ -180,11 +180,6 @@ def evaluate_pairs(model: torch.nn.Module, data: dict[str, np.ndarray], conditio
             for task, r in rows.items()}
 
 
-def _cell(value: float | None, digits: int) -> str:
-    """A card's table cell: the number, or – where it is missing or not finite."""
-    return f"{value:.{digits}f}" if value is not None and np.isfinite(value) else "–"
-
-
 def train_restorer(cfg: TrainConfig, log: Any) -> dict[str, Any]:
     """Train the restoration network of `cfg`; writes model.pt, metrics.json and card.md."""
     threads = set_threads()
@@ -278,8 +273,8 @@ def card_text(cfg: TrainConfig, record: dict[str, Any]) -> str:
                   "real matrix, `pairs.coarse_mr`)")
     rows = ["| task | n | input PSNR | restored PSNR | prior accuracy |", "|---|---|---|---|---|"]
     for task, m in record["metrics"].items():
-        rows.append(f"| {task} | {m['n']} | {_cell(m.get('input'), 2)} | "
-                    f"{_cell(m.get('net'), 2)} | {_cell(m.get('prior_acc'), 3)} |")
+        rows.append(f"| {task} | {m['n']} | {number(m.get('input'), '.2f')} | "
+                    f"{number(m.get('net'), '.2f')} | {number(m.get('prior_acc'))} |")
     rows.append(f"\nPrior accuracy: the share of the {N_FINDINGS} finding labels the degradation-"
                 f"type prior gets right, averaged over the pairs (a prior that names no finding "
                 f"scores {(N_FINDINGS - 1) / N_FINDINGS:.3f} on a pair of one degradation); "

@@ -303,20 +303,19 @@ class Uploader:
                                    client_base(name))
         path = store_upload(stream, name, self.folder, self.limit)
         image = load_upload(path, name, modality)
-        with self._lock:
-            if self._assessor is None:
-                from medq.assess.predictor import Assessor
+        try:  # whatever fails from here (the model, the database), no patient file is kept
+            with self._lock:
+                if self._assessor is None:
+                    from medq.assess.predictor import Assessor
 
-                self._assessor = Assessor(self.model)
-            try:
-                assessment = self._assessor.assess(image)
-            except InputError as e:  # a blank or tiny image: as a load failure, not kept
-                _discard(path)
-                raise type(e)(e.reason, client_base(name)) from e
-        item = Item(str(path), (str(path),))
-        try:
+                    self._assessor = Assessor(self.model)
+                try:
+                    assessment = self._assessor.assess(image)
+                except InputError as e:  # a blank or tiny image: as a load failure
+                    raise type(e)(e.reason, client_base(name)) from e
+            item = Item(str(path), (str(path),))
             return self.store.record({**ok_result(item, assessment, image), "model": model_key(
                 self.model), "fingerprint": fingerprint(item.files)})
         except BaseException:
-            _discard(path)  # not recorded (a database gone or busy): no patient file kept
+            _discard(path)
             raise
