@@ -252,6 +252,21 @@ def test_review_via_form_keeps_the_model_result(web: Web) -> None:
     with Store(web.db) as store:
         assert len(store.reviews(target)) == 1
     assert web.client.get(f"/api/items/{target}/reviews").status_code == 200
+    # two reviewers on one page: the second is told the first decided meanwhile (the last
+    # write won in silence)
+    page = web.client.get(f"/items/{target}").text
+    seen = re.search(r'name="seen" value="(\d+)"', page).group(1)
+    web.client.post(f"/items/{target}/review", data={**form, "reviewer": "Dr Bo",
+                                                     "decision": "reject", "seen": seen})
+    late = web.client.post(f"/items/{target}/review", data={**form, "seen": seen},
+                           follow_redirects=False)
+    assert "meanwhile=" in late.headers["location"]
+    told = web.client.get(late.headers["location"]).text
+    assert 'id="meanwhile"' in told and "Dr Bo also reviewed this item" in told
+    alone = web.client.post(f"/items/{target}/review", data={
+        **form, "seen": re.search(r'name="seen" value="(\d+)"', told).group(1)},
+        follow_redirects=False)
+    assert "meanwhile" not in alone.headers["location"]
 
 
 def test_review_via_api(web: Web) -> None:

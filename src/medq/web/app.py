@@ -143,10 +143,13 @@ def create_app(db_url: str | Path, token: str | None = None,
                     sorts=SORTS, query=lambda **c: query_string(params, **c))
 
     @app.get("/items/{item_id:int}", response_class=HTMLResponse, include_in_schema=False)
-    def item_page(request: Request, item_id: int) -> HTMLResponse:
+    def item_page(request: Request, item_id: int, meanwhile: str = "") -> HTMLResponse:
         item = item_or_404(item_id)
-        return page(request, "item.html", item=item, reviews=store.reviews(item_id),
-                    slices=_slices(item), changed=images.changed_since(item))
+        reviews = store.reviews(item_id)
+        ids = {int(k) for k in meanwhile.split(",") if k.strip().isdigit()}
+        return page(request, "item.html", item=item, reviews=reviews, slices=_slices(item),
+                    changed=images.changed_since(item),
+                    meanwhile=sorted({r["reviewer"] for r in reviews if r["id"] in ids}))
 
     def clamped(item: dict[str, Any], index: int | None) -> int | None:
         """A slice index within the item's slices (the scroller's ends past them)."""
@@ -182,14 +185,21 @@ def create_app(db_url: str | Path, token: str | None = None,
 
     @app.post("/items/{item_id:int}/review", include_in_schema=False)
     def review_form(request: Request, item_id: int, reviewer: str = Form(""),
-                    decision: str = Form(""), comment: str = Form("")) -> Response:
+                    decision: str = Form(""), comment: str = Form(""),
+                    seen: int | None = Form(None)) -> Response:
         item = item_or_404(item_id)
         try:
-            store.add_review(item_id, reviewer, decision, comment)
+            saved = store.add_review(item_id, reviewer, decision, comment)
         except InputError as e:
             return page(request, "item.html", 400, item=item, reviews=store.reviews(item_id),
                         slices=_slices(item), error=f"Review not saved: {e.reason}")
-        return RedirectResponse(f"/items/{item_id}#reviews", status_code=303)
+        # others who reviewed it after this page was shown: the last write still wins, but the
+        # reviewer is told (two decisions crossed in silence)
+        crossed = [] if seen is None else [
+            r["id"] for r in store.reviews(item_id)
+            if seen < r["id"] < saved["id"] and r["reviewer"] != saved["reviewer"]]
+        told = f"?meanwhile={','.join(map(str, crossed))}" if crossed else ""
+        return RedirectResponse(f"/items/{item_id}{told}#reviews", status_code=303)
 
     @app.get("/upload", response_class=HTMLResponse, include_in_schema=False)
     def upload_page(request: Request) -> HTMLResponse:
