@@ -726,6 +726,9 @@ def test_a_review_after_the_database_file_was_removed_is_refused_not_lost(tmp_pa
         assert gone.status_code == 503 and "deleted or replaced" in gone.json()["detail"]
         page = client.post(f"/items/{item}/review", data=review)
         assert page.status_code == 503
+        # reading it was no better: the pages served the old file's remains with 200
+        for url in ("/items", f"/items/{item}", f"/api/items/{item}", "/api/items", "/nowhere"):
+            assert client.get(url).status_code == 503, url
 
 
 def test_an_upload_stating_a_huge_image_is_refused_before_it_is_read(web: Web) -> None:

@@ -95,12 +95,17 @@ class Store:
         would be lost with the old file's remains), DatabaseBusy (`locked_as_busy`)."""
         if self.read_only:
             raise InvalidParameter(READ_ONLY, self.display_url)
-        if self._file_id is not None and file_identity(self.database_file) != self._file_id:
-            raise DatabaseGone("the results database file was deleted or replaced while open; "
-                               "nothing was written (restart with the database in place)",
-                               self.display_url)
+        self.check_in_place()
         with locked_as_busy(self.display_url), self.engine.begin() as conn:
             yield conn
+
+    def check_in_place(self) -> None:
+        """DatabaseGone when the SQLite file was deleted or replaced since it was opened: what
+        this process would read or write then is the old file's remains."""
+        if self._file_id is not None and file_identity(self.database_file) != self._file_id:
+            raise DatabaseGone("the results database file was deleted or replaced while open; "
+                               "nothing was read or written (restart with the database in "
+                               "place)", self.display_url)
 
     def close(self) -> None:
         """Release every pooled connection."""

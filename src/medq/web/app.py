@@ -94,6 +94,7 @@ def create_app(db_url: str | Path, token: str | None = None,
     templates = _templates()
 
     def page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+        store.check_in_place()
         summary = store.summary()
         return templates.TemplateResponse(request, name, {"summary": summary, **context},
                                           status_code=status)
@@ -107,8 +108,12 @@ def create_app(db_url: str | Path, token: str | None = None,
                 ".png"):
             return JSONResponse({"detail": exc.detail}, status_code=exc.status_code,
                                 headers=exc.headers)
-        return await run_in_threadpool(page, request, "message.html", exc.status_code,
-                                       title=f"Error {exc.status_code}", message=str(exc.detail))
+        try:
+            return await run_in_threadpool(page, request, "message.html", exc.status_code,
+                                           title=f"Error {exc.status_code}",
+                                           message=str(exc.detail))
+        except DatabaseUnavailable as gone:  # the error page reads the database too
+            return await database_gone(request, gone)
 
     @app.exception_handler(DatabaseUnavailable)
     async def database_gone(request: Request, exc: DatabaseUnavailable) -> Response:
@@ -118,7 +123,8 @@ def create_app(db_url: str | Path, token: str | None = None,
         if request.url.path.startswith("/api/"):
             return JSONResponse({"detail": detail}, status_code=503)
         return HTMLResponse(f"<!doctype html><meta charset='utf-8'><title>medq</title>"
-                            f"<h1>Not saved</h1><p>{html.escape(detail)}.</p>", status_code=503)
+                            f"<h1>Results unavailable</h1><p>{html.escape(detail)}.</p>",
+                            status_code=503)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
