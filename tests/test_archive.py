@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import tarfile
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -79,10 +80,15 @@ def test_bad_archives_fail_alone_with_their_reason(study: dict[str, Path],
         info = tarfile.TarInfo("images/ct.dcm")
         info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
         t.addfile(info)
-    res = run_medq("assess", "damaged.zip", "climb.zip", "link.tar", study["zip"], "--json",
-                   "--no-measures", cwd=tmp_path)
+    with warnings.catch_warnings(), zipfile.ZipFile(tmp_path / "twice.zip", "w") as z:
+        warnings.simplefilter("ignore")  # zipfile warns of the duplicate name
+        z.write(dicom_testfile("CT_small.dcm"), "a.dcm")  # the good scan, then junk of its
+        z.writestr("a.dcm", b"junk")  # name: unpacked, the junk replaced it without a word
+    res = run_medq("assess", "damaged.zip", "climb.zip", "link.tar", "twice.zip", study["zip"],
+                   "--json", "--no-measures", cwd=tmp_path)
     assert res.returncode == 2
     rows = _rows(res)
+    assert "several members named 'a.dcm'" in rows["twice.zip"]["error"]["message"]
     assert rows["damaged.zip"]["error"]["message"] == \
         "damaged.zip: cannot unpack archive (BadZipFile: File is not a zip file)"
     assert "archive refused, nothing in it read: its member '../escaped.dcm' would be written " \
@@ -91,7 +97,7 @@ def test_bad_archives_fail_alone_with_their_reason(study: dict[str, Path],
     assert rows["climb.zip"]["error"]["message"].startswith("climb.zip: ")  # as typed
     assert not (tmp_path.parent / "escaped.dcm").exists()
     assert sum("score" in row for row in rows.values()) == 3
-    assert len(res.stderr.strip().splitlines()) == 3  # one line per bad archive
+    assert len(res.stderr.strip().splitlines()) == 4  # one line per bad archive
 
 
 def test_info_describe_and_restore_read_archives_other_commands_say_so(

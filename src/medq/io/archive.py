@@ -99,10 +99,24 @@ def _extract(path: Path, into: Path, named: str | os.PathLike[str]) -> None:
                     raise UnsupportedImage(f"archive refused, nothing in it read: its member "
                                            f"{info.filename!r} would be written outside the "
                                            "archive's folder", named)
+            _refuse_repeated([i.filename for i in infos if not i.is_dir()], named)
             z.extractall(into, infos)
         return
     with tarfile.open(path) as t:
+        _refuse_repeated([m.name for m in t.getmembers() if not m.isdir()], named)
         t.extractall(into, filter="data")
+
+
+def _refuse_repeated(names: list[str], named: str | os.PathLike[str]) -> None:
+    """UnsupportedImage when members share a name: unpacked, the last would replace the others
+    without a word (a good scan lost behind a broken one of its name)."""
+    seen: set[str] = set()
+    for name in names:
+        key = os.path.normpath(name.replace("\\", "/"))
+        if key in seen:
+            raise UnsupportedImage(f"archive refused, nothing in it read: it holds several "
+                                   f"members named {name!r}, and only one could be read", named)
+        seen.add(key)
 
 
 def unpack(path: str | os.PathLike[str]) -> Path:
