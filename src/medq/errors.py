@@ -85,14 +85,28 @@ def unreadable(exc: Exception, path: str | Path, what: str | None = None) -> Unr
     if debugging():
         raise exc
     if isinstance(exc, OSError) and exc.errno is not None and exc.strerror:
-        # the system's refusal in words, as `medq qc` gives it (not "PermissionError: [Errno 13]")
-        words = exc.strerror[0].lower() + exc.strerror[1:]
-        other = exc.filename and os.path.abspath(exc.filename) != os.path.abspath(path)
-        words += f": {Path(exc.filename).name}" if other else ""  # a pair's data file
-        where = "list the folder" if os.path.isdir(path) else "read the file"
-        return UnreadableImage(f"{what or f'cannot {where}'} ({words})", path)
+        return UnreadableImage(refused(exc, path, what), path)
     detail = f"{type(exc).__name__}: {exc}"
     return UnreadableImage(f"{what} ({detail})" if what else detail, path)
+
+
+DANGLING = "no such file or directory (a symbolic link to a missing file?)"
+"""The reason of a path the walk found whose link leads to nothing."""
+
+
+def refused(error: OSError, path: str | Path, what: str | None = None) -> str:
+    """The system's refusal of `path` in words, as every command gives it: `<what>` (else
+    "cannot read the file" or "cannot list the folder") with the reason ("a loop of symbolic
+    links", "permission denied", a pair's other file named), not "PermissionError: [Errno 13]"."""
+    import errno
+
+    words = ("a loop of symbolic links" if error.errno == errno.ELOOP
+             else error.strerror or type(error).__name__)
+    words = words[0].lower() + words[1:]
+    if error.filename and os.path.abspath(error.filename) != os.path.abspath(path):
+        words += f": {Path(error.filename).name}"  # a pair's data file
+    where = "cannot list the folder" if os.path.isdir(path) else "cannot read the file"
+    return f"{what or where} ({words})"
 
 
 def printable(name: str | Path) -> str:

@@ -16,7 +16,9 @@ import multiprocessing
 import os
 import signal
 import sys
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 
 
 def set_threads(threads: int | None = None) -> int:
@@ -61,4 +63,20 @@ def stop_pool(pool: ProcessPoolExecutor) -> None:
     for process in list((getattr(pool, "_processes", None) or {}).values()):
         process.kill()
     pool.shutdown(wait=False, cancel_futures=True)
+
+
+@contextmanager
+def pool_of(workers: int | None) -> Iterator[ProcessPoolExecutor | None]:
+    """A `worker_pool` of `workers` processes for the block (None: none, the block runs here),
+    ended with it: shut down when the block finishes, stopped at once (`stop_pool`) when it
+    raises, a Ctrl-C included."""
+    pool = worker_pool(workers) if workers else None
+    try:
+        yield pool
+    except BaseException:
+        if pool is not None:
+            stop_pool(pool)
+        raise
+    if pool is not None:
+        pool.shutdown()
 

@@ -40,10 +40,7 @@ import numpy as np
 
 from medq.assess.models.blocks import FINDING_TYPES
 from medq.errors import InvalidParameter
-
-GRADES = ((4.5, "excellent"), (3.5, "good"), (2.5, "acceptable"), (1.5, "poor"),
-          (-math.inf, "non-diagnostic"))
-"""Score thresholds of the grades, best first."""
+from medq.severity import GRADES  # noqa: F401 (the grades of `grade_for`, imported from here too)
 
 EVIDENCE_MEASURES: dict[str, tuple[str, ...]] = {
     "noise": ("noise_sigma", "noise_sigma_flat", "snr"),

@@ -52,7 +52,7 @@ from medq.assess.weights import (
 )
 from medq.errors import InvalidParameter, MedqError, ModelError
 from medq.image import MedImage
-from medq.workers import worker_pool
+from medq.workers import pool_of
 
 
 class Assessor:
@@ -126,22 +126,22 @@ class Assessor:
                                    "wrap it in a list, or call assess()")
         items = list(items)
         chunks = [items[s:s + self.batch_size] for s in range(0, len(items), self.batch_size)]
-        pool = (worker_pool(self.workers)
-                if len(items) >= POOL_MIN_ITEMS and self.workers > 1 else None)
+        workers = self.workers if len(items) >= POOL_MIN_ITEMS and self.workers > 1 else None
         results: list[Assessment | MedqError] = []
-        try:
-            pending = self._load(chunks[0], pool) if chunks else []
-            for k, chunk in enumerate(chunks):
-                loaded = resolve(pending)
-                pending = self._load(chunks[k + 1], pool) if k + 1 < len(chunks) else []
-                torch.set_num_threads(1 if pool is not None and pending else self.workers)
-                results += self._chunk(loaded)
-                if progress:
-                    progress(len(chunk))
-        finally:  # the workers live for one call: nothing lingers until interpreter exit
-            torch.set_num_threads(self.workers)
-            if pool is not None:
-                pool.shutdown(cancel_futures=True)
+        # the workers live for one call (nothing lingers until interpreter exit); a Ctrl-C
+        # stops them at once
+        with pool_of(workers) as pool:
+            try:
+                pending = self._load(chunks[0], pool) if chunks else []
+                for k, chunk in enumerate(chunks):
+                    loaded = resolve(pending)
+                    pending = self._load(chunks[k + 1], pool) if k + 1 < len(chunks) else []
+                    torch.set_num_threads(1 if pool is not None and pending else self.workers)
+                    results += self._chunk(loaded)
+                    if progress:
+                        progress(len(chunk))
+            finally:
+                torch.set_num_threads(self.workers)
         return results
 
     def _load(self, items: list[Item], pool: Executor | None) -> list[Any]:

@@ -69,16 +69,10 @@ def map_jobs(fn: Callable[[Any], Any], jobs: Sequence[Any], workers: int | None,
 
     if workers <= 1:
         return shown(fn(j) for j in jobs)
-    from medq.workers import stop_pool, worker_pool
+    from medq.workers import pool_of
 
-    pool = worker_pool(workers)
-    try:
-        done = shown(pool.map(fn, jobs, chunksize=chunksize))
-    except BaseException:  # a Ctrl-C (or a job's error): stop now, not after every job
-        stop_pool(pool)
-        raise
-    pool.shutdown()
-    return done
+    with pool_of(workers) as pool:  # a Ctrl-C stops it at once, not after every job
+        return shown(pool.map(fn, jobs, chunksize=chunksize))
 
 
 def _logged(results: Iterable[Any], total: int, label: str) -> Iterator[Any]:

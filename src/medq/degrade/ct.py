@@ -103,7 +103,7 @@ def ct_sparse_view(image: MedImage, level: float, rng: np.random.Generator
     mu = hu_to_mu(hu)
     ref = projection.geometry(hu.shape)
     try:
-        sparse = projection.fitting(projection.geometry(hu.shape, max(2, int(round(level)))))
+        sparse = projection.geometry(hu.shape, max(2, int(round(level))))
     except ValueError as e:
         raise InvalidParameter(str(e), image.source) from None
     recon = [projection.fbp(projection.forward(mu, g), g, hu.shape[-2:], WINDOW)

@@ -46,14 +46,22 @@ def default_views(size: int) -> int:
 
 
 def geometry(shape: tuple[int, ...], n_views: int | None = None) -> Geometry:
-    """Geometry for `(..., y, x)` images: square of the larger side, bins span its diagonal."""
+    """Geometry for `(..., y, x)` images: square of the larger side, bins span its diagonal.
+    ValueError for `n_views` whose matrix needs over `PROJECTOR_BUDGET` and more than the
+    grid's default views do (9,999 views of a 256² image asked for 15 GB and died of it)."""
     size = int(max(shape[-2:]))
     n_det = int(math.ceil(size * math.sqrt(2))) + 4
-    return Geometry(size, int(n_views or default_views(size)), n_det)
+    geom = Geometry(size, int(n_views or default_views(size)), n_det)
+    need = matrix_bytes(geom)
+    if n_views and need > max(PROJECTOR_BUDGET, matrix_bytes(geometry(shape))):
+        quarter = "" if _symmetric(geom) else " (or a multiple of 4, which needs a quarter)"
+        raise ValueError(f"{geom.n_views} views of a {size}² grid would need "
+                         f"{need / 2 ** 30:.1f} GiB for the projector; use fewer views{quarter}")
+    return geom
 
 
 PROJECTOR_BUDGET = 4 << 30
-"""Bytes a projector matrix may take beyond what its grid's default views need (`fitting`)."""
+"""Bytes a projector matrix may take beyond what its grid's default views need (`geometry`)."""
 
 
 def matrix_bytes(geom: Geometry) -> int:
@@ -61,17 +69,6 @@ def matrix_bytes(geom: Geometry) -> int:
     and an index for every stored view (a quarter of them and one when `n_views` divides by 4)."""
     stored = geom.n_views // 4 + 1 if _symmetric(geom) else geom.n_views
     return geom.size ** 2 * stored * 3 * 8
-
-
-def fitting(geom: Geometry) -> Geometry:
-    """`geom`, or ValueError when its matrix needs over `PROJECTOR_BUDGET` and more than the
-    grid's default views do (9,999 views of a 256² image asked for 15 GB and died of it)."""
-    need = matrix_bytes(geom)
-    if need > max(PROJECTOR_BUDGET, matrix_bytes(geometry((geom.size, geom.size)))):
-        quarter = "" if _symmetric(geom) else " (or a multiple of 4, which needs a quarter)"
-        raise ValueError(f"{geom.n_views} views of a {geom.size}² grid would need "
-                         f"{need / 2 ** 30:.1f} GiB for the projector; use fewer views{quarter}")
-    return geom
 
 
 def _symmetric(geom: Geometry) -> bool:

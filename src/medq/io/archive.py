@@ -91,7 +91,7 @@ def _extract(path: Path, into: Path, named: str | os.PathLike[str]) -> None:
     """Extract every member of the archive at `path` (the user's `named`) into `into`."""
     if _is_zip(path):
         with zipfile.ZipFile(path) as z:
-            infos = z.infolist()
+            infos, names = z.infolist(), []
             for info in infos:
                 info.filename = member_name(info)
                 name = info.filename.replace("\\", "/")
@@ -99,7 +99,8 @@ def _extract(path: Path, into: Path, named: str | os.PathLike[str]) -> None:
                     raise UnsupportedImage(f"archive refused, nothing in it read: its member "
                                            f"{info.filename!r} would be written outside the "
                                            "archive's folder", named)
-            _refuse_repeated([i.filename for i in infos if not i.is_dir()], named)
+                names += [] if info.is_dir() else [name]
+            _refuse_repeated(names, named)
             z.extractall(into, infos)
         return
     with tarfile.open(path) as t:
@@ -112,7 +113,7 @@ def _refuse_repeated(names: list[str], named: str | os.PathLike[str]) -> None:
     without a word (a good scan lost behind a broken one of its name)."""
     seen: set[str] = set()
     for name in names:
-        key = os.path.normpath(name.replace("\\", "/"))
+        key = os.path.normpath(name)
         if key in seen:
             raise UnsupportedImage(f"archive refused, nothing in it read: it holds several "
                                    f"members named {name!r}, and only one could be read", named)

@@ -229,3 +229,13 @@ def named_changes(meta: dict[str, Any], modality: str | None, region: str | None
     if changes:
         changes["meta"] = {**meta, "named": sorted({*meta.get("named", ()), *changes})}
     return changes
+
+
+def on_given_scale(image: MedImage) -> np.ndarray:
+    """The image's pixels on the scale they were given in: a colour array read as 0–255 or
+    0–65535 (`meta["colour_scale"]`) multiplied back from MedImage's 0–1, any other as it is."""
+    scale = image.meta.get("colour_scale") if image.is_rgb else None
+    if scale and scale != 1.0:
+        return np.asarray(image.array, dtype=np.float32) * np.float32(scale)
+    return image.array
+

@@ -94,8 +94,7 @@ def _check_fits_file(shape: tuple[int, ...], dtype: np.dtype, source: str | Path
     if path is None or not path.is_file():
         return
     size = path.stat().st_size
-    with open(path, "rb") as fh:
-        room = size * GZIP_MOST if fh.read(2) == b"\x1f\x8b" else size
+    room = size * GZIP_MOST if gz.is_gzipped(path) else size
     stated = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
     if stated > room:
         raise UnreadableImage(f"its header states {stated:,} bytes of voxels, more than its "

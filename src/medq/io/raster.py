@@ -30,7 +30,7 @@ from PIL import Image, PngImagePlugin
 
 from medq.errors import MedqError, UnreadableImage, UnsupportedImage
 from medq.image import MedImage
-from medq.io.arrays import from_array, whole_numbers
+from medq.io.arrays import from_array, on_given_scale, whole_numbers
 from medq.io.atomic import atomic_path
 from medq.io.units import COLOUR
 
@@ -265,7 +265,6 @@ def write_npy(image: MedImage, path: str | Path) -> Path:
     colour array read as 0–255 or 0–65535 is written on that scale, as `medq.restore` returns
     it (`meta["colour_scale"]`: it was written as MedImage's 0–1)."""
     path = Path(path)
-    scale = float(image.meta.get("colour_scale") or 1.0) if image.is_rgb else 1.0
     with atomic_path(path) as tmp:
-        np.save(tmp, image.array.astype(np.float32) * np.float32(scale), allow_pickle=False)
+        np.save(tmp, on_given_scale(image).astype(np.float32), allow_pickle=False)
     return path

@@ -15,11 +15,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from medq.errors import (
+    DANGLING,
     InputError,
     InvalidParameter,
     MissingInput,
     UnreadableImage,
     UnsupportedImage,
+    refused,
 )
 
 T = TypeVar("T")
@@ -69,10 +71,9 @@ def _unreachable(path: str) -> InputError | None:
         os.stat(path)
     except OSError as e:
         if e.errno == errno.ELOOP:
-            return UnreadableImage("cannot read the file (a loop of symbolic links)", path)
+            return UnreadableImage(refused(e, path), path)
         if os.path.islink(path):
-            return MissingInput("no such file or directory (a symbolic link to a missing file?)",
-                                path)
+            return MissingInput(DANGLING, path)
     return None
 
 

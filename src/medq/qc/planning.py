@@ -17,20 +17,12 @@ from medq.qc.discover import SERIES_MARK, UNLISTED, Item
 def unreadable_file(error: OSError, path: str) -> InputError:
     """The input error of a file the walk found but cannot open: a link to nothing, a loop of
     links, a file without read permission (the input's fault, not medq's)."""
-    import errno
-
-    from medq.errors import MissingInput, UnreadableImage
+    from medq.errors import DANGLING, MissingInput, UnreadableImage, refused
 
     if isinstance(error, FileNotFoundError):
-        return MissingInput("no such file or directory (a symbolic link to a missing file?)",
-                            path)
-    reason = ("a loop of symbolic links" if error.errno == errno.ELOOP
-              else "permission denied" if isinstance(error, PermissionError)
-              else error.strerror or type(error).__name__)
-    if os.path.isdir(path):
-        return UnreadableImage(f"cannot list the folder ({reason}); nothing in it is assessed",
-                               path)
-    return UnreadableImage(f"cannot read the file ({reason})", path)
+        return MissingInput(DANGLING, path)
+    listed = "; nothing in it is assessed" if os.path.isdir(path) else ""
+    return UnreadableImage(refused(error, path) + listed, path)
 
 
 def plan(items: Sequence[Item], known: dict[str, str],
@@ -67,7 +59,7 @@ def vanished(known: dict[str, str], items: Sequence[Item], archive: str | Path) 
     root = str(root_path)
     own_marks = (SERIES_MARK,) if root_path.is_dir() else (VOLUME_MARK,)  # the root's own items
     found = {item.path for item in items}
-    split = {_whole_file(p) for p in found} - found  # 4D files found volume by volume
+    covered = found | {_whole_file(p) for p in found}  # and 4D files found volume by volume
     unlisted = tuple(item.path + mark for item in items if item.note == UNLISTED
                      for mark in (os.sep, SERIES_MARK))  # what the walk could not list held
 
@@ -76,7 +68,7 @@ def vanished(known: dict[str, str], items: Sequence[Item], archive: str | Path) 
         return p.startswith(root) and (rest == "" or rest.startswith(os.sep) or (
             rest.startswith(own_marks) and os.sep not in rest))
 
-    return sorted(p for p in known if p not in found | split and _whole_file(p) not in found
+    return sorted(p for p in known if p not in covered and _whole_file(p) not in found
                   and under_root(p) and not p.startswith(unlisted))
 
 

@@ -72,4 +72,6 @@ def graded_as(assessment: Any) -> str:
     told = (assessment.prompts or {}).get("modality")
     if assessment.modality != "OT" or told in (None, "other"):
         return assessment.modality
-    return "DX" if told == "XR" else told
+    from medq.image import modality_code
+
+    return modality_code(told)

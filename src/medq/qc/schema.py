@@ -9,14 +9,16 @@ import time
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from medq.describe.schema import VERDICTS
+from medq.severity import GRADES
+
 DECISIONS = ("accept", "reject", "comment")
 """Review decisions."""
 
 STATUSES = ("ok", "error")
 """Item statuses."""
 
-QUALITY_ORDER = {"grade": ("non-diagnostic", "poor", "acceptable", "good", "excellent"),
-                 "verdict": ("reject", "usable", "good")}
+QUALITY_ORDER = {"grade": tuple(name for _, name in GRADES)[::-1], "verdict": VERDICTS[::-1]}
 """The text columns that sort by quality, worst first as a rising score does (alphabetically,
 "excellent" came before "good" and "reject" between "good" and "usable")."""
 

@@ -66,7 +66,7 @@ def plane_axis(image: MedImage) -> int:
     spacing = list(image.spacing)
     k = int(np.argmax(spacing))
     rest = spacing[:k] + spacing[k + 1:]
-    return k if k and spacing[k] > THICK * max(rest) else 0
+    return k if spacing[k] > THICK * max(rest) else 0
 
 
 def plane_spacing(image: MedImage) -> tuple[float, ...]:

@@ -257,14 +257,14 @@ def run_benchmark(models: list[str], per_level: int = 2, bm3d_items: int = 4,
                 described = described_condition(assessor, x, scale, group,
                                                 tuple(data["spacing"][i]))
                 row["described"] = described["findings"]
+            before = scale.inverse(x)
             for name, fn in _methods(nets, blind, oracle, seen[task] <= bm3d_items,
                                      described).items():
-                restored = restore_plane(fn, x, group, scale)
+                after = scale.inverse(restore_plane(fn, x, group, scale))
                 if name.endswith("+described") and took_anatomy(
-                        described["findings"], scale.inverse(x), scale.inverse(restored),
-                        group_modality(group)):
-                    restored = x  # as medq restore returns it
-                row["metrics"][name] = fidelity(scale.inverse(restored), ref, is_ct)
+                        described["findings"], before, after, group_modality(group)):
+                    after = before  # as medq restore returns it
+                row["metrics"][name] = fidelity(after, ref, is_ct)
             items.append(row)
     timing = {name: round(time_per_slice(fn, repeats=1 if name == "bm3d" else 3,
                                          size=timing_size), 3)

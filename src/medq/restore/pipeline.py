@@ -88,10 +88,9 @@ class RestoreResult:
         """The result's pixels (the input's when the gate left it unchanged), as `image.array`;
         a colour array given as 0–255 or 0–65535 comes back on that scale (`image` keeps
         MedImage's 0–1), and an array given with an axis of one (`(1, y, x)`) in that shape."""
-        scale = self.image.meta.get("colour_scale") if self.image.is_rgb else None
-        out = self.image.array
-        if scale and scale != 1.0:
-            out = np.asarray(out, dtype=np.float32) * np.float32(scale)
+        from medq.io.arrays import on_given_scale
+
+        out = on_given_scale(self.image)
         given = self.image.meta.get("array_shape")
         return out.reshape(given) if given and int(np.prod(given)) == out.size else out
 
@@ -211,7 +210,7 @@ def took_anatomy(addressed: list[str], before: np.ndarray, after: np.ndarray,
                  modality: str) -> float | None:
     """`removed_share` of a network's restoration for noise alone when it is over
     `REMOVED_LIMIT` (`medq restore` then returns the image as it was), else None."""
-    if addressed != ["noise"]:
+    if list(addressed) != list(DENOISED):
         return None
     share = removed_share(before, after, modality)
     return share if share > REMOVED_LIMIT else None

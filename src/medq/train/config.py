@@ -133,8 +133,8 @@ def config_from_dict(data: dict[str, Any]) -> TrainConfig:
                                                           or cfg.ladder_batch < 1):
         raise InvalidParameter("a stage weights the rank loss: set ladders and ladder_batch ≥ 1")
     if cfg.task == "restore":  # quality settings a restoration run cannot use were ignored
-        unused = [f.name for f in dataclasses.fields(TrainConfig) if f.name in QUALITY_ONLY
-                  and getattr(cfg, f.name) != getattr(TrainConfig(name="", model=""), f.name)]
+        defaults = TrainConfig(name="", model="")
+        unused = [n for n in QUALITY_ONLY if getattr(cfg, n) != getattr(defaults, n)]
         if unused:
             raise InvalidParameter(f"{', '.join(unused)}: a restoration run (task: restore) does "
                                    "not use it; its images come from pairs")

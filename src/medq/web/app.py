@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import FastAPI, Form, HTTPException, Query, Request, Response
+from fastapi import Depends, FastAPI, Form, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -82,7 +82,10 @@ def create_app(db_url: str | Path, token: str | None = None,
     app = FastAPIOffline(title="medq review", version=__version__, lifespan=lifespan,
                          redoc_url=None, description="Quality-control results of medq: "
                          "browse, review and upload. With a server token, send "
-                         "`Authorization: Bearer <token>`.")
+                         "`Authorization: Bearer <token>`.",
+                         # every route first checks the database file is still the one opened
+                         # (DatabaseGone, a 503: pages served the old file's remains with 200)
+                         dependencies=[Depends(store.check_in_place)])
     app.state.store = store
     app.state.uploader = Uploader(store, uploads_folder(store, uploads_dir), limit, model)
     app.middleware("http")(token_gate(token or None))
@@ -94,7 +97,6 @@ def create_app(db_url: str | Path, token: str | None = None,
     templates = _templates()
 
     def page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
-        store.check_in_place()
         summary = store.summary()
         return templates.TemplateResponse(request, name, {"summary": summary, **context},
                                           status_code=status)
@@ -108,7 +110,8 @@ def create_app(db_url: str | Path, token: str | None = None,
                 ".png"):
             return JSONResponse({"detail": exc.detail}, status_code=exc.status_code,
                                 headers=exc.headers)
-        try:
+        try:  # an unmatched route runs no route's check, and the page reads the database
+            await run_in_threadpool(store.check_in_place)
             return await run_in_threadpool(page, request, "message.html", exc.status_code,
                                            title=f"Error {exc.status_code}",
                                            message=str(exc.detail))
@@ -149,13 +152,19 @@ def create_app(db_url: str | Path, token: str | None = None,
                     sorts=SORTS, query=lambda **c: query_string(params, **c))
 
     @app.get("/items/{item_id:int}", response_class=HTMLResponse, include_in_schema=False)
-    def item_page(request: Request, item_id: int, meanwhile: str = "") -> HTMLResponse:
+    def item_page(request: Request, item_id: int, seen: int | None = None,
+                  mine: int | None = None) -> HTMLResponse:
+        """The item; after a review (`mine`, posted from a page that showed reviews up to
+        `seen`), who else reviewed it meanwhile: the last write still wins, but two decisions
+        no longer cross in silence."""
         item = item_or_404(item_id)
         reviews = store.reviews(item_id)
-        ids = {int(k) for k in meanwhile.split(",") if k.strip().isdigit()}
+        saved = next((r for r in reviews if r["id"] == mine), None)
+        meanwhile = [] if saved is None or seen is None else sorted({
+            r["reviewer"] for r in reviews
+            if seen < r["id"] < saved["id"] and r["reviewer"] != saved["reviewer"]})
         return page(request, "item.html", item=item, reviews=reviews, slices=_slices(item),
-                    changed=images.changed_since(item),
-                    meanwhile=sorted({r["reviewer"] for r in reviews if r["id"] in ids}))
+                    changed=images.changed_since(item), meanwhile=meanwhile)
 
     def clamped(item: dict[str, Any], index: int | None) -> int | None:
         """A slice index within the item's slices (the scroller's ends past them)."""
@@ -199,12 +208,7 @@ def create_app(db_url: str | Path, token: str | None = None,
         except InputError as e:
             return page(request, "item.html", 400, item=item, reviews=store.reviews(item_id),
                         slices=_slices(item), error=f"Review not saved: {e.reason}")
-        # others who reviewed it after this page was shown: the last write still wins, but the
-        # reviewer is told (two decisions crossed in silence)
-        crossed = [] if seen is None else [
-            r["id"] for r in store.reviews(item_id)
-            if seen < r["id"] < saved["id"] and r["reviewer"] != saved["reviewer"]]
-        told = f"?meanwhile={','.join(map(str, crossed))}" if crossed else ""
+        told = "" if seen is None else f"?seen={seen}&mine={saved['id']}"  # who else, meanwhile
         return RedirectResponse(f"/items/{item_id}{told}#reviews", status_code=303)
 
     @app.get("/upload", response_class=HTMLResponse, include_in_schema=False)

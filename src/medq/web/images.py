@@ -79,10 +79,11 @@ def _load(path: str, modality: str | None, stamp: tuple[int, int, int]) -> MedIm
     return as_displayed(image)  # a MONOCHROME1 radiograph shown as its file means it
 
 
-def _stamp(path: str) -> tuple[int, int, int]:
+def _stamp(path: str, members: bool = False) -> tuple[int, int, int]:
     """(files, bytes, newest mtime) of what a stored path names on disk: its file, the file of
-    `<file>@volume=<k>` (it was taken for gone), or every file of a series' folder (a member
-    rewritten in place leaves the folder's own mtime as it was); OSError when it is gone."""
+    `<file>@volume=<k>` (it was taken for gone), or a series' folder; with `members`, every file
+    in the folder (a member rewritten in place leaves the folder's own mtime as it was: a stat
+    per file, kept off the per-slice image requests); OSError when it is gone."""
     from medq.io.dicom_series import SERIES_MARK
     from medq.io.volumes import volume_mark
 
@@ -91,7 +92,7 @@ def _stamp(path: str) -> tuple[int, int, int]:
         named = volume_mark(path)
         on_disk = named[0] if named else path.rsplit(SERIES_MARK, 1)[0]
     st = os.stat(on_disk)
-    if not os.path.isdir(on_disk):
+    if not (members and os.path.isdir(on_disk)):
         return 1, int(st.st_size), int(st.st_mtime_ns)
     with os.scandir(on_disk) as entries:
         files = [e.stat() for e in entries if e.is_file()]
@@ -116,9 +117,12 @@ def changed_since(item: dict[str, Any]) -> bool:
     cannot be read (the image's own message says why)."""
     path = str(item["path"])
     try:
-        return _fingerprint(path, _stamp(path)) != item["fingerprint"]
+        changed = _fingerprint(path, _stamp(path, members=True)) != item["fingerprint"]
     except (OSError, MedqError):
         return False
+    if changed:  # a series member rewritten in place: its images are read again, as it is now
+        _load.cache_clear()
+    return changed
 
 
 @functools.lru_cache(maxsize=64)
