@@ -285,7 +285,7 @@ def test_worker_processes_give_the_same_assessments_and_errors_in_place(
     bad.write_bytes(b"not an image")
     real = [dicom_testfile("CT_small.dcm"), dicom_testfile("MR_small.dcm"), mni_t1]
     items = [*real, bad]
-    import medq.assess.predictor as predictor
+    import medq.workers as workers
 
     pools = []
 
@@ -293,8 +293,8 @@ def test_worker_processes_give_the_same_assessments_and_errors_in_place(
         pools.append(real_pool(workers))
         return pools[-1]
 
-    real_pool = predictor.worker_pool
-    monkeypatch.setattr(predictor, "worker_pool", spy)
+    real_pool = workers.worker_pool  # what `workers.pool_of` starts
+    monkeypatch.setattr(workers, "worker_pool", spy)
     results = Assessor(tiny_run["checkpoint"], batch_size=3, threads=2).assess_many(items)
     assert len(pools) == 1  # the batch was loaded and measured by worker processes …
     with pytest.raises(RuntimeError):  # … which were shut down when the call returned
