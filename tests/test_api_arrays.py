@@ -32,6 +32,17 @@ def test_grey_array_is_an_image_in_its_own_units() -> None:
     assert not told.meta["spacing_assumed"]
 
 
+def test_a_tiny_colour_array_named_a_photograph_is_colour_whatever_spacing_is_given() -> None:
+    corner = retina_pixels()[700:704, 700:704]  # (4, 4, 3): too small to be taken for colour
+    assert not from_array(corner).is_rgb  # unnamed: a 3-slice grey volume, as documented
+    for spacing in (None, 0.5, (0.5, 0.5)):
+        image = as_image(corner, modality="OP", spacing=spacing)
+        assert image.is_rgb and image.meta["colour_scale"] == 255.0
+        np.testing.assert_allclose(image.array, corner / 255.0, atol=1e-6)
+    blurred, _ = medq.simulate(corner, "blur", severity="mild", modality="OP", spacing=0.5)
+    assert blurred.is_rgb and blurred.shape == (4, 4, 3)
+
+
 def test_a_torch_tensor_is_an_array(ct_slice: MedImage) -> None:
     import torch
 

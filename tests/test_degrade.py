@@ -437,3 +437,18 @@ def test_a_severity_is_named_in_any_case(ct_slice) -> None:
     upper, rec = simulate(ct_slice, "blur", severity=" Mild ")
     lower, _ = simulate(ct_slice, "blur", severity="mild")
     assert rec.severity == "mild" and np.array_equal(upper.array, lower.array)
+
+
+def test_a_volume_of_three_slices_is_degraded_without_a_colour_warning(mni_t1: MedImage) -> None:
+    import warnings
+
+    small = mni_t1.evolve(array=mni_t1.array[44:47, 50:53, 40:43])  # (3, 3, 3): RGB-like shape
+    for kind in ("mr_noise", "mr_bias_field"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # skimage's "looks like that of an RGB image"
+            out, _ = simulate(small, kind, severity="moderate", seed=0)
+        assert out.shape == (3, 3, 3) and not np.array_equal(out.array, small.array)
+    blank = mni_t1.evolve(array=mni_t1.array[88:91, 100:103, 80:83])  # the template's 0 and −0
+    assert np.signbit(blank.array).any() and not blank.array.any()
+    out, record = simulate(blank, "mr_noise", severity="moderate", seed=0)  # was "scale < 0"
+    assert record.params["sigma"] == 0 and not out.array.any()

@@ -694,6 +694,36 @@ def test_nifti_of_one_slice_is_a_2d_image_and_written_back_alike(tmp_path: Path)
     np.testing.assert_array_equal(back.get_fdata(), data)
 
 
+def _with_pixdim(path: Path, sizes: tuple[float, float, float]) -> Path:
+    """`path` rewritten with its header's voxel sizes (pixdim[1:4]) set to `sizes` and no
+    frames stated (qform and sform codes 0), as some converters write them."""
+    raw = bytearray(path.read_bytes())
+    raw[80:92] = np.asarray(sizes, "<f4").tobytes()  # pixdim[1:4] of a NIfTI-1 header
+    raw[252:256] = np.zeros(2, "<i2").tobytes()  # qform_code, sform_code
+    path.write_bytes(bytes(raw))
+    return path
+
+
+def test_a_nifti_stating_zero_voxel_sizes_says_its_spacing_is_assumed(
+        tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    data = np.arange(4 * 5 * 6, dtype=np.int16).reshape(4, 5, 6)
+    for name, sizes in (("none.nii", (0, 0, 0)), ("no_z.nii", (0.5, 0.5, 0)),
+                        ("stated.nii", (0.5, 0.5, 2.0))):
+        nib.save(nib.Nifti1Image(data, np.eye(4)), tmp_path / name)
+        _with_pixdim(tmp_path / name, sizes)
+    for name in ("none.nii", "no_z.nii"):
+        image = load(tmp_path / name)
+        assert image.spacing_assumed, name  # nibabel reads a 0 as 1 mm without a word
+    assert load(tmp_path / "no_z.nii").spacing == (1.0, 0.5, 0.5)
+    stated = load(tmp_path / "stated.nii")
+    assert stated.spacing == (2.0, 0.5, 0.5) and not stated.spacing_assumed
+    flat = tmp_path / "flat.nii"  # one slice: its unused third size may well be 0
+    nib.save(nib.Nifti1Image(data[:, :, :1], np.eye(4)), flat)
+    image = load(_with_pixdim(flat, (0.5, 0.5, 0)))
+    assert image.spacing == (0.5, 0.5) and not image.spacing_assumed
+    assert "pixdim" not in capfd.readouterr().err  # nibabel's own message stays off stderr
+
+
 def test_nifti_singleton_4th_axis_and_partial_nan(tmp_path: Path) -> None:
     data = np.arange(4 * 5 * 6, dtype=np.float32).reshape(4, 5, 6, 1)
     data[0, 0, 0, 0] = np.nan

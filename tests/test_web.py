@@ -93,8 +93,12 @@ def test_list_filters_and_sorting(web: Web) -> None:
     scores = sorted(r["score"] for r in web.rows if r["status"] == "ok")
     lo, hi = (scores[1] + scores[2]) / 2, (scores[-2] + scores[-1]) / 2
     page = get(f"/items?min_score={lo}&max_score={hi}")
-    assert set(listed_ids(page.text)) == web.ids_where(
-        lambda r: r["status"] == "ok" and lo <= r["score"] <= hi)
+    assert set(listed_ids(page.text)) == web.ids_where(  # scores shown to 2 decimals
+        lambda r: r["status"] == "ok" and lo - 0.005 <= r["score"] <= hi + 0.005)
+    lowest = min((r for r in web.rows if r["status"] == "ok"), key=lambda r: r["score"])
+    shown = f"{lowest['score']:.2f}"  # "to <its shown score>" keeps it, above or below
+    assert web.ids[lowest["path"]] in listed_ids(get(f"/items?max_score={shown}").text)
+    assert web.ids[lowest["path"]] in listed_ids(get(f"/items?min_score={shown}").text)
     descending = listed_ids(get("/items?status=ok&sort=score&order=desc").text)
     by_id = {web.ids[r["path"]]: r["score"] for r in web.rows if r["status"] == "ok"}
     assert [by_id[i] for i in descending] == sorted(by_id.values(), reverse=True)

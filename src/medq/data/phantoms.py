@@ -94,7 +94,7 @@ def mr_pseudo_attenuation(volume: np.ndarray) -> np.ndarray:
     """Water-equivalent μ inside the Otsu body mask of an MR volume (no bone: documented limit)."""
     from skimage.filters import threshold_otsu
 
-    body = ndimage.binary_fill_holes(volume > threshold_otsu(volume))
+    body = ndimage.binary_fill_holes(volume > threshold_otsu(volume.ravel()))
     return np.where(body, MU_WATER, 0.0).astype(np.float32)
 
 

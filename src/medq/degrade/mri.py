@@ -30,7 +30,7 @@ KCorruption = Callable[[np.ndarray], tuple[np.ndarray, dict[str, Any]]]
 def robust_max(array: np.ndarray) -> float:
     """99th percentile of the foreground (pixels above the Otsu threshold)."""
     a = np.asarray(array, dtype=np.float32)
-    fg = a[a > threshold_otsu(a)] if np.ptp(a) > 0 else a
+    fg = a[a > threshold_otsu(a.ravel())] if np.ptp(a) > 0 else a
     return float(np.percentile(fg if fg.size else a, 99))
 
 
@@ -85,7 +85,7 @@ def mr_noise(image: MedImage, level: float, rng: np.random.Generator
     if ref < 0:  # σ is a fraction of the brightest tissue: none (a blank image stays blank)
         raise InvalidImage(f"mr_noise scales its noise to the image's bright tissue, but its "
                            f"robust maximum is {ref:g}: not a magnitude MR image", image.source)
-    sigma = float(level) * ref
+    sigma = float(level) * ref + 0.0  # + 0.0: a blank image of negative zeros gives σ 0, not −0
     real = image.array + rng.normal(0.0, sigma, image.shape)
     imag = rng.normal(0.0, sigma, image.shape)
     out = np.hypot(real, imag)
@@ -236,7 +236,7 @@ def mr_bias_field(image: MedImage, level: float, rng: np.random.Generator
     """
     u, coefs = smooth_field(image.shape, rng, degree=3)
     a = image.array
-    fg = a > threshold_otsu(a) if np.ptp(a) > 0 else np.ones(a.shape, bool)
+    fg = a > threshold_otsu(a.ravel()) if np.ptp(a) > 0 else np.ones(a.shape, bool)
     lo, hi = float(u[fg].min()), float(u[fg].max())
     u = (u - lo) / (hi - lo) - 0.5 if hi > lo else u
     field = np.clip(1.0 + float(level) * u, 0.05, None).astype(np.float32)

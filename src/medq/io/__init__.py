@@ -183,7 +183,8 @@ def load(path: str | Path, *, modality: str | None = None, region: str | None = 
     fmt = sniff(p)
     file, volume = volume_in_file(p) or (p, None)  # a volume of a 4D file: that file
     try:
-        image = _read(file, fmt, volume)
+        with nifti.quiet_header_checks():
+            image = _read(file, fmt, volume)
         image = finite_pixels(image.evolve(source=str(p)) if file != p else image)
         changes = _sidecar_fields(file, image) if fmt not in ("dicom", "dicom-series") else {}
         changes.update(named_changes(changes.get("meta", image.meta), modality, region))

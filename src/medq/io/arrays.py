@@ -26,8 +26,9 @@ COLOUR_CHANNELS = (3, 4)
 """Sizes of a last axis read as colour channels (RGB, RGBA: the alpha channel is dropped)."""
 
 MIN_COLOUR_SIDE = 5
-"""A `(y, x, 3|4)` array is colour only when y and x are at least this long (a 3- or 4-slice
-volume of a few pixels per side is not an image medq can grade either way)."""
+"""A `(y, x, 3|4)` array named no modality is colour only when y and x are at least this long
+(a 3- or 4-slice volume of a few pixels per side is not an image medq can grade either way); one
+named a photograph (OP) is colour at any size."""
 
 
 def finite_pixels(image: MedImage) -> MedImage:
@@ -72,11 +73,12 @@ def whole_numbers(arr: np.ndarray) -> bool:
 def _colour(arr: np.ndarray, modality: str | None, source: str | None) -> bool:
     """True when `arr` is a colour picture `(y, x, 3|4)`; UnsupportedImage when it looks like one
     but the caller named a modality that is never colour."""
-    looks = (arr.ndim == 3 and arr.shape[-1] in COLOUR_CHANNELS
-             and min(arr.shape[:2]) >= MIN_COLOUR_SIDE)
-    if not looks:
+    channels = arr.ndim == 3 and arr.shape[-1] in COLOUR_CHANNELS
+    if channels and modality is not None and modality.upper() in PHOTO_MODALITIES:
+        return True  # a photograph named: colour at any size
+    if not channels or min(arr.shape[:2]) < MIN_COLOUR_SIDE:
         return False
-    if modality is None or modality.upper() in PHOTO_MODALITIES:
+    if modality is None:
         return True
     raise UnsupportedImage(f"array of shape {arr.shape} holds colour channels last, but only a "
                            f"photograph (modality OP) is colour, not {modality.upper()}: give a "

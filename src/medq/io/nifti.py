@@ -14,6 +14,9 @@ type when the values to write are whole numbers within it, as a restoration leav
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +143,7 @@ def image_from_nifti(img: Any, source: str | Path | None = None, volume: int | N
     if data.ndim not in (2, 3):
         raise UnsupportedImage(f"an image of {data.ndim} dimensions is not supported", source)
     zooms = [float(z) for z in _in_order(header.get_zooms()[:3], order)[: data.ndim]]
+    unstated = any(_in_order(_stated_zero(img), order)[: data.ndim])  # nibabel made them 1
     affine = _columns_in_order(img.affine, order)
     meta: dict[str, Any] = {"format": fmt, **_integer_voxels(header, dtype)}
     if np.all(np.isfinite(affine)):  # a NaN pixdim or sform states no place in the patient
@@ -155,6 +159,8 @@ def image_from_nifti(img: Any, source: str | Path | None = None, volume: int | N
     spacing = tuple(reversed(zooms))
     if not plausible_spacing(spacing):
         spacing, meta["spacing_assumed"] = (1.0,) * arr.ndim, True
+    elif unstated:
+        meta["spacing_assumed"] = True
     meta["affine_spacing"] = list(spacing)  # what the stored frames were read with
     return MedImage(arr, spacing, "OT", "unknown", {}, str(source) if source else None, meta)
 
@@ -169,6 +175,43 @@ def _integer_voxels(header: Any, dtype: np.dtype) -> dict[str, Any]:
     if slope not in (None, 1.0) or inter not in (None, 0.0):
         return {}
     return integer_storage(dtype)
+
+
+@contextmanager
+def quiet_header_checks() -> Iterator[None]:
+    """Keeps nibabel's header-check messages ("pixdim[1,2,3] should be non-zero; setting 0 dims
+    to 1") off stderr while medq reads a file: medq states what it assumed itself
+    (`spacing_assumed`), in its one-line form."""
+    logger = nib.imageglobals.logger
+    handlers, propagate = list(logger.handlers), logger.propagate
+    quiet = logging.NullHandler()
+    for handler in handlers:
+        logger.removeHandler(handler)
+    logger.addHandler(quiet)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(quiet)
+        for handler in handlers:
+            logger.addHandler(handler)
+        logger.propagate = propagate
+
+
+def _stated_zero(img: Any) -> list[bool]:
+    """Per voxel axis (i, j, k): whether the file states its size as 0, which nibabel reads as
+    1 mm without a word (the header is read again, unchecked, only when a size reads 1)."""
+    header = img.header
+    if not isinstance(header, nib.analyze.AnalyzeHeader) or not np.any(header["pixdim"][1:4] == 1):
+        return [False] * 3
+    holder = img.file_map.get("header") or img.file_map.get("image")
+    try:
+        with holder.get_prepare_fileobj("rb") as fh:
+            fh.seek(holder.pos)
+            raw = type(header).from_fileobj(fh, check=False)["pixdim"][1:4]
+    except Exception:  # noqa: BLE001 - the checked header was read; its sizes stand
+        return [False] * 3
+    return [bool(v == 0) for v in raw]
 
 
 def _in_order(values: Any, order: tuple[int, ...] | None) -> list[Any]:

@@ -20,6 +20,10 @@ SORTS = ("score", "id", "path", "modality", "region", "verdict", "grade", "updat
 REVIEWED = {"yes": True, "no": False}
 """Values of the `reviewed` filter (anything else: no filter)."""
 
+SHOWN_HALF = 0.005
+"""Half the last digit the list shows a score with ("%.2f"): the score filters take in every
+score shown within their bounds (2.496, shown 2.50, is kept by "to 2.5")."""
+
 PAGE_SIZE = 50
 """Items per page of the HTML list."""
 
@@ -63,6 +67,9 @@ def parse_filters(params: Mapping[str, str]) -> tuple[dict[str, Any], int, list[
     if (kwargs["min_score"] is not None and kwargs["max_score"] is not None
             and kwargs["min_score"] > kwargs["max_score"]):
         errors.append("the minimum score is above the maximum")
+    for key, widen in (("min_score", -SHOWN_HALF), ("max_score", SHOWN_HALF)):
+        if kwargs[key] is not None:
+            kwargs[key] += widen
     raw = get["page"]  # "²" is a digit to str.isdigit, and no number to int
     page = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 9 and int(raw) else 1
     return kwargs, page, errors
