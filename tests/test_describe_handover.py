@@ -78,3 +78,33 @@ def test_features_of_another_image_are_not_used(images: list) -> None:
     own = feature_vector(crop, None, detector.extras)
     np.testing.assert_array_equal(x[:len(own)], own)
 
+
+
+def test_a_plane_no_larger_than_its_view_has_its_features_taken_once(
+        images: list, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plane of at most `EVIDENCE_SIZE` px is its own evidence view: the detector's features
+    reuse the evidence pass's (one `slice_features` per plane), and equal a fresh computation;
+    a larger plane takes both."""
+    import medq.assess.evidence as evidence
+    from medq.assess.loading import load_measured
+
+    calls: list[tuple[int, ...]] = []
+    real = evidence.slice_features
+    monkeypatch.setattr(evidence, "slice_features",
+                        lambda a, *args: calls.append(a.shape) or real(a, *args))
+    extras = load_detector().extras
+    small, volume = images[0], images[4]  # 128² CT, a 40-slice MR volume of 197×233
+    for image, planes in ((small, 1), (volume, 7)):
+        calls.clear()
+        loaded = load_measured(image, None, True, features=extras)
+        assert len(calls) == planes, image.shape
+        monkeypatch.setattr(evidence, "slice_features", real)
+        fresh = feature_vector(as_displayed(image), loaded.indices if image.is_volume else None,
+                               extras)
+        np.testing.assert_array_equal(loaded.features, fresh)
+        monkeypatch.setattr(evidence, "slice_features",
+                            lambda a, *args: calls.append(a.shape) or real(a, *args))
+    calls.clear()
+    large = small.with_array(np.kron(small.array, np.ones((3, 3), np.float32)))  # 384²
+    load_measured(large, None, True, features=extras)
+    assert len(calls) == 2  # its 256-px view, then the plane itself

@@ -269,6 +269,31 @@ def test_shipped_network_repairs_degraded_samples(kind: str, margin: float) -> N
     assert str(round(result.before, 2)) in result.note
 
 
+def test_restore_assesses_once_described_and_rescores_without_measures(monkeypatch) -> None:
+    """The first assessment takes the detector's features (the description reads them), the
+    second only the score, whose value the classical measures never change; a user's Assessor
+    keeps its own settings."""
+    import medq
+    import medq.assess.loading as loading
+    from medq.assess.predictor import Assessor
+    from medq.restore.pipeline import restore
+
+    image = load_sample("xr_head")
+    degraded, _ = simulate(image, "xr_quantum_noise", severity="moderate", seed=3)
+    asked: list[tuple[bool, bool]] = []
+    real = loading.load_measured
+    monkeypatch.setattr(loading, "load_measured", lambda item, modality, measures, extras=(),
+                        features=None: asked.append((measures, features is not None))
+                        or real(item, modality, measures, extras, features))
+    mine = Assessor()
+    result = restore(degraded, "auto", assessor=mine)
+    assert result.changed and asked == [(True, True), (False, False)]
+    assert mine.measures and mine.features is None
+    monkeypatch.setattr(loading, "load_measured", real)
+    assert result.after == medq.assess(result.image).score  # measured: the same score
+    assert result.before == medq.assess(degraded).score
+
+
 def test_a_restoration_of_an_image_without_negative_values_makes_none() -> None:
     """A denoiser's undershoot is no activity: a restored PET (all values ≥ 0) has none below 0
     (the shipped network's gave −0.15 here)."""

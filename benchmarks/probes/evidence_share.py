@@ -32,8 +32,8 @@ def main() -> None:
         paths = make_slices(Path(tmp), args.slices)
         real = throughput(Assessor("mediqa-s", measures=False, threads=2), paths)
         first = load(paths[0])
-        fixed = loading.evidence_views(first, loading.input_indices(first))
-        loading.evidence_views = lambda image, indices: fixed  # forked workers inherit it
+        fixed = loading.evidence_pass(first, loading.input_indices(first))
+        loading.evidence_pass = lambda image, indices, **_: fixed  # forked workers inherit it
         free = throughput(Assessor("mediqa-s", measures=False, threads=2), paths)
     print(f"with the evidence pass:          {real['per_second']:.1f} slices/s")
     print(f"evidence replaced by a constant: {free['per_second']:.1f} slices/s")

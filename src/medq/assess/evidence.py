@@ -29,7 +29,7 @@ full-plane vector when its calibration lists them (`python -m medq.describe.cali
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -224,15 +224,21 @@ def _context(image: Any, plane: np.ndarray) -> list[float]:
 
 def feature_vector(image: Any, indices: list[int] | None = None,
                    extras: tuple[str, ...] = (),
-                   measured: Sequence[Mapping[str, float]] | None = None) -> np.ndarray:
+                   measured: Sequence[Mapping[str, float]] | None = None,
+                   taken: Sequence[Mapping[str, float] | None] | None = None) -> np.ndarray:
     """The full-plane feature vector of a MedImage (FEATURE_NAMES, then the `extras` of
     `DETECTOR_EXTRAS` asked for); volumes on `indices` (salient), each feature the mean over
-    the planes. `measured`: each plane's classical measures, when taken (`slice_features`)."""
+    the planes. `measured`: each plane's classical measures, when taken (`slice_features`);
+    `taken`: each plane's `slice_features` where already taken on the whole plane
+    (`EvidencePass.whole`: a plane no larger than its evidence view), else None."""
     wanted = ordered_extras(extras)
     planes = _planes(image, indices)
     if measured is None or len(measured) != len(planes):
         measured = [None] * len(planes)
-    rows = [slice_features(p, image.modality, m) for p, m in zip(planes, measured, strict=True)]
+    if taken is None or len(taken) != len(planes):
+        taken = [None] * len(planes)
+    rows = [t if t is not None else slice_features(p, image.modality, m)
+            for p, m, t in zip(planes, measured, taken, strict=True)]
     slice_part = [float(np.mean([r[k] for r in rows])) for k in SLICE_NAMES]
     extra_part = [_extra(name, planes, image.modality) for name in wanted]
     return np.asarray(slice_part + _context(image, planes[0]) + extra_part, dtype=np.float32)
@@ -302,12 +308,23 @@ def plane_streak(plane: np.ndarray, longest: int = EVIDENCE_SIZE) -> float:
     return streak_index(read_plane(shrink(np.asarray(plane, dtype=np.float64), longest), "CT"))
 
 
-def evidence_views(image: Any, indices: list[int] | None = None, longest: int = EVIDENCE_SIZE,
-                   extras: tuple[str, ...] = ()) -> tuple[np.ndarray, list[float]]:
-    """`evidence_rows` and each plane's raw CT streak index (`plane_streak`, nan for other
-    modalities), so the classical measures need not take it again (`compute_measures(streak=…)`)."""
+class EvidencePass(NamedTuple):
+    """What the evidence pass takes of an image: its `evidence_rows`, each plane's raw CT
+    streak index (`plane_streak`, nan for other modalities: `compute_measures(streak=…)` need
+    not take it again) and, for each plane no larger than its view (the view is the plane),
+    its `slice_features` (`feature_vector(taken=…)` need not take them again), else None."""
+
+    rows: np.ndarray
+    streaks: list[float]
+    whole: list[dict[str, float] | None]
+
+
+def evidence_pass(image: Any, indices: list[int] | None = None, longest: int = EVIDENCE_SIZE,
+                  extras: tuple[str, ...] = ()) -> EvidencePass:
+    """The evidence rows of an image on views of at most `longest` px, with what they took that
+    later passes reuse (`EvidencePass`)."""
     wanted = ordered_row_extras(extras)
-    rows, streaks = [], []
+    rows, streaks, whole = [], [], []
     for plane in _planes(image, indices):
         view = shrink(plane, longest)
         found = slice_features(view, image.modality)
@@ -315,7 +332,15 @@ def evidence_views(image: Any, indices: list[int] | None = None, longest: int = 
                 for name in wanted]
         rows.append([found[k] for k in SLICE_NAMES] + _context(image, plane) + tail)
         streaks.append(found["streak_index"])
-    return np.asarray(rows, dtype=np.float32), streaks
+        whole.append(found if view is plane else None)
+    return EvidencePass(np.asarray(rows, dtype=np.float32), streaks, whole)
+
+
+def evidence_views(image: Any, indices: list[int] | None = None, longest: int = EVIDENCE_SIZE,
+                   extras: tuple[str, ...] = ()) -> tuple[np.ndarray, list[float]]:
+    """`evidence_rows` and each plane's raw CT streak index (`evidence_pass`)."""
+    taken = evidence_pass(image, indices, longest, extras)
+    return taken.rows, taken.streaks
 
 
 def evidence_rows(image: Any, indices: list[int] | None = None,

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from medq.assess.evidence import evidence_views
+from medq.assess.evidence import evidence_pass
 from medq.assess.prompts import Prompts
 from medq.assess.slices import input_indices
 from medq.errors import InputError, MedqError
@@ -62,7 +62,7 @@ def slim(image: MedImage, indices: list[int]) -> MedImage:
 def plane_measures(image: MedImage, indices: list[int],
                    streaks: list[float] | None = None) -> list[dict[str, float]]:
     """Classical measures of a 2D image, or of each of a volume's salient slices; `streaks`:
-    each plane's CT streak index when already taken (`evidence.evidence_views`)."""
+    each plane's CT streak index when already taken (`evidence.evidence_pass`)."""
     from medq.assess.measures import compute_measures
 
     arrays = [image.array[i] for i in indices] if image.is_volume else [image.array]
@@ -186,11 +186,11 @@ def load_measured(item: Item, modality: str | None, measures: bool,
         check_assessable(image, modality is not None)
         image = as_displayed(image)  # a MONOCHROME1 radiograph as it is shown
         indices = input_indices(image)
-        rows, streaks = evidence_views(image, indices, extras=extras)  # streak index taken once
-        planes = plane_measures(image, indices, streaks) if measures else None
+        taken = evidence_pass(image, indices, extras=extras)  # streak index taken once
+        planes = plane_measures(image, indices, taken.streaks) if measures else None
         vector = None if features is None else feature_vector(
-            image, indices if image.is_volume else None, features, planes)
-        return Loaded(slim(image, indices), indices, rows,
+            image, indices if image.is_volume else None, features, planes, taken.whole)
+        return Loaded(slim(image, indices), indices, taken.rows,
                       prompts_from_image(image, load_classifier()), tuple(image.shape),
                       classical_measures(image, indices, planes=planes) if measures else {},
                       vector)

@@ -13,6 +13,7 @@ Paths that fail to load or assess become typed errors in place; the batch goes o
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor
 from pathlib import Path
@@ -101,6 +102,17 @@ class Assessor:
         load_classifier()  # loaded (and cached) here, before the loader workers fork
         self.features = load_detector().extras if describe else None
         self.workers = torch.get_num_threads()
+
+    def with_settings(self, *, measures: bool | None = None,
+                      describe: bool | None = None) -> Assessor:
+        """This Assessor, on the same loaded model, taking the classical measures or the
+        detector's features or not (`measures`, `describe`; None: as this one does)."""
+        other = copy.copy(self)
+        if measures is not None:
+            other.measures = bool(measures)
+        if describe is not None:
+            other.features = load_detector().extras if describe else None
+        return other
 
     def assess(self, image: Item) -> Assessment:
         """Assess one image (MedImage or path); raises typed errors."""

@@ -272,7 +272,7 @@ def restore(
     as_folder = output_text.endswith(("/", os.sep)) or (len(found) > 1 and len(inputs) == 1)
     ready = outcome.run(output, lambda: _prepare(paths, inputs, output, as_folder))
     assessor = None if isinstance(ready, BaseException) else \
-        outcome.run("mediqa-s", lambda: Assessor("mediqa-s", modality=modality))
+        outcome.run("mediqa-s", lambda: Assessor("mediqa-s", modality=modality, describe=True))
     if isinstance(ready, BaseException) or isinstance(assessor, BaseException):
         if as_json:  # still a JSON list, one error object per input
             failure = ready if isinstance(ready, BaseException) else assessor

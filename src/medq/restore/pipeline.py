@@ -138,13 +138,17 @@ def _score(assessment: Any) -> float | None:
     return None if assessment is None else float(assessment.score)
 
 
-def _assess(image: MedImage, assessor: Any) -> Any:
-    """Assess with the given Assessor, else medq's default model (loaded once)."""
+def _assess(image: MedImage, assessor: Any, *, measures: bool, describe: bool) -> Any:
+    """Assess with the given Assessor's model, else medq's default one (loaded once), taking
+    the classical measures and the detector's features only where they are read: the first
+    assessment is described (the features read the measures they share), the second gives a
+    score alone."""
     if assessor is not None:
-        return assessor.assess(image)
-    import medq.assess
+        return assessor.with_settings(measures=measures, describe=describe).assess(image)
+    from medq.assess import shared_assessor
+    from medq.assess.weights import DEFAULT_MODEL
 
-    return medq.assess.assess(image)
+    return shared_assessor(DEFAULT_MODEL, measures, None, describe).assess(image)
 
 
 METHOD_WORDS = {"auto": "the network, conditioned on the description (auto)",
@@ -267,7 +271,8 @@ def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
     if method not in METHODS:
         raise InvalidParameter(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
     check_assessment(assessment, image)
-    assessment = assessment if assessment is not None else _assess(image, assessor)
+    assessment = assessment if assessment is not None else _assess(
+        image, assessor, measures=True, describe=True)
     report = report_from(assessment, image)
     net, _ = load_restorer(model or DEFAULT_RESTORER)
     shown = as_displayed(image)  # a MONOCHROME1 radiograph restored as it is shown
@@ -318,7 +323,8 @@ def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
     step = {"step": "restore", "method": method, "findings": addressed, "model": network,
             "consistency": done or None}
     restored = image.with_array(array, step=step)
-    after = _score(_assess(restored, assessor)) if reassess else None
+    after = _score(_assess(restored, assessor, measures=False, describe=False)) \
+        if reassess else None
     return RestoreResult(restored, True, after=after, findings_addressed=addressed,
                          note=_note(method, addressed, before, after,
                                     image.meta.get("lossy_compression")),
