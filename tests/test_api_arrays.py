@@ -16,7 +16,7 @@ from medq.assess.predictor import Assessor
 from medq.data.samples import load_sample
 from medq.errors import InvalidImage, InvalidParameter, UnsupportedImage
 from medq.image import MedImage
-from medq.io import as_image, from_array, load
+from medq.io import as_image, from_array, load, save
 
 
 def test_grey_array_is_an_image_in_its_own_units() -> None:
@@ -369,3 +369,78 @@ def test_wrong_kinds_of_argument_are_refused_in_one_typed_line(ct_slice: MedImag
         report_from(own, part.array)
     assert report_from(own, ct_slice).verdict == medq.describe(ct_slice).verdict
     assert not list(tmp_path.iterdir())
+
+
+def test_an_assessment_gives_the_caller_s_thread_count_back(ct_slice: MedImage) -> None:
+    import torch
+
+    own = torch.get_num_threads()
+    medq.assess(ct_slice)
+    try:
+        torch.set_num_threads(1)  # the caller's choice after the model was loaded
+        medq.assess(ct_slice)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(own)
+
+
+def test_an_image_of_a_modality_medq_does_not_grade_is_refused_however_it_is_made(
+        ct_slice: MedImage) -> None:
+    ultrasound = ct_slice.evolve(modality="US")
+    for call in (medq.assess, medq.describe):
+        with pytest.raises(UnsupportedImage, match="modality US is not one medq grades"):
+            call(ultrasound)
+    with pytest.raises(UnsupportedImage, match="modality US"):
+        medq.assess(from_array(ct_slice.array, modality="US"))
+
+
+def test_a_description_of_an_assessed_array_reads_it_at_the_assessed_pixel_size(
+        ct_slice: MedImage) -> None:
+    from medq.describe import report_from
+
+    pixels = ct_slice.array.copy()
+    assessment = medq.assess(pixels, modality="CT", spacing=ct_slice.spacing)
+    told = medq.describe(pixels, modality="CT", spacing=ct_slice.spacing)
+    assert report_from(assessment, pixels).to_dict() == told.to_dict()
+    assert "spacing" not in assessment.to_dict()
+
+
+def test_a_quality_report_is_rebuilt_from_its_json(mr_slice: MedImage) -> None:
+    import json
+
+    from medq.describe.schema import QualityReport
+
+    report = medq.describe(mr_slice)
+    again = QualityReport.from_dict(json.loads(json.dumps(report.to_dict())))
+    assert again == report and all(type(f).__name__ == "Finding" for f in again.findings)
+
+
+def test_channel_first_volumes_other_libraries_images_and_names_in_any_case(
+        tmp_path: Path, mni_t1: MedImage) -> None:
+    import nibabel as nib
+
+    block = mni_t1.array[40:44, 20:84, 16:80]
+    image = from_array(block[None], spacing=(1.0, 2.0, 2.0, 2.0))  # (1, z, y, x), as MONAI
+    assert image.shape == block.shape and image.spacing == (2.0, 2.0, 2.0)
+    assert image.meta["array_shape"] == [1, *block.shape]
+    with pytest.raises(UnsupportedImage, match="4D array of 2 channels.*array\\[k\\]"):
+        from_array(np.stack([block, block]))
+    path = save(MedImage(block, (2.0, 2.0, 2.0), "MR", "brain"), tmp_path / "t1.nii.gz")
+    with pytest.raises(UnsupportedImage, match="a nibabel Nifti1Image: give medq its file path"):
+        as_image(nib.load(path))
+    assert load(path, modality="MRI").modality == "MR"  # the aliases medq assess takes
+    blurred, record = medq.simulate(block, "BLUR", severity="mild", modality="mri")
+    assert blurred.modality == "MR" and record.name == "blur"
+    with pytest.raises(InvalidParameter, match="outside 0.0001–10000 mm"):
+        from_array(block, spacing=1e-9)  # metres given as millimetres, or the like
+
+
+def test_an_integer_array_is_saved_in_its_own_type(tmp_path: Path, mni_t1: MedImage) -> None:
+    import nibabel as nib
+
+    block = np.round(mni_t1.array[40:44, 20:84, 16:80] * 1000).astype(np.int16)
+    path = save(block, tmp_path / "labels.nii.gz", spacing=2.0)
+    assert nib.load(path).get_data_dtype() == np.int16
+    np.testing.assert_array_equal(load(path).array, block)
+    floats = save(block + np.float32(0.5), tmp_path / "floats.nii.gz", spacing=2.0)
+    assert nib.load(floats).get_data_dtype() == np.float32

@@ -15,7 +15,7 @@ from medq.assess.masks import (
     body_and_anatomy,
     foreground_mask,
 )
-from medq.errors import InvalidImage
+from medq.errors import InvalidImage, InvalidParameter
 
 
 def _two_level(shape: tuple[int, int] = (20, 20)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -438,6 +438,9 @@ def test_compute_measures_sets_per_modality(ct_slice, mr_slice, retina):
     assert len(measures.MEASURE_NAMES) == len(set(measures.MEASURE_NAMES))
     for result in (ct, op):
         assert all(isinstance(v, float) and np.isfinite(v) for v in result.values())
+    np.testing.assert_equal(measures.compute_measures(mr_slice.array, "mri"), mr)  # an alias
+    with pytest.raises(InvalidParameter, match="unknown modality 'BANANA'"):
+        measures.compute_measures(mr_slice.array, "banana")  # not the generic measures
 
 
 def test_ct_snr_is_signal_above_air_so_water_and_fat_bodies_read_positive_and_fall_with_noise():

@@ -414,3 +414,9 @@ def test_huge_finite_values_and_tensors_with_grad_are_measured():
         np.sqrt(3.75) * 1e300, rel=1e-12)
     graded = torch.tensor([1.0, 2, 3, 4], requires_grad=True)
     assert srcc(graded, [1, 3, 2, 4]) == pytest.approx(0.8)
+
+
+def test_correlations_refuse_a_table_where_one_value_per_item_is_meant() -> None:
+    with pytest.raises(InvalidParameter, match=r"shape \(3, 2\); give one value per item"):
+        srcc(np.arange(6.0).reshape(3, 2), np.arange(6.0))
+    assert srcc(np.arange(6.0)[:, None], np.arange(6.0)[None]) == pytest.approx(1.0)

@@ -152,6 +152,8 @@ def test_unknown_method_and_missing_weights_are_clear_errors() -> None:
 
     with pytest.raises(InvalidParameter, match="choose from auto, net, bm3d, nlm, tv"):
         restore(load_sample("ct_small"), "median")
+    named = restore(load_sample("mr_small"), "BM3D", reassess=False, force=True)  # as the docs
+    assert named.method == "bm3d" and named.changed  # write it
     with pytest.raises(InvalidParameter, match="no restoration network weights called"):
         load_restorer("no-such-restorer")
     with pytest.raises(InvalidParameter, match="a shipped quality model, not a restoration"):

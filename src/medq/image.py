@@ -107,10 +107,11 @@ class MedImage:
         arr = np.asarray(self.array)
         if arr.dtype != np.float32:
             arr = as_float32(arr, self.source)
-        modality = str(self.modality).upper()
+        modality = modality_code(self.modality)  # "ct", "MRI", "PET" as CT, MR, PT
         if modality not in MODALITIES:
             raise InvalidParameter(
-                f"unknown modality {self.modality!r}; expected one of {MODALITIES}")
+                f"unknown modality {self.modality!r}; expected one of {MODALITIES} (or "
+                f"{', '.join(MODALITY_ALIASES)})")
         region = str(self.region).lower()
         if region not in REGIONS:
             raise InvalidParameter(f"unknown region {self.region!r}; expected one of {REGIONS}")

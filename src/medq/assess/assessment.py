@@ -190,11 +190,16 @@ class Assessment:
     """The description's full-plane detector features of the image, when the Assessor took
     them for a description (`Assessor(describe=True)`); not part of the JSON output."""
 
+    spacing: list[float] | None = field(default=None, repr=False, compare=False)
+    """The pixel size (mm) the image was assessed at, so that `medq.describe.report_from`
+    reads an array given again at the same size; not part of the JSON output."""
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict (`path` first, as in `medq assess --json`; without the detector
-        features, an internal hand-over to the description)."""
+        features and the spacing, internal hand-overs to the description)."""
         data = asdict(self)
         data.pop("detector_features")
+        data.pop("spacing")
         return {"path": data.pop("path"), **data}
 
 

@@ -21,7 +21,7 @@ from medq.assess.evidence import evidence_pass
 from medq.assess.prompts import Prompts
 from medq.assess.slices import input_indices
 from medq.errors import InputError, MedqError
-from medq.image import MedImage
+from medq.image import GRADED_MODALITIES, MedImage
 
 Item = MedImage | str | Path | np.ndarray
 """An input: an image already in memory, a path (file, or a directory holding one series) or a
@@ -129,6 +129,10 @@ def check_assessable(image: MedImage, told: bool = False) -> None:
                                "capture or a fused display?): medq grades such images in grey; "
                                "the --modality OP of medq assess, describe or restore reads it "
                                "as a photograph", image.source)
+    if image.modality not in (*GRADED_MODALITIES, "OT"):  # a MedImage made as US, say
+        raise UnsupportedImage(f"modality {image.modality} is not one medq grades (CT, MR, PET, "
+                               "radiographs, photographs): name one of those, or OT",
+                               image.source)
     said = phase_like(image)
     if said:
         raise UnsupportedImage(f"not a magnitude image ({said}): medq assesses magnitude MR "

@@ -32,7 +32,8 @@ from medq.assess.iqms import (
 )
 from medq.assess.masks import air_mask, body_and_anatomy, is_rgb, to_gray
 from medq.assess.slices import salient_slices
-from medq.errors import InvalidImage
+from medq.errors import InvalidImage, InvalidParameter
+from medq.image import MODALITIES, modality_code
 
 MEASURE_NAMES = ("foreground_fraction", "noise_sigma", "noise_sigma_flat", "snr", "efc", "fber",
                  "sharpness", "laplacian_variance", "blur", "dynamic_range", "clipping_fraction",
@@ -89,7 +90,9 @@ def compute_measures(array: np.ndarray, modality: str, mask: np.ndarray | None =
     EFC is undefined and the padding's energy counts as background in FBER). `value_range`
     defaults to (0, 1) for photographs.
     """
-    modality = str(modality).upper()
+    modality = modality_code(modality)  # "ct", "MRI" as CT, MR
+    if modality not in MODALITIES:
+        raise InvalidParameter(f"unknown modality {modality!r}; expected one of {MODALITIES}")
     rgb = is_rgb(array, modality)
     a = to_gray(array) if rgb else _f64(array)
     finite = np.isfinite(a)

@@ -140,6 +140,7 @@ class Assessor:
         chunks = [items[s:s + self.batch_size] for s in range(0, len(items), self.batch_size)]
         workers = self.workers if len(items) >= POOL_MIN_ITEMS and self.workers > 1 else None
         results: list[Assessment | MedqError] = []
+        callers = torch.get_num_threads()  # given back after the call, whatever it ran on
         # the workers live for one call (nothing lingers until interpreter exit); a Ctrl-C
         # stops them at once
         with pool_of(workers) as pool:
@@ -153,7 +154,7 @@ class Assessor:
                     if progress:
                         progress(len(chunk))
             finally:
-                torch.set_num_threads(self.workers)
+                torch.set_num_threads(callers)
         return results
 
     def _load(self, items: list[Item], pool: Executor | None) -> list[Any]:
@@ -255,6 +256,7 @@ class Assessor:
             slice_gaps=image.meta.get("slice_gaps"),
             nonfinite_fraction=image.meta.get("nonfinite_fraction") or None,
             detector_features=None if p["features"] is None else p["features"].tolist(),
+            spacing=[float(v) for v in image.spacing],
             acquisition=None if "acquisition" not in out else
             acquisition_report(image, out["acquisition"][0].numpy(), self.acquisition))
 

@@ -152,7 +152,7 @@ def register(name: str, *, unit: str, worse: str, bounds: tuple[float, float, fl
 def get_spec(name: str) -> DegradationSpec:
     """The spec registered under `name`; InvalidParameter naming the choices when unknown."""
     try:
-        return _REGISTRY[name]
+        return _REGISTRY[str(name).strip().lower()]  # "CT_LOW_DOSE" as ct_low_dose
     except KeyError:
         raise InvalidParameter(
             f"unknown degradation {name!r}; choose from {', '.join(sorted(_REGISTRY))}") from None
@@ -182,11 +182,16 @@ def simulate(image: MedImage | np.ndarray | str | Path, kind: str, level: float 
 
     `image` is a MedImage, a path or a NumPy array (`medq.io.as_image`, with the caller's
     `modality`, `region` and `spacing` in mm: the engine's levels are physical); the degraded
-    pixels are the result's `.array`."""
+    pixels are the result's `.array`. The result is a MedImage like `medq.load`'s: a colour
+    picture on MedImage's 0–1 scale (`medq.io.arrays.on_given_scale(result)` gives the
+    caller's 0–255), an array given as `(1, y, x)` as `(y, x)`, and pixels that were NaN or
+    infinite read as `medq.io.arrays.finite_pixels` reads them (`medq.save` writes them back as
+    they were)."""
     from medq.io.arrays import as_image
 
     image = as_image(image, modality=modality, region=region, spacing=spacing)
     spec = get_spec(kind)
+    kind = spec.name  # as registered, whatever its case
     if image.modality not in spec.modalities:
         hint = (" (the input does not say: pass --modality, or modality= in Python)"
                 if image.modality == "OT" else "")

@@ -85,3 +85,11 @@ class QualityReport:
         """JSON-friendly dict (`path` first, as in `medq describe --json`)."""
         data = asdict(self)
         return {"path": data.pop("path"), **data}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> QualityReport:
+        """The report `to_dict` (or one object of `medq describe --json`) describes, its
+        findings as `Finding`s again."""
+        findings = [f if isinstance(f, Finding) else Finding(**f)
+                    for f in data.get("findings", [])]
+        return cls(**{**data, "findings": findings})

@@ -27,9 +27,17 @@ from medq.errors import (
 )
 from medq.image import MedImage
 from medq.io import archive, dicom, dicom_series, dicom_write, gz, itk, neuro, nifti, raster
-from medq.io.arrays import as_image, finite_pixels, from_array, named_changes, with_nonfinite
+from medq.io.arrays import (
+    as_image,
+    finite_pixels,
+    from_array,
+    host_array,
+    named_changes,
+    with_nonfinite,
+)
 from medq.io.atomic import cannot_write
 from medq.io.bids import BIDS_META, inherited_sidecar, sidecar_acquisition
+from medq.io.polarity import integer_storage
 from medq.io.sidecar import check_sidecar_writable, read_sidecar, write_sidecar
 from medq.io.special import SPECIAL_REASON, is_special_file
 from medq.io.units import infer_modality
@@ -305,7 +313,10 @@ def save(image: MedImage | np.ndarray, path: str | Path, *, reference: str | Pat
             pixels).all() and named not in NONFINITE_FORMATS:
         raise InvalidImage("cannot save an image with NaN or infinite pixels in this format "
                            "(NIfTI, MetaImage, NRRD and .npy keep them)", p)
+    given = None if isinstance(image, MedImage) else np.asarray(host_array(image)).dtype
     image = as_image(image, modality=modality, region=region, spacing=spacing)
+    if given is not None and not image.is_rgb and integer_storage(given):  # an int16 array:
+        image = image.evolve(meta={**image.meta, **integer_storage(given)})  # written as int16
     if image.meta.get("nonfinite") and named in NONFINITE_FORMATS:  # the NaN/inf pixels that
         image = image.evolve(array=with_nonfinite(image.array, image))  # reading set aside
     fmt = check_writable(image, p)

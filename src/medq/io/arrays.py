@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from medq.errors import InvalidImage, InvalidParameter, UnsupportedImage
-from medq.image import PHOTO_MODALITIES, MedImage
+from medq.image import PHOTO_MODALITIES, PLAUSIBLE_SPACING_MM, MedImage, plausible_spacing
 from medq.io.units import COLOUR
 
 COLOUR_CHANNELS = (3, 4)
@@ -109,25 +109,31 @@ def _spacing(spacing: float | Sequence[float] | None, spatial: int) -> tuple[flo
     if spacing is None:
         return ()
     try:  # MedImage checks the count and the values
-        if np.isscalar(spacing):
-            return (float(spacing),) * spatial
-        return tuple(float(s) for s in spacing)
+        values = ((float(spacing),) * spatial if np.isscalar(spacing)
+                  else tuple(float(s) for s in spacing))
     except (TypeError, ValueError) as e:
         raise InvalidParameter(f"spacing must be a number or one number per axis, got "
                                f"{spacing!r}") from e
+    usable = all(np.isfinite(v) and v > 0 for v in values)  # else MedImage says what is wrong
+    if usable and not plausible_spacing(values):
+        low, high = PLAUSIBLE_SPACING_MM
+        raise InvalidParameter(f"spacing {values} lies outside {low:g}–{high:g} mm: give the "
+                               "pixel size in millimetres")
+    return values
 
 
-def _dropped(spacing: float | Sequence[float] | None, axis: int
+def _dropped(spacing: float | Sequence[float] | None, axis: int, ndim: int = 3
              ) -> float | Sequence[float] | None:
-    """The spacing of an array whose `axis` of length 1 is dropped: a sequence of three (one
-    per axis the caller gave) loses that axis' entry; anything else stays as it is."""
+    """The spacing of an `ndim`-axis array whose `axis` of length 1 is dropped: a sequence of
+    `ndim` (one per axis the caller gave) loses that axis' entry; anything else stays as it
+    is."""
     if spacing is None or np.isscalar(spacing):
         return spacing
     try:
         values = list(spacing)  # type: ignore[arg-type]
     except TypeError:
         return spacing
-    if len(values) != 3:
+    if len(values) != ndim:
         return spacing
     del values[axis]
     return values
@@ -147,7 +153,8 @@ def from_array(array: Any, *, spacing: float | Sequence[float] | None = None,
                modality: str | None = None, region: str | None = None,
                source: str | None = None, meta: dict[str, Any] | None = None) -> MedImage:
     """A MedImage of an array: grey `(y, x)` / `(z, y, x)` in its own units (a trailing axis of
-    length 1 is dropped, as is a leading one: `(1, y, x)`; a spacing given per axis loses
+    length 1 is dropped, as is a leading one: `(1, y, x)`, `(1, z, y, x)` as MONAI and TorchIO
+    hold one channel; a spacing given per axis loses
     that axis' entry too, and `meta["array_shape"]` keeps the shape given, so that a restored
     array comes back in it), or colour `(y, x, 3|4)` as a
     photograph (modality OP, values scaled to 0–1). `spacing` in mm (a number for every axis,
@@ -175,13 +182,17 @@ def from_array(array: Any, *, spacing: float | Sequence[float] | None = None,
                                "medq.assess.predictor.Assessor().assess_many(inputs); for one "
                                "volume pass np.stack(images)", source)
     given_shape = list(arr.shape)
+    if arr.ndim == 4 and arr.shape[0] == 1:  # channel first, as MONAI and TorchIO hold a volume
+        arr, spacing = arr[0], _dropped(spacing, 0, 4)
     if arr.ndim == 3 and arr.shape[-1] == 1:
         arr, spacing = arr[..., 0], _dropped(spacing, -1)
     elif arr.ndim == 3 and arr.shape[0] == 1 and arr.shape[-1] not in COLOUR_CHANNELS:
         arr, spacing = arr[0], _dropped(spacing, 0)  # one slice (1, y, x) is a plane: 2D
     if arr.ndim not in (2, 3) or arr.size == 0:
+        several = (f"; a {arr.ndim}D array of {arr.shape[0]} channels or volumes: pass one, "
+                   "array[k]" if arr.ndim == 4 and arr.size else "")
         raise UnsupportedImage(f"array of shape {arr.shape} is not a 2D (y, x) or 3D (z, y, x) "
-                               "image", source)
+                               f"image{several}", source)
     colour = _colour(arr, modality, source)
     pixels, scale = _unit_colour(arr, source) if colour else (arr, None)
     spatial = 2 if colour else arr.ndim
@@ -193,6 +204,17 @@ def from_array(array: Any, *, spacing: float | Sequence[float] | None = None,
                      modality or ("OP" if colour else "OT"), region or "unknown", {}, source,
                      info)
     return finite_pixels(image)
+
+
+FOREIGN_IMAGES = {
+    "SimpleITK": "give medq its file path (medq.load reads its spacing and modality), or "
+                 "SimpleITK.GetArrayFromImage(image) with spacing=image.GetSpacing()[::-1]",
+    "nibabel": "give medq its file path (medq.load reads its spacing and axes as (z, y, x))",
+    "pydicom": "give medq its file path (or the series folder)",
+    "torchio": "give medq its file path, or image.data[0] (one channel) with its spacing",
+}
+"""Image objects of other libraries the Python API is handed, by top-level module: what to give
+instead (their arrays hold no spacing, or hold it in another axis order)."""
 
 
 def as_image(item: Any, *, modality: str | None = None, region: str | None = None,
@@ -214,6 +236,9 @@ def as_image(item: Any, *, modality: str | None = None, region: str | None = Non
             return image
         return image.evolve(spacing=_spacing(spacing, len(image.spacing)),
                             meta={**image.meta, "spacing_assumed": False})
+    library = type(item).__module__.partition(".")[0]
+    if library in FOREIGN_IMAGES:
+        raise UnsupportedImage(f"a {library} {type(item).__name__}: {FOREIGN_IMAGES[library]}")
     if item is None or isinstance(item, (dict, set, bytes, int, float)):
         raise UnsupportedImage(f"expected a path, a MedImage or an array, got "
                                f"{type(item).__name__}")

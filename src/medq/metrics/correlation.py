@@ -38,8 +38,12 @@ MIN_PAIRS = 3
 def finite_rows(*columns: ArrayLike) -> list[np.ndarray]:
     """The columns flattened to float64, keeping the rows where every column is finite
     (`InvalidParameter` when their lengths differ)."""
-    arrays = [as_values(c, f"column {k + 1} of {len(columns)}").ravel()
-              for k, c in enumerate(columns)]
+    arrays = [as_values(c, f"column {k + 1} of {len(columns)}") for k, c in enumerate(columns)]
+    for k, a in enumerate(arrays):
+        if sum(n > 1 for n in a.shape) > 1:  # (n,), (n, 1) and (1, n) are one value per item
+            raise InvalidParameter(f"column {k + 1} of {len(columns)}: an array of shape "
+                                   f"{a.shape}; give one value per item (a 1D sequence)")
+    arrays = [a.ravel() for a in arrays]
     if len({a.size for a in arrays}) > 1:
         raise InvalidParameter("columns of unequal length: "
                                + " and ".join(f"{a.size} values" for a in arrays))

@@ -268,8 +268,9 @@ def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
     from medq.describe import report_from
     from medq.restore.models import DEFAULT_RESTORER, load_restorer
 
-    if method not in METHODS:
+    if str(method).strip().lower() not in METHODS:
         raise InvalidParameter(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+    method = str(method).strip().lower()  # "BM3D" as bm3d
     check_assessment(assessment, image)
     assessment = assessment if assessment is not None else _assess(
         image, assessor, measures=True, describe=True)
