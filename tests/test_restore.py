@@ -209,7 +209,25 @@ def test_clean_real_head_ct_described_mildly_soft_is_returned_unchanged() -> Non
     result = restore(image, "auto", reassess=False)
     assert not result.changed and np.array_equal(result.image.array, image.array)
     assert result.note.startswith("Only mild"), result.note
-    assert restore(image, "auto", reassess=False, force=True).changed  # --force still restores
+    forced = restore(image, "auto", reassess=False, force=True)
+    assert forced.changed and not forced.findings_addressed  # --force still restores
+    assert "(forced: the description found mild" in forced.note, forced.note
+    assert "which alone does not open the gate" in forced.note
+    rescored = forced.rescored(4.2)  # as `medq restore` scores the file it wrote
+    assert rescored.after == 4.2 and "to 4.20" in rescored.note and "(forced:" in rescored.note
+
+
+def test_a_ct_result_goes_no_lower_than_air_where_its_input_did_not() -> None:
+    from medq.io.polarity import CT_FLOOR_HU, physical_floor
+
+    ct = load_sample("ct_small")
+    low = float(ct.array.min())
+    undershot = physical_floor(ct.array - 200.0, ct)  # its air (−896 HU) below −1024
+    assert undershot.min() == min(low, CT_FLOOR_HU)
+    padded = ct.with_array(np.where(np.arange(128)[None] < 4, -3024.0, ct.array))
+    np.testing.assert_array_equal(physical_floor(padded.array, padded), padded.array)  # kept
+    mr = load_sample("mr_small")
+    assert physical_floor(mr.array - 1000.0, mr).min() == 0.0  # a magnitude stays ≥ 0
 
 
 def test_restoring_a_lossy_file_says_what_it_cannot_recover() -> None:

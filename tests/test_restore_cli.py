@@ -206,6 +206,10 @@ def test_cli_restore_dicom_keeps_format_and_header(tmp_path: Path) -> None:
     import medq
 
     clean, restored = medq.load(src), medq.load(out)
+    assert row["after"] == medq.assess(out).score  # the file as written (whole HU), not floats
+    assert restored.array.min() >= min(medq.load(noisy).array.min(), -1024.0)
+    assert f"{row['after']:.2f}" in row["note"] and "re-assessed" not in \
+        ds_out.DerivationDescription  # the file's own record states no score of itself
     from medq.metrics.fidelity import psnr
 
     w = (-160.0, 240.0)

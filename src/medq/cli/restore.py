@@ -287,11 +287,14 @@ def restore(
             target = folder  # a volume: a series folder
         check_writable(image, target)  # before the work, not after it
         result = run_restore(image, method, model=model, assessor=assessor, force=force,
-                             consistency=consistency)
+                             consistency=consistency, reassess=False)
         written = save(result.image, target, reference=dicom_reference(image),
                        description=f"medq restore {method}: {result.note.rstrip('.')}")
         if not result.changed:
             _keep_jpeg_bytes(path, image, written)
+        else:  # the score of the file as written (its pixels rounded to what it holds)
+            scorer = assessor.with_settings(measures=False, describe=False)
+            result = result.rescored(scorer.assess(load(written, modality=modality)).score)
         return dict(result.to_dict(), path=shown(path), output=str(written))
 
     with progress_bar("restoring") as bar:  # one volume takes long too

@@ -68,13 +68,25 @@ def storable_range(image: MedImage) -> tuple[float, float] | None:
     return ends[0], ends[1]
 
 
-def no_new_negatives(array: np.ndarray, image: MedImage) -> np.ndarray:
-    """`array` (a result computed from `image`, in its stored values) clipped at 0 when `image`
-    has no negative value: a PET's activity, an MR magnitude or a photograph's intensity stays
-    physical after a denoiser's undershoot; anything else unchanged."""
-    if image.is_rgb or value_range(image.array)[0] < 0:
+CT_FLOOR_HU = -1024.0
+"""The lowest value a CT result may take where its input went no lower: the usual floor of CT
+numbers (air is −1000 HU); a network's undershoot in the air reached −1049."""
+
+
+def physical_floor(array: np.ndarray, image: MedImage) -> np.ndarray:
+    """`array` (a result computed from `image`, in its stored values) clipped at the lowest
+    value `image`'s quantity can take: 0 when `image` has no negative value (a PET's activity,
+    an MR magnitude or a photograph's intensity stays physical after a denoiser's undershoot);
+    for CT, −1024 HU or the input's own lowest value (its padding) where that is lower;
+    anything else unchanged."""
+    if image.is_rgb:
         return array
-    return np.maximum(array, 0, dtype=np.asarray(array).dtype)
+    lowest = value_range(image.array)[0]
+    if lowest >= 0:
+        return np.maximum(array, 0, dtype=np.asarray(array).dtype)
+    if image.modality == "CT":
+        return np.maximum(array, min(lowest, CT_FLOOR_HU), dtype=np.asarray(array).dtype)
+    return array
 
 
 def within_storable(array: np.ndarray, image: MedImage) -> np.ndarray:

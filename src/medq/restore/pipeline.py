@@ -22,7 +22,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from medq.assess.models.blocks import FINDING_TYPES
 from medq.errors import InvalidParameter
 from medq.image import MedImage
 from medq.io.arrays import with_nonfinite
-from medq.io.polarity import as_displayed, as_stored, no_new_negatives, within_storable
+from medq.io.polarity import as_displayed, as_stored, physical_floor, within_storable
 from medq.restore import condition
 from medq.restore.apply import (
     apply_planes,
@@ -82,6 +82,19 @@ class RestoreResult:
     """The restoration network that restored the image, as named (a shipped name, or the
     checkpoint or run folder given); None for a classical method and when the gate left the
     image unchanged."""
+    reported: list[str] = field(default_factory=list)
+    """The description's findings, as the note names them ("mild blur"); not in the JSON."""
+    lossy: dict[str, Any] | None = field(default=None, repr=False)
+    """The input file's lossy compression, as the note states it; not in the JSON."""
+
+    def rescored(self, after: float | None) -> RestoreResult:
+        """This result with another re-assessed score and the note that says it: `medq restore`
+        scores the restored file as written (its pixels rounded to what the file holds)."""
+        if not self.changed:
+            return self
+        return replace(self, after=after, note=_note(self.method, self.findings_addressed,
+                                                     self.before, after, self.lossy,
+                                                     self.reported))
 
     @property
     def array(self) -> np.ndarray:
@@ -159,12 +172,15 @@ METHOD_WORDS = {"auto": "the network, conditioned on the description (auto)",
 
 
 def _note(method: str, addressed: list[str], before: float | None, after: float | None,
-          lossy: dict[str, Any] | None = None) -> str:
-    """The note for a changed image (and, for a lossy input file, what restoring cannot do)."""
+          lossy: dict[str, Any] | None = None, reported: list[str] | tuple[str, ...] = ()
+          ) -> str:
+    """The note for a changed image (and, for a lossy input file, what restoring cannot do);
+    `reported`: the description's findings, named when a forced restoration addressed none."""
     what = ", ".join(a.replace("_", " ") for a in addressed)
     how = METHOD_WORDS.get(method, method)
-    line = (f"Restored with {how} for {what}" if addressed
-            else f"Restored with {how} (forced: nothing was found to repair)")
+    forced = (f"forced: the description found {_listed(list(reported))}, which alone does not "
+              "open the gate" if reported else "forced: nothing was found to repair")
+    line = (f"Restored with {how} for {what}" if addressed else f"Restored with {how} ({forced})")
     if before is None or after is None:
         line += "."
     elif round(after, 2) > round(before, 2):
@@ -220,6 +236,16 @@ def took_anatomy(addressed: list[str], before: np.ndarray, after: np.ndarray,
     return share if share > REMOVED_LIMIT else None
 
 
+def _listed(words: list[str]) -> str:
+    """"a", "a and b", "a, b and c"."""
+    return ", ".join(words[:-1]) + " and " + words[-1] if len(words) > 1 else "".join(words)
+
+
+def _reported(report: Any) -> list[str]:
+    """The report's findings as a note names them: "mild blur"."""
+    return [f"{f.severity} {f.type.replace('_', ' ')}" for f in report.findings]
+
+
 def _unchanged_note(report: Any, method: str, found: set[str]) -> str:
     """Why the quality gate returned the image as it was: only mild detail findings, findings
     the method does not address, findings medq does not restore, or none at all."""
@@ -235,7 +261,7 @@ def _unchanged_note(report: Any, method: str, found: set[str]) -> str:
     other = [f"{f.severity} {f.type.replace('_', ' ')}" for f in report.findings
              if f.type not in condition.RESTORABLE]
     if other:
-        listed = ", ".join(other[:-1]) + " and " + other[-1] if len(other) > 1 else other[0]
+        listed = _listed(other)
         return (f"{listed[0].upper()}{listed[1:]} {'was' if len(other) == 1 else 'were'} found, "
                 "which medq does not restore; the image is returned unchanged.")
     return ("No noise, blur, aliasing, motion or streaks to repair were found; the image is "
@@ -319,18 +345,18 @@ def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
         return RestoreResult(_as_it_was(image), False, after=before, findings_addressed=[],
                              note=note, **common)
     array = as_stored(array, image)  # the file's own values: physical, and what it can hold
-    array = with_nonfinite(within_storable(no_new_negatives(array, image), image), image)
+    array = with_nonfinite(within_storable(physical_floor(array, image), image), image)
     network = str(model or DEFAULT_RESTORER) if method in ("auto", "net") else None
     step = {"step": "restore", "method": method, "findings": addressed, "model": network,
             "consistency": done or None}
     restored = image.with_array(array, step=step)
     after = _score(_assess(restored, assessor, measures=False, describe=False)) \
         if reassess else None
+    lossy, reported = image.meta.get("lossy_compression"), _reported(report)
     return RestoreResult(restored, True, after=after, findings_addressed=addressed,
-                         note=_note(method, addressed, before, after,
-                                    image.meta.get("lossy_compression")),
+                         note=_note(method, addressed, before, after, lossy, reported),
                          consistency=done or None, labels=_label_map(image, labels),
-                         model=network, **common)
+                         model=network, reported=reported, lossy=lossy, **common)
 
 
 def _as_it_was(image: MedImage) -> MedImage:
