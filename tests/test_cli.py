@@ -296,6 +296,11 @@ def test_a_pacs_disc_exports_viewer_files_are_not_inputs(tmp_path: Path) -> None
     shutil.copy(dicom_testfile("crayons.icc"), disc / "viewer" / "display.icc")
     for name in ("autorun.inf", "viewer/viewer.exe", "viewer/index.htm", "viewer/Thumbs.db"):
         (disc / name).write_bytes(b"MZ\x90\x00\x03\x00\x00\x00\x04")  # binary, not an image
+    import sqlite3  # a copy of a QC results database, with its journal files, left beside
+
+    sqlite3.connect(disc / "qc.sqlite").execute("CREATE TABLE t (x)").connection.close()
+    for journal in ("-wal", "-shm"):
+        (disc / f"qc.sqlite{journal}").write_bytes(bytes(64))
     res = run_medq("assess", disc, "--json", "--no-measures")
     assert res.returncode == 0, res.stderr
     assert [Path(r["path"]).name for r in json.loads(res.stdout)] == ["IM0001"]

@@ -439,6 +439,7 @@ def test_ctrl_c_records_the_counts_so_far_and_a_rerun_continues(tmp_path: Path, 
     with pytest.raises(RunInterrupted) as stopped:
         run_qc(archive, store, client=cluster, measures=False, batch=1, on_result=ctrl_c_after_two)
     assert (stopped.value.done, stopped.value.todo) == (2, 6)
+    assert stopped.value.counts == {"total": 6, "ok": 2, "errors": 0, "skipped": 0}
     assert str(stopped.value) == ("interrupted after 2 of 6 items; run the same command again "
                                   "to continue")
     [run] = store.runs()
@@ -587,9 +588,12 @@ def test_ctrl_c_in_a_terminal_stops_the_run_with_one_line(tmp_path: Path, stop: 
     last = err.strip().splitlines()[-1]
     assert last.startswith("medq: interrupted after ") and last.endswith(
         " items; run the same command again to continue"), err
-    assert out == "" and _group_gone(proc.pid, within=20.0)
+    assert _group_gone(proc.pid, within=20.0)
     run = watcher.runs()[-1]
     assert run["finished_at"] is None and run["ok"] + run["errors"] >= 2  # the counts so far
+    said = json.loads(out)  # --json: a script still reads the counts so far (it read nothing)
+    assert said == {"total": run["total"], "ok": run["ok"], "errors": run["errors"],
+                    "skipped": run["skipped"], "interrupted": True}
     watcher.close()
 
 

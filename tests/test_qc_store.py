@@ -485,6 +485,11 @@ def test_exports_have_the_same_columns_whatever_the_database_holds(
         assert str(schema.field("score").type) == "double", name
         assert str(schema.field("ghosting_ratio").type) == "double", name
     assert headers[0] == headers[1] and set(MEASURE_NAMES) <= set(headers[0])
+    import csv
+
+    rows = {r["path"]: r for r in csv.DictReader((tmp_path / "ct.csv").open())}
+    assert rows[failed["path"]]["bad_input"] == str(bool(failed.get("bad_input")))  # whose fault
+    assert headers[0].index("bad_input") == headers[0].index("error") + 1
 
 
 def test_items_no_longer_in_the_archive_are_found_and_pruned_with_their_reviews(

@@ -124,6 +124,9 @@ def run(
         except RunInterrupted as e:  # Ctrl-C or SIGTERM: the run row holds the counts so far
             store.close()
             err.print(f"medq: {e}", markup=False, highlight=False)
+            if as_json:  # a script reading the counts gets those so far
+                print_json({**{k: e.counts.get(k) for k in ("total", "ok", "errors", "skipped")},
+                            "interrupted": True})
             raise typer.Exit(143 if terminated else 130) from e
     if isinstance(summary, InputError):  # refused (nothing to assess): no empty database left
         store.discard()

@@ -59,8 +59,11 @@ _MAGIC = (
 NOT_IMAGE_SUFFIXES = (".txt", ".md", ".json", ".csv", ".xml", ".html", ".pdf", ".py", ".yaml",
                       # what a PACS disc export carries beside its images: a viewer and its files
                       ".htm", ".js", ".css", ".exe", ".dll", ".ini", ".inf", ".cab", ".jar",
-                      ".ico", ".log", ".db", ".ds_store", ".rtf", ".doc", ".docx", ".xls",
+                      ".ico", ".log", ".ds_store", ".rtf", ".doc", ".docx", ".xls",
                       ".xlsx", ".icc", ".icm",
+                      # databases (medq's own QC results among them) and their journals
+                      *(f"{db}{journal}" for db in (".sqlite", ".sqlite3", ".db", ".db3")
+                        for journal in ("", "-wal", "-shm", "-journal")),
                       *archive.ARCHIVE_ENDINGS, *itk.DATA_FILE_ENDINGS, *itk.SEGMENTATION_ENDINGS)
 """Name endings of files that are never images of their own (skipped when folders are walked;
 the data files of detached MetaImage/NRRD headers are read through their header, 3D Slicer

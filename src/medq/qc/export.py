@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 FORMATS = ("csv", "tsv", "parquet", "json")
 """Export formats."""
 
-COLUMNS = ("path", "status", "score", "grade", "verdict", "recall", "error", "modality", "region",
+COLUMNS = ("path", "status", "score", "grade", "verdict", "recall", "error", "bad_input",
+           "modality", "region",
            "dimension", "shape", "findings", "review", "reviewer", "reviewed_at", "review_comment",
            "description", "model", "fingerprint", "run_id", "updated_at", "lossy", "lossy_ratio")
 """Columns of every export, in order (measure columns follow in flat formats)."""

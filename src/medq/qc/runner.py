@@ -292,10 +292,12 @@ def assess_on(client: Client, todo: list[tuple[Item, str]], model: str, record: 
 
 class RunInterrupted(KeyboardInterrupt):
     """A run stopped by Ctrl-C (SIGINT): `done` of the `todo` items it had to assess were
-    stored, and its run row holds those counts with `finished_at` left empty."""
+    stored, and its run row holds those counts (`counts`: total, ok, errors, skipped; empty when
+    it stopped before the run began) with `finished_at` left empty."""
 
-    def __init__(self, done: int, todo: int) -> None:
+    def __init__(self, done: int, todo: int, counts: dict[str, int] | None = None) -> None:
         self.done, self.todo = done, todo
+        self.counts = dict(counts or {})
         super().__init__(f"interrupted after {done} of {todo} items; run the same command "
                          "again to continue" if todo else "interrupted while finding the items; "
                          "nothing was assessed")
@@ -379,10 +381,11 @@ def run_qc(archive: str | Path, store: Store, *, model: str = "mediqa-s",
             assess_seconds = time.perf_counter() - t0
     except KeyboardInterrupt as e:
         done = counts["ok"] + counts["errors"]
+        so_far = {"total": len(items), **counts, "skipped": skipped}
         if run_id is not None:  # the counts so far; not finished
-            store.finish_run(run_id, {"total": len(items), **counts, "skipped": skipped},
-                             finished=False)
-        raise RunInterrupted(done, len(todo) + len(unreadable)) from e
+            store.finish_run(run_id, so_far, finished=False)
+        raise RunInterrupted(done, len(todo) + len(unreadable),
+                             so_far if run_id is not None else None) from e
     finally:
         if own and client is not None:
             with stop_signals_ignored():
