@@ -748,3 +748,21 @@ def test_a_malformed_scheduler_address_is_a_usage_error(tmp_path: Path) -> None:
     for address in ("notaurl", "tcp://host:notaport"):
         with pytest.raises(InvalidParameter, match="not a Dask scheduler address"):
             start_client(None, address)
+
+
+def test_an_unfinished_run_of_the_same_archive_active_lately_is_found(tmp_path: Path) -> None:
+    """Two `medq qc run`s on one database both assessed every item without a word; the second
+    now names the first while it is active (started or stored an item within two minutes)."""
+    from medq.qc.planning import running_alongside
+
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    with Store(tmp_path / "qc.sqlite") as store:
+        first = store.start_run(str(archive.resolve()), MODEL, 2, None)
+        [(run_id, ago)] = running_alongside(store, archive, MODEL)
+        assert run_id == first and 0 <= ago < 60
+        assert running_alongside(store, archive, "another-model") == []
+        assert running_alongside(store, tmp_path / "elsewhere", MODEL) == []
+        assert running_alongside(store, archive, MODEL, within_s=-1) == []  # long ago
+        store.finish_run(first, {"total": 0, "ok": 0, "errors": 0, "skipped": 0})
+        assert running_alongside(store, archive, MODEL) == []

@@ -86,8 +86,15 @@ def run(
     """Assess every item of an archive; unchanged items already in the database are skipped."""
     from medq.assess.weights import load_weights
     from medq.io.archive import unopened
-    from medq.qc.runner import RunInterrupted, run_qc
+    from medq.qc.planning import running_alongside
+    from medq.qc.runner import RunInterrupted, model_key, run_qc
     from medq.qc.store import Store
+
+    def alongside(store: Store, archive: Path, model: str) -> list[tuple[int, float]]:
+        try:  # a note only: a failed look never stops the run
+            return running_alongside(store, archive, model_key(model))
+        except Exception:  # noqa: BLE001
+            return []
 
     outcome = Outcome()  # an unknown or broken model fails here, before any database or worker
     if isinstance(outcome.run(model, lambda: load_weights(model)), BaseException):
@@ -117,6 +124,11 @@ def run(
                         err.print(f"medq: error: {result['error']}", markup=False, highlight=False)
                     bar.advance(task)
 
+                for other, ago in alongside(store, archive, model):
+                    err.print(f"medq: note: run {other} of this archive was last active "
+                              f"{ago:g} s ago and has not finished: if another medq qc run is "
+                              "still writing to this database, both assess the same items (stop "
+                              "one)", markup=False, highlight=False)
                 summary = outcome.run(archive, lambda: run_qc(
                     archive, store, model=model, workers=workers, scheduler=scheduler,
                     measures=measures, batch=batch_size, retry_errors=retry_errors,
