@@ -766,3 +766,21 @@ def test_an_unfinished_run_of_the_same_archive_active_lately_is_found(tmp_path: 
         assert running_alongside(store, archive, MODEL, within_s=-1) == []  # long ago
         store.finish_run(first, {"total": 0, "ok": 0, "errors": 0, "skipped": 0})
         assert running_alongside(store, archive, MODEL) == []
+
+
+def test_a_run_logged_to_a_file_says_how_far_it_is(tmp_path: Path, cluster,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where stderr is no terminal (cron, a batch scheduler's log) the bar is hidden; a line
+    of progress comes every `LOG_EVERY_S` seconds instead (before: nothing until the end)."""
+    import medq.cli.qc as qc_cli
+
+    archive = tmp_path / "archive"
+    for k in range(3):
+        save(_slice2d(seed=k), archive / f"ct{k}.dcm")
+    monkeypatch.setattr(qc_cli, "LOG_EVERY_S", 0.0)  # a line after every item
+    res = run_medq("qc", "run", str(archive), "--db", str(tmp_path / "qc.sqlite"),
+                   "--scheduler", cluster.scheduler.address, "--no-measures")
+    assert res.returncode == 0, res.stderr
+    lines = [line for line in res.stderr.splitlines() if " items assessed (" in line]
+    assert [line.split(" items")[0] for line in lines] == [f"medq: {k} of 3" for k in (1, 2, 3)]
+    assert lines[-1].endswith(" items/s)")
