@@ -407,6 +407,9 @@ def test_degradations_refuse_what_they_cannot_apply_with_typed_errors() -> None:
                  severity="severe", modality="OP")
     with pytest.raises(InvalidParameter, match="many times the image: check the spacing"):
         simulate(rng.random((64, 64)).astype(np.float32) * 100, "blur", severity="mild",
+                 spacing=1e-4, modality="MR")  # the finest pixel size medq takes
+    with pytest.raises(InvalidParameter, match="outside 0.0001–10000 mm"):
+        simulate(rng.random((64, 64)).astype(np.float32) * 100, "blur", severity="mild",
                  spacing=1e-9, modality="MR")
     blurred, _ = simulate(rng.random((64, 64)).astype(np.float32) * 100, "blur",
                           severity="mild", spacing=0.5, modality="MR")

@@ -736,8 +736,11 @@ def test_a_database_kept_inside_the_archive_is_not_an_input(tmp_path: Path) -> N
     shutil.copy(get_testdata_file("CT_small.dcm"), scans / "ct.dcm")
     with Store(scans / "qc.sqlite") as store:
         store.start_run(str(scans), "mediqa-s", 1, None)  # the database and its journal files
+        assert [Path(i.path).name for i in discover(scans)] == ["ct.dcm"]  # never images
+    with Store(scans / "results.qc") as store:  # a name no walk knows as a database
+        store.start_run(str(scans), "mediqa-s", 1, None)
         found = discover(scans)
-        assert len(found) > 1  # the walk sees them
+        assert len(found) > 1  # the walk sees it
         assert [Path(i.path).name for i in outside(found, store.own_files)] == ["ct.dcm"]
 
 
