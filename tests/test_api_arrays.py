@@ -375,11 +375,11 @@ def test_an_assessment_gives_the_caller_s_thread_count_back(ct_slice: MedImage) 
     import torch
 
     own = torch.get_num_threads()
-    medq.assess(ct_slice)
+    assessor = Assessor(threads=2)  # its own count differs from the caller's below
     try:
         torch.set_num_threads(1)  # the caller's choice after the model was loaded
-        medq.assess(ct_slice)
-        assert torch.get_num_threads() == 1
+        assessor.assess(ct_slice)
+        assert torch.get_num_threads() == 1 and assessor.workers == 2
     finally:
         torch.set_num_threads(own)
 
@@ -419,10 +419,13 @@ def test_channel_first_volumes_other_libraries_images_and_names_in_any_case(
         tmp_path: Path, mni_t1: MedImage) -> None:
     import nibabel as nib
 
-    block = mni_t1.array[40:44, 20:84, 16:80]
-    image = from_array(block[None], spacing=(1.0, 2.0, 2.0, 2.0))  # (1, z, y, x), as MONAI
+    block = mni_t1.array[40:45, 20:84, 16:80]
+    image = from_array(block[None], spacing=(1.0, 2.0, 2.0, 2.0))  # (1, z, y, x): one channel
     assert image.shape == block.shape and image.spacing == (2.0, 2.0, 2.0)
     assert image.meta["array_shape"] == [1, *block.shape]
+    assert from_array(block[None], spacing=(3.0, 2.0, 2.0)).spacing == (3.0, 2.0, 2.0)
+    with pytest.raises(UnsupportedImage, match=r"a batch of one colour picture \(1, c, y, x\)"):
+        from_array(block[None, :3])  # (1, 3, y, x): torchvision's layout, or 3 slices?
     with pytest.raises(UnsupportedImage, match="4D array of 2 channels.*array\\[k\\]"):
         from_array(np.stack([block, block]))
     path = save(MedImage(block, (2.0, 2.0, 2.0), "MR", "brain"), tmp_path / "t1.nii.gz")

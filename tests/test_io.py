@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -705,7 +706,8 @@ def _with_pixdim(path: Path, sizes: tuple[float, float, float]) -> Path:
 
 
 def test_a_nifti_stating_zero_voxel_sizes_says_its_spacing_is_assumed(
-        tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, capfd: pytest.CaptureFixture[str],
+        caplog: pytest.LogCaptureFixture) -> None:
     data = np.arange(4 * 5 * 6, dtype=np.int16).reshape(4, 5, 6)
     for name, sizes in (("none.nii", (0, 0, 0)), ("no_z.nii", (0.5, 0.5, 0)),
                         ("stated.nii", (0.5, 0.5, 2.0))):
@@ -722,6 +724,13 @@ def test_a_nifti_stating_zero_voxel_sizes_says_its_spacing_is_assumed(
     image = load(_with_pixdim(flat, (0.5, 0.5, 0)))
     assert image.spacing == (0.5, 0.5) and not image.spacing_assumed
     assert "pixdim" not in capfd.readouterr().err  # nibabel's own message stays off stderr
+    logger = nib.imageglobals.logger
+    assert logger.propagate and any(isinstance(h, logging.StreamHandler) for h in logger.handlers)
+    with caplog.at_level(logging.WARNING):
+        load(tmp_path / "none.nii")
+        assert not any("pixdim" in r.getMessage() for r in caplog.records)
+        nib.load(tmp_path / "none.nii")  # read outside medq, nibabel still says what it fixed
+        assert any("pixdim" in r.getMessage() for r in caplog.records)
 
 
 def test_nifti_singleton_4th_axis_and_partial_nan(tmp_path: Path) -> None:

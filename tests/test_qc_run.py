@@ -592,8 +592,9 @@ def test_ctrl_c_in_a_terminal_stops_the_run_with_one_line(tmp_path: Path, stop: 
     run = watcher.runs()[-1]
     assert run["finished_at"] is None and run["ok"] + run["errors"] >= 2  # the counts so far
     said = json.loads(out)  # --json: a script still reads the counts so far (it read nothing)
-    assert said == {"total": run["total"], "ok": run["ok"], "errors": run["errors"],
-                    "skipped": run["skipped"], "interrupted": True}
+    assert said.pop("seconds") > 0 and said == {
+        "total": run["total"], "ok": run["ok"], "errors": run["errors"],
+        "skipped": run["skipped"], "interrupted": True}
     watcher.close()
 
 
@@ -769,6 +770,22 @@ def test_an_unfinished_run_of_the_same_archive_active_lately_is_found(tmp_path: 
         assert running_alongside(store, archive, MODEL, within_s=-1) == []  # long ago
         store.finish_run(first, {"total": 0, "ok": 0, "errors": 0, "skipped": 0})
         assert running_alongside(store, archive, MODEL) == []
+        import datetime as dt
+
+        import sqlalchemy as sa
+
+        from medq.qc.schema import runs_table
+
+        long = store.start_run(str(archive.resolve()), MODEL, 2, None)
+        with store.engine.begin() as conn:  # started an hour ago, still storing items
+            conn.execute(runs_table.update().where(runs_table.c.id == long).values(
+                started_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)))
+        assert running_alongside(store, archive, MODEL) == []
+        store.record({"path": str(archive / "ct.dcm"), "model": MODEL, "fingerprint": "f" * 64,
+                      "status": "ok", "score": 3.0, "run_id": long})
+        assert [run_id for run_id, _ in running_alongside(store, archive, MODEL)] == [long]
+        assert "ix_items_run_id" in {i["name"] for i in sa.inspect(store.engine).get_indexes(
+            "items")}  # run_id looked up by index
 
 
 def test_a_run_logged_to_a_file_says_how_far_it_is(tmp_path: Path, cluster,
@@ -781,9 +798,12 @@ def test_a_run_logged_to_a_file_says_how_far_it_is(tmp_path: Path, cluster,
     for k in range(3):
         save(_slice2d(seed=k), archive / f"ct{k}.dcm")
     monkeypatch.setattr(qc_cli, "LOG_EVERY_S", 0.0)  # a line after every item
+    with Store(tmp_path / "qc.sqlite") as store:  # a run of the archive, active, not finished
+        other = store.start_run(str(archive.resolve()), MODEL, 2, None)
     res = run_medq("qc", "run", str(archive), "--db", str(tmp_path / "qc.sqlite"),
                    "--scheduler", cluster.scheduler.address, "--no-measures")
     assert res.returncode == 0, res.stderr
+    assert f"medq: note: run {other} of this archive was last active " in res.stderr
     lines = [line for line in res.stderr.splitlines() if " items assessed (" in line]
     assert [line.split(" items")[0] for line in lines] == [f"medq: {k} of 3" for k in (1, 2, 3)]
     assert lines[-1].endswith(" items/s)")

@@ -484,6 +484,7 @@ def test_exports_have_the_same_columns_whatever_the_database_holds(
         schema = pq.read_schema(tmp_path / f"{name}.parquet")
         assert str(schema.field("score").type) == "double", name
         assert str(schema.field("ghosting_ratio").type) == "double", name
+        assert {str(schema.field(f).type) for f in ("bad_input", "recall", "lossy")} == {"bool"}
     assert headers[0] == headers[1] and set(MEASURE_NAMES) <= set(headers[0])
     import csv
 

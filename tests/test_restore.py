@@ -212,7 +212,7 @@ def test_clean_real_head_ct_described_mildly_soft_is_returned_unchanged() -> Non
     forced = restore(image, "auto", reassess=False, force=True)
     assert forced.changed and not forced.findings_addressed  # --force still restores
     assert "(forced: the description found mild" in forced.note, forced.note
-    assert "which alone does not open the gate" in forced.note
+    assert "the gate leaves mild detail findings alone)" in forced.note
     rescored = forced.rescored(4.2)  # as `medq restore` scores the file it wrote
     assert rescored.after == 4.2 and "to 4.20" in rescored.note and "(forced:" in rescored.note
 
@@ -222,10 +222,10 @@ def test_a_ct_result_goes_no_lower_than_air_where_its_input_did_not() -> None:
 
     ct = load_sample("ct_small")
     low = float(ct.array.min())
-    undershot = physical_floor(ct.array - 200.0, ct)  # its air (−896 HU) below −1024
-    assert undershot.min() == min(low, CT_FLOOR_HU)
+    undershot = physical_floor(ct.array - 200.0, ct)  # its lowest air, −896 HU, to −1096
+    assert low > CT_FLOOR_HU and undershot.min() == CT_FLOOR_HU
     padded = ct.with_array(np.where(np.arange(128)[None] < 4, -3024.0, ct.array))
-    np.testing.assert_array_equal(physical_floor(padded.array, padded), padded.array)  # kept
+    assert physical_floor(padded.array - 200.0, padded).min() == -3024.0  # its padding's floor
     mr = load_sample("mr_small")
     assert physical_floor(mr.array - 1000.0, mr).min() == 0.0  # a magnitude stays ≥ 0
 
@@ -253,7 +253,7 @@ def test_a_denoiser_does_not_claim_what_it_cannot_repair_nor_the_gate_hide_what_
     from types import SimpleNamespace
 
     from medq.data.sources import sources
-    from medq.restore.pipeline import _unchanged_note, restore
+    from medq.restore.pipeline import _unchanged_note, _why_forced, restore
 
     lossy = {s.name: s for s in sources("test")}["ct_693"].draw(np.random.default_rng(0), "2d")
     result = restore(lossy, "bm3d", reassess=False)  # described as low resolution, not noise
@@ -264,6 +264,11 @@ def test_a_denoiser_does_not_claim_what_it_cannot_repair_nor_the_gate_hide_what_
     assert _unchanged_note(ghost, "auto", set()) == (
         "Severe ghosting was found, which medq does not restore; the image is returned "
         "unchanged.")
+    forced = restore(lossy, "bm3d", reassess=False, force=True)  # forced, its note says why
+    assert "(forced: the description found moderate low resolution, which BM3D does not " \
+        "repair)" in forced.note, forced.note
+    assert _why_forced(ghost, "auto", set()) == (
+        "the description found severe ghosting, which medq does not restore")
 
 
 @pytest.mark.slow

@@ -99,6 +99,8 @@ def test_list_filters_and_sorting(web: Web) -> None:
     shown = f"{lowest['score']:.2f}"  # "to <its shown score>" keeps it, above or below
     assert web.ids[lowest["path"]] in listed_ids(get(f"/items?max_score={shown}").text)
     assert web.ids[lowest["path"]] in listed_ids(get(f"/items?min_score={shown}").text)
+    finer = f"{lowest['score'] + 0.001:.3f}"  # a bound finer than shown is exact
+    assert web.ids[lowest["path"]] not in listed_ids(get(f"/items?min_score={finer}").text)
     descending = listed_ids(get("/items?status=ok&sort=score&order=desc").text)
     by_id = {web.ids[r["path"]]: r["score"] for r in web.rows if r["status"] == "ok"}
     assert [by_id[i] for i in descending] == sorted(by_id.values(), reverse=True)

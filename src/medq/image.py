@@ -59,7 +59,8 @@ def plausible_spacing(spacing: Sequence[float]) -> bool:
     """Whether every pixel size a file states is a finite length within `PLAUSIBLE_SPACING_MM`
     (else its reader takes 1 mm, marked assumed)."""
     low, high = PLAUSIBLE_SPACING_MM
-    return all(np.isfinite(s) and low <= s <= high for s in spacing)
+    slack = 1e-6  # a bound given in float32 (1e-4 reads 9.99999975e-05) is still within
+    return all(np.isfinite(s) and low * (1 - slack) <= s <= high * (1 + slack) for s in spacing)
 
 
 def as_float32(arr: np.ndarray, source: str | None) -> np.ndarray:

@@ -304,7 +304,7 @@ def view_features(rows: np.ndarray) -> np.ndarray:
 
 def plane_streak(plane: np.ndarray, longest: int = EVIDENCE_SIZE) -> float:
     """The CT streak index of a plane as its evidence row reads it: `streak_index` of its view
-    of at most `longest` px (`read_plane`); `evidence_views` gives it for free beside the rows."""
+    of at most `longest` px (`read_plane`); `evidence_pass` gives it for free beside the rows."""
     return streak_index(read_plane(shrink(np.asarray(plane, dtype=np.float64), longest), "CT"))
 
 

@@ -177,7 +177,8 @@ def load_measured(item: Item, modality: str | None, measures: bool,
     `extras`: the row extras of a model trained on them, `evidence.ROW_EXTRAS`), its prompts
     (tags, gaps filled by the shipped prompt classifier), with `measures` its classical
     measures and with `features` (the detector's extras) the description's full-plane detector
-    features, which read the measures they share; a volume keeps only its salient planes
+    features, which read the measures they share (and the evidence pass's features of a
+    plane no larger than its view: `EvidencePass.whole`); a volume keeps only its salient planes
     (`slim`); a failure is returned as a typed error."""
     from medq.assess.evidence import feature_vector
     from medq.assess.prompt_classifier import load_classifier

@@ -70,7 +70,8 @@ class Assessor:
     bounds the float32 difference by 0.02).
     `describe`: the loader workers also take each input's full-plane detector features
     (`Assessment.detector_features`), which `medq.describe.report_from` then reads instead of
-    computing them after the batch on one core; they reuse the classical measures they share.
+    computing them after the batch on one core; they reuse the classical measures they share,
+    and the evidence pass's features of a plane no larger than its view (`evidence_pass`).
     """
 
     def __init__(self, model: str | Path = DEFAULT_MODEL, batch_size: int = 16,

@@ -294,7 +294,13 @@ def restore(
             _keep_jpeg_bytes(path, image, written)
         else:  # the score of the file as written (its pixels rounded to what it holds)
             scorer = assessor.with_settings(measures=False, describe=False)
-            result = result.rescored(scorer.assess(load(written, modality=modality)).score)
+            try:
+                result = result.rescored(scorer.assess(load(written, modality=modality)).score)
+            except Exception as e:  # noqa: BLE001 - the file is written; its score is not known
+                result = result.rescored(None)
+                err.print(f"medq: note: {shown(path)}: the restored file {written} was written "
+                          f"but could not be re-assessed ({type(e).__name__}: {e})",
+                          markup=False, highlight=False)
         return dict(result.to_dict(), path=shown(path), output=str(written))
 
     with progress_bar("restoring") as bar:  # one volume takes long too

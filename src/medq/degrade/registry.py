@@ -184,9 +184,9 @@ def simulate(image: MedImage | np.ndarray | str | Path, kind: str, level: float 
     `modality`, `region` and `spacing` in mm: the engine's levels are physical); the degraded
     pixels are the result's `.array`. The result is a MedImage like `medq.load`'s: a colour
     picture on MedImage's 0–1 scale (`medq.io.arrays.on_given_scale(result)` gives the
-    caller's 0–255), an array given as `(1, y, x)` as `(y, x)`, and pixels that were NaN or
-    infinite read as `medq.io.arrays.finite_pixels` reads them (`medq.save` writes them back as
-    they were)."""
+    caller's 0–255), an array given as `(1, y, x)` or `(1, z, y, x)` without that axis, and
+    pixels that were NaN or infinite read as `medq.io.arrays.finite_pixels` reads them
+    (`medq.save` writes them back as they were)."""
     from medq.io.arrays import as_image
 
     image = as_image(image, modality=modality, region=region, spacing=spacing)

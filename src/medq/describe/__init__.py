@@ -37,10 +37,11 @@ def report_from(assessment: Any, image: Any = None) -> QualityReport:
                                "and describes an image in one call")
     if image is not None and not isinstance(image, MedImage):  # read as the assessment read it
         told = (assessment.prompts or {}).get("modality")
-        array = not isinstance(image, (str, Path))  # an array states no pixel size: the one
-        size = assessment.spacing if array and assessment.spacing else None  # assessed at
-        image = as_image(image, modality=graded_modality(told) if told and told != "OT" else None,
-                         spacing=size)
+        image = as_image(image, modality=graded_modality(told) if told and told != "OT" else None)
+        size = tuple(assessment.spacing or ())  # an array states no pixel size: the one it
+        if image.source is None and len(size) == len(image.spacing) and size != image.spacing:
+            image = image.evolve(spacing=size,  # was assessed at
+                                 meta={**image.meta, "spacing_assumed": False})
     if image is not None:
         check_fits(assessment, image)
     return build_report(assessment, image)

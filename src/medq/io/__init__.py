@@ -295,7 +295,9 @@ def save(image: MedImage | np.ndarray, path: str | Path, *, reference: str | Pat
     """Write `image` atomically in the format named by `path`'s suffix; return the path written.
 
     `image` is a MedImage or a NumPy array (`as_image`: `modality`, `region` and `spacing` in mm
-    say what the array cannot, and replace a MedImage's own).
+    say what the array cannot, and replace a MedImage's own); an integer grey array is written
+    in its own type where the format stores it (NIfTI, MetaImage, NRRD), else as the format
+    writes floats.
 
     `.dcm` → derived DICOM file (2D), `.gz` (not `.nii.gz`) the same gzipped; folder / no
     suffix → derived DICOM series (IM00001.dcm, …);

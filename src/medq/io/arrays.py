@@ -19,7 +19,13 @@ from typing import Any
 import numpy as np
 
 from medq.errors import InvalidImage, InvalidParameter, UnsupportedImage
-from medq.image import PHOTO_MODALITIES, PLAUSIBLE_SPACING_MM, MedImage, plausible_spacing
+from medq.image import (
+    PHOTO_MODALITIES,
+    PLAUSIBLE_SPACING_MM,
+    MedImage,
+    modality_code,
+    plausible_spacing,
+)
 from medq.io.units import COLOUR
 
 COLOUR_CHANNELS = (3, 4)
@@ -73,15 +79,16 @@ def whole_numbers(arr: np.ndarray) -> bool:
 def _colour(arr: np.ndarray, modality: str | None, source: str | None) -> bool:
     """True when `arr` is a colour picture `(y, x, 3|4)`; UnsupportedImage when it looks like one
     but the caller named a modality that is never colour."""
+    modality = modality_code(modality) if modality is not None else None
     channels = arr.ndim == 3 and arr.shape[-1] in COLOUR_CHANNELS
-    if channels and modality is not None and modality.upper() in PHOTO_MODALITIES:
+    if channels and modality in PHOTO_MODALITIES:
         return True  # a photograph named: colour at any size
     if not channels or min(arr.shape[:2]) < MIN_COLOUR_SIDE:
         return False
     if modality is None:
         return True
     raise UnsupportedImage(f"array of shape {arr.shape} holds colour channels last, but only a "
-                           f"photograph (modality OP) is colour, not {modality.upper()}: give a "
+                           f"photograph (modality OP) is colour, not {modality}: give a "
                            "grey image as (y, x) and a volume as (z, y, x)", source)
 
 
@@ -153,8 +160,8 @@ def from_array(array: Any, *, spacing: float | Sequence[float] | None = None,
                modality: str | None = None, region: str | None = None,
                source: str | None = None, meta: dict[str, Any] | None = None) -> MedImage:
     """A MedImage of an array: grey `(y, x)` / `(z, y, x)` in its own units (a trailing axis of
-    length 1 is dropped, as is a leading one: `(1, y, x)`, `(1, z, y, x)` as MONAI and TorchIO
-    hold one channel; a spacing given per axis loses
+    length 1 is dropped, as is a leading one: `(1, y, x)`, `(1, z, y, x)` (one channel first;
+    `(1, 3|4, y, x)` is refused as ambiguous); a spacing given per axis loses
     that axis' entry too, and `meta["array_shape"]` keeps the shape given, so that a restored
     array comes back in it), or colour `(y, x, 3|4)` as a
     photograph (modality OP, values scaled to 0–1). `spacing` in mm (a number for every axis,
@@ -182,7 +189,11 @@ def from_array(array: Any, *, spacing: float | Sequence[float] | None = None,
                                "medq.assess.predictor.Assessor().assess_many(inputs); for one "
                                "volume pass np.stack(images)", source)
     given_shape = list(arr.shape)
-    if arr.ndim == 4 and arr.shape[0] == 1:  # channel first, as MONAI and TorchIO hold a volume
+    if arr.ndim == 4 and arr.shape[0] == 1 and arr.shape[1] in COLOUR_CHANNELS:
+        raise UnsupportedImage(f"array of shape {arr.shape}: a batch of one colour picture "
+                               "(1, c, y, x)? pass array[0].transpose(1, 2, 0); a volume of "
+                               f"{arr.shape[1]} slices? pass array[0]", source)
+    if arr.ndim == 4 and arr.shape[0] == 1:  # one channel first: (1, z, y, x)
         arr, spacing = arr[0], _dropped(spacing, 0, 4)
     if arr.ndim == 3 and arr.shape[-1] == 1:
         arr, spacing = arr[..., 0], _dropped(spacing, -1)
@@ -211,7 +222,8 @@ FOREIGN_IMAGES = {
                  "SimpleITK.GetArrayFromImage(image) with spacing=image.GetSpacing()[::-1]",
     "nibabel": "give medq its file path (medq.load reads its spacing and axes as (z, y, x))",
     "pydicom": "give medq its file path (or the series folder)",
-    "torchio": "give medq its file path, or image.data[0] (one channel) with its spacing",
+    "torchio": "give medq its file path, or image.data[0].permute(2, 1, 0) (TorchIO holds "
+               "(c, x, y, z)) with spacing=image.spacing[::-1]",
 }
 """Image objects of other libraries the Python API is handed, by top-level module: what to give
 instead (their arrays hold no spacing, or hold it in another axis order)."""

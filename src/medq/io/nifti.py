@@ -14,6 +14,7 @@ type when the values to write are whole numbers within it, as a restoration leav
 
 from __future__ import annotations
 
+import contextvars
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -177,25 +178,29 @@ def _integer_voxels(header: Any, dtype: np.dtype) -> dict[str, Any]:
     return integer_storage(dtype)
 
 
+_QUIET = contextvars.ContextVar("medq_quiet_header_checks", default=False)
+"""Set while medq reads a file (per thread): nibabel's header-check records are then dropped."""
+
+
+def _loud(record: logging.LogRecord) -> bool:
+    """The filter medq puts on nibabel's logger: a record passes unless medq is reading."""
+    return not _QUIET.get()
+
+
 @contextmanager
 def quiet_header_checks() -> Iterator[None]:
     """Keeps nibabel's header-check messages ("pixdim[1,2,3] should be non-zero; setting 0 dims
     to 1") off stderr while medq reads a file: medq states what it assumed itself
-    (`spacing_assumed`), in its one-line form."""
+    (`spacing_assumed`), in its one-line form. The logger keeps its handlers; a filter, added
+    once, drops the records of this thread's reads only."""
     logger = nib.imageglobals.logger
-    handlers, propagate = list(logger.handlers), logger.propagate
-    quiet = logging.NullHandler()
-    for handler in handlers:
-        logger.removeHandler(handler)
-    logger.addHandler(quiet)
-    logger.propagate = False
+    if _loud not in logger.filters:
+        logger.addFilter(_loud)
+    token = _QUIET.set(True)
     try:
         yield
     finally:
-        logger.removeHandler(quiet)
-        for handler in handlers:
-            logger.addHandler(handler)
-        logger.propagate = propagate
+        _QUIET.reset(token)
 
 
 def _stated_zero(img: Any) -> list[bool]:

@@ -36,8 +36,9 @@ MIN_PAIRS = 3
 
 
 def finite_rows(*columns: ArrayLike) -> list[np.ndarray]:
-    """The columns flattened to float64, keeping the rows where every column is finite
-    (`InvalidParameter` when their lengths differ)."""
+    """The columns as 1D float64 arrays, keeping the rows where every column is finite
+    (`InvalidParameter` when their lengths differ, or for an array with more than one axis
+    longer than 1: a table, not one value per item)."""
     arrays = [as_values(c, f"column {k + 1} of {len(columns)}") for k, c in enumerate(columns)]
     for k, a in enumerate(arrays):
         if sum(n > 1 for n in a.shape) > 1:  # (n,), (n, 1) and (1, n) are one value per item

@@ -1,6 +1,7 @@
 """Export the QC results: one row per item (MRIQC-style group table) as CSV, TSV, Parquet or JSON.
 
-Columns: `path, status, score, grade, verdict, recall, error`, then modality, region, dimension,
+Columns: `path, status, score, grade, verdict, recall, error, bad_input` (whose fault an error
+is: the input's, or medq's), then modality, region, dimension,
 shape, findings, the latest review (`review`, `reviewer`, `reviewed_at`, `review_comment`),
 description, model,
 fingerprint, run_id, updated_at, `lossy` and `lossy_ratio` (what the file states about lossy
@@ -96,6 +97,9 @@ def _measure_columns() -> list[str]:
 NUMBERS = ("score", "lossy_ratio")
 """Fixed columns that hold numbers (the measure columns do too)."""
 
+FLAGS = ("recall", "bad_input", "lossy")
+"""Fixed columns that hold true/false."""
+
 
 def _columns(rows: list[dict[str, Any]]) -> list[str]:
     """The fixed columns, every measure column, then any other column in name order."""
@@ -138,7 +142,8 @@ def _write_parquet(path: Path, rows: list[dict[str, Any]]) -> None:
     numbers = {*NUMBERS, *_measure_columns()}
     for i, field in enumerate(table.schema):  # a column empty in every row: typed all the same
         if pa.types.is_null(field.type):
-            kind = pa.float64() if field.name in numbers else pa.string()
+            kind = (pa.float64() if field.name in numbers else pa.bool_() if field.name in FLAGS
+                    else pa.string())
             table = table.set_column(i, field.name, table.column(i).cast(kind))
     pq.write_table(table, path)
 

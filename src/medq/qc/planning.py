@@ -1,6 +1,6 @@
 """What a `medq qc run` has to do: which items to assess (new or changed since they were
-stored), which cannot even be read to fingerprint them, and which stored items the archive no
-longer holds."""
+stored), which cannot even be read to fingerprint them, which stored items the archive no
+longer holds, and whether another run of the archive may still be writing to the database."""
 
 from __future__ import annotations
 

@@ -292,8 +292,8 @@ def assess_on(client: Client, todo: list[tuple[Item, str]], model: str, record: 
 
 class RunInterrupted(KeyboardInterrupt):
     """A run stopped by Ctrl-C (SIGINT): `done` of the `todo` items it had to assess were
-    stored, and its run row holds those counts (`counts`: total, ok, errors, skipped; empty when
-    it stopped before the run began) with `finished_at` left empty."""
+    stored, and its run row (when the run had begun) holds those counts (`counts`: total, ok,
+    errors, skipped) with `finished_at` left empty."""
 
     def __init__(self, done: int, todo: int, counts: dict[str, int] | None = None) -> None:
         self.done, self.todo = done, todo
@@ -384,8 +384,7 @@ def run_qc(archive: str | Path, store: Store, *, model: str = "mediqa-s",
         so_far = {"total": len(items), **counts, "skipped": skipped}
         if run_id is not None:  # the counts so far; not finished
             store.finish_run(run_id, so_far, finished=False)
-        raise RunInterrupted(done, len(todo) + len(unreadable),
-                             so_far if run_id is not None else None) from e
+        raise RunInterrupted(done, len(todo) + len(unreadable), so_far) from e
     finally:
         if own and client is not None:
             with stop_signals_ignored():

@@ -68,6 +68,7 @@ items_table = sa.Table(
     sa.Index("ix_items_model_status", "model", "status"),
     sa.Index("ix_items_score", "score"),
     sa.Index("ix_items_verdict", "verdict"),
+    sa.Index("ix_items_run_id", "run_id"),  # a run's latest item (`planning.running_alongside`)
 )
 
 reviews_table = sa.Table(

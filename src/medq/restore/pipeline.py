@@ -82,8 +82,9 @@ class RestoreResult:
     """The restoration network that restored the image, as named (a shipped name, or the
     checkpoint or run folder given); None for a classical method and when the gate left the
     image unchanged."""
-    reported: list[str] = field(default_factory=list)
-    """The description's findings, as the note names them ("mild blur"); not in the JSON."""
+    forced: str = ""
+    """Why a forced restoration that addressed no finding ran all the same, as its note says
+    it (`_why_forced`); not in the JSON."""
     lossy: dict[str, Any] | None = field(default=None, repr=False)
     """The input file's lossy compression, as the note states it; not in the JSON."""
 
@@ -94,7 +95,7 @@ class RestoreResult:
             return self
         return replace(self, after=after, note=_note(self.method, self.findings_addressed,
                                                      self.before, after, self.lossy,
-                                                     self.reported))
+                                                     self.forced))
 
     @property
     def array(self) -> np.ndarray:
@@ -151,17 +152,17 @@ def _score(assessment: Any) -> float | None:
     return None if assessment is None else float(assessment.score)
 
 
-def _assess(image: MedImage, assessor: Any, *, measures: bool, describe: bool) -> Any:
-    """Assess with the given Assessor's model, else medq's default one (loaded once), taking
-    the classical measures and the detector's features only where they are read: the first
-    assessment is described (the features read the measures they share), the second gives a
-    score alone."""
+def _assess(image: MedImage, assessor: Any, *, measures: bool | None, describe: bool) -> Any:
+    """Assess with the given Assessor's model, else medq's default one (loaded once): the first
+    assessment takes the detector's features in its loader (`Assessor(describe=True)`) and the
+    classical measures as the Assessor does (`measures=None`; the default one takes them), the
+    second, whose score alone is read, takes neither (`measures=False`)."""
     if assessor is not None:
         return assessor.with_settings(measures=measures, describe=describe).assess(image)
     from medq.assess import shared_assessor
     from medq.assess.weights import DEFAULT_MODEL
 
-    return shared_assessor(DEFAULT_MODEL, measures, None, describe).assess(image)
+    return shared_assessor(DEFAULT_MODEL, measures is not False, None, describe).assess(image)
 
 
 METHOD_WORDS = {"auto": "the network, conditioned on the description (auto)",
@@ -172,15 +173,13 @@ METHOD_WORDS = {"auto": "the network, conditioned on the description (auto)",
 
 
 def _note(method: str, addressed: list[str], before: float | None, after: float | None,
-          lossy: dict[str, Any] | None = None, reported: list[str] | tuple[str, ...] = ()
-          ) -> str:
+          lossy: dict[str, Any] | None = None, forced: str = "") -> str:
     """The note for a changed image (and, for a lossy input file, what restoring cannot do);
-    `reported`: the description's findings, named when a forced restoration addressed none."""
+    `forced`: why a forced restoration that addressed no finding ran (`_why_forced`)."""
     what = ", ".join(a.replace("_", " ") for a in addressed)
     how = METHOD_WORDS.get(method, method)
-    forced = (f"forced: the description found {_listed(list(reported))}, which alone does not "
-              "open the gate" if reported else "forced: nothing was found to repair")
-    line = (f"Restored with {how} for {what}" if addressed else f"Restored with {how} ({forced})")
+    line = (f"Restored with {how} for {what}" if addressed else
+            f"Restored with {how} (forced: {forced or 'nothing was found to repair'})")
     if before is None or after is None:
         line += "."
     elif round(after, 2) > round(before, 2):
@@ -241,9 +240,23 @@ def _listed(words: list[str]) -> str:
     return ", ".join(words[:-1]) + " and " + words[-1] if len(words) > 1 else "".join(words)
 
 
-def _reported(report: Any) -> list[str]:
-    """The report's findings as a note names them: "mild blur"."""
-    return [f"{f.severity} {f.type.replace('_', ' ')}" for f in report.findings]
+def _named(findings: list[Any]) -> list[str]:
+    """Findings as a note names them: "mild blur"."""
+    return [f"{f.severity} {f.type.replace('_', ' ')}" for f in findings]
+
+
+def _why_forced(report: Any, method: str, found: set[str]) -> str:
+    """Why a forced restoration addressed none of the description's findings: the method does
+    not repair what was found, the gate leaves mild detail findings alone, or medq restores
+    none of them ("" when nothing was found)."""
+    if not report.findings:
+        return ""
+    words = _listed(_named(report.findings))
+    if found and method in CLASSICAL:
+        return f"the description found {words}, which {METHOD_WORDS[method]} does not repair"
+    if mild_detail_only(report):
+        return f"the description found {words}; the gate leaves mild detail findings alone"
+    return f"the description found {words}, which medq does not restore"
 
 
 def _unchanged_note(report: Any, method: str, found: set[str]) -> str:
@@ -258,8 +271,7 @@ def _unchanged_note(report: Any, method: str, found: set[str]) -> str:
         return ("Only mild blur, low resolution or motion was found: sharpening risks "
                 "inventing detail that is not there, so the image is returned unchanged "
                 "(--force restores it anyway).")
-    other = [f"{f.severity} {f.type.replace('_', ' ')}" for f in report.findings
-             if f.type not in condition.RESTORABLE]
+    other = _named([f for f in report.findings if f.type not in condition.RESTORABLE])
     if other:
         listed = _listed(other)
         return (f"{listed[0].upper()}{listed[1:]} {'was' if len(other) == 1 else 'were'} found, "
@@ -299,7 +311,7 @@ def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
     method = str(method).strip().lower()  # "BM3D" as bm3d
     check_assessment(assessment, image)
     assessment = assessment if assessment is not None else _assess(
-        image, assessor, measures=True, describe=True)
+        image, assessor, measures=None, describe=True)
     report = report_from(assessment, image)
     net, _ = load_restorer(model or DEFAULT_RESTORER)
     shown = as_displayed(image)  # a MONOCHROME1 radiograph restored as it is shown
@@ -352,11 +364,12 @@ def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
     restored = image.with_array(array, step=step)
     after = _score(_assess(restored, assessor, measures=False, describe=False)) \
         if reassess else None
-    lossy, reported = image.meta.get("lossy_compression"), _reported(report)
+    lossy = image.meta.get("lossy_compression")
+    forced = "" if addressed else _why_forced(report, method, found)
     return RestoreResult(restored, True, after=after, findings_addressed=addressed,
-                         note=_note(method, addressed, before, after, lossy, reported),
+                         note=_note(method, addressed, before, after, lossy, forced),
                          consistency=done or None, labels=_label_map(image, labels),
-                         model=network, reported=reported, lossy=lossy, **common)
+                         model=network, forced=forced, lossy=lossy, **common)
 
 
 def _as_it_was(image: MedImage) -> MedImage:

@@ -2,7 +2,8 @@
 
 The HTML list page gets its filters from a plain GET form, where an empty box arrives as an
 empty string; `parse_filters` turns those into None and anything unparsable into an error
-message instead of a crash. The JSON API takes the same filters as typed query parameters.
+message instead of a crash. The JSON API takes the same filters as typed query parameters
+(its score bounds exact: `SHOWN_HALF`).
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ REVIEWED = {"yes": True, "no": False}
 """Values of the `reviewed` filter (anything else: no filter)."""
 
 SHOWN_HALF = 0.005
-"""Half the last digit the list shows a score with ("%.2f"): the score filters take in every
-score shown within their bounds (2.496, shown 2.50, is kept by "to 2.5")."""
+"""Half the last digit the list shows a score with ("%.2f"): a score bound of at most two
+decimals takes in every score shown within it (2.496, shown 2.50, is kept by "to 2.5"); a
+finer bound, and the JSON API's, is exact."""
 
 PAGE_SIZE = 50
 """Items per page of the HTML list."""
@@ -68,7 +70,7 @@ def parse_filters(params: Mapping[str, str]) -> tuple[dict[str, Any], int, list[
             and kwargs["min_score"] > kwargs["max_score"]):
         errors.append("the minimum score is above the maximum")
     for key, widen in (("min_score", -SHOWN_HALF), ("max_score", SHOWN_HALF)):
-        if kwargs[key] is not None:
+        if kwargs[key] is not None and round(kwargs[key], 2) == kwargs[key]:  # as shown
             kwargs[key] += widen
     raw = get["page"]  # "²" is a digit to str.isdigit, and no number to int
     page = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 9 and int(raw) else 1
