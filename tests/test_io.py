@@ -412,8 +412,10 @@ def test_a_series_is_never_written_over_a_folder_of_series_medq_did_not_write(
     _write_ct_series(tmp_path / "ser", 3, [1, 0, 0, 0, 1, 0], 3.0)
     scanner = tmp_path / "export"
     scanner.mkdir()
-    for k, f in enumerate(sorted((tmp_path / "ser").iterdir())):
-        (scanner / f"IM{k + 1:05d}.dcm").write_bytes(f.read_bytes())
+    slices = [f for f in sorted((tmp_path / "ser").iterdir()) if f.name not in ("README",
+                                                                                "notes.txt")]
+    for k, f in enumerate(slices):  # its DICOM files only (random names: the README sorted
+        (scanner / f"IM{k + 1:05d}.dcm").write_bytes(f.read_bytes())  # first 1 run in 19)
     before = {f.name: f.read_bytes() for f in scanner.iterdir()}
     image = load(tmp_path / "ser")
     with pytest.raises(InvalidParameter, match="DICOM files medq did not write"):
