@@ -535,20 +535,20 @@ def test_ct_padding_and_air_below_minus_1024_keep_the_energy_measures_defined(ct
     assert 0 < with_padding["efc"] < 1
     assert with_padding["efc"] == pytest.approx(as_air["efc"], rel=1e-12)
     assert with_padding["fber"] == pytest.approx(as_air["fber"], rel=1e-12)
-    from medq.assess.evidence import evidence_views
+    from medq.assess.evidence import evidence_pass
     from medq.image import MedImage
 
-    _, (streak,) = evidence_views(MedImage(padded, ct_slice.spacing, "CT", "unknown"))
+    (streak,) = evidence_pass(MedImage(padded, ct_slice.spacing, "CT", "unknown")).streaks
     assert with_padding["streak_index"] == streak  # what the evidence pass hands `medq assess`
     assert iqms.efc(air, offset=iqms.CT_OFFSET_HU) == pytest.approx(
         iqms.efc(np.maximum(air, -1024.0), offset=iqms.CT_OFFSET_HU), rel=1e-12)
 
 
 def test_assess_takes_a_ct_planes_streak_index_once_for_evidence_and_measures(ct_slice):
-    """The loader takes each CT plane's streak index once (`evidence_views`, the evidence pass)
+    """The loader takes each CT plane's streak index once (`evidence_pass`)
     for its evidence row and its classical measures; both equal what they are alone, and both
     read the padding outside the reconstruction circle as air."""
-    from medq.assess.evidence import evidence_rows, evidence_views, plane_streak
+    from medq.assess.evidence import evidence_pass, evidence_rows, plane_streak
     from medq.assess.loading import load_measured
     from medq.assess.measures import compute_measures
 
@@ -558,7 +558,7 @@ def test_assess_takes_a_ct_planes_streak_index_once_for_evidence_and_measures(ct
     image = ct_slice.evolve(array=padded)
     loaded = load_measured(image, None, measures=True)
     assert np.array_equal(loaded.rows, evidence_rows(image, [0]))
-    assert evidence_views(image, [0])[1] == [pytest.approx(plane_streak(padded), rel=1e-12)]
+    assert evidence_pass(image, [0]).streaks == [pytest.approx(plane_streak(padded), rel=1e-12)]
     alone = compute_measures(padded, "CT")["streak_index"]
     assert loaded.measures["streak_index"] == pytest.approx(alone, rel=1e-9)
     as_air = compute_measures(np.where(padded < -1500, -1024.0, padded), "CT")["streak_index"]

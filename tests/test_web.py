@@ -268,7 +268,7 @@ def test_review_via_form_keeps_the_model_result(web: Web) -> None:
     assert 'id="meanwhile"' in told and "Dr Bo also reviewed this item" in told
     alone = web.client.post(f"/items/{target}/review", data={
         **form, "seen": re.search(r'name="seen" value="(\d+)"', told).group(1)}).text
-    assert 'id="meanwhile"' not in alone and "Dr Ada" in alone
+    assert 'id="meanwhile"' not in alone
 
 
 def test_review_via_api(web: Web) -> None:

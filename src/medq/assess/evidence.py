@@ -336,15 +336,8 @@ def evidence_pass(image: Any, indices: list[int] | None = None, longest: int = E
     return EvidencePass(np.asarray(rows, dtype=np.float32), streaks, whole)
 
 
-def evidence_views(image: Any, indices: list[int] | None = None, longest: int = EVIDENCE_SIZE,
-                   extras: tuple[str, ...] = ()) -> tuple[np.ndarray, list[float]]:
-    """`evidence_rows` and each plane's raw CT streak index (`evidence_pass`)."""
-    taken = evidence_pass(image, indices, longest, extras)
-    return taken.rows, taken.streaks
-
-
 def evidence_rows(image: Any, indices: list[int] | None = None,
                   longest: int = EVIDENCE_SIZE, extras: tuple[str, ...] = ()) -> np.ndarray:
     """Per-slice feature rows `[n, len(FEATURE_NAMES) + len(extras)]` on views of at most
     `longest` pixels (`extras`: of `ROW_EXTRAS`, after the features)."""
-    return evidence_views(image, indices, longest, extras)[0]
+    return evidence_pass(image, indices, longest, extras).rows

@@ -11,7 +11,6 @@ import contextlib
 import errno
 import inspect
 import json
-import logging
 import os
 import signal
 import sys
@@ -335,12 +334,12 @@ read is an error line, the rest it read."""
 
 
 def quiet_readers() -> None:
-    """Hide the file readers' warnings from the terminal (`QUIET_MODULES`, and the notes
-    nibabel logs on a header it mends, such as a zero or negative pixdim; forked workers inherit
-    both), unless MEDQ_DEBUG is set."""
+    """Hide the file readers' warnings from the terminal (`QUIET_MODULES`; forked workers
+    inherit it), unless MEDQ_DEBUG is set. The notes nibabel logs on a header it mends (a zero
+    or negative pixdim) are dropped for every medq read, the Python API's too
+    (`io.nifti.quiet_header_checks`)."""
     if not debugging():
         warnings.filterwarnings("ignore", module=QUIET_MODULES)
-        logging.getLogger("nibabel").setLevel(logging.CRITICAL)
 
 
 @contextlib.contextmanager

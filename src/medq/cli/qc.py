@@ -42,16 +42,20 @@ DB_OPTION = typer.Option("qc.sqlite", "--db",
                               "see `medq qc --help`).")
 
 
+def _mean_rate(task: Task) -> float | None:
+    """Items per second since the task began (the assessing: `bar.reset`), None before its first
+    item; Rich's own speed reads a recent window, which read 885 items/s on a run of 6 items
+    that took 6 s."""
+    return task.completed / task.elapsed if task.completed and task.elapsed else None
+
+
 class _RateColumn(ProgressColumn):
-    """Items per second since the assessing began (a recent window read 885 items/s on a run of
-    6 items that took 6 s)."""
+    """Items per second since the assessing began (`_mean_rate`)."""
 
     def render(self, task: Task) -> Text:
         """The task's mean speed so far."""
-        elapsed = task.elapsed
-        if not task.completed or not elapsed:
-            return Text("")
-        return Text(f"{task.completed / elapsed:.1f} items/s", style="progress.data.speed")
+        rate = _mean_rate(task)
+        return Text("" if rate is None else f"{rate:.1f} items/s", style="progress.data.speed")
 
 
 class _EtaColumn(ProgressColumn):
@@ -60,13 +64,16 @@ class _EtaColumn(ProgressColumn):
 
     def render(self, task: Task) -> Text:
         """The task's time left, h:mm:ss."""
-        elapsed = task.elapsed
-        if not task.completed or not elapsed or task.total is None:
+        rate = _mean_rate(task)
+        if rate is None or task.total is None:
             return Text("-:--:--", style="progress.remaining")
-        left = int(round((task.total - task.completed) * elapsed / task.completed))
+        left = int(round((task.total - task.completed) / rate))
         return Text(f"{left // 3600}:{left // 60 % 60:02d}:{left % 60:02d}",
                     style="progress.remaining")
 
+
+COUNTS = ("total", "ok", "errors", "skipped")
+"""The counts `--json` prints, finished or interrupted (with `seconds` and `interrupted`)."""
 
 LOG_EVERY_S = 60.0
 """Where stderr is no terminal (a cron job's or a batch scheduler's log), a line of progress this
@@ -126,7 +133,7 @@ def run(
         outcome.exit()
     results: list[dict[str, Any]] = []
     began = time.monotonic()
-    logged: dict[str, Any] = {"todo": 0, "at": began, "start": began, "began": began}
+    last_line = [began]  # when the latest progress line was printed (stderr no terminal)
     with sigterm_as_ctrl_c() as terminated:  # SIGTERM: stopped as Ctrl-C stops it
         try:
             with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -140,7 +147,7 @@ def run(
                         err.print(f"medq: note: {archive}: {left}", markup=False, highlight=False)
                     bar.reset(task, total=todo, description="assessing" + (
                         f" ({skipped} unchanged skipped)" if skipped else ""))  # timed from here
-                    logged.update(todo=todo, at=time.monotonic(), start=time.monotonic())
+                    last_line[0] = time.monotonic()
                     for other, ago in alongside(store, archive, model) if todo else ():
                         err.print(f"medq: note: run {other} of this archive was last active "
                                   f"{ago:g} s ago and has not finished: if another medq qc run "
@@ -154,11 +161,12 @@ def run(
                         err.print(f"medq: error: {result['error']}", markup=False, highlight=False)
                     bar.advance(task)
                     moment = time.monotonic()
-                    if not err.is_terminal and moment - logged["at"] >= LOG_EVERY_S:
-                        logged["at"] = moment
-                        rate = len(results) / max(moment - logged["start"], 1e-9)
-                        err.print(f"medq: {len(results)} of {logged['todo']} items assessed "
-                                  f"({rate:.1f} items/s)", markup=False, highlight=False)
+                    if not err.is_terminal and moment - last_line[0] >= LOG_EVERY_S:
+                        last_line[0] = moment  # the hidden bar's task still counts and times
+                        shown = next(t for t in bar.tasks if t.id == task)
+                        err.print(f"medq: {int(shown.completed)} of {int(shown.total or 0)} "
+                                  f"items assessed ({_mean_rate(shown) or 0.0:.1f} items/s)",
+                                  markup=False, highlight=False)
 
                 summary = outcome.run(archive, lambda: run_qc(
                     archive, store, model=model, workers=workers, scheduler=scheduler,
@@ -168,9 +176,8 @@ def run(
             store.close()
             err.print(f"medq: {e}", markup=False, highlight=False)
             if as_json:  # a script reading the counts gets those so far
-                print_json({**{k: e.counts.get(k, 0) for k in ("total", "ok", "errors",
-                                                               "skipped")},
-                            "seconds": round(time.monotonic() - logged["began"], 1),
+                print_json({**{k: e.counts.get(k, 0) for k in COUNTS},
+                            "seconds": round(time.monotonic() - began, 1),
                             "interrupted": True})
             raise typer.Exit(143 if terminated else 130) from e
     if isinstance(summary, InputError):  # refused (nothing to assess): no empty database left
@@ -179,7 +186,7 @@ def run(
     store.close()
     if isinstance(summary, BaseException):
         outcome.exit()
-    public = {**{k: summary[k] for k in ("total", "ok", "errors", "skipped", "seconds")},
+    public = {**{k: summary[k] for k in (*COUNTS, "seconds")},
               "interrupted": False}
     gone, pruned = summary.get("gone") or [], summary.get("pruned", 0)
     if gone:

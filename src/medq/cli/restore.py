@@ -272,13 +272,14 @@ def restore(
     as_folder = output_text.endswith(("/", os.sep)) or (len(found) > 1 and len(inputs) == 1)
     ready = outcome.run(output, lambda: _prepare(paths, inputs, output, as_folder))
     assessor = None if isinstance(ready, BaseException) else \
-        outcome.run("mediqa-s", lambda: Assessor("mediqa-s", modality=modality, describe=True))
+        outcome.run("mediqa-s", lambda: Assessor("mediqa-s", modality=modality))
     if isinstance(ready, BaseException) or isinstance(assessor, BaseException):
         if as_json:  # still a JSON list, one error object per input
             failure = ready if isinstance(ready, BaseException) else assessor
             print_json([error_object(path, failure) for path in inputs])
         outcome.exit()
     rows: list[dict[str, Any]] = []
+    scorer = assessor.with_settings(measures=False, describe=False)  # a score alone
 
     def job(path: Path) -> dict[str, Any]:
         image = load(path, modality=modality)
@@ -293,7 +294,6 @@ def restore(
         if not result.changed:
             _keep_jpeg_bytes(path, image, written)
         else:  # the score of the file as written (its pixels rounded to what it holds)
-            scorer = assessor.with_settings(measures=False, describe=False)
             try:
                 result = result.rescored(scorer.assess(load(written, modality=modality)).score)
             except Exception as e:  # noqa: BLE001 - the file is written; its score is not known

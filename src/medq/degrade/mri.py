@@ -27,11 +27,17 @@ PHASE_MAX_RAD = np.pi / 2
 KCorruption = Callable[[np.ndarray], tuple[np.ndarray, dict[str, Any]]]
 
 
+def otsu_foreground(a: np.ndarray) -> np.ndarray:
+    """Pixels above the Otsu threshold (all of them for a constant image); any shape, a
+    3-slice volume not taken for colour."""
+    return a > threshold_otsu(a.ravel()) if np.ptp(a) > 0 else np.ones(a.shape, bool)
+
+
 def robust_max(array: np.ndarray) -> float:
     """99th percentile of the foreground (pixels above the Otsu threshold)."""
     a = np.asarray(array, dtype=np.float32)
-    fg = a[a > threshold_otsu(a.ravel())] if np.ptp(a) > 0 else a
-    return float(np.percentile(fg if fg.size else a, 99))
+    fg = a[otsu_foreground(a)]
+    return float(np.percentile(fg if fg.size else a, 99)) + 0.0  # a blank image's −0 as 0
 
 
 def _through_kspace(image: MedImage, rng: np.random.Generator, corrupt: KCorruption
@@ -85,7 +91,7 @@ def mr_noise(image: MedImage, level: float, rng: np.random.Generator
     if ref < 0:  # σ is a fraction of the brightest tissue: none (a blank image stays blank)
         raise InvalidImage(f"mr_noise scales its noise to the image's bright tissue, but its "
                            f"robust maximum is {ref:g}: not a magnitude MR image", image.source)
-    sigma = float(level) * ref + 0.0  # + 0.0: a blank image of negative zeros gives σ 0, not −0
+    sigma = float(level) * ref
     real = image.array + rng.normal(0.0, sigma, image.shape)
     imag = rng.normal(0.0, sigma, image.shape)
     out = np.hypot(real, imag)
@@ -236,7 +242,7 @@ def mr_bias_field(image: MedImage, level: float, rng: np.random.Generator
     """
     u, coefs = smooth_field(image.shape, rng, degree=3)
     a = image.array
-    fg = a > threshold_otsu(a.ravel()) if np.ptp(a) > 0 else np.ones(a.shape, bool)
+    fg = otsu_foreground(a)
     lo, hi = float(u[fg].min()), float(u[fg].max())
     u = (u - lo) / (hi - lo) - 0.5 if hi > lo else u
     field = np.clip(1.0 + float(level) * u, 0.05, None).astype(np.float32)

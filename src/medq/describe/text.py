@@ -163,7 +163,8 @@ def _sentence(clause: str) -> str:
     return clause[0].upper() + clause[1:] + "."
 
 
-def _join(parts: list[str]) -> str:
+def joined(parts: list[str]) -> str:
+    """"a", "a and b", "a, b and c"."""
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
@@ -227,13 +228,13 @@ def compose(findings: list[Finding], normal: list[str], verdict: str, modality: 
     if len(rest) == 1:
         sentences.append(_sentence(finding_clause(rest[0], modality, f"{key}#2")))
     elif rest:
-        sentences.append(_sentence("Also present: " + _join(
+        sentences.append(_sentence("Also present: " + joined(
             [f"{f.severity} {f.type.replace('_', ' ')}" for f in rest])))
     fine = [w for t in NORMAL_ORDER if t in normal
             and (w := _by_modality(NORMAL_WORDS.get(t, {}), modality))][:3]
     if fine and len(sentences) < 3:
         lead = "Otherwise, " if findings else ""
-        sentences.append(_sentence(lead + _join(fine)))
+        sentences.append(_sentence(lead + joined(fine)))
     elif not findings:
         sentences.append("No definite noise, blur or artefact is identified.")
     if gaps:

@@ -31,7 +31,6 @@ from medq.io.arrays import (
     as_image,
     finite_pixels,
     from_array,
-    host_array,
     named_changes,
     with_nonfinite,
 )
@@ -318,10 +317,11 @@ def save(image: MedImage | np.ndarray, path: str | Path, *, reference: str | Pat
             pixels).all() and named not in NONFINITE_FORMATS:
         raise InvalidImage("cannot save an image with NaN or infinite pixels in this format "
                            "(NIfTI, MetaImage, NRRD and .npy keep them)", p)
-    given = None if isinstance(image, MedImage) else np.asarray(host_array(image)).dtype
+    given = not isinstance(image, MedImage)  # an array: its own dtype is in meta["dtype"]
     image = as_image(image, modality=modality, region=region, spacing=spacing)
-    if given is not None and not image.is_rgb and integer_storage(given):  # an int16 array:
-        image = image.evolve(meta={**image.meta, **integer_storage(given)})  # written as int16
+    stored = integer_storage(image.meta.get("dtype", "float32")) if given else {}
+    if stored and not image.is_rgb:  # an int16 array is written as int16
+        image = image.evolve(meta={**image.meta, **stored})
     if image.meta.get("nonfinite") and named in NONFINITE_FORMATS:  # the NaN/inf pixels that
         image = image.evolve(array=with_nonfinite(image.array, image))  # reading set aside
     fmt = check_writable(image, p)

@@ -181,10 +181,19 @@ def _integer_voxels(header: Any, dtype: np.dtype) -> dict[str, Any]:
 _QUIET = contextvars.ContextVar("medq_quiet_header_checks", default=False)
 """Set while medq reads a file (per thread): nibabel's header-check records are then dropped."""
 
+_ZERO_SIZE = contextvars.ContextVar("medq_zero_voxel_size", default=False)
+"""Set when nibabel said, during medq's read, that it made a zero voxel size 1 (`_stated_zero`
+then reads which axis from the header; other reads never open the file again)."""
+
 
 def _loud(record: logging.LogRecord) -> bool:
-    """The filter medq puts on nibabel's logger: a record passes unless medq is reading."""
-    return not _QUIET.get()
+    """The filter medq puts on nibabel's logger: a record passes unless medq is reading (a
+    zero voxel size mended meanwhile is noted in `_ZERO_SIZE`)."""
+    if not _QUIET.get():
+        return True
+    if "pixdim[1,2,3] should be non-zero" in record.getMessage():
+        _ZERO_SIZE.set(True)
+    return False
 
 
 @contextmanager
@@ -196,18 +205,22 @@ def quiet_header_checks() -> Iterator[None]:
     logger = nib.imageglobals.logger
     if _loud not in logger.filters:
         logger.addFilter(_loud)
-    token = _QUIET.set(True)
+    token, zero = _QUIET.set(True), _ZERO_SIZE.set(False)
     try:
         yield
     finally:
         _QUIET.reset(token)
+        _ZERO_SIZE.reset(zero)
 
 
 def _stated_zero(img: Any) -> list[bool]:
     """Per voxel axis (i, j, k): whether the file states its size as 0, which nibabel reads as
-    1 mm without a word (the header is read again, unchecked, only when a size reads 1)."""
+    1 mm without a word (the header is read again, unchecked, only when a size reads 1 and, in
+    medq's reads, nibabel said it mended one: `_ZERO_SIZE`)."""
     header = img.header
-    if not isinstance(header, nib.analyze.AnalyzeHeader) or not np.any(header["pixdim"][1:4] == 1):
+    told = _ZERO_SIZE.get() or not _QUIET.get()  # outside medq's reads nothing was noted
+    if not told or not isinstance(header, nib.analyze.AnalyzeHeader) or not np.any(
+            header["pixdim"][1:4] == 1):
         return [False] * 3
     holder = img.file_map.get("header") or img.file_map.get("image")
     try:

@@ -86,6 +86,11 @@ def outside(items: Sequence[Item], files: Sequence[str | Path]) -> list[Item]:
     return [i for i in items if not own & {resolved(f) for f in i.files}]
 
 
+def archive_key(archive: str | Path) -> str:
+    """The archive as a run row records it (`Store.start_run` escapes what is not UTF-8)."""
+    return str(Path(archive).expanduser().resolve())
+
+
 ALONGSIDE_S = 120.0
 """How recently an unfinished run of the same archive and model must have started or stored an
 item for `medq qc run` to say another run may still be writing to the database."""
@@ -97,27 +102,25 @@ def running_alongside(store: Any, archive: str | Path, model: str,
     archive and model active within `within_s` seconds: probably another `medq qc run` on the
     same database, which assesses the same items again (a run killed that recently reads the
     same)."""
-    import datetime as dt
-
     import sqlalchemy as sa
 
     from medq.qc.discover import storable
+    from medq.qc.rows import as_utc, now
     from medq.qc.schema import items_table, runs_table
 
     runs, items = runs_table.c, items_table.c
     query = (sa.select(runs.id, runs.started_at, sa.func.max(items.updated_at))
              .select_from(runs_table.outerjoin(items_table, items.run_id == runs.id))
              .where(runs.finished_at.is_(None), runs.model == model,
-                    runs.archive == storable(str(Path(archive).expanduser().resolve())))
+                    runs.archive == storable(archive_key(archive)))
              .group_by(runs.id, runs.started_at))
     with store.engine.connect() as conn:
         rows = conn.execute(query).all()
-    now = dt.datetime.now(dt.timezone.utc)
+    moment = now()
     found = []
     for run_id, started, stored in rows:
-        last = max(t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)  # SQLite: naive UTC
-                   for t in (started, stored) if t is not None)
-        ago = (now - last).total_seconds()
+        last = max(as_utc(t) for t in (started, stored) if t is not None)
+        ago = (moment - last).total_seconds()
         if ago <= within_s:
             found.append((int(run_id), round(max(ago, 0.0), 1)))
     return found

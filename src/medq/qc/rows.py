@@ -30,13 +30,16 @@ def now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-def iso(value: Any) -> str | None:
-    """A stored timestamp as ISO 8601 in UTC (SQLite hands back naive UTC datetimes)."""
-    if value is None:
-        return None
+def as_utc(value: dt.datetime) -> dt.datetime:
+    """A stored timestamp in UTC (SQLite hands back naive UTC datetimes)."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.timezone.utc)
-    return value.astimezone(dt.timezone.utc).isoformat()
+    return value.astimezone(dt.timezone.utc)
+
+
+def iso(value: Any) -> str | None:
+    """A stored timestamp as ISO 8601 in UTC."""
+    return None if value is None else as_utc(value).isoformat()
 
 
 def row_dict(mapping: Any) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from medq.errors import InputError
 from medq.qc.discover import Item
-from medq.qc.planning import outside, plan, vanished
+from medq.qc.planning import archive_key, outside, plan, vanished
 from medq.qc.rows import graded_as
 from medq.qc.signals import ctrl_c_deferred, stop_signals_held, stop_signals_ignored
 
@@ -295,12 +295,17 @@ class RunInterrupted(KeyboardInterrupt):
     stored, and its run row (when the run had begun) holds those counts (`counts`: total, ok,
     errors, skipped) with `finished_at` left empty."""
 
-    def __init__(self, done: int, todo: int, counts: dict[str, int] | None = None) -> None:
-        self.done, self.todo = done, todo
-        self.counts = dict(counts or {})
+    def __init__(self, todo: int, counts: dict[str, int]) -> None:
+        self.todo, self.counts = todo, dict(counts)
+        done = self.done
         super().__init__(f"interrupted after {done} of {todo} items; run the same command "
                          "again to continue" if todo else "interrupted while finding the items; "
                          "nothing was assessed")
+
+    @property
+    def done(self) -> int:
+        """The items assessed and stored before the stop."""
+        return int(self.counts.get("ok", 0)) + int(self.counts.get("errors", 0))
 
 
 def nothing_to_assess(archive: str | Path) -> InputError:
@@ -361,8 +366,7 @@ def run_qc(archive: str | Path, store: Store, *, model: str = "mediqa-s",
                                                  len(todo) + len(unreadable))
         elif client is not None:
             n_workers = len(client.nthreads())
-        run_id = store.start_run(str(Path(archive).expanduser().resolve()), key, n_workers,
-                                 scheduler)
+        run_id = store.start_run(archive_key(archive), key, n_workers, scheduler)
 
         def record(result: dict[str, Any]) -> None:
             with stop_signals_held():  # stored and counted, or neither
@@ -380,11 +384,10 @@ def run_qc(archive: str | Path, store: Store, *, model: str = "mediqa-s",
                       window=window)
             assess_seconds = time.perf_counter() - t0
     except KeyboardInterrupt as e:
-        done = counts["ok"] + counts["errors"]
         so_far = {"total": len(items), **counts, "skipped": skipped}
         if run_id is not None:  # the counts so far; not finished
             store.finish_run(run_id, so_far, finished=False)
-        raise RunInterrupted(done, len(todo) + len(unreadable), so_far) from e
+        raise RunInterrupted(len(todo) + len(unreadable), so_far) from e
     finally:
         if own and client is not None:
             with stop_signals_ignored():

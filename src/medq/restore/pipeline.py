@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from medq.assess.models.blocks import FINDING_TYPES
+from medq.describe.text import joined
 from medq.errors import InvalidParameter
 from medq.image import MedImage
 from medq.io.arrays import with_nonfinite
@@ -85,8 +86,6 @@ class RestoreResult:
     forced: str = ""
     """Why a forced restoration that addressed no finding ran all the same, as its note says
     it (`_why_forced`); not in the JSON."""
-    lossy: dict[str, Any] | None = field(default=None, repr=False)
-    """The input file's lossy compression, as the note states it; not in the JSON."""
 
     def rescored(self, after: float | None) -> RestoreResult:
         """This result with another re-assessed score and the note that says it: `medq restore`
@@ -94,7 +93,8 @@ class RestoreResult:
         if not self.changed:
             return self
         return replace(self, after=after, note=_note(self.method, self.findings_addressed,
-                                                     self.before, after, self.lossy,
+                                                     self.before, after,
+                                                     self.image.meta.get("lossy_compression"),
                                                      self.forced))
 
     @property
@@ -157,12 +157,12 @@ def _assess(image: MedImage, assessor: Any, *, measures: bool | None, describe: 
     assessment takes the detector's features in its loader (`Assessor(describe=True)`) and the
     classical measures as the Assessor does (`measures=None`; the default one takes them), the
     second, whose score alone is read, takes neither (`measures=False`)."""
-    if assessor is not None:
-        return assessor.with_settings(measures=measures, describe=describe).assess(image)
-    from medq.assess import shared_assessor
-    from medq.assess.weights import DEFAULT_MODEL
+    if assessor is None:
+        from medq.assess import shared_assessor
+        from medq.assess.weights import DEFAULT_MODEL
 
-    return shared_assessor(DEFAULT_MODEL, measures is not False, None, describe).assess(image)
+        assessor = shared_assessor(DEFAULT_MODEL, True, None, True)
+    return assessor.with_settings(measures=measures, describe=describe).assess(image)
 
 
 METHOD_WORDS = {"auto": "the network, conditioned on the description (auto)",
@@ -235,11 +235,6 @@ def took_anatomy(addressed: list[str], before: np.ndarray, after: np.ndarray,
     return share if share > REMOVED_LIMIT else None
 
 
-def _listed(words: list[str]) -> str:
-    """"a", "a and b", "a, b and c"."""
-    return ", ".join(words[:-1]) + " and " + words[-1] if len(words) > 1 else "".join(words)
-
-
 def _named(findings: list[Any]) -> list[str]:
     """Findings as a note names them: "mild blur"."""
     return [f"{f.severity} {f.type.replace('_', ' ')}" for f in findings]
@@ -251,7 +246,7 @@ def _why_forced(report: Any, method: str, found: set[str]) -> str:
     none of them ("" when nothing was found)."""
     if not report.findings:
         return ""
-    words = _listed(_named(report.findings))
+    words = joined(_named(report.findings))
     if found and method in CLASSICAL:
         return f"the description found {words}, which {METHOD_WORDS[method]} does not repair"
     if mild_detail_only(report):
@@ -273,7 +268,7 @@ def _unchanged_note(report: Any, method: str, found: set[str]) -> str:
                 "(--force restores it anyway).")
     other = _named([f for f in report.findings if f.type not in condition.RESTORABLE])
     if other:
-        listed = _listed(other)
+        listed = joined(other)
         return (f"{listed[0].upper()}{listed[1:]} {'was' if len(other) == 1 else 'were'} found, "
                 "which medq does not restore; the image is returned unchanged.")
     return ("No noise, blur, aliasing, motion or streaks to repair were found; the image is "
@@ -306,9 +301,9 @@ def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
     from medq.describe import report_from
     from medq.restore.models import DEFAULT_RESTORER, load_restorer
 
-    if str(method).strip().lower() not in METHODS:
-        raise InvalidParameter(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
-    method = str(method).strip().lower()  # "BM3D" as bm3d
+    named, method = method, str(method).strip().lower()  # "BM3D" as bm3d
+    if method not in METHODS:
+        raise InvalidParameter(f"unknown method {named!r}; choose from {', '.join(METHODS)}")
     check_assessment(assessment, image)
     assessment = assessment if assessment is not None else _assess(
         image, assessor, measures=None, describe=True)
@@ -369,7 +364,7 @@ def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
     return RestoreResult(restored, True, after=after, findings_addressed=addressed,
                          note=_note(method, addressed, before, after, lossy, forced),
                          consistency=done or None, labels=_label_map(image, labels),
-                         model=network, forced=forced, lossy=lossy, **common)
+                         model=network, forced=forced, **common)
 
 
 def _as_it_was(image: MedImage) -> MedImage:
