@@ -97,9 +97,12 @@ def test_nibabels_notes_on_a_mended_header_stay_off_the_terminal(tmp_path: Path,
     """A negative pixdim is mended by nibabel (absolute values), which logs a note: `medq info`
     reads the file and prints nothing on stderr."""
     path = _nifti_with_pixdim(_ct_volume(ct_slice), (-0.66, -0.66, -5.0), tmp_path / "neg.nii")
-    res = run_medq("info", path, "--json", new_process=True)  # nibabel logs to the process's
-    assert res.returncode == 0 and res.stderr == "", res.stderr  # stderr
-    assert json.loads(res.stdout)[0]["spacing"] == pytest.approx([5.0, 0.66, 0.66], abs=1e-4)
+    zero = _nifti_with_pixdim(_ct_volume(ct_slice), (0.66, 0.66, 0.0), tmp_path / "zero.nii")
+    res = run_medq("info", path, zero, "--json", new_process=True)  # nibabel logs to the
+    assert res.returncode == 0 and res.stderr == "", res.stderr  # process's stderr
+    neg, unstated = json.loads(res.stdout)
+    assert neg["spacing"] == pytest.approx([5.0, 0.66, 0.66], abs=1e-4)
+    assert "spacing_assumed" not in neg and unstated["spacing_assumed"]  # a zero size is 1 mm
 
 
 def test_values_beyond_float32_are_refused_by_name_not_called_nan(tmp_path: Path,

@@ -120,9 +120,10 @@ def volume_count(path: str | Path) -> int:
         fmt = sniff(path)
         if fmt == "nifti" or fmt in NIBABEL_FORMATS:
             from medq.io import minc
-            from medq.io.nifti import open_nifti
+            from medq.io.nifti import open_nifti, quiet_header_checks
 
-            img = open_nifti(path) if fmt == "nifti" else open_neuro(path, fmt)
+            with quiet_header_checks():  # a header read: nibabel's notes stay off stderr
+                img = open_nifti(path) if fmt == "nifti" else open_neuro(path, fmt)
             if minc.is_minc(img):  # its time axis is first: counted in medq's axis order
                 return minc.volume_count(img)
             shape = img.shape

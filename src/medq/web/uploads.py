@@ -227,7 +227,10 @@ def declared_values(path: Path) -> int | None:
     if fmt in ("nifti", "mgh"):
         import nibabel as nib
 
-        return math.prod(int(n) for n in nib.load(str(path)).shape)
+        from medq.io.nifti import quiet_header_checks
+
+        with quiet_header_checks():  # a header read: nibabel's notes stay off stderr
+            return math.prod(int(n) for n in nib.load(str(path)).shape)
     if fmt == "dicom":
         import pydicom
 
