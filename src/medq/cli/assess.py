@@ -7,7 +7,13 @@ from typing import Any
 
 import typer
 
-from medq.cli.cells import PREDICTED_NOTE, findings_text, path_table, prompts_text
+from medq.cli.cells import (
+    PREDICTED_NOTE,
+    UNKNOWN_MODALITY_NOTE,
+    findings_text,
+    path_table,
+    prompts_text,
+)
 from medq.cli.common import (
     DEVICE_OPTION,
     EACH_VOLUME_OPTION,
@@ -119,16 +125,19 @@ def assess(
         graded = [row for row in rows if "error" not in row]
         table, names = path_table("score", "grade", "recall", "findings", "prompts",
                                   paths=[row["path"] for row in graded])
+        captions: dict[str, bool] = {}
         for name, row in zip(names, graded, strict=True):
             prompts = prompts_text(row["prompts"])
-            if "?" in prompts:
-                table.caption = PREDICTED_NOTE
+            for note, shown in ((PREDICTED_NOTE, "?" in prompts),
+                                (UNKNOWN_MODALITY_NOTE, row["prompts"]["modality"] == "other")):
+                captions[note] = captions.get(note, False) or shown
             table.add_row(name, f"{row['score']:.2f}", row["grade"],
                           "yes" if row["recall"] else "no",
                           findings_text(row["findings"], row.get("suspected", []),
                                         row.get("lossy_compression"), row.get("slice_gaps"),
                                         row.get("nonfinite_fraction")),
                           prompts)
+        table.caption = "\n".join(k for k, shown in captions.items() if shown) or None
         if table.row_count:
             out.print(table)
         for row in graded:

@@ -73,6 +73,11 @@ PREDICTED_NOTE = ("? the file does not state it: predicted by medq's prompt clas
                   "photograph; --modality sets the modality)")
 """Caption of a table with a prompt the file did not state."""
 
+UNKNOWN_MODALITY_NOTE = ("other / OT: neither the file nor its pixels tell the modality, so only "
+                         "noise, blur, low resolution and low contrast are looked for; "
+                         "--modality CT, MR, PT, DX or OP grades it as that modality")
+"""Caption of a table with an input whose modality nobody could tell."""
+
 
 def prompts_text(prompts: dict[str, Any]) -> str:
     """The prompts as a table cell, a field the file did not state (predicted, or read from the

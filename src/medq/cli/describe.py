@@ -16,7 +16,7 @@ from medq.cli.bench_results import (
     results_ready,
     write_results,
 )
-from medq.cli.cells import path_table
+from medq.cli.cells import UNKNOWN_MODALITY_NOTE, path_table
 from medq.cli.common import (
     DEVICE_OPTION,
     EACH_VOLUME_OPTION,
@@ -94,6 +94,8 @@ def describe(
         for name, row in zip(names, described, strict=True):
             table.add_row(name, row["verdict"], f"{row['score']:.2f}",
                           _findings_text(row["findings"]), row["text"])
+            if row["modality"] == "OT":
+                table.caption = UNKNOWN_MODALITY_NOTE
         if table.row_count:
             out.print(table)
     outcome.exit()
