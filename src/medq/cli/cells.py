@@ -73,10 +73,11 @@ PREDICTED_NOTE = ("? the file does not state it: predicted by medq's prompt clas
                   "photograph; --modality sets the modality)")
 """Caption of a table with a prompt the file did not state."""
 
-UNKNOWN_MODALITY_NOTE = ("other / OT: neither the file nor its pixels tell the modality, so only "
-                         "noise, blur, low resolution and low contrast are looked for; "
+UNKNOWN_MODALITY_NOTE = ("a modality the file does not state (OT, other, or a guess marked ?): "
+                         "only noise, blur, low resolution and low contrast are looked for; "
                          "--modality CT, MR, PT, DX or OP grades it as that modality")
-"""Caption of a table with an input whose modality nobody could tell."""
+"""Caption of a table with an input whose modality neither its file nor its values state
+(the findings are then generic, `assessment.finding_types_for`)."""
 
 
 def prompts_text(prompts: dict[str, Any]) -> str:
