@@ -657,6 +657,32 @@ def test_nifti_header_frames_units_and_integer_type_are_written_back(tmp_path: P
     np.testing.assert_allclose(kept.affine, micron.affine)
 
 
+def test_an_integer_nifti_with_a_value_map_is_not_rounded_to_whole_numbers(tmp_path: Path
+                                                                          ) -> None:
+    """A 0–2 map stored as int16 with scl_slope 3e-5 (as nibabel writes floats into an integer
+    type) was taken for whole numbers: a restoration was rounded onto 0, 1 and 2 and written
+    back as those three values. Its values are fractions of the map, and a result is written
+    as float32."""
+    from medq.io.polarity import within_storable
+
+    values = (np.random.default_rng(0).random((40, 50, 6)) * 2).astype(np.float32)
+    made = nib.Nifti1Image(values, np.eye(4))
+    made.set_data_dtype(np.int16)
+    nib.save(made, tmp_path / "map.nii.gz")
+    assert nib.load(tmp_path / "map.nii.gz").dataobj.slope < 1e-4  # nibabel's own value map
+    image = load(tmp_path / "map.nii.gz")
+    assert "stored_dtype" not in image.meta
+    np.testing.assert_allclose(image.array.T, values, atol=1e-4)
+    kept = within_storable(image.array * 0.9, image)  # a restoration's values, as written
+    assert len(np.unique(kept)) > 10_000
+    back = nib.load(save(image.with_array(kept), tmp_path / "out.nii.gz"))
+    assert back.get_data_dtype() == np.float32
+    np.testing.assert_allclose(back.get_fdata(), values * 0.9, atol=1e-4)
+    plain = nib.Nifti1Image(np.round(values * 100).astype(np.int16), np.eye(4))
+    nib.save(plain, tmp_path / "plain.nii.gz")  # whole numbers, no map: kept as int16
+    assert load(tmp_path / "plain.nii.gz").meta["stored_dtype"] == "int16"
+
+
 @pytest.mark.parametrize("flat", [0, 1])
 def test_a_single_coronal_or_sagittal_nifti_slice_is_a_2d_image_in_its_place(
         tmp_path: Path, flat: int) -> None:

@@ -146,7 +146,7 @@ def image_from_nifti(img: Any, source: str | Path | None = None, volume: int | N
     zooms = [float(z) for z in _in_order(header.get_zooms()[:3], order)[: data.ndim]]
     unstated = any(_in_order(_stated_zero(img), order)[: data.ndim])  # nibabel made them 1
     affine = _columns_in_order(img.affine, order)
-    meta: dict[str, Any] = {"format": fmt, **_integer_voxels(header, dtype)}
+    meta: dict[str, Any] = {"format": fmt, **_integer_voxels(img, dtype)}
     if np.all(np.isfinite(affine)):  # a NaN pixdim or sform states no place in the patient
         meta.update(affine=affine.tolist(), axcodes=list(nib.aff2axcodes(affine)))
     if fmt == "nifti":
@@ -166,13 +166,19 @@ def image_from_nifti(img: Any, source: str | Path | None = None, volume: int | N
     return MedImage(arr, spacing, "OT", "unknown", {}, str(source) if source else None, meta)
 
 
-def _integer_voxels(header: Any, dtype: np.dtype) -> dict[str, Any]:
+def _integer_voxels(img: Any, dtype: np.dtype) -> dict[str, Any]:
     """`integer_storage` of voxels stored as integers with no value map (`scl_slope` 0, 1 or
-    unset and no intercept): written back as those integers."""
-    try:
-        slope, inter = header.get_slope_inter()
-    except (AttributeError, ValueError):  # a format without a value map
-        slope, inter = None, None
+    unset and no intercept): written back as those integers. A value map (nibabel keeps a read
+    file's on its voxel proxy, not its header) gives {}: the image is written as float32, not
+    rounded to whole numbers its map had spread over a fraction (a 0–2 map in int16 came back
+    as the three values 0, 1 and 2)."""
+    slope = getattr(img.dataobj, "slope", None)
+    inter = getattr(img.dataobj, "inter", None)
+    if slope is None:  # an image made in memory: its header holds the map
+        try:
+            slope, inter = img.header.get_slope_inter()
+        except (AttributeError, ValueError):  # a format without a value map
+            slope, inter = None, None
     if slope not in (None, 1.0) or inter not in (None, 0.0):
         return {}
     return integer_storage(dtype)
