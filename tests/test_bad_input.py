@@ -235,6 +235,36 @@ def test_assessment_refuses_images_with_nothing_to_grade() -> None:
     check_assessable(MedImage(varied, (1.0, 1.0), "MR"))  # partly NaN, not blank: no error
 
 
+def test_a_label_map_given_by_mistake_is_refused_unless_a_modality_is_named(tmp_path: Path
+                                                                           ) -> None:
+    """A segmentation NIfTI (labels 0–3) was graded as PET and restored, which invented a label
+    4; a mask the same. A file of at most 16 whole values is refused by name with exit code 2,
+    in a batch beside an image that is graded; --modality grades it all the same."""
+    from conftest import run_medq
+    from medq.assess.loading import label_values
+    from medq.image import MedImage
+
+    labels = np.zeros((20, 60, 70), np.uint8)
+    labels[5:15, 10:40, 10:50], labels[8:12, 20:30, 20:30], labels[:, 40:50, 30:60] = 1, 3, 2
+    nib.save(nib.Nifti1Image(labels.T, np.eye(4)), tmp_path / "seg.nii.gz")
+    nib.save(nib.Nifti1Image((labels > 0).T.astype(np.float32), np.eye(4)), tmp_path / "m.nii")
+    ct = pydicom.dcmread(tdata("CT_small.dcm"))
+    nib.save(nib.Nifti1Image(ct.pixel_array.T.astype(np.float32) - 1024, np.eye(4)),
+             tmp_path / "ct.nii.gz")  # its Hounsfield units: a CT, graded
+    res = run_medq("assess", "seg.nii.gz", "m.nii", "ct.nii.gz", cwd=tmp_path)
+    assert res.returncode == 2 and "ct.nii.gz" in res.stdout, res.stdout
+    assert ("seg.nii.gz: a label map or mask, not an image: its pixels take only 4 whole values "
+            "(0, 1, 2, 3)") in res.stderr, res.stderr
+    assert "m.nii: a label map or mask, not an image: its pixels take only 2 whole values (0, 1)" \
+        in res.stderr
+    res = run_medq("restore", "seg.nii.gz", "-o", "out.nii.gz", cwd=tmp_path)
+    assert res.returncode == 2 and not (tmp_path / "out.nii.gz").exists()
+    assert run_medq("assess", "seg.nii.gz", "--modality", "MR", cwd=tmp_path).returncode == 0
+    many = np.random.default_rng(0).integers(0, 400, (40, 40)).astype(np.float32)
+    assert label_values(MedImage(many, (1.0, 1.0), "OT")) is None  # an image's many values
+    assert label_values(MedImage(many / 37.0 % 3, (1.0, 1.0), "OT")) is None  # fractions
+
+
 def test_one_series_of_a_folder_holding_several_is_named_with_its_uid(tmp_path: Path) -> None:
     folder = _mixed_dir(tmp_path)
     by_uid: dict[str, int] = {}

@@ -158,6 +158,33 @@ def check_assessable(image: MedImage, told: bool = False) -> None:
     if not hi > lo:
         raise InvalidImage(f"image is blank: every pixel is {lo:g}, nothing to assess",
                            image.source)
+    labels = label_values(image) if image.modality == "OT" and not told else None
+    if labels is not None:
+        shown = ", ".join(f"{v:g}" for v in labels[:6]) + (", …" if labels.size > 6 else "")
+        raise UnsupportedImage(f"a label map or mask, not an image: its pixels take only "
+                               f"{labels.size} whole values ({shown}); the --modality of medq "
+                               "assess, describe or restore grades it as an image all the same",
+                               image.source)
+
+
+MAX_LABELS = 16
+"""Most distinct values a label map or mask has (an image has hundreds or more)."""
+
+
+def label_values(image: MedImage) -> np.ndarray | None:
+    """The distinct values of a grey image that looks like a label map or mask (a segmentation
+    given by mistake: at most `MAX_LABELS` values, all whole numbers), else None. A large image
+    is first read on a stride, and only one that passes there is read whole."""
+    if image.is_rgb:
+        return None
+    a = image.array.reshape(-1)
+    for values in (a[:: max(1, a.size // 262_144)], a):
+        found = np.unique(values[np.isfinite(values)])
+        if found.size > MAX_LABELS or not np.array_equal(found, np.round(found)):
+            return None
+        if values.size == a.size:
+            break
+    return found
 
 
 def captured(call: Callable[[], T], path: str | Path | None) -> T | MedqError:
