@@ -144,7 +144,8 @@ def restore_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
 @pytest.fixture(scope="session")
 def radiograph_twins(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """The skull radiograph sample as a MONOCHROME2 DICOM file and its MONOCHROME1 twin (the
-    stored values mirrored within their range, as a CR/DX system stores the same picture)."""
+    stored values mirrored within the range of its bits stored, as a CR/DX system stores the
+    same picture)."""
     import medq
     from medq.data.samples import load_sample
 
@@ -152,7 +153,8 @@ def radiograph_twins(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Pa
     plain = Path(medq.save(load_sample("xr_head"), folder / "monochrome2.dcm"))
     ds = dcmread(plain)
     stored = ds.pixel_array
-    mirrored = int(stored.min()) + int(stored.max()) - stored.astype(np.int64)
+    assert ds.PixelRepresentation == 0  # unsigned: 0 … 2^bits − 1
+    mirrored = 2 ** int(ds.BitsStored) - 1 - stored.astype(np.int64)
     ds.PixelData = mirrored.astype(stored.dtype).tobytes()
     ds.PhotometricInterpretation = "MONOCHROME1"
     ds.save_as(folder / "monochrome1.dcm")

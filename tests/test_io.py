@@ -1082,6 +1082,35 @@ def test_monochrome1_values_are_kept_and_shown_mirrored(radiograph_twins) -> Non
     assert as_displayed(plain) is plain  # MONOCHROME2 and colour images are shown as stored
 
 
+def test_a_monochrome1_radiograph_that_does_not_fill_its_bits_is_shown_as_its_twin(
+        tmp_path: Path) -> None:
+    """A 12-bit MONOCHROME1 radiograph stored 956–4034 (4095 − v of its MONOCHROME2 twin's
+    61–3139) was mirrored within its own values: shown 895 above its twin, read as low
+    contrast (2.25 against 4.50). It is mirrored within its bits stored, through its rescale."""
+    from medq.data.samples import load_sample
+    from medq.io.polarity import as_displayed, mirror_span
+
+    xr = load_sample("xr_head").array
+    twelve = np.round(61 + (xr - xr.min()) / np.ptp(xr) * 3078).astype(np.uint16)
+    ds = pydicom.dcmread(tdata("CT_small.dcm"))
+    ds.Modality, ds.Rows, ds.Columns = "DX", *twelve.shape
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.RescaleSlope, ds.RescaleIntercept = 1, 0
+    ds.PixelData = twelve.tobytes()
+    ds.save_as(tmp_path / "m2.dcm")
+    ds.PhotometricInterpretation = "MONOCHROME1"
+    ds.PixelData = (4095 - twelve).astype(np.uint16).tobytes()
+    ds.save_as(tmp_path / "m1.dcm")
+    plain, inverted = load(tmp_path / "m2.dcm"), load(tmp_path / "m1.dcm")
+    assert mirror_span(inverted) == (0.0, 4095.0) and "bit_range" not in plain.meta
+    np.testing.assert_allclose(as_displayed(inverted).array, plain.array)
+    ds.RescaleSlope, ds.RescaleIntercept = 2, -100  # the same picture, through a value map
+    ds.save_as(tmp_path / "m1_mapped.dcm")
+    mapped = load(tmp_path / "m1_mapped.dcm")
+    assert mirror_span(mapped) == (-100.0, 8090.0)
+    np.testing.assert_allclose(as_displayed(mapped).array, plain.array * 2 - 100)
+
+
 def test_a_siemens_mosaic_is_read_as_the_volume_of_its_tiles(tmp_path: Path,
                                                              mni_t1: MedImage) -> None:
     from medq.errors import UnsupportedImage

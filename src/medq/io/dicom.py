@@ -320,12 +320,29 @@ def assemble(datasets: list[Dataset], paths: list[Path], source: Path, fmt: str)
         "orientation": iop,
         "positions": positions if all(p is not None for p in positions) else None,
         **value_domain(first),
+        **_inverted_span(first),
     })
     lossy = [c for c in (lossy_compression(d) for d in datasets) if c]
     if lossy:  # a series: the first lossy slice speaks for it, with how many slices are
         meta["lossy_compression"] = {**lossy[0], "slices": len(lossy)} if len(datasets) > 1 \
             else lossy[0]
     return MedImage(arr, spacing, modality, region, series_physics(datasets), str(source), meta)
+
+
+def _inverted_span(ds: Dataset) -> dict[str, Any]:
+    """`{"bit_range": [lo, hi]}` of a grey MONOCHROME1 file: the values its BitsStored and
+    PixelRepresentation can hold, through its rescale, within which it is shown mirrored
+    (`io.polarity.as_displayed`); {} for any other file."""
+    if str(ds.get("PhotometricInterpretation", "")).upper() != "MONOCHROME1":
+        return {}
+    bits = int(ds.get("BitsStored", 16))
+    ends = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if int(ds.get("PixelRepresentation", 0)) \
+        else (0, 2 ** bits - 1)
+    try:
+        mapped = np.asarray(apply_modality_lut(np.array(ends, np.int64), ds), np.float64)
+    except (ValueError, TypeError, IndexError):  # a modality LUT that does not map them
+        return {}
+    return {"bit_range": sorted(float(v) for v in mapped)} if np.all(np.isfinite(mapped)) else {}
 
 
 def _values(value: object) -> list[object]:
