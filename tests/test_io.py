@@ -657,6 +657,30 @@ def test_nifti_header_frames_units_and_integer_type_are_written_back(tmp_path: P
     np.testing.assert_allclose(kept.affine, micron.affine)
 
 
+def test_a_written_nifti_keeps_its_inputs_slice_timing_intent_and_unstated_sform(
+        tmp_path: Path) -> None:
+    """A restored NIfTI lost the input's dim_info (phase-encode axis), slice timing, display
+    range, intent and names, and a qform-only input came back with an sform (code 2)."""
+    voxels = (np.random.default_rng(0).random((30, 40, 12)) * 500).astype(np.int16)
+    made = nib.Nifti1Image(voxels, None)
+    made.set_qform(np.diag([-0.9, 0.9, 3.0, 1.0]), code=1)
+    made.set_sform(None, code=0)
+    made.header.set_dim_info(freq=0, phase=1, slice=2)
+    fields = {"slice_code": 1, "slice_duration": 0.05, "slice_end": 11, "cal_max": 900.0,
+              "intent_name": b"test", "aux_file": b"aux", "db_name": b"db"}
+    for name, value in fields.items():
+        made.header[name] = value
+    nib.save(made, tmp_path / "in.nii.gz")
+    image = load(tmp_path / "in.nii.gz")
+    back = nib.load(save(image.with_array(image.array + 1), tmp_path / "out.nii.gz")).header
+    assert back.get_dim_info() == (0, 1, 2)
+    for name, value in fields.items():
+        assert back[name].item() == pytest.approx(value) if isinstance(value, float) \
+            else back[name].item() == value, name
+    assert (int(back["qform_code"]), int(back["sform_code"])) == (1, 0)
+    np.testing.assert_allclose(back.get_qform(), made.header.get_qform(), atol=1e-6)
+
+
 def test_an_integer_nifti_with_a_value_map_is_not_rounded_to_whole_numbers(tmp_path: Path
                                                                           ) -> None:
     """A 0–2 map stored as int16 with scl_slope 3e-5 (as nibabel writes floats into an integer

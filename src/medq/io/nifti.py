@@ -269,7 +269,23 @@ def _nifti_fields(header: Any, order: tuple[int, ...] | None = None) -> dict[str
         matrix = getattr(header, f"get_{kind}")() if code else None
         if matrix is not None and np.all(np.isfinite(matrix)):
             out[kind] = _columns_in_order(matrix, order).tolist()
+    if not order:  # the voxel axes as stored: their slice fields still name the right axes
+        fields = {name: header[name].item() for name in KEPT_FIELDS if name in header}
+        fields = {name: value.decode("latin-1").rstrip("\0") if isinstance(value, bytes)
+                  else value for name, value in fields.items()}
+        fields = {k: v for k, v in fields.items() if v not in (0, 0.0, "")
+                  and (not isinstance(v, float) or np.isfinite(v))}
+        if fields:
+            out["header_fields"] = fields
     return out
+
+
+KEPT_FIELDS = ("dim_info", "slice_code", "slice_start", "slice_end", "slice_duration", "toffset",
+               "cal_min", "cal_max", "intent_code", "intent_p1", "intent_p2", "intent_p3",
+               "intent_name", "aux_file", "db_name")
+"""NIfTI header fields a result keeps from its input when its voxel axes were not reordered:
+the slice and phase-encode axes and slice timing (`dim_info`, `slice_*`) that later processing
+reads, the display range, the intent and the names."""
 
 
 def _spacing_change(image: MedImage) -> list[float] | None:
@@ -345,6 +361,12 @@ def write_nifti(image: MedImage, path: str | Path, *, description: str | None = 
         frame = _scaled(own, change) if usable else img.affine
         if code:
             getattr(img, f"set_{kind}")(frame, code=int(code))
+    for kind in ("qform", "sform"):  # a frame the input did not state stays unstated
+        if f"{kind}_code" in image.meta and not image.meta[f"{kind}_code"] and not scanner:
+            getattr(img, f"set_{kind}")(None, code=0)
+    for name, value in (image.meta.get("header_fields") or {}).items():
+        if name in KEPT_FIELDS:
+            img.header[name] = value
     units = image.meta.get("xyzt_units") if change is not None else None
     img.header.set_xyzt_units(*(units or ("mm", "sec")))
     if image.meta.get("time_step"):
