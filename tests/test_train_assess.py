@@ -718,7 +718,10 @@ def test_prompt_classifier_trains_and_predicts(tmp_path: Path) -> None:
     m, r = net.eval()(torch.from_numpy(pc.classifier_input(image))[None],
                       torch.from_numpy(pc.intensity_cues(image))[None])
     assert m.shape == (1, len(pc.MODALITIES)) and r.shape[0] == 1
-    assert set(rec["test"]["per_source"]) <= {s.name for s in sources("test")}
+    for check in ("test", "test_8bit", "test_as_found"):  # each in the card's tables
+        assert set(rec[check]["per_source"]) <= {s.name for s in sources("test")}
+    card = (tmp_path / "pc" / "card.md").read_text()
+    assert "| as found: any degradation, orientation, padding, scale |" in card
 
 
 def test_prompt_classifier_unit_cues_and_varied_units() -> None:
@@ -735,6 +738,35 @@ def test_prompt_classifier_unit_cues_and_varied_units() -> None:
     assert any(np.array_equal(v, ct.array) for v in varied)  # kept in HU
     assert any(v.max() <= 255 and v.min() >= 0 for v in varied)  # an 8-bit export
     assert any(v.min() >= 0 and v.max() > 1000 for v in varied)  # HU + 1024
+
+
+def test_prompt_classifier_sees_planes_laid_out_and_degraded_as_files_hold_them() -> None:
+    """Training draws each plane in any of the eight orientations, half of them on a padded
+    canvas of their lowest value, with the spacing following the axes; and with any of the
+    engine's degradations of its modality (the held-out `as found` check draws the same)."""
+    from medq.assess import prompt_classifier as pc
+
+    mr = load_sample("mr_small")
+    mr = mr.evolve(array=mr.array[:, :50], spacing=(0.5, 0.8))  # 64 × 50: axes tell apart
+    rng = np.random.default_rng(0)
+    seen_spacing, padded = set(), 0
+    for _ in range(40):
+        out = pc.as_found(mr, rng)
+        rows, cols = (64, 50) if out.spacing == (0.5, 0.8) else (50, 64)  # mm follow the axes
+        seen_spacing.add(out.spacing)
+        assert out.array.dtype == np.float32 and out.array.min() == mr.array.min()
+        if out.array.shape == (rows, cols):  # a turn or a mirror of the pixels, nothing else
+            assert np.array_equal(np.sort(out.array, axis=None), np.sort(mr.array, axis=None))
+        else:  # centred on a larger canvas
+            padded += 1
+            extra = np.subtract(out.array.shape, (rows, cols))
+            assert (extra >= 0).all() and (extra % 2 == 0).all()
+    assert seen_spacing == {(0.5, 0.8), (0.8, 0.5)} and 10 < padded < 30
+    drawn = {kinds: {d["name"] for i in range(30) for d in pc._degraded(
+        mr, kinds, np.random.default_rng(i)).meta.get("degradations", [])}
+        for kinds in ("generic", "all")}
+    assert drawn["generic"] <= {"blur", "low_contrast", "low_resolution"}
+    assert len(drawn["all"]) >= 5 and any(k.startswith("mr_") for k in drawn["all"])
 
 
 def test_seed_ensemble_trains_resumes_averages_and_fine_tunes(tiny_run: dict,

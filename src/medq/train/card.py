@@ -273,25 +273,34 @@ def prompt_card_text(cfg: TrainConfig, record: dict[str, Any], net: Any) -> str:
     """The prompt classifier's model card as Markdown."""
     n_params = sum(p.numel() for p in net.parameters())
 
-    def rows(check: dict[str, Any]) -> str:
-        return "\n".join(f"| {name} | {acc:.3f} |" for name, acc in check["per_source"].items())
+    def rows(*checks: dict[str, Any]) -> str:
+        def cell(c: dict[str, Any], name: str) -> str:
+            return f"{c['per_source'][name]:.3f}" if name in c["per_source"] else "–"
+
+        names = dict.fromkeys(n for c in checks for n in c["per_source"])
+        return "\n".join(f"| {n} | " + " | ".join(cell(c, n) for c in checks) + " |"
+                         for n in names)
 
     def line(label: str, c: dict[str, Any]) -> str:
         return (f"| {label} | {c['modality_accuracy']:.3f} | {c['confident_share']:.3f} | "
                 f"{c['confident_accuracy']} | {c['region_accuracy']:.3f} | "
                 f"{c['region_confident_share']:.3f} | {c['region_confident_accuracy']} |")
 
-    native, export = record["test"], record["test_8bit"]
+    native, export, found = record["test"], record["test_8bit"], record["test_as_found"]
     return f"""# {cfg.name}
 
 Prompt classifier (`PromptNet`, {n_params} parameters) trained by
 `medq train configs/prompt_classifier.yaml`: seed {cfg.seed}, {record['steps']} steps of batch
-64, {record['n_train']} examples drawn from the benchmark's training sources (clean or with mild/
-moderate blur, low contrast or low resolution; units varied as files vary: arbitrary scanner
-scales, CT as HU or HU + 1024, a quarter as 8-bit display exports), wall time
-{record['wall_time_s']:.0f} s. It fills the modality prompt of images whose files do not state
-it, when its probability reaches {record['confidence']} (else it stays `other`). Its region head is
-trained and measured below but fills nothing (too often wrong).
+64, {record['n_train']} examples drawn from the benchmark's training sources, each clean or with
+one of the engine's degradations of its modality at any severity, laid out as files lay planes
+out (any of the eight orientations; half of them centred on a padded canvas), in the units
+files hold them in (arbitrary scanner scales, CT as HU or HU + 1024, a quarter as 8-bit display
+exports); wall time {record['wall_time_s']:.0f} s. It fills the modality prompt of images whose
+files do not state it, when its probability reaches {record['confidence']} (else it stays
+`other`), and the assessment then reads the image as that modality; a volume is read at 35 %,
+50 % and 65 % of its depth and the three probabilities averaged. The bar was set with these
+held-out checks in view (`CONFIDENCE` in `medq.assess.prompt_classifier`), so they measure a
+chosen bar. Its region head is trained and measured below but fills nothing (too often wrong).
 
 ## Held-out test sources ({record['n_test']} examples each check)
 
@@ -300,18 +309,13 @@ region: accuracy | ≥ {record['confidence']} (with the modality) | accuracy the
 |---|---|---|---|---|---|---|
 {line("native units (DICOM / NIfTI values)", native)}
 {line("8-bit display exports", export)}
+{line("as found: any degradation, orientation, padding, scale", found)}
 
-Modality accuracy per test source, native units:
+Modality accuracy per test source:
 
-| source | accuracy |
-|---|---|
-{rows(native)}
-
-and as 8-bit exports:
-
-| source | accuracy |
-|---|---|
-{rows(export)}
+| source | native units | 8-bit exports | as found |
+|---|---|---|---|
+{rows(native, export, found)}
 
 Without units (8-bit display exports) it reads pixels alone, learnt from the training
 sources' pixels; the table above shows which held-out scans it then misreads. CT and MR types
