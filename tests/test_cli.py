@@ -361,8 +361,9 @@ def test_assess_table_marks_the_prompts_the_file_did_not_state(tmp_path: Path,
     assert rows["camera.png"].split()[1].endswith("?"), res.stdout  # the modality is a guess
     assert rows["hu.npy"].split()[1] == "CT?", res.stdout  # read from its Hounsfield units
     assert rows["astronaut.jpg"] == "2d OP? retina? fundus?", res.stdout  # no file said so
-    assert ("? the file does not state it: predicted by medq's prompt classifier, or read from "
-            "the pixels (CT from Hounsfield units, a colour picture as a fundus photograph") \
+    assert ("? the file does not state it: predicted by medq's prompt classifier (a modality it "
+            "predicts is graded as if stated), or read from the pixels (CT from Hounsfield "
+            "units, a colour picture as a fundus photograph") \
         in " ".join(res.stdout.split())
     found = json.loads(run_medq("assess", "hu.npy", "--json", cwd=tmp_path).stdout)[0]
     assert found["prompts"]["source"]["modality"] == "values"  # not the classifier's guess
@@ -372,10 +373,10 @@ def test_assess_table_marks_the_prompts_the_file_did_not_state(tmp_path: Path,
 
 def test_tables_say_when_no_file_states_an_inputs_modality(tmp_path: Path,
                                                           monkeypatch) -> None:
-    """An input whose file does not state its modality is graded for generic findings only,
-    whether the prompt classifier guessed its modality or (here) was not sure: the assess and
-    describe tables say so and how to name the modality; a file that states it, or a modality
-    given with --modality, gets no such line."""
+    """An input whose modality neither its file nor the prompt classifier (here never sure)
+    tell is graded for generic findings only: the assess and describe tables say so and how to
+    name the modality; a file that states it, or a modality given with --modality, gets no such
+    line."""
     import shutil
 
     import nibabel as nib
@@ -387,16 +388,16 @@ def test_tables_say_when_no_file_states_an_inputs_modality(tmp_path: Path,
     mr = pydicom.dcmread(dicom_testfile("MR_small.dcm")).pixel_array.astype(np.float32)
     nib.save(nib.Nifti1Image(mr.T[:, :, None], np.eye(4)), tmp_path / "bare.nii.gz")
     shutil.copy(dicom_testfile("CT_small.dcm"), tmp_path / "ct.dcm")
-    note = ("a modality the file does not state (OT, other, or a guess marked ?): only noise, "
-            "blur, low resolution and low contrast are looked for; --modality CT, MR, PT, DX or "
-            "OP grades it as that modality")
+    note = ("other / OT: neither the file nor medq's prompt classifier can tell the modality, "
+            "so only noise, blur, low resolution and low contrast are looked for; --modality CT, "
+            "MR, PT, DX or OP grades it as that modality")
     for command in ("assess", "describe"):
         res = run_medq(command, "ct.dcm", "bare.nii.gz", cwd=tmp_path)
         assert res.returncode == 0 and note in " ".join(res.stdout.split()), res.stdout
         res = run_medq(command, "ct.dcm", cwd=tmp_path)
-        assert res.returncode == 0 and "does not state" not in res.stdout, res.stdout
+        assert res.returncode == 0 and "other / OT" not in res.stdout, res.stdout
         res = run_medq(command, "bare.nii.gz", "--modality", "MR", cwd=tmp_path)
-        assert res.returncode == 0 and "does not state" not in res.stdout, res.stdout
+        assert res.returncode == 0 and "other / OT" not in res.stdout, res.stdout
 
 
 def test_tables_name_every_input_however_deep_its_folder(tmp_path: Path) -> None:

@@ -199,3 +199,39 @@ def test_colour_files_and_arrays_that_state_no_photograph_say_their_prompts_come
     photo = load(tmp_path / "photo.dcm")
     check_assessable(photo)
     assert prompts_from_image(photo).source["modality"] == "tags"
+
+
+def test_a_modality_the_classifier_is_sure_of_is_read_as_that_modality(tmp_path,
+                                                                      monkeypatch) -> None:
+    """A bare 8-bit PNG of the bundled skull radiograph, with quantum noise of its own: its file
+    states no modality, the prompt classifier is sure it is a radiograph, and medq then reads it
+    as one throughout (measures, finding types, wording, the restoration's conditioning), as if
+    --modality DX named it, with the prompt's source `predicted`. The restored image keeps the
+    file's unstated modality, and an unsure classifier leaves the generic reading."""
+    from skimage import io as skio
+
+    import medq
+    from medq.assess import prompt_classifier
+    from medq.data.samples import load_sample
+    from medq.restore.pipeline import restore
+
+    xr = load_sample("xr_head").array.astype(np.float64)
+    xr = (xr - xr.min()) / (xr.max() - xr.min())
+    noisy = np.random.default_rng(0).poisson(xr * 40.0) / 40.0
+    skio.imsave(tmp_path / "xr.png", np.round(np.clip(noisy, 0, 1) * 255).astype(np.uint8),
+                check_contrast=False)
+    path = tmp_path / "xr.png"
+    assert medq.load(path).modality == "OT"
+    assessment = medq.assess(path)
+    assert assessment.modality == "DX" and assessment.prompts["modality"] == "XR"
+    assert assessment.prompts["source"]["modality"] == "predicted"
+    report = medq.describe(path)
+    assert report.modality == "DX" and "noise" in [f.type for f in report.findings]
+    assert "quantum" in report.text  # a radiograph's noise, in a radiograph's words
+    result = restore(medq.load(path), reassess=False)
+    assert result.changed and "quantum" in result.description
+    assert result.image.modality == "OT" and "modality_from" not in result.image.meta
+    monkeypatch.setattr(prompt_classifier, "CONFIDENCE", 1.01)  # never sure
+    unsure = medq.assess(path)
+    assert unsure.modality == "OT" and unsure.prompts["modality"] == "other"
+    assert "quantum" not in medq.describe(path).text

@@ -17,8 +17,8 @@ probability reaches its calibrated threshold, with the severity named from its c
 estimate, the probability as confidence and, as evidence, that estimate plus the classical
 measures that bear on the finding (`medq describe` reads the same detector on the full-resolution
 planes and may refine them). Only finding types the engine can produce for the image's
-modality are reported (`finding_types_for`; an image of unknown modality gets the generic types
-only).
+modality are reported (`finding_types_for`: the modality its file states, or the one the prompt
+classifier is sure of, `as_assessed`; an image of unknown modality gets the generic types only).
 `suspected` lists the doubtful types that pull the evidence score down as much as a mild finding
 or more without being reported (`suspected_from`), so a score below "good" with no finding still
 says why. `finding_scores` keeps the raw head outputs of every type (presence probability and
@@ -85,11 +85,11 @@ def grade_for(score: float) -> str:
 def finding_types_for(modality: str) -> tuple[str, ...]:
     """Finding types the engine can produce for a modality (radiographs share CR/DX).
 
-    An unknown modality (`OT`: neither the file, a sidecar, `--modality` nor its values say what
-    the image is) gets the generic acquisition effects only, the types the engine makes in two
-    or more of CT, MR, PET, radiographs and photographs (noise, blur, low resolution, low
-    contrast): a CT streak or an MR ghost is not claimed for an image nobody knows to be CT or
-    MR (the prompt classifier's guess feeds the quality model, not this).
+    An unknown modality (`OT`: neither the file, a sidecar, `--modality`, its values nor a sure
+    prompt classifier say what the image is) gets the generic acquisition effects only, the
+    types the engine makes in two or more of CT, MR, PET, radiographs and photographs (noise,
+    blur, low resolution, low contrast): a CT streak or an MR ghost is not claimed for an image
+    nobody knows to be CT or MR.
     """
     from medq.assess.evidence import MODALITY_GROUPS, modality_group
     from medq.degrade import available, get_spec
@@ -201,6 +201,20 @@ class Assessment:
         data.pop("detector_features")
         data.pop("spacing")
         return {"path": data.pop("path"), **data}
+
+
+def as_assessed(image: Any, assessment: Assessment) -> Any:
+    """The image (a MedImage) as `assessment` read it: a modality its file does not state but
+    the assessment took from the prompt classifier (`prompt_classifier.with_guessed_modality`)
+    is given to it, so its description and restoration read it as that modality too."""
+    from medq.io.units import GUESSED
+
+    said = (assessment.prompts or {}).get("source", {}).get("modality")
+    if image.modality != "OT" or image.is_rgb or said != "predicted" \
+            or assessment.modality in (None, "OT"):
+        return image
+    return image.evolve(modality=assessment.modality,
+                        meta={**image.meta, "modality_from": GUESSED})
 
 
 def check_fits(assessment: Assessment, image: Any) -> None:

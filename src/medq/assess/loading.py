@@ -202,13 +202,14 @@ def load_measured(item: Item, modality: str | None, measures: bool,
                   features: tuple[str, ...] | None = None) -> Loaded | MedqError:
     """Load one input, its evidence rows (the model's measure input and the evidence score's;
     `extras`: the row extras of a model trained on them, `evidence.ROW_EXTRAS`), its prompts
-    (tags, gaps filled by the shipped prompt classifier), with `measures` its classical
+    (tags, gaps filled by the shipped prompt classifier; a grey image whose file states no
+    modality is read as the one the classifier is sure of), with `measures` its classical
     measures and with `features` (the detector's extras) the description's full-plane detector
     features, which read the measures they share (and the evidence pass's features of a
     plane no larger than its view: `EvidencePass.whole`); a volume keeps only its salient planes
     (`slim`); a failure is returned as a typed error."""
     from medq.assess.evidence import feature_vector
-    from medq.assess.prompt_classifier import load_classifier
+    from medq.assess.prompt_classifier import load_classifier, with_guessed_modality
     from medq.assess.prompts import prompts_from_image
     from medq.io.arrays import as_image
     from medq.io.polarity import as_displayed
@@ -216,7 +217,7 @@ def load_measured(item: Item, modality: str | None, measures: bool,
     def run() -> Loaded:
         image = as_image(item, modality=modality)
         check_assessable(image, modality is not None)
-        image = as_displayed(image)  # a MONOCHROME1 radiograph as it is shown
+        image = with_guessed_modality(as_displayed(image))  # a MONOCHROME1 radiograph as shown
         indices = input_indices(image)
         taken = evidence_pass(image, indices, extras=extras)  # streak index taken once
         planes = plane_measures(image, indices, taken.streaks) if measures else None

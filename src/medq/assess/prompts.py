@@ -9,7 +9,8 @@ slot (`other` / `unknown`; for the dimension, `2d`), so any value encodes and no
 from: `tags` (stated by, or derived by fixed rules from, the image and its header), `values`
 (a modality the file does not state, read from its pixel values: Hounsfield units are CT,
 `medq.io.units`), `predicted` (filled in by a learned classifier through the `predict_missing`
-hook) or `default` (catch-all).
+hook, or a modality the assessment took from it, `meta["modality_from"]` `GUESSED`) or `default`
+(catch-all).
 
 Type rules (first that applies wins):
 
@@ -35,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from medq.image import REGIONS, MedImage
+from medq.io.units import GUESSED
 
 DIMENSIONS = ("2d", "3d")
 """Dimension prompt; unknown values fall back to `2d` (a single image)."""
@@ -289,8 +291,9 @@ def prompts_from_image(image: MedImage, predict_missing: PredictMissing | None =
     if kind is not None:
         values["type"] = kind
     source = {name: "tags" for name in values}
-    if image.meta.get("modality_from") and "modality" in source:
-        source["modality"] = "values"  # read from the pixel values (`medq.io.units`), not a tag
+    if image.meta.get("modality_from") and "modality" in source:  # not a tag: read from the
+        source["modality"] = ("predicted" if image.meta["modality_from"] == GUESSED  # classifier
+                              else "values")  # or from the pixel values (`medq.io.units`)
     for name in image.meta.get("named", ()):  # --modality / --region, or modality= in Python
         if name in source:
             source[name] = "user"

@@ -129,8 +129,7 @@ def assess(
         for name, row in zip(names, graded, strict=True):
             prompts = prompts_text(row["prompts"])
             for note, shown in ((PREDICTED_NOTE, "?" in prompts),
-                                (UNKNOWN_MODALITY_NOTE,
-                                 row["prompts"]["source"]["modality"] in ("predicted", "default"))):
+                                (UNKNOWN_MODALITY_NOTE, row["prompts"]["modality"] == "other")):
                 captions[note] = captions.get(note, False) or shown
             table.add_row(name, f"{row['score']:.2f}", row["grade"],
                           "yes" if row["recall"] else "no",

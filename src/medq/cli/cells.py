@@ -68,16 +68,17 @@ PROMPT_FIELDS = ("dimension", "modality", "region", "type")
 """The prompt fields a results table shows, in order."""
 
 
-PREDICTED_NOTE = ("? the file does not state it: predicted by medq's prompt classifier, or read "
-                  "from the pixels (CT from Hounsfield units, a colour picture as a fundus "
-                  "photograph; --modality sets the modality)")
+PREDICTED_NOTE = ("? the file does not state it: predicted by medq's prompt classifier (a "
+                  "modality it predicts is graded as if stated), or read from the pixels (CT "
+                  "from Hounsfield units, a colour picture as a fundus photograph; --modality "
+                  "sets the modality)")
 """Caption of a table with a prompt the file did not state."""
 
-UNKNOWN_MODALITY_NOTE = ("a modality the file does not state (OT, other, or a guess marked ?): "
-                         "only noise, blur, low resolution and low contrast are looked for; "
-                         "--modality CT, MR, PT, DX or OP grades it as that modality")
-"""Caption of a table with an input whose modality neither its file nor its values state
-(the findings are then generic, `assessment.finding_types_for`)."""
+UNKNOWN_MODALITY_NOTE = ("other / OT: neither the file nor medq's prompt classifier can tell the "
+                         "modality, so only noise, blur, low resolution and low contrast are "
+                         "looked for; --modality CT, MR, PT, DX or OP grades it as that modality")
+"""Caption of a table with an input whose modality neither its file, its values nor the prompt
+classifier tell (its findings are then generic, `assessment.finding_types_for`)."""
 
 
 def prompts_text(prompts: dict[str, Any]) -> str:

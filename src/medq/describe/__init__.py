@@ -25,7 +25,7 @@ def report_from(assessment: Any, image: Any = None) -> QualityReport:
     another dimension or shape is refused (InvalidParameter). Without the image (an assessment
     of an array has no path to read it from), the findings are the assessment's finding heads
     alone, and the report's `basis` says so."""
-    from medq.assess.assessment import Assessment, check_fits
+    from medq.assess.assessment import Assessment, as_assessed, check_fits
     from medq.describe.report import build_report
     from medq.errors import InvalidParameter
     from medq.image import MedImage, graded_modality
@@ -44,6 +44,7 @@ def report_from(assessment: Any, image: Any = None) -> QualityReport:
                                  meta={**image.meta, "spacing_assumed": False})
     if image is not None:
         check_fits(assessment, image)
+        image = as_assessed(image, assessment)
     return build_report(assessment, image)
 
 

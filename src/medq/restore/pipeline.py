@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from medq.assess.assessment import as_assessed
 from medq.assess.models.blocks import FINDING_TYPES
 from medq.describe.text import joined
 from medq.errors import InvalidParameter
@@ -309,7 +310,8 @@ def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
         image, assessor, measures=None, describe=True)
     report = report_from(assessment, image)
     net, _ = load_restorer(model or DEFAULT_RESTORER)
-    shown = as_displayed(image)  # a MONOCHROME1 radiograph restored as it is shown
+    seen = as_assessed(image, assessment)  # a guessed modality too; the result keeps the file's
+    shown = as_displayed(seen)  # a MONOCHROME1 radiograph restored as it is shown
     planes = normalised_planes(shown)
     detected = _prior_findings(prior_of(net, planes), threshold)
     found = set(to_repair(report)) | (set(detected) if gate_on_prior else set())
@@ -330,7 +332,7 @@ def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
 
         array = apply_planes(shown, lambda ps: [classical_plane(method, p) for p in ps])
     else:
-        cond = condition.from_report(report, image.modality)
+        cond = condition.from_report(report, seen.modality)
         acquisitions = described(report, plane_spacing(image)) if consistency else {}
         noisy = reports_noise(report)
 
@@ -345,7 +347,7 @@ def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
     if image.is_rgb:  # a colour outside 0–1 (MedImage's colour scale) is no colour
         array = np.clip(array, 0.0, 1.0)
     checked = not (image.is_rgb or force or method in CLASSICAL)  # a network's grey result
-    if checked and (share := took_anatomy(addressed, shown.array, array, image.modality)):
+    if checked and (share := took_anatomy(addressed, shown.array, array, seen.modality)):
         note = (f"The network took out {share:.1f} times the image's own noise, so more than "
                 "noise (anatomy smoothed away); the image is returned unchanged (--force keeps "
                 "the restoration).")
