@@ -235,3 +235,26 @@ def test_a_modality_the_classifier_is_sure_of_is_read_as_that_modality(tmp_path,
     unsure = medq.assess(path)
     assert unsure.modality == "OT" and unsure.prompts["modality"] == "other"
     assert "quantum" not in medq.describe(path).text
+
+
+def test_every_volume_of_a_4d_file_is_read_as_one_modality(tmp_path) -> None:
+    """The volumes of a 4D NIfTI were each read alone: one with a k-space spike was guessed
+    another modality than its neighbours (or none) and lost their MR findings. Each volume now
+    takes the guess for its file, made on the file's middle volume."""
+    import nibabel as nib
+
+    from medq.assess import prompt_classifier as pc
+    from medq.data.samples import load_sample
+    from medq.io import load
+
+    slab = load_sample("mni_t1").array[80:100, ::2, ::2].T * 10
+    rng = np.random.default_rng(0)
+    volumes = np.stack([slab + rng.normal(0, 5, slab.shape) for _ in range(5)], -1)
+    spiked = np.fft.fftn(volumes[..., 0], axes=(0, 1))
+    spiked[3, 5, :] += np.abs(spiked).max() * 2.0
+    volumes[..., 0] = np.abs(np.fft.ifftn(spiked, axes=(0, 1)))
+    nib.save(nib.Nifti1Image(volumes.astype(np.float32), np.eye(4)), tmp_path / "bold.nii.gz")
+    read = [pc.with_guessed_modality(load(f"{tmp_path / 'bold.nii.gz'}@volume={v}"))
+            for v in range(5)]
+    assert [image.modality for image in read] == ["MR"] * 5
+    assert all(image.meta["modality_from"] == "prompt classifier" for image in read)

@@ -11,7 +11,8 @@ plane clean or with any of the engine's degradations of its modality, in any ori
 often on a padded canvas (`as_found`), its units varied as files vary (`vary_units`: arbitrary
 scanner scales, CT stored as HU + 1024, 8-bit display exports that keep no units at all); the
 held-out test sources give its accuracy in the model card. A volume is read at `VOLUME_PLANES`
-and the probabilities averaged. A prediction below `CONFIDENCE` fills nothing (the prompt stays
+and the probabilities averaged; each volume of a 4D file takes the guess for its file's middle
+volume (`_file_guess`). A prediction below `CONFIDENCE` fills nothing (the prompt stays
 at its catch-all); one at or above it is the modality the assessment reads the image as
 (`with_guessed_modality`: its measures, evidence and finding types, as if `--modality` named
 it). The type prompt follows from the modality for PET, radiographs and photographs; CT and MR
@@ -26,6 +27,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -314,11 +316,49 @@ def with_guessed_modality(image: MedImage) -> MedImage:
     from medq.io.units import GUESSED
 
     guess = load_classifier() if image.modality == "OT" and not image.is_rgb else None
-    found = guess(image, ("modality",)).get("modality") if guess is not None else None
+    if guess is None:
+        return image
+    shared = _file_guess(image)
+    found = shared[0] if shared else guess(image, ("modality",)).get("modality")
     if found is None:
         return image
     return image.evolve(modality=modality_code(found),
                         meta={**image.meta, "modality_from": GUESSED})
+
+
+def _file_guess(image: MedImage) -> tuple[str | None] | None:
+    """For one volume of a multi-volume file (`<file>@volume=<k>`), the guess for the whole
+    file: that of its middle volume (read once per file as it is now, `_volume_guess`), so its
+    volumes are all read as one modality (a volume with a spike was read as none, its neighbours
+    as MR); None for any other image."""
+    volumes, source = image.meta.get("volumes"), image.source
+    if not source or not isinstance(volumes, int) or volumes < 2 or "volume" not in image.meta:
+        return None
+    from medq.io.volumes import volume_in_file
+
+    found = volume_in_file(Path(source))
+    if found is None:
+        return None
+    try:
+        stat = found[0].stat()
+    except OSError:
+        return None
+    return (_volume_guess(str(found[0]), volumes // 2, stat.st_mtime_ns, stat.st_size),)
+
+
+@lru_cache(maxsize=32)
+def _volume_guess(path: str, volume: int, mtime_ns: int, size: int) -> str | None:
+    """The classifier's modality for volume `volume` of a file (None when unsure or
+    unreadable); the file's stamp keys the cache."""
+    from medq.errors import MedqError
+    from medq.io import load
+
+    guess = load_classifier()
+    try:
+        image = load(f"{path}@volume={volume}")
+    except (MedqError, OSError, ValueError):
+        return None
+    return guess(image, ("modality",)).get("modality") if guess is not None else None
 
 
 def load_classifier() -> Callable[[MedImage, tuple[str, ...]], dict[str, str]] | None:
