@@ -1110,9 +1110,10 @@ def test_a_monochrome1_radiograph_that_does_not_fill_its_bits_is_shown_as_its_tw
         tmp_path: Path) -> None:
     """A 12-bit MONOCHROME1 radiograph stored 956–4034 (4095 − v of its MONOCHROME2 twin's
     61–3139) was mirrored within its own values: shown 895 above its twin, read as low
-    contrast (2.25 against 4.50). It is mirrored within its bits stored, through its rescale."""
+    contrast (2.25 against 4.50). It is mirrored within its bits stored, through its rescale,
+    and a restoration is kept within them (one held 4099)."""
     from medq.data.samples import load_sample
-    from medq.io.polarity import as_displayed, mirror_span
+    from medq.io.polarity import as_displayed, mirror_span, within_storable
 
     xr = load_sample("xr_head").array
     twelve = np.round(61 + (xr - xr.min()) / np.ptp(xr) * 3078).astype(np.uint16)
@@ -1128,6 +1129,8 @@ def test_a_monochrome1_radiograph_that_does_not_fill_its_bits_is_shown_as_its_tw
     plain, inverted = load(tmp_path / "m2.dcm"), load(tmp_path / "m1.dcm")
     assert mirror_span(inverted) == (0.0, 4095.0) and "bit_range" not in plain.meta
     np.testing.assert_allclose(as_displayed(inverted).array, plain.array)
+    restored = np.array([-5.0, 100.0, 4099.0], np.float32)  # a result beyond its 12 bits
+    np.testing.assert_array_equal(within_storable(restored, inverted), [0.0, 100.0, 4095.0])
     ds.RescaleSlope, ds.RescaleIntercept = 2, -100  # the same picture, through a value map
     ds.save_as(tmp_path / "m1_mapped.dcm")
     mapped = load(tmp_path / "m1_mapped.dcm")

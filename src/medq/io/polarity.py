@@ -73,7 +73,11 @@ def as_stored(array: np.ndarray, image: MedImage) -> np.ndarray:
 def storable_range(image: MedImage) -> tuple[float, float] | None:
     """The values the file of a grey `image` can hold, in its units: `meta['value_range']` (a
     PNG's or TIFF's bit depth, an integer NIfTI's type) through the file's own value map
-    (`meta['rescale']`: slope, intercept); None when the file holds any value (floats)."""
+    (`meta['rescale']`: slope, intercept), or a MONOCHROME1 file's `mirror_span` (a restored
+    12-bit radiograph held 4099, beyond the range it is mirrored within); None when the file
+    holds any value (floats)."""
+    if image.meta.get("bit_range") and not image.is_rgb:
+        return mirror_span(image)
     span = image.meta.get("value_range")
     if image.is_rgb or not span or len(span) != 2:
         return None
