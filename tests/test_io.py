@@ -1131,11 +1131,19 @@ def test_a_monochrome1_radiograph_that_does_not_fill_its_bits_is_shown_as_its_tw
     np.testing.assert_allclose(as_displayed(inverted).array, plain.array)
     restored = np.array([-5.0, 100.0, 4099.0], np.float32)  # a result beyond its 12 bits
     np.testing.assert_array_equal(within_storable(restored, inverted), [0.0, 100.0, 4095.0])
+    # written by medq (a restoration's output) and read back, it is shown as it was: the
+    # derived file keeps its 12 bits (it was written in 16, read back mirrored within 65535)
+    changed = inverted.with_array(inverted.array * 0.5 + 1000.0)
+    again = load(save(changed, tmp_path / "derived.dcm"))
+    assert pydicom.dcmread(tmp_path / "derived.dcm").BitsStored == 12
+    np.testing.assert_allclose(as_displayed(again).array, as_displayed(changed).array, atol=0.51)
     ds.RescaleSlope, ds.RescaleIntercept = 2, -100  # the same picture, through a value map
     ds.save_as(tmp_path / "m1_mapped.dcm")
     mapped = load(tmp_path / "m1_mapped.dcm")
     assert mirror_span(mapped) == (-100.0, 8090.0)
     np.testing.assert_allclose(as_displayed(mapped).array, plain.array * 2 - 100)
+    again = load(save(mapped, tmp_path / "mapped_again.dcm"))
+    np.testing.assert_allclose(as_displayed(again).array, as_displayed(mapped).array, atol=1.01)
 
 
 def test_a_siemens_mosaic_is_read_as_the_volume_of_its_tiles(tmp_path: Path,

@@ -40,6 +40,19 @@ def encode_pixels(arr: np.ndarray, zero_intercept: bool = False
     return stored.astype(np.uint16), slope, icpt
 
 
+def encode_within(arr: np.ndarray, span: tuple[float, float], bits: int
+                  ) -> tuple[np.ndarray, float, float]:
+    """Unsigned storage in `bits` bits whose whole range maps onto `span` = (lo, hi) through
+    (RescaleSlope, RescaleIntercept): a MONOCHROME1 file, shown mirrored within the range its
+    bits stored hold (`io.polarity.mirror_span`), is read back mirrored within the same span."""
+    lo, hi = span
+    top = 2 ** int(bits) - 1
+    slope = float(format_number_as_ds((hi - lo) / top)) if hi > lo else 1.0
+    icpt = float(format_number_as_ds(lo))
+    stored = np.clip(np.round((np.asarray(arr, np.float64) - icpt) / slope), 0, top)
+    return stored.astype(np.uint16), slope, icpt
+
+
 def padding_of(ds: Dataset) -> list[float]:
     """The source's pixel padding (PixelPaddingValue and PixelPaddingRangeLimit) in output
     values (through its RescaleSlope/Intercept); empty when it states none."""

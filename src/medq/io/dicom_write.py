@@ -41,8 +41,9 @@ from medq.io.dicom_tags import (
     read_physics,
     tag_value,
 )
-from medq.io.dicom_values import encode_pixels, keep_padding, padding_of
+from medq.io.dicom_values import encode_pixels, encode_within, keep_padding, padding_of
 from medq.io.geometry import dicom_geometry
+from medq.io.polarity import is_inverted, mirror_span
 
 _STRIP = (
     "PerFrameFunctionalGroupsSequence", "SharedFunctionalGroupsSequence", "NumberOfFrames",
@@ -178,6 +179,14 @@ def _simulated(image: MedImage) -> bool:
                for s in image.meta.get("history", []))
 
 
+def _inverted_bits(image: MedImage) -> int | None:
+    """The bits stored of a MONOCHROME1 image read from DICOM (`meta['bit_range']`): its result
+    is written in them, mirrored within the same span; None for any other image."""
+    if not (is_inverted(image) and image.meta.get("bit_range")):
+        return None
+    return min(16, max(1, int(image.meta.get("bits_stored") or 16)))
+
+
 def _dataset(base: Dataset, image: MedImage, k: int, stored: np.ndarray, rescale: tuple,
              uids: dict[str, str], description: str | None, own: bool = True) -> Dataset:
     """One derived slice: header from `base` (`own`: the header of this very slice's source,
@@ -266,7 +275,8 @@ def _dataset(base: Dataset, image: MedImage, k: int, stored: np.ndarray, rescale
         mono1 = as_text(ds.get("PhotometricInterpretation")) == "MONOCHROME1"
         ds.SamplesPerPixel = 1
         ds.PhotometricInterpretation = "MONOCHROME1" if mono1 else "MONOCHROME2"
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 16, 15
+        bits = _inverted_bits(image) or 16
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, bits, bits - 1
         ds.PixelRepresentation = int(stored.dtype == np.int16)
         ds.RescaleSlope, ds.RescaleIntercept = (format_number_as_ds(v) for v in rescale)
         keep_padding(ds, padding, stored, rescale)
@@ -356,7 +366,11 @@ def write_dicom(image: MedImage, path: str | Path, *, reference: str | Path | No
         stored_all = np.round(np.clip(image.array, 0.0, 1.0) * 255).astype(np.uint8)[None]
         rescale: tuple = (1.0, 0.0)
     else:
-        stored_all, slope, icpt = encode_pixels(image.array, zero_intercept=image.modality == "PT")
+        if bits := _inverted_bits(image):  # read back mirrored as it was shown
+            stored_all, slope, icpt = encode_within(image.array, mirror_span(image), bits)
+        else:
+            stored_all, slope, icpt = encode_pixels(image.array,
+                                                    zero_intercept=image.modality == "PT")
         rescale = (slope, icpt)
         stored_all = stored_all if image.is_volume else stored_all[None]
     base_new = _new_dataset(image)

@@ -43,10 +43,10 @@ def mirrored(array: np.ndarray, span: tuple[float, float]) -> np.ndarray:
 def mirror_span(image: MedImage) -> tuple[float, float]:
     """The span a MONOCHROME1 image is mirrored within: the values its file's bit depth can
     hold (`meta['bit_range']`, through its rescale), widened to its own values where they go
-    beyond; its own (min, max) when the file states no bit depth. Mirrored within its own
-    values, a radiograph that does not fill its range (stored 956–4034 of 12 bits) was shown
-    lifted off black (956 + 4034 − v), read as low contrast and scored 2.25 against 4.50 for
-    its MONOCHROME2 twin."""
+    beyond; its own (min, max) when no bit range is known (an image not read from DICOM).
+    Mirrored within its own values, a radiograph that does not fill its range (stored 956–4034
+    of 12 bits) was shown lifted off black (956 + 4034 − v), read as low contrast and scored
+    2.25 against 4.50 for its MONOCHROME2 twin."""
     lo, hi = value_range(image.array)
     stated = image.meta.get("bit_range")
     if stated and len(stated) == 2:
@@ -66,7 +66,7 @@ def as_displayed(image: MedImage) -> MedImage:
 
 def as_stored(array: np.ndarray, image: MedImage) -> np.ndarray:
     """Values computed on `as_displayed(image)` (a restoration) in the polarity `image` is stored
-    in: mirrored back within the range of `image` when it is MONOCHROME1, else `array` itself."""
+    in: mirrored back within `mirror_span` when it is MONOCHROME1, else `array` itself."""
     return mirrored(array, mirror_span(image)) if is_inverted(image) else array
 
 
