@@ -361,8 +361,9 @@ def test_assess_table_marks_the_prompts_the_file_did_not_state(tmp_path: Path,
     assert rows["camera.png"].split()[1].endswith("?"), res.stdout  # the modality is a guess
     assert rows["hu.npy"].split()[1] == "CT?", res.stdout  # read from its Hounsfield units
     assert rows["astronaut.jpg"] == "2d OP? retina? fundus?", res.stdout  # no file said so
-    assert ("? the file does not state it: predicted by medq's prompt classifier (a modality it "
-            "predicts is graded as if stated), or read from the pixels (CT from Hounsfield "
+    assert ("? the file does not state it: predicted by medq's prompt classifier (an MR, PET or "
+            "radiograph it predicts is graded as if stated; a CT, whose values hold no "
+            "Hounsfield units, by the prompt only), or read from the pixels (CT from Hounsfield "
             "units, a colour picture as a fundus photograph") \
         in " ".join(res.stdout.split())
     found = json.loads(run_medq("assess", "hu.npy", "--json", cwd=tmp_path).stdout)[0]

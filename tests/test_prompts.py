@@ -243,7 +243,7 @@ def test_every_volume_of_a_4d_file_is_read_as_one_modality(tmp_path) -> None:
     takes the guess for its file, made on the file's middle volume."""
     import nibabel as nib
 
-    from medq.assess import prompt_classifier as pc
+    from medq.assess import guess
     from medq.data.samples import load_sample
     from medq.io import load
 
@@ -254,7 +254,35 @@ def test_every_volume_of_a_4d_file_is_read_as_one_modality(tmp_path) -> None:
     spiked[3, 5, :] += np.abs(spiked).max() * 2.0
     volumes[..., 0] = np.abs(np.fft.ifftn(spiked, axes=(0, 1)))
     nib.save(nib.Nifti1Image(volumes.astype(np.float32), np.eye(4)), tmp_path / "bold.nii.gz")
-    read = [pc.with_guessed_modality(load(f"{tmp_path / 'bold.nii.gz'}@volume={v}"))
-            for v in range(5)]
+    volumes = [load(f"{tmp_path / 'bold.nii.gz'}@volume={v}") for v in range(5)]
+    read = [guess.with_guessed_modality(v, guess.guessed_modality(v)) for v in volumes]
     assert [image.modality for image in read] == ["MR"] * 5
     assert all(image.meta["modality_from"] == "prompt classifier" for image in read)
+
+
+def test_one_guess_serves_the_prompt_and_the_reading_and_a_guessed_ct_is_prompt_only(
+        tmp_path, monkeypatch) -> None:
+    """A guessed CT holds no Hounsfield units (they make a file CT by its values), so a CT
+    window would read it as severe low contrast: it fills the prompt only. A 4D file whose
+    middle volume the classifier is unsure of leaves every volume unnamed, its prompts too
+    (they said MR, each volume guessed alone, while the volumes were graded as OT)."""
+    import nibabel as nib
+
+    from medq.assess import guess
+    from medq.assess import prompt_classifier as pc
+    from medq.assess.loading import load_measured
+    from medq.data.samples import load_sample
+
+    grey = MedImage(load_sample("mr_small").array, (1.0, 1.0), "OT")
+    assert guess.with_guessed_modality(grey, "CT") is grey
+    assert guess.with_guessed_modality(grey, "MR").modality == "MR"
+    assert guess.with_guessed_modality(grey.evolve(modality="CT"), "MR").modality == "CT"
+    fill = pc.filled_with("CT")
+    assert prompts_from_image(grey, fill).modality == "CT"  # the prompt, predicted
+    assert fill(grey, ("region",)) == {} and pc.filled_with(None)(grey, ("modality",)) == {}
+    slab = load_sample("mni_t1").array[80:90, ::2, ::2].T * 10
+    nib.save(nib.Nifti1Image(np.stack([slab] * 3, -1).astype(np.float32), np.eye(4)),
+             tmp_path / "bold.nii.gz")
+    monkeypatch.setattr(guess, "_volume_guess", lambda *args: None)  # unsure of the middle volume
+    loaded = load_measured(f"{tmp_path / 'bold.nii.gz'}@volume=0", None, measures=False)
+    assert loaded.prompts.modality == "other" and loaded.image.modality == "OT"

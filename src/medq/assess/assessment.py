@@ -205,7 +205,7 @@ class Assessment:
 
 def as_assessed(image: Any, assessment: Assessment) -> Any:
     """The image (a MedImage) as `assessment` read it: a modality its file does not state but
-    the assessment took from the prompt classifier (`prompt_classifier.with_guessed_modality`)
+    the assessment took from the prompt classifier (`medq.assess.guess`)
     is given to it, so its description and restoration read it as that modality too."""
     from medq.io.units import GUESSED
 

@@ -209,7 +209,8 @@ def load_measured(item: Item, modality: str | None, measures: bool,
     plane no larger than its view: `EvidencePass.whole`); a volume keeps only its salient planes
     (`slim`); a failure is returned as a typed error."""
     from medq.assess.evidence import feature_vector
-    from medq.assess.prompt_classifier import load_classifier, with_guessed_modality
+    from medq.assess.guess import guessed_modality, with_guessed_modality
+    from medq.assess.prompt_classifier import filled_with
     from medq.assess.prompts import prompts_from_image
     from medq.io.arrays import as_image
     from medq.io.polarity import as_displayed
@@ -217,14 +218,16 @@ def load_measured(item: Item, modality: str | None, measures: bool,
     def run() -> Loaded:
         image = as_image(item, modality=modality)
         check_assessable(image, modality is not None)
-        image = with_guessed_modality(as_displayed(image))  # a MONOCHROME1 radiograph as shown
+        image = as_displayed(image)  # a MONOCHROME1 radiograph as it is shown
+        found = guessed_modality(image)  # one guess: for the prompt and the reading
+        image = with_guessed_modality(image, found)
         indices = input_indices(image)
         taken = evidence_pass(image, indices, extras=extras)  # streak index taken once
         planes = plane_measures(image, indices, taken.streaks) if measures else None
         vector = None if features is None else feature_vector(
             image, indices if image.is_volume else None, features, planes, taken.whole)
         return Loaded(slim(image, indices), indices, taken.rows,
-                      prompts_from_image(image, load_classifier()), tuple(image.shape),
+                      prompts_from_image(image, filled_with(found)), tuple(image.shape),
                       classical_measures(image, indices, planes=planes) if measures else {},
                       vector)
 

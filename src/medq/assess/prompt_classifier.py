@@ -12,11 +12,12 @@ often on a padded canvas (`as_found`), its units varied as files vary (`vary_uni
 scanner scales, CT stored as HU + 1024, 8-bit display exports that keep no units at all); the
 held-out test sources give its accuracy in the model card. A volume is read at `VOLUME_PLANES`
 and the probabilities averaged; each volume of a 4D file takes the guess for its file's middle
-volume (`_file_guess`). A prediction below `CONFIDENCE` fills nothing (the prompt stays
-at its catch-all); one at or above it is the modality the assessment reads the image as
-(`with_guessed_modality`: its measures, evidence and finding types, as if `--modality` named
-it). The type prompt follows from the modality for PET, radiographs and photographs; CT and MR
-types cannot be told from pixels alone and stay at their catch-all (`ct_other`, `mr_other`).
+volume (`medq.assess.guess`). A prediction below `CONFIDENCE` fills nothing (the prompt stays
+at its catch-all); an MR, PET or radiograph at or above it is the modality the assessment
+reads the image as (`medq.assess.guess`: its measures, evidence and finding types, as if
+`--modality` named it; a CT fills the prompt only). The type prompt follows from the modality
+for PET, radiographs and photographs; CT and MR types cannot
+be told from pixels alone and stay at their catch-all (`ct_other`, `mr_other`).
 The region head is trained and its held-out accuracy reported, but it fills no prompt: right
 for about six images in ten, it gave one scan different regions at different noise levels, and
 so different scores.
@@ -27,7 +28,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -52,7 +52,7 @@ WEIGHTS_NAME = PROMPT_CLASSIFIER
 
 CONFIDENCE = 0.98
 """Smallest predicted probability that fills the modality prompt, and that the assessment then
-reads the image as (`with_guessed_modality`); below it the prompt stays `other`. A wrong
+reads the image as (`medq.assess.guess`); below it the prompt stays `other`. A wrong
 modality misleads the quality model and claims another modality's artefacts, so the bar is
 high: at 0.8 this classifier named the wrong modality for 12 % of the held-out `as found`
 examples it filled, at 0.98 for 1.2 % (the model card)."""
@@ -307,58 +307,21 @@ def _shipped() -> PromptNet | None:
     return net.eval()
 
 
-def with_guessed_modality(image: MedImage) -> MedImage:
-    """The image as the modality the shipped classifier is sure of (`CONFIDENCE`) when its file
-    states none (a grey `OT` image), recorded in `meta["modality_from"]` (`GUESSED`); else the
-    image itself. The assessment then reads it as that modality, as if `--modality` named it:
-    its measures, evidence, finding types and the restoration's conditioning."""
-    from medq.image import modality_code
-    from medq.io.units import GUESSED
-
-    guess = load_classifier() if image.modality == "OT" and not image.is_rgb else None
-    if guess is None:
-        return image
-    shared = _file_guess(image)
-    found = shared[0] if shared else guess(image, ("modality",)).get("modality")
-    if found is None:
-        return image
-    return image.evolve(modality=modality_code(found),
-                        meta={**image.meta, "modality_from": GUESSED})
+TYPES = {"PT": "pet", "XR": "radiograph", "OP": "fundus", "CT": "ct_other", "MR": "mr_other"}
+"""The type prompt a guessed modality implies (CT and MR types cannot be told from pixels)."""
 
 
-def _file_guess(image: MedImage) -> tuple[str | None] | None:
-    """For one volume of a multi-volume file (`<file>@volume=<k>`), the guess for the whole
-    file: that of its middle volume (read once per file as it is now, `_volume_guess`), so its
-    volumes are all read as one modality (a volume with a spike was read as none, its neighbours
-    as MR); None for any other image."""
-    volumes, source = image.meta.get("volumes"), image.source
-    if not source or not isinstance(volumes, int) or volumes < 2 or "volume" not in image.meta:
-        return None
-    from medq.io.volumes import volume_in_file
+def filled_with(found: str | None) -> Callable[[MedImage, tuple[str, ...]], dict[str, str]]:
+    """The `predict_missing` hook of `prompts_from_image` that fills a missing modality prompt
+    (and its type) with `found`, the one guess made for the image (nothing when None)."""
 
-    found = volume_in_file(Path(source))
-    if found is None:
-        return None
-    try:
-        stat = found[0].stat()
-    except OSError:
-        return None
-    return (_volume_guess(str(found[0]), volumes // 2, stat.st_mtime_ns, stat.st_size),)
+    def fill(image: MedImage, missing: tuple[str, ...]) -> dict[str, str]:
+        if found is None or "modality" not in missing:
+            return {}
+        return {k: v for k, v in {"modality": found, "type": TYPES[found]}.items()
+                if k in missing}
 
-
-@lru_cache(maxsize=32)
-def _volume_guess(path: str, volume: int, mtime_ns: int, size: int) -> str | None:
-    """The classifier's modality for volume `volume` of a file (None when unsure or
-    unreadable); the file's stamp keys the cache."""
-    from medq.errors import MedqError
-    from medq.io import load
-
-    guess = load_classifier()
-    try:
-        image = load(f"{path}@volume={volume}")
-    except (MedqError, OSError, ValueError):
-        return None
-    return guess(image, ("modality",)).get("modality") if guess is not None else None
+    return fill
 
 
 def load_classifier() -> Callable[[MedImage, tuple[str, ...]], dict[str, str]] | None:
@@ -379,9 +342,6 @@ def load_classifier() -> Callable[[MedImage, tuple[str, ...]], dict[str, str]] |
         prob = prob.mean(0)  # the mean over the planes read
         if float(prob.max()) < CONFIDENCE:
             return {}  # unsure of the modality: nothing is filled
-        modality = MODALITIES[int(prob.argmax())]
-        guess = {"modality": modality, "type": {"PT": "pet", "XR": "radiograph", "OP": "fundus",
-                                                "CT": "ct_other", "MR": "mr_other"}[modality]}
-        return {k: v for k, v in guess.items() if k in missing}
+        return filled_with(MODALITIES[int(prob.argmax())])(image, missing)
 
     return predict_missing

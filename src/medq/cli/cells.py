@@ -68,8 +68,9 @@ PROMPT_FIELDS = ("dimension", "modality", "region", "type")
 """The prompt fields a results table shows, in order."""
 
 
-PREDICTED_NOTE = ("? the file does not state it: predicted by medq's prompt classifier (a "
-                  "modality it predicts is graded as if stated), or read from the pixels (CT "
+PREDICTED_NOTE = ("? the file does not state it: predicted by medq's prompt classifier (an MR, "
+                  "PET or radiograph it predicts is graded as if stated; a CT, whose values "
+                  "hold no Hounsfield units, by the prompt only), or read from the pixels (CT "
                   "from Hounsfield units, a colour picture as a fundus photograph; --modality "
                   "sets the modality)")
 """Caption of a table with a prompt the file did not state."""

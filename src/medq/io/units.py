@@ -37,7 +37,7 @@ COLOUR = "colour"
 """`meta["modality_from"]` of a colour picture whose file states no modality (read as OP)."""
 GUESSED = "prompt classifier"
 """`meta["modality_from"]` of a grey image whose modality medq's prompt classifier was sure of
-(`medq.assess.prompt_classifier.with_guessed_modality`; set when assessing, never by `load`)."""
+(`medq.assess.guess`; set when assessing, never by `load`)."""
 
 
 def in_hounsfield_units(array: np.ndarray) -> bool:

@@ -69,9 +69,10 @@ def review_text_problem(reviewer: str, comment: str) -> str | None:
 
 
 def graded_as(assessment: Any) -> str:
-    """The modality an item is stored under: the file's, or, where it states none (OT: a NIfTI,
-    a PNG), the one the prompt classifier graded it as (MR, CT, PT, OP; XR as DX), so a filter
-    by modality finds it."""
+    """The modality an item is stored under: the one it was graded as (the file's, or the prompt
+    classifier's sure guess, `medq.assess.guess`), or, for a file stating
+    none that was graded as OT, its guessed prompt (a CT guess, which fills the prompt only), so
+    a filter by modality finds it."""
     told = (assessment.prompts or {}).get("modality")
     if assessment.modality != "OT" or told in (None, "other"):
         return assessment.modality

@@ -297,7 +297,8 @@ out (any of the eight orientations; half of them centred on a padded canvas), in
 files hold them in (arbitrary scanner scales, CT as HU or HU + 1024, a quarter as 8-bit display
 exports); wall time {record['wall_time_s']:.0f} s. It fills the modality prompt of images whose
 files do not state it, when its probability reaches {record['confidence']} (else it stays
-`other`), and the assessment then reads the image as that modality; a volume is read at 35 %,
+`other`), and the assessment then reads an MR, PET or radiograph it names as that modality (a
+CT it names fills the prompt only); a volume is read at 35 %,
 50 % and 65 % of its depth and the three probabilities averaged. The bar was set with these
 held-out checks in view (`CONFIDENCE` in `medq.assess.prompt_classifier`), so they measure a
 chosen bar. Its region head is trained and measured below but fills nothing (too often wrong).
