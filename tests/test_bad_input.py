@@ -239,7 +239,8 @@ def test_a_label_map_given_by_mistake_is_refused_unless_a_modality_is_named(tmp_
                                                                            ) -> None:
     """A segmentation NIfTI (labels 0–3) was graded as PET and restored, which invented a label
     4; a mask the same. A file of at most 16 whole values is refused by name with exit code 2,
-    in a batch beside an image that is graded; --modality grades it all the same."""
+    in a batch beside an image that is graded; --modality grades it all the same. Pictures
+    (a thresholded or 16-level PNG) are images however few their values."""
     from conftest import run_medq
     from medq.assess.loading import label_values
     from medq.image import MedImage
@@ -263,6 +264,11 @@ def test_a_label_map_given_by_mistake_is_refused_unless_a_modality_is_named(tmp_
     many = np.random.default_rng(0).integers(0, 400, (40, 40)).astype(np.float32)
     assert label_values(MedImage(many, (1.0, 1.0), "OT")) is None  # an image's many values
     assert label_values(MedImage(many / 37.0 % 3, (1.0, 1.0), "OT")) is None  # fractions
+    binary = (many > 200).astype(np.uint8) * 255  # a thresholded picture, 16 grey levels
+    Image.fromarray(binary).save(tmp_path / "binary.png")
+    Image.fromarray((many // 25 * 17).astype(np.uint8)).save(tmp_path / "levels.png")
+    for picture in ("binary.png", "levels.png"):  # pictures hold few values and are images
+        assert label_values(load(tmp_path / picture)) is None
 
 
 def test_one_series_of_a_folder_holding_several_is_named_with_its_uid(tmp_path: Path) -> None:

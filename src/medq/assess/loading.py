@@ -111,7 +111,8 @@ def check_assessable(image: MedImage, told: bool = False) -> None:
     """Raise InvalidImage for an image with nothing to assess (too small in-plane, or constant)
     and UnsupportedImage for a derived map (`NOT_ACQUIRED`: a DICOM SEG, an RT dose grid), an
     MR phase, real or imaginary image (`phase_like`) and, unless the user `told` medq what to
-    read it as (`--modality`), a file stating a modality medq does not grade (`GRADED`)."""
+    read it as (`--modality`), a file stating a modality medq does not grade (`GRADED`) or a
+    label map or mask given by mistake (`label_values`)."""
     from medq.errors import InvalidImage, UnsupportedImage
     from medq.io.dicom_tags import GRADED, NOT_ACQUIRED, PHOTOGRAPHS
 
@@ -173,9 +174,11 @@ MAX_LABELS = 16
 
 def label_values(image: MedImage) -> np.ndarray | None:
     """The distinct values of a grey image that looks like a label map or mask (a segmentation
-    given by mistake: at most `MAX_LABELS` values, all whole numbers), else None. A large image
-    is first read on a stride, and only one that passes there is read whole."""
-    if image.is_rgb:
+    given by mistake: at most `MAX_LABELS` values, all whole numbers), else None. Pictures (PNG,
+    JPEG, TIFF: `meta['bit_depth']`) and DICOM files are not: a quantised or thresholded
+    picture, or a file stating Modality OT, holds few values and is still an image. A large
+    image is first read on a stride, and only one that passes there is read whole."""
+    if image.is_rgb or "bit_depth" in image.meta or "dicom_modality" in image.meta:
         return None
     a = image.array.reshape(-1)
     for values in (a[:: max(1, a.size // 262_144)], a):
