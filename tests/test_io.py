@@ -705,6 +705,15 @@ def test_an_integer_nifti_with_a_value_map_is_not_rounded_to_whole_numbers(tmp_p
     plain = nib.Nifti1Image(np.round(values * 100).astype(np.int16), np.eye(4))
     nib.save(plain, tmp_path / "plain.nii.gz")  # whole numbers, no map: kept as int16
     assert load(tmp_path / "plain.nii.gz").meta["stored_dtype"] == "int16"
+    hu = nib.Nifti1Image(np.round(values * 1000).astype(np.int16), np.eye(4))
+    hu.header.set_slope_inter(1.0, -1024.0)  # a CT as a converter writes it: a whole-number map
+    nib.save(hu, tmp_path / "ct.nii.gz")
+    ct = load(tmp_path / "ct.nii.gz")
+    assert ct.meta["stored_dtype"] == "int16" and ct.meta["rescale"] == [1.0, -1024.0]
+    smooth = within_storable(ct.array + 0.3, ct)  # a restoration: whole HU again
+    back = nib.load(save(ct.with_array(smooth), tmp_path / "ct_out.nii.gz"))
+    assert back.get_data_dtype() == np.int16
+    np.testing.assert_array_equal(back.get_fdata(), np.round(values * 1000) - 1024)
 
 
 @pytest.mark.parametrize("flat", [0, 1])

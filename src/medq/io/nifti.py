@@ -167,11 +167,12 @@ def image_from_nifti(img: Any, source: str | Path | None = None, volume: int | N
 
 
 def _integer_voxels(img: Any, dtype: np.dtype) -> dict[str, Any]:
-    """`integer_storage` of voxels stored as integers with no value map (`scl_slope` 0, 1 or
-    unset and no intercept): written back as those integers. A value map (nibabel keeps a read
-    file's on its voxel proxy, not its header) gives {}: the image is written as float32, not
-    rounded to whole numbers its map had spread over a fraction (a 0–2 map in int16 came back
-    as the three values 0, 1 and 2)."""
+    """`integer_storage` of voxels stored as integers whose values are whole numbers: with no
+    value map (`scl_slope` 0, 1 or unset and no intercept), or a map of whole numbers (a CT as
+    int16 with `scl_inter` −1024, its `meta['rescale']`): a result is written back as whole
+    numbers. A fractional map (nibabel keeps a read file's on its voxel proxy, not its header)
+    gives {}: the image is written as float32, not rounded to whole numbers its map had spread
+    over a fraction (a 0–2 map in int16 came back as the three values 0, 1 and 2)."""
     slope = getattr(img.dataobj, "slope", None)
     inter = getattr(img.dataobj, "inter", None)
     if slope is None:  # an image made in memory: its header holds the map
@@ -179,9 +180,13 @@ def _integer_voxels(img: Any, dtype: np.dtype) -> dict[str, Any]:
             slope, inter = img.header.get_slope_inter()
         except (AttributeError, ValueError):  # a format without a value map
             slope, inter = None, None
-    if slope not in (None, 1.0) or inter not in (None, 0.0):
-        return {}
-    return integer_storage(dtype)
+    slope = 1.0 if slope is None else float(slope)
+    inter = 0.0 if inter is None else float(inter)
+    if slope == 1.0 and inter == 0.0:
+        return integer_storage(dtype)
+    if slope and slope.is_integer() and inter.is_integer() and integer_storage(dtype):
+        return {**integer_storage(dtype), "rescale": [slope, inter]}
+    return {}
 
 
 _QUIET = contextvars.ContextVar("medq_quiet_header_checks", default=False)
