@@ -679,6 +679,9 @@ def test_a_written_nifti_keeps_its_inputs_slice_timing_intent_and_unstated_sform
             else back[name].item() == value, name
     assert (int(back["qform_code"]), int(back["sform_code"])) == (1, 0)
     np.testing.assert_allclose(back.get_qform(), made.header.get_qform(), atol=1e-6)
+    plane = nib.load(save(image.evolve(array=image.array[3], spacing=image.spacing[1:]),
+                          tmp_path / "plane.nii.gz"))
+    assert plane.header["slice_end"] == 0 and plane.header.get_dim_info() == (None, None, None)
 
 
 def test_an_integer_nifti_with_a_value_map_is_not_rounded_to_whole_numbers(tmp_path: Path

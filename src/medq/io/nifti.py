@@ -163,6 +163,8 @@ def image_from_nifti(img: Any, source: str | Path | None = None, volume: int | N
     elif unstated:
         meta["spacing_assumed"] = True
     meta["affine_spacing"] = list(spacing)  # what the stored frames were read with
+    if "header_fields" in meta:
+        meta["header_shape"] = list(arr.shape)  # the slice fields hold for this shape only
     return MedImage(arr, spacing, "OT", "unknown", {}, str(source) if source else None, meta)
 
 
@@ -369,7 +371,8 @@ def write_nifti(image: MedImage, path: str | Path, *, description: str | None = 
     for kind in ("qform", "sform"):  # a frame the input did not state stays unstated
         if f"{kind}_code" in image.meta and not image.meta[f"{kind}_code"] and not scanner:
             getattr(img, f"set_{kind}")(None, code=0)
-    for name, value in (image.meta.get("header_fields") or {}).items():
+    same_shape = list(image.shape) == image.meta.get("header_shape")  # not a plane of it
+    for name, value in (image.meta.get("header_fields") if same_shape else {}).items():
         if name in KEPT_FIELDS:
             img.header[name] = value
     units = image.meta.get("xyzt_units") if change is not None else None
