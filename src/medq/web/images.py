@@ -114,7 +114,9 @@ def item_image(item: dict[str, Any]) -> MedImage:
 def changed_since(item: dict[str, Any]) -> bool:
     """Whether the item's files no longer hold what was assessed (their fingerprint differs
     from the stored one): the page then shows new pixels beside the old score. False when they
-    cannot be read (the image's own message says why)."""
+    cannot be read (the image's own message says why). The fingerprint is cached per stamp of
+    the files (`_stamp`): a rewrite of the same size within one tick of the file system's clock
+    after the last look keeps the stamp, and is seen only once the stamp moves."""
     path = str(item["path"])
     try:
         changed = _fingerprint(path, _stamp(path, members=True)) != item["fingerprint"]
