@@ -795,6 +795,8 @@ def test_a_nifti_stating_zero_voxel_sizes_says_its_spacing_is_assumed(
         assert not any("pixdim" in r.getMessage() for r in caplog.records)
         nib.load(tmp_path / "none.nii")  # read outside medq, nibabel still says what it fixed
         assert any("pixdim" in r.getMessage() for r in caplog.records)
+    with caplog.at_level(logging.ERROR, logger="nibabel"):  # an app that quiets nibabel
+        assert load(tmp_path / "no_z.nii").spacing_assumed  # its note is not needed
 
 
 def test_nifti_singleton_4th_axis_and_partial_nan(tmp_path: Path) -> None:

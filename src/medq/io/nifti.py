@@ -184,11 +184,11 @@ def _integer_voxels(img: Any, dtype: np.dtype) -> dict[str, Any]:
             slope, inter = None, None
     slope = 1.0 if slope is None else float(slope)
     inter = 0.0 if inter is None else float(inter)
-    if slope == 1.0 and inter == 0.0:
-        return integer_storage(dtype)
-    if slope and slope.is_integer() and inter.is_integer() and integer_storage(dtype):
-        return {**integer_storage(dtype), "rescale": [slope, inter]}
-    return {}
+    stored = integer_storage(dtype)  # {} for floats
+    if not stored or (slope, inter) == (1.0, 0.0):
+        return stored
+    return {**stored, "rescale": [slope, inter]} if slope and slope.is_integer() \
+        and inter.is_integer() else {}
 
 
 _QUIET = contextvars.ContextVar("medq_quiet_header_checks", default=False)
@@ -229,9 +229,11 @@ def quiet_header_checks() -> Iterator[None]:
 def _stated_zero(img: Any) -> list[bool]:
     """Per voxel axis (i, j, k): whether the file states its size as 0, which nibabel reads as
     1 mm without a word (the header is read again, unchecked, only when a size reads 1 and, in
-    medq's reads, nibabel said it mended one: `_ZERO_SIZE`)."""
+    medq's reads, nibabel said it mended one, `_ZERO_SIZE`, or its logger is set above warnings,
+    so that nothing could be said)."""
     header = img.header
-    told = _ZERO_SIZE.get() or not _QUIET.get()  # outside medq's reads nothing was noted
+    told = _ZERO_SIZE.get() or not _QUIET.get() or not nib.imageglobals.logger.isEnabledFor(
+        logging.WARNING)  # outside medq's reads, or a logger set above it, notes nothing
     if not told or not isinstance(header, nib.analyze.AnalyzeHeader) or not np.any(
             header["pixdim"][1:4] == 1):
         return [False] * 3
