@@ -205,16 +205,15 @@ class Assessment:
 
 def as_assessed(image: Any, assessment: Assessment) -> Any:
     """The image (a MedImage) as `assessment` read it: a modality its file does not state but
-    the assessment took from the prompt classifier (`medq.assess.guess`)
-    is given to it, so its description and restoration read it as that modality too."""
-    from medq.io.units import GUESSED
+    the assessment took from the prompt classifier is given to it by the same rule
+    (`medq.assess.guess.with_guessed_modality`), so its description and restoration read it as
+    that modality too."""
+    from medq.assess.guess import with_guessed_modality
 
-    said = (assessment.prompts or {}).get("source", {}).get("modality")
-    if image.modality != "OT" or image.is_rgb or said != "predicted" \
-            or assessment.modality in (None, "OT"):
+    prompts = assessment.prompts or {}
+    if prompts.get("source", {}).get("modality") != "predicted":
         return image
-    return image.evolve(modality=assessment.modality,
-                        meta={**image.meta, "modality_from": GUESSED})
+    return with_guessed_modality(image, prompts.get("modality"))
 
 
 def check_fits(assessment: Assessment, image: Any) -> None:

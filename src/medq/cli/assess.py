@@ -125,19 +125,19 @@ def assess(
         graded = [row for row in rows if "error" not in row]
         table, names = path_table("score", "grade", "recall", "findings", "prompts",
                                   paths=[row["path"] for row in graded])
-        captions: dict[str, bool] = {}
-        for name, row in zip(names, graded, strict=True):
-            prompts = prompts_text(row["prompts"])
-            for note, shown in ((PREDICTED_NOTE, "?" in prompts),
-                                (UNKNOWN_MODALITY_NOTE, row["prompts"]["modality"] == "other")):
-                captions[note] = captions.get(note, False) or shown
+        cells = [prompts_text(row["prompts"]) for row in graded]
+        for name, row, prompts in zip(names, graded, cells, strict=True):
             table.add_row(name, f"{row['score']:.2f}", row["grade"],
                           "yes" if row["recall"] else "no",
                           findings_text(row["findings"], row.get("suspected", []),
                                         row.get("lossy_compression"), row.get("slice_gaps"),
                                         row.get("nonfinite_fraction")),
                           prompts)
-        table.caption = "\n".join(k for k, shown in captions.items() if shown) or None
+        notes = [note for note, shown in (
+            (PREDICTED_NOTE, any("?" in cell for cell in cells)),
+            (UNKNOWN_MODALITY_NOTE, any(r["prompts"]["modality"] == "other" for r in graded)))
+            if shown]
+        table.caption = "\n".join(notes) or None
         if table.row_count:
             out.print(table)
         for row in graded:

@@ -72,8 +72,6 @@ class _EtaColumn(ProgressColumn):
                     style="progress.remaining")
 
 
-COUNTS = ("total", "ok", "errors", "skipped")
-"""The counts `--json` prints, finished or interrupted (with `seconds` and `interrupted`)."""
 
 LOG_EVERY_S = 60.0
 """Where stderr is no terminal (a cron job's or a batch scheduler's log), a line of progress this
@@ -117,7 +115,7 @@ def run(
     from medq.io.archive import unopened
     from medq.qc.planning import running_alongside
     from medq.qc.runner import RunInterrupted, model_key, run_qc
-    from medq.qc.store import Store
+    from medq.qc.store import RUN_COUNTS, Store
 
     def alongside(store: Store, archive: Path, model: str) -> list[tuple[int, float]]:
         try:  # a note only: a failed look never stops the run
@@ -176,7 +174,7 @@ def run(
             store.close()
             err.print(f"medq: {e}", markup=False, highlight=False)
             if as_json:  # a script reading the counts gets those so far
-                print_json({**{k: e.counts.get(k, 0) for k in COUNTS},
+                print_json({**{k: e.counts.get(k, 0) for k in RUN_COUNTS},
                             "seconds": round(time.monotonic() - began, 1),
                             "interrupted": True})
             raise typer.Exit(143 if terminated else 130) from e
@@ -186,7 +184,7 @@ def run(
     store.close()
     if isinstance(summary, BaseException):
         outcome.exit()
-    public = {**{k: summary[k] for k in (*COUNTS, "seconds")},
+    public = {**{k: summary[k] for k in (*RUN_COUNTS, "seconds")},
               "interrupted": False}
     gone, pruned = summary.get("gone") or [], summary.get("pruned", 0)
     if gone:

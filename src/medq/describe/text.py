@@ -168,6 +168,11 @@ def joined(parts: list[str]) -> str:
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
+def named(findings: list[Any]) -> list[str]:
+    """Findings as a sentence names them: "mild blur", "moderate low resolution"."""
+    return [f"{f.severity} {f.type.replace('_', ' ')}" for f in findings]
+
+
 def coverage_sentence(gaps: dict[str, Any]) -> str:
     """The sentence on an unevenly spaced series: its gaps and the slices they would hold, or
     the range of its steps."""
@@ -228,8 +233,7 @@ def compose(findings: list[Finding], normal: list[str], verdict: str, modality: 
     if len(rest) == 1:
         sentences.append(_sentence(finding_clause(rest[0], modality, f"{key}#2")))
     elif rest:
-        sentences.append(_sentence("Also present: " + joined(
-            [f"{f.severity} {f.type.replace('_', ' ')}" for f in rest])))
+        sentences.append(_sentence("Also present: " + joined(named(rest))))
     fine = [w for t in NORMAL_ORDER if t in normal
             and (w := _by_modality(NORMAL_WORDS.get(t, {}), modality))][:3]
     if fine and len(sentences) < 3:

@@ -53,6 +53,8 @@ from medq.qc.schema import (
 _WRITABLE = tuple(c for c in ITEM_COLUMNS if c not in ("id", "created_at", "updated_at"))
 
 _JSON_COLUMNS = ("shape", "findings", "measures", "lossy_compression")
+RUN_COUNTS = ("total", "ok", "errors", "skipped")
+"""A run's counts: recorded by `finish_run`, printed by `medq qc run --json`."""
 
 
 class Store:
@@ -153,7 +155,7 @@ class Store:
     def finish_run(self, run_id: int, summary: dict[str, Any], finished: bool = True) -> None:
         """Record a run's counts (`total`, `ok`, `errors`, `skipped`) and mark it finished now;
         `finished=False` (an interrupted run) records the counts and leaves `finished_at` empty."""
-        values: dict[str, Any] = {k: int(summary[k]) for k in ("total", "ok", "errors", "skipped")
+        values: dict[str, Any] = {k: int(summary[k]) for k in RUN_COUNTS
                                   if summary.get(k) is not None}
         if finished:
             values["finished_at"] = now()

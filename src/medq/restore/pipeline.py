@@ -30,7 +30,7 @@ import numpy as np
 
 from medq.assess.assessment import as_assessed
 from medq.assess.models.blocks import FINDING_TYPES
-from medq.describe.text import joined
+from medq.describe.text import joined, named
 from medq.errors import InvalidParameter
 from medq.image import MedImage
 from medq.io.arrays import with_nonfinite
@@ -236,18 +236,13 @@ def took_anatomy(addressed: list[str], before: np.ndarray, after: np.ndarray,
     return share if share > REMOVED_LIMIT else None
 
 
-def _named(findings: list[Any]) -> list[str]:
-    """Findings as a note names them: "mild blur"."""
-    return [f"{f.severity} {f.type.replace('_', ' ')}" for f in findings]
-
-
 def _why_forced(report: Any, method: str, found: set[str]) -> str:
     """Why a forced restoration addressed none of the description's findings: the method does
     not repair what was found, the gate leaves mild detail findings alone, or medq restores
     none of them ("" when nothing was found)."""
     if not report.findings:
         return ""
-    words = joined(_named(report.findings))
+    words = joined(named(report.findings))
     if found and method in CLASSICAL:
         return f"the description found {words}, which {METHOD_WORDS[method]} does not repair"
     if mild_detail_only(report):
@@ -267,7 +262,7 @@ def _unchanged_note(report: Any, method: str, found: set[str]) -> str:
         return ("Only mild blur, low resolution or motion was found: sharpening risks "
                 "inventing detail that is not there, so the image is returned unchanged "
                 "(--force restores it anyway).")
-    other = _named([f for f in report.findings if f.type not in condition.RESTORABLE])
+    other = named([f for f in report.findings if f.type not in condition.RESTORABLE])
     if other:
         listed = joined(other)
         return (f"{listed[0].upper()}{listed[1:]} {'was' if len(other) == 1 else 'were'} found, "
@@ -308,9 +303,9 @@ def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
     check_assessment(assessment, image)
     assessment = assessment if assessment is not None else _assess(
         image, assessor, measures=None, describe=True)
-    report = report_from(assessment, image)
-    net, _ = load_restorer(model or DEFAULT_RESTORER)
     seen = as_assessed(image, assessment)  # a guessed modality too; the result keeps the file's
+    report = report_from(assessment, seen)
+    net, _ = load_restorer(model or DEFAULT_RESTORER)
     shown = as_displayed(seen)  # a MONOCHROME1 radiograph restored as it is shown
     planes = normalised_planes(shown)
     detected = _prior_findings(prior_of(net, planes), threshold)

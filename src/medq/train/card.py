@@ -271,6 +271,9 @@ def write_card(folder: Path, cfg: TrainConfig, record: dict[str, Any]) -> Path:
 
 def prompt_card_text(cfg: TrainConfig, record: dict[str, Any], net: Any) -> str:
     """The prompt classifier's model card as Markdown."""
+    from medq.assess.prompt_classifier import VOLUME_PLANES
+    from medq.describe.text import joined
+
     n_params = sum(p.numel() for p in net.parameters())
 
     def rows(*checks: dict[str, Any]) -> str:
@@ -287,6 +290,7 @@ def prompt_card_text(cfg: TrainConfig, record: dict[str, Any], net: Any) -> str:
                 f"{c['region_confident_share']:.3f} | {c['region_confident_accuracy']} |")
 
     native, export, found = record["test"], record["test_8bit"], record["test_as_found"]
+    depths = joined([f"{at * 100:.0f} %" for at in VOLUME_PLANES])
     return f"""# {cfg.name}
 
 Prompt classifier (`PromptNet`, {n_params} parameters) trained by
@@ -298,8 +302,8 @@ files hold them in (arbitrary scanner scales, CT as HU or HU + 1024, a quarter a
 exports); wall time {record['wall_time_s']:.0f} s. It fills the modality prompt of images whose
 files do not state it, when its probability reaches {record['confidence']} (else it stays
 `other`), and the assessment then reads an MR, PET or radiograph it names as that modality (a
-CT it names fills the prompt only); a volume is read at 35 %,
-50 % and 65 % of its depth and the three probabilities averaged. The bar was set with these
+CT it names fills the prompt only); a volume is read at {depths} of its depth and the
+probabilities averaged. The bar was set with these
 held-out checks in view (`CONFIDENCE` in `medq.assess.prompt_classifier`), so they measure a
 chosen bar. Its region head is trained and measured below but fills nothing (too often wrong).
 
