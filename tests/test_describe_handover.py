@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from medq.assess.detector import load_detector
-from medq.assess.evidence import SHARED_MEASURES, feature_vector
+from medq.assess.evidence import SHARED_MEASURES, feature_vector, reads_full_planes
 from medq.assess.loading import plane_measures
 from medq.assess.predictor import Assessor
 from medq.data.samples import load_sample
@@ -33,12 +33,16 @@ def images() -> list:
 
 def test_loader_features_equal_the_description_s_own(images: list) -> None:
     """Taken by the loader (reading the measures they share) or by the description afresh, the
-    features are equal to the bit, and so are the reports; `to_dict` leaves them out."""
+    features are equal to the bit, and so are the reports; `to_dict` leaves them out. A plain
+    assessment takes them only for the planes it reads whole (the 1411-px photograph)."""
     extras = load_detector().extras
     handed = Assessor(describe=True).assess_many(images)
     plain = Assessor().assess_many(images)
     for image, with_features, without in zip(images, handed, plain, strict=True):
-        assert without.detector_features is None
+        if reads_full_planes(image):
+            assert without.detector_features == with_features.detector_features
+        else:
+            assert without.detector_features is None
         indices = [s["index"] for s in with_features.slices] if with_features.slices else None
         fresh = feature_vector(as_displayed(image), indices, extras)
         np.testing.assert_array_equal(np.asarray(with_features.detector_features, np.float32),

@@ -3,8 +3,10 @@
 The score is the mean of two estimates of the physics-derived reference score (`combined_score`):
 the quality model's (`model_score`) and the **evidence score** (`evidence_score`: the reference
 score of every finding type's severity as the calibrated detector, `medq.assess.detector`, reads
-it from the image's evidence rows — computed on the same ≤256-px views the model reads —, each
-weighted by the detector's confidence: `detector.confidence_score`). The two err differently — each
+it from the image's evidence rows — computed on the same ≤256-px views the model reads, or, for
+planes over `evidence.LARGE_PLANE` px, by the description's calibration on the full planes
+(`detector.assessed_evidence`) —, each weighted by the detector's confidence:
+`detector.confidence_score`). The two err differently — each
 ranks some held-out sources better than the other — and on the held-out test split their mean
 ranks quality better than either (`medq bench iqa`, row "medq assess"). Both parts are kept in
 the Assessment. A model fine-tuned on a user's own ratings (`medq train --scores`; its

@@ -250,6 +250,21 @@ def evidence_of(detector: Detector, x: np.ndarray, modality: str) -> Evidence:
     return Evidence(weighted_score(weighted, allowed), prob, decision, weighted)
 
 
+def assessed_evidence(rows: np.ndarray, features: np.ndarray | None, modality: str,
+                      full: bool) -> Evidence:
+    """The assessment's evidence: the view calibration on its evidence rows (`read_evidence`),
+    or for an image whose planes its views shrink too far (`full`:
+    `evidence.reads_full_planes`) the description's full-plane calibration on its full-plane
+    features (`evidence.feature_vector`), when that calibration reads features alone."""
+    from medq.assess.evidence import FEATURE_NAMES
+
+    detector = load_detector()
+    if full and features is not None and not detector.uses_heads \
+            and len(features) == len(FEATURE_NAMES) + len(detector.extras):
+        return evidence_of(detector, features, modality)
+    return read_evidence(rows, modality)
+
+
 def read_evidence(rows: np.ndarray, modality: str) -> Evidence:
     """The view calibration (`VIEW_CALIBRATION_PATH`) on evidence rows `[slices, features]`
     (`medq.assess.evidence.evidence_rows`, averaged over the slices)."""

@@ -261,6 +261,18 @@ def _extra(name: str, planes: list[np.ndarray], modality: str) -> float:
 EVIDENCE_SIZE = 256
 """Longest side of the view the quality model's measure input is computed on (speed)."""
 
+LARGE_PLANE = 4 * EVIDENCE_SIZE
+"""Longest plane side (px) above which the evidence view, shrunk more than 4×, averages away
+what sits at the pixel level (a 3000-px radiograph's quantum noise falls 12× in its view): the
+assessment of such an image reads its evidence on the full planes (`reads_full_planes`)."""
+
+
+def reads_full_planes(image: Any) -> bool:
+    """Whether an image's planes are larger than `LARGE_PLANE` on their longer side, so its
+    assessment reads the full-plane calibration (as `medq describe` does) instead of its views."""
+    plane = image.shape[:2] if image.is_rgb else image.shape[-2:]
+    return max(plane) > LARGE_PLANE
+
 
 def _view_efc(view: np.ndarray, modality: str) -> float:
     """MRIQC's entropy focus criterion of a view (`iqms.efc`; CT offset by +1024 HU, as

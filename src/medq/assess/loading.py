@@ -207,11 +207,13 @@ def load_measured(item: Item, modality: str | None, measures: bool,
     `extras`: the row extras of a model trained on them, `evidence.ROW_EXTRAS`), its prompts
     (tags, gaps filled by the shipped prompt classifier; a grey image whose file states no
     modality is read as the one the classifier is sure of), with `measures` its classical
-    measures and with `features` (the detector's extras) the description's full-plane detector
-    features, which read the measures they share (and the evidence pass's features of a
+    measures and with `features` (the detector's extras), or for planes over
+    `evidence.LARGE_PLANE`, the description's full-plane detector features, which read the
+    measures they share (and the evidence pass's features of a
     plane no larger than its view: `EvidencePass.whole`); a volume keeps only its salient planes
     (`slim`); a failure is returned as a typed error."""
-    from medq.assess.evidence import feature_vector
+    from medq.assess.detector import load_detector
+    from medq.assess.evidence import feature_vector, reads_full_planes
     from medq.assess.guess import guessed_modality, with_guessed_modality
     from medq.assess.prompt_classifier import filled_with
     from medq.assess.prompts import prompts_from_image
@@ -227,8 +229,10 @@ def load_measured(item: Item, modality: str | None, measures: bool,
         indices = input_indices(image)
         taken = evidence_pass(image, indices, extras=extras)  # streak index taken once
         planes = plane_measures(image, indices, taken.streaks) if measures else None
-        vector = None if features is None else feature_vector(
-            image, indices if image.is_volume else None, features, planes, taken.whole)
+        wanted = features if features is not None or not reads_full_planes(image) \
+            else load_detector().extras  # the evidence of planes its views shrink too far
+        vector = None if wanted is None else feature_vector(
+            image, indices if image.is_volume else None, wanted, planes, taken.whole)
         return Loaded(slim(image, indices), indices, taken.rows,
                       prompts_from_image(image, filled_with(found)), tuple(image.shape),
                       classical_measures(image, indices, planes=planes) if measures else {},

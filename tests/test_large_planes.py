@@ -1,0 +1,71 @@
+"""Planes that their evidence view shrinks more than 4× (`evidence.LARGE_PLANE`) are assessed on
+the full planes: a full-size radiograph's quantum noise, which its 256-px view averages away,
+is found by `medq assess` as `medq describe` finds it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from skimage.transform import resize
+
+from medq.assess.evidence import LARGE_PLANE, reads_full_planes
+from medq.assess.predictor import Assessor
+from medq.data.samples import load_sample
+from medq.degrade.registry import simulate
+from medq.describe import report_from
+from medq.image import MedImage
+
+PHOTONS = (6000.0, 1000.0, 150.0)
+"""Detector photons per pixel: the engine's mild, moderate and severe quantum noise."""
+
+
+@pytest.fixture(scope="module")
+def radiographs() -> list:
+    """The bundled radiograph resampled to a detector's matrix (1300 px wide, pixels alike in
+    mm), then with quantum noise at each of `PHOTONS`."""
+    xr = load_sample("xr_head")
+    f = 1300 / xr.shape[1]
+    big = resize(xr.array.astype(np.float64), (round(xr.shape[0] * f), 1300), order=1,
+                 preserve_range=True).astype(np.float32)
+    clean = xr.evolve(array=big, spacing=tuple(s / f for s in xr.spacing))
+    return [simulate(clean, "xr_quantum_noise", p, seed=0)[0] for p in PHOTONS]
+
+
+@pytest.fixture(scope="module")
+def assessed(radiographs: list) -> list:
+    """Their assessments, with the features the description reads handed over."""
+    return Assessor(describe=True).assess_many(radiographs)
+
+
+def test_which_planes_are_read_whole() -> None:
+    """The bound is on the longer side of a plane (a photograph's without its channels, a
+    volume's without its slices); every bundled sample but the fundus photograph is under it."""
+    for name in ("ct_small", "mr_small", "mni_t1", "pet_brain", "xr_head"):
+        assert not reads_full_planes(load_sample(name))
+    retina = load_sample("retina")
+    assert retina.is_rgb and max(retina.shape[:2]) > LARGE_PLANE and reads_full_planes(retina)
+    wide = MedImage(np.zeros((3, 40, LARGE_PLANE + 1), np.float32), (1.0, 1.0, 1.0), "CT")
+    assert wide.is_volume and reads_full_planes(wide)
+    deep = MedImage(np.zeros((LARGE_PLANE + 9, 40, 40), np.float32), (1.0, 1.0, 1.0), "CT")
+    assert not reads_full_planes(deep)
+
+
+def test_quantum_noise_of_a_full_size_radiograph_is_found(assessed: list) -> None:
+    """Every dose is reported as quantum noise, the lowest as severe and recalled, and the score
+    falls as the dose does (the 256-px views read these as noise-free and graded the lowest
+    dose "good")."""
+    noise = [{f["type"]: f["severity"] for f in a.findings}.get("noise") for a in assessed]
+    assert noise[0] is not None and noise[1] is not None
+    assert noise[2] == "severe"
+    scores = [a.score for a in assessed]
+    assert scores[0] > scores[1] > scores[2], scores
+    assert assessed[2].recall and not assessed[0].recall
+
+
+def test_assess_and_describe_name_the_same_findings(radiographs: list, assessed: list) -> None:
+    """On a large plane the assessment reads the description's own calibration and features, so
+    both name the same finding types at the same severities."""
+    for image, a in zip(radiographs, assessed, strict=True):
+        report = report_from(a, image)
+        assert {(f.type, f.severity) for f in report.findings} == \
+            {(f["type"], f["severity"]) for f in a.findings}
