@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from medq.errors import InputError
 from medq.qc.discover import Item
-from medq.qc.planning import archive_key, outside, plan, vanished
+from medq.qc.planning import archive_key, nothing_to_assess, outside, plan, vanished
 from medq.qc.rows import graded_as
 from medq.qc.signals import ctrl_c_deferred, stop_signals_held, stop_signals_ignored
 
@@ -306,16 +306,6 @@ class RunInterrupted(KeyboardInterrupt):
     def done(self) -> int:
         """The items assessed and stored before the stop."""
         return int(self.counts.get("ok", 0)) + int(self.counts.get("errors", 0))
-
-
-def nothing_to_assess(archive: str | Path) -> InputError:
-    """The error of an archive in which discovery found no item (as `medq assess` says it)."""
-    from medq.errors import UnsupportedImage
-    from medq.io.dicom_series import empty_folder
-
-    if Path(archive).expanduser().is_dir():
-        return empty_folder(archive, "unpack {them} to QC the images")
-    return UnsupportedImage("not an image file medq reads", archive)
 
 
 def run_qc(archive: str | Path, store: Store, *, model: str = "mediqa-s",
