@@ -473,6 +473,12 @@ def test_qc_run_refuses_a_modality_medq_does_not_grade(tmp_path: Path) -> None:
     assert res.stderr.strip() == (
         "medq: error: Invalid value for '--modality': 'US' is not a modality medq grades; use "
         "one of CT, MR, PT, CR, DX, OP (see medq qc run --help)"), res.stderr
+    from medq.qc.runner import run_qc
+
+    with Store(db) as store:  # the Python API refuses it as a typed error, before any run
+        with pytest.raises(InvalidParameter, match="'US' is not a modality medq grades"):
+            run_qc(archive, store, modality="US")
+        assert store.runs() == [] and store.count() == 0
 
 
 def test_ctrl_c_records_the_counts_so_far_and_a_rerun_continues(tmp_path: Path, cluster) -> None:

@@ -174,8 +174,7 @@ def ok_result(item: Item, assessment: Any, image: MedImage) -> dict[str, Any]:
 
 def assess_batch(items: Sequence[Item], model: str, measures: bool = True,
                  modality: str | None = None) -> list[dict[str, Any]]:
-    """Load and assess a batch of items (runs on a worker), read as `modality` when given; one
-    result dict per item, in order."""
+    """Load and assess a batch of items on a worker, as `modality` if given; results in order."""
     from medq.errors import MedqError
     from medq.qc.discover import load_item
 
@@ -261,8 +260,7 @@ def _batches(todo: list[tuple[Item, str]], size: int) -> list[list[tuple[Item, s
 def assess_on(client: Client, todo: list[tuple[Item, str]], model: str, record: Callable[
         [dict[str, Any]], None], *, measures: bool = True, batch: int = BATCH,
         window: int = 2, modality: str | None = None) -> None:
-    """Assess `todo` on the cluster (read as `modality` when given), calling `record(result)`
-    for each item as it finishes."""
+    """Assess `todo` on the cluster (as `modality` if given), `record(result)` as each ends."""
     from distributed import as_completed
 
     pending = _batches(todo, max(1, batch))
@@ -323,7 +321,7 @@ def run_qc(archive: str | Path, store: Store, *, model: str = "mediqa-s",
 
     `client` reuses a running Dask client (else one is started from `workers`/`scheduler` and
     closed at the end); `each_volume` makes every volume of a 4D file an item; `modality`
-    (`--modality`, checked by the caller) reads every item as that modality, and an item
+    (`--modality`: `medq.image.graded_modality`) reads every item as that modality, and an item
     stored as read with another (or without) is assessed again though unchanged. Items stored
     under the archive that the walk no longer finds (`vanished`) are listed under `gone`, or
     with `prune` removed with their reviews (counted under `pruned`).
@@ -334,9 +332,11 @@ def run_qc(archive: str | Path, store: Store, *, model: str = "mediqa-s",
     found), its `finished_at` left empty.
     """
     from medq.assess.weights import resolve
+    from medq.image import graded_modality
     from medq.qc.discover import discover, split_notes
 
     start = time.perf_counter()
+    modality = graded_modality(modality)  # one spelling in the store: `mr` is MR
     if not scheduler:
         check_workers(workers)  # before any work
     checkpoint = resolve(model)  # an unknown model fails here, not per item on the workers
