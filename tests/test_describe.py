@@ -480,3 +480,33 @@ def test_cli_describe_json_ct_and_nifti_with_a_bad_file(tmp_path: Path) -> None:
         assert isinstance(row["findings"], list)
     assert "salient slices" in rows[2]["text"]  # coverage of the volume
     assert rows[0]["modality"] == "CT" and rows[2]["modality"] == "MR"
+
+
+def test_cli_describe_json_says_where_the_modality_came_from(tmp_path: Path) -> None:
+    """`modality_source` names the source of `modality` as `medq assess --json`'s prompts do:
+    the DICOM header (`tags`), the prompt classifier's sure guess for a bare file (`predicted`),
+    `--modality` (`user`), Hounsfield values (`values`), nothing (`default`, OT)."""
+    import medq
+    from conftest import run_medq
+
+    mr, ct = load_sample("mr_small").array, load_sample("ct_small").array
+    t1 = load_sample("mni_t1").array
+    np.save(tmp_path / "mr.npy", mr)  # bare: no header, no sidecar
+    np.save(tmp_path / "ct.npy", ct)
+    np.save(tmp_path / "sagittal.npy", np.ascontiguousarray(t1[:, :, t1.shape[2] // 2]))
+    dicom = dicom_testfile("MR_small.dcm")
+    res = run_medq("describe", dicom, tmp_path / "mr.npy", tmp_path / "ct.npy",
+                   tmp_path / "sagittal.npy", "--json")
+    assert res.returncode == 0, res.stderr
+    rows = json.loads(res.stdout)
+    assert [(r["modality"], r["modality_source"]) for r in rows] == [
+        ("MR", "tags"), ("MR", "predicted"), ("CT", "values"), ("OT", "default")]
+    assert list(rows[0])[:3] == ["path", "modality", "modality_source"]
+    named = run_medq("describe", tmp_path / "sagittal.npy", tmp_path / "mr.npy", "--modality",
+                     "MR", "--json")
+    assert named.returncode == 0, named.stderr
+    assert [(r["modality"], r["modality_source"]) for r in json.loads(named.stdout)] == [
+        ("MR", "user"), ("MR", "user")]
+    report = report_from(medq.assess(tmp_path / "mr.npy"))  # the Python API too
+    assert report.modality_source == "predicted"
+    assert QualityReport.from_dict(report.to_dict()).modality_source == "predicted"

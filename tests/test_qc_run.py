@@ -422,6 +422,65 @@ def test_qc_run_rejects_bad_input_before_starting_workers(tmp_path: Path) -> Non
     assert res.returncode == 2 and db.exists() and Store(db).runs() == []
 
 
+def _bare_mr_plane(folder: Path) -> Path:
+    """A sagittal plane of the bundled MNI T1 saved as a bare .npy (no sidecar): a file that
+    states no modality and of which the prompt classifier is not sure, so medq reads it as OT."""
+    t1 = load_sample("mni_t1").array
+    folder.mkdir(parents=True, exist_ok=True)
+    np.save(folder / "sagittal.npy", np.ascontiguousarray(t1[:, :, t1.shape[2] // 2]))
+    return folder / "sagittal.npy"
+
+
+def test_qc_run_modality_reads_bare_files_as_named_and_reruns_never_mix(tmp_path: Path,
+                                                                       cluster) -> None:
+    """`qc run --modality MR` assesses a bare MR plane as MR (as `medq assess --modality` does),
+    records the option with the run and the item, and a run with another or no `--modality`
+    assesses the unchanged item again instead of skipping a result read otherwise."""
+    from medq.assess.assessment import finding_types_for
+
+    archive, db = tmp_path / "archive", tmp_path / "qc.sqlite"
+    _bare_mr_plane(archive)
+
+    def qc(*args: str) -> tuple[dict, dict, dict]:
+        res = run_medq("qc", "run", archive, "--db", db, "--scheduler",
+                       cluster.scheduler.address, "--no-measures", "--json", *args)
+        assert res.returncode == 0, res.stderr
+        with Store(db) as store:
+            (item,), run = store.items(), store.runs()[0]
+        return json.loads(res.stdout), item, run
+
+    summary, item, run = qc()
+    assert summary["ok"] == 1 and item["modality"] == "OT"  # nothing says what it is
+    assert item["named_modality"] is None and run["named_modality"] is None
+    summary, item, run = qc("--modality", "mr")
+    assert (summary["ok"], summary["skipped"]) == (1, 0)  # unchanged, but read otherwise
+    assert item["modality"] == "MR" and item["status"] == "ok"
+    assert item["named_modality"] == "MR" and run["named_modality"] == "MR"
+    assert {f["type"] for f in item["findings"]} <= set(finding_types_for("MR"))
+    assert qc("--modality", "MR")[0]["skipped"] == 1  # the same reading: skipped
+    summary, item, run = qc()
+    assert summary["skipped"] == 0 and item["modality"] == "OT"
+    assert item["named_modality"] is None and run["named_modality"] is None
+
+
+def test_qc_run_refuses_a_modality_medq_does_not_grade(tmp_path: Path) -> None:
+    """An unknown `--modality` is a usage error (exit code 2, one line), before any database
+    or worker, as for `medq assess`."""
+    archive, db = tmp_path / "archive", tmp_path / "qc.sqlite"
+    _bare_mr_plane(archive)
+    res = run_medq("qc", "run", archive, "--db", db, "--modality", "US")
+    assert res.returncode == 2 and res.stdout == "" and not db.exists()
+    assert res.stderr.strip() == (
+        "medq: error: Invalid value for '--modality': 'US' is not a modality medq grades; use "
+        "one of CT, MR, PT, CR, DX, OP (see medq qc run --help)"), res.stderr
+    from medq.qc.runner import run_qc
+
+    with Store(db) as store:  # the Python API refuses it as a typed error, before any run
+        with pytest.raises(InvalidParameter, match="'US' is not a modality medq grades"):
+            run_qc(archive, store, modality="US")
+        assert store.runs() == [] and store.count() == 0
+
+
 def test_ctrl_c_records_the_counts_so_far_and_a_rerun_continues(tmp_path: Path, cluster) -> None:
     from medq.qc.runner import RunInterrupted, run_qc
 

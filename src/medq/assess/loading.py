@@ -123,13 +123,14 @@ def check_assessable(image: MedImage, told: bool = False) -> None:
     if "dicom_modality" in image.meta and stated not in GRADED and not told:
         raise UnsupportedImage(f"the file states Modality {stated}, which medq does not grade "
                                "(CT, MR, PET, radiographs, photographs); the --modality of "
-                               "medq assess, describe or restore reads it as one of those",
+                               "medq assess, describe, restore or qc run reads it as one of "
+                               "those",
                                image.source)
     if image.is_rgb and stated not in PHOTOGRAPHS | {"OT", "SC", ""} and not told:
         raise UnsupportedImage(f"colour pixels in a file stating Modality {stated} (a screen "
                                "capture or a fused display?): medq grades such images in grey; "
-                               "the --modality OP of medq assess, describe or restore reads it "
-                               "as a photograph", image.source)
+                               "the --modality OP of medq assess, describe, restore or qc run "
+                               "reads it as a photograph", image.source)
     if image.modality not in (*GRADED_MODALITIES, "OT"):  # a MedImage made as US, say
         raise UnsupportedImage(f"modality {image.modality} is not one medq grades (CT, MR, PET, "
                                "radiographs, photographs): name one of those, or OT",

@@ -263,7 +263,7 @@ MODALITY_HELP = ("Read the inputs as this modality, over what the files say (CT,
 
 MODALITY_OPTION = typer.Option(None, "--modality", callback=_modality,
                                help=MODALITY_HELP + "; the prompts then give its source as user.")
-"""`--modality` of the commands that assess (assess, describe, restore)."""
+"""`--modality` of the commands that assess (assess, describe, restore, qc run)."""
 
 READ_AS_OPTION = typer.Option(None, "--modality", callback=_modality,
                               help=MODALITY_HELP + ".")

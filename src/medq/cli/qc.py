@@ -21,6 +21,7 @@ from medq.cli.common import (
     EACH_VOLUME_OPTION,
     EXIT_BAD_INPUT,
     EXIT_INTERNAL,
+    MODALITY_OPTION,
     Outcome,
     app,
     err,
@@ -105,6 +106,7 @@ def run(
     retry_errors: bool = typer.Option(False, "--retry-errors",
                                       help="Assess again the items stored as errors."),
     each: bool = EACH_VOLUME_OPTION,
+    modality: str | None = MODALITY_OPTION,
     prune: bool = typer.Option(False, "--prune",
                                help="Remove from the database the items stored under this "
                                     "archive that are no longer in it (deleted, renamed), "
@@ -169,7 +171,8 @@ def run(
                 summary = outcome.run(archive, lambda: run_qc(
                     archive, store, model=model, workers=workers, scheduler=scheduler,
                     measures=measures, batch=batch_size, retry_errors=retry_errors,
-                    each_volume=each, prune=prune, on_plan=on_plan, on_result=on_result))
+                    each_volume=each, prune=prune, modality=modality, on_plan=on_plan,
+                    on_result=on_result))
         except RunInterrupted as e:  # Ctrl-C or SIGTERM: the run row holds the counts so far
             store.close()
             err.print(f"medq: {e}", markup=False, highlight=False)

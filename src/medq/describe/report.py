@@ -29,6 +29,16 @@ def _image_of(assessment: Any, image: Any) -> Any:
         return None
 
 
+def modality_source(assessment: Any) -> str:
+    """Where the assessment's modality came from, as its prompts name the modality's source
+    (`tags`, `values`, `predicted`, `user`); `default` for `OT`, which nothing said (a CT guess
+    fills the prompt only, `medq.assess.guess.ADOPTED`)."""
+    if assessment.modality == "OT":
+        return "default"
+    sources = (assessment.prompts or {}).get("source") or {}
+    return str(sources.get("modality", "default"))
+
+
 def build_report(assessment: Any, image: Any = None) -> QualityReport:
     """Build the QualityReport of an Assessment (the image locates and checks the findings)."""
     from medq.describe.findings import detect, from_heads
@@ -56,4 +66,5 @@ def build_report(assessment: Any, image: Any = None) -> QualityReport:
                          assess_score=assessment.score,
                          model_score=getattr(assessment, "model_score", None),
                          normal=normal, basis=basis,
-                         lossy_compression=lossy, slice_gaps=gaps)
+                         lossy_compression=lossy, slice_gaps=gaps,
+                         modality_source=modality_source(assessment))

@@ -61,7 +61,12 @@ class QualityReport:
     `normal` lists the finding types the text states are absent. `basis` says
     where the findings come from: `detector` (the calibrated evidence detector on the image),
     `detector + finding heads` (a calibration that also reads this model's finding heads) or
-    `finding heads` (no image: the model's own findings).
+    `finding heads` (no image: the model's own findings). `modality_source` says where
+    `modality` came from, in the words of the prompts' sources (`medq.assess.prompts.SOURCES`):
+    `tags` (the file or its sidecar states it), `values` (read from the pixel values:
+    Hounsfield units, a colour picture), `predicted` (the prompt classifier's sure guess,
+    `medq.assess.guess`), `user` (`--modality`, or `modality=` in Python) or `default` (`OT`:
+    nothing said it); None in a report from a medq that did not record it.
     """
 
     modality: str
@@ -80,11 +85,16 @@ class QualityReport:
     """What the file's header states about lossy compression (`Assessment.lossy_compression`)."""
     slice_gaps: dict[str, Any] | None = None
     """How a DICOM series' slices are unevenly spaced (`Assessment.slice_gaps`)."""
+    modality_source: str | None = None
+    """Where `modality` came from (see the class docstring)."""
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly dict (`path` first, as in `medq describe --json`)."""
+        """JSON-friendly dict (`path` first and `modality_source` after `modality`, as in
+        `medq describe --json`)."""
         data = asdict(self)
-        return {"path": data.pop("path"), **data}
+        source = data.pop("modality_source")
+        return {"path": data.pop("path"), "modality": data.pop("modality"),
+                "modality_source": source, **data}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> QualityReport:

@@ -239,22 +239,23 @@ def _volumes(item: Item) -> list[Item]:
     return [item] if item.series else [Item(p, item.files) for p in volume_paths(item.path)]
 
 
-def load_item(item: Item | str | Path) -> MedImage:
+def load_item(item: Item | str | Path, modality: str | None = None) -> MedImage:
     """Load a QC item, or the item a stored path names (file, series folder, folder#UID,
-    folder#UID@part)."""
+    folder#UID@part), read as `modality` when given (`--modality`, as `medq.io.load` takes it)."""
     from medq.io import load, load_series_files
+    from medq.io.arrays import as_image
     from medq.io.volumes import volume_in_file
 
     if not isinstance(item, Item):
         item = item_from_path(str(item))
     path = item.read_as or item.path
     if not item.series and volume_in_file(path):
-        return load(path)  # one volume of a 4D file
+        return load(path, modality=modality)  # one volume of a 4D file
     if not item.series or len(item.files) == 1:
-        return load(item.files[0])
+        return load(item.files[0], modality=modality)
     if SERIES_MARK not in path or Path(path).is_dir():
-        return load(path)
-    return load_series_files(item.files, path)
+        return load(path, modality=modality)
+    return as_image(load_series_files(item.files, path), modality=modality)
 
 
 def item_from_path(path: str) -> Item:

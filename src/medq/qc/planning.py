@@ -49,6 +49,16 @@ def plan(items: Sequence[Item], known: dict[str, str],
     return todo, unreadable, skipped
 
 
+def nothing_to_assess(archive: str | Path) -> InputError:
+    """The error of an archive in which discovery found no item (as `medq assess` says it)."""
+    from medq.errors import UnsupportedImage
+    from medq.io.dicom_series import empty_folder
+
+    if Path(archive).expanduser().is_dir():
+        return empty_folder(archive, "unpack {them} to QC the images")
+    return UnsupportedImage("not an image file medq reads", archive)
+
+
 def vanished(known: dict[str, str], items: Sequence[Item], archive: str | Path) -> list[str]:
     """The stored items under `archive` (its files, series `<folder>#<uid>` and volumes
     `<file>@volume=<k>`) that this walk did not find: deleted, renamed or regrouped since.

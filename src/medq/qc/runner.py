@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from medq.errors import InputError
 from medq.qc.discover import Item
-from medq.qc.planning import archive_key, outside, plan, vanished
+from medq.qc.planning import archive_key, nothing_to_assess, outside, plan, vanished
 from medq.qc.rows import graded_as
 from medq.qc.signals import ctrl_c_deferred, stop_signals_held, stop_signals_ignored
 
@@ -113,14 +113,16 @@ def stored_model(held: list[str], model: str | None) -> str | None:
 # --- worker side ------------------------------------------------------------------------------
 
 @functools.lru_cache(maxsize=2)
-def worker_assessor(model: str, measures: bool = True) -> Any:
-    """The worker process's Assessor (loaded once per process, one torch thread)."""
+def worker_assessor(model: str, measures: bool = True, modality: str | None = None) -> Any:
+    """The worker process's Assessor (loaded once per process, one torch thread), reading its
+    inputs as `modality` when given (`--modality`)."""
     import torch
 
     from medq.assess.predictor import Assessor
 
     torch.set_num_threads(1)
-    return Assessor(model, batch_size=16, measures=measures, threads=1, describe=True)
+    return Assessor(model, batch_size=16, measures=measures, threads=1, describe=True,
+                    modality=modality)
 
 
 def error_result(item: Item, exc: BaseException) -> dict[str, Any]:
@@ -170,17 +172,18 @@ def ok_result(item: Item, assessment: Any, image: MedImage) -> dict[str, Any]:
     }
 
 
-def assess_batch(items: Sequence[Item], model: str, measures: bool = True) -> list[dict[str, Any]]:
-    """Load and assess a batch of items (runs on a worker); one result dict per item, in order."""
+def assess_batch(items: Sequence[Item], model: str, measures: bool = True,
+                 modality: str | None = None) -> list[dict[str, Any]]:
+    """Load and assess a batch of items on a worker, as `modality` if given; results in order."""
     from medq.errors import MedqError
     from medq.qc.discover import load_item
 
-    assessor = worker_assessor(model, measures)
+    assessor = worker_assessor(model, measures, modality)
     results: list[dict[str, Any] | None] = [None] * len(items)
     loaded: list[tuple[int, MedImage]] = []
     for i, item in enumerate(items):
         try:
-            loaded.append((i, load_item(item)))
+            loaded.append((i, load_item(item, modality)))
         except Exception as e:  # noqa: BLE001 - every failure is the item's error row
             results[i] = error_result(item, e)
     outcomes = assessor.assess_many([image for _, image in loaded]) if loaded else []
@@ -190,9 +193,9 @@ def assess_batch(items: Sequence[Item], model: str, measures: bool = True) -> li
     return [r for r in results if r is not None]
 
 
-def warm_worker(model: str, measures: bool = True) -> str:
+def warm_worker(model: str, measures: bool = True, modality: str | None = None) -> str:
     """Load the model on this worker now (keeps start-up out of throughput measurements)."""
-    return worker_assessor(model, measures).name
+    return worker_assessor(model, measures, modality).name
 
 
 # --- client side ------------------------------------------------------------------------------
@@ -256,8 +259,8 @@ def _batches(todo: list[tuple[Item, str]], size: int) -> list[list[tuple[Item, s
 
 def assess_on(client: Client, todo: list[tuple[Item, str]], model: str, record: Callable[
         [dict[str, Any]], None], *, measures: bool = True, batch: int = BATCH,
-        window: int = 2) -> None:
-    """Assess `todo` on the cluster, calling `record(result)` for each item as it finishes."""
+        window: int = 2, modality: str | None = None) -> None:
+    """Assess `todo` on the cluster (as `modality` if given), `record(result)` as each ends."""
     from distributed import as_completed
 
     pending = _batches(todo, max(1, batch))
@@ -267,7 +270,7 @@ def assess_on(client: Client, todo: list[tuple[Item, str]], model: str, record: 
     def submit() -> Future:
         group = pending.pop()
         fut = client.submit(assess_batch, [item for item, _ in group], model, measures,
-                            pure=False)
+                            modality, pure=False)
         futures[fut] = group
         return fut
 
@@ -308,26 +311,18 @@ class RunInterrupted(KeyboardInterrupt):
         return int(self.counts.get("ok", 0)) + int(self.counts.get("errors", 0))
 
 
-def nothing_to_assess(archive: str | Path) -> InputError:
-    """The error of an archive in which discovery found no item (as `medq assess` says it)."""
-    from medq.errors import UnsupportedImage
-    from medq.io.dicom_series import empty_folder
-
-    if Path(archive).expanduser().is_dir():
-        return empty_folder(archive, "unpack {them} to QC the images")
-    return UnsupportedImage("not an image file medq reads", archive)
-
-
 def run_qc(archive: str | Path, store: Store, *, model: str = "mediqa-s",
            workers: int | None = None, scheduler: str | None = None,
            client: Client | None = None, measures: bool = True, batch: int = BATCH,
            retry_errors: bool = False, each_volume: bool = False, prune: bool = False,
-           on_plan: Callable[[int, int], None] | None = None,
+           modality: str | None = None, on_plan: Callable[[int, int], None] | None = None,
            on_result: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """QC an archive into `store`; returns `{"total", "ok", "errors", "skipped", "seconds", …}`.
 
     `client` reuses a running Dask client (else one is started from `workers`/`scheduler` and
-    closed at the end); `each_volume` makes every volume of a 4D file an item. Items stored
+    closed at the end); `each_volume` makes every volume of a 4D file an item; `modality`
+    (`--modality`: `medq.image.graded_modality`) reads every item as that modality, and an item
+    stored as read with another (or without) is assessed again though unchanged. Items stored
     under the archive that the walk no longer finds (`vanished`) are listed under `gone`, or
     with `prune` removed with their reviews (counted under `pruned`).
     `on_plan(to_assess, skipped)` is called once the archive is planned,
@@ -337,9 +332,11 @@ def run_qc(archive: str | Path, store: Store, *, model: str = "mediqa-s",
     found), its `finished_at` left empty.
     """
     from medq.assess.weights import resolve
+    from medq.image import graded_modality
     from medq.qc.discover import discover, split_notes
 
     start = time.perf_counter()
+    modality = graded_modality(modality)  # one spelling in the store: `mr` is MR
     if not scheduler:
         check_workers(workers)  # before any work
     checkpoint = resolve(model)  # an unknown model fails here, not per item on the workers
@@ -354,7 +351,8 @@ def run_qc(archive: str | Path, store: Store, *, model: str = "mediqa-s",
         known = store.known(key)
         gone = vanished(known, items, archive)
         pruned = store.forget(gone, key) if prune else 0
-        again = store.again(key, unmeasured=measures, errors=retry_errors)  # though unchanged
+        again = store.again(key, unmeasured=measures, errors=retry_errors,  # though unchanged
+                            named_modality=modality)
         known = {path: fp for path, fp in known.items() if path not in again}
         todo, unreadable, skipped = plan(items, known)
         if on_plan:
@@ -366,11 +364,12 @@ def run_qc(archive: str | Path, store: Store, *, model: str = "mediqa-s",
                                                  len(todo) + len(unreadable))
         elif client is not None:
             n_workers = len(client.nthreads())
-        run_id = store.start_run(archive_key(archive), key, n_workers, scheduler)
+        run_id = store.start_run(archive_key(archive), key, n_workers, scheduler, modality)
 
         def record(result: dict[str, Any]) -> None:
             with stop_signals_held():  # stored and counted, or neither
-                store.record({**result, "model": key, "run_id": run_id})
+                store.record({**result, "model": key, "run_id": run_id,
+                              "named_modality": modality})
                 counts["ok" if result["status"] == "ok" else "errors"] += 1
             if on_result:
                 on_result(result)
@@ -381,7 +380,7 @@ def run_qc(archive: str | Path, store: Store, *, model: str = "mediqa-s",
             t0 = time.perf_counter()
             window = IN_FLIGHT_PER_WORKER * max(1, sum(client.nthreads().values()))
             assess_on(client, todo, loaded, record, measures=measures, batch=batch,
-                      window=window)
+                      window=window, modality=modality)
             assess_seconds = time.perf_counter() - t0
     except KeyboardInterrupt as e:
         so_far = {"total": len(items), **counts, "skipped": skipped}

@@ -38,6 +38,7 @@ runs_table = sa.Table(
     sa.Column("ok", sa.Integer),
     sa.Column("errors", sa.Integer),
     sa.Column("skipped", sa.Integer),
+    sa.Column("named_modality", sa.String(8)),  # the run's --modality; none: as files say (added)
 )
 
 items_table = sa.Table(
@@ -62,6 +63,7 @@ items_table = sa.Table(
     sa.Column("status", sa.String(8), nullable=False),
     sa.Column("error", sa.Text),
     sa.Column("bad_input", sa.Boolean),  # an error's cause: the input (else medq's) (added)
+    sa.Column("named_modality", sa.String(8)),  # the --modality it was read as (added)
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.UniqueConstraint("path", "model", name="uq_items_path_model"),
@@ -86,7 +88,8 @@ reviews_table = sa.Table(
 ITEM_COLUMNS = tuple(c.name for c in items_table.columns)
 """Columns of an item row (every `items()` dict also has `reviewed` and `last_review`)."""
 
-ADDED_COLUMNS = {"items": ("lossy_compression", "bad_input"), "reviews": ("fingerprint",)}
+ADDED_COLUMNS = {"items": ("lossy_compression", "bad_input", "named_modality"),
+                 "reviews": ("fingerprint",), "runs": ("named_modality",)}
 """Columns added after a table's first release: `create_schema` adds them to a database made
 before (nullable, so old rows read as unknown)."""
 

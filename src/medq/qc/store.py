@@ -141,14 +141,16 @@ class Store:
     # runs ------------------------------------------------------------------------------------
 
     def start_run(self, archive: str, model: str, workers: int | None,
-                  scheduler: str | None) -> int:
-        """Insert a run row (started now) and return its id."""
+                  scheduler: str | None, named_modality: str | None = None) -> int:
+        """Insert a run row (started now, with the `--modality` it reads its items as) and
+        return its id."""
         from medq import __version__
 
         with self._writing() as conn:
             result = conn.execute(runs_table.insert().values(
                 archive=storable(str(archive)), model=str(model), medq_version=__version__,
-                workers=workers, scheduler=scheduler, started_at=now(),
+                workers=workers, scheduler=scheduler, named_modality=named_modality,
+                started_at=now(),
                 total=0, ok=0, errors=0, skipped=0))
             return int(result.inserted_primary_key[0])
 
@@ -182,15 +184,18 @@ class Store:
         with self.engine.connect() as conn:
             return {path: fp for path, fp in conn.execute(query)}
 
-    def again(self, model: str, *, unmeasured: bool = False, errors: bool = False) -> set[str]:
+    def again(self, model: str, *, unmeasured: bool = False, errors: bool = False,
+              named_modality: str | None = None) -> set[str]:
         """Paths of the items of `model` a run assesses again though unchanged: always those
         whose stored error was medq's own (an internal error, or one stored by a medq that did
-        not record the cause), not the input's; with `unmeasured`, those assessed (status ok)
-        without classical measures (a run with `--no-measures`); with `errors`, every stored
-        error (`--retry-errors`). One query, paths only."""
+        not record the cause), not the input's, and those read as another `--modality` than
+        `named_modality` (None: as their files say); with `unmeasured`, those assessed (status
+        ok) without classical measures (a run with `--no-measures`); with `errors`, every
+        stored error (`--retry-errors`). One query, paths only."""
         c = items_table.c
         empty = sa.or_(c.measures.is_(None), sa.cast(c.measures, sa.Text).in_(["{}", "null"]))
-        wanted = [sa.and_(c.status == "ok", empty)] if unmeasured else []
+        wanted = [c.named_modality.is_distinct_from(named_modality)]
+        wanted += [sa.and_(c.status == "ok", empty)] if unmeasured else []
         wanted.append(sa.and_(c.status == "error",
                               sa.true() if errors else sa.or_(c.bad_input.is_(None),
                                                                c.bad_input.is_(False))))
