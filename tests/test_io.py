@@ -1228,3 +1228,28 @@ def test_a_restored_12_bit_ct_keeps_its_storage(tmp_path: Path) -> None:
     np.testing.assert_array_equal(load(tmp_path / "out.dcm").array,
                                   out.pixel_array.astype(np.float32) - 1024)
 
+
+def test_an_rle_dicom_stays_rle_lossless_and_a_lossy_one_is_not_coded_again(
+        tmp_path: Path) -> None:
+    """pydicom's MR_small_RLE.dcm was written back uncompressed; its derived file is RLE
+    Lossless too (smaller than the uncompressed one) and decodes to the values written. A JPEG
+    2000 lossy CT is written uncompressed, flagged lossy, in its own 14 bits."""
+    from pydicom.uid import RLELossless
+
+    from medq.degrade import simulate
+
+    src = load(tdata("MR_small_RLE.dcm"))
+    noisy, _ = simulate(src, "mr_noise", severity="mild", seed=1)
+    ds = pydicom.dcmread(save(noisy, tmp_path / "noisy.dcm"))
+    assert ds.file_meta.TransferSyntaxUID == RLELossless
+    slope, icpt = float(ds.RescaleSlope), float(ds.RescaleIntercept)
+    assert np.abs(ds.pixel_array * slope + icpt - noisy.array).max() <= max(slope / 2,
+                                                                            0.5) + 1e-3
+    copy = save(src.with_array(src.array), tmp_path / "copy.dcm")
+    plain = save(load(tdata("MR_small.dcm")), tmp_path / "plain.dcm")  # the same picture
+    assert pydicom.dcmread(copy).file_meta.TransferSyntaxUID == RLELossless
+    np.testing.assert_array_equal(load(copy).array, load(plain).array)
+    assert copy.stat().st_size < 0.9 * plain.stat().st_size
+    lossy = pydicom.dcmread(save(load(tdata("693_J2KI.dcm")), tmp_path / "j2k.dcm"))
+    assert lossy.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
+    assert lossy.LossyImageCompression == "01" and lossy.BitsStored == 14

@@ -1,7 +1,7 @@
 """How a derived DICOM stores its values (`encode_grey`): as the source file stored them where
 they fit (`storage_of`, `encode_as_stored`), else integers with a fitted RescaleSlope/Intercept
 (`encode_pixels`; a MONOCHROME1 image within its source's bits, `encode_within`); the source's
-pixel padding restated in them."""
+pixel padding restated in them, and the source's lossless compression kept (`keep_lossless`)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,17 @@ from typing import Any
 
 import numpy as np
 from pydicom.dataset import Dataset
+from pydicom.uid import RLELossless
 from pydicom.valuerep import format_number_as_ds
 
 from medq.image import MedImage
 from medq.io.arrays import whole_numbers
 from medq.io.dicom_tags import as_number, tag_value
 from medq.io.polarity import is_inverted, mirror_span
+
+KEPT_SYNTAXES = (str(RLELossless),)
+"""Lossless transfer syntaxes a derived file keeps from its source (pydicom encodes RLE itself);
+a source in any other is written uncompressed (a lossy one is never coded lossy again)."""
 
 
 def encode_pixels(arr: np.ndarray, zero_intercept: bool = False
@@ -116,6 +121,13 @@ def encode_grey(image: MedImage) -> tuple[np.ndarray, tuple[float, float], int]:
         return stored, (slope, icpt), bits
     stored, slope, icpt = encode_pixels(image.array, zero_intercept=pet)
     return stored, (slope, icpt), 16
+
+
+def keep_lossless(ds: Dataset, meta: dict[str, Any]) -> None:
+    """Compress a derived slice (uncompressed, its file meta set) as its source was where that
+    is a lossless syntax medq keeps (`KEPT_SYNTAXES`): RLE Lossless stays RLE Lossless."""
+    if meta.get("transfer_syntax") in KEPT_SYNTAXES:
+        ds.compress(meta["transfer_syntax"], encoding_plugin="pydicom")
 
 
 def padding_of(ds: Dataset) -> list[float]:

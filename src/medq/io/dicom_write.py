@@ -2,11 +2,12 @@
 
 The header template is the source DICOM (the image's `meta['dicom_files']` / `source`, or an
 explicit `reference` file or series folder), else a fresh modality-correct dataset (CT/MR/PET
-Image Storage, Secondary Capture otherwise). The output is uncompressed Explicit VR Little
-Endian, in the source's bits where its values fit them (`dicom_values.encode_grey`),
-`ImageType` DERIVED\\SECONDARY, new SOPInstanceUID/SeriesInstanceUID, DerivationDescription,
-private tags, overlays and multi-frame functional groups removed (enhanced templates fall back
-to the legacy single-frame SOP class of their modality).
+Image Storage, Secondary Capture otherwise). The output is RLE Lossless where the source was
+(`dicom_values.keep_lossless`), else uncompressed Explicit VR Little Endian (a lossy source is
+not coded lossy again); in the source's bits where its values fit them
+(`dicom_values.encode_grey`); `ImageType` DERIVED\\SECONDARY, new SOPInstanceUID/SeriesInstanceUID,
+DerivationDescription, private tags, overlays and multi-frame functional groups removed
+(enhanced templates fall back to the legacy single-frame SOP class of their modality).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from medq.io.dicom_tags import (
     read_physics,
     tag_value,
 )
-from medq.io.dicom_values import encode_grey, keep_padding, padding_of
+from medq.io.dicom_values import encode_grey, keep_lossless, keep_padding, padding_of
 from medq.io.geometry import dicom_geometry
 
 _STRIP = (
@@ -281,6 +282,7 @@ def _dataset(base: Dataset, image: MedImage, k: int, stored: np.ndarray, rescale
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds.file_meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+    keep_lossless(ds, image.meta)
     return ds
 
 
