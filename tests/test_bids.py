@@ -148,3 +148,88 @@ def test_a_ct_sidecar_states_the_exposure_and_dose(tmp_path: Path, mr_slice: Med
                                                                                       abs=1e-4)}
     zero = load(_nifti(tmp_path / "zero.nii.gz", mr_slice, {**side, "XRayExposure": 0}))
     assert "exposure_mAs" not in zero.physics
+
+
+BIDS_T1W = {  # a dcm2niix / BIDS sidecar's keys beside medq's (times in seconds)
+    **DCM2NIIX, "PhaseEncodingDirection": "j-", "EffectiveEchoSpacing": 0.00049,
+    "AcquisitionMatrixPE": 256, "ImageOrientationPatientDICOM": [1, 0, 0, 0, 1, 0],
+    "SeriesDescription": "t1_mprage_sag", "BIDSVersion": "1.9.0",
+}
+
+
+@pytest.fixture
+def bids_mni_slab(tmp_path: Path) -> Path:
+    """Eight axial slices of the bundled MNI T1 (`medq samples --export`) named as a BIDS scan,
+    its sidecar stating a slice time per slice and keys medq writes itself (a simulation's
+    record, a JPEG's value map) that describe the input, not a result."""
+    from medq.data.samples import export_samples
+
+    (sample,) = export_samples(tmp_path / "samples", ["mni_t1"])
+    img = nib.load(sample)
+    scan = tmp_path / "bids" / "sub-01" / "anat" / "sub-01_T1w.nii.gz"
+    scan.parent.mkdir(parents=True)
+    nib.save(nib.Nifti1Image(np.asanyarray(img.dataobj)[:, :, 90:98], img.affine), scan)
+    side = {**BIDS_T1W, "SliceTiming": [0.1 * k for k in range(8)], "Rescale": [2.0, 0.0],
+            "degradation": {"name": "mr_noise"}, "source": "clean.nii.gz"}
+    scan.with_name("sub-01_T1w.json").write_text(json.dumps(side))
+    return scan
+
+
+def test_a_saved_copy_carries_the_input_sidecar_s_bids_keys(tmp_path: Path,
+                                                             bids_mni_slab: Path) -> None:
+    """The sidecar medq writes beside a copy keeps the BIDS keys of the sidecar the image was
+    read with (downstream BIDS tools still read the acquisition), medq's own keys over them;
+    medq's records of the input (a simulation, a JPEG's value map) are not carried. A plane of
+    the volume loses the keys of the voxel grid (one slice time per slice of the eight, the
+    phase-encoding axis), not the others."""
+    image = load(bids_mni_slab)
+    copy = json.loads((save(image, tmp_path / "out" / "copy.nii.gz").parent
+                       / "copy.json").read_text())
+    for key in ("RepetitionTime", "EchoTime", "InversionTime", "Manufacturer", "SliceTiming",
+                "PhaseEncodingDirection", "EffectiveEchoSpacing", "BIDSVersion",
+                "ConversionSoftware", "ImageType", "AcquisitionMatrixPE"):
+        assert copy[key] == json.loads(bids_mni_slab.with_name("sub-01_T1w.json").read_text()
+                                       )[key], key
+    assert copy["File"] == "copy.nii.gz" and copy["Modality"] == "MR"
+    assert copy["Physics"]["tr_ms"] == pytest.approx(2300.0)
+    assert not {"Rescale", "degradation", "source"} & set(copy)
+    reread = load(tmp_path / "out" / "copy.nii.gz")
+    assert reread.physics["te_ms"] == pytest.approx(2.26) and reread.region == "brain"
+    plane = image.evolve(array=image.array[4], spacing=image.spacing[1:])
+    written = save(plane, tmp_path / "out" / "plane.nii.gz")
+    kept = json.loads(written.with_name("plane.json").read_text())
+    assert not {"SliceTiming", "PhaseEncodingDirection", "EffectiveEchoSpacing",
+                "ImageOrientationPatientDICOM"} & set(kept)
+    assert kept["RepetitionTime"] == 2.3 and kept["AcquisitionMatrixPE"] == 256
+
+
+def test_a_restored_bids_scan_keeps_its_sidecar_keys(tmp_path: Path, bids_mni_slab: Path
+                                                     ) -> None:
+    """`medq restore sub-01_T1w.nii.gz -o out/` writes a sidecar with the input's BIDS keys
+    (its slice times too: the result has the input's eight slices) and medq's record."""
+    from conftest import run_medq
+
+    res = run_medq("restore", bids_mni_slab, "-o", tmp_path / "out" / "sub-01_T1w.nii.gz",
+                   "--method", "tv", "--force")
+    assert res.returncode == 0, res.stderr
+    side = json.loads((tmp_path / "out" / "sub-01_T1w.json").read_text())
+    assert side["SliceTiming"] == pytest.approx([0.1 * k for k in range(8)])
+    assert (side["RepetitionTime"], side["PhaseEncodingDirection"]) == (2.3, "j-")
+    assert side["Manufacturer"] == "Siemens" and side["ConversionSoftware"] == "dcm2niix"
+    assert side["File"] == "sub-01_T1w.nii.gz" and side["Spacing"] == [1.0, 1.0, 1.0]
+    assert "degradation" not in side and "Rescale" not in side
+
+
+def test_one_volume_of_a_4d_scan_does_not_carry_per_volume_keys(tmp_path: Path,
+                                                                 mr_slice: MedImage) -> None:
+    """A volume read from a 4D BOLD file (`@volume=1`) is saved with the file's acquisition but
+    not its per-volume times, which name the volumes of a file it no longer is."""
+    bold = np.stack([np.stack([mr_slice.array] * 4, axis=-1)] * 3, axis=-1).astype(np.int16)
+    path = tmp_path / "sub-01_task-rest_bold.nii.gz"
+    nib.save(nib.Nifti1Image(bold, np.diag([0.9, 0.9, 3.0, 1.0])), path)
+    path.with_name("sub-01_task-rest_bold.json").write_text(json.dumps(
+        {"RepetitionTime": 2.0, "VolumeTiming": [0.0, 2.0, 4.0], "TaskName": "rest"}))
+    written = save(load(f"{path}@volume=1"), tmp_path / "out" / "vol1.nii.gz")
+    side = json.loads(written.with_name("vol1.json").read_text())
+    assert (side["RepetitionTime"], side["TaskName"]) == (2.0, "rest")
+    assert "VolumeTiming" not in side

@@ -1185,3 +1185,71 @@ def test_a_siemens_mosaic_is_read_as_the_volume_of_its_tiles(tmp_path: Path,
     items = discover(tmp_path)  # one series UID, but each mosaic is a volume of its own
     assert [Path(i.path).name for i in items] == ["dwi_b0.dcm", "dwi_b1000.dcm"]
     assert not any(i.series for i in items)
+
+
+def test_a_derived_dicom_keeps_its_source_s_12_bits(tmp_path: Path) -> None:
+    """pydicom's examples_overlay.dcm, an MR stored in 12 of 16 bits, came back from
+    `medq simulate` stored in 16: the derived file keeps its source's BitsStored, HighBit and
+    unsigned pixels, its values as simulated within half a step. Values beyond 12 bits fall
+    back to 16, exactly."""
+    from medq.degrade import simulate
+
+    src = load(tdata("examples_overlay.dcm"))
+    noisy, _ = simulate(src, "mr_noise", severity="moderate", seed=0)
+    written = save(noisy, tmp_path / "noisy.dcm")
+    ds = pydicom.dcmread(written)
+    assert (ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation) == (16, 12,
+                                                                                     11, 0)
+    assert np.abs(load(written).array - noisy.array).max() <= 0.5 + 1e-3
+    bright = src.with_array(src.array * 8)  # up to 8984: more than 12 bits hold
+    ds = pydicom.dcmread(save(bright, tmp_path / "bright.dcm"))
+    assert ds.BitsStored == 16
+    np.testing.assert_array_equal(load(tmp_path / "bright.dcm").array, bright.array)
+
+
+def test_a_restored_12_bit_ct_keeps_its_storage(tmp_path: Path) -> None:
+    """CT_small stored as a scanner often does, in 12 unsigned bits with intercept −1024 HU, is
+    restored by `medq restore` into the same storage (it was written as 16-bit signed
+    integers), the restoration in it."""
+    from conftest import run_medq
+
+    ds = pydicom.dcmread(tdata("CT_small.dcm"))
+    stored = ds.pixel_array.astype(np.uint16)  # 128–2191: −896 to 1167 HU
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.PixelData = stored.tobytes()
+    ds.save_as(tmp_path / "ct12.dcm")
+    res = run_medq("restore", tmp_path / "ct12.dcm", "-o", tmp_path / "out.dcm", "--method",
+                   "tv", "--force")
+    assert res.returncode == 0, res.stderr
+    out = pydicom.dcmread(tmp_path / "out.dcm")
+    assert (out.BitsStored, out.HighBit, out.PixelRepresentation) == (12, 11, 0)
+    assert (float(out.RescaleSlope), float(out.RescaleIntercept)) == (1.0, -1024.0)
+    assert not np.array_equal(out.pixel_array, stored)  # restored, in the source's storage
+    np.testing.assert_array_equal(load(tmp_path / "out.dcm").array,
+                                  out.pixel_array.astype(np.float32) - 1024)
+
+
+def test_an_rle_dicom_stays_rle_lossless_and_a_lossy_one_is_not_coded_again(
+        tmp_path: Path) -> None:
+    """pydicom's MR_small_RLE.dcm was written back uncompressed; its derived file is RLE
+    Lossless too (smaller than the uncompressed one) and decodes to the values written. A JPEG
+    2000 lossy CT is written uncompressed, flagged lossy, in its own 14 bits."""
+    from pydicom.uid import RLELossless
+
+    from medq.degrade import simulate
+
+    src = load(tdata("MR_small_RLE.dcm"))
+    noisy, _ = simulate(src, "mr_noise", severity="mild", seed=1)
+    ds = pydicom.dcmread(save(noisy, tmp_path / "noisy.dcm"))
+    assert ds.file_meta.TransferSyntaxUID == RLELossless
+    slope, icpt = float(ds.RescaleSlope), float(ds.RescaleIntercept)
+    assert np.abs(ds.pixel_array * slope + icpt - noisy.array).max() <= max(slope / 2,
+                                                                            0.5) + 1e-3
+    copy = save(src.with_array(src.array), tmp_path / "copy.dcm")
+    plain = save(load(tdata("MR_small.dcm")), tmp_path / "plain.dcm")  # the same picture
+    assert pydicom.dcmread(copy).file_meta.TransferSyntaxUID == RLELossless
+    np.testing.assert_array_equal(load(copy).array, load(plain).array)
+    assert copy.stat().st_size < 0.9 * plain.stat().st_size
+    lossy = pydicom.dcmread(save(load(tdata("693_J2KI.dcm")), tmp_path / "j2k.dcm"))
+    assert lossy.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
+    assert lossy.LossyImageCompression == "01" and lossy.BitsStored == 14

@@ -35,7 +35,13 @@ from medq.io.arrays import (
     with_nonfinite,
 )
 from medq.io.atomic import cannot_write
-from medq.io.bids import BIDS_META, inherited_sidecar, sidecar_acquisition
+from medq.io.bids import (
+    BIDS_META,
+    carried_sidecar,
+    inherited_sidecar,
+    kept_sidecar,
+    sidecar_acquisition,
+)
 from medq.io.polarity import integer_storage
 from medq.io.sidecar import check_sidecar_writable, read_sidecar, write_sidecar
 from medq.io.special import SPECIAL_REASON, is_special_file
@@ -223,10 +229,11 @@ def load_series_files(files: Sequence[str | Path], source: str | Path) -> MedIma
 
 def _sidecar_fields(p: Path, image: MedImage) -> dict:
     """Fields a sidecar restores for formats without headers: medq's (modality, region, physics,
-    spacing) and a BIDS / dcm2niix sidecar's acquisition (`medq.io.bids`)."""
+    spacing) and a BIDS / dcm2niix sidecar's acquisition (`medq.io.bids`), its keys kept in the
+    meta for the sidecars of files written from the image (`kept_sidecar`)."""
     side = read_sidecar(p)
-    # modality, region, physics and meta it states, over what a BIDS dataset's files inherit
-    fields = sidecar_acquisition({**inherited_sidecar(p), **side}, p)
+    stated = {**inherited_sidecar(p), **side}  # over what a BIDS dataset's files inherit
+    fields = sidecar_acquisition(stated, p)  # modality, region, physics and meta it states
     own = side.get("Physics") if isinstance(side.get("Physics"), dict) else {}
     if own or "physics" in fields:  # the header's own, then medq's, then the BIDS keys
         fields["physics"] = {**fields.get("physics", {}), **own, **image.physics}
@@ -238,6 +245,10 @@ def _sidecar_fields(p: Path, image: MedImage) -> dict:
     spacing = side.get("Spacing")
     if isinstance(spacing, list) and len(spacing) == len(image.spacing):
         fields["spacing"] = tuple(float(s) for s in spacing)
+    kept = kept_sidecar(stated, image.shape, fields.get("spacing", image.spacing),
+                        one_volume="volume" in image.meta)
+    if kept:
+        fields["meta"] = {**fields.get("meta", image.meta), **kept}
     return fields
 
 
@@ -306,7 +317,9 @@ def save(image: MedImage | np.ndarray, path: str | Path, *, reference: str | Pat
     source DICOM files); `description` becomes DerivationDescription (DICOM), descrip (NIfTI),
     a `medq_description` key (NRRD) or a PNG text chunk. Formats without a header (and MetaImage
     and NRRD, whose headers lack them) get a JSON sidecar (`<stem>.json`, or `<name>.json` when
-    the stem's names another file: `medq.io.sidecar`) with modality, region, spacing and physics.
+    the stem's names another file: `medq.io.sidecar`) with modality, region, spacing and physics,
+    over the keys of the BIDS / dcm2niix sidecar the image was read with
+    (`medq.io.bids.carried_sidecar`: those of its voxel grid only while shape and spacing hold).
     """
     if not isinstance(path, (str, os.PathLike)) or not str(path):
         raise InvalidParameter(f"save needs a file or folder path, got {path!r}")
@@ -343,7 +356,8 @@ def save(image: MedImage | np.ndarray, path: str | Path, *, reference: str | Pat
             written, extra = raster.write_raster(image, p, description=description)
         stated = {name: image.meta[key] for name, key in BIDS_META.items()
                   if image.meta.get(key)}  # the words the MR contrast is read from
-        write_sidecar(written, {"Modality": image.modality, "BodyPart": image.region,
+        write_sidecar(written, {**carried_sidecar(image),  # the input's, under medq's own
+                                "Modality": image.modality, "BodyPart": image.region,
                                 "Spacing": list(image.spacing), "Physics": image.physics,
                                 **stated, **extra})
         return written

@@ -13,6 +13,11 @@ inheritance principle says (`inherited_sidecar`): a `T1w.json` at the dataset ro
 `sub-01_T1w.json` in the subject's folder states what every matching scan below shares, and the
 file's own sidecar overrides them.
 medq's own sidecar keys (`Modality`, `BodyPart`, `Physics`) take precedence over these.
+
+`load` keeps the sidecar's keys in `meta['sidecar']` (`kept_sidecar`), so the sidecar `save`
+writes beside a result carries them on, medq's own keys over them (`carried_sidecar`): downstream
+BIDS tools still read the acquisition. Keys that describe the voxel grid (`GRID_KEYS`) are carried
+only while the image keeps the shape and voxel size it was read with.
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from medq.image import MODALITIES, REGIONS
+import numpy as np
+
+from medq.image import MODALITIES, REGIONS, MedImage
 from medq.io.dicom_tags import MODALITY_MAP, patient_digest, region_from_text
 from medq.io.sidecar import read_json_object
 
@@ -65,6 +72,26 @@ DATASET_MARKER = "dataset_description.json"
 
 MAX_DATASET_DEPTH = 6
 """Folders above a file searched for its dataset's root (sub-, ses- and a datatype: 3)."""
+
+MEDQ_KEYS = frozenset({"File", "Modality", "BodyPart", "Spacing", "Physics", "Rescale",
+                       "source", "degradation"})
+"""Sidecar keys medq states anew for every file it writes, never carried from its input: the
+image's own modality, region, spacing and physics, a JPEG's value map (`Rescale`, true of its
+bytes only) and `medq simulate`'s record (`degradation`, `source`: how the input was made)."""
+
+GRID_KEYS = frozenset({
+    "SliceTiming", "SliceEncodingDirection", "PhaseEncodingDirection",
+    "InPlanePhaseEncodingDirectionDICOM", "ReconMatrixPE", "EffectiveEchoSpacing",
+    "TotalReadoutTime", "SliceThickness", "SpacingBetweenSlices", "ImageOrientationPatientDICOM",
+    "ImageOrientationText"})
+"""BIDS keys that describe the image's voxel grid: one time per slice, the phase- and
+slice-encoding axes (i, j, k of the voxels), the reconstructed matrix and the echo spacing and
+readout time measured on it, the slice thickness and spacing, the orientation. A result of
+another shape or voxel size (a plane of a volume, a resampled copy) does not carry them."""
+
+VOLUME_KEYS = frozenset({"VolumeTiming", "FrameTimesStart", "FrameDuration"})
+"""BIDS keys holding one value per volume of a 4D file: one volume read from it
+(`file@volume=k`) does not carry them."""
 
 
 def _number(value: Any) -> float | None:
@@ -169,3 +196,30 @@ def sidecar_acquisition(side: dict[str, Any], path: str | Path) -> dict[str, Any
     if meta:
         out["meta"] = meta
     return out
+
+
+def kept_sidecar(side: dict[str, Any], shape: tuple[int, ...], spacing: tuple[float, ...],
+                 one_volume: bool = False) -> dict[str, Any]:
+    """The meta that keeps a BIDS / dcm2niix sidecar's keys for the files written from the image
+    it was read with (of `shape` and `spacing`): `sidecar`, its keys but medq's own
+    (`MEDQ_KEYS`; `VOLUME_KEYS` too for `one_volume` of a 4D file), and `sidecar_grid`, the
+    shape and spacing its `GRID_KEYS` hold for; {} when it has no other key."""
+    keys = {k: v for k, v in side.items()
+            if k not in MEDQ_KEYS and not (one_volume and k in VOLUME_KEYS)}
+    if not keys:
+        return {}
+    return {"sidecar": keys, "sidecar_grid": {"shape": list(shape), "spacing": list(spacing)}}
+
+
+def carried_sidecar(image: MedImage) -> dict[str, Any]:
+    """The input sidecar's keys the sidecar of a file written from `image` carries on
+    (`meta['sidecar']`): all of them while the image has the shape and voxel size they were
+    read with, else all but `GRID_KEYS`; {} when it was read with none."""
+    keys = image.meta.get("sidecar")
+    if not isinstance(keys, dict):
+        return {}
+    grid = image.meta.get("sidecar_grid") or {}
+    spacing = grid.get("spacing") or []
+    same = list(image.shape) == grid.get("shape") and len(spacing) == len(image.spacing) \
+        and bool(np.allclose(spacing, image.spacing, rtol=1e-6, atol=0))
+    return dict(keys) if same else {k: v for k, v in keys.items() if k not in GRID_KEYS}

@@ -41,6 +41,7 @@ from medq.io.dicom_tags import (
     tag_value,
     value_domain,
 )
+from medq.io.dicom_values import storage_of
 from medq.io.mosaic import mosaic_count, mosaic_positions, unmosaic
 from medq.io.units import COLOUR
 
@@ -316,6 +317,7 @@ def assemble(datasets: list[Dataset], paths: list[Path], source: Path, fmt: str)
         "complex_component": as_text(tag_value(first, "ComplexImageComponent")) or None,
         "transfer_syntax": str(ts) if ts else None,
         "bits_stored": int(first.get("BitsStored", 16)),
+        **({} if rgb else storage_of(first)),  # the bits a derived file keeps where it can
         "number_of_frames": frames,
         "orientation": iop,
         "positions": positions if all(p is not None for p in positions) else None,

@@ -1,14 +1,25 @@
-"""How a derived DICOM stores its values: integers with a fitted RescaleSlope/Intercept
-(`encode_pixels`), and the source's pixel padding restated in them."""
+"""How a derived DICOM stores its values (`encode_grey`): as the source file stored them where
+they fit (`storage_of`, `encode_as_stored`), else integers with a fitted RescaleSlope/Intercept
+(`encode_pixels`; a MONOCHROME1 image within its source's bits, `encode_within`); the source's
+pixel padding restated in them, and the source's lossless compression kept (`keep_lossless`)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from pydicom.dataset import Dataset
+from pydicom.uid import RLELossless
 from pydicom.valuerep import format_number_as_ds
 
+from medq.image import MedImage
 from medq.io.arrays import whole_numbers
-from medq.io.dicom_tags import as_number
+from medq.io.dicom_tags import as_number, tag_value
+from medq.io.polarity import is_inverted, mirror_span
+
+KEPT_SYNTAXES = (str(RLELossless),)
+"""Lossless transfer syntaxes a derived file keeps from its source (pydicom encodes RLE itself);
+a source in any other is written uncompressed (a lossy one is never coded lossy again)."""
 
 
 def encode_pixels(arr: np.ndarray, zero_intercept: bool = False
@@ -53,6 +64,72 @@ def encode_within(arr: np.ndarray, span: tuple[float, float], bits: int
     return stored.astype(np.uint16), slope, icpt
 
 
+def storage_of(ds: Dataset) -> dict[str, Any]:
+    """How a grey DICOM file stores its values, for a derived file to store them alike:
+    `bits_allocated`, `pixel_representation` and `stored_rescale` (RescaleSlope, Intercept;
+    None behind a Modality LUT Sequence, which no linear map restates)."""
+    slope = as_number(tag_value(ds, "RescaleSlope"))
+    icpt = as_number(tag_value(ds, "RescaleIntercept"))
+    linear = not ds.get("ModalityLUTSequence") and slope != 0
+    return {"bits_allocated": int(ds.get("BitsAllocated") or 16),
+            "pixel_representation": int(ds.get("PixelRepresentation") or 0),
+            "stored_rescale": [1.0 if slope is None else slope, icpt or 0.0] if linear else None}
+
+
+def encode_as_stored(arr: np.ndarray, meta: dict[str, Any], zero_intercept: bool = False
+                     ) -> tuple[np.ndarray, float, float] | None:
+    """`arr` in the storage of the DICOM file it was read from (`storage_of` and `bits_stored`
+    in `meta`): its bits allocated and stored, sign and value map, when its values lie on that
+    map's steps (or span at least 1000 of them, then rounded to them as `encode_pixels` rounds)
+    within what the bits hold; None when they do not, or the source's storage is unknown, not 8
+    or 16 bits, or (`zero_intercept`, a PET image) has an intercept."""
+    allocated, bits = meta.get("bits_allocated"), int(meta.get("bits_stored") or 0)
+    rescale, signed = meta.get("stored_rescale"), bool(meta.get("pixel_representation"))
+    if allocated not in (8, 16) or not 1 <= bits <= allocated or not rescale or (
+            zero_intercept and rescale[1]):
+        return None
+    slope, icpt = (float(v) for v in rescale)
+    steps = (np.asarray(arr, np.float64) - icpt) / slope
+    if not steps.size or not (whole_numbers(steps) or np.ptp(steps) >= 1000):
+        return None
+    low, high = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2 ** bits - 1)
+    stored = np.round(steps)
+    if stored.min() < low or stored.max() > high:
+        return None
+    return stored.astype(f"{'i' if signed else 'u'}{allocated // 8}"), slope, icpt
+
+
+def inverted_bits(image: MedImage) -> int | None:
+    """The bits stored of a MONOCHROME1 image read from DICOM (`meta['bit_range']`): its result
+    is written in them, mirrored within the same span; None for any other image."""
+    if not (is_inverted(image) and image.meta.get("bit_range")):
+        return None
+    return min(16, max(1, int(image.meta.get("bits_stored") or 16)))
+
+
+def encode_grey(image: MedImage) -> tuple[np.ndarray, tuple[float, float], int]:
+    """A grey image's stored values, (RescaleSlope, RescaleIntercept) and BitsStored: its source
+    file's storage where the values fit it (`encode_as_stored`: a 12-bit file stays 12-bit, a
+    MONOCHROME1 one is then read back mirrored within the same span); else a MONOCHROME1 image
+    within its source's bits over the span it is mirrored within (`encode_within`), any other
+    in 16 bits (`encode_pixels`; a PET image's intercept 0)."""
+    pet = image.modality == "PT"
+    if (kept := encode_as_stored(image.array, image.meta, zero_intercept=pet)) is not None:
+        return kept[0], kept[1:], int(image.meta["bits_stored"])
+    if bits := inverted_bits(image):  # read back mirrored as it was shown
+        stored, slope, icpt = encode_within(image.array, mirror_span(image), bits)
+        return stored, (slope, icpt), bits
+    stored, slope, icpt = encode_pixels(image.array, zero_intercept=pet)
+    return stored, (slope, icpt), 16
+
+
+def keep_lossless(ds: Dataset, meta: dict[str, Any]) -> None:
+    """Compress a derived slice (uncompressed, its file meta set) as its source was where that
+    is a lossless syntax medq keeps (`KEPT_SYNTAXES`): RLE Lossless stays RLE Lossless."""
+    if meta.get("transfer_syntax") in KEPT_SYNTAXES:
+        ds.compress(meta["transfer_syntax"], encoding_plugin="pydicom")
+
+
 def padding_of(ds: Dataset) -> list[float]:
     """The source's pixel padding (PixelPaddingValue and PixelPaddingRangeLimit) in output
     values (through its RescaleSlope/Intercept); empty when it states none."""
@@ -82,7 +159,7 @@ def keep_padding(ds: Dataset, padding: list[float], stored: np.ndarray, rescale:
     near = np.abs(values - raw[0]) <= max(1, 0.01 * int(values.max() - values.min()))
     if not exact.any() or (near & ~exact).any():
         return
-    vr = "SS" if stored.dtype == np.int16 else "US"
+    vr = "SS" if stored.dtype.kind == "i" else "US"
     ds.add_new("PixelPaddingValue", vr, int(raw[0]))
     if len(raw) > 1:
         ds.add_new("PixelPaddingRangeLimit", vr, int(raw[1]))

@@ -2,10 +2,12 @@
 
 The header template is the source DICOM (the image's `meta['dicom_files']` / `source`, or an
 explicit `reference` file or series folder), else a fresh modality-correct dataset (CT/MR/PET
-Image Storage, Secondary Capture otherwise). The output is uncompressed Explicit VR Little Endian,
-`ImageType` DERIVED\\SECONDARY, new SOPInstanceUID/SeriesInstanceUID, DerivationDescription,
-private tags, overlays and multi-frame functional groups removed (enhanced templates fall back
-to the legacy single-frame SOP class of their modality).
+Image Storage, Secondary Capture otherwise). The output is RLE Lossless where the source was
+(`dicom_values.keep_lossless`), else uncompressed Explicit VR Little Endian (a lossy source is
+not coded lossy again); in the source's bits where its values fit them
+(`dicom_values.encode_grey`); `ImageType` DERIVED\\SECONDARY, new SOPInstanceUID/SeriesInstanceUID,
+DerivationDescription, private tags, overlays and multi-frame functional groups removed
+(enhanced templates fall back to the legacy single-frame SOP class of their modality).
 """
 
 from __future__ import annotations
@@ -41,9 +43,8 @@ from medq.io.dicom_tags import (
     read_physics,
     tag_value,
 )
-from medq.io.dicom_values import encode_pixels, encode_within, keep_padding, padding_of
+from medq.io.dicom_values import encode_grey, keep_lossless, keep_padding, padding_of
 from medq.io.geometry import dicom_geometry
-from medq.io.polarity import is_inverted, mirror_span
 
 _STRIP = (
     "PerFrameFunctionalGroupsSequence", "SharedFunctionalGroupsSequence", "NumberOfFrames",
@@ -179,18 +180,12 @@ def _simulated(image: MedImage) -> bool:
                for s in image.meta.get("history", []))
 
 
-def _inverted_bits(image: MedImage) -> int | None:
-    """The bits stored of a MONOCHROME1 image read from DICOM (`meta['bit_range']`): its result
-    is written in them, mirrored within the same span; None for any other image."""
-    if not (is_inverted(image) and image.meta.get("bit_range")):
-        return None
-    return min(16, max(1, int(image.meta.get("bits_stored") or 16)))
-
-
 def _dataset(base: Dataset, image: MedImage, k: int, stored: np.ndarray, rescale: tuple,
-             uids: dict[str, str], description: str | None, own: bool = True) -> Dataset:
+             uids: dict[str, str], description: str | None, own: bool = True,
+             bits: int = 16) -> Dataset:
     """One derived slice: header from `base` (`own`: the header of this very slice's source,
-    not one shared by every slice), new UIDs, geometry, rescale and pixel data."""
+    not one shared by every slice), new UIDs, geometry, rescale and pixel data (`bits` of
+    each grey value stored)."""
     ds = copy.deepcopy(base)
     # the 128-byte preamble is free for any use (a TIFF header, a program: DICOM/PE polyglots);
     # a derived file starts from zeros rather than carry the source's on
@@ -275,19 +270,19 @@ def _dataset(base: Dataset, image: MedImage, k: int, stored: np.ndarray, rescale
         mono1 = as_text(ds.get("PhotometricInterpretation")) == "MONOCHROME1"
         ds.SamplesPerPixel = 1
         ds.PhotometricInterpretation = "MONOCHROME1" if mono1 else "MONOCHROME2"
-        bits = _inverted_bits(image) or 16
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, bits, bits - 1
-        ds.PixelRepresentation = int(stored.dtype == np.int16)
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit = stored.dtype.itemsize * 8, bits, bits - 1
+        ds.PixelRepresentation = int(stored.dtype.kind == "i")
         ds.RescaleSlope, ds.RescaleIntercept = (format_number_as_ds(v) for v in rescale)
         keep_padding(ds, padding, stored, rescale)
     data = stored.astype(stored.dtype.newbyteorder("<")).tobytes()
     ds.PixelData = data + (b"\0" if len(data) % 2 else b"")
-    ds["PixelData"].VR = "OB" if image.is_rgb else "OW"
+    ds["PixelData"].VR = "OB" if stored.dtype.itemsize == 1 else "OW"
     ds.file_meta = FileMetaDataset()
     ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds.file_meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+    keep_lossless(ds, image.meta)
     return ds
 
 
@@ -364,14 +359,9 @@ def write_dicom(image: MedImage, path: str | Path, *, reference: str | Path | No
         image = image.evolve(meta={**image.meta, **stated})
     if image.is_rgb:
         stored_all = np.round(np.clip(image.array, 0.0, 1.0) * 255).astype(np.uint8)[None]
-        rescale: tuple = (1.0, 0.0)
+        rescale, bits = (1.0, 0.0), 8
     else:
-        if bits := _inverted_bits(image):  # read back mirrored as it was shown
-            stored_all, slope, icpt = encode_within(image.array, mirror_span(image), bits)
-        else:
-            stored_all, slope, icpt = encode_pixels(image.array,
-                                                    zero_intercept=image.modality == "PT")
-        rescale = (slope, icpt)
+        stored_all, rescale, bits = encode_grey(image)
         stored_all = stored_all if image.is_volume else stored_all[None]
     base_new = _new_dataset(image)
     uids = {"series": _series_uid(templates, path) if as_file else generate_uid(),
@@ -380,7 +370,8 @@ def write_dicom(image: MedImage, path: str | Path, *, reference: str | Path | No
     for k in range(stored_all.shape[0]):
         own = len(templates) == stored_all.shape[0]  # each slice its own source's header
         tpl = templates[k] if own else (templates[0] if templates else base_new)
-        out.append(_dataset(tpl, image, k, stored_all[k], rescale, uids, description, own))
+        out.append(_dataset(tpl, image, k, stored_all[k], rescale, uids, description, own,
+                            bits))
     if as_file:
         with atomic_path(path) as tmp:
             if path.suffix.lower() == ".gz":
