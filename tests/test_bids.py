@@ -170,7 +170,8 @@ def bids_mni_slab(tmp_path: Path) -> Path:
     scan.parent.mkdir(parents=True)
     nib.save(nib.Nifti1Image(np.asanyarray(img.dataobj)[:, :, 90:98], img.affine), scan)
     side = {**BIDS_T1W, "SliceTiming": [0.1 * k for k in range(8)], "Rescale": [2.0, 0.0],
-            "degradation": {"name": "mr_noise"}, "source": "clean.nii.gz"}
+            "degradation": {"name": "mr_noise"}, "source": "clean.nii.gz",
+            "PatientName": "DOE^JANE", "PatientID": "12345", "InstitutionName": "General"}
     scan.with_name("sub-01_T1w.json").write_text(json.dumps(side))
     return scan
 
@@ -179,7 +180,8 @@ def test_a_saved_copy_carries_the_input_sidecar_s_bids_keys(tmp_path: Path,
                                                              bids_mni_slab: Path) -> None:
     """The sidecar medq writes beside a copy keeps the BIDS keys of the sidecar the image was
     read with (downstream BIDS tools still read the acquisition), medq's own keys over them;
-    medq's records of the input (a simulation, a JPEG's value map) are not carried. A plane of
+    medq's records of the input (a simulation, a JPEG's value map) and the names of the patient
+    and site are not carried. A plane of
     the volume loses the keys of the voxel grid (one slice time per slice of the eight, the
     phase-encoding axis), not the others."""
     image = load(bids_mni_slab)
@@ -193,6 +195,8 @@ def test_a_saved_copy_carries_the_input_sidecar_s_bids_keys(tmp_path: Path,
     assert copy["File"] == "copy.nii.gz" and copy["Modality"] == "MR"
     assert copy["Physics"]["tr_ms"] == pytest.approx(2300.0)
     assert not {"Rescale", "degradation", "source"} & set(copy)
+    assert not {"PatientName", "PatientID", "InstitutionName"} & set(copy)  # as in a DICOM
+    assert "DOE" not in json.dumps(image.meta, default=str)  # nor kept in memory
     reread = load(tmp_path / "out" / "copy.nii.gz")
     assert reread.physics["te_ms"] == pytest.approx(2.26) and reread.region == "brain"
     plane = image.evolve(array=image.array[4], spacing=image.spacing[1:])

@@ -89,6 +89,14 @@ slice-encoding axes (i, j, k of the voxels), the reconstructed matrix and the ec
 readout time measured on it, the slice thickness and spacing, the orientation. A result of
 another shape or voxel size (a plane of a volume, a resampled copy) does not carry them."""
 
+IDENTIFYING_KEYS = frozenset({
+    "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "PatientAge", "PatientWeight",
+    "PatientSize", "AccessionNumber", "StudyID", "InstitutionName", "InstitutionAddress",
+    "InstitutionalDepartmentName", "ReferringPhysicianName", "PerformingPhysicianName",
+    "OperatorsName", "StationName", "DeviceSerialNumber"})
+"""Keys naming the patient, the site or the staff (dcm2niix writes them unless told to
+anonymise): never carried, as a derived DICOM names its patient ANONYMOUS."""
+
 VOLUME_KEYS = frozenset({"VolumeTiming", "FrameTimesStart", "FrameDuration"})
 """BIDS keys holding one value per volume of a 4D file: one volume read from it
 (`file@volume=k`) does not carry them."""
@@ -202,10 +210,11 @@ def kept_sidecar(side: dict[str, Any], shape: tuple[int, ...], spacing: tuple[fl
                  one_volume: bool = False) -> dict[str, Any]:
     """The meta that keeps a BIDS / dcm2niix sidecar's keys for the files written from the image
     it was read with (of `shape` and `spacing`): `sidecar`, its keys but medq's own
-    (`MEDQ_KEYS`; `VOLUME_KEYS` too for `one_volume` of a 4D file), and `sidecar_grid`, the
+    (`MEDQ_KEYS`) and those naming people or sites (`IDENTIFYING_KEYS`; `VOLUME_KEYS` too for
+    `one_volume` of a 4D file), and `sidecar_grid`, the
     shape and spacing its `GRID_KEYS` hold for; {} when it has no other key."""
-    keys = {k: v for k, v in side.items()
-            if k not in MEDQ_KEYS and not (one_volume and k in VOLUME_KEYS)}
+    keys = {k: v for k, v in side.items() if k not in MEDQ_KEYS | IDENTIFYING_KEYS
+            and not (one_volume and k in VOLUME_KEYS)}
     if not keys:
         return {}
     return {"sidecar": keys, "sidecar_grid": {"shape": list(shape), "spacing": list(spacing)}}
