@@ -458,6 +458,11 @@ def test_qc_run_modality_reads_bare_files_as_named_and_reruns_never_mix(tmp_path
     assert item["named_modality"] == "MR" and run["named_modality"] == "MR"
     assert {f["type"] for f in item["findings"]} <= set(finding_types_for("MR"))
     assert qc("--modality", "MR")[0]["skipped"] == 1  # the same reading: skipped
+    exported = tmp_path / "qc.csv"
+    assert run_medq("qc", "export", "--db", db, "-o", exported).returncode == 0
+    with exported.open(newline="") as f:
+        (row,) = csv.DictReader(f)
+    assert (row["modality"], row["named_modality"]) == ("MR", "MR")
     summary, item, run = qc()
     assert summary["skipped"] == 0 and item["modality"] == "OT"
     assert item["named_modality"] is None and run["named_modality"] is None

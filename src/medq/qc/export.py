@@ -1,7 +1,8 @@
 """Export the QC results: one row per item (MRIQC-style group table) as CSV, TSV, Parquet or JSON.
 
 Columns: `path, status, score, grade, verdict, recall, error, bad_input` (whose fault an error
-is: the input's, or medq's), then modality, region, dimension,
+is: the input's, or medq's), then modality, `named_modality` (the `--modality` of the run
+that read it, empty when the file's own was read), region, dimension,
 shape, findings, the latest review (`review`, `reviewer`, `reviewed_at`, `review_comment`),
 description, model,
 fingerprint, run_id, updated_at, `lossy` and `lossy_ratio` (what the file states about lossy
@@ -27,7 +28,7 @@ FORMATS = ("csv", "tsv", "parquet", "json")
 """Export formats."""
 
 COLUMNS = ("path", "status", "score", "grade", "verdict", "recall", "error", "bad_input",
-           "modality", "region",
+           "modality", "named_modality", "region",
            "dimension", "shape", "findings", "review", "reviewer", "reviewed_at", "review_comment",
            "description", "model", "fingerprint", "run_id", "updated_at", "lossy", "lossy_ratio")
 """Columns of every export, in order (measure columns follow in flat formats)."""
