@@ -236,34 +236,45 @@ def took_anatomy(addressed: list[str], before: np.ndarray, after: np.ndarray,
     return share if share > REMOVED_LIMIT else None
 
 
+def _gate_reason(report: Any, method: str, found: set[str]) -> str:
+    """Why a method addresses none of a description's findings: `method` (it does not repair
+    what was found), `mild` (the gate leaves mild detail findings alone), `other` (medq
+    restores none of them) or `none` (nothing was found)."""
+    if found and method in CLASSICAL:
+        return "method"
+    if mild_detail_only(report):
+        return "mild"
+    return "other" if report.findings else "none"
+
+
 def _why_forced(report: Any, method: str, found: set[str]) -> str:
-    """Why a forced restoration addressed none of the description's findings: the method does
-    not repair what was found, the gate leaves mild detail findings alone, or medq restores
-    none of them ("" when nothing was found)."""
-    if not report.findings:
+    """Why a forced restoration addressed none of the description's findings (`_gate_reason`;
+    "" when nothing was found)."""
+    reason = _gate_reason(report, method, found)
+    if reason == "none":
         return ""
     words = joined(named(report.findings))
-    if found and method in CLASSICAL:
+    if reason == "method":
         return f"the description found {words}, which {METHOD_WORDS[method]} does not repair"
-    if mild_detail_only(report):
+    if reason == "mild":
         return f"the description found {words}; the gate leaves mild detail findings alone"
     return f"the description found {words}, which medq does not restore"
 
 
 def _unchanged_note(report: Any, method: str, found: set[str]) -> str:
-    """Why the quality gate returned the image as it was: only mild detail findings, findings
-    the method does not address, findings medq does not restore, or none at all."""
-    if found and method in CLASSICAL:
+    """Why the quality gate returned the image as it was (`_gate_reason`)."""
+    reason = _gate_reason(report, method, found)
+    if reason == "method":
         what = ", ".join(sorted(t.replace("_", " ") for t in found))
         return (f"{METHOD_WORDS[method]} removes noise, and the description reports {what}, "
                 "which it does not address: the image is returned unchanged (--method auto "
                 "restores it).")
-    if mild_detail_only(report):
+    if reason == "mild":
         return ("Only mild blur, low resolution or motion was found: sharpening risks "
                 "inventing detail that is not there, so the image is returned unchanged "
                 "(--force restores it anyway).")
     other = named([f for f in report.findings if f.type not in condition.RESTORABLE])
-    if other:
+    if reason == "other" and other:
         listed = joined(other)
         return (f"{listed[0].upper()}{listed[1:]} {'was' if len(other) == 1 else 'were'} found, "
                 "which medq does not restore; the image is returned unchanged.")
