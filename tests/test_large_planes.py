@@ -1,6 +1,6 @@
-"""Planes that their evidence view shrinks more than 4× (`evidence.LARGE_PLANE`) are assessed on
-the full planes: a full-size radiograph's quantum noise, which its 256-px view averages away,
-is found by `medq assess` as `medq describe` finds it."""
+"""Planes over `evidence.LARGE_PLANE` (512 px: beyond the sizes the view calibration was fitted
+on) are assessed on the full planes: a full-size radiograph's quantum noise, which its 256-px
+view averages away, is found by `medq assess` as `medq describe` finds it."""
 
 from __future__ import annotations
 

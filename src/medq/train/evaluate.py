@@ -158,7 +158,8 @@ def classical_scores(data: dict[str, np.ndarray], name: str) -> np.ndarray:
 
 def assess_scores(pred: np.ndarray, data: dict[str, np.ndarray]) -> np.ndarray:
     """The scores `medq assess` gives the items: each model score combined with the evidence
-    score of the item's stored evidence rows (`assessment.combined_score`)."""
+    score of the item's stored evidence rows (`assessment.combined_score`; the benchmark's
+    items are no larger than `evidence.LARGE_PLANE`, so their evidence is their views')."""
     from medq.assess.assessment import combined_score
     from medq.assess.detector import read_evidence
 
