@@ -359,7 +359,7 @@ def save(image: MedImage | np.ndarray, path: str | Path, *, reference: str | Pat
         write_sidecar(written, {**carried_sidecar(image),  # the input's, under medq's own
                                 "Modality": image.modality, "BodyPart": image.region,
                                 "Spacing": list(image.spacing), "Physics": image.physics,
-                                **stated, **extra})
+                                **stated, **extra}, fresh=True)
         return written
     except MedqError as e:
         if e.path is None:

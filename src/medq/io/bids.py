@@ -74,10 +74,16 @@ MAX_DATASET_DEPTH = 6
 """Folders above a file searched for its dataset's root (sub-, ses- and a datatype: 3)."""
 
 MEDQ_KEYS = frozenset({"File", "Modality", "BodyPart", "Spacing", "Physics", "Rescale",
-                       "source", "degradation"})
+                       "source", "degradation", "Source"})
 """Sidecar keys medq states anew for every file it writes, never carried from its input: the
 image's own modality, region, spacing and physics, a JPEG's value map (`Rescale`, true of its
-bytes only) and `medq simulate`'s record (`degradation`, `source`: how the input was made)."""
+bytes only), `medq simulate`'s record (`degradation`, `source`: how the input was made) and a
+bundled sample's origin (`Source`, stated by `medq samples --export`)."""
+
+INPUT_ONLY_KEYS = frozenset({"ImageType", "RawImage", "ConversionSoftware",
+                             "ConversionSoftwareVersion"})
+"""Keys true of the input file only: a result is neither ORIGINAL nor raw, nor made by the
+converter that wrote the input."""
 
 GRID_KEYS = frozenset({
     "SliceTiming", "SliceEncodingDirection", "PhaseEncodingDirection",
@@ -95,7 +101,17 @@ IDENTIFYING_KEYS = frozenset({
     "InstitutionalDepartmentName", "ReferringPhysicianName", "PerformingPhysicianName",
     "OperatorsName", "StationName", "DeviceSerialNumber"})
 """Keys naming the patient, the site or the staff (dcm2niix writes them unless told to
-anonymise): never carried, as a derived DICOM names its patient ANONYMOUS."""
+anonymise): never carried, nor are dates and UIDs (`carried_key`): BIDS data is shared
+de-identified."""
+
+
+def carried_key(key: str) -> bool:
+    """Whether a result's sidecar may carry this key of its input's sidecar: not medq's own
+    (`MEDQ_KEYS`), not one true of the input file only (`INPUT_ONLY_KEYS`), and none that names
+    the patient, the site or its staff (`IDENTIFYING_KEYS`) or gives a date or a UID
+    (`AcquisitionDateTime`, `StudyInstanceUID`, …)."""
+    return key not in MEDQ_KEYS | INPUT_ONLY_KEYS | IDENTIFYING_KEYS \
+        and not key.endswith(("Date", "DateTime", "UID"))
 
 VOLUME_KEYS = frozenset({"VolumeTiming", "FrameTimesStart", "FrameDuration"})
 """BIDS keys holding one value per volume of a 4D file: one volume read from it
@@ -209,12 +225,11 @@ def sidecar_acquisition(side: dict[str, Any], path: str | Path) -> dict[str, Any
 def kept_sidecar(side: dict[str, Any], shape: tuple[int, ...], spacing: tuple[float, ...],
                  one_volume: bool = False) -> dict[str, Any]:
     """The meta that keeps a BIDS / dcm2niix sidecar's keys for the files written from the image
-    it was read with (of `shape` and `spacing`): `sidecar`, its keys but medq's own
-    (`MEDQ_KEYS`) and those naming people or sites (`IDENTIFYING_KEYS`; `VOLUME_KEYS` too for
-    `one_volume` of a 4D file), and `sidecar_grid`, the
+    it was read with (of `shape` and `spacing`): `sidecar`, the keys a result carries
+    (`carried_key`; not `VOLUME_KEYS` for `one_volume` of a 4D file), and `sidecar_grid`, the
     shape and spacing its `GRID_KEYS` hold for; {} when it has no other key."""
-    keys = {k: v for k, v in side.items() if k not in MEDQ_KEYS | IDENTIFYING_KEYS
-            and not (one_volume and k in VOLUME_KEYS)}
+    keys = {k: v for k, v in side.items()
+            if carried_key(k) and not (one_volume and k in VOLUME_KEYS)}
     if not keys:
         return {}
     return {"sidecar": keys, "sidecar_grid": {"shape": list(shape), "spacing": list(spacing)}}

@@ -129,10 +129,11 @@ def check_sidecar_writable(image_path: str | Path) -> None:
                                image_path)
 
 
-def write_sidecar(image_path: str | Path, data: dict[str, Any]) -> Path:
+def write_sidecar(image_path: str | Path, data: dict[str, Any], fresh: bool = False) -> Path:
     """Merge `data` into the image's sidecar (`sidecar_target`; top-level keys replaced; `File`
-    names the image) and write it atomically."""
+    names the image) and write it atomically; `fresh` replaces the sidecar there instead (a
+    newly written image: what an earlier file of that name had stated is not true of it)."""
     p = Path(image_path)
     target = sidecar_target(p)
-    merged = {**read_json_object(target), **data, "File": p.name}
+    merged = {**({} if fresh else read_json_object(target)), **data, "File": p.name}
     return atomic_write_text(target, json.dumps(merged, indent=2, default=str))
