@@ -76,27 +76,39 @@ def storage_of(ds: Dataset) -> dict[str, Any]:
             "stored_rescale": [1.0 if slope is None else slope, icpt or 0.0] if linear else None}
 
 
+ENCODE_CHUNK = 1 << 22
+"""Values `encode_as_stored` maps at a time (its float64 work stays about 100 MB, whatever the
+volume)."""
+
+
 def encode_as_stored(arr: np.ndarray, meta: dict[str, Any], zero_intercept: bool = False
                      ) -> tuple[np.ndarray, float, float] | None:
     """`arr` in the storage of the DICOM file it was read from (`storage_of` and `bits_stored`
     in `meta`): its bits allocated and stored, sign and value map, when its values lie on that
-    map's steps (or span at least 1000 of them, then rounded to them as `encode_pixels` rounds)
-    within what the bits hold; None when they do not, or the source's storage is unknown, not 8
-    or 16 bits, or (`zero_intercept`, a PET image) has an intercept."""
+    map's steps (as `arrays.whole_numbers` tells them; or span at least 1000 of them, then
+    rounded to them as `encode_pixels` rounds) within what the bits hold; None when they do not,
+    or the source's storage is unknown, not 8 or 16 bits, or (`zero_intercept`, a PET image)
+    has an intercept. Mapped `ENCODE_CHUNK` values at a time."""
     allocated, bits = meta.get("bits_allocated"), int(meta.get("bits_stored") or 0)
     rescale, signed = meta.get("stored_rescale"), bool(meta.get("pixel_representation"))
+    flat = np.asarray(arr).reshape(-1)
     if allocated not in (8, 16) or not 1 <= bits <= allocated or not rescale or (
-            zero_intercept and rescale[1]):
+            zero_intercept and rescale[1]) or not flat.size:
         return None
     slope, icpt = (float(v) for v in rescale)
-    steps = (np.asarray(arr, np.float64) - icpt) / slope
-    if not steps.size or not (whole_numbers(steps) or np.ptp(steps) >= 1000):
-        return None
     low, high = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2 ** bits - 1)
-    stored = np.round(steps)
-    if stored.min() < low or stored.max() > high:
+    stored = np.empty(flat.size, f"{'i' if signed else 'u'}{allocated // 8}")
+    near, least, most = True, np.inf, -np.inf  # on the steps; the steps' extremes
+    for start in range(0, flat.size, ENCODE_CHUNK):
+        steps = (flat[start:start + ENCODE_CHUNK].astype(np.float64) - icpt) / slope
+        rounded = np.round(steps)
+        near = near and bool(np.all(np.abs(steps - rounded) <= 1e-3))
+        least, most = min(least, float(steps.min())), max(most, float(steps.max()))
+        stored[start:start + ENCODE_CHUNK] = np.clip(rounded, low, high, out=rounded)
+    whole = near and (np.round(most) > np.round(least) or most == least)  # whole_numbers'
+    if not (whole or most - least >= 1000) or np.round(least) < low or np.round(most) > high:
         return None
-    return stored.astype(f"{'i' if signed else 'u'}{allocated // 8}"), slope, icpt
+    return stored.reshape(np.shape(arr)), slope, icpt
 
 
 def inverted_bits(image: MedImage) -> int | None:
