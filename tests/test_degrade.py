@@ -240,6 +240,19 @@ def test_a_radiograph_of_line_integrals_keeps_its_noise_physics_through_a_dicom_
         (memory_out.array - drr.array).var(), rel=0.05)
 
 
+def test_raw_counts_in_a_file_marked_as_line_integrals_are_not_darkened_to_one_value(
+        drr: MedImage) -> None:
+    """A radiograph still marked as line integrals whose values cannot be (a detector's raw 12-bit
+    values, 295–3795: e^−3795 lets no photon through) is mapped as one of unknown domain: its
+    noisy copy keeps its anatomy (it came back as one value before)."""
+    raw = drr.with_array((295.0 + drr.array / drr.array.max() * 3500.0).astype(np.float32))
+    assert raw.meta.get("xr_domain") == "line_integral"
+    out, rec = simulate(raw, "xr_quantum_noise", level=6e3, seed=0)
+    assert rec.params["domain"] == "display"
+    assert np.corrcoef(out.array.ravel(), raw.array.ravel())[0, 1] > 0.9
+    assert 0 < np.std(out.array - raw.array) < 0.1 * np.ptp(raw.array)
+
+
 # --- registry-wide contracts -------------------------------------------------------------------
 
 def _error(a: MedImage, b: MedImage) -> float:
