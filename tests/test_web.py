@@ -451,7 +451,11 @@ def test_upload_of_a_metaimage_is_stored_as_one(web: Web, tmp_path: Path) -> Non
     assert r.status_code == 201, r.text
     item = r.json()
     assert item["path"].endswith("/scan.mha") and item["modality"] == "CT"
-    assert item["status"] == "ok"
+    assert item["status"] == "ok" and item["named_modality"] is None  # its values said CT
+    named = web.client.post("/api/upload", files={"file": ("named", data)},
+                            data={"modality": "ct"})
+    assert named.status_code == 201, named.text
+    assert named.json()["named_modality"] == "CT"  # as `qc run --modality` records it
 
 
 def test_upload_of_a_freesurfer_volume_keeps_its_compression(web: Web, tmp_path: Path,

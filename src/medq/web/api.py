@@ -72,6 +72,9 @@ class Item(BaseModel):
     run_id: int | None = None
     dimension: str | None = None
     modality: str | None = None
+    named_modality: str | None = None
+    """The modality it was read as by the user's word (`qc run --modality`, an upload's
+    modality field); None when its file's own was read."""
     region: str | None = None
     shape: list[int] | None = None
     score: float | None = None

@@ -318,7 +318,7 @@ class Uploader:
                     raise type(e)(e.reason, client_base(name)) from e
             item = Item(str(path), (str(path),))
             return self.store.record({**ok_result(item, assessment, image), "model": model_key(
-                self.model), "fingerprint": fingerprint(item.files)})
+                self.model), "fingerprint": fingerprint(item.files), "named_modality": modality})
         except BaseException:
             _discard(path)
             raise
