@@ -19,15 +19,20 @@ PHOTONS = (6000.0, 1000.0, 150.0)
 """Detector photons per pixel: the engine's mild, moderate and severe quantum noise."""
 
 
-@pytest.fixture(scope="module")
-def radiographs() -> list:
+def detector_sized() -> MedImage:
     """The bundled radiograph resampled to a detector's matrix (1300 px wide, pixels alike in
-    mm), then with quantum noise at each of `PHOTONS`."""
+    mm)."""
     xr = load_sample("xr_head")
     f = 1300 / xr.shape[1]
     big = resize(xr.array.astype(np.float64), (round(xr.shape[0] * f), 1300), order=1,
                  preserve_range=True).astype(np.float32)
-    clean = xr.evolve(array=big, spacing=tuple(s / f for s in xr.spacing))
+    return xr.evolve(array=big, spacing=tuple(s / f for s in xr.spacing))
+
+
+@pytest.fixture(scope="module")
+def radiographs() -> list:
+    """The detector-sized radiograph with quantum noise at each of `PHOTONS`."""
+    clean = detector_sized()
     return [simulate(clean, "xr_quantum_noise", p, seed=0)[0] for p in PHOTONS]
 
 
@@ -69,3 +74,20 @@ def test_assess_and_describe_name_the_same_findings(radiographs: list, assessed:
         report = report_from(a, image)
         assert {(f.type, f.severity) for f in report.findings} == \
             {(f["type"], f["severity"]) for f in a.findings}
+
+
+def test_blur_of_a_full_size_radiograph_is_read_on_its_views_too() -> None:
+    """Blur far wider than a pixel shows on the views, not on the full planes: each finding type
+    is the worse of the two readings, in the assessment and the description alike, so scores
+    fall with the blur and the severe rung is severe blur in both (the full planes alone read
+    it as moderate, and a 2500-px radiograph's as no blur at all)."""
+    clean = detector_sized()
+    images = [clean] + [simulate(clean, "blur", severity=s, seed=0)[0]
+                        for s in ("mild", "moderate", "severe")]
+    assessed = Assessor(describe=True).assess_many(images)
+    reports = [report_from(a, image) for a, image in zip(assessed, images, strict=True)]
+    for scores in ([a.score for a in assessed], [r.score for r in reports]):
+        assert all(x > y for x, y in zip(scores[:-1], scores[1:], strict=True)), scores
+    assert {f["type"]: f["severity"] for f in assessed[-1].findings}["blur"] == "severe"
+    assert {f.type: f.severity for f in reports[-1].findings}["blur"] == "severe"
+

@@ -252,17 +252,36 @@ def evidence_of(detector: Detector, x: np.ndarray, modality: str) -> Evidence:
 
 def assessed_evidence(rows: np.ndarray, features: np.ndarray | None, modality: str,
                       full: bool) -> Evidence:
-    """The assessment's evidence: the view calibration on its evidence rows (`read_evidence`),
-    or for an image whose planes its views shrink too far (`full`:
-    `evidence.reads_full_planes`) the description's full-plane calibration on its full-plane
-    features (`evidence.feature_vector`), when that calibration reads features alone."""
+    """The assessment's evidence: the view calibration on its evidence rows (`read_evidence`);
+    for an image whose planes its views shrink too far (`full`: `evidence.reads_full_planes`),
+    the worse per type of that and the description's full-plane calibration on its full-plane
+    features (`worse_of`): pixel-level noise shows on the full planes only, blur wider than the
+    calibration's images on the views only. The full planes are read when that calibration
+    reads features alone."""
     from medq.assess.evidence import FEATURE_NAMES
 
+    view = read_evidence(rows, modality)
     detector = load_detector()
     if full and features is not None and not detector.uses_heads \
             and len(features) == len(FEATURE_NAMES) + len(detector.extras):
-        return evidence_of(detector, features, modality)
-    return read_evidence(rows, modality)
+        return worse_of(view, evidence_of(detector, features, modality), modality)
+    return view
+
+
+def worse_of(a: Evidence, b: Evidence, modality: str) -> Evidence:
+    """Two readings of one image as one, each finding type as the worse of the two: the larger
+    presence probability and confidence-weighted severity, reported when either reports it (at
+    the larger severity), stated absent when both do; the score is that of the weighted
+    severities (`weighted_score`). No sub-mild estimates (the assessment reads none)."""
+    from medq.assess.assessment import finding_types_for
+
+    allowed = np.array([t in finding_types_for(modality) for t in FINDING_TYPES])
+    weighted = np.maximum(a.weighted, b.weighted)
+    reported = {j: max(a.decision.reported.get(j, 0.0), b.decision.reported.get(j, 0.0))
+                for j in {*a.decision.reported, *b.decision.reported}}
+    normal = sorted(set(a.decision.normal) & set(b.decision.normal))
+    return Evidence(weighted_score(weighted, allowed), np.maximum(a.prob, b.prob),
+                    Decision(reported, normal, []), weighted)
 
 
 def read_evidence(rows: np.ndarray, modality: str) -> Evidence:

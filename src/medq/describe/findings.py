@@ -9,8 +9,10 @@ threshold are `normal`: the text may say they are absent. The severities the det
 below mild for the other types (from `BELOW_MILD_FLOOR`) go into the report's score
 (`findings_score`). `decide` is that rule, shared with the calibration's validation and
 the assessment's evidence score (both in `medq.assess.detector`).
-Without an image, the assessment's own findings (finding heads, thresholded in
-`medq.assess.assessment`) are used as they are.
+An image whose planes are over `evidence.LARGE_PLANE` also gets the findings its assessment
+read on its views and the full planes did not (`_with_view_findings`). Without an image, the
+assessment's own findings (finding heads, thresholded in `medq.assess.assessment`) are used as
+they are.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import numpy as np
 
 from medq.assess.assessment import EVIDENCE_MEASURES
 from medq.assess.detector import detect_types, severity_for
-from medq.assess.evidence import FEATURE_NAMES
+from medq.assess.evidence import FEATURE_NAMES, reads_full_planes
 from medq.assess.models.blocks import FINDING_TYPES
 from medq.describe.schema import Finding
 from medq.severity import SEVERITIES
@@ -113,7 +115,30 @@ def detect(assessment: Any, image: Any) -> tuple[list[Finding], list[str], list[
                                 locate(kind, image, middle),
                                 _evidence(kind, p, value, x, assessment, names), value))
     normal = [FINDING_TYPES[j] for j in decision.normal]
+    if reads_full_planes(image):
+        findings, normal = _with_view_findings(findings, normal, assessment, image, middle)
     return sort_findings(findings), normal, decision.below, heads
+
+
+def _with_view_findings(findings: list[Finding], normal: list[str], assessment: Any, image: Any,
+                        middle: int | None) -> tuple[list[Finding], list[str]]:
+    """An image read on its full planes (`evidence.reads_full_planes`) with the findings its
+    assessment reports beyond them (its views' reading, `detector.worse_of`: blur wider than the
+    calibration's images shows there only): each type at the worse severity, none stated absent
+    that either reports."""
+    from medq.describe.location import locate
+
+    by_type = {f.type: f for f in findings}
+    for found in assessment.findings or []:
+        value = float(found.get("evidence", {}).get("severity_value", 0.0))
+        mine = by_type.get(found["type"])
+        if mine is not None and mine.severity_value >= value:
+            continue
+        by_type[found["type"]] = Finding(
+            found["type"], severity_for(value), float(found["confidence"]),
+            locate(found["type"], image, middle),
+            {**found.get("evidence", {}), "read_on": "views"}, round(value, 2))
+    return list(by_type.values()), [t for t in normal if t not in by_type]
 
 
 def sort_findings(findings: list[Finding]) -> list[Finding]:
