@@ -1207,6 +1207,36 @@ def test_a_derived_dicom_keeps_its_source_s_12_bits(tmp_path: Path) -> None:
     np.testing.assert_array_equal(load(tmp_path / "bright.dcm").array, bright.array)
 
 
+def test_a_radiograph_made_noisy_keeps_its_detector_s_12_bits(tmp_path: Path) -> None:
+    """Severe quantum noise pushed a 12-bit radiograph past its bits: `medq simulate` wrote the
+    MONOCHROME2 file signed in 16 bits with values below 0 and the MONOCHROME1 one with a rescale
+    slope over 1, which moved what it shows. The values are now clipped to what the file holds,
+    as a detector saturates, and the derived file keeps its source's storage."""
+    from conftest import run_medq
+    from medq.data.samples import load_sample
+
+    xr = save(load_sample("xr_head"), tmp_path / "xr.dcm")
+    ds = pydicom.dcmread(xr)
+    for photometric in ("MONOCHROME2", "MONOCHROME1"):
+        a = load(xr).array
+        stored = np.round((a - a.min()) / np.ptp(a) * 4095).astype(np.uint16)
+        if photometric == "MONOCHROME1":
+            stored = 4095 - stored
+        ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 12, 11, 0
+        ds.RescaleSlope, ds.RescaleIntercept, ds.PhotometricInterpretation = 1, 0, photometric
+        ds.PixelData = stored.tobytes()
+        source, noisy = tmp_path / f"{photometric}.dcm", tmp_path / f"{photometric}_noisy.dcm"
+        ds.save_as(source)
+        res = run_medq("simulate", source, "--kind", "xr_quantum_noise", "--severity", "severe",
+                       "--seed", "1", "-o", noisy)
+        assert res.returncode == 0, res.stderr
+        out = pydicom.dcmread(noisy)
+        assert (out.BitsStored, out.PixelRepresentation, float(out.RescaleSlope),
+                float(out.RescaleIntercept)) == (12, 0, 1.0, 0.0), photometric
+        assert out.pixel_array.min() >= 0 and out.pixel_array.max() <= 4095
+        assert load(noisy).meta.get("bit_range", [0, 4095]) == [0, 4095]
+
+
 def test_a_restored_12_bit_ct_keeps_its_storage(tmp_path: Path) -> None:
     """CT_small stored as a scanner often does, in 12 unsigned bits with intercept −1024 HU, is
     restored by `medq restore` into the same storage (it was written as 16-bit signed

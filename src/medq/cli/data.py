@@ -124,6 +124,7 @@ def simulate(
     from medq.degrade import simulate as run_simulate
     from medq.errors import UnsupportedImage
     from medq.io import check_writable, load, save, write_sidecar
+    from medq.io.polarity import within_storable
     from medq.io.sidecar import check_sidecar_writable
 
     outcome = Outcome()
@@ -138,7 +139,8 @@ def simulate(
                                             seed=seed)
         except UnsupportedImage as e:
             raise UnsupportedImage(e.reason + _modality_guess(image, kind), e.path) from None
-        written = save(degraded, output, reference=dicom_reference(image),
+        degraded = degraded.with_array(within_storable(degraded.array, image))  # as a
+        written = save(degraded, output, reference=dicom_reference(image),  # detector saturates
                        description=f"medq simulate {kind} level={record.level:g} seed={seed}")
         sidecar = write_sidecar(written, {"source": str(path), "degradation": record.to_dict()})
         return {"path": str(path), "output": str(written), "sidecar": str(sidecar),

@@ -70,14 +70,31 @@ def as_stored(array: np.ndarray, image: MedImage) -> np.ndarray:
     return mirrored(array, mirror_span(image)) if is_inverted(image) else array
 
 
+def _dicom_bits(image: MedImage) -> tuple[float, float] | None:
+    """What a one-plane grey DICOM file's bits stored hold through its rescale
+    (`dicom_values.storage_of` in meta), in its units; None for any other image, and for a
+    volume, whose slices may each have their own rescale."""
+    bits, rescale = image.meta.get("bits_stored"), image.meta.get("stored_rescale")
+    if image.is_volume or image.is_rgb or not bits or not rescale:
+        return None
+    bits = int(bits)
+    low, high = ((-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+                 if image.meta.get("pixel_representation") else (0, 2 ** bits - 1))
+    ends = sorted(v * float(rescale[0]) + float(rescale[1]) for v in (low, high))
+    return ends[0], ends[1]
+
+
 def storable_range(image: MedImage) -> tuple[float, float] | None:
     """The values the file of a grey `image` can hold, in its units: `meta['value_range']` (a
     PNG's or TIFF's bit depth, an integer NIfTI's type) through the file's own value map
-    (`meta['rescale']`: slope, intercept), or a MONOCHROME1 file's `mirror_span` (a restored
-    12-bit radiograph held 4099, beyond the range it is mirrored within); None when the file
-    holds any value (floats)."""
+    (`meta['rescale']`: slope, intercept), a MONOCHROME1 file's `mirror_span` (a restored
+    12-bit radiograph held 4099, beyond the range it is mirrored within), or what a one-plane
+    DICOM's bits stored hold (`_dicom_bits`: a 12-bit radiograph made noisy went below 0 and was
+    written signed in 16 bits); None when the file holds any value (floats)."""
     if image.meta.get("bit_range") and not image.is_rgb:
         return mirror_span(image)
+    if (bits := _dicom_bits(image)) is not None:
+        return bits
     span = image.meta.get("value_range")
     if image.is_rgb or not span or len(span) != 2:
         return None
