@@ -1235,6 +1235,29 @@ def test_a_radiograph_made_noisy_keeps_its_detector_s_12_bits(tmp_path: Path) ->
                 float(out.RescaleIntercept)) == (12, 0, 1.0, 0.0), photometric
         assert out.pixel_array.min() >= 0 and out.pixel_array.max() <= 4095
         assert load(noisy).meta.get("bit_range", [0, 4095]) == [0, 4095]
+    floats = tmp_path / "noisy.nii.gz"  # a format of any value keeps the engine's values
+    assert run_medq("simulate", source, "--kind", "xr_quantum_noise", "--severity", "severe",
+                    "--seed", "1", "-o", floats).returncode == 0
+    assert load(floats).array.min() < 0
+
+
+def test_a_dicom_holds_what_its_bits_hold_and_what_it_was_read_with() -> None:
+    """What a one-plane DICOM can hold (`storable_range`): its bits stored through its rescale,
+    widened to the values it was read with (a JPEG 2000 codestream may hold more bits than its
+    header states: clipping them lost data); nothing for float pixel data or a volume."""
+    from medq.io.polarity import storable_range
+
+    meta = {"bits_stored": 12, "bits_allocated": 16, "pixel_representation": 0,
+            "stored_rescale": [1.0, -1024.0]}
+    plane = MedImage(np.array([[-1000.0, 40.0]], np.float32), (1.0, 1.0), "CT", meta=meta)
+    assert storable_range(plane) == (-1024.0, 3071.0)
+    assert storable_range(plane.with_array(np.array([[-1000.0, 4973.0]], np.float32))) == (
+        -1024.0, 4973.0)
+    floats = MedImage(np.array([[-100.5, 7e4]], np.float32), (1.0, 1.0), "OT",
+                      meta={**meta, "bits_allocated": 32, "stored_rescale": [1.0, 0.0]})
+    assert storable_range(floats) is None
+    volume = MedImage(np.zeros((2, 2, 2), np.float32), (1.0, 1.0, 1.0), "CT", meta=meta)
+    assert storable_range(volume) is None
 
 
 def test_a_restored_12_bit_ct_keeps_its_storage(tmp_path: Path) -> None:

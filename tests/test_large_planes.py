@@ -91,3 +91,22 @@ def test_blur_of_a_full_size_radiograph_is_read_on_its_views_too() -> None:
     assert {f["type"]: f["severity"] for f in assessed[-1].findings}["blur"] == "severe"
     assert {f.type: f.severity for f in reports[-1].findings}["blur"] == "severe"
 
+
+def test_the_worse_of_two_readings_scores_what_its_findings_say() -> None:
+    """A type one reading reports as mild and the other weights as moderate without reporting
+    it is reported at the moderate severity, so the score (of the weighted severities) and the
+    findings agree; a type absent from both stays stated absent."""
+    from medq.assess.detector import Decision, Evidence, worse_of
+    from medq.assess.models.blocks import FINDING_TYPES
+    from medq.data.bench import reference_score
+
+    blur, noise = FINDING_TYPES.index("blur"), FINDING_TYPES.index("noise")
+    zeros = np.zeros(len(FINDING_TYPES))
+    views = Evidence(0.0, zeros.copy(), Decision({blur: 1.0}, [noise], []), zeros.copy())
+    views.weighted[blur] = 1.0
+    full = Evidence(0.0, zeros.copy(), Decision({}, [noise], []), zeros.copy())
+    full.weighted[blur] = 2.4
+    merged = worse_of(views, full, "DX")
+    assert merged.decision.reported == {blur: 2.4} and merged.decision.normal == [noise]
+    assert merged.score == pytest.approx(reference_score([2.4]))  # one moderate finding
+

@@ -710,3 +710,17 @@ def test_a_noise_restoration_that_takes_out_anatomy_is_returned_unchanged() -> N
     assert np.isnan(removed_share(noisy.array, kept.image.array, "PT"))  # no flat noise to read
     assert psnr(kept.image.array, head.array, window=(-160.0, 240.0)) > \
         psnr(noisy.array, head.array, window=(-160.0, 240.0)) + 3
+
+
+def test_a_forced_run_on_a_description_without_findings_gives_no_reason() -> None:
+    """A forced restoration whose findings came from the network's prior alone (`gate_on_prior`)
+    while the description found nothing has no description to quote: no reason, where choosing
+    the gate's reason once for both notes made it raise IndexError; the gate's own note still
+    names what the prior found."""
+    from types import SimpleNamespace
+
+    from medq.restore.pipeline import _unchanged_note, _why_forced
+
+    empty = SimpleNamespace(findings=[])
+    assert _why_forced(empty, "bm3d", {"blur"}) == ""
+    assert "reports blur" in _unchanged_note(empty, "bm3d", {"blur"})

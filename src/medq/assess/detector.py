@@ -228,11 +228,12 @@ def detect_types(detector: Detector, x: np.ndarray, modality: str
 
 
 class Evidence(NamedTuple):
-    """What the view calibration reads from one image's evidence rows."""
+    """What a calibration reads from one image (the views', or for a large image the worse of
+    the views' and the full planes' readings: `worse_of`)."""
 
     score: float
-    """The confidence-weighted score of every type (`confidence_score`): the assessment's
-    evidence score."""
+    """The score of every type's confidence-weighted severity (`weighted_score`): the
+    assessment's evidence score."""
     prob: np.ndarray
     """Presence probability per finding type (FINDING_TYPES order)."""
     decision: Decision
@@ -270,14 +271,17 @@ def assessed_evidence(rows: np.ndarray, features: np.ndarray | None, modality: s
 
 def worse_of(a: Evidence, b: Evidence, modality: str) -> Evidence:
     """Two readings of one image as one, each finding type as the worse of the two: the larger
-    presence probability and confidence-weighted severity, reported when either reports it (at
-    the larger severity), stated absent when both do; the score is that of the weighted
-    severities (`weighted_score`). No sub-mild estimates (the assessment reads none)."""
+    confidence-weighted severity and presence probability (each reading's against its own
+    thresholds), reported when either reports it, at the larger of the reported and weighted
+    severities (within one reading a reported type's weighted severity is its severity, so the
+    score, `weighted_score` of the weighted severities, counts what the findings say), stated
+    absent when both do. No sub-mild estimates (the assessment reads none)."""
     from medq.assess.assessment import finding_types_for
 
     allowed = np.array([t in finding_types_for(modality) for t in FINDING_TYPES])
     weighted = np.maximum(a.weighted, b.weighted)
-    reported = {j: max(a.decision.reported.get(j, 0.0), b.decision.reported.get(j, 0.0))
+    reported = {j: max(a.decision.reported.get(j, 0.0), b.decision.reported.get(j, 0.0),
+                       float(weighted[j]))
                 for j in {*a.decision.reported, *b.decision.reported}}
     normal = sorted(set(a.decision.normal) & set(b.decision.normal))
     return Evidence(weighted_score(weighted, allowed), np.maximum(a.prob, b.prob),

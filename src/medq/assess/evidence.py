@@ -263,7 +263,7 @@ EVIDENCE_SIZE = 256
 
 LARGE_PLANE = 2 * EVIDENCE_SIZE
 """Longest plane side (px) above which the assessment reads an image's evidence on its full
-planes (`reads_full_planes`): the view calibration was fitted on images of at most 512 px, whose
+planes too (`reads_full_planes`): the view calibration was fitted on images of at most 512 px, whose
 views are shrunk 2× at most, and a view shrunk further averages away what sits at the pixel
 level (a 3000-px radiograph's quantum noise falls 12× in its view; at 1000 px, 150 photons per
 pixel read as mild noise)."""
@@ -271,7 +271,7 @@ pixel read as mild noise)."""
 
 def reads_full_planes(image: Any) -> bool:
     """Whether an image's planes are larger than `LARGE_PLANE` on their longer side, so its
-    assessment reads the full-plane calibration (as `medq describe` does) instead of its views."""
+    assessment reads the full-plane calibration (as `medq describe` does) beside its views."""
     plane = image.shape[:2] if image.is_rgb else image.shape[-2:]
     return max(plane) > LARGE_PLANE
 

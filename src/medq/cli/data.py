@@ -121,10 +121,12 @@ def simulate(
     modality: str | None = READ_AS_OPTION,
 ) -> None:
     """Degrade an image with the physics engine; writes OUT and a JSON sidecar with the record."""
+    import numpy as np
+
     from medq.degrade import simulate as run_simulate
     from medq.errors import UnsupportedImage
     from medq.io import check_writable, load, save, write_sidecar
-    from medq.io.polarity import within_storable
+    from medq.io.polarity import storable_range
     from medq.io.sidecar import check_sidecar_writable
 
     outcome = Outcome()
@@ -132,17 +134,19 @@ def simulate(
     def job() -> dict[str, Any]:
         refuse_overwrite(path, output, output)
         image = load(path, modality=modality)
-        check_writable(image, output)
+        fmt = check_writable(image, output)
         check_sidecar_writable(output)  # its record too, before the image replaces anything
         try:
             degraded, record = run_simulate(image, kind, level=level, severity=severity,
                                             seed=seed)
         except UnsupportedImage as e:
             raise UnsupportedImage(e.reason + _modality_guess(image, kind), e.path) from None
-        degraded = degraded.with_array(within_storable(degraded.array, image))  # as a
-        written = save(degraded, output, reference=dicom_reference(image),  # detector saturates
+        if fmt in ("dicom", "dicom-series") and (span := storable_range(image)) is not None:
+            degraded = degraded.with_array(np.clip(degraded.array, *span))  # as a detector
+        written = save(degraded, output, reference=dicom_reference(image),  # saturates
                        description=f"medq simulate {kind} level={record.level:g} seed={seed}")
-        sidecar = write_sidecar(written, {"source": str(path), "degradation": record.to_dict()})
+        sidecar = write_sidecar(written, {"source": str(path), "degradation": record.to_dict()},
+                                fresh=fmt in ("dicom", "dicom-series"))  # save wrote none
         return {"path": str(path), "output": str(written), "sidecar": str(sidecar),
                 "degradation": record.to_dict()}
 

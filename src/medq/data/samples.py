@@ -167,7 +167,7 @@ def export_samples(directory: str | Path, names: list[str] | None = None) -> lis
                 if not dicom:  # headerless: say what it is
                     stated = {"Modality": sample.modality, "BodyPart": sample.region,
                               "SeriesDescription": sample.series, "Source": sample.origin}
-                    write_sidecar(dest, {k: v for k, v in stated.items() if v})
+                    write_sidecar(dest, {k: v for k, v in stated.items() if v}, fresh=True)
             except OSError as e:  # a read-only or full folder: the user's to fix (exit 2)
                 raise cannot_write(e, dest) from e
         else:

@@ -18,8 +18,9 @@ from medq.io.dicom_tags import as_number, tag_value
 from medq.io.polarity import is_inverted, mirror_span
 
 KEPT_SYNTAXES = (str(RLELossless),)
-"""Lossless transfer syntaxes a derived file keeps from its source (pydicom encodes RLE itself);
-a source in any other is written uncompressed (a lossy one is never coded lossy again)."""
+"""Lossless transfer syntaxes a derived file keeps from its source (RLE: pylibjpeg-rle codes it,
+pydicom's own encoder where that is missing); a source in any other is written uncompressed (a
+lossy one is never coded lossy again)."""
 
 
 def encode_pixels(arr: np.ndarray, zero_intercept: bool = False
@@ -139,7 +140,10 @@ def keep_lossless(ds: Dataset, meta: dict[str, Any]) -> None:
     """Compress a derived slice (uncompressed, its file meta set) as its source was where that
     is a lossless syntax medq keeps (`KEPT_SYNTAXES`): RLE Lossless stays RLE Lossless."""
     if meta.get("transfer_syntax") in KEPT_SYNTAXES:
-        ds.compress(meta["transfer_syntax"], encoding_plugin="pydicom")
+        from pydicom.pixels.encoders import RLELosslessEncoder
+
+        fast = "pylibjpeg" in RLELosslessEncoder.available_plugins  # 17× pydicom's own
+        ds.compress(meta["transfer_syntax"], encoding_plugin="pylibjpeg" if fast else "pydicom")
 
 
 def padding_of(ds: Dataset) -> list[float]:

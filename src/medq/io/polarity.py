@@ -72,16 +72,20 @@ def as_stored(array: np.ndarray, image: MedImage) -> np.ndarray:
 
 def _dicom_bits(image: MedImage) -> tuple[float, float] | None:
     """What a one-plane grey DICOM file's bits stored hold through its rescale
-    (`dicom_values.storage_of` in meta), in its units; None for any other image, and for a
-    volume, whose slices may each have their own rescale."""
+    (`dicom_values.storage_of` in meta), in its units, widened to the values it holds (a JPEG
+    2000 codestream may hold more bits than the header states); None for any other image, for
+    float pixel data (over 16 bits allocated) and for a volume, whose slices may each have their
+    own rescale."""
     bits, rescale = image.meta.get("bits_stored"), image.meta.get("stored_rescale")
-    if image.is_volume or image.is_rgb or not bits or not rescale:
+    if image.is_volume or image.is_rgb or not bits or not rescale \
+            or image.meta.get("bits_allocated") not in (8, 16):
         return None
     bits = int(bits)
     low, high = ((-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
                  if image.meta.get("pixel_representation") else (0, 2 ** bits - 1))
     ends = sorted(v * float(rescale[0]) + float(rescale[1]) for v in (low, high))
-    return ends[0], ends[1]
+    a = np.asarray(image.array)
+    return min(ends[0], float(a.min())), max(ends[1], float(a.max()))
 
 
 def storable_range(image: MedImage) -> tuple[float, float] | None:

@@ -249,10 +249,10 @@ def _gate_reason(report: Any, method: str, found: set[str]) -> str:
 
 def _why_forced(report: Any, method: str, found: set[str]) -> str:
     """Why a forced restoration addressed none of the description's findings (`_gate_reason`;
-    "" when nothing was found)."""
-    reason = _gate_reason(report, method, found)
-    if reason == "none":
+    "" when the description found nothing, whatever the network's prior found)."""
+    if not report.findings:
         return ""
+    reason = _gate_reason(report, method, found)
     words = joined(named(report.findings))
     if reason == "method":
         return f"the description found {words}, which {METHOD_WORDS[method]} does not repair"
