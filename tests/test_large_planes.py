@@ -110,3 +110,18 @@ def test_the_worse_of_two_readings_scores_what_its_findings_say() -> None:
     assert merged.decision.reported == {blur: 2.4} and merged.decision.normal == [noise]
     assert merged.score == pytest.approx(reference_score([2.4]))  # one moderate finding
 
+
+
+def test_a_finding_is_named_from_the_severity_it_shows() -> None:
+    """The assessment names a finding's severity from the value it shows (two decimals), as the
+    description names its own: 1.4971 shows as 1.5 and is moderate in both, where the
+    assessment called it mild."""
+    from medq.assess.assessment import findings_from
+    from medq.assess.detector import Decision, Evidence
+    from medq.assess.models.blocks import FINDING_TYPES
+
+    noise = FINDING_TYPES.index("noise")
+    zeros = np.zeros(len(FINDING_TYPES))
+    (found,) = findings_from(Evidence(3.0, zeros + 0.9, Decision({noise: 1.4971}, [], []),
+                                      zeros), {})
+    assert (found["severity"], found["evidence"]["severity_value"]) == ("moderate", 1.5)

@@ -123,9 +123,9 @@ def findings_from(evidence: Any, measures: dict[str, float | None]) -> list[dict
     from medq.assess.detector import severity_for
 
     out = []
-    for j, value in evidence.decision.reported.items():
-        kind = FINDING_TYPES[j]
-        ev: dict[str, Any] = {"severity_value": round(value, 2)}
+    for j, raw in evidence.decision.reported.items():
+        kind, value = FINDING_TYPES[j], round(raw, 2)  # named as shown, as the description does
+        ev: dict[str, Any] = {"severity_value": value}
         ev.update({m: measures[m] for m in EVIDENCE_MEASURES.get(kind, ())
                    if measures.get(m) is not None})
         out.append({"type": kind, "severity": severity_for(value),
