@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/peers.py
 	$(BIN)/python benchmarks/tagged.py
 	$(BIN)/python benchmarks/restore_speed.py
+	$(BIN)/python benchmarks/dicom_write.py
 	$(BIN)/medq bench restore
 	$(BIN)/python benchmarks/independent_restore.py --seeds 4
 	$(BIN)/medq bench describe

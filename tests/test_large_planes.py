@@ -4,9 +4,11 @@ view averages away, is found by `medq assess` as `medq describe` finds it."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
-from skimage.transform import resize
 
 from medq.assess.evidence import LARGE_PLANE, reads_full_planes
 from medq.assess.predictor import Assessor
@@ -15,18 +17,17 @@ from medq.degrade.registry import simulate
 from medq.describe import report_from
 from medq.image import MedImage
 
+sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks" / "probes"))
+from large_planes import resampled  # noqa: E402 - the probe's radiograph at a width
+
 PHOTONS = (6000.0, 1000.0, 150.0)
 """Detector photons per pixel: the engine's mild, moderate and severe quantum noise."""
 
 
 def detector_sized() -> MedImage:
     """The bundled radiograph resampled to a detector's matrix (1300 px wide, pixels alike in
-    mm)."""
-    xr = load_sample("xr_head")
-    f = 1300 / xr.shape[1]
-    big = resize(xr.array.astype(np.float64), (round(xr.shape[0] * f), 1300), order=1,
-                 preserve_range=True).astype(np.float32)
-    return xr.evolve(array=big, spacing=tuple(s / f for s in xr.spacing))
+    mm), as `benchmarks/probes/large_planes.py` resamples it."""
+    return resampled(1300)
 
 
 @pytest.fixture(scope="module")

@@ -14,14 +14,18 @@ checkout's `src` on `PYTHONPATH` to see that code's answers. Usage:
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from medq.image import MedImage
 
 PHOTONS = (6000.0, 150.0)
 """The engine's mild and severe quantum noise (detector photons per unattenuated pixel)."""
 
 
-def resampled(width: int):  # noqa: ANN201 - a MedImage
+def resampled(width: int) -> MedImage:
     """The bundled radiograph at `width` px (its aspect ratio and physical size kept)."""
     from skimage.transform import resize
 

@@ -205,6 +205,13 @@ class Assessment:
         return {"path": data.pop("path"), **data}
 
 
+def prompted_source(assessment: Any) -> str:
+    """Where the assessment's modality prompt came from (`tags`, `values`, `predicted`, `user`,
+    `default`: `medq.assess.prompts.Prompts.source`)."""
+    sources = (assessment.prompts or {}).get("source") or {}
+    return str(sources.get("modality", "default"))
+
+
 def as_assessed(image: Any, assessment: Assessment) -> Any:
     """The image (a MedImage) as `assessment` read it: a modality its file does not state but
     the assessment took from the prompt classifier is given to it by the same rule
@@ -212,10 +219,9 @@ def as_assessed(image: Any, assessment: Assessment) -> Any:
     that modality too."""
     from medq.assess.guess import with_guessed_modality
 
-    prompts = assessment.prompts or {}
-    if prompts.get("source", {}).get("modality") != "predicted":
+    if prompted_source(assessment) != "predicted":
         return image
-    return with_guessed_modality(image, prompts.get("modality"))
+    return with_guessed_modality(image, (assessment.prompts or {}).get("modality"))
 
 
 def check_fits(assessment: Assessment, image: Any) -> None:

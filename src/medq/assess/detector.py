@@ -251,21 +251,20 @@ def evidence_of(detector: Detector, x: np.ndarray, modality: str) -> Evidence:
     return Evidence(weighted_score(weighted, allowed), prob, decision, weighted)
 
 
-def assessed_evidence(rows: np.ndarray, features: np.ndarray | None, modality: str,
-                      full: bool) -> Evidence:
-    """The assessment's evidence: the view calibration on its evidence rows (`read_evidence`);
-    for an image whose planes its views shrink too far (`full`: `evidence.reads_full_planes`),
-    the worse per type of that and the description's full-plane calibration on its full-plane
-    features (`worse_of`): pixel-level noise shows on the full planes only, blur wider than the
-    calibration's images on the views only. The full planes are read when that calibration
-    reads features alone."""
-    from medq.assess.evidence import FEATURE_NAMES
+def assessed_evidence(rows: np.ndarray, features: np.ndarray | None, image: Any) -> Evidence:
+    """An image's assessment evidence: the view calibration on its evidence rows
+    (`read_evidence`); for an image whose planes its views shrink too far
+    (`evidence.reads_full_planes`), the worse per type of that and the description's full-plane
+    calibration on its full-plane `features` (`worse_of`): pixel-level noise shows on the full
+    planes only, blur wider than the calibration's images on the views only. The full planes
+    are read when that calibration reads features alone."""
+    from medq.assess.evidence import FEATURE_NAMES, reads_full_planes
 
-    view = read_evidence(rows, modality)
+    view = read_evidence(rows, image.modality)
     detector = load_detector()
-    if full and features is not None and not detector.uses_heads \
+    if features is not None and reads_full_planes(image) and not detector.uses_heads \
             and len(features) == len(FEATURE_NAMES) + len(detector.extras):
-        return worse_of(view, evidence_of(detector, features, modality), modality)
+        return worse_of(view, evidence_of(detector, features, image.modality), image.modality)
     return view
 
 

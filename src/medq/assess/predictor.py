@@ -32,7 +32,6 @@ from medq.assess.assessment import (
     suspected_from,
 )
 from medq.assess.detector import assessed_evidence, load_detector
-from medq.assess.evidence import reads_full_planes
 from medq.assess.loading import (
     POOL_MIN_ITEMS,
     Item,
@@ -238,8 +237,7 @@ class Assessor:
         out = p["out"]
         measures = p["measures"]
         model_score = float(out["score"][0])
-        evidence = assessed_evidence(p["rows"], p["features"], image.modality,
-                                     reads_full_planes(image))
+        evidence = assessed_evidence(p["rows"], p["features"], image)
         score = combined_score(model_score, evidence.score, self.score_scale)
         presence, expected = out["presence"][0].numpy(), out["expected"][0].numpy()
         slices = None

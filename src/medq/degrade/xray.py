@@ -33,10 +33,12 @@ def holds_line_integrals(image: MedImage) -> bool:
         and float(image.array.max()) <= MAX_LINE_INTEGRAL
 
 
-def to_line_integral(image: MedImage) -> tuple[np.ndarray, float, float]:
-    """The radiograph as line integrals p, plus (offset, scale) so that value = offset + scale·p."""
+def to_line_integral(image: MedImage, line: bool | None = None
+                     ) -> tuple[np.ndarray, float, float]:
+    """The radiograph as line integrals p, plus (offset, scale) so that value = offset + scale·p;
+    `line`: whether it holds them (`holds_line_integrals`, asked here when not given)."""
     a = image.array
-    if holds_line_integrals(image):
+    if holds_line_integrals(image) if line is None else line:
         return np.clip(a, 0, None), 0.0, 1.0
     lo, hi = float(a.min()), float(a.max())
     scale = (hi - lo) / ASSUMED_P_RANGE if hi > lo else 1.0
@@ -54,12 +56,13 @@ def xr_quantum_noise(image: MedImage, level: float, rng: np.random.Generator
     domain; noise is strongest where attenuation is high (few photons). Level: I0, worse lower;
     none > 2e4 ≥ mild > 3e3 ≥ moderate > 500 ≥ severe (6e3 / 1e3 / 150 representative).
     """
-    p, offset, scale = to_line_integral(image)
+    line = holds_line_integrals(image)  # one pass over the pixels for both
+    p, offset, scale = to_line_integral(image, line)
     counts = np.maximum(rng.poisson(float(level) * np.exp(-p.astype(np.float64))), 1.0)
     p_hat = np.log(float(level) / counts)
     out = offset + scale * p_hat
     params = {"I0": float(level),
-              "domain": "line_integral" if holds_line_integrals(image) else "display",
+              "domain": "line_integral" if line else "display",
               "value_offset": offset, "value_scale": scale,
               "min_mean_counts": float(level * np.exp(-p.max())),
               "detector": "ideal photon counting, no electronic noise"}

@@ -33,10 +33,9 @@ def modality_source(assessment: Any) -> str:
     """Where the assessment's modality came from, as its prompts name the modality's source
     (`tags`, `values`, `predicted`, `user`); `default` for `OT`, which nothing said (a CT guess
     fills the prompt only, `medq.assess.guess.ADOPTED`)."""
-    if assessment.modality == "OT":
-        return "default"
-    sources = (assessment.prompts or {}).get("source") or {}
-    return str(sources.get("modality", "default"))
+    from medq.assess.assessment import prompted_source
+
+    return "default" if assessment.modality == "OT" else prompted_source(assessment)
 
 
 def build_report(assessment: Any, image: Any = None) -> QualityReport:

@@ -105,13 +105,16 @@ anonymise): never carried, nor are dates and UIDs (`carried_key`): BIDS data is 
 de-identified."""
 
 
+NOT_CARRIED = MEDQ_KEYS | INPUT_ONLY_KEYS | IDENTIFYING_KEYS
+"""Keys a result's sidecar never carries (`carried_key` also leaves out dates and UIDs)."""
+
+
 def carried_key(key: str) -> bool:
     """Whether a result's sidecar may carry this key of its input's sidecar: not medq's own
     (`MEDQ_KEYS`), not one true of the input file only (`INPUT_ONLY_KEYS`), and none that names
     the patient, the site or its staff (`IDENTIFYING_KEYS`) or gives a date or a UID
     (`AcquisitionDateTime`, `StudyInstanceUID`, …)."""
-    return key not in MEDQ_KEYS | INPUT_ONLY_KEYS | IDENTIFYING_KEYS \
-        and not key.endswith(("Date", "DateTime", "UID"))
+    return key not in NOT_CARRIED and not key.endswith(("Date", "DateTime", "UID"))
 
 VOLUME_KEYS = frozenset({"VolumeTiming", "FrameTimesStart", "FrameDuration"})
 """BIDS keys holding one value per volume of a 4D file: one volume read from it

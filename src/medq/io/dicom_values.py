@@ -139,11 +139,8 @@ def encode_grey(image: MedImage) -> tuple[np.ndarray, tuple[float, float], int]:
 def keep_lossless(ds: Dataset, meta: dict[str, Any]) -> None:
     """Compress a derived slice (uncompressed, its file meta set) as its source was where that
     is a lossless syntax medq keeps (`KEPT_SYNTAXES`): RLE Lossless stays RLE Lossless."""
-    if meta.get("transfer_syntax") in KEPT_SYNTAXES:
-        from pydicom.pixels.encoders import RLELosslessEncoder
-
-        fast = "pylibjpeg" in RLELosslessEncoder.available_plugins  # 17× pydicom's own
-        ds.compress(meta["transfer_syntax"], encoding_plugin="pylibjpeg" if fast else "pydicom")
+    if meta.get("transfer_syntax") in KEPT_SYNTAXES:  # pydicom tries pylibjpeg-rle first
+        ds.compress(meta["transfer_syntax"])
 
 
 def padding_of(ds: Dataset) -> list[float]:

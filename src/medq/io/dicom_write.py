@@ -3,8 +3,8 @@
 The header template is the source DICOM (the image's `meta['dicom_files']` / `source`, or an
 explicit `reference` file or series folder), else a fresh modality-correct dataset (CT/MR/PET
 Image Storage, Secondary Capture otherwise). The output is RLE Lossless where the source was
-(`dicom_values.keep_lossless`; coded by pylibjpeg-rle, 17× pydicom's own encoder on a 512²
-slice), else uncompressed Explicit VR Little Endian (a lossy source is
+(`dicom_values.keep_lossless`; coded by pylibjpeg-rle, 10× pydicom's own encoder:
+`benchmarks/dicom_write.py`), else uncompressed Explicit VR Little Endian (a lossy source is
 not coded lossy again); in the source's bits where its values fit them
 (`dicom_values.encode_grey`); `ImageType` DERIVED\\SECONDARY, new SOPInstanceUID/SeriesInstanceUID,
 DerivationDescription, private tags, overlays and multi-frame functional groups removed
