@@ -35,7 +35,7 @@ from medq.errors import InvalidParameter
 from medq.image import MedImage
 from medq.io.arrays import with_nonfinite
 from medq.io.polarity import as_displayed, as_stored, physical_floor, within_storable
-from medq.restore import condition
+from medq.restore import condition, sure
 from medq.restore.apply import (
     apply_planes,
     network_planes,
@@ -84,6 +84,9 @@ class RestoreResult:
     """The restoration network that restored the image, as named (a shipped name, or the
     checkpoint or run folder given); None for a classical method and when the gate left the
     image unchanged."""
+    sure_scale: float | None = None
+    """The share of the network's correction kept for an MR image restored for noise alone
+    (SURE's α, `medq.restore.sure`; the mean over the planes); None otherwise."""
     forced: str = ""
     """Why a forced restoration that addressed no finding ran all the same, as its note says
     it (`_why_forced`); not in the JSON."""
@@ -115,7 +118,8 @@ class RestoreResult:
                 "before": self.before, "after": self.after,
                 "findings_addressed": list(self.findings_addressed), "note": self.note,
                 "detected": dict(self.detected), "description": self.description,
-                "consistency": self.consistency, "labels": label_summary(self.labels),
+                "consistency": self.consistency, "sure_scale": self.sure_scale,
+                "labels": label_summary(self.labels),
                 "model": self.model}
 
 
@@ -333,6 +337,7 @@ def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
                              note=note, **common)
     done: dict[str, Any] = {}
     labels: list[np.ndarray] = []
+    kept: list[float] = []  # SURE's α per plane, where it scaled the correction
     if method in CLASSICAL:
         from medq.restore.classical import classical_plane
 
@@ -342,9 +347,15 @@ def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
         acquisitions = described(report, plane_spacing(image)) if consistency else {}
         noisy = reports_noise(report)
 
+        scaled = sure.applies(seen.modality, addressed)
+
         def restore_planes(ps: list[np.ndarray]) -> list[np.ndarray]:
             restored, extra = network_planes(net, ps, cond)
             labels.extend(extra.get("labels", ()))
+            if scaled:  # MR noise alone: keep what SURE says is noise
+                restored, alphas = sure.sure_scaled(
+                    ps, restored, lambda qs: network_planes(net, qs, cond)[0])
+                kept.extend(alphas)
             out, info = consistent(ps, restored, acquisitions, noisy)
             done.update(info or {})
             return out
@@ -363,7 +374,7 @@ def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
     array = with_nonfinite(within_storable(physical_floor(array, image), image), image)
     network = str(model or DEFAULT_RESTORER) if method in ("auto", "net") else None
     step = {"step": "restore", "method": method, "findings": addressed, "model": network,
-            "consistency": done or None}
+            "consistency": done or None, **_sure_scale(kept)}
     restored = image.with_array(array, step=step)
     after = _score(_assess(restored, assessor, measures=False, describe=False)) \
         if reassess else None
@@ -372,7 +383,13 @@ def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
     return RestoreResult(restored, True, after=after, findings_addressed=addressed,
                          note=_note(method, addressed, before, after, lossy, forced),
                          consistency=done or None, labels=_label_map(image, labels),
+                         **_sure_scale(kept),
                          model=network, forced=forced, **common)
+
+
+def _sure_scale(alphas: list[float]) -> dict[str, float]:
+    """`{"sure_scale": mean α}` of the planes SURE scaled, else nothing."""
+    return {"sure_scale": round(float(np.mean(alphas)), 3)} if alphas else {}
 
 
 def _as_it_was(image: MedImage) -> MedImage:

@@ -1,0 +1,98 @@
+"""How much of a network's noise removal to keep: Stein's unbiased risk estimate (SURE).
+
+For an input y = x + n with white Gaussian noise of σ per pixel and a denoiser f, the mean square
+error against the unknown clean x is estimated without it (Stein 1981):
+
+    SURE(f) = ‖y − f(y)‖²/N − σ² + 2σ² · div f(y)/N,
+
+where div f = Σᵢ ∂fᵢ/∂yᵢ is taken by one more pass of the network on a perturbed input
+(Monte-Carlo SURE, Ramani, Blu & Unser 2008): div f ≈ bᵀ(f(y + εb) − f(y))/ε for a random ±1
+vector b. Scaling the network's correction, f_α = y − α(y − f(y)), gives the risk as a quadratic
+in α whose minimum is
+
+    α* = σ² (1 − div f/N) / (‖y − f(y)‖²/N), clipped to [0, 1]:
+
+α* ≈ 1 when the network took out noise alone, less when it also took out (or put in) structure,
+0 when what it changed is not noise at all. medq applies it to MR restorations for noise alone
+(`applies`): MR thermal noise is white in the image (k-space samples with independent noise),
+and inside the body, where the signal is well above the noise, the magnitude image's Rician
+noise is close to Gaussian. σ is Donoho's MAD estimate and the sums run over the body
+(`masks.foreground_mask`, eroded by `BODY_EROSION` px), not over the background, where the
+magnitude noise is Rayleigh and reads σ low. CT, radiograph and PET noise is correlated in the
+image (reconstruction filters, detector blur), which this SURE does not model; those keep the
+network's full correction (and `pipeline.removed_share`'s check).
+`benchmarks/probes/sure_scale.py` measures it on training and held-out sources.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from scipy import ndimage as ndi
+
+BODY_EROSION = 2
+"""Pixels the body mask is eroded by (its rim mixes signal and Rayleigh background)."""
+
+MIN_BODY = 64
+"""Fewest body pixels SURE is taken over; below, the correction is kept whole (α = 1)."""
+
+EPSILON = 1e-3
+"""Size of the divergence probe's perturbation, as a fraction of the plane's P1–P99 range."""
+
+PlanesFn = Callable[[list[np.ndarray]], list[np.ndarray]]
+"""Normalised planes in, the network's restored planes out."""
+
+
+def applies(modality: str, addressed: list[str]) -> bool:
+    """Whether a restoration's correction is scaled by SURE: an MR image restored for noise
+    alone (see the module docstring)."""
+    from medq.assess.evidence import modality_group
+
+    return modality_group(modality) == "MR" and list(addressed) == ["noise"]
+
+
+def body_of(plane: np.ndarray) -> np.ndarray:
+    """The eroded body mask of a normalised MR plane, where SURE's sums run."""
+    from medq.assess.masks import foreground_mask
+
+    return ndi.binary_erosion(foreground_mask(plane, "MR"), iterations=BODY_EROSION)
+
+
+def probe_of(plane: np.ndarray, seed: int = 0) -> tuple[np.ndarray, float]:
+    """The divergence probe of a plane: a random ±1 field b (fixed `seed`: deterministic) and
+    the step ε (`EPSILON` of its P1–P99 range)."""
+    rng = np.random.default_rng(seed)
+    low, high = np.percentile(plane, [1.0, 99.0])
+    return rng.choice(np.array([-1.0, 1.0]), size=plane.shape), EPSILON * max(float(high - low),
+                                                                               1e-6)
+
+
+def sure_alpha(noisy: np.ndarray, restored: np.ndarray, perturbed: np.ndarray,
+               probe: np.ndarray, eps: float, body: np.ndarray) -> float:
+    """α* of one plane (module docstring): `restored` = f(y), `perturbed` = f(y + ε·`probe`),
+    the sums over `body`; 1 when the body is too small or the correction is nil."""
+    from medq.assess.iqms import noise_sigma_wavelet
+
+    if body.sum() < MIN_BODY:
+        return 1.0
+    y, f = np.asarray(noisy, np.float64), np.asarray(restored, np.float64)
+    removed = float(np.mean(((y - f) ** 2)[body]))
+    sigma = noise_sigma_wavelet(y, body)
+    if not (removed > 0 and np.isfinite(sigma)):
+        return 1.0
+    divergence = float(np.mean((probe * (np.asarray(perturbed, np.float64) - f))[body]) / eps)
+    return float(np.clip(sigma ** 2 * (1.0 - divergence) / removed, 0.0, 1.0))
+
+
+def sure_scaled(planes: list[np.ndarray], restored: list[np.ndarray], network: PlanesFn
+                ) -> tuple[list[np.ndarray], list[float]]:
+    """The planes with each network correction scaled by its SURE α* (`network` run once more
+    on the perturbed planes), and the α of each plane."""
+    probes = [probe_of(p) for p in planes]
+    perturbed = network([p + eps * b.astype(p.dtype) for p, (b, eps) in zip(planes, probes,
+                                                                             strict=True)])
+    alphas = [sure_alpha(p, f, g, b, eps, body_of(p))
+              for p, f, g, (b, eps) in zip(planes, restored, perturbed, probes, strict=True)]
+    out = [p - a * (p - f) for p, f, a in zip(planes, restored, alphas, strict=True)]
+    return out, alphas
