@@ -18,6 +18,7 @@ import shutil
 import tarfile
 import tempfile
 import zipfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from medq.errors import EmptySeries, InputError, MedqError, UnreadableImage, UnsupportedImage
@@ -151,12 +152,34 @@ def unpack(path: str | os.PathLike[str]) -> Path:
     return folder
 
 
-def archives_under(folder: str | os.PathLike[str]) -> list[Path]:
-    """The zip and tar archives under `folder` (walked as `qc.discover` walks it: hidden files
-    and folders skipped), sorted, written under `folder` as given."""
-    found = []
-    for where, dirs, files in os.walk(folder):
+def walk_folders(root: str | os.PathLike[str], onerror: Callable[[OSError], None] | None = None
+                 ) -> Iterator[tuple[str, list[str]]]:
+    """(folder, file names) of `root` and every folder under it, as `qc.discover` and
+    `archives_under` read a folder: hidden folders skipped, sub-folders in name order, linked
+    folders followed (a training set is often built of links), each folder once (a link back
+    to a folder already walked, a loop among them, is not walked again)."""
+    seen: set[tuple[int, int]] = set()
+    for folder, dirs, files in os.walk(root, onerror=onerror, followlinks=True):
+        try:
+            st = os.stat(folder)
+        except OSError as e:
+            if onerror is not None:
+                onerror(e)
+            dirs[:] = []
+            continue
+        if (st.st_dev, st.st_ino) in seen:
+            dirs[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        yield folder, files
+
+
+def archives_under(folder: str | os.PathLike[str]) -> list[Path]:
+    """The zip and tar archives under `folder` (walked as `qc.discover` walks it:
+    `walk_folders`, hidden files skipped), sorted, written under `folder` as given."""
+    found = []
+    for where, files in walk_folders(folder):
         found += [Path(where) / f for f in files if not f.startswith(".") and archive_name(f)]
     return sorted(p for p in found if p.is_file())
 

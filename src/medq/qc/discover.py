@@ -24,7 +24,7 @@ from typing import Any
 
 from medq.errors import EmptySeries, MedqError, MissingInput, UnsupportedImage
 from medq.image import MedImage
-from medq.io.archive import is_archive
+from medq.io.archive import is_archive, walk_folders
 from medq.io.dicom_series import PART_MARK, SERIES_MARK, series_parts  # `<folder>#<uid>[@<part>]`
 from medq.io.dicom_tags import NOT_ACQUIRED  # derived maps
 from medq.io.mosaic import mosaic_count
@@ -202,8 +202,7 @@ def discover(archive: str | Path, each_volume: bool = False) -> list[Item]:
         items = folder_items(root.parent, [root.name]) if _is_candidate(root) else []
     else:
         items, unlisted = [], []  # folders the walk may not list: an item each, which fails
-        for folder, dirs, files in os.walk(root, onerror=lambda e: unlisted.append(e.filename)):
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for folder, files in walk_folders(root, lambda e: unlisted.append(e.filename)):
             items += folder_items(Path(folder), files)
         items += [Item(str(f), (str(f),), note=UNLISTED) for f in unlisted]
     if each_volume:
