@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from PIL import Image
 from pydicom.data import get_testdata_file
 
 from conftest import run_medq
@@ -468,6 +469,40 @@ def test_qc_run_modality_reads_bare_files_as_named_and_reruns_never_mix(tmp_path
     assert item["named_modality"] is None and run["named_modality"] is None
 
 
+def test_qc_export_says_where_the_modality_came_from_and_how_much_is_not_finite(
+        tmp_path: Path, cluster) -> None:
+    """A curator filters on what the assessment knows: where the graded modality came from (a
+    photograph of a person is graded as a fundus photograph, by its values alone), the share
+    of NaN pixels (20 NaN rows of a CT were described as streaks, and nothing in the export
+    said the pixels were missing) and the doubtful types behind a recall without findings."""
+    from skimage import data
+
+    archive, db = tmp_path / "archive", tmp_path / "qc.sqlite"
+    archive.mkdir()
+    shutil.copy(get_testdata_file("CT_small.dcm"), archive / "ct.dcm")
+    ct = load_sample("ct_small").array.astype(np.float32)
+    ct[:20] = np.nan
+    np.save(archive / "ct_nans.npy", ct)
+    Image.fromarray(data.astronaut()).save(archive / "person.png")
+    res = run_medq("qc", "run", archive, "--db", db, "--scheduler", cluster.scheduler.address,
+                   "--no-measures")
+    assert res.returncode == 0, res.stderr
+    exported = tmp_path / "qc.csv"
+    assert run_medq("qc", "export", "--db", db, "-o", exported).returncode == 0
+    with exported.open(newline="") as f:
+        rows = {Path(r["path"]).name: r for r in csv.DictReader(f)}
+    assert {"suspected", "nonfinite_fraction", "modality_source"} <= set(rows["ct.dcm"])
+    assert rows["ct.dcm"]["modality_source"] == "tags"
+    assert rows["ct_nans.npy"]["modality_source"] == "values"
+    assert float(rows["ct_nans.npy"]["nonfinite_fraction"]) == pytest.approx(20 / 128)
+    assert rows["ct.dcm"]["nonfinite_fraction"] == ""
+    assert rows["person.png"]["modality"] == "OP"
+    assert rows["person.png"]["modality_source"] == "values"  # colour: read as a photograph
+    with Store(db) as store:
+        stored = {Path(i["path"]).name: i for i in store.items()}
+    assert all(isinstance(i["suspected"], list) for i in stored.values())
+
+
 def test_qc_run_refuses_a_modality_medq_does_not_grade(tmp_path: Path) -> None:
     """An unknown `--modality` is a usage error (exit code 2, one line), before any database
     or worker, as for `medq assess`."""
@@ -748,6 +783,25 @@ def test_links_to_nothing_and_loops_of_links_are_bad_input_not_internal_errors(
     assert isinstance(found["a"], UnreadableImage) and "loop of symbolic links" in str(found["a"])
     stored = error_result(next(i for i, _, _ in unreadable), found["a"])
     assert stored["bad_input"] and "internal error" not in stored["error"]
+
+
+def test_linked_folders_are_walked_once_and_loops_of_folders_end(tmp_path: Path) -> None:
+    # a training set built of links to its sources' folders: the linked folders' files were
+    # skipped without a word by qc run, assess and info (os.walk does not follow links)
+    from medq.io.archive import walk_folders
+
+    source = tmp_path / "source"
+    source.mkdir()
+    shutil.copy(get_testdata_file("CT_small.dcm"), source / "ct.dcm")
+    shutil.copy(get_testdata_file("MR_small.dcm"), source / "mr.dcm")
+    folder = tmp_path / "set"
+    folder.mkdir()
+    (folder / "linked").symlink_to(source)
+    (folder / "again").symlink_to(source)  # the same folder twice: read once
+    (folder / "self").symlink_to(folder)  # a loop: never walked into
+    names = sorted(str(Path(item.path).relative_to(folder)) for item in discover(folder))
+    assert names == ["again/ct.dcm", "again/mr.dcm"]
+    assert len(list(walk_folders(folder))) == 2
 
 
 def test_a_file_name_that_is_not_utf8_is_stored_escaped_and_still_assessed(

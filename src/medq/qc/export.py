@@ -1,10 +1,14 @@
 """Export the QC results: one row per item (MRIQC-style group table) as CSV, TSV, Parquet or JSON.
 
 Columns: `path, status, score, grade, verdict, recall, error, bad_input` (whose fault an error
-is: the input's, or medq's), then modality, `named_modality` (the `--modality` of the run
+is: the input's, or medq's), then modality, `modality_source` (where the graded modality came
+from: `tags`, `values`, `predicted` by the prompt classifier — a picture that is no medical
+image is guessed too —, `user`, `default`), `named_modality` (the `--modality` of the run
 that read it, empty when the file's own was read), region, dimension,
 shape, findings, the latest review (`review`, `reviewer`, `reviewed_at`, `review_comment`),
-description, model,
+`suspected` (doubtful finding types that pull the score down without being reported: why an
+image is recalled with no finding), `nonfinite_fraction` (the share of NaN or infinite
+pixels; empty when all are finite), description, model,
 fingerprint, run_id, updated_at, `lossy` and `lossy_ratio` (what the file states about lossy
 compression: a curator keeps such files out of a training set), and one column per classical
 measure. In CSV/TSV/Parquet the findings become `type (severity)` text and the shape `ZxYxX`;
@@ -28,9 +32,10 @@ FORMATS = ("csv", "tsv", "parquet", "json")
 """Export formats."""
 
 COLUMNS = ("path", "status", "score", "grade", "verdict", "recall", "error", "bad_input",
-           "modality", "named_modality", "region",
+           "modality", "modality_source", "named_modality", "region",
            "dimension", "shape", "findings", "review", "reviewer", "reviewed_at", "review_comment",
-           "description", "model", "fingerprint", "run_id", "updated_at", "lossy", "lossy_ratio")
+           "suspected", "nonfinite_fraction", "description", "model", "fingerprint", "run_id",
+           "updated_at", "lossy", "lossy_ratio")
 """Columns of every export, in order (measure columns follow in flat formats)."""
 
 _SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".parquet": "parquet", ".pq": "parquet",
@@ -71,6 +76,7 @@ def item_row(item: dict[str, Any], flat: bool) -> dict[str, Any]:
         row["lossy_compression"] = lossy
         return row
     row["findings"] = _findings_text(item.get("findings"))
+    row["suspected"] = _findings_text(item.get("suspected"))
     shape = item.get("shape")
     row["shape"] = "x".join(str(s) for s in shape) if shape else None
     for key, value in (item.get("measures") or {}).items():

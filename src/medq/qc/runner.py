@@ -151,6 +151,7 @@ def ok_result(item: Item, assessment: Any, image: MedImage) -> dict[str, Any]:
     and text (as in `medq describe`). If the wording fails, the assessment's own findings and
     score-based verdict stand.
     """
+    from medq.assess.assessment import prompted_source
     from medq.describe import report_from, verdict_for
 
     prompts = assessment.prompts or {}
@@ -169,7 +170,8 @@ def ok_result(item: Item, assessment: Any, image: MedImage) -> dict[str, Any]:
         "verdict": verdict, "recall": assessment.recall,
         "findings": findings, "measures": assessment.measures,
         "description": description, "lossy_compression": assessment.lossy_compression or {},
-    }
+        "modality_source": prompted_source(assessment), "suspected": assessment.suspected,
+        "nonfinite_fraction": assessment.nonfinite_fraction}
 
 
 def assess_batch(items: Sequence[Item], model: str, measures: bool = True,

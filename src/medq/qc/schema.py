@@ -64,6 +64,9 @@ items_table = sa.Table(
     sa.Column("error", sa.Text),
     sa.Column("bad_input", sa.Boolean),  # an error's cause: the input (else medq's) (added)
     sa.Column("named_modality", sa.String(8)),  # the --modality it was read as (added)
+    sa.Column("modality_source", sa.String(16)),  # where the graded modality came from (added)
+    sa.Column("nonfinite_fraction", sa.Float),  # share of NaN/inf pixels; none: all finite (added)
+    sa.Column("suspected", sa.JSON),  # the Assessment's doubtful types (added)
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.UniqueConstraint("path", "model", name="uq_items_path_model"),
@@ -88,7 +91,8 @@ reviews_table = sa.Table(
 ITEM_COLUMNS = tuple(c.name for c in items_table.columns)
 """Columns of an item row (every `items()` dict also has `reviewed` and `last_review`)."""
 
-ADDED_COLUMNS = {"items": ("lossy_compression", "bad_input", "named_modality"),
+ADDED_COLUMNS = {"items": ("lossy_compression", "bad_input", "named_modality", "modality_source",
+                           "nonfinite_fraction", "suspected"),
                  "reviews": ("fingerprint",), "runs": ("named_modality",)}
 """Columns added after a table's first release: `create_schema` adds them to a database made
 before (nullable, so old rows read as unknown)."""

@@ -75,6 +75,13 @@ class Item(BaseModel):
     named_modality: str | None = None
     """The modality it was read as by the user's word (`qc run --modality`, an upload's
     modality field); None when its file's own was read."""
+    modality_source: str | None = None
+    """Where the graded modality came from (`tags`, `values`, `predicted`, `user`, `default`;
+    None: stored by an older medq)."""
+    nonfinite_fraction: float | None = None
+    """The share of its pixels that are NaN or infinite (None: all finite, or not recorded)."""
+    suspected: list[dict[str, Any]] | None = None
+    """Doubtful finding types that pull the score down without being reported."""
     region: str | None = None
     shape: list[int] | None = None
     score: float | None = None
