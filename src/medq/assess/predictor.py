@@ -56,6 +56,15 @@ from medq.image import MedImage
 from medq.workers import pool_of
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during `Assessor.assess_many`: `done` holds the results of the inputs assessed
+    before it, in input order (the first `len(done)` inputs)."""
+
+    def __init__(self, done: list[Any]) -> None:
+        super().__init__()
+        self.done = done
+
+
 class Assessor:
     """A loaded quality model with its settings; `assess(image)` or `assess_many(inputs)`.
 
@@ -154,6 +163,8 @@ class Assessor:
                     results += self._chunk(loaded)
                     if progress:
                         progress(len(chunk))
+            except KeyboardInterrupt as stop:
+                raise Interrupted(results) from stop
             finally:
                 torch.set_num_threads(callers)
         return results

@@ -30,6 +30,7 @@ from medq.cli.common import (
     out,
     print_json,
     progress_bar,
+    sigterm_as_ctrl_c,
 )
 
 
@@ -91,7 +92,7 @@ def assess(
     each: bool = EACH_VOLUME_OPTION,
 ) -> None:
     """Assess image quality: 1–5 score, grade, recall flag, findings, measures, prompts."""
-    from medq.assess.predictor import Assessor
+    from medq.assess.predictor import Assessor, Interrupted
     from medq.assess.series import outlying_volumes
     from medq.io.archive import shown, unpack_all
 
@@ -102,12 +103,22 @@ def assess(
                                                    precision=precision, device=device))
     if isinstance(assessor, BaseException):
         outcome.exit()
-    with progress_bar("assessing", len(inputs) < 2) as bar:
+    stopped = None
+    with progress_bar("assessing", len(inputs) < 2) as bar, sigterm_as_ctrl_c() as terminated:
         task = bar.add_task("assess", total=len(inputs))
-        results = outcome.run(None, lambda: assessor.assess_many(
-            inputs, progress=lambda n: bar.advance(task, n)))
+        try:
+            results = outcome.run(None, lambda: assessor.assess_many(
+                inputs, progress=lambda n: bar.advance(task, n)))
+        except Interrupted as stop:  # what was assessed is printed, not lost
+            results, stopped = stop.done, 143 if terminated else 130
     if isinstance(results, BaseException):
         outcome.exit()
+    if stopped is not None:
+        err.print(f"medq: interrupted after {len(results)} of {len(inputs)} inputs"
+                  + ("; their results are printed" if results else "")
+                  + " (medq qc run resumes an archive where it stopped)", markup=False,
+                  highlight=False)
+        inputs = inputs[:len(results)]
     rows = []
     for path, result in zip(inputs, results, strict=True):
         if isinstance(result, BaseException):
@@ -148,6 +159,8 @@ def assess(
             out.print(f"{path}: {found['below_median']:.2f} below the median score "
                       f"({found['series_median']:.2f}) of its file's {found['volumes']} volumes;"
                       " look at this volume", highlight=False, markup=False)
+    if stopped is not None:
+        raise typer.Exit(stopped)
     outcome.exit()
 
 
