@@ -551,6 +551,34 @@ def test_ctrl_c_records_the_counts_so_far_and_a_rerun_continues(tmp_path: Path, 
     store.close()
 
 
+def test_a_second_ctrl_c_while_the_first_is_recorded_loses_nothing(tmp_path: Path, cluster,
+                                                                    monkeypatch) -> None:
+    """`timeout -s INT` sends SIGINT twice (to medq, then to its group): a second one landing
+    while the first's counts were recorded escaped as a bare KeyboardInterrupt, and the run
+    exited 130 with neither its interrupted line nor its counts (3 runs in 4 with `timeout`)."""
+    from medq.qc.runner import RunInterrupted, run_qc
+
+    archive = tmp_path / "archive"
+    for k in range(3):
+        save(_slice2d(seed=k), archive / f"ct{k}.dcm")
+    finish = Store.finish_run
+
+    def second_ctrl_c(self, run_id, summary, finished=True):  # the second signal arrives here
+        if not finished:
+            os.kill(os.getpid(), signal.SIGINT)
+        return finish(self, run_id, summary, finished)
+
+    def ctrl_c(result: dict) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Store, "finish_run", second_ctrl_c)
+    with Store(tmp_path / "qc.sqlite") as store:
+        with pytest.raises(RunInterrupted):
+            run_qc(archive, store, client=cluster, measures=False, batch=1, on_result=ctrl_c)
+        [run] = store.runs()
+        assert run["ok"] == 1 and run["stopped_at"] is not None and run["finished_at"] is None
+
+
 def test_export_refuses_a_model_the_database_does_not_hold(tmp_path: Path) -> None:
     from medq.qc.export import export_items
 
@@ -888,6 +916,14 @@ def test_an_unfinished_run_of_the_same_archive_active_lately_is_found(tmp_path: 
         assert running_alongside(store, archive, MODEL, within_s=-1) == []  # long ago
         store.finish_run(first, {"total": 0, "ok": 0, "errors": 0, "skipped": 0})
         assert running_alongside(store, archive, MODEL) == []
+        # stopped by Ctrl-C a moment ago: the rerun the docs advise read it as still writing
+        stopped = store.start_run(str(archive.resolve()), MODEL, 2, None)
+        assert [r for r, _ in running_alongside(store, archive, MODEL)] == [stopped]
+        store.finish_run(stopped, {"total": 1, "ok": 0, "errors": 0, "skipped": 0},
+                         finished=False)
+        assert running_alongside(store, archive, MODEL) == []
+        row = next(r for r in store.runs() if r["id"] == stopped)
+        assert row["finished_at"] is None and row["stopped_at"] is not None
         import datetime as dt
 
         import sqlalchemy as sa

@@ -109,9 +109,9 @@ item for `medq qc run` to say another run may still be writing to the database."
 def running_alongside(store: Any, archive: str | Path, model: str,
                       within_s: float = ALONGSIDE_S) -> list[tuple[int, float]]:
     """(run id, seconds since it last started or stored an item) of each unfinished run of this
-    archive and model active within `within_s` seconds: probably another `medq qc run` on the
-    same database, which assesses the same items again (a run killed that recently reads the
-    same)."""
+    archive and model active within `within_s` seconds and not stopped by Ctrl-C
+    (`stopped_at`): probably another `medq qc run` on the same database, which assesses the
+    same items again (a run killed that recently reads the same)."""
     import sqlalchemy as sa
 
     from medq.qc.discover import storable
@@ -121,7 +121,7 @@ def running_alongside(store: Any, archive: str | Path, model: str,
     runs, items = runs_table.c, items_table.c
     query = (sa.select(runs.id, runs.started_at, sa.func.max(items.updated_at))
              .select_from(runs_table.outerjoin(items_table, items.run_id == runs.id))
-             .where(runs.finished_at.is_(None), runs.model == model,
+             .where(runs.finished_at.is_(None), runs.stopped_at.is_(None), runs.model == model,
                     runs.archive == storable(archive_key(archive)))
              .group_by(runs.id, runs.started_at))
     with store.engine.connect() as conn:

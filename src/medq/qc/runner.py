@@ -386,8 +386,9 @@ def run_qc(archive: str | Path, store: Store, *, model: str = "mediqa-s",
             assess_seconds = time.perf_counter() - t0
     except KeyboardInterrupt as e:
         so_far = {"total": len(items), **counts, "skipped": skipped}
-        if run_id is not None:  # the counts so far; not finished
-            store.finish_run(run_id, so_far, finished=False)
+        if run_id is not None:  # the counts so far; deaf to a second Ctrl-C (`timeout` sends two)
+            with stop_signals_ignored():
+                store.finish_run(run_id, so_far, finished=False)
         raise RunInterrupted(len(todo) + len(unreadable), so_far) from e
     finally:
         if own and client is not None:

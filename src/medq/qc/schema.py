@@ -39,6 +39,7 @@ runs_table = sa.Table(
     sa.Column("errors", sa.Integer),
     sa.Column("skipped", sa.Integer),
     sa.Column("named_modality", sa.String(8)),  # the run's --modality; none: as files say (added)
+    sa.Column("stopped_at", sa.DateTime(timezone=True)),  # when it was interrupted (added)
 )
 
 items_table = sa.Table(
@@ -93,7 +94,7 @@ ITEM_COLUMNS = tuple(c.name for c in items_table.columns)
 
 ADDED_COLUMNS = {"items": ("lossy_compression", "bad_input", "named_modality", "modality_source",
                            "nonfinite_fraction", "suspected"),
-                 "reviews": ("fingerprint",), "runs": ("named_modality",)}
+                 "reviews": ("fingerprint",), "runs": ("named_modality", "stopped_at")}
 """Columns added after a table's first release: `create_schema` adds them to a database made
 before (nullable, so old rows read as unknown)."""
 

@@ -156,11 +156,11 @@ class Store:
 
     def finish_run(self, run_id: int, summary: dict[str, Any], finished: bool = True) -> None:
         """Record a run's counts (`total`, `ok`, `errors`, `skipped`) and mark it finished now;
-        `finished=False` (an interrupted run) records the counts and leaves `finished_at` empty."""
+        `finished=False` (an interrupted run) records the counts and when it stopped
+        (`stopped_at`), and leaves `finished_at` empty."""
         values: dict[str, Any] = {k: int(summary[k]) for k in RUN_COUNTS
                                   if summary.get(k) is not None}
-        if finished:
-            values["finished_at"] = now()
+        values["finished_at" if finished else "stopped_at"] = now()
         with self._writing() as conn:
             conn.execute(runs_table.update().where(runs_table.c.id == run_id).values(**values))
 
