@@ -73,6 +73,38 @@ def test_subject_keys_from_headers_and_bids_paths(tmp_path: Path) -> None:
     assert subject_key(retina, "/home/sub-projects/scan.nii") is None  # a folder says nothing
 
 
+def test_images_medq_wrote_without_a_patient_are_no_one_patient(tmp_path: Path) -> None:
+    """Every DICOM medq wrote from a NIfTI or PNG stated PatientID MEDQ, so a rated set's
+    unrelated images (a PET series, the exported radiograph) were held out as one patient; it
+    now writes none, and reads the old placeholder as none."""
+    xr = medq.load(export_samples(tmp_path, ["xr_head"])[0])
+    assert subject_key(xr) is None
+    pet = medq.load(export_samples(tmp_path, ["pet_brain"])[0])
+    medq.save(pet, tmp_path / "pet_series")
+    assert subject_key(medq.load(tmp_path / "pet_series")) is None
+    ds = pydicom.dcmread(dicom_testfile("CT_small.dcm"))
+    ds.PatientID = "MEDQ"  # what medq wrote before
+    ds.save_as(tmp_path / "old.dcm")
+    assert subject_key(medq.load(tmp_path / "old.dcm")) is None
+
+
+def test_a_copy_of_a_named_patients_image_goes_with_that_patient() -> None:
+    """A held-out patient's DICOM saved as NIfTI (same pixels, no PatientID) was trained on, and
+    its score leaked into the held-out SRCC; copies join the patient's key, even through a
+    chain (a copy of a copy), and copies of no one share a key of their own."""
+    from medq.train.scores import copy_groups
+
+    a, b, c = (np.full((4, 4), v, dtype=np.float32) for v in (1.0, 2.0, 3.0))
+    items = [{"x": a, "subject": "patient:p"}, {"x": a, "subject": None},
+             {"x": b, "subject": "patient:p"}, {"x": c, "subject": None},
+             {"x": c, "subject": None}, {"x": b.copy(), "subject": None},
+             {"x": np.zeros((4, 4), np.float32), "subject": None}]
+    keys, copies = copy_groups(items)
+    assert keys[:3] == ["patient:p"] * 3 and keys[5] == "patient:p"
+    assert keys[3] == keys[4] and keys[3].startswith("copy:") and keys[6] is None
+    assert copies == 3
+
+
 def _patients_archive(folder: Path) -> dict[str, str]:
     """Five patients with three CT series each (25–100 mAs) and five with one; returns each
     file's PatientID."""

@@ -220,11 +220,18 @@ def dicom_modality(ds: Dataset) -> str:
     return code if code in MODALITIES else "OT"
 
 
+PLACEHOLDER_PATIENT_IDS = frozenset({"MEDQ"})
+"""PatientIDs that name no patient: what medq wrote into every DICOM it made from a file
+without a patient (a NIfTI, a PNG) before it wrote none; read as no PatientID, so unrelated
+images do not count as one patient."""
+
+
 def patient_digest(patient_id: str | None) -> str | None:
-    """A short digest of a DICOM PatientID (None when the header states none): enough to tell
-    patients apart (`medq.train.split` holds out whole patients), without keeping the ID."""
+    """A short digest of a DICOM PatientID (None when the header states none, or a
+    `PLACEHOLDER_PATIENT_IDS` one): enough to tell patients apart (`medq.train.split` holds out
+    whole patients), without keeping the ID."""
     text = (patient_id or "").strip()
-    if not text:
+    if not text or text in PLACEHOLDER_PATIENT_IDS:
         return None
     return "patient:" + hashlib.sha256(f"medq-subject:{text}".encode()).hexdigest()[:16]
 

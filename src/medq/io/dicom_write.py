@@ -99,7 +99,7 @@ def _new_dataset(image: MedImage) -> Dataset:
     ds = Dataset()
     ds.SOPClassUID = _STORAGE.get(image.modality, _SECONDARY_CAPTURE)
     ds.Modality = image.modality
-    ds.PatientName, ds.PatientID = "ANONYMOUS", "MEDQ"
+    ds.PatientName, ds.PatientID = "ANONYMOUS", ""  # no patient: a shared ID would join images
     ds.StudyInstanceUID = image.meta.get("study_instance_uid") or generate_uid()
     ds.FrameOfReferenceUID = image.meta.get("frame_of_reference_uid") or generate_uid()
     ds.StudyDate = dt.date.today().strftime("%Y%m%d")

@@ -270,21 +270,39 @@ def load_scores(path: str | Path, size: int = 224, seed: int = 0, extras: tuple[
 
 
 def copy_groups(items: list[dict[str, Any]]) -> tuple[list[str | None], int]:
-    """The split keys of scored items: each item's subject (`split.subject_key`), and for
-    items whose file names none but whose model input is the same pixel for pixel as another's
-    (a file copied under another name), one shared key, so the copies never sit on both sides
-    of the split; and how many items are such later copies."""
+    """The split keys of scored items: items of one subject (`split.subject_key`) and items
+    whose model input is the same pixel for pixel (a file copied under another name or saved
+    in another format, which may lose its PatientID) share one key, joined through each other
+    (a copy of a named patient's image goes with that patient), so no copy sits on both sides
+    of the split; and how many items are later pixel copies of an earlier one."""
     import hashlib
 
     digests = [hashlib.sha256(np.ascontiguousarray(it["x"]).tobytes()).hexdigest()[:16]
                for it in items]
-    counts: dict[str, int] = {}
-    for it, d in zip(items, digests, strict=True):
-        if not it["subject"]:  # a named patient's copies are held out together already
-            counts[d] = counts.get(d, 0) + 1
-    keys = [it["subject"] or (f"copy:{d}" if counts[d] > 1 else None)
-            for it, d in zip(items, digests, strict=True)]
-    return keys, sum(c - 1 for c in counts.values())
+    parent = list(range(len(items)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first: dict[tuple[str, str], int] = {}
+    for i, (it, d) in enumerate(zip(items, digests, strict=True)):
+        for mark in (("pixels", d), ("subject", it["subject"])):
+            if mark[1]:
+                j = first.setdefault(mark, i)
+                parent[root(i)] = root(j)
+    members: dict[int, list[int]] = {}
+    for i in range(len(items)):
+        members.setdefault(root(i), []).append(i)
+    keys: list[str | None] = [None] * len(items)
+    for group in members.values():
+        named = sorted(items[i]["subject"] for i in group if items[i]["subject"])
+        key = named[0] if named else (f"copy:{digests[group[0]]}" if len(group) > 1 else None)
+        for i in group:
+            keys[i] = key
+    return keys, len(items) - len(set(digests))
 
 
 def _packed(items: list[dict[str, Any]]) -> dict[str, np.ndarray]:
