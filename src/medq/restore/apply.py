@@ -11,7 +11,7 @@ the reconstruction circle is shown to the method as air and returned unchanged (
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -155,3 +155,32 @@ def prior_of(model: torch.nn.Module, planes: list[np.ndarray], max_planes: int =
         presence.append(torch.sigmoid(logits)[0].numpy())
         severity.append(sev[0].numpy())
     return {"presence": np.mean(presence, axis=0), "severity": np.mean(severity, axis=0)}
+
+
+class Restored(NamedTuple):
+    """A network's restoration of normalised planes as `medq restore` makes it (`as_restored`)."""
+
+    planes: list[np.ndarray]
+    consistency: dict[str, Any]
+    """What the consistency step did (`consistency.consistent`), empty when it did nothing."""
+    alphas: list[float]
+    """SURE's scale of each plane's correction (`medq.restore.sure`), empty when not scaled."""
+    extra: dict[str, Any]
+    """The network's other outputs (`network_planes`)."""
+
+
+def as_restored(model: torch.nn.Module, planes: list[np.ndarray], cond: np.ndarray | None,
+                acquisitions: dict[str, float], noisy: bool, scaled: bool) -> Restored:
+    """The network's restoration of normalised planes, then SURE's scale of the correction where
+    it applies (`scaled`: `sure.applies`), then the consistency step onto the described
+    `acquisitions` (`consistency.consistent`; `noisy`: the description reports noise)."""
+    from medq.restore import sure
+    from medq.restore.consistency import consistent
+
+    restored, extra = network_planes(model, planes, cond)
+    alphas: list[float] = []
+    if scaled:
+        restored, alphas = sure.sure_scaled(planes, restored,
+                                            lambda qs: network_planes(model, qs, cond)[0])
+    out, info = consistent(planes, restored, acquisitions, noisy)
+    return Restored(out, info or {}, alphas, extra)

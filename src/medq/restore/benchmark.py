@@ -24,10 +24,9 @@ import torch
 
 from medq.data.pairs import PairPlan, build_pairs, pair_arrays
 from medq.metrics.fidelity import psnr, ssim
-from medq.restore.apply import network_planes, padding_guard, prior_of
+from medq.restore.apply import as_restored, padding_guard, prior_of
 from medq.restore.classical import classical_plane
 from medq.restore.condition import MODALITY_GROUPS, N_FINDINGS, RESTORABLE
-from medq.restore.consistency import consistent
 from medq.restore.models import load_restorer
 from medq.restore.normalise import Scale
 
@@ -59,11 +58,10 @@ def fidelity(x: np.ndarray, ref: np.ndarray, is_ct: bool) -> dict[str, float]:
 
 
 def _net_fn(model: Any, cond: np.ndarray | None, acquisitions: dict[str, float] | None = None,
-            noisy: bool = False) -> Any:
+            noisy: bool = False, scaled: bool = False) -> Any:
     """A network as a function of one normalised plane, with a fixed conditioning vector (and
-    `medq restore`'s consistency step onto the described `acquisitions`)."""
-    return lambda p: consistent([p], network_planes(model, [p], cond)[0], acquisitions or {},
-                                noisy)[0][0]
+    `medq restore`'s SURE scale and consistency step: `apply.as_restored`)."""
+    return lambda p: as_restored(model, [p], cond, acquisitions or {}, noisy, scaled).planes[0]
 
 
 def _methods(nets: dict[str, Any], cond: np.ndarray, oracle: np.ndarray, with_bm3d: bool,
@@ -85,7 +83,8 @@ def _methods(nets: dict[str, Any], cond: np.ndarray, oracle: np.ndarray, with_bm
             if described is not None:
                 methods[f"{label}+described"] = (
                     _net_fn(model, described["cond"], described["acquisitions"],
-                            described["noisy"]) if described["open"] else lambda p: p)
+                            described["noisy"], described["scaled"])
+                    if described["open"] else lambda p: p)
         else:
             methods[label] = _net_fn(model, None)
     return methods
@@ -125,13 +124,15 @@ def described_condition(assessor: Any, x: np.ndarray, scale: Scale, group: str,
     from medq.restore.consistency import described as acquisitions_of
     from medq.restore.consistency import reports_noise
     from medq.restore.pipeline import to_repair
+    from medq.restore.sure import applies
 
     modality = group_modality(group)
     image = MedImage(scale.inverse(x), tuple(float(v) for v in spacing), modality)
     report = report_from(assessor.assess(image), image)
     findings = to_repair(report)
     return {"open": bool(findings), "cond": from_report(report, modality), "findings": findings,
-            "acquisitions": acquisitions_of(report, spacing), "noisy": reports_noise(report)}
+            "acquisitions": acquisitions_of(report, spacing), "noisy": reports_noise(report),
+            "scaled": applies(modality, findings)}
 
 
 def restore_plane(fn: Any, x: np.ndarray, group: str, scale: Scale) -> np.ndarray:
@@ -160,7 +161,7 @@ def clean_check(assessor: Any, model: Any, data: dict[str, np.ndarray]) -> dict[
         change = 0.0
         if described["open"]:
             net = _net_fn(model, described["cond"], described["acquisitions"],
-                          described["noisy"])
+                          described["noisy"], described["scaled"])
             restored = restore_plane(net, x, group, scale)
             change = nrmse(scale.inverse(restored), scale.inverse(x))
         rows.append({"source": str(data["source"][i]), "described": described["findings"],

@@ -38,14 +38,14 @@ from medq.io.polarity import as_displayed, as_stored, physical_floor, within_sto
 from medq.restore import condition, sure
 from medq.restore.apply import (
     apply_planes,
-    network_planes,
+    as_restored,
     normalised_planes,
     plane_axis,
     plane_spacing,
     prior_of,
 )
 from medq.restore.classical import METHODS as CLASSICAL
-from medq.restore.consistency import consistent, described, reports_noise
+from medq.restore.consistency import described, reports_noise
 
 METHODS = ("auto", "net", *CLASSICAL)
 """Values of `method` (`auto` is the network, gated)."""
@@ -347,18 +347,14 @@ def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
         acquisitions = described(report, plane_spacing(image)) if consistency else {}
         noisy = reports_noise(report)
 
-        scaled = sure.applies(seen.modality, addressed)
+        scaled = sure.applies(seen.modality, addressed)  # MR noise alone: keep what is noise
 
         def restore_planes(ps: list[np.ndarray]) -> list[np.ndarray]:
-            restored, extra = network_planes(net, ps, cond)
-            labels.extend(extra.get("labels", ()))
-            if scaled:  # MR noise alone: keep what SURE says is noise
-                restored, alphas = sure.sure_scaled(
-                    ps, restored, lambda qs: network_planes(net, qs, cond)[0])
-                kept.extend(alphas)
-            out, info = consistent(ps, restored, acquisitions, noisy)
-            done.update(info or {})
-            return out
+            restored = as_restored(net, ps, cond, acquisitions, noisy, scaled)
+            labels.extend(restored.extra.get("labels", ()))
+            kept.extend(restored.alphas)
+            done.update(restored.consistency)
+            return restored.planes
 
         array = apply_planes(shown, restore_planes)
     if image.is_rgb:  # a colour outside 0–1 (MedImage's colour scale) is no colour
