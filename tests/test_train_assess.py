@@ -579,6 +579,8 @@ def test_scores_csv_rows_are_checked_and_one_image_is_one_item(tmp_path: Path) -
                         "lines 2, 3 name one image"),
                        ("path,score\na.dcm,3,5\nb.dcm,1\n",
                         "line 2: 3 fields but the header has 2 (a decimal comma"),
+                       ("path,score,modality\na.dcm,4,5\n",  # 4,5 read as 4 and modality 5
+                        "OP (a decimal comma in a comma-separated file?"),
                        ("path,score,modality\na.dcm,3,XA\n", "line 2: 'XA' is not a modality"),
                        ("path,score,region\na.dcm,3,Thorax\n", "line 2: unknown region 'Thorax'"),
                        ("path,score\na.dcm,nan\n", "line 2: score 'nan' is not a number"),

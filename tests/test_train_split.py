@@ -280,3 +280,4 @@ def test_scored_copies_of_one_image_under_other_names_are_never_split(tmp_path: 
 
         assert not pictures(train) & pictures(test), seed
     assert "6 images under another name are pixel for pixel copies" in capsys.readouterr().err
+

@@ -43,7 +43,10 @@ def _findings_text(findings: list[dict[str, Any]]) -> str:
 def describe(
     paths: list[Path] = INPUTS_ARGUMENT,
     as_json: bool = JSON_LIST_OPTION,
-    model: str = QUALITY_MODEL_OPTION,
+    model: str = typer.Option("mediqa-s", "--model", "-m", help=(
+        "Shipped model name or path to a checkpoint (.pt). The verdict and score are those of "
+        "the findings described, whatever the model: a model fine-tuned on your ratings gives "
+        "its score as assess_score in the JSON (medq assess reports it).")),
     batch_size: int = typer.Option(16, "--batch-size", min=1, help="Images per forward pass."),
     modality: str | None = MODALITY_OPTION,
     precision: str = PRECISION_OPTION,

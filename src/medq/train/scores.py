@@ -147,9 +147,17 @@ def _row(names: list[str], cells: list[str], n: int, path: Path, delimiter: str
     if not (row.get("path") or "").strip():
         raise InvalidParameter(f"line {n}: no path", path)
     image = Path(row["path"].strip()).expanduser()
+    after = names[names.index("score") + 1] if names.index("score") + 1 < len(names) else None
+    try:
+        modality, region = _label(row, "modality", n, path), _label(row, "region", n, path)
+    except InvalidParameter as e:  # `4,5` split in two: the decimals read as a modality/region
+        if delimiter == "," and after in ("modality", "region") \
+                and (row.get(after) or "").strip().isdigit():
+            raise InvalidParameter(f"{e.reason} (a decimal comma in a comma-separated file? "
+                                   "quote the score, or save the file with ';')", path) from e
+        raise
     return {"path": image if image.is_absolute() else path.parent / image,
-            "score": score, "modality": _label(row, "modality", n, path),
-            "region": _label(row, "region", n, path), "line": n}
+            "score": score, "modality": modality, "region": region, "line": n}
 
 
 SCORE_LOSSES = ("score",)

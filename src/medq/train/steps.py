@@ -44,6 +44,11 @@ def optimise(model: torch.nn.Module, opt: torch.optim.Optimizer, terms: dict[str
         running[k] = momentum * running.get(k, v.item()) + (1 - momentum) * v.item()
 
 
+PROGRESS_EVERY_S = 60.0
+"""Seconds between a stage's progress lines in the log when stderr is no terminal (a batch job,
+`nohup`: no progress bar there), besides the lines every `log_every` steps."""
+
+
 def run_steps(model: torch.nn.Module, stage: Stage, cfg: TrainConfig, rng: np.random.Generator,
               log: Any, terms_of: Callable[[torch.device], dict[str, torch.Tensor]],
               momentum: float, ck: Checkpointer | None = None, index: int = 0
@@ -51,13 +56,15 @@ def run_steps(model: torch.nn.Module, stage: Stage, cfg: TrainConfig, rng: np.ra
     """The steps of one stage, quality model and restoration network alike: AdamW on the
     stage's learning-rate schedule over the loss terms `terms_of(device)` draws each step (a
     step with none is skipped), running averages logged every `cfg.log_every` steps; returns
-    the logged history. `ck`: saves the training state as it goes (stage `index` of the run)
-    and continues a saved one (`medq.train.resume`)."""
+    the logged history (and, when stderr is no terminal, a progress line every
+    `PROGRESS_EVERY_S`, not in the history). `ck`: saves the training state as it goes (stage
+    `index` of the run) and continues a saved one (`medq.train.resume`)."""
     device = model_device(model)
     opt = torch.optim.AdamW(model.parameters(), lr=stage.lr, weight_decay=cfg.weight_decay)
     first, running, history = ck.stage_start(index, opt) if ck else (0, {}, [])
     model.train()
-    started = time.time()
+    started = last = time.time()
+    quiet = not sys.stderr.isatty()
     for step in stage_steps(stage, first):
         for group in opt.param_groups:
             group["lr"] = _lr(stage, step)
@@ -65,12 +72,15 @@ def run_steps(model: torch.nn.Module, stage: Stage, cfg: TrainConfig, rng: np.ra
         if not terms:
             continue
         optimise(model, opt, terms, stage.losses, cfg.grad_clip, running, momentum)
-        if (step + 1) % cfg.log_every == 0 or step + 1 == stage.steps:
+        logged = (step + 1) % cfg.log_every == 0 or step + 1 == stage.steps
+        if logged or (quiet and time.time() - last >= PROGRESS_EVERY_S):
             seconds = round(time.time() - started, 1)
-            history.append({"stage": stage.name, "step": step + 1, "seconds": seconds,
-                            **running})
+            if logged:
+                history.append({"stage": stage.name, "step": step + 1, "seconds": seconds,
+                                **running})
             log(f"{stage.name} step {step + 1}/{stage.steps} ({seconds:.0f} s) "
                 + " ".join(f"{k}={v:.4f}" for k, v in running.items()))
+            last = time.time()
         if ck:
             ck.step_done(index, stage.name, step + 1, model, opt, running, history, rng)
     return history
