@@ -179,6 +179,9 @@ def test_benchmark_rows_with_extras_serve_a_model_without_them(tiny_run: dict) -
                                                              np.float32)], axis=1)}
     model = Assessor(tiny_run["checkpoint"]).model
     assert np.array_equal(predict(model, wider), predict(model, test))
+    told: list[str] = []  # bench iqa said nothing for minutes while it scored the split
+    benchmark_rows(test, [str(tiny_run["checkpoint"])], classical=False, progress=told.append)
+    assert told and all(line.startswith(f"scored {len(test['score'])} items: ") for line in told)
     narrower = {**test, "m": test["m"][:, :-1]}
     (row,) = benchmark_rows(narrower, [str(tiny_run["checkpoint"])], classical=False)
     assert "reads" in row["missing"] and "list the model trained with row extras first" in \

@@ -248,7 +248,8 @@ def bench_iqa(
         results_ready(results)
         started = time.time()
         data = build(plan, "test")
-        rows = benchmark_rows(data, names, classical)
+        rows = benchmark_rows(data, names, classical, progress=lambda line: err.print(
+            f"medq: bench iqa: {line}", markup=False, highlight=False))
         payload = {"plan": plan.__dict__, "bench_key": plan.key(), "items": int(len(data["score"])),
                    "seconds": round(time.time() - started, 1), "rows": rows}
         write_results(results, "iqa.json", payload)

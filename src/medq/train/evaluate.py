@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -172,7 +173,8 @@ def assess_scores(pred: np.ndarray, data: dict[str, np.ndarray]) -> np.ndarray:
 
 
 def benchmark_rows(data: dict[str, np.ndarray], models: list[str], classical: bool = True,
-                   baselines: Sequence[str] = BASELINES) -> list[dict[str, Any]]:
+                   baselines: Sequence[str] = BASELINES,
+                   progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
     """Rows of the IQA table: each model (shipped name or path), ablations, classical measures.
 
     `mediqa-s` (and a checkpoint path of a model that takes measures, such as a trial run) also
@@ -187,7 +189,8 @@ def benchmark_rows(data: dict[str, np.ndarray], models: list[str], classical: bo
     (`weights.check_evidence_size`), are skipped with a `missing` note. When `baselines` (by
     default the learned ones, `BASELINES`) are among the models, the rows of the first model and
     of its `medq assess` get their `margins` over each baseline (`margins`: SRCC differences
-    per subset with paired bootstrap intervals).
+    per subset with paired bootstrap intervals). `progress` is told each row as it is scored
+    (an ensemble and its ablations score the split several times).
     """
     from medq.assess.weights import check_evidence_size, load_weights
     from medq.errors import ModelError
@@ -195,9 +198,13 @@ def benchmark_rows(data: dict[str, np.ndarray], models: list[str], classical: bo
     rows: list[dict[str, Any]] = []
     preds: dict[str, np.ndarray] = {}
 
+    started = time.time()
+
     def add(name: str, pred: np.ndarray) -> None:
         preds[name] = pred
         rows.append(table_row(name, pred, data))
+        if progress:
+            progress(f"scored {len(pred)} items: {name} ({time.time() - started:.0f} s)")
 
     for name in models:
         try:
