@@ -416,6 +416,39 @@ def test_unusable_databases_are_bad_input(tmp_path: Path) -> None:
         Store("postgresql+psycopg://medq@127.0.0.1:1/none?connect_timeout=5")
 
 
+def test_a_read_only_database_of_an_earlier_medq_is_read_as_this_ones(
+        tmp_path: Path, assessed: list[dict], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A database made before this medq added columns, on read-only storage: opening it tried
+    to add them (ALTER TABLE) and failed, so export, report and the review app could not read
+    it; now it reads as this medq's, the added columns empty, and the file is not written."""
+    from medq.qc import database as database_module
+    from medq.qc.export import export_rows
+    from medq.qc.schema import ADDED_COLUMNS
+
+    path = tmp_path / "qc.sqlite"
+    with Store(path) as writer:
+        for row in assessed:
+            writer.record(row)
+        writer.finish_run(writer.start_run("/archive", MODEL, 1, None),
+                          {"total": 1, "ok": 1, "errors": 0, "skipped": 0})
+    con = sqlite3.connect(path)  # as an earlier medq left it
+    for table, columns in ADDED_COLUMNS.items():
+        for column in columns:
+            con.execute(f'ALTER TABLE {table} DROP COLUMN "{column}"')
+    con.commit()
+    before = [r[1] for r in con.execute("PRAGMA table_info(items)")]
+    con.close()
+    monkeypatch.setattr(database_module, "writable", lambda database: False)
+    with Store(path, create=False) as reader:
+        rows = export_rows(reader)
+        assert len(rows) == len(assessed) and all(r["modality_source"] is None for r in rows)
+        assert reader.runs()[0]["stopped_at"] is None
+        assert all(i["suspected"] is None for i in reader.items())
+    con = sqlite3.connect(path)
+    assert [r[1] for r in con.execute("PRAGMA table_info(items)")] == before
+    con.close()
+
+
 def test_a_database_this_user_may_not_write_is_read_but_never_written(
         tmp_path: Path, assessed: list[dict], monkeypatch: pytest.MonkeyPatch) -> None:
     """Results on read-only storage (a shared archive's): export, report and the review app read

@@ -5,6 +5,7 @@ releases added (`ADDED_COLUMNS`) to a database an earlier medq made."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -106,6 +107,31 @@ def _add_columns(conn: sa.Connection) -> None:
         for column in (metadata.tables[name].c[c] for c in columns if c not in have):
             kind = column.type.compile(dialect=conn.dialect)
             conn.execute(sa.text(f'ALTER TABLE {name} ADD COLUMN "{column.name}" {kind}'))
+
+
+def read_as_now(engine: Engine) -> None:
+    """Let a database this process may only read (`Store.read_only`), made by an earlier medq,
+    be read as this one's: it cannot be given the `ADDED_COLUMNS` it lacks, so on SQLite each
+    such table is shadowed, on every connection, by a TEMP VIEW of its name that adds them as
+    NULL (a name is looked up in `temp` first; the file is not written). Nothing to do for a
+    database that has them all."""
+    with engine.connect() as conn:
+        inspector = sa.inspect(conn)
+        missing = {name: [c for c in columns if c not in {
+            col["name"] for col in inspector.get_columns(name)}]
+            for name, columns in ADDED_COLUMNS.items()}
+    missing = {name: columns for name, columns in missing.items() if columns}
+    if not missing or engine.dialect.name != "sqlite":
+        return
+
+    def views(dbapi_conn: Any, _record: Any) -> None:
+        for name, columns in missing.items():
+            added = ", ".join(f'NULL AS "{c}"' for c in columns)
+            dbapi_conn.execute(f'CREATE TEMP VIEW IF NOT EXISTS "{name}" AS SELECT *, {added} '
+                               f'FROM main."{name}"')
+
+    sa.event.listen(engine, "connect", views)
+    engine.dispose()  # connections made before have no views
 
 
 def create_schema(engine: Engine, attempts: int = 5) -> None:

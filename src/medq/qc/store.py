@@ -46,6 +46,7 @@ from medq.qc.schema import (
     STATUSES,
     create_schema,
     items_table,
+    read_as_now,
     reviews_table,
     runs_table,
 )
@@ -79,7 +80,7 @@ class Store:
         ).returning(items_table.c.id)
         try:
             check_tables(self.engine, self.database_file, create, self.display_url)
-            create_schema(self.engine)
+            (read_as_now if self.read_only else create_schema)(self.engine)
         except SQLAlchemyError as e:
             self.engine.dispose()
             reason = " ".join(str(getattr(e, "orig", e) or e).split())
