@@ -823,13 +823,16 @@ def test_linked_folders_are_walked_once_and_loops_of_folders_end(tmp_path: Path)
     shutil.copy(get_testdata_file("CT_small.dcm"), source / "ct.dcm")
     shutil.copy(get_testdata_file("MR_small.dcm"), source / "mr.dcm")
     folder = tmp_path / "set"
-    folder.mkdir()
+    (folder / "z_real").mkdir(parents=True)
+    shutil.copy(get_testdata_file("CT_small.dcm"), folder / "z_real" / "own.dcm")
     (folder / "linked").symlink_to(source)
     (folder / "again").symlink_to(source)  # the same folder twice: read once
+    (folder / "a_link").symlink_to(folder / "z_real")  # inside: read under its own name
     (folder / "self").symlink_to(folder)  # a loop: never walked into
+    (folder / "up").symlink_to(tmp_path)  # a folder holding the set: never walked into
     names = sorted(str(Path(item.path).relative_to(folder)) for item in discover(folder))
-    assert names == ["again/ct.dcm", "again/mr.dcm"]
-    assert len(list(walk_folders(folder))) == 2
+    assert names == ["again/ct.dcm", "again/mr.dcm", "z_real/own.dcm"]
+    assert [Path(f).name for f, _ in walk_folders(folder)] == ["set", "again", "z_real"]
 
 
 def test_a_file_name_that_is_not_utf8_is_stored_escaped_and_still_assessed(

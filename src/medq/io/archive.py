@@ -154,25 +154,44 @@ def unpack(path: str | os.PathLike[str]) -> Path:
 
 def walk_folders(root: str | os.PathLike[str], onerror: Callable[[OSError], None] | None = None
                  ) -> Iterator[tuple[str, list[str]]]:
-    """(folder, file names) of `root` and every folder under it, as `qc.discover` and
-    `archives_under` read a folder: hidden folders skipped, sub-folders in name order, linked
-    folders followed (a training set is often built of links), each folder once (a link back
-    to a folder already walked, a loop among them, is not walked again)."""
-    seen: set[tuple[int, int]] = set()
-    for folder, dirs, files in os.walk(root, onerror=onerror, followlinks=True):
+    """(folder, file names) of `root` and every folder under it, depth first in name order, as
+    `qc.discover` and `archives_under` read a folder: hidden folders skipped; a linked folder
+    (a training set is often built of links) followed when it leads outside `root` (one inside
+    is walked under its own name) and not to a folder holding `root`, each such target once (a
+    second link to it, or a loop of links, is not walked again)."""
+    top = os.path.realpath(root)
+
+    def within(path: str, folder: str) -> bool:
+        return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+    taken: set[str] = set()
+    stack = [os.fspath(root)]
+    while stack:
+        folder = stack.pop()
         try:
-            st = os.stat(folder)
+            with os.scandir(folder) as found:
+                entries = sorted(found, key=lambda e: e.name)
         except OSError as e:
             if onerror is not None:
                 onerror(e)
-            dirs[:] = []
             continue
-        if (st.st_dev, st.st_ino) in seen:
-            dirs[:] = []
-            continue
-        seen.add((st.st_dev, st.st_ino))
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        files, folders = [], []
+        for entry in entries:
+            try:
+                is_folder = entry.is_dir()
+            except OSError:  # a link to nothing, a loop of links: a file that fails to read
+                is_folder = False
+            if not is_folder:
+                files.append(entry.name)
+            elif not entry.name.startswith("."):
+                if entry.is_symlink():
+                    target = os.path.realpath(entry.path)
+                    if within(target, top) or within(top, target) or target in taken:
+                        continue
+                    taken.add(target)
+                folders.append(entry.path)
         yield folder, files
+        stack.extend(reversed(folders))
 
 
 def archives_under(folder: str | os.PathLike[str]) -> list[Path]:
