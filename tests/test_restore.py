@@ -168,7 +168,7 @@ def test_unknown_method_and_missing_weights_are_clear_errors() -> None:
 def test_quality_gate_leaves_every_bundled_sample_nearly_unchanged(name: str) -> None:
     """CT_small, whose own quantum mottle the description reports as moderate noise, opens the
     gate; the network's restoration took out far more than that noise and is returned as it
-    was (`pipeline.removed_share`), so it too stays unchanged."""
+    was (`checks.removed_share`), so it too stays unchanged."""
     from medq.restore.pipeline import restore
 
     image = load_sample(name)
@@ -693,7 +693,8 @@ def test_a_noise_restoration_that_takes_out_anatomy_is_returned_unchanged() -> N
     22.6 dB) while the note said the score rose; a restoration for noise alone that takes out
     well over the image's own noise is refused, one that takes out noise is kept."""
     from medq.data.sources import sources
-    from medq.restore.pipeline import REMOVED_LIMIT, removed_share, restore
+    from medq.restore.checks import REMOVED_LIMIT, removed_share
+    from medq.restore.pipeline import restore
 
     ct = load_sample("ct_small")
     noisy, _ = simulate(ct, "ct_low_dose", severity="moderate", seed=0)

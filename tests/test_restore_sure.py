@@ -45,14 +45,20 @@ def test_sure_finds_the_scale_a_clean_reference_would_choose(width: float) -> No
     assert (alpha < 0.6) if width == 3.0 else True
 
 
-def test_sure_leaves_small_bodies_and_nil_corrections_whole() -> None:
-    """Too few body pixels, or a network that changed nothing: the correction is kept (α 1)."""
+def test_sure_leaves_what_it_cannot_estimate_whole() -> None:
+    """Too few body pixels, a network that changed nothing, a plane with a NaN (its whole plane
+    came out NaN): no α (None), and the correction is kept whole."""
     plane = _mni_plane()
     b, eps = sure.probe_of(plane)
-    assert sure.sure_alpha(plane, plane, plane + eps * b, b, eps, sure.body_of(plane)) == 1.0
+    body = sure.body_of(plane)
+    assert sure.sure_alpha(plane, plane, plane + eps * b, b, eps, body) is None
     tiny = np.zeros(plane.shape, dtype=bool)
     tiny[:4, :4] = True
-    assert sure.sure_alpha(plane, 0.5 * plane, 0.5 * plane, b, eps, tiny) == 1.0
+    assert sure.sure_alpha(plane, 0.5 * plane, 0.5 * plane, b, eps, tiny) is None
+    holed = plane.copy()
+    holed[body.nonzero()[0][0], body.nonzero()[1][0]] = np.nan
+    out, alphas = sure.sure_scaled([holed], [0.5 * holed], lambda qs: [0.5 * q for q in qs])
+    assert alphas == [None] and np.array_equal(out[0], 0.5 * holed, equal_nan=True)
 
 
 def test_sure_applies_to_mr_restored_for_noise_alone() -> None:
@@ -69,18 +75,25 @@ def test_mild_mr_noise_is_no_longer_restored_into_a_worse_image(monkeypatch) -> 
     the input's PSNR (it smooths a small, detailed slice); scaled by SURE the loss is a fraction
     of that, the result's JSON says how much was kept, and a strongly noisy abdominal MR keeps
     nearly all of its gain."""
+    from medq.assess.predictor import Assessor
     from medq.restore import pipeline
+
+    assessor = Assessor(measures=False)
 
     def restored(name: str, severity: float, scaled: bool) -> tuple[float, float | None]:
         image = _held_out(name)
         noisy, _ = simulate(image, "mr_noise", level=get_spec("mr_noise").level_at(severity),
                             seed=0)
         monkeypatch.setattr(sure, "applies", _applies if scaled else (lambda *a: False))
-        result = pipeline.restore(noisy, "auto", reassess=False)
+        result = pipeline.restore(noisy, "auto", assessor=assessor, reassess=False)
         top = float(np.ptp(image.array))
         gain = psnr(result.image.array, image.array, data_range=top) - psnr(
             noisy.array, image.array, data_range=top)
         assert result.to_dict()["sure_scale"] == result.sure_scale
+        if result.sure_scale is not None and result.sure_scale < 1:
+            assert f"keeping {result.sure_scale:.0%} of its correction" in result.note
+        else:
+            assert "keeping" not in result.note
         return gain, result.sure_scale
 
     _applies = sure.applies
@@ -99,3 +112,17 @@ def _held_out(name: str):
     from medq.train.evaluate import held_out_images
 
     return held_out_images()[name]
+
+
+def test_a_correction_sure_keeps_none_of_is_no_restoration(monkeypatch) -> None:
+    """When SURE keeps none of the network's correction on every plane, the output is the input:
+    it was reported as "Restored with the network"; now the image is returned unchanged and the
+    note says why."""
+    from medq.restore import pipeline
+
+    image = _held_out("mr_small")
+    noisy, _ = simulate(image, "mr_noise", level=get_spec("mr_noise").level_at(2.0), seed=0)
+    monkeypatch.setattr(sure, "sure_alpha", lambda *a: 0.0)
+    result = pipeline.restore(noisy, "auto", reassess=False)
+    assert not result.changed and np.array_equal(result.image.array, noisy.array)
+    assert result.sure_scale == 0.0 and "SURE kept none of it" in result.note

@@ -1,5 +1,5 @@
 """Probe: would edge retention tell a restoration that smeared anatomy from one that removed
-streaks? (the anatomy check, `pipeline.took_anatomy`; not shipped)
+streaks? (the anatomy check, `checks.took_anatomy`; not shipped)
 
 For CT_small and three held-out test CTs, each degraded by `ct_low_dose` (mild / moderate /
 severe) and `ct_sparse_view` (moderate / severe), seed 0, this restores the image as
@@ -42,7 +42,8 @@ def main() -> None:
     from medq.degrade import simulate
     from medq.io import load
     from medq.metrics.fidelity import psnr
-    from medq.restore.pipeline import removed_share, restore
+    from medq.restore.checks import removed_share
+    from medq.restore.pipeline import restore
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--dicom", nargs="*", default=[])

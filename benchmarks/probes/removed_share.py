@@ -1,4 +1,4 @@
-"""Probe: how much of its input does a restoration for noise take out? (`pipeline.removed_share`)
+"""Probe: how much of its input does a restoration for noise take out? (`checks.removed_share`)
 
 For CT_small (the bundled 128-px CT) and two held-out test CTs, each degraded by `ct_low_dose`
 at mild / moderate / severe (seed 0), this restores the image as `medq restore` runs it with
@@ -17,7 +17,8 @@ from medq.data.samples import load_sample
 from medq.data.sources import sources
 from medq.degrade import simulate
 from medq.metrics.fidelity import psnr
-from medq.restore.pipeline import REMOVED_LIMIT, removed_share, restore
+from medq.restore.checks import REMOVED_LIMIT, removed_share
+from medq.restore.pipeline import restore
 
 WINDOW = (-160.0, 240.0)
 

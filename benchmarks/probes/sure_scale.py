@@ -6,8 +6,8 @@ MONAI's Rician noise (σ 3, 6, 10 and 16 % of the image's std, as `benchmarks/in
 then restored as `medq restore` runs it (assess → describe → gate → network), once with the
 SURE scale and once with the network's whole correction. Prints, per item the gate let
 through, the PSNR gain over the input of each and the scale; then the mean and the worst gain
-per simulator. `train`: four 2D draws of each MR training source (the choices in
-`medq.restore.sure` were made on these); `test`: the held-out MR files (pydicom's 64² head and
+per simulator. `train`: `--draws` 2D draws of each MR training source (the choices in
+`medq.restore.sure` were made on such draws); `test`: the held-out MR files (pydicom's 64² head and
 abdominal MR). Usage:
     python benchmarks/probes/sure_scale.py [--split test|train|both] [--draws 4]
 """
@@ -70,11 +70,13 @@ def main() -> None:
                 out = {}
                 for scaled in (True, False):
                     sure.applies = applies if scaled else (lambda *a: False)
-                    result = pipeline.restore(degraded, "auto", assessor=assessor,
-                                              reassess=False)
+                    try:
+                        result = pipeline.restore(degraded, "auto", assessor=assessor,
+                                                  reassess=False)
+                    finally:
+                        sure.applies = applies
                     out[scaled] = (psnr(clean, result.image.array) - base,
                                    result.sure_scale)
-                sure.applies = applies
                 if out[True][1] is None:
                     continue  # the gate left it alone, or not noise alone
                 gains[kind].append((out[True][0], out[False][0]))

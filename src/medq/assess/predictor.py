@@ -61,8 +61,12 @@ class Interrupted(KeyboardInterrupt):
     before it, in input order (the first `len(done)` inputs)."""
 
     def __init__(self, done: list[Any]) -> None:
-        super().__init__()
+        super().__init__(f"interrupted after {len(done)} inputs")
         self.done = done
+
+    def __reduce__(self) -> tuple[type, tuple[list[Any]]]:
+        """Pickle with what was done."""
+        return type(self), (self.done,)
 
 
 class Assessor:

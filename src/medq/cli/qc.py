@@ -117,7 +117,7 @@ def run(
     from medq.io.archive import unopened
     from medq.qc.planning import running_alongside
     from medq.qc.runner import RunInterrupted, model_key, run_qc
-    from medq.qc.signals import stop_signals_ignored
+    from medq.qc.signals import repeat_ignored
     from medq.qc.store import RUN_COUNTS, Store
 
     def alongside(store: Store, archive: Path, model: str) -> list[tuple[int, float]]:
@@ -175,7 +175,7 @@ def run(
                     each_volume=each, prune=prune, modality=modality, on_plan=on_plan,
                     on_result=on_result))
         except RunInterrupted as e:  # Ctrl-C or SIGTERM: the run row holds the counts so far
-            with stop_signals_ignored():  # a second Ctrl-C (`timeout` sends two) loses nothing
+            with repeat_ignored():  # a second Ctrl-C (`timeout` sends two) loses nothing
                 store.close()
                 err.print(f"medq: {e}", markup=False, highlight=False)
                 if as_json:  # a script reading the counts gets those so far

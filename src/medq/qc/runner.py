@@ -26,7 +26,7 @@ from medq.errors import InputError
 from medq.qc.discover import Item
 from medq.qc.planning import archive_key, nothing_to_assess, outside, plan, vanished
 from medq.qc.rows import graded_as
-from medq.qc.signals import ctrl_c_deferred, stop_signals_held, stop_signals_ignored
+from medq.qc.signals import ctrl_c_deferred, repeat_ignored, stop_signals_held, stop_signals_ignored
 
 if TYPE_CHECKING:
     from distributed import Client, Future
@@ -387,7 +387,7 @@ def run_qc(archive: str | Path, store: Store, *, model: str = "mediqa-s",
     except KeyboardInterrupt as e:
         so_far = {"total": len(items), **counts, "skipped": skipped}
         if run_id is not None:  # the counts so far; deaf to a second Ctrl-C (`timeout` sends two)
-            with stop_signals_ignored():
+            with repeat_ignored():
                 store.finish_run(run_id, so_far, finished=False)
         raise RunInterrupted(len(todo) + len(unreadable), so_far) from e
     finally:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 """What stops a run: Ctrl-C, and SIGTERM, which `medq qc run` answers as Ctrl-C."""
@@ -80,6 +82,33 @@ def stop_signals_ignored() -> Iterator[None]:
         yield
         return
     previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+
+
+REPEAT_WINDOW_S = 2.0
+"""How soon after a stop a second stop signal counts as its repeat (`repeat_ignored`)."""
+
+
+@contextmanager
+def repeat_ignored(window_s: float = REPEAT_WINDOW_S) -> Iterator[None]:
+    """While the block records a stop: a stop signal within `window_s` of its start is the
+    same stop again (`timeout -s INT` sends SIGINT to medq and then to its group) and is
+    ignored; a later one stops the block as Ctrl-C does (KeyboardInterrupt), so a record
+    stuck on a busy database can still be stopped. Outside the main thread nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    began = time.monotonic()
+
+    def stop(signum: int, frame: Any) -> None:
+        if time.monotonic() - began >= window_s:
+            raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, stop) for sig in STOP_SIGNALS}
     try:
         yield
     finally:

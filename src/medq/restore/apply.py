@@ -163,8 +163,9 @@ class Restored(NamedTuple):
     planes: list[np.ndarray]
     consistency: dict[str, Any]
     """What the consistency step did (`consistency.consistent`), empty when it did nothing."""
-    alphas: list[float]
-    """SURE's scale of each plane's correction (`medq.restore.sure`), empty when not scaled."""
+    alphas: list[float | None]
+    """SURE's scale of each plane's correction (`medq.restore.sure`; None where it could not be
+    estimated), empty when not scaled."""
     extra: dict[str, Any]
     """The network's other outputs (`network_planes`)."""
 
@@ -178,7 +179,7 @@ def as_restored(model: torch.nn.Module, planes: list[np.ndarray], cond: np.ndarr
     from medq.restore.consistency import consistent
 
     restored, extra = network_planes(model, planes, cond)
-    alphas: list[float] = []
+    alphas: list[float | None] = []
     if scaled:
         restored, alphas = sure.sure_scaled(planes, restored,
                                             lambda qs: network_planes(model, qs, cond)[0])

@@ -218,7 +218,8 @@ def run_benchmark(models: list[str], per_level: int = 2, bm3d_items: int = 4,
     """Run the restoration benchmark; returns the payload written to restore.json."""
     from rich.progress import Progress
 
-    from medq.restore.pipeline import PRIOR_THRESHOLD, took_anatomy
+    from medq.restore.checks import took_anatomy
+    from medq.restore.pipeline import PRIOR_THRESHOLD
     from medq.workers import set_threads
 
     threads = set_threads()

@@ -44,6 +44,7 @@ from medq.restore.apply import (
     plane_spacing,
     prior_of,
 )
+from medq.restore.checks import DENOISED, took_anatomy
 from medq.restore.classical import METHODS as CLASSICAL
 from medq.restore.consistency import described, reports_noise
 
@@ -99,7 +100,7 @@ class RestoreResult:
         return replace(self, after=after, note=_note(self.method, self.findings_addressed,
                                                      self.before, after,
                                                      self.image.meta.get("lossy_compression"),
-                                                     self.forced))
+                                                     self.forced, self.sure_scale))
 
     @property
     def array(self) -> np.ndarray:
@@ -178,13 +179,17 @@ METHOD_WORDS = {"auto": "the network, conditioned on the description (auto)",
 
 
 def _note(method: str, addressed: list[str], before: float | None, after: float | None,
-          lossy: dict[str, Any] | None = None, forced: str = "") -> str:
+          lossy: dict[str, Any] | None = None, forced: str = "", kept: float | None = None
+          ) -> str:
     """The note for a changed image (and, for a lossy input file, what restoring cannot do);
-    `forced`: why a forced restoration that addressed no finding ran (`_why_forced`)."""
+    `forced`: why a forced restoration that addressed no finding ran (`_why_forced`); `kept`:
+    the share of the network's correction SURE kept (`RestoreResult.sure_scale`)."""
     what = ", ".join(a.replace("_", " ") for a in addressed)
     how = METHOD_WORDS.get(method, method)
     line = (f"Restored with {how} for {what}" if addressed else
             f"Restored with {how} (forced: {forced or 'nothing was found to repair'})")
+    if kept is not None and kept < 1.0:
+        line += f", keeping {kept:.0%} of its correction (the share SURE reads as noise)"
     if before is None or after is None:
         line += "."
     elif round(after, 2) > round(before, 2):
@@ -199,45 +204,6 @@ def _note(method: str, addressed: list[str], before: float | None, after: float 
         line += (f" The input file is lossy compressed{at}: detail the compression discarded is "
                  "not recovered, only made to look sharper or smoother.")
     return line
-
-
-DENOISED = ("noise",)
-"""The findings the classical methods (denoisers) address."""
-
-REMOVED_LIMIT = 1.5
-"""Most a restoration for noise alone may take out, in units of the input's own noise σ (the
-std of input − output inside the body over `iqms.noise_sigma_flat`): restorations that removed
-noise took out 0.86–1.35 of it on held-out CT, those that smeared CT_small's bone into blobs
-1.65–1.91 (`removed_share`; `benchmarks/probes/removed_share.py`)."""
-
-
-def removed_share(before: np.ndarray, after: np.ndarray, modality: str) -> float:
-    """The std of what a restoration took out (`before − after`, physical values) inside the
-    body (`masks.foreground_mask`), over the noise σ of `before` in its flattest windows there:
-    about 1 when it took out noise, more when it took out anatomy too; nan where either is
-    undefined (no body, no noise) and for PET, whose count noise is blotchy and correlated: its
-    flattest windows read next to none of it (a severe low-count restoration that gained 8.4 dB
-    read as taking out many times the noise)."""
-    from medq.assess.iqms import noise_sigma_flat
-    from medq.assess.masks import foreground_mask
-
-    if modality == "PT":
-        return float("nan")
-    body = foreground_mask(before, modality)
-    if not body.any():
-        return float("nan")
-    sigma = noise_sigma_flat(before, body)
-    return float(np.std((before - after)[body]) / sigma) if sigma > 0 else float("nan")
-
-
-def took_anatomy(addressed: list[str], before: np.ndarray, after: np.ndarray,
-                 modality: str) -> float | None:
-    """`removed_share` of a network's restoration for noise alone when it is over
-    `REMOVED_LIMIT` (`medq restore` then returns the image as it was), else None."""
-    if list(addressed) != list(DENOISED):
-        return None
-    share = removed_share(before, after, modality)
-    return share if share > REMOVED_LIMIT else None
 
 
 def _gate_reason(report: Any, method: str, found: set[str]) -> str:
@@ -337,7 +303,7 @@ def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
                              note=note, **common)
     done: dict[str, Any] = {}
     labels: list[np.ndarray] = []
-    kept: list[float] = []  # SURE's α per plane, where it scaled the correction
+    kept: list[float | None] = []  # SURE's α per plane, where it scaled the correction
     if method in CLASSICAL:
         from medq.restore.classical import classical_plane
 
@@ -366,26 +332,33 @@ def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
                 "the restoration).")
         return RestoreResult(_as_it_was(image), False, after=before, findings_addressed=[],
                              note=note, **common)
+    scale = _sure_scale(kept)
+    if kept and all(a == 0.0 for a in kept):  # SURE kept none of it: nothing was restored
+        note = ("The network's correction is not the noise it was asked to remove (SURE kept "
+                "none of it); the image is returned unchanged.")
+        return RestoreResult(_as_it_was(image), False, after=before, findings_addressed=[],
+                             note=note, **scale, **common)
     array = as_stored(array, image)  # the file's own values: physical, and what it can hold
     array = with_nonfinite(within_storable(physical_floor(array, image), image), image)
     network = str(model or DEFAULT_RESTORER) if method in ("auto", "net") else None
     step = {"step": "restore", "method": method, "findings": addressed, "model": network,
-            "consistency": done or None, **_sure_scale(kept)}
+            "consistency": done or None, **scale}
     restored = image.with_array(array, step=step)
     after = _score(_assess(restored, assessor, measures=False, describe=False)) \
         if reassess else None
     lossy = image.meta.get("lossy_compression")
     forced = "" if addressed else _why_forced(report, method, found)
     return RestoreResult(restored, True, after=after, findings_addressed=addressed,
-                         note=_note(method, addressed, before, after, lossy, forced),
-                         consistency=done or None, labels=_label_map(image, labels),
-                         **_sure_scale(kept),
+                         note=_note(method, addressed, before, after, lossy, forced,
+                                    scale.get("sure_scale")),
+                         consistency=done or None, labels=_label_map(image, labels), **scale,
                          model=network, forced=forced, **common)
 
 
-def _sure_scale(alphas: list[float]) -> dict[str, float]:
-    """`{"sure_scale": mean α}` of the planes SURE scaled, else nothing."""
-    return {"sure_scale": round(float(np.mean(alphas)), 3)} if alphas else {}
+def _sure_scale(alphas: list[float | None]) -> dict[str, float]:
+    """`{"sure_scale": mean α}` over the planes whose α SURE estimated, else nothing."""
+    found = [a for a in alphas if a is not None]
+    return {"sure_scale": round(float(np.mean(found)), 3)} if found else {}
 
 
 def _as_it_was(image: MedImage) -> MedImage:

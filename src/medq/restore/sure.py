@@ -20,7 +20,7 @@ noise is close to Gaussian. σ is Donoho's MAD estimate and the sums run over th
 (`masks.foreground_mask`, eroded by `BODY_EROSION` px), not over the background, where the
 magnitude noise is Rayleigh and reads σ low. CT, radiograph and PET noise is correlated in the
 image (reconstruction filters, detector blur), which this SURE does not model; those keep the
-network's full correction (and `pipeline.removed_share`'s check).
+network's full correction (and `checks.removed_share`'s check).
 `benchmarks/probes/sure_scale.py` measures it on training and held-out sources.
 """
 
@@ -69,30 +69,33 @@ def probe_of(plane: np.ndarray, seed: int = 0) -> tuple[np.ndarray, float]:
 
 
 def sure_alpha(noisy: np.ndarray, restored: np.ndarray, perturbed: np.ndarray,
-               probe: np.ndarray, eps: float, body: np.ndarray) -> float:
+               probe: np.ndarray, eps: float, body: np.ndarray) -> float | None:
     """α* of one plane (module docstring): `restored` = f(y), `perturbed` = f(y + ε·`probe`),
-    the sums over `body`; 1 when the body is too small or the correction is nil."""
+    the sums over `body`; None (the correction kept whole) when it cannot be estimated: too
+    small a body, a nil correction, a σ or divergence that is not finite."""
     from medq.assess.iqms import noise_sigma_wavelet
 
     if body.sum() < MIN_BODY:
-        return 1.0
+        return None
     y, f = np.asarray(noisy, np.float64), np.asarray(restored, np.float64)
     removed = float(np.mean(((y - f) ** 2)[body]))
     sigma = noise_sigma_wavelet(y, body)
-    if not (removed > 0 and np.isfinite(sigma)):
-        return 1.0
     divergence = float(np.mean((probe * (np.asarray(perturbed, np.float64) - f))[body]) / eps)
+    if not (removed > 0 and np.isfinite(sigma) and np.isfinite(divergence)):
+        return None
     return float(np.clip(sigma ** 2 * (1.0 - divergence) / removed, 0.0, 1.0))
 
 
 def sure_scaled(planes: list[np.ndarray], restored: list[np.ndarray], network: PlanesFn
-                ) -> tuple[list[np.ndarray], list[float]]:
+                ) -> tuple[list[np.ndarray], list[float | None]]:
     """The planes with each network correction scaled by its SURE α* (`network` run once more
-    on the perturbed planes), and the α of each plane."""
+    on the perturbed planes; a plane whose α cannot be estimated keeps its whole correction),
+    and the α of each plane (None where not estimated)."""
     probes = [probe_of(p) for p in planes]
     perturbed = network([p + eps * b.astype(p.dtype) for p, (b, eps) in zip(planes, probes,
                                                                              strict=True)])
     alphas = [sure_alpha(p, f, g, b, eps, body_of(p))
               for p, f, g, (b, eps) in zip(planes, restored, perturbed, probes, strict=True)]
-    out = [p - a * (p - f) for p, f, a in zip(planes, restored, alphas, strict=True)]
+    out = [p - (1.0 if a is None else a) * (p - f)
+           for p, f, a in zip(planes, restored, alphas, strict=True)]
     return out, alphas
