@@ -447,3 +447,17 @@ def test_an_integer_array_is_saved_in_its_own_type(tmp_path: Path, mni_t1: MedIm
     np.testing.assert_array_equal(load(path).array, block)
     floats = save(block + np.float32(0.5), tmp_path / "floats.nii.gz", spacing=2.0)
     assert nib.load(floats).get_data_dtype() == np.float32
+
+
+def test_the_module_medq_names_in_its_messages_is_reachable_from_import_medq() -> None:
+    """medq.load of an array says "make a MedImage with medq.io.from_array(array)", but after
+    `import medq` that raised AttributeError: medq has no attribute 'io'."""
+    import subprocess
+    import sys
+
+    code = ("import medq, numpy as np\n"
+            "try:\n    medq.load(np.zeros((4, 4)))\nexcept medq.MedqError as e:\n"
+            "    assert 'medq.io.from_array' in str(e)\n"
+            "print(medq.io.from_array(np.zeros((8, 8)), modality='MR').shape)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == "(8, 8)", done.stderr

@@ -126,3 +126,24 @@ def test_a_correction_sure_keeps_none_of_is_no_restoration(monkeypatch) -> None:
     result = pipeline.restore(noisy, "auto", reassess=False)
     assert not result.changed and np.array_equal(result.image.array, noisy.array)
     assert result.sure_scale == 0.0 and "SURE kept none of it" in result.note
+
+
+def test_a_slice_of_noise_alone_keeps_the_whole_correction() -> None:
+    """A volume's slices past the end of the anatomy are Rayleigh noise alone, whose "body" is
+    noise: α collapsed to about 0.2 there and a restored MNI volume kept bands of noisy slices
+    (29.3 dB where the whole correction gave 36.5); no α is estimated on such a slice, while a
+    slice with anatomy under the same noise still gets one."""
+    rng = np.random.default_rng(3)
+    clean = _mni_plane()
+
+    def rician(a: np.ndarray) -> np.ndarray:
+        noise = 0.05 * (rng.standard_normal(a.shape) + 1j * rng.standard_normal(a.shape))
+        return np.abs(a + noise)
+
+    for plane, estimated in ((rician(np.zeros_like(clean)), False), (rician(clean), True)):
+        smooth = ndi.gaussian_filter(plane, 1.0)
+        b, eps = sure.probe_of(plane)
+        body = sure.body_of(plane)
+        alpha = sure.sure_alpha(plane, smooth, ndi.gaussian_filter(plane + eps * b, 1.0), b,
+                                eps, body)
+        assert (alpha is not None) == estimated, alpha

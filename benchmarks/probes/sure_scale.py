@@ -1,14 +1,15 @@
 """Probe: what SURE's scale of the network's noise correction (`medq.restore.sure`) does to MR
-restorations for noise alone, on training and on held-out sources.
-
-Each MR image is degraded by medq's engine (`mr_noise` at severities 0.6, 1.3, 2.0, 2.7) and by
-MONAI's Rician noise (σ 3, 6, 10 and 16 % of the image's std, as `benchmarks/independent.py`),
-then restored as `medq restore` runs it (assess → describe → gate → network), once with the
-SURE scale and once with the network's whole correction. Prints, per item the gate let
-through, the PSNR gain over the input of each and the scale; then the mean and the worst gain
-per simulator. `train`: `--draws` 2D draws of each MR training source (the choices in
-`medq.restore.sure` were made on such draws); `test`: the held-out MR files (pydicom's 64² head and
-abdominal MR). Usage:
+restorations for noise alone, on training and on held-out sources. Each MR image is degraded by
+medq's engine (`mr_noise` at severities 0.6, 1.3, 2.0, 2.7) and by MONAI's Rician noise (σ 3, 6,
+10 and 16 % of the image's std, as `benchmarks/independent.py`), then restored as `medq restore`
+runs it (assess → describe → gate → network), once with the SURE scale and once with the
+network's whole correction. Prints, per item restored for noise alone (by either; the other
+may be refused by `checks.took_anatomy`: +0.00), the PSNR gain over the input of each and the
+scale (`-`: not estimated, so kept whole); then the mean and the worst
+gain per simulator. `train`: `--draws` 2D draws of each MR training source (the choices in
+`medq.restore.sure` were made on such draws); `test`: the held-out MR files (pydicom's 64² head
+and abdominal MR).
+Usage:
     python benchmarks/probes/sure_scale.py [--split test|train|both] [--draws 4]
 """
 
@@ -38,6 +39,11 @@ def images(split: str, draws: int) -> dict[str, object]:
     rng = np.random.default_rng(5)
     return {f"{s.name}#{k}": s.draw(rng, "2d") for s in sources("train") if s.modality == "MR"
             for k in range(draws)}
+
+
+def _shown(alpha: float | None) -> str:
+    """SURE's scale as printed: `-` where no plane's α could be estimated (kept whole)."""
+    return "   -" if alpha is None else f"{alpha:.2f}"
 
 
 def main() -> None:
@@ -76,12 +82,12 @@ def main() -> None:
                     finally:
                         sure.applies = applies
                     out[scaled] = (psnr(clean, result.image.array) - base,
-                                   result.sure_scale)
-                if out[True][1] is None:
-                    continue  # the gate left it alone, or not noise alone
+                                   result.sure_scale, result.findings_addressed)
+                if ["noise"] not in (out[True][2], out[False][2]):
+                    continue  # the gate left it alone, or not noise alone: SURE does not apply
                 gains[kind].append((out[True][0], out[False][0]))
                 print(f"{split:5s} {name:16s} {kind:8s} {strength:5.2f}  input {base:6.2f} dB  "
-                      f"SURE {out[True][0]:+6.2f} (α {out[True][1]:.2f})  whole "
+                      f"SURE {out[True][0]:+6.2f} (α {_shown(out[True][1])})  whole "
                       f"{out[False][0]:+6.2f}", flush=True)
     for kind, rows in gains.items():
         if rows:

@@ -19,6 +19,9 @@ from medq.image import MedImage  # noqa: E402
 
 _LAZY = {"load": "medq.io", "save": "medq.io", "simulate": "medq.degrade"}
 _SUBPACKAGES = ("assess", "describe", "restore")
+_MODULES = ("io",)
+"""Packages reachable as `medq.<name>` without an import of their own (medq's own messages
+name `medq.io.from_array`)."""
 
 __all__ = ["InputError", "MedImage", "MedqError", "ModelError", "__version__", *_LAZY,
            *_SUBPACKAGES]
@@ -53,7 +56,7 @@ def __getattr__(name: str) -> Any:
         import importlib
 
         return getattr(importlib.import_module(_LAZY[name]), name)
-    if name in _SUBPACKAGES:  # callable packages: medq.assess(image)
+    if name in _SUBPACKAGES or name in _MODULES:  # callable packages: medq.assess(image)
         import importlib
 
         return importlib.import_module(f"medq.{name}")

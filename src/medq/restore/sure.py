@@ -37,6 +37,11 @@ BODY_EROSION = 2
 MIN_BODY = 64
 """Fewest body pixels SURE is taken over; below, the correction is kept whole (α = 1)."""
 
+SIGNAL_SNR = 3.0
+"""Least median of the body, in units of the noise σ, for α to be estimated: below it the body
+is the magnitude image's Rayleigh noise, not Gaussian noise on anatomy (a slice past the end of
+the anatomy is such noise alone, and its "body" collapsed α to 0.2, leaving it noisy)."""
+
 EPSILON = 1e-3
 """Size of the divergence probe's perturbation, as a fraction of the plane's P1–P99 range."""
 
@@ -72,14 +77,17 @@ def sure_alpha(noisy: np.ndarray, restored: np.ndarray, perturbed: np.ndarray,
                probe: np.ndarray, eps: float, body: np.ndarray) -> float | None:
     """α* of one plane (module docstring): `restored` = f(y), `perturbed` = f(y + ε·`probe`),
     the sums over `body`; None (the correction kept whole) when it cannot be estimated: too
-    small a body, a nil correction, a σ or divergence that is not finite."""
+    small a body, one whose median is under `SIGNAL_SNR` σ (noise alone), a nil correction,
+    a σ or divergence that is not finite."""
     from medq.assess.iqms import noise_sigma_wavelet
 
     if body.sum() < MIN_BODY:
         return None
     y, f = np.asarray(noisy, np.float64), np.asarray(restored, np.float64)
-    removed = float(np.mean(((y - f) ** 2)[body]))
     sigma = noise_sigma_wavelet(y, body)
+    if not np.median(y[body]) >= SIGNAL_SNR * sigma:  # a "body" of noise alone (no anatomy)
+        return None
+    removed = float(np.mean(((y - f) ** 2)[body]))
     divergence = float(np.mean((probe * (np.asarray(perturbed, np.float64) - f))[body]) / eps)
     if not (removed > 0 and np.isfinite(sigma) and np.isfinite(divergence)):
         return None
