@@ -224,13 +224,17 @@ def start_client(workers: int | None, scheduler: str | None, items: int | None =
     from medq.errors import InvalidParameter
 
     if scheduler:
-        try:
-            client = Client(scheduler, timeout="30s")
-        except (OSError, TimeoutError) as e:
-            raise InvalidParameter(f"cannot reach the Dask scheduler ({e})", scheduler) from e
+        from distributed.comm.addressing import parse_address, parse_host_port
+
+        try:  # before any Client: a half-built one, collected inside the next one's start,
+            parse_host_port(parse_address(scheduler)[1])  # deadlocked it (Dask's loop lock)
         except (ValueError, TypeError) as e:  # no port, a port that is not a number, …
             raise InvalidParameter(f"not a Dask scheduler address ({e}); give one as "
                                    "tcp://HOST:PORT", scheduler) from e
+        try:
+            client = Client(scheduler, timeout="30s")
+        except (OSError, TimeoutError, ValueError, TypeError) as e:
+            raise InvalidParameter(f"cannot reach the Dask scheduler ({e})", scheduler) from e
         return client, max(1, len(client.nthreads()))
     import dask
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import signal
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from time import monotonic
 from typing import Any
 
 STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
@@ -102,10 +102,10 @@ def repeat_ignored(window_s: float = REPEAT_WINDOW_S) -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    began = time.monotonic()
+    began = monotonic()
 
     def stop(signum: int, frame: Any) -> None:
-        if time.monotonic() - began >= window_s:
+        if monotonic() - began >= window_s:
             raise KeyboardInterrupt
 
     previous = {sig: signal.signal(sig, stop) for sig in STOP_SIGNALS}
