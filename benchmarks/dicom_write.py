@@ -11,7 +11,6 @@ available RLE plugin (best of 3). Results go to benchmarks/results/dicom_write.j
 from __future__ import annotations
 
 import argparse
-import json
 import time
 import tracemalloc
 from pathlib import Path
@@ -64,17 +63,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--slices", type=int, default=300)
     args = parser.parse_args()
-    from medq.io.atomic import atomic_write_text
+    from medq.cli.bench_results import write_results
 
     peak = encode_peak_mib(args.slices)
     print(f"encode_grey of a {args.slices}×512² CT volume: peak {peak:.0f} MiB")
     rle = rle_seconds()
     for plugin, seconds in rle.items():
         print(f"RLE Lossless, one 512² slice, {plugin:10s} {seconds * 1000:7.1f} ms")
-    out = Path("benchmarks/results")
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "dicom_write.json", json.dumps(
-        {"slices": args.slices, "encode_peak_mib": peak, "rle_seconds": rle}, indent=2))
+    write_results(Path(__file__).parent / "results", "dicom_write.json",
+                  {"slices": args.slices, "encode_peak_mib": peak, "rle_seconds": rle})
 
 
 if __name__ == "__main__":

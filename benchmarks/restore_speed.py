@@ -9,7 +9,6 @@ benchmarks/results/restore_speed.json.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import torch
@@ -17,9 +16,9 @@ import torch
 
 def main() -> None:
     """Time every method on the slice and print one line each plus the BM3D / network ratio."""
+    from medq.cli.bench_results import write_results
     from medq.data.sources import sources
     from medq.degrade import simulate
-    from medq.io.atomic import atomic_write_text
     from medq.restore.apply import network_planes
     from medq.restore.benchmark import time_per_slice
     from medq.restore.classical import classical_plane
@@ -46,10 +45,8 @@ def main() -> None:
         print(f"{name:18s} {s:8.3f} s per 512² slice ({args.threads} threads)")
     ratio = seconds["bm3d"] / seconds[args.models[0]]
     print(f"BM3D / {args.models[0]}: {ratio:.1f}× (target ≥ 10×)")
-    out = Path("benchmarks/results")
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "restore_speed.json", json.dumps(
-        {"threads": args.threads, "seconds_per_512": seconds, "bm3d_over_net": ratio}, indent=2))
+    write_results(Path(__file__).parent / "results", "restore_speed.json",
+                  {"threads": args.threads, "seconds_per_512": seconds, "bm3d_over_net": ratio})
 
 
 if __name__ == "__main__":

@@ -100,11 +100,21 @@ ADDED_COLUMNS = {"items": ("lossy_compression", "bad_input", "named_modality", "
 before (nullable, so old rows read as unknown)."""
 
 
+def missing_columns(conn: sa.Connection) -> dict[str, list[str]]:
+    """The `ADDED_COLUMNS` a database made by an earlier medq lacks, per table (none: absent)."""
+    inspector = sa.inspect(conn)
+    missing = {}
+    for name, columns in ADDED_COLUMNS.items():
+        have = {c["name"] for c in inspector.get_columns(name)}
+        if lacking := [c for c in columns if c not in have]:
+            missing[name] = lacking
+    return missing
+
+
 def _add_columns(conn: sa.Connection) -> None:
     """Add the `ADDED_COLUMNS` a database made by an earlier medq lacks (ALTER TABLE … ADD)."""
-    for name, columns in ADDED_COLUMNS.items():
-        have = {c["name"] for c in sa.inspect(conn).get_columns(name)}
-        for column in (metadata.tables[name].c[c] for c in columns if c not in have):
+    for name, columns in missing_columns(conn).items():
+        for column in (metadata.tables[name].c[c] for c in columns):
             kind = column.type.compile(dialect=conn.dialect)
             conn.execute(sa.text(f'ALTER TABLE {name} ADD COLUMN "{column.name}" {kind}'))
 
@@ -116,11 +126,7 @@ def read_as_now(engine: Engine) -> None:
     NULL (a name is looked up in `temp` first; the file is not written). Nothing to do for a
     database that has them all."""
     with engine.connect() as conn:
-        inspector = sa.inspect(conn)
-        missing = {name: [c for c in columns if c not in {
-            col["name"] for col in inspector.get_columns(name)}]
-            for name, columns in ADDED_COLUMNS.items()}
-    missing = {name: columns for name, columns in missing.items() if columns}
+        missing = missing_columns(conn)
     if not missing or engine.dialect.name != "sqlite":
         return
 

@@ -78,15 +78,23 @@ def stop_signals_ignored() -> Iterator[None]:
     """Ignore `STOP_SIGNALS` while the block runs: closing the cluster of a run that is already
     stopping (a second Ctrl-C there left Dask's exit hook printing a traceback instead of the
     run's one line). Outside the main thread nothing changes."""
+    with _stop_handler(signal.SIG_IGN):
+        yield
+
+
+@contextmanager
+def _stop_handler(handler: Any) -> Iterator[None]:
+    """`handler` for `STOP_SIGNALS` while the block runs, the previous ones back after it;
+    outside the main thread, where Python handles no signal, nothing changes."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in STOP_SIGNALS}
+    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
     try:
         yield
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+        for sig, before in previous.items():
+            signal.signal(sig, signal.SIG_DFL if before is None else before)
 
 
 REPEAT_WINDOW_S = 2.0
@@ -99,18 +107,11 @@ def repeat_ignored(window_s: float = REPEAT_WINDOW_S) -> Iterator[None]:
     same stop again (`timeout -s INT` sends SIGINT to medq and then to its group) and is
     ignored; a later one stops the block as Ctrl-C does (KeyboardInterrupt), so a record
     stuck on a busy database can still be stopped. Outside the main thread nothing changes."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
     began = monotonic()
 
     def stop(signum: int, frame: Any) -> None:
         if monotonic() - began >= window_s:
             raise KeyboardInterrupt
 
-    previous = {sig: signal.signal(sig, stop) for sig in STOP_SIGNALS}
-    try:
+    with _stop_handler(stop):
         yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, signal.SIG_DFL if handler is None else handler)

@@ -35,11 +35,16 @@ def removed_share(before: np.ndarray, after: np.ndarray, modality: str) -> float
     return float(np.std((before - after)[body]) / sigma) if sigma > 0 else float("nan")
 
 
+def for_noise_alone(addressed: list[str]) -> bool:
+    """Whether a restoration addresses noise and nothing else (`DENOISED`)."""
+    return list(addressed) == list(DENOISED)
+
+
 def took_anatomy(addressed: list[str], before: np.ndarray, after: np.ndarray,
                  modality: str) -> float | None:
     """`removed_share` of a network's restoration for noise alone when it is over
     `REMOVED_LIMIT` (`medq restore` then returns the image as it was), else None."""
-    if list(addressed) != list(DENOISED):
+    if not for_noise_alone(addressed):
         return None
     share = removed_share(before, after, modality)
     return share if share > REMOVED_LIMIT else None

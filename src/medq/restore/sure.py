@@ -53,8 +53,9 @@ def applies(modality: str, addressed: list[str]) -> bool:
     """Whether a restoration's correction is scaled by SURE: an MR image restored for noise
     alone (see the module docstring)."""
     from medq.assess.evidence import modality_group
+    from medq.restore.checks import for_noise_alone
 
-    return modality_group(modality) == "MR" and list(addressed) == ["noise"]
+    return modality_group(modality) == "MR" and for_noise_alone(addressed)
 
 
 def body_of(plane: np.ndarray) -> np.ndarray:
