@@ -184,11 +184,13 @@ def test_a_volumes_ssim_does_not_jump_as_slices_are_added():
 
 def test_steep_logistic_relations_are_fitted_not_replaced_by_the_line():
     """A steep sigmoid, whose fit leaves scipy unable to estimate the covariance, is still
-    fitted (PLCC after the fit was the raw 0.956, RMSE 0.51)."""
+    fitted (PLCC after the fit was the raw 0.956, RMSE 0.51). These five points lie on a
+    logistic exactly; the single start at β4 = std(p) stopped in a local optimum (RMSE 0.045
+    here, 0.20 on the CI machine), the steeper starts reach it."""
     p, t = np.array([1, 2, 3, 4, 5.0]), np.array([1, 1.1, 3, 4.9, 5])
     assert corr.plcc(p, t) < 0.96
-    assert corr.plcc_logistic(p, t) > 0.999
-    assert corr.rmse(p, t, logistic=True) < 0.05
+    assert corr.plcc_logistic(p, t) > 0.99999
+    assert corr.rmse(p, t, logistic=True) < 1e-6
 
 
 def test_nrmse():

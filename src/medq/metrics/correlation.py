@@ -33,6 +33,8 @@ ArrayLike = Sequence[float] | np.ndarray
 
 MIN_PAIRS = 3
 """Fewest finite pairs for which a correlation is reported."""
+INIT_WIDTHS = (1.0, 0.25, 0.0625)
+"""Starting widths β4 of the logistic fit, as shares of std(p); the best fit of them is kept."""
 
 
 def finite_rows(*columns: ArrayLike) -> list[np.ndarray]:
@@ -111,7 +113,8 @@ def fit_logistic(pred: ArrayLike, target: ArrayLike) -> tuple[float, float, floa
 
     The fit runs on both sides mapped to unit range (`_unit`), so its result does not depend
     on the units of the scores, and β is mapped back. Init: β1 = max(t), β2 = min(t) (swapped
-    when PLCC < 0), β3 = median(p), β4 = std(p). With four points or fewer, when curve_fit
+    when PLCC < 0), β3 = median(p), β4 = std(p) and two steeper starts (`INIT_WIDTHS`), the
+    least-squares best kept. With four points or fewer, when curve_fit
     fails, or when its fit is worse than the straight line (a logistic with large |β4| is
     linear, so a proper optimum is never worse), the returned β describe that least-squares line
     instead: the logistic with very large |β4| around β3 = mean(p), i.e. a linear fallback.
@@ -131,21 +134,31 @@ def _fit_unit(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float, float]
     slope, intercept = np.polyfit(x, y, 1)
     linear_sse = float(np.sum((slope * x + intercept - y) ** 2))
     rising = slope >= 0
-    init = [y.max() if rising else y.min(), y.min() if rising else y.max(), np.median(x),
-            float(np.std(x)) or 1.0]
-    if x.size <= len(init):  # four parameters need more points than that: the line
+    high, low = (y.max(), y.min()) if rising else (y.min(), y.max())
+    if x.size <= 4:  # four parameters need more points than that: the line
         return _linear_as_logistic(slope, intercept, x)
+    best, best_sse = None, linear_sse * (1 + 1e-9)
+    width = float(np.std(x)) or 1.0
+    for share in INIT_WIDTHS:  # several starts: a steep relation's optimum lies far from std(x)
+        beta = _curve_fit([high, low, float(np.median(x)), width * share], x, y)
+        if beta is None:
+            continue
+        sse = float(np.sum((logistic4(x, *beta) - y) ** 2))
+        if sse <= best_sse:
+            best, best_sse = beta, sse
+    return best if best is not None else _linear_as_logistic(slope, intercept, x)
+
+
+def _curve_fit(init: list[float], x: np.ndarray, y: np.ndarray) -> tuple[float, ...] | None:
+    """curve_fit's β of `logistic4` from `init`; None when it fails or leaves a non-finite β."""
     try:
         with warnings.catch_warnings():  # "covariance could not be estimated" comes with
             warnings.simplefilter("ignore", OptimizeWarning)  # steep fits; it is not used
             warnings.simplefilter("ignore", RuntimeWarning)
             beta, _ = curve_fit(logistic4, x, y, p0=init, maxfev=20000)
-        sse = float(np.sum((logistic4(x, *beta) - y) ** 2))
-        if np.all(np.isfinite(beta)) and sse <= linear_sse * (1 + 1e-9):
-            return tuple(float(b) for b in beta)
     except (RuntimeError, ValueError, np.linalg.LinAlgError):
-        pass
-    return _linear_as_logistic(slope, intercept, x)
+        return None
+    return tuple(float(b) for b in beta) if np.all(np.isfinite(beta)) else None
 
 
 def _linear_as_logistic(slope: float, intercept: float,
