@@ -48,7 +48,7 @@ def qc_results(folder: Path) -> list[dict[str, Any]]:
     from medq.assess.predictor import Assessor
     from medq.qc.discover import Item, load_item
     from medq.qc.fingerprint import fingerprint
-    from medq.qc.runner import error_result, ok_result
+    from medq.qc.rows import error_result, ok_result
 
     items = [Item(str(p), (str(p),)) for p in _write_inputs(folder)]
     by_path: dict[str, dict[str, Any]] = {}

@@ -214,6 +214,16 @@ def test_phrasing_varies_by_finding_type_and_modality() -> None:
                    "CT", slices=[{"index": i} for i in range(7)], shape=[30, 64, 64])
     assert 2 <= len(_sentences(many)) <= 5
     assert _sentences(many)[-1] == "Overall, the quality of this image is usable."
+    gaps = {"spacing_mm": 2.0, "largest_step_mm": 4.0, "smallest_step_mm": 2.0, "gaps": 1,
+            "missing_slices": 1}
+    noisy = {"slices": [3, 4], "runs": [[3, 4]], "ratio": 2.5, "compared": 40}
+    quiet = compose([], ["noise"], "good", "MR", outliers=noisy)
+    assert "No definite noise" not in quiet and "Noise is raised on slices 3–4 (2 of 40" in quiet
+    assert "Noise is low" not in quiet
+    for findings in ([], [Finding(k, "mild", 0.9, severity_value=1.0) for k in
+                          ("noise", "blur", "streak", "low_contrast")]):
+        text = compose(findings, [], "usable", "CT", gaps=gaps, outliers=noisy)
+        assert 2 <= len(_sentences(text)) <= 5 and "Coverage is incomplete" in text
 
 
 def test_a_ct_noise_finding_states_its_level_in_hu(assessor) -> None:

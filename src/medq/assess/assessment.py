@@ -29,7 +29,9 @@ expected severity), for callers that calibrate their own thresholds (`medq.descr
 flagged lossy, e.g. a JPEG 2000 CT at 339:1): a fact about the file, not read from the pixels,
 so it changes neither the score nor the findings. `slice_gaps` is the same kind of fact about a
 DICOM series whose slices are unevenly spaced (`medq.io.dicom.slice_gaps`: missing slices, the
-largest step), None for an evenly spaced one.
+largest step), None for an evenly spaced one. `noisy_slices` is read from the pixels of every
+slice of a volume: the slices noisier than those around them, which the salient slices may miss
+(`medq.assess.noisy_slices`); it too is stated beside the score, not in it.
 """
 
 from __future__ import annotations
@@ -180,6 +182,11 @@ class Assessment:
     slice_gaps: dict[str, Any] | None = None
     """How a DICOM series' slices are unevenly spaced (`medq.io.dicom.slice_gaps`: usual
     spacing, smallest and largest step, gaps, missing slices), None when they are even."""
+    noisy_slices: dict[str, Any] | None = None
+    """A volume's slices noisier than the slices around them (`medq.assess.noisy_slices`:
+    slices, runs, largest ratio), read on every slice with the classical measures; None when
+    none departs, for 2D images and with `--no-measures`. Like `slice_gaps` it changes neither
+    the score nor the findings, which come from the salient slices."""
     nonfinite_fraction: float | None = None
     """The share of pixels that were NaN or infinite in the file (read as 0, or as its smallest
     value where it goes below 0: `medq.io.arrays.finite_pixels`), None when every pixel was a

@@ -48,6 +48,9 @@ class Loaded:
     features: np.ndarray | None = None
     """The description's full-plane detector features (`evidence.feature_vector`), when asked
     for (`load_measured`'s `features`)."""
+    noisy_slices: dict[str, Any] | None = None
+    """A volume's slices noisier than those around them (`medq.assess.noisy_slices`), read
+    with the classical measures; None when none departs, for 2D images and without measures."""
 
 
 def slim(image: MedImage, indices: list[int]) -> MedImage:
@@ -208,7 +211,8 @@ def load_measured(item: Item, modality: str | None, measures: bool,
     `extras`: the row extras of a model trained on them, `evidence.ROW_EXTRAS`), its prompts
     (tags, gaps filled by the shipped prompt classifier; a grey image whose file states no
     modality is read as the one the classifier is sure of), with `measures` its classical
-    measures and with `features` (the detector's extras), or for planes over
+    measures and the volume's noisy slices (`noisy_slices`), and with `features` (the
+    detector's extras), or for planes over
     `evidence.LARGE_PLANE`, the description's full-plane detector features, which read the
     measures they share (and the evidence pass's features of a
     plane no larger than its view: `EvidencePass.whole`); a volume keeps only its salient planes
@@ -216,6 +220,7 @@ def load_measured(item: Item, modality: str | None, measures: bool,
     from medq.assess.detector import load_detector
     from medq.assess.evidence import feature_vector, reads_full_planes
     from medq.assess.guess import guessed_modality, with_guessed_modality
+    from medq.assess.noisy_slices import noisy_slices
     from medq.assess.prompt_classifier import filled_with
     from medq.assess.prompts import prompts_from_image
     from medq.io.arrays import as_image
@@ -234,10 +239,12 @@ def load_measured(item: Item, modality: str | None, measures: bool,
             else load_detector().extras  # the evidence of planes its views shrink too far
         vector = None if wanted is None else feature_vector(
             image, indices if image.is_volume else None, wanted, planes, taken.whole)
+        outliers = noisy_slices(image.array, image.modality) \
+            if measures and image.is_volume and not image.is_rgb else None
         return Loaded(slim(image, indices), indices, taken.rows,
                       prompts_from_image(image, filled_with(found)), tuple(image.shape),
                       classical_measures(image, indices, planes=planes) if measures else {},
-                      vector)
+                      vector, outliers)
 
     return captured(run, item if isinstance(item, (str, Path)) else None)
 

@@ -189,7 +189,8 @@ class Assessor:
         return {"image": image, "prompts": prompts, "x": torch.from_numpy(x), "m": m,
                 "rows": loaded.rows, "shape": loaded.shape,
                 "indices": loaded.indices, "p": torch.from_numpy(encode(prompts)),
-                "measures": loaded.measures, "features": loaded.features}
+                "measures": loaded.measures, "features": loaded.features,
+                "noisy_slices": loaded.noisy_slices}
 
     def _try_prepare(self, loaded: Loaded | MedqError) -> dict[str, Any] | MedqError:
         """`_prepare`, with a failure returned as a typed error instead of raised."""
@@ -269,7 +270,7 @@ class Assessor:
             model_score=round(model_score, 3), evidence_score=round(evidence.score, 3),
             suspected=suspected_from(evidence),
             lossy_compression=image.meta.get("lossy_compression"),
-            slice_gaps=image.meta.get("slice_gaps"),
+            slice_gaps=image.meta.get("slice_gaps"), noisy_slices=p["noisy_slices"],
             nonfinite_fraction=image.meta.get("nonfinite_fraction") or None,
             detector_features=None if p["features"] is None else p["features"].tolist(),
             spacing=[float(v) for v in image.spacing],

@@ -10,7 +10,7 @@ import typer
 from medq.cli.cells import (
     PREDICTED_NOTE,
     UNKNOWN_MODALITY_NOTE,
-    findings_text,
+    assessment_findings,
     path_table,
     prompts_text,
 )
@@ -140,9 +140,7 @@ def assess(
         for name, row, prompts in zip(names, graded, cells, strict=True):
             table.add_row(name, f"{row['score']:.2f}", row["grade"],
                           "yes" if row["recall"] else "no",
-                          findings_text(row["findings"], row.get("suspected", []),
-                                        row.get("lossy_compression"), row.get("slice_gaps"),
-                                        row.get("nonfinite_fraction")),
+                          assessment_findings(row),
                           prompts)
         notes = [note for note, shown in (
             (PREDICTED_NOTE, any("?" in cell for cell in cells)),

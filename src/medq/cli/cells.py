@@ -40,12 +40,14 @@ def as_cell(name: str) -> str:
 
 def findings_text(findings: list[dict[str, Any]], suspected: Iterable[dict[str, Any]] = (),
                   lossy: dict[str, Any] | None = None,
-                  gaps: dict[str, Any] | None = None, nonfinite: float | None = None) -> str:
+                  gaps: dict[str, Any] | None = None, nonfinite: float | None = None,
+                  outliers: dict[str, Any] | None = None) -> str:
     """An Assessment's findings, then its suspected types as "possible …" ("none": neither), in
     words (`bias field`, not the JSON's `bias_field`), then the lossy compression its file's
     header states ("file: lossy, 339:1"), a series' uneven spacing ("series: 2 slices
-    missing?") and the share of pixels that were not numbers ("file: 5.0% of pixels not a
-    number", read as no signal: `io.arrays.finite_pixels`)."""
+    missing?"), a volume's noisy slices ("noisy slices 63–67 (5 of 127 compared), up to 3×")
+    and the share of pixels that were not numbers ("file: 5.0% of pixels not a number", read
+    as no signal: `io.arrays.finite_pixels`)."""
     def words(f: dict[str, Any]) -> str:
         return f"{f['type'].replace('_', ' ')} ({f['severity']})"
 
@@ -59,9 +61,20 @@ def findings_text(findings: list[dict[str, Any]], suspected: Iterable[dict[str, 
         from medq.io.dicom import gaps_text
 
         text += f"; series: {gaps_text(gaps)}"
+    if outliers:
+        from medq.assess.noisy_slices import outliers_cell
+
+        text += f"; {outliers_cell(outliers)}"
     if nonfinite:
         text += f"; file: {nonfinite:.1%} of pixels NaN or infinite"
     return text
+
+
+def assessment_findings(row: dict[str, Any]) -> str:
+    """`findings_text` of an Assessment's JSON dict (`Assessment.to_dict`)."""
+    return findings_text(row["findings"], row.get("suspected", []), row.get("lossy_compression"),
+                         row.get("slice_gaps"), row.get("nonfinite_fraction"),
+                         row.get("noisy_slices"))
 
 
 PROMPT_FIELDS = ("dimension", "modality", "region", "type")

@@ -41,7 +41,7 @@ def modality_source(assessment: Any) -> str:
 def build_report(assessment: Any, image: Any = None) -> QualityReport:
     """Build the QualityReport of an Assessment (the image locates and checks the findings)."""
     from medq.describe.findings import detect, from_heads
-    from medq.describe.text import compose
+    from medq.describe.text import compose, said_normal
     from medq.io.polarity import as_displayed
 
     image = _image_of(assessment, image)
@@ -56,8 +56,10 @@ def build_report(assessment: Any, image: Any = None) -> QualityReport:
     verdict = verdict_for(score)
     lossy = getattr(assessment, "lossy_compression", None)
     gaps = getattr(assessment, "slice_gaps", None)
+    outliers = getattr(assessment, "noisy_slices", None)
+    normal = said_normal(normal, outliers)
     text = compose(findings, normal, verdict, assessment.modality, assessment.slices,
-                   assessment.shape, lossy, gaps)
+                   assessment.shape, lossy, gaps, outliers)
     prompts = assessment.prompts or {}
     return QualityReport(modality=assessment.modality, region=str(prompts.get("region", "unknown")),
                          score=round(score, 3), verdict=verdict, findings=findings, text=text,
@@ -65,5 +67,5 @@ def build_report(assessment: Any, image: Any = None) -> QualityReport:
                          assess_score=assessment.score,
                          model_score=getattr(assessment, "model_score", None),
                          normal=normal, basis=basis,
-                         lossy_compression=lossy, slice_gaps=gaps,
+                         lossy_compression=lossy, slice_gaps=gaps, noisy_slices=outliers,
                          modality_source=modality_source(assessment))

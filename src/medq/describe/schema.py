@@ -85,6 +85,8 @@ class QualityReport:
     """What the file's header states about lossy compression (`Assessment.lossy_compression`)."""
     slice_gaps: dict[str, Any] | None = None
     """How a DICOM series' slices are unevenly spaced (`Assessment.slice_gaps`)."""
+    noisy_slices: dict[str, Any] | None = None
+    """A volume's slices noisier than those around them (`Assessment.noisy_slices`)."""
     modality_source: str | None = None
     """Where `modality` came from (see the class docstring)."""
 

@@ -189,6 +189,20 @@ def coverage_sentence(gaps: dict[str, Any]) -> str:
             "neighbouring slices), so distances along the slice axis are approximate.")
 
 
+def said_normal(normal: list[str], outliers: dict[str, Any] | None) -> list[str]:
+    """The finding types the text may call fine: not noise where some slices are noisy."""
+    return [t for t in normal if not (outliers and t == "noise")]
+
+
+def outliers_sentence(outliers: dict[str, Any]) -> str:
+    """The sentence on a volume's slices noisier than those around them
+    (`medq.assess.noisy_slices`), which its salient slices may not show."""
+    from medq.assess.noisy_slices import runs_text
+
+    return (f"Noise is raised on {runs_text(outliers)}, up to {outliers['ratio']:.1f} times that "
+            "of the planes around them; the assessed slices may not show it.")
+
+
 def ratio_text(lossy: dict[str, Any]) -> str:
     """A `lossy_compression` record's ratio as "339:1" ("" when none is stated)."""
     ratio = lossy.get("ratio")
@@ -216,10 +230,11 @@ def storage_sentence(lossy: dict[str, Any], findings: list[Finding] = ()) -> str
 
 def compose(findings: list[Finding], normal: list[str], verdict: str, modality: str,
             slices: list[dict[str, Any]] | None = None, shape: list[int] | None = None,
-            lossy: dict[str, Any] | None = None, gaps: dict[str, Any] | None = None) -> str:
+            lossy: dict[str, Any] | None = None, gaps: dict[str, Any] | None = None,
+            outliers: dict[str, Any] | None = None) -> str:
     """The report text: finding sentences, what is fine, a series' missing slices or uneven
-    spacing, the file's lossy compression (when its header states it), the slices assessed
-    (3D), then the verdict."""
+    spacing, a volume's noisy slices, the file's lossy compression (when its header states it),
+    the slices assessed (3D), then the verdict."""
     key = "|".join([modality, verdict, *(f"{f.type}:{f.severity}:{f.location}"
                                           for f in findings)])
     sentences = []
@@ -234,15 +249,17 @@ def compose(findings: list[Finding], normal: list[str], verdict: str, modality: 
         sentences.append(_sentence(finding_clause(rest[0], modality, f"{key}#2")))
     elif rest:
         sentences.append(_sentence("Also present: " + joined(named(rest))))
-    fine = [w for t in NORMAL_ORDER if t in normal
+    fine = [w for t in NORMAL_ORDER if t in said_normal(normal, outliers)
             and (w := _by_modality(NORMAL_WORDS.get(t, {}), modality))][:3]
     if fine and len(sentences) < 3:
         lead = "Otherwise, " if findings else ""
         sentences.append(_sentence(lead + joined(fine)))
-    elif not findings:
+    elif not findings and not outliers:
         sentences.append("No definite noise, blur or artefact is identified.")
     if gaps:
         sentences.append(coverage_sentence(gaps))
+    if outliers and len(sentences) < 4:  # at most five sentences with the verdict
+        sentences.append(outliers_sentence(outliers))
     if lossy and len(sentences) < 4:
         sentences.append(storage_sentence(lossy, findings))
     if slices and shape and len(sentences) < 4:

@@ -8,7 +8,9 @@ that read it, empty when the file's own was read), region, dimension,
 shape, findings, the latest review (`review`, `reviewer`, `reviewed_at`, `review_comment`),
 `suspected` (doubtful finding types that pull the score down without being reported: why an
 image is recalled with no finding), `nonfinite_fraction` (the share of NaN or infinite
-pixels; empty when all are finite), description, model,
+pixels; empty when all are finite), `noisy_slices` (a volume's slices noisier than those
+around them, which its salient slices may miss: `medq.assess.noisy_slices`; empty when none
+departs), description, model,
 fingerprint, run_id, updated_at, `lossy` and `lossy_ratio` (what the file states about lossy
 compression: a curator keeps such files out of a training set), and one column per classical
 measure. In CSV/TSV/Parquet the findings become `type (severity)` text and the shape `ZxYxX`;
@@ -34,8 +36,8 @@ FORMATS = ("csv", "tsv", "parquet", "json")
 COLUMNS = ("path", "status", "score", "grade", "verdict", "recall", "error", "bad_input",
            "modality", "modality_source", "named_modality", "region",
            "dimension", "shape", "findings", "review", "reviewer", "reviewed_at", "review_comment",
-           "suspected", "nonfinite_fraction", "description", "model", "fingerprint", "run_id",
-           "updated_at", "lossy", "lossy_ratio")
+           "suspected", "nonfinite_fraction", "noisy_slices", "description", "model",
+           "fingerprint", "run_id", "updated_at", "lossy", "lossy_ratio")
 """Columns of every export, in order (measure columns follow in flat formats)."""
 
 _SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".parquet": "parquet", ".pq": "parquet",
@@ -71,12 +73,18 @@ def item_row(item: dict[str, Any], flat: bool) -> dict[str, Any]:
     lossy = item.get("lossy_compression")  # {} stored when not lossy; None: not known (an
     row.update(lossy=None if lossy is None else bool(lossy),  # error, or stored by an older medq)
                lossy_ratio=(lossy or {}).get("ratio"))
+    outliers = item.get("noisy_slices")
+    row["noisy_slices"] = outliers
     if not flat:
         row["measures"] = item.get("measures")
         row["lossy_compression"] = lossy
         return row
     row["findings"] = _findings_text(item.get("findings"))
     row["suspected"] = _findings_text(item.get("suspected"))
+    if outliers:
+        from medq.assess.noisy_slices import outliers_cell
+
+        row["noisy_slices"] = outliers_cell(outliers)
     shape = item.get("shape")
     row["shape"] = "x".join(str(s) for s in shape) if shape else None
     for key, value in (item.get("measures") or {}).items():

@@ -1,4 +1,5 @@
-"""What a QC results row holds: UTC timestamps and reviewers' texts.
+"""What a QC results row holds: an item's result (`ok_result`, `error_result`), UTC timestamps
+and reviewers' texts.
 
 Timestamps come back as ISO 8601 strings in UTC; values are stored JSON-safe
 (`medq.jsonsafe.plain`: NumPy numbers as Python numbers, NaN/inf as empty); a review's texts are
@@ -8,8 +9,15 @@ checked before they are stored, so no stored review is one the web API cannot ha
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import unicodedata
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from medq.errors import InputError
+
+if TYPE_CHECKING:
+    from medq.image import MedImage
+    from medq.qc.discover import Item
 
 COMMENT_NEEDED = "a comment review needs a comment (write it, or accept or reject the item)"
 """Why a `comment` review without text is refused."""
@@ -79,3 +87,53 @@ def graded_as(assessment: Any) -> str:
     from medq.image import modality_code
 
     return modality_code(told)
+
+
+def error_result(item: Item, exc: BaseException) -> dict[str, Any]:
+    """The stored form of a failed item: status `error` and the one-line reason."""
+    from medq.cli.common import fail_line
+
+    return {"path": item.path, "status": "error", "error": fail_line(item.path, exc),
+            "dimension": "3D" if item.series else None, "bad_input": isinstance(exc, InputError)}
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_once(message: str, kind: str) -> None:
+    """Log a one-line warning the first time this process meets a kind of problem."""
+    if kind not in _WARNED:
+        _WARNED.add(kind)
+        logging.getLogger(__name__).warning(message)
+
+
+def ok_result(item: Item, assessment: Any, image: MedImage) -> dict[str, Any]:
+    """The stored form of an assessed item (score, grade, verdict, findings, description, …).
+
+    Score and grade are the assessment's (`medq assess`); verdict, findings and description
+    come from one `QualityReport`, so the stored verdict always agrees with the stored findings
+    and text (as in `medq describe`). If the wording fails, the assessment's own findings and
+    score-based verdict stand.
+    """
+    from medq.assess.assessment import prompted_source
+    from medq.describe import report_from, verdict_for
+
+    prompts = assessment.prompts or {}
+    verdict, findings, description = verdict_for(assessment.score), assessment.findings, None
+    try:
+        report = report_from(assessment, image).to_dict()
+        verdict, findings, description = report["verdict"], report["findings"], report["text"]
+    except Exception as e:  # noqa: BLE001 - the model result stands even if its wording fails
+        _warn_once(f"medq: warning: {item.path}: no description "
+                   f"({' '.join(f'{type(e).__name__}: {e}'.split())})", type(e).__name__)
+    return {
+        "path": item.path, "status": "ok", "error": None,
+        "dimension": "3D" if image.is_volume else "2D",
+        "modality": graded_as(assessment), "region": prompts.get("region") or image.region,
+        "shape": list(assessment.shape), "score": assessment.score, "grade": assessment.grade,
+        "verdict": verdict, "recall": assessment.recall,
+        "findings": findings, "measures": assessment.measures,
+        "description": description, "lossy_compression": assessment.lossy_compression or {},
+        "modality_source": prompted_source(assessment), "suspected": assessment.suspected,
+        "nonfinite_fraction": assessment.nonfinite_fraction,
+        "noisy_slices": assessment.noisy_slices}

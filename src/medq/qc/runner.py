@@ -22,10 +22,9 @@ from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from medq.errors import InputError
 from medq.qc.discover import Item
 from medq.qc.planning import archive_key, nothing_to_assess, outside, plan, vanished
-from medq.qc.rows import graded_as
+from medq.qc.rows import error_result, ok_result
 from medq.qc.signals import ctrl_c_deferred, repeat_ignored, stop_signals_held, stop_signals_ignored
 
 if TYPE_CHECKING:
@@ -123,55 +122,6 @@ def worker_assessor(model: str, measures: bool = True, modality: str | None = No
     torch.set_num_threads(1)
     return Assessor(model, batch_size=16, measures=measures, threads=1, describe=True,
                     modality=modality)
-
-
-def error_result(item: Item, exc: BaseException) -> dict[str, Any]:
-    """The stored form of a failed item: status `error` and the one-line reason."""
-    from medq.cli.common import fail_line
-
-    return {"path": item.path, "status": "error", "error": fail_line(item.path, exc),
-            "dimension": "3D" if item.series else None, "bad_input": isinstance(exc, InputError)}
-
-
-_WARNED: set[str] = set()
-
-
-def _warn_once(message: str, kind: str) -> None:
-    """Log a one-line warning the first time this process meets a kind of problem."""
-    if kind not in _WARNED:
-        _WARNED.add(kind)
-        logging.getLogger(__name__).warning(message)
-
-
-def ok_result(item: Item, assessment: Any, image: MedImage) -> dict[str, Any]:
-    """The stored form of an assessed item (score, grade, verdict, findings, description, …).
-
-    Score and grade are the assessment's (`medq assess`); verdict, findings and description
-    come from one `QualityReport`, so the stored verdict always agrees with the stored findings
-    and text (as in `medq describe`). If the wording fails, the assessment's own findings and
-    score-based verdict stand.
-    """
-    from medq.assess.assessment import prompted_source
-    from medq.describe import report_from, verdict_for
-
-    prompts = assessment.prompts or {}
-    verdict, findings, description = verdict_for(assessment.score), assessment.findings, None
-    try:
-        report = report_from(assessment, image).to_dict()
-        verdict, findings, description = report["verdict"], report["findings"], report["text"]
-    except Exception as e:  # noqa: BLE001 - the model result stands even if its wording fails
-        _warn_once(f"medq: warning: {item.path}: no description "
-                   f"({' '.join(f'{type(e).__name__}: {e}'.split())})", type(e).__name__)
-    return {
-        "path": item.path, "status": "ok", "error": None,
-        "dimension": "3D" if image.is_volume else "2D",
-        "modality": graded_as(assessment), "region": prompts.get("region") or image.region,
-        "shape": list(assessment.shape), "score": assessment.score, "grade": assessment.grade,
-        "verdict": verdict, "recall": assessment.recall,
-        "findings": findings, "measures": assessment.measures,
-        "description": description, "lossy_compression": assessment.lossy_compression or {},
-        "modality_source": prompted_source(assessment), "suspected": assessment.suspected,
-        "nonfinite_fraction": assessment.nonfinite_fraction}
 
 
 def assess_batch(items: Sequence[Item], model: str, measures: bool = True,

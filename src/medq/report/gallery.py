@@ -157,11 +157,10 @@ def build_gallery(directory: str | Path, samples: list[str] | None = None, seed:
 
 def _score(assessor: Any, section: GallerySample, full: MedImage, planes: list[MedImage]) -> None:
     """Assess the full sample and score the clean plane and every degraded tile."""
-    from medq.cli.cells import findings_text  # the words `medq assess` prints
+    from medq.cli.cells import assessment_findings  # the words `medq assess` prints
 
     a = section.assessment = assessor.assess(full).to_dict()
-    section.findings = findings_text(a["findings"], a["suspected"], a["lossy_compression"],
-                                     a["slice_gaps"], a["nonfinite_fraction"])
+    section.findings = assessment_findings(a)
     scores = [a.score for a in assessor.assess_many(planes)]
     section.clean_score = scores[0]
     k = len(SEVERITY_COLUMNS)

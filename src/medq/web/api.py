@@ -80,6 +80,8 @@ class Item(BaseModel):
     None: stored by an older medq)."""
     nonfinite_fraction: float | None = None
     """The share of its pixels that are NaN or infinite (None: all finite, or not recorded)."""
+    noisy_slices: dict[str, Any] | None = None
+    """A volume's slices noisier than those around them (None: none departs, or not recorded)."""
     suspected: list[dict[str, Any]] | None = None
     """Doubtful finding types that pull the score down without being reported."""
     region: str | None = None

@@ -295,7 +295,8 @@ class Uploader:
         from medq.io.archive import archive_name
         from medq.qc.discover import Item
         from medq.qc.fingerprint import fingerprint
-        from medq.qc.runner import model_key, ok_result
+        from medq.qc.rows import ok_result
+        from medq.qc.runner import model_key
 
         if self.store.read_only:  # refused before the file is kept
             raise InvalidParameter(READ_ONLY, self.store.display_url)

@@ -1,0 +1,124 @@
+"""Slices of a volume noisier than those around them: found on real volumes whatever made the
+noise, not found where the whole volume is noisy or its noise changes slowly along it."""
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import run_medq
+from medq.assess.noisy_slices import RATIO, noisy_slices, outliers_cell, runs_text
+from medq.image import MedImage
+
+
+def _rician(volume: np.ndarray, sigma: float, slices: slice, seed: int = 0) -> np.ndarray:
+    """`volume` with Rician noise of `sigma` (magnitude of complex Gaussian noise) on `slices`."""
+    rng = np.random.default_rng(seed)
+    out = np.array(volume, dtype=np.float32, copy=True)
+    part = out[slices]
+    out[slices] = np.abs(part + rng.normal(0, sigma, part.shape)
+                         + 1j * rng.normal(0, sigma, part.shape))
+    return out
+
+
+def _level(volume: np.ndarray) -> float:
+    """The median of the brighter half of the voxels: a noise scale for the tests."""
+    return float(np.median(volume[volume > np.percentile(volume, 60)]))
+
+
+def test_a_clean_or_evenly_noisy_volume_has_no_outlying_slice(mni_t1):
+    vol = np.asarray(mni_t1.array)
+    assert noisy_slices(vol, "MR") is None
+    for share in (0.02, 0.06):  # noise in every slice: a noisy volume, no noisy slices
+        assert noisy_slices(_rician(vol, share * _level(vol), slice(None)), "MR") is None
+
+
+@pytest.mark.parametrize(("slices", "share"), [(slice(40, 41), 0.06), (slice(30, 35), 0.06),
+                                               (slice(50, 58), 0.1)])
+def test_rician_noise_on_some_slices_names_exactly_those_slices(mni_t1, slices, share):
+    vol = np.asarray(mni_t1.array)
+    found = noisy_slices(_rician(vol, share * _level(vol), slices), "MR")
+    assert found is not None
+    expected = list(range(slices.start, slices.stop))
+    assert found["slices"] == expected
+    assert found["runs"] == [[expected[0], expected[-1]]]
+    assert found["ratio"] >= RATIO
+    assert f"{expected[0]}" in runs_text(found)
+    assert outliers_cell(found).startswith("noisy slice")
+
+
+def test_medq_s_own_mr_and_ct_noise_on_three_slices_is_found_and_not_on_all():
+    """The engine's k-space noise (MR) and low-dose projection noise (CT), on a whole volume:
+    nothing; copied into three of its slices: those three."""
+    from medq.data import phantoms
+    from medq.data.samples import load_sample
+    from medq.degrade import simulate
+
+    for image, kind in ((load_sample("mni_t1"), "mr_noise"),
+                        (phantoms.head_pseudo_ct(2), "ct_low_dose")):
+        degraded, _ = simulate(image, kind, severity="mild")
+        assert noisy_slices(degraded.array, image.modality) is None, kind
+        mixed = np.array(image.array, dtype=np.float32, copy=True)
+        z = image.shape[0] // 2
+        mixed[z:z + 3] = degraded.array[z:z + 3]
+        found = noisy_slices(mixed, image.modality)
+        assert found is not None and found["slices"] == [z, z + 1, z + 2], kind
+
+
+def test_noise_that_changes_slowly_along_the_volume_is_not_an_outlier(mni_t1):
+    """Noise rising steadily to twice its start over the volume (as CT noise does toward the
+    shoulders) moves each slice's reference with it."""
+    vol = np.asarray(mni_t1.array, dtype=np.float32)
+    rng = np.random.default_rng(3)
+    sigma = 0.03 * _level(vol) * np.linspace(1.0, 2.0, vol.shape[0])[:, None, None]
+    noisy = np.abs(vol + sigma * rng.normal(size=vol.shape)
+                   + 1j * sigma * rng.normal(size=vol.shape))
+    assert noisy_slices(noisy.astype(np.float32), "MR") is None
+
+
+def test_too_few_slices_or_a_2d_image_give_none(mni_t1):
+    vol = np.asarray(mni_t1.array)
+    assert noisy_slices(vol[40:46], "MR") is None
+    assert noisy_slices(vol[40], "MR") is None
+
+
+def test_assess_and_describe_state_the_noisy_slices_beside_the_score(tmp_path, mni_t1):
+    """`medq assess --json` records them, its table and `medq describe`'s text say them; with
+    --no-measures they are not read."""
+    import nibabel as nib
+
+    vol = _rician(np.asarray(mni_t1.array), 0.1 * _level(np.asarray(mni_t1.array)),
+                  slice(30, 34))
+    path = tmp_path / "t1_noisy_slices.nii.gz"
+    nib.save(nib.Nifti1Image(np.transpose(vol, (2, 1, 0)), np.diag([2.0, 2.0, 2.0, 1.0])), path)
+    out = json.loads(run_medq("assess", path, "--json").stdout)[0]
+    assert out["noisy_slices"]["slices"] == [30, 31, 32, 33]
+    table = run_medq("assess", path, env={"COLUMNS": "300"}).stdout
+    assert "noisy slices 30–33 (4 of" in table
+    text = json.loads(run_medq("describe", path, "--json").stdout)[0]
+    assert "Noise is raised on slices 30–33" in text["text"]
+    assert text["noisy_slices"]["runs"] == [[30, 33]]
+    bare = json.loads(run_medq("assess", path, "--json", "--no-measures").stdout)[0]
+    assert bare["noisy_slices"] is None
+
+
+def test_qc_export_writes_the_noisy_slices_as_text_and_keeps_them_in_json():
+    from medq.qc.export import item_row
+
+    found = {"slices": [5, 6, 9], "runs": [[5, 6], [9, 9]], "ratio": 3.24, "sigma": 2.0,
+             "reference": 0.6, "compared": 80}
+    item = {"path": "a.nii.gz", "noisy_slices": found}
+    assert item_row(item, flat=True)["noisy_slices"] == \
+        "noisy slices 5–6, 9 (3 of 80 compared), up to 3.2×"
+    assert item_row(item, flat=False)["noisy_slices"] == found
+    assert item_row({"path": "b.nii.gz"}, flat=True)["noisy_slices"] is None
+
+
+def test_an_image_made_in_memory_is_read_the_same(mni_t1):
+    """A MedImage given to Python's medq.assess records the same slices as the file would."""
+    import medq
+
+    vol = _rician(np.asarray(mni_t1.array), 0.1 * _level(np.asarray(mni_t1.array)),
+                  slice(60, 62))
+    result = medq.assess(MedImage(vol, (2.0, 2.0, 2.0), "MR", "brain"))
+    assert result.noisy_slices is not None and result.noisy_slices["slices"] == [60, 61]
