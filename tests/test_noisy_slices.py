@@ -2,12 +2,13 @@
 noise, not found where the whole volume is noisy or its noise changes slowly along it."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from conftest import run_medq
-from medq.assess.noisy_slices import RATIO, noisy_slices, outliers_cell, runs_text
+from medq.assess.noisy_slices import RATIO, found, noisy_slices, outliers_cell, runs_text
 from medq.image import MedImage
 
 
@@ -28,23 +29,25 @@ def _level(volume: np.ndarray) -> float:
 
 def test_a_clean_or_evenly_noisy_volume_has_no_outlying_slice(mni_t1):
     vol = np.asarray(mni_t1.array)
-    assert noisy_slices(vol, "MR") is None
+    clean = noisy_slices(vol, "MR")
+    assert clean["slices"] == [] and clean["compared"] > 40 and not found(clean)
+    assert outliers_cell(clean) == f"none of {clean['compared']} compared"
     for share in (0.02, 0.06):  # noise in every slice: a noisy volume, no noisy slices
-        assert noisy_slices(_rician(vol, share * _level(vol), slice(None)), "MR") is None
+        assert not found(noisy_slices(_rician(vol, share * _level(vol), slice(None)), "MR"))
 
 
 @pytest.mark.parametrize(("slices", "share"), [(slice(40, 41), 0.06), (slice(30, 35), 0.06),
                                                (slice(50, 58), 0.1)])
 def test_rician_noise_on_some_slices_names_exactly_those_slices(mni_t1, slices, share):
     vol = np.asarray(mni_t1.array)
-    found = noisy_slices(_rician(vol, share * _level(vol), slices), "MR")
-    assert found is not None
+    result = noisy_slices(_rician(vol, share * _level(vol), slices), "MR")
     expected = list(range(slices.start, slices.stop))
-    assert found["slices"] == expected
-    assert found["runs"] == [[expected[0], expected[-1]]]
-    assert found["ratio"] >= RATIO
-    assert f"{expected[0]}" in runs_text(found)
-    assert outliers_cell(found).startswith("noisy slice")
+    assert result["slices"] == expected
+    assert result["runs"] == [[expected[0], expected[-1]]]
+    assert result["ratio"] >= RATIO
+    assert result["sigma"] == pytest.approx(result["ratio"] * result["reference"], rel=0.01)
+    assert f"{expected[0]}" in runs_text(result)
+    assert outliers_cell(result).startswith("noisy slice")
 
 
 def test_medq_s_own_mr_and_ct_noise_on_three_slices_is_found_and_not_on_all():
@@ -57,12 +60,12 @@ def test_medq_s_own_mr_and_ct_noise_on_three_slices_is_found_and_not_on_all():
     for image, kind in ((load_sample("mni_t1"), "mr_noise"),
                         (phantoms.head_pseudo_ct(2), "ct_low_dose")):
         degraded, _ = simulate(image, kind, severity="mild")
-        assert noisy_slices(degraded.array, image.modality) is None, kind
+        assert not found(noisy_slices(degraded.array, image.modality)), kind
         mixed = np.array(image.array, dtype=np.float32, copy=True)
         z = image.shape[0] // 2
         mixed[z:z + 3] = degraded.array[z:z + 3]
-        found = noisy_slices(mixed, image.modality)
-        assert found is not None and found["slices"] == [z, z + 1, z + 2], kind
+        result = noisy_slices(mixed, image.modality)
+        assert result["slices"] == [z, z + 1, z + 2], kind
 
 
 def test_noise_that_changes_slowly_along_the_volume_is_not_an_outlier(mni_t1):
@@ -73,7 +76,62 @@ def test_noise_that_changes_slowly_along_the_volume_is_not_an_outlier(mni_t1):
     sigma = 0.03 * _level(vol) * np.linspace(1.0, 2.0, vol.shape[0])[:, None, None]
     noisy = np.abs(vol + sigma * rng.normal(size=vol.shape)
                    + 1j * sigma * rng.normal(size=vol.shape))
-    assert noisy_slices(noisy.astype(np.float32), "MR") is None
+    assert not found(noisy_slices(noisy.astype(np.float32), "MR"))
+
+
+def test_interleaved_noisy_slices_are_found_and_a_gain_change_is_not_noise(mni_t1):
+    """Every other slice from a noisier pass: each of them, odd or even, and no other; a slab
+    whose gain rose (noise and signal alike) or whose level is offset: none."""
+    vol = np.asarray(mni_t1.array, dtype=np.float32)
+    sigma = 0.02 * _level(vol)
+    base = _rician(vol, sigma, slice(None), seed=1)
+    for start in (0, 1):
+        mixed = base.copy()
+        mixed[start::2] = _rician(vol, 6 * sigma, slice(None), seed=2)[start::2]
+        result = noisy_slices(mixed, "MR")
+        assert result["slices"] and all(z % 2 == start for z in result["slices"])
+        assert len(result["slices"]) >= 0.8 * result["compared"] / 2
+    for change in (lambda a: a * 2.5, lambda a: a + 0.5 * _level(vol), lambda a: a * 0.4):
+        slab = base.copy()
+        slab[40:45] = change(slab[40:45])
+        assert not found(noisy_slices(slab, "MR"))
+
+
+def test_a_dicom_series_names_the_images_and_files_of_its_noisy_slices(tmp_path, mni_t1):
+    """Slice indices follow position; a QA reader opens the images by InstanceNumber, which
+    here runs against position (1 is the highest slice)."""
+    from pydicom.dataset import FileDataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    import medq
+
+    vol = _rician(np.asarray(mni_t1.array), 0.1 * _level(np.asarray(mni_t1.array)),
+                  slice(30, 33))
+    stored = np.round(vol * 1000).astype(np.uint16)
+    series, folder = generate_uid(), tmp_path / "series"
+    folder.mkdir()
+    n = len(stored)
+    for z, plane in enumerate(stored):
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.4"
+        meta.MediaStorageSOPInstanceUID = generate_uid()
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds = FileDataset(str(folder / f"f{z:03d}.dcm"), {}, file_meta=meta, preamble=b"\0" * 128)
+        ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, generate_uid()
+        ds.SeriesInstanceUID, ds.StudyInstanceUID, ds.Modality = series, generate_uid(), "MR"
+        ds.InstanceNumber = n - z
+        ds.ImagePositionPatient, ds.ImageOrientationPatient = [0, 0, 2.0 * z], [1, 0, 0, 0, 1, 0]
+        ds.PixelSpacing, ds.SliceThickness = [2.0, 2.0], 2.0
+        ds.Rows, ds.Columns = plane.shape
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+        ds.PixelData = plane.tobytes()
+        ds.save_as(folder / f"f{z:03d}.dcm", enforce_file_format=True)
+    result = medq.assess(folder).noisy_slices
+    assert result["slices"] == [30, 31, 32]
+    assert result["instances"] == [n - 30, n - 31, n - 32]
+    assert [Path(f).name for f in result["files"]] == ["f030.dcm", "f031.dcm", "f032.dcm"]
+    assert f"images {n - 32}–{n - 30};" in runs_text(result)
 
 
 def test_too_few_slices_or_a_2d_image_give_none(mni_t1):
@@ -111,7 +169,13 @@ def test_qc_export_writes_the_noisy_slices_as_text_and_keeps_them_in_json():
     assert item_row(item, flat=True)["noisy_slices"] == \
         "noisy slices 5–6, 9 (3 of 80 compared), up to 3.2×"
     assert item_row(item, flat=False)["noisy_slices"] == found
-    assert item_row({"path": "b.nii.gz"}, flat=True)["noisy_slices"] is None
+    many = {**found, "slices": list(range(0, 20, 2)), "runs": [[z, z] for z in range(0, 20, 2)]}
+    assert "0, 2, 4, 6, 8, 10, 12, 14, 16, 18 (10 of 80" in \
+        item_row({"path": "c", "noisy_slices": many}, flat=True)["noisy_slices"]
+    none = {"slices": [], "runs": [], "compared": 80}
+    assert item_row({"path": "d", "noisy_slices": none}, flat=True)["noisy_slices"] == \
+        "none of 80 compared"
+    assert item_row({"path": "b.nii.gz"}, flat=True)["noisy_slices"] is None  # not compared
 
 
 def test_an_image_made_in_memory_is_read_the_same(mni_t1):
@@ -121,4 +185,4 @@ def test_an_image_made_in_memory_is_read_the_same(mni_t1):
     vol = _rician(np.asarray(mni_t1.array), 0.1 * _level(np.asarray(mni_t1.array)),
                   slice(60, 62))
     result = medq.assess(MedImage(vol, (2.0, 2.0, 2.0), "MR", "brain"))
-    assert result.noisy_slices is not None and result.noisy_slices["slices"] == [60, 61]
+    assert result.noisy_slices["slices"] == [60, 61] and "instances" not in result.noisy_slices

@@ -474,12 +474,14 @@ def test_qc_export_says_where_the_modality_came_from_and_how_much_is_not_finite(
     """A curator filters on what the assessment knows: where the graded modality came from (a
     photograph of a person is graded as a fundus photograph, by its values alone), the share
     of NaN pixels (20 NaN rows of a CT were described as streaks, and nothing in the export
-    said the pixels were missing) and the doubtful types behind a recall without findings."""
+    said the pixels were missing), the doubtful types behind a recall without findings and the
+    byte copies of another file."""
     from skimage import data
 
     archive, db = tmp_path / "archive", tmp_path / "qc.sqlite"
     archive.mkdir()
     shutil.copy(get_testdata_file("CT_small.dcm"), archive / "ct.dcm")
+    shutil.copy(archive / "ct.dcm", archive / "ct_copy.dcm")  # a byte copy: its duplicate
     ct = load_sample("ct_small").array.astype(np.float32)
     ct[:20] = np.nan
     np.save(archive / "ct_nans.npy", ct)
@@ -496,6 +498,8 @@ def test_qc_export_says_where_the_modality_came_from_and_how_much_is_not_finite(
     assert rows["ct_nans.npy"]["modality_source"] == "values"
     assert float(rows["ct_nans.npy"]["nonfinite_fraction"]) == pytest.approx(20 / 128)
     assert rows["ct.dcm"]["nonfinite_fraction"] == ""
+    assert rows["ct_copy.dcm"]["duplicate_of"] == rows["ct.dcm"]["path"]
+    assert rows["ct.dcm"]["duplicate_of"] == rows["ct_nans.npy"]["duplicate_of"] == ""
     assert rows["person.png"]["modality"] == "OP"
     assert rows["person.png"]["modality_source"] == "values"  # colour: read as a photograph
     with Store(db) as store:

@@ -184,9 +184,11 @@ class Assessment:
     spacing, smallest and largest step, gaps, missing slices), None when they are even."""
     noisy_slices: dict[str, Any] | None = None
     """A volume's slices noisier than the slices around them (`medq.assess.noisy_slices`:
-    slices, runs, largest ratio), read on every slice with the classical measures; None when
-    none departs, for 2D images and with `--no-measures`. Like `slice_gaps` it changes neither
-    the score nor the findings, which come from the salient slices."""
+    slices, an empty list when none is, runs, the largest ratio, how many were compared, and
+    for a DICOM series their InstanceNumbers and files), read on every slice with the classical
+    measures; None when they were not compared: 2D images, `--no-measures`, fewer than 8
+    slices with anatomy. Like `slice_gaps` it changes neither the score nor the findings,
+    which come from the salient slices."""
     nonfinite_fraction: float | None = None
     """The share of pixels that were NaN or infinite in the file (read as 0, or as its smallest
     value where it goes below 0: `medq.io.arrays.finite_pixels`), None when every pixel was a

@@ -50,7 +50,7 @@ class Loaded:
     for (`load_measured`'s `features`)."""
     noisy_slices: dict[str, Any] | None = None
     """A volume's slices noisier than those around them (`medq.assess.noisy_slices`), read
-    with the classical measures; None when none departs, for 2D images and without measures."""
+    with the classical measures; None when not compared (2D images, without measures)."""
 
 
 def slim(image: MedImage, indices: list[int]) -> MedImage:
@@ -220,7 +220,7 @@ def load_measured(item: Item, modality: str | None, measures: bool,
     from medq.assess.detector import load_detector
     from medq.assess.evidence import feature_vector, reads_full_planes
     from medq.assess.guess import guessed_modality, with_guessed_modality
-    from medq.assess.noisy_slices import noisy_slices
+    from medq.assess.noisy_slices import located, noisy_slices
     from medq.assess.prompt_classifier import filled_with
     from medq.assess.prompts import prompts_from_image
     from medq.io.arrays import as_image
@@ -239,7 +239,7 @@ def load_measured(item: Item, modality: str | None, measures: bool,
             else load_detector().extras  # the evidence of planes its views shrink too far
         vector = None if wanted is None else feature_vector(
             image, indices if image.is_volume else None, wanted, planes, taken.whole)
-        outliers = noisy_slices(image.array, image.modality) \
+        outliers = located(noisy_slices(image.array, image.modality), image.meta) \
             if measures and image.is_volume and not image.is_rgb else None
         return Loaded(slim(image, indices), indices, taken.rows,
                       prompts_from_image(image, filled_with(found)), tuple(image.shape),

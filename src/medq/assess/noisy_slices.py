@@ -2,26 +2,35 @@
 
 The model and the evidence read a volume's 7 salient slices (`medq.assess.slices`), so a
 problem confined to a few slices — a burst of RF interference during some slices, a slice
-acquired with the wrong coil, a spike in one of them — is missed when no salient slice falls on
-it. This check reads every slice with body, cheaply, for that:
+acquired with the wrong coil, interleaved slices from a noisier pass — is missed when no salient
+slice falls on it. This check reads every slice with body, cheaply, for that:
 
 1. A slice's noise σ is Donoho's MAD of its decimated finest Haar diagonal detail,
    median(|HH|) / 0.6745, over the 2×2 blocks lying above the volume's body threshold
    (`masks.body_threshold`, read on every other voxel; at most `MAX_BLOCKS` of them, evenly
-   strided). Slices with fewer than `MIN_BLOCKS` such blocks, or under `MIN_SHARE` of the
-   median compared slice's, are not compared: noise at the very ends of the anatomy goes unseen.
-2. Its reference is the median σ of the compared slices within `window(m)` slices of it in the
-   order of the m compared slices, floored at `FLOOR` of the body's median intensity (so a
-   quantised, nearly noise-free template never reads as noisy). A slow change of noise along the
-   volume — CT noise rising at the shoulders, PET noise following the activity — moves the
-   reference with it; a run of noisy slices shorter than the window does not.
-3. A slice whose σ is at least `RATIO` times its reference is an outlier.
+   strided). Fine anatomy adds to it as noise does, so on a detailed MR slice the noise must
+   rise somewhat more than `RATIO` times for the reading to. Slices with fewer than
+   `MIN_BLOCKS` such blocks, or under `MIN_SHARE` of the median compared slice's, are not
+   compared: noise at the very ends of the anatomy goes unseen.
+2. σ is floored at `HU_FLOOR` for a CT in Hounsfield units (so rounding to whole HU never
+   reads as noise) and otherwise at `FLOOR` of the median slice level, the level being the
+   median of a slice's body blocks (a quantised, nearly noise-free template).
+3. Its reference is the lower quartile of the σ of the compared slices within `window(m)`
+   slices of it, in the order of the m compared slices. A slow change along the volume — CT noise
+   rising at the shoulders, PET noise following the activity — moves the reference with it;
+   interleaved noisy slices and a run of them up to about a third of the window do not.
+4. A slice whose σ is at least `RATIO` times its reference is noisy — outside CT in HU, only
+   when its σ over its level is also at least `LEVEL_RATIO` times the same reference of that
+   ratio (a slab brightened by a gain change has both its σ and its level raised).
 
-The result (`noisy_slices`) names the outlying slices, their runs, the largest ratio and the
-reference; None when no slice departs or the volume has fewer than `MIN_SLICES` compared
-slices. Slices are indexed along the volume's first axis from 0, as the Assessment's `slices`.
-It is a fact read from the pixels beside the score, as `slice_gaps` is one read from the header:
-the score and findings still come from the salient slices.
+`noisy_slices` returns, for a volume of at least `MIN_SLICES` compared slices, the noisy slices
+(none: an empty list), their runs, the largest ratio with that slice's value and reference, and
+how many slices were compared; None when it could not compare (a 2D image, too few slices).
+Slices are indexed from 0 along the volume's first axis as medq reads it (a DICOM series in
+order of position along its normal, a NIfTI file along its third voxel axis k), as the
+Assessment's `slices` are; `located` adds a DICOM series' InstanceNumbers and files. It is a
+fact read from the pixels beside the score, as `slice_gaps` is one read from the header: the
+score and findings still come from the salient slices.
 """
 
 from __future__ import annotations
@@ -30,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from medq.assess.masks import body_threshold
+from medq.assess.masks import CT_BODY_HU, body_threshold
 
 MAD_TO_SIGMA = 0.6745
 """median(|N(0, 1)|): divides a MAD into a Gaussian σ."""
@@ -39,7 +48,18 @@ RATIO = 2.0
 """A slice is an outlier when its σ is at least this multiple of its reference."""
 
 FLOOR = 0.01
-"""Smallest reference σ, as a share of the body's median intensity."""
+"""Smallest σ of a slice not in Hounsfield units, as a share of the median slice level."""
+
+HU_FLOOR = 1.0
+"""Smallest σ of a CT slice in Hounsfield units: scanners' noise is several times more,
+rounding to whole HU a fraction of it."""
+
+LEVEL_RATIO = 1.5
+"""Outside CT in HU, a noisy slice's σ over its level must also be at least this multiple of
+its neighbours' (a slab made brighter by a gain change, noise and all, is not noisier)."""
+
+QUANTILE = 25.0
+"""The percentile of the neighbours' values taken as a slice's reference (the lower quartile)."""
 
 MIN_BLOCKS = 256
 """Fewest body blocks (2×2) a slice needs to be compared (a 32×32 patch)."""
@@ -59,76 +79,105 @@ CHUNK = 16
 
 
 def window(m: int) -> int:
-    """Half-width (in compared slices) of the neighbourhood whose median is a slice's reference."""
+    """Half-width (in compared slices) of the neighbourhood whose lower quartile is a slice's
+    reference."""
     return max(4, m // 4)
 
 
-def slice_sigmas(volume: np.ndarray, threshold: float) -> np.ndarray:
-    """Noise σ of every slice of a (z, y, x) volume over its 2×2 blocks above `threshold`; NaN
-    where a slice has fewer than `MIN_BLOCKS` of them (step 1 of the module's rule)."""
+def slice_values(volume: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """Every slice's σ and level (step 1 of the module's rule: over its blocks above
+    `threshold`; the level is their median mean); NaN for a slice not compared."""
     vol = np.asarray(volume)
     if vol.ndim != 3:
-        raise ValueError(f"slice_sigmas needs a (z, y, x) volume, got shape {vol.shape}")
+        raise ValueError(f"slice_values needs a (z, y, x) volume, got shape {vol.shape}")
     ny, nx = (vol.shape[1] // 2) * 2, (vol.shape[2] // 2) * 2
     dtype = np.float32 if vol.dtype.itemsize <= 4 else np.float64
-    out = np.full(vol.shape[0], np.nan)
+    sigma, level = np.full(vol.shape[0], np.nan), np.full(vol.shape[0], np.nan)
     counts = np.zeros(vol.shape[0], dtype=np.int64)
     for start in range(0, vol.shape[0], CHUNK):
         part = vol[start:start + CHUNK, :ny, :nx].astype(dtype, copy=False)
         p, q = part[:, 0::2, 0::2], part[:, 0::2, 1::2]
         r, s = part[:, 1::2, 0::2], part[:, 1::2, 1::2]
         inside = np.minimum(np.minimum(p, q), np.minimum(r, s)) > threshold  # NaN is never
-        hh = np.abs(p - q - r + s)
-        for k, (plane_in, plane_hh) in enumerate(zip(inside, hh, strict=True)):
-            count = counts[start + k] = int(np.count_nonzero(plane_in))
+        hh, mean = np.abs(p - q - r + s), p + q + r + s
+        for k in range(part.shape[0]):
+            count = counts[start + k] = int(np.count_nonzero(inside[k]))
             if count >= MIN_BLOCKS:
-                taken = plane_hh[plane_in][:: max(1, count // MAX_BLOCKS)]
-                out[start + k] = float(np.median(taken)) / (2.0 * MAD_TO_SIGMA)
-    read = np.isfinite(out)
+                step = max(1, count // MAX_BLOCKS)
+                sigma[start + k] = float(np.median(hh[k][inside[k]][::step])) / (2 * MAD_TO_SIGMA)
+                level[start + k] = abs(float(np.median(mean[k][inside[k]][::step]))) / 4.0
+    read = np.isfinite(sigma)
     if read.any():  # the caps of the anatomy: thin body, σ read mostly on its edges
-        out[counts < MIN_SHARE * np.median(counts[read])] = np.nan
-    return out
+        sigma[counts < MIN_SHARE * np.median(counts[read])] = np.nan
+    return sigma, level
 
 
-def _body_level(volume: np.ndarray, modality: str | None) -> tuple[float, float]:
-    """(body threshold, median body intensity) read on every other voxel along each axis."""
-    sample = volume[::2, ::2, ::2]
-    threshold = body_threshold(sample, modality)
-    body = sample[sample > threshold]
-    return threshold, abs(float(np.median(body))) if body.size else 0.0
+def _ratios(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each compared slice's value over its reference (step 3), and the references."""
+    half = window(values.size)
+    refs = np.array([np.percentile(values[max(0, k - half): k + half + 1], QUANTILE)
+                     for k in range(values.size)])
+    return values / refs, refs
+
+
+def _in_hu(volume: np.ndarray, modality: str | None) -> tuple[float, bool]:
+    """(body threshold read on every other voxel along each axis, whether the volume is a CT
+    in Hounsfield units: its threshold is the HU one)."""
+    threshold = body_threshold(volume[::2, ::2, ::2], modality)
+    return threshold, str(modality).upper() == "CT" and threshold == CT_BODY_HU
 
 
 def noisy_slices(volume: np.ndarray, modality: str | None = None) -> dict[str, Any] | None:
-    """The slices of a volume noisier than those around them (module rule), or None.
+    """The slices of a volume noisier than those around them (module rule); None when it
+    cannot compare them.
 
-    Keys: `slices` (indices of the outlying slices), `runs` ([first, last] of each run of
-    consecutive ones), `ratio` (the largest σ over its reference), `sigma` (that slice's σ),
-    `reference` (the median reference of the compared slices), `compared` (how many slices
-    were compared).
+    Keys: `slices` (indices of the noisy slices; [] when none), `runs` ([first, last] of each
+    run of consecutive ones), `compared` (how many slices were compared) and, when some slice
+    is noisy, `ratio` (the largest σ over its reference among them), `sigma` and `reference`
+    (that slice's, in the image's units).
     """
     vol = np.asarray(volume)
     if vol.ndim != 3 or vol.shape[0] < MIN_SLICES:
         return None
-    threshold, level = _body_level(vol, modality)
-    sigmas = slice_sigmas(vol, threshold)
-    read = np.flatnonzero(np.isfinite(sigmas))
+    threshold, hu = _in_hu(vol, modality)
+    sigma_all, level_all = slice_values(vol, threshold)
+    read = np.flatnonzero(np.isfinite(sigma_all))
     m = read.size
     if m < MIN_SLICES:
         return None
-    values = sigmas[read]
-    floor = FLOOR * level
-    half = window(m)
-    refs = np.array([np.median(values[max(0, k - half): k + half + 1]) for k in range(m)])
-    refs = np.maximum(refs, max(floor, np.finfo(np.float64).tiny))
-    ratios = values / refs
+    sigma = np.maximum(sigma_all[read], HU_FLOOR if hu else 0.0)
+    level = level_all[read]
+    if not hu:  # at least FLOOR of the level: a quantised, nearly noise-free template
+        sigma = np.maximum(sigma, FLOOR * np.median(level))
+    ratios, refs = _ratios(sigma)
     hit = ratios >= RATIO
-    if not hit.any():
-        return None
+    if not hu:  # not a gain change: the noise rises against the slice's own level too
+        hit &= _ratios(sigma / np.maximum(level, np.finfo(np.float64).tiny))[0] >= LEVEL_RATIO
     slices = [int(z) for z in read[hit]]
+    if not slices:
+        return {"slices": [], "runs": [], "compared": int(m)}
     worst = int(np.argmax(np.where(hit, ratios, -np.inf)))
     return {"slices": slices, "runs": _runs(slices), "ratio": round(float(ratios[worst]), 2),
-            "sigma": round(float(values[worst]), 4),
-            "reference": round(float(np.median(refs)), 4), "compared": int(m)}
+            "sigma": round(float(sigma[worst]), 4), "reference": round(float(refs[worst]), 4),
+            "compared": int(m)}
+
+
+def found(result: dict[str, Any] | None) -> bool:
+    """Whether a `noisy_slices` result names noisy slices (not None, not an empty list)."""
+    return bool(result and result.get("slices"))
+
+
+def located(result: dict[str, Any] | None, meta: dict[str, Any]) -> dict[str, Any] | None:
+    """`result` with, for a volume read from a DICOM series (`meta` holds its files in slice
+    order), the InstanceNumbers (`instances`) and files (`files`) of its noisy slices."""
+    files = meta.get("dicom_files") or []
+    if not found(result) or len(files) < 2:
+        return result
+    numbers = meta.get("instance_numbers") or [None] * len(files)
+    if len(files) <= max(result["slices"]) or len(numbers) != len(files):
+        return result
+    return {**result, "instances": [numbers[z] for z in result["slices"]],
+            "files": [files[z] for z in result["slices"]]}
 
 
 def _runs(slices: list[int]) -> list[list[int]]:
@@ -142,15 +191,27 @@ def _runs(slices: list[int]) -> list[list[int]]:
     return runs
 
 
-def runs_text(outliers: dict[str, Any]) -> str:
-    """The outlying slices in short, e.g. "slices 63–67 (5 of 127 compared)"."""
-    parts = [f"{a}" if a == b else f"{a}–{b}" for a, b in outliers["runs"]]
-    shown = ", ".join(parts[:4]) + (f" and {len(parts) - 4} more runs" if len(parts) > 4 else "")
-    n = len(outliers["slices"])
-    return f"slice{'s' * (n != 1)} {shown} ({n} of {outliers['compared']} compared)"
+def _spans(values: list[int], limit: int | None) -> str:
+    """Sorted integers as runs, "3–5, 9", the first `limit` runs then "…"."""
+    parts = [f"{a}" if a == b else f"{a}–{b}" for a, b in _runs(sorted(values))]
+    if limit is not None and len(parts) > limit:
+        return ", ".join(parts[:limit]) + ", …"
+    return ", ".join(parts)
 
 
-def outliers_cell(outliers: dict[str, Any]) -> str:
+def runs_text(result: dict[str, Any], limit: int | None = 4) -> str:
+    """The noisy slices in short, e.g. "slices 63–67 (5 of 127 compared)", with a DICOM series'
+    images: "slices 48–50 (images 10–12; 3 of 58 compared)"; `limit` runs at most."""
+    n = len(result["slices"])
+    images = [v for v in result.get("instances") or [] if isinstance(v, int)]
+    shown = f"images {_spans(images, limit)}; " if len(images) == n else ""
+    return (f"slice{'s' * (n != 1)} {_spans(result['slices'], limit)} "
+            f"({shown}{n} of {result['compared']} compared)")
+
+
+def outliers_cell(result: dict[str, Any], limit: int | None = 4) -> str:
     """A results table's words for them, e.g. "noisy slices 63–67 (5 of 127 compared), up to
-    3.1×"."""
-    return f"noisy {runs_text(outliers)}, up to {outliers['ratio']:.1f}×"
+    3.1×"; "none of 127 compared" when none is noisy."""
+    if not found(result):
+        return f"none of {result['compared']} compared"
+    return f"noisy {runs_text(result, limit)}, up to {result['ratio']:.1f}×"

@@ -85,7 +85,8 @@ def assess(
     model: str = QUALITY_MODEL_OPTION,
     batch_size: int = typer.Option(16, "--batch-size", min=1, help="Images per forward pass."),
     measures: bool = typer.Option(True, "--measures/--no-measures",
-                                  help="Also compute the classical measures (slower)."),
+                                  help="Also compute the classical measures and compare "
+                                       "every slice of a volume for noisy slices (slower)."),
     modality: str | None = MODALITY_OPTION,
     precision: str = PRECISION_OPTION,
     device: str = DEVICE_OPTION,

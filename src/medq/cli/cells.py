@@ -61,9 +61,9 @@ def findings_text(findings: list[dict[str, Any]], suspected: Iterable[dict[str, 
         from medq.io.dicom import gaps_text
 
         text += f"; series: {gaps_text(gaps)}"
-    if outliers:
-        from medq.assess.noisy_slices import outliers_cell
+    from medq.assess.noisy_slices import found, outliers_cell
 
+    if found(outliers):
         text += f"; {outliers_cell(outliers)}"
     if nonfinite:
         text += f"; file: {nonfinite:.1%} of pixels NaN or infinite"

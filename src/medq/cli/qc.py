@@ -100,8 +100,9 @@ def run(
                               help="Shipped model name or path to a checkpoint (.pt)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary at the end."),
     measures: bool = typer.Option(True, "--measures/--no-measures",
-                                  help="Also compute the classical measures (items stored "
-                                       "without them are assessed again)."),
+                                  help="Also compute the classical measures and compare "
+                                       "every slice of a volume for noisy slices (items "
+                                       "stored without them are assessed again)."),
     batch_size: int = typer.Option(4, "--batch-size", min=1, help="Items per Dask task."),
     retry_errors: bool = typer.Option(False, "--retry-errors",
                                       help="Assess again the items stored as errors."),

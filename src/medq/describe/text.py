@@ -15,6 +15,7 @@ import math
 import re
 from typing import Any
 
+from medq.assess.noisy_slices import found
 from medq.describe.schema import Finding
 
 SEVERITY_WORDS = {"mild": ("mild", "slight"), "moderate": ("moderate", "noticeable"),
@@ -191,7 +192,7 @@ def coverage_sentence(gaps: dict[str, Any]) -> str:
 
 def said_normal(normal: list[str], outliers: dict[str, Any] | None) -> list[str]:
     """The finding types the text may call fine: not noise where some slices are noisy."""
-    return [t for t in normal if not (outliers and t == "noise")]
+    return [t for t in normal if not (found(outliers) and t == "noise")]
 
 
 def outliers_sentence(outliers: dict[str, Any]) -> str:
@@ -200,7 +201,7 @@ def outliers_sentence(outliers: dict[str, Any]) -> str:
     from medq.assess.noisy_slices import runs_text
 
     return (f"Noise is raised on {runs_text(outliers)}, up to {outliers['ratio']:.1f} times that "
-            "of the planes around them; the assessed slices may not show it.")
+            "of the slices around them; the assessed slices may not show it.")
 
 
 def ratio_text(lossy: dict[str, Any]) -> str:
@@ -254,11 +255,11 @@ def compose(findings: list[Finding], normal: list[str], verdict: str, modality: 
     if fine and len(sentences) < 3:
         lead = "Otherwise, " if findings else ""
         sentences.append(_sentence(lead + joined(fine)))
-    elif not findings and not outliers:
+    elif not findings and not found(outliers):
         sentences.append("No definite noise, blur or artefact is identified.")
     if gaps:
         sentences.append(coverage_sentence(gaps))
-    if outliers and len(sentences) < 4:  # at most five sentences with the verdict
+    if found(outliers) and len(sentences) < 4:  # at most five sentences with the verdict
         sentences.append(outliers_sentence(outliers))
     if lossy and len(sentences) < 4:
         sentences.append(storage_sentence(lossy, findings))

@@ -232,6 +232,12 @@ def _frame_positions(ds: Dataset, frames: int) -> list[list[float] | None]:
     return [None] * frames
 
 
+def _instance(value: Any) -> int | None:
+    """A slice's InstanceNumber as a whole number (None: absent or not one)."""
+    number = as_number(value)
+    return int(number) if number is not None and float(number).is_integer() else None
+
+
 def assemble(datasets: list[Dataset], paths: list[Path], source: Path, fmt: str) -> MedImage:
     """Build one MedImage from one (possibly multi-frame) dataset or a series of single frames."""
     first = datasets[0]
@@ -287,6 +293,7 @@ def assemble(datasets: list[Dataset], paths: list[Path], source: Path, fmt: str)
         if len(datasets) > 1:
             paths = [paths[i] for i in order]
             datasets = [datasets[i] for i in order]  # the first by position speaks for them
+            meta["instance_numbers"] = [_instance(numbers[i]) for i in order]
         else:
             meta["frame_order"] = order
         meta.update(info)

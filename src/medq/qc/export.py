@@ -9,9 +9,12 @@ shape, findings, the latest review (`review`, `reviewer`, `reviewed_at`, `review
 `suspected` (doubtful finding types that pull the score down without being reported: why an
 image is recalled with no finding), `nonfinite_fraction` (the share of NaN or infinite
 pixels; empty when all are finite), `noisy_slices` (a volume's slices noisier than those
-around them, which its salient slices may miss: `medq.assess.noisy_slices`; empty when none
-departs), description, model,
-fingerprint, run_id, updated_at, `lossy` and `lossy_ratio` (what the file states about lossy
+around them, which its salient slices may miss: `medq.assess.noisy_slices`; "none of 61
+compared" when none is; empty when they were not compared: a 2D image, `--no-measures`, too
+few slices, or an item stored by an earlier medq), description, model,
+fingerprint, `duplicate_of` (the first path, in path order, of an item with the same bytes
+under the same model: a copy a curator drops from a training set; empty for the first), run_id,
+updated_at, `lossy` and `lossy_ratio` (what the file states about lossy
 compression: a curator keeps such files out of a training set), and one column per classical
 measure. In CSV/TSV/Parquet the findings become `type (severity)` text and the shape `ZxYxX`;
 JSON keeps them structured (the measures as a `measures` object, the lossy compression as
@@ -37,7 +40,7 @@ COLUMNS = ("path", "status", "score", "grade", "verdict", "recall", "error", "ba
            "modality", "modality_source", "named_modality", "region",
            "dimension", "shape", "findings", "review", "reviewer", "reviewed_at", "review_comment",
            "suspected", "nonfinite_fraction", "noisy_slices", "description", "model",
-           "fingerprint", "run_id", "updated_at", "lossy", "lossy_ratio")
+           "fingerprint", "duplicate_of", "run_id", "updated_at", "lossy", "lossy_ratio")
 """Columns of every export, in order (measure columns follow in flat formats)."""
 
 _SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".parquet": "parquet", ".pq": "parquet",
@@ -84,7 +87,7 @@ def item_row(item: dict[str, Any], flat: bool) -> dict[str, Any]:
     if outliers:
         from medq.assess.noisy_slices import outliers_cell
 
-        row["noisy_slices"] = outliers_cell(outliers)
+        row["noisy_slices"] = outliers_cell(outliers, limit=None)
     shape = item.get("shape")
     row["shape"] = "x".join(str(s) for s in shape) if shape else None
     for key, value in (item.get("measures") or {}).items():
@@ -97,7 +100,13 @@ def export_rows(store: Store, *, flat: bool = True, model: str | None = None
     """Every item of the store (one model, or all), sorted by path, as export rows; a model
     without results in a database that holds some is InvalidParameter naming those it holds."""
     model = store.check_model(model)
-    return [item_row(item, flat) for item in store.items(sort="path", model=model)]
+    items = store.items(sort="path", model=model)
+    rows = [item_row(item, flat) for item in items]
+    first: dict[tuple[Any, Any], str] = {}
+    for item, row in zip(items, rows, strict=True):  # by path: the first copy names the rest
+        kept = first.setdefault((item.get("model"), item.get("fingerprint")), item["path"])
+        row["duplicate_of"] = None if kept == item["path"] else kept
+    return rows
 
 
 def _measure_columns() -> list[str]:
