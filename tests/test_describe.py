@@ -222,8 +222,9 @@ def test_phrasing_varies_by_finding_type_and_modality() -> None:
     assert "Noise is low" not in quiet
     for findings in ([], [Finding(k, "mild", 0.9, severity_value=1.0) for k in
                           ("noise", "blur", "streak", "low_contrast")]):
-        text = compose(findings, [], "usable", "CT", gaps=gaps, outliers=noisy)
+        text = compose(findings, ["blur"], "usable", "CT", gaps=gaps, outliers=noisy)
         assert 2 <= len(_sentences(text)) <= 5 and "Coverage is incomplete" in text
+        assert "Noise is raised on slices 3–4" in text
 
 
 def test_a_ct_noise_finding_states_its_level_in_hu(assessor) -> None:

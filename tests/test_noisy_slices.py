@@ -186,3 +186,20 @@ def test_an_image_made_in_memory_is_read_the_same(mni_t1):
                   slice(60, 62))
     result = medq.assess(MedImage(vol, (2.0, 2.0, 2.0), "MR", "brain"))
     assert result.noisy_slices["slices"] == [60, 61] and "instances" not in result.noisy_slices
+
+
+def test_a_volume_centred_on_zero_or_in_tiny_units_gives_finite_numbers(mni_t1):
+    """A z-scored volume (its body's median near 0, whose level says nothing) with one noisy
+    slice, and the same volume in units of 1e-5 (ADC-like): the slice is found, the ratio is
+    finite and σ / reference gives it back."""
+    vol = _rician(np.asarray(mni_t1.array), 0.02 * _level(np.asarray(mni_t1.array)),
+                  slice(None), seed=4)
+    vol[45] = _rician(np.asarray(mni_t1.array), 0.15 * _level(np.asarray(mni_t1.array)),
+                      slice(45, 46), seed=5)[45]
+    body = vol[vol > 0.1 * vol.max()]
+    for array in ((vol - np.median(body)) / body.std(), vol * 1e-5):
+        with np.errstate(all="raise"):
+            result = noisy_slices(array.astype(np.float32), "MR")
+        assert result["slices"] == [45]
+        assert np.isfinite(result["ratio"]) and result["reference"] > 0
+        assert result["sigma"] / result["reference"] == pytest.approx(result["ratio"], rel=0.01)

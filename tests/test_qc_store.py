@@ -690,3 +690,31 @@ def test_a_write_lock_held_too_long_is_one_line_not_the_statement() -> None:
     other = sa.exc.OperationalError("SELECT", {}, sqlite3.OperationalError("disk I/O error"))
     with pytest.raises(sa.exc.OperationalError), locked_as_busy("qc.sqlite"):
         raise other
+
+
+def test_duplicates_are_byte_copies_not_volumes_of_one_file_nor_unread_items(
+        store: Store, assessed: list[dict]) -> None:
+    """`duplicate_of` names the first path holding the same bytes; the volumes of one 4D file
+    share its bytes but are not copies, and items whose bytes could not be read (stored with
+    the placeholder fingerprint) are not copies of each other; a non-finite ratio of noisy
+    slices is stored as JSON any reader takes."""
+    from medq.qc.export import export_rows
+    from medq.qc.planning import UNREADABLE
+
+    base = {**assessed[0], "model": MODEL}
+    rows = [{**base, "path": "/a/one.dcm", "fingerprint": "1" * 64},
+            {**base, "path": "/b/copy.dcm", "fingerprint": "1" * 64},
+            *({**base, "path": f"/c/run.nii@volume={k}", "fingerprint": "2" * 64} for k in (0, 1)),
+            *({"path": f"/d/{n}", "status": "error", "error": f"/d/{n}: unreadable",
+               "fingerprint": UNREADABLE, "model": MODEL} for n in ("x", "y")),
+            {**base, "path": "/e/odd.nii.gz", "fingerprint": "3" * 64,
+             "noisy_slices": {"slices": [4], "runs": [[4, 4]], "ratio": float("inf"),
+                              "sigma": 1.0, "reference": 0.0, "compared": 20}}]
+    for row in rows:
+        store.record(row)
+    exported = {r["path"]: r for r in export_rows(store, flat=False)}
+    assert exported["/b/copy.dcm"]["duplicate_of"] == "/a/one.dcm"
+    assert exported["/a/one.dcm"]["duplicate_of"] is None
+    assert exported["/c/run.nii@volume=1"]["duplicate_of"] is None
+    assert exported["/d/y"]["duplicate_of"] is None
+    assert exported["/e/odd.nii.gz"]["noisy_slices"]["ratio"] is None  # JSON-safe, not inf

@@ -14,7 +14,9 @@ slice falls on it. This check reads every slice with body, cheaply, for that:
    compared: noise at the very ends of the anatomy goes unseen.
 2. σ is floored at `HU_FLOOR` for a CT in Hounsfield units (so rounding to whole HU never
    reads as noise) and otherwise at `FLOOR` of the median slice level, the level being the
-   median of a slice's body blocks (a quantised, nearly noise-free template).
+   median of a slice's body blocks (a quantised, nearly noise-free template), or of the P2–P98
+   spread of a volume whose body is centred on 0 (z-scored), for which step 4's level test is
+   left out.
 3. Its reference is the lower quartile of the σ of the compared slices within `window(m)`
    slices of it, in the order of the m compared slices. A slow change along the volume — CT noise
    rising at the shoulders, PET noise following the activity — moves the reference with it;
@@ -35,6 +37,7 @@ score and findings still come from the salient slices.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -113,11 +116,14 @@ def slice_values(volume: np.ndarray, threshold: float) -> tuple[np.ndarray, np.n
 
 
 def _ratios(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each compared slice's value over its reference (step 3), and the references."""
+    """Each compared slice's value over its reference (step 3; NaN where the reference is 0),
+    and the references."""
     half = window(values.size)
     refs = np.array([np.percentile(values[max(0, k - half): k + half + 1], QUANTILE)
                      for k in range(values.size)])
-    return values / refs, refs
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = np.where(refs > 0, values / np.where(refs > 0, refs, 1.0), np.nan)
+    return ratios, refs
 
 
 def _in_hu(volume: np.ndarray, modality: str | None) -> tuple[float, bool]:
@@ -145,21 +151,37 @@ def noisy_slices(volume: np.ndarray, modality: str | None = None) -> dict[str, A
     m = read.size
     if m < MIN_SLICES:
         return None
-    sigma = np.maximum(sigma_all[read], HU_FLOOR if hu else 0.0)
     level = level_all[read]
-    if not hu:  # at least FLOOR of the level: a quantised, nearly noise-free template
-        sigma = np.maximum(sigma, FLOOR * np.median(level))
+    typical = float(np.median(level))
+    floor = HU_FLOOR if hu else FLOOR * (typical if typical > 0 else _spread(vol))
+    sigma = np.maximum(sigma_all[read], floor)
     ratios, refs = _ratios(sigma)
-    hit = ratios >= RATIO
-    if not hu:  # not a gain change: the noise rises against the slice's own level too
-        hit &= _ratios(sigma / np.maximum(level, np.finfo(np.float64).tiny))[0] >= LEVEL_RATIO
+    hit = ratios >= RATIO  # NaN (a reference of 0) is never
+    if not hu and typical > 0:  # not a gain change: the noise rises against its level too
+        hit &= _ratios(sigma / np.maximum(level, FLOOR * typical))[0] >= LEVEL_RATIO
     slices = [int(z) for z in read[hit]]
     if not slices:
         return {"slices": [], "runs": [], "compared": int(m)}
     worst = int(np.argmax(np.where(hit, ratios, -np.inf)))
     return {"slices": slices, "runs": _runs(slices), "ratio": round(float(ratios[worst]), 2),
-            "sigma": round(float(sigma[worst]), 4), "reference": round(float(refs[worst]), 4),
+            "sigma": _figures(sigma[worst]), "reference": _figures(refs[worst]),
             "compared": int(m)}
+
+
+def _spread(volume: np.ndarray) -> float:
+    """P98 − P2 of the volume's finite values on every other voxel: the scale of a volume
+    whose body is centred on 0 (z-scored), where the level says nothing."""
+    sample = volume[::2, ::2, ::2]
+    values = sample[np.isfinite(sample)]
+    if values.size == 0:
+        return 0.0
+    low, high = np.percentile(values, [2.0, 98.0])
+    return float(high - low)
+
+
+def _figures(value: float) -> float:
+    """`value` to four significant figures (σ in any unit, 1e-5 as much as 1e3)."""
+    return float(f"{float(value):.4g}")
 
 
 def found(result: dict[str, Any] | None) -> bool:
@@ -169,7 +191,8 @@ def found(result: dict[str, Any] | None) -> bool:
 
 def located(result: dict[str, Any] | None, meta: dict[str, Any]) -> dict[str, Any] | None:
     """`result` with, for a volume read from a DICOM series (`meta` holds its files in slice
-    order), the InstanceNumbers (`instances`) and files (`files`) of its noisy slices."""
+    order), the InstanceNumbers (`instances`) and file names within the series folder (`files`)
+    of its noisy slices."""
     files = meta.get("dicom_files") or []
     if not found(result) or len(files) < 2:
         return result
@@ -177,7 +200,13 @@ def located(result: dict[str, Any] | None, meta: dict[str, Any]) -> dict[str, An
     if len(files) <= max(result["slices"]) or len(numbers) != len(files):
         return result
     return {**result, "instances": [numbers[z] for z in result["slices"]],
-            "files": [files[z] for z in result["slices"]]}
+            "files": [_name(files[z]) for z in result["slices"]]}
+
+
+def _name(path: str) -> str:
+    """A file's name within its series folder, as text any JSON writer takes (an undecodable
+    byte of the name as its escape)."""
+    return Path(path).name.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _runs(slices: list[int]) -> list[list[int]]:

@@ -9,7 +9,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from medq.cli.cells import KEY_PHYSICS, as_cell, findings_text, path_table
+from medq.cli.cells import KEY_PHYSICS, as_cell, assessment_findings, path_table
 from medq.cli.common import (
     INPUTS_ARGUMENT,
     JSON_LIST_OPTION,
@@ -233,7 +233,7 @@ def demo(
         table = Table("sample", "score", "grade", "findings", title="medq assess (bundled samples)")
         for row in json.loads((output / "assessment.json").read_text()):
             table.add_row(row["sample"], f"{row['score']:.2f}", row["grade"],
-                          findings_text(row["findings"], row.get("suspected", [])))
+                          assessment_findings(row))
         out.print(table)
         out.print(f"gallery written: {page}", highlight=False)
     outcome.exit()

@@ -102,7 +102,7 @@ def run(
     measures: bool = typer.Option(True, "--measures/--no-measures",
                                   help="Also compute the classical measures and compare "
                                        "every slice of a volume for noisy slices (items "
-                                       "stored without them are assessed again)."),
+                                       "stored without measures are assessed again)."),
     batch_size: int = typer.Option(4, "--batch-size", min=1, help="Items per Dask task."),
     retry_errors: bool = typer.Option(False, "--retry-errors",
                                       help="Assess again the items stored as errors."),

@@ -245,22 +245,21 @@ def compose(findings: list[Finding], normal: list[str], verdict: str, modality: 
             combined = f.severity == "mild" and verdict == "reject" and len(findings) > 1
             clause += ", " + _pick(COMBINED if combined else CONSEQUENCE[f.severity], key + "c")
         sentences.append(_sentence(clause))
-    rest = findings[2:]
-    if len(rest) == 1:
+    facts = ([coverage_sentence(gaps)] if gaps else []) + \
+        ([outliers_sentence(outliers)] if found(outliers) else [])  # always said
+    rest = findings[2:]  # at most five sentences with the verdict: the facts come first
+    if len(rest) == 1 and len(sentences) + len(facts) < 4:
         sentences.append(_sentence(finding_clause(rest[0], modality, f"{key}#2")))
-    elif rest:
+    elif rest and len(sentences) + len(facts) < 4:
         sentences.append(_sentence("Also present: " + joined(named(rest))))
     fine = [w for t in NORMAL_ORDER if t in said_normal(normal, outliers)
             and (w := _by_modality(NORMAL_WORDS.get(t, {}), modality))][:3]
-    if fine and len(sentences) < 3:
+    if fine and len(sentences) < 3 and len(sentences) + len(facts) < 4:
         lead = "Otherwise, " if findings else ""
         sentences.append(_sentence(lead + joined(fine)))
     elif not findings and not found(outliers):
         sentences.append("No definite noise, blur or artefact is identified.")
-    if gaps:
-        sentences.append(coverage_sentence(gaps))
-    if found(outliers) and len(sentences) < 4:  # at most five sentences with the verdict
-        sentences.append(outliers_sentence(outliers))
+    sentences += facts
     if lossy and len(sentences) < 4:
         sentences.append(storage_sentence(lossy, findings))
     if slices and shape and len(sentences) < 4:

@@ -35,6 +35,10 @@ MIN_PAIRS = 3
 """Fewest finite pairs for which a correlation is reported."""
 INIT_WIDTHS = (1.0, 0.25, 0.0625)
 """Starting widths β4 of the logistic fit, as shares of std(p); the best fit of them is kept."""
+STEEPEST = 0.2
+"""The steeper starts' fits are kept only when |β4| is at least this share of the median gap
+between neighbouring distinct scores (a steeper one is a step between two neighbours, which on
+a small set fits noise and inflates PLCC)."""
 
 
 def finite_rows(*columns: ArrayLike) -> list[np.ndarray]:
@@ -113,11 +117,12 @@ def fit_logistic(pred: ArrayLike, target: ArrayLike) -> tuple[float, float, floa
 
     The fit runs on both sides mapped to unit range (`_unit`), so its result does not depend
     on the units of the scores, and β is mapped back. Init: β1 = max(t), β2 = min(t) (swapped
-    when PLCC < 0), β3 = median(p), β4 = std(p) and two steeper starts (`INIT_WIDTHS`), the
-    least-squares best kept. With four points or fewer, when curve_fit
-    fails, or when its fit is worse than the straight line (a logistic with large |β4| is
-    linear, so a proper optimum is never worse), the returned β describe that least-squares line
-    instead: the logistic with very large |β4| around β3 = mean(p), i.e. a linear fallback.
+    when PLCC < 0), β3 = median(p), β4 = std(p) and two steeper starts (`INIT_WIDTHS`, not
+    steeper than `STEEPEST` allows), the least-squares best kept. With four points or fewer,
+    when curve_fit fails, or when its fit is worse than the straight line (a logistic with
+    large |β4| is linear, so a proper optimum is never worse), the returned β describe that
+    least-squares line instead: the logistic with very large |β4| around β3 = mean(p), i.e. a
+    linear fallback.
     """
     p, t = _pairs(pred, target)
     if not _usable(p, t):
@@ -139,10 +144,12 @@ def _fit_unit(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float, float]
         return _linear_as_logistic(slope, intercept, x)
     best, best_sse = None, linear_sse * (1 + 1e-9)
     width = float(np.std(x)) or 1.0
+    gaps = np.diff(np.unique(x))
+    least = STEEPEST * float(np.median(gaps)) if gaps.size else 0.0
     for share in INIT_WIDTHS:  # several starts: a steep relation's optimum lies far from std(x)
         beta = _curve_fit([high, low, float(np.median(x)), width * share], x, y)
-        if beta is None:
-            continue
+        if beta is None or (share != INIT_WIDTHS[0] and abs(beta[3]) < least):
+            continue  # a steeper start's step between two neighbours fits noise
         sse = float(np.sum((logistic4(x, *beta) - y) ** 2))
         if sse <= best_sse:
             best, best_sse = beta, sse

@@ -13,7 +13,8 @@ around them, which its salient slices may miss: `medq.assess.noisy_slices`; "non
 compared" when none is; empty when they were not compared: a 2D image, `--no-measures`, too
 few slices, or an item stored by an earlier medq), description, model,
 fingerprint, `duplicate_of` (the first path, in path order, of an item with the same bytes
-under the same model: a copy a curator drops from a training set; empty for the first), run_id,
+under the same model — the same volume of a 4D file —: a copy a curator drops from a training
+set; empty for the first, and for an item whose bytes could not be read), run_id,
 updated_at, `lossy` and `lossy_ratio` (what the file states about lossy
 compression: a curator keeps such files out of a training set), and one column per classical
 measure. In CSV/TSV/Parquet the findings become `type (severity)` text and the shape `ZxYxX`;
@@ -29,6 +30,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from medq.errors import InvalidParameter
+from medq.io.volumes import volume_mark
+from medq.qc.planning import UNREADABLE
 
 if TYPE_CHECKING:
     from medq.qc.store import Store
@@ -102,9 +105,14 @@ def export_rows(store: Store, *, flat: bool = True, model: str | None = None
     model = store.check_model(model)
     items = store.items(sort="path", model=model)
     rows = [item_row(item, flat) for item in items]
-    first: dict[tuple[Any, Any], str] = {}
+    first: dict[tuple[Any, ...], str] = {}
     for item, row in zip(items, rows, strict=True):  # by path: the first copy names the rest
-        kept = first.setdefault((item.get("model"), item.get("fingerprint")), item["path"])
+        row["duplicate_of"] = None
+        if item.get("fingerprint") in (None, UNREADABLE):  # bytes never read: none to compare
+            continue
+        mark = volume_mark(item["path"])  # the volumes of one 4D file share its bytes
+        key = (item.get("model"), item["fingerprint"], mark[1] if mark else None)
+        kept = first.setdefault(key, item["path"])
         row["duplicate_of"] = None if kept == item["path"] else kept
     return rows
 

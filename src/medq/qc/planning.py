@@ -14,6 +14,9 @@ from medq.io.special import resolved
 from medq.io.volumes import VOLUME_MARK, volume_mark
 from medq.qc.discover import SERIES_MARK, UNLISTED, Item
 
+UNREADABLE = "unreadable"
+"""The fingerprint stored for an item whose bytes could not be read (no content hash)."""
+
 
 def unreadable_file(error: OSError, path: str) -> InputError:
     """The input error of a file the walk found but cannot open: a link to nothing, a loop of
@@ -40,7 +43,7 @@ def plan(items: Sequence[Item], known: dict[str, str],
                 os.listdir(item.path)  # the folder's own error (no permission)
             fp = fingerprint(item.files)
         except OSError as e:
-            unreadable.append((item, "unreadable", unreadable_file(e, item.path)))
+            unreadable.append((item, UNREADABLE, unreadable_file(e, item.path)))
             continue
         if known.get(item.path) == fp:
             skipped += 1

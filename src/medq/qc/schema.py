@@ -69,7 +69,7 @@ items_table = sa.Table(
     sa.Column("modality_source", sa.String(16)),  # where the graded modality came from (added)
     sa.Column("nonfinite_fraction", sa.Float),  # share of NaN/inf pixels; none: all finite (added)
     sa.Column("suspected", sa.JSON),  # the Assessment's doubtful types (added)
-    sa.Column("noisy_slices", sa.JSON),  # a volume's noisy slices; none: none departs (added)
+    sa.Column("noisy_slices", sa.JSON),  # a volume's noisy slices; none: not compared (added)
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.UniqueConstraint("path", "model", name="uq_items_path_model"),

@@ -81,7 +81,8 @@ class Item(BaseModel):
     nonfinite_fraction: float | None = None
     """The share of its pixels that are NaN or infinite (None: all finite, or not recorded)."""
     noisy_slices: dict[str, Any] | None = None
-    """A volume's slices noisier than those around them (None: none departs, or not recorded)."""
+    """A volume's slices noisier than those around them (`slices` empty when none is; None: not
+    compared, as for a 2D image, or stored by an earlier medq)."""
     suspected: list[dict[str, Any]] | None = None
     """Doubtful finding types that pull the score down without being reported."""
     region: str | None = None
