@@ -46,7 +46,8 @@ def test_rician_noise_on_some_slices_names_exactly_those_slices(mni_t1, slices, 
     assert result["runs"] == [[expected[0], expected[-1]]]
     assert result["ratio"] >= RATIO
     assert result["sigma"] == pytest.approx(result["ratio"] * result["reference"], rel=0.01)
-    assert f"{expected[0]}" in runs_text(result)
+    assert f"{expected[0]}" in runs_text(result, result["compared"])
+    assert result["spiked"]["slices"] == []  # raised noise is no spike
     assert outliers_cell(result).startswith("noisy slice")
 
 
@@ -131,7 +132,41 @@ def test_a_dicom_series_names_the_images_and_files_of_its_noisy_slices(tmp_path,
     assert result["slices"] == [30, 31, 32]
     assert result["instances"] == [n - 30, n - 31, n - 32]
     assert [Path(f).name for f in result["files"]] == ["f030.dcm", "f031.dcm", "f032.dcm"]
-    assert f"images {n - 32}–{n - 30};" in runs_text(result)
+    assert f"images {n - 32}–{n - 30};" in runs_text(result, result["compared"])
+
+
+def test_a_k_space_spike_on_some_mr_slices_is_named_and_not_on_all():
+    """medq's moderate and severe spikes and TorchIO's, copied into two slices of the MNI T1:
+    those two are spiked; a spike in every slice, or any other MR degradation of the whole
+    volume: none."""
+    import sys
+
+    from medq.data.samples import load_sample
+    from medq.degrade import simulate
+    from medq.describe.text import outliers_sentence, said_normal
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from independent import tio_spike
+
+    image = load_sample("mni_t1")
+    base, _ = simulate(image, "mr_noise", severity="mild")
+    clean = np.asarray(base.array, dtype=np.float32)
+    spiked = [simulate(base, "mr_spike", severity=s)[0].array[94:96] for s in ("moderate",
+                                                                            "severe")]
+    spiked.append(np.stack([tio_spike(base.evolve(array=clean[z], spacing=(1.0, 1.0)), 0.25,
+                                      z).array for z in (94, 95)]))
+    for degraded in spiked:
+        mixed = clean.copy()
+        mixed[94:96] = degraded
+        result = noisy_slices(mixed, "MR")
+        assert result["spiked"]["slices"] == [94, 95] and result["slices"] == []
+        assert found(result) and "spike on slices 94–95" in outliers_cell(result)
+    for kind in ("mr_spike", "mr_ghosting"):
+        whole = simulate(image, kind, severity="severe")[0]
+        assert not found(noisy_slices(whole.array, "MR")), kind
+    text = outliers_sentence(result)
+    assert text.startswith("Spike noise lays herringbone stripes over slices 94–95")
+    assert said_normal(["noise", "spike", "blur"], result) == ["noise", "blur"]
 
 
 def test_too_few_slices_or_a_2d_image_give_none(mni_t1):
@@ -169,13 +204,18 @@ def test_qc_export_writes_the_noisy_slices_as_text_and_keeps_them_in_json():
     assert item_row(item, flat=True)["noisy_slices"] == \
         "noisy slices 5–6, 9 (3 of 80 compared), up to 3.2×"
     assert item_row(item, flat=False)["noisy_slices"] == found
+    assert item_row(item, flat=True)["noisy_slice_count"] == 3
+    both = {**found, "spiked": {"slices": [9, 30], "runs": [[9, 9], [30, 30]], "peak": 900.0}}
+    assert item_row({"path": "e", "noisy_slices": both}, flat=True)["noisy_slice_count"] == 4
     many = {**found, "slices": list(range(0, 20, 2)), "runs": [[z, z] for z in range(0, 20, 2)]}
     assert "0, 2, 4, 6, 8, 10, 12, 14, 16, 18 (10 of 80" in \
         item_row({"path": "c", "noisy_slices": many}, flat=True)["noisy_slices"]
     none = {"slices": [], "runs": [], "compared": 80}
     assert item_row({"path": "d", "noisy_slices": none}, flat=True)["noisy_slices"] == \
         "none of 80 compared"
+    assert item_row({"path": "d", "noisy_slices": none}, flat=True)["noisy_slice_count"] == 0
     assert item_row({"path": "b.nii.gz"}, flat=True)["noisy_slices"] is None  # not compared
+    assert item_row({"path": "b.nii.gz"}, flat=True)["noisy_slice_count"] is None
 
 
 def test_an_image_made_in_memory_is_read_the_same(mni_t1):

@@ -718,3 +718,23 @@ def test_duplicates_are_byte_copies_not_volumes_of_one_file_nor_unread_items(
     assert exported["/c/run.nii@volume=1"]["duplicate_of"] is None
     assert exported["/d/y"]["duplicate_of"] is None
     assert exported["/e/odd.nii.gz"]["noisy_slices"]["ratio"] is None  # JSON-safe, not inf
+
+
+def test_the_kept_copy_is_a_present_regular_file_whatever_the_model(tmp_path: Path) -> None:
+    """Of the copies of one file, a curator keeps the file itself: not a link to it (deleting
+    the copies would leave the link dangling), nor a path that is gone; the results of two
+    models for the same paths name the same kept copy."""
+    from medq.qc.duplicates import duplicate_of
+
+    real = tmp_path / "b" / "scan.dcm"
+    real.parent.mkdir()
+    real.write_bytes(b"pixels")
+    link = tmp_path / "a_link.dcm"
+    link.symlink_to(real)
+    copy = tmp_path / "c_copy.dcm"
+    copy.write_bytes(b"pixels")
+    paths = [str(tmp_path / "0_gone.dcm"), str(link), str(real), str(copy)]
+    items = [{"path": p, "status": "ok", "fingerprint": "f" * 64, "model": m}
+             for p in paths for m in ("mediqa-s", "cnniqa")]
+    copies = duplicate_of(items)
+    assert set(copies) == set(paths) - {str(real)} and set(copies.values()) == {str(real)}

@@ -140,7 +140,8 @@ def noisy_slices(volume: np.ndarray, modality: str | None = None) -> dict[str, A
     Keys: `slices` (indices of the noisy slices; [] when none), `runs` ([first, last] of each
     run of consecutive ones), `compared` (how many slices were compared) and, when some slice
     is noisy, `ratio` (the largest σ over its reference among them), `sigma` and `reference`
-    (that slice's, in the image's units).
+    (that slice's, in the image's units); for MR also `spiked`, the compared slices marked by
+    a k-space spike (`medq.assess.spiked_slices`: `slices`, `runs`, `peak`).
     """
     vol = np.asarray(volume)
     if vol.ndim != 3 or vol.shape[0] < MIN_SLICES:
@@ -160,12 +161,16 @@ def noisy_slices(volume: np.ndarray, modality: str | None = None) -> dict[str, A
     if not hu and typical > 0:  # not a gain change: the noise rises against its level too
         hit &= _ratios(sigma / np.maximum(level, FLOOR * typical))[0] >= LEVEL_RATIO
     slices = [int(z) for z in read[hit]]
-    if not slices:
-        return {"slices": [], "runs": [], "compared": int(m)}
-    worst = int(np.argmax(np.where(hit, ratios, -np.inf)))
-    return {"slices": slices, "runs": _runs(slices), "ratio": round(float(ratios[worst]), 2),
-            "sigma": _figures(sigma[worst]), "reference": _figures(refs[worst]),
-            "compared": int(m)}
+    out: dict[str, Any] = {"slices": slices, "runs": runs_of(slices), "compared": int(m)}
+    if slices:
+        worst = int(np.argmax(np.where(hit, ratios, -np.inf)))
+        out.update(ratio=round(float(ratios[worst]), 2), sigma=_figures(sigma[worst]),
+                   reference=_figures(refs[worst]))
+    if str(modality).upper() == "MR":  # a k-space spike: MR's alone
+        from medq.assess.spiked_slices import spiked_slices
+
+        out["spiked"] = spiked_slices(vol, read)
+    return out
 
 
 def _spread(volume: np.ndarray) -> float:
@@ -185,22 +190,37 @@ def _figures(value: float) -> float:
 
 
 def found(result: dict[str, Any] | None) -> bool:
-    """Whether a `noisy_slices` result names noisy slices (not None, not an empty list)."""
-    return bool(result and result.get("slices"))
+    """Whether a `noisy_slices` result names noisy or spiked slices (not None, not empty)."""
+    return bool(result and (result.get("slices") or spiked(result)))
+
+
+def spiked(result: dict[str, Any] | None) -> list[int]:
+    """The spiked slices of a `noisy_slices` result ([] for none, or none read)."""
+    return list(((result or {}).get("spiked") or {}).get("slices") or [])
 
 
 def located(result: dict[str, Any] | None, meta: dict[str, Any]) -> dict[str, Any] | None:
     """`result` with, for a volume read from a DICOM series (`meta` holds its files in slice
     order), the InstanceNumbers (`instances`) and file names within the series folder (`files`)
-    of its noisy slices."""
+    of its noisy slices, and of its spiked ones in `spiked`."""
     files = meta.get("dicom_files") or []
     if not found(result) or len(files) < 2:
         return result
     numbers = meta.get("instance_numbers") or [None] * len(files)
-    if len(files) <= max(result["slices"]) or len(numbers) != len(files):
+    if len(numbers) != len(files):
         return result
-    return {**result, "instances": [numbers[z] for z in result["slices"]],
-            "files": [_name(files[z]) for z in result["slices"]]}
+
+    def named(part: dict[str, Any]) -> dict[str, Any]:
+        slices = part.get("slices") or []
+        if not slices or max(slices) >= len(files):
+            return part
+        return {**part, "instances": [numbers[z] for z in slices],
+                "files": [_name(files[z]) for z in slices]}
+
+    out = named(result)
+    if result.get("spiked"):
+        out["spiked"] = named(result["spiked"])
+    return out
 
 
 def _name(path: str) -> str:
@@ -209,7 +229,7 @@ def _name(path: str) -> str:
     return Path(path).name.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def _runs(slices: list[int]) -> list[list[int]]:
+def runs_of(slices: list[int]) -> list[list[int]]:
     """[first, last] of each run of consecutive indices in sorted `slices`."""
     runs: list[list[int]] = []
     for z in slices:
@@ -222,25 +242,32 @@ def _runs(slices: list[int]) -> list[list[int]]:
 
 def _spans(values: list[int], limit: int | None) -> str:
     """Sorted integers as runs, "3–5, 9", the first `limit` runs then "…"."""
-    parts = [f"{a}" if a == b else f"{a}–{b}" for a, b in _runs(sorted(values))]
+    parts = [f"{a}" if a == b else f"{a}–{b}" for a, b in runs_of(sorted(values))]
     if limit is not None and len(parts) > limit:
         return ", ".join(parts[:limit]) + ", …"
     return ", ".join(parts)
 
 
-def runs_text(result: dict[str, Any], limit: int | None = 4) -> str:
-    """The noisy slices in short, e.g. "slices 63–67 (5 of 127 compared)", with a DICOM series'
-    images: "slices 48–50 (images 10–12; 3 of 58 compared)"; `limit` runs at most."""
-    n = len(result["slices"])
-    images = [v for v in result.get("instances") or [] if isinstance(v, int)]
+def runs_text(part: dict[str, Any], compared: int, limit: int | None = 4) -> str:
+    """Slices in short (of a result, or of its `spiked`), e.g. "slices 63–67 (5 of 127
+    compared)", with a DICOM series' images: "slices 48–50 (images 10–12; 3 of 58 compared)";
+    `limit` runs at most."""
+    n = len(part["slices"])
+    images = [v for v in part.get("instances") or [] if isinstance(v, int)]
     shown = f"images {_spans(images, limit)}; " if len(images) == n else ""
-    return (f"slice{'s' * (n != 1)} {_spans(result['slices'], limit)} "
-            f"({shown}{n} of {result['compared']} compared)")
+    return (f"slice{'s' * (n != 1)} {_spans(part['slices'], limit)} "
+            f"({shown}{n} of {compared} compared)")
 
 
 def outliers_cell(result: dict[str, Any], limit: int | None = 4) -> str:
     """A results table's words for them, e.g. "noisy slices 63–67 (5 of 127 compared), up to
-    3.1×"; "none of 127 compared" when none is noisy."""
+    3.1×; spike on slice 94 (1 of 127 compared)"; "none of 127 compared" when none is."""
     if not found(result):
         return f"none of {result['compared']} compared"
-    return f"noisy {runs_text(result, limit)}, up to {result['ratio']:.1f}×"
+    parts = []
+    if result["slices"]:
+        parts.append(f"noisy {runs_text(result, result['compared'], limit)}, up to "
+                     f"{result['ratio']:.1f}×")
+    if spiked(result):
+        parts.append(f"spike on {runs_text(result['spiked'], result['compared'], limit)}")
+    return "; ".join(parts)

@@ -15,7 +15,7 @@ import math
 import re
 from typing import Any
 
-from medq.assess.noisy_slices import found
+from medq.assess.noisy_slices import found, spiked
 from medq.describe.schema import Finding
 
 SEVERITY_WORDS = {"mild": ("mild", "slight"), "moderate": ("moderate", "noticeable"),
@@ -191,17 +191,27 @@ def coverage_sentence(gaps: dict[str, Any]) -> str:
 
 
 def said_normal(normal: list[str], outliers: dict[str, Any] | None) -> list[str]:
-    """The finding types the text may call fine: not noise where some slices are noisy."""
-    return [t for t in normal if not (found(outliers) and t == "noise")]
+    """The finding types the text may call fine: not noise where some slices are noisy, not
+    spikes where some are spiked."""
+    seen = {"noise": bool((outliers or {}).get("slices")), "spike": bool(spiked(outliers))}
+    return [t for t in normal if not seen.get(t)]
 
 
 def outliers_sentence(outliers: dict[str, Any]) -> str:
-    """The sentence on a volume's slices noisier than those around them
+    """The sentence on a volume's slices noisier than those around them or marked by a spike
     (`medq.assess.noisy_slices`), which its salient slices may not show."""
     from medq.assess.noisy_slices import runs_text
 
-    return (f"Noise is raised on {runs_text(outliers)}, up to {outliers['ratio']:.1f} times that "
-            "of the slices around them; the assessed slices may not show it.")
+    compared = outliers["compared"]
+    clauses = []
+    if outliers.get("slices"):
+        clauses.append(f"noise is raised on {runs_text(outliers, compared)}, up to "
+                       f"{outliers['ratio']:.1f} times that of the slices around them")
+    if spiked(outliers):
+        clauses.append("spike noise lays herringbone stripes over "
+                       f"{runs_text(outliers['spiked'], compared)}")
+    text = "; ".join(clauses)
+    return f"{text[0].upper()}{text[1:]}; the assessed slices may not show it."
 
 
 def ratio_text(lossy: dict[str, Any]) -> str:

@@ -9,13 +9,13 @@ shape, findings, the latest review (`review`, `reviewer`, `reviewed_at`, `review
 `suspected` (doubtful finding types that pull the score down without being reported: why an
 image is recalled with no finding), `nonfinite_fraction` (the share of NaN or infinite
 pixels; empty when all are finite), `noisy_slices` (a volume's slices noisier than those
-around them, which its salient slices may miss: `medq.assess.noisy_slices`; "none of 61
-compared" when none is; empty when they were not compared: a 2D image, `--no-measures`, too
-few slices, or an item stored by an earlier medq), description, model,
-fingerprint, `duplicate_of` (the first path, in path order, of an item with the same bytes
-under the same model — the same volume of a 4D file —: a copy a curator drops from a training
-set; empty for the first, and for an item whose bytes could not be read), run_id,
-updated_at, `lossy` and `lossy_ratio` (what the file states about lossy
+around them or, in MR, marked by a k-space spike, which its salient slices may miss:
+`medq.assess.noisy_slices`; "none of 61 compared" when none is; empty when they were not
+compared: a 2D image, `--no-measures`, under 8 slices, or an item stored by an earlier medq)
+and `noisy_slice_count` (how many, a number to filter on), description, model, fingerprint,
+`duplicate_of` (for a byte copy of another item, the copy kept: `medq.qc.duplicates`; empty
+for the kept one, an error and an item whose bytes could not be read), run_id, updated_at,
+`lossy` and `lossy_ratio` (what the file states about lossy
 compression: a curator keeps such files out of a training set), and one column per classical
 measure. In CSV/TSV/Parquet the findings become `type (severity)` text and the shape `ZxYxX`;
 JSON keeps them structured (the measures as a `measures` object, the lossy compression as
@@ -29,9 +29,9 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from medq.assess.noisy_slices import outliers_cell, spiked
 from medq.errors import InvalidParameter
-from medq.io.volumes import volume_mark
-from medq.qc.planning import UNREADABLE
+from medq.qc.duplicates import duplicate_of
 
 if TYPE_CHECKING:
     from medq.qc.store import Store
@@ -42,8 +42,8 @@ FORMATS = ("csv", "tsv", "parquet", "json")
 COLUMNS = ("path", "status", "score", "grade", "verdict", "recall", "error", "bad_input",
            "modality", "modality_source", "named_modality", "region",
            "dimension", "shape", "findings", "review", "reviewer", "reviewed_at", "review_comment",
-           "suspected", "nonfinite_fraction", "noisy_slices", "description", "model",
-           "fingerprint", "duplicate_of", "run_id", "updated_at", "lossy", "lossy_ratio")
+           "suspected", "nonfinite_fraction", "noisy_slices", "noisy_slice_count", "description",
+           "model", "fingerprint", "duplicate_of", "run_id", "updated_at", "lossy", "lossy_ratio")
 """Columns of every export, in order (measure columns follow in flat formats)."""
 
 _SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".parquet": "parquet", ".pq": "parquet",
@@ -81,6 +81,8 @@ def item_row(item: dict[str, Any], flat: bool) -> dict[str, Any]:
                lossy_ratio=(lossy or {}).get("ratio"))
     outliers = item.get("noisy_slices")
     row["noisy_slices"] = outliers
+    row["noisy_slice_count"] = None if outliers is None else len(
+        set(outliers.get("slices") or []) | set(spiked(outliers)))
     if not flat:
         row["measures"] = item.get("measures")
         row["lossy_compression"] = lossy
@@ -88,8 +90,6 @@ def item_row(item: dict[str, Any], flat: bool) -> dict[str, Any]:
     row["findings"] = _findings_text(item.get("findings"))
     row["suspected"] = _findings_text(item.get("suspected"))
     if outliers:
-        from medq.assess.noisy_slices import outliers_cell
-
         row["noisy_slices"] = outliers_cell(outliers, limit=None)
     shape = item.get("shape")
     row["shape"] = "x".join(str(s) for s in shape) if shape else None
@@ -105,15 +105,9 @@ def export_rows(store: Store, *, flat: bool = True, model: str | None = None
     model = store.check_model(model)
     items = store.items(sort="path", model=model)
     rows = [item_row(item, flat) for item in items]
-    first: dict[tuple[Any, ...], str] = {}
-    for item, row in zip(items, rows, strict=True):  # by path: the first copy names the rest
-        row["duplicate_of"] = None
-        if item.get("fingerprint") in (None, UNREADABLE):  # bytes never read: none to compare
-            continue
-        mark = volume_mark(item["path"])  # the volumes of one 4D file share its bytes
-        key = (item.get("model"), item["fingerprint"], mark[1] if mark else None)
-        kept = first.setdefault(key, item["path"])
-        row["duplicate_of"] = None if kept == item["path"] else kept
+    copies = duplicate_of(items)
+    for row in rows:
+        row["duplicate_of"] = copies.get(row["path"])
     return rows
 
 
@@ -126,7 +120,7 @@ def _measure_columns() -> list[str]:
     return [k if k not in COLUMNS else f"measure_{k}" for k in MEASURE_NAMES]
 
 
-NUMBERS = ("score", "lossy_ratio")
+NUMBERS = ("score", "lossy_ratio", "noisy_slice_count")
 """Fixed columns that hold numbers (the measure columns do too)."""
 
 FLAGS = ("recall", "bad_input", "lossy")
