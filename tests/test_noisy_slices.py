@@ -137,8 +137,8 @@ def test_a_dicom_series_names_the_images_and_files_of_its_noisy_slices(tmp_path,
 
 def test_a_k_space_spike_on_some_mr_slices_is_named_and_not_on_all():
     """medq's moderate and severe spikes and TorchIO's, copied into two slices of the MNI T1:
-    those two are spiked; a spike in every slice, or any other MR degradation of the whole
-    volume: none."""
+    those two are spiked; a spike in every slice, ghosting of the whole volume, a bar burnt into
+    two slices or rows cut out of three (a reviewer found those read as spikes): none."""
     import sys
 
     from medq.data.samples import load_sample
@@ -161,9 +161,16 @@ def test_a_k_space_spike_on_some_mr_slices_is_named_and_not_on_all():
         result = noisy_slices(mixed, "MR")
         assert result["spiked"]["slices"] == [94, 95] and result["slices"] == []
         assert found(result) and "spike on slices 94–95" in outliers_cell(result)
+    mixed[94, 50, 60] = np.inf  # a pixel that is no number does not hide the spike
+    assert noisy_slices(mixed, "MR")["spiked"]["slices"] == [94, 95]
     for kind in ("mr_spike", "mr_ghosting"):
         whole = simulate(image, kind, severity="severe")[0]
         assert not found(noisy_slices(whole.array, "MR")), kind
+    burnt, cut = clean.copy(), clean.copy()  # a bar burnt into two slices, rows zeroed in three
+    burnt[120:122, 20:30, 40:160] = clean.max()
+    cut[120:123, 100:110, :] = 0
+    for edited in (burnt, cut):
+        assert noisy_slices(edited, "MR")["spiked"]["slices"] == []
     text = outliers_sentence(result)
     assert text.startswith("Spike noise lays herringbone stripes over slices 94–95")
     assert said_normal(["noise", "spike", "blur"], result) == ["noise", "blur"]

@@ -722,8 +722,9 @@ def test_duplicates_are_byte_copies_not_volumes_of_one_file_nor_unread_items(
 
 def test_the_kept_copy_is_a_present_regular_file_whatever_the_model(tmp_path: Path) -> None:
     """Of the copies of one file, a curator keeps the file itself: not a link to it (deleting
-    the copies would leave the link dangling), nor a path that is gone; the results of two
-    models for the same paths name the same kept copy."""
+    the copies would leave the link dangling), nor a path that is gone, and a path reaching it
+    through a linked folder is no copy of it; the results of two models for the same paths name
+    the same kept copy."""
     from medq.qc.duplicates import duplicate_of
 
     real = tmp_path / "b" / "scan.dcm"
@@ -733,8 +734,21 @@ def test_the_kept_copy_is_a_present_regular_file_whatever_the_model(tmp_path: Pa
     link.symlink_to(real)
     copy = tmp_path / "c_copy.dcm"
     copy.write_bytes(b"pixels")
-    paths = [str(tmp_path / "0_gone.dcm"), str(link), str(real), str(copy)]
+    folder_link = tmp_path / "a_set"
+    folder_link.symlink_to(real.parent, target_is_directory=True)  # a set built of links
+    through = folder_link / "scan.dcm"
+    paths = [str(tmp_path / "0_gone.dcm"), str(link), str(real), str(copy), str(through)]
+    models = ("mediqa-s", "cnniqa")
     items = [{"path": p, "status": "ok", "fingerprint": "f" * 64, "model": m}
-             for p in paths for m in ("mediqa-s", "cnniqa")]
+             for p in paths for m in models]
     copies = duplicate_of(items)
-    assert set(copies) == set(paths) - {str(real)} and set(copies.values()) == {str(real)}
+    # the two paths that reach the scan itself through links are no copies of it
+    named = {str(tmp_path / "0_gone.dcm"), str(copy)}
+    assert set(copies) == {(p, m) for p in named for m in models}
+    assert set(copies.values()) == {str(real)}
+    # a file that changed between two models' runs: each model pairs the bytes it saw
+    changed = [{"path": "/x/b", "fingerprint": "1" * 64, "model": "A", "status": "ok"},
+               {"path": "/x/c", "fingerprint": "1" * 64, "model": "A", "status": "ok"},
+               {"path": "/x/b", "fingerprint": "2" * 64, "model": "B", "status": "ok"},
+               {"path": "/x/a", "fingerprint": "2" * 64, "model": "B", "status": "ok"}]
+    assert duplicate_of(changed) == {("/x/c", "A"): "/x/b", ("/x/b", "B"): "/x/a"}

@@ -169,7 +169,9 @@ def noisy_slices(volume: np.ndarray, modality: str | None = None) -> dict[str, A
     if str(modality).upper() == "MR":  # a k-space spike: MR's alone
         from medq.assess.spiked_slices import spiked_slices
 
-        out["spiked"] = spiked_slices(vol, read)
+        spikes = spiked_slices(vol, read)
+        out["spiked"] = {"slices": spikes["slices"], "runs": runs_of(spikes["slices"]),
+                         **({"peak": spikes["peak"]} if "peak" in spikes else {})}
     return out
 
 
@@ -217,7 +219,7 @@ def located(result: dict[str, Any] | None, meta: dict[str, Any]) -> dict[str, An
         return {**part, "instances": [numbers[z] for z in slices],
                 "files": [_name(files[z]) for z in slices]}
 
-    out = named(result)
+    out = dict(named(result))  # a new dict: the caller's result stays as it was
     if result.get("spiked"):
         out["spiked"] = named(result["spiked"])
     return out

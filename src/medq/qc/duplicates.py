@@ -1,14 +1,17 @@
 """Which stored items are byte copies of another, and which copy a curator keeps.
 
 Items with the same content fingerprint (`medq.qc.fingerprint`: SHA-256 over the bytes of their
-files, in file-name order) hold the same bytes. In each such group one copy is kept — a regular
-file that is still there before a symbolic link or a path that is gone, then the first in path
-order (Python's, whatever the database sorts by) — and the others name it as their
-`duplicate_of`. Left out of every group: items that failed (an empty file is not a copy worth
-naming), items whose bytes could not be read (`planning.UNREADABLE`), and the volumes of one 4D
-file, which share its bytes but are not copies of each other (a volume is matched with the same
-volume of a copied file). Results of several models for one path count as one copy.
-A series whose files were renamed hashes differently and is not found.
+files, in file-name order) under one model hold the same bytes. In each such group one copy is
+kept — the file itself (present, reached through no symbolic link) before a path through a link
+and a path that is gone, then the first in path order (Python's, whatever the database sorts
+by), so every model that saw the same copies keeps the same one — and the others name it as
+their `duplicate_of`, except a path that reaches the kept file itself through a link (deleting
+it would delete the kept bytes). Left out of every group: items that failed (an empty file is
+not a copy worth naming), items whose bytes could not be read (`planning.UNREADABLE`), and the
+volumes of one 4D file, which share its bytes but are not copies of each other (a volume is
+matched with the same volume of a copied file). A series whose files were renamed hashes
+differently and is not found. Which copy is present is read from the disk when exporting; on a
+machine without the archive every copy reads as gone and path order decides.
 """
 
 from __future__ import annotations
@@ -25,32 +28,46 @@ from medq.qc.planning import UNREADABLE
 def _on_disk(path: str) -> str | None:
     """The file or folder a stored path names (a volume's 4D file, a series' folder), None
     when it is gone."""
+    if os.path.lexists(path):
+        return path
     mark = volume_mark(path)
-    for candidate in (path, mark[0] if mark else None, path.rsplit(SERIES_MARK, 1)[0],
-                      path.rsplit(PART_MARK, 1)[0]):
-        if candidate and os.path.lexists(candidate):
-            return candidate
+    if mark and os.path.lexists(mark[0]):
+        return mark[0]
+    for sign in (SERIES_MARK, PART_MARK):  # folder#UID, folder@part: the folder must be there
+        folder = path.rsplit(sign, 1)[0]
+        if sign in path and os.path.isdir(folder):
+            return folder
     return None
 
 
 def _preference(path: str) -> tuple[bool, bool, str]:
-    """Sort key of a copy: present regular files first, then links, then vanished paths."""
+    """Sort key of a copy: the file itself first (present, reached through no link), then
+    a path through a link, then a vanished one; then path order."""
     on_disk = _on_disk(path)
-    return (on_disk is None, on_disk is not None and os.path.islink(on_disk), path)
+    linked = on_disk is not None and os.path.realpath(on_disk) != os.path.abspath(on_disk)
+    return (on_disk is None, linked, path)
 
 
-def duplicate_of(items: list[dict[str, Any]]) -> dict[str, str]:
-    """Path → the kept copy's path, for every stored item that is a byte copy of another."""
-    groups: dict[tuple[str, int | None], set[str]] = defaultdict(set)
+def _same_file(a: str, b: str) -> bool:
+    """Whether two stored paths reach the same file or folder on disk (through a link)."""
+    found_a, found_b = _on_disk(a), _on_disk(b)
+    return (found_a is not None and found_b is not None
+            and os.path.realpath(found_a) == os.path.realpath(found_b))
+
+
+def duplicate_of(items: list[dict[str, Any]]) -> dict[tuple[str, str], str]:
+    """(path, model) → the kept copy's path, for every stored result of a byte copy of another
+    item under the same model (one path reaching the same file as the kept one is no copy)."""
+    groups: dict[tuple[Any, str, int | None], set[str]] = defaultdict(set)
     for item in items:
         fingerprint = item.get("fingerprint")
         if item.get("status") != "ok" or fingerprint in (None, UNREADABLE):
             continue
         mark = volume_mark(item["path"])
-        groups[(fingerprint, mark[1] if mark else None)].add(item["path"])
-    out: dict[str, str] = {}
-    for paths in groups.values():
+        groups[(item.get("model"), fingerprint, mark[1] if mark else None)].add(item["path"])
+    out: dict[tuple[str, str], str] = {}
+    for (model, _, _), paths in groups.items():
         if len(paths) > 1:
             kept, *copies = sorted(paths, key=_preference)
-            out.update(dict.fromkeys(copies, kept))
+            out.update({(path, model): kept for path in copies if not _same_file(path, kept)})
     return out

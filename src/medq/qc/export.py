@@ -106,8 +106,8 @@ def export_rows(store: Store, *, flat: bool = True, model: str | None = None
     items = store.items(sort="path", model=model)
     rows = [item_row(item, flat) for item in items]
     copies = duplicate_of(items)
-    for row in rows:
-        row["duplicate_of"] = copies.get(row["path"])
+    for item, row in zip(items, rows, strict=True):
+        row["duplicate_of"] = copies.get((item["path"], item.get("model")))
     return rows
 
 
