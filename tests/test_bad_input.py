@@ -466,3 +466,30 @@ def test_a_npy_of_text_names_no_python_call(tmp_path: Path) -> None:
     assert "assess_many" not in str(caught.value)
     with pytest.raises(UnsupportedImage, match="assess_many"):  # the Python API's list of paths
         from_array(np.array(["a.dcm", "b.dcm"]))
+
+
+def test_a_nifti_phase_image_is_refused_by_its_sidecar_or_its_bids_name(tmp_path: Path) -> None:
+    """dcm2niix writes a phase image as NIfTI with the DICOM's ImageType (…\\P\\…) in its JSON
+    sidecar, and BIDS names it part-phase or phasediff: each is refused as not a magnitude image
+    (it was graded as an MR), the magnitude beside it is assessed."""
+    import json
+
+    from conftest import run_medq
+
+    rng = np.random.default_rng(0)
+    phase = rng.uniform(-np.pi, np.pi, (40, 40, 12)).astype(np.float32)
+    magnitude = np.abs(rng.normal(100, 10, (40, 40, 12))).astype(np.float32)
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    files = {"scan_ph.nii.gz": phase, "sub-01_part-phase_T1w.nii.gz": phase,
+             "sub-01_phasediff.nii.gz": phase, "sub-01_part-mag_T1w.nii.gz": magnitude}
+    for name, data in files.items():
+        nib.save(nib.Nifti1Image(data, affine), tmp_path / name)
+    (tmp_path / "scan_ph.json").write_text(json.dumps(
+        {"Modality": "MR", "ImageType": ["ORIGINAL", "PRIMARY", "P", "ND"]}))
+    for name, said in (("scan_ph.nii.gz", "ImageType ORIGINAL\\PRIMARY\\P\\ND"),
+                       ("sub-01_part-phase_T1w.nii.gz", "BIDS part-phase"),
+                       ("sub-01_phasediff.nii.gz", "BIDS suffix phasediff")):
+        res = run_medq("assess", tmp_path / name)
+        assert res.returncode == 2, (name, res.stderr)
+        assert f"not a magnitude image ({said})" in res.stderr, res.stderr
+    assert run_medq("assess", tmp_path / "sub-01_part-mag_T1w.nii.gz").returncode == 0

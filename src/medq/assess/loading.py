@@ -98,10 +98,22 @@ NOT_MAGNITUDE = frozenset({"P", "PHASE", "PHASE MAP", "REAL", "IMAGINARY"})
 image: Siemens writes P for phase, Philips PHASE MAP, enhanced MR its complex component."""
 
 
+NOT_MAGNITUDE_BIDS = {"part": frozenset({"phase", "real", "imag"}),
+                      "suffix": frozenset({"phasediff", "phase1", "phase2"})}
+"""BIDS names of an MR image that is not a magnitude image: the `part` entity's values and the
+field map suffixes of phase images."""
+
+
 def phase_like(image: MedImage) -> str | None:
-    """What the header says when an MR image is a phase, real or imaginary image, else None."""
+    """What the header, its sidecar or its BIDS name says when an MR image is a phase, real or
+    imaginary image, else None."""
     if image.modality != "MR":
         return None
+    part, suffix = image.meta.get("bids_part"), image.meta.get("bids_suffix")
+    if part in NOT_MAGNITUDE_BIDS["part"]:
+        return f"BIDS part-{part}"
+    if suffix in NOT_MAGNITUDE_BIDS["suffix"]:
+        return f"BIDS suffix {suffix}"
     component = str(image.meta.get("complex_component") or "").upper()
     if component in NOT_MAGNITUDE:
         return f"Complex Image Component {component}"

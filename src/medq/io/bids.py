@@ -143,6 +143,14 @@ def bids_suffix(path: str | Path) -> str | None:
     return found.group(2) if found else None
 
 
+def bids_entity(path: str | Path, key: str) -> str | None:
+    """The value of entity `key` in a BIDS file name (`sub-01_part-phase_T1w.nii.gz`, `part` →
+    `phase`), else None."""
+    found = _BIDS_NAME.match(Path(path).name)
+    entities = _entities(found.group(1).split("_")[1:]) if found else None
+    return (entities or {}).get(key)
+
+
 def _entities(parts: list[str]) -> dict[str, str] | None:
     """`key-value` name parts as a dict, or None when one is not an entity."""
     found = [_ENTITY.match(part) for part in parts]
@@ -190,8 +198,8 @@ def inherited_sidecar(path: str | Path) -> dict[str, Any]:
 
 def sidecar_acquisition(side: dict[str, Any], path: str | Path) -> dict[str, Any]:
     """What a BIDS / dcm2niix sidecar `side` of the image `path` states, as MedImage fields:
-    `modality`, `region`, `physics` and `meta` (series description, protocol, BIDS suffix),
-    each only where stated."""
+    `modality`, `region`, `physics` and `meta` (series description, protocol, BIDS suffix and
+    `part` entity, the ImageType dcm2niix copies from the DICOM), each only where stated."""
     out: dict[str, Any] = {}
     modality = (_text(side.get("Modality")) or "").upper()
     modality = MODALITY_MAP.get(modality, modality)
@@ -218,6 +226,11 @@ def sidecar_acquisition(side: dict[str, Any], path: str | Path) -> dict[str, Any
             if _text(side.get(name))}
     if suffix:
         meta["bids_suffix"] = suffix
+    if part_entity := bids_entity(path, "part"):  # part-mag / part-phase / part-real / …
+        meta["bids_part"] = part_entity
+    kinds = side.get("ImageType")  # dcm2niix copies the DICOM's: ORIGINAL\PRIMARY\P\ND
+    if isinstance(kinds, list) and kinds and all(isinstance(k, str) for k in kinds):
+        meta["image_type"] = [k.strip() for k in kinds]
     if patient := patient_digest(_text(side.get("PatientID"))):  # kept as a digest only
         meta["patient_key"] = patient
     if meta:
