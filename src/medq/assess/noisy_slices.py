@@ -42,10 +42,8 @@ from typing import Any
 
 import numpy as np
 
+from medq.assess.iqms import MAD_TO_SIGMA
 from medq.assess.masks import CT_BODY_HU, body_threshold
-
-MAD_TO_SIGMA = 0.6745
-"""median(|N(0, 1)|): divides a MAD into a Gaussian σ."""
 
 RATIO = 2.0
 """A slice is an outlier when its σ is at least this multiple of its reference."""
@@ -164,14 +162,14 @@ def noisy_slices(volume: np.ndarray, modality: str | None = None) -> dict[str, A
     out: dict[str, Any] = {"slices": slices, "runs": runs_of(slices), "compared": int(m)}
     if slices:
         worst = int(np.argmax(np.where(hit, ratios, -np.inf)))
-        out.update(ratio=round(float(ratios[worst]), 2), sigma=_figures(sigma[worst]),
-                   reference=_figures(refs[worst]))
+        out.update(ratio=round(float(ratios[worst]), 2), sigma=_figures(sigma[worst], 4),
+                   reference=_figures(refs[worst], 4))
     if str(modality).upper() == "MR":  # a k-space spike: MR's alone
         from medq.assess.spiked_slices import spiked_slices
 
-        spikes = spiked_slices(vol, read)
-        out["spiked"] = {"slices": spikes["slices"], "runs": runs_of(spikes["slices"]),
-                         **({"peak": spikes["peak"]} if "peak" in spikes else {})}
+        spikes, peak = spiked_slices(vol, read)
+        out["spiked"] = {"slices": spikes, "runs": runs_of(spikes),
+                         **({"peak": _figures(peak, 3)} if spikes else {})}
     return out
 
 
@@ -186,9 +184,9 @@ def _spread(volume: np.ndarray) -> float:
     return float(high - low)
 
 
-def _figures(value: float) -> float:
-    """`value` to four significant figures (σ in any unit, 1e-5 as much as 1e3)."""
-    return float(f"{float(value):.4g}")
+def _figures(value: float, digits: int) -> float:
+    """`value` to `digits` significant figures (σ in any unit, 1e-5 as much as 1e3)."""
+    return float(f"{float(value):.{digits}g}")
 
 
 def found(result: dict[str, Any] | None) -> bool:

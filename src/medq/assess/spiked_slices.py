@@ -26,8 +26,6 @@ salient slices.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from scipy import fft as sp_fft
 
@@ -90,12 +88,9 @@ def spike_ratios(planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return largest / np.maximum(np.median(ratios, axis=1), 1e-30), near
 
 
-def spiked_slices(volume: np.ndarray, compared: np.ndarray) -> dict[str, Any]:
+def spiked_slices(volume: np.ndarray, compared: np.ndarray) -> tuple[list[int], float]:
     """The spiked ones of the `compared` slices (indices into the volume's first axis) of an MR
-    volume: `slices` and, when some is spiked, `peak` (the largest)."""
+    volume, and the largest peak among them (0 when none is spiked)."""
     peaks, near = spike_ratios(np.asarray(volume)[np.asarray(compared), ::2, ::2])
     hit = (peaks >= SPIKE_RATIO) & (near <= SPIKE_BINS)
-    out: dict[str, Any] = {"slices": [int(z) for z in np.asarray(compared)[hit]]}
-    if hit.any():
-        out["peak"] = float(f"{float(peaks[hit].max()):.3g}")
-    return out
+    return [int(z) for z in np.asarray(compared)[hit]], float(peaks[hit].max(initial=0.0))

@@ -40,19 +40,19 @@ def _on_disk(path: str) -> str | None:
     return None
 
 
-def _preference(path: str) -> tuple[bool, bool, str]:
-    """Sort key of a copy: the file itself first (present, reached through no link), then
-    a path through a link, then a vanished one; then path order."""
-    on_disk = _on_disk(path)
-    linked = on_disk is not None and os.path.realpath(on_disk) != os.path.abspath(on_disk)
-    return (on_disk is None, linked, path)
+def _kept_first(paths: set[str]) -> list[str]:
+    """The copies of one group with the kept one first: the file itself (present, reached
+    through no link), then a path through a link, then a vanished one; then path order. A path
+    reaching the kept one's file through a link is left out (it is no copy of it)."""
+    on_disk = {p: _on_disk(p) for p in paths}  # the disk read once per path
+    real = {p: os.path.realpath(d) if d is not None else None for p, d in on_disk.items()}
 
+    def preference(path: str) -> tuple[bool, bool, str]:
+        found = on_disk[path]
+        return (found is None, found is not None and real[path] != os.path.abspath(found), path)
 
-def _same_file(a: str, b: str) -> bool:
-    """Whether two stored paths reach the same file or folder on disk (through a link)."""
-    found_a, found_b = _on_disk(a), _on_disk(b)
-    return (found_a is not None and found_b is not None
-            and os.path.realpath(found_a) == os.path.realpath(found_b))
+    kept, *copies = sorted(paths, key=preference)
+    return [kept, *(p for p in copies if real[p] is None or real[p] != real[kept])]
 
 
 def duplicate_of(items: list[dict[str, Any]]) -> dict[tuple[str, str], str]:
@@ -68,6 +68,6 @@ def duplicate_of(items: list[dict[str, Any]]) -> dict[tuple[str, str], str]:
     out: dict[tuple[str, str], str] = {}
     for (model, _, _), paths in groups.items():
         if len(paths) > 1:
-            kept, *copies = sorted(paths, key=_preference)
-            out.update({(path, model): kept for path in copies if not _same_file(path, kept)})
+            kept, *copies = _kept_first(paths)
+            out.update({(path, model): kept for path in copies})
     return out
