@@ -381,12 +381,17 @@ def test_each_volume_of_a_4d_file_is_an_item_of_its_own(tmp_path: Path, cluster)
     assert [i.path for i in items] == [f"{archive / 'bold.nii.gz'}@volume={k}" for k in range(3)]
     np.testing.assert_allclose(load_item(items[1].path).array, noisy, rtol=1e-6)
     store = Store(tmp_path / "qc.sqlite")
+    whole = run_qc(archive, store, client=cluster, measures=False)  # refused as 4D
+    assert (whole["errors"], store.items()[0]["bad_input"]) == (1, True)
     summary = run_qc(archive, store, client=cluster, measures=False, each_volume=True)
     assert (summary["total"], summary["ok"], summary["errors"]) == (3, 3, 0)
+    assert summary["replaced"] == 1  # the volumes' rows stand for the file, its refusal goes
     scores = {row["path"]: row["score"] for row in store.items()}
-    assert min(scores, key=scores.get).endswith("@volume=1"), scores
+    assert len(scores) == 3 and min(scores, key=scores.get).endswith("@volume=1"), scores
     again = run_qc(archive, store, client=cluster, measures=False, each_volume=True)
     assert again["skipped"] == 3  # unchanged: the file's fingerprint holds for each volume
+    plain = run_qc(archive, store, client=cluster, measures=False)  # without the flag
+    assert (plain["skipped"], plain["errors"], len(store.items())) == (3, 0, 3)
     store.close()
 
 

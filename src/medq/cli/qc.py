@@ -203,6 +203,10 @@ def run(
     if pruned:
         err.print(f"medq: note: {archive}: removed {plural(pruned, 'item')} no longer there "
                   "(and their reviews) from the database", markup=False, highlight=False)
+    if replaced := summary.get("replaced", 0):
+        err.print(f"medq: note: {archive}: {plural(replaced, '4D file')} now stored volume by "
+                  "volume: the earlier refusal of the whole file was removed",
+                  markup=False, highlight=False)
     for where, note in summary.get("split") or []:
         err.print(f"medq: note: {where}: {note}", markup=False, highlight=False)
 

@@ -66,6 +66,12 @@ def with_nonfinite(array: np.ndarray, image: MedImage) -> np.ndarray:
     return out
 
 
+def bit_ends(bits: int, signed: bool) -> tuple[int, int]:
+    """The smallest and largest integers `bits` bits hold, two's complement when `signed`
+    (a DICOM file's BitsStored and PixelRepresentation)."""
+    return (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2 ** bits - 1)
+
+
 def whole_numbers(arr: np.ndarray) -> bool:
     """True when `arr` may be stored as whole numbers: every value within 1e-3 of one, and its
     values not all rounded to the same one unless they were equal (data of a tiny scale, such as

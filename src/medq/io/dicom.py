@@ -28,6 +28,7 @@ from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRL
 from medq.errors import MedqError, UnreadableImage, UnsupportedImage, unreadable
 from medq.image import MedImage, as_float32, plausible_spacing
 from medq.io import gz
+from medq.io.arrays import bit_ends
 from medq.io.dicom_tags import (
     PHOTOGRAPHS,
     as_floats,
@@ -344,9 +345,7 @@ def _inverted_span(ds: Dataset) -> dict[str, Any]:
     (`io.polarity.as_displayed`); {} for any other file."""
     if str(ds.get("PhotometricInterpretation", "")).upper() != "MONOCHROME1":
         return {}
-    bits = int(ds.get("BitsStored", 16))
-    ends = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if int(ds.get("PixelRepresentation", 0)) \
-        else (0, 2 ** bits - 1)
+    ends = bit_ends(int(ds.get("BitsStored", 16)), bool(int(ds.get("PixelRepresentation", 0))))
     try:
         mapped = np.asarray(apply_modality_lut(np.array(ends, np.int64), ds), np.float64)
     except (ValueError, TypeError, IndexError):  # a modality LUT that does not map them

@@ -13,7 +13,7 @@ from pydicom.uid import RLELossless
 from pydicom.valuerep import format_number_as_ds
 
 from medq.image import MedImage
-from medq.io.arrays import whole_numbers
+from medq.io.arrays import bit_ends, whole_numbers
 from medq.io.dicom_tags import as_number, tag_value
 from medq.io.polarity import is_inverted, mirror_span
 
@@ -97,7 +97,7 @@ def encode_as_stored(arr: np.ndarray, meta: dict[str, Any], zero_intercept: bool
             zero_intercept and rescale[1]) or not flat.size:
         return None
     slope, icpt = (float(v) for v in rescale)
-    low, high = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2 ** bits - 1)
+    low, high = bit_ends(bits, signed)
     stored = np.empty(flat.size, f"{'i' if signed else 'u'}{allocated // 8}")
     near, least, most = True, np.inf, -np.inf  # on the steps; the steps' extremes
     for start in range(0, flat.size, ENCODE_CHUNK):

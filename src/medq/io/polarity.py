@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from medq.image import MedImage
-from medq.io.arrays import whole_numbers
+from medq.io.arrays import bit_ends, whole_numbers
 
 INVERTED = "MONOCHROME1"
 """The photometric interpretation whose minimum value is displayed white."""
@@ -80,9 +80,7 @@ def _dicom_bits(image: MedImage) -> tuple[float, float] | None:
     if image.is_volume or image.is_rgb or not bits or not rescale \
             or image.meta.get("bits_allocated") not in (8, 16):
         return None
-    bits = int(bits)
-    low, high = ((-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
-                 if image.meta.get("pixel_representation") else (0, 2 ** bits - 1))
+    low, high = bit_ends(int(bits), bool(image.meta.get("pixel_representation")))
     ends = sorted(v * float(rescale[0]) + float(rescale[1]) for v in (low, high))
     a = np.asarray(image.array)
     return min(ends[0], float(a.min())), max(ends[1], float(a.max()))

@@ -206,7 +206,7 @@ def discover(archive: str | Path, each_volume: bool = False) -> list[Item]:
             items += folder_items(Path(folder), files)
         items += [Item(str(f), (str(f),), note=UNLISTED) for f in unlisted]
     if each_volume:
-        items = [part for item in items for part in _volumes(item)]
+        items = [part for item in items for part in volumes_of(item)]
     return sorted((_storable(item) for item in items), key=lambda item: item.path)
 
 
@@ -231,7 +231,7 @@ def _storable(item: Item) -> Item:
     return Item(path, item.files, item.series, item.note or note, read_as=item.path)
 
 
-def _volumes(item: Item) -> list[Item]:
+def volumes_of(item: Item) -> list[Item]:
     """The item, or one item per volume when it is a 4D file (`io.volumes.volume_paths`)."""
     from medq.io.volumes import volume_paths
 

@@ -86,6 +86,26 @@ def vanished(known: dict[str, str], items: Sequence[Item], archive: str | Path) 
                   and under_root(p) and not p.startswith(unlisted))
 
 
+def by_stored_volume(items: Sequence[Item], known: dict[str, str]) -> list[Item]:
+    """The items, each 4D file whose volumes are stored (`<file>@volume=<k>`, a run with
+    `--each-volume`) taken volume by volume again, so a later run without the flag finds them
+    unchanged instead of refusing the file whole."""
+    from medq.qc.discover import volumes_of
+
+    stored = {_whole_file(p) for p in known if volume_mark(p)}
+    out: list[Item] = []
+    for item in items:
+        out += volumes_of(item) if item.path in stored else [item]
+    return sorted(out, key=lambda item: item.path)
+
+
+def superseded(known: dict[str, str], items: Sequence[Item]) -> list[str]:
+    """The stored whole-file items of the 4D files this walk took volume by volume (the file's
+    refusal as 4D, from a run without `--each-volume`): its volumes' rows now stand for it."""
+    whole = {_whole_file(item.path) for item in items if volume_mark(item.path)}
+    return sorted(p for p in known if p in whole)
+
+
 def _whole_file(path: str) -> str:
     """The file an item `<file>@volume=<k>` is a volume of; any other item's own path."""
     named = volume_mark(path)

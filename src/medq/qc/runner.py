@@ -23,7 +23,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from medq.qc.discover import Item
-from medq.qc.planning import archive_key, nothing_to_assess, outside, plan, vanished
+from medq.qc.planning import (
+    archive_key,
+    by_stored_volume,
+    nothing_to_assess,
+    outside,
+    plan,
+    superseded,
+    vanished,
+)
 from medq.qc.rows import error_result, ok_result
 from medq.qc.signals import ctrl_c_deferred, repeat_ignored, stop_signals_held, stop_signals_ignored
 
@@ -280,7 +288,9 @@ def run_qc(archive: str | Path, store: Store, *, model: str = "mediqa-s",
     (`--modality`: `medq.image.graded_modality`) reads every item as that modality, and an item
     stored as read with another (or without) is assessed again though unchanged. Items stored
     under the archive that the walk no longer finds (`vanished`) are listed under `gone`, or
-    with `prune` removed with their reviews (counted under `pruned`).
+    with `prune` removed with their reviews (counted under `pruned`). A 4D file stored volume by
+    volume is taken so again without `each_volume`, and its stored refusal as 4D is removed once
+    its volumes are (`superseded`, counted under `replaced`).
     `on_plan(to_assess, skipped)` is called once the archive is planned,
     `on_result(result)` after each stored result. An archive without any item to assess is an
     InputError (`nothing_to_assess`; one whose items are all unchanged is a run of skips).
@@ -305,6 +315,9 @@ def run_qc(archive: str | Path, store: Store, *, model: str = "mediqa-s",
         if not items:
             raise nothing_to_assess(archive)
         known = store.known(key)
+        if not each_volume:  # a 4D file once taken volume by volume stays so
+            items = by_stored_volume(items, known)
+        replaced = store.forget(superseded(known, items), key, status="error")
         gone = vanished(known, items, archive)
         pruned = store.forget(gone, key) if prune else 0
         again = store.again(key, unmeasured=measures, errors=retry_errors,  # though unchanged
@@ -353,4 +366,5 @@ def run_qc(archive: str | Path, store: Store, *, model: str = "mediqa-s",
     store.finish_run(run_id, summary)
     return {**summary, "run_id": run_id, "assessed": len(todo),
             "assess_seconds": round(assess_seconds, 3),
-            "gone": [] if prune else gone, "pruned": pruned, "split": split_notes(items)}
+            "gone": [] if prune else gone, "pruned": pruned, "replaced": replaced,
+            "split": split_notes(items)}

@@ -205,14 +205,17 @@ class Store:
         with self.engine.connect() as conn:  # the filter runs in the database: no JSON read here
             return set(conn.scalars(query))
 
-    def forget(self, paths: Sequence[str], model: str) -> int:
-        """Remove the items at `paths` for `model`, and their reviews, in one transaction (files
-        no longer in the archive: `medq qc run --prune`); returns how many were removed."""
+    def forget(self, paths: Sequence[str], model: str, status: str | None = None) -> int:
+        """Remove the items at `paths` for `model` (only those of `status`, when given), and
+        their reviews, in one transaction (files no longer in the archive: `medq qc run
+        --prune`); returns how many were removed."""
         if not paths:
             return 0
+        c = items_table.c
+        wanted = [c.model == model, c.path.in_(list(paths))]
+        wanted += [c.status == status] if status else []
         with self._writing() as conn:
-            ids = [row[0] for row in conn.execute(sa.select(items_table.c.id).where(
-                items_table.c.model == model, items_table.c.path.in_(list(paths))))]
+            ids = [row[0] for row in conn.execute(sa.select(c.id).where(*wanted))]
             if ids:
                 conn.execute(reviews_table.delete().where(reviews_table.c.item_id.in_(ids)))
                 conn.execute(items_table.delete().where(items_table.c.id.in_(ids)))
