@@ -246,6 +246,9 @@ def test_suspected_types_are_the_unreported_ones_that_lower_the_score_like_a_fin
     found = [{"type": "noise", "severity": "moderate"}]
     assert findings_text(found, suspected) == "noise (moderate), possible blur (mild)"
     assert findings_text([], []) == "none"
+    lossy = {"method": "jpeg", "ratio": 12.0}
+    assert findings_text([], [], lossy) == "file: lossy, 12:1"  # not "none; file: …"
+    assert findings_text(found, [], lossy) == "noise (moderate); file: lossy, 12:1"
     low = [{"type": "low_contrast", "severity": "mild"}]
     assert findings_text(low, [{"type": "bias_field", "severity": "mild"}]) == \
         "low contrast (mild), possible bias field (mild)"

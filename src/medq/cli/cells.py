@@ -42,32 +42,32 @@ def findings_text(findings: list[dict[str, Any]], suspected: Iterable[dict[str, 
                   lossy: dict[str, Any] | None = None,
                   gaps: dict[str, Any] | None = None, nonfinite: float | None = None,
                   outliers: dict[str, Any] | None = None) -> str:
-    """An Assessment's findings, then its suspected types as "possible …" ("none": neither), in
-    words (`bias field`, not the JSON's `bias_field`), then the lossy compression its file's
+    """An Assessment's findings, then its suspected types as "possible …", in words (`bias
+    field`, not the JSON's `bias_field`), then the lossy compression its file's
     header states ("file: lossy, 339:1"), a series' uneven spacing ("series: 2 slices
     missing?"), a volume's noisy slices ("noisy slices 63–67 (5 of 127 compared), up to 3×")
     and the share of pixels that were not numbers ("file: 5.0% of pixels not a number", read
-    as no signal: `io.arrays.finite_pixels`)."""
+    as no signal: `io.arrays.finite_pixels`); "none" when there is nothing to say."""
     def words(f: dict[str, Any]) -> str:
         return f"{f['type'].replace('_', ' ')} ({f['severity']})"
 
-    text = ", ".join([words(f) for f in findings]
-                     + [f"possible {words(f)}" for f in suspected]) or "none"
+    named = ", ".join([words(f) for f in findings] + [f"possible {words(f)}" for f in suspected])
+    parts = [named] if named else []
     if lossy:
         from medq.describe.text import ratio_text
 
-        text += "; file: lossy" + (f", {ratio_text(lossy)}" if ratio_text(lossy) else "")
+        parts.append("file: lossy" + (f", {ratio_text(lossy)}" if ratio_text(lossy) else ""))
     if gaps:
         from medq.io.dicom import gaps_text
 
-        text += f"; series: {gaps_text(gaps)}"
+        parts.append(f"series: {gaps_text(gaps)}")
     from medq.assess.noisy_slices import found, outliers_cell
 
     if found(outliers):
-        text += f"; {outliers_cell(outliers)}"
+        parts.append(outliers_cell(outliers))
     if nonfinite:
-        text += f"; file: {nonfinite:.1%} of pixels NaN or infinite"
-    return text
+        parts.append(f"file: {nonfinite:.1%} of pixels NaN or infinite")
+    return "; ".join(parts) or "none"
 
 
 def assessment_findings(row: dict[str, Any]) -> str:
