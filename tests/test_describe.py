@@ -194,6 +194,19 @@ def test_unknown_modality_gets_generic_findings_only(assessor) -> None:
     assert "streak" not in report.text
 
 
+def test_every_phrase_names_its_location_once() -> None:
+    # "streak artefacts radiate across the image throughout the image" said the place twice
+    from medq.describe.text import PHRASES, WHERE, finding_clause
+
+    for kind, groups in PHRASES.items():
+        for group, options in groups.items():
+            for where in WHERE:
+                for i in range(4 * len(options)):  # the key picks the option
+                    clause = finding_clause(Finding(kind, "moderate", 0.9, where), group or "OT",
+                                            f"{kind}{where}{i}")
+                    assert clause.count("the image") <= 1, clause
+
+
 def test_phrasing_varies_by_finding_type_and_modality() -> None:
     from medq.describe.text import compose
 

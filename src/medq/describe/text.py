@@ -51,7 +51,7 @@ PHRASES: dict[str, dict[str, tuple[str, ...]]] = {
         "MR": ("{adj} Rician noise gives a grainy appearance {where}",
                "the signal-to-noise ratio is reduced, with {adj} graininess {where}"),
         "PT": ("{adj} count-limited noise gives a blotchy uptake pattern {where}",
-               "the image is {adv} noisy from low counts {where}"),
+               "the uptake pattern is {adv} noisy from low counts {where}"),
         "XR": ("{adj} quantum mottle from a low detector dose is visible {where}",
                "there is {adj} quantum noise {where}, as from an underexposed radiograph"),
         "": ("{adj} image noise is present {where}",),
@@ -59,8 +59,8 @@ PHRASES: dict[str, dict[str, tuple[str, ...]]] = {
     "blur": {"": ("edges are {adv} unsharp and fine detail is blurred {where}",
                   "there is {adj} blurring of edges and fine structure {where}")},
     "low_resolution": {"": (
-        "spatial resolution is {adv} reduced: a coarse matrix loses fine detail {where}",
-        "there is {adj} loss of resolution, with blocky, interpolated edges {where}")},
+        "spatial resolution is {adv} reduced, so fine detail is lost {where}",
+        "there is {adj} loss of resolution, with soft, interpolated-looking edges {where}")},
     "aliasing": {"MR": (
         "{adj} aliasing wrap-around from undersampling repeats structures along the "
         "phase-encode direction",
@@ -80,8 +80,8 @@ PHRASES: dict[str, dict[str, tuple[str, ...]]] = {
         "{adj} intensity inhomogeneity (bias field) shades the tissue, {where}",
         "the signal is {adv} non-uniform from RF inhomogeneity, {where}")},
     "streak": {"CT": (
-        "{adj} streak artefacts radiate across the image {where}, as from too few projection "
-        "views",
+        "{adj} streak artefacts radiate from high-contrast edges {where}, as from too few "
+        "projection views",
         "there are {adj} view-aliasing streaks {where}")},
     "low_contrast": {"": (
         "contrast is {adv} reduced: tissue differences are compressed",
