@@ -506,7 +506,7 @@ def test_exports_have_the_same_columns_whatever_the_database_holds(
 
     failed = next(r for r in assessed if r["status"] == "error")
     store.record({**failed, "model": MODEL})
-    headers = []
+    headers, types = [], []
     for name in ("errors", "ct"):
         if name == "ct":
             store.record({**next(r for r in assessed if r.get("modality") == "CT"),
@@ -518,7 +518,12 @@ def test_exports_have_the_same_columns_whatever_the_database_holds(
         assert str(schema.field("score").type) == "double", name
         assert str(schema.field("ghosting_ratio").type) == "double", name
         assert {str(schema.field(f).type) for f in ("bad_input", "recall", "lossy")} == {"bool"}
+        types.append({f.name: str(f.type) for f in schema})
     assert headers[0] == headers[1] and set(MEASURE_NAMES) <= set(headers[0])
+    # nonfinite_fraction was text while every row was empty, noisy_slice_count a float
+    assert types[0] == types[1], {k: (v, types[1][k]) for k, v in types[0].items()
+                                  if v != types[1].get(k)}
+    assert (types[1]["noisy_slice_count"], types[1]["nonfinite_fraction"]) == ("int64", "double")
     import csv
 
     rows = {r["path"]: r for r in csv.DictReader((tmp_path / "ct.csv").open())}

@@ -120,8 +120,11 @@ def _measure_columns() -> list[str]:
     return [k if k not in COLUMNS else f"measure_{k}" for k in MEASURE_NAMES]
 
 
-NUMBERS = ("score", "lossy_ratio", "noisy_slice_count")
-"""Fixed columns that hold numbers (the measure columns do too)."""
+NUMBERS = ("score", "lossy_ratio", "nonfinite_fraction")
+"""Fixed columns that hold real numbers (the measure columns do too)."""
+
+COUNTS = ("noisy_slice_count",)
+"""Fixed columns that hold whole numbers."""
 
 FLAGS = ("recall", "bad_input", "lossy")
 """Fixed columns that hold true/false."""
@@ -166,10 +169,11 @@ def _write_parquet(path: Path, rows: list[dict[str, Any]]) -> None:
     if not rows:
         table = pa.table({c: pa.array([], type=pa.string()) for c in columns})
     numbers = {*NUMBERS, *_measure_columns()}
-    for i, field in enumerate(table.schema):  # a column empty in every row: typed all the same
-        if pa.types.is_null(field.type):
-            kind = (pa.float64() if field.name in numbers else pa.bool_() if field.name in FLAGS
-                    else pa.string())
+    for i, field in enumerate(table.schema):  # one type per column, whatever the rows hold
+        kind = (pa.float64() if field.name in numbers else pa.int64() if field.name in COUNTS
+                else pa.bool_() if field.name in FLAGS else pa.string()
+                if pa.types.is_null(field.type) else field.type)
+        if kind != field.type:
             table = table.set_column(i, field.name, table.column(i).cast(kind))
     pq.write_table(table, path)
 
