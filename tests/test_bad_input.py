@@ -353,6 +353,11 @@ def test_an_instance_stored_twice_is_read_once_and_stacked_slices_are_counted(
     shutil.copy(tmp_path / "dup" / "s1.dcm", tmp_path / "dup" / "s1 copy.dcm")
     volume = load(tmp_path / "dup")
     assert volume.shape == (3, 128, 128) and volume.spacing[0] == pytest.approx(1.0)
+    # a copy cut short in a re-send, named to sort before the whole one, spoiled the series
+    whole = (tmp_path / "dup" / "s1.dcm").read_bytes()
+    (tmp_path / "dup" / "s0 resent.dcm").write_bytes(whole[:len(whole) - 4000])
+    again = load(tmp_path / "dup")
+    np.testing.assert_array_equal(again.array, volume.array)
     with pytest.raises(UnsupportedImage, match="3 slices at only 1 distinct position "):
         load(tmp_path / "same")
 

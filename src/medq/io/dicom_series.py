@@ -162,15 +162,21 @@ def distinct_instances(datasets: list[Dataset], paths: list[Path]
     """The datasets (and their paths) without those repeating an earlier one: the same
     SOPInstanceUID (an instance stored twice, as copied folders and PACS exports hold it), or
     the same position and the same pixel bytes under a new SOPInstanceUID (a slice sent again);
-    two different slices at one position stay, and the series is refused by `assemble`."""
-    seen: set[str] = set()
+    two different slices at one position stay, and the series is refused by `assemble`. Of the
+    copies of one SOPInstanceUID the first whose pixel data is whole is read (`whole_pixels`: a
+    copy cut short in a re-send, whatever its name, does not spoil the series)."""
+    chosen: dict[str, int] = {}
+    for i, ds in enumerate(datasets):
+        uid = str(ds.get("SOPInstanceUID") or "")
+        if uid and (uid not in chosen or not whole_pixels(datasets[chosen[uid]])
+                    and whole_pixels(ds)):
+            chosen[uid] = i
     placed: dict[tuple[float, ...], list[bytes]] = {}
     kept = []
-    for ds, path in zip(datasets, paths, strict=True):
+    for i, (ds, path) in enumerate(zip(datasets, paths, strict=True)):
         uid = str(ds.get("SOPInstanceUID") or "")
-        if uid and uid in seen:
+        if uid and chosen[uid] != i:
             continue
-        seen.add(uid)
         where, pixels = _position(ds), ds.get("PixelData")
         if where is not None and isinstance(pixels, bytes):
             if pixels in placed.get(where, []):
@@ -178,6 +184,23 @@ def distinct_instances(datasets: list[Dataset], paths: list[Path]
             placed.setdefault(where, []).append(pixels)
         kept.append((ds, path))
     return [ds for ds, _ in kept], [path for _, path in kept]
+
+
+def whole_pixels(ds: Dataset) -> bool:
+    """Whether a dataset's native (uncompressed) pixel data holds every byte its rows, columns,
+    samples, bits allocated and frames call for; a compressed one is taken as whole."""
+    pixels = ds.get("PixelData")
+    if not isinstance(pixels, bytes):
+        return False
+    syntax = getattr(ds, "file_meta", Dataset()).get("TransferSyntaxUID")
+    if syntax is not None and syntax.is_compressed:
+        return True
+    try:
+        need = (int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1))
+                * int(ds.get("NumberOfFrames", 1) or 1) * int(ds.BitsAllocated)) // 8
+    except (AttributeError, TypeError, ValueError):
+        return True  # not told how many: the reader decides
+    return len(pixels) >= need
 
 
 def _assemble_series(datasets: list[Dataset], paths: list[Path], source: Path) -> MedImage:
