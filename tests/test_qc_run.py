@@ -395,6 +395,28 @@ def test_each_volume_of_a_4d_file_is_an_item_of_its_own(tmp_path: Path, cluster)
     store.close()
 
 
+def test_prune_empties_a_folder_that_no_longer_holds_any_image(tmp_path: Path, cluster) -> None:
+    # a site folder emptied by a retention purge failed every night ("holds no image") and its
+    # rows could never be pruned
+    from medq.errors import InputError
+    from medq.qc.runner import run_qc
+
+    archive = tmp_path / "site"
+    scan = Path(save(_slice2d(), archive / "ct.dcm"))
+    store = Store(tmp_path / "qc.sqlite")
+    assert run_qc(archive, store, client=cluster, measures=False)["ok"] == 1
+    scan.unlink()
+    (archive / "README.txt").write_text("moved to cold storage\n")
+    with pytest.raises(InputError, match="holds no image"):
+        run_qc(archive, store, client=cluster, measures=False)
+    assert len(store.items()) == 1  # kept until --prune
+    pruned = run_qc(archive, store, client=cluster, measures=False, prune=True)
+    assert (pruned["total"], pruned["pruned"], store.items()) == (0, 1, [])
+    with pytest.raises(InputError, match="holds no image"):  # nothing stored is left
+        run_qc(archive, store, client=cluster, measures=False, prune=True)
+    store.close()
+
+
 # --- the command line ---------------------------------------------------------------------------
 
 def test_qc_run_rejects_bad_input_before_starting_workers(tmp_path: Path) -> None:

@@ -293,7 +293,8 @@ def run_qc(archive: str | Path, store: Store, *, model: str = "mediqa-s",
     its volumes are (`superseded`, counted under `replaced`).
     `on_plan(to_assess, skipped)` is called once the archive is planned,
     `on_result(result)` after each stored result. An archive without any item to assess is an
-    InputError (`nothing_to_assess`; one whose items are all unchanged is a run of skips).
+    InputError (`nothing_to_assess`; one whose items are all unchanged is a run of skips), but
+    with `prune` one that held stored items has them removed.
     Ctrl-C raises `RunInterrupted` once the run row holds the counts so far (`total`: the items
     found), its `finished_at` left empty.
     """
@@ -312,9 +313,9 @@ def run_qc(archive: str | Path, store: Store, *, model: str = "mediqa-s",
     own, n_workers, assess_seconds, run_id, skipped = False, None, 0.0, None, 0
     try:  # a Ctrl-C while walking or fingerprinting a big archive is a RunInterrupted too
         items = outside(discover(archive, each_volume), store.own_files)
-        if not items:
-            raise nothing_to_assess(archive)
         known = store.known(key)
+        if not items and not (prune and vanished(known, items, archive)):
+            raise nothing_to_assess(archive)  # with --prune, an emptied folder's items go
         if not each_volume:  # a 4D file once taken volume by volume stays so
             items = by_stored_volume(items, known)
         replaced = store.forget(superseded(known, items), key, status="error")
