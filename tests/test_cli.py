@@ -739,6 +739,22 @@ def test_benchmarks_check_every_model_and_the_results_folder_before_running(
     assert not any((tmp_path / "results").glob("*.json"))
 
 
+def test_an_output_folder_that_is_a_file_is_bad_input(tmp_path: Path) -> None:
+    """`medq demo -o FILE` and `medq qc make-archive FILE/sub` were internal errors (exit 1,
+    FileExistsError / NotADirectoryError), and `medq simulate -o FILE/x.dcm` blamed a permission;
+    each now names the file standing where a folder has to be (exit 2), on one line."""
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    ct = dicom_testfile("CT_small.dcm")
+    for args in (("demo", "-o", afile), ("qc", "make-archive", afile / "sub"),
+                 ("simulate", ct, "--kind", "ct_low_dose", "--severity", "mild",
+                  "-o", afile / "x.dcm")):
+        res = run_medq(*args)
+        assert res.returncode == 2, (args, res.stderr)
+        assert f"{afile} is a file, not a folder" in res.stderr, (args, res.stderr)
+        assert res.stderr.strip().count("\n") == 0, res.stderr
+
+
 def test_file_names_that_look_like_markup_are_shown_as_they_are(tmp_path: Path) -> None:
     """`x[/y]z.dcm` was read as a closing markup tag: an internal error that lost the whole
     batch's table; `[red]a.dcm` was listed as `a.dcm`, and a newline split its row."""

@@ -123,6 +123,10 @@ def check_sidecar_writable(image_path: str | Path) -> None:
     target = sidecar_target(image_path)
     if target.exists() and not target.is_file():
         raise InvalidParameter(f"cannot write its record {target}: not a file", image_path)
+    blocker = next((p for p in (target.parent, *target.parent.parents)
+                    if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise InvalidParameter(f"cannot write: {blocker} is a file, not a folder", image_path)
     folder = target.parent if target.parent.exists() else None
     if folder is not None and not os.access(folder, os.W_OK | os.X_OK):
         raise InvalidParameter(f"cannot write its record {target}: permission denied",

@@ -107,10 +107,9 @@ def make_archive(directory: str | Path, n: int = 40, *, samples: tuple[str, ...]
     """
     from medq.degrade import simulate
     from medq.io import save
-    from medq.io.atomic import atomic_write_text
+    from medq.io.atomic import atomic_write_text, make_folder
 
-    root = Path(directory).expanduser().resolve()
-    root.mkdir(parents=True, exist_ok=True)
+    root = make_folder(Path(directory).expanduser().resolve())
     n_series = max(1, n // FILES_PER_SERIES) if n >= 2 * SERIES_SLICES else 0
     n_files = max(0, n - n_series * SERIES_SLICES)
     bases = _bases(tuple(samples))

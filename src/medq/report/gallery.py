@@ -93,10 +93,9 @@ def build_gallery(directory: str | Path, samples: list[str] | None = None, seed:
     """
     from medq.data.samples import SAMPLES, load_sample
     from medq.degrade import available, get_spec, simulate
-    from medq.io.atomic import atomic_write_text
+    from medq.io.atomic import atomic_write_text, make_folder
 
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = make_folder(directory)
     names = samples or list(SAMPLES)
     started = time.perf_counter()
     sections: list[GallerySample] = []
