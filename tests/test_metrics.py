@@ -402,7 +402,9 @@ def test_three_or_four_items_get_the_straight_line_not_a_crash():
     (lambda: psnr("a", "b"), "image: expected numbers"),
     (lambda: ssim(np.ones((8, 8)) + 1j, np.ones((8, 8))), "image: complex values"),
     (lambda: ssim(np.eye(16), np.eye(16), channel_axis=5), "channel_axis 5 is not an axis"),
-    (lambda: psnr(np.eye(16), np.eye(16), window=(0.2,)), "window must be \\(low, high\\)"),
+    (lambda: psnr(np.eye(16), np.eye(16), window=(0.2,)), "window must be two numbers"),
+    (lambda: psnr(np.eye(16), np.eye(16), window=(0, np.inf)), "window must be finite"),
+    (lambda: ssim(np.eye(16), np.eye(16), window=(-np.inf, np.inf)), "window must be finite"),
     (lambda: psnr(np.eye(16), np.eye(16), mask=np.ones((3, 3))), "mask shape \\(3, 3\\)"),
     (lambda: psnr(np.eye(16), np.eye(16), data_range=[1, 2]), "data_range must be one number"),
 ])

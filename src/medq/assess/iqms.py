@@ -21,7 +21,8 @@ from skimage.measure import blur_effect
 
 from medq.assess.masks import background_mask
 from medq.assess.morphology import erode_square
-from medq.errors import InvalidImage, InvalidParameter
+from medq.errors import InvalidImage
+from medq.metrics.values import value_pair
 
 MAD_TO_SIGMA = 0.6745
 """Median of |N(0, 1)|: σ = median(|d|) / 0.6745 for zero-mean Gaussian d (Donoho & Johnstone)."""
@@ -53,18 +54,6 @@ def _mask(array: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
     if m.shape != array.shape:
         raise InvalidImage(f"mask shape {m.shape} does not match image shape {array.shape}")
     return m
-
-
-def _range(value_range: tuple[float, float]) -> tuple[float, float]:
-    """`value_range` as two finite numbers (low, high); InvalidParameter otherwise."""
-    try:
-        lo, hi = (float(v) for v in value_range)
-    except (TypeError, ValueError):
-        raise InvalidParameter(f"value_range must be two numbers (low, high), got "
-                               f"{value_range!r}") from None
-    if not (np.isfinite(lo) and np.isfinite(hi) and hi > lo):
-        raise InvalidParameter(f"value_range must be finite with high > low, got {value_range!r}")
-    return lo, hi
 
 
 def _inplane(ndim: int, size: float) -> tuple[float, ...]:
@@ -343,7 +332,7 @@ def dynamic_range(array: np.ndarray, mask: np.ndarray | None = None,
     lo, hi = np.percentile(values, [0.5, 99.5])
     if value_range is None:
         return float(hi - lo)
-    low, high = _range(value_range)
+    low, high = value_pair(value_range)
     return _ratio(float(hi - lo), high - low)
 
 
@@ -359,6 +348,6 @@ def clipping_fraction(array: np.ndarray, mask: np.ndarray | None = None,
     values = a[_mask(a, mask)]
     if values.size == 0:
         return float("nan")
-    lo, hi = (float(a.min()), float(a.max())) if value_range is None else _range(value_range)
+    lo, hi = (float(a.min()), float(a.max())) if value_range is None else value_pair(value_range)
     tol = rtol * (hi - lo)
     return float(np.mean((values <= lo + tol) | (values >= hi - tol)))

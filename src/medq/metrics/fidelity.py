@@ -8,13 +8,11 @@ images to it first, as low-dose CT papers do; the data range then defaults to th
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from skimage.metrics import structural_similarity
 
 from medq.errors import InvalidParameter
-from medq.metrics.values import as_values, common_scale
+from medq.metrics.values import as_values, common_scale, value_pair
 
 Window = tuple[float, float]
 
@@ -34,23 +32,12 @@ def _prepare(x: np.ndarray, ref: np.ndarray, window: Window | None
     if a.shape != b.shape:
         raise InvalidParameter(f"image shape {a.shape} differs from reference shape {b.shape}")
     if window is not None:
-        lo, hi = _window(window)
+        lo, hi = value_pair(window, "window")
         a, b = np.clip(a, lo, hi), np.clip(b, lo, hi)
     scale = common_scale(a, b)
     if scale != 1.0:
         a, b = a * scale, b * scale
     return a, b, np.isfinite(a) & np.isfinite(b), scale
-
-
-def _window(window: Any) -> tuple[float, float]:
-    """(low, high) of an intensity window; InvalidParameter unless two numbers, high > low."""
-    try:
-        lo, hi = (float(v) for v in window)
-    except (TypeError, ValueError):
-        raise InvalidParameter(f"window must be (low, high), two numbers, got {window!r}") from None
-    if not hi > lo:
-        raise InvalidParameter(f"window must be (low, high) with high > low, got {window}")
-    return lo, hi
 
 
 def _data_range(ref: np.ndarray, valid: np.ndarray, window: Window | None,
@@ -63,7 +50,7 @@ def _data_range(ref: np.ndarray, valid: np.ndarray, window: Window | None,
             raise InvalidParameter(f"data_range must be one number, got {data_range!r}")
         return float(given.ravel()[0]) * scale
     if window is not None:
-        lo, hi = _window(window)
+        lo, hi = value_pair(window, "window")
         return (hi - lo) * scale
     values = ref[valid]
     return float(values.max() - values.min()) if values.size else float("nan")

@@ -38,6 +38,18 @@ def as_values(value: Any, what: str = "values") -> np.ndarray:
     return array.astype(np.float64)
 
 
+def value_pair(value: Any, what: str = "value_range") -> tuple[float, float]:
+    """`value` as two finite numbers (low, high) with high > low; InvalidParameter naming
+    `what` otherwise (a value range, an intensity window)."""
+    try:
+        lo, hi = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise InvalidParameter(f"{what} must be two numbers (low, high), got {value!r}") from None
+    if not (np.isfinite(lo) and np.isfinite(hi) and hi > lo):
+        raise InvalidParameter(f"{what} must be finite with high > low, got {value!r}")
+    return lo, hi
+
+
 def common_scale(*arrays: np.ndarray) -> float:
     """A power of two that brings the largest finite magnitude of `arrays` to at most 1 when it
     exceeds `HUGE` (exact: ratios and ranks unchanged), else 1."""
