@@ -194,6 +194,16 @@ def test_unknown_modality_gets_generic_findings_only(assessor) -> None:
     assert "streak" not in report.text
 
 
+def test_the_no_finding_sentence_names_only_what_the_modality_is_checked_for() -> None:
+    # a fundus photograph is not checked for noise, yet heavy noise was "No definite noise …"
+    from medq.describe.text import compose
+
+    assert "No definite blur or uneven illumination is identified." in compose([], [], "good",
+                                                                              "OP")
+    assert "No definite noise, blur or artefact is identified." in compose([], [], "good", "MR")
+    assert "No definite noise or blur is identified." in compose([], [], "good", "PT")
+
+
 def test_every_phrase_names_its_location_once() -> None:
     # "streak artefacts radiate across the image throughout the image" said the place twice
     from medq.describe.text import PHRASES, WHERE, finding_clause

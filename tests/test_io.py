@@ -1120,6 +1120,21 @@ def test_monochrome1_values_are_kept_and_shown_mirrored(radiograph_twins) -> Non
     assert as_displayed(plain) is plain  # MONOCHROME2 and colour images are shown as stored
 
 
+def test_a_monochrome1_radiograph_is_written_as_shown_where_no_tag_says_how_to_show_it(
+        radiograph_twins, tmp_path: Path) -> None:
+    """Saved as PNG or NIfTI (a restoration passed through unchanged), a MONOCHROME1 radiograph
+    kept its stored values with nothing to say they are shown mirrored: bone came out dark
+    (correlation −1 with its MONOCHROME2 twin's file); as DICOM it keeps them and its tag."""
+    plain, inverted = (load(p) for p in radiograph_twins)
+    for name in ("x.png", "x.nii.gz"):
+        twin, written = load(save(plain, tmp_path / f"plain_{name}")), \
+            load(save(inverted, tmp_path / name))
+        assert np.corrcoef(twin.array.ravel(), written.array.ravel())[0, 1] > 0.999, name
+    again = load(save(inverted, tmp_path / "x.dcm"))
+    assert again.meta["photometric"] == "MONOCHROME1"
+    np.testing.assert_allclose(again.array, inverted.array, atol=1e-3)
+
+
 def test_a_monochrome1_radiograph_that_does_not_fill_its_bits_is_shown_as_its_twin(
         tmp_path: Path) -> None:
     """A 12-bit MONOCHROME1 radiograph stored 956–4034 (4095 − v of its MONOCHROME2 twin's

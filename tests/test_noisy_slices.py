@@ -239,14 +239,15 @@ def test_an_image_made_in_memory_is_read_the_same(mni_t1):
 
 def test_a_volume_centred_on_zero_or_in_tiny_units_gives_finite_numbers(mni_t1):
     """A z-scored volume (its body's median near 0, whose level says nothing) with one noisy
-    slice, and the same volume in units of 1e-5 (ADC-like): the slice is found, the ratio is
+    slice, the same volume in units of 1e-5 (ADC-like) and scaled near float32's largest value
+    (its sums overflowed: no slice found, warnings printed): the slice is found, the ratio is
     finite and σ / reference gives it back."""
     vol = _rician(np.asarray(mni_t1.array), 0.02 * _level(np.asarray(mni_t1.array)),
                   slice(None), seed=4)
     vol[45] = _rician(np.asarray(mni_t1.array), 0.15 * _level(np.asarray(mni_t1.array)),
                       slice(45, 46), seed=5)[45]
     body = vol[vol > 0.1 * vol.max()]
-    for array in ((vol - np.median(body)) / body.std(), vol * 1e-5):
+    for array in ((vol - np.median(body)) / body.std(), vol * 1e-5, vol * (2e38 / vol.max())):
         with np.errstate(all="raise"):
             result = noisy_slices(array.astype(np.float32), "MR")
         assert result["slices"] == [45]

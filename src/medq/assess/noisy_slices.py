@@ -100,13 +100,16 @@ def slice_values(volume: np.ndarray, threshold: float) -> tuple[np.ndarray, np.n
         p, q = part[:, 0::2, 0::2], part[:, 0::2, 1::2]
         r, s = part[:, 1::2, 0::2], part[:, 1::2, 1::2]
         inside = np.minimum(np.minimum(p, q), np.minimum(r, s)) > threshold  # NaN is never
-        hh, mean = np.abs(p - q - r + s), p + q + r + s
+        # each corner taken a quarter first (exact): sums of values near float32's largest
+        # overflowed to inf, and the check reported no noisy slice
+        p, q, r, s = (c * dtype(0.25) for c in (p, q, r, s))
+        hh, mean = np.abs(p - q - r + s), p + q + r + s  # a quarter of HH and of the sum
         for k in range(part.shape[0]):
             count = counts[start + k] = int(np.count_nonzero(inside[k]))
             if count >= MIN_BLOCKS:
                 step = max(1, count // MAX_BLOCKS)
-                sigma[start + k] = float(np.median(hh[k][inside[k]][::step])) / (2 * MAD_TO_SIGMA)
-                level[start + k] = abs(float(np.median(mean[k][inside[k]][::step]))) / 4.0
+                sigma[start + k] = float(np.median(hh[k][inside[k]][::step])) * 2 / MAD_TO_SIGMA
+                level[start + k] = abs(float(np.median(mean[k][inside[k]][::step])))
     read = np.isfinite(sigma)
     if read.any():  # the caps of the anatomy: thin body, σ read mostly on its edges
         sigma[counts < MIN_SHARE * np.median(counts[read])] = np.nan

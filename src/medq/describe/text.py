@@ -164,9 +164,9 @@ def _sentence(clause: str) -> str:
     return clause[0].upper() + clause[1:] + "."
 
 
-def joined(parts: list[str]) -> str:
-    """"a", "a and b", "a, b and c"."""
-    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+def joined(parts: list[str], word: str = "and") -> str:
+    """"a", "a and b", "a, b and c" (or another `word` than "and")."""
+    return parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} {word} {parts[-1]}"
 
 
 def named(findings: list[Any]) -> list[str]:
@@ -239,6 +239,22 @@ def storage_sentence(lossy: dict[str, Any], findings: list[Finding] = ()) -> str
     return f"{lead}{at}, which can remove fine detail and add block or ringing artefacts."
 
 
+ARTEFACTS = ("streak", "aliasing", "motion", "ghosting", "spike", "bias_field")
+"""Finding types the no-finding sentence calls artefacts."""
+
+
+def nothing_found(modality: str) -> str:
+    """The sentence for an image without findings, naming only what is looked for in its
+    modality (a fundus photograph is not checked for noise)."""
+    from medq.assess.assessment import finding_types_for
+
+    types = finding_types_for(modality)
+    words = [w for t, w in (("noise", "noise"), ("blur", "blur"),
+                            (ARTEFACTS, "artefact"), ("illumination", "uneven illumination"))
+             if (set(t) & set(types) if isinstance(t, tuple) else t in types)]
+    return f"No definite {joined(words, 'or')} is identified."
+
+
 def compose(findings: list[Finding], normal: list[str], verdict: str, modality: str,
             slices: list[dict[str, Any]] | None = None, shape: list[int] | None = None,
             lossy: dict[str, Any] | None = None, gaps: dict[str, Any] | None = None,
@@ -268,7 +284,7 @@ def compose(findings: list[Finding], normal: list[str], verdict: str, modality: 
         lead = "Otherwise, " if findings else ""
         sentences.append(_sentence(lead + joined(fine)))
     elif not findings and not found(outliers):
-        sentences.append("No definite noise, blur or artefact is identified.")
+        sentences.append(nothing_found(modality))
     sentences += facts
     if lossy and len(sentences) < 4:
         sentences.append(storage_sentence(lossy, findings))

@@ -42,7 +42,7 @@ from medq.io.bids import (
     kept_sidecar,
     sidecar_acquisition,
 )
-from medq.io.polarity import integer_storage
+from medq.io.polarity import as_displayed, integer_storage
 from medq.io.sidecar import check_sidecar_writable, read_sidecar, write_sidecar
 from medq.io.special import SPECIAL_REASON, is_special_file
 from medq.io.units import infer_modality
@@ -315,7 +315,9 @@ def save(image: MedImage | np.ndarray, path: str | Path, *, reference: str | Pat
     files); `.png`/`.jpg`/`.tif`; `.npy` (MINC, PAR/REC, AFNI and ECAT are read only). `reference`
     is a DICOM file or series folder whose header is the template (default: the image's own
     source DICOM files); `description` becomes DerivationDescription (DICOM), descrip (NIfTI),
-    a `medq_description` key (NRRD) or a PNG text chunk. Formats without a header (and MetaImage
+    a `medq_description` key (NRRD) or a PNG text chunk. A MONOCHROME1 image (`io.polarity`) is
+    written to any format but DICOM as it is shown, bone bright: none of them says how to show
+    it. Formats without a header (and MetaImage
     and NRRD, whose headers lack them) get a JSON sidecar (`<stem>.json`, or `<name>.json` when
     the stem's names another file: `medq.io.sidecar`) with modality, region, spacing and physics,
     over the keys of the BIDS / dcm2niix sidecar the image was read with
@@ -341,6 +343,7 @@ def save(image: MedImage | np.ndarray, path: str | Path, *, reference: str | Pat
     try:
         if fmt not in ("dicom", "dicom-series"):
             check_sidecar_writable(p)  # before the image: a failed record replaces nothing
+            image = as_displayed(image)  # no photometric tag: a MONOCHROME1 image as shown
         if fmt in ("dicom", "dicom-series"):
             return dicom_write.write_dicom(image, p, reference=reference, description=description)
         extra: dict = {}  # what a format's sidecar adds (a grey JPEG's value map)
