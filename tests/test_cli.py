@@ -21,6 +21,9 @@ def test_version() -> None:
     res = run_medq("--version")
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == f"medq {medq.__version__}"
+    as_module = subprocess.run([sys.executable, "-m", "medq", "--version"], capture_output=True,
+                               text=True, timeout=120)  # "No module named medq.__main__"
+    assert as_module.stdout.strip() == f"medq {medq.__version__}", as_module.stderr
 
 
 def test_readers_warnings_stay_off_the_terminal() -> None:

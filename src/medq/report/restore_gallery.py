@@ -40,8 +40,9 @@ class RestoreRow:
 
 def _psnr(x: np.ndarray, ref: np.ndarray, modality: str) -> float:
     from medq.metrics.fidelity import psnr
+    from medq.restore.benchmark import CT_WINDOW  # CT as `medq bench restore` reads it
 
-    window = (-160.0, 240.0) if modality == "CT" else None
+    window = CT_WINDOW if modality == "CT" else None
     return round(psnr(x, ref, window=window), 2)
 
 
