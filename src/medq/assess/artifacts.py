@@ -9,7 +9,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from medq.assess.filters import median_filter, power_spectrum, shrink
-from medq.assess.iqms import _f64, _mask, _ratio
+from medq.assess.iqms import _f64, _mask, _ratio, mad_sigma
 from medq.assess.masks import background_mask
 from medq.assess.morphology import dilate_cross, erode_cross
 from medq.errors import InvalidImage
@@ -18,7 +18,7 @@ from medq.errors import InvalidImage
 def qi_1(array: np.ndarray, bg: np.ndarray, k: float = 3.0) -> float:
     """MRIQC-like QI1: fraction of air voxels that are structured artefact (ghosts, wrap, streaks).
 
-    Artefact voxels: air voxels above median + k·1.4826·MAD of the air, kept only where they
+    Artefact voxels: air voxels above median + k·MAD/0.6745 of the air, kept only where they
     survive an in-plane binary opening (3×3 cross), so isolated noise spikes do not count.
     QI1 = #artefact / #air. Mortamet's original thresholds differently; the idea is the same.
     """
@@ -27,8 +27,8 @@ def qi_1(array: np.ndarray, bg: np.ndarray, k: float = 3.0) -> float:
     values = a[b]
     if values.size == 0:
         return float("nan")
-    med = float(np.median(values))
-    thr = med + k * 1.4826 * float(np.median(np.abs(values - med)))
+    med, spread = mad_sigma(values)
+    thr = med + k * spread
     art = dilate_cross(erode_cross(b & (a > thr)))  # opening, 3×3 cross in-plane
     return float(art.sum() / b.sum())
 

@@ -27,6 +27,14 @@ from medq.metrics.values import value_pair
 MAD_TO_SIGMA = 0.6745
 """Median of |N(0, 1)|: σ = median(|d|) / 0.6745 for zero-mean Gaussian d (Donoho & Johnstone)."""
 
+
+def mad_sigma(values: np.ndarray) -> tuple[float, float]:
+    """(median, σ) of values, σ = median |v − median| / 0.6745: the Gaussian σ the median absolute
+    deviation gives, robust to the outliers it is used to find."""
+    v = np.asarray(values, dtype=np.float64)
+    median = float(np.median(v))
+    return median, float(np.median(np.abs(v - median))) / MAD_TO_SIGMA
+
 DIETRICH_FACTOR = float(np.sqrt(2.0 / (4.0 - np.pi)))
 """σ_noise = σ_air·sqrt(2/(4−π)): from the std of Rayleigh (magnitude) air to the Gaussian σ."""
 

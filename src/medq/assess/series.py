@@ -4,7 +4,7 @@ A diffusion or fMRI series is many volumes of one acquisition; a volume that mot
 a dropout spoiled scores well below its siblings even when every volume is noisy by nature (a
 high b-value). `outlying_volumes` flags, per file of at least `MIN_VOLUMES` assessed volumes,
 those whose score lies more than `max(MIN_DROP, SPREAD_FACTOR · σ)` below the file's median,
-σ = 1.4826 · the median absolute deviation (robust to the outliers themselves).
+σ = the median absolute deviation / 0.6745 (`iqms.mad_sigma`) (robust to the outliers themselves).
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
+
+from medq.assess.iqms import mad_sigma
 
 MIN_VOLUMES = 3
 """Fewest assessed volumes of a file for a median to judge them by."""
@@ -36,9 +38,7 @@ def outlying_volumes(scores: Mapping[str, float]) -> dict[str, dict[str, float]]
     for volumes in files.values():
         if len(volumes) < MIN_VOLUMES:
             continue
-        values = np.asarray(list(volumes.values()))
-        median = float(np.median(values))
-        spread = 1.4826 * float(np.median(np.abs(values - median)))
+        median, spread = mad_sigma(np.asarray(list(volumes.values())))
         limit = max(MIN_DROP, SPREAD_FACTOR * spread)
         for path, score in volumes.items():
             if median - score > limit:
