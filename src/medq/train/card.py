@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from shlex import quote
 from typing import Any
 
@@ -12,7 +11,6 @@ from medq.assess.precision import resolve_precision
 from medq.data.bench import LADDER_WEIGHT
 from medq.data.items import LADDER_RUNGS
 from medq.data.sources import TEST_ZONE, sources
-from medq.io.atomic import atomic_write_text
 from medq.train.config import TrainConfig, config_path
 from medq.wording import plural
 
@@ -260,13 +258,6 @@ noise-free and often show only part of the body.
 - The MNI152-derived sources are one subject split by z-zone: {TEST_ZONE[0]:.0%}–{TEST_ZONE[1]:.0%}
   of the head's height is test only.
 """
-
-
-def write_card(folder: Path, cfg: TrainConfig, record: dict[str, Any]) -> Path:
-    """Write `card.md` into `folder` (atomically); returns its path."""
-    path = Path(folder) / "card.md"
-    atomic_write_text(path, card_text(cfg, record))
-    return path
 
 
 def prompt_card_text(cfg: TrainConfig, record: dict[str, Any], net: Any) -> str:

@@ -101,7 +101,7 @@ def assemble(cfg: TrainConfig, folders: list[Path], records: list[dict[str, Any]
     from medq.train.card import number
     from medq.train.evaluate import evaluate, predict
     from medq.train.loop import srcc_summary
-    from medq.train.run_files import write_run
+    from medq.train.run_files import quality_run
 
     members = [member_from_dict(torch.load(f / "model.pt", map_location="cpu",
                                            weights_only=True)) for f in folders]
@@ -120,7 +120,7 @@ def assemble(cfg: TrainConfig, folders: list[Path], records: list[dict[str, Any]
 
         record["tagged"] = {**records[0]["tagged"], **tagged["summary"],  # as loaded this time
                             "metrics": held_out_metrics(model, tagged["test"], cfg.use_prompts)}
-    write_run(out, model, cfg, record)
+    quality_run(out, model, cfg, record)
     log(f"{cfg.name}: ensemble of {len(members)} seeds, {srcc_summary(metrics['overall'])} "
         "(members' SRCC: " + ", ".join(number(r["metrics"]["overall"]["srcc"]) for r in records)
         + f") → {out}")

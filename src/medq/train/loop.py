@@ -13,9 +13,9 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
-import json
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,12 +28,12 @@ from medq.assess.precision import model_device, model_precision, resolve_device
 from medq.data import bench
 from medq.data.items import LADDER_RUNGS
 from medq.errors import InvalidParameter
-from medq.io.atomic import atomic_path, atomic_write_text
+from medq.io.atomic import atomic_path
 from medq.train.config import Stage, TrainConfig
 from medq.train.evaluate import evaluate, predict
 from medq.train.losses import losses, rank_loss, stage_items
 from medq.train.resume import Checkpointer, data_key, fingerprint
-from medq.train.run_files import write_config, write_run
+from medq.train.run_files import quality_run, write_run
 from medq.train.steps import device_name, on_device, run_steps
 from medq.workers import set_threads
 
@@ -273,7 +273,7 @@ def train(cfg: TrainConfig, data: dict[str, np.ndarray] | None = None,
               "resumed": ck.resumed,
               **({"scores": scores, "score_scale": USER_SCALE} if scores else {}),
               **({"tagged": tagged_record} if tagged else {})}
-    write_run(out, model, cfg, record)
+    quality_run(out, model, cfg, record)
     ck.done()
     log(f"{cfg.name}: done in {wall:.0f} s; {srcc_summary(metrics['overall'])} → {out}")
     return record
@@ -319,11 +319,11 @@ def train_prompt_classifier(cfg: TrainConfig, log: Any) -> dict[str, Any]:
     net, record = train_classifier(seed=cfg.seed, log=log, **cfg.model_args)
     record.update(name=cfg.name, model="PromptNet", wall_time_s=round(time.time() - started, 1))
     out = cfg.output_dir()
-    out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out / "model.pt") as tmp:
-        torch.save({"model": "PromptNet", "state_dict": net.state_dict(), "medq": record}, tmp)
-    atomic_write_text(out / "metrics.json", json.dumps(record, indent=2))
-    write_config(out, cfg, record)
-    atomic_write_text(out / "card.md", prompt_card_text(cfg, record, net))
+
+    def save(path: Path, rec: dict[str, Any]) -> None:
+        with atomic_path(path) as tmp:
+            torch.save({"model": "PromptNet", "state_dict": net.state_dict(), "medq": rec}, tmp)
+
+    write_run(out, save, cfg, record, lambda rec: prompt_card_text(cfg, rec, net))
     log(f"{cfg.name}: modality accuracy {record['test_modality_accuracy']:.3f} → {out}")
     return record

@@ -16,9 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from medq.io.atomic import atomic_write_text
 from medq.train.config import TrainConfig, config_path
-from medq.train.run_files import write_config
 
 RECIPE_KEYS = ("fingerprint", "args", "train_plan", "extra_plan")
 """Record fields a finished member run must share with the planned one to be reused: every
@@ -101,6 +99,7 @@ def assemble(cfg: TrainConfig, folders: list[Path], records: list[dict[str, Any]
     from medq.data.pairs import build_pairs
     from medq.restore.models import RestoreEnsemble, load_restorer, save_checkpoint
     from medq.train.restore_loop import evaluate_pairs, plan_from
+    from medq.train.run_files import write_run
 
     model = RestoreEnsemble([load_restorer(f / "model.pt")[0] for f in folders]).eval()
     test = build_pairs(plan_from(cfg, "eval"), progress=sys.stderr.isatty())
@@ -114,10 +113,8 @@ def assemble(cfg: TrainConfig, folders: list[Path], records: list[dict[str, Any]
                           for k, (r, f) in enumerate(zip(records, folders, strict=True))],
               "metrics": evaluate_pairs(model, test, model.conditioning), "history": []}
     record = json.loads(json.dumps(record, default=float))
-    save_checkpoint(model, out / "model.pt", record)
-    atomic_write_text(out / "metrics.json", json.dumps(record, indent=2))
-    write_config(out, cfg, record)
-    atomic_write_text(out / "card.md", ensemble_card(cfg, record, records))
+    write_run(out, lambda path, rec: save_checkpoint(model, path, rec), cfg, record,
+              lambda rec: ensemble_card(cfg, rec, records))
     log(f"{cfg.name}: ensemble of {len(folders)} members → {out}")
     return record
 
@@ -126,6 +123,7 @@ def ensemble_card(cfg: TrainConfig, record: dict[str, Any], records: list[dict[s
                   ) -> str:
     """The model card of an ensemble: what differs per member, the held-out check of the
     ensemble beside each member's, then each member's own card."""
+    from medq.train.card import number
     from medq.train.restore_loop import card_text
 
     tasks = list(record["metrics"])
@@ -134,9 +132,9 @@ def ensemble_card(cfg: TrainConfig, record: dict[str, Any], records: list[dict[s
     rows = [head, "|---" * (3 + len(records)) + "|"]
     for task in tasks:
         m = record["metrics"][task]
-        rows.append(f"| {task} | {m.get('input', float('nan')):.2f} | "
-                    f"{m.get('net', float('nan')):.2f} | " + " | ".join(
-                        f"{r['metrics'].get(task, {}).get('net', float('nan')):.2f}"
+        rows.append(f"| {task} | {number(m.get('input'), '.2f')} | "
+                    f"{number(m.get('net'), '.2f')} | " + " | ".join(
+                        number(r["metrics"].get(task, {}).get("net"), ".2f")
                         for r in records) + " |")
     members = "\n".join(
         f"- member {k}: " + (", ".join(f"`pairs.{plan}.{key}: {value}`"

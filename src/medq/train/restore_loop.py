@@ -26,14 +26,13 @@ import torch.nn.functional as F
 from medq.assess.models.blocks import FINDING_TYPES
 from medq.assess.precision import resolve_device
 from medq.data.pairs import SOFT_FWHM_PX, PairPlan, build_pairs, concat, pair_arrays
-from medq.io.atomic import atomic_write_text
 from medq.restore.condition import MODALITY_GROUPS, N_FINDINGS, perturb
 from medq.restore.models import build_model, save_checkpoint
 from medq.restore.normalise import network_input
 from medq.train.card import number, resumed_text, train_command, where_trained
 from medq.train.config import Stage, TrainConfig
 from medq.train.resume import Checkpointer, fingerprint
-from medq.train.run_files import write_config
+from medq.train.run_files import write_run
 from medq.train.steps import device_name, on_device, run_steps
 from medq.workers import set_threads
 
@@ -226,10 +225,8 @@ def train_restorer(cfg: TrainConfig, log: Any) -> dict[str, Any]:
               "test_pairs": int(len(test["shape"])), "metrics": metrics, "history": history,
               "resumed": ck.resumed}
     record = json.loads(json.dumps(record, default=float))
-    save_checkpoint(model, out / "model.pt", record)
-    atomic_write_text(out / "metrics.json", json.dumps(record, indent=2))
-    write_config(out, cfg, record)
-    atomic_write_text(out / "card.md", card_text(cfg, record))
+    write_run(out, lambda path, rec: save_checkpoint(model, path, rec), cfg, record,
+              lambda rec: card_text(cfg, rec))
     ck.done()
     log(f"{cfg.name}: done in {record['wall_time_s']:.0f} s → {out}")
     return record

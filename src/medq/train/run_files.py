@@ -4,6 +4,7 @@ config as it ran (every default written out; `medq train RUN/config.yaml` trains
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,16 +13,27 @@ from medq.jsonsafe import plain
 from medq.train.config import TrainConfig
 
 
-def write_run(out: Path, model: Any, cfg: TrainConfig, record: dict[str, Any]) -> None:
-    """Write a quality run's `model.pt` (with its record), `metrics.json` and `card.md`."""
-    from medq.train.card import write_card
+def write_run(out: Path, save_model: Callable[[Path, dict[str, Any]], Any], cfg: TrainConfig,
+              record: dict[str, Any], card: Callable[[dict[str, Any]], str]) -> None:
+    """Write a run's folder: `model.pt` by `save_model(path, record)`, `metrics.json`,
+    `config.yaml` and `card.md` (`card(record)`), the record written JSON-safe
+    (`jsonsafe.plain`: a NaN loss is null, never JSON's invalid `NaN`)."""
+    from medq.io.atomic import make_folder
 
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_checkpoint(out / "model.pt", medq=plain(record))
-    atomic_write_text(out / "metrics.json", json.dumps(plain(record), indent=2,
-                                                      allow_nan=False))
-    write_config(out, cfg, record)
-    write_card(out, cfg, record)
+    out = make_folder(out)
+    safe = plain(record)
+    save_model(out / "model.pt", safe)
+    atomic_write_text(out / "metrics.json", json.dumps(safe, indent=2, allow_nan=False))
+    write_config(out, cfg, safe)
+    atomic_write_text(out / "card.md", card(safe))
+
+
+def quality_run(out: Path, model: Any, cfg: TrainConfig, record: dict[str, Any]) -> None:
+    """`write_run` of a quality model (its record inside the checkpoint, `card.card_text`)."""
+    from medq.train.card import card_text
+
+    write_run(out, lambda path, rec: model.save_checkpoint(path, medq=rec), cfg, record,
+              lambda rec: card_text(cfg, rec))
 
 
 def write_config(out: Path, cfg: TrainConfig, record: dict[str, Any]) -> Path:
