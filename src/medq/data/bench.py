@@ -31,13 +31,11 @@ from medq.assess.evidence import EVIDENCE_SIZE, FEATURES_VERSION, evidence_rows
 from medq.assess.models.blocks import FINDING_TYPES, SEVERITIES
 from medq.assess.preprocess import image_inputs
 from medq.assess.prompts import encode, prompts_from_image
-from medq.data.cache import cache_dir, map_jobs, read_npz, write_npz
+from medq.data.cache import cache_dir, cached_split, map_jobs, read_npz, write_npz
 from medq.data.items import LADDER_RUNGS, degraded_item, ladder_jobs, severity_ladder
 from medq.data.sources import Source, source_named, sources
 from medq.degrade import available, get_spec
-from medq.errors import InvalidParameter
 from medq.image import MedImage
-from medq.io.atomic import atomic_write_text
 
 KINDS: tuple[str, ...] = tuple(available())
 """Registered degradation kinds, in physics-target order."""
@@ -279,18 +277,9 @@ def slice_measures(data: dict[str, np.ndarray], rows: Any) -> np.ndarray | None:
 def build(plan: BenchPlan, split: str, workers: int | None = None, progress: bool = True
           ) -> dict[str, np.ndarray]:
     """Build (or read from the cache) one split of the benchmark as packed arrays."""
-    if split not in ("train", "test"):
-        raise InvalidParameter(f"split must be 'train' or 'test', got {split!r}")
-    folder = cache_dir() / "bench" / plan.key()
-    cached = read_npz(folder / f"{split}.npz")
-    if cached is not None:
-        return cached
-    items = map_jobs(partial(_run, plan=plan), ordered_jobs(plan, split), workers, progress,
-                     f"building {split} benchmark")
-    packed = pack(items)
-    write_npz(folder / f"{split}.npz", packed)
-    records = [{"source": it["source"], "dim": it["dim"], "records": it["records"],
-                "score": it["score"]} for it in items]
-    atomic_write_text(folder / f"{split}.records.json", json.dumps(records))
-    atomic_write_text(folder / "plan.json", json.dumps(asdict(plan), indent=2))
-    return packed
+    return cached_split(
+        cache_dir() / "bench" / plan.key(), split, plan,
+        lambda: map_jobs(partial(_run, plan=plan), ordered_jobs(plan, split), workers, progress,
+                         f"building {split} benchmark"),
+        pack, lambda it: {"source": it["source"], "dim": it["dim"], "records": it["records"],
+                          "score": it["score"]})

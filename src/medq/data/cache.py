@@ -88,3 +88,27 @@ def _logged(results: Iterable[Any], total: int, label: str) -> Iterator[Any]:
             print(f"{label}: {done}/{total} ({time.time() - started:.0f} s)", file=sys.stderr,
                   flush=True)
             next_tenth = done * 10 // total + 1
+
+
+def cached_split(folder: Path, split: str, plan: Any, build: Callable[[], list[dict[str, Any]]],
+                 pack: Callable[[list[dict[str, Any]]], dict[str, np.ndarray]],
+                 record: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, np.ndarray]:
+    """One split (`train` or `test`) of a deterministic simulated set: read from
+    `folder/<split>.npz` when cached, else `build()`'s items packed by `pack` and stored there,
+    with each item's `record` (`<split>.records.json`) and the `plan` dataclass (`plan.json`)."""
+    import json
+    from dataclasses import asdict
+
+    from medq.io.atomic import atomic_write_text
+
+    if split not in ("train", "test"):
+        raise InvalidParameter(f"split must be 'train' or 'test', got {split!r}")
+    cached = read_npz(folder / f"{split}.npz")
+    if cached is not None:
+        return cached
+    items = build()
+    packed = pack(items)
+    write_npz(folder / f"{split}.npz", packed)
+    atomic_write_text(folder / f"{split}.records.json", json.dumps([record(i) for i in items]))
+    atomic_write_text(folder / "plan.json", json.dumps(asdict(plan), indent=2))
+    return packed

@@ -20,14 +20,13 @@ from typing import Any
 
 import numpy as np
 
-from medq.data.cache import cache_dir, map_jobs, read_npz, write_npz
+from medq.data.cache import cache_dir, cached_split, map_jobs
 from medq.data.items import with_ringing
 from medq.data.phantoms import pseudo_mr
 from medq.data.sources import Source, sources
 from medq.degrade import get_spec, simulate
 from medq.degrade.generic import coarse_matrix
 from medq.errors import InvalidParameter
-from medq.io.atomic import atomic_write_text
 from medq.restore.condition import modality_group, truth, vector
 from medq.restore.normalise import scale_for
 
@@ -298,18 +297,8 @@ def _run(job: tuple[str, int, float | None], plan: PairPlan) -> dict[str, Any]:
 def build_pairs(plan: PairPlan, workers: int | None = None, progress: bool = True
                 ) -> dict[str, np.ndarray]:
     """Build (or read from the cache) the pairs of a plan as packed arrays."""
-    if plan.split not in ("train", "test"):
-        raise InvalidParameter(f"split must be 'train' or 'test', got {plan.split!r}")
-    folder = cache_dir() / "restore" / plan.key()
-    cached = read_npz(folder / f"{plan.split}.npz")
-    if cached is not None:
-        return cached
-    pairs = map_jobs(partial(_run, plan=plan), _jobs(plan), workers, progress,
-                     f"building {plan.split} restoration pairs", chunksize=4)
-    packed = pack(pairs)
-    write_npz(folder / f"{plan.split}.npz", packed)
-    atomic_write_text(folder / f"{plan.split}.records.json",
-                      json.dumps([{"task": p["task"], "source": p["source"],
-                                   "records": p["records"]} for p in pairs]))
-    atomic_write_text(folder / "plan.json", json.dumps(asdict(plan), indent=2))
-    return packed
+    return cached_split(
+        cache_dir() / "restore" / plan.key(), plan.split, plan,
+        lambda: map_jobs(partial(_run, plan=plan), _jobs(plan), workers, progress,
+                         f"building {plan.split} restoration pairs", chunksize=4),
+        pack, lambda p: {"task": p["task"], "source": p["source"], "records": p["records"]})
