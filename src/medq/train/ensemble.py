@@ -79,19 +79,31 @@ def train_ensemble(cfg: TrainConfig, train_one: Any, data: dict[str, np.ndarray]
     data = data if data is not None else build_split(cfg, "train", log)
     test = test if test is not None else build_split(cfg, "test", log)
     trained_on = concat(data, tagged["train"]) if tagged else data  # what a member's key covers
+    members = [member_config(cfg, k, split_init) for k in range(cfg.ensemble)]
+    records, folders = train_members(
+        members, [f"{cfg.name}: member {k + 1}/{cfg.ensemble} (seed {m.seed})"
+                  for k, m in enumerate(members)],
+        lambda m: finished_member(m, trained_on), lambda m: train_one(m, data, test, log), log)
+    return assemble(cfg, folders, records, test, log, tagged)
+
+
+def train_members(members: list[TrainConfig], labels: list[str],
+                  finished: Callable[[TrainConfig], dict[str, Any] | None],
+                  train_one: Callable[[TrainConfig], dict[str, Any]], log: Any
+                  ) -> tuple[list[dict[str, Any]], list[Path]]:
+    """Train every member of an ensemble, or reuse one `finished` finds done in its folder (a
+    run stopped after some members goes on from the next); their records and folders."""
     records, folders = [], []
-    for k in range(cfg.ensemble):
-        member = member_config(cfg, k, split_init)
-        record = finished_member(member, trained_on)
+    for member, label in zip(members, labels, strict=True):
+        record = finished(member)
         if record is None:
-            log(f"{cfg.name}: member {k + 1}/{cfg.ensemble} (seed {member.seed})")
-            record = train_one(member, data, test, log)
+            log(label)
+            record = train_one(member)
         else:
-            log(f"{cfg.name}: member {k + 1}/{cfg.ensemble} (seed {member.seed}) reused from "
-                f"{member.output_dir()}")
+            log(f"{label} reused from {member.output_dir()}")
         records.append(record)
         folders.append(member.output_dir())
-    return assemble(cfg, folders, records, test, log, tagged)
+    return records, folders
 
 
 def assemble(cfg: TrainConfig, folders: list[Path], records: list[dict[str, Any]],

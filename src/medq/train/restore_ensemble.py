@@ -76,20 +76,13 @@ def finished_member(cfg: TrainConfig) -> dict[str, Any] | None:
 
 def train_restore_ensemble(cfg: TrainConfig, log: Any) -> dict[str, Any]:
     """Train (or reuse) every member, then average them into `<output>/model.pt`."""
+    from medq.train.ensemble import train_members
     from medq.train.restore_loop import train_restorer
 
-    records, folders = [], []
-    for k in range(len(cfg.member_pairs)):
-        member = member_config(cfg, k)
-        record = finished_member(member)
-        if record is None:
-            log(f"{cfg.name}: member {k + 1}/{len(cfg.member_pairs)}")
-            record = train_restorer(member, log)
-        else:
-            log(f"{cfg.name}: member {k + 1}/{len(cfg.member_pairs)} reused from "
-                f"{member.output_dir()}")
-        records.append(record)
-        folders.append(member.output_dir())
+    members = [member_config(cfg, k) for k in range(len(cfg.member_pairs))]
+    records, folders = train_members(
+        members, [f"{cfg.name}: member {k + 1}/{len(members)}" for k in range(len(members))],
+        finished_member, lambda m: train_restorer(m, log), log)
     return assemble(cfg, folders, records, log)
 
 
