@@ -395,6 +395,27 @@ def test_each_volume_of_a_4d_file_is_an_item_of_its_own(tmp_path: Path, cluster)
     store.close()
 
 
+def test_a_series_missing_a_slice_is_stored_and_exported_as_such(tmp_path: Path, cluster) -> None:
+    # medq assess said "series: 1 slice missing?", but qc run stored it only in the description
+    # text: a QA lead could not filter the night's results for incomplete series
+    from medq.qc.export import export_rows
+    from medq.qc.runner import run_qc
+
+    t1 = load_sample("mni_t1")
+    series = save(t1.with_array(t1.array[20:40, ::2, ::2]), tmp_path / "archive" / "t1")
+    files = sorted(series.iterdir(), key=lambda f: pydicom.dcmread(f).ImagePositionPatient[2])
+    files[10].unlink()
+    save(_slice2d(), tmp_path / "archive" / "ct.dcm")
+    store = Store(tmp_path / "qc.sqlite")
+    run_qc(tmp_path / "archive", store, client=cluster, measures=False)
+    rows = {Path(r["path"]).name: r for r in export_rows(store)}
+    assert (rows["t1"]["missing_slices"], rows["t1"]["slice_gaps"]) == (1, "1 slice missing?")
+    assert (rows["ct.dcm"]["missing_slices"], rows["ct.dcm"]["slice_gaps"]) == (None, None)
+    (kept,) = [r for r in export_rows(store, flat=False) if r["path"].endswith("t1")]
+    assert kept["slice_gaps"]["missing_slices"] == 1 and kept["slice_gaps"]["spacing_mm"] > 0
+    store.close()
+
+
 def test_prune_empties_a_folder_that_no_longer_holds_any_image(tmp_path: Path, cluster) -> None:
     # a site folder emptied by a retention purge failed every night ("holds no image") and its
     # rows could never be pruned

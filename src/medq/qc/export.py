@@ -12,7 +12,10 @@ pixels; empty when all are finite), `noisy_slices` (a volume's slices noisier th
 around them or, in MR, marked by a k-space spike, which its salient slices may miss:
 `medq.assess.noisy_slices`; "none of 61 compared" when none is; empty when they were not
 compared: a 2D image, `--no-measures`, under 8 slices, or an item stored by an earlier medq)
-and `noisy_slice_count` (how many, a number to filter on), description, model, fingerprint,
+and `noisy_slice_count` (how many, a number to filter on), `slice_gaps` (a DICOM series'
+missing slices or uneven spacing, as `medq assess` shows it: "2 slices missing?"; empty when
+its slices are evenly spaced, or it is no series) and `missing_slices` (how many are missing;
+0 for uneven spacing alone), description, model, fingerprint,
 `duplicate_of` (for a byte copy of another item, the copy kept: `medq.qc.duplicates`; empty
 for the kept one, an error and an item whose bytes could not be read), run_id, updated_at,
 `lossy` and `lossy_ratio` (what the file states about lossy
@@ -31,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from medq.assess.noisy_slices import outliers_cell, spiked
 from medq.errors import InvalidParameter
+from medq.io.dicom import gaps_text
 from medq.qc.duplicates import duplicate_of
 
 if TYPE_CHECKING:
@@ -42,7 +46,8 @@ FORMATS = ("csv", "tsv", "parquet", "json")
 COLUMNS = ("path", "status", "score", "grade", "verdict", "recall", "error", "bad_input",
            "modality", "modality_source", "named_modality", "region",
            "dimension", "shape", "findings", "review", "reviewer", "reviewed_at", "review_comment",
-           "suspected", "nonfinite_fraction", "noisy_slices", "noisy_slice_count", "description",
+           "suspected", "nonfinite_fraction", "noisy_slices", "noisy_slice_count", "slice_gaps",
+           "missing_slices", "description",
            "model", "fingerprint", "duplicate_of", "run_id", "updated_at", "lossy", "lossy_ratio")
 """Columns of every export, in order (measure columns follow in flat formats)."""
 
@@ -83,6 +88,8 @@ def item_row(item: dict[str, Any], flat: bool) -> dict[str, Any]:
     row["noisy_slices"] = outliers
     row["noisy_slice_count"] = None if outliers is None else len(
         set(outliers.get("slices") or []) | set(spiked(outliers)))
+    gaps = row["slice_gaps"] = item.get("slice_gaps")
+    row["missing_slices"] = int(gaps.get("missing_slices") or 0) if gaps else None
     if not flat:
         row["measures"] = item.get("measures")
         row["lossy_compression"] = lossy
@@ -91,6 +98,8 @@ def item_row(item: dict[str, Any], flat: bool) -> dict[str, Any]:
     row["suspected"] = _findings_text(item.get("suspected"))
     if outliers:
         row["noisy_slices"] = outliers_cell(outliers, limit=None)
+    if gaps:
+        row["slice_gaps"] = gaps_text(gaps)
     shape = item.get("shape")
     row["shape"] = "x".join(str(s) for s in shape) if shape else None
     for key, value in (item.get("measures") or {}).items():
@@ -123,7 +132,7 @@ def _measure_columns() -> list[str]:
 NUMBERS = ("score", "lossy_ratio", "nonfinite_fraction")
 """Fixed columns that hold real numbers (the measure columns do too)."""
 
-COUNTS = ("noisy_slice_count",)
+COUNTS = ("noisy_slice_count", "missing_slices")
 """Fixed columns that hold whole numbers."""
 
 FLAGS = ("recall", "bad_input", "lossy")

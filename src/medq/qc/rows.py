@@ -136,4 +136,4 @@ def ok_result(item: Item, assessment: Any, image: MedImage) -> dict[str, Any]:
         "description": description, "lossy_compression": assessment.lossy_compression or {},
         "modality_source": prompted_source(assessment), "suspected": assessment.suspected,
         "nonfinite_fraction": assessment.nonfinite_fraction,
-        "noisy_slices": assessment.noisy_slices}
+        "noisy_slices": assessment.noisy_slices, "slice_gaps": assessment.slice_gaps}

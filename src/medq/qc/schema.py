@@ -70,6 +70,7 @@ items_table = sa.Table(
     sa.Column("nonfinite_fraction", sa.Float),  # share of NaN/inf pixels; none: all finite (added)
     sa.Column("suspected", sa.JSON),  # the Assessment's doubtful types (added)
     sa.Column("noisy_slices", sa.JSON),  # a volume's noisy slices; none: not compared (added)
+    sa.Column("slice_gaps", sa.JSON),  # a series' missing slices or uneven spacing (added)
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.UniqueConstraint("path", "model", name="uq_items_path_model"),
@@ -95,7 +96,7 @@ ITEM_COLUMNS = tuple(c.name for c in items_table.columns)
 """Columns of an item row (every `items()` dict also has `reviewed` and `last_review`)."""
 
 ADDED_COLUMNS = {"items": ("lossy_compression", "bad_input", "named_modality", "modality_source",
-                           "nonfinite_fraction", "suspected", "noisy_slices"),
+                           "nonfinite_fraction", "suspected", "noisy_slices", "slice_gaps"),
                  "reviews": ("fingerprint",), "runs": ("named_modality", "stopped_at")}
 """Columns added after a table's first release: `create_schema` adds them to a database made
 before (nullable, so old rows read as unknown)."""

@@ -54,7 +54,7 @@ from medq.qc.schema import (
 _WRITABLE = tuple(c for c in ITEM_COLUMNS if c not in ("id", "created_at", "updated_at"))
 
 _JSON_COLUMNS = ("shape", "findings", "measures", "lossy_compression", "suspected",
-                 "noisy_slices")
+                 "noisy_slices", "slice_gaps")
 RUN_COUNTS = ("total", "ok", "errors", "skipped")
 """A run's counts: recorded by `finish_run`, printed by `medq qc run --json`."""
 

@@ -85,6 +85,9 @@ class Item(BaseModel):
     compared, as for a 2D image, or stored by an earlier medq)."""
     suspected: list[dict[str, Any]] | None = None
     """Doubtful finding types that pull the score down without being reported."""
+    slice_gaps: dict[str, Any] | None = None
+    """A series' missing slices or uneven spacing (`missing_slices`, the steps in mm; None: even,
+    not a series, or stored by an earlier medq)."""
     region: str | None = None
     shape: list[int] | None = None
     score: float | None = None
