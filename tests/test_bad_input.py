@@ -143,6 +143,9 @@ CASES = [
     ("folder without images", _dir_without_images, EmptySeries, "no image medq reads"),
     ("two series", _mixed_dir, MixedSeries, "2 DICOM series"),
     ("series with truncated slice", _series_with_truncated_slice, UnreadableImage, "s2.dcm"),
+    # MR_small's preamble is a TIFF header: cut before DICM it was "TIFF of shape (0,)"
+    ("DICOM cut in its preamble", _write("cut.dcm", Path(tdata("MR_small.dcm")).read_bytes()[:100]),
+     UnreadableImage, "DICOM file cut short (100 bytes"),
 ]
 
 

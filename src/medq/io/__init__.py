@@ -61,6 +61,10 @@ _MAGIC = (
     (b"MM\x00*", "tiff"), (b"II+\x00", "tiff"), (b"MM\x00+", "tiff"), (b"\x93NUMPY", "npy"),
     (b"NRRD000", "nrrd"), (b"ObjectType = Image", "metaimage"),
 )
+_DUAL_TIFF = (b"II*\x00", b"MM\x00*")
+"""A DICOM file's preamble may be a TIFF header (pydicom's MR_small is both): one cut short
+before its DICM prefix is, by its name, a DICOM file cut short, not a TIFF."""
+
 NOT_IMAGE_SUFFIXES = (".txt", ".md", ".json", ".csv", ".xml", ".html", ".pdf", ".py", ".yaml",
                       # what a PACS disc export carries beside its images: a viewer and its files
                       ".htm", ".js", ".css", ".exe", ".dll", ".ini", ".inf", ".cab", ".jar",
@@ -123,6 +127,10 @@ def sniff(path: str | Path) -> str:
         raise UnreadableImage("file is empty", p)
     if head[128:132] == b"DICM":
         return "dicom"
+    if len(head) < 132 and head.startswith(_DUAL_TIFF) and p.suffix.lower() in \
+            dicom.DICOM_SUFFIXES:
+        raise UnreadableImage(f"DICOM file cut short ({len(head)} bytes, before its DICM "
+                              "prefix)", p)
     for magic, fmt in _MAGIC:
         if head.startswith(magic):
             return fmt
