@@ -179,8 +179,9 @@ def check_assessable(image: MedImage, told: bool = False) -> None:
     if labels is not None:
         shown = ", ".join(f"{v:g}" for v in labels[:6]) + (", …" if labels.size > 6 else "")
         raise UnsupportedImage(f"a label map or mask, not an image: its pixels take only "
-                               f"{labels.size} whole values ({shown}); the --modality of medq "
-                               "assess, describe or restore grades it as an image all the same",
+                               f"{labels.size} whole values ({shown}); naming its modality "
+                               "(--modality on the command line, modality= in Python) grades "
+                               "it as an image all the same",
                                image.source)
 
 
