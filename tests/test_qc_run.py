@@ -759,6 +759,42 @@ def _ctrl_c_as_in_a_terminal() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+def test_a_run_stopped_while_its_model_loads_says_so_and_leaves_no_database(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C or SIGTERM in a run's first seconds (the model loading) exited silently, with
+    neither the interrupted line nor the --json counts; one stopped before its first write left
+    an empty database file, which readers took for a results database."""
+    import medq.assess.weights as weights
+    from medq.qc.store import Store
+
+    save(_slice2d(), tmp_path / "archive" / "ct.dcm")
+    db = tmp_path / "qc.sqlite"
+
+    def interrupted(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(weights, "load_weights", interrupted)
+        res = run_medq("qc", "run", tmp_path / "archive", "--db", db, "--json")
+    assert res.returncode == 130 and res.stderr.strip() == (
+        "medq: interrupted while loading the model; nothing was assessed"), res.stderr
+    assert json.loads(res.stdout)["interrupted"] is True and not db.exists()
+    import medq.qc.runner as runner
+
+    def stopped(*_: object, **__: object) -> None:  # stopped before the run row is written
+        raise runner.RunInterrupted(0, {})
+
+    with monkeypatch.context() as patch:
+        patch.setattr(runner, "run_qc", stopped)
+        res = run_medq("qc", "run", tmp_path / "archive", "--db", db)
+    assert res.returncode == 130 and "nothing was assessed" in res.stderr and not db.exists()
+    Store(db).close()  # a database holding results from before is kept
+    with monkeypatch.context() as patch:
+        patch.setattr(runner, "run_qc", stopped)
+        run_medq("qc", "run", tmp_path / "archive", "--db", db)
+    assert db.exists()
+
+
 @pytest.mark.parametrize("stop", ["ctrl_c", "sigterm"])
 def test_ctrl_c_in_a_terminal_stops_the_run_with_one_line(tmp_path: Path, stop: str) -> None:
     """Ctrl-C reaches the whole foreground process group, Dask's workers too: the run stops with

@@ -87,6 +87,16 @@ def _exit_code(results: list[dict[str, Any]]) -> int:
     return EXIT_BAD_INPUT if failed else 0
 
 
+def _stopped(message: str, counts: dict[str, int], as_json: bool, began: float) -> None:
+    """Say that a run was stopped, and (`--json`) print its counts so far."""
+    from medq.qc.store import RUN_COUNTS
+
+    err.print(f"medq: {message}", markup=False, highlight=False)
+    if as_json:  # a script reading the counts gets those so far
+        print_json({**{k: counts.get(k, 0) for k in RUN_COUNTS},
+                    "seconds": round(time.monotonic() - began, 1), "interrupted": True})
+
+
 @qc_app.command("run")
 def run(
     archive: Path = typer.Argument(..., help="Folder to QC (walked recursively) or one file."),
@@ -127,16 +137,22 @@ def run(
         except Exception:  # noqa: BLE001
             return []
 
+    began = time.monotonic()
     outcome = Outcome()  # an unknown or broken model fails here, before any database or worker
-    if isinstance(outcome.run(model, lambda: load_weights(model)), BaseException):
-        outcome.exit()
-    store = outcome.run(db, lambda: Store(db))
+    with sigterm_as_ctrl_c() as terminated:  # SIGTERM: stopped as Ctrl-C stops it
+        try:
+            if isinstance(outcome.run(model, lambda: load_weights(model)), BaseException):
+                outcome.exit()
+            store = outcome.run(db, lambda: Store(db))
+        except KeyboardInterrupt as e:  # while the model loads: nothing is stored yet
+            _stopped("interrupted while loading the model; nothing was assessed", {}, as_json,
+                     began)
+            raise typer.Exit(143 if terminated else 130) from e
     if isinstance(store, BaseException):
         outcome.exit()
     results: list[dict[str, Any]] = []
-    began = time.monotonic()
     last_line = [began]  # when the latest progress line was printed (stderr no terminal)
-    with sigterm_as_ctrl_c() as terminated:  # SIGTERM: stopped as Ctrl-C stops it
+    with sigterm_as_ctrl_c() as terminated:
         try:
             with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                           _RateColumn(), _EtaColumn(), console=err,
@@ -177,12 +193,8 @@ def run(
                     on_result=on_result))
         except RunInterrupted as e:  # Ctrl-C or SIGTERM: the run row holds the counts so far
             with repeat_ignored():  # a second Ctrl-C (`timeout` sends two) loses nothing
-                store.close()
-                err.print(f"medq: {e}", markup=False, highlight=False)
-                if as_json:  # a script reading the counts gets those so far
-                    print_json({**{k: e.counts.get(k, 0) for k in RUN_COUNTS},
-                                "seconds": round(time.monotonic() - began, 1),
-                                "interrupted": True})
+                store.discard()  # kept once a run row or an item is in it
+                _stopped(str(e), e.counts, as_json, began)
             raise typer.Exit(143 if terminated else 130) from e
     if isinstance(summary, InputError):  # refused (nothing to assess): no empty database left
         store.discard()
