@@ -7,3 +7,9 @@ from __future__ import annotations
 def plural(n: int, noun: str) -> str:
     """`1 image`, `2 images`: a count with its noun."""
     return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def first_of(items: list[object], n: int, sep: str = ", ") -> str:
+    """The first `n` items joined by `sep`, with " and K more" when there are more."""
+    shown = sep.join(str(i) for i in items[:n])
+    return shown + (f" and {len(items) - n} more" if len(items) > n else "")

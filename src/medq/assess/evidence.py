@@ -86,13 +86,19 @@ quality model's rows do not have them), in vector order: `artifacts.spike_contra
 shipped calibration, not shipped: docs/trials.md (description)."""
 
 
+def _ordered(asked: tuple[str, ...] | list[str], known: tuple[str, ...], what: str
+             ) -> tuple[str, ...]:
+    """The names asked for, in `known`'s order; ValueError naming `what` for one not known."""
+    unknown = sorted(set(asked) - set(known))
+    if unknown:
+        raise ValueError(f"unknown {what} {unknown}; medq has {known}")
+    return tuple(name for name in known if name in asked)
+
+
 def ordered_extras(extras: tuple[str, ...]) -> tuple[str, ...]:
     """The detector extras asked for, in vector order (`DETECTOR_EXTRAS`'s); ValueError for a
     name medq does not compute."""
-    unknown = sorted(set(extras) - set(DETECTOR_EXTRAS))
-    if unknown:
-        raise ValueError(f"unknown detector extras {unknown}; medq has {DETECTOR_EXTRAS}")
-    return tuple(name for name in DETECTOR_EXTRAS if name in extras)
+    return _ordered(extras, DETECTOR_EXTRAS, "detector extras")
 
 
 def feature_names(width: int) -> tuple[str, ...]:
@@ -298,10 +304,7 @@ ROW_EXTRAS = tuple(ROW_EXTRA_FUNCTIONS)
 
 def ordered_row_extras(extras: tuple[str, ...] | list[str]) -> tuple[str, ...]:
     """The row extras asked for, in `ROW_EXTRAS` order; ValueError for one medq does not take."""
-    unknown = sorted(set(extras) - set(ROW_EXTRAS))
-    if unknown:
-        raise ValueError(f"unknown evidence row extras {unknown}; medq has {ROW_EXTRAS}")
-    return tuple(name for name in ROW_EXTRAS if name in extras)
+    return _ordered(extras, ROW_EXTRAS, "evidence row extras")
 
 
 def evidence_features(rows: np.ndarray) -> np.ndarray:

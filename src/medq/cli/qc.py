@@ -30,7 +30,7 @@ from medq.cli.common import (
     sigterm_as_ctrl_c,
 )
 from medq.errors import InputError
-from medq.wording import plural
+from medq.wording import first_of, plural
 
 qc_app = typer.Typer(help="Quality control of whole archives: assess every item on Dask, keep "
                           "the results in a database, export them. The database (--db) is a "
@@ -206,7 +206,7 @@ def run(
               "interrupted": False}
     gone, pruned = summary.get("gone") or [], summary.get("pruned", 0)
     if gone:
-        first = ", ".join(gone[:3]) + (f" and {len(gone) - 3} more" if len(gone) > 3 else "")
+        first = first_of(gone, 3)
         err.print(f"medq: note: {archive}: {plural(len(gone), 'item')} stored from earlier runs "
                   f"{'is' if len(gone) == 1 else 'are'} no longer there ({first}); "
                   f"{'it stays' if len(gone) == 1 else 'they stay'} in the database and its "

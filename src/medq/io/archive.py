@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from medq.errors import EmptySeries, InputError, MedqError, UnreadableImage, UnsupportedImage
+from medq.wording import first_of
 
 ARCHIVE_ENDINGS = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 """Name endings of the archives medq reads as folders."""
@@ -210,8 +211,7 @@ def unopened(folder: str | os.PathLike[str], advice: str) -> str:
     found = archives_under(folder)
     if not found:
         return ""
-    names = ", ".join(str(p) for p in found[:3]) + (f" and {len(found) - 3} more"
-                                                    if len(found) > 3 else "")
+    names = first_of(found, 3)
     some = "1 zip/tar archive" if len(found) == 1 else f"{len(found)} zip/tar archives"
     return f"{some} inside not opened ({names}): " + advice.format(
         them="it" if len(found) == 1 else "them")

@@ -72,6 +72,11 @@ def bit_ends(bits: int, signed: bool) -> tuple[int, int]:
     return (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2 ** bits - 1)
 
 
+def rgb_bytes(array: np.ndarray) -> np.ndarray:
+    """A colour image's [0, 1] values as the 8-bit samples files store (clipped, rounded)."""
+    return np.round(np.clip(array, 0.0, 1.0) * 255).astype(np.uint8)
+
+
 def whole_numbers(arr: np.ndarray) -> bool:
     """True when `arr` may be stored as whole numbers: every value within 1e-3 of one, and its
     values not all rounded to the same one unless they were equal (data of a tiny scale, such as

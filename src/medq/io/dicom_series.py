@@ -21,6 +21,7 @@ from medq.image import MedImage
 from medq.io.archive import unopened
 from medq.io.dicom import DICOM_SUFFIXES, assemble, has_pixels, has_preamble, read_dataset
 from medq.io.dicom_tags import as_floats, as_number, as_text
+from medq.wording import first_of
 
 
 def scan_folder(folder: Path) -> dict[str, list[tuple[Path, Dataset]]]:
@@ -113,7 +114,7 @@ def subfolders_note(folder: Path) -> str:
         return ""
     if not found:
         return ""
-    names = ", ".join(found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3 else "")
+    names = first_of(found, 3)
     which = f"its subfolders {names} hold" if len(found) > 1 else f"its subfolder {names} holds"
     return (f"{which} files: name one image or series folder (medq assess, info and qc walk a "
             "folder's subfolders themselves)")

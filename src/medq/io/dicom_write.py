@@ -31,6 +31,7 @@ from pydicom.valuerep import format_number_as_ds
 
 from medq.errors import InvalidParameter, MissingInput
 from medq.image import MedImage
+from medq.io.arrays import rgb_bytes
 from medq.io.atomic import atomic_dir, atomic_path
 from medq.io.dicom import DICOM_SUFFIXES, PIXEL_TAGS, has_preamble, read_dataset
 from medq.io.dicom_series import read_series, series_in_folder
@@ -359,7 +360,7 @@ def write_dicom(image: MedImage, path: str | Path, *, reference: str | Path | No
             stated := dicom_geometry(image)):  # a NIfTI, MetaImage or NRRD file's own frame
         image = image.evolve(meta={**image.meta, **stated})
     if image.is_rgb:
-        stored_all = np.round(np.clip(image.array, 0.0, 1.0) * 255).astype(np.uint8)[None]
+        stored_all = rgb_bytes(image.array)[None]
         rescale, bits = (1.0, 0.0), 8
     else:
         stored_all, rescale, bits = encode_grey(image)

@@ -30,6 +30,7 @@ import numpy as np
 
 from medq.errors import InvalidParameter, UnreadableImage, UnsupportedImage
 from medq.image import MedImage
+from medq.io.arrays import rgb_bytes
 from medq.io.atomic import atomic_path, make_folder
 from medq.io.geometry import slice_axis_last, world_frame
 from medq.io.itk_header import (
@@ -234,7 +235,7 @@ def _as_itk(image: MedImage, description: str | None) -> Any:
     import SimpleITK as sitk
 
     if image.is_rgb:
-        pixels = np.round(np.clip(image.array, 0, 1) * 255).astype(np.uint8)
+        pixels = rgb_bytes(image.array)
         img = sitk.GetImageFromArray(pixels, isVector=True)
     else:
         pixels = in_stored_type(image.array, image)

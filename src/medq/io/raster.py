@@ -30,7 +30,7 @@ from PIL import Image, PngImagePlugin
 
 from medq.errors import MedqError, UnreadableImage, UnsupportedImage
 from medq.image import MedImage
-from medq.io.arrays import from_array, on_given_scale, whole_numbers
+from medq.io.arrays import from_array, on_given_scale, rgb_bytes, whole_numbers
 from medq.io.atomic import atomic_path
 from medq.io.units import COLOUR
 
@@ -185,7 +185,7 @@ def write_raster(image: MedImage, path: str | Path, *, description: str | None =
         kwargs["quality"] = 95
     alpha = kept_alpha(image, fmt)
     if image.is_rgb:
-        pages = [Image.fromarray(np.round(np.clip(image.array, 0, 1) * 255).astype(np.uint8))]
+        pages = [Image.fromarray(rgb_bytes(image.array))]
     else:
         lo, hi = float(image.array.min()), float(image.array.max())
         depth = image.meta.get("bit_depth")

@@ -22,7 +22,7 @@ from medq.assess.prompts import encode, prompts_from_image
 from medq.data.bench import KINDS
 from medq.errors import InvalidParameter, MedqError
 from medq.train.config import read_text_file
-from medq.wording import plural
+from medq.wording import first_of, plural
 
 MIN_ROWS = 5
 """Fewest usable rows a scores file must have."""
@@ -236,10 +236,9 @@ def load_scores(path: str | Path, size: int = 224, seed: int = 0, extras: tuple[
     rows = read_scores(path) if rows is None else rows
     repeated = [r for r in rows if len(r["lines"]) > 1]
     if repeated:
-        lines = "; ".join(", ".join(map(str, r["lines"])) for r in repeated[:5])
-        more = f" and {len(repeated) - 5} more" if len(repeated) > 5 else ""
+        lines = first_of([", ".join(map(str, r["lines"])) for r in repeated], 5, "; ")
         print(f"medq: note: {path}: {plural(len(repeated), 'image')} scored on several lines "
-              f"(lines {lines}{more}): each is trained on its mean score", file=sys.stderr)
+              f"(lines {lines}): each is trained on its mean score", file=sys.stderr)
     items, contradicted = [], []
     for row in rows:
         try:
@@ -258,10 +257,9 @@ def load_scores(path: str | Path, size: int = 224, seed: int = 0, extras: tuple[
         print(f"medq: note: {path}: {len(items)} of {plural(len(rows), 'image')} usable",
               file=sys.stderr)
     if contradicted:  # the row's modality is what trains: say where it overrides the header
-        more = f" and {len(contradicted) - 3} more" if len(contradicted) > 3 else ""
         headers = plural(len(contradicted), "DICOM header")
         print(f"medq: note: {path}: the modality column overrides what {headers} state "
-              f"({'; '.join(contradicted[:3])}{more}); check the column if that is not meant",
+              f"({first_of(contradicted, 3, '; ')}); check the column if that is not meant",
               file=sys.stderr)
     if len(items) < MIN_ROWS:
         raise InvalidParameter(f"only {plural(len(items), 'usable image')}; need at least "
