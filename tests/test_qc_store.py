@@ -302,6 +302,8 @@ def test_runs_and_summary(store: Store, assessed: list[dict]) -> None:
     second = store.start_run("/archive", MODEL, None, "tcp://scheduler:8786")
     for result in assessed:
         store.record({**result, "run_id": second})
+    killed = store.runs()[0]  # killed (kill -9, out of memory) before it recorded its counts:
+    assert (killed["ok"], killed["errors"], killed["counted"]) == (2, 1, True)  # it read 0 and 0
     store.finish_run(second, {"total": 3, "ok": 2, "errors": 1, "skipped": 0})
     runs = store.runs()
     assert [r["id"] for r in runs] == [second, first]

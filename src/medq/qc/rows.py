@@ -1,5 +1,5 @@
-"""What a QC results row holds: an item's result (`ok_result`, `error_result`), UTC timestamps
-and reviewers' texts.
+"""What a QC results row holds: an item's result (`ok_result`, `error_result`), a run's row
+(`run_rows`), UTC timestamps and reviewers' texts.
 
 Timestamps come back as ISO 8601 strings in UTC; values are stored JSON-safe
 (`medq.jsonsafe.plain`: NumPy numbers as Python numbers, NaN/inf as empty); a review's texts are
@@ -12,6 +12,8 @@ import datetime as dt
 import logging
 import unicodedata
 from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
 
 from medq.errors import InputError
 
@@ -137,3 +139,26 @@ def ok_result(item: Item, assessment: Any, image: MedImage) -> dict[str, Any]:
         "modality_source": prompted_source(assessment), "suspected": assessment.suspected,
         "nonfinite_fraction": assessment.nonfinite_fraction,
         "noisy_slices": assessment.noisy_slices, "slice_gaps": assessment.slice_gaps}
+
+
+def run_rows(conn: sa.Connection) -> list[dict[str, Any]]:
+    """Every run row, newest first. A run that never recorded its counts (killed, or still
+    running: neither `finished_at` nor `stopped_at`) gets `ok` and `errors` counted from the
+    items it stored that no later run assessed again, with `counted` true (it read 0 items)."""
+    from medq.qc.schema import items_table, runs_table
+
+    c = items_table.c
+    rows = [row_dict(r._mapping) for r in conn.execute(
+        sa.select(runs_table).order_by(runs_table.c.id.desc()))]
+    open_ids = [r["id"] for r in rows if r["finished_at"] is None and r.get("stopped_at") is None]
+    counts: dict[int, dict[str, int]] = {}
+    if open_ids:
+        for run_id, status, n in conn.execute(sa.select(c.run_id, c.status, sa.func.count())
+                                              .where(c.run_id.in_(open_ids))
+                                              .group_by(c.run_id, c.status)):
+            counts.setdefault(run_id, {})[status] = int(n)
+    for row in rows:
+        if row["id"] in open_ids:
+            held = counts.get(row["id"], {})
+            row.update(ok=held.get("ok", 0), errors=held.get("error", 0), counted=True)
+    return rows

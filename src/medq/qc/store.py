@@ -38,6 +38,7 @@ from medq.qc.rows import (
     now,
     review_text_problem,
     row_dict,
+    run_rows,
 )
 from medq.qc.schema import (
     DECISIONS,
@@ -167,10 +168,10 @@ class Store:
             conn.execute(runs_table.update().where(runs_table.c.id == run_id).values(**values))
 
     def runs(self) -> list[dict[str, Any]]:
-        """Every run, newest first (`finished_at` is None for a run that was interrupted)."""
+        """Every run, newest first (`finished_at` is None for a run that was interrupted; a run
+        that never recorded its counts is counted from its items: `rows.run_rows`)."""
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(runs_table).order_by(runs_table.c.id.desc()))
-            return [row_dict(r._mapping) for r in rows]
+            return run_rows(conn)
 
     # items -----------------------------------------------------------------------------------
 
