@@ -705,6 +705,13 @@ def test_an_integer_nifti_with_a_value_map_is_not_rounded_to_whole_numbers(tmp_p
     back = nib.load(save(image.with_array(kept), tmp_path / "out.nii.gz"))
     assert back.get_data_dtype() == np.float32
     np.testing.assert_allclose(back.get_fdata(), values * 0.9, atol=1e-4)
+    # handed back unchanged (restore's quality gate), it was rewritten as float32, 27 % larger:
+    # values still on the map are written in it, the same stored integers
+    same = nib.load(save(image, tmp_path / "same.nii.gz"))
+    original = nib.load(tmp_path / "map.nii.gz")
+    assert same.get_data_dtype() == np.int16 and same.dataobj.slope == original.dataobj.slope
+    np.testing.assert_array_equal(np.asarray(same.dataobj.get_unscaled()),
+                                  np.asarray(original.dataobj.get_unscaled()))
     plain = nib.Nifti1Image(np.round(values * 100).astype(np.int16), np.eye(4))
     nib.save(plain, tmp_path / "plain.nii.gz")  # whole numbers, no map: kept as int16
     assert load(tmp_path / "plain.nii.gz").meta["stored_dtype"] == "int16"

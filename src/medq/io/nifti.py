@@ -35,7 +35,7 @@ from medq.image import MedImage, plausible_spacing
 from medq.io import gz
 from medq.io.atomic import atomic_path
 from medq.io.geometry import frame_affine_ras, slice_axis_last
-from medq.io.polarity import in_stored_type, integer_storage
+from medq.io.polarity import in_stored_type, integer_storage, on_value_map
 
 SCANNER_CODE = 1
 """NIfTI qform/sform code of scanner coordinates: what a frame taken from DICOM, MetaImage or
@@ -187,8 +187,10 @@ def _integer_voxels(img: Any, dtype: np.dtype) -> dict[str, Any]:
     stored = integer_storage(dtype)  # {} for floats
     if not stored or (slope, inter) == (1.0, 0.0):
         return stored
-    return {**stored, "rescale": [slope, inter]} if slope and slope.is_integer() \
-        and inter.is_integer() else {}
+    if slope and slope.is_integer() and inter.is_integer():
+        return {**stored, "rescale": [slope, inter]}
+    small = np.dtype(dtype).itemsize <= 2 and bool(slope) and np.isfinite([slope, inter]).all()
+    return {"value_map": [np.dtype(dtype).name, slope, inter]} if small else {}
 
 
 _QUIET = contextvars.ContextVar("medq_quiet_header_checks", default=False)
@@ -349,18 +351,22 @@ def _cut(raw: bytes, size: int) -> bytes:
 
 def write_nifti(image: MedImage, path: str | Path, *, description: str | None = None) -> Path:
     """Write `image` as NIfTI-1 (`.nii` or gzipped `.nii.gz`), atomically: in the integer type
-    it was read in when its values are whole numbers within it, else float32
-    (`io.polarity.in_stored_type`); the qform, sform and units as read."""
+    it was read in when its values are whole numbers within it (`io.polarity.in_stored_type`)
+    or lie on the fractional value map it was read with (`on_value_map`), else float32; the
+    qform, sform and units as read."""
     path = Path(path)
     if image.is_rgb:
         raise InvalidParameter("RGB photographs are not written as NIfTI; use .png/.tif/.npy", path)
-    data = np.ascontiguousarray(in_stored_type(image.array, image).T)
+    mapped = on_value_map(image)
+    data = np.ascontiguousarray((mapped[0] if mapped else in_stored_type(image.array, image)).T)
     if image.meta.get("one_slice") and data.ndim == 2:
         data = data[:, :, None]
     affine, scanner = nifti_affine(image)
     # nibabel refuses 64-bit integers without a stated type (an int64 scan's restoration failed
     # as an internal error); it writes them as they are, in the type they were read in
     img = nib.Nifti1Image(data, affine, dtype=data.dtype if data.dtype.itemsize == 8 else None)
+    if mapped:
+        img.header.set_slope_inter(mapped[1], mapped[2])
     change = _spacing_change(image)
     for kind in ("qform", "sform"):
         code = image.meta.get(f"{kind}_code") or (SCANNER_CODE if scanner else 0)

@@ -167,3 +167,27 @@ def in_stored_type(array: np.ndarray, image: MedImage) -> np.ndarray:
                         or not whole_numbers(values)):
         return floats
     return np.round(values).astype(name)
+
+
+MAP_TOLERANCE = 0.05
+"""How far (in steps of its value map) a value may lie from the map's grid and still be written
+in the map it was read with (float32 holds k · slope to about 2e-3 steps at k = 32767; values
+a restoration changed lie anywhere between the steps)."""
+
+
+def on_value_map(image: MedImage) -> tuple[np.ndarray, float, float] | None:
+    """The stored integers, slope and intercept of a volume read from 8- or 16-bit voxels with a
+    fractional value map (`meta['value_map']`) whose values all still lie on that map (as read,
+    or handed back unchanged); None otherwise (it is written as float32)."""
+    found = image.meta.get("value_map")
+    values = np.asarray(image.array, dtype=np.float64)
+    if not found or image.is_rgb or not np.isfinite(values).all():
+        return None
+    name, slope, inter = found[0], float(found[1]), float(found[2])
+    steps = (values - inter) / slope
+    whole = np.round(steps)
+    info = np.iinfo(np.dtype(name))
+    if not whole.size or np.abs(steps - whole).max() > MAP_TOLERANCE or whole.min() < info.min \
+            or whole.max() > info.max:
+        return None
+    return whole.astype(name), slope, inter
