@@ -127,3 +127,12 @@ def slice_axis_last(size: tuple[int, ...]) -> tuple[int, int, int] | None:
         return None
     flat = list(size).index(1)
     return (*(a for a in (0, 1, 2) if a != flat), flat)  # type: ignore[return-value]
+
+
+def columns_in_order(matrix: Any, order: tuple[int, ...] | None) -> np.ndarray:
+    """A 4×4 frame whose voxel-axis columns follow `order`: the same place in the patient for
+    the voxels moved to that order."""
+    out = np.asarray(matrix, dtype=float).copy()
+    if order:
+        out[:3, :3] = out[:3, list(order)]
+    return out

@@ -34,7 +34,7 @@ from medq.errors import (
 from medq.image import MedImage, plausible_spacing
 from medq.io import gz
 from medq.io.atomic import atomic_path
-from medq.io.geometry import frame_affine_ras, slice_axis_last
+from medq.io.geometry import columns_in_order, frame_affine_ras, slice_axis_last
 from medq.io.polarity import in_stored_type, integer_storage, on_value_map
 
 SCANNER_CODE = 1
@@ -145,7 +145,7 @@ def image_from_nifti(img: Any, source: str | Path | None = None, volume: int | N
         raise UnsupportedImage(f"an image of {data.ndim} dimensions is not supported", source)
     zooms = [float(z) for z in _in_order(header.get_zooms()[:3], order)[: data.ndim]]
     unstated = any(_in_order(_stated_zero(img), order)[: data.ndim])  # nibabel made them 1
-    affine = _columns_in_order(img.affine, order)
+    affine = columns_in_order(img.affine, order)
     meta: dict[str, Any] = {"format": fmt, **_integer_voxels(img, dtype)}
     if np.all(np.isfinite(affine)):  # a NaN pixdim or sform states no place in the patient
         meta.update(affine=affine.tolist(), axcodes=list(nib.aff2axcodes(affine)))
@@ -153,7 +153,9 @@ def image_from_nifti(img: Any, source: str | Path | None = None, volume: int | N
         meta.update(_nifti_fields(header, order))
         zooms = [z * SPACE_UNITS_MM.get(meta["xyzt_units"][0], 1.0) for z in zooms]
     if one_slice:
-        meta["one_slice"] = True  # written back with its k axis of length 1
+        meta["one_slice"] = True  # written back with its axis of length 1 where it was
+        if order:
+            meta["voxel_order"] = list(order)
     if volume is not None:
         meta["volume"], meta["volumes"] = volume, count
     arr = np.ascontiguousarray(data.T)
@@ -255,15 +257,6 @@ def _in_order(values: Any, order: tuple[int, ...] | None) -> list[Any]:
     return [values[a] for a in order] if order else values
 
 
-def _columns_in_order(matrix: Any, order: tuple[int, ...] | None) -> np.ndarray:
-    """A 4×4 frame whose voxel-axis columns follow `order`: the same place in the patient for
-    the voxels moved to that order."""
-    out = np.asarray(matrix, dtype=float).copy()
-    if order:
-        out[:3, :3] = out[:3, list(order)]
-    return out
-
-
 def _nifti_fields(header: Any, order: tuple[int, ...] | None = None) -> dict[str, Any]:
     """What a NIfTI header states that medq writes back: the qform and sform with their codes
     (their columns in the voxel axis `order` medq reads), the space and time units, the time
@@ -279,7 +272,7 @@ def _nifti_fields(header: Any, order: tuple[int, ...] | None = None) -> dict[str
         out[f"{kind}_code"] = code
         matrix = getattr(header, f"get_{kind}")() if code else None
         if matrix is not None and np.all(np.isfinite(matrix)):
-            out[kind] = _columns_in_order(matrix, order).tolist()
+            out[kind] = columns_in_order(matrix, order).tolist()
     if not order:  # the voxel axes as stored: their slice fields still name the right axes
         fields = {name: header[name].item() for name in KEPT_FIELDS if name in header}
         fields = {name: value.decode("latin-1").rstrip("\0") if isinstance(value, bytes)
@@ -398,5 +391,20 @@ def write_nifti(image: MedImage, path: str | Path, *, description: str | None = 
     if raw:
         img.header["descrip"] = raw
     with atomic_path(path) as tmp:
-        nib.save(img, str(tmp))
+        nib.save(_in_voxel_order(img, image.meta.get("voxel_order")), str(tmp))
     return path
+
+
+def _in_voxel_order(img: Any, order: list[int] | None) -> Any:
+    """`img` with its voxel axes back in the order its input stored them (a coronal or sagittal
+    slice read with its axis of length 1 moved last: `meta['voxel_order']`), frames alike."""
+    if not order or img.ndim != 3 or img.shape[2] != 1:
+        return img
+    back = tuple(int(a) for a in np.argsort(order))
+    out = nib.Nifti1Image(np.transpose(np.asanyarray(img.dataobj), back),
+                          columns_in_order(img.affine, back), header=img.header)
+    for kind in ("qform", "sform"):
+        matrix, code = getattr(img, f"get_{kind}")(coded=True)
+        getattr(out, f"set_{kind}")(None if matrix is None else columns_in_order(matrix, back),
+                                    code=int(code))
+    return out
