@@ -202,6 +202,8 @@ def test_the_no_finding_sentence_names_only_what_the_modality_is_checked_for() -
                                                                               "OP")
     assert "No definite noise, blur or artefact is identified." in compose([], [], "good", "MR")
     assert "No definite noise or blur is identified." in compose([], [], "good", "PT")
+    for other in ("", "NM", "unknown"):  # no finding types known: the general sentence
+        assert "No definite noise, blur or artefact" in compose([], [], "good", other)
 
 
 def test_every_phrase_names_its_location_once() -> None:

@@ -437,3 +437,15 @@ def test_correlations_refuse_a_table_where_one_value_per_item_is_meant() -> None
     with pytest.raises(InvalidParameter, match=r"shape \(3, 2\); give one value per item"):
         srcc(np.arange(6.0).reshape(3, 2), np.arange(6.0))
     assert srcc(np.arange(6.0)[:, None], np.arange(6.0)[None]) == pytest.approx(1.0)
+
+
+def test_the_metrics_are_named_and_imported_on_first_use() -> None:
+    # the metric modules load when a metric is first used (SciPy's statistics cost 0.39 s);
+    # help() and dir() still list every metric
+    import medq.metrics as metrics
+
+    assert set(metrics.__all__) <= set(dir(metrics))
+    for name in metrics.__all__:
+        assert callable(getattr(metrics, name)) and getattr(metrics, name).__name__ == name
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        _ = metrics.nope

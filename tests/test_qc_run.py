@@ -395,6 +395,42 @@ def test_each_volume_of_a_4d_file_is_an_item_of_its_own(tmp_path: Path, cluster)
     store.close()
 
 
+def test_a_4d_refusal_goes_only_once_its_volumes_are_stored_and_unreviewed(
+        tmp_path: Path, cluster) -> None:
+    """The refusal went before any volume was assessed, and with its reviews: a run stopped
+    after planning left neither. It goes at the end of a run that stored every volume, and a
+    reviewed one stays, listed as gone for --prune. A file that stops being 4D leaves its
+    volume rows gone."""
+    import nibabel as nib
+
+    from medq.qc.runner import RunInterrupted, run_qc
+
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    vol = _volume(20).array.T
+    nib.save(nib.Nifti1Image(np.stack([vol, vol * 1.1], -1), np.diag([2.0, 2.0, 8.0, 1.0])),
+             archive / "bold.nii.gz")
+    store = Store(tmp_path / "qc.sqlite")
+    run_qc(archive, store, client=cluster, measures=False)
+    refusal = store.items()[0]["id"]
+
+    def stop(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(RunInterrupted):
+        run_qc(archive, store, client=cluster, measures=False, each_volume=True, on_plan=stop)
+    assert [r["id"] for r in store.items()] == [refusal]  # nothing assessed: it stays
+    store.add_review(refusal, "ann", "reject", "wrong protocol")
+    done = run_qc(archive, store, client=cluster, measures=False, each_volume=True)
+    assert done["replaced"] == 0 and done["gone"] == [str(archive / "bold.nii.gz")]
+    assert len(store.items()) == 3 and store.reviews(refusal)  # reviewed: --prune decides
+    nib.save(nib.Nifti1Image(vol, np.diag([2.0, 2.0, 8.0, 1.0])), archive / "bold.nii.gz")
+    now3d = run_qc(archive, store, client=cluster, measures=False, prune=True)  # 4D → 3D
+    assert now3d["pruned"] == 2 and [r["path"] for r in store.items()] == [
+        str(archive / "bold.nii.gz")] and store.items()[0]["status"] == "ok"
+    store.close()
+
+
 def test_a_series_missing_a_slice_is_stored_and_exported_as_such(tmp_path: Path, cluster) -> None:
     # medq assess said "series: 1 slice missing?", but qc run stored it only in the description
     # text: a QA lead could not filter the night's results for incomplete series
@@ -779,6 +815,17 @@ def test_a_run_stopped_while_its_model_loads_says_so_and_leaves_no_database(
     assert res.returncode == 130 and res.stderr.strip() == (
         "medq: interrupted while loading the model; nothing was assessed"), res.stderr
     assert json.loads(res.stdout)["interrupted"] is True and not db.exists()
+    import medq.qc.store as store_module
+
+    def half_made(url: object, **_: object) -> None:  # stopped while the schema is written
+        Path(str(url)).write_bytes(b"")
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(store_module, "Store", half_made)
+        res = run_medq("qc", "run", tmp_path / "archive", "--db", db)
+    assert res.returncode == 130 and not db.exists(), res.stderr
+    assert "interrupted while opening the results database" in res.stderr
     import medq.qc.runner as runner
 
     def stopped(*_: object, **__: object) -> None:  # stopped before the run row is written

@@ -557,11 +557,13 @@ def test_items_no_longer_in_the_archive_are_found_and_pruned_with_their_reviews(
     assert store.reviews(item_id) == [] and store.forget([], MODEL) == 0
 
 
-def test_siblings_named_like_the_archive_and_a_4d_file_read_another_way_are_not_gone(
+def test_siblings_named_like_the_archive_are_not_gone_and_a_file_that_changed_kind_is(
         tmp_path: Path) -> None:
     """`site@2/…` and `site#old/…` beside `site` are not under it (--prune deleted them and
-    their reviews), and a 4D file walked whole after a run volume by volume (or the other way)
-    is still there; a volume a shrunk file no longer has is gone."""
+    their reviews). A 4D file stored volume by volume is walked so again (`by_stored_volume`),
+    so one walked whole is no longer 4D and its volume rows are gone, and the whole-file row of
+    a file now walked volume by volume is gone (a 3D file's row beside its new volumes stayed
+    through --prune); a volume a shrunk file no longer has is gone."""
     from medq.qc.planning import vanished
 
     site = tmp_path / "site"
@@ -572,7 +574,9 @@ def test_siblings_named_like_the_archive_and_a_4d_file_read_another_way_are_not_
     known = dict.fromkeys(own + siblings, "fp")
     whole = [Item(f"{site}/fmri.nii", (f"{site}/fmri.nii",))]
     volumes = [Item(f"{site}/dwi.nii@volume={k}", (f"{site}/dwi.nii",)) for k in (0, 1)]
-    assert vanished(known, whole + volumes, site) == sorted([f"{site}/a.dcm", f"{site}#1.2.3"])
+    assert vanished(known, whole + volumes, site) == sorted([
+        f"{site}/a.dcm", f"{site}#1.2.3", f"{site}/fmri.nii@volume=0",
+        f"{site}/fmri.nii@volume=1", f"{site}/dwi.nii"])
     shrunk = [Item(f"{site}/fmri.nii@volume=0", (f"{site}/fmri.nii",))]
     assert f"{site}/fmri.nii@volume=1" in vanished(known, shrunk, site)
 

@@ -87,6 +87,18 @@ def _exit_code(results: list[dict[str, Any]]) -> int:
     return EXIT_BAD_INPUT if failed else 0
 
 
+def _new_sqlite_file(db: str) -> Path | None:
+    """The SQLite file `db` names when it does not exist yet (opening it creates it); None for
+    an existing file or a database server."""
+    from medq.qc.database import database_url
+
+    url = database_url(db)
+    if not url.startswith("sqlite:///") or "?" in url:
+        return None
+    path = Path(url.removeprefix("sqlite:///"))
+    return None if path.exists() else path
+
+
 def _stopped(message: str, counts: dict[str, int], as_json: bool, began: float) -> None:
     """Say that a run was stopped, and (`--json`) print its counts so far."""
     from medq.qc.store import RUN_COUNTS
@@ -139,14 +151,19 @@ def run(
 
     began = time.monotonic()
     outcome = Outcome()  # an unknown or broken model fails here, before any database or worker
+    new_file = _new_sqlite_file(db)  # what a stop while the database is made removes
     with sigterm_as_ctrl_c() as terminated:  # SIGTERM: stopped as Ctrl-C stops it
+        stage = "loading the model"
         try:
             if isinstance(outcome.run(model, lambda: load_weights(model)), BaseException):
                 outcome.exit()
+            stage = "opening the results database"
             store = outcome.run(db, lambda: Store(db))
-        except KeyboardInterrupt as e:  # while the model loads: nothing is stored yet
-            _stopped("interrupted while loading the model; nothing was assessed", {}, as_json,
-                     began)
+        except KeyboardInterrupt as e:  # nothing is stored yet
+            for path in [new_file] if new_file else []:
+                for suffix in ("", "-wal", "-shm", "-journal"):
+                    Path(f"{path}{suffix}").unlink(missing_ok=True)
+            _stopped(f"interrupted while {stage}; nothing was assessed", {}, as_json, began)
             raise typer.Exit(143 if terminated else 130) from e
     if isinstance(store, BaseException):
         outcome.exit()

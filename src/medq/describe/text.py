@@ -252,7 +252,7 @@ def nothing_found(modality: str) -> str:
     words = [w for t, w in (("noise", "noise"), ("blur", "blur"),
                             (ARTEFACTS, "artefact"), ("illumination", "uneven illumination"))
              if (set(t) & set(types) if isinstance(t, tuple) else t in types)]
-    return f"No definite {joined(words, 'or')} is identified."
+    return f"No definite {joined(words or ['noise', 'blur', 'artefact'], 'or')} is identified."
 
 
 def compose(findings: list[Finding], normal: list[str], verdict: str, modality: str,

@@ -175,8 +175,9 @@ def _integer_voxels(img: Any, dtype: np.dtype) -> dict[str, Any]:
     value map (`scl_slope` 0, 1 or unset and no intercept), or a map of whole numbers (a CT as
     int16 with `scl_inter` −1024, its `meta['rescale']`): a result is written back as whole
     numbers. A fractional map (nibabel keeps a read file's on its voxel proxy, not its header)
-    gives {}: the image is written as float32, not rounded to whole numbers its map had spread
-    over a fraction (a 0–2 map in int16 came back as the three values 0, 1 and 2)."""
+    of 8- or 16-bit voxels gives `meta['value_map']` (`polarity.on_value_map`: values still on
+    it are written in it, others as float32, never rounded to whole numbers its map had spread
+    over a fraction: a 0–2 map in int16 came back as the three values 0, 1 and 2); {} else."""
     slope = getattr(img.dataobj, "slope", None)
     inter = getattr(img.dataobj, "inter", None)
     if slope is None:  # an image made in memory: its header holds the map

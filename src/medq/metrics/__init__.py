@@ -9,7 +9,20 @@ psnr`), so a module that needs only `values` does not pay SciPy's statistics imp
 from __future__ import annotations
 
 from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what type checkers and editors see of the names imported on first use
+    from medq.metrics.correlation import (
+        correlation_report,
+        krcc,
+        ldctiqac_score,
+        plcc,
+        plcc_logistic,
+        rmse,
+        srcc,
+    )
+    from medq.metrics.fidelity import nrmse, psnr, ssim
+    from medq.metrics.overlap import dice, hd95
 
 _HOMES = {
     **dict.fromkeys(("correlation_report", "krcc", "ldctiqac_score", "plcc", "plcc_logistic",
@@ -18,7 +31,10 @@ _HOMES = {
     **dict.fromkeys(("dice", "hd95"), "overlap"),
 }
 
-__all__ = sorted(_HOMES)
+__all__ = [
+    "correlation_report", "dice", "hd95", "krcc", "ldctiqac_score", "nrmse", "plcc",
+    "plcc_logistic", "psnr", "rmse", "srcc", "ssim",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -26,3 +42,8 @@ def __getattr__(name: str) -> Any:
     if name in _HOMES:
         return getattr(import_module(f"medq.metrics.{_HOMES[name]}"), name)
     raise AttributeError(f"module 'medq.metrics' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The module's names, the metrics imported on first use among them."""
+    return sorted({*globals(), *__all__})

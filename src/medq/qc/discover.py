@@ -232,10 +232,17 @@ def _storable(item: Item) -> Item:
 
 
 def volumes_of(item: Item) -> list[Item]:
-    """The item, or one item per volume when it is a 4D file (`io.volumes.volume_paths`)."""
+    """The item, or one item per volume when it is a 4D file (`io.volumes.volume_paths`; read
+    from its own path `read_as` when its stored name had to be escaped)."""
     from medq.io.volumes import volume_paths
 
-    return [item] if item.series else [Item(p, item.files) for p in volume_paths(item.path)]
+    if item.series:
+        return [item]
+    own = item.read_as or item.path
+    parts = volume_paths(own)
+    if parts == [own]:
+        return [item]
+    return [_storable(Item(p, item.files)) for p in parts]
 
 
 def load_item(item: Item | str | Path, modality: str | None = None) -> MedImage:

@@ -67,13 +67,14 @@ def vanished(known: dict[str, str], items: Sequence[Item], archive: str | Path) 
     `<file>@volume=<k>`) that this walk did not find: deleted, renamed or regrouped since.
 
     Not under it: a sibling whose name only starts like it (`site@2/…`, `site#old/…` beside
-    `site`). Not vanished: the volumes of a 4D file this walk found whole (a run without
-    `--each-volume` after one with it), nor the whole file whose volumes it found."""
+    `site`). A 4D file stored volume by volume is walked so again (`by_stored_volume`), so the
+    volumes of a file this walk found whole are gone (it is no longer 4D), as is the whole-file
+    item of a file it found volume by volume (its refusal as 4D, or a 3D file's row from before
+    it became 4D: `superseded` removes an unreviewed refusal once the volumes are stored)."""
     root_path = Path(archive).expanduser().resolve()
     root = str(root_path)
     own_marks = (SERIES_MARK,) if root_path.is_dir() else (VOLUME_MARK,)  # the root's own items
     found = {item.path for item in items}
-    covered = found | {_whole_file(p) for p in found}  # and 4D files found volume by volume
     unlisted = tuple(item.path + mark for item in items if item.note == UNLISTED
                      for mark in (os.sep, SERIES_MARK))  # what the walk could not list held
 
@@ -82,8 +83,8 @@ def vanished(known: dict[str, str], items: Sequence[Item], archive: str | Path) 
         return p.startswith(root) and (rest == "" or rest.startswith(os.sep) or (
             rest.startswith(own_marks) and os.sep not in rest))
 
-    return sorted(p for p in known if p not in covered and _whole_file(p) not in found
-                  and under_root(p) and not p.startswith(unlisted))
+    return sorted(p for p in known if p not in found and under_root(p)
+                  and not p.startswith(unlisted))
 
 
 def by_stored_volume(items: Sequence[Item], known: dict[str, str]) -> list[Item]:
@@ -100,10 +101,14 @@ def by_stored_volume(items: Sequence[Item], known: dict[str, str]) -> list[Item]
 
 
 def superseded(known: dict[str, str], items: Sequence[Item]) -> list[str]:
-    """The stored whole-file items of the 4D files this walk took volume by volume (the file's
-    refusal as 4D, from a run without `--each-volume`): its volumes' rows now stand for it."""
-    whole = {_whole_file(item.path) for item in items if volume_mark(item.path)}
-    return sorted(p for p in known if p in whole)
+    """The stored whole-file items of the 4D files this walk took volume by volume whose every
+    volume is now stored (`known`, read after the run): those volumes' rows stand for it."""
+    volumes: dict[str, list[str]] = {}
+    for item in items:
+        if volume_mark(item.path):
+            volumes.setdefault(_whole_file(item.path), []).append(item.path)
+    return sorted(p for p, parts in volumes.items()
+                  if p in known and all(v in known for v in parts))
 
 
 def _whole_file(path: str) -> str:

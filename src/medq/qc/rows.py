@@ -143,14 +143,16 @@ def ok_result(item: Item, assessment: Any, image: MedImage) -> dict[str, Any]:
 
 def run_rows(conn: sa.Connection) -> list[dict[str, Any]]:
     """Every run row, newest first. A run that never recorded its counts (killed, or still
-    running: neither `finished_at` nor `stopped_at`) gets `ok` and `errors` counted from the
-    items it stored that no later run assessed again, with `counted` true (it read 0 items)."""
+    running: neither `finished_at` nor `stopped_at`, and 0 ok and 0 errors) gets `ok` and
+    `errors` counted from the items it stored that no later run assessed again, with `counted`
+    true."""
     from medq.qc.schema import items_table, runs_table
 
     c = items_table.c
     rows = [row_dict(r._mapping) for r in conn.execute(
         sa.select(runs_table).order_by(runs_table.c.id.desc()))]
-    open_ids = [r["id"] for r in rows if r["finished_at"] is None and r.get("stopped_at") is None]
+    open_ids = [r["id"] for r in rows if r["finished_at"] is None and r.get("stopped_at") is None
+                and not (r["ok"] or r["errors"])]  # an older medq's interrupted run has them
     counts: dict[int, dict[str, int]] = {}
     if open_ids:
         for run_id, status, n in conn.execute(sa.select(c.run_id, c.status, sa.func.count())

@@ -289,8 +289,9 @@ def run_qc(archive: str | Path, store: Store, *, model: str = "mediqa-s",
     stored as read with another (or without) is assessed again though unchanged. Items stored
     under the archive that the walk no longer finds (`vanished`) are listed under `gone`, or
     with `prune` removed with their reviews (counted under `pruned`). A 4D file stored volume by
-    volume is taken so again without `each_volume`, and its stored refusal as 4D is removed once
-    its volumes are (`superseded`, counted under `replaced`).
+    volume is taken so again without `each_volume`, and its stored refusal as 4D is removed at
+    the end of a run that stored every volume, unless it was reviewed (`superseded`, counted
+    under `replaced`).
     `on_plan(to_assess, skipped)` is called once the archive is planned,
     `on_result(result)` after each stored result. An archive without any item to assess is an
     InputError (`nothing_to_assess`; one whose items are all unchanged is a run of skips), but
@@ -318,7 +319,6 @@ def run_qc(archive: str | Path, store: Store, *, model: str = "mediqa-s",
             raise nothing_to_assess(archive)  # with --prune, an emptied folder's items go
         if not each_volume:  # a 4D file once taken volume by volume stays so
             items = by_stored_volume(items, known)
-        replaced = store.forget(superseded(known, items), key, status="error")
         gone = vanished(known, items, archive)
         pruned = store.forget(gone, key) if prune else 0
         again = store.again(key, unmeasured=measures, errors=retry_errors,  # though unchanged
@@ -362,6 +362,11 @@ def run_qc(archive: str | Path, store: Store, *, model: str = "mediqa-s",
         if own and client is not None:
             with stop_signals_ignored():
                 stop_client(client, own_cluster=not scheduler)
+    # a 4D file's unreviewed refusal goes once all its volumes are stored (reviewed: --prune)
+    known = store.known(key)
+    replaced = store.forget(superseded(known, items), key, status="error", unreviewed=True)
+    still = store.known(key) if replaced else known
+    gone = [p for p in gone if p in still]
     summary = {"total": len(items), **counts, "skipped": skipped,
                "seconds": round(time.perf_counter() - start, 3)}
     store.finish_run(run_id, summary)

@@ -206,15 +206,18 @@ class Store:
         with self.engine.connect() as conn:  # the filter runs in the database: no JSON read here
             return set(conn.scalars(query))
 
-    def forget(self, paths: Sequence[str], model: str, status: str | None = None) -> int:
-        """Remove the items at `paths` for `model` (only those of `status`, when given), and
-        their reviews, in one transaction (files no longer in the archive: `medq qc run
-        --prune`); returns how many were removed."""
+    def forget(self, paths: Sequence[str], model: str, status: str | None = None,
+               unreviewed: bool = False) -> int:
+        """Remove the items at `paths` for `model` (only those of `status`, when given; only
+        those no reviewer reviewed, with `unreviewed`), and their reviews, in one transaction
+        (files no longer in the archive: `qc run --prune`; a 4D file's refusal its volumes
+        replaced); returns how many were removed."""
         if not paths:
             return 0
         c = items_table.c
         wanted = [c.model == model, c.path.in_(list(paths))]
         wanted += [c.status == status] if status else []
+        wanted += [~sa.exists().where(reviews_table.c.item_id == c.id)] if unreviewed else []
         with self._writing() as conn:
             ids = [row[0] for row in conn.execute(sa.select(c.id).where(*wanted))]
             if ids:
