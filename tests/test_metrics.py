@@ -442,8 +442,16 @@ def test_correlations_refuse_a_table_where_one_value_per_item_is_meant() -> None
 def test_the_metrics_are_named_and_imported_on_first_use() -> None:
     # the metric modules load when a metric is first used (SciPy's statistics cost 0.39 s);
     # help() and dir() still list every metric
+    import subprocess
+    import sys
+
     import medq.metrics as metrics
 
+    code = ("import sys, medq.metrics.values\n"
+            "print(sorted(m for m in sys.modules if m.startswith('medq.metrics')))")
+    loads = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           timeout=120)
+    assert loads.stdout.strip() == "['medq.metrics', 'medq.metrics.values']", loads.stderr
     assert set(metrics.__all__) <= set(dir(metrics))
     for name in metrics.__all__:
         assert callable(getattr(metrics, name)) and getattr(metrics, name).__name__ == name

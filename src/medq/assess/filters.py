@@ -71,9 +71,11 @@ def shrink(array: np.ndarray, longest: int) -> np.ndarray:
     return resize(array, shape, order=1, anti_aliasing=True, preserve_range=True)
 
 
-def power_spectrum(x: np.ndarray) -> np.ndarray:
-    """|FFT(x)|² of a real 2D plane, unshifted (SciPy's FFT: 2–3× NumPy's on these sizes)."""
-    spectrum = sp_fft.fft2(x)
+def power_spectrum(x: np.ndarray, half: bool = False) -> np.ndarray:
+    """|FFT(x)|² over the last two axes of a real plane (or stack of planes), unshifted
+    (SciPy's FFT: 2–3× NumPy's on these sizes); `half`: the real FFT's half plane
+    (x // 2 + 1 columns), which holds all of a real plane's power."""
+    spectrum = sp_fft.rfft2(x) if half else sp_fft.fft2(x)
     return spectrum.real ** 2 + spectrum.imag ** 2
 
 

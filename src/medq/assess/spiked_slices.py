@@ -27,7 +27,8 @@ salient slices.
 from __future__ import annotations
 
 import numpy as np
-from scipy import fft as sp_fft
+
+from medq.assess.filters import power_spectrum
 
 SPIKE_RATIO = 10 ** 2.3
 """A slice is spiked when its peak (module docstring) reaches this: 2.5 times the largest seen
@@ -67,8 +68,7 @@ def _powers(planes: np.ndarray) -> np.ndarray:
     for start in chunks:
         part = (_finite(planes[start:start + CHUNK]) / (scale or 1.0)).astype(np.float32)
         part -= part.mean(axis=(1, 2), keepdims=True)
-        spectrum = sp_fft.rfft2(part, axes=(1, 2))
-        out[start:start + CHUNK] = spectrum.real ** 2 + spectrum.imag ** 2
+        out[start:start + CHUNK] = power_spectrum(part, half=True)
     return out
 
 

@@ -87,18 +87,6 @@ def _exit_code(results: list[dict[str, Any]]) -> int:
     return EXIT_BAD_INPUT if failed else 0
 
 
-def _new_sqlite_file(db: str) -> Path | None:
-    """The SQLite file `db` names when it does not exist yet (opening it creates it); None for
-    an existing file or a database server."""
-    from medq.qc.database import database_url
-
-    url = database_url(db)
-    if not url.startswith("sqlite:///") or "?" in url:
-        return None
-    path = Path(url.removeprefix("sqlite:///"))
-    return None if path.exists() else path
-
-
 def _stopped(message: str, counts: dict[str, int], as_json: bool, began: float) -> None:
     """Say that a run was stopped, and (`--json`) print its counts so far."""
     from medq.qc.store import RUN_COUNTS
@@ -138,6 +126,7 @@ def run(
     """Assess every item of an archive; unchanged items already in the database are skipped."""
     from medq.assess.weights import load_weights
     from medq.io.archive import unopened
+    from medq.qc.database import JOURNAL_SUFFIXES, sqlite_file
     from medq.qc.planning import running_alongside
     from medq.qc.runner import RunInterrupted, model_key, run_qc
     from medq.qc.signals import repeat_ignored
@@ -151,7 +140,8 @@ def run(
 
     began = time.monotonic()
     outcome = Outcome()  # an unknown or broken model fails here, before any database or worker
-    new_file = _new_sqlite_file(db)  # what a stop while the database is made removes
+    new_file = sqlite_file(db)  # what a stop while the database is made removes, if new
+    new_file = None if new_file is None or new_file.exists() else new_file
     with sigterm_as_ctrl_c() as terminated:  # SIGTERM: stopped as Ctrl-C stops it
         stage = "loading the model"
         try:
@@ -160,9 +150,8 @@ def run(
             stage = "opening the results database"
             store = outcome.run(db, lambda: Store(db))
         except KeyboardInterrupt as e:  # nothing is stored yet
-            for path in [new_file] if new_file else []:
-                for suffix in ("", "-wal", "-shm", "-journal"):
-                    Path(f"{path}{suffix}").unlink(missing_ok=True)
+            for suffix in JOURNAL_SUFFIXES if new_file else ():
+                Path(f"{new_file}{suffix}").unlink(missing_ok=True)
             _stopped(f"interrupted while {stage}; nothing was assessed", {}, as_json, began)
             raise typer.Exit(143 if terminated else 130) from e
     if isinstance(store, BaseException):

@@ -248,10 +248,11 @@ def nothing_found(modality: str) -> str:
     modality (a fundus photograph is not checked for noise)."""
     from medq.assess.assessment import finding_types_for
 
-    types = finding_types_for(modality)
-    words = [w for t, w in (("noise", "noise"), ("blur", "blur"),
-                            (ARTEFACTS, "artefact"), ("illumination", "uneven illumination"))
-             if (set(t) & set(types) if isinstance(t, tuple) else t in types)]
+    checked = set(finding_types_for(modality))
+    words = [word for types, word in ((("noise",), "noise"), (("blur",), "blur"),
+                                      (ARTEFACTS, "artefact"),
+                                      (("illumination",), "uneven illumination"))
+             if checked.intersection(types)]
     return f"No definite {joined(words or ['noise', 'blur', 'artefact'], 'or')} is identified."
 
 

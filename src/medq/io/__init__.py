@@ -61,7 +61,7 @@ _MAGIC = (
     (b"MM\x00*", "tiff"), (b"II+\x00", "tiff"), (b"MM\x00+", "tiff"), (b"\x93NUMPY", "npy"),
     (b"NRRD000", "nrrd"), (b"ObjectType = Image", "metaimage"),
 )
-_DUAL_TIFF = (b"II*\x00", b"MM\x00*")
+_DUAL_TIFF = tuple(magic for magic, fmt in _MAGIC if fmt == "tiff")
 """A DICOM file's preamble may be a TIFF header (pydicom's MR_small is both): one cut short
 before its DICM prefix is, by its name, a DICOM file cut short, not a TIFF."""
 

@@ -166,11 +166,11 @@ def distinct_instances(datasets: list[Dataset], paths: list[Path]
     two different slices at one position stay, and the series is refused by `assemble`. Of the
     copies of one SOPInstanceUID the first whose pixel data is whole is read (`whole_pixels`: a
     copy cut short in a re-send, whatever its name, does not spoil the series)."""
+    whole = [whole_pixels(ds) for ds in datasets]
     chosen: dict[str, int] = {}
     for i, ds in enumerate(datasets):
         uid = str(ds.get("SOPInstanceUID") or "")
-        if uid and (uid not in chosen or not whole_pixels(datasets[chosen[uid]])
-                    and whole_pixels(ds)):
+        if uid and (uid not in chosen or whole[i] and not whole[chosen[uid]]):
             chosen[uid] = i
     placed: dict[tuple[float, ...], list[bytes]] = {}
     kept = []

@@ -180,8 +180,10 @@ def on_value_map(image: MedImage) -> tuple[np.ndarray, float, float] | None:
     fractional value map (`meta['value_map']`) whose values all still lie on that map (as read,
     or handed back unchanged); None otherwise (it is written as float32)."""
     found = image.meta.get("value_map")
+    if not found or image.is_rgb:
+        return None
     values = np.asarray(image.array, dtype=np.float64)
-    if not found or image.is_rgb or not np.isfinite(values).all():
+    if not np.isfinite(values).all():
         return None
     name, slope, inter = found[0], float(found[1]), float(found[2])
     steps = (values - inter) / slope

@@ -103,6 +103,22 @@ def _sqlite_file_url(url: str, database: str, create: bool) -> tuple[str, bool]:
     return url, False
 
 
+JOURNAL_SUFFIXES = ("", "-wal", "-shm", "-journal")
+"""The files a SQLite database is kept in: the database, then its journal files."""
+
+
+def sqlite_file(url: str | Path) -> Path | None:
+    """The SQLite file a database path or URL names (absolute); None for a database server, an
+    in-memory database or a URL that cannot be parsed."""
+    try:
+        parsed = sa.engine.make_url(database_url(url))
+    except SQLAlchemyError:
+        return None
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database).expanduser().resolve()
+
+
 def open_database(url: str | Path, *, create: bool = True) -> Database:
     """An engine on `url` (a file path or a SQLAlchemy URL); `create=False` (readers) refuses
     a SQLite file that does not exist yet instead of silently creating an empty database."""
@@ -113,8 +129,8 @@ def open_database(url: str | Path, *, create: bool = True) -> Database:
         raise InvalidParameter(f"not a database URL ({e})", str(url)) from e
     display_url = parsed.render_as_string(hide_password=True)
     dialect = parsed.get_backend_name()
-    on_file = dialect == "sqlite" and parsed.database not in (None, "", ":memory:")
-    database_file = Path(parsed.database).expanduser().resolve() if on_file else None
+    database_file = sqlite_file(url)
+    on_file = database_file is not None
     created = database_file is not None and not database_file.exists()
     read_only = False
     kwargs: dict[str, Any] = {"future": True}

@@ -22,6 +22,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from medq.io.volumes import volume_mark
 from medq.qc.discover import Item
 from medq.qc.planning import (
     archive_key,
@@ -315,11 +316,11 @@ def run_qc(archive: str | Path, store: Store, *, model: str = "mediqa-s",
     try:  # a Ctrl-C while walking or fingerprinting a big archive is a RunInterrupted too
         items = outside(discover(archive, each_volume), store.own_files)
         known = store.known(key)
-        if not items and not (prune and vanished(known, items, archive)):
-            raise nothing_to_assess(archive)  # with --prune, an emptied folder's items go
         if not each_volume:  # a 4D file once taken volume by volume stays so
             items = by_stored_volume(items, known)
         gone = vanished(known, items, archive)
+        if not items and not (prune and gone):
+            raise nothing_to_assess(archive)  # with --prune, an emptied folder's items go
         pruned = store.forget(gone, key) if prune else 0
         again = store.again(key, unmeasured=measures, errors=retry_errors,  # though unchanged
                             named_modality=modality)
@@ -362,11 +363,13 @@ def run_qc(archive: str | Path, store: Store, *, model: str = "mediqa-s",
         if own and client is not None:
             with stop_signals_ignored():
                 stop_client(client, own_cluster=not scheduler)
-    # a 4D file's unreviewed refusal goes once all its volumes are stored (reviewed: --prune)
-    known = store.known(key)
-    replaced = store.forget(superseded(known, items), key, status="error", unreviewed=True)
-    still = store.known(key) if replaced else known
-    gone = [p for p in gone if p in still]
+    replaced = 0  # a 4D file's unreviewed refusal goes once all its volumes are stored
+    if any(volume_mark(item.path) for item in items):  # (a reviewed one: --prune)
+        replaced = store.forget(superseded(store.known(key), items), key, status="error",
+                                unreviewed=True)
+        if replaced:  # no longer listed as gone
+            still = store.known(key)
+            gone = [p for p in gone if p in still]
     summary = {"total": len(items), **counts, "skipped": skipped,
                "seconds": round(time.perf_counter() - start, 3)}
     store.finish_run(run_id, summary)

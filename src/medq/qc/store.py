@@ -23,6 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from medq.errors import DatabaseGone, InvalidParameter
 from medq.jsonsafe import plain
 from medq.qc.database import (
+    JOURNAL_SUFFIXES,
     READ_ONLY,
     check_tables,
     file_identity,
@@ -122,8 +123,7 @@ class Store:
         need not exist yet); none for a database server."""
         if self.database_file is None:
             return []
-        return [Path(f"{self.database_file}{suffix}") for suffix in ("", "-wal", "-shm",
-                                                                      "-journal")]
+        return [Path(f"{self.database_file}{suffix}") for suffix in JOURNAL_SUFFIXES]
 
     def discard(self) -> None:
         """Close, and remove the SQLite file (and its journal files) when opening made it and
