@@ -1,6 +1,8 @@
 """Planes over `evidence.LARGE_PLANE` (512 px: beyond the sizes the view calibration was fitted
 on) are assessed on the full planes: a full-size radiograph's quantum noise, which its 256-px
-view averages away, is found by `medq assess` as `medq describe` finds it."""
+view averages away, is found by `medq assess` as `medq describe` finds it. Planes its views
+shrink less are read whole for noise when the views hide pixel-level noise (a 512² CT's white
+noise)."""
 
 from __future__ import annotations
 
@@ -111,6 +113,56 @@ def test_the_worse_of_two_readings_scores_what_its_findings_say() -> None:
     assert merged.decision.reported == {blur: 2.4} and merged.decision.normal == [noise]
     assert merged.score == pytest.approx(reference_score([2.4]))  # one moderate finding
 
+
+def test_the_worse_of_two_readings_for_some_types_keeps_the_others() -> None:
+    """Told which types the second reading may change, the merge keeps the first reading's
+    other types as they were, however the second reads them."""
+    from medq.assess.detector import Decision, Evidence, worse_of
+    from medq.assess.models.blocks import FINDING_TYPES
+
+    blur, noise = FINDING_TYPES.index("blur"), FINDING_TYPES.index("noise")
+    zeros = np.zeros(len(FINDING_TYPES))
+    views = Evidence(0.0, zeros.copy(), Decision({blur: 1.0}, [noise], []), zeros.copy())
+    views.weighted[blur] = 1.0
+    full = Evidence(0.0, zeros + 0.9, Decision({blur: 2.4, noise: 2.0}, [], []), zeros.copy())
+    full.weighted[[blur, noise]] = 2.4, 2.0
+    merged = worse_of(views, full, "CT", ("noise",))
+    assert merged.decision.reported == {blur: 1.0, noise: 2.0}
+    assert merged.weighted[blur] == 1.0 and merged.prob[blur] == 0.0
+    assert noise not in merged.decision.normal
+
+
+def head_ct() -> MedImage:
+    """pydicom's J2K head CT (512², in HU), read by medq."""
+    from pydicom.data import get_testdata_file
+
+    from medq.io import load
+
+    return load(get_testdata_file("J2K_pixelrep_mismatch.dcm"))
+
+
+def test_white_noise_a_512_view_averages_away_is_read_on_the_full_plane() -> None:
+    """A 512² head CT's white noise halves in its 256-px view: there the views read σ 40 HU as
+    no noise at all and graded it "acceptable". Its whole plane reads finer noise than the view,
+    so the assessment reads noise there too: σ 20 HU is reported, σ 40 HU as severe and
+    recalled, at the severity `medq describe` names; the clean file and the engine's own
+    low-dose noise (which the views see) pay no full-plane pass."""
+    from medq.assess.evidence import evidence_pass
+
+    clean = head_ct()
+    rng = np.random.default_rng(0)
+    noisy = [clean.with_array(clean.array + rng.normal(0, s, clean.shape).astype(np.float32))
+             for s in (20.0, 40.0)]
+    low_dose = simulate(clean, "ct_low_dose", severity="moderate", seed=1)[0]
+    assert [evidence_pass(im).hides_noise for im in (clean, *noisy, low_dose)] == \
+        [False, True, True, False]
+    assessed = Assessor().assess_many([clean, *noisy])
+    noise = [{f["type"]: f["severity"] for f in a.findings}.get("noise") for a in assessed]
+    assert noise[0] is None and noise[1] is not None and noise[2] == "severe", noise
+    scores = [a.score for a in assessed]
+    assert scores[0] > scores[1] > scores[2] and assessed[2].recall, scores
+    report = report_from(assessed[2], noisy[1])
+    assert {f.type: f.severity for f in report.findings}.get("noise") == "severe"
 
 
 def test_a_finding_is_named_from_the_severity_it_shows() -> None:

@@ -251,32 +251,48 @@ def evidence_of(detector: Detector, x: np.ndarray, modality: str) -> Evidence:
     return Evidence(weighted_score(weighted, allowed), prob, decision, weighted)
 
 
-def assessed_evidence(rows: np.ndarray, features: np.ndarray | None, image: Any) -> Evidence:
+HIDDEN_TYPES = ("noise",)
+"""The finding types the full planes add to the views' reading of an image whose views hide
+pixel-level noise (`evidence.EvidencePass.hides_noise`)."""
+
+
+def assessed_evidence(rows: np.ndarray, features: np.ndarray | None, image: Any,
+                      hides_noise: bool = False) -> Evidence:
     """An image's assessment evidence: the view calibration on its evidence rows
     (`read_evidence`); for an image whose planes its views shrink too far
     (`evidence.reads_full_planes`), the worse per type of that and the description's full-plane
     calibration on its full-plane `features` (`worse_of`): pixel-level noise shows on the full
-    planes only, blur wider than the calibration's images on the views only. The full planes
-    are read when that calibration reads features alone."""
+    planes only, blur wider than the calibration's images on the views only; for one whose
+    views hide pixel-level noise (`hides_noise`), the worse of the two for `HIDDEN_TYPES` alone.
+    The full planes are read when that calibration reads features alone."""
     from medq.assess.evidence import FEATURE_NAMES, reads_full_planes
 
     view = read_evidence(rows, image.modality)
     detector = load_detector()
-    if features is not None and reads_full_planes(image) and not detector.uses_heads \
-            and len(features) == len(FEATURE_NAMES) + len(detector.extras):
+    if features is None or detector.uses_heads \
+            or len(features) != len(FEATURE_NAMES) + len(detector.extras):
+        return view
+    if reads_full_planes(image):
         return worse_of(view, evidence_of(detector, features, image.modality), image.modality)
+    if hides_noise:
+        return worse_of(view, evidence_of(detector, features, image.modality), image.modality,
+                        HIDDEN_TYPES)
     return view
 
 
-def worse_of(a: Evidence, b: Evidence, modality: str) -> Evidence:
+def worse_of(a: Evidence, b: Evidence, modality: str,
+             only: tuple[str, ...] | None = None) -> Evidence:
     """Two readings of one image as one, each finding type as the worse of the two: the larger
     confidence-weighted severity and presence probability (each reading's against its own
     thresholds), reported when either reports it, at the larger of the reported and weighted
     severities (within one reading a reported type's weighted severity is its severity, so the
     score, `weighted_score` of the weighted severities, counts what the findings say), stated
-    absent when both do. No sub-mild estimates (the assessment reads none)."""
+    absent when both do; `only`: the types `b` may change, the others `a`'s alone. No sub-mild
+    estimates (the assessment reads none)."""
     from medq.assess.assessment import finding_types_for
 
+    if only is not None:
+        b = _kept(b, a, np.array([t in only for t in FINDING_TYPES]))
     allowed = np.array([t in finding_types_for(modality) for t in FINDING_TYPES])
     weighted = np.maximum(a.weighted, b.weighted)
     reported = {j: max(a.decision.reported.get(j, 0.0), b.decision.reported.get(j, 0.0),
@@ -285,6 +301,16 @@ def worse_of(a: Evidence, b: Evidence, modality: str) -> Evidence:
     normal = sorted(set(a.decision.normal) & set(b.decision.normal))
     return Evidence(weighted_score(weighted, allowed), np.maximum(a.prob, b.prob),
                     Decision(reported, normal, []), weighted)
+
+
+def _kept(b: Evidence, a: Evidence, keep: np.ndarray) -> Evidence:
+    """Reading `b` with every type outside `keep` (a mask over FINDING_TYPES) as `a` reads it."""
+    reported = {j: v for j, v in b.decision.reported.items() if keep[j]}
+    reported.update({j: v for j, v in a.decision.reported.items() if not keep[j]})
+    normal = [j for j in b.decision.normal if keep[j]] + \
+        [j for j in a.decision.normal if not keep[j]]
+    return Evidence(b.score, np.where(keep, b.prob, a.prob), Decision(reported, normal, []),
+                    np.where(keep, b.weighted, a.weighted))
 
 
 def read_evidence(rows: np.ndarray, modality: str) -> Evidence:

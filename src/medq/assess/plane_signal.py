@@ -46,6 +46,12 @@ def _robust_sigma(coeffs: np.ndarray) -> float:
     return float(np.sqrt(np.mean(kept * kept)) / TRIMMED_RMS_GAUSSIAN)
 
 
+def diagonal_sigma(a: np.ndarray, fg: np.ndarray) -> float:
+    """σ of a plane's finest Haar diagonal details over the 2×2 blocks inside `fg`
+    (`_robust_sigma`): Gaussian white noise reads as its σ."""
+    return _robust_sigma(haar_diagonal(a)[inner_blocks(fg)])
+
+
 def noise_stats(a: np.ndarray, fg: np.ndarray, contrast: float,
                 flat: float | None = None) -> dict[str, float]:
     """Noise level, its spectrum (scale ratio) and direction (detail anisotropy); `flat`: the
@@ -56,7 +62,7 @@ def noise_stats(a: np.ndarray, fg: np.ndarray, contrast: float,
     h, w = (n // 2 * 2 for n in a.shape)
     pooled = a[:h, :w].reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))
     fg2 = fg[:h, :w].reshape(h // 2, 2, w // 2, 2).all(axis=(1, 3))
-    s2 = _robust_sigma(haar_diagonal(pooled)[inner_blocks(fg2)]) if fg2.sum() > 16 else s_hh
+    s2 = diagonal_sigma(pooled, fg2) if fg2.sum() > 16 else s_hh
     return {"noise_hh": log_floored(s_hh / contrast),
             "noise_flat": log_floored((noise_sigma_flat(a, fg) if flat is None else flat)
                                       / contrast),

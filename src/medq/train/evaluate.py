@@ -160,7 +160,9 @@ def classical_scores(data: dict[str, np.ndarray], name: str) -> np.ndarray:
 def assess_scores(pred: np.ndarray, data: dict[str, np.ndarray]) -> np.ndarray:
     """The scores `medq assess` gives the items: each model score combined with the evidence
     score of the item's stored evidence rows (`assessment.combined_score`; the benchmark's
-    items are no larger than `evidence.LARGE_PLANE`, so their evidence is their views')."""
+    items are no larger than `evidence.LARGE_PLANE`, so their evidence is their views', but for
+    the few whose views hide pixel-level noise, which `medq assess` also reads on the full
+    planes: `benchmarks/probes/hidden_noise.py` scores those)."""
     from medq.assess.assessment import combined_score
     from medq.assess.detector import read_evidence
 
