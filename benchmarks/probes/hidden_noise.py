@@ -8,7 +8,8 @@ whether it passes `evidence.HIDDEN_NOISE_GAP`, and the noise each reading report
 
 Part 2 (`--part bench`, the default does both): the held-out split of `medq bench iqa`, each
 item larger than its view rebuilt from its seed and loaded as `medq assess` loads it
-(`loading.load_measured`): how many hide noise per source, the gaps' range, and the SRCC
+(`loading.load_measured`): how many hide noise per source and how many of those are read again
+(a modality with a noise finding type), the gaps' range, and the SRCC
 against the reference score of the scores `medq assess` gives with the views' evidence alone
 (the benchmark's `assess_scores`) and with the full planes' noise where the views hide it.
 Usage:
@@ -74,7 +75,7 @@ def bench(model_name: str) -> None:
 
     from medq.assess.assessment import combined_score
     from medq.assess.detector import assessed_evidence, read_evidence
-    from medq.assess.evidence import EVIDENCE_SIZE
+    from medq.assess.evidence import EVIDENCE_SIZE, HIDDEN_NOISE_GAP
     from medq.assess.loading import load_measured
     from medq.assess.weights import load_weights
     from medq.data.bench import BenchPlan, build, ordered_jobs
@@ -108,13 +109,14 @@ def bench(model_name: str) -> None:
         after[i] = combined_score(float(pred[i]), now.score)
         per_source.setdefault(name, []).append(
             (_gap(image), loaded.hides_noise, now.score - view.score))
-    print(f"{'source':16s} {'larger':>6s} {'hides':>5s} {'gap min/median/max':>22s} "
-          "mean evidence change where hidden")
+    print(f"{'source':16s} {'larger':>6s} {'hides':>5s} {'read':>4s} {'gap min/median/max':>22s}"
+          " mean evidence change where read")
     for name, found in sorted(per_source.items()):
         gaps = np.array([g for g, _, _ in found])
-        hidden = [d for _, h, d in found if h]
-        change = f"{np.mean(hidden):+.2f}" if hidden else "-"
-        print(f"{name:16s} {len(found):6d} {len(hidden):5d} "
+        hides = int((gaps > HIDDEN_NOISE_GAP).sum())  # the modality may have no noise type
+        read = [d for _, h, d in found if h]
+        change = f"{np.mean(read):+.2f}" if read else "-"
+        print(f"{name:16s} {len(found):6d} {hides:5d} {len(read):4d} "
               f"{np.nanmin(gaps):7.2f} {np.nanmedian(gaps):6.2f} {np.nanmax(gaps):6.2f}  {change}")
     y = data["score"]
     print(f"\nSRCC of medq assess on the held-out split ({len(y)} items): views alone "
