@@ -1,8 +1,8 @@
 """Planes over `evidence.LARGE_PLANE` (512 px: beyond the sizes the view calibration was fitted
 on) are assessed on the full planes: a full-size radiograph's quantum noise, which its 256-px
 view averages away, is found by `medq assess` as `medq describe` finds it. Planes its views
-shrink less are read whole for noise when the views hide pixel-level noise (a 512² CT's white
-noise)."""
+shrink less (257–512 px) are read whole for noise alone, as far as their views average noise
+away (a 512² CT's white noise)."""
 
 from __future__ import annotations
 
@@ -143,10 +143,11 @@ def head_ct() -> MedImage:
 
 def test_white_noise_a_512_view_averages_away_is_read_on_the_full_plane() -> None:
     """A 512² head CT's white noise halves in its 256-px view: there the views read σ 40 HU as
-    no noise at all and graded it "acceptable". Its whole plane reads finer noise than the view,
+    no noise at all and graded it "acceptable". Its whole plane reads finer noise than its view,
     so the assessment reads noise there too: σ 20 HU is reported, σ 40 HU as severe and
-    recalled, at the severity `medq describe` names; the clean file and the engine's own
-    low-dose noise (which the views see) pay no full-plane pass."""
+    recalled, at the severity `medq describe` names; the clean file, whose view reads finer
+    structure than the plane, pays no full-plane pass, and the engine's low-dose noise only a
+    part of one."""
     from medq.assess.evidence import evidence_pass
 
     clean = head_ct()
@@ -154,8 +155,8 @@ def test_white_noise_a_512_view_averages_away_is_read_on_the_full_plane() -> Non
     noisy = [clean.with_array(clean.array + rng.normal(0, s, clean.shape).astype(np.float32))
              for s in (20.0, 40.0)]
     low_dose = simulate(clean, "ct_low_dose", severity="moderate", seed=1)[0]
-    assert [evidence_pass(im).hides_noise for im in (clean, *noisy, low_dose)] == \
-        [False, True, True, False]
+    weights = [evidence_pass(im).noise_weight for im in (clean, *noisy, low_dose)]
+    assert weights[:3] == [0.0, 1.0, 1.0] and 0.0 < weights[3] < 1.0, weights
     assessed = Assessor().assess_many([clean, *noisy])
     noise = [{f["type"]: f["severity"] for f in a.findings}.get("noise") for a in assessed]
     assert noise[0] is None and noise[1] is not None and noise[2] == "severe", noise
@@ -163,6 +164,30 @@ def test_white_noise_a_512_view_averages_away_is_read_on_the_full_plane() -> Non
     assert scores[0] > scores[1] > scores[2] and assessed[2].recall, scores
     report = report_from(assessed[2], noisy[1])
     assert {f.type: f.severity for f in report.findings}.get("noise") == "severe"
+
+
+def test_a_part_of_the_full_plane_reading_moves_the_score_smoothly() -> None:
+    """Moved part of the way to a worse noise reading, the evidence score falls steadily with
+    the weight (no jump where the full planes begin to count), a finding is reported once its
+    weighted severity reaches mild, and the other types keep the views' reading."""
+    from medq.assess.detector import Decision, Evidence, towards
+    from medq.assess.models.blocks import FINDING_TYPES
+
+    blur, noise = FINDING_TYPES.index("blur"), FINDING_TYPES.index("noise")
+    zeros = np.zeros(len(FINDING_TYPES))
+    views = Evidence(4.0, zeros.copy(), Decision({blur: 1.0}, [noise], []), zeros.copy())
+    views.weighted[blur] = 1.0
+    worse = Evidence(0.0, zeros.copy(), Decision({blur: 1.0, noise: 2.0}, [], []),
+                     views.weighted.copy())
+    worse.prob[noise], worse.weighted[noise] = 1.0, 2.0
+    steps = [towards(views, worse, w, "CT") for w in np.linspace(0.0, 1.0, 11)]
+    falls = -np.diff([e.score for e in steps])
+    assert (falls > 0).all() and falls.max() < 0.5, falls
+    assert noise not in steps[2].decision.reported
+    assert steps[3].decision.reported[noise] == pytest.approx(0.6)
+    assert steps[-1].decision.reported == {blur: 1.0, noise: 2.0}
+    assert steps[0].decision.normal == [noise] and steps[1].decision.normal == []
+    assert all(e.decision.reported[blur] == 1.0 and e.weighted[blur] == 1.0 for e in steps)
 
 
 def test_a_finding_is_named_from_the_severity_it_shows() -> None:

@@ -1,17 +1,21 @@
-"""Probe: which held-out images hide pixel-level noise from their views, and what reading the
-noise on their full planes does to `medq assess`'s ranking.
+"""Probe: noise the ≤256-px views of 257–512 px images average away, and what reading noise on
+their full planes (`evidence.EvidencePass.noise_weight`) does to `medq assess`'s findings and
+ranking.
 
 Part 1 (`--part white`): two real 512² CT files (pydicom's J2K head and 693_J2KI), clean, with
-white noise of σ 10–80 HU and with the engine's low-dose and sparse-view degradations: per image
-the gap `EvidencePass.finer` (the whole plane's `fine_noise` minus its view's `noise_hh`),
-whether it passes `evidence.HIDDEN_NOISE_GAP`, and the noise each reading reports.
+white noise of σ 10–80 HU, the same noise smoothed by a Gaussian of 0.75 px (a soft kernel's
+texture) and the engine's low-dose and sparse-view degradations: per image the gap between the
+whole plane's finest noise and its view's (`EvidencePass.finer`), the weight it gives the
+full-plane noise reading, the noise the views' reading reports, the noise the assessment now
+reports, and both evidence scores.
 
 Part 2 (`--part bench`, the default does both): the held-out split of `medq bench iqa`, each
 item larger than its view rebuilt from its seed and loaded as `medq assess` loads it
-(`loading.load_measured`): how many hide noise per source and how many of those are read again
-(a modality with a noise finding type), the gaps' range, and the SRCC
-against the reference score of the scores `medq assess` gives with the views' evidence alone
-(the benchmark's `assess_scores`) and with the full planes' noise where the views hide it.
+(`loading.load_measured`): per source how many are read on the full planes for noise (weight
+over 0; a modality with a noise finding type), their mean weight and the mean change of their
+evidence score, and the SRCC against the
+reference score of the scores `medq assess` gives with the views' evidence alone (the
+benchmark's `assess_scores`) and with noise read on the full planes.
 Usage:
     python benchmarks/probes/hidden_noise.py [--part white|bench|both] [--model mediqa-s]
 """
@@ -33,31 +37,36 @@ def _noise(evidence: object) -> str:
 
 
 def white() -> None:
-    """Part 1: the two CT files with white and engine noise."""
+    """Part 1: the two CT files with white, smoothed and engine noise."""
     from pydicom.data import get_testdata_file
+    from scipy import ndimage
 
     from medq.assess.detector import assessed_evidence, read_evidence
     from medq.assess.loading import load_measured
     from medq.degrade.registry import simulate
     from medq.io import load
 
-    print(f"{'image':28s} {'gap':>6s} hides  view-noise  assessed-noise  evidence (view → now)")
+    print(f"{'image':30s}   gap weight view-noise  assessed-noise  evidence (views → now)")
     for name in ("J2K_pixelrep_mismatch.dcm", "693_J2KI.dcm"):
         clean = load(get_testdata_file(name))
         rng = np.random.default_rng(0)
-        cases = [(f"white σ {s}", clean.with_array(
-            clean.array + rng.normal(0, s, clean.shape).astype(np.float32)))
-            for s in (0, 10, 20, 40, 80)]
+        cases = []
+        for s in (0, 10, 20, 40, 80):
+            noise = rng.normal(0, s, clean.shape)
+            cases.append((f"white σ {s}", clean.with_array(clean.array + noise)))
+            smooth = ndimage.gaussian_filter(noise, 0.75)
+            if s:
+                smooth *= s / smooth.std()  # the same σ, a soft kernel's texture
+                cases.append((f"smoothed σ {s}", clean.with_array(clean.array + smooth)))
         cases += [(f"{kind[3:]} {sev}", simulate(clean, kind, severity=sev, seed=1)[0])
                   for kind in ("ct_low_dose", "ct_sparse_view")
                   for sev in ("mild", "moderate", "severe")]
         for label, image in cases:
-            loaded = load_measured(image, None, False, features=None)
+            loaded = load_measured(image, None, False)
             view = read_evidence(loaded.rows, "CT")
             now = assessed_evidence(loaded.rows, loaded.features, loaded.image,
-                                    loaded.hides_noise)
-            gap = _gap(image)
-            print(f"{name[:8] + ' ' + label:28s} {gap:6.2f} {str(loaded.hides_noise):5s} "
+                                    loaded.noise_weight)
+            print(f"{name[:8] + ' ' + label:30s} {_gap(image):5.2f} {loaded.noise_weight:6.2f} "
                   f"{_noise(view):>10s}  {_noise(now):>14s}  {view.score:.2f} → {now.score:.2f}")
 
 
@@ -75,7 +84,7 @@ def bench(model_name: str) -> None:
 
     from medq.assess.assessment import combined_score
     from medq.assess.detector import assessed_evidence, read_evidence
-    from medq.assess.evidence import EVIDENCE_SIZE, HIDDEN_NOISE_GAP
+    from medq.assess.evidence import EVIDENCE_SIZE
     from medq.assess.loading import load_measured
     from medq.assess.weights import load_weights
     from medq.data.bench import BenchPlan, build, ordered_jobs
@@ -91,7 +100,7 @@ def bench(model_name: str) -> None:
     after = before.copy()
     jobs = ordered_jobs(plan, "test")
     assert [j[0] for j in jobs] == data["source"].tolist(), "stored order differs"
-    per_source: dict[str, list[tuple[float, bool, float]]] = {}
+    per_source: dict[str, list[tuple[bool, float]]] = {}
     for i, (name, dim, seed) in enumerate(jobs):
         if i % 100 == 0:
             print(f"item {i} of {len(jobs)}", file=sys.stderr, flush=True)
@@ -105,22 +114,19 @@ def bench(model_name: str) -> None:
             print(f"item {i} ({name}): {loaded}")
             continue
         view = read_evidence(loaded.rows, str(data["modality"][i]))
-        now = assessed_evidence(loaded.rows, loaded.features, loaded.image, loaded.hides_noise)
+        now = assessed_evidence(loaded.rows, loaded.features, loaded.image, loaded.noise_weight)
         after[i] = combined_score(float(pred[i]), now.score)
-        per_source.setdefault(name, []).append(
-            (_gap(image), loaded.hides_noise, now.score - view.score))
-    print(f"{'source':16s} {'larger':>6s} {'hides':>5s} {'read':>4s} {'gap min/median/max':>22s}"
-          " mean evidence change where read")
+        per_source.setdefault(name, []).append((loaded.noise_weight, now.score - view.score))
+    print(f"{'source':16s} {'larger':>6s} {'read':>4s} {'weight':>6s} "
+          "mean evidence change where read")
     for name, found in sorted(per_source.items()):
-        gaps = np.array([g for g, _, _ in found])
-        hides = int((gaps > HIDDEN_NOISE_GAP).sum())  # the modality may have no noise type
-        read = [d for _, h, d in found if h]
-        change = f"{np.mean(read):+.2f}" if read else "-"
-        print(f"{name:16s} {len(found):6d} {hides:5d} {len(read):4d} "
-              f"{np.nanmin(gaps):7.2f} {np.nanmedian(gaps):6.2f} {np.nanmax(gaps):6.2f}  {change}")
+        read = [(w, d) for w, d in found if w > 0.0]
+        weight = f"{np.mean([w for w, _ in read]):6.2f}" if read else "     -"
+        change = f"{np.mean([d for _, d in read]):+.3f}" if read else "-"
+        print(f"{name:16s} {len(found):6d} {len(read):4d} {weight} {change}")
     y = data["score"]
     print(f"\nSRCC of medq assess on the held-out split ({len(y)} items): views alone "
-          f"{spearmanr(y, before)[0]:.4f}, full-plane noise where hidden "
+          f"{spearmanr(y, before)[0]:.4f}, with noise on the full planes "
           f"{spearmanr(y, after)[0]:.4f}")
     for m in sorted(set(data["modality"].tolist())):
         sel = data["modality"] == m

@@ -5,7 +5,7 @@ the quality model's (`model_score`) and the **evidence score** (`evidence_score`
 score of every finding type's severity as the calibrated detector, `medq.assess.detector`, reads
 it from the image's evidence rows — computed on the same ≤256-px views the model reads, or, for
 planes over `evidence.LARGE_PLANE` px, by the description's calibration on the full planes
-too, and for noise alone where the views hide pixel-level noise
+too, and for noise alone partly or wholly there where its views average noise away
 (`detector.assessed_evidence`) —, each weighted by the detector's confidence:
 `detector.confidence_score`). The two err differently — each
 ranks some held-out sources better than the other — and on the held-out test split their mean

@@ -251,20 +251,21 @@ def evidence_of(detector: Detector, x: np.ndarray, modality: str) -> Evidence:
     return Evidence(weighted_score(weighted, allowed), prob, decision, weighted)
 
 
-HIDDEN_TYPES = ("noise",)
-"""The finding types the full planes add to the views' reading of an image whose views hide
-pixel-level noise (`evidence.EvidencePass.hides_noise`)."""
+PIXEL_TYPES = ("noise",)
+"""The finding types the full planes add to the views' reading of an image whose views average
+its pixel-level noise away (`evidence.EvidencePass.noise_weight`)."""
 
 
 def assessed_evidence(rows: np.ndarray, features: np.ndarray | None, image: Any,
-                      hides_noise: bool = False) -> Evidence:
+                      noise_weight: float = 0.0) -> Evidence:
     """An image's assessment evidence: the view calibration on its evidence rows
     (`read_evidence`); for an image whose planes its views shrink too far
     (`evidence.reads_full_planes`), the worse per type of that and the description's full-plane
     calibration on its full-plane `features` (`worse_of`): pixel-level noise shows on the full
     planes only, blur wider than the calibration's images on the views only; for one whose
-    views hide pixel-level noise (`hides_noise`), the worse of the two for `HIDDEN_TYPES` alone.
-    The full planes are read when that calibration reads features alone."""
+    views average noise away (`noise_weight` > 0), `PIXEL_TYPES` alone moved that far from the
+    views' reading towards the worse of the two (`towards`). The full planes are read when that
+    calibration reads features alone."""
     from medq.assess.evidence import FEATURE_NAMES, reads_full_planes
 
     view = read_evidence(rows, image.modality)
@@ -272,12 +273,34 @@ def assessed_evidence(rows: np.ndarray, features: np.ndarray | None, image: Any,
     if features is None or detector.uses_heads \
             or len(features) != len(FEATURE_NAMES) + len(detector.extras):
         return view
+    full = evidence_of(detector, features, image.modality)
     if reads_full_planes(image):
-        return worse_of(view, evidence_of(detector, features, image.modality), image.modality)
-    if hides_noise:
-        return worse_of(view, evidence_of(detector, features, image.modality), image.modality,
-                        HIDDEN_TYPES)
+        return worse_of(view, full, image.modality)
+    if noise_weight > 0.0:
+        return towards(view, worse_of(view, full, image.modality, PIXEL_TYPES), noise_weight,
+                       image.modality)
     return view
+
+
+def towards(a: Evidence, b: Evidence, weight: float, modality: str) -> Evidence:
+    """Reading `a` moved a fraction `weight` (0–1) of the way to reading `b`, which is no better
+    for any type (`worse_of`): presence probabilities and confidence-weighted severities
+    interpolated, a type reported where `a` reports it, or `b` does and its weighted severity
+    reaches mild, at the larger of `a`'s severity and the weighted one; stated absent where `a`
+    states it and `b` does too, or the type is unreported with a weighted severity below
+    `BELOW_MILD_FLOOR`. The score follows the weighted severities, so it moves smoothly with
+    `weight`."""
+    from medq.assess.assessment import finding_types_for
+
+    allowed = np.array([t in finding_types_for(modality) for t in FINDING_TYPES])
+    weighted = a.weighted + weight * (b.weighted - a.weighted)
+    reported = {j: max(a.decision.reported.get(j, 0.0), float(weighted[j]))
+                for j in {*a.decision.reported, *b.decision.reported}
+                if j in a.decision.reported or weighted[j] >= SEVERITY_BOUNDS[0]}
+    normal = [j for j in a.decision.normal if j in b.decision.normal
+              or (j not in reported and weighted[j] < BELOW_MILD_FLOOR)]
+    return Evidence(weighted_score(weighted, allowed), a.prob + weight * (b.prob - a.prob),
+                    Decision(reported, normal, []), weighted)
 
 
 def worse_of(a: Evidence, b: Evidence, modality: str,

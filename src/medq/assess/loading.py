@@ -51,10 +51,10 @@ class Loaded:
     noisy_slices: dict[str, Any] | None = None
     """A volume's slices noisier than those around them (`medq.assess.noisy_slices`), read
     with the classical measures; None when not compared (2D images, without measures)."""
-    hides_noise: bool = False
-    """Whether its views hide pixel-level noise (`evidence.EvidencePass.hides_noise`) of a
-    modality with a finding type for it (`detector.HIDDEN_TYPES`), so its noise is also read on
-    the full planes (`features`)."""
+    noise_weight: float = 0.0
+    """How fully its noise is also read on the full planes (`features`): its views'
+    `evidence.EvidencePass.noise_weight` (the noise they average away), for a modality with a
+    finding type for it (`detector.PIXEL_TYPES`), else 0."""
 
 
 def slim(image: MedImage, indices: list[int]) -> MedImage:
@@ -229,13 +229,13 @@ def load_measured(item: Item, modality: str | None, measures: bool,
     (tags, gaps filled by the shipped prompt classifier; a grey image whose file states no
     modality is read as the one the classifier is sure of), with `measures` its classical
     measures and the volume's noisy slices (`noisy_slices`), and with `features` (the
-    detector's extras), or for planes over `evidence.LARGE_PLANE` or whose views hide
-    pixel-level noise (`EvidencePass.hides_noise`), the description's full-plane detector
-    features, which read the measures they share (and the evidence pass's features of a
+    detector's extras), or for planes over `evidence.LARGE_PLANE` or whose views average
+    noise away (`noise_weight`), the description's full-plane detector features, which read the
+    measures they share (and the evidence pass's features of a
     plane no larger than its view: `EvidencePass.whole`); a volume keeps only its salient planes
     (`slim`); a failure is returned as a typed error."""
     from medq.assess.assessment import finding_types_for
-    from medq.assess.detector import HIDDEN_TYPES, load_detector
+    from medq.assess.detector import PIXEL_TYPES, load_detector
     from medq.assess.evidence import feature_vector, reads_full_planes
     from medq.assess.guess import guessed_modality, with_guessed_modality
     from medq.assess.noisy_slices import located, noisy_slices
@@ -253,10 +253,10 @@ def load_measured(item: Item, modality: str | None, measures: bool,
         indices = input_indices(image)
         taken = evidence_pass(image, indices, extras=extras)  # streak index taken once
         planes = plane_measures(image, indices, taken.streaks) if measures else None
-        hidden = taken.hides_noise and any(t in finding_types_for(image.modality)
-                                           for t in HIDDEN_TYPES)  # noise the views lose
+        weight = taken.noise_weight if any(  # the noise the views average away
+            t in finding_types_for(image.modality) for t in PIXEL_TYPES) else 0.0
         wanted = load_detector().extras if features is None and (
-            hidden or reads_full_planes(image)) else features
+            weight > 0.0 or reads_full_planes(image)) else features
         vector = None if wanted is None else feature_vector(
             image, indices if image.is_volume else None, wanted, planes, taken.whole)
         outliers = located(noisy_slices(image.array, image.modality), image.meta) \
@@ -264,7 +264,7 @@ def load_measured(item: Item, modality: str | None, measures: bool,
         return Loaded(slim(image, indices), indices, taken.rows,
                       prompts_from_image(image, filled_with(found)), tuple(image.shape),
                       classical_measures(image, indices, planes=planes) if measures else {},
-                      vector, outliers, hidden)
+                      vector, outliers, weight)
 
     return captured(run, item if isinstance(item, (str, Path)) else None)
 

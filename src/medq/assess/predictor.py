@@ -190,7 +190,7 @@ class Assessor:
                 "rows": loaded.rows, "shape": loaded.shape,
                 "indices": loaded.indices, "p": torch.from_numpy(encode(prompts)),
                 "measures": loaded.measures, "features": loaded.features,
-                "noisy_slices": loaded.noisy_slices, "hides_noise": loaded.hides_noise}
+                "noisy_slices": loaded.noisy_slices, "noise_weight": loaded.noise_weight}
 
     def _try_prepare(self, loaded: Loaded | MedqError) -> dict[str, Any] | MedqError:
         """`_prepare`, with a failure returned as a typed error instead of raised."""
@@ -253,7 +253,7 @@ class Assessor:
         out = p["out"]
         measures = p["measures"]
         model_score = float(out["score"][0])
-        evidence = assessed_evidence(p["rows"], p["features"], image, p["hides_noise"])
+        evidence = assessed_evidence(p["rows"], p["features"], image, p["noise_weight"])
         score = combined_score(model_score, evidence.score, self.score_scale)
         presence, expected = out["presence"][0].numpy(), out["expected"][0].numpy()
         slices = None
