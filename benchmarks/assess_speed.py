@@ -70,15 +70,18 @@ def evidence_cost(path: Path, repeats: int = 10) -> dict[str, float]:
     """Single-thread seconds per 512² slice of the measure input (and of the same rows on a
     128-px view, what a faster model would read once retrained on them), of its streak index,
     of the classical measures (`compute_measures`, what `--no-measures` skips), of the body mask
-    (`body_and_anatomy`, taken by both, on the slice and on its view) and of the prompt
-    classifier's modality guess (run only for files that do not state a modality)."""
+    (`body_and_anatomy`, taken by both, on the slice and on its view), of the check whether the
+    view averages noise away (`fine_noise` of the slice) and of the full-plane features taken
+    where it does (`feature_vector`), and of the prompt classifier's modality guess (run only
+    for files that do not state a modality)."""
     import torch
 
     from medq.assess.artifacts import streak_index
-    from medq.assess.evidence import EVIDENCE_SIZE, evidence_rows, read_plane
+    from medq.assess.evidence import EVIDENCE_SIZE, evidence_rows, feature_vector, read_plane
     from medq.assess.filters import shrink
     from medq.assess.masks import body_and_anatomy
     from medq.assess.measures import compute_measures
+    from medq.assess.plane_signal import fine_noise
     from medq.assess.prompt_classifier import load_classifier
     from medq.io import load
 
@@ -94,6 +97,8 @@ def evidence_cost(path: Path, repeats: int = 10) -> dict[str, float]:
                      ("streak_index_of_view", lambda: streak_index(view)),
                      ("body_mask", lambda: body_and_anatomy(plane, image.modality)),
                      ("body_mask_of_view", lambda: body_and_anatomy(view, image.modality)),
+                     ("noise_check", lambda: fine_noise(plane, image.modality)),
+                     ("full_plane_features", lambda: feature_vector(image)),
                      ("classical_measures", lambda: compute_measures(image.array,
                                                                      image.modality)),
                      ("prompt_classifier", lambda: guess(untagged, ("modality", "type")))):

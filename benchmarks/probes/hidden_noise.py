@@ -24,11 +24,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from medq.assess.detector import Evidence
+    from medq.image import MedImage
 
-def _noise(evidence: object) -> str:
+
+def _noise(evidence: Evidence) -> str:
     """The noise a reading reports ('-' for none)."""
     from medq.assess.models.blocks import FINDING_TYPES
 
@@ -70,12 +75,11 @@ def white() -> None:
                   f"{_noise(view):>10s}  {_noise(now):>14s}  {view.score:.2f} → {now.score:.2f}")
 
 
-def _gap(image: object) -> float:
-    """The mean `finer` gap of an image's planes."""
+def _gap(image: MedImage) -> float:
+    """The mean `finer` gap of an image's planes (`EvidencePass.gap`)."""
     from medq.assess.evidence import evidence_pass
 
-    gaps = [g for g in evidence_pass(image).finer if np.isfinite(g)]
-    return float(np.mean(gaps)) if gaps else float("nan")
+    return evidence_pass(image, compare=True).gap
 
 
 def bench(model_name: str) -> None:
@@ -115,7 +119,8 @@ def bench(model_name: str) -> None:
             continue
         view = read_evidence(loaded.rows, str(data["modality"][i]))
         now = assessed_evidence(loaded.rows, loaded.features, loaded.image, loaded.noise_weight)
-        after[i] = combined_score(float(pred[i]), now.score)
+        if loaded.noise_weight > 0.0:  # else the stored rows' score stands
+            after[i] = combined_score(float(pred[i]), now.score)
         per_source.setdefault(name, []).append((loaded.noise_weight, now.score - view.score))
     print(f"{'source':16s} {'larger':>6s} {'read':>4s} {'weight':>6s} "
           "mean evidence change where read")

@@ -211,11 +211,8 @@ def _read(detector: Detector, x: np.ndarray, modality: str
           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """One image's presence probabilities and severities `[types]`, with the mask of the types
     the engine can produce for its modality and their presence thresholds."""
-    from medq.assess.assessment import finding_types_for
-
     prob, sev = detector.predict(x)
-    kinds = finding_types_for(modality)
-    return (prob[0], sev[0], np.array([t in kinds for t in FINDING_TYPES]),
+    return (prob[0], sev[0], _allowed(modality),
             np.array([detector.threshold(t, modality) for t in FINDING_TYPES]))
 
 
@@ -264,8 +261,8 @@ def assessed_evidence(rows: np.ndarray, features: np.ndarray | None, image: Any,
     calibration on its full-plane `features` (`worse_of`): pixel-level noise shows on the full
     planes only, blur wider than the calibration's images on the views only; for one whose
     views average noise away (`noise_weight` > 0), `PIXEL_TYPES` alone moved that far from the
-    views' reading towards the worse of the two (`towards`). The full planes are read when that
-    calibration reads features alone."""
+    views' reading towards the worse of the two. The full planes are read when that calibration
+    reads features alone."""
     from medq.assess.evidence import FEATURE_NAMES, reads_full_planes
 
     view = read_evidence(rows, image.modality)
@@ -273,67 +270,50 @@ def assessed_evidence(rows: np.ndarray, features: np.ndarray | None, image: Any,
     if features is None or detector.uses_heads \
             or len(features) != len(FEATURE_NAMES) + len(detector.extras):
         return view
-    full = evidence_of(detector, features, image.modality)
     if reads_full_planes(image):
-        return worse_of(view, full, image.modality)
+        return worse_of(view, evidence_of(detector, features, image.modality), image.modality)
     if noise_weight > 0.0:
-        return towards(view, worse_of(view, full, image.modality, PIXEL_TYPES), noise_weight,
-                       image.modality)
+        weight = np.array([noise_weight if t in PIXEL_TYPES else 0.0 for t in FINDING_TYPES])
+        return worse_of(view, evidence_of(detector, features, image.modality), image.modality,
+                        weight)
     return view
 
 
-def towards(a: Evidence, b: Evidence, weight: float, modality: str) -> Evidence:
-    """Reading `a` moved a fraction `weight` (0–1) of the way to reading `b`, which is no better
-    for any type (`worse_of`): presence probabilities and confidence-weighted severities
-    interpolated, a type reported where `a` reports it, or `b` does and its weighted severity
-    reaches mild, at the larger of `a`'s severity and the weighted one; stated absent where `a`
-    states it and `b` does too, or the type is unreported with a weighted severity below
-    `BELOW_MILD_FLOOR`. The score follows the weighted severities, so it moves smoothly with
-    `weight`."""
-    from medq.assess.assessment import finding_types_for
-
-    allowed = np.array([t in finding_types_for(modality) for t in FINDING_TYPES])
-    weighted = a.weighted + weight * (b.weighted - a.weighted)
-    reported = {j: max(a.decision.reported.get(j, 0.0), float(weighted[j]))
-                for j in {*a.decision.reported, *b.decision.reported}
-                if j in a.decision.reported or weighted[j] >= SEVERITY_BOUNDS[0]}
-    normal = [j for j in a.decision.normal if j in b.decision.normal
-              or (j not in reported and weighted[j] < BELOW_MILD_FLOOR)]
-    return Evidence(weighted_score(weighted, allowed), a.prob + weight * (b.prob - a.prob),
-                    Decision(reported, normal, []), weighted)
-
-
 def worse_of(a: Evidence, b: Evidence, modality: str,
-             only: tuple[str, ...] | None = None) -> Evidence:
+             weight: float | np.ndarray = 1.0) -> Evidence:
     """Two readings of one image as one, each finding type as the worse of the two: the larger
     confidence-weighted severity and presence probability (each reading's against its own
     thresholds), reported when either reports it, at the larger of the reported and weighted
     severities (within one reading a reported type's weighted severity is its severity, so the
     score, `weighted_score` of the weighted severities, counts what the findings say), stated
-    absent when both do; `only`: the types `b` may change, the others `a`'s alone. No sub-mild
-    estimates (the assessment reads none)."""
+    absent when both do. `weight` (one number, or one per finding type, 0–1): how far each type
+    moves from `a`'s reading to that worse one (clipped to 0–1) — probabilities, weighted and
+    reported severities interpolated, so the score moves smoothly with it; a type only `b`
+    reports is reported, and one only `a` states absent is no longer stated so, once the
+    weight reaches a half (below it a type whose weighted severity has grown shows among the
+    assessment's suspected types). No sub-mild estimates (the assessment reads none)."""
+    w = np.broadcast_to(np.clip(np.nan_to_num(np.asarray(weight, dtype=np.float64)), 0.0, 1.0),
+                        (len(FINDING_TYPES),))
+    weighted = a.weighted + w * (np.maximum(a.weighted, b.weighted) - a.weighted)
+    reported = {}
+    for j in {*a.decision.reported, *b.decision.reported}:
+        mine = a.decision.reported.get(j, float(a.weighted[j]))
+        worse = max(a.decision.reported.get(j, 0.0), b.decision.reported.get(j, 0.0),
+                    float(max(a.weighted[j], b.weighted[j])))
+        if j in a.decision.reported or w[j] >= 0.5:
+            reported[j] = mine + float(w[j]) * (worse - mine)
+    normal = [j for j in a.decision.normal if j in b.decision.normal or w[j] < 0.5]
+    return Evidence(weighted_score(weighted, _allowed(modality)),
+                    a.prob + w * (np.maximum(a.prob, b.prob) - a.prob),
+                    Decision(reported, sorted(normal), []), weighted)
+
+
+def _allowed(modality: str) -> np.ndarray:
+    """The mask over FINDING_TYPES of the types the engine can produce for a modality."""
     from medq.assess.assessment import finding_types_for
 
-    if only is not None:
-        b = _kept(b, a, np.array([t in only for t in FINDING_TYPES]))
-    allowed = np.array([t in finding_types_for(modality) for t in FINDING_TYPES])
-    weighted = np.maximum(a.weighted, b.weighted)
-    reported = {j: max(a.decision.reported.get(j, 0.0), b.decision.reported.get(j, 0.0),
-                       float(weighted[j]))
-                for j in {*a.decision.reported, *b.decision.reported}}
-    normal = sorted(set(a.decision.normal) & set(b.decision.normal))
-    return Evidence(weighted_score(weighted, allowed), np.maximum(a.prob, b.prob),
-                    Decision(reported, normal, []), weighted)
-
-
-def _kept(b: Evidence, a: Evidence, keep: np.ndarray) -> Evidence:
-    """Reading `b` with every type outside `keep` (a mask over FINDING_TYPES) as `a` reads it."""
-    reported = {j: v for j, v in b.decision.reported.items() if keep[j]}
-    reported.update({j: v for j, v in a.decision.reported.items() if not keep[j]})
-    normal = [j for j in b.decision.normal if keep[j]] + \
-        [j for j in a.decision.normal if not keep[j]]
-    return Evidence(b.score, np.where(keep, b.prob, a.prob), Decision(reported, normal, []),
-                    np.where(keep, b.weighted, a.weighted))
+    kinds = finding_types_for(modality)
+    return np.array([t in kinds for t in FINDING_TYPES])
 
 
 def read_evidence(rows: np.ndarray, modality: str) -> Evidence:

@@ -251,7 +251,7 @@ def load_measured(item: Item, modality: str | None, measures: bool,
         found = guessed_modality(image)  # one guess: for the prompt and the reading
         image = with_guessed_modality(image, found)
         indices = input_indices(image)
-        taken = evidence_pass(image, indices, extras=extras)  # streak index taken once
+        taken = evidence_pass(image, indices, extras=extras, compare=True)  # streaks once
         planes = plane_measures(image, indices, taken.streaks) if measures else None
         weight = taken.noise_weight if any(  # the noise the views average away
             t in finding_types_for(image.modality) for t in PIXEL_TYPES) else 0.0

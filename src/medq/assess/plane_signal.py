@@ -17,6 +17,7 @@ from scipy import ndimage as ndi
 
 from medq.assess.filters import power_spectrum, wide_gaussian
 from medq.assess.iqms import haar_details, haar_diagonal, inner_blocks, noise_sigma_flat
+from medq.assess.masks import body_threshold
 from medq.assess.morphology import erode_cross
 
 BANDS = (0.0, 0.02, 0.04, 0.07, 0.1, 0.14, 0.2, 0.28, 0.36, 0.5)
@@ -50,6 +51,25 @@ def diagonal_sigma(a: np.ndarray, fg: np.ndarray) -> float:
     """σ of a plane's finest Haar diagonal details over the 2×2 blocks inside `fg`
     (`_robust_sigma`): Gaussian white noise reads as its σ."""
     return _robust_sigma(haar_diagonal(a)[inner_blocks(fg)])
+
+
+def body_contrast(body: np.ndarray) -> float:
+    """The robust contrast C = P99 − P1 of a body's pixel values (floored above 0), which the
+    noise features are divided by."""
+    lo, hi = np.percentile(body, [1.0, 99.0])
+    return max(float(hi - lo), EPS * (1.0 + abs(float(hi))))
+
+
+def fine_noise(a: np.ndarray, modality: str) -> float:
+    """A whole plane's finest noise, cheaply: ln(σ of its finest Haar diagonal details over its
+    thresholded body (`masks.body_threshold`, no clean-up; the whole plane for a body under 64
+    px) / that body's contrast), about 5 ms on a 512² plane where the `noise_hh` feature's
+    cleaned body mask takes as long again (the two masks can read a plane with structure
+    outside its body up to about 0.2 apart); `a` as the features read it (`evidence.read_plane`)."""
+    fg = a > body_threshold(a, modality)
+    if fg.sum() < 64:
+        fg = np.ones_like(fg)
+    return log_floored(diagonal_sigma(a, fg) / body_contrast(a[fg]))
 
 
 def noise_stats(a: np.ndarray, fg: np.ndarray, contrast: float,

@@ -161,8 +161,8 @@ def assess_scores(pred: np.ndarray, data: dict[str, np.ndarray]) -> np.ndarray:
     """The scores `medq assess` gives the items: each model score combined with the evidence
     score of the item's stored evidence rows (`assessment.combined_score`; the benchmark's
     items are no larger than `evidence.LARGE_PLANE`, so their evidence is their views', but for
-    the few whose views hide pixel-level noise, which `medq assess` also reads on the full
-    planes: `benchmarks/probes/hidden_noise.py` scores those)."""
+    the noise of those whose views average it away, which `medq assess` also reads on the full
+    planes: `benchmarks/probes/hidden_noise.py` scores them)."""
     from medq.assess.assessment import combined_score
     from medq.assess.detector import read_evidence
 
