@@ -142,6 +142,10 @@ def test_the_worse_of_two_readings_moves_each_type_by_its_weight() -> None:
     assert steps[5].decision.reported[noise] == pytest.approx(1.0)
     assert steps[5].decision.normal == [] and steps[5].prob[noise] == pytest.approx(0.45)
     assert steps[-1].decision.reported == {blur: 1.0, noise: 2.0}
+    faint = Evidence(0.0, zeros.copy(), Decision({noise: 0.6}, [], []), zeros.copy())
+    faint.weighted[noise] = 0.6
+    halfway = np.where(np.arange(len(FINDING_TYPES)) == noise, 0.5, 0.0)
+    assert worse_of(views, faint, "CT", halfway).decision.reported[noise] == 0.5  # mild at least
 
 
 def head_ct() -> MedImage:

@@ -300,8 +300,8 @@ def worse_of(a: Evidence, b: Evidence, modality: str,
         mine = a.decision.reported.get(j, float(a.weighted[j]))
         worse = max(a.decision.reported.get(j, 0.0), b.decision.reported.get(j, 0.0),
                     float(max(a.weighted[j], b.weighted[j])))
-        if j in a.decision.reported or w[j] >= 0.5:
-            reported[j] = mine + float(w[j]) * (worse - mine)
+        if j in a.decision.reported or w[j] >= 0.5:  # a reported finding is at least mild
+            reported[j] = max(mine + float(w[j]) * (worse - mine), SEVERITY_BOUNDS[0])
     normal = [j for j in a.decision.normal if j in b.decision.normal or w[j] < 0.5]
     return Evidence(weighted_score(weighted, _allowed(modality)),
                     a.prob + w * (np.maximum(a.prob, b.prob) - a.prob),
