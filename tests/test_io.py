@@ -749,6 +749,13 @@ def test_a_single_coronal_or_sagittal_nifti_slice_is_a_2d_image_in_its_place(
     np.testing.assert_allclose(back.get_fdata(), voxels, rtol=1e-6)
     np.testing.assert_allclose(back.affine, affine, atol=1e-4)
     assert (back.get_qform(coded=True)[1], back.get_sform(coded=True)[1]) == (0, 2)  # as made
+    stored = nib.Nifti1Image((voxels * 1000).astype(np.int16), affine)  # a fractional value map
+    stored.header.set_slope_inter(0.5, 0.25)  # was lost: 0.25, 0.75, … came back as 0, 1, …
+    nib.save(stored, tmp_path / "mapped.nii")
+    back = nib.load(save(load(tmp_path / "mapped.nii"), tmp_path / "mapped_back.nii"))
+    assert back.get_data_dtype() == np.int16
+    assert (back.dataobj.slope, back.dataobj.inter) == (0.5, 0.25)
+    np.testing.assert_array_equal(back.get_fdata(), nib.load(tmp_path / "mapped.nii").get_fdata())
 
 
 def test_nifti_of_one_slice_is_a_2d_image_and_written_back_alike(tmp_path: Path) -> None:

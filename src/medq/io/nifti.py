@@ -398,12 +398,14 @@ def write_nifti(image: MedImage, path: str | Path, *, description: str | None = 
 
 def _in_voxel_order(img: Any, order: list[int] | None) -> Any:
     """`img` with its voxel axes back in the order its input stored them (a coronal or sagittal
-    slice read with its axis of length 1 moved last: `meta['voxel_order']`), frames alike."""
+    slice read with its axis of length 1 moved last: `meta['voxel_order']`), frames and value
+    map alike."""
     if not order or img.ndim != 3 or img.shape[2] != 1:
         return img
     back = tuple(int(a) for a in np.argsort(order))
     out = nib.Nifti1Image(np.transpose(np.asanyarray(img.dataobj), back),
                           columns_in_order(img.affine, back), header=img.header)
+    out.header.set_slope_inter(*img.header.get_slope_inter())  # a new image resets the map
     for kind in ("qform", "sform"):
         matrix, code = getattr(img, f"get_{kind}")(coded=True)
         getattr(out, f"set_{kind}")(None if matrix is None else columns_in_order(matrix, back),
