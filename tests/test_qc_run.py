@@ -817,12 +817,12 @@ def test_a_run_stopped_while_its_model_loads_says_so_and_leaves_no_database(
     assert json.loads(res.stdout)["interrupted"] is True and not db.exists()
     import medq.qc.store as store_module
 
-    def half_made(url: object, **_: object) -> None:  # stopped while the schema is written
-        Path(str(url)).write_bytes(b"")
+    def half_made(engine: object) -> None:  # stopped while the schema is written
+        assert db.exists()  # the file is made by then
         raise KeyboardInterrupt
 
     with monkeypatch.context() as patch:
-        patch.setattr(store_module, "Store", half_made)
+        patch.setattr(store_module, "create_schema", half_made)
         res = run_medq("qc", "run", tmp_path / "archive", "--db", db)
     assert res.returncode == 130 and not db.exists(), res.stderr
     assert "interrupted while opening the results database" in res.stderr

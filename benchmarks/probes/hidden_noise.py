@@ -104,7 +104,7 @@ def bench(model_name: str) -> None:
     after = before.copy()
     jobs = ordered_jobs(plan, "test")
     assert [j[0] for j in jobs] == data["source"].tolist(), "stored order differs"
-    per_source: dict[str, list[tuple[bool, float]]] = {}
+    per_source: dict[str, list[tuple[float, float]]] = {}
     for i, (name, dim, seed) in enumerate(jobs):
         if i % 100 == 0:
             print(f"item {i} of {len(jobs)}", file=sys.stderr, flush=True)

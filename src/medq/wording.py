@@ -13,3 +13,8 @@ def first_of(items: list[object], n: int, sep: str = ", ") -> str:
     """The first `n` items joined by `sep`, with " and K more" when there are more."""
     shown = sep.join(str(i) for i in items[:n])
     return shown + (f" and {len(items) - n} more" if len(items) > n else "")
+
+
+def joined(parts: list[str], word: str = "and") -> str:
+    """"a", "a and b", "a, b and c" (or another `word` than "and")."""
+    return parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} {word} {parts[-1]}"

@@ -271,12 +271,13 @@ def assessed_evidence(rows: np.ndarray, features: np.ndarray | None, image: Any,
             or len(features) != len(FEATURE_NAMES) + len(detector.extras):
         return view
     if reads_full_planes(image):
-        return worse_of(view, evidence_of(detector, features, image.modality), image.modality)
-    if noise_weight > 0.0:
+        weight = np.ones(len(FINDING_TYPES))
+    elif noise_weight > 0.0:
         weight = np.array([noise_weight if t in PIXEL_TYPES else 0.0 for t in FINDING_TYPES])
-        return worse_of(view, evidence_of(detector, features, image.modality), image.modality,
-                        weight)
-    return view
+    else:
+        return view
+    return worse_of(view, evidence_of(detector, features, image.modality), image.modality,
+                    weight)
 
 
 def worse_of(a: Evidence, b: Evidence, modality: str,

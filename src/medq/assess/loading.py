@@ -251,10 +251,10 @@ def load_measured(item: Item, modality: str | None, measures: bool,
         found = guessed_modality(image)  # one guess: for the prompt and the reading
         image = with_guessed_modality(image, found)
         indices = input_indices(image)
-        taken = evidence_pass(image, indices, extras=extras, compare=True)  # streaks once
+        noisy = any(t in finding_types_for(image.modality) for t in PIXEL_TYPES)
+        taken = evidence_pass(image, indices, extras=extras, compare=noisy)  # streaks once
         planes = plane_measures(image, indices, taken.streaks) if measures else None
-        weight = taken.noise_weight if any(  # the noise the views average away
-            t in finding_types_for(image.modality) for t in PIXEL_TYPES) else 0.0
+        weight = taken.noise_weight  # the noise the views average away
         wanted = load_detector().extras if features is None and (
             weight > 0.0 or reads_full_planes(image)) else features
         vector = None if wanted is None else feature_vector(

@@ -126,7 +126,6 @@ def run(
     """Assess every item of an archive; unchanged items already in the database are skipped."""
     from medq.assess.weights import load_weights
     from medq.io.archive import unopened
-    from medq.qc.database import JOURNAL_SUFFIXES, sqlite_file
     from medq.qc.planning import running_alongside
     from medq.qc.runner import RunInterrupted, model_key, run_qc
     from medq.qc.signals import repeat_ignored
@@ -140,8 +139,6 @@ def run(
 
     began = time.monotonic()
     outcome = Outcome()  # an unknown or broken model fails here, before any database or worker
-    new_file = sqlite_file(db)  # what a stop while the database is made removes, if new
-    new_file = None if new_file is None or new_file.exists() else new_file
     with sigterm_as_ctrl_c() as terminated:  # SIGTERM: stopped as Ctrl-C stops it
         stage = "loading the model"
         try:
@@ -149,9 +146,7 @@ def run(
                 outcome.exit()
             stage = "opening the results database"
             store = outcome.run(db, lambda: Store(db))
-        except KeyboardInterrupt as e:  # nothing is stored yet
-            for suffix in JOURNAL_SUFFIXES if new_file else ():
-                Path(f"{new_file}{suffix}").unlink(missing_ok=True)
+        except KeyboardInterrupt as e:  # nothing is stored yet (a half-made file: Store's)
             _stopped(f"interrupted while {stage}; nothing was assessed", {}, as_json, began)
             raise typer.Exit(143 if terminated else 130) from e
     if isinstance(store, BaseException):

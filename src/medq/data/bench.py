@@ -281,5 +281,4 @@ def build(plan: BenchPlan, split: str, workers: int | None = None, progress: boo
         cache_dir() / "bench" / plan.key(), split, plan,
         lambda: map_jobs(partial(_run, plan=plan), ordered_jobs(plan, split), workers, progress,
                          f"building {split} benchmark"),
-        pack, lambda it: {"source": it["source"], "dim": it["dim"], "records": it["records"],
-                          "score": it["score"]})
+        pack, ("source", "dim", "records", "score"))

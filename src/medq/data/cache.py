@@ -6,15 +6,17 @@ with a progress bar, and kept as one `.npz` per split under `cache_dir()` — ne
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from medq.errors import InvalidParameter
-from medq.io.atomic import atomic_path
+from medq.io.atomic import atomic_path, atomic_write_text
 
 
 def cache_dir() -> Path:
@@ -92,15 +94,10 @@ def _logged(results: Iterable[Any], total: int, label: str) -> Iterator[Any]:
 
 def cached_split(folder: Path, split: str, plan: Any, build: Callable[[], list[dict[str, Any]]],
                  pack: Callable[[list[dict[str, Any]]], dict[str, np.ndarray]],
-                 record: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, np.ndarray]:
+                 keys: tuple[str, ...]) -> dict[str, np.ndarray]:
     """One split (`train` or `test`) of a deterministic simulated set: read from
     `folder/<split>.npz` when cached, else `build()`'s items packed by `pack` and stored there,
-    with each item's `record` (`<split>.records.json`) and the `plan` dataclass (`plan.json`)."""
-    import json
-    from dataclasses import asdict
-
-    from medq.io.atomic import atomic_write_text
-
+    with each item's `keys` (`<split>.records.json`) and the `plan` dataclass (`plan.json`)."""
     if split not in ("train", "test"):
         raise InvalidParameter(f"split must be 'train' or 'test', got {split!r}")
     cached = read_npz(folder / f"{split}.npz")
@@ -109,6 +106,7 @@ def cached_split(folder: Path, split: str, plan: Any, build: Callable[[], list[d
     items = build()
     packed = pack(items)
     write_npz(folder / f"{split}.npz", packed)
-    atomic_write_text(folder / f"{split}.records.json", json.dumps([record(i) for i in items]))
+    atomic_write_text(folder / f"{split}.records.json",
+                      json.dumps([{k: i[k] for k in keys} for i in items]))
     atomic_write_text(folder / "plan.json", json.dumps(asdict(plan), indent=2))
     return packed

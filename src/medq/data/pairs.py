@@ -301,4 +301,4 @@ def build_pairs(plan: PairPlan, workers: int | None = None, progress: bool = Tru
         cache_dir() / "restore" / plan.key(), plan.split, plan,
         lambda: map_jobs(partial(_run, plan=plan), _jobs(plan), workers, progress,
                          f"building {plan.split} restoration pairs", chunksize=4),
-        pack, lambda p: {"task": p["task"], "source": p["source"], "records": p["records"]})
+        pack, ("task", "source", "records"))

@@ -17,6 +17,7 @@ from typing import Any
 
 from medq.assess.noisy_slices import found, spiked
 from medq.describe.schema import Finding
+from medq.wording import joined
 
 SEVERITY_WORDS = {"mild": ("mild", "slight"), "moderate": ("moderate", "noticeable"),
                   "severe": ("severe", "marked")}
@@ -162,11 +163,6 @@ def _measured(finding: Finding, modality: str) -> str:
 
 def _sentence(clause: str) -> str:
     return clause[0].upper() + clause[1:] + "."
-
-
-def joined(parts: list[str], word: str = "and") -> str:
-    """"a", "a and b", "a, b and c" (or another `word` than "and")."""
-    return parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} {word} {parts[-1]}"
 
 
 def named(findings: list[Any]) -> list[str]:

@@ -349,11 +349,10 @@ def save(image: MedImage | np.ndarray, path: str | Path, *, reference: str | Pat
         image = image.evolve(array=with_nonfinite(image.array, image))  # reading set aside
     fmt = check_writable(image, p)
     try:
-        if fmt not in ("dicom", "dicom-series"):
-            check_sidecar_writable(p)  # before the image: a failed record replaces nothing
-            image = as_displayed(image)  # no photometric tag: a MONOCHROME1 image as shown
         if fmt in ("dicom", "dicom-series"):
             return dicom_write.write_dicom(image, p, reference=reference, description=description)
+        check_sidecar_writable(p)  # before the image: a failed record replaces nothing
+        image = as_displayed(image)  # no photometric tag: a MONOCHROME1 image as shown
         extra: dict = {}  # what a format's sidecar adds (a grey JPEG's value map)
         if fmt == "nifti":
             written = nifti.write_nifti(image, p, description=description)

@@ -166,16 +166,15 @@ def distinct_instances(datasets: list[Dataset], paths: list[Path]
     two different slices at one position stay, and the series is refused by `assemble`. Of the
     copies of one SOPInstanceUID the first whose pixel data is whole is read (`whole_pixels`: a
     copy cut short in a re-send, whatever its name, does not spoil the series)."""
-    whole = [whole_pixels(ds) for ds in datasets]
+    uids = [str(ds.get("SOPInstanceUID") or "") for ds in datasets]
     chosen: dict[str, int] = {}
-    for i, ds in enumerate(datasets):
-        uid = str(ds.get("SOPInstanceUID") or "")
-        if uid and (uid not in chosen or whole[i] and not whole[chosen[uid]]):
+    for i, uid in enumerate(uids):  # a copy's bytes are counted only where its UID repeats
+        if uid and (uid not in chosen or whole_pixels(datasets[i])
+                    and not whole_pixels(datasets[chosen[uid]])):
             chosen[uid] = i
     placed: dict[tuple[float, ...], list[bytes]] = {}
     kept = []
-    for i, (ds, path) in enumerate(zip(datasets, paths, strict=True)):
-        uid = str(ds.get("SOPInstanceUID") or "")
+    for i, (ds, path, uid) in enumerate(zip(datasets, paths, uids, strict=True)):
         if uid and chosen[uid] != i:
             continue
         where, pixels = _position(ds), ds.get("PixelData")

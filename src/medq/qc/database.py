@@ -107,13 +107,9 @@ JOURNAL_SUFFIXES = ("", "-wal", "-shm", "-journal")
 """The files a SQLite database is kept in: the database, then its journal files."""
 
 
-def sqlite_file(url: str | Path) -> Path | None:
-    """The SQLite file a database path or URL names (absolute); None for a database server, an
-    in-memory database or a URL that cannot be parsed."""
-    try:
-        parsed = sa.engine.make_url(database_url(url))
-    except SQLAlchemyError:
-        return None
+def _sqlite_file(parsed: Any) -> Path | None:
+    """The SQLite file a parsed database URL names (absolute); None for a database server or
+    an in-memory database."""
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
         return None
     return Path(parsed.database).expanduser().resolve()
@@ -129,7 +125,7 @@ def open_database(url: str | Path, *, create: bool = True) -> Database:
         raise InvalidParameter(f"not a database URL ({e})", str(url)) from e
     display_url = parsed.render_as_string(hide_password=True)
     dialect = parsed.get_backend_name()
-    database_file = sqlite_file(url)
+    database_file = _sqlite_file(parsed)
     on_file = database_file is not None
     created = database_file is not None and not database_file.exists()
     read_only = False

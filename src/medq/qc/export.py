@@ -88,7 +88,7 @@ def item_row(item: dict[str, Any], flat: bool) -> dict[str, Any]:
     row["noisy_slices"] = outliers
     row["noisy_slice_count"] = None if outliers is None else len(
         set(outliers.get("slices") or []) | set(spiked(outliers)))
-    gaps = row["slice_gaps"] = item.get("slice_gaps")
+    gaps = row["slice_gaps"]
     row["missing_slices"] = int(gaps.get("missing_slices") or 0) if gaps else None
     if not flat:
         row["measures"] = item.get("measures")

@@ -92,6 +92,10 @@ class Store:
         except InvalidParameter:
             self.engine.dispose()
             raise
+        except KeyboardInterrupt:  # stopped while the file is made: no half-made database left
+            self.engine.dispose()
+            self._remove_made()
+            raise
         self._file_id = file_identity(self.database_file)
 
     @contextmanager
@@ -131,9 +135,13 @@ class Store:
         database that readers would accept."""
         written = self.created and (self.runs() or self.count())
         self.close()
-        if self.created and not written:
-            for path in self.own_files:
-                path.unlink(missing_ok=True)
+        if not written:
+            self._remove_made()
+
+    def _remove_made(self) -> None:
+        """Remove the SQLite file and its journal files when opening made them."""
+        for path in self.own_files if self.created else ():
+            path.unlink(missing_ok=True)
 
     def __enter__(self) -> Store:
         return self

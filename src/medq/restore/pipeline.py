@@ -30,7 +30,7 @@ import numpy as np
 
 from medq.assess.assessment import as_assessed
 from medq.assess.models.blocks import FINDING_TYPES
-from medq.describe.text import joined, named
+from medq.describe.text import named
 from medq.errors import InvalidParameter
 from medq.image import MedImage
 from medq.io.arrays import with_nonfinite
@@ -47,6 +47,7 @@ from medq.restore.apply import (
 from medq.restore.checks import DENOISED, took_anatomy
 from medq.restore.classical import METHODS as CLASSICAL
 from medq.restore.consistency import described, reports_noise
+from medq.wording import joined
 
 METHODS = ("auto", "net", *CLASSICAL)
 """Values of `method` (`auto` is the network, gated)."""

@@ -12,7 +12,7 @@ from medq.data.bench import LADDER_WEIGHT
 from medq.data.items import LADDER_RUNGS
 from medq.data.sources import TEST_ZONE, sources
 from medq.train.config import TrainConfig, config_path
-from medq.wording import plural
+from medq.wording import first_of, joined, plural
 
 
 def number(value: float | None, spec: str = ".3f") -> str:
@@ -175,9 +175,7 @@ def _tagged_text(record: dict[str, Any]) -> str:
         ("unreadable", "unreadable"), ("duplicates", "copies of another file"),
         ("excluded", "held out by --scores, or of its held-out patients"),
         ("implausible", "with a value out of range (not taken)")) if t.get(k))
-    held = ", ".join(f"`{p}`" for p in t["held_out_items"][:20])
-    more = len(t["held_out_items"]) - 20
-    held += f" and {more} more" if more > 0 else ""
+    held = first_of([f"`{p}`" for p in t["held_out_items"]], 20)
     lines = ["| target | n | SRCC | MAE (doublings) |", "|---|---|---|---|"]
     lines += [f"| {k} | {m['n']} | {number(m['srcc'])} | {number(m['mae_doublings'], '.2f')} |"
               for k, m in t["metrics"].items()]
@@ -263,7 +261,6 @@ noise-free and often show only part of the body.
 def prompt_card_text(cfg: TrainConfig, record: dict[str, Any], net: Any) -> str:
     """The prompt classifier's model card as Markdown."""
     from medq.assess.prompt_classifier import VOLUME_PLANES
-    from medq.describe.text import joined
 
     n_params = sum(p.numel() for p in net.parameters())
 

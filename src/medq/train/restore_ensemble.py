@@ -11,11 +11,11 @@ and the held-out check of the ensemble and of each member.
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
+from medq.jsonsafe import plain
 from medq.train.config import TrainConfig, config_path
 
 RECIPE_KEYS = ("fingerprint", "args", "train_plan", "extra_plan")
@@ -63,7 +63,7 @@ def planned_recipe(cfg: TrainConfig) -> dict[str, Any]:
                "args": dict(build_model(cfg.model, **cfg.model_args).args),
                "train_plan": plan_from(cfg, "train").key(),
                "extra_plan": extra.key() if extra else None}
-    return json.loads(json.dumps(planned, default=float))  # as a record reads back
+    return plain(planned)  # as a record reads back
 
 
 def finished_member(cfg: TrainConfig) -> dict[str, Any] | None:
@@ -105,9 +105,8 @@ def assemble(cfg: TrainConfig, folders: list[Path], records: list[dict[str, Any]
                            "wall_time_s": r["wall_time_s"], "metrics": r["metrics"]}
                           for k, (r, f) in enumerate(zip(records, folders, strict=True))],
               "metrics": evaluate_pairs(model, test, model.conditioning), "history": []}
-    record = json.loads(json.dumps(record, default=float))
-    write_run(out, lambda path, rec: save_checkpoint(model, path, rec), cfg, record,
-              lambda rec: ensemble_card(cfg, rec, records))
+    record = write_run(out, lambda path, rec: save_checkpoint(model, path, rec), cfg, record,
+                       lambda rec: ensemble_card(cfg, rec, records))
     log(f"{cfg.name}: ensemble of {len(folders)} members → {out}")
     return record
 

@@ -14,7 +14,6 @@ metrics and model card go to the run folder.
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 import time
 from typing import Any
@@ -224,9 +223,8 @@ def train_restorer(cfg: TrainConfig, log: Any) -> dict[str, Any]:
               "train_pairs": int(len(data["shape"])),
               "test_pairs": int(len(test["shape"])), "metrics": metrics, "history": history,
               "resumed": ck.resumed}
-    record = json.loads(json.dumps(record, default=float))
-    write_run(out, lambda path, rec: save_checkpoint(model, path, rec), cfg, record,
-              lambda rec: card_text(cfg, rec))
+    record = write_run(out, lambda path, rec: save_checkpoint(model, path, rec), cfg, record,
+                       lambda rec: card_text(cfg, rec))
     ck.done()
     log(f"{cfg.name}: done in {record['wall_time_s']:.0f} s → {out}")
     return record

@@ -14,10 +14,11 @@ from medq.train.config import TrainConfig
 
 
 def write_run(out: Path, save_model: Callable[[Path, dict[str, Any]], Any], cfg: TrainConfig,
-              record: dict[str, Any], card: Callable[[dict[str, Any]], str]) -> None:
+              record: dict[str, Any], card: Callable[[dict[str, Any]], str]) -> dict[str, Any]:
     """Write a run's folder: `model.pt` by `save_model(path, record)`, `metrics.json`,
     `config.yaml` and `card.md` (`card(record)`), the record written JSON-safe
-    (`jsonsafe.plain`: a NaN loss is null, never JSON's invalid `NaN`)."""
+    (`jsonsafe.plain`: a NaN loss is null, never JSON's invalid `NaN`); returns that record, as
+    a finished run's reads back."""
     from medq.io.atomic import make_folder
 
     out = make_folder(out)
@@ -26,6 +27,7 @@ def write_run(out: Path, save_model: Callable[[Path, dict[str, Any]], Any], cfg:
     atomic_write_text(out / "metrics.json", json.dumps(safe, indent=2, allow_nan=False))
     write_config(out, cfg, safe)
     atomic_write_text(out / "card.md", card(safe))
+    return safe
 
 
 def quality_run(out: Path, model: Any, cfg: TrainConfig, record: dict[str, Any]) -> None:
