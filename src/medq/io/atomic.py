@@ -23,6 +23,15 @@ if TYPE_CHECKING:
     from medq.errors import InvalidParameter
 
 
+def file_in_the_way(folder: str | Path) -> Path | None:
+    """The file standing where `folder` or one of its parents has to be a folder (the nearest
+    of them that exists, when it is no folder), else None."""
+    for path in (Path(folder), *Path(folder).parents):
+        if path.exists():
+            return None if path.is_dir() else path
+    return None
+
+
 def make_folder(folder: str | Path, target: str | Path | None = None) -> Path:
     """Create `folder` and its parents; InvalidParameter naming `target` (default: the folder)
     when a file stands where a folder has to be, or the folder cannot be made."""
@@ -32,8 +41,7 @@ def make_folder(folder: str | Path, target: str | Path | None = None) -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError) as e:
-        blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()),
-                       folder)
+        blocker = file_in_the_way(folder) or folder
         raise InvalidParameter(f"cannot write: {blocker} is a file, not a folder",
                                target or folder) from e
     except OSError as e:

@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from medq.io.atomic import atomic_write_text
+from medq.io.atomic import atomic_write_text, file_in_the_way
 
 _MULTI_SUFFIXES = (".nii.gz",)
 
@@ -123,8 +123,7 @@ def check_sidecar_writable(image_path: str | Path) -> None:
     target = sidecar_target(image_path)
     if target.exists() and not target.is_file():
         raise InvalidParameter(f"cannot write its record {target}: not a file", image_path)
-    blocker = next((p for p in (target.parent, *target.parent.parents)
-                    if p.exists() and not p.is_dir()), None)
+    blocker = file_in_the_way(target.parent)
     if blocker is not None:
         raise InvalidParameter(f"cannot write: {blocker} is a file, not a folder", image_path)
     folder = target.parent if target.parent.exists() else None
