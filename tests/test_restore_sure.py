@@ -74,7 +74,7 @@ def test_mild_mr_noise_is_no_longer_restored_into_a_worse_image(monkeypatch) -> 
     """The 64² MR with the engine's mildest noise: the network's whole correction took 5.7 dB off
     the input's PSNR (it smooths a small, detailed slice); scaled by SURE the loss is a fraction
     of that, the result's JSON says how much was kept, and a strongly noisy abdominal MR keeps
-    nearly all of its gain."""
+    nearly all of its gain (`net`: the network alone, which `auto` may set aside for BM3D)."""
     from medq.assess.predictor import Assessor
     from medq.restore import pipeline
 
@@ -85,7 +85,7 @@ def test_mild_mr_noise_is_no_longer_restored_into_a_worse_image(monkeypatch) -> 
         noisy, _ = simulate(image, "mr_noise", level=get_spec("mr_noise").level_at(severity),
                             seed=0)
         monkeypatch.setattr(sure, "applies", _applies if scaled else (lambda *a: False))
-        result = pipeline.restore(noisy, "auto", assessor=assessor, reassess=False)
+        result = pipeline.restore(noisy, "net", assessor=assessor, reassess=False)
         top = float(np.ptp(image.array))
         gain = psnr(result.image.array, image.array, data_range=top) - psnr(
             noisy.array, image.array, data_range=top)
@@ -117,15 +117,80 @@ def _held_out(name: str):
 def test_a_correction_sure_keeps_none_of_is_no_restoration(monkeypatch) -> None:
     """When SURE keeps none of the network's correction on every plane, the output is the input:
     it was reported as "Restored with the network"; now the image is returned unchanged and the
-    note says why."""
+    note says why (`net`, the network alone; `auto` may take BM3D's output instead)."""
     from medq.restore import pipeline
 
     image = _held_out("mr_small")
     noisy, _ = simulate(image, "mr_noise", level=get_spec("mr_noise").level_at(2.0), seed=0)
-    monkeypatch.setattr(sure, "sure_alpha", lambda *a: 0.0)
-    result = pipeline.restore(noisy, "auto", reassess=False)
+    monkeypatch.setattr(sure.Fit, "alpha", lambda self: 0.0)
+    result = pipeline.restore(noisy, "net", reassess=False)
     assert not result.changed and np.array_equal(result.image.array, noisy.array)
     assert result.sure_scale == 0.0 and "SURE kept none of it" in result.note
+
+
+@pytest.mark.parametrize("width", [0.7, 2.0])
+def test_sure_reads_the_error_of_a_scaled_correction_without_the_clean_image(width: float
+                                                                            ) -> None:
+    """`Fit.risk(α)`, SURE's error of the correction scaled by α, reads the true mean square
+    error against the clean slice (over the body) to within 10 % of that error or of the noise
+    variance, whichever is larger, for α = 0 (the input), ½, 1 and α*."""
+    clean = _mni_plane()
+    noisy = clean + 0.03 * np.random.default_rng(2).standard_normal(clean.shape)
+    smooth = ndi.gaussian_filter(noisy, width)
+    b, eps = sure.probe_of(noisy)
+    body = sure.body_of(noisy)
+    fit = sure.sure_fit(noisy, smooth, ndi.gaussian_filter(noisy + eps * b, width), b, eps, body)
+    assert fit is not None and fit.alpha() == sure.sure_alpha(
+        noisy, smooth, ndi.gaussian_filter(noisy + eps * b, width), b, eps, body)
+    for alpha in (0.0, 0.5, 1.0, fit.alpha()):
+        true = float(np.mean(((noisy - alpha * (noisy - smooth)) - clean)[body] ** 2))
+        assert abs(fit.risk(alpha) - true) < 0.1 * max(true, 0.03 ** 2), (alpha, true)
+
+
+def _rician(image, relative: float, seed: int):
+    """A magnitude image with Rician noise of σ = `relative` × the image's std (complex Gaussian
+    noise added to the real image; not medq's engine)."""
+    a = np.asarray(image.array, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    sigma = relative * a.std()
+    noisy = np.abs(a + sigma * (rng.standard_normal(a.shape) + 1j * rng.standard_normal(a.shape)))
+    return image.with_array(noisy.astype(np.float32))
+
+
+def test_auto_takes_bm3d_for_mr_noise_where_sure_reads_it_closer_to_the_clean_image() -> None:
+    """Rician noise on the held-out 64² head MR: the network's SURE-scaled correction gains
+    little or loses, BM3D gains; `auto` compares the two by SURE, takes BM3D's output inside
+    the body and says so (note, JSON, step log), while `net` keeps the network's. On the
+    engine's strong noise on a slice of the MNI template (a training source), where the
+    network is the better denoiser, `auto` keeps the network."""
+    from medq.assess.predictor import Assessor
+    from medq.restore import pipeline
+
+    assessor = Assessor(measures=False)
+    image = _held_out("mr_small")
+    noisy = _rician(image, 0.1, seed=4)
+    top = float(np.ptp(image.array))
+
+    def gain(result) -> float:
+        return psnr(result.image.array, image.array, data_range=top) - psnr(
+            noisy.array, image.array, data_range=top)
+
+    auto = pipeline.restore(noisy, "auto", assessor=assessor, reassess=False)
+    net = pipeline.restore(noisy, "net", assessor=assessor, reassess=False)
+    assert auto.findings_addressed == ["noise"] and net.denoiser is None
+    assert auto.denoiser == "bm3d" and auto.to_dict()["denoiser"] == "bm3d"
+    assert auto.model == net.model and auto.sure_scale == net.sure_scale  # outside the body
+    assert auto.image.meta["history"][-1]["denoiser"] == "bm3d"
+    assert "Restored with BM3D for noise inside the body (auto: SURE read it closer" in auto.note
+    assert gain(auto) > gain(net) + 0.5 and gain(auto) > 1.0
+    from medq.data.sources import sources
+
+    template = next(s for s in sources("train") if s.name == "mni_mr_train")
+    plane = template.draw(np.random.default_rng(0), "2d")
+    strong, _ = simulate(plane, "mr_noise", level=get_spec("mr_noise").level_at(2.0), seed=0)
+    kept = pipeline.restore(strong, "auto", assessor=assessor, reassess=False)
+    assert kept.findings_addressed == ["noise"]
+    assert kept.denoiser is None and kept.model is not None and kept.sure_scale is not None
 
 
 def test_a_slice_of_noise_alone_keeps_the_whole_correction() -> None:

@@ -1,14 +1,16 @@
-"""Probe: what SURE's scale of the network's noise correction (`medq.restore.sure`) does to MR
-restorations for noise alone, on training and on held-out sources. Each MR image is degraded by
+"""Probe: what SURE does to MR restorations for noise alone (`medq.restore.sure`), on training
+and on held-out sources: it scales the network's noise correction, and `auto` takes BM3D's
+output instead where SURE reads that closer to the clean image. Each MR image is degraded by
 medq's engine (`mr_noise` at severities 0.6, 1.3, 2.0, 2.7) and by MONAI's Rician noise (σ 3, 6,
 10 and 16 % of the image's std, as `benchmarks/independent.py`), then restored as `medq restore`
-runs it (assess → describe → gate → network), once with the SURE scale and once with the
-network's whole correction. Prints, per item restored for noise alone (by either; the other
-may be refused by `checks.took_anatomy`: +0.00), the PSNR gain over the input of each and the
-scale (`-`: not estimated, so kept whole); then the mean and the worst
-gain per simulator. `train`: `--draws` 2D draws of each MR training source (the choices in
-`medq.restore.sure` were made on such draws); `test`: the held-out MR files (pydicom's 64² head
-and abdominal MR).
+runs it (assess → describe → gate → network): with `auto` (SURE's scale, and BM3D where SURE
+prefers it), with `net` (SURE's scale, the network alone) and with the network's whole
+correction. Prints, per item restored for noise alone (by any; the whole correction may be
+refused by `checks.took_anatomy`: +0.00), the PSNR gain over the input of each, the scale
+(`-`: not estimated, so kept whole) and `BM3D` where `auto` took it; then the mean and the
+worst gain per simulator. `train`: `--draws` 2D draws of each MR training source (the choices
+in `medq.restore.sure` were made on such draws); `test`: the held-out MR files (pydicom's 64²
+head and abdominal MR).
 Usage:
     python benchmarks/probes/sure_scale.py [--split test|train|both] [--draws 4]
 """
@@ -62,7 +64,8 @@ def main() -> None:
 
     assessor = Assessor(measures=False)
     applies = sure.applies
-    gains: dict[str, list[tuple[float, float]]] = {"mr_noise": [], "rician": []}
+    gains: dict[str, list[tuple[float, float, float]]] = {"mr_noise": [], "rician": []}
+    variants = {"auto": ("auto", True), "net": ("net", True), "whole": ("net", False)}
     splits = ("train", "test") if args.split == "both" else (args.split,)
     for split in splits:
         for k, (name, image) in enumerate(images(split, args.draws).items()):
@@ -74,28 +77,29 @@ def main() -> None:
             for kind, strength, degraded in items:
                 base = psnr(clean, degraded.array)
                 out = {}
-                for scaled in (True, False):
+                for variant, (method, scaled) in variants.items():
                     sure.applies = applies if scaled else (lambda *a: False)
                     try:
-                        result = pipeline.restore(degraded, "auto", assessor=assessor,
+                        result = pipeline.restore(degraded, method, assessor=assessor,
                                                   reassess=False)
                     finally:
                         sure.applies = applies
-                    out[scaled] = (psnr(clean, result.image.array) - base,
-                                   result.sure_scale, result.findings_addressed)
-                if ["noise"] not in (out[True][2], out[False][2]):
+                    out[variant] = (psnr(clean, result.image.array) - base, result,
+                                    result.findings_addressed)
+                if all(found != ["noise"] for *_, found in out.values()):
                     continue  # the gate left it alone, or not noise alone: SURE does not apply
-                gains[kind].append((out[True][0], out[False][0]))
+                gains[kind].append(tuple(out[v][0] for v in variants))
+                took = "BM3D" if out["auto"][1].denoiser == "bm3d" else "    "
                 print(f"{split:5s} {name:16s} {kind:8s} {strength:5.2f}  input {base:6.2f} dB  "
-                      f"SURE {out[True][0]:+6.2f} (α {_shown(out[True][1])})  whole "
-                      f"{out[False][0]:+6.2f}", flush=True)
+                      f"auto {out['auto'][0]:+6.2f} {took}  net {out['net'][0]:+6.2f} "
+                      f"(α {_shown(out['net'][1].sure_scale)})  whole {out['whole'][0]:+6.2f}",
+                      flush=True)
     for kind, rows in gains.items():
         if rows:
             a = np.asarray(rows)
-            print(f"{kind:8s} {len(a):3d} items  mean gain: SURE {a[:, 0].mean():+.2f} dB, whole "
-                  f"{a[:, 1].mean():+.2f} dB; worst: SURE {a[:, 0].min():+.2f}, whole "
-                  f"{a[:, 1].min():+.2f}")
-
+            print(f"{kind:8s} {len(a):3d} items  mean gain: " + ", ".join(
+                f"{v} {a[:, i].mean():+.2f} dB" for i, v in enumerate(variants)) + "; worst: "
+                + ", ".join(f"{v} {a[:, i].min():+.2f}" for i, v in enumerate(variants)))
 
 if __name__ == "__main__":
     main()

@@ -36,9 +36,11 @@ from medq.cli.train import bench_app
 from medq.errors import InvalidParameter
 from medq.io.special import resolved
 
-METHOD_HELP = ("auto (the network, conditioned on the description; net is the same), bm3d, nlm "
-               "or tv (denoisers: they address noise only); whichever, the assessment gates it: "
-               "an image with nothing to repair is returned unchanged unless --force.")
+METHOD_HELP = ("auto (the network, conditioned on the description; for MR noise alone BM3D "
+               "inside the body where Stein's risk estimate reads it better), net (the network "
+               "alone), bm3d, nlm or tv (denoisers: they address noise only); whichever, the "
+               "assessment gates it: an image with nothing to repair is returned unchanged "
+               "unless --force.")
 
 
 def _known_method(value: str) -> str:

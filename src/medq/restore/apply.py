@@ -168,20 +168,38 @@ class Restored(NamedTuple):
     estimated), empty when not scaled."""
     extra: dict[str, Any]
     """The network's other outputs (`network_planes`)."""
+    denoiser: str | None = None
+    """"bm3d" where SURE read BM3D's denoising closer to the clean image than the network's
+    scaled correction, so the planes are BM3D's inside the body (`compare`, `sure.in_body`);
+    None where they are the network's."""
 
 
 def as_restored(model: torch.nn.Module, planes: list[np.ndarray], cond: np.ndarray | None,
-                acquisitions: dict[str, float], noisy: bool, scaled: bool) -> Restored:
+                acquisitions: dict[str, float], noisy: bool, scaled: bool,
+                compare: bool = False) -> Restored:
     """The network's restoration of normalised planes, then SURE's scale of the correction where
     it applies (`scaled`: `sure.applies`), then the consistency step onto the described
-    `acquisitions` (`consistency.consistent`; `noisy`: the description reports noise)."""
+    `acquisitions` (`consistency.consistent`; `noisy`: the description reports noise).
+
+    `compare` (with `scaled`): BM3D's planes inside the body instead where SURE reads them
+    closer to the clean image than the scaled correction (`sure.classical_choice`)."""
     from medq.restore import sure
+    from medq.restore.classical import bm3d_plane
     from medq.restore.consistency import consistent
 
     restored, extra = network_planes(model, planes, cond)
     alphas: list[float | None] = []
     if scaled:
-        restored, alphas = sure.sure_scaled(planes, restored,
-                                            lambda qs: network_planes(model, qs, cond)[0])
+        fits = sure.sure_fits(planes, restored, lambda qs: network_planes(model, qs, cond)[0])
+        restored, alphas = sure.scaled_by(planes, restored, fits)
+
+        def classical(qs: list[np.ndarray]) -> list[np.ndarray]:
+            return [bm3d_plane(q) for q in qs]
+
+        chosen = sure.classical_choice(planes, fits, classical) if compare else None
+        if chosen is not None:
+            return Restored([sure.in_body(p, chosen[i] if i in chosen else bm3d_plane(p), f)
+                             for i, (p, f) in enumerate(zip(planes, restored, strict=True))],
+                            {}, alphas, extra, "bm3d")
     out, info = consistent(planes, restored, acquisitions, noisy)
     return Restored(out, info or {}, alphas, extra)

@@ -7,7 +7,9 @@ plus clean test images for the quality gate. Rows: the degraded input, blind NLM
 without conditioning (ablation), the conditioned network run blind (no description: its own
 prior), as `medq restore` runs it (`+described`: medq assesses and describes the degraded image;
 the image is returned unchanged when no restorable finding is described, else the network is
-conditioned on the description) and with the engine's true description (`+truth`, oracle).
+conditioned on the description; for MR noise alone, BM3D's output takes the body's place where
+SURE reads it better: `medq.restore.sure`) and with the engine's true description (`+truth`,
+oracle).
 Fidelity in physical units against the clean image: PSNR/SSIM with the clean image's range, CT
 additionally in the [−160, 240] HU window (the headline CT number). Timing: seconds per 512²
 slice of each method. Gate: how often the network's prior flags a restorable problem on clean
@@ -58,10 +60,20 @@ def fidelity(x: np.ndarray, ref: np.ndarray, is_ct: bool) -> dict[str, float]:
 
 
 def _net_fn(model: Any, cond: np.ndarray | None, acquisitions: dict[str, float] | None = None,
-            noisy: bool = False, scaled: bool = False) -> Any:
+            noisy: bool = False, scaled: bool = False, compare: bool = False) -> Any:
     """A network as a function of one normalised plane, with a fixed conditioning vector (and
-    `medq restore`'s SURE scale and consistency step: `apply.as_restored`)."""
-    return lambda p: as_restored(model, [p], cond, acquisitions or {}, noisy, scaled).planes[0]
+    `medq restore`'s SURE scale, its choice of BM3D where SURE reads that better, and its
+    consistency step: `apply.as_restored`)."""
+    return lambda p: as_restored(model, [p], cond, acquisitions or {}, noisy, scaled,
+                                 compare).planes[0]
+
+
+def _as_described(model: Any, described: dict[str, Any]) -> Any:
+    """The network as `medq restore` (`auto`) runs it on a plane it described
+    (`described_condition`): conditioned on the description, with SURE's scale and choice of
+    BM3D for MR noise alone and the consistency step."""
+    return _net_fn(model, described["cond"], described["acquisitions"], described["noisy"],
+                   described["scaled"], compare=described["scaled"])
 
 
 def _methods(nets: dict[str, Any], cond: np.ndarray, oracle: np.ndarray, with_bm3d: bool,
@@ -81,10 +93,8 @@ def _methods(nets: dict[str, Any], cond: np.ndarray, oracle: np.ndarray, with_bm
             methods[label] = _net_fn(model, cond)
             methods[f"{label}+truth"] = _net_fn(model, oracle)
             if described is not None:
-                methods[f"{label}+described"] = (
-                    _net_fn(model, described["cond"], described["acquisitions"],
-                            described["noisy"], described["scaled"])
-                    if described["open"] else lambda p: p)
+                methods[f"{label}+described"] = (_as_described(model, described)
+                                                  if described["open"] else lambda p: p)
         else:
             methods[label] = _net_fn(model, None)
     return methods
@@ -160,9 +170,7 @@ def clean_check(assessor: Any, model: Any, data: dict[str, np.ndarray]) -> dict[
         described = described_condition(assessor, x, scale, group, tuple(data["spacing"][i]))
         change = 0.0
         if described["open"]:
-            net = _net_fn(model, described["cond"], described["acquisitions"],
-                          described["noisy"], described["scaled"])
-            restored = restore_plane(net, x, group, scale)
+            restored = restore_plane(_as_described(model, described), x, group, scale)
             change = nrmse(scale.inverse(restored), scale.inverse(x))
         rows.append({"source": str(data["source"][i]), "described": described["findings"],
                      "nrmse": round(float(change), 5),

@@ -12,9 +12,12 @@
    numbers); `gate_on_prior=True` lets it.
 3. **Restore** with the chosen method: `auto`/`net` (the shipped network, conditioned on the
    description; when the description reports low resolution or blur, one back-projection
-   step makes the result, acquired again, give the input: `consistency`), or the classical
-   `bm3d`, `nlm`, `tv`. The step log says what the consistency step did (`consistency`: its
-   acquisition and parameter). A network that also segments (a `labels` output: the joint
+   step makes the result, acquired again, give the input: `consistency`; for an MR image
+   restored for noise alone, the correction is scaled by Stein's unbiased risk estimate, and
+   `auto` takes BM3D's output inside the body instead where that estimate reads it closer to
+   the clean image: `sure`, `RestoreResult.denoiser`), or the classical `bm3d`, `nlm`, `tv`.
+   The step log says what the consistency step did (`consistency`: its acquisition and
+   parameter). A network that also segments (a `labels` output: the joint
    restoration + segmentation the `segment` stage will ship) hands back its label map
    (`RestoreResult.labels`).
 4. **Re-assess** the result; when the score did not rise, the note says so.
@@ -50,7 +53,8 @@ from medq.restore.consistency import described, reports_noise
 from medq.wording import joined
 
 METHODS = ("auto", "net", *CLASSICAL)
-"""Values of `method` (`auto` is the network, gated)."""
+"""Values of `method` (`auto` is the network, gated, with BM3D for MR noise where SURE reads
+it better; `net` the network alone)."""
 
 PRIOR_THRESHOLD = 0.5
 """Prior probability at which the network's own detection counts as a finding to fix."""
@@ -89,6 +93,10 @@ class RestoreResult:
     sure_scale: float | None = None
     """The share of the network's correction kept for an MR image restored for noise alone
     (SURE's α, `medq.restore.sure`; the mean over the planes); None otherwise."""
+    denoiser: str | None = None
+    """"bm3d" where `auto` restored MR noise with BM3D inside the body: SURE read BM3D's output
+    closer to the clean image there than the network's scaled correction
+    (`sure.classical_choice`); outside the body the network's stands. None otherwise."""
     forced: str = ""
     """Why a forced restoration that addressed no finding ran all the same, as its note says
     it (`_why_forced`); not in the JSON."""
@@ -101,7 +109,8 @@ class RestoreResult:
         return replace(self, after=after, note=_note(self.method, self.findings_addressed,
                                                      self.before, after,
                                                      self.image.meta.get("lossy_compression"),
-                                                     self.forced, self.sure_scale))
+                                                     self.forced, self.sure_scale,
+                                                     self.denoiser))
 
     @property
     def array(self) -> np.ndarray:
@@ -121,6 +130,7 @@ class RestoreResult:
                 "findings_addressed": list(self.findings_addressed), "note": self.note,
                 "detected": dict(self.detected), "description": self.description,
                 "consistency": self.consistency, "sure_scale": self.sure_scale,
+                "denoiser": self.denoiser,
                 "labels": label_summary(self.labels),
                 "model": self.model}
 
@@ -180,15 +190,20 @@ METHOD_WORDS = {"auto": "the network, conditioned on the description (auto)",
 
 
 def _note(method: str, addressed: list[str], before: float | None, after: float | None,
-          lossy: dict[str, Any] | None = None, forced: str = "", kept: float | None = None
-          ) -> str:
+          lossy: dict[str, Any] | None = None, forced: str = "", kept: float | None = None,
+          denoiser: str | None = None) -> str:
     """The note for a changed image (and, for a lossy input file, what restoring cannot do);
     `forced`: why a forced restoration that addressed no finding ran (`_why_forced`); `kept`:
-    the share of the network's correction SURE kept (`RestoreResult.sure_scale`)."""
+    the share of the network's correction SURE kept (`RestoreResult.sure_scale`); `denoiser`:
+    what `auto` restored with instead of the network (`RestoreResult.denoiser`)."""
     what = ", ".join(a.replace("_", " ") for a in addressed)
     how = METHOD_WORDS.get(method, method)
     line = (f"Restored with {how} for {what}" if addressed else
             f"Restored with {how} (forced: {forced or 'nothing was found to repair'})")
+    if denoiser:
+        line = (f"Restored with {METHOD_WORDS.get(denoiser, denoiser)} for {what} inside the body "
+                f"({method}: SURE read it closer to the clean image there than the network's "
+                "correction) and with the network outside it")
     if kept is not None and kept < 1.0:
         line += f", keeping {kept:.0%} of its correction (the share SURE reads as noise)"
     if before is None or after is None:
@@ -305,6 +320,7 @@ def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
     done: dict[str, Any] = {}
     labels: list[np.ndarray] = []
     kept: list[float | None] = []  # SURE's α per plane, where it scaled the correction
+    denoisers: list[str] = []  # what replaced the network's planes (`Restored.denoiser`)
     if method in CLASSICAL:
         from medq.restore.classical import classical_plane
 
@@ -315,18 +331,22 @@ def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
         noisy = reports_noise(report)
 
         scaled = sure.applies(seen.modality, addressed)  # MR noise alone: keep what is noise
+        compare = scaled and method == "auto"  # and take BM3D's where SURE reads it better
 
         def restore_planes(ps: list[np.ndarray]) -> list[np.ndarray]:
-            restored = as_restored(net, ps, cond, acquisitions, noisy, scaled)
+            restored = as_restored(net, ps, cond, acquisitions, noisy, scaled, compare)
             labels.extend(restored.extra.get("labels", ()))
             kept.extend(restored.alphas)
+            denoisers.extend([restored.denoiser] if restored.denoiser else [])
             done.update(restored.consistency)
             return restored.planes
 
         array = apply_planes(shown, restore_planes)
     if image.is_rgb:  # a colour outside 0–1 (MedImage's colour scale) is no colour
         array = np.clip(array, 0.0, 1.0)
-    checked = not (image.is_rgb or force or method in CLASSICAL)  # a network's grey result
+    denoiser = denoisers[0] if denoisers else None
+    # a network's grey result
+    checked = not (image.is_rgb or force or method in CLASSICAL or denoiser)
     if checked and (share := took_anatomy(addressed, shown.array, array, seen.modality)):
         note = (f"The network took out {share:.1f} times the image's own noise, so more than "
                 "noise (anatomy smoothed away); the image is returned unchanged (--force keeps "
@@ -334,7 +354,7 @@ def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
         return RestoreResult(_as_it_was(image), False, after=before, findings_addressed=[],
                              note=note, **common)
     scale = _sure_scale(kept)
-    if kept and all(a == 0.0 for a in kept):  # SURE kept none of it: nothing was restored
+    if kept and all(a == 0.0 for a in kept) and not denoiser:  # SURE kept none: no restoration
         note = ("The network's correction is not the noise it was asked to remove (SURE kept "
                 "none of it); the image is returned unchanged.")
         return RestoreResult(_as_it_was(image), False, after=before, findings_addressed=[],
@@ -343,7 +363,7 @@ def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
     array = with_nonfinite(within_storable(physical_floor(array, image), image), image)
     network = str(model or DEFAULT_RESTORER) if method in ("auto", "net") else None
     step = {"step": "restore", "method": method, "findings": addressed, "model": network,
-            "consistency": done or None, **scale}
+            "consistency": done or None, **scale, **({"denoiser": denoiser} if denoiser else {})}
     restored = image.with_array(array, step=step)
     after = _score(_assess(restored, assessor, measures=False, describe=False)) \
         if reassess else None
@@ -351,9 +371,9 @@ def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
     forced = "" if addressed else _why_forced(report, method, found)
     return RestoreResult(restored, True, after=after, findings_addressed=addressed,
                          note=_note(method, addressed, before, after, lossy, forced,
-                                    scale.get("sure_scale")),
+                                    scale.get("sure_scale"), denoiser),
                          consistency=done or None, labels=_label_map(image, labels), **scale,
-                         model=network, forced=forced, **common)
+                         model=network, forced=forced, denoiser=denoiser, **common)
 
 
 def _sure_scale(alphas: list[float | None]) -> dict[str, float]:

@@ -21,12 +21,20 @@ noise is close to Gaussian. σ is Donoho's MAD estimate and the sums run over th
 magnitude noise is Rayleigh and reads σ low. CT, radiograph and PET noise is correlated in the
 image (reconstruction filters, detector blur), which this SURE does not model; those keep the
 network's full correction (and `checks.removed_share`'s check).
-`benchmarks/probes/sure_scale.py` measures it on training and held-out sources.
+
+The same estimate compares denoisers (`classical_choice`): the risk of the scaled correction,
+SURE(α) = α²‖y − f(y)‖²/N − σ² + 2σ²((1 − α) + α·div f/N) (`Fit.risk`), against BM3D's, with
+the same σ over the same body. `medq restore`'s `auto` takes BM3D's output where its risk is
+the lower, inside the body only (`in_body`): outside, the magnitude noise is Rayleigh, SURE
+reads nothing there, and the network (trained on magnitude images) removes the noise floor
+that BM3D leaves.
+`benchmarks/probes/sure_scale.py` measures both on training and held-out sources.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -74,12 +82,32 @@ def probe_of(plane: np.ndarray, seed: int = 0) -> tuple[np.ndarray, float]:
                                                                                1e-6)
 
 
-def sure_alpha(noisy: np.ndarray, restored: np.ndarray, perturbed: np.ndarray,
-               probe: np.ndarray, eps: float, body: np.ndarray) -> float | None:
-    """α* of one plane (module docstring): `restored` = f(y), `perturbed` = f(y + ε·`probe`),
-    the sums over `body`; None (the correction kept whole) when it cannot be estimated: too
-    small a body, one whose median is under `SIGNAL_SNR` σ (noise alone), a nil correction,
-    a σ or divergence that is not finite."""
+class Fit(NamedTuple):
+    """SURE's sums of one plane's correction over its body: the noise σ (Donoho's MAD), the mean
+    square correction ‖y − f(y)‖²/N and the mean divergence div f/N."""
+
+    sigma: float
+    removed: float
+    divergence: float
+
+    def alpha(self) -> float:
+        """α* = σ²(1 − div f/N) / (‖y − f(y)‖²/N), clipped to [0, 1] (module docstring)."""
+        return float(np.clip(self.sigma ** 2 * (1.0 - self.divergence) / self.removed, 0.0, 1.0))
+
+    def risk(self, alpha: float = 1.0) -> float:
+        """SURE per pixel of the correction scaled by α, y − α(y − f(y)), whose divergence per
+        pixel is (1 − α) + α·div f/N: α²‖y − f(y)‖²/N − σ² + 2σ²((1 − α) + α·div f/N)."""
+        s2 = self.sigma ** 2
+        return float(alpha ** 2 * self.removed - s2
+                     + 2.0 * s2 * ((1.0 - alpha) + alpha * self.divergence))
+
+
+def sure_fit(noisy: np.ndarray, restored: np.ndarray, perturbed: np.ndarray,
+             probe: np.ndarray, eps: float, body: np.ndarray) -> Fit | None:
+    """SURE's sums of one plane (`Fit`): `restored` = f(y), `perturbed` = f(y + ε·`probe`), the
+    sums over `body`; None when they cannot be estimated: too small a body, one whose median
+    is under `SIGNAL_SNR` σ (noise alone), a nil correction, a σ or divergence that is not
+    finite."""
     from medq.assess.iqms import noise_sigma_wavelet
 
     if body.sum() < MIN_BODY:
@@ -92,7 +120,42 @@ def sure_alpha(noisy: np.ndarray, restored: np.ndarray, perturbed: np.ndarray,
     divergence = float(np.mean((probe * (np.asarray(perturbed, np.float64) - f))[body]) / eps)
     if not (removed > 0 and np.isfinite(sigma) and np.isfinite(divergence)):
         return None
-    return float(np.clip(sigma ** 2 * (1.0 - divergence) / removed, 0.0, 1.0))
+    return Fit(float(sigma), removed, divergence)
+
+
+def sure_alpha(noisy: np.ndarray, restored: np.ndarray, perturbed: np.ndarray,
+               probe: np.ndarray, eps: float, body: np.ndarray) -> float | None:
+    """α* of one plane (module docstring; `sure_fit`'s arguments), None where SURE's sums
+    cannot be estimated (the correction is then kept whole)."""
+    fit = sure_fit(noisy, restored, perturbed, probe, eps, body)
+    return None if fit is None else fit.alpha()
+
+
+def _perturbed(planes: list[np.ndarray], denoiser: PlanesFn
+               ) -> tuple[list[np.ndarray], list[tuple[np.ndarray, float]]]:
+    """The denoiser's output on every plane plus its divergence probe, and the probes."""
+    probes = [probe_of(p) for p in planes]
+    return denoiser([p + eps * b.astype(p.dtype) for p, (b, eps) in zip(planes, probes,
+                                                                        strict=True)]), probes
+
+
+def sure_fits(planes: list[np.ndarray], restored: list[np.ndarray], denoiser: PlanesFn
+              ) -> list[Fit | None]:
+    """Each plane's `Fit` of a denoiser's output (`denoiser` run once more on the perturbed
+    planes)."""
+    perturbed, probes = _perturbed(planes, denoiser)
+    return [sure_fit(p, f, g, b, eps, body_of(p))
+            for p, f, g, (b, eps) in zip(planes, restored, perturbed, probes, strict=True)]
+
+
+def scaled_by(planes: list[np.ndarray], restored: list[np.ndarray], fits: list[Fit | None]
+              ) -> tuple[list[np.ndarray], list[float | None]]:
+    """The planes with each correction scaled by its α* (a plane without a `Fit` keeps its whole
+    correction), and the α of each plane (None where not estimated)."""
+    alphas = [None if fit is None else fit.alpha() for fit in fits]
+    out = [p - (1.0 if a is None else a) * (p - f)
+           for p, f, a in zip(planes, restored, alphas, strict=True)]
+    return out, alphas
 
 
 def sure_scaled(planes: list[np.ndarray], restored: list[np.ndarray], network: PlanesFn
@@ -100,11 +163,40 @@ def sure_scaled(planes: list[np.ndarray], restored: list[np.ndarray], network: P
     """The planes with each network correction scaled by its SURE α* (`network` run once more
     on the perturbed planes; a plane whose α cannot be estimated keeps its whole correction),
     and the α of each plane (None where not estimated)."""
-    probes = [probe_of(p) for p in planes]
-    perturbed = network([p + eps * b.astype(p.dtype) for p, (b, eps) in zip(planes, probes,
-                                                                             strict=True)])
-    alphas = [sure_alpha(p, f, g, b, eps, body_of(p))
-              for p, f, g, (b, eps) in zip(planes, restored, perturbed, probes, strict=True)]
-    out = [p - (1.0 if a is None else a) * (p - f)
-           for p, f, a in zip(planes, restored, alphas, strict=True)]
-    return out, alphas
+    return scaled_by(planes, restored, sure_fits(planes, restored, network))
+
+
+COMPARED_PLANES = 3
+"""Most planes of a volume on which the network's scaled correction and the classical denoiser
+are compared (`classical_choice`), evenly spaced among those SURE can read."""
+
+
+def classical_choice(planes: list[np.ndarray], fits: list[Fit | None], classical: PlanesFn
+                     ) -> dict[int, np.ndarray] | None:
+    """The classical denoiser's outputs on the compared planes (by index) where SURE reads them
+    closer to the clean image than the network's correction scaled by its α (`fits`: the
+    network's, `sure_fits`), else None. The risks are summed over up to `COMPARED_PLANES`
+    planes the network's fit read; the denoiser runs there twice, on the planes and on the
+    perturbed planes, and the same σ and body serve both. None when no plane is read by both."""
+    readable = [i for i, fit in enumerate(fits) if fit is not None]
+    if not readable:
+        return None
+    picked = sorted({readable[int(round(k))] for k in np.linspace(
+        0, len(readable) - 1, min(COMPARED_PLANES, len(readable)))})
+    sub = [planes[i] for i in picked]
+    outputs = classical(sub)
+    theirs = sure_fits(sub, outputs, classical)
+    pairs = [(fit.risk(fit.alpha()), other.risk())
+             for fit, other in zip((fits[i] for i in picked), theirs, strict=True)
+             if fit is not None and other is not None]
+    if pairs and sum(t for _, t in pairs) < sum(o for o, _ in pairs):
+        return dict(zip(picked, outputs, strict=True))
+    return None
+
+
+def in_body(plane: np.ndarray, inside: np.ndarray, outside: np.ndarray) -> np.ndarray:
+    """`inside` over the plane's body (`body_of`), where SURE compared it, and `outside` beyond,
+    where the magnitude noise is Rayleigh and SURE reads nothing; blended across the body's rim
+    (the body mask smoothed by a Gaussian of `BODY_EROSION` px)."""
+    weight = ndi.gaussian_filter(body_of(plane).astype(np.float64), BODY_EROSION)
+    return (weight * inside + (1.0 - weight) * outside).astype(np.asarray(inside).dtype)
