@@ -131,19 +131,13 @@ def sure_alpha(noisy: np.ndarray, restored: np.ndarray, perturbed: np.ndarray,
     return None if fit is None else fit.alpha()
 
 
-def _perturbed(planes: list[np.ndarray], denoiser: PlanesFn
-               ) -> tuple[list[np.ndarray], list[tuple[np.ndarray, float]]]:
-    """The denoiser's output on every plane plus its divergence probe, and the probes."""
-    probes = [probe_of(p) for p in planes]
-    return denoiser([p + eps * b.astype(p.dtype) for p, (b, eps) in zip(planes, probes,
-                                                                        strict=True)]), probes
-
-
 def sure_fits(planes: list[np.ndarray], restored: list[np.ndarray], denoiser: PlanesFn
               ) -> list[Fit | None]:
-    """Each plane's `Fit` of a denoiser's output (`denoiser` run once more on the perturbed
-    planes)."""
-    perturbed, probes = _perturbed(planes, denoiser)
+    """Each plane's `Fit` of a denoiser's output `restored` (`denoiser` run once more, on the
+    planes plus their divergence probes)."""
+    probes = [probe_of(p) for p in planes]
+    perturbed = denoiser([p + eps * b.astype(p.dtype) for p, (b, eps) in zip(planes, probes,
+                                                                             strict=True)])
     return [sure_fit(p, f, g, b, eps, body_of(p))
             for p, f, g, (b, eps) in zip(planes, restored, perturbed, probes, strict=True)]
 
