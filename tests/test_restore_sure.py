@@ -31,8 +31,8 @@ def test_sure_finds_the_scale_a_clean_reference_would_choose(width: float) -> No
     smooth = ndi.gaussian_filter(noisy, width)
     b, eps = sure.probe_of(noisy)
     body = sure.body_of(noisy)
-    alpha = sure.sure_alpha(noisy, smooth, ndi.gaussian_filter(noisy + eps * b, width), b, eps,
-                            body)
+    alpha = sure.sure_fit(noisy, smooth, ndi.gaussian_filter(noisy + eps * b, width), b, eps,
+                          body).alpha()
 
     def error(a: float) -> float:
         return float(np.mean(((noisy - a * (noisy - smooth)) - clean)[body] ** 2))
@@ -51,13 +51,14 @@ def test_sure_leaves_what_it_cannot_estimate_whole() -> None:
     plane = _mni_plane()
     b, eps = sure.probe_of(plane)
     body = sure.body_of(plane)
-    assert sure.sure_alpha(plane, plane, plane + eps * b, b, eps, body) is None
+    assert sure.sure_fit(plane, plane, plane + eps * b, b, eps, body) is None
     tiny = np.zeros(plane.shape, dtype=bool)
     tiny[:4, :4] = True
-    assert sure.sure_alpha(plane, 0.5 * plane, 0.5 * plane, b, eps, tiny) is None
+    assert sure.sure_fit(plane, 0.5 * plane, 0.5 * plane, b, eps, tiny) is None
     holed = plane.copy()
     holed[body.nonzero()[0][0], body.nonzero()[1][0]] = np.nan
-    out, alphas = sure.sure_scaled([holed], [0.5 * holed], lambda qs: [0.5 * q for q in qs])
+    fits = sure.sure_fits([holed], [0.5 * holed], lambda qs: [0.5 * q for q in qs])
+    out, alphas = sure.scaled_by([holed], [0.5 * holed], fits)
     assert alphas == [None] and np.array_equal(out[0], 0.5 * holed, equal_nan=True)
 
 
@@ -140,8 +141,7 @@ def test_sure_reads_the_error_of_a_scaled_correction_without_the_clean_image(wid
     b, eps = sure.probe_of(noisy)
     body = sure.body_of(noisy)
     fit = sure.sure_fit(noisy, smooth, ndi.gaussian_filter(noisy + eps * b, width), b, eps, body)
-    assert fit is not None and fit.alpha() == sure.sure_alpha(
-        noisy, smooth, ndi.gaussian_filter(noisy + eps * b, width), b, eps, body)
+    assert fit is not None
     for alpha in (0.0, 0.5, 1.0, fit.alpha()):
         true = float(np.mean(((noisy - alpha * (noisy - smooth)) - clean)[body] ** 2))
         assert abs(fit.risk(alpha) - true) < 0.1 * max(true, 0.03 ** 2), (alpha, true)
@@ -209,6 +209,32 @@ def test_a_slice_of_noise_alone_keeps_the_whole_correction() -> None:
         smooth = ndi.gaussian_filter(plane, 1.0)
         b, eps = sure.probe_of(plane)
         body = sure.body_of(plane)
-        alpha = sure.sure_alpha(plane, smooth, ndi.gaussian_filter(plane + eps * b, 1.0), b,
-                                eps, body)
-        assert (alpha is not None) == estimated, alpha
+        fit = sure.sure_fit(plane, smooth, ndi.gaussian_filter(plane + eps * b, 1.0), b, eps,
+                            body)
+        assert (fit is not None) == estimated, fit
+
+
+def test_a_volume_keeps_the_network_on_slices_past_the_anatomy() -> None:
+    """Twelve MNI T1 slices, the last six past the head, with Rician noise: where `auto` takes
+    BM3D it does so only on slices SURE can read (with anatomy). The slices of noise alone keep
+    the network's output exactly (BM3D there had covered 91–93 % of each plane, as a body of
+    noise, and gave +1.7 dB where the network gives +14), and the volume gains more than the
+    network's alone."""
+    from medq.restore import pipeline
+
+    t1 = load_sample("mni_t1")
+    clean = np.ascontiguousarray(t1.array[list(range(130, 178, 4))], dtype=np.float32)
+    sigma = 0.012 * float(np.percentile(t1.array, 99))
+    rng = np.random.default_rng(5)
+    noisy = t1.evolve(array=np.abs(clean + sigma * (rng.standard_normal(clean.shape) + 1j
+                                                    * rng.standard_normal(clean.shape))
+                                   ).astype(np.float32), meta={})
+    auto = pipeline.restore(noisy, "auto", reassess=False)
+    net = pipeline.restore(noisy, "net", reassess=False)
+    assert auto.denoiser == "bm3d" and auto.findings_addressed == ["noise"]
+    empty = [k for k in range(len(clean)) if (clean[k] > 0.1 * clean.max()).mean() < 0.01]
+    assert len(empty) >= 5
+    assert all(np.array_equal(auto.image.array[k], net.image.array[k]) for k in empty)
+    top = float(np.ptp(clean))
+    assert psnr(auto.image.array, clean, data_range=top) > psnr(net.image.array, clean,
+                                                                 data_range=top)

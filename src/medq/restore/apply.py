@@ -157,6 +157,10 @@ def prior_of(model: torch.nn.Module, planes: list[np.ndarray], max_planes: int =
     return {"presence": np.mean(presence, axis=0), "severity": np.mean(severity, axis=0)}
 
 
+CHOSEN_DENOISER = "bm3d"
+"""The classical denoiser `as_restored` weighs against the network for MR noise (`compare`)."""
+
+
 class Restored(NamedTuple):
     """A network's restoration of normalised planes as `medq restore` makes it (`as_restored`)."""
 
@@ -184,7 +188,7 @@ def as_restored(model: torch.nn.Module, planes: list[np.ndarray], cond: np.ndarr
     `compare` (with `scaled`): BM3D's planes inside the body instead where SURE reads them
     closer to the clean image than the scaled correction (`sure.classical_choice`)."""
     from medq.restore import sure
-    from medq.restore.classical import bm3d_plane
+    from medq.restore.classical import classical_plane
     from medq.restore.consistency import consistent
 
     restored, extra = network_planes(model, planes, cond)
@@ -194,12 +198,14 @@ def as_restored(model: torch.nn.Module, planes: list[np.ndarray], cond: np.ndarr
         restored, alphas = sure.scaled_by(planes, restored, fits)
 
         def classical(qs: list[np.ndarray]) -> list[np.ndarray]:
-            return [bm3d_plane(q) for q in qs]
+            return [classical_plane(CHOSEN_DENOISER, q) for q in qs]
 
         chosen = sure.classical_choice(planes, fits, classical) if compare else None
-        if chosen is not None:
-            return Restored([sure.in_body(p, chosen[i] if i in chosen else bm3d_plane(p), f)
-                             for i, (p, f) in enumerate(zip(planes, restored, strict=True))],
-                            {}, alphas, extra, "bm3d")
+        if chosen is not None:  # on the planes SURE reads (others: noise alone, the network's)
+            for i, fit in enumerate(fits):
+                if fit is not None:
+                    found = chosen[i] if i in chosen else classical([planes[i]])[0]
+                    restored[i] = sure.in_body(planes[i], found, restored[i])
+            return Restored(restored, {}, alphas, extra, CHOSEN_DENOISER)
     out, info = consistent(planes, restored, acquisitions, noisy)
     return Restored(out, info or {}, alphas, extra)

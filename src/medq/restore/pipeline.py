@@ -4,7 +4,7 @@
    (`medq.describe.report_from`).
 2. **Gate**: the problems to fix are the restorable findings (`condition.RESTORABLE`) of the
    description, unless all of them are mild findings the network repairs by adding detail
-   (`DETAIL_FINDINGS`: blur, low resolution, motion). When there are none, the image is
+   (`gate.DETAIL_FINDINGS`: blur, low resolution, motion). When there are none, the image is
    returned unchanged and the note says so: a good image is never quietly altered. The
    network's own degradation-type prior is reported (`detected`: types with probability ≥
    `PRIOR_THRESHOLD`) but does not open the gate: in the shipped network it does not yet
@@ -33,7 +33,6 @@ import numpy as np
 
 from medq.assess.assessment import as_assessed
 from medq.assess.models.blocks import FINDING_TYPES
-from medq.describe.text import named
 from medq.errors import InvalidParameter
 from medq.image import MedImage
 from medq.io.arrays import with_nonfinite
@@ -50,7 +49,8 @@ from medq.restore.apply import (
 from medq.restore.checks import DENOISED, took_anatomy
 from medq.restore.classical import METHODS as CLASSICAL
 from medq.restore.consistency import described, reports_noise
-from medq.wording import joined
+from medq.restore.gate import to_repair
+from medq.restore.notes import restored_note, unchanged_note, why_forced
 
 METHODS = ("auto", "net", *CLASSICAL)
 """Values of `method` (`auto` is the network, gated, with BM3D for MR noise where SURE reads
@@ -58,13 +58,6 @@ it better; `net` the network alone)."""
 
 PRIOR_THRESHOLD = 0.5
 """Prior probability at which the network's own detection counts as a finding to fix."""
-
-DETAIL_FINDINGS = ("blur", "low_resolution", "motion")
-"""Findings the network repairs by adding detail. Alone and mild they do not open the gate:
-sharpening a nearly good image risks inventing detail, and the description's false alarms on
-clean real scans are mostly these (a real scan is softer than the phantoms the detector was
-calibrated on); `medq bench restore`'s clean check counts how often the gate still opens."""
-
 
 @dataclass
 class RestoreResult:
@@ -99,18 +92,17 @@ class RestoreResult:
     (`sure.classical_choice`); outside the body the network's stands. None otherwise."""
     forced: str = ""
     """Why a forced restoration that addressed no finding ran all the same, as its note says
-    it (`_why_forced`); not in the JSON."""
+    it (`why_forced`); not in the JSON."""
 
     def rescored(self, after: float | None) -> RestoreResult:
         """This result with another re-assessed score and the note that says it: `medq restore`
         scores the restored file as written (its pixels rounded to what the file holds)."""
         if not self.changed:
             return self
-        return replace(self, after=after, note=_note(self.method, self.findings_addressed,
-                                                     self.before, after,
-                                                     self.image.meta.get("lossy_compression"),
-                                                     self.forced, self.sure_scale,
-                                                     self.denoiser))
+        note = restored_note(self.method, self.findings_addressed, self.before, after,
+                             self.image.meta.get("lossy_compression"), self.forced,
+                             self.sure_scale, self.denoiser)
+        return replace(self, after=after, note=note)
 
     @property
     def array(self) -> np.ndarray:
@@ -152,19 +144,6 @@ def _prior_findings(prior: dict[str, np.ndarray], threshold: float) -> dict[str,
             if t in condition.RESTORABLE and prior["presence"][i] >= threshold}
 
 
-def mild_detail_only(report: Any) -> bool:
-    """Whether every restorable finding of a description is a mild `DETAIL_FINDINGS` one."""
-    found = [f for f in report.findings if f.type in condition.RESTORABLE]
-    return bool(found) and all(f.type in DETAIL_FINDINGS and f.severity == "mild" for f in found)
-
-
-def to_repair(report: Any) -> list[str]:
-    """The restorable finding types of a description that open the quality gate (none when all
-    are mild blur, low resolution or motion: `mild_detail_only`)."""
-    return [] if mild_detail_only(report) else [
-        f.type for f in report.findings if f.type in condition.RESTORABLE]
-
-
 def _score(assessment: Any) -> float | None:
     return None if assessment is None else float(assessment.score)
 
@@ -180,92 +159,6 @@ def _assess(image: MedImage, assessor: Any, *, measures: bool | None, describe: 
 
         assessor = shared_assessor(DEFAULT_MODEL, True, None, True)
     return assessor.with_settings(measures=measures, describe=describe).assess(image)
-
-
-METHOD_WORDS = {"auto": "the network, conditioned on the description (auto)",
-                "net": "the network, conditioned on the description (net)", "bm3d": "BM3D",
-                "nlm": "non-local means",
-                "tv": "total variation"}
-"""How a restoration note names each `--method`."""
-
-
-def _note(method: str, addressed: list[str], before: float | None, after: float | None,
-          lossy: dict[str, Any] | None = None, forced: str = "", kept: float | None = None,
-          denoiser: str | None = None) -> str:
-    """The note for a changed image (and, for a lossy input file, what restoring cannot do);
-    `forced`: why a forced restoration that addressed no finding ran (`_why_forced`); `kept`:
-    the share of the network's correction SURE kept (`RestoreResult.sure_scale`); `denoiser`:
-    what `auto` restored with instead of the network (`RestoreResult.denoiser`)."""
-    what = ", ".join(a.replace("_", " ") for a in addressed)
-    how = METHOD_WORDS.get(method, method)
-    line = (f"Restored with {how} for {what}" if addressed else
-            f"Restored with {how} (forced: {forced or 'nothing was found to repair'})")
-    if denoiser:
-        line = (f"Restored with {METHOD_WORDS.get(denoiser, denoiser)} for {what} inside the body "
-                f"({method}: SURE read it closer to the clean image there than the network's "
-                "correction) and with the network outside it")
-    if kept is not None and kept < 1.0:
-        line += f", keeping {kept:.0%} of its correction (the share SURE reads as noise)"
-    if before is None or after is None:
-        line += "."
-    elif round(after, 2) > round(before, 2):
-        line += f"; the re-assessed score rose from {before:.2f} to {after:.2f}."
-    else:
-        line += (f"; the re-assessed score did not rise ({before:.2f} → {after:.2f}): "
-                 "compare with the input before relying on it.")
-    if lossy:
-        from medq.describe.text import ratio_text
-
-        at = f" at {ratio_text(lossy)}" if ratio_text(lossy) else ""
-        line += (f" The input file is lossy compressed{at}: detail the compression discarded is "
-                 "not recovered, only made to look sharper or smoother.")
-    return line
-
-
-def _gate_reason(report: Any, method: str, found: set[str]) -> str:
-    """Why a method addresses none of a description's findings: `method` (it does not repair
-    what was found), `mild` (the gate leaves mild detail findings alone), `other` (medq
-    restores none of them) or `none` (nothing was found)."""
-    if found and method in CLASSICAL:
-        return "method"
-    if mild_detail_only(report):
-        return "mild"
-    return "other" if report.findings else "none"
-
-
-def _why_forced(report: Any, method: str, found: set[str]) -> str:
-    """Why a forced restoration addressed none of the description's findings (`_gate_reason`;
-    "" when the description found nothing, whatever the network's prior found)."""
-    if not report.findings:
-        return ""
-    reason = _gate_reason(report, method, found)
-    words = joined(named(report.findings))
-    if reason == "method":
-        return f"the description found {words}, which {METHOD_WORDS[method]} does not repair"
-    if reason == "mild":
-        return f"the description found {words}; the gate leaves mild detail findings alone"
-    return f"the description found {words}, which medq does not restore"
-
-
-def _unchanged_note(report: Any, method: str, found: set[str]) -> str:
-    """Why the quality gate returned the image as it was (`_gate_reason`)."""
-    reason = _gate_reason(report, method, found)
-    if reason == "method":
-        what = ", ".join(sorted(t.replace("_", " ") for t in found))
-        return (f"{METHOD_WORDS[method]} removes noise, and the description reports {what}, "
-                "which it does not address: the image is returned unchanged (--method auto "
-                "restores it).")
-    if reason == "mild":
-        return ("Only mild blur, low resolution or motion was found: sharpening risks "
-                "inventing detail that is not there, so the image is returned unchanged "
-                "(--force restores it anyway).")
-    other = named([f for f in report.findings if f.type not in condition.RESTORABLE])
-    if reason == "other" and other:
-        listed = joined(other)
-        return (f"{listed[0].upper()}{listed[1:]} {'was' if len(other) == 1 else 'were'} found, "
-                "which medq does not restore; the image is returned unchanged.")
-    return ("No noise, blur, aliasing, motion or streaks to repair were found; the image is "
-            "returned unchanged.")
 
 
 def check_assessment(assessment: Any, image: MedImage) -> None:
@@ -314,13 +207,13 @@ def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
     common = {"method": method, "before": before, "detected": detected,
               "description": report.text, "path": image.source}
     if not addressed and not force:
-        note = _unchanged_note(report, method, found)
+        note = unchanged_note(report, method, found)
         return RestoreResult(_as_it_was(image), False, after=before, findings_addressed=[],
                              note=note, **common)
     done: dict[str, Any] = {}
     labels: list[np.ndarray] = []
     kept: list[float | None] = []  # SURE's α per plane, where it scaled the correction
-    denoisers: list[str] = []  # what replaced the network's planes (`Restored.denoiser`)
+    took: dict[str, str] = {}  # the denoiser that replaced the network's (`Restored.denoiser`)
     if method in CLASSICAL:
         from medq.restore.classical import classical_plane
 
@@ -337,15 +230,15 @@ def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
             restored = as_restored(net, ps, cond, acquisitions, noisy, scaled, compare)
             labels.extend(restored.extra.get("labels", ()))
             kept.extend(restored.alphas)
-            denoisers.extend([restored.denoiser] if restored.denoiser else [])
+            took.update({"denoiser": restored.denoiser} if restored.denoiser else {})
             done.update(restored.consistency)
             return restored.planes
 
         array = apply_planes(shown, restore_planes)
     if image.is_rgb:  # a colour outside 0–1 (MedImage's colour scale) is no colour
         array = np.clip(array, 0.0, 1.0)
-    denoiser = denoisers[0] if denoisers else None
-    # a network's grey result
+    denoiser = took.get("denoiser")
+    # only the network's own grey result is checked for anatomy taken out with the noise
     checked = not (image.is_rgb or force or method in CLASSICAL or denoiser)
     if checked and (share := took_anatomy(addressed, shown.array, array, seen.modality)):
         note = (f"The network took out {share:.1f} times the image's own noise, so more than "
@@ -368,9 +261,9 @@ def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
     after = _score(_assess(restored, assessor, measures=False, describe=False)) \
         if reassess else None
     lossy = image.meta.get("lossy_compression")
-    forced = "" if addressed else _why_forced(report, method, found)
+    forced = "" if addressed else why_forced(report, method, found)
     return RestoreResult(restored, True, after=after, findings_addressed=addressed,
-                         note=_note(method, addressed, before, after, lossy, forced,
+                         note=restored_note(method, addressed, before, after, lossy, forced,
                                     scale.get("sure_scale"), denoiser),
                          consistency=done or None, labels=_label_map(image, labels), **scale,
                          model=network, forced=forced, denoiser=denoiser, **common)
