@@ -185,7 +185,7 @@ def test_gate_keeps_mild_detail_findings_alone_from_restoration() -> None:
     from types import SimpleNamespace
 
     from medq.describe.schema import Finding
-    from medq.restore.pipeline import mild_detail_only, to_repair
+    from medq.restore.gate import mild_detail_only, to_repair
 
     def report(*found: tuple[str, str]) -> SimpleNamespace:
         return SimpleNamespace(findings=[Finding(t, s, 0.9) for t, s in found])
@@ -253,7 +253,8 @@ def test_a_denoiser_does_not_claim_what_it_cannot_repair_nor_the_gate_hide_what_
     from types import SimpleNamespace
 
     from medq.data.sources import sources
-    from medq.restore.pipeline import _unchanged_note, _why_forced, restore
+    from medq.restore.notes import unchanged_note, why_forced
+    from medq.restore.pipeline import restore
 
     lossy = {s.name: s for s in sources("test")}["ct_693"].draw(np.random.default_rng(0), "2d")
     result = restore(lossy, "bm3d", reassess=False)  # described as low resolution, not noise
@@ -261,13 +262,13 @@ def test_a_denoiser_does_not_claim_what_it_cannot_repair_nor_the_gate_hide_what_
     assert result.note.startswith("BM3D removes noise, and the description reports low "
                                   "resolution, which it does not address"), result.note
     ghost = SimpleNamespace(findings=[SimpleNamespace(type="ghosting", severity="severe")])
-    assert _unchanged_note(ghost, "auto", set()) == (
+    assert unchanged_note(ghost, "auto", set()) == (
         "Severe ghosting was found, which medq does not restore; the image is returned "
         "unchanged.")
     forced = restore(lossy, "bm3d", reassess=False, force=True)  # forced, its note says why
     assert "(forced: the description found moderate low resolution, which BM3D does not " \
         "repair)" in forced.note, forced.note
-    assert _why_forced(ghost, "auto", set()) == (
+    assert why_forced(ghost, "auto", set()) == (
         "the description found severe ghosting, which medq does not restore")
 
 
@@ -720,8 +721,8 @@ def test_a_forced_run_on_a_description_without_findings_gives_no_reason() -> Non
     names what the prior found."""
     from types import SimpleNamespace
 
-    from medq.restore.pipeline import _unchanged_note, _why_forced
+    from medq.restore.notes import unchanged_note, why_forced
 
     empty = SimpleNamespace(findings=[])
-    assert _why_forced(empty, "bm3d", {"blur"}) == ""
-    assert "reports blur" in _unchanged_note(empty, "bm3d", {"blur"})
+    assert why_forced(empty, "bm3d", {"blur"}) == ""
+    assert "reports blur" in unchanged_note(empty, "bm3d", {"blur"})
