@@ -238,3 +238,61 @@ def test_a_volume_keeps_the_network_on_slices_past_the_anatomy() -> None:
     top = float(np.ptp(clean))
     assert psnr(auto.image.array, clean, data_range=top) > psnr(net.image.array, clean,
                                                                  data_range=top)
+
+
+def test_bm3d_is_chosen_only_where_it_wins_for_every_sigma_within_the_slack(monkeypatch) -> None:
+    """`classical_choice` with the classical denoiser's SURE sums fixed: the two risks differ by
+    a term in σ², so a denoiser that wins at the estimated σ but not at σ² 25 % lower is not
+    taken; one that wins at both ends is, with its compared planes' outputs; no readable plane,
+    or no classical sum, chooses nothing."""
+    network = sure.Fit(sigma=0.05, removed=0.002, divergence=0.3)  # α* = 0.875
+    planes = [np.full((4, 4), float(k)) for k in range(3)]
+
+    def choice(removed: float | None, fits=(network, None, network)):
+        theirs = None if removed is None else sure.Fit(0.05, removed, 0.05)
+        monkeypatch.setattr(sure, "sure_fits", lambda sub, outputs, fn: [theirs] * len(sub))
+        return sure.classical_choice(planes, list(fits), lambda qs: [q + 1.0 for q in qs])
+
+    at_sigma = sum(sure.Fit(0.05, 0.003, 0.05).risk() - network.risk(network.alpha())
+                   for _ in range(2))
+    assert at_sigma < 0 and choice(0.003) is None  # wins at σ̂², loses at 0.75 σ̂²
+    chosen = choice(0.0025)
+    assert sorted(chosen) == [0, 2] and np.array_equal(chosen[2], planes[2] + 1.0)
+    assert choice(0.0025, fits=(None, None, None)) is None
+    assert choice(None) is None
+
+
+def test_the_note_says_where_bm3d_and_the_network_restored() -> None:
+    """The note of an `auto` restoration that took BM3D's body: the share of the network's
+    correction kept outside it, or, when none was kept, that the outside was left as it was."""
+    from medq.restore.notes import restored_note
+
+    partly = restored_note("auto", ["noise"], 2.1, 2.5, kept=0.45, denoiser="bm3d")
+    assert partly.startswith("Restored with BM3D for noise inside the body (auto: SURE read it")
+    assert "and with the network outside it, keeping 45% of the network's correction there" \
+        in partly
+    none = restored_note("auto", ["noise"], 2.1, 2.5, kept=0.0, denoiser="bm3d")
+    assert "and left as it was outside it;" in none and "keeping" not in none
+    alone = restored_note("net", ["noise"], 2.1, 2.5, kept=0.45)
+    assert "keeping 45% of its correction" in alone and "BM3D" not in alone
+
+
+def test_the_benchmark_runs_the_described_network_as_auto_does(monkeypatch) -> None:
+    """`medq bench restore`'s described column asks for SURE's choice of BM3D wherever it asks
+    for SURE's scale, as `medq restore`'s `auto` does."""
+    from types import SimpleNamespace
+
+    from medq.restore import benchmark
+
+    seen = {}
+
+    def fake(model, planes, cond, acquisitions, noisy, scaled, compare=False):
+        seen.update(scaled=scaled, compare=compare)
+        return SimpleNamespace(planes=planes)
+
+    monkeypatch.setattr(benchmark, "as_restored", fake)
+    described = {"cond": None, "acquisitions": {}, "noisy": True, "scaled": True}
+    benchmark._as_described(None, described)(np.zeros((8, 8)))
+    assert seen == {"scaled": True, "compare": True}
+    benchmark._as_described(None, dict(described, scaled=False))(np.zeros((8, 8)))
+    assert seen == {"scaled": False, "compare": False}

@@ -3,7 +3,7 @@
 Rebuilds the benchmark's held-out pairs (`restore.benchmark.test_plan`, cached like the
 benchmark's), keeps the `mr_motion` items, describes each degraded plane as `medq restore` does
 (`Assessor(measures=False)` then `describe.report_from`) and prints its source, motion
-amplitude (mm), findings and the findings that open the quality gate (`pipeline.to_repair`).
+amplitude (mm), findings and the findings that open the quality gate (`gate.to_repair`).
 Usage:
     python benchmarks/probes/motion_descriptions.py [--per-level 2] [--task mr_motion]
 """
@@ -26,8 +26,8 @@ def main() -> None:
     from medq.image import MedImage
     from medq.restore.benchmark import BENCH_TASKS, test_plan
     from medq.restore.condition import MODALITY_GROUPS
+    from medq.restore.gate import to_repair
     from medq.restore.normalise import Scale
-    from medq.restore.pipeline import to_repair
 
     data = build_pairs(test_plan(args.per_level, 12, BENCH_TASKS))
     assessor = Assessor(measures=False)

@@ -101,5 +101,6 @@ def main() -> None:
                 f"{v} {a[:, i].mean():+.2f} dB" for i, v in enumerate(variants)) + "; worst: "
                 + ", ".join(f"{v} {a[:, i].min():+.2f}" for i, v in enumerate(variants)))
 
+
 if __name__ == "__main__":
     main()

@@ -3,7 +3,10 @@ restore, re-assess).
 
 Parts: intensity normalisation (`normalise`), the conditioning vector (`condition`), classical
 baselines (`classical`: BM3D, NLM, TV), the restoration networks (`models`), plane-wise
-application (`apply`), the gated pipeline (`pipeline`) and the benchmark (`benchmark`).
+application (`apply`), Stein's risk estimate for MR noise (`sure`: how much of the network's
+correction to keep, and where BM3D's is better), the quality gate (`gate`), the notes
+(`notes`), the checks on a result (`checks`), the consistency step (`consistency`), the gated
+pipeline (`pipeline`) and the benchmark (`benchmark`).
 Submodules are imported on demand; the package itself is callable: `medq.restore(image)` is
 `medq.restore.restore(image)`.
 """

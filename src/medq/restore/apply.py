@@ -185,14 +185,16 @@ def as_restored(model: torch.nn.Module, planes: list[np.ndarray], cond: np.ndarr
     it applies (`scaled`: `sure.applies`), then the consistency step onto the described
     `acquisitions` (`consistency.consistent`; `noisy`: the description reports noise).
 
-    `compare` (with `scaled`): BM3D's planes inside the body instead where SURE reads them
-    closer to the clean image than the scaled correction (`sure.classical_choice`)."""
+    `compare` (with `scaled`): BM3D's planes inside the body instead, before the consistency
+    step, where SURE reads them closer to the clean image than the scaled correction
+    (`sure.classical_choice`; planes SURE cannot read stay the network's)."""
     from medq.restore import sure
     from medq.restore.classical import classical_plane
     from medq.restore.consistency import consistent
 
     restored, extra = network_planes(model, planes, cond)
     alphas: list[float | None] = []
+    chosen: dict[int, np.ndarray] | None = None
     if scaled:
         fits = sure.sure_fits(planes, restored, lambda qs: network_planes(model, qs, cond)[0])
         restored, alphas = sure.scaled_by(planes, restored, fits)
@@ -206,6 +208,6 @@ def as_restored(model: torch.nn.Module, planes: list[np.ndarray], cond: np.ndarr
                 if fit is not None:
                     found = chosen[i] if i in chosen else classical([planes[i]])[0]
                     restored[i] = sure.in_body(planes[i], found, restored[i])
-            return Restored(restored, {}, alphas, extra, CHOSEN_DENOISER)
     out, info = consistent(planes, restored, acquisitions, noisy)
-    return Restored(out, info or {}, alphas, extra)
+    return Restored(out, info or {}, alphas, extra,
+                    CHOSEN_DENOISER if scaled and chosen is not None else None)

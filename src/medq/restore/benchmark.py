@@ -133,7 +133,7 @@ def described_condition(assessor: Any, x: np.ndarray, scale: Scale, group: str,
     from medq.restore.condition import from_report
     from medq.restore.consistency import described as acquisitions_of
     from medq.restore.consistency import reports_noise
-    from medq.restore.pipeline import to_repair
+    from medq.restore.gate import to_repair
     from medq.restore.sure import applies
 
     modality = group_modality(group)

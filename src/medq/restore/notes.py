@@ -32,7 +32,9 @@ def restored_note(method: str, addressed: list[str], before: float | None,
         line = (f"Restored with {METHOD_WORDS.get(denoiser, denoiser)} for {what} inside the body "
                 f"({method}: SURE read it closer to the clean image there than the network's "
                 "correction) and with the network outside it")
-    if kept is not None and kept < 1.0:
+    if denoiser and kept == 0.0:
+        line = line.replace("and with the network outside it", "and left as it was outside it")
+    elif kept is not None and kept < 1.0:
         whose = "the network's correction there" if denoiser else "its correction"
         line += f", keeping {kept:.0%} of {whose} (the share SURE reads as noise)"
     if before is None or after is None:

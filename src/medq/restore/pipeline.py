@@ -59,6 +59,7 @@ it better; `net` the network alone)."""
 PRIOR_THRESHOLD = 0.5
 """Prior probability at which the network's own detection counts as a finding to fix."""
 
+
 @dataclass
 class RestoreResult:
     """What `medq restore` did to one image."""
@@ -213,7 +214,7 @@ def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
     done: dict[str, Any] = {}
     labels: list[np.ndarray] = []
     kept: list[float | None] = []  # SURE's α per plane, where it scaled the correction
-    took: dict[str, str] = {}  # the denoiser that replaced the network's (`Restored.denoiser`)
+    denoiser: str | None = None  # what replaced the network's output (`Restored.denoiser`)
     if method in CLASSICAL:
         from medq.restore.classical import classical_plane
 
@@ -227,21 +228,21 @@ def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
         compare = scaled and method == "auto"  # and take BM3D's where SURE reads it better
 
         def restore_planes(ps: list[np.ndarray]) -> list[np.ndarray]:
+            nonlocal denoiser
             restored = as_restored(net, ps, cond, acquisitions, noisy, scaled, compare)
             labels.extend(restored.extra.get("labels", ()))
             kept.extend(restored.alphas)
-            took.update({"denoiser": restored.denoiser} if restored.denoiser else {})
+            denoiser = restored.denoiser or denoiser
             done.update(restored.consistency)
             return restored.planes
 
         array = apply_planes(shown, restore_planes)
     if image.is_rgb:  # a colour outside 0–1 (MedImage's colour scale) is no colour
         array = np.clip(array, 0.0, 1.0)
-    denoiser = took.get("denoiser")
-    # only the network's own grey result is checked for anatomy taken out with the noise
-    checked = not (image.is_rgb or force or method in CLASSICAL or denoiser)
+    checked = not (image.is_rgb or force or method in CLASSICAL)  # a network's grey result
     if checked and (share := took_anatomy(addressed, shown.array, array, seen.modality)):
-        note = (f"The network took out {share:.1f} times the image's own noise, so more than "
+        who = "The restoration" if denoiser else "The network"
+        note = (f"{who} took out {share:.1f} times the image's own noise, so more than "
                 "noise (anatomy smoothed away); the image is returned unchanged (--force keeps "
                 "the restoration).")
         return RestoreResult(_as_it_was(image), False, after=before, findings_addressed=[],
@@ -264,7 +265,7 @@ def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
     forced = "" if addressed else why_forced(report, method, found)
     return RestoreResult(restored, True, after=after, findings_addressed=addressed,
                          note=restored_note(method, addressed, before, after, lossy, forced,
-                                    scale.get("sure_scale"), denoiser),
+                                            scale.get("sure_scale"), denoiser),
                          consistency=done or None, labels=_label_map(image, labels), **scale,
                          model=network, forced=forced, denoiser=denoiser, **common)
 

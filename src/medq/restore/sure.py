@@ -54,7 +54,7 @@ EPSILON = 1e-3
 """Size of the divergence probe's perturbation, as a fraction of the plane's P1–P99 range."""
 
 PlanesFn = Callable[[list[np.ndarray]], list[np.ndarray]]
-"""Normalised planes in, the network's restored planes out."""
+"""Normalised planes in, a denoiser's (the network's, BM3D's) restored planes out."""
 
 
 def applies(modality: str, addressed: list[str]) -> bool:
@@ -184,10 +184,10 @@ def classical_choice(planes: list[np.ndarray], fits: list[Fit | None], classical
 
 
 def in_body(plane: np.ndarray, inside: np.ndarray, outside: np.ndarray) -> np.ndarray:
-    """`inside` over the plane's body (its foreground, whose eroded core SURE compared on) and
-    `outside` beyond, where the magnitude noise is Rayleigh and SURE reads nothing; blended
-    across the body's edge (the foreground smoothed by a Gaussian of `BODY_EROSION` px, so the
-    rim SURE left out is `inside`'s too)."""
+    """`inside` over the plane's body (its foreground) and `outside` beyond, where the magnitude
+    noise is Rayleigh and SURE reads nothing; blended across the body's edge by the foreground
+    smoothed by a Gaussian of `BODY_EROSION` px: `inside`'s weight is ½ on the edge, about 0.8
+    on the edge of the eroded body SURE compared on and 1 deeper in."""
     from medq.assess.masks import foreground_mask
 
     weight = ndi.gaussian_filter(foreground_mask(plane, "MR").astype(np.float64), BODY_EROSION)
