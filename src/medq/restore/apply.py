@@ -209,5 +209,4 @@ def as_restored(model: torch.nn.Module, planes: list[np.ndarray], cond: np.ndarr
                     found = chosen[i] if i in chosen else classical([planes[i]])[0]
                     restored[i] = sure.in_body(planes[i], found, restored[i])
     out, info = consistent(planes, restored, acquisitions, noisy)
-    return Restored(out, info or {}, alphas, extra,
-                    CHOSEN_DENOISER if scaled and chosen is not None else None)
+    return Restored(out, info or {}, alphas, extra, None if chosen is None else CHOSEN_DENOISER)

@@ -26,15 +26,15 @@ def restored_note(method: str, addressed: list[str], before: float | None,
     what `auto` restored with instead of the network (`RestoreResult.denoiser`)."""
     what = ", ".join(a.replace("_", " ") for a in addressed)
     how = METHOD_WORDS.get(method, method)
-    line = (f"Restored with {how} for {what}" if addressed else
-            f"Restored with {how} (forced: {forced or 'nothing was found to repair'})")
     if denoiser:
+        outside = "left as it was" if kept == 0.0 else "with the network"
         line = (f"Restored with {METHOD_WORDS.get(denoiser, denoiser)} for {what} inside the body "
                 f"({method}: SURE read it closer to the clean image there than the network's "
-                "correction) and with the network outside it")
-    if denoiser and kept == 0.0:
-        line = line.replace("and with the network outside it", "and left as it was outside it")
-    elif kept is not None and kept < 1.0:
+                f"correction) and {outside} outside it")
+    else:
+        line = (f"Restored with {how} for {what}" if addressed else
+                f"Restored with {how} (forced: {forced or 'nothing was found to repair'})")
+    if kept is not None and kept < 1.0 and not (denoiser and kept == 0.0):  # BM3D: none
         whose = "the network's correction there" if denoiser else "its correction"
         line += f", keeping {kept:.0%} of {whose} (the share SURE reads as noise)"
     if before is None or after is None:

@@ -78,8 +78,9 @@ SIGMA_SLACK = 0.25
 risks differ by ‖y − g‖²/N − ‖y − f‖²/N + 2σ²(div g − div f)/N, so an error in σ² shifts the
 difference towards the smoother denoiser when σ is read high and away from it when read low.
 Donoho's MAD over the body reads some anatomy as noise (on the held-out 64² head MR with white
-noise of σ 0.02 and 0.05 of its range it read 0.033 and 0.061), so the classical denoiser is
-taken only where it wins for every σ² within this share of the estimate."""
+noise of σ 0.02 and 0.05 of its range it read 0.033 and 0.061:
+`benchmarks/probes/sure_bm3d.py`), so the classical denoiser is taken only where it wins for
+every σ² within this share of the estimate."""
 
 
 def probe_of(plane: np.ndarray, seed: int = 0) -> tuple[np.ndarray, float]:
