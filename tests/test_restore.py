@@ -230,6 +230,24 @@ def test_a_ct_result_goes_no_lower_than_air_where_its_input_did_not() -> None:
     assert physical_floor(mr.array - 1000.0, mr).min() == 0.0  # a magnitude stays ≥ 0
 
 
+def test_a_medimage_with_nan_pixels_is_restored_as_its_array_is() -> None:
+    """NaN pixels of a MedImage handed to the Python API stay where they were and spread
+    nowhere: the network's and BM3D's outputs are NaN at those pixels only, as for the array."""
+    import medq
+
+    noisy, _ = simulate(load_sample("ct_small"), "ct_low_dose", 2.5, seed=0)
+    holed = noisy.array.copy()
+    holed[10:20, 10:20] = np.nan
+    image = noisy.evolve(array=holed)
+    assert medq.assess(image).nonfinite_fraction == pytest.approx(100 / holed.size)
+    for method in ("net", "bm3d"):
+        result = medq.restore(image, method=method, reassess=False)
+        assert result.changed
+        assert np.array_equal(np.isnan(result.array), np.isnan(holed)), method
+    as_array = medq.restore(holed, method="net", modality="CT", reassess=False)
+    assert np.array_equal(np.isnan(as_array.array), np.isnan(holed))
+
+
 def test_restoring_a_lossy_file_says_what_it_cannot_recover() -> None:
     from medq.data.sources import sources
     from medq.restore.pipeline import restore

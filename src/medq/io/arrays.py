@@ -244,11 +244,13 @@ def as_image(item: Any, *, modality: str | None = None, region: str | None = Non
              spacing: float | Sequence[float] | None = None) -> MedImage:
     """What a Python API entry point was given, as a MedImage: a MedImage (with the caller's
     modality, region and spacing in place of its own), a path (`medq.io.load`: a file, a DICOM
-    series folder, `<file>@volume=<k>`) or an array (`from_array`)."""
+    series folder, `<file>@volume=<k>`) or an array (`from_array`); NaN or infinite pixels
+    of a MedImage are replaced as `finite_pixels` replaces a file's."""
     from medq.io import load
     from medq.io.units import infer_modality
 
     if isinstance(item, MedImage):
+        item = finite_pixels(item)  # NaN/inf as a loaded file's are: replaced, then handed back
         changes = named_changes(item.meta, modality, region)
         if spacing is not None:
             changes["spacing"] = _spacing(spacing, len(item.spacing))
