@@ -233,12 +233,14 @@ def load_measured(item: Item, modality: str | None, measures: bool,
     noise away (`noise_weight`), the description's full-plane detector features, which read the
     measures they share (and the evidence pass's features of a
     plane no larger than its view: `EvidencePass.whole`); a volume keeps only its salient planes
-    (`slim`); a failure is returned as a typed error."""
+    (`slim`); a failure is returned as a typed error (a uniform QA phantom as
+    `phantom.UniformPhantom`, with its ROI measures)."""
     from medq.assess.assessment import finding_types_for
     from medq.assess.detector import PIXEL_TYPES, load_detector
     from medq.assess.evidence import feature_vector, reads_full_planes
     from medq.assess.guess import guessed_modality, with_guessed_modality
     from medq.assess.noisy_slices import located, noisy_slices
+    from medq.assess.phantom import refuse_phantom
     from medq.assess.prompt_classifier import filled_with
     from medq.assess.prompts import prompts_from_image
     from medq.io.arrays import as_image
@@ -251,6 +253,7 @@ def load_measured(item: Item, modality: str | None, measures: bool,
         found = guessed_modality(image)  # one guess: for the prompt and the reading
         image = with_guessed_modality(image, found)
         indices = input_indices(image)
+        refuse_phantom(image, indices)  # a uniform QA phantom: its ROI numbers, no grade
         noisy = any(t in finding_types_for(image.modality) for t in PIXEL_TYPES)
         taken = evidence_pass(image, indices, extras=extras, compare=noisy)  # streaks once
         planes = plane_measures(image, indices, taken.streaks) if measures else None

@@ -186,11 +186,15 @@ def expand_inputs(paths: Iterable[Path]) -> list[Path]:
 
 
 def error_object(path: str | os.PathLike[str], exc: BaseException) -> dict[str, Any]:
-    """The JSON object standing in for a failed input: `{"path", "error": {"type", "message"}}`."""
+    """The JSON object standing in for a failed input: `{"path", "error": {"type", "message"}}`
+    (and what else the error states: a uniform phantom's ROI measures under `phantom`)."""
     from medq.io.archive import shown
 
     etype = type(exc).__name__ if isinstance(exc, MedqError) else "InternalError"
-    return {"path": shown(path), "error": {"type": etype, "message": fail_line(path, exc)}}
+    more = {k: v for k, v in exc.to_dict().items() if k not in ("type", "message")} \
+        if isinstance(exc, MedqError) else {}
+    return {"path": shown(path),
+            "error": {"type": etype, "message": fail_line(path, exc), **more}}
 
 
 def print_json(data: Any) -> None:
