@@ -11,22 +11,23 @@ import pytest
 
 from conftest import run_medq
 from medq.assess.phantom import PhantomReading, UniformPhantom, phantom_reading, plane_reading
-from medq.data.samples import load_sample
+from medq.data.samples import load_sample, load_tissue_maps
 from medq.image import MedImage
 
 SIDE, RADIUS = 384, 150.0
 
 
-def _cylinder(noise: float, cupping: float = 0.0, level: float = 0.0, seed: int = 0
-              ) -> np.ndarray:
-    """A CT water cylinder (radius 150 px in 384²) in air, with `cupping` HU more at its edge
-    than at its centre (rising as r²) and white noise of σ `noise` HU inside."""
+def _cylinder(noise: float, cupping: float = 0.0, level: float = 0.0, seed: int = 0,
+              wall: float = 0.0, squash: float = 1.0) -> np.ndarray:
+    """A CT water cylinder (radius 150 px in 384²; an ellipse `squash` times as tall as wide)
+    in air, with `cupping` HU more at its edge than at its centre (rising as r²), a PMMA wall
+    (120 HU) `wall` px thick and white noise of σ `noise` HU inside."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[:SIDE, :SIDE] - (SIDE - 1) / 2
-    r2 = (yy ** 2 + xx ** 2) / RADIUS ** 2
-    inside = r2 < 1
+    r2 = ((yy / squash) ** 2 + xx ** 2) / RADIUS ** 2
     water = level + cupping * r2 + rng.normal(0.0, noise, (SIDE, SIDE))
-    return np.where(inside, water, -1000.0).astype(np.float32)
+    filled = ((yy / squash) ** 2 + xx ** 2) < (RADIUS - wall) ** 2
+    return np.where(filled, water, np.where(r2 < 1, 120.0, -1000.0)).astype(np.float32)
 
 
 def test_a_water_cylinder_is_read_in_its_rois_as_by_hand() -> None:
@@ -43,6 +44,17 @@ def test_a_water_cylinder_is_read_in_its_rois_as_by_hand() -> None:
     shifted = plane_reading(_cylinder(3.0, level=12.0), "CT")
     assert shifted is not None and not shifted.within_water_limits  # 12 HU: beyond ± 7
     assert "outside ACR's limits for water" in shifted.sentence()
+
+
+def test_walls_and_ellipses_keep_the_rois_in_the_water() -> None:
+    """A 15-px PMMA wall (a tenth of the radius) does not hide the phantom, and on an ellipse
+    half as tall as wide every peripheral ROI still reads water, not the wall or the air."""
+    for wall, squash in ((15.0, 1.0), (6.0, 0.5)):
+        reading = plane_reading(_cylinder(5.0, wall=wall, squash=squash), "CT")
+        assert reading is not None, (wall, squash)
+        assert len(reading.peripheral_means) == 4
+        assert max(abs(m) for m in reading.peripheral_means) < 1.5, reading
+        assert reading.within_water_limits
 
 
 def test_an_mr_sphere_reads_snr_and_integral_uniformity() -> None:
@@ -62,8 +74,9 @@ def test_an_mr_sphere_reads_snr_and_integral_uniformity() -> None:
 
 
 def test_no_patient_image_is_read_as_a_phantom() -> None:
-    """Every axial plane of the MNI T1 and the PET brain (the vertex's small, smooth brain
-    included), every bundled grey sample, and the held-out sources degraded severely."""
+    """Every axial plane of the MNI T1, the PET brain and a skull-stripped CT brain made from
+    the MNI tissue maps (its grey and white matter 12 HU apart: flat against its 1000 HU
+    contrast to air), every bundled grey sample, and the held-out sources degraded severely."""
     from medq.assess.slices import input_indices
     from medq.data.sources import sources
     from medq.degrade import simulate
@@ -73,6 +86,16 @@ def test_no_patient_image_is_read_as_a_phantom() -> None:
         planes = [p for p in volume.array if p.max() > p.min()]
         assert len(planes) > 70
         assert not any(plane_reading(p, volume.modality) for p in planes), name
+    maps = load_tissue_maps(1)  # a skull-stripped CT brain: tissue within 40 HU of water
+    gm, wm, csf = (maps[k].array.astype(np.float64) for k in ("gm", "wm", "csf"))
+    tissue = gm + wm + csf
+    brain = np.where(tissue > 0.3, (40 * gm + 28 * wm + 8 * csf) / np.maximum(tissue, 1e-6),
+                     -1000.0)
+    for noise in (4.0, 40.0):
+        noisy = brain + np.random.default_rng(0).normal(0, noise, brain.shape) * (tissue > 0.3)
+        planes = [p for p in noisy if p.max() > -900]
+        assert len(planes) > 100
+        assert not any(plane_reading(p, "CT") for p in planes), noise
     for name in ("ct_small", "mr_small", "mni_t1", "pet_brain"):
         image = load_sample(name)
         assert phantom_reading(image, input_indices(image)) is None, name
@@ -102,6 +125,16 @@ def test_medq_refuses_a_phantom_with_its_numbers(tmp_path: Path) -> None:
         res = run_medq(*command)
         assert res.returncode == 2 and "uniform QA phantom" in res.stderr
     assert not (tmp_path / "out.dcm").exists()
+    db, table = tmp_path / "qc.sqlite", tmp_path / "qc.csv"
+    assert run_medq("qc", "run", tmp_path, "--db", db, "-w", "1").returncode == 2  # bad input
+    assert run_medq("qc", "export", "--db", db, "-o", table).returncode == 0
+    import csv
+
+    with table.open(newline="") as f:
+        (row,) = list(csv.DictReader(f))
+    assert row["status"] == "error" and row["modality"] == "CT"  # the numbers as columns
+    assert float(row["phantom_noise_sd"]) == pytest.approx(6.0, rel=0.1)
+    assert row["phantom_within_acr_water_limits"] == "True"
     error = UniformPhantom("a phantom", "water.dcm", PhantomReading("CT", 0.5, 6.0,
                                                                     (1.0,) * 4, 15.0, 1))
     again = pickle.loads(pickle.dumps(error))

@@ -181,6 +181,13 @@ def autocorrelation_peaks(x: np.ndarray) -> tuple[float, float]:
     return best, half
 
 
+def quadratic_design(ys: np.ndarray, xs: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Design matrix [1, y, x, y², x², yx] of pixels (ys, xs), coordinates centred on the plane
+    and in units of its sides: a least-squares fit on it is the plane's smooth quadratic trend."""
+    y, x = ys / shape[0] - 0.5, xs / shape[1] - 0.5
+    return np.stack([np.ones_like(y), y, x, y * y, x * x, y * x], axis=1)
+
+
 def smooth_field(a: np.ndarray, fg: np.ndarray, zero: float) -> tuple[float, float]:
     """Span (P95 − P5 of a quadratic fit) and CV of the smooth intensity field over the body."""
     body = erode_cross(fg, 2) if fg.sum() > 400 else fg
@@ -193,8 +200,7 @@ def smooth_field(a: np.ndarray, fg: np.ndarray, zero: float) -> tuple[float, flo
     step = max(1, ys.size // 4000)
     ys, xs = ys[::step], xs[::step]
     v = np.log(smooth[ys, xs] + EPS * (1 + smooth.max()))
-    y, x = ys / a.shape[0] - 0.5, xs / a.shape[1] - 0.5
-    design = np.stack([np.ones_like(y), y, x, y * y, x * x, y * x], axis=1)
+    design = quadratic_design(ys, xs, a.shape)
     coef, *_ = np.linalg.lstsq(design, v, rcond=None)
     fitted = design @ coef
     values = smooth[ys, xs]

@@ -248,9 +248,11 @@ EACH_VOLUME_OPTION = typer.Option(
 """`--each-volume` of the commands that read images (assess, describe, restore, qc run)."""
 
 
-def progress_bar(label: str, disable: bool = False) -> Progress:
-    """The per-input progress bar on stderr (hidden when `disable` or stderr is no terminal)."""
-    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+def progress_bar(label: str | None, disable: bool = False) -> Progress:
+    """The per-input progress bar on stderr (hidden when `disable` or stderr is no terminal);
+    `label` None labels each row by its task's description."""
+    return Progress(TextColumn("{task.description}" if label is None else label), BarColumn(),
+                    MofNCompleteColumn(), TimeRemainingColumn(),
                     console=err, transient=True, disable=disable or not err.is_terminal)
 
 

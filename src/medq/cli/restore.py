@@ -289,8 +289,16 @@ def restore(
         if len(inputs) > 1 and image.is_volume and (folder := _series_folder(target)):
             target = folder  # a volume: a series folder
         check_writable(image, target)  # before the work, not after it
-        result = run_restore(image, method, model=model, assessor=assessor, force=force,
-                             consistency=consistency, reassess=False)
+        planes = bar.add_task("  slices", total=None, visible=False)  # a volume's, as done
+
+        def advance(done: int, total: int) -> None:
+            bar.update(planes, completed=done, total=total, visible=total > 1)
+
+        try:
+            result = run_restore(image, method, model=model, assessor=assessor, force=force,
+                                 consistency=consistency, reassess=False, progress=advance)
+        finally:
+            bar.remove_task(planes)
         written = save(result.image, target, reference=dicom_reference(image),
                        description=f"medq restore {method}: {result.note.rstrip('.')}")
         if not result.changed:
@@ -305,8 +313,8 @@ def restore(
                           markup=False, highlight=False)
         return dict(result.to_dict(), path=shown(path), output=str(written))
 
-    with progress_bar("restoring") as bar:  # one volume takes long too
-        task = bar.add_task("restore", total=len(inputs))
+    with progress_bar(None) as bar:  # inputs, and a volume's slices (BM3D: seconds each)
+        task = bar.add_task("restoring", total=len(inputs))
         for path in inputs:
             result = outcome.run(path, lambda p=path: job(p))
             rows.append(error_object(path, result) if isinstance(result, BaseException)

@@ -29,7 +29,7 @@ def report_from(assessment: Any, image: Any = None) -> QualityReport:
     from medq.describe.report import build_report
     from medq.errors import InvalidParameter
     from medq.image import MedImage, graded_modality
-    from medq.io.arrays import as_image
+    from medq.io.arrays import as_image, finite_pixels
 
     if not isinstance(assessment, Assessment):
         raise InvalidParameter(f"report_from takes an Assessment (medq.assess(image)), got "
@@ -43,6 +43,7 @@ def report_from(assessment: Any, image: Any = None) -> QualityReport:
             image = image.evolve(spacing=size,  # was assessed at
                                  meta={**image.meta, "spacing_assumed": False})
     if image is not None:
+        image = finite_pixels(image)  # NaN or infinite pixels as the assessment read them
         check_fits(assessment, image)
         image = as_assessed(image, assessment)
     return build_report(assessment, image)

@@ -341,7 +341,7 @@ def save(image: MedImage | np.ndarray, path: str | Path, *, reference: str | Pat
         raise InvalidImage("cannot save an image with NaN or infinite pixels in this format "
                            "(NIfTI, MetaImage, NRRD and .npy keep them)", p)
     given = not isinstance(image, MedImage)  # an array: its own dtype is in meta["dtype"]
-    image = as_image(image, modality=modality, region=region, spacing=spacing)
+    image = as_image(image, modality=modality, region=region, spacing=spacing, finite=False)
     stored = integer_storage(image.meta.get("dtype", "float32")) if given else {}
     if stored and not image.is_rgb:  # an int16 array is written as int16
         image = image.evolve(meta={**image.meta, **stored})

@@ -241,16 +241,17 @@ instead (their arrays hold no spacing, or hold it in another axis order)."""
 
 
 def as_image(item: Any, *, modality: str | None = None, region: str | None = None,
-             spacing: float | Sequence[float] | None = None) -> MedImage:
+             spacing: float | Sequence[float] | None = None, finite: bool = True) -> MedImage:
     """What a Python API entry point was given, as a MedImage: a MedImage (with the caller's
     modality, region and spacing in place of its own), a path (`medq.io.load`: a file, a DICOM
     series folder, `<file>@volume=<k>`) or an array (`from_array`); NaN or infinite pixels
-    of a MedImage are replaced as `finite_pixels` replaces a file's."""
+    of a MedImage are replaced as `finite_pixels` replaces a file's (`finite=False` keeps a
+    MedImage's pixels as they are: `save` writes them)."""
     from medq.io import load
     from medq.io.units import infer_modality
 
     if isinstance(item, MedImage):
-        item = finite_pixels(item)  # NaN/inf as a loaded file's are: replaced, then handed back
+        item = finite_pixels(item) if finite else item  # NaN/inf as a file's: set aside
         changes = named_changes(item.meta, modality, region)
         if spacing is not None:
             changes["spacing"] = _spacing(spacing, len(item.spacing))

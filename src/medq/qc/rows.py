@@ -92,11 +92,18 @@ def graded_as(assessment: Any) -> str:
 
 
 def error_result(item: Item, exc: BaseException) -> dict[str, Any]:
-    """The stored form of a failed item: status `error` and the one-line reason."""
+    """The stored form of a failed item: status `error` and the one-line reason (a uniform
+    phantom's ROI numbers as its measures, `phantom_<name>`, and its modality)."""
     from medq.cli.common import fail_line
 
-    return {"path": item.path, "status": "error", "error": fail_line(item.path, exc),
-            "dimension": "3D" if item.series else None, "bad_input": isinstance(exc, InputError)}
+    row = {"path": item.path, "status": "error", "error": fail_line(item.path, exc),
+           "dimension": "3D" if item.series else None, "bad_input": isinstance(exc, InputError)}
+    reading = getattr(exc, "reading", None)  # phantom.UniformPhantom's
+    if reading is not None:
+        numbers = reading.to_dict()
+        row["modality"] = numbers.pop("modality")
+        row["measures"] = {f"phantom_{k}": v for k, v in numbers.items()}
+    return row
 
 
 _WARNED: set[str] = set()

@@ -180,14 +180,15 @@ class Restored(NamedTuple):
 
 def as_restored(model: torch.nn.Module, planes: list[np.ndarray], cond: np.ndarray | None,
                 acquisitions: dict[str, float], noisy: bool, scaled: bool,
-                compare: bool = False) -> Restored:
+                compare: bool = False, tick: Callable[[int], None] | None = None) -> Restored:
     """The network's restoration of normalised planes, then SURE's scale of the correction where
     it applies (`scaled`: `sure.applies`), then the consistency step onto the described
     `acquisitions` (`consistency.consistent`; `noisy`: the description reports noise).
 
     `compare` (with `scaled`): BM3D's planes inside the body instead, before the consistency
     step, where SURE reads them closer to the clean image than the scaled correction
-    (`sure.classical_choice`; planes SURE cannot read stay the network's)."""
+    (`sure.classical_choice`; planes SURE cannot read stay the network's); `tick(1)` is
+    called as each of those planes is done (BM3D's are the slow ones)."""
     from medq.restore import sure
     from medq.restore.classical import classical_plane
     from medq.restore.consistency import consistent
@@ -208,5 +209,7 @@ def as_restored(model: torch.nn.Module, planes: list[np.ndarray], cond: np.ndarr
                 if fit is not None:
                     found = chosen[i] if i in chosen else classical([planes[i]])[0]
                     restored[i] = sure.in_body(planes[i], found, restored[i])
+                if tick is not None:
+                    tick(1)
     out, info = consistent(planes, restored, acquisitions, noisy)
     return Restored(out, info or {}, alphas, extra, None if chosen is None else CHOSEN_DENOISER)

@@ -25,6 +25,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -178,12 +179,14 @@ def check_assessment(assessment: Any, image: MedImage) -> None:
 def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
             model: str | Path | None = None, assessor: Any = None, reassess: bool = True,
             force: bool = False, threshold: float = PRIOR_THRESHOLD,
-            gate_on_prior: bool = False, consistency: bool = True) -> RestoreResult:
+            gate_on_prior: bool = False, consistency: bool = True,
+            progress: Callable[[int, int], None] | None = None) -> RestoreResult:
     """Assess, describe, gate, restore and re-assess one image (see the module docstring).
 
     `force` skips the gate (the method runs even when nothing was found); `consistency=False`
     returns the network's output without the consistency step; `reassess=False`
-    skips the second assessment (`after` is then None).
+    skips the second assessment (`after` is then None); `progress(done, total)` is called as
+    planes (a volume's slices, a photograph's channels) are restored.
     """
     from medq.describe import report_from
     from medq.restore.models import DEFAULT_RESTORER, load_restorer
@@ -215,10 +218,24 @@ def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
     labels: list[np.ndarray] = []
     kept: list[float | None] = []  # SURE's α per plane, where it scaled the correction
     denoiser: str | None = None  # what replaced the network's output (`Restored.denoiser`)
+    finished = [0]  # planes restored so far, of len(planes)
+
+    def tick(n: int) -> None:
+        finished[0] += n
+        if progress is not None:
+            progress(finished[0], len(planes))
+
     if method in CLASSICAL:
         from medq.restore.classical import classical_plane
 
-        array = apply_planes(shown, lambda ps: [classical_plane(method, p) for p in ps])
+        def classical_planes(ps: list[np.ndarray]) -> list[np.ndarray]:
+            out = []
+            for p in ps:  # BM3D takes seconds a plane: one tick each
+                out.append(classical_plane(method, p))
+                tick(1)
+            return out
+
+        array = apply_planes(shown, classical_planes)
     else:
         cond = condition.from_report(report, seen.modality)
         acquisitions = described(report, plane_spacing(image)) if consistency else {}
@@ -229,7 +246,9 @@ def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
 
         def restore_planes(ps: list[np.ndarray]) -> list[np.ndarray]:
             nonlocal denoiser
-            restored = as_restored(net, ps, cond, acquisitions, noisy, scaled, compare)
+            start = finished[0]
+            restored = as_restored(net, ps, cond, acquisitions, noisy, scaled, compare, tick)
+            tick(start + len(ps) - finished[0])  # the planes the network alone restored
             labels.extend(restored.extra.get("labels", ()))
             kept.extend(restored.alphas)
             denoiser = restored.denoiser or denoiser
