@@ -21,6 +21,11 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 
 
+def usable_cores() -> int:
+    """The CPU cores this process may use (its affinity; else the machine's count)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def set_threads(threads: int | None = None) -> int:
     """Use as many torch threads as cores (or `threads`, else `OMP_NUM_THREADS` when the
     environment sets it: a user's limit for the whole process); returns the number set."""
@@ -28,8 +33,7 @@ def set_threads(threads: int | None = None) -> int:
 
     if not threads:
         told = os.environ.get("OMP_NUM_THREADS", "").strip()
-        threads = int(told) if told.isdigit() and int(told) > 0 else (
-            len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+        threads = int(told) if told.isdigit() and int(told) > 0 else usable_cores()
     torch.set_num_threads(max(1, int(threads)))
     return torch.get_num_threads()
 

@@ -48,7 +48,9 @@ def build_workers() -> int:
             return max(1, int(raw))
         except ValueError:
             raise InvalidParameter(f"MEDQ_WORKERS must be a whole number, got {raw!r}") from None
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    from medq.workers import usable_cores
+
+    return usable_cores()
 
 
 def map_jobs(fn: Callable[[Any], Any], jobs: Sequence[Any], workers: int | None, progress: bool,

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import signal
 import sys
 import time
@@ -66,7 +65,9 @@ IN_FLIGHT_PER_WORKER = 3
 
 def default_workers() -> int:
     """Worker processes by default: the CPU cores this process may use."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    from medq.workers import usable_cores
+
+    return usable_cores()
 
 
 WORKERS_PER_CORE = 4

@@ -187,10 +187,10 @@ def as_restored(model: torch.nn.Module, planes: list[np.ndarray], cond: np.ndarr
 
     `compare` (with `scaled`): BM3D's planes inside the body instead, before the consistency
     step, where SURE reads them closer to the clean image than the scaled correction
-    (`sure.classical_choice`; planes SURE cannot read stay the network's); `tick(1)` is
-    called as each of those planes is done (BM3D's are the slow ones)."""
+    (`sure.classical_choice`; planes SURE cannot read stay the network's); `tick(n)` is
+    called as planes are done (BM3D's, on one worker process per core, are the slow ones)."""
     from medq.restore import sure
-    from medq.restore.classical import classical_plane
+    from medq.restore.classical import classical_planes
     from medq.restore.consistency import consistent
 
     restored, extra = network_planes(model, planes, cond)
@@ -200,16 +200,18 @@ def as_restored(model: torch.nn.Module, planes: list[np.ndarray], cond: np.ndarr
         fits = sure.sure_fits(planes, restored, lambda qs: network_planes(model, qs, cond)[0])
         restored, alphas = sure.scaled_by(planes, restored, fits)
 
-        def classical(qs: list[np.ndarray]) -> list[np.ndarray]:
-            return [classical_plane(CHOSEN_DENOISER, q) for q in qs]
+        def classical(qs: list[np.ndarray], ticks: Callable[[int], None] | None = None
+                      ) -> list[np.ndarray]:
+            return classical_planes(CHOSEN_DENOISER, qs, ticks)
 
         chosen = sure.classical_choice(planes, fits, classical) if compare else None
         if chosen is not None:  # on the planes SURE reads (others: noise alone, the network's)
+            rest = [i for i, fit in enumerate(fits) if fit is not None and i not in chosen]
+            chosen.update(zip(rest, classical([planes[i] for i in rest], tick), strict=True))
             for i, fit in enumerate(fits):
                 if fit is not None:
-                    found = chosen[i] if i in chosen else classical([planes[i]])[0]
-                    restored[i] = sure.in_body(planes[i], found, restored[i])
-                if tick is not None:
-                    tick(1)
+                    restored[i] = sure.in_body(planes[i], chosen[i], restored[i])
+            if tick is not None:  # the planes compared or left to the network
+                tick(len(planes) - len(rest))
     out, info = consistent(planes, restored, acquisitions, noisy)
     return Restored(out, info or {}, alphas, extra, None if chosen is None else CHOSEN_DENOISER)

@@ -226,16 +226,9 @@ def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
             progress(finished[0], len(planes))
 
     if method in CLASSICAL:
-        from medq.restore.classical import classical_plane
+        from medq.restore.classical import classical_planes
 
-        def classical_planes(ps: list[np.ndarray]) -> list[np.ndarray]:
-            out = []
-            for p in ps:  # BM3D takes seconds a plane: one tick each
-                out.append(classical_plane(method, p))
-                tick(1)
-            return out
-
-        array = apply_planes(shown, classical_planes)
+        array = apply_planes(shown, lambda ps: classical_planes(method, ps, tick))
     else:
         cond = condition.from_report(report, seen.modality)
         acquisitions = described(report, plane_spacing(image)) if consistency else {}
