@@ -206,6 +206,28 @@ def test_the_no_finding_sentence_names_only_what_the_modality_is_checked_for() -
         assert "No definite noise, blur or artefact" in compose([], [], "good", other)
 
 
+def test_a_noisy_fundus_photograph_says_the_model_scores_it_low(assessor) -> None:
+    """Heavy noise in a fundus photograph names no finding (noise is no finding type there),
+    but the quality model scores it low, and the text says so; the clean photograph's does
+    not."""
+    from skimage import data
+
+    from medq.describe import report_from
+    from medq.io.arrays import from_array
+
+    retina = data.retina()[::4, ::4]  # 353² RGB
+    noisy = np.clip(retina + np.random.default_rng(0).normal(0, 40, retina.shape), 0, 255)
+    texts = {}
+    for name, pixels in (("clean", retina), ("noisy", noisy.astype(np.uint8))):
+        image = from_array(pixels, modality="OP")
+        assessment = assessor.assess(image)
+        texts[name] = report_from(assessment, image).text
+    assert "does not yet report noise" not in texts["clean"]
+    assert "The quality model scores the image" in texts["noisy"]
+    assert "does not yet report noise in this modality" in texts["noisy"]
+    assert texts["noisy"].endswith("Overall, the quality of this image is good.")
+
+
 def test_every_phrase_names_its_location_once() -> None:
     # "streak artefacts radiate across the image throughout the image" said the place twice
     from medq.describe.text import PHRASES, WHERE

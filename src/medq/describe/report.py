@@ -41,7 +41,7 @@ def modality_source(assessment: Any) -> str:
 def build_report(assessment: Any, image: Any = None) -> QualityReport:
     """Build the QualityReport of an Assessment (the image locates and checks the findings)."""
     from medq.describe.findings import detect, from_heads
-    from medq.describe.text import compose, said_normal
+    from medq.describe.text import compose, said_normal, unnamed_noise
     from medq.io.polarity import as_displayed
 
     image = _image_of(assessment, image)
@@ -58,14 +58,16 @@ def build_report(assessment: Any, image: Any = None) -> QualityReport:
     gaps = getattr(assessment, "slice_gaps", None)
     outliers = getattr(assessment, "noisy_slices", None)
     normal = said_normal(normal, outliers)
+    model_score = getattr(assessment, "model_score", None)
     text = compose(findings, normal, verdict, assessment.modality, assessment.slices,
-                   assessment.shape, lossy, gaps, outliers)
+                   assessment.shape, lossy, gaps, outliers,
+                   unnamed_noise(assessment.modality, score, model_score))
     prompts = assessment.prompts or {}
     return QualityReport(modality=assessment.modality, region=str(prompts.get("region", "unknown")),
                          score=round(score, 3), verdict=verdict, findings=findings, text=text,
                          path=assessment.path, model=assessment.model,
                          assess_score=assessment.score,
-                         model_score=getattr(assessment, "model_score", None),
+                         model_score=model_score,
                          normal=normal, basis=basis,
                          lossy_compression=lossy, slice_gaps=gaps, noisy_slices=outliers,
                          modality_source=modality_source(assessment))
