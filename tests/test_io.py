@@ -174,6 +174,11 @@ def test_gzipped_dicom_is_read_and_written_gzipped(tmp_path: Path) -> None:
     shutil.copy(nifti, renamed)
     assert sniff(renamed) == "nifti"
     np.testing.assert_array_equal(load(renamed).array, load(nifti).array)
+    for name, inside in (("t1.jpg", "nifti"), ("mr.png", "dicom")):  # no picture is gzipped
+        misnamed = tmp_path / name
+        shutil.copy(nifti if inside == "nifti" else tdata("zipMR.gz"), misnamed)
+        assert sniff(misnamed) == inside
+        np.testing.assert_array_equal(load(misnamed).array, ref.array)
 
 
 def test_gzipped_files_past_the_ceiling_or_corrupt_are_refused_by_name(

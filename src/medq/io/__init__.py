@@ -139,6 +139,8 @@ def sniff(path: str | Path) -> str:
     if head[344:348] in (b"n+1\x00", b"ni1\x00") or head[4:8] == b"n+2\x00":
         return "nifti"
     by_suffix = _suffix_format(p)
+    if head.startswith(gz.GZIP_MAGIC) and by_suffix in raster.RASTER_FORMATS.values():
+        by_suffix = None  # no picture is gzipped: a gzipped NIfTI or DICOM misnamed
     if by_suffix is not None:
         return by_suffix
     if p.name.lower().endswith(NOT_IMAGE_SUFFIXES):
