@@ -188,7 +188,7 @@ def as_restored(model: torch.nn.Module, planes: list[np.ndarray], cond: np.ndarr
     `compare` (with `scaled`): BM3D's planes inside the body instead, before the consistency
     step, where SURE reads them closer to the clean image than the scaled correction
     (`sure.classical_choice`; planes SURE cannot read stay the network's); `tick(n)` is
-    called as planes are done (BM3D's, on one worker process per core, are the slow ones)."""
+    called as planes are done (BM3D's are the slow ones)."""
     from medq.restore import sure
     from medq.restore.classical import classical_planes
     from medq.restore.consistency import consistent
