@@ -297,6 +297,11 @@ def test_a_ct_noise_finding_states_its_level_in_hu(assessor) -> None:
         text = compose([Finding("noise", "moderate", 0.9, evidence=evidence)], [], "usable",
                        modality)
         assert ("σ ≈ 25 HU" in text) is shown, text
+    streaky = compose([Finding("streak", "moderate", 0.9),
+                       Finding("noise", "mild", 0.9, evidence=measured)], [], "reject", "CT")
+    assert "(σ ≈ 25 HU in the flattest tissue, streaks included)" in streaky
+    assert "streaks included" not in compose([Finding("noise", "mild", 0.9, evidence=measured)],
+                                             [], "usable", "CT")
 
 
 def test_noise_in_the_upper_half_is_located_superior(ct) -> None:

@@ -139,26 +139,30 @@ def _by_modality(table: dict[str, Any], modality: str) -> Any:
     return table.get(_group(modality), table.get(""))
 
 
-def finding_clause(finding: Finding, modality: str, key: str) -> str:
-    """The clause describing one finding (no capital, no full stop)."""
+def finding_clause(finding: Finding, modality: str, key: str, streaks: bool = False) -> str:
+    """The clause describing one finding (no capital, no full stop); `streaks`: the image
+    also has a streak finding (a CT noise level quoted then says it counts them)."""
     options = _by_modality(PHRASES.get(finding.type, {}), modality) or (
         "{adj} " + finding.type.replace("_", " ") + " is present {where}",)
     adj = _pick(SEVERITY_WORDS[finding.severity], key + "adj")
     adv = _pick(SEVERITY_ADVERBS[finding.severity], key + "adj")
     text = _pick(options, key).format(adj=adj, adv=adv, where=WHERE.get(finding.location, ""))
-    return " ".join(text.replace(" ,", ",").split()) + _measured(finding, modality)
+    return " ".join(text.replace(" ,", ",").split()) + _measured(finding, modality, streaks)
 
 
-def _measured(finding: Finding, modality: str) -> str:
+def _measured(finding: Finding, modality: str, streaks: bool = False) -> str:
     """A CT noise finding's level in HU in the flattest tissue (the flat-window σ of the classical
     measures, when they were computed), else nothing. It reads 7-px windows: on CT's correlated
-    noise about a quarter below the std of a large uniform ROI (`iqms.noise_sigma_flat`)."""
+    noise about a quarter below the std of a large uniform ROI (`iqms.noise_sigma_flat`); with
+    `streaks`, the streaks crossing those windows count in it (a 24-view CT_small read σ 48 HU,
+    called mild noise beside moderate streaks, where the clean file reads 21 HU), and the text
+    says so."""
     sigma = (finding.evidence or {}).get("noise_sigma_flat")
     if finding.type != "noise" or _group(modality) != "CT" or sigma is None \
             or not math.isfinite(float(sigma)) or sigma <= 0:
         return ""
     level = f"{sigma:.3g}" if sigma >= 1000 else f"{sigma:.0f}"  # no 30-digit number
-    return f" (σ ≈ {level} HU in the flattest tissue)"
+    return f" (σ ≈ {level} HU in the flattest tissue{', streaks included' if streaks else ''})"
 
 
 def _sentence(clause: str) -> str:
@@ -282,8 +286,9 @@ def compose(findings: list[Finding], normal: list[str], verdict: str, modality: 
     key = "|".join([modality, verdict, *(f"{f.type}:{f.severity}:{f.location}"
                                           for f in findings)])
     sentences = []
+    streaky = any(f.type == "streak" for f in findings)
     for i, f in enumerate(findings[:2]):
-        clause = finding_clause(f, modality, f"{key}#{i}")
+        clause = finding_clause(f, modality, f"{key}#{i}", streaky)
         if i == 0:
             combined = f.severity == "mild" and verdict == "reject" and len(findings) > 1
             clause += ", " + _pick(COMBINED if combined else CONSEQUENCE[f.severity], key + "c")
@@ -292,7 +297,7 @@ def compose(findings: list[Finding], normal: list[str], verdict: str, modality: 
         ([outliers_sentence(outliers)] if found(outliers) else [])  # always said
     rest = findings[2:]  # at most five sentences with the verdict: the facts come first
     if len(rest) == 1 and len(sentences) + len(facts) < 4:
-        sentences.append(_sentence(finding_clause(rest[0], modality, f"{key}#2")))
+        sentences.append(_sentence(finding_clause(rest[0], modality, f"{key}#2", streaky)))
     elif rest and len(sentences) + len(facts) < 4:
         sentences.append(_sentence("Also present: " + joined(named(rest))))
     fine = [w for t in NORMAL_ORDER if t in said_normal(normal, outliers)
