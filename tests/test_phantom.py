@@ -52,9 +52,26 @@ def test_walls_and_ellipses_keep_the_rois_in_the_water() -> None:
     for wall, squash in ((15.0, 1.0), (6.0, 0.5)):
         reading = plane_reading(_cylinder(5.0, wall=wall, squash=squash), "CT")
         assert reading is not None, (wall, squash)
-        assert len(reading.peripheral_means) == 4
+        assert None not in reading.peripheral_means
         assert max(abs(m) for m in reading.peripheral_means) < 1.5, reading
         assert reading.within_water_limits
+
+
+def test_a_phantom_too_small_for_peripheral_rois_is_not_judged_on_them() -> None:
+    """A 24-px disc leaves no room beside the centre ROI: the peripheral means are null, the
+    uniformity is not measured (nor called outside ACR's limits), and the JSON is strict (no
+    NaN; a noiseless MR disc's infinite SNR is null too)."""
+    yy, xx = np.mgrid[:48, :48] - 23.5
+    disc = yy ** 2 + xx ** 2 < 12 ** 2
+    noise = np.random.default_rng(0).normal(0, 3, disc.shape)
+    reading = plane_reading(np.where(disc, noise, -1000.0), "CT")
+    assert reading is not None and reading.peripheral_means == (None,) * 4
+    assert reading.within_water_limits is None
+    assert "uniformity not measured, centre within ACR's limits" in reading.sentence()
+    json.dumps(reading.to_dict(), allow_nan=False)
+    quiet = plane_reading(np.where(yy ** 2 + xx ** 2 < 14 ** 2, 500.0, 0.0), "MR")
+    assert quiet is not None and quiet.to_dict()["snr"] is None
+    json.dumps(quiet.to_dict(), allow_nan=False)
 
 
 def test_an_mr_sphere_reads_snr_and_integral_uniformity() -> None:

@@ -246,11 +246,16 @@ def test_a_medimage_with_nan_pixels_is_restored_as_its_array_is() -> None:
         assert np.array_equal(np.isnan(result.array), np.isnan(holed)), method
     as_array = medq.restore(holed, method="net", modality="CT", reassess=False)
     assert np.array_equal(np.isnan(as_array.array), np.isnan(holed))
+    from medq.restore.pipeline import restore
+
+    direct = restore(image, "tv", reassess=False)  # the pipeline called as it is
+    assert direct.changed and np.array_equal(np.isnan(direct.image.array), np.isnan(holed))
 
 
 def test_restore_reports_each_plane_of_a_volume_as_it_is_done() -> None:
-    """`progress(done, total)` counts a volume's planes up to all of them, one at a time on a
-    classical method (BM3D takes seconds a plane) and on the network's path too."""
+    """`progress(done, total)` counts a volume's planes up to all of them: one at a time on a
+    classical method (BM3D takes seconds a plane), all at once when the network has done them
+    (BM3D's slices where `auto` takes it: `test_restore_sure`)."""
     from medq.restore.pipeline import restore
 
     t1 = load_sample("mni_t1")
@@ -263,7 +268,7 @@ def test_restore_reports_each_plane_of_a_volume_as_it_is_done() -> None:
                          progress=lambda done, total, c=calls: c.append((done, total)))
         assert result.changed and calls and calls[-1] == (6, 6), method
         assert all(b[0] >= a[0] for a, b in zip(calls, calls[1:], strict=False)), method
-    assert seen["tv"] == [(k, 6) for k in range(1, 7)]
+    assert seen["tv"] == [(k, 6) for k in range(1, 7)] and seen["net"] == [(6, 6)]
 
 
 def test_restoring_a_lossy_file_says_what_it_cannot_recover() -> None:

@@ -229,9 +229,14 @@ def test_a_volume_keeps_the_network_on_slices_past_the_anatomy() -> None:
     noisy = t1.evolve(array=np.abs(clean + sigma * (rng.standard_normal(clean.shape) + 1j
                                                     * rng.standard_normal(clean.shape))
                                    ).astype(np.float32), meta={})
-    auto = pipeline.restore(noisy, "auto", reassess=False)
+    calls: list[tuple[int, int]] = []
+    auto = pipeline.restore(noisy, "auto", reassess=False,
+                            progress=lambda done, total: calls.append((done, total)))
     net = pipeline.restore(noisy, "net", reassess=False)
     assert auto.denoiser == "bm3d" and auto.findings_addressed == ["noise"]
+    # progress: BM3D's slices one by one, then the rest at once; never back, never twice
+    assert calls[-1] == (12, 12) and len(calls) >= 3
+    assert all(b[0] > a[0] for a, b in zip(calls, calls[1:], strict=False)), calls
     empty = [k for k in range(len(clean)) if (clean[k] > 0.1 * clean.max()).mean() < 0.01]
     assert len(empty) >= 5
     assert all(np.array_equal(auto.image.array[k], net.image.array[k]) for k in empty)

@@ -26,17 +26,18 @@ body (`masks.body_and_anatomy`) has background around it, is convex (area / conv
 `MIN_SOLIDITY`) and close to its moment ellipse (intersection over union ≥ `MIN_ELLIPSE`);
 ≥ `MIN_FLAT_SHARE` of its pixels 2 px inside its edge lie within `FLAT_BAND` of its contrast
 to the background from its interior's median (a skull ring, fat or lung do not); the core
-covers at least half of it; and the core's interior, smoothed by a Gaussian (σ₁ = max(2,
-0.03 r) px, then σ₂ = 3σ₁) and with a quadratic trend taken out (cupping, an MR coil's
-shading), spreads (P99 − P1) less than `MAX_STRUCTURE` of that contrast at σ₁, and at σ₂ either
-less than `MIN_SPREAD` of it or falls by `NOISE_FALL` at least — noise, white at the checked
-pixels, falls about 3× from σ₁ to σ₂, while anatomy the smoothing keeps (a brain's ventricles
-and grey matter) does not fall. A volume is a phantom when every salient plane is.
+covers at least half of it; and the core's interior, smoothed by a Gaussian of σ = max(2,
+0.03 r) px and with a quadratic trend taken out (cupping, an MR coil's shading), spreads
+(P99 − P1) less than `MAX_STRUCTURE` of that contrast and at most `NOISE_EXCESS` times what
+the plane's own white noise leaves after that smoothing, or less than `MIN_SPREAD` of the
+contrast — the rest is structure (a skull-stripped CT brain's grey and white matter and
+ventricles, flat against its contrast to air). A volume is a phantom when every salient plane
+is.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -107,17 +108,22 @@ class PhantomReading:
     modality: str
     centre_mean: float
     noise_sd: float
-    peripheral_means: tuple[float, ...]
+    peripheral_means: tuple[float | None, ...]
     roi_radius_px: float
     planes: int = 1
 
     @property
+    def measured_rim(self) -> list[float]:
+        """The peripheral ROIs' means that were read (None: no room for that ROI)."""
+        return [m for m in self.peripheral_means if m is not None]
+
+    @property
     def uniformity(self) -> float:
         """CT: the largest |peripheral − centre| in HU; otherwise the integral uniformity of
-        the five means in percent (nan without peripheral ROIs)."""
-        if not self.peripheral_means:
+        the ROI means in percent (nan without peripheral ROIs)."""
+        if not self.measured_rim:
             return float("nan")
-        means = np.array([self.centre_mean, *self.peripheral_means])
+        means = np.array([self.centre_mean, *self.measured_rim])
         if self.modality == "CT":
             return float(np.max(np.abs(means[1:] - means[0])))
         top, low = float(means.max()), float(means.min())
@@ -134,30 +140,38 @@ class PhantomReading:
         return self.modality == "CT" and abs(self.centre_mean) < WATER_LIKE_HU
 
     @property
-    def within_water_limits(self) -> bool:
+    def within_water_limits(self) -> bool | None:
         """Water's CT number within ± `WATER_HU` and every peripheral ROI within
-        ± `UNIFORMITY_HU` of the centre (ACR's CT accreditation limits)."""
-        return abs(self.centre_mean) <= WATER_HU and self.uniformity <= UNIFORMITY_HU
+        ± `UNIFORMITY_HU` of the centre (ACR's CT accreditation limits); None when no
+        peripheral ROI was read and the centre is within its limit (not judged)."""
+        if abs(self.centre_mean) > WATER_HU:
+            return False
+        return None if not self.measured_rim else self.uniformity <= UNIFORMITY_HU
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form: the fields, the uniformity, and the water verdict (CT) or SNR."""
-        out = asdict(self)
-        out["uniformity"] = self.uniformity
-        if self.modality != "CT":
-            out["snr"] = self.snr
-        elif self.water_like:
-            out["within_acr_water_limits"] = self.within_water_limits
+        """JSON form (`EXPORT_NAMES`, less `phantom_`): the centre, the four peripheral means
+        by clock position (null: no room), the uniformity, the water verdict (CT, water-like)
+        and the SNR (MR, PET); numbers that are not finite are null."""
+        out: dict[str, Any] = {"modality": self.modality, "centre_mean": self.centre_mean,
+                               "noise_sd": self.noise_sd}
+        out.update({f"peripheral_{clock}": m for clock, m in zip(CLOCK, self.peripheral_means,
+                                                                 strict=True)})
+        out.update(uniformity=self.uniformity, roi_radius_px=self.roi_radius_px,
+                   planes=self.planes,
+                   within_acr_water_limits=self.within_water_limits if self.water_like else None,
+                   snr=self.snr if self.modality != "CT" else None)
         return {k: _rounded(v) for k, v in out.items()}
 
     def sentence(self) -> str:
         """The reading in one line, for the refusal's message."""
-        rim = len(self.peripheral_means)
+        rim = len(self.measured_rim)
         if self.modality == "CT":
-            verdict = "within" if self.within_water_limits else "outside"
+            verdict = {True: "within", False: "outside", None: "centre within"}[
+                self.within_water_limits]
             limits = (f", {verdict} ACR's limits for water (0 ± {WATER_HU:g} HU, "
                       f"peripheral − centre ± {UNIFORMITY_HU:g} HU)" if self.water_like else "")
             spread = (f"peripheral − centre up to {self.uniformity:.1f} HU over {rim} ROIs"
-                      if rim else "no room for peripheral ROIs")
+                      if rim else "no room for peripheral ROIs, uniformity not measured")
             return (f"centre {self.centre_mean:.1f} HU, noise σ {self.noise_sd:.1f} HU, "
                     f"{spread}{limits}")
         spread = (f", integral uniformity of the {rim + 1} ROI means {self.uniformity:.1f} %"
@@ -186,12 +200,21 @@ class UniformPhantom(UnsupportedImage):
         return out
 
 
+CLOCK = (12, 3, 6, 9)
+"""Clock positions of the peripheral ROIs, in `peripheral_means` order."""
+
+EXPORT_NAMES = ("phantom_centre_mean", "phantom_noise_sd",
+                *(f"phantom_peripheral_{c}" for c in CLOCK), "phantom_uniformity",
+                "phantom_roi_radius_px", "phantom_planes", "phantom_within_acr_water_limits",
+                "phantom_snr")
+"""`medq qc`'s measure names of a phantom's reading (`to_dict` with `phantom_` before each
+key but the modality), a fixed set in every flat export."""
+
+
 def _rounded(value: Any) -> Any:
-    """Floats (and floats in tuples or lists) to 3 decimals, for JSON."""
+    """Floats to 3 decimals for JSON; NaN and ±inf as None (strict JSON has neither)."""
     if isinstance(value, float):
-        return round(value, 3)
-    if isinstance(value, (list, tuple)):
-        return [_rounded(v) for v in value]
+        return round(value, 3) if np.isfinite(value) else None
     return value
 
 
@@ -319,15 +342,16 @@ def _rois(a: np.ndarray, modality: str) -> PhantomReading | None:
     if room[int(round(cy)), int(round(cx))] < 2 * r_roi:
         return None
     centre = _disc(a.shape, (cy, cx), r_roi)
-    rim = []
-    for dy, dx in ((-1, 0), (0, 1), (1, 0), (0, -1)):  # 12, 3, 6 and 9 o'clock
+    rim: list[float | None] = []
+    for dy, dx in ((-1, 0), (0, 1), (1, 0), (0, -1)):  # 12, 3, 6 and 9 o'clock (CLOCK)
         steps = np.arange(0.0, 2.0 * radius)
         ys, xs = np.rint(cy + dy * steps).astype(int), np.rint(cx + dx * steps).astype(int)
         keep = (ys >= 0) & (ys < a.shape[0]) & (xs >= 0) & (xs < a.shape[1])
         fits = np.flatnonzero(room[ys[keep], xs[keep]] >= 2 * r_roi)
         gaps = np.flatnonzero(np.diff(fits) > 1)  # stay on the stretch from the centre out
         last = fits[gaps[0]] if gaps.size else fits[-1]
-        if last * 1.0 < 2 * r_roi:  # no room beside the centre ROI: left out
+        if last * 1.0 < 2 * r_roi:  # no room beside the centre ROI: not read
+            rim.append(None)
             continue
         roi = _disc(a.shape, (cy + dy * steps[last], cx + dx * steps[last]), r_roi)
         rim.append(float(a[roi].mean()))

@@ -289,7 +289,8 @@ def restore(
         if len(inputs) > 1 and image.is_volume and (folder := _series_folder(target)):
             target = folder  # a volume: a series folder
         check_writable(image, target)  # before the work, not after it
-        planes = bar.add_task("  slices", total=None, visible=False)  # a volume's, as done
+        planes = bar.add_task("  channels" if image.is_rgb else "  slices", total=None,
+                              visible=False)  # a volume's slices (a photograph's channels)
 
         def advance(done: int, total: int) -> None:
             bar.update(planes, completed=done, total=total, visible=total > 1)

@@ -272,8 +272,8 @@ def unnamed_noise(modality: str, score: float, model_score: float | None) -> str
             "noise" in finding_types_for(modality):
         return None
     return (f"The quality model scores the image {model_score:.1f} of 5, where its findings "
-            f"alone give {score:.1f}: medq does not yet report noise in this modality, which "
-            "may be the cause.")
+            f"alone give {score:.1f} and the verdict below follows them: medq does not yet "
+            "report noise in this modality, which may be the cause.")
 
 
 def compose(findings: list[Finding], normal: list[str], verdict: str, modality: str,
@@ -286,6 +286,7 @@ def compose(findings: list[Finding], normal: list[str], verdict: str, modality: 
     key = "|".join([modality, verdict, *(f"{f.type}:{f.severity}:{f.location}"
                                           for f in findings)])
     sentences = []
+    room = 3 if caveat else 4  # sentences before the verdict (the caveat takes one)
     streaky = any(f.type == "streak" for f in findings)
     for i, f in enumerate(findings[:2]):
         clause = finding_clause(f, modality, f"{key}#{i}", streaky)
@@ -296,27 +297,27 @@ def compose(findings: list[Finding], normal: list[str], verdict: str, modality: 
     facts = ([coverage_sentence(gaps)] if gaps else []) + \
         ([outliers_sentence(outliers)] if found(outliers) else [])  # always said
     rest = findings[2:]  # at most five sentences with the verdict: the facts come first
-    if len(rest) == 1 and len(sentences) + len(facts) < 4:
+    if len(rest) == 1 and len(sentences) + len(facts) < room:
         sentences.append(_sentence(finding_clause(rest[0], modality, f"{key}#2", streaky)))
-    elif rest and len(sentences) + len(facts) < 4:
+    elif rest and len(sentences) + len(facts) < room:
         sentences.append(_sentence("Also present: " + joined(named(rest))))
     fine = [w for t in NORMAL_ORDER if t in said_normal(normal, outliers)
             and (w := _by_modality(NORMAL_WORDS.get(t, {}), modality))][:3]
-    if fine and len(sentences) < 3 and len(sentences) + len(facts) < 4:
+    if fine and len(sentences) < room - 1 and len(sentences) + len(facts) < room:
         lead = "Otherwise, " if findings else ""
         sentences.append(_sentence(lead + joined(fine)))
     elif not findings and not found(outliers):
         sentences.append(nothing_found(modality))
     sentences += facts
-    if lossy and len(sentences) < 4:
+    if lossy and len(sentences) < room:
         sentences.append(storage_sentence(lossy, findings))
-    if slices and shape and len(sentences) < 4:
+    if slices and shape and len(sentences) < room:
         n = len(slices)
         count = NUMBERS[n] if n < len(NUMBERS) else str(n)
         sentences.append(f"All {count} slices of the volume were assessed." if n == shape[0] > 1
                          else f"{count.capitalize()} salient slice{'s' * (n != 1)} across the "
                          f"{shape[0]}-slice volume {'were' if n != 1 else 'was'} assessed.")
     if caveat:  # always said: the verdict alone would hide it
-        sentences = sentences[:3] + [caveat]
+        sentences.append(caveat)
     sentences.append(f"Overall, the quality of this image is {verdict}.")
     return " ".join(sentences)

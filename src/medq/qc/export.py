@@ -121,12 +121,14 @@ def export_rows(store: Store, *, flat: bool = True, model: str | None = None
 
 
 def _measure_columns() -> list[str]:
-    """The columns of every measure `compute_measures` gives (`MEASURE_NAMES`), present in
-    every flat export whatever modalities the database holds (empty where a measure does not
-    apply), so a nightly loader always reads the same header."""
+    """The columns of every measure `compute_measures` gives (`MEASURE_NAMES`) and of a uniform
+    phantom's reading (`phantom.EXPORT_NAMES`, on its error row), present in every flat export
+    whatever the database holds (empty where a measure does not apply), so a nightly loader
+    always reads the same header."""
     from medq.assess.measures import MEASURE_NAMES
+    from medq.assess.phantom import EXPORT_NAMES
 
-    return [k if k not in COLUMNS else f"measure_{k}" for k in MEASURE_NAMES]
+    return [k if k not in COLUMNS else f"measure_{k}" for k in (*MEASURE_NAMES, *EXPORT_NAMES)]
 
 
 NUMBERS = ("score", "lossy_ratio", "nonfinite_fraction")
@@ -135,8 +137,8 @@ NUMBERS = ("score", "lossy_ratio", "nonfinite_fraction")
 COUNTS = ("noisy_slice_count", "missing_slices")
 """Fixed columns that hold whole numbers."""
 
-FLAGS = ("recall", "bad_input", "lossy")
-"""Fixed columns that hold true/false."""
+FLAGS = ("recall", "bad_input", "lossy", "phantom_within_acr_water_limits")
+"""Columns that hold true/false (the last a phantom's measure)."""
 
 
 def _columns(rows: list[dict[str, Any]]) -> list[str]:
@@ -177,7 +179,7 @@ def _write_parquet(path: Path, rows: list[dict[str, Any]]) -> None:
     table = pa.Table.from_pylist([{c: row.get(c) for c in columns} for row in rows])
     if not rows:
         table = pa.table({c: pa.array([], type=pa.string()) for c in columns})
-    numbers = {*NUMBERS, *_measure_columns()}
+    numbers = {*NUMBERS, *_measure_columns()} - set(FLAGS)
     for i, field in enumerate(table.schema):  # one type per column, whatever the rows hold
         kind = (pa.float64() if field.name in numbers else pa.int64() if field.name in COUNTS
                 else pa.bool_() if field.name in FLAGS else pa.string()

@@ -36,7 +36,7 @@ from medq.assess.assessment import as_assessed
 from medq.assess.models.blocks import FINDING_TYPES
 from medq.errors import InvalidParameter
 from medq.image import MedImage
-from medq.io.arrays import with_nonfinite
+from medq.io.arrays import finite_pixels, with_nonfinite
 from medq.io.polarity import as_displayed, as_stored, physical_floor, within_storable
 from medq.restore import condition, sure
 from medq.restore.apply import (
@@ -186,11 +186,14 @@ def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
     `force` skips the gate (the method runs even when nothing was found); `consistency=False`
     returns the network's output without the consistency step; `reassess=False`
     skips the second assessment (`after` is then None); `progress(done, total)` is called as
-    planes (a volume's slices, a photograph's channels) are restored.
+    planes (a volume's slices, a photograph's channels) are restored: one by one by a classical
+    method and by BM3D where `auto` chooses it, all at once when the network has done them
+    (BM3D's comparison on up to three planes counts none).
     """
     from medq.describe import report_from
     from medq.restore.models import DEFAULT_RESTORER, load_restorer
 
+    image = finite_pixels(image)  # NaN/inf set aside as a file's are, handed back at the end
     named, method = method, str(method).strip().lower()  # "BM3D" as bm3d
     if method not in METHODS:
         raise InvalidParameter(f"unknown method {named!r}; choose from {', '.join(METHODS)}")
@@ -222,7 +225,7 @@ def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
 
     def tick(n: int) -> None:
         finished[0] += n
-        if progress is not None:
+        if progress is not None and n > 0:
             progress(finished[0], len(planes))
 
     if method in CLASSICAL:
