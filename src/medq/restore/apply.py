@@ -108,8 +108,10 @@ def apply_planes(image: MedImage, fn: PlaneFn) -> np.ndarray:
 
 @torch.no_grad()
 def network_planes(model: torch.nn.Module, planes: list[np.ndarray], cond: np.ndarray | None,
-                   batch: int = 4) -> tuple[list[np.ndarray], dict[str, Any]]:
-    """Restore planes with a network (residual on unclipped values) and its other outputs.
+                   batch: int = 4, tick: Callable[[int], None] | None = None
+                   ) -> tuple[list[np.ndarray], dict[str, Any]]:
+    """Restore planes with a network (residual on unclipped values) and its other outputs;
+    `tick(n)` after each batch of n planes.
 
     Returns the restored planes and a dict: for a conditioned network `presence` (mean prior
     probability per finding type) and `severity` (mean prior severity 0–1); for a network that
@@ -131,6 +133,8 @@ def network_planes(model: torch.nn.Module, planes: list[np.ndarray], cond: np.nd
             severity.append(out["prior_severity"].numpy())
         if "labels" in out:
             labels += list(out["labels"].argmax(dim=1).to(torch.int16).numpy())
+        if tick is not None:
+            tick(len(chunk))
     extra: dict[str, Any] = {}
     if presence:
         extra = {"presence": np.concatenate(presence).mean(0),
@@ -193,7 +197,8 @@ def as_restored(model: torch.nn.Module, planes: list[np.ndarray], cond: np.ndarr
     from medq.restore.classical import classical_planes
     from medq.restore.consistency import consistent
 
-    restored, extra = network_planes(model, planes, cond)
+    # the network's batches count as planes done unless SURE and BM3D's choice follow
+    restored, extra = network_planes(model, planes, cond, tick=None if scaled else tick)
     alphas: list[float | None] = []
     chosen: dict[int, np.ndarray] | None = None
     if scaled:

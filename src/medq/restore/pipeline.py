@@ -187,8 +187,9 @@ def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
     returns the network's output without the consistency step; `reassess=False`
     skips the second assessment (`after` is then None); `progress(done, total)` is called as
     planes (a volume's slices, a photograph's channels) are restored: one by one by a classical
-    method and by BM3D where `auto` chooses it, all at once when the network has done them
-    (BM3D's comparison on up to three planes counts none).
+    method, four at a time by the network, and for MR noise alone (where SURE and BM3D's
+    choice follow the network) BM3D's planes one by one, the rest at the end (BM3D's
+    comparison on up to three planes counts none).
     """
     from medq.describe import report_from
     from medq.restore.models import DEFAULT_RESTORER, load_restorer
