@@ -1,7 +1,8 @@
 """Probe: uniform QA phantoms (`medq.assess.phantom`). Prints `medq.describe` on a 512² CT
 water cylinder (radius 200 px, 0.7 mm pixels) at rising noise σ — refused with its ROI numbers,
-or graded as medq graded it before the check — and, with `--noise`, how often the check
-recognises the cylinder over four noise draws per σ; with `--sweep`, how many patient images
+or graded as medq graded it before the check — and the check's cost on a 512² CT slice that
+is no phantom; with `--noise`, how often the check recognises the cylinder over four noise
+draws per σ; with `--sweep`, how many patient images
 it reads as phantoms: the training and test sources in 2D and 3D, clean and with each of their
 modality's degradations at mild and severe (about 3 minutes on 2 cores).
 Usage:
@@ -45,6 +46,23 @@ def ladder() -> None:
             print(f"σ {sigma:2d} HU: {type(e).__name__}: {e.reason}")
 
 
+def cost(repeats: int = 20) -> None:
+    """Milliseconds the check takes on a 512² CT slice that is no phantom (pydicom's 693_J2KI,
+    what `medq assess` pays per slice)."""
+    import time
+
+    from medq.assess.phantom import plane_reading
+    from medq.data.sources import sources
+
+    source = next(s for s in sources("test") if s.name == "ct_693")
+    plane = source.draw(np.random.default_rng(0), "2d").array
+    assert plane_reading(plane, "CT") is None
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        plane_reading(plane, "CT")
+    print(f"check on a 512² CT slice: {(time.perf_counter() - t0) / repeats * 1000:.2f} ms")
+
+
 def noise_limit() -> None:
     """Noise draws per σ on which the cylinder is recognised."""
     from medq.assess.phantom import plane_reading
@@ -86,6 +104,7 @@ def main() -> None:
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     ladder()
+    cost()
     if args.noise:
         noise_limit()
     if args.sweep:

@@ -46,6 +46,7 @@ from scipy import ndimage as ndi
 from medq.assess.plane_signal import quadratic_design
 from medq.errors import UnsupportedImage
 from medq.image import MedImage
+from medq.jsonsafe import plain
 
 MIN_SOLIDITY = 0.95
 """Smallest area / convex-hull area of a phantom's outline (a cylinder's is ≈ 1)."""
@@ -151,7 +152,7 @@ class PhantomReading:
     def to_dict(self) -> dict[str, Any]:
         """JSON form (`EXPORT_NAMES`, less `phantom_`): the centre, the four peripheral means
         by clock position (null: no room), the uniformity, the water verdict (CT, water-like)
-        and the SNR (MR, PET); numbers that are not finite are null."""
+        and the SNR (MR, PET); numbers that are not finite are null (`jsonsafe.plain`)."""
         out: dict[str, Any] = {"modality": self.modality, "centre_mean": self.centre_mean,
                                "noise_sd": self.noise_sd}
         out.update({f"peripheral_{clock}": m for clock, m in zip(CLOCK, self.peripheral_means,
@@ -160,7 +161,7 @@ class PhantomReading:
                    planes=self.planes,
                    within_acr_water_limits=self.within_water_limits if self.water_like else None,
                    snr=self.snr if self.modality != "CT" else None)
-        return {k: _rounded(v) for k, v in out.items()}
+        return plain({k: round(v, 3) if isinstance(v, float) else v for k, v in out.items()})
 
     def sentence(self) -> str:
         """The reading in one line, for the refusal's message."""
@@ -211,13 +212,6 @@ EXPORT_NAMES = ("phantom_centre_mean", "phantom_noise_sd",
 key but the modality), a fixed set in every flat export."""
 
 
-def _rounded(value: Any) -> Any:
-    """Floats to 3 decimals for JSON; NaN and ±inf as None (strict JSON has neither)."""
-    if isinstance(value, float):
-        return round(value, 3) if np.isfinite(value) else None
-    return value
-
-
 def _body(a: np.ndarray, modality: str) -> np.ndarray:
     """The main body's mask (`masks.body_and_anatomy`)."""
     from medq.assess.masks import body_and_anatomy
@@ -240,10 +234,10 @@ def _ellipse_fit(body: np.ndarray) -> float:
 
 
 def _convex_share(body: np.ndarray) -> float:
-    """Area over convex-hull area of a 2D mask."""
-    from skimage.morphology import convex_hull_image
+    """Area over convex-hull area of a 2D mask (scikit-image's solidity)."""
+    from skimage.measure import regionprops
 
-    return float(body.sum() / max(int(convex_hull_image(body).sum()), 1))
+    return float(regionprops(body.astype(np.uint8))[0].solidity)
 
 
 def _core(a: np.ndarray, body: np.ndarray, level: float, contrast: float,

@@ -11,6 +11,7 @@ the reconstruction circle is shown to the method as air and returned unchanged (
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -192,7 +193,8 @@ def as_restored(model: torch.nn.Module, planes: list[np.ndarray], cond: np.ndarr
     `compare` (with `scaled`): BM3D's planes inside the body instead, before the consistency
     step, where SURE reads them closer to the clean image than the scaled correction
     (`sure.classical_choice`; planes SURE cannot read stay the network's); `tick(n)` is
-    called as planes are done (BM3D's are the slow ones)."""
+    called as planes are done: the network's batches, or where SURE and BM3D's choice follow,
+    BM3D's planes (the caller counts the rest)."""
     from medq.restore import sure
     from medq.restore.classical import classical_planes
     from medq.restore.consistency import consistent
@@ -205,10 +207,7 @@ def as_restored(model: torch.nn.Module, planes: list[np.ndarray], cond: np.ndarr
         fits = sure.sure_fits(planes, restored, lambda qs: network_planes(model, qs, cond)[0])
         restored, alphas = sure.scaled_by(planes, restored, fits)
 
-        def classical(qs: list[np.ndarray], ticks: Callable[[int], None] | None = None
-                      ) -> list[np.ndarray]:
-            return classical_planes(CHOSEN_DENOISER, qs, ticks)
-
+        classical = partial(classical_planes, CHOSEN_DENOISER)
         chosen = sure.classical_choice(planes, fits, classical) if compare else None
         if chosen is not None:  # on the planes SURE reads (others: noise alone, the network's)
             rest = [i for i, fit in enumerate(fits) if fit is not None and i not in chosen]
@@ -216,7 +215,5 @@ def as_restored(model: torch.nn.Module, planes: list[np.ndarray], cond: np.ndarr
             for i, fit in enumerate(fits):
                 if fit is not None:
                     restored[i] = sure.in_body(planes[i], chosen[i], restored[i])
-            if tick is not None:  # the planes compared or left to the network
-                tick(len(planes) - len(rest))
     out, info = consistent(planes, restored, acquisitions, noisy)
     return Restored(out, info or {}, alphas, extra, None if chosen is None else CHOSEN_DENOISER)

@@ -88,8 +88,8 @@ def classical_plane(method: str, plane: np.ndarray) -> np.ndarray:
 def classical_planes(method: str, planes: list[np.ndarray],
                      tick: Callable[[int], None] | None = None) -> list[np.ndarray]:
     """`classical_plane` of every plane, in order, `tick(1)` as each is done (BM3D takes
-    seconds a plane, and already runs on two threads: a worker process per core gained 6 %
-    over eight 233×197 slices on 2 cores, so the planes run here, one after another)."""
+    seconds a plane; the `bm3d` package already runs on more than one thread, so the planes
+    run here one after another rather than on worker processes)."""
     out: list[np.ndarray] = []
     for plane in planes:
         out.append(classical_plane(method, plane))

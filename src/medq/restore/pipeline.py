@@ -245,7 +245,7 @@ def restore(image: MedImage, method: str = "auto", assessment: Any = None, *,
             nonlocal denoiser
             start = finished[0]
             restored = as_restored(net, ps, cond, acquisitions, noisy, scaled, compare, tick)
-            tick(start + len(ps) - finished[0])  # the planes the network alone restored
+            tick(start + len(ps) - finished[0])  # planes not yet counted (compared, or SURE's)
             labels.extend(restored.extra.get("labels", ()))
             kept.extend(restored.alphas)
             denoiser = restored.denoiser or denoiser
