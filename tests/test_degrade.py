@@ -469,3 +469,28 @@ def test_a_volume_of_three_slices_is_degraded_without_a_colour_warning(mni_t1: M
     out, record = simulate(blank, "mr_noise", severity="moderate", seed=0)  # was "scale < 0"
     assert record.params["sigma"] == 0 and not np.signbit(record.params["sigma"])
     assert not out.array.any()
+
+
+def test_fundus_noise_states_the_sigma_seen_at_the_retinas_brightness() -> None:
+    from medq.degrade.photo import display_scale, reference_brightness
+
+    flat = np.full((200, 200, 3), 0.35, dtype=np.float32)  # a flat photograph, retina everywhere
+    flat[:, :20] = 0.0  # a black surround, left out of the reference
+    image = MedImage(flat, (1.0, 1.0), "OP", "retina")
+    assert reference_brightness(flat) == pytest.approx(0.35)
+    out, rec = simulate(image, "fundus_noise", level=0.03, seed=3)
+    lit = out.array[:, 20:]
+    assert rec.params["reference_brightness"] == pytest.approx(0.35)
+    assert lit[..., 1].std() == pytest.approx(0.03, rel=0.12)  # correlation kept each σ
+    assert rec.params["channel_gains"][2] > 1.0  # blue: amplified by the white balance
+    assert lit[..., 2].std() > 1.05 * lit[..., 1].std()
+    assert np.all(out.array[:, :20] <= lit.mean())  # the surround gets read noise only
+    # signal-dependent on linear light: in display values the shadows are noisier
+    ramp = np.repeat(np.linspace(0.15, 0.9, 200, dtype=np.float32)[None, :, None], 200, 0)
+    grey = simulate(MedImage(np.repeat(ramp, 3, axis=2), (1.0, 1.0), "OP"), "fundus_noise",
+                    level=0.04, seed=4)[0].array[..., 1]
+    assert grey[:, :40].std(axis=0).mean() > 1.3 * grey[:, -40:].std(axis=0).mean()
+    eight_bit = simulate(MedImage(flat * 255, (1.0, 1.0), "OP"), "fundus_noise", level=0.03,
+                         seed=3)[0]
+    assert display_scale(flat * 255) == 255.0
+    assert np.allclose(eight_bit.array / 255, out.array, atol=1e-4)  # the same noise, in 8 bits

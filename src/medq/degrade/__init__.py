@@ -1,11 +1,11 @@
 """The physics data engine: registered degradations and `simulate()` (see DESIGN.md).
 
-Importing this package registers every kind (CT, MR, PET, radiograph, generic).
+Importing this package registers every kind (CT, MR, PET, radiograph, photograph, generic).
 """
 
 from __future__ import annotations
 
-from medq.degrade import ct, generic, mri, pet, xray  # noqa: F401  (register the kinds)
+from medq.degrade import ct, generic, mri, pet, photo, xray  # noqa: F401  (register the kinds)
 from medq.degrade.registry import (
     SEVERITIES,
     Degradation,

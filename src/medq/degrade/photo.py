@@ -1,0 +1,107 @@
+"""Photograph (OP) degradations: camera sensor noise of a fundus photograph.
+
+A fundus camera's sensor counts photons, so its noise is signal-dependent (shot noise, Poisson)
+plus a floor (read noise, Gaussian), both on the *linear* light the sensor saw; the file holds
+that light gamma-encoded (sRGB-like) and colour-balanced, so the noise seen in the file is
+stronger in the shadows than in the highlights, and in the channels the white balance amplifies.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from medq.degrade.registry import register
+from medq.errors import UnsupportedImage
+from medq.image import MedImage
+
+GAMMA = 2.2
+"""Display encoding assumed for a photograph: value = linear light^(1/GAMMA)."""
+
+DARK = 0.04
+"""Display values (of a [0, 1] range) below this, averaged over the channels, are the black
+surround of a fundus photograph, not the retina."""
+
+REFERENCE_RANGE = (0.1, 0.9)
+"""The reference brightness (`reference_brightness`) is clipped to this display range."""
+
+READ_SHARE = (0.1, 0.5)
+"""Range of the read noise's share of the noise variance at the reference brightness (the rest
+is shot noise)."""
+
+CHANNEL_GAIN = ((1.0, 1.6), (1.0, 1.0), (1.2, 2.2))
+"""Ranges of the white-balance gains on the shot noise's variance of R, G and B (green, sampled
+twice in a Bayer mosaic and least amplified, is the reference)."""
+
+CORRELATION_PX = (0.0, 0.8)
+"""Range of the σ (px) of the Gaussian that correlates the noise of neighbouring pixels
+(demosaicking and in-camera denoising)."""
+
+
+def display_scale(array: np.ndarray) -> float:
+    """The full scale of a photograph's values: 1 for [0, 1] images, else 255 (8-bit values)."""
+    return 1.0 if float(np.nanmax(array)) <= 1.0 else 255.0
+
+
+def reference_brightness(display: np.ndarray) -> float:
+    """The display value (of [0, 1]) at which the level states the noise σ: the median of the
+    green channel (a grey photograph's values) over the retina, `REFERENCE_RANGE`-clipped, so
+    the level is the noise seen where the photograph's light typically is."""
+    grey = display.mean(axis=-1) if display.ndim == 3 else display
+    green = display[..., 1] if display.ndim == 3 else display
+    lit = green[grey > DARK]
+    return float(np.clip(np.median(lit) if lit.size else 0.5, *REFERENCE_RANGE))
+
+
+def _correlated(noise: np.ndarray, sigma_px: float) -> np.ndarray:
+    """Noise smoothed by a Gaussian of `sigma_px` per channel and rescaled to its own σ."""
+    if sigma_px <= 0.05:
+        return noise
+    spatial = (sigma_px, sigma_px, 0.0) if noise.ndim == 3 else sigma_px
+    smooth = ndimage.gaussian_filter(noise, spatial)
+    return smooth * (noise.std() / max(float(smooth.std()), 1e-12))
+
+
+@register("fundus_noise", unit="noise sigma at the retina's median brightness / full scale", worse="higher",
+          bounds=(0.01, 0.03, 0.07), levels={"mild": 0.018, "moderate": 0.045, "severe": 0.11},
+          modalities=("OP",), finding="noise", domain=(0.0, 0.5))
+def fundus_noise(image: MedImage, level: float, rng: np.random.Generator
+                 ) -> tuple[MedImage, dict[str, Any]]:
+    """Camera sensor noise: Poisson shot noise plus Gaussian read noise on linear light.
+
+    The display values d (full scale `display_scale`) are linearised, L = d^GAMMA; the sensor's
+    noise variance at L is a·g_c·L + b (shot noise scaled by each channel's white-balance gain
+    g_c, read noise b), drawn as Poisson counts of L/(a·g_c) plus a Gaussian, optionally
+    correlated between neighbouring pixels (demosaicking); the result is clipped to [0, 1] and
+    encoded back. a and b are set so that the display noise σ of a green pixel at the retina's
+    median brightness (`reference_brightness`) is `level` (a fraction of full scale), the read
+    noise taking a drawn share of it; darker pixels get more, brighter ones less. Level: that
+    σ, worse higher; none < 0.01 ≤ mild < 0.03 ≤ moderate < 0.07 ≤ severe
+    (0.018 / 0.045 / 0.11).
+    """
+    if image.is_volume:
+        raise UnsupportedImage("fundus_noise applies to 2D photographs, not a volume",
+                               image.source)
+    scale = display_scale(image.array)
+    d = np.clip(image.array.astype(np.float64) / scale, 0.0, 1.0)
+    linear = d ** GAMMA
+    ref = reference_brightness(d)
+    l_ref = ref ** GAMMA
+    slope = l_ref ** (1.0 / GAMMA - 1.0) / GAMMA  # d(display)/d(linear) at the reference
+    variance = (float(level) / slope) ** 2  # on linear light at the reference
+    read = float(rng.uniform(*READ_SHARE))
+    gains = [float(rng.uniform(*g)) for g in CHANNEL_GAIN] if image.is_rgb else [1.0]
+    corr = float(rng.uniform(*CORRELATION_PX))
+    a = (1.0 - read) * variance / l_ref  # shot-noise variance per unit of linear light
+    gain = np.asarray(gains) if image.is_rgb else 1.0
+    step = a * gain  # linear light per counted photon, per channel
+    counts = rng.poisson(linear / step)
+    noise = counts * step - linear + rng.normal(0.0, np.sqrt(read * variance), linear.shape)
+    noisy = np.clip(linear + _correlated(noise, corr), 0.0, 1.0)
+    out = (noisy ** (1.0 / GAMMA) * scale).astype(np.float32)
+    params = {"sigma": float(level), "reference_brightness": ref, "read_share": read,
+              "channel_gains": gains, "correlation_px": corr, "gamma": GAMMA,
+              "full_scale": scale, "photons_at_reference": float(l_ref / a)}
+    return image.with_array(out), params
