@@ -472,16 +472,20 @@ def test_a_volume_of_three_slices_is_degraded_without_a_colour_warning(mni_t1: M
 
 
 def test_fundus_noise_states_the_sigma_seen_at_the_retinas_brightness() -> None:
-    from medq.degrade.photo import display_scale, reference_brightness
+    from medq.degrade.photo import display_scale, retina_levels
 
     flat = np.full((200, 200, 3), 0.35, dtype=np.float32)  # a flat photograph, retina everywhere
-    flat[:, :20] = 0.0  # a black surround, left out of the reference
+    flat[:20, :, 1] = 0.6  # a bright optic disc: the robust maximum
+    flat[:, :20] = 0.0  # a black surround, left out of both levels
     image = MedImage(flat, (1.0, 1.0), "OP", "retina")
-    assert reference_brightness(flat) == pytest.approx(0.35)
-    out, rec = simulate(image, "fundus_noise", level=0.03, seed=3)
+    assert retina_levels(flat) == pytest.approx((0.35, 0.6))
+    out, rec = simulate(image, "fundus_noise", level=0.05, seed=3)
+    assert rec.params["sigma"] == pytest.approx(0.05 * 0.6)  # a fraction of the robust max
+    flat[:20, 20:, 1] = 0.35  # one brightness: σ is stated there
+    out, rec = simulate(image, "fundus_noise", level=0.05, seed=3)
     lit = out.array[:, 20:]
     assert rec.params["reference_brightness"] == pytest.approx(0.35)
-    assert lit[..., 1].std() == pytest.approx(0.03, rel=0.12)  # correlation kept each σ
+    assert lit[..., 1].std() == pytest.approx(0.05 * 0.35, rel=0.12)  # correlation keeps σ
     assert rec.params["channel_gains"][2] > 1.0  # blue: amplified by the white balance
     assert lit[..., 2].std() > 1.05 * lit[..., 1].std()
     assert np.all(out.array[:, :20] <= lit.mean())  # the surround gets read noise only
@@ -490,7 +494,7 @@ def test_fundus_noise_states_the_sigma_seen_at_the_retinas_brightness() -> None:
     grey = simulate(MedImage(np.repeat(ramp, 3, axis=2), (1.0, 1.0), "OP"), "fundus_noise",
                     level=0.04, seed=4)[0].array[..., 1]
     assert grey[:, :40].std(axis=0).mean() > 1.3 * grey[:, -40:].std(axis=0).mean()
-    eight_bit = simulate(MedImage(flat * 255, (1.0, 1.0), "OP"), "fundus_noise", level=0.03,
+    eight_bit = simulate(MedImage(flat * 255, (1.0, 1.0), "OP"), "fundus_noise", level=0.05,
                          seed=3)[0]
     assert display_scale(flat * 255) == 255.0
     assert np.allclose(eight_bit.array / 255, out.array, atol=1e-4)  # the same noise, in 8 bits

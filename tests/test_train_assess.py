@@ -34,7 +34,7 @@ def test_tiny_training_writes_checkpoint_card_and_metrics(tiny_run: dict) -> Non
     assert rec["slice_loss"] is not None and "slice weights fitted for" in card
     assert set(rec["steps"]) == {"physics", "score"}
     assert rec["metrics"]["overall"]["n"] == rec["test_items"] > 0
-    assert len(rec["physics_targets"]) == 14
+    assert len(rec["physics_targets"]) == 15
     losses = [h for h in rec["history"] if h["stage"] == "physics"]
     assert losses and np.isfinite(losses[-1]["physics"])
     from medq.train.config import load_config  # the config as it ran, every default written
@@ -387,6 +387,8 @@ def test_config_errors_name_the_problem(tmp_path: Path) -> None:
              "stages[1] ('s') has 2 steps but weights none of the quality losses"),
             ({"stages": [stage, {**stage, "losses": {"l1": 1.0}}]},
              "stages[1].losses: 'l1' is no quality loss"),
+            ({"model_args": {"n_physics": 14}, "stages": [{**stage, "losses": {"physics": 1}}]},
+             "model_args.n_physics: must be 15, one output per degradation kind"),
             ({"task": "prompts", "model": "prompt-zzz"}, "for task 'prompts'")):
         with pytest.raises(InvalidParameter, match=re.escape(said)):
             config_from_dict({**base, **change})

@@ -72,7 +72,7 @@ def main() -> None:
     from medq.train.loop import train
 
     cfg = config_from_dict({
-        "name": f"geometry-{args.arm}", "model": "mediqa-s", "model_args": {"n_physics": 14},
+        "name": f"geometry-{args.arm}", "model": "mediqa-s", "model_args": {"n_physics": 15},
         "seed": 0, "batch_size": 16, "slice_steps": 0, "log_every": 100, "output": str(out / "run"),
         "bench": {"size": SIZE, "train_2d": 1600, "train_3d": 0, "test_2d_per_source": 30,
                   "test_3d_per_source": 0},

@@ -40,11 +40,12 @@ from medq.image import MedImage
 KINDS: tuple[str, ...] = tuple(available())
 """Registered degradation kinds, in physics-target order."""
 
-BENCH_VERSION = 8
+BENCH_VERSION = 9
 """Bumped whenever item generation changes, so stale caches are never reused (6: zoomed fields
 of view anywhere in the image, 25–75 % per side, half of them at a small matrix; 7 was a reverted
 trial's, whose caches must not be read; 8: blur records the FWHM it applied, and the evidence
-rows of the measure fixes since 6 Dec 2026)."""
+rows of the measure fixes since 6 Dec 2026; 9: fundus photographs get camera noise,
+`fundus_noise`)."""
 
 
 ADDED = ("fine_pixels", "evidence_size", "native_crop", "noisy_base", "evidence_extras")

@@ -25,11 +25,11 @@ DARK = 0.04
 surround of a fundus photograph, not the retina."""
 
 REFERENCE_RANGE = (0.1, 0.9)
-"""The reference brightness (`reference_brightness`) is clipped to this display range."""
+"""The retina's brightness levels (`retina_levels`) are clipped to this display range."""
 
 READ_SHARE = (0.1, 0.5)
-"""Range of the read noise's share of the noise variance at the reference brightness (the rest
-is shot noise)."""
+"""Range of the read noise's share of the noise variance at the retina's median brightness (the
+rest is shot noise)."""
 
 CHANNEL_GAIN = ((1.0, 1.6), (1.0, 1.0), (1.2, 2.2))
 """Ranges of the white-balance gains on the shot noise's variance of R, G and B (green, sampled
@@ -45,14 +45,17 @@ def display_scale(array: np.ndarray) -> float:
     return 1.0 if float(np.nanmax(array)) <= 1.0 else 255.0
 
 
-def reference_brightness(display: np.ndarray) -> float:
-    """The display value (of [0, 1]) at which the level states the noise σ: the median of the
-    green channel (a grey photograph's values) over the retina, `REFERENCE_RANGE`-clipped, so
-    the level is the noise seen where the photograph's light typically is."""
+def retina_levels(display: np.ndarray) -> tuple[float, float]:
+    """The median and the robust maximum (99th percentile) of the green channel (a grey
+    photograph's values) over the retina, display values of [0, 1] clipped to
+    `REFERENCE_RANGE`: where the level states the noise σ, and what it is a fraction of."""
     grey = display.mean(axis=-1) if display.ndim == 3 else display
     green = display[..., 1] if display.ndim == 3 else display
     lit = green[grey > DARK]
-    return float(np.clip(np.median(lit) if lit.size else 0.5, *REFERENCE_RANGE))
+    if not lit.size:
+        return 0.5, 0.5
+    median, top = np.percentile(lit, [50.0, 99.0])
+    return float(np.clip(median, *REFERENCE_RANGE)), float(np.clip(top, *REFERENCE_RANGE))
 
 
 def _correlated(noise: np.ndarray, sigma_px: float) -> np.ndarray:
@@ -64,9 +67,9 @@ def _correlated(noise: np.ndarray, sigma_px: float) -> np.ndarray:
     return smooth * (noise.std() / max(float(smooth.std()), 1e-12))
 
 
-@register("fundus_noise", unit="noise sigma at the retina's median brightness / full scale", worse="higher",
-          bounds=(0.01, 0.03, 0.07), levels={"mild": 0.018, "moderate": 0.045, "severe": 0.11},
-          modalities=("OP",), finding="noise", domain=(0.0, 0.5))
+@register("fundus_noise", unit="noise sigma / the retina's robust max", worse="higher",
+          bounds=(0.015, 0.04, 0.1), levels={"mild": 0.025, "moderate": 0.065, "severe": 0.15},
+          modalities=("OP",), finding="noise", domain=(0.0, 1.0))
 def fundus_noise(image: MedImage, level: float, rng: np.random.Generator
                  ) -> tuple[MedImage, dict[str, Any]]:
     """Camera sensor noise: Poisson shot noise plus Gaussian read noise on linear light.
@@ -76,10 +79,10 @@ def fundus_noise(image: MedImage, level: float, rng: np.random.Generator
     g_c, read noise b), drawn as Poisson counts of L/(a·g_c) plus a Gaussian, optionally
     correlated between neighbouring pixels (demosaicking); the result is clipped to [0, 1] and
     encoded back. a and b are set so that the display noise σ of a green pixel at the retina's
-    median brightness (`reference_brightness`) is `level` (a fraction of full scale), the read
-    noise taking a drawn share of it; darker pixels get more, brighter ones less. Level: that
-    σ, worse higher; none < 0.01 ≤ mild < 0.03 ≤ moderate < 0.07 ≤ severe
-    (0.018 / 0.045 / 0.11).
+    median brightness is `level` × the retina's robust maximum (`retina_levels`; as `mr_noise`
+    scales σ to the brightest tissue), the read noise taking a drawn share of it; darker pixels
+    get more, brighter ones less. Level: σ as that fraction, worse higher; none < 0.015 ≤ mild
+    < 0.04 ≤ moderate < 0.1 ≤ severe (0.025 / 0.065 / 0.15).
     """
     if image.is_volume:
         raise UnsupportedImage("fundus_noise applies to 2D photographs, not a volume",
@@ -87,10 +90,10 @@ def fundus_noise(image: MedImage, level: float, rng: np.random.Generator
     scale = display_scale(image.array)
     d = np.clip(image.array.astype(np.float64) / scale, 0.0, 1.0)
     linear = d ** GAMMA
-    ref = reference_brightness(d)
+    ref, top = retina_levels(d)
     l_ref = ref ** GAMMA
     slope = l_ref ** (1.0 / GAMMA - 1.0) / GAMMA  # d(display)/d(linear) at the reference
-    variance = (float(level) / slope) ** 2  # on linear light at the reference
+    variance = (float(level) * top / slope) ** 2  # on linear light at the reference
     read = float(rng.uniform(*READ_SHARE))
     gains = [float(rng.uniform(*g)) for g in CHANNEL_GAIN] if image.is_rgb else [1.0]
     corr = float(rng.uniform(*CORRELATION_PX))
@@ -101,7 +104,8 @@ def fundus_noise(image: MedImage, level: float, rng: np.random.Generator
     noise = counts * step - linear + rng.normal(0.0, np.sqrt(read * variance), linear.shape)
     noisy = np.clip(linear + _correlated(noise, corr), 0.0, 1.0)
     out = (noisy ** (1.0 / GAMMA) * scale).astype(np.float32)
-    params = {"sigma": float(level), "reference_brightness": ref, "read_share": read,
+    params = {"sigma": float(level) * top, "sigma_fraction": float(level),
+              "reference_brightness": ref, "robust_max": top, "read_share": read,
               "channel_gains": gains, "correlation_px": corr, "gamma": GAMMA,
               "full_scale": scale, "photons_at_reference": float(l_ref / a)}
     return image.with_array(out), params

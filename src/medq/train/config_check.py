@@ -131,6 +131,14 @@ def check_stages(cfg: Any) -> None:
             raise InvalidParameter(f"{at} ({stage.name!r}) has {stage.steps} steps but weights "
                                    f"none of the {cfg.task} losses ({', '.join(task_losses)}): "
                                    "it would train nothing")
+    n_physics = (getattr(cfg, "model_args", None) or {}).get("n_physics")
+    if n_physics is not None and any(s.steps and s.losses.get("physics") for s in cfg.stages):
+        from medq.data.bench import KINDS
+
+        if n_physics != len(KINDS):
+            raise _bad("model_args.n_physics", f"must be {len(KINDS)}, one output per "
+                       f"degradation kind of the engine ({', '.join(KINDS)}), for the physics "
+                       "loss", n_physics)
     if cfg.task in ("quality", "restore") and not any(s.steps for s in cfg.stages) \
             and not getattr(cfg, "init", None):
         raise InvalidParameter("stages: no stage has steps, so the run would save an untrained "
