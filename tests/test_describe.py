@@ -195,37 +195,42 @@ def test_unknown_modality_gets_generic_findings_only(assessor) -> None:
 
 
 def test_the_no_finding_sentence_names_only_what_the_modality_is_checked_for() -> None:
-    # a fundus photograph is not checked for noise, yet heavy noise was "No definite noise …"
+    # a fundus photograph is not checked for artefacts: "No definite … artefact" claimed more
     from medq.describe.text import compose
 
-    assert "No definite blur or uneven illumination is identified." in compose([], [], "good",
-                                                                              "OP")
+    assert "No definite noise, blur or uneven illumination is identified." in compose(
+        [], [], "good", "OP")
     assert "No definite noise, blur or artefact is identified." in compose([], [], "good", "MR")
     assert "No definite noise or blur is identified." in compose([], [], "good", "PT")
     for other in ("", "NM", "unknown"):  # no finding types known: the general sentence
         assert "No definite noise, blur or artefact" in compose([], [], "good", other)
 
 
-def test_a_noisy_fundus_photograph_says_the_model_scores_it_low(assessor) -> None:
-    """Heavy noise in a fundus photograph names no finding (noise is no finding type there),
-    but the quality model scores it low, and the text says so; the clean photograph's does
-    not."""
+def test_a_noisy_fundus_photograph_is_described_as_noisy(assessor) -> None:
+    """Camera noise is a finding type of fundus photographs: heavy noise of another model than
+    the engine's (additive Gaussian on the 8-bit values, σ 40 and 15 of 255) is named and graded,
+    the clean photograph gets no noise finding. Before, a fundus photograph was not checked for
+    noise and heavy noise read "No definite blur or uneven illumination … good"."""
     from skimage import data
 
     from medq.describe import report_from
     from medq.io.arrays import from_array
 
     retina = data.retina()[::4, ::4]  # 353² RGB
-    noisy = np.clip(retina + np.random.default_rng(0).normal(0, 40, retina.shape), 0, 255)
-    texts = {}
-    for name, pixels in (("clean", retina), ("noisy", noisy.astype(np.uint8))):
+    reports = {}
+    for sigma in (0, 15, 40):
+        noise = np.random.default_rng(0).normal(0, sigma, retina.shape)
+        pixels = np.clip(retina + noise, 0, 255).astype(np.uint8)
         image = from_array(pixels, modality="OP")
-        assessment = assessor.assess(image)
-        texts[name] = report_from(assessment, image).text
-    assert "does not yet report noise" not in texts["clean"]
-    assert "The quality model scores the image" in texts["noisy"]
-    assert "does not yet report noise in this modality" in texts["noisy"]
-    assert "the verdict below follows them" in texts["noisy"]  # the verdict is findings' own
+        reports[sigma] = report_from(assessor.assess(image), image)
+    noise = {s: next((f for f in r.findings if f.type == "noise"), None)
+             for s, r in reports.items()}
+    assert noise[0] is None and reports[0].verdict != "reject"
+    assert noise[15] is not None and noise[40] is not None
+    assert noise[40].severity in ("moderate", "severe") and reports[40].verdict == "reject"
+    assert noise[40].severity_value > noise[15].severity_value
+    assert "sensor noise" in reports[40].text or "camera noise" in reports[40].text
+    assert reports[0].score > reports[15].score > reports[40].score
 
 
 def test_every_phrase_names_its_location_once() -> None:
@@ -575,3 +580,49 @@ def test_cli_describe_json_says_where_the_modality_came_from(tmp_path: Path) -> 
     report = report_from(medq.assess(tmp_path / "mr.npy"))  # the Python API too
     assert report.modality_source == "predicted"
     assert QualityReport.from_dict(report.to_dict()).modality_source == "predicted"
+
+
+def test_an_extension_answers_for_its_group_and_types_alone(tmp_path: Path, monkeypatch) -> None:
+    """`--extend OP:noise` fits nets on photographs' items alone for camera noise, on the
+    shipped view calibration's scaling; every other type, and every other modality group, reads
+    as before; the extension's threshold is its group's, and bad requests are refused."""
+    from scipy.stats import spearmanr
+
+    from medq.assess.detector import VIEW_CALIBRATION_PATH, Detector
+    from medq.describe import calibrate_cli, calibration_data
+    from medq.describe.extension import extend, parse_extension
+    from medq.errors import InvalidParameter
+
+    monkeypatch.setenv("MEDQ_CACHE_DIR", str(tmp_path))
+    base = json.loads(VIEW_CALIBRATION_PATH.read_text())
+    base = {**base, "extensions": [], "thresholds": {k: v for k, v in base["thresholds"].items()
+                                                     if k != "noise@OP"}}
+    data = calibration_data.build(60, 0, workers=1, view=True, names=("retina_left",))
+    assert set(data["source"]) == {"retina_left"} and set(data["modality"]) == {"OP"}
+    cal = extend(base, data, "OP", ("noise",), steps=300, ensemble=1)
+    assert [e["group"] for e in cal["extensions"]] == ["OP"] and "noise@OP" in cal["thresholds"]
+    plain, extended = Detector(base), Detector(json.loads(json.dumps(cal)))
+    j = FINDING_TYPES.index("noise")
+    for group in ("CT", "MR", "XR"):  # other groups: exactly the calibration's own reading
+        assert np.array_equal(plain.predict(data["x"], group)[0], extended.predict(data["x"],
+                                                                                  group)[0])
+    p0, s0 = plain.predict(data["x"], "OP")
+    p1, s1 = extended.predict(data["x"], "OP")
+    others = [k for k in range(len(FINDING_TYPES)) if k != j]
+    assert np.array_equal(p0[:, others], p1[:, others]) and not np.allclose(s0[:, j], s1[:, j])
+    truth = data["y"][:, j]
+    assert spearmanr(s1[:, j], truth)[0] > 0.7  # it learned the noise of the items it saw
+    # extending again replaces the group's extension; the CLI writes it in place
+    out = tmp_path / "view.json"
+    out.write_text(json.dumps(cal))
+    calibrate_cli.main(["--view", "--extend", "OP:noise", "--sources", "retina_left",
+                        "--n2d", "60", "--n3d", "0", "--output", str(out)])
+    assert [e["group"] for e in json.loads(out.read_text())["extensions"]] == ["OP"]
+    with pytest.raises(InvalidParameter):
+        parse_extension("OP:sparkle")
+    with pytest.raises(InvalidParameter, match="GROUP:TYPE"):
+        parse_extension("noise")
+    with pytest.raises(InvalidParameter, match="no items of CT"):
+        extend(base, data, "CT", ("noise",), steps=10, ensemble=1)
+    with pytest.raises(InvalidParameter, match="not training sources"):
+        calibration_data.build(4, 0, workers=1, names=("retina_right",))  # a test source

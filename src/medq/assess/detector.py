@@ -11,6 +11,11 @@ at ≥ mild) and a continuous severity (0 none … 3 severe, the engine's scale)
 per-type presence thresholds and the fraction of them below which a type is stated absent
 (`normal_fraction`), chosen on held-out training items.
 
+A calibration may carry **extensions** (`calibrate.extend`): for one modality group, nets fitted
+on that group's items alone answer for the finding types they name (a type the engine has newly
+learned to make for that modality, e.g. camera noise in photographs), on the same input scaling,
+while every other type and group keeps the calibration's own nets.
+
 When the calibration was fitted with a model's finding heads (`--heads`), it is tied to that
 checkpoint's SHA-256: with any other model the head inputs are set to their calibration means
 (neutral), so the evidence features alone decide and the report's `basis` says so.
@@ -80,8 +85,9 @@ class Detector:
         self.high = np.asarray(calibration.get("high", np.inf), dtype=np.float64)
         self.mean = np.asarray(calibration["mean"], dtype=np.float64)
         self.std = np.asarray(calibration["std"], dtype=np.float64)
-        self.nets = [[(np.asarray(layer["w"]), np.asarray(layer["b"])) for layer in net]
-                     for net in calibration["nets"]]
+        self.nets = _layers(calibration["nets"])
+        self.extensions = {e["group"]: (tuple(e["types"]), _layers(e["nets"]))
+                           for e in calibration.get("extensions", ())}
         self.thresholds = {t: float(calibration["thresholds"].get(t, 0.5)) for t in self.types}
         self.normal_fraction = float(calibration.get("normal_fraction", NORMAL_FRACTION))
         self.uses_heads = bool(calibration.get("model_sha"))
@@ -98,31 +104,48 @@ class Detector:
 
         return det_threshold(self.calibration, kind, modality_group(modality))
 
-    def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def predict(self, x: np.ndarray, group: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Mean over the ensemble of P(present) and the continuous severity (clipped to 0–3.5),
-        blended with the calibration's gradient-boosted trees where it has them.
+        blended with the calibration's gradient-boosted trees where it has them; for images of
+        a modality `group` the calibration extends, its extension's types from their own nets.
 
         Features are first clipped to the calibration items' range (no extrapolation).
         """
         clipped = np.clip(np.atleast_2d(x), self.low, self.high)
         z = (clipped - self.mean) / self.std
         n = len(self.types)
-        probs, sevs = [], []
-        for layers in self.nets:
-            h = z
-            for k, (w, b) in enumerate(layers):
-                h = h @ w + b
-                if k < len(layers) - 1:
-                    h = np.maximum(h, 0.0)
-            probs.append(sigmoid(h[:, :n]))
-            sevs.append(h[:, n:])
-        prob, sev = np.mean(probs, axis=0), np.mean(sevs, axis=0)
+        prob, sev = ensemble_output(self.nets, z, n)
         if self.trees is not None:  # blended with gradient-boosted trees on the clipped features
             forest, weight = self.trees
             raw = forest.raw(clipped)
             prob = (1 - weight) * prob + weight * sigmoid(raw[:, :n])
             sev = (1 - weight) * sev + weight * raw[:, n:]
+        if group in self.extensions:
+            types, nets = self.extensions[group]
+            columns = [self.types.index(t) for t in types]
+            prob[:, columns], sev[:, columns] = ensemble_output(nets, z, len(types))
         return prob, np.clip(sev, 0.0, 3.5)
+
+
+def _layers(nets: list[list[dict[str, Any]]]) -> list[list[tuple[np.ndarray, np.ndarray]]]:
+    """A calibration's nets as (weight, bias) arrays per layer."""
+    return [[(np.asarray(layer["w"]), np.asarray(layer["b"])) for layer in net] for net in nets]
+
+
+def ensemble_output(nets: list[list[tuple[np.ndarray, np.ndarray]]], z: np.ndarray, n: int
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Mean over MLPs (ReLU between layers) of P(present) and the raw severity of `n` types,
+    from standardised features `z` `[items, features]`."""
+    probs, sevs = [], []
+    for layers in nets:
+        h = z
+        for k, (w, b) in enumerate(layers):
+            h = h @ w + b
+            if k < len(layers) - 1:
+                h = np.maximum(h, 0.0)
+        probs.append(sigmoid(h[:, :n]))
+        sevs.append(h[:, n:])
+    return np.mean(probs, axis=0), np.mean(sevs, axis=0)
 
 
 @lru_cache(maxsize=4)
@@ -211,7 +234,9 @@ def _read(detector: Detector, x: np.ndarray, modality: str
           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """One image's presence probabilities and severities `[types]`, with the mask of the types
     the engine can produce for its modality and their presence thresholds."""
-    prob, sev = detector.predict(x)
+    from medq.assess.evidence import modality_group
+
+    prob, sev = detector.predict(x, modality_group(modality))
     return (prob[0], sev[0], _allowed(modality),
             np.array([detector.threshold(t, modality) for t in FINDING_TYPES]))
 

@@ -14,6 +14,7 @@ from medq.data.items import ZOOM_PROFILES
 from medq.describe.calibrate import HIDDEN, fit
 from medq.describe.calibrate import __doc__ as calibrate_doc
 from medq.describe.calibration_data import build, build_ladders, data_path, read_data
+from medq.describe.extension import extend, parse_extension
 from medq.describe.ladders import LADDERS, RANK_MARGIN, RANK_WEIGHT
 from medq.errors import InputError
 
@@ -57,6 +58,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--trees", type=float, default=0.0,
                     help="weight of gradient-boosted trees blended with the nets (0: nets only; "
                          "one split only)")
+    ap.add_argument("--sources", nargs="+", default=[],
+                    help="build the items from these training sources only")
+    ap.add_argument("--extend", default=None, metavar="GROUP:TYPES",
+                    help="extend the calibration at --output (default: the shipped one) with "
+                         "nets for these types fitted on this modality group's items alone "
+                         "(e.g. OP:noise; medq.describe.extension), keeping the rest")
     args = ap.parse_args(argv)
     if not 0.0 <= args.trees <= 1.0:
         ap.error("--trees is a weight between 0 and 1")
@@ -70,15 +77,24 @@ def main(argv: list[str] | None = None) -> None:
         ap.error("--noisy-base is a chance between 0 and 1")
     zoom = args.zoom or ("anywhere" if args.view else "central")
     extras = tuple(args.extras)
+    output = args.output or (VIEW_CALIBRATION_PATH if args.view else CALIBRATION_PATH)
     started = time.time()
-    if args.data:
-        try:
+    try:
+        extension = parse_extension(args.extend) if args.extend else None
+        if args.data:
             data = read_data(args.data, bool(args.heads))
-        except InputError as e:
-            ap.error(str(e))
-    else:
-        data = build(args.n2d, args.n3d, args.heads, args.workers, args.view, zoom, extras,
-                     args.noisy_base)
+        else:
+            data = build(args.n2d, args.n3d, args.heads, args.workers, args.view, zoom,
+                         extras, args.noisy_base, tuple(args.sources))
+        if extension:
+            calib = extend(json.loads(output.read_text()), data, *extension, seed=args.seed,
+                           hidden=args.hidden)
+            atomic_write_text(output, json.dumps(calib))
+            print(json.dumps(calib["extensions"][-1]["validation"], indent=1))
+            print(f"extended {output} ({time.time() - started:.0f} s)")
+            return
+    except (InputError, OSError, ValueError) as e:
+        ap.error(str(e))
     ladders = build_ladders(args.ladders, args.workers, args.view, zoom) if args.ladders else None
     calib = fit(data, args.heads, seed=args.seed, hidden=args.hidden, dropout=args.dropout,
                 folds=args.folds, ladders=ladders, rank_weight=args.rank_weight,
@@ -86,10 +102,10 @@ def main(argv: list[str] | None = None) -> None:
     calib["features_on"] = "view" if args.view else "full"
     # the data file's name, so probes find the cached items (`evidence_score.py`)
     calib["data_file"] = (args.data or data_path(args.n2d, args.n3d, args.heads, args.view,
-                                                 zoom, extras, args.noisy_base)).name
+                                                 zoom, extras, args.noisy_base,
+                                                 tuple(args.sources))).name
     calib["noisy_base"] = args.noisy_base
     calib["seconds"] = round(time.time() - started, 1)
-    output = args.output or (VIEW_CALIBRATION_PATH if args.view else CALIBRATION_PATH)
     atomic_write_text(output, json.dumps(calib))
     print(json.dumps(calib["validation"], indent=1))
     print(f"wrote {output}")

@@ -41,7 +41,7 @@ def modality_source(assessment: Any) -> str:
 def build_report(assessment: Any, image: Any = None) -> QualityReport:
     """Build the QualityReport of an Assessment (the image locates and checks the findings)."""
     from medq.describe.findings import detect, from_heads
-    from medq.describe.text import compose, said_normal, unnamed_noise
+    from medq.describe.text import compose, said_normal
     from medq.io.polarity import as_displayed
 
     image = _image_of(assessment, image)
@@ -60,8 +60,7 @@ def build_report(assessment: Any, image: Any = None) -> QualityReport:
     normal = said_normal(normal, outliers)
     model_score = getattr(assessment, "model_score", None)
     text = compose(findings, normal, verdict, assessment.modality, assessment.slices,
-                   assessment.shape, lossy, gaps, outliers,
-                   unnamed_noise(assessment.modality, score, model_score))
+                   assessment.shape, lossy, gaps, outliers)
     prompts = assessment.prompts or {}
     return QualityReport(modality=assessment.modality, region=str(prompts.get("region", "unknown")),
                          score=round(score, 3), verdict=verdict, findings=findings, text=text,

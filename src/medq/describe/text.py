@@ -55,6 +55,8 @@ PHRASES: dict[str, dict[str, tuple[str, ...]]] = {
                "the uptake pattern is {adv} noisy from low counts {where}"),
         "XR": ("{adj} quantum mottle from a low detector dose is visible {where}",
                "there is {adj} quantum noise {where}, as from an underexposed radiograph"),
+        "OP": ("{adj} sensor noise gives the fundus a grainy, speckled appearance {where}",
+               "there is {adj} camera noise {where}, as from a dim flash or a high sensor gain"),
         "": ("{adj} image noise is present {where}",),
     },
     "blur": {"": ("edges are {adv} unsharp and fine detail is blurred {where}",
@@ -96,7 +98,7 @@ PHRASES: dict[str, dict[str, tuple[str, ...]]] = {
 NORMAL_WORDS: dict[str, dict[str, str]] = {
     "noise": {"CT": "noise is low", "MR": "the signal-to-noise ratio is good",
               "PT": "counts are adequate, with little noise", "XR": "quantum mottle is minimal",
-              "": "noise is low"},
+              "OP": "the fundus is free of visible sensor noise", "": "noise is low"},
     "blur": {"": "edges are sharp"},
     "low_resolution": {"": "fine detail is resolved"},
     "streak": {"CT": "there are no streak artefacts"},
@@ -245,7 +247,7 @@ ARTEFACTS = ("streak", "aliasing", "motion", "ghosting", "spike", "bias_field")
 
 def nothing_found(modality: str) -> str:
     """The sentence for an image without findings, naming only what is looked for in its
-    modality (a fundus photograph is not checked for noise)."""
+    modality (a fundus photograph is not checked for artefacts)."""
     from medq.assess.assessment import finding_types_for
 
     checked = set(finding_types_for(modality))
@@ -256,37 +258,17 @@ def nothing_found(modality: str) -> str:
     return f"No definite {joined(words or ['noise', 'blur', 'artefact'], 'or')} is identified."
 
 
-UNNAMED_GAP = 1.5
-"""How far below the findings' score the quality model's own score may sit before the text of
-an image whose modality medq checks for no noise says that noise may be the cause."""
-
-
-def unnamed_noise(modality: str, score: float, model_score: float | None) -> str | None:
-    """The sentence for a photograph (a modality medq checks for no noise) whose quality model
-    scores it `UNNAMED_GAP` or more below what its findings explain, else None: heavy noise
-    in a fundus photograph lowers the model's score (4.2 clean, 1.6 at σ 50 of 255) and names
-    no finding."""
-    from medq.assess.assessment import finding_types_for
-
-    if model_score is None or score - model_score < UNNAMED_GAP or \
-            "noise" in finding_types_for(modality):
-        return None
-    return (f"The quality model scores the image {model_score:.1f} of 5, where its findings "
-            f"alone give {score:.1f} and the verdict below follows them: medq does not yet "
-            "report noise in this modality, which may be the cause.")
-
-
 def compose(findings: list[Finding], normal: list[str], verdict: str, modality: str,
             slices: list[dict[str, Any]] | None = None, shape: list[int] | None = None,
             lossy: dict[str, Any] | None = None, gaps: dict[str, Any] | None = None,
-            outliers: dict[str, Any] | None = None, caveat: str | None = None) -> str:
+            outliers: dict[str, Any] | None = None) -> str:
     """The report text: finding sentences, what is fine, a series' missing slices or uneven
     spacing, a volume's noisy slices, the file's lossy compression (when its header states it),
-    the slices assessed (3D), a `caveat` (`unnamed_noise`), then the verdict."""
+    the slices assessed (3D), then the verdict."""
     key = "|".join([modality, verdict, *(f"{f.type}:{f.severity}:{f.location}"
                                           for f in findings)])
     sentences = []
-    room = 3 if caveat else 4  # sentences before the verdict (the caveat takes one)
+    room = 4  # sentences before the verdict
     streaky = any(f.type == "streak" for f in findings)
     for i, f in enumerate(findings[:2]):
         clause = finding_clause(f, modality, f"{key}#{i}", streaky)
@@ -317,7 +299,5 @@ def compose(findings: list[Finding], normal: list[str], verdict: str, modality: 
         sentences.append(f"All {count} slices of the volume were assessed." if n == shape[0] > 1
                          else f"{count.capitalize()} salient slice{'s' * (n != 1)} across the "
                          f"{shape[0]}-slice volume {'were' if n != 1 else 'was'} assessed.")
-    if caveat:  # always said: the verdict alone would hide it
-        sentences.append(caveat)
     sentences.append(f"Overall, the quality of this image is {verdict}.")
     return " ".join(sentences)
