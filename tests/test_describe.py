@@ -626,3 +626,39 @@ def test_an_extension_answers_for_its_group_and_types_alone(tmp_path: Path, monk
         extend(base, data, "CT", ("noise",), steps=10, ensemble=1)
     with pytest.raises(InvalidParameter, match="not training sources"):
         calibration_data.build(4, 0, workers=1, names=("retina_right",))  # a test source
+
+
+def test_a_volume_is_read_as_its_slices_are(assessor) -> None:
+    """A small MR series with Rician noise: the volume's noise finding is its slices' (a new
+    user's 60×50 four-slice series read mild noise as a volume, each slice moderate), and the
+    volume gets no finding its slices lack (it had a false mild low contrast)."""
+    from skimage.transform import resize
+
+    from medq.assess.detector import load_detector
+    from medq.assess.evidence import FEATURE_NAMES
+    from medq.describe import report_from
+    from medq.io.arrays import from_array
+
+    t1 = load_sample("mni_t1").array
+    middle = t1.shape[2] // 2
+    planes = [resize(t1[:, :, z], (60, 50), anti_aliasing=True) for z in range(middle - 6,
+                                                                                middle + 6, 3)]
+    rng = np.random.default_rng(0)
+    sigma = 0.1 * max(float(p.max()) for p in planes)
+    noisy = [np.hypot(p + rng.normal(0, sigma, p.shape), rng.normal(0, sigma, p.shape))
+             for p in planes]
+
+    def noise_of(array: np.ndarray) -> tuple[float, set[str]]:
+        image = from_array(array.astype(np.float32), spacing=(3.0, 3.5, 3.5)[-array.ndim:],
+                           modality="MR")
+        report = report_from(assessor.assess(image), image)
+        found = {f.type: f.severity_value for f in report.findings}
+        return found.get("noise", 0.0), set(found)
+
+    volume, kinds = noise_of(np.stack(noisy))
+    slices = [noise_of(p) for p in noisy]
+    assert volume >= 1.5 and abs(volume - np.mean([v for v, _ in slices])) < 0.2  # was 0.5
+    assert kinds <= set().union(*(k for _, k in slices))
+    x = np.zeros((1, len(FEATURE_NAMES)))
+    x[0, FEATURE_NAMES.index("is_3d")] = 1.0
+    assert load_detector().inputs(x)[0, FEATURE_NAMES.index("is_3d")] == 0.0

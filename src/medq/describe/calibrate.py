@@ -40,8 +40,11 @@ from typing import Any
 import numpy as np
 
 from medq.assess.detector import (
+    FIXED_FEATURES,
     HEAD_NAMES,
+    Detector,
     det_threshold,
+    with_fixed,
 )
 from medq.assess.evidence import feature_names, modality_group
 from medq.assess.models.blocks import FINDING_TYPES
@@ -220,13 +223,15 @@ def fit(data: dict[str, np.ndarray], model: str | None = None, seed: int = 0,
     With `trees` > 0 (one split only), gradient-boosted trees are fitted beside the nets on the
     same items (`trees.fit_forest`) and the detector's outputs are `trees` × theirs +
     (1 − `trees`) × the nets'; the thresholds are chosen on the blend."""
-    from medq.assess.detector import Detector
     from medq.workers import set_threads
 
     set_threads(1)  # a tiny MLP: one thread is fastest, and leaves the other core free
     x = data["x"].astype(np.float32)
     if model:
         x = np.concatenate([x, data["h"].astype(np.float32)], axis=1)
+    names = column_names(data) + (list(HEAD_NAMES) if model else [])
+    fixed = {n: v for n, v in FIXED_FEATURES.items() if n in names}
+    x = with_fixed(x, {names.index(n): v for n, v in fixed.items()}).astype(np.float32)
     y = data["y"].astype(np.float32)
     allowed = allowed_matrix(data["modality"])
     masks = validation_masks(len(x), seed, folds)
@@ -235,8 +240,7 @@ def fit(data: dict[str, np.ndarray], model: str | None = None, seed: int = 0,
     lo, hi, mean, std = scaling(x, scaled)
     x = np.clip(x, lo, hi)
     z = ((x - mean) / std).astype(np.float32)
-    calib = {"version": 1,
-             "features": column_names(data) + (list(HEAD_NAMES) if model else []),
+    calib = {"version": 1, "features": names, "fixed": fixed,
              "types": list(FINDING_TYPES), "low": lo.round(6).tolist(),
              "high": hi.round(6).tolist(), "mean": mean.round(6).tolist(),
              "std": std.round(6).tolist(), "nets": [], "thresholds": {},

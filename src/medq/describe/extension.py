@@ -63,7 +63,7 @@ def extend(calib: dict[str, Any], data: dict[str, np.ndarray], group: str,
                                "engine must make those types for that modality")
     set_threads(1)
     base = Detector(calib)
-    x = np.clip(data["x"][rows].astype(np.float64), base.low, base.high)
+    x = np.clip(base.inputs(data["x"][rows]), base.low, base.high)
     z = ((x - base.mean) / base.std).astype(np.float32)
     y = data["y"][rows][:, columns].astype(np.float32)
     allowed = np.ones(y.shape, dtype=bool)
