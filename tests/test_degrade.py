@@ -496,5 +496,16 @@ def test_fundus_noise_states_the_sigma_seen_at_the_retinas_brightness() -> None:
     assert grey[:, :40].std(axis=0).mean() > 1.3 * grey[:, -40:].std(axis=0).mean()
     eight_bit = simulate(MedImage(flat * 255, (1.0, 1.0), "OP"), "fundus_noise", level=0.05,
                          seed=3)[0]
-    assert display_scale(flat * 255) == 255.0
+    assert display_scale(MedImage(flat * 255, (1.0, 1.0), "OP")) == 255.0
     assert np.allclose(eight_bit.array / 255, out.array, atol=1e-4)  # the same noise, in 8 bits
+    # a grey photograph keeps its file's scale: 16 bits stated, or a float one a little over 1
+    grey = np.full((64, 64), 20000.0, dtype=np.float32)
+    sixteen = MedImage(grey, (1.0, 1.0), "OP", meta={"bit_depth": 16})
+    assert display_scale(sixteen) == 65535.0
+    noisy16 = simulate(sixteen, "fundus_noise", level=0.05, seed=1)[0].array
+    assert abs(float(noisy16.mean()) - 20000) < 400 and noisy16.std() > 100
+    over = np.full((64, 64), 0.5, dtype=np.float32)
+    over[0, 0] = 1.02
+    assert display_scale(MedImage(over, (1.0, 1.0), "OP")) == 1.0
+    tiny = simulate(image, "fundus_noise", level=1e-10, seed=1)[0]  # counts beyond Poisson's
+    assert np.allclose(tiny.array, image.array, atol=1e-4)

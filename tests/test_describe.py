@@ -597,7 +597,7 @@ def test_an_extension_answers_for_its_group_and_types_alone(tmp_path: Path, monk
     base = json.loads(VIEW_CALIBRATION_PATH.read_text())
     base = {**base, "extensions": [], "thresholds": {k: v for k, v in base["thresholds"].items()
                                                      if k != "noise@OP"}}
-    data = calibration_data.build(60, 0, workers=1, view=True, names=("retina_left",))
+    data = calibration_data.build(60, 0, workers=1, view=True, source_names=("retina_left",))
     assert set(data["source"]) == {"retina_left"} and set(data["modality"]) == {"OP"}
     cal = extend(base, data, "OP", ("noise",), steps=300, ensemble=1)
     assert [e["group"] for e in cal["extensions"]] == ["OP"] and "noise@OP" in cal["thresholds"]
@@ -622,10 +622,16 @@ def test_an_extension_answers_for_its_group_and_types_alone(tmp_path: Path, monk
         parse_extension("OP:sparkle")
     with pytest.raises(InvalidParameter, match="GROUP:TYPE"):
         parse_extension("noise")
+    with pytest.raises(InvalidParameter, match="makes no streak for OP"):
+        parse_extension("OP:streak")  # refused before any item is built
+    assert parse_extension("op:noise,noise") == ("OP", ("noise",))
+    keys = {calibration_data.data_path(60, 0, view=True, source_names=s)
+            for s in ((), ("retina_left",), ("body_ct",))}
+    assert len(keys) == 3  # each choice of sources its own cache
     with pytest.raises(InvalidParameter, match="no items of CT"):
         extend(base, data, "CT", ("noise",), steps=10, ensemble=1)
     with pytest.raises(InvalidParameter, match="not training sources"):
-        calibration_data.build(4, 0, workers=1, names=("retina_right",))  # a test source
+        calibration_data.build(4, 0, workers=1, source_names=("retina_right",))  # a test source
 
 
 def test_a_volume_is_read_as_its_slices_are(assessor) -> None:

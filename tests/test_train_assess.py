@@ -894,3 +894,26 @@ def test_ship_command_has_help_and_names_a_folder_without_weights(tmp_path, caps
     assert shown.value.code == 0 and "run folders written by medq train" in capsys.readouterr().out
     assert main([str(tmp_path)]) == 2
     assert capsys.readouterr().err == f"medq: error: {tmp_path}: no model.pt in the run folder\n"
+
+
+def test_a_checkpoint_from_before_a_new_kind_fine_tunes_with_the_physics_loss() -> None:
+    """The shipped mediqa-s was trained on 14 kinds; the engine has gained fundus_noise. Its
+    members, taken as `init:`, get a physics output per kind: each old kind keeps its trained
+    output, the new one a fresh one (the physics loss compared 14 outputs with 15 targets)."""
+    import torch
+
+    from medq.assess.weights import load_weights
+    from medq.data.bench import KINDS
+    from medq.train.loop import _initial_model
+
+    shipped, record = load_weights("mediqa-s")
+    trained = record["physics_targets"]
+    assert "fundus_noise" not in trained and "fundus_noise" in KINDS
+    stage = {"name": "p", "steps": 1, "lr": 1e-4, "losses": {"physics": 1.0}}
+    model = _initial_model(config_from_dict({"name": "x", "model": "mediqa-s",
+                                             "init": "mediqa-s#0", "stages": [stage]}))
+    old, new = shipped.members[0].heads.physics[-1], model.heads.physics[-1]
+    assert model.config.n_physics == new.out_features == len(KINDS)
+    for kind in trained:
+        assert torch.equal(new.weight[KINDS.index(kind)], old.weight[trained.index(kind)])
+    assert shipped.members[0].config.n_physics == len(trained)  # the shipped model untouched

@@ -47,7 +47,7 @@ def main() -> None:
     parser.add_argument("--model", default="mediqa-s")
     args = parser.parse_args()
     from medq.assess.detector import VIEW_CALIBRATION_PATH, load_detector
-    from medq.assess.evidence import view_features
+    from medq.assess.evidence import modality_group, view_features
     from medq.assess.weights import load_weights
     from medq.data.bench import BenchPlan, build
     from medq.data.cache import cache_dir
@@ -61,7 +61,8 @@ def main() -> None:
     rows = []
     for i in range(len(y)):
         o, k = int(data["offset"][i]), int(data["n_valid"][i])
-        prob, sev = det.predict(view_features(data["m"][o:o + k])[None])
+        prob, sev = det.predict(view_features(data["m"][o:o + k])[None],
+                                modality_group(str(data["modality"][i])))
         rows.append(variants(prob[0], sev[0], str(data["modality"][i]), det))
     score = {name: np.array([r[name] for r in rows]) for name in rows[0]}
     ev = score["confidence"]
@@ -96,7 +97,11 @@ def main() -> None:
     val = np.logical_or.reduce(validation_masks(len(x), int(calib.get("seed", 0)),
                                                 int(calib.get("folds", 1))))
     ref = np.array([reference_score([float(v) for v in t if v > 0]) for t in targets[val]])
-    prob, sev = det.predict(x[val].astype(np.float32))
+    groups = np.array([modality_group(str(m)) for m in modality[val]])
+    prob, sev = np.zeros((int(val.sum()), len(det.types))), np.zeros((int(val.sum()),
+                                                                       len(det.types)))
+    for g in set(groups.tolist()):  # each modality group with its extension, where it has one
+        prob[groups == g], sev[groups == g] = det.predict(x[val][groups == g], g)
     found = [variants(p, s, str(m), det) for p, s, m in zip(prob, sev, modality[val],
                                                              strict=True)]
     clean = ref >= 5.0

@@ -33,9 +33,10 @@ def item_rows() -> Iterator[tuple[Any, dict[str, Any]]]:
 def relative(detector: Any, x: np.ndarray, modality: str) -> tuple[np.ndarray, np.ndarray]:
     """A calibration's (presence as a fraction of each type's threshold, severity) for one
     feature vector `[1, features]`: a type is reported where the first reaches 1."""
+    from medq.assess.evidence import modality_group
     from medq.assess.models.blocks import FINDING_TYPES
 
-    prob, sev = detector.predict(x)
+    prob, sev = detector.predict(x, modality_group(modality))
     thr = np.array([detector.threshold(t, modality) for t in FINDING_TYPES])
     return prob[0] / thr, sev[0]
 

@@ -40,9 +40,22 @@ CORRELATION_PX = (0.0, 0.8)
 (demosaicking and in-camera denoising)."""
 
 
-def display_scale(array: np.ndarray) -> float:
-    """The full scale of a photograph's values: 1 for [0, 1] images, else 255 (8-bit values)."""
-    return 1.0 if float(np.nanmax(array)) <= 1.0 else 255.0
+POISSON_LIMIT = 1e7
+"""Photon counts above this are drawn from the Gaussian the Poisson law tends to (a tiny level
+asks for counts NumPy's Poisson sampler refuses)."""
+
+
+def display_scale(image: MedImage) -> float:
+    """The full scale of a photograph's values: a grey one's stated bit depth (its file's
+    values), else the smallest of 1, 255 and 65535 its largest value fits, up to 5 % over 1
+    read as 1 (MedImage holds a colour picture read from a file in 0–1)."""
+    bits = image.meta.get("bit_depth")
+    if not image.is_rgb and isinstance(bits, (int, np.integer)) and 1 < int(bits) <= 32:
+        return float(2 ** int(bits) - 1)
+    finite = image.array[np.isfinite(image.array)]
+    top = float(finite.max()) if finite.size else 1.0
+    return next((s for s in (1.0, 255.0, 65535.0) if top <= s * (1.05 if s == 1.0 else 1.0)),
+                top)
 
 
 def retina_levels(display: np.ndarray) -> tuple[float, float]:
@@ -76,18 +89,20 @@ def fundus_noise(image: MedImage, level: float, rng: np.random.Generator
 
     The display values d (full scale `display_scale`) are linearised, L = d^GAMMA; the sensor's
     noise variance at L is a·g_c·L + b (shot noise scaled by each channel's white-balance gain
-    g_c, read noise b), drawn as Poisson counts of L/(a·g_c) plus a Gaussian, optionally
-    correlated between neighbouring pixels (demosaicking); the result is clipped to [0, 1] and
-    encoded back. a and b are set so that the display noise σ of a green pixel at the retina's
-    median brightness is `level` × the retina's robust maximum (`retina_levels`; as `mr_noise`
-    scales σ to the brightest tissue), the read noise taking a drawn share of it; darker pixels
-    get more, brighter ones less. Level: σ as that fraction, worse higher; none < 0.015 ≤ mild
-    < 0.04 ≤ moderate < 0.1 ≤ severe (0.025 / 0.065 / 0.15).
+    g_c, read noise b), drawn as Poisson counts of L/(a·g_c) plus a Gaussian, mostly correlated
+    between neighbouring pixels (demosaicking, σ up to `CORRELATION_PX`); the result is clipped
+    to [0, 1] and encoded back (so, as in a camera whose black level is clipped, the read noise
+    lifts a black surround by a few hundredths of full scale). a and b are set so that the
+    display noise σ of a green pixel at the retina's median brightness is `level` × the retina's
+    robust maximum (`retina_levels`; as `mr_noise` scales σ to the brightest tissue), the read
+    noise taking a drawn share of it; darker pixels get more, brighter ones less. Level: σ as
+    that fraction, worse higher; none < 0.015 ≤ mild < 0.04 ≤ moderate < 0.1 ≤ severe
+    (0.025 / 0.065 / 0.15).
     """
     if image.is_volume:
         raise UnsupportedImage("fundus_noise applies to 2D photographs, not a volume",
                                image.source)
-    scale = display_scale(image.array)
+    scale = display_scale(image)
     d = np.clip(image.array.astype(np.float64) / scale, 0.0, 1.0)
     linear = d ** GAMMA
     ref, top = retina_levels(d)
@@ -100,7 +115,11 @@ def fundus_noise(image: MedImage, level: float, rng: np.random.Generator
     a = (1.0 - read) * variance / l_ref  # shot-noise variance per unit of linear light
     gain = np.asarray(gains) if image.is_rgb else 1.0
     step = a * gain  # linear light per counted photon, per channel
-    counts = rng.poisson(linear / step)
+    mean = linear / step  # photons counted; beyond POISSON_LIMIT a Gaussian draws them
+    counts = rng.poisson(np.minimum(mean, POISSON_LIMIT)).astype(np.float64)
+    if (mean > POISSON_LIMIT).any():  # drawn only then, so other draws stay as they were
+        gaussian = mean + np.sqrt(mean) * rng.standard_normal(mean.shape)
+        counts = np.where(mean > POISSON_LIMIT, gaussian, counts)
     noise = counts * step - linear + rng.normal(0.0, np.sqrt(read * variance), linear.shape)
     noisy = np.clip(linear + _correlated(noise, corr), 0.0, 1.0)
     out = (noisy ** (1.0 / GAMMA) * scale).astype(np.float32)

@@ -79,6 +79,10 @@ def main(argv: list[str] | None = None) -> None:
     extras = tuple(args.extras)
     output = args.output or (VIEW_CALIBRATION_PATH if args.view else CALIBRATION_PATH)
     started = time.time()
+    if args.extend and args.heads:
+        ap.error("--extend fits on the evidence features alone: not with --heads")
+    if args.data and args.sources:
+        ap.error("--sources chooses the items to build: not with --data")
     try:
         extension = parse_extension(args.extend) if args.extend else None
         if args.data:
@@ -93,8 +97,8 @@ def main(argv: list[str] | None = None) -> None:
             print(json.dumps(calib["extensions"][-1]["validation"], indent=1))
             print(f"extended {output} ({time.time() - started:.0f} s)")
             return
-    except (InputError, OSError, ValueError) as e:
-        ap.error(str(e))
+    except (InputError, OSError, ValueError, KeyError) as e:
+        ap.error(f"{type(e).__name__}: {e}" if isinstance(e, KeyError) else str(e))
     ladders = build_ladders(args.ladders, args.workers, args.view, zoom) if args.ladders else None
     calib = fit(data, args.heads, seed=args.seed, hidden=args.hidden, dropout=args.dropout,
                 folds=args.folds, ladders=ladders, rank_weight=args.rank_weight,

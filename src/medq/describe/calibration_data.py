@@ -42,14 +42,15 @@ SOURCE_WEIGHT = {"MR": 3}
 """Share of each modality's sources in the calibration items: MR has nine finding types to
 learn from one training source, the others four or fewer."""
 
-def _jobs(n2d: int, n3d: int, names: tuple[str, ...] = ()) -> list[tuple[str, str, int]]:
+def _jobs(n2d: int, n3d: int, source_names: tuple[str, ...] = ()
+          ) -> list[tuple[str, str, int]]:
     """(training source, dim, seed) of every calibration item; MR sources weighted up; only the
-    sources `names` where given (a dimension none of them has gets no items)."""
+    sources `source_names` where given (a dimension none of them has gets no items)."""
     from medq.data.sources import sources
 
     jobs: list[tuple[str, str, int]] = []
     for dim, count in (("2d", n2d), ("3d", n3d)):
-        pool = [s for s in sources("train", dim) if not names or s.name in names
+        pool = [s for s in sources("train", dim) if not source_names or s.name in source_names
                 for _ in range(SOURCE_WEIGHT.get(s.modality, 1))]
         if not pool:
             continue
@@ -148,7 +149,7 @@ def model_sha(model: str) -> str:
 
 def data_path(n2d: int, n3d: int, model: str | None = None, view: bool = False,
               zoom: str = "anywhere", extras: tuple[str, ...] = (), noisy_base: float = 0.0,
-              names: tuple[str, ...] = ()) -> Path:
+              source_names: tuple[str, ...] = ()) -> Path:
     """Where `build` caches the calibration data of these settings (keyed by them and by the
     feature and item versions; the default zoom profile, no noisy base and every source add
     nothing to the key)."""
@@ -156,31 +157,33 @@ def data_path(n2d: int, n3d: int, model: str | None = None, view: bool = False,
 
     if view and extras:
         raise ValueError("detector extras are full-plane features: not with view")
-    names = FEATURE_NAMES + ordered_extras(extras)
-    return _cache_file("calibration", [n2d, n3d, names, FEATURES_VERSION, SEED_BASE,
+    features = FEATURE_NAMES + ordered_extras(extras)
+    return _cache_file("calibration", [n2d, n3d, features, FEATURES_VERSION, SEED_BASE,
                                        BENCH_VERSION, model and model_sha(model)]
                        + (["view"] if view else []) + ([zoom] if zoom != "anywhere" else [])
                        + ([f"noisy_base={noisy_base}"] if noisy_base else [])
-                       + ([f"sources={','.join(sorted(names))}"] if names else []))
+                       + ([f"sources={','.join(sorted(source_names))}"] if source_names
+                          else []))
 
 
 def build(n2d: int, n3d: int, model: str | None = None, workers: int | None = None,
           view: bool = False, zoom: str = "anywhere", extras: tuple[str, ...] = (),
-          noisy_base: float = 0.0, names: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+          noisy_base: float = 0.0, source_names: tuple[str, ...] = ()
+          ) -> dict[str, np.ndarray]:
     """The calibration arrays (cached): x features, y severities, h heads, modality, source
     (`zoom`: the items' zoom profile, `items.ZOOM_PROFILES`; `extras`: full-plane detector
     extras appended to x, `evidence.DETECTOR_EXTRAS`; `noisy_base`: the items' chance of a
-    noisy base, `items.degraded_item`; `names`: these training sources only)."""
+    noisy base, `items.degraded_item`; `source_names`: these training sources only)."""
     from medq.data.sources import sources
 
-    unknown = set(names) - {s.name for s in sources("train")}
+    unknown = set(source_names) - {s.name for s in sources("train")}
     if unknown:
         raise InvalidParameter(f"not training sources: {', '.join(sorted(unknown))}")
-    path = data_path(n2d, n3d, model, view, zoom, extras, noisy_base, names)
+    path = data_path(n2d, n3d, model, view, zoom, extras, noisy_base, source_names)
     cached = read_npz(path)
     if cached is not None:
         return cached
-    jobs = sorted(_jobs(n2d, n3d, names), key=lambda j: (j[0], j[1]))
+    jobs = sorted(_jobs(n2d, n3d, source_names), key=lambda j: (j[0], j[1]))
     made = map_jobs(partial(_row, model=model, view=view, zoom=zoom, extras=tuple(extras),
                             noisy_base=noisy_base), jobs, workers, True, "calibration items",
                     chunksize=4)

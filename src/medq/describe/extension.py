@@ -33,14 +33,26 @@ from medq.errors import InvalidParameter
 
 
 def parse_extension(text: str) -> tuple[str, tuple[str, ...]]:
-    """`GROUP:TYPE[,TYPE…]` (e.g. `OP:noise`) as (group, types), the types checked."""
+    """`GROUP:TYPE[,TYPE…]` (e.g. `OP:noise`) as (group, types): a modality group and finding
+    types the engine makes for it (checked before any item is built)."""
+    from medq.assess.assessment import finding_types_for
+    from medq.assess.evidence import MODALITY_GROUPS
+
     group, _, names = text.partition(":")
-    types = tuple(t.strip() for t in names.split(",") if t.strip())
+    group = group.strip().upper()
+    types = tuple(dict.fromkeys(t.strip() for t in names.split(",") if t.strip()))
     unknown = [t for t in types if t not in FINDING_TYPES]
     if not group or not types or unknown:
         raise InvalidParameter(f"--extend takes GROUP:TYPE[,TYPE…] with types among "
                                f"{', '.join(FINDING_TYPES)}; got {text!r}")
-    return group.strip().upper(), types
+    if group not in MODALITY_GROUPS:
+        raise InvalidParameter(f"--extend: {group!r} is no modality group; choose from "
+                               f"{', '.join(MODALITY_GROUPS)}")
+    made = finding_types_for("DX" if group == "XR" else group)
+    if any(t not in made for t in types):
+        raise InvalidParameter(f"--extend: the engine makes no {', '.join(types)} for {group} "
+                               f"(it makes {', '.join(made)})")
+    return group, types
 
 
 def extend(calib: dict[str, Any], data: dict[str, np.ndarray], group: str,

@@ -145,12 +145,14 @@ def _initial_model(cfg: TrainConfig) -> IQAModel:
     from medq.assess.weights import load_weights
 
     name, _, member = cfg.init.partition("#")
-    model = load_weights(name)[0]
+    model, record = load_weights(name)
     if hasattr(model, "members"):
         if not member:
             raise InvalidParameter(f"init {name!r} is a seed ensemble: fine-tune its members")
         model = model.members[int(member)]
-    return copy.deepcopy(model)
+    model = copy.deepcopy(model)
+    model.match_physics_targets(record.get("physics_targets"), bench.KINDS)
+    return model
 
 
 def check_init(cfg: TrainConfig) -> Any:

@@ -307,6 +307,22 @@ class IQAModel(nn.Module):
         self.config.n_acquisition = n
         self.heads.acquisition = mlp(self.heads.dim, self.heads.dim, n) if n else None
 
+    def match_physics_targets(self, trained: list[str] | None, kinds: tuple[str, ...]) -> None:
+        """Give the physics head one output per kind of `kinds` when it was trained on the kinds
+        `trained` (a checkpoint from before the engine gained a degradation): each kind both
+        know keeps its trained output, a new kind gets a fresh one."""
+        if not trained or list(trained) == list(kinds) or self.heads.physics is None:
+            return
+        old = self.heads.physics[-1]
+        new = nn.Linear(old.in_features, len(kinds))
+        with torch.no_grad():
+            for k, kind in enumerate(kinds):
+                if kind in trained:
+                    new.weight[k] = old.weight[trained.index(kind)]
+                    new.bias[k] = old.bias[trained.index(kind)]
+        self.heads.physics[-1] = new
+        self.config.n_physics = len(kinds)
+
     def n_parameters(self) -> int:
         """Number of trainable parameters."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
