@@ -130,7 +130,6 @@ class Detector:
             prob[:, columns], sev[:, columns] = ensemble_output(nets, z, len(types))
         return prob, np.clip(sev, 0.0, 3.5)
 
-
     def inputs(self, x: np.ndarray) -> np.ndarray:
         """Feature vectors `[items, features]` with the calibration's `fixed` features set to
         their value (`FIXED_FEATURES`: a volume is read as its slices are)."""

@@ -161,6 +161,20 @@ def _description_metrics(p: np.ndarray, s: np.ndarray, allowed: np.ndarray,
                           normal_fraction))
 
 
+def type_validation(reported: np.ndarray, severity: np.ndarray, value: np.ndarray
+                    ) -> dict[str, Any]:
+    """Validation numbers of one finding type over items: how many, how many have it (true
+    severity ≥ mild), recall and precision of `reported`, and the error of the estimated
+    `severity` where it is present."""
+    truth = value >= 0.5
+    tp = int((reported & truth).sum())
+    return {"n": int(len(value)), "positives": int(truth.sum()),
+            "recall": round(tp / max(int(truth.sum()), 1), 3),
+            "precision": round(tp / max(int(reported.sum()), 1), 3),
+            "severity_mae": round(float(np.abs(severity - value)[truth].mean()), 3)
+            if truth.any() else None}
+
+
 def thresholds_for(p: np.ndarray, y: np.ndarray, allowed: np.ndarray, groups: np.ndarray
                    ) -> dict[str, float]:
     """Presence threshold of every type (`_best_threshold` on the items that can have it), and
@@ -271,20 +285,13 @@ def fit(data: dict[str, np.ndarray], model: str | None = None, seed: int = 0,
         calib["nets"] += nets
         fold_nets.append(nets)
     p, s = prob[val], sev[val]
-    truth = y[val] >= 0.5
     groups = np.array([modality_group(m) for m in data["modality"][val]])
     calib["thresholds"] = thresholds_for(p, y[val], allowed[val], groups)
     report = {}
     for j, kind in enumerate(FINDING_TYPES):
         sel = allowed[val][:, j]
         pred = p[sel, j] >= np.array([det_threshold(calib, kind, str(g)) for g in groups[sel]])
-        tp = int((pred & truth[sel, j]).sum())
-        report[kind] = {"n": int(sel.sum()), "positives": int(truth[sel, j].sum()),
-                        "recall": round(tp / max(int(truth[sel, j].sum()), 1), 3),
-                        "precision": round(tp / max(int(pred.sum()), 1), 3),
-                        "severity_mae": round(float(np.abs(s[sel, j] - y[val][sel, j])
-                                                    [truth[sel, j]].mean()), 3)
-                        if truth[sel, j].any() else None}
+        report[kind] = type_validation(pred, s[sel, j], y[val][sel, j])
     by_fraction = {f: _description_metrics(p, s, allowed[val], groups, y[val],
                                            calib["thresholds"], f) for f in NORMAL_FRACTIONS}
     calib["normal_fraction"] = max(NORMAL_FRACTIONS, key=lambda f: (by_fraction[f]["total"], f))

@@ -9,7 +9,7 @@ group as it was (`detector.Detector.predict` reads it). Its presence threshold (
 chosen on a held-out 20 % of those items, as `calibrate.fit` chooses the calibration's own.
 
     python -m medq.describe.calibrate [--view] --extend OP:noise --sources retina_left \\
-        --n2d 1200 --n3d 0
+        --n2d 3000 --n3d 0
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from medq.describe.calibrate import (
     _fit_one,
     allowed_matrix,
     column_names,
+    type_validation,
     validation_masks,
 )
 from medq.errors import InvalidParameter
@@ -88,13 +89,7 @@ def extend(calib: dict[str, Any], data: dict[str, np.ndarray], group: str,
     for k, kind in enumerate(types):
         value = y[held, k]
         thresholds[f"{kind}@{group}"] = t = round(_best_threshold(prob[:, k], value), 3)
-        truth, pred = value >= 0.5, prob[:, k] >= t
-        tp = int((truth & pred).sum())
-        report[kind] = {"n": int(held.sum()), "positives": int(truth.sum()),
-                        "recall": round(tp / max(int(truth.sum()), 1), 3),
-                        "precision": round(tp / max(int(pred.sum()), 1), 3),
-                        "severity_mae": round(float(np.abs(sev[truth, k] - value[truth]).mean()), 3)
-                        if truth.any() else None,
+        report[kind] = {**type_validation(prob[:, k] >= t, sev[:, k], value),
                         "severity_spearman": _spearman(sev[:, k], value)}
     extension = {"group": group, "types": list(types), "nets": nets, "seed": seed,
                  "trained_on": {"items": int((~held).sum()),
