@@ -5,7 +5,9 @@ the held-out right half of the retina photograph (`retina_right`, never calibrat
 draw and level, the true continuous severity beside what `medq assess` reads (the noise
 finding's severity, or none) and its score; with `--restore`, also the PSNR of the input, of
 `medq restore` (auto: the network conditioned on the description) and of BM3D on each
-channel, against the clean draw. Usage:
+channel, against the clean draw, and the blue channel's PSNR before and after `medq restore`
+with the photons a pixel at the retina's median brightness counts (the blue channel gets
+fewer: its white-balance gain is the largest). Usage:
     python benchmarks/probes/fundus_noise.py [--draws 4] [--restore]
 """
 
@@ -46,7 +48,7 @@ def main() -> None:
         print(f"draw {draw} {clean.shape}: clean score {a.score:.2f}, noise "
               f"{found.get('noise', 'none')}")
         for level in LEVELS:
-            noisy = simulate(clean, "fundus_noise", level=level, seed=draw)[0]
+            noisy, record = simulate(clean, "fundus_noise", level=level, seed=draw)
             a = medq.assess(noisy)
             noise = next((f for f in a.findings if f["type"] == "noise"), None)
             read = noise["evidence"]["severity_value"] if noise else 0.0
@@ -63,6 +65,11 @@ def main() -> None:
                     gains[method].append(psnr(out.image.array, clean.array) - base)
                     line += (f", {method} {gains[method][-1]:+.2f} dB "
                              f"({time.time() - started:.1f} s)")
+                    if method == "auto":
+                        blue = [psnr(a.array[..., 2], clean.array[..., 2]) for a in (noisy,
+                                                                                  out.image)]
+                line += (f"; blue {blue[0]:.1f} → {blue[1]:.1f} dB "
+                         f"({record.params['photons_at_reference']:.0f} photons)")
             print(line, flush=True)
     print(f"severity read − true: mean {np.mean(errors):+.2f}, mean |·| "
           f"{np.mean(np.abs(errors)):.2f} over {len(errors)} rungs")

@@ -115,8 +115,7 @@ class Detector:
         Features the calibration holds `fixed` are set to their value, the rest clipped to the
         calibration items' range (no extrapolation).
         """
-        clipped = np.clip(self.inputs(x), self.low, self.high)
-        z = (clipped - self.mean) / self.std
+        clipped, z = self.standardised(x)
         n = len(self.types)
         prob, sev = ensemble_output(self.nets, z, n)
         if self.trees is not None:  # blended with gradient-boosted trees on the clipped features
@@ -130,10 +129,12 @@ class Detector:
             prob[:, columns], sev[:, columns] = ensemble_output(nets, z, len(types))
         return prob, np.clip(sev, 0.0, 3.5)
 
-    def inputs(self, x: np.ndarray) -> np.ndarray:
-        """Feature vectors `[items, features]` with the calibration's `fixed` features set to
-        their value (`FIXED_FEATURES`: a volume is read as its slices are)."""
-        return with_fixed(x, self.fixed)
+    def standardised(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Feature vectors `[items, features]` as the nets read them: the `fixed` features set
+        to their value (`FIXED_FEATURES`: a volume is read as its slices are), every feature
+        clipped to the calibration items' range, then standardised; (clipped, standardised)."""
+        clipped = np.clip(with_fixed(x, self.fixed), self.low, self.high)
+        return clipped, (clipped - self.mean) / self.std
 
 
 def with_fixed(x: np.ndarray, columns: dict[int, float]) -> np.ndarray:

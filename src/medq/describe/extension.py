@@ -76,8 +76,7 @@ def extend(calib: dict[str, Any], data: dict[str, np.ndarray], group: str,
                                "engine must make those types for that modality")
     set_threads(1)
     base = Detector(calib)
-    x = np.clip(base.inputs(data["x"][rows]), base.low, base.high)
-    z = ((x - base.mean) / base.std).astype(np.float32)
+    z = base.standardised(data["x"][rows])[1].astype(np.float32)
     y = data["y"][rows][:, columns].astype(np.float32)
     allowed = np.ones(y.shape, dtype=bool)
     held = validation_masks(len(z), seed, 1)[0]
